@@ -1,0 +1,25 @@
+/* util.h — the project's one allocation path and one assertion path (bugs, not user errors). */
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t m);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+_Noreturn void vmc_abort(const char *file, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Always compiled in: an internal invariant of vmc, never a check of user input. */
+#define ASSERT(cond, ...) do { if (!(cond)) vmc_abort(__FILE__, __LINE__, "assertion `" #cond "` failed: " __VA_ARGS__); } while (0)
+#define UNREACHABLE() vmc_abort(__FILE__, __LINE__, "unreachable")
+#define COUNTOF(a) (sizeof(a) / sizeof((a)[0]))
+
+/* FNV-1a, used for hash-consing and cache keys. */
+uint64_t hash_bytes(uint64_t h, const void *p, size_t n);
+#define HASH_SEED 1469598103934665603ULL
+
+/* Growable array of pointers. */
+typedef struct { void **items; int n, cap; } PtrVec;
+void ptrvec_push(PtrVec *v, void *p);
+void ptrvec_free(PtrVec *v);

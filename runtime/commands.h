@@ -1,0 +1,13 @@
+/* commands.h — one entry point per `vmc` sub-command; each lives in its own cmd_*.c file.
+ * Each returns the process exit status (0 ok, 1 user error, 2 environment error). */
+#pragma once
+
+typedef struct Command {
+    const char *name;
+    int (*run)(int argc, char **argv);     /* argv[0] is the command name */
+    const char *summary;
+} Command;
+
+int cmd_check(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_graph(int argc, char **argv);

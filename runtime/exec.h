@@ -1,0 +1,30 @@
+/* exec.h — the interface every backend implements: run a compiled graph step by step.
+ * A backend owns the storage of every PARAM, INPUT and STATE node and of the nodes listed as kept
+ * (loss, outputs, taps, gradients a caller wants to read). ASSIGN nodes take effect at the end of a step. */
+#pragma once
+#include "graph.h"
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct StepInfo {
+    uint64_t seed;      /* run seed: randomness = f(seed, step, node key, element) */
+    uint64_t step;      /* global step counter (drop path, random order) */
+} StepInfo;
+
+typedef struct Exec Exec;
+typedef struct ExecVT {
+    const char *name;                                                    /* "cpu", "cuda" */
+    void (*run)(Exec *e, const StepInfo *s);                             /* one forward(+backward+update) */
+    void (*write)(Exec *e, const Node *n, const void *host, size_t bytes); /* PARAM/INPUT/STATE, host layout dense row-major, node dtype */
+    void (*read)(Exec *e, const Node *n, void *host, size_t bytes);      /* PARAM/INPUT/STATE or a kept node */
+    void (*free)(Exec *e);
+} ExecVT;
+struct Exec { const ExecVT *vt; const Graph *g; };
+
+static inline void exec_run(Exec *e, const StepInfo *s) { e->vt->run(e, s); }
+static inline void exec_write(Exec *e, const Node *n, const void *p, size_t b) { e->vt->write(e, n, p, b); }
+static inline void exec_read(Exec *e, const Node *n, void *p, size_t b) { e->vt->read(e, n, p, b); }
+static inline void exec_free(Exec *e) { if (e) e->vt->free(e); }
+
+/* cpu backend (runtime/cpu_exec.c): unfused fp32 interpreter; keep = nodes whose values must stay readable. */
+Exec *cpu_exec_new(const Graph *g, Node *const *keep, int nkeep);

@@ -1,0 +1,28 @@
+/* main.c — the `vmc` command line: dispatches to one sub-command (runtime/cmd_*.c). */
+#include "commands.h"
+#include <stdio.h>
+#include <string.h>
+
+static const Command COMMANDS[] = {
+    {"check", cmd_check, "report diagnostics for .vmc files (exit 1 on any error)"},
+    {"info", cmd_info, "list every model's parameter tensors and totals"},
+    {"graph", cmd_graph, "print a model's lowered graph (text or --dot)"},
+};
+
+static void usage(FILE *out) {
+    fprintf(out, "usage: vmc COMMAND [ARGS]   (vmc COMMAND --help for details)\n\ncommands:\n");
+    for (size_t k = 0; k < sizeof COMMANDS / sizeof COMMANDS[0]; k++)
+        fprintf(out, "  %-10s %s\n", COMMANDS[k].name, COMMANDS[k].summary);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 1 : 0;
+    }
+    for (size_t k = 0; k < sizeof COMMANDS / sizeof COMMANDS[0]; k++)
+        if (!strcmp(argv[1], COMMANDS[k].name)) return COMMANDS[k].run(argc - 1, argv + 1);
+    fprintf(stderr, "vmc: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 1;
+}
