@@ -1,0 +1,68 @@
+/* pass.h — the passes that turn a differentiated Graph into a schedule the cuda backend can run:
+ * simplify (dead nodes, trivial folding) -> fuse (groups = kernels) -> plan (order, liveness, buffer offsets).
+ * The graph itself is never rewritten: passes record their results beside it in a Fusion (replacements,
+ * groups, buffers), indexed by node id. Passes report no user errors (sema already ran); violations ASSERT. */
+#pragma once
+#include "graph.h"
+
+/* What one group becomes at run time. */
+typedef enum GroupKind {
+    GK_EW,        /* generated kernel: one thread per element of the root's shape */
+    GK_ROW,       /* generated kernel: one block per row of dom along axis; row reductions inside */
+    GK_SCATTER,   /* generated kernel over the input domain, atomicAdd into the zeroed root */
+    GK_GEMM,      /* cuBLASLt matmul */
+    GK_OPAQUE,    /* hand-written template (conv1d, scan and their backwards) */
+    GK_RANDPERM,  /* generated single-thread kernel: Fisher-Yates with the shared Philox stream */
+    GK_ASSIGN,    /* end of step: copy the value buffer into the PARAM/STATE target */
+} GroupKind;
+const char *group_kind_name(GroupKind k);
+
+typedef struct Group {
+    GroupKind kind;
+    int index;              /* position in the schedule (after pass_plan) */
+    Node *root;             /* the node whose value this group writes (ASSIGN node for GK_ASSIGN) */
+    Node **members;         /* nodes computed inside, topological order, root last */
+    int nmembers;
+    Node **ins;             /* materialized nodes read (buffers), first-use order */
+    int nins;
+    Node **outs;            /* members written to buffers: the root and extra outputs, topological order */
+    int nouts;
+    Shape dom;              /* GK_EW: root shape; GK_ROW: the row tensor; GK_SCATTER: the input shape */
+    int axis;               /* GK_ROW: the reduced axis of dom */
+} Group;
+
+typedef enum ArenaKind { AR_PARAM, AR_STATE, AR_INPUT, AR_KEEP, AR_ACT, AR_WORK, AR_COUNT_ } ArenaKind;
+const char *arena_kind_name(ArenaKind k);
+
+typedef struct Buf { ArenaKind arena; int64_t offset, bytes; } Buf;
+
+typedef struct Fusion {
+    const Graph *g;
+    Arena *arena;           /* owns everything below */
+    bool *live;             /* by node id: needed by the step */
+    bool *kept;             /* by node id: readable after the step (loss, outputs, taps, grads, keep list) */
+    Node **repl;            /* by node id: the node it is replaced by (simplify); itself otherwise */
+    int *nuse;              /* by node id: live consumers (an input used twice counts twice) */
+    bool *mat;              /* by node id: has its own buffer */
+    int *group_of;          /* by node id: the group computing it, -1 for sources and dead nodes */
+    Group *groups;          /* in schedule order after pass_plan */
+    int ngroups;
+    Buf *buf;               /* by node id: valid where mat[] */
+    int64_t arena_bytes[AR_COUNT_];
+    int64_t act_naive_bytes;/* activations without reuse, for reports */
+} Fusion;
+
+/* The input of n after simplification (always use this instead of n->src[k]). */
+static inline Node *fus_src(const Fusion *f, const Node *n, int k) { return f->repl[n->src[k]->id]; }
+
+/* Liveness from the loss, named nodes, ASSIGNs and keep[]; folds x+0, x*1, x-0, x/1, neg(neg(x)). */
+Fusion *pass_simplify(const Graph *g, Node *const *keep, int nkeep);
+/* Groups live computed nodes into kernels (see pass_fuse.c for the rules). */
+void pass_fuse(Fusion *f);
+/* Orders groups (ASSIGN copies last), assigns arenas and offsets; activations share memory by liveness. */
+void pass_plan(Fusion *f);
+void fusion_free(Fusion *f);
+/* One line per group: index, kind, root, members. */
+void fusion_dump(const Fusion *f, FILE *out);
+/* Counts groups that are kernels or library calls (everything but sources). */
+int fusion_kernel_count(const Fusion *f);

@@ -1,0 +1,329 @@
+/* pass_fuse.c — groups live nodes into kernels. Walks the graph from the last node to the first; a fusable node
+ * (elementwise, movement, reduction, drop mask) whose consumers all sit in one cluster joins that cluster and is
+ * computed inside it by index math (recomputed per use, CSE'd per index by the emitter). Otherwise it gets a
+ * buffer and roots its own cluster. A reduction joins only a cluster whose rows it shares, through elementwise
+ * row-aligned paths, which makes LayerNorm (+ residual), softmax (+ mask, scale) and MSE one kernel each.
+ * MATMUL, the opaque templates, RANDPERM and ASSIGN are groups of their own with materialized inputs. */
+#include "pass.h"
+#include <stdlib.h>
+#include <string.h>
+
+enum { MAX_PATHS = 8, MAX_MEMBERS = 192 };
+
+typedef struct Cluster {
+    GroupKind kind;          /* GK_EW, GK_ROW or GK_SCATTER while fusing */
+    Node *root;
+    Shape dom;
+    int axis;
+    int nmembers;
+} Cluster;
+
+typedef struct Ctx {
+    Fusion *f;
+    int *cons_start, *cons;  /* CSR: distinct live consumers of each node */
+    int *cluster;            /* by node id, -1 none */
+    int *paths;              /* by node id: how many consumer paths lead to the cluster root */
+    Cluster *cl; int ncl, capcl;
+    int *memo, *memo2; int gen; /* row_aligned / final_path memos: gen*2 + result */
+} Ctx;
+
+static bool fusable(OpKind op) {
+    switch (op) {
+    case OP_NEG: case OP_EXP: case OP_LOG: case OP_SQRT: case OP_RSQRT: case OP_RECIP: case OP_TANH: case OP_ERF:
+    case OP_SIGMOID: case OP_SILU: case OP_SOFTPLUS: case OP_RELU: case OP_ABS: case OP_CAST:
+    case OP_ADD: case OP_SUB: case OP_MUL: case OP_DIV: case OP_MAX: case OP_MIN: case OP_CMP_GT: case OP_WHERE:
+    case OP_SUM: case OP_AMAX:
+    case OP_RESHAPE: case OP_PERMUTE: case OP_SLICE: case OP_PAD: case OP_CONCAT: case OP_EXPAND: case OP_GATHER:
+    case OP_GATHER_DYN: case OP_EXTRACT: case OP_DROP_MASK:
+        return true;
+    case OP_PARAM: case OP_INPUT: case OP_STATE: case OP_CONST: case OP_TABLE:
+    case OP_SCATTER_ADD: case OP_SCATTER_ADD_DYN: case OP_MATMUL: case OP_CONV1D: case OP_CONV1D_BWD_X:
+    case OP_CONV1D_BWD_W: case OP_SCAN: case OP_SCAN_BWD: case OP_RANDPERM: case OP_ASSIGN:
+        return false;
+    }
+    return false;
+}
+
+static bool is_reduce(OpKind op) { return op == OP_SUM || op == OP_AMAX; }
+static bool is_pointwise(OpKind op) {
+    OpClass c = op_class(op);
+    return c == K_UNARY || c == K_BINARY || c == K_TERNARY;
+}
+
+/* Does consumer c need input k of itself as a real buffer? */
+static bool needs_buffer(const Node *c, int k) {
+    switch (op_class(c->op)) {
+    case K_GEMM: case K_OPAQUE: case K_SINK: return true;
+    case K_MOVE: return (c->op == OP_GATHER_DYN || c->op == OP_SCATTER_ADD_DYN) && k == 1;
+    case K_SOURCE: case K_UNARY: case K_BINARY: case K_TERNARY: case K_REDUCE: case K_RANDOM: return false;
+    }
+    return false;
+}
+
+static Shape reduced(Shape s, int axis) { s.d[axis] = 1; return s; }
+
+/* Every path from n up to the root of its cluster stays on rows of (S, axis): elementwise ops shaped S or
+ * reduced-S, or reductions over the same rows. Then a reduction's per-row scalar is read at its own row. */
+static bool row_aligned(Ctx *c, const Node *n, Shape S, int axis) {
+    if (c->memo[n->id] >> 1 == c->gen) return c->memo[n->id] & 1;
+    Cluster *cl = &c->cl[c->cluster[n->id]];
+    Shape Sr = reduced(S, axis);
+    bool ok = shape_eq(n->shape, S) || shape_eq(n->shape, Sr);
+    if (ok && is_reduce(n->op)) ok = shape_eq(fus_src(c->f, n, 0)->shape, S) && n->i[0] == axis;
+    else if (ok) ok = is_pointwise(n->op);
+    if (ok && n != cl->root)
+        for (int k = c->cons_start[n->id]; ok && k < c->cons_start[n->id + 1]; k++)
+            ok = row_aligned(c, c->f->g->nodes[c->cons[k]], S, axis);
+    c->memo[n->id] = c->gen * 2 + ok;
+    return ok;
+}
+
+/* An extra output of an EW cluster is stored where it is evaluated; every element must be reached through
+ * pointwise ops of the root's shape. */
+static bool ident_path(Ctx *c, const Node *n, int k, Shape T) {
+    const Cluster *cl = &c->cl[k];
+    for (int j = c->cons_start[n->id]; j < c->cons_start[n->id + 1]; j++) {
+        const Node *m = c->f->g->nodes[c->cons[j]];
+        if (c->cluster[m->id] != k || !is_pointwise(m->op) || !shape_eq(m->shape, T)) continue;
+        if (m == cl->root || ident_path(c, m, k, T)) return true;
+    }
+    return false;
+}
+
+/* Some path from n reaches the root of cluster k without crossing a reduction (so the final phase of a row
+ * kernel evaluates n). */
+static bool final_path(Ctx *c, const Node *n, int k) {
+    if (c->memo2[n->id] >> 1 == c->gen) return c->memo2[n->id] & 1;
+    bool ok = false;
+    for (int j = c->cons_start[n->id]; !ok && j < c->cons_start[n->id + 1]; j++) {
+        const Node *m = c->f->g->nodes[c->cons[j]];
+        if (c->cluster[m->id] != k || is_reduce(m->op)) continue;
+        ok = m == c->cl[k].root || final_path(c, m, k);
+    }
+    c->memo2[n->id] = c->gen * 2 + ok;
+    return ok;
+}
+
+/* May n be computed inside cluster k? Without multi, all of n's consumers are in k; with multi, n also has
+ * consumers in later clusters, so k stores it: every element of n must then be evaluated in k's final phase
+ * (row kernels: reductions are stored per row by their block). Updates the cluster's domain. */
+static bool can_join(Ctx *c, Node *n, int k, bool multi) {
+    Cluster *cl = &c->cl[k];
+    if (cl->nmembers >= MAX_MEMBERS) return false;
+    if (!is_reduce(n->op)) {
+        if (!multi) return true;
+        if (cl->kind == GK_EW) return is_pointwise(n->op) && shape_eq(n->shape, cl->dom) && ident_path(c, n, k, cl->dom);
+        if (cl->kind != GK_ROW || !shape_eq(c->cl[k].root->shape, cl->dom)) return false;
+        c->gen++;
+        bool aligned = true;
+        for (int j = c->cons_start[n->id]; aligned && j < c->cons_start[n->id + 1]; j++) {
+            const Node *m = c->f->g->nodes[c->cons[j]];
+            if (c->cluster[m->id] == k) aligned = row_aligned(c, m, cl->dom, cl->axis);
+        }
+        Shape Sr = reduced(cl->dom, cl->axis);
+        return aligned && is_pointwise(n->op) && (shape_eq(n->shape, cl->dom) || shape_eq(n->shape, Sr)) &&
+               final_path(c, n, k);
+    }
+    if (cl->kind == GK_SCATTER) return false;
+    Shape S = fus_src(c->f, n, 0)->shape;
+    int axis = (int)n->i[0];
+    if (cl->kind == GK_ROW && (!shape_eq(cl->dom, S) || cl->axis != axis)) return false;
+    if (cl->kind == GK_EW && !shape_eq(cl->dom, S) && !shape_eq(cl->dom, reduced(S, axis))) return false;
+    c->gen++;
+    for (int j = c->cons_start[n->id]; j < c->cons_start[n->id + 1]; j++) {
+        const Node *m = c->f->g->nodes[c->cons[j]];
+        if ((!multi || c->cluster[m->id] == k) && !row_aligned(c, m, S, axis)) return false;
+    }
+    cl->kind = GK_ROW;
+    cl->dom = S;
+    cl->axis = axis;
+    return true;
+}
+
+static int new_cluster(Ctx *c, Node *root) {
+    if (c->ncl == c->capcl) {
+        c->capcl = c->capcl ? c->capcl * 2 : 256;
+        c->cl = xrealloc(c->cl, sizeof(Cluster) * (size_t)c->capcl);
+    }
+    Cluster *cl = &c->cl[c->ncl];
+    memset(cl, 0, sizeof *cl);
+    cl->root = root;
+    cl->kind = GK_EW;
+    cl->dom = root->shape;
+    if (is_reduce(root->op)) { cl->kind = GK_ROW; cl->dom = fus_src(c->f, root, 0)->shape; cl->axis = (int)root->i[0]; }
+    if (root->op == OP_SCATTER_ADD || root->op == OP_SCATTER_ADD_DYN) { cl->kind = GK_SCATTER; cl->dom = fus_src(c->f, root, 0)->shape; }
+    cl->nmembers = 1;
+    c->cluster[root->id] = c->ncl;
+    c->paths[root->id] = 1;
+    c->f->mat[root->id] = true;
+    return c->ncl++;
+}
+
+/* The one cluster holding every consumer of n, or -1; also sums the consumer paths. */
+static int consumer_cluster(Ctx *c, const Node *n, int *paths) {
+    int k = -1;
+    *paths = 0;
+    for (int j = c->cons_start[n->id]; j < c->cons_start[n->id + 1]; j++) {
+        const Node *m = c->f->g->nodes[c->cons[j]];
+        int km = c->cluster[m->id];
+        for (int s = 0; s < m->nsrc; s++)
+            if (fus_src(c->f, m, s) == n && needs_buffer(m, s)) return -1;
+        if (km < 0 || (k >= 0 && km != k)) return -1;
+        k = km;
+        *paths += c->paths[m->id];
+    }
+    return k;
+}
+
+/* For a node read by several clusters: the one that runs first (smallest root), if it is a generated kernel.
+ * The others have larger roots, so no path leads from them back into it: storing n there makes no cycle. */
+static int first_cluster(Ctx *c, const Node *n, int *paths) {
+    int k = -1;
+    *paths = 0;
+    for (int j = c->cons_start[n->id]; j < c->cons_start[n->id + 1]; j++) {
+        int km = c->cluster[c->cons[j]];
+        if (km < 0) return -1;
+        if (k < 0 || c->cl[km].root->id < c->cl[k].root->id) k = km;
+    }
+    if (k < 0 || (c->cl[k].kind != GK_EW && c->cl[k].kind != GK_ROW) || !fusable(c->cl[k].root->op)) return -1;
+    for (int j = c->cons_start[n->id]; j < c->cons_start[n->id + 1]; j++) {
+        const Node *m = c->f->g->nodes[c->cons[j]];
+        if (c->cluster[m->id] != k) continue;
+        for (int s = 0; s < m->nsrc; s++)
+            if (fus_src(c->f, m, s) == n && needs_buffer(m, s)) return -1;
+        *paths += c->paths[m->id];
+    }
+    return k;
+}
+
+static void build_consumers(Ctx *c) {
+    const Graph *g = c->f->g;
+    int nn = g->nnodes;
+    c->cons_start = xcalloc((size_t)nn + 1, sizeof(int));
+    for (int pass = 0; pass < 2; pass++) {
+        int *fill = pass ? xcalloc((size_t)nn, sizeof(int)) : NULL;
+        for (int k = 0; k < nn; k++) {
+            Node *m = g->nodes[k];
+            if (!c->f->live[k] || c->f->repl[k] != m) continue;
+            for (int s = 0; s < m->nsrc; s++) {
+                Node *src = fus_src(c->f, m, s);
+                bool dup = false;
+                for (int t = 0; t < s; t++) dup |= fus_src(c->f, m, t) == src;
+                if (dup) continue;
+                if (!pass) c->cons_start[src->id + 1]++;
+                else c->cons[c->cons_start[src->id] + fill[src->id]++] = k;
+            }
+        }
+        if (!pass) {
+            for (int k = 0; k < nn; k++) c->cons_start[k + 1] += c->cons_start[k];
+            c->cons = xcalloc((size_t)c->cons_start[nn] + 1, sizeof(int));
+        }
+        free(fill);
+    }
+}
+
+static void assign_clusters(Ctx *c) {
+    Fusion *f = c->f;
+    const Graph *g = f->g;
+    for (int id = g->nnodes - 1; id >= 0; id--) {
+        Node *n = g->nodes[id];
+        if (!f->live[id] || f->repl[id] != n) continue;
+        OpClass oc = op_class(n->op);
+        if (oc == K_SOURCE && n->op != OP_CONST) { f->mat[id] = true; continue; }
+        if (!fusable(n->op) && n->op != OP_CONST) { new_cluster(c, n); continue; }
+        if (n->op == OP_CONST) {
+            /* constants are inlined wherever they are read, unless kept or a consumer needs a buffer */
+            bool buffer = f->kept[id];
+            for (int j = c->cons_start[id]; j < c->cons_start[id + 1]; j++) {
+                const Node *m = g->nodes[c->cons[j]];
+                for (int s = 0; s < m->nsrc; s++) buffer |= fus_src(f, m, s) == n && needs_buffer(m, s);
+            }
+            if (buffer) new_cluster(c, n);
+            continue;
+        }
+        int paths = 0, k = f->kept[id] ? -1 : consumer_cluster(c, n, &paths);
+        bool multi = false;
+        if (k < 0 || paths > MAX_PATHS || !can_join(c, n, k, false)) {
+            k = first_cluster(c, n, &paths);
+            multi = k >= 0 && paths <= MAX_PATHS && can_join(c, n, k, true);
+            if (!multi) { new_cluster(c, n); continue; }
+        }
+        c->cluster[id] = k;
+        c->paths[id] = paths;
+        c->cl[k].nmembers++;
+        f->mat[id] = multi;
+    }
+}
+
+static void push_node(Arena *a, Node ***arr, int *n, int *cap, Node *x) {
+    if (*n == *cap) {
+        int nc = *cap ? *cap * 2 : 8;
+        Node **t = arena_alloc(a, sizeof(Node *) * (size_t)nc);
+        if (*n) memcpy(t, *arr, sizeof(Node *) * (size_t)*n);
+        *arr = t;
+        *cap = nc;
+    }
+    (*arr)[(*n)++] = x;
+}
+
+static GroupKind kind_of_root(const Cluster *cl) {
+    switch (op_class(cl->root->op)) {
+    case K_GEMM: return GK_GEMM;
+    case K_OPAQUE: return GK_OPAQUE;
+    case K_SINK: return GK_ASSIGN;
+    case K_RANDOM: return cl->root->op == OP_RANDPERM ? GK_RANDPERM : cl->kind;
+    case K_SOURCE: case K_UNARY: case K_BINARY: case K_TERNARY: case K_REDUCE: case K_MOVE: return cl->kind;
+    }
+    return cl->kind;
+}
+
+/* Turns clusters into groups: members in topological order, materialized inputs in first-use order. */
+static void make_groups(Ctx *c) {
+    Fusion *f = c->f;
+    const Graph *g = f->g;
+    f->ngroups = c->ncl;
+    f->groups = arena_alloc(f->arena, sizeof(Group) * (size_t)(c->ncl ? c->ncl : 1));
+    int *capm = xcalloc((size_t)c->ncl + 1, sizeof(int)), *capi = xcalloc((size_t)c->ncl + 1, sizeof(int));
+    int *capo = xcalloc((size_t)c->ncl + 1, sizeof(int));
+    int *seen = xcalloc((size_t)g->nnodes, sizeof(int));   /* group index + 1 that listed it as an input */
+    /* clusters were created last node first: group order = reverse creation = topological order of roots */
+    for (int k = 0; k < c->ncl; k++) {
+        Cluster *cl = &c->cl[c->ncl - 1 - k];
+        Group *gr = &f->groups[k];
+        gr->kind = kind_of_root(cl);
+        gr->root = cl->root;
+        gr->dom = cl->dom;
+        gr->axis = cl->axis;
+        gr->index = k;
+    }
+    for (int id = 0; id < g->nnodes; id++) {
+        if (c->cluster[id] < 0) continue;
+        int k = c->ncl - 1 - c->cluster[id];
+        Group *gr = &f->groups[k];
+        Node *n = g->nodes[id];
+        f->group_of[id] = k;
+        push_node(f->arena, &gr->members, &gr->nmembers, &capm[k], n);
+        if (f->mat[id]) push_node(f->arena, &gr->outs, &gr->nouts, &capo[k], n);
+        for (int s = 0; s < n->nsrc; s++) {
+            Node *src = fus_src(f, n, s);
+            if (!f->mat[src->id] || c->cluster[src->id] == c->cluster[id] || seen[src->id] == k + 1) continue;
+            seen[src->id] = k + 1;
+            push_node(f->arena, &gr->ins, &gr->nins, &capi[k], src);
+        }
+    }
+    free(capm); free(capi); free(capo); free(seen);
+}
+
+void pass_fuse(Fusion *f) {
+    Ctx c = {.f = f};
+    int nn = f->g->nnodes;
+    c.cluster = xcalloc((size_t)nn, sizeof(int));
+    c.paths = xcalloc((size_t)nn, sizeof(int));
+    c.memo = xcalloc((size_t)nn, sizeof(int));
+    c.memo2 = xcalloc((size_t)nn, sizeof(int));
+    for (int k = 0; k < nn; k++) c.cluster[k] = -1;
+    build_consumers(&c);
+    assign_clusters(&c);
+    make_groups(&c);
+    free(c.cons_start); free(c.cons); free(c.cluster); free(c.paths); free(c.memo); free(c.memo2); free(c.cl);
+}

@@ -1,0 +1,129 @@
+/* pass_simplify.c — the first pass: trivial algebraic folding (recorded as replacements, the graph is not
+ * rewritten), liveness from the step's roots (loss, named nodes, gradients, ASSIGNs, the caller's keep list)
+ * and use counts. Also owns the Fusion object's lifetime and its dump. */
+#include "pass.h"
+#include <stdlib.h>
+#include <string.h>
+
+const char *group_kind_name(GroupKind k) {
+    switch (k) {
+    case GK_EW: return "ew";
+    case GK_ROW: return "row";
+    case GK_SCATTER: return "scatter";
+    case GK_GEMM: return "gemm";
+    case GK_OPAQUE: return "opaque";
+    case GK_RANDPERM: return "randperm";
+    case GK_ASSIGN: return "assign";
+    }
+    return "?";
+}
+
+const char *arena_kind_name(ArenaKind k) {
+    static const char *const names[] = {"params", "state", "inputs", "kept", "activations", "workspace"};
+    _Static_assert(COUNTOF(names) == AR_COUNT_, "arena names");
+    return names[k];
+}
+
+static bool is_const(const Node *n, double v) { return n->op == OP_CONST && n->f[0] == v; }
+
+/* The operand that n reduces to, or NULL. Only folds where the result keeps n's shape and dtype. */
+static Node *fold(const Fusion *f, const Node *n) {
+    if (n->nsrc < 1) return NULL;
+    Node *a = fus_src(f, n, 0), *b = n->nsrc > 1 ? fus_src(f, n, 1) : NULL;
+    Node *keep = NULL;
+    if (n->op == OP_ADD && is_const(b, 0)) keep = a;
+    else if (n->op == OP_ADD && is_const(a, 0)) keep = b;
+    else if ((n->op == OP_SUB && is_const(b, 0)) || (n->op == OP_DIV && is_const(b, 1))) keep = a;
+    else if (n->op == OP_MUL && is_const(b, 1)) keep = a;
+    else if (n->op == OP_MUL && is_const(a, 1)) keep = b;
+    else if (n->op == OP_NEG && a->op == OP_NEG) keep = f->repl[a->src[0]->id];
+    if (keep && shape_eq(keep->shape, n->shape) && keep->dtype == n->dtype) return keep;
+    return NULL;
+}
+
+static void mark_live(Fusion *f, Node *n) {
+    if (f->live[n->id]) return;
+    /* iterative: graphs are deep (thousands of nodes in a chain) */
+    PtrVec stack = {0};
+    ptrvec_push(&stack, n);
+    f->live[n->id] = true;
+    while (stack.n) {
+        Node *m = stack.items[--stack.n];
+        for (int k = 0; k < m->nsrc; k++) {
+            Node *s = fus_src(f, m, k);
+            if (!f->live[s->id]) { f->live[s->id] = true; ptrvec_push(&stack, s); }
+        }
+    }
+    ptrvec_free(&stack);
+}
+
+static void add_root(Fusion *f, Node *n, bool keep) {
+    n = f->repl[n->id];
+    mark_live(f, n);
+    if (keep) f->kept[n->id] = true;
+}
+
+Fusion *pass_simplify(const Graph *g, Node *const *keep, int nkeep) {
+    Fusion *f = xcalloc(1, sizeof *f);
+    int nn = g->nnodes;
+    f->g = g;
+    f->arena = arena_new(1 << 16);
+    f->live = arena_alloc(f->arena, sizeof(bool) * (size_t)nn);
+    f->kept = arena_alloc(f->arena, sizeof(bool) * (size_t)nn);
+    f->mat = arena_alloc(f->arena, sizeof(bool) * (size_t)nn);
+    f->repl = arena_alloc(f->arena, sizeof(Node *) * (size_t)nn);
+    f->nuse = arena_alloc(f->arena, sizeof(int) * (size_t)nn);
+    f->group_of = arena_alloc(f->arena, sizeof(int) * (size_t)nn);
+    f->buf = arena_alloc(f->arena, sizeof(Buf) * (size_t)nn);
+    bool *pinned = arena_alloc(f->arena, sizeof(bool) * (size_t)nn);   /* must not be folded away */
+    for (int k = 0; k < nkeep; k++) pinned[keep[k]->id] = true;
+    for (int k = 0; k < g->nnamed; k++) pinned[g->named[k].node->id] = true;
+    if (g->loss) pinned[g->loss->id] = true;
+    for (int k = 0; k < nn; k++) {
+        Node *n = g->nodes[k];
+        f->group_of[k] = -1;
+        f->repl[k] = n;
+        if (n->flags & (NF_LOSS | NF_GRAD | NF_OUTPUT | NF_TAP)) pinned[k] = true;
+        Node *r = pinned[k] ? NULL : fold(f, n);
+        if (r) f->repl[k] = r;
+    }
+    if (g->loss) add_root(f, g->loss, true);
+    for (int k = 0; k < g->nnamed; k++) add_root(f, g->named[k].node, true);
+    for (int k = 0; k < nkeep; k++) add_root(f, keep[k], true);
+    for (int k = 0; k < nn; k++) {
+        Node *n = g->nodes[k];
+        if (n->flags & NF_GRAD) add_root(f, n, true);
+        if (n->op == OP_ASSIGN) add_root(f, n, false);
+    }
+    /* sources are always live: the backend owns their storage whether or not this step reads them */
+    for (int k = 0; k < g->params.n; k++) f->live[((Node *)g->params.items[k])->id] = true;
+    for (int k = 0; k < g->inputs.n; k++) f->live[((Node *)g->inputs.items[k])->id] = true;
+    for (int k = 0; k < g->states.n; k++) f->live[((Node *)g->states.items[k])->id] = true;
+    for (int k = 0; k < nn; k++) {
+        Node *n = g->nodes[k];
+        if (!f->live[k] || f->repl[k] != n) continue;
+        for (int j = 0; j < n->nsrc; j++) f->nuse[fus_src(f, n, j)->id]++;
+    }
+    return f;
+}
+
+void fusion_free(Fusion *f) {
+    if (!f) return;
+    arena_free(f->arena);
+    free(f);
+}
+
+int fusion_kernel_count(const Fusion *f) { return f->ngroups; }
+
+void fusion_dump(const Fusion *f, FILE *out) {
+    for (int k = 0; k < f->ngroups; k++) {
+        const Group *gr = &f->groups[k];
+        char s[96];
+        fprintf(out, "k%d %-8s root=%%%u %s %s:", k, group_kind_name(gr->kind), gr->root->id, op_name(gr->root->op),
+                shape_str(gr->root->shape, s, sizeof s));
+        for (int j = 0; j < gr->nmembers; j++) fprintf(out, " %s%%%u", op_name(gr->members[j]->op), gr->members[j]->id);
+        fprintf(out, "  <-");
+        for (int j = 0; j < gr->nins; j++) fprintf(out, " %%%u", gr->ins[j]->id);
+        fprintf(out, "\n");
+    }
+}

@@ -1,0 +1,162 @@
+/* test_fuse.c — kernel-count assertions for the fusion pass (tinygrad check_schedule style) and invariants of the
+ * memory plan (no two live activations overlap). Graphs are built by hand with the graph builders. */
+#include "pass.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int failures;
+#define CHECK(cond, ...) do { if (!(cond)) { failures++; fprintf(stderr, "%s:%d: FAIL: ", __FILE__, __LINE__); \
+    fprintf(stderr, __VA_ARGS__); fprintf(stderr, "\n"); } } while (0)
+
+static Node *bin(Graph *g, OpKind op, Node *a, Node *b) { Node *n = g_binary(g, op, a, b, LOC_NONE); ASSERT(n, "%s", g->err); return n; }
+static Node *un(Graph *g, OpKind op, Node *a) { return g_unary(g, op, a, LOC_NONE); }
+static Node *red(Graph *g, OpKind op, Node *a, int ax) { return g_reduce(g, op, a, ax, LOC_NONE); }
+static Node *cst(Graph *g, double v) { return g_scalar(g, v); }
+static Node *param(Graph *g, const char *name, Shape s) {
+    ParamInfo pi = {.init = INIT_ZEROS, .lr_layer = -1};
+    return g_param(g, name, s, DT_F32, pi, LOC_NONE);
+}
+
+/* Checks the plan: activations whose group intervals overlap must not overlap in memory. */
+static void check_plan(const Fusion *f) {
+    const Graph *g = f->g;
+    int *first = calloc((size_t)g->nnodes, sizeof(int)), *last = calloc((size_t)g->nnodes, sizeof(int));
+    for (int k = 0; k < g->nnodes; k++) { first[k] = f->group_of[k]; last[k] = first[k]; }
+    for (int k = 0; k < f->ngroups; k++)
+        for (int j = 0; j < f->groups[k].nins; j++) {
+            int id = (int)f->groups[k].ins[j]->id;
+            if (k > last[id]) last[id] = k;
+        }
+    for (int a = 0; a < g->nnodes; a++) {
+        if (!f->mat[a] || !f->live[a] || f->buf[a].arena != AR_ACT) continue;
+        CHECK(f->buf[a].offset + f->buf[a].bytes <= f->arena_bytes[AR_ACT], "node %d outside the arena", a);
+        for (int b = a + 1; b < g->nnodes; b++) {
+            if (!f->mat[b] || !f->live[b] || f->buf[b].arena != AR_ACT) continue;
+            bool time = first[a] <= last[b] && first[b] <= last[a];
+            bool space = f->buf[a].offset < f->buf[b].offset + f->buf[b].bytes &&
+                         f->buf[b].offset < f->buf[a].offset + f->buf[a].bytes;
+            CHECK(!(time && space), "nodes %d and %d are live together and overlap", a, b);
+        }
+    }
+    free(first); free(last);
+}
+
+static int kernels(Graph *g, Node *const *keep, int nkeep, const char *what) {
+    Fusion *f = pass_simplify(g, keep, nkeep);
+    pass_fuse(f);
+    pass_plan(f);
+    check_plan(f);
+    int n = fusion_kernel_count(f);
+    printf("%s: %d kernel(s)\n", what, n);
+    fusion_dump(f, stdout);
+    fusion_free(f);
+    return n;
+}
+
+static void test_chain(void) {
+    Graph *g = graph_new();
+    Shape s = shape_of(2, (int64_t)64, (int64_t)32);
+    Node *x = g_input(g, "x", s, DT_F32, LOC_NONE), *y = g_input(g, "y", s, DT_F32, LOC_NONE);
+    Node *h = bin(g, OP_ADD, bin(g, OP_MUL, un(g, OP_EXP, x), cst(g, 2)), y);
+    h = un(g, OP_SIGMOID, un(g, OP_TANH, h));
+    graph_add_named(g, "out", h, NF_OUTPUT);
+    CHECK(kernels(g, NULL, 0, "5 elementwise ops") == 1, "a chain of 5 elementwise ops is one kernel");
+    graph_free(g);
+}
+
+/* y = LayerNorm(x + r) with h = x + r also written (the residual stream). */
+static Node *layernorm(Graph *g, Node *h, Node *w, Node *b, int64_t C) {
+    Node *mean = bin(g, OP_DIV, red(g, OP_SUM, h, -1), cst(g, (double)C));
+    Node *xc = bin(g, OP_SUB, h, mean);
+    Node *var = bin(g, OP_DIV, red(g, OP_SUM, bin(g, OP_MUL, xc, xc), -1), cst(g, (double)C));
+    Node *rstd = un(g, OP_RSQRT, bin(g, OP_ADD, var, cst(g, 1e-5)));
+    return bin(g, OP_ADD, bin(g, OP_MUL, bin(g, OP_MUL, xc, rstd), w), b);
+}
+
+static void test_layernorm(void) {
+    Graph *g = graph_new();
+    int64_t C = 48;
+    Shape s = shape_of(3, (int64_t)2, (int64_t)10, C);
+    Node *x = g_input(g, "x", s, DT_F32, LOC_NONE), *r = g_input(g, "r", s, DT_F32, LOC_NONE);
+    Node *w = param(g, "w", shape_of(1, C)), *b = param(g, "b", shape_of(1, C));
+    Node *h = bin(g, OP_ADD, x, r);
+    Node *y = layernorm(g, h, w, b, C);
+    graph_add_named(g, "h", h, NF_OUTPUT);
+    graph_add_named(g, "y", y, NF_OUTPUT);
+    CHECK(kernels(g, NULL, 0, "layernorm + residual") == 1, "layernorm + residual add is one kernel");
+    graph_free(g);
+}
+
+static void test_softmax(void) {
+    Graph *g = graph_new();
+    int64_t L = 16;
+    Node *sc = g_input(g, "scores", shape_of(3, (int64_t)4, L, L), DT_F32, LOC_NONE);
+    Node *mask = param(g, "mask", shape_of(2, L, L));
+    Node *s = bin(g, OP_ADD, bin(g, OP_MUL, sc, cst(g, 0.125)), mask);
+    Node *m = red(g, OP_AMAX, s, -1);
+    Node *e = un(g, OP_EXP, bin(g, OP_SUB, s, m));
+    Node *p = bin(g, OP_DIV, e, red(g, OP_SUM, e, -1));
+    graph_add_named(g, "p", p, NF_OUTPUT);
+    CHECK(kernels(g, NULL, 0, "softmax + mask + scale") == 1, "softmax + mask + scale is one kernel");
+    graph_free(g);
+}
+
+/* ARM's target: per-patch normalised pixels; loss = mean over rows of the per-row MSE. */
+static void test_mse(void) {
+    Graph *g = graph_new();
+    int64_t P = 32;
+    Shape s = shape_of(3, (int64_t)2, (int64_t)6, P);
+    Node *pred = g_input(g, "pred", s, DT_F32, LOC_NONE), *t = g_input(g, "t", s, DT_F32, LOC_NONE);
+    Node *mean = bin(g, OP_DIV, red(g, OP_SUM, t, -1), cst(g, (double)P));
+    Node *tc = bin(g, OP_SUB, t, mean);
+    Node *var = bin(g, OP_DIV, red(g, OP_SUM, bin(g, OP_MUL, tc, tc), -1), cst(g, (double)(P - 1)));
+    Node *target = bin(g, OP_DIV, tc, un(g, OP_SQRT, bin(g, OP_ADD, var, cst(g, 1e-6))));
+    Node *d = bin(g, OP_SUB, pred, target);
+    Node *rowloss = bin(g, OP_DIV, red(g, OP_SUM, bin(g, OP_MUL, d, d), -1), cst(g, (double)P));
+    Node *flat = g_reshape(g, rowloss, shape_of(1, (int64_t)12), LOC_NONE);
+    Node *loss = bin(g, OP_DIV, red(g, OP_SUM, flat, 0), cst(g, 12));
+    graph_set_loss(g, loss);
+    CHECK(kernels(g, NULL, 0, "normalised target + mse") == 2, "row part one kernel, mean over rows another");
+    graph_free(g);
+}
+
+static void test_linear(void) {
+    Graph *g = graph_new();
+    Node *x = g_input(g, "x", shape_of(2, (int64_t)32, (int64_t)16), DT_F32, LOC_NONE);
+    Node *w = param(g, "w", shape_of(2, (int64_t)24, (int64_t)16)), *b = param(g, "b", shape_of(1, (int64_t)24));
+    Node *y = g_matmul(g, un(g, OP_RELU, x), w, false, true, LOC_NONE);
+    Node *z = un(g, OP_SILU, bin(g, OP_ADD, y, b));
+    graph_add_named(g, "z", z, NF_OUTPUT);
+    CHECK(kernels(g, NULL, 0, "relu -> linear -> bias + silu") == 3, "prologue, gemm, epilogue");
+    graph_free(g);
+}
+
+/* Dead nodes are not computed; x + 0 folds to x (the named output itself is kept as written). */
+static void test_fold_and_dead(void) {
+    Graph *g = graph_new();
+    Shape s = shape_of(1, (int64_t)10);
+    Node *x = g_input(g, "x", s, DT_F32, LOC_NONE);
+    Node *dead = un(g, OP_EXP, x);
+    (void)dead;
+    Node *y = bin(g, OP_MUL, bin(g, OP_ADD, un(g, OP_TANH, x), g_const(g, 0, s, DT_F32)), g_const(g, 1, s, DT_F32));
+    graph_add_named(g, "y", y, NF_OUTPUT);
+    Fusion *f = pass_simplify(g, NULL, 0);
+    CHECK(!f->live[dead->id], "an unused node is dead");
+    pass_fuse(f);
+    CHECK(f->ngroups == 1 && f->groups[0].nmembers == 2, "x+0 folds away (members %d)", f->groups[0].nmembers);
+    fusion_free(f);
+    graph_free(g);
+}
+
+int main(void) {
+    test_chain();
+    test_layernorm();
+    test_softmax();
+    test_mse();
+    test_linear();
+    test_fold_and_dead();
+    if (failures) { fprintf(stderr, "%d failure(s)\n", failures); return 1; }
+    printf("ok\n");
+    return 0;
+}
