@@ -1,0 +1,11 @@
+# train.cmake — tests of the training step (optimizer graph, schedule), safetensors, checkpoints and the
+# pretrain/finetune/eval commands. All cpu-labelled.
+add_executable(test_optim ${CMAKE_CURRENT_LIST_DIR}/test_optim.c)
+target_link_libraries(test_optim PRIVATE runtime compiler)
+add_test(NAME train_optim COMMAND test_optim)
+set_tests_properties(train_optim PROPERTIES LABELS cpu TIMEOUT 60)
+
+add_executable(test_safetensors ${CMAKE_CURRENT_LIST_DIR}/test_safetensors.c)
+target_link_libraries(test_safetensors PRIVATE runtime)
+add_test(NAME train_safetensors COMMAND test_safetensors)
+set_tests_properties(train_safetensors PROPERTIES LABELS cpu TIMEOUT 60)
