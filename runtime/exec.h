@@ -28,3 +28,6 @@ static inline void exec_free(Exec *e) { if (e) e->vt->free(e); }
 
 /* cpu backend (runtime/cpu_exec.c): unfused fp32 interpreter; keep = nodes whose values must stay readable. */
 Exec *cpu_exec_new(const Graph *g, Node *const *keep, int nkeep);
+/* The same interpreter in fp64, for gradient checks: float nodes are written and read as double on the host
+ * (i32 nodes as int32), and CAST to a float type is exact (no bf16 rounding). */
+Exec *cpu_exec_new_f64(const Graph *g, Node *const *keep, int nkeep);
