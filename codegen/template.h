@@ -1,0 +1,65 @@
+/* template.h — hand-written device code for the opaque ops (codegen/templates/NAME.cuh, embedded into the binary at
+ * build time) and its instantiation: shape constants and dtypes become #defines in front of the template text.
+ * Every instantiation is one NVRTC translation unit: defines, templates/common.cuh, then the template.
+ * Kernels are extern "C"; their parameter lists, grids and zeroing needs are documented per op below. */
+#pragma once
+#include "graph.h"
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct TemplateDef { const char *name; const char *value; } TemplateDef;
+
+/* Embedded text of codegen/templates/<file> ("common.cuh", "selective_scan_fwd.cuh", ...), NULL if unknown. */
+const char *template_text(const char *file);
+/* Names of all embedded templates; *n receives the count. */
+const char *const *template_files(int *n);
+/* "#define NAME VALUE" for each def, then common.cuh, then templates/<file>; malloc'd; NULL if file is unknown. */
+char *template_instantiate(const char *file, const TemplateDef *defs, int ndefs);
+/* The C++ type name a template uses for a dtype: "float", "bf16" (common.cuh's storage type), "int". */
+const char *template_ctype(DType t);
+
+/* How to launch an instantiated kernel. Before each launch, zero the byte ranges listed in zero[] of the
+ * buffers passed as parameter number zero[k].param (0-based): those outputs are accumulated with atomics. */
+typedef struct KernelLaunch {
+    char name[48];                 /* extern "C" symbol for cuModuleGetFunction */
+    unsigned grid[3], block[3];
+    unsigned smem;                 /* dynamic shared memory bytes */
+    struct { int param; size_t offset, bytes; } zero[2];
+    int nzero;
+} KernelLaunch;
+
+/* Selective scan (ARM_SPEC §2.3): u, delta, z [B,L,D]; Bm, Cm [B,L,N]; A_log [D,N]; D, delta_bias [D].
+ * All arithmetic fp32; each tensor's storage dtype may be DT_F32 or DT_BF16. N <= 16. All pointers 16-byte
+ * aligned. */
+typedef struct ScanSpec {
+    int B, L, D, N;
+    DType u, delta, a_log, bc, d, delta_bias, z;   /* input dtypes (bc: Bm and Cm) */
+    DType out;                                     /* forward output y (graph: f32) */
+    DType dout;                                    /* backward incoming gradient */
+} ScanSpec;
+
+/* vmc_scan_fwd(const u*, const delta*, const A_log*, const Bm*, const Cm*, const D*, const delta_bias*,
+ *              const z*, out* y)                                  y = (sum_n C h + D u) * silu(z) */
+char *template_scan_fwd(const ScanSpec *s, KernelLaunch *l);
+/* vmc_scan_bwd(the 8 forward inputs as above, const dout*, float *packed)
+ * packed (f32) is g_scan_bwd's layout: [du BLD | ddelta BLD | dA_log DN | dBm BLN | dCm BLN | dD D |
+ * ddelta_bias D | dz BLD]; ddelta is w.r.t. the pre-softplus delta. l->zero lists the accumulated part. */
+char *template_scan_bwd(const ScanSpec *s, KernelLaunch *l);
+/* Floats in the packed backward result (= numel of the g_scan_bwd node). */
+size_t scan_bwd_numel(const ScanSpec *s);
+
+/* Causal depthwise conv1d: x [B,L,D], w [D,1,K], bias [D]; y[b,t,d] = bias[d] + sum_k w[d,k] x[b,t-K+1+k,d],
+ * optionally followed by SiLU (forward only). */
+typedef struct Conv1dSpec {
+    int B, L, D, K;
+    DType x, w, bias, out;     /* out: y (forward) or dx (backward) */
+    DType dy;                  /* backward incoming gradient */
+    bool silu;                 /* forward: fuse SiLU after the bias */
+    bool want_dx, want_dw, want_db;   /* backward: which gradients to compute */
+} Conv1dSpec;
+
+/* vmc_conv1d_fwd(const x*, const w*, const bias*, out* y) */
+char *template_conv1d_fwd(const Conv1dSpec *s, KernelLaunch *l);
+/* vmc_conv1d_bwd(const dy*, const x*, const w*, out* dx, float *dw [D,K], float *db [D]); pointers of gradients
+ * not wanted may be NULL. dw and db are accumulated (listed in l->zero). */
+char *template_conv1d_bwd(const Conv1dSpec *s, KernelLaunch *l);

@@ -1,0 +1,77 @@
+// common.cuh — device helpers every vmc kernel may use: the bf16 storage type with exact conversions, vector
+// loads of short rows, softplus/sigmoid as the reference computes them, and warp/block sums.
+// Self-contained (no CUDA headers), so NVRTC needs no include path. Prepended to every instantiation.
+
+struct __align__(2) bf16 { unsigned short x; };
+
+__device__ __forceinline__ float to_f32(float v) { return v; }
+__device__ __forceinline__ float to_f32(bf16 v) { return __uint_as_float((unsigned)v.x << 16); }
+__device__ __forceinline__ float to_f32(int v) { return (float)v; }
+
+template <typename T> __device__ __forceinline__ T from_f32(float v);
+template <> __device__ __forceinline__ float from_f32<float>(float v) { return v; }
+// Round to nearest even, as torch does; NaN stays NaN (quiet bit set so truncation cannot make it Inf).
+template <> __device__ __forceinline__ bf16 from_f32<bf16>(float v) {
+    unsigned u = __float_as_uint(v);
+    bf16 r;
+    if ((u & 0x7fffffffu) > 0x7f800000u) { r.x = (unsigned short)((u >> 16) | 0x40u); return r; }
+    u += 0x7fffu + ((u >> 16) & 1u);
+    r.x = (unsigned short)(u >> 16);
+    return r;
+}
+
+// dst[0..n) = row p[0..n) as floats, with 16-byte loads where the row allows (p must be 16-byte aligned then).
+template <int n> __device__ __forceinline__ void load_row(const float *__restrict__ p, float *dst) {
+    if constexpr (n % 4 == 0) {
+#pragma unroll
+        for (int i = 0; i < n / 4; i++) {
+            float4 v = reinterpret_cast<const float4 *>(p)[i];
+            dst[4 * i] = v.x; dst[4 * i + 1] = v.y; dst[4 * i + 2] = v.z; dst[4 * i + 3] = v.w;
+        }
+    } else {
+#pragma unroll
+        for (int i = 0; i < n; i++) dst[i] = p[i];
+    }
+}
+template <int n> __device__ __forceinline__ void load_row(const bf16 *__restrict__ p, float *dst) {
+    if constexpr (n % 8 == 0) {
+#pragma unroll
+        for (int i = 0; i < n / 8; i++) {
+            uint4 v = reinterpret_cast<const uint4 *>(p)[i];
+            unsigned w[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+            for (int j = 0; j < 4; j++) {
+                dst[8 * i + 2 * j] = __uint_as_float(w[j] << 16);
+                dst[8 * i + 2 * j + 1] = __uint_as_float(w[j] & 0xffff0000u);
+            }
+        }
+    } else {
+#pragma unroll
+        for (int i = 0; i < n; i++) dst[i] = to_f32(p[i]);
+    }
+}
+
+// softplus as torch and the Mamba kernel: x <= 20 ? log1p(exp(x)) : x. Exact libm-grade functions (no fast math).
+__device__ __forceinline__ float softplus_f(float x) { return x <= 20.f ? log1pf(expf(x)) : x; }
+__device__ __forceinline__ float sigmoid_f(float x) { return 1.f / (1.f + expf(-x)); }
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+// Sum over the block (blockDim.x*blockDim.y a multiple of 32, at most 1024); every thread gets the total.
+// `scratch` holds 32 floats of shared memory; the call contains two __syncthreads.
+__device__ __forceinline__ float block_sum(float v, float *scratch) {
+    const int tid = threadIdx.x + threadIdx.y * blockDim.x, nwarps = (blockDim.x * blockDim.y) / 32;
+    v = warp_sum(v);
+    if ((tid & 31) == 0) scratch[tid >> 5] = v;
+    __syncthreads();
+    float t = (tid & 31) < nwarps ? scratch[tid & 31] : 0.f;
+    t = warp_sum(t);
+    __syncthreads();
+    return t;
+}
+
+#define VMC_LOG2E 1.4426950408889634f

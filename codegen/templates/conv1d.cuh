@@ -1,0 +1,98 @@
+// conv1d.cuh — causal depthwise conv1d along L (x [B,L,D], w [D,1,K], bias [D]) and its backward.
+// Forward needs CONV_B/L/D/K, X_T, W_T, BIAS_T, OUT_T, CONV_SILU, CONV_THREADS, CONV_ROWS; grid
+// (ceil(D/THREADS), ceil(L/ROWS), B): each thread slides a K-row window down ROWS rows of one channel, so every
+// x element is read about once and a warp touches 32 consecutive d (coalesced).
+// Backward (CONV_BACKWARD) needs DY_T, CONV_WANT_DX/DW/DB, CONV_CH, CONV_GROUPS, CONV_ROWS, CONV_BATCH; block
+// (CH, GROUPS), grid (ceil(D/CH), ceil(L/(GROUPS*ROWS)), ceil(B/BATCH)). dw/db partial sums are reduced over the
+// block's row groups in shared memory, then added with one atomic per value per block (f32, zeroed first).
+
+#ifndef CONV_BACKWARD
+extern "C" __global__ void __launch_bounds__(CONV_THREADS)
+vmc_conv1d_fwd(const X_T *__restrict__ x, const W_T *__restrict__ w, const BIAS_T *__restrict__ bias,
+               OUT_T *__restrict__ y) {
+    constexpr int K = CONV_K;
+    const int d = blockIdx.x * CONV_THREADS + threadIdx.x, t0 = blockIdx.y * CONV_ROWS, b = blockIdx.z;
+    if (d >= CONV_D) return;
+    const size_t base = (size_t)b * CONV_L * CONV_D + d;
+    float wk[K], win[K];   // win[j] = x[t - K + 1 + j]
+#pragma unroll
+    for (int k = 0; k < K; k++) wk[k] = to_f32(w[d * K + k]);
+#pragma unroll
+    for (int j = 0; j < K - 1; j++) {
+        const int t = t0 - (K - 1) + j;
+        win[j] = t >= 0 ? to_f32(x[base + (size_t)t * CONV_D]) : 0.f;
+    }
+    const float bb = to_f32(bias[d]);
+#pragma unroll 4
+    for (int r = 0; r < CONV_ROWS; r++) {
+        const int t = t0 + r;
+        if (t >= CONV_L) break;
+        win[K - 1] = to_f32(x[base + (size_t)t * CONV_D]);
+        float acc = bb;
+#pragma unroll
+        for (int k = 0; k < K; k++) acc = fmaf(wk[k], win[k], acc);
+        if (CONV_SILU) acc = acc * sigmoid_f(acc);
+        y[base + (size_t)t * CONV_D] = from_f32<OUT_T>(acc);
+#pragma unroll
+        for (int k = 0; k < K - 1; k++) win[k] = win[k + 1];
+    }
+}
+#else
+extern "C" __global__ void __launch_bounds__(CONV_CH * CONV_GROUPS)
+vmc_conv1d_bwd(const DY_T *__restrict__ dy, const X_T *__restrict__ x, const W_T *__restrict__ w,
+               OUT_T *__restrict__ dx, float *__restrict__ dw, float *__restrict__ db) {
+    constexpr int K = CONV_K;
+    __shared__ float red[CONV_GROUPS][K + 1][CONV_CH];
+    const int c = threadIdx.x, grp = threadIdx.y, d_raw = blockIdx.x * CONV_CH + c;
+    const bool valid = d_raw < CONV_D;
+    const int d = valid ? d_raw : CONV_D - 1;
+    const int t0 = (blockIdx.y * CONV_GROUPS + grp) * CONV_ROWS;
+    float wk[K], dw_acc[K], db_acc = 0.f;
+#pragma unroll
+    for (int k = 0; k < K; k++) { wk[k] = to_f32(w[d * K + k]); dw_acc[k] = 0.f; }
+    for (int bi = 0; bi < CONV_BATCH && t0 < CONV_L; bi++) {
+        const int b = blockIdx.z * CONV_BATCH + bi;
+        if (b >= CONV_B) break;
+        const size_t base = (size_t)b * CONV_L * CONV_D + d;
+        float dyw[K], xw[K];   // dyw[j] = dy[t + j], xw[j] = x[t - K + 1 + j]
+#pragma unroll
+        for (int j = 0; j < K - 1; j++) {
+            const int ty = t0 + j, tx = t0 - (K - 1) + j;
+            dyw[j] = ty < CONV_L ? to_f32(dy[base + (size_t)ty * CONV_D]) : 0.f;
+            xw[j] = tx >= 0 ? to_f32(x[base + (size_t)tx * CONV_D]) : 0.f;
+        }
+#pragma unroll 4
+        for (int r = 0; r < CONV_ROWS; r++) {
+            const int t = t0 + r;
+            if (t >= CONV_L) break;
+            dyw[K - 1] = t + K - 1 < CONV_L ? to_f32(dy[base + (size_t)(t + K - 1) * CONV_D]) : 0.f;
+            xw[K - 1] = to_f32(x[base + (size_t)t * CONV_D]);
+            if (CONV_WANT_DX && valid) {
+                float s = 0.f;   // dx[t] = sum_k w[k] dy[t + K - 1 - k]
+#pragma unroll
+                for (int k = 0; k < K; k++) s = fmaf(wk[k], dyw[K - 1 - k], s);
+                dx[base + (size_t)t * CONV_D] = from_f32<OUT_T>(s);
+            }
+#pragma unroll
+            for (int k = 0; k < K; k++) dw_acc[k] = fmaf(dyw[0], xw[k], dw_acc[k]);   // dy[t] x[t-K+1+k]
+            db_acc += dyw[0];
+#pragma unroll
+            for (int k = 0; k < K - 1; k++) { dyw[k] = dyw[k + 1]; xw[k] = xw[k + 1]; }
+        }
+    }
+    if (!CONV_WANT_DW && !CONV_WANT_DB) return;
+#pragma unroll
+    for (int k = 0; k < K; k++) red[grp][k][c] = dw_acc[k];
+    red[grp][K][c] = db_acc;
+    __syncthreads();
+    if (grp == 0 && valid) {
+#pragma unroll
+        for (int k = 0; k <= K; k++) {
+            float s = 0.f;
+            for (int q = 0; q < CONV_GROUPS; q++) s += red[q][k][c];
+            if (k < K && CONV_WANT_DW) atomicAdd(&dw[d * K + k], s);
+            if (k == K && CONV_WANT_DB) atomicAdd(&db[d], s);
+        }
+    }
+}
+#endif

@@ -1,0 +1,166 @@
+// selective_scan_bwd.cuh — backward of the gated selective scan, one thread per (b, d) channel, N states in
+// registers. Needs the forward's defines plus DOUT_T and SCAN_CHUNK (2*SCAN_CHUNK >= SCAN_N, SCAN_N <= 16).
+// Grid (ceil(D/SCAN_THREADS), B); SCAN_THREADS a multiple of 32 (whole warps: the dB/dC sum uses shuffles).
+// Nothing is saved by the forward, so:
+//   pass 1   runs the recurrence forward and parks the state at the start of every chunk of SCAN_CHUNK rows in
+//            the du/ddelta rows of that same chunk (this thread's own column: no other thread touches it, and
+//            the reverse pass reads it before it writes the real du/ddelta there); the last chunk's start state
+//            stays in registers;
+//   reverse  walks the chunks backwards: reload the checkpoint, recompute the chunk forward keeping h_{t-1} in
+//            shared memory (private column per thread), then step t downwards through the adjoint recurrence
+//            dh_t = dy_t C_t + a_{t+1} dh_{t+1}.
+// dBm/dCm (shared by all d) are summed per row over the warp by a reduce-scatter (31 shuffles for 32 values),
+// over the block with shared atomics, and over blocks with one global atomicAdd per value per chunk.
+// dA_log, dD, ddelta_bias are per-thread sums, added with atomics at the end. Outputs that are atomically
+// accumulated must be zero on entry (template.c lists the range).
+
+#define SCAN_NCHUNK ((SCAN_L + SCAN_CHUNK - 1) / SCAN_CHUNK)
+#define VMC_LN2 0.6931471805599453f
+
+// Afterwards v[0] of lane l holds the warp's total of v[l]. All 32 lanes must take part.
+__device__ __forceinline__ void warp_reduce_scatter32(float v[32]) {
+    const unsigned lane = threadIdx.x & 31u;
+#pragma unroll
+    for (int half = 16; half >= 1; half >>= 1) {
+        const bool upper = (lane & (unsigned)half) != 0;
+#pragma unroll
+        for (int i = 0; i < half; i++) {
+            const float send = upper ? v[i] : v[i + half], keep = upper ? v[i + half] : v[i];
+            v[i] = keep + __shfl_xor_sync(0xffffffffu, send, half);
+        }
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(SCAN_THREADS)
+vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const ALOG_T *__restrict__ A_log,
+             const BC_T *__restrict__ Bm, const BC_T *__restrict__ Cm, const DSKIP_T *__restrict__ Dskip,
+             const DBIAS_T *__restrict__ delta_bias, const Z_T *__restrict__ z, const DOUT_T *__restrict__ dout,
+             float *__restrict__ packed) {
+    constexpr int N = SCAN_N, CH = SCAN_CHUNK, LAST = SCAN_NCHUNK - 1;
+    constexpr size_t BLD = (size_t)SCAN_B * SCAN_L * SCAN_D, BLN = (size_t)SCAN_B * SCAN_L * SCAN_N;
+    static_assert(2 * CH >= N && N <= 16 && SCAN_THREADS % 32 == 0, "scan_bwd configuration");
+    __shared__ float hist[CH * N * SCAN_THREADS];   // h_{t-1} of the chunk, [row][n][thread]
+    __shared__ float sBC[CH][2 * N];                // the chunk's Bm and Cm rows
+    __shared__ float acc[CH][32];                   // block sums of dBm, dCm for the chunk's rows
+
+    float *du = packed, *ddl_out = du + BLD, *dAlog = ddl_out + BLD, *dB = dAlog + SCAN_D * N, *dC = dB + BLN;
+    float *dD = dC + BLN, *dbias = dD + SCAN_D, *dz = dbias + SCAN_D;
+    const int tid = threadIdx.x, lane = tid & 31, b = blockIdx.y;
+    const int d_raw = blockIdx.x * SCAN_THREADS + tid;
+    const bool valid = d_raw < SCAN_D;                 // lanes past D compute on column D-1 with zero dout
+    const int d = valid ? d_raw : SCAN_D - 1;
+    const size_t row0 = (size_t)b * SCAN_L;
+    for (int j = tid; j < CH * 32; j += SCAN_THREADS) (&acc[0][0])[j] = 0.f;
+
+    float A2[N], h[N];
+#pragma unroll
+    for (int n = 0; n < N; n++) {
+        A2[n] = -expf(to_f32(A_log[d * N + n])) * VMC_LOG2E;
+        h[n] = 0.f;
+    }
+    const float Dd = to_f32(Dskip[d]), bias = to_f32(delta_bias[d]);
+
+    // pass 1: forward through every chunk but the last, parking chunk-start states.
+    for (int k = 0; k < LAST; k++) {
+        if (k > 0 && valid) {
+#pragma unroll
+            for (int n = 0; n < N; n++) {
+                float *col = n < CH ? du : ddl_out;
+                col[(row0 + k * CH + (n < CH ? n : n - CH)) * SCAN_D + d] = h[n];
+            }
+        }
+#pragma unroll 2
+        for (int i = 0; i < CH; i++) {
+            const size_t r = row0 + k * CH + i, idx = r * SCAN_D + d;
+            const float uu = to_f32(u[idx]), dl = softplus_f(to_f32(delta[idx]) + bias), dlu = dl * uu;
+            float Bv[N];
+            load_row<N>(Bm + r * N, Bv);
+#pragma unroll
+            for (int n = 0; n < N; n++) h[n] = fmaf(exp2f(dl * A2[n]), h[n], dlu * Bv[n]);
+        }
+    }
+
+    float g[N], dA_acc[N], dD_acc = 0.f, dbias_acc = 0.f;   // g = a_{t+1} dh_{t+1}
+#pragma unroll
+    for (int n = 0; n < N; n++) g[n] = dA_acc[n] = 0.f;
+
+    for (int k = LAST; k >= 0; k--) {
+        const int r0 = k * CH, nr = min(CH, SCAN_L - r0);
+        for (int j = tid; j < nr * 2 * N; j += SCAN_THREADS) {
+            const int i = j / (2 * N), c = j % (2 * N);
+            const size_t r = row0 + r0 + i;
+            sBC[i][c] = c < N ? to_f32(Bm[r * N + c]) : to_f32(Cm[r * N + c - N]);
+        }
+        __syncthreads();   // sBC staged; acc zeroed by the previous chunk's flush
+
+        float hc[N];
+#pragma unroll
+        for (int n = 0; n < N; n++) {
+            if (k == LAST) hc[n] = h[n];
+            else if (k == 0 || !valid) hc[n] = 0.f;
+            else hc[n] = (n < CH ? du : ddl_out)[(row0 + r0 + (n < CH ? n : n - CH)) * SCAN_D + d];
+        }
+        float ybuf[CH], dlbuf[CH], ubuf[CH];
+#pragma unroll
+        for (int i = 0; i < CH; i++) {
+            if (i < nr) {
+                const size_t idx = (row0 + r0 + i) * SCAN_D + d;
+                const float uu = to_f32(u[idx]), dl = softplus_f(to_f32(delta[idx]) + bias), dlu = dl * uu;
+                float y = Dd * uu;
+#pragma unroll
+                for (int n = 0; n < N; n++) {
+                    hist[(i * N + n) * SCAN_THREADS + tid] = hc[n];
+                    hc[n] = fmaf(exp2f(dl * A2[n]), hc[n], dlu * sBC[i][n]);
+                    y = fmaf(sBC[i][N + n], hc[n], y);
+                }
+                ybuf[i] = y; dlbuf[i] = dl; ubuf[i] = uu;
+            }
+        }
+
+#pragma unroll
+        for (int i = CH - 1; i >= 0; i--) {
+            if (i < nr) {
+                const size_t idx = (row0 + r0 + i) * SCAN_D + d;
+                const float uu = ubuf[i], dl = dlbuf[i], dlu = dl * uu, zz = to_f32(z[idx]);
+                const float go = valid ? to_f32(dout[idx]) : 0.f;
+                const float sz = sigmoid_f(zz), dy = go * zz * sz;
+                const float dzv = go * ybuf[i] * sz * (1.f + zz * (1.f - sz));
+                dD_acc = fmaf(dy, uu, dD_acc);
+                float du_v = dy * Dd, ddl = 0.f, v[32];
+#pragma unroll
+                for (int n = 0; n < N; n++) {
+                    const float hp = hist[(i * N + n) * SCAN_THREADS + tid], a = exp2f(dl * A2[n]);
+                    const float Bn = sBC[i][n], Cn = sBC[i][N + n];
+                    const float dh = fmaf(dy, Cn, g[n]), ht = fmaf(a, hp, dlu * Bn), da = dh * hp * a;
+                    v[n] = dh * dlu;             // dBm: summed over d below
+                    v[N + n] = dy * ht;          // dCm
+                    du_v = fmaf(dh * dl, Bn, du_v);
+                    ddl = fmaf(da, A2[n] * VMC_LN2, fmaf(dh * Bn, uu, ddl));
+                    dA_acc[n] = fmaf(da, dl, dA_acc[n]);
+                    g[n] = a * dh;
+                }
+#pragma unroll
+                for (int j = 2 * N; j < 32; j++) v[j] = 0.f;
+                // d softplus(x)/dx = sigmoid(x) = 1 - exp(-softplus(x)); exactly 1 in fp32 once x > 20.
+                const float dx_raw = ddl * -expm1f(-dl);
+                dbias_acc += dx_raw;
+                if (valid) { du[idx] = du_v; ddl_out[idx] = dx_raw; dz[idx] = dzv; }
+                warp_reduce_scatter32(v);
+                if (lane < 2 * N) atomicAdd(&acc[i][lane], v[0]);
+            }
+        }
+        __syncthreads();   // acc complete
+        for (int j = tid; j < nr * 2 * N; j += SCAN_THREADS) {
+            const int i = j / (2 * N), c = j % (2 * N);
+            const size_t r = row0 + r0 + i;
+            atomicAdd(c < N ? &dB[r * N + c] : &dC[r * N + c - N], acc[i][c]);
+            acc[i][c] = 0.f;
+        }
+    }
+    if (valid) {
+#pragma unroll
+        for (int n = 0; n < N; n++) atomicAdd(&dAlog[d * N + n], dA_acc[n] * A2[n] * VMC_LN2);   // dA * A
+        atomicAdd(&dD[d], dD_acc);
+        atomicAdd(&dbias[d], dbias_acc);
+    }
+}
