@@ -16,26 +16,26 @@ static int check_failures;
     printf(__VA_ARGS__); printf("\n"); } } while (0)
 
 static uint64_t check_counter;
-static double check_normal(void) {
+static inline double check_normal(void) {
     RngBlock r = rng_philox(1234, 99, check_counter, check_counter >> 32);
     check_counter++;
     return rng_normal(r.x[0], r.x[1]);
 }
 
-static Node *check_param(Graph *g, const char *name, Shape s) {
+static inline Node *check_param(Graph *g, const char *name, Shape s) {
     ParamInfo pi = {INIT_ZEROS, {0}, 0, -1, 0};
     Node *p = g_param(g, name, s, DT_F32, pi, LOC_NONE);
     if (!p) { printf("FAIL: g_param %s: %s\n", name, g->err); exit(1); }
     return p;
 }
 
-static Node *check_ok(Graph *g, Node *n) {
+static inline Node *check_ok(Graph *g, Node *n) {
     if (!n) { printf("FAIL: builder: %s\n", g->err); exit(1); }
     return n;
 }
 
 /* loss = sum(out * R) with a fixed random R, so every output element has its own weight. */
-static Node *check_weighted_loss(Graph *g, Node *out) {
+static inline Node *check_weighted_loss(Graph *g, Node *out) {
     int64_t n = shape_numel(out->shape);
     float *w = malloc(sizeof(float) * (size_t)n);
     for (int64_t i = 0; i < n; i++) w[i] = (float)check_normal();
@@ -47,23 +47,23 @@ static Node *check_weighted_loss(Graph *g, Node *out) {
 }
 
 /* Per-parameter value generator: 0 normal, 1 positive in [0.5, 2], 2 small normal (x0.3). */
-typedef struct CheckOpts { double tol; int kind[16]; int max_elems; bool no32; /* fp32 rounds (bf16 casts) */ } CheckOpts;
+typedef struct CheckOpts { double tol; int kind[64]; int max_elems; bool no32; /* fp32 rounds (bf16 casts) */ } CheckOpts;
 
-static double check_value(int kind) {
+static inline double check_value(int kind) {
     double v = check_normal();
     if (kind == 1) return 0.5 + 1.5 * (0.5 + 0.5 * erf(v / sqrt(2.0)));
     if (kind == 2) return 0.3 * v;
     return v;
 }
 
-static double check_loss(Exec *e, Node *loss) {
+static inline double check_loss(Exec *e, Node *loss) {
     double l;
     exec_read(e, loss, &l, sizeof l);
     return l;
 }
 
 /* Gradient-check every parameter of g for `loss`. Returns the max relative error. */
-static double check_grads(const char *what, Graph *g, Node *loss, const CheckOpts *o) {
+static inline double check_grads(const char *what, Graph *g, Node *loss, const CheckOpts *o) {
     char err[256];
     int np = g->params.n;
     Node **grads = calloc((size_t)np, sizeof(Node *));
@@ -80,7 +80,7 @@ static double check_grads(const char *what, Graph *g, Node *loss, const CheckOpt
         int64_t n = shape_numel(p->shape);
         vals[k] = malloc(sizeof(double) * (size_t)n);
         float *f = malloc(sizeof(float) * (size_t)n);
-        for (int64_t i = 0; i < n; i++) f[i] = (float)(vals[k][i] = check_value(o->kind[k < 16 ? k : 15]));
+        for (int64_t i = 0; i < n; i++) f[i] = (float)(vals[k][i] = check_value(o->kind[k < 64 ? k : 63]));
         exec_write(e, p, vals[k], sizeof(double) * (size_t)n);
         exec_write(e32, p, f, sizeof(float) * (size_t)n);
         free(f);
