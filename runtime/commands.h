@@ -11,3 +11,6 @@ typedef struct Command {
 int cmd_check(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_graph(int argc, char **argv);
+int cmd_pretrain(int argc, char **argv);   /* runtime/cmd_train.c */
+int cmd_finetune(int argc, char **argv);
+int cmd_eval(int argc, char **argv);

@@ -7,6 +7,9 @@ static const Command COMMANDS[] = {
     {"check", cmd_check, "report diagnostics for .vmc files (exit 1 on any error)"},
     {"info", cmd_info, "list every model's parameter tensors and totals"},
     {"graph", cmd_graph, "print a model's lowered graph (text or --dot)"},
+    {"pretrain", cmd_pretrain, "pretrain a model (forward + backward + AdamW), metrics.jsonl + checkpoints"},
+    {"finetune", cmd_finetune, "fine-tune a classifier with soft targets"},
+    {"eval", cmd_eval, "top-1/top-5 of a checkpoint on the test split"},
 };
 
 static void usage(FILE *out) {

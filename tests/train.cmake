@@ -9,3 +9,8 @@ add_executable(test_safetensors ${CMAKE_CURRENT_LIST_DIR}/test_safetensors.c)
 target_link_libraries(test_safetensors PRIVATE runtime)
 add_test(NAME train_safetensors COMMAND test_safetensors)
 set_tests_properties(train_safetensors PROPERTIES LABELS cpu TIMEOUT 60)
+
+add_executable(test_train ${CMAKE_CURRENT_LIST_DIR}/test_train.c)
+target_link_libraries(test_train PRIVATE runtime compiler)
+add_test(NAME train_checkpoint_resume COMMAND test_train)
+set_tests_properties(train_checkpoint_resume PROPERTIES LABELS cpu TIMEOUT 60)

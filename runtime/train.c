@@ -1,0 +1,591 @@
+/* train.c — the driver of `vmc pretrain|finetune|eval` (see train.h): model + recipe -> training graph
+ * (autodiff + optim_append) -> Exec, weights from init/--init/--resume, the per-step loop feeding batches, lr
+ * and step, metrics.jsonl and checkpoints, and top-1/top-5 evaluation. Backend-neutral: only exec.h is used. */
+#include "train.h"
+#include "autodiff.h"
+#include "checkpoint.h"
+#include "data.h"
+#include "exec.h"
+#include "init.h"
+#include "metrics.h"
+#include "optim.h"
+#include "schedule.h"
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+/* Set by the SIGINT handler, polled between steps: the one piece of process state a signal may touch. */
+static volatile sig_atomic_t interrupted;
+static void on_sigint(int sig) { (void)sig; interrupted = 1; }
+
+typedef struct Run {
+    const TrainOptions *o;
+    DslModule *mod;
+    const Recipe *rec;
+    const char *model_name, *recipe_name;
+    Graph *g;
+    Node *images, *labels, *targets, *logits, *grad_norm, *lr_in, *step_in;
+    Exec *e;
+    uint64_t seed;
+    int batch, classes;
+    OptimConfig opt;
+} Run;
+
+/* ---------------------------------------------------------------- recipe values */
+static double rnum(const Recipe *r, const char *key, double def) {
+    const RecipeEntry *e = r ? recipe_get(r, key) : NULL;
+    return e && (e->kind == RV_NUM || e->kind == RV_BOOL) ? e->num : def;
+}
+static const char *rstr(const Recipe *r, const char *key, const char *def) {
+    const RecipeEntry *e = r ? recipe_get(r, key) : NULL;
+    return e && e->kind == RV_STR ? e->str : def;
+}
+static double rlist(const Recipe *r, const char *key, int k, double def) {
+    const RecipeEntry *e = r ? recipe_get(r, key) : NULL;
+    return e && e->kind == RV_LIST && e->nlist > k ? e->list[k] : def;
+}
+
+/* ---------------------------------------------------------------- model and recipe selection */
+static const char *MODE_WORD[] = {"pretrain", "ft", "ft"};
+static const char *MODE_RECIPE[] = {"pretrain", "finetune", "finetune"};
+static const char *MODE_NAME[] = {"pretrain", "finetune", "eval"};
+
+/* --model, else the only model, else the first whose name contains the mode's word. */
+static const char *pick_model(const Run *r) {
+    DslModule *m = r->mod;
+    if (r->o->model) {
+        for (int k = 0; k < dsl_model_count(m); k++) if (!strcmp(dsl_model_name(m, k), r->o->model)) return r->o->model;
+        fprintf(stderr, "%s: no model named '%s'; models:", r->o->file, r->o->model);
+    } else {
+        if (dsl_model_count(m) == 1) return dsl_model_name(m, 0);
+        for (int k = 0; k < dsl_model_count(m); k++)
+            if (strstr(dsl_model_name(m, k), MODE_WORD[r->o->mode])) return dsl_model_name(m, k);
+        fprintf(stderr, "%s: no model matches '%s'; pass --model NAME, one of:", r->o->file, MODE_WORD[r->o->mode]);
+    }
+    for (int k = 0; k < dsl_model_count(m); k++) fprintf(stderr, " %s", dsl_model_name(m, k));
+    fprintf(stderr, "\n");
+    return NULL;
+}
+
+/* --recipe, else the model's `recipe R`, else the first recipe whose name contains the mode's word. */
+static bool pick_recipe(Run *r, Diag *d) {
+    DslModule *m = r->mod;
+    const char *name = r->o->recipe;
+    for (int k = 0; !name && k < dsl_model_count(m); k++)
+        if (!strcmp(dsl_model_name(m, k), r->model_name)) name = dsl_model_recipe(m, k);
+    for (int k = 0; !name && k < dsl_recipe_count(m); k++)
+        if (strstr(dsl_recipe_name(m, k), MODE_RECIPE[r->o->mode])) name = dsl_recipe_name(m, k);
+    if (!name) {
+        fprintf(stderr, "%s: no recipe for '%s'; pass --recipe NAME (recipes:", r->o->file, MODE_NAME[r->o->mode]);
+        for (int k = 0; k < dsl_recipe_count(m); k++) fprintf(stderr, " %s", dsl_recipe_name(m, k));
+        fprintf(stderr, ")\n");
+        return false;
+    }
+    r->recipe_name = name;
+    r->rec = dsl_build_recipe(m, name, d);
+    return r->rec != NULL;
+}
+
+/* The recipe's drop_path reaches the model through its drop_path_rate constant when it has one: the module is
+ * loaded again with that --set (a model without the constant keeps the first load). */
+static void apply_drop_path(Run *r) {
+    const RecipeEntry *dp = recipe_get(r->rec, "drop_path");
+    if (!dp || dp->kind != RV_NUM || r->o->mode == TRAIN_EVAL) return;
+    for (int k = 0; k < r->o->nsets; k++) if (!strcmp(r->o->sets[k].name, "drop_path_rate")) return;
+    DslSet *sets = xcalloc((size_t)r->o->nsets + 1, sizeof *sets);
+    memcpy(sets, r->o->sets, sizeof *sets * (size_t)r->o->nsets);
+    char val[64];
+    snprintf(val, sizeof val, "%.17g", dp->num);
+    sets[r->o->nsets] = (DslSet){"drop_path_rate", val};
+    DslOptions opt = {r->o->include_dirs, r->o->ninclude, sets, r->o->nsets + 1};
+    char *buf = NULL; size_t n = 0;
+    FILE *quiet = open_memstream(&buf, &n);
+    Diag d;
+    diag_init(&d, quiet);
+    DslModule *m2 = dsl_load(r->o->file, &opt, &d);
+    fclose(quiet);
+    free(buf);
+    Diag d2;
+    diag_init(&d2, stderr);
+    const Recipe *rec2 = m2 ? dsl_build_recipe(m2, r->recipe_name, &d2) : NULL;
+    if (rec2) { dsl_free(r->mod); r->mod = m2; r->rec = rec2; }
+    else if (m2) dsl_free(m2);
+    free(sets);
+}
+
+static bool load_module(Run *r) {
+    const TrainOptions *o = r->o;
+    Diag d;
+    diag_init(&d, stderr);
+    DslOptions opt = {o->include_dirs, o->ninclude, o->sets, o->nsets};
+    r->mod = dsl_load(o->file, &opt, &d);
+    if (!r->mod) return false;
+    if (!(r->model_name = pick_model(r))) return false;
+    if (!pick_recipe(r, &d)) return false;
+    apply_drop_path(r);
+    return true;
+}
+
+/* ---------------------------------------------------------------- the training graph */
+static Node *find_input(const Graph *g, const char *name) {
+    for (int k = 0; k < g->inputs.n; k++) {
+        Node *n = g->inputs.items[k];
+        if (!strcmp(n->name, name)) return n;
+    }
+    return NULL;
+}
+
+/* Eval: drop path is the identity (torch eval mode). DROP_MASK nodes are never interned, so editing p is safe. */
+static void eval_mode(Graph *g) {
+    for (int k = 0; k < g->nnodes; k++) if (g->nodes[k]->op == OP_DROP_MASK) g->nodes[k]->f[0] = 0.0;
+}
+
+static void optim_config(Run *r) {
+    const Recipe *rc = r->rec;
+    r->opt = (OptimConfig){rlist(rc, "betas", 0, 0.9), rlist(rc, "betas", 1, 0.999), rnum(rc, "eps", 1e-8),
+                           rnum(rc, "weight_decay", 0.05), rnum(rc, "clip_grad", 0), rnum(rc, "layer_decay", 1),
+                           rnum(rc, "ema_decay", 0)};
+}
+
+static bool check_inputs(Run *r) {
+    Graph *g = r->g;
+    r->images = find_input(g, "images");
+    r->labels = find_input(g, "labels");
+    r->targets = find_input(g, "targets");
+    r->logits = graph_find_named(g, "logits");
+    const char *why = NULL;
+    if (!r->images || r->images->shape.ndim != 4 || r->images->shape.d[2] != r->images->shape.d[3])
+        why = "an input images[batch, channels, size, size]";
+    else if (r->o->mode != TRAIN_EVAL && !g->loss) why = "a loss";
+    else if (r->o->mode == TRAIN_EVAL && (!r->logits || r->logits->shape.ndim != 2)) why = "an output logits[batch, classes]";
+    else if (r->targets && r->targets->shape.ndim != 2) why = "targets[batch, classes]";
+    if (why) { fprintf(stderr, "%s: model '%s' has no %s\n", r->o->file, r->model_name, why); return false; }
+    r->batch = (int)r->images->shape.d[0];
+    r->classes = r->targets ? (int)r->targets->shape.d[1] : r->logits ? (int)r->logits->shape.d[1] : 0;
+    return true;
+}
+
+static bool build_graph(Run *r) {
+    Diag d;
+    diag_init(&d, stderr);
+    r->g = dsl_build_model(r->mod, r->model_name, &d);
+    if (!r->g || !check_inputs(r)) return false;
+    char err[512];
+    if (r->o->mode == TRAIN_EVAL) {
+        eval_mode(r->g);
+    } else {
+        Node **grads = xcalloc((size_t)r->g->params.n + 1, sizeof(Node *));
+        OptimNodes on;
+        optim_config(r);
+        bool ok = autodiff_backward(r->g, r->g->loss, grads, err, sizeof err) &&
+                  optim_append(r->g, grads, &r->opt, &on, err, sizeof err);
+        free(grads);
+        if (!ok) { fprintf(stderr, "%s: model '%s': %s\n", r->o->file, r->model_name, err); return false; }
+        r->grad_norm = on.grad_norm; r->lr_in = on.lr; r->step_in = on.step;
+    }
+    ASSERT(graph_verify(r->g, err, sizeof err), "%s", err);
+    return true;
+}
+
+static bool make_exec(Run *r) {
+    const char *b = r->o->backend ? r->o->backend : "cpu";
+    Node *keep[4];
+    int nk = 0;
+    if (r->g->loss) keep[nk++] = r->g->loss;
+    if (r->grad_norm) keep[nk++] = r->grad_norm;
+    if (r->logits) keep[nk++] = r->logits;
+    if (strcmp(b, "cpu")) {
+        fprintf(stderr, "vmc %s: backend '%s' is not available in this build (use --backend cpu)\n", MODE_NAME[r->o->mode], b);
+        return false;
+    }
+    r->e = cpu_exec_new(r->g, keep, nk);
+    return r->e != NULL;
+}
+
+/* ---------------------------------------------------------------- weights */
+static uint16_t f32_to_bf16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);   /* quiet NaN */
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1)) >> 16);                   /* round to nearest even */
+}
+
+static void write_param_f32(Exec *e, const Node *p, const float *v) {
+    size_t n = (size_t)shape_numel(p->shape);
+    if (p->dtype == DT_F32) { exec_write(e, p, v, n * sizeof(float)); return; }
+    void *b = xmalloc(n * 4 + 1);
+    for (size_t i = 0; i < n; i++) {
+        if (p->dtype == DT_I32) ((int32_t *)b)[i] = (int32_t)v[i];
+        else ((uint16_t *)b)[i] = f32_to_bf16(v[i]);
+    }
+    exec_write(e, p, b, n * (size_t)dtype_size(p->dtype));
+    free(b);
+}
+
+static void init_params(Run *r) {
+    for (int k = 0; k < r->g->params.n; k++) {
+        const Node *p = r->g->params.items[k];
+        float *v = xmalloc(sizeof(float) * (size_t)shape_numel(p->shape) + 1);
+        init_param(p, r->seed, v);
+        write_param_f32(r->e, p, v);
+        free(v);
+    }
+}
+
+/* timm ModelEma starts as a copy of the model (after any --init). */
+static void copy_params_to_ema(Run *r) {
+    for (int k = 0; k < r->g->states.n; k++) {
+        Node *s = r->g->states.items[k];
+        if (strncmp(s->name, "ema.", 4)) continue;
+        Node *p = graph_find_param(r->g, s->name + 4);
+        ASSERT(p && p->dtype == DT_F32, "ema state without an f32 param: %s", s->name);
+        size_t bytes = sizeof(float) * (size_t)shape_numel(p->shape);
+        float *v = xmalloc(bytes + 1);
+        exec_read(r->e, p, v, bytes);
+        exec_write(r->e, s, v, bytes);
+        free(v);
+    }
+}
+
+/* Fresh init, then --init (weights only) or --resume (everything, and the cursor in *m). */
+static bool load_weights(Run *r, CkptMeta *m) {
+    char err[1024];
+    memset(m, 0, sizeof *m);
+    init_params(r);
+    const char *path = r->o->resume ? r->o->resume : r->o->init;
+    if (path) {
+        CkptMode mode = r->o->resume && r->o->mode != TRAIN_EVAL ? CKPT_RESUME : r->o->ema ? CKPT_INIT_EMA : CKPT_INIT;
+        CkptMeta got;
+        if (!checkpoint_load(r->e, r->g, path, mode, &got, stderr, err, sizeof err)) { fprintf(stderr, "%s\n", err); return false; }
+        if (mode == CKPT_RESUME) *m = got;
+        else m->step = got.step;
+    }
+    if (!r->o->resume || r->o->mode == TRAIN_EVAL) copy_params_to_ema(r);
+    return true;
+}
+
+/* ---------------------------------------------------------------- data */
+static Loader *open_loader(Run *r, DataSplit split, Dataset **ds) {
+    char err[1024];
+    *ds = dataset_open(r->o->data, split, err, sizeof err);
+    if (!*ds) { fprintf(stderr, "%s\n", err); return NULL; }
+    const Recipe *rc = r->rec;
+    LoaderConfig c;
+    memset(&c, 0, sizeof c);
+    c.batch = r->batch;
+    c.aug.size = (int)r->images->shape.d[2];
+    c.aug.channels = (int)r->images->shape.d[1];
+    c.aug.train = split == SPLIT_TRAIN;
+    c.aug.scale_min = (float)rlist(rc, "augment.scale", 0, 0.08);
+    c.aug.scale_max = (float)rlist(rc, "augment.scale", 1, 1.0);
+    c.aug.hflip = (float)rnum(rc, "augment.hflip", 0.5);
+    c.aug.randaugment = rnum(rc, "augment.randaugment", 0) != 0 || strlen(rstr(rc, "augment.aa", "")) > 0;
+    c.aug.reprob = (float)rnum(rc, "augment.reprob", 0);
+    c.aug.crop_pct = (float)rnum(rc, "augment.eval_crop_pct", 0.875);
+    c.aug.normalize = strcmp(rstr(rc, "augment.normalize", "imagenet"), "none") != 0;
+    if (split == SPLIT_TRAIN && r->targets) {
+        c.mix = (MixConfig){(float)rnum(rc, "mix.mixup", 0), (float)rnum(rc, "mix.cutmix", 0), (float)rnum(rc, "mix.prob", 1),
+                            (float)rnum(rc, "mix.switch_prob", 0.5), (float)rnum(rc, "mix.smoothing", 0), r->classes};
+    }
+    c.seed = r->seed;
+    c.threads = r->o->threads > 0 ? r->o->threads : 2;
+    c.drop_last = split == SPLIT_TRAIN;     /* the graph has a static batch */
+    c.shuffle = split == SPLIT_TRAIN;
+    Loader *l = loader_new(*ds, &c);
+    if (!l) { dataset_free(*ds); *ds = NULL; }
+    return l;
+}
+
+/* The next batch, crossing epoch boundaries; false on a loader error (reported). */
+static bool next_batch(Loader *l, Batch *b) {
+    for (int tries = 0; tries < 2; tries++) {
+        if (loader_next(l, b)) return true;
+        if (loader_error(l)) { fprintf(stderr, "data: %s\n", loader_error(l)); return false; }
+    }
+    fprintf(stderr, "data: the dataset yields no full batch\n");
+    return false;
+}
+
+/* images, labels and targets of a batch into the graph's inputs (one-hot targets, smoothed, when not mixed). */
+static void feed_batch(Run *r, const Batch *b) {
+    exec_write(r->e, r->images, b->images, sizeof(float) * (size_t)shape_numel(r->images->shape));
+    if (r->labels) exec_write(r->e, r->labels, b->labels, sizeof(int32_t) * (size_t)r->batch);
+    if (!r->targets) return;
+    size_t bytes = sizeof(float) * (size_t)r->batch * (size_t)r->classes;
+    if (b->targets) { exec_write(r->e, r->targets, b->targets, bytes); return; }
+    float *t = xmalloc(bytes);
+    mix_targets(b->labels, r->batch, r->classes, 1.0, rnum(r->rec, "mix.smoothing", 0) * (r->o->mode != TRAIN_EVAL), t);
+    exec_write(r->e, r->targets, t, bytes);
+    free(t);
+}
+
+/* ---------------------------------------------------------------- run directory */
+static bool make_dirs(const char *path) {
+    char *p = xstrdup(path);
+    bool ok = true;
+    for (char *s = p + 1; ok; s++) {
+        char c = *s;
+        if (c != '/' && c) continue;
+        *s = 0;
+        ok = mkdir(p, 0755) == 0 || errno == EEXIST;
+        *s = c;
+        if (!c) break;
+    }
+    if (!ok) fprintf(stderr, "%s: cannot create directory: %s\n", p, strerror(errno));
+    free(p);
+    return ok;
+}
+
+static void write_recipe_txt(const Run *r, double lr, int64_t steps, int64_t ipe) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/recipe.txt", r->o->out);
+    FILE *f = fopen(path, "w");
+    if (!f) { fprintf(stderr, "%s: cannot write: %s\n", path, strerror(errno)); return; }
+    fprintf(f, "# resolved by vmc %s\nfile = %s\nmodel = %s\nrecipe = %s\n", MODE_NAME[r->o->mode], r->o->file, r->model_name, r->recipe_name);
+    for (int k = 0; k < r->o->nsets; k++) fprintf(f, "set %s = %s\n", r->o->sets[k].name, r->o->sets[k].value);
+    for (int k = 0; k < r->rec->n; k++) {
+        const RecipeEntry *e = &r->rec->entries[k];
+        fprintf(f, "%s = ", e->key);
+        switch (e->kind) {
+        case RV_NUM: fprintf(f, "%.10g\n", e->num); break;
+        case RV_BOOL: fprintf(f, "%s\n", e->num ? "true" : "false"); break;
+        case RV_STR: fprintf(f, "\"%s\"\n", e->str); break;
+        case RV_LIST:
+            fprintf(f, "[");
+            for (int i = 0; i < e->nlist; i++) fprintf(f, i ? ", %.10g" : "%.10g", e->list[i]);
+            fprintf(f, "]\n");
+            break;
+        }
+    }
+    fprintf(f, "# derived\nbatch_size = %d\neffective_lr = %.10g\nsteps = %" PRId64 "\niters_per_epoch = %" PRId64 "\nseed = %" PRIu64 "\n",
+            r->batch, lr, steps, ipe, r->seed);
+    fclose(f);
+}
+
+/* ---------------------------------------------------------------- training */
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+typedef struct Loop {
+    Run *r;
+    Loader *l;
+    Schedule s;
+    int64_t total, ipe;
+    Metrics *mx;
+    CkptMeta cur;              /* step done and the cursor of the next batch */
+    char last_ckpt[1024];      /* the newest checkpoint written by this run ("" until one is) */
+    double t_log; int64_t it_log;
+} Loop;
+
+/* MAE: lr = blr * eff_batch / 256 when the recipe gives blr, else its lr. With --steps the warmup + cosine
+ * is compressed to those steps, keeping the recipe's warmup fraction. Returns the total steps. */
+static int64_t plan_schedule(Loop *lp) {
+    const Recipe *rc = lp->r->rec;
+    double epochs = rnum(rc, "epochs", 1), warm = rnum(rc, "warmup_epochs", 0);
+    int64_t eff = (int64_t)lp->r->batch * (int64_t)rnum(rc, "world", 1) * (int64_t)rnum(rc, "accum_iter", 1);
+    double lr = recipe_get(rc, "blr") ? schedule_scaled_lr(rnum(rc, "blr", 0), eff) : rnum(rc, "lr", 1e-3);
+    if (rnum(rc, "accum_iter", 1) > 1 || rnum(rc, "world", 1) > 1)
+        fprintf(stderr, "note: the recipe's world/accum_iter scale the lr only; this run steps every batch on one process\n");
+    lp->s = (Schedule){lr, rnum(rc, "min_lr", 0), warm, epochs, lp->ipe};
+    int64_t total = (int64_t)llround(epochs * (double)lp->ipe);
+    if (lp->r->o->steps >= 0) {
+        total = lp->r->o->steps;
+        lp->s.epochs = (double)total / (double)lp->ipe;
+        lp->s.warmup_epochs = epochs > 0 ? warm * lp->s.epochs / epochs : 0;
+    }
+    return total;
+}
+
+static bool save_ckpt(Loop *lp) {
+    char path[1024], err[1200];
+    checkpoint_path(lp->r->o->out, lp->cur.step, path, sizeof path);
+    if (!checkpoint_save(lp->r->e, lp->r->g, path, &lp->cur, err, sizeof err)) { fprintf(stderr, "%s\n", err); return false; }
+    snprintf(lp->last_ckpt, sizeof lp->last_ckpt, "%s", path);
+    checkpoint_prune(lp->r->o->out, lp->r->o->keep > 0 ? lp->r->o->keep : 3);
+    return true;
+}
+
+static void log_step(Loop *lp, int64_t it, double loss, double lr, double gn) {
+    double t = now_s(), ips = (double)(it + 1 - lp->it_log) * lp->r->batch / (t - lp->t_log);
+    double epoch = (double)(it + 1) / (double)lp->ipe;
+    metrics_begin(lp->mx);
+    metrics_int(lp->mx, "step", it + 1);
+    metrics_num(lp->mx, "epoch", epoch);
+    metrics_num(lp->mx, "loss", loss);
+    metrics_num(lp->mx, "lr", lr);
+    metrics_num(lp->mx, "grad_norm", gn);
+    metrics_num(lp->mx, "img_per_s", ips);
+    metrics_end(lp->mx);
+    if (!lp->r->o->quiet && ((it + 1) % 10 == 0 || it + 1 == lp->total))
+        printf("step %6" PRId64 "  epoch %.3f  loss %.5f  lr %.3e  grad_norm %.4f  %.1f img/s\n", it + 1, epoch, loss, lr, gn, ips);
+    fflush(stdout);
+    lp->t_log = t; lp->it_log = it + 1;
+}
+
+/* One optimizer step: batch, lr, step counter in; loss and grad norm out. */
+static bool one_step(Loop *lp, int64_t it, double *loss, double *lr, double *gn) {
+    Run *r = lp->r;
+    Batch b;
+    if (!next_batch(lp->l, &b)) return false;
+    feed_batch(r, &b);
+    float lrf = (float)schedule_lr(&lp->s, it), t = (float)(it + 1), lv = 0, gv = 0;
+    exec_write(r->e, r->lr_in, &lrf, sizeof lrf);
+    exec_write(r->e, r->step_in, &t, sizeof t);
+    StepInfo si = {r->seed, (uint64_t)it};
+    exec_run(r->e, &si);
+    exec_read(r->e, r->g->loss, &lv, sizeof lv);
+    exec_read(r->e, r->grad_norm, &gv, sizeof gv);
+    *loss = lv; *lr = lrf; *gn = gv;
+    lp->cur.step = it + 1; lp->cur.epoch = b.epoch; lp->cur.index = b.index + 1;
+    return true;
+}
+
+static int train_loop(Loop *lp) {
+    const TrainOptions *o = lp->r->o;
+    int every = o->ckpt_every > 0 ? o->ckpt_every : 100, log_every = o->log_every > 0 ? o->log_every : 1;
+    lp->t_log = now_s();
+    for (int64_t it = lp->cur.step; it < lp->total; it++) {
+        double loss, lr, gn;
+        if (!one_step(lp, it, &loss, &lr, &gn)) return 2;
+        if (!isfinite(loss)) {
+            fprintf(stderr, "error: the loss is %s at step %" PRId64 "; stopping. Last good checkpoint: %s\n",
+                    isnan(loss) ? "NaN" : "infinite", it + 1, lp->last_ckpt[0] ? lp->last_ckpt : "(none written yet)");
+            return 3;
+        }
+        if ((it + 1) % log_every == 0 || it + 1 == lp->total) log_step(lp, it, loss, lr, gn);
+        if (((it + 1) % every == 0 || it + 1 == lp->total || interrupted) && !save_ckpt(lp)) return 2;
+        if (interrupted) {
+            fprintf(stderr, "interrupted at step %" PRId64 ": checkpoint %s written\n", it + 1, lp->last_ckpt);
+            return 130;
+        }
+    }
+    return 0;
+}
+
+static int run_train(Run *r, const CkptMeta *m) {
+    Loop lp;
+    memset(&lp, 0, sizeof lp);
+    lp.r = r;
+    Dataset *ds;
+    if (!(lp.l = open_loader(r, SPLIT_TRAIN, &ds))) return 1;
+    lp.ipe = loader_batches_per_epoch(lp.l);
+    int rc = 1;
+    if (lp.ipe <= 0) { fprintf(stderr, "%s: fewer images than one batch of %d\n", r->o->data, r->batch); goto done; }
+    lp.total = plan_schedule(&lp);
+    write_recipe_txt(r, lp.s.lr, lp.total, lp.ipe);
+    lp.cur = *m;
+    snprintf(lp.cur.model, sizeof lp.cur.model, "%s", r->model_name);
+    lp.cur.seed = r->seed;
+    if (r->o->resume) loader_seek(lp.l, m->epoch, m->index);
+    char path[1024], err[1200];
+    snprintf(path, sizeof path, "%s/metrics.jsonl", r->o->out);
+    if (!(lp.mx = metrics_open(path, r->o->resume != NULL, err, sizeof err))) { fprintf(stderr, "%s\n", err); rc = 2; goto done; }
+    printf("vmc %s: model %s, recipe %s, %" PRId64 " params, batch %d, %" PRId64 " steps (%" PRId64 " per epoch), lr %.3e, from step %" PRId64 "\n",
+           MODE_NAME[r->o->mode], r->model_name, r->recipe_name, graph_param_count(r->g, true), r->batch, lp.total, lp.ipe,
+           lp.s.lr, lp.cur.step);
+    interrupted = 0;
+    void (*prev)(int) = signal(SIGINT, on_sigint);
+    rc = train_loop(&lp);
+    signal(SIGINT, prev);
+done:
+    metrics_close(lp.mx);
+    loader_free(lp.l);
+    dataset_free(ds);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- evaluation */
+typedef struct EvalAcc { int64_t n, top1, top5; double nll; } EvalAcc;
+
+/* Rank of the true class (classes with a strictly larger logit) and its cross-entropy. */
+static void score(EvalAcc *a, const float *z, int classes, int32_t label) {
+    int above = 0;
+    double mx = z[0], se = 0;
+    for (int c = 0; c < classes; c++) { above += z[c] > z[label]; if (z[c] > mx) mx = z[c]; }
+    for (int c = 0; c < classes; c++) se += exp((double)z[c] - mx);
+    a->nll += log(se) + mx - z[label];
+    a->n++; a->top1 += above < 1; a->top5 += above < 5;
+}
+
+/* A possibly partial batch padded to the graph's batch: the padding rows are computed and ignored. */
+static void eval_batch(Run *r, const Batch *b, EvalAcc *a, float *img, int32_t *lab, float *z) {
+    size_t per = (size_t)shape_numel(r->images->shape) / (size_t)r->batch;
+    memset(img, 0, sizeof(float) * per * (size_t)r->batch);
+    memcpy(img, b->images, sizeof(float) * per * (size_t)b->n);
+    memset(lab, 0, sizeof(int32_t) * (size_t)r->batch);
+    memcpy(lab, b->labels, sizeof(int32_t) * (size_t)b->n);
+    Batch pb = *b;
+    pb.images = img; pb.labels = lab; pb.targets = NULL;
+    feed_batch(r, &pb);
+    StepInfo si = {r->seed, 0};
+    exec_run(r->e, &si);
+    exec_read(r->e, r->logits, z, sizeof(float) * (size_t)r->batch * (size_t)r->classes);
+    for (int i = 0; i < b->n; i++) score(a, z + (size_t)i * (size_t)r->classes, r->classes, lab[i]);
+}
+
+static int run_eval(Run *r, int64_t ckpt_step) {
+    Dataset *ds;
+    Loader *l = open_loader(r, SPLIT_TEST, &ds);
+    if (!l) return 1;
+    float *img = xmalloc(sizeof(float) * (size_t)shape_numel(r->images->shape));
+    int32_t *lab = xmalloc(sizeof(int32_t) * (size_t)r->batch);
+    float *z = xmalloc(sizeof(float) * (size_t)r->batch * (size_t)r->classes);
+    EvalAcc a = {0};
+    Batch b;
+    double t0 = now_s();
+    while (loader_next(l, &b)) eval_batch(r, &b, &a, img, lab, z);
+    int rc = 0;
+    if (loader_error(l)) { fprintf(stderr, "data: %s\n", loader_error(l)); rc = 2; }
+    char path[1024], err[1200];
+    snprintf(path, sizeof path, "%s/metrics.jsonl", r->o->out);
+    Metrics *mx = rc ? NULL : metrics_open(path, true, err, sizeof err);
+    if (!rc && !mx) { fprintf(stderr, "%s\n", err); rc = 2; }
+    if (mx && a.n) {
+        metrics_begin(mx);
+        metrics_str(mx, "split", "test");
+        metrics_int(mx, "step", ckpt_step);
+        metrics_int(mx, "n", a.n);
+        metrics_num(mx, "top1", 100.0 * (double)a.top1 / (double)a.n);
+        metrics_num(mx, "top5", 100.0 * (double)a.top5 / (double)a.n);
+        metrics_num(mx, "loss", a.nll / (double)a.n);
+        metrics_num(mx, "img_per_s", (double)a.n / (now_s() - t0));
+        metrics_end(mx);
+        printf("eval %s (%s weights): %" PRId64 " images, top-1 %.2f%%, top-5 %.2f%%, loss %.4f\n", r->model_name,
+               r->o->ema ? "EMA" : "model", a.n, 100.0 * (double)a.top1 / (double)a.n, 100.0 * (double)a.top5 / (double)a.n, a.nll / (double)a.n);
+    }
+    metrics_close(mx);
+    free(img); free(lab); free(z);
+    loader_free(l);
+    dataset_free(ds);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- entry */
+int train_run(const TrainOptions *o) {
+    Run r;
+    memset(&r, 0, sizeof r);
+    r.o = o;
+    int rc = 1;
+    CkptMeta m;
+    if (!load_module(&r)) goto done;
+    r.seed = o->seed_set ? o->seed : (uint64_t)rnum(r.rec, "seed", 0);
+    if (!build_graph(&r) || !make_exec(&r)) goto done;
+    if (!make_dirs(o->out)) { rc = 2; goto done; }
+    if (!load_weights(&r, &m)) goto done;
+    if (o->resume && o->mode != TRAIN_EVAL && m.seed != r.seed) r.seed = m.seed;   /* continue the same streams */
+    rc = o->mode == TRAIN_EVAL ? run_eval(&r, m.step) : run_train(&r, &m);
+done:
+    exec_free(r.e);
+    graph_free(r.g);
+    dsl_free(r.mod);
+    return rc;
+}

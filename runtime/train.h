@@ -1,0 +1,28 @@
+/* train.h — the training and evaluation driver behind `vmc pretrain|finetune|eval`: builds the model graph,
+ * differentiates it and appends the optimizer, initialises or loads weights, feeds batches and the schedule,
+ * logs metrics.jsonl, writes checkpoints (keep last k; Ctrl-C saves one), stops on a non-finite loss. */
+#pragma once
+#include "dsl.h"
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef enum TrainMode { TRAIN_PRETRAIN, TRAIN_FINETUNE, TRAIN_EVAL } TrainMode;
+
+typedef struct TrainOptions {
+    TrainMode mode;
+    const char *file, *model, *recipe;    /* model/recipe NULL: chosen by mode (see train.c) */
+    const char *data, *out;
+    const char *resume, *init;            /* checkpoints: exact continuation / weights only */
+    const char *backend;                  /* "cpu" (default) or "cuda" */
+    int64_t steps;                        /* < 0: epochs from the recipe */
+    bool seed_set; uint64_t seed;         /* default: the recipe's seed, else 0 */
+    const DslSet *sets; int nsets;        /* --set and the named flags (--batch_size ...) */
+    const char **include_dirs; int ninclude;
+    int log_every, ckpt_every, keep, threads;
+    bool ema;                             /* eval: use the EMA weights of a training checkpoint */
+    bool quiet;                           /* no per-step console lines */
+} TrainOptions;
+
+/* Runs the command; returns the exit status (0 ok, 1 user error, 2 environment error, 3 non-finite loss,
+ * 130 interrupted after saving a checkpoint). */
+int train_run(const TrainOptions *o);
