@@ -94,12 +94,13 @@ typedef struct LoadCtx {
 
 static void load_node(LoadCtx *c, const Node *n, bool required) {
     char key[600], a[96], b[96];
-    const StTensor *t = NULL;
-    if (c->mode == CKPT_INIT_EMA) {
+    const StTensor *t = safetensors_find(c->f, n->name);
+    if (t) c->used[t - c->f->t] = true;
+    if (c->mode == CKPT_INIT_EMA) {      /* the EMA copy replaces the model's own weights when present */
         snprintf(key, sizeof key, "ema.%s", n->name);
-        t = safetensors_find(c->f, key);
+        const StTensor *e = safetensors_find(c->f, key);
+        if (e) t = e;
     }
-    if (!t) t = safetensors_find(c->f, n->name);
     if (!t) {
         if (required) { fprintf(c->report, "  missing in checkpoint: %s %s\n", n->name, shape_str(n->shape, a, 96)); c->bad++; }
         return;

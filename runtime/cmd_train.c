@@ -36,10 +36,12 @@ static void usage(TrainMode m, FILE *f) {
             m == TRAIN_EVAL ? "" : ", checkpoint-<step>.safetensors");
     if (m == TRAIN_EVAL) {
         fprintf(f, "  --init CKPT           weights to evaluate (also --resume CKPT)\n"
+                   "  --steps N             evaluate the first N batches only\n"
                    "  --ema                 evaluate the checkpoint's EMA weights\n"
                    "  --batch_size N        (= --set batch=N)\n");
     } else {
         fprintf(f, "  --steps N             stop after N steps; the warmup+cosine schedule spans these N steps\n"
+"  --stop_at K          stop after step K with a checkpoint (the schedule still spans --steps)\n"
                    "  --resume CKPT         continue exactly (weights, AdamW, EMA, step, data cursor); 'auto': newest in --out\n"
                    "  --init CKPT           start from these weights (matching names; mismatches are listed)\n"
                    "  --log_every N         metrics.jsonl line every N steps (default 1)\n"
@@ -99,6 +101,7 @@ static bool parse_valued(Args *a, const char *f, char *v) {
         a->incs[o->ninclude++] = v;
     } else if (!parse_int(f, v, &n)) return false;
     else if (!strcmp(f, "--steps")) o->steps = n;
+    else if (!strcmp(f, "--stop_at")) o->stop_at = n;
     else if (!strcmp(f, "--seed")) { o->seed = (uint64_t)n; o->seed_set = true; }
     else if (!strcmp(f, "--log_every")) o->log_every = (int)n;
     else if (!strcmp(f, "--ckpt_every")) o->ckpt_every = (int)n;
@@ -109,7 +112,7 @@ static bool parse_valued(Args *a, const char *f, char *v) {
 
 static bool is_valued(const char *f) {
     static const char *const V[] = {"--set", "--model", "--recipe", "--data", "--out", "--resume", "--init", "--backend",
-                                    "-I", "--steps", "--seed", "--log_every", "--ckpt_every", "--keep", "--threads"};
+                                    "-I", "--steps", "--stop_at", "--seed", "--log_every", "--ckpt_every", "--keep", "--threads"};
     for (size_t k = 0; k < sizeof V / sizeof V[0]; k++) if (!strcmp(f, V[k])) return true;
     for (size_t k = 0; k < sizeof SET_FLAGS / sizeof SET_FLAGS[0]; k++) if (!strcmp(f, SET_FLAGS[k].flag)) return true;
     return false;

@@ -452,8 +452,9 @@ static bool one_step(Loop *lp, int64_t it, double *loss, double *lr, double *gn)
 static int train_loop(Loop *lp) {
     const TrainOptions *o = lp->r->o;
     int every = o->ckpt_every > 0 ? o->ckpt_every : 100, log_every = o->log_every > 0 ? o->log_every : 1;
+    int64_t end = o->stop_at > 0 && o->stop_at < lp->total ? o->stop_at : lp->total;
     lp->t_log = now_s();
-    for (int64_t it = lp->cur.step; it < lp->total; it++) {
+    for (int64_t it = lp->cur.step; it < end; it++) {
         double loss, lr, gn;
         if (!one_step(lp, it, &loss, &lr, &gn)) return 2;
         if (!isfinite(loss)) {
@@ -461,8 +462,8 @@ static int train_loop(Loop *lp) {
                     isnan(loss) ? "NaN" : "infinite", it + 1, lp->last_ckpt[0] ? lp->last_ckpt : "(none written yet)");
             return 3;
         }
-        if ((it + 1) % log_every == 0 || it + 1 == lp->total) log_step(lp, it, loss, lr, gn);
-        if (((it + 1) % every == 0 || it + 1 == lp->total || interrupted) && !save_ckpt(lp)) return 2;
+        if ((it + 1) % log_every == 0 || it + 1 == end) log_step(lp, it, loss, lr, gn);
+        if (((it + 1) % every == 0 || it + 1 == end || interrupted) && !save_ckpt(lp)) return 2;
         if (interrupted) {
             fprintf(stderr, "interrupted at step %" PRId64 ": checkpoint %s written\n", it + 1, lp->last_ckpt);
             return 130;
@@ -542,7 +543,7 @@ static int run_eval(Run *r, int64_t ckpt_step) {
     EvalAcc a = {0};
     Batch b;
     double t0 = now_s();
-    while (loader_next(l, &b)) eval_batch(r, &b, &a, img, lab, z);
+    for (int64_t k = 0; (r->o->steps < 0 || k < r->o->steps) && loader_next(l, &b); k++) eval_batch(r, &b, &a, img, lab, z);
     int rc = 0;
     if (loader_error(l)) { fprintf(stderr, "data: %s\n", loader_error(l)); rc = 2; }
     char path[1024], err[1200];

@@ -14,7 +14,8 @@ typedef struct TrainOptions {
     const char *data, *out;
     const char *resume, *init;            /* checkpoints: exact continuation / weights only */
     const char *backend;                  /* "cpu" (default) or "cuda" */
-    int64_t steps;                        /* < 0: epochs from the recipe */
+    int64_t steps;                        /* < 0: epochs from the recipe; eval: at most this many batches */
+    int64_t stop_at;                      /* > 0: stop (with a checkpoint) after this step; the schedule is unchanged */
     bool seed_set; uint64_t seed;         /* default: the recipe's seed, else 0 */
     const DslSet *sets; int nsets;        /* --set and the named flags (--batch_size ...) */
     const char **include_dirs; int ninclude;
