@@ -3,3 +3,14 @@ add_executable(test_nvrtc ${CMAKE_CURRENT_SOURCE_DIR}/test_nvrtc.c)
 target_link_libraries(test_nvrtc PRIVATE codegen)
 add_test(NAME nvrtc_templates COMMAND test_nvrtc)
 set_tests_properties(nvrtc_templates PROPERTIES LABELS cpu TIMEOUT 300)
+
+# The scan/conv1d templates compiled as C++ for the CPU (tests/emu/cuda_emu.h stands in for CUDA) and checked
+# against the double references: the kernels' algorithms are tested in CI, where there is no GPU.
+enable_language(CXX)
+set(CMAKE_CXX_STANDARD 17)
+file(GLOB EMU_SRC CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/emu/*.cpp)
+add_executable(test_emu ${EMU_SRC})
+target_compile_options(test_emu PRIVATE -Wno-unused-function -Wno-unknown-pragmas)
+target_link_libraries(test_emu PRIVATE Threads::Threads)
+add_test(NAME emu_templates COMMAND test_emu)
+set_tests_properties(emu_templates PROPERTIES LABELS cpu TIMEOUT 120)

@@ -1,0 +1,34 @@
+// cuda_emu.h — just enough of CUDA to run vmc's hand-written templates on the CPU in tests: blocks run one at a
+// time, each thread of a block is a pthread; __syncthreads is a block barrier, a warp shuffle goes through a
+// per-warp exchange slot between two warp barriers, atomics take one lock. Catches indexing, chunking, reduction
+// and race-free-ness bugs (a thread waiting on a barrier others skip deadlocks the test) before a GPU run.
+#pragma once
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <math.h>
+
+struct dim3 { unsigned x = 1, y = 1, z = 1; };
+struct float4 { float x, y, z, w; };
+struct uint4 { unsigned x, y, z, w; };
+extern thread_local dim3 threadIdx;
+extern dim3 blockIdx, blockDim, gridDim;
+
+#define __global__
+#define __device__
+#define __forceinline__ inline
+#define __launch_bounds__(...)
+#define __align__(n) alignas(n)
+#define __shared__ static   // one block at a time: a static is that block's shared memory
+
+inline float __uint_as_float(unsigned u) { float f; std::memcpy(&f, &u, 4); return f; }
+inline unsigned __float_as_uint(float f) { unsigned u; std::memcpy(&u, &f, 4); return u; }
+using std::min;
+using std::max;
+void __syncthreads();
+float __shfl_xor_sync(unsigned mask, float v, int lane_mask);
+float atomicAdd(float *p, float v);
+
+// Runs body once per thread of every block of the grid (block threads a multiple of 32).
+void emu_launch(dim3 grid, dim3 block, const std::function<void()> &body);

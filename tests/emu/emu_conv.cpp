@@ -1,0 +1,58 @@
+// emu_conv.cpp — conv1d templates (forward with fused SiLU, backward dx/dw/db) for B=5 (a partial batch group),
+// L=37, D=40 (partial blocks), K=4, f32, checked on the CPU emulator against scan_ref.h.
+#include "cuda_emu.h"
+#include "../scan_ref.h"
+#include <cstdio>
+#include <vector>
+#define CONV_B 5
+#define CONV_L 37
+#define CONV_D 40
+#define CONV_K 4
+#define X_T float
+#define W_T float
+#define BIAS_T float
+#define OUT_T float
+#define DY_T float
+#include "../../codegen/templates/common.cuh"
+#define CONV_SILU 1
+#define CONV_THREADS 128
+#define CONV_ROWS 32
+#include "../../codegen/templates/conv1d.cuh"
+#undef CONV_ROWS
+#define CONV_BACKWARD 1
+#define CONV_WANT_DX 1
+#define CONV_WANT_DW 1
+#define CONV_WANT_DB 1
+#define CONV_CH 32
+#define CONV_GROUPS 8
+#define CONV_ROWS 16
+#define CONV_BATCH 4
+#include "../../codegen/templates/conv1d.cuh"
+
+extern "C" int emu_check_conv(void) {
+    constexpr int B = CONV_B, L = CONV_L, D = CONV_D, K = CONV_K;
+    const size_t n = (size_t)B * L * D;
+    RefRng r = {7};
+    std::vector<float> x(n), dy(n), w((size_t)D * K), bias(D), y(n), dx(n, NAN), dw((size_t)D * K, 0.f), db(D, 0.f);
+    for (auto &v : x) v = (float)ref_normal(&r);
+    for (auto &v : dy) v = (float)ref_normal(&r);
+    for (auto &v : w) v = (float)(0.5 * ref_normal(&r));
+    for (auto &v : bias) v = (float)(0.1 * ref_normal(&r));
+    for (auto &v : y) v = NAN;
+    emu_launch({(D + 127) / 128, (L + 31) / 32, B}, {128, 1, 1},
+               [&] { vmc_conv1d_fwd(x.data(), w.data(), bias.data(), y.data()); });
+    emu_launch({(D + 31) / 32, (L + 127) / 128, (B + 3) / 4}, {32, 8, 1},
+               [&] { vmc_conv1d_bwd(dy.data(), x.data(), w.data(), dx.data(), dw.data(), db.data()); });
+    std::vector<double> yr(n), dxr(n), dwr((size_t)D * K), dbr(D);
+    ref_conv_fwd(B, L, D, K, x.data(), w.data(), bias.data(), 1, yr.data());
+    ref_conv_bwd(B, L, D, K, dy.data(), x.data(), w.data(), dxr.data(), dwr.data(), dbr.data());
+    double e[4] = {rel_l2(y.data(), yr.data(), n), rel_l2(dx.data(), dxr.data(), n),
+                   rel_l2(dw.data(), dwr.data(), (size_t)D * K), rel_l2(db.data(), dbr.data(), D)};
+    static const char *names[4] = {"fwd y", "bwd dx", "bwd dw", "bwd db"};
+    int bad = 0;
+    for (int k = 0; k < 4; k++) {
+        printf("%-14s %-14s rel L2 %.3e\n", "conv1d f32", names[k], e[k]);
+        bad += !(e[k] < 1e-5);
+    }
+    return bad;
+}
