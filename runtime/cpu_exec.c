@@ -49,8 +49,6 @@ static inline int64_t row_offset(Shape os, const int64_t *st, int64_t r) {
     return off;
 }
 
-static inline double softplus_d(double v) { return v <= 20 ? log1p(exp(v)) : v; }
-
 /* Round to the nearest bf16 (ties to even), returned as float. */
 static float bf16_round(float f) {
     uint32_t u;
@@ -65,17 +63,25 @@ static float bf16_round(float f) {
 #define REAL float
 #define F(name) name##_f32
 #define CBLAS_GEMM cblas_sgemm
+#define RXP expf
+#define RLOG1P log1pf
 #include "cpu_ops.inc"
 #undef REAL
 #undef F
 #undef CBLAS_GEMM
+#undef RXP
+#undef RLOG1P
 #define REAL double
 #define F(name) name##_f64
 #define CBLAS_GEMM cblas_dgemm
+#define RXP exp
+#define RLOG1P log1p
 #include "cpu_ops.inc"
 #undef REAL
 #undef F
 #undef CBLAS_GEMM
+#undef RXP
+#undef RLOG1P
 
 /* ---------------------------------------------------------------- storage and liveness */
 static bool is_storage(const Node *n) { return n->op == OP_PARAM || n->op == OP_INPUT || n->op == OP_STATE; }
@@ -177,6 +183,7 @@ static const ExecVT CPU_VT = {"cpu", cpu_run, cpu_write, cpu_read, cpu_free};
 static Exec *cpu_new(const Graph *g, Node *const *keep, int nkeep, bool f64) {
     char err[256];
     ASSERT(graph_verify(g, err, sizeof err), "cpu backend given an invalid graph: %s", err);
+    openblas_set_num_threads(1);      /* threads come from OpenMP (gemm in cpu_ops.inc) */
     Cpu *c = xcalloc(1, sizeof *c);
     c->base.vt = &CPU_VT;
     c->base.g = g;
