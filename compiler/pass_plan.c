@@ -80,7 +80,7 @@ void pass_plan(Fusion *f) {
     for (int id = 0; id < g->nnodes; id++) {
         Node *n = g->nodes[id];
         if (!f->mat[id] || !f->live[id] || f->repl[id] != n) continue;
-        int64_t bytes = align_up(shape_numel(n->shape) * dtype_size(n->dtype));
+        int64_t bytes = align_up(shape_numel(n->shape) * 4);   /* device storage: f32 or i32 (codegen.h) */
         ArenaKind a = arena_of(f, n);
         if (a != AR_ACT) {
             f->buf[id] = (Buf){a, f->arena_bytes[a], bytes};

@@ -1,0 +1,23 @@
+/* codegen.h — fused group -> CUDA C source (emit_cuda.c). Every size is a compile-time constant in the text;
+ * kernels are extern "C", named k<idx>_<ops>, headed by a comment listing the fused nodes and their .vmc Locs.
+ * Storage on the device: every float tensor (f32 or bf16 in the graph) is an f32 array holding exactly the
+ * values the cpu backend holds (bf16 nodes carry bf16-rounded values); i32 tensors are int arrays. */
+#pragma once
+#include "pass.h"
+#include <stdio.h>
+
+typedef struct KernelSource {
+    char *name;           /* malloc'd: the extern "C" symbol */
+    char *body;           /* malloc'd: kernel text without the shared preamble */
+    unsigned grid, block;
+    const char *kclass;   /* "norm", "elementwise", "optimizer", "scatter", "rng": time per class in bench */
+} KernelSource;
+
+/* The device helpers every generated kernel uses (bf16 rounding, Philox as compiler/rng.h, block reductions). */
+const char *codegen_preamble(void);
+/* Emits the kernel of a GK_EW, GK_ROW, GK_SCATTER or GK_RANDPERM group. Parameters, in order: one pointer per
+ * gr->ins (const), one per gr->outs, then a pointer to the step's {seed, step} (two unsigned long long). */
+void codegen_group(const Fusion *f, const Group *gr, KernelSource *out);
+void kernel_source_free(KernelSource *k);
+/* Kernel-class label for a group of any kind ("gemm", "scan", "conv", "norm", "elementwise", "optimizer", ...). */
+const char *codegen_group_class(const Fusion *f, const Group *gr);

@@ -1,0 +1,666 @@
+/* emit_cuda.c — one fused group -> readable CUDA C. Values are computed by recursive index math from the group's
+ * root: a member node is evaluated at an index vector (C expressions), movement ops only rewrite the index, and
+ * each (node, index) is computed once per scope (CSE). Row kernels run one block per row: one phase per reduction
+ * (block-wide sum/max into a register every thread holds), then the final phase writes the outputs.
+ * This is the only file that prints generated kernel syntax (the opaque templates live in codegen/templates). */
+#include "codegen.h"
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { EW_THREADS = 256, MAX_REDS = 16, IXLEN = 64 };
+
+typedef struct Ix { int n; char s[MAX_DIMS][IXLEN]; } Ix;
+typedef struct Memo { uint32_t id; char *key; char var[48]; int depth; } Memo;
+
+typedef struct Em {
+    const Fusion *f;
+    const Group *gr;
+    FILE *o, *glob;           /* kernel body; file-scope tables emitted before the kernel */
+    int ind, depth, nvar;
+    Memo *memo; int nmemo, capmemo;
+    bool final;               /* outputs are stored in this phase */
+    const char *jvar;         /* row kernels, final phase: the loop variable along the axis */
+    Node *reds[MAX_REDS]; int nreds, red_done;
+    PtrVec tables;            /* nodes whose index table is already emitted */
+} Em;
+
+/* ---------------------------------------------------------------- small helpers */
+static const char *ctype(const Node *n) { return n->dtype == DT_I32 ? "int" : "float"; }
+
+static void line(Em *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void line(Em *e, const char *fmt, ...) {
+    va_list ap;
+    fprintf(e->o, "%*s", 4 * e->ind, "");
+    va_start(ap, fmt);
+    vfprintf(e->o, fmt, ap);
+    va_end(ap);
+    fputc('\n', e->o);
+}
+
+static void flit(double v, char *buf, int n) {
+    if (isnan(v)) snprintf(buf, (size_t)n, "__int_as_float(0x7fc00000)");
+    else if (isinf(v)) snprintf(buf, (size_t)n, v > 0 ? "__int_as_float(0x7f800000)" : "__int_as_float(0xff800000)");
+    else {
+        char t[40];
+        snprintf(t, sizeof t, "%.9g", v);
+        bool dot = strpbrk(t, ".e") != NULL;
+        snprintf(buf, (size_t)n, "%s%sf", t, dot ? "" : ".0");
+    }
+}
+
+static int param_of(const Em *e, const Node *n, bool out) {
+    const Group *g = e->gr;
+    if (!out) { for (int k = 0; k < g->nins; k++) if (g->ins[k] == n) return k; }
+    else { for (int k = 0; k < g->nouts; k++) if (g->outs[k] == n) return k; }
+    return -1;
+}
+
+static bool is_member(const Em *e, const Node *n) { return e->f->group_of[n->id] == e->gr->index; }
+
+static const char *index_get(Em *e, const char *expr);
+static void index_put(Em *e, const char *expr, const char *var);
+
+/* Flat row-major offset of ix in shape s, as a new local variable (or a literal when trivial). */
+static void flat(Em *e, Shape s, const Ix *ix, char *out) {
+    char expr[512] = "";
+    int64_t stride = 1;
+    int w = 0, terms = 0;
+    for (int k = s.ndim - 1; k >= 0; k--) {
+        if (s.d[k] != 1 && strcmp(ix->s[k], "0")) {
+            if (stride == 1) w += snprintf(expr + w, sizeof expr - (size_t)w, "%s(long long)%s", terms ? " + " : "", ix->s[k]);
+            else w += snprintf(expr + w, sizeof expr - (size_t)w, "%s(long long)%s * %lldLL", terms ? " + " : "", ix->s[k], (long long)stride);
+            terms++;
+        }
+        stride *= s.d[k];
+    }
+    if (!terms) { snprintf(out, IXLEN, "0"); return; }
+    if (terms == 1 && stride > 0 && !strchr(expr, '*')) {   /* a single coordinate: no variable needed */
+        snprintf(out, IXLEN, "%s", expr + strlen("(long long)"));
+        return;
+    }
+    const char *known = index_get(e, expr);
+    if (known) { snprintf(out, IXLEN, "%s", known); return; }
+    snprintf(out, IXLEN, "f%d", e->nvar++);
+    line(e, "const long long %s = %s;", out, expr);
+    index_put(e, expr, out);
+}
+
+/* Index of input x (numpy-broadcast against the output shape os) from the output index. */
+static Ix bcast_ix(const Ix *ix, Shape os, Shape xs) {
+    Ix r = {.n = xs.ndim};
+    for (int k = 0; k < xs.ndim; k++) {
+        int ko = k + os.ndim - xs.ndim;
+        snprintf(r.s[k], IXLEN, "%s", xs.d[k] == 1 ? "0" : ix->s[ko]);
+    }
+    return r;
+}
+
+/* Decomposes a flat offset variable into coordinates of shape s. */
+static Ix unflat(Em *e, Shape s, const char *fvar) {
+    Ix r = {.n = s.ndim};
+    int64_t stride = 1;
+    for (int k = s.ndim - 1; k >= 0; k--) {
+        if (s.d[k] == 1) snprintf(r.s[k], IXLEN, "0");
+        else {
+            char expr[160];
+            if (k == 0) snprintf(expr, sizeof expr, stride == 1 ? "%s" : "%s / %lldLL", fvar, (long long)stride);
+            else if (stride == 1) snprintf(expr, sizeof expr, "%s %% %lldLL", fvar, (long long)s.d[k]);
+            else snprintf(expr, sizeof expr, "%s / %lldLL %% %lldLL", fvar, (long long)stride, (long long)s.d[k]);
+            snprintf(r.s[k], IXLEN, "c%d", e->nvar++);
+            line(e, "const long long %s = %s;", r.s[k], expr);
+        }
+        stride *= s.d[k];
+    }
+    return r;
+}
+
+/* ---------------------------------------------------------------- memo (CSE per scope) */
+static char *memo_key(const Node *n, const Ix *ix) {
+    char buf[MAX_DIMS * (IXLEN + 1) + 16];
+    int w = snprintf(buf, sizeof buf, "%u", n->id);
+    for (int k = 0; k < ix->n; k++) w += snprintf(buf + w, sizeof buf - (size_t)w, "|%s", ix->s[k]);
+    return xstrdup(buf);
+}
+static const char *memo_get(Em *e, const Node *n, const Ix *ix) {
+    char *key = memo_key(n, ix);
+    const char *r = NULL;
+    for (int k = e->nmemo - 1; k >= 0 && !r; k--)
+        if (e->memo[k].id == n->id && !strcmp(e->memo[k].key, key)) r = e->memo[k].var;
+    free(key);
+    return r;
+}
+static const char *memo_put(Em *e, const Node *n, const Ix *ix, const char *var) {
+    if (e->nmemo == e->capmemo) {
+        e->capmemo = e->capmemo ? e->capmemo * 2 : 64;
+        e->memo = xrealloc(e->memo, sizeof(Memo) * (size_t)e->capmemo);
+    }
+    Memo *m = &e->memo[e->nmemo++];
+    m->id = n->id;
+    m->key = memo_key(n, ix);
+    m->depth = e->depth;
+    snprintf(m->var, sizeof m->var, "%s", var);
+    return m->var;
+}
+/* Leaves a C block: values computed inside are out of scope. */
+/* Index expressions share the memo under a reserved id. */
+enum { INDEX_ID = 0xffffffffu };
+static const char *index_get(Em *e, const char *expr) {
+    for (int k = e->nmemo - 1; k >= 0; k--)
+        if (e->memo[k].id == INDEX_ID && !strcmp(e->memo[k].key, expr)) return e->memo[k].var;
+    return NULL;
+}
+static void index_put(Em *e, const char *expr, const char *var) {
+    if (e->nmemo == e->capmemo) {
+        e->capmemo = e->capmemo ? e->capmemo * 2 : 64;
+        e->memo = xrealloc(e->memo, sizeof(Memo) * (size_t)e->capmemo);
+    }
+    Memo *m = &e->memo[e->nmemo++];
+    m->id = INDEX_ID;
+    m->key = xstrdup(expr);
+    m->depth = e->depth;
+    snprintf(m->var, sizeof m->var, "%s", var);
+}
+
+static void scope_pop(Em *e) {
+    while (e->nmemo && e->memo[e->nmemo - 1].depth >= e->depth) free(e->memo[--e->nmemo].key);
+    e->depth--; e->ind--;
+}
+
+/* ---------------------------------------------------------------- expressions */
+static const char *val(Em *e, const Node *n, const Ix *ix);
+
+static void unary_expr(const Node *n, const Node *x, const char *a, char *out, size_t len) {
+    switch ((int)n->op) {      /* one op class; the full per-op switch is val() over classes */
+    case OP_NEG: snprintf(out, len, "-%s", a); return;
+    case OP_EXP: snprintf(out, len, "expf(%s)", a); return;
+    case OP_LOG: snprintf(out, len, "logf(%s)", a); return;
+    case OP_SQRT: snprintf(out, len, "sqrtf(%s)", a); return;
+    case OP_RSQRT: snprintf(out, len, "1.0f / sqrtf(%s)", a); return;
+    case OP_RECIP: snprintf(out, len, "1.0f / %s", a); return;
+    case OP_TANH: snprintf(out, len, "tanhf(%s)", a); return;
+    case OP_ERF: snprintf(out, len, "erff(%s)", a); return;
+    case OP_SIGMOID: snprintf(out, len, "1.0f / (1.0f + expf(-%s))", a); return;
+    case OP_SILU: snprintf(out, len, "%s / (1.0f + expf(-%s))", a, a); return;
+    case OP_SOFTPLUS: snprintf(out, len, "vmc_softplus(%s)", a); return;
+    case OP_RELU: snprintf(out, len, "%s > 0.0f ? %s : 0.0f", a, a); return;
+    case OP_ABS: snprintf(out, len, "fabsf(%s)", a); return;
+    case OP_CAST:
+        if (n->dtype == DT_I32) snprintf(out, len, x->dtype == DT_I32 ? "%s" : "(int)truncf(%s)", a);
+        else if (n->dtype == DT_BF16) snprintf(out, len, "vmc_bf16((float)%s)", a);
+        else snprintf(out, len, "(float)%s", a);
+        return;
+    default: break;   /* other classes are handled by the caller */
+    }
+    UNREACHABLE();
+}
+
+static void binary_expr(const Node *n, const char *a, const char *b, char *out, size_t len) {
+    bool i = n->src[0]->dtype == DT_I32;
+    switch ((int)n->op) {
+    case OP_ADD: snprintf(out, len, "%s + %s", a, b); return;
+    case OP_SUB: snprintf(out, len, "%s - %s", a, b); return;
+    case OP_MUL: snprintf(out, len, "%s * %s", a, b); return;
+    case OP_DIV: snprintf(out, len, "%s / %s", a, b); return;
+    case OP_MAX: snprintf(out, len, i ? "max(%s, %s)" : "vmc_max(%s, %s)", a, b); return;
+    case OP_MIN: snprintf(out, len, i ? "min(%s, %s)" : "vmc_min(%s, %s)", a, b); return;
+    case OP_CMP_GT: snprintf(out, len, "%s > %s ? 1 : 0", a, b); return;
+    default: break;
+    }
+    UNREACHABLE();
+}
+
+/* Stores a member that is an output, when the current phase writes outputs. */
+static void maybe_store(Em *e, const Node *n, const Ix *ix, const char *v) {
+    int p = param_of(e, n, true);
+    if (p < 0 || !e->final) return;
+    char fo[IXLEN];
+    flat(e, n->shape, ix, fo);
+    bool guard = e->jvar && e->gr->kind == GK_ROW && n->shape.d[e->gr->axis] == 1 && e->gr->dom.d[e->gr->axis] != 1;
+    if (guard) line(e, "if (%s == 0) out%d[%s] = %s;", e->jvar, p, fo, v);
+    else line(e, "out%d[%s] = %s;", p, fo, v);
+}
+
+static const char *newvar(Em *e, const Node *n, const Ix *ix, const char *expr) {
+    char v[24];
+    snprintf(v, sizeof v, "v%d", e->nvar++);
+    line(e, "const %s %s = %s;   // %%%u %s", ctype(n), v, expr, n->id, op_name(n->op));
+    maybe_store(e, n, ix, v);
+    return memo_put(e, n, ix, v);
+}
+
+/* PAD and CONCAT: only the branch whose index is in range may read its input. */
+static const char *cond_move(Em *e, const Node *n, const Ix *ix) {
+    int ax = (int)n->i[0];
+    char v[24];
+    snprintf(v, sizeof v, "v%d", e->nvar++);
+    line(e, "%s %s = 0;   // %%%u %s", ctype(n), v, n->id, op_name(n->op));
+    int64_t at = n->op == OP_PAD ? n->i[1] : 0;
+    for (int k = 0; k < n->nsrc; k++) {
+        const Node *s = fus_src(e->f, n, k);
+        int64_t len = s->shape.d[ax];
+        Ix six = *ix;
+        snprintf(six.s[ax], IXLEN, "q%d", e->nvar++);
+        line(e, "%sif (%s >= %lld && %s < %lld) {", k ? "else " : "", ix->s[ax], (long long)at, ix->s[ax], (long long)(at + len));
+        e->ind++; e->depth++;
+        line(e, "const long long %s = %s - %lldLL;", six.s[ax], ix->s[ax], (long long)at);
+        const char *a = val(e, s, &six);
+        line(e, "%s = %s;", v, a);
+        scope_pop(e);
+        line(e, "}");
+        at += len;
+    }
+    maybe_store(e, n, ix, v);
+    return memo_put(e, n, ix, v);
+}
+
+static const char *gather_table(Em *e, const Node *n) {
+    static char name[24];
+    snprintf(name, sizeof name, "gt%u", n->id);
+    for (int k = 0; k < e->tables.n; k++) if (e->tables.items[k] == n) return name;
+    ptrvec_push(&e->tables, (void *)n);
+    fprintf(e->glob, "__device__ const int %s[%lld] = {", name, (long long)n->ndata);
+    for (int64_t k = 0; k < n->ndata; k++) fprintf(e->glob, "%s%d", k % 32 ? ", " : (k ? ",\n    " : ""), n->idata[k]);
+    fprintf(e->glob, "};\n");
+    return name;
+}
+
+/* Movement: rewrite the index and read the input there. */
+static const char *move(Em *e, const Node *n, const Ix *ix) {
+    const Node *s = fus_src(e->f, n, 0);
+    Ix six = {.n = s->shape.ndim};
+    int ax = (int)n->i[0];
+    char fv[IXLEN];
+    switch ((int)n->op) {
+    case OP_RESHAPE: flat(e, n->shape, ix, fv); six = unflat(e, s->shape, fv); break;
+    case OP_EXTRACT: {
+        flat(e, n->shape, ix, fv);
+        char expr[IXLEN * 2];
+        snprintf(expr, sizeof expr, "%s + %lldLL", fv, (long long)n->i[0]);
+        snprintf(six.s[0], IXLEN, "x%d", e->nvar++);
+        line(e, "const long long %s = %s;", six.s[0], expr);
+        break;
+    }
+    case OP_PERMUTE: for (int k = 0; k < n->shape.ndim; k++) memcpy(six.s[n->i[k]], ix->s[k], IXLEN); break;
+    case OP_EXPAND: six = bcast_ix(ix, n->shape, s->shape); break;
+    case OP_SLICE:
+        six = *ix;
+        snprintf(six.s[ax], IXLEN, "s%d", e->nvar++);
+        line(e, "const long long %s = %s + %lldLL;", six.s[ax], ix->s[ax], (long long)n->i[1]);
+        break;
+    case OP_GATHER: {
+        const char *t = gather_table(e, n);
+        six = *ix;
+        snprintf(six.s[ax], IXLEN, "g%d", e->nvar++);
+        line(e, "const long long %s = %s[%s];", six.s[ax], t, ix->s[ax]);
+        break;
+    }
+    case OP_GATHER_DYN: {
+        Ix iix = {.n = 1};
+        memcpy(iix.s[0], ix->s[ax], IXLEN);
+        const char *q = val(e, fus_src(e->f, n, 1), &iix);
+        six = *ix;
+        snprintf(six.s[ax], IXLEN, "%s", q);
+        break;
+    }
+    default: UNREACHABLE();
+    }
+    const char *r = val(e, s, &six);
+    if (param_of(e, n, true) >= 0) maybe_store(e, n, ix, r);
+    return r;
+}
+
+static const char *load(Em *e, const Node *n, const Ix *ix) {
+    int p = param_of(e, n, false);
+    ASSERT(p >= 0, "node %%%u (%s) is read by group %d but is not one of its inputs", n->id, op_name(n->op), e->gr->index);
+    char fo[IXLEN], expr[IXLEN + 16];
+    flat(e, n->shape, ix, fo);
+    snprintf(expr, sizeof expr, "in%d[%s]", p, fo);
+    return newvar(e, n, ix, expr);
+}
+
+static const char *val(Em *e, const Node *n, const Ix *ix) {
+    if (n->op == OP_CONST) {
+        char lit[48];
+        if (n->dtype == DT_I32) snprintf(lit, sizeof lit, "%lld", (long long)n->f[0]);
+        else flit(n->f[0], lit, sizeof lit);
+        if (param_of(e, n, true) >= 0) return newvar(e, n, ix, lit);
+        const char *m = memo_get(e, n, ix);
+        return m ? m : memo_put(e, n, ix, lit);
+    }
+    const char *m = memo_get(e, n, ix);
+    if (m) return m;
+    if (!is_member(e, n)) return load(e, n, ix);
+    char expr[600];
+    switch (op_class(n->op)) {
+    case K_UNARY: {
+        const Node *x = fus_src(e->f, n, 0);
+        Ix xi = bcast_ix(ix, n->shape, x->shape);
+        unary_expr(n, x, val(e, x, &xi), expr, sizeof expr);
+        return newvar(e, n, ix, expr);
+    }
+    case K_BINARY: {
+        const Node *a = fus_src(e->f, n, 0), *b = fus_src(e->f, n, 1);
+        Ix ai = bcast_ix(ix, n->shape, a->shape), bi = bcast_ix(ix, n->shape, b->shape);
+        char va[48], vb[48];
+        snprintf(va, sizeof va, "%s", val(e, a, &ai));
+        snprintf(vb, sizeof vb, "%s", val(e, b, &bi));
+        binary_expr(n, va, vb, expr, sizeof expr);
+        return newvar(e, n, ix, expr);
+    }
+    case K_TERNARY: {
+        char v[3][48];
+        for (int k = 0; k < 3; k++) {
+            const Node *s = fus_src(e->f, n, k);
+            Ix si = bcast_ix(ix, n->shape, s->shape);
+            snprintf(v[k], sizeof v[k], "%s", val(e, s, &si));
+        }
+        snprintf(expr, sizeof expr, "%s != 0 ? (%s)%s : (%s)%s", v[0], ctype(n), v[1], ctype(n), v[2]);
+        return newvar(e, n, ix, expr);
+    }
+    case K_REDUCE:
+        for (int k = 0; k < e->red_done; k++)
+            if (e->reds[k] == n) { snprintf(expr, sizeof expr, "red%d", k); return newvar(e, n, ix, expr); }
+        ASSERT(0, "reduction %%%u read before its phase in group %d", n->id, e->gr->index);
+        break;
+    case K_MOVE:
+        if (n->op == OP_PAD || n->op == OP_CONCAT) return cond_move(e, n, ix);
+        return move(e, n, ix);
+    case K_RANDOM: {
+        ASSERT(n->op == OP_DROP_MASK, "random op %s inside a fused group", op_name(n->op));
+        char fo[IXLEN], p[48], keep[48];
+        flat(e, n->shape, ix, fo);
+        flit(n->f[0], p, sizeof p);
+        flit(n->f[0] < 1 ? 1.0 / (1.0 - n->f[0]) : 0.0, keep, sizeof keep);
+        snprintf(expr, sizeof expr, "vmc_keep(seed, %lluULL, step, (unsigned long long)%s, %s) ? %s : 0.0f",
+                 (unsigned long long)n->i[1], fo, p, keep);
+        return newvar(e, n, ix, expr);
+    }
+    case K_SOURCE: case K_GEMM: case K_OPAQUE: case K_SINK: break;
+    }
+    ASSERT(0, "%s cannot be computed inside a generated kernel", op_name(n->op));
+    return NULL;
+}
+
+/* ---------------------------------------------------------------- kernels */
+static void kernel_name(const Group *gr, char *out, size_t len) {
+    int w = snprintf(out, len, "k%d", gr->index), nops = 0;
+    const char *seen[4];
+    for (int k = 0; k < gr->nmembers && nops < 4; k++) {
+        const char *op = op_name(gr->members[k]->op);
+        bool dup = false;
+        for (int j = 0; j < nops; j++) dup |= !strcmp(seen[j], op);
+        if (dup) continue;
+        seen[nops++] = op;
+        w += snprintf(out + w, len - (size_t)w, "_%s", op);
+    }
+}
+
+static void header(Em *e, const char *name, const char *what) {
+    const Group *gr = e->gr;
+    char s[96];
+    fprintf(e->o, "/* %s: %s\n", name, what);
+    for (int k = 0; k < gr->nmembers; k++) {
+        const Node *n = gr->members[k];
+        fprintf(e->o, " *   %%%u %s %s%s", n->id, op_name(n->op), shape_str(n->shape, s, sizeof s),
+                param_of(e, n, true) >= 0 ? " (written)" : "");
+        if (n->loc.file) {
+            int l, c;
+            source_linecol(n->loc.file, n->loc.start, &l, &c);
+            fprintf(e->o, "  %s:%d:%d", n->loc.file->path, l, c);
+        }
+        fprintf(e->o, "\n");
+    }
+    fprintf(e->o, " */\n");
+}
+
+static void params(Em *e, const char *name, unsigned threads) {
+    const Group *gr = e->gr;
+    fprintf(e->o, "extern \"C\" __global__ void __launch_bounds__(%u) %s(", threads, name);
+    for (int k = 0; k < gr->nins; k++) fprintf(e->o, "const %s* __restrict__ in%d, ", ctype(gr->ins[k]), k);
+    for (int k = 0; k < gr->nouts; k++) fprintf(e->o, "%s* __restrict__ out%d, ", ctype(gr->outs[k]), k);
+    fprintf(e->o, "const unsigned long long* __restrict__ vmc_rng) {\n");
+    e->ind = 1;
+    /* (seed, step) live in device memory so that a captured CUDA graph sees each step's values */
+    line(e, "const unsigned long long seed = vmc_rng[0], step = vmc_rng[1];");
+    line(e, "(void)seed; (void)step;");
+}
+
+static unsigned grid_for(int64_t numel, unsigned threads) {
+    int64_t b = (numel + threads - 1) / threads;
+    return (unsigned)(b > (1 << 20) ? (1 << 20) : b < 1 ? 1 : b);
+}
+
+static void emit_ew(Em *e, const char *name, KernelSource *ks) {
+    const Group *gr = e->gr;
+    int64_t numel = shape_numel(gr->dom);
+    char what[160], s[96];
+    snprintf(what, sizeof what, "%s over %s (%lld elements)", gr->kind == GK_SCATTER ? "scatter-add" : "elementwise",
+             shape_str(gr->dom, s, sizeof s), (long long)numel);
+    header(e, name, what);
+    params(e, name, EW_THREADS);
+    line(e, "for (long long e = (long long)blockIdx.x * %d + threadIdx.x; e < %lldLL; e += (long long)gridDim.x * %d) {",
+         EW_THREADS, (long long)numel, EW_THREADS);
+    e->ind++; e->depth++;
+    e->final = true;
+    Ix ix = unflat(e, gr->dom, "e");
+    const Node *root = gr->root;
+    if (gr->kind == GK_SCATTER) {
+        const char *v = val(e, fus_src(e->f, root, 0), &ix);
+        int ax = (int)root->i[0];
+        Ix oix = ix;
+        if (root->op == OP_SCATTER_ADD) {
+            snprintf(oix.s[ax], IXLEN, "g%d", e->nvar++);
+            line(e, "const long long %s = %s[%s];", oix.s[ax], gather_table(e, root), ix.s[ax]);
+        } else {
+            Ix iix = {.n = 1};
+            memcpy(iix.s[0], ix.s[ax], IXLEN);
+            snprintf(oix.s[ax], IXLEN, "%s", val(e, fus_src(e->f, root, 1), &iix));
+        }
+        char fo[IXLEN];
+        flat(e, root->shape, &oix, fo);
+        line(e, "atomicAdd(&out0[%s], %s);", fo, v);
+    } else {
+        const char *v = val(e, root, &ix);
+        if (root->op == OP_CONST) line(e, "out0[e] = %s;", v);
+    }
+    e->ind--;
+    line(e, "}");
+    fprintf(e->o, "}\n");
+    ks->block = EW_THREADS;
+    ks->grid = grid_for(numel, EW_THREADS);
+}
+
+static void emit_row(Em *e, const char *name, KernelSource *ks) {
+    const Group *gr = e->gr;
+    int ax = gr->axis;
+    int64_t len = gr->dom.d[ax], rows = shape_numel(gr->dom) / len;
+    unsigned threads = 32;
+    while ((int64_t)threads < len && threads < (len > 4096 ? 1024u : 256u)) threads *= 2;
+    char what[200], s[96];
+    snprintf(what, sizeof what, "row kernel, %lld rows of %lld (axis %d of %s), %u threads", (long long)rows,
+             (long long)len, ax, shape_str(gr->dom, s, sizeof s), threads);
+    header(e, name, what);
+    params(e, name, threads);
+    line(e, "__shared__ float vmc_sh[32];");
+    line(e, "const long long row = blockIdx.x;");
+    Shape rs = gr->dom;
+    rs.d[ax] = 1;
+    Ix rix = unflat(e, rs, "row");
+    for (int k = 0; k < gr->nmembers; k++)
+        if (gr->members[k]->op == OP_SUM || gr->members[k]->op == OP_AMAX) {
+            ASSERT(e->nreds < MAX_REDS, "too many reductions in group %d", gr->index);
+            e->reds[e->nreds++] = gr->members[k];
+        }
+    for (int p = 0; p < e->nreds; p++) {
+        const Node *r = e->reds[p];
+        bool sum = r->op == OP_SUM;
+        line(e, "%s acc%d = %s;", ctype(r), p, sum ? "0" : "__int_as_float(0xff800000)");
+        line(e, "for (int j = threadIdx.x; j < %lld; j += %u) {", (long long)len, threads);
+        e->ind++; e->depth++;
+        e->final = false;
+        Ix ix = rix;
+        snprintf(ix.s[ax], IXLEN, "j");
+        const char *v = val(e, fus_src(e->f, r, 0), &ix);
+        if (sum) line(e, "acc%d += %s;", p, v);
+        else line(e, "acc%d = vmc_max(acc%d, %s);", p, p, v);
+        scope_pop(e);
+        line(e, "}");
+        line(e, "const %s red%d = vmc_block_%s(acc%d, vmc_sh);   // %%%u %s", ctype(r), p, sum ? "sum" : "max", p,
+             r->id, op_name(r->op));
+        e->red_done = p + 1;
+        int o = param_of(e, r, true);
+        if (o >= 0) {
+            char fo[IXLEN];
+            flat(e, r->shape, &rix, fo);
+            line(e, "if (threadIdx.x == 0) out%d[%s] = red%d;", o, fo, p);
+        }
+    }
+    const Node *root = gr->root;
+    e->final = true;
+    if (shape_eq(root->shape, gr->dom) && len > 1) {
+        line(e, "for (int j = threadIdx.x; j < %lld; j += %u) {", (long long)len, threads);
+        e->ind++; e->depth++;
+        e->jvar = "j";
+        Ix ix = rix;
+        snprintf(ix.s[ax], IXLEN, "j");
+        val(e, root, &ix);
+        e->ind--;
+        line(e, "}");
+    } else if (root->op != OP_SUM && root->op != OP_AMAX) {
+        line(e, "if (threadIdx.x == 0) {");
+        e->ind++; e->depth++;
+        val(e, root, &rix);
+        e->ind--;
+        line(e, "}");
+    }
+    fprintf(e->o, "}\n");
+    ks->block = threads;
+    ks->grid = (unsigned)rows;
+}
+
+static void emit_randperm(Em *e, const char *name, KernelSource *ks) {
+    const Node *n = e->gr->root;
+    header(e, name, "random permutation (Fisher-Yates on the Philox stream of compiler/rng.h)");
+    params(e, name, 32);
+    line(e, "if (blockIdx.x != 0 || threadIdx.x != 0) return;");
+    line(e, "for (int i = 0; i < %lld; i++) out0[i] = i;", (long long)n->i[0]);
+    line(e, "for (long long i = %lld; i > 0; i--) {", (long long)n->i[0] - 1);
+    line(e, "    unsigned j = vmc_below(vmc_philox(seed, %lluULL, step, (unsigned long long)i).x[0], (unsigned)(i + 1));",
+         (unsigned long long)n->i[1]);
+    line(e, "    int t = out0[i]; out0[i] = out0[j]; out0[j] = t;");
+    line(e, "}");
+    fprintf(e->o, "}\n");
+    ks->block = 32;
+    ks->grid = 1;
+}
+
+void codegen_group(const Fusion *f, const Group *gr, KernelSource *out) {
+    char name[64];
+    kernel_name(gr, name, sizeof name);
+    char *body = NULL, *glob = NULL;
+    size_t nb = 0, ng = 0;
+    Em e = {.f = f, .gr = gr};
+    e.o = open_memstream(&body, &nb);
+    e.glob = open_memstream(&glob, &ng);
+    ASSERT(e.o && e.glob, "open_memstream");
+    memset(out, 0, sizeof *out);
+    out->kclass = codegen_group_class(f, gr);
+    switch (gr->kind) {
+    case GK_EW: case GK_SCATTER: emit_ew(&e, name, out); break;
+    case GK_ROW: emit_row(&e, name, out); break;
+    case GK_RANDPERM: emit_randperm(&e, name, out); break;
+    case GK_GEMM: case GK_OPAQUE: case GK_ASSIGN: ASSERT(0, "group %d (%s) is not a generated kernel", gr->index, group_kind_name(gr->kind));
+    }
+    fclose(e.o);
+    fclose(e.glob);
+    for (int k = 0; k < e.nmemo; k++) free(e.memo[k].key);
+    free(e.memo);
+    ptrvec_free(&e.tables);
+    size_t total = ng + nb + 1;
+    out->body = xmalloc(total);
+    memcpy(out->body, glob, ng);
+    memcpy(out->body + ng, body, nb + 1);
+    free(body);
+    free(glob);
+    out->name = xstrdup(name);
+}
+
+void kernel_source_free(KernelSource *k) {
+    free(k->name);
+    free(k->body);
+    k->name = k->body = NULL;
+}
+
+const char *codegen_group_class(const Fusion *f, const Group *gr) {
+    switch (gr->kind) {
+    case GK_GEMM: return "gemm";
+    case GK_OPAQUE: return gr->root->op == OP_SCAN || gr->root->op == OP_SCAN_BWD ? "scan" : "conv";
+    case GK_ROW: return "norm";
+    case GK_ASSIGN: return "optimizer";
+    case GK_RANDPERM: case GK_SCATTER: return "elementwise";
+    case GK_EW:
+        for (int k = 0; k < gr->nins; k++) if (gr->ins[k]->op == OP_STATE) return "optimizer";
+        return "elementwise";
+    }
+    return "elementwise";
+}
+
+const char *codegen_preamble(void) {
+    return
+        "// vmc generated code: shared device helpers\n"
+        "__device__ __forceinline__ float vmc_softplus(float v) { return v <= 20.0f ? log1pf(expf(v)) : v; }\n"
+        "__device__ __forceinline__ float vmc_max(float a, float b) { return (a > b || isnan(a)) ? a : b; }\n"
+        "__device__ __forceinline__ float vmc_min(float a, float b) { return (a < b || isnan(a)) ? a : b; }\n"
+        "// round to bf16 (nearest even), kept in a float; NaN stays NaN (as the cpu backend's bf16_round)\n"
+        "__device__ __forceinline__ float vmc_bf16(float f) {\n"
+        "    unsigned u = __float_as_uint(f);\n"
+        "    if ((u & 0x7f800000u) != 0x7f800000u) u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;\n"
+        "    else if (u & 0xffffu) u |= 0x00400000u;\n"
+        "    return __uint_as_float(u);\n"
+        "}\n"
+        "// Philox4x32-10, word for word compiler/rng.h (the cpu backend's randomness)\n"
+        "struct vmc_rng4 { unsigned x[4]; };\n"
+        "__device__ __forceinline__ vmc_rng4 vmc_philox(unsigned long long seed, unsigned long long key,\n"
+        "                                               unsigned long long a, unsigned long long b) {\n"
+        "    unsigned c0 = (unsigned)a, c1 = (unsigned)b, c2 = (unsigned)key, c3 = (unsigned)(key >> 32);\n"
+        "    unsigned k0 = (unsigned)seed, k1 = (unsigned)(seed >> 32);\n"
+        "    for (int r = 0; r < 10; r++) {\n"
+        "        unsigned hi0 = __umulhi(0xD2511F53u, c0), lo0 = 0xD2511F53u * c0;\n"
+        "        unsigned hi1 = __umulhi(0xCD9E8D57u, c2), lo1 = 0xCD9E8D57u * c2;\n"
+        "        unsigned n0 = hi1 ^ c1 ^ k0, n1 = lo1, n2 = hi0 ^ c3 ^ k1, n3 = lo0;\n"
+        "        c0 = n0; c1 = n1; c2 = n2; c3 = n3;\n"
+        "        k0 += 0x9E3779B9u; k1 += 0xBB67AE85u;\n"
+        "    }\n"
+        "    vmc_rng4 o; o.x[0] = c0; o.x[1] = c1; o.x[2] = c2; o.x[3] = c3;\n"
+        "    return o;\n"
+        "}\n"
+        "__device__ __forceinline__ float vmc_uniform(unsigned x) { return (float)(x >> 8) * (1.0f / 16777216.0f); }\n"
+        "__device__ __forceinline__ unsigned vmc_below(unsigned x, unsigned n) {\n"
+        "    return (unsigned)(((unsigned long long)x * n) >> 32);\n"
+        "}\n"
+        "__device__ __forceinline__ bool vmc_keep(unsigned long long seed, unsigned long long key, unsigned long long step,\n"
+        "                                         unsigned long long elem, float p) {\n"
+        "    return vmc_uniform(vmc_philox(seed, key, step, elem).x[0]) >= p;\n"
+        "}\n"
+        "// block-wide reductions: every thread gets the result (blockDim.x a multiple of 32, at most 1024)\n"
+        "__device__ __forceinline__ float vmc_block_sum(float v, float *sh) {\n"
+        "    for (int o = 16; o; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);\n"
+        "    __syncthreads();\n"
+        "    if ((threadIdx.x & 31) == 0) sh[threadIdx.x >> 5] = v;\n"
+        "    __syncthreads();\n"
+        "    v = (threadIdx.x & 31) < (blockDim.x >> 5) ? sh[threadIdx.x & 31] : 0.0f;\n"
+        "    for (int o = 16; o; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);\n"
+        "    return v;\n"
+        "}\n"
+        "__device__ __forceinline__ float vmc_block_max(float v, float *sh) {\n"
+        "    for (int o = 16; o; o >>= 1) v = vmc_max(v, __shfl_xor_sync(0xffffffffu, v, o));\n"
+        "    __syncthreads();\n"
+        "    if ((threadIdx.x & 31) == 0) sh[threadIdx.x >> 5] = v;\n"
+        "    __syncthreads();\n"
+        "    v = (threadIdx.x & 31) < (blockDim.x >> 5) ? sh[threadIdx.x & 31] : __int_as_float(0xff800000);\n"
+        "    for (int o = 16; o; o >>= 1) v = vmc_max(v, __shfl_xor_sync(0xffffffffu, v, o));\n"
+        "    return v;\n"
+        "}\n";
+}

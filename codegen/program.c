@@ -1,0 +1,366 @@
+/* program.c — builds a Program: runs the passes, turns each group into launches (generated kernels batched into
+ * NVRTC modules, template instantiations for the opaque ops, GEMM descriptors, memsets and ASSIGN copies), then
+ * compiles every module on a thread pool through the NVRTC disk cache. No GPU is touched here. */
+#include "program.h"
+#include "template.h"
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+enum { KERNELS_PER_MODULE = 24 };
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static BufRef bufref(const Program *p, const Node *n) {
+    ASSERT(p->f->mat[n->id], "node %%%u (%s) has no buffer", n->id, op_name(n->op));
+    return (BufRef){p->f->buf[n->id].arena, p->f->buf[n->id].offset};
+}
+
+static Launch *add_launch(Program *p, LaunchKind kind, int group, const char *kclass) {
+    if (p->nlaunches == p->caplaunches) {
+        p->caplaunches = p->caplaunches ? p->caplaunches * 2 : 256;
+        p->launches = xrealloc(p->launches, sizeof(Launch) * (size_t)p->caplaunches);
+    }
+    Launch *l = &p->launches[p->nlaunches++];
+    memset(l, 0, sizeof *l);
+    l->kind = kind;
+    l->group = group;
+    l->kclass = kclass;
+    l->module = -1;
+    return l;
+}
+
+static int add_module(Program *p, char *src, const char *label) {
+    if (p->nmodules == p->capmodules) {
+        p->capmodules = p->capmodules ? p->capmodules * 2 : 64;
+        p->modules = xrealloc(p->modules, sizeof(Module) * (size_t)p->capmodules);
+    }
+    Module *m = &p->modules[p->nmodules];
+    memset(m, 0, sizeof *m);
+    m->src = src;
+    m->label = xstrdup(label);
+    return p->nmodules++;
+}
+
+/* Generated kernels accumulate into an open module (preamble + bodies) until it is full. */
+typedef struct Batch { FILE *f; char *text; size_t len; int count; char label[64]; PtrVec launches; } Batch;
+
+static void batch_flush(Program *p, Batch *b) {
+    if (!b->f) return;
+    fclose(b->f);
+    int m = add_module(p, b->text, b->label);
+    for (int k = 0; k < b->launches.n; k++) p->launches[(intptr_t)b->launches.items[k]].module = m;
+    ptrvec_free(&b->launches);
+    b->f = NULL;
+    b->count = 0;
+}
+
+static void batch_add(Program *p, Batch *b, const char *body, const char *name, int launch) {
+    if (!b->f) {
+        b->f = open_memstream(&b->text, &b->len);
+        ASSERT(b->f, "open_memstream");
+        fputs(codegen_preamble(), b->f);
+        snprintf(b->label, sizeof b->label, "m%d_%s", p->nmodules, name);
+    }
+    fprintf(b->f, "\n%s", body);
+    ptrvec_push(&b->launches, (void *)(intptr_t)launch);
+    if (++b->count == KERNELS_PER_MODULE) batch_flush(p, b);
+}
+
+static void set_args(Launch *l, int n) {
+    l->nargs = n;
+    l->args = xcalloc((size_t)(n ? n : 1), sizeof(BufRef));
+}
+
+static void generated(Program *p, Batch *b, const Group *gr) {
+    KernelSource ks;
+    codegen_group(p->f, gr, &ks);
+    if (gr->kind == GK_SCATTER) {
+        Launch *z = add_launch(p, LK_MEMSET, gr->index, ks.kclass);
+        z->dst = bufref(p, gr->root);
+        z->bytes = shape_numel(gr->root->shape) * 4;
+    }
+    Launch *l = add_launch(p, LK_KERNEL, gr->index, ks.kclass);
+    snprintf(l->name, sizeof l->name, "%s", ks.name);
+    l->grid[0] = ks.grid; l->grid[1] = l->grid[2] = 1;
+    l->block[0] = ks.block; l->block[1] = l->block[2] = 1;
+    l->rng_args = true;
+    set_args(l, gr->nins + gr->nouts);
+    for (int k = 0; k < gr->nins; k++) l->args[k] = bufref(p, gr->ins[k]);
+    for (int k = 0; k < gr->nouts; k++) l->args[gr->nins + k] = bufref(p, gr->outs[k]);
+    batch_add(p, b, ks.body, ks.name, p->nlaunches - 1);
+    kernel_source_free(&ks);
+    p->nkernels++;
+}
+
+/* ---------------------------------------------------------------- opaque templates */
+static void scan_spec(const Node *n, ScanSpec *s) {
+    const Node *u = n->src[0];
+    memset(s, 0, sizeof *s);
+    s->B = (int)u->shape.d[0]; s->L = (int)u->shape.d[1]; s->D = (int)u->shape.d[2];
+    s->N = (int)n->src[2]->shape.d[1];
+    /* device storage of every float tensor is f32 (codegen.h) */
+    s->u = s->delta = s->a_log = s->bc = s->d = s->delta_bias = s->z = s->out = s->dout = DT_F32;
+}
+
+static void conv_spec(const Node *n, Conv1dSpec *s) {
+    memset(s, 0, sizeof *s);
+    const Node *x = n->src[0];       /* x (forward) or dy (backward): [B, L, D] */
+    s->B = (int)x->shape.d[0]; s->L = (int)x->shape.d[1]; s->D = (int)x->shape.d[2];
+    s->K = (int)(n->op == OP_CONV1D_BWD_W ? n->shape.d[2] : n->src[1]->shape.d[2]);
+    s->x = s->w = s->bias = s->out = s->dy = DT_F32;
+    s->want_dx = n->op == OP_CONV1D_BWD_X;
+    s->want_dw = n->op == OP_CONV1D_BWD_W;
+}
+
+static const BufRef NO_BUF = {AR_COUNT_, 0};
+
+static bool opaque(Program *p, const Group *gr, char *err, int errlen) {
+    const Fusion *f = p->f;
+    const Node *n = gr->root;
+    KernelLaunch kl;
+    char *src = NULL;
+    BufRef args[10];
+    int nargs = 0;
+    ScanSpec ss;
+    Conv1dSpec cs;
+    switch ((int)n->op) {     /* K_OPAQUE ops only */
+    case OP_SCAN: case OP_SCAN_BWD:
+        scan_spec(n, &ss);
+        src = n->op == OP_SCAN ? template_scan_fwd(&ss, &kl) : template_scan_bwd(&ss, &kl);
+        for (int k = 0; k < n->nsrc; k++) args[nargs++] = bufref(p, fus_src(f, n, k));
+        args[nargs++] = bufref(p, n);
+        break;
+    case OP_CONV1D:
+        conv_spec(n, &cs);
+        src = template_conv1d_fwd(&cs, &kl);
+        for (int k = 0; k < 3; k++) args[nargs++] = bufref(p, fus_src(f, n, k));
+        args[nargs++] = bufref(p, n);
+        break;
+    case OP_CONV1D_BWD_X: case OP_CONV1D_BWD_W: {
+        conv_spec(n, &cs);
+        src = template_conv1d_bwd(&cs, &kl);
+        BufRef dy = bufref(p, fus_src(f, n, 0)), other = bufref(p, fus_src(f, n, 1));
+        /* (dy, x, w, dx, dw, db): inputs a gradient does not need get a valid stand-in, outputs not wanted NULL */
+        bool bx = n->op == OP_CONV1D_BWD_X;
+        args[0] = dy; args[1] = bx ? dy : other; args[2] = bx ? other : dy;
+        args[3] = bx ? bufref(p, n) : NO_BUF; args[4] = bx ? NO_BUF : bufref(p, n); args[5] = NO_BUF;
+        nargs = 6;
+        break;
+    }
+    default: UNREACHABLE();
+    }
+    if (!src) { snprintf(err, (size_t)errlen, "no template for %s (codegen/templates missing?)", op_name(n->op)); return false; }
+    char label[96];
+    snprintf(label, sizeof label, "k%d_%s", gr->index, kl.name);
+    int m = add_module(p, src, label);
+    const char *kclass = codegen_group_class(f, gr);
+    for (int k = 0; k < kl.nzero; k++) {
+        Launch *z = add_launch(p, LK_MEMSET, gr->index, kclass);
+        z->dst = args[kl.zero[k].param];
+        ASSERT(z->dst.arena != AR_COUNT_, "zeroing a missing buffer");
+        z->dst.offset += (int64_t)kl.zero[k].offset;
+        z->bytes = (int64_t)kl.zero[k].bytes;
+    }
+    Launch *l = add_launch(p, LK_KERNEL, gr->index, kclass);
+    l->module = m;
+    snprintf(l->name, sizeof l->name, "%s", kl.name);
+    memcpy(l->grid, kl.grid, sizeof l->grid);
+    memcpy(l->block, kl.block, sizeof l->block);
+    l->smem = kl.smem;
+    set_args(l, nargs);
+    memcpy(l->args, args, sizeof(BufRef) * (size_t)nargs);
+    p->nkernels++;
+    return true;
+}
+
+/* ---------------------------------------------------------------- GEMM */
+/* bf16 copies of the operands, made by a generated cast kernel into the workspace arena. */
+static BufRef to_bf16(Program *p, Batch *b, const Group *gr, BufRef src, int64_t numel, int64_t ws_off, char which) {
+    char name[64], *body = NULL;
+    size_t len = 0;
+    snprintf(name, sizeof name, "k%d_bf16_%c", gr->index, which);
+    FILE *f = open_memstream(&body, &len);
+    fprintf(f, "/* %s: GEMM operand %c of group %d to bf16 (round to nearest even), %lld elements */\n", name, which,
+            gr->index, (long long)numel);
+    fprintf(f, "extern \"C\" __global__ void __launch_bounds__(256) %s(const float* __restrict__ x, "
+               "unsigned short* __restrict__ y) {\n", name);
+    fprintf(f, "    for (long long e = (long long)blockIdx.x * 256 + threadIdx.x; e < %lldLL; e += (long long)gridDim.x * 256)\n",
+            (long long)numel);
+    fprintf(f, "        y[e] = (unsigned short)(__float_as_uint(vmc_bf16(x[e])) >> 16);\n}\n");
+    fclose(f);
+    Launch *l = add_launch(p, LK_KERNEL, gr->index, "gemm");
+    snprintf(l->name, sizeof l->name, "%s", name);
+    int64_t blocks = (numel + 255) / 256;
+    l->grid[0] = (unsigned)(blocks > (1 << 20) ? (1 << 20) : blocks); l->grid[1] = l->grid[2] = 1;
+    l->block[0] = 256; l->block[1] = l->block[2] = 1;
+    set_args(l, 2);
+    l->args[0] = src;
+    l->args[1] = (BufRef){AR_WORK, PROGRAM_GEMM_WORKSPACE + ws_off};
+    batch_add(p, b, body, name, p->nlaunches - 1);
+    free(body);
+    p->nkernels++;
+    return l->args[1];
+}
+
+static int64_t align256(int64_t x) { return (x + 255) / 256 * 256; }
+
+static void gemm(Program *p, Batch *b, const Group *gr, int64_t *ws_need) {
+    const Node *n = gr->root, *a = fus_src(p->f, n, 0), *bb = fus_src(p->f, n, 1);
+    GemmDesc d = {0};
+    d.ta = n->i[0]; d.tb = n->i[1];
+    int nd = n->shape.ndim, na = a->shape.ndim, nb = bb->shape.ndim;
+    d.M = n->shape.d[nd - 2]; d.N = n->shape.d[nd - 1];
+    d.K = d.ta ? a->shape.d[na - 2] : a->shape.d[na - 1];
+    d.lda = a->shape.d[na - 1]; d.ldb = bb->shape.d[nb - 1];
+    Shape bs = n->shape, as = a->shape, bbs = bb->shape;
+    bs.ndim -= 2; as.ndim -= 2; bbs.ndim -= 2;
+    int64_t nbatch = shape_numel(bs), nas = shape_numel(as), nbs = shape_numel(bbs);
+    d.a = bufref(p, a); d.b = bufref(p, bb); d.c = bufref(p, n);
+    if (nbs == 1 && !d.ta) { d.M *= nbatch; nbatch = 1; nas = 1; }   /* weight without batch: one tall GEMM */
+    ASSERT((nas == 1 || nas == nbatch) && (nbs == 1 || nbs == nbatch),
+           "matmul %%%u: batch broadcast of %lld and %lld into %lld is not supported", n->id, (long long)nas,
+           (long long)nbs, (long long)nbatch);
+    d.batch = nbatch;
+    d.sa = nas == 1 ? 0 : d.M * d.K;
+    d.sb = nbs == 1 ? 0 : d.K * d.N;
+    d.sc = d.M * d.N;
+    if (p->opt.bf16) {
+        int64_t ea = (d.sa ? nbatch : 1) * d.M * d.K, eb = (d.sb ? nbatch : 1) * d.K * d.N;
+        d.a = to_bf16(p, b, gr, d.a, ea, 0, 'a');
+        d.b = to_bf16(p, b, gr, d.b, eb, align256(ea * 2), 'b');
+        d.bf16 = true;
+        int64_t need = align256(ea * 2) + align256(eb * 2);
+        if (need > *ws_need) *ws_need = need;
+    }
+    Launch *l = add_launch(p, LK_GEMM, gr->index, "gemm");
+    l->gemm = d;
+    snprintf(l->name, sizeof l->name, "k%d_gemm_%lldx%lldx%lld", gr->index, (long long)d.M, (long long)d.N, (long long)d.K);
+    p->gemm_flops += 2 * d.M * d.N * d.K * d.batch;
+    p->ngemms++;
+}
+
+/* ---------------------------------------------------------------- compile */
+typedef struct Pool { Program *p; int next; pthread_mutex_t mu; char err[1024]; bool failed; } Pool;
+
+static void *compile_worker(void *arg) {
+    Pool *pool = arg;
+    for (;;) {
+        pthread_mutex_lock(&pool->mu);
+        int k = pool->failed ? pool->p->nmodules : pool->next++;
+        pthread_mutex_unlock(&pool->mu);
+        if (k >= pool->p->nmodules) return NULL;
+        Module *m = &pool->p->modules[k];
+        char err[1024];
+        if (!nvrtc_compile(m->src, m->label, pool->p->opt.arch, NULL, 0, &m->bin, err, sizeof err)) {
+            pthread_mutex_lock(&pool->mu);
+            if (!pool->failed) snprintf(pool->err, sizeof pool->err, "%.200s: %.800s", m->label, err);
+            pool->failed = true;
+            pthread_mutex_unlock(&pool->mu);
+        }
+    }
+}
+
+static bool compile_all(Program *p, char *err, int errlen) {
+    int nth = p->opt.threads > 0 ? p->opt.threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (nth < 1) nth = 1;
+    if (nth > 64) nth = 64;
+    Pool pool = {.p = p};
+    pthread_mutex_init(&pool.mu, NULL);
+    pthread_t th[64];
+    for (int k = 0; k < nth; k++) pthread_create(&th[k], NULL, compile_worker, &pool);
+    for (int k = 0; k < nth; k++) pthread_join(th[k], NULL);
+    pthread_mutex_destroy(&pool.mu);
+    if (pool.failed) { snprintf(err, (size_t)errlen, "%s", pool.err); return false; }
+    for (int k = 0; k < p->nmodules; k++) p->ncached += p->modules[k].bin.from_cache;
+    return true;
+}
+
+static bool dump_modules(const Program *p, char *err, int errlen) {
+    mkdir(p->opt.dump_dir, 0777);
+    for (int k = 0; k < p->nmodules; k++) {
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s.cu", p->opt.dump_dir, p->modules[k].label);
+        FILE *f = fopen(path, "w");
+        if (!f) { snprintf(err, (size_t)errlen, "%s: cannot write", path); return false; }
+        fputs(p->modules[k].src, f);
+        fclose(f);
+    }
+    return true;
+}
+
+Program *program_build(const Graph *g, Node *const *keep, int nkeep, const ProgramOptions *opt, char *err, int errlen) {
+    double t0 = now_s();
+    Program *p = xcalloc(1, sizeof *p);
+    p->g = g;
+    p->opt = *opt;
+    p->f = pass_simplify(g, keep, nkeep);
+    pass_fuse(p->f);
+    pass_plan(p->f);
+    Batch b = {0};
+    int64_t ws_need = 0;
+    bool ok = true;
+    for (int k = 0; k < p->f->ngroups && ok; k++) {
+        const Group *gr = &p->f->groups[k];
+        switch (gr->kind) {
+        case GK_EW: case GK_ROW: case GK_SCATTER: case GK_RANDPERM: generated(p, &b, gr); break;
+        case GK_GEMM: gemm(p, &b, gr, &ws_need); break;
+        case GK_OPAQUE: ok = opaque(p, gr, err, errlen); break;
+        case GK_ASSIGN: {
+            Launch *l = add_launch(p, LK_COPY, gr->index, "optimizer");
+            l->dst = bufref(p, fus_src(p->f, gr->root, 0));
+            l->src = bufref(p, fus_src(p->f, gr->root, 1));
+            l->bytes = shape_numel(gr->root->shape) * 4;
+            break;
+        }
+        }
+    }
+    batch_flush(p, &b);
+    memcpy(p->arena_bytes, p->f->arena_bytes, sizeof p->arena_bytes);
+    p->arena_bytes[AR_WORK] = PROGRAM_GEMM_WORKSPACE + ws_need;
+    p->codegen_s = now_s() - t0;
+    if (ok && opt->dump_dir) ok = dump_modules(p, err, errlen);
+    if (ok && !opt->no_compile) {
+        double t1 = now_s();
+        ok = compile_all(p, err, errlen);
+        p->compile_s = now_s() - t1;
+    }
+    if (!ok) { program_free(p); return NULL; }
+    return p;
+}
+
+void program_free(Program *p) {
+    if (!p) return;
+    for (int k = 0; k < p->nlaunches; k++) free(p->launches[k].args);
+    for (int k = 0; k < p->nmodules; k++) {
+        free(p->modules[k].src);
+        free(p->modules[k].label);
+        nvrtc_binary_free(&p->modules[k].bin);
+    }
+    free(p->launches);
+    free(p->modules);
+    fusion_free(p->f);
+    free(p);
+}
+
+void program_summary(const Program *p, FILE *out) {
+    int counts[LK_COPY + 1] = {0};
+    for (int k = 0; k < p->nlaunches; k++) counts[p->launches[k].kind]++;
+    fprintf(out, "%d kernels (%d generated modules + templates, %d from the NVRTC cache), %d GEMMs, %d memsets, "
+                 "%d copies; %d groups\n", p->nkernels, p->nmodules, p->ncached, p->ngemms, counts[LK_MEMSET],
+            counts[LK_COPY], p->f->ngroups);
+    fprintf(out, "memory:");
+    for (int k = 0; k < AR_COUNT_; k++)
+        fprintf(out, " %s %.1f MiB%s", arena_kind_name((ArenaKind)k), (double)p->arena_bytes[k] / (1 << 20),
+                k + 1 < AR_COUNT_ ? "," : "\n");
+    fprintf(out, "activations without reuse: %.1f MiB; GEMM work per step: %.3f GFLOP\n",
+            (double)p->f->act_naive_bytes / (1 << 20), (double)p->gemm_flops * 1e-9);
+    fprintf(out, "codegen %.3f s, NVRTC compile %.3f s\n", p->codegen_s, p->compile_s);
+}

@@ -1,0 +1,74 @@
+/* program.h — a compiled training or inference step: the ordered launches (generated kernels, opaque templates,
+ * cuBLASLt GEMMs, memsets for atomically accumulated outputs, end-of-step ASSIGN copies) over a static buffer
+ * plan (pass_plan's arenas). Building one runs every pass, generates every kernel and NVRTC-compiles all of them
+ * (modules in parallel, disk-cached); it needs no GPU. Program outlives nothing but the Graph it was built from. */
+#pragma once
+#include "codegen.h"
+#include "nvrtc_compile.h"
+#include <stdint.h>
+
+typedef struct BufRef { ArenaKind arena; int64_t offset; } BufRef;   /* device address = arena base + offset */
+
+typedef enum LaunchKind { LK_KERNEL, LK_GEMM, LK_MEMSET, LK_COPY } LaunchKind;
+
+/* Row-major C[b] (M x N, f32) = op(A[b]) op(B[b]); op = transpose where ta/tb; strides in elements, 0 = shared. */
+typedef struct GemmDesc {
+    bool ta, tb;
+    int64_t M, N, K, batch;
+    int64_t lda, ldb;          /* leading dimensions of A and B as stored (row-major) */
+    int64_t sa, sb, sc;
+    BufRef a, b, c;
+    bool bf16;                 /* A and B are bf16 copies (precision bf16); C and accumulation stay f32 */
+} GemmDesc;
+
+typedef struct Launch {
+    LaunchKind kind;
+    int group;                  /* Fusion group index */
+    const char *kclass;         /* time-per-class label */
+    /* LK_KERNEL */
+    int module;
+    char name[64];
+    unsigned grid[3], block[3], smem;
+    BufRef *args; int nargs;    /* pointer parameters in order (NULL pointer: arena AR_COUNT_) */
+    bool rng_args;              /* a pointer to the device's {seed, step} follows the pointers */
+    /* LK_GEMM */
+    GemmDesc gemm;
+    /* LK_MEMSET (zero), LK_COPY (device to device) */
+    BufRef dst, src;
+    int64_t bytes;
+} Launch;
+
+typedef struct Module {
+    char *src;                  /* one NVRTC translation unit */
+    char *label;
+    NvrtcBinary bin;
+} Module;
+
+typedef struct ProgramOptions {
+    int arch;                   /* 90 = sm_90 */
+    const char *dump_dir;       /* write every module's source there (NULL: no) */
+    int threads;                /* parallel NVRTC compiles (0: number of cores) */
+    bool bf16;                  /* bf16 GEMM operands (ARM_SPEC §2.5); fp32 everything else */
+    bool no_compile;            /* generate only (tests of the generator) */
+} ProgramOptions;
+
+typedef struct Program {
+    const Graph *g;
+    Fusion *f;
+    Launch *launches; int nlaunches, caplaunches;
+    Module *modules; int nmodules, capmodules;
+    int64_t arena_bytes[AR_COUNT_];
+    int64_t gemm_flops;         /* 2 M N K summed over the step's GEMMs */
+    int nkernels, ngemms, ncached;
+    double codegen_s, compile_s;
+    ProgramOptions opt;
+} Program;
+
+/* Runs simplify, fuse and plan on g (keep: nodes to stay readable), generates and compiles every kernel.
+ * NULL with a message in err when NVRTC or a template fails (an environment error or a vmc bug). */
+Program *program_build(const Graph *g, Node *const *keep, int nkeep, const ProgramOptions *opt, char *err, int errlen);
+void program_free(Program *p);
+/* Kernel count, GEMMs, modules, arena sizes, codegen and compile time. */
+void program_summary(const Program *p, FILE *out);
+/* Size in bytes of the workspace arena part used by cuBLASLt (the rest holds bf16 operand copies). */
+enum { PROGRAM_GEMM_WORKSPACE = 32 << 20 };

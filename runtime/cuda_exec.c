@@ -1,0 +1,329 @@
+/* cuda_exec.c — the cuda backend: runs a compiled Program. One cuMemAlloc per arena at creation, nothing
+ * allocated inside a step; the step (kernels, cuBLASLt GEMMs, memsets, ASSIGN copies) is captured once as a CUDA
+ * graph and replayed. The step's (seed, step) pair lives in device memory, copied from a pinned ring before each
+ * replay. Device storage of float tensors is f32 (codegen.h); the host sees node dtypes (bf16 converted here). */
+#include "cuda_exec.h"
+#include "cuda_api.h"
+#include <stdlib.h>
+#include <string.h>
+
+enum { RNG_RING = 256 };
+
+typedef struct GemmPlan {
+    cublasLtMatmulDesc_t desc;
+    cublasLtMatrixLayout_t la, lb, lc;   /* cuBLASLt operands: la = our B, lb = our A (column-major view) */
+    cublasLtMatmulAlgo_t algo;
+} GemmPlan;
+
+typedef struct Cuda {
+    Exec base;
+    Program *p;
+    CudaExecOptions opt;
+    const CudaApi *cu;
+    const CublasLtApi *lt;
+    cublasLtHandle_t lth;
+    CUstream st;
+    CUdeviceptr arena[AR_COUNT_], rng;
+    unsigned long long *host_rng;        /* pinned ring of {seed, step} */
+    int rng_slot;
+    CUmodule *mods;
+    CUfunction *fn;                      /* by launch */
+    CUdeviceptr **vals;                  /* by launch: kernel pointer values */
+    void ***params;                      /* by launch: cuLaunchKernel parameter array */
+    GemmPlan *gemm;                      /* by launch */
+    CUgraphExec gexec;
+    bool captured;
+    int64_t device_bytes;
+} Cuda;
+
+static CUdeviceptr addr(const Cuda *c, BufRef b) {
+    return b.arena == AR_COUNT_ ? 0 : c->arena[b.arena] + (CUdeviceptr)b.offset;
+}
+
+/* ---------------------------------------------------------------- cuBLASLt */
+static void set_layout_batch(const Cuda *c, cublasLtMatrixLayout_t l, int64_t batch, int64_t stride) {
+    int32_t b = (int32_t)batch;
+    CUBLAS_CHECK(c->lt->cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &b, sizeof b));
+    CUBLAS_CHECK(c->lt->cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride, sizeof stride));
+}
+
+/* Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: cuBLASLt's first operand is our B. */
+static void gemm_plan(Cuda *c, const GemmDesc *d, GemmPlan *g) {
+    cudaDataType_t ab = d->bf16 ? CUDA_R_16BF : CUDA_R_32F;
+    cublasOperation_t opa = d->tb ? CUBLAS_OP_T : CUBLAS_OP_N, opb = d->ta ? CUBLAS_OP_T : CUBLAS_OP_N;
+    CUBLAS_CHECK(c->lt->cublasLtMatmulDescCreate(&g->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    CUBLAS_CHECK(c->lt->cublasLtMatmulDescSetAttribute(g->desc, CUBLASLT_MATMUL_DESC_TRANSA, &opa, sizeof opa));
+    CUBLAS_CHECK(c->lt->cublasLtMatmulDescSetAttribute(g->desc, CUBLASLT_MATMUL_DESC_TRANSB, &opb, sizeof opb));
+    CUBLAS_CHECK(c->lt->cublasLtMatrixLayoutCreate(&g->la, ab, (uint64_t)(d->tb ? d->K : d->N), (uint64_t)(d->tb ? d->N : d->K), d->ldb));
+    CUBLAS_CHECK(c->lt->cublasLtMatrixLayoutCreate(&g->lb, ab, (uint64_t)(d->ta ? d->M : d->K), (uint64_t)(d->ta ? d->K : d->M), d->lda));
+    CUBLAS_CHECK(c->lt->cublasLtMatrixLayoutCreate(&g->lc, CUDA_R_32F, (uint64_t)d->N, (uint64_t)d->M, d->N));
+    if (d->batch > 1) {
+        set_layout_batch(c, g->la, d->batch, d->sb);
+        set_layout_batch(c, g->lb, d->batch, d->sa);
+        set_layout_batch(c, g->lc, d->batch, d->sc);
+    }
+    cublasLtMatmulPreference_t pref;
+    uint64_t ws = PROGRAM_GEMM_WORKSPACE;
+    CUBLAS_CHECK(c->lt->cublasLtMatmulPreferenceCreate(&pref));
+    CUBLAS_CHECK(c->lt->cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws));
+    cublasLtMatmulHeuristicResult_t res;
+    int found = 0;
+    CUBLAS_CHECK(c->lt->cublasLtMatmulAlgoGetHeuristic(c->lth, g->desc, g->la, g->lb, g->lc, g->lc, pref, 1, &res, &found));
+    ASSERT(found > 0, "cuBLASLt has no algorithm for a %lldx%lldx%lld GEMM", (long long)d->M, (long long)d->N, (long long)d->K);
+    g->algo = res.algo;
+    CUBLAS_CHECK(c->lt->cublasLtMatmulPreferenceDestroy(pref));
+}
+
+static void gemm_run(Cuda *c, const GemmDesc *d, const GemmPlan *g) {
+    const float one = 1.0f, zero = 0.0f;
+    CUBLAS_CHECK(c->lt->cublasLtMatmul(c->lth, g->desc, &one, (const void *)addr(c, d->b), g->la, (const void *)addr(c, d->a),
+                                       g->lb, &zero, (const void *)addr(c, d->c), g->lc, (void *)addr(c, d->c), g->lc,
+                                       &g->algo, (void *)c->arena[AR_WORK], PROGRAM_GEMM_WORKSPACE, (cudaStream_t)c->st));
+}
+
+/* ---------------------------------------------------------------- setup */
+static void load_modules(Cuda *c) {
+    Program *p = c->p;
+    c->mods = xcalloc((size_t)p->nmodules + 1, sizeof(CUmodule));
+    for (int k = 0; k < p->nmodules; k++) CU_CHECK(c->cu->cuModuleLoadData(&c->mods[k], p->modules[k].bin.cubin));
+    int nl = p->nlaunches;
+    c->fn = xcalloc((size_t)nl + 1, sizeof(CUfunction));
+    c->vals = xcalloc((size_t)nl + 1, sizeof(CUdeviceptr *));
+    c->params = xcalloc((size_t)nl + 1, sizeof(void **));
+    c->gemm = xcalloc((size_t)nl + 1, sizeof(GemmPlan));
+    for (int k = 0; k < nl; k++) {
+        Launch *l = &p->launches[k];
+        if (l->kind == LK_GEMM) { gemm_plan(c, &l->gemm, &c->gemm[k]); continue; }
+        if (l->kind != LK_KERNEL) continue;
+        CU_CHECK(c->cu->cuModuleGetFunction(&c->fn[k], c->mods[l->module], l->name));
+        if (l->smem > 48 * 1024)
+            CU_CHECK(c->cu->cuFuncSetAttribute(c->fn[k], CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, (int)l->smem));
+        int n = l->nargs + (l->rng_args ? 1 : 0);
+        c->vals[k] = xcalloc((size_t)n + 1, sizeof(CUdeviceptr));
+        c->params[k] = xcalloc((size_t)n + 1, sizeof(void *));
+        for (int j = 0; j < l->nargs; j++) c->vals[k][j] = addr(c, l->args[j]);
+        if (l->rng_args) c->vals[k][l->nargs] = c->rng;
+        for (int j = 0; j < n; j++) c->params[k][j] = &c->vals[k][j];
+    }
+}
+
+/* Host <-> device copies ordered after the step on the exec's stream, complete on return. */
+static void copy_in(Cuda *c, CUdeviceptr dst, const void *src, size_t bytes) {
+    CU_CHECK(c->cu->cuMemcpyHtoDAsync(dst, src, bytes, c->st));
+    CU_CHECK(c->cu->cuStreamSynchronize(c->st));
+}
+static void copy_out(Cuda *c, void *dst, CUdeviceptr src, size_t bytes) {
+    CU_CHECK(c->cu->cuMemcpyDtoHAsync(dst, src, bytes, c->st));
+    CU_CHECK(c->cu->cuStreamSynchronize(c->st));
+}
+
+static void upload_tables(Cuda *c) {
+    const Fusion *f = c->p->f;
+    for (int k = 0; k < f->g->nnodes; k++) {
+        const Node *n = f->g->nodes[k];
+        if (n->op != OP_TABLE || !f->live[k] || !f->mat[k]) continue;
+        size_t bytes = (size_t)shape_numel(n->shape) * 4;
+        const void *src = n->fdata ? (const void *)n->fdata : (const void *)n->idata;
+        copy_in(c, addr(c, (BufRef){f->buf[k].arena, f->buf[k].offset}), src, bytes);
+    }
+}
+
+/* ---------------------------------------------------------------- running */
+static void launch(Cuda *c, int k) {
+    const Launch *l = &c->p->launches[k];
+    switch (l->kind) {
+    case LK_KERNEL:
+        CU_CHECK(c->cu->cuLaunchKernel(c->fn[k], l->grid[0], l->grid[1], l->grid[2], l->block[0], l->block[1], l->block[2],
+                                       l->smem, c->st, c->params[k], NULL));
+        return;
+    case LK_GEMM: gemm_run(c, &l->gemm, &c->gemm[k]); return;
+    case LK_MEMSET: CU_CHECK(c->cu->cuMemsetD32Async(addr(c, l->dst), 0, (size_t)l->bytes / 4, c->st)); return;
+    case LK_COPY: CU_CHECK(c->cu->cuMemcpyDtoDAsync(addr(c, l->dst), addr(c, l->src), (size_t)l->bytes, c->st)); return;
+    }
+}
+
+static void push_rng(Cuda *c, const StepInfo *s) {
+    unsigned long long *slot = c->host_rng + 2 * c->rng_slot;
+    c->rng_slot = (c->rng_slot + 1) % RNG_RING;
+    slot[0] = s->seed;
+    slot[1] = s->step;
+    CU_CHECK(c->cu->cuMemcpyHtoDAsync(c->rng, slot, 16, c->st));
+}
+
+static void capture(Cuda *c) {
+    CUgraph graph;
+    CU_CHECK(c->cu->cuStreamBeginCapture(c->st, CU_STREAM_CAPTURE_MODE_RELAXED));
+    for (int k = 0; k < c->p->nlaunches; k++) launch(c, k);
+    CU_CHECK(c->cu->cuStreamEndCapture(c->st, &graph));
+    CU_CHECK(c->cu->cuGraphInstantiate(&c->gexec, graph, 0));
+    CU_CHECK(c->cu->cuGraphDestroy(graph));
+    c->captured = true;
+}
+
+static void cuda_run(Exec *e, const StepInfo *s) {
+    Cuda *c = (Cuda *)e;
+    push_rng(c, s);
+    if (c->opt.no_graph) {
+        for (int k = 0; k < c->p->nlaunches; k++) launch(c, k);
+        return;
+    }
+    if (!c->captured) capture(c);
+    CU_CHECK(c->cu->cuGraphLaunch(c->gexec, c->st));
+}
+
+static const Buf *storage(const Cuda *c, const Node *n) {
+    const Fusion *f = c->p->f;
+    const Node *r = f->repl[n->id];
+    ASSERT(f->mat[r->id] && f->live[r->id], "node %%%u (%s) has no device buffer: pass it in keep", n->id, op_name(n->op));
+    return &f->buf[r->id];
+}
+
+static void cuda_write(Exec *e, const Node *n, const void *host, size_t bytes) {
+    Cuda *c = (Cuda *)e;
+    ASSERT(n->op == OP_PARAM || n->op == OP_INPUT || n->op == OP_STATE, "write to a computed node");
+    size_t numel = (size_t)shape_numel(n->shape);
+    ASSERT(bytes == numel * (size_t)dtype_size(n->dtype), "write of %zu bytes to %s", bytes, n->name);
+    const Buf *b = storage(c, n);
+    CU_CHECK(c->cu->cuStreamSynchronize(c->st));
+    if (n->dtype != DT_BF16) {
+        copy_in(c, c->arena[b->arena] + (CUdeviceptr)b->offset, host, bytes);
+        return;
+    }
+    float *tmp = xmalloc(numel * 4);
+    for (size_t i = 0; i < numel; i++) {
+        uint32_t u = (uint32_t)((const uint16_t *)host)[i] << 16;
+        memcpy(&tmp[i], &u, 4);
+    }
+    copy_in(c, c->arena[b->arena] + (CUdeviceptr)b->offset, tmp, numel * 4);
+    free(tmp);
+}
+
+static void cuda_read(Exec *e, const Node *n, void *host, size_t bytes) {
+    Cuda *c = (Cuda *)e;
+    size_t numel = (size_t)shape_numel(n->shape);
+    ASSERT(bytes == numel * (size_t)dtype_size(n->dtype), "read of %zu bytes from node %u", bytes, n->id);
+    const Buf *b = storage(c, n);
+    CU_CHECK(c->cu->cuStreamSynchronize(c->st));
+    if (n->dtype != DT_BF16) {
+        copy_out(c, host, c->arena[b->arena] + (CUdeviceptr)b->offset, bytes);
+        return;
+    }
+    float *tmp = xmalloc(numel * 4);
+    copy_out(c, tmp, c->arena[b->arena] + (CUdeviceptr)b->offset, numel * 4);
+    for (size_t i = 0; i < numel; i++) {
+        uint32_t u;
+        memcpy(&u, &tmp[i], 4);
+        if ((u & 0x7f800000u) != 0x7f800000u) u = u + 0x7fffu + ((u >> 16) & 1u);
+        ((uint16_t *)host)[i] = (uint16_t)(u >> 16);
+    }
+    free(tmp);
+}
+
+static void cuda_free(Exec *e) {
+    Cuda *c = (Cuda *)e;
+    if (c->st) CU_CHECK(c->cu->cuStreamSynchronize(c->st));
+    if (c->captured) CU_CHECK(c->cu->cuGraphExecDestroy(c->gexec));
+    for (int k = 0; c->p && k < c->p->nlaunches; k++) {
+        free(c->vals[k]);
+        free(c->params[k]);
+        if (c->p->launches[k].kind == LK_GEMM) {
+            GemmPlan *g = &c->gemm[k];
+            c->lt->cublasLtMatrixLayoutDestroy(g->la);
+            c->lt->cublasLtMatrixLayoutDestroy(g->lb);
+            c->lt->cublasLtMatrixLayoutDestroy(g->lc);
+            c->lt->cublasLtMatmulDescDestroy(g->desc);
+        }
+    }
+    for (int k = 0; c->p && k < c->p->nmodules; k++) if (c->mods[k]) c->cu->cuModuleUnload(c->mods[k]);
+    for (int k = 0; k < AR_COUNT_; k++) if (c->arena[k]) c->cu->cuMemFree(c->arena[k]);
+    if (c->rng) c->cu->cuMemFree(c->rng);
+    if (c->host_rng) c->cu->cuMemFreeHost(c->host_rng);
+    if (c->lth) c->lt->cublasLtDestroy(c->lth);
+    if (c->st) c->cu->cuStreamDestroy(c->st);
+    free(c->vals); free(c->params); free(c->gemm); free(c->fn); free(c->mods);
+    program_free(c->p);
+    free(c);
+}
+
+static const ExecVT CUDA_VT = {"cuda", cuda_run, cuda_write, cuda_read, cuda_free};
+
+Exec *cuda_exec_create(const Graph *g, Node *const *keep, int nkeep, const CudaExecOptions *opt, char *err, int errlen) {
+    if (!cuda_available()) {
+        snprintf(err, (size_t)errlen, "no usable GPU: %s", cuda_unavailable_reason());
+        return NULL;
+    }
+    Cuda *c = xcalloc(1, sizeof *c);
+    c->opt = *opt;
+    c->cu = cuda_api();
+    CUdevice dev = cuda_init_device(opt->device);
+    ProgramOptions po = {.arch = cuda_device_arch(dev), .bf16 = opt->bf16};
+    c->p = program_build(g, keep, nkeep, &po, err, errlen);
+    if (!c->p) { free(c); return NULL; }
+    c->base.vt = &CUDA_VT;
+    c->base.g = g;
+    c->lt = cublaslt_api();
+    CUBLAS_CHECK(c->lt->cublasLtCreate(&c->lth));
+    CU_CHECK(c->cu->cuStreamCreate(&c->st, CU_STREAM_NON_BLOCKING));
+    for (int k = 0; k < AR_COUNT_; k++) {
+        size_t bytes = (size_t)(c->p->arena_bytes[k] > 0 ? c->p->arena_bytes[k] : 256);
+        CU_CHECK(c->cu->cuMemAlloc(&c->arena[k], bytes));
+        CU_CHECK(c->cu->cuMemsetD8(c->arena[k], 0, bytes));   /* STATE starts at zero; no stale NaNs anywhere */
+        c->device_bytes += (int64_t)bytes;
+    }
+    CU_CHECK(c->cu->cuMemAlloc(&c->rng, 256));
+    CU_CHECK(c->cu->cuMemAllocHost((void **)&c->host_rng, sizeof(unsigned long long) * 2 * RNG_RING));
+    load_modules(c);
+    upload_tables(c);
+    return &c->base;
+}
+
+const Program *cuda_exec_program(const Exec *e) { return ((const Cuda *)e)->p; }
+int64_t cuda_exec_device_bytes(const Exec *e) { return ((const Cuda *)e)->device_bytes; }
+
+static int class_index(CudaProfile *prof, const char *name) {
+    for (int k = 0; k < prof->n; k++) if (!strcmp(prof->names[k], name)) return k;
+    ASSERT(prof->n < CLASS_MAX, "too many kernel classes");
+    prof->names[prof->n] = name;
+    prof->ms[prof->n] = 0;
+    return prof->n++;
+}
+
+void cuda_exec_profile(Exec *e, const StepInfo *s, int steps, CudaProfile *prof) {
+    Cuda *c = (Cuda *)e;
+    int nl = c->p->nlaunches;
+    CUevent *ev = xcalloc((size_t)nl + 1, sizeof(CUevent));
+    for (int k = 0; k <= nl; k++) CU_CHECK(c->cu->cuEventCreate(&ev[k], CU_EVENT_DEFAULT));
+    for (int t = 0; t < steps; t++) {
+        push_rng(c, s);
+        CU_CHECK(c->cu->cuEventRecord(ev[0], c->st));
+        for (int k = 0; k < nl; k++) {
+            launch(c, k);
+            CU_CHECK(c->cu->cuEventRecord(ev[k + 1], c->st));
+        }
+        CU_CHECK(c->cu->cuEventSynchronize(ev[nl]));
+        for (int k = 0; k < nl; k++) {
+            float ms = 0;
+            CU_CHECK(c->cu->cuEventElapsedTime(&ms, ev[k], ev[k + 1]));
+            prof->ms[class_index(prof, c->p->launches[k].kclass)] += ms;
+        }
+    }
+    for (int k = 0; k <= nl; k++) CU_CHECK(c->cu->cuEventDestroy(ev[k]));
+    free(ev);
+}
+
+double cuda_exec_time_steps(Exec *e, const StepInfo *s, int steps) {
+    Cuda *c = (Cuda *)e;
+    CUevent a, b;
+    CU_CHECK(c->cu->cuEventCreate(&a, CU_EVENT_DEFAULT));
+    CU_CHECK(c->cu->cuEventCreate(&b, CU_EVENT_DEFAULT));
+    CU_CHECK(c->cu->cuEventRecord(a, c->st));
+    StepInfo si = *s;
+    for (int t = 0; t < steps; t++, si.step++) cuda_run(e, &si);
+    CU_CHECK(c->cu->cuEventRecord(b, c->st));
+    CU_CHECK(c->cu->cuEventSynchronize(b));
+    float ms = 0;
+    CU_CHECK(c->cu->cuEventElapsedTime(&ms, a, b));
+    CU_CHECK(c->cu->cuEventDestroy(a));
+    CU_CHECK(c->cu->cuEventDestroy(b));
+    return (double)ms / (steps > 0 ? steps : 1);
+}
