@@ -1,0 +1,32 @@
+/* parse.h — internal interface between the flex scanner, the bison parser and the rest of dsl/.
+ * The scanner returns raw tokens (newlines included); the parser's token wrapper turns newlines into statement
+ * separators, reports invalid characters, and stops feeding tokens once the error cap is reached. */
+#pragma once
+#include "ast.h"
+#include "diag.h"
+#include <stdbool.h>
+
+#define DSL_MAX_NESTING 200   /* parser stack depth (YYMAXDEPTH) and evaluator recursion limit */
+
+typedef struct Tok { int64_t i; double f; const char *s; } Tok;
+
+/* State shared by scanner and parser (flex yyextra and bison %parse-param). */
+typedef struct ParseState {
+    Arena *arena;
+    Diag *diag;
+    const SourceFile *src;
+    void *scanner;
+    uint32_t off;          /* scanner byte offset */
+    Ast *root;             /* file: S_BLOCK of items; expression mode: the expression */
+    int start_token;       /* injected first token (expression mode) or 0 */
+    int depth;             /* ( and [ nesting: newlines inside are not separators */
+    int last;              /* last token handed to the parser */
+    bool eof_sep;          /* the separator before end of input was sent */
+    bool have_pending;
+    int pend_tok; Tok pend_val; Loc pend_loc;
+} ParseState;
+
+/* Parse a whole file; the AST lives in `ar`; errors go to d. Returns the root even with errors (check d). */
+Ast *dsl_parse_file(const SourceFile *src, Arena *ar, Diag *d);
+/* Parse one expression (a --set value); NULL on errors. */
+Ast *dsl_parse_expr(const SourceFile *src, Arena *ar, Diag *d);
