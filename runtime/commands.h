@@ -14,3 +14,4 @@ int cmd_graph(int argc, char **argv);
 int cmd_pretrain(int argc, char **argv);   /* runtime/cmd_train.c */
 int cmd_finetune(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int bench_data(int argc, char **argv);   /* runtime/cmd_bench_data.c: `vmc bench --data ...` */
