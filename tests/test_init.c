@@ -97,7 +97,7 @@ static void dt_bias(void) {
 static void exact_tables(void) {
     Graph *g = graph_new();
     ParamInfo s4 = {INIT_S4D_REAL, {0}, 0, -1, 0}, sc = {INIT_SINCOS_2D, {2, 2, 0, 0}, 0, -1, 0};
-    ParamInfo bc = {INIT_BLOCK_CAUSAL, {4, 2, 0, 0}, 0, -1, 0};
+    ParamInfo bc = {INIT_BLOCK_CAUSAL, {2, 0, 0, 0}, 0, -1, 0};
     Node *a = g_param(g, "A_log", shape_of(2, I64(3), I64(16)), DT_F32, s4, LOC_NONE);
     Node *pe = g_param(g, "pos_embed", shape_of(3, I64(1), I64(4), I64(8)), DT_F32, sc, LOC_NONE);
     Node *m = g_param(g, "mask", shape_of(2, I64(4), I64(4)), DT_F32, bc, LOC_NONE);
