@@ -138,15 +138,16 @@ static Value call_fn(Eval *ev, const Ast *def, Arg *args, int nargs, Loc loc) {
     const char *what = arena_printf(ev->ar, "fn '%s'", def->name);
     Scope *top = arena_alloc(ev->ar, sizeof *top);
     if (!bind_params(ev, what, &def->list, args, nargs, top, loc, NULL)) return v_err();
-    if (ev->depth >= DSL_MAX_NESTING) {
-        diag_error(ev->d, loc, "calls are nested too deeply (more than %d levels): is %s recursive?", DSL_MAX_NESTING, what);
+    if (ev->calls >= DSL_MAX_CALLS) {
+        if (!ev->depth_error) diag_error(ev->d, loc, "calls are nested too deeply (more than %d levels): is %s recursive?", DSL_MAX_CALLS, what);
+        ev->depth_error = true;
         return v_err();
     }
     Scope *saved = ev->scope;
     ev->scope = top;
-    ev->depth++;
+    ev->calls++;
     Value v = eval_expr(ev, def->a);
-    ev->depth--;
+    ev->calls--;
     ev->scope = saved;
     return v;
 }
@@ -170,8 +171,9 @@ static Value call_layer(Eval *ev, LayerInst *inst, const char *prefix, uint32_t 
         return v_err();
     }
     if (!ev->g) { diag_error(ev->d, loc, "a layer cannot be called in a constant expression"); return v_err(); }
-    if (ev->depth >= DSL_MAX_NESTING) {
-        diag_error(ev->d, loc, "layer calls are nested too deeply (more than %d levels): is %s recursive?", DSL_MAX_NESTING, what);
+    if (ev->calls >= DSL_MAX_CALLS) {
+        if (!ev->depth_error) diag_error(ev->d, loc, "layer calls are nested too deeply (more than %d levels): is %s recursive?", DSL_MAX_CALLS, what);
+        ev->depth_error = true;
         return v_err();
     }
     Frame fr = {.prefix = prefix, .what = what, .tags = tags, .lr_layer = lr, .is_layer = true, .reuse = reuse};
@@ -182,9 +184,9 @@ static Value call_layer(Eval *ev, LayerInst *inst, const char *prefix, uint32_t 
     Frame *saved_fr = ev->fr;
     Scope *saved_sc = ev->scope;
     ev->fr = &fr; ev->scope = top;
-    ev->depth++;
+    ev->calls++;
     for (int k = 0; k < def->b->list.n && !fr.returned && !diag_full(ev->d); k++) exec_stmt(ev, def->b->list.items[k]);
-    ev->depth--;
+    ev->calls--;
     ev->fr = saved_fr; ev->scope = saved_sc;
     if (!fr.returned) {
         diag_error(ev->d, def->loc, "%s ends without 'return'", what);

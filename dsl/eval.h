@@ -85,7 +85,8 @@ typedef struct Eval {
     Graph *g;                /* NULL while evaluating constants and recipes */
     Frame *fr;
     Scope *scope;            /* innermost block scope of the current frame */
-    int depth;
+    int depth, calls;
+    bool depth_error;
     int64_t steps;
     bool step_error;
     Counter *counters;

@@ -468,7 +468,8 @@ static Value eval_call(Eval *ev, const Ast *x) {
 Value eval_expr(Eval *ev, const Ast *x) {
     if (!eval_budget(ev, x->loc)) return v_err();
     if (ev->depth >= DSL_MAX_NESTING) {
-        diag_error(ev->d, x->loc, "expression is nested too deeply (more than %d levels)", DSL_MAX_NESTING);
+        if (!ev->depth_error) diag_error(ev->d, x->loc, "expression is nested too deeply (more than %d levels)", DSL_MAX_NESTING);
+        ev->depth_error = true;
         return v_err();
     }
     ev->depth++;

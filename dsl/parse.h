@@ -6,7 +6,8 @@
 #include "diag.h"
 #include <stdbool.h>
 
-#define DSL_MAX_NESTING 200   /* parser stack depth (YYMAXDEPTH) and evaluator recursion limit */
+#define DSL_MAX_NESTING 500   /* evaluator expression depth; the parser stack holds 4x this */
+#define DSL_MAX_CALLS   64    /* nested layer/fn calls (recursion guard) */
 
 typedef struct Tok { int64_t i; double f; const char *s; } Tok;
 
@@ -22,6 +23,8 @@ typedef struct ParseState {
     int depth;             /* ( and [ nesting: newlines inside are not separators */
     int last;              /* last token handed to the parser */
     bool eof_sep;          /* the separator before end of input was sent */
+    bool resync;           /* an item/statement keyword closed unbalanced brackets */
+    uint32_t last_end;     /* end offset of the last token handed to the parser */
     bool have_pending;
     int pend_tok; Tok pend_val; Loc pend_loc;
 } ParseState;

@@ -298,6 +298,13 @@ static void dsl_yyerror(Loc *loc, ParseState *ps, const char *msg) {
     diag_error(ps->diag, *loc, "%s", msg);
 }
 
+/* Keywords that only begin an item or a statement: met inside brackets, the brackets were left open. */
+static bool starts_statement(int t) {
+    return t == T_IMPORT || t == T_CONST || t == T_FN || t == T_LAYER || t == T_MODEL || t == T_RECIPE || t == T_LET ||
+           t == T_PARAM || t == T_SUB || t == T_INPUT || t == T_TAP || t == T_OUTPUT || t == T_LOSS || t == T_RETURN ||
+           t == T_ASSERT;
+}
+
 /* Scanner token -> parser token: reports invalid characters (and skips them), tracks bracket depth. */
 static int raw_token(ParseState *ps, Tok *v, Loc *l) {
     for (;;) {
@@ -311,6 +318,7 @@ static int raw_token(ParseState *ps, Tok *v, Loc *l) {
             if (diag_full(ps->diag)) return 0;
             continue;
         }
+        if (ps->depth > 0 && starts_statement(t)) { ps->depth = 0; ps->resync = true; }
         if (t == '(' || t == '[') ps->depth++;
         else if ((t == ')' || t == ']') && ps->depth > 0) ps->depth--;
         else if (t == '{' || t == '}') ps->depth = 0;    /* braces never sit inside brackets: resynchronise */
@@ -333,6 +341,7 @@ static int deliver(ParseState *ps, int t, const Tok *v, Loc l, DSL_YYSTYPE *val,
     default: break;
     }
     ps->last = t;
+    ps->last_end = l.end;
     return t;
 }
 
@@ -358,12 +367,19 @@ int dsl_yylex(DSL_YYSTYPE *val, Loc *loc, ParseState *ps) {
             ps->eof_sep = true;
             return deliver(ps, T_NL, &v, (Loc){ps->src, ps->src->len, ps->src->len}, val, loc);
         }
+        if (t != T_NL && ps->resync) {     /* end the unfinished line before the keyword, for error recovery */
+            ps->resync = false;
+            ps->have_pending = true;
+            ps->pend_tok = t; ps->pend_val = v; ps->pend_loc = l;
+            return deliver(ps, T_NL, &v, (Loc){ps->src, ps->last_end, ps->last_end}, val, loc);
+        }
         if (t != T_NL) return deliver(ps, t, &v, l, val, loc);
         /* Look past blank lines: `}` newline `else` continues the if statement. */
         Tok v2;
         Loc l2;
         int t2;
         do t2 = raw_token(ps, &v2, &l2); while (t2 == T_NL);
+        ps->resync = false;                 /* this newline already ends the line */
         if (t2 == T_ELSE) return deliver(ps, t2, &v2, l2, val, loc);
         ps->have_pending = true;
         ps->pend_tok = t2; ps->pend_val = v2; ps->pend_loc = l2;
