@@ -106,7 +106,7 @@ static bool read_file(const char *path, void **data, size_t *size) {
 
 /* Best effort: a cache that cannot be written only costs the next run a compile. */
 static void write_atomic(const char *path, const void *data, size_t size) {
-    char tmp[1200];
+    char tmp[1300];
     snprintf(tmp, sizeof tmp, "%s.tmp%ld", path, (long)getpid());
     FILE *f = fopen(tmp, "wb");
     if (!f) return;

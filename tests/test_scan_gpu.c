@@ -1,0 +1,403 @@
+/* test_scan_gpu.c — [gpu] the opaque-op kernels and the GEMM wrapper on a real GPU against double-precision CPU
+ * references, on fresh random inputs: selective scan forward/backward and conv1d forward/backward (ARM shapes,
+ * f32 and bf16 storage), cuBLASLt products (bf16 and f32, transposes, batches, bias). Outputs are poisoned with
+ * NaN before each launch, so an unwritten element fails. Exits 77 (ctest skip) without a usable GPU.
+ * `--small`: small shapes only (for compute-sanitizer). `--bench`: scan fwd+bwd and conv1d times and achieved GB/s at ARM-B shapes, beside a device-to-device copy. */
+#include "cuda_api.h"
+#include "gemm.h"
+#include "nvrtc_compile.h"
+#include "scan_ref.h"
+#include "template.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const CudaApi *cu;
+static int arch;
+static CUstream stream;
+static int failures;
+
+/* ---------------------------------------------------------------- device helpers */
+typedef struct Kernel { CUmodule mod; CUfunction fn; KernelLaunch l; } Kernel;
+
+static Kernel load_kernel(char *src, const KernelLaunch *l) {
+    Kernel k = {.l = *l};
+    NvrtcBinary bin;
+    char err[2048];
+    if (!nvrtc_compile(src, l->name, arch, NULL, 0, &bin, err, sizeof err)) {
+        fprintf(stderr, "%s\n", err);
+        exit(2);
+    }
+    CU_CHECK(cu->cuModuleLoadData(&k.mod, bin.cubin));
+    CU_CHECK(cu->cuModuleGetFunction(&k.fn, k.mod, l->name));
+    nvrtc_binary_free(&bin);
+    free(src);
+    return k;
+}
+
+static void kernel_report(const Kernel *k) {
+    int regs = 0, local = 0, smem = 0;
+    CU_CHECK(cu->cuFuncGetAttribute(&regs, CU_FUNC_ATTRIBUTE_NUM_REGS, k->fn));
+    CU_CHECK(cu->cuFuncGetAttribute(&local, CU_FUNC_ATTRIBUTE_LOCAL_SIZE_BYTES, k->fn));
+    CU_CHECK(cu->cuFuncGetAttribute(&smem, CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES, k->fn));
+    printf("  %-16s %3d registers, %4d B local (spills), %6d B shared\n", k->l.name, regs, local, smem);
+}
+
+/* Zeroes the ranges the kernel accumulates into, then launches; bufs[i] is the pointer passed as parameter i. */
+static void launch(const Kernel *k, void **args, const CUdeviceptr *bufs) {
+    for (int z = 0; z < k->l.nzero; z++)
+        CU_CHECK(cu->cuMemsetD8Async(bufs[k->l.zero[z].param] + k->l.zero[z].offset, 0, k->l.zero[z].bytes, stream));
+    CU_CHECK(cu->cuLaunchKernel(k->fn, k->l.grid[0], k->l.grid[1], k->l.grid[2], k->l.block[0], k->l.block[1],
+                                k->l.block[2], k->l.smem, stream, args, NULL));
+}
+
+static void sync_check(void) { CU_CHECK(cu->cuStreamSynchronize(stream)); }
+
+static CUdeviceptr dalloc(size_t bytes) {
+    CUdeviceptr p;
+    CU_CHECK(cu->cuMemAlloc(&p, bytes ? bytes : 16));
+    return p;
+}
+
+/* Rounds h in place to what dtype t stores, and uploads it. */
+static CUdeviceptr upload(float *h, size_t n, DType t) {
+    CUdeviceptr p = dalloc(n * (size_t)dtype_size(t));
+    if (t == DT_F32) {
+        CU_CHECK(cu->cuMemcpyHtoD(p, h, n * 4));
+        return p;
+    }
+    uint16_t *b = malloc(n * 2);
+    for (size_t i = 0; i < n; i++) {
+        h[i] = ref_round_bf16(h[i]);
+        uint32_t u;
+        memcpy(&u, &h[i], 4);
+        b[i] = (uint16_t)(u >> 16);
+    }
+    CU_CHECK(cu->cuMemcpyHtoD(p, b, n * 2));
+    free(b);
+    return p;
+}
+
+static float *download(CUdeviceptr p, size_t n, DType t) {
+    float *h = malloc(n * 4);
+    if (t == DT_F32) {
+        CU_CHECK(cu->cuMemcpyDtoH(h, p, n * 4));
+        return h;
+    }
+    uint16_t *b = malloc(n * 2);
+    CU_CHECK(cu->cuMemcpyDtoH(b, p, n * 2));
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u = (uint32_t)b[i] << 16;
+        memcpy(&h[i], &u, 4);
+    }
+    free(b);
+    return h;
+}
+
+static void expect_close(const char *what, const char *part, const float *got, const double *ref, size_t n,
+                         double tol) {
+    double e = rel_l2(got, ref, n);
+    bool ok = e < tol;
+    printf("  %-34s %-12s rel L2 %.2e  (tol %.0e) %s\n", what, part, e, tol, ok ? "ok" : "FAIL");
+    failures += !ok;
+}
+
+/* ---------------------------------------------------------------- selective scan */
+typedef struct ScanData {
+    ScanSpec s;
+    size_t bld, bln;
+    float *h[9];              /* u, delta, A_log, Bm, Cm, D, delta_bias, z, dout (rounded to their dtypes) */
+    CUdeviceptr d[9], y, packed;
+} ScanData;
+
+static ScanData scan_data(ScanSpec s, uint64_t seed) {
+    ScanData x = {.s = s, .bld = (size_t)s.B * s.L * s.D, .bln = (size_t)s.B * s.L * s.N};
+    size_t sizes[9] = {x.bld, x.bld, (size_t)s.D * s.N, x.bln, x.bln, (size_t)s.D, (size_t)s.D, x.bld, x.bld};
+    DType types[9] = {s.u, s.delta, s.a_log, s.bc, s.bc, s.d, s.delta_bias, s.z, s.dout};
+    for (int i = 0; i < 9; i++) x.h[i] = malloc(sizes[i] * 4);
+    ref_scan_inputs(s.B, s.L, s.D, s.N, seed, x.h[0], x.h[1], x.h[2], x.h[3], x.h[4], x.h[5], x.h[6], x.h[7], x.h[8]);
+    for (int i = 0; i < 9; i++) x.d[i] = upload(x.h[i], sizes[i], types[i]);
+    x.y = dalloc(x.bld * (size_t)dtype_size(s.out));
+    x.packed = dalloc(scan_bwd_numel(&s) * 4);
+    return x;
+}
+
+static void scan_data_free(ScanData *x) {
+    for (int i = 0; i < 9; i++) { free(x->h[i]); CU_CHECK(cu->cuMemFree(x->d[i])); }
+    CU_CHECK(cu->cuMemFree(x->y));
+    CU_CHECK(cu->cuMemFree(x->packed));
+}
+
+static void scan_run_fwd(const Kernel *k, ScanData *x) {
+    void *args[9];
+    for (int i = 0; i < 8; i++) args[i] = &x->d[i];
+    args[8] = &x->y;
+    launch(k, args, NULL);
+}
+
+static void scan_run_bwd(const Kernel *k, ScanData *x) {
+    void *args[10];
+    CUdeviceptr bufs[10];
+    for (int i = 0; i < 9; i++) { args[i] = &x->d[i]; bufs[i] = x->d[i]; }
+    args[9] = &x->packed;
+    bufs[9] = x->packed;
+    launch(k, args, bufs);
+}
+
+static void check_scan(ScanSpec s, uint64_t seed, bool report) {
+    char what[96];
+    snprintf(what, sizeof what, "scan B%d L%d D%d N%d %s->%s", s.B, s.L, s.D, s.N, dtype_name(s.u), dtype_name(s.out));
+    KernelLaunch lf, lb;
+    char *sf = template_scan_fwd(&s, &lf), *sb = template_scan_bwd(&s, &lb);
+    Kernel kf = load_kernel(sf, &lf), kb = load_kernel(sb, &lb);
+    if (report) { kernel_report(&kf); kernel_report(&kb); }
+    ScanData x = scan_data(s, seed);
+    CU_CHECK(cu->cuMemsetD8(x.y, 0xff, x.bld * (size_t)dtype_size(s.out)));   /* NaN in f32 and bf16 */
+    CU_CHECK(cu->cuMemsetD8(x.packed, 0xff, scan_bwd_numel(&s) * 4));
+    scan_run_fwd(&kf, &x);
+    scan_run_bwd(&kb, &x);
+    sync_check();
+
+    float **h = x.h;
+    double *yref = malloc(x.bld * sizeof(double)), *pref = malloc(scan_bwd_numel(&s) * sizeof(double));
+    ref_scan_fwd(s.B, s.L, s.D, s.N, h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7], yref);
+    ref_scan_bwd(s.B, s.L, s.D, s.N, h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7], h[8], pref);
+    float *y = download(x.y, x.bld, s.out), *p = download(x.packed, scan_bwd_numel(&s), DT_F32);
+    expect_close(what, "fwd y", y, yref, x.bld, s.out == DT_BF16 ? 1e-2 : 1e-4);
+    static const char *names[8] = {"du", "ddelta", "dA_log", "dBm", "dCm", "dD", "ddelta_bias", "dz"};
+    size_t sizes[8] = {x.bld, x.bld, (size_t)s.D * s.N, x.bln, x.bln, (size_t)s.D, (size_t)s.D, x.bld}, off = 0;
+    for (int k = 0; k < 8; k++) {
+        expect_close(what, names[k], p + off, pref + off, sizes[k], 1e-4);
+        off += sizes[k];
+    }
+    free(y); free(p); free(yref); free(pref);
+    scan_data_free(&x);
+    CU_CHECK(cu->cuModuleUnload(kf.mod));
+    CU_CHECK(cu->cuModuleUnload(kb.mod));
+}
+
+static ScanSpec scan_spec(int B, int L, int D, DType io, DType out) {
+    ScanSpec s = {B, L, D, 16, io, io, DT_F32, io, DT_F32, DT_F32, io, out, io};
+    return s;
+}
+
+/* ---------------------------------------------------------------- conv1d */
+static void check_conv(int B, int L, int D, int K, DType io, bool silu, uint64_t seed) {
+    char what[96];
+    snprintf(what, sizeof what, "conv1d B%d L%d D%d K%d %s%s", B, L, D, K, dtype_name(io), silu ? " silu" : "");
+    Conv1dSpec s = {B, L, D, K, io, DT_F32, DT_F32, io, io, silu, true, true, true};
+    KernelLaunch lf, lb;
+    char *sf = template_conv1d_fwd(&s, &lf), *sb = template_conv1d_bwd(&s, &lb);
+    Kernel kf = load_kernel(sf, &lf), kb = load_kernel(sb, &lb);
+    size_t n = (size_t)B * L * D;
+    RefRng r = {seed};
+    float *x = malloc(n * 4), *dy = malloc(n * 4), *w = malloc((size_t)D * K * 4), *bias = malloc((size_t)D * 4);
+    for (size_t i = 0; i < n; i++) { x[i] = (float)ref_normal(&r); dy[i] = (float)ref_normal(&r); }
+    for (int i = 0; i < D * K; i++) w[i] = (float)(0.5 * ref_normal(&r));
+    for (int i = 0; i < D; i++) bias[i] = (float)(0.1 * ref_normal(&r));
+    CUdeviceptr dx_ = upload(x, n, io), ddy = upload(dy, n, io), dw_ = upload(w, (size_t)D * K, DT_F32);
+    CUdeviceptr db_ = upload(bias, (size_t)D, DT_F32), dyo = dalloc(n * (size_t)dtype_size(io));
+    CUdeviceptr gx = dalloc(n * (size_t)dtype_size(io)), gw = dalloc((size_t)D * K * 4), gb = dalloc((size_t)D * 4);
+    CU_CHECK(cu->cuMemsetD8(dyo, 0xff, n * (size_t)dtype_size(io)));
+    CU_CHECK(cu->cuMemsetD8(gx, 0xff, n * (size_t)dtype_size(io)));
+    void *af[4] = {&dx_, &dw_, &db_, &dyo};
+    launch(&kf, af, NULL);
+    void *ab[6] = {&ddy, &dx_, &dw_, &gx, &gw, &gb};
+    CUdeviceptr bb[6] = {ddy, dx_, dw_, gx, gw, gb};
+    launch(&kb, ab, bb);
+    sync_check();
+    double *yr = malloc(n * 8), *dxr = malloc(n * 8), *dwr = malloc((size_t)D * K * 8), *dbr = malloc((size_t)D * 8);
+    ref_conv_fwd(B, L, D, K, x, w, bias, silu, yr);
+    ref_conv_bwd(B, L, D, K, dy, x, w, dxr, dwr, dbr);
+    float *y = download(dyo, n, io), *gxh = download(gx, n, io), *gwh = download(gw, (size_t)D * K, DT_F32);
+    float *gbh = download(gb, (size_t)D, DT_F32);
+    double tol = io == DT_BF16 ? 1e-2 : 1e-5;
+    expect_close(what, "fwd y", y, yr, n, tol);
+    expect_close(what, "bwd dx", gxh, dxr, n, tol);
+    expect_close(what, "bwd dw", gwh, dwr, (size_t)D * K, 1e-5);
+    expect_close(what, "bwd db", gbh, dbr, (size_t)D, 1e-5);
+    free(x); free(dy); free(w); free(bias); free(yr); free(dxr); free(dwr); free(dbr);
+    free(y); free(gxh); free(gwh); free(gbh);
+    CUdeviceptr all[8] = {dx_, ddy, dw_, db_, dyo, gx, gw, gb};
+    for (int i = 0; i < 8; i++) CU_CHECK(cu->cuMemFree(all[i]));
+    CU_CHECK(cu->cuModuleUnload(kf.mod));
+    CU_CHECK(cu->cuModuleUnload(kb.mod));
+}
+
+/* ---------------------------------------------------------------- GEMM */
+static void check_gemm(Gemm *g, GemmDesc d, uint64_t seed, double tol) {
+    char what[96];
+    snprintf(what, sizeof what, "gemm %dx%dx%d%s%s b%d %s->%s%s%s", d.m, d.n, d.k, d.ta ? " tA" : "", d.tb ? " tB" : "",
+             d.batch, dtype_name(d.a), dtype_name(d.c), d.bias ? " bias" : "", d.allow_tf32 ? " tf32" : "");
+    size_t na = (size_t)d.m * d.k, nb = (size_t)d.k * d.n, nc = (size_t)d.m * d.n;
+    size_t ta = d.stride_a ? (size_t)d.batch : 1, tb = d.stride_b ? (size_t)d.batch : 1;
+    RefRng r = {seed};
+    float *A = malloc(na * ta * 4), *Bm = malloc(nb * tb * 4), *bias = malloc((size_t)d.n * 4);
+    for (size_t i = 0; i < na * ta; i++) A[i] = (float)ref_normal(&r);
+    for (size_t i = 0; i < nb * tb; i++) Bm[i] = (float)ref_normal(&r);
+    for (int i = 0; i < d.n; i++) bias[i] = (float)ref_normal(&r);
+    CUdeviceptr dA = upload(A, na * ta, d.a), dB = upload(Bm, nb * tb, d.b), dbias = upload(bias, (size_t)d.n, d.c);
+    CUdeviceptr dC = dalloc(nc * d.batch * (size_t)dtype_size(d.c));
+    CU_CHECK(cu->cuMemsetD8(dC, 0xff, nc * d.batch * (size_t)dtype_size(d.c)));
+    gemm_run(g, &d, dA, dB, dC, d.bias ? dbias : 0, 1.f, 0.f, stream);
+    sync_check();
+    double *ref = malloc(nc * d.batch * 8);
+    for (int q = 0; q < d.batch; q++) {
+        const float *a = A + (d.stride_a ? (size_t)q * d.stride_a : 0), *b = Bm + (d.stride_b ? (size_t)q * d.stride_b : 0);
+        for (int i = 0; i < d.m; i++)
+            for (int j = 0; j < d.n; j++) {
+                double s = d.bias ? bias[j] : 0;
+                for (int k = 0; k < d.k; k++)
+                    s += (double)(d.ta ? a[(size_t)k * d.m + i] : a[(size_t)i * d.k + k]) *
+                         (d.tb ? b[(size_t)j * d.k + k] : b[(size_t)k * d.n + j]);
+                ref[(size_t)q * nc + (size_t)i * d.n + j] = s;
+            }
+    }
+    float *C = download(dC, nc * d.batch, d.c);
+    expect_close(what, "C", C, ref, nc * d.batch, tol);
+    free(A); free(Bm); free(bias); free(ref); free(C);
+    CUdeviceptr all[4] = {dA, dB, dbias, dC};
+    for (int i = 0; i < 4; i++) CU_CHECK(cu->cuMemFree(all[i]));
+}
+
+static void check_gemms(void) {
+    Gemm *g = gemm_new(0);
+    /* linear layer x @ W^T + b, bf16 operands, f32 out */
+    check_gemm(g, (GemmDesc){300, 384, 192, false, true, 1, 0, 0, 0, DT_BF16, DT_BF16, DT_F32, true, false}, 11, 1e-5);
+    /* weight gradient dY^T @ X, exact f32, strided batch */
+    check_gemm(g, (GemmDesc){256, 160, 197, true, false, 3, 197 * 256, 197 * 160, 256 * 160, DT_F32, DT_F32, DT_F32,
+                             false, false}, 12, 1e-5);
+    /* broadcast weight over the batch (stride 0), bf16 out */
+    check_gemm(g, (GemmDesc){128, 96, 64, false, false, 2, 128 * 64, 0, 128 * 96, DT_BF16, DT_BF16, DT_BF16, false,
+                             false}, 13, 1e-2);
+    /* f32 with TF32 allowed */
+    check_gemm(g, (GemmDesc){256, 256, 512, false, true, 1, 0, 0, 0, DT_F32, DT_F32, DT_F32, true, true}, 14, 5e-3);
+    /* the same descriptor again reuses its plan */
+    check_gemm(g, (GemmDesc){300, 384, 192, false, true, 1, 0, 0, 0, DT_BF16, DT_BF16, DT_F32, true, false}, 15, 1e-5);
+    bool ok = gemm_plans(g) == 4;
+    printf("  %-34s %-12s %d plans for 5 products %s\n", "gemm plan cache", "", gemm_plans(g), ok ? "ok" : "FAIL");
+    failures += !ok;
+    gemm_free(g);
+}
+
+/* ---------------------------------------------------------------- bench */
+static int cmp_float(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+/* Median milliseconds of `reps` timed calls of fn(ctx) after `warm` untimed ones. */
+static float time_ms(void (*fn)(void *), void *ctx, int warm, int reps) {
+    CUevent ev[2 * 64];
+    float ms[64];
+    reps = reps > 64 ? 64 : reps;
+    for (int i = 0; i < warm; i++) fn(ctx);
+    for (int i = 0; i < 2 * reps; i++) CU_CHECK(cu->cuEventCreate(&ev[i], CU_EVENT_DEFAULT));
+    for (int i = 0; i < reps; i++) {
+        CU_CHECK(cu->cuEventRecord(ev[2 * i], stream));
+        fn(ctx);
+        CU_CHECK(cu->cuEventRecord(ev[2 * i + 1], stream));
+    }
+    sync_check();
+    for (int i = 0; i < reps; i++) CU_CHECK(cu->cuEventElapsedTime(&ms[i], ev[2 * i], ev[2 * i + 1]));
+    for (int i = 0; i < 2 * reps; i++) CU_CHECK(cu->cuEventDestroy(ev[i]));
+    qsort(ms, (size_t)reps, sizeof(float), cmp_float);
+    return ms[reps / 2];
+}
+
+typedef struct { CUdeviceptr a, b; size_t bytes; } CopyCtx;
+static void run_copy(void *p) { CopyCtx *c = p; CU_CHECK(cu->cuMemcpyDtoDAsync(c->b, c->a, c->bytes, stream)); }
+typedef struct { const Kernel *k; ScanData *x; } ScanCtx;
+static void run_scan_fwd(void *p) { ScanCtx *c = p; scan_run_fwd(c->k, c->x); }
+static void run_scan_bwd(void *p) { ScanCtx *c = p; scan_run_bwd(c->k, c->x); }
+
+static void bench_scan(int B, int L, int D, DType io, DType out, double copy_gbs) {
+    ScanSpec s = scan_spec(B, L, D, io, out);
+    KernelLaunch lf, lb;
+    Kernel kf = load_kernel(template_scan_fwd(&s, &lf), &lf), kb = load_kernel(template_scan_bwd(&s, &lb), &lb);
+    ScanData x = scan_data(s, 99);
+    ScanCtx cf = {&kf, &x}, cb = {&kb, &x};
+    float tf = time_ms(run_scan_fwd, &cf, 3, 20), tb = time_ms(run_scan_bwd, &cb, 3, 20);
+    double e = dtype_size(io), bld = (double)x.bld, bln = (double)x.bln;
+    double fwd_bytes = 3 * bld * e + 2 * bln * e + bld * dtype_size(out);
+    double bwd_bytes = 4 * bld * e + 2 * bln * e + (3 * bld + 2 * bln) * 4;   /* f32 packed gradients */
+    double gf = fwd_bytes / tf / 1e6, gb = bwd_bytes / tb / 1e6;
+    printf("| scan B%d L%d D%d %s->%s | fwd %.3f ms | %.0f GB/s (%.0f%%) | bwd %.3f ms | %.0f GB/s (%.0f%%) |\n", B, L,
+           D, dtype_name(io), dtype_name(out), tf, gf, 100 * gf / copy_gbs, tb, gb, 100 * gb / copy_gbs);
+    scan_data_free(&x);
+    CU_CHECK(cu->cuModuleUnload(kf.mod));
+    CU_CHECK(cu->cuModuleUnload(kb.mod));
+}
+
+typedef struct { const Kernel *k; void **args; const CUdeviceptr *bufs; } ConvCtx;
+static void run_conv(void *p) { ConvCtx *c = p; launch(c->k, c->args, c->bufs); }
+
+static void bench_conv(int B, int L, int D, DType io, double copy_gbs) {
+    Conv1dSpec s = {B, L, D, 4, io, DT_F32, DT_F32, io, io, true, true, true, true};
+    KernelLaunch lf, lb;
+    Kernel kf = load_kernel(template_conv1d_fwd(&s, &lf), &lf), kb = load_kernel(template_conv1d_bwd(&s, &lb), &lb);
+    size_t n = (size_t)B * L * D, e = (size_t)dtype_size(io);
+    CUdeviceptr x = dalloc(n * e), y = dalloc(n * e), dy = dalloc(n * e), dx = dalloc(n * e);
+    CUdeviceptr w = dalloc((size_t)D * 16), bias = dalloc((size_t)D * 4), dw = dalloc((size_t)D * 16), db = dalloc((size_t)D * 4);
+    CU_CHECK(cu->cuMemsetD8(x, 0x3c, n * e));   /* small finite values, not zeros */
+    CU_CHECK(cu->cuMemsetD8(dy, 0x3c, n * e));
+    CU_CHECK(cu->cuMemsetD8(w, 0x3c, (size_t)D * 16));
+    CU_CHECK(cu->cuMemsetD8(bias, 0x3c, (size_t)D * 4));
+    void *af[4] = {&x, &w, &bias, &y}, *ab[6] = {&dy, &x, &w, &dx, &dw, &db};
+    CUdeviceptr bb[6] = {dy, x, w, dx, dw, db};
+    ConvCtx cf = {&kf, af, NULL}, cb = {&kb, ab, bb};
+    float tf = time_ms(run_conv, &cf, 3, 20), tb = time_ms(run_conv, &cb, 3, 20);
+    double gf = 2.0 * n * e / tf / 1e6, gb = 3.0 * n * e / tb / 1e6;
+    printf("| conv1d B%d L%d D%d %s silu | fwd %.3f ms | %.0f GB/s (%.0f%%) | bwd %.3f ms | %.0f GB/s (%.0f%%) |\n", B,
+           L, D, dtype_name(io), tf, gf, 100 * gf / copy_gbs, tb, gb, 100 * gb / copy_gbs);
+    CUdeviceptr all[8] = {x, y, dy, dx, w, bias, dw, db};
+    for (int i = 0; i < 8; i++) CU_CHECK(cu->cuMemFree(all[i]));
+    CU_CHECK(cu->cuModuleUnload(kf.mod));
+    CU_CHECK(cu->cuModuleUnload(kb.mod));
+}
+
+static void bench(void) {
+    CopyCtx c = {dalloc((size_t)1 << 30), dalloc((size_t)1 << 30), (size_t)1 << 30};
+    CU_CHECK(cu->cuMemsetD8(c.a, 0x3c, c.bytes));
+    float t = time_ms(run_copy, &c, 2, 10);
+    double copy_gbs = 2.0 * c.bytes / t / 1e6;
+    CU_CHECK(cu->cuMemFree(c.a));
+    CU_CHECK(cu->cuMemFree(c.b));
+    printf("\nbench (median of 20; bytes = each input read once + each output written once)\n");
+    printf("| device-to-device copy 1 GiB | %.3f ms | %.0f GB/s (read+write) |\n", t, copy_gbs);
+    bench_scan(128, 197, 768, DT_BF16, DT_F32, copy_gbs);
+    bench_scan(128, 128, 768, DT_BF16, DT_F32, copy_gbs);
+    bench_scan(128, 197, 768, DT_F32, DT_F32, copy_gbs);
+    bench_scan(128, 197, 768, DT_BF16, DT_BF16, copy_gbs);
+    bench_conv(128, 197, 768, DT_BF16, copy_gbs);
+}
+
+int main(int argc, char **argv) {
+    bool do_bench = argc > 1 && !strcmp(argv[1], "--bench");
+    if (!cuda_available()) {
+        printf("test_scan_gpu: skipped (%s)\n", cuda_unavailable_reason());
+        return 77;
+    }
+    CUdevice dev = cuda_init_device(0);
+    arch = cuda_device_arch(dev);
+    cu = cuda_api();
+    char name[128];
+    CU_CHECK(cu->cuDeviceGetName(name, sizeof name, dev));
+    printf("device: %s (sm_%d)\n", name, arch);
+    CU_CHECK(cu->cuStreamCreate(&stream, CU_STREAM_NON_BLOCKING));
+    /* --small: the small shapes only, for compute-sanitizer runs */
+    bool small = argc > 1 && !strcmp(argv[1], "--small");
+    check_scan(scan_spec(3, 37, 80, DT_F32, DT_F32), 1, true);          /* partial chunk, lanes past D */
+    check_scan(scan_spec(2, 8, 64, DT_F32, DT_F32), 5, false);           /* one chunk: no checkpoints */
+    check_conv(5, 37, 40, 4, DT_BF16, false, 7);
+    if (!small) {
+        check_scan(scan_spec(2, 197, 768, DT_F32, DT_F32), 2, false);    /* ARM-B fine-tuning */
+        check_scan(scan_spec(2, 128, 1024, DT_BF16, DT_F32), 3, false);  /* ARM-L pretraining, bf16 activations */
+        check_scan(scan_spec(1, 577, 1536, DT_BF16, DT_BF16), 4, false); /* ARM-H at 384 px, bf16 in and out */
+        check_conv(3, 197, 768, 4, DT_F32, true, 6);
+        check_gemms();
+    }
+    if (do_bench) bench();
+    printf(failures ? "test_scan_gpu: %d checks FAILED\n" : "test_scan_gpu: ok\n", failures);
+    return failures != 0;
+}
