@@ -40,7 +40,7 @@ typedef struct Fusion {
     const Graph *g;
     Arena *arena;           /* owns everything below */
     bool *live;             /* by node id: needed by the step */
-    bool *kept;             /* by node id: readable after the step (loss, outputs, taps, grads, keep list) */
+    bool *kept;             /* by node id: readable after the step (loss, outputs, taps, keep list) */
     Node **repl;            /* by node id: the node it is replaced by (simplify); itself otherwise */
     int *nuse;              /* by node id: live consumers (an input used twice counts twice) */
     bool *mat;              /* by node id: has its own buffer */

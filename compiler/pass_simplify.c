@@ -1,5 +1,6 @@
 /* pass_simplify.c — the first pass: trivial algebraic folding (recorded as replacements, the graph is not
- * rewritten), liveness from the step's roots (loss, named nodes, gradients, ASSIGNs, the caller's keep list)
+ * rewritten), liveness from the step's roots (loss, named nodes, ASSIGNs, the caller's keep list; gradients are
+ * roots only through the optimizer's ASSIGNs or the keep list)
  * and use counts. Also owns the Fusion object's lifetime and its dump. */
 #include "pass.h"
 #include <stdlib.h>
@@ -83,7 +84,7 @@ Fusion *pass_simplify(const Graph *g, Node *const *keep, int nkeep) {
         Node *n = g->nodes[k];
         f->group_of[k] = -1;
         f->repl[k] = n;
-        if (n->flags & (NF_LOSS | NF_GRAD | NF_OUTPUT | NF_TAP)) pinned[k] = true;
+        if (n->flags & (NF_LOSS | NF_OUTPUT | NF_TAP)) pinned[k] = true;
         Node *r = pinned[k] ? NULL : fold(f, n);
         if (r) f->repl[k] = r;
     }
@@ -92,7 +93,6 @@ Fusion *pass_simplify(const Graph *g, Node *const *keep, int nkeep) {
     for (int k = 0; k < nkeep; k++) add_root(f, keep[k], true);
     for (int k = 0; k < nn; k++) {
         Node *n = g->nodes[k];
-        if (n->flags & NF_GRAD) add_root(f, n, true);
         if (n->op == OP_ASSIGN) add_root(f, n, false);
     }
     /* sources are always live: the backend owns their storage whether or not this step reads them */

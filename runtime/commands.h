@@ -15,3 +15,5 @@ int cmd_pretrain(int argc, char **argv);   /* runtime/cmd_train.c */
 int cmd_finetune(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int bench_data(int argc, char **argv);   /* runtime/cmd_bench_data.c: `vmc bench --data ...` */
+int cmd_compile(int argc, char **argv);  /* runtime/cmd_compile.c */
+int cmd_bench(int argc, char **argv);    /* runtime/cmd_bench.c */

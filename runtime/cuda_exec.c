@@ -74,11 +74,11 @@ static void gemm_plan(Cuda *c, const GemmDesc *d, GemmPlan *g) {
     CUBLAS_CHECK(c->lt->cublasLtMatmulPreferenceDestroy(pref));
 }
 
-static void gemm_run(Cuda *c, const GemmDesc *d, const GemmPlan *g) {
+static void gemm_run(Cuda *c, const GemmPlan *g, CUdeviceptr a, CUdeviceptr b, CUdeviceptr out) {
     const float one = 1.0f, zero = 0.0f;
-    CUBLAS_CHECK(c->lt->cublasLtMatmul(c->lth, g->desc, &one, (const void *)addr(c, d->b), g->la, (const void *)addr(c, d->a),
-                                       g->lb, &zero, (const void *)addr(c, d->c), g->lc, (void *)addr(c, d->c), g->lc,
-                                       &g->algo, (void *)c->arena[AR_WORK], PROGRAM_GEMM_WORKSPACE, (cudaStream_t)c->st));
+    CUBLAS_CHECK(c->lt->cublasLtMatmul(c->lth, g->desc, &one, (const void *)b, g->la, (const void *)a, g->lb, &zero,
+                                       (const void *)out, g->lc, (void *)out, g->lc, &g->algo, (void *)c->arena[AR_WORK],
+                                       PROGRAM_GEMM_WORKSPACE, (cudaStream_t)c->st));
 }
 
 /* ---------------------------------------------------------------- setup */
@@ -136,7 +136,7 @@ static void launch(Cuda *c, int k) {
         CU_CHECK(c->cu->cuLaunchKernel(c->fn[k], l->grid[0], l->grid[1], l->grid[2], l->block[0], l->block[1], l->block[2],
                                        l->smem, c->st, c->params[k], NULL));
         return;
-    case LK_GEMM: gemm_run(c, &l->gemm, &c->gemm[k]); return;
+    case LK_GEMM: gemm_run(c, &c->gemm[k], addr(c, l->gemm.a), addr(c, l->gemm.b), addr(c, l->gemm.c)); return;
     case LK_MEMSET: CU_CHECK(c->cu->cuMemsetD32Async(addr(c, l->dst), 0, (size_t)l->bytes / 4, c->st)); return;
     case LK_COPY: CU_CHECK(c->cu->cuMemcpyDtoDAsync(addr(c, l->dst), addr(c, l->src), (size_t)l->bytes, c->st)); return;
     }
@@ -326,4 +326,44 @@ double cuda_exec_time_steps(Exec *e, const StepInfo *s, int steps) {
     CU_CHECK(c->cu->cuEventDestroy(a));
     CU_CHECK(c->cu->cuEventDestroy(b));
     return (double)ms / (steps > 0 ? steps : 1);
+}
+
+/* ---------------------------------------------------------------- GEMM peak */
+double cuda_gemm_peak_tflops(Exec *e, int64_t n, int reps) {
+    Cuda *c = (Cuda *)e;
+    GemmDesc d = {.M = n, .N = n, .K = n, .batch = 1, .lda = n, .ldb = n, .bf16 = true};
+    CUdeviceptr a, b, out;
+    CU_CHECK(c->cu->cuMemAlloc(&a, (size_t)(n * n * 2)));
+    CU_CHECK(c->cu->cuMemAlloc(&b, (size_t)(n * n * 2)));
+    CU_CHECK(c->cu->cuMemAlloc(&out, (size_t)(n * n * 4)));
+    CU_CHECK(c->cu->cuMemsetD8(a, 0x3c, (size_t)(n * n * 2)));   /* bf16 0x3c3c ~ 0.0115: finite, no denormals */
+    CU_CHECK(c->cu->cuMemsetD8(b, 0x3c, (size_t)(n * n * 2)));
+    GemmPlan g;
+    gemm_plan(c, &d, &g);
+    for (int k = 0; k < 3; k++) gemm_run(c, &g, a, b, out);
+    CUevent t0, t1;
+    CU_CHECK(c->cu->cuEventCreate(&t0, CU_EVENT_DEFAULT));
+    CU_CHECK(c->cu->cuEventCreate(&t1, CU_EVENT_DEFAULT));
+    CU_CHECK(c->cu->cuEventRecord(t0, c->st));
+    for (int k = 0; k < reps; k++) gemm_run(c, &g, a, b, out);
+    CU_CHECK(c->cu->cuEventRecord(t1, c->st));
+    CU_CHECK(c->cu->cuEventSynchronize(t1));
+    float ms = 0;
+    CU_CHECK(c->cu->cuEventElapsedTime(&ms, t0, t1));
+    c->lt->cublasLtMatrixLayoutDestroy(g.la);
+    c->lt->cublasLtMatrixLayoutDestroy(g.lb);
+    c->lt->cublasLtMatrixLayoutDestroy(g.lc);
+    c->lt->cublasLtMatmulDescDestroy(g.desc);
+    CU_CHECK(c->cu->cuEventDestroy(t0));
+    CU_CHECK(c->cu->cuEventDestroy(t1));
+    c->cu->cuMemFree(a); c->cu->cuMemFree(b); c->cu->cuMemFree(out);
+    return 2.0 * (double)n * (double)n * (double)n * reps / ((double)ms * 1e-3) * 1e-12;
+}
+
+void cuda_exec_memory(const Exec *e, int64_t *used, int64_t *total) {
+    const Cuda *c = (const Cuda *)e;
+    size_t fr = 0, tot = 0;
+    CU_CHECK(c->cu->cuMemGetInfo(&fr, &tot));
+    *used = (int64_t)(tot - fr);
+    *total = (int64_t)tot;
 }

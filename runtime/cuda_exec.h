@@ -1,8 +1,15 @@
 /* cuda_exec.h — the cuda backend beyond the Exec interface: building it from options, the compiled Program it
  * runs, and the timing hooks `vmc bench` uses (eager per-launch event timing by kernel class, graph replays). */
 #pragma once
+#include "dsl.h"
 #include "exec.h"
 #include "program.h"
+
+/* A model's step graph for `vmc compile` and `vmc bench` (runtime/cmd_compile.c): the forward graph with drop path
+ * off, or (train) forward + backward + the AdamW update of the model's recipe (INPUTs "lr" and "step").
+ * Errors are printed; free g (graph_free) before the module. */
+typedef struct StepGraph { Graph *g; Node *lr, *step; bool train; } StepGraph;
+bool step_graph_build(DslModule *m, const char *model, bool train, StepGraph *out, Diag *d);
 
 typedef struct CudaExecOptions {
     bool bf16;           /* bf16 GEMM operands (ARM_SPEC §2.5); false: fp32 everywhere (parity) */
@@ -26,3 +33,7 @@ void cuda_exec_profile(Exec *e, const StepInfo *s, int steps, CudaProfile *prof)
 double cuda_exec_time_steps(Exec *e, const StepInfo *s, int steps);
 /* Device memory allocated by this exec (arenas), bytes. */
 int64_t cuda_exec_device_bytes(const Exec *e);
+/* bf16 x bf16 -> f32 cuBLASLt GEMM of n x n x n, timed over reps: the peak `vmc bench` compares against. */
+double cuda_gemm_peak_tflops(Exec *e, int64_t n, int reps);
+/* Device memory in use by the whole process (cuMemGetInfo) and the device total, bytes. */
+void cuda_exec_memory(const Exec *e, int64_t *used, int64_t *total);

@@ -1,0 +1,182 @@
+/* cmd_bench.c — `vmc bench FILE --model NAME --batch N [--train|--infer] [--fp32] [--steps N] [--set k=v]`:
+ * throughput of one model's step on the GPU: images/s, ms/step, achieved GEMM TFLOP/s against a bf16 cuBLASLt
+ * GEMM peak measured in the same run, device memory, time per kernel class, cold compile (empty NVRTC cache) and
+ * warm start (cache hit) times. Parameters come from their initialisers, inputs are random. With --data it is the
+ * data-loader benchmark (cmd_bench_data.c). Prints figures; never asserts on them. */
+#include "commands.h"
+#include "cuda_api.h"
+#include "cuda_exec.h"
+#include "init.h"
+#include "rng.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+typedef struct Args {
+    const char *file, *model;
+    int batch, steps;
+    bool train, fp32;
+    DslSet *sets; int nsets;
+    const char **inc; int ninc;
+} Args;
+
+static bool parse(int argc, char **argv, Args *a) {
+    memset(a, 0, sizeof *a);
+    a->steps = 20;
+    a->train = true;
+    a->sets = xcalloc((size_t)argc + 1, sizeof(DslSet));
+    a->inc = xcalloc((size_t)argc + 1, sizeof(char *));
+    for (int k = 1; k < argc; k++) {
+        const char *s = argv[k];
+        bool more = k + 1 < argc;
+        if (!strcmp(s, "--train")) a->train = true;
+        else if (!strcmp(s, "--infer")) a->train = false;
+        else if (!strcmp(s, "--fp32")) a->fp32 = true;
+        else if (!strcmp(s, "--bf16")) a->fp32 = false;
+        else if (!strcmp(s, "--model") && more) a->model = argv[++k];
+        else if (!strcmp(s, "--batch") && more) a->batch = atoi(argv[++k]);
+        else if (!strcmp(s, "--steps") && more) a->steps = atoi(argv[++k]);
+        else if (!strcmp(s, "-I") && more) a->inc[a->ninc++] = argv[++k];
+        else if (!strcmp(s, "--set") && more) {
+            char *eq = strchr(argv[++k], '=');
+            if (!eq || eq == argv[k]) { fprintf(stderr, "vmc bench: --set expects NAME=VALUE, found '%s'\n", argv[k]); return false; }
+            *eq = 0;
+            a->sets[a->nsets++] = (DslSet){argv[k], eq + 1};
+        } else if (s[0] != '-' && !a->file) a->file = s;
+        else { fprintf(stderr, "vmc bench: unexpected argument '%s'\n", s); return false; }
+    }
+    if (!a->file || !a->model || a->steps < 1) {
+        fprintf(stderr, "usage: vmc bench FILE --model NAME [--batch N] [--train|--infer] [--fp32] [--steps N]\n"
+                        "                 [--set NAME=VALUE] [-I DIR]\n"
+                        "       vmc bench --data PATH|synthetic:N ...   (data loader throughput)\n");
+        return false;
+    }
+    if (a->batch > 0) {
+        static char buf[32];
+        snprintf(buf, sizeof buf, "%d", a->batch);
+        a->sets[a->nsets++] = (DslSet){"batch", buf};
+    }
+    return true;
+}
+
+/* Parameters from their initialisers; inputs: images ~ N(0,1), integer inputs uniform in [0, 10), "lr" 1e-4,
+ * "step" 1, other float inputs (soft targets) uniform. */
+static void fill(Exec *e, const Graph *g) {
+    for (int k = 0; k < g->params.n; k++) {
+        const Node *p = g->params.items[k];
+        size_t n = (size_t)shape_numel(p->shape);
+        float *v = xmalloc(n * 4);
+        init_param(p, 1, v);
+        if (p->dtype == DT_I32) for (size_t i = 0; i < n; i++) ((int32_t *)v)[i] = (int32_t)v[i];
+        if (p->dtype != DT_BF16) exec_write(e, p, v, n * 4);
+        free(v);
+    }
+    for (int k = 0; k < g->inputs.n; k++) {
+        const Node *in = g->inputs.items[k];
+        size_t n = (size_t)shape_numel(in->shape);
+        if (in->dtype == DT_BF16) continue;
+        void *v = xmalloc(n * 4);
+        for (size_t i = 0; i < n; i++) {
+            RngBlock r = rng_philox(7, (uint64_t)k, i, 0);
+            if (in->dtype == DT_I32) ((int32_t *)v)[i] = (int32_t)rng_below(r.x[0], 10);
+            else if (!strcmp(in->name, "lr")) ((float *)v)[i] = 1e-4f;
+            else if (!strcmp(in->name, "step")) ((float *)v)[i] = 1.0f;
+            else if (!strcmp(in->name, "images")) ((float *)v)[i] = (float)rng_normal(r.x[0], r.x[1]);
+            else ((float *)v)[i] = rng_uniform(r.x[0]) * 0.1f;
+        }
+        exec_write(e, in, v, n * 4);
+        free(v);
+    }
+}
+
+static int64_t batch_of(const Graph *g) {
+    for (int k = 0; k < g->inputs.n; k++) {
+        const Node *in = g->inputs.items[k];
+        if (!strcmp(in->name, "images")) return in->shape.d[0];
+    }
+    return 1;
+}
+
+static int bench(const Args *a, DslModule *m) {
+    Diag d;
+    diag_init(&d, stderr);
+    StepGraph sg;
+    if (!step_graph_build(m, a->model, a->train, &sg, &d)) { graph_free(sg.g); return 1; }
+    char err[2048];
+    /* cold compile: a fresh NVRTC cache (set before anything compiles) */
+    char dir[] = "/tmp/vmc-bench-cache-XXXXXX";
+    if (mkdtemp(dir)) setenv("VMC_CACHE", dir, 1);
+    ProgramOptions po = {.arch = cuda_device_arch(cuda_init_device(0)), .bf16 = !a->fp32};
+    double t0 = now_s();
+    Program *cold = program_build(sg.g, NULL, 0, &po, err, sizeof err);
+    double cold_s = now_s() - t0;
+    if (!cold) { fprintf(stderr, "vmc bench: %s\n", err); graph_free(sg.g); return 2; }
+    int nkernels = cold->nkernels, ngemms = cold->ngemms;
+    int64_t flops = cold->gemm_flops;
+    program_free(cold);
+    CudaExecOptions eo = {.bf16 = !a->fp32};
+    t0 = now_s();
+    Exec *e = cuda_exec_create(sg.g, NULL, 0, &eo, err, sizeof err);
+    double warm_s = now_s() - t0;
+    if (!e) { fprintf(stderr, "vmc bench: %s\n", err); graph_free(sg.g); return 2; }
+    fill(e, sg.g);
+    StepInfo si = {.seed = 1, .step = 0};
+    double first = now_s();
+    exec_run(e, &si);                                     /* capture + first replay */
+    cuda_exec_time_steps(e, &si, 2);                      /* warm-up */
+    first = now_s() - first;
+    double ms = cuda_exec_time_steps(e, &si, a->steps);
+    CudaProfile prof = {0};
+    cuda_exec_profile(e, &si, 2, &prof);
+    double peak = cuda_gemm_peak_tflops(e, 8192, 20);
+    int64_t used = 0, total = 0;
+    cuda_exec_memory(e, &used, &total);
+    int64_t B = batch_of(sg.g);
+    double tflops = (double)flops / (ms * 1e-3) * 1e-12;
+    const Program *p = cuda_exec_program(e);
+    printf("model %s, %s, batch %lld, %s: %d kernels, %d GEMMs (%.1f GFLOP per step)\n", a->model,
+           a->train ? "training step" : "inference", (long long)B, a->fp32 ? "fp32" : "bf16 GEMMs", nkernels, ngemms,
+           (double)flops * 1e-9);
+    printf("  step %.3f ms, %.1f images/s\n", ms, (double)B / (ms * 1e-3));
+    printf("  GEMM work %.1f TFLOP/s = %.1f%% of the measured bf16 GEMM peak %.1f TFLOP/s (8192^3)\n", tflops,
+           100.0 * tflops / peak, peak);
+    printf("  device memory: arenas %.2f GiB, process total %.2f GiB of %.2f GiB\n",
+           (double)cuda_exec_device_bytes(e) / (1 << 30), (double)used / (1 << 30), (double)total / (1 << 30));
+    double sum = 0;
+    for (int k = 0; k < prof.n; k++) sum += prof.ms[k];
+    printf("  time per kernel class (eager, events around each launch; %.3f ms per step):", sum / 2);
+    for (int k = 0; k < prof.n; k++) printf(" %s %.3f ms (%.0f%%)", prof.names[k], prof.ms[k] / 2, 100 * prof.ms[k] / sum);
+    printf("\n  compile: cold %.2f s (empty NVRTC cache, %d modules), warm start %.2f s, first step (capture) %.3f s\n",
+           cold_s, p->nmodules, warm_s, first);
+    exec_free(e);
+    graph_free(sg.g);
+    return 0;
+}
+
+int cmd_bench(int argc, char **argv) {
+    for (int k = 1; k < argc; k++) if (!strcmp(argv[k], "--data")) return bench_data(argc, argv);
+    Args a;
+    if (!parse(argc, argv, &a)) { free(a.sets); free(a.inc); return 1; }
+    if (!cuda_available()) {
+        fprintf(stderr, "vmc bench: no usable GPU: %s\n", cuda_unavailable_reason());
+        free(a.sets); free(a.inc);
+        return 2;
+    }
+    Diag d;
+    diag_init(&d, stderr);
+    DslOptions opt = {a.inc, a.ninc, a.sets, a.nsets};
+    DslModule *m = dsl_load(a.file, &opt, &d);
+    int rc = m ? bench(&a, m) : 1;
+    dsl_free(m);
+    free(a.sets);
+    free(a.inc);
+    return rc;
+}
