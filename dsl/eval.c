@@ -382,8 +382,10 @@ static void exec_param(Eval *ev, const Ast *s) {
     ParamInfo info = {.lr_layer = -1};
     uint32_t tags = 0;
     int lr = -1;
-    if (!eval_shape(ev, &s->list, s->loc, &shape) | !eval_dtype(ev, s->name2, s->loc, &dt) |
-        !eval_tags(ev, &s->list2, &tags, &lr)) {
+    bool ok = eval_shape(ev, &s->list, s->loc, &shape);   /* all three run, so each reports its own mistake */
+    ok &= eval_dtype(ev, s->name2, s->loc, &dt);
+    ok &= eval_tags(ev, &s->list2, &tags, &lr);
+    if (!ok) {
         scope_set(ev, fr->top, s->name, v_err());
         return;
     }

@@ -195,12 +195,12 @@ static void check_sets(DslModule *m, Diag *d) {
 }
 
 /* ------------------------------------------------------------------ loading */
-DslModule *dsl_load_source(SourceFile *src, const DslOptions *opt, bool allow_imports, Diag *d) {
+DslModule *dsl_load_source(SourceFile *src, const DslOptions *opt, bool allow_imports, int64_t step_limit, Diag *d) {
     int errors = d->errors;
     DslModule *m = xcalloc(1, sizeof *m);
     m->arena = arena_new(1 << 16);
     m->allow_imports = allow_imports;
-    m->step_limit = DSL_STEP_LIMIT;
+    m->step_limit = step_limit > 0 ? step_limit : DSL_STEP_LIMIT;
     if (opt && opt->ninclude) {
         m->include_dirs = arena_alloc(m->arena, sizeof(char *) * (size_t)opt->ninclude);
         for (int k = 0; k < opt->ninclude; k++) m->include_dirs[k] = arena_strdup(m->arena, opt->include_dirs[k]);
@@ -227,7 +227,7 @@ DslModule *dsl_load(const char *path, const DslOptions *opt, Diag *d) {
     char err[600];
     SourceFile *src = source_load(path, err, sizeof err);
     if (!src) { diag_error(d, LOC_NONE, "%s", err); return NULL; }
-    return dsl_load_source(src, opt, true, d);
+    return dsl_load_source(src, opt, true, 0, d);
 }
 
 void dsl_free(DslModule *m) {

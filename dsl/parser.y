@@ -310,6 +310,7 @@ static int raw_token(ParseState *ps, Tok *v, Loc *l) {
     for (;;) {
         memset(v, 0, sizeof *v);
         int t = dsl_scan(v, l, ps->scanner);
+        if (t == 0) *l = (Loc){ps->src, ps->src->len, ps->src->len};   /* end of input sets no location */
         if (t == T_INVALID) {
             unsigned char c = (unsigned char)ps->src->text[l->start];
             if (c >= 0x80) diag_error(ps->diag, *l, "invalid character: non-ASCII byte 0x%02x (only ASCII is allowed outside strings and comments)", c);
