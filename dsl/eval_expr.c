@@ -307,9 +307,10 @@ static Value tensor_pow(Eval *ev, Node *x, Value e, Loc loc) {
 }
 
 Value tensor_binary(Eval *ev, int op, Value a, Value b, Loc loc) {
-    if (!need_graph(ev, loc)) return v_err();
-    if ((a.k != V_TENSOR && a.k != V_INT && a.k != V_FLOAT) || (b.k != V_TENSOR && b.k != V_INT && b.k != V_FLOAT))
+    if ((a.k != V_TENSOR && a.k != V_INT && a.k != V_FLOAT) || (b.k != V_TENSOR && b.k != V_INT && b.k != V_FLOAT) ||
+        (a.k != V_TENSOR && b.k != V_TENSOR))
         return type_error(ev, op, &a, &b, loc);
+    if (!need_graph(ev, loc)) return v_err();
     DType like = a.k == V_TENSOR ? a.t->dtype : b.t->dtype;
     if (op == OPR_POW) {
         if (a.k != V_TENSOR) return type_error(ev, op, &a, &b, loc);
