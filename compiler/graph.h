@@ -35,6 +35,13 @@ const char *init_name(InitKind k);
 
 enum ParamTag { TAG_FROZEN = 1, TAG_BUFFER = 2, TAG_NODECAY = 4 };
 
+/* ParamInfo.args per InitKind, as the DSL fills them (dsl/eval.c) and init.c reads them:
+ *   FILL value | UNIFORM lo, hi | NORMAL mean, std | TRUNC_NORMAL std, lo, hi (mean 0, absolute cut)
+ *   LECUN_NORMAL, XAVIER_UNIFORM (gain 1), TORCH_LINEAR, TORCH_CONV (= kaiming_uniform a=sqrt 5, scale 1): none
+ *   KAIMING_UNIFORM a, scale | DT_BIAS dt_min, dt_max, floor | S4D_REAL none | SINCOS_2D gh, gw
+ *   BLOCK_CAUSAL block (n is the parameter's [n, n] shape) | ZEROS, ONES none
+ * Tags: frozen, buffer, nodecay bits; lr_layer(k) -> lr_layer = k (a sub's tags reach every parameter inside,
+ * an inner explicit lr_layer wins), else -1. */
 typedef struct ParamInfo {
     InitKind init;
     double args[4];     /* meaning per InitKind (init.c) */
