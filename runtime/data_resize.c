@@ -36,7 +36,8 @@ static double bicubic(double x) {
 
 /* Pillow precompute_coeffs + normalize_coeffs_8bpc: bounds[2*i] = first tap, bounds[2*i+1] = tap count. */
 static int coeffs(int in_size, double in0, double in1, int out_size, int *bounds, int32_t *kk, double *tmp) {
-    double scale = (in1 - in0) / out_size, filterscale = scale < 1.0 ? 1.0 : scale;
+    double scale = (double)(float)((float)in1 - (float)in0) / out_size;   /* Pillow subtracts in float */
+    double filterscale = scale < 1.0 ? 1.0 : scale;
     double support = 2.0 * filterscale;
     int ksize = (int)ceil(support) * 2 + 1;
     for (int xx = 0; xx < out_size; xx++) {
@@ -63,7 +64,7 @@ static inline uint8_t clip8(int32_t v) {
 }
 
 static int ksize_for(double in0, double in1, int out) {
-    double scale = (in1 - in0) / out;
+    double scale = (double)(float)((float)in1 - (float)in0) / out;
     return (int)ceil(2.0 * (scale < 1.0 ? 1.0 : scale)) * 2 + 1;
 }
 
@@ -110,6 +111,7 @@ static void vertical(const uint8_t *in, int w, int c, uint8_t *out, int oh, int 
 void image_resize(const Image *src, double x0, double y0, double x1, double y1, Image *dst, int ow, int oh,
                   Scratch *s) {
     int c = src->c;
+    x0 = (float)x0; y0 = (float)y0; x1 = (float)x1; y1 = (float)y1;   /* Pillow keeps the box in floats */
     bool need_h = ow != src->w || x0 != 0 || x1 != src->w, need_v = oh != src->h || y0 != 0 || y1 != src->h;
     int kh = ksize_for(x0, x1, ow), kv = ksize_for(y0, y1, oh);
     int maxk = kh > kv ? kh : kv;
