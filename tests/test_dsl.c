@@ -92,6 +92,24 @@ static void test_sets(Diag *d) {
     dsl_free(m);
 }
 
+static void test_imports(Diag *d) {
+    const char *inc[] = {"imports/inc"};
+    DslOptions opt = {inc, 1, NULL, 0};
+    DslModule *m = dsl_load("imports/main.vmc", &opt, d);
+    CHECK(m != NULL, "imports resolve (relative, -I, models/) and a file reached twice loads once");
+    dsl_free(m);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&buf, &len);
+    Diag quiet;
+    diag_init(&quiet, mem);
+    m = dsl_load("imports/main.vmc", NULL, &quiet);      /* without -I, from_inc.vmc is not found */
+    fclose(mem);
+    CHECK(m == NULL && quiet.errors == 1 && strstr(buf, "imports/main.vmc:3:8: error: cannot find 'from_inc.vmc'"), "%s", buf);
+    free(buf);
+    dsl_free(m);
+}
+
 int main(void) {
     char *buf = NULL;
     size_t len = 0;
@@ -102,6 +120,7 @@ int main(void) {
     CHECK(m != NULL, "load");
     if (m) { test_model(m, &d); test_recipe(m, &d); dsl_free(m); }
     test_sets(&d);
+    test_imports(&d);
     fclose(mem);
     CHECK(d.errors == 0, "diagnostics:\n%s", buf);
     free(buf);
