@@ -83,5 +83,23 @@ for op in range(15):
         if d:
             failures += 1
             print(f"FAIL {NAMES[op]} level {level:.2f} sign {sign}: max diff {d}")
-print(f"Pillow {PIL.__version__}: 48 resizes (tolerance {resize_tol}), 60 RandAugment ops (exact): {failures} failed")
+# JPEG decoding: Pillow's libjpeg (islow DCT, fancy upsampling) and turbojpeg with default flags agree exactly;
+# with draft() (DCT scaling) too. 4:2:0 and 4:4:4 colour, and grayscale.
+for t, (mode, sub) in enumerate([("RGB", 2), ("RGB", 0), ("L", 0), ("RGB", 1)]):
+    img = rand_img(random.randint(40, 130), random.randint(40, 130), mode)
+    path = os.path.join(TMP, f"t{t}.jpg")
+    img.save(path, quality=90, subsampling=sub)
+    for denom in (1, 2, 4):
+        out = os.path.join(TMP, "dec.raw")
+        dims = subprocess.check_output([HARNESS, path, "-", "-", "-", out, "decode", str(denom)]).split()
+        ref = Image.open(path)
+        if denom > 1:
+            ref.draft(ref.mode, (ref.size[0] // denom, ref.size[1] // denom))
+        ref = ref.convert(mode)
+        with open(out, "rb") as f:
+            d = maxdiff(f.read(), ref.tobytes())
+        if d or (int(dims[0]), int(dims[1])) != ref.size:
+            failures += 1
+            print(f"FAIL JPEG {mode} subsampling {sub} 1/{denom}: max diff {d}, {dims} vs {ref.size}")
+print(f"Pillow {PIL.__version__}: 12 JPEG decodes (exact), 48 resizes (tolerance {resize_tol}), 60 RandAugment ops (exact): {failures} failed")
 sys.exit(1 if failures else 0)
