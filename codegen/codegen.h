@@ -9,6 +9,8 @@
 typedef struct KernelSource {
     char *name;           /* malloc'd: the extern "C" symbol */
     char *body;           /* malloc'd: kernel text without the shared preamble */
+    char *key;            /* malloc'd: the text without header comment and with the name left out: equal keys
+                           * mean interchangeable kernels (same shapes in every layer) */
     unsigned grid, block;
     const char *kclass;   /* "norm", "elementwise", "optimizer", "scatter", "rng": time per class in bench */
 } KernelSource;

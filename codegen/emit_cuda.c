@@ -10,6 +10,9 @@
 #include <string.h>
 
 enum { EW_THREADS = 256, MAX_REDS = 16, IXLEN = 64 };
+/* Kernels are emitted with this placeholder for their name, so that identical kernels (every layer has the same
+ * shapes) are recognised by their text and compiled once; it is replaced by the real name at the end. */
+#define KNAME "KNAME_"
 
 typedef struct Ix { int n; char s[MAX_DIMS][IXLEN]; } Ix;
 typedef struct Memo { uint32_t id; char *key; char var[48]; int depth; } Memo;
@@ -17,7 +20,7 @@ typedef struct Memo { uint32_t id; char *key; char var[48]; int depth; } Memo;
 typedef struct Em {
     const Fusion *f;
     const Group *gr;
-    FILE *o, *glob;           /* kernel body; file-scope tables emitted before the kernel */
+    FILE *o, *glob, *head;    /* kernel body; file-scope tables emitted before the kernel; header comment */
     int ind, depth, nvar;
     Memo *memo; int nmemo, capmemo;
     bool final;               /* outputs are stored in this phase */
@@ -225,7 +228,7 @@ static void maybe_store(Em *e, const Node *n, const Ix *ix, const char *v) {
 static const char *newvar(Em *e, const Node *n, const Ix *ix, const char *expr) {
     char v[24];
     snprintf(v, sizeof v, "v%d", e->nvar++);
-    line(e, "const %s %s = %s;   // %%%u %s", ctype(n), v, expr, n->id, op_name(n->op));
+    line(e, "const %s %s = %s;   // %s", ctype(n), v, expr, op_name(n->op));
     maybe_store(e, n, ix, v);
     return memo_put(e, n, ix, v);
 }
@@ -235,7 +238,7 @@ static const char *cond_move(Em *e, const Node *n, const Ix *ix) {
     int ax = (int)n->i[0];
     char v[24];
     snprintf(v, sizeof v, "v%d", e->nvar++);
-    line(e, "%s %s = 0;   // %%%u %s", ctype(n), v, n->id, op_name(n->op));
+    line(e, "%s %s = 0;   // %s", ctype(n), v, op_name(n->op));
     int64_t at = n->op == OP_PAD ? n->i[1] : 0;
     for (int k = 0; k < n->nsrc; k++) {
         const Node *s = fus_src(e->f, n, k);
@@ -256,9 +259,10 @@ static const char *cond_move(Em *e, const Node *n, const Ix *ix) {
 }
 
 static const char *gather_table(Em *e, const Node *n) {
-    static char name[24];
-    snprintf(name, sizeof name, "gt%u", n->id);
-    for (int k = 0; k < e->tables.n; k++) if (e->tables.items[k] == n) return name;
+    static char name[32];
+    for (int k = 0; k < e->tables.n; k++)
+        if (e->tables.items[k] == n) { snprintf(name, sizeof name, KNAME "_t%d", k); return name; }
+    snprintf(name, sizeof name, KNAME "_t%d", e->tables.n);
     ptrvec_push(&e->tables, (void *)n);
     fprintf(e->glob, "__device__ const int %s[%lld] = {", name, (long long)n->ndata);
     for (int64_t k = 0; k < n->ndata; k++) fprintf(e->glob, "%s%d", k % 32 ? ", " : (k ? ",\n    " : ""), n->idata[k]);
@@ -400,19 +404,19 @@ static void kernel_name(const Group *gr, char *out, size_t len) {
 static void header(Em *e, const char *name, const char *what) {
     const Group *gr = e->gr;
     char s[96];
-    fprintf(e->o, "/* %s: %s\n", name, what);
+    fprintf(e->head, "/* %s: %s\n", name, what);
     for (int k = 0; k < gr->nmembers; k++) {
         const Node *n = gr->members[k];
-        fprintf(e->o, " *   %%%u %s %s%s", n->id, op_name(n->op), shape_str(n->shape, s, sizeof s),
+        fprintf(e->head, " *   %%%u %s %s%s", n->id, op_name(n->op), shape_str(n->shape, s, sizeof s),
                 param_of(e, n, true) >= 0 ? " (written)" : "");
         if (n->loc.file) {
             int l, c;
             source_linecol(n->loc.file, n->loc.start, &l, &c);
-            fprintf(e->o, "  %s:%d:%d", n->loc.file->path, l, c);
+            fprintf(e->head, "  %s:%d:%d", n->loc.file->path, l, c);
         }
-        fprintf(e->o, "\n");
+        fprintf(e->head, "\n");
     }
-    fprintf(e->o, " */\n");
+    fprintf(e->head, " */\n");
 }
 
 static void params(Em *e, const char *name, unsigned threads) {
@@ -439,7 +443,7 @@ static void emit_ew(Em *e, const char *name, KernelSource *ks) {
     snprintf(what, sizeof what, "%s over %s (%lld elements)", gr->kind == GK_SCATTER ? "scatter-add" : "elementwise",
              shape_str(gr->dom, s, sizeof s), (long long)numel);
     header(e, name, what);
-    params(e, name, EW_THREADS);
+    params(e, KNAME, EW_THREADS);
     line(e, "for (long long e = (long long)blockIdx.x * %d + threadIdx.x; e < %lldLL; e += (long long)gridDim.x * %d) {",
          EW_THREADS, (long long)numel, EW_THREADS);
     e->ind++; e->depth++;
@@ -482,7 +486,7 @@ static void emit_row(Em *e, const char *name, KernelSource *ks) {
     snprintf(what, sizeof what, "row kernel, %lld rows of %lld (axis %d of %s), %u threads", (long long)rows,
              (long long)len, ax, shape_str(gr->dom, s, sizeof s), threads);
     header(e, name, what);
-    params(e, name, threads);
+    params(e, KNAME, threads);
     line(e, "__shared__ float vmc_sh[32];");
     line(e, "const long long row = blockIdx.x;");
     Shape rs = gr->dom;
@@ -507,8 +511,8 @@ static void emit_row(Em *e, const char *name, KernelSource *ks) {
         else line(e, "acc%d = vmc_max(acc%d, %s);", p, p, v);
         scope_pop(e);
         line(e, "}");
-        line(e, "const %s red%d = vmc_block_%s(acc%d, vmc_sh);   // %%%u %s", ctype(r), p, sum ? "sum" : "max", p,
-             r->id, op_name(r->op));
+        line(e, "const %s red%d = vmc_block_%s(acc%d, vmc_sh);   // %s", ctype(r), p, sum ? "sum" : "max", p,
+             op_name(r->op));
         e->red_done = p + 1;
         int o = param_of(e, r, true);
         if (o >= 0) {
@@ -543,7 +547,7 @@ static void emit_row(Em *e, const char *name, KernelSource *ks) {
 static void emit_randperm(Em *e, const char *name, KernelSource *ks) {
     const Node *n = e->gr->root;
     header(e, name, "random permutation (Fisher-Yates on the Philox stream of compiler/rng.h)");
-    params(e, name, 32);
+    params(e, KNAME, 32);
     line(e, "if (blockIdx.x != 0 || threadIdx.x != 0) return;");
     line(e, "for (int i = 0; i < %lld; i++) out0[i] = i;", (long long)n->i[0]);
     line(e, "for (long long i = %lld; i > 0; i--) {", (long long)n->i[0] - 1);
@@ -556,15 +560,30 @@ static void emit_randperm(Em *e, const char *name, KernelSource *ks) {
     ks->grid = 1;
 }
 
+static char *replace_all(const char *s, const char *from, const char *to) {
+    size_t nf = strlen(from), nt = strlen(to), n = 0;
+    for (const char *p = strstr(s, from); p; p = strstr(p + nf, from)) n++;
+    char *out = xmalloc(strlen(s) + n * (nt > nf ? nt - nf : 0) + 1), *w = out;
+    for (const char *p = s;;) {
+        const char *q = strstr(p, from);
+        if (!q) { strcpy(w, p); break; }
+        memcpy(w, p, (size_t)(q - p)); w += q - p;
+        memcpy(w, to, nt); w += nt;
+        p = q + nf;
+    }
+    return out;
+}
+
 void codegen_group(const Fusion *f, const Group *gr, KernelSource *out) {
     char name[64];
     kernel_name(gr, name, sizeof name);
-    char *body = NULL, *glob = NULL;
-    size_t nb = 0, ng = 0;
+    char *body = NULL, *glob = NULL, *head = NULL;
+    size_t nb = 0, ng = 0, nh = 0;
     Em e = {.f = f, .gr = gr};
     e.o = open_memstream(&body, &nb);
     e.glob = open_memstream(&glob, &ng);
-    ASSERT(e.o && e.glob, "open_memstream");
+    e.head = open_memstream(&head, &nh);
+    ASSERT(e.o && e.glob && e.head, "open_memstream");
     memset(out, 0, sizeof *out);
     out->kclass = codegen_group_class(f, gr);
     switch (gr->kind) {
@@ -575,22 +594,26 @@ void codegen_group(const Fusion *f, const Group *gr, KernelSource *out) {
     }
     fclose(e.o);
     fclose(e.glob);
+    fclose(e.head);
     for (int k = 0; k < e.nmemo; k++) free(e.memo[k].key);
     free(e.memo);
     ptrvec_free(&e.tables);
-    size_t total = ng + nb + 1;
-    out->body = xmalloc(total);
-    memcpy(out->body, glob, ng);
-    memcpy(out->body + ng, body, nb + 1);
-    free(body);
-    free(glob);
+    out->key = xmalloc(ng + nb + 1);
+    memcpy(out->key, glob, ng);
+    memcpy(out->key + ng, body, nb + 1);
+    char *named = replace_all(out->key, KNAME, name);
+    out->body = xmalloc(nh + strlen(named) + 1);
+    memcpy(out->body, head, nh);
+    strcpy(out->body + nh, named);
+    free(named); free(body); free(glob); free(head);
     out->name = xstrdup(name);
 }
 
 void kernel_source_free(KernelSource *k) {
     free(k->name);
     free(k->body);
-    k->name = k->body = NULL;
+    free(k->key);
+    k->name = k->body = k->key = NULL;
 }
 
 const char *codegen_group_class(const Fusion *f, const Group *gr) {

@@ -10,7 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { KERNELS_PER_MODULE = 24 };
+enum { KERNELS_PER_MODULE = 8 };   /* small modules spread over the compile threads */
 
 static double now_s(void) {
     struct timespec t;
@@ -34,6 +34,7 @@ static Launch *add_launch(Program *p, LaunchKind kind, int group, const char *kc
     l->group = group;
     l->kclass = kclass;
     l->module = -1;
+    l->same_as = -1;
     return l;
 }
 
@@ -79,7 +80,35 @@ static void set_args(Launch *l, int n) {
     l->args = xcalloc((size_t)(n ? n : 1), sizeof(BufRef));
 }
 
-static void generated(Program *p, Batch *b, const Group *gr) {
+/* Kernels already generated, by text (codegen.h's key): a repeat reuses the first one's function. */
+typedef struct Seen { uint64_t hash; char *key; int launch; } Seen;
+typedef struct SeenSet { Seen *items; int n, cap; } SeenSet;
+
+static int seen_find(SeenSet *s, const char *key, int launch) {
+    uint64_t h = hash_bytes(HASH_SEED, key, strlen(key));
+    for (int k = 0; k < s->n; k++)
+        if (s->items[k].hash == h && !strcmp(s->items[k].key, key)) return s->items[k].launch;
+    if (s->n == s->cap) {
+        s->cap = s->cap ? s->cap * 2 : 256;
+        s->items = xrealloc(s->items, sizeof(Seen) * (size_t)s->cap);
+    }
+    s->items[s->n++] = (Seen){h, xstrdup(key), launch};
+    return -1;
+}
+
+/* Adds launch li's kernel text to the current module, or points the launch at an identical earlier kernel. */
+static void add_kernel(Program *p, Batch *b, SeenSet *seen, int li, const char *key, const char *body, const char *name) {
+    int first = seen_find(seen, key, li);
+    if (first >= 0) {
+        snprintf(p->launches[li].name, sizeof p->launches[li].name, "%s", p->launches[first].name);
+        p->launches[li].same_as = first;
+        return;
+    }
+    batch_add(p, b, body, name, li);
+    p->nkernels++;
+}
+
+static void generated(Program *p, Batch *b, SeenSet *seen, const Group *gr) {
     KernelSource ks;
     codegen_group(p->f, gr, &ks);
     if (gr->kind == GK_SCATTER) {
@@ -95,9 +124,9 @@ static void generated(Program *p, Batch *b, const Group *gr) {
     set_args(l, gr->nins + gr->nouts);
     for (int k = 0; k < gr->nins; k++) l->args[k] = bufref(p, gr->ins[k]);
     for (int k = 0; k < gr->nouts; k++) l->args[gr->nins + k] = bufref(p, gr->outs[k]);
-    batch_add(p, b, ks.body, ks.name, p->nlaunches - 1);
+    add_kernel(p, b, seen, p->nlaunches - 1, ks.key, ks.body, ks.name);
+    p->nlaunched++;
     kernel_source_free(&ks);
-    p->nkernels++;
 }
 
 /* ---------------------------------------------------------------- opaque templates */
@@ -122,7 +151,7 @@ static void conv_spec(const Node *n, Conv1dSpec *s) {
 
 static const BufRef NO_BUF = {AR_COUNT_, 0};
 
-static bool opaque(Program *p, const Group *gr, char *err, int errlen) {
+static bool opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int errlen) {
     const Fusion *f = p->f;
     const Node *n = gr->root;
     KernelLaunch kl;
@@ -160,7 +189,9 @@ static bool opaque(Program *p, const Group *gr, char *err, int errlen) {
     if (!src) { snprintf(err, (size_t)errlen, "no template for %s (codegen/templates missing?)", op_name(n->op)); return false; }
     char label[96];
     snprintf(label, sizeof label, "k%d_%s", gr->index, kl.name);
-    int m = add_module(p, src, label);
+    int first = seen_find(seen, src, p->nlaunches + kl.nzero);   /* the kernel launch added below */
+    int m = first >= 0 ? p->launches[first].module : add_module(p, src, label);
+    if (first >= 0) free(src);
     const char *kclass = codegen_group_class(f, gr);
     for (int k = 0; k < kl.nzero; k++) {
         Launch *z = add_launch(p, LK_MEMSET, gr->index, kclass);
@@ -177,24 +208,30 @@ static bool opaque(Program *p, const Group *gr, char *err, int errlen) {
     l->smem = kl.smem;
     set_args(l, nargs);
     memcpy(l->args, args, sizeof(BufRef) * (size_t)nargs);
-    p->nkernels++;
+    if (first >= 0) l->same_as = first;
+    else p->nkernels++;
     return true;
 }
 
 /* ---------------------------------------------------------------- GEMM */
 /* bf16 copies of the operands, made by a generated cast kernel into the workspace arena. */
-static BufRef to_bf16(Program *p, Batch *b, const Group *gr, BufRef src, int64_t numel, int64_t ws_off, char which) {
-    char name[64], *body = NULL;
+static BufRef to_bf16(Program *p, Batch *b, SeenSet *seen, const Group *gr, BufRef src, int64_t numel, int64_t ws_off,
+                      char which) {
+    char name[64], *key = NULL;
     size_t len = 0;
     snprintf(name, sizeof name, "k%d_bf16_%c", gr->index, which);
-    FILE *f = open_memstream(&body, &len);
-    fprintf(f, "/* %s: GEMM operand %c of group %d to bf16 (round to nearest even), %lld elements */\n", name, which,
-            gr->index, (long long)numel);
-    fprintf(f, "extern \"C\" __global__ void __launch_bounds__(256) %s(const float* __restrict__ x, "
-               "unsigned short* __restrict__ y) {\n", name);
+    FILE *f = open_memstream(&key, &len);
+    fprintf(f, "extern \"C\" __global__ void __launch_bounds__(256) %%s(const float* __restrict__ x, "
+               "unsigned short* __restrict__ y) {\n");
     fprintf(f, "    for (long long e = (long long)blockIdx.x * 256 + threadIdx.x; e < %lldLL; e += (long long)gridDim.x * 256)\n",
             (long long)numel);
     fprintf(f, "        y[e] = (unsigned short)(__float_as_uint(vmc_bf16(x[e])) >> 16);\n}\n");
+    fclose(f);
+    char *body = NULL;
+    f = open_memstream(&body, &len);
+    fprintf(f, "/* %s: GEMM operand %c of group %d to bf16 (round to nearest even), %lld elements */\n", name, which,
+            gr->index, (long long)numel);
+    fprintf(f, key, name);
     fclose(f);
     Launch *l = add_launch(p, LK_KERNEL, gr->index, "gemm");
     snprintf(l->name, sizeof l->name, "%s", name);
@@ -204,15 +241,16 @@ static BufRef to_bf16(Program *p, Batch *b, const Group *gr, BufRef src, int64_t
     set_args(l, 2);
     l->args[0] = src;
     l->args[1] = (BufRef){AR_WORK, PROGRAM_GEMM_WORKSPACE + ws_off};
-    batch_add(p, b, body, name, p->nlaunches - 1);
+    BufRef out = l->args[1];
+    add_kernel(p, b, seen, p->nlaunches - 1, key, body, name);
     free(body);
-    p->nkernels++;
-    return l->args[1];
+    free(key);
+    return out;
 }
 
 static int64_t align256(int64_t x) { return (x + 255) / 256 * 256; }
 
-static void gemm(Program *p, Batch *b, const Group *gr, int64_t *ws_need) {
+static void gemm(Program *p, Batch *b, SeenSet *seen, const Group *gr, int64_t *ws_need) {
     const Node *n = gr->root, *a = fus_src(p->f, n, 0), *bb = fus_src(p->f, n, 1);
     GemmDesc d = {0};
     d.ta = n->i[0]; d.tb = n->i[1];
@@ -234,8 +272,8 @@ static void gemm(Program *p, Batch *b, const Group *gr, int64_t *ws_need) {
     d.sc = d.M * d.N;
     if (p->opt.bf16) {
         int64_t ea = (d.sa ? nbatch : 1) * d.M * d.K, eb = (d.sb ? nbatch : 1) * d.K * d.N;
-        d.a = to_bf16(p, b, gr, d.a, ea, 0, 'a');
-        d.b = to_bf16(p, b, gr, d.b, eb, align256(ea * 2), 'b');
+        d.a = to_bf16(p, b, seen, gr, d.a, ea, 0, 'a');
+        d.b = to_bf16(p, b, seen, gr, d.b, eb, align256(ea * 2), 'b');
         d.bf16 = true;
         int64_t need = align256(ea * 2) + align256(eb * 2);
         if (need > *ws_need) *ws_need = need;
@@ -305,15 +343,17 @@ Program *program_build(const Graph *g, Node *const *keep, int nkeep, const Progr
     pass_fuse(p->f);
     pass_plan(p->f);
     Batch b = {0};
+    SeenSet seen = {0};
     int64_t ws_need = 0;
     bool ok = true;
     for (int k = 0; k < p->f->ngroups && ok; k++) {
         const Group *gr = &p->f->groups[k];
         switch (gr->kind) {
-        case GK_EW: case GK_ROW: case GK_SCATTER: case GK_RANDPERM: generated(p, &b, gr); break;
-        case GK_GEMM: gemm(p, &b, gr, &ws_need); break;
-        case GK_OPAQUE: ok = opaque(p, gr, err, errlen); break;
+        case GK_EW: case GK_ROW: case GK_SCATTER: case GK_RANDPERM: generated(p, &b, &seen, gr); break;
+        case GK_GEMM: gemm(p, &b, &seen, gr, &ws_need); break;
+        case GK_OPAQUE: ok = opaque(p, &seen, gr, err, errlen); break;
         case GK_ASSIGN: {
+            if (gr->inplace) break;   /* the value's kernel already wrote the target */
             Launch *l = add_launch(p, LK_COPY, gr->index, "optimizer");
             l->dst = bufref(p, fus_src(p->f, gr->root, 0));
             l->src = bufref(p, fus_src(p->f, gr->root, 1));
@@ -323,6 +363,10 @@ Program *program_build(const Graph *g, Node *const *keep, int nkeep, const Progr
         }
     }
     batch_flush(p, &b);
+    for (int k = 0; k < p->nlaunches; k++)
+        if (p->launches[k].same_as >= 0) p->launches[k].module = p->launches[p->launches[k].same_as].module;
+    for (int k = 0; k < seen.n; k++) free(seen.items[k].key);
+    free(seen.items);
     memcpy(p->arena_bytes, p->f->arena_bytes, sizeof p->arena_bytes);
     p->arena_bytes[AR_WORK] = PROGRAM_GEMM_WORKSPACE + ws_need;
     p->codegen_s = now_s() - t0;

@@ -27,6 +27,7 @@ typedef struct Launch {
     const char *kclass;         /* time-per-class label */
     /* LK_KERNEL */
     int module;
+    int same_as;                /* launch whose kernel this one reuses (identical text), -1 */
     char name[64];
     unsigned grid[3], block[3], smem;
     BufRef *args; int nargs;    /* pointer parameters in order (NULL pointer: arena AR_COUNT_) */
@@ -59,7 +60,8 @@ typedef struct Program {
     Module *modules; int nmodules, capmodules;
     int64_t arena_bytes[AR_COUNT_];
     int64_t gemm_flops;         /* 2 M N K summed over the step's GEMMs */
-    int nkernels, ngemms, ncached;
+    int nkernels, ngemms, ncached;   /* nkernels: distinct compiled kernels */
+    int nlaunched;                    /* generated-kernel launches per step (>= distinct generated kernels) */
     double codegen_s, compile_s;
     ProgramOptions opt;
 } Program;

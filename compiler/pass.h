@@ -29,6 +29,7 @@ typedef struct Group {
     int nouts;
     Shape dom;              /* GK_EW: root shape; GK_ROW: the row tensor; GK_SCATTER: the input shape */
     int axis;               /* GK_ROW: the reduced axis of dom */
+    bool inplace;           /* GK_ASSIGN: the value's kernel writes straight into the target (no copy) */
 } Group;
 
 typedef enum ArenaKind { AR_PARAM, AR_STATE, AR_INPUT, AR_KEEP, AR_ACT, AR_WORK, AR_COUNT_ } ArenaKind;
@@ -44,7 +45,9 @@ typedef struct Fusion {
     Node **repl;            /* by node id: the node it is replaced by (simplify); itself otherwise */
     int *nuse;              /* by node id: live consumers (an input used twice counts twice) */
     bool *mat;              /* by node id: has its own buffer */
-    int *group_of;          /* by node id: the group computing it, -1 for sources and dead nodes */
+    int *group_of;          /* by node id: the group computing it, -1 for sources, views and dead nodes */
+    Node **view;            /* by node id: for a RESHAPE/EXTRACT of a buffer, the node owning the memory */
+    int64_t *view_off;      /* by node id: element offset of a view inside its owner */
     Group *groups;          /* in schedule order after pass_plan */
     int ngroups;
     Buf *buf;               /* by node id: valid where mat[] */

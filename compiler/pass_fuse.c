@@ -3,7 +3,8 @@
  * computed inside it by index math (recomputed per use, CSE'd per index by the emitter). Otherwise it gets a
  * buffer and roots its own cluster. A reduction joins only a cluster whose rows it shares, through elementwise
  * row-aligned paths, which makes LayerNorm (+ residual), softmax (+ mask, scale) and MSE one kernel each.
- * MATMUL, the opaque templates, RANDPERM and ASSIGN are groups of their own with materialized inputs. */
+ * MATMUL, the opaque templates, RANDPERM and ASSIGN are groups of their own with materialized inputs.
+ * A RESHAPE or EXTRACT that would need a buffer of its own is a view of its input's buffer instead (no kernel). */
 #include "pass.h"
 #include <stdlib.h>
 #include <string.h>
@@ -50,8 +51,11 @@ static bool is_pointwise(OpKind op) {
     return c == K_UNARY || c == K_BINARY || c == K_TERNARY;
 }
 
+static bool is_view(const Fusion *f, const Node *n) { return f->view[n->id] != NULL; }
+
 /* Does consumer c need input k of itself as a real buffer? */
-static bool needs_buffer(const Node *c, int k) {
+static bool needs_buffer(const Fusion *f, const Node *c, int k) {
+    if (is_view(f, c)) return true;
     switch (op_class(c->op)) {
     case K_GEMM: case K_OPAQUE: case K_SINK: return true;
     case K_MOVE: return (c->op == OP_GATHER_DYN || c->op == OP_SCATTER_ADD_DYN) && k == 1;
@@ -167,7 +171,7 @@ static int consumer_cluster(Ctx *c, const Node *n, int *paths) {
         const Node *m = c->f->g->nodes[c->cons[j]];
         int km = c->cluster[m->id];
         for (int s = 0; s < m->nsrc; s++)
-            if (fus_src(c->f, m, s) == n && needs_buffer(m, s)) return -1;
+            if (fus_src(c->f, m, s) == n && needs_buffer(c->f, m, s)) return -1;
         if (km < 0 || (k >= 0 && km != k)) return -1;
         k = km;
         *paths += c->paths[m->id];
@@ -190,7 +194,7 @@ static int first_cluster(Ctx *c, const Node *n, int *paths) {
         const Node *m = c->f->g->nodes[c->cons[j]];
         if (c->cluster[m->id] != k) continue;
         for (int s = 0; s < m->nsrc; s++)
-            if (fus_src(c->f, m, s) == n && needs_buffer(m, s)) return -1;
+            if (fus_src(c->f, m, s) == n && needs_buffer(c->f, m, s)) return -1;
         *paths += c->paths[m->id];
     }
     return k;
@@ -222,6 +226,13 @@ static void build_consumers(Ctx *c) {
     }
 }
 
+/* A reshape or extract of a buffer reads the same bytes: alias them (chains resolve to the first owner). */
+static void make_view(Fusion *f, Node *n) {
+    f->view[n->id] = fus_src(f, n, 0);
+    f->view_off[n->id] = n->op == OP_EXTRACT ? n->i[0] : 0;
+    f->mat[n->id] = true;
+}
+
 static void assign_clusters(Ctx *c) {
     Fusion *f = c->f;
     const Graph *g = f->g;
@@ -236,7 +247,7 @@ static void assign_clusters(Ctx *c) {
             bool buffer = f->kept[id];
             for (int j = c->cons_start[id]; j < c->cons_start[id + 1]; j++) {
                 const Node *m = g->nodes[c->cons[j]];
-                for (int s = 0; s < m->nsrc; s++) buffer |= fus_src(f, m, s) == n && needs_buffer(m, s);
+                for (int s = 0; s < m->nsrc; s++) buffer |= fus_src(f, m, s) == n && needs_buffer(f, m, s);
             }
             if (buffer) new_cluster(c, n);
             continue;
@@ -246,6 +257,7 @@ static void assign_clusters(Ctx *c) {
         if (k < 0 || paths > MAX_PATHS || !can_join(c, n, k, false)) {
             k = first_cluster(c, n, &paths);
             multi = k >= 0 && paths <= MAX_PATHS && can_join(c, n, k, true);
+            if (!multi && (n->op == OP_RESHAPE || n->op == OP_EXTRACT) && !f->kept[id]) { make_view(f, n); continue; }
             if (!multi) { new_cluster(c, n); continue; }
         }
         c->cluster[id] = k;

@@ -1,6 +1,7 @@
 /* pass_plan.c — the static memory plan: final group order (ASSIGN copies after everything that may still read
  * the old values), one arena per kind of storage, and offsets inside each. Activations share the activation
- * arena by liveness (first-fit by decreasing size over [first write, last read] intervals). */
+ * arena by liveness (first-fit by decreasing size over [first write, last read] intervals). Views (reshape,
+ * extract) get their owner's memory at an offset and extend its lifetime. */
 #include "pass.h"
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,52 @@ static ArenaKind arena_of(const Fusion *f, const Node *n) {
     if (n->op == OP_STATE) return AR_STATE;
     if (n->op == OP_INPUT || n->op == OP_TABLE) return AR_INPUT;
     return f->kept[n->id] ? AR_KEEP : AR_ACT;
+}
+
+/* Does v (a member of an elementwise group) read t, through members of the same group? */
+static bool depends(const Fusion *f, const Node *v, const Node *t, int group, bool *seen) {
+    if (v == t) return true;
+    if (f->group_of[v->id] != group || seen[v->id]) return false;
+    seen[v->id] = true;
+    for (int k = 0; k < v->nsrc; k++) if (depends(f, fus_src(f, v, k), t, group, seen)) return true;
+    return false;
+}
+
+static const Node *owner(const Fusion *f, const Node *n) {
+    while (f->view[n->id]) n = f->view[n->id];
+    return n;
+}
+
+/* ASSIGN(t, v) needs no copy when v's kernel is pointwise over t's shape (each thread reads t[i] before writing
+ * v[i] into it) and every other kernel reading t runs before. Returns the value nodes that alias their target. */
+static void inplace_assigns(Fusion *f, const Node **alias) {
+    const Graph *g = f->g;
+    bool *seen = xcalloc((size_t)g->nnodes, sizeof(bool));
+    for (int k = 0; k < f->ngroups; k++) {
+        Group *a = &f->groups[k];
+        if (a->kind != GK_ASSIGN) continue;
+        const Node *t = fus_src(f, a->root, 0), *v = fus_src(f, a->root, 1);
+        int gi = f->group_of[v->id];
+        if (gi < 0 || f->kept[v->id] || f->view[v->id] || alias[v->id]) continue;
+        const Group *G = &f->groups[gi];
+        bool ok = G->kind == GK_EW && shape_eq(t->shape, G->dom) && shape_eq(v->shape, G->dom), reads = false;
+        for (int j = 0; ok && j < G->nmembers; j++) {
+            const Node *m = G->members[j];
+            OpClass c = op_class(m->op);
+            ok = c == K_UNARY || c == K_BINARY || c == K_TERNARY;
+            for (int s = 0; s < m->nsrc; s++) reads |= fus_src(f, m, s) == t;
+        }
+        if (ok && reads) {
+            memset(seen, 0, sizeof(bool) * (size_t)g->nnodes);
+            ok = depends(f, v, t, gi, seen);
+        }
+        for (int j = gi + 1; ok && j < f->ngroups; j++)
+            for (int i = 0; ok && i < f->groups[j].nins; i++) ok = owner(f, f->groups[j].ins[i]) != t || j == k;
+        if (!ok) continue;
+        alias[v->id] = t;
+        a->inplace = true;
+    }
+    free(seen);
 }
 
 typedef struct Iv { int id; int64_t bytes; int first, last; } Iv;
@@ -73,13 +120,19 @@ void pass_plan(Fusion *f) {
     for (int k = 0; k < g->nnodes; k++) last[k] = -1;
     for (int k = 0; k < f->ngroups; k++)
         for (int j = 0; j < f->groups[k].nins; j++) last[f->groups[k].ins[j]->id] = k;
+    for (int id = g->nnodes - 1; id >= 0; id--) {     /* a view keeps its owner's memory alive */
+        Node *o = f->view[id];
+        if (o && last[id] > last[o->id]) last[o->id] = last[id];
+    }
+    const Node **alias = xcalloc((size_t)g->nnodes, sizeof(Node *));
+    inplace_assigns(f, alias);
     Iv *iv = xmalloc(sizeof(Iv) * (size_t)(g->nnodes ? g->nnodes : 1));
     int niv = 0;
     memset(f->arena_bytes, 0, sizeof f->arena_bytes);
     f->act_naive_bytes = 0;
     for (int id = 0; id < g->nnodes; id++) {
         Node *n = g->nodes[id];
-        if (!f->mat[id] || !f->live[id] || f->repl[id] != n) continue;
+        if (!f->mat[id] || !f->live[id] || f->repl[id] != n || f->view[id] || alias[id]) continue;
         int64_t bytes = align_up(shape_numel(n->shape) * 4);   /* device storage: f32 or i32 (codegen.h) */
         ArenaKind a = arena_of(f, n);
         if (a != AR_ACT) {
@@ -92,6 +145,14 @@ void pass_plan(Fusion *f) {
         f->act_naive_bytes += bytes;
     }
     f->arena_bytes[AR_ACT] = place(f, iv, niv);
+    for (int id = 0; id < g->nnodes; id++) if (alias[id]) f->buf[id] = f->buf[alias[id]->id];
+    free(alias);
+    for (int id = 0; id < g->nnodes; id++) {
+        Node *o = f->view[id];
+        if (!o) continue;
+        Buf b = f->buf[o->id];
+        f->buf[id] = (Buf){b.arena, b.offset + f->view_off[id] * 4, shape_numel(g->nodes[id]->shape) * 4};
+    }
     free(iv);
     free(last);
 }

@@ -29,10 +29,10 @@ static void check_plan(const Fusion *f) {
             if (k > last[id]) last[id] = k;
         }
     for (int a = 0; a < g->nnodes; a++) {
-        if (!f->mat[a] || !f->live[a] || f->buf[a].arena != AR_ACT) continue;
+        if (!f->mat[a] || !f->live[a] || f->buf[a].arena != AR_ACT || f->view[a]) continue;
         CHECK(f->buf[a].offset + f->buf[a].bytes <= f->arena_bytes[AR_ACT], "node %d outside the arena", a);
         for (int b = a + 1; b < g->nnodes; b++) {
-            if (!f->mat[b] || !f->live[b] || f->buf[b].arena != AR_ACT) continue;
+            if (!f->mat[b] || !f->live[b] || f->buf[b].arena != AR_ACT || f->view[b]) continue;
             bool time = first[a] <= last[b] && first[b] <= last[a];
             bool space = f->buf[a].offset < f->buf[b].offset + f->buf[b].bytes &&
                          f->buf[b].offset < f->buf[a].offset + f->buf[a].bytes;
