@@ -445,7 +445,7 @@ int builtin_find(const char *name) {
     return -1;
 }
 
-const char *builtin_name(int k) { return BUILTINS[k].name; }
+const char *builtin_name(int k) { return k >= 0 && k < (int)COUNTOF(BUILTINS) ? BUILTINS[k].name : NULL; }
 
 Value builtin_call(Eval *ev, int k, Arg *args, int nargs, Loc loc) {
     const Builtin *b = &BUILTINS[k];

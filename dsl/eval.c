@@ -95,7 +95,13 @@ bool bind_params(Eval *ev, const char *what, const AstList *defs, Arg *args, int
         if (args[k].kw) {
             seen_kw = true;
             j = def_index(defs, args[k].kw);
-            if (j < 0) { diag_error(ev->d, args[k].loc, "%s has no parameter named '%s'", what, args[k].kw); ok = false; continue; }
+            if (j < 0) {
+                Suggest sg = {args[k].kw, NULL, 99};
+                for (int i = 0; i < n; i++) suggest_try(&sg, defs->items[i]->name);
+                diag_error(ev->d, args[k].loc, "%s has no parameter named '%s'%s", what, args[k].kw, suggest_hint(ev, &sg));
+                ok = false;
+                continue;
+            }
             if (given[j]) { diag_error(ev->d, args[k].loc, "argument '%s' of %s is given twice", args[k].kw, what); ok = false; continue; }
         } else {
             if (seen_kw) { diag_error(ev->d, args[k].loc, "a positional argument follows keyword arguments"); ok = false; continue; }
@@ -282,6 +288,9 @@ static bool eval_init_expr(Eval *ev, const Ast *x, Shape shape, ParamInfo *info)
     const InitSpec *sp = NULL;
     for (size_t k = 0; k < COUNTOF(INITS); k++) if (!strcmp(INITS[k].name, name->name)) sp = &INITS[k];
     if (!sp) {
+        Suggest sg = {name->name, NULL, 99};
+        for (size_t k = 0; k < COUNTOF(INITS); k++) suggest_try(&sg, INITS[k].name);
+        if (sg.best) { diag_error(ev->d, name->loc, "unknown initialiser '%s'%s", name->name, suggest_hint(ev, &sg)); return false; }
         diag_error(ev->d, name->loc, "unknown initialiser '%s' (expected one of zeros, ones, fill, uniform, normal, "
                    "trunc_normal, lecun_normal, xavier_uniform, kaiming_uniform, torch_linear, torch_conv, dt_bias, "
                    "s4d_real, sincos_2d, block_causal)", name->name);
@@ -549,7 +558,11 @@ static void exec_named(Eval *ev, const Ast *s) {
     Node *t = want_tensor(ev, v, s->a->loc, output ? "'output'" : "'tap'");
     if (!t) return;
     const char *name = join(ev, ev->fr->prefix, s->name);
-    if (graph_find_named(ev->g, name)) { diag_error(ev->d, s->loc, "'%s' is already a tap or output of this model", name); return; }
+    if (graph_find_named(ev->g, name)) {
+        if (ev->fr->reuse) return;        /* a second call of the same sub-layer: the first call's tap stands */
+        diag_error(ev->d, s->loc, "'%s' is already a tap or output of this model", name);
+        return;
+    }
     graph_add_named(ev->g, name, t, output ? NF_OUTPUT : NF_TAP);
 }
 

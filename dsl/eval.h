@@ -113,6 +113,11 @@ Value  tensor_binary(Eval *ev, int op, Value a, Value b, Loc loc);
 Value *scope_lookup(Scope *s, const char *name, Scope **where);
 void   scope_set(Eval *ev, Scope *s, const char *name, Value v);
 
+/* eval_expr.c: the closest candidate within a small edit distance, for "did you mean" hints */
+typedef struct Suggest { const char *name; const char *best; int dist; } Suggest;
+void   suggest_try(Suggest *s, const char *candidate);
+const char *suggest_hint(Eval *ev, const Suggest *s);     /* "" or " (did you mean 'x'?)" */
+
 /* eval.c */
 typedef struct Arg { const char *kw; Value v; Loc loc; } Arg;
 Value  call_value(Eval *ev, Value callee, Arg *args, int nargs, Loc loc, Loc callee_loc);

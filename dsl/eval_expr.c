@@ -118,6 +118,46 @@ void scope_set(Eval *ev, Scope *s, const char *name, Value v) {
     s->vars = x;
 }
 
+/* Levenshtein distance, capped: names are short. */
+static int edit_distance(const char *a, const char *b) {
+    int la = (int)strlen(a), lb = (int)strlen(b);
+    if (la > 40 || lb > 40) return 99;
+    int row[41];
+    for (int j = 0; j <= lb; j++) row[j] = j;
+    for (int i = 1; i <= la; i++) {
+        int diag = row[0];
+        row[0] = i;
+        for (int j = 1; j <= lb; j++) {
+            int up = row[j], best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best) best = up + 1;
+            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
+            diag = up;
+            row[j] = best;
+        }
+    }
+    return row[lb];
+}
+
+void suggest_try(Suggest *s, const char *candidate) {
+    if (!s->best) s->dist = 99;
+    int d = edit_distance(s->name, candidate);
+    int limit = strlen(s->name) <= 3 ? 1 : 2;
+    if (d > 0 && d <= limit && d < s->dist) { s->best = candidate; s->dist = d; }
+}
+
+const char *suggest_hint(Eval *ev, const Suggest *s) {
+    return s->best ? arena_printf(ev->ar, " (did you mean '%s'?)", s->best) : "";
+}
+
+static const char *name_hint(Eval *ev, const char *name) {
+    Suggest sg = {name, NULL, 99};
+    for (Scope *sc = ev->scope; sc; sc = sc->parent)
+        for (Var *v = sc->vars; v; v = v->next) suggest_try(&sg, v->name);
+    for (int k = 0; k < ev->m->nglobals; k++) suggest_try(&sg, ev->m->globals[k].name);
+    for (int k = 0; builtin_name(k); k++) suggest_try(&sg, builtin_name(k));
+    return suggest_hint(ev, &sg);
+}
+
 static Value lookup_name(Eval *ev, const Ast *x, bool as_callee) {
     Value *v = scope_lookup(ev->scope, x->name, NULL);
     if (v) return *v;
@@ -132,9 +172,10 @@ static Value lookup_name(Eval *ev, const Ast *x, bool as_callee) {
     if (!strcmp(x->name, "f32")) return (Value){.k = V_DTYPE, .dt = DT_F32};
     if (!strcmp(x->name, "bf16")) return (Value){.k = V_DTYPE, .dt = DT_BF16};
     if (!strcmp(x->name, "i32")) return (Value){.k = V_DTYPE, .dt = DT_I32};
-    if (as_callee && x->name[0] >= 'A' && x->name[0] <= 'Z') diag_error(ev->d, x->loc, "unknown layer '%s'", x->name);
-    else if (as_callee) diag_error(ev->d, x->loc, "unknown function or layer '%s'", x->name);
-    else diag_error(ev->d, x->loc, "unknown name '%s'", x->name);
+    const char *hint = name_hint(ev, x->name);
+    if (as_callee && x->name[0] >= 'A' && x->name[0] <= 'Z') diag_error(ev->d, x->loc, "unknown layer '%s'%s", x->name, hint);
+    else if (as_callee) diag_error(ev->d, x->loc, "unknown function or layer '%s'%s", x->name, hint);
+    else diag_error(ev->d, x->loc, "unknown name '%s'%s", x->name, hint);
     return v_err();
 }
 

@@ -122,6 +122,11 @@ static void add_def(const Ast ***list, int *n, int *cap, const Ast *x) {
     (*list)[(*n)++] = x;
 }
 
+static int def_index_of(const AstList *defs, const char *name) {
+    for (int k = 0; k < defs->n; k++) if (!strcmp(defs->items[k]->name, name)) return k;
+    return -1;
+}
+
 static void check_param_names(const AstList *defs, Diag *d) {
     for (int k = 0; k < defs->n; k++)
         for (int j = 0; j < k; j++)
@@ -134,7 +139,15 @@ void module_register(DslModule *m, Ast *root, Diag *d) {
         const Ast *x = root->list.items[k];
         GlobalKind gk = G_CONST;
         if (x->kind == I_FN) { gk = G_FN; check_param_names(&x->list, d); }
-        if (x->kind == I_LAYER) { gk = G_LAYER; check_param_names(&x->list, d); check_param_names(&x->list2, d); }
+        if (x->kind == I_LAYER) {
+            gk = G_LAYER;
+            check_param_names(&x->list, d);
+            check_param_names(&x->list2, d);
+            for (int j = 0; j < x->list2.n; j++)
+                if (def_index_of(&x->list, x->list2.items[j]->name) >= 0)
+                    diag_error(d, x->list2.items[j]->loc, "'%s' is both a constant parameter and a tensor input of layer '%s'",
+                               x->list2.items[j]->name, x->name);
+        }
         if (x->kind == I_MODEL || x->kind == I_MODEL_ALIAS) {
             const Ast *old = find_def(m->models, m->nmodels, x->name);
             check_param_names(&x->list, d);
