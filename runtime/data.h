@@ -75,7 +75,8 @@ Loader     *loader_new(Dataset *d, const LoaderConfig *cfg);
 bool        loader_next(Loader *l, Batch *out);      /* false at the end of an epoch (the next call starts the next
                                                         one) or on error (loader_error says which) */
 void        loader_seek(Loader *l, int64_t epoch, int64_t index);   /* resume exactly: the next batch is this one */
-int64_t     loader_skipped(const Loader *l);         /* corrupt images skipped so far */
+int64_t     loader_skipped(const Loader *l);         /* distinct corrupt images found so far (each is warned about
+                                                        once, then replaced by the next sample in dataset order) */
 const char *loader_error(const Loader *l);           /* NULL, or why loader_next failed */
 int64_t     loader_batches_per_epoch(const Loader *l);
 void        loader_free(Loader *l);
@@ -112,7 +113,8 @@ bool     image_encode_jpeg(const char *path, const Image *im, int quality, char 
 
 /* PIL Image.resize(BICUBIC) on the box [x0,x1)x[y0,y1) of src (pixels outside src are clamped): a = -0.5 cubic,
  * support widened by the scale when downsampling (antialias), 22-bit fixed-point weights, horizontal pass first,
- * each pass rounded to 8 bits — the same arithmetic as Pillow's Resample.c. dst is ow x oh with src->c channels. */
+ * each pass rounded to 8 bits — the same arithmetic as Pillow's Resample.c (bit-exact with Pillow 9.5 and 12.3,
+ * tests/data_pil_check.py; Pillow 13 sometimes runs the vertical pass first: within 1 level). dst is ow x oh. */
 typedef struct Scratch { void *p[6]; size_t n[6]; } Scratch;   /* per-thread buffers reused across calls */
 void *scratch_get(Scratch *s, int slot, size_t bytes);
 void  scratch_free(Scratch *s);

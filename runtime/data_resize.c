@@ -2,7 +2,8 @@
  * downsampling factor, 22-bit fixed-point weights, horizontal pass over only the rows the vertical pass needs, each
  * pass rounded and clipped to 8 bits), plus crop/flip/colour conversions and per-thread scratch buffers.
  * Why PIL's bicubic and not torch's (a = -0.75, no antialias): the reference pipelines (torchvision
- * RandomResizedCrop / Resize and timm RandomResizedCropAndInterpolation) run on PIL images. */
+ * RandomResizedCrop / Resize and timm RandomResizedCropAndInterpolation) run on PIL images.
+ * tests/data_pil_check.py checks it bit for bit against Pillow when Pillow is installed. */
 #include "data.h"
 #include "util.h"
 #include <math.h>
