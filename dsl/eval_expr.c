@@ -141,7 +141,8 @@ static int edit_distance(const char *a, const char *b) {
 void suggest_try(Suggest *s, const char *candidate) {
     if (!s->best) s->dist = 99;
     int d = edit_distance(s->name, candidate);
-    int limit = strlen(s->name) <= 3 ? 1 : 2;
+    size_t len = strlen(s->name);
+    int limit = len <= 3 ? 0 : len <= 5 ? 1 : 2;      /* short names have too many near neighbours */
     if (d > 0 && d <= limit && d < s->dist) { s->best = candidate; s->dist = d; }
 }
 
