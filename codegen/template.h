@@ -9,7 +9,8 @@
 
 typedef struct TemplateDef { const char *name; const char *value; } TemplateDef;
 
-/* Embedded text of codegen/templates/<file> ("common.cuh", "selective_scan_fwd.cuh", ...), NULL if unknown. */
+/* Embedded text of codegen/templates/<file> ("common.cuh", "selective_scan_fwd.cuh", ...), NULL if unknown.
+ * $VMC_TEMPLATE_DIR/<file>, when it exists, is used instead (template development without a rebuild). */
 const char *template_text(const char *file);
 /* Names of all embedded templates; *n receives the count. */
 const char *const *template_files(int *n);

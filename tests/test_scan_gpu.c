@@ -2,7 +2,8 @@
  * references, on fresh random inputs: selective scan forward/backward and conv1d forward/backward (ARM shapes,
  * f32 and bf16 storage), cuBLASLt products (bf16 and f32, transposes, batches, bias). Outputs are poisoned with
  * NaN before each launch, so an unwritten element fails. Exits 77 (ctest skip) without a usable GPU.
- * `--small`: small shapes only (for compute-sanitizer). `--bench`: scan fwd+bwd and conv1d times and achieved GB/s at ARM-B shapes, beside a device-to-device copy. */
+ * `--small`: small shapes only (for compute-sanitizer); `--profile`: one ARM-B fwd+bwd (for ncu);
+ * `--bench`: scan fwd+bwd and conv1d times and achieved GB/s at ARM-B shapes, beside a device-to-device copy. */
 #include "cuda_api.h"
 #include "gemm.h"
 #include "nvrtc_compile.h"
@@ -385,6 +386,17 @@ int main(int argc, char **argv) {
     CU_CHECK(cu->cuDeviceGetName(name, sizeof name, dev));
     printf("device: %s (sm_%d)\n", name, arch);
     CU_CHECK(cu->cuStreamCreate(&stream, CU_STREAM_NON_BLOCKING));
+    if (argc > 1 && !strcmp(argv[1], "--profile")) {   /* one fwd + bwd at ARM-B fine-tuning shape, for ncu */
+        ScanSpec s = scan_spec(128, 197, 768, DT_BF16, DT_F32);
+        KernelLaunch lf, lb;
+        Kernel kf = load_kernel(template_scan_fwd(&s, &lf), &lf), kb = load_kernel(template_scan_bwd(&s, &lb), &lb);
+        ScanData x = scan_data(s, 98);
+        scan_run_fwd(&kf, &x);
+        scan_run_bwd(&kb, &x);
+        sync_check();
+        scan_data_free(&x);
+        return 0;
+    }
     /* --small: the small shapes only, for compute-sanitizer runs */
     bool small = argc > 1 && !strcmp(argv[1], "--small");
     check_scan(scan_spec(3, 37, 80, DT_F32, DT_F32), 1, true);          /* partial chunk, lanes past D */

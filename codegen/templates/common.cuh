@@ -52,7 +52,11 @@ template <int n> __device__ __forceinline__ void load_row(const bf16 *__restrict
 }
 
 // softplus as torch and the Mamba kernel: x <= 20 ? log1p(exp(x)) : x. Exact libm-grade functions (no fast math).
-__device__ __forceinline__ float softplus_f(float x) { return x <= 20.f ? log1pf(expf(x)) : x; }
+// Computed on both sides and selected, so the caller's loop has no branch (it unrolls and schedules better).
+__device__ __forceinline__ float softplus_f(float x) {
+    const float s = log1pf(expf(fminf(x, 20.f)));
+    return x <= 20.f ? s : x;
+}
 __device__ __forceinline__ float sigmoid_f(float x) { return 1.f / (1.f + expf(-x)); }
 
 __device__ __forceinline__ float warp_sum(float v) {

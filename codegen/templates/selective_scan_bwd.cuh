@@ -17,18 +17,37 @@
 #define SCAN_NCHUNK ((SCAN_L + SCAN_CHUNK - 1) / SCAN_CHUNK)
 #define VMC_LN2 0.6931471805599453f
 
-// Afterwards v[0] of lane l holds the warp's total of v[l]. All 32 lanes must take part.
+// A select the compiler cannot turn into a dynamically indexed load (which would move v[] to local memory).
+__device__ __forceinline__ float select_f(bool p, float a, float b) {
+#ifdef __CUDA_ARCH__
+    float r;
+    asm("{ .reg .pred q; setp.ne.u32 q, %3, 0; selp.f32 %0, %1, %2, q; }" : "=f"(r) : "f"(a), "f"(b), "r"((unsigned)p));
+    return r;
+#else
+    return p ? a : b;
+#endif
+}
+
+// One round of the reduce-scatter: lanes whose bit HALF is set keep the upper half of v[0, 2*HALF), the others
+// the lower half; each sends the half it drops to its partner. HALF is a template constant so every index is
+// static and v stays in registers.
+template <int HALF> __device__ __forceinline__ void reduce_scatter_round(float *v, unsigned lane) {
+    const bool upper = (lane & (unsigned)HALF) != 0;
+#pragma unroll
+    for (int i = 0; i < HALF; i++) {
+        const float lo = v[i], hi = v[i + HALF];
+        v[i] = select_f(upper, hi, lo) + __shfl_xor_sync(0xffffffffu, select_f(upper, lo, hi), HALF);
+    }
+}
+
+// Afterwards v[0] of lane l holds the warp's total of v[l] (31 shuffles). All 32 lanes must take part.
 __device__ __forceinline__ void warp_reduce_scatter32(float v[32]) {
     const unsigned lane = threadIdx.x & 31u;
-#pragma unroll
-    for (int half = 16; half >= 1; half >>= 1) {
-        const bool upper = (lane & (unsigned)half) != 0;
-#pragma unroll
-        for (int i = 0; i < half; i++) {
-            const float send = upper ? v[i] : v[i + half], keep = upper ? v[i + half] : v[i];
-            v[i] = keep + __shfl_xor_sync(0xffffffffu, send, half);
-        }
-    }
+    reduce_scatter_round<16>(v, lane);
+    reduce_scatter_round<8>(v, lane);
+    reduce_scatter_round<4>(v, lane);
+    reduce_scatter_round<2>(v, lane);
+    reduce_scatter_round<1>(v, lane);
 }
 
 extern "C" __global__ void __launch_bounds__(SCAN_THREADS)
@@ -42,6 +61,7 @@ vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
     __shared__ float hist[CH * N * SCAN_THREADS];   // h_{t-1} of the chunk, [row][n][thread]
     __shared__ float sBC[CH][2 * N];                // the chunk's Bm and Cm rows
     __shared__ float acc[CH][32];                   // block sums of dBm, dCm for the chunk's rows
+    __shared__ float rowv[3][CH][SCAN_THREADS];     // per thread and row: y, softplus(delta), u
 
     float *du = packed, *ddl_out = du + BLD, *dAlog = ddl_out + BLD, *dB = dAlog + SCAN_D * N, *dC = dB + BLN;
     float *dD = dC + BLN, *dbias = dD + SCAN_D, *dz = dbias + SCAN_D;
@@ -100,10 +120,11 @@ vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
             else if (k == 0 || !valid) hc[n] = 0.f;
             else hc[n] = (n < CH ? du : ddl_out)[(row0 + r0 + (n < CH ? n : n - CH)) * SCAN_D + d];
         }
-        float ybuf[CH], dlbuf[CH], ubuf[CH];
-#pragma unroll
-        for (int i = 0; i < CH; i++) {
-            if (i < nr) {
+        // Rows are loops, not unrolled: the unrolled reverse step is large, and per-row values kept in register
+        // arrays indexed by a loop variable would go to local memory. They live in shared memory instead.
+#pragma unroll 1
+        for (int i = 0; i < nr; i++) {
+            {
                 const size_t idx = (row0 + r0 + i) * SCAN_D + d;
                 const float uu = to_f32(u[idx]), dl = softplus_f(to_f32(delta[idx]) + bias), dlu = dl * uu;
                 float y = Dd * uu;
@@ -113,32 +134,34 @@ vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
                     hc[n] = fmaf(exp2f(dl * A2[n]), hc[n], dlu * sBC[i][n]);
                     y = fmaf(sBC[i][N + n], hc[n], y);
                 }
-                ybuf[i] = y; dlbuf[i] = dl; ubuf[i] = uu;
+                rowv[0][i][tid] = y; rowv[1][i][tid] = dl; rowv[2][i][tid] = uu;
             }
         }
 
-#pragma unroll
-        for (int i = CH - 1; i >= 0; i--) {
-            if (i < nr) {
+#pragma unroll 1
+        for (int i = nr - 1; i >= 0; i--) {
+            {
                 const size_t idx = (row0 + r0 + i) * SCAN_D + d;
-                const float uu = ubuf[i], dl = dlbuf[i], dlu = dl * uu, zz = to_f32(z[idx]);
+                const float uu = rowv[2][i][tid], dl = rowv[1][i][tid], dlu = dl * uu, zz = to_f32(z[idx]);
                 const float go = valid ? to_f32(dout[idx]) : 0.f;
                 const float sz = sigmoid_f(zz), dy = go * zz * sz;
-                const float dzv = go * ybuf[i] * sz * (1.f + zz * (1.f - sz));
+                const float dzv = go * rowv[0][i][tid] * sz * (1.f + zz * (1.f - sz));
                 dD_acc = fmaf(dy, uu, dD_acc);
-                float du_v = dy * Dd, ddl = 0.f, v[32];
+                // sB = sum_n dh B gives both du (times delta') and ddelta's B u term (times u); sA = sum_n da A2.
+                float sB = 0.f, sA = 0.f, v[32];
 #pragma unroll
                 for (int n = 0; n < N; n++) {
                     const float hp = hist[(i * N + n) * SCAN_THREADS + tid], a = exp2f(dl * A2[n]);
                     const float Bn = sBC[i][n], Cn = sBC[i][N + n];
-                    const float dh = fmaf(dy, Cn, g[n]), ht = fmaf(a, hp, dlu * Bn), da = dh * hp * a;
-                    v[n] = dh * dlu;             // dBm: summed over d below
-                    v[N + n] = dy * ht;          // dCm
-                    du_v = fmaf(dh * dl, Bn, du_v);
-                    ddl = fmaf(da, A2[n] * VMC_LN2, fmaf(dh * Bn, uu, ddl));
+                    const float dh = fmaf(dy, Cn, g[n]), da = dh * hp * a;
+                    v[n] = dh * dlu;                          // dBm: summed over d below
+                    v[N + n] = dy * fmaf(a, hp, dlu * Bn);    // dCm = dy h_t
+                    sB = fmaf(dh, Bn, sB);
+                    sA = fmaf(da, A2[n], sA);
                     dA_acc[n] = fmaf(da, dl, dA_acc[n]);
                     g[n] = a * dh;
                 }
+                const float du_v = fmaf(dl, sB, dy * Dd), ddl = fmaf(sA, VMC_LN2, sB * uu);
 #pragma unroll
                 for (int j = 2 * N; j < 32; j++) v[j] = 0.f;
                 // d softplus(x)/dx = sigmoid(x) = 1 - exp(-softplus(x)); exactly 1 in fp32 once x > 20.

@@ -1,37 +1,53 @@
 // selective_scan_fwd.cuh — forward of the gated selective scan (ARM_SPEC §2.3), one thread per (b, d) channel.
 // Needs: SCAN_B, SCAN_L, SCAN_D, SCAN_N (<= 16), SCAN_THREADS; dtypes U_T, DELTA_T, ALOG_T, BC_T, DSKIP_T, DBIAS_T,
 // Z_T, OUT_T. Grid (ceil(D/SCAN_THREADS), B). The N states live in registers across t; a warp reads 32
-// consecutive d of each row (coalesced), and the Bm/Cm row of time t is one broadcast vector load for the block.
-// One pass over the inputs; the cost is the N exp2 per element (MUFU), so A is pre-scaled by log2(e).
+// consecutive d of each row (coalesced). The Bm/Cm rows, shared by the block's channels, are staged in shared
+// memory as f32 a tile of rows at a time (converted once per block, read back as broadcast 16-byte loads).
+// One pass over the inputs; the N exp2 per element (A pre-scaled by log2 e) and the instruction count bound it.
+
+#define SCAN_TILE 32
 
 extern "C" __global__ void __launch_bounds__(SCAN_THREADS)
 vmc_scan_fwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const ALOG_T *__restrict__ A_log,
              const BC_T *__restrict__ Bm, const BC_T *__restrict__ Cm, const DSKIP_T *__restrict__ Dskip,
              const DBIAS_T *__restrict__ delta_bias, const Z_T *__restrict__ z, OUT_T *__restrict__ out) {
-    const int d = blockIdx.x * SCAN_THREADS + threadIdx.x, b = blockIdx.y;
-    if (d >= SCAN_D) return;
-    float A2[SCAN_N], h[SCAN_N];
+    constexpr int N = SCAN_N;
+    __shared__ __align__(16) float sBC[SCAN_TILE][2 * N];
+    const int tid = threadIdx.x, d_raw = blockIdx.x * SCAN_THREADS + tid, b = blockIdx.y;
+    const bool valid = d_raw < SCAN_D;   // lanes past D run on column D-1 and store nothing (barriers below)
+    const int d = valid ? d_raw : SCAN_D - 1;
+    float A2[N], h[N];
 #pragma unroll
-    for (int n = 0; n < SCAN_N; n++) {
-        A2[n] = -expf(to_f32(A_log[d * SCAN_N + n])) * VMC_LOG2E;
+    for (int n = 0; n < N; n++) {
+        A2[n] = -expf(to_f32(A_log[d * N + n])) * VMC_LOG2E;
         h[n] = 0.f;
     }
     const float Dd = to_f32(Dskip[d]), bias = to_f32(delta_bias[d]);
     const size_t row0 = (size_t)b * SCAN_L;
-#pragma unroll 2
-    for (int t = 0; t < SCAN_L; t++) {
-        const size_t i = (row0 + t) * SCAN_D + d;
-        const float uu = to_f32(u[i]), dl = softplus_f(to_f32(delta[i]) + bias), zz = to_f32(z[i]);
-        float Bv[SCAN_N], Cv[SCAN_N];
-        load_row<SCAN_N>(Bm + (row0 + t) * SCAN_N, Bv);
-        load_row<SCAN_N>(Cm + (row0 + t) * SCAN_N, Cv);
-        const float dlu = dl * uu;
-        float y = Dd * uu;
-#pragma unroll
-        for (int n = 0; n < SCAN_N; n++) {
-            h[n] = fmaf(exp2f(dl * A2[n]), h[n], dlu * Bv[n]);
-            y = fmaf(Cv[n], h[n], y);
+    for (int t0 = 0; t0 < SCAN_L; t0 += SCAN_TILE) {
+        const int nr = min(SCAN_TILE, SCAN_L - t0);
+        __syncthreads();   // the previous tile is consumed
+        for (int j = tid; j < nr * 2 * N; j += SCAN_THREADS) {
+            const int i = j / (2 * N), c = j % (2 * N);
+            const size_t r = row0 + t0 + i;
+            sBC[i][c] = c < N ? to_f32(Bm[r * N + c]) : to_f32(Cm[r * N + c - N]);
         }
-        out[i] = from_f32<OUT_T>(y * zz * sigmoid_f(zz));
+        __syncthreads();
+#pragma unroll 2
+        for (int i = 0; i < nr; i++) {
+            const size_t idx = (row0 + t0 + i) * SCAN_D + d;
+            const float uu = to_f32(u[idx]), dl = softplus_f(to_f32(delta[idx]) + bias), zz = to_f32(z[idx]);
+            float Bv[N], Cv[N];
+            load_row<N>(&sBC[i][0], Bv);
+            load_row<N>(&sBC[i][N], Cv);
+            const float dlu = dl * uu;
+            float y = Dd * uu;
+#pragma unroll
+            for (int n = 0; n < N; n++) {
+                h[n] = fmaf(exp2f(dl * A2[n]), h[n], dlu * Bv[n]);
+                y = fmaf(Cv[n], h[n], y);
+            }
+            if (valid) out[idx] = from_f32<OUT_T>(y * zz * sigmoid_f(zz));
+        }
     }
 }
