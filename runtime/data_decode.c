@@ -122,11 +122,14 @@ static bool jpeg_decode(Decoder *d, const uint8_t *buf, size_t n, int denom, Ima
         snprintf(err, errlen, "corrupt JPEG: %s", tjGetErrorStr2(d->tj));
         return false;
     }
-    if (cmyk) {   /* PIL's cmyk2rgb: r = (255 - c) * (255 - k) / 255 */
+    if (cmyk) {   /* PIL reads CMYK JPEGs as Adobe-inverted ("CMYK;I"), then cmyk2rgb: nk - nk * c / 255 */
         uint8_t *p = out->px;
         for (size_t i = 0, np = (size_t)sw * (size_t)sh; i < np; i++) {
-            int k = 255 - p[4 * i + 3];
-            for (int ch = 0; ch < 3; ch++) p[3 * i + ch] = (uint8_t)(((255 - p[4 * i + ch]) * k + 127) / 255);
+            int nk = p[4 * i + 3];   /* 255 - K, with K = 255 - stored */
+            for (int ch = 0; ch < 3; ch++) {
+                int c = 255 - p[4 * i + ch], t = c * nk + 128, v = nk - (((t >> 8) + t) >> 8);
+                p[3 * i + ch] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+            }
         }
         out->c = 3;
     }

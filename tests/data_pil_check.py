@@ -101,5 +101,15 @@ for t, (mode, sub) in enumerate([("RGB", 2), ("RGB", 0), ("L", 0), ("RGB", 1)]):
         if d or (int(dims[0]), int(dims[1])) != ref.size:
             failures += 1
             print(f"FAIL JPEG {mode} subsampling {sub} 1/{denom}: max diff {d}, {dims} vs {ref.size}")
-print(f"Pillow {PIL.__version__}: 12 JPEG decodes (exact), 48 resizes (tolerance {resize_tol}), 60 RandAugment ops (exact): {failures} failed")
+# CMYK JPEG (ImageNet has a few): PIL reads them Adobe-inverted and converts with cmyk2rgb
+cmyk = Image.frombytes("CMYK", (40, 30), bytes(random.randint(0, 255) for _ in range(40 * 30 * 4)))
+path, out = os.path.join(TMP, "cmyk.jpg"), os.path.join(TMP, "dec.raw")
+cmyk.save(path, quality=95)
+subprocess.check_output([HARNESS, path, "-", "-", "-", out, "decode", "1"])
+with open(out, "rb") as f:
+    d = maxdiff(f.read(), Image.open(path).convert("RGB").tobytes())
+if d:
+    failures += 1
+    print(f"FAIL CMYK JPEG: max diff {d}")
+print(f"Pillow {PIL.__version__}: 13 JPEG decodes (exact), 48 resizes (tolerance {resize_tol}), 60 RandAugment ops (exact): {failures} failed")
 sys.exit(1 if failures else 0)
