@@ -111,5 +111,21 @@ with open(out, "rb") as f:
 if d:
     failures += 1
     print(f"FAIL CMYK JPEG: max diff {d}")
-print(f"Pillow {PIL.__version__}: 13 JPEG decodes (exact), 48 resizes (tolerance {resize_tol}), 60 RandAugment ops (exact): {failures} failed")
+# PNG in the modes ImageFolder meets: PIL's convert('RGB') drops alpha and expands palettes, like libpng's expand
+for mode in ("RGB", "L", "RGBA", "LA", "P"):
+    img = rand_img(33, 21, "RGB")
+    img = img.convert(mode) if mode != "P" else img.quantize(37)
+    if mode == "P":
+        img.info["transparency"] = 3
+    path, out = os.path.join(TMP, f"m{mode}.png"), os.path.join(TMP, "dec.raw")
+    img.save(path)
+    subprocess.check_output([HARNESS, path, "-", "-", "-", out, "decode", "1"])
+    ref = Image.open(path)
+    ref = ref.convert("L" if ref.mode in ("L", "LA") else "RGB")
+    with open(out, "rb") as f:
+        d = maxdiff(f.read(), ref.tobytes())
+    if d:
+        failures += 1
+        print(f"FAIL PNG {mode}: max diff {d}")
+print(f"Pillow {PIL.__version__}: 5 PNG modes, 13 JPEG decodes (exact), 48 resizes (tolerance {resize_tol}), 60 RandAugment ops (exact): {failures} failed")
 sys.exit(1 if failures else 0)
