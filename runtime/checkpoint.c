@@ -4,6 +4,7 @@
 #include "safetensors.h"
 #include <dirent.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,6 +69,54 @@ static void st_shape_str(const StTensor *t, char *buf, int n) {
     shape_str(s, buf, n);
 }
 
+/* torch bicubic (A = -0.75, align_corners=False, border indices clamped) weights of one output coordinate. */
+static void cubic_weights(int o, int in, int out, int idx[4], double w[4]) {
+    const double A = -0.75;
+    double src = ((double)o + 0.5) * (double)in / (double)out - 0.5, f = floor(src), t = src - f;
+    double x[4] = {t + 1, t, 1 - t, 2 - t};
+    for (int k = 0; k < 4; k++) {
+        double a = x[k];
+        w[k] = a <= 1 ? ((A + 2) * a - (A + 3)) * a * a + 1 : ((A * a - 5 * A) * a + 8 * A) * a - 4 * A;
+        int i = (int)f - 1 + k;
+        idx[k] = i < 0 ? 0 : i >= in ? in - 1 : i;
+    }
+}
+
+/* ARM_SPEC §3.3 interpolate_pos_embed: a pretraining table [1, g1*g1, C] becomes [1, g2*g2 + 1, C] for fine-tuning:
+ * bicubic resize of the grid, then a zero row for the middle cls token at index g2*g2/2. False if the shapes are not
+ * of that form. */
+static bool interpolate_pos_embed(Exec *e, const Node *n, const StTensor *t) {
+    if (t->ndim != 3 || n->shape.ndim != 3 || t->shape[2] != n->shape.d[2] || n->dtype != DT_F32) return false;
+    int64_t C = t->shape[2], g1 = (int64_t)llround(sqrt((double)t->shape[1])), g2 = (int64_t)llround(sqrt((double)(n->shape.d[1] - 1)));
+    if (g1 * g1 != t->shape[1] || g2 * g2 + 1 != n->shape.d[1]) return false;
+    float *src = xmalloc(sizeof(float) * (size_t)(g1 * g1 * C));
+    double *tmp = xcalloc((size_t)(g1 * g2 * C), sizeof(double));       /* rows g1, cols resized to g2 */
+    float *dst = xcalloc((size_t)((g2 * g2 + 1) * C), sizeof(float));
+    safetensors_to_f32(t, src);
+    int idx[4]; double w[4];
+    for (int64_t x = 0; x < g2; x++) {
+        cubic_weights((int)x, (int)g1, (int)g2, idx, w);
+        for (int64_t y = 0; y < g1; y++)
+            for (int k = 0; k < 4; k++)
+                for (int64_t c = 0; c < C; c++) tmp[(y * g2 + x) * C + c] += w[k] * src[(y * g1 + idx[k]) * C + c];
+    }
+    for (int64_t y = 0; y < g2; y++) {
+        cubic_weights((int)y, (int)g1, (int)g2, idx, w);
+        int64_t row = y * g2;
+        for (int64_t x = 0; x < g2; x++) {
+            int64_t o = row + x + (row + x >= g2 * g2 / 2 ? 1 : 0);   /* tokens after the cls slot shift by one */
+            for (int64_t c = 0; c < C; c++) {
+                double v = 0;
+                for (int k = 0; k < 4; k++) v += w[k] * tmp[(idx[k] * g2 + x) * C + c];
+                dst[o * C + c] = (float)v;
+            }
+        }
+    }
+    exec_write(e, n, dst, sizeof(float) * (size_t)((g2 * g2 + 1) * C));
+    free(src); free(tmp); free(dst);
+    return true;
+}
+
 /* Copies t into node n (converting to f32 for f32 nodes); false when the dtypes cannot be converted. */
 static bool load_tensor(Exec *e, const Node *n, const StTensor *t) {
     size_t numel = (size_t)shape_numel(n->shape);
@@ -89,23 +138,57 @@ static bool load_tensor(Exec *e, const Node *n, const StTensor *t) {
 typedef struct LoadCtx {
     Exec *e; const StFile *f; CkptMode mode; FILE *report;
     bool *used;        /* by tensor index in f: consumed */
-    int matched, bad;
+    int matched, bad, copied;
 } LoadCtx;
 
-static void load_node(LoadCtx *c, const Node *n, bool required) {
-    char key[600], a[96], b[96];
-    const StTensor *t = safetensors_find(c->f, n->name);
+/* ARM fine-tuning from a pretrained checkpoint (ARM_SPEC §3.3): the extra scan directions start as copies of the
+ * single pretrained scan: conv1d_b/_c/_c_b, x_proj_*, dt_proj_* <- conv1d, x_proj, dt_proj; A_b_log.. <- A_log;
+ * mixer.D_b.. <- mixer.D. Writes the source name of such a parameter into out; false for any other name. */
+static bool direction_source(const char *name, char *out, size_t n) {
+    static const char *const SUF[] = {"_c_b", "_b", "_c"};
+    static const struct { const char *base, *after; } BASE[] = {
+        {"conv1d", "."}, {"x_proj", "."}, {"dt_proj", "."}, {".A", "_log"}, {"mixer.D", ""}};
+    for (size_t b = 0; b < COUNTOF(BASE); b++)
+        for (size_t k = 0; k < COUNTOF(SUF); k++) {
+            char pat[32];
+            snprintf(pat, sizeof pat, "%s%s", BASE[b].base, SUF[k]);
+            const char *p = strstr(name, pat);
+            if (!p) continue;
+            const char *rest = p + strlen(pat);
+            if (BASE[b].after[0] ? strncmp(rest, BASE[b].after, strlen(BASE[b].after)) : *rest != 0) continue;
+            snprintf(out, n, "%.*s%s%s", (int)(p - name), name, BASE[b].base, rest);
+            return true;
+        }
+    return false;
+}
+
+/* The tensor for a node name (the EMA copy in CKPT_INIT_EMA when present); marks what it consumes. */
+static const StTensor *lookup(LoadCtx *c, const char *name) {
+    char key[600];
+    const StTensor *t = safetensors_find(c->f, name);
     if (t) c->used[t - c->f->t] = true;
-    if (c->mode == CKPT_INIT_EMA) {      /* the EMA copy replaces the model's own weights when present */
-        snprintf(key, sizeof key, "ema.%s", n->name);
+    if (c->mode == CKPT_INIT_EMA) {
+        snprintf(key, sizeof key, "ema.%s", name);
         const StTensor *e = safetensors_find(c->f, key);
         if (e) t = e;
     }
+    return t;
+}
+
+static void load_node(LoadCtx *c, const Node *n, bool required) {
+    char src[600], a[96], b[96];
+    const StTensor *t = lookup(c, n->name);
+    if (!t && c->mode != CKPT_RESUME && direction_source(n->name, src, sizeof src) && (t = lookup(c, src))) c->copied++;
     if (!t) {
         if (required) { fprintf(c->report, "  missing in checkpoint: %s %s\n", n->name, shape_str(n->shape, a, 96)); c->bad++; }
         return;
     }
-    c->used[t - c->f->t] = true;
+    if (!same_shape(t, n) && c->mode != CKPT_RESUME && strstr(n->name, "pos_embed") && interpolate_pos_embed(c->e, n, t)) {
+        st_shape_str(t, b, 96);
+        fprintf(c->report, "  interpolated: %s %s -> %s (bicubic, zero cls row in the middle)\n", n->name, b, shape_str(n->shape, a, 96));
+        c->matched++;
+        return;
+    }
     if (!same_shape(t, n)) {
         st_shape_str(t, b, 96);
         fprintf(c->report, "  shape mismatch: %s is %s in the model, %s in the checkpoint\n", n->name, shape_str(n->shape, a, 96), b);
@@ -137,7 +220,7 @@ bool checkpoint_load(Exec *e, const Graph *g, const char *path, CkptMode mode, C
     if (!f) return false;
     if (mode == CKPT_RESUME && !safetensors_meta(f, "format"))
         fprintf(report, "%s: note: not written by vmc (no format metadata); loading by name\n", path);
-    LoadCtx c = {e, f, mode, report, xcalloc((size_t)(f->n ? f->n : 1), sizeof(bool)), 0, 0};
+    LoadCtx c = {e, f, mode, report, xcalloc((size_t)(f->n ? f->n : 1), sizeof(bool)), 0, 0, 0};
     fprintf(report, "%s: checking %d tensors against the model\n", path, f->n);
     for (int k = 0; k < g->params.n; k++) load_node(&c, g->params.items[k], true);
     for (int k = 0; k < g->states.n && mode == CKPT_RESUME; k++) load_node(&c, g->states.items[k], true);
@@ -159,7 +242,8 @@ bool checkpoint_load(Exec *e, const Graph *g, const char *path, CkptMode mode, C
     else if (!c.matched)
         ok = fail(err, errlen, "%s: no tensor matches the model (%d in the file)", path, f->n);
     else
-        fprintf(report, "%s: loaded %d tensors (%d mismatched, %d unexpected)\n", path, c.matched, c.bad, unexpected);
+        fprintf(report, "%s: loaded %d tensors (%d of them scan-direction copies), %d missing or mismatched, %d unexpected\n",
+                path, c.matched, c.copied, c.bad, unexpected);
     free(c.used);
     safetensors_free(f);
     return ok;

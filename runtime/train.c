@@ -28,7 +28,7 @@ typedef struct Run {
     const TrainOptions *o;
     DslModule *mod;
     const Recipe *rec;
-    const char *model_name, *recipe_name;
+    char *model_name, *recipe_name;      /* owned copies */
     Graph *g;
     Node *images, *labels, *targets, *logits, *grad_norm, *lr_in, *step_in;
     Exec *e;
@@ -87,7 +87,7 @@ static bool pick_recipe(Run *r, Diag *d) {
         fprintf(stderr, ")\n");
         return false;
     }
-    r->recipe_name = name;
+    r->recipe_name = xstrdup(name);
     r->rec = dsl_build_recipe(m, name, d);
     return r->rec != NULL;
 }
@@ -114,7 +114,7 @@ static void apply_drop_path(Run *r) {
     Diag d2;
     diag_init(&d2, stderr);
     const Recipe *rec2 = m2 ? dsl_build_recipe(m2, r->recipe_name, &d2) : NULL;
-    if (rec2) { dsl_free(r->mod); r->mod = m2; r->rec = rec2; }
+    if (rec2) { dsl_free(r->mod); r->mod = m2; r->rec = rec2; }   /* names are copies: they outlive the swap */
     else if (m2) dsl_free(m2);
     free(sets);
 }
@@ -126,7 +126,9 @@ static bool load_module(Run *r) {
     DslOptions opt = {o->include_dirs, o->ninclude, o->sets, o->nsets};
     r->mod = dsl_load(o->file, &opt, &d);
     if (!r->mod) return false;
-    if (!(r->model_name = pick_model(r))) return false;
+    const char *model = pick_model(r);
+    if (!model) return false;
+    r->model_name = xstrdup(model);
     if (!pick_recipe(r, &d)) return false;
     apply_drop_path(r);
     return true;
@@ -264,7 +266,7 @@ static bool load_weights(Run *r, CkptMeta *m) {
         CkptMeta got;
         if (!checkpoint_load(r->e, r->g, path, mode, &got, stderr, err, sizeof err)) { fprintf(stderr, "%s\n", err); return false; }
         if (mode == CKPT_RESUME) *m = got;
-        else m->step = got.step;
+        else if (r->o->mode == TRAIN_EVAL) m->step = got.step;    /* reported with the accuracy */
     }
     if (!r->o->resume || r->o->mode == TRAIN_EVAL) copy_params_to_ema(r);
     return true;
@@ -587,6 +589,7 @@ int train_run(const TrainOptions *o) {
 done:
     exec_free(r.e);
     graph_free(r.g);
-    dsl_free(r.mod);
+    if (r.mod) dsl_free(r.mod);
+    free(r.model_name); free(r.recipe_name);
     return rc;
 }

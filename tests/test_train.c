@@ -6,6 +6,7 @@
 #include "checkpoint.h"
 #include "exec.h"
 #include "optim.h"
+#include "safetensors.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -153,12 +154,54 @@ static void test_prune(const char *dir) {
     destroy(&m);
 }
 
+/* --init from a pretraining checkpoint: scan-direction copies (x_proj_c_b <- x_proj, A_b_log <- A_log, D_c <- D) and
+ * pos_embed [1, g1*g1, C] -> [1, g2*g2 + 1, C] (bicubic, zero middle cls row): identity and constant grids. */
+static void test_init_remap(const char *dir) {
+    char path[512], err[512];
+    snprintf(path, sizeof path, "%s/pre.safetensors", dir);
+    float pe_id[8] = {1, 2, 3, 4, 5, 6, 7, 8}, pe_c[8] = {5, 5, 5, 5, 5, 5, 5, 5}, xp[2] = {0.5f, -1}, al[2] = {3, 4}, d[1] = {9};
+    int64_t s_pe[3] = {1, 4, 2}, s2[2] = {1, 2}, s1[1] = {1};
+    StWriter *w = safetensors_writer_new();
+    safetensors_add(w, "pos_embed", ST_F32, 3, s_pe, pe_id);
+    safetensors_add(w, "big.pos_embed", ST_F32, 3, s_pe, pe_c);
+    safetensors_add(w, "layers.0.mixer.x_proj.weight", ST_F32, 2, s2, xp);
+    safetensors_add(w, "layers.0.mixer.A_log", ST_F32, 2, s2, al);
+    safetensors_add(w, "layers.0.mixer.D", ST_F32, 1, s1, d);
+    EXPECT(safetensors_write(w, path, err, sizeof err), "write: %s", err);
+    safetensors_writer_free(w);
+    Graph *g = graph_new();
+    ParamInfo pi = {0};
+    pi.lr_layer = -1;
+    Node *pe = g_param(g, "pos_embed", shape_of(3, (int64_t)1, (int64_t)5, (int64_t)2), DT_F32, pi, LOC_NONE);
+    Node *big = g_param(g, "big.pos_embed", shape_of(3, (int64_t)1, (int64_t)10, (int64_t)2), DT_F32, pi, LOC_NONE);
+    Node *xcb = g_param(g, "layers.0.mixer.x_proj_c_b.weight", shape_of(2, (int64_t)1, (int64_t)2), DT_F32, pi, LOC_NONE);
+    Node *ab = g_param(g, "layers.0.mixer.A_b_log", shape_of(2, (int64_t)1, (int64_t)2), DT_F32, pi, LOC_NONE);
+    Node *dc = g_param(g, "layers.0.mixer.D_c", shape_of(1, (int64_t)1), DT_F32, pi, LOC_NONE);
+    Node *keep[] = {pe};
+    Exec *e = cpu_exec_new(g, keep, 1);
+    EXPECT(checkpoint_load(e, g, path, CKPT_INIT, NULL, stdout, err, sizeof err), "init: %s", err);
+    float v[20], want_id[10] = {1, 2, 3, 4, 0, 0, 5, 6, 7, 8};
+    exec_read(e, pe, v, sizeof(float) * 10);
+    EXPECT(!memcmp(v, want_id, sizeof want_id), "identity pos_embed: %g %g %g %g %g %g", v[0], v[1], v[4], v[5], v[6], v[9]);
+    exec_read(e, big, v, sizeof(float) * 20);
+    for (int i = 0; i < 20; i++) EXPECT(fabsf(v[i] - (i / 2 == 4 ? 0.0f : 5.0f)) < 1e-5f, "constant grid row %d: %g", i / 2, v[i]);
+    exec_read(e, xcb, v, 8);
+    EXPECT(v[0] == 0.5f && v[1] == -1, "x_proj_c_b copy");
+    exec_read(e, ab, v, 8);
+    EXPECT(v[0] == 3 && v[1] == 4, "A_b_log copy");
+    exec_read(e, dc, v, 4);
+    EXPECT(v[0] == 9, "D_c copy");
+    exec_free(e);
+    graph_free(g);
+}
+
 int main(void) {
     char dir[] = "/tmp/vmc_ckpt_XXXXXX";
     if (!mkdtemp(dir)) { perror("mkdtemp"); return 1; }
     test_resume(dir);
     test_mismatch(dir);
     test_prune(dir);
+    test_init_remap(dir);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0) printf("warning: could not remove %s\n", dir);

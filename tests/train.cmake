@@ -14,3 +14,7 @@ add_executable(test_train ${CMAKE_CURRENT_LIST_DIR}/test_train.c)
 target_link_libraries(test_train PRIVATE runtime compiler)
 add_test(NAME train_checkpoint_resume COMMAND test_train)
 set_tests_properties(train_checkpoint_resume PROPERTIES LABELS cpu TIMEOUT 60)
+
+# End to end on models/tiny.vmc + Fashion-MNIST (skips with 77 when either is missing).
+add_test(NAME train_commands COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/test_train.sh $<TARGET_FILE:vmc> ${VMC_ROOT})
+set_tests_properties(train_commands PROPERTIES LABELS cpu SKIP_RETURN_CODE 77 TIMEOUT 300)
