@@ -19,6 +19,7 @@ typedef struct Cpu {
     void **buf;           /* per node id; NULL when not materialised */
     bool *needed, *kept;  /* needed: on a path to a kept node, the loss or an ASSIGN */
     int32_t *last;        /* id of the last needed consumer; INT32_MAX: lives to the end of the step */
+    size_t bytes, peak;   /* node storage now and at most (cpu_exec_peak_bytes) */
 } Cpu;
 
 /* ---------------------------------------------------------------- shared helpers */
@@ -86,7 +87,11 @@ static float bf16_round(float f) {
 /* ---------------------------------------------------------------- storage and liveness */
 static bool is_storage(const Node *n) { return n->op == OP_PARAM || n->op == OP_INPUT || n->op == OP_STATE; }
 
+static size_t node_bytes(const Cpu *c, const Node *n) { return (size_t)shape_numel(n->shape) * c->esz; }
+
 static void *node_alloc(Cpu *c, const Node *n) {
+    c->bytes += node_bytes(c, n);
+    if (c->bytes > c->peak) c->peak = c->bytes;
     return xcalloc((size_t)(shape_numel(n->shape) ? shape_numel(n->shape) : 1), c->esz);
 }
 
@@ -109,7 +114,8 @@ static void plan(Cpu *c, Node *const *keep, int nkeep) {
 }
 
 static void release(Cpu *c, const Node *n) {
-    if (is_storage(n) || c->kept[n->id]) return;
+    if (is_storage(n) || c->kept[n->id] || !c->buf[n->id]) return;
+    c->bytes -= node_bytes(c, n);
     free(c->buf[n->id]);
     c->buf[n->id] = NULL;
 }
@@ -203,4 +209,5 @@ static Exec *cpu_new(const Graph *g, Node *const *keep, int nkeep, bool f64) {
 }
 
 Exec *cpu_exec_new(const Graph *g, Node *const *keep, int nkeep) { return cpu_new(g, keep, nkeep, false); }
+size_t cpu_exec_peak_bytes(const Exec *e) { return ((const Cpu *)e)->peak; }
 Exec *cpu_exec_new_f64(const Graph *g, Node *const *keep, int nkeep) { return cpu_new(g, keep, nkeep, true); }

@@ -31,3 +31,5 @@ Exec *cpu_exec_new(const Graph *g, Node *const *keep, int nkeep);
 /* The same interpreter in fp64, for gradient checks: float nodes are written and read as double on the host
  * (i32 nodes as int32), and CAST to a float type is exact (no bf16 rounding). */
 Exec *cpu_exec_new_f64(const Graph *g, Node *const *keep, int nkeep);
+/* Peak bytes of tensor storage the cpu backend held so far (sources, kept and live intermediates). */
+size_t cpu_exec_peak_bytes(const Exec *e);

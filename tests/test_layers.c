@@ -147,7 +147,24 @@ static void t_cast_assign(void) {
     graph_free(g);
 }
 
+/* Liveness: a 100-op chain over a 1 MiB tensor holds the input, the kept output and at most two live temporaries. */
+static void t_liveness(void) {
+    Graph *g = graph_new();
+    Node *x = g_input(g, "x", shape_of(2, I64(256), I64(1024)), DT_F32, LOC_NONE), *y = x;
+    for (int k = 0; k < 50; k++) y = U1(g, OP_TANH, B2(g, OP_MUL, y, SC(g, 1.0 + k * 1e-3)));
+    Exec *e = cpu_exec_new(g, &y, 1);
+    exec_run(e, &(StepInfo){0, 0});
+    size_t peak = cpu_exec_peak_bytes(e), mib = 1 << 20;
+    bool pass = peak <= 4 * mib + 64;
+    printf("%s liveness: 100-op chain on 1 MiB peaks at %.2f MiB (limit 4, without freeing 101)\n", pass ? "ok  " : "FAIL",
+           (double)peak / (double)mib);
+    if (!pass) check_failures++;
+    exec_free(e);
+    graph_free(g);
+}
+
 int main(void) {
+    t_liveness();
     t_layernorm();
     t_softmax();
     t_pixel_target();
