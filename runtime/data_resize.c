@@ -69,8 +69,8 @@ static int ksize_for(double in0, double in1, int out) {
     return (int)ceil(2.0 * (scale < 1.0 ? 1.0 : scale)) * 2 + 1;
 }
 
-static void horizontal(const uint8_t *in, int in_w, int c, int rows, uint8_t *out, int ow, int ksize,
-                       const int *b, const int32_t *kk) {
+static void horizontal(const uint8_t *restrict in, int in_w, int c, int rows, uint8_t *restrict out, int ow, int ksize,
+                       const int *restrict b, const int32_t *restrict kk) {
     for (int y = 0; y < rows; y++) {
         const uint8_t *row = in + (size_t)y * (size_t)in_w * (size_t)c;
         uint8_t *o = out + (size_t)y * (size_t)ow * (size_t)c;
@@ -93,8 +93,8 @@ static void horizontal(const uint8_t *in, int in_w, int c, int rows, uint8_t *ou
     }
 }
 
-static void vertical(const uint8_t *in, int w, int c, uint8_t *out, int oh, int ksize, const int *b,
-                     const int32_t *kk, int32_t *acc) {
+static void vertical(const uint8_t *restrict in, int w, int c, uint8_t *restrict out, int oh, int ksize,
+                     const int *restrict b, const int32_t *restrict kk, int32_t *restrict acc) {
     size_t rowlen = (size_t)w * (size_t)c;
     for (int y = 0; y < oh; y++) {
         const int32_t *k = kk + y * ksize;
