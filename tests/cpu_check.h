@@ -55,6 +55,7 @@ typedef struct CheckOpts {
     bool fill_inputs;    /* f32 inputs get normal values (else they stay zero) */
     double h;            /* finite-difference step; 0: 1e-6 */
     bool richardson;     /* (4 D(h/2) - D(h)) / 3: O(h^4) truncation, allows a larger h */
+    double floor;        /* relative errors are taken against max(|grad|, floor); 0: 1e-6 (FD noise ~1e-11) */
 } CheckOpts;
 
 static inline double check_value(int kind) {
@@ -149,7 +150,7 @@ static inline double check_grads(const char *what, Graph *g, Node *loss, const C
         Node *p = g->params.items[k];
         int64_t n = shape_numel(p->shape);
         if (!grads[k]) continue;
-        double maxa = 1e-6, maxd = 0;      /* floor: FD noise is ~1e-10 absolute */
+        double maxa = o->floor > 0 ? o->floor : 1e-6, maxd = 0;
         int64_t stride = o->max_elems && n > o->max_elems ? n / o->max_elems : 1;
         for (int64_t i = 0; i < n; i += stride) {
             double fd = check_fd(efd, p, loss, vals[k], n, i, h, &si);
