@@ -250,6 +250,53 @@ static BufRef to_bf16(Program *p, Batch *b, SeenSet *seen, const Group *gr, BufR
 
 static int64_t align256(int64_t x) { return (x + 255) / 256 * 256; }
 
+/* A GEMM operand whose batch dims broadcast partially ([8] against [256, 8]) is copied out expanded to the
+ * output's batch shape, so that one strided-batch GEMM covers it. */
+static BufRef expand_operand(Program *p, Batch *b, SeenSet *seen, const Group *gr, const Node *x, Shape bs, int64_t ws_off,
+                             char which) {
+    Shape os = bs;
+    os.ndim += 2;
+    os.d[bs.ndim] = x->shape.d[x->shape.ndim - 2];
+    os.d[bs.ndim + 1] = x->shape.d[x->shape.ndim - 1];
+    int64_t numel = shape_numel(os);
+    char name[64], *key = NULL, *body = NULL;
+    size_t len = 0;
+    snprintf(name, sizeof name, "k%d_expand_%c", gr->index, which);
+    FILE *f = open_memstream(&key, &len);
+    fprintf(f, "extern \"C\" __global__ void __launch_bounds__(256) %%s(const float* __restrict__ x, float* __restrict__ y) {\n");
+    fprintf(f, "    for (long long e = (long long)blockIdx.x * 256 + threadIdx.x; e < %lldLL; e += (long long)gridDim.x * 256) {\n",
+            (long long)numel);
+    fprintf(f, "        long long r = e, src = 0;\n");
+    int64_t istride = 1;
+    for (int k = os.ndim - 1; k >= 0; k--) {
+        int kx = k - (os.ndim - x->shape.ndim);
+        fprintf(f, "        { const long long c = r %% %lldLL; r /= %lldLL;", (long long)os.d[k], (long long)os.d[k]);
+        if (kx >= 0 && x->shape.d[kx] != 1) fprintf(f, " src += c * %lldLL;", (long long)istride);
+        fprintf(f, " }\n");
+        if (kx >= 0) istride *= x->shape.d[kx];
+    }
+    fprintf(f, "        y[e] = x[src];\n    }\n}\n");
+    fclose(f);
+    f = open_memstream(&body, &len);
+    fprintf(f, "/* %s: GEMM operand %c of group %d broadcast to its batch, %lld elements */\n", name, which, gr->index,
+            (long long)numel);
+    fprintf(f, key, name);
+    fclose(f);
+    Launch *l = add_launch(p, LK_KERNEL, gr->index, "gemm");
+    snprintf(l->name, sizeof l->name, "%s", name);
+    int64_t blocks = (numel + 255) / 256;
+    l->grid[0] = (unsigned)(blocks > (1 << 20) ? (1 << 20) : blocks); l->grid[1] = l->grid[2] = 1;
+    l->block[0] = 256; l->block[1] = l->block[2] = 1;
+    set_args(l, 2);
+    l->args[0] = bufref(p, x);
+    l->args[1] = (BufRef){AR_WORK, PROGRAM_GEMM_WORKSPACE + ws_off};
+    BufRef out = l->args[1];
+    add_kernel(p, b, seen, p->nlaunches - 1, key, body, name);
+    free(key);
+    free(body);
+    return out;
+}
+
 static void gemm(Program *p, Batch *b, SeenSet *seen, const Group *gr, int64_t *ws_need) {
     const Node *n = gr->root, *a = fus_src(p->f, n, 0), *bb = fus_src(p->f, n, 1);
     GemmDesc d = {0};
@@ -262,22 +309,30 @@ static void gemm(Program *p, Batch *b, SeenSet *seen, const Group *gr, int64_t *
     bs.ndim -= 2; as.ndim -= 2; bbs.ndim -= 2;
     int64_t nbatch = shape_numel(bs), nas = shape_numel(as), nbs = shape_numel(bbs);
     d.a = bufref(p, a); d.b = bufref(p, bb); d.c = bufref(p, n);
+    int64_t off = 0;
     if (nbs == 1 && !d.ta) { d.M *= nbatch; nbatch = 1; nas = 1; }   /* weight without batch: one tall GEMM */
-    ASSERT((nas == 1 || nas == nbatch) && (nbs == 1 || nbs == nbatch),
-           "matmul %%%u: batch broadcast of %lld and %lld into %lld is not supported", n->id, (long long)nas,
-           (long long)nbs, (long long)nbatch);
+    if (nas != 1 && nas != nbatch) {
+        d.a = expand_operand(p, b, seen, gr, a, bs, off, 'a');
+        off += align256(nbatch * d.M * d.K * 4);
+        nas = nbatch;
+    }
+    if (nbs != 1 && nbs != nbatch) {
+        d.b = expand_operand(p, b, seen, gr, bb, bs, off, 'b');
+        off += align256(nbatch * d.K * d.N * 4);
+        nbs = nbatch;
+    }
     d.batch = nbatch;
     d.sa = nas == 1 ? 0 : d.M * d.K;
     d.sb = nbs == 1 ? 0 : d.K * d.N;
     d.sc = d.M * d.N;
     if (p->opt.bf16) {
         int64_t ea = (d.sa ? nbatch : 1) * d.M * d.K, eb = (d.sb ? nbatch : 1) * d.K * d.N;
-        d.a = to_bf16(p, b, seen, gr, d.a, ea, 0, 'a');
-        d.b = to_bf16(p, b, seen, gr, d.b, eb, align256(ea * 2), 'b');
+        d.a = to_bf16(p, b, seen, gr, d.a, ea, off, 'a');
+        d.b = to_bf16(p, b, seen, gr, d.b, eb, off + align256(ea * 2), 'b');
         d.bf16 = true;
-        int64_t need = align256(ea * 2) + align256(eb * 2);
-        if (need > *ws_need) *ws_need = need;
+        off += align256(ea * 2) + align256(eb * 2);
     }
+    if (off > *ws_need) *ws_need = off;
     Launch *l = add_launch(p, LK_GEMM, gr->index, "gemm");
     l->gemm = d;
     snprintf(l->name, sizeof l->name, "k%d_gemm_%lldx%lldx%lld", gr->index, (long long)d.M, (long long)d.N, (long long)d.K);

@@ -3,3 +3,13 @@ add_executable(test_fuse ${CMAKE_CURRENT_LIST_DIR}/test_fuse.c)
 target_link_libraries(test_fuse PRIVATE compiler)
 add_test(NAME fuse COMMAND test_fuse)
 set_tests_properties(fuse PROPERTIES LABELS cpu)
+
+add_executable(test_cuda_exec ${CMAKE_CURRENT_LIST_DIR}/test_cuda_exec.c)
+target_link_libraries(test_cuda_exec PRIVATE runtime)
+target_compile_definitions(test_cuda_exec PRIVATE VMC_ROOT="${VMC_ROOT}")
+add_test(NAME cuda_exec COMMAND test_cuda_exec)
+set_tests_properties(cuda_exec PROPERTIES LABELS gpu SKIP_RETURN_CODE 77 TIMEOUT 900)
+
+# Every model of models/*.vmc through `vmc compile` for sm_90 (NVRTC needs no GPU).
+add_test(NAME compile_models COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/test_compile_models.sh ${CMAKE_BINARY_DIR}/vmc ${VMC_ROOT})
+set_tests_properties(compile_models PROPERTIES LABELS cpu TIMEOUT 900)

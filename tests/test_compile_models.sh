@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# test_compile_models.sh VMC ROOT — `vmc compile` over models/*.vmc for sm_90 (NVRTC needs no GPU).
+# Every model goes through fusion, planning and code generation (inference step); the first model of each file is
+# NVRTC-compiled in full, inference and training step; tiny.vmc's training steps are compiled in full.
+# VMC_COMPILE_ALL=1 NVRTC-compiles every model (minutes on a small machine).
+set -euo pipefail
+vmc=$1
+root=$2
+export VMC_CACHE=${VMC_CACHE:-$(mktemp -d)}
+fail=0
+run() {
+    echo "+ vmc compile $*"
+    if ! "$vmc" compile "$@" > "$VMC_CACHE/out.log" 2>&1; then
+        cat "$VMC_CACHE/out.log"; echo "FAILED: vmc compile $*"; fail=1; return
+    fi
+    grep "step, sm_" "$VMC_CACHE/out.log" || true
+}
+for f in "$root"/models/*.vmc; do
+    first=$(grep -m1 -oP '^model \K[A-Za-z0-9_]+' "$f" || true)
+    [ -n "$first" ] || continue
+    if [ "${VMC_COMPILE_ALL:-0}" = 1 ]; then run "$f" --arch sm_90; else run "$f" --arch sm_90 --no-nvrtc; fi
+    run "$f" --arch sm_90 --model "$first"
+    run "$f" --arch sm_90 --model "$first" --train --no-nvrtc
+done
+run "$root/models/tiny.vmc" --arch sm_90 --train
+if [ "$fail" != 0 ]; then echo "some models failed to compile"; exit 1; fi
+echo "all models compiled"
