@@ -6,9 +6,10 @@
 //            the du/ddelta rows of that same chunk (this thread's own column: no other thread touches it, and
 //            the reverse pass reads it before it writes the real du/ddelta there); the last chunk's start state
 //            stays in registers;
-//   reverse  walks the chunks backwards: reload the checkpoint, recompute the chunk forward keeping h_{t-1} in
-//            shared memory (private column per thread), then step t downwards through the adjoint recurrence
-//            dh_t = dy_t C_t + a_{t+1} dh_{t+1}.
+//   reverse  walks the chunks backwards: recompute the chunk forward from its checkpoint keeping h_{t-1} of the
+//            even rows in shared memory (private column per thread; an odd row's h_{t-1} is one recurrence step
+//            from the even row before it, which halves this, the largest use of shared memory, and so raises
+//            occupancy), then step t downwards through the adjoint recurrence dh_t = dy_t C_t + a_{t+1} dh_{t+1}.
 // dBm/dCm (shared by all d) are summed per row over the warp by a reduce-scatter (31 shuffles for 32 values),
 // over the block with shared atomics, and over blocks with one global atomicAdd per value per chunk.
 // dA_log, dD, ddelta_bias are per-thread sums, added with atomics at the end. Outputs that are atomically
@@ -17,22 +18,16 @@
 #define SCAN_NCHUNK ((SCAN_L + SCAN_CHUNK - 1) / SCAN_CHUNK)
 #define VMC_LN2 0.6931471805599453f
 
-// A select the compiler cannot turn into a dynamically indexed load (which would move v[] to local memory).
-__device__ __forceinline__ float select_f(bool p, float a, float b) {
-#ifdef __CUDA_ARCH__
-    float r;
-    asm("{ .reg .pred q; setp.ne.u32 q, %3, 0; selp.f32 %0, %1, %2, q; }" : "=f"(r) : "f"(a), "f"(b), "r"((unsigned)p));
-    return r;
-#else
-    return p ? a : b;
-#endif
+// Bitwise select (one LOP3): keeps v[] in registers, where a ?: on array elements can become an indexed load.
+__device__ __forceinline__ float select_f(unsigned mask, float a, float b) {
+    return __uint_as_float((__float_as_uint(a) & mask) | (__float_as_uint(b) & ~mask));
 }
 
 // One round of the reduce-scatter: lanes whose bit HALF is set keep the upper half of v[0, 2*HALF), the others
 // the lower half; each sends the half it drops to its partner. HALF is a template constant so every index is
 // static and v stays in registers.
 template <int HALF> __device__ __forceinline__ void reduce_scatter_round(float *v, unsigned lane) {
-    const bool upper = (lane & (unsigned)HALF) != 0;
+    const unsigned upper = (lane & (unsigned)HALF) ? 0xffffffffu : 0u;
 #pragma unroll
     for (int i = 0; i < HALF; i++) {
         const float lo = v[i], hi = v[i + HALF];
@@ -50,7 +45,8 @@ __device__ __forceinline__ void warp_reduce_scatter32(float v[32]) {
     reduce_scatter_round<1>(v, lane);
 }
 
-extern "C" __global__ void __launch_bounds__(SCAN_THREADS)
+// At most 128 registers (8 blocks of 64 per SM, as many as ~24 KB of shared memory per block allows), unspilled.
+extern "C" __global__ void __launch_bounds__(SCAN_THREADS, 8)
 vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const ALOG_T *__restrict__ A_log,
              const BC_T *__restrict__ Bm, const BC_T *__restrict__ Cm, const DSKIP_T *__restrict__ Dskip,
              const DBIAS_T *__restrict__ delta_bias, const Z_T *__restrict__ z, const DOUT_T *__restrict__ dout,
@@ -58,7 +54,7 @@ vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
     constexpr int N = SCAN_N, CH = SCAN_CHUNK, LAST = SCAN_NCHUNK - 1;
     constexpr size_t BLD = (size_t)SCAN_B * SCAN_L * SCAN_D, BLN = (size_t)SCAN_B * SCAN_L * SCAN_N;
     static_assert(2 * CH >= N && N <= 16 && SCAN_THREADS % 32 == 0, "scan_bwd configuration");
-    __shared__ float hist[CH * N * SCAN_THREADS];   // h_{t-1} of the chunk, [row][n][thread]
+    __shared__ float hist[(CH + 1) / 2 * N * SCAN_THREADS];   // h_{t-1} of the chunk's even rows, [row/2][n][thread]
     __shared__ float sBC[CH][2 * N];                // the chunk's Bm and Cm rows
     __shared__ float acc[CH][32];                   // block sums of dBm, dCm for the chunk's rows
     __shared__ float rowv[3][CH][SCAN_THREADS];     // per thread and row: y, softplus(delta), u
@@ -96,7 +92,7 @@ vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
             float Bv[N];
             load_row<N>(Bm + r * N, Bv);
 #pragma unroll
-            for (int n = 0; n < N; n++) h[n] = fmaf(exp2f(dl * A2[n]), h[n], dlu * Bv[n]);
+            for (int n = 0; n < N; n++) h[n] = fmaf(exp2_ftz(dl * A2[n]), h[n], dlu * Bv[n]);
         }
     }
 
@@ -113,13 +109,7 @@ vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
         }
         __syncthreads();   // sBC staged; acc zeroed by the previous chunk's flush
 
-        float hc[N];
-#pragma unroll
-        for (int n = 0; n < N; n++) {
-            if (k == LAST) hc[n] = h[n];
-            else if (k == 0 || !valid) hc[n] = 0.f;
-            else hc[n] = (n < CH ? du : ddl_out)[(row0 + r0 + (n < CH ? n : n - CH)) * SCAN_D + d];
-        }
+        // h holds the state at the start of chunk k: pass 1's final state, then each checkpoint (loaded below).
         // Rows are loops, not unrolled: the unrolled reverse step is large, and per-row values kept in register
         // arrays indexed by a loop variable would go to local memory. They live in shared memory instead.
 #pragma unroll 1
@@ -130,9 +120,9 @@ vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
                 float y = Dd * uu;
 #pragma unroll
                 for (int n = 0; n < N; n++) {
-                    hist[(i * N + n) * SCAN_THREADS + tid] = hc[n];
-                    hc[n] = fmaf(exp2f(dl * A2[n]), hc[n], dlu * sBC[i][n]);
-                    y = fmaf(sBC[i][N + n], hc[n], y);
+                    if ((i & 1) == 0) hist[((i >> 1) * N + n) * SCAN_THREADS + tid] = h[n];
+                    h[n] = fmaf(exp2_ftz(dl * A2[n]), h[n], dlu * sBC[i][n]);
+                    y = fmaf(sBC[i][N + n], h[n], y);
                 }
                 rowv[0][i][tid] = y; rowv[1][i][tid] = dl; rowv[2][i][tid] = uu;
             }
@@ -149,9 +139,13 @@ vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
                 dD_acc = fmaf(dy, uu, dD_acc);
                 // sB = sum_n dh B gives both du (times delta') and ddelta's B u term (times u); sA = sum_n da A2.
                 float sB = 0.f, sA = 0.f, v[32];
+                const bool odd = (i & 1) != 0;   // uniform over the block
+                const float dlm = odd ? rowv[1][i - 1][tid] : 0.f, dlum = odd ? dlm * rowv[2][i - 1][tid] : 0.f;
 #pragma unroll
                 for (int n = 0; n < N; n++) {
-                    const float hp = hist[(i * N + n) * SCAN_THREADS + tid], a = exp2f(dl * A2[n]);
+                    float hp = hist[((i >> 1) * N + n) * SCAN_THREADS + tid];
+                    if (odd) hp = fmaf(exp2_ftz(dlm * A2[n]), hp, dlum * sBC[i - 1][n]);   // h_{t-1} from h_{t-2}
+                    const float a = exp2_ftz(dl * A2[n]);
                     const float Bn = sBC[i][n], Cn = sBC[i][N + n];
                     const float dh = fmaf(dy, Cn, g[n]), da = dh * hp * a;
                     v[n] = dh * dlu;                          // dBm: summed over d below
@@ -178,6 +172,13 @@ vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
             const size_t r = row0 + r0 + i;
             atomicAdd(c < N ? &dB[r * N + c] : &dC[r * N + c - N], acc[i][c]);
             acc[i][c] = 0.f;
+        }
+        if (k > 0) {   // chunk k-1's start state: parked in its own du/ddelta rows (not yet overwritten), or zero
+#pragma unroll
+            for (int n = 0; n < N; n++)
+                h[n] = k - 1 == 0 || !valid
+                           ? 0.f
+                           : (n < CH ? du : ddl_out)[(row0 + (k - 1) * CH + (n < CH ? n : n - CH)) * SCAN_D + d];
         }
     }
     if (valid) {

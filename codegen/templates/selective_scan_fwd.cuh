@@ -5,13 +5,16 @@
 // memory as f32 a tile of rows at a time (converted once per block, read back as broadcast 16-byte loads).
 // One pass over the inputs; the N exp2 per element (A pre-scaled by log2 e) and the instruction count bound it.
 
-#define SCAN_TILE 32
+#define SCAN_TILE 64   // Bm/Cm rows staged per barrier pair
+#define SCAN_PF 4      // rows of u, delta, z loaded ahead of their use (hides global-load latency)
 
-extern "C" __global__ void __launch_bounds__(SCAN_THREADS)
+// At most 80 registers (6 blocks of 128 per SM): ARM-B's 768 blocks then fit one wave on 132 SMs, unspilled.
+extern "C" __global__ void __launch_bounds__(SCAN_THREADS, 6)
 vmc_scan_fwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const ALOG_T *__restrict__ A_log,
              const BC_T *__restrict__ Bm, const BC_T *__restrict__ Cm, const DSKIP_T *__restrict__ Dskip,
              const DBIAS_T *__restrict__ delta_bias, const Z_T *__restrict__ z, OUT_T *__restrict__ out) {
-    constexpr int N = SCAN_N;
+    constexpr int N = SCAN_N, PF = SCAN_PF;
+    static_assert(SCAN_TILE % SCAN_PF == 0, "prefetch groups must not straddle tiles");
     __shared__ __align__(16) float sBC[SCAN_TILE][2 * N];
     const int tid = threadIdx.x, d_raw = blockIdx.x * SCAN_THREADS + tid, b = blockIdx.y;
     const bool valid = d_raw < SCAN_D;   // lanes past D run on column D-1 and store nothing (barriers below)
@@ -24,6 +27,14 @@ vmc_scan_fwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
     }
     const float Dd = to_f32(Dskip[d]), bias = to_f32(delta_bias[d]);
     const size_t row0 = (size_t)b * SCAN_L;
+    U_T pu[PF];          // raw inputs of the next PF rows (row indices clamped to L-1 past the end)
+    DELTA_T pd[PF];
+    Z_T pz[PF];
+#pragma unroll
+    for (int p = 0; p < PF; p++) {
+        const size_t idx = (row0 + min(p, SCAN_L - 1)) * SCAN_D + d;
+        pu[p] = u[idx]; pd[p] = delta[idx]; pz[p] = z[idx];
+    }
     for (int t0 = 0; t0 < SCAN_L; t0 += SCAN_TILE) {
         const int nr = min(SCAN_TILE, SCAN_L - t0);
         __syncthreads();   // the previous tile is consumed
@@ -33,21 +44,29 @@ vmc_scan_fwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
             sBC[i][c] = c < N ? to_f32(Bm[r * N + c]) : to_f32(Cm[r * N + c - N]);
         }
         __syncthreads();
-#pragma unroll 2
-        for (int i = 0; i < nr; i++) {
-            const size_t idx = (row0 + t0 + i) * SCAN_D + d;
-            const float uu = to_f32(u[idx]), dl = softplus_f(to_f32(delta[idx]) + bias), zz = to_f32(z[idx]);
-            float Bv[N], Cv[N];
-            load_row<N>(&sBC[i][0], Bv);
-            load_row<N>(&sBC[i][N], Cv);
-            const float dlu = dl * uu;
-            float y = Dd * uu;
+        for (int i = 0; i < nr; i += PF) {
+            float cu[PF], cd[PF], cz[PF];
 #pragma unroll
-            for (int n = 0; n < N; n++) {
-                h[n] = fmaf(exp2f(dl * A2[n]), h[n], dlu * Bv[n]);
-                y = fmaf(Cv[n], h[n], y);
+            for (int p = 0; p < PF; p++) {
+                cu[p] = to_f32(pu[p]); cd[p] = to_f32(pd[p]); cz[p] = to_f32(pz[p]);
+                const size_t idx = (row0 + min(t0 + i + PF + p, SCAN_L - 1)) * SCAN_D + d;
+                pu[p] = u[idx]; pd[p] = delta[idx]; pz[p] = z[idx];
             }
-            if (valid) out[idx] = from_f32<OUT_T>(y * zz * sigmoid_f(zz));
+#pragma unroll
+            for (int p = 0; p < PF; p++) {
+                if (i + p >= nr) break;
+                const float uu = cu[p], dl = softplus_f(cd[p] + bias), zz = cz[p], dlu = dl * uu;
+                float Bv[N], Cv[N];
+                load_row<N>(&sBC[i + p][0], Bv);
+                load_row<N>(&sBC[i + p][N], Cv);
+                float y = Dd * uu;
+#pragma unroll
+                for (int n = 0; n < N; n++) {
+                    h[n] = fmaf(exp2_ftz(dl * A2[n]), h[n], dlu * Bv[n]);
+                    y = fmaf(Cv[n], h[n], y);
+                }
+                if (valid) out[(row0 + t0 + i + p) * SCAN_D + d] = from_f32<OUT_T>(y * zz * sigmoid_f(zz));
+            }
         }
     }
 }
