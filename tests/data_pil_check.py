@@ -3,7 +3,7 @@
 RandomResizedCrop uses) and every RandAugment op as timm calls it (fill (124, 116, 104), bicubic). Exits 77 (skip)
 when Pillow is not installed. Pillow <= 12 resizes horizontally first and must match exactly; Pillow 13 picks the
 pass order itself, so there up to 1 level of difference is accepted for resize. usage: data_pil_check.py HARNESS"""
-import math, os, random, subprocess, sys, tempfile
+import atexit, math, os, random, shutil, subprocess, sys, tempfile
 try:
     from PIL import Image, ImageEnhance, ImageOps
     import PIL
@@ -13,6 +13,7 @@ except ImportError:
 
 HARNESS = sys.argv[1]
 TMP = tempfile.mkdtemp(prefix="vmc-pil-")
+atexit.register(shutil.rmtree, TMP, True)
 FILL = (124, 116, 104)
 NAMES = ["autocontrast", "equalize", "invert", "rotate", "posterize", "solarize", "solarize_add", "color", "contrast",
          "brightness", "sharpness", "shear_x", "shear_y", "translate_x", "translate_y"]
