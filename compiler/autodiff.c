@@ -24,14 +24,29 @@ static Node *mul(Ctx *c, Node *a, Node *b) { return bin(c, OP_MUL, a, b); }
 static Node *un(Ctx *c, OpKind op, Node *x) { return ok(c->g, g_unary(c->g, op, x, c->loc)); }
 static bool need(Ctx *c, const Node *x) { return (int)x->id < c->n0 && c->dep[x->id]; }
 
+/* A leading run of reduced axes becomes one axis first (one reduction instead of several: a bias gradient
+ * [B, L, C] -> [C] is a single SUM over B*L rows). */
 Node *autodiff_unbroadcast(Graph *g, Node *grad, Shape shape) {
     if (shape_eq(grad->shape, shape)) return grad;
     int off = grad->shape.ndim - shape.ndim;
     ASSERT(off >= 0, "unbroadcast to a larger rank");
-    for (int k = 0; k < grad->shape.ndim; k++) {
-        bool lead = k < off, bcast = !lead && shape.d[k - off] == 1 && grad->shape.d[k] != 1;
-        if (lead || bcast) grad = ok(g, g_reduce(g, OP_SUM, grad, k, grad->loc));
+#define TARGET1(k) ((k) < off || shape.d[(k) - off] == 1)
+#define REDUCED(k) (TARGET1(k) && grad->shape.d[k] != 1)
+    int lead = 0, nred = 0;
+    for (; lead < grad->shape.ndim && TARGET1(lead); lead++) nred += REDUCED(lead);
+    if (nred >= 2) {
+        Shape s = {0};
+        s.d[s.ndim++] = 1;
+        for (int k = 0; k < lead; k++) s.d[0] *= grad->shape.d[k];
+        for (int k = lead; k < grad->shape.ndim; k++) s.d[s.ndim++] = grad->shape.d[k];
+        grad = ok(g, g_reduce(g, OP_SUM, ok(g, g_reshape(g, grad, s, grad->loc)), 0, grad->loc));
+        off = grad->shape.ndim - shape.ndim;      /* the merged axis is now one leading or size-1 axis */
+        if (off < 0) return ok(g, g_reshape(g, grad, shape, grad->loc));
     }
+    for (int k = 0; k < grad->shape.ndim; k++)
+        if (REDUCED(k)) grad = ok(g, g_reduce(g, OP_SUM, grad, k, grad->loc));
+#undef REDUCED
+#undef TARGET1
     return ok(g, g_reshape(g, grad, shape, grad->loc));
 }
 
