@@ -79,8 +79,8 @@ static void flat(Em *e, Shape s, const Ix *ix, char *out) {
         stride *= s.d[k];
     }
     if (!terms) { snprintf(out, IXLEN, "0"); return; }
-    if (terms == 1 && stride > 0 && !strchr(expr, '*')) {   /* a single coordinate: no variable needed */
-        snprintf(out, IXLEN, "%s", expr + strlen("(long long)"));
+    if (terms == 1 && !strchr(expr, '*')) {   /* a single coordinate: no variable needed */
+        snprintf(out, IXLEN, "%.*s", IXLEN - 1, expr + strlen("(long long)"));
         return;
     }
     const char *known = index_get(e, expr);
@@ -476,19 +476,46 @@ static void emit_ew(Em *e, const char *name, KernelSource *ks) {
     ks->grid = grid_for(numel, EW_THREADS);
 }
 
+/* Reductions over an outer axis (rows not contiguous) whose outputs are all per-row values run in column mode:
+ * a block covers 32 adjacent rows (coalesced loads) with 8 threads per row splitting the reduced axis. */
+static bool column_mode(const Group *gr) {
+    int64_t inner = 1;
+    for (int k = gr->axis + 1; k < gr->dom.ndim; k++) inner *= gr->dom.d[k];
+    if (inner == 1) return false;
+    for (int k = 0; k < gr->nouts; k++) if (gr->outs[k]->shape.d[gr->axis] != 1 || gr->dom.d[gr->axis] == 1) return false;
+    return true;
+}
+
 static void emit_row(Em *e, const char *name, KernelSource *ks) {
     const Group *gr = e->gr;
     int ax = gr->axis;
     int64_t len = gr->dom.d[ax], rows = shape_numel(gr->dom) / len;
+    bool col = column_mode(gr);
     unsigned threads = 32;
     while ((int64_t)threads < len && threads < (len > 4096 ? 1024u : 256u)) threads *= 2;
+    if (col) threads = 256;
     char what[200], s[96];
-    snprintf(what, sizeof what, "row kernel, %lld rows of %lld (axis %d of %s), %u threads", (long long)rows,
-             (long long)len, ax, shape_str(gr->dom, s, sizeof s), threads);
+    snprintf(what, sizeof what, "%s kernel, %lld rows of %lld (axis %d of %s), %u threads", col ? "column" : "row",
+             (long long)rows, (long long)len, ax, shape_str(gr->dom, s, sizeof s), threads);
     header(e, name, what);
     params(e, KNAME, threads);
-    line(e, "__shared__ float vmc_sh[32];");
-    line(e, "const long long row = blockIdx.x;");
+    const char *jloop, *guard;
+    char jbuf[96];
+    if (col) {
+        line(e, "__shared__ float vmc_col[8][33];");
+        line(e, "const int lane = threadIdx.x & 31, part = threadIdx.x >> 5;");
+        line(e, "const long long row0 = (long long)blockIdx.x * 32 + lane;");
+        line(e, "const long long row = row0 < %lldLL ? row0 : %lldLL;   // clamped: index math stays in range", (long long)rows,
+             (long long)rows - 1);
+        snprintf(jbuf, sizeof jbuf, "for (int j = part; j < %lld; j += 8) {", (long long)len);
+        guard = "part == 0 && row0 == row";
+    } else {
+        line(e, "__shared__ float vmc_sh[32];");
+        line(e, "const long long row = blockIdx.x;");
+        snprintf(jbuf, sizeof jbuf, "for (int j = threadIdx.x; j < %lld; j += %u) {", (long long)len, threads);
+        guard = "threadIdx.x == 0";
+    }
+    jloop = jbuf;
     Shape rs = gr->dom;
     rs.d[ax] = 1;
     Ix rix = unflat(e, rs, "row");
@@ -501,7 +528,7 @@ static void emit_row(Em *e, const char *name, KernelSource *ks) {
         const Node *r = e->reds[p];
         bool sum = r->op == OP_SUM;
         line(e, "%s acc%d = %s;", ctype(r), p, sum ? "0" : "__int_as_float(0xff800000)");
-        line(e, "for (int j = threadIdx.x; j < %lld; j += %u) {", (long long)len, threads);
+        line(e, "%s", jloop);
         e->ind++; e->depth++;
         e->final = false;
         Ix ix = rix;
@@ -511,20 +538,30 @@ static void emit_row(Em *e, const char *name, KernelSource *ks) {
         else line(e, "acc%d = vmc_max(acc%d, %s);", p, p, v);
         scope_pop(e);
         line(e, "}");
-        line(e, "const %s red%d = vmc_block_%s(acc%d, vmc_sh);   // %s", ctype(r), p, sum ? "sum" : "max", p,
-             op_name(r->op));
+        if (col) {
+            line(e, "vmc_col[part][lane] = acc%d;", p);
+            line(e, "__syncthreads();");
+            line(e, "%s red%d = vmc_col[0][lane];   // %s", ctype(r), p, op_name(r->op));
+            if (sum) line(e, "for (int q = 1; q < 8; q++) red%d += vmc_col[q][lane];", p);
+            else line(e, "for (int q = 1; q < 8; q++) red%d = vmc_max(red%d, vmc_col[q][lane]);", p, p);
+            line(e, "__syncthreads();");
+        } else {
+            line(e, "const %s red%d = vmc_block_%s(acc%d, vmc_sh);   // %s", ctype(r), p, sum ? "sum" : "max", p,
+                 op_name(r->op));
+        }
         e->red_done = p + 1;
         int o = param_of(e, r, true);
         if (o >= 0) {
             char fo[IXLEN];
             flat(e, r->shape, &rix, fo);
-            line(e, "if (threadIdx.x == 0) out%d[%s] = red%d;", o, fo, p);
+            line(e, "if (%s) out%d[%s] = red%d;", guard, o, fo, p);
         }
     }
     const Node *root = gr->root;
     e->final = true;
     if (shape_eq(root->shape, gr->dom) && len > 1) {
-        line(e, "for (int j = threadIdx.x; j < %lld; j += %u) {", (long long)len, threads);
+        ASSERT(!col, "column mode with a full-row output");
+        line(e, "%s", jloop);
         e->ind++; e->depth++;
         e->jvar = "j";
         Ix ix = rix;
@@ -533,7 +570,7 @@ static void emit_row(Em *e, const char *name, KernelSource *ks) {
         e->ind--;
         line(e, "}");
     } else if (root->op != OP_SUM && root->op != OP_AMAX) {
-        line(e, "if (threadIdx.x == 0) {");
+        line(e, "if (%s) {", guard);
         e->ind++; e->depth++;
         val(e, root, &rix);
         e->ind--;
@@ -541,7 +578,7 @@ static void emit_row(Em *e, const char *name, KernelSource *ks) {
     }
     fprintf(e->o, "}\n");
     ks->block = threads;
-    ks->grid = (unsigned)rows;
+    ks->grid = (unsigned)(col ? (rows + 31) / 32 : rows);
 }
 
 static void emit_randperm(Em *e, const char *name, KernelSource *ks) {

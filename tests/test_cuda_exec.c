@@ -195,7 +195,9 @@ static DslModule *load_tiny(void) {
     Diag d;
     diag_init(&d, stderr);
     DslOptions o = {0};
-    DslModule *m = dsl_load(VMC_ROOT "/models/tiny.vmc", &o, &d);
+    char path[1024];
+    snprintf(path, sizeof path, "%s/models/tiny.vmc", getenv("VMC_ROOT") ? getenv("VMC_ROOT") : VMC_ROOT);
+    DslModule *m = dsl_load(path, &o, &d);
     if (!m) { fprintf(stderr, "cannot load models/tiny.vmc\n"); exit(1); }
     return m;
 }
