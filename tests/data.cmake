@@ -12,3 +12,8 @@ if(Python3_Interpreter_FOUND)
   add_test(NAME data_pil COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_LIST_DIR}/data_pil_check.py $<TARGET_FILE:data_pil_harness>)
   set_tests_properties(data_pil PROPERTIES LABELS cpu TIMEOUT 120 SKIP_RETURN_CODE 77)
 endif()
+# `vmc bench --data` end to end (synthetic JPEG folder, loader, figures), and its error path.
+add_test(NAME data_bench COMMAND ${CMAKE_BINARY_DIR}/vmc bench --data synthetic:40 --threads 2 --batches 2 --batch 8)
+set_tests_properties(data_bench PROPERTIES LABELS cpu TIMEOUT 120 PASS_REGULAR_EXPRESSION "data: 16 images in .* images/s")
+add_test(NAME data_bench_missing COMMAND ${CMAKE_BINARY_DIR}/vmc bench --data ${CMAKE_BINARY_DIR}/no-such-dataset)
+set_tests_properties(data_bench_missing PROPERTIES LABELS cpu TIMEOUT 60 PASS_REGULAR_EXPRESSION "no-such-dataset: No such file or directory")
