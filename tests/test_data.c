@@ -520,7 +520,7 @@ static void test_idx_cifar(void) {
     expect_open_error(tpath("idxbad"), SPLIT_TRAIN, "train-images-idx3-ubyte: bad IDX magic 0x00000804", "IDX bad magic");
     write_idx("idxbad", "train", 5, 4, false);
     f = fopen(tpath("idxbad/train-images-idx3-ubyte"), "r+b");
-    ftruncate(fileno(f), 16 + 5 * 16 - 3);
+    CHECK(ftruncate(fileno(f), 16 + 5 * 16 - 3) == 0, "truncate the IDX fixture");
     fclose(f);
     expect_open_error(tpath("idxbad"), SPLIT_TRAIN, "train-images-idx3-ubyte: truncated", "IDX truncated");
 
