@@ -5,3 +5,10 @@ foreach(group files counts names tags graphs)
            COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/models/check_models.sh $<TARGET_FILE:vmc> ${VMC_ROOT} ${group})
   set_tests_properties(models_${group} PROPERTIES LABELS cpu TIMEOUT 300)
 endforeach()
+
+# Loss and gradient parity of ARM-B (pretraining and fine-tuning) with the PyTorch reference tests/ref/arm_ref.py.
+# Needs PyTorch (a GPU machine); skips with 77 elsewhere.
+add_executable(model_grads ${CMAKE_CURRENT_SOURCE_DIR}/models/model_grads.c)
+target_link_libraries(model_grads PRIVATE runtime dsl compiler)
+add_test(NAME models_parity COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/models/parity.sh $<TARGET_FILE:model_grads> ${VMC_ROOT})
+set_tests_properties(models_parity PROPERTIES LABELS gpu SKIP_RETURN_CODE 77 TIMEOUT 900)

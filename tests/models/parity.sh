@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# parity.sh — ARM-B pretraining and 4-scan fine-tuning from models/arm_b.vmc against tests/ref/arm_ref.py (an
+# independent PyTorch implementation of ARM_SPEC): the same weights and inputs, fp32; the loss and every gradient
+# must agree to a relative L2 error of TOL. Skips (77) without PyTorch + safetensors.
+#   parity.sh MODEL_GRADS ROOT [TOL]
+set -euo pipefail
+bin=$1 root=$2 tol=${3:-1e-4}
+python3 -c "import torch, safetensors" 2>/dev/null || { echo "parity: no PyTorch/safetensors here, skipped"; exit 77; }
+ref="python3 $root/tests/ref/arm_ref.py"
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+cd "$root"
+status=0
+for mode in pretrain finetune; do
+  model=arm_b_pretrain; sets=(batch=2)
+  if [ $mode = finetune ]; then model=arm_b_ft224; sets=(batch=2 drop_path_rate=0.0); fi
+  $ref init --mode $mode --size b --out "$dir/W.safetensors"
+  $ref inputs --mode $mode --batch 2 --out "$dir/X.safetensors"
+  echo "== $model: PyTorch reference"
+  $ref grad --mode $mode --size b --weights "$dir/W.safetensors" --inputs "$dir/X.safetensors" --out "$dir/G_ref.safetensors"
+  echo "== $model: vmc (models/arm_b.vmc, cpu backend)"
+  "$bin" models/arm_b.vmc $model "$dir/W.safetensors" "$dir/X.safetensors" "$dir/G_vmc.safetensors" "${sets[@]}"
+  $ref compare "$dir/G_vmc.safetensors" "$dir/G_ref.safetensors" --tol "$tol" || status=1
+done
+exit $status
