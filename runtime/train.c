@@ -4,6 +4,7 @@
 #include "train.h"
 #include "autodiff.h"
 #include "checkpoint.h"
+#include "cuda_exec.h"
 #include "data.h"
 #include "exec.h"
 #include "init.h"
@@ -202,11 +203,17 @@ static bool make_exec(Run *r) {
     if (r->g->loss) keep[nk++] = r->g->loss;
     if (r->grad_norm) keep[nk++] = r->grad_norm;
     if (r->logits) keep[nk++] = r->logits;
-    if (strcmp(b, "cpu")) {
-        fprintf(stderr, "vmc %s: backend '%s' is not available in this build (use --backend cpu)\n", MODE_NAME[r->o->mode], b);
-        return false;
+    if (!strcmp(b, "cpu")) {
+        r->e = cpu_exec_new(r->g, keep, nk);
+    } else if (!strcmp(b, "cuda")) {
+        /* precision "bf16": bf16 GEMM operands, fp32 elsewhere (ARM_SPEC §2.5); anything else: fp32 parity mode */
+        CudaExecOptions opt = {!strcmp(rstr(r->rec, "precision", "fp32"), "bf16"), false, 0};
+        char err[1024];
+        r->e = cuda_exec_create(r->g, keep, nk, &opt, err, sizeof err);
+        if (!r->e) fprintf(stderr, "vmc %s: cuda backend: %s\n", MODE_NAME[r->o->mode], err);
+    } else {
+        fprintf(stderr, "vmc %s: unknown backend '%s' (expected cpu or cuda)\n", MODE_NAME[r->o->mode], b);
     }
-    r->e = cpu_exec_new(r->g, keep, nk);
     return r->e != NULL;
 }
 
@@ -388,15 +395,17 @@ typedef struct Loop {
     double t_log; int64_t it_log;
 } Loop;
 
-/* MAE: lr = blr * eff_batch / 256 when the recipe gives blr, else its lr. With --steps the warmup + cosine
- * is compressed to those steps, keeping the recipe's warmup fraction. Returns the total steps. */
+/* MAE: lr = blr * eff_batch / 256 when the recipe gives blr, else its lr. eff_batch is what this run really
+ * steps on (one process, no accumulation): the linear scaling rule, as MAE on fewer GPUs. With --steps the
+ * warmup + cosine is compressed to those steps, keeping the recipe's warmup fraction. Returns the total steps. */
 static int64_t plan_schedule(Loop *lp) {
     const Recipe *rc = lp->r->rec;
-    double epochs = rnum(rc, "epochs", 1), warm = rnum(rc, "warmup_epochs", 0);
-    int64_t eff = (int64_t)lp->r->batch * (int64_t)rnum(rc, "world", 1) * (int64_t)rnum(rc, "accum_iter", 1);
-    double lr = recipe_get(rc, "blr") ? schedule_scaled_lr(rnum(rc, "blr", 0), eff) : rnum(rc, "lr", 1e-3);
-    if (rnum(rc, "accum_iter", 1) > 1 || rnum(rc, "world", 1) > 1)
-        fprintf(stderr, "note: the recipe's world/accum_iter scale the lr only; this run steps every batch on one process\n");
+    double epochs = rnum(rc, "epochs", 1), warm = rnum(rc, "warmup_epochs", 0), blr = rnum(rc, "blr", 0);
+    double lr = recipe_get(rc, "blr") ? schedule_scaled_lr(blr, lp->r->batch) : rnum(rc, "lr", 1e-3);
+    double scale = rnum(rc, "world", 1) * rnum(rc, "accum_iter", 1);
+    if (scale != 1 && recipe_get(rc, "blr"))
+        fprintf(stderr, "note: the recipe's world x accum_iter = %g is not run here (one process, no accumulation): "
+                "lr %.3e for batch %d instead of the recipe's %.3e\n", scale, lr, lp->r->batch, lr * scale);
     lp->s = (Schedule){lr, rnum(rc, "min_lr", 0), warm, epochs, lp->ipe};
     int64_t total = (int64_t)llround(epochs * (double)lp->ipe);
     if (lp->r->o->steps >= 0) {
