@@ -12,6 +12,8 @@
 #define DSL_MAX_NUMEL  ((int64_t)1 << 40)
 #define DSL_STEP_LIMIT 10000000LL      /* evaluation steps per build: stops runaway loops (ARM-H needs < 1%) */
 
+typedef enum DslImports { DSL_IMPORTS_ALL, DSL_IMPORTS_NONE, DSL_IMPORTS_MODELS_ONLY } DslImports;
+
 typedef enum VKind {
     V_ERR,        /* an error was already reported: propagate silently */
     V_NONE, V_INT, V_FLOAT, V_BOOL, V_STR, V_LIST, V_TENSOR,
@@ -56,7 +58,7 @@ struct DslModule {
     const Ast **recipes; int nrecipes, rcap;
     SetOverride *sets; int nsets;
     const char **include_dirs; int ninclude;
-    bool allow_imports;
+    DslImports imports;
     int64_t step_limit;
     Arena *values;                     /* module constants, evaluated once at load */
 };
@@ -137,8 +139,8 @@ Value  builtin_call(Eval *ev, int k, Arg *args, int nargs, Loc loc);
 
 /* imports.c */
 bool   imports_load(DslModule *m, const SourceFile *src, Ast *root, Diag *d);
-/* Loads from a SourceFile (taken over); imports may be disabled and the step limit lowered (the fuzzer). */
-DslModule *dsl_load_source(SourceFile *src, const DslOptions *opt, bool allow_imports, int64_t step_limit, Diag *d);
+/* Loads from a SourceFile (taken over); imports may be restricted and the step limit lowered (the fuzzer). */
+DslModule *dsl_load_source(SourceFile *src, const DslOptions *opt, DslImports imports, int64_t step_limit, Diag *d);
 void   module_register(DslModule *m, Ast *root, Diag *d);
 
 /* recipe.c */

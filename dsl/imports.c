@@ -49,6 +49,16 @@ static int models_dirs(DslModule *m, const char **out) {
 }
 
 static char *resolve(DslModule *m, const char *importer, const char *rel) {
+    if (m->imports == DSL_IMPORTS_MODELS_ONLY) {       /* only plain paths below models/ */
+        if (rel[0] == '/' || strstr(rel, "..")) return NULL;
+        const char *dirs[4];
+        int nd = models_dirs(m, dirs);
+        for (int k = 0; k < nd; k++) {
+            char *p = arena_printf(m->arena, "%s/%s", dirs[k], rel);
+            if (readable(p)) return p;
+        }
+        return NULL;
+    }
     if (rel[0] == '/') return readable(rel) ? arena_strdup(m->arena, rel) : NULL;
     const char *slash = strrchr(importer, '/');
     char *p = slash ? arena_printf(m->arena, "%.*s/%s", (int)(slash - importer), importer, rel) : arena_strdup(m->arena, rel);
@@ -74,7 +84,7 @@ static bool loaded(const DslModule *m, const char *real) {
 static void load_tree(DslModule *m, SourceFile *src, const char *real, Loading *up, Diag *d);
 
 static void load_import(DslModule *m, const SourceFile *from, const Ast *imp, Loading *stack, Diag *d) {
-    if (!m->allow_imports) { diag_error(d, imp->loc, "imports are disabled here"); return; }
+    if (m->imports == DSL_IMPORTS_NONE) { diag_error(d, imp->loc, "imports are disabled here"); return; }
     char *path = resolve(m, from->path, imp->name);
     if (!path) {
         diag_error(d, imp->loc, "cannot find '%s' (searched next to this file, in the -I directories and in models/)", imp->name);
@@ -208,11 +218,11 @@ static void check_sets(DslModule *m, Diag *d) {
 }
 
 /* ------------------------------------------------------------------ loading */
-DslModule *dsl_load_source(SourceFile *src, const DslOptions *opt, bool allow_imports, int64_t step_limit, Diag *d) {
+DslModule *dsl_load_source(SourceFile *src, const DslOptions *opt, DslImports imports, int64_t step_limit, Diag *d) {
     int errors = d->errors;
     DslModule *m = xcalloc(1, sizeof *m);
     m->arena = arena_new(1 << 16);
-    m->allow_imports = allow_imports;
+    m->imports = imports;
     m->step_limit = step_limit > 0 ? step_limit : DSL_STEP_LIMIT;
     if (opt && opt->ninclude) {
         m->include_dirs = arena_alloc(m->arena, sizeof(char *) * (size_t)opt->ninclude);
@@ -240,7 +250,7 @@ DslModule *dsl_load(const char *path, const DslOptions *opt, Diag *d) {
     char err[600];
     SourceFile *src = source_load(path, err, sizeof err);
     if (!src) { diag_error(d, LOC_NONE, "%s", err); return NULL; }
-    return dsl_load_source(src, opt, true, 0, d);
+    return dsl_load_source(src, opt, DSL_IMPORTS_ALL, 0, d);
 }
 
 void dsl_free(DslModule *m) {

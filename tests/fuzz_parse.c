@@ -1,6 +1,7 @@
 /* fuzz_parse.c — libFuzzer target: arbitrary bytes through the scanner, parser and evaluator (every model
- * built, every recipe evaluated). Imports are disabled and the evaluation step budget is small, so an input
- * can neither read files nor run for long; any crash, sanitizer report, leak or hang is a bug. */
+ * built, every recipe evaluated). Imports reach only files below models/ (so the seed models load their
+ * libraries) and the evaluation step budget is small, so an input can neither read other files nor run for
+ * long; any crash, sanitizer report, leak or hang is a bug. */
 #include "eval.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +19,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     diag_init(&d, sink);
     DslSet sets[1] = {{"fuzz_const", "1"}};
     DslOptions opt = {NULL, 0, sets, size > 0 && data[0] == 'c' ? 1 : 0};
-    DslModule *m = dsl_load_source(source_from_string("fuzz.vmc", text), &opt, false, 200000, &d);
+    DslModule *m = dsl_load_source(source_from_string("fuzz.vmc", text), &opt, DSL_IMPORTS_MODELS_ONLY, 200000, &d);
     free(text);
     if (!m) return 0;
     for (int k = 0; k < dsl_model_count(m) && !diag_full(&d); k++) {
