@@ -160,6 +160,7 @@ static Value b_range(Eval *ev, const char *name, Arg *a, int n, Loc loc) {
     double count = step > 0 ? ceil(((double)hi - (double)lo) / (double)step) : ceil(((double)lo - (double)hi) / (double)-step);
     if (count < 0) count = 0;
     if (count > DSL_MAX_LIST) { diag_error(ev->d, loc, "range is too long (more than %d elements)", DSL_MAX_LIST); return v_err(); }
+    if (!eval_memory(ev, (int64_t)count, loc)) return v_err();
     Value r = v_list(ev, (int)count);
     for (int k = 0; k < (int)count; k++) r.l->items[k] = v_int(lo + step * k);
     return r;
@@ -335,6 +336,7 @@ static Value b_flip(Eval *ev, const char *name, Arg *a, int n, Loc loc) {
     if (ax < 0) return v_err();
     int64_t len = x->shape.d[ax];
     if (len > DSL_MAX_LIST) { diag_error(ev->d, loc, "flip: axis of size %" PRId64 " is too long", len); return v_err(); }
+    if (!eval_memory(ev, len, loc)) return v_err();
     int64_t *idx = arena_alloc(ev->ar, sizeof(int64_t) * (size_t)len);
     for (int64_t k = 0; k < len; k++) idx[k] = len - 1 - k;
     return gather_table(ev, x, ax, idx, (int)len, loc, loc);
@@ -408,6 +410,7 @@ static Value b_one_hot(Eval *ev, const char *name, Arg *a, int n, Loc loc) {
     int64_t classes;
     if (!l || !arg_int(ev, name, &a[1], &classes)) return v_err();
     if (classes < 1 || classes > DSL_MAX_LIST) { diag_error(ev->d, a[1].loc, "one_hot: the class count must be in 1..%d", DSL_MAX_LIST); return v_err(); }
+    if (!eval_memory(ev, classes, loc)) return v_err();
     if (l->shape.ndim >= MAX_DIMS) { diag_error(ev->d, a[0].loc, "one_hot: the labels have too many dimensions"); return v_err(); }
     Graph *g = ev->g;
     Shape s = l->shape;

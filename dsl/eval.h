@@ -10,6 +10,7 @@
 #define DSL_MAX_LIST   (1 << 20)       /* elements in a constant list */
 #define DSL_MAX_STRING (1 << 16)       /* bytes in a constant string */
 #define DSL_MAX_NUMEL  ((int64_t)1 << 40)
+#define DSL_MAX_CELLS  ((int64_t)1 << 24)  /* list elements (and string bytes / 16) made by one evaluation */
 #define DSL_STEP_LIMIT 10000000LL      /* evaluation steps per build: stops runaway loops (ARM-H needs < 1%) */
 
 typedef enum DslImports { DSL_IMPORTS_ALL, DSL_IMPORTS_NONE, DSL_IMPORTS_MODELS_ONLY } DslImports;
@@ -89,7 +90,7 @@ typedef struct Eval {
     Scope *scope;            /* innermost block scope of the current frame */
     int depth, calls;
     bool depth_error;
-    int64_t steps;
+    int64_t steps, cells;
     bool step_error;
     Counter *counters;
     SubVal **subs; int nsubs, subcap;   /* every sub by path, so a second call reuses its parameters */
@@ -111,6 +112,7 @@ char  *v_show(Eval *ev, const Value *v);       /* short rendering for messages *
 Node  *tensor_of(Eval *ev, Value v, DType like, Loc loc);   /* tensor or number -> Node; NULL + error otherwise */
 Node  *checked(Eval *ev, Node *n, Loc loc);    /* builder result: NULL -> report g->err at loc */
 bool   eval_budget(Eval *ev, Loc loc);         /* counts a step; false (and one error) past the limit */
+bool   eval_memory(Eval *ev, int64_t cells, Loc loc);   /* counts list elements; false (one error) past the limit */
 Value  tensor_binary(Eval *ev, int op, Value a, Value b, Loc loc);
 Value *scope_lookup(Scope *s, const char *name, Scope **where);
 void   scope_set(Eval *ev, Scope *s, const char *name, Value v);

@@ -76,6 +76,17 @@ bool eval_budget(Eval *ev, Loc loc) {
     return false;
 }
 
+bool eval_memory(Eval *ev, int64_t cells, Loc loc) {
+    ev->cells += cells;
+    if (ev->cells <= DSL_MAX_CELLS) return true;
+    if (!ev->step_error) {
+        ev->step_error = true;
+        diag_error(ev->d, loc, "constant lists and strings are too large in total (more than %lld elements)",
+                   (long long)DSL_MAX_CELLS);
+    }
+    return false;
+}
+
 Node *checked(Eval *ev, Node *n, Loc loc) {
     if (!n) diag_error(ev->d, loc, "%s", ev->g->err);
     return n;
@@ -259,6 +270,7 @@ static Value concat_lists(Eval *ev, const VList *a, const VList *b, Loc loc) {
         diag_error(ev->d, loc, "list is too long (more than %d elements)", DSL_MAX_LIST);
         return v_err();
     }
+    if (!eval_memory(ev, (int64_t)a->n + b->n, loc)) return v_err();
     Value r = v_list(ev, a->n + b->n);
     if (a->n) memcpy(r.l->items, a->items, sizeof(Value) * (size_t)a->n);
     if (b->n) memcpy(r.l->items + a->n, b->items, sizeof(Value) * (size_t)b->n);
@@ -286,6 +298,7 @@ static Value make_range(Eval *ev, int64_t a, int64_t b, Loc loc) {
         diag_error(ev->d, loc, "range %" PRId64 "..%" PRId64 " is too long (more than %d elements)", a, b, DSL_MAX_LIST);
         return v_err();
     }
+    if (!eval_memory(ev, n, loc)) return v_err();
     Value r = v_list(ev, (int)n);
     for (int64_t k = 0; k < n; k++) r.l->items[k] = v_int(a + k);
     return r;
@@ -316,6 +329,7 @@ static Value const_binary(Eval *ev, int op, Value a, Value b, Loc loc) {
         if (a.k == V_STR && b.k == V_STR) {
             size_t n = strlen(a.s) + strlen(b.s);
             if (n > DSL_MAX_STRING) { diag_error(ev->d, loc, "string is too long (more than %d bytes)", DSL_MAX_STRING); return v_err(); }
+            if (!eval_memory(ev, (int64_t)n / 16 + 1, loc)) return v_err();
             return v_str(arena_printf(ev->ar, "%s%s", a.s, b.s));
         }
         if (a.k == V_LIST && b.k == V_LIST) return concat_lists(ev, a.l, b.l, loc);
@@ -445,6 +459,7 @@ static Value eval_comp(Eval *ev, const Ast *x) {
     Value it = eval_expr(ev, x->b);
     if (it.k == V_ERR) return it;
     if (it.k != V_LIST) { diag_error(ev->d, x->b->loc, "a comprehension iterates over a list, found %s", v_type(&it)); return v_err(); }
+    if (!eval_memory(ev, it.l->n, x->loc)) return v_err();
     Value r = v_list(ev, it.l->n);
     int n = 0;
     Scope inner = {NULL, ev->scope}, *saved = ev->scope;
