@@ -211,6 +211,13 @@ static bool model_has_param(const DslModule *m, const char *name) {
 static void check_sets(DslModule *m, Diag *d) {
     for (int k = 0; k < m->nsets; k++) {
         const char *n = m->sets[k].name;
+        const Ast *e = m->sets[k].expr;
+        /* --set precision=bf16: a bare word that names nothing is a string, so shells need no quotes */
+        if (e->kind == E_NAME && !global_find(m, e->name) && !recipe_key_exists(m, e->name) && builtin_find(e->name) < 0) {
+            Ast *s = ast_new(m->arena, E_STR, e->loc);
+            s->name = e->name;
+            m->sets[k].expr = s;
+        }
         Global *g = global_find(m, n);
         if ((g && g->kind == G_CONST) || model_has_param(m, n) || recipe_key_exists(m, n)) continue;
         diag_error(d, LOC_NONE, "--set %s: there is no constant, model parameter or recipe key named '%s'", n, n);

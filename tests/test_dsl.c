@@ -75,8 +75,8 @@ static void test_recipe(DslModule *m, Diag *d) {
 }
 
 static void test_sets(Diag *d) {
-    DslSet sets[] = {{"C", "16"}, {"batch", "64"}, {"augment.hflip", "0.25"}};
-    DslOptions opt = {NULL, 0, sets, 3};
+    DslSet sets[] = {{"C", "16"}, {"batch", "64"}, {"augment.hflip", "0.25"}, {"optimizer", "sgd"}};
+    DslOptions opt = {NULL, 0, sets, 4};
     DslModule *m = dsl_load("ok/api.vmc", &opt, d);
     CHECK(m != NULL, "load with --set");
     if (!m) return;
@@ -89,6 +89,8 @@ static void test_sets(Diag *d) {
     CHECK(e && fabs(e->num - 1.5e-4 * 64 / 256) < 1e-15, "--set batch wins over extends");
     e = r ? recipe_get(r, "augment.hflip") : NULL;
     CHECK(e && e->num == 0.25, "--set of a nested key");
+    e = r ? recipe_get(r, "optimizer") : NULL;
+    CHECK(e && e->kind == RV_STR && !strcmp(e->str, "sgd"), "--set of a bare word gives a string");
     dsl_free(m);
 }
 
