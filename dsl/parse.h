@@ -8,6 +8,7 @@
 
 #define DSL_MAX_NESTING 500   /* evaluator expression depth; the parser stack holds 4x this */
 #define DSL_MAX_CALLS   64    /* nested layer/fn calls (recursion guard) */
+#define DSL_MAX_OPEN    64    /* '{' nesting the parser can close for error recovery */
 
 typedef struct Tok { int64_t i; double f; const char *s; } Tok;
 
@@ -25,8 +26,10 @@ typedef struct ParseState {
     bool eof_sep;          /* the separator before end of input was sent */
     bool resync;           /* an item/statement keyword closed unbalanced brackets */
     uint32_t last_end;     /* end offset of the last token handed to the parser */
-    bool have_pending;
-    int pend_tok; Tok pend_val; Loc pend_loc;
+    struct Queued { int t; Tok v; Loc l; } queue[2 * DSL_MAX_OPEN + 4];   /* tokens decided, not yet delivered */
+    int qhead, qn;
+    Loc open[DSL_MAX_OPEN];   /* '{' not yet closed, outermost first (locations of the first DSL_MAX_OPEN) */
+    int nopen;
 } ParseState;
 
 /* Parse a whole file; the AST lives in `ar`; errors go to d. Returns the root even with errors (check d). */

@@ -333,59 +333,102 @@ static bool ends_statement(int t) {
            t == ']' || t == '}';
 }
 
-static int deliver(ParseState *ps, int t, const Tok *v, Loc l, DSL_YYSTYPE *val, Loc *loc) {
-    *loc = l;
-    switch (t) {
-    case T_NAME: case T_STRING: val->str = v->s; break;
-    case T_INT: val->i = v->i; break;
-    case T_FLOAT: val->f = v->f; break;
+static void enqueue(ParseState *ps, int t, const Tok *v, Loc l) {
+    ASSERT(ps->qn < (int)COUNTOF(ps->queue), "token queue");
+    struct Queued *q = &ps->queue[(ps->qhead + ps->qn++) % (int)COUNTOF(ps->queue)];
+    q->t = t; q->v = *v; q->l = l;
+}
+
+/* Keywords that only begin a top-level item: met inside '{', that block was left open. */
+static bool starts_item(int t) {
+    return t == T_CONST || t == T_FN || t == T_LAYER || t == T_RECIPE || t == T_IMPORT || t == 0;
+}
+
+/* Reads the next line-aware token(s) into the queue: a separator for a newline that ends a statement, then the
+ * token after it; a newline before `else` is dropped; an unfinished line before a statement keyword is ended. */
+static void fill(ParseState *ps) {
+    Tok v, v2;
+    Loc l, l2;
+    for (;;) {
+        int t = raw_token(ps, &v, &l);
+        if (t == T_NL && (ps->depth > 0 || !ends_statement(ps->last))) continue;
+        if (t == 0 && ends_statement(ps->last) && !ps->eof_sep) {
+            ps->eof_sep = true;
+            enqueue(ps, T_NL, &v, (Loc){ps->src, ps->src->len, ps->src->len});
+            enqueue(ps, t, &v, l);
+            return;
+        }
+        if (t != T_NL) {
+            if (ps->resync) enqueue(ps, T_NL, &v, (Loc){ps->src, ps->last_end, ps->last_end});
+            ps->resync = false;
+            enqueue(ps, t, &v, l);
+            return;
+        }
+        int t2;
+        do t2 = raw_token(ps, &v2, &l2); while (t2 == T_NL);
+        ps->resync = false;                 /* this newline already ends the line */
+        if (t2 != T_ELSE) enqueue(ps, T_NL, &v, l);
+        enqueue(ps, t2, &v2, l2);
+        return;
+    }
+}
+
+/* An item keyword (or the end of input) inside '{': report the unclosed brace and close the blocks, so the
+ * rest of the file is parsed normally. */
+static void close_blocks(ParseState *ps) {
+    struct Queued *last = &ps->queue[(ps->qhead + ps->qn - 1) % (int)COUNTOF(ps->queue)];
+    if (ps->nopen == 0 || ps->nopen > DSL_MAX_OPEN || !starts_item(last->t)) return;
+    struct Queued item = *last;
+    ps->qn--;
+    int line, col;
+    source_linecol(ps->src, item.l.start, &line, &col);
+    if (item.t == 0) diag_error(ps->diag, ps->open[ps->nopen - 1], "this '{' is not closed before the end of the file");
+    else diag_error(ps->diag, ps->open[ps->nopen - 1], "this '{' is not closed before '%.*s' on line %d",
+                    (int)(item.l.end - item.l.start), ps->src->text + item.l.start, line);
+    Loc at = {ps->src, item.l.start, item.l.start};
+    for (int k = ps->nopen; k > 0; k--) {
+        enqueue(ps, T_NL, &item.v, at);
+        enqueue(ps, '}', &item.v, at);
+    }
+    enqueue(ps, T_NL, &item.v, at);
+    enqueue(ps, item.t, &item.v, item.l);
+}
+
+static int deliver(ParseState *ps, DSL_YYSTYPE *val, Loc *loc) {
+    struct Queued q = ps->queue[ps->qhead];
+    ps->qhead = (ps->qhead + 1) % (int)COUNTOF(ps->queue);
+    ps->qn--;
+    *loc = q.l;
+    switch (q.t) {
+    case T_NAME: case T_STRING: val->str = q.v.s; break;
+    case T_INT: val->i = q.v.i; break;
+    case T_FLOAT: val->f = q.v.f; break;
     default: break;
     }
-    ps->last = t;
-    ps->last_end = l.end;
-    return t;
+    if (q.t == '{') {
+        if (ps->nopen < DSL_MAX_OPEN) ps->open[ps->nopen] = q.l;
+        ps->nopen++;
+    } else if (q.t == '}' && ps->nopen > 0) {
+        ps->nopen--;
+    }
+    ps->last = q.t;
+    ps->last_end = q.l.end;
+    return q.t;
 }
 
 int dsl_yylex(DSL_YYSTYPE *val, Loc *loc, ParseState *ps) {
-    Tok v;
-    Loc l;
-    int t;
     if (ps->start_token) {
-        t = ps->start_token;
+        int t = ps->start_token;
         ps->start_token = 0;
         *loc = (Loc){ps->src, 0, 0};
         return t;
     }
     if (diag_full(ps->diag)) return 0;
-    if (ps->have_pending) {
-        ps->have_pending = false;
-        return deliver(ps, ps->pend_tok, &ps->pend_val, ps->pend_loc, val, loc);
+    if (ps->qn == 0) {
+        fill(ps);
+        close_blocks(ps);
     }
-    for (;;) {
-        t = raw_token(ps, &v, &l);
-        if (t == T_NL && (ps->depth > 0 || !ends_statement(ps->last))) continue;
-        if (t == 0 && ends_statement(ps->last) && !ps->eof_sep) {
-            ps->eof_sep = true;
-            return deliver(ps, T_NL, &v, (Loc){ps->src, ps->src->len, ps->src->len}, val, loc);
-        }
-        if (t != T_NL && ps->resync) {     /* end the unfinished line before the keyword, for error recovery */
-            ps->resync = false;
-            ps->have_pending = true;
-            ps->pend_tok = t; ps->pend_val = v; ps->pend_loc = l;
-            return deliver(ps, T_NL, &v, (Loc){ps->src, ps->last_end, ps->last_end}, val, loc);
-        }
-        if (t != T_NL) return deliver(ps, t, &v, l, val, loc);
-        /* Look past blank lines: `}` newline `else` continues the if statement. */
-        Tok v2;
-        Loc l2;
-        int t2;
-        do t2 = raw_token(ps, &v2, &l2); while (t2 == T_NL);
-        ps->resync = false;                 /* this newline already ends the line */
-        if (t2 == T_ELSE) return deliver(ps, t2, &v2, l2, val, loc);
-        ps->have_pending = true;
-        ps->pend_tok = t2; ps->pend_val = v2; ps->pend_loc = l2;
-        return deliver(ps, T_NL, &v, l, val, loc);
-    }
+    return deliver(ps, val, loc);
 }
 
 static Ast *run(const SourceFile *src, Arena *ar, Diag *d, int start) {
