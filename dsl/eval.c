@@ -411,7 +411,9 @@ static void exec_param(Eval *ev, const Ast *s) {
     }
     info.tags = tags | fr->tags;
     info.lr_layer = lr >= 0 ? lr : fr->lr_layer;
-    if (!declare(ev, "parameter", s->name, s->loc)) return;
+    /* with `named`, the state-dict name is what must be unique (g_param checks it); the local name may be reused,
+     * e.g. in a loop over scan directions */
+    if (!s->b && !declare(ev, "parameter", s->name, s->loc)) return;
     const char *full = join(ev, fr->prefix, local);
     Node *p = fr->reuse ? graph_find_param(ev->g, full) : NULL;
     char sa[96], sb[96];
