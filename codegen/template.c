@@ -122,7 +122,7 @@ static unsigned cdiv(long long a, long long b) { return (unsigned)((a + b - 1) /
 enum { SCAN_FWD_THREADS = 128, SCAN_BWD_THREADS = 64, SCAN_CHUNK = 8 };
 
 static void scan_defs(const ScanSpec *s, Defs *ds) {
-    ASSERT(s->N >= 1 && s->N <= 16 && s->L >= 1 && s->D >= 1 && s->B >= 1, "scan shape");
+    ASSERT(s->N >= 1 && s->N <= 16 && s->L >= 1 && s->D >= 1 && s->B >= 1 && s->B <= 65535, "scan shape");
     def_int(ds, "SCAN_B", s->B);
     def_int(ds, "SCAN_L", s->L);
     def_int(ds, "SCAN_D", s->D);
@@ -169,7 +169,7 @@ enum { CONV_FWD_THREADS = 128, CONV_FWD_ROWS = 32, CONV_BWD_CH = 32, CONV_BWD_GR
        CONV_BWD_BATCH = 4 };
 
 static void conv_defs(const Conv1dSpec *s, Defs *ds) {
-    ASSERT(s->K >= 1 && s->K <= 8 && s->L >= 1 && s->D >= 1 && s->B >= 1, "conv1d shape");
+    ASSERT(s->K >= 1 && s->K <= 8 && s->L >= 1 && s->D >= 1 && s->B >= 1 && s->B <= 65535, "conv1d shape");
     def_int(ds, "CONV_B", s->B);
     def_int(ds, "CONV_L", s->L);
     def_int(ds, "CONV_D", s->D);

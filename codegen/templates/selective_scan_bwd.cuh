@@ -14,6 +14,9 @@
 // over the block with shared atomics, and over blocks with one global atomicAdd per value per chunk.
 // dA_log, dD, ddelta_bias are per-thread sums, added with atomics at the end. Outputs that are atomically
 // accumulated must be zero on entry (template.c lists the range).
+// Measured (H100, B128 L197 D768 N16, bf16 in): 1.12 ms, 0.35 TB/s of minimal traffic: instruction- and
+// latency-bound (~930 instructions per element, 19% occupancy). Next steps: the forward saving its chunk states
+// (drops pass 1), and several channels per thread so the dBm/dCm sum over d costs fewer shuffles.
 
 #define SCAN_NCHUNK ((SCAN_L + SCAN_CHUNK - 1) / SCAN_CHUNK)
 #define VMC_LN2 0.6931471805599453f
