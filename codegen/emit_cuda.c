@@ -42,7 +42,9 @@ static void line(Em *e, const char *fmt, ...) {
     fputc('\n', e->o);
 }
 
+/* A float literal of the f32 value the cpu backend holds for v ((float)v), printed so that it reads back exactly. */
 static void flit(double v, char *buf, int n) {
+    v = (double)(float)v;
     if (isnan(v)) snprintf(buf, (size_t)n, "__int_as_float(0x7fc00000)");
     else if (isinf(v)) snprintf(buf, (size_t)n, v > 0 ? "__int_as_float(0x7f800000)" : "__int_as_float(0xff800000)");
     else {
@@ -494,9 +496,20 @@ static void emit_row(Em *e, const char *name, KernelSource *ks) {
     unsigned threads = 32;
     while ((int64_t)threads < len && threads < (len > 4096 ? 1024u : 256u)) threads *= 2;
     if (col) threads = 256;
+    /* few long rows summed (losses, the gradient norm): many blocks per row, atomicAdd into the zeroed output */
+    int nred = 0;
+    for (int k = 0; k < gr->nmembers; k++) nred += gr->members[k]->op == OP_SUM || gr->members[k]->op == OP_AMAX;
+    int64_t nsplit = 1;
+    if (!col && rows < 128 && len >= 65536 && nred == 1 && gr->root->op == OP_SUM && gr->nouts == 1) {
+        nsplit = 512 / rows;
+        if (nsplit > len / (threads * 8)) nsplit = len / (threads * 8);
+        if (nsplit < 2) nsplit = 1;
+    }
+    ks->zero_root = nsplit > 1;
     char what[200], s[96];
-    snprintf(what, sizeof what, "%s kernel, %lld rows of %lld (axis %d of %s), %u threads", col ? "column" : "row",
-             (long long)rows, (long long)len, ax, shape_str(gr->dom, s, sizeof s), threads);
+    snprintf(what, sizeof what, "%s kernel, %lld rows of %lld (axis %d of %s), %u threads%s", col ? "column" : "row",
+             (long long)rows, (long long)len, ax, shape_str(gr->dom, s, sizeof s), threads,
+             nsplit > 1 ? ", rows split over blocks (atomicAdd)" : "");
     header(e, name, what);
     params(e, KNAME, threads);
     const char *jloop, *guard;
@@ -509,6 +522,12 @@ static void emit_row(Em *e, const char *name, KernelSource *ks) {
              (long long)rows - 1);
         snprintf(jbuf, sizeof jbuf, "for (int j = part; j < %lld; j += 8) {", (long long)len);
         guard = "part == 0 && row0 == row";
+    } else if (nsplit > 1) {
+        line(e, "__shared__ float vmc_sh[32];");
+        line(e, "const long long row = blockIdx.x / %lld, part = blockIdx.x %% %lld;", (long long)nsplit, (long long)nsplit);
+        snprintf(jbuf, sizeof jbuf, "for (long long j = part * %u + threadIdx.x; j < %lld; j += %lld) {", threads,
+                 (long long)len, (long long)nsplit * threads);
+        guard = "threadIdx.x == 0";
     } else {
         line(e, "__shared__ float vmc_sh[32];");
         line(e, "const long long row = blockIdx.x;");
@@ -554,7 +573,8 @@ static void emit_row(Em *e, const char *name, KernelSource *ks) {
         if (o >= 0) {
             char fo[IXLEN];
             flat(e, r->shape, &rix, fo);
-            line(e, "if (%s) out%d[%s] = red%d;", guard, o, fo, p);
+            if (nsplit > 1) line(e, "if (%s) atomicAdd(&out%d[%s], red%d);", guard, o, fo, p);
+            else line(e, "if (%s) out%d[%s] = red%d;", guard, o, fo, p);
         }
     }
     const Node *root = gr->root;
@@ -578,7 +598,7 @@ static void emit_row(Em *e, const char *name, KernelSource *ks) {
     }
     fprintf(e->o, "}\n");
     ks->block = threads;
-    ks->grid = (unsigned)(col ? (rows + 31) / 32 : rows);
+    ks->grid = (unsigned)(col ? (rows + 31) / 32 : rows * nsplit);
 }
 
 static void emit_randperm(Em *e, const char *name, KernelSource *ks) {
@@ -611,6 +631,31 @@ static char *replace_all(const char *s, const char *from, const char *to) {
     return out;
 }
 
+/* Index math in 32 bits when every tensor the kernel touches has fewer than 2^31 elements: 64-bit division by
+ * constants costs several times more instructions, enough to make memory-bound kernels compute-bound. */
+static bool small_indices(const Group *gr) {
+    const int64_t lim = (int64_t)1 << 30;   /* headroom: grid-stride increments stay below 2^31 */
+    bool ok = shape_numel(gr->dom) < lim;
+    for (int k = 0; k < gr->nmembers; k++) ok &= shape_numel(gr->members[k]->shape) < lim;
+    for (int k = 0; k < gr->nins; k++) ok &= shape_numel(gr->ins[k]->shape) < lim;
+    return ok;
+}
+
+static char *narrow_indices(const char *text) {
+    char *a = replace_all(text, "(long long)", "(int)");
+    char *b = replace_all(a, "const long long ", "const int ");
+    char *c = replace_all(b, "for (long long ", "for (int ");
+    free(a); free(b);
+    /* integer literals lose their LL suffix (digits followed by "LL") */
+    char *w = c;
+    for (const char *r = c; *r;) {
+        if (r[0] == 'L' && r[1] == 'L' && r > c && r[-1] >= '0' && r[-1] <= '9') { r += 2; continue; }
+        *w++ = *r++;
+    }
+    *w = 0;
+    return c;
+}
+
 void codegen_group(const Fusion *f, const Group *gr, KernelSource *out) {
     char name[64];
     kernel_name(gr, name, sizeof name);
@@ -638,6 +683,11 @@ void codegen_group(const Fusion *f, const Group *gr, KernelSource *out) {
     out->key = xmalloc(ng + nb + 1);
     memcpy(out->key, glob, ng);
     memcpy(out->key + ng, body, nb + 1);
+    if (small_indices(gr)) {
+        char *k = narrow_indices(out->key);
+        free(out->key);
+        out->key = k;
+    }
     char *named = replace_all(out->key, KNAME, name);
     out->body = xmalloc(nh + strlen(named) + 1);
     memcpy(out->body, head, nh);

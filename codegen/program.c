@@ -111,7 +111,7 @@ static void add_kernel(Program *p, Batch *b, SeenSet *seen, int li, const char *
 static void generated(Program *p, Batch *b, SeenSet *seen, const Group *gr) {
     KernelSource ks;
     codegen_group(p->f, gr, &ks);
-    if (gr->kind == GK_SCATTER) {
+    if (gr->kind == GK_SCATTER || ks.zero_root) {
         Launch *z = add_launch(p, LK_MEMSET, gr->index, ks.kclass);
         z->dst = bufref(p, gr->root);
         z->bytes = shape_numel(gr->root->shape) * 4;

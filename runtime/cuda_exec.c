@@ -33,6 +33,7 @@ typedef struct Cuda {
     GemmPlan *gemm;                      /* by launch */
     CUgraphExec gexec;
     bool captured;
+    int runs;
     int64_t device_bytes;
 } Cuda;
 
@@ -163,7 +164,7 @@ static void capture(Cuda *c) {
 static void cuda_run(Exec *e, const StepInfo *s) {
     Cuda *c = (Cuda *)e;
     push_rng(c, s);
-    if (c->opt.no_graph) {
+    if (c->opt.no_graph || c->runs++ == 0) {   /* the first step runs eagerly: lazy module loads happen outside capture */
         for (int k = 0; k < c->p->nlaunches; k++) launch(c, k);
         return;
     }

@@ -41,10 +41,16 @@ static void write_both(Exec *a, Exec *b, const Node *n, uint64_t key, bool init)
 
 /* Max |gpu - cpu| normalised by max |cpu| (1 when cpu is all zero). */
 static double compare(const char *what, Exec *cpu, Exec *gpu, const Node *n, double tol) {
-    size_t len = (size_t)shape_numel(n->shape);
+    size_t len = (size_t)shape_numel(n->shape), esz = (size_t)dtype_size(n->dtype);
     float *x = xmalloc(len * 4 + 4), *y = xmalloc(len * 4 + 4);
-    exec_read(cpu, n, x, len * 4);
-    exec_read(gpu, n, y, len * 4);
+    exec_read(cpu, n, x, len * esz);
+    exec_read(gpu, n, y, len * esz);
+    if (n->dtype == DT_BF16)   /* widen in place, back to front */
+        for (size_t i = len; i-- > 0;) {
+            uint32_t ux = (uint32_t)((uint16_t *)x)[i] << 16, uy = (uint32_t)((uint16_t *)y)[i] << 16;
+            memcpy(&x[i], &ux, 4);
+            memcpy(&y[i], &uy, 4);
+        }
     double maxd = 0, maxr = 0;
     bool nan = false;
     for (size_t i = 0; i < len; i++) {
@@ -75,7 +81,10 @@ static Exec *gpu_exec(const Graph *g, Node *const *keep, int nkeep) {
 /* Runs a hand-built graph on both backends and compares every named output. */
 static void check_graph(const char *what, Graph *g, double tol) {
     printf("%s\n", what);
-    Exec *cpu = cpu_exec_new(g, NULL, 0), *gpu = gpu_exec(g, NULL, 0);
+    Node **keep = xcalloc((size_t)g->nnamed + 1, sizeof(Node *));
+    for (int k = 0; k < g->nnamed; k++) keep[k] = g->named[k].node;
+    Exec *cpu = cpu_exec_new(g, keep, g->nnamed), *gpu = gpu_exec(g, keep, g->nnamed);
+    free(keep);
     for (int k = 0; k < g->params.n; k++) write_both(cpu, gpu, g->params.items[k], 100 + (uint64_t)k, false);
     for (int k = 0; k < g->inputs.n; k++) write_both(cpu, gpu, g->inputs.items[k], 200 + (uint64_t)k, false);
     StepInfo s = {.seed = 5, .step = 3};
