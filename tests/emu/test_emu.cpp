@@ -3,10 +3,11 @@
 #include <cstdio>
 extern "C" int emu_check_scan_f32(void);
 extern "C" int emu_check_scan_bf16(void);
+extern "C" int emu_check_scan_long(void);
 extern "C" int emu_check_conv(void);
 
 int main() {
-    int bad = emu_check_scan_f32() + emu_check_scan_bf16() + emu_check_conv();
+    int bad = emu_check_scan_f32() + emu_check_scan_bf16() + emu_check_scan_long() + emu_check_conv();
     printf(bad ? "test_emu: %d checks FAILED\n" : "test_emu: ok\n", bad);
     return bad != 0;
 }
