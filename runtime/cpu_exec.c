@@ -92,7 +92,8 @@ static size_t node_bytes(const Cpu *c, const Node *n) { return (size_t)shape_num
 static void *node_alloc(Cpu *c, const Node *n) {
     c->bytes += node_bytes(c, n);
     if (c->bytes > c->peak) c->peak = c->bytes;
-    return xcalloc((size_t)(shape_numel(n->shape) ? shape_numel(n->shape) : 1), c->esz);
+    size_t len = (size_t)(shape_numel(n->shape) ? shape_numel(n->shape) : 1);
+    return is_storage(n) ? xcalloc(len, c->esz) : xmalloc(len * c->esz);   /* kernels write every element */
 }
 
 static void plan(Cpu *c, Node *const *keep, int nkeep) {
