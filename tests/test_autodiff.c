@@ -173,7 +173,23 @@ static void no_gradient_cases(void) {
     graph_free(g);
 }
 
+/* bf16 autocast as the recipes' precision = "bf16" lowers it: GEMM operands cast to bf16, f32 elsewhere. The
+ * fp64 backend makes casts exact, so finite differences still apply; the fp32 one rounds (not compared). */
+static void mixed_precision(void) {
+    Graph *g = graph_new();
+    Node *x = check_param(g, "x", shape_of(3, I64(2), I64(3), I64(4))), *w = check_param(g, "w", shape_of(2, I64(5), I64(4)));
+    Node *b = check_param(g, "b", shape_of(1, I64(5)));
+    Node *y = check_ok(g, g_matmul(g, g_cast(g, x, DT_BF16, LOC_NONE), g_cast(g, w, DT_BF16, LOC_NONE), false, true, LOC_NONE));
+    Node *h = B2(g, OP_ADD, g_cast(g, y, DT_F32, LOC_NONE), b);
+    Node *loss = check_weighted_loss(g, layernorm(g, U1(g, OP_SILU, h), NULL, NULL, 1e-5));
+    CheckOpts o = {1e-6, {0}, 0};
+    o.no32 = true;
+    check_grads("bf16-cast GEMM + bias + silu + layernorm", g, loss, &o);
+    graph_free(g);
+}
+
 int main(void) {
+    mixed_precision();
     composite_layernorm();
     composite_softmax();
     composite_attention();
