@@ -19,7 +19,8 @@ typedef struct KernelSource {
 /* The device helpers every generated kernel uses (bf16 rounding, Philox as compiler/rng.h, block reductions). */
 const char *codegen_preamble(void);
 /* Emits the kernel of a GK_EW, GK_ROW, GK_SCATTER or GK_RANDPERM group. Parameters, in order: one pointer per
- * gr->ins (const), one per gr->outs, then a pointer to the step's {seed, step} (two unsigned long long). */
+ * gr->ins (const), one per gr->outs, one per out with a bf16 shadow (f->shadow), then a pointer to the step's
+ * {seed, step} (two unsigned long long). */
 void codegen_group(const Fusion *f, const Group *gr, KernelSource *out);
 void kernel_source_free(KernelSource *k);
 /* Kernel-class label for a group of any kind ("gemm", "scan", "conv", "norm", "elementwise", "optimizer", ...). */

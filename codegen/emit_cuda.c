@@ -225,6 +225,9 @@ static void maybe_store(Em *e, const Node *n, const Ix *ix, const char *v) {
     bool guard = e->jvar && e->gr->kind == GK_ROW && n->shape.d[e->gr->axis] == 1 && e->gr->dom.d[e->gr->axis] != 1;
     if (guard) line(e, "if (%s == 0) out%d[%s] = %s;", e->jvar, p, fo, v);
     else line(e, "out%d[%s] = %s;", p, fo, v);
+    if (e->f->shadow[n->id])   /* the bf16 copy a GEMM reads (precision bf16) */
+        line(e, "%s%soutb%d[%s] = (unsigned short)(__float_as_uint(vmc_bf16(%s)) >> 16);", guard ? "if (j == 0) " : "",
+             "", p, fo, v);
 }
 
 static const char *newvar(Em *e, const Node *n, const Ix *ix, const char *expr) {
@@ -426,6 +429,8 @@ static void params(Em *e, const char *name, unsigned threads) {
     fprintf(e->o, "extern \"C\" __global__ void __launch_bounds__(%u) %s(", threads, name);
     for (int k = 0; k < gr->nins; k++) fprintf(e->o, "const %s* __restrict__ in%d, ", ctype(gr->ins[k]), k);
     for (int k = 0; k < gr->nouts; k++) fprintf(e->o, "%s* __restrict__ out%d, ", ctype(gr->outs[k]), k);
+    for (int k = 0; k < gr->nouts; k++)
+        if (e->f->shadow[gr->outs[k]->id]) fprintf(e->o, "unsigned short* __restrict__ outb%d, ", k);
     fprintf(e->o, "const unsigned long long* __restrict__ vmc_rng) {\n");
     e->ind = 1;
     /* (seed, step) live in device memory so that a captured CUDA graph sees each step's values */

@@ -121,9 +121,15 @@ static void generated(Program *p, Batch *b, SeenSet *seen, const Group *gr) {
     l->grid[0] = ks.grid; l->grid[1] = l->grid[2] = 1;
     l->block[0] = ks.block; l->block[1] = l->block[2] = 1;
     l->rng_args = true;
-    set_args(l, gr->nins + gr->nouts);
+    int nshadow = 0;
+    for (int k = 0; k < gr->nouts; k++) nshadow += p->f->shadow[gr->outs[k]->id];
+    set_args(l, gr->nins + gr->nouts + nshadow);
     for (int k = 0; k < gr->nins; k++) l->args[k] = bufref(p, gr->ins[k]);
     for (int k = 0; k < gr->nouts; k++) l->args[gr->nins + k] = bufref(p, gr->outs[k]);
+    for (int k = 0, j = gr->nins + gr->nouts; k < gr->nouts; k++) {
+        const Node *o = gr->outs[k];
+        if (p->f->shadow[o->id]) l->args[j++] = (BufRef){p->f->sbuf[o->id].arena, p->f->sbuf[o->id].offset};
+    }
     add_kernel(p, b, seen, p->nlaunches - 1, ks.key, ks.body, ks.name);
     p->nlaunched++;
     kernel_source_free(&ks);
@@ -250,6 +256,48 @@ static BufRef to_bf16(Program *p, Batch *b, SeenSet *seen, const Group *gr, BufR
 
 static int64_t align256(int64_t x) { return (x + 255) / 256 * 256; }
 
+static const Node *view_owner(const Fusion *f, const Node *n, int64_t *off) {
+    *off = 0;
+    while (f->view[n->id]) { *off += f->view_off[n->id]; n = f->view[n->id]; }
+    return n;
+}
+
+/* Can the generated kernel that writes x's memory also write its bf16 copy for a GEMM? */
+static bool shadowable(const Fusion *f, const Node *x) {
+    int64_t off;
+    const Node *o = view_owner(f, x, &off);
+    int gi = f->group_of[o->id];
+    if (gi < 0 || f->kept[o->id] || o->op == OP_SUM || o->op == OP_AMAX) return false;
+    GroupKind k = f->groups[gi].kind;
+    return k == GK_EW || k == GK_ROW;
+}
+
+static bool plain_batch(const Node *n, const Node *x) {
+    Shape bs = n->shape, xs = x->shape;
+    bs.ndim -= 2; xs.ndim -= 2;
+    int64_t nx = shape_numel(xs);
+    return nx == 1 || nx == shape_numel(bs);
+}
+
+/* bf16 precision: GEMM operands written by generated kernels get a bf16 shadow there (no cast kernel). */
+static void mark_shadows(Fusion *f) {
+    for (int k = 0; k < f->ngroups; k++) {
+        const Group *gr = &f->groups[k];
+        if (gr->kind != GK_GEMM) continue;
+        for (int s = 0; s < 2; s++) {
+            const Node *x = fus_src(f, gr->root, s);
+            int64_t off;
+            if (plain_batch(gr->root, x) && shadowable(f, x)) f->shadow[view_owner(f, x, &off)->id] = true;
+        }
+    }
+}
+
+static BufRef shadow_ref(const Fusion *f, const Node *x) {
+    int64_t off;
+    const Node *o = view_owner(f, x, &off);
+    return (BufRef){f->sbuf[o->id].arena, f->sbuf[o->id].offset + off * 2};
+}
+
 /* A GEMM operand whose batch dims broadcast partially ([8] against [256, 8]) is copied out expanded to the
  * output's batch shape, so that one strided-batch GEMM covers it. */
 static BufRef expand_operand(Program *p, Batch *b, SeenSet *seen, const Group *gr, const Node *x, Shape bs, int64_t ws_off,
@@ -326,16 +374,20 @@ static void gemm(Program *p, Batch *b, SeenSet *seen, const Group *gr, int64_t *
     d.sb = nbs == 1 ? 0 : d.K * d.N;
     d.sc = d.M * d.N;
     if (p->opt.bf16) {
+        int64_t ea_off, eb_off;
         int64_t ea = (d.sa ? nbatch : 1) * d.M * d.K, eb = (d.sb ? nbatch : 1) * d.K * d.N;
-        d.a = to_bf16(p, b, seen, gr, d.a, ea, off, 'a');
-        d.b = to_bf16(p, b, seen, gr, d.b, eb, off + align256(ea * 2), 'b');
+        bool sa_ = d.a.arena == bufref(p, a).arena && d.a.offset == bufref(p, a).offset && p->f->shadow[view_owner(p->f, a, &ea_off)->id];
+        bool sb_ = d.b.arena == bufref(p, bb).arena && d.b.offset == bufref(p, bb).offset && p->f->shadow[view_owner(p->f, bb, &eb_off)->id];
+        d.a = sa_ ? shadow_ref(p->f, a) : to_bf16(p, b, seen, gr, d.a, ea, off, 'a');
+        d.b = sb_ ? shadow_ref(p->f, bb) : to_bf16(p, b, seen, gr, d.b, eb, off + align256(ea * 2), 'b');
         d.bf16 = true;
         off += align256(ea * 2) + align256(eb * 2);
     }
     if (off > *ws_need) *ws_need = off;
     Launch *l = add_launch(p, LK_GEMM, gr->index, "gemm");
     l->gemm = d;
-    snprintf(l->name, sizeof l->name, "k%d_gemm_%lldx%lldx%lld", gr->index, (long long)d.M, (long long)d.N, (long long)d.K);
+    snprintf(l->name, sizeof l->name, "gemm_%lldx%lldx%lld%s%s%s", (long long)d.M, (long long)d.N, (long long)d.K,
+             d.ta ? "_ta" : "", d.tb ? "_tb" : "", d.batch > 1 ? "_batched" : "");
     p->gemm_flops += 2 * d.M * d.N * d.K * d.batch;
     p->ngemms++;
 }
@@ -396,6 +448,7 @@ Program *program_build(const Graph *g, Node *const *keep, int nkeep, const Progr
     p->opt = *opt;
     p->f = pass_simplify(g, keep, nkeep);
     pass_fuse(p->f);
+    if (opt->bf16) mark_shadows(p->f);
     pass_plan(p->f);
     Batch b = {0};
     SeenSet seen = {0};

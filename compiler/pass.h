@@ -51,6 +51,8 @@ typedef struct Fusion {
     Group *groups;          /* in schedule order after pass_plan */
     int ngroups;
     Buf *buf;               /* by node id: valid where mat[] */
+    bool *shadow;           /* by node id: also stored as bf16 (set between fuse and plan: GEMM operands) */
+    Buf *sbuf;              /* by node id: the bf16 copy's buffer, where shadow[] (activations arena) */
     int64_t arena_bytes[AR_COUNT_];
     int64_t act_naive_bytes;/* activations without reuse, for reports */
 } Fusion;

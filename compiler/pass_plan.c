@@ -78,7 +78,9 @@ static void inplace_assigns(Fusion *f, const Node **alias) {
     free(seen);
 }
 
-typedef struct Iv { int id; int64_t bytes; int first, last; } Iv;
+typedef struct Iv { int id; int64_t bytes; int first, last; } Iv;   /* id < 0: the bf16 shadow of node -id-1 */
+
+static Buf *slot(Fusion *f, const Iv *iv) { return iv->id >= 0 ? &f->buf[iv->id] : &f->sbuf[-iv->id - 1]; }
 
 static int by_size_desc(const void *a, const void *b) {
     const Iv *x = a, *y = b;
@@ -98,7 +100,7 @@ static int64_t place(Fusion *f, Iv *iv, int n) {
     for (int k = 0; k < n; k++) {
         int nb = 0;
         for (int j = 0; j < k; j++)
-            if (iv[j].first <= iv[k].last && iv[k].first <= iv[j].last) busy[nb++] = &f->buf[iv[j].id];
+            if (iv[j].first <= iv[k].last && iv[k].first <= iv[j].last) busy[nb++] = slot(f, &iv[j]);
         qsort(busy, (size_t)nb, sizeof(Buf *), by_offset);
         int64_t off = 0;
         for (int j = 0; j < nb; j++) {
@@ -106,7 +108,7 @@ static int64_t place(Fusion *f, Iv *iv, int n) {
             int64_t end = busy[j]->offset + busy[j]->bytes;
             if (end > off) off = end;
         }
-        f->buf[iv[k].id] = (Buf){AR_ACT, off, iv[k].bytes};
+        *slot(f, &iv[k]) = (Buf){AR_ACT, off, iv[k].bytes};
         if (off + iv[k].bytes > top) top = off + iv[k].bytes;
     }
     free(busy);
@@ -126,7 +128,7 @@ void pass_plan(Fusion *f) {
     }
     const Node **alias = xcalloc((size_t)g->nnodes, sizeof(Node *));
     inplace_assigns(f, alias);
-    Iv *iv = xmalloc(sizeof(Iv) * (size_t)(g->nnodes ? g->nnodes : 1));
+    Iv *iv = xmalloc(sizeof(Iv) * (size_t)(2 * g->nnodes + 1));
     int niv = 0;
     memset(f->arena_bytes, 0, sizeof f->arena_bytes);
     f->act_naive_bytes = 0;
@@ -142,6 +144,7 @@ void pass_plan(Fusion *f) {
         }
         int first = f->group_of[id];
         iv[niv++] = (Iv){id, bytes, first, last[id] > first ? last[id] : first};
+        if (f->shadow[id]) iv[niv++] = (Iv){-id - 1, align_up(shape_numel(n->shape) * 2), first, last[id] > first ? last[id] : first};
         f->act_naive_bytes += bytes;
     }
     f->arena_bytes[AR_ACT] = place(f, iv, niv);

@@ -77,6 +77,8 @@ Fusion *pass_simplify(const Graph *g, Node *const *keep, int nkeep) {
     f->group_of = arena_alloc(f->arena, sizeof(int) * (size_t)nn);
     f->buf = arena_alloc(f->arena, sizeof(Buf) * (size_t)nn);
     f->view = arena_alloc(f->arena, sizeof(Node *) * (size_t)nn);
+    f->shadow = arena_alloc(f->arena, sizeof(bool) * (size_t)nn);
+    f->sbuf = arena_alloc(f->arena, sizeof(Buf) * (size_t)nn);
     f->view_off = arena_alloc(f->arena, sizeof(int64_t) * (size_t)nn);
     bool *pinned = arena_alloc(f->arena, sizeof(bool) * (size_t)nn);   /* must not be folded away */
     for (int k = 0; k < nkeep; k++) pinned[keep[k]->id] = true;

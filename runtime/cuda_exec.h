@@ -21,11 +21,15 @@ typedef struct CudaExecOptions {
 Exec *cuda_exec_create(const Graph *g, Node *const *keep, int nkeep, const CudaExecOptions *opt, char *err, int errlen);
 const Program *cuda_exec_program(const Exec *e);
 
-enum { CLASS_MAX = 8 };
+enum { CLASS_MAX = 8, TOP_MAX = 1024 };
 typedef struct CudaProfile {
     const char *names[CLASS_MAX];
     double ms[CLASS_MAX];       /* summed over the profiled steps */
     int n;
+    const char *knames[TOP_MAX];/* per kernel (launch name; GEMMs by shape), summed over launches and steps */
+    double kms[TOP_MAX];
+    int kcalls[TOP_MAX];
+    int nk;
 } CudaProfile;
 /* Runs `steps` steps launch by launch with events around each launch; adds time per kernel class to prof. */
 void cuda_exec_profile(Exec *e, const StepInfo *s, int steps, CudaProfile *prof);
