@@ -127,7 +127,12 @@ void fusion_dump(const Fusion *f, FILE *out) {
                 shape_str(gr->root->shape, s, sizeof s));
         for (int j = 0; j < gr->nmembers; j++) fprintf(out, " %s%%%u", op_name(gr->members[j]->op), gr->members[j]->id);
         fprintf(out, "  <-");
-        for (int j = 0; j < gr->nins; j++) fprintf(out, " %%%u", gr->ins[j]->id);
-        fprintf(out, "\n");
+        int64_t bytes = 0;
+        for (int j = 0; j < gr->nins; j++) {
+            fprintf(out, " %%%u", gr->ins[j]->id);
+            bytes += shape_numel(gr->ins[j]->shape) * 4;
+        }
+        for (int j = 0; j < gr->nouts; j++) bytes += shape_numel(gr->outs[j]->shape) * 4;
+        fprintf(out, "  [%.1f MB]\n", (double)bytes / 1e6);
     }
 }
