@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # parity.sh — ARM-B pretraining and 4-scan fine-tuning from models/arm_b.vmc against tests/ref/arm_ref.py (an
-# independent PyTorch implementation of ARM_SPEC): the same weights and inputs, fp32; the loss and every gradient
-# must agree to a relative L2 error of TOL. Skips (77) without PyTorch + safetensors.
+# independent PyTorch implementation of ARM_SPEC), and Vim-B (models/vim_b.vmc) against tests/models/vim_ref.py:
+# the same weights and inputs, fp32; the loss and every gradient must agree to a relative L2 error of TOL.
+# Skips (77) without PyTorch + safetensors.
 #   parity.sh MODEL_GRADS ROOT [TOL]
 set -euo pipefail
 bin=$1 root=$2 tol=${3:-1e-4}
@@ -22,4 +23,13 @@ for mode in pretrain finetune; do
   "$bin" models/arm_b.vmc $model "$dir/W.safetensors" "$dir/X.safetensors" "$dir/G_vmc.safetensors" "${sets[@]}"
   $ref compare "$dir/G_vmc.safetensors" "$dir/G_ref.safetensors" --tol "$tol" || status=1
 done
+echo "== vim_b: PyTorch reference (tests/models/vim_ref.py)"
+python3 "$root/tests/models/vim_ref.py" init --size b --out "$dir/W.safetensors"
+$ref inputs --mode finetune --batch 2 --out "$dir/X.safetensors"
+python3 "$root/tests/models/vim_ref.py" grad --size b --weights "$dir/W.safetensors" --inputs "$dir/X.safetensors" \
+  --out "$dir/G_ref.safetensors"
+echo "== vim_b: vmc (models/vim_b.vmc, cpu backend)"
+"$bin" models/vim_b.vmc vim_b "$dir/W.safetensors" "$dir/X.safetensors" "$dir/G_vmc.safetensors" batch=2 \
+  drop_path_rate=0.0
+$ref compare "$dir/G_vmc.safetensors" "$dir/G_ref.safetensors" --tol "$tol" || status=1
 exit $status
