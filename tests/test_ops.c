@@ -36,8 +36,10 @@ static void unary_ops(void) {
 
 static void binary_ops(void) {
     static const OpKind ops[] = {OP_ADD, OP_SUB, OP_MUL, OP_DIV, OP_MAX, OP_MIN};
-    Shape sa[] = {S(3, I64(2), I64(3), I64(4)), S(3, I64(2), I64(3), I64(4)), S(2, I64(3), I64(1)), S(0)};
-    Shape sb[] = {S(3, I64(2), I64(3), I64(4)), S(2, I64(3), I64(1)), S(3, I64(2), I64(1), I64(4)), S(2, I64(2), I64(2))};
+    Shape sa[] = {S(3, I64(2), I64(3), I64(4)), S(3, I64(2), I64(3), I64(4)), S(2, I64(3), I64(1)), S(0),
+                  S(3, I64(2), I64(3), I64(4)), S(1, I64(4))};
+    Shape sb[] = {S(3, I64(2), I64(3), I64(4)), S(2, I64(3), I64(1)), S(3, I64(2), I64(1), I64(4)), S(2, I64(2), I64(2)),
+                  S(3, I64(1), I64(1), I64(4)), S(4, I64(2), I64(1), I64(3), I64(1))};
     for (size_t k = 0; k < COUNTOF(ops); k++)
         for (size_t v = 0; v < COUNTOF(sa); v++) {
             Graph *g = graph_new();
