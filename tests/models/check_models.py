@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """check_models.py — pins the model zoo to ARM_SPEC: parameter totals (§4, §10.1), state-dict names and shapes
 (§6, §10.6, golden lists written from the spec), tags (§5.2), and that every ablation knob gives a verified graph.
-Usage: check_models.py VMC ROOT [GROUP...]; groups: files counts names tags graphs (default: all). Exit 1 on a mismatch."""
+Usage: check_models.py VMC ROOT [GROUP...]; groups: files counts names tags graphs (default: all).
+Exit 1 on a mismatch."""
 import json
 import os
 import subprocess
@@ -51,6 +52,7 @@ COUNTS = [
     ("models/arm_l.vmc", "arm_l_ft384", "params", 297424840),
     ("models/arm_h.vmc", "arm_h_ft384", "params", 663265768),
     ("models/arm_b.vmc", "arm_b_ft224", "trainable", 85031656),
+    ("models/arm_b.vmc", "arm_b_ft448s8", "params", 85031656 + (55 * 55 + 1 - 197) * 768),   # only pos_embed grows
     ("models/arm_b.vmc", "arm_b_supervised", "params", 85031656),
     ("models/arm_b.vmc", "arm_b_pretrain", "trainable", 99243008),
     ("models/arm_l.vmc", "arm_l_pretrain", "trainable", 303721696),
@@ -133,7 +135,7 @@ GRAPHS += [("models/ablations.vmc", m, []) for m in ("abl_dec_depth1", "abl_dec_
                                                     "abl_dec_width384", "abl_dec_width1024", "abl_target_raw",
                                                     "abl_arch_vim", "abl_ft_dirs1", "abl_ft_dirs2", "abl_ft_dirs4",
                                                     "abl_supervised")]
-GRAPHS += [("models/arm_b.vmc", m, []) for m in ("arm_b_pretrain", "arm_b_ft224", "arm_b_ft384")]
+GRAPHS += [("models/arm_b.vmc", m, []) for m in ("arm_b_pretrain", "arm_b_ft224", "arm_b_ft384", "arm_b_ft448s8")]
 GRAPHS += [("models/arm_b.vmc", "arm_b_pretrain", ["--set", "cs=2", "--set", 'order="col_rev"'])]
 GRAPHS += [("models/vim_b.vmc", m, []) for m in ("vim_b", "vim_b_pretrain")]
 GRAPHS += [("models/tiny.vmc", m, []) for m in ("tiny_pretrain", "tiny_ft", "tiny_supervised")]
