@@ -511,8 +511,12 @@ static void emit_row(Em *e, const char *name, KernelSource *ks) {
         if (nsplit < 2) nsplit = 1;
     }
     ks->zero_root = nsplit > 1;
+    /* short rows (layernorm over C, softmax over L): one warp per row, shuffles only, no block barriers */
+    bool warp = !col && nsplit == 1 && len <= 2048;
+    if (warp) threads = 256;
     char what[200], s[96];
-    snprintf(what, sizeof what, "%s kernel, %lld rows of %lld (axis %d of %s), %u threads%s", col ? "column" : "row",
+    snprintf(what, sizeof what, "%s kernel, %lld rows of %lld (axis %d of %s), %u threads%s",
+             col ? "column" : warp ? "row (warp per row)" : "row",
              (long long)rows, (long long)len, ax, shape_str(gr->dom, s, sizeof s), threads,
              nsplit > 1 ? ", rows split over blocks (atomicAdd)" : "");
     header(e, name, what);
@@ -527,6 +531,12 @@ static void emit_row(Em *e, const char *name, KernelSource *ks) {
              (long long)rows - 1);
         snprintf(jbuf, sizeof jbuf, "for (int j = part; j < %lld; j += 8) {", (long long)len);
         guard = "part == 0 && row0 == row";
+    } else if (warp) {
+        line(e, "const int lane = threadIdx.x & 31;");
+        line(e, "const long long row = (long long)blockIdx.x * 8 + (threadIdx.x >> 5);");
+        line(e, "if (row >= %lldLL) return;   // no block barriers below", (long long)rows);
+        snprintf(jbuf, sizeof jbuf, "for (int j = lane; j < %lld; j += 32) {", (long long)len);
+        guard = "lane == 0";
     } else if (nsplit > 1) {
         line(e, "__shared__ float vmc_sh[32];");
         line(e, "const long long row = blockIdx.x / %lld, part = blockIdx.x %% %lld;", (long long)nsplit, (long long)nsplit);
@@ -570,8 +580,8 @@ static void emit_row(Em *e, const char *name, KernelSource *ks) {
             else line(e, "for (int q = 1; q < 8; q++) red%d = vmc_max(red%d, vmc_col[q][lane]);", p, p);
             line(e, "__syncthreads();");
         } else {
-            line(e, "const %s red%d = vmc_block_%s(acc%d, vmc_sh);   // %s", ctype(r), p, sum ? "sum" : "max", p,
-                 op_name(r->op));
+            line(e, "const %s red%d = vmc_%s_%s(acc%d%s);   // %s", ctype(r), p, warp ? "warp" : "block", sum ? "sum" : "max",
+                 p, warp ? "" : ", vmc_sh", op_name(r->op));
         }
         e->red_done = p + 1;
         int o = param_of(e, r, true);
@@ -603,7 +613,7 @@ static void emit_row(Em *e, const char *name, KernelSource *ks) {
     }
     fprintf(e->o, "}\n");
     ks->block = threads;
-    ks->grid = (unsigned)(col ? (rows + 31) / 32 : rows * nsplit);
+    ks->grid = (unsigned)(col ? (rows + 31) / 32 : warp ? (rows + 7) / 8 : rows * nsplit);
 }
 
 static void emit_randperm(Em *e, const char *name, KernelSource *ks) {
@@ -758,6 +768,15 @@ const char *codegen_preamble(void) {
         "__device__ __forceinline__ bool vmc_keep(unsigned long long seed, unsigned long long key, unsigned long long step,\n"
         "                                         unsigned long long elem, float p) {\n"
         "    return vmc_uniform(vmc_philox(seed, key, step, elem).x[0]) >= p;\n"
+        "}\n"
+        "// warp-wide reductions: every lane gets the result\n"
+        "__device__ __forceinline__ float vmc_warp_sum(float v) {\n"
+        "    for (int o = 16; o; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);\n"
+        "    return v;\n"
+        "}\n"
+        "__device__ __forceinline__ float vmc_warp_max(float v) {\n"
+        "    for (int o = 16; o; o >>= 1) v = vmc_max(v, __shfl_xor_sync(0xffffffffu, v, o));\n"
+        "    return v;\n"
         "}\n"
         "// block-wide reductions: every thread gets the result (blockDim.x a multiple of 32, at most 1024)\n"
         "__device__ __forceinline__ float vmc_block_sum(float v, float *sh) {\n"
