@@ -41,7 +41,7 @@ static void usage(TrainMode m, FILE *f) {
                    "  --batch_size N        (= --set batch=N)\n");
     } else {
         fprintf(f, "  --steps N             stop after N steps; the warmup+cosine schedule spans these N steps\n"
-"  --stop_at K          stop after step K with a checkpoint (the schedule still spans --steps)\n"
+"  --stop_at K           stop after step K with a checkpoint (the schedule still spans --steps)\n"
                    "  --resume CKPT         continue exactly (weights, AdamW, EMA, step, data cursor); 'auto': newest in --out\n"
                    "  --init CKPT           start from these weights (matching names; mismatches are listed)\n"
                    "  --log_every N         metrics.jsonl line every N steps (default 1)\n"

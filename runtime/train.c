@@ -483,6 +483,23 @@ static int train_loop(Loop *lp) {
     return 0;
 }
 
+/* Resuming from an older checkpoint: drop the logged training steps after it, so metrics.jsonl reads as one run. */
+static void trim_metrics(const char *path, int64_t step) {
+    FILE *f = fopen(path, "r");
+    if (!f) return;
+    char *kept = NULL, *line = NULL;
+    size_t nk = 0, cap = 0;
+    FILE *m = open_memstream(&kept, &nk);
+    long long s;
+    while (getline(&line, &cap, f) > 0)
+        if (sscanf(line, "{\"step\": %lld", &s) != 1 || s <= step) fputs(line, m);
+    fclose(m);
+    fclose(f);
+    free(line);
+    if ((f = fopen(path, "w"))) { fwrite(kept, 1, nk, f); fclose(f); }
+    free(kept);
+}
+
 static int run_train(Run *r, const CkptMeta *m) {
     Loop lp;
     memset(&lp, 0, sizeof lp);
@@ -500,6 +517,7 @@ static int run_train(Run *r, const CkptMeta *m) {
     if (r->o->resume) loader_seek(lp.l, m->epoch, m->index);
     char path[1024], err[1200];
     snprintf(path, sizeof path, "%s/metrics.jsonl", r->o->out);
+    if (r->o->resume) trim_metrics(path, m->step);
     if (!(lp.mx = metrics_open(path, r->o->resume != NULL, err, sizeof err))) { fprintf(stderr, "%s\n", err); rc = 2; goto done; }
     printf("vmc %s: model %s, recipe %s, %" PRId64 " params, batch %d, %" PRId64 " steps (%" PRId64 " per epoch), lr %.3e, from step %" PRId64 "\n",
            MODE_NAME[r->o->mode], r->model_name, r->recipe_name, graph_param_count(r->g, true), r->batch, lp.total, lp.ipe,

@@ -40,6 +40,9 @@ CK=$(ls "$T"/part/checkpoint-*.safetensors | tail -1)
 A=$(losses "$T/full/metrics.jsonl"); B=$(losses "$T/part/metrics.jsonl")
 echo "uninterrupted: $A"; echo "resumed:       $B"
 [ "$A" = "$B" ] || fail "resumed losses differ from the uninterrupted run"
+# resuming from the step-6 checkpoint again replaces the logged steps after it instead of duplicating them
+"$VMC" pretrain "$MODEL" "${COMMON[@]}" --steps 12 --resume "$CK" --out "$T/part" >/dev/null 2>&1 || fail "second resume"
+[ "$(losses "$T/part/metrics.jsonl")" = "$A" ] || fail "metrics.jsonl after a second resume: $(losses "$T/part/metrics.jsonl")"
 
 # 3. a checkpoint of another model: refused, mismatches listed
 "$VMC" finetune "$MODEL" "${COMMON[@]}" --model tiny_ft --steps 2 --resume "$CK" --out "$T/bad" >"$T/bad.log" 2>&1 && fail "resume from another model's checkpoint succeeded"
