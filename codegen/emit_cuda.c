@@ -510,7 +510,15 @@ static void emit_row(Em *e, const char *name, KernelSource *ks) {
         if (nsplit > len / (threads * 8)) nsplit = len / (threads * 8);
         if (nsplit < 2) nsplit = 1;
     }
-    ks->zero_root = nsplit > 1;
+    /* column sums over a long axis (bias and norm-weight gradients): few 32-row blocks, so the axis is split over
+     * blocks too and the partial sums are atomically added */
+    int64_t csplit = 1, cblocks = (rows + 31) / 32;
+    if (col && nred == 1 && gr->root->op == OP_SUM && gr->nouts == 1 && len >= 512 && cblocks < 264) {
+        csplit = 264 / cblocks;
+        if (csplit > len / 256) csplit = len / 256;
+        if (csplit < 2) csplit = 1;
+    }
+    ks->zero_root = nsplit > 1 || csplit > 1;
     /* short rows (layernorm over C, softmax over L): one warp per row, shuffles only, no block barriers */
     bool warp = !col && nsplit == 1 && len <= 2048;
     if (warp) threads = 256;
@@ -518,7 +526,7 @@ static void emit_row(Em *e, const char *name, KernelSource *ks) {
     snprintf(what, sizeof what, "%s kernel, %lld rows of %lld (axis %d of %s), %u threads%s",
              col ? "column" : warp ? "row (warp per row)" : "row",
              (long long)rows, (long long)len, ax, shape_str(gr->dom, s, sizeof s), threads,
-             nsplit > 1 ? ", rows split over blocks (atomicAdd)" : "");
+             nsplit > 1 || csplit > 1 ? ", rows split over blocks (atomicAdd)" : "");
     header(e, name, what);
     params(e, KNAME, threads);
     const char *jloop, *guard;
@@ -526,10 +534,12 @@ static void emit_row(Em *e, const char *name, KernelSource *ks) {
     if (col) {
         line(e, "__shared__ float vmc_col[8][33];");
         line(e, "const int lane = threadIdx.x & 31, part = threadIdx.x >> 5;");
-        line(e, "const long long row0 = (long long)blockIdx.x * 32 + lane;");
+        line(e, "const long long row0 = (long long)(blockIdx.x / %lld) * 32 + lane;", (long long)csplit);
         line(e, "const long long row = row0 < %lldLL ? row0 : %lldLL;   // clamped: index math stays in range", (long long)rows,
              (long long)rows - 1);
-        snprintf(jbuf, sizeof jbuf, "for (int j = part; j < %lld; j += 8) {", (long long)len);
+        if (csplit > 1) snprintf(jbuf, sizeof jbuf, "for (int j = (blockIdx.x %% %lld) * 8 + part; j < %lld; j += %lld) {",
+                                 (long long)csplit, (long long)len, (long long)csplit * 8);
+        else snprintf(jbuf, sizeof jbuf, "for (int j = part; j < %lld; j += 8) {", (long long)len);
         guard = "part == 0 && row0 == row";
     } else if (warp) {
         line(e, "const int lane = threadIdx.x & 31;");
@@ -588,7 +598,7 @@ static void emit_row(Em *e, const char *name, KernelSource *ks) {
         if (o >= 0) {
             char fo[IXLEN];
             flat(e, r->shape, &rix, fo);
-            if (nsplit > 1) line(e, "if (%s) atomicAdd(&out%d[%s], red%d);", guard, o, fo, p);
+            if (nsplit > 1 || csplit > 1) line(e, "if (%s) atomicAdd(&out%d[%s], red%d);", guard, o, fo, p);
             else line(e, "if (%s) out%d[%s] = red%d;", guard, o, fo, p);
         }
     }
@@ -613,7 +623,7 @@ static void emit_row(Em *e, const char *name, KernelSource *ks) {
     }
     fprintf(e->o, "}\n");
     ks->block = threads;
-    ks->grid = (unsigned)(col ? (rows + 31) / 32 : warp ? (rows + 7) / 8 : rows * nsplit);
+    ks->grid = (unsigned)(col ? cblocks * csplit : warp ? (rows + 7) / 8 : rows * nsplit);
 }
 
 static void emit_randperm(Em *e, const char *name, KernelSource *ks) {

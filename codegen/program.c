@@ -175,6 +175,7 @@ static bool opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int er
         break;
     case OP_CONV1D:
         conv_spec(n, &cs);
+        cs.silu = f->conv_silu[n->id];
         src = template_conv1d_fwd(&cs, &kl);
         for (int k = 0; k < 3; k++) args[nargs++] = bufref(p, fus_src(f, n, k));
         args[nargs++] = bufref(p, n);

@@ -48,6 +48,7 @@ typedef struct Fusion {
     int *group_of;          /* by node id: the group computing it, -1 for sources, views and dead nodes */
     Node **view;            /* by node id: for a RESHAPE/EXTRACT of a buffer, the node owning the memory */
     int64_t *view_off;      /* by node id: element offset of a view inside its owner */
+    bool *conv_silu;        /* by node id: this CONV1D writes silu(conv) (its only reader, a SILU, is a view) */
     Group *groups;          /* in schedule order after pass_plan */
     int ngroups;
     Buf *buf;               /* by node id: valid where mat[] */

@@ -4,7 +4,8 @@
  * buffer and roots its own cluster. A reduction joins only a cluster whose rows it shares, through elementwise
  * row-aligned paths, which makes LayerNorm (+ residual), softmax (+ mask, scale) and MSE one kernel each.
  * MATMUL, the opaque templates, RANDPERM and ASSIGN are groups of their own with materialized inputs.
- * A RESHAPE or EXTRACT that would need a buffer of its own is a view of its input's buffer instead (no kernel). */
+ * A RESHAPE or EXTRACT that would need a buffer of its own is a view of its input's buffer instead (no kernel);
+ * so is a SILU that the conv1d template producing its input applies itself. */
 #include "pass.h"
 #include <stdlib.h>
 #include <string.h>
@@ -233,6 +234,18 @@ static void make_view(Fusion *f, Node *n) {
     f->mat[n->id] = true;
 }
 
+/* SILU of a causal conv read by nothing else (inference: training keeps the conv output for the backward):
+ * the conv template applies it, and the SILU node reads the conv's memory. */
+static bool conv_silu(Ctx *c, Node *n) {
+    Fusion *f = c->f;
+    if (n->op != OP_SILU || f->kept[n->id]) return false;
+    Node *cv = fus_src(f, n, 0);
+    if (cv->op != OP_CONV1D || f->kept[cv->id] || f->nuse[cv->id] != 1) return false;
+    f->conv_silu[cv->id] = true;
+    make_view(f, n);
+    return true;
+}
+
 static void assign_clusters(Ctx *c) {
     Fusion *f = c->f;
     const Graph *g = f->g;
@@ -242,6 +255,7 @@ static void assign_clusters(Ctx *c) {
         OpClass oc = op_class(n->op);
         if (oc == K_SOURCE && n->op != OP_CONST) { f->mat[id] = true; continue; }
         if (!fusable(n->op) && n->op != OP_CONST) { new_cluster(c, n); continue; }
+        if (conv_silu(c, n)) continue;
         if (n->op == OP_CONST) {
             /* constants are inlined wherever they are read, unless kept or a consumer needs a buffer */
             bool buffer = f->kept[id];

@@ -135,6 +135,10 @@ static void test_reductions(void) {
         snprintf(name, sizeof name, "amax_axis%d", ax);
         out(g, name, g_reduce(g, OP_AMAX, x, ax, LOC_NONE));
     }
+    /* column sums over a long axis, split over blocks (bias gradients); one long row split over blocks (losses) */
+    Node *t = in(g, "t", S2(4096, 96));
+    out(g, "column_split_sum", g_reduce(g, OP_SUM, bin(g, OP_MUL, t, t), 0, LOC_NONE));
+    out(g, "long_row_sum", g_reduce(g, OP_SUM, g_reshape(g, t, shape_of(1, (int64_t)(4096 * 96)), LOC_NONE), 0, LOC_NONE));
     /* layernorm + residual, softmax with mask and scale */
     Node *r = in(g, "r", S3(5, 300, 7)), *h = bin(g, OP_ADD, x, r);
     Node *mean = bin(g, OP_DIV, g_reduce(g, OP_SUM, h, 1, LOC_NONE), g_scalar(g, 300));
@@ -190,6 +194,8 @@ static void test_templates(void) {
     Node *x = in(g, "x", S3(B, L, D)), *w = in(g, "w", S3(D, 1, K)), *cb = in(g, "cb", shape_of(1, D));
     Node *dy = in(g, "dy", S3(B, L, D));
     out(g, "conv1d", g_conv1d(g, x, w, cb, LOC_NONE));
+    Node *x2 = bin(g, OP_MUL, x, g_scalar(g, 0.5));     /* a conv read only by its SILU: the template applies it */
+    out(g, "conv1d_silu", bin(g, OP_MUL, g_unary(g, OP_SILU, g_conv1d(g, x2, w, cb, LOC_NONE), LOC_NONE), g_scalar(g, 2)));
     out(g, "conv1d_bwd_x", g_conv1d_bwd_x(g, dy, w, LOC_NONE));
     out(g, "conv1d_bwd_w", g_conv1d_bwd_w(g, dy, x, K, LOC_NONE));
     Node *sin[8] = {in(g, "u", S3(B, L, D)), bin(g, OP_MUL, in(g, "delta", S3(B, L, D)), g_scalar(g, 0.3)),
