@@ -6,7 +6,11 @@
 set -euo pipefail
 vmc=$1
 root=$2
-export VMC_CACHE=${VMC_CACHE:-$(mktemp -d)}
+if [ -z "${VMC_CACHE:-}" ]; then
+    VMC_CACHE=$(mktemp -d)
+    trap 'rm -rf "$VMC_CACHE"' EXIT
+fi
+export VMC_CACHE
 fail=0
 run() {
     echo "+ vmc compile $*"
