@@ -3,17 +3,17 @@
 add_executable(test_optim ${CMAKE_CURRENT_LIST_DIR}/test_optim.c)
 target_link_libraries(test_optim PRIVATE runtime compiler)
 add_test(NAME train_optim COMMAND test_optim)
-set_tests_properties(train_optim PROPERTIES LABELS cpu TIMEOUT 60)
+set_tests_properties(train_optim PROPERTIES LABELS cpu TIMEOUT 60 ENVIRONMENT "OMP_WAIT_POLICY=passive")
 
 add_executable(test_safetensors ${CMAKE_CURRENT_LIST_DIR}/test_safetensors.c)
 target_link_libraries(test_safetensors PRIVATE runtime)
 add_test(NAME train_safetensors COMMAND test_safetensors)
-set_tests_properties(train_safetensors PROPERTIES LABELS cpu TIMEOUT 60)
+set_tests_properties(train_safetensors PROPERTIES LABELS cpu TIMEOUT 60 ENVIRONMENT "OMP_WAIT_POLICY=passive")
 
 add_executable(test_train ${CMAKE_CURRENT_LIST_DIR}/test_train.c)
 target_link_libraries(test_train PRIVATE runtime compiler)
 add_test(NAME train_checkpoint_resume COMMAND test_train)
-set_tests_properties(train_checkpoint_resume PROPERTIES LABELS cpu TIMEOUT 60)
+set_tests_properties(train_checkpoint_resume PROPERTIES LABELS cpu TIMEOUT 60 ENVIRONMENT "OMP_WAIT_POLICY=passive")
 
 # End to end on models/tiny.vmc + Fashion-MNIST (skips with 77 when either is missing).
 add_test(NAME train_commands COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/test_train.sh $<TARGET_FILE:vmc> ${VMC_ROOT})
