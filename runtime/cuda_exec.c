@@ -25,6 +25,7 @@ typedef struct Cuda {
     CUstream st;
     CUdeviceptr arena[AR_COUNT_], rng;
     unsigned long long *host_rng;        /* pinned ring of {seed, step} */
+    CUevent rng_ev[RNG_RING];            /* each slot's last copy */
     int rng_slot;
     CUmodule *mods;
     CUfunction *fn;                      /* by launch */
@@ -34,6 +35,8 @@ typedef struct Cuda {
     CUgraphExec gexec;
     bool captured;
     int runs;
+    void **stage;                        /* by node id: pinned staging buffer of an INPUT */
+    CUevent *stage_ev;                   /* by node id: its last copy */
     int64_t device_bytes;
 } Cuda;
 
@@ -144,11 +147,15 @@ static void launch(Cuda *c, int k) {
 }
 
 static void push_rng(Cuda *c, const StepInfo *s) {
-    unsigned long long *slot = c->host_rng + 2 * c->rng_slot;
-    c->rng_slot = (c->rng_slot + 1) % RNG_RING;
+    int k = c->rng_slot;
+    unsigned long long *slot = c->host_rng + 2 * k;
+    c->rng_slot = (k + 1) % RNG_RING;
+    if (c->rng_ev[k]) CU_CHECK(c->cu->cuEventSynchronize(c->rng_ev[k]));   /* its copy of RNG_RING steps ago ran */
+    else CU_CHECK(c->cu->cuEventCreate(&c->rng_ev[k], CU_EVENT_DISABLE_TIMING));
     slot[0] = s->seed;
     slot[1] = s->step;
     CU_CHECK(c->cu->cuMemcpyHtoDAsync(c->rng, slot, 16, c->st));
+    CU_CHECK(c->cu->cuEventRecord(c->rng_ev[k], c->st));
 }
 
 static void capture(Cuda *c) {
@@ -179,12 +186,30 @@ static const Buf *storage(const Cuda *c, const Node *n) {
     return &f->buf[r->id];
 }
 
+/* An INPUT (the next batch) goes through its own pinned buffer with an async copy: the host returns while the GPU
+ * may still run the previous step; it only waits for that buffer's previous copy, which ran before that step. */
+static bool staged_write(Cuda *c, const Node *n, const void *host, size_t bytes, CUdeviceptr dst) {
+    if (n->op != OP_INPUT || n->dtype == DT_BF16) return false;
+    int id = (int)n->id;
+    if (!c->stage[id]) {
+        CU_CHECK(c->cu->cuMemAllocHost(&c->stage[id], bytes));
+        CU_CHECK(c->cu->cuEventCreate(&c->stage_ev[id], CU_EVENT_DISABLE_TIMING));
+    } else {
+        CU_CHECK(c->cu->cuEventSynchronize(c->stage_ev[id]));
+    }
+    memcpy(c->stage[id], host, bytes);
+    CU_CHECK(c->cu->cuMemcpyHtoDAsync(dst, c->stage[id], bytes, c->st));
+    CU_CHECK(c->cu->cuEventRecord(c->stage_ev[id], c->st));
+    return true;
+}
+
 static void cuda_write(Exec *e, const Node *n, const void *host, size_t bytes) {
     Cuda *c = (Cuda *)e;
     ASSERT(n->op == OP_PARAM || n->op == OP_INPUT || n->op == OP_STATE, "write to a computed node");
     size_t numel = (size_t)shape_numel(n->shape);
     ASSERT(bytes == numel * (size_t)dtype_size(n->dtype), "write of %zu bytes to %s", bytes, n->name);
     const Buf *b = storage(c, n);
+    if (staged_write(c, n, host, bytes, c->arena[b->arena] + (CUdeviceptr)b->offset)) return;
     CU_CHECK(c->cu->cuStreamSynchronize(c->st));
     if (n->dtype != DT_BF16) {
         copy_in(c, c->arena[b->arena] + (CUdeviceptr)b->offset, host, bytes);
@@ -239,6 +264,10 @@ static void cuda_free(Exec *e) {
     for (int k = 0; k < AR_COUNT_; k++) if (c->arena[k]) c->cu->cuMemFree(c->arena[k]);
     if (c->rng) c->cu->cuMemFree(c->rng);
     if (c->host_rng) c->cu->cuMemFreeHost(c->host_rng);
+    for (int k = 0; k < RNG_RING; k++) if (c->rng_ev[k]) c->cu->cuEventDestroy(c->rng_ev[k]);
+    for (int k = 0; c->stage && k < e->g->nnodes; k++)
+        if (c->stage[k]) { c->cu->cuMemFreeHost(c->stage[k]); c->cu->cuEventDestroy(c->stage_ev[k]); }
+    free(c->stage); free(c->stage_ev);
     if (c->lth) c->lt->cublasLtDestroy(c->lth);
     if (c->st) c->cu->cuStreamDestroy(c->st);
     free(c->vals); free(c->params); free(c->gemm); free(c->fn); free(c->mods);
@@ -273,6 +302,8 @@ Exec *cuda_exec_create(const Graph *g, Node *const *keep, int nkeep, const CudaE
     }
     CU_CHECK(c->cu->cuMemAlloc(&c->rng, 256));
     CU_CHECK(c->cu->cuMemAllocHost((void **)&c->host_rng, sizeof(unsigned long long) * 2 * RNG_RING));
+    c->stage = xcalloc((size_t)g->nnodes + 1, sizeof(void *));
+    c->stage_ev = xcalloc((size_t)g->nnodes + 1, sizeof(CUevent));
     load_modules(c);
     upload_tables(c);
     return &c->base;
