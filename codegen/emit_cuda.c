@@ -493,137 +493,185 @@ static bool column_mode(const Group *gr) {
     return true;
 }
 
-static void emit_row(Em *e, const char *name, KernelSource *ks) {
-    const Group *gr = e->gr;
-    int ax = gr->axis;
-    int64_t len = gr->dom.d[ax], rows = shape_numel(gr->dom) / len;
-    bool col = column_mode(gr);
-    unsigned threads = 32;
-    while ((int64_t)threads < len && threads < (len > 4096 ? 1024u : 256u)) threads *= 2;
-    if (col) threads = 256;
-    /* few long rows summed (losses, the gradient norm): many blocks per row, atomicAdd into the zeroed output */
+/* How a row group maps onto threads. */
+typedef enum RowMode {
+    RM_BLOCK,      /* a block per row, block-wide reductions */
+    RM_WARP,       /* a warp per row (rows of at most 2048) */
+    RM_SPLIT,      /* few long rows: several blocks per row, atomicAdd into the zeroed output */
+    RM_COLUMN,     /* outer-axis reductions: 32 rows per block, 8 threads per row (optionally split, csplit) */
+} RowMode;
+
+typedef struct RowPlan {
+    RowMode mode;
+    int64_t len, rows, nsplit, csplit, cblocks;
+    unsigned threads;
+    char jloop[96];          /* the loop over the reduced axis, with its opening brace */
+    const char *guard;       /* the condition of per-row stores */
+} RowPlan;
+
+static RowPlan plan_row(const Group *gr) {
+    RowPlan rp = {.mode = RM_BLOCK, .nsplit = 1, .csplit = 1};
+    rp.len = gr->dom.d[gr->axis];
+    rp.rows = shape_numel(gr->dom) / rp.len;
+    rp.cblocks = (rp.rows + 31) / 32;
+    rp.threads = 32;
+    while ((int64_t)rp.threads < rp.len && rp.threads < (rp.len > 4096 ? 1024u : 256u)) rp.threads *= 2;
     int nred = 0;
     for (int k = 0; k < gr->nmembers; k++) nred += gr->members[k]->op == OP_SUM || gr->members[k]->op == OP_AMAX;
-    int64_t nsplit = 1;
-    if (!col && rows < 128 && len >= 65536 && nred == 1 && gr->root->op == OP_SUM && gr->nouts == 1) {
-        nsplit = 512 / rows;
-        if (nsplit > len / (threads * 8)) nsplit = len / (threads * 8);
-        if (nsplit < 2) nsplit = 1;
+    bool lone_sum = nred == 1 && gr->root->op == OP_SUM && gr->nouts == 1;
+    if (column_mode(gr)) {
+        rp.mode = RM_COLUMN;
+        rp.threads = 256;
+        /* column sums over a long axis (bias and norm-weight gradients): the axis is split over blocks too */
+        if (lone_sum && rp.len >= 512 && rp.cblocks < 264) {
+            rp.csplit = 264 / rp.cblocks;
+            if (rp.csplit > rp.len / 256) rp.csplit = rp.len / 256;
+            if (rp.csplit < 2) rp.csplit = 1;
+        }
+        return rp;
     }
-    /* column sums over a long axis (bias and norm-weight gradients): few 32-row blocks, so the axis is split over
-     * blocks too and the partial sums are atomically added */
-    int64_t csplit = 1, cblocks = (rows + 31) / 32;
-    if (col && nred == 1 && gr->root->op == OP_SUM && gr->nouts == 1 && len >= 512 && cblocks < 264) {
-        csplit = 264 / cblocks;
-        if (csplit > len / 256) csplit = len / 256;
-        if (csplit < 2) csplit = 1;
+    /* few long rows summed (losses, the gradient norm) */
+    if (rp.rows < 128 && rp.len >= 65536 && lone_sum) {
+        rp.nsplit = 512 / rp.rows;
+        if (rp.nsplit > rp.len / (rp.threads * 8)) rp.nsplit = rp.len / (rp.threads * 8);
+        if (rp.nsplit < 2) rp.nsplit = 1;
+        if (rp.nsplit > 1) rp.mode = RM_SPLIT;
     }
-    ks->zero_root = nsplit > 1 || csplit > 1;
-    /* short rows (layernorm over C, softmax over L): one warp per row, shuffles only, no block barriers */
-    bool warp = !col && nsplit == 1 && len <= 2048;
-    if (warp) threads = 256;
-    char what[200], s[96];
-    snprintf(what, sizeof what, "%s kernel, %lld rows of %lld (axis %d of %s), %u threads%s",
-             col ? "column" : warp ? "row (warp per row)" : "row",
-             (long long)rows, (long long)len, ax, shape_str(gr->dom, s, sizeof s), threads,
-             nsplit > 1 || csplit > 1 ? ", rows split over blocks (atomicAdd)" : "");
-    header(e, name, what);
-    params(e, KNAME, threads);
-    const char *jloop, *guard;
-    char jbuf[96];
-    if (col) {
+    /* short rows (layernorm over C, softmax over L): shuffles only, no block barriers */
+    if (rp.mode == RM_BLOCK && rp.len <= 2048) {
+        rp.mode = RM_WARP;
+        rp.threads = 256;
+    }
+    return rp;
+}
+
+/* The kernel's first lines: which row this thread works on; fills the axis loop and the store guard. */
+static void row_prologue(Em *e, RowPlan *rp) {
+    long long len = (long long)rp->len, rows = (long long)rp->rows;
+    switch (rp->mode) {
+    case RM_COLUMN:
         line(e, "__shared__ float vmc_col[8][33];");
         line(e, "const int lane = threadIdx.x & 31, part = threadIdx.x >> 5;");
-        line(e, "const long long row0 = (long long)(blockIdx.x / %lld) * 32 + lane;", (long long)csplit);
-        line(e, "const long long row = row0 < %lldLL ? row0 : %lldLL;   // clamped: index math stays in range", (long long)rows,
-             (long long)rows - 1);
-        if (csplit > 1) snprintf(jbuf, sizeof jbuf, "for (int j = (blockIdx.x %% %lld) * 8 + part; j < %lld; j += %lld) {",
-                                 (long long)csplit, (long long)len, (long long)csplit * 8);
-        else snprintf(jbuf, sizeof jbuf, "for (int j = part; j < %lld; j += 8) {", (long long)len);
-        guard = "part == 0 && row0 == row";
-    } else if (warp) {
+        line(e, "const long long row0 = (long long)(blockIdx.x / %lld) * 32 + lane;", (long long)rp->csplit);
+        line(e, "const long long row = row0 < %lldLL ? row0 : %lldLL;   // clamped: index math stays in range", rows, rows - 1);
+        if (rp->csplit > 1)
+            snprintf(rp->jloop, sizeof rp->jloop, "for (int j = (blockIdx.x %% %lld) * 8 + part; j < %lld; j += %lld) {",
+                     (long long)rp->csplit, len, (long long)rp->csplit * 8);
+        else snprintf(rp->jloop, sizeof rp->jloop, "for (int j = part; j < %lld; j += 8) {", len);
+        rp->guard = "part == 0 && row0 == row";
+        return;
+    case RM_WARP:
         line(e, "const int lane = threadIdx.x & 31;");
         line(e, "const long long row = (long long)blockIdx.x * 8 + (threadIdx.x >> 5);");
-        line(e, "if (row >= %lldLL) return;   // no block barriers below", (long long)rows);
-        snprintf(jbuf, sizeof jbuf, "for (int j = lane; j < %lld; j += 32) {", (long long)len);
-        guard = "lane == 0";
-    } else if (nsplit > 1) {
+        line(e, "if (row >= %lldLL) return;   // no block barriers below", rows);
+        snprintf(rp->jloop, sizeof rp->jloop, "for (int j = lane; j < %lld; j += 32) {", len);
+        rp->guard = "lane == 0";
+        return;
+    case RM_SPLIT:
         line(e, "__shared__ float vmc_sh[32];");
-        line(e, "const long long row = blockIdx.x / %lld, part = blockIdx.x %% %lld;", (long long)nsplit, (long long)nsplit);
-        snprintf(jbuf, sizeof jbuf, "for (long long j = part * %u + threadIdx.x; j < %lld; j += %lld) {", threads,
-                 (long long)len, (long long)nsplit * threads);
-        guard = "threadIdx.x == 0";
-    } else {
+        line(e, "const long long row = blockIdx.x / %lld, part = blockIdx.x %% %lld;", (long long)rp->nsplit, (long long)rp->nsplit);
+        snprintf(rp->jloop, sizeof rp->jloop, "for (long long j = part * %u + threadIdx.x; j < %lld; j += %lld) {",
+                 rp->threads, len, (long long)rp->nsplit * rp->threads);
+        rp->guard = "threadIdx.x == 0";
+        return;
+    case RM_BLOCK:
         line(e, "__shared__ float vmc_sh[32];");
         line(e, "const long long row = blockIdx.x;");
-        snprintf(jbuf, sizeof jbuf, "for (int j = threadIdx.x; j < %lld; j += %u) {", (long long)len, threads);
-        guard = "threadIdx.x == 0";
+        snprintf(rp->jloop, sizeof rp->jloop, "for (int j = threadIdx.x; j < %lld; j += %u) {", len, rp->threads);
+        rp->guard = "threadIdx.x == 0";
+        return;
     }
-    jloop = jbuf;
+}
+
+/* Phase p: reduction p over the row into red<p>, every thread of the row holding it; stored if it is an output. */
+static void row_phase(Em *e, const RowPlan *rp, int p, const Ix *rix) {
+    const Node *r = e->reds[p];
+    bool sum = r->op == OP_SUM;
+    line(e, "%s acc%d = %s;", ctype(r), p, sum ? "0" : "__int_as_float(0xff800000)");
+    line(e, "%s", rp->jloop);
+    e->ind++; e->depth++;
+    e->final = false;
+    Ix ix = *rix;
+    snprintf(ix.s[e->gr->axis], IXLEN, "j");
+    const char *v = val(e, fus_src(e->f, r, 0), &ix);
+    if (sum) line(e, "acc%d += %s;", p, v);
+    else line(e, "acc%d = vmc_max(acc%d, %s);", p, p, v);
+    scope_pop(e);
+    line(e, "}");
+    if (rp->mode == RM_COLUMN) {
+        line(e, "vmc_col[part][lane] = acc%d;", p);
+        line(e, "__syncthreads();");
+        line(e, "%s red%d = vmc_col[0][lane];   // %s", ctype(r), p, op_name(r->op));
+        if (sum) line(e, "for (int q = 1; q < 8; q++) red%d += vmc_col[q][lane];", p);
+        else line(e, "for (int q = 1; q < 8; q++) red%d = vmc_max(red%d, vmc_col[q][lane]);", p, p);
+        line(e, "__syncthreads();");
+    } else {
+        bool warp = rp->mode == RM_WARP;
+        line(e, "const %s red%d = vmc_%s_%s(acc%d%s);   // %s", ctype(r), p, warp ? "warp" : "block", sum ? "sum" : "max",
+             p, warp ? "" : ", vmc_sh", op_name(r->op));
+    }
+    e->red_done = p + 1;
+    int o = param_of(e, r, true);
+    if (o >= 0) {
+        char fo[IXLEN];
+        flat(e, r->shape, rix, fo);
+        if (rp->nsplit > 1 || rp->csplit > 1) line(e, "if (%s) atomicAdd(&out%d[%s], red%d);", rp->guard, o, fo, p);
+        else line(e, "if (%s) out%d[%s] = red%d;", rp->guard, o, fo, p);
+    }
+}
+
+/* The final phase: the root (and extra outputs) over the row, or once per row for a per-row root. */
+static void row_final(Em *e, const RowPlan *rp, const Ix *rix) {
+    const Node *root = e->gr->root;
+    e->final = true;
+    if (shape_eq(root->shape, e->gr->dom) && rp->len > 1) {
+        ASSERT(rp->mode != RM_COLUMN, "column mode with a full-row output");
+        line(e, "%s", rp->jloop);
+        e->ind++; e->depth++;
+        e->jvar = "j";
+        Ix ix = *rix;
+        snprintf(ix.s[e->gr->axis], IXLEN, "j");
+        val(e, root, &ix);
+        e->ind--;
+        line(e, "}");
+    } else if (root->op != OP_SUM && root->op != OP_AMAX) {
+        line(e, "if (%s) {", rp->guard);
+        e->ind++; e->depth++;
+        val(e, root, rix);
+        e->ind--;
+        line(e, "}");
+    }
+}
+
+static void emit_row(Em *e, const char *name, KernelSource *ks) {
+    const Group *gr = e->gr;
+    RowPlan rp = plan_row(gr);
+    ks->zero_root = rp.nsplit > 1 || rp.csplit > 1;
+    char what[200], s[96];
+    snprintf(what, sizeof what, "%s kernel, %lld rows of %lld (axis %d of %s), %u threads%s",
+             rp.mode == RM_COLUMN ? "column" : rp.mode == RM_WARP ? "row (warp per row)" : "row",
+             (long long)rp.rows, (long long)rp.len, gr->axis, shape_str(gr->dom, s, sizeof s), rp.threads,
+             ks->zero_root ? ", rows split over blocks (atomicAdd)" : "");
+    header(e, name, what);
+    params(e, KNAME, rp.threads);
+    row_prologue(e, &rp);
     Shape rs = gr->dom;
-    rs.d[ax] = 1;
+    rs.d[gr->axis] = 1;
     Ix rix = unflat(e, rs, "row");
     for (int k = 0; k < gr->nmembers; k++)
         if (gr->members[k]->op == OP_SUM || gr->members[k]->op == OP_AMAX) {
             ASSERT(e->nreds < MAX_REDS, "too many reductions in group %d", gr->index);
             e->reds[e->nreds++] = gr->members[k];
         }
-    for (int p = 0; p < e->nreds; p++) {
-        const Node *r = e->reds[p];
-        bool sum = r->op == OP_SUM;
-        line(e, "%s acc%d = %s;", ctype(r), p, sum ? "0" : "__int_as_float(0xff800000)");
-        line(e, "%s", jloop);
-        e->ind++; e->depth++;
-        e->final = false;
-        Ix ix = rix;
-        snprintf(ix.s[ax], IXLEN, "j");
-        const char *v = val(e, fus_src(e->f, r, 0), &ix);
-        if (sum) line(e, "acc%d += %s;", p, v);
-        else line(e, "acc%d = vmc_max(acc%d, %s);", p, p, v);
-        scope_pop(e);
-        line(e, "}");
-        if (col) {
-            line(e, "vmc_col[part][lane] = acc%d;", p);
-            line(e, "__syncthreads();");
-            line(e, "%s red%d = vmc_col[0][lane];   // %s", ctype(r), p, op_name(r->op));
-            if (sum) line(e, "for (int q = 1; q < 8; q++) red%d += vmc_col[q][lane];", p);
-            else line(e, "for (int q = 1; q < 8; q++) red%d = vmc_max(red%d, vmc_col[q][lane]);", p, p);
-            line(e, "__syncthreads();");
-        } else {
-            line(e, "const %s red%d = vmc_%s_%s(acc%d%s);   // %s", ctype(r), p, warp ? "warp" : "block", sum ? "sum" : "max",
-                 p, warp ? "" : ", vmc_sh", op_name(r->op));
-        }
-        e->red_done = p + 1;
-        int o = param_of(e, r, true);
-        if (o >= 0) {
-            char fo[IXLEN];
-            flat(e, r->shape, &rix, fo);
-            if (nsplit > 1 || csplit > 1) line(e, "if (%s) atomicAdd(&out%d[%s], red%d);", guard, o, fo, p);
-            else line(e, "if (%s) out%d[%s] = red%d;", guard, o, fo, p);
-        }
-    }
-    const Node *root = gr->root;
-    e->final = true;
-    if (shape_eq(root->shape, gr->dom) && len > 1) {
-        ASSERT(!col, "column mode with a full-row output");
-        line(e, "%s", jloop);
-        e->ind++; e->depth++;
-        e->jvar = "j";
-        Ix ix = rix;
-        snprintf(ix.s[ax], IXLEN, "j");
-        val(e, root, &ix);
-        e->ind--;
-        line(e, "}");
-    } else if (root->op != OP_SUM && root->op != OP_AMAX) {
-        line(e, "if (%s) {", guard);
-        e->ind++; e->depth++;
-        val(e, root, &rix);
-        e->ind--;
-        line(e, "}");
-    }
+    for (int p = 0; p < e->nreds; p++) row_phase(e, &rp, p, &rix);
+    row_final(e, &rp, &rix);
     fprintf(e->o, "}\n");
-    ks->block = threads;
-    ks->grid = (unsigned)(col ? cblocks * csplit : warp ? (rows + 7) / 8 : rows * nsplit);
+    ks->block = rp.threads;
+    switch (rp.mode) {
+    case RM_COLUMN: ks->grid = (unsigned)(rp.cblocks * rp.csplit); break;
+    case RM_WARP: ks->grid = (unsigned)((rp.rows + 7) / 8); break;
+    case RM_SPLIT: case RM_BLOCK: ks->grid = (unsigned)(rp.rows * rp.nsplit); break;
+    }
 }
 
 static void emit_randperm(Em *e, const char *name, KernelSource *ks) {
