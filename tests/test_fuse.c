@@ -1,5 +1,7 @@
-/* test_fuse.c — kernel-count assertions for the fusion pass (tinygrad check_schedule style) and invariants of the
- * memory plan (no two live activations overlap). Graphs are built by hand with the graph builders. */
+/* test_fuse.c — kernel-count assertions for the fusion pass (tinygrad check_schedule style), invariants of the
+ * memory plan (no two live activations overlap), views, in-place optimizer updates and the shape of a few generated
+ * kernels. Graphs are built by hand with the graph builders; nothing is compiled. */
+#include "codegen.h"
 #include "pass.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -149,6 +151,68 @@ static void test_fold_and_dead(void) {
     graph_free(g);
 }
 
+/* reshape feeding a GEMM is a view; an AdamW-like update writes its targets in place (no copy). */
+static void test_views_and_inplace(void) {
+    Graph *g = graph_new();
+    Node *x = g_input(g, "x", shape_of(3, (int64_t)4, (int64_t)8, (int64_t)16), DT_F32, LOC_NONE);
+    Node *w = param(g, "w", shape_of(2, (int64_t)16, (int64_t)16));
+    Node *m = g_state(g, "m", shape_of(2, (int64_t)16, (int64_t)16), DT_F32);
+    Node *flat = g_reshape(g, g_unary(g, OP_TANH, x, LOC_NONE), shape_of(2, (int64_t)32, (int64_t)16), LOC_NONE);
+    Node *y = g_matmul(g, flat, w, false, true, LOC_NONE);
+    Node *loss = red(g, OP_SUM, g_reshape(g, y, shape_of(1, (int64_t)512), LOC_NONE), 0);
+    graph_set_loss(g, loss);
+    Node *grad = g_matmul(g, y, flat, true, false, LOC_NONE);            /* stand-in gradient [16, 16] */
+    Node *mn = bin(g, OP_ADD, bin(g, OP_MUL, m, cst(g, 0.9)), bin(g, OP_MUL, grad, cst(g, 0.1)));
+    Node *wn = bin(g, OP_SUB, w, bin(g, OP_MUL, mn, cst(g, 1e-3)));
+    g_assign(g, m, mn);
+    g_assign(g, w, wn);
+    Fusion *f = pass_simplify(g, NULL, 0);
+    pass_fuse(f);
+    pass_plan(f);
+    fusion_dump(f, stdout);
+    check_plan(f);
+    CHECK(f->view[flat->id] != NULL, "a reshape read by a GEMM is a view of its input");
+    int copies = 0, kernels = 0;
+    for (int k = 0; k < f->ngroups; k++) {
+        copies += f->groups[k].kind == GK_ASSIGN && !f->groups[k].inplace;
+        kernels += f->groups[k].kind != GK_ASSIGN;
+    }
+    CHECK(copies == 0, "both ASSIGNs are written in place (%d copies)", copies);
+    CHECK(f->buf[mn->id].arena == AR_STATE && f->buf[wn->id].arena == AR_PARAM, "new values live in their targets");
+    CHECK(kernels == 5, "tanh, 2 GEMMs, loss, update: %d", kernels);
+    fusion_free(f);
+    graph_free(g);
+}
+
+/* Generated text: layernorm runs a warp per row without block barriers; a bias-gradient column sum is split
+ * over blocks with atomics. */
+static void test_row_kernels(void) {
+    Graph *g = graph_new();
+    int64_t C = 64;
+    Node *x = g_input(g, "x", shape_of(2, (int64_t)1000, C), DT_F32, LOC_NONE);
+    Node *w = param(g, "w", shape_of(1, C)), *b = param(g, "b", shape_of(1, C));
+    graph_add_named(g, "ln", layernorm(g, x, w, b, C), NF_OUTPUT);
+    Node *t = g_input(g, "t", shape_of(2, (int64_t)8192, (int64_t)48), DT_F32, LOC_NONE);
+    graph_add_named(g, "colsum", red(g, OP_SUM, bin(g, OP_MUL, t, t), 0), NF_OUTPUT);
+    Fusion *f = pass_simplify(g, NULL, 0);
+    pass_fuse(f);
+    pass_plan(f);
+    CHECK(f->ngroups == 2, "layernorm and column sum: %d groups", f->ngroups);
+    for (int k = 0; k < f->ngroups; k++) {
+        KernelSource ks;
+        codegen_group(f, &f->groups[k], &ks);
+        if (f->groups[k].root->op == OP_SUM) {
+            CHECK(strstr(ks.body, "atomicAdd") && ks.zero_root && ks.grid > 1, "split column sum");
+        } else {
+            CHECK(strstr(ks.body, "vmc_warp_sum") && !strstr(ks.body, "__syncthreads"), "warp-per-row layernorm");
+            CHECK(ks.grid == 125 && ks.block == 256, "1000 rows, 8 per block: grid %u block %u", ks.grid, ks.block);
+        }
+        kernel_source_free(&ks);
+    }
+    fusion_free(f);
+    graph_free(g);
+}
+
 int main(void) {
     test_chain();
     test_layernorm();
@@ -156,6 +220,8 @@ int main(void) {
     test_mse();
     test_linear();
     test_fold_and_dead();
+    test_views_and_inplace();
+    test_row_kernels();
     if (failures) { fprintf(stderr, "%d failure(s)\n", failures); return 1; }
     printf("ok\n");
     return 0;
