@@ -100,7 +100,7 @@ static int seen_find(SeenSet *s, const char *key, int launch) {
 static void add_kernel(Program *p, Batch *b, SeenSet *seen, int li, const char *key, const char *body, const char *name) {
     int first = seen_find(seen, key, li);
     if (first >= 0) {
-        snprintf(p->launches[li].name, sizeof p->launches[li].name, "%s", p->launches[first].name);
+        if (first != li) memmove(p->launches[li].name, p->launches[first].name, sizeof p->launches[li].name);
         p->launches[li].same_as = first;
         return;
     }

@@ -152,7 +152,7 @@ static Value b_len(Eval *ev, const char *name, Arg *a, int n, Loc loc) {
 }
 
 static Value b_range(Eval *ev, const char *name, Arg *a, int n, Loc loc) {
-    int64_t lo = 0, hi, step = 1;
+    int64_t lo = 0, hi = 0, step = 1;
     if (!arg_int(ev, name, &a[0], n == 1 ? &hi : &lo)) return v_err();
     if (n >= 2 && !arg_int(ev, name, &a[1], &hi)) return v_err();
     if (n == 3 && !arg_int(ev, name, &a[2], &step)) return v_err();

@@ -278,7 +278,7 @@ static Value concat_lists(Eval *ev, const VList *a, const VList *b, Loc loc) {
 }
 
 static bool values_equal(const Value *a, const Value *b) {
-    double x, y;
+    double x = 0, y = 0;
     if (v_number(a, &x) && v_number(b, &y)) return a->k == V_INT && b->k == V_INT ? a->i == b->i : x == y;
     if (a->k != b->k) return false;
     if (a->k == V_STR) return !strcmp(a->s, b->s);
@@ -305,7 +305,7 @@ static Value make_range(Eval *ev, int64_t a, int64_t b, Loc loc) {
 }
 
 static Value const_binary(Eval *ev, int op, Value a, Value b, Loc loc) {
-    double x, y;
+    double x = 0, y = 0;
     bool nums = v_number(&a, &x) && v_number(&b, &y);
     switch (op) {
     case OPR_EQ: case OPR_NE: {
