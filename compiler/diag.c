@@ -29,7 +29,7 @@ static void emit(Diag *d, const char *kind, Loc loc, const char *fmt, va_list ap
     if (loc.file) {
         int line, col;
         source_linecol(loc.file, loc.start, &line, &col);
-        fprintf(d->out, "%s:%d:%d: %s: ", loc.file->path, line, col, kind);
+        fprintf(d->out, "%s:%d:%d: %s: ", source_name(loc.file), line, col, kind);
     } else {
         fprintf(d->out, "vmc: %s: ", kind);
     }

@@ -53,7 +53,7 @@ SourceFile *source_load(const char *path, char *err, int errlen) {
 
 void source_free(SourceFile *s) {
     if (!s) return;
-    free(s->path); free(s->text); free(s->line_starts); free(s);
+    free(s->path); free(s->shown); free(s->text); free(s->line_starts); free(s);
 }
 
 void source_linecol(const SourceFile *s, uint32_t off, int *line, int *col) {

@@ -5,7 +5,8 @@
 #include <stdbool.h>
 
 typedef struct SourceFile {
-    char *path;        /* as given (used in messages) */
+    char *path;        /* as given or resolved (used to open it and to resolve relative imports) */
+    char *shown;       /* the name messages use when it differs from path (NULL: path) */
     char *text;        /* NUL-terminated contents */
     uint32_t len;
     uint32_t *line_starts; /* byte offset of each line start */
@@ -22,3 +23,4 @@ void source_free(SourceFile *s);
 /* 1-based line and column of a byte offset. */
 void source_linecol(const SourceFile *s, uint32_t off, int *line, int *col);
 Loc loc_span(Loc a, Loc b);
+static inline const char *source_name(const SourceFile *s) { return s->shown ? s->shown : s->path; }

@@ -191,8 +191,12 @@ static Value call_layer(Eval *ev, LayerInst *inst, const char *prefix, uint32_t 
     Scope *saved_sc = ev->scope;
     ev->fr = &fr; ev->scope = top;
     ev->calls++;
+    int errors_before = ev->d->errors;
     for (int k = 0; k < def->b->list.n && !fr.returned && !diag_full(ev->d); k++) exec_stmt(ev, def->b->list.items[k]);
     ev->calls--;
+    /* An error inside a library layer also points at the call that led there (a traceback, innermost first). */
+    if (ev->d->errors > errors_before && loc.file && loc.file != def->loc.file)
+        diag_note(ev->d, loc, "in %s called from here", what);
     ev->fr = saved_fr; ev->scope = saved_sc;
     if (!fr.returned) {
         diag_error(ev->d, def->loc, "%s ends without 'return'", what);

@@ -76,6 +76,26 @@ static char *resolve(DslModule *m, const char *importer, const char *rel) {
     return NULL;
 }
 
+/* Messages name an imported file by its path relative to the working directory when it lies below it, or as
+ * models/<import> when it came from a models/ search directory (build/../models/lib/nn.vmc reads badly and
+ * changes from one checkout to another). */
+static void shorten_path(DslModule *m, SourceFile *s, const char *real, const char *rel) {
+    char cwd[PATH_MAX];
+    size_t n;
+    if (getcwd(cwd, sizeof cwd) && (n = strlen(cwd)) > 1 && !strncmp(real, cwd, n) && real[n] == '/') {
+        s->shown = xstrdup(real + n + 1);
+        return;
+    }
+    const char *dirs[4];
+    int nd = models_dirs(m, dirs);
+    for (int k = 0; k < nd; k++) {
+        size_t len = strlen(dirs[k]);
+        if (strncmp(s->path, dirs[k], len) || s->path[len] != '/') continue;
+        s->shown = xstrdup(arena_printf(m->arena, "models/%s", rel));
+        return;
+    }
+}
+
 static bool loaded(const DslModule *m, const char *real) {
     for (int k = 0; k < m->nfiles; k++) if (m->realpaths[k] && !strcmp(m->realpaths[k], real)) return true;
     return false;
@@ -106,6 +126,7 @@ static void load_import(DslModule *m, const SourceFile *from, const Ast *imp, Lo
     char err[600];
     SourceFile *s = source_load(path, err, sizeof err);
     if (!s) { diag_error(d, imp->loc, "%s", err); return; }
+    shorten_path(m, s, real, imp->name);
     load_tree(m, s, real, stack, d);
 }
 
@@ -285,7 +306,7 @@ void dsl_dump_ast(const DslModule *m, FILE *out) {
     bool first = true;
     for (int k = 0; k < m->nfiles; k++) {
         if (!m->roots[k]) continue;
-        if (!first) fprintf(out, "# file %s\n", m->files[k]->path);
+        if (!first) fprintf(out, "# file %s\n", source_name(m->files[k]));
         first = false;
         ast_dump(m->roots[k], out);
     }
