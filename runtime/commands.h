@@ -17,3 +17,4 @@ int cmd_eval(int argc, char **argv);
 int bench_data(int argc, char **argv);   /* runtime/cmd_bench_data.c: `vmc bench --data ...` */
 int cmd_compile(int argc, char **argv);  /* runtime/cmd_compile.c */
 int cmd_bench(int argc, char **argv);    /* runtime/cmd_bench.c */
+int cmd_grad(int argc, char **argv);

@@ -10,6 +10,7 @@ static const Command COMMANDS[] = {
     {"pretrain", cmd_pretrain, "pretrain a model (forward + backward + AdamW), metrics.jsonl + checkpoints"},
     {"finetune", cmd_finetune, "fine-tune a classifier with soft targets"},
     {"eval", cmd_eval, "top-1/top-5 of a checkpoint on the test split"},
+    {"grad", cmd_grad, "loss and every parameter gradient for given weights and inputs (parity checks)"},
     {"compile", cmd_compile, "fuse a model's step and NVRTC-compile every kernel for a GPU arch (no GPU needed)"},
     {"bench", cmd_bench, "GPU step throughput, TFLOP/s vs GEMM peak, memory, time per kernel class"},
 };

@@ -8,7 +8,8 @@ endforeach()
 
 # Loss and gradient parity of ARM-B (pretraining and fine-tuning) with the PyTorch reference tests/ref/arm_ref.py.
 # Needs PyTorch (a GPU machine); skips with 77 elsewhere.
-add_executable(model_grads ${CMAKE_CURRENT_SOURCE_DIR}/models/model_grads.c)
-target_link_libraries(model_grads PRIVATE runtime dsl compiler)
-add_test(NAME models_parity COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/models/parity.sh $<TARGET_FILE:model_grads> ${VMC_ROOT})
-set_tests_properties(models_parity PROPERTIES LABELS gpu SKIP_RETURN_CODE 77 TIMEOUT 900)
+foreach(backend cpu cuda)
+  add_test(NAME models_parity_${backend}
+           COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/models/parity.sh $<TARGET_FILE:vmc> ${VMC_ROOT} 1e-4 ${backend})
+  set_tests_properties(models_parity_${backend} PROPERTIES LABELS gpu SKIP_RETURN_CODE 77 TIMEOUT 900)
+endforeach()
