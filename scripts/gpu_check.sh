@@ -44,6 +44,44 @@ bench "ARM-B pretrain 192px b128 (>=5000)" models/arm_b.vmc --model arm_b_pretra
 bench "ARM-B finetune 224 b128 (>=3000)" models/arm_b.vmc --model arm_b_ft224 --batch 128 --train --steps $steps
 bench "ARM-B inference 224 b256 (>=10000)" models/arm_b.vmc --model arm_b_ft224 --batch 256 --infer --steps $steps
 
+# Loss and every gradient of ARM-B (pretraining, 4-scan fine-tuning) and Vim-B against the independent PyTorch
+# implementation (tests/ref/arm_ref.py, tests/models/vim_ref.py): `vmc grad` on each backend, fp32, tol 1e-4.
+if [ "${VMC_GPU_PARITY:-1}" = 1 ]; then
+  for backend in cuda cpu; do
+    echo "== parity with PyTorch ($backend backend)"
+    if bash tests/models/parity.sh "$B/vmc" "$root" 1e-4 $backend 2>&1 | tee "$log/parity.txt"; then p=pass; else p=FAIL; fi
+    rows+=("PyTorch parity, $backend|$p|$(grep -oP 'worst rel L2 err \K[0-9.e+-]+' "$log/parity.txt" | paste -sd ' ' -) (arm_b_pretrain arm_b_ft224 vim_b)")
+  done
+fi
+
+# Training through the real data path (JPEG decode + RandomResizedCrop on 16 cores, pinned buffers) on the GPU.
+echo "== vmc pretrain --backend cuda on synthetic JPEGs"
+data=$("$B/vmc" bench --data synthetic:2048 --keep --batches 1 --batch 64 2>&1 | grep -oP 'JPEGs to \K\S+')
+out=$(mktemp -d)
+if [ -n "$data" ] && "$B/vmc" pretrain models/arm_b.vmc --model arm_b_pretrain --backend cuda --data "$data" \
+     --out "$out/armb" --steps 30 --batch_size 128 --threads 16 2>&1 | tee "$log/train.txt" | tail -5; then
+  ips=$(grep -oP '"img_per_s":\s*\K[0-9.]+' "$out/armb/metrics.jsonl" | tail -10 | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+  l0=$(grep -oP '"loss":\s*\K[0-9.e+-]+' "$out/armb/metrics.jsonl" | head -1)
+  l1=$(grep -oP '"loss":\s*\K[0-9.e+-]+' "$out/armb/metrics.jsonl" | tail -1)
+  rows+=("ARM-B pretrain, data + cuda, b128|ok|${ips} img/s (median of last 10 steps), loss $l0 -> $l1")
+  # A checkpoint written by vmc loads in PyTorch's safetensors reader under the reference names.
+  ck=$(ls -t "$out"/armb/*.safetensors 2>/dev/null | head -1)
+  if [ -n "$ck" ] && python3 - "$ck" <<'PY' 2>&1 | tee "$log/ckpt.txt"; then c=pass; else c=FAIL; fi
+import sys
+from safetensors.torch import load_file
+t = load_file(sys.argv[1])
+need = {"patch_embed.proj.weight": (768, 3, 16, 16), "layers.11.mixer.A_log": (768, 16), "dec_block.3.attn2.kv.weight": (1024, 512),
+        "enc2dec.weight": (2048, 3072), "pos_embed": (1, 144, 768), "mask": (128, 128)}
+bad = [k for k, s in need.items() if k not in t or tuple(t[k].shape) != s]
+print(f"{sys.argv[1]}: {len(t)} tensors; reference names/shapes checked: {len(need) - len(bad)}/{len(need)}")
+sys.exit(1 if bad else 0)
+PY
+  rows+=("checkpoint read by PyTorch|$c|$(tail -1 "$log/ckpt.txt" | cut -c1-90)")
+else
+  rows+=("ARM-B pretrain, data + cuda, b128|FAIL|see log above")
+fi
+rm -rf "$out" "$data"
+
 echo
 echo "== summary"
 printf '%-38s %-5s %s\n' "check" "state" "figures"
