@@ -277,6 +277,18 @@ static void cuda_free(Exec *e) {
 
 static const ExecVT CUDA_VT = {"cuda", cuda_run, cuda_write, cuda_read, cuda_free};
 
+/* Out of memory is a user-fixable error, not a crash: the message (CUDA_OOM_FORMAT, parsed by train.c) names the
+ * bytes the arenas need and the bytes free. */
+static bool arenas_fit(Cuda *c, char *err, int errlen) {
+    int64_t need = 256;
+    for (int k = 0; k < AR_COUNT_; k++) need += c->p->arena_bytes[k] > 0 ? c->p->arena_bytes[k] : 256;
+    size_t fr = 0, tot = 0;
+    CU_CHECK(c->cu->cuMemGetInfo(&fr, &tot));
+    if (need <= (int64_t)fr) return true;
+    snprintf(err, (size_t)errlen, CUDA_OOM_FORMAT, (long long)need, (long long)fr);
+    return false;
+}
+
 Exec *cuda_exec_create(const Graph *g, Node *const *keep, int nkeep, const CudaExecOptions *opt, char *err, int errlen) {
     if (!cuda_available()) {
         snprintf(err, (size_t)errlen, "no usable GPU: %s", cuda_unavailable_reason());
@@ -294,6 +306,7 @@ Exec *cuda_exec_create(const Graph *g, Node *const *keep, int nkeep, const CudaE
     c->lt = cublaslt_api();
     CUBLAS_CHECK(c->lt->cublasLtCreate(&c->lth));
     CU_CHECK(c->cu->cuStreamCreate(&c->st, CU_STREAM_NON_BLOCKING));
+    if (!arenas_fit(c, err, errlen)) { c->cu->cuStreamDestroy(c->st); c->lt->cublasLtDestroy(c->lth); program_free(c->p); free(c); return NULL; }
     for (int k = 0; k < AR_COUNT_; k++) {
         size_t bytes = (size_t)(c->p->arena_bytes[k] > 0 ? c->p->arena_bytes[k] : 256);
         CU_CHECK(c->cu->cuMemAlloc(&c->arena[k], bytes));

@@ -17,7 +17,9 @@ typedef struct CudaExecOptions {
     int device;          /* ordinal */
 } CudaExecOptions;
 
-/* NULL with a message in err when no GPU is usable or the program fails to compile. */
+/* NULL with a message in err when no GPU is usable, the program fails to compile or its arenas do not fit in the
+ * free device memory (then err is CUDA_OOM_FORMAT: bytes needed, bytes free). */
+#define CUDA_OOM_FORMAT "out of device memory: %lld bytes needed, %lld bytes free"
 Exec *cuda_exec_create(const Graph *g, Node *const *keep, int nkeep, const CudaExecOptions *opt, char *err, int errlen);
 const Program *cuda_exec_program(const Exec *e);
 
