@@ -45,11 +45,11 @@ bench "ARM-B finetune 224 b128 (>=3000)" models/arm_b.vmc --model arm_b_ft224 --
 bench "ARM-B inference 224 b256 (>=10000)" models/arm_b.vmc --model arm_b_ft224 --batch 256 --infer --steps $steps
 
 # Loss and every gradient of ARM-B (pretraining, 4-scan fine-tuning) and Vim-B against the independent PyTorch
-# implementation (tests/ref/arm_ref.py, tests/models/vim_ref.py): `vmc grad` on each backend, fp32, tol 1e-4.
+# implementation (tests/ref/arm_ref.py, tests/models/vim_ref.py): scripts/parity.sh runs `vmc grad` on each backend, fp32, tol 1e-4.
 if [ "${VMC_GPU_PARITY:-1}" = 1 ]; then
   for backend in cuda cpu; do
     echo "== parity with PyTorch ($backend backend)"
-    if bash tests/models/parity.sh "$B/vmc" "$root" 1e-4 $backend 2>&1 | tee "$log/parity.txt"; then p=pass; else p=FAIL; fi
+    if bash scripts/parity.sh --backend $backend --vmc "$B/vmc" 2>&1 | tee "$log/parity.txt"; then p=pass; else p=FAIL; fi
     rows+=("PyTorch parity, $backend|$p|$(grep -oP 'worst rel L2 err \K[0-9.e+-]+' "$log/parity.txt" | paste -sd ' ' -) (arm_b_pretrain arm_b_ft224 vim_b)")
   done
 fi
