@@ -28,7 +28,8 @@ static void usage(TrainMode m, FILE *f) {
             "  --recipe NAME         recipe (default: the model's, else the first named *%s*)\n"
             "  --data PATH           dataset: IDX (Fashion-MNIST), CIFAR-10 binary or an ImageFolder tree\n"
             "  --out DIR             run directory: recipe.txt, metrics.jsonl%s\n"
-            "  --backend cpu|cuda    executor (default cpu)\n"
+            "  --backend B           cpu, cuda or auto (default: cuda when a GPU is usable, else cpu)\n"
+            "  --precision P         bf16 or fp32 (cuda; default: the recipe's precision)\n"
             "  --seed S              run seed (default: the recipe's seed, else 0)\n"
             "  --set NAME=VALUE      override a model constant or recipe key (repeatable)\n"
             "  -I DIR                add an import directory\n",
@@ -38,10 +39,12 @@ static void usage(TrainMode m, FILE *f) {
         fprintf(f, "  --init CKPT           weights to evaluate (also --resume CKPT)\n"
                    "  --steps N             evaluate the first N batches only\n"
                    "  --ema                 evaluate the checkpoint's EMA weights\n"
+                   "  --classes LIST        evaluate on these class indices only (comma list, or @FILE of them)\n"
                    "  --batch_size N        (= --set batch=N)\n");
     } else {
         fprintf(f, "  --steps N             stop after N steps; the warmup+cosine schedule spans these N steps\n"
 "  --stop_at K           stop after step K with a checkpoint (the schedule still spans --steps)\n"
+                   "  --eval_steps N        finetune: the per-epoch test evaluations (model and EMA) use N batches (default all)\n"
                    "  --resume CKPT         continue exactly (weights, AdamW, EMA, step, data cursor); 'auto': newest in --out\n"
                    "  --init CKPT           start from these weights (matching names; mismatches are listed)\n"
                    "  --log_every N         metrics.jsonl line every N steps (default 1)\n"
@@ -50,7 +53,7 @@ static void usage(TrainMode m, FILE *f) {
                    "  --batch_size N --epochs N --blr X --lr X --min_lr X --warmup_epochs N --weight_decay X\n"
                    "  --drop_path X --layer_decay X --ema_decay X --clip_grad X      (= --set KEY=VALUE)\n");
     }
-    fprintf(f, "  --threads N           data loader threads (default 2)\n  --quiet               no per-step lines\n");
+    fprintf(f, "  --threads N           data loader threads (default: the number of cores)\n  --quiet               no per-step lines\n");
 }
 
 typedef struct Args {
@@ -96,12 +99,15 @@ static bool parse_valued(Args *a, const char *f, char *v) {
     else if (!strcmp(f, "--resume")) o->resume = v;
     else if (!strcmp(f, "--init")) o->init = v;
     else if (!strcmp(f, "--backend")) o->backend = v;
+    else if (!strcmp(f, "--precision")) o->precision = v;
+    else if (!strcmp(f, "--classes")) o->classes = v;
     else if (!strcmp(f, "-I")) {
         if (o->ninclude == 16) { fprintf(stderr, "too many -I options\n"); return false; }
         a->incs[o->ninclude++] = v;
     } else if (!parse_int(f, v, &n)) return false;
     else if (!strcmp(f, "--steps")) o->steps = n;
     else if (!strcmp(f, "--stop_at")) o->stop_at = n;
+    else if (!strcmp(f, "--eval_steps")) o->eval_steps = n;
     else if (!strcmp(f, "--seed")) { o->seed = (uint64_t)n; o->seed_set = true; }
     else if (!strcmp(f, "--log_every")) o->log_every = (int)n;
     else if (!strcmp(f, "--ckpt_every")) o->ckpt_every = (int)n;
@@ -111,8 +117,8 @@ static bool parse_valued(Args *a, const char *f, char *v) {
 }
 
 static bool is_valued(const char *f) {
-    static const char *const V[] = {"--set", "--model", "--recipe", "--data", "--out", "--resume", "--init", "--backend",
-                                    "-I", "--steps", "--stop_at", "--seed", "--log_every", "--ckpt_every", "--keep", "--threads"};
+    static const char *const V[] = {"--set", "--model", "--recipe", "--data", "--out", "--resume", "--init", "--backend", "--precision", "--classes",
+                                    "-I", "--steps", "--stop_at", "--eval_steps", "--seed", "--log_every", "--ckpt_every", "--keep", "--threads"};
     for (size_t k = 0; k < sizeof V / sizeof V[0]; k++) if (!strcmp(f, V[k])) return true;
     for (size_t k = 0; k < sizeof SET_FLAGS / sizeof SET_FLAGS[0]; k++) if (!strcmp(f, SET_FLAGS[k].flag)) return true;
     return false;

@@ -4,12 +4,14 @@
 #include "train.h"
 #include "autodiff.h"
 #include "checkpoint.h"
+#include "cuda_api.h"
 #include "cuda_exec.h"
 #include "data.h"
 #include "exec.h"
 #include "init.h"
 #include "metrics.h"
 #include "optim.h"
+#include "plot.h"
 #include "schedule.h"
 #include <errno.h>
 #include <inttypes.h>
@@ -20,6 +22,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Set by the SIGINT handler, polled between steps: the one piece of process state a signal may touch. */
 static volatile sig_atomic_t interrupted;
@@ -33,9 +36,11 @@ typedef struct Run {
     Graph *g;
     Node *images, *labels, *targets, *logits, *grad_norm, *lr_in, *step_in;
     Exec *e;
+    bool cuda;                           /* the backend in use */
     uint64_t seed;
     int batch, classes;
     OptimConfig opt;
+    bool *class_mask;                    /* eval --classes: the logits scored (NULL: all) */
 } Run;
 
 /* ---------------------------------------------------------------- recipe values */
@@ -196,8 +201,57 @@ static bool build_graph(Run *r) {
     return true;
 }
 
+/* Bytes of the parameters and optimizer/EMA states (and one gradient per parameter): the part of the device
+ * memory that does not grow with the batch, for the out-of-memory estimate. */
+static int64_t fixed_bytes(const Graph *g) {
+    int64_t b = 0;
+    for (int k = 0; k < g->params.n; k++) { const Node *n = g->params.items[k]; b += 2 * shape_numel(n->shape) * dtype_size(n->dtype); }
+    for (int k = 0; k < g->states.n; k++) { const Node *n = g->states.items[k]; b += shape_numel(n->shape) * dtype_size(n->dtype); }
+    return b;
+}
+
+int64_t train_fitting_batch(int64_t fixed, int64_t per_image, int64_t free_bytes) {
+    int64_t room = free_bytes - fixed - free_bytes / 20;     /* 5% for cuBLAS workspaces and staging buffers */
+    if (per_image <= 0 || room < per_image) return 0;
+    int64_t b = room / per_image;
+    return b > 1 ? b & ~(int64_t)1 : b;                       /* even: mixup pairs the batch with its flip */
+}
+
+void train_oom_message(int64_t need, int64_t free_bytes, int64_t fixed, int64_t per_image, int batch, char *buf, int len) {
+    int64_t fit = train_fitting_batch(fixed, per_image, free_bytes);
+    int n = snprintf(buf, (size_t)len, "out of GPU memory: batch %d needs %.2f GiB (%lld bytes), %.2f GiB (%lld bytes) are free; ",
+                     batch, (double)need / (1 << 30), (long long)need, (double)free_bytes / (1 << 30), (long long)free_bytes);
+    if (n < 0 || n >= len) return;
+    if (fit > 0)
+        snprintf(buf + n, (size_t)(len - n), "a batch of about %lld would fit (%.1f MiB per image, %.1f MiB fixed): pass --batch_size %lld",
+                 (long long)fit, (double)per_image / (1 << 20), (double)fixed / (1 << 20), (long long)fit);
+    else
+        snprintf(buf + n, (size_t)(len - n), "even a batch of 1 would not fit (%.1f MiB per image, %.1f MiB fixed)",
+                 (double)per_image / (1 << 20), (double)fixed / (1 << 20));
+}
+
+/* cuda_exec_create failed: an out-of-memory message with a batch estimate (exit 2), else its message. */
+static void report_cuda_failure(const Run *r, const char *err) {
+    long long need, fr;
+    if (sscanf(err, CUDA_OOM_FORMAT, &need, &fr) != 2) {
+        fprintf(stderr, "vmc %s: cuda backend: %s\n", MODE_NAME[r->o->mode], err);
+        return;
+    }
+    int64_t fixed = fixed_bytes(r->g), per = need > fixed ? (need - fixed) / r->batch : 0;
+    char msg[1024];
+    train_oom_message(need, fr, fixed, per, r->batch, msg, sizeof msg);
+    fprintf(stderr, "vmc %s: %s\n", MODE_NAME[r->o->mode], msg);
+}
+
+/* --backend auto (or none): cuda when a GPU is usable, else cpu. */
+static const char *pick_backend(const TrainOptions *o) {
+    const char *b = o->backend ? o->backend : "auto";
+    if (strcmp(b, "auto")) return b;
+    return cuda_available() ? "cuda" : "cpu";
+}
+
 static bool make_exec(Run *r) {
-    const char *b = r->o->backend ? r->o->backend : "cpu";
+    const char *b = pick_backend(r->o);
     Node *keep[4];
     int nk = 0;
     if (r->g->loss) keep[nk++] = r->g->loss;
@@ -206,13 +260,19 @@ static bool make_exec(Run *r) {
     if (!strcmp(b, "cpu")) {
         r->e = cpu_exec_new(r->g, keep, nk);
     } else if (!strcmp(b, "cuda")) {
-        /* precision "bf16": bf16 GEMM operands, fp32 elsewhere (ARM_SPEC §2.5); anything else: fp32 parity mode */
-        CudaExecOptions opt = {!strcmp(rstr(r->rec, "precision", "fp32"), "bf16"), false, 0};
+        /* precision "bf16": bf16 GEMM operands, fp32 elsewhere (ARM_SPEC §2.5); "fp32": fp32 parity mode */
+        const char *prec = r->o->precision ? r->o->precision : rstr(r->rec, "precision", "fp32");
+        if (strcmp(prec, "bf16") && strcmp(prec, "fp32")) {
+            fprintf(stderr, "vmc %s: unknown precision '%s' (expected bf16 or fp32)\n", MODE_NAME[r->o->mode], prec);
+            return false;
+        }
+        CudaExecOptions opt = {!strcmp(prec, "bf16"), false, 0};
         char err[1024];
         r->e = cuda_exec_create(r->g, keep, nk, &opt, err, sizeof err);
-        if (!r->e) fprintf(stderr, "vmc %s: cuda backend: %s\n", MODE_NAME[r->o->mode], err);
+        if (!r->e) report_cuda_failure(r, err);
+        r->cuda = true;
     } else {
-        fprintf(stderr, "vmc %s: unknown backend '%s' (expected cpu or cuda)\n", MODE_NAME[r->o->mode], b);
+        fprintf(stderr, "vmc %s: unknown backend '%s' (expected cpu, cuda or auto)\n", MODE_NAME[r->o->mode], b);
     }
     return r->e != NULL;
 }
@@ -280,7 +340,22 @@ static bool load_weights(Run *r, CkptMeta *m) {
 }
 
 /* ---------------------------------------------------------------- data */
-static Loader *open_loader(Run *r, DataSplit split, Dataset **ds) {
+/* Pinned host memory for batch buffers on cuda: the uploads are DMA'd without a staging copy. The exec made the
+ * device's context current on this thread. */
+static void *pinned_alloc(size_t bytes, void *ctx) {
+    (void)ctx;
+    void *p = NULL;
+    CU_CHECK(cuda_api()->cuMemAllocHost(&p, bytes ? bytes : 1));
+    return p;
+}
+static void pinned_free(void *p, void *ctx) { (void)ctx; if (p) cuda_api()->cuMemFreeHost(p); }
+
+static int default_threads(void) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 2;
+}
+
+static Loader *open_loader(Run *r, DataSplit split, Dataset **ds, const int32_t *subset, int nsubset) {
     char err[1024];
     *ds = dataset_open(r->o->data, split, err, sizeof err);
     if (!*ds) { fprintf(stderr, "%s\n", err); return NULL; }
@@ -303,7 +378,9 @@ static Loader *open_loader(Run *r, DataSplit split, Dataset **ds) {
                             (float)rnum(rc, "mix.switch_prob", 0.5), (float)rnum(rc, "mix.smoothing", 0), r->classes};
     }
     c.seed = r->seed;
-    c.threads = r->o->threads > 0 ? r->o->threads : 2;
+    c.threads = r->o->threads > 0 ? r->o->threads : default_threads();
+    c.class_subset = subset; c.nsubset = nsubset;
+    if (r->cuda) c.allocator = (DataAllocator){pinned_alloc, pinned_free, NULL};
     c.drop_last = split == SPLIT_TRAIN;     /* the graph has a static batch */
     c.shuffle = split == SPLIT_TRAIN;
     Loader *l = loader_new(*ds, &c);
@@ -377,12 +454,144 @@ static void write_recipe_txt(const Run *r, double lr, int64_t steps, int64_t ipe
     fclose(f);
 }
 
-/* ---------------------------------------------------------------- training */
+/* ---------------------------------------------------------------- evaluation */
 static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
+
+typedef struct EvalAcc { int64_t n, top1, top5; double nll, secs; } EvalAcc;
+
+/* Rank of the true class (classes with a strictly larger logit) and its cross-entropy, over the classes in mask. */
+static void score(EvalAcc *a, const float *z, int classes, int32_t label, const bool *mask) {
+    int above = 0;
+    double mx = z[label], se = 0;
+    for (int c = 0; c < classes; c++) {
+        if (mask && !mask[c]) continue;
+        above += z[c] > z[label];
+        if (z[c] > mx) mx = z[c];
+    }
+    for (int c = 0; c < classes; c++) if (!mask || mask[c]) se += exp((double)z[c] - mx);
+    a->nll += log(se) + mx - z[label];
+    a->n++; a->top1 += above < 1; a->top5 += above < 5;
+}
+
+/* A possibly partial batch padded to the graph's batch: the padding rows are computed and ignored. */
+static void eval_batch(Run *r, const Batch *b, EvalAcc *a, float *img, int32_t *lab, float *z) {
+    size_t per = (size_t)shape_numel(r->images->shape) / (size_t)r->batch;
+    memset(img, 0, sizeof(float) * per * (size_t)r->batch);
+    memcpy(img, b->images, sizeof(float) * per * (size_t)b->n);
+    memset(lab, 0, sizeof(int32_t) * (size_t)r->batch);
+    memcpy(lab, b->labels, sizeof(int32_t) * (size_t)b->n);
+    Batch pb = *b;
+    pb.images = img; pb.labels = lab; pb.targets = NULL;
+    feed_batch(r, &pb);
+    StepInfo si = {r->seed, 0};
+    exec_run(r->e, &si);
+    exec_read(r->e, r->logits, z, sizeof(float) * (size_t)r->batch * (size_t)r->classes);
+    for (int i = 0; i < b->n; i++) score(a, z + (size_t)i * (size_t)r->classes, r->classes, lab[i], r->class_mask);
+}
+
+/* Scores the test split (the first max_batches batches when > 0) with r's exec; 0, 1 (bad data) or 2 (read error). */
+static int eval_split(Run *r, int64_t max_batches, const int32_t *subset, int nsubset, EvalAcc *a) {
+    Dataset *ds;
+    Loader *l = open_loader(r, SPLIT_TEST, &ds, subset, nsubset);
+    if (!l) return 1;
+    float *img = xmalloc(sizeof(float) * (size_t)shape_numel(r->images->shape));
+    int32_t *lab = xmalloc(sizeof(int32_t) * (size_t)r->batch);
+    float *z = xmalloc(sizeof(float) * (size_t)r->batch * (size_t)r->classes);
+    memset(a, 0, sizeof *a);
+    Batch b;
+    double t0 = now_s();
+    for (int64_t k = 0; (max_batches <= 0 || k < max_batches) && loader_next(l, &b); k++) eval_batch(r, &b, a, img, lab, z);
+    a->secs = now_s() - t0;
+    int rc = 0;
+    if (loader_error(l)) { fprintf(stderr, "data: %s\n", loader_error(l)); rc = 2; }
+    free(img); free(lab); free(z);
+    loader_free(l);
+    dataset_free(ds);
+    return rc;
+}
+
+static void log_eval(Metrics *mx, const Run *r, int64_t step, const char *weights, const EvalAcc *a) {
+    if (!a->n) return;
+    double t1 = 100.0 * (double)a->top1 / (double)a->n, t5 = 100.0 * (double)a->top5 / (double)a->n;
+    metrics_begin(mx);
+    metrics_str(mx, "split", "test");
+    metrics_int(mx, "step", step);
+    metrics_int(mx, "n", a->n);
+    metrics_num(mx, "top1", t1);
+    metrics_num(mx, "top5", t5);
+    metrics_num(mx, "loss", a->nll / (double)a->n);
+    metrics_num(mx, "img_per_s", (double)a->n / a->secs);
+    metrics_str(mx, "weights", weights);
+    metrics_end(mx);
+    printf("eval %s (%s weights, step %lld): %" PRId64 " images, top-1 %.2f%%, top-5 %.2f%%, loss %.4f\n", r->model_name,
+           weights, (long long)step, a->n, t1, t5, a->nll / (double)a->n);
+    fflush(stdout);
+}
+
+int train_parse_classes(const char *spec, int classes, int32_t *out, int max, char *err, int errlen) {
+    char *text = NULL;
+    if (spec[0] == '@') {
+        FILE *f = fopen(spec + 1, "r");
+        if (!f) { snprintf(err, (size_t)errlen, "%s: cannot read the class list: %s", spec + 1, strerror(errno)); return -1; }
+        size_t n = 0;
+        FILE *m = open_memstream(&text, &n);
+        int ch;
+        while ((ch = fgetc(f)) != EOF) fputc(ch, m);
+        fclose(m);
+        fclose(f);
+    } else {
+        text = xstrdup(spec);
+    }
+    int n = 0;
+    const char *where = spec[0] == '@' ? spec + 1 : "--classes";
+    for (char *p = text; *p;) {
+        if (*p == ',' || *p == ' ' || *p == '\n' || *p == '\t' || *p == '\r') { p++; continue; }
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p || v < 0 || v >= classes) {
+            snprintf(err, (size_t)errlen, "%s: '%.*s' is not a class index in [0, %d)", where, (int)strcspn(p, ", \n\t"), p, classes);
+            n = -1; break;
+        }
+        if (n == max) { snprintf(err, (size_t)errlen, "%s: more than %d classes", where, max); n = -1; break; }
+        out[n++] = (int32_t)v;
+        p = end;
+    }
+    if (n == 0) snprintf(err, (size_t)errlen, "%s: no class indices", where), n = -1;
+    free(text);
+    return n;
+}
+
+static int run_eval(Run *r, int64_t ckpt_step) {
+    int32_t *subset = NULL;
+    int nsub = 0, rc = 0;
+    if (r->o->classes) {
+        char err[1024];
+        subset = xmalloc(sizeof(int32_t) * (size_t)r->classes);
+        nsub = train_parse_classes(r->o->classes, r->classes, subset, r->classes, err, sizeof err);
+        if (nsub < 0) { fprintf(stderr, "vmc eval: %s\n", err); free(subset); return 1; }
+        r->class_mask = xcalloc((size_t)r->classes, sizeof(bool));
+        for (int k = 0; k < nsub; k++) r->class_mask[subset[k]] = true;
+    }
+    EvalAcc a;
+    rc = eval_split(r, r->o->steps, subset, nsub, &a);
+    char path[1024], err[1200];
+    snprintf(path, sizeof path, "%s/metrics.jsonl", r->o->out);
+    Metrics *mx = rc ? NULL : metrics_open(path, true, err, sizeof err);
+    if (!rc && !mx) { fprintf(stderr, "%s\n", err); rc = 2; }
+    if (mx) log_eval(mx, r, ckpt_step, r->o->ema ? "ema" : "model", &a);
+    if (mx && !a.n) fprintf(stderr, "vmc eval: no test images%s\n", subset ? " in the selected classes" : "");
+    metrics_close(mx);
+    if (mx && !plot_run(r->o->out, r->model_name, err, sizeof err)) fprintf(stderr, "warning: %s\n", err);
+    free(subset);
+    free(r->class_mask);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- training */
 
 typedef struct Loop {
     Run *r;
@@ -393,6 +602,10 @@ typedef struct Loop {
     CkptMeta cur;              /* step done and the cursor of the next batch */
     char last_ckpt[1024];      /* the newest checkpoint written by this run ("" until one is) */
     double t_log; int64_t it_log;
+    double t_start; int64_t it_start;   /* for the ETA */
+    bool tty;                  /* stdout is a terminal: one live progress line */
+    Run *ev; TrainOptions *ev_o;        /* fine-tuning: the eval-mode graph and exec scored on the test split */
+    int64_t evaluated;         /* the last step evaluated */
 } Loop;
 
 /* MAE: lr = blr * eff_batch / 256 when the recipe gives blr, else its lr. eff_batch is what this run really
@@ -436,10 +649,98 @@ static void log_step(Loop *lp, int64_t it, double loss, double lr, double gn) {
     metrics_num(lp->mx, "grad_norm", gn);
     metrics_num(lp->mx, "img_per_s", ips);
     metrics_end(lp->mx);
-    if (!lp->r->o->quiet && ((it + 1) % 10 == 0 || it + 1 == lp->total))
-        printf("step %6" PRId64 "  epoch %.3f  loss %.5f  lr %.3e  grad_norm %.4f  %.1f img/s\n", it + 1, epoch, loss, lr, gn, ips);
-    fflush(stdout);
     lp->t_log = t; lp->it_log = it + 1;
+}
+
+static void fmt_duration(double s, char *buf, size_t n) {
+    long t = s > 0 && s < 1e8 ? (long)(s + 0.5) : 0;
+    if (t >= 3600) snprintf(buf, n, "%ldh%02ldm", t / 3600, t / 60 % 60);
+    else snprintf(buf, n, "%ldm%02lds", t / 60, t % 60);
+}
+
+/* The console: on a terminal one line rewritten in place every step; otherwise a plain line every 10 steps. */
+static void progress(Loop *lp, int64_t it, int64_t end, double loss, double lr, double gn) {
+    if (lp->r->o->quiet || (!lp->tty && (it + 1) % 10 != 0 && it + 1 != end)) return;
+    double el = now_s() - lp->t_start, done = (double)(it + 1 - lp->it_start);
+    double ips = done * lp->r->batch / el, eta = el / done * (double)(end - it - 1);
+    char etas[32], mem[64] = "";
+    fmt_duration(eta, etas, sizeof etas);
+    if (lp->r->cuda) {
+        int64_t used = 0, total = 0;
+        cuda_exec_memory(lp->r->e, &used, &total);
+        snprintf(mem, sizeof mem, "  mem %.1f/%.1f GiB", (double)used / (1 << 30), (double)total / (1 << 30));
+    }
+    printf("%sstep %" PRId64 "/%" PRId64 "  epoch %.3f  loss %.5f  lr %.3e  grad_norm %.4f  %.1f img/s  ETA %s%s%s",
+           lp->tty ? "\r" : "", it + 1, end, (double)(it + 1) / (double)lp->ipe, loss, lr, gn, ips, etas, mem,
+           lp->tty ? "\x1b[K" : "\n");
+    if (lp->tty && it + 1 == end) printf("\n");
+    fflush(stdout);
+}
+
+/* The eval twin of the training run: same module and model in eval mode (drop path off), its own exec. */
+static bool evaluator_open(Loop *lp) {
+    Run *r = lp->r;
+    if (r->o->mode != TRAIN_FINETUNE || !r->logits) return true;
+    lp->ev_o = xmalloc(sizeof *lp->ev_o);
+    *lp->ev_o = *r->o;
+    lp->ev_o->mode = TRAIN_EVAL;
+    lp->ev = xmalloc(sizeof *lp->ev);
+    *lp->ev = *r;
+    lp->ev->o = lp->ev_o;
+    lp->ev->g = NULL; lp->ev->e = NULL; lp->ev->grad_norm = lp->ev->lr_in = lp->ev->step_in = NULL;
+    return build_graph(lp->ev) && make_exec(lp->ev);
+}
+
+static void evaluator_close(Loop *lp) {
+    if (!lp->ev) return;
+    exec_free(lp->ev->e);
+    graph_free(lp->ev->g);
+    free(lp->ev); free(lp->ev_o);
+}
+
+/* Parameters (or their EMA) of the training exec into the eval exec, by name. */
+static void copy_weights(Run *from, Run *to, bool ema) {
+    for (int k = 0; k < to->g->params.n; k++) {
+        Node *p = to->g->params.items[k], *q = graph_find_param(from->g, p->name);
+        char name[512];
+        snprintf(name, sizeof name, "ema.%s", p->name);
+        for (int i = 0; ema && i < from->g->states.n; i++) {
+            Node *st = from->g->states.items[i];
+            if (!strcmp(st->name, name)) q = st;
+        }
+        if (!q || q->dtype != p->dtype || shape_numel(q->shape) != shape_numel(p->shape)) continue;
+        size_t bytes = (size_t)shape_numel(p->shape) * (size_t)dtype_size(p->dtype);
+        void *v = xmalloc(bytes + 1);
+        exec_read(from->e, q, v, bytes);
+        exec_write(to->e, p, v, bytes);
+        free(v);
+    }
+}
+
+static bool has_ema(const Graph *g) {
+    for (int k = 0; k < g->states.n; k++) {
+        const Node *st = g->states.items[k];
+        if (!strncmp(st->name, "ema.", 4)) return true;
+    }
+    return false;
+}
+
+/* Top-1/top-5 of the model and of its EMA after `step` steps, into metrics.jsonl; false on a data error. */
+static bool evaluate_now(Loop *lp, int64_t step) {
+    if (!lp->ev || lp->evaluated == step) return true;
+    lp->evaluated = step;
+    for (int ema = 0; ema <= (int)has_ema(lp->r->g); ema++) {
+        EvalAcc a;
+        copy_weights(lp->r, lp->ev, ema);
+        if (eval_split(lp->ev, lp->r->o->eval_steps, NULL, 0, &a)) return false;
+        log_eval(lp->mx, lp->ev, step, ema ? "ema" : "model", &a);
+    }
+    return true;
+}
+
+static void replot(Loop *lp) {
+    char err[1200];
+    if (!plot_run(lp->r->o->out, lp->r->model_name, err, sizeof err)) fprintf(stderr, "warning: %s\n", err);
 }
 
 /* One optimizer step: batch, lr, step counter in; loss and grad norm out. */
@@ -464,7 +765,8 @@ static int train_loop(Loop *lp) {
     const TrainOptions *o = lp->r->o;
     int every = o->ckpt_every > 0 ? o->ckpt_every : 100, log_every = o->log_every > 0 ? o->log_every : 1;
     int64_t end = o->stop_at > 0 && o->stop_at < lp->total ? o->stop_at : lp->total;
-    lp->t_log = now_s();
+    lp->t_log = lp->t_start = now_s();
+    lp->it_start = lp->cur.step;
     for (int64_t it = lp->cur.step; it < end; it++) {
         double loss, lr, gn;
         if (!one_step(lp, it, &loss, &lr, &gn)) return 2;
@@ -474,6 +776,10 @@ static int train_loop(Loop *lp) {
             return 3;
         }
         if ((it + 1) % log_every == 0 || it + 1 == end) log_step(lp, it, loss, lr, gn);
+        progress(lp, it, end, loss, lr, gn);
+        bool epoch_end = (it + 1) % lp->ipe == 0;
+        if ((epoch_end || it + 1 == end) && !evaluate_now(lp, it + 1)) return 2;
+        if (epoch_end || it + 1 == end) replot(lp);
         if (((it + 1) % every == 0 || it + 1 == end || interrupted) && !save_ckpt(lp)) return 2;
         if (interrupted) {
             fprintf(stderr, "interrupted at step %" PRId64 ": checkpoint %s written\n", it + 1, lp->last_ckpt);
@@ -491,8 +797,10 @@ static void trim_metrics(const char *path, int64_t step) {
     size_t nk = 0, cap = 0;
     FILE *m = open_memstream(&kept, &nk);
     long long s;
-    while (getline(&line, &cap, f) > 0)
-        if (sscanf(line, "{\"step\": %lld", &s) != 1 || s <= step) fputs(line, m);
+    while (getline(&line, &cap, f) > 0) {
+        const char *k = strstr(line, "\"step\": ");
+        if (!k || sscanf(k, "\"step\": %lld", &s) != 1 || s <= step) fputs(line, m);
+    }
     fclose(m);
     fclose(f);
     free(line);
@@ -505,7 +813,7 @@ static int run_train(Run *r, const CkptMeta *m) {
     memset(&lp, 0, sizeof lp);
     lp.r = r;
     Dataset *ds;
-    if (!(lp.l = open_loader(r, SPLIT_TRAIN, &ds))) return 1;
+    if (!(lp.l = open_loader(r, SPLIT_TRAIN, &ds, NULL, 0))) return 1;
     lp.ipe = loader_batches_per_epoch(lp.l);
     int rc = 1;
     if (lp.ipe <= 0) { fprintf(stderr, "%s: fewer images than one batch of %d\n", r->o->data, r->batch); goto done; }
@@ -522,79 +830,16 @@ static int run_train(Run *r, const CkptMeta *m) {
     printf("vmc %s: model %s, recipe %s, %" PRId64 " params, batch %d, %" PRId64 " steps (%" PRId64 " per epoch), lr %.3e, from step %" PRId64 "\n",
            MODE_NAME[r->o->mode], r->model_name, r->recipe_name, graph_param_count(r->g, true), r->batch, lp.total, lp.ipe,
            lp.s.lr, lp.cur.step);
+    lp.tty = isatty(STDOUT_FILENO);
+    if (!evaluator_open(&lp)) { rc = 2; goto done; }
     interrupted = 0;
     void (*prev)(int) = signal(SIGINT, on_sigint);
     rc = train_loop(&lp);
     signal(SIGINT, prev);
 done:
+    evaluator_close(&lp);
     metrics_close(lp.mx);
     loader_free(lp.l);
-    dataset_free(ds);
-    return rc;
-}
-
-/* ---------------------------------------------------------------- evaluation */
-typedef struct EvalAcc { int64_t n, top1, top5; double nll; } EvalAcc;
-
-/* Rank of the true class (classes with a strictly larger logit) and its cross-entropy. */
-static void score(EvalAcc *a, const float *z, int classes, int32_t label) {
-    int above = 0;
-    double mx = z[0], se = 0;
-    for (int c = 0; c < classes; c++) { above += z[c] > z[label]; if (z[c] > mx) mx = z[c]; }
-    for (int c = 0; c < classes; c++) se += exp((double)z[c] - mx);
-    a->nll += log(se) + mx - z[label];
-    a->n++; a->top1 += above < 1; a->top5 += above < 5;
-}
-
-/* A possibly partial batch padded to the graph's batch: the padding rows are computed and ignored. */
-static void eval_batch(Run *r, const Batch *b, EvalAcc *a, float *img, int32_t *lab, float *z) {
-    size_t per = (size_t)shape_numel(r->images->shape) / (size_t)r->batch;
-    memset(img, 0, sizeof(float) * per * (size_t)r->batch);
-    memcpy(img, b->images, sizeof(float) * per * (size_t)b->n);
-    memset(lab, 0, sizeof(int32_t) * (size_t)r->batch);
-    memcpy(lab, b->labels, sizeof(int32_t) * (size_t)b->n);
-    Batch pb = *b;
-    pb.images = img; pb.labels = lab; pb.targets = NULL;
-    feed_batch(r, &pb);
-    StepInfo si = {r->seed, 0};
-    exec_run(r->e, &si);
-    exec_read(r->e, r->logits, z, sizeof(float) * (size_t)r->batch * (size_t)r->classes);
-    for (int i = 0; i < b->n; i++) score(a, z + (size_t)i * (size_t)r->classes, r->classes, lab[i]);
-}
-
-static int run_eval(Run *r, int64_t ckpt_step) {
-    Dataset *ds;
-    Loader *l = open_loader(r, SPLIT_TEST, &ds);
-    if (!l) return 1;
-    float *img = xmalloc(sizeof(float) * (size_t)shape_numel(r->images->shape));
-    int32_t *lab = xmalloc(sizeof(int32_t) * (size_t)r->batch);
-    float *z = xmalloc(sizeof(float) * (size_t)r->batch * (size_t)r->classes);
-    EvalAcc a = {0};
-    Batch b;
-    double t0 = now_s();
-    for (int64_t k = 0; (r->o->steps < 0 || k < r->o->steps) && loader_next(l, &b); k++) eval_batch(r, &b, &a, img, lab, z);
-    int rc = 0;
-    if (loader_error(l)) { fprintf(stderr, "data: %s\n", loader_error(l)); rc = 2; }
-    char path[1024], err[1200];
-    snprintf(path, sizeof path, "%s/metrics.jsonl", r->o->out);
-    Metrics *mx = rc ? NULL : metrics_open(path, true, err, sizeof err);
-    if (!rc && !mx) { fprintf(stderr, "%s\n", err); rc = 2; }
-    if (mx && a.n) {
-        metrics_begin(mx);
-        metrics_str(mx, "split", "test");
-        metrics_int(mx, "step", ckpt_step);
-        metrics_int(mx, "n", a.n);
-        metrics_num(mx, "top1", 100.0 * (double)a.top1 / (double)a.n);
-        metrics_num(mx, "top5", 100.0 * (double)a.top5 / (double)a.n);
-        metrics_num(mx, "loss", a.nll / (double)a.n);
-        metrics_num(mx, "img_per_s", (double)a.n / (now_s() - t0));
-        metrics_end(mx);
-        printf("eval %s (%s weights): %" PRId64 " images, top-1 %.2f%%, top-5 %.2f%%, loss %.4f\n", r->model_name,
-               r->o->ema ? "EMA" : "model", a.n, 100.0 * (double)a.top1 / (double)a.n, 100.0 * (double)a.top5 / (double)a.n, a.nll / (double)a.n);
-    }
-    metrics_close(mx);
-    free(img); free(lab); free(z);
-    loader_free(l);
     dataset_free(ds);
     return rc;
 }

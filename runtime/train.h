@@ -13,8 +13,11 @@ typedef struct TrainOptions {
     const char *file, *model, *recipe;    /* model/recipe NULL: chosen by mode (see train.c) */
     const char *data, *out;
     const char *resume, *init;            /* checkpoints: exact continuation / weights only */
-    const char *backend;                  /* "cpu" (default) or "cuda" */
+    const char *backend;                  /* "cpu", "cuda" or "auto"/NULL (cuda when cuda_available()) */
+    const char *precision;                /* cuda: "bf16" or "fp32"; NULL: the recipe's precision */
+    const char *classes;                  /* eval: class subset, "3,5,7" or "@file" of indices; NULL: all */
     int64_t steps;                        /* < 0: epochs from the recipe; eval: at most this many batches */
+    int64_t eval_steps;                   /* fine-tuning: test evaluations use the first N batches (0: all) */
     int64_t stop_at;                      /* > 0: stop (with a checkpoint) after this step; the schedule is unchanged */
     bool seed_set; uint64_t seed;         /* default: the recipe's seed, else 0 */
     const DslSet *sets; int nsets;        /* --set and the named flags (--batch_size ...) */
@@ -27,3 +30,12 @@ typedef struct TrainOptions {
 /* Runs the command; returns the exit status (0 ok, 1 user error, 2 environment error, 3 non-finite loss,
  * 130 interrupted after saving a checkpoint). */
 int train_run(const TrainOptions *o);
+
+/* The out-of-memory report: bytes needed and free on the device, and the largest batch that would fit given the
+ * bytes that do not scale with the batch (fixed) and those per image. Writes one message into buf. */
+int64_t train_fitting_batch(int64_t fixed, int64_t per_image, int64_t free_bytes);
+void train_oom_message(int64_t need, int64_t free_bytes, int64_t fixed, int64_t per_image, int batch, char *buf, int len);
+
+/* Parses a class list ("3,5,7" or "@path" holding indices separated by commas/whitespace) into out (at most max
+ * entries), each in [0, classes); returns the count, or -1 with a message in err. */
+int train_parse_classes(const char *spec, int classes, int32_t *out, int max, char *err, int errlen);

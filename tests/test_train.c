@@ -1,12 +1,14 @@
 /* test_train.c — checkpoints on the cpu backend with a hand-built training graph (linear regression +
  * autodiff + AdamW + clipping + EMA): 6 steps straight give bit-identical losses, params, moments and EMA to
  * 3 steps + save + load into a fresh graph and executor + 3 steps; loading into a different model fails and
- * lists the mismatched names and shapes; --init style loading skips mismatches. Also checkpoint_prune. */
+ * lists the mismatched names and shapes; --init style loading skips mismatches. Also checkpoint_prune, the
+ * out-of-memory message with its batch estimate and the --classes list parser. */
 #include "autodiff.h"
 #include "checkpoint.h"
 #include "exec.h"
 #include "optim.h"
 #include "safetensors.h"
+#include "train.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -195,6 +197,38 @@ static void test_init_remap(const char *dir) {
     graph_free(g);
 }
 
+/* 1 GiB fixed + 100 MiB per image with 8 GiB free: (8 GiB - 5% - 1 GiB) / 100 MiB = 67.6 -> 66 (even). */
+static void test_oom(void) {
+    const int64_t G = 1 << 30, M = 1 << 20;
+    EXPECT(train_fitting_batch(G, 100 * M, 8 * G) == 66, "fitting batch %lld", (long long)train_fitting_batch(G, 100 * M, 8 * G));
+    EXPECT(train_fitting_batch(G, 100 * M, G) == 0, "nothing fits when the fixed part fills the memory");
+    EXPECT(train_fitting_batch(0, 100 * M, 150 * M) == 1, "one image fits");
+    char msg[1024];
+    train_oom_message(G + 256 * 100 * M, 8 * G, G, 100 * M, 256, msg, sizeof msg);
+    printf("%s\n", msg);
+    EXPECT(strstr(msg, "out of GPU memory: batch 256 needs 26.00 GiB (27917287424 bytes), 8.00 GiB (8589934592 bytes) are free") != NULL, "%s", msg);
+    EXPECT(strstr(msg, "pass --batch_size 66") != NULL && strstr(msg, "100.0 MiB per image") != NULL, "%s", msg);
+    train_oom_message(G + 256 * 100 * M, G / 2, G, 100 * M, 256, msg, sizeof msg);
+    EXPECT(strstr(msg, "even a batch of 1 would not fit") != NULL, "%s", msg);
+}
+
+static void test_classes(const char *dir) {
+    int32_t v[8];
+    char err[512], path[512];
+    EXPECT(train_parse_classes("3,5, 7", 10, v, 8, err, sizeof err) == 3 && v[0] == 3 && v[1] == 5 && v[2] == 7, "comma list");
+    EXPECT(train_parse_classes("3,10", 10, v, 8, err, sizeof err) == -1 && strstr(err, "'10' is not a class index in [0, 10)"), "%s", err);
+    EXPECT(train_parse_classes("2,x", 10, v, 8, err, sizeof err) == -1 && strstr(err, "'x'"), "%s", err);
+    EXPECT(train_parse_classes("", 10, v, 8, err, sizeof err) == -1 && strstr(err, "no class indices"), "%s", err);
+    snprintf(path, sizeof path, "%s/classes.txt", dir);
+    FILE *f = fopen(path, "w");
+    fputs("1\n4\n9\n", f);
+    fclose(f);
+    char spec[520];
+    snprintf(spec, sizeof spec, "@%s", path);
+    EXPECT(train_parse_classes(spec, 10, v, 8, err, sizeof err) == 3 && v[2] == 9, "@file");
+    EXPECT(train_parse_classes("@/nonexistent/classes", 10, v, 8, err, sizeof err) == -1 && strstr(err, "/nonexistent/classes"), "%s", err);
+}
+
 int main(void) {
     char dir[] = "/tmp/vmc_ckpt_XXXXXX";
     if (!mkdtemp(dir)) { perror("mkdtemp"); return 1; }
@@ -202,6 +236,8 @@ int main(void) {
     test_mismatch(dir);
     test_prune(dir);
     test_init_remap(dir);
+    test_oom();
+    test_classes(dir);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0) printf("warning: could not remove %s\n", dir);

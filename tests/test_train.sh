@@ -50,7 +50,7 @@ grep -q "missing in checkpoint: cls_token" "$T/bad.log" && grep -q "unexpected i
     && grep -q "does not match the model" "$T/bad.log" || { cat "$T/bad.log"; fail "mismatches not listed"; }
 
 # 4. finetune from the pretrained weights (--init: matching names), then eval on part of the test split
-"$VMC" finetune "$MODEL" "${COMMON[@]}" --model tiny_ft --steps 6 --init "$CK" --out "$T/ft" >"$T/ft.log" 2>&1 || { cat "$T/ft.log"; fail "finetune"; }
+"$VMC" finetune "$MODEL" "${COMMON[@]}" --model tiny_ft --steps 6 --eval_steps 2 --init "$CK" --out "$T/ft" >"$T/ft.log" 2>&1 || { cat "$T/ft.log"; fail "finetune"; }
 grep -q "loaded" "$T/ft.log" || fail "finetune --init loaded nothing"
 FCK=$(ls "$T"/ft/checkpoint-*.safetensors | tail -1)
 "$VMC" eval "$MODEL" "${COMMON[@]}" --model tiny_ft --init "$FCK" --ema --steps 4 --out "$T/ft" >"$T/eval.log" 2>&1 || { cat "$T/eval.log"; fail "eval"; }
