@@ -740,7 +740,8 @@ static bool evaluate_now(Loop *lp, int64_t step) {
 
 static void replot(Loop *lp) {
     char err[1200];
-    if (!plot_run(lp->r->o->out, lp->r->model_name, err, sizeof err)) fprintf(stderr, "warning: %s\n", err);
+    static bool warned;          /* a missing libcairo is said once, not at every epoch */
+    if (!plot_run(lp->r->o->out, lp->r->model_name, err, sizeof err) && !warned) fprintf(stderr, "warning: %s\n", err), warned = true;
 }
 
 /* One optimizer step: batch, lr, step counter in; loss and grad norm out. */

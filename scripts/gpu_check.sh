@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # gpu_check.sh [BUILD_DIR] — run on a GPU machine; builds nothing. Runs the gpu tests (cuda backend vs the cpu
-# oracle: kernels, gradients, 50 training steps) and the ARM-B benchmarks, then prints a short table.
+# oracle: kernels, gradients, 50 training steps), the ARM-B benchmarks, `vmc pretrain` on both backends, the
+# out-of-memory report and a short default job, then prints a short table.
 # BUILD_DIR (default build-cuda2) holds vmc and tests/test_cuda_exec; a lib/ folder beside them is added to the
 # library path (carry libopenblas etc. there when the machine lacks them). VMC_GPU_QUICK=1: fewer checks/steps.
 set -uo pipefail
@@ -81,6 +82,40 @@ else
   rows+=("ARM-B pretrain, data + cuda, b128|FAIL|see log above")
 fi
 rm -rf "$out" "$data"
+
+# Training through `vmc pretrain` on both backends: the tiny ARM, 50 steps on Fashion-MNIST, fp32 (the same
+# numerics), first/last losses side by side; then an out-of-memory run (the message, exit 2) and a short default job.
+fm=${VMC_FMNIST:-/usr/share/datasets/fashion-mnist}
+if [ -d "$fm" ]; then
+  out=$(mktemp -d)
+  curve=""
+  for backend in cuda cpu; do
+    echo "== vmc pretrain tiny --backend $backend (50 steps, fp32)"
+    if OMP_WAIT_POLICY=passive "$B/vmc" pretrain models/tiny.vmc --model tiny_pretrain --backend $backend --precision fp32 \
+         --data "$fm" --steps 50 --out "$out/$backend" 2>&1 | tail -3; then
+      l0=$(grep -oP '"loss":\s*\K[0-9.e+-]+' "$out/$backend/metrics.jsonl" | head -1)
+      l1=$(grep -oP '"loss":\s*\K[0-9.e+-]+' "$out/$backend/metrics.jsonl" | tail -1)
+      ips=$(grep -oP '"img_per_s":\s*\K[0-9.]+' "$out/$backend/metrics.jsonl" | tail -10 | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+      rows+=("tiny pretrain 50 steps, $backend|ok|loss $l0 -> $l1, ${ips} img/s")
+    else
+      rows+=("tiny pretrain 50 steps, $backend|FAIL|see log above")
+    fi
+  done
+  echo "== out of memory: ARM-B pretrain at batch 4096"
+  "$B/vmc" pretrain models/arm_b.vmc --model arm_b_pretrain --backend cuda --data "$fm" --batch_size 4096 --steps 1 \
+       --out "$out/oom" >"$log/oom.txt" 2>&1
+  rc=$?
+  cat "$log/oom.txt" | tail -2
+  if [ $rc = 2 ] && grep -q "out of GPU memory: batch 4096 needs" "$log/oom.txt"; then o=pass; else o="FAIL (exit $rc)"; fi
+  rows+=("out-of-memory message, exit 2|$o|$(grep -oP 'a batch of about \K[0-9]+' "$log/oom.txt" | head -1) suggested")
+  echo "== default job (--backend auto), 100 + 100 steps"
+  if PRETRAIN_STEPS=100 FINETUNE_STEPS=100 VMC="$B/vmc" bash scripts/default_job.sh "$out/job" 2>&1 | tee "$log/job.txt" | tail -6; then
+    rows+=("default job, 100+100 steps|ok|$(grep -oP 'wall time \K.*' "$log/job.txt")")
+  else
+    rows+=("default job, 100+100 steps|FAIL|see log above")
+  fi
+  rm -rf "$out"
+fi
 
 echo
 echo "== summary"
