@@ -117,11 +117,18 @@ static bool feed_inputs(Exec *e, const Graph *g, const StFile *X) {
         const StTensor *t = safetensors_find(X, in->name);
         bool one_hot = !t && !strcmp(in->name, "targets") && in->shape.ndim == 2;
         if (one_hot) t = safetensors_find(X, "labels");
-        if (!t) { fprintf(stderr, "vmc grad: %s: missing input '%s'\n", X->path, one_hot ? "labels" : in->name); return false; }
-        int64_t want = one_hot ? in->shape.d[0] : n;
-        if (t->numel != want) {
-            fprintf(stderr, "vmc grad: %s: '%s' has %lld values, the model wants %lld\n", X->path, t->name,
-                    (long long)t->numel, (long long)want);
+        if (!t) {
+            fprintf(stderr, "vmc grad: %s: missing input '%s'%s\n", X->path, in->name,
+                    one_hot ? " (or integer class 'labels')" : "");
+            return false;
+        }
+        Shape want = one_hot ? shape_make(1, in->shape.d) : in->shape;
+        Shape have = shape_make(t->ndim <= MAX_DIMS ? t->ndim : MAX_DIMS, t->shape);
+        if (t->ndim > MAX_DIMS || !shape_eq(have, want)) {
+            char hs[96], ws[96];
+            fprintf(stderr, "vmc grad: %s: '%s' has shape %s, the model wants %s%s\n", X->path, t->name,
+                    shape_str(have, hs, 96), shape_str(want, ws, 96),
+                    t->ndim >= 1 && t->shape[0] != want.d[0] ? " (the batch is set with --set batch=N)" : "");
             return false;
         }
         float *v = xmalloc(sizeof(float) * (size_t)t->numel);
@@ -129,7 +136,7 @@ static bool feed_inputs(Exec *e, const Graph *g, const StFile *X) {
         if (one_hot) {
             int64_t classes = in->shape.d[1];
             float *oh = xcalloc((size_t)n, sizeof(float));
-            for (int64_t b = 0; b < want; b++) {
+            for (int64_t b = 0; b < want.d[0]; b++) {
                 int64_t c = (int64_t)v[b];
                 if (c < 0 || c >= classes) {
                     fprintf(stderr, "vmc grad: %s: label %lld of image %lld is outside 0..%lld\n", X->path, (long long)c,

@@ -104,8 +104,9 @@ static Graph *write_weights(const char *w, const char *drop, const char *reshape
     return g;
 }
 
-/* Images, and class labels as "labels" (i32), as one-hot "targets", or neither. */
-enum { NO_LABELS, LABELS, ONE_HOT };
+/* Images, and class labels as "labels" (i32), as one-hot "targets", or neither; or labels with the images
+ * flattened to (batch, values), which must be refused. */
+enum { NO_LABELS, LABELS, ONE_HOT, FLAT_IMAGES };
 static void write_inputs(const char *x, const Node *img, int labels) {
     int64_t n = shape_numel(img->shape), two = 2, oh_shape[2] = {2, 10};
     float *v = xmalloc(sizeof(float) * (size_t)n), oh[20] = {0};
@@ -113,8 +114,10 @@ static void write_inputs(const char *x, const Node *img, int labels) {
     int32_t lab[2] = {3, 8};
     oh[3] = oh[10 + 8] = 1;
     StWriter *st = safetensors_writer_new();
-    safetensors_add(st, "images", ST_F32, img->shape.ndim, img->shape.d, v);
-    if (labels == LABELS) safetensors_add(st, "labels", ST_I32, 1, &two, lab);
+    int64_t flat[2] = {img->shape.d[0], n / img->shape.d[0]};
+    if (labels == FLAT_IMAGES) safetensors_add(st, "images", ST_F32, 2, flat, v);
+    else safetensors_add(st, "images", ST_F32, img->shape.ndim, img->shape.d, v);
+    if (labels == LABELS || labels == FLAT_IMAGES) safetensors_add(st, "labels", ST_I32, 1, &two, lab);
     if (labels == ONE_HOT) safetensors_add(st, "targets", ST_F32, 2, oh_shape, oh);
     char err[256];
     if (!safetensors_write(st, x, err, sizeof err)) { fprintf(stderr, "%s\n", err); exit(1); }
@@ -214,19 +217,21 @@ int main(void) {
     if (!mkdtemp(dir)) { perror("mkdtemp"); return 1; }
     int fails = check_case(&FT) + check_case(&PRE);
 
-    /* Refusals: a missing weight, a wrong shape, a missing input. */
+    /* Refusals: a missing weight, a wrong shape, a missing input, a wrong input shape. */
     cur = &FT;
     graph_free(write_weights(path("Wmiss.safetensors"), "head.bias", NULL));
     graph_free(write_weights(path("Wshape.safetensors"), NULL, "head.weight"));
     Graph *g = build();
     write_inputs(path("X.safetensors"), g->inputs.items[0], LABELS);
     write_inputs(path("Xnolabel.safetensors"), g->inputs.items[0], NO_LABELS);
+    write_inputs(path("Xflat.safetensors"), g->inputs.items[0], FLAT_IMAGES);
     graph_free(write_weights(path("W.safetensors"), NULL, NULL));
     graph_free(g);
     struct { const char *what, *w, *x; } bad[] = {
         {"missing weight", "Wmiss.safetensors", "X.safetensors"},
         {"wrong shape", "Wshape.safetensors", "X.safetensors"},
         {"missing input", "W.safetensors", "Xnolabel.safetensors"},
+        {"wrong input shape", "W.safetensors", "Xflat.safetensors"},
     };
     for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
         printf("-- expecting a refusal (%s):\n", bad[k].what);
