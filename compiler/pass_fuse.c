@@ -2,7 +2,8 @@
  * (elementwise, movement, reduction, drop mask) whose consumers all sit in one cluster joins that cluster and is
  * computed inside it by index math (recomputed per use, CSE'd per index by the emitter). Otherwise it gets a
  * buffer and roots its own cluster. A reduction joins only a cluster whose rows it shares, through elementwise
- * row-aligned paths, which makes LayerNorm (+ residual), softmax (+ mask, scale) and MSE one kernel each.
+ * row-aligned paths, which makes LayerNorm (+ residual), softmax (+ mask, scale) and MSE one kernel each; an
+ * elementwise kernel that stores a per-row value (1/std kept for the backward) becomes a row kernel for this.
  * MATMUL, the opaque templates, RANDPERM and ASSIGN are groups of their own with materialized inputs.
  * A RESHAPE or EXTRACT that would need a buffer of its own is a view of its input's buffer instead (no kernel);
  * so is a SILU that the conv1d template producing its input applies itself. */
@@ -68,17 +69,19 @@ static bool needs_buffer(const Fusion *f, const Node *c, int k) {
 static Shape reduced(Shape s, int axis) { s.d[axis] = 1; return s; }
 
 /* Every path from n up to the root of its cluster stays on rows of (S, axis): elementwise ops shaped S or
- * reduced-S, or reductions over the same rows. Then a reduction's per-row scalar is read at its own row. */
+ * reduced-S, expansions of reduced-S to S (a per-row value broadcast over its row), or reductions over the
+ * same rows. Then a reduction's per-row scalar is read at its own row. */
 static bool row_aligned(Ctx *c, const Node *n, Shape S, int axis) {
     if (c->memo[n->id] >> 1 == c->gen) return c->memo[n->id] & 1;
     Cluster *cl = &c->cl[c->cluster[n->id]];
     Shape Sr = reduced(S, axis);
     bool ok = shape_eq(n->shape, S) || shape_eq(n->shape, Sr);
     if (ok && is_reduce(n->op)) ok = shape_eq(fus_src(c->f, n, 0)->shape, S) && n->i[0] == axis;
+    else if (ok && n->op == OP_EXPAND) ok = shape_eq(n->shape, S) && shape_eq(fus_src(c->f, n, 0)->shape, Sr);
     else if (ok) ok = is_pointwise(n->op);
-    if (ok && n != cl->root)
+    if (ok && n != cl->root)   /* consumers in other clusters read n's stored buffer: no path to this root */
         for (int k = c->cons_start[n->id]; ok && k < c->cons_start[n->id + 1]; k++)
-            ok = row_aligned(c, c->f->g->nodes[c->cons[k]], S, axis);
+            if (c->cluster[c->cons[k]] == c->cluster[n->id]) ok = row_aligned(c, c->f->g->nodes[c->cons[k]], S, axis);
     c->memo[n->id] = c->gen * 2 + ok;
     return ok;
 }
@@ -109,6 +112,37 @@ static bool final_path(Ctx *c, const Node *n, int k) {
     return ok;
 }
 
+static bool can_join(Ctx *c, Node *n, int k, bool multi);
+
+/* The one axis over which n is a per-row value of shape s (extent 1 there, equal elsewhere), or -1. */
+static int row_axis(Shape s, Shape n) {
+    if (s.ndim != n.ndim) return -1;
+    int axis = -1;
+    for (int a = 0; a < s.ndim; a++) {
+        if (s.d[a] == n.d[a]) continue;
+        if (n.d[a] != 1 || axis >= 0) return -1;
+        axis = a;
+    }
+    return axis;
+}
+
+/* A per-row value (LayerNorm's 1/std, which the backward reads too) stored by the elementwise kernel that
+ * applies it: that kernel becomes a row kernel, so the reductions the value comes from can join it too and the
+ * norm is one kernel instead of three (mean, variance, apply). Reverted if the row checks fail. */
+static bool row_value(Ctx *c, Node *n, int k) {
+    Cluster *cl = &c->cl[k];
+    int axis = row_axis(cl->dom, n->shape);
+    if (axis < 0 || !is_pointwise(n->op) || !shape_eq(cl->root->shape, cl->dom)) return false;
+    for (int a = axis + 1; a < cl->dom.ndim; a++)
+        if (cl->dom.d[a] != 1) return false;   /* rows must be contiguous: a row kernel reads them coalesced */
+    cl->kind = GK_ROW;
+    cl->axis = axis;
+    if (can_join(c, n, k, true)) return true;
+    cl->kind = GK_EW;
+    cl->axis = 0;
+    return false;
+}
+
 /* May n be computed inside cluster k? Without multi, all of n's consumers are in k; with multi, n also has
  * consumers in later clusters, so k stores it: every element of n must then be evaluated in k's final phase
  * (row kernels: reductions are stored per row by their block). Updates the cluster's domain. */
@@ -117,7 +151,9 @@ static bool can_join(Ctx *c, Node *n, int k, bool multi) {
     if (cl->nmembers >= MAX_MEMBERS) return false;
     if (!is_reduce(n->op)) {
         if (!multi) return true;
-        if (cl->kind == GK_EW) return is_pointwise(n->op) && shape_eq(n->shape, cl->dom) && ident_path(c, n, k, cl->dom);
+        if (cl->kind == GK_EW && shape_eq(n->shape, cl->dom))
+            return is_pointwise(n->op) && ident_path(c, n, k, cl->dom);
+        if (cl->kind == GK_EW) return row_value(c, n, k);
         if (cl->kind != GK_ROW || !shape_eq(c->cl[k].root->shape, cl->dom)) return false;
         c->gen++;
         bool aligned = true;

@@ -90,6 +90,34 @@ static void test_layernorm(void) {
     graph_free(g);
 }
 
+/* Training: the centred input and 1/std are also read by a later kernel (a column sum standing in for the
+ * backward), so the norm stores them; it stays one kernel. Then the norm's backward (two row sums whose per-row
+ * results are broadcast back with explicit expands, as autodiff writes them) is one kernel too. */
+static void test_layernorm_training(void) {
+    Graph *g = graph_new();
+    int64_t C = 48;
+    Shape s = shape_of(3, (int64_t)2, (int64_t)10, C);
+    Node *h = g_input(g, "x", s, DT_F32, LOC_NONE), *dy = g_input(g, "dy", s, DT_F32, LOC_NONE);
+    Node *w = param(g, "w", shape_of(1, C)), *b = param(g, "b", shape_of(1, C));
+    Node *mean = bin(g, OP_DIV, red(g, OP_SUM, h, -1), cst(g, (double)C));
+    Node *xc = bin(g, OP_SUB, h, mean);
+    Node *var = bin(g, OP_DIV, red(g, OP_SUM, bin(g, OP_MUL, xc, xc), -1), cst(g, (double)C));
+    Node *rstd = un(g, OP_RSQRT, bin(g, OP_ADD, var, cst(g, 1e-5)));
+    Node *y = bin(g, OP_ADD, bin(g, OP_MUL, bin(g, OP_MUL, xc, rstd), w), b);
+    graph_add_named(g, "y", y, NF_OUTPUT);
+    Node *xhat = bin(g, OP_MUL, xc, rstd);   /* recomputed from the stored xc and rstd: a later kernel */
+    graph_add_named(g, "dw", red(g, OP_SUM, red(g, OP_SUM, bin(g, OP_MUL, dy, xhat), 0), 1), NF_OUTPUT);
+    Node *gy = bin(g, OP_MUL, dy, w);
+    Node *m1 = g_expand(g, bin(g, OP_DIV, red(g, OP_SUM, gy, -1), cst(g, (double)C)), s, LOC_NONE);
+    Node *m2 = g_expand(g, bin(g, OP_DIV, red(g, OP_SUM, bin(g, OP_MUL, gy, xhat), -1), cst(g, (double)C)), s, LOC_NONE);
+    Node *dx = bin(g, OP_MUL, bin(g, OP_SUB, bin(g, OP_SUB, gy, m1), bin(g, OP_MUL, xhat, m2)), rstd);
+    graph_add_named(g, "dx", dx, NF_OUTPUT);
+    /* norm; its backward; the column sum dw (two axes: two kernels) */
+    CHECK(kernels(g, NULL, 0, "layernorm with stored statistics + its backward") == 4,
+          "layernorm storing xc and 1/std is one kernel, its backward another");
+    graph_free(g);
+}
+
 static void test_softmax(void) {
     Graph *g = graph_new();
     int64_t L = 16;
@@ -216,6 +244,7 @@ static void test_row_kernels(void) {
 int main(void) {
     test_chain();
     test_layernorm();
+    test_layernorm_training();
     test_softmax();
     test_mse();
     test_linear();
