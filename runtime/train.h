@@ -1,6 +1,7 @@
 /* train.h — the training and evaluation driver behind `vmc pretrain|finetune|eval`: builds the model graph,
  * differentiates it and appends the optimizer, initialises or loads weights, feeds batches and the schedule,
- * logs metrics.jsonl, writes checkpoints (keep last k; Ctrl-C saves one), stops on a non-finite loss. */
+ * logs metrics.jsonl and the console progress, draws loss/lr/accuracy PNGs, evaluates fine-tuning (model and
+ * EMA) every epoch, writes checkpoints (keep last k; Ctrl-C saves one), stops on a non-finite loss. */
 #pragma once
 #include "dsl.h"
 #include <stdbool.h>

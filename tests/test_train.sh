@@ -2,7 +2,8 @@
 # test_train.sh — the training commands end to end on the cpu backend with models/tiny.vmc and Fashion-MNIST:
 # a short pretraining run whose loss falls; resume equals uninterrupted (losses identical, bit for bit, as
 # printed with 9 digits); a checkpoint of another model is refused with the mismatches listed; finetune + eval;
-# a diverging run stops on a non-finite loss; Ctrl-C writes a checkpoint. Skips (77) without the model or data.
+# a diverging run stops on a non-finite loss and its last good checkpoint loads; Ctrl-C writes a checkpoint.
+# Skips (77) without the model or data.
 # usage: test_train.sh VMC REPO_ROOT
 set -u
 VMC=$1; ROOT=$2
@@ -60,6 +61,9 @@ grep -q '"split": "test", "step": 6, "n": 32, "top1"' "$T/ft/metrics.jsonl" || {
 "$VMC" pretrain "$MODEL" "${COMMON[@]}" --steps 30 --set blr=1e12 --set clip_grad=0 --ckpt_every 1 --out "$T/nan" >"$T/nan.log" 2>&1
 rc=$?
 [ $rc = 3 ] && grep -q "at step" "$T/nan.log" && grep -q "Last good checkpoint: .*checkpoint-" "$T/nan.log" || { cat "$T/nan.log"; fail "non-finite loss: exit $rc"; }
+GOOD=$(sed -n 's/.*Last good checkpoint: //p' "$T/nan.log")
+[ -f "$GOOD" ] && "$VMC" pretrain "$MODEL" "${COMMON[@]}" --init "$GOOD" --steps 1 --out "$T/nan2" 2>&1 | grep -q "loaded" \
+    || fail "the last good checkpoint $GOOD is missing or unreadable"
 
 # 6. Ctrl-C: a checkpoint is written, exit 130
 "$VMC" pretrain "$MODEL" "${COMMON[@]}" --steps 100000 --ckpt_every 100000 --out "$T/int" >"$T/int.log" 2>&1 &
