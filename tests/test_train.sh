@@ -4,7 +4,7 @@
 # printed with 9 digits); a checkpoint of another model is refused with the mismatches listed; finetune + eval;
 # a diverging run stops on a non-finite loss and its last good checkpoint loads; Ctrl-C writes a checkpoint.
 # Skips (77) without the model or data.
-# usage: test_train.sh VMC REPO_ROOT
+# usage: test_train.sh VMC REPO_ROOT   (cpu backend: the bit-for-bit resume check needs its determinism)
 set -u
 VMC=$1; ROOT=$2
 DATA=${VMC_FMNIST:-/usr/share/datasets/fashion-mnist}
@@ -17,7 +17,7 @@ T=$(mktemp -d /tmp/vmc_train_XXXXXX)
 trap 'rm -rf "$T"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 # Small and fast: batch 8 instead of 64.
-COMMON=(--data "$DATA" --set batch=8 --threads 2 --quiet)
+COMMON=(--data "$DATA" --backend cpu --set batch=8 --threads 2 --quiet)
 
 losses() { python3 -c 'import json,sys; print(" ".join(repr(json.loads(l)["loss"]) for l in open(sys.argv[1]) if "loss" in l and "split" not in l))' "$1"; }
 

@@ -13,7 +13,7 @@ export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 T=$(mktemp -d /tmp/vmc_trainbad_XXXXXX)
 trap 'rm -rf "$T"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
-COMMON=(--set batch=8 --threads 2 --quiet)
+COMMON=(--backend cpu --set batch=8 --threads 2 --quiet)
 # expect_fail NAME RC PATTERN -- command...: exits with RC and prints PATTERN
 expect_fail() {
     local name=$1 want=$2 pat=$3; shift 4
@@ -78,7 +78,7 @@ expect_fail badclasses 1 "'12' is not a class index in \[0, 10)" -- "$VMC" eval 
 
 # 7. on a terminal: one progress line rewritten with \r, with step/total, loss, lr, img/s and ETA
 if command -v script >/dev/null; then
-    script -qec "'$VMC' pretrain '$MODEL' --set batch=8 --threads 2 ${F[*]} --steps 5 --out '$T/tty'" "$T/tty.log" >/dev/null 2>&1 || { cat "$T/tty.log"; fail "tty run"; }
+    script -qec "'$VMC' pretrain '$MODEL' --backend cpu --set batch=8 --threads 2 ${F[*]} --steps 5 --out '$T/tty'" "$T/tty.log" >/dev/null 2>&1 || { cat "$T/tty.log"; fail "tty run"; }
     tr '\r' '\n' <"$T/tty.log" | grep -q "step 3/5  epoch .* loss .* lr .* img/s  ETA " || { cat -A "$T/tty.log"; fail "no live progress line"; }
     [ "$(grep -c 'step ./5' "$T/tty.log")" = 1 ] || { cat -A "$T/tty.log"; fail "progress printed as separate lines on a tty"; }
     echo "ok: tty progress line"
