@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# parity.sh — loss and every gradient of vmc (`vmc grad`, fp32) against the independent PyTorch implementations
+# parity.sh — loss and every gradient of vmc (`vmc grad`, fp32 by default) against the independent PyTorch implementations
 # tests/ref/arm_ref.py (ARM pretraining at 192, 4-scan fine-tuning at 224) and tests/models/vim_ref.py (Vim-B):
 # same weights (reference state-dict names), same inputs (batch 2), relative L2 error per tensor <= TOL.
 #   scripts/parity.sh [--backend cpu|cuda] [--size b|l|h] [--vmc PATH] [--tol 1e-4] [--no-vim]
+#                     [--precision fp32|bf16]   (bf16: vmc's cuda mixed precision against the fp32 reference)
 # Needs python3 + torch + safetensors (exit 77 without them, or for --backend cuda without a GPU). Prints a table.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-backend=cpu size=b tol=1e-4 vim=1 vmc=${VMC:-}
+backend=cpu size=b tol=1e-4 vim=1 precision=fp32 vmc=${VMC:-}
 while [ $# -gt 0 ]; do
   case $1 in
     --backend) backend=$2; shift 2 ;;
@@ -14,11 +15,13 @@ while [ $# -gt 0 ]; do
     --vmc) vmc=$2; shift 2 ;;
     --tol) tol=$2; shift 2 ;;
     --no-vim) vim=0; shift ;;
-    -h|--help) sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --precision) precision=$2; shift 2 ;;
+    -h|--help) sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "parity.sh: unknown argument '$1' (see --help)" >&2; exit 1 ;;
   esac
 done
 case $backend in cpu|cuda) ;; *) echo "parity.sh: --backend must be cpu or cuda" >&2; exit 1 ;; esac
+case $precision in fp32|bf16) ;; *) echo "parity.sh: --precision must be fp32 or bf16" >&2; exit 1 ;; esac
 case $size in b|l|h) ;; *) echo "parity.sh: --size must be b, l or h" >&2; exit 1 ;; esac
 [ "$size" = b ] || vim=0                       # only Vim-B has a reference here
 if [ -z "$vmc" ]; then
@@ -43,9 +46,9 @@ check() {
   if "$@" --weights "$dir/W.safetensors" --inputs "$dir/X.safetensors" --out "$dir/G_ref.safetensors" \
        2>&1 | tee "$dir/ref.txt"; then
     lref=$(grep -oP '^loss \K[0-9.e+-]+' "$dir/ref.txt")
-    echo "== $name: vmc grad $file --model $model ($backend backend, fp32)"
+    echo "== $name: vmc grad $file --model $model ($backend backend, $precision)"
     if "$vmc" grad "$file" --model "$model" --weights "$dir/W.safetensors" --inputs "$dir/X.safetensors" \
-         --out "$dir/G_vmc.safetensors" --precision fp32 --backend "$backend" --set batch=2 --set drop_path_rate=0 \
+         --out "$dir/G_vmc.safetensors" --precision "$precision" --backend "$backend" --set batch=2 --set drop_path_rate=0 \
          2>&1 | grep -v '^vmc grad: note:' | tee "$dir/vmc.txt"; then
       lvmc=$(grep -oP '^loss \K[0-9.e+-]+' "$dir/vmc.txt")
       $ref compare "$dir/G_vmc.safetensors" "$dir/G_ref.safetensors" --tol "$tol" 2>&1 | tee "$dir/cmp.txt"
@@ -73,7 +76,7 @@ if [ $vim = 1 ]; then
 fi
 
 echo
-echo "== parity with PyTorch (fp32, batch 2, tol $tol relative L2 per tensor)"
+echo "== parity with PyTorch (vmc $precision, reference fp32, batch 2, tol $tol relative L2 per tensor; tensors = gradients + loss)"
 printf '%-16s %-7s %-12s %-12s %-7s %-10s %s\n' model backend "loss ref" "loss vmc" tensors "worst rel" result
 for r in "${rows[@]}"; do
   IFS='|' read -r a b c d e f g <<< "$r"
