@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # parity.sh — loss and every gradient of vmc (`vmc grad`, fp32 by default) against the independent PyTorch
 # implementations tests/ref/arm_ref.py (ARM pretraining at 192, 4-scan fine-tuning at 224) and
-# tests/models/vim_ref.py (Vim-B): same weights (reference state-dict names), same inputs (batch 2), relative L2 error per tensor <= TOL.
+# tests/models/vim_ref.py (Vim-B): same weights, same inputs (batch 2), relative L2 error per tensor <= TOL.
 #   scripts/parity.sh [--backend cpu|cuda] [--size b|l|h] [--vmc PATH] [--tol 1e-4] [--no-vim]
 #                     [--precision fp32|bf16]   (bf16: vmc's cuda mixed precision against the fp32 reference)
 # Needs python3 + torch + safetensors (exit 77 without them, or for --backend cuda without a GPU). Prints a table.
@@ -16,7 +16,7 @@ while [ $# -gt 0 ]; do
     --tol) tol=$2; shift 2 ;;
     --no-vim) vim=0; shift ;;
     --precision) precision=$2; shift 2 ;;
-    -h|--help) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "parity.sh: unknown argument '$1' (see --help)" >&2; exit 1 ;;
   esac
 done
