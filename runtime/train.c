@@ -37,6 +37,7 @@ typedef struct Run {
     Node *images, *labels, *targets, *logits, *grad_norm, *lr_in, *step_in;
     Exec *e;
     bool cuda;                           /* the backend in use */
+    bool env_error;                      /* the backend could not start (no GPU, out of memory): exit 2 */
     uint64_t seed;
     int batch, classes;
     OptimConfig opt;
@@ -269,7 +270,7 @@ static bool make_exec(Run *r) {
         CudaExecOptions opt = {!strcmp(prec, "bf16"), false, 0};
         char err[1024];
         r->e = cuda_exec_create(r->g, keep, nk, &opt, err, sizeof err);
-        if (!r->e) report_cuda_failure(r, err);
+        if (!r->e) report_cuda_failure(r, err), r->env_error = true;
         r->cuda = true;
     } else {
         fprintf(stderr, "vmc %s: unknown backend '%s' (expected cpu, cuda or auto)\n", MODE_NAME[r->o->mode], b);
@@ -832,7 +833,7 @@ static int run_train(Run *r, const CkptMeta *m) {
            MODE_NAME[r->o->mode], r->model_name, r->recipe_name, graph_param_count(r->g, true), r->batch, lp.total, lp.ipe,
            lp.s.lr, lp.cur.step);
     lp.tty = isatty(STDOUT_FILENO);
-    if (!evaluator_open(&lp)) { rc = 2; goto done; }
+    if (!evaluator_open(&lp)) { rc = lp.ev && lp.ev->env_error ? 2 : 1; goto done; }
     interrupted = 0;
     void (*prev)(int) = signal(SIGINT, on_sigint);
     rc = train_loop(&lp);
@@ -854,7 +855,8 @@ int train_run(const TrainOptions *o) {
     CkptMeta m;
     if (!load_module(&r)) goto done;
     r.seed = o->seed_set ? o->seed : (uint64_t)rnum(r.rec, "seed", 0);
-    if (!build_graph(&r) || !make_exec(&r)) goto done;
+    if (!build_graph(&r)) goto done;
+    if (!make_exec(&r)) { rc = r.env_error ? 2 : 1; goto done; }
     if (!make_dirs(o->out)) { rc = 2; goto done; }
     if (!load_weights(&r, &m)) goto done;
     if (o->resume && o->mode != TRAIN_EVAL && m.seed != r.seed) r.seed = m.seed;   /* continue the same streams */
