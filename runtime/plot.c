@@ -150,6 +150,13 @@ static bool chart(const char *path, const char *title, const char *xl, const cha
     }
     C.cairo_reset_clip(cr);
     C.cairo_set_font_size(cr, 12);
+    int rows = 0;
+    for (int k = 0; k < ns; k++) rows += s[k].n > 0;
+    if (ns > 1) {             /* an opaque box: the legend stays readable over the curves */
+        C.cairo_rectangle(cr, W - MR - 158, MT + 4, 150, 18 * rows + 4);
+        C.cairo_set_source_rgb(cr, 1, 1, 1);
+        C.cairo_fill(cr);
+    }
     for (int k = 0, row = 0; ns > 1 && k < ns; k++) {
         if (!s[k].n) continue;
         double y = MT + 14 + 18 * row++;
