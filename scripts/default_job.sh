@@ -16,7 +16,7 @@ if command -v nvidia-smi >/dev/null 2>&1; then
   G=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 || true)
   [ -z "$G" ] || GPU=$G
 fi
-if [ "$GPU" = "no GPU" ]; then PRE=${PRETRAIN_STEPS:-400}; FT=${FINETUNE_STEPS:-300}
+if [ "$GPU" = "no GPU" ]; then PRE=${PRETRAIN_STEPS:-400}; FT=${FINETUNE_STEPS:-250}
 else PRE=${PRETRAIN_STEPS:-3748}; FT=${FINETUNE_STEPS:-3748}; fi
 MODEL=$ROOT/models/tiny.vmc
 [ -x "$VMC" ] || { echo "default_job: $VMC not found (run scripts/setup.sh)" >&2; exit 2; }
