@@ -505,7 +505,7 @@ typedef struct RowPlan {
     RowMode mode;
     int64_t len, rows, nsplit, csplit, cblocks;
     unsigned threads;
-    char jloop[96];          /* the loop over the reduced axis, with its opening brace */
+    char jloop[160];         /* the loop over the reduced axis, with its opening brace */
     const char *guard;       /* the condition of per-row stores */
 } RowPlan;
 
@@ -564,7 +564,12 @@ static void row_prologue(Em *e, RowPlan *rp) {
         line(e, "const int lane = threadIdx.x & 31;");
         line(e, "const long long row = (long long)blockIdx.x * 8 + (threadIdx.x >> 5);");
         line(e, "if (row >= %lldLL) return;   // no block barriers below", rows);
-        snprintf(rp->jloop, sizeof rp->jloop, "for (int j = lane; j < %lld; j += 32) {", len);
+        /* Whole warps of a row: a constant trip count, unrolled, keeps the row's loads in flight together, and
+         * the same loads in later phases (restrict inputs, no stores between) can stay in registers. */
+        if (len % 32 == 0 && len <= 1024)
+            snprintf(rp->jloop, sizeof rp->jloop,
+                     "#pragma unroll\n    for (int jj = 0; jj < %lld; jj++) { const int j = lane + 32 * jj;", len / 32);
+        else snprintf(rp->jloop, sizeof rp->jloop, "for (int j = lane; j < %lld; j += 32) {", len);
         rp->guard = "lane == 0";
         return;
     case RM_SPLIT:
