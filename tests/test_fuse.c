@@ -212,8 +212,8 @@ static void test_views_and_inplace(void) {
     graph_free(g);
 }
 
-/* Generated text: layernorm runs a warp per row without block barriers; a bias-gradient column sum is split
- * over blocks with atomics. */
+/* Generated text: layernorm runs a warp per row without block barriers, its loops unrolled; a bias-gradient
+ * column sum is split over blocks with atomics. */
 static void test_row_kernels(void) {
     Graph *g = graph_new();
     int64_t C = 64;
@@ -233,6 +233,8 @@ static void test_row_kernels(void) {
             CHECK(strstr(ks.body, "atomicAdd") && ks.zero_root && ks.grid > 1, "split column sum");
         } else {
             CHECK(strstr(ks.body, "vmc_warp_sum") && !strstr(ks.body, "__syncthreads"), "warp-per-row layernorm");
+            /* rows of 64 = two whole warps: the loops over a row have a constant trip count and unroll */
+            CHECK(strstr(ks.body, "#pragma unroll") && strstr(ks.body, "jj < 2;"), "unrolled row loops");
             CHECK(ks.grid == 125 && ks.block == 256, "1000 rows, 8 per block: grid %u block %u", ks.grid, ks.block);
         }
         kernel_source_free(&ks);
