@@ -39,9 +39,9 @@ echo "== 3/4 supervised tiny_supervised from scratch, $FT steps (same budget)"
 t1=$(date +%s)
 
 echo "== 4/4 results (Fashion-MNIST test set, top-1)"
-printf '%-40s %-8s %s\n' "" "model" "EMA"
+printf '%-44s %-8s %s\n' "" "model" "EMA"
 for run in finetune scratch; do
   label="pretrained ($PRE steps) + fine-tuned ($FT)"; [ $run = scratch ] && label="from scratch ($FT steps)"
-  printf '%-40s %-8s %s\n' "$label" "$(top1 "$OUT/$run/metrics.jsonl" model)%" "$(top1 "$OUT/$run/metrics.jsonl" ema)%"
+  printf '%-44s %-8s %s\n' "$label" "$(top1 "$OUT/$run/metrics.jsonl" model)%" "$(top1 "$OUT/$run/metrics.jsonl" ema)%"
 done
 echo "wall time $((t1 - t0)) s on $(nproc) cores, $GPU; runs in $OUT"
