@@ -17,8 +17,10 @@ set_tests_properties(train_checkpoint_resume PROPERTIES LABELS cpu TIMEOUT 60 EN
 
 # End to end on models/tiny.vmc + Fashion-MNIST (skips with 77 when either is missing).
 add_test(NAME train_commands COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/test_train.sh $<TARGET_FILE:vmc> ${VMC_ROOT})
-set_tests_properties(train_commands PROPERTIES LABELS cpu SKIP_RETURN_CODE 77 TIMEOUT 300)
+set_tests_properties(train_commands PROPERTIES LABELS cpu SKIP_RETURN_CODE 77 TIMEOUT 300
+                     ENVIRONMENT "LSAN_OPTIONS=suppressions=${CMAKE_CURRENT_LIST_DIR}/lsan_cairo.supp")
 
 # Bad input through the commands, plots, fine-tuning evaluations, eval --classes, the terminal progress line.
 add_test(NAME train_bad_input COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/test_train_bad.sh $<TARGET_FILE:vmc> ${VMC_ROOT})
-set_tests_properties(train_bad_input PROPERTIES LABELS cpu SKIP_RETURN_CODE 77 TIMEOUT 300)
+set_tests_properties(train_bad_input PROPERTIES LABELS cpu SKIP_RETURN_CODE 77 TIMEOUT 300
+                     ENVIRONMENT "LSAN_OPTIONS=suppressions=${CMAKE_CURRENT_LIST_DIR}/lsan_cairo.supp")
