@@ -165,7 +165,7 @@ static bool direction_source(const char *name, char *out, size_t n) {
 
 /* The tensor for a node name (the EMA copy in CKPT_INIT_EMA when present); marks what it consumes. */
 static const StTensor *lookup(LoadCtx *c, const char *name) {
-    char key[600];
+    char key[620];   /* "ema." + a name of up to 600 bytes */
     const StTensor *t = safetensors_find(c->f, name);
     if (t) c->used[t - c->f->t] = true;
     if (c->mode == CKPT_INIT_EMA) {
