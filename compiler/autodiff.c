@@ -176,6 +176,18 @@ static void scan_grad(Ctx *c, Node *n, Node *dy) {
     }
 }
 
+/* The inverse of idx[0..n) when it is a permutation of 0..n-1 (and n == dim), else NULL. Caller frees. */
+static int32_t *inverse_permutation(const int32_t *idx, int64_t n, int64_t dim) {
+    if (n != dim) return NULL;
+    int32_t *inv = xmalloc(sizeof(int32_t) * (size_t)(n ? n : 1));
+    for (int64_t k = 0; k < n; k++) inv[k] = -1;
+    for (int64_t k = 0; k < n; k++) {
+        if (idx[k] < 0 || idx[k] >= n || inv[idx[k]] >= 0) { free(inv); return NULL; }
+        inv[idx[k]] = (int32_t)k;
+    }
+    return inv;
+}
+
 static void move_grad(Ctx *c, Node *n, Node *dy) {
     Graph *g = c->g;
     Node *x = n->src[0];
@@ -200,7 +212,14 @@ static void move_grad(Ctx *c, Node *n, Node *dy) {
         return;
     }
     case OP_EXPAND: acc(c, x, dy); return;
-    case OP_GATHER: acc(c, x, ok(g, g_scatter_add(g, dy, ax, n->idata, x->shape.d[ax], c->loc))); return;
+    case OP_GATHER: {
+        /* A permutation's gradient is the gather by its inverse: fusable index math, no atomics, no zeroing. */
+        int32_t *inv = inverse_permutation(n->idata, n->ndata, x->shape.d[ax]);
+        acc(c, x, ok(g, inv ? g_gather(g, dy, ax, inv, n->ndata, c->loc)
+                            : g_scatter_add(g, dy, ax, n->idata, x->shape.d[ax], c->loc)));
+        free(inv);
+        return;
+    }
     case OP_SCATTER_ADD: acc(c, x, ok(g, g_gather(g, dy, ax, n->idata, n->ndata, c->loc))); return;
     case OP_GATHER_DYN: acc(c, x, ok(g, g_scatter_add_dyn(g, dy, ax, n->src[1], c->loc))); return;
     case OP_SCATTER_ADD_DYN: acc(c, x, ok(g, g_gather_dyn(g, dy, ax, n->src[1], c->loc))); return;
