@@ -11,6 +11,17 @@
 
 struct Decoder { tjhandle tj; };
 
+/* The largest image decoded: PIL's decompression-bomb limit (2 * Image.MAX_IMAGE_PIXELS) and 16-bit sides, so a
+ * header claiming an absurd size is a corrupt file, not an allocation that fails (xmalloc exits). */
+#define MAX_SIDE 65535
+#define MAX_PIXELS 178956970LL
+
+static bool dims_ok(int w, int h, char *why, int whylen) {
+    if (w > 0 && h > 0 && w <= MAX_SIDE && h <= MAX_SIDE && (long long)w * h <= MAX_PIXELS) return true;
+    snprintf(why, whylen, "header claims %dx%d pixels (at most %d per side and %lld in all)", w, h, MAX_SIDE, MAX_PIXELS);
+    return false;
+}
+
 void image_reserve(Image *im, int w, int h, int c) {
     size_t need = (size_t)w * (size_t)h * (size_t)c;
     if (need > im->cap) {
@@ -89,6 +100,8 @@ static bool png_decode(const uint8_t *buf, size_t n, Image *out, char *err, int 
     png_read_update_info(png, info);
     int w = (int)png_get_image_width(png, info), h = (int)png_get_image_height(png, info);
     int c = png_get_channels(png, info);
+    char why[128];
+    if (!dims_ok(w, h, why, sizeof why)) png_error(png, why);
     if (c != 1 && c != 3) png_error(png, "unsupported channel layout");
     image_reserve(out, w, h, c);
     rows = xmalloc(sizeof(png_bytep) * (size_t)h);
@@ -101,14 +114,23 @@ static bool png_decode(const uint8_t *buf, size_t n, Image *out, char *err, int 
 }
 
 /* ---- JPEG through turbojpeg; any warning (e.g. premature end of data) counts as corrupt, as PIL refuses
- * truncated files by default */
+ * truncated files by default. turbojpeg 2.x leaves a handle mid-header after an error, and every later image then
+ * fails with the same message ("Bogus marker length"): a failed handle is replaced. */
+static bool jpeg_fail(Decoder *d, char *err, int errlen) {
+    snprintf(err, errlen, "corrupt JPEG: %s", tjGetErrorStr2(d->tj));
+    tjDestroy(d->tj);
+    d->tj = tjInitDecompress();
+    ASSERT(d->tj, "tjInitDecompress: %s", tjGetErrorStr2(NULL));
+    return false;
+}
+
 static bool jpeg_header(Decoder *d, const uint8_t *buf, size_t n, int *w, int *h, int *cs, char *err, int errlen) {
     int sub;
-    if (tjDecompressHeader3(d->tj, buf, (unsigned long)n, w, h, &sub, cs) < 0) {
-        snprintf(err, errlen, "corrupt JPEG: %s", tjGetErrorStr2(d->tj));
-        return false;
-    }
-    return true;
+    char why[128];
+    if (tjDecompressHeader3(d->tj, buf, (unsigned long)n, w, h, &sub, cs) < 0) return jpeg_fail(d, err, errlen);
+    if (dims_ok(*w, *h, why, sizeof why)) return true;
+    snprintf(err, errlen, "corrupt JPEG: %s", why);
+    return false;
 }
 
 static bool jpeg_decode(Decoder *d, const uint8_t *buf, size_t n, int denom, Image *out, char *err, int errlen) {
@@ -118,10 +140,7 @@ static bool jpeg_decode(Decoder *d, const uint8_t *buf, size_t n, int denom, Ima
     bool cmyk = cs == TJCS_CMYK || cs == TJCS_YCCK;
     int pf = cs == TJCS_GRAY ? TJPF_GRAY : cmyk ? TJPF_CMYK : TJPF_RGB;
     image_reserve(out, sw, sh, cmyk ? 4 : cs == TJCS_GRAY ? 1 : 3);
-    if (tjDecompress2(d->tj, buf, (unsigned long)n, out->px, sw, 0, sh, pf, 0) < 0) {
-        snprintf(err, errlen, "corrupt JPEG: %s", tjGetErrorStr2(d->tj));
-        return false;
-    }
+    if (tjDecompress2(d->tj, buf, (unsigned long)n, out->px, sw, 0, sh, pf, 0) < 0) return jpeg_fail(d, err, errlen);
     if (cmyk) {   /* PIL reads CMYK JPEGs as Adobe-inverted ("CMYK;I"), then cmyk2rgb: nk - nk * c / 255 */
         uint8_t *p = out->px;
         for (size_t i = 0, np = (size_t)sw * (size_t)sh; i < np; i++) {
@@ -140,10 +159,12 @@ bool image_probe(Decoder *d, const uint8_t *buf, size_t n, int *w, int *h, char 
     int cs;
     switch (image_sniff(buf, n)) {
     case IMG_JPEG: return jpeg_header(d, buf, n, w, h, &cs, err, errlen);
-    case IMG_PNG:
-        if (png_dims(buf, n, w, h)) return true;
-        snprintf(err, errlen, "corrupt PNG: bad IHDR");
+    case IMG_PNG: {
+        char why[128] = "bad IHDR";
+        if (png_dims(buf, n, w, h) && dims_ok(*w, *h, why, sizeof why)) return true;
+        snprintf(err, errlen, "corrupt PNG: %s", why);
         return false;
+    }
     case IMG_UNKNOWN: break;
     }
     snprintf(err, errlen, "not a JPEG or PNG image");

@@ -328,6 +328,31 @@ static void test_mixing(void) {
 }
 
 /* ------------------------------------------------------------------------------------------- decode + datasets */
+/* Offset of the SOF0 segment of a baseline JPEG (segments walked from SOI); height at +5, width at +7. */
+static size_t jpeg_sof(const uint8_t *b, size_t n) {
+    for (size_t i = 2; i + 4 <= n && b[i] == 0xFF; i += 2 + (size_t)(b[i + 2] << 8 | b[i + 3]))
+        if (b[i + 1] == 0xC0) return i;
+    return 0;
+}
+
+/* A copy of the JPEG b whose SOF claims w x h (the rest stays valid, so the header parses). */
+static uint8_t *jpeg_with_size(const uint8_t *b, size_t n, int w, int h) {
+    uint8_t *c = malloc(n);
+    memcpy(c, b, n);
+    size_t i = jpeg_sof(c, n);
+    if (!i) { printf("FAIL: no SOF0 in the JPEG fixture\n"); exit(1); }
+    c[i + 5] = (uint8_t)(h >> 8); c[i + 6] = (uint8_t)h; c[i + 7] = (uint8_t)(w >> 8); c[i + 8] = (uint8_t)w;
+    return c;
+}
+
+/* The first `keep` bytes of b (a valid signature) followed by pseudo-random bytes, n in all. */
+static uint8_t *head_then_garbage(const uint8_t *b, size_t keep, size_t n) {
+    uint8_t *c = malloc(n);
+    memcpy(c, b, keep);
+    for (size_t i = keep; i < n; i++) c[i] = (uint8_t)((i * 2654435761u) >> 13);
+    return c;
+}
+
 static void test_decode(void) {
     char err[256];
     mkdirs("dec");
@@ -358,6 +383,19 @@ static void test_decode(void) {
     CHECK(!image_decode(d, b, n / 2, 1, &out, err, sizeof err) && strstr(err, "JPEG"), "truncated JPEG fails: %s", err);
     uint8_t junk[16] = "not an image";
     CHECK(!image_decode(d, junk, sizeof junk, 1, &out, err, sizeof err) && strstr(err, "not a JPEG or PNG"), "junk: %s", err);
+    /* a bad header must not poison the decoder: the next good JPEG decodes */
+    uint8_t *g = head_then_garbage(b, 20, 3000);
+    CHECK(!image_probe(d, g, 3000, &w, &h, err, sizeof err) && strstr(err, "corrupt JPEG"), "JPEG header + garbage: %s", err);
+    CHECK(image_decode(d, b, n, 1, &out, err, sizeof err) && out.w == 64, "good JPEG after a bad header: %s", err);
+    free(g);
+    /* a header claiming an absurd size fails before any allocation (xmalloc would exit) */
+    g = jpeg_with_size(b, n, 65500, 65500);
+    CHECK(!image_decode(d, g, n, 1, &out, err, sizeof err) && strstr(err, "65500x65500"), "huge JPEG: %s", err);
+    free(g);
+    g = jpeg_with_size(b, n, 0, 48);
+    CHECK(!image_decode(d, g, n, 1, &out, err, sizeof err) && strstr(err, "corrupt JPEG"), "zero-width JPEG: %s", err);
+    free(g);
+    CHECK(!image_decode(d, b, 0, 1, &out, err, sizeof err) && strstr(err, "not a JPEG or PNG"), "empty file: %s", err);
     free(b);
     image_release(&ref);
     image_release(&out);
@@ -436,7 +474,7 @@ static void test_folder(void) {
 static void test_corrupt(void) {
     mkdirs("bad/a");
     mkdirs("bad/b");
-    for (int i = 0; i < 5; i++) {
+    for (int i = 0; i < 8; i++) {
         char rel[64];
         snprintf(rel, sizeof rel, "bad/a/%d.jpg", i);
         write_jpeg(rel, 40, 30, 3, i);
@@ -446,25 +484,36 @@ static void test_corrupt(void) {
     size_t n;
     uint8_t *b = read_all(tpath("bad/a/0.jpg"), &n);
     write_bytes("bad/a/0.jpg", b, n / 2);   /* truncated */
+    uint8_t *g = head_then_garbage(b, 20, n);
+    write_bytes("bad/a/2.jpg", g, n);       /* a valid JPEG start, then garbage */
+    free(g);
+    g = jpeg_with_size(b, n, 65500, 65500);
+    write_bytes("bad/a/4.jpg", g, n);       /* a header claiming 12.9 GB of pixels */
+    free(g);
     free(b);
     b = read_all(tpath("bad/b/0.png"), &n);
     write_bytes("bad/b/0.png", b, n - 20);  /* truncated PNG */
+    g = head_then_garbage(b, 8, n);
+    write_bytes("bad/b/2.png", g, n);       /* the PNG signature, then garbage */
+    free(g);
     free(b);
+    write_bytes("bad/b/4.png", "", 0);      /* empty */
     char err[1024];
     Dataset *d = dataset_open(tpath("bad"), SPLIT_TRAIN, err, sizeof err);
-    CHECK(d && dataset_len(d) == 10, "corrupt fixture opens: %s", d ? "" : err);
+    CHECK(d && dataset_len(d) == 16, "corrupt fixture opens: %s", d ? "" : err);
     if (!d) return;
-    LoaderConfig c = {.batch = 5, .threads = 2, .seed = 3, .shuffle = false, .max_skip_frac = 0.25f,
+    LoaderConfig c = {.batch = 4, .threads = 2, .seed = 3, .shuffle = false, .max_skip_frac = 0.4f,
                       .aug = {.size = 16, .train = false, .crop_pct = 0.875f, .normalize = true, .channels = 3}};
-    printf("(warnings about a truncated JPEG and a truncated PNG are expected here)\n");
+    printf("(warnings about 3 corrupt JPEGs, 2 corrupt PNGs and an empty file are expected here)\n");
     Loader *l = loader_new(d, &c);
     Batch bt;
     int batches = 0;
     while (loader_next(l, &bt)) batches++;
-    CHECK(batches == 2 && !loader_error(l) && loader_skipped(l) == 2, "2 corrupt of 10 tolerated at 25%%: %d batches, %lld skipped, %s",
+    /* exactly 6: a good image decoded after a bad one (same thread, same decoder) is not skipped */
+    CHECK(batches == 4 && !loader_error(l) && loader_skipped(l) == 6, "6 corrupt of 16 tolerated at 40%%: %d batches, %lld skipped, %s",
           batches, (long long)loader_skipped(l), loader_error(l) ? loader_error(l) : "");
     loader_free(l);
-    c.max_skip_frac = 0;   /* default 1%: one corrupt image of 10 is already too many */
+    c.max_skip_frac = 0;   /* default 1%: one corrupt image of 16 is already too many */
     l = loader_new(d, &c);
     batches = 0;
     while (loader_next(l, &bt)) batches++;
