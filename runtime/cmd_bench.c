@@ -23,7 +23,7 @@ static double now_s(void) {
 typedef struct Args {
     const char *file, *model;
     int batch, steps;
-    bool train, fp32;
+    bool train, fp32, help;
     DslSet *sets; int nsets;
     const char **inc; int ninc;
 } Args;
@@ -37,6 +37,7 @@ static bool parse(int argc, char **argv, Args *a) {
     for (int k = 1; k < argc; k++) {
         const char *s = argv[k];
         bool more = k + 1 < argc;
+        if (!strcmp(s, "--help") || !strcmp(s, "-h")) { a->help = true; break; }
         if (!strcmp(s, "--train")) a->train = true;
         else if (!strcmp(s, "--infer")) a->train = false;
         else if (!strcmp(s, "--fp32")) a->fp32 = true;
@@ -51,12 +52,32 @@ static bool parse(int argc, char **argv, Args *a) {
             *eq = 0;
             a->sets[a->nsets++] = (DslSet){argv[k], eq + 1};
         } else if (s[0] != '-' && !a->file) a->file = s;
-        else { fprintf(stderr, "vmc bench: unexpected argument '%s'\n", s); return false; }
+        else { fprintf(stderr, "vmc bench: unexpected argument '%s' (see vmc bench --help)\n", s); return false; }
     }
-    if (!a->file || !a->model || a->steps < 1) {
-        fprintf(stderr, "usage: vmc bench FILE --model NAME [--batch N] [--train|--infer] [--fp32] [--steps N]\n"
-                        "                 [--set NAME=VALUE] [-I DIR]\n"
-                        "       vmc bench --data PATH|synthetic:N ...   (data loader throughput)\n");
+    if (a->help || !a->file || !a->model || a->steps < 1) {
+        fprintf(a->help ? stdout : stderr,
+                "usage: vmc bench FILE --model NAME [--batch N] [--train|--infer] [--fp32|--bf16] [--steps N]\n"
+                "                 [--set NAME=VALUE]... [-I DIR]...\n"
+                "       vmc bench --data PATH|synthetic:N [--size 192] [--threads N] [--batches N] [--batch B]\n"
+                "                 [--eval] [--exact] [--randaugment] [--keep]   (data loader throughput, no GPU)\n"
+                "  a model's step on the GPU: images/s, TFLOP/s against the measured bf16 GEMM peak, memory, time per\n"
+                "  kernel class, cold and warm compile times.\n"
+                "  --model NAME          the model in FILE\n"
+                "  --batch N             = --set batch=N\n"
+                "  --train | --infer     training step (default) or inference\n"
+                "  --fp32 | --bf16       fp32 or bf16 (default) GEMM operands\n"
+                "  --steps N             timed steps (default 20)\n"
+                "  --set NAME=VALUE      override a model constant or recipe key (repeatable)\n"
+                "  -I DIR                add an import directory\n"
+                "  --data PATH           loader throughput instead: decode + RandomResizedCrop + flip of an image folder;\n"
+                "                        synthetic:N writes N 500x375 JPEGs into a temporary folder first\n"
+                "  --size S              crop size (default 192)\n"
+                "  --threads N           loader threads (default: the number of cores)\n"
+                "  --batches N           timed batches (default 20); --batch B: their size (default 128)\n"
+                "  --eval                resize + centre crop instead of the training crop\n"
+                "  --exact               full-size decode (default: DCT-scaled when the crop allows)\n"
+                "  --randaugment         add RandAugment\n"
+                "  --keep                keep the synthetic folder\n");
         return false;
     }
     if (a->batch > 0) {
@@ -172,7 +193,7 @@ static int bench(const Args *a, DslModule *m) {
 int cmd_bench(int argc, char **argv) {
     for (int k = 1; k < argc; k++) if (!strcmp(argv[k], "--data")) return bench_data(argc, argv);
     Args a;
-    if (!parse(argc, argv, &a)) { free(a.sets); free(a.inc); return 1; }
+    if (!parse(argc, argv, &a)) { free(a.sets); free(a.inc); return a.help ? 0 : 1; }
     if (!cuda_available()) {
         fprintf(stderr, "vmc bench: no usable GPU: %s\n", cuda_unavailable_reason());
         free(a.sets); free(a.inc);

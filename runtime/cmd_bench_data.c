@@ -60,10 +60,10 @@ static void remove_synthetic(const char *dir, int n) {
     rmdir(dir);
 }
 
-static int usage(void) {
-    fprintf(stderr, "usage: vmc bench --data PATH|synthetic:N [--size 192] [--threads N] [--batches N] [--batch B]\n"
-                    "                 [--eval] [--exact] [--randaugment] [--keep (the synthetic folder)]\n");
-    return 1;
+static int usage(FILE *f) {
+    fprintf(f, "usage: vmc bench --data PATH|synthetic:N [--size 192] [--threads N] [--batches N] [--batch B]\n"
+               "                 [--eval] [--exact] [--randaugment] [--keep (the synthetic folder)]\n");
+    return f == stdout ? 0 : 1;
 }
 
 int bench_data(int argc, char **argv) {
@@ -81,9 +81,10 @@ int bench_data(int argc, char **argv) {
         else if (!strcmp(a, "--exact")) exact = true;
         else if (!strcmp(a, "--randaugment")) ra = true;
         else if (!strcmp(a, "--keep")) keep = true;
-        else { fprintf(stderr, "vmc bench: unknown or incomplete option '%s'\n", a); return usage(); }
+        else if (!strcmp(a, "--help") || !strcmp(a, "-h")) return usage(stdout);
+        else { fprintf(stderr, "vmc bench: unknown or incomplete option '%s' (see vmc bench --help)\n", a); return 1; }
     }
-    if (!data || size <= 0 || threads <= 0 || batches <= 0 || batch <= 0) return usage();
+    if (!data || size <= 0 || threads <= 0 || batches <= 0 || batch <= 0) return usage(stderr);
     char dir[4096];
     int nsynth = 0;
     if (!strncmp(data, "synthetic:", 10)) {

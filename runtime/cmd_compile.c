@@ -1,6 +1,7 @@
 /* cmd_compile.c — `vmc compile FILE [--model NAME] [--arch sm_90] [--dump-kernels DIR] [--train] [--bf16]
- * [--no-nvrtc] [--dump-groups] [--set k=v] [-I DIR]`: builds each model's step graph (forward; with --train also the backward
- * and the AdamW update of its recipe), fuses it, generates and NVRTC-compiles every kernel. Needs no GPU.
+ * [--no-nvrtc] [--dump-groups] [--threads N] [--set k=v] [-I DIR]`: builds each model's step graph (forward; with
+ * --train also the backward and the AdamW update of its recipe), fuses it, generates and NVRTC-compiles every kernel.
+ * Needs no GPU.
  * Also owns the step-graph builder that `vmc bench` shares (cuda_exec.h). */
 #include "autodiff.h"
 #include "commands.h"
@@ -62,10 +63,28 @@ bool step_graph_build(DslModule *m, const char *model, bool train, StepGraph *ou
 typedef struct Args {
     const char *file, *model, *dump;
     int arch, threads;
-    bool train, bf16, no_nvrtc, groups;
+    bool train, bf16, no_nvrtc, groups, help;
     DslSet *sets; int nsets;
     const char **inc; int ninc;
 } Args;
+
+static void usage(FILE *f) {
+    fprintf(f,
+        "usage: vmc compile FILE [--model NAME] [--arch sm_90] [--train] [--bf16] [--dump-kernels DIR] [--dump-groups]\n"
+        "                   [--no-nvrtc] [--threads N] [--set NAME=VALUE]... [-I DIR]...\n"
+        "  builds each model's step graph, fuses it, generates CUDA C for every group and NVRTC-compiles it (disk\n"
+        "  cache); prints nodes, groups, kernels, GEMMs and timings per model. Needs no GPU.\n"
+        "  --model NAME        only this model (default: every model in FILE)\n"
+        "  --arch sm_XX        target GPU architecture (default sm_90)\n"
+        "  --train             the training step: forward, backward and the recipe's AdamW update (default: inference)\n"
+        "  --bf16              bf16 GEMM operands (default: fp32 everywhere)\n"
+        "  --dump-kernels DIR  write every generated module's CUDA source into DIR\n"
+        "  --dump-groups       print the fusion groups\n"
+        "  --no-nvrtc          generate the sources only, do not compile them\n"
+        "  --threads N         parallel NVRTC compiles (default: the number of cores)\n"
+        "  --set NAME=VALUE    override a model constant or recipe key (repeatable)\n"
+        "  -I DIR              add an import directory\n");
+}
 
 static bool parse(int argc, char **argv, Args *a) {
     memset(a, 0, sizeof *a);
@@ -75,6 +94,10 @@ static bool parse(int argc, char **argv, Args *a) {
     for (int k = 1; k < argc; k++) {
         const char *s = argv[k];
         bool more = k + 1 < argc;
+        if (!strcmp(s, "--help") || !strcmp(s, "-h")) { a->help = true; return true; }
+        static const char *const VALUED[] = {"--model", "--dump-kernels", "--threads", "-I", "--arch", "--set"};
+        for (size_t v = 0; v < sizeof VALUED / sizeof VALUED[0] && !more; v++)
+            if (!strcmp(s, VALUED[v])) { fprintf(stderr, "vmc compile: %s needs a value\n", s); return false; }
         if (!strcmp(s, "--train")) a->train = true;
         else if (!strcmp(s, "--bf16")) a->bf16 = true;
         else if (!strcmp(s, "--no-nvrtc")) a->no_nvrtc = true;
@@ -93,13 +116,10 @@ static bool parse(int argc, char **argv, Args *a) {
             *eq = 0;
             a->sets[a->nsets++] = (DslSet){argv[k], eq + 1};
         } else if (s[0] != '-' && !a->file) a->file = s;
-        else { fprintf(stderr, "vmc compile: unexpected argument '%s'\n", s); return false; }
+        else if (s[0] != '-') { fprintf(stderr, "vmc compile: one FILE expected, found '%s' and '%s'\n", a->file, s); return false; }
+        else { fprintf(stderr, "vmc compile: unknown option '%s' (see vmc compile --help)\n", s); return false; }
     }
-    if (!a->file) {
-        fprintf(stderr, "usage: vmc compile FILE [--model NAME] [--arch sm_90] [--dump-kernels DIR] [--train] [--bf16]\n"
-                        "                   [--no-nvrtc] [--dump-groups] [--threads N] [--set NAME=VALUE] [-I DIR]\n");
-        return false;
-    }
+    if (!a->file) { usage(stderr); return false; }
     return true;
 }
 
@@ -133,7 +153,11 @@ static int compile_model(const Args *a, DslModule *m, const char *model) {
 
 int cmd_compile(int argc, char **argv) {
     Args a;
-    if (!parse(argc, argv, &a)) { free(a.sets); free(a.inc); return 1; }
+    if (!parse(argc, argv, &a) || a.help) {
+        if (a.help) usage(stdout);
+        free(a.sets); free(a.inc);
+        return a.help ? 0 : 1;
+    }
     Diag d;
     diag_init(&d, stderr);
     DslOptions opt = {a.inc, a.ninc, a.sets, a.nsets};

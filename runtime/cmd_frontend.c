@@ -69,7 +69,9 @@ int cmd_check(int argc, char **argv) {
                 "usage: vmc check FILE... [--set NAME=VALUE]... [-I DIR]... [--dump-ast]\n"
                 "  parses each file and its imports, evaluates every model and recipe, and reports all errors.\n"
                 "  exit status 1 on any error; otherwise prints a summary to stdout.\n"
-                "  --dump-ast  also print the syntax tree of each file (S-expressions)\n");
+                "  --dump-ast        also print the syntax tree of each file (S-expressions)\n"
+                "  --set NAME=VALUE  override a model constant or recipe key (repeatable)\n"
+                "  -I DIR            add an import directory (models/lib is always searched)\n");
         args_free(&a);
         return a.help ? 0 : 1;
     }
@@ -159,7 +161,11 @@ int cmd_info(int argc, char **argv) {
                 "usage: vmc info FILE [--model NAME] [--json] [--set NAME=VALUE]... [-I DIR]...\n"
                 "  lists every parameter tensor of each model (or of --model NAME): state-dict name, shape, dtype,\n"
                 "  initialiser and tags, with the totals params (without buffers) and trainable (without frozen\n"
-                "  tensors and buffers).\n");
+                "  tensors and buffers).\n"
+                "  --model NAME      only this model\n"
+                "  --json            one JSON object instead of text\n"
+                "  --set NAME=VALUE  override a model constant or recipe key (repeatable)\n"
+                "  -I DIR            add an import directory (models/lib is always searched)\n");
         args_free(&a);
         return a.help ? 0 : 1;
     }
@@ -196,7 +202,11 @@ int cmd_graph(int argc, char **argv) {
     if (a.help || a.nfiles != 1 || !a.model) {
         fprintf(a.help ? stdout : stderr,
                 "usage: vmc graph FILE --model NAME [--dot] [--set NAME=VALUE]... [-I DIR]...\n"
-                "  prints the model's forward graph after verification: one node per line, or Graphviz with --dot.\n");
+                "  prints the model's forward graph after verification: one node per line, or Graphviz with --dot.\n"
+                "  --model NAME      the model to lower (required)\n"
+                "  --dot             Graphviz output\n"
+                "  --set NAME=VALUE  override a model constant or recipe key (repeatable)\n"
+                "  -I DIR            add an import directory (models/lib is always searched)\n");
         args_free(&a);
         return a.help ? 0 : 1;
     }

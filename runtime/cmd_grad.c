@@ -27,7 +27,14 @@ static void usage(FILE *f) {
         "  state-dict names) and the inputs of X (\"images\"; for classifiers \"labels\" — turned into one-hot\n"
         "  targets — or \"targets\"), and writes \"loss\" and one f32 gradient per trainable parameter to G.\n"
         "  Drop path and other randomness use seed 0, step 0; pass --set drop_path_rate=0 for parity checks.\n"
-        "  --allow-missing keeps the model's own initialisation for parameters W lacks.\n");
+        "  --model NAME        the model in FILE\n"
+        "  --weights W         parameters and buffers (safetensors, reference state-dict names)\n"
+        "  --inputs X          the model's inputs (safetensors)\n"
+        "  --out G             where \"loss\" and the gradients go (safetensors)\n"
+        "  --backend B         cpu (default) or cuda\n"
+        "  --precision P       fp32 (default) or bf16 (cuda: bf16 GEMM operands; the cpu computes in fp32)\n"
+        "  --set NAME=VALUE    override a model constant (repeatable)\n"
+        "  --allow-missing     keep the model's own initialisation for parameters W lacks\n");
 }
 
 static bool parse(int argc, char **argv, GradArgs *a) {
@@ -52,12 +59,13 @@ static bool parse(int argc, char **argv, GradArgs *a) {
             a->sets[a->nsets++] = (DslSet){argv[k], eq + 1};
             continue;
         }
-        if (s[0] == '-') { fprintf(stderr, "vmc grad: unknown option '%s'\n", s); return false; }
+        if (s[0] == '-') { fprintf(stderr, "vmc grad: unknown option '%s' (see vmc grad --help)\n", s); return false; }
         if (a->file) { fprintf(stderr, "vmc grad: one FILE only (found '%s' and '%s')\n", a->file, s); return false; }
         a->file = s;
     }
     if (!a->file || !a->model || !a->weights || !a->inputs || !a->out) {
         fprintf(stderr, "vmc grad: FILE, --model, --weights, --inputs and --out are required\n");
+        usage(stderr);
         return false;
     }
     if (strcmp(a->backend, "cpu") && strcmp(a->backend, "cuda")) {
@@ -189,7 +197,7 @@ static bool write_grads(Exec *e, const Graph *g, Node **grads, const char *out) 
 
 int cmd_grad(int argc, char **argv) {
     GradArgs a;
-    if (!parse(argc, argv, &a)) { usage(stderr); return 1; }
+    if (!parse(argc, argv, &a)) return 1;
     if (a.help) { usage(stdout); return 0; }
     Diag d;
     diag_init(&d, stderr);

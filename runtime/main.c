@@ -28,6 +28,7 @@ int main(int argc, char **argv) {
     }
     for (size_t k = 0; k < sizeof COMMANDS / sizeof COMMANDS[0]; k++)
         if (!strcmp(argv[1], COMMANDS[k].name)) return COMMANDS[k].run(argc - 1, argv + 1);
+    if (argv[1][0] == '-') { fprintf(stderr, "vmc: unknown option '%s' (see vmc --help)\n", argv[1]); return 1; }
     fprintf(stderr, "vmc: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return 1;

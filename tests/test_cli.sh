@@ -1,0 +1,74 @@
+#!/bin/bash
+# test_cli.sh — the command line of every vmc command: --help prints usage naming each of its flags and exits 0;
+# every flag named there parses (`vmc CMD FLAG VALUE --help` still exits 0); an unknown flag prints one line naming
+# it with a pointer to --help and exits 1 (a usage error, commands.h). Needs no model, data or GPU.
+# usage: test_cli.sh VMC
+set -u
+VMC=$1
+T=$(mktemp -d /tmp/vmc_cli_XXXXXX)
+trap 'rm -rf "$T"' EXIT
+fails=0
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+
+# COMMAND: its flags; a trailing ':' marks a flag that takes a value. bench's loader flags follow `--data PATH`.
+declare -A FLAGS=(
+  [check]="--dump-ast --set: -I:"
+  [info]="--model: --json --set: -I:"
+  [graph]="--model: --dot --set: -I:"
+  [compile]="--model: --arch: --train --bf16 --dump-kernels: --dump-groups --no-nvrtc --threads: --set: -I:"
+  [bench]="--model: --batch: --train --infer --fp32 --bf16 --steps: --set: -I:"
+  [grad]="--model: --weights: --inputs: --out: --backend: --precision: --set: --allow-missing"
+  [pretrain]="--model: --recipe: --data: --out: --backend: --precision: --seed: --set: -I: --steps: --stop_at: --eval_steps:
+              --resume: --init: --log_every: --ckpt_every: --keep: --batch_size: --epochs: --blr: --lr: --min_lr:
+              --warmup_epochs: --weight_decay: --drop_path: --layer_decay: --ema_decay: --clip_grad: --threads: --quiet"
+  [eval]="--model: --recipe: --data: --out: --backend: --precision: --seed: --set: -I: --init: --resume: --steps: --ema
+          --classes: --batch_size: --threads: --quiet"
+)
+FLAGS[finetune]=${FLAGS[pretrain]}
+BENCH_DATA="--size: --threads: --batches: --batch: --eval --exact --randaugment --keep"
+
+value_of() { case $1 in --set) echo a=1 ;; --arch) echo sm_90 ;; *) echo 1 ;; esac; }
+
+# check_flags CMD HELP_FILE PREFIX... -- FLAGS...: each flag is in the help text and parses
+check_flags() {
+    local cmd=$1 help=$2; shift 2
+    local pre=()
+    while [ "$1" != -- ]; do pre+=("$1"); shift; done; shift
+    for spec in "$@"; do
+        local f=${spec%:} args=("${spec%:}")
+        [ "$f" != "$spec" ] && args+=("$(value_of "$f")")
+        grep -q -- "$f\b" "$help" || fail "vmc $cmd --help does not mention $f"
+        "$VMC" "$cmd" "${pre[@]}" "${args[@]}" --help >"$T/flag.out" 2>&1; local rc=$?
+        [ $rc = 0 ] || fail "vmc $cmd ${pre[*]} ${args[*]} --help: exit $rc: $(head -1 "$T/flag.out")"
+    done
+}
+
+# vmc --help: every command listed
+"$VMC" --help >"$T/help" 2>&1 || fail "vmc --help: exit $?"
+for cmd in "${!FLAGS[@]}"; do grep -q "^  $cmd " "$T/help" || fail "vmc --help does not list $cmd"; done
+
+for cmd in check info graph compile bench grad pretrain finetune eval; do
+    "$VMC" "$cmd" --help >"$T/$cmd.help" 2>"$T/$cmd.err"; rc=$?
+    [ $rc = 0 ] || fail "vmc $cmd --help: exit $rc"
+    [ -s "$T/$cmd.err" ] && fail "vmc $cmd --help wrote to stderr: $(cat "$T/$cmd.err")"
+    grep -q "^usage: vmc $cmd" "$T/$cmd.help" || fail "vmc $cmd --help: no usage line"
+    "$VMC" "$cmd" -h >"$T/$cmd.h" 2>&1 && cmp -s "$T/$cmd.h" "$T/$cmd.help" || fail "vmc $cmd -h differs from --help"
+    # shellcheck disable=SC2086
+    check_flags "$cmd" "$T/$cmd.help" -- ${FLAGS[$cmd]}
+    # an unknown flag: exit 1, nothing on stdout, one line on stderr naming it and --help
+    "$VMC" "$cmd" --no-such-flag >"$T/out" 2>"$T/err"; rc=$?
+    [ $rc = 1 ] || fail "vmc $cmd --no-such-flag: exit $rc (want 1)"
+    [ -s "$T/out" ] && fail "vmc $cmd --no-such-flag wrote to stdout"
+    [ "$(wc -l <"$T/err")" = 1 ] && grep -q -- "'--no-such-flag'.*vmc $cmd --help" "$T/err" \
+        || fail "vmc $cmd --no-such-flag: want one line naming the flag and --help, got: $(cat "$T/err")"
+    echo "ok: vmc $cmd: --help, $(echo ${FLAGS[$cmd]} | wc -w) flags, unknown flag: $(cat "$T/err")"
+done
+# shellcheck disable=SC2086
+check_flags bench "$T/bench.help" --data "$T/none" -- $BENCH_DATA
+"$VMC" bench --data "$T/none" --no-such-flag >"$T/out" 2>"$T/err"; rc=$?
+[ $rc = 1 ] && [ "$(wc -l <"$T/err")" = 1 ] && grep -q -- "'--no-such-flag'.*--help" "$T/err" || fail "vmc bench --data: unknown flag: exit $rc, $(cat "$T/err")"
+"$VMC" --no-such-flag >"$T/out" 2>"$T/err"; rc=$?
+[ $rc = 1 ] && [ "$(wc -l <"$T/err")" = 1 ] && grep -q -- "'--no-such-flag'.*vmc --help" "$T/err" || fail "vmc --no-such-flag: exit $rc, $(cat "$T/err")"
+
+[ $fails = 0 ] || { echo "test_cli.sh: $fails failures"; exit 1; }
+echo "test_cli.sh: all passed"
