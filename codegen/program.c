@@ -157,6 +157,28 @@ static void conv_spec(const Node *n, Conv1dSpec *s) {
 
 static const BufRef NO_BUF = {AR_COUNT_, 0};
 
+/* The buffer a template reads for input x and, when x is a row-mapped gather/slice chain (pass_fuse), the row map
+ * down to that buffer. The row table is malloc'd into *table (NULL when unmapped); free it after instantiation. */
+static BufRef row_mapped(const Program *p, const Node *x, RowMap *m, int32_t **table) {
+    const Fusion *f = p->f;
+    memset(m, 0, sizeof *m);
+    *table = NULL;
+    if (!f->rowmap[x->id]) return bufref(p, x);
+    int64_t L = x->shape.d[1], off = 0;
+    int32_t *rows = xmalloc(sizeof(int32_t) * (size_t)L);
+    for (int64_t t = 0; t < L; t++) rows[t] = (int32_t)t;
+    const Node *cur = x;
+    for (; f->rowmap[cur->id]; cur = fus_src(f, cur, 0)) {
+        if (cur->op == OP_GATHER) for (int64_t t = 0; t < L; t++) rows[t] = cur->idata[rows[t]];
+        else off += cur->i[1];   /* a SLICE of the channel axis */
+    }
+    m->lrows = cur->shape.d[1];
+    m->stride = cur->shape.d[2];
+    m->off = off;
+    m->rows = *table = rows;
+    return bufref(p, cur);
+}
+
 static bool opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int errlen) {
     const Fusion *f = p->f;
     const Node *n = gr->root;
@@ -166,33 +188,41 @@ static bool opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int er
     int nargs = 0;
     ScanSpec ss;
     Conv1dSpec cs;
+    int32_t *tables[9] = {0};   /* row tables of mapped inputs, by source position */
     switch ((int)n->op) {     /* K_OPAQUE ops only */
-    case OP_SCAN: case OP_SCAN_BWD:
+    case OP_SCAN: case OP_SCAN_BWD: {
         scan_spec(n, &ss);
-        src = n->op == OP_SCAN ? template_scan_fwd(&ss, &kl) : template_scan_bwd(&ss, &kl);
-        for (int k = 0; k < n->nsrc; k++) args[nargs++] = bufref(p, fus_src(f, n, k));
+        RowMap *maps[9] = {&ss.u_map, &ss.delta_map, NULL, &ss.bm_map, &ss.cm_map, NULL, NULL, &ss.z_map, &ss.dout_map};
+        for (int k = 0; k < n->nsrc; k++)
+            args[nargs++] = maps[k] ? row_mapped(p, fus_src(f, n, k), maps[k], &tables[k]) : bufref(p, fus_src(f, n, k));
         args[nargs++] = bufref(p, n);
+        src = n->op == OP_SCAN ? template_scan_fwd(&ss, &kl) : template_scan_bwd(&ss, &kl);
         break;
+    }
     case OP_CONV1D:
         conv_spec(n, &cs);
         cs.silu = f->conv_silu[n->id];
-        src = template_conv1d_fwd(&cs, &kl);
-        for (int k = 0; k < 3; k++) args[nargs++] = bufref(p, fus_src(f, n, k));
+        args[nargs++] = row_mapped(p, fus_src(f, n, 0), &cs.x_map, &tables[0]);
+        for (int k = 1; k < 3; k++) args[nargs++] = bufref(p, fus_src(f, n, k));
         args[nargs++] = bufref(p, n);
+        src = template_conv1d_fwd(&cs, &kl);
         break;
     case OP_CONV1D_BWD_X: case OP_CONV1D_BWD_W: {
         conv_spec(n, &cs);
-        src = template_conv1d_bwd(&cs, &kl);
-        BufRef dy = bufref(p, fus_src(f, n, 0)), other = bufref(p, fus_src(f, n, 1));
-        /* (dy, x, w, dx, dw, db): inputs a gradient does not need get a valid stand-in, outputs not wanted NULL */
         bool bx = n->op == OP_CONV1D_BWD_X;
+        BufRef dy = row_mapped(p, fus_src(f, n, 0), &cs.dy_map, &tables[0]);
+        BufRef other = bx ? bufref(p, fus_src(f, n, 1)) : row_mapped(p, fus_src(f, n, 1), &cs.x_map, &tables[1]);
+        if (bx) cs.x_map = cs.dy_map;   /* x is not needed: dy stands in, read the same way */
+        /* (dy, x, w, dx, dw, db): inputs a gradient does not need get a valid stand-in, outputs not wanted NULL */
         args[0] = dy; args[1] = bx ? dy : other; args[2] = bx ? other : dy;
         args[3] = bx ? bufref(p, n) : NO_BUF; args[4] = bx ? NO_BUF : bufref(p, n); args[5] = NO_BUF;
         nargs = 6;
+        src = template_conv1d_bwd(&cs, &kl);
         break;
     }
     default: UNREACHABLE();
     }
+    for (int k = 0; k < 9; k++) free(tables[k]);
     if (!src) { snprintf(err, (size_t)errlen, "no template for %s (codegen/templates missing?)", op_name(n->op)); return false; }
     char label[96];
     snprintf(label, sizeof label, "k%d_%s", gr->index, kl.name);

@@ -67,7 +67,8 @@ const char *template_ctype(DType t) {
     UNREACHABLE();
 }
 
-char *template_instantiate(const char *file, const TemplateDef *defs, int ndefs) {
+/* As template_instantiate, with extra declarations (row tables) printed before the defines. */
+static char *instantiate(const char *file, const TemplateDef *defs, int ndefs, const char *prelude) {
     const char *body = template_text(file), *common = template_text("common.cuh");
     if (!body || !common) return NULL;
     char *out = NULL;
@@ -75,29 +76,69 @@ char *template_instantiate(const char *file, const TemplateDef *defs, int ndefs)
     FILE *f = open_memstream(&out, &len);
     ASSERT(f, "open_memstream");
     fprintf(f, "// vmc instantiation of codegen/templates/%s\n", file);
+    if (prelude) fputs(prelude, f);
     for (int k = 0; k < ndefs; k++) fprintf(f, "#define %s %s\n", defs[k].name, defs[k].value);
     fprintf(f, "%s\n%s", common, body);
     fclose(f);
     return out;
 }
 
-/* ---------------------------------------------------------------- helpers */
-typedef struct { TemplateDef d[32]; char v[32][32]; int n; } Defs;
+char *template_instantiate(const char *file, const TemplateDef *defs, int ndefs) {
+    return instantiate(file, defs, ndefs, NULL);
+}
 
-static void def_int(Defs *ds, const char *name, long long v) {
-    ASSERT(ds->n < 32, "too many defines");
-    snprintf(ds->v[ds->n], 32, "%lld", v);
-    ds->d[ds->n].name = name;
+/* ---------------------------------------------------------------- helpers */
+enum { MAX_DEFS = 64 };
+typedef struct {
+    TemplateDef d[MAX_DEFS];
+    char nm[MAX_DEFS][32], v[MAX_DEFS][32];
+    int n;
+    char *tables; size_t tables_len; FILE *tf;   /* __constant__ row tables (def_rows), NULL if none */
+} Defs;
+
+static void def_str(Defs *ds, const char *name, const char *v) {
+    ASSERT(ds->n < MAX_DEFS, "too many defines");
+    snprintf(ds->nm[ds->n], 32, "%s", name);
+    snprintf(ds->v[ds->n], 32, "%s", v);
+    ds->d[ds->n].name = ds->nm[ds->n];
     ds->d[ds->n].value = ds->v[ds->n];
     ds->n++;
 }
 
-static void def_str(Defs *ds, const char *name, const char *v) {
-    ASSERT(ds->n < 32, "too many defines");
-    snprintf(ds->v[ds->n], 32, "%s", v);
-    ds->d[ds->n].name = name;
-    ds->d[ds->n].value = ds->v[ds->n];
-    ds->n++;
+static void def_int(Defs *ds, const char *name, long long v) {
+    char s[32];
+    snprintf(s, sizeof s, "%lld", v);
+    def_str(ds, name, s);
+}
+
+/* P_LROWS, P_STRIDE, P_OFF and P_ROW(t) of input P, read by common.cuh's VMC_AT(P, b, t): identity and reversed
+ * row orders are arithmetic, any other permutation a __constant__ table (one broadcast load per row). */
+static void def_rows(Defs *ds, const char *P, const RowMap *m, int L, int C) {
+    char nm[32], v[32];
+    bool plain = m->lrows == 0;
+    snprintf(nm, sizeof nm, "%s_LROWS", P); def_int(ds, nm, plain ? L : m->lrows);
+    snprintf(nm, sizeof nm, "%s_STRIDE", P); def_int(ds, nm, plain ? C : m->stride);
+    snprintf(nm, sizeof nm, "%s_OFF", P); def_int(ds, nm, plain ? 0 : m->off);
+    bool ident = true, rev = true;
+    for (int t = 0; m->rows && t < L; t++) { ident &= m->rows[t] == t; rev &= m->rows[t] == L - 1 - t; }
+    snprintf(nm, sizeof nm, "%s_ROW(t)", P);
+    if (!m->rows || ident) snprintf(v, sizeof v, "(t)");
+    else if (rev) snprintf(v, sizeof v, "(%d - (t))", L - 1);
+    else {
+        if (!ds->tf) ds->tf = open_memstream(&ds->tables, &ds->tables_len);
+        fprintf(ds->tf, "__constant__ int vmc_rows_%s[%d] = {", P, L);
+        for (int t = 0; t < L; t++) fprintf(ds->tf, "%s%d", t ? "," : "", m->rows[t]);
+        fprintf(ds->tf, "};\n");
+        snprintf(v, sizeof v, "vmc_rows_%s[t]", P);
+    }
+    def_str(ds, nm, v);
+}
+
+static char *instantiate_defs(const char *file, Defs *ds) {
+    if (ds->tf) fclose(ds->tf);
+    char *out = instantiate(file, ds->d, ds->n, ds->tables);
+    free(ds->tables);
+    return out;
 }
 
 static void launch_init(KernelLaunch *l, const char *name, unsigned gx, unsigned gy, unsigned gz, unsigned bx,
@@ -143,6 +184,11 @@ static void scan_defs(const ScanSpec *s, Defs *ds) {
     def_str(ds, "DSKIP_T", template_ctype(s->d));
     def_str(ds, "DBIAS_T", template_ctype(s->delta_bias));
     def_str(ds, "Z_T", template_ctype(s->z));
+    def_rows(ds, "U", &s->u_map, s->L, s->D);
+    def_rows(ds, "DL", &s->delta_map, s->L, s->D);
+    def_rows(ds, "BM", &s->bm_map, s->L, s->N);
+    def_rows(ds, "CM", &s->cm_map, s->L, s->N);
+    def_rows(ds, "Z", &s->z_map, s->L, s->D);
 }
 
 char *template_scan_fwd(const ScanSpec *s, KernelLaunch *l) {
@@ -151,7 +197,7 @@ char *template_scan_fwd(const ScanSpec *s, KernelLaunch *l) {
     def_str(&ds, "OUT_T", template_ctype(s->out));
     def_int(&ds, "SCAN_THREADS", SCAN_FWD_THREADS);
     launch_init(l, "vmc_scan_fwd", cdiv(s->D, SCAN_FWD_THREADS), (unsigned)s->B, 1, SCAN_FWD_THREADS, 1);
-    return template_instantiate("selective_scan_fwd.cuh", ds.d, ds.n);
+    return instantiate_defs("selective_scan_fwd.cuh", &ds);
 }
 
 size_t scan_bwd_numel(const ScanSpec *s) {
@@ -163,6 +209,7 @@ char *template_scan_bwd(const ScanSpec *s, KernelLaunch *l) {
     Defs ds = {0};
     scan_defs(s, &ds);
     def_str(&ds, "DOUT_T", template_ctype(s->dout));
+    def_rows(&ds, "DO", &s->dout_map, s->L, s->D);
     const int threads = scan_bwd_threads();
     def_int(&ds, "SCAN_THREADS", threads);
     /* Checkpoints of the 16 states are parked in the du/ddelta rows of their own chunk: 2*CHUNK >= N. */
@@ -171,7 +218,7 @@ char *template_scan_bwd(const ScanSpec *s, KernelLaunch *l) {
     size_t bld = (size_t)s->B * s->L * s->D, bln = (size_t)s->B * s->L * s->N;
     /* dA_log, dBm, dCm, dD, ddelta_bias are contiguous and summed with atomics. */
     add_zero(l, 9, 2 * bld * sizeof(float), ((size_t)s->D * s->N + 2 * bln + 2 * (size_t)s->D) * sizeof(float));
-    return template_instantiate("selective_scan_bwd.cuh", ds.d, ds.n);
+    return instantiate_defs("selective_scan_bwd.cuh", &ds);
 }
 
 /* ---------------------------------------------------------------- conv1d */
@@ -188,6 +235,7 @@ static void conv_defs(const Conv1dSpec *s, Defs *ds) {
     def_str(ds, "W_T", template_ctype(s->w));
     def_str(ds, "BIAS_T", template_ctype(s->bias));
     def_str(ds, "OUT_T", template_ctype(s->out));
+    def_rows(ds, "X", &s->x_map, s->L, s->D);
 }
 
 char *template_conv1d_fwd(const Conv1dSpec *s, KernelLaunch *l) {
@@ -198,7 +246,7 @@ char *template_conv1d_fwd(const Conv1dSpec *s, KernelLaunch *l) {
     def_int(&ds, "CONV_ROWS", CONV_FWD_ROWS);
     launch_init(l, "vmc_conv1d_fwd", cdiv(s->D, CONV_FWD_THREADS), cdiv(s->L, CONV_FWD_ROWS), (unsigned)s->B,
                 CONV_FWD_THREADS, 1);
-    return template_instantiate("conv1d.cuh", ds.d, ds.n);
+    return instantiate_defs("conv1d.cuh", &ds);
 }
 
 char *template_conv1d_bwd(const Conv1dSpec *s, KernelLaunch *l) {
@@ -206,6 +254,7 @@ char *template_conv1d_bwd(const Conv1dSpec *s, KernelLaunch *l) {
     conv_defs(s, &ds);
     def_int(&ds, "CONV_BACKWARD", 1);
     def_str(&ds, "DY_T", template_ctype(s->dy));
+    def_rows(&ds, "DY", &s->dy_map, s->L, s->D);
     def_int(&ds, "CONV_WANT_DX", s->want_dx);
     def_int(&ds, "CONV_WANT_DW", s->want_dw);
     def_int(&ds, "CONV_WANT_DB", s->want_db);
@@ -217,5 +266,5 @@ char *template_conv1d_bwd(const Conv1dSpec *s, KernelLaunch *l) {
                 cdiv(s->B, CONV_BWD_BATCH), CONV_BWD_CH, CONV_BWD_GROUPS);
     if (s->want_dw) add_zero(l, 4, 0, (size_t)s->D * s->K * sizeof(float));
     if (s->want_db) add_zero(l, 5, 0, (size_t)s->D * sizeof(float));
-    return template_instantiate("conv1d.cuh", ds.d, ds.n);
+    return instantiate_defs("conv1d.cuh", &ds);
 }

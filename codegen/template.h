@@ -29,6 +29,11 @@ typedef struct KernelLaunch {
     int nzero;
 } KernelLaunch;
 
+/* How a template reads a [B, L, C] input that is a row gather or a channel slice of a larger buffer (pass_fuse's
+ * row maps): row t of batch b starts at element (b * lrows + rows[t]) * stride + off of the buffer passed.
+ * All zero: the input is its own contiguous buffer. rows NULL: rows[t] = t. */
+typedef struct RowMap { int64_t lrows, stride, off; const int32_t *rows; } RowMap;
+
 /* Selective scan (ARM_SPEC §2.3): u, delta, z [B,L,D]; Bm, Cm [B,L,N]; A_log [D,N]; D, delta_bias [D].
  * All arithmetic fp32; each tensor's storage dtype may be DT_F32 or DT_BF16. N <= 16. All pointers 16-byte
  * aligned. */
@@ -37,6 +42,7 @@ typedef struct ScanSpec {
     DType u, delta, a_log, bc, d, delta_bias, z;   /* input dtypes (bc: Bm and Cm) */
     DType out;                                     /* forward output y (graph: f32) */
     DType dout;                                    /* backward incoming gradient */
+    RowMap u_map, delta_map, bm_map, cm_map, z_map, dout_map;
 } ScanSpec;
 
 /* vmc_scan_fwd(const u*, const delta*, const A_log*, const Bm*, const Cm*, const D*, const delta_bias*,
@@ -57,6 +63,7 @@ typedef struct Conv1dSpec {
     DType dy;                  /* backward incoming gradient */
     bool silu;                 /* forward: fuse SiLU after the bias */
     bool want_dx, want_dw, want_db;   /* backward: which gradients to compute */
+    RowMap x_map, dy_map;
 } Conv1dSpec;
 
 /* vmc_conv1d_fwd(const x*, const w*, const bias*, out* y) */

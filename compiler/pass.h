@@ -49,6 +49,8 @@ typedef struct Fusion {
     Node **view;            /* by node id: for a RESHAPE/EXTRACT of a buffer, the node owning the memory */
     int64_t *view_off;      /* by node id: element offset of a view inside its owner */
     bool *conv_silu;        /* by node id: this CONV1D writes silu(conv) (its only reader, a SILU, is a view) */
+    bool *rowmap;           /* by node id: a row gather or column slice of a [B, L, C] tensor that only templates
+                             * read; they read its source through a row table (no kernel, no buffer) */
     Group *groups;          /* in schedule order after pass_plan */
     int ngroups;
     Buf *buf;               /* by node id: valid where mat[] */

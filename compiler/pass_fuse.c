@@ -6,7 +6,9 @@
  * elementwise kernel that stores a per-row value (1/std kept for the backward) becomes a row kernel for this.
  * MATMUL, the opaque templates, RANDPERM and ASSIGN are groups of their own with materialized inputs.
  * A RESHAPE or EXTRACT that would need a buffer of its own is a view of its input's buffer instead (no kernel);
- * so is a SILU that the conv1d template producing its input applies itself. */
+ * so is a SILU that the conv1d template producing its input applies itself. A gather along L or a slice of the
+ * channels of a [B, L, C] tensor read only by the conv1d and scan templates is no kernel either: the templates
+ * read its source through a row table (the scan directions' permutations, the x/z halves of in_proj). */
 #include "pass.h"
 #include <stdlib.h>
 #include <string.h>
@@ -57,7 +59,7 @@ static bool is_view(const Fusion *f, const Node *n) { return f->view[n->id] != N
 
 /* Does consumer c need input k of itself as a real buffer? */
 static bool needs_buffer(const Fusion *f, const Node *c, int k) {
-    if (is_view(f, c)) return true;
+    if (is_view(f, c) || f->rowmap[c->id]) return true;
     switch (op_class(c->op)) {
     case K_GEMM: case K_OPAQUE: case K_SINK: return true;
     case K_MOVE: return (c->op == OP_GATHER_DYN || c->op == OP_SCATTER_ADD_DYN) && k == 1;
@@ -282,6 +284,36 @@ static bool conv_silu(Ctx *c, Node *n) {
     return true;
 }
 
+/* Inputs that the conv1d and scan templates read row by row through a row map (templates/common.cuh VMC_AT). */
+static bool row_mapped_input(const Node *m, int s) {
+    switch ((int)m->op) {
+    case OP_CONV1D: case OP_CONV1D_BWD_X: return s == 0;
+    case OP_CONV1D_BWD_W: return s == 0 || s == 1;
+    case OP_SCAN: return s == 0 || s == 1 || s == 3 || s == 4 || s == 7;
+    case OP_SCAN_BWD: return s == 0 || s == 1 || s == 3 || s == 4 || s == 7 || s == 8;
+    default: return false;
+    }
+}
+
+/* A GATHER along axis 1 or a SLICE of axis 2 of a [B, L, C] tensor whose readers are all row-mapped template
+ * inputs (or such nodes themselves) needs no kernel: the templates compose the chain down to a buffer. Slices
+ * keep 16-byte alignment (the scan loads Bm/Cm rows as float4). */
+static bool row_map(Ctx *c, Node *n) {
+    Fusion *f = c->f;
+    bool slice = n->op == OP_SLICE && n->i[0] == 2, gather = n->op == OP_GATHER && n->i[0] == 1;
+    if ((!slice && !gather) || n->shape.ndim != 3 || f->kept[n->id]) return false;
+    if (slice && (n->i[1] % 4 || fus_src(f, n, 0)->shape.d[2] % 4)) return false;
+    if (c->cons_start[n->id] == c->cons_start[n->id + 1]) return false;
+    for (int j = c->cons_start[n->id]; j < c->cons_start[n->id + 1]; j++) {
+        const Node *m = f->g->nodes[c->cons[j]];
+        if (f->rowmap[m->id]) continue;
+        for (int s = 0; s < m->nsrc; s++)
+            if (fus_src(f, m, s) == n && !row_mapped_input(m, s)) return false;
+    }
+    f->rowmap[n->id] = true;
+    return true;
+}
+
 static void assign_clusters(Ctx *c) {
     Fusion *f = c->f;
     const Graph *g = f->g;
@@ -291,7 +323,7 @@ static void assign_clusters(Ctx *c) {
         OpClass oc = op_class(n->op);
         if (oc == K_SOURCE && n->op != OP_CONST) { f->mat[id] = true; continue; }
         if (!fusable(n->op) && n->op != OP_CONST) { new_cluster(c, n); continue; }
-        if (conv_silu(c, n)) continue;
+        if (conv_silu(c, n) || row_map(c, n)) continue;
         if (n->op == OP_CONST) {
             /* constants are inlined wherever they are read, unless kept or a consumer needs a buffer */
             bool buffer = f->kept[id];
@@ -368,6 +400,7 @@ static void make_groups(Ctx *c) {
         if (f->mat[id]) push_node(f->arena, &gr->outs, &gr->nouts, &capo[k], n);
         for (int s = 0; s < n->nsrc; s++) {
             Node *src = fus_src(f, n, s);
+            while (f->rowmap[src->id]) src = fus_src(f, src, 0);   /* a template reads the buffer under the map */
             if (!f->mat[src->id] || c->cluster[src->id] == c->cluster[id] || seen[src->id] == k + 1) continue;
             seen[src->id] = k + 1;
             push_node(f->arena, &gr->ins, &gr->nins, &capi[k], src);

@@ -1,4 +1,5 @@
-/* util.c — allocation wrappers that never return NULL, the abort path, hashing, PtrVec. */
+/* util.c — allocation wrappers that never return NULL, error messages into err buffers, the abort path, hashing,
+ * PtrVec. */
 #include "util.h"
 #include <stdarg.h>
 #include <stdio.h>
@@ -13,6 +14,14 @@ void *xmalloc(size_t n) { void *p = malloc(n ? n : 1); if (!p) oom(n); return p;
 void *xcalloc(size_t n, size_t m) { void *p = calloc(n ? n : 1, m ? m : 1); if (!p) oom(n * m); return p; }
 void *xrealloc(void *p, size_t n) { void *q = realloc(p, n ? n : 1); if (!q) oom(n); return q; }
 char *xstrdup(const char *s) { size_t n = strlen(s) + 1; return memcpy(xmalloc(n), s, n); }
+
+bool errorf(char *err, int errlen, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, (size_t)errlen, fmt, ap);
+    va_end(ap);
+    return false;
+}
 
 void vmc_abort(const char *file, int line, const char *fmt, ...) {
     va_list ap;

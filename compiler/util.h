@@ -1,4 +1,5 @@
-/* util.h — the project's one allocation path and one assertion path (bugs, not user errors). */
+/* util.h — the project's one allocation path and one assertion path (bugs, not user errors), and the helper that
+ * fills the `char *err, int errlen` out-parameters of functions that fail on their input or environment. */
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
@@ -8,6 +9,8 @@ void *xmalloc(size_t n);
 void *xcalloc(size_t n, size_t m);
 void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
+/* Formats a message into err (errlen bytes, truncated) and returns false: `return errorf(err, errlen, ...)`. */
+bool errorf(char *err, int errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 _Noreturn void vmc_abort(const char *file, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Always compiled in: an internal invariant of vmc, never a check of user input. */

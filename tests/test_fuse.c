@@ -1,6 +1,7 @@
 /* test_fuse.c — kernel-count assertions for the fusion pass (tinygrad check_schedule style), invariants of the
  * memory plan (no two live activations overlap), views, in-place optimizer updates and the shape of a few generated
  * kernels. Graphs are built by hand with the graph builders; nothing is compiled. */
+#include "autodiff.h"
 #include "codegen.h"
 #include "pass.h"
 #include <stdio.h>
@@ -243,6 +244,62 @@ static void test_row_kernels(void) {
     graph_free(g);
 }
 
+/* Two scan directions (forward and reversed) over the x/z halves of one in_proj output, merged, trained: the
+ * templates read the halves and the reversed rows through row maps, so no gather or slice of [B, L, D] runs as a
+ * kernel, forward or backward (the permutation's gradient is the inverse permutation, read the same way). */
+static Node *scan_dir(Graph *g, Node *x, Node *z, Node *dbc, const char *sfx) {
+    char nm[32];
+    int64_t D = x->shape.d[2];
+    snprintf(nm, sizeof nm, "conv_w%s", sfx); Node *cw = param(g, nm, shape_of(3, D, (int64_t)1, (int64_t)4));
+    snprintf(nm, sizeof nm, "conv_b%s", sfx); Node *cb = param(g, nm, shape_of(1, D));
+    snprintf(nm, sizeof nm, "A_log%s", sfx); Node *al = param(g, nm, shape_of(2, D, (int64_t)16));
+    snprintf(nm, sizeof nm, "D%s", sfx); Node *dd = param(g, nm, shape_of(1, D));
+    snprintf(nm, sizeof nm, "dt_bias%s", sfx); Node *dtb = param(g, nm, shape_of(1, D));
+    Node *u = un(g, OP_SILU, g_conv1d(g, x, cw, cb, LOC_NONE));
+    Node *in[8] = {u, g_slice(g, dbc, 2, 0, D, LOC_NONE), al, g_slice(g, dbc, 2, D, D + 16, LOC_NONE),
+                   g_slice(g, dbc, 2, D + 16, D + 32, LOC_NONE), dd, dtb, z};
+    return g_scan(g, in, LOC_NONE);
+}
+
+static void test_scan_row_maps(void) {
+    Graph *g = graph_new();
+    int64_t B = 2, L = 9, C = 8, D = 32;
+    Node *h = g_input(g, "h", shape_of(3, B, L, C), DT_F32, LOC_NONE);
+    Node *xz = g_matmul(g, h, param(g, "in_proj", shape_of(2, 2 * D, C)), false, true, LOC_NONE);
+    Node *dbc = g_matmul(g, h, param(g, "x_proj", shape_of(2, D + 32, C)), false, true, LOC_NONE);
+    Node *x = g_slice(g, xz, 2, 0, D, LOC_NONE), *z = g_slice(g, xz, 2, D, 2 * D, LOC_NONE);
+    int32_t rev[9];
+    for (int t = 0; t < L; t++) rev[t] = (int32_t)(L - 1 - t);
+    Node *yf = scan_dir(g, x, z, dbc, "");
+    Node *yb = scan_dir(g, g_gather(g, x, 1, rev, L, LOC_NONE), g_gather(g, z, 1, rev, L, LOC_NONE), dbc, "_b");
+    Node *o = bin(g, OP_ADD, yf, g_gather(g, yb, 1, rev, L, LOC_NONE));
+    Node *loss = red(g, OP_SUM, g_reshape(g, bin(g, OP_MUL, o, o), shape_of(1, B * L * D), LOC_NONE), 0);
+    graph_set_loss(g, loss);
+    Node **grads = calloc((size_t)g->params.n, sizeof(Node *));
+    char err[256];
+    CHECK(autodiff_backward(g, loss, grads, err, sizeof err), "autodiff: %s", err);
+    for (int k = 0; k < g->params.n; k++) if (grads[k]) graph_add_named(g, ((Node *)g->params.items[k])->name, grads[k], NF_OUTPUT);
+    Fusion *f = pass_simplify(g, NULL, 0);
+    pass_fuse(f);
+    pass_plan(f);
+    fusion_dump(f, stdout);
+    check_plan(f);
+    int moves = 0, maps = 0, templates = 0;
+    for (int k = 0; k < f->ngroups; k++) {
+        const Node *r = f->groups[k].root;
+        moves += (r->op == OP_GATHER || r->op == OP_SLICE || r->op == OP_SCATTER_ADD) && r->shape.d[r->shape.ndim - 1] == D;
+        templates += f->groups[k].kind == GK_OPAQUE;
+    }
+    for (int k = 0; k < g->nnodes; k++) maps += f->rowmap[k];
+    printf("scan row maps: %d templates, %d row-mapped nodes, %d gather/slice kernels of [.., D]\n", templates, maps, moves);
+    CHECK(moves == 0, "no gather/slice kernel feeds a template: %d", moves);
+    CHECK(templates == 10, "conv, scan, scan_bwd, conv_bwd_x, conv_bwd_w per direction: %d", templates);
+    CHECK(maps >= 8, "x, z halves, reversed x/z, Bm/Cm/delta slices are row maps: %d", maps);
+    free(grads);
+    fusion_free(f);
+    graph_free(g);
+}
+
 int main(void) {
     test_chain();
     test_layernorm();
@@ -253,6 +310,7 @@ int main(void) {
     test_fold_and_dead();
     test_views_and_inplace();
     test_row_kernels();
+    test_scan_row_maps();
     if (failures) { fprintf(stderr, "%d failure(s)\n", failures); return 1; }
     printf("ok\n");
     return 0;

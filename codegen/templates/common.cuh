@@ -91,3 +91,7 @@ __device__ __forceinline__ float block_sum(float v, float *scratch) {
 }
 
 #define VMC_LOG2E 1.4426950408889634f
+
+// Element offset of row t of batch b of template input P: template.c defines P_LROWS, P_ROW(t), P_STRIDE and
+// P_OFF, so an input may be a row permutation or a channel slice of a larger buffer (no gather kernel).
+#define VMC_AT(P, b, t) ((size_t)((long long)(b) * P##_LROWS + P##_ROW(t)) * P##_STRIDE + P##_OFF)

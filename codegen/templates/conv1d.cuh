@@ -1,7 +1,8 @@
 // conv1d.cuh — causal depthwise conv1d along L (x [B,L,D], w [D,1,K], bias [D]) and its backward.
 // Forward needs CONV_B/L/D/K, X_T, W_T, BIAS_T, OUT_T, CONV_SILU, CONV_THREADS, CONV_ROWS; grid
 // (ceil(D/THREADS), ceil(L/ROWS), B): each thread slides a K-row window down ROWS rows of one channel, so every
-// x element is read about once and a warp touches 32 consecutive d (coalesced).
+// x element is read about once and a warp touches 32 consecutive d (coalesced). Inputs x and dy are read through
+// VMC_AT (common.cuh): they may be row permutations or channel slices of a larger buffer.
 // Backward (CONV_BACKWARD) needs DY_T, CONV_WANT_DX/DW/DB, CONV_CH, CONV_GROUPS, CONV_ROWS, CONV_BATCH; block
 // (CH, GROUPS), grid (ceil(D/CH), ceil(L/(GROUPS*ROWS)), ceil(B/BATCH)). dw/db partial sums are reduced over the
 // block's row groups in shared memory, then added with one atomic per value per block (f32, zeroed first).
@@ -20,14 +21,14 @@ vmc_conv1d_fwd(const X_T *__restrict__ x, const W_T *__restrict__ w, const BIAS_
 #pragma unroll
     for (int j = 0; j < K - 1; j++) {
         const int t = t0 - (K - 1) + j;
-        win[j] = t >= 0 ? to_f32(x[base + (size_t)t * CONV_D]) : 0.f;
+        win[j] = t >= 0 ? to_f32(x[VMC_AT(X, b, t) + d]) : 0.f;
     }
     const float bb = to_f32(bias[d]);
 #pragma unroll 4
     for (int r = 0; r < CONV_ROWS; r++) {
         const int t = t0 + r;
         if (t >= CONV_L) break;
-        win[K - 1] = to_f32(x[base + (size_t)t * CONV_D]);
+        win[K - 1] = to_f32(x[VMC_AT(X, b, t) + d]);
         float acc = bb;
 #pragma unroll
         for (int k = 0; k < K; k++) acc = fmaf(wk[k], win[k], acc);
@@ -58,15 +59,15 @@ vmc_conv1d_bwd(const DY_T *__restrict__ dy, const X_T *__restrict__ x, const W_T
 #pragma unroll
         for (int j = 0; j < K - 1; j++) {
             const int ty = t0 + j, tx = t0 - (K - 1) + j;
-            dyw[j] = ty < CONV_L ? to_f32(dy[base + (size_t)ty * CONV_D]) : 0.f;
-            xw[j] = tx >= 0 ? to_f32(x[base + (size_t)tx * CONV_D]) : 0.f;
+            dyw[j] = ty < CONV_L ? to_f32(dy[VMC_AT(DY, b, ty) + d]) : 0.f;
+            xw[j] = tx >= 0 ? to_f32(x[VMC_AT(X, b, tx) + d]) : 0.f;
         }
 #pragma unroll 4
         for (int r = 0; r < CONV_ROWS; r++) {
             const int t = t0 + r;
             if (t >= CONV_L) break;
-            dyw[K - 1] = t + K - 1 < CONV_L ? to_f32(dy[base + (size_t)(t + K - 1) * CONV_D]) : 0.f;
-            xw[K - 1] = to_f32(x[base + (size_t)t * CONV_D]);
+            dyw[K - 1] = t + K - 1 < CONV_L ? to_f32(dy[VMC_AT(DY, b, t + K - 1) + d]) : 0.f;
+            xw[K - 1] = to_f32(x[VMC_AT(X, b, t) + d]);
             if (CONV_WANT_DX && valid) {
                 float s = 0.f;   // dx[t] = sum_k w[k] dy[t + K - 1 - k]
 #pragma unroll

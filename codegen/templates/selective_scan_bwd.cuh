@@ -91,10 +91,11 @@ vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
         }
 #pragma unroll 2
         for (int i = 0; i < CH; i++) {
-            const size_t r = row0 + k * CH + i, idx = r * SCAN_D + d;
-            const float uu = to_f32(u[idx]), dl = softplus_f(to_f32(delta[idx]) + bias), dlu = dl * uu;
+            const int t = k * CH + i;
+            const float uu = to_f32(u[VMC_AT(U, b, t) + d]), dl = softplus_f(to_f32(delta[VMC_AT(DL, b, t) + d]) + bias);
+            const float dlu = dl * uu;
             float Bv[N];
-            load_row<N>(Bm + r * N, Bv);
+            load_row<N>(Bm + VMC_AT(BM, b, t), Bv);
 #pragma unroll
             for (int n = 0; n < N; n++) h[n] = fmaf(exp2_ftz(dl * A2[n]), h[n], dlu * Bv[n]);
         }
@@ -107,9 +108,8 @@ vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
     for (int k = LAST; k >= 0; k--) {
         const int r0 = k * CH, nr = min(CH, SCAN_L - r0);
         for (int j = tid; j < nr * 2 * N; j += SCAN_THREADS) {
-            const int i = j / (2 * N), c = j % (2 * N);
-            const size_t r = row0 + r0 + i;
-            sBC[i][c] = c < N ? to_f32(Bm[r * N + c]) : to_f32(Cm[r * N + c - N]);
+            const int i = j / (2 * N), c = j % (2 * N), t = r0 + i;
+            sBC[i][c] = c < N ? to_f32(Bm[VMC_AT(BM, b, t) + c]) : to_f32(Cm[VMC_AT(CM, b, t) + c - N]);
         }
         __syncthreads();   // sBC staged; acc zeroed by the previous chunk's flush
 
@@ -119,8 +119,9 @@ vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
 #pragma unroll 1
         for (int i = 0; i < nr; i++) {
             {
-                const size_t idx = (row0 + r0 + i) * SCAN_D + d;
-                const float uu = to_f32(u[idx]), dl = softplus_f(to_f32(delta[idx]) + bias), dlu = dl * uu;
+                const int t = r0 + i;
+                const float uu = to_f32(u[VMC_AT(U, b, t) + d]), dl = softplus_f(to_f32(delta[VMC_AT(DL, b, t) + d]) + bias);
+                const float dlu = dl * uu;
                 float y = Dd * uu;
 #pragma unroll
                 for (int n = 0; n < N; n++) {
@@ -135,9 +136,10 @@ vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
 #pragma unroll 1
         for (int i = nr - 1; i >= 0; i--) {
             {
-                const size_t idx = (row0 + r0 + i) * SCAN_D + d;
-                const float uu = rowv[2][i][tid], dl = rowv[1][i][tid], dlu = dl * uu, zz = to_f32(z[idx]);
-                const float go = valid ? to_f32(dout[idx]) : 0.f;
+                const size_t idx = (row0 + r0 + i) * SCAN_D + d;   // the packed outputs' own layout
+                const float uu = rowv[2][i][tid], dl = rowv[1][i][tid], dlu = dl * uu;
+                const float zz = to_f32(z[VMC_AT(Z, b, r0 + i) + d]);
+                const float go = valid ? to_f32(dout[VMC_AT(DO, b, r0 + i) + d]) : 0.f;
                 const float sz = sigmoid_f(zz), dy = go * zz * sz;
                 const float dzv = go * rowv[0][i][tid] * sz * (1.f + zz * (1.f - sz));
                 dD_acc = fmaf(dy, uu, dD_acc);

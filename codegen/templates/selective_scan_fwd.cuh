@@ -33,16 +33,16 @@ vmc_scan_fwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
     Z_T pz[PF];
 #pragma unroll
     for (int p = 0; p < PF; p++) {
-        const size_t idx = (row0 + min(p, SCAN_L - 1)) * SCAN_D + d;
-        pu[p] = u[idx]; pd[p] = delta[idx]; pz[p] = z[idx];
+        const int t = min(p, SCAN_L - 1);
+        pu[p] = u[VMC_AT(U, b, t) + d]; pd[p] = delta[VMC_AT(DL, b, t) + d]; pz[p] = z[VMC_AT(Z, b, t) + d];
     }
     for (int t0 = 0; t0 < SCAN_L; t0 += SCAN_TILE) {
         const int nr = min(SCAN_TILE, SCAN_L - t0);
         __syncthreads();   // the previous tile is consumed
         for (int j = tid; j < nr * 2 * N; j += SCAN_THREADS) {
             const int i = j / (2 * N), c = j % (2 * N);
-            const size_t r = row0 + t0 + i;
-            sBC[i][c] = c < N ? to_f32(Bm[r * N + c]) : to_f32(Cm[r * N + c - N]);
+            const int t = t0 + i;
+            sBC[i][c] = c < N ? to_f32(Bm[VMC_AT(BM, b, t) + c]) : to_f32(Cm[VMC_AT(CM, b, t) + c - N]);
         }
         __syncthreads();
         for (int i = 0; i < nr; i += PF) {
@@ -50,8 +50,8 @@ vmc_scan_fwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
 #pragma unroll
             for (int p = 0; p < PF; p++) {
                 cu[p] = to_f32(pu[p]); cd[p] = to_f32(pd[p]); cz[p] = to_f32(pz[p]);
-                const size_t idx = (row0 + min(t0 + i + PF + p, SCAN_L - 1)) * SCAN_D + d;
-                pu[p] = u[idx]; pd[p] = delta[idx]; pz[p] = z[idx];
+                const int t = min(t0 + i + PF + p, SCAN_L - 1);
+                pu[p] = u[VMC_AT(U, b, t) + d]; pd[p] = delta[VMC_AT(DL, b, t) + d]; pz[p] = z[VMC_AT(Z, b, t) + d];
             }
 #pragma unroll
             for (int p = 0; p < PF; p++) {

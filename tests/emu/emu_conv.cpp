@@ -14,6 +14,7 @@
 #define OUT_T float
 #define DY_T float
 #include "../../codegen/templates/common.cuh"
+#include "plain_rows.h"
 #define CONV_SILU 1
 #define CONV_THREADS 128
 #define CONV_ROWS 32

@@ -19,6 +19,7 @@
 #define vmc_scan_fwd emu_scan_fwd_long
 #define vmc_scan_bwd emu_scan_bwd_long
 #include "../../codegen/templates/common.cuh"
+#include "plain_rows.h"
 #define SCAN_THREADS 128
 #include "../../codegen/templates/selective_scan_fwd.cuh"
 #undef SCAN_THREADS

@@ -1,0 +1,76 @@
+// emu_conv_mapped.cpp — conv1d templates reading mapped inputs (template.c def_rows): x is the reversed rows of the
+// upper channel half of a [B, L, 2D] buffer, dy a row permutation (a __constant__-style table) of a [B, L, D]
+// buffer. Checked on the CPU emulator against scan_ref.h on the materialised tensors.
+#include "cuda_emu.h"
+#include "../scan_ref.h"
+#include <cstdio>
+#include <vector>
+#define CONV_B 3
+#define CONV_L 11
+#define CONV_D 40
+#define CONV_K 4
+#define X_T float
+#define W_T float
+#define BIAS_T float
+#define OUT_T float
+#define DY_T float
+#define vmc_conv1d_fwd emu_conv1d_fwd_mapped
+#define vmc_conv1d_bwd emu_conv1d_bwd_mapped
+static const int perm_rows[CONV_L] = {3, 0, 10, 7, 1, 9, 2, 8, 5, 4, 6};
+#define X_LROWS CONV_L
+#define X_STRIDE (2 * CONV_D)
+#define X_OFF CONV_D
+#define X_ROW(t) (CONV_L - 1 - (t))
+#define DY_LROWS CONV_L
+#define DY_STRIDE CONV_D
+#define DY_OFF 0
+#define DY_ROW(t) perm_rows[t]
+#include "../../codegen/templates/common.cuh"
+#define CONV_SILU 0
+#define CONV_THREADS 128
+#define CONV_ROWS 32
+#include "../../codegen/templates/conv1d.cuh"
+#undef CONV_ROWS
+#define CONV_BACKWARD 1
+#define CONV_WANT_DX 1
+#define CONV_WANT_DW 1
+#define CONV_WANT_DB 1
+#define CONV_CH 32
+#define CONV_GROUPS 8
+#define CONV_ROWS 16
+#define CONV_BATCH 4
+#include "../../codegen/templates/conv1d.cuh"
+
+extern "C" int emu_check_conv_mapped(void) {
+    constexpr int B = CONV_B, L = CONV_L, D = CONV_D, K = CONV_K;
+    const size_t n = (size_t)B * L * D;
+    RefRng r = {11};
+    std::vector<float> wide(2 * n), dyraw(n), w((size_t)D * K), bias(D), y(n, NAN), dx(n, NAN);
+    std::vector<float> dw((size_t)D * K, 0.f), db(D, 0.f), x(n), dy(n);
+    for (auto &v : wide) v = (float)ref_normal(&r);
+    for (auto &v : dyraw) v = (float)ref_normal(&r);
+    for (auto &v : w) v = (float)(0.5 * ref_normal(&r));
+    for (auto &v : bias) v = (float)(0.1 * ref_normal(&r));
+    for (int b = 0; b < B; b++)   // the tensors the maps describe, materialised for the reference
+        for (int t = 0; t < L; t++)
+            for (int d = 0; d < D; d++) {
+                x[((size_t)b * L + t) * D + d] = wide[((size_t)b * L + (L - 1 - t)) * 2 * D + D + d];
+                dy[((size_t)b * L + t) * D + d] = dyraw[((size_t)b * L + perm_rows[t]) * D + d];
+            }
+    emu_launch({(D + 127) / 128, (L + 31) / 32, B}, {128, 1, 1},
+               [&] { vmc_conv1d_fwd(wide.data(), w.data(), bias.data(), y.data()); });
+    emu_launch({(D + 31) / 32, (L + 127) / 128, (B + 3) / 4}, {32, 8, 1},
+               [&] { vmc_conv1d_bwd(dyraw.data(), wide.data(), w.data(), dx.data(), dw.data(), db.data()); });
+    std::vector<double> yr(n), dxr(n), dwr((size_t)D * K), dbr(D);
+    ref_conv_fwd(B, L, D, K, x.data(), w.data(), bias.data(), 0, yr.data());
+    ref_conv_bwd(B, L, D, K, dy.data(), x.data(), w.data(), dxr.data(), dwr.data(), dbr.data());
+    double e[4] = {rel_l2(y.data(), yr.data(), n), rel_l2(dx.data(), dxr.data(), n),
+                   rel_l2(dw.data(), dwr.data(), (size_t)D * K), rel_l2(db.data(), dbr.data(), D)};
+    static const char *names[4] = {"fwd y", "bwd dx", "bwd dw", "bwd db"};
+    int bad = 0;
+    for (int k = 0; k < 4; k++) {
+        printf("%-14s %-14s rel L2 %.3e\n", "conv1d mapped", names[k], e[k]);
+        bad += !(e[k] < 1e-5);
+    }
+    return bad;
+}
