@@ -5,21 +5,11 @@
 #include <dirent.h>
 #include <inttypes.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #define FORMAT "vmc-checkpoint-1"
-
-static bool fail(char *err, int errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static bool fail(char *err, int errlen, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, (size_t)errlen, fmt, ap);
-    va_end(ap);
-    return false;
-}
 
 static StDType st_dtype(DType t) {
     switch (t) { case DT_F32: return ST_F32; case DT_BF16: return ST_BF16; case DT_I32: return ST_I32; }
@@ -238,10 +228,10 @@ bool checkpoint_load(Exec *e, const Graph *g, const char *path, CkptMode mode, C
     if (m) read_meta(f, m);
     bool ok = true;
     if (mode == CKPT_RESUME && (c.bad || unexpected))
-        ok = fail(err, errlen, "%s: does not match the model (%d missing or mismatched, %d unexpected tensors; listed above)",
-                  path, c.bad, unexpected);
+        ok = errorf(err, errlen, "%s: does not match the model (%d missing or mismatched, %d unexpected tensors; listed above)",
+                    path, c.bad, unexpected);
     else if (!c.matched)
-        ok = fail(err, errlen, "%s: no tensor matches the model (%d in the file)", path, f->n);
+        ok = errorf(err, errlen, "%s: no tensor matches the model (%d in the file)", path, f->n);
     else
         fprintf(report, "%s: loaded %d tensors (%d of them scan-direction copies), %d missing or mismatched, %d unexpected\n",
                 path, c.matched, c.copied, c.bad, unexpected);

@@ -6,7 +6,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,15 +19,6 @@ static const int DT_SIZES[] = {4, 2, 4, 8};
 const char *safetensors_dtype_name(StDType t) { return DT_NAMES[t]; }
 int safetensors_dtype_size(StDType t) { return DT_SIZES[t]; }
 
-static bool fail(char *err, int errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static bool fail(char *err, int errlen, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, (size_t)errlen, fmt, ap);
-    va_end(ap);
-    return false;
-}
-
 /* ---------------------------------------------------------------- JSON header parser */
 typedef struct Json {
     const char *s, *end, *start, *path;
@@ -36,7 +26,7 @@ typedef struct Json {
 } Json;
 
 static bool jerr(Json *j, const char *what) {
-    return fail(j->err, j->errlen, "%s: bad safetensors header: %s at header byte %ld", j->path, what, (long)(j->s - j->start));
+    return errorf(j->err, j->errlen, "%s: bad safetensors header: %s at header byte %ld", j->path, what, (long)(j->s - j->start));
 }
 
 static void ws(Json *j) { while (j->s < j->end && (*j->s == ' ' || *j->s == '\t' || *j->s == '\n' || *j->s == '\r')) j->s++; }
@@ -123,7 +113,7 @@ static bool parse_dtype(Json *j, StDType *t) {
     if (!s) return false;
     for (int k = 0; k < (int)COUNTOF(DT_NAMES); k++)
         if (!strcmp(s, DT_NAMES[k])) { *t = (StDType)k; free(s); return true; }
-    fail(j->err, j->errlen, "%s: bad safetensors header: unsupported dtype \"%s\" (expected F32, BF16, I32 or I64)", j->path, s);
+    errorf(j->err, j->errlen, "%s: bad safetensors header: unsupported dtype \"%s\" (expected F32, BF16, I32 or I64)", j->path, s);
     free(s);
     return false;
 }
@@ -142,14 +132,14 @@ static bool parse_tensor(Json *j, StTensor *t, int64_t off[2]) {
         else if (ok && !strcmp(key, "data_offsets")) {
             ok = juint_list(j, off, 2, &n) && (n == 2 || jerr(j, "data_offsets must have 2 entries"));
             has_off = true;
-        } else if (ok) ok = fail(j->err, j->errlen, "%s: bad safetensors header: unknown field \"%s\" in tensor \"%s\"", j->path, key, t->name);
+        } else if (ok) ok = errorf(j->err, j->errlen, "%s: bad safetensors header: unknown field \"%s\" in tensor \"%s\"", j->path, key, t->name);
         free(key);
         if (!ok) return false;
     } while (lit(j, ','));
     if (!lit(j, '}')) return jerr(j, "expected ',' or '}' in a tensor entry");
     if (!has_dt || !has_shape || !has_off)
-        return fail(j->err, j->errlen, "%s: bad safetensors header: tensor \"%s\" lacks %s", j->path, t->name,
-                    !has_dt ? "\"dtype\"" : !has_shape ? "\"shape\"" : "\"data_offsets\"");
+        return errorf(j->err, j->errlen, "%s: bad safetensors header: tensor \"%s\" lacks %s", j->path, t->name,
+                      !has_dt ? "\"dtype\"" : !has_shape ? "\"shape\"" : "\"data_offsets\"");
     return true;
 }
 
@@ -179,18 +169,18 @@ static bool check_tensor(StFile *f, StTensor *t, const int64_t off[2], int64_t d
     int64_t numel = 1;
     for (int k = 0; k < t->ndim; k++) {
         if (t->shape[k] > 0 && numel > INT64_MAX / 8 / t->shape[k])
-            return fail(err, errlen, "%s: tensor \"%s\": shape too large", f->path, t->name);
+            return errorf(err, errlen, "%s: tensor \"%s\": shape too large", f->path, t->name);
         numel *= t->shape[k];
     }
     t->numel = numel;
     t->nbytes = numel * DT_SIZES[t->dtype];
     if (off[0] > off[1] || off[1] > datalen)
-        return fail(err, errlen, "%s: tensor \"%s\": data_offsets [%lld, %lld] out of range (the data is %lld bytes%s)",
-                    f->path, t->name, (long long)off[0], (long long)off[1], (long long)datalen,
-                    off[1] > datalen ? "; truncated file?" : "");
+        return errorf(err, errlen, "%s: tensor \"%s\": data_offsets [%lld, %lld] out of range (the data is %lld bytes%s)",
+                      f->path, t->name, (long long)off[0], (long long)off[1], (long long)datalen,
+                      off[1] > datalen ? "; truncated file?" : "");
     if (off[1] - off[0] != t->nbytes)
-        return fail(err, errlen, "%s: tensor \"%s\": data_offsets span %lld bytes but %s %lld elements need %lld",
-                    f->path, t->name, (long long)(off[1] - off[0]), DT_NAMES[t->dtype], (long long)numel, (long long)t->nbytes);
+        return errorf(err, errlen, "%s: tensor \"%s\": data_offsets span %lld bytes but %s %lld elements need %lld",
+                      f->path, t->name, (long long)(off[1] - off[0]), DT_NAMES[t->dtype], (long long)numel, (long long)t->nbytes);
     return true;
 }
 
@@ -201,8 +191,8 @@ static bool check_overlap(StFile *f, int64_t (*offs)[2], char *err, int errlen) 
     bool ok = true;
     for (int k = 1; k < f->n && ok; k++)
         if (s[k][0] < s[k - 1][1])
-            ok = fail(err, errlen, "%s: tensors overlap in the data (offsets %lld..%lld and %lld..%lld)", f->path,
-                      (long long)s[k - 1][0], (long long)s[k - 1][1], (long long)s[k][0], (long long)s[k][1]);
+            ok = errorf(err, errlen, "%s: tensors overlap in the data (offsets %lld..%lld and %lld..%lld)", f->path,
+                        (long long)s[k - 1][0], (long long)s[k - 1][1], (long long)s[k][0], (long long)s[k][1]);
     free(s);
     return ok;
 }
@@ -216,7 +206,7 @@ static bool parse_header(StFile *f, const char *hdr, size_t hlen, int64_t datale
             char *name = jstring(&j);
             if (!(ok = name && (lit(&j, ':') || jerr(&j, "expected ':'")))) { free(name); break; }
             if (!strcmp(name, "__metadata__")) { free(name); ok = parse_meta(&j, f); continue; }
-            if (safetensors_find(f, name)) { ok = fail(err, errlen, "%s: tensor \"%s\" appears twice", f->path, name); free(name); break; }
+            if (safetensors_find(f, name)) { ok = errorf(err, errlen, "%s: tensor \"%s\" appears twice", f->path, name); free(name); break; }
             f->t = xrealloc(f->t, sizeof(StTensor) * (size_t)(f->n + 1));
             offs = xrealloc(offs, sizeof(int64_t[2]) * (size_t)(f->n + 1));
             StTensor *t = &f->t[f->n++];
@@ -237,15 +227,15 @@ static bool parse_header(StFile *f, const char *hdr, size_t hlen, int64_t datale
 /* ---------------------------------------------------------------- reader */
 static bool read_all(const char *path, uint8_t **buf, size_t *size, char *err, int errlen) {
     FILE *fp = fopen(path, "rb");
-    if (!fp) return fail(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+    if (!fp) return errorf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
-    if (fstat(fileno(fp), &st) || !S_ISREG(st.st_mode)) { fclose(fp); return fail(err, errlen, "%s: not a regular file", path); }
+    if (fstat(fileno(fp), &st) || !S_ISREG(st.st_mode)) { fclose(fp); return errorf(err, errlen, "%s: not a regular file", path); }
     *size = (size_t)st.st_size;
     *buf = xmalloc(*size ? *size : 1);
     size_t got = fread(*buf, 1, *size, fp);
     int rerr = ferror(fp);
     fclose(fp);
-    if (got != *size || rerr) { free(*buf); *buf = NULL; return fail(err, errlen, "%s: read failed: %s", path, strerror(errno)); }
+    if (got != *size || rerr) { free(*buf); *buf = NULL; return errorf(err, errlen, "%s: read failed: %s", path, strerror(errno)); }
     return true;
 }
 
@@ -254,15 +244,15 @@ StFile *safetensors_read(const char *path, char *err, int errlen) {
     f->path = xstrdup(path);
     if (!read_all(path, &f->buf, &f->size, err, errlen)) { safetensors_free(f); return NULL; }
     if (f->size < 8) {
-        fail(err, errlen, "%s: truncated safetensors file (%zu bytes, the header length alone needs 8)", path, f->size);
+        errorf(err, errlen, "%s: truncated safetensors file (%zu bytes, the header length alone needs 8)", path, f->size);
         safetensors_free(f);
         return NULL;
     }
     uint64_t hlen = 0;
     for (int k = 7; k >= 0; k--) hlen = hlen << 8 | f->buf[k];
     if (hlen > MAX_HEADER || hlen > f->size - 8) {
-        fail(err, errlen, "%s: %s: header length %llu but the file has %zu bytes after it", path,
-             hlen > MAX_HEADER ? "not a safetensors file" : "truncated safetensors file", (unsigned long long)hlen, f->size - 8);
+        errorf(err, errlen, "%s: %s: header length %llu but the file has %zu bytes after it", path,
+               hlen > MAX_HEADER ? "not a safetensors file" : "truncated safetensors file", (unsigned long long)hlen, f->size - 8);
         safetensors_free(f);
         return NULL;
     }
@@ -414,7 +404,7 @@ bool safetensors_write_ex(StWriter *w, const char *path, const char *fault_sink,
     snprintf(tmp, n, "%s.tmp.%ld", path, (long)getpid());
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd < 0) {
-        fail(err, errlen, "%s: cannot create temporary file %s: %s", path, tmp, strerror(errno));
+        errorf(err, errlen, "%s: cannot create temporary file %s: %s", path, tmp, strerror(errno));
         free(tmp);
         return false;
     }
@@ -426,7 +416,7 @@ bool safetensors_write_ex(StWriter *w, const char *path, const char *fault_sink,
     if (ok && rename(tmp, path) != 0) { ok = false; saved = errno; }
     if (!ok) {
         unlink(tmp);
-        fail(err, errlen, "%s: writing the checkpoint failed: %s (the previous file, if any, is unchanged)", path, strerror(saved));
+        errorf(err, errlen, "%s: writing the checkpoint failed: %s (the previous file, if any, is unchanged)", path, strerror(saved));
     } else {
         sync_dir(path);
     }
