@@ -1,14 +1,16 @@
 // test_emu.cpp — [cpu] runs the hand-written CUDA templates (scan fwd/bwd, conv1d fwd/bwd) on the CPU emulator
-// (cuda_emu.h) against the double-precision references, conv1d also through mapped inputs,: the kernels' algorithms are checked without a GPU.
+// (cuda_emu.h) against the double-precision references, conv1d and the scan also through mapped inputs,: the kernels' algorithms are checked without a GPU.
 #include <cstdio>
 extern "C" int emu_check_scan_f32(void);
 extern "C" int emu_check_scan_bf16(void);
 extern "C" int emu_check_scan_long(void);
 extern "C" int emu_check_conv(void);
 extern "C" int emu_check_conv_mapped(void);
+extern "C" int emu_check_scan_mapped(void);
 
 int main() {
-    int bad = emu_check_scan_f32() + emu_check_scan_bf16() + emu_check_scan_long() + emu_check_conv() + emu_check_conv_mapped();
+    int bad = emu_check_scan_f32() + emu_check_scan_bf16() + emu_check_scan_long() + emu_check_conv() + emu_check_conv_mapped() +
+              emu_check_scan_mapped();
     printf(bad ? "test_emu: %d checks FAILED\n" : "test_emu: ok\n", bad);
     return bad != 0;
 }
