@@ -149,10 +149,11 @@ static void conv_spec(const Node *n, Conv1dSpec *s) {
     memset(s, 0, sizeof *s);
     const Node *x = n->src[0];       /* x (forward) or dy (backward): [B, L, D] */
     s->B = (int)x->shape.d[0]; s->L = (int)x->shape.d[1]; s->D = (int)x->shape.d[2];
-    s->K = (int)(n->op == OP_CONV1D_BWD_W ? n->shape.d[2] : n->src[1]->shape.d[2]);
+    s->K = (int)(n->op == OP_CONV1D_BWD_W ? n->shape.d[2] : n->src[n->op == OP_CONV1D_BWD ? 2 : 1]->shape.d[2]);
     s->x = s->w = s->bias = s->out = s->dy = DT_F32;
-    s->want_dx = n->op == OP_CONV1D_BWD_X;
-    s->want_dw = n->op == OP_CONV1D_BWD_W;
+    s->want_dx = n->op == OP_CONV1D_BWD_X || n->op == OP_CONV1D_BWD;
+    s->want_dw = n->op == OP_CONV1D_BWD_W || n->op == OP_CONV1D_BWD;
+    s->want_db = n->op == OP_CONV1D_BWD;
 }
 
 static const BufRef NO_BUF = {AR_COUNT_, 0};
@@ -216,6 +217,20 @@ static bool opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int er
         /* (dy, x, w, dx, dw, db): inputs a gradient does not need get a valid stand-in, outputs not wanted NULL */
         args[0] = dy; args[1] = bx ? dy : other; args[2] = bx ? other : dy;
         args[3] = bx ? bufref(p, n) : NO_BUF; args[4] = bx ? NO_BUF : bufref(p, n); args[5] = NO_BUF;
+        nargs = 6;
+        src = template_conv1d_bwd(&cs, &kl);
+        break;
+    }
+    case OP_CONV1D_BWD: {   /* packed [dx | dw | db] */
+        conv_spec(n, &cs);
+        args[0] = row_mapped(p, fus_src(f, n, 0), &cs.dy_map, &tables[0]);
+        args[1] = row_mapped(p, fus_src(f, n, 1), &cs.x_map, &tables[1]);
+        args[2] = bufref(p, fus_src(f, n, 2));
+        BufRef out = bufref(p, n);
+        int64_t nx = (int64_t)cs.B * cs.L * cs.D;
+        args[3] = out;
+        args[4] = (BufRef){out.arena, out.offset + 4 * nx};
+        args[5] = (BufRef){out.arena, out.offset + 4 * (nx + (int64_t)cs.D * cs.K)};
         nargs = 6;
         src = template_conv1d_bwd(&cs, &kl);
         break;

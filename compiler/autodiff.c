@@ -143,11 +143,12 @@ static void conv_grads(Ctx *c, Node *n, Node *dy) {
     Graph *g = c->g;
     Node *s0 = n->src[0], *s1 = n->src[1];
     switch ((int)n->op) {
-    case OP_CONV1D: {
-        Node *bias = n->src[2];
-        if (need(c, s0)) acc(c, s0, ok(g, g_conv1d_bwd_x(g, dy, s1, c->loc)));
-        if (need(c, s1)) acc(c, s1, ok(g, g_conv1d_bwd_w(g, dy, s0, s1->shape.d[2], c->loc)));
-        if (need(c, bias)) acc(c, bias, dy);                     /* unbroadcast sums over B and L */
+    case OP_CONV1D: {   /* one backward op for dx, dw and the bias sum: dy and x are read once */
+        Node *bias = n->src[2], *packed = ok(g, g_conv1d_bwd(g, dy, s0, s1, c->loc));
+        int64_t nx = shape_numel(s0->shape), nw = shape_numel(s1->shape);
+        if (need(c, s0)) acc(c, s0, ok(g, g_extract(g, packed, 0, s0->shape, c->loc)));
+        if (need(c, s1)) acc(c, s1, ok(g, g_extract(g, packed, nx, s1->shape, c->loc)));
+        if (need(c, bias)) acc(c, bias, ok(g, g_extract(g, packed, nx + nw, bias->shape, c->loc)));
         return;
     }
     case OP_CONV1D_BWD_X: {   /* dx = conv1d_bwd_x(s0 = dy', s1 = w): linear in both */
@@ -259,6 +260,10 @@ static bool backward_node(Ctx *c, Node *n, Node *dy, char *err, int errlen) {
     case OP_MATMUL: matmul_grad(c, n, dy); return true;
     case OP_CONV1D: case OP_CONV1D_BWD_X: case OP_CONV1D_BWD_W: conv_grads(c, n, dy); return true;
     case OP_SCAN: scan_grad(c, n, dy); return true;
+    case OP_CONV1D_BWD:
+        snprintf(err, (size_t)errlen, "no gradient through conv1d_bwd (node %u): second-order derivatives of the "
+                 "causal conv are not supported", n->id);
+        return false;
     case OP_SCAN_BWD:
         snprintf(err, (size_t)errlen, "no gradient through scan_bwd (node %u): second-order derivatives of the "
                  "selective scan are not supported", n->id);

@@ -542,6 +542,15 @@ Node *g_conv1d_bwd_w(Graph *g, Node *dy, Node *x, int64_t k, Loc loc) {
     return make(g, &n);
 }
 
+Node *g_conv1d_bwd(Graph *g, Node *dy, Node *x, Node *w, Loc loc) {
+    ASSERT(shape_eq(dy->shape, x->shape) && x->shape.ndim == 3 && w->shape.ndim == 3 && w->shape.d[0] == x->shape.d[2],
+           "conv1d_bwd shapes");
+    int64_t D = x->shape.d[2], total = shape_numel(x->shape) + D * w->shape.d[2] + D;
+    Node n = tmpl_of(OP_CONV1D_BWD, DT_F32, shape_of(1, total), loc);
+    n.nsrc = 3; n.src[0] = dy; n.src[1] = x; n.src[2] = w;
+    return make(g, &n);
+}
+
 /* Scan inputs: u, delta, z [B,L,D]; A_log [D,N]; Bm, Cm [B,L,N]; D, delta_bias [D]. */
 static bool scan_shapes_ok(Graph *g, Node *const in[8]) {
     static const char *const names[8] = {"u", "delta", "A_log", "Bm", "Cm", "D", "delta_bias", "z"};

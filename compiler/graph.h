@@ -122,6 +122,8 @@ Node *g_matmul(Graph *g, Node *a, Node *b, bool ta, bool tb, Loc loc);
 Node *g_conv1d(Graph *g, Node *x, Node *w, Node *b, Loc loc);
 Node *g_conv1d_bwd_x(Graph *g, Node *dy, Node *w, Loc loc);
 Node *g_conv1d_bwd_w(Graph *g, Node *dy, Node *x, int64_t k, Loc loc);
+/* All three gradients of conv1d(x, w, bias) in one packed f32 node [dx | dw | db] (read with g_extract). */
+Node *g_conv1d_bwd(Graph *g, Node *dy, Node *x, Node *w, Loc loc);
 Node *g_scan(Graph *g, Node *const in[8], Loc loc);
 Node *g_scan_bwd(Graph *g, Node *const in[8], Node *dy, Loc loc);
 
