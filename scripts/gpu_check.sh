@@ -8,6 +8,12 @@ set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 B=${1:-$root/build-cuda2}
 [ -d "$B/lib" ] && export LD_LIBRARY_PATH="$B/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# CUDA 13's cuBLASLt and NVRTC from wherever the toolkit or a Python wheel put them, when the loader lacks them
+for lib in libcublasLt.so.13 libnvrtc.so.13; do
+  ldconfig -p 2>/dev/null | grep -q "$lib" && continue
+  p=$(find /usr/local /opt /usr/lib -name "$lib" 2>/dev/null | head -1)
+  [ -n "$p" ] && export LD_LIBRARY_PATH="$(dirname "$p"):$LD_LIBRARY_PATH"
+done
 export VMC_CACHE=${VMC_CACHE:-/tmp/vmc-gpu-check-cache}
 export VMC_ROOT=$root   # test_cuda_exec reads models/tiny.vmc from here
 cd "$root"
@@ -86,6 +92,7 @@ rm -rf "$out" "$data"
 # Training through `vmc pretrain` on both backends: the tiny ARM, 50 steps on Fashion-MNIST, fp32 (the same
 # numerics), first/last losses side by side; then an out-of-memory run (the message, exit 2) and a short default job.
 fm=${VMC_FMNIST:-/usr/share/datasets/fashion-mnist}
+[ -d "$fm" ] || fm=$B/fmnist   # a copy carried beside the build (GPU machines lack the Debian package)
 if [ -d "$fm" ]; then
   out=$(mktemp -d)
   curve=""
@@ -118,7 +125,7 @@ if [ -d "$fm" ]; then
 fi
 
 echo
-echo "== summary"
+echo "== summary (wall time ${SECONDS} s)"
 printf '%-38s %-5s %s\n' "check" "state" "figures"
 for r in "${rows[@]}"; do
     IFS='|' read -r a b c <<< "$r"
