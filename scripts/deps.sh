@@ -2,7 +2,7 @@
 # deps.sh — install the Debian packages vmc needs, only those that are missing (idempotent, quiet when done).
 set -euo pipefail
 pkgs=(build-essential cmake ninja-build flex bison clang libclang-rt-dev pkg-config zlib1g-dev
-      libopenblas-dev libturbojpeg0-dev libpng-dev libcairo2-dev dataset-fashion-mnist python3)
+      libopenblas-dev libturbojpeg0-dev libpng-dev libcairo2-dev dataset-fashion-mnist python3 python3-pil)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -7,9 +7,14 @@ set_tests_properties(data_all PROPERTIES LABELS cpu TIMEOUT 120)
 # Bit-exactness against Pillow (resize, RandAugment ops); skipped (77) where Pillow is not installed.
 add_executable(data_pil_harness ${CMAKE_CURRENT_LIST_DIR}/data_pil_harness.c)
 target_link_libraries(data_pil_harness PRIVATE runtime compiler)
-find_package(Python3 COMPONENTS Interpreter)
-if(Python3_Interpreter_FOUND)
-  add_test(NAME data_pil COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_LIST_DIR}/data_pil_check.py $<TARGET_FILE:data_pil_harness>)
+# Debian's python3 first: scripts/deps.sh installs python3-pil for it (a pyenv python on the PATH may lack Pillow).
+find_program(VMC_PIL_PYTHON python3 PATHS /usr/bin NO_DEFAULT_PATH)
+if(NOT VMC_PIL_PYTHON)
+  find_package(Python3 COMPONENTS Interpreter)
+  set(VMC_PIL_PYTHON ${Python3_EXECUTABLE})
+endif()
+if(VMC_PIL_PYTHON)
+  add_test(NAME data_pil COMMAND ${VMC_PIL_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/data_pil_check.py $<TARGET_FILE:data_pil_harness>)
   set_tests_properties(data_pil PROPERTIES LABELS cpu TIMEOUT 120 SKIP_RETURN_CODE 77)
 endif()
 # `vmc bench --data` end to end (synthetic JPEG folder, loader, figures), and its error path.
