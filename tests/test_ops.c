@@ -189,6 +189,18 @@ static void convs(void) {
     dy = check_param(g, "dy", S(3, I64(2), I64(6), I64(3)));
     x = check_param(g, "x", S(3, I64(2), I64(6), I64(3)));
     run("op conv1d_bwd_w", g, check_ok(g, g_conv1d_bwd_w(g, dy, x, 4, LOC_NONE)), opts(0, 0, 0));
+    /* conv1d's gradient is the packed conv1d_bwd (checked above through "op conv1d"); second order is refused */
+    g = graph_new();
+    dy = check_param(g, "dy", S(3, I64(2), I64(6), I64(3)));
+    x = check_param(g, "x", S(3, I64(2), I64(6), I64(3)));
+    w = check_param(g, "w", S(3, I64(3), I64(1), I64(4)));
+    Node *loss = check_weighted_loss(g, g_conv1d_bwd(g, dy, x, w, LOC_NONE));
+    Node *grads[3];
+    char err[256] = "";
+    bool okd = autodiff_backward(g, loss, grads, err, sizeof err);
+    CHECK(!okd && strstr(err, "conv1d_bwd"), "second order through conv1d_bwd should be refused");
+    printf("ok   op conv1d_bwd: refused (%s)\n", err);
+    graph_free(g);
 }
 
 static void scans(void) {
