@@ -108,12 +108,12 @@ if [ -d "$fm" ]; then
       rows+=("tiny pretrain 50 steps, $backend|FAIL|see log above")
     fi
   done
-  echo "== out of memory: ARM-B pretrain at batch 4096"
-  "$B/vmc" pretrain models/arm_b.vmc --model arm_b_pretrain --backend cuda --data "$fm" --batch_size 4096 --steps 1 \
+  echo "== out of memory: ARM-B pretrain at batch 16384"
+  "$B/vmc" pretrain models/arm_b.vmc --model arm_b_pretrain --backend cuda --data "$fm" --batch_size 16384 --steps 1 \
        --out "$out/oom" >"$log/oom.txt" 2>&1
   rc=$?
   cat "$log/oom.txt" | tail -2
-  if [ $rc = 2 ] && grep -q "out of GPU memory: batch 4096 needs" "$log/oom.txt"; then o=pass; else o="FAIL (exit $rc)"; fi
+  if [ $rc = 2 ] && grep -q "out of GPU memory: batch 16384 needs" "$log/oom.txt"; then o=pass; else o="FAIL (exit $rc)"; fi
   rows+=("out-of-memory message, exit 2|$o|$(grep -oP 'a batch of about \K[0-9]+' "$log/oom.txt" | head -1) suggested")
   echo "== default job (--backend auto), 100 + 100 steps"
   if PRETRAIN_STEPS=100 FINETUNE_STEPS=100 VMC="$B/vmc" bash scripts/default_job.sh "$out/job" 2>&1 | tee "$log/job.txt" | tail -6; then

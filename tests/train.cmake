@@ -24,3 +24,6 @@ set_tests_properties(train_commands PROPERTIES LABELS cpu SKIP_RETURN_CODE 77 TI
 add_test(NAME train_bad_input COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/test_train_bad.sh $<TARGET_FILE:vmc> ${VMC_ROOT})
 set_tests_properties(train_bad_input PROPERTIES LABELS cpu SKIP_RETURN_CODE 77 TIMEOUT 300
                      ENVIRONMENT "LSAN_OPTIONS=suppressions=${CMAKE_CURRENT_LIST_DIR}/lsan_cairo.supp")
+# GPU out of memory: exit 2 with a batch size that fits (gpu: skips, 77, without a GPU).
+add_test(NAME train_oom COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/test_oom.sh $<TARGET_FILE:vmc> ${VMC_ROOT})
+set_tests_properties(train_oom PROPERTIES LABELS gpu SKIP_RETURN_CODE 77 TIMEOUT 300)
