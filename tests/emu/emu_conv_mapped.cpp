@@ -2,9 +2,7 @@
 // upper channel half of a [B, L, 2D] buffer, dy a row permutation (a __constant__-style table) of a [B, L, D]
 // buffer. Checked on the CPU emulator against scan_ref.h on the materialised tensors.
 #include "cuda_emu.h"
-#include "../scan_ref.h"
-#include <cstdio>
-#include <vector>
+#include "emu_conv_compare.h"
 #define CONV_B 3
 #define CONV_L 11
 #define CONV_D 40
@@ -61,16 +59,6 @@ extern "C" int emu_check_conv_mapped(void) {
                [&] { vmc_conv1d_fwd(wide.data(), w.data(), bias.data(), y.data()); });
     emu_launch({(D + 31) / 32, (L + 127) / 128, (B + 3) / 4}, {32, 8, 1},
                [&] { vmc_conv1d_bwd(dyraw.data(), wide.data(), w.data(), dx.data(), dw.data(), db.data()); });
-    std::vector<double> yr(n), dxr(n), dwr((size_t)D * K), dbr(D);
-    ref_conv_fwd(B, L, D, K, x.data(), w.data(), bias.data(), 0, yr.data());
-    ref_conv_bwd(B, L, D, K, dy.data(), x.data(), w.data(), dxr.data(), dwr.data(), dbr.data());
-    double e[4] = {rel_l2(y.data(), yr.data(), n), rel_l2(dx.data(), dxr.data(), n),
-                   rel_l2(dw.data(), dwr.data(), (size_t)D * K), rel_l2(db.data(), dbr.data(), D)};
-    static const char *names[4] = {"fwd y", "bwd dx", "bwd dw", "bwd db"};
-    int bad = 0;
-    for (int k = 0; k < 4; k++) {
-        printf("%-14s %-14s rel L2 %.3e\n", "conv1d mapped", names[k], e[k]);
-        bad += !(e[k] < 1e-5);
-    }
-    return bad;
+    return conv_compare("conv1d mapped", B, L, D, K, 0, x.data(), dy.data(), w.data(), bias.data(), y.data(), dx.data(),
+                        dw.data(), db.data());
 }
