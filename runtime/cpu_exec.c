@@ -2,6 +2,7 @@
  * and gradient. Owns storage of sources and kept nodes; frees other intermediates after their last use.
  * Kernels live in cpu_ops.inc, compiled twice (fp32 and the fp64 gradient-check variant); OpenMP parallelises
  * the outer loops, OpenBLAS does the GEMMs. bf16 nodes are held as fp32; only CAST to bf16 rounds. */
+#include "cpu_vexp.h"
 #include "exec.h"
 #include "rng.h"
 #include <cblas.h>
@@ -61,27 +62,33 @@ static float bf16_round(float f) {
 }
 
 /* ---------------------------------------------------------------- the two precisions */
+/* RXPV(x, y, n): exp of an array at the storage precision (vectorised for f32, cpu_vexp.h). */
+static inline void vexp_f64(const double *x, double *y, int n) { for (int i = 0; i < n; i++) y[i] = exp(x[i]); }
 #define REAL float
 #define F(name) name##_f32
 #define CBLAS_GEMM cblas_sgemm
 #define RXP expf
+#define RXPV vmc_vexpf
 #define RLOG1P log1pf
 #include "cpu_ops.inc"
 #undef REAL
 #undef F
 #undef CBLAS_GEMM
 #undef RXP
+#undef RXPV
 #undef RLOG1P
 #define REAL double
 #define F(name) name##_f64
 #define CBLAS_GEMM cblas_dgemm
 #define RXP exp
+#define RXPV vexp_f64
 #define RLOG1P log1p
 #include "cpu_ops.inc"
 #undef REAL
 #undef F
 #undef CBLAS_GEMM
 #undef RXP
+#undef RXPV
 #undef RLOG1P
 
 /* ---------------------------------------------------------------- storage and liveness */
