@@ -2,7 +2,8 @@
 # default_job.sh — the demonstration job: pretrain the tiny ARM (models/tiny.vmc) on Fashion-MNIST, fine-tune it
 # from that checkpoint and evaluate it on the test set; train the same classifier from scratch (supervised) with
 # the same fine-tuning budget and evaluate it; print both accuracies, the wall time and the machine. Uses the GPU
-# when there is one (--backend auto). Step counts are sized for ~10 minutes on a quiet 2-core machine without one;
+# when there is one (--backend auto). Step counts are sized for ~7 minutes on a quiet 2-core machine without one
+# (~13 on one twice as slow: shared cores);
 # with a GPU the recipes' full 4 epochs run (top-1/top-5 of the model and its EMA after each epoch).
 # usage: default_job.sh [OUTDIR]   (env: VMC=path/to/vmc, PRETRAIN_STEPS, FINETUNE_STEPS, VMC_FMNIST)
 set -euo pipefail
@@ -16,7 +17,7 @@ if command -v nvidia-smi >/dev/null 2>&1; then
   G=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1 || true)
   [ -z "$G" ] || GPU=$G
 fi
-if [ "$GPU" = "no GPU" ]; then PRE=${PRETRAIN_STEPS:-400}; FT=${FINETUNE_STEPS:-250}
+if [ "$GPU" = "no GPU" ]; then PRE=${PRETRAIN_STEPS:-300}; FT=${FINETUNE_STEPS:-160}
 else PRE=${PRETRAIN_STEPS:-3748}; FT=${FINETUNE_STEPS:-3748}; fi
 MODEL=$ROOT/models/tiny.vmc
 [ -x "$VMC" ] || { echo "default_job: $VMC not found (run scripts/setup.sh)" >&2; exit 2; }
