@@ -46,7 +46,7 @@ echo "== 4/4 results (Fashion-MNIST test set, top-1)"
 printf '%-44s %-8s %s\n' "" "model" "EMA"
 for run in finetune scratch; do
   label="pretrained ($PRE steps) + fine-tuned ($FT)"; [ $run = scratch ] && label="from scratch ($FT steps)"
-  ema=$(top1 "$OUT/$run/metrics.jsonl" ema)
+  ema=$(top1 "$OUT/$run/metrics.jsonl" ema || true)   # none when the EMA is off
   printf '%-44s %-8s %s\n' "$label" "$(top1 "$OUT/$run/metrics.jsonl" model)%" "${ema:+$ema%}${ema:-off}"
 done
 echo "wall time $((t1 - t0)) s on $(nproc) cores, $GPU; runs in $OUT"
