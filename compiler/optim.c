@@ -68,7 +68,15 @@ static Node *grad_norm(Graph *g, Node **grads, int n) {
 typedef struct StepCtx {
     const OptimConfig *cfg;
     Node *lr, *clip_scale, *bc1, *bc2_sqrt;
+    Node **assign;           /* (target, value) pairs, written as ASSIGNs after every update (see optim_append) */
+    int nassign;
 } StepCtx;
+
+static void defer_assign(StepCtx *c, Node *target, Node *value) {
+    c->assign[2 * c->nassign] = target;
+    c->assign[2 * c->nassign + 1] = value;
+    c->nassign++;
+}
 
 static Node *state_like(Graph *g, const char *prefix, const Node *p) {
     char name[512];
@@ -78,15 +86,15 @@ static Node *state_like(Graph *g, const char *prefix, const Node *p) {
 
 /* torch.optim.AdamW, one parameter: p *= 1 - lr wd; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
  * p -= (lr / bc1) * m / (sqrt(v) / sqrt(bc2) + eps). Returns the updated parameter value. */
-static Node *adamw(Graph *g, const StepCtx *c, Node *p, Node *grad, double lr_scale) {
+static Node *adamw(Graph *g, StepCtx *c, Node *p, Node *grad, double lr_scale) {
     const OptimConfig *cfg = c->cfg;
     Node *gr = c->clip_scale ? mul(g, grad, c->clip_scale) : grad;
     Node *lr = lr_scale == 1.0 ? c->lr : mul(g, c->lr, num(g, lr_scale));
     Node *m = state_like(g, "opt.m.", p), *v = state_like(g, "opt.v.", p);
     Node *m1 = add(g, mul(g, m, num(g, cfg->beta1)), mul(g, gr, num(g, 1.0 - cfg->beta1)));
     Node *v1 = add(g, mul(g, v, num(g, cfg->beta2)), mul(g, mul(g, gr, gr), num(g, 1.0 - cfg->beta2)));
-    g_assign(g, m, m1);
-    g_assign(g, v, v1);
+    defer_assign(c, m, m1);
+    defer_assign(c, v, v1);
     Node *p0 = p;
     if (cfg->weight_decay > 0 && optim_decays(p))
         p0 = mul(g, p, sub(g, num(g, 1.0), mul(g, lr, num(g, cfg->weight_decay))));
@@ -94,7 +102,7 @@ static Node *adamw(Graph *g, const StepCtx *c, Node *p, Node *grad, double lr_sc
     Node *denom = add(g, dvd(g, vs, c->bc2_sqrt), num(g, cfg->eps));
     Node *step = mul(g, dvd(g, lr, c->bc1), dvd(g, m1, denom));
     Node *p1 = sub(g, p0, step);
-    g_assign(g, p, p1);
+    defer_assign(c, p, p1);
     return p1;
 }
 
@@ -109,7 +117,7 @@ bool optim_append(Graph *g, Node **grads, const OptimConfig *cfg, OptimNodes *ou
             return false;
         }
     }
-    StepCtx c = {cfg, NULL, NULL, NULL, NULL};
+    StepCtx c = {cfg, NULL, NULL, NULL, NULL, xcalloc((size_t)4 * (size_t)(np ? np : 1) * 2, sizeof(Node *)), 0};
     out->lr = c.lr = chk(g, g_input(g, "lr", SCALAR, DT_F32, LOC_NONE));
     out->step = chk(g, g_input(g, "step", SCALAR, DT_F32, LOC_NONE));
     out->grad_norm = grad_norm(g, grads, np);
@@ -133,9 +141,15 @@ bool optim_append(Graph *g, Node **grads, const OptimConfig *cfg, OptimNodes *ou
         if (p->dtype != DT_F32) continue;   /* integer buffers have no meaningful average */
         Node *cur = updated[k] ? updated[k] : p;
         Node *e = state_like(g, "ema.", p);
-        g_assign(g, e, add(g, mul(g, e, num(g, cfg->ema_decay)), mul(g, cur, num(g, 1.0 - cfg->ema_decay))));
+        defer_assign(&c, e, add(g, mul(g, e, num(g, cfg->ema_decay)), mul(g, cur, num(g, 1.0 - cfg->ema_decay))));
         out->nema++;
     }
+    /* The ASSIGNs come last, after every new value exists: a value read both by its ASSIGN and by a later update
+     * (m and v by the parameter's step, the parameter by its EMA) then fuses into that update's kernel as an extra
+     * output, so one kernel per parameter does AdamW and EMA (pass_fuse's first_cluster picks the reader with the
+     * smallest root, and an earlier ASSIGN would be it). End-of-step semantics make the order free. */
+    for (int k = 0; k < c.nassign; k++) g_assign(g, c.assign[2 * k], c.assign[2 * k + 1]);
+    free(c.assign);
     free(updated);
     return true;
 }

@@ -62,7 +62,7 @@ static void inplace_assigns(Fusion *f, const Node **alias) {
         for (int j = 0; ok && j < G->nmembers; j++) {
             const Node *m = G->members[j];
             OpClass c = op_class(m->op);
-            ok = c == K_UNARY || c == K_BINARY || c == K_TERNARY;
+            ok = c == K_UNARY || c == K_BINARY || c == K_TERNARY || m->op == OP_RESHAPE;   /* reshape: same flat index */
             for (int s = 0; s < m->nsrc; s++) reads |= fus_src(f, m, s) == t;
         }
         if (ok && reads) {

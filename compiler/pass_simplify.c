@@ -135,6 +135,7 @@ void fusion_dump(const Fusion *f, FILE *out) {
             bytes += shape_numel(gr->ins[j]->shape) * 4;
         }
         for (int j = 0; j < gr->nouts; j++) bytes += shape_numel(gr->outs[j]->shape) * 4;
-        fprintf(out, "  [%.1f MB]\n", (double)bytes / 1e6);
+        fprintf(out, "  [%.1f MB]%s\n", (double)bytes / 1e6,
+                gr->kind == GK_ASSIGN ? (gr->inplace ? " in place" : " copy") : "");
     }
 }

@@ -3,6 +3,7 @@
  * kernels. Graphs are built by hand with the graph builders; nothing is compiled. */
 #include "autodiff.h"
 #include "codegen.h"
+#include "optim.h"
 #include "pass.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -300,6 +301,47 @@ static void test_scan_row_maps(void) {
     graph_free(g);
 }
 
+/* The optimizer step: per parameter, AdamW's m, v and the new weight and the EMA are one kernel (the values are
+ * extra outputs, written in place into their states), whatever the gradient's kernel; no ASSIGN copies. */
+static void test_optimizer_kernels(void) {
+    Graph *g = graph_new();
+    Node *x = g_input(g, "x", shape_of(2, (int64_t)64, (int64_t)32), DT_F32, LOC_NONE);
+    ParamInfo pi = {.init = INIT_ZEROS, .lr_layer = -1};
+    Node *w = g_param(g, "w", shape_of(2, (int64_t)48, (int64_t)32), DT_F32, pi, LOC_NONE);
+    Node *w2 = g_param(g, "w2", shape_of(4, (int64_t)32, (int64_t)3, (int64_t)4, (int64_t)4), DT_F32, pi, LOC_NONE);
+    Node *y = g_matmul(g, x, bin(g, OP_ADD, w, g_reshape(g, w2, shape_of(2, (int64_t)48, (int64_t)32), LOC_NONE)),
+                       false, true, LOC_NONE);
+    Node *loss = red(g, OP_SUM, g_reshape(g, bin(g, OP_MUL, y, y), shape_of(1, (int64_t)64 * 48), LOC_NONE), 0);
+    graph_set_loss(g, loss);
+    Node **grads = calloc((size_t)g->params.n, sizeof(Node *));
+    char err[256];
+    CHECK(autodiff_backward(g, loss, grads, err, sizeof err), "autodiff: %s", err);
+    OptimConfig cfg = {.beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 0.05, .clip = 1.0,
+                       .layer_decay = 1.0, .ema_decay = 0.999};
+    OptimNodes on;
+    CHECK(optim_append(g, grads, &cfg, &on, err, sizeof err), "optim: %s", err);
+    Fusion *f = pass_simplify(g, NULL, 0);
+    pass_fuse(f);
+    pass_plan(f);
+    fusion_dump(f, stdout);
+    check_plan(f);
+    int updates = 0, copies = 0;
+    for (int k = 0; k < f->ngroups; k++) {
+        const Group *gr = &f->groups[k];
+        if (gr->kind == GK_ASSIGN) { copies += !gr->inplace; continue; }
+        int states = 0;   /* outputs that are new values of an ASSIGN target: m, v, weight, EMA */
+        for (int j = 0; j < gr->nouts; j++) states += f->buf[gr->outs[j]->id].arena == AR_STATE ||
+                                                       f->buf[gr->outs[j]->id].arena == AR_PARAM;
+        updates += states > 0;
+        if (states) CHECK(states == 4, "group %d writes %d of m, v, weight, EMA (want all 4)", k, states);
+    }
+    printf("optimizer: %d update kernels for 2 parameters, %d ASSIGN copies\n", updates, copies);
+    CHECK(updates == 2 && copies == 0, "one in-place update kernel per parameter: %d kernels, %d copies", updates, copies);
+    free(grads);
+    fusion_free(f);
+    graph_free(g);
+}
+
 int main(void) {
     test_chain();
     test_layernorm();
@@ -311,6 +353,7 @@ int main(void) {
     test_views_and_inplace();
     test_row_kernels();
     test_scan_row_maps();
+    test_optimizer_kernels();
     if (failures) { fprintf(stderr, "%d failure(s)\n", failures); return 1; }
     printf("ok\n");
     return 0;
