@@ -92,7 +92,9 @@ static Node *adamw(Graph *g, StepCtx *c, Node *p, Node *grad, double lr_scale) {
     Node *lr = lr_scale == 1.0 ? c->lr : mul(g, c->lr, num(g, lr_scale));
     Node *m = state_like(g, "opt.m.", p), *v = state_like(g, "opt.v.", p);
     Node *m1 = add(g, mul(g, m, num(g, cfg->beta1)), mul(g, gr, num(g, 1.0 - cfg->beta1)));
-    Node *v1 = add(g, mul(g, v, num(g, cfg->beta2)), mul(g, mul(g, gr, gr), num(g, 1.0 - cfg->beta2)));
+    /* ((1-b2) g) g: torch's addcmul order, and not the g*g node of the grad-norm sum (a shared node would be a
+     * kernel of its own, read by both) */
+    Node *v1 = add(g, mul(g, v, num(g, cfg->beta2)), mul(g, mul(g, gr, num(g, 1.0 - cfg->beta2)), gr));
     defer_assign(c, m, m1);
     defer_assign(c, v, v1);
     Node *p0 = p;
