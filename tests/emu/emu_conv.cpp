@@ -14,19 +14,7 @@
 #include "../../codegen/templates/common.cuh"
 #include "plain_rows.h"
 #define CONV_SILU 1
-#define CONV_THREADS 128
-#define CONV_ROWS 32
-#include "../../codegen/templates/conv1d.cuh"
-#undef CONV_ROWS
-#define CONV_BACKWARD 1
-#define CONV_WANT_DX 1
-#define CONV_WANT_DW 1
-#define CONV_WANT_DB 1
-#define CONV_CH 32
-#define CONV_GROUPS 8
-#define CONV_ROWS 16
-#define CONV_BATCH 4
-#include "../../codegen/templates/conv1d.cuh"
+#include "emu_conv_kernels.h"
 
 extern "C" int emu_check_conv(void) {
     constexpr int B = CONV_B, L = CONV_L, D = CONV_D, K = CONV_K;
@@ -38,10 +26,7 @@ extern "C" int emu_check_conv(void) {
     for (auto &v : w) v = (float)(0.5 * ref_normal(&r));
     for (auto &v : bias) v = (float)(0.1 * ref_normal(&r));
     for (auto &v : y) v = NAN;
-    emu_launch({(D + 127) / 128, (L + 31) / 32, B}, {128, 1, 1},
-               [&] { vmc_conv1d_fwd(x.data(), w.data(), bias.data(), y.data()); });
-    emu_launch({(D + 31) / 32, (L + 127) / 128, (B + 3) / 4}, {32, 8, 1},
-               [&] { vmc_conv1d_bwd(dy.data(), x.data(), w.data(), dx.data(), dw.data(), db.data()); });
+    emu_conv_run(x.data(), w.data(), bias.data(), y.data(), dy.data(), dx.data(), dw.data(), db.data());
     return conv_compare("conv1d f32", B, L, D, K, 1, x.data(), dy.data(), w.data(), bias.data(), y.data(), dx.data(),
                         dw.data(), db.data());
 }

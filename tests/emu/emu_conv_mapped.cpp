@@ -25,19 +25,7 @@ static const int perm_rows[CONV_L] = {3, 0, 10, 7, 1, 9, 2, 8, 5, 4, 6};
 #define DY_ROW(t) perm_rows[t]
 #include "../../codegen/templates/common.cuh"
 #define CONV_SILU 0
-#define CONV_THREADS 128
-#define CONV_ROWS 32
-#include "../../codegen/templates/conv1d.cuh"
-#undef CONV_ROWS
-#define CONV_BACKWARD 1
-#define CONV_WANT_DX 1
-#define CONV_WANT_DW 1
-#define CONV_WANT_DB 1
-#define CONV_CH 32
-#define CONV_GROUPS 8
-#define CONV_ROWS 16
-#define CONV_BATCH 4
-#include "../../codegen/templates/conv1d.cuh"
+#include "emu_conv_kernels.h"
 
 extern "C" int emu_check_conv_mapped(void) {
     constexpr int B = CONV_B, L = CONV_L, D = CONV_D, K = CONV_K;
@@ -55,10 +43,7 @@ extern "C" int emu_check_conv_mapped(void) {
                 x[((size_t)b * L + t) * D + d] = wide[((size_t)b * L + (L - 1 - t)) * 2 * D + D + d];
                 dy[((size_t)b * L + t) * D + d] = dyraw[((size_t)b * L + perm_rows[t]) * D + d];
             }
-    emu_launch({(D + 127) / 128, (L + 31) / 32, B}, {128, 1, 1},
-               [&] { vmc_conv1d_fwd(wide.data(), w.data(), bias.data(), y.data()); });
-    emu_launch({(D + 31) / 32, (L + 127) / 128, (B + 3) / 4}, {32, 8, 1},
-               [&] { vmc_conv1d_bwd(dyraw.data(), wide.data(), w.data(), dx.data(), dw.data(), db.data()); });
+    emu_conv_run(wide.data(), w.data(), bias.data(), y.data(), dyraw.data(), dx.data(), dw.data(), db.data());
     return conv_compare("conv1d mapped", B, L, D, K, 0, x.data(), dy.data(), w.data(), bias.data(), y.data(), dx.data(),
                         dw.data(), db.data());
 }
