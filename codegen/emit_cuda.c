@@ -27,6 +27,9 @@ typedef struct Em {
     const char *jvar;         /* row kernels, final phase: the loop variable along the axis */
     Node *reds[MAX_REDS]; int nreds, red_done;
     PtrVec tables;            /* nodes whose index table is already emitted */
+    const Ix *root_ix;        /* GK_EW, GK_SCATTER: the coordinates of e (a full-shape access there reads [e]) */
+    bool vec4;                /* GK_EW: 4 consecutive elements per thread; accesses at e use 16-byte loads/stores */
+    bool *vload, *vstore;     /* vec4: by input / output, read or written at e (as L<p>[k] / S<p>[k]) */
 } Em;
 
 /* ---------------------------------------------------------------- small helpers */
@@ -69,6 +72,11 @@ static void index_put(Em *e, const char *expr, const char *var);
 
 /* Flat row-major offset of ix in shape s, as a new local variable (or a literal when trivial). */
 static void flat(Em *e, Shape s, const Ix *ix, char *out) {
+    if (e->root_ix && shape_eq(s, e->gr->dom)) {
+        bool same = true;
+        for (int k = 0; k < s.ndim; k++) same &= !strcmp(ix->s[k], e->root_ix->s[k]);
+        if (same) { snprintf(out, IXLEN, "e"); return; }
+    }
     char expr[512] = "";
     int64_t stride = 1;
     int w = 0, terms = 0;
@@ -222,10 +230,17 @@ static void maybe_store(Em *e, const Node *n, const Ix *ix, const char *v) {
     if (p < 0 || !e->final) return;
     char fo[IXLEN];
     flat(e, n->shape, ix, fo);
+    bool f32 = !e->f->shadow_only[n->id], bf = e->f->shadow[n->id];   /* bf: the bf16 copy a GEMM reads */
+    if (e->vec4 && !strcmp(fo, "e")) {
+        e->vstore[p] = true;
+        if (f32) line(e, "S%d[k] = %s;", p, v);
+        if (bf) line(e, "SB%d[k] = (unsigned short)(__float_as_uint(vmc_bf16(%s)) >> 16);", p, v);
+        return;
+    }
     bool guard = e->jvar && e->gr->kind == GK_ROW && n->shape.d[e->gr->axis] == 1 && e->gr->dom.d[e->gr->axis] != 1;
-    if (guard) line(e, "if (%s == 0) out%d[%s] = %s;", e->jvar, p, fo, v);
-    else line(e, "out%d[%s] = %s;", p, fo, v);
-    if (e->f->shadow[n->id])   /* the bf16 copy a GEMM reads (precision bf16) */
+    if (f32 && guard) line(e, "if (%s == 0) out%d[%s] = %s;", e->jvar, p, fo, v);
+    else if (f32) line(e, "out%d[%s] = %s;", p, fo, v);
+    if (bf)
         line(e, "%s%soutb%d[%s] = (unsigned short)(__float_as_uint(vmc_bf16(%s)) >> 16);", guard ? "if (j == 0) " : "",
              "", p, fo, v);
 }
@@ -325,7 +340,10 @@ static const char *load(Em *e, const Node *n, const Ix *ix) {
     ASSERT(p >= 0, "node %%%u (%s) is read by group %d but is not one of its inputs", n->id, op_name(n->op), e->gr->index);
     char fo[IXLEN], expr[IXLEN + 16];
     flat(e, n->shape, ix, fo);
-    snprintf(expr, sizeof expr, "in%d[%s]", p, fo);
+    if (e->vec4 && !strcmp(fo, "e")) {
+        e->vload[p] = true;
+        snprintf(expr, sizeof expr, "L%d[k]", p);
+    } else snprintf(expr, sizeof expr, "in%d[%s]", p, fo);
     return newvar(e, n, ix, expr);
 }
 
@@ -443,19 +461,76 @@ static unsigned grid_for(int64_t numel, unsigned threads) {
     return (unsigned)(b > (1 << 20) ? (1 << 20) : b < 1 ? 1 : b);
 }
 
+/* 4 elements per thread pay when the innermost extent keeps them in one row (every coordinate but the last is
+ * shared) and every buffer is 16-byte aligned (arena offsets are 256-aligned; views may not be). */
+static bool vec4_ok(const Fusion *f, const Group *gr) {
+    if (gr->kind != GK_EW || gr->root->op == OP_CONST || gr->dom.d[gr->dom.ndim - 1] % 4) return false;
+    for (int k = 0; k < gr->nins; k++) if (f->buf[gr->ins[k]->id].offset % 16) return false;
+    for (int k = 0; k < gr->nouts; k++) {
+        const Node *o = gr->outs[k];
+        if (f->buf[o->id].offset % 16 || (f->shadow[o->id] && f->sbuf[o->id].offset % 8)) return false;
+    }
+    return true;
+}
+
+/* The vec4 loop body: 16-byte loads of the inputs read at e into L<p>[4], the elements k = 0..3 computed by an
+ * unrolled loop (register arrays: constant indices after unrolling), 16-byte (8 for bf16) stores of S<p>/SB<p>. */
+static void emit_vec4_body(Em *e, const char *lanes) {
+    const Group *gr = e->gr;
+    for (int p = 0; p < gr->nins; p++) {
+        if (!e->vload[p]) continue;
+        const char *t = ctype(gr->ins[p]);
+        line(e, "%s L%d[4];", t, p);
+        line(e, "{ const %s4 t = reinterpret_cast<const %s4*>(in%d)[e4]; L%d[0] = t.x; L%d[1] = t.y; L%d[2] = t.z; "
+                "L%d[3] = t.w; }", t, t, p, p, p, p, p);
+    }
+    for (int p = 0; p < gr->nouts; p++) {
+        if (!e->vstore[p]) continue;
+        if (!e->f->shadow_only[gr->outs[p]->id]) line(e, "%s S%d[4];", ctype(gr->outs[p]), p);
+        if (e->f->shadow[gr->outs[p]->id]) line(e, "unsigned short SB%d[4];", p);
+    }
+    line(e, "#pragma unroll");
+    line(e, "for (int k = 0; k < 4; k++) {");
+    fputs(lanes, e->o);
+    line(e, "}");
+    for (int p = 0; p < gr->nouts; p++) {
+        if (!e->vstore[p]) continue;
+        const char *t = ctype(gr->outs[p]);
+        if (!e->f->shadow_only[gr->outs[p]->id])
+            line(e, "reinterpret_cast<%s4*>(out%d)[e4] = %s4{S%d[0], S%d[1], S%d[2], S%d[3]};", t, p, t, p, p, p, p);
+        if (e->f->shadow[gr->outs[p]->id])
+            line(e, "reinterpret_cast<uint2*>(outb%d)[e4] = uint2{SB%d[0] | (unsigned)SB%d[1] << 16, "
+                    "SB%d[2] | (unsigned)SB%d[3] << 16};", p, p, p, p, p);
+    }
+}
+
 static void emit_ew(Em *e, const char *name, KernelSource *ks) {
     const Group *gr = e->gr;
     int64_t numel = shape_numel(gr->dom);
+    e->vec4 = vec4_ok(e->f, gr);
     char what[160], s[96];
-    snprintf(what, sizeof what, "%s over %s (%lld elements)", gr->kind == GK_SCATTER ? "scatter-add" : "elementwise",
-             shape_str(gr->dom, s, sizeof s), (long long)numel);
+    snprintf(what, sizeof what, "%s over %s (%lld elements%s)", gr->kind == GK_SCATTER ? "scatter-add" : "elementwise",
+             shape_str(gr->dom, s, sizeof s), (long long)numel, e->vec4 ? ", 4 per thread" : "");
     header(e, name, what);
     params(e, KNAME, EW_THREADS);
-    line(e, "for (long long e = (long long)blockIdx.x * %d + threadIdx.x; e < %lldLL; e += (long long)gridDim.x * %d) {",
-         EW_THREADS, (long long)numel, EW_THREADS);
+    int64_t iters = e->vec4 ? numel / 4 : numel;
+    line(e, "for (long long %s = (long long)blockIdx.x * %d + threadIdx.x; %s < %lldLL; %s += (long long)gridDim.x * %d) {",
+         e->vec4 ? "e4" : "e", EW_THREADS, e->vec4 ? "e4" : "e", (long long)iters, e->vec4 ? "e4" : "e", EW_THREADS);
     e->ind++; e->depth++;
     e->final = true;
+    FILE *outer = e->o;
+    char *lanes = NULL;
+    size_t nlanes = 0;
+    if (e->vec4) {   /* the per-element code goes to a side buffer: its loads and stores are known only after */
+        e->vload = xcalloc((size_t)gr->nins + 1, sizeof(bool));
+        e->vstore = xcalloc((size_t)gr->nouts + 1, sizeof(bool));
+        e->o = open_memstream(&lanes, &nlanes);
+        ASSERT(e->o, "open_memstream");
+        e->ind++;
+        line(e, "const long long e = e4 * 4 + k;");
+    }
     Ix ix = unflat(e, gr->dom, "e");
+    e->root_ix = &ix;
     const Node *root = gr->root;
     if (gr->kind == GK_SCATTER) {
         const char *v = val(e, fus_src(e->f, root, 0), &ix);
@@ -476,11 +551,19 @@ static void emit_ew(Em *e, const char *name, KernelSource *ks) {
         const char *v = val(e, root, &ix);
         if (root->op == OP_CONST) line(e, "out0[e] = %s;", v);
     }
+    e->root_ix = NULL;
+    if (e->vec4) {
+        fclose(e->o);
+        e->o = outer;
+        e->ind--;
+        emit_vec4_body(e, lanes);
+        free(lanes); free(e->vload); free(e->vstore);
+    }
     e->ind--;
     line(e, "}");
     fprintf(e->o, "}\n");
     ks->block = EW_THREADS;
-    ks->grid = grid_for(numel, EW_THREADS);
+    ks->grid = grid_for(iters, EW_THREADS);
 }
 
 /* Reductions over an outer axis (rows not contiguous) whose outputs are all per-row values run in column mode:

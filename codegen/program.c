@@ -339,6 +339,26 @@ static bool plain_batch(const Node *n, const Node *x) {
     return nx == 1 || nx == shape_numel(bs);
 }
 
+/* A shadowed value that nothing but GEMMs reading its bf16 copy uses (SwiGLU's gated hidden, the mixer's merged
+ * output) needs no f32 store: that halves what its kernel writes. Any other reader (a generated kernel, a
+ * template, an expanded GEMM operand, an ASSIGN copy, the host) keeps the f32 value. */
+static void mark_shadow_only(Fusion *f) {
+    const Graph *g = f->g;
+    bool *f32_read = xcalloc((size_t)g->nnodes, sizeof(bool));
+    int64_t off;
+    for (int k = 0; k < f->ngroups; k++) {
+        const Group *gr = &f->groups[k];
+        for (int j = 0; j < gr->nins; j++) {
+            const Node *x = gr->ins[j];
+            bool from_shadow = gr->kind == GK_GEMM && plain_batch(gr->root, x) &&
+                               (x == fus_src(f, gr->root, 0) || x == fus_src(f, gr->root, 1));
+            if (!from_shadow) f32_read[view_owner(f, x, &off)->id] = true;
+        }
+    }
+    for (int id = 0; id < g->nnodes; id++) f->shadow_only[id] = f->shadow[id] && !f32_read[id] && !f->kept[id];
+    free(f32_read);
+}
+
 /* bf16 precision: GEMM operands written by generated kernels get a bf16 shadow there (no cast kernel). */
 static void mark_shadows(Fusion *f) {
     for (int k = 0; k < f->ngroups; k++) {
@@ -350,6 +370,7 @@ static void mark_shadows(Fusion *f) {
             if (plain_batch(gr->root, x) && shadowable(f, x)) f->shadow[view_owner(f, x, &off)->id] = true;
         }
     }
+    mark_shadow_only(f);
 }
 
 static BufRef shadow_ref(const Fusion *f, const Node *x) {

@@ -56,6 +56,8 @@ typedef struct Fusion {
     Buf *buf;               /* by node id: valid where mat[] */
     bool *shadow;           /* by node id: also stored as bf16 (set between fuse and plan: GEMM operands) */
     Buf *sbuf;              /* by node id: the bf16 copy's buffer, where shadow[] (activations arena) */
+    bool *shadow_only;      /* by node id: shadow[] and only GEMMs read it, from the bf16 copy: the f32 value is
+                             * neither stored nor given memory */
     int64_t arena_bytes[AR_COUNT_];
     int64_t act_naive_bytes;/* activations without reuse, for reports */
 } Fusion;

@@ -143,7 +143,8 @@ void pass_plan(Fusion *f) {
             continue;
         }
         int first = f->group_of[id];
-        iv[niv++] = (Iv){id, bytes, first, last[id] > first ? last[id] : first};
+        if (f->shadow_only[id]) f->buf[id] = (Buf){AR_COUNT_, 0, 0};   /* no f32 copy: a NULL pointer */
+        else iv[niv++] = (Iv){id, bytes, first, last[id] > first ? last[id] : first};
         if (f->shadow[id]) iv[niv++] = (Iv){-id - 1, align_up(shape_numel(n->shape) * 2), first, last[id] > first ? last[id] : first};
         f->act_naive_bytes += bytes;
     }

@@ -78,6 +78,7 @@ Fusion *pass_simplify(const Graph *g, Node *const *keep, int nkeep) {
     f->buf = arena_alloc(f->arena, sizeof(Buf) * (size_t)nn);
     f->view = arena_alloc(f->arena, sizeof(Node *) * (size_t)nn);
     f->shadow = arena_alloc(f->arena, sizeof(bool) * (size_t)nn);
+    f->shadow_only = arena_alloc(f->arena, sizeof(bool) * (size_t)nn);
     f->conv_silu = arena_alloc(f->arena, sizeof(bool) * (size_t)nn);
     f->rowmap = arena_alloc(f->arena, sizeof(bool) * (size_t)nn);
     f->sbuf = arena_alloc(f->arena, sizeof(Buf) * (size_t)nn);

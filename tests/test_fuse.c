@@ -1,10 +1,11 @@
 /* test_fuse.c — kernel-count assertions for the fusion pass (tinygrad check_schedule style), invariants of the
  * memory plan (no two live activations overlap), views, in-place optimizer updates and the shape of a few generated
- * kernels. Graphs are built by hand with the graph builders; nothing is compiled. */
+ * kernels. Graphs are built by hand with the graph builders; nothing is compiled (NVRTC is not run). */
 #include "autodiff.h"
 #include "codegen.h"
 #include "optim.h"
 #include "pass.h"
+#include "program.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -342,6 +343,46 @@ static void test_optimizer_kernels(void) {
     graph_free(g);
 }
 
+/* SwiGLU's gate, silu(x W1 + b1) * (x W2 + b2), is read only by the W3 GEMM: in bf16 precision its kernel writes
+ * just the bf16 copy (no f32 value, no f32 memory), 4 elements per thread with 16-byte loads and 8-byte stores;
+ * in fp32 it writes the f32 value with 16-byte stores. */
+static void test_gate_kernel(void) {
+    for (int bf16 = 0; bf16 < 2; bf16++) {
+        Graph *g = graph_new();
+        Node *x = g_input(g, "x", shape_of(3, (int64_t)2, (int64_t)64, (int64_t)32), DT_F32, LOC_NONE);
+        Node *w1 = param(g, "w1", shape_of(2, (int64_t)48, (int64_t)32)), *b1 = param(g, "b1", shape_of(1, (int64_t)48));
+        Node *w2 = param(g, "w2", shape_of(2, (int64_t)48, (int64_t)32)), *b2 = param(g, "b2", shape_of(1, (int64_t)48));
+        Node *w3 = param(g, "w3", shape_of(2, (int64_t)32, (int64_t)48));
+        Node *h1 = bin(g, OP_ADD, g_matmul(g, x, w1, false, true, LOC_NONE), b1);
+        Node *h2 = bin(g, OP_ADD, g_matmul(g, x, w2, false, true, LOC_NONE), b2);
+        Node *gate = bin(g, OP_MUL, un(g, OP_SILU, h1), h2);
+        graph_add_named(g, "y", g_matmul(g, gate, w3, false, true, LOC_NONE), NF_OUTPUT);
+        ProgramOptions po = {.arch = 90, .bf16 = bf16, .no_compile = true};
+        char err[256];
+        Program *p = program_build(g, NULL, 0, &po, err, sizeof err);
+        CHECK(p, "program_build: %s", err);
+        if (!p) { graph_free(g); continue; }
+        const Fusion *f = p->f;
+        const Group *gr = &f->groups[f->group_of[gate->id]];
+        KernelSource ks;
+        codegen_group(f, gr, &ks);
+        printf("gate kernel (%s):\n%s", bf16 ? "bf16" : "fp32", ks.body);
+        CHECK(strstr(ks.body, "4 per thread") && strstr(ks.body, "reinterpret_cast<const float4*>(in"),
+              "the gate kernel reads 4 elements per thread with 16-byte loads");
+        if (bf16) {
+            CHECK(f->shadow_only[gate->id] && f->buf[gate->id].arena == AR_COUNT_, "the gate has only a bf16 copy");
+            CHECK(strstr(ks.body, "reinterpret_cast<uint2*>(outb0)[e4]") && !strstr(ks.body, "out0["),
+                  "the gate kernel stores only the bf16 copy, 8 bytes at a time");
+        } else {
+            CHECK(!f->shadow[gate->id], "fp32: no bf16 copy");
+            CHECK(strstr(ks.body, "reinterpret_cast<float4*>(out0)[e4]"), "fp32: the gate is stored 16 bytes at a time");
+        }
+        kernel_source_free(&ks);
+        program_free(p);
+        graph_free(g);
+    }
+}
+
 int main(void) {
     test_chain();
     test_layernorm();
@@ -354,6 +395,7 @@ int main(void) {
     test_row_kernels();
     test_scan_row_maps();
     test_optimizer_kernels();
+    test_gate_kernel();
     if (failures) { fprintf(stderr, "%d failure(s)\n", failures); return 1; }
     printf("ok\n");
     return 0;
