@@ -464,7 +464,8 @@ static unsigned grid_for(int64_t numel, unsigned threads) {
 /* 4 elements per thread pay when the innermost extent keeps them in one row (every coordinate but the last is
  * shared) and every buffer is 16-byte aligned (arena offsets are 256-aligned; views may not be). */
 static bool vec4_ok(const Fusion *f, const Group *gr) {
-    if (gr->kind != GK_EW || gr->root->op == OP_CONST || gr->dom.d[gr->dom.ndim - 1] % 4) return false;
+    if (gr->kind != GK_EW || gr->root->op == OP_CONST || gr->dom.ndim == 0 || gr->dom.d[gr->dom.ndim - 1] % 4)
+        return false;
     for (int k = 0; k < gr->nins; k++) if (f->buf[gr->ins[k]->id].offset % 16) return false;
     for (int k = 0; k < gr->nouts; k++) {
         const Node *o = gr->outs[k];

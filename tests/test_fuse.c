@@ -357,6 +357,9 @@ static void test_gate_kernel(void) {
         Node *h2 = bin(g, OP_ADD, g_matmul(g, x, w2, false, true, LOC_NONE), b2);
         Node *gate = bin(g, OP_MUL, un(g, OP_SILU, h1), h2);
         graph_add_named(g, "y", g_matmul(g, gate, w3, false, true, LOC_NONE), NF_OUTPUT);
+        Node *lr = g_input(g, "lr", shape_of(0), DT_F32, LOC_NONE);
+        Node *scalar = un(g, OP_EXP, bin(g, OP_MUL, lr, cst(g, 0.5)));   /* a 0-d elementwise kernel */
+        graph_add_named(g, "s", scalar, NF_OUTPUT);
         ProgramOptions po = {.arch = 90, .bf16 = bf16, .no_compile = true};
         char err[256];
         Program *p = program_build(g, NULL, 0, &po, err, sizeof err);
@@ -377,6 +380,11 @@ static void test_gate_kernel(void) {
             CHECK(!f->shadow[gate->id], "fp32: no bf16 copy");
             CHECK(strstr(ks.body, "reinterpret_cast<float4*>(out0)[e4]"), "fp32: the gate is stored 16 bytes at a time");
         }
+        kernel_source_free(&ks);
+        codegen_group(f, &f->groups[f->group_of[scalar->id]], &ks);
+        printf("%s", ks.body);
+        CHECK(scalar->shape.ndim == 0 && !strstr(ks.body, "4 per thread") && strstr(ks.body, "e < 1;") && strstr(ks.body, "out0[e] = "),
+              "a 0-d kernel computes its one element");
         kernel_source_free(&ks);
         program_free(p);
         graph_free(g);

@@ -1,6 +1,8 @@
 // selective_scan_bwd.cuh — backward of the gated selective scan, one thread per (b, d) channel, N states in
 // registers. Needs the forward's defines plus DOUT_T and SCAN_CHUNK (2*SCAN_CHUNK >= SCAN_N, SCAN_N <= 16).
-// Grid (ceil(D/SCAN_THREADS), B); SCAN_THREADS a multiple of 32 (whole warps: the dB/dC sum uses shuffles).
+// Grid (ceil(D*SCAN_SPLIT/SCAN_THREADS), B); SCAN_THREADS a multiple of 32 (whole warps: the dB/dC sum uses
+// shuffles). SCAN_SPLIT (1 or 2, default 1) threads share a channel, each keeping N/SCAN_SPLIT of its states:
+// fewer registers per thread, so more warps per SM to hide latency, for some per-channel work done twice.
 // Nothing is saved by the forward, so:
 //   pass 1   runs the recurrence forward and parks the state at the start of every chunk of SCAN_CHUNK rows in
 //            the du/ddelta rows of that same chunk (this thread's own column: no other thread touches it, and
@@ -18,6 +20,9 @@
 // latency-bound (~930 instructions per element, 19% occupancy). Next steps: the forward saving its chunk states
 // (drops pass 1), and several channels per thread so the dBm/dCm sum over d costs fewer shuffles.
 
+#ifndef SCAN_SPLIT
+#define SCAN_SPLIT 1
+#endif
 #define SCAN_NCHUNK ((SCAN_L + SCAN_CHUNK - 1) / SCAN_CHUNK)
 #define VMC_LN2 0.6931471805599453f
 
@@ -26,26 +31,27 @@ __device__ __forceinline__ float select_f(unsigned mask, float a, float b) {
     return __uint_as_float((__float_as_uint(a) & mask) | (__float_as_uint(b) & ~mask));
 }
 
-// One round of the reduce-scatter: lanes whose bit HALF is set keep the upper half of v[0, 2*HALF), the others
-// the lower half; each sends the half it drops to its partner. HALF is a template constant so every index is
-// static and v stays in registers.
-template <int HALF> __device__ __forceinline__ void reduce_scatter_round(float *v, unsigned lane) {
-    const unsigned upper = (lane & (unsigned)HALF) ? 0xffffffffu : 0u;
+// One round of the reduce-scatter: lanes whose bit HALF*S is set keep the upper half of v[0, 2*HALF), the
+// others the lower half; each sends the half it drops to its partner (lane ^ HALF*S). HALF is a template
+// constant so every index is static and v stays in registers.
+template <int HALF, int S> __device__ __forceinline__ void reduce_scatter_round(float *v, unsigned lane) {
+    const unsigned upper = (lane & (unsigned)(HALF * S)) ? 0xffffffffu : 0u;
 #pragma unroll
     for (int i = 0; i < HALF; i++) {
         const float lo = v[i], hi = v[i + HALF];
-        v[i] = select_f(upper, hi, lo) + __shfl_xor_sync(0xffffffffu, select_f(upper, lo, hi), HALF);
+        v[i] = select_f(upper, hi, lo) + __shfl_xor_sync(0xffffffffu, select_f(upper, lo, hi), HALF * S);
     }
 }
 
-// Afterwards v[0] of lane l holds the warp's total of v[l] (31 shuffles). All 32 lanes must take part.
-__device__ __forceinline__ void warp_reduce_scatter32(float v[32]) {
+// Sums v[0, 32/S) over the lanes that agree in their low log2(S) bits (S = 1 or 2); afterwards v[0] of lane l
+// holds the total of v[l / S] (31 or 15 shuffles). All 32 lanes must take part.
+template <int S> __device__ __forceinline__ void warp_reduce_scatter(float *v) {
     const unsigned lane = threadIdx.x & 31u;
-    reduce_scatter_round<16>(v, lane);
-    reduce_scatter_round<8>(v, lane);
-    reduce_scatter_round<4>(v, lane);
-    reduce_scatter_round<2>(v, lane);
-    reduce_scatter_round<1>(v, lane);
+    if constexpr (S == 1) reduce_scatter_round<16, 1>(v, lane);
+    reduce_scatter_round<8, S>(v, lane);
+    reduce_scatter_round<4, S>(v, lane);
+    reduce_scatter_round<2, S>(v, lane);
+    reduce_scatter_round<1, S>(v, lane);
 }
 
 // No register cap: capping at 128 (8 blocks/SM) spilled a little and measured 5% slower than the ~134 the compiler
@@ -55,10 +61,11 @@ vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
              const BC_T *__restrict__ Bm, const BC_T *__restrict__ Cm, const DSKIP_T *__restrict__ Dskip,
              const DBIAS_T *__restrict__ delta_bias, const Z_T *__restrict__ z, const DOUT_T *__restrict__ dout,
              float *__restrict__ packed) {
-    constexpr int N = SCAN_N, CH = SCAN_CHUNK, LAST = SCAN_NCHUNK - 1;
+    constexpr int N = SCAN_N, CH = SCAN_CHUNK, LAST = SCAN_NCHUNK - 1, S = SCAN_SPLIT, NS = N / S, NV = 32 / S;
     constexpr size_t BLD = (size_t)SCAN_B * SCAN_L * SCAN_D, BLN = (size_t)SCAN_B * SCAN_L * SCAN_N;
     static_assert(2 * CH >= N && N <= 16 && SCAN_THREADS % 32 == 0, "scan_bwd configuration");
-    __shared__ float hist[(CH + 1) / 2 * N * SCAN_THREADS];   // h_{t-1} of the chunk's even rows, [row/2][n][thread]
+    static_assert((S == 1 || S == 2) && N % S == 0, "SCAN_SPLIT is 1 or 2 and divides N");
+    __shared__ float hist[(CH + 1) / 2 * NS * SCAN_THREADS];   // h_{t-1} of the chunk's even rows, [row/2][n][thread]
     __shared__ float sBC[CH][2 * N];                // the chunk's Bm and Cm rows
     __shared__ float acc[CH][32];                   // block sums of dBm, dCm for the chunk's rows
     __shared__ float rowv[3][CH][SCAN_THREADS];     // per thread and row: y, softplus(delta), u
@@ -66,27 +73,30 @@ vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
     float *du = packed, *ddl_out = du + BLD, *dAlog = ddl_out + BLD, *dB = dAlog + SCAN_D * N, *dC = dB + BLN;
     float *dD = dC + BLN, *dbias = dD + SCAN_D, *dz = dbias + SCAN_D;
     const int tid = threadIdx.x, lane = tid & 31, b = blockIdx.y;
-    const int d_raw = blockIdx.x * SCAN_THREADS + tid;
+    const int part = S == 1 ? 0 : tid % S, n0 = part * NS;   // this thread's states: n0 .. n0 + NS - 1
+    const int d_raw = (blockIdx.x * SCAN_THREADS + tid) / S;
     const bool valid = d_raw < SCAN_D;                 // lanes past D compute on column D-1 with zero dout
+    const bool writer = valid && part == 0;            // stores the channel's du, ddelta, dz and sums dD, dbias
     const int d = valid ? d_raw : SCAN_D - 1;
     const size_t row0 = (size_t)b * SCAN_L;
     for (int j = tid; j < CH * 32; j += SCAN_THREADS) (&acc[0][0])[j] = 0.f;
 
-    float A2[N], h[N];
+    float A2[NS], h[NS];
 #pragma unroll
-    for (int n = 0; n < N; n++) {
-        A2[n] = -expf(to_f32(A_log[d * N + n])) * VMC_LOG2E;
+    for (int n = 0; n < NS; n++) {
+        A2[n] = -expf(to_f32(A_log[d * N + n0 + n])) * VMC_LOG2E;
         h[n] = 0.f;
     }
     const float Dd = to_f32(Dskip[d]), bias = to_f32(delta_bias[d]);
 
-    // pass 1: forward through every chunk but the last, parking chunk-start states.
+    // pass 1: forward through every chunk but the last, parking chunk-start states (state m = n0 + n in row m
+    // of the chunk's du rows for m < CH, else in row m - CH of its ddelta rows).
     for (int k = 0; k < LAST; k++) {
         if (k > 0 && valid) {
 #pragma unroll
-            for (int n = 0; n < N; n++) {
-                float *col = n < CH ? du : ddl_out;
-                col[(row0 + k * CH + (n < CH ? n : n - CH)) * SCAN_D + d] = h[n];
+            for (int n = 0; n < NS; n++) {
+                const int m = n0 + n;
+                (m < CH ? du : ddl_out)[(row0 + k * CH + (m < CH ? m : m - CH)) * SCAN_D + d] = h[n];
             }
         }
 #pragma unroll 2
@@ -94,16 +104,16 @@ vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
             const int t = k * CH + i;
             const float uu = to_f32(u[VMC_AT(U, b, t) + d]), dl = softplus_f(to_f32(delta[VMC_AT(DL, b, t) + d]) + bias);
             const float dlu = dl * uu;
-            float Bv[N];
-            load_row<N>(Bm + VMC_AT(BM, b, t), Bv);
+            float Bv[NS];
+            load_row<NS>(Bm + VMC_AT(BM, b, t) + n0, Bv);
 #pragma unroll
-            for (int n = 0; n < N; n++) h[n] = fmaf(exp2_ftz(dl * A2[n]), h[n], dlu * Bv[n]);
+            for (int n = 0; n < NS; n++) h[n] = fmaf(exp2_ftz(dl * A2[n]), h[n], dlu * Bv[n]);
         }
     }
 
-    float g[N], dA_acc[N], dD_acc = 0.f, dbias_acc = 0.f;   // g = a_{t+1} dh_{t+1}
+    float g[NS], dA_acc[NS], dD_acc = 0.f, dbias_acc = 0.f;   // g = a_{t+1} dh_{t+1}
 #pragma unroll
-    for (int n = 0; n < N; n++) g[n] = dA_acc[n] = 0.f;
+    for (int n = 0; n < NS; n++) g[n] = dA_acc[n] = 0.f;
 
     for (int k = LAST; k >= 0; k--) {
         const int r0 = k * CH, nr = min(CH, SCAN_L - r0);
@@ -122,14 +132,15 @@ vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
                 const int t = r0 + i;
                 const float uu = to_f32(u[VMC_AT(U, b, t) + d]), dl = softplus_f(to_f32(delta[VMC_AT(DL, b, t) + d]) + bias);
                 const float dlu = dl * uu;
-                float y = Dd * uu;
+                float y = 0.f;
 #pragma unroll
-                for (int n = 0; n < N; n++) {
-                    if ((i & 1) == 0) hist[((i >> 1) * N + n) * SCAN_THREADS + tid] = h[n];
-                    h[n] = fmaf(exp2_ftz(dl * A2[n]), h[n], dlu * sBC[i][n]);
-                    y = fmaf(sBC[i][N + n], h[n], y);
+                for (int n = 0; n < NS; n++) {
+                    if ((i & 1) == 0) hist[((i >> 1) * NS + n) * SCAN_THREADS + tid] = h[n];
+                    h[n] = fmaf(exp2_ftz(dl * A2[n]), h[n], dlu * sBC[i][n0 + n]);
+                    y = fmaf(sBC[i][N + n0 + n], h[n], y);
                 }
-                rowv[0][i][tid] = y; rowv[1][i][tid] = dl; rowv[2][i][tid] = uu;
+                if constexpr (S == 2) y += __shfl_xor_sync(0xffffffffu, y, 1);
+                rowv[0][i][tid] = fmaf(Dd, uu, y); rowv[1][i][tid] = dl; rowv[2][i][tid] = uu;
             }
         }
 
@@ -144,32 +155,37 @@ vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
                 const float dzv = go * rowv[0][i][tid] * sz * (1.f + zz * (1.f - sz));
                 dD_acc = fmaf(dy, uu, dD_acc);
                 // sB = sum_n dh B gives both du (times delta') and ddelta's B u term (times u); sA = sum_n da A2.
-                float sB = 0.f, sA = 0.f, v[32];
+                float sB = 0.f, sA = 0.f, v[NV];
                 const bool odd = (i & 1) != 0;   // uniform over the block
                 const float dlm = odd ? rowv[1][i - 1][tid] : 0.f, dlum = odd ? dlm * rowv[2][i - 1][tid] : 0.f;
 #pragma unroll
-                for (int n = 0; n < N; n++) {
-                    float hp = hist[((i >> 1) * N + n) * SCAN_THREADS + tid];
-                    if (odd) hp = fmaf(exp2_ftz(dlm * A2[n]), hp, dlum * sBC[i - 1][n]);   // h_{t-1} from h_{t-2}
+                for (int n = 0; n < NS; n++) {
+                    float hp = hist[((i >> 1) * NS + n) * SCAN_THREADS + tid];
+                    if (odd) hp = fmaf(exp2_ftz(dlm * A2[n]), hp, dlum * sBC[i - 1][n0 + n]);   // h_{t-1} from h_{t-2}
                     const float a = exp2_ftz(dl * A2[n]);
-                    const float Bn = sBC[i][n], Cn = sBC[i][N + n];
+                    const float Bn = sBC[i][n0 + n], Cn = sBC[i][N + n0 + n];
                     const float dh = fmaf(dy, Cn, g[n]), da = dh * hp * a;
                     v[n] = dh * dlu;                          // dBm: summed over d below
-                    v[N + n] = dy * fmaf(a, hp, dlu * Bn);    // dCm = dy h_t
+                    v[NS + n] = dy * fmaf(a, hp, dlu * Bn);   // dCm = dy h_t
                     sB = fmaf(dh, Bn, sB);
                     sA = fmaf(da, A2[n], sA);
                     dA_acc[n] = fmaf(da, dl, dA_acc[n]);
                     g[n] = a * dh;
                 }
+                if constexpr (S == 2) {
+                    sB += __shfl_xor_sync(0xffffffffu, sB, 1);
+                    sA += __shfl_xor_sync(0xffffffffu, sA, 1);
+                }
                 const float du_v = fmaf(dl, sB, dy * Dd), ddl = fmaf(sA, VMC_LN2, sB * uu);
 #pragma unroll
-                for (int j = 2 * N; j < 32; j++) v[j] = 0.f;
+                for (int j = 2 * NS; j < NV; j++) v[j] = 0.f;
                 // d softplus(x)/dx = sigmoid(x) = 1 - exp(-softplus(x)); exactly 1 in fp32 once x > 20.
                 const float dx_raw = ddl * -expm1f(-dl);
                 dbias_acc += dx_raw;
-                if (valid) { du[idx] = du_v; ddl_out[idx] = dx_raw; dz[idx] = dzv; }
-                warp_reduce_scatter32(v);
-                if (lane < 2 * N) atomicAdd(&acc[i][lane], v[0]);
+                if (writer) { du[idx] = du_v; ddl_out[idx] = dx_raw; dz[idx] = dzv; }
+                warp_reduce_scatter<S>(v);
+                const int j = lane / S;   // the value this lane now holds: dBm or dCm of state n0 + j % NS
+                if (j < 2 * NS) atomicAdd(&acc[i][j < NS ? n0 + j : N + n0 + j - NS], v[0]);
             }
         }
         __syncthreads();   // acc complete
@@ -181,15 +197,19 @@ vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
         }
         if (k > 0) {   // chunk k-1's start state: parked in its own du/ddelta rows (not yet overwritten), or zero
 #pragma unroll
-            for (int n = 0; n < N; n++)
+            for (int n = 0; n < NS; n++) {
+                const int m = n0 + n;
                 h[n] = k - 1 == 0 || !valid
                            ? 0.f
-                           : (n < CH ? du : ddl_out)[(row0 + (k - 1) * CH + (n < CH ? n : n - CH)) * SCAN_D + d];
+                           : (m < CH ? du : ddl_out)[(row0 + (k - 1) * CH + (m < CH ? m : m - CH)) * SCAN_D + d];
+            }
         }
     }
     if (valid) {
 #pragma unroll
-        for (int n = 0; n < N; n++) atomicAdd(&dAlog[d * N + n], dA_acc[n] * A2[n] * VMC_LN2);   // dA * A
+        for (int n = 0; n < NS; n++) atomicAdd(&dAlog[d * N + n0 + n], dA_acc[n] * A2[n] * VMC_LN2);   // dA * A
+    }
+    if (writer) {
         atomicAdd(&dD[d], dD_acc);
         atomicAdd(&dbias[d], dbias_acc);
     }

@@ -1,0 +1,34 @@
+// emu_scan_split_n6.cpp — two threads per channel with 3 states each (N=6: scalar row loads, a padded dB/dC
+// reduce-scatter), bf16 activations, B=1, L=21 (checkpoints in both du and ddelta rows), D=40, on the emulator.
+#include "cuda_emu.h"
+#define SCAN_B 1
+#define SCAN_L 21
+#define SCAN_D 40
+#define SCAN_N 6
+#define U_T bf16
+#define DELTA_T bf16
+#define ALOG_T float
+#define BC_T bf16
+#define DSKIP_T float
+#define DBIAS_T float
+#define Z_T bf16
+#define OUT_T bf16
+#define DOUT_T bf16
+#define SCAN_CHUNK 4
+#define SCAN_SPLIT 2
+#define vmc_scan_fwd emu_scan_fwd_split6
+#define vmc_scan_bwd emu_scan_bwd_split6
+#include "../../codegen/templates/common.cuh"
+#include "plain_rows.h"
+#define SCAN_THREADS 128
+#include "../../codegen/templates/selective_scan_fwd.cuh"
+#undef SCAN_THREADS
+#define SCAN_THREADS 64
+#include "../../codegen/templates/selective_scan_bwd.cuh"
+#define EMU_FWD emu_scan_fwd_split6
+#define EMU_BWD emu_scan_bwd_split6
+#define EMU_ENTRY emu_check_scan_split6
+#define EMU_NAME "scan split n6"
+#define EMU_SEED 5
+#define EMU_TOL 1e-2
+#include "emu_scan_check.inc"
