@@ -203,9 +203,11 @@ static bool opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int er
     case OP_CONV1D:
         conv_spec(n, &cs);
         cs.silu = f->conv_silu[n->id];
+        cs.shadow = f->shadow[n->id];
         args[nargs++] = row_mapped(p, fus_src(f, n, 0), &cs.x_map, &tables[0]);
         for (int k = 1; k < 3; k++) args[nargs++] = bufref(p, fus_src(f, n, k));
         args[nargs++] = bufref(p, n);
+        if (cs.shadow) args[nargs++] = (BufRef){f->sbuf[n->id].arena, f->sbuf[n->id].offset};
         src = template_conv1d_fwd(&cs, &kl);
         break;
     case OP_CONV1D_BWD_X: case OP_CONV1D_BWD_W: {
@@ -322,14 +324,15 @@ static const Node *view_owner(const Fusion *f, const Node *n, int64_t *off) {
     return n;
 }
 
-/* Can the generated kernel that writes x's memory also write its bf16 copy for a GEMM? */
+/* Can the kernel that writes x's memory also write its bf16 copy for a GEMM? Generated kernels can, and the
+ * conv1d forward template (its SiLU output is x_proj's operand). */
 static bool shadowable(const Fusion *f, const Node *x) {
     int64_t off;
     const Node *o = view_owner(f, x, &off);
     int gi = f->group_of[o->id];
     if (gi < 0 || f->kept[o->id] || o->op == OP_SUM || o->op == OP_AMAX) return false;
     GroupKind k = f->groups[gi].kind;
-    return k == GK_EW || k == GK_ROW;
+    return k == GK_EW || k == GK_ROW || (k == GK_OPAQUE && o->op == OP_CONV1D);
 }
 
 static bool plain_batch(const Node *n, const Node *x) {

@@ -251,6 +251,7 @@ char *template_conv1d_fwd(const Conv1dSpec *s, KernelLaunch *l) {
     Defs ds = {0};
     conv_defs(s, &ds);
     def_int(&ds, "CONV_SILU", s->silu);
+    def_int(&ds, "CONV_SHADOW", s->shadow);
     def_int(&ds, "CONV_THREADS", CONV_FWD_THREADS);
     def_int(&ds, "CONV_ROWS", CONV_FWD_ROWS);
     launch_init(l, "vmc_conv1d_fwd", cdiv(s->D, CONV_FWD_THREADS), cdiv(s->L, CONV_FWD_ROWS), (unsigned)s->B,

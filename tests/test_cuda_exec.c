@@ -272,6 +272,28 @@ static void test_model_grads(DslModule *m, const char *model, double tol) {
     graph_free(g);
 }
 
+/* Forward only (no backward: conv1d writes silu(conv) itself, and in bf16 its bf16 copy for x_proj). */
+static void test_model_forward(DslModule *m, const char *model, const char *output, double tol) {
+    printf("%s: forward, %s%s\n", model, output, bf16_mode ? " (bf16 GEMM operands)" : "");
+    Diag d;
+    diag_init(&d, stderr);
+    Graph *g = dsl_build_model(m, model, &d);
+    Node *out = NULL;
+    for (int k = 0; k < g->nnamed; k++) if (!strcmp(g->named[k].name, output)) out = g->named[k].node;
+    ASSERT(out, "%s has no output %s", model, output);
+    Node *keep[2] = {out, g->loss};
+    Exec *cpu = cpu_exec_new(g, keep, 2), *gpu = gpu_exec(g, keep, 2);
+    fill_model(cpu, gpu, g);
+    StepInfo s = {.seed = 3, .step = 1};
+    exec_run(cpu, &s);
+    exec_run(gpu, &s);
+    compare(output, cpu, gpu, out, tol);
+    compare("loss", cpu, gpu, g->loss, tol);
+    exec_free(cpu);
+    exec_free(gpu);
+    graph_free(g);
+}
+
 /* 50 AdamW steps in fp32 on both backends: the losses must agree to 1e-4 relative. */
 static void test_training(DslModule *m, const char *model, int steps) {
     printf("%s: %d fp32 training steps, cpu vs cuda losses\n", model, steps);
@@ -325,7 +347,9 @@ int main(int argc, char **argv) {
     test_model_grads(m, "tiny_ft", 1e-3);
     bf16_mode = true;   /* bf16 operands: ~3 significant digits per product, errors average out over K */
     test_model_grads(m, "tiny_pretrain", 1e-1);
+    test_model_forward(m, "tiny_ft", "logits", 1e-1);
     bf16_mode = false;
+    test_model_forward(m, "tiny_ft", "logits", 1e-3);
     if (!quick) {
         test_training(m, "tiny_pretrain", 50);
         test_training(m, "tiny_ft", 50);

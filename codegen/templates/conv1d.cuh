@@ -1,5 +1,6 @@
 // conv1d.cuh — causal depthwise conv1d along L (x [B,L,D], w [D,1,K], bias [D]) and its backward.
-// Forward needs CONV_B/L/D/K, X_T, W_T, BIAS_T, OUT_T, CONV_SILU, CONV_THREADS, CONV_ROWS; grid
+// Forward needs CONV_B/L/D/K, X_T, W_T, BIAS_T, OUT_T, CONV_SILU, CONV_THREADS, CONV_ROWS (CONV_SHADOW 1: also
+// store y rounded to bf16 in yb, the operand of the bf16 GEMM that reads y); grid
 // (ceil(D/THREADS), ceil(L/ROWS), B): each thread slides a K-row window down ROWS rows of one channel, so every
 // x element is read about once and a warp touches 32 consecutive d (coalesced). Inputs x and dy are read through
 // VMC_AT (common.cuh): they may be row permutations or channel slices of a larger buffer.
@@ -8,9 +9,16 @@
 // block's row groups in shared memory, then added with one atomic per value per block (f32, zeroed first).
 
 #ifndef CONV_BACKWARD
+#ifndef CONV_SHADOW
+#define CONV_SHADOW 0
+#endif
 extern "C" __global__ void __launch_bounds__(CONV_THREADS)
 vmc_conv1d_fwd(const X_T *__restrict__ x, const W_T *__restrict__ w, const BIAS_T *__restrict__ bias,
-               OUT_T *__restrict__ y) {
+               OUT_T *__restrict__ y
+#if CONV_SHADOW
+               , bf16 *__restrict__ yb
+#endif
+) {
     constexpr int K = CONV_K;
     const int d = blockIdx.x * CONV_THREADS + threadIdx.x, t0 = blockIdx.y * CONV_ROWS, b = blockIdx.z;
     if (d >= CONV_D) return;
@@ -34,6 +42,9 @@ vmc_conv1d_fwd(const X_T *__restrict__ x, const W_T *__restrict__ w, const BIAS_
         for (int k = 0; k < K; k++) acc = fmaf(wk[k], win[k], acc);
         if (CONV_SILU) acc = acc * sigmoid_f(acc);
         y[base + (size_t)t * CONV_D] = from_f32<OUT_T>(acc);
+#if CONV_SHADOW
+        yb[base + (size_t)t * CONV_D] = from_f32<bf16>(acc);
+#endif
 #pragma unroll
         for (int k = 0; k < K - 1; k++) win[k] = win[k + 1];
     }
