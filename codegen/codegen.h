@@ -1,7 +1,9 @@
 /* codegen.h — fused group -> CUDA C source (emit_cuda.c). Every size is a compile-time constant in the text;
  * kernels are extern "C", named k<idx>_<ops>, headed by a comment listing the fused nodes and their .vmc Locs.
  * Storage on the device: every float tensor (f32 or bf16 in the graph) is an f32 array holding exactly the
- * values the cpu backend holds (bf16 nodes carry bf16-rounded values); i32 tensors are int arrays. */
+ * values the cpu backend holds (bf16 nodes carry bf16-rounded values); i32 tensors are int arrays. Precision bf16
+ * adds bf16 copies of GEMM operands (Fusion.shadow) and stores most GEMM outputs in bf16 only (store_bf16): a
+ * generated kernel reads those as unsigned short words. */
 #pragma once
 #include "pass.h"
 #include <stdio.h>

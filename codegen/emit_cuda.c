@@ -343,7 +343,7 @@ static const char *load(Em *e, const Node *n, const Ix *ix) {
     if (e->vec4 && !strcmp(fo, "e")) {
         e->vload[p] = true;
         snprintf(expr, sizeof expr, "L%d[k]", p);
-    } else snprintf(expr, sizeof expr, "in%d[%s]", p, fo);
+    } else snprintf(expr, sizeof expr, fus_bf16(e->f, n) ? "vmc_from_bf16(in%d[%s])" : "in%d[%s]", p, fo);
     return newvar(e, n, ix, expr);
 }
 
@@ -445,7 +445,8 @@ static void header(Em *e, const char *name, const char *what) {
 static void params(Em *e, const char *name, unsigned threads) {
     const Group *gr = e->gr;
     fprintf(e->o, "extern \"C\" __global__ void __launch_bounds__(%u) %s(", threads, name);
-    for (int k = 0; k < gr->nins; k++) fprintf(e->o, "const %s* __restrict__ in%d, ", ctype(gr->ins[k]), k);
+    for (int k = 0; k < gr->nins; k++)   /* bf16-stored inputs (GEMM outputs) are read as raw 16-bit words */
+        fprintf(e->o, "const %s* __restrict__ in%d, ", fus_bf16(e->f, gr->ins[k]) ? "unsigned short" : ctype(gr->ins[k]), k);
     for (int k = 0; k < gr->nouts; k++) fprintf(e->o, "%s* __restrict__ out%d, ", ctype(gr->outs[k]), k);
     for (int k = 0; k < gr->nouts; k++)
         if (e->f->shadow[gr->outs[k]->id]) fprintf(e->o, "unsigned short* __restrict__ outb%d, ", k);
@@ -482,8 +483,13 @@ static void emit_vec4_body(Em *e, const char *lanes) {
         if (!e->vload[p]) continue;
         const char *t = ctype(gr->ins[p]);
         line(e, "%s L%d[4];", t, p);
-        line(e, "{ const %s4 t = reinterpret_cast<const %s4*>(in%d)[e4]; L%d[0] = t.x; L%d[1] = t.y; L%d[2] = t.z; "
-                "L%d[3] = t.w; }", t, t, p, p, p, p, p);
+        if (fus_bf16(e->f, gr->ins[p]))
+            line(e, "{ const uint2 t = reinterpret_cast<const uint2*>(in%d)[e4]; L%d[0] = __uint_as_float(t.x << 16); "
+                    "L%d[1] = __uint_as_float(t.x & 0xffff0000u); L%d[2] = __uint_as_float(t.y << 16); "
+                    "L%d[3] = __uint_as_float(t.y & 0xffff0000u); }", p, p, p, p, p);
+        else
+            line(e, "{ const %s4 t = reinterpret_cast<const %s4*>(in%d)[e4]; L%d[0] = t.x; L%d[1] = t.y; L%d[2] = t.z; "
+                    "L%d[3] = t.w; }", t, t, p, p, p, p, p);
     }
     for (int p = 0; p < gr->nouts; p++) {
         if (!e->vstore[p]) continue;
@@ -892,6 +898,8 @@ const char *codegen_preamble(void) {
         "    else if (u & 0xffffu) u |= 0x00400000u;\n"
         "    return __uint_as_float(u);\n"
         "}\n"
+        "// a bf16-stored value (its 16 bits) as a float\n"
+        "__device__ __forceinline__ float vmc_from_bf16(unsigned short h) { return __uint_as_float((unsigned)h << 16); }\n"
         "// Philox4x32-10, word for word compiler/rng.h (the cpu backend's randomness)\n"
         "struct vmc_rng4 { unsigned x[4]; };\n"
         "__device__ __forceinline__ vmc_rng4 vmc_philox(unsigned long long seed, unsigned long long key,\n"

@@ -158,6 +158,12 @@ static void conv_spec(const Node *n, Conv1dSpec *s) {
 
 static const BufRef NO_BUF = {AR_COUNT_, 0};
 
+/* The storage type a template reads input x in: that of the buffer under x's row map (if any). */
+static DType stored(const Fusion *f, const Node *x) {
+    while (f->rowmap[x->id]) x = fus_src(f, x, 0);
+    return fus_bf16(f, x) ? DT_BF16 : DT_F32;
+}
+
 /* The buffer a template reads for input x and, when x is a row-mapped gather/slice chain (pass_fuse), the row map
  * down to that buffer. The row table is malloc'd into *table (NULL when unmapped); free it after instantiation. */
 static BufRef row_mapped(const Program *p, const Node *x, RowMap *m, int32_t **table) {
@@ -197,6 +203,12 @@ static bool opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int er
         for (int k = 0; k < n->nsrc; k++)
             args[nargs++] = maps[k] ? row_mapped(p, fus_src(f, n, k), maps[k], &tables[k]) : bufref(p, fus_src(f, n, k));
         args[nargs++] = bufref(p, n);
+        ss.u = stored(f, fus_src(f, n, 0));
+        ss.delta = stored(f, fus_src(f, n, 1));
+        ss.bc = stored(f, fus_src(f, n, 3));
+        ASSERT(ss.bc == stored(f, fus_src(f, n, 4)), "scan: Bm and Cm stored differently");
+        ss.z = stored(f, fus_src(f, n, 7));
+        if (n->op == OP_SCAN_BWD) ss.dout = stored(f, fus_src(f, n, 8));
         src = n->op == OP_SCAN ? template_scan_fwd(&ss, &kl) : template_scan_bwd(&ss, &kl);
         break;
     }
@@ -204,6 +216,7 @@ static bool opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int er
         conv_spec(n, &cs);
         cs.silu = f->conv_silu[n->id];
         cs.shadow = f->shadow[n->id];
+        cs.x = stored(f, fus_src(f, n, 0));
         args[nargs++] = row_mapped(p, fus_src(f, n, 0), &cs.x_map, &tables[0]);
         for (int k = 1; k < 3; k++) args[nargs++] = bufref(p, fus_src(f, n, k));
         args[nargs++] = bufref(p, n);
@@ -215,6 +228,8 @@ static bool opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int er
         bool bx = n->op == OP_CONV1D_BWD_X;
         BufRef dy = row_mapped(p, fus_src(f, n, 0), &cs.dy_map, &tables[0]);
         BufRef other = bx ? bufref(p, fus_src(f, n, 1)) : row_mapped(p, fus_src(f, n, 1), &cs.x_map, &tables[1]);
+        cs.dy = stored(f, fus_src(f, n, 0));
+        cs.x = bx ? cs.dy : stored(f, fus_src(f, n, 1));
         if (bx) cs.x_map = cs.dy_map;   /* x is not needed: dy stands in, read the same way */
         /* (dy, x, w, dx, dw, db): inputs a gradient does not need get a valid stand-in, outputs not wanted NULL */
         args[0] = dy; args[1] = bx ? dy : other; args[2] = bx ? other : dy;
@@ -225,6 +240,8 @@ static bool opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int er
     }
     case OP_CONV1D_BWD: {   /* packed [dx | dw | db] */
         conv_spec(n, &cs);
+        cs.dy = stored(f, fus_src(f, n, 0));
+        cs.x = stored(f, fus_src(f, n, 1));
         args[0] = row_mapped(p, fus_src(f, n, 0), &cs.dy_map, &tables[0]);
         args[1] = row_mapped(p, fus_src(f, n, 1), &cs.x_map, &tables[1]);
         args[2] = bufref(p, fus_src(f, n, 2));
@@ -376,6 +393,40 @@ static void mark_shadows(Fusion *f) {
     mark_shadow_only(f);
 }
 
+/* Can group gr read x (or the buffer under it) as bf16? Generated kernels and templates take each input's storage
+ * type; a GEMM reads a bf16 operand directly unless it must first copy it out expanded. */
+static bool reads_bf16(const Fusion *f, const Group *gr, const Node *x) {
+    switch (gr->kind) {
+    case GK_EW: case GK_ROW: case GK_SCATTER: case GK_OPAQUE: return true;
+    case GK_GEMM:
+        return plain_batch(gr->root, x) && (x == fus_src(f, gr->root, 0) || x == fus_src(f, gr->root, 1));
+    case GK_RANDPERM: case GK_ASSIGN: return false;
+    }
+    return false;
+}
+
+/* Precision bf16 stores GEMM outputs in bf16, as autocast does (half the bytes written and read), except weight
+ * gradients (A transposed: the contraction runs over tokens; the optimizer keeps them f32), values the host reads
+ * and values some reader needs in f32. */
+static void mark_bf16_outputs(Fusion *f) {
+    const Graph *g = f->g;
+    bool *ok = xcalloc((size_t)g->nnodes, sizeof(bool));
+    for (int k = 0; k < f->ngroups; k++) {
+        const Node *n = f->groups[k].root;
+        ok[n->id] = f->groups[k].kind == GK_GEMM && !n->i[0] && !f->kept[n->id] && n->dtype == DT_F32;
+    }
+    for (int k = 0; k < f->ngroups; k++) {
+        const Group *gr = &f->groups[k];
+        for (int j = 0; j < gr->nins; j++) {
+            const Node *o = fus_owner(f, gr->ins[j]);
+            if (ok[o->id] && (!reads_bf16(f, gr, gr->ins[j]) || f->kept[gr->ins[j]->id])) ok[o->id] = false;
+        }
+    }
+    for (int id = 0; id < g->nnodes; id++) if (f->kept[id]) ok[fus_owner(f, g->nodes[id])->id] = false;
+    for (int id = 0; id < g->nnodes; id++) f->store_bf16[id] = ok[id];
+    free(ok);
+}
+
 static BufRef shadow_ref(const Fusion *f, const Node *x) {
     int64_t off;
     const Node *o = view_owner(f, x, &off);
@@ -442,6 +493,7 @@ static void gemm(Program *p, Batch *b, SeenSet *seen, const Group *gr, int64_t *
     int64_t nbatch = shape_numel(bs), nas = shape_numel(as), nbs = shape_numel(bbs);
     d.a = bufref(p, a); d.b = bufref(p, bb); d.c = bufref(p, n);
     int64_t off = 0;
+    d.c_bf16 = p->f->store_bf16[n->id];
     if (nbs == 1 && !d.ta) { d.M *= nbatch; nbatch = 1; nas = 1; }   /* weight without batch: one tall GEMM */
     if (nas != 1 && nas != nbatch) {
         d.a = expand_operand(p, b, seen, gr, a, bs, off, 'a');
@@ -462,8 +514,9 @@ static void gemm(Program *p, Batch *b, SeenSet *seen, const Group *gr, int64_t *
         int64_t ea = (d.sa ? nbatch : 1) * d.M * d.K, eb = (d.sb ? nbatch : 1) * d.K * d.N;
         bool sa_ = d.a.arena == bufref(p, a).arena && d.a.offset == bufref(p, a).offset && p->f->shadow[view_owner(p->f, a, &ea_off)->id];
         bool sb_ = d.b.arena == bufref(p, bb).arena && d.b.offset == bufref(p, bb).offset && p->f->shadow[view_owner(p->f, bb, &eb_off)->id];
-        d.a = sa_ ? shadow_ref(p->f, a) : to_bf16(p, b, seen, gr, d.a, ea, off, 'a');
-        d.b = sb_ ? shadow_ref(p->f, bb) : to_bf16(p, b, seen, gr, d.b, eb, off + align256(ea * 2), 'b');
+        /* a bf16-stored operand is read where it is; a shadowed one from its copy; anything else is cast */
+        if (!fus_bf16(p->f, a)) d.a = sa_ ? shadow_ref(p->f, a) : to_bf16(p, b, seen, gr, d.a, ea, off, 'a');
+        if (!fus_bf16(p->f, bb)) d.b = sb_ ? shadow_ref(p->f, bb) : to_bf16(p, b, seen, gr, d.b, eb, off + align256(ea * 2), 'b');
         d.bf16 = true;
         off += align256(ea * 2) + align256(eb * 2);
     }
@@ -532,7 +585,7 @@ Program *program_build(const Graph *g, Node *const *keep, int nkeep, const Progr
     p->opt = *opt;
     p->f = pass_simplify(g, keep, nkeep);
     pass_fuse(p->f);
-    if (opt->bf16) mark_shadows(p->f);
+    if (opt->bf16) { mark_shadows(p->f); mark_bf16_outputs(p->f); }
     pass_plan(p->f);
     Batch b = {0};
     SeenSet seen = {0};

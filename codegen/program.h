@@ -18,7 +18,8 @@ typedef struct GemmDesc {
     int64_t lda, ldb;          /* leading dimensions of A and B as stored (row-major) */
     int64_t sa, sb, sc;
     BufRef a, b, c;
-    bool bf16;                 /* A and B are bf16 copies (precision bf16); C and accumulation stay f32 */
+    bool bf16;                 /* A and B are bf16 (copies, or bf16-stored values); accumulation stays f32 */
+    bool c_bf16;               /* C is stored bf16 (Fusion.store_bf16), else f32 */
 } GemmDesc;
 
 typedef struct Launch {

@@ -194,6 +194,11 @@ static void scan_defs(const ScanSpec *s, Defs *ds) {
     def_rows(ds, "U", &s->u_map, s->L, s->D);
     def_rows(ds, "DL", &s->delta_map, s->L, s->D);
     def_rows(ds, "BM", &s->bm_map, s->L, s->N);
+    /* Bm rows are read with 16-byte loads (8 bf16 or 4 f32 states at a time) where every row start, and the
+     * second half's start when two threads share a channel, is 16-byte aligned; otherwise element by element. */
+    int64_t es = s->bc == DT_BF16 ? 2 : 4, stride = s->bm_map.lrows ? s->bm_map.stride : s->N;
+    bool vec = (stride * es) % 16 == 0 && (s->bm_map.off * es) % 16 == 0 && (s->N / 2 * es) % 16 == 0;
+    def_int(ds, "SCAN_BC_VEC", vec);
     def_rows(ds, "CM", &s->cm_map, s->L, s->N);
     def_rows(ds, "Z", &s->z_map, s->L, s->D);
 }

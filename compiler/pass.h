@@ -58,12 +58,21 @@ typedef struct Fusion {
     Buf *sbuf;              /* by node id: the bf16 copy's buffer, where shadow[] (activations arena) */
     bool *shadow_only;      /* by node id: shadow[] and only GEMMs read it, from the bf16 copy: the f32 value is
                              * neither stored nor given memory */
+    bool *store_bf16;       /* by node id: the buffer holds bf16, 2 bytes per element (precision bf16: a GEMM output
+                             * every reader of which takes bf16, as under the reference's autocast) */
     int64_t arena_bytes[AR_COUNT_];
     int64_t act_naive_bytes;/* activations without reuse, for reports */
 } Fusion;
 
 /* The input of n after simplification (always use this instead of n->src[k]). */
 static inline Node *fus_src(const Fusion *f, const Node *n, int k) { return f->repl[n->src[k]->id]; }
+/* The node whose buffer a view (reshape, extract) reads; n itself otherwise. */
+static inline const Node *fus_owner(const Fusion *f, const Node *n) {
+    while (f->view[n->id]) n = f->view[n->id];
+    return n;
+}
+/* Does n's memory hold bf16 (store_bf16 of its owner)? */
+static inline bool fus_bf16(const Fusion *f, const Node *n) { return f->store_bf16[fus_owner(f, n)->id]; }
 
 /* Liveness from the loss, named nodes, ASSIGNs and keep[]; folds x+0, x*1, x-0, x/1, neg(neg(x)). */
 Fusion *pass_simplify(const Graph *g, Node *const *keep, int nkeep);

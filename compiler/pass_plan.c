@@ -135,7 +135,7 @@ void pass_plan(Fusion *f) {
     for (int id = 0; id < g->nnodes; id++) {
         Node *n = g->nodes[id];
         if (!f->mat[id] || !f->live[id] || f->repl[id] != n || f->view[id] || alias[id]) continue;
-        int64_t bytes = align_up(shape_numel(n->shape) * 4);   /* device storage: f32 or i32 (codegen.h) */
+        int64_t bytes = align_up(shape_numel(n->shape) * (f->store_bf16[id] ? 2 : 4));   /* f32, i32 or bf16 */
         ArenaKind a = arena_of(f, n);
         if (a != AR_ACT) {
             f->buf[id] = (Buf){a, f->arena_bytes[a], bytes};
@@ -155,7 +155,8 @@ void pass_plan(Fusion *f) {
         Node *o = f->view[id];
         if (!o) continue;
         Buf b = f->buf[o->id];
-        f->buf[id] = (Buf){b.arena, b.offset + f->view_off[id] * 4, shape_numel(g->nodes[id]->shape) * 4};
+        int64_t es = f->store_bf16[owner(f, o)->id] ? 2 : 4;
+        f->buf[id] = (Buf){b.arena, b.offset + f->view_off[id] * es, shape_numel(g->nodes[id]->shape) * es};
     }
     free(iv);
     free(last);

@@ -79,6 +79,7 @@ Fusion *pass_simplify(const Graph *g, Node *const *keep, int nkeep) {
     f->view = arena_alloc(f->arena, sizeof(Node *) * (size_t)nn);
     f->shadow = arena_alloc(f->arena, sizeof(bool) * (size_t)nn);
     f->shadow_only = arena_alloc(f->arena, sizeof(bool) * (size_t)nn);
+    f->store_bf16 = arena_alloc(f->arena, sizeof(bool) * (size_t)nn);
     f->conv_silu = arena_alloc(f->arena, sizeof(bool) * (size_t)nn);
     f->rowmap = arena_alloc(f->arena, sizeof(bool) * (size_t)nn);
     f->sbuf = arena_alloc(f->arena, sizeof(Buf) * (size_t)nn);

@@ -60,7 +60,8 @@ static void gemm_plan(Cuda *c, const GemmDesc *d, GemmPlan *g) {
     CUBLAS_CHECK(c->lt->cublasLtMatmulDescSetAttribute(g->desc, CUBLASLT_MATMUL_DESC_TRANSB, &opb, sizeof opb));
     CUBLAS_CHECK(c->lt->cublasLtMatrixLayoutCreate(&g->la, ab, (uint64_t)(d->tb ? d->K : d->N), (uint64_t)(d->tb ? d->N : d->K), d->ldb));
     CUBLAS_CHECK(c->lt->cublasLtMatrixLayoutCreate(&g->lb, ab, (uint64_t)(d->ta ? d->M : d->K), (uint64_t)(d->ta ? d->K : d->M), d->lda));
-    CUBLAS_CHECK(c->lt->cublasLtMatrixLayoutCreate(&g->lc, CUDA_R_32F, (uint64_t)d->N, (uint64_t)d->M, d->N));
+    CUBLAS_CHECK(c->lt->cublasLtMatrixLayoutCreate(&g->lc, d->c_bf16 ? CUDA_R_16BF : CUDA_R_32F, (uint64_t)d->N,
+                                                   (uint64_t)d->M, d->N));
     if (d->batch > 1) {
         set_layout_batch(c, g->la, d->batch, d->sb);
         set_layout_batch(c, g->lb, d->batch, d->sa);

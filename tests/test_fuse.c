@@ -343,9 +343,9 @@ static void test_optimizer_kernels(void) {
     graph_free(g);
 }
 
-/* SwiGLU's gate, silu(x W1 + b1) * (x W2 + b2), is read only by the W3 GEMM: in bf16 precision its kernel writes
- * just the bf16 copy (no f32 value, no f32 memory), 4 elements per thread with 16-byte loads and 8-byte stores;
- * in fp32 it writes the f32 value with 16-byte stores. */
+/* SwiGLU's gate, silu(x W1 + b1) * (x W2 + b2), is read only by the W3 GEMM: in bf16 precision x W1 and x W2
+ * are stored in bf16 and the gate kernel writes just the bf16 copy (no f32 value, no f32 memory), 4 elements per
+ * thread with 8-byte loads and stores; in fp32 it reads and writes f32 with 16-byte loads and stores. */
 static void test_gate_kernel(void) {
     for (int bf16 = 0; bf16 < 2; bf16++) {
         Graph *g = graph_new();
@@ -356,7 +356,8 @@ static void test_gate_kernel(void) {
         Node *h1 = bin(g, OP_ADD, g_matmul(g, x, w1, false, true, LOC_NONE), b1);
         Node *h2 = bin(g, OP_ADD, g_matmul(g, x, w2, false, true, LOC_NONE), b2);
         Node *gate = bin(g, OP_MUL, un(g, OP_SILU, h1), h2);
-        graph_add_named(g, "y", g_matmul(g, gate, w3, false, true, LOC_NONE), NF_OUTPUT);
+        Node *y = g_matmul(g, gate, w3, false, true, LOC_NONE);
+        graph_add_named(g, "y", y, NF_OUTPUT);
         Node *lr = g_input(g, "lr", shape_of(0), DT_F32, LOC_NONE);
         Node *scalar = un(g, OP_EXP, bin(g, OP_MUL, lr, cst(g, 0.5)));   /* a 0-d elementwise kernel */
         graph_add_named(g, "s", scalar, NF_OUTPUT);
@@ -370,8 +371,12 @@ static void test_gate_kernel(void) {
         KernelSource ks;
         codegen_group(f, gr, &ks);
         printf("gate kernel (%s):\n%s", bf16 ? "bf16" : "fp32", ks.body);
-        CHECK(strstr(ks.body, "4 per thread") && strstr(ks.body, "reinterpret_cast<const float4*>(in"),
-              "the gate kernel reads 4 elements per thread with 16-byte loads");
+        CHECK(strstr(ks.body, "4 per thread") && strstr(ks.body, bf16 ? "reinterpret_cast<const uint2*>(in"
+                                                                          : "reinterpret_cast<const float4*>(in"),
+              "the gate kernel reads 4 elements per thread (fp32: 16-byte loads, bf16 GEMM outputs: 8-byte loads)");
+        const Node *mm1 = fus_src(f, h1, 0), *mm3 = f->repl[y->id];
+        CHECK(mm1->op == OP_MATMUL && f->store_bf16[mm1->id] == bf16, "x W1 is stored in bf16 exactly in bf16 precision");
+        CHECK(mm3->op == OP_MATMUL && f->kept[mm3->id] && !f->store_bf16[mm3->id], "an output the host reads stays f32");
         if (bf16) {
             CHECK(f->shadow_only[gate->id] && f->buf[gate->id].arena == AR_COUNT_, "the gate has only a bf16 copy");
             CHECK(strstr(ks.body, "reinterpret_cast<uint2*>(outb0)[e4]") && !strstr(ks.body, "out0["),

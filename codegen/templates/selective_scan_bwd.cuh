@@ -23,6 +23,9 @@
 #ifndef SCAN_SPLIT
 #define SCAN_SPLIT 1
 #endif
+#ifndef SCAN_BC_VEC
+#define SCAN_BC_VEC 1   // Bm rows (and their halves) start 16-byte aligned: vector loads (template.c checks)
+#endif
 #define SCAN_NCHUNK ((SCAN_L + SCAN_CHUNK - 1) / SCAN_CHUNK)
 #define VMC_LN2 0.6931471805599453f
 
@@ -105,7 +108,11 @@ vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
             const float uu = to_f32(u[VMC_AT(U, b, t) + d]), dl = softplus_f(to_f32(delta[VMC_AT(DL, b, t) + d]) + bias);
             const float dlu = dl * uu;
             float Bv[NS];
-            load_row<NS>(Bm + VMC_AT(BM, b, t) + n0, Bv);
+            if constexpr (SCAN_BC_VEC) load_row<NS>(Bm + VMC_AT(BM, b, t) + n0, Bv);
+            else {
+#pragma unroll
+                for (int n = 0; n < NS; n++) Bv[n] = to_f32(Bm[VMC_AT(BM, b, t) + n0 + n]);
+            }
 #pragma unroll
             for (int n = 0; n < NS; n++) h[n] = fmaf(exp2_ftz(dl * A2[n]), h[n], dlu * Bv[n]);
         }
