@@ -162,13 +162,21 @@ static unsigned cdiv(long long a, long long b) { return (unsigned)((a + b - 1) /
 /* ---------------------------------------------------------------- selective scan */
 enum { SCAN_FWD_THREADS = 128, SCAN_BWD_THREADS = 64, SCAN_BWD_SPLIT = 1, SCAN_CHUNK = 8 };
 
-/* Threads per block of the scan backward; VMC_SCAN_BWD_THREADS=32|64|128 overrides the default for tuning
- * (its shared memory grows with the block: 128 is the largest that fits the 48 KiB of static shared memory).
- * Measured on an H100, ARM-B fine-tuning (48 calls per step): 32: 55.1 ms, 64: 54.6 ms, 128: 55.7 ms. */
+/* Threads per block of the scan backward; VMC_SCAN_BWD_THREADS=32|64 overrides the default for tuning (shared
+ * memory grows with the block: with 8-row chunks 64 is the largest that fits 48 KiB of static shared memory).
+ * Measured on an H100 before chunk-wide loads, ARM-B fine-tuning (48 calls per step): 32: 55.1 ms, 64: 54.6 ms. */
 static int scan_bwd_threads(void) {
     const char *v = getenv("VMC_SCAN_BWD_THREADS");
     int t = v ? atoi(v) : SCAN_BWD_THREADS;
-    return t == 32 || t == 64 || t == 128 ? t : SCAN_BWD_THREADS;
+    return t == 32 || t == 64 ? t : SCAN_BWD_THREADS;
+}
+
+/* Rows per chunk of the scan backward (checkpoint spacing); VMC_SCAN_CHUNK=8|16 overrides. 16 needs 32 threads
+ * per block to fit its shared memory in 48 KiB; N must be at most 2 * chunk (the checkpoints' parking). */
+static int scan_bwd_chunk(int threads, int N) {
+    const char *v = getenv("VMC_SCAN_CHUNK");
+    int c = v ? atoi(v) : SCAN_CHUNK;
+    return (c == 8 || (c == 16 && threads == 32)) && N <= 2 * c ? c : SCAN_CHUNK;
 }
 
 /* Threads per channel of the scan backward (each keeps N / split states); VMC_SCAN_SPLIT=1|2 overrides. */
@@ -194,11 +202,6 @@ static void scan_defs(const ScanSpec *s, Defs *ds) {
     def_rows(ds, "U", &s->u_map, s->L, s->D);
     def_rows(ds, "DL", &s->delta_map, s->L, s->D);
     def_rows(ds, "BM", &s->bm_map, s->L, s->N);
-    /* Bm rows are read with 16-byte loads (8 bf16 or 4 f32 states at a time) where every row start, and the
-     * second half's start when two threads share a channel, is 16-byte aligned; otherwise element by element. */
-    int64_t es = s->bc == DT_BF16 ? 2 : 4, stride = s->bm_map.lrows ? s->bm_map.stride : s->N;
-    bool vec = (stride * es) % 16 == 0 && (s->bm_map.off * es) % 16 == 0 && (s->N / 2 * es) % 16 == 0;
-    def_int(ds, "SCAN_BC_VEC", vec);
     def_rows(ds, "CM", &s->cm_map, s->L, s->N);
     def_rows(ds, "Z", &s->z_map, s->L, s->D);
 }
@@ -225,7 +228,7 @@ char *template_scan_bwd(const ScanSpec *s, KernelLaunch *l) {
     const int threads = scan_bwd_threads();
     def_int(&ds, "SCAN_THREADS", threads);
     /* Checkpoints of the 16 states are parked in the du/ddelta rows of their own chunk: 2*CHUNK >= N. */
-    def_int(&ds, "SCAN_CHUNK", SCAN_CHUNK);
+    def_int(&ds, "SCAN_CHUNK", scan_bwd_chunk(threads, s->N));
     const int split = scan_bwd_split(s->N);
     def_int(&ds, "SCAN_SPLIT", split);
     launch_init(l, "vmc_scan_bwd", cdiv((long long)s->D * split, threads), (unsigned)s->B, 1, (unsigned)threads, 1);

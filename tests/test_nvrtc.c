@@ -56,6 +56,13 @@ static void compile_all_shapes(void) {
                     free(src);
                 }
                 unsetenv("VMC_SCAN_SPLIT");
+                setenv("VMC_SCAN_BWD_THREADS", "32", 1);   /* the 16-row chunk variant (VMC_SCAN_CHUNK) */
+                setenv("VMC_SCAN_CHUNK", "16", 1);
+                src = template_scan_bwd(&s, &l);
+                n += compile_ok(src, &l, archs[a], NULL) > 0;
+                free(src);
+                unsetenv("VMC_SCAN_BWD_THREADS");
+                unsetenv("VMC_SCAN_CHUNK");
                 Conv1dSpec c = {128, Ls[li], Ds[di], 4, io, DT_F32, DT_F32, io, io, di == 1, true, true, true};
                 src = template_conv1d_fwd(&c, &l);
                 n += compile_ok(src, &l, archs[a], NULL) > 0;
@@ -65,8 +72,8 @@ static void compile_all_shapes(void) {
                 n += compile_ok(src, &l, archs[a], NULL) > 0;
                 free(src);
             }
-    printf("compiled %d kernels (scan fwd, bwd split 1 and 2, conv1d fwd/bwd x 9 shapes x sm_80, sm_90)\n", n);
-    EXPECT(n == 90, "expected 90 compiled kernels, got %d", n);
+    printf("compiled %d kernels (scan fwd, bwd split 1 and 2 and 16-row chunks, conv1d fwd/bwd x 9 shapes x sm_80, sm_90)\n", n);
+    EXPECT(n == 108, "expected 108 compiled kernels, got %d", n);
 }
 
 static void cache_roundtrip(void) {

@@ -2,7 +2,11 @@
 // registers. Needs the forward's defines plus DOUT_T and SCAN_CHUNK (2*SCAN_CHUNK >= SCAN_N, SCAN_N <= 16).
 // Grid (ceil(D*SCAN_SPLIT/SCAN_THREADS), B); SCAN_THREADS a multiple of 32 (whole warps: the dB/dC sum uses
 // shuffles). SCAN_SPLIT (1 or 2, default 1) threads share a channel, each keeping N/SCAN_SPLIT of its states:
-// fewer registers per thread, so more warps per SM to hide latency, for some per-channel work done twice.
+// fewer registers per thread, more warps per SM, for some per-channel work done twice (measured slower on an
+// H200 at ARM-B shapes: 1.43 against 1.18 ms; kept for other shapes and GPUs).
+// Global loads are issued a whole chunk at a time (rows of u, delta, z, dout into registers or this thread's
+// shared-memory column; the chunk's Bm/Cm rows staged by the block), so a warp waits for memory once per chunk,
+// not once per row: stalls on global loads were the largest cost (ncu, H200: 2.6 of 6.0 cycles per issue).
 // Nothing is saved by the forward, so:
 //   pass 1   runs the recurrence forward and parks the state at the start of every chunk of SCAN_CHUNK rows in
 //            the du/ddelta rows of that same chunk (this thread's own column: no other thread touches it, and
@@ -22,9 +26,6 @@
 
 #ifndef SCAN_SPLIT
 #define SCAN_SPLIT 1
-#endif
-#ifndef SCAN_BC_VEC
-#define SCAN_BC_VEC 1   // Bm rows (and their halves) start 16-byte aligned: vector loads (template.c checks)
 #endif
 #define SCAN_NCHUNK ((SCAN_L + SCAN_CHUNK - 1) / SCAN_CHUNK)
 #define VMC_LN2 0.6931471805599453f
@@ -69,9 +70,9 @@ vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
     static_assert(2 * CH >= N && N <= 16 && SCAN_THREADS % 32 == 0, "scan_bwd configuration");
     static_assert((S == 1 || S == 2) && N % S == 0, "SCAN_SPLIT is 1 or 2 and divides N");
     __shared__ float hist[(CH + 1) / 2 * NS * SCAN_THREADS];   // h_{t-1} of the chunk's even rows, [row/2][n][thread]
-    __shared__ float sBC[CH][2 * N];                // the chunk's Bm and Cm rows
+    __shared__ __align__(16) float sBC[CH][2 * N];  // the chunk's Bm and Cm rows
     __shared__ float acc[CH][32];                   // block sums of dBm, dCm for the chunk's rows
-    __shared__ float rowv[3][CH][SCAN_THREADS];     // per thread and row: y, softplus(delta), u
+    __shared__ float rowv[5][CH][SCAN_THREADS];     // per thread and row: y, delta (then softplus), u, z, dout
 
     float *du = packed, *ddl_out = du + BLD, *dAlog = ddl_out + BLD, *dB = dAlog + SCAN_D * N, *dC = dB + BLN;
     float *dD = dC + BLN, *dbias = dD + SCAN_D, *dz = dbias + SCAN_D;
@@ -93,7 +94,7 @@ vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
     const float Dd = to_f32(Dskip[d]), bias = to_f32(delta_bias[d]);
 
     // pass 1: forward through every chunk but the last, parking chunk-start states (state m = n0 + n in row m
-    // of the chunk's du rows for m < CH, else in row m - CH of its ddelta rows).
+    // of the chunk's du rows for m < CH, else in row m - CH of its ddelta rows). Chunks here are full.
     for (int k = 0; k < LAST; k++) {
         if (k > 0 && valid) {
 #pragma unroll
@@ -102,21 +103,28 @@ vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
                 (m < CH ? du : ddl_out)[(row0 + k * CH + (m < CH ? m : m - CH)) * SCAN_D + d] = h[n];
             }
         }
-#pragma unroll 2
-        for (int i = 0; i < CH; i++) {
-            const int t = k * CH + i;
-            const float uu = to_f32(u[VMC_AT(U, b, t) + d]), dl = softplus_f(to_f32(delta[VMC_AT(DL, b, t) + d]) + bias);
-            const float dlu = dl * uu;
-            float Bv[NS];
-            if constexpr (SCAN_BC_VEC) load_row<NS>(Bm + VMC_AT(BM, b, t) + n0, Bv);
-            else {
+        __syncthreads();   // the previous chunk's Bm rows are consumed
+        for (int j = tid; j < CH * N; j += SCAN_THREADS) {
+            const int i = j / N, c = j % N;
+            sBC[i][c] = to_f32(Bm[VMC_AT(BM, b, k * CH + i) + c]);
+        }
+        float ur[CH], dr[CH];
 #pragma unroll
-                for (int n = 0; n < NS; n++) Bv[n] = to_f32(Bm[VMC_AT(BM, b, t) + n0 + n]);
-            }
+        for (int i = 0; i < CH; i++) {
+            ur[i] = to_f32(u[VMC_AT(U, b, k * CH + i) + d]);
+            dr[i] = to_f32(delta[VMC_AT(DL, b, k * CH + i) + d]);
+        }
+        __syncthreads();
+#pragma unroll
+        for (int i = 0; i < CH; i++) {
+            const float dl = softplus_f(dr[i] + bias), dlu = dl * ur[i];
+            float Bv[NS];
+            load_row<NS>(&sBC[i][n0], Bv);
 #pragma unroll
             for (int n = 0; n < NS; n++) h[n] = fmaf(exp2_ftz(dl * A2[n]), h[n], dlu * Bv[n]);
         }
     }
+    __syncthreads();   // pass 1's Bm rows are consumed before the reverse pass stages its own
 
     float g[NS], dA_acc[NS], dD_acc = 0.f, dbias_acc = 0.f;   // g = a_{t+1} dh_{t+1}
 #pragma unroll
@@ -128,6 +136,16 @@ vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
             const int i = j / (2 * N), c = j % (2 * N), t = r0 + i;
             sBC[i][c] = c < N ? to_f32(Bm[VMC_AT(BM, b, t) + c]) : to_f32(Cm[VMC_AT(CM, b, t) + c - N]);
         }
+#pragma unroll
+        for (int i = 0; i < CH; i++) {   // this thread's rows of the chunk, all loads in flight together
+            if (i < nr) {
+                const int t = r0 + i;
+                rowv[2][i][tid] = to_f32(u[VMC_AT(U, b, t) + d]);
+                rowv[1][i][tid] = to_f32(delta[VMC_AT(DL, b, t) + d]);
+                rowv[3][i][tid] = to_f32(z[VMC_AT(Z, b, t) + d]);
+                rowv[4][i][tid] = valid ? to_f32(dout[VMC_AT(DO, b, t) + d]) : 0.f;
+            }
+        }
         __syncthreads();   // sBC staged; acc zeroed by the previous chunk's flush
 
         // h holds the state at the start of chunk k: pass 1's final state, then each checkpoint (loaded below).
@@ -136,8 +154,7 @@ vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
 #pragma unroll 1
         for (int i = 0; i < nr; i++) {
             {
-                const int t = r0 + i;
-                const float uu = to_f32(u[VMC_AT(U, b, t) + d]), dl = softplus_f(to_f32(delta[VMC_AT(DL, b, t) + d]) + bias);
+                const float uu = rowv[2][i][tid], dl = softplus_f(rowv[1][i][tid] + bias);
                 const float dlu = dl * uu;
                 float y = 0.f;
 #pragma unroll
@@ -156,8 +173,7 @@ vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
             {
                 const size_t idx = (row0 + r0 + i) * SCAN_D + d;   // the packed outputs' own layout
                 const float uu = rowv[2][i][tid], dl = rowv[1][i][tid], dlu = dl * uu;
-                const float zz = to_f32(z[VMC_AT(Z, b, r0 + i) + d]);
-                const float go = valid ? to_f32(dout[VMC_AT(DO, b, r0 + i) + d]) : 0.f;
+                const float zz = rowv[3][i][tid], go = rowv[4][i][tid];
                 const float sz = sigmoid_f(zz), dy = go * zz * sz;
                 const float dzv = go * rowv[0][i][tid] * sz * (1.f + zz * (1.f - sz));
                 dD_acc = fmaf(dy, uu, dD_acc);

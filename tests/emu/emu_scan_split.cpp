@@ -1,6 +1,5 @@
 // emu_scan_split.cpp — the scan backward with two threads per channel (SCAN_SPLIT 2, 8 states each) for B=2,
-// L=37 (a partial last chunk), D=80 (a partial block), N=16, all f32, Bm read element by element (as for rows
-// that are not 16-byte aligned), checked on the CPU emulator.
+// L=37 (a partial last chunk), D=80 (a partial block), N=16, all f32, checked on the CPU emulator.
 #include "cuda_emu.h"
 #define SCAN_B 2
 #define SCAN_L 37
@@ -17,7 +16,6 @@
 #define DOUT_T float
 #define SCAN_CHUNK 8
 #define SCAN_SPLIT 2
-#define SCAN_BC_VEC 0   // Bm read element by element (a row start not 16-byte aligned)
 #define vmc_scan_fwd emu_scan_fwd_split
 #define vmc_scan_bwd emu_scan_bwd_split
 #include "../../codegen/templates/common.cuh"
