@@ -288,6 +288,19 @@ static bool opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int er
 /* bf16 copies of the operands, made by a generated cast kernel into the workspace arena. */
 static BufRef to_bf16(Program *p, Batch *b, SeenSet *seen, const Group *gr, BufRef src, int64_t numel, int64_t ws_off,
                       char which) {
+    /* The same operand cast to the same place a moment ago, with only GEMMs (which write neither the workspace's
+     * copies nor a live source) and casts elsewhere in the workspace since: reuse it (ddelta feeds both dt_proj
+     * gradient GEMMs). */
+    BufRef dst = {AR_WORK, PROGRAM_GEMM_WORKSPACE + ws_off};
+    for (int k = p->nlaunches - 1; k >= 0; k--) {
+        const Launch *c = &p->launches[k];
+        if (c->kind == LK_GEMM) continue;
+        if (c->kind != LK_KERNEL || !c->bf16_cast) break;
+        if (c->args[0].arena == src.arena && c->args[0].offset == src.offset && c->args[1].offset == dst.offset &&
+            c->bytes == numel)
+            return dst;
+        if (c->args[1].offset < dst.offset + 2 * numel && dst.offset < c->args[1].offset + 2 * c->bytes) break;
+    }
     char name[64], *key = NULL;
     size_t len = 0;
     snprintf(name, sizeof name, "k%d_bf16_%c", gr->index, which);
@@ -325,12 +338,13 @@ static BufRef to_bf16(Program *p, Batch *b, SeenSet *seen, const Group *gr, BufR
     l->block[0] = 256; l->block[1] = l->block[2] = 1;
     set_args(l, 2);
     l->args[0] = src;
-    l->args[1] = (BufRef){AR_WORK, PROGRAM_GEMM_WORKSPACE + ws_off};
-    BufRef out = l->args[1];
+    l->args[1] = dst;
+    l->bytes = numel;   /* kept to recognise a repeat of this cast */
+    l->bf16_cast = true;
     add_kernel(p, b, seen, p->nlaunches - 1, key, body, name);
     free(body);
     free(key);
-    return out;
+    return dst;
 }
 
 static int64_t align256(int64_t x) { return (x + 255) / 256 * 256; }

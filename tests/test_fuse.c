@@ -396,6 +396,28 @@ static void test_gate_kernel(void) {
     }
 }
 
+/* Two GEMMs in a row reading the same f32 operand (no kernel writes it a bf16 copy): one cast serves both. */
+static void test_shared_cast(void) {
+    Graph *g = graph_new();
+    Node *x = g_input(g, "x", shape_of(2, (int64_t)64, (int64_t)32), DT_F32, LOC_NONE);
+    Node *w1 = param(g, "w1", shape_of(2, (int64_t)48, (int64_t)32)), *w2 = param(g, "w2", shape_of(2, (int64_t)16, (int64_t)32));
+    graph_add_named(g, "y1", g_matmul(g, x, w1, false, true, LOC_NONE), NF_OUTPUT);
+    graph_add_named(g, "y2", g_matmul(g, x, w2, false, true, LOC_NONE), NF_OUTPUT);
+    ProgramOptions po = {.arch = 90, .bf16 = true, .no_compile = true};
+    char err[256];
+    Program *p = program_build(g, NULL, 0, &po, err, sizeof err);
+    CHECK(p, "program_build: %s", err);
+    int casts_a = 0, gemms = 0;
+    for (int k = 0; p && k < p->nlaunches; k++) {
+        casts_a += p->launches[k].kind == LK_KERNEL && strstr(p->launches[k].name, "_bf16_a") != NULL;
+        gemms += p->launches[k].kind == LK_GEMM;
+    }
+    printf("shared operand: %d GEMMs, %d casts of x\n", gemms, casts_a);
+    CHECK(gemms == 2 && casts_a == 1, "one bf16 cast of x for both GEMMs (got %d)", casts_a);
+    program_free(p);
+    graph_free(g);
+}
+
 int main(void) {
     test_chain();
     test_layernorm();
@@ -409,6 +431,7 @@ int main(void) {
     test_scan_row_maps();
     test_optimizer_kernels();
     test_gate_kernel();
+    test_shared_cast();
     if (failures) { fprintf(stderr, "%d failure(s)\n", failures); return 1; }
     printf("ok\n");
     return 0;
