@@ -217,6 +217,7 @@ static bool opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int er
         cs.silu = f->conv_silu[n->id];
         cs.shadow = f->shadow[n->id];
         cs.x = stored(f, fus_src(f, n, 0));
+        cs.out = f->store_bf16[n->id] ? DT_BF16 : DT_F32;
         args[nargs++] = row_mapped(p, fus_src(f, n, 0), &cs.x_map, &tables[0]);
         for (int k = 1; k < 3; k++) args[nargs++] = bufref(p, fus_src(f, n, k));
         args[nargs++] = bufref(p, n);
@@ -419,15 +420,16 @@ static bool reads_bf16(const Fusion *f, const Group *gr, const Node *x) {
     return false;
 }
 
-/* Precision bf16 stores GEMM outputs in bf16, as autocast does (half the bytes written and read), except weight
- * gradients (A transposed: the contraction runs over tokens; the optimizer keeps them f32), values the host reads
- * and values some reader needs in f32. */
+/* Precision bf16 stores GEMM and conv1d outputs in bf16, as autocast does (half the bytes written and read),
+ * except weight gradients (A transposed: the contraction runs over tokens; the optimizer keeps them f32), values
+ * the host reads and values some reader needs in f32. A bf16-stored value needs no bf16 copy. */
 static void mark_bf16_outputs(Fusion *f) {
     const Graph *g = f->g;
     bool *ok = xcalloc((size_t)g->nnodes, sizeof(bool));
     for (int k = 0; k < f->ngroups; k++) {
         const Node *n = f->groups[k].root;
-        ok[n->id] = f->groups[k].kind == GK_GEMM && !n->i[0] && !f->kept[n->id] && n->dtype == DT_F32;
+        bool gemm = f->groups[k].kind == GK_GEMM && !n->i[0], conv = n->op == OP_CONV1D;
+        ok[n->id] = (gemm || conv) && !f->kept[n->id] && n->dtype == DT_F32;
     }
     for (int k = 0; k < f->ngroups; k++) {
         const Group *gr = &f->groups[k];
@@ -437,7 +439,10 @@ static void mark_bf16_outputs(Fusion *f) {
         }
     }
     for (int id = 0; id < g->nnodes; id++) if (f->kept[id]) ok[fus_owner(f, g->nodes[id])->id] = false;
-    for (int id = 0; id < g->nnodes; id++) f->store_bf16[id] = ok[id];
+    for (int id = 0; id < g->nnodes; id++) {
+        f->store_bf16[id] = ok[id];
+        if (ok[id]) f->shadow[id] = f->shadow_only[id] = false;
+    }
     free(ok);
 }
 
