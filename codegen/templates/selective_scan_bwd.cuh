@@ -58,8 +58,8 @@ template <int S> __device__ __forceinline__ void warp_reduce_scatter(float *v) {
     reduce_scatter_round<1, S>(v, lane);
 }
 
-// No register cap: capping at 128 (8 blocks/SM) spilled a little and measured 5% slower than the ~134 the compiler
-// picks (7 blocks/SM) on an H100 at ARM-B shapes.
+// No register cap: the compiler takes 168 (6 blocks of 64 per SM). Capping for 7 or 8 blocks (64 threads) or 10
+// or 16 (32 threads) measured 3-6% slower on an H200 at ARM-B shapes (0.94-0.97 against 0.91 ms).
 extern "C" __global__ void __launch_bounds__(SCAN_THREADS)
 vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const ALOG_T *__restrict__ A_log,
              const BC_T *__restrict__ Bm, const BC_T *__restrict__ Cm, const DSKIP_T *__restrict__ Dskip,
