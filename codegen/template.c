@@ -260,10 +260,16 @@ char *template_conv1d_fwd(const Conv1dSpec *s, KernelLaunch *l) {
     conv_defs(s, &ds);
     def_int(&ds, "CONV_SILU", s->silu);
     def_int(&ds, "CONV_SHADOW", s->shadow);
-    def_int(&ds, "CONV_THREADS", CONV_FWD_THREADS);
+    /* 4 channels per thread when every row of x starts 4 channels aligned (arena offsets are 256-byte aligned):
+     * one 8- or 16-byte access instead of four; 64 threads then cover 256 channels (ARM-B's 768 in 3 blocks). */
+    int64_t stride = s->x_map.lrows ? s->x_map.stride : s->D;
+    const int vec = s->D % 4 == 0 && stride % 4 == 0 && s->x_map.off % 4 == 0 ? 4 : 1;
+    const int threads = vec == 4 ? 64 : CONV_FWD_THREADS;
+    def_int(&ds, "CONV_VEC", vec);
+    def_int(&ds, "CONV_THREADS", threads);
     def_int(&ds, "CONV_ROWS", CONV_FWD_ROWS);
-    launch_init(l, "vmc_conv1d_fwd", cdiv(s->D, CONV_FWD_THREADS), cdiv(s->L, CONV_FWD_ROWS), (unsigned)s->B,
-                CONV_FWD_THREADS, 1);
+    launch_init(l, "vmc_conv1d_fwd", cdiv(s->D, (long long)threads * vec), cdiv(s->L, CONV_FWD_ROWS), (unsigned)s->B,
+                (unsigned)threads, 1);
     return instantiate_defs("conv1d.cuh", &ds);
 }
 

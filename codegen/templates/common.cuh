@@ -51,6 +51,32 @@ template <int n> __device__ __forceinline__ void load_row(const bf16 *__restrict
     }
 }
 
+// V (1 or 4) consecutive values at p as floats / from floats, as one access of 4*V (f32) or 2*V (bf16) bytes; p must
+// be aligned to that size.
+template <int V> __device__ __forceinline__ void load_vec(const float *__restrict__ p, float *v) {
+    if constexpr (V == 4) {
+        const float4 t = *reinterpret_cast<const float4 *>(p);
+        v[0] = t.x; v[1] = t.y; v[2] = t.z; v[3] = t.w;
+    } else v[0] = *p;
+}
+template <int V> __device__ __forceinline__ void load_vec(const bf16 *__restrict__ p, float *v) {
+    if constexpr (V == 4) {
+        const uint2 t = *reinterpret_cast<const uint2 *>(p);
+        v[0] = __uint_as_float(t.x << 16); v[1] = __uint_as_float(t.x & 0xffff0000u);
+        v[2] = __uint_as_float(t.y << 16); v[3] = __uint_as_float(t.y & 0xffff0000u);
+    } else v[0] = to_f32(*p);
+}
+template <int V> __device__ __forceinline__ void store_vec(float *__restrict__ p, const float *v) {
+    if constexpr (V == 4) *reinterpret_cast<float4 *>(p) = float4{v[0], v[1], v[2], v[3]};
+    else *p = v[0];
+}
+template <int V> __device__ __forceinline__ void store_vec(bf16 *__restrict__ p, const float *v) {
+    if constexpr (V == 4) {
+        const unsigned h[4] = {from_f32<bf16>(v[0]).x, from_f32<bf16>(v[1]).x, from_f32<bf16>(v[2]).x, from_f32<bf16>(v[3]).x};
+        *reinterpret_cast<uint2 *>(p) = uint2{h[0] | h[1] << 16, h[2] | h[3] << 16};
+    } else *p = from_f32<bf16>(v[0]);
+}
+
 // softplus as torch and the Mamba kernel: x <= 20 ? log1p(exp(x)) : x. Exact libm-grade functions (no fast math).
 // Computed on both sides and selected, so the caller's loop has no branch (it unrolls and schedules better).
 __device__ __forceinline__ float softplus_f(float x) {

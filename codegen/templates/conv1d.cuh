@@ -1,8 +1,9 @@
 // conv1d.cuh — causal depthwise conv1d along L (x [B,L,D], w [D,1,K], bias [D]) and its backward.
 // Forward needs CONV_B/L/D/K, X_T, W_T, BIAS_T, OUT_T, CONV_SILU, CONV_THREADS, CONV_ROWS (CONV_SHADOW 1: also
-// store y rounded to bf16 in yb, the operand of the bf16 GEMM that reads y); grid
-// (ceil(D/THREADS), ceil(L/ROWS), B): each thread slides a K-row window down ROWS rows of one channel, so every
-// x element is read about once and a warp touches 32 consecutive d (coalesced). Inputs x and dy are read through
+// store y rounded to bf16 in yb, the operand of the bf16 GEMM that reads y), CONV_VEC (1 or 4 channels per thread,
+// read and written as one access: template.c checks D and the row map allow it); grid
+// (ceil(D/(THREADS*VEC)), ceil(L/ROWS), B): each thread slides a K-row window down ROWS rows of VEC channels, so
+// every x element is read about once and a warp touches 32*VEC consecutive d (coalesced). Inputs x and dy are read through
 // VMC_AT (common.cuh): they may be row permutations or channel slices of a larger buffer.
 // Backward (CONV_BACKWARD) needs DY_T, CONV_WANT_DX/DW/DB, CONV_CH, CONV_GROUPS, CONV_ROWS, CONV_BATCH; block
 // (CH, GROUPS), grid (ceil(D/CH), ceil(L/(GROUPS*ROWS)), ceil(B/BATCH)). dw/db partial sums are reduced over the
@@ -12,6 +13,9 @@
 #ifndef CONV_SHADOW
 #define CONV_SHADOW 0
 #endif
+#ifndef CONV_VEC
+#define CONV_VEC 1
+#endif
 extern "C" __global__ void __launch_bounds__(CONV_THREADS)
 vmc_conv1d_fwd(const X_T *__restrict__ x, const W_T *__restrict__ w, const BIAS_T *__restrict__ bias,
                OUT_T *__restrict__ y
@@ -19,34 +23,47 @@ vmc_conv1d_fwd(const X_T *__restrict__ x, const W_T *__restrict__ w, const BIAS_
                , bf16 *__restrict__ yb
 #endif
 ) {
-    constexpr int K = CONV_K;
-    const int d = blockIdx.x * CONV_THREADS + threadIdx.x, t0 = blockIdx.y * CONV_ROWS, b = blockIdx.z;
+    constexpr int K = CONV_K, V = CONV_VEC;
+    const int d = (blockIdx.x * CONV_THREADS + threadIdx.x) * V, t0 = blockIdx.y * CONV_ROWS, b = blockIdx.z;
     if (d >= CONV_D) return;
     const size_t base = (size_t)b * CONV_L * CONV_D + d;
-    float wk[K], win[K];   // win[j] = x[t - K + 1 + j]
+    float wk[K][V], win[K][V], bb[V];   // win[j] = x[t - K + 1 + j] of channels d .. d + V - 1
 #pragma unroll
-    for (int k = 0; k < K; k++) wk[k] = to_f32(w[d * K + k]);
+    for (int c = 0; c < V; c++) {
+        bb[c] = to_f32(bias[d + c]);
+#pragma unroll
+        for (int k = 0; k < K; k++) wk[k][c] = to_f32(w[(d + c) * K + k]);
+    }
 #pragma unroll
     for (int j = 0; j < K - 1; j++) {
         const int t = t0 - (K - 1) + j;
-        win[j] = t >= 0 ? to_f32(x[VMC_AT(X, b, t) + d]) : 0.f;
+        if (t >= 0) load_vec<V>(x + VMC_AT(X, b, t) + d, win[j]);
+        else {
+#pragma unroll
+            for (int c = 0; c < V; c++) win[j][c] = 0.f;
+        }
     }
-    const float bb = to_f32(bias[d]);
 #pragma unroll 4
     for (int r = 0; r < CONV_ROWS; r++) {
         const int t = t0 + r;
         if (t >= CONV_L) break;
-        win[K - 1] = to_f32(x[VMC_AT(X, b, t) + d]);
-        float acc = bb;
+        load_vec<V>(x + VMC_AT(X, b, t) + d, win[K - 1]);
+        float acc[V];
 #pragma unroll
-        for (int k = 0; k < K; k++) acc = fmaf(wk[k], win[k], acc);
-        if (CONV_SILU) acc = acc * sigmoid_f(acc);
-        y[base + (size_t)t * CONV_D] = from_f32<OUT_T>(acc);
+        for (int c = 0; c < V; c++) {
+            acc[c] = bb[c];
+#pragma unroll
+            for (int k = 0; k < K; k++) acc[c] = fmaf(wk[k][c], win[k][c], acc[c]);
+            if (CONV_SILU) acc[c] = acc[c] * sigmoid_f(acc[c]);
+        }
+        store_vec<V>(y + base + (size_t)t * CONV_D, acc);
 #if CONV_SHADOW
-        yb[base + (size_t)t * CONV_D] = from_f32<bf16>(acc);
+        store_vec<V>(yb + base + (size_t)t * CONV_D, acc);
 #endif
 #pragma unroll
-        for (int k = 0; k < K - 1; k++) win[k] = win[k + 1];
+        for (int k = 0; k < K - 1; k++)
+#pragma unroll
+            for (int c = 0; c < V; c++) win[k][c] = win[k + 1][c];
     }
 }
 #else

@@ -25,6 +25,7 @@ static const int perm_rows[CONV_L] = {3, 0, 10, 7, 1, 9, 2, 8, 5, 4, 6};
 #define DY_ROW(t) perm_rows[t]
 #include "../../codegen/templates/common.cuh"
 #define CONV_SILU 0
+#define CONV_VEC 4   // 4 channels per thread (16-byte accesses), as template.c picks for this map
 #include "emu_conv_kernels.h"
 
 extern "C" int emu_check_conv_mapped(void) {
