@@ -97,6 +97,15 @@ __device__ __forceinline__ float exp2_ftz(float x) {
 #endif
 }
 
+// Asks L2 for the line holding p without waiting (no register, no scoreboard): data a later load will want.
+__device__ __forceinline__ void prefetch_l2(const void *p) {
+#ifdef __CUDA_ARCH__
+    asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
+#else
+    (void)p;
+#endif
+}
+
 __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);

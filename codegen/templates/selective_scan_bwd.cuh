@@ -58,6 +58,26 @@ template <int S> __device__ __forceinline__ void warp_reduce_scatter(float *v) {
     reduce_scatter_round<1, S>(v, lane);
 }
 
+// The next chunk's rows (this thread's column of u and delta, and of z and dout for the reverse pass) and the block's
+// Bm (and Cm) rows are asked of L2 a chunk ahead, so the chunk-wide loads above wait on L2, not on DRAM.
+template <class TU, class TD, class TB, class TZ, class TO>
+__device__ __forceinline__ void prefetch_chunk(const TU *u, const TD *delta, const TB *Bm, const TB *Cm, const TZ *z,
+                                               const TO *dout, int b, int k, int d, int ch, bool reverse) {
+#pragma unroll
+    for (int i = 0; i < SCAN_CHUNK; i++) {
+        const int t = k * ch + i;
+        if (t >= SCAN_L) break;
+        prefetch_l2(u + VMC_AT(U, b, t) + d);
+        prefetch_l2(delta + VMC_AT(DL, b, t) + d);
+        if (reverse) { prefetch_l2(z + VMC_AT(Z, b, t) + d); prefetch_l2(dout + VMC_AT(DO, b, t) + d); }
+    }
+    const int i = threadIdx.x;
+    if (i < SCAN_CHUNK && k * ch + i < SCAN_L) {
+        prefetch_l2(Bm + VMC_AT(BM, b, k * ch + i));
+        if (reverse) prefetch_l2(Cm + VMC_AT(CM, b, k * ch + i));
+    }
+}
+
 // No register cap: the compiler takes 168 (6 blocks of 64 per SM). Capping for 7 or 8 blocks (64 threads) or 10
 // or 16 (32 threads) measured 3-6% slower on an H200 at ARM-B shapes (0.94-0.97 against 0.91 ms).
 extern "C" __global__ void __launch_bounds__(SCAN_THREADS)
@@ -114,6 +134,7 @@ vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
             ur[i] = to_f32(u[VMC_AT(U, b, k * CH + i) + d]);
             dr[i] = to_f32(delta[VMC_AT(DL, b, k * CH + i) + d]);
         }
+        if (k + 1 < LAST) prefetch_chunk(u, delta, Bm, Cm, z, dout, b, k + 1, d, CH, false);
         __syncthreads();
 #pragma unroll
         for (int i = 0; i < CH; i++) {
@@ -144,6 +165,14 @@ vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
                 rowv[1][i][tid] = to_f32(delta[VMC_AT(DL, b, t) + d]);
                 rowv[3][i][tid] = to_f32(z[VMC_AT(Z, b, t) + d]);
                 rowv[4][i][tid] = valid ? to_f32(dout[VMC_AT(DO, b, t) + d]) : 0.f;
+            }
+        }
+        if (k > 0) {   // chunk k-1's inputs and its parked start state, read at the end of this chunk
+            prefetch_chunk(u, delta, Bm, Cm, z, dout, b, k - 1, d, CH, true);
+#pragma unroll
+            for (int n = 0; n < NS; n++) {
+                const int m = n0 + n;
+                if (k - 1 > 0) prefetch_l2((m < CH ? du : ddl_out) + (row0 + (k - 1) * CH + (m < CH ? m : m - CH)) * SCAN_D + d);
             }
         }
         __syncthreads();   // sBC staged; acc zeroed by the previous chunk's flush
