@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # gpu_check.sh [BUILD_DIR] — run on a GPU machine; builds nothing. Runs the gpu tests (cuda backend vs the cpu
-# oracle: kernels, gradients, 50 training steps), the ARM-B benchmarks, `vmc pretrain` on both backends, the
-# out-of-memory report and a short default job, then prints a short table.
+# oracle: kernels, gradients, 50 training steps; templates vs fp64), the ARM-B benchmarks, `vmc pretrain` on both
+# backends, the out-of-memory report and a short default job, then prints a short table.
 # BUILD_DIR (default build-cuda2) holds vmc and tests/test_cuda_exec; a lib/ folder beside them is added to the
 # library path (carry libopenblas etc. there when the machine lacks them). VMC_GPU_QUICK=1: fewer checks/steps.
 set -uo pipefail
@@ -28,6 +28,12 @@ if "$B/tests/test_cuda_exec" $quick 2>&1 | tee "$log/test.txt"; then t="pass"; e
 rows+=("cuda vs cpu tests|$t|$(grep -o 'worst normalised error [^;]*' "$log/test.txt" | tail -1)")
 loss=$(grep -o 'max relative loss difference over [0-9]* steps: [^;]*' "$log/test.txt" | sed 's/max relative loss difference over //' | paste -sd ' ' -)
 [ -n "$loss" ] && rows+=("training loss cpu vs cuda|$t|$loss")
+
+echo "== scan and conv1d templates against fp64 references (test_scan_gpu), then their times"
+if "$B/tests/test_scan_gpu" > "$log/scan.txt" 2>&1; then s=pass; else s=FAIL; fi
+tail -3 "$log/scan.txt"
+"$B/tests/test_scan_gpu" --bench 2>&1 | tee "$log/scanb.txt" | tail -6
+rows+=("scan/conv1d templates vs fp64|$s|ARM-B ft shapes: $(grep 'scan B128 L197 D768 bf16->f32' "$log/scanb.txt" | awk -F'|' '{gsub(/ +/, " "); print "scan"$3", scan"$5", conv"}') $(grep 'conv1d B128 L197' "$log/scanb.txt" | awk -F'|' '{gsub(/ +/, " "); print $3", "$5}')")
 
 bench() {   # label, then vmc bench arguments
     local label=$1; shift
