@@ -158,6 +158,12 @@ static void conv_spec(const Node *n, Conv1dSpec *s) {
 
 static const BufRef NO_BUF = {AR_COUNT_, 0};
 
+/* Is some template argument not 16-byte aligned (a view at an odd offset)? */
+static bool unaligned(const BufRef *args, int n) {
+    for (int k = 0; k < n; k++) if (args[k].arena != AR_COUNT_ && args[k].offset % 16) return true;
+    return false;
+}
+
 /* The storage type a template reads input x in: that of the buffer under x's row map (if any). */
 static DType stored(const Fusion *f, const Node *x) {
     while (f->rowmap[x->id]) x = fus_src(f, x, 0);
@@ -222,6 +228,7 @@ static bool opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int er
         for (int k = 1; k < 3; k++) args[nargs++] = bufref(p, fus_src(f, n, k));
         args[nargs++] = bufref(p, n);
         if (cs.shadow) args[nargs++] = (BufRef){f->sbuf[n->id].arena, f->sbuf[n->id].offset};
+        cs.unaligned = unaligned(args, nargs);
         src = template_conv1d_fwd(&cs, &kl);
         break;
     case OP_CONV1D_BWD_X: case OP_CONV1D_BWD_W: {
@@ -236,6 +243,7 @@ static bool opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int er
         args[0] = dy; args[1] = bx ? dy : other; args[2] = bx ? other : dy;
         args[3] = bx ? bufref(p, n) : NO_BUF; args[4] = bx ? NO_BUF : bufref(p, n); args[5] = NO_BUF;
         nargs = 6;
+        cs.unaligned = unaligned(args, nargs);
         src = template_conv1d_bwd(&cs, &kl);
         break;
     }
@@ -252,6 +260,7 @@ static bool opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int er
         args[4] = (BufRef){out.arena, out.offset + 4 * nx};
         args[5] = (BufRef){out.arena, out.offset + 4 * (nx + (int64_t)cs.D * cs.K)};
         nargs = 6;
+        cs.unaligned = unaligned(args, nargs);
         src = template_conv1d_bwd(&cs, &kl);
         break;
     }

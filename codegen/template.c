@@ -242,6 +242,13 @@ char *template_scan_bwd(const ScanSpec *s, KernelLaunch *l) {
 enum { CONV_FWD_THREADS = 128, CONV_FWD_ROWS = 32, CONV_BWD_CH = 32, CONV_BWD_GROUPS = 8, CONV_BWD_ROWS = 16,
        CONV_BWD_BATCH = 4 };
 
+/* 4 channels per thread when every row of the input starts 4 channels aligned (arena offsets are 256-byte
+ * aligned): one 8- or 16-byte access instead of four. */
+static int conv_vec(const Conv1dSpec *s, const RowMap *m) {
+    int64_t stride = m->lrows ? m->stride : s->D;
+    return !s->unaligned && s->D % 4 == 0 && stride % 4 == 0 && m->off % 4 == 0 ? 4 : 1;
+}
+
 static void conv_defs(const Conv1dSpec *s, Defs *ds) {
     ASSERT(s->K >= 1 && s->K <= 8 && s->L >= 1 && s->D >= 1 && s->B >= 1 && s->B <= 65535, "conv1d shape");
     def_int(ds, "CONV_B", s->B);
@@ -260,10 +267,8 @@ char *template_conv1d_fwd(const Conv1dSpec *s, KernelLaunch *l) {
     conv_defs(s, &ds);
     def_int(&ds, "CONV_SILU", s->silu);
     def_int(&ds, "CONV_SHADOW", s->shadow);
-    /* 4 channels per thread when every row of x starts 4 channels aligned (arena offsets are 256-byte aligned):
-     * one 8- or 16-byte access instead of four; 64 threads then cover 256 channels (ARM-B's 768 in 3 blocks). */
-    int64_t stride = s->x_map.lrows ? s->x_map.stride : s->D;
-    const int vec = s->D % 4 == 0 && stride % 4 == 0 && s->x_map.off % 4 == 0 ? 4 : 1;
+    /* 64 threads of 4 channels cover 256 channels (ARM-B's 768 in 3 blocks) */
+    const int vec = conv_vec(s, &s->x_map);
     const int threads = vec == 4 ? 64 : CONV_FWD_THREADS;
     def_int(&ds, "CONV_VEC", vec);
     def_int(&ds, "CONV_THREADS", threads);
@@ -282,12 +287,17 @@ char *template_conv1d_bwd(const Conv1dSpec *s, KernelLaunch *l) {
     def_int(&ds, "CONV_WANT_DX", s->want_dx);
     def_int(&ds, "CONV_WANT_DW", s->want_dw);
     def_int(&ds, "CONV_WANT_DB", s->want_db);
+    /* 4 channels per thread as the forward (dy and x rows both aligned); then one batch per block, so that the
+     * grid keeps enough blocks (ARM-B: 6 x 2 x 128). */
+    const int vec = conv_vec(s, &s->x_map) == 4 && conv_vec(s, &s->dy_map) == 4 ? 4 : 1;
+    const int batch = vec == 4 ? 1 : CONV_BWD_BATCH;
+    def_int(&ds, "CONV_VEC", vec);
     def_int(&ds, "CONV_CH", CONV_BWD_CH);
     def_int(&ds, "CONV_GROUPS", CONV_BWD_GROUPS);
     def_int(&ds, "CONV_ROWS", CONV_BWD_ROWS);
-    def_int(&ds, "CONV_BATCH", CONV_BWD_BATCH);
-    launch_init(l, "vmc_conv1d_bwd", cdiv(s->D, CONV_BWD_CH), cdiv(s->L, CONV_BWD_GROUPS * CONV_BWD_ROWS),
-                cdiv(s->B, CONV_BWD_BATCH), CONV_BWD_CH, CONV_BWD_GROUPS);
+    def_int(&ds, "CONV_BATCH", batch);
+    launch_init(l, "vmc_conv1d_bwd", cdiv(s->D, (long long)CONV_BWD_CH * vec), cdiv(s->L, CONV_BWD_GROUPS * CONV_BWD_ROWS),
+                cdiv(s->B, batch), CONV_BWD_CH, CONV_BWD_GROUPS);
     if (s->want_dw) add_zero(l, 4, 0, (size_t)s->D * s->K * sizeof(float));
     if (s->want_db) add_zero(l, 5, 0, (size_t)s->D * sizeof(float));
     return instantiate_defs("conv1d.cuh", &ds);

@@ -65,6 +65,7 @@ typedef struct Conv1dSpec {
     bool want_dx, want_dw, want_db;   /* backward: which gradients to compute */
     RowMap x_map, dy_map;
     bool shadow;               /* forward: also write y rounded to bf16 (the copy a bf16 GEMM reads) */
+    bool unaligned;            /* some buffer is not 16-byte aligned (a view at an odd offset): 1 channel per thread */
 } Conv1dSpec;
 
 /* vmc_conv1d_fwd(const x*, const w*, const bias*, out* y[, unsigned short* y_bf16 when s->shadow]) */

@@ -23,5 +23,6 @@ static void emu_conv_run(const float *x, const float *w, const float *bias, floa
     constexpr unsigned B = CONV_B, L = CONV_L, D = CONV_D;
     emu_launch({(D + 128 * CONV_VEC - 1) / (128 * CONV_VEC), (L + 31) / 32, B}, {128, 1, 1},
                [&] { vmc_conv1d_fwd(x, w, bias, y); });
-    emu_launch({(D + 31) / 32, (L + 127) / 128, (B + 3) / 4}, {32, 8, 1}, [&] { vmc_conv1d_bwd(dy, x, w, dx, dw, db); });
+    emu_launch({(D + 32 * CONV_VEC - 1) / (32 * CONV_VEC), (L + 127) / 128, (B + 3) / 4}, {32, 8, 1},
+               [&] { vmc_conv1d_bwd(dy, x, w, dx, dw, db); });
 }
