@@ -6,15 +6,7 @@
 #define SCAN_L 8
 #define SCAN_D 64
 #define SCAN_N 16
-#define U_T bf16
-#define DELTA_T bf16
-#define ALOG_T float
-#define BC_T bf16
-#define DSKIP_T float
-#define DBIAS_T float
-#define Z_T bf16
-#define OUT_T bf16
-#define DOUT_T bf16
+#include "scan_bf16_types.h"
 #define SCAN_CHUNK 8
 #define vmc_scan_fwd emu_scan_fwd_bf16
 #define vmc_scan_bwd emu_scan_bwd_bf16

@@ -10,15 +10,7 @@
 #define SCAN_L 13
 #define SCAN_D 40
 #define SCAN_N 16
-#define U_T float
-#define DELTA_T float
-#define ALOG_T float
-#define BC_T float
-#define DSKIP_T float
-#define DBIAS_T float
-#define Z_T float
-#define OUT_T float
-#define DOUT_T float
+#include "scan_f32_types.h"
 #define SCAN_CHUNK 8
 #define vmc_scan_fwd emu_scan_fwd_mapped
 #define vmc_scan_bwd emu_scan_bwd_mapped

@@ -5,15 +5,7 @@
 #define SCAN_L 21
 #define SCAN_D 40
 #define SCAN_N 6
-#define U_T bf16
-#define DELTA_T bf16
-#define ALOG_T float
-#define BC_T bf16
-#define DSKIP_T float
-#define DBIAS_T float
-#define Z_T bf16
-#define OUT_T bf16
-#define DOUT_T bf16
+#include "scan_bf16_types.h"
 #define SCAN_CHUNK 4
 #define SCAN_SPLIT 2
 #define vmc_scan_fwd emu_scan_fwd_split6
