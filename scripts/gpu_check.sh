@@ -122,7 +122,7 @@ if [ -d "$fm" ]; then
   if [ $rc = 2 ] && grep -q "out of GPU memory: batch 16384 needs" "$log/oom.txt"; then o=pass; else o="FAIL (exit $rc)"; fi
   rows+=("out-of-memory message, exit 2|$o|$(grep -oP 'a batch of about \K[0-9]+' "$log/oom.txt" | head -1) suggested")
   echo "== default job (--backend auto), 100 + 100 steps"
-  if PRETRAIN_STEPS=100 FINETUNE_STEPS=100 VMC="$B/vmc" bash scripts/default_job.sh "$out/job" 2>&1 | tee "$log/job.txt" | tail -6; then
+  if VMC_FMNIST="$fm" PRETRAIN_STEPS=100 FINETUNE_STEPS=100 VMC="$B/vmc" bash scripts/default_job.sh "$out/job" 2>&1 | tee "$log/job.txt" | tail -6; then
     rows+=("default job, 100+100 steps|ok|$(grep -oP 'wall time \K.*' "$log/job.txt")")
   else
     rows+=("default job, 100+100 steps|FAIL|see log above")
