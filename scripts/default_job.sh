@@ -47,6 +47,6 @@ printf '%-44s %-8s %s\n' "" "model" "EMA"
 for run in finetune scratch; do
   label="pretrained ($PRE steps) + fine-tuned ($FT)"; [ $run = scratch ] && label="from scratch ($FT steps)"
   ema=$(top1 "$OUT/$run/metrics.jsonl" ema || true)   # none when the EMA is off
-  printf '%-44s %-8s %s\n' "$label" "$(top1 "$OUT/$run/metrics.jsonl" model)%" "${ema:+$ema%}${ema:-off}"
+  printf '%-44s %-8s %s\n' "$label" "$(top1 "$OUT/$run/metrics.jsonl" model)%" "$([ -n "$ema" ] && echo "$ema%" || echo off)"
 done
 echo "wall time $((t1 - t0)) s on $(nproc) cores, $GPU; runs in $OUT"
