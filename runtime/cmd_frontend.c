@@ -16,6 +16,11 @@ typedef struct FrontArgs {
 
 static void args_free(FrontArgs *a) { free(a->files); free(a->sets); free(a->includes); }
 
+/* The options every front-end command takes for reading a .vmc file. */
+#define SOURCE_OPTIONS_HELP                                                        \
+    "  --set NAME=VALUE  override a model constant or recipe key (repeatable)\n"   \
+    "  -I DIR            add an import directory (models/lib is always searched)\n"
+
 /* Parses the options shared by the three commands; false (with a message) on a bad option. */
 static bool parse_args(int argc, char **argv, FrontArgs *a, bool allow_model, bool allow_json, bool allow_dot) {
     memset(a, 0, sizeof *a);
@@ -70,8 +75,7 @@ int cmd_check(int argc, char **argv) {
                 "  parses each file and its imports, evaluates every model and recipe, and reports all errors.\n"
                 "  exit status 1 on any error; otherwise prints a summary to stdout.\n"
                 "  --dump-ast        also print the syntax tree of each file (S-expressions)\n"
-                "  --set NAME=VALUE  override a model constant or recipe key (repeatable)\n"
-                "  -I DIR            add an import directory (models/lib is always searched)\n");
+                SOURCE_OPTIONS_HELP);
         args_free(&a);
         return a.help ? 0 : 1;
     }
@@ -164,8 +168,7 @@ int cmd_info(int argc, char **argv) {
                 "  tensors and buffers).\n"
                 "  --model NAME      only this model\n"
                 "  --json            one JSON object instead of text\n"
-                "  --set NAME=VALUE  override a model constant or recipe key (repeatable)\n"
-                "  -I DIR            add an import directory (models/lib is always searched)\n");
+                SOURCE_OPTIONS_HELP);
         args_free(&a);
         return a.help ? 0 : 1;
     }
@@ -205,8 +208,7 @@ int cmd_graph(int argc, char **argv) {
                 "  prints the model's forward graph after verification: one node per line, or Graphviz with --dot.\n"
                 "  --model NAME      the model to lower (required)\n"
                 "  --dot             Graphviz output\n"
-                "  --set NAME=VALUE  override a model constant or recipe key (repeatable)\n"
-                "  -I DIR            add an import directory (models/lib is always searched)\n");
+                SOURCE_OPTIONS_HELP);
         args_free(&a);
         return a.help ? 0 : 1;
     }
