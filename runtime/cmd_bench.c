@@ -22,7 +22,7 @@ static double now_s(void) {
 
 typedef struct Args {
     const char *file, *model;
-    int batch, steps;
+    int batch, steps, top;
     bool train, fp32, help;
     DslSet *sets; int nsets;
     const char **inc; int ninc;
@@ -31,6 +31,7 @@ typedef struct Args {
 static bool parse(int argc, char **argv, Args *a) {
     memset(a, 0, sizeof *a);
     a->steps = 20;
+    a->top = 12;
     a->train = true;
     a->sets = xcalloc((size_t)argc + 1, sizeof(DslSet));
     a->inc = xcalloc((size_t)argc + 1, sizeof(char *));
@@ -45,6 +46,7 @@ static bool parse(int argc, char **argv, Args *a) {
         else if (!strcmp(s, "--model") && more) a->model = argv[++k];
         else if (!strcmp(s, "--batch") && more) a->batch = atoi(argv[++k]);
         else if (!strcmp(s, "--steps") && more) a->steps = atoi(argv[++k]);
+        else if (!strcmp(s, "--top") && more) a->top = atoi(argv[++k]);
         else if (!strcmp(s, "-I") && more) a->inc[a->ninc++] = argv[++k];
         else if (!strcmp(s, "--set") && more) {
             char *eq = strchr(argv[++k], '=');
@@ -54,9 +56,9 @@ static bool parse(int argc, char **argv, Args *a) {
         } else if (s[0] != '-' && !a->file) a->file = s;
         else { fprintf(stderr, "vmc bench: unexpected argument '%s' (see vmc bench --help)\n", s); return false; }
     }
-    if (a->help || !a->file || !a->model || a->steps < 1) {
+    if (a->help || !a->file || !a->model || a->steps < 1 || a->top < 0) {
         fprintf(a->help ? stdout : stderr,
-                "usage: vmc bench FILE --model NAME [--batch N] [--train|--infer] [--fp32|--bf16] [--steps N]\n"
+                "usage: vmc bench FILE --model NAME [--batch N] [--train|--infer] [--fp32|--bf16] [--steps N] [--top N]\n"
                 "                 [--set NAME=VALUE]... [-I DIR]...\n"
                 "       vmc bench --data PATH|synthetic:N [--size 192] [--threads N] [--batches N] [--batch B]\n"
                 "                 [--eval] [--exact] [--randaugment] [--keep]   (data loader throughput, no GPU)\n"
@@ -67,6 +69,7 @@ static bool parse(int argc, char **argv, Args *a) {
                 "  --train | --infer     training step (default) or inference\n"
                 "  --fp32 | --bf16       fp32 or bf16 (default) GEMM operands\n"
                 "  --steps N             timed steps (default 20)\n"
+                "  --top N               list the N slowest kernels, with calls and time per step (default 12)\n"
                 "  --set NAME=VALUE      override a model constant or recipe key (repeatable)\n"
                 "  -I DIR                add an import directory\n"
                 "  --data PATH           loader throughput instead: decode + RandomResizedCrop + flip of an image folder;\n"
@@ -176,7 +179,7 @@ static int bench(const Args *a, DslModule *m) {
     printf("  time per kernel class (eager, events around each launch; %.3f ms per step):", sum / 2);
     for (int k = 0; k < prof.n; k++) printf(" %s %.3f ms (%.0f%%)", prof.names[k], prof.ms[k] / 2, 100 * prof.ms[k] / sum);
     printf("\n  slowest kernels (per step):");
-    for (int t = 0; t < 12; t++) {
+    for (int t = 0; t < a->top; t++) {
         int best = -1;
         for (int k = 0; k < prof.nk; k++) if (prof.kcalls[k] >= 0 && (best < 0 || prof.kms[k] > prof.kms[best])) best = k;
         if (best < 0) break;
