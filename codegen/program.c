@@ -389,14 +389,13 @@ static bool plain_batch(const Node *n, const Node *x) {
 static void mark_shadow_only(Fusion *f) {
     const Graph *g = f->g;
     bool *f32_read = xcalloc((size_t)g->nnodes, sizeof(bool));
-    int64_t off;
     for (int k = 0; k < f->ngroups; k++) {
         const Group *gr = &f->groups[k];
         for (int j = 0; j < gr->nins; j++) {
             const Node *x = gr->ins[j];
             bool from_shadow = gr->kind == GK_GEMM && plain_batch(gr->root, x) &&
                                (x == fus_src(f, gr->root, 0) || x == fus_src(f, gr->root, 1));
-            if (!from_shadow) f32_read[view_owner(f, x, &off)->id] = true;
+            if (!from_shadow) f32_read[fus_owner(f, x)->id] = true;
         }
     }
     for (int id = 0; id < g->nnodes; id++) f->shadow_only[id] = f->shadow[id] && !f32_read[id] && !f->kept[id];

@@ -41,11 +41,6 @@ static bool depends(const Fusion *f, const Node *v, const Node *t, int group, bo
     return false;
 }
 
-static const Node *owner(const Fusion *f, const Node *n) {
-    while (f->view[n->id]) n = f->view[n->id];
-    return n;
-}
-
 /* ASSIGN(t, v) needs no copy when v's kernel is pointwise over t's shape (each thread reads t[i] before writing
  * v[i] into it) and every other kernel reading t runs before. Returns the value nodes that alias their target. */
 static void inplace_assigns(Fusion *f, const Node **alias) {
@@ -70,7 +65,7 @@ static void inplace_assigns(Fusion *f, const Node **alias) {
             ok = depends(f, v, t, gi, seen);
         }
         for (int j = gi + 1; ok && j < f->ngroups; j++)
-            for (int i = 0; ok && i < f->groups[j].nins; i++) ok = owner(f, f->groups[j].ins[i]) != t || j == k;
+            for (int i = 0; ok && i < f->groups[j].nins; i++) ok = fus_owner(f, f->groups[j].ins[i]) != t || j == k;
         if (!ok) continue;
         alias[v->id] = t;
         a->inplace = true;
@@ -155,7 +150,7 @@ void pass_plan(Fusion *f) {
         Node *o = f->view[id];
         if (!o) continue;
         Buf b = f->buf[o->id];
-        int64_t es = f->store_bf16[owner(f, o)->id] ? 2 : 4;
+        int64_t es = fus_bf16(f, o) ? 2 : 4;
         f->buf[id] = (Buf){b.arena, b.offset + f->view_off[id] * es, shape_numel(g->nodes[id]->shape) * es};
     }
     free(iv);
