@@ -221,13 +221,11 @@ static bool opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int er
     case OP_CONV1D:
         conv_spec(n, &cs);
         cs.silu = f->conv_silu[n->id];
-        cs.shadow = f->shadow[n->id];
         cs.x = stored(f, fus_src(f, n, 0));
         cs.out = f->store_bf16[n->id] ? DT_BF16 : DT_F32;
         args[nargs++] = row_mapped(p, fus_src(f, n, 0), &cs.x_map, &tables[0]);
         for (int k = 1; k < 3; k++) args[nargs++] = bufref(p, fus_src(f, n, k));
         args[nargs++] = bufref(p, n);
-        if (cs.shadow) args[nargs++] = (BufRef){f->sbuf[n->id].arena, f->sbuf[n->id].offset};
         cs.unaligned = unaligned(args, nargs);
         src = template_conv1d_fwd(&cs, &kl);
         break;
@@ -365,15 +363,14 @@ static const Node *view_owner(const Fusion *f, const Node *n, int64_t *off) {
     return n;
 }
 
-/* Can the kernel that writes x's memory also write its bf16 copy for a GEMM? Generated kernels can, and the
- * conv1d forward template (its SiLU output is x_proj's operand). */
+/* Can the generated kernel that writes x's memory also write its bf16 copy for a GEMM? */
 static bool shadowable(const Fusion *f, const Node *x) {
     int64_t off;
     const Node *o = view_owner(f, x, &off);
     int gi = f->group_of[o->id];
     if (gi < 0 || f->kept[o->id] || o->op == OP_SUM || o->op == OP_AMAX) return false;
     GroupKind k = f->groups[gi].kind;
-    return k == GK_EW || k == GK_ROW || (k == GK_OPAQUE && o->op == OP_CONV1D);
+    return k == GK_EW || k == GK_ROW;
 }
 
 static bool plain_batch(const Node *n, const Node *x) {
@@ -430,27 +427,25 @@ static bool reads_bf16(const Fusion *f, const Group *gr, const Node *x) {
 
 /* Precision bf16 stores GEMM and conv1d outputs in bf16, as autocast does (half the bytes written and read),
  * except weight gradients (A transposed: the contraction runs over tokens; the optimizer keeps them f32), values
- * the host reads and values some reader needs in f32. A bf16-stored value needs no bf16 copy. */
+ * the host reads and values some reader needs in f32. (Only generated kernels write bf16 copies, so these never
+ * have one.) */
 static void mark_bf16_outputs(Fusion *f) {
     const Graph *g = f->g;
     bool *ok = xcalloc((size_t)g->nnodes, sizeof(bool));
     for (int k = 0; k < f->ngroups; k++) {
         const Node *n = f->groups[k].root;
         bool gemm = f->groups[k].kind == GK_GEMM && !n->i[0], conv = n->op == OP_CONV1D;
-        ok[n->id] = (gemm || conv) && !f->kept[n->id] && n->dtype == DT_F32;
+        ok[n->id] = (gemm || conv) && n->dtype == DT_F32;
     }
     for (int k = 0; k < f->ngroups; k++) {
         const Group *gr = &f->groups[k];
         for (int j = 0; j < gr->nins; j++) {
             const Node *o = fus_owner(f, gr->ins[j]);
-            if (ok[o->id] && (!reads_bf16(f, gr, gr->ins[j]) || f->kept[gr->ins[j]->id])) ok[o->id] = false;
+            if (!reads_bf16(f, gr, gr->ins[j])) ok[o->id] = false;
         }
     }
     for (int id = 0; id < g->nnodes; id++) if (f->kept[id]) ok[fus_owner(f, g->nodes[id])->id] = false;
-    for (int id = 0; id < g->nnodes; id++) {
-        f->store_bf16[id] = ok[id];
-        if (ok[id]) f->shadow[id] = f->shadow_only[id] = false;
-    }
+    for (int id = 0; id < g->nnodes; id++) f->store_bf16[id] = ok[id];
     free(ok);
 }
 

@@ -160,7 +160,7 @@ static void add_zero(KernelLaunch *l, int param, size_t offset, size_t bytes) {
 static unsigned cdiv(long long a, long long b) { return (unsigned)((a + b - 1) / b); }
 
 /* ---------------------------------------------------------------- selective scan */
-enum { SCAN_FWD_THREADS = 128, SCAN_BWD_THREADS = 64, SCAN_BWD_SPLIT = 1, SCAN_CHUNK = 8 };
+enum { SCAN_FWD_THREADS = 128, SCAN_BWD_THREADS = 64, SCAN_CHUNK = 8 };
 
 /* Threads per block of the scan backward; VMC_SCAN_BWD_THREADS=32|64 overrides the default for tuning (shared
  * memory grows with the block: with 8-row chunks 64 is the largest that fits 48 KiB of static shared memory).
@@ -169,21 +169,6 @@ static int scan_bwd_threads(void) {
     const char *v = getenv("VMC_SCAN_BWD_THREADS");
     int t = v ? atoi(v) : SCAN_BWD_THREADS;
     return t == 32 || t == 64 ? t : SCAN_BWD_THREADS;
-}
-
-/* Rows per chunk of the scan backward (checkpoint spacing); VMC_SCAN_CHUNK=8|16 overrides. 16 needs 32 threads
- * per block to fit its shared memory in 48 KiB; N must be at most 2 * chunk (the checkpoints' parking). */
-static int scan_bwd_chunk(int threads, int N) {
-    const char *v = getenv("VMC_SCAN_CHUNK");
-    int c = v ? atoi(v) : SCAN_CHUNK;
-    return (c == 8 || (c == 16 && threads == 32)) && N <= 2 * c ? c : SCAN_CHUNK;
-}
-
-/* Threads per channel of the scan backward (each keeps N / split states); VMC_SCAN_SPLIT=1|2 overrides. */
-static int scan_bwd_split(int N) {
-    const char *v = getenv("VMC_SCAN_SPLIT");
-    int t = v ? atoi(v) : SCAN_BWD_SPLIT;
-    return (t == 1 || t == 2) && N % t == 0 ? t : 1;
 }
 
 static void scan_defs(const ScanSpec *s, Defs *ds) {
@@ -228,10 +213,8 @@ char *template_scan_bwd(const ScanSpec *s, KernelLaunch *l) {
     const int threads = scan_bwd_threads();
     def_int(&ds, "SCAN_THREADS", threads);
     /* Checkpoints of the 16 states are parked in the du/ddelta rows of their own chunk: 2*CHUNK >= N. */
-    def_int(&ds, "SCAN_CHUNK", scan_bwd_chunk(threads, s->N));
-    const int split = scan_bwd_split(s->N);
-    def_int(&ds, "SCAN_SPLIT", split);
-    launch_init(l, "vmc_scan_bwd", cdiv((long long)s->D * split, threads), (unsigned)s->B, 1, (unsigned)threads, 1);
+    def_int(&ds, "SCAN_CHUNK", SCAN_CHUNK);
+    launch_init(l, "vmc_scan_bwd", cdiv(s->D, threads), (unsigned)s->B, 1, (unsigned)threads, 1);
     size_t bld = (size_t)s->B * s->L * s->D, bln = (size_t)s->B * s->L * s->N;
     /* dA_log, dBm, dCm, dD, ddelta_bias are contiguous and summed with atomics. */
     add_zero(l, 9, 2 * bld * sizeof(float), ((size_t)s->D * s->N + 2 * bln + 2 * (size_t)s->D) * sizeof(float));
@@ -266,7 +249,6 @@ char *template_conv1d_fwd(const Conv1dSpec *s, KernelLaunch *l) {
     Defs ds = {0};
     conv_defs(s, &ds);
     def_int(&ds, "CONV_SILU", s->silu);
-    def_int(&ds, "CONV_SHADOW", s->shadow);
     /* 64 threads of 4 channels cover 256 channels (ARM-B's 768 in 3 blocks) */
     const int vec = conv_vec(s, &s->x_map);
     const int threads = vec == 4 ? 64 : CONV_FWD_THREADS;

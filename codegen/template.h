@@ -64,11 +64,10 @@ typedef struct Conv1dSpec {
     bool silu;                 /* forward: fuse SiLU after the bias */
     bool want_dx, want_dw, want_db;   /* backward: which gradients to compute */
     RowMap x_map, dy_map;
-    bool shadow;               /* forward: also write y rounded to bf16 (the copy a bf16 GEMM reads) */
     bool unaligned;            /* some buffer is not 16-byte aligned (a view at an odd offset): 1 channel per thread */
 } Conv1dSpec;
 
-/* vmc_conv1d_fwd(const x*, const w*, const bias*, out* y[, unsigned short* y_bf16 when s->shadow]) */
+/* vmc_conv1d_fwd(const x*, const w*, const bias*, out* y) */
 char *template_conv1d_fwd(const Conv1dSpec *s, KernelLaunch *l);
 /* vmc_conv1d_bwd(const dy*, const x*, const w*, out* dx, float *dw [D,K], float *db [D]); pointers of gradients
  * not wanted may be NULL. dw and db are accumulated (listed in l->zero). */

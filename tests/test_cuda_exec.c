@@ -272,7 +272,8 @@ static void test_model_grads(DslModule *m, const char *model, double tol) {
     graph_free(g);
 }
 
-/* Forward only (no backward: conv1d writes silu(conv) itself, and in bf16 its bf16 copy for x_proj). */
+/* Forward only (no backward: conv1d writes silu(conv) itself, stored in bf16 under bf16 precision for the scan
+ * and x_proj to read). */
 static void test_model_forward(DslModule *m, const char *model, const char *output, double tol) {
     printf("%s: forward, %s%s\n", model, output, bf16_mode ? " (bf16 GEMM operands)" : "");
     Diag d;

@@ -1,7 +1,6 @@
 // conv1d.cuh — causal depthwise conv1d along L (x [B,L,D], w [D,1,K], bias [D]) and its backward.
-// Forward needs CONV_B/L/D/K, X_T, W_T, BIAS_T, OUT_T, CONV_SILU, CONV_THREADS, CONV_ROWS (CONV_SHADOW 1: also
-// store y rounded to bf16 in yb, the operand of the bf16 GEMM that reads y), CONV_VEC (1 or 4 channels per thread,
-// read and written as one access: template.c checks D and the row map allow it); grid
+// Forward needs CONV_B/L/D/K, X_T, W_T, BIAS_T, OUT_T, CONV_SILU, CONV_THREADS, CONV_ROWS, CONV_VEC (1 or 4
+// channels per thread, read and written as one access: template.c checks D and the row map allow it); grid
 // (ceil(D/(THREADS*VEC)), ceil(L/ROWS), B): each thread slides a K-row window down ROWS rows of VEC channels, so
 // every x element is read about once and a warp touches 32*VEC consecutive d (coalesced). Inputs x and dy are read through
 // VMC_AT (common.cuh): they may be row permutations or channel slices of a larger buffer.
@@ -10,19 +9,12 @@
 // block's row groups in shared memory, then added with one atomic per value per block (f32, zeroed first).
 
 #ifndef CONV_BACKWARD
-#ifndef CONV_SHADOW
-#define CONV_SHADOW 0
-#endif
 #ifndef CONV_VEC
 #define CONV_VEC 1
 #endif
 extern "C" __global__ void __launch_bounds__(CONV_THREADS)
 vmc_conv1d_fwd(const X_T *__restrict__ x, const W_T *__restrict__ w, const BIAS_T *__restrict__ bias,
-               OUT_T *__restrict__ y
-#if CONV_SHADOW
-               , bf16 *__restrict__ yb
-#endif
-) {
+               OUT_T *__restrict__ y) {
     constexpr int K = CONV_K, V = CONV_VEC;
     const int d = (blockIdx.x * CONV_THREADS + threadIdx.x) * V, t0 = blockIdx.y * CONV_ROWS, b = blockIdx.z;
     if (d >= CONV_D) return;
@@ -57,9 +49,6 @@ vmc_conv1d_fwd(const X_T *__restrict__ x, const W_T *__restrict__ w, const BIAS_
             if (CONV_SILU) acc[c] = acc[c] * sigmoid_f(acc[c]);
         }
         store_vec<V>(y + base + (size_t)t * CONV_D, acc);
-#if CONV_SHADOW
-        store_vec<V>(yb + base + (size_t)t * CONV_D, acc);
-#endif
 #pragma unroll
         for (int k = 0; k < K - 1; k++)
 #pragma unroll

@@ -1,9 +1,8 @@
 // selective_scan_bwd.cuh — backward of the gated selective scan, one thread per (b, d) channel, N states in
 // registers. Needs the forward's defines plus DOUT_T and SCAN_CHUNK (2*SCAN_CHUNK >= SCAN_N, SCAN_N <= 16).
-// Grid (ceil(D*SCAN_SPLIT/SCAN_THREADS), B); SCAN_THREADS a multiple of 32 (whole warps: the dB/dC sum uses
-// shuffles). SCAN_SPLIT (1 or 2, default 1) threads share a channel, each keeping N/SCAN_SPLIT of its states:
-// fewer registers per thread, more warps per SM, for some per-channel work done twice (measured slower on an
-// H200 at ARM-B shapes: 1.43 against 1.18 ms; kept for other shapes and GPUs).
+// Grid (ceil(D/SCAN_THREADS), B); SCAN_THREADS a multiple of 32 (whole warps: the dB/dC sum uses shuffles).
+// Tried and measured slower on an H200 at ARM-B shapes: two threads per channel with 8 states each (1.43 against
+// 1.18 ms), 16-row chunks with 32 threads per block (1.42 against 0.91 ms).
 // Global loads are issued a whole chunk at a time (rows of u, delta, z, dout into registers or this thread's
 // shared-memory column; the chunk's Bm/Cm rows staged by the block), so a warp waits for memory once per chunk,
 // not once per row: stalls on global loads were the largest cost (ncu, H200: 2.6 of 6.0 cycles per issue).
@@ -25,9 +24,6 @@
 // instructions issued per scheduler cycle). Next steps: the forward saving its chunk states (drops pass 1), and
 // several channels per thread so the dBm/dCm sum over d costs fewer shuffles.
 
-#ifndef SCAN_SPLIT
-#define SCAN_SPLIT 1
-#endif
 #define SCAN_NCHUNK ((SCAN_L + SCAN_CHUNK - 1) / SCAN_CHUNK)
 #define VMC_LN2 0.6931471805599453f
 
@@ -36,47 +32,54 @@ __device__ __forceinline__ float select_f(unsigned mask, float a, float b) {
     return __uint_as_float((__float_as_uint(a) & mask) | (__float_as_uint(b) & ~mask));
 }
 
-// One round of the reduce-scatter: lanes whose bit HALF*S is set keep the upper half of v[0, 2*HALF), the
-// others the lower half; each sends the half it drops to its partner (lane ^ HALF*S). HALF is a template
-// constant so every index is static and v stays in registers.
-template <int HALF, int S> __device__ __forceinline__ void reduce_scatter_round(float *v, unsigned lane) {
-    const unsigned upper = (lane & (unsigned)(HALF * S)) ? 0xffffffffu : 0u;
+// One round of the reduce-scatter: lanes whose bit HALF is set keep the upper half of v[0, 2*HALF), the others
+// the lower half; each sends the half it drops to its partner. HALF is a template constant so every index is
+// static and v stays in registers.
+template <int HALF> __device__ __forceinline__ void reduce_scatter_round(float *v, unsigned lane) {
+    const unsigned upper = (lane & (unsigned)HALF) ? 0xffffffffu : 0u;
 #pragma unroll
     for (int i = 0; i < HALF; i++) {
         const float lo = v[i], hi = v[i + HALF];
-        v[i] = select_f(upper, hi, lo) + __shfl_xor_sync(0xffffffffu, select_f(upper, lo, hi), HALF * S);
+        v[i] = select_f(upper, hi, lo) + __shfl_xor_sync(0xffffffffu, select_f(upper, lo, hi), HALF);
     }
 }
 
-// Sums v[0, 32/S) over the lanes that agree in their low log2(S) bits (S = 1 or 2); afterwards v[0] of lane l
-// holds the total of v[l / S] (31 or 15 shuffles). All 32 lanes must take part.
-template <int S> __device__ __forceinline__ void warp_reduce_scatter(float *v) {
+// Afterwards v[0] of lane l holds the warp's total of v[l] (31 shuffles). All 32 lanes must take part.
+__device__ __forceinline__ void warp_reduce_scatter32(float v[32]) {
     const unsigned lane = threadIdx.x & 31u;
-    if constexpr (S == 1) reduce_scatter_round<16, 1>(v, lane);
-    reduce_scatter_round<8, S>(v, lane);
-    reduce_scatter_round<4, S>(v, lane);
-    reduce_scatter_round<2, S>(v, lane);
-    reduce_scatter_round<1, S>(v, lane);
+    reduce_scatter_round<16>(v, lane);
+    reduce_scatter_round<8>(v, lane);
+    reduce_scatter_round<4>(v, lane);
+    reduce_scatter_round<2>(v, lane);
+    reduce_scatter_round<1>(v, lane);
 }
 
 // The next chunk's rows (this thread's column of u and delta, and of z and dout for the reverse pass) and the block's
 // Bm (and Cm) rows are asked of L2 a chunk ahead, so the chunk-wide loads above wait on L2, not on DRAM.
 template <class TU, class TD, class TB, class TZ, class TO>
 __device__ __forceinline__ void prefetch_chunk(const TU *u, const TD *delta, const TB *Bm, const TB *Cm, const TZ *z,
-                                               const TO *dout, int b, int k, int d, int ch, bool reverse) {
+                                               const TO *dout, int b, int k, int d, bool reverse) {
 #pragma unroll
     for (int i = 0; i < SCAN_CHUNK; i++) {
-        const int t = k * ch + i;
+        const int t = k * SCAN_CHUNK + i;
         if (t >= SCAN_L) break;
         prefetch_l2(u + VMC_AT(U, b, t) + d);
         prefetch_l2(delta + VMC_AT(DL, b, t) + d);
         if (reverse) { prefetch_l2(z + VMC_AT(Z, b, t) + d); prefetch_l2(dout + VMC_AT(DO, b, t) + d); }
     }
     const int i = threadIdx.x;
-    if (i < SCAN_CHUNK && k * ch + i < SCAN_L) {
-        prefetch_l2(Bm + VMC_AT(BM, b, k * ch + i));
-        if (reverse) prefetch_l2(Cm + VMC_AT(CM, b, k * ch + i));
+    if (i < SCAN_CHUNK && k * SCAN_CHUNK + i < SCAN_L) {
+        prefetch_l2(Bm + VMC_AT(BM, b, k * SCAN_CHUNK + i));
+        if (reverse) prefetch_l2(Cm + VMC_AT(CM, b, k * SCAN_CHUNK + i));
     }
+}
+
+// Where the state n at the start of chunk k is parked: row n of the chunk's du rows for n < CHUNK, else row
+// n - CHUNK of its ddelta rows (this thread's own column: no other thread touches it, and the reverse pass reads
+// it before it writes the real du/ddelta there).
+__device__ __forceinline__ float *parked(float *du, float *ddl, size_t row0, int k, int n, int d) {
+    constexpr int CH = SCAN_CHUNK;
+    return (n < CH ? du : ddl) + (row0 + (size_t)k * CH + (n < CH ? n : n - CH)) * SCAN_D + d;
 }
 
 // No register cap: the compiler takes 168 (6 blocks of 64 per SM). Capping for 7 or 8 blocks (64 threads) or 10
@@ -86,11 +89,10 @@ vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
              const BC_T *__restrict__ Bm, const BC_T *__restrict__ Cm, const DSKIP_T *__restrict__ Dskip,
              const DBIAS_T *__restrict__ delta_bias, const Z_T *__restrict__ z, const DOUT_T *__restrict__ dout,
              float *__restrict__ packed) {
-    constexpr int N = SCAN_N, CH = SCAN_CHUNK, LAST = SCAN_NCHUNK - 1, S = SCAN_SPLIT, NS = N / S, NV = 32 / S;
+    constexpr int N = SCAN_N, CH = SCAN_CHUNK, LAST = SCAN_NCHUNK - 1;
     constexpr size_t BLD = (size_t)SCAN_B * SCAN_L * SCAN_D, BLN = (size_t)SCAN_B * SCAN_L * SCAN_N;
     static_assert(2 * CH >= N && N <= 16 && SCAN_THREADS % 32 == 0, "scan_bwd configuration");
-    static_assert((S == 1 || S == 2) && N % S == 0, "SCAN_SPLIT is 1 or 2 and divides N");
-    __shared__ float hist[(CH + 1) / 2 * NS * SCAN_THREADS];   // h_{t-1} of the chunk's even rows, [row/2][n][thread]
+    __shared__ float hist[(CH + 1) / 2 * N * SCAN_THREADS];   // h_{t-1} of the chunk's even rows, [row/2][n][thread]
     __shared__ __align__(16) float sBC[CH][2 * N];  // the chunk's Bm and Cm rows
     __shared__ float acc[CH][32];                   // block sums of dBm, dCm for the chunk's rows
     __shared__ float rowv[5][CH][SCAN_THREADS];     // per thread and row: y, delta (then softplus), u, z, dout
@@ -98,31 +100,25 @@ vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
     float *du = packed, *ddl_out = du + BLD, *dAlog = ddl_out + BLD, *dB = dAlog + SCAN_D * N, *dC = dB + BLN;
     float *dD = dC + BLN, *dbias = dD + SCAN_D, *dz = dbias + SCAN_D;
     const int tid = threadIdx.x, lane = tid & 31, b = blockIdx.y;
-    const int part = S == 1 ? 0 : tid % S, n0 = part * NS;   // this thread's states: n0 .. n0 + NS - 1
-    const int d_raw = (blockIdx.x * SCAN_THREADS + tid) / S;
+    const int d_raw = blockIdx.x * SCAN_THREADS + tid;
     const bool valid = d_raw < SCAN_D;                 // lanes past D compute on column D-1 with zero dout
-    const bool writer = valid && part == 0;            // stores the channel's du, ddelta, dz and sums dD, dbias
     const int d = valid ? d_raw : SCAN_D - 1;
     const size_t row0 = (size_t)b * SCAN_L;
     for (int j = tid; j < CH * 32; j += SCAN_THREADS) (&acc[0][0])[j] = 0.f;
 
-    float A2[NS], h[NS];
+    float A2[N], h[N];
 #pragma unroll
-    for (int n = 0; n < NS; n++) {
-        A2[n] = -expf(to_f32(A_log[d * N + n0 + n])) * VMC_LOG2E;
+    for (int n = 0; n < N; n++) {
+        A2[n] = -expf(to_f32(A_log[d * N + n])) * VMC_LOG2E;
         h[n] = 0.f;
     }
     const float Dd = to_f32(Dskip[d]), bias = to_f32(delta_bias[d]);
 
-    // pass 1: forward through every chunk but the last, parking chunk-start states (state m = n0 + n in row m
-    // of the chunk's du rows for m < CH, else in row m - CH of its ddelta rows). Chunks here are full.
+    // pass 1: forward through every chunk but the last, parking chunk-start states (parked()). Chunks here are full.
     for (int k = 0; k < LAST; k++) {
         if (k > 0 && valid) {
 #pragma unroll
-            for (int n = 0; n < NS; n++) {
-                const int m = n0 + n;
-                (m < CH ? du : ddl_out)[(row0 + k * CH + (m < CH ? m : m - CH)) * SCAN_D + d] = h[n];
-            }
+            for (int n = 0; n < N; n++) *parked(du, ddl_out, row0, k, n, d) = h[n];
         }
         __syncthreads();   // the previous chunk's Bm rows are consumed
         for (int j = tid; j < CH * N; j += SCAN_THREADS) {
@@ -135,22 +131,22 @@ vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
             ur[i] = to_f32(u[VMC_AT(U, b, k * CH + i) + d]);
             dr[i] = to_f32(delta[VMC_AT(DL, b, k * CH + i) + d]);
         }
-        if (k + 1 < LAST) prefetch_chunk(u, delta, Bm, Cm, z, dout, b, k + 1, d, CH, false);
+        if (k + 1 < LAST) prefetch_chunk(u, delta, Bm, Cm, z, dout, b, k + 1, d, false);
         __syncthreads();
 #pragma unroll
         for (int i = 0; i < CH; i++) {
             const float dl = softplus_f(dr[i] + bias), dlu = dl * ur[i];
-            float Bv[NS];
-            load_row<NS>(&sBC[i][n0], Bv);
+            float Bv[N];
+            load_row<N>(&sBC[i][0], Bv);
 #pragma unroll
-            for (int n = 0; n < NS; n++) h[n] = fmaf(exp2_ftz(dl * A2[n]), h[n], dlu * Bv[n]);
+            for (int n = 0; n < N; n++) h[n] = fmaf(exp2_ftz(dl * A2[n]), h[n], dlu * Bv[n]);
         }
     }
     __syncthreads();   // pass 1's Bm rows are consumed before the reverse pass stages its own
 
-    float g[NS], dA_acc[NS], dD_acc = 0.f, dbias_acc = 0.f;   // g = a_{t+1} dh_{t+1}
+    float g[N], dA_acc[N], dD_acc = 0.f, dbias_acc = 0.f;   // g = a_{t+1} dh_{t+1}
 #pragma unroll
-    for (int n = 0; n < NS; n++) g[n] = dA_acc[n] = 0.f;
+    for (int n = 0; n < N; n++) g[n] = dA_acc[n] = 0.f;
 
     for (int k = LAST; k >= 0; k--) {
         const int r0 = k * CH, nr = min(CH, SCAN_L - r0);
@@ -169,12 +165,9 @@ vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
             }
         }
         if (k > 0) {   // chunk k-1's inputs and its parked start state, read at the end of this chunk
-            prefetch_chunk(u, delta, Bm, Cm, z, dout, b, k - 1, d, CH, true);
+            prefetch_chunk(u, delta, Bm, Cm, z, dout, b, k - 1, d, true);
 #pragma unroll
-            for (int n = 0; n < NS; n++) {
-                const int m = n0 + n;
-                if (k - 1 > 0) prefetch_l2((m < CH ? du : ddl_out) + (row0 + (k - 1) * CH + (m < CH ? m : m - CH)) * SCAN_D + d);
-            }
+            for (int n = 0; n < N; n++) if (k - 1 > 0) prefetch_l2(parked(du, ddl_out, row0, k - 1, n, d));
         }
         __syncthreads();   // sBC staged; acc zeroed by the previous chunk's flush
 
@@ -188,12 +181,11 @@ vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
                 const float dlu = dl * uu;
                 float y = 0.f;
 #pragma unroll
-                for (int n = 0; n < NS; n++) {
-                    if ((i & 1) == 0) hist[((i >> 1) * NS + n) * SCAN_THREADS + tid] = h[n];
-                    h[n] = fmaf(exp2_ftz(dl * A2[n]), h[n], dlu * sBC[i][n0 + n]);
-                    y = fmaf(sBC[i][N + n0 + n], h[n], y);
+                for (int n = 0; n < N; n++) {
+                    if ((i & 1) == 0) hist[((i >> 1) * N + n) * SCAN_THREADS + tid] = h[n];
+                    h[n] = fmaf(exp2_ftz(dl * A2[n]), h[n], dlu * sBC[i][n]);
+                    y = fmaf(sBC[i][N + n], h[n], y);
                 }
-                if constexpr (S == 2) y += __shfl_xor_sync(0xffffffffu, y, 1);
                 rowv[0][i][tid] = fmaf(Dd, uu, y); rowv[1][i][tid] = dl; rowv[2][i][tid] = uu;
             }
         }
@@ -208,37 +200,32 @@ vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
                 const float dzv = go * rowv[0][i][tid] * sz * (1.f + zz * (1.f - sz));
                 dD_acc = fmaf(dy, uu, dD_acc);
                 // sB = sum_n dh B gives both du (times delta') and ddelta's B u term (times u); sA = sum_n da A2.
-                float sB = 0.f, sA = 0.f, v[NV];
+                float sB = 0.f, sA = 0.f, v[32];
                 const bool odd = (i & 1) != 0;   // uniform over the block
                 const float dlm = odd ? rowv[1][i - 1][tid] : 0.f, dlum = odd ? dlm * rowv[2][i - 1][tid] : 0.f;
 #pragma unroll
-                for (int n = 0; n < NS; n++) {
-                    float hp = hist[((i >> 1) * NS + n) * SCAN_THREADS + tid];
-                    if (odd) hp = fmaf(exp2_ftz(dlm * A2[n]), hp, dlum * sBC[i - 1][n0 + n]);   // h_{t-1} from h_{t-2}
+                for (int n = 0; n < N; n++) {
+                    float hp = hist[((i >> 1) * N + n) * SCAN_THREADS + tid];
+                    if (odd) hp = fmaf(exp2_ftz(dlm * A2[n]), hp, dlum * sBC[i - 1][n]);   // h_{t-1} from h_{t-2}
                     const float a = exp2_ftz(dl * A2[n]);
-                    const float Bn = sBC[i][n0 + n], Cn = sBC[i][N + n0 + n];
+                    const float Bn = sBC[i][n], Cn = sBC[i][N + n];
                     const float dh = fmaf(dy, Cn, g[n]), da = dh * hp * a;
                     v[n] = dh * dlu;                          // dBm: summed over d below
-                    v[NS + n] = dy * fmaf(a, hp, dlu * Bn);   // dCm = dy h_t
+                    v[N + n] = dy * fmaf(a, hp, dlu * Bn);   // dCm = dy h_t
                     sB = fmaf(dh, Bn, sB);
                     sA = fmaf(da, A2[n], sA);
                     dA_acc[n] = fmaf(da, dl, dA_acc[n]);
                     g[n] = a * dh;
                 }
-                if constexpr (S == 2) {
-                    sB += __shfl_xor_sync(0xffffffffu, sB, 1);
-                    sA += __shfl_xor_sync(0xffffffffu, sA, 1);
-                }
                 const float du_v = fmaf(dl, sB, dy * Dd), ddl = fmaf(sA, VMC_LN2, sB * uu);
 #pragma unroll
-                for (int j = 2 * NS; j < NV; j++) v[j] = 0.f;
+                for (int j = 2 * N; j < 32; j++) v[j] = 0.f;
                 // d softplus(x)/dx = sigmoid(x) = 1 - exp(-softplus(x)); exactly 1 in fp32 once x > 20.
                 const float dx_raw = ddl * -expm1f(-dl);
                 dbias_acc += dx_raw;
-                if (writer) { du[idx] = du_v; ddl_out[idx] = dx_raw; dz[idx] = dzv; }
-                warp_reduce_scatter<S>(v);
-                const int j = lane / S;   // the value this lane now holds: dBm or dCm of state n0 + j % NS
-                if (j < 2 * NS) atomicAdd(&acc[i][j < NS ? n0 + j : N + n0 + j - NS], v[0]);
+                if (valid) { du[idx] = du_v; ddl_out[idx] = dx_raw; dz[idx] = dzv; }
+                warp_reduce_scatter32(v);
+                if (lane < 2 * N) atomicAdd(&acc[i][lane], v[0]);
             }
         }
         __syncthreads();   // acc complete
@@ -250,19 +237,12 @@ vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
         }
         if (k > 0) {   // chunk k-1's start state: parked in its own du/ddelta rows (not yet overwritten), or zero
 #pragma unroll
-            for (int n = 0; n < NS; n++) {
-                const int m = n0 + n;
-                h[n] = k - 1 == 0 || !valid
-                           ? 0.f
-                           : (m < CH ? du : ddl_out)[(row0 + (k - 1) * CH + (m < CH ? m : m - CH)) * SCAN_D + d];
-            }
+            for (int n = 0; n < N; n++) h[n] = k - 1 == 0 || !valid ? 0.f : *parked(du, ddl_out, row0, k - 1, n, d);
         }
     }
     if (valid) {
 #pragma unroll
-        for (int n = 0; n < NS; n++) atomicAdd(&dAlog[d * N + n0 + n], dA_acc[n] * A2[n] * VMC_LN2);   // dA * A
-    }
-    if (writer) {
+        for (int n = 0; n < N; n++) atomicAdd(&dAlog[d * N + n], dA_acc[n] * A2[n] * VMC_LN2);   // dA * A
         atomicAdd(&dD[d], dD_acc);
         atomicAdd(&dbias[d], dbias_acc);
     }
