@@ -56,8 +56,10 @@ __device__ __forceinline__ void warp_reduce_scatter32(float v[32]) {
 
 // The next chunk's rows (this thread's column of u and delta, and of z and dout for the reverse pass) and the block's
 // Bm (and Cm) rows are asked of L2 a chunk ahead, so the chunk-wide loads above wait on L2, not on DRAM.
+// (static, as parked() below: they read the instantiation's shape macros, so each instantiation needs its own copy
+// when several are compiled into one program, as in the emulator tests)
 template <class TU, class TD, class TB, class TZ, class TO>
-__device__ __forceinline__ void prefetch_chunk(const TU *u, const TD *delta, const TB *Bm, const TB *Cm, const TZ *z,
+static __device__ __forceinline__ void prefetch_chunk(const TU *u, const TD *delta, const TB *Bm, const TB *Cm, const TZ *z,
                                                const TO *dout, int b, int k, int d, bool reverse) {
 #pragma unroll
     for (int i = 0; i < SCAN_CHUNK; i++) {
@@ -77,7 +79,7 @@ __device__ __forceinline__ void prefetch_chunk(const TU *u, const TD *delta, con
 // Where the state n at the start of chunk k is parked: row n of the chunk's du rows for n < CHUNK, else row
 // n - CHUNK of its ddelta rows (this thread's own column: no other thread touches it, and the reverse pass reads
 // it before it writes the real du/ddelta there).
-__device__ __forceinline__ float *parked(float *du, float *ddl, size_t row0, int k, int n, int d) {
+static __device__ __forceinline__ float *parked(float *du, float *ddl, size_t row0, int k, int n, int d) {
     constexpr int CH = SCAN_CHUNK;
     return (n < CH ? du : ddl) + (row0 + (size_t)k * CH + (n < CH ? n : n - CH)) * SCAN_D + d;
 }
