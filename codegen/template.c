@@ -222,7 +222,9 @@ char *template_scan_bwd(const ScanSpec *s, KernelLaunch *l) {
 }
 
 /* ---------------------------------------------------------------- conv1d */
-enum { CONV_FWD_THREADS = 128, CONV_FWD_ROWS = 32, CONV_BWD_CH = 32, CONV_BWD_GROUPS = 8, CONV_BWD_ROWS = 16,
+/* Rows per thread: each thread loads ROWS + K - 1 rows before computing, so more rows mean fewer halo reads and
+ * more registers. The backward's BATCH batches per block divide the dw/db atomics by BATCH. */
+enum { CONV_FWD_THREADS = 128, CONV_FWD_ROWS = 16, CONV_BWD_CH = 32, CONV_BWD_GROUPS = 4, CONV_BWD_ROWS = 8,
        CONV_BWD_BATCH = 4 };
 
 /* 4 channels per thread when every row of the input starts 4 channels aligned (arena offsets are 256-byte
@@ -269,10 +271,9 @@ char *template_conv1d_bwd(const Conv1dSpec *s, KernelLaunch *l) {
     def_int(&ds, "CONV_WANT_DX", s->want_dx);
     def_int(&ds, "CONV_WANT_DW", s->want_dw);
     def_int(&ds, "CONV_WANT_DB", s->want_db);
-    /* 4 channels per thread as the forward (dy and x rows both aligned); then one batch per block, so that the
-     * grid keeps enough blocks (ARM-B: 6 x 2 x 128). */
+    /* 4 channels per thread as the forward (dy and x rows both aligned); ARM-B's grid is 6 x 7 x 32 blocks */
     const int vec = conv_vec(s, &s->x_map) == 4 && conv_vec(s, &s->dy_map) == 4 ? 4 : 1;
-    const int batch = vec == 4 ? 1 : CONV_BWD_BATCH;
+    const int batch = CONV_BWD_BATCH;
     def_int(&ds, "CONV_VEC", vec);
     def_int(&ds, "CONV_CH", CONV_BWD_CH);
     def_int(&ds, "CONV_GROUPS", CONV_BWD_GROUPS);

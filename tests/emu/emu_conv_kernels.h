@@ -1,9 +1,9 @@
 // emu_conv_kernels.h — instantiates the conv1d forward and backward templates with template.c's block sizes
-// (forward 128 threads x 32 rows, CONV_VEC channels each, default 1; backward 32 channels x 8 row groups x 16
+// (forward 128 threads x 16 rows, CONV_VEC channels each, default 1; backward 32 channels x 4 row groups x 8
 // rows, 4 batches per block) and runs both on the emulator. Include after the CONV_* shape and dtype defines, CONV_SILU and the row maps (plain_rows.h
 // or the file's own) and common.cuh; vmc_conv1d_fwd/bwd may be #defined to other names first.
 #define CONV_THREADS 128
-#define CONV_ROWS 32
+#define CONV_ROWS 16
 #include "../../codegen/templates/conv1d.cuh"
 #undef CONV_ROWS
 #define CONV_BACKWARD 1
@@ -11,8 +11,8 @@
 #define CONV_WANT_DW 1
 #define CONV_WANT_DB 1
 #define CONV_CH 32
-#define CONV_GROUPS 8
-#define CONV_ROWS 16
+#define CONV_GROUPS 4
+#define CONV_ROWS 8
 #define CONV_BATCH 4
 #include "../../codegen/templates/conv1d.cuh"
 
@@ -21,8 +21,8 @@
 static void emu_conv_run(const float *x, const float *w, const float *bias, float *y, const float *dy, float *dx,
                          float *dw, float *db) {
     constexpr unsigned B = CONV_B, L = CONV_L, D = CONV_D;
-    emu_launch({(D + 128 * CONV_VEC - 1) / (128 * CONV_VEC), (L + 31) / 32, B}, {128, 1, 1},
+    emu_launch({(D + 128 * CONV_VEC - 1) / (128 * CONV_VEC), (L + 15) / 16, B}, {128, 1, 1},
                [&] { vmc_conv1d_fwd(x, w, bias, y); });
-    emu_launch({(D + 32 * CONV_VEC - 1) / (32 * CONV_VEC), (L + 127) / 128, (B + 3) / 4}, {32, 8, 1},
+    emu_launch({(D + 32 * CONV_VEC - 1) / (32 * CONV_VEC), (L + 31) / 32, (B + 3) / 4}, {32, 4, 1},
                [&] { vmc_conv1d_bwd(dy, x, w, dx, dw, db); });
 }
