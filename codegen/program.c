@@ -215,6 +215,7 @@ static bool opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int er
         ASSERT(ss.bc == stored(f, fus_src(f, n, 4)), "scan: Bm and Cm stored differently");
         ss.z = stored(f, fus_src(f, n, 7));
         if (n->op == OP_SCAN_BWD) ss.dout = stored(f, fus_src(f, n, 8));
+        else ss.out = f->store_bf16[n->id] ? DT_BF16 : DT_F32;
         src = n->op == OP_SCAN ? template_scan_fwd(&ss, &kl) : template_scan_bwd(&ss, &kl);
         break;
     }
@@ -425,7 +426,7 @@ static bool reads_bf16(const Fusion *f, const Group *gr, const Node *x) {
     return false;
 }
 
-/* Precision bf16 stores GEMM and conv1d outputs in bf16, as autocast does (half the bytes written and read),
+/* Precision bf16 stores GEMM, conv1d and scan outputs in bf16, as autocast does (half the bytes written and read),
  * except weight gradients (A transposed: the contraction runs over tokens; the optimizer keeps them f32), values
  * the host reads and values some reader needs in f32. (Only generated kernels write bf16 copies, so these never
  * have one.) */
@@ -434,8 +435,8 @@ static void mark_bf16_outputs(Fusion *f) {
     bool *ok = xcalloc((size_t)g->nnodes, sizeof(bool));
     for (int k = 0; k < f->ngroups; k++) {
         const Node *n = f->groups[k].root;
-        bool gemm = f->groups[k].kind == GK_GEMM && !n->i[0], conv = n->op == OP_CONV1D;
-        ok[n->id] = (gemm || conv) && n->dtype == DT_F32;
+        bool gemm = f->groups[k].kind == GK_GEMM && !n->i[0], conv = n->op == OP_CONV1D, scan = n->op == OP_SCAN;
+        ok[n->id] = (gemm || conv || scan) && n->dtype == DT_F32;
     }
     for (int k = 0; k < f->ngroups; k++) {
         const Group *gr = &f->groups[k];

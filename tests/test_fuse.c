@@ -263,7 +263,8 @@ static Node *scan_dir(Graph *g, Node *x, Node *z, Node *dbc, const char *sfx) {
     return g_scan(g, in, LOC_NONE);
 }
 
-static void test_scan_row_maps(void) {
+/* The two-direction training graph above, with every parameter gradient an output; *yf is the forward scan. */
+static Graph *two_dir_scan_graph(Node **yf_out) {
     Graph *g = graph_new();
     int64_t B = 2, L = 9, C = 8, D = 32;
     Node *h = g_input(g, "h", shape_of(3, B, L, C), DT_F32, LOC_NONE);
@@ -281,6 +282,15 @@ static void test_scan_row_maps(void) {
     char err[256];
     CHECK(autodiff_backward(g, loss, grads, err, sizeof err), "autodiff: %s", err);
     for (int k = 0; k < g->params.n; k++) if (grads[k]) graph_add_named(g, ((Node *)g->params.items[k])->name, grads[k], NF_OUTPUT);
+    free(grads);
+    *yf_out = yf;
+    return g;
+}
+
+static void test_scan_row_maps(void) {
+    Node *yf;
+    Graph *g = two_dir_scan_graph(&yf);
+    int64_t D = yf->shape.d[2];
     Fusion *f = pass_simplify(g, NULL, 0);
     pass_fuse(f);
     pass_plan(f);
@@ -297,9 +307,34 @@ static void test_scan_row_maps(void) {
     CHECK(moves == 0, "no gather/slice kernel feeds a template: %d", moves);
     CHECK(templates == 8, "conv, scan, scan_bwd and one conv backward (dx, dw, db) per direction: %d", templates);
     CHECK(maps >= 8, "x, z halves, reversed x/z, Bm/Cm/delta slices are row maps: %d", maps);
-    free(grads);
     fusion_free(f);
     graph_free(g);
+}
+
+/* In bf16 precision the scan's output is stored in bf16 (as the reference kernel's output under autocast) and the
+ * template is instantiated to write it so; in fp32 it stays f32. */
+static void test_scan_out_bf16(void) {
+    for (int bf16 = 0; bf16 < 2; bf16++) {
+        Node *yf;
+        Graph *g = two_dir_scan_graph(&yf);
+        ProgramOptions po = {.arch = 90, .bf16 = bf16, .no_compile = true};
+        char err[256];
+        Program *p = program_build(g, NULL, 0, &po, err, sizeof err);
+        CHECK(p, "program_build: %s", err);
+        if (!p) { graph_free(g); continue; }
+        const Node *y = p->f->repl[yf->id];
+        CHECK(y->op == OP_SCAN && p->f->store_bf16[y->id] == bf16, "the scan output is stored in bf16 exactly in bf16 precision");
+        int fwd = 0, bf16_out = 0;
+        for (int k = 0; k < p->nmodules; k++) {
+            const char *src = p->modules[k].src;
+            if (!strstr(src, "vmc_scan_fwd(")) continue;
+            fwd++;
+            bf16_out += strstr(src, "#define OUT_T bf16") != NULL;
+        }
+        CHECK(fwd >= 1 && bf16_out == (bf16 ? fwd : 0), "scan forward modules writing bf16: %d of %d", bf16_out, fwd);
+        program_free(p);
+        graph_free(g);
+    }
 }
 
 /* The optimizer step: per parameter, AdamW's m, v and the new weight and the EMA are one kernel (the values are
@@ -429,6 +464,7 @@ int main(void) {
     test_views_and_inplace();
     test_row_kernels();
     test_scan_row_maps();
+    test_scan_out_bf16();
     test_optimizer_kernels();
     test_gate_kernel();
     test_shared_cast();
