@@ -65,7 +65,8 @@ static int param_of(const Em *e, const Node *n, bool out) {
     return -1;
 }
 
-static bool is_member(const Em *e, const Node *n) { return e->f->group_of[n->id] == e->gr->index; }
+/* Computed here (not loaded): the group's own members, and recomputed values (never stored anywhere). */
+static bool is_member(const Em *e, const Node *n) { return e->f->dup[n->id] || e->f->group_of[n->id] == e->gr->index; }
 
 static const char *index_get(Em *e, const char *expr);
 static void index_put(Em *e, const char *expr, const char *var);

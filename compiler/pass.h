@@ -51,6 +51,8 @@ typedef struct Fusion {
     bool *conv_silu;        /* by node id: this CONV1D writes silu(conv) (its only reader, a SILU, is a view) */
     bool *rowmap;           /* by node id: a row gather or column slice of a [B, L, C] tensor that only templates
                              * read; they read its source through a row table (no kernel, no buffer) */
+    bool *dup;              /* by node id: recomputed by every generated kernel that reads it (no buffer): a cheap
+                             * function of stored values, cheaper to recompute than to store and read back */
     Group *groups;          /* in schedule order after pass_plan */
     int ngroups;
     Buf *buf;               /* by node id: valid where mat[] */

@@ -8,7 +8,11 @@
  * A RESHAPE or EXTRACT that would need a buffer of its own is a view of its input's buffer instead (no kernel);
  * so is a SILU that the conv1d template producing its input applies itself. A gather along L or a slice of the
  * channels of a [B, L, C] tensor read only by the conv1d and scan templates is no kernel either: the templates
- * read its source through a row table (the scan directions' permutations, the x/z halves of in_proj). */
+ * read its source through a row table (the scan directions' permutations, the x/z halves of in_proj).
+ * A cheap pointwise or movement chain over stored values (at most one of them full-size) that several kernels
+ * read is recomputed by each of them instead of stored (Fusion.dup): bias adds and activations of GEMM outputs
+ * that the backward reads again (SwiGLU's x W1 + b1, silu of it, x W2 + b2) cost their inputs' reads, not a
+ * store and reads of their own. */
 #include "pass.h"
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +29,7 @@ typedef struct Cluster {
 
 typedef struct Ctx {
     Fusion *f;
+    int **dset, *ndset;      /* by node id, for dup nodes: the clusters that compute it */
     int *cons_start, *cons;  /* CSR: distinct live consumers of each node */
     int *cluster;            /* by node id, -1 none */
     int *paths;              /* by node id: how many consumer paths lead to the cluster root */
@@ -314,6 +319,74 @@ static bool row_map(Ctx *c, Node *n) {
     return true;
 }
 
+/* ---------------------------------------------------------------- recomputation */
+enum { DUP_DEPTH = 4 };
+
+/* Is x stored whatever the fusion decides: a source, a GEMM or template output, or a reshape/extract of one
+ * (those become views of its buffer)? */
+static bool stored_anyway(const Fusion *f, const Node *x) {
+    while (x->op == OP_RESHAPE || x->op == OP_EXTRACT) x = fus_src(f, x, 0);
+    return (op_class(x->op) == K_SOURCE && x->op != OP_CONST) || !fusable(x->op);
+}
+
+/* Full-size buffers (n's element count or more) a recomputation of n reads, or -1 when n may not be recomputed:
+ * n must be pointwise or movement (not a reshape or extract: those are free views), kept by nobody, read through
+ * no buffer, and built from stored values within DUP_DEPTH ops. */
+static int recompute_reads(Ctx *c, const Node *n, int depth) {
+    Fusion *f = c->f;
+    if (depth > DUP_DEPTH || f->kept[n->id] || !fusable(n->op) || is_reduce(n->op)) return -1;
+    if (n->op == OP_RESHAPE || n->op == OP_EXTRACT) return -1;
+    if (op_class(n->op) != K_MOVE && !is_pointwise(n->op)) return -1;   /* the drop mask */
+    if (n->op == OP_GATHER_DYN || f->rowmap[n->id] || is_view(f, n)) return -1;
+    for (int j = c->cons_start[n->id]; j < c->cons_start[n->id + 1]; j++) {
+        const Node *m = f->g->nodes[c->cons[j]];
+        for (int s = 0; s < m->nsrc; s++)
+            if (fus_src(f, m, s) == n && needs_buffer(f, m, s)) return -1;
+    }
+    int reads = 0;
+    for (int s = 0; s < n->nsrc; s++) {
+        const Node *x = fus_src(f, n, s);
+        if (x->op == OP_CONST) continue;
+        if (stored_anyway(f, x)) {
+            reads += shape_numel(x->shape) >= shape_numel(n->shape);
+            continue;
+        }
+        int r = recompute_reads(c, x, depth + 1);
+        if (r < 0) return -1;
+        reads += r;
+    }
+    return reads;
+}
+
+/* Recompute n in every kernel that reads it? Only generated element/row kernels read it, and recomputing reads
+ * at most one full-size buffer: never more than reading n back, and n's store is saved. */
+static bool dup_node(Ctx *c, Node *n) {
+    Fusion *f = c->f;
+    int r = recompute_reads(c, n, 0);
+    if (r < 0 || r > 1) return false;
+    int cap = 0;
+    for (int j = c->cons_start[n->id]; j < c->cons_start[n->id + 1]; j++) {
+        const int m = c->cons[j], k = c->cluster[m];
+        if (f->dup[m]) { cap += c->ndset[m]; continue; }
+        if (k < 0 || (c->cl[k].kind != GK_EW && c->cl[k].kind != GK_ROW) || !fusable(c->cl[k].root->op)) return false;
+        cap++;
+    }
+    int *set = xmalloc(sizeof(int) * (size_t)(cap ? cap : 1)), nset = 0;
+    for (int j = c->cons_start[n->id]; j < c->cons_start[n->id + 1]; j++) {
+        const int m = c->cons[j];
+        const int *ks = f->dup[m] ? c->dset[m] : &c->cluster[m];
+        for (int i = 0; i < (f->dup[m] ? c->ndset[m] : 1); i++) {
+            bool have = false;
+            for (int q = 0; q < nset; q++) have |= set[q] == ks[i];
+            if (!have) set[nset++] = ks[i];
+        }
+    }
+    f->dup[n->id] = true;
+    c->dset[n->id] = set;
+    c->ndset[n->id] = nset;
+    return true;
+}
+
 static void assign_clusters(Ctx *c) {
     Fusion *f = c->f;
     const Graph *g = f->g;
@@ -337,6 +410,7 @@ static void assign_clusters(Ctx *c) {
         int paths = 0, k = f->kept[id] ? -1 : consumer_cluster(c, n, &paths);
         bool multi = false;
         if (k < 0 || paths > MAX_PATHS || !can_join(c, n, k, false)) {
+            if (dup_node(c, n)) continue;
             k = first_cluster(c, n, &paths);
             multi = k >= 0 && paths <= MAX_PATHS && can_join(c, n, k, true);
             if (!multi && (n->op == OP_RESHAPE || n->op == OP_EXTRACT) && !f->kept[id]) { make_view(f, n); continue; }
@@ -391,19 +465,23 @@ static void make_groups(Ctx *c) {
         gr->index = k;
     }
     for (int id = 0; id < g->nnodes; id++) {
-        if (c->cluster[id] < 0) continue;
-        int k = c->ncl - 1 - c->cluster[id];
-        Group *gr = &f->groups[k];
-        Node *n = g->nodes[id];
-        f->group_of[id] = k;
-        push_node(f->arena, &gr->members, &gr->nmembers, &capm[k], n);
-        if (f->mat[id]) push_node(f->arena, &gr->outs, &gr->nouts, &capo[k], n);
-        for (int s = 0; s < n->nsrc; s++) {
-            Node *src = fus_src(f, n, s);
-            while (f->rowmap[src->id]) src = fus_src(f, src, 0);   /* a template reads the buffer under the map */
-            if (!f->mat[src->id] || c->cluster[src->id] == c->cluster[id] || seen[src->id] == k + 1) continue;
-            seen[src->id] = k + 1;
-            push_node(f->arena, &gr->ins, &gr->nins, &capi[k], src);
+        /* a dup node is a member of every group that computes it */
+        const int *ks = f->dup[id] ? c->dset[id] : &c->cluster[id];
+        for (int i = 0; i < (f->dup[id] ? c->ndset[id] : 1); i++) {
+            if (ks[i] < 0) continue;
+            int k = c->ncl - 1 - ks[i];
+            Group *gr = &f->groups[k];
+            Node *n = g->nodes[id];
+            if (!f->dup[id]) f->group_of[id] = k;
+            push_node(f->arena, &gr->members, &gr->nmembers, &capm[k], n);
+            if (f->mat[id]) push_node(f->arena, &gr->outs, &gr->nouts, &capo[k], n);
+            for (int s = 0; s < n->nsrc; s++) {
+                Node *src = fus_src(f, n, s);
+                while (f->rowmap[src->id]) src = fus_src(f, src, 0);   /* a template reads the buffer under the map */
+                if (!f->mat[src->id] || c->cluster[src->id] == ks[i] || seen[src->id] == k + 1) continue;
+                seen[src->id] = k + 1;
+                push_node(f->arena, &gr->ins, &gr->nins, &capi[k], src);
+            }
         }
     }
     free(capm); free(capi); free(capo); free(seen);
@@ -416,9 +494,13 @@ void pass_fuse(Fusion *f) {
     c.paths = xcalloc((size_t)nn, sizeof(int));
     c.memo = xcalloc((size_t)nn, sizeof(int));
     c.memo2 = xcalloc((size_t)nn, sizeof(int));
+    c.dset = xcalloc((size_t)nn, sizeof(int *));
+    c.ndset = xcalloc((size_t)nn, sizeof(int));
     for (int k = 0; k < nn; k++) c.cluster[k] = -1;
     build_consumers(&c);
     assign_clusters(&c);
     make_groups(&c);
+    for (int k = 0; k < nn; k++) free(c.dset[k]);
+    free(c.dset); free(c.ndset);
     free(c.cons_start); free(c.cons); free(c.cluster); free(c.paths); free(c.memo); free(c.memo2); free(c.cl);
 }

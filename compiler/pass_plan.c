@@ -21,7 +21,8 @@ static void order_groups(Fusion *f) {
     free(tmp);
     for (int k = 0; k < f->ngroups; k++) {
         f->groups[k].index = k;
-        for (int j = 0; j < f->groups[k].nmembers; j++) f->group_of[f->groups[k].members[j]->id] = k;
+        for (int j = 0; j < f->groups[k].nmembers; j++)
+            if (!f->dup[f->groups[k].members[j]->id]) f->group_of[f->groups[k].members[j]->id] = k;
     }
 }
 
@@ -35,7 +36,7 @@ static ArenaKind arena_of(const Fusion *f, const Node *n) {
 /* Does v (a member of an elementwise group) read t, through members of the same group? */
 static bool depends(const Fusion *f, const Node *v, const Node *t, int group, bool *seen) {
     if (v == t) return true;
-    if (f->group_of[v->id] != group || seen[v->id]) return false;
+    if ((f->group_of[v->id] != group && !f->dup[v->id]) || seen[v->id]) return false;   /* dup: computed here too */
     seen[v->id] = true;
     for (int k = 0; k < v->nsrc; k++) if (depends(f, fus_src(f, v, k), t, group, seen)) return true;
     return false;

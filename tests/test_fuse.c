@@ -311,6 +311,47 @@ static void test_scan_row_maps(void) {
     graph_free(g);
 }
 
+/* Training SwiGLU: x W1 + b1, its silu and x W2 + b2 are read by the forward's gate kernel and again by the
+ * backward. Each is a cheap function of one GEMM output, so it is recomputed where read (Fusion.dup): the forward
+ * kernel stores only the gate, and the backward kernels read the GEMM outputs instead. */
+static void test_recompute(void) {
+    Graph *g = graph_new();
+    Node *x = g_input(g, "x", shape_of(3, (int64_t)2, (int64_t)64, (int64_t)32), DT_F32, LOC_NONE);
+    Node *w1 = param(g, "w1", shape_of(2, (int64_t)48, (int64_t)32)), *b1 = param(g, "b1", shape_of(1, (int64_t)48));
+    Node *w2 = param(g, "w2", shape_of(2, (int64_t)48, (int64_t)32)), *b2 = param(g, "b2", shape_of(1, (int64_t)48));
+    Node *w3 = param(g, "w3", shape_of(2, (int64_t)32, (int64_t)48));
+    Node *mm1 = g_matmul(g, x, w1, false, true, LOC_NONE), *mm2 = g_matmul(g, x, w2, false, true, LOC_NONE);
+    Node *h1 = bin(g, OP_ADD, mm1, b1), *h2 = bin(g, OP_ADD, mm2, b2), *s1 = un(g, OP_SILU, h1);
+    Node *gate = bin(g, OP_MUL, s1, h2);
+    Node *y = g_matmul(g, gate, w3, false, true, LOC_NONE);
+    Node *loss = red(g, OP_SUM, g_reshape(g, bin(g, OP_MUL, y, y), shape_of(1, (int64_t)2 * 64 * 32), LOC_NONE), 0);
+    graph_set_loss(g, loss);
+    Node **grads = calloc((size_t)g->params.n, sizeof(Node *));
+    char err[256];
+    CHECK(autodiff_backward(g, loss, grads, err, sizeof err), "autodiff: %s", err);
+    for (int k = 0; k < g->params.n; k++) if (grads[k]) graph_add_named(g, ((Node *)g->params.items[k])->name, grads[k], NF_OUTPUT);
+    Fusion *f = pass_simplify(g, NULL, 0);
+    pass_fuse(f);
+    pass_plan(f);
+    check_plan(f);
+    const Node *H1 = f->repl[h1->id], *H2 = f->repl[h2->id], *S1 = f->repl[s1->id], *G = f->repl[gate->id];
+    CHECK(f->dup[H1->id] && f->dup[H2->id] && f->dup[S1->id], "x W1 + b1, its silu and x W2 + b2 are recomputed");
+    CHECK(!f->mat[H1->id] && !f->mat[H2->id] && !f->mat[S1->id], "and get no buffer");
+    const Group *fwd = &f->groups[f->group_of[G->id]];
+    CHECK(fwd->nouts == 1 && fwd->outs[0] == G, "the forward gate kernel stores the gate alone: %d outputs", fwd->nouts);
+    int readers = 0;   /* generated kernels other than the forward's that read x W1 */
+    for (int k = 0; k < f->ngroups; k++) {
+        const Group *gr = &f->groups[k];
+        if (gr == fwd || (gr->kind != GK_EW && gr->kind != GK_ROW)) continue;
+        for (int j = 0; j < gr->nins; j++) readers += gr->ins[j] == f->repl[mm1->id];
+    }
+    CHECK(readers >= 1, "the backward reads x W1 itself: %d kernels", readers);
+    printf("recompute: gate kernel %d outputs, %d backward kernels read x W1\n", fwd->nouts, readers);
+    free(grads);
+    fusion_free(f);
+    graph_free(g);
+}
+
 /* In bf16 precision the scan's output is stored in bf16 (as the reference kernel's output under autocast) and the
  * template is instantiated to write it so; in fp32 it stays f32. */
 static void test_scan_out_bf16(void) {
@@ -465,6 +506,7 @@ int main(void) {
     test_row_kernels();
     test_scan_row_maps();
     test_scan_out_bf16();
+    test_recompute();
     test_optimizer_kernels();
     test_gate_kernel();
     test_shared_cast();
