@@ -164,10 +164,20 @@ static bool unaligned(const BufRef *args, int n) {
     return false;
 }
 
+static BufRef shadow_ref(const Fusion *f, const Node *x);
+
+/* Has x (the buffer under any row map) a bf16 copy? Templates read that one: the reference kernels take bf16. */
+static bool template_reads_shadow(const Fusion *f, const Node *x) { return f->shadow[fus_owner(f, x)->id]; }
+
 /* The storage type a template reads input x in: that of the buffer under x's row map (if any). */
 static DType stored(const Fusion *f, const Node *x) {
     while (f->rowmap[x->id]) x = fus_src(f, x, 0);
-    return fus_bf16(f, x) ? DT_BF16 : DT_F32;
+    return fus_bf16(f, x) || template_reads_shadow(f, x) ? DT_BF16 : DT_F32;
+}
+
+/* The memory a template reads for unmapped input x. */
+static BufRef template_in(const Program *p, const Node *x) {
+    return template_reads_shadow(p->f, x) ? shadow_ref(p->f, x) : bufref(p, x);
 }
 
 /* The buffer a template reads for input x and, when x is a row-mapped gather/slice chain (pass_fuse), the row map
@@ -176,7 +186,7 @@ static BufRef row_mapped(const Program *p, const Node *x, RowMap *m, int32_t **t
     const Fusion *f = p->f;
     memset(m, 0, sizeof *m);
     *table = NULL;
-    if (!f->rowmap[x->id]) return bufref(p, x);
+    if (!f->rowmap[x->id]) return template_in(p, x);
     int64_t L = x->shape.d[1], off = 0;
     int32_t *rows = xmalloc(sizeof(int32_t) * (size_t)L);
     for (int64_t t = 0; t < L; t++) rows[t] = (int32_t)t;
@@ -189,7 +199,7 @@ static BufRef row_mapped(const Program *p, const Node *x, RowMap *m, int32_t **t
     m->stride = cur->shape.d[2];
     m->off = off;
     m->rows = *table = rows;
-    return bufref(p, cur);
+    return template_in(p, cur);
 }
 
 static bool opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int errlen) {
@@ -207,7 +217,7 @@ static bool opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int er
         scan_spec(n, &ss);
         RowMap *maps[9] = {&ss.u_map, &ss.delta_map, NULL, &ss.bm_map, &ss.cm_map, NULL, NULL, &ss.z_map, &ss.dout_map};
         for (int k = 0; k < n->nsrc; k++)
-            args[nargs++] = maps[k] ? row_mapped(p, fus_src(f, n, k), maps[k], &tables[k]) : bufref(p, fus_src(f, n, k));
+            args[nargs++] = maps[k] ? row_mapped(p, fus_src(f, n, k), maps[k], &tables[k]) : template_in(p, fus_src(f, n, k));
         args[nargs++] = bufref(p, n);
         ss.u = stored(f, fus_src(f, n, 0));
         ss.delta = stored(f, fus_src(f, n, 1));
@@ -381,9 +391,10 @@ static bool plain_batch(const Node *n, const Node *x) {
     return nx == 1 || nx == shape_numel(bs);
 }
 
-/* A shadowed value that nothing but GEMMs reading its bf16 copy uses (SwiGLU's gated hidden, the mixer's merged
- * output) needs no f32 store: that halves what its kernel writes. Any other reader (a generated kernel, a
- * template, an expanded GEMM operand, an ASSIGN copy, the host) keeps the f32 value. */
+/* A shadowed value that nothing but GEMMs and templates reading its bf16 copy uses (SwiGLU's gated hidden, the
+ * mixer's merged output, silu(conv) in training, the conv backward's incoming gradient) needs no f32 store: that
+ * halves what its kernel writes. Any other reader (a generated kernel, an expanded GEMM operand, an ASSIGN copy,
+ * the host) keeps the f32 value. */
 static void mark_shadow_only(Fusion *f) {
     const Graph *g = f->g;
     bool *f32_read = xcalloc((size_t)g->nnodes, sizeof(bool));
@@ -391,8 +402,8 @@ static void mark_shadow_only(Fusion *f) {
         const Group *gr = &f->groups[k];
         for (int j = 0; j < gr->nins; j++) {
             const Node *x = gr->ins[j];
-            bool from_shadow = gr->kind == GK_GEMM && plain_batch(gr->root, x) &&
-                               (x == fus_src(f, gr->root, 0) || x == fus_src(f, gr->root, 1));
+            bool from_shadow = gr->kind == GK_OPAQUE || (gr->kind == GK_GEMM && plain_batch(gr->root, x) &&
+                               (x == fus_src(f, gr->root, 0) || x == fus_src(f, gr->root, 1)));
             if (!from_shadow) f32_read[fus_owner(f, x)->id] = true;
         }
     }
@@ -400,10 +411,18 @@ static void mark_shadow_only(Fusion *f) {
     free(f32_read);
 }
 
-/* bf16 precision: GEMM operands written by generated kernels get a bf16 shadow there (no cast kernel). */
+/* bf16 precision: GEMM operands written by generated kernels get a bf16 shadow there (no cast kernel), and so do
+ * template inputs (the conv1d and scan kernels take bf16 activations and gradients, as in the reference). */
 static void mark_shadows(Fusion *f) {
     for (int k = 0; k < f->ngroups; k++) {
         const Group *gr = &f->groups[k];
+        if (gr->kind == GK_OPAQUE) {
+            for (int j = 0; j < gr->nins; j++) {
+                int64_t off;
+                if (shadowable(f, gr->ins[j])) f->shadow[view_owner(f, gr->ins[j], &off)->id] = true;
+            }
+            continue;
+        }
         if (gr->kind != GK_GEMM) continue;
         for (int s = 0; s < 2; s++) {
             const Node *x = fus_src(f, gr->root, s);

@@ -353,7 +353,7 @@ static void test_recompute(void) {
 }
 
 /* In bf16 precision the scan's output is stored in bf16 (as the reference kernel's output under autocast) and the
- * template is instantiated to write it so; in fp32 it stays f32. */
+ * template is instantiated to write it so, and its input u in bf16 too; in fp32 both stay f32. */
 static void test_scan_out_bf16(void) {
     for (int bf16 = 0; bf16 < 2; bf16++) {
         Node *yf;
@@ -365,14 +365,20 @@ static void test_scan_out_bf16(void) {
         if (!p) { graph_free(g); continue; }
         const Node *y = p->f->repl[yf->id];
         CHECK(y->op == OP_SCAN && p->f->store_bf16[y->id] == bf16, "the scan output is stored in bf16 exactly in bf16 precision");
-        int fwd = 0, bf16_out = 0;
+        int fwd = 0, bf16_out = 0, bf16_u = 0;
         for (int k = 0; k < p->nmodules; k++) {
             const char *src = p->modules[k].src;
             if (!strstr(src, "vmc_scan_fwd(")) continue;
             fwd++;
             bf16_out += strstr(src, "#define OUT_T bf16") != NULL;
+            bf16_u += strstr(src, "#define U_T bf16") != NULL;
         }
         CHECK(fwd >= 1 && bf16_out == (bf16 ? fwd : 0), "scan forward modules writing bf16: %d of %d", bf16_out, fwd);
+        /* u = silu(conv) (training: its own kernel, the conv output is kept for the backward) is read by templates
+         * and the x_proj GEMMs only: in bf16 it is stored as a bf16 copy alone, which the scans read */
+        const Node *u = fus_owner(p->f, fus_src(p->f, y, 0));
+        CHECK(u->op == OP_SILU && p->f->shadow_only[u->id] == bf16, "silu(conv) is stored in bf16 alone exactly in bf16");
+        CHECK(bf16_u == (bf16 ? fwd : 0), "scan forward modules reading bf16 u: %d of %d", bf16_u, fwd);
         program_free(p);
         graph_free(g);
     }
