@@ -9,6 +9,8 @@
 
 enum { RNG_RING = 256 };
 
+enum { GEMM_CANDIDATES = 8, GEMM_TUNE_REPS = 5 };
+
 typedef struct GemmPlan {
     cublasLtMatmulDesc_t desc;
     cublasLtMatrixLayout_t la, lb, lc;   /* cuBLASLt operands: la = our B, lb = our A (column-major view) */
@@ -51,8 +53,10 @@ static void set_layout_batch(const Cuda *c, cublasLtMatrixLayout_t l, int64_t ba
     CUBLAS_CHECK(c->lt->cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride, sizeof stride));
 }
 
-/* Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: cuBLASLt's first operand is our B. */
-static void gemm_plan(Cuda *c, const GemmDesc *d, GemmPlan *g) {
+/* Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: cuBLASLt's first operand is our B.
+ * Fills the descriptors and up to ncand of cuBLASLt's heuristic algorithms, best guess first (g->algo = cand[0]);
+ * returns how many. */
+static int gemm_plan_candidates(Cuda *c, const GemmDesc *d, GemmPlan *g, cublasLtMatmulAlgo_t *cand, int ncand) {
     cudaDataType_t ab = d->bf16 ? CUDA_R_16BF : CUDA_R_32F;
     cublasOperation_t opa = d->tb ? CUBLAS_OP_T : CUBLAS_OP_N, opb = d->ta ? CUBLAS_OP_T : CUBLAS_OP_N;
     CUBLAS_CHECK(c->lt->cublasLtMatmulDescCreate(&g->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
@@ -71,12 +75,20 @@ static void gemm_plan(Cuda *c, const GemmDesc *d, GemmPlan *g) {
     uint64_t ws = PROGRAM_GEMM_WORKSPACE;
     CUBLAS_CHECK(c->lt->cublasLtMatmulPreferenceCreate(&pref));
     CUBLAS_CHECK(c->lt->cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws));
-    cublasLtMatmulHeuristicResult_t res;
-    int found = 0;
-    CUBLAS_CHECK(c->lt->cublasLtMatmulAlgoGetHeuristic(c->lth, g->desc, g->la, g->lb, g->lc, g->lc, pref, 1, &res, &found));
-    ASSERT(found > 0, "cuBLASLt has no algorithm for a %lldx%lldx%lld GEMM", (long long)d->M, (long long)d->N, (long long)d->K);
-    g->algo = res.algo;
+    cublasLtMatmulHeuristicResult_t res[GEMM_CANDIDATES];
+    int found = 0, n = 0;
+    ASSERT(ncand >= 1 && ncand <= GEMM_CANDIDATES, "gemm candidates");
+    CUBLAS_CHECK(c->lt->cublasLtMatmulAlgoGetHeuristic(c->lth, g->desc, g->la, g->lb, g->lc, g->lc, pref, ncand, res, &found));
+    for (int k = 0; k < found; k++) if (res[k].state == CUBLAS_STATUS_SUCCESS) cand[n++] = res[k].algo;
+    ASSERT(n > 0, "cuBLASLt has no algorithm for a %lldx%lldx%lld GEMM", (long long)d->M, (long long)d->N, (long long)d->K);
+    g->algo = cand[0];
     CUBLAS_CHECK(c->lt->cublasLtMatmulPreferenceDestroy(pref));
+    return n;
+}
+
+static void gemm_plan(Cuda *c, const GemmDesc *d, GemmPlan *g) {
+    cublasLtMatmulAlgo_t cand[1];
+    gemm_plan_candidates(c, d, g, cand, 1);
 }
 
 static void gemm_run(Cuda *c, const GemmPlan *g, CUdeviceptr a, CUdeviceptr b, CUdeviceptr out) {
@@ -84,6 +96,64 @@ static void gemm_run(Cuda *c, const GemmPlan *g, CUdeviceptr a, CUdeviceptr b, C
     CUBLAS_CHECK(c->lt->cublasLtMatmul(c->lth, g->desc, &one, (const void *)b, g->la, (const void *)a, g->lb, &zero,
                                        (const void *)out, g->lc, (void *)out, g->lc, &g->algo, (void *)c->arena[AR_WORK],
                                        PROGRAM_GEMM_WORKSPACE, (cudaStream_t)c->st));
+}
+
+/* GEMM autotuning: the heuristic's first choice is often not the fastest for the skinny products of the mixer
+ * (N = 80 or K = 48) and the weight gradients (K = tokens). Before the first step, each distinct shape times its
+ * candidates on the launch's own buffers (outputs are overwritten before anything has been computed into them)
+ * and keeps the fastest; launches of the same shape share it. VMC_GEMM_TUNE=0 keeps the heuristic's choice. */
+typedef struct TunedShape { GemmDesc d; cublasLtMatmulAlgo_t algo; } TunedShape;
+
+static bool same_shape(const GemmDesc *a, const GemmDesc *b) {
+    return a->ta == b->ta && a->tb == b->tb && a->M == b->M && a->N == b->N && a->K == b->K && a->batch == b->batch &&
+           a->lda == b->lda && a->ldb == b->ldb && a->sa == b->sa && a->sb == b->sb && a->sc == b->sc &&
+           a->bf16 == b->bf16 && a->c_bf16 == b->c_bf16;
+}
+
+/* Milliseconds for GEMM_TUNE_REPS runs of g with `algo`, or -1 when cuBLASLt refuses it. */
+static float time_algo(Cuda *c, GemmPlan *g, const cublasLtMatmulAlgo_t *algo, CUdeviceptr a, CUdeviceptr b,
+                       CUdeviceptr out, CUevent t0, CUevent t1) {
+    const float one = 1.0f, zero = 0.0f;
+    for (int k = -1; k < GEMM_TUNE_REPS; k++) {   /* k = -1: a warm-up run, not timed */
+        if (k == 0) CU_CHECK(c->cu->cuEventRecord(t0, c->st));
+        cublasStatus_t r = c->lt->cublasLtMatmul(c->lth, g->desc, &one, (const void *)b, g->la, (const void *)a, g->lb,
+                                                 &zero, (const void *)out, g->lc, (void *)out, g->lc, algo,
+                                                 (void *)c->arena[AR_WORK], PROGRAM_GEMM_WORKSPACE, (cudaStream_t)c->st);
+        if (r != CUBLAS_STATUS_SUCCESS) { CU_CHECK(c->cu->cuStreamSynchronize(c->st)); return -1.f; }
+    }
+    CU_CHECK(c->cu->cuEventRecord(t1, c->st));
+    CU_CHECK(c->cu->cuEventSynchronize(t1));
+    float ms = 0;
+    CU_CHECK(c->cu->cuEventElapsedTime(&ms, t0, t1));
+    return ms;
+}
+
+static void plan_gemms(Cuda *c) {
+    const char *env = getenv("VMC_GEMM_TUNE");
+    const bool tune = !(env && !strcmp(env, "0"));
+    TunedShape *tuned = xcalloc((size_t)c->p->nlaunches + 1, sizeof(TunedShape));
+    int ntuned = 0;
+    CUevent t0, t1;
+    CU_CHECK(c->cu->cuEventCreate(&t0, CU_EVENT_DEFAULT));
+    CU_CHECK(c->cu->cuEventCreate(&t1, CU_EVENT_DEFAULT));
+    for (int k = 0; k < c->p->nlaunches; k++) {
+        const Launch *l = &c->p->launches[k];
+        if (l->kind != LK_GEMM) continue;
+        GemmPlan *g = &c->gemm[k];
+        cublasLtMatmulAlgo_t cand[GEMM_CANDIDATES];
+        int n = gemm_plan_candidates(c, &l->gemm, g, cand, tune ? GEMM_CANDIDATES : 1), have = -1;
+        for (int j = 0; j < ntuned && have < 0; j++) if (same_shape(&tuned[j].d, &l->gemm)) have = j;
+        if (have >= 0) { g->algo = tuned[have].algo; continue; }
+        float best = -1.f;
+        for (int j = 0; j < n && n > 1; j++) {
+            float ms = time_algo(c, g, &cand[j], addr(c, l->gemm.a), addr(c, l->gemm.b), addr(c, l->gemm.c), t0, t1);
+            if (ms >= 0.f && (best < 0.f || ms < best)) { best = ms; g->algo = cand[j]; }
+        }
+        tuned[ntuned++] = (TunedShape){l->gemm, g->algo};
+    }
+    CU_CHECK(c->cu->cuEventDestroy(t0));
+    CU_CHECK(c->cu->cuEventDestroy(t1));
+    free(tuned);
 }
 
 /* ---------------------------------------------------------------- setup */
@@ -98,7 +168,7 @@ static void load_modules(Cuda *c) {
     c->gemm = xcalloc((size_t)nl + 1, sizeof(GemmPlan));
     for (int k = 0; k < nl; k++) {
         Launch *l = &p->launches[k];
-        if (l->kind == LK_GEMM) { gemm_plan(c, &l->gemm, &c->gemm[k]); continue; }
+        if (l->kind == LK_GEMM) continue;   /* plan_gemms */
         if (l->kind != LK_KERNEL) continue;
         CU_CHECK(c->cu->cuModuleGetFunction(&c->fn[k], c->mods[l->module], l->name));
         if (l->smem > 48 * 1024)
@@ -319,6 +389,7 @@ Exec *cuda_exec_create(const Graph *g, Node *const *keep, int nkeep, const CudaE
     c->stage = xcalloc((size_t)g->nnodes + 1, sizeof(void *));
     c->stage_ev = xcalloc((size_t)g->nnodes + 1, sizeof(CUevent));
     load_modules(c);
+    plan_gemms(c);
     upload_tables(c);
     return &c->base;
 }
