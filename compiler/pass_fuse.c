@@ -358,33 +358,117 @@ static int recompute_reads(Ctx *c, const Node *n, int depth) {
     return reads;
 }
 
+/* Adds cluster k to the clusters computing dup node id. */
+static void dset_add(Ctx *c, int id, int k) {
+    for (int q = 0; q < c->ndset[id]; q++) if (c->dset[id][q] == k) return;
+    c->dset[id] = xrealloc(c->dset[id], sizeof(int) * (size_t)(c->ndset[id] + 1));
+    c->dset[id][c->ndset[id]++] = k;
+}
+
+/* Is every reader of n a generated element/row kernel (or a dup node, computed in such kernels)? */
+static bool generated_readers(Ctx *c, const Node *n) {
+    for (int j = c->cons_start[n->id]; j < c->cons_start[n->id + 1]; j++) {
+        const int m = c->cons[j], k = c->cluster[m];
+        if (c->f->dup[m]) continue;
+        if (k < 0 || (c->cl[k].kind != GK_EW && c->cl[k].kind != GK_ROW) || !fusable(c->cl[k].root->op)) return false;
+    }
+    return true;
+}
+
+/* Makes n dup, computed in `also` (when >= 0) and wherever its readers are. */
+static void make_dup(Ctx *c, const Node *n, int also) {
+    c->f->dup[n->id] = true;
+    if (also >= 0) dset_add(c, n->id, also);
+    for (int j = c->cons_start[n->id]; j < c->cons_start[n->id + 1]; j++) {
+        const int m = c->cons[j];
+        if (!c->f->dup[m]) { dset_add(c, n->id, c->cluster[m]); continue; }
+        for (int q = 0; q < c->ndset[m]; q++) dset_add(c, n->id, c->dset[m][q]);
+    }
+}
+
 /* Recompute n in every kernel that reads it? Only generated element/row kernels read it, and recomputing reads
  * at most one full-size buffer: never more than reading n back, and n's store is saved. */
 static bool dup_node(Ctx *c, Node *n) {
-    Fusion *f = c->f;
     int r = recompute_reads(c, n, 0);
-    if (r < 0 || r > 1) return false;
-    int cap = 0;
-    for (int j = c->cons_start[n->id]; j < c->cons_start[n->id + 1]; j++) {
-        const int m = c->cons[j], k = c->cluster[m];
-        if (f->dup[m]) { cap += c->ndset[m]; continue; }
-        if (k < 0 || (c->cl[k].kind != GK_EW && c->cl[k].kind != GK_ROW) || !fusable(c->cl[k].root->op)) return false;
-        cap++;
-    }
-    int *set = xmalloc(sizeof(int) * (size_t)(cap ? cap : 1)), nset = 0;
-    for (int j = c->cons_start[n->id]; j < c->cons_start[n->id + 1]; j++) {
-        const int m = c->cons[j];
-        const int *ks = f->dup[m] ? c->dset[m] : &c->cluster[m];
-        for (int i = 0; i < (f->dup[m] ? c->ndset[m] : 1); i++) {
-            bool have = false;
-            for (int q = 0; q < nset; q++) have |= set[q] == ks[i];
-            if (!have) set[nset++] = ks[i];
-        }
-    }
-    f->dup[n->id] = true;
-    c->dset[n->id] = set;
-    c->ndset[n->id] = nset;
+    if (r < 0 || r > 1 || !generated_readers(c, n)) return false;
+    make_dup(c, n, -1);
     return true;
+}
+
+/* ---------------------------------------------------------------- recomputed extra outputs */
+/* After clustering, an extra output of a kernel (a value later kernels read, e.g. LayerNorm's x - mean and
+ * x_hat, which the backward reads) may be recomputed by its readers from what the kernel stores anyway (x) plus
+ * per-row values the row kernel can store at little cost (the mean: one float per row). */
+
+static bool cheap_op(const Fusion *f, const Node *n) {
+    if (!fusable(n->op) || is_reduce(n->op) || n->op == OP_GATHER_DYN || f->rowmap[n->id]) return false;
+    return is_pointwise(n->op) || op_class(n->op) == K_MOVE;
+}
+
+/* A per-row value of row cluster k that k can store (evaluated in its final phase). */
+static bool row_storable(Ctx *c, Node *n, int k) {
+    if (c->cl[k].kind != GK_ROW || c->cluster[n->id] != k || n == c->cl[k].root) return false;
+    if (!shape_eq(n->shape, reduced(c->cl[k].dom, c->cl[k].axis))) return false;
+    c->gen++;
+    return can_join(c, n, k, true);
+}
+
+/* Full-size buffers (at least `full` elements) that computing n outside cluster k reads, or -1 when it cannot:
+ * the chain down to stored values must be cheap members of k (or dup nodes), per-row values k can store, or
+ * constants. */
+static int outside_reads(Ctx *c, Node *n, int k, int64_t full, int depth) {
+    Fusion *f = c->f;
+    if (n->op == OP_CONST) return 0;
+    if (f->mat[n->id]) return shape_numel(n->shape) >= full;
+    if (depth > DUP_DEPTH || (c->cluster[n->id] != k && !f->dup[n->id])) return -1;
+    if (row_storable(c, n, k)) return 0;
+    if (!cheap_op(f, n)) return -1;
+    int reads = 0;
+    for (int s = 0; s < n->nsrc; s++) {
+        int r = outside_reads(c, fus_src(f, n, s), k, full, depth + 1);
+        if (r < 0) return -1;
+        reads += r;
+    }
+    return reads;
+}
+
+/* The unstored chain under dup node n: dup too (computed in k and n's clusters); per-row values get stored. */
+static void dup_chain(Ctx *c, const Node *n, int k) {
+    Fusion *f = c->f;
+    for (int s = 0; s < n->nsrc; s++) {
+        Node *x = fus_src(f, n, s);
+        if (x->op == OP_CONST || f->mat[x->id]) continue;
+        if (!f->dup[x->id] && row_storable(c, x, k)) { f->mat[x->id] = true; continue; }
+        f->dup[x->id] = true;
+        dset_add(c, x->id, k);
+        for (int q = 0; q < c->ndset[n->id]; q++) dset_add(c, x->id, c->dset[n->id][q]);
+        dup_chain(c, x, k);
+    }
+}
+
+static void recompute_outputs(Ctx *c) {
+    Fusion *f = c->f;
+    for (int id = f->g->nnodes - 1; id >= 0; id--) {
+        Node *n = f->g->nodes[id];
+        const int k = c->cluster[id];
+        if (k < 0 || !f->mat[id] || f->kept[id] || f->dup[id] || c->cl[k].root == n || !cheap_op(f, n)) continue;
+        if (f->view[id] || !generated_readers(c, n)) continue;
+        bool through_buffer = false;
+        for (int j = c->cons_start[id]; j < c->cons_start[id + 1]; j++) {
+            const Node *m = f->g->nodes[c->cons[j]];
+            for (int s = 0; s < m->nsrc; s++) through_buffer |= fus_src(f, m, s) == n && needs_buffer(f, m, s);
+        }
+        if (through_buffer) continue;
+        int reads = 0;
+        for (int s = 0; s < n->nsrc && reads >= 0; s++) {
+            int r = outside_reads(c, fus_src(f, n, s), k, shape_numel(n->shape), 1);
+            reads = r < 0 ? -1 : reads + r;
+        }
+        if (reads < 0 || reads > 1) continue;
+        f->mat[id] = false;
+        make_dup(c, n, k);
+        dup_chain(c, n, k);
+    }
 }
 
 static void assign_clusters(Ctx *c) {
@@ -499,6 +583,7 @@ void pass_fuse(Fusion *f) {
     for (int k = 0; k < nn; k++) c.cluster[k] = -1;
     build_consumers(&c);
     assign_clusters(&c);
+    recompute_outputs(&c);
     make_groups(&c);
     for (int k = 0; k < nn; k++) free(c.dset[k]);
     free(c.dset); free(c.ndset);
