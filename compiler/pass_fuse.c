@@ -452,6 +452,8 @@ static void recompute_outputs(Ctx *c) {
         Node *n = f->g->nodes[id];
         const int k = c->cluster[id];
         if (k < 0 || !f->mat[id] || f->kept[id] || f->dup[id] || c->cl[k].root == n || !cheap_op(f, n)) continue;
+        /* full-size values only: a stored per-row value (1/std) is cheaper to read than to recompute per element */
+        if (shape_numel(n->shape) != shape_numel(c->cl[k].dom)) continue;
         if (f->view[id] || !generated_readers(c, n)) continue;
         bool through_buffer = false;
         for (int j = c->cons_start[id]; j < c->cons_start[id + 1]; j++) {

@@ -118,18 +118,19 @@ static void test_layernorm_training(void) {
     /* norm; its backward; the column sum dw (two axes: two kernels) */
     CHECK(kernels(g, NULL, 0, "layernorm with stored statistics + its backward") == 4,
           "layernorm storing xc and 1/std is one kernel, its backward another");
-    /* The backward recomputes xc and 1/std from x and the two row sums the forward stores (a float per row each),
-     * so the forward writes no full-size value besides y */
+    /* The backward recomputes xc from x and the mean, which the forward stores beside 1/std (a float per row
+     * each), so the forward writes no full-size value besides y */
     Fusion *f = pass_simplify(g, NULL, 0);
     pass_fuse(f);
     pass_plan(f);
     check_plan(f);
     const Node *XC = f->repl[xc->id], *RSTD = f->repl[rstd->id];
-    CHECK(f->dup[XC->id] && !f->mat[XC->id] && f->dup[RSTD->id], "x - mean and 1/std are recomputed, not stored");
+    CHECK(f->dup[XC->id] && !f->mat[XC->id], "x - mean is recomputed, not stored");
+    CHECK(f->mat[RSTD->id] && !f->dup[RSTD->id], "1/std (per row) is stored, not recomputed per element");
     const Group *fwd = &f->groups[f->group_of[f->repl[y->id]->id]];
     int full = 0;
     for (int k = 0; k < fwd->nouts; k++) full += shape_numel(fwd->outs[k]->shape) == shape_numel(s);
-    CHECK(full == 1 && fwd->nouts == 3, "the norm kernel stores y and two row sums: %d outputs, %d full-size",
+    CHECK(full == 1 && fwd->nouts == 3, "the norm kernel stores y, the mean and 1/std: %d outputs, %d full-size",
           fwd->nouts, full);
     fusion_free(f);
     graph_free(g);
