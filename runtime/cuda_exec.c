@@ -4,6 +4,7 @@
  * replay. Device storage of float tensors is f32 (codegen.h); the host sees node dtypes (bf16 converted here). */
 #include "cuda_exec.h"
 #include "cuda_api.h"
+#include "gemm_tune_cache.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -101,7 +102,8 @@ static void gemm_run(Cuda *c, const GemmPlan *g, CUdeviceptr a, CUdeviceptr b, C
 /* GEMM autotuning: the heuristic's first choice is often not the fastest for the skinny products of the mixer
  * (N = 80 or K = 48) and the weight gradients (K = tokens). Before the first step, each distinct shape times its
  * candidates on the launch's own buffers (outputs are overwritten before anything has been computed into them)
- * and keeps the fastest; launches of the same shape share it. VMC_GEMM_TUNE=0 keeps the heuristic's choice. */
+ * and keeps the fastest; launches of the same shape share it, and the choice is cached on disk for the next start
+ * (gemm_tune_cache.h). VMC_GEMM_TUNE=0 keeps the heuristic's choice. */
 typedef struct TunedShape { GemmDesc d; cublasLtMatmulAlgo_t algo; } TunedShape;
 
 static bool same_shape(const GemmDesc *a, const GemmDesc *b) {
@@ -133,6 +135,11 @@ static void plan_gemms(Cuda *c) {
     const bool tune = !(env && !strcmp(env, "0"));
     TunedShape *tuned = xcalloc((size_t)c->p->nlaunches + 1, sizeof(TunedShape));
     int ntuned = 0;
+    CUdevice dev;
+    char devname[128] = "";
+    CU_CHECK(c->cu->cuCtxGetDevice(&dev));
+    CU_CHECK(c->cu->cuDeviceGetName(devname, sizeof devname, dev));
+    TuneCache *cache = tune_cache_open(devname);
     CUevent t0, t1;
     CU_CHECK(c->cu->cuEventCreate(&t0, CU_EVENT_DEFAULT));
     CU_CHECK(c->cu->cuEventCreate(&t1, CU_EVENT_DEFAULT));
@@ -144,15 +151,19 @@ static void plan_gemms(Cuda *c) {
         int n = gemm_plan_candidates(c, &l->gemm, g, cand, tune ? GEMM_CANDIDATES : 1), have = -1;
         for (int j = 0; j < ntuned && have < 0; j++) if (same_shape(&tuned[j].d, &l->gemm)) have = j;
         if (have >= 0) { g->algo = tuned[have].algo; continue; }
-        float best = -1.f;
-        for (int j = 0; j < n && n > 1; j++) {
-            float ms = time_algo(c, g, &cand[j], addr(c, l->gemm.a), addr(c, l->gemm.b), addr(c, l->gemm.c), t0, t1);
-            if (ms >= 0.f && (best < 0.f || ms < best)) { best = ms; g->algo = cand[j]; }
+        if (n > 1 && !tune_cache_find(cache, &l->gemm, cand, n, &g->algo)) {
+            float best = -1.f;
+            for (int j = 0; j < n; j++) {
+                float ms = time_algo(c, g, &cand[j], addr(c, l->gemm.a), addr(c, l->gemm.b), addr(c, l->gemm.c), t0, t1);
+                if (ms >= 0.f && (best < 0.f || ms < best)) { best = ms; g->algo = cand[j]; }
+            }
+            tune_cache_put(cache, &l->gemm, &g->algo);
         }
         tuned[ntuned++] = (TunedShape){l->gemm, g->algo};
     }
     CU_CHECK(c->cu->cuEventDestroy(t0));
     CU_CHECK(c->cu->cuEventDestroy(t1));
+    tune_cache_close(cache);
     free(tuned);
 }
 

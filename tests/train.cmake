@@ -27,3 +27,7 @@ set_tests_properties(train_bad_input PROPERTIES LABELS cpu SKIP_RETURN_CODE 77 T
 # GPU out of memory: exit 2 with a batch size that fits (gpu: skips, 77, without a GPU).
 add_test(NAME train_oom COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/test_oom.sh $<TARGET_FILE:vmc> ${VMC_ROOT})
 set_tests_properties(train_oom PROPERTIES LABELS gpu SKIP_RETURN_CODE 77 TIMEOUT 300)
+add_executable(test_tune_cache ${CMAKE_CURRENT_LIST_DIR}/test_tune_cache.c)
+target_link_libraries(test_tune_cache PRIVATE runtime)
+add_test(NAME tune_cache COMMAND test_tune_cache)
+set_tests_properties(tune_cache PROPERTIES LABELS cpu TIMEOUT 60)

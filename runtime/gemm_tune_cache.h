@@ -1,0 +1,18 @@
+/* gemm_tune_cache.h — the GEMM algorithms that autotuning picked, kept on disk beside the NVRTC cache so that a
+ * warm start does not time them again. One file per device name; an entry is used only while cuBLASLt still
+ * offers that algorithm for the shape (a different cuBLASLt or GPU re-tunes). */
+#pragma once
+#include "cuda_api.h"
+#include "program.h"
+#include <stdbool.h>
+
+typedef struct TuneCache TuneCache;
+
+/* Reads the cache file for this device (none yet, or no cache directory: an empty cache). */
+TuneCache *tune_cache_open(const char *device_name);
+/* The cached algorithm for shape d if it is one of cand[0..n): true and *out set. */
+bool tune_cache_find(const TuneCache *t, const GemmDesc *d, const cublasLtMatmulAlgo_t *cand, int n,
+                     cublasLtMatmulAlgo_t *out);
+void tune_cache_put(TuneCache *t, const GemmDesc *d, const cublasLtMatmulAlgo_t *algo);
+/* Writes the file if entries were added (atomically: a temporary file renamed), then frees. */
+void tune_cache_close(TuneCache *t);
