@@ -529,15 +529,23 @@ static void emit_ew(Em *e, const char *name, KernelSource *ks) {
     FILE *outer = e->o;
     char *lanes = NULL;
     size_t nlanes = 0;
+    Ix ix;
     if (e->vec4) {   /* the per-element code goes to a side buffer: its loads and stores are known only after */
+        /* the coordinates of e4 * 4, once per thread: the 4 elements share all but the innermost (extent % 4 == 0) */
+        line(e, "const long long eb = e4 * 4;");
+        ix = unflat(e, gr->dom, "eb");
         e->vload = xcalloc((size_t)gr->nins + 1, sizeof(bool));
         e->vstore = xcalloc((size_t)gr->nouts + 1, sizeof(bool));
         e->o = open_memstream(&lanes, &nlanes);
         ASSERT(e->o, "open_memstream");
         e->ind++;
-        line(e, "const long long e = e4 * 4 + k;");
-    }
-    Ix ix = unflat(e, gr->dom, "e");
+        line(e, "const long long e = eb + k;");
+        const int in = gr->dom.ndim - 1;
+        char inner[IXLEN];
+        snprintf(inner, sizeof inner, "c%d", e->nvar++);
+        line(e, "const long long %s = %s + k;", inner, ix.s[in]);
+        memcpy(ix.s[in], inner, IXLEN);
+    } else ix = unflat(e, gr->dom, "e");
     e->root_ix = &ix;
     const Node *root = gr->root;
     if (gr->kind == GK_SCATTER) {
