@@ -329,20 +329,30 @@ static bool stored_anyway(const Fusion *f, const Node *x) {
     return (op_class(x->op) == K_SOURCE && x->op != OP_CONST) || !fusable(x->op);
 }
 
+/* May n be computed by index math in any kernel that reads it: pointwise or movement (no reduction, no drop
+ * mask, no dynamic gather), not a template's row map? */
+static bool cheap_op(const Fusion *f, const Node *n) {
+    if (!fusable(n->op) || is_reduce(n->op) || n->op == OP_GATHER_DYN || f->rowmap[n->id]) return false;
+    return is_pointwise(n->op) || op_class(n->op) == K_MOVE;
+}
+
+/* Does some reader of n need it as a buffer (a GEMM, a template, a view)? */
+static bool read_as_buffer(const Ctx *c, const Node *n) {
+    for (int j = c->cons_start[n->id]; j < c->cons_start[n->id + 1]; j++) {
+        const Node *m = c->f->g->nodes[c->cons[j]];
+        for (int s = 0; s < m->nsrc; s++)
+            if (fus_src(c->f, m, s) == n && needs_buffer(c->f, m, s)) return true;
+    }
+    return false;
+}
+
 /* Full-size buffers (n's element count or more) a recomputation of n reads, or -1 when n may not be recomputed:
- * n must be pointwise or movement (not a reshape or extract: those are free views), kept by nobody, read through
- * no buffer, and built from stored values within DUP_DEPTH ops. */
+ * n must be cheap (not a reshape or extract: those are free views), kept by nobody, read through no buffer, and
+ * built from stored values within DUP_DEPTH ops. */
 static int recompute_reads(Ctx *c, const Node *n, int depth) {
     Fusion *f = c->f;
-    if (depth > DUP_DEPTH || f->kept[n->id] || !fusable(n->op) || is_reduce(n->op)) return -1;
-    if (n->op == OP_RESHAPE || n->op == OP_EXTRACT) return -1;
-    if (op_class(n->op) != K_MOVE && !is_pointwise(n->op)) return -1;   /* the drop mask */
-    if (n->op == OP_GATHER_DYN || f->rowmap[n->id] || is_view(f, n)) return -1;
-    for (int j = c->cons_start[n->id]; j < c->cons_start[n->id + 1]; j++) {
-        const Node *m = f->g->nodes[c->cons[j]];
-        for (int s = 0; s < m->nsrc; s++)
-            if (fus_src(f, m, s) == n && needs_buffer(f, m, s)) return -1;
-    }
+    if (depth > DUP_DEPTH || f->kept[n->id] || !cheap_op(f, n) || is_view(f, n)) return -1;
+    if (n->op == OP_RESHAPE || n->op == OP_EXTRACT || read_as_buffer(c, n)) return -1;
     int reads = 0;
     for (int s = 0; s < n->nsrc; s++) {
         const Node *x = fus_src(f, n, s);
@@ -400,11 +410,6 @@ static bool dup_node(Ctx *c, Node *n) {
  * x_hat, which the backward reads) may be recomputed by its readers from what the kernel stores anyway (x) plus
  * per-row values the row kernel can store at little cost (the mean: one float per row). */
 
-static bool cheap_op(const Fusion *f, const Node *n) {
-    if (!fusable(n->op) || is_reduce(n->op) || n->op == OP_GATHER_DYN || f->rowmap[n->id]) return false;
-    return is_pointwise(n->op) || op_class(n->op) == K_MOVE;
-}
-
 /* A per-row value of row cluster k that k can store (evaluated in its final phase). */
 static bool row_storable(Ctx *c, Node *n, int k) {
     if (c->cl[k].kind != GK_ROW || c->cluster[n->id] != k || n == c->cl[k].root) return false;
@@ -454,13 +459,7 @@ static void recompute_outputs(Ctx *c) {
         if (k < 0 || !f->mat[id] || f->kept[id] || f->dup[id] || c->cl[k].root == n || !cheap_op(f, n)) continue;
         /* full-size values only: a stored per-row value (1/std) is cheaper to read than to recompute per element */
         if (shape_numel(n->shape) != shape_numel(c->cl[k].dom)) continue;
-        if (f->view[id] || !generated_readers(c, n)) continue;
-        bool through_buffer = false;
-        for (int j = c->cons_start[id]; j < c->cons_start[id + 1]; j++) {
-            const Node *m = f->g->nodes[c->cons[j]];
-            for (int s = 0; s < m->nsrc; s++) through_buffer |= fus_src(f, m, s) == n && needs_buffer(f, m, s);
-        }
-        if (through_buffer) continue;
+        if (f->view[id] || !generated_readers(c, n) || read_as_buffer(c, n)) continue;
         int reads = 0;
         for (int s = 0; s < n->nsrc && reads >= 0; s++) {
             int r = outside_reads(c, fus_src(f, n, s), k, shape_numel(n->shape), 1);

@@ -92,36 +92,31 @@ static void gemm_plan(Cuda *c, const GemmDesc *d, GemmPlan *g) {
     gemm_plan_candidates(c, d, g, cand, 1);
 }
 
-static void gemm_run(Cuda *c, const GemmPlan *g, CUdeviceptr a, CUdeviceptr b, CUdeviceptr out) {
+/* out = a b with plan g and algorithm `algo`, queued on the exec's stream. */
+static cublasStatus_t matmul(Cuda *c, const GemmPlan *g, const cublasLtMatmulAlgo_t *algo, CUdeviceptr a,
+                             CUdeviceptr b, CUdeviceptr out) {
     const float one = 1.0f, zero = 0.0f;
-    CUBLAS_CHECK(c->lt->cublasLtMatmul(c->lth, g->desc, &one, (const void *)b, g->la, (const void *)a, g->lb, &zero,
-                                       (const void *)out, g->lc, (void *)out, g->lc, &g->algo, (void *)c->arena[AR_WORK],
-                                       PROGRAM_GEMM_WORKSPACE, (cudaStream_t)c->st));
+    return c->lt->cublasLtMatmul(c->lth, g->desc, &one, (const void *)b, g->la, (const void *)a, g->lb, &zero,
+                                 (const void *)out, g->lc, (void *)out, g->lc, algo, (void *)c->arena[AR_WORK],
+                                 PROGRAM_GEMM_WORKSPACE, (cudaStream_t)c->st);
+}
+
+static void gemm_run(Cuda *c, const GemmPlan *g, CUdeviceptr a, CUdeviceptr b, CUdeviceptr out) {
+    CUBLAS_CHECK(matmul(c, g, &g->algo, a, b, out));
 }
 
 /* GEMM autotuning: the heuristic's first choice is often not the fastest for the skinny products of the mixer
  * (N = 80 or K = 48) and the weight gradients (K = tokens). Before the first step, each distinct shape times its
  * candidates on the launch's own buffers (outputs are overwritten before anything has been computed into them)
- * and keeps the fastest; launches of the same shape share it, and the choice is cached on disk for the next start
- * (gemm_tune_cache.h). VMC_GEMM_TUNE=0 keeps the heuristic's choice. */
-typedef struct TunedShape { GemmDesc d; cublasLtMatmulAlgo_t algo; } TunedShape;
-
-static bool same_shape(const GemmDesc *a, const GemmDesc *b) {
-    return a->ta == b->ta && a->tb == b->tb && a->M == b->M && a->N == b->N && a->K == b->K && a->batch == b->batch &&
-           a->lda == b->lda && a->ldb == b->ldb && a->sa == b->sa && a->sb == b->sb && a->sc == b->sc &&
-           a->bf16 == b->bf16 && a->c_bf16 == b->c_bf16;
-}
+ * and keeps the fastest; through the tune cache (gemm_tune_cache.h) later launches of the same shape reuse it, and
+ * so does the next start (the cache is kept on disk). VMC_GEMM_TUNE=0 keeps the heuristic's choice. */
 
 /* Milliseconds for GEMM_TUNE_REPS runs of g with `algo`, or -1 when cuBLASLt refuses it. */
 static float time_algo(Cuda *c, GemmPlan *g, const cublasLtMatmulAlgo_t *algo, CUdeviceptr a, CUdeviceptr b,
                        CUdeviceptr out, CUevent t0, CUevent t1) {
-    const float one = 1.0f, zero = 0.0f;
     for (int k = -1; k < GEMM_TUNE_REPS; k++) {   /* k = -1: a warm-up run, not timed */
         if (k == 0) CU_CHECK(c->cu->cuEventRecord(t0, c->st));
-        cublasStatus_t r = c->lt->cublasLtMatmul(c->lth, g->desc, &one, (const void *)b, g->la, (const void *)a, g->lb,
-                                                 &zero, (const void *)out, g->lc, (void *)out, g->lc, algo,
-                                                 (void *)c->arena[AR_WORK], PROGRAM_GEMM_WORKSPACE, (cudaStream_t)c->st);
-        if (r != CUBLAS_STATUS_SUCCESS) { CU_CHECK(c->cu->cuStreamSynchronize(c->st)); return -1.f; }
+        if (matmul(c, g, algo, a, b, out) != CUBLAS_STATUS_SUCCESS) { CU_CHECK(c->cu->cuStreamSynchronize(c->st)); return -1.f; }
     }
     CU_CHECK(c->cu->cuEventRecord(t1, c->st));
     CU_CHECK(c->cu->cuEventSynchronize(t1));
@@ -133,8 +128,6 @@ static float time_algo(Cuda *c, GemmPlan *g, const cublasLtMatmulAlgo_t *algo, C
 static void plan_gemms(Cuda *c) {
     const char *env = getenv("VMC_GEMM_TUNE");
     const bool tune = !(env && !strcmp(env, "0"));
-    TunedShape *tuned = xcalloc((size_t)c->p->nlaunches + 1, sizeof(TunedShape));
-    int ntuned = 0;
     CUdevice dev;
     char devname[128] = "";
     CU_CHECK(c->cu->cuCtxGetDevice(&dev));
@@ -148,23 +141,19 @@ static void plan_gemms(Cuda *c) {
         if (l->kind != LK_GEMM) continue;
         GemmPlan *g = &c->gemm[k];
         cublasLtMatmulAlgo_t cand[GEMM_CANDIDATES];
-        int n = gemm_plan_candidates(c, &l->gemm, g, cand, tune ? GEMM_CANDIDATES : 1), have = -1;
-        for (int j = 0; j < ntuned && have < 0; j++) if (same_shape(&tuned[j].d, &l->gemm)) have = j;
-        if (have >= 0) { g->algo = tuned[have].algo; continue; }
+        int n = gemm_plan_candidates(c, &l->gemm, g, cand, tune ? GEMM_CANDIDATES : 1);
         if (n > 1 && !tune_cache_find(cache, &l->gemm, cand, n, &g->algo)) {
             float best = -1.f;
             for (int j = 0; j < n; j++) {
                 float ms = time_algo(c, g, &cand[j], addr(c, l->gemm.a), addr(c, l->gemm.b), addr(c, l->gemm.c), t0, t1);
                 if (ms >= 0.f && (best < 0.f || ms < best)) { best = ms; g->algo = cand[j]; }
             }
-            tune_cache_put(cache, &l->gemm, &g->algo);
+            tune_cache_put(cache, &l->gemm, &g->algo);   /* later launches of this shape find it */
         }
-        tuned[ntuned++] = (TunedShape){l->gemm, g->algo};
     }
     CU_CHECK(c->cu->cuEventDestroy(t0));
     CU_CHECK(c->cu->cuEventDestroy(t1));
     tune_cache_close(cache);
-    free(tuned);
 }
 
 /* ---------------------------------------------------------------- setup */
