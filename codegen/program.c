@@ -80,6 +80,26 @@ static void set_args(Launch *l, int n) {
     l->args = xcalloc((size_t)(n ? n : 1), sizeof(BufRef));
 }
 
+static void touch(Launch *l, BufRef at, int64_t bytes, bool write) {
+    ASSERT(at.arena != AR_COUNT_ && bytes > 0, "access to a missing buffer");
+    if (l->nacc == l->capacc) {
+        l->capacc = l->capacc ? 2 * l->capacc : 8;
+        l->acc = xrealloc(l->acc, sizeof(Access) * (size_t)l->capacc);
+    }
+    l->acc[l->nacc++] = (Access){at, bytes, write};
+}
+
+static const Node *view_owner(const Fusion *f, const Node *n, int64_t *off);
+
+/* The whole buffer under x (its owner's, for a view), or its bf16 copy's. */
+static void touch_node(Launch *l, const Fusion *f, const Node *x, bool shadow, bool write) {
+    int64_t off;
+    const Node *o = view_owner(f, x, &off);
+    const Buf *b = shadow ? &f->sbuf[o->id] : &f->buf[o->id];
+    ASSERT(shadow ? f->shadow[o->id] : f->mat[o->id], "node %%%u has no %s buffer", o->id, shadow ? "bf16" : "");
+    touch(l, (BufRef){b->arena, b->offset}, b->bytes, write);
+}
+
 /* Kernels already generated, by text (codegen.h's key): a repeat reuses the first one's function. */
 typedef struct Seen { uint64_t hash; char *key; int launch; } Seen;
 typedef struct SeenSet { Seen *items; int n, cap; } SeenSet;
@@ -115,6 +135,7 @@ static void generated(Program *p, Batch *b, SeenSet *seen, const Group *gr) {
         Launch *z = add_launch(p, LK_MEMSET, gr->index, ks.kclass);
         z->dst = bufref(p, gr->root);
         z->bytes = shape_numel(gr->root->shape) * 4;
+        touch(z, z->dst, z->bytes, true);
     }
     Launch *l = add_launch(p, LK_KERNEL, gr->index, ks.kclass);
     snprintf(l->name, sizeof l->name, "%s", ks.name);
@@ -129,6 +150,11 @@ static void generated(Program *p, Batch *b, SeenSet *seen, const Group *gr) {
     for (int k = 0, j = gr->nins + gr->nouts; k < gr->nouts; k++) {
         const Node *o = gr->outs[k];
         if (p->f->shadow[o->id]) l->args[j++] = (BufRef){p->f->sbuf[o->id].arena, p->f->sbuf[o->id].offset};
+    }
+    for (int k = 0; k < gr->nins; k++) touch_node(l, p->f, gr->ins[k], false, false);
+    for (int k = 0; k < gr->nouts; k++) {
+        if (!p->f->shadow_only[gr->outs[k]->id]) touch_node(l, p->f, gr->outs[k], false, true);
+        if (p->f->shadow[gr->outs[k]->id]) touch_node(l, p->f, gr->outs[k], true, true);
     }
     add_kernel(p, b, seen, p->nlaunches - 1, ks.key, ks.body, ks.name);
     p->nlaunched++;
@@ -289,6 +315,7 @@ static bool opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int er
         ASSERT(z->dst.arena != AR_COUNT_, "zeroing a missing buffer");
         z->dst.offset += (int64_t)kl.zero[k].offset;
         z->bytes = (int64_t)kl.zero[k].bytes;
+        touch(z, z->dst, z->bytes, true);
     }
     Launch *l = add_launch(p, LK_KERNEL, gr->index, kclass);
     l->module = m;
@@ -298,6 +325,12 @@ static bool opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int er
     l->smem = kl.smem;
     set_args(l, nargs);
     memcpy(l->args, args, sizeof(BufRef) * (size_t)nargs);
+    for (int k = 0; k < n->nsrc; k++) {   /* through row maps to the buffer read, in the type read */
+        const Node *x = fus_src(f, n, k);
+        while (f->rowmap[x->id]) x = fus_src(f, x, 0);
+        touch_node(l, f, x, template_reads_shadow(f, x), false);
+    }
+    touch_node(l, f, n, false, true);
     if (first >= 0) l->same_as = first;
     else p->nkernels++;
     return true;
@@ -360,6 +393,8 @@ static BufRef to_bf16(Program *p, Batch *b, SeenSet *seen, const Group *gr, BufR
     l->args[1] = dst;
     l->bytes = numel;   /* kept to recognise a repeat of this cast */
     l->bf16_cast = true;
+    touch(l, src, numel * 4, false);
+    touch(l, dst, numel * 2, true);
     add_kernel(p, b, seen, p->nlaunches - 1, key, body, name);
     free(body);
     free(key);
@@ -520,6 +555,8 @@ static BufRef expand_operand(Program *p, Batch *b, SeenSet *seen, const Group *g
     l->args[0] = bufref(p, x);
     l->args[1] = (BufRef){AR_WORK, PROGRAM_GEMM_WORKSPACE + ws_off};
     BufRef out = l->args[1];
+    touch_node(l, p->f, x, false, false);
+    touch(l, out, numel * 4, true);
     add_kernel(p, b, seen, p->nlaunches - 1, key, body, name);
     free(key);
     free(body);
@@ -569,6 +606,10 @@ static void gemm(Program *p, Batch *b, SeenSet *seen, const Group *gr, int64_t *
     if (off > *ws_need) *ws_need = off;
     Launch *l = add_launch(p, LK_GEMM, gr->index, "gemm");
     l->gemm = d;
+    const int64_t es = d.bf16 ? 2 : 4;
+    touch(l, d.a, (d.sa ? d.batch : 1) * d.M * d.K * es, false);
+    touch(l, d.b, (d.sb ? d.batch : 1) * d.K * d.N * es, false);
+    touch(l, d.c, d.batch * d.M * d.N * (d.c_bf16 ? 2 : 4), true);
     snprintf(l->name, sizeof l->name, "gemm_%lldx%lldx%lld%s%s%s", (long long)d.M, (long long)d.N, (long long)d.K,
              d.ta ? "_ta" : "", d.tb ? "_tb" : "", d.batch > 1 ? "_batched" : "");
     p->gemm_flops += 2 * d.M * d.N * d.K * d.batch;
@@ -649,6 +690,8 @@ Program *program_build(const Graph *g, Node *const *keep, int nkeep, const Progr
             l->dst = bufref(p, fus_src(p->f, gr->root, 0));
             l->src = bufref(p, fus_src(p->f, gr->root, 1));
             l->bytes = shape_numel(gr->root->shape) * 4;
+            touch(l, l->src, l->bytes, false);
+            touch(l, l->dst, l->bytes, true);
             break;
         }
         }
@@ -673,7 +716,7 @@ Program *program_build(const Graph *g, Node *const *keep, int nkeep, const Progr
 
 void program_free(Program *p) {
     if (!p) return;
-    for (int k = 0; k < p->nlaunches; k++) free(p->launches[k].args);
+    for (int k = 0; k < p->nlaunches; k++) { free(p->launches[k].args); free(p->launches[k].acc); }
     for (int k = 0; k < p->nmodules; k++) {
         free(p->modules[k].src);
         free(p->modules[k].label);

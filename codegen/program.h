@@ -22,6 +22,10 @@ typedef struct GemmDesc {
     bool c_bf16;               /* C is stored bf16 (Fusion.store_bf16), else f32 */
 } GemmDesc;
 
+/* Memory a launch touches: the whole buffer of every value it reads or writes (a view counts as its owner).
+ * The multi-stream graph (streams.h) orders launches by these; the cuBLASLt workspace is per stream, not listed. */
+typedef struct Access { BufRef at; int64_t bytes; bool write; } Access;
+
 typedef struct Launch {
     LaunchKind kind;
     int group;                  /* Fusion group index */
@@ -39,6 +43,7 @@ typedef struct Launch {
     bool bf16_cast;             /* LK_KERNEL: a GEMM operand's cast to bf16 (args: source, workspace copy) */
     BufRef dst, src;
     int64_t bytes;
+    Access *acc; int nacc, capacc;
 } Launch;
 
 typedef struct Module {

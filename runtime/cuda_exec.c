@@ -5,6 +5,7 @@
 #include "cuda_exec.h"
 #include "cuda_api.h"
 #include "gemm_tune_cache.h"
+#include "streams.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,7 +26,10 @@ typedef struct Cuda {
     const CudaApi *cu;
     const CublasLtApi *lt;
     cublasLtHandle_t lth;
-    CUstream st;
+    CUstream st;                         /* the step's stream: eager launches, graph replays, host copies */
+    StreamPlan *plan;                    /* the captured graph's streams (VMC_STREAMS, default 4) */
+    CUstream side[16];                   /* capture streams, side[0] = st */
+    CUdeviceptr ws[16];                  /* cuBLASLt workspace per capture stream, ws[0] in the WORK arena */
     CUdeviceptr arena[AR_COUNT_], rng;
     unsigned long long *host_rng;        /* pinned ring of {seed, step} */
     CUevent rng_ev[RNG_RING];            /* each slot's last copy */
@@ -92,17 +96,17 @@ static void gemm_plan(Cuda *c, const GemmDesc *d, GemmPlan *g) {
     gemm_plan_candidates(c, d, g, cand, 1);
 }
 
-/* out = a b with plan g and algorithm `algo`, queued on the exec's stream. */
-static cublasStatus_t matmul(Cuda *c, const GemmPlan *g, const cublasLtMatmulAlgo_t *algo, CUdeviceptr a,
+/* out = a b with plan g and algorithm `algo`, queued on capture stream s (0: the exec's stream) with its workspace. */
+static cublasStatus_t matmul(Cuda *c, int s, const GemmPlan *g, const cublasLtMatmulAlgo_t *algo, CUdeviceptr a,
                              CUdeviceptr b, CUdeviceptr out) {
     const float one = 1.0f, zero = 0.0f;
     return c->lt->cublasLtMatmul(c->lth, g->desc, &one, (const void *)b, g->la, (const void *)a, g->lb, &zero,
-                                 (const void *)out, g->lc, (void *)out, g->lc, algo, (void *)c->arena[AR_WORK],
-                                 PROGRAM_GEMM_WORKSPACE, (cudaStream_t)c->st);
+                                 (const void *)out, g->lc, (void *)out, g->lc, algo, (void *)c->ws[s],
+                                 PROGRAM_GEMM_WORKSPACE, (cudaStream_t)c->side[s]);
 }
 
-static void gemm_run(Cuda *c, const GemmPlan *g, CUdeviceptr a, CUdeviceptr b, CUdeviceptr out) {
-    CUBLAS_CHECK(matmul(c, g, &g->algo, a, b, out));
+static void gemm_run(Cuda *c, int s, const GemmPlan *g, CUdeviceptr a, CUdeviceptr b, CUdeviceptr out) {
+    CUBLAS_CHECK(matmul(c, s, g, &g->algo, a, b, out));
 }
 
 /* GEMM autotuning: the heuristic's first choice is often not the fastest for the skinny products of the mixer
@@ -116,7 +120,7 @@ static float time_algo(Cuda *c, GemmPlan *g, const cublasLtMatmulAlgo_t *algo, C
                        CUdeviceptr out, CUevent t0, CUevent t1) {
     for (int k = -1; k < GEMM_TUNE_REPS; k++) {   /* k = -1: a warm-up run, not timed */
         if (k == 0) CU_CHECK(c->cu->cuEventRecord(t0, c->st));
-        if (matmul(c, g, algo, a, b, out) != CUBLAS_STATUS_SUCCESS) { CU_CHECK(c->cu->cuStreamSynchronize(c->st)); return -1.f; }
+        if (matmul(c, 0, g, algo, a, b, out) != CUBLAS_STATUS_SUCCESS) { CU_CHECK(c->cu->cuStreamSynchronize(c->st)); return -1.f; }
     }
     CU_CHECK(c->cu->cuEventRecord(t1, c->st));
     CU_CHECK(c->cu->cuEventSynchronize(t1));
@@ -204,18 +208,21 @@ static void upload_tables(Cuda *c) {
 }
 
 /* ---------------------------------------------------------------- running */
-static void launch(Cuda *c, int k) {
+/* Launch k on capture stream s (0: the exec's stream). */
+static void launch_on(Cuda *c, int k, int s) {
     const Launch *l = &c->p->launches[k];
+    CUstream st = c->side[s];
     switch (l->kind) {
     case LK_KERNEL:
         CU_CHECK(c->cu->cuLaunchKernel(c->fn[k], l->grid[0], l->grid[1], l->grid[2], l->block[0], l->block[1], l->block[2],
-                                       l->smem, c->st, c->params[k], NULL));
+                                       l->smem, st, c->params[k], NULL));
         return;
-    case LK_GEMM: gemm_run(c, &c->gemm[k], addr(c, l->gemm.a), addr(c, l->gemm.b), addr(c, l->gemm.c)); return;
-    case LK_MEMSET: CU_CHECK(c->cu->cuMemsetD32Async(addr(c, l->dst), 0, (size_t)l->bytes / 4, c->st)); return;
-    case LK_COPY: CU_CHECK(c->cu->cuMemcpyDtoDAsync(addr(c, l->dst), addr(c, l->src), (size_t)l->bytes, c->st)); return;
+    case LK_GEMM: gemm_run(c, s, &c->gemm[k], addr(c, l->gemm.a), addr(c, l->gemm.b), addr(c, l->gemm.c)); return;
+    case LK_MEMSET: CU_CHECK(c->cu->cuMemsetD32Async(addr(c, l->dst), 0, (size_t)l->bytes / 4, st)); return;
+    case LK_COPY: CU_CHECK(c->cu->cuMemcpyDtoDAsync(addr(c, l->dst), addr(c, l->src), (size_t)l->bytes, st)); return;
     }
 }
+static void launch(Cuda *c, int k) { launch_on(c, k, 0); }
 
 static void push_rng(Cuda *c, const StepInfo *s) {
     int k = c->rng_slot;
@@ -229,11 +236,36 @@ static void push_rng(Cuda *c, const StepInfo *s) {
     CU_CHECK(c->cu->cuEventRecord(c->rng_ev[k], c->st));
 }
 
+/* The step as one graph over the plan's streams: the side streams fork from the exec's stream, each launch first
+ * waits for the events of the launches it follows on other streams, and everything joins back at the end. */
 static void capture(Cuda *c) {
+    const StreamPlan *sp = c->plan;
+    const int nl = c->p->nlaunches;
+    CUevent *ev = xcalloc((size_t)nl + 1, sizeof(CUevent)), fork, join[16];
     CUgraph graph;
     CU_CHECK(c->cu->cuStreamBeginCapture(c->st, CU_STREAM_CAPTURE_MODE_RELAXED));
-    for (int k = 0; k < c->p->nlaunches; k++) launch(c, k);
+    CU_CHECK(c->cu->cuEventCreate(&fork, CU_EVENT_DISABLE_TIMING));
+    CU_CHECK(c->cu->cuEventRecord(fork, c->st));
+    for (int s = 1; s < sp->nstreams; s++) CU_CHECK(c->cu->cuStreamWaitEvent(c->side[s], fork, 0));
+    for (int k = 0; k < nl; k++) {
+        const int s = sp->stream[k];
+        for (int w = 0; w < sp->nwait[k]; w++) CU_CHECK(c->cu->cuStreamWaitEvent(c->side[s], ev[sp->wait[k][w]], 0));
+        launch_on(c, k, s);
+        if (sp->record[k]) {
+            CU_CHECK(c->cu->cuEventCreate(&ev[k], CU_EVENT_DISABLE_TIMING));
+            CU_CHECK(c->cu->cuEventRecord(ev[k], c->side[s]));
+        }
+    }
+    for (int s = 1; s < sp->nstreams; s++) {
+        CU_CHECK(c->cu->cuEventCreate(&join[s], CU_EVENT_DISABLE_TIMING));
+        CU_CHECK(c->cu->cuEventRecord(join[s], c->side[s]));
+        CU_CHECK(c->cu->cuStreamWaitEvent(c->st, join[s], 0));
+    }
     CU_CHECK(c->cu->cuStreamEndCapture(c->st, &graph));
+    for (int k = 0; k < nl; k++) if (ev[k]) CU_CHECK(c->cu->cuEventDestroy(ev[k]));
+    for (int s = 1; s < sp->nstreams; s++) CU_CHECK(c->cu->cuEventDestroy(join[s]));
+    CU_CHECK(c->cu->cuEventDestroy(fork));
+    free(ev);
     CU_CHECK(c->cu->cuGraphInstantiate(&c->gexec, graph, 0));
     CU_CHECK(c->cu->cuGraphDestroy(graph));
     c->captured = true;
@@ -340,6 +372,11 @@ static void cuda_free(Exec *e) {
         if (c->stage[k]) { c->cu->cuMemFreeHost(c->stage[k]); c->cu->cuEventDestroy(c->stage_ev[k]); }
     free(c->stage); free(c->stage_ev);
     if (c->lth) c->lt->cublasLtDestroy(c->lth);
+    for (int s = 1; c->plan && s < c->plan->nstreams; s++) {
+        if (c->side[s]) c->cu->cuStreamDestroy(c->side[s]);
+        if (c->ws[s]) c->cu->cuMemFree(c->ws[s]);
+    }
+    stream_plan_free(c->plan);
     if (c->st) c->cu->cuStreamDestroy(c->st);
     free(c->vals); free(c->params); free(c->gemm); free(c->fn); free(c->mods);
     program_free(c->p);
@@ -348,10 +385,17 @@ static void cuda_free(Exec *e) {
 
 static const ExecVT CUDA_VT = {"cuda", cuda_run, cuda_write, cuda_read, cuda_free};
 
+/* Streams the step graph spreads over: VMC_STREAMS (1 to 16; 1 = the program order on one stream), default 4. */
+static int capture_streams(void) {
+    const char *env = getenv("VMC_STREAMS");
+    int n = env ? atoi(env) : 4;
+    return n < 1 ? 1 : n > 16 ? 16 : n;
+}
+
 /* Out of memory is a user-fixable error, not a crash: the message (CUDA_OOM_FORMAT, parsed by train.c) names the
  * bytes the arenas need and the bytes free. */
-static bool arenas_fit(Cuda *c, char *err, int errlen) {
-    int64_t need = 256;
+static bool arenas_fit(Cuda *c, int nstreams, char *err, int errlen) {
+    int64_t need = 256 + (int64_t)(nstreams - 1) * PROGRAM_GEMM_WORKSPACE;
     for (int k = 0; k < AR_COUNT_; k++) need += c->p->arena_bytes[k] > 0 ? c->p->arena_bytes[k] : 256;
     size_t fr = 0, tot = 0;
     CU_CHECK(c->cu->cuMemGetInfo(&fr, &tot));
@@ -377,12 +421,21 @@ Exec *cuda_exec_create(const Graph *g, Node *const *keep, int nkeep, const CudaE
     c->lt = cublaslt_api();
     CUBLAS_CHECK(c->lt->cublasLtCreate(&c->lth));
     CU_CHECK(c->cu->cuStreamCreate(&c->st, CU_STREAM_NON_BLOCKING));
-    if (!arenas_fit(c, err, errlen)) { c->cu->cuStreamDestroy(c->st); c->lt->cublasLtDestroy(c->lth); program_free(c->p); free(c); return NULL; }
+    const int nstreams = opt->no_graph ? 1 : capture_streams();
+    if (!arenas_fit(c, nstreams, err, errlen)) { c->cu->cuStreamDestroy(c->st); c->lt->cublasLtDestroy(c->lth); program_free(c->p); free(c); return NULL; }
     for (int k = 0; k < AR_COUNT_; k++) {
         size_t bytes = (size_t)(c->p->arena_bytes[k] > 0 ? c->p->arena_bytes[k] : 256);
         CU_CHECK(c->cu->cuMemAlloc(&c->arena[k], bytes));
         CU_CHECK(c->cu->cuMemsetD8(c->arena[k], 0, bytes));   /* STATE starts at zero; no stale NaNs anywhere */
         c->device_bytes += (int64_t)bytes;
+    }
+    c->plan = stream_plan(c->p, nstreams);
+    c->side[0] = c->st;
+    c->ws[0] = c->arena[AR_WORK];
+    for (int s = 1; s < nstreams; s++) {
+        CU_CHECK(c->cu->cuStreamCreate(&c->side[s], CU_STREAM_NON_BLOCKING));
+        CU_CHECK(c->cu->cuMemAlloc(&c->ws[s], PROGRAM_GEMM_WORKSPACE));
+        c->device_bytes += PROGRAM_GEMM_WORKSPACE;
     }
     CU_CHECK(c->cu->cuMemAlloc(&c->rng, 256));
     CU_CHECK(c->cu->cuMemAllocHost((void **)&c->host_rng, sizeof(unsigned long long) * 2 * RNG_RING));
@@ -462,12 +515,12 @@ double cuda_gemm_peak_tflops(Exec *e, int64_t n, int reps) {
     CU_CHECK(c->cu->cuMemsetD8(b, 0x3c, (size_t)(n * n * 2)));
     GemmPlan g;
     gemm_plan(c, &d, &g);
-    for (int k = 0; k < 3; k++) gemm_run(c, &g, a, b, out);
+    for (int k = 0; k < 3; k++) gemm_run(c, 0, &g, a, b, out);
     CUevent t0, t1;
     CU_CHECK(c->cu->cuEventCreate(&t0, CU_EVENT_DEFAULT));
     CU_CHECK(c->cu->cuEventCreate(&t1, CU_EVENT_DEFAULT));
     CU_CHECK(c->cu->cuEventRecord(t0, c->st));
-    for (int k = 0; k < reps; k++) gemm_run(c, &g, a, b, out);
+    for (int k = 0; k < reps; k++) gemm_run(c, 0, &g, a, b, out);
     CU_CHECK(c->cu->cuEventRecord(t1, c->st));
     CU_CHECK(c->cu->cuEventSynchronize(t1));
     float ms = 0;

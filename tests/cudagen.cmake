@@ -13,3 +13,10 @@ set_tests_properties(cuda_exec PROPERTIES LABELS gpu SKIP_RETURN_CODE 77 TIMEOUT
 # Every model of models/*.vmc through `vmc compile` for sm_90 (NVRTC needs no GPU).
 add_test(NAME compile_models COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/test_compile_models.sh ${CMAKE_BINARY_DIR}/vmc ${VMC_ROOT})
 set_tests_properties(compile_models PROPERTIES LABELS cpu TIMEOUT 900)
+
+# The multi-stream schedule of whole steps: conflicting launches ordered, declared memory complete (no GPU).
+add_executable(test_streams ${CMAKE_CURRENT_LIST_DIR}/test_streams.c)
+target_link_libraries(test_streams PRIVATE runtime)
+target_compile_definitions(test_streams PRIVATE VMC_ROOT="${VMC_ROOT}")
+add_test(NAME streams COMMAND test_streams)
+set_tests_properties(streams PROPERTIES LABELS cpu TIMEOUT 600)

@@ -97,7 +97,8 @@ vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
     __shared__ float hist[(CH + 1) / 2 * N * SCAN_THREADS];   // h_{t-1} of the chunk's even rows, [row/2][n][thread]
     __shared__ __align__(16) float sBC[CH][2 * N];  // the chunk's Bm and Cm rows
     __shared__ float acc[CH][32];                   // block sums of dBm, dCm for the chunk's rows
-    __shared__ float rowv[5][CH][SCAN_THREADS];     // per thread and row: y, delta (then softplus), u, z, dout
+    __shared__ float rowv[6][CH][SCAN_THREADS];     // per thread and row: y, delta (then softplus), u, z, dout,
+                                                    // softplus' = sigmoid(delta + bias)
 
     float *du = packed, *ddl_out = du + BLD, *dAlog = ddl_out + BLD, *dB = dAlog + SCAN_D * N, *dC = dB + BLN;
     float *dD = dC + BLN, *dbias = dD + SCAN_D, *dz = dbias + SCAN_D;
@@ -179,7 +180,7 @@ vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
 #pragma unroll 1
         for (int i = 0; i < nr; i++) {
             {
-                const float uu = rowv[2][i][tid], dl = softplus_f(rowv[1][i][tid] + bias);
+                const float uu = rowv[2][i][tid], x = rowv[1][i][tid] + bias, dl = softplus_f(x);
                 const float dlu = dl * uu;
                 float y = 0.f;
 #pragma unroll
@@ -189,6 +190,7 @@ vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
                     y = fmaf(sBC[i][N + n], h[n], y);
                 }
                 rowv[0][i][tid] = fmaf(Dd, uu, y); rowv[1][i][tid] = dl; rowv[2][i][tid] = uu;
+                rowv[5][i][tid] = sigmoid_f(x);
             }
         }
 
@@ -222,8 +224,7 @@ vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
                 const float du_v = fmaf(dl, sB, dy * Dd), ddl = fmaf(sA, VMC_LN2, sB * uu);
 #pragma unroll
                 for (int j = 2 * N; j < 32; j++) v[j] = 0.f;
-                // d softplus(x)/dx = sigmoid(x) = 1 - exp(-softplus(x)); exactly 1 in fp32 once x > 20.
-                const float dx_raw = ddl * -expm1f(-dl);
+                const float dx_raw = ddl * rowv[5][i][tid];   // exactly ddl once x > 20, as the reference
                 dbias_acc += dx_raw;
                 if (valid) { du[idx] = du_v; ddl_out[idx] = dx_raw; dz[idx] = dzv; }
                 warp_reduce_scatter32(v);

@@ -1,0 +1,22 @@
+/* streams.h — spreads a Program's launches over several streams for the captured CUDA graph, so that
+ * independent work overlaps: the per-parameter AdamW updates and gradient-norm sums (hundreds of small kernels
+ * that otherwise each pay a launch's latency in turn), weight-gradient GEMMs beside the data-gradient path.
+ * Two launches are ordered when their memory (Launch.acc) overlaps and one of them writes it; a launch joins the
+ * stream of a producer it waits for (no false order), or else the stream used least recently. Needs no GPU. */
+#pragma once
+#include "program.h"
+
+typedef struct StreamPlan {
+    int nstreams, nlaunches;
+    int *stream;          /* by launch: 0 .. nstreams-1 (0 is the stream the step is launched on) */
+    int **wait;           /* by launch: launches on other streams to wait for first (at most one per stream) */
+    int *nwait;
+    bool *record;         /* by launch: some later launch waits for it (record an event after it) */
+    int *last;            /* by stream: its last launch, -1 if none (the step joins these back into stream 0) */
+} StreamPlan;
+
+/* nstreams >= 1; 1 gives every launch stream 0 and no waits (the order of the Program). */
+StreamPlan *stream_plan(const Program *p, int nstreams);
+void stream_plan_free(StreamPlan *s);
+/* Do launches j and k touch overlapping memory with at least one write? */
+bool launches_conflict(const Launch *j, const Launch *k);

@@ -1,0 +1,157 @@
+/* test_streams.c — the multi-stream schedule of whole training and inference steps (codegen/streams.c), checked
+ * by brute force without a GPU: every pair of launches whose memory conflicts (overlap, one writes) must be
+ * ordered by the plan (same stream, or a chain of waits: vector clocks); every pointer a kernel is given must lie
+ * in memory its launch declares; the optimizer's independent updates must spread over several streams; one
+ * stream must be the program order with no waits. */
+#include "cuda_exec.h"
+#include "streams.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int failures;
+#define CHECK(cond, ...) do { if (!(cond)) { failures++; fprintf(stderr, "%s:%d: FAIL: ", __FILE__, __LINE__); \
+    fprintf(stderr, __VA_ARGS__); fprintf(stderr, "\n"); } } while (0)
+
+/* Is every pointer argument of launch l inside one of its declared accesses? */
+static bool args_declared(const Launch *l) {
+    for (int a = 0; a < l->nargs; a++) {
+        const BufRef r = l->args[a];
+        if (r.arena == AR_COUNT_) continue;
+        bool in = false;
+        for (int k = 0; k < l->nacc && !in; k++)
+            in = l->acc[k].at.arena == r.arena && r.offset >= l->acc[k].at.offset && r.offset < l->acc[k].at.offset + l->acc[k].bytes;
+        if (!in) return false;
+    }
+    if (l->kind == LK_GEMM) return l->nacc == 3;
+    return l->nacc > 0;
+}
+
+/* Is `at` inside a declared write of l? */
+static bool declared_write(const Launch *l, BufRef at) {
+    for (int k = 0; k < l->nacc; k++)
+        if (l->acc[k].write && l->acc[k].at.arena == at.arena && at.offset >= l->acc[k].at.offset &&
+            at.offset < l->acc[k].at.offset + l->acc[k].bytes)
+            return true;
+    return false;
+}
+
+/* Are the pointers launch l writes through declared as writes? Found independently of Launch.acc: a GEMM's C,
+ * a memset's or copy's destination, a cast's or expansion's copy, a generated kernel's parameters after its
+ * group's inputs, a template's parameters inside its output's buffer. */
+static bool writes_declared(const Program *p, const Launch *l) {
+    switch (l->kind) {
+    case LK_GEMM: return declared_write(l, l->gemm.c);
+    case LK_MEMSET: case LK_COPY: return declared_write(l, l->dst);
+    case LK_KERNEL: break;
+    }
+    if (!strcmp(l->kclass, "gemm")) return declared_write(l, l->args[1]);   /* a GEMM operand's cast or expansion */
+    const Fusion *f = p->f;
+    const Group *gr = &f->groups[l->group];
+    if (gr->kind != GK_OPAQUE) {
+        for (int a = gr->nins; a < l->nargs; a++)   /* (a value kept only as its bf16 copy has no f32 pointer) */
+            if (l->args[a].arena != AR_COUNT_ && !declared_write(l, l->args[a])) return false;
+        return l->nargs > gr->nins;
+    }
+    const Buf *out = &f->buf[gr->root->id];
+    int n = 0;
+    for (int a = 0; a < l->nargs; a++) {
+        const BufRef r = l->args[a];
+        if (r.arena != out->arena || r.offset < out->offset || r.offset >= out->offset + out->bytes) continue;
+        if (!declared_write(l, r)) return false;
+        n++;
+    }
+    return n > 0;
+}
+
+/* done[k][s]: the highest launch index on stream s known finished when launch k starts (-1: none). */
+static void check_plan(const Program *p, const StreamPlan *sp, const char *what) {
+    const int n = p->nlaunches, ns = sp->nstreams;
+    int *done = malloc(sizeof(int) * (size_t)n * (size_t)ns), *prev = malloc(sizeof(int) * (size_t)ns);
+    for (int s = 0; s < ns; s++) prev[s] = -1;
+    int waits = 0, used = 0, opt_streams = 0;
+    bool opt_on[16] = {0};
+    for (int k = 0; k < n; k++) {
+        int *d = &done[(size_t)k * (size_t)ns];
+        const int s = sp->stream[k], q = prev[s];
+        for (int t = 0; t < ns; t++) d[t] = q >= 0 ? done[(size_t)q * (size_t)ns + (size_t)t] : -1;
+        if (q >= 0 && d[s] < q) d[s] = q;
+        for (int w = 0; w < sp->nwait[k]; w++) {
+            const int j = sp->wait[k][w];
+            CHECK(j < k && sp->stream[j] != s && sp->record[j], "%s: launch %d waits for %d", what, k, j);
+            const int *dj = &done[(size_t)j * (size_t)ns];
+            for (int t = 0; t < ns; t++) if (dj[t] > d[t]) d[t] = dj[t];
+            if (j > d[sp->stream[j]]) d[sp->stream[j]] = j;
+        }
+        waits += sp->nwait[k];
+        prev[s] = k;
+        if (!strcmp(p->launches[k].kclass, "optimizer") && !opt_on[s]) { opt_on[s] = true; opt_streams++; }
+    }
+    for (int s = 0; s < ns; s++) {
+        used += prev[s] >= 0;
+        CHECK(prev[s] == sp->last[s], "%s: last launch of stream %d", what, s);
+    }
+    long conflicts = 0, unordered = 0;
+    for (int k = 0; k < n; k++) {
+        CHECK(args_declared(&p->launches[k]), "%s: launch %d (%s) has a pointer outside its declared memory", what, k,
+              p->launches[k].name);
+        CHECK(writes_declared(p, &p->launches[k]), "%s: launch %d (%s) writes memory it does not declare", what, k,
+              p->launches[k].name);
+        for (int j = 0; j < k; j++) {
+            if (!launches_conflict(&p->launches[j], &p->launches[k])) continue;
+            conflicts++;
+            if (done[(size_t)k * (size_t)ns + (size_t)sp->stream[j]] < j) {
+                if (unordered++ < 5)
+                    fprintf(stderr, "%s: launches %d (%s) and %d (%s) conflict but are not ordered\n", what, j,
+                            p->launches[j].name, k, p->launches[k].name);
+            }
+        }
+    }
+    printf("%s: %d launches on %d of %d streams, %d waits, %ld conflicting pairs, %ld unordered; optimizer on %d streams\n",
+           what, n, used, ns, waits, conflicts, unordered, opt_streams);
+    CHECK(unordered == 0, "%s: %ld conflicting launches unordered", what, unordered);
+    if (ns == 1) CHECK(waits == 0 && used <= 1, "%s: one stream is the program order", what);
+    else if (opt_streams) CHECK(opt_streams == ns, "%s: the optimizer's updates spread over all %d streams (%d)", what, ns, opt_streams);
+    free(done);
+    free(prev);
+}
+
+static void check_model(const char *file, const char *model, bool train, bool bf16, const DslSet *sets, int nsets) {
+    Diag d;
+    diag_init(&d, stderr);
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", getenv("VMC_ROOT") ? getenv("VMC_ROOT") : VMC_ROOT, file);
+    DslOptions o = {.sets = sets, .nsets = nsets};
+    DslModule *m = dsl_load(path, &o, &d);
+    CHECK(m, "cannot load %s", path);
+    if (!m) return;
+    StepGraph sg;
+    if (!step_graph_build(m, model, train, &sg, &d)) { CHECK(0, "step graph of %s", model); dsl_free(m); return; }
+    ProgramOptions po = {.arch = 90, .bf16 = bf16, .no_compile = true};
+    char err[1024];
+    Program *p = program_build(sg.g, NULL, 0, &po, err, sizeof err);
+    CHECK(p, "program_build: %s", err);
+    for (int ns = 1; p && ns <= 8; ns *= 2) {
+        char what[160];
+        snprintf(what, sizeof what, "%s %s%s, %d stream%s", model, train ? "train" : "infer", bf16 ? " bf16" : "", ns,
+                 ns > 1 ? "s" : "");
+        StreamPlan *sp = stream_plan(p, ns);
+        check_plan(p, sp, what);
+        stream_plan_free(sp);
+    }
+    program_free(p);
+    graph_free(sg.g);
+    dsl_free(m);
+}
+
+int main(void) {
+    check_model("models/tiny.vmc", "tiny_pretrain", true, false, NULL, 0);
+    check_model("models/tiny.vmc", "tiny_ft", true, true, NULL, 0);
+    const DslSet small[] = {{"batch", "2"}};
+    check_model("models/arm_b.vmc", "arm_b_ft224", true, true, small, 1);
+    check_model("models/arm_b.vmc", "arm_b_pretrain", true, true, small, 1);
+    check_model("models/arm_b.vmc", "arm_b_ft224", false, true, small, 1);
+    if (failures) { fprintf(stderr, "test_streams: %d failure(s)\n", failures); return 1; }
+    printf("test_streams: ok\n");
+    return 0;
+}
