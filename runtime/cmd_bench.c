@@ -179,12 +179,13 @@ static int bench(const Args *a, DslModule *m) {
     for (int k = 0; k < prof.n; k++) sum += prof.ms[k];
     printf("  time per kernel class (eager, events around each launch; %.3f ms per step):", sum / 2);
     for (int k = 0; k < prof.n; k++) printf(" %s %.3f ms (%.0f%%)", prof.names[k], prof.ms[k] / 2, 100 * prof.ms[k] / sum);
-    printf("\n  slowest kernels (per step):");
+    printf("\n  slowest kernels (per step; GB/s: the memory each launch declares, whole buffers, over its time):");
     for (int t = 0; t < a->top; t++) {
         int best = -1;
         for (int k = 0; k < prof.nk; k++) if (prof.kcalls[k] >= 0 && (best < 0 || prof.kms[k] > prof.kms[best])) best = k;
         if (best < 0) break;
-        printf("%s%s x%d %.3f ms", t % 3 ? ", " : "\n    ", prof.knames[best], prof.kcalls[best] / 2, prof.kms[best] / 2);
+        printf("%s%s x%d %.3f ms %.0f GB/s", t % 3 ? ", " : "\n    ", prof.knames[best], prof.kcalls[best] / 2,
+               prof.kms[best] / 2, prof.kbytes[best] / (prof.kms[best] * 1e6));
         prof.kcalls[best] = -1;
     }
     printf("\n  compile: cold %.2f s (empty NVRTC cache, %d modules), warm start %.2f s, first step (capture) %.3f s\n",

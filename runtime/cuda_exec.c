@@ -483,8 +483,14 @@ void cuda_exec_profile(Exec *e, const StepInfo *s, int steps, CudaProfile *prof)
             const char *name = c->p->launches[k].kind == LK_MEMSET ? "memset" : c->p->launches[k].name;
             int j = 0;
             while (j < prof->nk && strcmp(prof->knames[j], name)) j++;
-            if (j == prof->nk && prof->nk < TOP_MAX) { prof->knames[j] = name; prof->kms[j] = 0; prof->kcalls[j] = 0; prof->nk++; }
-            if (j < prof->nk) { prof->kms[j] += ms; prof->kcalls[j]++; }
+            if (j == prof->nk && prof->nk < TOP_MAX) {
+                prof->knames[j] = name; prof->kms[j] = 0; prof->kcalls[j] = 0; prof->kbytes[j] = 0; prof->nk++;
+            }
+            if (j < prof->nk) {
+                prof->kms[j] += ms;
+                prof->kcalls[j]++;
+                for (int a = 0; a < c->p->launches[k].nacc; a++) prof->kbytes[j] += (double)c->p->launches[k].acc[a].bytes;
+            }
         }
     }
     for (int k = 0; k <= nl; k++) CU_CHECK(c->cu->cuEventDestroy(ev[k]));

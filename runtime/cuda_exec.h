@@ -31,6 +31,7 @@ typedef struct CudaProfile {
     const char *knames[TOP_MAX];/* per kernel (launch name; GEMMs by shape), summed over launches and steps */
     double kms[TOP_MAX];
     int kcalls[TOP_MAX];
+    double kbytes[TOP_MAX];     /* memory its launches declare (Launch.acc: whole buffers), summed like kms */
     int nk;
 } CudaProfile;
 /* Runs `steps` steps launch by launch with events around each launch; adds time per kernel class to prof. */
