@@ -192,8 +192,25 @@ static bool unaligned(const BufRef *args, int n) {
 
 static BufRef shadow_ref(const Fusion *f, const Node *x);
 
+/* Is x (through views) the ddelta part of a scan backward's packed output? */
+static bool scan_ddelta_view(const Fusion *f, const Node *x) {
+    int64_t off;
+    const Node *o = view_owner(f, x, &off);
+    if (o->op != OP_SCAN_BWD) return false;
+    const int64_t bld = shape_numel(o->src[0]->shape);
+    return off >= bld && off + shape_numel(x->shape) <= 2 * bld;
+}
+
+/* Has the memory under x a bf16 copy? A generated kernel writes its outputs' whole copies; the scan backward
+ * writes only the ddelta part of its packed output's copy (the dt_proj gradient GEMMs read it). */
+static bool has_bf16_copy(const Fusion *f, const Node *x) {
+    int64_t off;
+    const Node *o = view_owner(f, x, &off);
+    return f->shadow[o->id] && (o->op != OP_SCAN_BWD || scan_ddelta_view(f, x));
+}
+
 /* Has x (the buffer under any row map) a bf16 copy? Templates read that one: the reference kernels take bf16. */
-static bool template_reads_shadow(const Fusion *f, const Node *x) { return f->shadow[fus_owner(f, x)->id]; }
+static bool template_reads_shadow(const Fusion *f, const Node *x) { return has_bf16_copy(f, x); }
 
 /* The storage type a template reads input x in: that of the buffer under x's row map (if any). */
 static DType stored(const Fusion *f, const Node *x) {
@@ -233,7 +250,7 @@ static bool opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int er
     const Node *n = gr->root;
     KernelLaunch kl;
     char *src = NULL;
-    BufRef args[10];
+    BufRef args[12];
     int nargs = 0;
     ScanSpec ss;
     Conv1dSpec cs;
@@ -245,6 +262,11 @@ static bool opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int er
         for (int k = 0; k < n->nsrc; k++)
             args[nargs++] = maps[k] ? row_mapped(p, fus_src(f, n, k), maps[k], &tables[k]) : template_in(p, fus_src(f, n, k));
         args[nargs++] = bufref(p, n);
+        if (n->op == OP_SCAN_BWD) {   /* ddl16: the bf16 copy of ddelta, where a GEMM reads it (mark_shadows) */
+            ss.ddelta_bf16 = f->shadow[n->id];
+            const int64_t bld = shape_numel(fus_src(f, n, 0)->shape);
+            args[nargs++] = ss.ddelta_bf16 ? (BufRef){f->sbuf[n->id].arena, f->sbuf[n->id].offset + 2 * bld} : NO_BUF;
+        }
         ss.u = stored(f, fus_src(f, n, 0));
         ss.delta = stored(f, fus_src(f, n, 1));
         ss.bc = stored(f, fus_src(f, n, 3));
@@ -331,6 +353,7 @@ static bool opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int er
         touch_node(l, f, x, template_reads_shadow(f, x), false);
     }
     touch_node(l, f, n, false, true);
+    if (f->shadow[n->id]) touch_node(l, f, n, true, true);
     if (first >= 0) l->same_as = first;
     else p->nkernels++;
     return true;
@@ -442,7 +465,8 @@ static void mark_shadow_only(Fusion *f) {
             if (!from_shadow) f32_read[fus_owner(f, x)->id] = true;
         }
     }
-    for (int id = 0; id < g->nnodes; id++) f->shadow_only[id] = f->shadow[id] && !f32_read[id] && !f->kept[id];
+    for (int id = 0; id < g->nnodes; id++)   /* (a scan backward's copy is partial: its f32 output stays) */
+        f->shadow_only[id] = f->shadow[id] && !f32_read[id] && !f->kept[id] && g->nodes[id]->op != OP_SCAN_BWD;
     free(f32_read);
 }
 
@@ -466,7 +490,8 @@ static void mark_shadows(Fusion *f) {
         for (int s = 0; s < 2; s++) {
             const Node *x = fus_src(f, gr->root, s);
             int64_t off;
-            if (plain_batch(gr->root, x) && shadowable(f, x)) f->shadow[view_owner(f, x, &off)->id] = true;
+            if (plain_batch(gr->root, x) && (shadowable(f, x) || scan_ddelta_view(f, x)))
+                f->shadow[view_owner(f, x, &off)->id] = true;
         }
     }
     mark_shadow_only(f);
@@ -593,10 +618,9 @@ static void gemm(Program *p, Batch *b, SeenSet *seen, const Group *gr, int64_t *
     d.sb = nbs == 1 ? 0 : d.K * d.N;
     d.sc = d.M * d.N;
     if (p->opt.bf16) {
-        int64_t ea_off, eb_off;
         int64_t ea = (d.sa ? nbatch : 1) * d.M * d.K, eb = (d.sb ? nbatch : 1) * d.K * d.N;
-        bool sa_ = d.a.arena == bufref(p, a).arena && d.a.offset == bufref(p, a).offset && p->f->shadow[view_owner(p->f, a, &ea_off)->id];
-        bool sb_ = d.b.arena == bufref(p, bb).arena && d.b.offset == bufref(p, bb).offset && p->f->shadow[view_owner(p->f, bb, &eb_off)->id];
+        bool sa_ = d.a.arena == bufref(p, a).arena && d.a.offset == bufref(p, a).offset && has_bf16_copy(p->f, a);
+        bool sb_ = d.b.arena == bufref(p, bb).arena && d.b.offset == bufref(p, bb).offset && has_bf16_copy(p->f, bb);
         /* a bf16-stored operand is read where it is; a shadowed one from its copy; anything else is cast */
         if (!fus_bf16(p->f, a)) d.a = sa_ ? shadow_ref(p->f, a) : to_bf16(p, b, seen, gr, d.a, ea, off, 'a');
         if (!fus_bf16(p->f, bb)) d.b = sb_ ? shadow_ref(p->f, bb) : to_bf16(p, b, seen, gr, d.b, eb, off + align256(ea * 2), 'b');

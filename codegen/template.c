@@ -214,6 +214,7 @@ char *template_scan_bwd(const ScanSpec *s, KernelLaunch *l) {
     def_int(&ds, "SCAN_THREADS", threads);
     /* Checkpoints of the 16 states are parked in the du/ddelta rows of their own chunk: 2*CHUNK >= N. */
     def_int(&ds, "SCAN_CHUNK", SCAN_CHUNK);
+    def_int(&ds, "SCAN_DDL_BF16", s->ddelta_bf16);
     launch_init(l, "vmc_scan_bwd", cdiv(s->D, threads), (unsigned)s->B, 1, (unsigned)threads, 1);
     size_t bld = (size_t)s->B * s->L * s->D, bln = (size_t)s->B * s->L * s->N;
     /* dA_log, dBm, dCm, dD, ddelta_bias are contiguous and summed with atomics. */

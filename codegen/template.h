@@ -42,15 +42,17 @@ typedef struct ScanSpec {
     DType u, delta, a_log, bc, d, delta_bias, z;   /* input dtypes (bc: Bm and Cm) */
     DType out;                                     /* forward output y (graph: f32) */
     DType dout;                                    /* backward incoming gradient */
+    bool ddelta_bf16;                              /* backward: also write ddelta as bf16 (ddl16) */
     RowMap u_map, delta_map, bm_map, cm_map, z_map, dout_map;
 } ScanSpec;
 
 /* vmc_scan_fwd(const u*, const delta*, const A_log*, const Bm*, const Cm*, const D*, const delta_bias*,
  *              const z*, out* y)                                  y = (sum_n C h + D u) * silu(z) */
 char *template_scan_fwd(const ScanSpec *s, KernelLaunch *l);
-/* vmc_scan_bwd(the 8 forward inputs as above, const dout*, float *packed)
+/* vmc_scan_bwd(the 8 forward inputs as above, const dout*, float *packed, bf16 *ddl16)
  * packed (f32) is g_scan_bwd's layout: [du BLD | ddelta BLD | dA_log DN | dBm BLN | dCm BLN | dD D |
- * ddelta_bias D | dz BLD]; ddelta is w.r.t. the pre-softplus delta. l->zero lists the accumulated part. */
+ * ddelta_bias D | dz BLD]; ddelta is w.r.t. the pre-softplus delta. l->zero lists the accumulated part.
+ * ddl16 [BLD] receives ddelta again in bf16 when s->ddelta_bf16 (else it may be NULL). */
 char *template_scan_bwd(const ScanSpec *s, KernelLaunch *l);
 /* Floats in the packed backward result (= numel of the g_scan_bwd node). */
 size_t scan_bwd_numel(const ScanSpec *s);

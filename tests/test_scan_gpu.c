@@ -108,7 +108,7 @@ typedef struct ScanData {
     ScanSpec s;
     size_t bld, bln;
     float *h[9];              /* u, delta, A_log, Bm, Cm, D, delta_bias, z, dout (rounded to their dtypes) */
-    CUdeviceptr d[9], y, packed;
+    CUdeviceptr d[9], y, packed, ddl16;   /* ddl16: the bf16 copy of ddelta (s.ddelta_bf16) */
 } ScanData;
 
 static ScanData scan_data(ScanSpec s, uint64_t seed) {
@@ -120,6 +120,7 @@ static ScanData scan_data(ScanSpec s, uint64_t seed) {
     for (int i = 0; i < 9; i++) x.d[i] = upload(x.h[i], sizes[i], types[i]);
     x.y = dalloc(x.bld * (size_t)dtype_size(s.out));
     x.packed = dalloc(scan_bwd_numel(&s) * 4);
+    x.ddl16 = dalloc(x.bld * 2);
     return x;
 }
 
@@ -127,6 +128,7 @@ static void scan_data_free(ScanData *x) {
     for (int i = 0; i < 9; i++) { free(x->h[i]); CU_CHECK(cu->cuMemFree(x->d[i])); }
     CU_CHECK(cu->cuMemFree(x->y));
     CU_CHECK(cu->cuMemFree(x->packed));
+    CU_CHECK(cu->cuMemFree(x->ddl16));
 }
 
 static void scan_run_fwd(const Kernel *k, ScanData *x) {
@@ -137,11 +139,13 @@ static void scan_run_fwd(const Kernel *k, ScanData *x) {
 }
 
 static void scan_run_bwd(const Kernel *k, ScanData *x) {
-    void *args[10];
-    CUdeviceptr bufs[10];
+    void *args[11];
+    CUdeviceptr bufs[11];
     for (int i = 0; i < 9; i++) { args[i] = &x->d[i]; bufs[i] = x->d[i]; }
     args[9] = &x->packed;
     bufs[9] = x->packed;
+    args[10] = &x->ddl16;
+    bufs[10] = x->ddl16;
     launch(k, args, bufs);
 }
 
@@ -155,6 +159,7 @@ static void check_scan(ScanSpec s, uint64_t seed, bool report) {
     ScanData x = scan_data(s, seed);
     CU_CHECK(cu->cuMemsetD8(x.y, 0xff, x.bld * (size_t)dtype_size(s.out)));   /* NaN in f32 and bf16 */
     CU_CHECK(cu->cuMemsetD8(x.packed, 0xff, scan_bwd_numel(&s) * 4));
+    CU_CHECK(cu->cuMemsetD8(x.ddl16, 0xff, x.bld * 2));
     scan_run_fwd(&kf, &x);
     scan_run_bwd(&kb, &x);
     sync_check();
@@ -171,6 +176,21 @@ static void check_scan(ScanSpec s, uint64_t seed, bool report) {
         expect_close(what, names[k], p + off, pref + off, sizes[k], 1e-4);
         off += sizes[k];
     }
+    if (s.ddelta_bf16) {   /* the bf16 copy of ddelta is the f32 result rounded, element for element */
+        uint16_t *c = malloc(x.bld * 2);
+        CU_CHECK(cu->cuMemcpyDtoH(c, x.ddl16, x.bld * 2));
+        size_t wrong = 0;
+        for (size_t i = 0; i < x.bld; i++) {
+            uint32_t u;
+            memcpy(&u, &p[x.bld + i], 4);
+            u += 0x7fffu + ((u >> 16) & 1u);   /* round to nearest even (no NaN here: ddelta was checked above) */
+            wrong += c[i] != (uint16_t)(u >> 16);
+        }
+        printf("  %-34s %-12s %zu of %zu elements differ from the rounded f32 value %s\n", what, "ddelta bf16", wrong,
+               x.bld, wrong ? "FAIL" : "ok");
+        failures += wrong != 0;
+        free(c);
+    }
     free(y); free(p); free(yref); free(pref);
     scan_data_free(&x);
     CU_CHECK(cu->cuModuleUnload(kf.mod));
@@ -179,6 +199,7 @@ static void check_scan(ScanSpec s, uint64_t seed, bool report) {
 
 static ScanSpec scan_spec(int B, int L, int D, DType io, DType out) {
     ScanSpec s = {B, L, D, 16, io, io, DT_F32, io, DT_F32, DT_F32, io, out, io};
+    s.ddelta_bf16 = io == DT_BF16;   /* as in bf16 training, where the dt_proj gradient GEMMs read that copy */
     return s;
 }
 

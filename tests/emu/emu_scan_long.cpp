@@ -16,6 +16,7 @@
 #define OUT_T float
 #define DOUT_T float
 #define SCAN_CHUNK 8
+#define SCAN_DDL_BF16 1
 #define vmc_scan_fwd emu_scan_fwd_long
 #define vmc_scan_bwd emu_scan_bwd_long
 #include "../../codegen/templates/common.cuh"
