@@ -65,6 +65,18 @@ static int param_of(const Em *e, const Node *n, bool out) {
     return -1;
 }
 
+bool codegen_reads_copy(const Fusion *f, const Group *gr, const Node *x) {
+    if (gr->kind != GK_ROW) return false;
+    const Node *o = fus_owner(f, x);
+    if (!f->shadow[o->id] || f->store_bf16[o->id] || o->op == OP_SCAN_BWD) return false;
+    for (int k = 0; k < gr->nmembers; k++)
+        if (gr->members[k]->op != OP_SUM && gr->members[k]->op != OP_RESHAPE) return false;
+    return true;
+}
+
+/* Is input x read as raw bf16 words: stored in bf16, or read from its bf16 copy? */
+static bool in_bf16(const Em *e, const Node *x) { return fus_bf16(e->f, x) || codegen_reads_copy(e->f, e->gr, x); }
+
 /* Computed here (not loaded): the group's own members, and recomputed values (never stored anywhere). */
 static bool is_member(const Em *e, const Node *n) { return e->f->dup[n->id] || e->f->group_of[n->id] == e->gr->index; }
 
@@ -344,7 +356,7 @@ static const char *load(Em *e, const Node *n, const Ix *ix) {
     if (e->vec4 && !strcmp(fo, "e")) {
         e->vload[p] = true;
         snprintf(expr, sizeof expr, "L%d[k]", p);
-    } else snprintf(expr, sizeof expr, fus_bf16(e->f, n) ? "vmc_from_bf16(in%d[%s])" : "in%d[%s]", p, fo);
+    } else snprintf(expr, sizeof expr, in_bf16(e, n) ? "vmc_from_bf16(in%d[%s])" : "in%d[%s]", p, fo);
     return newvar(e, n, ix, expr);
 }
 
@@ -447,7 +459,7 @@ static void params(Em *e, const char *name, unsigned threads) {
     const Group *gr = e->gr;
     fprintf(e->o, "extern \"C\" __global__ void __launch_bounds__(%u) %s(", threads, name);
     for (int k = 0; k < gr->nins; k++)   /* bf16-stored inputs (GEMM outputs) are read as raw 16-bit words */
-        fprintf(e->o, "const %s* __restrict__ in%d, ", fus_bf16(e->f, gr->ins[k]) ? "unsigned short" : ctype(gr->ins[k]), k);
+        fprintf(e->o, "const %s* __restrict__ in%d, ", in_bf16(e, gr->ins[k]) ? "unsigned short" : ctype(gr->ins[k]), k);
     for (int k = 0; k < gr->nouts; k++) fprintf(e->o, "%s* __restrict__ out%d, ", ctype(gr->outs[k]), k);
     for (int k = 0; k < gr->nouts; k++)
         if (e->f->shadow[gr->outs[k]->id]) fprintf(e->o, "unsigned short* __restrict__ outb%d, ", k);
@@ -484,7 +496,7 @@ static void emit_vec4_body(Em *e, const char *lanes) {
         if (!e->vload[p]) continue;
         const char *t = ctype(gr->ins[p]);
         line(e, "%s L%d[4];", t, p);
-        if (fus_bf16(e->f, gr->ins[p]))
+        if (in_bf16(e, gr->ins[p]))
             line(e, "{ const uint2 t = reinterpret_cast<const uint2*>(in%d)[e4]; L%d[0] = __uint_as_float(t.x << 16); "
                     "L%d[1] = __uint_as_float(t.x & 0xffff0000u); L%d[2] = __uint_as_float(t.y << 16); "
                     "L%d[3] = __uint_as_float(t.y & 0xffff0000u); }", p, p, p, p, p);

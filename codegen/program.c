@@ -128,6 +128,8 @@ static void add_kernel(Program *p, Batch *b, SeenSet *seen, int li, const char *
     p->nkernels++;
 }
 
+static BufRef shadow_ref(const Fusion *f, const Node *x);
+
 static void generated(Program *p, Batch *b, SeenSet *seen, const Group *gr) {
     KernelSource ks;
     codegen_group(p->f, gr, &ks);
@@ -145,13 +147,14 @@ static void generated(Program *p, Batch *b, SeenSet *seen, const Group *gr) {
     int nshadow = 0;
     for (int k = 0; k < gr->nouts; k++) nshadow += p->f->shadow[gr->outs[k]->id];
     set_args(l, gr->nins + gr->nouts + nshadow);
-    for (int k = 0; k < gr->nins; k++) l->args[k] = bufref(p, gr->ins[k]);
+    for (int k = 0; k < gr->nins; k++)
+        l->args[k] = codegen_reads_copy(p->f, gr, gr->ins[k]) ? shadow_ref(p->f, gr->ins[k]) : bufref(p, gr->ins[k]);
     for (int k = 0; k < gr->nouts; k++) l->args[gr->nins + k] = bufref(p, gr->outs[k]);
     for (int k = 0, j = gr->nins + gr->nouts; k < gr->nouts; k++) {
         const Node *o = gr->outs[k];
         if (p->f->shadow[o->id]) l->args[j++] = (BufRef){p->f->sbuf[o->id].arena, p->f->sbuf[o->id].offset};
     }
-    for (int k = 0; k < gr->nins; k++) touch_node(l, p->f, gr->ins[k], false, false);
+    for (int k = 0; k < gr->nins; k++) touch_node(l, p->f, gr->ins[k], codegen_reads_copy(p->f, gr, gr->ins[k]), false);
     for (int k = 0; k < gr->nouts; k++) {
         if (!p->f->shadow_only[gr->outs[k]->id]) touch_node(l, p->f, gr->outs[k], false, true);
         if (p->f->shadow[gr->outs[k]->id]) touch_node(l, p->f, gr->outs[k], true, true);
@@ -190,7 +193,6 @@ static bool unaligned(const BufRef *args, int n) {
     return false;
 }
 
-static BufRef shadow_ref(const Fusion *f, const Node *x);
 
 /* Is x (through views) the ddelta part of a scan backward's packed output? */
 static bool scan_ddelta_view(const Fusion *f, const Node *x) {
@@ -461,7 +463,8 @@ static void mark_shadow_only(Fusion *f) {
         for (int j = 0; j < gr->nins; j++) {
             const Node *x = gr->ins[j];
             bool from_shadow = gr->kind == GK_OPAQUE || (gr->kind == GK_GEMM && plain_batch(gr->root, x) &&
-                               (x == fus_src(f, gr->root, 0) || x == fus_src(f, gr->root, 1)));
+                               (x == fus_src(f, gr->root, 0) || x == fus_src(f, gr->root, 1))) ||
+                               codegen_reads_copy(f, gr, x);
             if (!from_shadow) f32_read[fus_owner(f, x)->id] = true;
         }
     }
