@@ -14,7 +14,6 @@ static std::mutex atomic_mu;
 
 static int flat_tid() { return (int)(threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z)); }
 void __syncthreads() { pthread_barrier_wait(&block_bar); }
-void __syncwarp() { pthread_barrier_wait(&warp_bar[flat_tid() / 32]); }
 
 float __shfl_xor_sync(unsigned, float v, int lane_mask) {
     int t = flat_tid(), w = t / 32, l = t % 32;

@@ -1,8 +1,7 @@
 // cuda_emu.h — just enough of CUDA to run vmc's hand-written templates on the CPU in tests: blocks run one at a
-// time, each thread of a block is a pthread; __syncthreads is a block barrier, __syncwarp a warp barrier, a warp
-// shuffle goes through a per-warp exchange slot between two warp barriers, atomics take one lock. Catches
-// indexing, chunking, reduction and race-free-ness bugs (a thread waiting on a barrier others skip deadlocks the
-// test) before a GPU run.
+// time, each thread of a block is a pthread; __syncthreads is a block barrier, a warp shuffle goes through a
+// per-warp exchange slot between two warp barriers, atomics take one lock. Catches indexing, chunking, reduction
+// and race-free-ness bugs (a thread waiting on a barrier others skip deadlocks the test) before a GPU run.
 #pragma once
 #include <algorithm>
 #include <cstdint>
@@ -29,7 +28,6 @@ inline unsigned __float_as_uint(float f) { unsigned u; std::memcpy(&u, &f, 4); r
 using std::min;
 using std::max;
 void __syncthreads();
-void __syncwarp();
 float __shfl_xor_sync(unsigned mask, float v, int lane_mask);
 float atomicAdd(float *p, float v);
 
