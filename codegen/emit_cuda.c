@@ -4,6 +4,7 @@
  * (block-wide sum/max into a register every thread holds), then the final phase writes the outputs.
  * This is the only file that prints generated kernel syntax (the opaque templates live in codegen/templates). */
 #include "codegen.h"
+#include <ctype.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -488,6 +489,36 @@ static bool vec4_ok(const Fusion *f, const Group *gr) {
     return true;
 }
 
+/* Does identifier `var` occur in text as a whole token? */
+static bool uses_token(const char *text, const char *var) {
+    const size_t n = strlen(var);
+    for (const char *p = strstr(text, var); p; p = strstr(p + 1, var)) {
+        bool before = p > text && (isalnum((unsigned char)p[-1]) || p[-1] == '_');
+        bool after = isalnum((unsigned char)p[n]) || p[n] == '_';
+        if (!before && !after) return true;
+    }
+    return false;
+}
+
+/* Removes the line declaring `var` ("const long long var = ...;") from text when nothing else uses var: the
+ * per-element index and innermost coordinate of a 4-wide kernel are often dead (NVRTC warns about them). */
+static void drop_unused_decl(char *text, const char *var) {
+    char decl[IXLEN + 32];
+    snprintf(decl, sizeof decl, "const long long %s = ", var);
+    char *line_start = strstr(text, decl);
+    if (!line_start) return;
+    while (line_start > text && line_start[-1] != '\n') line_start--;
+    char *line_end = strchr(line_start, '\n');
+    if (!line_end) return;
+    line_end++;
+    const char saved = *line_start;
+    *line_start = 0;
+    bool used = uses_token(text, var);
+    *line_start = saved;
+    used = used || uses_token(line_end, var);
+    if (!used) memmove(line_start, line_end, strlen(line_end) + 1);
+}
+
 /* The vec4 loop body: 16-byte loads of the inputs read at e into L<p>[4], the elements k = 0..3 computed by an
  * unrolled loop (register arrays: constant indices after unrolling), 16-byte (8 for bf16) stores of S<p>/SB<p>. */
 static void emit_vec4_body(Em *e, const char *lanes) {
@@ -539,7 +570,7 @@ static void emit_ew(Em *e, const char *name, KernelSource *ks) {
     e->ind++; e->depth++;
     e->final = true;
     FILE *outer = e->o;
-    char *lanes = NULL;
+    char *lanes = NULL, inner_var[IXLEN] = "";
     size_t nlanes = 0;
     Ix ix;
     if (e->vec4) {   /* the per-element code goes to a side buffer: its loads and stores are known only after */
@@ -557,6 +588,7 @@ static void emit_ew(Em *e, const char *name, KernelSource *ks) {
         snprintf(inner, sizeof inner, "c%d", e->nvar++);
         line(e, "const long long %s = %s + k;", inner, ix.s[in]);
         memcpy(ix.s[in], inner, IXLEN);
+        memcpy(inner_var, inner, IXLEN);
     } else ix = unflat(e, gr->dom, "e");
     e->root_ix = &ix;
     const Node *root = gr->root;
@@ -584,6 +616,8 @@ static void emit_ew(Em *e, const char *name, KernelSource *ks) {
         fclose(e->o);
         e->o = outer;
         e->ind--;
+        drop_unused_decl(lanes, inner_var);
+        drop_unused_decl(lanes, "e");
         emit_vec4_body(e, lanes);
         free(lanes); free(e->vload); free(e->vstore);
     }
