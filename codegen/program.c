@@ -279,7 +279,7 @@ static bool opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int er
         src = n->op == OP_SCAN ? template_scan_fwd(&ss, &kl) : template_scan_bwd(&ss, &kl);
         break;
     }
-    case OP_CONV1D:
+    case OP_CONV1D: {
         conv_spec(n, &cs);
         cs.silu = f->conv_silu[n->id];
         cs.x = stored(f, fus_src(f, n, 0));
@@ -287,9 +287,15 @@ static bool opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int er
         args[nargs++] = row_mapped(p, fus_src(f, n, 0), &cs.x_map, &tables[0]);
         for (int k = 1; k < 3; k++) args[nargs++] = bufref(p, fus_src(f, n, k));
         args[nargs++] = bufref(p, n);
+        const Node *act = gr->nouts > 1 ? gr->outs[1] : NULL;   /* silu(conv), pass_fuse's conv_silu_out */
+        ASSERT(!act || (act->op == OP_SILU && gr->nouts == 2), "conv1d group outputs");
+        cs.silu_out = act != NULL;
+        cs.out2 = act && f->store_bf16[act->id] ? DT_BF16 : DT_F32;
+        args[nargs++] = act ? bufref(p, act) : NO_BUF;
         cs.unaligned = unaligned(args, nargs);
         src = template_conv1d_fwd(&cs, &kl);
         break;
+    }
     case OP_CONV1D_BWD_X: case OP_CONV1D_BWD_W: {
         conv_spec(n, &cs);
         bool bx = n->op == OP_CONV1D_BWD_X;
@@ -354,7 +360,7 @@ static bool opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int er
         while (f->rowmap[x->id]) x = fus_src(f, x, 0);
         touch_node(l, f, x, template_reads_shadow(f, x), false);
     }
-    touch_node(l, f, n, false, true);
+    for (int k = 0; k < gr->nouts; k++) touch_node(l, f, gr->outs[k], false, true);
     if (f->shadow[n->id]) touch_node(l, f, n, true, true);
     if (first >= 0) l->same_as = first;
     else p->nkernels++;
@@ -512,7 +518,7 @@ static bool reads_bf16(const Fusion *f, const Group *gr, const Node *x) {
     return false;
 }
 
-/* Precision bf16 stores GEMM, conv1d and scan outputs in bf16, as autocast does (half the bytes written and read),
+/* Precision bf16 stores GEMM, conv1d (and its SiLU) and scan outputs in bf16, as autocast does (half the bytes written and read),
  * except weight gradients (A transposed: the contraction runs over tokens; the optimizer keeps them f32), values
  * the host reads and values some reader needs in f32. (Only generated kernels write bf16 copies, so these never
  * have one.) */
@@ -520,9 +526,13 @@ static void mark_bf16_outputs(Fusion *f) {
     const Graph *g = f->g;
     bool *ok = xcalloc((size_t)g->nnodes, sizeof(bool));
     for (int k = 0; k < f->ngroups; k++) {
-        const Node *n = f->groups[k].root;
-        bool gemm = f->groups[k].kind == GK_GEMM && !n->i[0], conv = n->op == OP_CONV1D, scan = n->op == OP_SCAN;
-        ok[n->id] = (gemm || conv || scan) && n->dtype == DT_F32;
+        const Group *gr = &f->groups[k];
+        for (int j = 0; j < gr->nouts; j++) {   /* (a conv1d group may also write silu(conv)) */
+            const Node *n = gr->outs[j];
+            bool gemm = gr->kind == GK_GEMM && !n->i[0], conv = n->op == OP_CONV1D, scan = n->op == OP_SCAN;
+            bool act = gr->kind == GK_OPAQUE && n->op == OP_SILU;
+            ok[n->id] = (gemm || conv || scan || act) && n->dtype == DT_F32;
+        }
     }
     for (int k = 0; k < f->ngroups; k++) {
         const Group *gr = &f->groups[k];

@@ -252,6 +252,8 @@ char *template_conv1d_fwd(const Conv1dSpec *s, KernelLaunch *l) {
     Defs ds = {0};
     conv_defs(s, &ds);
     def_int(&ds, "CONV_SILU", s->silu);
+    def_int(&ds, "CONV_SILU_OUT", s->silu_out);
+    def_str(&ds, "OUT2_T", template_ctype(s->silu_out ? s->out2 : s->out));
     /* 64 threads of 4 channels cover 256 channels (ARM-B's 768 in 3 blocks) */
     const int vec = conv_vec(s, &s->x_map);
     const int threads = vec == 4 ? 64 : CONV_FWD_THREADS;

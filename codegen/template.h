@@ -67,9 +67,11 @@ typedef struct Conv1dSpec {
     bool want_dx, want_dw, want_db;   /* backward: which gradients to compute */
     RowMap x_map, dy_map;
     bool unaligned;            /* some buffer is not 16-byte aligned (a view at an odd offset): 1 channel per thread */
+    bool silu_out;             /* forward: also write silu(y) to y2 (training: the backward needs y itself) */
+    DType out2;                /* forward: y2's dtype */
 } Conv1dSpec;
 
-/* vmc_conv1d_fwd(const x*, const w*, const bias*, out* y) */
+/* vmc_conv1d_fwd(const x*, const w*, const bias*, out* y, out2* y2); y2 (silu(y)) may be NULL unless s->silu_out */
 char *template_conv1d_fwd(const Conv1dSpec *s, KernelLaunch *l);
 /* vmc_conv1d_bwd(const dy*, const x*, const w*, out* dx, float *dw [D,K], float *db [D]); pointers of gradients
  * not wanted may be NULL. dw and db are accumulated (listed in l->zero). */

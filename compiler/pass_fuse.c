@@ -35,6 +35,7 @@ typedef struct Ctx {
     int *paths;              /* by node id: how many consumer paths lead to the cluster root */
     Cluster *cl; int ncl, capcl;
     int *memo, *memo2; int gen; /* row_aligned / final_path memos: gen*2 + result */
+    Node **silu_out;         /* by CONV1D node id: the SILU its template also writes (conv_silu_out) */
 } Ctx;
 
 static bool fusable(OpKind op) {
@@ -289,6 +290,19 @@ static bool conv_silu(Ctx *c, Node *n) {
     return true;
 }
 
+/* SILU of a causal conv that other nodes read too (training: the SiLU's backward reads the conv output): the conv
+ * template writes both, so no kernel reads the conv output back to apply the SiLU. The SILU joins the conv's
+ * group as a second output when the conv is reached (nodes are visited last first). */
+static bool conv_silu_out(Ctx *c, Node *n) {
+    Fusion *f = c->f;
+    if (n->op != OP_SILU || f->kept[n->id]) return false;
+    Node *cv = fus_src(f, n, 0);
+    if (cv->op != OP_CONV1D || f->conv_silu[cv->id] || c->silu_out[cv->id]) return false;
+    c->silu_out[cv->id] = n;
+    f->mat[n->id] = true;
+    return true;
+}
+
 /* Inputs that the conv1d and scan templates read row by row through a row map (templates/common.cuh VMC_AT). */
 static bool row_mapped_input(const Node *m, int s) {
     switch ((int)m->op) {
@@ -480,8 +494,15 @@ static void assign_clusters(Ctx *c) {
         if (!f->live[id] || f->repl[id] != n) continue;
         OpClass oc = op_class(n->op);
         if (oc == K_SOURCE && n->op != OP_CONST) { f->mat[id] = true; continue; }
-        if (!fusable(n->op) && n->op != OP_CONST) { new_cluster(c, n); continue; }
-        if (conv_silu(c, n) || row_map(c, n)) continue;
+        if (!fusable(n->op) && n->op != OP_CONST) {
+            new_cluster(c, n);
+            if (c->silu_out[id]) {
+                c->cluster[c->silu_out[id]->id] = c->ncl - 1;
+                c->cl[c->ncl - 1].nmembers++;
+            }
+            continue;
+        }
+        if (conv_silu(c, n) || conv_silu_out(c, n) || row_map(c, n)) continue;
         if (n->op == OP_CONST) {
             /* constants are inlined wherever they are read, unless kept or a consumer needs a buffer */
             bool buffer = f->kept[id];
@@ -579,6 +600,7 @@ void pass_fuse(Fusion *f) {
     c.paths = xcalloc((size_t)nn, sizeof(int));
     c.memo = xcalloc((size_t)nn, sizeof(int));
     c.memo2 = xcalloc((size_t)nn, sizeof(int));
+    c.silu_out = xcalloc((size_t)nn, sizeof(Node *));
     c.dset = xcalloc((size_t)nn, sizeof(int *));
     c.ndset = xcalloc((size_t)nn, sizeof(int));
     for (int k = 0; k < nn; k++) c.cluster[k] = -1;
@@ -589,4 +611,5 @@ void pass_fuse(Fusion *f) {
     for (int k = 0; k < nn; k++) free(c.dset[k]);
     free(c.dset); free(c.ndset);
     free(c.cons_start); free(c.cons); free(c.cluster); free(c.paths); free(c.memo); free(c.memo2); free(c.cl);
+    free(c.silu_out);
 }

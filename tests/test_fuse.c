@@ -389,10 +389,19 @@ static void test_scan_out_bf16(void) {
             bf16_u += strstr(src, "#define U_T bf16") != NULL;
         }
         CHECK(fwd >= 1 && bf16_out == (bf16 ? fwd : 0), "scan forward modules writing bf16: %d of %d", bf16_out, fwd);
-        /* u = silu(conv) (training: its own kernel, the conv output is kept for the backward) is read by templates
-         * and the x_proj GEMMs only: in bf16 it is stored as a bf16 copy alone, which the scans read */
-        const Node *u = fus_owner(p->f, fus_src(p->f, y, 0));
-        CHECK(u->op == OP_SILU && p->f->shadow_only[u->id] == bf16, "silu(conv) is stored in bf16 alone exactly in bf16");
+        /* u = silu(conv) (training: the conv output is kept for the backward) is written by the conv template beside
+         * the conv output; read by templates and the x_proj GEMMs only, it is stored in bf16 exactly in bf16 */
+        const Node *u = fus_owner(p->f, fus_src(p->f, y, 0)), *cv = fus_src(p->f, u, 0);
+        CHECK(u->op == OP_SILU && cv->op == OP_CONV1D && p->f->group_of[u->id] == p->f->group_of[cv->id],
+              "silu(conv) is written by the conv1d template");
+        CHECK(p->f->store_bf16[u->id] == bf16 && !p->f->shadow[u->id], "silu(conv) is stored in bf16 exactly in bf16");
+        int conv2 = 0;
+        for (int k = 0; k < p->nmodules; k++) {
+            const char *src = p->modules[k].src;
+            conv2 += strstr(src, "vmc_conv1d_fwd(") && strstr(src, "#define CONV_SILU_OUT 1") &&
+                     strstr(src, bf16 ? "#define OUT2_T bf16" : "#define OUT2_T float");
+        }
+        CHECK(conv2 >= 1, "a conv1d forward module writes silu(conv) as its second output");
         CHECK(bf16_u == (bf16 ? fwd : 0), "scan forward modules reading bf16 u: %d of %d", bf16_u, fwd);
         program_free(p);
         graph_free(g);

@@ -53,6 +53,8 @@ static void compile_all_shapes(void) {
                 n += compile_ok(src, &l, archs[a], NULL) > 0;
                 free(src);
                 Conv1dSpec c = {128, Ls[li], Ds[di], 4, io, DT_F32, DT_F32, io, io, di == 1, true, true, true};
+                c.silu_out = di != 1;   /* training's forward: y and silu(y) */
+                c.out2 = io;
                 src = template_conv1d_fwd(&c, &l);
                 n += compile_ok(src, &l, archs[a], NULL) > 0;
                 free(src);

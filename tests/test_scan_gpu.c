@@ -204,10 +204,13 @@ static ScanSpec scan_spec(int B, int L, int D, DType io, DType out) {
 }
 
 /* ---------------------------------------------------------------- conv1d */
+/* silu: the SiLU fused into y (inference); else y2 = silu(y) is written beside y (training). */
 static void check_conv(int B, int L, int D, int K, DType io, bool silu, uint64_t seed) {
     char what[96];
     snprintf(what, sizeof what, "conv1d B%d L%d D%d K%d %s%s", B, L, D, K, dtype_name(io), silu ? " silu" : "");
     Conv1dSpec s = {B, L, D, K, io, DT_F32, DT_F32, io, io, silu, true, true, true};
+    s.silu_out = !silu;
+    s.out2 = io;
     KernelLaunch lf, lb;
     char *sf = template_conv1d_fwd(&s, &lf), *sb = template_conv1d_bwd(&s, &lb);
     Kernel kf = load_kernel(sf, &lf), kb = load_kernel(sb, &lb);
@@ -220,9 +223,11 @@ static void check_conv(int B, int L, int D, int K, DType io, bool silu, uint64_t
     CUdeviceptr dx_ = upload(x, n, io), ddy = upload(dy, n, io), dw_ = upload(w, (size_t)D * K, DT_F32);
     CUdeviceptr db_ = upload(bias, (size_t)D, DT_F32), dyo = dalloc(n * (size_t)dtype_size(io));
     CUdeviceptr gx = dalloc(n * (size_t)dtype_size(io)), gw = dalloc((size_t)D * K * 4), gb = dalloc((size_t)D * 4);
+    CUdeviceptr dyo2 = dalloc(n * (size_t)dtype_size(io));
     CU_CHECK(cu->cuMemsetD8(dyo, 0xff, n * (size_t)dtype_size(io)));
+    CU_CHECK(cu->cuMemsetD8(dyo2, 0xff, n * (size_t)dtype_size(io)));
     CU_CHECK(cu->cuMemsetD8(gx, 0xff, n * (size_t)dtype_size(io)));
-    void *af[4] = {&dx_, &dw_, &db_, &dyo};
+    void *af[5] = {&dx_, &dw_, &db_, &dyo, &dyo2};
     launch(&kf, af, NULL);
     void *ab[6] = {&ddy, &dx_, &dw_, &gx, &gw, &gb};
     CUdeviceptr bb[6] = {ddy, dx_, dw_, gx, gw, gb};
@@ -235,13 +240,20 @@ static void check_conv(int B, int L, int D, int K, DType io, bool silu, uint64_t
     float *gbh = download(gb, (size_t)D, DT_F32);
     double tol = io == DT_BF16 ? 1e-2 : 1e-5;
     expect_close(what, "fwd y", y, yr, n, tol);
+    if (s.silu_out) {
+        double *yr2 = malloc(n * 8);
+        ref_conv_fwd(B, L, D, K, x, w, bias, true, yr2);
+        float *y2 = download(dyo2, n, io);
+        expect_close(what, "fwd silu(y)", y2, yr2, n, tol);
+        free(yr2); free(y2);
+    }
     expect_close(what, "bwd dx", gxh, dxr, n, tol);
     expect_close(what, "bwd dw", gwh, dwr, (size_t)D * K, 1e-5);
     expect_close(what, "bwd db", gbh, dbr, (size_t)D, 1e-5);
     free(x); free(dy); free(w); free(bias); free(yr); free(dxr); free(dwr); free(dbr);
     free(y); free(gxh); free(gwh); free(gbh);
-    CUdeviceptr all[8] = {dx_, ddy, dw_, db_, dyo, gx, gw, gb};
-    for (int i = 0; i < 8; i++) CU_CHECK(cu->cuMemFree(all[i]));
+    CUdeviceptr all[9] = {dx_, ddy, dw_, db_, dyo, dyo2, gx, gw, gb};
+    for (int i = 0; i < 9; i++) CU_CHECK(cu->cuMemFree(all[i]));
     CU_CHECK(cu->cuModuleUnload(kf.mod));
     CU_CHECK(cu->cuModuleUnload(kb.mod));
 }

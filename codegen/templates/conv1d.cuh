@@ -14,6 +14,10 @@
 #ifndef CONV_VEC
 #define CONV_VEC 1
 #endif
+#ifndef CONV_SILU_OUT
+#define CONV_SILU_OUT 0   // forward: also write silu(y) to y2 (training keeps y for the SiLU's backward)
+#define OUT2_T OUT_T
+#endif
 #define CONV_WIN (CONV_ROWS + CONV_K - 1)   // rows a thread reads
 
 #ifndef VMC_CONV_LOAD_WINDOW   // the emulator tests include this file twice (forward, then backward)
@@ -38,7 +42,7 @@ static __device__ __forceinline__ void load_window(const T *__restrict__ p, RowA
 #ifndef CONV_BACKWARD
 extern "C" __global__ void __launch_bounds__(CONV_THREADS)
 vmc_conv1d_fwd(const X_T *__restrict__ x, const W_T *__restrict__ w, const BIAS_T *__restrict__ bias,
-               OUT_T *__restrict__ y) {
+               OUT_T *__restrict__ y, OUT2_T *__restrict__ y2) {
     constexpr int K = CONV_K, V = CONV_VEC;
     const int d = (blockIdx.x * CONV_THREADS + threadIdx.x) * V, t0 = blockIdx.y * CONV_ROWS, b = blockIdx.z;
     if (d >= CONV_D) return;
@@ -54,15 +58,19 @@ vmc_conv1d_fwd(const X_T *__restrict__ x, const W_T *__restrict__ w, const BIAS_
     const size_t base = (size_t)b * CONV_L * CONV_D + d;
 #pragma unroll
     for (int r = 0; r < CONV_ROWS; r++) {
-        float acc[V];
+        float acc[V], act[V];
 #pragma unroll
         for (int c = 0; c < V; c++) {
             acc[c] = bb[c];
 #pragma unroll
             for (int k = 0; k < K; k++) acc[c] = fmaf(wk[k][c], win[r + k][c], acc[c]);
-            if (CONV_SILU) acc[c] = acc[c] * sigmoid_f(acc[c]);
+            act[c] = acc[c] * sigmoid_f(acc[c]);
+            if (CONV_SILU) acc[c] = act[c];
         }
-        if (t0 + r < CONV_L) store_vec<V>(y + base + (size_t)(t0 + r) * CONV_D, acc);
+        if (t0 + r < CONV_L) {
+            store_vec<V>(y + base + (size_t)(t0 + r) * CONV_D, acc);
+            if (CONV_SILU_OUT) store_vec<V>(y2 + base + (size_t)(t0 + r) * CONV_D, act);
+        }
     }
 }
 #else

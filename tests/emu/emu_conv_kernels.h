@@ -22,7 +22,7 @@ static void emu_conv_run(const float *x, const float *w, const float *bias, floa
                          float *dw, float *db) {
     constexpr unsigned B = CONV_B, L = CONV_L, D = CONV_D;
     emu_launch({(D + 128 * CONV_VEC - 1) / (128 * CONV_VEC), (L + 15) / 16, B}, {128, 1, 1},
-               [&] { vmc_conv1d_fwd(x, w, bias, y); });
+               [&] { vmc_conv1d_fwd(x, w, bias, y, nullptr); });
     emu_launch({(D + 32 * CONV_VEC - 1) / (32 * CONV_VEC), (L + 31) / 32, (B + 3) / 4}, {32, 4, 1},
                [&] { vmc_conv1d_bwd(dy, x, w, dx, dw, db); });
 }
