@@ -372,17 +372,17 @@ static bool opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int er
 static BufRef to_bf16(Program *p, Batch *b, SeenSet *seen, const Group *gr, BufRef src, int64_t numel, int64_t ws_off,
                       char which) {
     /* The same operand cast to the same place a moment ago, with only GEMMs (which write neither the workspace's
-     * copies nor a live source) and casts elsewhere in the workspace since: reuse it (ddelta feeds both dt_proj
-     * gradient GEMMs). */
+     * copies nor a live source) and casts elsewhere in the workspace since: reuse it (an operand two GEMMs read).
+     * A cast's element count is its declared read (acc[0], 4 bytes an element). */
     BufRef dst = {AR_WORK, PROGRAM_GEMM_WORKSPACE + ws_off};
     for (int k = p->nlaunches - 1; k >= 0; k--) {
         const Launch *c = &p->launches[k];
         if (c->kind == LK_GEMM) continue;
         if (c->kind != LK_KERNEL || !c->bf16_cast) break;
-        if (c->args[0].arena == src.arena && c->args[0].offset == src.offset && c->args[1].offset == dst.offset &&
-            c->bytes == numel)
+        const int64_t cn = c->acc[0].bytes / 4;
+        if (c->args[0].arena == src.arena && c->args[0].offset == src.offset && c->args[1].offset == dst.offset && cn == numel)
             return dst;
-        if (c->args[1].offset < dst.offset + 2 * numel && dst.offset < c->args[1].offset + 2 * c->bytes) break;
+        if (c->args[1].offset < dst.offset + 2 * numel && dst.offset < c->args[1].offset + 2 * cn) break;
     }
     char name[64], *key = NULL;
     size_t len = 0;
@@ -422,7 +422,6 @@ static BufRef to_bf16(Program *p, Batch *b, SeenSet *seen, const Group *gr, BufR
     set_args(l, 2);
     l->args[0] = src;
     l->args[1] = dst;
-    l->bytes = numel;   /* kept to recognise a repeat of this cast */
     l->bf16_cast = true;
     touch(l, src, numel * 4, false);
     touch(l, dst, numel * 2, true);

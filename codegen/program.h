@@ -39,7 +39,7 @@ typedef struct Launch {
     bool rng_args;              /* a pointer to the device's {seed, step} follows the pointers */
     /* LK_GEMM */
     GemmDesc gemm;
-    /* LK_MEMSET (zero), LK_COPY (device to device); bytes also holds a bf16 cast kernel's element count */
+    /* LK_MEMSET (zero), LK_COPY (device to device) */
     bool bf16_cast;             /* LK_KERNEL: a GEMM operand's cast to bf16 (args: source, workspace copy) */
     BufRef dst, src;
     int64_t bytes;
