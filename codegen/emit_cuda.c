@@ -489,36 +489,6 @@ static bool vec4_ok(const Fusion *f, const Group *gr) {
     return true;
 }
 
-/* Does identifier `var` occur in text as a whole token? */
-static bool uses_token(const char *text, const char *var) {
-    const size_t n = strlen(var);
-    for (const char *p = strstr(text, var); p; p = strstr(p + 1, var)) {
-        bool before = p > text && (isalnum((unsigned char)p[-1]) || p[-1] == '_');
-        bool after = isalnum((unsigned char)p[n]) || p[n] == '_';
-        if (!before && !after) return true;
-    }
-    return false;
-}
-
-/* Removes the line declaring `var` ("const long long var = ...;") from text when nothing else uses var: the
- * per-element index and innermost coordinate of a 4-wide kernel are often dead (NVRTC warns about them). */
-static void drop_unused_decl(char *text, const char *var) {
-    char decl[IXLEN + 32];
-    snprintf(decl, sizeof decl, "const long long %s = ", var);
-    char *line_start = strstr(text, decl);
-    if (!line_start) return;
-    while (line_start > text && line_start[-1] != '\n') line_start--;
-    char *line_end = strchr(line_start, '\n');
-    if (!line_end) return;
-    line_end++;
-    const char saved = *line_start;
-    *line_start = 0;
-    bool used = uses_token(text, var);
-    *line_start = saved;
-    used = used || uses_token(line_end, var);
-    if (!used) memmove(line_start, line_end, strlen(line_end) + 1);
-}
-
 /* The vec4 loop body: 16-byte loads of the inputs read at e into L<p>[4], the elements k = 0..3 computed by an
  * unrolled loop (register arrays: constant indices after unrolling), 16-byte (8 for bf16) stores of S<p>/SB<p>. */
 static void emit_vec4_body(Em *e, const char *lanes) {
@@ -570,7 +540,7 @@ static void emit_ew(Em *e, const char *name, KernelSource *ks) {
     e->ind++; e->depth++;
     e->final = true;
     FILE *outer = e->o;
-    char *lanes = NULL, inner_var[IXLEN] = "";
+    char *lanes = NULL;
     size_t nlanes = 0;
     Ix ix;
     if (e->vec4) {   /* the per-element code goes to a side buffer: its loads and stores are known only after */
@@ -588,7 +558,6 @@ static void emit_ew(Em *e, const char *name, KernelSource *ks) {
         snprintf(inner, sizeof inner, "c%d", e->nvar++);
         line(e, "const long long %s = %s + k;", inner, ix.s[in]);
         memcpy(ix.s[in], inner, IXLEN);
-        memcpy(inner_var, inner, IXLEN);
     } else ix = unflat(e, gr->dom, "e");
     e->root_ix = &ix;
     const Node *root = gr->root;
@@ -616,8 +585,6 @@ static void emit_ew(Em *e, const char *name, KernelSource *ks) {
         fclose(e->o);
         e->o = outer;
         e->ind--;
-        drop_unused_decl(lanes, inner_var);
-        drop_unused_decl(lanes, "e");
         emit_vec4_body(e, lanes);
         free(lanes); free(e->vload); free(e->vstore);
     }
@@ -721,7 +688,8 @@ static void row_prologue(Em *e, RowPlan *rp) {
         return;
     case RM_SPLIT:
         line(e, "__shared__ float vmc_sh[32];");
-        line(e, "const long long row = blockIdx.x / %lld, part = blockIdx.x %% %lld;", (long long)rp->nsplit, (long long)rp->nsplit);
+        line(e, "const long long row = blockIdx.x / %lld;", (long long)rp->nsplit);
+        line(e, "const long long part = blockIdx.x %% %lld;", (long long)rp->nsplit);
         snprintf(rp->jloop, sizeof rp->jloop, "for (long long j = part * %u + threadIdx.x; j < %lld; j += %lld) {",
                  rp->threads, len, (long long)rp->nsplit * rp->threads);
         rp->guard = "threadIdx.x == 0";
@@ -881,6 +849,66 @@ static char *narrow_indices(const char *text) {
     return c;
 }
 
+/* ---------------------------------------------------------------- dead index declarations */
+/* Index math is emitted eagerly (every coordinate of the kernel's domain, a 4-wide kernel's per-element index), and
+ * much of it is never read: NVRTC drops it, but warns, and a reader wades through it. Removes every line
+ * "const long long NAME = ...;" whose NAME no other token uses, until none is left (one removal can free another). */
+static bool ident_char(char ch) { return isalnum((unsigned char)ch) || ch == '_'; }
+
+static int count_token(const char *text, const char *name, size_t n) {
+    int count = 0;
+    for (const char *p = strstr(text, name); p; p = strstr(p + n, name))
+        count += (p == text || !ident_char(p[-1])) && !ident_char(p[n]);
+    return count;
+}
+
+/* Is the rest of this line (from after a declared name) one initialiser, no ", other = ..." at the top level? */
+static bool single_declarator(const char *p) {
+    int depth = 0;
+    for (; *p && *p != '\n'; p++) {
+        depth += *p == '(' || *p == '[';
+        depth -= *p == ')' || *p == ']';
+        if (*p == ',' && depth == 0) return false;
+    }
+    return true;
+}
+
+static void drop_dead_decls(char *text) {
+    static const char decl[] = "const long long ";
+    for (bool changed = true; changed;) {
+        changed = false;
+        for (char *d = strstr(text, decl); d; d = strstr(d + 1, decl)) {
+            char *name = d + sizeof decl - 1, *end = name;
+            while (ident_char(*end)) end++;
+            if (strncmp(end, " = ", 3) || !single_declarator(end)) continue;
+            char saved = *end;
+            *end = 0;
+            char nm[IXLEN];
+            snprintf(nm, sizeof nm, "%s", name);
+            *end = saved;
+            if (count_token(text, nm, strlen(nm)) != 1) continue;
+            char *line = d, *next = strchr(d, '\n');
+            while (line > text && line[-1] != '\n') line--;
+            if (!next) continue;
+            memmove(line, next + 1, strlen(next + 1) + 1);
+            changed = true;
+            d = line > text ? line - 1 : text;
+        }
+    }
+}
+
+/* Drops the gather tables (file scope, before the kernel) that no line of the kernel reads any more. */
+static void drop_dead_tables(char *glob, const char *body, int ntables) {
+    for (int k = 0; k < ntables; k++) {
+        char nm[48], def[96];
+        snprintf(nm, sizeof nm, KNAME "_t%d", k);
+        if (count_token(body, nm, strlen(nm))) continue;
+        snprintf(def, sizeof def, "__device__ const int %s[", nm);
+        char *start = strstr(glob, def), *end = start ? strstr(start, "};\n") : NULL;
+        if (end) memmove(start, end + 3, strlen(end + 3) + 1);
+    }
+}
+
 void codegen_group(const Fusion *f, const Group *gr, KernelSource *out) {
     char name[64];
     kernel_name(gr, name, sizeof name);
@@ -902,6 +930,10 @@ void codegen_group(const Fusion *f, const Group *gr, KernelSource *out) {
     fclose(e.o);
     fclose(e.glob);
     fclose(e.head);
+    drop_dead_decls(body);
+    drop_dead_tables(glob, body, e.tables.n);
+    nb = strlen(body);
+    ng = strlen(glob);
     for (int k = 0; k < e.nmemo; k++) free(e.memo[k].key);
     free(e.memo);
     ptrvec_free(&e.tables);
