@@ -165,7 +165,11 @@ static int bench(const Args *a, DslModule *m) {
     double ms = cuda_exec_time_steps(e, &si, a->steps);
     CudaProfile prof = {0};
     cuda_exec_profile(e, &si, 2, &prof);
-    double peak = cuda_gemm_peak_tflops(e, 8192, 20);
+    double peak = 0;   /* the best of three: one measurement varied from 727 to 883 TFLOP/s within a run (H200) */
+    for (int t = 0; t < 3; t++) {
+        const double tf = cuda_gemm_peak_tflops(e, 8192, 20);
+        if (tf > peak) peak = tf;
+    }
     int64_t used = 0, total = 0;
     cuda_exec_memory(e, &used, &total);
     int64_t B = batch_of(sg.g);
