@@ -147,14 +147,16 @@ static void generated(Program *p, Batch *b, SeenSet *seen, const Group *gr) {
     int nshadow = 0;
     for (int k = 0; k < gr->nouts; k++) nshadow += p->f->shadow[gr->outs[k]->id];
     set_args(l, gr->nins + gr->nouts + nshadow);
-    for (int k = 0; k < gr->nins; k++)
-        l->args[k] = codegen_reads_copy(p->f, gr, gr->ins[k]) ? shadow_ref(p->f, gr->ins[k]) : bufref(p, gr->ins[k]);
+    for (int k = 0; k < gr->nins; k++) {
+        const bool copy = codegen_reads_copy(p->f, gr, gr->ins[k]);
+        l->args[k] = copy ? shadow_ref(p->f, gr->ins[k]) : bufref(p, gr->ins[k]);
+        touch_node(l, p->f, gr->ins[k], copy, false);
+    }
     for (int k = 0; k < gr->nouts; k++) l->args[gr->nins + k] = bufref(p, gr->outs[k]);
     for (int k = 0, j = gr->nins + gr->nouts; k < gr->nouts; k++) {
         const Node *o = gr->outs[k];
         if (p->f->shadow[o->id]) l->args[j++] = (BufRef){p->f->sbuf[o->id].arena, p->f->sbuf[o->id].offset};
     }
-    for (int k = 0; k < gr->nins; k++) touch_node(l, p->f, gr->ins[k], codegen_reads_copy(p->f, gr, gr->ins[k]), false);
     for (int k = 0; k < gr->nouts; k++) {
         if (!p->f->shadow_only[gr->outs[k]->id]) touch_node(l, p->f, gr->outs[k], false, true);
         if (p->f->shadow[gr->outs[k]->id]) touch_node(l, p->f, gr->outs[k], true, true);
@@ -193,7 +195,6 @@ static bool unaligned(const BufRef *args, int n) {
     return false;
 }
 
-
 /* Is x (through views) the ddelta part of a scan backward's packed output? */
 static bool scan_ddelta_view(const Fusion *f, const Node *x) {
     int64_t off;
@@ -204,25 +205,23 @@ static bool scan_ddelta_view(const Fusion *f, const Node *x) {
 }
 
 /* Has the memory under x a bf16 copy? A generated kernel writes its outputs' whole copies; the scan backward
- * writes only the ddelta part of its packed output's copy (the dt_proj gradient GEMMs read it). */
+ * writes only the ddelta part of its packed output's copy (the dt_proj gradient GEMMs read it). Templates read an
+ * input's copy where it has one: the reference kernels take bf16. */
 static bool has_bf16_copy(const Fusion *f, const Node *x) {
     int64_t off;
     const Node *o = view_owner(f, x, &off);
     return f->shadow[o->id] && (o->op != OP_SCAN_BWD || scan_ddelta_view(f, x));
 }
 
-/* Has x (the buffer under any row map) a bf16 copy? Templates read that one: the reference kernels take bf16. */
-static bool template_reads_shadow(const Fusion *f, const Node *x) { return has_bf16_copy(f, x); }
-
 /* The storage type a template reads input x in: that of the buffer under x's row map (if any). */
 static DType stored(const Fusion *f, const Node *x) {
     while (f->rowmap[x->id]) x = fus_src(f, x, 0);
-    return fus_bf16(f, x) || template_reads_shadow(f, x) ? DT_BF16 : DT_F32;
+    return fus_bf16(f, x) || has_bf16_copy(f, x) ? DT_BF16 : DT_F32;
 }
 
 /* The memory a template reads for unmapped input x. */
 static BufRef template_in(const Program *p, const Node *x) {
-    return template_reads_shadow(p->f, x) ? shadow_ref(p->f, x) : bufref(p, x);
+    return has_bf16_copy(p->f, x) ? shadow_ref(p->f, x) : bufref(p, x);
 }
 
 /* The buffer a template reads for input x and, when x is a row-mapped gather/slice chain (pass_fuse), the row map
@@ -358,7 +357,7 @@ static bool opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int er
     for (int k = 0; k < n->nsrc; k++) {   /* through row maps to the buffer read, in the type read */
         const Node *x = fus_src(f, n, k);
         while (f->rowmap[x->id]) x = fus_src(f, x, 0);
-        touch_node(l, f, x, template_reads_shadow(f, x), false);
+        touch_node(l, f, x, has_bf16_copy(f, x), false);
     }
     for (int k = 0; k < gr->nouts; k++) touch_node(l, f, gr->outs[k], false, true);
     if (f->shadow[n->id]) touch_node(l, f, n, true, true);
@@ -456,10 +455,10 @@ static bool plain_batch(const Node *n, const Node *x) {
     return nx == 1 || nx == shape_numel(bs);
 }
 
-/* A shadowed value that nothing but GEMMs and templates reading its bf16 copy uses (SwiGLU's gated hidden, the
- * mixer's merged output, silu(conv) in training) needs no f32 store: that
- * halves what its kernel writes. Any other reader (a generated kernel, an expanded GEMM operand, an ASSIGN copy,
- * the host) keeps the f32 value. */
+/* A shadowed value that nothing but GEMMs, templates and column sums reading its bf16 copy uses (SwiGLU's gated
+ * hidden, the mixer's merged output, a Linear's output gradient) needs no f32 store: that halves what its kernel
+ * writes. Any other reader (a generated kernel, an expanded GEMM operand, an ASSIGN copy, the host) keeps the f32
+ * value. */
 static void mark_shadow_only(Fusion *f) {
     const Graph *g = f->g;
     bool *f32_read = xcalloc((size_t)g->nnodes, sizeof(bool));
@@ -517,10 +516,10 @@ static bool reads_bf16(const Fusion *f, const Group *gr, const Node *x) {
     return false;
 }
 
-/* Precision bf16 stores GEMM, conv1d (and its SiLU) and scan outputs in bf16, as autocast does (half the bytes written and read),
- * except weight gradients (A transposed: the contraction runs over tokens; the optimizer keeps them f32), values
- * the host reads and values some reader needs in f32. (Only generated kernels write bf16 copies, so these never
- * have one.) */
+/* Precision bf16 stores GEMM, conv1d (and its SiLU) and scan outputs in bf16, as autocast does (half the bytes
+ * written and read), except weight gradients (A transposed: the contraction runs over tokens; the optimizer keeps
+ * them f32), values the host reads and values some reader needs in f32. (Only generated kernels and the scan
+ * backward write bf16 copies, so these never have one.) */
 static void mark_bf16_outputs(Fusion *f) {
     const Graph *g = f->g;
     bool *ok = xcalloc((size_t)g->nnodes, sizeof(bool));

@@ -6,8 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { MAX_STREAMS = 16 };
-
 typedef struct Rec { Access a; int launch; } Rec;
 
 static bool overlap(const Access *x, const Access *y) {
@@ -28,7 +26,7 @@ bool launches_conflict(const Launch *j, const Launch *k) {
 StreamPlan *stream_plan(const Program *p, int nstreams) {
     const int n = p->nlaunches;
     if (nstreams < 1) nstreams = 1;
-    if (nstreams > MAX_STREAMS) nstreams = MAX_STREAMS;
+    if (nstreams > STREAMS_MAX) nstreams = STREAMS_MAX;
     StreamPlan *s = xcalloc(1, sizeof *s);
     s->nstreams = nstreams;
     s->nlaunches = n;
@@ -46,7 +44,7 @@ StreamPlan *stream_plan(const Program *p, int nstreams) {
     int nrec = 0, caprec = 0;
     for (int k = 0; k < n; k++) {
         const Launch *l = &p->launches[k];
-        int dep[MAX_STREAMS];   /* by stream: the latest earlier launch there that k must follow, -1 */
+        int dep[STREAMS_MAX];   /* by stream: the latest earlier launch there that k must follow, -1 */
         for (int t = 0; t < nstreams; t++) dep[t] = -1;
         for (int a = 0; a < l->nacc; a++)
             for (int r = 0; r < nrec; r++) {

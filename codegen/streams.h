@@ -6,6 +6,8 @@
 #pragma once
 #include "program.h"
 
+enum { STREAMS_MAX = 16 };
+
 typedef struct StreamPlan {
     int nstreams, nlaunches;
     int *stream;          /* by launch: 0 .. nstreams-1 (0 is the stream the step is launched on) */
@@ -15,7 +17,7 @@ typedef struct StreamPlan {
     int *last;            /* by stream: its last launch, -1 if none (the step joins these back into stream 0) */
 } StreamPlan;
 
-/* nstreams >= 1; 1 gives every launch stream 0 and no waits (the order of the Program). */
+/* nstreams 1 to STREAMS_MAX (clamped); 1 gives every launch stream 0 and no waits (the order of the Program). */
 StreamPlan *stream_plan(const Program *p, int nstreams);
 void stream_plan_free(StreamPlan *s);
 /* Do launches j and k touch overlapping memory with at least one write? */

@@ -28,8 +28,8 @@ typedef struct Cuda {
     cublasLtHandle_t lth;
     CUstream st;                         /* the step's stream: eager launches, graph replays, host copies */
     StreamPlan *plan;                    /* the captured graph's streams (capture_streams) */
-    CUstream side[16];                   /* capture streams, side[0] = st */
-    CUdeviceptr ws[16];                  /* cuBLASLt workspace per capture stream, ws[0] in the WORK arena */
+    CUstream side[STREAMS_MAX];          /* capture streams, side[0] = st */
+    CUdeviceptr ws[STREAMS_MAX];         /* cuBLASLt workspace per capture stream, ws[0] in the WORK arena */
     CUdeviceptr arena[AR_COUNT_], rng;
     unsigned long long *host_rng;        /* pinned ring of {seed, step} */
     CUevent rng_ev[RNG_RING];            /* each slot's last copy */
@@ -241,7 +241,7 @@ static void push_rng(Cuda *c, const StepInfo *s) {
 static void capture(Cuda *c) {
     const StreamPlan *sp = c->plan;
     const int nl = c->p->nlaunches;
-    CUevent *ev = xcalloc((size_t)nl + 1, sizeof(CUevent)), fork, join[16];
+    CUevent *ev = xcalloc((size_t)nl + 1, sizeof(CUevent)), fork, join[STREAMS_MAX];
     CUgraph graph;
     CU_CHECK(c->cu->cuStreamBeginCapture(c->st, CU_STREAM_CAPTURE_MODE_RELAXED));
     CU_CHECK(c->cu->cuEventCreate(&fork, CU_EVENT_DISABLE_TIMING));
@@ -385,7 +385,7 @@ static void cuda_free(Exec *e) {
 
 static const ExecVT CUDA_VT = {"cuda", cuda_run, cuda_write, cuda_read, cuda_free};
 
-/* Streams the step graph spreads over: VMC_STREAMS (1 to 16; 1 = the program order on one stream). Default: 8 for
+/* Streams the step graph spreads over: VMC_STREAMS (1 to STREAMS_MAX; 1 = the program order on one stream). Default: 8 for
  * a training step, 1 for inference (H200, ARM-B, 1 / 4 / 8 streams: fine-tuning 1311 / 1334 / 1341 img/s,
  * pretraining 3158 / 3195 / 3233; inference 6700 / 6612 / 6583, whose kernels each fill the GPU already). */
 static int capture_streams(const Program *p) {
@@ -393,7 +393,7 @@ static int capture_streams(const Program *p) {
     for (int k = 0; k < p->nlaunches && !train; k++) train = !strcmp(p->launches[k].kclass, "optimizer");
     const char *env = getenv("VMC_STREAMS");
     int n = env ? atoi(env) : train ? 8 : 1;
-    return n < 1 ? 1 : n > 16 ? 16 : n;
+    return n < 1 ? 1 : n > STREAMS_MAX ? STREAMS_MAX : n;
 }
 
 /* Out of memory is a user-fixable error, not a crash: the message (CUDA_OOM_FORMAT, parsed by train.c) names the
