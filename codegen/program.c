@@ -368,6 +368,8 @@ static bool opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int er
 }
 
 /* ---------------------------------------------------------------- GEMM */
+static int64_t align256(int64_t x) { return (x + 255) / 256 * 256; }
+
 /* bf16 copies of the operands, made by a generated cast kernel into the workspace arena. */
 static BufRef to_bf16(Program *p, Batch *b, SeenSet *seen, const Group *gr, BufRef src, int64_t numel, int64_t ws_off,
                       char which) {
@@ -375,7 +377,16 @@ static BufRef to_bf16(Program *p, Batch *b, SeenSet *seen, const Group *gr, BufR
      * copies nor a live source) and casts elsewhere in the workspace since: reuse it (an operand two GEMMs read).
      * A cast's element count is its declared read (acc[0], 4 bytes an element). */
     BufRef dst = {AR_WORK, PROGRAM_GEMM_WORKSPACE + ws_off};
-    for (int k = p->nlaunches - 1; k >= 0; k--) {
+    const bool once = p->params_constant && src.arena == AR_PARAM;
+    if (once) {   /* a parameter that never changes: one copy, made before the first step (and after host writes) */
+        for (int k = 0; k < p->nlaunches; k++) {
+            const Launch *c = &p->launches[k];
+            if (c->once && c->args[0].offset == src.offset && c->acc[0].bytes == numel * 4) return c->args[1];
+        }
+        dst = (BufRef){AR_PARAM, p->f->arena_bytes[AR_PARAM] + p->param_copy_bytes};
+        p->param_copy_bytes += align256(numel * 2);
+    }
+    for (int k = p->nlaunches - 1; k >= 0 && !once; k--) {
         const Launch *c = &p->launches[k];
         if (c->kind == LK_GEMM) continue;
         if (c->kind != LK_KERNEL || !c->bf16_cast) break;
@@ -423,6 +434,7 @@ static BufRef to_bf16(Program *p, Batch *b, SeenSet *seen, const Group *gr, BufR
     l->args[0] = src;
     l->args[1] = dst;
     l->bf16_cast = true;
+    l->once = once;
     touch(l, src, numel * 4, false);
     touch(l, dst, numel * 2, true);
     add_kernel(p, b, seen, p->nlaunches - 1, key, body, name);
@@ -431,7 +443,6 @@ static BufRef to_bf16(Program *p, Batch *b, SeenSet *seen, const Group *gr, BufR
     return dst;
 }
 
-static int64_t align256(int64_t x) { return (x + 255) / 256 * 256; }
 
 static const Node *view_owner(const Fusion *f, const Node *n, int64_t *off) {
     *off = 0;
@@ -713,6 +724,8 @@ Program *program_build(const Graph *g, Node *const *keep, int nkeep, const Progr
     Batch b = {0};
     SeenSet seen = {0};
     int64_t ws_need = 0;
+    p->params_constant = true;
+    for (int k = 0; k < p->f->ngroups; k++) p->params_constant &= p->f->groups[k].kind != GK_ASSIGN;
     bool ok = true;
     for (int k = 0; k < p->f->ngroups && ok; k++) {
         const Group *gr = &p->f->groups[k];
@@ -739,6 +752,7 @@ Program *program_build(const Graph *g, Node *const *keep, int nkeep, const Progr
     free(seen.items);
     memcpy(p->arena_bytes, p->f->arena_bytes, sizeof p->arena_bytes);
     p->arena_bytes[AR_WORK] = PROGRAM_GEMM_WORKSPACE + ws_need;
+    p->arena_bytes[AR_PARAM] += p->param_copy_bytes;
     p->codegen_s = now_s() - t0;
     if (ok && opt->dump_dir) ok = dump_modules(p, err, errlen);
     if (ok && !opt->no_compile) {

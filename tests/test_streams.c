@@ -98,6 +98,8 @@ static void check_plan(const Program *p, const StreamPlan *sp, const char *what)
         CHECK(writes_declared(p, &p->launches[k]), "%s: launch %d (%s) writes memory it does not declare", what, k,
               p->launches[k].name);
         for (int j = 0; j < k; j++) {
+            /* a `once` launch runs before the step: only checked below, that the step never writes its memory */
+            if (p->launches[j].once || p->launches[k].once) continue;
             if (!launches_conflict(&p->launches[j], &p->launches[k])) continue;
             conflicts++;
             if (done[(size_t)k * (size_t)ns + (size_t)sp->stream[j]] < j) {
@@ -107,8 +109,24 @@ static void check_plan(const Program *p, const StreamPlan *sp, const char *what)
             }
         }
     }
-    printf("%s: %d launches on %d of %d streams, %d waits, %ld conflicting pairs, %ld unordered; optimizer on %d streams\n",
-           what, n, used, ns, waits, conflicts, unordered, opt_streams);
+    int once = 0, stale = 0;
+    for (int o = 0; o < n; o++) {
+        if (!p->launches[o].once) continue;
+        once++;
+        for (int k = 0; k < n; k++) {
+            const Launch *l = &p->launches[k];
+            if (l->once) continue;
+            for (int a = 0; a < l->nacc; a++)
+                for (int b = 0; b < p->launches[o].nacc; b++) {
+                    const Access *x = &l->acc[a], *y = &p->launches[o].acc[b];
+                    stale += x->write && x->at.arena == y->at.arena && x->at.offset < y->at.offset + y->bytes &&
+                             y->at.offset < x->at.offset + x->bytes;
+                }
+        }
+    }
+    CHECK(stale == 0, "%s: the step writes memory of launches that run once before it (%d)", what, stale);
+    printf("%s: %d launches (%d once) on %d of %d streams, %d waits, %ld conflicting pairs, %ld unordered; optimizer on %d streams\n",
+           what, n, once, used, ns, waits, conflicts, unordered, opt_streams);
     CHECK(unordered == 0, "%s: %ld conflicting launches unordered", what, unordered);
     if (ns == 1) CHECK(waits == 0 && used <= 1, "%s: one stream is the program order", what);
     else if (opt_streams) CHECK(opt_streams == ns, "%s: the optimizer's updates spread over all %d streams (%d)", what, ns, opt_streams);
