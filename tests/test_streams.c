@@ -73,6 +73,7 @@ static void check_plan(const Program *p, const StreamPlan *sp, const char *what)
     bool opt_on[16] = {0};
     for (int k = 0; k < n; k++) {
         int *d = &done[(size_t)k * (size_t)ns];
+        if (p->launches[k].once) { for (int t = 0; t < ns; t++) d[t] = -1; continue; }   /* not in the step */
         const int s = sp->stream[k], q = prev[s];
         for (int t = 0; t < ns; t++) d[t] = q >= 0 ? done[(size_t)q * (size_t)ns + (size_t)t] : -1;
         if (q >= 0 && d[s] < q) d[s] = q;
