@@ -72,6 +72,9 @@ typedef struct Program {
     bool params_constant;       /* no launch writes a parameter (inference): their bf16 casts are `once` launches
                                  * into copies kept at the end of the PARAM arena */
     int64_t param_copy_bytes;   /* those copies' bytes */
+    const Node **param_value;   /* by PARAM node id: the value its AdamW kernel writes in place (training), or NULL */
+    BufRef *value_copy;         /* by node id, for those values: the parameter's kept bf16 copy, which the AdamW
+                                 * kernel rewrites (so training casts its weights only once too); arena AR_COUNT_ none */
     int nkernels, ngemms, ncached;   /* nkernels: distinct compiled kernels */
     int nlaunched;                    /* generated-kernel launches per step (>= distinct generated kernels) */
     double codegen_s, compile_s;

@@ -110,22 +110,30 @@ static void check_plan(const Program *p, const StreamPlan *sp, const char *what)
             }
         }
     }
+    /* A launch that runs once before the step casts a parameter to its kept bf16 copy. The step may rewrite the
+     * parameter only in a launch that rewrites the copy too (AdamW writing both), and never one without the other. */
     int once = 0, stale = 0;
     for (int o = 0; o < n; o++) {
-        if (!p->launches[o].once) continue;
+        const Launch *c = &p->launches[o];
+        if (!c->once) continue;
         once++;
+        CHECK(c->bf16_cast && c->nacc == 2 && !c->acc[0].write && c->acc[1].write, "%s: launch %d runs once but is not a cast", what, o);
         for (int k = 0; k < n; k++) {
             const Launch *l = &p->launches[k];
             if (l->once) continue;
-            for (int a = 0; a < l->nacc; a++)
-                for (int b = 0; b < p->launches[o].nacc; b++) {
-                    const Access *x = &l->acc[a], *y = &p->launches[o].acc[b];
-                    stale += x->write && x->at.arena == y->at.arena && x->at.offset < y->at.offset + y->bytes &&
-                             y->at.offset < x->at.offset + x->bytes;
-                }
+            bool src = false, dst = false;
+            for (int a = 0; a < l->nacc; a++) {
+                const Access *x = &l->acc[a];
+                if (!x->write) continue;
+                src |= x->at.arena == c->acc[0].at.arena && x->at.offset < c->acc[0].at.offset + c->acc[0].bytes &&
+                       c->acc[0].at.offset < x->at.offset + x->bytes;
+                dst |= x->at.arena == c->acc[1].at.arena && x->at.offset <= c->acc[1].at.offset &&
+                       x->at.offset + x->bytes >= c->acc[1].at.offset + c->acc[1].bytes;
+            }
+            stale += src != dst;
         }
     }
-    CHECK(stale == 0, "%s: the step writes memory of launches that run once before it (%d)", what, stale);
+    CHECK(stale == 0, "%s: %d launches write a parameter without its kept copy, or the copy alone", what, stale);
     printf("%s: %d launches (%d once) on %d of %d streams, %d waits, %ld conflicting pairs, %ld unordered; optimizer on %d streams\n",
            what, n, once, used, ns, waits, conflicts, unordered, opt_streams);
     CHECK(unordered == 0, "%s: %ld conflicting launches unordered", what, unordered);
