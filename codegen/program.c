@@ -130,7 +130,17 @@ static void add_kernel(Program *p, Batch *b, SeenSet *seen, int li, const char *
 
 static BufRef shadow_ref(const Fusion *f, const Node *x);
 
+static const BufRef NO_BUF = {AR_COUNT_, 0};
+static int64_t align256(int64_t x) { return (x + 255) / 256 * 256; }
+
 static void generated(Program *p, Batch *b, SeenSet *seen, const Group *gr) {
+    for (int k = 0; k < gr->nouts; k++) {   /* a new weight also goes to its kept bf16 copy (to_bf16) */
+        const Node *o = gr->outs[k];
+        const BufRef c = p->value_copy[o->id];
+        if (c.arena == AR_COUNT_) continue;
+        p->f->shadow[o->id] = true;
+        p->f->sbuf[o->id] = (Buf){c.arena, c.offset, align256(shape_numel(o->shape) * 2)};
+    }
     KernelSource ks;
     codegen_group(p->f, gr, &ks);
     if (gr->kind == GK_SCATTER || ks.zero_root) {
@@ -187,7 +197,6 @@ static void conv_spec(const Node *n, Conv1dSpec *s) {
     s->want_db = n->op == OP_CONV1D_BWD;
 }
 
-static const BufRef NO_BUF = {AR_COUNT_, 0};
 
 /* Is some template argument not 16-byte aligned (a view at an odd offset)? */
 static bool unaligned(const BufRef *args, int n) {
@@ -367,14 +376,30 @@ static bool opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int er
 }
 
 /* ---------------------------------------------------------------- GEMM */
+
 /* bf16 copies of the operands, made by a generated cast kernel into the workspace arena. */
-static BufRef to_bf16(Program *p, Batch *b, SeenSet *seen, const Group *gr, BufRef src, int64_t numel, int64_t ws_off,
-                      char which) {
+static BufRef to_bf16(Program *p, Batch *b, SeenSet *seen, const Group *gr, const Node *x, BufRef src, int64_t numel,
+                      int64_t ws_off, char which) {
     /* The same operand cast to the same place a moment ago, with only GEMMs (which write neither the workspace's
      * copies nor a live source) and casts elsewhere in the workspace since: reuse it (an operand two GEMMs read).
      * A cast's element count is its declared read (acc[0], 4 bytes an element). */
     BufRef dst = {AR_WORK, PROGRAM_GEMM_WORKSPACE + ws_off};
-    for (int k = p->nlaunches - 1; k >= 0; k--) {
+    /* A parameter's copy is kept (the cast runs before the first step and after host writes, not every step) when
+     * nothing writes the parameter, or when its AdamW kernel, later in the step, rewrites the whole copy. */
+    int64_t voff;
+    const Node *o = view_owner(p->f, x, &voff), *v = o->op == OP_PARAM ? p->param_value[o->id] : NULL;
+    const bool updated = v && voff == 0 && numel == shape_numel(o->shape) && p->f->group_of[v->id] > gr->index;
+    const bool once = src.arena == AR_PARAM && (p->params_constant || updated);
+    if (once) {
+        for (int k = 0; k < p->nlaunches; k++) {
+            const Launch *c = &p->launches[k];
+            if (c->once && c->args[0].offset == src.offset && c->acc[0].bytes == numel * 4) return c->args[1];
+        }
+        dst = (BufRef){AR_PARAM, p->f->arena_bytes[AR_PARAM] + p->param_copy_bytes};
+        p->param_copy_bytes += align256(numel * 2);
+        if (updated) p->value_copy[v->id] = dst;
+    }
+    for (int k = p->nlaunches - 1; k >= 0 && !once; k--) {
         const Launch *c = &p->launches[k];
         if (c->kind == LK_GEMM) continue;
         if (c->kind != LK_KERNEL || !c->bf16_cast) break;
@@ -422,6 +447,7 @@ static BufRef to_bf16(Program *p, Batch *b, SeenSet *seen, const Group *gr, BufR
     l->args[0] = src;
     l->args[1] = dst;
     l->bf16_cast = true;
+    l->once = once;
     touch(l, src, numel * 4, false);
     touch(l, dst, numel * 2, true);
     add_kernel(p, b, seen, p->nlaunches - 1, key, body, name);
@@ -430,7 +456,6 @@ static BufRef to_bf16(Program *p, Batch *b, SeenSet *seen, const Group *gr, BufR
     return dst;
 }
 
-static int64_t align256(int64_t x) { return (x + 255) / 256 * 256; }
 
 static const Node *view_owner(const Fusion *f, const Node *n, int64_t *off) {
     *off = 0;
@@ -633,8 +658,8 @@ static void gemm(Program *p, Batch *b, SeenSet *seen, const Group *gr, int64_t *
         bool sa_ = d.a.arena == bufref(p, a).arena && d.a.offset == bufref(p, a).offset && has_bf16_copy(p->f, a);
         bool sb_ = d.b.arena == bufref(p, bb).arena && d.b.offset == bufref(p, bb).offset && has_bf16_copy(p->f, bb);
         /* a bf16-stored operand is read where it is; a shadowed one from its copy; anything else is cast */
-        if (!fus_bf16(p->f, a)) d.a = sa_ ? shadow_ref(p->f, a) : to_bf16(p, b, seen, gr, d.a, ea, off, 'a');
-        if (!fus_bf16(p->f, bb)) d.b = sb_ ? shadow_ref(p->f, bb) : to_bf16(p, b, seen, gr, d.b, eb, off + align256(ea * 2), 'b');
+        if (!fus_bf16(p->f, a)) d.a = sa_ ? shadow_ref(p->f, a) : to_bf16(p, b, seen, gr, a, d.a, ea, off, 'a');
+        if (!fus_bf16(p->f, bb)) d.b = sb_ ? shadow_ref(p->f, bb) : to_bf16(p, b, seen, gr, bb, d.b, eb, off + align256(ea * 2), 'b');
         d.bf16 = true;
         off += align256(ea * 2) + align256(eb * 2);
     }
@@ -712,6 +737,18 @@ Program *program_build(const Graph *g, Node *const *keep, int nkeep, const Progr
     Batch b = {0};
     SeenSet seen = {0};
     int64_t ws_need = 0;
+    p->params_constant = true;
+    p->param_value = xcalloc((size_t)g->nnodes + 1, sizeof(Node *));
+    p->value_copy = xmalloc(sizeof(BufRef) * ((size_t)g->nnodes + 1));
+    for (int k = 0; k <= g->nnodes; k++) p->value_copy[k] = NO_BUF;
+    for (int k = 0; k < p->f->ngroups; k++) {
+        const Group *a = &p->f->groups[k];
+        if (a->kind != GK_ASSIGN) continue;
+        p->params_constant = false;
+        const Node *t = fus_src(p->f, a->root, 0), *v = fus_src(p->f, a->root, 1);
+        const int gi = p->f->group_of[v->id];
+        if (a->inplace && t->op == OP_PARAM && gi >= 0 && p->f->groups[gi].kind == GK_EW) p->param_value[t->id] = v;
+    }
     bool ok = true;
     for (int k = 0; k < p->f->ngroups && ok; k++) {
         const Group *gr = &p->f->groups[k];
@@ -738,6 +775,7 @@ Program *program_build(const Graph *g, Node *const *keep, int nkeep, const Progr
     free(seen.items);
     memcpy(p->arena_bytes, p->f->arena_bytes, sizeof p->arena_bytes);
     p->arena_bytes[AR_WORK] = PROGRAM_GEMM_WORKSPACE + ws_need;
+    p->arena_bytes[AR_PARAM] += p->param_copy_bytes;
     p->codegen_s = now_s() - t0;
     if (ok && opt->dump_dir) ok = dump_modules(p, err, errlen);
     if (ok && !opt->no_compile) {
@@ -752,6 +790,8 @@ Program *program_build(const Graph *g, Node *const *keep, int nkeep, const Progr
 void program_free(Program *p) {
     if (!p) return;
     for (int k = 0; k < p->nlaunches; k++) { free(p->launches[k].args); free(p->launches[k].acc); }
+    free(p->param_value);
+    free(p->value_copy);
     for (int k = 0; k < p->nmodules; k++) {
         free(p->modules[k].src);
         free(p->modules[k].label);

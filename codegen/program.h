@@ -41,6 +41,8 @@ typedef struct Launch {
     GemmDesc gemm;
     /* LK_MEMSET (zero), LK_COPY (device to device) */
     bool bf16_cast;             /* LK_KERNEL: a GEMM operand's cast to bf16 (args: source, workspace copy) */
+    bool once;                  /* not part of the step: runs before it whenever the parameters may have changed
+                                 * (a program that never writes its parameters keeps their bf16 copies) */
     BufRef dst, src;
     int64_t bytes;
     Access *acc; int nacc, capacc;
@@ -67,6 +69,12 @@ typedef struct Program {
     Module *modules; int nmodules, capmodules;
     int64_t arena_bytes[AR_COUNT_];
     int64_t gemm_flops;         /* 2 M N K summed over the step's GEMMs */
+    bool params_constant;       /* no launch writes a parameter (inference): their bf16 casts are `once` launches
+                                 * into copies kept at the end of the PARAM arena */
+    int64_t param_copy_bytes;   /* those copies' bytes */
+    const Node **param_value;   /* by PARAM node id: the value its AdamW kernel writes in place (training), or NULL */
+    BufRef *value_copy;         /* by node id, for those values: the parameter's kept bf16 copy, which the AdamW
+                                 * kernel rewrites (so training casts its weights only once too); arena AR_COUNT_ none */
     int nkernels, ngemms, ncached;   /* nkernels: distinct compiled kernels */
     int nlaunched;                    /* generated-kernel launches per step (>= distinct generated kernels) */
     double codegen_s, compile_s;

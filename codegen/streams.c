@@ -44,6 +44,7 @@ StreamPlan *stream_plan(const Program *p, int nstreams) {
     int nrec = 0, caprec = 0;
     for (int k = 0; k < n; k++) {
         const Launch *l = &p->launches[k];
+        if (l->once) continue;   /* runs before the step (its results are ready when the step starts) */
         int dep[STREAMS_MAX];   /* by stream: the latest earlier launch there that k must follow, -1 */
         for (int t = 0; t < nstreams; t++) dep[t] = -1;
         for (int a = 0; a < l->nacc; a++)

@@ -10,7 +10,8 @@ enum { STREAMS_MAX = 16 };
 
 typedef struct StreamPlan {
     int nstreams, nlaunches;
-    int *stream;          /* by launch: 0 .. nstreams-1 (0 is the stream the step is launched on) */
+    int *stream;          /* by launch: 0 .. nstreams-1 (0 is the stream the step is launched on); `once`
+                           * launches are not part of the step and stay 0 without waits */
     int **wait;           /* by launch: launches on other streams to wait for first (at most one per stream) */
     int *nwait;
     bool *record;         /* by launch: some later launch waits for it (record an event after it) */

@@ -41,6 +41,7 @@ typedef struct Cuda {
     GemmPlan *gemm;                      /* by launch */
     CUgraphExec gexec;
     bool captured;
+    bool params_dirty;                   /* the host wrote a parameter since the `once` launches last ran */
     int runs;
     void **stage;                        /* by node id: pinned staging buffer of an INPUT */
     CUevent *stage_ev;                   /* by node id: its last copy */
@@ -248,6 +249,7 @@ static void capture(Cuda *c) {
     CU_CHECK(c->cu->cuEventRecord(fork, c->st));
     for (int s = 1; s < sp->nstreams; s++) CU_CHECK(c->cu->cuStreamWaitEvent(c->side[s], fork, 0));
     for (int k = 0; k < nl; k++) {
+        if (c->p->launches[k].once) continue;
         const int s = sp->stream[k];
         for (int w = 0; w < sp->nwait[k]; w++) CU_CHECK(c->cu->cuStreamWaitEvent(c->side[s], ev[sp->wait[k][w]], 0));
         launch_on(c, k, s);
@@ -271,11 +273,19 @@ static void capture(Cuda *c) {
     c->captured = true;
 }
 
+/* The `once` launches (bf16 copies of parameters no launch writes), before a step when the host wrote one. */
+static void refresh_once(Cuda *c) {
+    if (!c->params_dirty) return;
+    for (int k = 0; k < c->p->nlaunches; k++) if (c->p->launches[k].once) launch(c, k);
+    c->params_dirty = false;
+}
+
 static void cuda_run(Exec *e, const StepInfo *s) {
     Cuda *c = (Cuda *)e;
     push_rng(c, s);
+    refresh_once(c);
     if (c->opt.no_graph || c->runs++ == 0) {   /* the first step runs eagerly: lazy module loads happen outside capture */
-        for (int k = 0; k < c->p->nlaunches; k++) launch(c, k);
+        for (int k = 0; k < c->p->nlaunches; k++) if (!c->p->launches[k].once) launch(c, k);
         return;
     }
     if (!c->captured) capture(c);
@@ -314,6 +324,7 @@ static void cuda_write(Exec *e, const Node *n, const void *host, size_t bytes) {
     const Buf *b = storage(c, n);
     if (staged_write(c, n, host, bytes, c->arena[b->arena] + (CUdeviceptr)b->offset)) return;
     CU_CHECK(c->cu->cuStreamSynchronize(c->st));
+    if (n->op == OP_PARAM) c->params_dirty = true;   /* its bf16 copy (a `once` launch) is remade before the next step */
     if (n->dtype != DT_BF16) {
         copy_in(c, c->arena[b->arena] + (CUdeviceptr)b->offset, host, bytes);
         return;
@@ -434,6 +445,7 @@ Exec *cuda_exec_create(const Graph *g, Node *const *keep, int nkeep, const CudaE
         c->device_bytes += (int64_t)bytes;
     }
     c->plan = stream_plan(c->p, nstreams);
+    c->params_dirty = true;
     c->side[0] = c->st;
     c->ws[0] = c->arena[AR_WORK];
     for (int s = 1; s < nstreams; s++) {
@@ -468,15 +480,17 @@ void cuda_exec_profile(Exec *e, const StepInfo *s, int steps, CudaProfile *prof)
     int nl = c->p->nlaunches;
     CUevent *ev = xcalloc((size_t)nl + 1, sizeof(CUevent));
     for (int k = 0; k <= nl; k++) CU_CHECK(c->cu->cuEventCreate(&ev[k], CU_EVENT_DEFAULT));
+    refresh_once(c);
     for (int t = 0; t < steps; t++) {
         push_rng(c, s);
         CU_CHECK(c->cu->cuEventRecord(ev[0], c->st));
         for (int k = 0; k < nl; k++) {
-            launch(c, k);
+            if (!c->p->launches[k].once) launch(c, k);
             CU_CHECK(c->cu->cuEventRecord(ev[k + 1], c->st));
         }
         CU_CHECK(c->cu->cuEventSynchronize(ev[nl]));
         for (int k = 0; k < nl; k++) {
+            if (c->p->launches[k].once) continue;
             float ms = 0;
             CU_CHECK(c->cu->cuEventElapsedTime(&ms, ev[k], ev[k + 1]));
             prof->ms[class_index(prof, c->p->launches[k].kclass)] += ms;

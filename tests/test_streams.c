@@ -73,6 +73,7 @@ static void check_plan(const Program *p, const StreamPlan *sp, const char *what)
     bool opt_on[16] = {0};
     for (int k = 0; k < n; k++) {
         int *d = &done[(size_t)k * (size_t)ns];
+        if (p->launches[k].once) { for (int t = 0; t < ns; t++) d[t] = -1; continue; }   /* not in the step */
         const int s = sp->stream[k], q = prev[s];
         for (int t = 0; t < ns; t++) d[t] = q >= 0 ? done[(size_t)q * (size_t)ns + (size_t)t] : -1;
         if (q >= 0 && d[s] < q) d[s] = q;
@@ -98,6 +99,8 @@ static void check_plan(const Program *p, const StreamPlan *sp, const char *what)
         CHECK(writes_declared(p, &p->launches[k]), "%s: launch %d (%s) writes memory it does not declare", what, k,
               p->launches[k].name);
         for (int j = 0; j < k; j++) {
+            /* a `once` launch runs before the step: only checked below, that the step never writes its memory */
+            if (p->launches[j].once || p->launches[k].once) continue;
             if (!launches_conflict(&p->launches[j], &p->launches[k])) continue;
             conflicts++;
             if (done[(size_t)k * (size_t)ns + (size_t)sp->stream[j]] < j) {
@@ -107,8 +110,32 @@ static void check_plan(const Program *p, const StreamPlan *sp, const char *what)
             }
         }
     }
-    printf("%s: %d launches on %d of %d streams, %d waits, %ld conflicting pairs, %ld unordered; optimizer on %d streams\n",
-           what, n, used, ns, waits, conflicts, unordered, opt_streams);
+    /* A launch that runs once before the step casts a parameter to its kept bf16 copy. The step may rewrite the
+     * parameter only in a launch that rewrites the copy too (AdamW writing both), and never one without the other. */
+    int once = 0, stale = 0;
+    for (int o = 0; o < n; o++) {
+        const Launch *c = &p->launches[o];
+        if (!c->once) continue;
+        once++;
+        CHECK(c->bf16_cast && c->nacc == 2 && !c->acc[0].write && c->acc[1].write, "%s: launch %d runs once but is not a cast", what, o);
+        for (int k = 0; k < n; k++) {
+            const Launch *l = &p->launches[k];
+            if (l->once) continue;
+            bool src = false, dst = false;
+            for (int a = 0; a < l->nacc; a++) {
+                const Access *x = &l->acc[a];
+                if (!x->write) continue;
+                src |= x->at.arena == c->acc[0].at.arena && x->at.offset < c->acc[0].at.offset + c->acc[0].bytes &&
+                       c->acc[0].at.offset < x->at.offset + x->bytes;
+                dst |= x->at.arena == c->acc[1].at.arena && x->at.offset <= c->acc[1].at.offset &&
+                       x->at.offset + x->bytes >= c->acc[1].at.offset + c->acc[1].bytes;
+            }
+            stale += src != dst;
+        }
+    }
+    CHECK(stale == 0, "%s: %d launches write a parameter without its kept copy, or the copy alone", what, stale);
+    printf("%s: %d launches (%d once) on %d of %d streams, %d waits, %ld conflicting pairs, %ld unordered; optimizer on %d streams\n",
+           what, n, once, used, ns, waits, conflicts, unordered, opt_streams);
     CHECK(unordered == 0, "%s: %ld conflicting launches unordered", what, unordered);
     if (ns == 1) CHECK(waits == 0 && used <= 1, "%s: one stream is the program order", what);
     else if (opt_streams) CHECK(opt_streams == ns, "%s: the optimizer's updates spread over all %d streams (%d)", what, ns, opt_streams);
