@@ -3,25 +3,29 @@
 // Grid (ceil(D/SCAN_THREADS), B); SCAN_THREADS a multiple of 32 (whole warps: the dB/dC sum uses shuffles).
 // Tried and measured slower on an H200 at ARM-B shapes: two threads per channel with 8 states each (1.43 against
 // 1.18 ms), 16-row chunks with 32 threads per block (1.42 against 0.91 ms).
-// Global loads are issued a whole chunk at a time (rows of u, delta, z, dout into registers or this thread's
-// shared-memory column; the chunk's Bm/Cm rows staged by the block), so a warp waits for memory once per chunk,
-// not once per row: stalls on global loads were the largest cost (ncu, H200: 2.6 of 6.0 cycles per issue).
+// Global loads are issued a whole chunk at a time (rows of u, delta, z, dout into registers, then this thread's
+// shared-memory column; the chunk's Bm/Cm rows staged by the block), every load before the first store, so a warp
+// waits for memory once per chunk. (A conditional per row made the compiler wait row by row: 8 round trips, the
+// largest stall in ncu's samples.)
 // Nothing is saved by the forward, so:
 //   pass 1   runs the recurrence forward and parks the state at the start of every chunk of SCAN_CHUNK rows in
 //            the du/ddelta rows of that same chunk (this thread's own column: no other thread touches it, and
 //            the reverse pass reads it before it writes the real du/ddelta there); the last chunk's start state
 //            stays in registers;
 //   reverse  walks the chunks backwards: recompute the chunk forward from its checkpoint keeping h_{t-1} of the
-//            even rows in shared memory (private column per thread; an odd row's h_{t-1} is one recurrence step
-//            from the even row before it, which halves this, the largest use of shared memory, and so raises
-//            occupancy), then step t downwards through the adjoint recurrence dh_t = dy_t C_t + a_{t+1} dh_{t+1}.
-// dBm/dCm (shared by all d) are summed per row over the warp by a reduce-scatter (31 shuffles for 32 values),
-// over the block with shared atomics, and over blocks with one global atomicAdd per value per chunk.
-// dA_log, dD, ddelta_bias are per-thread sums, added with atomics at the end. Outputs that are atomically
-// accumulated must be zero on entry (template.c lists the range).
-// Measured (H200, B128 L197 D768 N16, bf16 in): 0.75 ms; 0.87 ms with libm's softplus/sigmoid (common.cuh), 0.78 ms
-// with rows one at a time instead of in (even, odd) pairs, 1.18 ms with loads row by row. Instruction- and
-// latency-bound (~930 instructions per element before the softplus change, 168 registers, 19% occupancy).
+//            even rows in shared memory (private column per thread), and with h_t at hand the gate's gradient dz
+//            and dCm = dy h_t; then load the previous chunk's checkpoint (its loads complete meanwhile) and step
+//            t downwards through the adjoint recurrence dh_t = dy_t C_t + a_{t+1} dh_{t+1}, rows in (odd, even)
+//            pairs: the odd row's h_{t-1} is one recurrence step from the even row's kept h_{t-2}, and that step's
+//            decay is the even row's own a (one exp2 per state and row).
+// dBm/dCm (shared by all d) are summed per row over the warp by a reduce-scatter (31 shuffles for 32 values), over
+// the block's warps at the chunk's end (per-warp slots in shared memory: shared float atomics are CAS loops), and
+// over blocks with one global atomicAdd per value per chunk. dA_log, dD, ddelta_bias are per-thread sums, added with
+// atomics at the end. Outputs that are atomically accumulated must be zero on entry (template.c lists the range).
+// Measured (H200, B128 L197 D768 N16, bf16 in): 0.665 ms, against 0.753 ms with row-by-row waits on the chunk's
+// loads and shared atomics (ncu then: 762 instructions per element, 2.5 issued per cycle of 4; stalls on fixed
+// latency, global loads and the atomics' CAS loops); 0.87 ms with libm's softplus/sigmoid; 1.18 ms with loads row
+// by row. 168 registers: capped at 128 (8 blocks of 64 per SM) it measured the same.
 // Tried: summing dBm/dCm over the warp through a swizzled shared-memory transpose (8 vector stores, 32 loads) in
 // place of the reduce-scatter: 0.895 against 0.754 ms. Next steps: the forward saving its chunk states (drops
 // pass 1), and several channels per thread so the dBm/dCm sum over d costs fewer shuffles.
@@ -52,14 +56,17 @@ template <int HALF> __device__ __forceinline__ void reduce_scatter_round(float *
     }
 }
 
-// Afterwards v[0] of lane l holds the warp's total of v[l] (31 shuffles). All 32 lanes must take part.
-__device__ __forceinline__ void warp_reduce_scatter32(float v[32]) {
+// Sums NV (16 or 32) values over the warp: afterwards v[0] of lane l holds the warp's total of v[l % NV] (NV - 1
+// shuffles, plus one for NV = 16). All 32 lanes must take part.
+template <int NV> __device__ __forceinline__ void warp_reduce_scatter(float *v) {
+    static_assert(NV == 16 || NV == 32, "warp_reduce_scatter: 16 or 32 values");
     const unsigned lane = threadIdx.x & 31u;
-    reduce_scatter_round<16>(v, lane);
+    if constexpr (NV == 32) reduce_scatter_round<16>(v, lane);
     reduce_scatter_round<8>(v, lane);
     reduce_scatter_round<4>(v, lane);
     reduce_scatter_round<2>(v, lane);
     reduce_scatter_round<1>(v, lane);
+    if constexpr (NV == 16) v[0] += __shfl_xor_sync(0xffffffffu, v[0], 16);
 }
 
 // The next chunk's rows (this thread's column of u and delta, and of z and dout for the reverse pass) and the block's
@@ -84,6 +91,24 @@ static __device__ __forceinline__ void prefetch_chunk(const TU *u, const TD *del
     }
 }
 
+// Stages rows r0 .. r0+nr-1 of Bm (and of Cm when BOTH) as f32 into s[row][c] (Cm at c >= N): every load is
+// issued before the first store, so the block waits on memory once, not once per loop trip.
+template <bool BOTH, class TB>
+static __device__ __forceinline__ void stage_bc(float (*s)[2 * SCAN_N], const TB *Bm, const TB *Cm, int b, int r0, int nr) {
+    constexpr int W = BOTH ? 2 * SCAN_N : SCAN_N, PER = (SCAN_CHUNK * W + SCAN_THREADS - 1) / SCAN_THREADS;
+    TB v[PER];
+#pragma unroll
+    for (int q = 0; q < PER; q++) {
+        const int j = threadIdx.x + q * SCAN_THREADS, t = r0 + min(j / W, nr - 1), c = j % W;   // clamped row
+        v[q] = c < SCAN_N ? Bm[VMC_AT(BM, b, t) + c] : Cm[VMC_AT(CM, b, t) + c - SCAN_N];
+    }
+#pragma unroll
+    for (int q = 0; q < PER; q++) {
+        const int j = threadIdx.x + q * SCAN_THREADS;
+        if (j < nr * W) s[j / W][j % W] = to_f32(v[q]);
+    }
+}
+
 // Where the state n at the start of chunk k is parked: row n of the chunk's du rows for n < CHUNK, else row
 // n - CHUNK of its ddelta rows (this thread's own column: no other thread touches it, and the reverse pass reads
 // it before it writes the real du/ddelta there).
@@ -92,8 +117,8 @@ static __device__ __forceinline__ float *parked(float *du, float *ddl, size_t ro
     return (n < CH ? du : ddl) + (row0 + (size_t)k * CH + (n < CH ? n : n - CH)) * SCAN_D + d;
 }
 
-// No register cap: the compiler takes 168 (6 blocks of 64 per SM). Capping for 7 or 8 blocks (64 threads) or 10
-// or 16 (32 threads) measured 3-6% slower on an H200 at ARM-B shapes (0.94-0.97 against 0.91 ms).
+// No register cap: the compiler takes 168 (6 blocks of 64 per SM). A cap of 128 (8 blocks) spills a little and
+// measured the same (0.667 against 0.665 ms, H200).
 extern "C" __global__ void __launch_bounds__(SCAN_THREADS)
 vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const ALOG_T *__restrict__ A_log,
              const BC_T *__restrict__ Bm, const BC_T *__restrict__ Cm, const DSKIP_T *__restrict__ Dskip,
@@ -104,18 +129,18 @@ vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
     static_assert(2 * CH >= N && N <= 16 && SCAN_THREADS % 32 == 0, "scan_bwd configuration");
     __shared__ float hist[(CH + 1) / 2 * N * SCAN_THREADS];   // h_{t-1} of the chunk's even rows, [row/2][n][thread]
     __shared__ __align__(16) float sBC[CH][2 * N];  // the chunk's Bm and Cm rows
-    __shared__ float acc[CH][32];                   // block sums of dBm, dCm for the chunk's rows
-    __shared__ float rowv[6][CH][SCAN_THREADS];     // per thread and row: y, delta (then softplus), u, z, dout,
-                                                    // softplus' = sigmoid(delta + bias)
+    __shared__ float acc[SCAN_THREADS / 32][CH][32];   // per warp: its sums of dBm, dCm (c >= N) for the chunk's
+                                                       // rows (plain stores; shared float atomics are CAS loops)
+    __shared__ float rowv[4][CH][SCAN_THREADS];     // per thread and row: delta (then its softplus dl), u,
+                                                    // z (then dy), dout (then softplus' = sigmoid(delta + bias))
 
     float *du = packed, *ddl_out = du + BLD, *dAlog = ddl_out + BLD, *dB = dAlog + SCAN_D * N, *dC = dB + BLN;
     float *dD = dC + BLN, *dbias = dD + SCAN_D, *dz = dbias + SCAN_D;
-    const int tid = threadIdx.x, lane = tid & 31, b = blockIdx.y;
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, b = blockIdx.y;
     const int d_raw = blockIdx.x * SCAN_THREADS + tid;
     const bool valid = d_raw < SCAN_D;                 // lanes past D compute on column D-1 with zero dout
     const int d = valid ? d_raw : SCAN_D - 1;
     const size_t row0 = (size_t)b * SCAN_L;
-    for (int j = tid; j < CH * 32; j += SCAN_THREADS) (&acc[0][0])[j] = 0.f;
 
     float A2[N], h[N];
 #pragma unroll
@@ -132,10 +157,7 @@ vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
             for (int n = 0; n < N; n++) *parked(du, ddl_out, row0, k, n, d) = h[n];
         }
         __syncthreads();   // the previous chunk's Bm rows are consumed
-        for (int j = tid; j < CH * N; j += SCAN_THREADS) {
-            const int i = j / N, c = j % N;
-            sBC[i][c] = to_f32(Bm[VMC_AT(BM, b, k * CH + i) + c]);
-        }
+        stage_bc<false>(sBC, Bm, Cm, b, k * CH, CH);
         float ur[CH], dr[CH];
 #pragma unroll
         for (int i = 0; i < CH; i++) {
@@ -161,18 +183,21 @@ vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
 
     for (int k = LAST; k >= 0; k--) {
         const int r0 = k * CH, nr = min(CH, SCAN_L - r0);
-        for (int j = tid; j < nr * 2 * N; j += SCAN_THREADS) {
-            const int i = j / (2 * N), c = j % (2 * N), t = r0 + i;
-            sBC[i][c] = c < N ? to_f32(Bm[VMC_AT(BM, b, t) + c]) : to_f32(Cm[VMC_AT(CM, b, t) + c - N]);
-        }
+        stage_bc<true>(sBC, Bm, Cm, b, r0, nr);
+        {   // this thread's rows of the chunk: every load in flight before the first store (rows clamped to nr-1)
+            DELTA_T rd[CH]; U_T ru[CH]; Z_T rz[CH]; DOUT_T ro[CH];
 #pragma unroll
-        for (int i = 0; i < CH; i++) {   // this thread's rows of the chunk, all loads in flight together
-            if (i < nr) {
-                const int t = r0 + i;
-                rowv[2][i][tid] = to_f32(u[VMC_AT(U, b, t) + d]);
-                rowv[1][i][tid] = to_f32(delta[VMC_AT(DL, b, t) + d]);
-                rowv[3][i][tid] = to_f32(z[VMC_AT(Z, b, t) + d]);
-                rowv[4][i][tid] = valid ? to_f32(dout[VMC_AT(DO, b, t) + d]) : 0.f;
+            for (int i = 0; i < CH; i++) {
+                const int t = r0 + min(i, nr - 1);
+                rd[i] = delta[VMC_AT(DL, b, t) + d]; ru[i] = u[VMC_AT(U, b, t) + d];
+                rz[i] = z[VMC_AT(Z, b, t) + d]; ro[i] = dout[VMC_AT(DO, b, t) + d];
+            }
+#pragma unroll
+            for (int i = 0; i < CH; i++) {
+                if (i < nr) {
+                    rowv[0][i][tid] = to_f32(rd[i]); rowv[1][i][tid] = to_f32(ru[i]);
+                    rowv[2][i][tid] = to_f32(rz[i]); rowv[3][i][tid] = valid ? to_f32(ro[i]) : 0.f;
+                }
             }
         }
         if (k > 0) {   // chunk k-1's inputs and its parked start state, read at the end of this chunk
@@ -180,87 +205,110 @@ vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
 #pragma unroll
             for (int n = 0; n < N; n++) if (k - 1 > 0) prefetch_l2(parked(du, ddl_out, row0, k - 1, n, d));
         }
-        __syncthreads();   // sBC staged; acc zeroed by the previous chunk's flush
+        __syncthreads();   // sBC and rowv staged; acc read by the previous chunk's flush
 
-        // h holds the state at the start of chunk k: pass 1's final state, then each checkpoint (loaded below).
-        // Rows are loops, not unrolled: the unrolled reverse step is large, and per-row values kept in register
-        // arrays indexed by a loop variable would go to local memory. They live in shared memory instead.
-        // Rows go in pairs (even, odd), so whether a row keeps or rebuilds its h_{t-1} is known at compile time.
+        // Forward through the chunk from h, its start state (pass 1's final state, then each checkpoint loaded
+        // below), keeping h_{t-1} of the even rows. Everything that needs h_t but not the adjoint is done here:
+        // the gate's gradient dz and dCm = dy h_t (summed over d).
+        // Rows are loops, not unrolled: per-row values kept in register arrays indexed by a loop variable would go
+        // to local memory. They live in shared memory instead.
         auto fwd_row = [&](auto even_tag, int i) {
             constexpr bool EVEN = decltype(even_tag)::value;
-            const float uu = rowv[2][i][tid], x = rowv[1][i][tid] + bias, dl = softplus_f(x);
-            const float dlu = dl * uu;
-            float y = 0.f;
+            const float uu = rowv[1][i][tid], x = rowv[0][i][tid] + bias, dl = softplus_f(x), dlu = dl * uu;
+            const float zz = rowv[2][i][tid], go = rowv[3][i][tid], sz = sigmoid_f(zz), dy = go * zz * sz;
+            float y = 0.f, v[16];
 #pragma unroll
             for (int n = 0; n < N; n++) {
                 if constexpr (EVEN) hist[((i >> 1) * N + n) * SCAN_THREADS + tid] = h[n];
                 h[n] = fmaf(exp2_ftz(dl * A2[n]), h[n], dlu * sBC[i][n]);
                 y = fmaf(sBC[i][N + n], h[n], y);
+                v[n] = dy * h[n];   // dCm
             }
-            rowv[0][i][tid] = fmaf(Dd, uu, y); rowv[1][i][tid] = dl;
-            rowv[5][i][tid] = sigmoid_f(x);
+#pragma unroll
+            for (int n = N; n < 16; n++) v[n] = 0.f;
+            const float dzv = go * fmaf(Dd, uu, y) * sz * (1.f + zz * (1.f - sz));
+            if (valid) dz[(row0 + r0 + i) * SCAN_D + d] = dzv;
+            rowv[0][i][tid] = dl; rowv[2][i][tid] = dy; rowv[3][i][tid] = sigmoid_f(x);
+            warp_reduce_scatter<16>(v);
+            if (lane < N) acc[warp][i][N + lane] = v[0];
         };
 #pragma unroll 1
         for (int i = 0; i < nr; i += 2) {
             fwd_row(BoolTag<true>{}, i);
             if (i + 1 < nr) fwd_row(BoolTag<false>{}, i + 1);
         }
-
-        auto rev_row = [&](auto odd_tag, int i) {
-            constexpr bool odd = decltype(odd_tag)::value;
-            const size_t idx = (row0 + r0 + i) * SCAN_D + d;   // the packed outputs' own layout
-            const float uu = rowv[2][i][tid], dl = rowv[1][i][tid], dlu = dl * uu;
-            const float zz = rowv[3][i][tid], go = rowv[4][i][tid];
-            const float sz = sigmoid_f(zz), dy = go * zz * sz;
-            const float dzv = go * rowv[0][i][tid] * sz * (1.f + zz * (1.f - sz));
-            dD_acc = fmaf(dy, uu, dD_acc);
-            // sB = sum_n dh B gives both du (times delta') and ddelta's B u term (times u); sA = sum_n da A2.
-            float sB = 0.f, sA = 0.f, v[32];
-            float dlm = 0.f, dlum = 0.f;
-            if constexpr (odd) { dlm = rowv[1][i - 1][tid]; dlum = dlm * rowv[2][i - 1][tid]; }
-#pragma unroll
-            for (int n = 0; n < N; n++) {
-                float hp = hist[((i >> 1) * N + n) * SCAN_THREADS + tid];
-                if constexpr (odd) hp = fmaf(exp2_ftz(dlm * A2[n]), hp, dlum * sBC[i - 1][n]);   // h_{t-1} from h_{t-2}
-                const float a = exp2_ftz(dl * A2[n]);
-                const float Bn = sBC[i][n], Cn = sBC[i][N + n];
-                const float dh = fmaf(dy, Cn, g[n]), da = dh * hp * a;
-                v[n] = dh * dlu;                          // dBm: summed over d below
-                v[N + n] = dy * fmaf(a, hp, dlu * Bn);   // dCm = dy h_t
-                sB = fmaf(dh, Bn, sB);
-                sA = fmaf(da, A2[n], sA);
-                dA_acc[n] = fmaf(da, dl, dA_acc[n]);
-                g[n] = a * dh;
-            }
-            const float du_v = fmaf(dl, sB, dy * Dd), ddl = fmaf(sA, VMC_LN2, sB * uu);
-#pragma unroll
-            for (int j = 2 * N; j < 32; j++) v[j] = 0.f;
-            const float dx_raw = ddl * rowv[5][i][tid];   // exactly ddl once x > 20, as the reference
-            dbias_acc += dx_raw;
-            if (valid) {
-                du[idx] = du_v; ddl_out[idx] = dx_raw; dz[idx] = dzv;
-                if (SCAN_DDL_BF16) ddl16[idx] = from_f32<bf16>(dx_raw);
-            }
-            warp_reduce_scatter32(v);
-            if (lane < 2 * N) atomicAdd(&acc[i][lane], v[0]);
-        };
-        int i = nr - 1;
-        if ((i & 1) == 0) rev_row(BoolTag<false>{}, i--);
-#pragma unroll 1
-        for (; i > 0; i -= 2) {
-            rev_row(BoolTag<true>{}, i);
-            rev_row(BoolTag<false>{}, i - 1);
-        }
-        __syncthreads();   // acc complete
-        for (int j = tid; j < nr * 2 * N; j += SCAN_THREADS) {
-            const int i = j / (2 * N), c = j % (2 * N);
-            const size_t r = row0 + r0 + i;
-            atomicAdd(c < N ? &dB[r * N + c] : &dC[r * N + c - N], acc[i][c]);
-            acc[i][c] = 0.f;
-        }
-        if (k > 0) {   // chunk k-1's start state: parked in its own du/ddelta rows (not yet overwritten), or zero
+        if (k > 0) {   // h is free until chunk k-1: load its start state now (parked in chunk k-1's own du/ddelta
+                       // rows, which this chunk does not write), so the loads complete during the reverse steps
 #pragma unroll
             for (int n = 0; n < N; n++) h[n] = k - 1 == 0 || !valid ? 0.f : *parked(du, ddl_out, row0, k - 1, n, d);
+        }
+
+        // The adjoint recurrence dh_t = dy_t C_t + a_{t+1} dh_{t+1}, t downwards. Rows go in pairs (odd t, even
+        // t-1): h_{t-1} = a_{t-1} h_{t-2} + dl u B comes from the even row's kept h_{t-2}, and the even row's
+        // decay a_{t-1} is the one that rebuild computed.
+        struct Row { float dl, u, dy, sB, sA; };   // sB = sum_n dh B (du and ddelta's B u term), sA = sum_n da A2
+        auto row_of = [&](int i) { return Row{rowv[0][i][tid], rowv[1][i][tid], rowv[2][i][tid], 0.f, 0.f}; };
+        // State n of row i, given h_{t-1} (hp) and a_t: accumulates and returns dBm's term dh dl u.
+        auto adjoint = [&](Row &r, int i, int n, float hp, float a) {
+            const float dh = fmaf(r.dy, sBC[i][N + n], g[n]), da = dh * hp * a;
+            r.sB = fmaf(dh, sBC[i][n], r.sB);
+            r.sA = fmaf(da, A2[n], r.sA);
+            dA_acc[n] = fmaf(da, r.dl, dA_acc[n]);
+            g[n] = a * dh;
+            return dh * (r.dl * r.u);
+        };
+        auto finish = [&](const Row &r, int i) {   // du, ddelta (and its bf16 copy) of row i
+            const size_t idx = (row0 + r0 + i) * SCAN_D + d;   // the packed outputs' own layout
+            const float du_v = fmaf(r.dl, r.sB, r.dy * Dd), ddl = fmaf(r.sA, VMC_LN2, r.sB * r.u);
+            const float dx_raw = ddl * rowv[3][i][tid];   // exactly ddl once x > 20, as the reference
+            dD_acc = fmaf(r.dy, r.u, dD_acc);
+            dbias_acc += dx_raw;
+            if (valid) {
+                du[idx] = du_v; ddl_out[idx] = dx_raw;
+                if (SCAN_DDL_BF16) ddl16[idx] = from_f32<bf16>(dx_raw);
+            }
+        };
+        int i = nr - 1;
+        if ((i & 1) == 0) {   // an even last row alone: its h_{t-1} is kept
+            Row r = row_of(i);
+            float v[16];
+#pragma unroll
+            for (int n = 0; n < 16; n++)
+                v[n] = n < N ? adjoint(r, i, n, hist[((i >> 1) * N + n) * SCAN_THREADS + tid],
+                                       exp2_ftz(r.dl * A2[n])) : 0.f;
+            finish(r, i);
+            warp_reduce_scatter<16>(v);
+            if (lane < N) acc[warp][i][lane] = v[0];
+            i--;
+        }
+#pragma unroll 1
+        for (; i > 0; i -= 2) {   // rows i (odd) and i - 1
+            Row ro = row_of(i), re = row_of(i - 1);
+            float v[32];   // dBm terms: row i's in v[0, 16), row i-1's in v[16, 32)
+#pragma unroll
+            for (int n = 0; n < 16; n++) {
+                if (n < N) {
+                    const float hp = hist[(((i - 1) >> 1) * N + n) * SCAN_THREADS + tid];   // h_{t-2}
+                    const float ae = exp2_ftz(re.dl * A2[n]), he = fmaf(ae, hp, (re.dl * re.u) * sBC[i - 1][n]);
+                    v[n] = adjoint(ro, i, n, he, exp2_ftz(ro.dl * A2[n]));
+                    v[16 + n] = adjoint(re, i - 1, n, hp, ae);
+                } else {
+                    v[n] = v[16 + n] = 0.f;
+                }
+            }
+            finish(ro, i);
+            finish(re, i - 1);
+            warp_reduce_scatter<32>(v);
+            if ((lane & 15) < N) acc[warp][lane < 16 ? i : i - 1][lane & 15] = v[0];
+        }
+        __syncthreads();   // acc complete
+        for (int j = tid; j < nr * 2 * N; j += SCAN_THREADS) {   // over the block's warps, then over blocks
+            const int i = j / (2 * N), c = j % (2 * N);
+            const size_t r = row0 + r0 + i;
+            float sum = acc[0][i][c];
+#pragma unroll
+            for (int w = 1; w < SCAN_THREADS / 32; w++) sum += acc[w][i][c];
+            atomicAdd(c < N ? &dB[r * N + c] : &dC[r * N + c - N], sum);
         }
     }
     if (valid) {
