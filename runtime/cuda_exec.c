@@ -400,10 +400,8 @@ static const ExecVT CUDA_VT = {"cuda", cuda_run, cuda_write, cuda_read, cuda_fre
  * a training step, 1 for inference (H200, ARM-B, 1 / 4 / 8 streams: fine-tuning 1311 / 1334 / 1341 img/s,
  * pretraining 3158 / 3195 / 3233; inference 6700 / 6612 / 6583, whose kernels each fill the GPU already). */
 static int capture_streams(const Program *p) {
-    bool train = false;
-    for (int k = 0; k < p->nlaunches && !train; k++) train = !strcmp(p->launches[k].kclass, "optimizer");
     const char *env = getenv("VMC_STREAMS");
-    int n = env ? atoi(env) : train ? 8 : 1;
+    int n = env ? atoi(env) : p->params_constant ? 1 : 8;   /* a training step writes its parameters */
     return n < 1 ? 1 : n > STREAMS_MAX ? STREAMS_MAX : n;
 }
 
