@@ -14,11 +14,15 @@ template <typename T> __device__ __forceinline__ T from_f32(float v);
 template <> __device__ __forceinline__ float from_f32<float>(float v) { return v; }
 // Round to nearest even, as torch does; NaN stays NaN (quiet bit set so truncation cannot make it Inf).
 template <> __device__ __forceinline__ bf16 from_f32<bf16>(float v) {
-    unsigned u = __float_as_uint(v);
     bf16 r;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(r.x) : "f"(v));   // one instruction where the bit arithmetic costs eight
+#else
+    unsigned u = __float_as_uint(v);
     if ((u & 0x7fffffffu) > 0x7f800000u) { r.x = (unsigned short)((u >> 16) | 0x40u); return r; }
     u += 0x7fffu + ((u >> 16) & 1u);
     r.x = (unsigned short)(u >> 16);
+#endif
     return r;
 }
 
@@ -152,3 +156,13 @@ __device__ __forceinline__ float block_sum(float v, float *scratch) {
 // Element offset of row t of batch b of template input P: template.c defines P_LROWS, P_ROW(t), P_STRIDE and
 // P_OFF, so an input may be a row permutation or a channel slice of a larger buffer (no gather kernel).
 #define VMC_AT(P, b, t) ((size_t)((long long)(b) * P##_LROWS + P##_ROW(t)) * P##_STRIDE + P##_OFF)
+// The same offset split for a loop over rows: VMC_COL (batch b's first row, column d) is computed once per thread,
+// VMC_ROWOFF (row t's offset within a batch) is warp-uniform. In 32 bits when P's buffer of NB batches allows:
+// a row's access is then one add and one wide multiply-add, where 64-bit index arithmetic cost a dozen
+// instructions per load (and 64-bit column pointers, registers the scan kernels do not have).
+template <bool Fits32> struct VmcIndex { typedef size_t type; };
+template <> struct VmcIndex<true> { typedef unsigned type; };
+#define VMC_INDEX_T(ELEMS) VmcIndex<((unsigned long long)(ELEMS) < (1ull << 32))>::type
+#define VMC_PINDEX_T(P, NB) VMC_INDEX_T((unsigned long long)(NB) * P##_LROWS * P##_STRIDE + P##_OFF)
+#define VMC_COL(P, NB, b, d) ((VMC_PINDEX_T(P, NB))(b) * P##_LROWS * P##_STRIDE + P##_OFF + (VMC_PINDEX_T(P, NB))(d))
+#define VMC_ROWOFF(P, NB, t) ((VMC_PINDEX_T(P, NB))(P##_ROW(t)) * P##_STRIDE)

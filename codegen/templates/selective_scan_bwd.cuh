@@ -22,10 +22,10 @@
 // the block's warps at the chunk's end (per-warp slots in shared memory: shared float atomics are CAS loops), and
 // over blocks with one global atomicAdd per value per chunk. dA_log, dD, ddelta_bias are per-thread sums, added with
 // atomics at the end. Outputs that are atomically accumulated must be zero on entry (template.c lists the range).
-// Measured (H200, B128 L197 D768 N16, bf16 in): 0.665 ms, against 0.753 ms with row-by-row waits on the chunk's
-// loads and shared atomics (ncu then: 762 instructions per element, 2.5 issued per cycle of 4; stalls on fixed
-// latency, global loads and the atomics' CAS loops); 0.87 ms with libm's softplus/sigmoid; 1.18 ms with loads row
-// by row. 168 registers: capped at 128 (8 blocks of 64 per SM) it measured the same.
+// Measured (H200, B128 L197 D768 N16, bf16 in): 0.640 ms; 0.665 ms with 64-bit index arithmetic per load (VMC_AT);
+// 0.753 ms with row-by-row waits on the chunk's loads and shared atomics (ncu then: 762 instructions per element,
+// 2.5 issued per cycle of 4; stalls on fixed latency, global loads and the atomics' CAS loops); 0.87 ms with libm's
+// softplus/sigmoid; 1.18 ms with loads row by row. 168 registers: capped at 128 (8 blocks of 64 per SM) it measured the same.
 // Tried: summing dBm/dCm over the warp through a swizzled shared-memory transpose (8 vector stores, 32 loads) in
 // place of the reduce-scatter: 0.895 against 0.754 ms. Next steps: the forward saving its chunk states (drops
 // pass 1), and several channels per thread so the dBm/dCm sum over d costs fewer shuffles.
@@ -73,16 +73,20 @@ template <int NV> __device__ __forceinline__ void warp_reduce_scatter(float *v) 
 // Bm (and Cm) rows are asked of L2 a chunk ahead, so the chunk-wide loads above wait on L2, not on DRAM.
 // (static, as parked() below: they read the instantiation's shape macros, so each instantiation needs its own copy
 // when several are compiled into one program, as in the emulator tests)
-template <class TU, class TD, class TB, class TZ, class TO>
+// uc, dc, zc, oc: this thread's columns of u, delta, z, dout (VMC_COL).
+template <class TU, class TD, class TB, class TZ, class TO, class IU, class ID, class IZ, class IO>
 static __device__ __forceinline__ void prefetch_chunk(const TU *u, const TD *delta, const TB *Bm, const TB *Cm, const TZ *z,
-                                               const TO *dout, int b, int k, int d, bool reverse) {
+                                               const TO *dout, IU uc, ID dc, IZ zc, IO oc, int b, int k, bool reverse) {
 #pragma unroll
     for (int i = 0; i < SCAN_CHUNK; i++) {
         const int t = k * SCAN_CHUNK + i;
         if (t >= SCAN_L) break;
-        prefetch_l2(u + VMC_AT(U, b, t) + d);
-        prefetch_l2(delta + VMC_AT(DL, b, t) + d);
-        if (reverse) { prefetch_l2(z + VMC_AT(Z, b, t) + d); prefetch_l2(dout + VMC_AT(DO, b, t) + d); }
+        prefetch_l2(u + (uc + VMC_ROWOFF(U, SCAN_B, t)));
+        prefetch_l2(delta + (dc + VMC_ROWOFF(DL, SCAN_B, t)));
+        if (reverse) {
+            prefetch_l2(z + (zc + VMC_ROWOFF(Z, SCAN_B, t)));
+            prefetch_l2(dout + (oc + VMC_ROWOFF(DO, SCAN_B, t)));
+        }
     }
     const int i = threadIdx.x;
     if (i < SCAN_CHUNK && k * SCAN_CHUNK + i < SCAN_L) {
@@ -112,9 +116,11 @@ static __device__ __forceinline__ void stage_bc(float (*s)[2 * SCAN_N], const TB
 // Where the state n at the start of chunk k is parked: row n of the chunk's du rows for n < CHUNK, else row
 // n - CHUNK of its ddelta rows (this thread's own column: no other thread touches it, and the reverse pass reads
 // it before it writes the real du/ddelta there).
-static __device__ __forceinline__ float *parked(float *du, float *ddl, size_t row0, int k, int n, int d) {
+// col: this thread's column of the packed outputs (b L D + d).
+typedef VMC_INDEX_T((unsigned long long)SCAN_B * SCAN_L * SCAN_D) ScanOutIndex;
+static __device__ __forceinline__ float *parked(float *du, float *ddl, ScanOutIndex col, int k, int n) {
     constexpr int CH = SCAN_CHUNK;
-    return (n < CH ? du : ddl) + (row0 + (size_t)k * CH + (n < CH ? n : n - CH)) * SCAN_D + d;
+    return (n < CH ? du : ddl) + (col + (ScanOutIndex)(k * CH + (n < CH ? n : n - CH)) * SCAN_D);
 }
 
 // No register cap: the compiler takes 168 (6 blocks of 64 per SM). A cap of 128 (8 blocks) spills a little and
@@ -140,7 +146,9 @@ vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
     const int d_raw = blockIdx.x * SCAN_THREADS + tid;
     const bool valid = d_raw < SCAN_D;                 // lanes past D compute on column D-1 with zero dout
     const int d = valid ? d_raw : SCAN_D - 1;
-    const size_t row0 = (size_t)b * SCAN_L;
+    const auto uc = VMC_COL(U, SCAN_B, b, d), dc = VMC_COL(DL, SCAN_B, b, d);   // this thread's input columns
+    const auto zc = VMC_COL(Z, SCAN_B, b, d), oc = VMC_COL(DO, SCAN_B, b, d);
+    const ScanOutIndex col = (ScanOutIndex)b * SCAN_L * SCAN_D + d;          // and its outputs' column
 
     float A2[N], h[N];
 #pragma unroll
@@ -154,17 +162,17 @@ vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
     for (int k = 0; k < LAST; k++) {
         if (k > 0 && valid) {
 #pragma unroll
-            for (int n = 0; n < N; n++) *parked(du, ddl_out, row0, k, n, d) = h[n];
+            for (int n = 0; n < N; n++) *parked(du, ddl_out, col, k, n) = h[n];
         }
         __syncthreads();   // the previous chunk's Bm rows are consumed
         stage_bc<false>(sBC, Bm, Cm, b, k * CH, CH);
         float ur[CH], dr[CH];
 #pragma unroll
         for (int i = 0; i < CH; i++) {
-            ur[i] = to_f32(u[VMC_AT(U, b, k * CH + i) + d]);
-            dr[i] = to_f32(delta[VMC_AT(DL, b, k * CH + i) + d]);
+            ur[i] = to_f32(u[uc + VMC_ROWOFF(U, SCAN_B, k * CH + i)]);
+            dr[i] = to_f32(delta[dc + VMC_ROWOFF(DL, SCAN_B, k * CH + i)]);
         }
-        if (k + 1 < LAST) prefetch_chunk(u, delta, Bm, Cm, z, dout, b, k + 1, d, false);
+        if (k + 1 < LAST) prefetch_chunk(u, delta, Bm, Cm, z, dout, uc, dc, zc, oc, b, k + 1, false);
         __syncthreads();
 #pragma unroll
         for (int i = 0; i < CH; i++) {
@@ -189,8 +197,8 @@ vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
 #pragma unroll
             for (int i = 0; i < CH; i++) {
                 const int t = r0 + min(i, nr - 1);
-                rd[i] = delta[VMC_AT(DL, b, t) + d]; ru[i] = u[VMC_AT(U, b, t) + d];
-                rz[i] = z[VMC_AT(Z, b, t) + d]; ro[i] = dout[VMC_AT(DO, b, t) + d];
+                rd[i] = delta[dc + VMC_ROWOFF(DL, SCAN_B, t)]; ru[i] = u[uc + VMC_ROWOFF(U, SCAN_B, t)];
+                rz[i] = z[zc + VMC_ROWOFF(Z, SCAN_B, t)]; ro[i] = dout[oc + VMC_ROWOFF(DO, SCAN_B, t)];
             }
 #pragma unroll
             for (int i = 0; i < CH; i++) {
@@ -201,9 +209,9 @@ vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
             }
         }
         if (k > 0) {   // chunk k-1's inputs and its parked start state, read at the end of this chunk
-            prefetch_chunk(u, delta, Bm, Cm, z, dout, b, k - 1, d, true);
+            prefetch_chunk(u, delta, Bm, Cm, z, dout, uc, dc, zc, oc, b, k - 1, true);
 #pragma unroll
-            for (int n = 0; n < N; n++) if (k - 1 > 0) prefetch_l2(parked(du, ddl_out, row0, k - 1, n, d));
+            for (int n = 0; n < N; n++) if (k - 1 > 0) prefetch_l2(parked(du, ddl_out, col, k - 1, n));
         }
         __syncthreads();   // sBC and rowv staged; acc read by the previous chunk's flush
 
@@ -227,7 +235,7 @@ vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
 #pragma unroll
             for (int n = N; n < 16; n++) v[n] = 0.f;
             const float dzv = go * fmaf(Dd, uu, y) * sz * (1.f + zz * (1.f - sz));
-            if (valid) dz[(row0 + r0 + i) * SCAN_D + d] = dzv;
+            if (valid) dz[col + (ScanOutIndex)(r0 + i) * SCAN_D] = dzv;
             rowv[0][i][tid] = dl; rowv[2][i][tid] = dy; rowv[3][i][tid] = sigmoid_f(x);
             warp_reduce_scatter<16>(v);
             if (lane < N) acc[warp][i][N + lane] = v[0];
@@ -240,7 +248,7 @@ vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
         if (k > 0) {   // h is free until chunk k-1: load its start state now (parked in chunk k-1's own du/ddelta
                        // rows, which this chunk does not write), so the loads complete during the reverse steps
 #pragma unroll
-            for (int n = 0; n < N; n++) h[n] = k - 1 == 0 || !valid ? 0.f : *parked(du, ddl_out, row0, k - 1, n, d);
+            for (int n = 0; n < N; n++) h[n] = k - 1 == 0 || !valid ? 0.f : *parked(du, ddl_out, col, k - 1, n);
         }
 
         // The adjoint recurrence dh_t = dy_t C_t + a_{t+1} dh_{t+1}, t downwards. Rows go in pairs (odd t, even
@@ -250,15 +258,16 @@ vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
         auto row_of = [&](int i) { return Row{rowv[0][i][tid], rowv[1][i][tid], rowv[2][i][tid], 0.f, 0.f}; };
         // State n of row i, given h_{t-1} (hp) and a_t: accumulates and returns dBm's term dh dl u.
         auto adjoint = [&](Row &r, int i, int n, float hp, float a) {
-            const float dh = fmaf(r.dy, sBC[i][N + n], g[n]), da = dh * hp * a;
+            const float dh = fmaf(r.dy, sBC[i][N + n], g[n]);
+            g[n] = a * dh;
+            const float da = g[n] * hp;   // dh a h_{t-1}
             r.sB = fmaf(dh, sBC[i][n], r.sB);
             r.sA = fmaf(da, A2[n], r.sA);
             dA_acc[n] = fmaf(da, r.dl, dA_acc[n]);
-            g[n] = a * dh;
             return dh * (r.dl * r.u);
         };
         auto finish = [&](const Row &r, int i) {   // du, ddelta (and its bf16 copy) of row i
-            const size_t idx = (row0 + r0 + i) * SCAN_D + d;   // the packed outputs' own layout
+            const ScanOutIndex idx = col + (ScanOutIndex)(r0 + i) * SCAN_D;   // the packed outputs' own layout
             const float du_v = fmaf(r.dl, r.sB, r.dy * Dd), ddl = fmaf(r.sA, VMC_LN2, r.sB * r.u);
             const float dx_raw = ddl * rowv[3][i][tid];   // exactly ddl once x > 20, as the reference
             dD_acc = fmaf(r.dy, r.u, dD_acc);
@@ -304,7 +313,7 @@ vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
         __syncthreads();   // acc complete
         for (int j = tid; j < nr * 2 * N; j += SCAN_THREADS) {   // over the block's warps, then over blocks
             const int i = j / (2 * N), c = j % (2 * N);
-            const size_t r = row0 + r0 + i;
+            const size_t r = (size_t)b * SCAN_L + r0 + i;
             float sum = acc[0][i][c];
 #pragma unroll
             for (int w = 1; w < SCAN_THREADS / 32; w++) sum += acc[w][i][c];
