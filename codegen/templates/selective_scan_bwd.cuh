@@ -22,7 +22,8 @@
 // the block's warps at the chunk's end (per-warp slots in shared memory: shared float atomics are CAS loops), and
 // over blocks with one global atomicAdd per value per chunk. dA_log, dD, ddelta_bias are per-thread sums, added with
 // atomics at the end. Outputs that are atomically accumulated must be zero on entry (template.c lists the range).
-// Measured (H200, B128 L197 D768 N16, bf16 in): 0.640 ms; 0.665 ms with 64-bit index arithmetic per load (VMC_AT);
+// Measured (H200, B128 L197 D768 N16, bf16 in): 0.608 ms; 0.640 ms with every reduce-scatter round selecting
+// (SLOT_SWIZZLE off), 0.665 ms with 64-bit index arithmetic per load (VMC_AT);
 // 0.753 ms with row-by-row waits on the chunk's loads and shared atomics (ncu then: 762 instructions per element,
 // 2.5 issued per cycle of 4; stalls on fixed latency, global loads and the atomics' CAS loops); 0.87 ms with libm's
 // softplus/sigmoid; 1.18 ms with loads row by row. 168 registers: capped at 128 (8 blocks of 64 per SM) it measured the same.
@@ -56,14 +57,28 @@ template <int HALF> __device__ __forceinline__ void reduce_scatter_round(float *
     }
 }
 
+// The same round where every lane keeps v[0, HALF): right when the partner's v[i + HALF] is the same quantity as
+// this lane's v[i], as when states sit in lane-swizzled slots (SLOT_SWIZZLE below). No selects.
+template <int HALF> __device__ __forceinline__ void reduce_round_keep_low(float *v) {
+#pragma unroll
+    for (int i = 0; i < HALF; i++) v[i] += __shfl_xor_sync(0xffffffffu, v[i + HALF], HALF);
+}
+
 // Sums NV (16 or 32) values over the warp: afterwards v[0] of lane l holds the warp's total of v[l % NV] (NV - 1
-// shuffles, plus one for NV = 16). All 32 lanes must take part.
-template <int NV> __device__ __forceinline__ void warp_reduce_scatter(float *v) {
+// shuffles, plus one for NV = 16). All 32 lanes must take part. SWIZZLED: the 16 values of a row are states in
+// this lane's slot order (state = slot ^ (lane & 12)), so the rounds over lane bits 3 and 2 need no selects and
+// v[0] of lane l still ends as state l % 16.
+template <int NV, bool SWIZZLED> __device__ __forceinline__ void warp_reduce_scatter(float *v) {
     static_assert(NV == 16 || NV == 32, "warp_reduce_scatter: 16 or 32 values");
     const unsigned lane = threadIdx.x & 31u;
     if constexpr (NV == 32) reduce_scatter_round<16>(v, lane);
-    reduce_scatter_round<8>(v, lane);
-    reduce_scatter_round<4>(v, lane);
+    if constexpr (SWIZZLED) {
+        reduce_round_keep_low<8>(v);
+        reduce_round_keep_low<4>(v);
+    } else {
+        reduce_scatter_round<8>(v, lane);
+        reduce_scatter_round<4>(v, lane);
+    }
     reduce_scatter_round<2>(v, lane);
     reduce_scatter_round<1>(v, lane);
     if constexpr (NV == 16) v[0] += __shfl_xor_sync(0xffffffffu, v[0], 16);
@@ -95,10 +110,17 @@ static __device__ __forceinline__ void prefetch_chunk(const TU *u, const TD *del
     }
 }
 
-// Stages rows r0 .. r0+nr-1 of Bm (and of Cm when BOTH) as f32 into s[row][c] (Cm at c >= N): every load is
-// issued before the first store, so the block waits on memory once, not once per loop trip.
+// With 16 states, lane l keeps state n in slot n ^ (lane & 12): the dBm/dCm reduce-scatter then needs selects in
+// two of its four state rounds only. Each slot order has its own copy of the staged Bm/Cm rows (4 copies, padded
+// so that the 4 copies a warp reads lie on different banks), so every read stays a broadcast 16-byte load.
+#define SLOT_SWIZZLE (SCAN_N == 16)
+#define BC_COPIES (SLOT_SWIZZLE ? 4 : 1)
+#define BC_COPY_FLOATS (SCAN_CHUNK * 2 * SCAN_N + 4)
+
+// Stages rows r0 .. r0+nr-1 of Bm (and of Cm when BOTH) as f32 into every copy s[k], row-major [row][c] (Cm at
+// c >= N), state c at c ^ 4k: every load is issued before the first store, so the block waits on memory once.
 template <bool BOTH, class TB>
-static __device__ __forceinline__ void stage_bc(float (*s)[2 * SCAN_N], const TB *Bm, const TB *Cm, int b, int r0, int nr) {
+static __device__ __forceinline__ void stage_bc(float (*s)[BC_COPY_FLOATS], const TB *Bm, const TB *Cm, int b, int r0, int nr) {
     constexpr int W = BOTH ? 2 * SCAN_N : SCAN_N, PER = (SCAN_CHUNK * W + SCAN_THREADS - 1) / SCAN_THREADS;
     TB v[PER];
 #pragma unroll
@@ -109,7 +131,11 @@ static __device__ __forceinline__ void stage_bc(float (*s)[2 * SCAN_N], const TB
 #pragma unroll
     for (int q = 0; q < PER; q++) {
         const int j = threadIdx.x + q * SCAN_THREADS;
-        if (j < nr * W) s[j / W][j % W] = to_f32(v[q]);
+        if (j < nr * W) {
+            const float f = to_f32(v[q]);
+#pragma unroll
+            for (int k = 0; k < BC_COPIES; k++) s[k][j / W * 2 * SCAN_N + (j % W ^ 4 * k)] = f;
+        }
     }
 }
 
@@ -134,7 +160,7 @@ vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
     constexpr size_t BLD = (size_t)SCAN_B * SCAN_L * SCAN_D, BLN = (size_t)SCAN_B * SCAN_L * SCAN_N;
     static_assert(2 * CH >= N && N <= 16 && SCAN_THREADS % 32 == 0, "scan_bwd configuration");
     __shared__ float hist[(CH + 1) / 2 * N * SCAN_THREADS];   // h_{t-1} of the chunk's even rows, [row/2][n][thread]
-    __shared__ __align__(16) float sBC[CH][2 * N];  // the chunk's Bm and Cm rows
+    __shared__ __align__(16) float sBC_copies[BC_COPIES][BC_COPY_FLOATS];   // the chunk's Bm and Cm rows
     __shared__ float acc[SCAN_THREADS / 32][CH][32];   // per warp: its sums of dBm, dCm (c >= N) for the chunk's
                                                        // rows (plain stores; shared float atomics are CAS loops)
     __shared__ float rowv[4][CH][SCAN_THREADS];     // per thread and row: delta (then its softplus dl), u,
@@ -143,6 +169,8 @@ vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
     float *du = packed, *ddl_out = du + BLD, *dAlog = ddl_out + BLD, *dB = dAlog + SCAN_D * N, *dC = dB + BLN;
     float *dD = dC + BLN, *dbias = dD + SCAN_D, *dz = dbias + SCAN_D;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, b = blockIdx.y;
+    const int sw = SLOT_SWIZZLE ? lane & 12 : 0;   // slot n holds state n ^ sw (A2, h, g, dA_acc, hist, sBC)
+    float (*sBC)[2 * N] = reinterpret_cast<float (*)[2 * N]>(&sBC_copies[sw >> 2][0]);   // this lane's copy
     const int d_raw = blockIdx.x * SCAN_THREADS + tid;
     const bool valid = d_raw < SCAN_D;                 // lanes past D compute on column D-1 with zero dout
     const int d = valid ? d_raw : SCAN_D - 1;
@@ -153,7 +181,7 @@ vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
     float A2[N], h[N];
 #pragma unroll
     for (int n = 0; n < N; n++) {
-        A2[n] = -expf(to_f32(A_log[d * N + n])) * VMC_LOG2E;
+        A2[n] = -expf(to_f32(A_log[d * N + (n ^ sw)])) * VMC_LOG2E;
         h[n] = 0.f;
     }
     const float Dd = to_f32(Dskip[d]), bias = to_f32(delta_bias[d]);
@@ -165,7 +193,7 @@ vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
             for (int n = 0; n < N; n++) *parked(du, ddl_out, col, k, n) = h[n];
         }
         __syncthreads();   // the previous chunk's Bm rows are consumed
-        stage_bc<false>(sBC, Bm, Cm, b, k * CH, CH);
+        stage_bc<false>(sBC_copies, Bm, Cm, b, k * CH, CH);
         float ur[CH], dr[CH];
 #pragma unroll
         for (int i = 0; i < CH; i++) {
@@ -191,7 +219,7 @@ vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
 
     for (int k = LAST; k >= 0; k--) {
         const int r0 = k * CH, nr = min(CH, SCAN_L - r0);
-        stage_bc<true>(sBC, Bm, Cm, b, r0, nr);
+        stage_bc<true>(sBC_copies, Bm, Cm, b, r0, nr);
         {   // this thread's rows of the chunk: every load in flight before the first store (rows clamped to nr-1)
             DELTA_T rd[CH]; U_T ru[CH]; Z_T rz[CH]; DOUT_T ro[CH];
 #pragma unroll
@@ -237,7 +265,7 @@ vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
             const float dzv = go * fmaf(Dd, uu, y) * sz * (1.f + zz * (1.f - sz));
             if (valid) dz[col + (ScanOutIndex)(r0 + i) * SCAN_D] = dzv;
             rowv[0][i][tid] = dl; rowv[2][i][tid] = dy; rowv[3][i][tid] = sigmoid_f(x);
-            warp_reduce_scatter<16>(v);
+            warp_reduce_scatter<16, SLOT_SWIZZLE>(v);
             if (lane < N) acc[warp][i][N + lane] = v[0];
         };
 #pragma unroll 1
@@ -286,7 +314,7 @@ vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
                 v[n] = n < N ? adjoint(r, i, n, hist[((i >> 1) * N + n) * SCAN_THREADS + tid],
                                        exp2_ftz(r.dl * A2[n])) : 0.f;
             finish(r, i);
-            warp_reduce_scatter<16>(v);
+            warp_reduce_scatter<16, SLOT_SWIZZLE>(v);
             if (lane < N) acc[warp][i][lane] = v[0];
             i--;
         }
@@ -307,7 +335,7 @@ vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
             }
             finish(ro, i);
             finish(re, i - 1);
-            warp_reduce_scatter<32>(v);
+            warp_reduce_scatter<32, SLOT_SWIZZLE>(v);
             if ((lane & 15) < N) acc[warp][lane < 16 ? i : i - 1][lane & 15] = v[0];
         }
         __syncthreads();   // acc complete
@@ -322,7 +350,7 @@ vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
     }
     if (valid) {
 #pragma unroll
-        for (int n = 0; n < N; n++) atomicAdd(&dAlog[d * N + n], dA_acc[n] * A2[n] * VMC_LN2);   // dA * A
+        for (int n = 0; n < N; n++) atomicAdd(&dAlog[d * N + (n ^ sw)], dA_acc[n] * A2[n] * VMC_LN2);   // dA * A
         atomicAdd(&dD[d], dD_acc);
         atomicAdd(&dbias[d], dbias_acc);
     }
