@@ -122,14 +122,6 @@ void pass_plan(Fusion *f) {
         Node *o = f->view[id];
         if (o && last[id] > last[o->id]) last[o->id] = last[id];
     }
-    /* The bf16 copy of a scan backward's ddelta is read by GEMMs right after it, while the packed f32 result lives
-     * on for its small parameter-gradient parts: the copy's life ends with its last GEMM or template reader. */
-    int *slast = xmalloc(sizeof(int) * (size_t)g->nnodes);
-    for (int k = 0; k < g->nnodes; k++) slast[k] = -1;
-    for (int k = 0; k < f->ngroups; k++) {
-        if (f->groups[k].kind != GK_GEMM && f->groups[k].kind != GK_OPAQUE) continue;
-        for (int j = 0; j < f->groups[k].nins; j++) slast[fus_owner(f, f->groups[k].ins[j])->id] = k;
-    }
     const Node **alias = xcalloc((size_t)g->nnodes, sizeof(Node *));
     inplace_assigns(f, alias);
     Iv *iv = xmalloc(sizeof(Iv) * (size_t)(2 * g->nnodes + 1));
@@ -149,8 +141,7 @@ void pass_plan(Fusion *f) {
         int first = f->group_of[id];
         if (f->shadow_only[id]) f->buf[id] = (Buf){AR_COUNT_, 0, 0};   /* no f32 copy: a NULL pointer */
         else iv[niv++] = (Iv){id, bytes, first, last[id] > first ? last[id] : first};
-        const int send = n->op == OP_SCAN_BWD ? slast[id] : last[id];
-        if (f->shadow[id]) iv[niv++] = (Iv){-id - 1, align_up(shape_numel(n->shape) * 2), first, send > first ? send : first};
+        if (f->shadow[id]) iv[niv++] = (Iv){-id - 1, align_up(shape_numel(n->shape) * 2), first, last[id] > first ? last[id] : first};
         f->act_naive_bytes += bytes;
     }
     f->arena_bytes[AR_ACT] = place(f, iv, niv);
@@ -165,5 +156,4 @@ void pass_plan(Fusion *f) {
     }
     free(iv);
     free(last);
-    free(slast);
 }
