@@ -553,8 +553,9 @@ static void mark_scan_copies(Fusion *f) {
             f->scan_f32[o->id] |= (unsigned char)(parts & SCAN_PARTS);
         }
     }
-    for (int id = 0; id < g->nnodes; id++)
-        if (f->kept[id]) f->scan_f32[fus_owner(f, g->nodes[id])->id] = SCAN_PARTS;
+    for (int id = 0; id < g->nnodes; id++)   /* what the host reads after the step */
+        if (f->kept[id] && fus_owner(f, g->nodes[id])->op == OP_SCAN_BWD)
+            f->scan_f32[fus_owner(f, g->nodes[id])->id] |= (unsigned char)(scan_view_part(f, g->nodes[id]) & SCAN_PARTS);
 }
 
 /* bf16 precision: GEMM operands written by generated kernels get a bf16 shadow there (no cast kernel), and so do
