@@ -32,7 +32,7 @@
 // pass 1), and several channels per thread so the dBm/dCm sum over d costs fewer shuffles.
 
 #define SCAN_NCHUNK ((SCAN_L + SCAN_CHUNK - 1) / SCAN_CHUNK)
-// Parts of the packed output (bits: 1 du, 2 ddelta, 4 dz; codegen/scan_copy.h) written as bf16 into `copy` (the
+// Parts of the packed output (bits: 1 du, 2 ddelta, 4 dz; compiler/scan_copy.h) written as bf16 into `copy` (the
 // packed output's bf16 mirror, same element offsets) for readers that take bf16, and those still stored in f32.
 #ifndef SCAN_COPY_PARTS
 #define SCAN_COPY_PARTS 0
