@@ -2,6 +2,7 @@
  * NVRTC modules, template instantiations for the opaque ops, GEMM descriptors, memsets and ASSIGN copies), then
  * compiles every module on a thread pool through the NVRTC disk cache. No GPU is touched here. */
 #include "program.h"
+#include "scan_copy.h"
 #include "template.h"
 #include <pthread.h>
 #include <stdlib.h>
@@ -204,22 +205,23 @@ static bool unaligned(const BufRef *args, int n) {
     return false;
 }
 
-/* Is x (through views) the ddelta part of a scan backward's packed output? */
-static bool scan_ddelta_view(const Fusion *f, const Node *x) {
+/* The parts (SCAN_PART_* bits) of a scan backward's packed output that x (through views) overlaps; 0 if x is not
+ * a scan backward's output. */
+static int scan_view_part(const Fusion *f, const Node *x) {
     int64_t off;
     const Node *o = view_owner(f, x, &off);
-    if (o->op != OP_SCAN_BWD) return false;
-    const int64_t bld = shape_numel(o->src[0]->shape);
-    return off >= bld && off + shape_numel(x->shape) <= 2 * bld;
+    return o->op == OP_SCAN_BWD ? scan_bwd_part(o, off, shape_numel(x->shape)) : 0;
 }
 
 /* Has the memory under x a bf16 copy? A generated kernel writes its outputs' whole copies; the scan backward
- * writes only the ddelta part of its packed output's copy (the dt_proj gradient GEMMs read it). Templates read an
+ * writes the copies of the parts of its packed output that bf16 readers take (Fusion.scan_copy). Templates read an
  * input's copy where it has one: the reference kernels take bf16. */
 static bool has_bf16_copy(const Fusion *f, const Node *x) {
     int64_t off;
     const Node *o = view_owner(f, x, &off);
-    return f->shadow[o->id] && (o->op != OP_SCAN_BWD || scan_ddelta_view(f, x));
+    if (!f->shadow[o->id] || o->op != OP_SCAN_BWD) return f->shadow[o->id];
+    const int parts = scan_view_part(f, x);
+    return !(parts & ~f->scan_copy[o->id]);
 }
 
 /* The storage type a template reads input x in: that of the buffer under x's row map (if any). */
@@ -272,10 +274,11 @@ static bool opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int er
         for (int k = 0; k < n->nsrc; k++)
             args[nargs++] = maps[k] ? row_mapped(p, fus_src(f, n, k), maps[k], &tables[k]) : template_in(p, fus_src(f, n, k));
         args[nargs++] = bufref(p, n);
-        if (n->op == OP_SCAN_BWD) {   /* ddl16: the bf16 copy of ddelta, where a GEMM reads it (mark_shadows) */
-            ss.ddelta_bf16 = f->shadow[n->id];
-            const int64_t bld = shape_numel(fus_src(f, n, 0)->shape);
-            args[nargs++] = ss.ddelta_bf16 ? (BufRef){f->sbuf[n->id].arena, f->sbuf[n->id].offset + 2 * bld} : NO_BUF;
+        if (n->op == OP_SCAN_BWD) {   /* the bf16 copies of the parts bf16 readers take (mark_scan_copies) */
+            const bool copy = f->shadow[n->id];
+            ss.copy_parts = copy ? f->scan_copy[n->id] : 0;
+            ss.skip_f32_parts = copy ? SCAN_PARTS & ~f->scan_f32[n->id] : 0;
+            args[nargs++] = copy ? (BufRef){f->sbuf[n->id].arena, f->sbuf[n->id].offset} : NO_BUF;
         }
         ss.u = stored(f, fus_src(f, n, 0));
         ss.delta = stored(f, fus_src(f, n, 1));
@@ -502,6 +505,59 @@ static void mark_shadow_only(Fusion *f) {
     free(f32_read);
 }
 
+/* Does group gr read input x from the bf16 copy of the memory under it (where x has one)? */
+static bool reads_copy(const Fusion *f, const Group *gr, const Node *x) {
+    switch (gr->kind) {
+    case GK_OPAQUE: return has_bf16_copy(f, x);
+    case GK_GEMM:
+        return plain_batch(gr->root, x) && (x == fus_src(f, gr->root, 0) || x == fus_src(f, gr->root, 1)) &&
+               has_bf16_copy(f, x);
+    case GK_EW: case GK_ROW: return codegen_reads_copy(f, gr, x);
+    case GK_SCATTER: case GK_RANDPERM: case GK_ASSIGN: return false;
+    }
+    return false;
+}
+
+/* The scan backward's packed output: bf16 copies of the parts (du, ddelta, dz) that GEMMs (ddelta, for dt_proj's
+ * gradients) and generated kernels (du into the conv's SiLU backward, dz into the 4-direction merge) read, as the
+ * reference holds them in bf16; then the parts some other reader (a template, the host, a generated kernel that
+ * also reads a parameter gradient part) still takes in f32. A part nobody reads in f32 is not stored in f32. */
+static void mark_scan_copies(Fusion *f) {
+    const Graph *g = f->g;
+    for (int k = 0; k < f->ngroups; k++) {
+        const Group *gr = &f->groups[k];
+        for (int j = 0; j < gr->nins; j++) {
+            const Node *x = gr->ins[j], *o = fus_owner(f, x);
+            if (o->op != OP_SCAN_BWD) continue;
+            int parts = 0;
+            if (gr->kind == GK_GEMM && plain_batch(gr->root, x) &&
+                (x == fus_src(f, gr->root, 0) || x == fus_src(f, gr->root, 1)))
+                parts = scan_view_part(f, x);
+            else if (gr->kind == GK_EW || gr->kind == GK_ROW)
+                parts = scan_bwd_parts_read(f, gr, x, o);
+            if (parts && !(parts & SCAN_PART_OTHER)) {
+                f->scan_copy[o->id] |= (unsigned char)parts;
+                f->shadow[o->id] = true;
+            }
+        }
+    }
+    for (int k = 0; k < f->ngroups; k++) {
+        const Group *gr = &f->groups[k];
+        for (int j = 0; j < gr->nins; j++) {
+            const Node *x = gr->ins[j];
+            while (f->rowmap[x->id]) x = fus_src(f, x, 0);   /* a template reads the buffer under its row map */
+            const Node *o = fus_owner(f, x);
+            if (o->op != OP_SCAN_BWD || reads_copy(f, gr, x)) continue;
+            const int parts = gr->kind == GK_EW || gr->kind == GK_ROW ? scan_bwd_parts_read(f, gr, x, o)
+                                                                      : scan_view_part(f, x);
+            f->scan_f32[o->id] |= (unsigned char)(parts & SCAN_PARTS);
+        }
+    }
+    for (int id = 0; id < g->nnodes; id++)   /* what the host reads after the step */
+        if (f->kept[id] && fus_owner(f, g->nodes[id])->op == OP_SCAN_BWD)
+            f->scan_f32[fus_owner(f, g->nodes[id])->id] |= (unsigned char)(scan_view_part(f, g->nodes[id]) & SCAN_PARTS);
+}
+
 /* bf16 precision: GEMM operands written by generated kernels get a bf16 shadow there (no cast kernel), and so do
  * template inputs (the conv1d and scan kernels take bf16 activations and gradients, as in the reference). */
 static void mark_shadows(Fusion *f) {
@@ -522,10 +578,10 @@ static void mark_shadows(Fusion *f) {
         for (int s = 0; s < 2; s++) {
             const Node *x = fus_src(f, gr->root, s);
             int64_t off;
-            if (plain_batch(gr->root, x) && (shadowable(f, x) || scan_ddelta_view(f, x)))
-                f->shadow[view_owner(f, x, &off)->id] = true;
+            if (plain_batch(gr->root, x) && shadowable(f, x)) f->shadow[view_owner(f, x, &off)->id] = true;
         }
     }
+    mark_scan_copies(f);
     mark_shadow_only(f);
 }
 

@@ -214,7 +214,8 @@ char *template_scan_bwd(const ScanSpec *s, KernelLaunch *l) {
     def_int(&ds, "SCAN_THREADS", threads);
     /* Checkpoints of the 16 states are parked in the du/ddelta rows of their own chunk: 2*CHUNK >= N. */
     def_int(&ds, "SCAN_CHUNK", SCAN_CHUNK);
-    def_int(&ds, "SCAN_DDL_BF16", s->ddelta_bf16);
+    def_int(&ds, "SCAN_COPY_PARTS", s->copy_parts);
+    def_int(&ds, "SCAN_F32_PARTS", 7 & ~s->skip_f32_parts);
     launch_init(l, "vmc_scan_bwd", cdiv(s->D, threads), (unsigned)s->B, 1, (unsigned)threads, 1);
     size_t bld = (size_t)s->B * s->L * s->D, bln = (size_t)s->B * s->L * s->N;
     /* dA_log, dBm, dCm, dD, ddelta_bias are contiguous and summed with atomics. */

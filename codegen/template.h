@@ -42,17 +42,19 @@ typedef struct ScanSpec {
     DType u, delta, a_log, bc, d, delta_bias, z;   /* input dtypes (bc: Bm and Cm) */
     DType out;                                     /* forward output y (graph: f32) */
     DType dout;                                    /* backward incoming gradient */
-    bool ddelta_bf16;                              /* backward: also write ddelta as bf16 (ddl16) */
+    int copy_parts;                                /* backward: parts (SCAN_PART_*, scan_copy.h) also written in */
+    int skip_f32_parts;                            /* bf16 to the copy, and parts whose f32 store is skipped */
     RowMap u_map, delta_map, bm_map, cm_map, z_map, dout_map;
 } ScanSpec;
 
 /* vmc_scan_fwd(const u*, const delta*, const A_log*, const Bm*, const Cm*, const D*, const delta_bias*,
  *              const z*, out* y)                                  y = (sum_n C h + D u) * silu(z) */
 char *template_scan_fwd(const ScanSpec *s, KernelLaunch *l);
-/* vmc_scan_bwd(the 8 forward inputs as above, const dout*, float *packed, bf16 *ddl16)
+/* vmc_scan_bwd(the 8 forward inputs as above, const dout*, float *packed, bf16 *copy)
  * packed (f32) is g_scan_bwd's layout: [du BLD | ddelta BLD | dA_log DN | dBm BLN | dCm BLN | dD D |
  * ddelta_bias D | dz BLD]; ddelta is w.r.t. the pre-softplus delta. l->zero lists the accumulated part.
- * ddl16 [BLD] receives ddelta again in bf16 when s->ddelta_bf16 (else it may be NULL). */
+ * copy, the packed layout in bf16 (same element offsets), receives the parts in s->copy_parts (NULL if none);
+ * the parts in s->skip_f32_parts are not stored in packed (whose du/ddelta rows still serve as scratch). */
 char *template_scan_bwd(const ScanSpec *s, KernelLaunch *l);
 /* Floats in the packed backward result (= numel of the g_scan_bwd node). */
 size_t scan_bwd_numel(const ScanSpec *s);

@@ -3,6 +3,7 @@
  * arena by liveness (first-fit by decreasing size over [first write, last read] intervals). Views (reshape,
  * extract) get their owner's memory at an offset and extend its lifetime. */
 #include "pass.h"
+#include "scan_copy.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -122,13 +123,21 @@ void pass_plan(Fusion *f) {
         Node *o = f->view[id];
         if (o && last[id] > last[o->id]) last[o->id] = last[id];
     }
-    /* The bf16 copy of a scan backward's ddelta is read by GEMMs right after it, while the packed f32 result lives
-     * on for its small parameter-gradient parts: the copy's life ends with its last GEMM or template reader. */
+    /* The bf16 copy of a scan backward's packed output is read soon after it (dt_proj's gradient GEMMs, the conv's
+     * SiLU backward, the direction merge) while the f32 result lives on for its small parameter-gradient parts:
+     * the copy's life ends with its last reader of copied parts (scan_copy.h). */
     int *slast = xmalloc(sizeof(int) * (size_t)g->nnodes);
     for (int k = 0; k < g->nnodes; k++) slast[k] = -1;
     for (int k = 0; k < f->ngroups; k++) {
-        if (f->groups[k].kind != GK_GEMM && f->groups[k].kind != GK_OPAQUE) continue;
-        for (int j = 0; j < f->groups[k].nins; j++) slast[fus_owner(f, f->groups[k].ins[j])->id] = k;
+        const Group *gr = &f->groups[k];
+        for (int j = 0; j < gr->nins; j++) {
+            const Node *x = gr->ins[j];
+            while (f->rowmap[x->id]) x = fus_src(f, x, 0);
+            const Node *o = fus_owner(f, x);
+            if (o->op != OP_SCAN_BWD) continue;
+            const bool generated = gr->kind == GK_EW || gr->kind == GK_ROW;
+            if (!generated || !(scan_bwd_parts_read(f, gr, x, o) & ~f->scan_copy[o->id])) slast[o->id] = k;
+        }
     }
     const Node **alias = xcalloc((size_t)g->nnodes, sizeof(Node *));
     inplace_assigns(f, alias);

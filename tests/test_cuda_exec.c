@@ -348,6 +348,7 @@ int main(int argc, char **argv) {
     test_model_grads(m, "tiny_ft", 1e-3);
     bf16_mode = true;   /* bf16 operands: ~3 significant digits per product, errors average out over K */
     test_model_grads(m, "tiny_pretrain", 1e-1);
+    test_model_grads(m, "tiny_ft", 1e-1);   /* 4 directions: du, ddelta, dz read from the scan's bf16 copies */
     test_model_forward(m, "tiny_ft", "logits", 1e-1);
     bf16_mode = false;
     test_model_forward(m, "tiny_ft", "logits", 1e-3);

@@ -32,8 +32,13 @@
 // pass 1), and several channels per thread so the dBm/dCm sum over d costs fewer shuffles.
 
 #define SCAN_NCHUNK ((SCAN_L + SCAN_CHUNK - 1) / SCAN_CHUNK)
-#ifndef SCAN_DDL_BF16
-#define SCAN_DDL_BF16 0   // 1: also write ddelta as bf16 to ddl16 (the dt_proj gradient GEMMs read that copy)
+// Parts of the packed output (bits: 1 du, 2 ddelta, 4 dz; compiler/scan_copy.h) written as bf16 into `copy` (the
+// packed output's bf16 mirror, same element offsets) for readers that take bf16, and those still stored in f32.
+#ifndef SCAN_COPY_PARTS
+#define SCAN_COPY_PARTS 0
+#endif
+#ifndef SCAN_F32_PARTS
+#define SCAN_F32_PARTS 7
 #endif
 #define VMC_LN2 0.6931471805599453f
 
@@ -141,7 +146,8 @@ static __device__ __forceinline__ void stage_bc(float (*s)[BC_COPY_FLOATS], cons
 
 // Where the state n at the start of chunk k is parked: row n of the chunk's du rows for n < CHUNK, else row
 // n - CHUNK of its ddelta rows (this thread's own column: no other thread touches it, and the reverse pass reads
-// it before it writes the real du/ddelta there).
+// it before it writes the real du/ddelta there). Those f32 rows are this scratch even where SCAN_F32_PARTS skips
+// the store of du or ddelta.
 // col: this thread's column of the packed outputs (b L D + d).
 typedef VMC_INDEX_T((unsigned long long)SCAN_B * SCAN_L * SCAN_D) ScanOutIndex;
 static __device__ __forceinline__ float *parked(float *du, float *ddl, ScanOutIndex col, int k, int n) {
@@ -155,7 +161,7 @@ extern "C" __global__ void __launch_bounds__(SCAN_THREADS)
 vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const ALOG_T *__restrict__ A_log,
              const BC_T *__restrict__ Bm, const BC_T *__restrict__ Cm, const DSKIP_T *__restrict__ Dskip,
              const DBIAS_T *__restrict__ delta_bias, const Z_T *__restrict__ z, const DOUT_T *__restrict__ dout,
-             float *__restrict__ packed, bf16 *__restrict__ ddl16) {
+             float *__restrict__ packed, bf16 *__restrict__ copy) {
     constexpr int N = SCAN_N, CH = SCAN_CHUNK, LAST = SCAN_NCHUNK - 1;
     constexpr size_t BLD = (size_t)SCAN_B * SCAN_L * SCAN_D, BLN = (size_t)SCAN_B * SCAN_L * SCAN_N;
     static_assert(2 * CH >= N && N <= 16 && SCAN_THREADS % 32 == 0, "scan_bwd configuration");
@@ -263,7 +269,11 @@ vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
 #pragma unroll
             for (int n = N; n < 16; n++) v[n] = 0.f;
             const float dzv = go * fmaf(Dd, uu, y) * sz * (1.f + zz * (1.f - sz));
-            if (valid) dz[col + (ScanOutIndex)(r0 + i) * SCAN_D] = dzv;
+            if (valid) {
+                const ScanOutIndex idx = col + (ScanOutIndex)(r0 + i) * SCAN_D;
+                if (SCAN_F32_PARTS & 4) dz[idx] = dzv;
+                if (SCAN_COPY_PARTS & 4) copy[(dz - packed) + idx] = from_f32<bf16>(dzv);
+            }
             rowv[0][i][tid] = dl; rowv[2][i][tid] = dy; rowv[3][i][tid] = sigmoid_f(x);
             warp_reduce_scatter<16, SLOT_SWIZZLE>(v);
             if (lane < N) acc[warp][i][N + lane] = v[0];
@@ -294,15 +304,17 @@ vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
             dA_acc[n] = fmaf(da, r.dl, dA_acc[n]);
             return dh * (r.dl * r.u);
         };
-        auto finish = [&](const Row &r, int i) {   // du, ddelta (and its bf16 copy) of row i
+        auto finish = [&](const Row &r, int i) {   // du, ddelta (and their bf16 copies) of row i
             const ScanOutIndex idx = col + (ScanOutIndex)(r0 + i) * SCAN_D;   // the packed outputs' own layout
             const float du_v = fmaf(r.dl, r.sB, r.dy * Dd), ddl = fmaf(r.sA, VMC_LN2, r.sB * r.u);
             const float dx_raw = ddl * rowv[3][i][tid];   // exactly ddl once x > 20, as the reference
             dD_acc = fmaf(r.dy, r.u, dD_acc);
             dbias_acc += dx_raw;
             if (valid) {
-                du[idx] = du_v; ddl_out[idx] = dx_raw;
-                if (SCAN_DDL_BF16) ddl16[idx] = from_f32<bf16>(dx_raw);
+                if (SCAN_F32_PARTS & 1) du[idx] = du_v;
+                if (SCAN_F32_PARTS & 2) ddl_out[idx] = dx_raw;
+                if (SCAN_COPY_PARTS & 1) copy[idx] = from_f32<bf16>(du_v);
+                if (SCAN_COPY_PARTS & 2) copy[BLD + idx] = from_f32<bf16>(dx_raw);
             }
         };
         int i = nr - 1;

@@ -8,7 +8,7 @@
 #define SCAN_N 16
 #include "scan_bf16_types.h"
 #define SCAN_CHUNK 8
-#define SCAN_DDL_BF16 1
+#define SCAN_COPY_PARTS 7   // all three copies beside the f32 parts
 #define vmc_scan_fwd emu_scan_fwd_bf16
 #define vmc_scan_bwd emu_scan_bwd_bf16
 #include "../../codegen/templates/common.cuh"

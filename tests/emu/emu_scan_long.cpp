@@ -16,7 +16,8 @@
 #define OUT_T float
 #define DOUT_T float
 #define SCAN_CHUNK 8
-#define SCAN_DDL_BF16 1
+#define SCAN_COPY_PARTS 7   // du and dz in bf16 only, ddelta in both
+#define SCAN_F32_PARTS 2
 #define vmc_scan_fwd emu_scan_fwd_long
 #define vmc_scan_bwd emu_scan_bwd_long
 #include "../../codegen/templates/common.cuh"
