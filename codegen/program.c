@@ -528,7 +528,7 @@ static void mark_scan_copies(Fusion *f) {
         const Group *gr = &f->groups[k];
         for (int j = 0; j < gr->nins; j++) {
             const Node *x = gr->ins[j], *o = fus_owner(f, x);
-            if (o->op != OP_SCAN_BWD) continue;
+            if (o->op != OP_SCAN_BWD || f->kept[o->id]) continue;   /* (a kept value has no copy: AR_KEEP) */
             int parts = 0;
             if (gr->kind == GK_GEMM && plain_batch(gr->root, x) &&
                 (x == fus_src(f, gr->root, 0) || x == fus_src(f, gr->root, 1)))

@@ -6,6 +6,7 @@
 #include "optim.h"
 #include "pass.h"
 #include "program.h"
+#include "scan_copy.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -408,6 +409,70 @@ static void test_scan_out_bf16(void) {
     }
 }
 
+/* The scan backward's du, ddelta and dz (compiler/scan_copy.h): in bf16 precision the parts that generated kernels
+ * and GEMMs read get bf16 copies and, where nothing reads them in f32, no f32 store; the template is instantiated
+ * to match and the readers take the copy. Here du (the SiLU's backward) and dz (the gate's) are copied; ddelta is
+ * read with dBm and dCm by x_proj's backward concat, which reads parameter-gradient parts, so it stays f32. In
+ * fp32 nothing changes. A packed output the host reads keeps every part in f32. */
+static void test_scan_bwd_copies(void) {
+    for (int mode = 0; mode < 3; mode++) {   /* fp32; bf16; bf16 with the first scan backward kept */
+        const bool bf16 = mode > 0;
+        Node *yf;
+        Graph *g = two_dir_scan_graph(&yf);
+        Node *keep[1];
+        int nkeep = 0;
+        for (int k = 0; mode == 2 && k < g->nnodes && !nkeep; k++)
+            if (g->nodes[k]->op == OP_SCAN_BWD) keep[nkeep++] = g->nodes[k];
+        ProgramOptions po = {.arch = 90, .bf16 = bf16, .no_compile = true};
+        char err[256];
+        Program *p = program_build(g, keep, nkeep, &po, err, sizeof err);
+        CHECK(p, "program_build: %s", err);
+        if (!p) { graph_free(g); continue; }
+        const Fusion *f = p->f;
+        const int copied = SCAN_PART_DU | SCAN_PART_DZ;
+        int scans = 0, copy_readers = 0;
+        for (int id = 0; id < g->nnodes; id++) {
+            const Node *o = g->nodes[id];
+            if (o->op != OP_SCAN_BWD || !f->live[id] || f->repl[id] != o) continue;
+            scans++;
+            const bool is_kept = nkeep && o == keep[0];   /* kept: no copy, every part in f32 */
+            const int want_copy = bf16 && !is_kept ? copied : 0, want_f32 = is_kept ? 0 : SCAN_PART_DDL;
+            printf("scan backward %%%u (%s%s): copies %d, f32 %d\n", o->id, bf16 ? "bf16" : "fp32",
+                   nkeep && o == keep[0] ? ", kept" : "", f->scan_copy[id], f->scan_f32[id]);
+            CHECK(f->shadow[id] == (want_copy != 0) && f->scan_copy[id] == want_copy, "copies: %d", f->scan_copy[id]);
+            CHECK(!want_copy || f->scan_f32[id] == want_f32, "f32 parts: %d, want %d", f->scan_f32[id], want_f32);
+            for (int k = 0; k < f->ngroups; k++) {
+                const Group *gr = &f->groups[k];
+                if (gr->kind != GK_EW && gr->kind != GK_ROW) continue;
+                for (int j = 0; j < gr->nins; j++) {
+                    if (fus_owner(f, gr->ins[j]) != o) continue;
+                    const int parts = scan_bwd_parts_read(f, gr, gr->ins[j], o);
+                    const bool copy = codegen_reads_copy(f, gr, gr->ins[j]);
+                    copy_readers += copy;
+                    CHECK(copy == (want_copy && !(parts & ~copied)), "group %d reads parts %d %s its copy", k, parts,
+                          copy ? "from" : "not from");
+                }
+            }
+        }
+        CHECK(scans == 2, "two scan backwards: %d", scans);
+        CHECK(bf16 ? copy_readers >= 2 : copy_readers == 0, "generated kernels reading a copy: %d", copy_readers);
+        int bwd = 0, plain = 0, kept = 0;   /* the instantiation's defines come first (the template's defaults later) */
+        for (int k = 0; k < p->nmodules; k++) {
+            const char *src = p->modules[k].src, *c = strstr(src, "#define SCAN_COPY_PARTS "),
+                       *f32 = strstr(src, "#define SCAN_F32_PARTS ");
+            if (!strstr(src, "vmc_scan_bwd(")) continue;
+            bwd++;
+            const int nc = c ? atoi(c + 24) : -1, nf = f32 ? atoi(f32 + 23) : -1;
+            plain += nc == (bf16 ? copied : 0) && nf == (bf16 ? SCAN_PART_DDL : SCAN_PARTS);
+            kept += bf16 && nc == 0 && nf == SCAN_PARTS;
+        }
+        CHECK(bwd >= 1 && plain >= 1 && plain + kept == bwd && kept == (mode == 2),
+              "scan backward modules instantiated as planned: %d + %d of %d", plain, kept, bwd);
+        program_free(p);
+        graph_free(g);
+    }
+}
+
 /* The optimizer step: per parameter, AdamW's m, v and the new weight and the EMA are one kernel (the values are
  * extra outputs, written in place into their states), whatever the gradient's kernel; no ASSIGN copies. */
 static void test_optimizer_kernels(void) {
@@ -536,6 +601,7 @@ int main(void) {
     test_row_kernels();
     test_scan_row_maps();
     test_scan_out_bf16();
+    test_scan_bwd_copies();
     test_recompute();
     test_optimizer_kernels();
     test_gate_kernel();
