@@ -205,14 +205,6 @@ static bool unaligned(const BufRef *args, int n) {
     return false;
 }
 
-/* The parts (SCAN_PART_* bits) of a scan backward's packed output that x (through views) overlaps; 0 if x is not
- * a scan backward's output. */
-static int scan_view_part(const Fusion *f, const Node *x) {
-    int64_t off;
-    const Node *o = view_owner(f, x, &off);
-    return o->op == OP_SCAN_BWD ? scan_bwd_part(o, off, shape_numel(x->shape)) : 0;
-}
-
 /* Has the memory under x a bf16 copy? A generated kernel writes its outputs' whole copies; the scan backward
  * writes the copies of the parts of its packed output that bf16 readers take (Fusion.scan_copy). Templates read an
  * input's copy where it has one: the reference kernels take bf16. */
@@ -220,8 +212,7 @@ static bool has_bf16_copy(const Fusion *f, const Node *x) {
     int64_t off;
     const Node *o = view_owner(f, x, &off);
     if (!f->shadow[o->id] || o->op != OP_SCAN_BWD) return f->shadow[o->id];
-    const int parts = scan_view_part(f, x);
-    return !(parts & ~f->scan_copy[o->id]);
+    return !(scan_bwd_part(o, off, shape_numel(x->shape)) & ~f->scan_copy[o->id]);
 }
 
 /* The storage type a template reads input x in: that of the buffer under x's row map (if any). */
@@ -483,6 +474,24 @@ static bool plain_batch(const Node *n, const Node *x) {
     return nx == 1 || nx == shape_numel(bs);
 }
 
+/* Does GEMM group gr read x as one of its two operands in place (no expanded copy), so that a bf16 copy of x can
+ * be what it reads? */
+static bool gemm_operand(const Fusion *f, const Group *gr, const Node *x) {
+    return gr->kind == GK_GEMM && plain_batch(gr->root, x) &&
+           (x == fus_src(f, gr->root, 0) || x == fus_src(f, gr->root, 1));
+}
+
+/* Does group gr read input x from the bf16 copy of the memory under it (where x has one)? */
+static bool reads_copy(const Fusion *f, const Group *gr, const Node *x) {
+    switch (gr->kind) {
+    case GK_OPAQUE: return has_bf16_copy(f, x);
+    case GK_GEMM: return gemm_operand(f, gr, x) && has_bf16_copy(f, x);
+    case GK_EW: case GK_ROW: return codegen_reads_copy(f, gr, x);
+    case GK_SCATTER: case GK_RANDPERM: case GK_ASSIGN: return false;
+    }
+    return false;
+}
+
 /* A shadowed value that nothing but GEMMs, templates and column sums reading its bf16 copy uses (SwiGLU's gated
  * hidden, the mixer's merged output, a Linear's output gradient) needs no f32 store: that halves what its kernel
  * writes. Any other reader (a generated kernel, an expanded GEMM operand, an ASSIGN copy, the host) keeps the f32
@@ -494,10 +503,7 @@ static void mark_shadow_only(Fusion *f) {
         const Group *gr = &f->groups[k];
         for (int j = 0; j < gr->nins; j++) {
             const Node *x = gr->ins[j];
-            bool from_shadow = gr->kind == GK_OPAQUE || (gr->kind == GK_GEMM && plain_batch(gr->root, x) &&
-                               (x == fus_src(f, gr->root, 0) || x == fus_src(f, gr->root, 1))) ||
-                               codegen_reads_copy(f, gr, x);
-            if (!from_shadow) f32_read[fus_owner(f, x)->id] = true;
+            if (!reads_copy(f, gr, x)) f32_read[fus_owner(f, x)->id] = true;
         }
     }
     for (int id = 0; id < g->nnodes; id++)   /* (a scan backward's copy is partial: its f32 output stays) */
@@ -505,37 +511,20 @@ static void mark_shadow_only(Fusion *f) {
     free(f32_read);
 }
 
-/* Does group gr read input x from the bf16 copy of the memory under it (where x has one)? */
-static bool reads_copy(const Fusion *f, const Group *gr, const Node *x) {
-    switch (gr->kind) {
-    case GK_OPAQUE: return has_bf16_copy(f, x);
-    case GK_GEMM:
-        return plain_batch(gr->root, x) && (x == fus_src(f, gr->root, 0) || x == fus_src(f, gr->root, 1)) &&
-               has_bf16_copy(f, x);
-    case GK_EW: case GK_ROW: return codegen_reads_copy(f, gr, x);
-    case GK_SCATTER: case GK_RANDPERM: case GK_ASSIGN: return false;
-    }
-    return false;
-}
-
 /* The scan backward's packed output: bf16 copies of the parts (du, ddelta, dz) that GEMMs (ddelta, for dt_proj's
  * gradients) and generated kernels (du into the conv's SiLU backward, dz into the 4-direction merge) read, as the
- * reference holds them in bf16; then the parts some other reader (a template, the host, a generated kernel that
- * also reads a parameter gradient part) still takes in f32. A part nobody reads in f32 is not stored in f32. */
+ * reference holds them in bf16; then the parts some other reader (a template, a generated kernel that also reads a
+ * parameter-gradient part) still takes in f32. A part nobody reads in f32 is not stored in f32. An output the host
+ * reads (kept, in AR_KEEP) has no copy. */
 static void mark_scan_copies(Fusion *f) {
-    const Graph *g = f->g;
     for (int k = 0; k < f->ngroups; k++) {
         const Group *gr = &f->groups[k];
         for (int j = 0; j < gr->nins; j++) {
             const Node *x = gr->ins[j], *o = fus_owner(f, x);
             if (o->op != OP_SCAN_BWD || f->kept[o->id]) continue;   /* (a kept value has no copy: AR_KEEP) */
-            int parts = 0;
-            if (gr->kind == GK_GEMM && plain_batch(gr->root, x) &&
-                (x == fus_src(f, gr->root, 0) || x == fus_src(f, gr->root, 1)))
-                parts = scan_view_part(f, x);
-            else if (gr->kind == GK_EW || gr->kind == GK_ROW)
-                parts = scan_bwd_parts_read(f, gr, x, o);
-            if (parts && !(parts & SCAN_PART_OTHER)) {
+            if (!gemm_operand(f, gr, x) && gr->kind != GK_EW && gr->kind != GK_ROW) continue;
+            const int parts = scan_bwd_parts_read(f, gr, x, o);
+            if (!(parts & SCAN_PART_OTHER)) {
                 f->scan_copy[o->id] |= (unsigned char)parts;
                 f->shadow[o->id] = true;
             }
@@ -548,14 +537,9 @@ static void mark_scan_copies(Fusion *f) {
             while (f->rowmap[x->id]) x = fus_src(f, x, 0);   /* a template reads the buffer under its row map */
             const Node *o = fus_owner(f, x);
             if (o->op != OP_SCAN_BWD || reads_copy(f, gr, x)) continue;
-            const int parts = gr->kind == GK_EW || gr->kind == GK_ROW ? scan_bwd_parts_read(f, gr, x, o)
-                                                                      : scan_view_part(f, x);
-            f->scan_f32[o->id] |= (unsigned char)(parts & SCAN_PARTS);
+            f->scan_f32[o->id] |= (unsigned char)(scan_bwd_parts_read(f, gr, x, o) & SCAN_PARTS);
         }
     }
-    for (int id = 0; id < g->nnodes; id++)   /* what the host reads after the step */
-        if (f->kept[id] && fus_owner(f, g->nodes[id])->op == OP_SCAN_BWD)
-            f->scan_f32[fus_owner(f, g->nodes[id])->id] |= (unsigned char)(scan_view_part(f, g->nodes[id]) & SCAN_PARTS);
 }
 
 /* bf16 precision: GEMM operands written by generated kernels get a bf16 shadow there (no cast kernel), and so do
@@ -590,8 +574,7 @@ static void mark_shadows(Fusion *f) {
 static bool reads_bf16(const Fusion *f, const Group *gr, const Node *x) {
     switch (gr->kind) {
     case GK_EW: case GK_ROW: case GK_SCATTER: case GK_OPAQUE: return true;
-    case GK_GEMM:
-        return plain_batch(gr->root, x) && (x == fus_src(f, gr->root, 0) || x == fus_src(f, gr->root, 1));
+    case GK_GEMM: return gemm_operand(f, gr, x);
     case GK_RANDPERM: case GK_ASSIGN: return false;
     }
     return false;

@@ -63,7 +63,7 @@ typedef struct Fusion {
     bool *store_bf16;       /* by node id: the buffer holds bf16, 2 bytes per element (precision bf16: a GEMM output
                              * every reader of which takes bf16, as under the reference's autocast) */
     unsigned char *scan_copy;   /* by node id, OP_SCAN_BWD: the parts of its packed output with a bf16 copy, and */
-    unsigned char *scan_f32;    /* the parts some reader takes in f32 (codegen/scan_copy.h; set with shadow[]) */
+    unsigned char *scan_f32;    /* the parts some reader takes in f32 (compiler/scan_copy.h; set with shadow[]) */
     int64_t arena_bytes[AR_COUNT_];
     int64_t act_naive_bytes;/* activations without reuse, for reports */
 } Fusion;

@@ -134,9 +134,8 @@ void pass_plan(Fusion *f) {
             const Node *x = gr->ins[j];
             while (f->rowmap[x->id]) x = fus_src(f, x, 0);
             const Node *o = fus_owner(f, x);
-            if (o->op != OP_SCAN_BWD) continue;
-            const bool generated = gr->kind == GK_EW || gr->kind == GK_ROW;
-            if (!generated || !(scan_bwd_parts_read(f, gr, x, o) & ~f->scan_copy[o->id])) slast[o->id] = k;
+            /* (a superset of the copy's readers: any reader of copied parts only) */
+            if (o->op == OP_SCAN_BWD && !(scan_bwd_parts_read(f, gr, x, o) & ~f->scan_copy[o->id])) slast[o->id] = k;
         }
     }
     const Node **alias = xcalloc((size_t)g->nnodes, sizeof(Node *));

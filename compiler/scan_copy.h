@@ -11,6 +11,7 @@ enum { SCAN_PART_DU = 1, SCAN_PART_DDL = 2, SCAN_PART_DZ = 4, SCAN_PARTS = 7, SC
  * (SCAN_PART_OTHER: the parameter gradients). */
 int scan_bwd_part(const Node *o, int64_t off, int64_t len);
 
-/* The parts group gr reads of its input x, a scan backward output o or a view of it: the view's range, or the
- * ranges of gr's EXTRACT members reading x (anything else reads all of x). */
+/* The parts group gr (any kind) reads of its input x, a scan backward output o or a view of it: the ranges of gr's
+ * EXTRACT members reading x; any other reader, or none among the members (a template reading through a row map),
+ * reads all of x. */
 int scan_bwd_parts_read(const Fusion *f, const Group *gr, const Node *x, const Node *o);
