@@ -191,11 +191,14 @@ static void conv_spec(const Node *n, Conv1dSpec *s) {
     memset(s, 0, sizeof *s);
     const Node *x = n->src[0];       /* x (forward) or dy (backward): [B, L, D] */
     s->B = (int)x->shape.d[0]; s->L = (int)x->shape.d[1]; s->D = (int)x->shape.d[2];
-    s->K = (int)(n->op == OP_CONV1D_BWD_W ? n->shape.d[2] : n->src[n->op == OP_CONV1D_BWD ? 2 : 1]->shape.d[2]);
-    s->x = s->w = s->bias = s->out = s->dy = DT_F32;
-    s->want_dx = n->op == OP_CONV1D_BWD_X || n->op == OP_CONV1D_BWD;
-    s->want_dw = n->op == OP_CONV1D_BWD_W || n->op == OP_CONV1D_BWD;
-    s->want_db = n->op == OP_CONV1D_BWD;
+    const bool packed = n->op == OP_CONV1D_BWD || n->op == OP_CONV1D_SILU_BWD;   /* [dx | dw | db] */
+    s->K = (int)(n->op == OP_CONV1D_BWD_W ? n->shape.d[2] : n->src[packed ? 2 : 1]->shape.d[2]);
+    s->x = s->w = s->bias = s->out = s->dy = s->dy2 = DT_F32;
+    s->want_dx = n->op == OP_CONV1D_BWD_X || packed;
+    s->want_dw = n->op == OP_CONV1D_BWD_W || packed;
+    s->want_db = packed;
+    s->silu_dy = n->op == OP_CONV1D_SILU_BWD;
+    s->has_dy2 = s->silu_dy && n->nsrc > 4;
 }
 
 
@@ -308,13 +311,13 @@ static bool opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int er
         if (bx) cs.x_map = cs.dy_map;   /* x is not needed: dy stands in, read the same way */
         /* (dy, x, w, dx, dw, db): inputs a gradient does not need get a valid stand-in, outputs not wanted NULL */
         args[0] = dy; args[1] = bx ? dy : other; args[2] = bx ? other : dy;
-        args[3] = bx ? bufref(p, n) : NO_BUF; args[4] = bx ? NO_BUF : bufref(p, n); args[5] = NO_BUF;
-        nargs = 6;
+        args[3] = bx ? bufref(p, n) : NO_BUF; args[4] = bx ? NO_BUF : bufref(p, n); args[5] = args[6] = args[7] = NO_BUF;
+        nargs = 8;
         cs.unaligned = unaligned(args, nargs);
         src = template_conv1d_bwd(&cs, &kl);
         break;
     }
-    case OP_CONV1D_BWD: {   /* packed [dx | dw | db] */
+    case OP_CONV1D_BWD: case OP_CONV1D_SILU_BWD: {   /* packed [dx | dw | db]; the SiLU's: + bias [, dy2] */
         conv_spec(n, &cs);
         cs.dy = stored(f, fus_src(f, n, 0));
         cs.x = stored(f, fus_src(f, n, 1));
@@ -326,7 +329,13 @@ static bool opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int er
         args[3] = out;
         args[4] = (BufRef){out.arena, out.offset + 4 * nx};
         args[5] = (BufRef){out.arena, out.offset + 4 * (nx + (int64_t)cs.D * cs.K)};
-        nargs = 6;
+        args[6] = cs.silu_dy ? bufref(p, fus_src(f, n, 3)) : NO_BUF;
+        args[7] = NO_BUF;
+        if (cs.has_dy2) {
+            cs.dy2 = stored(f, fus_src(f, n, 4));
+            args[7] = row_mapped(p, fus_src(f, n, 4), &cs.dy2_map, &tables[4]);
+        }
+        nargs = 8;
         cs.unaligned = unaligned(args, nargs);
         src = template_conv1d_bwd(&cs, &kl);
         break;
@@ -512,9 +521,9 @@ static void mark_shadow_only(Fusion *f) {
 }
 
 /* The scan backward's packed output: bf16 copies of the parts (du, ddelta, dz) that GEMMs (ddelta, for dt_proj's
- * gradients) and generated kernels (du into the conv's SiLU backward, dz into the 4-direction merge) read, as the
- * reference holds them in bf16; then the parts some other reader (a template, a generated kernel that also reads a
- * parameter-gradient part) still takes in f32. A part nobody reads in f32 is not stored in f32. An output the host
+ * gradients), generated kernels (dz into the 4-direction merge) and the conv's SiLU backward (du) read, as the
+ * reference holds them in bf16; then the parts some other reader (another template, a generated kernel that also
+ * reads a parameter-gradient part) still takes in f32. A part nobody reads in f32 is not stored in f32. An output the host
  * reads (kept, in AR_KEEP) has no copy. */
 static void mark_scan_copies(Fusion *f) {
     for (int k = 0; k < f->ngroups; k++) {
@@ -522,7 +531,8 @@ static void mark_scan_copies(Fusion *f) {
         for (int j = 0; j < gr->nins; j++) {
             const Node *x = gr->ins[j], *o = fus_owner(f, x);
             if (o->op != OP_SCAN_BWD || f->kept[o->id]) continue;   /* (a kept value has no copy: AR_KEEP) */
-            if (!gemm_operand(f, gr, x) && gr->kind != GK_EW && gr->kind != GK_ROW) continue;
+            const bool silu_bwd = gr->kind == GK_OPAQUE && gr->root->op == OP_CONV1D_SILU_BWD;
+            if (!gemm_operand(f, gr, x) && gr->kind != GK_EW && gr->kind != GK_ROW && !silu_bwd) continue;
             const int parts = scan_bwd_parts_read(f, gr, x, o);
             if (!(parts & SCAN_PART_OTHER)) {
                 f->scan_copy[o->id] |= (unsigned char)parts;
@@ -551,7 +561,8 @@ static void mark_shadows(Fusion *f) {
             /* not the conv backward: it measured slower with a bf16 dy (H200, ARM-B fine-tuning: 4.5 against
              * 3.5 ms per step), more than the bf16 store saves its producer */
             const OpKind op = gr->root->op;
-            if (op == OP_CONV1D_BWD || op == OP_CONV1D_BWD_X || op == OP_CONV1D_BWD_W) continue;
+            if (op == OP_CONV1D_BWD || op == OP_CONV1D_SILU_BWD || op == OP_CONV1D_BWD_X || op == OP_CONV1D_BWD_W)
+                continue;
             for (int j = 0; j < gr->nins; j++) {
                 int64_t off;
                 if (shadowable(f, gr->ins[j])) f->shadow[view_owner(f, gr->ins[j], &off)->id] = true;

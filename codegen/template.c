@@ -275,8 +275,15 @@ char *template_conv1d_bwd(const Conv1dSpec *s, KernelLaunch *l) {
     def_int(&ds, "CONV_WANT_DX", s->want_dx);
     def_int(&ds, "CONV_WANT_DW", s->want_dw);
     def_int(&ds, "CONV_WANT_DB", s->want_db);
+    def_int(&ds, "CONV_SILU_DY", s->silu_dy);
+    if (s->silu_dy && s->has_dy2) {
+        def_int(&ds, "CONV_DY2", 1);
+        def_str(&ds, "DY2_T", template_ctype(s->dy2));
+        def_rows(&ds, "DY2", &s->dy2_map, s->L, s->D);
+    }
     /* 4 channels per thread as the forward (dy and x rows both aligned); ARM-B's grid is 6 x 7 x 32 blocks */
-    const int vec = conv_vec(s, &s->x_map) == 4 && conv_vec(s, &s->dy_map) == 4 ? 4 : 1;
+    const bool dy2_vec = !(s->silu_dy && s->has_dy2) || conv_vec(s, &s->dy2_map) == 4;
+    const int vec = conv_vec(s, &s->x_map) == 4 && conv_vec(s, &s->dy_map) == 4 && dy2_vec ? 4 : 1;
     const int batch = CONV_BWD_BATCH;
     def_int(&ds, "CONV_VEC", vec);
     def_int(&ds, "CONV_CH", CONV_BWD_CH);

@@ -71,10 +71,15 @@ typedef struct Conv1dSpec {
     bool unaligned;            /* some buffer is not 16-byte aligned (a view at an odd offset): 1 channel per thread */
     bool silu_out;             /* forward: also write silu(y) to y2 (training: the backward needs y itself) */
     DType out2;                /* forward: y2's dtype */
+    bool silu_dy;              /* backward: dy is the gradient at silu(conv(x)) (OP_CONV1D_SILU_BWD): needs bias */
+    bool has_dy2;              /* backward with silu_dy: the gradient is dy + dy2 */
+    DType dy2;
+    RowMap dy2_map;
 } Conv1dSpec;
 
 /* vmc_conv1d_fwd(const x*, const w*, const bias*, out* y, out2* y2); y2 (silu(y)) may be NULL unless s->silu_out */
 char *template_conv1d_fwd(const Conv1dSpec *s, KernelLaunch *l);
-/* vmc_conv1d_bwd(const dy*, const x*, const w*, out* dx, float *dw [D,K], float *db [D]); pointers of gradients
- * not wanted may be NULL. dw and db are accumulated (listed in l->zero). */
+/* vmc_conv1d_bwd(const dy*, const x*, const w*, out* dx, float *dw [D,K], float *db [D], const bias*, const dy2*);
+ * pointers of gradients not wanted may be NULL, and bias and dy2 unless s->silu_dy (s->has_dy2). dw and db are
+ * accumulated (listed in l->zero). */
 char *template_conv1d_bwd(const Conv1dSpec *s, KernelLaunch *l);

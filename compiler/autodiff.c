@@ -1,6 +1,7 @@
 /* autodiff.c — reverse-mode autodiff over the graph: one rule per op (switch without default), fan-in
  * accumulated by ADD, broadcasting undone by SUM + RESHAPE, and only nodes on a path trainable param -> loss
- * get gradients. Opaque ops use their explicit backward ops (CONV1D_BWD_*, SCAN_BWD + EXTRACT). */
+ * get gradients. Opaque ops use their explicit backward ops (CONV1D_BWD_*, SCAN_BWD + EXTRACT); a SiLU of a causal
+ * conv is differentiated with the conv (CONV1D_SILU_BWD). */
 #include "autodiff.h"
 #include <math.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@ typedef struct Ctx {
     Node **grad;    /* by node id, forward nodes only */
     bool *dep;      /* depends on a trainable parameter through differentiable ops */
     int n0;         /* number of forward nodes */
+    int *uses;      /* by forward node id: how many forward nodes read it */
     Loc loc;        /* of the node being differentiated: gradient nodes point back at it */
 } Ctx;
 
@@ -167,6 +169,26 @@ static void conv_grads(Ctx *c, Node *n, Node *dy) {
     UNREACHABLE();
 }
 
+/* SILU of a causal conv that nothing else reads: one backward op for both, which recomputes the conv output
+ * rather than reading it back (so the forward need not store it), and takes the two addends of a fan-in
+ * gradient (the scan's du and x_proj's input gradient in a Mamba mixer) instead of their sum. */
+static bool silu_conv_grad(Ctx *c, Node *n, Node *dy) {
+    Node *cv = n->src[0];
+    if (cv->op != OP_CONV1D || c->uses[cv->id] != 1 || !need(c, cv)) return false;
+    Node *dy2 = NULL;
+    if (dy->op == OP_ADD && shape_eq(dy->src[0]->shape, dy->shape) && shape_eq(dy->src[1]->shape, dy->shape)) {
+        dy2 = dy->src[1];
+        dy = dy->src[0];
+    }
+    Node *x = cv->src[0], *w = cv->src[1], *bias = cv->src[2];
+    Node *packed = ok(c->g, g_conv1d_silu_bwd(c->g, dy, dy2, x, w, bias, c->loc));
+    int64_t nx = shape_numel(x->shape), nw = shape_numel(w->shape);
+    if (need(c, x)) acc(c, x, ok(c->g, g_extract(c->g, packed, 0, x->shape, c->loc)));
+    if (need(c, w)) acc(c, w, ok(c->g, g_extract(c->g, packed, nx, w->shape, c->loc)));
+    if (need(c, bias)) acc(c, bias, ok(c->g, g_extract(c->g, packed, nx + nw, bias->shape, c->loc)));
+    return true;
+}
+
 static void scan_grad(Ctx *c, Node *n, Node *dy) {
     Node *packed = ok(c->g, g_scan_bwd(c->g, n->src, dy, c->loc));
     int64_t off = 0;
@@ -242,6 +264,7 @@ static bool backward_node(Ctx *c, Node *n, Node *dy, char *err, int errlen) {
         return true;                                         /* sources and non-differentiable ops */
     case OP_NEG: case OP_EXP: case OP_LOG: case OP_SQRT: case OP_RSQRT: case OP_RECIP: case OP_TANH: case OP_ERF:
     case OP_SIGMOID: case OP_SILU: case OP_SOFTPLUS: case OP_RELU: case OP_ABS: case OP_CAST:
+        if (n->op == OP_SILU && silu_conv_grad(c, n, dy)) return true;
         if (need(c, n->src[0])) acc(c, n->src[0], unary_grad(c, n, dy));
         return true;
     case OP_ADD: case OP_SUB: case OP_MUL: case OP_DIV: case OP_MAX: case OP_MIN:
@@ -260,7 +283,7 @@ static bool backward_node(Ctx *c, Node *n, Node *dy, char *err, int errlen) {
     case OP_MATMUL: matmul_grad(c, n, dy); return true;
     case OP_CONV1D: case OP_CONV1D_BWD_X: case OP_CONV1D_BWD_W: conv_grads(c, n, dy); return true;
     case OP_SCAN: scan_grad(c, n, dy); return true;
-    case OP_CONV1D_BWD:
+    case OP_CONV1D_BWD: case OP_CONV1D_SILU_BWD:
         snprintf(err, (size_t)errlen, "no gradient through conv1d_bwd (node %u): second-order derivatives of the "
                  "causal conv are not supported", n->id);
         return false;
@@ -282,9 +305,12 @@ static void mark_deps(Ctx *c) {
 }
 
 bool autodiff_backward(Graph *g, Node *loss, Node **grads, char *err, int errlen) {
-    Ctx c = {g, NULL, NULL, g->nnodes, LOC_NONE};
+    Ctx c = {g, NULL, NULL, g->nnodes, NULL, LOC_NONE};
     c.grad = xcalloc((size_t)c.n0 + 1, sizeof(Node *));
     c.dep = xcalloc((size_t)c.n0 + 1, sizeof(bool));
+    c.uses = xcalloc((size_t)c.n0 + 1, sizeof(int));
+    for (int k = 0; k < c.n0; k++)
+        for (int j = 0; j < g->nodes[k]->nsrc; j++) c.uses[g->nodes[k]->src[j]->id]++;
     mark_deps(&c);
     for (int k = 0; k < g->params.n; k++) grads[k] = NULL;
     bool good = true;
@@ -306,5 +332,6 @@ bool autodiff_backward(Graph *g, Node *loss, Node **grads, char *err, int errlen
     for (int k = c.n0; k < g->nnodes; k++) g->nodes[k]->flags |= NF_GRAD;
     free(c.grad);
     free(c.dep);
+    free(c.uses);
     return good;
 }

@@ -542,12 +542,27 @@ Node *g_conv1d_bwd_w(Graph *g, Node *dy, Node *x, int64_t k, Loc loc) {
     return make(g, &n);
 }
 
-Node *g_conv1d_bwd(Graph *g, Node *dy, Node *x, Node *w, Loc loc) {
+/* The packed [dx | dw | db] of a conv1d backward. */
+static Node conv1d_bwd_tmpl(OpKind op, Node *dy, Node *x, Node *w, Loc loc) {
     ASSERT(shape_eq(dy->shape, x->shape) && x->shape.ndim == 3 && w->shape.ndim == 3 && w->shape.d[0] == x->shape.d[2],
            "conv1d_bwd shapes");
     int64_t D = x->shape.d[2], total = shape_numel(x->shape) + D * w->shape.d[2] + D;
-    Node n = tmpl_of(OP_CONV1D_BWD, DT_F32, shape_of(1, total), loc);
+    Node n = tmpl_of(op, DT_F32, shape_of(1, total), loc);
     n.nsrc = 3; n.src[0] = dy; n.src[1] = x; n.src[2] = w;
+    return n;
+}
+
+Node *g_conv1d_bwd(Graph *g, Node *dy, Node *x, Node *w, Loc loc) {
+    Node n = conv1d_bwd_tmpl(OP_CONV1D_BWD, dy, x, w, loc);
+    return make(g, &n);
+}
+
+Node *g_conv1d_silu_bwd(Graph *g, Node *dy, Node *dy2, Node *x, Node *w, Node *b, Loc loc) {
+    ASSERT(shape_eq(b->shape, shape_of(1, x->shape.d[2])) && (!dy2 || shape_eq(dy2->shape, x->shape)),
+           "conv1d_silu_bwd shapes");
+    Node n = conv1d_bwd_tmpl(OP_CONV1D_SILU_BWD, dy, x, w, loc);
+    n.src[n.nsrc++] = b;
+    if (dy2) n.src[n.nsrc++] = dy2;
     return make(g, &n);
 }
 

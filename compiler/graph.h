@@ -124,6 +124,9 @@ Node *g_conv1d_bwd_x(Graph *g, Node *dy, Node *w, Loc loc);
 Node *g_conv1d_bwd_w(Graph *g, Node *dy, Node *x, int64_t k, Loc loc);
 /* All three gradients of conv1d(x, w, bias) in one packed f32 node [dx | dw | db] (read with g_extract). */
 Node *g_conv1d_bwd(Graph *g, Node *dy, Node *x, Node *w, Loc loc);
+/* The same packed gradient of silu(conv1d(x, w, b)) from the gradient of the SiLU's output, dy + dy2 (dy2 may be
+ * NULL): one pass that recomputes the conv output instead of reading it back. */
+Node *g_conv1d_silu_bwd(Graph *g, Node *dy, Node *dy2, Node *x, Node *w, Node *b, Loc loc);
 Node *g_scan(Graph *g, Node *const in[8], Loc loc);
 Node *g_scan_bwd(Graph *g, Node *const in[8], Node *dy, Loc loc);
 

@@ -49,7 +49,8 @@ static bool fusable(OpKind op) {
         return true;
     case OP_PARAM: case OP_INPUT: case OP_STATE: case OP_CONST: case OP_TABLE:
     case OP_SCATTER_ADD: case OP_SCATTER_ADD_DYN: case OP_MATMUL: case OP_CONV1D: case OP_CONV1D_BWD_X:
-    case OP_CONV1D_BWD_W: case OP_CONV1D_BWD: case OP_SCAN: case OP_SCAN_BWD: case OP_RANDPERM: case OP_ASSIGN:
+    case OP_CONV1D_BWD_W: case OP_CONV1D_BWD: case OP_CONV1D_SILU_BWD: case OP_SCAN: case OP_SCAN_BWD:
+    case OP_RANDPERM: case OP_ASSIGN:
         return false;
     }
     return false;
@@ -308,6 +309,7 @@ static bool row_mapped_input(const Node *m, int s) {
     switch ((int)m->op) {
     case OP_CONV1D: case OP_CONV1D_BWD_X: return s == 0;
     case OP_CONV1D_BWD_W: case OP_CONV1D_BWD: return s == 0 || s == 1;
+    case OP_CONV1D_SILU_BWD: return s == 0 || s == 1 || s == 4;   /* dy, x, dy2 */
     case OP_SCAN: return s == 0 || s == 1 || s == 3 || s == 4 || s == 7;
     case OP_SCAN_BWD: return s == 0 || s == 1 || s == 3 || s == 4 || s == 7 || s == 8;
     default: return false;

@@ -327,6 +327,63 @@ static void test_scan_row_maps(void) {
     graph_free(g);
 }
 
+/* u = silu(conv(x)) in training: the SiLU's backward and the conv's are one template per direction
+ * (OP_CONV1D_SILU_BWD), which takes the two addends of u's gradient (the scan's du, x_proj's input gradient) and
+ * recomputes the conv output. So no kernel stores the conv output in the forward, none reads it in the backward,
+ * and no kernel adds du to the GEMM's gradient or multiplies by silu'. */
+static void conv_silu_backward(Graph *g, int want_addends) {
+    Fusion *f = pass_simplify(g, NULL, 0);
+    pass_fuse(f);
+    pass_plan(f);
+    check_plan(f);
+    int silu_bwd = 0, addends = 0, plain_bwd = 0, silu_fwd = 0, conv_readers = 0;
+    for (int k = 0; k < f->ngroups; k++) {
+        const Group *gr = &f->groups[k];
+        const Node *r = gr->root;
+        silu_bwd += r->op == OP_CONV1D_SILU_BWD;
+        addends += r->op == OP_CONV1D_SILU_BWD && r->nsrc == 4 + want_addends - 1;
+        plain_bwd += r->op == OP_CONV1D_BWD;
+        silu_fwd += r->op == OP_CONV1D && f->conv_silu[r->id];
+        const bool generated = gr->kind == GK_EW || gr->kind == GK_ROW;
+        for (int j = 0; generated && j < gr->nins; j++) conv_readers += fus_owner(f, gr->ins[j])->op == OP_CONV1D;
+    }
+    const int dirs = silu_fwd;
+    printf("conv SiLU backward: %d templates (%d with %d addends), %d plain conv backward, %d conv forwards applying "
+           "the SiLU, %d generated kernels reading a conv output\n", silu_bwd, addends, want_addends, plain_bwd, silu_fwd,
+           conv_readers);
+    CHECK(dirs >= 1 && silu_bwd == dirs && addends == dirs && plain_bwd == 0,
+          "one SiLU-conv backward per direction taking %d addends: %d (%d) of %d", want_addends, silu_bwd, addends, dirs);
+    CHECK(conv_readers == 0, "no generated kernel reads a conv output: %d", conv_readers);
+    fusion_free(f);
+    graph_free(g);
+}
+
+static void test_conv_silu_backward(void) {
+    Node *yf;
+    conv_silu_backward(two_dir_scan_graph(&yf), 1);   /* u read by the scan only */
+    /* a Mamba mixer: x_proj reads u too, so u's gradient is du + x_proj's input gradient */
+    Graph *g = graph_new();
+    int64_t B = 2, L = 9, C = 8, D = 32;
+    Node *h = g_input(g, "h", shape_of(3, B, L, C), DT_F32, LOC_NONE);
+    Node *xz = g_matmul(g, h, param(g, "in_proj", shape_of(2, 2 * D, C)), false, true, LOC_NONE);
+    Node *x = g_slice(g, xz, 2, 0, D, LOC_NONE), *z = g_slice(g, xz, 2, D, 2 * D, LOC_NONE);
+    Node *u = un(g, OP_SILU, g_conv1d(g, x, param(g, "conv_w", shape_of(3, D, (int64_t)1, (int64_t)4)),
+                                      param(g, "conv_b", shape_of(1, D)), LOC_NONE));
+    Node *dbc = g_matmul(g, u, param(g, "x_proj", shape_of(2, D + 32, D)), false, true, LOC_NONE);
+    Node *in[8] = {u, g_slice(g, dbc, 2, 0, D, LOC_NONE), param(g, "A_log", shape_of(2, D, (int64_t)16)),
+                   g_slice(g, dbc, 2, D, D + 16, LOC_NONE), g_slice(g, dbc, 2, D + 16, D + 32, LOC_NONE),
+                   param(g, "D", shape_of(1, D)), param(g, "dt_bias", shape_of(1, D)), z};
+    Node *y = g_scan(g, in, LOC_NONE);
+    Node *loss = red(g, OP_SUM, g_reshape(g, bin(g, OP_MUL, y, y), shape_of(1, B * L * D), LOC_NONE), 0);
+    graph_set_loss(g, loss);
+    Node **grads = calloc((size_t)g->params.n, sizeof(Node *));
+    char err[256];
+    CHECK(autodiff_backward(g, loss, grads, err, sizeof err), "autodiff: %s", err);
+    for (int k = 0; k < g->params.n; k++) if (grads[k]) graph_add_named(g, ((Node *)g->params.items[k])->name, grads[k], NF_OUTPUT);
+    free(grads);
+    conv_silu_backward(g, 2);
+}
+
 /* Training SwiGLU: x W1 + b1, its silu and x W2 + b2 are read by the forward's gate kernel and again by the
  * backward. Each is a cheap function of one GEMM output, so it is recomputed where read (Fusion.dup): the forward
  * kernel stores only the gate, and the backward kernels read the GEMM outputs instead. */
@@ -390,28 +447,30 @@ static void test_scan_out_bf16(void) {
             bf16_u += strstr(src, "#define U_T bf16") != NULL;
         }
         CHECK(fwd >= 1 && bf16_out == (bf16 ? fwd : 0), "scan forward modules writing bf16: %d of %d", bf16_out, fwd);
-        /* u = silu(conv) (training: the conv output is kept for the backward) is written by the conv template beside
-         * the conv output; read by templates and the x_proj GEMMs only, it is stored in bf16 exactly in bf16 */
-        const Node *u = fus_owner(p->f, fus_src(p->f, y, 0)), *cv = fus_src(p->f, u, 0);
-        CHECK(u->op == OP_SILU && cv->op == OP_CONV1D && p->f->group_of[u->id] == p->f->group_of[cv->id],
-              "silu(conv) is written by the conv1d template");
-        CHECK(p->f->store_bf16[u->id] == bf16 && !p->f->shadow[u->id], "silu(conv) is stored in bf16 exactly in bf16");
-        int conv2 = 0;
+        /* u = silu(conv) is what the conv template writes (its backward recomputes the conv output, so training does
+         * not keep it); read by templates and the x_proj GEMMs only, it is stored in bf16 exactly in bf16 */
+        const Node *u = fus_src(p->f, y, 0), *cv = fus_owner(p->f, u);
+        CHECK(u->op == OP_SILU && cv->op == OP_CONV1D && p->f->conv_silu[cv->id] && p->f->view[u->id] == cv,
+              "silu(conv) is written by the conv1d template in place of the conv output");
+        CHECK(p->f->store_bf16[cv->id] == bf16 && !p->f->shadow[cv->id], "silu(conv) is stored in bf16 exactly in bf16");
+        int conv = 0, conv2 = 0;
         for (int k = 0; k < p->nmodules; k++) {
             const char *src = p->modules[k].src;
-            conv2 += strstr(src, "vmc_conv1d_fwd(") && strstr(src, "#define CONV_SILU_OUT 1") &&
-                     strstr(src, bf16 ? "#define OUT2_T bf16" : "#define OUT2_T float");
+            if (!strstr(src, "vmc_conv1d_fwd(")) continue;
+            conv += strstr(src, "#define CONV_SILU 1") && strstr(src, bf16 ? "#define OUT_T bf16" : "#define OUT_T float");
+            conv2 += strstr(src, "#define CONV_SILU_OUT 1") != NULL;
         }
-        CHECK(conv2 >= 1, "a conv1d forward module writes silu(conv) as its second output");
+        CHECK(conv >= 1 && conv2 == 0, "conv1d forward modules apply the SiLU (%d) and write no second output (%d)", conv, conv2);
         CHECK(bf16_u == (bf16 ? fwd : 0), "scan forward modules reading bf16 u: %d of %d", bf16_u, fwd);
         program_free(p);
         graph_free(g);
     }
 }
 
-/* The scan backward's du, ddelta and dz (compiler/scan_copy.h): in bf16 precision the parts that generated kernels
- * and GEMMs read get bf16 copies and, where nothing reads them in f32, no f32 store; the template is instantiated
- * to match and the readers take the copy. Here du (the SiLU's backward) and dz (the gate's) are copied; ddelta is
+/* The scan backward's du, ddelta and dz (compiler/scan_copy.h): in bf16 precision the parts that generated kernels,
+ * GEMMs and the conv's SiLU backward read get bf16 copies and, where nothing reads them in f32, no f32 store; the
+ * templates are instantiated to match and the readers take the copy. Here du (the conv's SiLU backward) and dz (the
+ * gate's) are copied; ddelta is
  * read with dBm and dCm by x_proj's backward concat, which reads parameter-gradient parts, so it stays f32. In
  * fp32 nothing changes. A packed output the host reads keeps every part in f32. */
 static void test_scan_bwd_copies(void) {
@@ -455,7 +514,16 @@ static void test_scan_bwd_copies(void) {
             }
         }
         CHECK(scans == 2, "two scan backwards: %d", scans);
-        CHECK(bf16 ? copy_readers >= 2 : copy_readers == 0, "generated kernels reading a copy: %d", copy_readers);
+        CHECK(bf16 ? copy_readers >= 1 : copy_readers == 0, "generated kernels reading a copy: %d", copy_readers);
+        int silu_bwd = 0, silu_bwd_bf16 = 0;   /* the conv's SiLU backward reads du in bf16 where it is copied */
+        for (int k = 0; k < p->nmodules; k++) {
+            const char *src = p->modules[k].src;
+            if (!strstr(src, "vmc_conv1d_bwd(") || !strstr(src, "#define CONV_SILU_DY 1")) continue;
+            silu_bwd++;
+            silu_bwd_bf16 += strstr(src, "#define DY_T bf16") != NULL;
+        }
+        CHECK(silu_bwd >= 1 && silu_bwd_bf16 == (bf16 ? silu_bwd - (mode == 2) : 0),
+              "conv SiLU backward modules reading du in bf16: %d of %d", silu_bwd_bf16, silu_bwd);
         int bwd = 0, plain = 0, kept = 0;   /* the instantiation's defines come first (the template's defaults later) */
         for (int k = 0; k < p->nmodules; k++) {
             const char *src = p->modules[k].src, *c = strstr(src, "#define SCAN_COPY_PARTS "),
@@ -602,6 +670,7 @@ int main(void) {
     test_scan_row_maps();
     test_scan_out_bf16();
     test_scan_bwd_copies();
+    test_conv_silu_backward();
     test_recompute();
     test_optimizer_kernels();
     test_gate_kernel();

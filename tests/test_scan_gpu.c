@@ -224,8 +224,9 @@ static void check_conv(int B, int L, int D, int K, DType io, bool silu, uint64_t
     CU_CHECK(cu->cuMemsetD8(gx, 0xff, n * (size_t)dtype_size(io)));
     void *af[5] = {&dx_, &dw_, &db_, &dyo, &dyo2};
     launch(&kf, af, NULL);
-    void *ab[6] = {&ddy, &dx_, &dw_, &gx, &gw, &gb};
-    CUdeviceptr bb[6] = {ddy, dx_, dw_, gx, gw, gb};
+    CUdeviceptr none = 0;
+    void *ab[8] = {&ddy, &dx_, &dw_, &gx, &gw, &gb, &none, &none};
+    CUdeviceptr bb[8] = {ddy, dx_, dw_, gx, gw, gb, 0, 0};
     launch(&kb, ab, bb);
     sync_check();
     double *yr = malloc(n * 8), *dxr = malloc(n * 8), *dwr = malloc((size_t)D * K * 8), *dbr = malloc((size_t)D * 8);
@@ -250,6 +251,49 @@ static void check_conv(int B, int L, int D, int K, DType io, bool silu, uint64_t
     CUdeviceptr all[9] = {dx_, ddy, dw_, db_, dyo, dyo2, gx, gw, gb};
     for (int i = 0; i < 9; i++) CU_CHECK(cu->cuMemFree(all[i]));
     CU_CHECK(cu->cuModuleUnload(kf.mod));
+    CU_CHECK(cu->cuModuleUnload(kb.mod));
+}
+
+/* The backward through the SiLU after the conv (OP_CONV1D_SILU_BWD): gradient dy + dy2 at silu(conv(x)), x, dy and
+ * dy2 in io, the conv output recomputed. Against g = (dy + dy2) silu'(p) and the plain backward of g in fp64. */
+static void check_conv_silu_bwd(int B, int L, int D, int K, DType io, uint64_t seed) {
+    char what[96];
+    snprintf(what, sizeof what, "conv1d silu_bwd B%d L%d D%d K%d %s", B, L, D, K, dtype_name(io));
+    Conv1dSpec s = {B, L, D, K, io, DT_F32, DT_F32, DT_F32, io, false, true, true, true};
+    s.silu_dy = s.has_dy2 = true;
+    s.dy2 = io;
+    KernelLaunch lb;
+    Kernel kb = load_kernel(template_conv1d_bwd(&s, &lb), &lb);
+    size_t n = (size_t)B * L * D;
+    RefRng r = {seed};
+    float *x = malloc(n * 4), *dy = malloc(n * 4), *dy2 = malloc(n * 4), *g = malloc(n * 4);
+    float *w = malloc((size_t)D * K * 4), *bias = malloc((size_t)D * 4);
+    for (size_t i = 0; i < n; i++) { x[i] = (float)ref_normal(&r); dy[i] = (float)ref_normal(&r); dy2[i] = (float)ref_normal(&r); }
+    for (int i = 0; i < D * K; i++) w[i] = (float)(0.5 * ref_normal(&r));
+    for (int i = 0; i < D; i++) bias[i] = (float)(0.1 * ref_normal(&r));
+    CUdeviceptr dx_ = upload(x, n, io), ddy = upload(dy, n, io), ddy2 = upload(dy2, n, io);   /* (rounds them) */
+    CUdeviceptr dw_ = upload(w, (size_t)D * K, DT_F32), db_ = upload(bias, (size_t)D, DT_F32);
+    CUdeviceptr gx = dalloc(n * 4), gw = dalloc((size_t)D * K * 4), gb = dalloc((size_t)D * 4);
+    CU_CHECK(cu->cuMemsetD8(gx, 0xff, n * 4));
+    void *ab[8] = {&ddy, &dx_, &dw_, &gx, &gw, &gb, &db_, &ddy2};
+    CUdeviceptr bb[8] = {ddy, dx_, dw_, gx, gw, gb, db_, ddy2};
+    launch(&kb, ab, bb);
+    sync_check();
+    double *p = malloc(n * 8), *dxr = malloc(n * 8), *dwr = malloc((size_t)D * K * 8), *dbr = malloc((size_t)D * 8);
+    ref_conv_fwd(B, L, D, K, x, w, bias, false, p);
+    for (size_t i = 0; i < n; i++) {
+        const double sg = ref_sigmoid(p[i]);
+        g[i] = (float)(((double)dy[i] + dy2[i]) * sg * (1 + p[i] * (1 - sg)));
+    }
+    ref_conv_bwd(B, L, D, K, g, x, w, dxr, dwr, dbr);
+    float *gxh = download(gx, n, DT_F32), *gwh = download(gw, (size_t)D * K, DT_F32), *gbh = download(gb, (size_t)D, DT_F32);
+    expect_close(what, "bwd dx", gxh, dxr, n, 1e-5);
+    expect_close(what, "bwd dw", gwh, dwr, (size_t)D * K, 1e-5);
+    expect_close(what, "bwd db", gbh, dbr, (size_t)D, 1e-5);
+    free(x); free(dy); free(dy2); free(g); free(w); free(bias); free(p); free(dxr); free(dwr); free(dbr);
+    free(gxh); free(gwh); free(gbh);
+    CUdeviceptr all[8] = {dx_, ddy, ddy2, dw_, db_, gx, gw, gb};
+    for (int i = 0; i < 8; i++) CU_CHECK(cu->cuMemFree(all[i]));
     CU_CHECK(cu->cuModuleUnload(kb.mod));
 }
 
@@ -372,17 +416,34 @@ static void bench_conv(int B, int L, int D, DType io, double copy_gbs) {
     CU_CHECK(cu->cuMemsetD8(dy, 0x3c, n * e));
     CU_CHECK(cu->cuMemsetD8(w, 0x3c, (size_t)D * 16));
     CU_CHECK(cu->cuMemsetD8(bias, 0x3c, (size_t)D * 4));
-    void *af[4] = {&x, &w, &bias, &y}, *ab[6] = {&dy, &x, &w, &dx, &dw, &db};
-    CUdeviceptr bb[6] = {dy, x, w, dx, dw, db};
+    CUdeviceptr dy2 = dalloc(n * e), none = 0;
+    CU_CHECK(cu->cuMemsetD8(dy2, 0x3c, n * e));
+    void *af[5] = {&x, &w, &bias, &y, &none}, *ab[8] = {&dy, &x, &w, &dx, &dw, &db, &none, &none};
+    CUdeviceptr bb[8] = {dy, x, w, dx, dw, db, 0, 0};
     ConvCtx cf = {&kf, af, NULL}, cb = {&kb, ab, bb};
     float tf = time_ms(run_conv, &cf, 3, 20), tb = time_ms(run_conv, &cb, 3, 20);
     double gf = 2.0 * n * e / tf / 1e6, gb = 3.0 * n * e / tb / 1e6;
     printf("| conv1d B%d L%d D%d %s silu | fwd %.3f ms | %.0f GB/s (%.0f%%) | bwd %.3f ms | %.0f GB/s (%.0f%%) |\n", B,
            L, D, dtype_name(io), tf, gf, 100 * gf / copy_gbs, tb, gb, 100 * gb / copy_gbs);
-    CUdeviceptr all[8] = {x, y, dy, dx, w, bias, dw, db};
-    for (int i = 0; i < 8; i++) CU_CHECK(cu->cuMemFree(all[i]));
+    /* training's backward through the SiLU: dy, dy2, x in io, dx f32 (the bytes ARM-B fine-tuning moves) */
+    s.silu_dy = s.has_dy2 = true;
+    s.dy2 = io;
+    s.out = DT_F32;
+    KernelLaunch ls;
+    Kernel ks = load_kernel(template_conv1d_bwd(&s, &ls), &ls);
+    CUdeviceptr dxf = dalloc(n * 4);
+    void *as[8] = {&dy, &x, &w, &dxf, &dw, &db, &bias, &dy2};
+    CUdeviceptr bs[8] = {dy, x, w, dxf, dw, db, bias, dy2};
+    ConvCtx cs = {&ks, as, bs};
+    float ts = time_ms(run_conv, &cs, 3, 20);
+    double gs = (3.0 * n * e + 4.0 * n) / ts / 1e6;
+    printf("| conv1d B%d L%d D%d %s silu_bwd (dy + dy2) | | | bwd %.3f ms | %.0f GB/s (%.0f%%) |\n", B, L, D,
+           dtype_name(io), ts, gs, 100 * gs / copy_gbs);
+    CUdeviceptr all[10] = {x, y, dy, dx, w, bias, dw, db, dy2, dxf};
+    for (int i = 0; i < 10; i++) CU_CHECK(cu->cuMemFree(all[i]));
     CU_CHECK(cu->cuModuleUnload(kf.mod));
     CU_CHECK(cu->cuModuleUnload(kb.mod));
+    CU_CHECK(cu->cuModuleUnload(ks.mod));
 }
 
 static void bench(void) {
@@ -430,7 +491,9 @@ int main(int argc, char **argv) {
     check_scan(scan_spec(3, 37, 80, DT_F32, DT_F32), 1, true);          /* partial chunk, lanes past D */
     check_scan(scan_spec(2, 8, 64, DT_F32, DT_F32), 5, false);           /* one chunk: no checkpoints */
     check_conv(5, 37, 40, 4, DT_BF16, false, 7);
+    check_conv_silu_bwd(5, 37, 40, 4, DT_BF16, 8);
     if (!small) {
+        check_conv_silu_bwd(3, 197, 768, 4, DT_BF16, 9);
         check_scan(scan_spec(2, 197, 768, DT_F32, DT_F32), 2, false);    /* ARM-B fine-tuning */
         check_scan(scan_spec(2, 128, 1024, DT_BF16, DT_F32), 3, false);  /* ARM-L pretraining, bf16 activations */
         check_scan(scan_spec(1, 577, 1536, DT_BF16, DT_BF16), 4, false); /* ARM-H at 384 px, bf16 in and out */

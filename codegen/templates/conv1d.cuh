@@ -10,6 +10,10 @@
 // consecutive d of a row (coalesced). Inputs x and dy are read through VMC_AT (common.cuh): they may be row
 // permutations or channel slices of a larger buffer. The backward's dw/db partial sums are reduced over the
 // block's row groups in shared memory, then added with one atomic per value per block (f32, zeroed first).
+// CONV_SILU_DY: the backward of silu(conv(x)) from the gradient at the SiLU's output, dy (+ dy2 when CONV_DY2): each
+// thread recomputes the conv output p of its dy rows from K - 1 more x rows and the bias, and takes
+// (dy + dy2) silu'(p) as the conv's output gradient, so the forward need not store p and no kernel forms the
+// product in between.
 // Tried (H200, B128 L197 D768 bf16): the scan's 32-bit column/row offsets (VMC_COL, VMC_ROWOFF) for the window
 // loads: 0.034 / 0.100 ms against 0.033 / 0.099 (fwd / bwd; more registers, and these loads are few).
 
@@ -21,6 +25,14 @@
 #define OUT2_T OUT_T
 #endif
 #define CONV_WIN (CONV_ROWS + CONV_K - 1)   // rows a thread reads
+#ifndef CONV_SILU_DY
+#define CONV_SILU_DY 0
+#endif
+#ifndef CONV_DY2
+#define CONV_DY2 0
+#define DY2_T DY_T
+#endif
+#define CONV_XWIN (CONV_WIN + (CONV_SILU_DY ? CONV_K - 1 : 0))   // x rows a backward thread reads
 
 #ifndef VMC_CONV_LOAD_WINDOW   // the emulator tests include this file twice (forward, then backward)
 #define VMC_CONV_LOAD_WINDOW
@@ -78,26 +90,50 @@ vmc_conv1d_fwd(const X_T *__restrict__ x, const W_T *__restrict__ w, const BIAS_
 #else
 extern "C" __global__ void __launch_bounds__(CONV_CH * CONV_GROUPS)
 vmc_conv1d_bwd(const DY_T *__restrict__ dy, const X_T *__restrict__ x, const W_T *__restrict__ w,
-               OUT_T *__restrict__ dx, float *__restrict__ dw, float *__restrict__ db) {
+               OUT_T *__restrict__ dx, float *__restrict__ dw, float *__restrict__ db,
+               const BIAS_T *__restrict__ bias, const DY2_T *__restrict__ dy2) {
     constexpr int K = CONV_K, V = CONV_VEC;   // V adjacent channels per thread, one access each
     __shared__ float red[CONV_GROUPS][K + 1][CONV_CH * V];
     const int c = threadIdx.x, grp = threadIdx.y, d_raw = (blockIdx.x * CONV_CH + c) * V;
     const bool valid = d_raw < CONV_D;
     const int d = valid ? d_raw : CONV_D - V;
     const int t0 = (blockIdx.y * CONV_GROUPS + grp) * CONV_ROWS;
-    float wk[K][V], dw_acc[K][V], db_acc[V];
+    float wk[K][V], dw_acc[K][V], db_acc[V], bb[V];
 #pragma unroll
     for (int v = 0; v < V; v++) {
         db_acc[v] = 0.f;
+        bb[v] = CONV_SILU_DY ? to_f32(bias[d + v]) : 0.f;
 #pragma unroll
         for (int k = 0; k < K; k++) { wk[k][v] = to_f32(w[(d + v) * K + k]); dw_acc[k][v] = 0.f; }
     }
     for (int bi = 0; bi < CONV_BATCH && t0 < CONV_L; bi++) {
         const int b = blockIdx.z * CONV_BATCH + bi;
         if (b >= CONV_B) break;
-        float dyw[CONV_WIN][V], xw[CONV_WIN][V];   // dyw[j] = dy[t0 + j], xw[j] = x[t0 - K + 1 + j]
+        // dyw[j] = dy[t0 + j], xw[j] = x[t0 - K + 1 + j] (CONV_SILU_DY: K - 1 rows more, for p of every dy row)
+        float dyw[CONV_WIN][V], xw[CONV_XWIN][V];
         load_window<CONV_WIN, V>(dy, [&](int t) { return VMC_AT(DY, b, t); }, t0, d, dyw);
-        load_window<CONV_WIN, V>(x, [&](int t) { return VMC_AT(X, b, t); }, t0 - (K - 1), d, xw);
+        load_window<CONV_XWIN, V>(x, [&](int t) { return VMC_AT(X, b, t); }, t0 - (K - 1), d, xw);
+        if (CONV_SILU_DY) {
+#if CONV_DY2   // (a preprocessor test: the DY2 row map exists only then)
+            float dyw2[CONV_WIN][V];
+            load_window<CONV_WIN, V>(dy2, [&](int t) { return VMC_AT(DY2, b, t); }, t0, d, dyw2);
+#pragma unroll
+            for (int j = 0; j < CONV_WIN; j++)
+#pragma unroll
+                for (int v = 0; v < V; v++) dyw[j][v] += dyw2[j][v];
+#endif
+#pragma unroll
+            for (int j = 0; j < CONV_WIN; j++) {   // p[t0 + j] = bias + sum_k w[k] x[t0 + j - K + 1 + k]
+#pragma unroll
+                for (int v = 0; v < V; v++) {
+                    float p = bb[v];
+#pragma unroll
+                    for (int k = 0; k < K; k++) p = fmaf(wk[k][v], xw[j + k][v], p);
+                    const float s = sigmoid_f(p);
+                    dyw[j][v] *= s * (1.f + p * (1.f - s));   // rows past L: dy = 0 stays 0
+                }
+            }
+        }
         const size_t base = (size_t)b * CONV_L * CONV_D + d;
 #pragma unroll
         for (int r = 0; r < CONV_ROWS; r++) {

@@ -18,11 +18,17 @@
 
 // y = conv(x) (+ SiLU); dx, dw, db from dy (dw, db accumulated: zero them first). Pointers are the buffers the
 // row maps index.
-static void emu_conv_run(const float *x, const float *w, const float *bias, float *y, const float *dy, float *dx,
+static void emu_conv_bwd_run(const DY_T *dy, const X_T *x, const float *w, float *dx, float *dw, float *db,
+                             const float *bias, const DY2_T *dy2) {
+    constexpr unsigned B = CONV_B, L = CONV_L, D = CONV_D;
+    emu_launch({(D + 32 * CONV_VEC - 1) / (32 * CONV_VEC), (L + 31) / 32, (B + 3) / 4}, {32, 4, 1},
+               [&] { vmc_conv1d_bwd(dy, x, w, dx, dw, db, bias, dy2); });
+}
+
+static void emu_conv_run(const X_T *x, const float *w, const float *bias, OUT_T *y, const DY_T *dy, float *dx,
                          float *dw, float *db) {
     constexpr unsigned B = CONV_B, L = CONV_L, D = CONV_D;
     emu_launch({(D + 128 * CONV_VEC - 1) / (128 * CONV_VEC), (L + 15) / 16, B}, {128, 1, 1},
                [&] { vmc_conv1d_fwd(x, w, bias, y, nullptr); });
-    emu_launch({(D + 32 * CONV_VEC - 1) / (32 * CONV_VEC), (L + 31) / 32, (B + 3) / 4}, {32, 4, 1},
-               [&] { vmc_conv1d_bwd(dy, x, w, dx, dw, db); });
+    emu_conv_bwd_run(dy, x, w, dx, dw, db, nullptr, nullptr);
 }
