@@ -274,6 +274,9 @@ static bool opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int er
             ss.skip_f32_parts = copy ? SCAN_PARTS & ~f->scan_f32[n->id] : 0;
             args[nargs++] = copy ? (BufRef){f->sbuf[n->id].arena, f->sbuf[n->id].offset} : NO_BUF;
         }
+        const Node *fw = n->op == OP_SCAN ? n : f->scan_pair[n->id];   /* chunk-start states (mark_scan_states) */
+        ss.states = f->scan_pair[n->id] != NULL;
+        args[nargs++] = ss.states ? (BufRef){f->states[fw->id].arena, f->states[fw->id].offset} : NO_BUF;
         ss.u = stored(f, fus_src(f, n, 0));
         ss.delta = stored(f, fus_src(f, n, 1));
         ss.bc = stored(f, fus_src(f, n, 3));
@@ -373,6 +376,10 @@ static bool opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int er
     }
     for (int k = 0; k < gr->nouts; k++) touch_node(l, f, gr->outs[k], false, true);
     if (f->shadow[n->id]) touch_node(l, f, n, true, true);
+    if ((n->op == OP_SCAN || n->op == OP_SCAN_BWD) && f->scan_pair[n->id]) {   /* written by the forward */
+        const Buf *st = &f->states[n->op == OP_SCAN ? n->id : f->scan_pair[n->id]->id];
+        touch(l, (BufRef){st->arena, st->offset}, st->bytes, n->op == OP_SCAN);
+    }
     if (first >= 0) l->same_as = first;
     else p->nkernels++;
     return true;
@@ -619,6 +626,31 @@ static void mark_bf16_outputs(Fusion *f) {
     free(ok);
 }
 
+/* Training: a scan forward saves its chunk-start states for the backward of the same inputs (template.h), which
+ * then skips its recompute pass (an eighth of its work), at the cost of the states' memory from the forward to the
+ * backward (ARM-B fine-tuning: 151 MB per scan). ProgramOptions.scan_recompute keeps the recompute instead. */
+static void mark_scan_states(Fusion *f) {
+    for (int k = 0; k < f->ngroups; k++) {
+        Node *bw = f->groups[k].root;
+        if (bw->op != OP_SCAN_BWD) continue;
+        for (int j = 0; j < k; j++) {
+            Node *fw = f->groups[j].root;
+            bool same = fw->op == OP_SCAN && !f->scan_pair[fw->id];
+            for (int s = 0; same && s < 8; s++) same = fus_src(f, fw, s) == fus_src(f, bw, s);
+            if (!same) continue;
+            ScanSpec ss;
+            scan_spec(fw, &ss);
+            const size_t numel = scan_states_numel(&ss);
+            if (numel) {
+                f->scan_pair[fw->id] = bw;
+                f->scan_pair[bw->id] = fw;
+                f->states[fw->id] = (Buf){AR_ACT, 0, (int64_t)numel * 4};
+            }
+            break;
+        }
+    }
+}
+
 static BufRef shadow_ref(const Fusion *f, const Node *x) {
     int64_t off;
     const Node *o = view_owner(f, x, &off);
@@ -783,6 +815,7 @@ Program *program_build(const Graph *g, Node *const *keep, int nkeep, const Progr
     p->f = pass_simplify(g, keep, nkeep);
     pass_fuse(p->f);
     if (opt->bf16) { mark_shadows(p->f); mark_bf16_outputs(p->f); }
+    if (!opt->scan_recompute) mark_scan_states(p->f);
     pass_plan(p->f);
     Batch b = {0};
     SeenSet seen = {0};

@@ -60,6 +60,8 @@ typedef struct ProgramOptions {
     int threads;                /* parallel NVRTC compiles (0: number of cores) */
     bool bf16;                  /* bf16 GEMM operands (ARM_SPEC §2.5); fp32 everything else */
     bool no_compile;            /* generate only (tests of the generator) */
+    bool scan_recompute;        /* training: the scan backward recomputes its chunk-start states instead of reading
+                                 * the forward's (less memory, more time: program.c mark_scan_states) */
 } ProgramOptions;
 
 typedef struct Program {

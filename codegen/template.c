@@ -189,6 +189,12 @@ static void scan_defs(const ScanSpec *s, Defs *ds) {
     def_rows(ds, "BM", &s->bm_map, s->L, s->N);
     def_rows(ds, "CM", &s->cm_map, s->L, s->N);
     def_rows(ds, "Z", &s->z_map, s->L, s->D);
+    def_int(ds, "SCAN_CHUNK", SCAN_CHUNK);
+    def_int(ds, "SCAN_STATES", s->states);
+}
+
+size_t scan_states_numel(const ScanSpec *s) {
+    return (size_t)s->B * (size_t)((s->L + SCAN_CHUNK - 1) / SCAN_CHUNK - 1) * (size_t)s->N * (size_t)s->D;
 }
 
 char *template_scan_fwd(const ScanSpec *s, KernelLaunch *l) {
@@ -212,8 +218,7 @@ char *template_scan_bwd(const ScanSpec *s, KernelLaunch *l) {
     def_rows(&ds, "DO", &s->dout_map, s->L, s->D);
     const int threads = scan_bwd_threads();
     def_int(&ds, "SCAN_THREADS", threads);
-    /* Checkpoints of the 16 states are parked in the du/ddelta rows of their own chunk: 2*CHUNK >= N. */
-    def_int(&ds, "SCAN_CHUNK", SCAN_CHUNK);
+    /* (without saved states the chunk-start states are parked in the du/ddelta rows of their own chunk: 2*CHUNK >= N) */
     def_int(&ds, "SCAN_COPY_PARTS", s->copy_parts);
     def_int(&ds, "SCAN_F32_PARTS", 7 & ~s->skip_f32_parts);
     launch_init(l, "vmc_scan_bwd", cdiv(s->D, threads), (unsigned)s->B, 1, (unsigned)threads, 1);

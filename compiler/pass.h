@@ -64,6 +64,10 @@ typedef struct Fusion {
                              * every reader of which takes bf16, as under the reference's autocast) */
     unsigned char *scan_copy;   /* by node id, OP_SCAN_BWD: the parts of its packed output with a bf16 copy, and */
     unsigned char *scan_f32;    /* the parts some reader takes in f32 (compiler/scan_copy.h; set with shadow[]) */
+    Node **scan_pair;       /* by node id: an OP_SCAN and the OP_SCAN_BWD of the same inputs, each the other's, when
+                             * the forward saves its chunk-start states for the backward (set before pass_plan) */
+    Buf *states;            /* by OP_SCAN node id, where paired: those states (bytes set with the pair, placed by
+                             * pass_plan in the activations arena, live from the forward to the backward) */
     int64_t arena_bytes[AR_COUNT_];
     int64_t act_naive_bytes;/* activations without reuse, for reports */
 } Fusion;

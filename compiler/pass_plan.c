@@ -75,14 +75,18 @@ static void inplace_assigns(Fusion *f, const Node **alias) {
     free(seen);
 }
 
-typedef struct Iv { int id; int64_t bytes; int first, last; } Iv;   /* id < 0: the bf16 shadow of node -id-1 */
+/* A buffer's life, [first, last] in group order; order breaks ties of size (bf16 copies first, by descending node
+ * id, then values by node id, then scan states). */
+typedef struct Iv { Buf *slot; int64_t bytes; int first, last, order; } Iv;
 
-static Buf *slot(Fusion *f, const Iv *iv) { return iv->id >= 0 ? &f->buf[iv->id] : &f->sbuf[-iv->id - 1]; }
+static Iv interval(Buf *slot, int64_t bytes, int first, int last, int order) {
+    return (Iv){slot, bytes, first, last > first ? last : first, order};
+}
 
 static int by_size_desc(const void *a, const void *b) {
     const Iv *x = a, *y = b;
     if (x->bytes != y->bytes) return x->bytes < y->bytes ? 1 : -1;
-    return x->id - y->id;
+    return x->order - y->order;
 }
 static int by_offset(const void *a, const void *b) {
     const Buf *const *x = a, *const *y = b;
@@ -97,7 +101,7 @@ static int64_t place(Fusion *f, Iv *iv, int n) {
     for (int k = 0; k < n; k++) {
         int nb = 0;
         for (int j = 0; j < k; j++)
-            if (iv[j].first <= iv[k].last && iv[k].first <= iv[j].last) busy[nb++] = slot(f, &iv[j]);
+            if (iv[j].first <= iv[k].last && iv[k].first <= iv[j].last) busy[nb++] = iv[j].slot;
         qsort(busy, (size_t)nb, sizeof(Buf *), by_offset);
         int64_t off = 0;
         for (int j = 0; j < nb; j++) {
@@ -105,7 +109,7 @@ static int64_t place(Fusion *f, Iv *iv, int n) {
             int64_t end = busy[j]->offset + busy[j]->bytes;
             if (end > off) off = end;
         }
-        *slot(f, &iv[k]) = (Buf){AR_ACT, off, iv[k].bytes};
+        *iv[k].slot = (Buf){AR_ACT, off, iv[k].bytes};
         if (off + iv[k].bytes > top) top = off + iv[k].bytes;
     }
     free(busy);
@@ -140,7 +144,7 @@ void pass_plan(Fusion *f) {
     }
     const Node **alias = xcalloc((size_t)g->nnodes, sizeof(Node *));
     inplace_assigns(f, alias);
-    Iv *iv = xmalloc(sizeof(Iv) * (size_t)(2 * g->nnodes + 1));
+    Iv *iv = xmalloc(sizeof(Iv) * (size_t)(3 * g->nnodes + 1));
     int niv = 0;
     memset(f->arena_bytes, 0, sizeof f->arena_bytes);
     f->act_naive_bytes = 0;
@@ -156,10 +160,17 @@ void pass_plan(Fusion *f) {
         }
         int first = f->group_of[id];
         if (f->shadow_only[id]) f->buf[id] = (Buf){AR_COUNT_, 0, 0};   /* no f32 copy: a NULL pointer */
-        else iv[niv++] = (Iv){id, bytes, first, last[id] > first ? last[id] : first};
+        else iv[niv++] = interval(&f->buf[id], bytes, first, last[id], id);
         const int send = n->op == OP_SCAN_BWD ? slast[id] : last[id];
-        if (f->shadow[id]) iv[niv++] = (Iv){-id - 1, align_up(shape_numel(n->shape) * 2), first, send > first ? send : first};
+        if (f->shadow[id]) iv[niv++] = interval(&f->sbuf[id], align_up(shape_numel(n->shape) * 2), first, send, -id - 1);
         f->act_naive_bytes += bytes;
+    }
+    for (int id = 0; id < g->nnodes; id++) {   /* a scan's chunk-start states, until its backward reads them */
+        const Node *bw = g->nodes[id]->op == OP_SCAN ? f->scan_pair[id] : NULL;
+        if (!bw) continue;
+        const int64_t sb = align_up(f->states[id].bytes);
+        iv[niv++] = interval(&f->states[id], sb, f->group_of[id], f->group_of[bw->id], g->nnodes + id);
+        f->act_naive_bytes += sb;
     }
     f->arena_bytes[AR_ACT] = place(f, iv, niv);
     for (int id = 0; id < g->nnodes; id++) if (alias[id]) f->buf[id] = f->buf[alias[id]->id];

@@ -23,7 +23,7 @@ static double now_s(void) {
 typedef struct Args {
     const char *file, *model;
     int batch, steps, top;
-    bool train, fp32, help;
+    bool train, fp32, help, scan_recompute;
     DslSet *sets; int nsets;
     const char **inc; int ninc;
 } Args;
@@ -43,6 +43,7 @@ static bool parse(int argc, char **argv, Args *a) {
         else if (!strcmp(s, "--infer")) a->train = false;
         else if (!strcmp(s, "--fp32")) a->fp32 = true;
         else if (!strcmp(s, "--bf16")) a->fp32 = false;
+        else if (!strcmp(s, "--scan-recompute")) a->scan_recompute = true;
         else if (!strcmp(s, "--model") && more) a->model = argv[++k];
         else if (!strcmp(s, "--batch") && more) a->batch = atoi(argv[++k]);
         else if (!strcmp(s, "--steps") && more) a->steps = atoi(argv[++k]);
@@ -59,7 +60,7 @@ static bool parse(int argc, char **argv, Args *a) {
     if (a->help || !a->file || !a->model || a->steps < 1 || a->top < 0) {
         fprintf(a->help ? stdout : stderr,
                 "usage: vmc bench FILE --model NAME [--batch N] [--train|--infer] [--fp32|--bf16] [--steps N] [--top N]\n"
-                "                 [--set NAME=VALUE]... [-I DIR]...\n"
+                "                 [--scan-recompute] [--set NAME=VALUE]... [-I DIR]...\n"
                 "       vmc bench --data PATH|synthetic:N [--size 192] [--threads N] [--batches N] [--batch B]\n"
                 "                 [--eval] [--exact] [--randaugment] [--keep]   (data loader throughput, no GPU)\n"
                 "  a model's step on the GPU: images/s, TFLOP/s against the measured bf16 GEMM peak, memory, time per\n"
@@ -70,6 +71,7 @@ static bool parse(int argc, char **argv, Args *a) {
                 "  --fp32 | --bf16       fp32 or bf16 (default) GEMM operands\n"
                 "  --steps N             timed steps (default 20)\n"
                 "  --top N               list the N slowest kernels, with calls and time per step (default 12)\n"
+                "  --scan-recompute      the scan backward recomputes its chunk states: less memory, more time\n"
                 "  --set NAME=VALUE      override a model constant or recipe key (repeatable)\n"
                 "  -I DIR                add an import directory\n"
                 "  --data PATH           loader throughput instead: decode + RandomResizedCrop + flip of an image folder;\n"
@@ -138,7 +140,8 @@ static int bench(const Args *a, DslModule *m) {
     /* cold compile: a fresh NVRTC cache (set before anything compiles) */
     char dir[] = "/tmp/vmc-bench-cache-XXXXXX";
     if (mkdtemp(dir)) setenv("VMC_CACHE", dir, 1);
-    ProgramOptions po = {.arch = cuda_device_arch(cuda_init_device(0)), .bf16 = !a->fp32};
+    ProgramOptions po = {.arch = cuda_device_arch(cuda_init_device(0)), .bf16 = !a->fp32,
+                         .scan_recompute = a->scan_recompute};
     double t0 = now_s();
     Program *cold = program_build(sg.g, NULL, 0, &po, err, sizeof err);
     double cold_s = now_s() - t0;
@@ -146,7 +149,7 @@ static int bench(const Args *a, DslModule *m) {
     int nkernels = cold->nkernels, ngemms = cold->ngemms;
     int64_t flops = cold->gemm_flops;
     program_free(cold);
-    CudaExecOptions eo = {.bf16 = !a->fp32};
+    CudaExecOptions eo = {.bf16 = !a->fp32, .scan_recompute = a->scan_recompute};
     /* warm start: what the next run of the same model pays, the NVRTC and GEMM-tuning caches both filled (the
      * first creation below tunes the GEMMs and fills the second) */
     Exec *e = cuda_exec_create(sg.g, NULL, 0, &eo, err, sizeof err);

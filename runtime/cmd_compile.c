@@ -63,7 +63,7 @@ bool step_graph_build(DslModule *m, const char *model, bool train, StepGraph *ou
 typedef struct Args {
     const char *file, *model, *dump;
     int arch, threads;
-    bool train, bf16, no_nvrtc, groups, help;
+    bool train, bf16, no_nvrtc, groups, help, scan_recompute;
     DslSet *sets; int nsets;
     const char **inc; int ninc;
 } Args;
@@ -71,7 +71,7 @@ typedef struct Args {
 static void usage(FILE *f) {
     fprintf(f,
         "usage: vmc compile FILE [--model NAME] [--arch sm_90] [--train] [--bf16] [--dump-kernels DIR] [--dump-groups]\n"
-        "                   [--no-nvrtc] [--threads N] [--set NAME=VALUE]... [-I DIR]...\n"
+        "                   [--no-nvrtc] [--scan-recompute] [--threads N] [--set NAME=VALUE]... [-I DIR]...\n"
         "  builds each model's step graph, fuses it, generates CUDA C for every group and NVRTC-compiles it (disk\n"
         "  cache); prints nodes, groups, kernels, GEMMs and timings per model. Needs no GPU.\n"
         "  --model NAME        only this model (default: every model in FILE)\n"
@@ -81,6 +81,8 @@ static void usage(FILE *f) {
         "  --dump-kernels DIR  write every generated module's CUDA source into DIR\n"
         "  --dump-groups       print the fusion groups\n"
         "  --no-nvrtc          generate the sources only, do not compile them\n"
+        "  --scan-recompute    training: the scan backward recomputes its chunk states instead of reading the\n"
+        "                      forward's (less memory, more time)\n"
         "  --threads N         parallel NVRTC compiles (default: the number of cores)\n"
         "  --set NAME=VALUE    override a model constant or recipe key (repeatable)\n"
         "  -I DIR              add an import directory\n");
@@ -101,6 +103,7 @@ static bool parse(int argc, char **argv, Args *a) {
         if (!strcmp(s, "--train")) a->train = true;
         else if (!strcmp(s, "--bf16")) a->bf16 = true;
         else if (!strcmp(s, "--no-nvrtc")) a->no_nvrtc = true;
+        else if (!strcmp(s, "--scan-recompute")) a->scan_recompute = true;
         else if (!strcmp(s, "--dump-groups")) a->groups = true;
         else if (!strcmp(s, "--model") && more) a->model = argv[++k];
         else if (!strcmp(s, "--dump-kernels") && more) a->dump = argv[++k];
@@ -132,7 +135,7 @@ static int compile_model(const Args *a, DslModule *m, const char *model) {
     if (!step_graph_build(m, model, a->train, &sg, &d)) { graph_free(sg.g); return 1; }
     double t1 = now_s();
     ProgramOptions po = {.arch = a->arch, .dump_dir = a->dump, .threads = a->threads, .bf16 = a->bf16,
-                         .no_compile = a->no_nvrtc};
+                         .no_compile = a->no_nvrtc, .scan_recompute = a->scan_recompute};
     char err[2048];
     Program *p = program_build(sg.g, NULL, 0, &po, err, sizeof err);
     if (!p) {

@@ -54,6 +54,9 @@ static void usage(TrainMode m, FILE *f) {
                    "  --drop_path X --layer_decay X --ema_decay X --clip_grad X      (= --set KEY=VALUE)\n");
     }
     fprintf(f, "  --threads N           data loader threads (default: the number of cores)\n  --quiet               no per-step lines\n");
+    if (m != TRAIN_EVAL)
+        fprintf(f, "  --scan-recompute      cuda: the scan backward recomputes its chunk states instead of keeping the\n"
+                   "                        forward's (less memory, a slower step)\n");
 }
 
 typedef struct Args {
@@ -133,6 +136,7 @@ static int parse(Args *a, TrainMode mode, int argc, char **argv, bool *help) {
         if (!strcmp(f, "--help") || !strcmp(f, "-h")) { *help = true; return 0; }
         if (!strcmp(f, "--ema")) { o->ema = true; continue; }
         if (!strcmp(f, "--quiet")) { o->quiet = true; continue; }
+        if (!strcmp(f, "--scan-recompute")) { o->scan_recompute = true; continue; }
         if (is_valued(f)) {
             if (k + 1 >= argc) { fprintf(stderr, "vmc %s: %s needs a value\n", CMD[mode], f); return 1; }
             if (!parse_valued(a, f, argv[++k])) return 1;

@@ -426,7 +426,7 @@ Exec *cuda_exec_create(const Graph *g, Node *const *keep, int nkeep, const CudaE
     c->opt = *opt;
     c->cu = cuda_api();
     CUdevice dev = cuda_init_device(opt->device);
-    ProgramOptions po = {.arch = cuda_device_arch(dev), .bf16 = opt->bf16};
+    ProgramOptions po = {.arch = cuda_device_arch(dev), .bf16 = opt->bf16, .scan_recompute = opt->scan_recompute};
     c->p = program_build(g, keep, nkeep, &po, err, errlen);
     if (!c->p) { free(c); return NULL; }
     c->base.vt = &CUDA_VT;

@@ -15,6 +15,7 @@ typedef struct CudaExecOptions {
     bool bf16;           /* bf16 GEMM operands (ARM_SPEC §2.5); false: fp32 everywhere (parity) */
     bool no_graph;       /* launch eagerly instead of replaying a captured CUDA graph (debugging) */
     int device;          /* ordinal */
+    bool scan_recompute; /* training: the scan backward recomputes its chunk states (ProgramOptions.scan_recompute) */
 } CudaExecOptions;
 
 /* NULL with a message in err when no GPU is usable, the program fails to compile or its arenas do not fit in the

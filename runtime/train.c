@@ -267,7 +267,7 @@ static bool make_exec(Run *r) {
             fprintf(stderr, "vmc %s: unknown precision '%s' (expected bf16 or fp32)\n", MODE_NAME[r->o->mode], prec);
             return false;
         }
-        CudaExecOptions opt = {!strcmp(prec, "bf16"), false, 0};
+        CudaExecOptions opt = {.bf16 = !strcmp(prec, "bf16"), .scan_recompute = r->o->scan_recompute};
         char err[1024];
         r->e = cuda_exec_create(r->g, keep, nk, &opt, err, sizeof err);
         if (!r->e) report_cuda_failure(r, err), r->env_error = true;

@@ -26,6 +26,7 @@ typedef struct TrainOptions {
     int log_every, ckpt_every, keep, threads;
     bool ema;                             /* eval: use the EMA weights of a training checkpoint */
     bool quiet;                           /* no per-step console lines */
+    bool scan_recompute;                  /* cuda: the scan backward recomputes its chunk states (less memory) */
 } TrainOptions;
 
 /* Runs the command; returns the exit status (0 ok, 1 user error, 2 environment error, 3 non-finite loss,

@@ -15,12 +15,13 @@ declare -A FLAGS=(
   [check]="--dump-ast --set: -I:"
   [info]="--model: --json --set: -I:"
   [graph]="--model: --dot --set: -I:"
-  [compile]="--model: --arch: --train --bf16 --dump-kernels: --dump-groups --no-nvrtc --threads: --set: -I:"
-  [bench]="--model: --batch: --train --infer --fp32 --bf16 --steps: --set: -I:"
+  [compile]="--model: --arch: --train --bf16 --dump-kernels: --dump-groups --no-nvrtc --scan-recompute --threads: --set: -I:"
+  [bench]="--model: --batch: --train --infer --fp32 --bf16 --steps: --top: --scan-recompute --set: -I:"
   [grad]="--model: --weights: --inputs: --out: --backend: --precision: --set: --allow-missing"
   [pretrain]="--model: --recipe: --data: --out: --backend: --precision: --seed: --set: -I: --steps: --stop_at: --eval_steps:
               --resume: --init: --log_every: --ckpt_every: --keep: --batch_size: --epochs: --blr: --lr: --min_lr:
-              --warmup_epochs: --weight_decay: --drop_path: --layer_decay: --ema_decay: --clip_grad: --threads: --quiet"
+              --warmup_epochs: --weight_decay: --drop_path: --layer_decay: --ema_decay: --clip_grad: --threads: --quiet
+              --scan-recompute"
   [eval]="--model: --recipe: --data: --out: --backend: --precision: --seed: --set: -I: --init: --resume: --steps: --ema
           --classes: --batch_size: --threads: --quiet"
 )

@@ -327,6 +327,73 @@ static void test_scan_row_maps(void) {
     graph_free(g);
 }
 
+/* Training: each scan forward saves its chunk-start states for the backward of the same inputs (program.c
+ * mark_scan_states): paired, sized B (chunks - 1) N D floats, placed where no other activation lives from the
+ * forward to the backward, and both templates instantiated with SCAN_STATES 1 and the buffer among their arguments.
+ * ProgramOptions.scan_recompute leaves them out. */
+static void test_scan_states(void) {
+    for (int mode = 0; mode < 3; mode++) {   /* fp32, bf16, bf16 recomputing */
+        Node *yf;
+        Graph *g = two_dir_scan_graph(&yf);
+        ProgramOptions po = {.arch = 90, .bf16 = mode > 0, .no_compile = true, .scan_recompute = mode == 2};
+        char err[256];
+        Program *p = program_build(g, NULL, 0, &po, err, sizeof err);
+        CHECK(p, "program_build: %s", err);
+        if (!p) { graph_free(g); continue; }
+        const Fusion *f = p->f;
+        int pairs = 0;
+        for (int id = 0; id < g->nnodes; id++) {
+            const Node *fw = g->nodes[id], *bw = f->scan_pair[id];
+            if (fw->op != OP_SCAN || !f->live[id]) continue;
+            CHECK(!bw == (mode == 2), "scan %%%d paired exactly when not recomputing", id);
+            if (!bw) continue;
+            pairs++;
+            CHECK(bw->op == OP_SCAN_BWD && f->scan_pair[bw->id] == fw, "scan %%%d pairs with a backward", id);
+            for (int k = 0; k < 8; k++) CHECK(fus_src(f, bw, k) == fus_src(f, fw, k), "paired scans share input %d", k);
+            const int64_t B = fw->shape.d[0], L = fw->shape.d[1], D = fw->shape.d[2], N = 16;
+            const Buf *st = &f->states[id];
+            CHECK(st->arena == AR_ACT && st->bytes == B * ((L + 7) / 8 - 1) * N * D * 4, "states of %%%d: %lld bytes", id,
+                  (long long)st->bytes);
+            const int first = f->group_of[id], last = f->group_of[bw->id];
+            for (int a = 0; a < g->nnodes; a++) {   /* no other activation in that memory meanwhile */
+                const Buf *o = &f->buf[a];
+                if (!f->mat[a] || !f->live[a] || o->arena != AR_ACT || f->view[a] || f->shadow_only[a]) continue;
+                int end = f->group_of[a];
+                for (int k = 0; k < f->ngroups; k++)
+                    for (int j = 0; j < f->groups[k].nins; j++) if (fus_owner(f, f->groups[k].ins[j])->id == (uint32_t)a && k > end) end = k;
+                const bool time = f->group_of[a] <= last && first <= end;
+                const bool space = o->offset < st->offset + st->bytes && st->offset < o->offset + o->bytes;
+                CHECK(!(time && space), "states of %%%d overlap node %d while both live", id, a);
+            }
+        }
+        CHECK(pairs == (mode == 2 ? 0 : 2), "scan forward/backward pairs: %d", pairs);
+        int fwd = 0, bwd = 0;
+        for (int k = 0; k < p->nmodules; k++) {
+            const char *src = p->modules[k].src, *def = strstr(src, "#define SCAN_STATES ");
+            if (!def || (!strstr(src, "vmc_scan_fwd(") && !strstr(src, "vmc_scan_bwd("))) continue;
+            const bool on = atoi(def + 20) == 1;
+            CHECK(on == (mode != 2), "a scan module instantiated with SCAN_STATES %d", on);
+            fwd += strstr(src, "vmc_scan_fwd(") != NULL;
+            bwd += strstr(src, "vmc_scan_bwd(") != NULL;
+        }
+        CHECK(fwd >= 1 && bwd >= 1, "scan modules: %d forward, %d backward", fwd, bwd);
+        for (int k = 0; k < p->nlaunches; k++) {   /* the forward writes the states, its backward reads them */
+            const Launch *l = &p->launches[k];
+            if (l->kind != LK_KERNEL || (strcmp(l->name, "vmc_scan_fwd") && strcmp(l->name, "vmc_scan_bwd"))) continue;
+            const bool fw = !strcmp(l->name, "vmc_scan_fwd");
+            const BufRef a = l->args[l->nargs - 1];
+            CHECK((a.arena == AR_COUNT_) == (mode == 2), "%s: states argument", l->name);
+            bool listed = false;
+            for (int j = 0; j < l->nacc; j++)
+                listed |= a.arena != AR_COUNT_ && l->acc[j].at.arena == a.arena && l->acc[j].at.offset == a.offset &&
+                          l->acc[j].write == fw;
+            CHECK(listed == (mode != 2), "%s: the states access (write in the forward) is listed", l->name);
+        }
+        program_free(p);
+        graph_free(g);
+    }
+}
+
 /* u = silu(conv(x)) in training: the SiLU's backward and the conv's are one template per direction
  * (OP_CONV1D_SILU_BWD), which takes the two addends of u's gradient (the scan's du, x_proj's input gradient) and
  * recomputes the conv output. So no kernel stores the conv output in the forward, none reads it in the backward,
@@ -671,6 +738,7 @@ int main(void) {
     test_scan_out_bf16();
     test_scan_bwd_copies();
     test_conv_silu_backward();
+    test_scan_states();
     test_recompute();
     test_optimizer_kernels();
     test_gate_kernel();

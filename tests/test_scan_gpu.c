@@ -110,6 +110,7 @@ typedef struct ScanData {
     size_t bld, bln;
     float *h[9];              /* u, delta, A_log, Bm, Cm, D, delta_bias, z, dout (rounded to their dtypes) */
     CUdeviceptr d[9], y, packed, copy;   /* copy: the packed output's bf16 mirror (s.copy_parts) */
+    CUdeviceptr states;       /* the forward's chunk-start states (s.states), 0 otherwise */
 } ScanData;
 
 static ScanData scan_data(ScanSpec s, uint64_t seed) {
@@ -122,6 +123,10 @@ static ScanData scan_data(ScanSpec s, uint64_t seed) {
     x.y = dalloc(x.bld * (size_t)dtype_size(s.out));
     x.packed = dalloc(scan_bwd_numel(&s) * 4);
     x.copy = dalloc(scan_bwd_numel(&s) * 2);
+    if (s.states && scan_states_numel(&s)) {   /* NaN until the forward writes them */
+        x.states = dalloc(scan_states_numel(&s) * 4);
+        CU_CHECK(cu->cuMemsetD8(x.states, 0xff, scan_states_numel(&s) * 4));
+    }
     return x;
 }
 
@@ -130,29 +135,34 @@ static void scan_data_free(ScanData *x) {
     CU_CHECK(cu->cuMemFree(x->y));
     CU_CHECK(cu->cuMemFree(x->packed));
     CU_CHECK(cu->cuMemFree(x->copy));
+    if (x->states) CU_CHECK(cu->cuMemFree(x->states));
 }
 
 static void scan_run_fwd(const Kernel *k, ScanData *x) {
-    void *args[9];
+    void *args[10];
     for (int i = 0; i < 8; i++) args[i] = &x->d[i];
     args[8] = &x->y;
+    args[9] = &x->states;
     launch(k, args, NULL);
 }
 
 static void scan_run_bwd(const Kernel *k, ScanData *x) {
-    void *args[11];
-    CUdeviceptr bufs[11];
+    void *args[12];
+    CUdeviceptr bufs[12];
     for (int i = 0; i < 9; i++) { args[i] = &x->d[i]; bufs[i] = x->d[i]; }
     args[9] = &x->packed;
     bufs[9] = x->packed;
     args[10] = &x->copy;
     bufs[10] = x->copy;
+    args[11] = &x->states;
+    bufs[11] = x->states;
     launch(k, args, bufs);
 }
 
 static void check_scan(ScanSpec s, uint64_t seed, bool report) {
     char what[96];
-    snprintf(what, sizeof what, "scan B%d L%d D%d N%d %s->%s", s.B, s.L, s.D, s.N, dtype_name(s.u), dtype_name(s.out));
+    snprintf(what, sizeof what, "scan B%d L%d D%d N%d %s->%s%s", s.B, s.L, s.D, s.N, dtype_name(s.u), dtype_name(s.out),
+             s.states ? "" : " recompute");
     KernelLaunch lf, lb;
     char *sf = template_scan_fwd(&s, &lf), *sb = template_scan_bwd(&s, &lb);
     Kernel kf = load_kernel(sf, &lf), kb = load_kernel(sb, &lb);
@@ -195,6 +205,13 @@ static ScanSpec scan_spec(int B, int L, int D, DType io, DType out) {
         s.copy_parts = SCAN_PARTS;   /* kernels read them there) */
         s.skip_f32_parts = SCAN_PARTS;
     }
+    s.states = true;       /* as in training: the forward saves the chunk-start states */
+    return s;
+}
+
+/* The same without saved states: the backward recomputes them (ProgramOptions.scan_recompute). */
+static ScanSpec recompute(ScanSpec s) {
+    s.states = false;
     return s;
 }
 
@@ -384,8 +401,9 @@ typedef struct { const Kernel *k; ScanData *x; } ScanCtx;
 static void run_scan_fwd(void *p) { ScanCtx *c = p; scan_run_fwd(c->k, c->x); }
 static void run_scan_bwd(void *p) { ScanCtx *c = p; scan_run_bwd(c->k, c->x); }
 
-static void bench_scan(int B, int L, int D, DType io, DType out, double copy_gbs) {
-    ScanSpec s = scan_spec(B, L, D, io, out);
+static void bench_scan(ScanSpec s, double copy_gbs) {
+    const int B = s.B, L = s.L, D = s.D;
+    const DType io = s.u, out = s.out;
     KernelLaunch lf, lb;
     Kernel kf = load_kernel(template_scan_fwd(&s, &lf), &lf), kb = load_kernel(template_scan_bwd(&s, &lb), &lb);
     ScanData x = scan_data(s, 99);
@@ -395,8 +413,9 @@ static void bench_scan(int B, int L, int D, DType io, DType out, double copy_gbs
     double fwd_bytes = 3 * bld * e + 2 * bln * e + bld * dtype_size(out);
     double bwd_bytes = 4 * bld * e + 2 * bln * e + (3 * bld + 2 * bln) * 4;   /* f32 packed gradients */
     double gf = fwd_bytes / tf / 1e6, gb = bwd_bytes / tb / 1e6;
-    printf("| scan B%d L%d D%d %s->%s | fwd %.3f ms | %.0f GB/s (%.0f%%) | bwd %.3f ms | %.0f GB/s (%.0f%%) |\n", B, L,
-           D, dtype_name(io), dtype_name(out), tf, gf, 100 * gf / copy_gbs, tb, gb, 100 * gb / copy_gbs);
+    printf("| scan B%d L%d D%d %s->%s%s | fwd %.3f ms | %.0f GB/s (%.0f%%) | bwd %.3f ms | %.0f GB/s (%.0f%%) |\n", B, L,
+           D, dtype_name(io), dtype_name(out), s.states ? "" : " recompute", tf, gf, 100 * gf / copy_gbs, tb, gb,
+           100 * gb / copy_gbs);
     scan_data_free(&x);
     CU_CHECK(cu->cuModuleUnload(kf.mod));
     CU_CHECK(cu->cuModuleUnload(kb.mod));
@@ -455,10 +474,11 @@ static void bench(void) {
     CU_CHECK(cu->cuMemFree(c.b));
     printf("\nbench (median of 20; bytes = each input read once + each output written once)\n");
     printf("| device-to-device copy 1 GiB | %.3f ms | %.0f GB/s (read+write) |\n", t, copy_gbs);
-    bench_scan(128, 197, 768, DT_BF16, DT_F32, copy_gbs);
-    bench_scan(128, 128, 768, DT_BF16, DT_F32, copy_gbs);
-    bench_scan(128, 197, 768, DT_F32, DT_F32, copy_gbs);
-    bench_scan(128, 197, 768, DT_BF16, DT_BF16, copy_gbs);
+    bench_scan(scan_spec(128, 197, 768, DT_BF16, DT_F32), copy_gbs);
+    bench_scan(recompute(scan_spec(128, 197, 768, DT_BF16, DT_F32)), copy_gbs);
+    bench_scan(scan_spec(128, 128, 768, DT_BF16, DT_F32), copy_gbs);
+    bench_scan(scan_spec(128, 197, 768, DT_F32, DT_F32), copy_gbs);
+    bench_scan(recompute(scan_spec(128, 197, 768, DT_BF16, DT_BF16)), copy_gbs);   /* inference: no states */
     bench_conv(128, 197, 768, DT_BF16, copy_gbs);
 }
 
@@ -489,12 +509,14 @@ int main(int argc, char **argv) {
     /* --small: the small shapes only, for compute-sanitizer runs */
     bool small = argc > 1 && !strcmp(argv[1], "--small");
     check_scan(scan_spec(3, 37, 80, DT_F32, DT_F32), 1, true);          /* partial chunk, lanes past D */
+    check_scan(recompute(scan_spec(3, 37, 80, DT_F32, DT_F32)), 1, false);
     check_scan(scan_spec(2, 8, 64, DT_F32, DT_F32), 5, false);           /* one chunk: no checkpoints */
     check_conv(5, 37, 40, 4, DT_BF16, false, 7);
     check_conv_silu_bwd(5, 37, 40, 4, DT_BF16, 8);
     if (!small) {
         check_conv_silu_bwd(3, 197, 768, 4, DT_BF16, 9);
         check_scan(scan_spec(2, 197, 768, DT_F32, DT_F32), 2, false);    /* ARM-B fine-tuning */
+        check_scan(recompute(scan_spec(2, 197, 768, DT_BF16, DT_F32)), 2, false);
         check_scan(scan_spec(2, 128, 1024, DT_BF16, DT_F32), 3, false);  /* ARM-L pretraining, bf16 activations */
         check_scan(scan_spec(1, 577, 1536, DT_BF16, DT_BF16), 4, false); /* ARM-H at 384 px, bf16 in and out */
         check_conv(3, 197, 768, 4, DT_F32, true, 6);

@@ -166,3 +166,16 @@ template <> struct VmcIndex<true> { typedef unsigned type; };
 #define VMC_PINDEX_T(P, NB) VMC_INDEX_T((unsigned long long)(NB) * P##_LROWS * P##_STRIDE + P##_OFF)
 #define VMC_COL(P, NB, b, d) ((VMC_PINDEX_T(P, NB))(b) * P##_LROWS * P##_STRIDE + P##_OFF + (VMC_PINDEX_T(P, NB))(d))
 #define VMC_ROWOFF(P, NB, t) ((VMC_PINDEX_T(P, NB))(P##_ROW(t)) * P##_STRIDE)
+
+#if defined(SCAN_CHUNK) && defined(SCAN_N)
+#define SCAN_NCHUNK ((SCAN_L + SCAN_CHUNK - 1) / SCAN_CHUNK)
+#ifndef SCAN_STATES
+#define SCAN_STATES 0
+#endif
+// With SCAN_STATES the scan forward saves the state at the start of every chunk of SCAN_CHUNK rows but the first,
+// and the backward starts from these instead of recomputing them: [B][NCHUNK - 1][N][D] f32 (a warp's 32 channels
+// contiguous). Element of state n of channel d at the start of chunk k >= 1:
+static __device__ __forceinline__ size_t scan_state_at(int b, int k, int n, int d) {
+    return (((size_t)b * (SCAN_NCHUNK - 1) + (k - 1)) * SCAN_N + n) * SCAN_D + d;
+}
+#endif

@@ -7,11 +7,11 @@
 // shared-memory column; the chunk's Bm/Cm rows staged by the block), every load before the first store, so a warp
 // waits for memory once per chunk. (A conditional per row made the compiler wait row by row: 8 round trips, the
 // largest stall in ncu's samples.)
-// Nothing is saved by the forward, so:
-//   pass 1   runs the recurrence forward and parks the state at the start of every chunk of SCAN_CHUNK rows in
-//            the du/ddelta rows of that same chunk (this thread's own column: no other thread touches it, and
-//            the reverse pass reads it before it writes the real du/ddelta there); the last chunk's start state
-//            stays in registers;
+// The state at the start of every chunk of SCAN_CHUNK rows is where the reverse pass starts each chunk's recompute.
+// With SCAN_STATES the forward saved them (common.cuh scan_state_at). Else
+//   pass 1   runs the recurrence forward and parks the state at the start of every chunk in the du/ddelta rows of
+//            that same chunk (this thread's own column: no other thread touches it, and the reverse pass reads it
+//            before it writes the real du/ddelta there); the last chunk's start state stays in registers;
 //   reverse  walks the chunks backwards: recompute the chunk forward from its checkpoint keeping h_{t-1} of the
 //            even rows in shared memory (private column per thread), and with h_t at hand the gate's gradient dz
 //            and dCm = dy h_t; then load the previous chunk's checkpoint (its loads complete meanwhile) and step
@@ -31,7 +31,6 @@
 // place of the reduce-scatter: 0.895 against 0.754 ms. Next steps: the forward saving its chunk states (drops
 // pass 1), and several channels per thread so the dBm/dCm sum over d costs fewer shuffles.
 
-#define SCAN_NCHUNK ((SCAN_L + SCAN_CHUNK - 1) / SCAN_CHUNK)
 // Parts of the packed output (bits: 1 du, 2 ddelta, 4 dz; compiler/scan_copy.h) written as bf16 into `copy` (the
 // packed output's bf16 mirror, same element offsets) for readers that take bf16, and those still stored in f32.
 #ifndef SCAN_COPY_PARTS
@@ -155,13 +154,20 @@ static __device__ __forceinline__ float *parked(float *du, float *ddl, ScanOutIn
     return (n < CH ? du : ddl) + (col + (ScanOutIndex)(k * CH + (n < CH ? n : n - CH)) * SCAN_D);
 }
 
+// Register slot n of the state at the start of chunk k >= 1: saved by the forward (SCAN_STATES, by state: slot n
+// holds state n ^ sw), else parked by pass 1 (by slot).
+static __device__ __forceinline__ const float *chunk_start(const float *states, float *du, float *ddl, ScanOutIndex col,
+                                                           int b, int d, int k, int n, int sw) {
+    return SCAN_STATES ? states + scan_state_at(b, k, n ^ sw, d) : parked(du, ddl, col, k, n);
+}
+
 // No register cap: the compiler takes 168 (6 blocks of 64 per SM). A cap of 128 (8 blocks) spills a little and
 // measured the same (0.667 against 0.665 ms, H200).
 extern "C" __global__ void __launch_bounds__(SCAN_THREADS)
 vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const ALOG_T *__restrict__ A_log,
              const BC_T *__restrict__ Bm, const BC_T *__restrict__ Cm, const DSKIP_T *__restrict__ Dskip,
              const DBIAS_T *__restrict__ delta_bias, const Z_T *__restrict__ z, const DOUT_T *__restrict__ dout,
-             float *__restrict__ packed, bf16 *__restrict__ copy) {
+             float *__restrict__ packed, bf16 *__restrict__ copy, const float *__restrict__ states) {
     constexpr int N = SCAN_N, CH = SCAN_CHUNK, LAST = SCAN_NCHUNK - 1;
     constexpr size_t BLD = (size_t)SCAN_B * SCAN_L * SCAN_D, BLN = (size_t)SCAN_B * SCAN_L * SCAN_N;
     static_assert(2 * CH >= N && N <= 16 && SCAN_THREADS % 32 == 0, "scan_bwd configuration");
@@ -192,6 +198,12 @@ vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
     }
     const float Dd = to_f32(Dskip[d]), bias = to_f32(delta_bias[d]);
 
+#if SCAN_STATES
+    if (LAST > 0) {
+#pragma unroll
+        for (int n = 0; n < N; n++) h[n] = states[scan_state_at(b, LAST, n ^ sw, d)];
+    }
+#else
     // pass 1: forward through every chunk but the last, parking chunk-start states (parked()). Chunks here are full.
     for (int k = 0; k < LAST; k++) {
         if (k > 0 && valid) {
@@ -218,6 +230,7 @@ vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
         }
     }
     __syncthreads();   // pass 1's Bm rows are consumed before the reverse pass stages its own
+#endif
 
     float g[N], dA_acc[N], dD_acc = 0.f, dbias_acc = 0.f;   // g = a_{t+1} dh_{t+1}
 #pragma unroll
@@ -245,7 +258,7 @@ vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
         if (k > 0) {   // chunk k-1's inputs and its parked start state, read at the end of this chunk
             prefetch_chunk(u, delta, Bm, Cm, z, dout, uc, dc, zc, oc, b, k - 1, true);
 #pragma unroll
-            for (int n = 0; n < N; n++) if (k - 1 > 0) prefetch_l2(parked(du, ddl_out, col, k - 1, n));
+            for (int n = 0; n < N; n++) if (k - 1 > 0) prefetch_l2(chunk_start(states, du, ddl_out, col, b, d, k - 1, n, sw));
         }
         __syncthreads();   // sBC and rowv staged; acc read by the previous chunk's flush
 
@@ -286,7 +299,8 @@ vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
         if (k > 0) {   // h is free until chunk k-1: load its start state now (parked in chunk k-1's own du/ddelta
                        // rows, which this chunk does not write), so the loads complete during the reverse steps
 #pragma unroll
-            for (int n = 0; n < N; n++) h[n] = k - 1 == 0 || !valid ? 0.f : *parked(du, ddl_out, col, k - 1, n);
+            for (int n = 0; n < N; n++)
+                h[n] = k - 1 == 0 || !valid ? 0.f : *chunk_start(states, du, ddl_out, col, b, d, k - 1, n, sw);
         }
 
         // The adjoint recurrence dh_t = dy_t C_t + a_{t+1} dh_{t+1}, t downwards. Rows go in pairs (odd t, even

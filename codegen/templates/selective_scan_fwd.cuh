@@ -3,6 +3,7 @@
 // Z_T, OUT_T. Grid (ceil(D/SCAN_THREADS), B). The N states live in registers across t; a warp reads 32
 // consecutive d of each row (coalesced). The Bm/Cm rows, shared by the block's channels, are staged in shared
 // memory as f32 a tile of rows at a time (converted once per block, read back as broadcast 16-byte loads).
+// Training (SCAN_STATES, common.cuh) also saves the state at every SCAN_CHUNK-th row for the backward.
 // One pass over the inputs; the N exp2 per element (A pre-scaled by log2 e) and the instruction count bound it.
 // Measured (H200, B128 L197 D768 N16, bf16 in and out): 0.141 ms; 0.154 ms with 64-bit index arithmetic per load
 // (VMC_AT: a third of the instructions), 0.178 ms with libm's softplus and sigmoid.
@@ -14,12 +15,16 @@
 
 #define SCAN_TILE 64   // Bm/Cm rows staged per barrier pair
 #define SCAN_PF 4      // rows of u, delta, z loaded ahead of their use (hides global-load latency)
+#if SCAN_STATES        // chunk starts (common.cuh scan_state_at) fall on the first row of a prefetch group
+static_assert(SCAN_CHUNK % SCAN_PF == 0 && SCAN_TILE % SCAN_CHUNK == 0, "scan states: chunk and tile sizes");
+#endif
 
 // At most 80 registers (6 blocks of 128 per SM): ARM-B's 768 blocks then fit one wave on 132 SMs, unspilled.
 extern "C" __global__ void __launch_bounds__(SCAN_THREADS, 6)
 vmc_scan_fwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const ALOG_T *__restrict__ A_log,
              const BC_T *__restrict__ Bm, const BC_T *__restrict__ Cm, const DSKIP_T *__restrict__ Dskip,
-             const DBIAS_T *__restrict__ delta_bias, const Z_T *__restrict__ z, OUT_T *__restrict__ out) {
+             const DBIAS_T *__restrict__ delta_bias, const Z_T *__restrict__ z, OUT_T *__restrict__ out,
+             float *__restrict__ states) {
     constexpr int N = SCAN_N, PF = SCAN_PF;
     static_assert(SCAN_TILE % SCAN_PF == 0, "prefetch groups must not straddle tiles");
     __shared__ __align__(16) float sBC[SCAN_TILE][2 * N];
@@ -55,6 +60,12 @@ vmc_scan_fwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
         }
         __syncthreads();
         for (int i = 0; i < nr; i += PF) {
+#if SCAN_STATES
+            if ((t0 + i) % SCAN_CHUNK == 0 && t0 + i > 0 && valid) {   // the state entering chunk (t0 + i) / CHUNK
+#pragma unroll
+                for (int n = 0; n < N; n++) states[scan_state_at(b, (t0 + i) / SCAN_CHUNK, n, d)] = h[n];
+            }
+#endif
             float cu[PF], cd[PF], cz[PF];
 #pragma unroll
             for (int p = 0; p < PF; p++) {

@@ -1,5 +1,6 @@
 // emu_scan_f32.cpp — scan templates instantiated for B=2, L=37 (a partial last chunk), D=80 (a partial block:
-// lanes past D), N=16, all f32 (template.c's block sizes), checked on the CPU emulator.
+// lanes past D), N=16, all f32 (template.c's block sizes), the backward starting from the forward's saved chunk states, checked on
+// the CPU emulator.
 #include "cuda_emu.h"
 #define SCAN_B 2
 #define SCAN_L 37
@@ -7,6 +8,7 @@
 #define SCAN_N 16
 #include "scan_f32_types.h"
 #define SCAN_CHUNK 8
+#define SCAN_STATES 1   // the forward saves the chunk-start states, the backward reads them
 #define vmc_scan_fwd emu_scan_fwd_f32
 #define vmc_scan_bwd emu_scan_bwd_f32
 #include "../../codegen/templates/common.cuh"

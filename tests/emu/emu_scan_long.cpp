@@ -16,6 +16,7 @@
 #define OUT_T float
 #define DOUT_T float
 #define SCAN_CHUNK 8
+#define SCAN_STATES 1   // the forward saves the chunk-start states, the backward reads them
 #define SCAN_COPY_PARTS 7   // du and dz in bf16 only, ddelta in both
 #define SCAN_F32_PARTS 2
 #define vmc_scan_fwd emu_scan_fwd_long
