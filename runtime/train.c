@@ -241,7 +241,8 @@ static void report_cuda_failure(const Run *r, const char *err) {
     int64_t fixed = fixed_bytes(r->g), per = need > fixed ? (need - fixed) / r->batch : 0;
     char msg[1024];
     train_oom_message(need, fr, fixed, per, r->batch, msg, sizeof msg);
-    fprintf(stderr, "vmc %s: %s\n", MODE_NAME[r->o->mode], msg);
+    fprintf(stderr, "vmc %s: %s%s\n", MODE_NAME[r->o->mode], msg,
+            r->o->scan_recompute || r->o->mode == TRAIN_EVAL ? "" : " (--scan-recompute also needs less per image)");
 }
 
 /* --backend auto (or none): cuda when a GPU is usable, else cpu. */
