@@ -29,7 +29,7 @@ void kernel_source_free(KernelSource *k);
  * a value that has one does: that value is a GEMM operand, in the backward a Linear's output gradient, which the
  * reference's autocast holds in bf16; the sum is that Linear's bias gradient, read at half the bytes (and when
  * nothing else reads the f32 value, it is never written). So does any generated kernel reading parts of a scan
- * backward's output that have copies (du, dz: scan_copy.h). */
+ * backward's output that have copies (du, dz: packed_copy.h). */
 bool codegen_reads_copy(const Fusion *f, const Group *gr, const Node *x);
 /* Kernel-class label for a group of any kind ("gemm", "scan", "conv", "norm", "elementwise", "optimizer", ...). */
 const char *codegen_group_class(const Fusion *f, const Group *gr);

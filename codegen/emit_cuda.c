@@ -4,7 +4,7 @@
  * (block-wide sum/max into a register every thread holds), then the final phase writes the outputs.
  * This is the only file that prints generated kernel syntax (the opaque templates live in codegen/templates). */
 #include "codegen.h"
-#include "scan_copy.h"
+#include "packed_copy.h"
 #include <ctype.h>
 #include <math.h>
 #include <stdarg.h>
@@ -69,9 +69,9 @@ static int param_of(const Em *e, const Node *n, bool out) {
 
 bool codegen_reads_copy(const Fusion *f, const Group *gr, const Node *x) {
     const Node *o = fus_owner(f, x);
-    if (o->op == OP_SCAN_BWD) {   /* the parts with a copy (scan_copy.h), whoever reads them */
-        const int parts = gr->kind == GK_EW || gr->kind == GK_ROW ? scan_bwd_parts_read(f, gr, x, o) : 0;
-        return f->shadow[o->id] && parts && !(parts & ~f->scan_copy[o->id]);
+    if (packed_has_parts(o)) {   /* the parts with a copy (packed_copy.h), whoever reads them */
+        const int parts = gr->kind == GK_EW || gr->kind == GK_ROW ? packed_parts_read(f, gr, x, o) : 0;
+        return f->shadow[o->id] && parts && !(parts & ~f->part_copy[o->id]);
     }
     if (gr->kind != GK_ROW) return false;
     if (!f->shadow[o->id] || f->store_bf16[o->id]) return false;

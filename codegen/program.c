@@ -2,7 +2,7 @@
  * NVRTC modules, template instantiations for the opaque ops, GEMM descriptors, memsets and ASSIGN copies), then
  * compiles every module on a thread pool through the NVRTC disk cache. No GPU is touched here. */
 #include "program.h"
-#include "scan_copy.h"
+#include "packed_copy.h"
 #include "template.h"
 #include <pthread.h>
 #include <stdlib.h>
@@ -209,13 +209,13 @@ static bool unaligned(const BufRef *args, int n) {
 }
 
 /* Has the memory under x a bf16 copy? A generated kernel writes its outputs' whole copies; the scan backward
- * writes the copies of the parts of its packed output that bf16 readers take (Fusion.scan_copy). Templates read an
+ * writes the copies of the parts of its packed output that bf16 readers take (Fusion.part_copy). Templates read an
  * input's copy where it has one: the reference kernels take bf16. */
 static bool has_bf16_copy(const Fusion *f, const Node *x) {
     int64_t off;
     const Node *o = view_owner(f, x, &off);
-    if (!f->shadow[o->id] || o->op != OP_SCAN_BWD) return f->shadow[o->id];
-    return !(scan_bwd_part(o, off, shape_numel(x->shape)) & ~f->scan_copy[o->id]);
+    if (!f->shadow[o->id] || !packed_has_parts(o)) return f->shadow[o->id];
+    return !(packed_part(o, off, shape_numel(x->shape)) & ~f->part_copy[o->id]);
 }
 
 /* The storage type a template reads input x in: that of the buffer under x's row map (if any). */
@@ -268,10 +268,10 @@ static bool opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int er
         for (int k = 0; k < n->nsrc; k++)
             args[nargs++] = maps[k] ? row_mapped(p, fus_src(f, n, k), maps[k], &tables[k]) : template_in(p, fus_src(f, n, k));
         args[nargs++] = bufref(p, n);
-        if (n->op == OP_SCAN_BWD) {   /* the bf16 copies of the parts bf16 readers take (mark_scan_copies) */
+        if (n->op == OP_SCAN_BWD) {   /* the bf16 copies of the parts bf16 readers take (mark_part_copies) */
             const bool copy = f->shadow[n->id];
-            ss.copy_parts = copy ? f->scan_copy[n->id] : 0;
-            ss.skip_f32_parts = copy ? SCAN_PARTS & ~f->scan_f32[n->id] : 0;
+            ss.copy_parts = copy ? f->part_copy[n->id] : 0;
+            ss.skip_f32_parts = copy ? SCAN_PARTS & ~f->part_f32[n->id] : 0;
             args[nargs++] = copy ? (BufRef){f->sbuf[n->id].arena, f->sbuf[n->id].offset} : NO_BUF;
         }
         const Node *fw = n->op == OP_SCAN ? n : f->scan_pair[n->id];   /* chunk-start states (mark_scan_states) */
@@ -314,8 +314,9 @@ static bool opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int er
         if (bx) cs.x_map = cs.dy_map;   /* x is not needed: dy stands in, read the same way */
         /* (dy, x, w, dx, dw, db): inputs a gradient does not need get a valid stand-in, outputs not wanted NULL */
         args[0] = dy; args[1] = bx ? dy : other; args[2] = bx ? other : dy;
-        args[3] = bx ? bufref(p, n) : NO_BUF; args[4] = bx ? NO_BUF : bufref(p, n); args[5] = args[6] = args[7] = NO_BUF;
-        nargs = 8;
+        args[3] = bx ? bufref(p, n) : NO_BUF; args[4] = bx ? NO_BUF : bufref(p, n);
+        args[5] = args[6] = args[7] = args[8] = NO_BUF;
+        nargs = 9;
         cs.unaligned = unaligned(args, nargs);
         src = template_conv1d_bwd(&cs, &kl);
         break;
@@ -338,7 +339,10 @@ static bool opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int er
             cs.dy2 = stored(f, fus_src(f, n, 4));
             args[7] = row_mapped(p, fus_src(f, n, 4), &cs.dy2_map, &tables[4]);
         }
-        nargs = 8;
+        cs.copy_dx = f->shadow[n->id] && (f->part_copy[n->id] & CONV_PART_DX);   /* mark_part_copies */
+        cs.skip_f32_dx = cs.copy_dx && !(f->part_f32[n->id] & CONV_PART_DX);
+        args[8] = cs.copy_dx ? (BufRef){f->sbuf[n->id].arena, f->sbuf[n->id].offset} : NO_BUF;
+        nargs = 9;
         cs.unaligned = unaligned(args, nargs);
         src = template_conv1d_bwd(&cs, &kl);
         break;
@@ -522,27 +526,27 @@ static void mark_shadow_only(Fusion *f) {
             if (!reads_copy(f, gr, x)) f32_read[fus_owner(f, x)->id] = true;
         }
     }
-    for (int id = 0; id < g->nnodes; id++)   /* (a scan backward's copy is partial: its f32 output stays) */
-        f->shadow_only[id] = f->shadow[id] && !f32_read[id] && !f->kept[id] && g->nodes[id]->op != OP_SCAN_BWD;
+    for (int id = 0; id < g->nnodes; id++)   /* (a packed output's copy is partial: its f32 output stays) */
+        f->shadow_only[id] = f->shadow[id] && !f32_read[id] && !f->kept[id] && !packed_has_parts(g->nodes[id]);
     free(f32_read);
 }
 
-/* The scan backward's packed output: bf16 copies of the parts (du, ddelta, dz) that GEMMs (ddelta, for dt_proj's
- * gradients), generated kernels (dz into the 4-direction merge) and the conv's SiLU backward (du) read, as the
- * reference holds them in bf16; then the parts some other reader (another template, a generated kernel that also
- * reads a parameter-gradient part) still takes in f32. A part nobody reads in f32 is not stored in f32. An output the host
- * reads (kept, in AR_KEEP) has no copy. */
-static void mark_scan_copies(Fusion *f) {
+/* Packed backward outputs (packed_copy.h): bf16 copies of the parts that GEMMs (the scan's ddelta, for dt_proj's
+ * gradients), generated kernels (the scan's dz and the conv's dx into the 4-direction merge) and the conv's SiLU
+ * backward (the scan's du) read, as the reference holds them in bf16; then the parts some other reader (another
+ * template, a generated kernel that also reads a parameter-gradient part) still takes in f32. A part nobody reads
+ * in f32 is not stored in f32. An output the host reads (kept, in AR_KEEP) has no copy. */
+static void mark_part_copies(Fusion *f) {
     for (int k = 0; k < f->ngroups; k++) {
         const Group *gr = &f->groups[k];
         for (int j = 0; j < gr->nins; j++) {
             const Node *x = gr->ins[j], *o = fus_owner(f, x);
-            if (o->op != OP_SCAN_BWD || f->kept[o->id]) continue;   /* (a kept value has no copy: AR_KEEP) */
+            if (!packed_has_parts(o) || f->kept[o->id]) continue;   /* (a kept value has no copy: AR_KEEP) */
             const bool silu_bwd = gr->kind == GK_OPAQUE && gr->root->op == OP_CONV1D_SILU_BWD;
             if (!gemm_operand(f, gr, x) && gr->kind != GK_EW && gr->kind != GK_ROW && !silu_bwd) continue;
-            const int parts = scan_bwd_parts_read(f, gr, x, o);
-            if (!(parts & SCAN_PART_OTHER)) {
-                f->scan_copy[o->id] |= (unsigned char)parts;
+            const int parts = packed_parts_read(f, gr, x, o);
+            if (!(parts & PACKED_PART_OTHER)) {
+                f->part_copy[o->id] |= (unsigned char)parts;
                 f->shadow[o->id] = true;
             }
         }
@@ -553,8 +557,8 @@ static void mark_scan_copies(Fusion *f) {
             const Node *x = gr->ins[j];
             while (f->rowmap[x->id]) x = fus_src(f, x, 0);   /* a template reads the buffer under its row map */
             const Node *o = fus_owner(f, x);
-            if (o->op != OP_SCAN_BWD || reads_copy(f, gr, x)) continue;
-            f->scan_f32[o->id] |= (unsigned char)(scan_bwd_parts_read(f, gr, x, o) & SCAN_PARTS);
+            if (!packed_has_parts(o) || reads_copy(f, gr, x)) continue;
+            f->part_f32[o->id] |= (unsigned char)(packed_parts_read(f, gr, x, o) & SCAN_PARTS);
         }
     }
 }
@@ -583,7 +587,7 @@ static void mark_shadows(Fusion *f) {
             if (plain_batch(gr->root, x) && shadowable(f, x)) f->shadow[view_owner(f, x, &off)->id] = true;
         }
     }
-    mark_scan_copies(f);
+    mark_part_copies(f);
     mark_shadow_only(f);
 }
 

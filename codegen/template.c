@@ -281,6 +281,8 @@ char *template_conv1d_bwd(const Conv1dSpec *s, KernelLaunch *l) {
     def_int(&ds, "CONV_WANT_DW", s->want_dw);
     def_int(&ds, "CONV_WANT_DB", s->want_db);
     def_int(&ds, "CONV_SILU_DY", s->silu_dy);
+    def_int(&ds, "CONV_COPY_DX", s->copy_dx);
+    def_int(&ds, "CONV_F32_DX", !s->skip_f32_dx);
     if (s->silu_dy && s->has_dy2) {
         def_int(&ds, "CONV_DY2", 1);
         def_str(&ds, "DY2_T", template_ctype(s->dy2));

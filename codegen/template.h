@@ -42,7 +42,7 @@ typedef struct ScanSpec {
     DType u, delta, a_log, bc, d, delta_bias, z;   /* input dtypes (bc: Bm and Cm) */
     DType out;                                     /* forward output y (graph: f32) */
     DType dout;                                    /* backward incoming gradient */
-    int copy_parts;                                /* backward: parts (SCAN_PART_*, scan_copy.h) also written in */
+    int copy_parts;                                /* backward: parts (SCAN_PART_*, packed_copy.h) also written in */
     int skip_f32_parts;                            /* bf16 to the copy, and parts whose f32 store is skipped */
     bool states;                                   /* the forward saves the chunk-start states, the backward
                                                     * reads them (scan_states_numel floats) */
@@ -80,11 +80,12 @@ typedef struct Conv1dSpec {
     bool has_dy2;              /* backward with silu_dy: the gradient is dy + dy2 */
     DType dy2;
     RowMap dy2_map;
+    bool copy_dx, skip_f32_dx; /* backward (packed_copy.h): dx also as a bf16 copy into dx_copy, and not in f32 */
 } Conv1dSpec;
 
 /* vmc_conv1d_fwd(const x*, const w*, const bias*, out* y, out2* y2); y2 (silu(y)) may be NULL unless s->silu_out */
 char *template_conv1d_fwd(const Conv1dSpec *s, KernelLaunch *l);
-/* vmc_conv1d_bwd(const dy*, const x*, const w*, out* dx, float *dw [D,K], float *db [D], const bias*, const dy2*);
- * pointers of gradients not wanted may be NULL, and bias and dy2 unless s->silu_dy (s->has_dy2). dw and db are
- * accumulated (listed in l->zero). */
+/* vmc_conv1d_bwd(const dy*, const x*, const w*, out* dx, float *dw [D,K], float *db [D], const bias*, const dy2*,
+ *                bf16 *dx_copy); pointers of gradients not wanted may be NULL, bias and dy2 unless s->silu_dy
+ * (s->has_dy2), dx if s->skip_f32_dx, dx_copy unless s->copy_dx. dw and db are accumulated (listed in l->zero). */
 char *template_conv1d_bwd(const Conv1dSpec *s, KernelLaunch *l);

@@ -62,8 +62,8 @@ typedef struct Fusion {
                              * neither stored nor given memory */
     bool *store_bf16;       /* by node id: the buffer holds bf16, 2 bytes per element (precision bf16: a GEMM output
                              * every reader of which takes bf16, as under the reference's autocast) */
-    unsigned char *scan_copy;   /* by node id, OP_SCAN_BWD: the parts of its packed output with a bf16 copy, and */
-    unsigned char *scan_f32;    /* the parts some reader takes in f32 (compiler/scan_copy.h; set with shadow[]) */
+    unsigned char *part_copy;   /* by node id, a packed backward output: its parts with a bf16 copy, and */
+    unsigned char *part_f32;    /* the parts some reader takes in f32 (compiler/packed_copy.h; set with shadow[]) */
     Node **scan_pair;       /* by node id: an OP_SCAN and the OP_SCAN_BWD of the same inputs, each the other's, when
                              * the forward saves its chunk-start states for the backward (set before pass_plan) */
     Buf *states;            /* by OP_SCAN node id, where paired: those states (bytes set with the pair, placed by

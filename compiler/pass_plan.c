@@ -3,7 +3,7 @@
  * arena by liveness (first-fit by decreasing size over [first write, last read] intervals). Views (reshape,
  * extract) get their owner's memory at an offset and extend its lifetime. */
 #include "pass.h"
-#include "scan_copy.h"
+#include "packed_copy.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -127,9 +127,9 @@ void pass_plan(Fusion *f) {
         Node *o = f->view[id];
         if (o && last[id] > last[o->id]) last[o->id] = last[id];
     }
-    /* The bf16 copy of a scan backward's packed output is read soon after it (dt_proj's gradient GEMMs, the conv's
-     * SiLU backward, the direction merge) while the f32 result lives on for its small parameter-gradient parts:
-     * the copy's life ends with its last reader of copied parts (scan_copy.h). */
+    /* The bf16 copy of a packed backward output (scan, conv1d) is read soon after it (dt_proj's gradient GEMMs, the
+     * conv's SiLU backward, the direction merge) while the f32 result lives on for its small parameter-gradient
+     * parts: the copy's life ends with its last reader of copied parts (packed_copy.h). */
     int *slast = xmalloc(sizeof(int) * (size_t)g->nnodes);
     for (int k = 0; k < g->nnodes; k++) slast[k] = -1;
     for (int k = 0; k < f->ngroups; k++) {
@@ -139,7 +139,7 @@ void pass_plan(Fusion *f) {
             while (f->rowmap[x->id]) x = fus_src(f, x, 0);
             const Node *o = fus_owner(f, x);
             /* (a superset of the copy's readers: any reader of copied parts only) */
-            if (o->op == OP_SCAN_BWD && !(scan_bwd_parts_read(f, gr, x, o) & ~f->scan_copy[o->id])) slast[o->id] = k;
+            if (packed_has_parts(o) && !(packed_parts_read(f, gr, x, o) & ~f->part_copy[o->id])) slast[o->id] = k;
         }
     }
     const Node **alias = xcalloc((size_t)g->nnodes, sizeof(Node *));
@@ -161,7 +161,7 @@ void pass_plan(Fusion *f) {
         int first = f->group_of[id];
         if (f->shadow_only[id]) f->buf[id] = (Buf){AR_COUNT_, 0, 0};   /* no f32 copy: a NULL pointer */
         else iv[niv++] = interval(&f->buf[id], bytes, first, last[id], id);
-        const int send = n->op == OP_SCAN_BWD ? slast[id] : last[id];
+        const int send = packed_has_parts(n) ? slast[id] : last[id];
         if (f->shadow[id]) iv[niv++] = interval(&f->sbuf[id], align_up(shape_numel(n->shape) * 2), first, send, -id - 1);
         f->act_naive_bytes += bytes;
     }

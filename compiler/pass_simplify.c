@@ -80,8 +80,8 @@ Fusion *pass_simplify(const Graph *g, Node *const *keep, int nkeep) {
     f->shadow = arena_alloc(f->arena, sizeof(bool) * (size_t)nn);
     f->shadow_only = arena_alloc(f->arena, sizeof(bool) * (size_t)nn);
     f->store_bf16 = arena_alloc(f->arena, sizeof(bool) * (size_t)nn);
-    f->scan_copy = arena_alloc(f->arena, (size_t)nn);
-    f->scan_f32 = arena_alloc(f->arena, (size_t)nn);
+    f->part_copy = arena_alloc(f->arena, (size_t)nn);
+    f->part_f32 = arena_alloc(f->arena, (size_t)nn);
     f->scan_pair = arena_alloc(f->arena, sizeof(Node *) * (size_t)nn);
     f->states = arena_alloc(f->arena, sizeof(Buf) * (size_t)nn);
     f->conv_silu = arena_alloc(f->arena, sizeof(bool) * (size_t)nn);

@@ -6,7 +6,7 @@
 #include "optim.h"
 #include "pass.h"
 #include "program.h"
-#include "scan_copy.h"
+#include "packed_copy.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -534,7 +534,7 @@ static void test_scan_out_bf16(void) {
     }
 }
 
-/* The scan backward's du, ddelta and dz (compiler/scan_copy.h): in bf16 precision the parts that generated kernels,
+/* The scan backward's du, ddelta and dz (compiler/packed_copy.h): in bf16 precision the parts that generated kernels,
  * GEMMs and the conv's SiLU backward read get bf16 copies and, where nothing reads them in f32, no f32 store; the
  * templates are instantiated to match and the readers take the copy. Here du (the conv's SiLU backward) and dz (the
  * gate's) are copied; ddelta is
@@ -564,15 +564,15 @@ static void test_scan_bwd_copies(void) {
             const bool is_kept = nkeep && o == keep[0];   /* kept: no copy, every part in f32 */
             const int want_copy = bf16 && !is_kept ? copied : 0, want_f32 = is_kept ? 0 : SCAN_PART_DDL;
             printf("scan backward %%%u (%s%s): copies %d, f32 %d\n", o->id, bf16 ? "bf16" : "fp32",
-                   nkeep && o == keep[0] ? ", kept" : "", f->scan_copy[id], f->scan_f32[id]);
-            CHECK(f->shadow[id] == (want_copy != 0) && f->scan_copy[id] == want_copy, "copies: %d", f->scan_copy[id]);
-            CHECK(!want_copy || f->scan_f32[id] == want_f32, "f32 parts: %d, want %d", f->scan_f32[id], want_f32);
+                   nkeep && o == keep[0] ? ", kept" : "", f->part_copy[id], f->part_f32[id]);
+            CHECK(f->shadow[id] == (want_copy != 0) && f->part_copy[id] == want_copy, "copies: %d", f->part_copy[id]);
+            CHECK(!want_copy || f->part_f32[id] == want_f32, "f32 parts: %d, want %d", f->part_f32[id], want_f32);
             for (int k = 0; k < f->ngroups; k++) {
                 const Group *gr = &f->groups[k];
                 if (gr->kind != GK_EW && gr->kind != GK_ROW) continue;
                 for (int j = 0; j < gr->nins; j++) {
                     if (fus_owner(f, gr->ins[j]) != o) continue;
-                    const int parts = scan_bwd_parts_read(f, gr, gr->ins[j], o);
+                    const int parts = packed_parts_read(f, gr, gr->ins[j], o);
                     const bool copy = codegen_reads_copy(f, gr, gr->ins[j]);
                     copy_readers += copy;
                     CHECK(copy == (want_copy && !(parts & ~copied)), "group %d reads parts %d %s its copy", k, parts,
@@ -591,6 +591,22 @@ static void test_scan_bwd_copies(void) {
         }
         CHECK(silu_bwd >= 1 && silu_bwd_bf16 == (bf16 ? silu_bwd - (mode == 2) : 0),
               "conv SiLU backward modules reading du in bf16: %d of %d", silu_bwd_bf16, silu_bwd);
+        /* the conv backward's dx, read by the generated kernel that forms in_proj's gradient: a bf16 copy only */
+        int convs = 0, dx_copy_only = 0;
+        for (int id = 0; id < g->nnodes; id++) {
+            const Node *o = g->nodes[id];
+            if (o->op != OP_CONV1D_SILU_BWD || !f->live[id] || f->repl[id] != o) continue;
+            convs++;
+            CHECK(f->part_copy[id] == (bf16 ? CONV_PART_DX : 0) && !(f->part_f32[id] & CONV_PART_DX),
+                  "conv backward %%%d: copies %d, f32 %d", id, f->part_copy[id], f->part_f32[id]);
+        }
+        for (int k = 0; k < p->nmodules; k++) {
+            const char *src = p->modules[k].src;
+            if (!strstr(src, "vmc_conv1d_bwd(")) continue;
+            const char *c = strstr(src, "#define CONV_COPY_DX "), *x = strstr(src, "#define CONV_F32_DX ");
+            dx_copy_only += c && x && atoi(c + 21) == 1 && atoi(x + 20) == 0;
+        }
+        CHECK(convs == 2 && (dx_copy_only >= 1) == bf16, "conv backward modules writing dx as bf16 only: %d", dx_copy_only);
         int bwd = 0, plain = 0, kept = 0;   /* the instantiation's defines come first (the template's defaults later) */
         for (int k = 0; k < p->nmodules; k++) {
             const char *src = p->modules[k].src, *c = strstr(src, "#define SCAN_COPY_PARTS "),

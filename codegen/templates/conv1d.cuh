@@ -33,6 +33,12 @@
 #define DY2_T DY_T
 #endif
 #define CONV_XWIN (CONV_WIN + (CONV_SILU_DY ? CONV_K - 1 : 0))   // x rows a backward thread reads
+#ifndef CONV_COPY_DX   // backward: dx also as bf16 into dx_copy (compiler/packed_copy.h), and/or not in f32
+#define CONV_COPY_DX 0
+#endif
+#ifndef CONV_F32_DX
+#define CONV_F32_DX 1
+#endif
 
 #ifndef VMC_CONV_LOAD_WINDOW   // the emulator tests include this file twice (forward, then backward)
 #define VMC_CONV_LOAD_WINDOW
@@ -91,7 +97,7 @@ vmc_conv1d_fwd(const X_T *__restrict__ x, const W_T *__restrict__ w, const BIAS_
 extern "C" __global__ void __launch_bounds__(CONV_CH * CONV_GROUPS)
 vmc_conv1d_bwd(const DY_T *__restrict__ dy, const X_T *__restrict__ x, const W_T *__restrict__ w,
                OUT_T *__restrict__ dx, float *__restrict__ dw, float *__restrict__ db,
-               const BIAS_T *__restrict__ bias, const DY2_T *__restrict__ dy2) {
+               const BIAS_T *__restrict__ bias, const DY2_T *__restrict__ dy2, bf16 *__restrict__ dx_copy) {
     constexpr int K = CONV_K, V = CONV_VEC;   // V adjacent channels per thread, one access each
     __shared__ float red[CONV_GROUPS][K + 1][CONV_CH * V];
     const int c = threadIdx.x, grp = threadIdx.y, d_raw = (blockIdx.x * CONV_CH + c) * V;
@@ -145,7 +151,8 @@ vmc_conv1d_bwd(const DY_T *__restrict__ dy, const X_T *__restrict__ x, const W_T
 #pragma unroll
                     for (int k = 0; k < K; k++) s[v] = fmaf(wk[k][v], dyw[r + K - 1 - k][v], s[v]);
                 }
-                store_vec<V>(dx + base + (size_t)(t0 + r) * CONV_D, s);
+                if (CONV_F32_DX) store_vec<V>(dx + base + (size_t)(t0 + r) * CONV_D, s);
+                if (CONV_COPY_DX) store_vec<V>(dx_copy + base + (size_t)(t0 + r) * CONV_D, s);
             }
 #pragma unroll
             for (int v = 0; v < V; v++) {   // rows past L have dy = 0 and add nothing

@@ -19,10 +19,10 @@
 // y = conv(x) (+ SiLU); dx, dw, db from dy (dw, db accumulated: zero them first). Pointers are the buffers the
 // row maps index.
 static void emu_conv_bwd_run(const DY_T *dy, const X_T *x, const float *w, float *dx, float *dw, float *db,
-                             const float *bias, const DY2_T *dy2) {
+                             const float *bias, const DY2_T *dy2, bf16 *dx_copy = nullptr) {
     constexpr unsigned B = CONV_B, L = CONV_L, D = CONV_D;
     emu_launch({(D + 32 * CONV_VEC - 1) / (32 * CONV_VEC), (L + 31) / 32, (B + 3) / 4}, {32, 4, 1},
-               [&] { vmc_conv1d_bwd(dy, x, w, dx, dw, db, bias, dy2); });
+               [&] { vmc_conv1d_bwd(dy, x, w, dx, dw, db, bias, dy2, dx_copy); });
 }
 
 static void emu_conv_run(const X_T *x, const float *w, const float *bias, OUT_T *y, const DY_T *dy, float *dx,
