@@ -33,7 +33,7 @@ echo "== scan and conv1d templates against fp64 references (test_scan_gpu), then
 if "$B/tests/test_scan_gpu" > "$log/scan.txt" 2>&1; then s=pass; else s=FAIL; fi
 tail -3 "$log/scan.txt"
 "$B/tests/test_scan_gpu" --bench 2>&1 | tee "$log/scanb.txt" | tail -6
-rows+=("scan/conv1d templates vs fp64|$s|ARM-B ft shapes: $(grep 'scan B128 L197 D768 bf16->f32' "$log/scanb.txt" | awk -F'|' '{gsub(/ +/, " "); print "scan"$3", scan"$5", conv"}') $(grep 'conv1d B128 L197' "$log/scanb.txt" | awk -F'|' '{gsub(/ +/, " "); print $3", "$5}')")
+rows+=("scan/conv1d templates vs fp64|$s|ARM-B ft shapes: $(grep -m1 'scan B128 L197 D768 bf16->f32 |' "$log/scanb.txt" | awk -F'|' '{gsub(/ +/, " "); print "scan"$3", scan"$5", conv"}') $(grep -m1 'conv1d B128 L197' "$log/scanb.txt" | awk -F'|' '{gsub(/ +/, " "); print $3", "$5}')")
 
 bench() {   # label, then vmc bench arguments
     local label=$1; shift
