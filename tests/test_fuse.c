@@ -262,6 +262,17 @@ static void test_row_kernels(void) {
     graph_free(g);
 }
 
+/* A training graph: loss = sum of y's squares, differentiated, every parameter gradient a named output. */
+static void train_sum_of_squares(Graph *g, Node *y) {
+    Node *loss = red(g, OP_SUM, g_reshape(g, bin(g, OP_MUL, y, y), shape_of(1, shape_numel(y->shape)), LOC_NONE), 0);
+    graph_set_loss(g, loss);
+    Node **grads = calloc((size_t)g->params.n, sizeof(Node *));
+    char err[256];
+    CHECK(autodiff_backward(g, loss, grads, err, sizeof err), "autodiff: %s", err);
+    for (int k = 0; k < g->params.n; k++) if (grads[k]) graph_add_named(g, ((Node *)g->params.items[k])->name, grads[k], NF_OUTPUT);
+    free(grads);
+}
+
 /* Two scan directions (forward and reversed) over the x/z halves of one in_proj output, merged, trained: the
  * templates read the halves and the reversed rows through row maps, so no gather or slice of [B, L, D] runs as a
  * kernel, forward or backward (the permutation's gradient is the inverse permutation, read the same way). */
@@ -291,14 +302,7 @@ static Graph *two_dir_scan_graph(Node **yf_out) {
     for (int t = 0; t < L; t++) rev[t] = (int32_t)(L - 1 - t);
     Node *yf = scan_dir(g, x, z, dbc, "");
     Node *yb = scan_dir(g, g_gather(g, x, 1, rev, L, LOC_NONE), g_gather(g, z, 1, rev, L, LOC_NONE), dbc, "_b");
-    Node *o = bin(g, OP_ADD, yf, g_gather(g, yb, 1, rev, L, LOC_NONE));
-    Node *loss = red(g, OP_SUM, g_reshape(g, bin(g, OP_MUL, o, o), shape_of(1, B * L * D), LOC_NONE), 0);
-    graph_set_loss(g, loss);
-    Node **grads = calloc((size_t)g->params.n, sizeof(Node *));
-    char err[256];
-    CHECK(autodiff_backward(g, loss, grads, err, sizeof err), "autodiff: %s", err);
-    for (int k = 0; k < g->params.n; k++) if (grads[k]) graph_add_named(g, ((Node *)g->params.items[k])->name, grads[k], NF_OUTPUT);
-    free(grads);
+    train_sum_of_squares(g, bin(g, OP_ADD, yf, g_gather(g, yb, 1, rev, L, LOC_NONE)));
     *yf_out = yf;
     return g;
 }
@@ -440,14 +444,7 @@ static void test_conv_silu_backward(void) {
     Node *in[8] = {u, g_slice(g, dbc, 2, 0, D, LOC_NONE), param(g, "A_log", shape_of(2, D, (int64_t)16)),
                    g_slice(g, dbc, 2, D, D + 16, LOC_NONE), g_slice(g, dbc, 2, D + 16, D + 32, LOC_NONE),
                    param(g, "D", shape_of(1, D)), param(g, "dt_bias", shape_of(1, D)), z};
-    Node *y = g_scan(g, in, LOC_NONE);
-    Node *loss = red(g, OP_SUM, g_reshape(g, bin(g, OP_MUL, y, y), shape_of(1, B * L * D), LOC_NONE), 0);
-    graph_set_loss(g, loss);
-    Node **grads = calloc((size_t)g->params.n, sizeof(Node *));
-    char err[256];
-    CHECK(autodiff_backward(g, loss, grads, err, sizeof err), "autodiff: %s", err);
-    for (int k = 0; k < g->params.n; k++) if (grads[k]) graph_add_named(g, ((Node *)g->params.items[k])->name, grads[k], NF_OUTPUT);
-    free(grads);
+    train_sum_of_squares(g, g_scan(g, in, LOC_NONE));
     conv_silu_backward(g, 2);
 }
 
