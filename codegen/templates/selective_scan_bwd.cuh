@@ -22,16 +22,17 @@
 // the block's warps at the chunk's end (per-warp slots in shared memory: shared float atomics are CAS loops), and
 // over blocks with one global atomicAdd per value per chunk. dA_log, dD, ddelta_bias are per-thread sums, added with
 // atomics at the end. Outputs that are atomically accumulated must be zero on entry (template.c lists the range).
-// Measured (H200, B128 L197 D768 N16, bf16 in): 0.608 ms; 0.640 ms with every reduce-scatter round selecting
+// Measured (H200, B128 L197 D768 N16, bf16 in): 0.513 ms from the forward's saved states (the forward then 0.148
+// instead of 0.141 ms), 0.604 ms with pass 1; with pass 1: 0.640 ms with every reduce-scatter round selecting
 // (SLOT_SWIZZLE off), 0.665 ms with 64-bit index arithmetic per load (VMC_AT);
 // 0.753 ms with row-by-row waits on the chunk's loads and shared atomics (ncu then: 762 instructions per element,
 // 2.5 issued per cycle of 4; stalls on fixed latency, global loads and the atomics' CAS loops); 0.87 ms with libm's
 // softplus/sigmoid; 1.18 ms with loads row by row. 168 registers: capped at 128 (8 blocks of 64 per SM) it measured the same.
 // Tried: summing dBm/dCm over the warp through a swizzled shared-memory transpose (8 vector stores, 32 loads) in
-// place of the reduce-scatter: 0.895 against 0.754 ms. Next steps: the forward saving its chunk states (drops
-// pass 1), and several channels per thread so the dBm/dCm sum over d costs fewer shuffles.
+// place of the reduce-scatter: 0.895 against 0.754 ms. Next step: several channels per thread, so that the dBm/dCm
+// sum over d costs fewer shuffles.
 
-// Parts of the packed output (bits: 1 du, 2 ddelta, 4 dz; compiler/scan_copy.h) written as bf16 into `copy` (the
+// Parts of the packed output (bits: 1 du, 2 ddelta, 4 dz; compiler/packed_copy.h) written as bf16 into `copy` (the
 // packed output's bf16 mirror, same element offsets) for readers that take bf16, and those still stored in f32.
 #ifndef SCAN_COPY_PARTS
 #define SCAN_COPY_PARTS 0
@@ -161,7 +162,7 @@ static __device__ __forceinline__ const float *chunk_start(const float *states, 
     return SCAN_STATES ? states + scan_state_at(b, k, n ^ sw, d) : parked(du, ddl, col, k, n);
 }
 
-// No register cap: the compiler takes 168 (6 blocks of 64 per SM). A cap of 128 (8 blocks) spills a little and
+// No register cap: the compiler takes about 160 (6 blocks of 64 per SM). A cap of 128 (8 blocks) spills a little and
 // measured the same (0.667 against 0.665 ms, H200).
 extern "C" __global__ void __launch_bounds__(SCAN_THREADS)
 vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const ALOG_T *__restrict__ A_log,
