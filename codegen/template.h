@@ -74,7 +74,7 @@ typedef struct Conv1dSpec {
     bool want_dx, want_dw, want_db;   /* backward: which gradients to compute */
     RowMap x_map, dy_map;
     bool unaligned;            /* some buffer is not 16-byte aligned (a view at an odd offset): 1 channel per thread */
-    bool silu_out;             /* forward: also write silu(y) to y2 (training: the backward needs y itself) */
+    bool silu_out;             /* forward: also write silu(y) to y2 (when something reads y itself too) */
     DType out2;                /* forward: y2's dtype */
     bool silu_dy;              /* backward: dy is the gradient at silu(conv(x)) (OP_CONV1D_SILU_BWD): needs bias */
     bool has_dy2;              /* backward with silu_dy: the gradient is dy + dy2 */

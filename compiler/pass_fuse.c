@@ -279,8 +279,9 @@ static void make_view(Fusion *f, Node *n) {
     f->mat[n->id] = true;
 }
 
-/* SILU of a causal conv read by nothing else (inference: training keeps the conv output for the backward):
- * the conv template applies it, and the SILU node reads the conv's memory. */
+/* SILU of a causal conv read by nothing else (inference, and training too: the backward of both is one op that
+ * recomputes the conv output, CONV1D_SILU_BWD): the conv template applies it, and the SILU node reads the conv's
+ * memory. */
 static bool conv_silu(Ctx *c, Node *n) {
     Fusion *f = c->f;
     if (n->op != OP_SILU || f->kept[n->id]) return false;
@@ -291,7 +292,7 @@ static bool conv_silu(Ctx *c, Node *n) {
     return true;
 }
 
-/* SILU of a causal conv that other nodes read too (training: the SiLU's backward reads the conv output): the conv
+/* SILU of a causal conv that other nodes read too (a graph that also uses the conv output itself): the conv
  * template writes both, so no kernel reads the conv output back to apply the SiLU. The SILU joins the conv's
  * group as a second output when the conv is reached (nodes are visited last first). */
 static bool conv_silu_out(Ctx *c, Node *n) {

@@ -446,6 +446,22 @@ static void test_conv_silu_backward(void) {
                    param(g, "D", shape_of(1, D)), param(g, "dt_bias", shape_of(1, D)), z};
     train_sum_of_squares(g, g_scan(g, in, LOC_NONE));
     conv_silu_backward(g, 2);
+    /* a graph that reads the conv output itself too: the conv template writes it and, beside it, the SiLU (which a
+     * GEMM reads: a buffer) */
+    g = graph_new();
+    Node *xs = g_input(g, "x", shape_of(3, B, L, D), DT_F32, LOC_NONE);
+    Node *cv = g_conv1d(g, xs, param(g, "conv_w", shape_of(3, D, (int64_t)1, (int64_t)4)), param(g, "conv_b", shape_of(1, D)),
+                        LOC_NONE);
+    Node *proj = g_matmul(g, un(g, OP_SILU, cv), param(g, "proj", shape_of(2, D, D)), false, true, LOC_NONE);
+    graph_add_named(g, "out", bin(g, OP_ADD, proj, bin(g, OP_MUL, cv, cst(g, 2))), NF_OUTPUT);
+    Fusion *f = pass_simplify(g, NULL, 0);
+    pass_fuse(f);
+    int two = 0;
+    for (int k = 0; k < f->ngroups; k++)
+        two += f->groups[k].root->op == OP_CONV1D && f->groups[k].nouts == 2 && f->groups[k].outs[1]->op == OP_SILU;
+    CHECK(two == 1 && !f->conv_silu[cv->id], "conv1d writes its output and the SiLU beside it: %d", two);
+    fusion_free(f);
+    graph_free(g);
 }
 
 /* Training SwiGLU: x W1 + b1, its silu and x W2 + b2 are read by the forward's gate kernel and again by the

@@ -21,7 +21,7 @@
 #define CONV_VEC 1
 #endif
 #ifndef CONV_SILU_OUT
-#define CONV_SILU_OUT 0   // forward: also write silu(y) to y2 (training keeps y for the SiLU's backward)
+#define CONV_SILU_OUT 0   // forward: also write silu(y) to y2 (when something reads y itself too)
 #define OUT2_T OUT_T
 #endif
 #define CONV_WIN (CONV_ROWS + CONV_K - 1)   // rows a thread reads

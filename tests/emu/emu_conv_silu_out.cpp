@@ -1,5 +1,5 @@
-// emu_conv_silu_out.cpp — the conv1d forward as training runs it: y = conv(x) and, beside it, y2 = silu(y) in bf16
-// (the scan and the x_proj GEMM read y2; the SiLU's backward reads y). B=2, L=21, D=40, K=4, 4 channels per thread,
+// emu_conv_silu_out.cpp — the conv1d forward of a graph that reads both y = conv(x) and y2 = silu(y), the latter in
+// bf16 (ARM training did, before CONV1D_SILU_BWD recomputed y). B=2, L=21, D=40, K=4, 4 channels per thread,
 // checked on the CPU emulator against scan_ref.h.
 #include "cuda_emu.h"
 #include "emu_conv_compare.h"
