@@ -28,8 +28,8 @@ void kernel_source_free(KernelSource *k);
 /* Does generated group gr read input x from x's bf16 copy (Fusion.shadow) instead of its f32 value? A column sum of
  * a value that has one does: that value is a GEMM operand, in the backward a Linear's output gradient, which the
  * reference's autocast holds in bf16; the sum is that Linear's bias gradient, read at half the bytes (and when
- * nothing else reads the f32 value, it is never written). So does any generated kernel reading parts of a scan
- * backward's output that have copies (du, dz: packed_copy.h). */
+ * nothing else reads the f32 value, it is never written). So does any generated kernel reading parts of a packed
+ * backward output that have copies (the scan's du, dz; the conv's dx: packed_copy.h). */
 bool codegen_reads_copy(const Fusion *f, const Group *gr, const Node *x);
 /* Kernel-class label for a group of any kind ("gemm", "scan", "conv", "norm", "elementwise", "optimizer", ...). */
 const char *codegen_group_class(const Fusion *f, const Group *gr);

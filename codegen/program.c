@@ -251,6 +251,12 @@ static BufRef row_mapped(const Program *p, const Node *x, RowMap *m, int32_t **t
     return template_in(p, cur);
 }
 
+/* The chunk-start states a scan forward saves and its backward reads (mark_scan_states), NULL for any other node. */
+static const Buf *scan_states(const Fusion *f, const Node *n) {
+    if ((n->op != OP_SCAN && n->op != OP_SCAN_BWD) || !f->scan_pair[n->id]) return NULL;
+    return &f->states[n->op == OP_SCAN ? n->id : f->scan_pair[n->id]->id];
+}
+
 static bool opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int errlen) {
     const Fusion *f = p->f;
     const Node *n = gr->root;
@@ -272,11 +278,11 @@ static bool opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int er
             const bool copy = f->shadow[n->id];
             ss.copy_parts = copy ? f->part_copy[n->id] : 0;
             ss.skip_f32_parts = copy ? SCAN_PARTS & ~f->part_f32[n->id] : 0;
-            args[nargs++] = copy ? (BufRef){f->sbuf[n->id].arena, f->sbuf[n->id].offset} : NO_BUF;
+            args[nargs++] = copy ? shadow_ref(f, n) : NO_BUF;
         }
-        const Node *fw = n->op == OP_SCAN ? n : f->scan_pair[n->id];   /* chunk-start states (mark_scan_states) */
-        ss.states = f->scan_pair[n->id] != NULL;
-        args[nargs++] = ss.states ? (BufRef){f->states[fw->id].arena, f->states[fw->id].offset} : NO_BUF;
+        const Buf *st = scan_states(f, n);   /* chunk-start states (mark_scan_states) */
+        ss.states = st != NULL;
+        args[nargs++] = st ? (BufRef){st->arena, st->offset} : NO_BUF;
         ss.u = stored(f, fus_src(f, n, 0));
         ss.delta = stored(f, fus_src(f, n, 1));
         ss.bc = stored(f, fus_src(f, n, 3));
@@ -341,7 +347,7 @@ static bool opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int er
         }
         cs.copy_dx = f->shadow[n->id] && (f->part_copy[n->id] & CONV_PART_DX);   /* mark_part_copies */
         cs.skip_f32_dx = cs.copy_dx && !(f->part_f32[n->id] & CONV_PART_DX);
-        args[8] = cs.copy_dx ? (BufRef){f->sbuf[n->id].arena, f->sbuf[n->id].offset} : NO_BUF;
+        args[8] = cs.copy_dx ? shadow_ref(f, n) : NO_BUF;
         nargs = 9;
         cs.unaligned = unaligned(args, nargs);
         src = template_conv1d_bwd(&cs, &kl);
@@ -380,10 +386,8 @@ static bool opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int er
     }
     for (int k = 0; k < gr->nouts; k++) touch_node(l, f, gr->outs[k], false, true);
     if (f->shadow[n->id]) touch_node(l, f, n, true, true);
-    if ((n->op == OP_SCAN || n->op == OP_SCAN_BWD) && f->scan_pair[n->id]) {   /* written by the forward */
-        const Buf *st = &f->states[n->op == OP_SCAN ? n->id : f->scan_pair[n->id]->id];
-        touch(l, (BufRef){st->arena, st->offset}, st->bytes, n->op == OP_SCAN);
-    }
+    const Buf *st = scan_states(f, n);   /* written by the forward, read by the backward */
+    if (st) touch(l, (BufRef){st->arena, st->offset}, st->bytes, n->op == OP_SCAN);
     if (first >= 0) l->same_as = first;
     else p->nkernels++;
     return true;
@@ -532,9 +536,9 @@ static void mark_shadow_only(Fusion *f) {
 }
 
 /* Packed backward outputs (packed_copy.h): bf16 copies of the parts that GEMMs (the scan's ddelta, for dt_proj's
- * gradients), generated kernels (the scan's dz and the conv's dx into the 4-direction merge) and the conv's SiLU
- * backward (the scan's du) read, as the reference holds them in bf16; then the parts some other reader (another
- * template, a generated kernel that also reads a parameter-gradient part) still takes in f32. A part nobody reads
+ * gradients), generated kernels (the scan's dz and the conv's dx into the 4-direction merge) and templates (the
+ * scan's du into the conv's SiLU backward) read, as the reference holds them in bf16; then the parts some other
+ * reader (an expanded GEMM operand, a generated kernel that also reads a parameter-gradient part) still takes in f32. A part nobody reads
  * in f32 is not stored in f32. An output the host reads (kept, in AR_KEEP) has no copy. */
 static void mark_part_copies(Fusion *f) {
     for (int k = 0; k < f->ngroups; k++) {
@@ -542,8 +546,7 @@ static void mark_part_copies(Fusion *f) {
         for (int j = 0; j < gr->nins; j++) {
             const Node *x = gr->ins[j], *o = fus_owner(f, x);
             if (!packed_has_parts(o) || f->kept[o->id]) continue;   /* (a kept value has no copy: AR_KEEP) */
-            const bool silu_bwd = gr->kind == GK_OPAQUE && gr->root->op == OP_CONV1D_SILU_BWD;
-            if (!gemm_operand(f, gr, x) && gr->kind != GK_EW && gr->kind != GK_ROW && !silu_bwd) continue;
+            if (!gemm_operand(f, gr, x) && gr->kind != GK_EW && gr->kind != GK_ROW && gr->kind != GK_OPAQUE) continue;
             const int parts = packed_parts_read(f, gr, x, o);
             if (!(parts & PACKED_PART_OTHER)) {
                 f->part_copy[o->id] |= (unsigned char)parts;

@@ -57,7 +57,8 @@ char *template_scan_fwd(const ScanSpec *s, KernelLaunch *l);
  * packed (f32) is g_scan_bwd's layout: [du BLD | ddelta BLD | dA_log DN | dBm BLN | dCm BLN | dD D |
  * ddelta_bias D | dz BLD]; ddelta is w.r.t. the pre-softplus delta. l->zero lists the accumulated part.
  * copy, the packed layout in bf16 (same element offsets), receives the parts in s->copy_parts (NULL if none);
- * the parts in s->skip_f32_parts are not stored in packed (whose du/ddelta rows still serve as scratch). */
+ * the parts in s->skip_f32_parts are not stored in packed (whose du/ddelta rows still serve as scratch unless
+ * s->states). */
 char *template_scan_bwd(const ScanSpec *s, KernelLaunch *l);
 /* Floats of the chunk-start states (s->states); 0 when L fits one chunk. */
 size_t scan_states_numel(const ScanSpec *s);
