@@ -584,6 +584,8 @@ static void emit_ew(Em *e, const char *name, KernelSource *ks) {
     } else {
         const char *v = val(e, root, &ix);
         if (root->op == OP_CONST) line(e, "out0[e] = %s;", v);
+        /* a merged sibling's outputs (pass_merge.c) are not reached from the root */
+        for (int k = 0; k < gr->nouts; k++) if (!memo_get(e, gr->outs[k], &ix)) val(e, gr->outs[k], &ix);
     }
     e->root_ix = NULL;
     if (e->vec4) {

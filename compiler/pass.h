@@ -86,6 +86,9 @@ static inline bool fus_bf16(const Fusion *f, const Node *n) { return f->store_bf
 Fusion *pass_simplify(const Graph *g, Node *const *keep, int nkeep);
 /* Groups live computed nodes into kernels (see pass_fuse.c for the rules). */
 void pass_fuse(Fusion *f);
+/* Elementwise kernels of one domain that read a common full-size buffer become one (pass_merge.c; pass_fuse's last
+ * step). */
+void pass_merge_siblings(Fusion *f);
 /* Orders groups (ASSIGN copies last), assigns arenas and offsets; activations share memory by liveness. */
 void pass_plan(Fusion *f);
 void fusion_free(Fusion *f);

@@ -12,7 +12,8 @@
  * A cheap pointwise or movement chain over stored values (at most one of them full-size) that several kernels
  * read is recomputed by each of them instead of stored (Fusion.dup): bias adds and activations of GEMM outputs
  * that the backward reads again (SwiGLU's x W1 + b1, silu of it, x W2 + b2) cost their inputs' reads, not a
- * store and reads of their own. */
+ * store and reads of their own.
+ * Last, elementwise kernels of one domain that read a common full-size buffer become one (pass_merge.c). */
 #include "pass.h"
 #include <stdlib.h>
 #include <string.h>
@@ -611,6 +612,7 @@ void pass_fuse(Fusion *f) {
     assign_clusters(&c);
     recompute_outputs(&c);
     make_groups(&c);
+    pass_merge_siblings(f);
     for (int k = 0; k < nn; k++) free(c.dset[k]);
     free(c.dset); free(c.ndset);
     free(c.cons_start); free(c.cons); free(c.cluster); free(c.paths); free(c.memo); free(c.memo2); free(c.cl);

@@ -505,6 +505,61 @@ static void test_recompute(void) {
     graph_free(g);
 }
 
+/* Sibling elementwise kernels that read the same full-size buffer are one kernel (pass_merge.c), when the later one
+ * reads nothing written after the earlier one: SwiGLU's two input gradients; and in a small graph, y3 = exp(x) joins
+ * its nearest sibling y2 = x + x W, which may not join y1 = 2 x (x W is computed after y1). */
+static void test_sibling_merge(void) {
+    Graph *g = graph_new();
+    Node *x = g_input(g, "x", shape_of(3, (int64_t)2, (int64_t)64, (int64_t)32), DT_F32, LOC_NONE);
+    Node *w1 = param(g, "w1", shape_of(2, (int64_t)48, (int64_t)32)), *w2 = param(g, "w2", shape_of(2, (int64_t)48, (int64_t)32));
+    Node *w3 = param(g, "w3", shape_of(2, (int64_t)32, (int64_t)48));
+    Node *h1 = g_matmul(g, x, w1, false, true, LOC_NONE), *h2 = g_matmul(g, x, w2, false, true, LOC_NONE);
+    Node *y = g_matmul(g, bin(g, OP_MUL, un(g, OP_SILU, h1), h2), w3, false, true, LOC_NONE);
+    Node *loss = red(g, OP_SUM, g_reshape(g, bin(g, OP_MUL, y, y), shape_of(1, (int64_t)2 * 64 * 32), LOC_NONE), 0);
+    graph_set_loss(g, loss);
+    Node **grads = calloc((size_t)g->params.n, sizeof(Node *));
+    char err[256];
+    CHECK(autodiff_backward(g, loss, grads, err, sizeof err), "autodiff: %s", err);
+    for (int k = 0; k < g->params.n; k++) if (grads[k]) graph_add_named(g, ((Node *)g->params.items[k])->name, grads[k], NF_OUTPUT);
+    Fusion *f = pass_simplify(g, NULL, 0);
+    pass_fuse(f);
+    pass_plan(f);
+    check_plan(f);
+    /* the weight gradients of w1 and w2 are GEMMs over the gradients of h1 and h2 */
+    int dh[2] = {-1, -1};
+    for (int k = 0; k < 2; k++) {
+        const Node *gw = f->repl[grads[k]->id];
+        for (int s = 0; s < 2 && gw->op == OP_MATMUL; s++) {
+            const Node *o = fus_owner(f, fus_src(f, gw, s));
+            if (o->op != OP_INPUT && f->group_of[o->id] >= 0) dh[k] = f->group_of[o->id];
+        }
+    }
+    CHECK(dh[0] >= 0 && dh[0] == dh[1], "SwiGLU's two input gradients in one kernel: groups %d and %d", dh[0], dh[1]);
+    CHECK(dh[0] >= 0 && f->groups[dh[0]].kind == GK_EW && f->groups[dh[0]].nouts == 2, "one elementwise kernel, 2 outputs");
+    printf("sibling merge: SwiGLU's input gradients in group %d\n", dh[0]);
+    fusion_free(f);
+    free(grads);
+    graph_free(g);
+
+    g = graph_new();
+    x = g_input(g, "x", shape_of(2, (int64_t)64, (int64_t)32), DT_F32, LOC_NONE);
+    Node *w = param(g, "w", shape_of(2, (int64_t)32, (int64_t)32));
+    Node *y1 = bin(g, OP_MUL, x, cst(g, 2.0)), *xw = g_matmul(g, x, w, false, false, LOC_NONE);
+    Node *y2 = bin(g, OP_ADD, x, xw), *y3 = un(g, OP_EXP, x);
+    graph_add_named(g, "y1", y1, NF_OUTPUT);
+    graph_add_named(g, "y2", y2, NF_OUTPUT);
+    graph_add_named(g, "y3", y3, NF_OUTPUT);
+    f = pass_simplify(g, NULL, 0);
+    pass_fuse(f);
+    pass_plan(f);
+    check_plan(f);
+    CHECK(fusion_kernel_count(f) == 3, "y1, x W, y2 + y3: %d kernels", fusion_kernel_count(f));
+    CHECK(f->group_of[y2->id] == f->group_of[y3->id], "y3 joins y2");
+    CHECK(f->group_of[y1->id] != f->group_of[y2->id], "y2 reads x W, written after y1's kernel");
+    fusion_free(f);
+    graph_free(g);
+}
+
 /* In bf16 precision the scan's output is stored in bf16 (as the reference kernel's output under autocast) and the
  * template is instantiated to write it so, and its input u in bf16 too; in fp32 both stay f32. */
 static void test_scan_out_bf16(void) {
@@ -769,6 +824,7 @@ int main(void) {
     test_conv_silu_backward();
     test_scan_states();
     test_recompute();
+    test_sibling_merge();
     test_optimizer_kernels();
     test_gate_kernel();
     test_shared_cast();

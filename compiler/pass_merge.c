@@ -1,0 +1,100 @@
+/* pass_merge.c — horizontal fusion, run at the end of pass_fuse: two elementwise kernels over the same domain that
+ * read the same full-size buffer become one kernel with the outputs of both, so the buffer is read once. SwiGLU's
+ * backward is the case that pays: dy * silu(a) and dy * b * silu'(a) both read a, b and dy (3 reads of the 5 the two
+ * kernels made, and one launch).
+ * The later kernel moves up to the earlier one's place in the schedule. That is legal when everything it reads is
+ * written before that place and not by the earlier kernel: its outputs then only appear earlier, which their readers
+ * (all later still) do not mind, and no path leads from either kernel to the other. */
+#include "pass.h"
+#include <stdlib.h>
+#include <string.h>
+
+enum { MERGE_MAX_MEMBERS = 192 };
+
+/* A computing elementwise kernel (not a fill or a copy) that reads no full-size parameter or state: those are the
+ * optimizer's, whose updates may write their target in place (pass_plan), which a sibling must not read. */
+static bool fusable_ew(const Group *gr) {
+    if (gr->kind != GK_EW || op_class(gr->root->op) == K_SOURCE || op_class(gr->root->op) == K_MOVE) return false;
+    for (int k = 0; k < gr->nins; k++) {
+        const Node *x = gr->ins[k];
+        if ((x->op == OP_PARAM || x->op == OP_STATE) && shape_numel(x->shape) >= shape_numel(gr->dom)) return false;
+    }
+    return true;
+}
+
+/* The group that writes x's memory (its view owner's), or -1 for sources. */
+static int producer(const Fusion *f, const Node *x) { return f->group_of[fus_owner(f, x)->id]; }
+
+static bool reads(const Group *gr, const Node *x) {
+    for (int k = 0; k < gr->nins; k++) if (gr->ins[k] == x) return true;
+    return false;
+}
+
+/* Do a and b read a common buffer of at least the domain's size? */
+static bool share_full_input(const Group *a, const Group *b) {
+    const int64_t full = shape_numel(a->dom);
+    for (int k = 0; k < b->nins; k++)
+        if (shape_numel(b->ins[k]->shape) >= full && reads(a, b->ins[k])) return true;
+    return false;
+}
+
+/* May group b (later) run inside group a (at a's place, index ia)? */
+static bool can_merge(const Fusion *f, const Group *a, int ia, const Group *b) {
+    if (!fusable_ew(a) || !shape_eq(a->dom, b->dom) || a->nmembers + b->nmembers > MERGE_MAX_MEMBERS) return false;
+    for (int k = 0; k < b->nins; k++) {
+        const int p = producer(f, b->ins[k]);
+        if (p >= ia) return false;   /* written by a itself, or between a and b */
+    }
+    return share_full_input(a, b);
+}
+
+/* Merges two node lists sorted by id (members and outputs are in id order, which is topological), without the
+ * duplicates that recomputed (dup) nodes make. */
+static Node **merge_sorted(Arena *ar, Node **x, int nx, Node **y, int ny, int *n) {
+    Node **r = arena_alloc(ar, sizeof(Node *) * (size_t)(nx + ny + 1));
+    int i = 0, j = 0;
+    *n = 0;
+    while (i < nx || j < ny) {
+        Node *next = j >= ny || (i < nx && x[i]->id <= y[j]->id) ? x[i++] : y[j++];
+        if (!*n || r[*n - 1] != next) r[(*n)++] = next;
+    }
+    return r;
+}
+
+static void absorb(Fusion *f, Group *a, const Group *b) {
+    a->members = merge_sorted(f->arena, a->members, a->nmembers, b->members, b->nmembers, &a->nmembers);
+    a->outs = merge_sorted(f->arena, a->outs, a->nouts, b->outs, b->nouts, &a->nouts);
+    Node **ins = arena_alloc(f->arena, sizeof(Node *) * (size_t)(a->nins + b->nins + 1));
+    int n = a->nins;
+    memcpy(ins, a->ins, sizeof(Node *) * (size_t)a->nins);
+    for (int k = 0; k < b->nins; k++) if (!reads(a, b->ins[k])) ins[n++] = b->ins[k];
+    a->ins = ins;
+    a->nins = n;
+}
+
+void pass_merge_siblings(Fusion *f) {
+    bool *gone = xcalloc((size_t)f->ngroups + 1, sizeof(bool));
+    for (int k = 0; k < f->ngroups; k++) {
+        const Group *b = &f->groups[k];
+        if (!fusable_ew(b)) continue;
+        for (int j = k - 1; j >= 0; j--) {   /* the nearest partner: the shortest move */
+            if (gone[j] || !can_merge(f, &f->groups[j], j, b)) continue;
+            absorb(f, &f->groups[j], b);
+            for (int m = 0; m < b->nmembers; m++)
+                if (!f->dup[b->members[m]->id]) f->group_of[b->members[m]->id] = j;
+            gone[k] = true;
+            break;
+        }
+    }
+    int n = 0;
+    for (int k = 0; k < f->ngroups; k++) {
+        if (gone[k]) continue;
+        f->groups[n] = f->groups[k];
+        f->groups[n].index = n;
+        for (int m = 0; m < f->groups[n].nmembers; m++)
+            if (!f->dup[f->groups[n].members[m]->id]) f->group_of[f->groups[n].members[m]->id] = n;
+        n++;
+    }
+    f->ngroups = n;
+    free(gone);
+}
