@@ -262,6 +262,30 @@ static void test_row_kernels(void) {
     graph_free(g);
 }
 
+/* Column sums whose columns come 4 to a 16-byte load: each lane sums 4 adjacent columns, reading a [.., 48] input (also
+ * through a reshape of it) as float4 at e4; a per-row value broadcast over the columns is read at the row's index,
+ * computed once for the 4 (from the base index, not from e). */
+static void test_column_vec4(void) {
+    Graph *g = graph_new();
+    Node *t = g_input(g, "t", shape_of(3, (int64_t)16, (int64_t)512, (int64_t)48), DT_F32, LOC_NONE);
+    Node *r = g_input(g, "r", shape_of(3, (int64_t)16, (int64_t)512, (int64_t)1), DT_F32, LOC_NONE);
+    Node *tr = bin(g, OP_MUL, t, g_expand(g, r, t->shape, LOC_NONE));
+    graph_add_named(g, "colsum", red(g, OP_SUM, g_reshape(g, tr, shape_of(2, (int64_t)8192, (int64_t)48), LOC_NONE), 0), NF_OUTPUT);
+    Fusion *f = pass_simplify(g, NULL, 0);
+    pass_fuse(f);
+    pass_plan(f);
+    CHECK(f->ngroups == 1, "one column sum: %d groups", f->ngroups);
+    KernelSource ks;
+    codegen_group(f, &f->groups[0], &ks);
+    CHECK(strstr(ks.body, "4 columns per lane") && strstr(ks.body, "reinterpret_cast<const float4*>(in1)[e4]"),
+          "t read as float4:\n%s", ks.body);
+    CHECK(strstr(ks.body, "acc0[k] += ") && !strstr(ks.body, "e / "), "r's index from the base, not e:\n%s", ks.body);
+    CHECK(ks.zero_root && ks.grid > 1 && strstr(ks.body, "atomicAdd(&out0["), "split over blocks");
+    kernel_source_free(&ks);
+    fusion_free(f);
+    graph_free(g);
+}
+
 /* A training graph: loss = sum of y's squares, differentiated, every parameter gradient a named output. */
 static void train_sum_of_squares(Graph *g, Node *y) {
     Node *loss = red(g, OP_SUM, g_reshape(g, bin(g, OP_MUL, y, y), shape_of(1, shape_numel(y->shape)), LOC_NONE), 0);
@@ -825,6 +849,7 @@ int main(void) {
     test_scan_states();
     test_recompute();
     test_sibling_merge();
+    test_column_vec4();
     test_optimizer_kernels();
     test_gate_kernel();
     test_shared_cast();

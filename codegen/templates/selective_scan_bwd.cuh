@@ -348,22 +348,26 @@ vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
 #pragma unroll 1
         for (; i > 0; i -= 2) {   // rows i (odd) and i - 1
             Row ro = row_of(i), re = row_of(i - 1);
-            float v[32];   // dBm terms: row i's in v[0, 16), row i-1's in v[16, 32)
+            float v[16], w[16];   // dBm terms of row i and of row i-1
 #pragma unroll
             for (int n = 0; n < 16; n++) {
                 if (n < N) {
                     const float hp = hist[(((i - 1) >> 1) * N + n) * SCAN_THREADS + tid];   // h_{t-2}
                     const float ae = exp2_ftz(re.dl * A2[n]), he = fmaf(ae, hp, (re.dl * re.u) * sBC[i - 1][n]);
                     v[n] = adjoint(ro, i, n, he, exp2_ftz(ro.dl * A2[n]));
-                    v[16 + n] = adjoint(re, i - 1, n, hp, ae);
+                    w[n] = adjoint(re, i - 1, n, hp, ae);
                 } else {
-                    v[n] = v[16 + n] = 0.f;
+                    v[n] = w[n] = 0.f;
                 }
             }
             finish(ro, i);
             finish(re, i - 1);
-            warp_reduce_scatter<32, SLOT_SWIZZLE>(v);
-            if ((lane & 15) < N) acc[warp][lane < 16 ? i : i - 1][lane & 15] = v[0];
+            // Two 16-value sums, not one of 32: with the slot swizzle they need 76 instructions, where the 32-value
+            // one's first round alone selects its halves per lane (100).
+            warp_reduce_scatter<16, SLOT_SWIZZLE>(v);
+            warp_reduce_scatter<16, SLOT_SWIZZLE>(w);
+            if (lane < N) acc[warp][i][lane] = v[0];
+            else if (lane >= 16 && lane - 16 < N) acc[warp][i - 1][lane - 16] = w[0];
         }
         __syncthreads();   // acc complete
         for (int j = tid; j < nr * 2 * N; j += SCAN_THREADS) {   // over the block's warps, then over blocks
