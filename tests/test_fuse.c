@@ -262,26 +262,46 @@ static void test_row_kernels(void) {
     graph_free(g);
 }
 
-/* Column sums whose columns come 4 to a 16-byte load: each lane sums 4 adjacent columns, reading a [.., 48] input (also
- * through a reshape of it) as float4 at e4; a per-row value broadcast over the columns is read at the row's index,
- * computed once for the 4 (from the base index, not from e). */
-static void test_column_vec4(void) {
+/* The source of group k's kernel (caller frees). */
+static char *kernel_text(const Fusion *f, int k) {
+    KernelSource ks;
+    codegen_group(f, &f->groups[k], &ks);
+    char *body = ks.body;
+    ks.body = NULL;
+    kernel_source_free(&ks);
+    return body;
+}
+
+/* A column sum of bf16 values (a GEMM output's bias gradient) over 768 columns: each lane sums 4 adjacent columns
+ * with one 8-byte load, also through a reshape; an f32 column sum stays one column per lane. An elementwise kernel
+ * reading an input through a reshape of its domain uses 4-wide loads too, and a per-row value broadcast over the 4
+ * elements is read at the row's index computed once (from the base index eb, not from e). */
+static void test_vec4_loads(void) {
     Graph *g = graph_new();
-    Node *t = g_input(g, "t", shape_of(3, (int64_t)16, (int64_t)512, (int64_t)48), DT_F32, LOC_NONE);
-    Node *r = g_input(g, "r", shape_of(3, (int64_t)16, (int64_t)512, (int64_t)1), DT_F32, LOC_NONE);
-    Node *tr = bin(g, OP_MUL, t, g_expand(g, r, t->shape, LOC_NONE));
-    graph_add_named(g, "colsum", red(g, OP_SUM, g_reshape(g, tr, shape_of(2, (int64_t)8192, (int64_t)48), LOC_NONE), 0), NF_OUTPUT);
+    Node *t = g_input(g, "t", shape_of(3, (int64_t)16, (int64_t)64, (int64_t)768), DT_F32, LOC_NONE);
+    Node *u = g_input(g, "u", shape_of(2, (int64_t)1024, (int64_t)768), DT_F32, LOC_NONE);
+    Node *x = g_input(g, "x", shape_of(3, (int64_t)16, (int64_t)512, (int64_t)48), DT_F32, LOC_NONE);
+    Node *r = g_input(g, "r", shape_of(2, (int64_t)8192, (int64_t)1), DT_F32, LOC_NONE);
+    Node *cs = red(g, OP_SUM, g_reshape(g, t, shape_of(2, (int64_t)1024, (int64_t)768), LOC_NONE), 0);
+    Node *cs32 = red(g, OP_SUM, u, 0);
+    Node *xr = g_reshape(g, x, shape_of(2, (int64_t)8192, (int64_t)48), LOC_NONE);
+    Node *ew = bin(g, OP_MUL, xr, g_expand(g, r, xr->shape, LOC_NONE));
+    graph_add_named(g, "cs", cs, NF_OUTPUT);
+    graph_add_named(g, "cs32", cs32, NF_OUTPUT);
+    graph_add_named(g, "ew", ew, NF_OUTPUT);
     Fusion *f = pass_simplify(g, NULL, 0);
     pass_fuse(f);
+    f->store_bf16[t->id] = true;   /* as a bf16 GEMM output (program.c's mark_bf16_outputs) */
     pass_plan(f);
-    CHECK(f->ngroups == 1, "one column sum: %d groups", f->ngroups);
-    KernelSource ks;
-    codegen_group(f, &f->groups[0], &ks);
-    CHECK(strstr(ks.body, "4 columns per lane") && strstr(ks.body, "reinterpret_cast<const float4*>(in1)[e4]"),
-          "t read as float4:\n%s", ks.body);
-    CHECK(strstr(ks.body, "acc0[k] += ") && !strstr(ks.body, "e / "), "r's index from the base, not e:\n%s", ks.body);
-    CHECK(ks.zero_root && ks.grid > 1 && strstr(ks.body, "atomicAdd(&out0["), "split over blocks");
-    kernel_source_free(&ks);
+    CHECK(f->ngroups == 3, "two column sums and a product: %d groups", f->ngroups);
+    char *a = kernel_text(f, f->group_of[f->repl[cs->id]->id]), *b = kernel_text(f, f->group_of[f->repl[cs32->id]->id]);
+    char *c = kernel_text(f, f->group_of[f->repl[ew->id]->id]);
+    CHECK(strstr(a, "4 columns per lane") && strstr(a, "reinterpret_cast<const uint2*>(in0)[e4]") &&
+          strstr(a, "atomicAdd(&out0[c0 + k], red0)"), "bf16 column sum, 4 columns per lane:\n%s", a);
+    CHECK(!strstr(b, "4 columns per lane") && strstr(b, "column kernel"), "f32 column sum, scalar:\n%s", b);
+    CHECK(strstr(c, "reinterpret_cast<const float4*>(in0)[e4]") && strstr(c, "eb / ") && !strstr(c, "e / "),
+          "x through its reshape as float4, r's row from eb:\n%s", c);
+    free(a); free(b); free(c);
     fusion_free(f);
     graph_free(g);
 }
@@ -849,7 +869,7 @@ int main(void) {
     test_scan_states();
     test_recompute();
     test_sibling_merge();
-    test_column_vec4();
+    test_vec4_loads();
     test_optimizer_kernels();
     test_gate_kernel();
     test_shared_cast();
