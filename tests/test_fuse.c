@@ -306,16 +306,18 @@ static void test_vec4_loads(void) {
     graph_free(g);
 }
 
-/* A training graph: loss = sum of y's squares, differentiated, every parameter gradient a named output. */
-static void train_sum_of_squares(Graph *g, Node *y) {
+/* A training graph: loss = sum of y's squares, differentiated, every parameter gradient a named output. Returns the
+ * gradients by parameter (caller frees). */
+static Node **sum_of_squares_grads(Graph *g, Node *y) {
     Node *loss = red(g, OP_SUM, g_reshape(g, bin(g, OP_MUL, y, y), shape_of(1, shape_numel(y->shape)), LOC_NONE), 0);
     graph_set_loss(g, loss);
     Node **grads = calloc((size_t)g->params.n, sizeof(Node *));
     char err[256];
     CHECK(autodiff_backward(g, loss, grads, err, sizeof err), "autodiff: %s", err);
     for (int k = 0; k < g->params.n; k++) if (grads[k]) graph_add_named(g, ((Node *)g->params.items[k])->name, grads[k], NF_OUTPUT);
-    free(grads);
+    return grads;
 }
+static void train_sum_of_squares(Graph *g, Node *y) { free(sum_of_squares_grads(g, y)); }
 
 /* Two scan directions (forward and reversed) over the x/z halves of one in_proj output, merged, trained: the
  * templates read the halves and the reversed rows through row maps, so no gather or slice of [B, L, D] runs as a
@@ -521,12 +523,7 @@ static void test_recompute(void) {
     Node *h1 = bin(g, OP_ADD, mm1, b1), *h2 = bin(g, OP_ADD, mm2, b2), *s1 = un(g, OP_SILU, h1);
     Node *gate = bin(g, OP_MUL, s1, h2);
     Node *y = g_matmul(g, gate, w3, false, true, LOC_NONE);
-    Node *loss = red(g, OP_SUM, g_reshape(g, bin(g, OP_MUL, y, y), shape_of(1, (int64_t)2 * 64 * 32), LOC_NONE), 0);
-    graph_set_loss(g, loss);
-    Node **grads = calloc((size_t)g->params.n, sizeof(Node *));
-    char err[256];
-    CHECK(autodiff_backward(g, loss, grads, err, sizeof err), "autodiff: %s", err);
-    for (int k = 0; k < g->params.n; k++) if (grads[k]) graph_add_named(g, ((Node *)g->params.items[k])->name, grads[k], NF_OUTPUT);
+    Node **grads = sum_of_squares_grads(g, y);
     Fusion *f = pass_simplify(g, NULL, 0);
     pass_fuse(f);
     pass_plan(f);
@@ -559,12 +556,7 @@ static void test_sibling_merge(void) {
     Node *w3 = param(g, "w3", shape_of(2, (int64_t)32, (int64_t)48));
     Node *h1 = g_matmul(g, x, w1, false, true, LOC_NONE), *h2 = g_matmul(g, x, w2, false, true, LOC_NONE);
     Node *y = g_matmul(g, bin(g, OP_MUL, un(g, OP_SILU, h1), h2), w3, false, true, LOC_NONE);
-    Node *loss = red(g, OP_SUM, g_reshape(g, bin(g, OP_MUL, y, y), shape_of(1, (int64_t)2 * 64 * 32), LOC_NONE), 0);
-    graph_set_loss(g, loss);
-    Node **grads = calloc((size_t)g->params.n, sizeof(Node *));
-    char err[256];
-    CHECK(autodiff_backward(g, loss, grads, err, sizeof err), "autodiff: %s", err);
-    for (int k = 0; k < g->params.n; k++) if (grads[k]) graph_add_named(g, ((Node *)g->params.items[k])->name, grads[k], NF_OUTPUT);
+    Node **grads = sum_of_squares_grads(g, y);
     Fusion *f = pass_simplify(g, NULL, 0);
     pass_fuse(f);
     pass_plan(f);
