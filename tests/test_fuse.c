@@ -281,11 +281,11 @@ static void test_vec4_loads(void) {
     Node *t = g_input(g, "t", shape_of(3, (int64_t)16, (int64_t)64, (int64_t)768), DT_F32, LOC_NONE);
     Node *u = g_input(g, "u", shape_of(2, (int64_t)1024, (int64_t)768), DT_F32, LOC_NONE);
     Node *x = g_input(g, "x", shape_of(3, (int64_t)16, (int64_t)512, (int64_t)48), DT_F32, LOC_NONE);
-    Node *r = g_input(g, "r", shape_of(2, (int64_t)8192, (int64_t)1), DT_F32, LOC_NONE);
+    Node *r = g_input(g, "r", shape_of(3, (int64_t)16, (int64_t)512, (int64_t)1), DT_F32, LOC_NONE);
     Node *cs = red(g, OP_SUM, g_reshape(g, t, shape_of(2, (int64_t)1024, (int64_t)768), LOC_NONE), 0);
     Node *cs32 = red(g, OP_SUM, u, 0);
-    Node *xr = g_reshape(g, x, shape_of(2, (int64_t)8192, (int64_t)48), LOC_NONE);
-    Node *ew = bin(g, OP_MUL, xr, g_expand(g, r, xr->shape, LOC_NONE));
+    Node *xr = bin(g, OP_MUL, x, g_expand(g, r, x->shape, LOC_NONE));   /* r is read through the reshape below */
+    Node *ew = bin(g, OP_ADD, g_reshape(g, xr, shape_of(2, (int64_t)8192, (int64_t)48), LOC_NONE), cst(g, 1.0));
     graph_add_named(g, "cs", cs, NF_OUTPUT);
     graph_add_named(g, "cs32", cs32, NF_OUTPUT);
     graph_add_named(g, "ew", ew, NF_OUTPUT);
@@ -293,13 +293,13 @@ static void test_vec4_loads(void) {
     pass_fuse(f);
     f->store_bf16[t->id] = true;   /* as a bf16 GEMM output (program.c's mark_bf16_outputs) */
     pass_plan(f);
-    CHECK(f->ngroups == 3, "two column sums and a product: %d groups", f->ngroups);
+    CHECK(f->ngroups == 3, "two column sums and an elementwise kernel: %d groups", f->ngroups);
     char *a = kernel_text(f, f->group_of[f->repl[cs->id]->id]), *b = kernel_text(f, f->group_of[f->repl[cs32->id]->id]);
     char *c = kernel_text(f, f->group_of[f->repl[ew->id]->id]);
     CHECK(strstr(a, "4 columns per lane") && strstr(a, "reinterpret_cast<const uint2*>(in0)[e4]") &&
           strstr(a, "atomicAdd(&out0[c0 + k], red0)"), "bf16 column sum, 4 columns per lane:\n%s", a);
     CHECK(!strstr(b, "4 columns per lane") && strstr(b, "column kernel"), "f32 column sum, scalar:\n%s", b);
-    CHECK(strstr(c, "reinterpret_cast<const float4*>(in0)[e4]") && strstr(c, "eb / ") && !strstr(c, "e / "),
+    CHECK(strstr(c, "reinterpret_cast<const float4*>(in1)[e4]") && strstr(c, "eb / ") && !strstr(c, "e / "),
           "x through its reshape as float4, r's row from eb:\n%s", c);
     free(a); free(b); free(c);
     fusion_free(f);
