@@ -141,32 +141,27 @@ static Ix bcast_ix(const Ix *ix, Shape os, Shape xs) {
  * innermost extent is a multiple of 4: every coordinate but the innermost is that of vbase (the same for the 4
  * elements, so the compiler computes it once), the innermost that of vbase plus k. */
 static Ix unflat(Em *e, Shape s, const char *fvar) {
+    Ix r = {.n = s.ndim};
     if (e->vbase && !strcmp(fvar, "e") && s.ndim > 0 && s.d[s.ndim - 1] % 4 == 0) {
-        Ix r = unflat(e, s, e->vbase);
-        const int in = s.ndim - 1;
+        r = unflat(e, s, e->vbase);
         char ck[IXLEN];
         snprintf(ck, sizeof ck, "c%d", e->nvar++);
-        line(e, "const long long %s = %s + k;", ck, s.d[in] == 1 ? "0" : r.s[in]);
-        memcpy(r.s[in], ck, IXLEN);
-        if (e->root_ix && e->nalias < 4) {   /* a reshape of the domain: still element e */
-            e->alias_shape[e->nalias] = s;
-            e->alias_ix[e->nalias++] = r;
+        line(e, "const long long %s = %s + k;", ck, r.s[s.ndim - 1]);
+        memcpy(r.s[s.ndim - 1], ck, IXLEN);
+    } else {
+        int64_t stride = 1;
+        for (int k = s.ndim - 1; k >= 0; k--) {
+            if (s.d[k] == 1) snprintf(r.s[k], IXLEN, "0");
+            else {
+                char expr[160];
+                if (k == 0) snprintf(expr, sizeof expr, stride == 1 ? "%s" : "%s / %lldLL", fvar, (long long)stride);
+                else if (stride == 1) snprintf(expr, sizeof expr, "%s %% %lldLL", fvar, (long long)s.d[k]);
+                else snprintf(expr, sizeof expr, "%s / %lldLL %% %lldLL", fvar, (long long)stride, (long long)s.d[k]);
+                snprintf(r.s[k], IXLEN, "c%d", e->nvar++);
+                line(e, "const long long %s = %s;", r.s[k], expr);
+            }
+            stride *= s.d[k];
         }
-        return r;
-    }
-    Ix r = {.n = s.ndim};
-    int64_t stride = 1;
-    for (int k = s.ndim - 1; k >= 0; k--) {
-        if (s.d[k] == 1) snprintf(r.s[k], IXLEN, "0");
-        else {
-            char expr[160];
-            if (k == 0) snprintf(expr, sizeof expr, stride == 1 ? "%s" : "%s / %lldLL", fvar, (long long)stride);
-            else if (stride == 1) snprintf(expr, sizeof expr, "%s %% %lldLL", fvar, (long long)s.d[k]);
-            else snprintf(expr, sizeof expr, "%s / %lldLL %% %lldLL", fvar, (long long)stride, (long long)s.d[k]);
-            snprintf(r.s[k], IXLEN, "c%d", e->nvar++);
-            line(e, "const long long %s = %s;", r.s[k], expr);
-        }
-        stride *= s.d[k];
     }
     if (e->root_ix && !strcmp(fvar, "e") && e->nalias < 4) {   /* a reshape of the domain: still element e */
         e->alias_shape[e->nalias] = s;
@@ -557,6 +552,42 @@ static void emit_vec4_body(Em *e, const char *lanes) {
     }
 }
 
+/* The vec4 lanes: the code for element e = eb + k (k = 0..3) goes to a side buffer, since which inputs it loads
+ * and which outputs it stores at e are known only afterwards; ix (the coordinates of eb) gets its innermost
+ * coordinate plus k and is the index of element e while the lanes are open. lanes_close prints the 4-wide loads,
+ * the unrolled loop over k with the buffered code, and the 4-wide stores (emit_vec4_body). */
+typedef struct Lanes { FILE *outer; char *text; size_t len; } Lanes;
+
+static void lanes_open(Em *e, Lanes *l, const char *eb, Ix *ix) {
+    const Group *gr = e->gr;
+    e->vec4 = true;
+    e->vload = xcalloc((size_t)gr->nins + 1, sizeof(bool));
+    e->vstore = xcalloc((size_t)gr->nouts + 1, sizeof(bool));
+    *l = (Lanes){e->o, NULL, 0};
+    e->o = open_memstream(&l->text, &l->len);
+    ASSERT(e->o, "open_memstream");
+    e->ind++; e->depth++;
+    line(e, "const long long e = %s + k;", eb);
+    e->vbase = eb;
+    const int in = gr->dom.ndim - 1;
+    char ck[IXLEN];
+    snprintf(ck, sizeof ck, "c%d", e->nvar++);
+    line(e, "const long long %s = %s + k;", ck, ix->s[in]);
+    memcpy(ix->s[in], ck, IXLEN);
+    e->root_ix = ix;
+}
+
+static void lanes_close(Em *e, Lanes *l) {
+    e->root_ix = NULL;
+    e->vbase = NULL;
+    scope_pop(e);
+    fclose(e->o);
+    e->o = l->outer;
+    emit_vec4_body(e, l->text);
+    free(l->text); free(e->vload); free(e->vstore);
+    e->vload = e->vstore = NULL;
+}
+
 static void emit_ew(Em *e, const char *name, KernelSource *ks) {
     const Group *gr = e->gr;
     int64_t numel = shape_numel(gr->dom);
@@ -571,28 +602,17 @@ static void emit_ew(Em *e, const char *name, KernelSource *ks) {
          e->vec4 ? "e4" : "e", EW_THREADS, e->vec4 ? "e4" : "e", (long long)iters, e->vec4 ? "e4" : "e", EW_THREADS);
     e->ind++; e->depth++;
     e->final = true;
-    FILE *outer = e->o;
-    char *lanes = NULL;
-    size_t nlanes = 0;
+    Lanes lanes;
     Ix ix;
-    if (e->vec4) {   /* the per-element code goes to a side buffer: its loads and stores are known only after */
+    if (e->vec4) {
         /* the coordinates of e4 * 4, once per thread: the 4 elements share all but the innermost (extent % 4 == 0) */
         line(e, "const long long eb = e4 * 4;");
         ix = unflat(e, gr->dom, "eb");
-        e->vload = xcalloc((size_t)gr->nins + 1, sizeof(bool));
-        e->vstore = xcalloc((size_t)gr->nouts + 1, sizeof(bool));
-        e->o = open_memstream(&lanes, &nlanes);
-        ASSERT(e->o, "open_memstream");
-        e->ind++;
-        line(e, "const long long e = eb + k;");
-        e->vbase = "eb";
-        const int in = gr->dom.ndim - 1;
-        char inner[IXLEN];
-        snprintf(inner, sizeof inner, "c%d", e->nvar++);
-        line(e, "const long long %s = %s + k;", inner, ix.s[in]);
-        memcpy(ix.s[in], inner, IXLEN);
-    } else ix = unflat(e, gr->dom, "e");
-    e->root_ix = &ix;
+        lanes_open(e, &lanes, "eb", &ix);
+    } else {
+        ix = unflat(e, gr->dom, "e");
+        e->root_ix = &ix;
+    }
     const Node *root = gr->root;
     if (gr->kind == GK_SCATTER) {
         const char *v = val(e, fus_src(e->f, root, 0), &ix);
@@ -612,18 +632,12 @@ static void emit_ew(Em *e, const char *name, KernelSource *ks) {
     } else {
         const char *v = val(e, root, &ix);
         if (root->op == OP_CONST) line(e, "out0[e] = %s;", v);
-        /* a merged sibling's outputs (pass_merge.c) are not reached from the root */
-        for (int k = 0; k < gr->nouts; k++) if (!memo_get(e, gr->outs[k], &ix)) val(e, gr->outs[k], &ix);
+        /* a merged sibling's outputs (pass_merge.c) are not reached from the root (val is memoised: the others
+         * cost nothing more) */
+        for (int k = 0; k < gr->nouts; k++) val(e, gr->outs[k], &ix);
     }
+    if (e->vec4) lanes_close(e, &lanes);
     e->root_ix = NULL;
-    e->vbase = NULL;
-    if (e->vec4) {
-        fclose(e->o);
-        e->o = outer;
-        e->ind--;
-        emit_vec4_body(e, lanes);
-        free(lanes); free(e->vload); free(e->vstore);
-    }
     e->ind--;
     line(e, "}");
     fprintf(e->o, "}\n");
@@ -772,7 +786,6 @@ static void row_prologue(Em *e, RowPlan *rp) {
 static void column_vec4_sum(Em *e, const RowPlan *rp, const Ix *rix) {
     const Group *gr = e->gr;
     const Node *r = e->reds[0];
-    const int inner = gr->dom.ndim - 1;
     line(e, "float acc0[4] = {0.f, 0.f, 0.f, 0.f};");
     line(e, "%s", rp->jloop);
     e->ind++; e->depth++;
@@ -780,33 +793,12 @@ static void column_vec4_sum(Em *e, const RowPlan *rp, const Ix *rix) {
     Ix ix = *rix;
     snprintf(ix.s[gr->axis], IXLEN, "j");
     char eb[IXLEN];
-    e->root_ix = NULL;
     flat(e, gr->dom, &ix, eb);
     line(e, "const long long e4 = %s / 4;", eb);
-    FILE *outer = e->o;
-    char *lanes = NULL;
-    size_t nlanes = 0;
-    e->vec4 = true;
-    e->vload = xcalloc((size_t)gr->nins + 1, sizeof(bool));
-    e->vstore = xcalloc((size_t)gr->nouts + 1, sizeof(bool));
-    e->o = open_memstream(&lanes, &nlanes);
-    ASSERT(e->o, "open_memstream");
-    e->ind++; e->depth++;
-    line(e, "const long long e = %s + k;", eb);
-    e->vbase = eb;
-    char ck[IXLEN];
-    snprintf(ck, sizeof ck, "c%d", e->nvar++);
-    line(e, "const long long %s = %s + k;", ck, ix.s[inner]);
-    memcpy(ix.s[inner], ck, IXLEN);
-    e->root_ix = &ix;
+    Lanes lanes;
+    lanes_open(e, &lanes, eb, &ix);
     line(e, "acc0[k] += %s;", val(e, fus_src(e->f, r, 0), &ix));
-    e->root_ix = NULL;
-    e->vbase = NULL;
-    scope_pop(e);
-    fclose(e->o);
-    e->o = outer;
-    emit_vec4_body(e, lanes);
-    free(lanes); free(e->vload); free(e->vstore);
+    lanes_close(e, &lanes);
     e->vec4 = false;
     scope_pop(e);
     line(e, "}");

@@ -13,7 +13,7 @@ enum { MERGE_MAX_MEMBERS = 192 };
 
 /* A computing elementwise kernel (not a fill or a copy) that reads no full-size parameter or state: those are the
  * optimizer's, whose updates may write their target in place (pass_plan), which a sibling must not read. */
-static bool fusable_ew(const Group *gr) {
+static bool mergeable(const Group *gr) {
     if (gr->kind != GK_EW || op_class(gr->root->op) == K_SOURCE || op_class(gr->root->op) == K_MOVE) return false;
     for (int k = 0; k < gr->nins; k++) {
         const Node *x = gr->ins[k];
@@ -40,7 +40,7 @@ static bool share_full_input(const Group *a, const Group *b) {
 
 /* May group b (later) run inside group a (at a's place, index ia)? */
 static bool can_merge(const Fusion *f, const Group *a, int ia, const Group *b) {
-    if (!fusable_ew(a) || !shape_eq(a->dom, b->dom) || a->nmembers + b->nmembers > MERGE_MAX_MEMBERS) return false;
+    if (!mergeable(a) || !shape_eq(a->dom, b->dom) || a->nmembers + b->nmembers > MERGE_MAX_MEMBERS) return false;
     for (int k = 0; k < b->nins; k++) {
         const int p = producer(f, b->ins[k]);
         if (p >= ia) return false;   /* written by a itself, or between a and b */
@@ -76,10 +76,11 @@ void pass_merge_siblings(Fusion *f) {
     bool *gone = xcalloc((size_t)f->ngroups + 1, sizeof(bool));
     for (int k = 0; k < f->ngroups; k++) {
         const Group *b = &f->groups[k];
-        if (!fusable_ew(b)) continue;
+        if (!mergeable(b)) continue;
         for (int j = k - 1; j >= 0; j--) {   /* the nearest partner: the shortest move */
             if (gone[j] || !can_merge(f, &f->groups[j], j, b)) continue;
             absorb(f, &f->groups[j], b);
+            /* b's values are now written at j: later groups that read them must see j as their producer */
             for (int m = 0; m < b->nmembers; m++)
                 if (!f->dup[b->members[m]->id]) f->group_of[b->members[m]->id] = j;
             gone[k] = true;
