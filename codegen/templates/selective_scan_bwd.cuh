@@ -28,6 +28,13 @@
 // 0.753 ms with row-by-row waits on the chunk's loads and shared atomics (ncu then: 762 instructions per element,
 // 2.5 issued per cycle of 4; stalls on fixed latency, global loads and the atomics' CAS loops); 0.87 ms with libm's
 // softplus/sigmoid; 1.18 ms with loads row by row. 168 registers: capped at 128 (8 blocks of 64 per SM) it measured the same.
+// The forward rows' dCm sums go in row pairs, interleaved like the reverse pass's dBm sums: 0.517 -> 0.515 ms
+// (L197), 0.340 -> 0.330 ms (B128 L128 D768, pretraining). Tried on top of that (test_scan_gpu --bench, H200, same
+// run): the staged B/C rows read as 16-byte loads in the forward rows and the adjoint, 0.526 / 0.333 ms (slower,
+// though ncu counted 4% fewer instructions); each chunk's row loads and prefetches at constant offsets from one
+// address, and one saved-state address per 4 slots, 0.519 / 0.322 ms (5% fewer instructions; slower at L197). ncu
+// (L197, saved states): 579 instructions per element, 2.7 issued per cycle of 4, 2.8 warps per scheduler
+// (registers and shared memory both allow 6 blocks), stalls mostly not-selected and fixed-latency waits.
 // Tried: summing dBm/dCm over the warp through a swizzled shared-memory transpose (8 vector stores, 32 loads) in
 // place of the reduce-scatter: 0.895 against 0.754 ms. Next step: several channels per thread, so that the dBm/dCm
 // sum over d costs fewer shuffles.
@@ -266,11 +273,11 @@ vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
         // the gate's gradient dz and dCm = dy h_t (summed over d).
         // Rows are loops, not unrolled: per-row values kept in register arrays indexed by a loop variable would go
         // to local memory. They live in shared memory instead.
-        auto fwd_row = [&](auto even_tag, int i) {
+        auto fwd_row = [&](auto even_tag, int i, float *v) {   // v: the row's dCm terms, summed by the caller
             constexpr bool EVEN = decltype(even_tag)::value;
             const float uu = rowv[1][i][tid], x = rowv[0][i][tid] + bias, dl = softplus_f(x), dlu = dl * uu;
             const float zz = rowv[2][i][tid], go = rowv[3][i][tid], sz = sigmoid_f(zz), dy = go * zz * sz;
-            float y = 0.f, v[16];
+            float y = 0.f;
 #pragma unroll
             for (int n = 0; n < N; n++) {
                 if constexpr (EVEN) hist[((i >> 1) * N + n) * SCAN_THREADS + tid] = h[n];
@@ -287,13 +294,21 @@ vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
                 if (SCAN_COPY_PARTS & 4) copy[(dz - packed) + idx] = from_f32<bf16>(dzv);
             }
             rowv[0][i][tid] = dl; rowv[2][i][tid] = dy; rowv[3][i][tid] = sigmoid_f(x);
-            warp_reduce_scatter<SLOT_SWIZZLE>(v);
-            if (lane < N) acc[warp][i][N + lane] = v[0];
         };
+        // Rows in pairs, whose two dCm sums interleave (each sum is a chain of dependent shuffles)
 #pragma unroll 1
         for (int i = 0; i < nr; i += 2) {
-            fwd_row(BoolTag<true>{}, i);
-            if (i + 1 < nr) fwd_row(BoolTag<false>{}, i + 1);
+            float ve[16], vo[16];
+            fwd_row(BoolTag<true>{}, i, ve);
+            if (i + 1 < nr) fwd_row(BoolTag<false>{}, i + 1, vo);
+            else {
+#pragma unroll
+                for (int n = 0; n < 16; n++) vo[n] = 0.f;
+            }
+            warp_reduce_scatter<SLOT_SWIZZLE>(ve);
+            warp_reduce_scatter<SLOT_SWIZZLE>(vo);
+            if (lane < N) acc[warp][i][N + lane] = ve[0];
+            else if (lane >= 16 && lane - 16 < N && i + 1 < nr) acc[warp][i + 1][N + lane - 16] = vo[0];
         }
         if (k > 0) {   // h is free until chunk k-1: load its start state now (parked in chunk k-1's own du/ddelta
                        // rows, which this chunk does not write), so the loads complete during the reverse steps
