@@ -27,14 +27,15 @@
 // (SLOT_SWIZZLE off), 0.665 ms with 64-bit index arithmetic per load (VMC_AT);
 // 0.753 ms with row-by-row waits on the chunk's loads and shared atomics (ncu then: 762 instructions per element,
 // 2.5 issued per cycle of 4; stalls on fixed latency, global loads and the atomics' CAS loops); 0.87 ms with libm's
-// softplus/sigmoid; 1.18 ms with loads row by row. 168 registers: capped at 128 (8 blocks of 64 per SM) it measured the same.
+// softplus/sigmoid; 1.18 ms with loads row by row. 168 registers: capped at 128 (8 blocks of 64 per SM) it measured the
+// same, but shared memory (30 KB a block) allows 6 blocks too, so that cap could not add warps.
 // The forward rows' dCm sums go in row pairs, interleaved like the reverse pass's dBm sums: 0.517 -> 0.515 ms
 // (L197), 0.340 -> 0.330 ms (B128 L128 D768, pretraining). Tried on top of that (test_scan_gpu --bench, H200, same
-// run): the staged B/C rows read as 16-byte loads in the forward rows and the adjoint, 0.526 / 0.333 ms (slower,
-// though ncu counted 4% fewer instructions); each chunk's row loads and prefetches at constant offsets from one
-// address, and one saved-state address per 4 slots, 0.519 / 0.322 ms (5% fewer instructions; slower at L197). ncu
-// (L197, saved states): 579 instructions per element, 2.7 issued per cycle of 4, 2.8 warps per scheduler
-// (registers and shared memory both allow 6 blocks), stalls mostly not-selected and fixed-latency waits.
+// run): the staged B/C rows read as 16-byte loads in the forward rows and the adjoint, 0.526 / 0.333 ms; each
+// chunk's row loads and prefetches at constant offsets from one address, and one saved-state address per 4 slots,
+// 0.519 / 0.322 ms; both, 0.529 / 0.317 ms, though ncu counted 3.8% fewer instructions (5.9% fewer and 0.538 ms
+// at L197 without the L2 prefetches too). ncu (L197, saved states): 579 instructions per element, 2.7 issued per
+// cycle of 4, 2.8 warps per scheduler, stalls mostly not-selected and fixed-latency waits.
 // Tried: summing dBm/dCm over the warp through a swizzled shared-memory transpose (8 vector stores, 32 loads) in
 // place of the reduce-scatter: 0.895 against 0.754 ms. Next step: several channels per thread, so that the dBm/dCm
 // sum over d costs fewer shuffles.
