@@ -1,3 +1,6 @@
 # cli.cmake — the command line: --help and unknown flags of every vmc command (tests/test_cli.sh).
 add_test(NAME cli_help COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/test_cli.sh $<TARGET_FILE:vmc>)
 set_tests_properties(cli_help PROPERTIES LABELS cpu TIMEOUT 60)
+# scripts/scan_profile.py, the instruction-mix summary of scripts/scan_profile.sh (which needs a GPU and ncu)
+add_test(NAME scan_profile_summary COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/test_scan_profile.sh)
+set_tests_properties(scan_profile_summary PROPERTIES LABELS cpu TIMEOUT 60)
