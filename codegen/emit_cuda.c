@@ -93,12 +93,13 @@ static bool is_member(const Em *e, const Node *n) { return e->f->dup[n->id] || e
 static const char *index_get(Em *e, const char *expr);
 static void index_put(Em *e, const char *expr, const char *var);
 
-/* Flat row-major offset of ix in shape s, as a new local variable (or a literal when trivial). */
 static bool same_ix(const Ix *a, const Ix *b, int ndim) {
     for (int k = 0; k < ndim; k++) if (strcmp(a->s[k], b->s[k])) return false;
     return true;
 }
 
+/* Flat row-major offset of ix in shape s, as a new local variable (or a literal when trivial; "e" for element e,
+ * also through a reshape of the domain). */
 static void flat(Em *e, Shape s, const Ix *ix, char *out) {
     bool is_e = e->root_ix && shape_eq(s, e->gr->dom) && same_ix(ix, e->root_ix, s.ndim);
     for (int a = 0; e->root_ix && !is_e && a < e->nalias; a++)
@@ -578,6 +579,7 @@ static void lanes_open(Em *e, Lanes *l, const char *eb, Ix *ix) {
 }
 
 static void lanes_close(Em *e, Lanes *l) {
+    e->vec4 = false;   /* the lanes are closed: accesses at e are scalar again */
     e->root_ix = NULL;
     e->vbase = NULL;
     scope_pop(e);
@@ -799,7 +801,6 @@ static void column_vec4_sum(Em *e, const RowPlan *rp, const Ix *rix) {
     lanes_open(e, &lanes, eb, &ix);
     line(e, "acc0[k] += %s;", val(e, fus_src(e->f, r, 0), &ix));
     lanes_close(e, &lanes);
-    e->vec4 = false;
     scope_pop(e);
     line(e, "}");
     line(e, "#pragma unroll");

@@ -7,13 +7,7 @@
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 B=${1:-$root/build-cuda2}
-[ -d "$B/lib" ] && export LD_LIBRARY_PATH="$B/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-# CUDA 13's cuBLASLt and NVRTC from wherever the toolkit or a Python wheel put them, when the loader lacks them
-for lib in libcublasLt.so.13 libnvrtc.so.13; do
-  ldconfig -p 2>/dev/null | grep -q "$lib" && continue
-  p=$(find /usr/local /opt /usr/lib -name "$lib" 2>/dev/null | head -1)
-  [ -n "$p" ] && export LD_LIBRARY_PATH="$(dirname "$p"):$LD_LIBRARY_PATH"
-done
+source "$root/scripts/gpu_env.sh"
 export VMC_CACHE=${VMC_CACHE:-/tmp/vmc-gpu-check-cache}
 export VMC_ROOT=$root   # test_cuda_exec reads models/tiny.vmc from here
 cd "$root"

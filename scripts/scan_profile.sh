@@ -11,9 +11,7 @@ kernel=${2:-bwd}
 case $kernel in bwd|fwd) ;; *) echo "scan_profile.sh: the kernel is bwd or fwd, not '$kernel'" >&2; exit 2 ;; esac
 command -v ncu >/dev/null || { echo "scan_profile.sh: needs Nsight Compute's ncu on the PATH" >&2; exit 2; }
 [ -x "$B/tests/test_scan_gpu" ] || { echo "scan_profile.sh: no $B/tests/test_scan_gpu (build it first)" >&2; exit 2; }
-[ -d "$B/lib" ] && export LD_LIBRARY_PATH="$B/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-p=$(find /usr/local /opt /usr/lib -name libnvrtc.so.13 2>/dev/null | head -1)   # as gpu_check.sh
-[ -n "$p" ] && export LD_LIBRARY_PATH="$(dirname "$p")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+source "$root/scripts/gpu_env.sh"
 out=${PROFILE_OUT:-$(mktemp -d)}
 mkdir -p "$out"
 rep="$out/scan_$kernel"
