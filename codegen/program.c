@@ -501,8 +501,9 @@ static bool plain_batch(const Node *n, const Node *x) {
 /* Does GEMM group gr read x as one of its two operands in place (no expanded copy), so that a bf16 copy of x can
  * be what it reads? */
 static bool gemm_operand(const Fusion *f, const Group *gr, const Node *x) {
-    return gr->kind == GK_GEMM && plain_batch(gr->root, x) &&
-           (x == fus_src(f, gr->root, 0) || x == fus_src(f, gr->root, 1));
+    if (gr->kind != GK_GEMM) return false;
+    const Node *m = group_gemm(f, gr).matmul;
+    return plain_batch(m, x) && (x == fus_src(f, m, 0) || x == fus_src(f, m, 1));
 }
 
 /* Does group gr read input x from the bf16 copy of the memory under it (where x has one)? */
@@ -584,10 +585,11 @@ static void mark_shadows(Fusion *f) {
             continue;
         }
         if (gr->kind != GK_GEMM) continue;
+        const Node *m = group_gemm(f, gr).matmul;
         for (int s = 0; s < 2; s++) {
-            const Node *x = fus_src(f, gr->root, s);
+            const Node *x = fus_src(f, m, s);
             int64_t off;
-            if (plain_batch(gr->root, x) && shadowable(f, x)) f->shadow[view_owner(f, x, &off)->id] = true;
+            if (plain_batch(m, x) && shadowable(f, x)) f->shadow[view_owner(f, x, &off)->id] = true;
         }
     }
     mark_part_copies(f);
@@ -599,7 +601,7 @@ static void mark_shadows(Fusion *f) {
 static bool reads_bf16(const Fusion *f, const Group *gr, const Node *x) {
     switch (gr->kind) {
     case GK_EW: case GK_ROW: case GK_SCATTER: case GK_OPAQUE: return true;
-    case GK_GEMM: return gemm_operand(f, gr, x);
+    case GK_GEMM: return gemm_operand(f, gr, x) || x == group_gemm(f, gr).acc;   /* C: D's storage (below) */
     case GK_RANDPERM: case GK_ASSIGN: return false;
     }
     return false;
@@ -616,7 +618,8 @@ static void mark_bf16_outputs(Fusion *f) {
         const Group *gr = &f->groups[k];
         for (int j = 0; j < gr->nouts; j++) {   /* (a conv1d group may also write silu(conv)) */
             const Node *n = gr->outs[j];
-            bool gemm = gr->kind == GK_GEMM && !n->i[0], conv = n->op == OP_CONV1D, scan = n->op == OP_SCAN;
+            bool gemm = gr->kind == GK_GEMM && !group_gemm(f, gr).matmul->i[0];
+            bool conv = n->op == OP_CONV1D, scan = n->op == OP_SCAN;
             bool act = gr->kind == GK_OPAQUE && n->op == OP_SILU;
             ok[n->id] = (gemm || conv || scan || act) && n->dtype == DT_F32;
         }
@@ -629,6 +632,17 @@ static void mark_bf16_outputs(Fusion *f) {
         }
     }
     for (int id = 0; id < g->nnodes; id++) if (f->kept[id]) ok[fus_owner(f, g->nodes[id])->id] = false;
+    /* a GEMM epilogue's C has its D's storage type (cuBLASLt): both bf16 only when both may be */
+    for (bool changed = true; changed;) {
+        changed = false;
+        for (int k = 0; k < f->ngroups; k++) {
+            const Group *gr = &f->groups[k];
+            const Node *acc = gr->kind == GK_GEMM ? group_gemm(f, gr).acc : NULL;
+            if (!acc) continue;
+            const int c = fus_owner(f, acc)->id, d = gr->root->id;
+            if (ok[c] != ok[d]) { ok[c] = ok[d] = false; changed = true; }
+        }
+    }
     for (int id = 0; id < g->nnodes; id++) f->store_bf16[id] = ok[id];
     free(ok);
 }
@@ -714,7 +728,8 @@ static BufRef expand_operand(Program *p, Batch *b, SeenSet *seen, const Group *g
 }
 
 static void gemm(Program *p, Batch *b, SeenSet *seen, const Group *gr, int64_t *ws_need) {
-    const Node *n = gr->root, *a = fus_src(p->f, n, 0), *bb = fus_src(p->f, n, 1);
+    const GemmEpilogue epi = group_gemm(p->f, gr);
+    const Node *n = epi.matmul, *a = fus_src(p->f, n, 0), *bb = fus_src(p->f, n, 1);
     GemmDesc d = {0};
     d.ta = n->i[0]; d.tb = n->i[1];
     int nd = n->shape.ndim, na = a->shape.ndim, nb = bb->shape.ndim;
@@ -724,9 +739,12 @@ static void gemm(Program *p, Batch *b, SeenSet *seen, const Group *gr, int64_t *
     Shape bs = n->shape, as = a->shape, bbs = bb->shape;
     bs.ndim -= 2; as.ndim -= 2; bbs.ndim -= 2;
     int64_t nbatch = shape_numel(bs), nas = shape_numel(as), nbs = shape_numel(bbs);
-    d.a = bufref(p, a); d.b = bufref(p, bb); d.c = bufref(p, n);
+    d.a = bufref(p, a); d.b = bufref(p, bb); d.c = bufref(p, gr->root);
+    d.alpha = (float)epi.alpha;
+    if (epi.acc) { d.acc = bufref(p, epi.acc); d.has_acc = true; }
     int64_t off = 0;
-    d.c_bf16 = p->f->store_bf16[n->id];
+    d.c_bf16 = p->f->store_bf16[gr->root->id];
+    ASSERT(!epi.acc || fus_bf16(p->f, epi.acc) == d.c_bf16, "GEMM epilogue: C and D of different types");
     if (nbs == 1 && !d.ta) { d.M *= nbatch; nbatch = 1; nas = 1; }   /* weight without batch: one tall GEMM */
     if (nas != 1 && nas != nbatch) {
         d.a = expand_operand(p, b, seen, gr, a, bs, off, 'a');
@@ -759,8 +777,10 @@ static void gemm(Program *p, Batch *b, SeenSet *seen, const Group *gr, int64_t *
     touch(l, d.a, (d.sa ? d.batch : 1) * d.M * d.K * es, false);
     touch(l, d.b, (d.sb ? d.batch : 1) * d.K * d.N * es, false);
     touch(l, d.c, d.batch * d.M * d.N * (d.c_bf16 ? 2 : 4), true);
-    snprintf(l->name, sizeof l->name, "gemm_%lldx%lldx%lld%s%s%s", (long long)d.M, (long long)d.N, (long long)d.K,
-             d.ta ? "_ta" : "", d.tb ? "_tb" : "", d.batch > 1 ? "_batched" : "");
+    if (d.has_acc) touch(l, d.acc, d.batch * d.M * d.N * (d.c_bf16 ? 2 : 4), false);
+    snprintf(l->name, sizeof l->name, "gemm_%lldx%lldx%lld%s%s%s%s%s", (long long)d.M, (long long)d.N, (long long)d.K,
+             d.ta ? "_ta" : "", d.tb ? "_tb" : "", d.batch > 1 ? "_batched" : "", d.alpha != 1.f ? "_scaled" : "",
+             d.has_acc ? "_acc" : "");
     p->gemm_flops += 2 * d.M * d.N * d.K * d.batch;
     p->ngemms++;
 }

@@ -20,6 +20,9 @@ typedef struct GemmDesc {
     BufRef a, b, c;
     bool bf16;                 /* A and B are bf16 (copies, or bf16-stored values); accumulation stays f32 */
     bool c_bf16;               /* C is stored bf16 (Fusion.store_bf16), else f32 */
+    float alpha;               /* C = alpha A B (+ acc): the group's epilogue (pass.h GemmEpilogue) */
+    bool has_acc;              /* ... + acc, a buffer of C's shape and type */
+    BufRef acc;
 } GemmDesc;
 
 /* Memory a launch touches: the whole buffer of every value it reads or writes (a view counts as its owner).

@@ -51,6 +51,8 @@ typedef struct Fusion {
     bool *conv_silu;        /* by node id: this CONV1D writes silu(conv) (its only reader, a SILU, is a view) */
     bool *rowmap;           /* by node id: a row gather or column slice of a [B, L, C] tensor that only templates
                              * read; they read its source through a row table (no kernel, no buffer) */
+    bool *epilogue;         /* by node id: a scale or sum of a GEMM's product that the GEMM applies itself (its
+                             * group's root), and that product (pass_fuse gemm_epilogue) */
     bool *dup;              /* by node id: recomputed by every generated kernel that reads it (no buffer): a cheap
                              * function of stored values, cheaper to recompute than to store and read back */
     Group *groups;          /* in schedule order after pass_plan */
@@ -81,6 +83,14 @@ static inline const Node *fus_owner(const Fusion *f, const Node *n) {
 }
 /* Does n's memory hold bf16 (store_bf16 of its owner)? */
 static inline bool fus_bf16(const Fusion *f, const Node *n) { return f->store_bf16[fus_owner(f, n)->id]; }
+
+/* What a GEMM group computes: D = alpha * (A B) + C, C = acc (a stored value of D's shape and storage) or none. */
+typedef struct GemmEpilogue {
+    Node *matmul;           /* the MATMUL: the group's root, or the member under an epilogue root */
+    double alpha;
+    Node *acc;
+} GemmEpilogue;
+GemmEpilogue group_gemm(const Fusion *f, const Group *gr);
 
 /* Liveness from the loss, named nodes, ASSIGNs and keep[]; folds x+0, x*1, x-0, x/1, neg(neg(x)). */
 Fusion *pass_simplify(const Graph *g, Node *const *keep, int nkeep);

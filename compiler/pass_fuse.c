@@ -13,8 +13,11 @@
  * read is recomputed by each of them instead of stored (Fusion.dup): bias adds and activations of GEMM outputs
  * that the backward reads again (SwiGLU's x W1 + b1, silu of it, x W2 + b2) cost their inputs' reads, not a
  * store and reads of their own.
+ * A GEMM's product that only a scale by a constant or a sum with a stored value reads, where that would be a kernel
+ * of its own, is finished by the GEMM itself (cuBLASLt's alpha and beta C: gemm_epilogue).
  * Last, elementwise kernels of one domain that read a common full-size buffer become one (pass_merge.c). */
 #include "pass.h"
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -67,6 +70,7 @@ static bool is_view(const Fusion *f, const Node *n) { return f->view[n->id] != N
 
 /* Does consumer c need input k of itself as a real buffer? */
 static bool needs_buffer(const Fusion *f, const Node *c, int k) {
+    if (f->epilogue[c->id]) return fus_src(f, c, k)->op != OP_CONST;   /* a GEMM's scale is its alpha */
     if (is_view(f, c) || f->rowmap[c->id]) return true;
     switch (op_class(c->op)) {
     case K_GEMM: case K_OPAQUE: case K_SINK: return true;
@@ -423,6 +427,72 @@ static bool dup_node(Ctx *c, Node *n) {
     return true;
 }
 
+
+/* ---------------------------------------------------------------- GEMM epilogues */
+/* A GEMM's product scaled by a constant (x * s, or x / 2^k: exact) or summed with a value stored anyway of its shape
+ * (x + y) that would be a kernel of its own is applied by the GEMM, as cuBLASLt's alpha and beta C: no kernel, and
+ * the product is never stored. The scale or sum roots the GEMM's group; the MATMUL is a member. The product must be
+ * f32 and read by that node alone. (The 4-direction mixer's output gradient / 4; SwiGLU's input gradient, the sum
+ * of its two branches' products.) */
+static bool const_scalar(const Node *x, double *v) {
+    if (x->op != OP_CONST || shape_numel(x->shape) != 1) return false;
+    *v = x->f[0];
+    return true;
+}
+
+static bool epilogue_product(const Fusion *f, const Node *n, const Node *m) {
+    return m->op == OP_MATMUL && !f->kept[m->id] && f->nuse[m->id] == 1 && m->dtype == DT_F32 &&
+           shape_eq(m->shape, n->shape);
+}
+
+/* The MATMUL whose product n scales or sums (with alpha and the summed value), or NULL. */
+static Node *epilogue_of(const Fusion *f, const Node *n, double *alpha, Node **acc) {
+    *alpha = 1.0;
+    *acc = NULL;
+    if (n->dtype != DT_F32 || n->nsrc != 2) return NULL;
+    Node *a = fus_src(f, n, 0), *b = fus_src(f, n, 1);
+    double v;
+    int e;
+    if (n->op == OP_MUL) {
+        if (const_scalar(b, &v) && epilogue_product(f, n, a)) { *alpha = v; return a; }
+        if (const_scalar(a, &v) && epilogue_product(f, n, b)) { *alpha = v; return b; }
+    } else if (n->op == OP_DIV) {
+        if (!const_scalar(b, &v) || v == 0 || fabs(frexp(v, &e)) != 0.5 || !epilogue_product(f, n, a)) return NULL;
+        *alpha = 1.0 / v;
+        return a;
+    } else if (n->op == OP_ADD) {
+        for (int s = 1; s >= 0; s--) {
+            Node *m = s ? b : a, *y = s ? a : b;
+            if (m == y || !epilogue_product(f, n, m) || y->op == OP_CONST || y->dtype != DT_F32 ||
+                !shape_eq(y->shape, n->shape) || !stored_anyway(f, y))
+                continue;
+            *acc = y;
+            return m;
+        }
+    }
+    return NULL;
+}
+
+GemmEpilogue group_gemm(const Fusion *f, const Group *gr) {
+    GemmEpilogue e = {gr->root, 1.0, NULL};
+    if (gr->root->op != OP_MATMUL) e.matmul = epilogue_of(f, gr->root, &e.alpha, &e.acc);
+    ASSERT(gr->kind == GK_GEMM && e.matmul, "group %d is not a GEMM", gr->index);
+    return e;
+}
+
+/* Makes n the root of its product's GEMM group when it can be that GEMM's epilogue. */
+static bool gemm_epilogue(Ctx *c, Node *n) {
+    double alpha;
+    Node *acc, *m = epilogue_of(c->f, n, &alpha, &acc);
+    if (!m || c->cluster[m->id] >= 0) return false;
+    int k = new_cluster(c, n);
+    c->cl[k].kind = GK_GEMM;
+    c->cluster[m->id] = k;
+    c->cl[k].nmembers++;
+    c->f->epilogue[n->id] = c->f->epilogue[m->id] = true;
+    return true;
+}
+
 /* ---------------------------------------------------------------- recomputed extra outputs */
 /* After clustering, an extra output of a kernel (a value later kernels read, e.g. LayerNorm's x - mean and
  * x_hat, which the backward reads) may be recomputed by its readers from what the kernel stores anyway (x) plus
@@ -499,6 +569,7 @@ static void assign_clusters(Ctx *c) {
         OpClass oc = op_class(n->op);
         if (oc == K_SOURCE && n->op != OP_CONST) { f->mat[id] = true; continue; }
         if (!fusable(n->op) && n->op != OP_CONST) {
+            if (c->cluster[id] >= 0) continue;   /* a product under its GEMM epilogue (gemm_epilogue) */
             new_cluster(c, n);
             if (c->silu_out[id]) {
                 c->cluster[c->silu_out[id]->id] = c->ncl - 1;
@@ -520,7 +591,7 @@ static void assign_clusters(Ctx *c) {
         int paths = 0, k = f->kept[id] ? -1 : consumer_cluster(c, n, &paths);
         bool multi = false;
         if (k < 0 || paths > MAX_PATHS || !can_join(c, n, k, false)) {
-            if (dup_node(c, n)) continue;
+            if (dup_node(c, n) || gemm_epilogue(c, n)) continue;
             k = first_cluster(c, n, &paths);
             multi = k >= 0 && paths <= MAX_PATHS && can_join(c, n, k, true);
             if (!multi && (n->op == OP_RESHAPE || n->op == OP_EXTRACT) && !f->kept[id]) { make_view(f, n); continue; }

@@ -17,6 +17,7 @@ typedef struct GemmPlan {
     cublasLtMatmulDesc_t desc;
     cublasLtMatrixLayout_t la, lb, lc;   /* cuBLASLt operands: la = our B, lb = our A (column-major view) */
     cublasLtMatmulAlgo_t algo;
+    float alpha;                         /* the product's scale (GemmDesc.alpha) */
 } GemmPlan;
 
 typedef struct Cuda {
@@ -65,6 +66,7 @@ static void set_layout_batch(const Cuda *c, cublasLtMatrixLayout_t l, int64_t ba
 static int gemm_plan_candidates(Cuda *c, const GemmDesc *d, GemmPlan *g, cublasLtMatmulAlgo_t *cand, int ncand) {
     cudaDataType_t ab = d->bf16 ? CUDA_R_16BF : CUDA_R_32F;
     cublasOperation_t opa = d->tb ? CUBLAS_OP_T : CUBLAS_OP_N, opb = d->ta ? CUBLAS_OP_T : CUBLAS_OP_N;
+    g->alpha = d->alpha;
     CUBLAS_CHECK(c->lt->cublasLtMatmulDescCreate(&g->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
     CUBLAS_CHECK(c->lt->cublasLtMatmulDescSetAttribute(g->desc, CUBLASLT_MATMUL_DESC_TRANSA, &opa, sizeof opa));
     CUBLAS_CHECK(c->lt->cublasLtMatmulDescSetAttribute(g->desc, CUBLASLT_MATMUL_DESC_TRANSB, &opb, sizeof opb));
@@ -97,17 +99,18 @@ static void gemm_plan(Cuda *c, const GemmDesc *d, GemmPlan *g) {
     gemm_plan_candidates(c, d, g, cand, 1);
 }
 
-/* out = a b with plan g and algorithm `algo`, queued on capture stream s (0: the exec's stream) with its workspace. */
+/* out = alpha a b (+ acc, where acc is not 0) with plan g and algorithm `algo`, queued on capture stream s (0: the
+ * exec's stream) with its workspace. */
 static cublasStatus_t matmul(Cuda *c, int s, const GemmPlan *g, const cublasLtMatmulAlgo_t *algo, CUdeviceptr a,
-                             CUdeviceptr b, CUdeviceptr out) {
-    const float one = 1.0f, zero = 0.0f;
-    return c->lt->cublasLtMatmul(c->lth, g->desc, &one, (const void *)b, g->la, (const void *)a, g->lb, &zero,
-                                 (const void *)out, g->lc, (void *)out, g->lc, algo, (void *)c->ws[s],
+                             CUdeviceptr b, CUdeviceptr out, CUdeviceptr acc) {
+    const float beta = acc ? 1.0f : 0.0f;
+    return c->lt->cublasLtMatmul(c->lth, g->desc, &g->alpha, (const void *)b, g->la, (const void *)a, g->lb, &beta,
+                                 (const void *)(acc ? acc : out), g->lc, (void *)out, g->lc, algo, (void *)c->ws[s],
                                  PROGRAM_GEMM_WORKSPACE, (cudaStream_t)c->side[s]);
 }
 
-static void gemm_run(Cuda *c, int s, const GemmPlan *g, CUdeviceptr a, CUdeviceptr b, CUdeviceptr out) {
-    CUBLAS_CHECK(matmul(c, s, g, &g->algo, a, b, out));
+static void gemm_run(Cuda *c, int s, const GemmPlan *g, CUdeviceptr a, CUdeviceptr b, CUdeviceptr out, CUdeviceptr acc) {
+    CUBLAS_CHECK(matmul(c, s, g, &g->algo, a, b, out, acc));
 }
 
 /* GEMM autotuning: the heuristic's first choice is often not the fastest for the skinny products of the mixer
@@ -121,7 +124,7 @@ static float time_algo(Cuda *c, GemmPlan *g, const cublasLtMatmulAlgo_t *algo, C
                        CUdeviceptr out, CUevent t0, CUevent t1) {
     for (int k = -1; k < GEMM_TUNE_REPS; k++) {   /* k = -1: a warm-up run, not timed */
         if (k == 0) CU_CHECK(c->cu->cuEventRecord(t0, c->st));
-        if (matmul(c, 0, g, algo, a, b, out) != CUBLAS_STATUS_SUCCESS) { CU_CHECK(c->cu->cuStreamSynchronize(c->st)); return -1.f; }
+        if (matmul(c, 0, g, algo, a, b, out, 0) != CUBLAS_STATUS_SUCCESS) { CU_CHECK(c->cu->cuStreamSynchronize(c->st)); return -1.f; }
     }
     CU_CHECK(c->cu->cuEventRecord(t1, c->st));
     CU_CHECK(c->cu->cuEventSynchronize(t1));
@@ -218,7 +221,10 @@ static void launch_on(Cuda *c, int k, int s) {
         CU_CHECK(c->cu->cuLaunchKernel(c->fn[k], l->grid[0], l->grid[1], l->grid[2], l->block[0], l->block[1], l->block[2],
                                        l->smem, st, c->params[k], NULL));
         return;
-    case LK_GEMM: gemm_run(c, s, &c->gemm[k], addr(c, l->gemm.a), addr(c, l->gemm.b), addr(c, l->gemm.c)); return;
+    case LK_GEMM:
+        gemm_run(c, s, &c->gemm[k], addr(c, l->gemm.a), addr(c, l->gemm.b), addr(c, l->gemm.c),
+                 l->gemm.has_acc ? addr(c, l->gemm.acc) : 0);
+        return;
     case LK_MEMSET: CU_CHECK(c->cu->cuMemsetD32Async(addr(c, l->dst), 0, (size_t)l->bytes / 4, st)); return;
     case LK_COPY: CU_CHECK(c->cu->cuMemcpyDtoDAsync(addr(c, l->dst), addr(c, l->src), (size_t)l->bytes, st)); return;
     }
@@ -529,7 +535,7 @@ double cuda_exec_time_steps(Exec *e, const StepInfo *s, int steps) {
 /* ---------------------------------------------------------------- GEMM peak */
 double cuda_gemm_peak_tflops(Exec *e, int64_t n, int reps) {
     Cuda *c = (Cuda *)e;
-    GemmDesc d = {.M = n, .N = n, .K = n, .batch = 1, .lda = n, .ldb = n, .bf16 = true};
+    GemmDesc d = {.M = n, .N = n, .K = n, .batch = 1, .lda = n, .ldb = n, .bf16 = true, .alpha = 1};
     CUdeviceptr a, b, out;
     CU_CHECK(c->cu->cuMemAlloc(&a, (size_t)(n * n * 2)));
     CU_CHECK(c->cu->cuMemAlloc(&b, (size_t)(n * n * 2)));
@@ -538,12 +544,12 @@ double cuda_gemm_peak_tflops(Exec *e, int64_t n, int reps) {
     CU_CHECK(c->cu->cuMemsetD8(b, 0x3c, (size_t)(n * n * 2)));
     GemmPlan g;
     gemm_plan(c, &d, &g);
-    for (int k = 0; k < 3; k++) gemm_run(c, 0, &g, a, b, out);
+    for (int k = 0; k < 3; k++) gemm_run(c, 0, &g, a, b, out, 0);
     CUevent t0, t1;
     CU_CHECK(c->cu->cuEventCreate(&t0, CU_EVENT_DEFAULT));
     CU_CHECK(c->cu->cuEventCreate(&t1, CU_EVENT_DEFAULT));
     CU_CHECK(c->cu->cuEventRecord(t0, c->st));
-    for (int k = 0; k < reps; k++) gemm_run(c, 0, &g, a, b, out);
+    for (int k = 0; k < reps; k++) gemm_run(c, 0, &g, a, b, out, 0);
     CU_CHECK(c->cu->cuEventRecord(t1, c->st));
     CU_CHECK(c->cu->cuEventSynchronize(t1));
     float ms = 0;

@@ -581,7 +581,7 @@ static void test_sibling_merge(void) {
     x = g_input(g, "x", shape_of(2, (int64_t)64, (int64_t)32), DT_F32, LOC_NONE);
     Node *w = param(g, "w", shape_of(2, (int64_t)32, (int64_t)32));
     Node *y1 = bin(g, OP_MUL, x, cst(g, 2.0)), *xw = g_matmul(g, x, w, false, false, LOC_NONE);
-    Node *y2 = bin(g, OP_ADD, x, xw), *y3 = un(g, OP_EXP, x);
+    Node *y2 = bin(g, OP_ADD, x, un(g, OP_TANH, xw)), *y3 = un(g, OP_EXP, x);   /* (x + x W: a GEMM epilogue) */
     graph_add_named(g, "y1", y1, NF_OUTPUT);
     graph_add_named(g, "y2", y2, NF_OUTPUT);
     graph_add_named(g, "y3", y3, NF_OUTPUT);
@@ -844,6 +844,55 @@ static void test_shared_cast(void) {
     graph_free(g);
 }
 
+
+/* GEMM epilogues: a product's scale by a constant (exact: x * s, x / 2^k) or its sum with a stored value is
+ * cuBLASLt's alpha and beta C, not a kernel; not when the product has another reader or the division is inexact. */
+static void test_gemm_epilogue(void) {
+    for (int bf16 = 0; bf16 < 2; bf16++) {
+        Graph *g = graph_new();
+        Node *x = g_input(g, "x", shape_of(2, (int64_t)64, (int64_t)32), DT_F32, LOC_NONE);
+        Node *w[6];   /* one weight per product (the builder would share equal products) */
+        for (int k = 0; k < 6; k++) {
+            char name[8];
+            snprintf(name, sizeof name, "w%d", k);
+            w[k] = param(g, name, shape_of(2, (int64_t)48, (int64_t)32));
+        }
+        Node *p1 = g_matmul(g, x, w[0], false, true, LOC_NONE), *p2 = g_matmul(g, x, w[1], false, true, LOC_NONE);
+        graph_add_named(g, "sum", bin(g, OP_ADD, p1, p2), NF_OUTPUT);
+        graph_add_named(g, "quarter", bin(g, OP_DIV, g_matmul(g, x, w[2], false, true, LOC_NONE), cst(g, 4)), NF_OUTPUT);
+        graph_add_named(g, "third", bin(g, OP_DIV, g_matmul(g, x, w[3], false, true, LOC_NONE), cst(g, 3)), NF_OUTPUT);
+        graph_add_named(g, "scaled", bin(g, OP_MUL, cst(g, 0.5), g_matmul(g, x, w[4], false, true, LOC_NONE)), NF_OUTPUT);
+        Node *p5 = g_matmul(g, x, w[5], false, true, LOC_NONE);   /* read twice: stored, then scaled by a kernel */
+        graph_add_named(g, "twice", bin(g, OP_MUL, bin(g, OP_DIV, p5, cst(g, 2)), p5), NF_OUTPUT);
+        ProgramOptions po = {.arch = 90, .bf16 = bf16, .no_compile = true};
+        char err[256];
+        Program *p = program_build(g, NULL, 0, &po, err, sizeof err);
+        CHECK(p, "program_build: %s", err);
+        int gemms = 0, acc = 0, quarter = 0, half = 0, kernels = 0;
+        for (int k = 0; p && k < p->nlaunches; k++) {
+            const Launch *l = &p->launches[k];
+            if (l->kind == LK_KERNEL && !l->bf16_cast) kernels++;
+            if (l->kind != LK_GEMM) continue;
+            gemms++;
+            acc += l->gemm.has_acc;
+            quarter += l->gemm.alpha == 0.25f;
+            half += l->gemm.alpha == 0.5f;
+            if (l->gemm.has_acc) {   /* C is p1's buffer, in D's storage type */
+                const Node *c = p->f->group_of[p1->id] >= 0 ? p1 : p2;
+                CHECK(l->gemm.acc.offset == p->f->buf[c->id].offset && l->gemm.acc.arena == p->f->buf[c->id].arena,
+                      "the sum's C is the other product");
+                CHECK(fus_bf16(p->f, c) == l->gemm.c_bf16, "C and D of one storage type");
+            }
+        }
+        printf("GEMM epilogues (%s): %d GEMMs, %d with C, %d x 1/4, %d x 1/2, %d kernels\n", bf16 ? "bf16" : "fp32",
+               gemms, acc, quarter, half, kernels);
+        CHECK(gemms == 6 && acc == 1 && quarter == 1 && half == 1, "sum, / 4 and * 0.5 in the GEMM");
+        CHECK(kernels == 2, "/ 3 and the twice-read product's update are kernels (got %d)", kernels);
+        program_free(p);
+        graph_free(g);
+    }
+}
+
 int main(void) {
     test_chain();
     test_layernorm();
@@ -865,6 +914,7 @@ int main(void) {
     test_optimizer_kernels();
     test_gate_kernel();
     test_shared_cast();
+    test_gemm_epilogue();
     if (failures) { fprintf(stderr, "%d failure(s)\n", failures); return 1; }
     printf("ok\n");
     return 0;

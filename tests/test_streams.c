@@ -23,7 +23,13 @@ static bool args_declared(const Launch *l) {
             in = l->acc[k].at.arena == r.arena && r.offset >= l->acc[k].at.offset && r.offset < l->acc[k].at.offset + l->acc[k].bytes;
         if (!in) return false;
     }
-    if (l->kind == LK_GEMM) return l->nacc == 3;
+    if (l->kind == LK_GEMM) {   /* A, B, C, and the epilogue's summed buffer */
+        const BufRef r = l->gemm.acc;
+        bool in = !l->gemm.has_acc;
+        for (int k = 0; k < l->nacc && !in; k++)
+            in = l->acc[k].at.arena == r.arena && r.offset >= l->acc[k].at.offset && r.offset < l->acc[k].at.offset + l->acc[k].bytes;
+        return in && l->nacc == 3 + l->gemm.has_acc;
+    }
     return l->nacc > 0;
 }
 
