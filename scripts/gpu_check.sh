@@ -26,7 +26,7 @@ loss=$(grep -o 'max relative loss difference over [0-9]* steps: [^;]*' "$log/tes
 echo "== scan and conv1d templates against fp64 references (test_scan_gpu), then their times"
 if "$B/tests/test_scan_gpu" > "$log/scan.txt" 2>&1; then s=pass; else s=FAIL; fi
 tail -3 "$log/scan.txt"
-"$B/tests/test_scan_gpu" --bench 2>&1 | tee "$log/scanb.txt" | tail -6
+"$B/tests/test_scan_gpu" --bench 2>&1 | tee "$log/scanb.txt" | grep "^|"
 rows+=("scan/conv1d templates vs fp64|$s|ARM-B ft shapes: $(grep -m1 'scan B128 L197 D768 bf16->f32 |' "$log/scanb.txt" | awk -F'|' '{gsub(/ +/, " "); print "scan"$3", scan"$5", conv"}') $(grep -m1 'conv1d B128 L197' "$log/scanb.txt" | awk -F'|' '{gsub(/ +/, " "); print $3", "$5}')")
 
 bench() {   # label, then vmc bench arguments

@@ -484,6 +484,7 @@ static void bench(void) {
     bench_scan(scan_spec(128, 128, 768, DT_BF16, DT_F32), copy_gbs);
     bench_scan(scan_spec(128, 197, 768, DT_F32, DT_F32), copy_gbs);
     bench_scan(recompute(scan_spec(128, 197, 768, DT_BF16, DT_BF16)), copy_gbs);   /* inference: no states */
+    bench_scan(recompute(scan_spec(256, 197, 768, DT_BF16, DT_BF16)), copy_gbs);   /* ARM-B's inference batch */
     bench_conv(128, 197, 768, DT_BF16, copy_gbs);
 }
 
@@ -502,6 +503,7 @@ int main(int argc, char **argv) {
     CU_CHECK(cu->cuStreamCreate(&stream, CU_STREAM_NON_BLOCKING));
     if (argc > 1 && !strcmp(argv[1], "--profile")) {   /* one fwd + bwd at ARM-B fine-tuning shape, for ncu */
         ScanSpec s = scan_spec(128, 197, 768, DT_BF16, DT_F32);
+        if (argc > 2 && !strcmp(argv[2], "infer")) s = recompute(scan_spec(256, 197, 768, DT_BF16, DT_BF16));   /* b256 inference */
         KernelLaunch lf, lb;
         Kernel kf = load_kernel(template_scan_fwd(&s, &lf), &lf), kb = load_kernel(template_scan_bwd(&s, &lb), &lb);
         ScanData x = scan_data(s, 98);
