@@ -418,6 +418,25 @@ static void make_dup(Ctx *c, const Node *n, int also) {
     }
 }
 
+/* Does n, or the unstored chain under it, gather, concatenate, pad or slice? */
+static bool moves(const Fusion *f, const Node *n, int depth) {
+    if (n->op == OP_GATHER || n->op == OP_CONCAT || n->op == OP_PAD || n->op == OP_SLICE) return true;
+    for (int s = 0; s < n->nsrc && depth <= DUP_DEPTH; s++) {
+        const Node *x = fus_src(f, n, s);
+        if (!f->mat[x->id] && op_class(x->op) != K_SOURCE && moves(f, x, depth + 1)) return true;
+    }
+    return false;
+}
+
+/* Is n (or a dup node computed from it) read by a row kernel, which evaluates it once per phase? */
+static bool row_reader(Ctx *c, const Node *n) {
+    for (int j = c->cons_start[n->id]; j < c->cons_start[n->id + 1]; j++) {
+        const int m = c->cons[j], k = c->cluster[m];
+        if (c->f->dup[m] ? row_reader(c, c->f->g->nodes[m]) : k >= 0 && c->cl[k].kind == GK_ROW) return true;
+    }
+    return false;
+}
+
 /* Recompute n in every kernel that reads it? Only generated element/row kernels read it, and recomputing reads
  * at most one full-size buffer: never more than reading n back, and n's store is saved. */
 static bool dup_node(Ctx *c, Node *n) {
@@ -548,6 +567,9 @@ static void recompute_outputs(Ctx *c) {
         /* full-size values only: a stored per-row value (1/std) is cheaper to read than to recompute per element */
         if (shape_numel(n->shape) != shape_numel(c->cl[k].dom)) continue;
         if (f->view[id] || !generated_readers(c, n) || read_as_buffer(c, n)) continue;
+        /* a row kernel evaluates its members once per phase: recomputing the token embedding (a gather and a concat
+         * of the class token, from the patch GEMM) in the next LayerNorm made it 3x slower than reading it back */
+        if (moves(f, n, 0) && row_reader(c, n)) continue;
         int reads = 0;
         for (int s = 0; s < n->nsrc && reads >= 0; s++) {
             int r = outside_reads(c, fus_src(f, n, s), k, shape_numel(n->shape), 1);

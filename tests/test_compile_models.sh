@@ -27,5 +27,11 @@ for f in "$root"/models/*.vmc; do
     run "$f" --arch sm_90 --model "$first" --train --no-nvrtc
 done
 run "$root/models/tiny.vmc" --arch sm_90 --train
+# ARM-B fine-tuning's token embedding (patch GEMM + bias, the class token concatenated in the middle, + pos) is
+# computed by the first LayerNorm's kernel alone: later row kernels read it back instead of recomputing it per phase
+"$vmc" compile "$root/models/arm_b.vmc" --model arm_b_ft224 --train --bf16 --no-nvrtc --dump-groups > "$VMC_CACHE/groups.log" 2>&1
+n=$(grep -cE '^k[0-9]+ +row .* concat%' "$VMC_CACHE/groups.log" || true)
+echo "arm_b_ft224 training: $n row kernel(s) compute the token embedding"
+if [ "$n" != 1 ]; then echo "FAILED: expected 1"; fail=1; fi
 if [ "$fail" != 0 ]; then echo "some models failed to compile"; exit 1; fi
 echo "all models compiled"
