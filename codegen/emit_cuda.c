@@ -19,6 +19,8 @@ enum { EW_THREADS = 256, MAX_REDS = 16, IXLEN = 64, COLUMN_BLOCKS = 1056 };
 typedef struct Ix { int n; char s[MAX_DIMS][IXLEN]; } Ix;
 typedef struct Memo { uint32_t id; char *key; char var[IXLEN]; int depth; } Memo;
 
+enum { MAX_LANE_VARS = 512, MAX_LANE_VECS = 32 };
+
 typedef struct Em {
     const Fusion *f;
     const Group *gr;
@@ -36,7 +38,17 @@ typedef struct Em {
     const char *vbase;        /* vec4 lanes: the variable holding the flat index of element k = 0 (e = vbase + k) */
     bool vec4;                /* GK_EW: 4 consecutive elements per thread; accesses at e use 16-byte loads/stores */
     bool *vload, *vstore;     /* vec4: by input / output, read or written at e (as L<p>[k] / S<p>[k]) */
+    /* vec4 lanes: how each index variable varies over the 4 elements (lane_kind), and the 4-wide loads of inputs at
+     * other lane-affine indices (a row gather, a pad or slice by multiples of 4), read at k = 0 into LV<j>[4] */
+    int lanes_nvar;           /* variables numbered below this were defined before the lanes opened */
+    struct { char name[IXLEN]; signed char kind; } lv[MAX_LANE_VARS];
+    int nlv;
+    int lvec_in[MAX_LANE_VECS], nlvec;   /* by LV array: the input it reads */
+    int nonuniform;           /* inside a PAD/CONCAT branch whose condition differs between the 4 elements */
 } Em;
+
+/* How an index varies over the vec4 lanes: the same for all 4, lane base + k (base a multiple of 4), or neither. */
+enum { LANE_DEP, LANE_INV, LANE_AFF };
 
 /* ---------------------------------------------------------------- small helpers */
 static const char *ctype(const Node *n) { return n->dtype == DT_I32 ? "int" : "float"; }
@@ -49,6 +61,31 @@ static void line(Em *e, const char *fmt, ...) {
     vfprintf(e->o, fmt, ap);
     va_end(ap);
     fputc('\n', e->o);
+}
+
+/* lane_kind of an index (a variable or a literal) while the vec4 lanes are open; LANE_DEP when they are not. */
+static int lane_kind(const Em *e, const char *s) {
+    if (!e->vec4) return LANE_DEP;
+    if (!strcmp(s, "e")) return LANE_AFF;
+    if (e->vbase && !strcmp(s, e->vbase)) return LANE_INV;
+    if (isdigit((unsigned char)s[0])) return LANE_INV;   /* a literal */
+    for (int k = e->nlv - 1; k >= 0; k--) if (!strcmp(e->lv[k].name, s)) return e->lv[k].kind;
+    const char *d = s;   /* c12, f3, ...: numbered below lanes_nvar means defined before the lanes */
+    while (isalpha((unsigned char)*d)) d++;
+    if (d != s && isdigit((unsigned char)*d) && d[strspn(d, "0123456789")] == 0 && atoi(d) < e->lanes_nvar) return LANE_INV;
+    return LANE_DEP;
+}
+
+static void lane_set(Em *e, const char *name, int kind) {
+    if (!e->vec4 || e->nlv == MAX_LANE_VARS) return;   /* (a name not recorded is LANE_DEP: scalar loads) */
+    snprintf(e->lv[e->nlv].name, IXLEN, "%s", name);
+    e->lv[e->nlv++].kind = (signed char)kind;
+}
+
+/* The lane kind of x + c for a constant c. */
+static int lane_shift(const Em *e, const char *x, long long c) {
+    int k = lane_kind(e, x);
+    return k == LANE_AFF && c % 4 ? LANE_DEP : k;
 }
 
 /* A float literal of the f32 value the cpu backend holds for v ((float)v), printed so that it reads back exactly. */
@@ -126,6 +163,20 @@ static void flat(Em *e, Shape s, const Ix *ix, char *out) {
     snprintf(out, IXLEN, "f%d", e->nvar++);
     line(e, "const long long %s = %s;", out, expr);
     index_put(e, expr, out);
+    if (e->vec4) {   /* lane base + k when the stride-1 coordinate is, every other one is invariant, strides % 4 == 0 */
+        int kind = LANE_INV;
+        stride = 1;
+        for (int k = s.ndim - 1; k >= 0; k--) {
+            if (s.d[k] != 1 && strcmp(ix->s[k], "0")) {
+                const int c = lane_kind(e, ix->s[k]);
+                if (c == LANE_DEP || (c == LANE_AFF && (stride != 1 || kind == LANE_AFF || s.d[k] % 4))) kind = LANE_DEP;
+                else if (c == LANE_AFF) kind = LANE_AFF;
+                if (kind == LANE_DEP) break;
+            }
+            stride *= s.d[k];
+        }
+        lane_set(e, out, kind);
+    }
 }
 
 /* Index of input x (numpy-broadcast against the output shape os) from the output index. */
@@ -148,8 +199,12 @@ static Ix unflat(Em *e, Shape s, const char *fvar) {
         char ck[IXLEN];
         snprintf(ck, sizeof ck, "c%d", e->nvar++);
         line(e, "const long long %s = %s + k;", ck, r.s[s.ndim - 1]);
+        lane_set(e, ck, LANE_AFF);
         memcpy(r.s[s.ndim - 1], ck, IXLEN);
     } else {
+        /* of a lane-affine flat index with an innermost extent % 4 == 0: the innermost coordinate is lane-affine,
+         * the others the same for the 4 elements */
+        const int fk = lane_kind(e, fvar), inner = s.ndim - 1;
         int64_t stride = 1;
         for (int k = s.ndim - 1; k >= 0; k--) {
             if (s.d[k] == 1) snprintf(r.s[k], IXLEN, "0");
@@ -160,6 +215,8 @@ static Ix unflat(Em *e, Shape s, const char *fvar) {
                 else snprintf(expr, sizeof expr, "%s / %lldLL %% %lldLL", fvar, (long long)stride, (long long)s.d[k]);
                 snprintf(r.s[k], IXLEN, "c%d", e->nvar++);
                 line(e, "const long long %s = %s;", r.s[k], expr);
+                lane_set(e, r.s[k], fk == LANE_INV ? LANE_INV
+                                    : fk == LANE_AFF && s.d[inner] % 4 == 0 ? (k == inner ? LANE_AFF : LANE_INV) : LANE_DEP);
             }
             stride *= s.d[k];
         }
@@ -302,6 +359,7 @@ static const char *cond_move(Em *e, const Node *n, const Ix *ix) {
     snprintf(v, sizeof v, "v%d", e->nvar++);
     line(e, "%s %s = 0;   // %s", ctype(n), v, op_name(n->op));
     int64_t at = n->op == OP_PAD ? n->i[1] : 0;
+    const int axk = lane_kind(e, ix->s[ax]);
     for (int k = 0; k < n->nsrc; k++) {
         const Node *s = fus_src(e->f, n, k);
         int64_t len = s->shape.d[ax];
@@ -310,7 +368,12 @@ static const char *cond_move(Em *e, const Node *n, const Ix *ix) {
         line(e, "%sif (%s >= %lld && %s < %lld) {", k ? "else " : "", ix->s[ax], (long long)at, ix->s[ax], (long long)(at + len));
         e->ind++; e->depth++;
         line(e, "const long long %s = %s - %lldLL;", six.s[ax], ix->s[ax], (long long)at);
+        /* the 4 elements take the same branch when the coordinate is invariant or the bounds are multiples of 4 */
+        const bool uniform = axk == LANE_INV || (axk == LANE_AFF && at % 4 == 0 && len % 4 == 0);
+        lane_set(e, six.s[ax], uniform ? axk : LANE_DEP);
+        e->nonuniform += !uniform;
         const char *a = val(e, s, &six);
+        e->nonuniform -= !uniform;
         line(e, "%s = %s;", v, a);
         scope_pop(e);
         line(e, "}");
@@ -346,6 +409,7 @@ static const char *move(Em *e, const Node *n, const Ix *ix) {
         snprintf(expr, sizeof expr, "%s + %lldLL", fv, (long long)n->i[0]);
         snprintf(six.s[0], IXLEN, "x%d", e->nvar++);
         line(e, "const long long %s = %s;", six.s[0], expr);
+        lane_set(e, six.s[0], lane_shift(e, fv, (long long)n->i[0]));
         break;
     }
     case OP_PERMUTE: for (int k = 0; k < n->shape.ndim; k++) memcpy(six.s[n->i[k]], ix->s[k], IXLEN); break;
@@ -354,12 +418,14 @@ static const char *move(Em *e, const Node *n, const Ix *ix) {
         six = *ix;
         snprintf(six.s[ax], IXLEN, "s%d", e->nvar++);
         line(e, "const long long %s = %s + %lldLL;", six.s[ax], ix->s[ax], (long long)n->i[1]);
+        lane_set(e, six.s[ax], lane_shift(e, ix->s[ax], (long long)n->i[1]));
         break;
     case OP_GATHER: {
         const char *t = gather_table(e, n);
         six = *ix;
         snprintf(six.s[ax], IXLEN, "g%d", e->nvar++);
         line(e, "const long long %s = %s[%s];", six.s[ax], t, ix->s[ax]);
+        lane_set(e, six.s[ax], lane_kind(e, ix->s[ax]) == LANE_INV ? LANE_INV : LANE_DEP);
         break;
     }
     case OP_GATHER_DYN: {
@@ -385,6 +451,19 @@ static const char *load(Em *e, const Node *n, const Ix *ix) {
     if (e->vec4 && !strcmp(fo, "e")) {
         e->vload[p] = true;
         snprintf(expr, sizeof expr, "L%d[k]", p);
+    } else if (e->vec4 && !e->nonuniform && e->nlvec < MAX_LANE_VECS && n->shape.ndim > 0 &&
+               n->shape.d[n->shape.ndim - 1] % 4 == 0 && lane_kind(e, fo) == LANE_AFF) {
+        /* elements k = 0..3 at fo(0) + k: one 4-wide load at k = 0 (fo(0) % 4 == 0: aligned as the buffer) */
+        const int j = e->nlvec++;
+        e->lvec_in[j] = p;
+        if (in_bf16(e, n))
+            line(e, "if (k == 0) { const uint2 t = *reinterpret_cast<const uint2*>(in%d + %s); LV%d[0] = __uint_as_float(t.x << 16); "
+                    "LV%d[1] = __uint_as_float(t.x & 0xffff0000u); LV%d[2] = __uint_as_float(t.y << 16); "
+                    "LV%d[3] = __uint_as_float(t.y & 0xffff0000u); }", p, fo, j, j, j, j);
+        else
+            line(e, "if (k == 0) { const %s4 t = *reinterpret_cast<const %s4*>(in%d + %s); LV%d[0] = t.x; LV%d[1] = t.y; "
+                    "LV%d[2] = t.z; LV%d[3] = t.w; }", ctype(n), ctype(n), p, fo, j, j, j, j);
+        snprintf(expr, sizeof expr, "LV%d[k]", j);
     } else snprintf(expr, sizeof expr, in_bf16(e, n) ? "vmc_from_bf16(in%d[%s])" : "in%d[%s]", p, fo);
     return newvar(e, n, ix, expr);
 }
@@ -533,6 +612,7 @@ static void emit_vec4_body(Em *e, const char *lanes) {
             line(e, "{ const %s4 t = reinterpret_cast<const %s4*>(in%d)[e4]; L%d[0] = t.x; L%d[1] = t.y; L%d[2] = t.z; "
                     "L%d[3] = t.w; }", t, t, p, p, p, p, p);
     }
+    for (int j = 0; j < e->nlvec; j++) line(e, "%s LV%d[4];", ctype(gr->ins[e->lvec_in[j]]), j);
     for (int p = 0; p < gr->nouts; p++) {
         if (!e->vstore[p]) continue;
         if (!e->f->shadow_only[gr->outs[p]->id]) line(e, "%s S%d[4];", ctype(gr->outs[p]), p);
@@ -568,12 +648,15 @@ static void lanes_open(Em *e, Lanes *l, const char *eb, Ix *ix) {
     e->o = open_memstream(&l->text, &l->len);
     ASSERT(e->o, "open_memstream");
     e->ind++; e->depth++;
+    e->lanes_nvar = e->nvar;
+    e->nlv = e->nlvec = e->nonuniform = 0;
     line(e, "const long long e = %s + k;", eb);
     e->vbase = eb;
     const int in = gr->dom.ndim - 1;
     char ck[IXLEN];
     snprintf(ck, sizeof ck, "c%d", e->nvar++);
     line(e, "const long long %s = %s + k;", ck, ix->s[in]);
+    lane_set(e, ck, LANE_AFF);
     memcpy(ix->s[in], ck, IXLEN);
     e->root_ix = ix;
 }

@@ -306,6 +306,32 @@ static void test_vec4_loads(void) {
     graph_free(g);
 }
 
+/* 4-wide loads at indices other than e: a row gather (the scan directions' inverse permutations) and a channel pad
+ * by a multiple of 4 read each input once per 4 elements (at k = 0); a pad by 2 would split the 4 elements between
+ * its branches, so the padded input is read element by element there. */
+static void test_vec4_gathered_loads(void) {
+    for (int shift = 4; shift >= 2; shift -= 2) {
+        Graph *g = graph_new();
+        Node *a = g_input(g, "a", shape_of(3, (int64_t)4, (int64_t)10, (int64_t)64), DT_F32, LOC_NONE);
+        Node *b = g_input(g, "b", shape_of(3, (int64_t)4, (int64_t)10, (int64_t)60), DT_F32, LOC_NONE);
+        int32_t rev[10];
+        for (int t = 0; t < 10; t++) rev[t] = 9 - t;
+        Node *y = bin(g, OP_ADD, g_gather(g, a, 1, rev, 10, LOC_NONE), g_pad(g, b, 2, shift, 64, LOC_NONE));
+        graph_add_named(g, "y", y, NF_OUTPUT);
+        Fusion *f = pass_simplify(g, NULL, 0);
+        pass_fuse(f);
+        pass_plan(f);
+        char *c = kernel_text(f, f->group_of[f->repl[y->id]->id]);
+        int wide = 0;   /* inputs read 4-wide at k = 0 */
+        for (const char *q = c; (q = strstr(q, "if (k == 0) { const float4 t")); q++) wide++;
+        printf("vec4 loads, pad by %d: %d of 2 inputs read 4-wide\n", shift, wide);
+        CHECK(wide == (shift == 4 ? 2 : 1), "pad by %d:\n%s", shift, c);
+        free(c);
+        fusion_free(f);
+        graph_free(g);
+    }
+}
+
 /* A training graph: loss = sum of y's squares, differentiated, every parameter gradient a named output. Returns the
  * gradients by parameter (caller frees). */
 static Node **sum_of_squares_grads(Graph *g, Node *y) {
@@ -911,6 +937,7 @@ int main(void) {
     test_recompute();
     test_sibling_merge();
     test_vec4_loads();
+    test_vec4_gathered_loads();
     test_optimizer_kernels();
     test_gate_kernel();
     test_shared_cast();
