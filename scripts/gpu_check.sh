@@ -3,7 +3,8 @@
 # oracle: kernels, gradients, 50 training steps; templates vs fp64), the ARM-B benchmarks, `vmc pretrain` on both
 # backends, the out-of-memory report and a short default job, then prints a short table.
 # BUILD_DIR (default build-cuda2) holds vmc and tests/test_cuda_exec; a lib/ folder beside them is added to the
-# library path (carry libopenblas etc. there when the machine lacks them). VMC_GPU_QUICK=1: fewer checks/steps.
+# library path (carry libopenblas etc. there when the machine lacks them). VMC_GPU_QUICK=1: fewer checks/steps;
+# BENCH_TOP=N: the benchmarks list their N slowest kernels (default 12).
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 B=${1:-$root/build-cuda2}
@@ -32,7 +33,7 @@ rows+=("scan/conv1d templates vs fp64|$s|ARM-B ft shapes: $(grep -m1 'scan B128 
 bench() {   # label, then vmc bench arguments
     local label=$1; shift
     echo "== vmc bench $*"
-    if "$B/vmc" bench "$@" 2>&1 | tee "$log/bench.txt"; then
+    if "$B/vmc" bench "$@" --top "${BENCH_TOP:-12}" 2>&1 | tee "$log/bench.txt"; then
         local ips ms frac cold warm mem
         ips=$(grep -oP '[0-9.]+(?= images/s)' "$log/bench.txt" | head -1)
         ms=$(grep -oP 'step \K[0-9.]+(?= ms)' "$log/bench.txt" | head -1)
