@@ -498,12 +498,30 @@ static bool plain_batch(const Node *n, const Node *x) {
     return nx == 1 || nx == shape_numel(bs);
 }
 
-/* Does GEMM group gr read x as one of its two operands in place (no expanded copy), so that a bf16 copy of x can
- * be what it reads? */
+/* The buffer a GEMM operand x is read from: x, or for a column view (Fusion.colview) the value under the slice,
+ * with the slice's first column (*col) and that value's row length (*ld); 0 and 0 otherwise. */
+static const Node *gemm_base(const Fusion *f, const Node *x, int64_t *col, int64_t *ld) {
+    *col = *ld = 0;
+    if (!f->colview[x->id]) return x;
+    while (x->op == OP_RESHAPE) x = fus_src(f, x, 0);
+    ASSERT(x->op == OP_SLICE, "column view %%%u is not a slice", x->id);
+    *col = x->i[1];
+    x = fus_src(f, x, 0);
+    *ld = x->shape.d[x->shape.ndim - 1];
+    return x;
+}
+
+/* Does GEMM group gr read x as one of its two operands in place (no expanded copy; also the value under a column
+ * view), so that a bf16 copy of x can be what it reads? */
 static bool gemm_operand(const Fusion *f, const Group *gr, const Node *x) {
     if (gr->kind != GK_GEMM) return false;
     const Node *m = group_gemm(f, gr).matmul;
-    return plain_batch(m, x) && (x == fus_src(f, m, 0) || x == fus_src(f, m, 1));
+    for (int s = 0; s < 2; s++) {
+        int64_t col, ld;
+        const Node *o = fus_src(f, m, s);
+        if ((x == o || x == gemm_base(f, o, &col, &ld)) && plain_batch(m, o)) return true;
+    }
+    return false;
 }
 
 /* Does group gr read input x from the bf16 copy of the memory under it (where x has one)? */
@@ -587,9 +605,9 @@ static void mark_shadows(Fusion *f) {
         if (gr->kind != GK_GEMM) continue;
         const Node *m = group_gemm(f, gr).matmul;
         for (int s = 0; s < 2; s++) {
-            const Node *x = fus_src(f, m, s);
-            int64_t off;
-            if (plain_batch(m, x) && shadowable(f, x)) f->shadow[view_owner(f, x, &off)->id] = true;
+            int64_t off, col, ld;
+            const Node *x = fus_src(f, m, s), *base = gemm_base(f, x, &col, &ld);
+            if (plain_batch(m, x) && shadowable(f, base)) f->shadow[view_owner(f, base, &off)->id] = true;
         }
     }
     mark_part_copies(f);
@@ -730,16 +748,18 @@ static BufRef expand_operand(Program *p, Batch *b, SeenSet *seen, const Group *g
 static void gemm(Program *p, Batch *b, SeenSet *seen, const Group *gr, int64_t *ws_need) {
     const GemmEpilogue epi = group_gemm(p->f, gr);
     const Node *n = epi.matmul, *a = fus_src(p->f, n, 0), *bb = fus_src(p->f, n, 1);
+    int64_t acol, ald, bcol, bld;   /* column views: read in place from the value under the slice */
+    const Node *abase = gemm_base(p->f, a, &acol, &ald), *bbase = gemm_base(p->f, bb, &bcol, &bld);
     GemmDesc d = {0};
     d.ta = n->i[0]; d.tb = n->i[1];
     int nd = n->shape.ndim, na = a->shape.ndim, nb = bb->shape.ndim;
     d.M = n->shape.d[nd - 2]; d.N = n->shape.d[nd - 1];
     d.K = d.ta ? a->shape.d[na - 2] : a->shape.d[na - 1];
-    d.lda = a->shape.d[na - 1]; d.ldb = bb->shape.d[nb - 1];
+    d.lda = ald ? ald : a->shape.d[na - 1]; d.ldb = bld ? bld : bb->shape.d[nb - 1];
     Shape bs = n->shape, as = a->shape, bbs = bb->shape;
     bs.ndim -= 2; as.ndim -= 2; bbs.ndim -= 2;
     int64_t nbatch = shape_numel(bs), nas = shape_numel(as), nbs = shape_numel(bbs);
-    d.a = bufref(p, a); d.b = bufref(p, bb); d.c = bufref(p, gr->root);
+    d.a = bufref(p, abase); d.b = bufref(p, bbase); d.c = bufref(p, gr->root);
     d.alpha = (float)epi.alpha;
     if (epi.acc) { d.acc = bufref(p, epi.acc); d.has_acc = true; }
     int64_t off = 0;
@@ -757,25 +777,31 @@ static void gemm(Program *p, Batch *b, SeenSet *seen, const Group *gr, int64_t *
         nbs = nbatch;
     }
     d.batch = nbatch;
+    ASSERT((!ald && !bld) || nbatch == 1, "a column view read by a batched GEMM");
     d.sa = nas == 1 ? 0 : d.M * d.K;
     d.sb = nbs == 1 ? 0 : d.K * d.N;
     d.sc = d.M * d.N;
+    /* elements each operand's pointer spans (a column view: the whole value under it) */
+    int64_t ea = ald ? shape_numel(abase->shape) : (d.sa ? nbatch : 1) * d.M * d.K;
+    int64_t eb = bld ? shape_numel(bbase->shape) : (d.sb ? nbatch : 1) * d.K * d.N;
     if (p->opt.bf16) {
-        int64_t ea = (d.sa ? nbatch : 1) * d.M * d.K, eb = (d.sb ? nbatch : 1) * d.K * d.N;
-        bool sa_ = d.a.arena == bufref(p, a).arena && d.a.offset == bufref(p, a).offset && has_bf16_copy(p->f, a);
-        bool sb_ = d.b.arena == bufref(p, bb).arena && d.b.offset == bufref(p, bb).offset && has_bf16_copy(p->f, bb);
+        bool sa_ = d.a.arena == bufref(p, abase).arena && d.a.offset == bufref(p, abase).offset && has_bf16_copy(p->f, abase);
+        bool sb_ = d.b.arena == bufref(p, bbase).arena && d.b.offset == bufref(p, bbase).offset && has_bf16_copy(p->f, bbase);
         /* a bf16-stored operand is read where it is; a shadowed one from its copy; anything else is cast */
-        if (!fus_bf16(p->f, a)) d.a = sa_ ? shadow_ref(p->f, a) : to_bf16(p, b, seen, gr, a, d.a, ea, off, 'a');
-        if (!fus_bf16(p->f, bb)) d.b = sb_ ? shadow_ref(p->f, bb) : to_bf16(p, b, seen, gr, bb, d.b, eb, off + align256(ea * 2), 'b');
+        if (!fus_bf16(p->f, abase)) d.a = sa_ ? shadow_ref(p->f, abase) : to_bf16(p, b, seen, gr, abase, d.a, ea, off, 'a');
+        if (!fus_bf16(p->f, bbase))
+            d.b = sb_ ? shadow_ref(p->f, bbase) : to_bf16(p, b, seen, gr, bbase, d.b, eb, off + align256(ea * 2), 'b');
         d.bf16 = true;
         off += align256(ea * 2) + align256(eb * 2);
     }
+    const int64_t es = d.bf16 ? 2 : 4;
+    d.a.offset += acol * es;
+    d.b.offset += bcol * es;
     if (off > *ws_need) *ws_need = off;
     Launch *l = add_launch(p, LK_GEMM, gr->index, "gemm");
     l->gemm = d;
-    const int64_t es = d.bf16 ? 2 : 4;
-    touch(l, d.a, (d.sa ? d.batch : 1) * d.M * d.K * es, false);
-    touch(l, d.b, (d.sb ? d.batch : 1) * d.K * d.N * es, false);
+    touch(l, d.a, (ea - acol) * es, false);
+    touch(l, d.b, (eb - bcol) * es, false);
     touch(l, d.c, d.batch * d.M * d.N * (d.c_bf16 ? 2 : 4), true);
     if (d.has_acc) touch(l, d.acc, d.batch * d.M * d.N * (d.c_bf16 ? 2 : 4), false);
     snprintf(l->name, sizeof l->name, "gemm_%lldx%lldx%lld%s%s%s%s%s", (long long)d.M, (long long)d.N, (long long)d.K,

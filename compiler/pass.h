@@ -51,6 +51,9 @@ typedef struct Fusion {
     bool *conv_silu;        /* by node id: this CONV1D writes silu(conv) (its only reader, a SILU, is a view) */
     bool *rowmap;           /* by node id: a row gather or column slice of a [B, L, C] tensor that only templates
                              * read; they read its source through a row table (no kernel, no buffer) */
+    bool *colview;          /* by node id: a column slice of a stored [.., W] value (or a reshape of one keeping the
+                             * last extent) that only GEMMs read, as an operand in place with a row stride of W: no
+                             * kernel, no buffer (pass_fuse col_view; program.c gemm_base) */
     bool *epilogue;         /* by node id: a scale or sum of a GEMM's product that the GEMM applies itself (its
                              * group's root), and that product (pass_fuse gemm_epilogue) */
     bool *dup;              /* by node id: recomputed by every generated kernel that reads it (no buffer): a cheap

@@ -351,6 +351,52 @@ static bool stored_anyway(const Fusion *f, const Node *x) {
     return (op_class(x->op) == K_SOURCE && x->op != OP_CONST) || !fusable(x->op);
 }
 
+/* A column slice of a stored [.., W] value that only GEMMs read (the mixer's dt rows of x_proj's output, [.., 80] ->
+ * [.., 48], read by dt_proj and by its weight gradient through a reshape) is their operand in place, with row
+ * stride W: no kernel copies it out. The GEMM must run unbatched (cuBLASLt's layout is then rows, columns and a
+ * leading dimension), and 16-byte alignment is kept (first column and W multiples of 8). */
+static bool col_operand_ok(const Fusion *f, const Node *m) {
+    Shape as = fus_src(f, m, 0)->shape, bs = fus_src(f, m, 1)->shape;
+    as.ndim -= 2; bs.ndim -= 2;
+    return shape_numel(bs) == 1 && (shape_numel(as) == 1 || !m->i[0]);
+}
+
+static bool col_readers_ok(Ctx *c, const Node *x) {
+    const Fusion *f = c->f;
+    if (c->cons_start[x->id] == c->cons_start[x->id + 1]) return false;
+    for (int j = c->cons_start[x->id]; j < c->cons_start[x->id + 1]; j++) {
+        const Node *m = f->g->nodes[c->cons[j]];
+        if (m->op == OP_RESHAPE) {
+            if (f->kept[m->id] || m->shape.d[m->shape.ndim - 1] != x->shape.d[x->shape.ndim - 1] || !col_readers_ok(c, m))
+                return false;
+        } else if (m->op != OP_MATMUL || !col_operand_ok(f, m)) return false;
+    }
+    return true;
+}
+
+/* Marks x and the reshapes under it (already visited: views of x until now) as column views. */
+static void mark_col(Ctx *c, Node *x) {
+    Fusion *f = c->f;
+    f->colview[x->id] = true;
+    f->mat[x->id] = false;
+    f->view[x->id] = NULL;
+    for (int j = c->cons_start[x->id]; j < c->cons_start[x->id + 1]; j++) {
+        Node *m = f->g->nodes[c->cons[j]];
+        if (m->op == OP_RESHAPE) mark_col(c, m);
+    }
+}
+
+static bool col_view(Ctx *c, Node *n) {
+    Fusion *f = c->f;
+    if (n->op != OP_SLICE || f->kept[n->id] || n->i[0] != n->shape.ndim - 1 || n->dtype != DT_F32) return false;
+    const Node *src = fus_src(f, n, 0);
+    if (n->i[1] % 8 || src->shape.d[src->shape.ndim - 1] % 8 || !stored_anyway(f, src) || src->op == OP_RESHAPE ||
+        src->op == OP_EXTRACT || src->op == OP_CONST || !col_readers_ok(c, n))
+        return false;
+    mark_col(c, n);
+    return true;
+}
+
 /* May n be computed by index math in any kernel that reads it: pointwise or movement (no reduction, no drop
  * mask, no dynamic gather), not a template's row map? */
 static bool cheap_op(const Fusion *f, const Node *n) {
@@ -599,7 +645,7 @@ static void assign_clusters(Ctx *c) {
             }
             continue;
         }
-        if (conv_silu(c, n) || conv_silu_out(c, n) || row_map(c, n)) continue;
+        if (conv_silu(c, n) || conv_silu_out(c, n) || row_map(c, n) || col_view(c, n)) continue;
         if (n->op == OP_CONST) {
             /* constants are inlined wherever they are read, unless kept or a consumer needs a buffer */
             bool buffer = f->kept[id];
@@ -680,7 +726,8 @@ static void make_groups(Ctx *c) {
             if (f->mat[id]) push_node(f->arena, &gr->outs, &gr->nouts, &capo[k], n);
             for (int s = 0; s < n->nsrc; s++) {
                 Node *src = fus_src(f, n, s);
-                while (f->rowmap[src->id]) src = fus_src(f, src, 0);   /* a template reads the buffer under the map */
+                /* a template reads the buffer under a row map, a GEMM the one under a column view */
+                while (f->rowmap[src->id] || f->colview[src->id]) src = fus_src(f, src, 0);
                 if (!f->mat[src->id] || c->cluster[src->id] == ks[i] || seen[src->id] == k + 1) continue;
                 seen[src->id] = k + 1;
                 push_node(f->arena, &gr->ins, &gr->nins, &capi[k], src);

@@ -88,6 +88,7 @@ Fusion *pass_simplify(const Graph *g, Node *const *keep, int nkeep) {
     f->rowmap = arena_alloc(f->arena, sizeof(bool) * (size_t)nn);
     f->dup = arena_alloc(f->arena, sizeof(bool) * (size_t)nn);
     f->epilogue = arena_alloc(f->arena, sizeof(bool) * (size_t)nn);
+    f->colview = arena_alloc(f->arena, sizeof(bool) * (size_t)nn);
     f->sbuf = arena_alloc(f->arena, sizeof(Buf) * (size_t)nn);
     f->view_off = arena_alloc(f->arena, sizeof(int64_t) * (size_t)nn);
     bool *pinned = arena_alloc(f->arena, sizeof(bool) * (size_t)nn);   /* must not be folded away */

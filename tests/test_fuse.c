@@ -871,6 +871,41 @@ static void test_shared_cast(void) {
 }
 
 
+/* The mixer's dt rows, a column slice of x_proj's output [.., 80] -> [.., 48], read only by dt_proj and (through a
+ * reshape) by dt_proj's weight gradient: both GEMMs read it in place with a row stride of 80, and no kernel copies it
+ * out; a slice starting at a column that breaks 16-byte alignment is still a kernel. */
+static void test_gemm_column_view(void) {
+    for (int bf16 = 0; bf16 < 2; bf16++) {
+        for (int start = 0; start <= 4; start += 4) {
+            Graph *g = graph_new();
+            Node *u = g_input(g, "u", shape_of(3, (int64_t)4, (int64_t)24, (int64_t)64), DT_F32, LOC_NONE);
+            Node *xw = param(g, "x_proj", shape_of(2, (int64_t)80, (int64_t)64));
+            Node *dw = param(g, "dt_proj", shape_of(2, (int64_t)64, (int64_t)48));
+            Node *xdbl = g_matmul(g, u, xw, false, true, LOC_NONE);
+            Node *dt = g_matmul(g, g_slice(g, xdbl, 2, start, start + 48, LOC_NONE), dw, false, true, LOC_NONE);
+            Node *bc = g_slice(g, xdbl, 2, 48, 80, LOC_NONE);
+            train_sum_of_squares(g, bin(g, OP_ADD, un(g, OP_TANH, dt), red(g, OP_SUM, bc, 2)));
+            ProgramOptions po = {.arch = 90, .bf16 = bf16, .no_compile = true};
+            char err[256];
+            Program *p = program_build(g, NULL, 0, &po, err, sizeof err);
+            CHECK(p, "program_build: %s", err);
+            int strided = 0, slices = 0;
+            for (int k = 0; p && k < p->nlaunches; k++) {
+                const Launch *l = &p->launches[k];
+                if (l->kind == LK_GEMM)   /* dt_proj (A: [.., 48], K = 48) and its weight gradient (B: [tokens, 48]) */
+                    strided += (l->gemm.lda == 80 && !l->gemm.ta && l->gemm.K == 48) || (l->gemm.ldb == 80 && l->gemm.N == 48);
+                if (l->kind == LK_KERNEL && strstr(l->name, "_slice") && !strstr(l->name, "sum")) slices++;
+            }
+            printf("column view (%s, first column %d): %d GEMM operands with row stride 80, %d slice kernels\n",
+                   bf16 ? "bf16" : "fp32", start, strided, slices);
+            if (start == 0) CHECK(strided == 2 && slices == 0, "dt_proj and its weight gradient read the slice in place");
+            else CHECK(strided == 0 && slices == 1, "an unaligned slice is a kernel");
+            program_free(p);
+            graph_free(g);
+        }
+    }
+}
+
 /* GEMM epilogues: a product's scale by a constant (exact: x * s, x / 2^k) or its sum with a stored value is
  * cuBLASLt's alpha and beta C, not a kernel; not when the product has another reader or the division is inexact. */
 static void test_gemm_epilogue(void) {
@@ -942,6 +977,7 @@ int main(void) {
     test_gate_kernel();
     test_shared_cast();
     test_gemm_epilogue();
+    test_gemm_column_view();
     if (failures) { fprintf(stderr, "%d failure(s)\n", failures); return 1; }
     printf("ok\n");
     return 0;
