@@ -11,7 +11,7 @@
 
 enum { RNG_RING = 256 };
 
-enum { GEMM_CANDIDATES = 8, GEMM_TUNE_REPS = 5 };
+enum { GEMM_CANDIDATES = 8, GEMM_CANDIDATES_MAX = 32, GEMM_TUNE_REPS = 5 };
 
 typedef struct GemmPlan {
     cublasLtMatmulDesc_t desc;
@@ -83,9 +83,9 @@ static int gemm_plan_candidates(Cuda *c, const GemmDesc *d, GemmPlan *g, cublasL
     uint64_t ws = PROGRAM_GEMM_WORKSPACE;
     CUBLAS_CHECK(c->lt->cublasLtMatmulPreferenceCreate(&pref));
     CUBLAS_CHECK(c->lt->cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws));
-    cublasLtMatmulHeuristicResult_t res[GEMM_CANDIDATES];
+    cublasLtMatmulHeuristicResult_t res[GEMM_CANDIDATES_MAX];
     int found = 0, n = 0;
-    ASSERT(ncand >= 1 && ncand <= GEMM_CANDIDATES, "gemm candidates");
+    ASSERT(ncand >= 1 && ncand <= GEMM_CANDIDATES_MAX, "gemm candidates");
     CUBLAS_CHECK(c->lt->cublasLtMatmulAlgoGetHeuristic(c->lth, g->desc, g->la, g->lb, g->lc, g->lc, pref, ncand, res, &found));
     for (int k = 0; k < found; k++) if (res[k].state == CUBLAS_STATUS_SUCCESS) cand[n++] = res[k].algo;
     ASSERT(n > 0, "cuBLASLt has no algorithm for a %lldx%lldx%lld GEMM", (long long)d->M, (long long)d->N, (long long)d->K);
@@ -133,9 +133,18 @@ static float time_algo(Cuda *c, GemmPlan *g, const cublasLtMatmulAlgo_t *algo, C
     return ms;
 }
 
+/* Candidates timed per shape: VMC_GEMM_CANDIDATES (1 to GEMM_CANDIDATES_MAX) overrides the default for tuning
+ * experiments (a fresh NVRTC cache directory then, since tuned shapes keep the algorithm chosen first). */
+static int gemm_candidates(void) {
+    const char *v = getenv("VMC_GEMM_CANDIDATES");
+    int n = v ? atoi(v) : GEMM_CANDIDATES;
+    return n < 1 ? 1 : n > GEMM_CANDIDATES_MAX ? GEMM_CANDIDATES_MAX : n;
+}
+
 static void plan_gemms(Cuda *c) {
     const char *env = getenv("VMC_GEMM_TUNE");
     const bool tune = !(env && !strcmp(env, "0"));
+    const int ncand = gemm_candidates();
     CUdevice dev;
     char devname[128] = "";
     CU_CHECK(c->cu->cuCtxGetDevice(&dev));
@@ -148,8 +157,8 @@ static void plan_gemms(Cuda *c) {
         const Launch *l = &c->p->launches[k];
         if (l->kind != LK_GEMM) continue;
         GemmPlan *g = &c->gemm[k];
-        cublasLtMatmulAlgo_t cand[GEMM_CANDIDATES];
-        int n = gemm_plan_candidates(c, &l->gemm, g, cand, tune ? GEMM_CANDIDATES : 1);
+        cublasLtMatmulAlgo_t cand[GEMM_CANDIDATES_MAX];
+        int n = gemm_plan_candidates(c, &l->gemm, g, cand, tune ? ncand : 1);
         if (n > 1 && !tune_cache_find(cache, &l->gemm, cand, n, &g->algo)) {
             float best = -1.f;
             for (int j = 0; j < n; j++) {
