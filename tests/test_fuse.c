@@ -262,6 +262,15 @@ static void test_row_kernels(void) {
     graph_free(g);
 }
 
+/* The program of g (generated, not compiled); NULL after a failed check. */
+static Program *build(Graph *g, bool bf16) {
+    ProgramOptions po = {.arch = 90, .bf16 = bf16, .no_compile = true};
+    char err[256];
+    Program *p = program_build(g, NULL, 0, &po, err, sizeof err);
+    CHECK(p, "program_build: %s", err);
+    return p;
+}
+
 /* The source of group k's kernel (caller frees). */
 static char *kernel_text(const Fusion *f, int k) {
     KernelSource ks;
@@ -628,10 +637,7 @@ static void test_scan_out_bf16(void) {
     for (int bf16 = 0; bf16 < 2; bf16++) {
         Node *yf;
         Graph *g = two_dir_scan_graph(&yf);
-        ProgramOptions po = {.arch = 90, .bf16 = bf16, .no_compile = true};
-        char err[256];
-        Program *p = program_build(g, NULL, 0, &po, err, sizeof err);
-        CHECK(p, "program_build: %s", err);
+        Program *p = build(g, bf16);
         if (!p) { graph_free(g); continue; }
         const Node *y = p->f->repl[yf->id];
         CHECK(y->op == OP_SCAN && p->f->store_bf16[y->id] == bf16, "the scan output is stored in bf16 exactly in bf16 precision");
@@ -813,10 +819,7 @@ static void test_gate_kernel(void) {
         Node *lr = g_input(g, "lr", shape_of(0), DT_F32, LOC_NONE);
         Node *scalar = un(g, OP_EXP, bin(g, OP_MUL, lr, cst(g, 0.5)));   /* a 0-d elementwise kernel */
         graph_add_named(g, "s", scalar, NF_OUTPUT);
-        ProgramOptions po = {.arch = 90, .bf16 = bf16, .no_compile = true};
-        char err[256];
-        Program *p = program_build(g, NULL, 0, &po, err, sizeof err);
-        CHECK(p, "program_build: %s", err);
+        Program *p = build(g, bf16);
         if (!p) { graph_free(g); continue; }
         const Fusion *f = p->f;
         const Group *gr = &f->groups[f->group_of[gate->id]];
@@ -855,10 +858,7 @@ static void test_shared_cast(void) {
     Node *w1 = param(g, "w1", shape_of(2, (int64_t)48, (int64_t)32)), *w2 = param(g, "w2", shape_of(2, (int64_t)16, (int64_t)32));
     graph_add_named(g, "y1", g_matmul(g, x, w1, false, true, LOC_NONE), NF_OUTPUT);
     graph_add_named(g, "y2", g_matmul(g, x, w2, false, true, LOC_NONE), NF_OUTPUT);
-    ProgramOptions po = {.arch = 90, .bf16 = true, .no_compile = true};
-    char err[256];
-    Program *p = program_build(g, NULL, 0, &po, err, sizeof err);
-    CHECK(p, "program_build: %s", err);
+    Program *p = build(g, true);
     int casts_a = 0, gemms = 0;
     for (int k = 0; p && k < p->nlaunches; k++) {
         casts_a += p->launches[k].kind == LK_KERNEL && strstr(p->launches[k].name, "_bf16_a") != NULL;
@@ -885,10 +885,7 @@ static void test_gemm_column_view(void) {
             Node *dt = g_matmul(g, g_slice(g, xdbl, 2, start, start + 48, LOC_NONE), dw, false, true, LOC_NONE);
             Node *bc = g_slice(g, xdbl, 2, 48, 80, LOC_NONE);
             train_sum_of_squares(g, bin(g, OP_ADD, un(g, OP_TANH, dt), red(g, OP_SUM, bc, 2)));
-            ProgramOptions po = {.arch = 90, .bf16 = bf16, .no_compile = true};
-            char err[256];
-            Program *p = program_build(g, NULL, 0, &po, err, sizeof err);
-            CHECK(p, "program_build: %s", err);
+            Program *p = build(g, bf16);
             int strided = 0, slices = 0;
             for (int k = 0; p && k < p->nlaunches; k++) {
                 const Launch *l = &p->launches[k];
@@ -925,10 +922,7 @@ static void test_gemm_epilogue(void) {
         graph_add_named(g, "scaled", bin(g, OP_MUL, cst(g, 0.5), g_matmul(g, x, w[4], false, true, LOC_NONE)), NF_OUTPUT);
         Node *p5 = g_matmul(g, x, w[5], false, true, LOC_NONE);   /* read twice: stored, then scaled by a kernel */
         graph_add_named(g, "twice", bin(g, OP_MUL, bin(g, OP_DIV, p5, cst(g, 2)), p5), NF_OUTPUT);
-        ProgramOptions po = {.arch = 90, .bf16 = bf16, .no_compile = true};
-        char err[256];
-        Program *p = program_build(g, NULL, 0, &po, err, sizeof err);
-        CHECK(p, "program_build: %s", err);
+        Program *p = build(g, bf16);
         int gemms = 0, acc = 0, quarter = 0, half = 0, kernels = 0;
         for (int k = 0; p && k < p->nlaunches; k++) {
             const Launch *l = &p->launches[k];
