@@ -751,6 +751,7 @@ typedef enum RowMode {
 typedef struct RowPlan {
     RowMode mode;
     bool vec4;               /* RM_COLUMN: each lane sums 4 adjacent columns (column_vec4) */
+    bool wvec4;              /* RM_WARP: each lane takes 4 adjacent elements of the row at a time (row_vec4) */
     int64_t len, rows, nsplit, csplit, cblocks;
     unsigned threads;
     char jloop[160];         /* the loop over the reduced axis, with its opening brace */
@@ -774,6 +775,18 @@ static bool column_vec4(const Fusion *f, const Group *gr, bool lone_sum, int64_t
     if (!lone_sum || inner == gr->axis || gr->dom.d[inner] % 4 || rows < 768 || !ins_aligned(f, gr)) return false;
     for (int k = 0; k < gr->nins; k++)
         if (!fus_bf16(f, gr->ins[k]) && !codegen_reads_copy(f, gr, gr->ins[k])) return false;
+    return true;
+}
+
+/* A warp per row whose length is a multiple of 128 and whose buffers keep 16-byte alignment: each lane takes 4
+ * adjacent elements per step, read and written 4-wide as in the elementwise kernels (a LayerNorm row of 768 f32
+ * values is 6 loads of 16 bytes per lane, not 24 of 4). */
+static bool row_vec4(const Fusion *f, const Group *gr, const RowPlan *rp) {
+    if (rp->mode != RM_WARP || gr->axis != gr->dom.ndim - 1 || rp->len % 128 || !ins_aligned(f, gr)) return false;
+    for (int k = 0; k < gr->nouts; k++) {
+        const Node *o = gr->outs[k];
+        if (f->buf[o->id].offset % 16 || (f->shadow[o->id] && f->sbuf[o->id].offset % 8)) return false;
+    }
     return true;
 }
 
@@ -813,6 +826,7 @@ static RowPlan plan_row(const Fusion *f, const Group *gr) {
     if (rp.mode == RM_BLOCK && rp.len <= 2048) {
         rp.mode = RM_WARP;
         rp.threads = 256;
+        rp.wvec4 = row_vec4(f, gr, &rp);
     }
     return rp;
 }
@@ -842,7 +856,10 @@ static void row_prologue(Em *e, RowPlan *rp) {
         line(e, "if (row >= %lldLL) return;   // no block barriers below", rows);
         /* Whole warps of a row: a constant trip count, unrolled, keeps the row's loads in flight together, and
          * the same loads in later phases (restrict inputs, no stores between) can stay in registers. */
-        if (len % 32 == 0 && len <= 1024)
+        if (rp->wvec4)   /* j: the first of the lane's 4 elements */
+            snprintf(rp->jloop, sizeof rp->jloop,
+                     "#pragma unroll\n    for (int jj = 0; jj < %lld; jj++) { const int j = (lane + 32 * jj) * 4;", len / 128);
+        else if (len % 32 == 0 && len <= 1024)
             snprintf(rp->jloop, sizeof rp->jloop,
                      "#pragma unroll\n    for (int jj = 0; jj < %lld; jj++) { const int j = lane + 32 * jj;", len / 32);
         else snprintf(rp->jloop, sizeof rp->jloop, "for (int j = lane; j < %lld; j += 32) {", len);
@@ -907,6 +924,14 @@ static void column_vec4_sum(Em *e, const RowPlan *rp, const Ix *rix) {
     e->red_done = 1;
 }
 
+/* RM_WARP with wvec4: the lanes over the 4 elements from j (ix's axis coordinate) on, e4 their 4-wide index. */
+static void row_lanes_open(Em *e, Lanes *l, Ix *ix) {
+    char eb[IXLEN];
+    flat(e, e->gr->dom, ix, eb);
+    line(e, "const long long e4 = %s / 4;", eb);
+    lanes_open(e, l, eb, ix);
+}
+
 /* Phase p: reduction p over the row into red<p>, every thread of the row holding it; stored if it is an output. */
 static void row_phase(Em *e, const RowPlan *rp, int p, const Ix *rix) {
     const Node *r = e->reds[p];
@@ -917,9 +942,12 @@ static void row_phase(Em *e, const RowPlan *rp, int p, const Ix *rix) {
     e->final = false;
     Ix ix = *rix;
     snprintf(ix.s[e->gr->axis], IXLEN, "j");
+    Lanes lanes;
+    if (rp->wvec4) row_lanes_open(e, &lanes, &ix);
     const char *v = val(e, fus_src(e->f, r, 0), &ix);
     if (sum) line(e, "acc%d += %s;", p, v);
     else line(e, "acc%d = vmc_max(acc%d, %s);", p, p, v);
+    if (rp->wvec4) lanes_close(e, &lanes);
     scope_pop(e);
     line(e, "}");
     if (rp->mode == RM_COLUMN) {
@@ -955,7 +983,10 @@ static void row_final(Em *e, const RowPlan *rp, const Ix *rix) {
         e->jvar = "j";
         Ix ix = *rix;
         snprintf(ix.s[e->gr->axis], IXLEN, "j");
+        Lanes lanes;
+        if (rp->wvec4) row_lanes_open(e, &lanes, &ix);
         val(e, root, &ix);
+        if (rp->wvec4) lanes_close(e, &lanes);
         e->ind--;
         line(e, "}");
     } else if (root->op != OP_SUM && root->op != OP_AMAX) {

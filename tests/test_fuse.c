@@ -341,6 +341,31 @@ static void test_vec4_gathered_loads(void) {
     }
 }
 
+/* A warp-per-row kernel over rows of a multiple of 128 takes 4 adjacent elements per lane, read and written 4-wide
+ * (a LayerNorm over 768 channels); rows of 80 keep one element per lane. */
+static void test_row_vec4(void) {
+    for (int width = 768; width >= 80; width -= 688) {
+        Graph *g = graph_new();
+        Node *x = g_input(g, "x", shape_of(3, (int64_t)4, (int64_t)10, (int64_t)width), DT_F32, LOC_NONE);
+        Node *w = param(g, "w", shape_of(1, (int64_t)width));
+        Node *xc = bin(g, OP_SUB, x, bin(g, OP_MUL, red(g, OP_SUM, x, 2), cst(g, 1.0 / width)));
+        Node *var = bin(g, OP_MUL, red(g, OP_SUM, bin(g, OP_MUL, xc, xc), 2), cst(g, 1.0 / width));
+        Node *y = bin(g, OP_MUL, bin(g, OP_MUL, xc, un(g, OP_RSQRT, bin(g, OP_ADD, var, cst(g, 1e-5)))), w);
+        graph_add_named(g, "y", y, NF_OUTPUT);
+        Fusion *f = pass_simplify(g, NULL, 0);
+        pass_fuse(f);
+        pass_plan(f);
+        char *c = kernel_text(f, f->group_of[f->repl[y->id]->id]);
+        const bool wide = strstr(c, "const int j = (lane + 32 * jj) * 4;") && strstr(c, "reinterpret_cast<const float4*>(in0)[e4]") &&
+                          strstr(c, "reinterpret_cast<float4*>(out0)[e4]");
+        printf("row kernel over %d: %s\n", width, wide ? "4 elements per lane" : "1 element per lane");
+        CHECK(wide == (width == 768), "rows of %d:\n%s", width, c);
+        free(c);
+        fusion_free(f);
+        graph_free(g);
+    }
+}
+
 /* A training graph: loss = sum of y's squares, differentiated, every parameter gradient a named output. Returns the
  * gradients by parameter (caller frees). */
 static Node **sum_of_squares_grads(Graph *g, Node *y) {
@@ -967,6 +992,7 @@ int main(void) {
     test_sibling_merge();
     test_vec4_loads();
     test_vec4_gathered_loads();
+    test_row_vec4();
     test_optimizer_kernels();
     test_gate_kernel();
     test_shared_cast();
