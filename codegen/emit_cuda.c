@@ -780,7 +780,8 @@ static bool column_vec4(const Fusion *f, const Group *gr, bool lone_sum, int64_t
 
 /* A warp per row whose length is a multiple of 128 and whose buffers keep 16-byte alignment: each lane takes 4
  * adjacent elements per step, read and written 4-wide as in the elementwise kernels (a LayerNorm row of 768 f32
- * values is 6 loads of 16 bytes per lane, not 24 of 4). */
+ * values is 6 loads of 16 bytes per lane, not 24 of 4). Row kernels' time per ARM-B step (H200, eager, one run
+ * against the build before): pretraining 9.04 -> 8.81 ms, fine-tuning 9.32 -> 9.07, inference 3.37 -> 3.05. */
 static bool row_vec4(const Fusion *f, const Group *gr, const RowPlan *rp) {
     if (rp->mode != RM_WARP || gr->axis != gr->dom.ndim - 1 || rp->len % 128 || !ins_aligned(f, gr)) return false;
     for (int k = 0; k < gr->nouts; k++) {
