@@ -14,7 +14,9 @@
  * that the backward reads again (SwiGLU's x W1 + b1, silu of it, x W2 + b2) cost their inputs' reads, not a
  * store and reads of their own.
  * A GEMM's product that only a scale by a constant or a sum with a stored value reads, where that would be a kernel
- * of its own, is finished by the GEMM itself (cuBLASLt's alpha and beta C: gemm_epilogue).
+ * of its own, is finished by the GEMM itself (cuBLASLt's alpha and beta C: gemm_epilogue), and a column slice that
+ * only GEMMs read is their operand in place, its row stride the leading dimension (col_view). A value that moves
+ * data (gather, pad, concat, slice) is not recomputed by row kernels, which would do it once per phase.
  * Last, elementwise kernels of one domain that read a common full-size buffer become one (pass_merge.c). */
 #include "pass.h"
 #include <math.h>
@@ -491,7 +493,6 @@ static bool dup_node(Ctx *c, Node *n) {
     make_dup(c, n, -1);
     return true;
 }
-
 
 /* ---------------------------------------------------------------- GEMM epilogues */
 /* A GEMM's product scaled by a constant (x * s, or x / 2^k: exact) or summed with a value stored anyway of its shape
