@@ -36,6 +36,7 @@ typedef struct Em {
     Ix alias_ix[4];
     int nalias;
     const char *vbase;        /* vec4 lanes: the variable holding the flat index of element k = 0 (e = vbase + k) */
+    char vbase_name[IXLEN];   /* (its storage: the caller's string may not outlive lanes_open) */
     bool vec4;                /* GK_EW: 4 consecutive elements per thread; accesses at e use 16-byte loads/stores */
     bool *vload, *vstore;     /* vec4: by input / output, read or written at e (as L<p>[k] / S<p>[k]) */
     /* vec4 lanes: how each index variable varies over the 4 elements (lane_kind), and the 4-wide loads of inputs at
@@ -651,7 +652,8 @@ static void lanes_open(Em *e, Lanes *l, const char *eb, Ix *ix) {
     e->lanes_nvar = e->nvar;
     e->nlv = e->nlvec = e->nonuniform = 0;
     line(e, "const long long e = %s + k;", eb);
-    e->vbase = eb;
+    snprintf(e->vbase_name, IXLEN, "%s", eb);
+    e->vbase = e->vbase_name;
     const int in = gr->dom.ndim - 1;
     char ck[IXLEN];
     snprintf(ck, sizeof ck, "c%d", e->nvar++);
