@@ -1,0 +1,198 @@
+/* test_emu_generated.c CXX EMU_DIR — generated kernels run on the CPU. Each case's fused kernel (codegen_group) is
+ * compiled as C++ against tests/emu/cuda_emu.h (a pthread per CUDA thread, warp shuffles through exchange slots)
+ * with the host compiler, run on random inputs, and compared with the cpu backend. CI has no GPU: this is where the
+ * index math of generated kernels (4-wide lanes, row gathers, pads, warp rows, column sums, bf16-stored inputs) is
+ * checked numerically there. */
+#include "codegen.h"
+#include "exec.h"
+#include "pass.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int failures;
+#define CHECK(cond, ...) do { if (!(cond)) { failures++; fprintf(stderr, "%s:%d: FAIL: ", __FILE__, __LINE__); \
+    fprintf(stderr, __VA_ARGS__); fprintf(stderr, "\n"); } } while (0)
+
+static const char *cxx, *emu_dir;
+static char tmp[256];
+
+static Node *bin(Graph *g, OpKind op, Node *a, Node *b) { Node *n = g_binary(g, op, a, b, LOC_NONE); ASSERT(n, "%s", g->err); return n; }
+static Node *in(Graph *g, const char *name, Shape s) { return g_input(g, name, s, DT_F32, LOC_NONE); }
+
+static float bf16_round(float f) {
+    unsigned u;
+    memcpy(&u, &f, 4);
+    u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static bool write_file(const char *path, const void *p, size_t n) {
+    FILE *f = fopen(path, "wb");
+    bool ok = f && fwrite(p, 1, n, f) == n;
+    if (f) fclose(f);
+    return ok;
+}
+
+/* The C++ program that runs kernel ks of group gr once: inputs from in<p>.bin (f32, or bf16 words where bf16[p]),
+ * the root (out0, f32) to out0.bin. */
+static void write_driver(const char *path, const Fusion *f, const Group *gr, const KernelSource *ks, const bool *bf16) {
+    FILE *o = fopen(path, "w");
+    ASSERT(o, "%s", path);
+    fprintf(o, "#include \"cuda_emu.h\"\n#include <cstdio>\n#include <vector>\n%s\n%s\n", codegen_preamble(), ks->body);
+    fprintf(o, "template <class T> static std::vector<T> load(const char *p, size_t n) {\n"
+               "    std::vector<T> v(n); FILE *f = fopen(p, \"rb\"); if (!f || fread(v.data(), sizeof(T), n, f) != n) exit(3);\n"
+               "    fclose(f); return v;\n}\n");
+    fprintf(o, "int main() {\n");
+    for (int p = 0; p < gr->nins; p++)
+        fprintf(o, "    auto in%d = load<%s>(\"in%d.bin\", %lld);\n", p, bf16[p] ? "unsigned short" : "float", p,
+                (long long)shape_numel(gr->ins[p]->shape));
+    for (int p = 0; p < gr->nouts; p++) {
+        fprintf(o, "    std::vector<float> out%d(%lld);\n", p, (long long)shape_numel(gr->outs[p]->shape));
+        if (f->shadow[gr->outs[p]->id]) fprintf(o, "    std::vector<unsigned short> outb%d(out%d.size());\n", p, p);
+    }
+    fprintf(o, "    unsigned long long rng[2] = {1, 0};\n    dim3 grid, block;\n    grid.x = %u; block.x = %u;\n",
+            ks->grid, ks->block);
+    fprintf(o, "    emu_launch(grid, block, [&] { %s(", ks->name);
+    for (int p = 0; p < gr->nins; p++) fprintf(o, "in%d.data(), ", p);
+    for (int p = 0; p < gr->nouts; p++) fprintf(o, "out%d.data(), ", p);
+    for (int p = 0; p < gr->nouts; p++) if (f->shadow[gr->outs[p]->id]) fprintf(o, "outb%d.data(), ", p);
+    fprintf(o, "rng); });\n");
+    fprintf(o, "    FILE *f = fopen(\"out0.bin\", \"wb\"); fwrite(out0.data(), 4, out0.size(), f); fclose(f);\n}\n");
+    fclose(o);
+}
+
+/* Runs the kernel computing y (the root of its group; every input of the group a graph input) in the emulator and
+ * compares it with the cpu backend; `bf16` lists inputs stored as bf16 (as GEMM outputs under autocast). */
+static void check_case(const char *what, Graph *g, Node *y, Node *const *bf16_ins, int nbf16) {
+    graph_add_named(g, "y", y, NF_OUTPUT);
+    Fusion *f = pass_simplify(g, NULL, 0);
+    pass_fuse(f);
+    for (int k = 0; k < nbf16; k++) f->store_bf16[bf16_ins[k]->id] = true;
+    pass_plan(f);
+    const Node *Y = f->repl[y->id];
+    const Group *gr = &f->groups[f->group_of[Y->id]];
+    CHECK(gr->root == Y && (gr->kind == GK_EW || gr->kind == GK_ROW), "%s: y is not a generated kernel's root", what);
+    KernelSource ks;
+    codegen_group(f, gr, &ks);
+    Exec *cpu = cpu_exec_new(g, &y, 1);
+    bool bf16[16] = {0};
+    uint64_t s = 12345;
+    for (int p = 0; p < gr->nins && p < 16; p++) {
+        const Node *x = gr->ins[p];
+        CHECK(x->op == OP_INPUT, "%s: input %d of the kernel is not a graph input", what, p);
+        const int64_t n = shape_numel(x->shape);
+        float *v = malloc(sizeof(float) * (size_t)n);
+        unsigned short *h = malloc(sizeof(unsigned short) * (size_t)n);
+        bf16[p] = fus_bf16(f, x);
+        for (int64_t i = 0; i < n; i++) {   /* xorshift: values in [-2, 2) */
+            s ^= s << 13; s ^= s >> 7; s ^= s << 17;
+            v[i] = (float)((s >> 11) * (1.0 / 9007199254740992.0)) * 4.f - 2.f;
+            if (bf16[p]) {
+                v[i] = bf16_round(v[i]);
+                unsigned u;
+                memcpy(&u, &v[i], 4);
+                h[i] = (unsigned short)(u >> 16);
+            }
+        }
+        exec_write(cpu, x, v, sizeof(float) * (size_t)n);
+        char path[320];
+        snprintf(path, sizeof path, "%s/in%d.bin", tmp, p);
+        CHECK(write_file(path, bf16[p] ? (void *)h : (void *)v, (size_t)n * (bf16[p] ? 2 : 4)), "%s", path);
+        free(v);
+        free(h);
+    }
+    StepInfo si = {1, 0};
+    exec_run(cpu, &si);
+    const int64_t ny = shape_numel(y->shape);
+    float *want = malloc(sizeof(float) * (size_t)ny), *got = calloc((size_t)ny, sizeof(float));
+    exec_read(cpu, y, want, sizeof(float) * (size_t)ny);
+    char drv[320], cmd[1600], out[320];
+    snprintf(drv, sizeof drv, "%s/kernel.cpp", tmp);
+    write_driver(drv, f, gr, &ks, bf16);
+    snprintf(cmd, sizeof cmd, "cd %s && %s -std=c++17 -O1 -w -I%s kernel.cpp %s/cuda_emu.cpp -o kernel -lpthread && ./kernel",
+             tmp, cxx, emu_dir, emu_dir);
+    const int rc = system(cmd);
+    snprintf(out, sizeof out, "%s/out0.bin", tmp);
+    FILE *fo = fopen(out, "rb");
+    const bool ran = rc == 0 && fo && fread(got, 4, (size_t)ny, fo) == (size_t)ny;
+    if (fo) fclose(fo);
+    remove(out);
+    double err = 0, scale = 0;
+    for (int64_t i = 0; i < ny; i++) {
+        err = fmax(err, fabs((double)got[i] - want[i]));
+        scale = fmax(scale, fabs((double)want[i]));
+    }
+    printf("%-48s %s: max |emulated - cpu| %.3g (max |cpu| %.3g)\n", what, ks.name, err, scale);
+    CHECK(ran && err <= 1e-5 * fmax(scale, 1.0), "%s: the emulated kernel %s (rc %d):\n%s", what,
+          ran ? "differs from the cpu backend" : "did not run", rc, ks.body);
+    free(want);
+    free(got);
+    exec_free(cpu);
+    kernel_source_free(&ks);
+    fusion_free(f);
+    graph_free(g);
+}
+
+static Shape s3(int64_t a, int64_t b, int64_t c) { return shape_of(3, a, b, c); }
+
+/* LayerNorm over the last axis with a weight, optionally of a bf16-stored input plus an f32 one (a GEMM output and
+ * the residual): warp rows, 4 elements per lane (the weight read 4-wide) when the row length is a multiple of 128. */
+static void layernorm(int64_t C, bool bf16) {
+    Graph *g = graph_new();
+    Node *x = in(g, "x", s3(3, 7, C)), *r = in(g, "r", s3(3, 7, C)), *h = bin(g, OP_ADD, x, r);
+    Node *w = in(g, "w", shape_of(1, C));
+    Node *xc = bin(g, OP_SUB, h, bin(g, OP_MUL, g_reduce(g, OP_SUM, h, 2, LOC_NONE), g_scalar(g, 1.0 / C)));
+    Node *var = bin(g, OP_MUL, g_reduce(g, OP_SUM, bin(g, OP_MUL, xc, xc), 2, LOC_NONE), g_scalar(g, 1.0 / C));
+    Node *y = bin(g, OP_MUL, bin(g, OP_MUL, xc, g_unary(g, OP_RSQRT, bin(g, OP_ADD, var, g_scalar(g, 1e-5)), LOC_NONE)), w);
+    char what[96];
+    snprintf(what, sizeof what, "layernorm over %lld%s", (long long)C, bf16 ? ", bf16 x" : "");
+    check_case(what, g, y, &x, bf16);
+}
+
+/* A row gather (reversed rows, as the scan directions' inverse permutations) plus a channel pad by `shift`: by 4
+ * the padded input is read 4-wide, by 2 its pad splits the 4 elements and it is read element by element. */
+static void gather_pad(int shift, bool bf16) {
+    Graph *g = graph_new();
+    Node *a = in(g, "a", s3(4, 10, 64)), *b = in(g, "b", s3(4, 10, 64 - 2 * shift));
+    int32_t rev[10];
+    for (int t = 0; t < 10; t++) rev[t] = 9 - t;
+    Node *y = bin(g, OP_ADD, g_gather(g, a, 1, rev, 10, LOC_NONE), g_pad(g, b, 2, shift, 64, LOC_NONE));
+    char what[96];
+    snprintf(what, sizeof what, "row gather + pad by %d%s", shift, bf16 ? ", bf16 inputs" : "");
+    Node *both[2] = {a, b};
+    check_case(what, g, y, both, bf16 ? 2 : 0);
+}
+
+/* A column sum over tokens of a bf16 value's channel slice (a bias gradient read from a wider buffer, through a
+ * reshape): 4 columns per lane, the slice read 4-wide. */
+static void column_sum_of_slice(void) {
+    Graph *g = graph_new();
+    Node *x = in(g, "x", s3(8, 128, 1024));
+    Node *cols = g_reshape(g, g_slice(g, x, 2, 256, 1024, LOC_NONE), shape_of(2, (int64_t)1024, (int64_t)768), LOC_NONE);
+    check_case("column sum of a channel slice, bf16", g, g_reduce(g, OP_SUM, cols, 0, LOC_NONE), &x, 1);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 3) { fprintf(stderr, "usage: test_emu_generated CXX EMU_DIR\n"); return 2; }
+    cxx = argv[1];
+    emu_dir = argv[2];
+    snprintf(tmp, sizeof tmp, "%s/vmc-emu-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    if (!mkdtemp(tmp)) { perror("mkdtemp"); return 2; }
+    layernorm(768, false);
+    layernorm(768, true);
+    layernorm(80, false);
+    gather_pad(4, false);
+    gather_pad(4, true);
+    gather_pad(2, false);
+    column_sum_of_slice();
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
+    if (system(cmd)) fprintf(stderr, "could not remove %s\n", tmp);
+    if (failures) { fprintf(stderr, "%d failure(s)\n", failures); return 1; }
+    printf("ok\n");
+    return 0;
+}
