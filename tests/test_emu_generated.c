@@ -75,7 +75,8 @@ static void check_case(const char *what, Graph *g, Node *y, Node *const *bf16_in
     pass_plan(f);
     const Node *Y = f->repl[y->id];
     const Group *gr = &f->groups[f->group_of[Y->id]];
-    CHECK(gr->root == Y && (gr->kind == GK_EW || gr->kind == GK_ROW), "%s: y is not a generated kernel's root", what);
+    CHECK(gr->root == Y && (gr->kind == GK_EW || gr->kind == GK_ROW || gr->kind == GK_SCATTER),
+          "%s: y is not a generated kernel's root", what);
     KernelSource ks;
     codegen_group(f, gr, &ks);
     Exec *cpu = cpu_exec_new(g, &y, 1);
