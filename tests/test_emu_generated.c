@@ -6,6 +6,7 @@
 #include "codegen.h"
 #include "exec.h"
 #include "pass.h"
+#include "scan_ref.h"   /* ref_uniform, ref_round_bf16 */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,14 +22,6 @@ static char tmp[256];
 
 static Node *bin(Graph *g, OpKind op, Node *a, Node *b) { Node *n = g_binary(g, op, a, b, LOC_NONE); ASSERT(n, "%s", g->err); return n; }
 static Node *in(Graph *g, const char *name, Shape s) { return g_input(g, name, s, DT_F32, LOC_NONE); }
-
-static float bf16_round(float f) {
-    unsigned u;
-    memcpy(&u, &f, 4);
-    u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
-    memcpy(&f, &u, 4);
-    return f;
-}
 
 static bool write_file(const char *path, const void *p, size_t n) {
     FILE *f = fopen(path, "wb");
@@ -81,7 +74,7 @@ static void check_case(const char *what, Graph *g, Node *y, Node *const *bf16_in
     codegen_group(f, gr, &ks);
     Exec *cpu = cpu_exec_new(g, &y, 1);
     bool bf16[16] = {0};
-    uint64_t s = 12345;
+    RefRng rng = {12345};
     for (int p = 0; p < gr->nins && p < 16; p++) {
         const Node *x = gr->ins[p];
         CHECK(x->op == OP_INPUT, "%s: input %d of the kernel is not a graph input", what, p);
@@ -89,11 +82,10 @@ static void check_case(const char *what, Graph *g, Node *y, Node *const *bf16_in
         float *v = malloc(sizeof(float) * (size_t)n);
         unsigned short *h = malloc(sizeof(unsigned short) * (size_t)n);
         bf16[p] = fus_bf16(f, x);
-        for (int64_t i = 0; i < n; i++) {   /* xorshift: values in [-2, 2) */
-            s ^= s << 13; s ^= s >> 7; s ^= s << 17;
-            v[i] = (float)((s >> 11) * (1.0 / 9007199254740992.0)) * 4.f - 2.f;
+        for (int64_t i = 0; i < n; i++) {   /* values in [-2, 2) */
+            v[i] = (float)ref_uniform(&rng) * 4.f - 2.f;
             if (bf16[p]) {
-                v[i] = bf16_round(v[i]);
+                v[i] = ref_round_bf16(v[i]);
                 unsigned u;
                 memcpy(&u, &v[i], 4);
                 h[i] = (unsigned short)(u >> 16);
