@@ -2,7 +2,8 @@
  * compiled as C++ against tests/emu/cuda_emu.h (a pthread per CUDA thread, warp shuffles through exchange slots)
  * with the host compiler, run on random inputs, and compared with the cpu backend. CI has no GPU: this is where the
  * index math of generated kernels (4-wide lanes, row gathers, pads, warp and block rows, split rows, column sums,
- * scatters, Philox masks, bf16-stored inputs) is checked numerically there: within 1e-5 of the largest value. */
+ * scatters, Philox masks, bf16-stored inputs, bf16 copies of results) is checked numerically there: within 1e-5 of
+ * the largest value. */
 #include "codegen.h"
 #include "exec.h"
 #include "pass.h"
@@ -31,7 +32,7 @@ static bool write_file(const char *path, const void *p, size_t n) {
 }
 
 /* The C++ program that runs kernel ks of group gr once: inputs from in<p>.bin (f32, or bf16 words where bf16[p]),
- * the root (out0, f32) to out0.bin. */
+ * the root (out0, f32) to out0.bin and its bf16 copy, where it has one, to outb0.bin. */
 static void write_driver(const char *path, const Fusion *f, const Group *gr, const KernelSource *ks, const bool *bf16) {
     FILE *o = fopen(path, "w");
     ASSERT(o, "%s", path);
@@ -54,17 +55,22 @@ static void write_driver(const char *path, const Fusion *f, const Group *gr, con
     for (int p = 0; p < gr->nouts; p++) fprintf(o, "out%d.data(), ", p);
     for (int p = 0; p < gr->nouts; p++) if (f->shadow[gr->outs[p]->id]) fprintf(o, "outb%d.data(), ", p);
     fprintf(o, "rng); });\n");
-    fprintf(o, "    FILE *f = fopen(\"out0.bin\", \"wb\"); fwrite(out0.data(), 4, out0.size(), f); fclose(f);\n}\n");
+    fprintf(o, "    FILE *f = fopen(\"out0.bin\", \"wb\"); fwrite(out0.data(), 4, out0.size(), f); fclose(f);\n");
+    if (f->shadow[gr->outs[0]->id])
+        fprintf(o, "    f = fopen(\"outb0.bin\", \"wb\"); fwrite(outb0.data(), 2, outb0.size(), f); fclose(f);\n");
+    fprintf(o, "}\n");
     fclose(o);
 }
 
 /* Runs the kernel computing y (the root of its group; every input of the group a graph input) in the emulator and
- * compares it with the cpu backend; `bf16` lists inputs stored as bf16 (as GEMM outputs under autocast). */
-static void check_case(const char *what, Graph *g, Node *y, Node *const *bf16_ins, int nbf16) {
+ * compares it with the cpu backend; `bf16` lists inputs stored as bf16 (as GEMM outputs under autocast). With
+ * `copy`, y also gets a bf16 copy (as a GEMM operand written by its kernel), compared with y rounded to bf16. */
+static void check_kernel(const char *what, Graph *g, Node *y, Node *const *bf16_ins, int nbf16, bool copy) {
     graph_add_named(g, "y", y, NF_OUTPUT);
     Fusion *f = pass_simplify(g, NULL, 0);
     pass_fuse(f);
     for (int k = 0; k < nbf16; k++) f->store_bf16[bf16_ins[k]->id] = true;
+    if (copy) f->shadow[f->repl[y->id]->id] = true;
     pass_plan(f);
     const Node *Y = f->repl[y->id];
     const Group *gr = &f->groups[f->group_of[Y->id]];
@@ -114,10 +120,26 @@ static void check_case(const char *what, Graph *g, Node *y, Node *const *bf16_in
     const bool ran = rc == 0 && fo && fread(got, 4, (size_t)ny, fo) == (size_t)ny;
     if (fo) fclose(fo);
     remove(out);
-    double err = 0, scale = 0;
+    double err = 0, scale = 0, err_copy = 0;
     for (int64_t i = 0; i < ny; i++) {
         err = fmax(err, fabs((double)got[i] - want[i]));
         scale = fmax(scale, fabs((double)want[i]));
+    }
+    if (copy) {   /* within one bf16 rounding step of y (y itself may differ from the cpu's in its last bits) */
+        unsigned short *b = calloc((size_t)ny, 2);
+        snprintf(out, sizeof out, "%s/outb0.bin", tmp);
+        fo = fopen(out, "rb");
+        const bool read = fo && fread(b, 2, (size_t)ny, fo) == (size_t)ny;
+        if (fo) fclose(fo);
+        remove(out);
+        for (int64_t i = 0; read && i < ny; i++) {
+            const unsigned u = (unsigned)b[i] << 16;
+            float v;
+            memcpy(&v, &u, 4);
+            err_copy = fmax(err_copy, fabs((double)v - ref_round_bf16(want[i])) / (fabs((double)want[i]) + 1e-6 * scale));
+        }
+        CHECK(read && err_copy <= 1.0 / 128, "%s: the bf16 copy differs from y rounded to bf16 (%g)", what, err_copy);
+        free(b);
     }
     printf("%-48s %s: max |emulated - cpu| %.3g (max |cpu| %.3g)\n", what, ks.name, err, scale);
     CHECK(ran && err <= 1e-5 * scale, "%s: the emulated kernel %s (rc %d):\n%s", what,
@@ -128,6 +150,10 @@ static void check_case(const char *what, Graph *g, Node *y, Node *const *bf16_in
     kernel_source_free(&ks);
     fusion_free(f);
     graph_free(g);
+}
+
+static void check_case(const char *what, Graph *g, Node *y, Node *const *bf16_ins, int nbf16) {
+    check_kernel(what, g, y, bf16_ins, nbf16, false);
 }
 
 static Shape s3(int64_t a, int64_t b, int64_t c) { return shape_of(3, a, b, c); }
@@ -202,6 +228,20 @@ static void scatter_rows(void) {
                NULL, 0);
 }
 
+/* Kernels that also write a bf16 copy of their result for a GEMM (4-wide bf16 stores): an elementwise SiLU times a
+ * per-channel weight, and a LayerNorm's output. */
+static void bf16_copies(void) {
+    Graph *g = graph_new();
+    Node *x = in(g, "x", s3(4, 10, 256)), *w = in(g, "w", shape_of(1, (int64_t)256));
+    check_kernel("silu(x) w with a bf16 copy", g, bin(g, OP_MUL, g_unary(g, OP_SILU, x, LOC_NONE), w), NULL, 0, true);
+    g = graph_new();
+    x = in(g, "x", s3(3, 7, 768));
+    Node *xc = bin(g, OP_SUB, x, bin(g, OP_MUL, g_reduce(g, OP_SUM, x, 2, LOC_NONE), g_scalar(g, 1.0 / 768)));
+    Node *var = bin(g, OP_MUL, g_reduce(g, OP_SUM, bin(g, OP_MUL, xc, xc), 2, LOC_NONE), g_scalar(g, 1.0 / 768));
+    Node *y = bin(g, OP_MUL, xc, g_unary(g, OP_RSQRT, bin(g, OP_ADD, var, g_scalar(g, 1e-5)), LOC_NONE));
+    check_kernel("layernorm over 768 with a bf16 copy", g, y, NULL, 0, true);
+}
+
 int main(int argc, char **argv) {
     if (argc < 3) { fprintf(stderr, "usage: test_emu_generated CXX EMU_DIR\n"); return 2; }
     cxx = argv[1];
@@ -219,6 +259,7 @@ int main(int argc, char **argv) {
     split_row_sum();
     drop_mask();
     scatter_rows();
+    bf16_copies();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
     if (system(cmd)) fprintf(stderr, "could not remove %s\n", tmp);
