@@ -1,8 +1,8 @@
 /* test_emu_generated.c CXX EMU_DIR — generated kernels run on the CPU. Each case's fused kernel (codegen_group) is
  * compiled as C++ against tests/emu/cuda_emu.h (a pthread per CUDA thread, warp shuffles through exchange slots)
  * with the host compiler, run on random inputs, and compared with the cpu backend. CI has no GPU: this is where the
- * index math of generated kernels (4-wide lanes, row gathers, pads, warp and block rows, split rows, column sums,
- * scatters, Philox masks, bf16-stored inputs, bf16 copies of results) is checked numerically there: within 1e-5 of
+ * index math of generated kernels (4-wide lanes, row gathers, pads, warp and block rows, split rows, column sums
+ * over outer axes, * scatters, Philox masks, bf16-stored inputs, bf16 copies of results) is checked numerically there: within 1e-5 of
  * the largest value. */
 #include "codegen.h"
 #include "exec.h"
@@ -228,6 +228,17 @@ static void scatter_rows(void) {
                NULL, 0);
 }
 
+/* Sums over an outer axis (column mode): f32 over 4096 rows of 512 columns (split over blocks, atomics), and over
+ * the tokens of [B, L, C] per batch (32 rows per block, 8 threads per row). */
+static void column_sums(void) {
+    Graph *g = graph_new();
+    Node *x = in(g, "x", shape_of(2, (int64_t)4096, (int64_t)512));
+    check_case("column sum, f32, 4096 rows of 512", g, g_reduce(g, OP_SUM, x, 0, LOC_NONE), NULL, 0);
+    g = graph_new();
+    x = in(g, "x", s3(3, 50, 96));
+    check_case("sum over tokens per batch", g, g_reduce(g, OP_SUM, g_unary(g, OP_TANH, x, LOC_NONE), 1, LOC_NONE), NULL, 0);
+}
+
 /* Kernels that also write a bf16 copy of their result for a GEMM (4-wide bf16 stores): an elementwise SiLU times a
  * per-channel weight, and a LayerNorm's output. */
 static void bf16_copies(void) {
@@ -260,6 +271,7 @@ int main(int argc, char **argv) {
     drop_mask();
     scatter_rows();
     bf16_copies();
+    column_sums();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
     if (system(cmd)) fprintf(stderr, "could not remove %s\n", tmp);
