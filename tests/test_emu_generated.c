@@ -2,8 +2,8 @@
  * compiled as C++ against tests/emu/cuda_emu.h (a pthread per CUDA thread, warp shuffles through exchange slots)
  * with the host compiler, run on random inputs, and compared with the cpu backend. CI has no GPU: this is where the
  * index math of generated kernels (4-wide lanes, row gathers, pads, warp and block rows, split rows, column sums
- * over outer axes, * scatters, Philox masks, bf16-stored inputs, bf16 copies of results) is checked numerically there: within 1e-5 of
- * the largest value. */
+ * over outer axes, scatters, Philox masks, bf16-stored inputs, bf16 copies of results) is checked numerically
+ * there: within 1e-5 of the largest value. */
 #include "codegen.h"
 #include "exec.h"
 #include "pass.h"
