@@ -89,6 +89,16 @@ static int lane_shift(const Em *e, const char *x, long long c) {
     return k == LANE_AFF && c % 4 ? LANE_DEP : k;
 }
 
+/* One line that unpacks 4 adjacent elements into dst[0..3]: `at` is the 4-wide value (bf16 words: a uint2 of them,
+ * else a float4/int4), `prefix` a condition in front ("" for none). */
+static void load4(Em *e, const char *prefix, const char *dst, bool bf16, const char *t, const char *at) {
+    if (bf16)
+        line(e, "%s{ const uint2 t = %s; %s[0] = __uint_as_float(t.x << 16); %s[1] = __uint_as_float(t.x & 0xffff0000u); "
+                "%s[2] = __uint_as_float(t.y << 16); %s[3] = __uint_as_float(t.y & 0xffff0000u); }",
+             prefix, at, dst, dst, dst, dst);
+    else line(e, "%s{ const %s4 t = %s; %s[0] = t.x; %s[1] = t.y; %s[2] = t.z; %s[3] = t.w; }", prefix, t, at, dst, dst, dst, dst);
+}
+
 /* A float literal of the f32 value the cpu backend holds for v ((float)v), printed so that it reads back exactly. */
 static void flit(double v, char *buf, int n) {
     v = (double)(float)v;
@@ -456,14 +466,12 @@ static const char *load(Em *e, const Node *n, const Ix *ix) {
                n->shape.d[n->shape.ndim - 1] % 4 == 0 && lane_kind(e, fo) == LANE_AFF) {
         /* elements k = 0..3 at fo(0) + k: one 4-wide load at k = 0 (fo(0) % 4 == 0: aligned as the buffer) */
         const int j = e->nlvec++;
+        const bool bf = in_bf16(e, n);
+        char dst[16], at[IXLEN + 64];
         e->lvec_in[j] = p;
-        if (in_bf16(e, n))
-            line(e, "if (k == 0) { const uint2 t = *reinterpret_cast<const uint2*>(in%d + %s); LV%d[0] = __uint_as_float(t.x << 16); "
-                    "LV%d[1] = __uint_as_float(t.x & 0xffff0000u); LV%d[2] = __uint_as_float(t.y << 16); "
-                    "LV%d[3] = __uint_as_float(t.y & 0xffff0000u); }", p, fo, j, j, j, j);
-        else
-            line(e, "if (k == 0) { const %s4 t = *reinterpret_cast<const %s4*>(in%d + %s); LV%d[0] = t.x; LV%d[1] = t.y; "
-                    "LV%d[2] = t.z; LV%d[3] = t.w; }", ctype(n), ctype(n), p, fo, j, j, j, j);
+        snprintf(dst, sizeof dst, "LV%d", j);
+        snprintf(at, sizeof at, "*reinterpret_cast<const %s*>(in%d + %s)", bf ? "uint2" : ctype(n)[0] == 'i' ? "int4" : "float4", p, fo);
+        load4(e, "if (k == 0) ", dst, bf, ctype(n), at);
         snprintf(expr, sizeof expr, "LV%d[k]", j);
     } else snprintf(expr, sizeof expr, in_bf16(e, n) ? "vmc_from_bf16(in%d[%s])" : "in%d[%s]", p, fo);
     return newvar(e, n, ix, expr);
@@ -584,17 +592,28 @@ static unsigned grid_for(int64_t numel, unsigned threads) {
     return (unsigned)(b > (1 << 20) ? (1 << 20) : b < 1 ? 1 : b);
 }
 
-/* 4 elements per thread pay when the innermost extent keeps them in one row (every coordinate but the last is
- * shared) and every buffer is 16-byte aligned (arena offsets are 256-aligned; views may not be). */
-static bool vec4_ok(const Fusion *f, const Group *gr) {
-    if (gr->kind != GK_EW || gr->root->op == OP_CONST || gr->dom.ndim == 0 || gr->dom.d[gr->dom.ndim - 1] % 4)
-        return false;
+
+/* Inputs all 16-byte aligned (arena offsets are 256-aligned; views may not be), as 4-wide loads need. */
+static bool ins_aligned(const Fusion *f, const Group *gr) {
     for (int k = 0; k < gr->nins; k++) if (f->buf[gr->ins[k]->id].offset % 16) return false;
+    return true;
+}
+
+/* Inputs and outputs aligned for 4-wide loads and stores (bf16 copies: 8 bytes). */
+static bool bufs_aligned(const Fusion *f, const Group *gr) {
     for (int k = 0; k < gr->nouts; k++) {
         const Node *o = gr->outs[k];
         if (f->buf[o->id].offset % 16 || (f->shadow[o->id] && f->sbuf[o->id].offset % 8)) return false;
     }
-    return true;
+    return ins_aligned(f, gr);
+}
+
+/* 4 elements per thread pay when the innermost extent keeps them in one row (every coordinate but the last is
+ * shared) and every buffer is 16-byte aligned. */
+static bool vec4_ok(const Fusion *f, const Group *gr) {
+    if (gr->kind != GK_EW || gr->root->op == OP_CONST || gr->dom.ndim == 0 || gr->dom.d[gr->dom.ndim - 1] % 4)
+        return false;
+    return bufs_aligned(f, gr);
 }
 
 /* The vec4 loop body: 16-byte loads of the inputs read at e into L<p>[4], the elements k = 0..3 computed by an
@@ -604,14 +623,12 @@ static void emit_vec4_body(Em *e, const char *lanes) {
     for (int p = 0; p < gr->nins; p++) {
         if (!e->vload[p]) continue;
         const char *t = ctype(gr->ins[p]);
+        const bool bf = in_bf16(e, gr->ins[p]);
+        char dst[16], at[64];
         line(e, "%s L%d[4];", t, p);
-        if (in_bf16(e, gr->ins[p]))
-            line(e, "{ const uint2 t = reinterpret_cast<const uint2*>(in%d)[e4]; L%d[0] = __uint_as_float(t.x << 16); "
-                    "L%d[1] = __uint_as_float(t.x & 0xffff0000u); L%d[2] = __uint_as_float(t.y << 16); "
-                    "L%d[3] = __uint_as_float(t.y & 0xffff0000u); }", p, p, p, p, p);
-        else
-            line(e, "{ const %s4 t = reinterpret_cast<const %s4*>(in%d)[e4]; L%d[0] = t.x; L%d[1] = t.y; L%d[2] = t.z; "
-                    "L%d[3] = t.w; }", t, t, p, p, p, p, p);
+        snprintf(dst, sizeof dst, "L%d", p);
+        snprintf(at, sizeof at, "reinterpret_cast<const %s%s*>(in%d)[e4]", bf ? "uint2" : t, bf ? "" : "4", p);
+        load4(e, "", dst, bf, t, at);
     }
     for (int j = 0; j < e->nlvec; j++) line(e, "%s LV%d[4];", ctype(gr->ins[e->lvec_in[j]]), j);
     for (int p = 0; p < gr->nouts; p++) {
@@ -760,12 +777,6 @@ typedef struct RowPlan {
     const char *guard;       /* the condition of per-row stores */
 } RowPlan;
 
-/* Inputs all 16-byte aligned (arena offsets are 256-aligned; views may not be), as 4-wide loads need. */
-static bool ins_aligned(const Fusion *f, const Group *gr) {
-    for (int k = 0; k < gr->nins; k++) if (f->buf[gr->ins[k]->id].offset % 16) return false;
-    return true;
-}
-
 /* A column sum (the group's one reduction and only output) of bf16 values over at least 768 columns whose
  * innermost extent is a multiple of 4: each lane sums 4 adjacent columns, reading them with one 8-byte load instead
  * of four 2-byte ones (a warp's load is then 256 bytes, not 64). Measured per kernel on an H200 (ARM-B steps): the
@@ -785,12 +796,7 @@ static bool column_vec4(const Fusion *f, const Group *gr, bool lone_sum, int64_t
  * values is 6 loads of 16 bytes per lane, not 24 of 4). Row kernels' time per ARM-B step (H200, eager, one run
  * against the build before): pretraining 9.04 -> 8.81 ms, fine-tuning 9.32 -> 9.07, inference 3.37 -> 3.05. */
 static bool row_vec4(const Fusion *f, const Group *gr, const RowPlan *rp) {
-    if (rp->mode != RM_WARP || gr->axis != gr->dom.ndim - 1 || rp->len % 128 || !ins_aligned(f, gr)) return false;
-    for (int k = 0; k < gr->nouts; k++) {
-        const Node *o = gr->outs[k];
-        if (f->buf[o->id].offset % 16 || (f->shadow[o->id] && f->sbuf[o->id].offset % 8)) return false;
-    }
-    return true;
+    return rp->mode == RM_WARP && gr->axis == gr->dom.ndim - 1 && rp->len % 128 == 0 && bufs_aligned(f, gr);
 }
 
 static RowPlan plan_row(const Fusion *f, const Group *gr) {

@@ -55,7 +55,7 @@ typedef struct Fusion {
                              * last extent) that only GEMMs read, as an operand in place with a row stride of W: no
                              * kernel, no buffer (pass_fuse col_view; program.c gemm_base) */
     bool *epilogue;         /* by node id: a scale or sum of a GEMM's product that the GEMM applies itself (its
-                             * group's root), and that product (pass_fuse gemm_epilogue) */
+                             * group's root; pass_fuse gemm_epilogue) */
     bool *dup;              /* by node id: recomputed by every generated kernel that reads it (no buffer): a cheap
                              * function of stored values, cheaper to recompute than to store and read back */
     Group *groups;          /* in schedule order after pass_plan */

@@ -555,7 +555,7 @@ static bool gemm_epilogue(Ctx *c, Node *n) {
     c->cl[k].kind = GK_GEMM;
     c->cluster[m->id] = k;
     c->cl[k].nmembers++;
-    c->f->epilogue[n->id] = c->f->epilogue[m->id] = true;
+    c->f->epilogue[n->id] = true;
     return true;
 }
 
