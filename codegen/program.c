@@ -942,9 +942,9 @@ void program_free(Program *p) {
 void program_summary(const Program *p, FILE *out) {
     int counts[LK_COPY + 1] = {0};
     for (int k = 0; k < p->nlaunches; k++) counts[p->launches[k].kind]++;
-    fprintf(out, "%d kernels (%d generated modules + templates, %d from the NVRTC cache), %d GEMMs, %d memsets, "
-                 "%d copies; %d groups\n", p->nkernels, p->nmodules, p->ncached, p->ngemms, counts[LK_MEMSET],
-            counts[LK_COPY], p->f->ngroups);
+    fprintf(out, "%d kernels (%d generated modules + templates, %d from the NVRTC cache) in %d launches, %d GEMMs, "
+                 "%d memsets, %d copies; %d groups\n", p->nkernels, p->nmodules, p->ncached, counts[LK_KERNEL], p->ngemms,
+            counts[LK_MEMSET], counts[LK_COPY], p->f->ngroups);
     fprintf(out, "memory:");
     for (int k = 0; k < AR_COUNT_; k++)
         fprintf(out, " %s %.1f MiB%s", arena_kind_name((ArenaKind)k), (double)p->arena_bytes[k] / (1 << 20),

@@ -234,12 +234,17 @@ char *template_scan_bwd(const ScanSpec *s, KernelLaunch *l) {
 enum { CONV_FWD_THREADS = 128, CONV_FWD_ROWS = 16, CONV_BWD_CH = 32, CONV_BWD_GROUPS = 4, CONV_BWD_ROWS = 8,
        CONV_BWD_BATCH = 4 };
 
-/* 4 channels per thread when every row of the input starts 4 channels aligned (arena offsets are 256-byte
- * aligned): one 8- or 16-byte access instead of four. */
+/* The most channels per thread (4, 2 or 1) that every row of the input allows, each row starting that many
+ * channels aligned (arena offsets are 256-byte aligned): one 8- or 16-byte access instead of four. */
 static int conv_vec(const Conv1dSpec *s, const RowMap *m) {
     int64_t stride = m->lrows ? m->stride : s->D;
-    return !s->unaligned && s->D % 4 == 0 && stride % 4 == 0 && m->off % 4 == 0 ? 4 : 1;
+    for (int v = 4; v > 1; v /= 2)
+        if (!s->unaligned && s->D % v == 0 && stride % v == 0 && m->off % v == 0) return v;
+    return 1;
 }
+
+/* A tuning knob's channels per thread: the asked 1, 2 or 4 where the rows allow it (any narrower width does). */
+static int conv_vec_asked(int allowed, int asked) { return (asked == 1 || asked == 2 || asked == 4) && asked <= allowed ? asked : allowed; }
 
 static void conv_defs(const Conv1dSpec *s, Defs *ds) {
     ASSERT(s->K >= 1 && s->K <= 8 && s->L >= 1 && s->D >= 1 && s->B >= 1 && s->B <= 65535, "conv1d shape");
@@ -254,24 +259,50 @@ static void conv_defs(const Conv1dSpec *s, Defs *ds) {
     def_rows(ds, "X", &s->x_map, s->L, s->D);
 }
 
+/* The forward's block: VMC_CONV_FWD="THREADS,ROWS[,VEC]" overrides the defaults, for tuning. */
+static void conv_fwd_shape(int *vec, int *threads, int *rows) {
+    /* 64 threads of 4 channels cover 256 channels (ARM-B's 768 in 3 blocks) */
+    *threads = *vec == 4 ? 64 : CONV_FWD_THREADS;
+    *rows = CONV_FWD_ROWS;
+    const char *v = getenv("VMC_CONV_FWD");
+    int t, r, w = 0;
+    if (v && sscanf(v, "%d,%d,%d", &t, &r, &w) >= 2 && t > 0 && t % 32 == 0 && t <= 1024 && r > 0 && r <= 32) {
+        *threads = t;
+        *rows = r;
+        *vec = conv_vec_asked(*vec, w);
+    }
+}
+
 char *template_conv1d_fwd(const Conv1dSpec *s, KernelLaunch *l) {
     Defs ds = {0};
     conv_defs(s, &ds);
     def_int(&ds, "CONV_SILU", s->silu);
     def_int(&ds, "CONV_SILU_OUT", s->silu_out);
     def_str(&ds, "OUT2_T", template_ctype(s->silu_out ? s->out2 : s->out));
-    /* 64 threads of 4 channels cover 256 channels (ARM-B's 768 in 3 blocks) */
-    const int vec = conv_vec(s, &s->x_map);
-    const int threads = vec == 4 ? 64 : CONV_FWD_THREADS;
+    int vec = conv_vec(s, &s->x_map), threads, rows;
+    conv_fwd_shape(&vec, &threads, &rows);
     def_int(&ds, "CONV_VEC", vec);
     def_int(&ds, "CONV_THREADS", threads);
-    def_int(&ds, "CONV_ROWS", CONV_FWD_ROWS);
-    launch_init(l, "vmc_conv1d_fwd", cdiv(s->D, (long long)threads * vec), cdiv(s->L, CONV_FWD_ROWS), (unsigned)s->B,
+    def_int(&ds, "CONV_ROWS", rows);
+    launch_init(l, "vmc_conv1d_fwd", cdiv(s->D, (long long)threads * vec), cdiv(s->L, rows), (unsigned)s->B,
                 (unsigned)threads, 1);
     return instantiate_defs("conv1d.cuh", &ds);
 }
 
+/* The backward's block shape: VMC_CONV_BWD="CH,GROUPS,ROWS,BATCH[,VEC]" overrides the defaults, for tuning
+ * (CH*GROUPS threads of at most 256, whose shared sums fit; ROWS at most 32, whose windows stay in registers). */
+typedef struct { int ch, groups, rows, batch, vec; } ConvBwdShape;
+static ConvBwdShape conv_bwd_shape(void) {
+    ConvBwdShape c = {CONV_BWD_CH, CONV_BWD_GROUPS, CONV_BWD_ROWS, CONV_BWD_BATCH, 0}, e = {0};
+    const char *v = getenv("VMC_CONV_BWD");
+    if (v && sscanf(v, "%d,%d,%d,%d,%d", &e.ch, &e.groups, &e.rows, &e.batch, &e.vec) >= 4 && e.ch % 32 == 0 &&
+        e.ch > 0 && e.groups > 0 && e.ch * e.groups <= 256 && e.rows > 0 && e.rows <= 32 && e.batch > 0)
+        c = e;
+    return c;
+}
+
 char *template_conv1d_bwd(const Conv1dSpec *s, KernelLaunch *l) {
+    const ConvBwdShape c = conv_bwd_shape();
     Defs ds = {0};
     conv_defs(s, &ds);
     def_int(&ds, "CONV_BACKWARD", 1);
@@ -288,17 +319,18 @@ char *template_conv1d_bwd(const Conv1dSpec *s, KernelLaunch *l) {
         def_str(&ds, "DY2_T", template_ctype(s->dy2));
         def_rows(&ds, "DY2", &s->dy2_map, s->L, s->D);
     }
-    /* 4 channels per thread as the forward (dy and x rows both aligned); ARM-B's grid is 6 x 7 x 32 blocks */
-    const bool dy2_vec = !(s->silu_dy && s->has_dy2) || conv_vec(s, &s->dy2_map) == 4;
-    const int vec = conv_vec(s, &s->x_map) == 4 && conv_vec(s, &s->dy_map) == 4 && dy2_vec ? 4 : 1;
-    const int batch = CONV_BWD_BATCH;
+    /* channels per thread as the forward, as many as the x, dy (and dy2) rows all allow */
+    int vec = conv_vec(s, &s->x_map), v = conv_vec(s, &s->dy_map);
+    if (v < vec) vec = v;
+    if (s->silu_dy && s->has_dy2 && (v = conv_vec(s, &s->dy2_map)) < vec) vec = v;
+    vec = conv_vec_asked(vec, c.vec);
     def_int(&ds, "CONV_VEC", vec);
-    def_int(&ds, "CONV_CH", CONV_BWD_CH);
-    def_int(&ds, "CONV_GROUPS", CONV_BWD_GROUPS);
-    def_int(&ds, "CONV_ROWS", CONV_BWD_ROWS);
-    def_int(&ds, "CONV_BATCH", batch);
-    launch_init(l, "vmc_conv1d_bwd", cdiv(s->D, (long long)CONV_BWD_CH * vec), cdiv(s->L, CONV_BWD_GROUPS * CONV_BWD_ROWS),
-                cdiv(s->B, batch), CONV_BWD_CH, CONV_BWD_GROUPS);
+    def_int(&ds, "CONV_CH", c.ch);
+    def_int(&ds, "CONV_GROUPS", c.groups);
+    def_int(&ds, "CONV_ROWS", c.rows);
+    def_int(&ds, "CONV_BATCH", c.batch);
+    launch_init(l, "vmc_conv1d_bwd", cdiv(s->D, (long long)c.ch * vec), cdiv(s->L, (long long)c.groups * c.rows),
+                cdiv(s->B, c.batch), (unsigned)c.ch, (unsigned)c.groups);
     if (s->want_dw) add_zero(l, 4, 0, (size_t)s->D * s->K * sizeof(float));
     if (s->want_db) add_zero(l, 5, 0, (size_t)s->D * sizeof(float));
     return instantiate_defs("conv1d.cuh", &ds);

@@ -3,7 +3,8 @@
  * f32 and bf16 storage), cuBLASLt products (bf16 and f32, transposes, batches, bias). Outputs are poisoned with
  * NaN before each launch, so an unwritten element fails. Exits 77 (ctest skip) without a usable GPU.
  * `--small`: small shapes only (for compute-sanitizer); `--profile`: one ARM-B fwd+bwd (for ncu);
- * `--bench`: scan fwd+bwd and conv1d times and achieved GB/s at ARM-B shapes, beside a device-to-device copy. */
+ * `--bench`: scan fwd+bwd and conv1d times and achieved GB/s at ARM-B shapes, beside a device-to-device copy;
+ * `--bench-conv`: its conv1d rows alone. */
 #include "cuda_api.h"
 #include "gemm.h"
 #include "nvrtc_compile.h"
@@ -470,7 +471,7 @@ static void bench_conv(int B, int L, int D, DType io, double copy_gbs) {
     CU_CHECK(cu->cuModuleUnload(ks.mod));
 }
 
-static void bench(void) {
+static void bench(bool conv_only) {
     CopyCtx c = {dalloc((size_t)1 << 30), dalloc((size_t)1 << 30), (size_t)1 << 30};
     CU_CHECK(cu->cuMemsetD8(c.a, 0x3c, c.bytes));
     float t = time_ms(run_copy, &c, 2, 10);
@@ -479,6 +480,10 @@ static void bench(void) {
     CU_CHECK(cu->cuMemFree(c.b));
     printf("\nbench (median of 20; bytes = each input read once + each output written once)\n");
     printf("| device-to-device copy 1 GiB | %.3f ms | %.0f GB/s (read+write) |\n", t, copy_gbs);
+    if (conv_only) {
+        bench_conv(128, 197, 768, DT_BF16, copy_gbs);
+        return;
+    }
     bench_scan(scan_spec(128, 197, 768, DT_BF16, DT_F32), copy_gbs);
     bench_scan(recompute(scan_spec(128, 197, 768, DT_BF16, DT_F32)), copy_gbs);
     bench_scan(scan_spec(128, 128, 768, DT_BF16, DT_F32), copy_gbs);
@@ -501,6 +506,10 @@ int main(int argc, char **argv) {
     CU_CHECK(cu->cuDeviceGetName(name, sizeof name, dev));
     printf("device: %s (sm_%d)\n", name, arch);
     CU_CHECK(cu->cuStreamCreate(&stream, CU_STREAM_NON_BLOCKING));
+    if (argc > 1 && !strcmp(argv[1], "--bench-conv")) {   /* the conv1d rows of --bench alone (VMC_CONV_BWD sweeps) */
+        bench(true);
+        return 0;
+    }
     if (argc > 1 && !strcmp(argv[1], "--profile")) {   /* one fwd + bwd at ARM-B fine-tuning shape, for ncu */
         ScanSpec s = scan_spec(128, 197, 768, DT_BF16, DT_F32);
         if (argc > 2 && !strcmp(argv[2], "infer")) s = recompute(scan_spec(256, 197, 768, DT_BF16, DT_BF16));   /* b256 inference */
@@ -529,7 +538,7 @@ int main(int argc, char **argv) {
         check_conv(3, 197, 768, 4, DT_F32, true, 6);
         check_gemms();
     }
-    if (do_bench) bench();
+    if (do_bench) bench(false);
     printf(failures ? "test_scan_gpu: %d checks FAILED\n" : "test_scan_gpu: ok\n", failures);
     return failures != 0;
 }

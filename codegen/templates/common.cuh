@@ -63,6 +63,9 @@ template <int V> __device__ __forceinline__ void load_vec(const float *__restric
     if constexpr (V == 4) {
         const float4 t = *reinterpret_cast<const float4 *>(p);
         v[0] = t.x; v[1] = t.y; v[2] = t.z; v[3] = t.w;
+    } else if constexpr (V == 2) {
+        const float2 t = *reinterpret_cast<const float2 *>(p);
+        v[0] = t.x; v[1] = t.y;
     } else v[0] = *p;
 }
 template <int V> __device__ __forceinline__ void load_vec(const bf16 *__restrict__ p, float *v) {
@@ -70,16 +73,22 @@ template <int V> __device__ __forceinline__ void load_vec(const bf16 *__restrict
         const uint2 t = *reinterpret_cast<const uint2 *>(p);
         v[0] = __uint_as_float(t.x << 16); v[1] = __uint_as_float(t.x & 0xffff0000u);
         v[2] = __uint_as_float(t.y << 16); v[3] = __uint_as_float(t.y & 0xffff0000u);
+    } else if constexpr (V == 2) {
+        const unsigned t = *reinterpret_cast<const unsigned *>(p);
+        v[0] = __uint_as_float(t << 16); v[1] = __uint_as_float(t & 0xffff0000u);
     } else v[0] = to_f32(*p);
 }
 template <int V> __device__ __forceinline__ void store_vec(float *__restrict__ p, const float *v) {
     if constexpr (V == 4) *reinterpret_cast<float4 *>(p) = float4{v[0], v[1], v[2], v[3]};
+    else if constexpr (V == 2) *reinterpret_cast<float2 *>(p) = float2{v[0], v[1]};
     else *p = v[0];
 }
 template <int V> __device__ __forceinline__ void store_vec(bf16 *__restrict__ p, const float *v) {
     if constexpr (V == 4) {
         const unsigned h[4] = {from_f32<bf16>(v[0]).x, from_f32<bf16>(v[1]).x, from_f32<bf16>(v[2]).x, from_f32<bf16>(v[3]).x};
         *reinterpret_cast<uint2 *>(p) = uint2{h[0] | h[1] << 16, h[2] | h[3] << 16};
+    } else if constexpr (V == 2) {
+        *reinterpret_cast<unsigned *>(p) = (unsigned)from_f32<bf16>(v[0]).x | (unsigned)from_f32<bf16>(v[1]).x << 16;
     } else *p = from_f32<bf16>(v[0]);
 }
 

@@ -5,6 +5,7 @@ extern "C" int emu_check_scan_f32(void);
 extern "C" int emu_check_scan_bf16(void);
 extern "C" int emu_check_scan_long(void);
 extern "C" int emu_check_conv(void);
+extern "C" int emu_check_conv_vec2(void);
 extern "C" int emu_check_conv_mapped(void);
 extern "C" int emu_check_conv_silu_out(void);
 extern "C" int emu_check_conv_silu_bwd(void);
@@ -12,7 +13,7 @@ extern "C" int emu_check_scan_mapped(void);
 extern "C" int emu_check_scan_n6(void);
 
 int main() {
-    int bad = emu_check_scan_f32() + emu_check_scan_bf16() + emu_check_scan_long() + emu_check_conv() + emu_check_conv_mapped() + emu_check_conv_silu_out() + emu_check_conv_silu_bwd() +
+    int bad = emu_check_scan_f32() + emu_check_scan_bf16() + emu_check_scan_long() + emu_check_conv() + emu_check_conv_vec2() + emu_check_conv_mapped() + emu_check_conv_silu_out() + emu_check_conv_silu_bwd() +
               emu_check_scan_mapped() +
               emu_check_scan_n6();
     printf(bad ? "test_emu: %d checks FAILED\n" : "test_emu: ok\n", bad);
