@@ -230,21 +230,40 @@ char *template_scan_bwd(const ScanSpec *s, KernelLaunch *l) {
 
 /* ---------------------------------------------------------------- conv1d */
 /* Rows per thread: each thread loads ROWS + K - 1 rows before computing, so more rows mean fewer halo reads and
- * more registers. The backward's BATCH batches per block divide the dw/db atomics by BATCH. */
-enum { CONV_FWD_THREADS = 128, CONV_FWD_ROWS = 16, CONV_BWD_CH = 32, CONV_BWD_GROUPS = 4, CONV_BWD_ROWS = 8,
-       CONV_BWD_BATCH = 4 };
+ * more registers. The backward's BATCH batches per block divide the dw/db atomics by BATCH. At most 2 channels per
+ * thread: 4 (8-byte bf16 accesses) took 128 registers in the forward and 235 in the backward (2 blocks of 128 per
+ * SM, latency-bound). Measured (H200, B128 L197 D768 bf16, test_scan_gpu --bench-conv, one run): forward 64 x 16
+ * rows x 4 channels 0.033 ms, 64 x 8 x 2 0.028 (128 x 8 x 1 and 128 x 10 x 2 too; 256 x 16 x 1 0.032); backward
+ * through the SiLU (dy + dy2, dx bf16) 32 ch x 4 groups x 8 rows x 4 channels 0.077 ms, 32 x 4 x 10 x 4 0.071,
+ * 64 x 4 x 10 x 2 0.064, 64 x 2 x 10 x 2 0.066, 64 x 4 x 8 x 1 0.069, 128 x 2 x 10 x 1 0.202. In ARM-B's steps (one
+ * run, with the other shapes as before): fine-tuning 70.52 -> 70.06 ms, inference 34.91 -> 34.69, pretraining
+ * unchanged. */
+enum { CONV_FWD_THREADS = 64, CONV_FWD_ROWS = 8, CONV_BWD_CH = 64, CONV_BWD_GROUPS = 4, CONV_BWD_ROWS = 10,
+       CONV_BWD_BATCH = 4, CONV_VEC_MAX = 2 };
 
-/* The most channels per thread (4, 2 or 1) that every row of the input allows, each row starting that many
- * channels aligned (arena offsets are 256-byte aligned): one 8- or 16-byte access instead of four. */
-static int conv_vec(const Conv1dSpec *s, const RowMap *m) {
+/* Channels per thread (2 or 1, CONV_VEC_MAX) that every row of the input allows, each row starting that many
+ * channels aligned (arena offsets are 256-byte aligned): one 4- or 8-byte access instead of two. `asked`, a tuning
+ * knob's 1, 2 or 4, replaces CONV_VEC_MAX. */
+static int conv_vec(const Conv1dSpec *s, const RowMap *m, int asked) {
     int64_t stride = m->lrows ? m->stride : s->D;
-    for (int v = 4; v > 1; v /= 2)
+    for (int v = asked == 1 || asked == 2 || asked == 4 ? asked : CONV_VEC_MAX; v > 1; v /= 2)
         if (!s->unaligned && s->D % v == 0 && stride % v == 0 && m->off % v == 0) return v;
     return 1;
 }
 
-/* A tuning knob's channels per thread: the asked 1, 2 or 4 where the rows allow it (any narrower width does). */
-static int conv_vec_asked(int allowed, int asked) { return (asked == 1 || asked == 2 || asked == 4) && asked <= allowed ? asked : allowed; }
+/* A tuning knob: "A,B,..." into up to n ints (those not given stay 0); false when unset or malformed. */
+static bool knob_ints(const char *name, int *v, int n) {
+    const char *s = getenv(name);
+    if (!s || !*s) return false;
+    for (int k = 0; k < n; k++) v[k] = 0;
+    for (int k = 0; k < n && *s; k++) {
+        char *end;
+        v[k] = (int)strtol(s, &end, 10);
+        if (end == s || (*end && *end != ',')) return false;
+        s = *end ? end + 1 : end;
+    }
+    return true;
+}
 
 static void conv_defs(const Conv1dSpec *s, Defs *ds) {
     ASSERT(s->K >= 1 && s->K <= 8 && s->L >= 1 && s->D >= 1 && s->B >= 1 && s->B <= 65535, "conv1d shape");
@@ -260,17 +279,13 @@ static void conv_defs(const Conv1dSpec *s, Defs *ds) {
 }
 
 /* The forward's block: VMC_CONV_FWD="THREADS,ROWS[,VEC]" overrides the defaults, for tuning. */
-static void conv_fwd_shape(int *vec, int *threads, int *rows) {
-    /* 64 threads of 4 channels cover 256 channels (ARM-B's 768 in 3 blocks) */
-    *threads = *vec == 4 ? 64 : CONV_FWD_THREADS;
-    *rows = CONV_FWD_ROWS;
-    const char *v = getenv("VMC_CONV_FWD");
-    int t, r, w = 0;
-    if (v && sscanf(v, "%d,%d,%d", &t, &r, &w) >= 2 && t > 0 && t % 32 == 0 && t <= 1024 && r > 0 && r <= 32) {
-        *threads = t;
-        *rows = r;
-        *vec = conv_vec_asked(*vec, w);
-    }
+typedef struct { int threads, rows, vec; } ConvFwdShape;
+static ConvFwdShape conv_fwd_shape(void) {
+    ConvFwdShape c = {CONV_FWD_THREADS, CONV_FWD_ROWS, 0};
+    int v[3];
+    if (knob_ints("VMC_CONV_FWD", v, 3) && v[0] > 0 && v[0] % 32 == 0 && v[0] <= 1024 && v[1] > 0 && v[1] <= 32)
+        c = (ConvFwdShape){v[0], v[1], v[2]};
+    return c;
 }
 
 char *template_conv1d_fwd(const Conv1dSpec *s, KernelLaunch *l) {
@@ -279,13 +294,13 @@ char *template_conv1d_fwd(const Conv1dSpec *s, KernelLaunch *l) {
     def_int(&ds, "CONV_SILU", s->silu);
     def_int(&ds, "CONV_SILU_OUT", s->silu_out);
     def_str(&ds, "OUT2_T", template_ctype(s->silu_out ? s->out2 : s->out));
-    int vec = conv_vec(s, &s->x_map), threads, rows;
-    conv_fwd_shape(&vec, &threads, &rows);
+    const ConvFwdShape c = conv_fwd_shape();
+    const int vec = conv_vec(s, &s->x_map, c.vec);
     def_int(&ds, "CONV_VEC", vec);
-    def_int(&ds, "CONV_THREADS", threads);
-    def_int(&ds, "CONV_ROWS", rows);
-    launch_init(l, "vmc_conv1d_fwd", cdiv(s->D, (long long)threads * vec), cdiv(s->L, rows), (unsigned)s->B,
-                (unsigned)threads, 1);
+    def_int(&ds, "CONV_THREADS", c.threads);
+    def_int(&ds, "CONV_ROWS", c.rows);
+    launch_init(l, "vmc_conv1d_fwd", cdiv(s->D, (long long)c.threads * vec), cdiv(s->L, c.rows), (unsigned)s->B,
+                (unsigned)c.threads, 1);
     return instantiate_defs("conv1d.cuh", &ds);
 }
 
@@ -293,11 +308,11 @@ char *template_conv1d_fwd(const Conv1dSpec *s, KernelLaunch *l) {
  * (CH*GROUPS threads of at most 256, whose shared sums fit; ROWS at most 32, whose windows stay in registers). */
 typedef struct { int ch, groups, rows, batch, vec; } ConvBwdShape;
 static ConvBwdShape conv_bwd_shape(void) {
-    ConvBwdShape c = {CONV_BWD_CH, CONV_BWD_GROUPS, CONV_BWD_ROWS, CONV_BWD_BATCH, 0}, e = {0};
-    const char *v = getenv("VMC_CONV_BWD");
-    if (v && sscanf(v, "%d,%d,%d,%d,%d", &e.ch, &e.groups, &e.rows, &e.batch, &e.vec) >= 4 && e.ch % 32 == 0 &&
-        e.ch > 0 && e.groups > 0 && e.ch * e.groups <= 256 && e.rows > 0 && e.rows <= 32 && e.batch > 0)
-        c = e;
+    ConvBwdShape c = {CONV_BWD_CH, CONV_BWD_GROUPS, CONV_BWD_ROWS, CONV_BWD_BATCH, 0};
+    int v[5];
+    if (knob_ints("VMC_CONV_BWD", v, 5) && v[0] > 0 && v[0] % 32 == 0 && v[1] > 0 && v[0] * v[1] <= 256 && v[2] > 0 &&
+        v[2] <= 32 && v[3] > 0)
+        c = (ConvBwdShape){v[0], v[1], v[2], v[3], v[4]};
     return c;
 }
 
@@ -320,10 +335,9 @@ char *template_conv1d_bwd(const Conv1dSpec *s, KernelLaunch *l) {
         def_rows(&ds, "DY2", &s->dy2_map, s->L, s->D);
     }
     /* channels per thread as the forward, as many as the x, dy (and dy2) rows all allow */
-    int vec = conv_vec(s, &s->x_map), v = conv_vec(s, &s->dy_map);
+    int vec = conv_vec(s, &s->x_map, c.vec), v = conv_vec(s, &s->dy_map, c.vec);
     if (v < vec) vec = v;
-    if (s->silu_dy && s->has_dy2 && (v = conv_vec(s, &s->dy2_map)) < vec) vec = v;
-    vec = conv_vec_asked(vec, c.vec);
+    if (s->silu_dy && s->has_dy2 && (v = conv_vec(s, &s->dy2_map, c.vec)) < vec) vec = v;
     def_int(&ds, "CONV_VEC", vec);
     def_int(&ds, "CONV_CH", c.ch);
     def_int(&ds, "CONV_GROUPS", c.groups);

@@ -1,5 +1,5 @@
 // conv1d.cuh — causal depthwise conv1d along L (x [B,L,D], w [D,1,K], bias [D]) and its backward.
-// Forward needs CONV_B/L/D/K, X_T, W_T, BIAS_T, OUT_T, CONV_SILU, CONV_THREADS, CONV_ROWS, CONV_VEC (1 or 4
+// Forward needs CONV_B/L/D/K, X_T, W_T, BIAS_T, OUT_T, CONV_SILU, CONV_THREADS, CONV_ROWS, CONV_VEC (1, 2 or 4
 // channels per thread, read and written as one access: template.c checks D and the row map allow it); grid
 // (ceil(D/(THREADS*VEC)), ceil(L/ROWS), B). Backward (CONV_BACKWARD) needs DY_T, CONV_WANT_DX/DW/DB, CONV_CH,
 // CONV_GROUPS, CONV_ROWS, CONV_BATCH (CONV_VEC as the forward); block (CH, GROUPS), grid (ceil(D/(CH*VEC)),

@@ -1,6 +1,6 @@
 // emu_conv_silu_bwd.cpp — the conv1d backward through the SiLU after it (OP_CONV1D_SILU_BWD), as ARM training runs
 // it: the gradient at silu(conv(x)) arrives as two addends (the scan's du, f32 here, and x_proj's input gradient in
-// bf16), x is bf16, the conv output is recomputed. B=3, L=21, D=40, K=4, 4 channels per thread, checked on the CPU
+// bf16), x is bf16, the conv output is recomputed. B=3, L=21, D=40, K=4, 2 channels per thread, checked on the CPU
 // emulator against scan_ref.h: g = (dy + dy2) silu'(p), then the plain conv backward of g.
 #include "cuda_emu.h"
 #include "emu_conv_compare.h"
@@ -17,7 +17,7 @@
 #define CONV_SILU 1
 #define CONV_SILU_DY 1
 #define CONV_DY2 1
-#define CONV_VEC 4
+#define CONV_VEC 2   // as template.c picks
 #define CONV_COPY_DX 1   // dx also as a bf16 copy (compiler/packed_copy.h): the rounded f32 value
 #define vmc_conv1d_fwd emu_conv1d_fwd_silu_bwd
 #define vmc_conv1d_bwd emu_conv1d_bwd_silu_bwd

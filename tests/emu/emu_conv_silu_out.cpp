@@ -1,5 +1,5 @@
 // emu_conv_silu_out.cpp — the conv1d forward of a graph that reads both y = conv(x) and y2 = silu(y), the latter in
-// bf16 (ARM training did, before CONV1D_SILU_BWD recomputed y). B=2, L=21, D=40, K=4, 4 channels per thread,
+// bf16 (ARM training did, before CONV1D_SILU_BWD recomputed y). B=2, L=21, D=40, K=4, 2 channels per thread,
 // checked on the CPU emulator against scan_ref.h.
 #include "cuda_emu.h"
 #include "emu_conv_compare.h"
@@ -15,7 +15,7 @@
 #define DY_T float
 #define CONV_SILU 0
 #define CONV_SILU_OUT 1
-#define CONV_VEC 4
+#define CONV_VEC 2   // as template.c picks
 #define vmc_conv1d_fwd emu_conv1d_fwd_silu_out
 #define vmc_conv1d_bwd emu_conv1d_bwd_silu_out
 #include "../../codegen/templates/common.cuh"
@@ -31,7 +31,7 @@ extern "C" int emu_check_conv_silu_out(void) {
     for (auto &v : x) v = (float)ref_normal(&r);
     for (auto &v : w) v = (float)(0.5 * ref_normal(&r));
     for (auto &v : bias) v = (float)(0.1 * ref_normal(&r));
-    emu_launch({(D + 128 * CONV_VEC - 1) / (128 * CONV_VEC), (L + 15) / 16, B}, {128, 1, 1},
+    emu_launch({(D + CONV_THREADS * CONV_VEC - 1) / (CONV_THREADS * CONV_VEC), (L + EMU_FWD_ROWS - 1) / EMU_FWD_ROWS, B}, {CONV_THREADS, 1, 1},
                [&] { vmc_conv1d_fwd(x.data(), w.data(), bias.data(), y.data(), y2.data()); });
     std::vector<double> yr(n), y2r(n);
     ref_conv_fwd(B, L, D, K, x.data(), w.data(), bias.data(), 0, yr.data());
