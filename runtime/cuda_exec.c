@@ -11,7 +11,7 @@
 
 enum { RNG_RING = 256 };
 
-enum { GEMM_CANDIDATES = 8, GEMM_CANDIDATES_MAX = 32, GEMM_SPLITK_EXTRA = 15, GEMM_TUNE_REPS = 5 };
+enum { GEMM_CANDIDATES = 8, GEMM_CANDIDATES_MAX = 32, GEMM_TUNE_REPS = 5 };
 
 typedef struct GemmPlan {
     cublasLtMatmulDesc_t desc;
@@ -58,44 +58,6 @@ static void set_layout_batch(const Cuda *c, cublasLtMatrixLayout_t l, int64_t ba
     int32_t b = (int32_t)batch;
     CUBLAS_CHECK(c->lt->cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &b, sizeof b));
     CUBLAS_CHECK(c->lt->cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride, sizeof stride));
-}
-
-/* Split-K variants of the first candidates, for a product with a small output and a long reduction (the mixer's
- * weight gradients: 80 x 768 or 768 x 48 summed over the tokens, a few output tiles for 132 SMs): each candidate
- * that supports it with its K split 4, 8, 16, 32 and 64 ways, partial sums in the workspace, where cuBLASLt accepts
- * the configuration. Appended to cand[n..]; returns the new count. VMC_GEMM_SPLITK=0 leaves them out;
- * VMC_GEMM_SPLITK=force keeps only them where there are any (test_cuda_exec checks their results so). */
-static int add_splitk_candidates(Cuda *c, const GemmDesc *d, const GemmPlan *g, cublasLtMatmulAlgo_t *cand, int n) {
-    const char *env = getenv("VMC_GEMM_SPLITK");
-    if ((env && !strcmp(env, "0")) || d->M * d->N > 256 * 1024 || d->K < 4096 || d->batch > 1) return n;
-    const int base = n < 3 ? n : 3, n0 = n;
-    for (int j = 0; j < base && n < GEMM_CANDIDATES_MAX + GEMM_SPLITK_EXTRA; j++) {
-        int32_t support = 0;
-        size_t written = 0;
-        if (c->lt->cublasLtMatmulAlgoCapGetAttribute(&cand[j], CUBLASLT_ALGO_CAP_SPLITK_SUPPORT, &support,
-                                                     sizeof support, &written) != CUBLAS_STATUS_SUCCESS || !support)
-            continue;
-        for (uint32_t split = 4; split <= 64 && n < GEMM_CANDIDATES_MAX + GEMM_SPLITK_EXTRA; split *= 2) {
-            cublasLtMatmulAlgo_t a = cand[j];
-            const uint32_t scheme = CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE;
-            cublasLtMatmulHeuristicResult_t r;
-            if (c->lt->cublasLtMatmulAlgoConfigSetAttribute(&a, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &split, sizeof split) ||
-                c->lt->cublasLtMatmulAlgoConfigSetAttribute(&a, CUBLASLT_ALGO_CONFIG_REDUCTION_SCHEME, &scheme, sizeof scheme) ||
-                c->lt->cublasLtMatmulAlgoCheck(c->lth, g->desc, g->la, g->lb, g->lc, g->lc, &a, &r) != CUBLAS_STATUS_SUCCESS ||
-                r.workspaceSize > PROGRAM_GEMM_WORKSPACE)
-                continue;
-            cand[n++] = a;
-        }
-    }
-    if (env && !strcmp(env, "force")) {
-        fprintf(stderr, "vmc: VMC_GEMM_SPLITK=force: %d split-K configurations for the %lldx%lldx%lld GEMM\n", n - n0,
-                (long long)d->M, (long long)d->N, (long long)d->K);
-        if (n > n0) {
-            memmove(cand, cand + n0, (size_t)(n - n0) * sizeof *cand);
-            n -= n0;
-        }
-    }
-    return n;
 }
 
 /* Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: cuBLASLt's first operand is our B.
@@ -196,9 +158,8 @@ static void plan_gemms(Cuda *c) {
         const Launch *l = &c->p->launches[k];
         if (l->kind != LK_GEMM) continue;
         GemmPlan *g = &c->gemm[k];
-        cublasLtMatmulAlgo_t cand[GEMM_CANDIDATES_MAX + GEMM_SPLITK_EXTRA];
+        cublasLtMatmulAlgo_t cand[GEMM_CANDIDATES_MAX];
         int n = gemm_plan_candidates(c, &l->gemm, g, cand, tune ? ncand : 1);
-        if (tune) n = add_splitk_candidates(c, &l->gemm, g, cand, n);
         if (n > 1 && !tune_cache_find(cache, &l->gemm, cand, n, &g->algo)) {
             float best = -1.f;
             for (int j = 0; j < n; j++) {
