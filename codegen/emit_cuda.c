@@ -347,12 +347,13 @@ static void maybe_store(Em *e, const Node *n, const Ix *ix, const char *v) {
         if (bf) line(e, "SB%d[k] = (unsigned short)(__float_as_uint(vmc_bf16(%s)) >> 16);", p, v);
         return;
     }
-    bool guard = e->jvar && e->gr->kind == GK_ROW && n->shape.d[e->gr->axis] == 1 && e->gr->dom.d[e->gr->axis] != 1;
-    if (f32 && guard) line(e, "if (%s == 0) out%d[%s] = %s;", e->jvar, p, fo, v);
-    else if (f32) line(e, "out%d[%s] = %s;", p, fo, v);
-    if (bf)
-        line(e, "%s%soutb%d[%s] = (unsigned short)(__float_as_uint(vmc_bf16(%s)) >> 16);", guard ? "if (j == 0) " : "",
-             "", p, fo, v);
+    /* a per-row value inside the loop over the row: stored once, by the row's first element (its first lane's
+     * first of 4 when the lanes are open) */
+    char guard[64] = "";
+    if (e->jvar && e->gr->kind == GK_ROW && n->shape.d[e->gr->axis] == 1 && e->gr->dom.d[e->gr->axis] != 1)
+        snprintf(guard, sizeof guard, e->vec4 ? "if (%s == 0 && k == 0) " : "if (%s == 0) ", e->jvar);
+    if (f32) line(e, "%sout%d[%s] = %s;", guard, p, fo, v);
+    if (bf) line(e, "%soutb%d[%s] = (unsigned short)(__float_as_uint(vmc_bf16(%s)) >> 16);", guard, p, fo, v);
 }
 
 static const char *newvar(Em *e, const Node *n, const Ix *ix, const char *expr) {
