@@ -1,21 +1,4 @@
-// emu_conv.cpp — conv1d templates (forward with fused SiLU, backward dx/dw/db) for B=5 (a partial batch group),
-// L=37, D=40 (partial blocks), K=4, f32, checked on the CPU emulator against scan_ref.h.
-#include "cuda_emu.h"
-#include "emu_conv_compare.h"
-#define CONV_B 5
-#define CONV_L 37
-#define CONV_D 40
-#define CONV_K 4
-#define X_T float
-#define W_T float
-#define BIAS_T float
-#define OUT_T float
-#define DY_T float
-#include "../../codegen/templates/common.cuh"
-#include "plain_rows.h"
-#define CONV_SILU 1
-#include "emu_conv_kernels.h"
-
+// emu_conv.cpp — the conv1d templates in f32, 1 channel per thread, on the CPU emulator (emu_conv_f32.inc).
 #define EMU_ENTRY emu_check_conv
 #define EMU_NAME "conv1d f32"
-#include "emu_conv_check.inc"
+#include "emu_conv_f32.inc"
