@@ -159,6 +159,20 @@ static void add_zero(KernelLaunch *l, int param, size_t offset, size_t bytes) {
 
 static unsigned cdiv(long long a, long long b) { return (unsigned)((a + b - 1) / b); }
 
+/* A tuning knob: "A,B,..." into up to n ints (those not given stay 0); false when unset or malformed. */
+static bool knob_ints(const char *name, int *v, int n) {
+    const char *s = getenv(name);
+    if (!s || !*s) return false;
+    for (int k = 0; k < n; k++) v[k] = 0;
+    for (int k = 0; k < n && *s; k++) {
+        char *end;
+        v[k] = (int)strtol(s, &end, 10);
+        if (end == s || (*end && *end != ',')) return false;
+        s = *end ? end + 1 : end;
+    }
+    return true;
+}
+
 /* ---------------------------------------------------------------- selective scan */
 enum { SCAN_FWD_THREADS = 128, SCAN_BWD_THREADS = 64, SCAN_CHUNK = 8 };
 
@@ -166,9 +180,8 @@ enum { SCAN_FWD_THREADS = 128, SCAN_BWD_THREADS = 64, SCAN_CHUNK = 8 };
  * memory grows with the block: with 8-row chunks 64 is the largest that fits 48 KiB of static shared memory).
  * Measured on an H100 before chunk-wide loads, ARM-B fine-tuning (48 calls per step): 32: 55.1 ms, 64: 54.6 ms. */
 static int scan_bwd_threads(void) {
-    const char *v = getenv("VMC_SCAN_BWD_THREADS");
-    int t = v ? atoi(v) : SCAN_BWD_THREADS;
-    return t == 32 || t == 64 ? t : SCAN_BWD_THREADS;
+    int t;
+    return knob_ints("VMC_SCAN_BWD_THREADS", &t, 1) && (t == 32 || t == 64) ? t : SCAN_BWD_THREADS;
 }
 
 static void scan_defs(const ScanSpec *s, Defs *ds) {
@@ -249,20 +262,6 @@ static int conv_vec(const Conv1dSpec *s, const RowMap *m, int asked) {
     for (int v = asked == 1 || asked == 2 || asked == 4 ? asked : CONV_VEC_MAX; v > 1; v /= 2)
         if (!s->unaligned && s->D % v == 0 && stride % v == 0 && m->off % v == 0) return v;
     return 1;
-}
-
-/* A tuning knob: "A,B,..." into up to n ints (those not given stay 0); false when unset or malformed. */
-static bool knob_ints(const char *name, int *v, int n) {
-    const char *s = getenv(name);
-    if (!s || !*s) return false;
-    for (int k = 0; k < n; k++) v[k] = 0;
-    for (int k = 0; k < n && *s; k++) {
-        char *end;
-        v[k] = (int)strtol(s, &end, 10);
-        if (end == s || (*end && *end != ',')) return false;
-        s = *end ? end + 1 : end;
-    }
-    return true;
 }
 
 static void conv_defs(const Conv1dSpec *s, Defs *ds) {

@@ -135,6 +135,7 @@ static __device__ __forceinline__ void prefetch_chunk(const TU *u, const TD *del
         if (REVERSE) prefetch_l2(Cm + VMC_AT(CM, b, k * SCAN_CHUNK + i));
     }
 }
+#undef SCAN_PF_ARRAY
 
 // With 16 states, lane l keeps state n in slot n ^ (lane & 12): the dBm/dCm reduce-scatter then needs selects in
 // two of its four state rounds only. Each slot order has its own copy of the staged Bm/Cm rows (4 copies, padded
