@@ -583,6 +583,7 @@ static void params(Em *e, const char *name, unsigned threads) {
         if (e->f->shadow[gr->outs[k]->id]) fprintf(e->o, "unsigned short* __restrict__ outb%d, ", k);
     fprintf(e->o, "const unsigned long long* __restrict__ vmc_rng) {\n");
     e->ind = 1;
+    line(e, "vmc_grid_entry();");
     /* (seed, step) live in device memory so that a captured CUDA graph sees each step's values */
     line(e, "const unsigned long long seed = vmc_rng[0], step = vmc_rng[1];");
     line(e, "(void)seed; (void)step;");
@@ -1225,6 +1226,7 @@ const char *codegen_group_class(const Fusion *f, const Group *gr) {
 const char *codegen_preamble(void) {
     return
         "// vmc generated code: shared device helpers\n"
+        CODEGEN_GRID_ENTRY
         "__device__ __forceinline__ float vmc_softplus(float v) { return v <= 20.0f ? log1pf(expf(v)) : v; }\n"
         "// e^x by the EX2 unit (2 ulp, plus |x| 6e-8 relative from rounding x log2 e; 0 below -87), and the\n"
         "// sigmoid with it and an approximate reciprocal: libm's expf and an IEEE division cost ~25 instructions\n"

@@ -435,7 +435,7 @@ static BufRef to_bf16(Program *p, Batch *b, SeenSet *seen, const Group *gr, cons
     FILE *f = open_memstream(&key, &len);
     if (vec == 4) {
         fprintf(f, "extern \"C\" __global__ void __launch_bounds__(256) %%s(const float4* __restrict__ x, "
-                   "uint2* __restrict__ y) {\n");
+                   "uint2* __restrict__ y) {\n    vmc_grid_entry();\n");
         fprintf(f, "    for (long long e = (long long)blockIdx.x * 256 + threadIdx.x; e < %lldLL; e += (long long)gridDim.x * 256) {\n",
                 (long long)numel / 4);
         fprintf(f, "        const float4 v = x[e];\n        uint2 o;\n"
@@ -444,7 +444,7 @@ static BufRef to_bf16(Program *p, Batch *b, SeenSet *seen, const Group *gr, cons
                    "        y[e] = o;\n    }\n}\n");
     } else {
         fprintf(f, "extern \"C\" __global__ void __launch_bounds__(256) %%s(const float* __restrict__ x, "
-                   "unsigned short* __restrict__ y) {\n");
+                   "unsigned short* __restrict__ y) {\n    vmc_grid_entry();\n");
         fprintf(f, "    for (long long e = (long long)blockIdx.x * 256 + threadIdx.x; e < %lldLL; e += (long long)gridDim.x * 256)\n",
                 (long long)numel);
         fprintf(f, "        y[e] = (unsigned short)(__float_as_uint(vmc_bf16(x[e])) >> 16);\n}\n");
@@ -709,7 +709,7 @@ static BufRef expand_operand(Program *p, Batch *b, SeenSet *seen, const Group *g
     size_t len = 0;
     snprintf(name, sizeof name, "k%d_expand_%c", gr->index, which);
     FILE *f = open_memstream(&key, &len);
-    fprintf(f, "extern \"C\" __global__ void __launch_bounds__(256) %%s(const float* __restrict__ x, float* __restrict__ y) {\n");
+    fprintf(f, "extern \"C\" __global__ void __launch_bounds__(256) %%s(const float* __restrict__ x, float* __restrict__ y) {\n    vmc_grid_entry();\n");
     fprintf(f, "    for (long long e = (long long)blockIdx.x * 256 + threadIdx.x; e < %lldLL; e += (long long)gridDim.x * 256) {\n",
             (long long)numel);
     fprintf(f, "        long long r = e, src = 0;\n");

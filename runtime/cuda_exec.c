@@ -42,6 +42,7 @@ typedef struct Cuda {
     GemmPlan *gemm;                      /* by launch */
     CUgraphExec gexec;
     bool captured;
+    bool pdl;                            /* kernels launched with programmatic stream serialization (sm_90+) */
     bool params_dirty;                   /* the host wrote a parameter since the `once` launches last ran */
     int runs;
     void **stage;                        /* by node id: pinned staging buffer of an INPUT */
@@ -227,10 +228,18 @@ static void launch_on(Cuda *c, int k, int s) {
     const Launch *l = &c->p->launches[k];
     CUstream st = c->side[s];
     switch (l->kind) {
-    case LK_KERNEL:
-        CU_CHECK(c->cu->cuLaunchKernel(c->fn[k], l->grid[0], l->grid[1], l->grid[2], l->block[0], l->block[1], l->block[2],
-                                       l->smem, st, c->params[k], NULL));
+    case LK_KERNEL: {
+        /* With pdl the kernel may start while the previous kernel of its stream finishes: every generated kernel
+         * first lets its own successor launch, then waits for its predecessors (vmc_grid_entry), so this only
+         * hides launch latency and the previous kernel's tail. */
+        CUlaunchAttribute attr = {.id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION};
+        attr.value.programmaticStreamSerializationAllowed = 1;
+        CUlaunchConfig cfg = {.gridDimX = l->grid[0], .gridDimY = l->grid[1], .gridDimZ = l->grid[2],
+                              .blockDimX = l->block[0], .blockDimY = l->block[1], .blockDimZ = l->block[2],
+                              .sharedMemBytes = l->smem, .hStream = st, .attrs = &attr, .numAttrs = c->pdl ? 1 : 0};
+        CU_CHECK(c->cu->cuLaunchKernelEx(&cfg, c->fn[k], c->params[k], NULL));
         return;
+    }
     case LK_GEMM:
         gemm_run(c, s, &c->gemm[k], addr(c, l->gemm.a), addr(c, l->gemm.b), addr(c, l->gemm.c),
                  l->gemm.has_acc ? addr(c, l->gemm.acc) : 0);
@@ -447,6 +456,8 @@ Exec *cuda_exec_create(const Graph *g, Node *const *keep, int nkeep, const CudaE
     if (!c->p) { free(c); return NULL; }
     c->base.vt = &CUDA_VT;
     c->base.g = g;
+    const char *pdl = getenv("VMC_PDL");   /* VMC_PDL=0: plain launches (a timing comparison) */
+    c->pdl = po.arch >= 90 && !(pdl && !strcmp(pdl, "0"));
     c->lt = cublaslt_api();
     CUBLAS_CHECK(c->lt->cublasLtCreate(&c->lth));
     CU_CHECK(c->cu->cuStreamCreate(&c->st, CU_STREAM_NON_BLOCKING));

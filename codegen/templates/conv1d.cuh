@@ -63,6 +63,7 @@ static __device__ __forceinline__ void load_window(const T *__restrict__ p, RowA
 extern "C" __global__ void __launch_bounds__(CONV_THREADS)
 vmc_conv1d_fwd(const X_T *__restrict__ x, const W_T *__restrict__ w, const BIAS_T *__restrict__ bias,
                OUT_T *__restrict__ y, OUT2_T *__restrict__ y2) {
+    vmc_grid_entry();
     constexpr int K = CONV_K, V = CONV_VEC;
     const int d = (blockIdx.x * CONV_THREADS + threadIdx.x) * V, t0 = blockIdx.y * CONV_ROWS, b = blockIdx.z;
     if (d >= CONV_D) return;
@@ -98,6 +99,7 @@ extern "C" __global__ void __launch_bounds__(CONV_CH * CONV_GROUPS)
 vmc_conv1d_bwd(const DY_T *__restrict__ dy, const X_T *__restrict__ x, const W_T *__restrict__ w,
                OUT_T *__restrict__ dx, float *__restrict__ dw, float *__restrict__ db,
                const BIAS_T *__restrict__ bias, const DY2_T *__restrict__ dy2, bf16 *__restrict__ dx_copy) {
+    vmc_grid_entry();
     constexpr int K = CONV_K, V = CONV_VEC;   // V adjacent channels per thread, one access each
     __shared__ float red[CONV_GROUPS][K + 1][CONV_CH * V];
     const int c = threadIdx.x, grp = threadIdx.y, d_raw = (blockIdx.x * CONV_CH + c) * V;

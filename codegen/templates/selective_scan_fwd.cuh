@@ -25,6 +25,7 @@ vmc_scan_fwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
              const BC_T *__restrict__ Bm, const BC_T *__restrict__ Cm, const DSKIP_T *__restrict__ Dskip,
              const DBIAS_T *__restrict__ delta_bias, const Z_T *__restrict__ z, OUT_T *__restrict__ out,
              float *__restrict__ states) {
+    vmc_grid_entry();
     constexpr int N = SCAN_N, PF = SCAN_PF;
     static_assert(SCAN_TILE % SCAN_PF == 0, "prefetch groups must not straddle tiles");
     __shared__ __align__(16) float sBC[SCAN_TILE][2 * N];
