@@ -27,6 +27,11 @@ static Node *param(Graph *g, const char *name, Shape s) {
 /* Checks the plan: activations whose group intervals overlap must not overlap in memory. */
 static void check_plan(const Fusion *f) {
     const Graph *g = f->g;
+    for (int k = 0; k < f->ngroups; k++)   /* every input is produced earlier (a source: no group) */
+        for (int j = 0; j < f->groups[k].nins; j++) {
+            const int p = f->group_of[fus_owner(f, f->groups[k].ins[j])->id];
+            CHECK(p < k, "group %d reads %%%u, which group %d computes", k, f->groups[k].ins[j]->id, p);
+        }
     int *first = calloc((size_t)g->nnodes, sizeof(int)), *last = calloc((size_t)g->nnodes, sizeof(int));
     for (int k = 0; k < g->nnodes; k++) { first[k] = f->group_of[k]; last[k] = first[k]; }
     for (int k = 0; k < f->ngroups; k++)
@@ -826,6 +831,40 @@ static void test_optimizer_kernels(void) {
     graph_free(g);
 }
 
+/* The gradient norm's sum of squares of a gradient finished early in the backward runs right after it, not in the
+ * tail after the last GEMM (pass_plan hoist_tail); every group still follows the producers of its inputs. */
+static void test_hoisted_norm_sums(void) {
+    Graph *g = graph_new();
+    Node *x = g_input(g, "x", shape_of(2, (int64_t)64, (int64_t)32), DT_F32, LOC_NONE);
+    Node *w1 = param(g, "w1", shape_of(2, (int64_t)48, (int64_t)32)), *w2 = param(g, "w2", shape_of(2, (int64_t)16, (int64_t)48));
+    Node *h = g_matmul(g, x, w1, false, true, LOC_NONE), *y = g_matmul(g, h, w2, false, true, LOC_NONE);
+    Node *loss = red(g, OP_SUM, g_reshape(g, bin(g, OP_MUL, y, y), shape_of(1, (int64_t)64 * 16), LOC_NONE), 0);
+    graph_set_loss(g, loss);
+    Node **grads = calloc((size_t)g->params.n, sizeof(Node *));
+    char err[256];
+    CHECK(autodiff_backward(g, loss, grads, err, sizeof err), "autodiff: %s", err);
+    OptimConfig cfg = {.beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 0.05, .clip = 1.0, .layer_decay = 1.0};
+    OptimNodes on;
+    CHECK(optim_append(g, grads, &cfg, &on, err, sizeof err), "optim: %s", err);
+    Fusion *f = pass_simplify(g, NULL, 0);
+    pass_fuse(f);
+    pass_plan(f);
+    check_plan(f);
+    int last_gemm = -1, norm_w2 = -1, grad_w2 = f->group_of[fus_owner(f, grads[1])->id];
+    for (int k = 0; k < f->ngroups; k++) {
+        const Group *gr = &f->groups[k];
+        if (gr->kind == GK_GEMM) last_gemm = k;
+        for (int j = 0; j < gr->nins; j++)
+            if (gr->kind == GK_ROW && fus_owner(f, gr->ins[j]) == fus_owner(f, grads[1])) norm_w2 = k;
+    }
+    printf("hoisted norm sums: w2's gradient in group %d, its sum of squares in %d, last GEMM %d\n", grad_w2,
+           norm_w2, last_gemm);
+    CHECK(grad_w2 >= 0 && norm_w2 > grad_w2 && norm_w2 < last_gemm, "w2's gradient-norm sum is not hoisted");
+    free(grads);
+    fusion_free(f);
+    graph_free(g);
+}
+
 /* SwiGLU's gate, silu(x W1 + b1) * (x W2 + b2), is read only by the W3 GEMM: in bf16 precision x W1 and x W2
  * are stored in bf16 and the gate kernel writes just the bf16 copy (no f32 value, no f32 memory), 4 elements per
  * thread with 8-byte loads and stores; in fp32 it reads and writes f32 with 16-byte loads and stores. */
@@ -994,6 +1033,7 @@ int main(void) {
     test_vec4_gathered_loads();
     test_row_vec4();
     test_optimizer_kernels();
+    test_hoisted_norm_sums();
     test_gate_kernel();
     test_shared_cast();
     test_gemm_epilogue();
