@@ -1202,6 +1202,38 @@ void codegen_group(const Fusion *f, const Group *gr, KernelSource *out) {
     out->name = xstrdup(name);
 }
 
+char *codegen_batched(const char *body, const char *name, int instances) {
+    char head[160];
+    const char *h = strstr(body, "extern \"C\" __global__ void __launch_bounds__(");
+    unsigned threads;
+    int used = 0;
+    if (!h || sscanf(h, "extern \"C\" __global__ void __launch_bounds__(%u) %n", &threads, &used) != 1) return NULL;
+    snprintf(head, sizeof head, "%s(", name);
+    if (strncmp(h + used, head, strlen(head))) return NULL;
+    const char *plist = h + used + strlen(head), *pend = strstr(plist, ") {\n");
+    if (!pend) return NULL;
+    char *out = NULL, *call = NULL;
+    size_t len = 0, clen = 0;
+    FILE *o = open_memstream(&out, &len), *c = open_memstream(&call, &clen);
+    fprintf(o, "%.*sstatic __device__ __forceinline__ void %s_one(%s", (int)(h - body), body, name, plist);
+    int np = 0;
+    for (const char *q = plist; q < pend; np++) {   /* "TYPE __restrict__ NAME, ...": cast each pointer to TYPE */
+        const char *comma = strstr(q, ", "), *end = comma && comma < pend ? comma : pend;
+        const char *r = strstr(q, " __restrict__ ");
+        if (!r || r > end) { fclose(o); fclose(c); free(out); free(call); return NULL; }
+        fprintf(c, "%s(%.*s)q[%d]", np ? ", " : "", (int)(r - q), q, np);
+        q = end == pend ? pend : end + 2;
+    }
+    fclose(c);
+    fprintf(o, "struct VmcArgs_%s { unsigned long long p[%d][%d]; };\n", name, instances, np);
+    fprintf(o, "extern \"C\" __global__ void __launch_bounds__(%u) %s_x(const __grid_constant__ VmcArgs_%s a) {\n",
+            threads, name, name);
+    fprintf(o, "    const unsigned long long *q = a.p[blockIdx.y];\n    %s_one(%s);\n}\n", name, call);
+    fclose(o);
+    free(call);
+    return out;
+}
+
 void kernel_source_free(KernelSource *k) {
     free(k->name);
     free(k->body);

@@ -3,6 +3,7 @@
  * compiles every module on a thread pool through the NVRTC disk cache. No GPU is touched here. */
 #include "program.h"
 #include "packed_copy.h"
+#include "streams.h"
 #include "template.h"
 #include <pthread.h>
 #include <stdlib.h>
@@ -847,6 +848,107 @@ static bool compile_all(Program *p, char *err, int errlen) {
     return true;
 }
 
+/* ---------------------------------------------------------------- batched tail */
+enum { BATCH_PARAM_BYTES = 32000 };   /* kernel parameters by value: at most 32764 bytes (sm_70+, CUDA 12.1+) */
+
+typedef struct TailBatch { int root, n, cap; int *members; } TailBatch;
+
+/* A generated elementwise or row kernel of one block row (grid y and z 1), part of the step: may be batched. */
+static bool batchable(const Program *p, const Launch *l) {
+    if (l->kind != LK_KERNEL || l->once || l->bf16_cast || !l->rng_args || l->grid[1] != 1 || l->grid[2] != 1) return false;
+    const GroupKind k = p->f->groups[l->group].kind;
+    return k == GK_EW || k == GK_ROW;
+}
+
+/* One launch of the batch's kernel for all its members, in place of the last; the others are dropped (keep[]). */
+static void batch_close(Program *p, Batch *mod, TailBatch *b, bool *keep) {
+    Launch *last = &p->launches[b->members[b->n - 1]];
+    if (b->n >= 2) {
+        const Launch *root = &p->launches[b->root];
+        KernelSource ks;
+        codegen_group(p->f, &p->f->groups[root->group], &ks);
+        char *text = codegen_batched(ks.body, root->name, b->n);
+        ASSERT(text, "kernel %s cannot be batched", root->name);
+        batch_add(p, mod, text, root->name, b->members[b->n - 1]);   /* (the module is set when it is flushed) */
+        free(text);
+        kernel_source_free(&ks);
+        BufRef *args = xmalloc(sizeof(BufRef) * (size_t)(b->n * last->nargs));
+        for (int i = 0; i < b->n; i++) {
+            Launch *m = &p->launches[b->members[i]];
+            memcpy(args + (size_t)i * last->nargs, m->args, sizeof(BufRef) * (size_t)last->nargs);
+            if (m == last) continue;
+            for (int a = 0; a < m->nacc; a++) touch(last, m->acc[a].at, m->acc[a].bytes, m->acc[a].write);
+            keep[b->members[i]] = false;
+        }
+        free(last->args);
+        last->args = args;
+        last->instances = b->n;
+        last->grid[1] = (unsigned)b->n;
+        last->same_as = -1;
+        char name[sizeof last->name];
+        memcpy(name, root->name, sizeof name);
+        snprintf(last->name, sizeof last->name, "%.*s_x", (int)sizeof name - 3, name);
+        p->nkernels++;
+    }
+    b->n = 0;
+}
+
+/* The launches after the step's last GEMM or template are mostly the optimizer's updates: a small kernel per
+ * parameter, one kernel text for the parameters of one shape. Launches of one kernel that nothing between them
+ * conflicts with (streams.c launches_conflict) become one launch at the place of the last (codegen_batched): the
+ * hundreds of launches of the step's latency-bound tail, each a few microseconds and a hop in the step's graph,
+ * become a few. */
+static void batch_tail(Program *p) {
+    const int n = p->nlaunches;
+    int last_main = -1;
+    for (int k = 0; k < n; k++) {
+        const Launch *l = &p->launches[k];
+        if (l->kind == LK_GEMM || (l->kind == LK_KERNEL && !l->once && p->f->groups[l->group].kind == GK_OPAQUE))
+            last_main = k;
+    }
+    bool *keep = xmalloc(sizeof(bool) * (size_t)(n ? n : 1));
+    for (int k = 0; k < n; k++) keep[k] = true;
+    TailBatch *open = NULL;
+    Batch mod = {0};
+    int nopen = 0, capopen = 0;
+    for (int q = last_main + 1; q < n; q++) {
+        const Launch *l = &p->launches[q];
+        const int root = batchable(p, l) ? (l->same_as >= 0 ? l->same_as : q) : -1;
+        bool joined = false;
+        for (int i = 0; i < nopen; i++) {
+            TailBatch *b = &open[i];
+            bool conflict = false;
+            for (int j = 0; j < b->n && !conflict; j++) conflict = launches_conflict(&p->launches[b->members[j]], l);
+            const bool fits = (size_t)(b->n + 1) * (size_t)(l->nargs + 1) * 8 <= BATCH_PARAM_BYTES;
+            if (b->root == root && !conflict && fits) {
+                if (b->n == b->cap) b->members = xrealloc(b->members, sizeof(int) * (size_t)(b->cap = 2 * b->cap + 8));
+                b->members[b->n++] = q;
+                joined = true;
+            } else if (conflict || b->root == root) {
+                batch_close(p, &mod, b, keep);
+                free(b->members);
+                open[i--] = open[--nopen];
+            }
+        }
+        if (root < 0 || joined) continue;
+        if (nopen == capopen) open = xrealloc(open, sizeof(TailBatch) * (size_t)(capopen = 2 * capopen + 8));
+        open[nopen] = (TailBatch){root, 1, 8, xmalloc(sizeof(int) * 8)};
+        open[nopen++].members[0] = q;
+    }
+    for (int i = 0; i < nopen; i++) { batch_close(p, &mod, &open[i], keep); free(open[i].members); }
+    free(open);
+    batch_flush(p, &mod);
+    int m = 0;
+    for (int k = 0; k < n; k++) {
+        if (keep[k]) { p->launches[m++] = p->launches[k]; continue; }
+        free(p->launches[k].args);
+        free(p->launches[k].acc);
+    }
+    p->nlaunches = m;
+    for (int k = 0; k < m; k++) p->launches[k].same_as = -1;   /* (indices moved; modules are resolved) */
+    free(keep);
+}
+
 static bool dump_modules(const Program *p, char *err, int errlen) {
     mkdir(p->opt.dump_dir, 0777);
     for (int k = 0; k < p->nmodules; k++) {
@@ -907,6 +1009,7 @@ Program *program_build(const Graph *g, Node *const *keep, int nkeep, const Progr
     batch_flush(p, &b);
     for (int k = 0; k < p->nlaunches; k++)
         if (p->launches[k].same_as >= 0) p->launches[k].module = p->launches[p->launches[k].same_as].module;
+    if (!p->params_constant) batch_tail(p);
     for (int k = 0; k < seen.n; k++) free(seen.items[k].key);
     free(seen.items);
     memcpy(p->arena_bytes, p->f->arena_bytes, sizeof p->arena_bytes);

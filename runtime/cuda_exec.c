@@ -192,12 +192,17 @@ static void load_modules(Cuda *c) {
         CU_CHECK(c->cu->cuModuleGetFunction(&c->fn[k], c->mods[l->module], l->name));
         if (l->smem > 48 * 1024)
             CU_CHECK(c->cu->cuFuncSetAttribute(c->fn[k], CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, (int)l->smem));
-        int n = l->nargs + (l->rng_args ? 1 : 0);
-        c->vals[k] = xcalloc((size_t)n + 1, sizeof(CUdeviceptr));
+        int n = l->nargs + (l->rng_args ? 1 : 0), inst = l->instances > 1 ? l->instances : 1;
+        c->vals[k] = xcalloc((size_t)(n * inst) + 1, sizeof(CUdeviceptr));
         c->params[k] = xcalloc((size_t)n + 1, sizeof(void *));
-        for (int j = 0; j < l->nargs; j++) c->vals[k][j] = addr(c, l->args[j]);
-        if (l->rng_args) c->vals[k][l->nargs] = c->rng;
-        for (int j = 0; j < n; j++) c->params[k][j] = &c->vals[k][j];
+        for (int i = 0; i < inst; i++) {
+            CUdeviceptr *v = c->vals[k] + (size_t)i * n;
+            for (int j = 0; j < l->nargs; j++) v[j] = addr(c, l->args[(size_t)i * l->nargs + j]);
+            if (l->rng_args) v[l->nargs] = c->rng;
+        }
+        /* a batched launch takes them all as one struct (codegen_batched), others one pointer each */
+        if (inst > 1) c->params[k][0] = c->vals[k];
+        else for (int j = 0; j < n; j++) c->params[k][j] = &c->vals[k][j];
     }
 }
 

@@ -20,6 +20,7 @@ static int failures;
 
 static const char *cxx, *emu_dir;
 static char tmp[256];
+static int instances = 1;   /* > 1: run the kernel batched (codegen_batched), each instance with its own buffers */
 
 static Node *bin(Graph *g, OpKind op, Node *a, Node *b) { Node *n = g_binary(g, op, a, b, LOC_NONE); ASSERT(n, "%s", g->err); return n; }
 static Node *in(Graph *g, const char *name, Shape s) { return g_input(g, name, s, DT_F32, LOC_NONE); }
@@ -36,7 +37,11 @@ static bool write_file(const char *path, const void *p, size_t n) {
 static void write_driver(const char *path, const Fusion *f, const Group *gr, const KernelSource *ks, const bool *bf16) {
     FILE *o = fopen(path, "w");
     ASSERT(o, "%s", path);
-    fprintf(o, "#include \"cuda_emu.h\"\n#include <cstdio>\n#include <vector>\n%s\n%s\n", codegen_preamble(), ks->body);
+    char *batched = instances > 1 ? codegen_batched(ks->body, ks->name, instances) : NULL;
+    ASSERT(instances == 1 || batched, "%s cannot be batched", ks->name);
+    fprintf(o, "#include \"cuda_emu.h\"\n#include <cstdio>\n#include <cstring>\n#include <vector>\n%s\n%s\n",
+            codegen_preamble(), batched ? batched : ks->body);
+    free(batched);
     fprintf(o, "template <class T> static std::vector<T> load(const char *p, size_t n) {\n"
                "    std::vector<T> v(n); FILE *f = fopen(p, \"rb\"); if (!f || fread(v.data(), sizeof(T), n, f) != n) exit(3);\n"
                "    fclose(f); return v;\n}\n");
@@ -50,11 +55,32 @@ static void write_driver(const char *path, const Fusion *f, const Group *gr, con
     }
     fprintf(o, "    unsigned long long rng[2] = {1, 0};\n    dim3 grid, block;\n    grid.x = %u; block.x = %u;\n",
             ks->grid, ks->block);
-    fprintf(o, "    emu_launch(grid, block, [&] { %s(", ks->name);
-    for (int p = 0; p < gr->nins; p++) fprintf(o, "in%d.data(), ", p);
-    for (int p = 0; p < gr->nouts; p++) fprintf(o, "out%d.data(), ", p);
-    for (int p = 0; p < gr->nouts; p++) if (f->shadow[gr->outs[p]->id]) fprintf(o, "outb%d.data(), ", p);
-    fprintf(o, "rng); });\n");
+    if (instances > 1) {   /* every instance its own copies of the inputs and outputs; all must agree */
+        const int I = instances;
+        fprintf(o, "    VmcArgs_%s a;\n    grid.y = %d;\n", ks->name, I);
+        for (int p = 0; p < gr->nins; p++) fprintf(o, "    std::vector<decltype(in%d)> in%ds(%d, in%d);\n", p, p, I, p);
+        for (int p = 0; p < gr->nouts; p++) {
+            fprintf(o, "    std::vector<decltype(out%d)> out%ds(%d, out%d);\n", p, p, I, p);
+            if (f->shadow[gr->outs[p]->id]) fprintf(o, "    std::vector<decltype(outb%d)> outb%ds(%d, outb%d);\n", p, p, I, p);
+        }
+        fprintf(o, "    for (int i = 0; i < %d; i++) {\n        int j = 0;\n", I);
+        for (int p = 0; p < gr->nins; p++) fprintf(o, "        a.p[i][j++] = (unsigned long long)in%ds[i].data();\n", p);
+        for (int p = 0; p < gr->nouts; p++) fprintf(o, "        a.p[i][j++] = (unsigned long long)out%ds[i].data();\n", p);
+        for (int p = 0; p < gr->nouts; p++)
+            if (f->shadow[gr->outs[p]->id]) fprintf(o, "        a.p[i][j++] = (unsigned long long)outb%ds[i].data();\n", p);
+        fprintf(o, "        a.p[i][j++] = (unsigned long long)rng;\n    }\n");
+        fprintf(o, "    emu_launch(grid, block, [&] { %s_x(a); });\n", ks->name);
+        fprintf(o, "    for (int i = 1; i < %d; i++)\n", I);
+        fprintf(o, "        if (memcmp(out0s[i].data(), out0s[0].data(), 4 * out0.size())) return 4;\n");
+        fprintf(o, "    out0 = out0s[%d];\n", I - 1);
+        if (f->shadow[gr->outs[0]->id]) fprintf(o, "    outb0 = outb0s[%d];\n", I - 1);
+    } else {
+        fprintf(o, "    emu_launch(grid, block, [&] { %s(", ks->name);
+        for (int p = 0; p < gr->nins; p++) fprintf(o, "in%d.data(), ", p);
+        for (int p = 0; p < gr->nouts; p++) fprintf(o, "out%d.data(), ", p);
+        for (int p = 0; p < gr->nouts; p++) if (f->shadow[gr->outs[p]->id]) fprintf(o, "outb%d.data(), ", p);
+        fprintf(o, "rng); });\n");
+    }
     fprintf(o, "    FILE *f = fopen(\"out0.bin\", \"wb\"); fwrite(out0.data(), 4, out0.size(), f); fclose(f);\n");
     if (f->shadow[gr->outs[0]->id])
         fprintf(o, "    f = fopen(\"outb0.bin\", \"wb\"); fwrite(outb0.data(), 2, outb0.size(), f); fclose(f);\n");
@@ -168,7 +194,7 @@ static void layernorm(int64_t C, bool bf16) {
     Node *var = bin(g, OP_MUL, g_reduce(g, OP_SUM, bin(g, OP_MUL, xc, xc), 2, LOC_NONE), g_scalar(g, 1.0 / C));
     Node *y = bin(g, OP_MUL, bin(g, OP_MUL, xc, g_unary(g, OP_RSQRT, bin(g, OP_ADD, var, g_scalar(g, 1e-5)), LOC_NONE)), w);
     char what[96];
-    snprintf(what, sizeof what, "layernorm over %lld%s", (long long)C, bf16 ? ", bf16 x" : "");
+    snprintf(what, sizeof what, "%slayernorm over %lld%s", instances > 1 ? "batched: " : "", (long long)C, bf16 ? ", bf16 x" : "");
     check_case(what, g, y, &x, bf16);
 }
 
@@ -253,6 +279,19 @@ static void bf16_copies(void) {
     check_kernel("layernorm over 768 with a bf16 copy", g, y, NULL, 0, true);
 }
 
+/* The same kernels batched (codegen_batched, the step's optimizer tail): 3 instances in one launch, each on its own
+ * buffers, all equal to the cpu backend's result. */
+static void batched_kernels(void) {
+    instances = 3;
+    Graph *g = graph_new();
+    Node *x = in(g, "x", s3(4, 10, 256)), *w = in(g, "w", shape_of(1, (int64_t)256));
+    check_kernel("batched x3: silu(x) w with a bf16 copy", g, bin(g, OP_MUL, g_unary(g, OP_SILU, x, LOC_NONE), w), NULL, 0,
+                 true);
+    instances = 4;
+    layernorm(768, false);
+    instances = 1;
+}
+
 int main(int argc, char **argv) {
     if (argc < 3) { fprintf(stderr, "usage: test_emu_generated CXX EMU_DIR\n"); return 2; }
     cxx = argv[1];
@@ -272,6 +311,7 @@ int main(int argc, char **argv) {
     scatter_rows();
     bf16_copies();
     column_sums();
+    batched_kernels();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
     if (system(cmd)) fprintf(stderr, "could not remove %s\n", tmp);

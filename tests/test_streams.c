@@ -2,7 +2,8 @@
  * by brute force without a GPU: every pair of launches whose memory conflicts (overlap, one writes) must be
  * ordered by the plan (same stream, or a chain of waits: vector clocks); every pointer a kernel is given must lie
  * in memory its launch declares; the optimizer's independent updates must spread over several streams; one
- * stream must be the program order with no waits. */
+ * stream must be the program order with no waits. A training step batches its tail (program.c batch_tail): each
+ * batched launch's instances write memory no other instance touches. */
 #include "cuda_exec.h"
 #include "streams.h"
 #include <stdio.h>
@@ -14,8 +15,10 @@ static int failures;
     fprintf(stderr, __VA_ARGS__); fprintf(stderr, "\n"); } } while (0)
 
 /* Is every pointer argument of launch l inside one of its declared accesses? */
+static int args_total(const Launch *l) { return l->nargs * (l->instances > 1 ? l->instances : 1); }
+
 static bool args_declared(const Launch *l) {
-    for (int a = 0; a < l->nargs; a++) {
+    for (int a = 0; a < args_total(l); a++) {
         const BufRef r = l->args[a];
         if (r.arena == AR_COUNT_) continue;
         bool in = false;
@@ -55,8 +58,8 @@ static bool writes_declared(const Program *p, const Launch *l) {
     const Fusion *f = p->f;
     const Group *gr = &f->groups[l->group];
     if (gr->kind != GK_OPAQUE) {
-        for (int a = gr->nins; a < l->nargs; a++)   /* (a value kept only as its bf16 copy has no f32 pointer) */
-            if (l->args[a].arena != AR_COUNT_ && !declared_write(l, l->args[a])) return false;
+        for (int a = 0; a < args_total(l); a++)   /* (a value kept only as its bf16 copy has no f32 pointer) */
+            if (a % l->nargs >= gr->nins && l->args[a].arena != AR_COUNT_ && !declared_write(l, l->args[a])) return false;
         return l->nargs > gr->nins;
     }
     const Buf *out = &f->buf[gr->root->id];
@@ -140,8 +143,26 @@ static void check_plan(const Program *p, const StreamPlan *sp, const char *what)
         }
     }
     CHECK(stale == 0, "%s: %d launches write a parameter without its kept copy, or the copy alone", what, stale);
-    printf("%s: %d launches (%d once) on %d of %d streams, %d waits, %ld conflicting pairs, %ld unordered; optimizer on %d streams\n",
-           what, n, once, used, ns, waits, conflicts, unordered, opt_streams);
+    int batched = 0, shared = 0;   /* batched launches; instances writing what another instance touches */
+    for (int k = 0; k < n; k++) {
+        const Launch *l = &p->launches[k];
+        if (l->instances < 2) continue;
+        batched++;
+        const int nin = p->f->groups[l->group].nins;
+        for (int i = 0; i < l->instances; i++)
+            for (int w = nin; w < l->nargs; w++) {
+                const BufRef o = l->args[i * l->nargs + w];
+                for (int j = 0; j < l->instances; j++)
+                    for (int a = 0; j != i && a < l->nargs; a++) {
+                        const BufRef r = l->args[j * l->nargs + a];
+                        shared += o.arena != AR_COUNT_ && r.arena == o.arena && r.offset == o.offset;
+                    }
+            }
+    }
+    CHECK(shared == 0, "%s: %d outputs of batched instances touched by another instance", what, shared);
+    printf("%s: %d launches (%d once, %d batched) on %d of %d streams, %d waits, %ld conflicting pairs, %ld unordered; "
+           "optimizer on %d streams\n", what, n, once, batched, used, ns, waits, conflicts, unordered, opt_streams);
+    if (!p->params_constant) CHECK(batched > 0, "%s: a training step's tail is not batched", what);
     CHECK(unordered == 0, "%s: %ld conflicting launches unordered", what, unordered);
     if (ns == 1) CHECK(waits == 0 && used <= 1, "%s: one stream is the program order", what);
     else if (opt_streams) CHECK(opt_streams == ns, "%s: the optimizer's updates spread over all %d streams (%d)", what, ns, opt_streams);

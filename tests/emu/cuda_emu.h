@@ -21,6 +21,7 @@ extern dim3 blockIdx, blockDim, gridDim;
 #define __device__
 #define __forceinline__ inline
 #define __launch_bounds__(...)
+#define __grid_constant__
 #define __align__(n) __attribute__((aligned(n)))
 #define __shared__ static   // one block at a time: a static is that block's shared memory
 
