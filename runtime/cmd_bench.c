@@ -3,6 +3,7 @@
  * GEMM peak measured in the same run, device memory, time per kernel class, cold compile (empty NVRTC cache) and
  * warm start (cache hit) times. Parameters come from their initialisers, inputs are random. With --data it is the
  * data-loader benchmark (cmd_bench_data.c). Prints figures; never asserts on them. */
+#include "cli.h"
 #include "commands.h"
 #include "cuda_api.h"
 #include "cuda_exec.h"
@@ -45,9 +46,12 @@ static bool parse(int argc, char **argv, Args *a) {
         else if (!strcmp(s, "--bf16")) a->fp32 = false;
         else if (!strcmp(s, "--scan-recompute")) a->scan_recompute = true;
         else if (!strcmp(s, "--model") && more) a->model = argv[++k];
-        else if (!strcmp(s, "--batch") && more) a->batch = atoi(argv[++k]);
-        else if (!strcmp(s, "--steps") && more) a->steps = atoi(argv[++k]);
-        else if (!strcmp(s, "--top") && more) a->top = atoi(argv[++k]);
+        else if ((!strcmp(s, "--batch") || !strcmp(s, "--steps") || !strcmp(s, "--top")) && more) {
+            const bool top = !strcmp(s, "--top");   /* --top 0: no kernel list */
+            long long v;
+            if (!cli_int("vmc bench", s, argv[++k], top ? 0 : 1, 1 << 20, &v)) return false;
+            *(top ? &a->top : !strcmp(s, "--batch") ? &a->batch : &a->steps) = (int)v;
+        }
         else if (!strcmp(s, "-I") && more) a->inc[a->ninc++] = argv[++k];
         else if (!strcmp(s, "--set") && more) {
             char *eq = strchr(argv[++k], '=');

@@ -2,6 +2,7 @@
  * [--eval] [--exact] [--randaugment] [--keep]`: loader throughput in images/s (decode + RandomResizedCrop + flip by default).
  * synthetic:N writes N 500x375 JPEGs (ImageNet-like size and quality) into a temporary ImageFolder first.
  * `vmc bench` (the cuda side) calls bench_data with its own argv when --data is present. */
+#include "cli.h"
 #include "commands.h"
 #include "data.h"
 #include "util.h"
@@ -73,10 +74,13 @@ int bench_data(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--data") && v) { data = v; i++; }
-        else if (!strcmp(a, "--size") && v) { size = atoi(v); i++; }
-        else if (!strcmp(a, "--threads") && v) { threads = atoi(v); i++; }
-        else if (!strcmp(a, "--batches") && v) { batches = atoi(v); i++; }
-        else if (!strcmp(a, "--batch") && v) { batch = atoi(v); i++; }
+        else if ((!strcmp(a, "--size") || !strcmp(a, "--threads") || !strcmp(a, "--batches") || !strcmp(a, "--batch")) && v) {
+            long long n;
+            if (!cli_int("vmc bench", a, v, 1, 1 << 16, &n)) return 1;
+            *(!strcmp(a, "--size") ? &size : !strcmp(a, "--threads") ? &threads : !strcmp(a, "--batches") ? &batches
+                                                                                                          : &batch) = (int)n;
+            i++;
+        }
         else if (!strcmp(a, "--eval")) eval = true;
         else if (!strcmp(a, "--exact")) exact = true;
         else if (!strcmp(a, "--randaugment")) ra = true;
@@ -88,8 +92,9 @@ int bench_data(int argc, char **argv) {
     char dir[4096];
     int nsynth = 0;
     if (!strncmp(data, "synthetic:", 10)) {
-        nsynth = atoi(data + 10);
-        if (nsynth <= 0) { fprintf(stderr, "vmc bench: synthetic:N needs N > 0\n"); return 1; }
+        long long n;
+        if (!cli_int("vmc bench", "--data synthetic:N", data + 10, 1, 1 << 24, &n)) return 1;
+        nsynth = (int)n;
         double t0 = now_s();
         if (!make_synthetic(nsynth, dir, sizeof dir)) return 2;
         printf("wrote %d synthetic 500x375 JPEGs to %s in %.1f s\n", nsynth, dir, now_s() - t0);

@@ -4,6 +4,7 @@
  * Needs no GPU.
  * Also owns the step-graph builder that `vmc bench` shares (cuda_exec.h). */
 #include "autodiff.h"
+#include "cli.h"
 #include "commands.h"
 #include "cuda_exec.h"
 #include "optim.h"
@@ -107,12 +108,18 @@ static bool parse(int argc, char **argv, Args *a) {
         else if (!strcmp(s, "--dump-groups")) a->groups = true;
         else if (!strcmp(s, "--model") && more) a->model = argv[++k];
         else if (!strcmp(s, "--dump-kernels") && more) a->dump = argv[++k];
-        else if (!strcmp(s, "--threads") && more) a->threads = atoi(argv[++k]);
+        else if (!strcmp(s, "--threads") && more) {
+            long long v;
+            if (!cli_int("vmc compile", s, argv[++k], 1, 1024, &v)) return false;
+            a->threads = (int)v;
+        }
         else if (!strcmp(s, "-I") && more) a->inc[a->ninc++] = argv[++k];
         else if (!strcmp(s, "--arch") && more) {
             const char *v = argv[++k];
-            if (strncmp(v, "sm_", 3) || atoi(v + 3) < 50) { fprintf(stderr, "vmc compile: --arch expects sm_XX, found '%s'\n", v); return false; }
-            a->arch = atoi(v + 3);
+            long long n;
+            if (strncmp(v, "sm_", 3)) { fprintf(stderr, "vmc compile: --arch expects sm_XX, found '%s'\n", v); return false; }
+            if (!cli_int("vmc compile", "--arch sm_XX", v + 3, 50, 999, &n)) return false;
+            a->arch = (int)n;
         } else if (!strcmp(s, "--set") && more) {
             char *eq = strchr(argv[++k], '=');
             if (!eq || eq == argv[k]) { fprintf(stderr, "vmc compile: --set expects NAME=VALUE, found '%s'\n", argv[k]); return false; }

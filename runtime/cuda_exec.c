@@ -3,6 +3,7 @@
  * graph and replayed. The step's (seed, step) pair lives in device memory, copied from a pinned ring before each
  * replay. Device storage of float tensors is f32 (codegen.h); the host sees node dtypes (bf16 converted here). */
 #include "cuda_exec.h"
+#include "cli.h"
 #include "cuda_api.h"
 #include "gemm_tune_cache.h"
 #include "streams.h"
@@ -139,8 +140,9 @@ static float time_algo(Cuda *c, GemmPlan *g, const cublasLtMatmulAlgo_t *algo, C
  * no faster than 8 on ARM-B's steps (H200: 33.64 / 72.22 / 35.76 ms against 33.47 / 72.09 / 35.78, one run). */
 static int gemm_candidates(void) {
     const char *v = getenv("VMC_GEMM_CANDIDATES");
-    int n = v ? atoi(v) : GEMM_CANDIDATES;
-    return n < 1 ? 1 : n > GEMM_CANDIDATES_MAX ? GEMM_CANDIDATES_MAX : n;
+    long long n = GEMM_CANDIDATES;
+    if (v && !cli_int("VMC_GEMM_CANDIDATES", "the variable", v, 1, GEMM_CANDIDATES_MAX, &n)) n = GEMM_CANDIDATES;
+    return (int)n;
 }
 
 static void plan_gemms(Cuda *c) {
@@ -431,8 +433,9 @@ static const ExecVT CUDA_VT = {"cuda", cuda_run, cuda_write, cuda_read, cuda_fre
  * pretraining 3158 / 3195 / 3233; inference 6700 / 6612 / 6583, whose kernels each fill the GPU already). */
 static int capture_streams(const Program *p) {
     const char *env = getenv("VMC_STREAMS");
-    int n = env ? atoi(env) : p->params_constant ? 1 : 8;   /* a training step writes its parameters */
-    return n < 1 ? 1 : n > STREAMS_MAX ? STREAMS_MAX : n;
+    long long n = p->params_constant ? 1 : 8;   /* measured: inference is fastest in program order */
+    if (env && !cli_int("VMC_STREAMS", "the variable", env, 1, STREAMS_MAX, &n)) n = p->params_constant ? 1 : 8;
+    return (int)n;
 }
 
 /* Out of memory is a user-fixable error, not a crash: the message (CUDA_OOM_FORMAT, parsed by train.c) names the

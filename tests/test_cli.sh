@@ -71,5 +71,24 @@ check_flags bench "$T/bench.help" --data "$T/none" -- $BENCH_DATA
 "$VMC" --no-such-flag >"$T/out" 2>"$T/err"; rc=$?
 [ $rc = 1 ] && [ "$(wc -l <"$T/err")" = 1 ] && grep -q -- "'--no-such-flag'.*vmc --help" "$T/err" || fail "vmc --no-such-flag: exit $rc, $(cat "$T/err")"
 
+# a malformed or out-of-range number: exit 1, one line naming the flag and the value given
+bad_number() {   # WANT (a pattern the line must match), then the arguments
+    local want=$1; shift
+    "$VMC" "$@" >"$T/out" 2>"$T/err"; rc=$?
+    [ $rc = 1 ] && [ "$(wc -l <"$T/err")" = 1 ] && grep -q -- "$want" "$T/err" \
+        || fail "vmc $*: want exit 1 and one line matching '$want', got exit $rc: $(cat "$T/err")"
+}
+bad_number "vmc bench: --batch expects an integer from 1 to .*, found 'abc'" bench m.vmc --model m --batch abc
+bad_number "vmc bench: --batch expects .*found '12x'" bench m.vmc --model m --batch 12x
+bad_number "vmc bench: --steps expects .*found '0'" bench m.vmc --model m --steps 0
+bad_number "vmc bench: --top expects .*found '-1'" bench m.vmc --model m --top -1
+bad_number "vmc bench: --threads expects .*found 'x'" bench --data "$T/none" --threads x
+bad_number "vmc bench: --data synthetic:N expects .*found 'abc'" bench --data synthetic:abc
+bad_number "vmc compile: --threads expects .*found 'x'" compile m.vmc --threads x
+bad_number "vmc compile: --arch sm_XX expects .*found '9x'" compile m.vmc --arch sm_9x
+bad_number "vmc compile: --arch expects sm_XX, found '90'" compile m.vmc --arch 90
+bad_number "--steps expects a non-negative integer, found 'abc'" pretrain m.vmc --steps abc
+echo "ok: malformed numbers"
+
 [ $fails = 0 ] || { echo "test_cli.sh: $fails failures"; exit 1; }
 echo "test_cli.sh: all passed"
