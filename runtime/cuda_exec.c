@@ -139,10 +139,7 @@ static float time_algo(Cuda *c, GemmPlan *g, const cublasLtMatmulAlgo_t *algo, C
  * experiments (a fresh NVRTC cache directory then, since tuned shapes keep the algorithm chosen first). 32 measured
  * no faster than 8 on ARM-B's steps (H200: 33.64 / 72.22 / 35.76 ms against 33.47 / 72.09 / 35.78, one run). */
 static int gemm_candidates(void) {
-    const char *v = getenv("VMC_GEMM_CANDIDATES");
-    long long n = GEMM_CANDIDATES;
-    if (v && !cli_int("VMC_GEMM_CANDIDATES", "the variable", v, 1, GEMM_CANDIDATES_MAX, &n)) n = GEMM_CANDIDATES;
-    return (int)n;
+    return (int)cli_env_int("VMC_GEMM_CANDIDATES", 1, GEMM_CANDIDATES_MAX, GEMM_CANDIDATES);
 }
 
 static void plan_gemms(Cuda *c) {
@@ -432,10 +429,8 @@ static const ExecVT CUDA_VT = {"cuda", cuda_run, cuda_write, cuda_read, cuda_fre
  * a training step, 1 for inference (H200, ARM-B, 1 / 4 / 8 streams: fine-tuning 1311 / 1334 / 1341 img/s,
  * pretraining 3158 / 3195 / 3233; inference 6700 / 6612 / 6583, whose kernels each fill the GPU already). */
 static int capture_streams(const Program *p) {
-    const char *env = getenv("VMC_STREAMS");
-    long long n = p->params_constant ? 1 : 8;   /* measured: inference is fastest in program order */
-    if (env && !cli_int("VMC_STREAMS", "the variable", env, 1, STREAMS_MAX, &n)) n = p->params_constant ? 1 : 8;
-    return (int)n;
+    /* measured: inference is fastest in program order */
+    return (int)cli_env_int("VMC_STREAMS", 1, STREAMS_MAX, p->params_constant ? 1 : 8);
 }
 
 /* Out of memory is a user-fixable error, not a crash: the message (CUDA_OOM_FORMAT, parsed by train.c) names the

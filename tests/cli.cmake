@@ -4,3 +4,8 @@ set_tests_properties(cli_help PROPERTIES LABELS cpu TIMEOUT 60)
 # scripts/scan_profile.py, the instruction-mix summary of scripts/scan_profile.sh (which needs a GPU and ncu)
 add_test(NAME scan_profile_summary COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/test_scan_profile.sh)
 set_tests_properties(scan_profile_summary PROPERTIES LABELS cpu TIMEOUT 60)
+# runtime/cli.c: integer flags and tuning variables (VMC_STREAMS, VMC_GEMM_CANDIDATES), malformed ones refused
+add_executable(test_cli_values ${CMAKE_CURRENT_LIST_DIR}/test_cli_values.c)
+target_link_libraries(test_cli_values PRIVATE runtime)
+add_test(NAME cli_values COMMAND test_cli_values)
+set_tests_properties(cli_values PROPERTIES LABELS cpu TIMEOUT 60)
