@@ -22,14 +22,17 @@ typedef struct KernelSource {
 const char *codegen_preamble(void);
 /* vmc_grid_entry(), which every kernel (generated or template) calls first: with programmatic dependent launch
  * (sm_90, runtime/cuda_exec.c) a kernel may start while the previous one in its stream finishes; it lets its own
- * successor launch, then waits until its predecessors are complete and their writes visible. A no-op elsewhere. */
+ * successor launch, then waits until its predecessors are complete and their writes visible. Part of the preamble
+ * and of every template instantiation (template.c); the CPU emulator (tests/emu/cuda_emu.h) has its own no-op. */
 #define CODEGEN_GRID_ENTRY                                                                                      \
+    "#ifndef VMC_EMU_GRID_ENTRY\n"                                                                            \
     "__device__ __forceinline__ void vmc_grid_entry() {\n"                                                    \
     "#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900\n"                                                   \
     "    asm volatile(\"griddepcontrol.launch_dependents;\" ::: \"memory\");\n"                               \
     "    asm volatile(\"griddepcontrol.wait;\" ::: \"memory\");\n"                                            \
     "#endif\n"                                                                                                \
-    "}\n"
+    "}\n"                                                                                                     \
+    "#endif\n"
 /* Emits the kernel of a GK_EW, GK_ROW, GK_SCATTER or GK_RANDPERM group. Parameters, in order: one pointer per
  * gr->ins (const), one per gr->outs, one per out with a bf16 shadow (f->shadow), then a pointer to the step's
  * {seed, step} (two unsigned long long). */

@@ -899,19 +899,15 @@ static void batch_close(Program *p, Batch *mod, TailBatch *b, bool *keep) {
  * hundreds of launches of the step's latency-bound tail, each a few microseconds and a hop in the step's graph,
  * become a few. */
 static void batch_tail(Program *p) {
-    const int n = p->nlaunches;
-    int last_main = -1;
-    for (int k = 0; k < n; k++) {
-        const Launch *l = &p->launches[k];
-        if (l->kind == LK_GEMM || (l->kind == LK_KERNEL && !l->once && p->f->groups[l->group].kind == GK_OPAQUE))
-            last_main = k;
-    }
+    const int n = p->nlaunches, last_heavy = fusion_last_heavy_group(p->f);
+    int first = 0;   /* the first launch after those of the last GEMM or template group */
+    while (first < n && p->launches[first].group <= last_heavy) first++;   /* (launches follow group order) */
     bool *keep = xmalloc(sizeof(bool) * (size_t)(n ? n : 1));
     for (int k = 0; k < n; k++) keep[k] = true;
     TailBatch *open = NULL;
     Batch mod = {0};
     int nopen = 0, capopen = 0;
-    for (int q = last_main + 1; q < n; q++) {
+    for (int q = first; q < n; q++) {
         const Launch *l = &p->launches[q];
         const int root = batchable(p, l) ? (l->same_as >= 0 ? l->same_as : q) : -1;
         bool joined = false;

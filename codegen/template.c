@@ -2,6 +2,7 @@
  * picks block sizes, writes the #define block, and fills in the launch geometry and zeroing needs.
  * The numerics live in the .cuh files; this file only chooses constants. */
 #include "template.h"
+#include "codegen.h"
 #include "util.h"
 #include <pthread.h>
 #include <stdio.h>
@@ -75,7 +76,7 @@ static char *instantiate(const char *file, const TemplateDef *defs, int ndefs, c
     size_t len = 0;
     FILE *f = open_memstream(&out, &len);
     ASSERT(f, "open_memstream");
-    fprintf(f, "// vmc instantiation of codegen/templates/%s\n", file);
+    fprintf(f, "// vmc instantiation of codegen/templates/%s\n%s", file, CODEGEN_GRID_ENTRY);
     if (prelude) fputs(prelude, f);
     for (int k = 0; k < ndefs; k++) fprintf(f, "#define %s %s\n", defs[k].name, defs[k].value);
     fprintf(f, "%s\n%s", common, body);

@@ -104,6 +104,9 @@ void pass_fuse(Fusion *f);
 void pass_merge_siblings(Fusion *f);
 /* Orders groups (ASSIGN copies last), assigns arenas and offsets; activations share memory by liveness. */
 void pass_plan(Fusion *f);
+/* The position of the last GEMM or template group in f's order, -1 if none: what follows in a training step only
+ * finishes the gradients and applies them (pass_plan's hoist_tail, program.c's batch_tail). */
+int fusion_last_heavy_group(const Fusion *f);
 void fusion_free(Fusion *f);
 /* One line per group: index, kind, root, members. */
 void fusion_dump(const Fusion *f, FILE *out);

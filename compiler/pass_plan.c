@@ -11,6 +11,12 @@ enum { BUF_ALIGN = 256 };
 
 static int64_t align_up(int64_t x) { return (x + BUF_ALIGN - 1) / BUF_ALIGN * BUF_ALIGN; }
 
+int fusion_last_heavy_group(const Fusion *f) {
+    for (int k = f->ngroups - 1; k >= 0; k--)
+        if (f->groups[k].kind == GK_GEMM || f->groups[k].kind == GK_OPAQUE) return k;
+    return -1;
+}
+
 /* Adds group d to the groups that tail group h waits for (once). */
 static void add_dep(int **deps, int *ndeps, int *cap, int h, int d) {
     for (int k = 0; k < ndeps[h]; k++) if (deps[h][k] == d) return;
@@ -30,8 +36,9 @@ static void add_dep(int **deps, int *ndeps, int *cap, int h, int d) {
  * fine-tuning 70.53 / 70.56 -> 70.15 / 70.25. Hoisting the optimizer's updates too (fine-tuning does not clip,
  * so they need not wait for the norm) slowed fine-tuning, 68.69 / 68.77 -> 69.02 / 69.02 ms: hundreds of small
  * kernels between the backward's launches on its streams; 70.0 / 70.1 -> 70.7 / 71.0 on a stream of their own. */
-static void hoist_tail(Fusion *f, Group *order) {
-    const int n = f->ngroups;
+static void hoist_tail(Fusion *f) {
+    const int n = f->ngroups, last_main = fusion_last_heavy_group(f);
+    Group *order = f->groups;
     const Graph *g = f->g;
     bool *tail = xcalloc((size_t)n, sizeof(bool));   /* by position in order[]: see above */
     int *reader_start = xcalloc((size_t)g->nnodes + 1, sizeof(int)), *readers;   /* CSR: groups reading a node */
@@ -50,9 +57,6 @@ static void hoist_tail(Fusion *f, Group *order) {
     for (int k = 0; k < n; k++)
         for (int j = 0; j < order[k].nmembers; j++)
             if (!f->dup[order[k].members[j]->id]) pos[order[k].members[j]->id] = k;
-    int last_main = -1;   /* the last GEMM or template: what follows only finishes gradients and applies them */
-    for (int k = n - 1; k >= 0 && last_main < 0; k--)
-        if (order[k].kind == GK_GEMM || order[k].kind == GK_OPAQUE) last_main = k;
     for (int k = last_main + 1; k < n; k++) tail[k] = order[k].kind == GK_ROW;
     int **deps = xcalloc((size_t)n, sizeof(int *)), *ndeps = xcalloc((size_t)n, sizeof(int));
     int *cap = xcalloc((size_t)n, sizeof(int));
@@ -112,7 +116,7 @@ static void order_groups(Fusion *f) {
             if ((f->groups[k].kind == GK_ASSIGN) == (pass == 1)) tmp[n++] = f->groups[k];
     memcpy(f->groups, tmp, sizeof(Group) * (size_t)f->ngroups);
     free(tmp);
-    hoist_tail(f, f->groups);
+    hoist_tail(f);
     for (int k = 0; k < f->ngroups; k++) {
         f->groups[k].index = k;
         for (int j = 0; j < f->groups[k].nmembers; j++)

@@ -46,11 +46,14 @@ static bool parse(int argc, char **argv, Args *a) {
         else if (!strcmp(s, "--bf16")) a->fp32 = false;
         else if (!strcmp(s, "--scan-recompute")) a->scan_recompute = true;
         else if (!strcmp(s, "--model") && more) a->model = argv[++k];
-        else if ((!strcmp(s, "--batch") || !strcmp(s, "--steps") || !strcmp(s, "--top")) && more) {
-            const bool top = !strcmp(s, "--top");   /* --top 0: no kernel list */
+        else if ((!strcmp(s, "--batch") || !strcmp(s, "--steps")) && more) {
             long long v;
-            if (!cli_int("vmc bench", s, argv[++k], top ? 0 : 1, 1 << 20, &v)) return false;
-            *(top ? &a->top : !strcmp(s, "--batch") ? &a->batch : &a->steps) = (int)v;
+            if (!cli_int("vmc bench", s, argv[++k], 1, 1 << 20, &v)) return false;
+            *(!strcmp(s, "--batch") ? &a->batch : &a->steps) = (int)v;
+        } else if (!strcmp(s, "--top") && more) {   /* --top 0: no kernel list */
+            long long v;
+            if (!cli_int("vmc bench", s, argv[++k], 0, 1 << 20, &v)) return false;
+            a->top = (int)v;
         }
         else if (!strcmp(s, "-I") && more) a->inc[a->ninc++] = argv[++k];
         else if (!strcmp(s, "--set") && more) {

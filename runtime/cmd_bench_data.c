@@ -71,16 +71,18 @@ int bench_data(int argc, char **argv) {
     const char *data = NULL;
     int size = 192, threads = (int)sysconf(_SC_NPROCESSORS_ONLN), batches = 20, batch = 128;
     bool eval = false, exact = false, ra = false, keep = false;
+    const struct { const char *flag; int *v; } ints[] = {
+        {"--size", &size}, {"--threads", &threads}, {"--batches", &batches}, {"--batch", &batch}};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--data") && v) { data = v; i++; }
-        else if ((!strcmp(a, "--size") || !strcmp(a, "--threads") || !strcmp(a, "--batches") || !strcmp(a, "--batch")) && v) {
+        int *dst = NULL;
+        for (size_t k = 0; k < sizeof ints / sizeof ints[0]; k++) if (!strcmp(a, ints[k].flag)) dst = ints[k].v;
+        if (dst && v) {
             long long n;
             if (!cli_int("vmc bench", a, v, 1, 1 << 16, &n)) return 1;
-            *(!strcmp(a, "--size") ? &size : !strcmp(a, "--threads") ? &threads : !strcmp(a, "--batches") ? &batches
-                                                                                                          : &batch) = (int)n;
+            *dst = (int)n;
             i++;
-        }
+        } else if (!strcmp(a, "--data") && v) { data = v; i++; }
         else if (!strcmp(a, "--eval")) eval = true;
         else if (!strcmp(a, "--exact")) exact = true;
         else if (!strcmp(a, "--randaugment")) ra = true;

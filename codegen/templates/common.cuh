@@ -134,16 +134,6 @@ __device__ __forceinline__ float softplus_f(float x) {
 // 1/(1 + exp(-x)) by EX2 and RCP (exp(-x) = inf below x = -88 gives 0, as the reference).
 __device__ __forceinline__ float sigmoid_f(float x) { return rcp_approx(1.f + exp2_ftz(-x * VMC_LOG2E)); }
 
-// Called first by every kernel (as codegen.h's CODEGEN_GRID_ENTRY in generated modules): with programmatic
-// dependent launch (sm_90, runtime/cuda_exec.c) a kernel may start while the previous one in its stream finishes;
-// it lets its own successor launch, then waits until its predecessors are complete and their writes visible.
-__device__ __forceinline__ void vmc_grid_entry() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
-    asm volatile("griddepcontrol.wait;" ::: "memory");
-#endif
-}
-
 // Asks L2 for the line holding p without waiting (no register, no scoreboard): data a later load will want.
 __device__ __forceinline__ void prefetch_l2(const void *p) {
 #ifdef __CUDA_ARCH__

@@ -35,6 +35,9 @@ using std::max;
 void __syncthreads();
 float __shfl_xor_sync(unsigned mask, float v, int lane_mask);
 float atomicAdd(float *p, float v);
+// Programmatic dependent launch has nothing to wait for here (codegen.h CODEGEN_GRID_ENTRY steps aside for this).
+#define VMC_EMU_GRID_ENTRY
+inline void vmc_grid_entry() {}
 
 // Runs body once per thread of every block of the grid (block threads a multiple of 32).
 void emu_launch(dim3 grid, dim3 block, const std::function<void()> &body);
