@@ -14,7 +14,7 @@ typedef struct KernelSource {
     char *key;            /* malloc'd: the text without header comment and with the name left out: equal keys
                            * mean interchangeable kernels (same shapes in every layer) */
     unsigned grid, block;
-    bool zero_root;       /* the root is accumulated with atomics: zero it before the launch */
+    bool zero_outs;       /* the outputs are accumulated with atomics: zero them before the launch */
     const char *kclass;   /* "norm", "elementwise", "optimizer", "scatter", "rng": time per class in bench */
 } KernelSource;
 

@@ -773,6 +773,7 @@ typedef struct RowPlan {
     RowMode mode;
     bool vec4;               /* RM_COLUMN: each lane sums 4 adjacent columns (column_vec4) */
     bool wvec4;              /* RM_WARP: each lane takes 4 adjacent elements of the row at a time (row_vec4) */
+    bool sums_only;          /* every reduction a sum that is an output and read by no member (group_sums_only) */
     int64_t len, rows, nsplit, csplit, cblocks;
     unsigned threads;
     char jloop[160];         /* the loop over the reduced axis, with its opening brace */
@@ -808,9 +809,8 @@ static RowPlan plan_row(const Fusion *f, const Group *gr) {
     rp.cblocks = (rp.rows + 31) / 32;
     rp.threads = 32;
     while ((int64_t)rp.threads < rp.len && rp.threads < (rp.len > 4096 ? 1024u : 256u)) rp.threads *= 2;
-    int nred = 0;
-    for (int k = 0; k < gr->nmembers; k++) nred += gr->members[k]->op == OP_SUM || gr->members[k]->op == OP_AMAX;
-    bool lone_sum = nred == 1 && gr->root->op == OP_SUM && gr->nouts == 1;
+    rp.sums_only = group_sums_only(f, gr);
+    const bool lone_sum = rp.sums_only && gr->nouts == 1;
     if (column_mode(gr)) {
         rp.mode = RM_COLUMN;
         rp.threads = 256;
@@ -819,7 +819,7 @@ static RowPlan plan_row(const Fusion *f, const Group *gr) {
         /* column sums over a long axis (bias and norm-weight gradients): the axis is split over blocks too, up to
          * COLUMN_BLOCKS in all (8 blocks of 256 per SM on 132 SMs: a memory-bound sum needs loads in flight; 2
          * blocks per SM measured 1.2-2.3 TB/s on an H200) */
-        if (lone_sum && rp.len >= 512 && rp.cblocks < COLUMN_BLOCKS) {
+        if (rp.sums_only && rp.len >= 512 && rp.cblocks < COLUMN_BLOCKS) {
             rp.csplit = COLUMN_BLOCKS / rp.cblocks;
             if (rp.csplit > rp.len / 256) rp.csplit = rp.len / 256;   /* at least 32 rows per thread */
             if (rp.csplit < 2) rp.csplit = 1;
@@ -943,11 +943,13 @@ static void row_lanes_open(Em *e, Lanes *l, Ix *ix) {
     lanes_open(e, l, eb, ix);
 }
 
-/* Phase p: reduction p over the row into red<p>, every thread of the row holding it; stored if it is an output. */
-static void row_phase(Em *e, const RowPlan *rp, int p, const Ix *rix) {
-    const Node *r = e->reds[p];
-    bool sum = r->op == OP_SUM;
-    line(e, "%s acc%d = %s;", ctype(r), p, sum ? "0" : "__int_as_float(0xff800000)");
+/* Phase [p0, p1): reductions p0 .. p1-1 over the row in one loop (several only when none reads another:
+ * RowPlan.sums_only) into red<p>, every thread of the row holding them; each stored if it is an output. */
+static void row_phase(Em *e, const RowPlan *rp, int p0, int p1, const Ix *rix) {
+    for (int p = p0; p < p1; p++) {
+        const Node *r = e->reds[p];
+        line(e, "%s acc%d = %s;", ctype(r), p, r->op == OP_SUM ? "0" : "__int_as_float(0xff800000)");
+    }
     line(e, "%s", rp->jloop);
     e->ind++; e->depth++;
     e->final = false;
@@ -955,32 +957,39 @@ static void row_phase(Em *e, const RowPlan *rp, int p, const Ix *rix) {
     snprintf(ix.s[e->gr->axis], IXLEN, "j");
     Lanes lanes;
     if (rp->wvec4) row_lanes_open(e, &lanes, &ix);
-    const char *v = val(e, fus_src(e->f, r, 0), &ix);
-    if (sum) line(e, "acc%d += %s;", p, v);
-    else line(e, "acc%d = vmc_max(acc%d, %s);", p, p, v);
+    for (int p = p0; p < p1; p++) {
+        const Node *r = e->reds[p];
+        const char *v = val(e, fus_src(e->f, r, 0), &ix);
+        if (r->op == OP_SUM) line(e, "acc%d += %s;", p, v);
+        else line(e, "acc%d = vmc_max(acc%d, %s);", p, p, v);
+    }
     if (rp->wvec4) lanes_close(e, &lanes);
     scope_pop(e);
     line(e, "}");
-    if (rp->mode == RM_COLUMN) {
-        line(e, "vmc_col[part][lane] = acc%d;", p);
-        line(e, "__syncthreads();");
-        line(e, "%s red%d = vmc_col[0][lane];   // %s", ctype(r), p, op_name(r->op));
-        if (sum) line(e, "for (int q = 1; q < 8; q++) red%d += vmc_col[q][lane];", p);
-        else line(e, "for (int q = 1; q < 8; q++) red%d = vmc_max(red%d, vmc_col[q][lane]);", p, p);
-        line(e, "__syncthreads();");
-    } else {
-        bool warp = rp->mode == RM_WARP;
-        line(e, "const %s red%d = vmc_%s_%s(acc%d%s);   // %s", ctype(r), p, warp ? "warp" : "block", sum ? "sum" : "max",
-             p, warp ? "" : ", vmc_sh", op_name(r->op));
+    for (int p = p0; p < p1; p++) {
+        const Node *r = e->reds[p];
+        const bool sum = r->op == OP_SUM;
+        if (rp->mode == RM_COLUMN) {
+            line(e, "vmc_col[part][lane] = acc%d;", p);
+            line(e, "__syncthreads();");
+            line(e, "%s red%d = vmc_col[0][lane];   // %s", ctype(r), p, op_name(r->op));
+            if (sum) line(e, "for (int q = 1; q < 8; q++) red%d += vmc_col[q][lane];", p);
+            else line(e, "for (int q = 1; q < 8; q++) red%d = vmc_max(red%d, vmc_col[q][lane]);", p, p);
+            line(e, "__syncthreads();");
+        } else {
+            bool warp = rp->mode == RM_WARP;
+            line(e, "const %s red%d = vmc_%s_%s(acc%d%s);   // %s", ctype(r), p, warp ? "warp" : "block",
+                 sum ? "sum" : "max", p, warp ? "" : ", vmc_sh", op_name(r->op));
+        }
+        int o = param_of(e, r, true);
+        if (o >= 0) {
+            char fo[IXLEN];
+            flat(e, r->shape, rix, fo);
+            if (rp->nsplit > 1 || rp->csplit > 1) line(e, "if (%s) atomicAdd(&out%d[%s], red%d);", rp->guard, o, fo, p);
+            else line(e, "if (%s) out%d[%s] = red%d;", rp->guard, o, fo, p);
+        }
     }
-    e->red_done = p + 1;
-    int o = param_of(e, r, true);
-    if (o >= 0) {
-        char fo[IXLEN];
-        flat(e, r->shape, rix, fo);
-        if (rp->nsplit > 1 || rp->csplit > 1) line(e, "if (%s) atomicAdd(&out%d[%s], red%d);", rp->guard, o, fo, p);
-        else line(e, "if (%s) out%d[%s] = red%d;", rp->guard, o, fo, p);
-    }
+    e->red_done = p1;
 }
 
 /* The final phase: the root (and extra outputs) over the row, or once per row for a per-row root. */
@@ -1012,12 +1021,12 @@ static void row_final(Em *e, const RowPlan *rp, const Ix *rix) {
 static void emit_row(Em *e, const char *name, KernelSource *ks) {
     const Group *gr = e->gr;
     RowPlan rp = plan_row(e->f, gr);
-    ks->zero_root = rp.nsplit > 1 || rp.csplit > 1;
+    ks->zero_outs = rp.nsplit > 1 || rp.csplit > 1;
     char what[200], s[96];
     snprintf(what, sizeof what, "%s kernel, %lld rows of %lld (axis %d of %s), %u threads%s%s",
              rp.mode == RM_COLUMN ? "column" : rp.mode == RM_WARP ? "row (warp per row)" : "row",
              (long long)rp.rows, (long long)rp.len, gr->axis, shape_str(gr->dom, s, sizeof s), rp.threads,
-             ks->zero_root ? ", rows split over blocks (atomicAdd)" : "", rp.vec4 ? ", 4 columns per lane" : "");
+             ks->zero_outs ? ", rows split over blocks (atomicAdd)" : "", rp.vec4 ? ", 4 columns per lane" : "");
     header(e, name, what);
     params(e, KNAME, rp.threads);
     row_prologue(e, &rp);
@@ -1031,7 +1040,8 @@ static void emit_row(Em *e, const char *name, KernelSource *ks) {
         }
     if (rp.vec4) column_vec4_sum(e, &rp, &rix);
     else {
-        for (int p = 0; p < e->nreds; p++) row_phase(e, &rp, p, &rix);
+        if (rp.sums_only) row_phase(e, &rp, 0, e->nreds, &rix);   /* independent sums: one loop */
+        else for (int p = 0; p < e->nreds; p++) row_phase(e, &rp, p, p + 1, &rix);
         row_final(e, &rp, &rix);
     }
     fprintf(e->o, "}\n");

@@ -145,10 +145,10 @@ static void generated(Program *p, Batch *b, SeenSet *seen, const Group *gr) {
     }
     KernelSource ks;
     codegen_group(p->f, gr, &ks);
-    if (gr->kind == GK_SCATTER || ks.zero_root) {
+    for (int k = 0; k < gr->nouts && (gr->kind == GK_SCATTER || ks.zero_outs); k++) {
         Launch *z = add_launch(p, LK_MEMSET, gr->index, ks.kclass);
-        z->dst = bufref(p, gr->root);
-        z->bytes = shape_numel(gr->root->shape) * 4;
+        z->dst = bufref(p, gr->outs[k]);
+        z->bytes = shape_numel(gr->outs[k]->shape) * 4;
         touch(z, z->dst, z->bytes, true);
     }
     Launch *l = add_launch(p, LK_KERNEL, gr->index, ks.kclass);

@@ -99,9 +99,12 @@ GemmEpilogue group_gemm(const Fusion *f, const Group *gr);
 Fusion *pass_simplify(const Graph *g, Node *const *keep, int nkeep);
 /* Groups live computed nodes into kernels (see pass_fuse.c for the rules). */
 void pass_fuse(Fusion *f);
-/* Elementwise kernels of one domain that read a common full-size buffer become one (pass_merge.c; pass_fuse's last
- * step). */
+/* Elementwise kernels (or column sums) of one domain that read a common full-size buffer become one (pass_merge.c;
+ * pass_fuse's last step). */
 void pass_merge_siblings(Fusion *f);
+/* A row group whose every reduction is a sum that it outputs and none of its members reads: all of them can
+ * accumulate in one loop, split over blocks with atomics (pass_merge.c) */
+bool group_sums_only(const Fusion *f, const Group *gr);
 /* Orders groups (ASSIGN copies last), assigns arenas and offsets; activations share memory by liveness. */
 void pass_plan(Fusion *f);
 /* The position of the last GEMM or template group in f's order, -1 if none: what follows in a training step only

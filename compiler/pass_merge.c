@@ -1,7 +1,9 @@
-/* pass_merge.c — horizontal fusion, run at the end of pass_fuse: two elementwise kernels over the same domain that
- * read the same full-size buffer become one kernel with the outputs of both, so the buffer is read once. SwiGLU's
- * backward is the case that pays: dy * silu(a) and dy * b * silu'(a) both read a, b and dy (3 reads of the 5 the two
- * kernels made, and one launch).
+/* pass_merge.c — horizontal fusion, run at the end of pass_fuse: two kernels over the same domain that read the same
+ * full-size buffer become one kernel with the outputs of both, so the buffer is read once.
+ * - Elementwise kernels: SwiGLU's backward is the case that pays: dy * silu(a) and dy * b * silu'(a) both read a, b
+ *   and dy (3 reads of the 5 the two kernels made, and one launch).
+ * - Column sums (reductions over an outer axis whose every output is a sum): LayerNorm's weight and bias gradients,
+ *   sum(dy * xhat) and sum(dy) over the tokens, both read dy; one kernel accumulates both in the same loop.
  * The later kernel moves up to the earlier one's place in the schedule. That is legal when everything it reads is
  * written before that place and not by the earlier kernel: its outputs then only appear earlier, which their readers
  * (all later still) do not mind, and no path leads from either kernel to the other. */
@@ -9,12 +11,47 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { MERGE_MAX_MEMBERS = 192 };
+enum { MERGE_MAX_MEMBERS = 192, MERGE_MAX_SUMS = 4 };
 
-/* A computing elementwise kernel (not a fill or a copy) that reads no full-size parameter or state: those are the
- * optimizer's, whose updates may write their target in place (pass_plan), which a sibling must not read. */
-static bool mergeable(const Group *gr) {
-    if (gr->kind != GK_EW || op_class(gr->root->op) == K_SOURCE || op_class(gr->root->op) == K_MOVE) return false;
+/* Sums over an outer axis of the domain, each one an output and none read inside the group (so all can accumulate in
+ * one loop over the reduced axis): the column kernels of codegen (emit_cuda.c column_mode). */
+static bool has_member(const Group *gr, const Node *n) {
+    for (int m = 0; m < gr->nmembers; m++) if (gr->members[m] == n) return true;
+    return false;
+}
+
+bool group_sums_only(const Fusion *f, const Group *gr) {
+    if (gr->kind != GK_ROW) return false;
+    for (int k = 0; k < gr->nouts; k++) if (gr->outs[k]->op != OP_SUM) return false;
+    for (int m = 0; m < gr->nmembers; m++) {
+        const Node *n = gr->members[m];
+        if (n->op == OP_AMAX) return false;
+        bool out = false;
+        for (int k = 0; k < gr->nouts; k++) out |= gr->outs[k] == n;
+        if (n->op == OP_SUM && !out) return false;
+        for (int s = 0; s < n->nsrc; s++)
+            if (fus_src(f, n, s)->op == OP_SUM && has_member(gr, fus_src(f, n, s))) return false;
+    }
+    return true;
+}
+
+/* Sums over an outer axis whose rows are not contiguous (the column kernels of emit_cuda.c), outputs only. */
+static bool column_sums(const Fusion *f, const Group *gr) {
+    if (!group_sums_only(f, gr) || gr->nouts > MERGE_MAX_SUMS || gr->dom.d[gr->axis] == 1) return false;
+    int64_t inner = 1;
+    for (int k = gr->axis + 1; k < gr->dom.ndim; k++) inner *= gr->dom.d[k];
+    return inner > 1;
+}
+
+/* A computing elementwise kernel (not a fill or a copy), or column sums, that reads no full-size parameter or state:
+ * those are the optimizer's, whose updates may write their target in place (pass_plan), which a sibling must not
+ * read. */
+static bool mergeable(const Fusion *f, const Group *gr) {
+    if (gr->kind == GK_EW) {
+        if (op_class(gr->root->op) == K_SOURCE || op_class(gr->root->op) == K_MOVE) return false;
+    } else if (!column_sums(f, gr)) {
+        return false;
+    }
     for (int k = 0; k < gr->nins; k++) {
         const Node *x = gr->ins[k];
         if ((x->op == OP_PARAM || x->op == OP_STATE) && shape_numel(x->shape) >= shape_numel(gr->dom)) return false;
@@ -40,7 +77,9 @@ static bool share_full_input(const Group *a, const Group *b) {
 
 /* May group b (later) run inside group a (at a's place, index ia)? */
 static bool can_merge(const Fusion *f, const Group *a, int ia, const Group *b) {
-    if (!mergeable(a) || !shape_eq(a->dom, b->dom) || a->nmembers + b->nmembers > MERGE_MAX_MEMBERS) return false;
+    if (!mergeable(f, a) || a->kind != b->kind || !shape_eq(a->dom, b->dom) || a->nmembers + b->nmembers > MERGE_MAX_MEMBERS)
+        return false;
+    if (a->kind == GK_ROW && (a->axis != b->axis || a->nouts + b->nouts > MERGE_MAX_SUMS)) return false;
     for (int k = 0; k < b->nins; k++) {
         const int p = producer(f, b->ins[k]);
         if (p >= ia) return false;   /* written by a itself, or between a and b */
@@ -76,7 +115,7 @@ void pass_merge_siblings(Fusion *f) {
     bool *gone = xcalloc((size_t)f->ngroups + 1, sizeof(bool));
     for (int k = 0; k < f->ngroups; k++) {
         const Group *b = &f->groups[k];
-        if (!mergeable(b)) continue;
+        if (!mergeable(f, b)) continue;
         for (int j = k - 1; j >= 0; j--) {   /* the nearest partner: the shortest move */
             if (gone[j] || !can_merge(f, &f->groups[j], j, b)) continue;
             absorb(f, &f->groups[j], b);

@@ -33,7 +33,7 @@ static bool write_file(const char *path, const void *p, size_t n) {
 }
 
 /* The C++ program that runs kernel ks of group gr once: inputs from in<p>.bin (f32, or bf16 words where bf16[p]),
- * the root (out0, f32) to out0.bin and its bf16 copy, where it has one, to outb0.bin. */
+ * every output p (f32) to out<p>.bin and the root's bf16 copy, where it has one, to outb0.bin. */
 static void write_driver(const char *path, const Fusion *f, const Group *gr, const KernelSource *ks, const bool *bf16) {
     FILE *o = fopen(path, "w");
     ASSERT(o, "%s", path);
@@ -81,18 +81,26 @@ static void write_driver(const char *path, const Fusion *f, const Group *gr, con
         for (int p = 0; p < gr->nouts; p++) if (f->shadow[gr->outs[p]->id]) fprintf(o, "outb%d.data(), ", p);
         fprintf(o, "rng); });\n");
     }
-    fprintf(o, "    FILE *f = fopen(\"out0.bin\", \"wb\"); fwrite(out0.data(), 4, out0.size(), f); fclose(f);\n");
+    fprintf(o, "    FILE *f;\n");
+    for (int p = 0; p < gr->nouts; p++)
+        fprintf(o, "    f = fopen(\"out%d.bin\", \"wb\"); fwrite(out%d.data(), 4, out%d.size(), f); fclose(f);\n", p, p, p);
     if (f->shadow[gr->outs[0]->id])
         fprintf(o, "    f = fopen(\"outb0.bin\", \"wb\"); fwrite(outb0.data(), 2, outb0.size(), f); fclose(f);\n");
     fprintf(o, "}\n");
     fclose(o);
 }
 
-/* Runs the kernel computing y (the root of its group; every input of the group a graph input) in the emulator and
- * compares it with the cpu backend; `bf16` lists inputs stored as bf16 (as GEMM outputs under autocast). With
- * `copy`, y also gets a bf16 copy (as a GEMM operand written by its kernel), compared with y rounded to bf16. */
-static void check_kernel(const char *what, Graph *g, Node *y, Node *const *bf16_ins, int nbf16, bool copy) {
-    graph_add_named(g, "y", y, NF_OUTPUT);
+/* Runs the kernel computing ys[0] (the root of its group; every input of the group a graph input; ys[1..] further
+ * outputs of the same kernel, as siblings merged by pass_merge) in the emulator and compares each with the cpu
+ * backend; `bf16` lists inputs stored as bf16 (as GEMM outputs under autocast). With `copy`, y also gets a bf16
+ * copy (as a GEMM operand written by its kernel), compared with y rounded to bf16. */
+static void check_outputs(const char *what, Graph *g, Node **ys, int nys, Node *const *bf16_ins, int nbf16, bool copy) {
+    for (int k = 0; k < nys; k++) {
+        char name[16];
+        snprintf(name, sizeof name, "y%d", k);
+        graph_add_named(g, name, ys[k], NF_OUTPUT);
+    }
+    Node *y = ys[0];
     Fusion *f = pass_simplify(g, NULL, 0);
     pass_fuse(f);
     for (int k = 0; k < nbf16; k++) f->store_bf16[bf16_ins[k]->id] = true;
@@ -102,9 +110,16 @@ static void check_kernel(const char *what, Graph *g, Node *y, Node *const *bf16_
     const Group *gr = &f->groups[f->group_of[Y->id]];
     CHECK(gr->root == Y && (gr->kind == GK_EW || gr->kind == GK_ROW || gr->kind == GK_SCATTER),
           "%s: y is not a generated kernel's root", what);
+    int slot[8];   /* output index of each y in the kernel */
+    for (int k = 0; k < nys && k < 8; k++) {
+        slot[k] = -1;
+        for (int o = 0; o < gr->nouts; o++) if (gr->outs[o] == f->repl[ys[k]->id]) slot[k] = o;
+        CHECK(slot[k] >= 0, "%s: output %d is not written by the kernel of y0", what, k);
+        if (slot[k] < 0) nys = k;
+    }
     KernelSource ks;
     codegen_group(f, gr, &ks);
-    Exec *cpu = cpu_exec_new(g, &y, 1);
+    Exec *cpu = cpu_exec_new(g, ys, nys);
     bool bf16[16] = {0};
     RefRng rng = {12345};
     for (int p = 0; p < gr->nins && p < 16; p++) {
@@ -132,50 +147,57 @@ static void check_kernel(const char *what, Graph *g, Node *y, Node *const *bf16_
     }
     StepInfo si = {1, 0};
     exec_run(cpu, &si);
-    const int64_t ny = shape_numel(y->shape);
-    float *want = malloc(sizeof(float) * (size_t)ny), *got = calloc((size_t)ny, sizeof(float));
-    exec_read(cpu, y, want, sizeof(float) * (size_t)ny);
     char drv[320], cmd[1600], out[320];
     snprintf(drv, sizeof drv, "%s/kernel.cpp", tmp);
     write_driver(drv, f, gr, &ks, bf16);
     snprintf(cmd, sizeof cmd, "cd %s && %s -std=c++17 -O1 -w -I%s kernel.cpp %s/cuda_emu.cpp -o kernel -lpthread && ./kernel",
              tmp, cxx, emu_dir, emu_dir);
     const int rc = system(cmd);
-    snprintf(out, sizeof out, "%s/out0.bin", tmp);
-    FILE *fo = fopen(out, "rb");
-    const bool ran = rc == 0 && fo && fread(got, 4, (size_t)ny, fo) == (size_t)ny;
-    if (fo) fclose(fo);
-    remove(out);
-    double err = 0, scale = 0, err_copy = 0;
-    for (int64_t i = 0; i < ny; i++) {
-        err = fmax(err, fabs((double)got[i] - want[i]));
-        scale = fmax(scale, fabs((double)want[i]));
-    }
-    if (copy) {   /* within one bf16 rounding step of y (y itself may differ from the cpu's in its last bits) */
-        unsigned short *b = calloc((size_t)ny, 2);
-        snprintf(out, sizeof out, "%s/outb0.bin", tmp);
-        fo = fopen(out, "rb");
-        const bool read = fo && fread(b, 2, (size_t)ny, fo) == (size_t)ny;
+    for (int k = 0; k < nys; k++) {
+        const int64_t ny = shape_numel(ys[k]->shape);
+        float *want = malloc(sizeof(float) * (size_t)ny), *got = calloc((size_t)ny, sizeof(float));
+        exec_read(cpu, ys[k], want, sizeof(float) * (size_t)ny);
+        snprintf(out, sizeof out, "%s/out%d.bin", tmp, slot[k]);
+        FILE *fo = fopen(out, "rb");
+        const bool ran = rc == 0 && fo && fread(got, 4, (size_t)ny, fo) == (size_t)ny;
         if (fo) fclose(fo);
         remove(out);
-        for (int64_t i = 0; read && i < ny; i++) {
-            const unsigned u = (unsigned)b[i] << 16;
-            float v;
-            memcpy(&v, &u, 4);
-            err_copy = fmax(err_copy, fabs((double)v - ref_round_bf16(want[i])) / (fabs((double)want[i]) + 1e-6 * scale));
+        double err = 0, scale = 0, err_copy = 0;
+        for (int64_t i = 0; i < ny; i++) {
+            err = fmax(err, fabs((double)got[i] - want[i]));
+            scale = fmax(scale, fabs((double)want[i]));
         }
-        CHECK(read && err_copy <= 1.0 / 128, "%s: the bf16 copy differs from y rounded to bf16 (%g)", what, err_copy);
-        free(b);
+        if (copy && k == 0) {   /* within one bf16 rounding step of y (y itself may differ from the cpu's in its last bits) */
+            unsigned short *b = calloc((size_t)ny, 2);
+            snprintf(out, sizeof out, "%s/outb0.bin", tmp);
+            fo = fopen(out, "rb");
+            const bool read = fo && fread(b, 2, (size_t)ny, fo) == (size_t)ny;
+            if (fo) fclose(fo);
+            remove(out);
+            for (int64_t i = 0; read && i < ny; i++) {
+                const unsigned u = (unsigned)b[i] << 16;
+                float v;
+                memcpy(&v, &u, 4);
+                err_copy = fmax(err_copy, fabs((double)v - ref_round_bf16(want[i])) / (fabs((double)want[i]) + 1e-6 * scale));
+            }
+            CHECK(read && err_copy <= 1.0 / 128, "%s: the bf16 copy differs from y rounded to bf16 (%g)", what, err_copy);
+            free(b);
+        }
+        printf("%-48s %s%s: max |emulated - cpu| %.3g (max |cpu| %.3g)\n", what, ks.name, nys > 1 ? (k ? " out1+" : " out0") : "",
+               err, scale);
+        CHECK(ran && err <= 1e-5 * scale, "%s: output %d of the emulated kernel %s (rc %d):\n%s", what, k,
+              ran ? "differs from the cpu backend" : "did not run", rc, ks.body);
+        free(want);
+        free(got);
     }
-    printf("%-48s %s: max |emulated - cpu| %.3g (max |cpu| %.3g)\n", what, ks.name, err, scale);
-    CHECK(ran && err <= 1e-5 * scale, "%s: the emulated kernel %s (rc %d):\n%s", what,
-          ran ? "differs from the cpu backend" : "did not run", rc, ks.body);
-    free(want);
-    free(got);
     exec_free(cpu);
     kernel_source_free(&ks);
     fusion_free(f);
     graph_free(g);
+}
+
+static void check_kernel(const char *what, Graph *g, Node *y, Node *const *bf16_ins, int nbf16, bool copy) {
+    check_outputs(what, g, &y, 1, bf16_ins, nbf16, copy);
 }
 
 static void check_case(const char *what, Graph *g, Node *y, Node *const *bf16_ins, int nbf16) {
@@ -265,6 +287,19 @@ static void column_sums(void) {
     check_case("sum over tokens per batch", g, g_reduce(g, OP_SUM, g_unary(g, OP_TANH, x, LOC_NONE), 1, LOC_NONE), NULL, 0);
 }
 
+/* LayerNorm's parameter gradients: sum(dy) and sum(dy * xhat) over the tokens, two column sums that read dy (bf16,
+ * as a GEMM's output) and that pass_merge makes one kernel accumulating both in one loop (atomics over the blocks
+ * the 4096 rows are split into). */
+static void merged_column_sums(void) {
+    Graph *g = graph_new();
+    Node *dy = in(g, "dy", s3(8, 512, 96)), *x = in(g, "x", s3(8, 512, 96));
+    const Shape cols = shape_of(2, (int64_t)4096, (int64_t)96);
+    Node *ys[2] = {g_reduce(g, OP_SUM, g_reshape(g, dy, cols, LOC_NONE), 0, LOC_NONE),
+                   g_reduce(g, OP_SUM, g_reshape(g, bin(g, OP_MUL, dy, g_unary(g, OP_TANH, x, LOC_NONE)), cols, LOC_NONE), 0,
+                            LOC_NONE)};
+    check_outputs("two column sums of dy merged into one kernel", g, ys, 2, &dy, 1, false);
+}
+
 /* Kernels that also write a bf16 copy of their result for a GEMM (4-wide bf16 stores): an elementwise SiLU times a
  * per-channel weight, and a LayerNorm's output. */
 static void bf16_copies(void) {
@@ -311,6 +346,7 @@ int main(int argc, char **argv) {
     scatter_rows();
     bf16_copies();
     column_sums();
+    merged_column_sums();
     batched_kernels();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);

@@ -19,6 +19,11 @@ static Node *bin(Graph *g, OpKind op, Node *a, Node *b) { Node *n = g_binary(g, 
 static Node *un(Graph *g, OpKind op, Node *a) { return g_unary(g, op, a, LOC_NONE); }
 static Node *red(Graph *g, OpKind op, Node *a, int ax) { return g_reduce(g, op, a, ax, LOC_NONE); }
 static Node *cst(Graph *g, double v) { return g_scalar(g, v); }
+static int count_of(const char *text, const char *what) {
+    int n = 0;
+    for (const char *p = strstr(text, what); p; p = strstr(p + 1, what)) n++;
+    return n;
+}
 static Node *param(Graph *g, const char *name, Shape s) {
     ParamInfo pi = {.init = INIT_ZEROS, .lr_layer = -1};
     return g_param(g, name, s, DT_F32, pi, LOC_NONE);
@@ -142,6 +147,38 @@ static void test_layernorm_training(void) {
     graph_free(g);
 }
 
+/* A LayerNorm's parameter gradients, sum(dy xhat) and sum(dy) over the tokens, both read dy: pass_merge makes them
+ * one column kernel writing both (one loop, two accumulators, split over blocks with both outputs zeroed first).
+ * A third column sum of another buffer stays a kernel of its own. */
+static void test_merged_column_sums(void) {
+    Graph *g = graph_new();
+    const Shape s = shape_of(3, (int64_t)4, (int64_t)256, (int64_t)64), cols = shape_of(2, (int64_t)1024, (int64_t)64);
+    Node *dy = g_input(g, "dy", s, DT_F32, LOC_NONE), *x = g_input(g, "x", s, DT_F32, LOC_NONE);
+    Node *other = g_input(g, "other", s, DT_F32, LOC_NONE);
+    Node *dw = red(g, OP_SUM, g_reshape(g, bin(g, OP_MUL, dy, un(g, OP_TANH, x)), cols, LOC_NONE), 0);
+    Node *db = red(g, OP_SUM, g_reshape(g, dy, cols, LOC_NONE), 0);
+    Node *dother = red(g, OP_SUM, g_reshape(g, un(g, OP_EXP, other), cols, LOC_NONE), 0);
+    graph_add_named(g, "dw", dw, NF_OUTPUT);
+    graph_add_named(g, "db", db, NF_OUTPUT);
+    graph_add_named(g, "dother", dother, NF_OUTPUT);
+    Fusion *f = pass_simplify(g, NULL, 0);
+    pass_fuse(f);
+    pass_plan(f);
+    check_plan(f);
+    const int gw = f->group_of[f->repl[dw->id]->id], gb = f->group_of[f->repl[db->id]->id];
+    const int go = f->group_of[f->repl[dother->id]->id];
+    printf("merged column sums: dw in group %d, db in %d, the other sum in %d (%d groups)\n", gw, gb, go, f->ngroups);
+    CHECK(gw == gb && gw != go && f->ngroups == 2, "the two column sums of dy are one kernel, the third its own");
+    KernelSource ks;
+    codegen_group(f, &f->groups[gw], &ks);
+    CHECK(ks.zero_outs && ks.grid > 2 && strstr(ks.body, "acc1 +=") && count_of(ks.body, "atomicAdd(&out") == 2 &&
+              count_of(ks.body, "for (int j") == 1,
+          "the merged kernel sums both in one loop split over blocks:\n%s", ks.body);
+    kernel_source_free(&ks);
+    fusion_free(f);
+    graph_free(g);
+}
+
 static void test_softmax(void) {
     Graph *g = graph_new();
     int64_t L = 16;
@@ -254,7 +291,7 @@ static void test_row_kernels(void) {
         KernelSource ks;
         codegen_group(f, &f->groups[k], &ks);
         if (f->groups[k].root->op == OP_SUM) {
-            CHECK(strstr(ks.body, "atomicAdd") && ks.zero_root && ks.grid > 1, "split column sum");
+            CHECK(strstr(ks.body, "atomicAdd") && ks.zero_outs && ks.grid > 1, "split column sum");
         } else {
             CHECK(strstr(ks.body, "vmc_warp_sum") && !strstr(ks.body, "__syncthreads"), "warp-per-row layernorm");
             /* rows of 64 = two whole warps: the loops over a row have a constant trip count and unroll */
@@ -1034,6 +1071,7 @@ int main(void) {
     test_row_vec4();
     test_optimizer_kernels();
     test_hoisted_norm_sums();
+    test_merged_column_sums();
     test_gate_kernel();
     test_shared_cast();
     test_gemm_epilogue();
