@@ -37,11 +37,11 @@ const char *codegen_preamble(void);
  * gr->ins (const), one per gr->outs, one per out with a bf16 shadow (f->shadow), then a pointer to the step's
  * {seed, step} (two unsigned long long). */
 void codegen_group(const Fusion *f, const Group *gr, KernelSource *out);
-/* The kernel text `body` (codegen_group's, named `name`) as `instances` independent instances in one launch: the
- * kernel becomes a device function and NAME_x(const __grid_constant__ VmcArgs_NAME a), grid (x, instances), calls
- * it for instance blockIdx.y with a.p[blockIdx.y]: that instance's pointer parameters in order, then its {seed,
- * step} pointer. Kernel parameters are passed by value (at most 32 KB). malloc'd; NULL if body is not one. */
-char *codegen_batched(const char *body, const char *name, int instances);
+/* The same kernel as `instances` independent instances in one launch: the kernel is a device function NAME_one,
+ * and NAME_x(const __grid_constant__ VmcArgs_NAME a), grid (x, instances), calls it for instance blockIdx.y with
+ * a.p[blockIdx.y]: that instance's pointer parameters in codegen_group's order, its {seed, step} pointer last.
+ * Kernel parameters are passed by value (at most 32 KB). */
+void codegen_group_batched(const Fusion *f, const Group *gr, int instances, KernelSource *out);
 void kernel_source_free(KernelSource *k);
 /* Does generated group gr read input x from x's bf16 copy (Fusion.shadow) instead of its f32 value? A column sum of
  * a value that has one does: that value is a GEMM operand, in the backward a Linear's output gradient, which the

@@ -46,6 +46,8 @@ typedef struct Em {
     int nlv;
     int lvec_in[MAX_LANE_VECS], nlvec;   /* by LV array: the input it reads */
     int nonuniform;           /* inside a PAD/CONCAT branch whose condition differs between the 4 elements */
+    int instances;            /* > 1: the kernel is a device function called per instance (codegen_group_batched) */
+    unsigned threads;         /* the block size params() declared */
 } Em;
 
 /* How an index varies over the vec4 lanes: the same for all 4, lane base + k (base a multiple of 4), or neither. */
@@ -573,20 +575,69 @@ static void header(Em *e, const char *name, const char *what) {
     fprintf(e->head, " */\n");
 }
 
-static void params(Em *e, const char *name, unsigned threads) {
+/* The kernel's pointer parameters in order: as declarations ("const float* __restrict__ in0, ...") or, for a
+ * batched instance, as casts of the instance's values q[i]. Returns how many. */
+static int param_list(Em *e, FILE *o, bool casts) {
     const Group *gr = e->gr;
-    fprintf(e->o, "extern \"C\" __global__ void __launch_bounds__(%u) %s(", threads, name);
-    for (int k = 0; k < gr->nins; k++)   /* bf16-stored inputs (GEMM outputs) are read as raw 16-bit words */
-        fprintf(e->o, "const %s* __restrict__ in%d, ", in_bf16(e, gr->ins[k]) ? "unsigned short" : ctype(gr->ins[k]), k);
-    for (int k = 0; k < gr->nouts; k++) fprintf(e->o, "%s* __restrict__ out%d, ", ctype(gr->outs[k]), k);
-    for (int k = 0; k < gr->nouts; k++)
-        if (e->f->shadow[gr->outs[k]->id]) fprintf(e->o, "unsigned short* __restrict__ outb%d, ", k);
-    fprintf(e->o, "const unsigned long long* __restrict__ vmc_rng) {\n");
+    int n = 0;
+    const char *sep = "";
+    char type[48], name[16];
+#define PARAM(...)                                                                                                 \
+    do {                                                                                                           \
+        if (casts) fprintf(o, "%s(%s*)q[%d]", sep, type, n);                                                       \
+        else fprintf(o, "%s%s* __restrict__ %s", sep, type, name);                                                 \
+        sep = ", ";                                                                                                \
+        n++;                                                                                                       \
+    } while (0)
+    for (int k = 0; k < gr->nins; k++) {   /* bf16-stored inputs (GEMM outputs) are read as raw 16-bit words */
+        snprintf(type, sizeof type, "const %s", in_bf16(e, gr->ins[k]) ? "unsigned short" : ctype(gr->ins[k]));
+        snprintf(name, sizeof name, "in%d", k);
+        PARAM();
+    }
+    for (int k = 0; k < gr->nouts; k++) {
+        snprintf(type, sizeof type, "%s", ctype(gr->outs[k]));
+        snprintf(name, sizeof name, "out%d", k);
+        PARAM();
+    }
+    for (int k = 0; k < gr->nouts; k++) {
+        if (!e->f->shadow[gr->outs[k]->id]) continue;
+        snprintf(type, sizeof type, "unsigned short");
+        snprintf(name, sizeof name, "outb%d", k);
+        PARAM();
+    }
+    snprintf(type, sizeof type, "const unsigned long long");
+    snprintf(name, sizeof name, "vmc_rng");
+    PARAM();
+#undef PARAM
+    return n;
+}
+
+static void params(Em *e, const char *name, unsigned threads) {
+    e->threads = threads;
+    if (e->instances > 1) fprintf(e->o, "static __device__ __forceinline__ void %s_one(", name);
+    else fprintf(e->o, "extern \"C\" __global__ void __launch_bounds__(%u) %s(", threads, name);
+    param_list(e, e->o, false);
+    fprintf(e->o, ") {\n");
     e->ind = 1;
     line(e, "vmc_grid_entry();");
     /* (seed, step) live in device memory so that a captured CUDA graph sees each step's values */
     line(e, "const unsigned long long seed = vmc_rng[0], step = vmc_rng[1];");
     line(e, "(void)seed; (void)step;");
+}
+
+/* A batched kernel's entry point: instance blockIdx.y's pointers, by value in one struct, passed to NAME_one. */
+static void batched_entry(Em *e, const char *name) {
+    char *casts = NULL;
+    size_t n = 0;
+    FILE *c = open_memstream(&casts, &n);
+    ASSERT(c, "open_memstream");
+    const int np = param_list(e, c, true);
+    fclose(c);
+    fprintf(e->o, "struct VmcArgs_%s { unsigned long long p[%d][%d]; };\n", name, e->instances, np);
+    fprintf(e->o, "extern \"C\" __global__ void __launch_bounds__(%u) %s_x(const __grid_constant__ VmcArgs_%s a) {\n",
+            e->threads, name, name);
+    fprintf(e->o, "    const unsigned long long *q = a.p[blockIdx.y];\n    %s_one(%s);\n}\n", name, casts);
+    free(casts);
 }
 
 static unsigned grid_for(int64_t numel, unsigned threads) {
@@ -1168,12 +1219,12 @@ static void drop_dead_tables(char *glob, const char *body, int ntables) {
     }
 }
 
-void codegen_group(const Fusion *f, const Group *gr, KernelSource *out) {
+void codegen_group_batched(const Fusion *f, const Group *gr, int instances, KernelSource *out) {
     char name[64];
     kernel_name(gr, name, sizeof name);
     char *body = NULL, *glob = NULL, *head = NULL;
     size_t nb = 0, ng = 0, nh = 0;
-    Em e = {.f = f, .gr = gr};
+    Em e = {.f = f, .gr = gr, .instances = instances};
     e.o = open_memstream(&body, &nb);
     e.glob = open_memstream(&glob, &ng);
     e.head = open_memstream(&head, &nh);
@@ -1186,6 +1237,7 @@ void codegen_group(const Fusion *f, const Group *gr, KernelSource *out) {
     case GK_RANDPERM: emit_randperm(&e, name, out); break;
     case GK_GEMM: case GK_OPAQUE: case GK_ASSIGN: ASSERT(0, "group %d (%s) is not a generated kernel", gr->index, group_kind_name(gr->kind));
     }
+    if (instances > 1) batched_entry(&e, KNAME);
     fclose(e.o);
     fclose(e.glob);
     fclose(e.head);
@@ -1212,37 +1264,7 @@ void codegen_group(const Fusion *f, const Group *gr, KernelSource *out) {
     out->name = xstrdup(name);
 }
 
-char *codegen_batched(const char *body, const char *name, int instances) {
-    char head[160];
-    const char *h = strstr(body, "extern \"C\" __global__ void __launch_bounds__(");
-    unsigned threads;
-    int used = 0;
-    if (!h || sscanf(h, "extern \"C\" __global__ void __launch_bounds__(%u) %n", &threads, &used) != 1) return NULL;
-    snprintf(head, sizeof head, "%s(", name);
-    if (strncmp(h + used, head, strlen(head))) return NULL;
-    const char *plist = h + used + strlen(head), *pend = strstr(plist, ") {\n");
-    if (!pend) return NULL;
-    char *out = NULL, *call = NULL;
-    size_t len = 0, clen = 0;
-    FILE *o = open_memstream(&out, &len), *c = open_memstream(&call, &clen);
-    fprintf(o, "%.*sstatic __device__ __forceinline__ void %s_one(%s", (int)(h - body), body, name, plist);
-    int np = 0;
-    for (const char *q = plist; q < pend; np++) {   /* "TYPE __restrict__ NAME, ...": cast each pointer to TYPE */
-        const char *comma = strstr(q, ", "), *end = comma && comma < pend ? comma : pend;
-        const char *r = strstr(q, " __restrict__ ");
-        if (!r || r > end) { fclose(o); fclose(c); free(out); free(call); return NULL; }
-        fprintf(c, "%s(%.*s)q[%d]", np ? ", " : "", (int)(r - q), q, np);
-        q = end == pend ? pend : end + 2;
-    }
-    fclose(c);
-    fprintf(o, "struct VmcArgs_%s { unsigned long long p[%d][%d]; };\n", name, instances, np);
-    fprintf(o, "extern \"C\" __global__ void __launch_bounds__(%u) %s_x(const __grid_constant__ VmcArgs_%s a) {\n",
-            threads, name, name);
-    fprintf(o, "    const unsigned long long *q = a.p[blockIdx.y];\n    %s_one(%s);\n}\n", name, call);
-    fclose(o);
-    free(call);
-    return out;
-}
+void codegen_group(const Fusion *f, const Group *gr, KernelSource *out) { codegen_group_batched(f, gr, 1, out); }
 
 void kernel_source_free(KernelSource *k) {
     free(k->name);

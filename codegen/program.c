@@ -866,11 +866,9 @@ static void batch_close(Program *p, Batch *mod, TailBatch *b, bool *keep) {
     if (b->n >= 2) {
         const Launch *root = &p->launches[b->root];
         KernelSource ks;
-        codegen_group(p->f, &p->f->groups[root->group], &ks);
-        char *text = codegen_batched(ks.body, root->name, b->n);
-        ASSERT(text, "kernel %s cannot be batched", root->name);
-        batch_add(p, mod, text, root->name, b->members[b->n - 1]);   /* (the module is set when it is flushed) */
-        free(text);
+        codegen_group_batched(p->f, &p->f->groups[root->group], b->n, &ks);
+        ASSERT(!strcmp(ks.name, root->name), "batched kernel %s named %s", root->name, ks.name);
+        batch_add(p, mod, ks.body, root->name, b->members[b->n - 1]);   /* (the module is set when it is flushed) */
         kernel_source_free(&ks);
         BufRef *args = xmalloc(sizeof(BufRef) * (size_t)(b->n * last->nargs));
         for (int i = 0; i < b->n; i++) {
@@ -895,7 +893,7 @@ static void batch_close(Program *p, Batch *mod, TailBatch *b, bool *keep) {
 
 /* The launches after the step's last GEMM or template are mostly the optimizer's updates: a small kernel per
  * parameter, one kernel text for the parameters of one shape. Launches of one kernel that nothing between them
- * conflicts with (streams.c launches_conflict) become one launch at the place of the last (codegen_batched): the
+ * conflicts with (streams.c launches_conflict) become one launch at the place of the last (codegen_group_batched): the
  * hundreds of launches of the step's latency-bound tail, each a few microseconds and a hop in the step's graph,
  * become a few. */
 static void batch_tail(Program *p) {

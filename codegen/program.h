@@ -39,7 +39,7 @@ typedef struct Launch {
     char name[64];
     unsigned grid[3], block[3], smem;
     BufRef *args; int nargs;    /* pointer parameters in order (NULL pointer: arena AR_COUNT_) */
-    int instances;              /* > 1: a batched launch (codegen_batched, grid.y): args holds instances x nargs
+    int instances;              /* > 1: a batched launch (codegen_group_batched, grid.y): args holds instances x nargs
                                  * pointers, passed by value as one struct (each instance's, then the rng pointer) */
     bool rng_args;              /* a pointer to the device's {seed, step} follows the pointers */
     /* LK_GEMM */

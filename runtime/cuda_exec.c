@@ -199,7 +199,7 @@ static void load_modules(Cuda *c) {
             for (int j = 0; j < l->nargs; j++) v[j] = addr(c, l->args[(size_t)i * l->nargs + j]);
             if (l->rng_args) v[l->nargs] = c->rng;
         }
-        /* a batched launch takes them all as one struct (codegen_batched), others one pointer each */
+        /* a batched launch takes them all as one struct (codegen_group_batched), others one pointer each */
         if (inst > 1) c->params[k][0] = c->vals[k];
         else for (int j = 0; j < n; j++) c->params[k][j] = &c->vals[k][j];
     }

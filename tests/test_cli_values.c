@@ -2,6 +2,8 @@
 #include "cli.h"
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 static int failures;
 #define CHECK(cond, ...) do { if (!(cond)) { failures++; fprintf(stderr, "%s:%d: FAIL: ", __FILE__, __LINE__); \
@@ -24,6 +26,24 @@ int main(void) {
     CHECK(cli_env_int("VMC_TEST_INT", 1, 16, 8) == 8, "abc: the default");
     setenv("VMC_TEST_INT", "17", 1);
     CHECK(cli_env_int("VMC_TEST_INT", 1, 16, 8) == 8, "17 (out of range): the default");
+    /* each malformed value is reported once per process (bench builds two executors), a new one again */
+    fflush(stderr);
+    FILE *log = tmpfile();
+    const int saved = dup(2);
+    CHECK(log && saved >= 0 && dup2(fileno(log), 2) >= 0, "stderr redirected");
+    setenv("VMC_TEST_INT", "x1", 1);
+    for (int k = 0; k < 3; k++) cli_env_int("VMC_TEST_INT", 1, 16, 8);
+    setenv("VMC_TEST_INT", "x2", 1);
+    cli_env_int("VMC_TEST_INT", 1, 16, 8);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    int lines = 0;
+    char buf[256];
+    rewind(log);
+    while (fgets(buf, sizeof buf, log)) lines += strstr(buf, "VMC_TEST_INT=x") != NULL;
+    fclose(log);
+    CHECK(lines == 2, "x1 three times and x2 once: %d reports, expected 2", lines);
     if (failures) { fprintf(stderr, "test_cli_values: %d failure(s)\n", failures); return 1; }
     printf("test_cli_values: ok\n");
     return 0;

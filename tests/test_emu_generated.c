@@ -20,7 +20,7 @@ static int failures;
 
 static const char *cxx, *emu_dir;
 static char tmp[256];
-static int instances = 1;   /* > 1: run the kernel batched (codegen_batched), each instance with its own buffers */
+static int instances = 1;   /* > 1: run the kernel batched (codegen_group_batched), each instance with its own buffers */
 
 static Node *bin(Graph *g, OpKind op, Node *a, Node *b) { Node *n = g_binary(g, op, a, b, LOC_NONE); ASSERT(n, "%s", g->err); return n; }
 static Node *in(Graph *g, const char *name, Shape s) { return g_input(g, name, s, DT_F32, LOC_NONE); }
@@ -37,11 +37,8 @@ static bool write_file(const char *path, const void *p, size_t n) {
 static void write_driver(const char *path, const Fusion *f, const Group *gr, const KernelSource *ks, const bool *bf16) {
     FILE *o = fopen(path, "w");
     ASSERT(o, "%s", path);
-    char *batched = instances > 1 ? codegen_batched(ks->body, ks->name, instances) : NULL;
-    ASSERT(instances == 1 || batched, "%s cannot be batched", ks->name);
     fprintf(o, "#include \"cuda_emu.h\"\n#include <cstdio>\n#include <cstring>\n#include <vector>\n%s\n%s\n",
-            codegen_preamble(), batched ? batched : ks->body);
-    free(batched);
+            codegen_preamble(), ks->body);
     fprintf(o, "template <class T> static std::vector<T> load(const char *p, size_t n) {\n"
                "    std::vector<T> v(n); FILE *f = fopen(p, \"rb\"); if (!f || fread(v.data(), sizeof(T), n, f) != n) exit(3);\n"
                "    fclose(f); return v;\n}\n");
@@ -118,7 +115,7 @@ static void check_outputs(const char *what, Graph *g, Node **ys, int nys, Node *
         if (slot[k] < 0) nys = k;
     }
     KernelSource ks;
-    codegen_group(f, gr, &ks);
+    codegen_group_batched(f, gr, instances, &ks);
     Exec *cpu = cpu_exec_new(g, ys, nys);
     bool bf16[16] = {0};
     RefRng rng = {12345};
@@ -314,7 +311,7 @@ static void bf16_copies(void) {
     check_kernel("layernorm over 768 with a bf16 copy", g, y, NULL, 0, true);
 }
 
-/* The same kernels batched (codegen_batched, the step's optimizer tail): 3 instances in one launch, each on its own
+/* The same kernels batched (codegen_group_batched, the step's optimizer tail): 3 instances in one launch, each on its own
  * buffers, all equal to the cpu backend's result. */
 static void batched_kernels(void) {
     instances = 3;
