@@ -281,9 +281,8 @@ static bool opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int er
             ss.skip_f32_parts = copy ? SCAN_PARTS & ~f->part_f32[n->id] : 0;
             args[nargs++] = copy ? shadow_ref(f, n) : NO_BUF;
         }
-        const Buf *st = scan_states(f, n);   /* chunk-start states and y + D u (mark_scan_states) */
+        const Buf *st = scan_states(f, n);   /* chunk-start states (mark_scan_states) */
         ss.states = st != NULL;
-        if (st) ss.out = f->store_bf16[n->op == OP_SCAN ? n->id : f->scan_pair[n->id]->id] ? DT_BF16 : DT_F32;
         args[nargs++] = st ? (BufRef){st->arena, st->offset} : NO_BUF;
         ss.u = stored(f, fus_src(f, n, 0));
         ss.delta = stored(f, fus_src(f, n, 1));
@@ -667,10 +666,9 @@ static void mark_bf16_outputs(Fusion *f) {
     free(ok);
 }
 
-/* Training: a scan forward saves its chunk-start states and its output before the gate for the backward of the same
- * inputs (template.h), which then skips its recompute pass (an eighth of its work) and the sum_n C h its gate
- * gradient needs, at the cost of that memory from the forward to the backward (ARM-B fine-tuning: 190 MB per
- * scan). ProgramOptions.scan_recompute keeps the recompute instead. */
+/* Training: a scan forward saves its chunk-start states for the backward of the same inputs (template.h), which
+ * then skips its recompute pass (an eighth of its work), at the cost of the states' memory from the forward to the
+ * backward (ARM-B fine-tuning: 151 MB per scan). ProgramOptions.scan_recompute keeps the recompute instead. */
 static void mark_scan_states(Fusion *f) {
     for (int k = 0; k < f->ngroups; k++) {
         Node *bw = f->groups[k].root;
@@ -682,10 +680,12 @@ static void mark_scan_states(Fusion *f) {
             if (!same) continue;
             ScanSpec ss;
             scan_spec(fw, &ss);
-            ss.out = f->store_bf16[fw->id] ? DT_BF16 : DT_F32;
-            f->scan_pair[fw->id] = bw;
-            f->scan_pair[bw->id] = fw;
-            f->states[fw->id] = (Buf){AR_ACT, 0, (int64_t)scan_saved_bytes(&ss)};
+            const size_t numel = scan_states_numel(&ss);
+            if (numel) {
+                f->scan_pair[fw->id] = bw;
+                f->scan_pair[bw->id] = fw;
+                f->states[fw->id] = (Buf){AR_ACT, 0, (int64_t)numel * 4};
+            }
             break;
         }
     }

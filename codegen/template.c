@@ -211,10 +211,6 @@ size_t scan_states_numel(const ScanSpec *s) {
     return (size_t)s->B * (size_t)((s->L + SCAN_CHUNK - 1) / SCAN_CHUNK - 1) * (size_t)s->N * (size_t)s->D;
 }
 
-size_t scan_saved_bytes(const ScanSpec *s) {   /* the states, 16-byte aligned, then y + D u (common.cuh) */
-    return (scan_states_numel(s) + 3) / 4 * 4 * sizeof(float) + (size_t)s->B * s->L * s->D * (size_t)dtype_size(s->out);
-}
-
 char *template_scan_fwd(const ScanSpec *s, KernelLaunch *l) {
     Defs ds = {0};
     scan_defs(s, &ds);
@@ -233,7 +229,6 @@ char *template_scan_bwd(const ScanSpec *s, KernelLaunch *l) {
     Defs ds = {0};
     scan_defs(s, &ds);
     def_str(&ds, "DOUT_T", template_ctype(s->dout));
-    def_str(&ds, "OUT_T", template_ctype(s->out));   /* the saved y + D u (s->states) */
     def_rows(&ds, "DO", &s->dout_map, s->L, s->D);
     const int threads = scan_bwd_threads();
     def_int(&ds, "SCAN_THREADS", threads);

@@ -44,16 +44,14 @@ typedef struct ScanSpec {
     DType dout;                                    /* backward incoming gradient */
     int copy_parts;                                /* backward: parts (SCAN_PART_*, packed_copy.h) also written in */
     int skip_f32_parts;                            /* bf16 to the copy, and parts whose f32 store is skipped */
-    bool states;                                   /* the forward saves the chunk-start states and y + D u (its
-                                                    * output before the gate, as `out`), the backward reads them
-                                                    * (scan_saved_bytes) */
+    bool states;                                   /* the forward saves the chunk-start states, the backward
+                                                    * reads them (scan_states_numel floats) */
     RowMap u_map, delta_map, bm_map, cm_map, z_map, dout_map;
 } ScanSpec;
 
 /* vmc_scan_fwd(const u*, const delta*, const A_log*, const Bm*, const Cm*, const D*, const delta_bias*,
  *              const z*, out* y, float *states)                   y = (sum_n C h + D u) * silu(z)
- * states (NULL unless s->states) receives the state at the start of every chunk but the first and then, 16-byte
- * aligned, sum_n C h + D u in s->out's type, for the backward (common.cuh SCAN_SAVED_Y_AT). */
+ * states (NULL unless s->states) receives the state at the start of every chunk but the first, for the backward. */
 char *template_scan_fwd(const ScanSpec *s, KernelLaunch *l);
 /* vmc_scan_bwd(the 8 forward inputs as above, const dout*, float *packed, bf16 *copy, const float *states)
  * packed (f32) is g_scan_bwd's layout: [du BLD | ddelta BLD | dA_log DN | dBm BLN | dCm BLN | dD D |
@@ -64,8 +62,6 @@ char *template_scan_fwd(const ScanSpec *s, KernelLaunch *l);
 char *template_scan_bwd(const ScanSpec *s, KernelLaunch *l);
 /* Floats of the chunk-start states (s->states); 0 when L fits one chunk. */
 size_t scan_states_numel(const ScanSpec *s);
-/* Bytes the forward saves for the backward (s->states): the chunk-start states and y + D u (s->out). */
-size_t scan_saved_bytes(const ScanSpec *s);
 /* Floats in the packed backward result (= numel of the g_scan_bwd node). */
 size_t scan_bwd_numel(const ScanSpec *s);
 

@@ -111,7 +111,7 @@ typedef struct ScanData {
     size_t bld, bln;
     float *h[9];              /* u, delta, A_log, Bm, Cm, D, delta_bias, z, dout (rounded to their dtypes) */
     CUdeviceptr d[9], y, packed, copy;   /* copy: the packed output's bf16 mirror (s.copy_parts) */
-    CUdeviceptr states;       /* the forward's chunk-start states and y + D u (s.states), 0 otherwise */
+    CUdeviceptr states;       /* the forward's chunk-start states (s.states), 0 otherwise */
 } ScanData;
 
 static ScanData scan_data(ScanSpec s, uint64_t seed) {
@@ -124,9 +124,9 @@ static ScanData scan_data(ScanSpec s, uint64_t seed) {
     x.y = dalloc(x.bld * (size_t)dtype_size(s.out));
     x.packed = dalloc(scan_bwd_numel(&s) * 4);
     x.copy = dalloc(scan_bwd_numel(&s) * 2);
-    if (s.states) {   /* NaN until the forward writes them */
-        x.states = dalloc(scan_saved_bytes(&s));
-        CU_CHECK(cu->cuMemsetD8(x.states, 0xff, scan_saved_bytes(&s)));
+    if (s.states && scan_states_numel(&s)) {   /* NaN until the forward writes them */
+        x.states = dalloc(scan_states_numel(&s) * 4);
+        CU_CHECK(cu->cuMemsetD8(x.states, 0xff, scan_states_numel(&s) * 4));
     }
     return x;
 }

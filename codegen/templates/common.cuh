@@ -187,8 +187,4 @@ template <> struct VmcIndex<true> { typedef unsigned type; };
 static __device__ __forceinline__ size_t scan_state_at(int b, int k, int n, int d) {
     return (((size_t)b * (SCAN_NCHUNK - 1) + (k - 1)) * SCAN_N + n) * SCAN_D + d;
 }
-// After the states (at float SCAN_SAVED_Y_AT, 16-byte aligned) the forward also saves y + D u, its output before the
-// gate, as OUT_T [B][L][D]: the backward's gate gradient dz reads it instead of recomputing sum_n C h (the
-// reference saves this `out` too). template.c scan_saved_bytes sizes the whole.
-#define SCAN_SAVED_Y_AT (((size_t)SCAN_B * (SCAN_NCHUNK - 1) * SCAN_N * SCAN_D + 3) / 4 * 4)
 #endif

@@ -112,18 +112,10 @@ template <bool SWIZZLED> __device__ __forceinline__ void warp_reduce_scatter(flo
                 rem % S * 32;                                                                                      \
         rem -= SCAN_CHUNK * S;                                                                                     \
     }
-// The saved ungated output (SCAN_STATES, common.cuh) as a row-mapped array of plain [B][L][D] rows.
-#define YS_ROW(t) (t)
-#define YS_STRIDE SCAN_D
-#define YS_LROWS SCAN_L
-#define YS_OFF 0
-template <bool REVERSE, class TU, class TD, class TB, class TZ, class TO, class TY, class IU, class ID, class IZ, class IO,
-          class IY>
+template <bool REVERSE, class TU, class TD, class TB, class TZ, class TO, class IU, class ID, class IZ, class IO>
 static __device__ __forceinline__ void prefetch_chunk(const TU *u, const TD *delta, const TB *Bm, const TB *Cm, const TZ *z,
-                                               const TO *dout, const TY *ys, IU uw, ID dw, IZ zw, IO ow, IY yw, int b,
-                                               int k) {
-    constexpr int SECTORS = SCAN_CHUNK * (int)(sizeof(TU) + sizeof(TD) +
-                                               (REVERSE ? sizeof(TZ) + sizeof(TO) + (SCAN_STATES ? sizeof(TY) : 0) : 0));
+                                               const TO *dout, IU uw, ID dw, IZ zw, IO ow, int b, int k) {
+    constexpr int SECTORS = SCAN_CHUNK * (int)(sizeof(TU) + sizeof(TD) + (REVERSE ? sizeof(TZ) + sizeof(TO) : 0));
     const int lane = threadIdx.x & 31;
 #pragma unroll
     for (int q0 = 0; q0 < SECTORS; q0 += 32) {
@@ -134,7 +126,6 @@ static __device__ __forceinline__ void prefetch_chunk(const TU *u, const TD *del
         if (REVERSE) {
             SCAN_PF_ARRAY(Z, z, zw, TZ)
             SCAN_PF_ARRAY(DO, dout, ow, TO)
-            if (SCAN_STATES) SCAN_PF_ARRAY(YS, ys, yw, TY)
         }
         if (p) prefetch_l2(p);
     }
@@ -208,9 +199,8 @@ vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
     __shared__ __align__(16) float sBC_copies[BC_COPIES][BC_COPY_FLOATS];   // the chunk's Bm and Cm rows
     __shared__ float acc[SCAN_THREADS / 32][CH][32];   // per warp: its sums of dBm, dCm (c >= N) for the chunk's
                                                        // rows (plain stores; shared float atomics are CAS loops)
-    __shared__ float rowv[4 + SCAN_STATES][CH][SCAN_THREADS];   // per thread and row: delta (then its softplus
-                                                    // dl), u, z (then dy), dout (then softplus' = sigmoid(delta +
-                                                    // bias)), the forward's saved y + D u (SCAN_STATES)
+    __shared__ float rowv[4][CH][SCAN_THREADS];     // per thread and row: delta (then its softplus dl), u,
+                                                    // z (then dy), dout (then softplus' = sigmoid(delta + bias))
 
     float *du = packed, *ddl_out = du + BLD, *dAlog = ddl_out + BLD, *dB = dAlog + SCAN_D * N, *dC = dB + BLN;
     float *dD = dC + BLN, *dbias = dD + SCAN_D, *dz = dbias + SCAN_D;
@@ -227,11 +217,6 @@ vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
     const auto uw = VMC_COL(U, SCAN_B, b, d_warp), dw = VMC_COL(DL, SCAN_B, b, d_warp);
     const auto zw = VMC_COL(Z, SCAN_B, b, d_warp), ow = VMC_COL(DO, SCAN_B, b, d_warp);
     const ScanOutIndex colw = (ScanOutIndex)b * SCAN_L * SCAN_D + d_warp;
-#if SCAN_STATES
-    const OUT_T *ysaved = reinterpret_cast<const OUT_T *>(states + SCAN_SAVED_Y_AT);   // [B][L][D], as col
-#else
-    const OUT_T *ysaved = nullptr;
-#endif
 
     float A2[N], h[N];
 #pragma unroll
@@ -261,7 +246,7 @@ vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
             ur[i] = to_f32(u[uc + VMC_ROWOFF(U, SCAN_B, k * CH + i)]);
             dr[i] = to_f32(delta[dc + VMC_ROWOFF(DL, SCAN_B, k * CH + i)]);
         }
-        if (k + 1 < LAST) prefetch_chunk<false>(u, delta, Bm, Cm, z, dout, ysaved, uw, dw, zw, ow, colw, b, k + 1);
+        if (k + 1 < LAST) prefetch_chunk<false>(u, delta, Bm, Cm, z, dout, uw, dw, zw, ow, b, k + 1);
         __syncthreads();
 #pragma unroll
         for (int i = 0; i < CH; i++) {
@@ -284,31 +269,22 @@ vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
         stage_bc<true>(sBC_copies, Bm, Cm, b, r0, nr);
         {   // this thread's rows of the chunk: every load in flight before the first store (rows clamped to nr-1)
             DELTA_T rd[CH]; U_T ru[CH]; Z_T rz[CH]; DOUT_T ro[CH];
-#if SCAN_STATES
-            OUT_T ry[CH];
-#endif
 #pragma unroll
             for (int i = 0; i < CH; i++) {
                 const int t = r0 + min(i, nr - 1);
                 rd[i] = delta[dc + VMC_ROWOFF(DL, SCAN_B, t)]; ru[i] = u[uc + VMC_ROWOFF(U, SCAN_B, t)];
                 rz[i] = z[zc + VMC_ROWOFF(Z, SCAN_B, t)]; ro[i] = dout[oc + VMC_ROWOFF(DO, SCAN_B, t)];
-#if SCAN_STATES
-                ry[i] = ysaved[col + (ScanOutIndex)t * SCAN_D];
-#endif
             }
 #pragma unroll
             for (int i = 0; i < CH; i++) {
                 if (i < nr) {
                     rowv[0][i][tid] = to_f32(rd[i]); rowv[1][i][tid] = to_f32(ru[i]);
                     rowv[2][i][tid] = to_f32(rz[i]); rowv[3][i][tid] = valid ? to_f32(ro[i]) : 0.f;
-#if SCAN_STATES
-                    rowv[4][i][tid] = to_f32(ry[i]);
-#endif
                 }
             }
         }
         if (k > 0) {   // chunk k-1's inputs and its parked start state, read at the end of this chunk
-            prefetch_chunk<true>(u, delta, Bm, Cm, z, dout, ysaved, uw, dw, zw, ow, colw, b, k - 1);
+            prefetch_chunk<true>(u, delta, Bm, Cm, z, dout, uw, dw, zw, ow, b, k - 1);
             if (k - 1 > 0) {   // its start state: N rows of the warp's 32 f32 values, 4 sectors each
 #pragma unroll
                 for (int q = lane; q < 4 * N; q += 32)
@@ -326,22 +302,17 @@ vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
             constexpr bool EVEN = decltype(even_tag)::value;
             const float uu = rowv[1][i][tid], x = rowv[0][i][tid] + bias, dl = softplus_f(x), dlu = dl * uu;
             const float zz = rowv[2][i][tid], go = rowv[3][i][tid], sz = sigmoid_f(zz), dy = go * zz * sz;
-            float y = 0.f;   // sum_n C h, unless the forward saved y + D u
+            float y = 0.f;
 #pragma unroll
             for (int n = 0; n < N; n++) {
                 if constexpr (EVEN) hist[((i >> 1) * N + n) * SCAN_THREADS + tid] = h[n];
                 h[n] = fmaf(exp2_ftz(dl * A2[n]), h[n], dlu * sBC[i][n]);
-                if (!SCAN_STATES) y = fmaf(sBC[i][N + n], h[n], y);
+                y = fmaf(sBC[i][N + n], h[n], y);
                 v[n] = dy * h[n];   // dCm
             }
 #pragma unroll
             for (int n = N; n < 16; n++) v[n] = 0.f;
-#if SCAN_STATES
-            const float yd = rowv[4][i][tid];
-#else
-            const float yd = fmaf(Dd, uu, y);
-#endif
-            const float dzv = go * yd * sz * (1.f + zz * (1.f - sz));
+            const float dzv = go * fmaf(Dd, uu, y) * sz * (1.f + zz * (1.f - sz));
             if (valid) {
                 const ScanOutIndex idx = col + (ScanOutIndex)(r0 + i) * SCAN_D;
                 if (SCAN_F32_PARTS & 4) dz[idx] = dzv;

@@ -3,8 +3,7 @@
 // Z_T, OUT_T. Grid (ceil(D/SCAN_THREADS), B). The N states live in registers across t; a warp reads 32
 // consecutive d of each row (coalesced). The Bm/Cm rows, shared by the block's channels, are staged in shared
 // memory as f32 a tile of rows at a time (converted once per block, read back as broadcast 16-byte loads).
-// Training (SCAN_STATES, common.cuh) also saves the state at every SCAN_CHUNK-th row and the ungated output y + D u
-// for the backward.
+// Training (SCAN_STATES, common.cuh) also saves the state at every SCAN_CHUNK-th row for the backward.
 // One pass over the inputs; the N exp2 per element (A pre-scaled by log2 e) and the instruction count bound it.
 // Measured (H200, B128 L197 D768 N16, bf16 in and out): 0.141 ms; 0.154 ms with 64-bit index arithmetic per load
 // (VMC_AT: a third of the instructions), 0.178 ms with libm's softplus and sigmoid.
@@ -89,11 +88,7 @@ vmc_scan_fwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
                     h[n] = fmaf(exp2_ftz(dl * A2[n]), h[n], dlu * Bv[n]);
                     y = fmaf(Cv[n], h[n], y);
                 }
-                if (valid) {
-                    const size_t at = ((size_t)b * SCAN_L + t0 + i + p) * SCAN_D + d;
-                    out[at] = from_f32<OUT_T>(y * zz * sigmoid_f(zz));
-                    if (SCAN_STATES) reinterpret_cast<OUT_T *>(states + SCAN_SAVED_Y_AT)[at] = from_f32<OUT_T>(y);
-                }
+                if (valid) out[((size_t)b * SCAN_L + t0 + i + p) * SCAN_D + d] = from_f32<OUT_T>(y * zz * sigmoid_f(zz));
             }
         }
     }
