@@ -965,6 +965,7 @@ Program *program_build(const Graph *g, Node *const *keep, int nkeep, const Progr
     pass_fuse(p->f);
     if (opt->bf16) { mark_shadows(p->f); mark_bf16_outputs(p->f); }
     if (!opt->scan_recompute) mark_scan_states(p->f);
+    p->f->reuse_delay = opt->reuse_delay;
     pass_plan(p->f);
     Batch b = {0};
     SeenSet seen = {0};

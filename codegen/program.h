@@ -67,6 +67,8 @@ typedef struct ProgramOptions {
     bool no_compile;            /* generate only (tests of the generator) */
     bool scan_recompute;        /* training: the scan backward recomputes its chunk-start states instead of reading
                                  * the forward's (less memory, more time: program.c mark_scan_states) */
+    int reuse_delay;            /* Fusion.reuse_delay: groups an activation's memory stays reserved after its last
+                                 * reader (0: reused at once) */
 } ProgramOptions;
 
 typedef struct Program {

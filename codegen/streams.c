@@ -23,6 +23,23 @@ bool launches_conflict(const Launch *j, const Launch *k) {
     return false;
 }
 
+/* Dependency edges from -> to (to must follow from), each once. */
+typedef struct Deps { int *from, *to, n, cap; int *seen; /* by launch: the last `to` it was added for */ } Deps;
+
+static void deps_add(Deps *d, int from, int to) {
+    if (d->seen[from] == to) return;
+    d->seen[from] = to;
+    if (d->n == d->cap) {
+        d->cap = d->cap ? 2 * d->cap : 1024;
+        d->from = xrealloc(d->from, sizeof(int) * (size_t)d->cap);
+        d->to = xrealloc(d->to, sizeof(int) * (size_t)d->cap);
+    }
+    d->from[d->n] = from;
+    d->to[d->n++] = to;
+}
+
+static void mark_critical(const Program *p, StreamPlan *s, const Deps *d);
+
 StreamPlan *stream_plan(const Program *p, int nstreams) {
     const int n = p->nlaunches;
     if (nstreams < 1) nstreams = 1;
@@ -36,12 +53,15 @@ StreamPlan *stream_plan(const Program *p, int nstreams) {
     s->record = xcalloc((size_t)n + 1, sizeof(bool));
     s->last = xmalloc(sizeof(int) * (size_t)nstreams);
     for (int t = 0; t < nstreams; t++) s->last[t] = -1;
-    if (nstreams == 1) {
+    if (nstreams == 1) {   /* (nothing runs beside anything: no launch is more critical than another) */
         if (n) s->last[0] = n - 1;
+        s->critical = xcalloc((size_t)n + 1, sizeof(bool));
         return s;
     }
     Rec *recs = NULL;
     int nrec = 0, caprec = 0;
+    Deps deps = {.seen = xmalloc(sizeof(int) * ((size_t)n + 1))};   /* every launch each one must follow */
+    for (int k = 0; k < n; k++) deps.seen[k] = -1;
     for (int k = 0; k < n; k++) {
         const Launch *l = &p->launches[k];
         if (l->once) continue;   /* runs before the step (its results are ready when the step starts) */
@@ -50,8 +70,9 @@ StreamPlan *stream_plan(const Program *p, int nstreams) {
         for (int a = 0; a < l->nacc; a++)
             for (int r = 0; r < nrec; r++) {
                 const Rec *x = &recs[r];
-                if ((l->acc[a].write || x->a.write) && overlap(&l->acc[a], &x->a) && x->launch > dep[s->stream[x->launch]])
-                    dep[s->stream[x->launch]] = x->launch;
+                if (!(l->acc[a].write || x->a.write) || !overlap(&l->acc[a], &x->a)) continue;
+                deps_add(&deps, x->launch, k);
+                if (x->launch > dep[s->stream[x->launch]]) dep[s->stream[x->launch]] = x->launch;
             }
         /* continue the stream whose tail k waits for anyway (the latest such), else take the least recently used */
         int st = -1;
@@ -85,12 +106,47 @@ StreamPlan *stream_plan(const Program *p, int nstreams) {
         }
     }
     free(recs);
+    mark_critical(p, s, &deps);
+    free(deps.from); free(deps.to); free(deps.seen);
     return s;
+}
+
+/* Estimated microseconds of launch l alone on the GPU. */
+static double launch_cost_us(const Launch *l) {
+    double bytes = 0;
+    for (int a = 0; a < l->nacc; a++) bytes += (double)l->acc[a].bytes;
+    double us = 2.0 + bytes / 3e6;
+    if (l->kind == LK_GEMM) us += 2.0 * (double)l->gemm.M * (double)l->gemm.N * (double)l->gemm.K * (double)l->gemm.batch / 6e8;
+    return us;
+}
+
+/* Longest paths over the true dependencies (edges in program order: from < to), ignoring the plan's stream order,
+ * which adds false ones. */
+static void mark_critical(const Program *p, StreamPlan *s, const Deps *d) {
+    const int n = s->nlaunches;
+    s->critical = xcalloc((size_t)n + 1, sizeof(bool));
+    double *cost = xcalloc((size_t)n + 1, sizeof(double)), *start = xcalloc((size_t)n + 1, sizeof(double));
+    double *rest = xcalloc((size_t)n + 1, sizeof(double)), *after = xcalloc((size_t)n + 1, sizeof(double));
+    for (int k = 0; k < n; k++) if (!p->launches[k].once) cost[k] = launch_cost_us(&p->launches[k]);
+    for (int e = 0; e < d->n; e++) {   /* edges are added in increasing `to`: each `from` is final when used */
+        const double t = start[d->from[e]] + cost[d->from[e]];
+        if (t > start[d->to[e]]) start[d->to[e]] = t;
+    }
+    for (int e = d->n - 1, k = n - 1; k >= 0; k--) {   /* the longest path from k's start to the end */
+        rest[k] = cost[k] + after[k];
+        for (; e >= 0 && d->to[e] == k; e--)
+            if (rest[k] > after[d->from[e]]) after[d->from[e]] = rest[k];
+    }
+    double longest = 0;
+    for (int k = 0; k < n; k++) if (start[k] + rest[k] > longest) longest = start[k] + rest[k];
+    for (int k = 0; k < n; k++)
+        s->critical[k] = !p->launches[k].once && start[k] + rest[k] >= (1.0 - CRITICAL_SLACK) * longest;
+    free(cost); free(start); free(rest); free(after);
 }
 
 void stream_plan_free(StreamPlan *s) {
     if (!s) return;
     for (int k = 0; k < s->nlaunches; k++) free(s->wait[k]);
-    free(s->stream); free(s->wait); free(s->nwait); free(s->record); free(s->last);
+    free(s->stream); free(s->wait); free(s->nwait); free(s->record); free(s->last); free(s->critical);
     free(s);
 }

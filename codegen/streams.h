@@ -16,10 +16,16 @@ typedef struct StreamPlan {
     int *nwait;
     bool *record;         /* by launch: some later launch waits for it (record an event after it) */
     int *last;            /* by stream: its last launch, -1 if none (the step joins these back into stream 0) */
+    bool *critical;       /* by launch: on or near the longest dependency path (below); all false on 1 stream */
 } StreamPlan;
 
 /* nstreams 1 to STREAMS_MAX (clamped); 1 gives every launch stream 0 and no waits (the order of the Program). */
 StreamPlan *stream_plan(const Program *p, int nstreams);
 void stream_plan_free(StreamPlan *s);
+/* Critical launches (StreamPlan.critical): those whose longest path through the true dependencies (each launch
+ * costed by the memory it declares at 3 TB/s, a GEMM's work at 600 TFLOP/s, plus 2 us) is within CRITICAL_SLACK of
+ * the longest. The rest (weight gradients, norm sums beside the backward) can wait for free SMs; with VMC_PRIORITY=1
+ * the captured graph gives the critical ones the higher priority. */
+#define CRITICAL_SLACK 0.05
 /* Do launches j and k touch overlapping memory with at least one write? */
 bool launches_conflict(const Launch *j, const Launch *k);

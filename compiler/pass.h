@@ -75,6 +75,8 @@ typedef struct Fusion {
                              * pass_plan in the activations arena, live from the forward to the backward) */
     int64_t arena_bytes[AR_COUNT_];
     int64_t act_naive_bytes;/* activations without reuse, for reports */
+    int reuse_delay;        /* pass_plan: an activation's memory is free only this many groups after its last
+                             * reader (0: at once); fewer write-after-read waits between streams, more memory */
 } Fusion;
 
 /* The input of n after simplification (always use this instead of n->src[k]). */

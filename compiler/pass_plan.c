@@ -4,6 +4,7 @@
  * extract) get their owner's memory at an offset and extend its lifetime. */
 #include "pass.h"
 #include "packed_copy.h"
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -269,6 +270,7 @@ void pass_plan(Fusion *f) {
         iv[niv++] = interval(&f->states[id], sb, f->group_of[id], f->group_of[bw->id], g->nnodes + id);
         f->act_naive_bytes += sb;
     }
+    for (int k = 0; k < niv; k++) iv[k].last += iv[k].last < INT_MAX - f->reuse_delay ? f->reuse_delay : 0;
     f->arena_bytes[AR_ACT] = place(f, iv, niv);
     for (int id = 0; id < g->nnodes; id++) if (alias[id]) f->buf[id] = f->buf[alias[id]->id];
     free(alias);

@@ -22,7 +22,8 @@
     X(cuOccupancyMaxActiveBlocksPerMultiprocessor) X(cuStreamCreate) X(cuStreamDestroy) X(cuStreamSynchronize)    \
     X(cuStreamWaitEvent) X(cuStreamBeginCapture) X(cuStreamEndCapture) X(cuGraphInstantiate) X(cuGraphLaunch)     \
     X(cuGraphExecDestroy) X(cuGraphDestroy) X(cuEventCreate) X(cuEventDestroy) X(cuEventRecord)                   \
-    X(cuEventSynchronize) X(cuEventElapsedTime) X(cuLaunchKernelEx)
+    X(cuEventSynchronize) X(cuEventElapsedTime) X(cuLaunchKernelEx) X(cuStreamSetAttribute)                      \
+    X(cuCtxGetStreamPriorityRange)
 
 #define CUBLASLT_FUNCS(X)                                                                                        \
     X(cublasLtCreate) X(cublasLtDestroy) X(cublasLtGetVersion) X(cublasLtGetStatusName) X(cublasLtGetStatusString) \

@@ -44,6 +44,8 @@ typedef struct Cuda {
     CUgraphExec gexec;
     bool captured;
     bool pdl;                            /* kernels launched with programmatic stream serialization (sm_90+) */
+    bool priority;                       /* VMC_PRIORITY=1: the plan's critical launches get the higher priority */
+    int prio_high, prio_low;             /* the context's greatest and least stream priorities */
     bool params_dirty;                   /* the host wrote a parameter since the `once` launches last ran */
     int runs;
     void **stage;                        /* by node id: pinned staging buffer of an INPUT */
@@ -236,11 +238,14 @@ static void launch_on(Cuda *c, int k, int s) {
         /* With pdl the kernel may start while the previous kernel of its stream finishes: every generated kernel
          * first lets its own successor launch, then waits for its predecessors (vmc_grid_entry), so this only
          * hides launch latency and the previous kernel's tail. */
-        CUlaunchAttribute attr = {.id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION};
-        attr.value.programmaticStreamSerializationAllowed = 1;
+        CUlaunchAttribute attr[2] = {{.id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION},
+                                     {.id = CU_LAUNCH_ATTRIBUTE_PRIORITY}};
+        attr[0].value.programmaticStreamSerializationAllowed = 1;
+        attr[1].value.priority = c->plan->critical[k] ? c->prio_high : c->prio_low;
         CUlaunchConfig cfg = {.gridDimX = l->grid[0], .gridDimY = l->grid[1], .gridDimZ = l->grid[2],
                               .blockDimX = l->block[0], .blockDimY = l->block[1], .blockDimZ = l->block[2],
-                              .sharedMemBytes = l->smem, .hStream = st, .attrs = &attr, .numAttrs = c->pdl ? 1 : 0};
+                              .sharedMemBytes = l->smem, .hStream = st, .attrs = attr + (c->pdl ? 0 : 1),
+                              .numAttrs = (c->pdl ? 1u : 0u) + (c->priority ? 1u : 0u)};
         CU_CHECK(c->cu->cuLaunchKernelEx(&cfg, c->fn[k], c->params[k], NULL));
         return;
     }
@@ -266,6 +271,14 @@ static void push_rng(Cuda *c, const StepInfo *s) {
     CU_CHECK(c->cu->cuEventRecord(c->rng_ev[k], c->st));
 }
 
+/* Sets capture stream s's priority (the next captured nodes copy it) where it is not that already. */
+static void set_priority(Cuda *c, int s, int *now, int want) {
+    if (*now == want) return;
+    CUstreamAttrValue v = {.priority = want};
+    CU_CHECK(c->cu->cuStreamSetAttribute(c->side[s], CU_STREAM_ATTRIBUTE_PRIORITY, &v));
+    *now = want;
+}
+
 /* The step as one graph over the plan's streams: the side streams fork from the exec's stream, each launch first
  * waits for the events of the launches it follows on other streams, and everything joins back at the end. */
 static void capture(Cuda *c) {
@@ -277,10 +290,13 @@ static void capture(Cuda *c) {
     CU_CHECK(c->cu->cuEventCreate(&fork, CU_EVENT_DISABLE_TIMING));
     CU_CHECK(c->cu->cuEventRecord(fork, c->st));
     for (int s = 1; s < sp->nstreams; s++) CU_CHECK(c->cu->cuStreamWaitEvent(c->side[s], fork, 0));
+    int prio[STREAMS_MAX];   /* each capture stream's priority now: captured kernel nodes copy it (cuBLASLt's too) */
+    for (int s = 0; s < sp->nstreams; s++) prio[s] = c->prio_low;
     for (int k = 0; k < nl; k++) {
         if (c->p->launches[k].once) continue;
         const int s = sp->stream[k];
         for (int w = 0; w < sp->nwait[k]; w++) CU_CHECK(c->cu->cuStreamWaitEvent(c->side[s], ev[sp->wait[k][w]], 0));
+        if (c->priority) set_priority(c, s, &prio[s], sp->critical[k] ? c->prio_high : c->prio_low);
         launch_on(c, k, s);
         if (sp->record[k]) {
             CU_CHECK(c->cu->cuEventCreate(&ev[k], CU_EVENT_DISABLE_TIMING));
@@ -293,11 +309,12 @@ static void capture(Cuda *c) {
         CU_CHECK(c->cu->cuStreamWaitEvent(c->st, join[s], 0));
     }
     CU_CHECK(c->cu->cuStreamEndCapture(c->st, &graph));
+    for (int s = 0; c->priority && s < sp->nstreams; s++) set_priority(c, s, &prio[s], c->prio_low);
     for (int k = 0; k < nl; k++) if (ev[k]) CU_CHECK(c->cu->cuEventDestroy(ev[k]));
     for (int s = 1; s < sp->nstreams; s++) CU_CHECK(c->cu->cuEventDestroy(join[s]));
     CU_CHECK(c->cu->cuEventDestroy(fork));
     free(ev);
-    CU_CHECK(c->cu->cuGraphInstantiate(&c->gexec, graph, 0));
+    CU_CHECK(c->cu->cuGraphInstantiate(&c->gexec, graph, c->priority ? CUDA_GRAPH_INSTANTIATE_FLAG_USE_NODE_PRIORITY : 0));
     CU_CHECK(c->cu->cuGraphDestroy(graph));
     c->captured = true;
 }
@@ -454,13 +471,16 @@ Exec *cuda_exec_create(const Graph *g, Node *const *keep, int nkeep, const CudaE
     c->opt = *opt;
     c->cu = cuda_api();
     CUdevice dev = cuda_init_device(opt->device);
-    ProgramOptions po = {.arch = cuda_device_arch(dev), .bf16 = opt->bf16, .scan_recompute = opt->scan_recompute};
+    ProgramOptions po = {.arch = cuda_device_arch(dev), .bf16 = opt->bf16, .scan_recompute = opt->scan_recompute,
+                         .reuse_delay = (int)cli_env_int("VMC_REUSE_DELAY", 0, 1000000, 0)};
     c->p = program_build(g, keep, nkeep, &po, err, errlen);
     if (!c->p) { free(c); return NULL; }
     c->base.vt = &CUDA_VT;
     c->base.g = g;
     const char *pdl = getenv("VMC_PDL");   /* VMC_PDL=0: plain launches (a timing comparison) */
     c->pdl = po.arch >= 90 && !(pdl && !strcmp(pdl, "0"));
+    c->priority = cli_env_int("VMC_PRIORITY", 0, 1, 0) == 1;
+    CU_CHECK(c->cu->cuCtxGetStreamPriorityRange(&c->prio_low, &c->prio_high));
     c->lt = cublaslt_api();
     CUBLAS_CHECK(c->lt->cublasLtCreate(&c->lth));
     CU_CHECK(c->cu->cuStreamCreate(&c->st, CU_STREAM_NON_BLOCKING));

@@ -902,6 +902,38 @@ static void test_hoisted_norm_sums(void) {
     graph_free(g);
 }
 
+/* Fusion.reuse_delay keeps an activation's memory reserved that many groups after its last reader: with a delay past
+ * the step's end no two activations share memory (and the arena is at least as large as with reuse). */
+static void test_reuse_delay(void) {
+    int64_t bytes[2];
+    for (int mode = 0; mode < 2; mode++) {
+        Node *yf;
+        Graph *g = two_dir_scan_graph(&yf);
+        Fusion *f = pass_simplify(g, NULL, 0);
+        pass_fuse(f);
+        f->reuse_delay = mode ? 1000000 : 0;
+        pass_plan(f);
+        check_plan(f);
+        bytes[mode] = f->arena_bytes[AR_ACT];
+        int shared = 0;
+        for (int a = 0; mode && a < g->nnodes; a++) {
+            const Buf *x = &f->buf[a];
+            if (!f->mat[a] || !f->live[a] || x->arena != AR_ACT || f->view[a] || f->repl[a] != g->nodes[a]) continue;
+            for (int b = 0; b < a; b++) {
+                const Buf *y = &f->buf[b];
+                if (!f->mat[b] || !f->live[b] || y->arena != AR_ACT || f->view[b] || f->repl[b] != g->nodes[b]) continue;
+                shared += x->bytes && y->bytes && x->offset < y->offset + y->bytes && y->offset < x->offset + x->bytes;
+            }
+        }
+        CHECK(shared == 0, "reuse delayed past the step: %d pairs of activations share memory", shared);
+        fusion_free(f);
+        graph_free(g);
+    }
+    printf("reuse delay: activations %lld bytes reused at once, %lld never reused\n", (long long)bytes[0],
+           (long long)bytes[1]);
+    CHECK(bytes[1] > bytes[0], "no reuse takes more memory than reuse");
+}
+
 /* SwiGLU's gate, silu(x W1 + b1) * (x W2 + b2), is read only by the W3 GEMM: in bf16 precision x W1 and x W2
  * are stored in bf16 and the gate kernel writes just the bf16 copy (no f32 value, no f32 memory), 4 elements per
  * thread with 8-byte loads and stores; in fp32 it reads and writes f32 with 16-byte loads and stores. */
@@ -1072,6 +1104,7 @@ int main(void) {
     test_optimizer_kernels();
     test_hoisted_norm_sums();
     test_merged_column_sums();
+    test_reuse_delay();
     test_gate_kernel();
     test_shared_cast();
     test_gemm_epilogue();

@@ -160,8 +160,27 @@ static void check_plan(const Program *p, const StreamPlan *sp, const char *what)
             }
     }
     CHECK(shared == 0, "%s: %d outputs of batched instances touched by another instance", what, shared);
-    printf("%s: %d launches (%d once, %d batched) on %d of %d streams, %d waits, %ld conflicting pairs, %ld unordered; "
-           "optimizer on %d streams\n", what, n, once, batched, used, ns, waits, conflicts, unordered, opt_streams);
+    /* The critical launches (streams.h): not all of them, and each one that depends on anything depends on a critical
+     * one (the longest path runs through conflicting launches). */
+    int ncrit = 0, orphans = 0;
+    for (int k = 0; k < n; k++) {
+        if (!sp->critical[k]) continue;
+        ncrit++;
+        bool deps = false, critical_dep = false;
+        for (int j = 0; j < k && !critical_dep; j++) {
+            if (p->launches[j].once || !launches_conflict(&p->launches[j], &p->launches[k])) continue;
+            deps = true;
+            critical_dep = sp->critical[j];
+        }
+        orphans += deps && !critical_dep;
+    }
+    if (ns > 1)
+        CHECK(ncrit > 0 && ncrit < n && orphans == 0, "%s: %d critical launches of %d, %d without a critical dependency",
+              what, ncrit, n, orphans);
+    else CHECK(ncrit == 0, "%s: one stream has no critical launches", what);
+    printf("%s: %d launches (%d once, %d batched, %d critical) on %d of %d streams, %d waits, %ld conflicting pairs, "
+           "%ld unordered; optimizer on %d streams\n", what, n, once, batched, ncrit, used, ns, waits, conflicts,
+           unordered, opt_streams);
     if (!p->params_constant) CHECK(batched > 0, "%s: a training step's tail is not batched", what);
     CHECK(unordered == 0, "%s: %ld conflicting launches unordered", what, unordered);
     if (ns == 1) CHECK(waits == 0 && used <= 1, "%s: one stream is the program order", what);
