@@ -965,7 +965,9 @@ Program *program_build(const Graph *g, Node *const *keep, int nkeep, const Progr
     pass_fuse(p->f);
     if (opt->bf16) { mark_shadows(p->f); mark_bf16_outputs(p->f); }
     if (!opt->scan_recompute) mark_scan_states(p->f);
-    p->f->reuse_delay = opt->reuse_delay;
+    bool training = false;   /* (a step that updates its parameters) */
+    for (int k = 0; k < p->f->ngroups; k++) training |= p->f->groups[k].kind == GK_ASSIGN;
+    p->f->reuse_delay = !training || opt->reuse_delay < 0 ? 0 : opt->reuse_delay ? opt->reuse_delay : PROGRAM_REUSE_DELAY;
     pass_plan(p->f);
     Batch b = {0};
     SeenSet seen = {0};

@@ -24,8 +24,8 @@ StreamPlan *stream_plan(const Program *p, int nstreams);
 void stream_plan_free(StreamPlan *s);
 /* Critical launches (StreamPlan.critical): those whose longest path through the true dependencies (each launch
  * costed by the memory it declares at 3 TB/s, a GEMM's work at 600 TFLOP/s, plus 2 us) is within CRITICAL_SLACK of
- * the longest. The rest (weight gradients, norm sums beside the backward) can wait for free SMs; with VMC_PRIORITY=1
- * the captured graph gives the critical ones the higher priority. */
+ * the longest. The rest (weight gradients, norm sums beside the backward) can wait for free SMs: the captured graph
+ * gives the critical ones the higher priority (cuda_exec.c; VMC_PRIORITY=0 turns that off). */
 #define CRITICAL_SLACK 0.05
 /* Do launches j and k touch overlapping memory with at least one write? */
 bool launches_conflict(const Launch *j, const Launch *k);
