@@ -472,10 +472,10 @@ Exec *cuda_exec_create(const Graph *g, Node *const *keep, int nkeep, const CudaE
     c->opt = *opt;
     c->cu = cuda_api();
     CUdevice dev = cuda_init_device(opt->device);
-    /* VMC_REUSE_DELAY=N: N groups (0: memory reused at once) instead of PROGRAM_REUSE_DELAY (a tuning knob) */
-    const long long delay = cli_env_int("VMC_REUSE_DELAY", 0, 1000000, -1);
+    /* VMC_REUSE_DELAY=N: N groups instead of PROGRAM_REUSE_DELAY (0: memory reused at once; a tuning knob) */
+    const int delay = (int)cli_env_int("VMC_REUSE_DELAY", 0, 1000000, PROGRAM_REUSE_DELAY);
     ProgramOptions po = {.arch = cuda_device_arch(dev), .bf16 = opt->bf16, .scan_recompute = opt->scan_recompute,
-                         .reuse_delay = delay < 0 ? 0 : delay == 0 ? -1 : (int)delay};
+                         .reuse_delay = delay ? delay : -1};
     c->p = program_build(g, keep, nkeep, &po, err, errlen);
     if (!c->p) { free(c); return NULL; }
     c->base.vt = &CUDA_VT;
