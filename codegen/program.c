@@ -943,6 +943,22 @@ static void batch_tail(Program *p) {
     free(keep);
 }
 
+/* A memset zeroes an output that its kernel then accumulates into; it was added just before that kernel, so in the
+ * step's graph it sat between the kernel and the producers the kernel waits for: one more hop (a few microseconds)
+ * on the path. Each memset moves up to just after the last launch that touches its memory (launches_conflict),
+ * where the stream plan finds it a place beside earlier work; the kernel then waits for a memset long done. */
+static void hoist_memsets(Program *p) {
+    for (int k = 0; k < p->nlaunches; k++) {
+        if (p->launches[k].kind != LK_MEMSET) continue;
+        int to = k;   /* the memset's new place: after the last earlier launch it conflicts with */
+        while (to > 0 && !launches_conflict(&p->launches[to - 1], &p->launches[k])) to--;
+        if (to == k) continue;
+        const Launch m = p->launches[k];
+        memmove(&p->launches[to + 1], &p->launches[to], sizeof(Launch) * (size_t)(k - to));
+        p->launches[to] = m;
+    }
+}
+
 static bool dump_modules(const Program *p, char *err, int errlen) {
     mkdir(p->opt.dump_dir, 0777);
     for (int k = 0; k < p->nmodules; k++) {
@@ -1006,7 +1022,10 @@ Program *program_build(const Graph *g, Node *const *keep, int nkeep, const Progr
     batch_flush(p, &b);
     for (int k = 0; k < p->nlaunches; k++)
         if (p->launches[k].same_as >= 0) p->launches[k].module = p->launches[p->launches[k].same_as].module;
-    if (!p->params_constant) batch_tail(p);
+    if (!p->params_constant) {   /* (a training step's graph spans several streams: streams.h) */
+        batch_tail(p);
+        hoist_memsets(p);
+    }
     for (int k = 0; k < seen.n; k++) free(seen.items[k].key);
     free(seen.items);
     memcpy(p->arena_bytes, p->f->arena_bytes, sizeof p->arena_bytes);

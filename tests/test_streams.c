@@ -178,9 +178,25 @@ static void check_plan(const Program *p, const StreamPlan *sp, const char *what)
         CHECK(ncrit > 0 && ncrit < n && orphans == 0, "%s: %d critical launches of %d, %d without a critical dependency",
               what, ncrit, n, orphans);
     else CHECK(ncrit == 0, "%s: one stream has no critical launches", what);
-    printf("%s: %d launches (%d once, %d batched, %d critical) on %d of %d streams, %d waits, %ld conflicting pairs, "
-           "%ld unordered; optimizer on %d streams\n", what, n, once, batched, ncrit, used, ns, waits, conflicts,
-           unordered, opt_streams);
+    /* A training step's memsets sit right after the last launch touching their memory (program.c hoist_memsets) */
+    int memsets = 0, late = 0, at_start = 0;
+    for (int k = 0; k < n; k++) {
+        if (p->launches[k].kind != LK_MEMSET) continue;
+        memsets++;
+        at_start += k == 0 || p->launches[k - 1].once;
+        if (p->params_constant) continue;
+        int j = k - 1;   /* the launch before it, past other memsets moved to the same place */
+        while (j >= 0 && p->launches[j].kind == LK_MEMSET && !launches_conflict(&p->launches[j], &p->launches[k])) j--;
+        if (j >= 0 && !launches_conflict(&p->launches[j], &p->launches[k])) {
+            bool any = false;   /* (no conflicting launch before it at all: it may lead the step) */
+            for (int i = 0; i < j && !any; i++) any = launches_conflict(&p->launches[i], &p->launches[k]);
+            late += any;
+        }
+    }
+    CHECK(late == 0, "%s: %d of %d memsets not right after the last launch touching their memory", what, late, memsets);
+    printf("%s: %d launches (%d once, %d batched, %d critical, %d memsets, %d of them first) on %d of %d streams, %d "
+           "waits, %ld conflicting pairs, %ld unordered; optimizer on %d streams\n", what, n, once, batched, ncrit,
+           memsets, at_start, used, ns, waits, conflicts, unordered, opt_streams);
     if (!p->params_constant) CHECK(batched > 0, "%s: a training step's tail is not batched", what);
     CHECK(unordered == 0, "%s: %ld conflicting launches unordered", what, unordered);
     if (ns == 1) CHECK(waits == 0 && used <= 1, "%s: one stream is the program order", what);
