@@ -239,14 +239,19 @@ static void launch_on(Cuda *c, int k, int s) {
         /* With pdl the kernel may start while the previous kernel of its stream finishes: every generated kernel
          * first lets its own successor launch, then waits for its predecessors (vmc_grid_entry), so this only
          * hides launch latency and the previous kernel's tail. */
-        CUlaunchAttribute attr[2] = {{.id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION},
-                                     {.id = CU_LAUNCH_ATTRIBUTE_PRIORITY}};
-        attr[0].value.programmaticStreamSerializationAllowed = 1;
-        attr[1].value.priority = c->plan->critical[k] ? c->prio_high : c->prio_low;
+        CUlaunchAttribute attr[2];
+        unsigned na = 0;
+        if (c->pdl) {
+            attr[na] = (CUlaunchAttribute){.id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION};
+            attr[na++].value.programmaticStreamSerializationAllowed = 1;
+        }
+        if (c->priority) {   /* (captured kernels take this, not the stream's priority) */
+            attr[na] = (CUlaunchAttribute){.id = CU_LAUNCH_ATTRIBUTE_PRIORITY};
+            attr[na++].value.priority = c->plan->critical[k] ? c->prio_high : c->prio_low;
+        }
         CUlaunchConfig cfg = {.gridDimX = l->grid[0], .gridDimY = l->grid[1], .gridDimZ = l->grid[2],
                               .blockDimX = l->block[0], .blockDimY = l->block[1], .blockDimZ = l->block[2],
-                              .sharedMemBytes = l->smem, .hStream = st, .attrs = attr + (c->pdl ? 0 : 1),
-                              .numAttrs = (c->pdl ? 1u : 0u) + (c->priority ? 1u : 0u)};
+                              .sharedMemBytes = l->smem, .hStream = st, .attrs = attr, .numAttrs = na};
         CU_CHECK(c->cu->cuLaunchKernelEx(&cfg, c->fn[k], c->params[k], NULL));
         return;
     }
