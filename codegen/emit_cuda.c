@@ -575,40 +575,35 @@ static void header(Em *e, const char *name, const char *what) {
     fprintf(e->head, " */\n");
 }
 
+/* One pointer parameter: declared ("TYPE* __restrict__ NAME") or, for a batched instance, cast from q[*n]. */
+static void param(FILE *o, bool cast, int *n, const char *type, const char *name) {
+    const char *sep = *n ? ", " : "";
+    if (cast) fprintf(o, "%s(%s*)q[%d]", sep, type, *n);
+    else fprintf(o, "%s%s* __restrict__ %s", sep, type, name);
+    (*n)++;
+}
+
 /* The kernel's pointer parameters in order: as declarations ("const float* __restrict__ in0, ...") or, for a
  * batched instance, as casts of the instance's values q[i]. Returns how many. */
 static int param_list(Em *e, FILE *o, bool casts) {
     const Group *gr = e->gr;
     int n = 0;
-    const char *sep = "";
-    char type[48], name[16];
-#define PARAM(...)                                                                                                 \
-    do {                                                                                                           \
-        if (casts) fprintf(o, "%s(%s*)q[%d]", sep, type, n);                                                       \
-        else fprintf(o, "%s%s* __restrict__ %s", sep, type, name);                                                 \
-        sep = ", ";                                                                                                \
-        n++;                                                                                                       \
-    } while (0)
+    char name[16], type[32];
     for (int k = 0; k < gr->nins; k++) {   /* bf16-stored inputs (GEMM outputs) are read as raw 16-bit words */
-        snprintf(type, sizeof type, "const %s", in_bf16(e, gr->ins[k]) ? "unsigned short" : ctype(gr->ins[k]));
         snprintf(name, sizeof name, "in%d", k);
-        PARAM();
+        snprintf(type, sizeof type, "const %s", in_bf16(e, gr->ins[k]) ? "unsigned short" : ctype(gr->ins[k]));
+        param(o, casts, &n, type, name);
     }
     for (int k = 0; k < gr->nouts; k++) {
-        snprintf(type, sizeof type, "%s", ctype(gr->outs[k]));
         snprintf(name, sizeof name, "out%d", k);
-        PARAM();
+        param(o, casts, &n, ctype(gr->outs[k]), name);
     }
     for (int k = 0; k < gr->nouts; k++) {
         if (!e->f->shadow[gr->outs[k]->id]) continue;
-        snprintf(type, sizeof type, "unsigned short");
         snprintf(name, sizeof name, "outb%d", k);
-        PARAM();
+        param(o, casts, &n, "unsigned short", name);
     }
-    snprintf(type, sizeof type, "const unsigned long long");
-    snprintf(name, sizeof name, "vmc_rng");
-    PARAM();
-#undef PARAM
+    param(o, casts, &n, "const unsigned long long", "vmc_rng");
     return n;
 }
 
@@ -802,16 +797,6 @@ static void emit_ew(Em *e, const char *name, KernelSource *ks) {
     ks->grid = grid_for(iters, EW_THREADS);
 }
 
-/* Reductions over an outer axis (rows not contiguous) whose outputs are all per-row values run in column mode:
- * a block covers 32 adjacent rows (coalesced loads) with 8 threads per row splitting the reduced axis. */
-static bool column_mode(const Group *gr) {
-    int64_t inner = 1;
-    for (int k = gr->axis + 1; k < gr->dom.ndim; k++) inner *= gr->dom.d[k];
-    if (inner == 1) return false;
-    for (int k = 0; k < gr->nouts; k++) if (gr->outs[k]->shape.d[gr->axis] != 1 || gr->dom.d[gr->axis] == 1) return false;
-    return true;
-}
-
 /* How a row group maps onto threads. */
 typedef enum RowMode {
     RM_BLOCK,      /* a block per row, block-wide reductions */
@@ -862,7 +847,7 @@ static RowPlan plan_row(const Fusion *f, const Group *gr) {
     while ((int64_t)rp.threads < rp.len && rp.threads < (rp.len > 4096 ? 1024u : 256u)) rp.threads *= 2;
     rp.sums_only = group_sums_only(f, gr);
     const bool lone_sum = rp.sums_only && gr->nouts == 1;
-    if (column_mode(gr)) {
+    if (group_columns(gr)) {   /* a block covers 32 adjacent rows, 8 threads per row split the reduced axis */
         rp.mode = RM_COLUMN;
         rp.threads = 256;
         rp.vec4 = column_vec4(f, gr, lone_sum, rp.rows);

@@ -981,21 +981,19 @@ Program *program_build(const Graph *g, Node *const *keep, int nkeep, const Progr
     pass_fuse(p->f);
     if (opt->bf16) { mark_shadows(p->f); mark_bf16_outputs(p->f); }
     if (!opt->scan_recompute) mark_scan_states(p->f);
-    bool training = false;   /* (a step that updates its parameters) */
-    for (int k = 0; k < p->f->ngroups; k++) training |= p->f->groups[k].kind == GK_ASSIGN;
-    p->f->reuse_delay = !training || opt->reuse_delay < 0 ? 0 : opt->reuse_delay ? opt->reuse_delay : PROGRAM_REUSE_DELAY;
+    p->params_constant = true;   /* (no ASSIGN: an inference step) */
+    for (int k = 0; k < p->f->ngroups; k++) p->params_constant &= p->f->groups[k].kind != GK_ASSIGN;
+    p->f->reuse_delay = p->params_constant || opt->reuse_delay < 0 ? 0 : opt->reuse_delay ? opt->reuse_delay : PROGRAM_REUSE_DELAY;
     pass_plan(p->f);
     Batch b = {0};
     SeenSet seen = {0};
     int64_t ws_need = 0;
-    p->params_constant = true;
     p->param_value = xcalloc((size_t)g->nnodes + 1, sizeof(Node *));
     p->value_copy = xmalloc(sizeof(BufRef) * ((size_t)g->nnodes + 1));
     for (int k = 0; k <= g->nnodes; k++) p->value_copy[k] = NO_BUF;
     for (int k = 0; k < p->f->ngroups; k++) {
         const Group *a = &p->f->groups[k];
         if (a->kind != GK_ASSIGN) continue;
-        p->params_constant = false;
         const Node *t = fus_src(p->f, a->root, 0), *v = fus_src(p->f, a->root, 1);
         const int gi = p->f->group_of[v->id];
         if (a->inplace && t->op == OP_PARAM && gi >= 0 && p->f->groups[gi].kind == GK_EW) p->param_value[t->id] = v;

@@ -107,6 +107,9 @@ void pass_merge_siblings(Fusion *f);
 /* A row group whose every reduction is a sum that it outputs and none of its members reads: all of them can
  * accumulate in one loop, split over blocks with atomics (pass_merge.c) */
 bool group_sums_only(const Fusion *f, const Group *gr);
+/* A row group reducing over an outer axis (rows not contiguous) whose outputs are all per-row values: a column
+ * kernel in codegen, 32 adjacent rows a block (pass_merge.c) */
+bool group_columns(const Group *gr);
 /* Orders groups (ASSIGN copies last), assigns arenas and offsets; activations share memory by liveness. */
 void pass_plan(Fusion *f);
 /* The position of the last GEMM or template group in f's order, -1 if none: what follows in a training step only

@@ -13,8 +13,6 @@
 
 enum { MERGE_MAX_MEMBERS = 192, MERGE_MAX_SUMS = 4 };
 
-/* Sums over an outer axis of the domain, each one an output and none read inside the group (so all can accumulate in
- * one loop over the reduced axis): the column kernels of codegen (emit_cuda.c column_mode). */
 static bool has_member(const Group *gr, const Node *n) {
     for (int m = 0; m < gr->nmembers; m++) if (gr->members[m] == n) return true;
     return false;
@@ -35,12 +33,13 @@ bool group_sums_only(const Fusion *f, const Group *gr) {
     return true;
 }
 
-/* Sums over an outer axis whose rows are not contiguous (the column kernels of emit_cuda.c), outputs only. */
-static bool column_sums(const Fusion *f, const Group *gr) {
-    if (!group_sums_only(f, gr) || gr->nouts > MERGE_MAX_SUMS || gr->dom.d[gr->axis] == 1) return false;
+bool group_columns(const Group *gr) {
+    if (gr->kind != GK_ROW || gr->dom.d[gr->axis] == 1) return false;
     int64_t inner = 1;
     for (int k = gr->axis + 1; k < gr->dom.ndim; k++) inner *= gr->dom.d[k];
-    return inner > 1;
+    if (inner == 1) return false;
+    for (int k = 0; k < gr->nouts; k++) if (gr->outs[k]->shape.d[gr->axis] != 1) return false;
+    return true;
 }
 
 /* A computing elementwise kernel (not a fill or a copy), or column sums, that reads no full-size parameter or state:
@@ -49,8 +48,8 @@ static bool column_sums(const Fusion *f, const Group *gr) {
 static bool mergeable(const Fusion *f, const Group *gr) {
     if (gr->kind == GK_EW) {
         if (op_class(gr->root->op) == K_SOURCE || op_class(gr->root->op) == K_MOVE) return false;
-    } else if (!column_sums(f, gr)) {
-        return false;
+    } else if (!group_columns(gr) || !group_sums_only(f, gr) || gr->nouts > MERGE_MAX_SUMS) {
+        return false;   /* (not column sums, outputs only) */
     }
     for (int k = 0; k < gr->nins; k++) {
         const Node *x = gr->ins[k];

@@ -230,6 +230,9 @@ static void upload_tables(Cuda *c) {
 }
 
 /* ---------------------------------------------------------------- running */
+/* The priority launch k runs at: the higher one on the plan's critical path (streams.h). */
+static int launch_priority(const Cuda *c, int k) { return c->plan->critical[k] ? c->prio_high : c->prio_low; }
+
 /* Launch k on capture stream s (0: the exec's stream). */
 static void launch_on(Cuda *c, int k, int s) {
     const Launch *l = &c->p->launches[k];
@@ -245,9 +248,9 @@ static void launch_on(Cuda *c, int k, int s) {
             attr[na] = (CUlaunchAttribute){.id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION};
             attr[na++].value.programmaticStreamSerializationAllowed = 1;
         }
-        if (c->priority) {   /* (captured kernels take this, not the stream's priority) */
+        if (c->priority) {   /* (as the capture stream's priority, set_priority: stated on the launch too) */
             attr[na] = (CUlaunchAttribute){.id = CU_LAUNCH_ATTRIBUTE_PRIORITY};
-            attr[na++].value.priority = c->plan->critical[k] ? c->prio_high : c->prio_low;
+            attr[na++].value.priority = launch_priority(c, k);
         }
         CUlaunchConfig cfg = {.gridDimX = l->grid[0], .gridDimY = l->grid[1], .gridDimZ = l->grid[2],
                               .blockDimX = l->block[0], .blockDimY = l->block[1], .blockDimZ = l->block[2],
@@ -277,7 +280,8 @@ static void push_rng(Cuda *c, const StepInfo *s) {
     CU_CHECK(c->cu->cuEventRecord(c->rng_ev[k], c->st));
 }
 
-/* Sets capture stream s's priority (the next captured nodes copy it) where it is not that already. */
+/* Sets capture stream s's priority where it is not that already: the kernel nodes captured next copy it, which is
+ * how cuBLASLt's GEMM kernels (launched by the library, not by launch_on) get theirs. */
 static void set_priority(Cuda *c, int s, int *now, int want) {
     if (*now == want) return;
     CUstreamAttrValue v = {.priority = want};
@@ -296,13 +300,13 @@ static void capture(Cuda *c) {
     CU_CHECK(c->cu->cuEventCreate(&fork, CU_EVENT_DISABLE_TIMING));
     CU_CHECK(c->cu->cuEventRecord(fork, c->st));
     for (int s = 1; s < sp->nstreams; s++) CU_CHECK(c->cu->cuStreamWaitEvent(c->side[s], fork, 0));
-    int prio[STREAMS_MAX];   /* each capture stream's priority now: captured kernel nodes copy it (cuBLASLt's too) */
+    int prio[STREAMS_MAX];   /* each capture stream's priority now (set_priority) */
     for (int s = 0; s < sp->nstreams; s++) prio[s] = c->prio_low;
     for (int k = 0; k < nl; k++) {
         if (c->p->launches[k].once) continue;
         const int s = sp->stream[k];
         for (int w = 0; w < sp->nwait[k]; w++) CU_CHECK(c->cu->cuStreamWaitEvent(c->side[s], ev[sp->wait[k][w]], 0));
-        if (c->priority) set_priority(c, s, &prio[s], sp->critical[k] ? c->prio_high : c->prio_low);
+        if (c->priority) set_priority(c, s, &prio[s], launch_priority(c, k));
         launch_on(c, k, s);
         if (sp->record[k]) {
             CU_CHECK(c->cu->cuEventCreate(&ev[k], CU_EVENT_DISABLE_TIMING));
@@ -485,8 +489,7 @@ Exec *cuda_exec_create(const Graph *g, Node *const *keep, int nkeep, const CudaE
     if (!c->p) { free(c); return NULL; }
     c->base.vt = &CUDA_VT;
     c->base.g = g;
-    const char *pdl = getenv("VMC_PDL");   /* VMC_PDL=0: plain launches (a timing comparison) */
-    c->pdl = po.arch >= 90 && !(pdl && !strcmp(pdl, "0"));
+    c->pdl = po.arch >= 90 && cli_env_int("VMC_PDL", 0, 1, 1) == 1;   /* VMC_PDL=0: plain launches (timing) */
     c->priority = cli_env_int("VMC_PRIORITY", 0, 1, 1) == 1;   /* (VMC_PRIORITY=0: one priority for all) */
     CU_CHECK(c->cu->cuCtxGetStreamPriorityRange(&c->prio_low, &c->prio_high));
     c->lt = cublaslt_api();
