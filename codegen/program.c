@@ -184,6 +184,7 @@ static void scan_spec(const Node *n, ScanSpec *s) {
     memset(s, 0, sizeof *s);
     s->B = (int)u->shape.d[0]; s->L = (int)u->shape.d[1]; s->D = (int)u->shape.d[2];
     s->N = (int)n->src[2]->shape.d[1];
+    s->gated = scan_gated(n);
     /* device storage of every float tensor is f32 (codegen.h) */
     s->u = s->delta = s->a_log = s->bc = s->d = s->delta_bias = s->z = s->out = s->dout = DT_F32;
 }
@@ -271,9 +272,14 @@ static bool opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int er
     switch ((int)n->op) {     /* K_OPAQUE ops only */
     case OP_SCAN: case OP_SCAN_BWD: {
         scan_spec(n, &ss);
+        /* arguments by the kernels' positions: z (7) is NULL when ungated, dout (8) is the node's last input */
         RowMap *maps[9] = {&ss.u_map, &ss.delta_map, NULL, &ss.bm_map, &ss.cm_map, NULL, NULL, &ss.z_map, &ss.dout_map};
-        for (int k = 0; k < n->nsrc; k++)
-            args[nargs++] = maps[k] ? row_mapped(p, fus_src(f, n, k), maps[k], &tables[k]) : template_in(p, fus_src(f, n, k));
+        const int nin = n->op == OP_SCAN ? 8 : 9;
+        for (int k = 0; k < nin; k++) {
+            const int s = k == 8 ? n->nsrc - 1 : k;
+            if (k == 7 && !ss.gated) args[nargs++] = NO_BUF;
+            else args[nargs++] = maps[k] ? row_mapped(p, fus_src(f, n, s), maps[k], &tables[k]) : template_in(p, fus_src(f, n, s));
+        }
         args[nargs++] = bufref(p, n);
         if (n->op == OP_SCAN_BWD) {   /* the bf16 copies of the parts bf16 readers take (mark_part_copies) */
             const bool copy = f->shadow[n->id];
@@ -288,8 +294,8 @@ static bool opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int er
         ss.delta = stored(f, fus_src(f, n, 1));
         ss.bc = stored(f, fus_src(f, n, 3));
         ASSERT(ss.bc == stored(f, fus_src(f, n, 4)), "scan: Bm and Cm stored differently");
-        ss.z = stored(f, fus_src(f, n, 7));
-        if (n->op == OP_SCAN_BWD) ss.dout = stored(f, fus_src(f, n, 8));
+        if (ss.gated) ss.z = stored(f, fus_src(f, n, 7));
+        if (n->op == OP_SCAN_BWD) ss.dout = stored(f, fus_src(f, n, n->nsrc - 1));
         else ss.out = f->store_bf16[n->id] ? DT_BF16 : DT_F32;
         src = n->op == OP_SCAN ? template_scan_fwd(&ss, &kl) : template_scan_bwd(&ss, &kl);
         break;
@@ -675,8 +681,8 @@ static void mark_scan_states(Fusion *f) {
         if (bw->op != OP_SCAN_BWD) continue;
         for (int j = 0; j < k; j++) {
             Node *fw = f->groups[j].root;
-            bool same = fw->op == OP_SCAN && !f->scan_pair[fw->id];
-            for (int s = 0; same && s < 8; s++) same = fus_src(f, fw, s) == fus_src(f, bw, s);
+            bool same = fw->op == OP_SCAN && !f->scan_pair[fw->id] && fw->nsrc + 1 == bw->nsrc;
+            for (int s = 0; same && s < fw->nsrc; s++) same = fus_src(f, fw, s) == fus_src(f, bw, s);
             if (!same) continue;
             ScanSpec ss;
             scan_spec(fw, &ss);

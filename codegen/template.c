@@ -203,6 +203,7 @@ static void scan_defs(const ScanSpec *s, Defs *ds) {
     def_rows(ds, "BM", &s->bm_map, s->L, s->N);
     def_rows(ds, "CM", &s->cm_map, s->L, s->N);
     def_rows(ds, "Z", &s->z_map, s->L, s->D);
+    def_int(ds, "SCAN_GATED", s->gated);
     def_int(ds, "SCAN_CHUNK", SCAN_CHUNK);
     def_int(ds, "SCAN_STATES", s->states);
 }
@@ -222,7 +223,7 @@ char *template_scan_fwd(const ScanSpec *s, KernelLaunch *l) {
 
 size_t scan_bwd_numel(const ScanSpec *s) {
     size_t bld = (size_t)s->B * s->L * s->D, bln = (size_t)s->B * s->L * s->N;
-    return 3 * bld + 2 * bln + (size_t)s->D * s->N + 2 * (size_t)s->D;
+    return (s->gated ? 3 : 2) * bld + 2 * bln + (size_t)s->D * s->N + 2 * (size_t)s->D;
 }
 
 char *template_scan_bwd(const ScanSpec *s, KernelLaunch *l) {

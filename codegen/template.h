@@ -39,6 +39,7 @@ typedef struct RowMap { int64_t lrows, stride, off; const int32_t *rows; } RowMa
  * aligned. */
 typedef struct ScanSpec {
     int B, L, D, N;
+    bool gated;                                    /* y * silu(z); else y, z unused (NULL) and no dz */
     DType u, delta, a_log, bc, d, delta_bias, z;   /* input dtypes (bc: Bm and Cm) */
     DType out;                                     /* forward output y (graph: f32) */
     DType dout;                                    /* backward incoming gradient */
@@ -50,12 +51,12 @@ typedef struct ScanSpec {
 } ScanSpec;
 
 /* vmc_scan_fwd(const u*, const delta*, const A_log*, const Bm*, const Cm*, const D*, const delta_bias*,
- *              const z*, out* y, float *states)                   y = (sum_n C h + D u) * silu(z)
+ *              const z*, out* y, float *states)      y = (sum_n C h + D u) * silu(z), or without the gate
  * states (NULL unless s->states) receives the state at the start of every chunk but the first, for the backward. */
 char *template_scan_fwd(const ScanSpec *s, KernelLaunch *l);
 /* vmc_scan_bwd(the 8 forward inputs as above, const dout*, float *packed, bf16 *copy, const float *states)
  * packed (f32) is g_scan_bwd's layout: [du BLD | ddelta BLD | dA_log DN | dBm BLN | dCm BLN | dD D |
- * ddelta_bias D | dz BLD]; ddelta is w.r.t. the pre-softplus delta. l->zero lists the accumulated part.
+ * ddelta_bias D | dz BLD (gated only)]; ddelta is w.r.t. the pre-softplus delta. l->zero lists the accumulated part.
  * copy, the packed layout in bf16 (same element offsets), receives the parts in s->copy_parts (NULL if none);
  * the parts in s->skip_f32_parts are not stored in packed (whose du/ddelta rows still serve as scratch unless
  * s->states). */

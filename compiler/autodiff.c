@@ -190,9 +190,9 @@ static bool silu_conv_grad(Ctx *c, Node *n, Node *dy) {
 }
 
 static void scan_grad(Ctx *c, Node *n, Node *dy) {
-    Node *packed = ok(c->g, g_scan_bwd(c->g, n->src, dy, c->loc));
+    Node *packed = ok(c->g, g_scan_bwd(c->g, n->src, n->nsrc, dy, c->loc));
     int64_t off = 0;
-    for (int k = 0; k < 8; k++) {
+    for (int k = 0; k < n->nsrc; k++) {
         Node *x = n->src[k];
         if (need(c, x)) acc(c, x, ok(c->g, g_extract(c->g, packed, off, x->shape, c->loc)));
         off += shape_numel(x->shape);

@@ -566,15 +566,16 @@ Node *g_conv1d_silu_bwd(Graph *g, Node *dy, Node *dy2, Node *x, Node *w, Node *b
     return make(g, &n);
 }
 
-/* Scan inputs: u, delta, z [B,L,D]; A_log [D,N]; Bm, Cm [B,L,N]; D, delta_bias [D]. */
-static bool scan_shapes_ok(Graph *g, Node *const in[8]) {
+/* Scan inputs: u, delta [B,L,D]; A_log [D,N]; Bm, Cm [B,L,N]; D, delta_bias [D]; z [B,L,D] when gated. */
+static bool scan_shapes_ok(Graph *g, Node *const *in, int nin) {
     static const char *const names[8] = {"u", "delta", "A_log", "Bm", "Cm", "D", "delta_bias", "z"};
+    if (nin != 7 && nin != 8) { fail(g, "selective_scan: takes 7 inputs (ungated) or 8 (gated by z), found %d", nin); return false; }
     Shape u = in[0]->shape;
     char s0[96], sk[96];
     if (u.ndim != 3) { fail(g, "selective_scan: u must be [B, L, D], found %s", shape_str(u, s0, 96)); return false; }
     int64_t B = u.d[0], L = u.d[1], D = u.d[2], N = in[2]->shape.ndim == 2 ? in[2]->shape.d[1] : -1;
     Shape want[8] = {u, u, shape_of(2, D, N), shape_of(3, B, L, N), shape_of(3, B, L, N), shape_of(1, D), shape_of(1, D), u};
-    for (int k = 0; k < 8; k++) {
+    for (int k = 0; k < nin; k++) {
         if (!shape_eq(in[k]->shape, want[k]) || in[k]->dtype == DT_I32) {
             fail(g, "selective_scan: %s has shape %s, expected %s", names[k], shape_str(in[k]->shape, sk, 96),
                  N < 0 ? "[D, N]" : shape_str(want[k], s0, 96));
@@ -584,24 +585,26 @@ static bool scan_shapes_ok(Graph *g, Node *const in[8]) {
     return true;
 }
 
-Node *g_scan(Graph *g, Node *const in[8], Loc loc) {
-    if (!scan_shapes_ok(g, in)) return NULL;
+Node *g_scan(Graph *g, Node *const *in, int nin, Loc loc) {
+    if (!scan_shapes_ok(g, in, nin)) return NULL;
     Node n = tmpl_of(OP_SCAN, DT_F32, in[0]->shape, loc);
-    n.nsrc = 8;
-    for (int k = 0; k < 8; k++) n.src[k] = in[k];
+    n.nsrc = nin;
+    for (int k = 0; k < nin; k++) n.src[k] = in[k];
     return make(g, &n);
 }
 
-Node *g_scan_bwd(Graph *g, Node *const in[8], Node *dy, Loc loc) {
-    ASSERT(scan_shapes_ok(g, in) && shape_eq(dy->shape, in[0]->shape), "scan_bwd shapes");
+Node *g_scan_bwd(Graph *g, Node *const *in, int nin, Node *dy, Loc loc) {
+    ASSERT(scan_shapes_ok(g, in, nin) && shape_eq(dy->shape, in[0]->shape), "scan_bwd shapes");
     int64_t total = 0;
-    for (int k = 0; k < 8; k++) total += shape_numel(in[k]->shape);
+    for (int k = 0; k < nin; k++) total += shape_numel(in[k]->shape);
     Node n = tmpl_of(OP_SCAN_BWD, DT_F32, shape_of(1, total), loc);
-    n.nsrc = 9;
-    for (int k = 0; k < 8; k++) n.src[k] = in[k];
-    n.src[8] = dy;
+    n.nsrc = nin + 1;
+    for (int k = 0; k < nin; k++) n.src[k] = in[k];
+    n.src[nin] = dy;
     return make(g, &n);
 }
+
+bool scan_gated(const Node *n) { return n->nsrc == (n->op == OP_SCAN ? 8 : 9); }
 
 /* ---------------------------------------------------------------- randomness, step */
 Node *g_drop_mask(Graph *g, Shape s, double p, uint64_t key, Loc loc) {

@@ -127,8 +127,12 @@ Node *g_conv1d_bwd(Graph *g, Node *dy, Node *x, Node *w, Loc loc);
 /* The same packed gradient of silu(conv1d(x, w, b)) from the gradient of the SiLU's output, dy + dy2 (dy2 may be
  * NULL): one pass that recomputes the conv output instead of reading it back. */
 Node *g_conv1d_silu_bwd(Graph *g, Node *dy, Node *dy2, Node *x, Node *w, Node *b, Loc loc);
-Node *g_scan(Graph *g, Node *const in[8], Loc loc);
-Node *g_scan_bwd(Graph *g, Node *const in[8], Node *dy, Loc loc);
+/* The selective scan of in[0..nin): u, delta, A_log, Bm, Cm, D, delta_bias and, when nin is 8, the gate z
+ * (y * silu(z)); with 7 the output is y itself, for mixers that gate once after merging directions. */
+Node *g_scan(Graph *g, Node *const *in, int nin, Loc loc);
+Node *g_scan_bwd(Graph *g, Node *const *in, int nin, Node *dy, Loc loc);
+/* Is this OP_SCAN or OP_SCAN_BWD gated (has z)? */
+bool scan_gated(const Node *n);
 
 /* --- randomness and the training step --- */
 Node *g_drop_mask(Graph *g, Shape s, double p, uint64_t key, Loc loc);

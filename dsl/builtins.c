@@ -379,8 +379,8 @@ static Value b_conv1d(Eval *ev, const char *name, Arg *a, int n, Loc loc) {
 
 static Value b_scan(Eval *ev, const char *name, Arg *a, int n, Loc loc) {
     Node *t[8];
-    for (int k = 0; k < 8; k++) if (!(t[k] = arg_tensor(ev, name, &a[k]))) return v_err();
-    return v_tensor(CK(g_scan(ev->g, t, loc)));
+    for (int k = 0; k < n; k++) if (!(t[k] = arg_tensor(ev, name, &a[k]))) return v_err();
+    return v_tensor(CK(g_scan(ev->g, t, n, loc)));
 }
 
 static Value b_drop_path(Eval *ev, const char *name, Arg *a, int n, Loc loc) {
@@ -439,7 +439,7 @@ static const Builtin BUILTINS[] = {
     {"reshape", 2, 2, b_reshape}, {"expand", 2, 2, b_expand}, {"permute", 2, 2, b_permute},
     {"transpose", 3, 3, b_transpose}, {"slice", 4, 4, b_slice}, {"concat", 2, 2, b_concat}, {"flip", 2, 2, b_flip},
     {"gather", 3, 3, b_gather}, {"cast", 2, 2, b_cast}, {"linear", 2, 3, b_linear},
-    {"conv1d_causal", 3, 3, b_conv1d}, {"selective_scan", 8, 8, b_scan}, {"drop_path", 2, 2, b_drop_path},
+    {"conv1d_causal", 3, 3, b_conv1d}, {"selective_scan", 7, 8, b_scan}, {"drop_path", 2, 2, b_drop_path},
     {"randperm", 1, 1, b_randperm}, {"one_hot", 2, 2, b_one_hot},
 };
 

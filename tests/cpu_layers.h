@@ -63,7 +63,7 @@ static inline Node *mixer(Graph *g, const Mixer *m, Node *x) {
     Node *Bm = check_ok(g, g_slice(g, xdbl, 2, R, R + N, LOC_NONE)), *Cm = check_ok(g, g_slice(g, xdbl, 2, R + N, R + 2 * N, LOC_NONE));
     Node *delta = linear(g, dt, m->dt_w, NULL);
     Node *in[8] = {u, delta, m->A_log, Bm, Cm, m->D, m->dt_b, z};
-    return linear(g, check_ok(g, g_scan(g, in, LOC_NONE)), m->out_proj, NULL);
+    return linear(g, check_ok(g, g_scan(g, in, 8, LOC_NONE)), m->out_proj, NULL);
 }
 
 /* The four scan orders of a gh x gw grid (row-forward, row-backward, column-forward, column-backward). */

@@ -51,7 +51,7 @@ static void ref_scan_inputs(int B, int L, int D, int N, uint64_t seed, float *u,
 static double ref_softplus(double x) { return x <= 20.0 ? log1p(exp(x)) : x; }
 static double ref_sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
 
-/* u, delta, z [B,L,D]; A_log [D,N]; Bm, Cm [B,L,N]; Dv, bias [D] -> y [B,L,D] (gated). */
+/* u, delta, z [B,L,D]; A_log [D,N]; Bm, Cm [B,L,N]; Dv, bias [D] -> y [B,L,D] (gated; z NULL: ungated). */
 static void ref_scan_fwd(int B, int L, int D, int N, const float *u, const float *delta, const float *A_log,
                          const float *Bm, const float *Cm, const float *Dv, const float *bias, const float *z,
                          double *y) {
@@ -67,20 +67,21 @@ static void ref_scan_fwd(int B, int L, int D, int N, const float *u, const float
                     h[n] = exp(dl * A) * h[n] + dl * Bm[r + n] * u[i];
                     acc += Cm[r + n] * h[n];
                 }
-                y[i] = acc * z[i] * ref_sigmoid(z[i]);
+                y[i] = z ? acc * z[i] * ref_sigmoid(z[i]) : acc;
             }
         }
     free(h);
 }
 
-/* Same inputs + dout [B,L,D] -> packed [du | ddelta | dA_log | dBm | dCm | dD | ddelta_bias | dz] (g_scan_bwd). */
+/* Same inputs + dout [B,L,D] -> packed [du | ddelta | dA_log | dBm | dCm | dD | ddelta_bias | dz] (g_scan_bwd;
+ * z NULL: ungated, no dz). */
 static void ref_scan_bwd(int B, int L, int D, int N, const float *u, const float *delta, const float *A_log,
                          const float *Bm, const float *Cm, const float *Dv, const float *bias, const float *z,
                          const float *dout, double *packed) {
     size_t BLD = (size_t)B * L * D, BLN = (size_t)B * L * N;
     double *du = packed, *ddl = du + BLD, *dAl = ddl + BLD, *dB = dAl + (size_t)D * N, *dC = dB + BLN;
     double *dD = dC + BLN, *dbias = dD + D, *dz = dbias + D;
-    memset(packed, 0, sizeof(double) * (3 * BLD + 2 * BLN + (size_t)D * N + 2 * (size_t)D));
+    memset(packed, 0, sizeof(double) * ((z ? 3 : 2) * BLD + 2 * BLN + (size_t)D * N + 2 * (size_t)D));
     double *h = (double *)calloc((size_t)(L + 1) * N, sizeof(double));   /* h[t+1][n] = h_t; h[0] = 0 */
     double *dh = (double *)calloc((size_t)N, sizeof(double)), *A = (double *)calloc((size_t)N, sizeof(double));
     for (int b = 0; b < B; b++)
@@ -95,11 +96,13 @@ static void ref_scan_bwd(int B, int L, int D, int N, const float *u, const float
             memset(dh, 0, sizeof(double) * (size_t)N);   /* carries a_{t+1} * dh_{t+1} */
             for (int t = L - 1; t >= 0; t--) {
                 size_t i = ((size_t)b * L + t) * D + d, r = ((size_t)b * L + t) * N;
-                double x = (double)delta[i] + bias[d], dl = ref_softplus(x), sz = ref_sigmoid(z[i]);
-                double y = (double)Dv[d] * u[i];
-                for (int n = 0; n < N; n++) y += Cm[r + n] * h[(t + 1) * N + n];
-                double dy = dout[i] * z[i] * sz, ddelta = 0;
-                dz[i] = dout[i] * y * sz * (1 + z[i] * (1 - sz));
+                double x = (double)delta[i] + bias[d], dl = ref_softplus(x), dy = dout[i], ddelta = 0;
+                if (z) {
+                    double sz = ref_sigmoid(z[i]), y = (double)Dv[d] * u[i];
+                    for (int n = 0; n < N; n++) y += Cm[r + n] * h[(t + 1) * N + n];
+                    dy = dout[i] * z[i] * sz;
+                    dz[i] = dout[i] * y * sz * (1 + z[i] * (1 - sz));
+                }
                 dD[d] += dy * u[i];
                 du[i] = dy * Dv[d];
                 for (int n = 0; n < N; n++) {

@@ -202,8 +202,10 @@ static void test_templates(void) {
                     bin(g, OP_MUL, in(g, "A_log", S2(D, N)), g_scalar(g, 0.5)), in(g, "Bm", S3(B, L, N)),
                     in(g, "Cm", S3(B, L, N)), in(g, "D", shape_of(1, D)), in(g, "delta_bias", shape_of(1, D)),
                     in(g, "z", S3(B, L, D))};
-    out(g, "scan", g_scan(g, sin, LOC_NONE));
-    out(g, "scan_bwd", g_scan_bwd(g, sin, dy, LOC_NONE));
+    out(g, "scan", g_scan(g, sin, 8, LOC_NONE));
+    out(g, "scan_bwd", g_scan_bwd(g, sin, 8, dy, LOC_NONE));
+    out(g, "scan_ungated", g_scan(g, sin, 7, LOC_NONE));
+    out(g, "scan_bwd_ungated", g_scan_bwd(g, sin, 7, dy, LOC_NONE));
     out(g, "conv1d_bwd", g_conv1d_bwd(g, dy, x, w, LOC_NONE));
     /* row maps (pass_fuse): a reversed x into the conv; the scan's u, z, Bm, Cm as channel slices of one wide
      * tensor, z also reversed; the reversed dy into the packed conv backward */
@@ -214,7 +216,7 @@ static void test_templates(void) {
     Node *min[8] = {g_slice(g, wide, 2, 0, D, LOC_NONE), sin[1], sin[2], g_slice(g, wide, 2, 2 * D, 2 * D + N, LOC_NONE),
                     g_slice(g, wide, 2, 2 * D + N, 2 * D + 2 * N, LOC_NONE), sin[5], sin[6],
                     g_gather(g, g_slice(g, wide, 2, D, 2 * D, LOC_NONE), 1, rev, L, LOC_NONE)};
-    out(g, "scan_mapped", g_scan(g, min, LOC_NONE));
+    out(g, "scan_mapped", g_scan(g, min, 8, LOC_NONE));
     out(g, "conv1d_bwd_mapped", g_conv1d_bwd(g, g_gather(g, dy, 1, rev, L, LOC_NONE), x, w, LOC_NONE));
     check_graph("templates: causal conv1d (+ backward), selective scan (+ backward), row-mapped inputs", g, 1e-4);
 }

@@ -435,7 +435,7 @@ static Node *scan_dir(Graph *g, Node *x, Node *z, Node *dbc, const char *sfx) {
     Node *u = un(g, OP_SILU, g_conv1d(g, x, cw, cb, LOC_NONE));
     Node *in[8] = {u, g_slice(g, dbc, 2, 0, D, LOC_NONE), al, g_slice(g, dbc, 2, D, D + 16, LOC_NONE),
                    g_slice(g, dbc, 2, D + 16, D + 32, LOC_NONE), dd, dtb, z};
-    return g_scan(g, in, LOC_NONE);
+    return g_scan(g, in, z ? 8 : 7, LOC_NONE);   /* z NULL: ungated */
 }
 
 /* The two-direction training graph above, with every parameter gradient an output; *yf is the forward scan. */
@@ -476,6 +476,57 @@ static void test_scan_row_maps(void) {
     CHECK(templates == 8, "conv, scan, scan_bwd and one conv backward (dx, dw, db) per direction: %d", templates);
     CHECK(maps >= 8, "x, z halves, reversed x/z, Bm/Cm/delta slices are row maps: %d", maps);
     fusion_free(f);
+    graph_free(g);
+}
+
+/* Two directions gated once, as models/lib/mamba.vmc builds every mixer of several directions: ungated scans (7
+ * inputs) merged, then silu(z) * merge. Each scan template gets no z (a NULL argument), its backward no dz part;
+ * silu(z) is computed by the forward's merge kernel, and the gate's gradient by one elementwise kernel. */
+static void test_factored_gate(void) {
+    Graph *g = graph_new();
+    int64_t B = 2, L = 9, C = 8, D = 32;
+    Node *h = g_input(g, "h", shape_of(3, B, L, C), DT_F32, LOC_NONE);
+    Node *xz = g_matmul(g, h, param(g, "in_proj", shape_of(2, 2 * D, C)), false, true, LOC_NONE);
+    Node *dbc = g_matmul(g, h, param(g, "x_proj", shape_of(2, D + 32, C)), false, true, LOC_NONE);
+    Node *x = g_slice(g, xz, 2, 0, D, LOC_NONE), *z = g_slice(g, xz, 2, D, 2 * D, LOC_NONE);
+    int32_t rev[9];
+    for (int t = 0; t < L; t++) rev[t] = (int32_t)(L - 1 - t);
+    Node *yf = scan_dir(g, x, NULL, dbc, ""), *yb = scan_dir(g, g_gather(g, x, 1, rev, L, LOC_NONE), NULL, dbc, "_b");
+    Node *merged = bin(g, OP_ADD, yf, g_gather(g, yb, 1, rev, L, LOC_NONE));
+    train_sum_of_squares(g, bin(g, OP_MUL, un(g, OP_SILU, z), merged));
+    Program *p = build(g, true);
+    if (!p) { graph_free(g); return; }
+    const Fusion *f = p->f;
+    int scans = 0, bwds = 0, gate_fwd = 0, gate_bwd = 0;
+    for (int id = 0; id < g->nnodes; id++) {
+        const Node *n = g->nodes[id];
+        if (!f->live[id]) continue;
+        if (n->op == OP_SCAN) scans += n->nsrc == 7 && !scan_gated(n);
+        if (n->op == OP_SCAN_BWD) bwds += n->nsrc == 8 && shape_numel(n->shape) == 2 * B * L * D + D * 16 + 2 * B * L * 16 + 2 * D;
+    }
+    for (int k = 0; k < f->ngroups; k++) {
+        const Group *gr = &f->groups[k];
+        bool silu = false, gather = false;
+        for (int m = 0; m < gr->nmembers; m++) {
+            silu |= gr->members[m]->op == OP_SILU;
+            gather |= gr->members[m]->op == OP_GATHER;
+            gate_bwd += gr->members[m]->op == OP_SIGMOID;
+        }
+        gate_fwd += gr->kind == GK_EW && silu && gather;
+    }
+    int null_z = 0;
+    for (int k = 0; k < p->nlaunches; k++) {
+        const Launch *l = &p->launches[k];
+        if (l->kind == LK_KERNEL && (!strcmp(l->name, "vmc_scan_fwd") || !strcmp(l->name, "vmc_scan_bwd")))
+            null_z += l->nargs > 7 && l->args[7].arena == AR_COUNT_;
+    }
+    printf("factored gate: %d ungated scans, %d backwards without dz, %d scan launches with no z, silu(z) in the merge "
+           "kernel %d, sigmoid members %d\n", scans, bwds, null_z, gate_fwd, gate_bwd);
+    CHECK(scans == 2 && bwds == 2, "both scans ungated (7 inputs), both backwards without dz: %d, %d", scans, bwds);
+    CHECK(null_z == 4, "every scan launch passes no z: %d of 4", null_z);
+    CHECK(gate_fwd == 1, "the merge (the reversed direction's gather, the sum) and the gate in one kernel: %d", gate_fwd);
+    CHECK(gate_bwd == 1, "the gate's gradient (its one sigmoid) in one kernel: %d", gate_bwd);
+    program_free(p);
     graph_free(g);
 }
 
@@ -592,7 +643,7 @@ static void test_conv_silu_backward(void) {
     Node *in[8] = {u, g_slice(g, dbc, 2, 0, D, LOC_NONE), param(g, "A_log", shape_of(2, D, (int64_t)16)),
                    g_slice(g, dbc, 2, D, D + 16, LOC_NONE), g_slice(g, dbc, 2, D + 16, D + 32, LOC_NONE),
                    param(g, "D", shape_of(1, D)), param(g, "dt_bias", shape_of(1, D)), z};
-    train_sum_of_squares(g, g_scan(g, in, LOC_NONE));
+    train_sum_of_squares(g, g_scan(g, in, 8, LOC_NONE));
     conv_silu_backward(g, 2);
     /* a graph that reads the conv output itself too: the conv template writes it and, beside it, the SiLU (which a
      * GEMM reads: a buffer) */
@@ -1096,6 +1147,7 @@ int main(void) {
     test_scan_bwd_copies();
     test_conv_silu_backward();
     test_scan_states();
+    test_factored_gate();
     test_recompute();
     test_sibling_merge();
     test_vec4_loads();

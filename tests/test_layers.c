@@ -76,7 +76,7 @@ static void t_scan(void) {
     Node *in[8] = {check_param(g, "u", sl), check_param(g, "delta", sl), check_param(g, "A_log", shape_of(2, I64(1), I64(1))),
                    check_param(g, "Bm", sl), check_param(g, "Cm", sl), check_param(g, "D", sd), check_param(g, "db", sd),
                    check_param(g, "z", sl)};
-    Node *y = check_ok(g, g_scan(g, in, LOC_NONE));
+    Node *y = check_ok(g, g_scan(g, in, 8, LOC_NONE)), *y7 = check_ok(g, g_scan(g, in, 7, LOC_NONE));
     float u[3] = {1, 2, 3}, dl[3] = {-0.5f, -0.5f, -0.5f}, al[1] = {0}, bm[3] = {1, 1, 2}, cm[3] = {1, 2, 0.5f};
     float dd[1] = {0.5f}, db[1] = {0.5f}, z[3] = {0, 1, -2}, r[3];
     eval(g, y, (const float *[]){u, dl, al, bm, cm, dd, db, z}, r);
@@ -86,6 +86,9 @@ static void t_scan(void) {
     double silu1 = 1 / (1 + exp(-1.0)), silum2 = -2 / (1 + exp(2.0));
     double want[3] = {y0 * 0, y1 * silu1, y2 * silum2};
     expect("scan recurrence, 3 steps (h = h/2 + ln2 B u, y = C h + D u, gated by silu(z))", r, want, 3, 1e-6);
+    eval(g, y7, (const float *[]){u, dl, al, bm, cm, dd, db, z}, r);
+    double want7[3] = {y0, y1, y2};
+    expect("scan recurrence without the gate (7 inputs): y = C h + D u", r, want7, 3, 1e-6);
     graph_free(g);
 }
 

@@ -219,12 +219,15 @@ static void scans(void) {
     Node *in[8];
     for (int k = 0; k < 8; k++) in[k] = check_param(g, names[k], sh[k]);
     CheckOpts o = {1e-6, {0, 0, 2, 0, 0, 0, 0, 0}, 48};
-    run("op scan (all 8 inputs)", g, check_ok(g, g_scan(g, in, LOC_NONE)), o);
+    run("op scan (all 8 inputs)", g, check_ok(g, g_scan(g, in, 8, LOC_NONE)), o);
+    g = graph_new();   /* without the gate (7 inputs): y itself, no dz */
+    for (int k = 0; k < 7; k++) in[k] = check_param(g, names[k], sh[k]);
+    run("op scan (ungated, 7 inputs)", g, check_ok(g, g_scan(g, in, 7, LOC_NONE)), o);
     /* second order through the scan is refused with a message */
     g = graph_new();
     for (int k = 0; k < 8; k++) in[k] = check_param(g, names[k], sh[k]);
     Node *dy = check_param(g, "dy", sh[0]);
-    check_refused(g, g_scan_bwd(g, in, dy, LOC_NONE), "scan_bwd");
+    check_refused(g, g_scan_bwd(g, in, 8, dy, LOC_NONE), "scan_bwd");
 }
 
 /* cpu_vexp.h's vectorised expf against exp() in double over the whole float range: relative error within 2.5e-7

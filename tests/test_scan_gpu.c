@@ -139,9 +139,11 @@ static void scan_data_free(ScanData *x) {
     if (x->states) CU_CHECK(cu->cuMemFree(x->states));
 }
 
+static const CUdeviceptr NO_Z = 0;   /* the z argument of an ungated scan */
+
 static void scan_run_fwd(const Kernel *k, ScanData *x) {
     void *args[10];
-    for (int i = 0; i < 8; i++) args[i] = &x->d[i];
+    for (int i = 0; i < 8; i++) args[i] = i == 7 && !x->s.gated ? (void *)&NO_Z : &x->d[i];
     args[8] = &x->y;
     args[9] = &x->states;
     launch(k, args, NULL);
@@ -150,7 +152,11 @@ static void scan_run_fwd(const Kernel *k, ScanData *x) {
 static void scan_run_bwd(const Kernel *k, ScanData *x) {
     void *args[12];
     CUdeviceptr bufs[12];
-    for (int i = 0; i < 9; i++) { args[i] = &x->d[i]; bufs[i] = x->d[i]; }
+    for (int i = 0; i < 9; i++) {
+        const bool no_z = i == 7 && !x->s.gated;
+        args[i] = no_z ? (void *)&NO_Z : &x->d[i];
+        bufs[i] = no_z ? 0 : x->d[i];
+    }
     args[9] = &x->packed;
     bufs[9] = x->packed;
     args[10] = &x->copy;
@@ -162,8 +168,8 @@ static void scan_run_bwd(const Kernel *k, ScanData *x) {
 
 static void check_scan(ScanSpec s, uint64_t seed, bool report) {
     char what[96];
-    snprintf(what, sizeof what, "scan B%d L%d D%d N%d %s->%s%s", s.B, s.L, s.D, s.N, dtype_name(s.u), dtype_name(s.out),
-             s.states ? "" : " recompute");
+    snprintf(what, sizeof what, "scan B%d L%d D%d N%d %s->%s%s%s", s.B, s.L, s.D, s.N, dtype_name(s.u),
+             dtype_name(s.out), s.states ? "" : " recompute", s.gated ? "" : " ungated");
     KernelLaunch lf, lb;
     char *sf = template_scan_fwd(&s, &lf), *sb = template_scan_bwd(&s, &lb);
     Kernel kf = load_kernel(sf, &lf), kb = load_kernel(sb, &lb);
@@ -178,15 +184,16 @@ static void check_scan(ScanSpec s, uint64_t seed, bool report) {
 
     float **h = x.h;
     double *yref = malloc(x.bld * sizeof(double)), *pref = malloc(scan_bwd_numel(&s) * sizeof(double));
-    ref_scan_fwd(s.B, s.L, s.D, s.N, h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7], yref);
-    ref_scan_bwd(s.B, s.L, s.D, s.N, h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7], h[8], pref);
+    const float *z = s.gated ? h[7] : NULL;
+    ref_scan_fwd(s.B, s.L, s.D, s.N, h[0], h[1], h[2], h[3], h[4], h[5], h[6], z, yref);
+    ref_scan_bwd(s.B, s.L, s.D, s.N, h[0], h[1], h[2], h[3], h[4], h[5], h[6], z, h[8], pref);
     float *y = download(x.y, x.bld, s.out), *p = download(x.packed, scan_bwd_numel(&s), DT_F32);
     expect_close(what, "fwd y", y, yref, x.bld, s.out == DT_BF16 ? 1e-2 : 1e-4);
     static const char *names[8] = {"du", "ddelta", "dA_log", "dBm", "dCm", "dD", "ddelta_bias", "dz"};
     size_t sizes[8] = {x.bld, x.bld, (size_t)s.D * s.N, x.bln, x.bln, (size_t)s.D, (size_t)s.D, x.bld}, off = 0;
     const int part_bit[8] = {SCAN_PART_DU, SCAN_PART_DDL, 0, 0, 0, 0, 0, SCAN_PART_DZ};
     float *c = s.copy_parts ? download(x.copy, scan_bwd_numel(&s), DT_BF16) : NULL;
-    for (int k = 0; k < 8; k++) {   /* the parts stored in f32, then those with a bf16 copy (only) */
+    for (int k = 0; k < (s.gated ? 8 : 7); k++) {   /* the parts stored in f32, then those with a bf16 copy (only) */
         char part[32];
         if (!(s.skip_f32_parts & part_bit[k])) expect_close(what, names[k], p + off, pref + off, sizes[k], 1e-4);
         snprintf(part, sizeof part, "%s bf16", names[k]);
@@ -201,7 +208,7 @@ static void check_scan(ScanSpec s, uint64_t seed, bool report) {
 }
 
 static ScanSpec scan_spec(int B, int L, int D, DType io, DType out) {
-    ScanSpec s = {B, L, D, 16, io, io, DT_F32, io, DT_F32, DT_F32, io, out, io};
+    ScanSpec s = {B, L, D, 16, true, io, io, DT_F32, io, DT_F32, DT_F32, io, out, io};
     if (io == DT_BF16) {   /* as in bf16 training: du, ddelta and dz only as bf16 copies (GEMMs and generated */
         s.copy_parts = SCAN_PARTS;   /* kernels read them there) */
         s.skip_f32_parts = SCAN_PARTS;
@@ -213,6 +220,12 @@ static ScanSpec scan_spec(int B, int L, int D, DType io, DType out) {
 /* The same without saved states: the backward recomputes them (ProgramOptions.scan_recompute). */
 static ScanSpec recompute(ScanSpec s) {
     s.states = false;
+    return s;
+}
+
+/* The same without the gate (the 4-direction mixer's scans): no z, no dz. */
+static ScanSpec ungated(ScanSpec s) {
+    s.gated = false;
     return s;
 }
 
@@ -414,13 +427,13 @@ static void bench_scan(ScanSpec s, double copy_gbs) {
     ScanData x = scan_data(s, 99);
     ScanCtx cf = {&kf, &x}, cb = {&kb, &x};
     float tf = time_ms(run_scan_fwd, &cf, 3, 20), tb = time_ms(run_scan_bwd, &cb, 3, 20);
-    double e = dtype_size(io), bld = (double)x.bld, bln = (double)x.bln;
-    double fwd_bytes = 3 * bld * e + 2 * bln * e + bld * dtype_size(out);
-    double bwd_bytes = 4 * bld * e + 2 * bln * e + (3 * bld + 2 * bln) * 4;   /* f32 packed gradients */
+    double e = dtype_size(io), bld = (double)x.bld, bln = (double)x.bln, zs = s.gated ? 1 : 0;   /* z, dz */
+    double fwd_bytes = (2 + zs) * bld * e + 2 * bln * e + bld * dtype_size(out);
+    double bwd_bytes = (3 + zs) * bld * e + 2 * bln * e + ((2 + zs) * bld + 2 * bln) * 4;   /* f32 packed gradients */
     double gf = fwd_bytes / tf / 1e6, gb = bwd_bytes / tb / 1e6;
-    printf("| scan B%d L%d D%d %s->%s%s | fwd %.3f ms | %.0f GB/s (%.0f%%) | bwd %.3f ms | %.0f GB/s (%.0f%%) |\n", B, L,
-           D, dtype_name(io), dtype_name(out), s.states ? "" : " recompute", tf, gf, 100 * gf / copy_gbs, tb, gb,
-           100 * gb / copy_gbs);
+    printf("| scan B%d L%d D%d %s->%s%s%s | fwd %.3f ms | %.0f GB/s (%.0f%%) | bwd %.3f ms | %.0f GB/s (%.0f%%) |\n", B,
+           L, D, dtype_name(io), dtype_name(out), s.states ? "" : " recompute", s.gated ? "" : " ungated", tf, gf,
+           100 * gf / copy_gbs, tb, gb, 100 * gb / copy_gbs);
     scan_data_free(&x);
     CU_CHECK(cu->cuModuleUnload(kf.mod));
     CU_CHECK(cu->cuModuleUnload(kb.mod));
@@ -485,11 +498,13 @@ static void bench(bool conv_only) {
         return;
     }
     bench_scan(scan_spec(128, 197, 768, DT_BF16, DT_F32), copy_gbs);
+    bench_scan(ungated(scan_spec(128, 197, 768, DT_BF16, DT_BF16)), copy_gbs);   /* a 4-direction fine-tuning scan */
     bench_scan(recompute(scan_spec(128, 197, 768, DT_BF16, DT_F32)), copy_gbs);
     bench_scan(scan_spec(128, 128, 768, DT_BF16, DT_F32), copy_gbs);
     bench_scan(scan_spec(128, 197, 768, DT_F32, DT_F32), copy_gbs);
     bench_scan(recompute(scan_spec(128, 197, 768, DT_BF16, DT_BF16)), copy_gbs);   /* inference: no states */
     bench_scan(recompute(scan_spec(256, 197, 768, DT_BF16, DT_BF16)), copy_gbs);   /* ARM-B's inference batch */
+    bench_scan(ungated(recompute(scan_spec(256, 197, 768, DT_BF16, DT_BF16))), copy_gbs);   /* ... its scans */
     bench_conv(128, 197, 768, DT_BF16, copy_gbs);
 }
 
@@ -527,6 +542,8 @@ int main(int argc, char **argv) {
     check_scan(scan_spec(3, 37, 80, DT_F32, DT_F32), 1, true);          /* partial chunk, lanes past D */
     check_scan(recompute(scan_spec(3, 37, 80, DT_F32, DT_F32)), 1, false);
     check_scan(scan_spec(2, 8, 64, DT_F32, DT_F32), 5, false);           /* one chunk: no checkpoints */
+    check_scan(ungated(scan_spec(3, 37, 80, DT_F32, DT_F32)), 10, false);
+    check_scan(ungated(recompute(scan_spec(3, 37, 80, DT_BF16, DT_BF16))), 11, false);
     check_conv(5, 37, 40, 4, DT_BF16, false, 7);
     check_conv_silu_bwd(5, 37, 40, 4, DT_BF16, 8);
     if (!small) {

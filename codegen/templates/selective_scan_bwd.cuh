@@ -50,6 +50,9 @@
 #ifndef SCAN_F32_PARTS
 #define SCAN_F32_PARTS 7
 #endif
+#ifndef SCAN_GATED
+#define SCAN_GATED 1   // the forward's y * silu(z): dz is computed; 0: no z (may be NULL), no dz
+#endif
 #define VMC_LN2 0.6931471805599453f
 
 // A bool as a type: which kind of row a generic lambda handles, fixed at compile time.
@@ -117,7 +120,8 @@ template <bool SWIZZLED> __device__ __forceinline__ void warp_reduce_scatter(flo
 template <bool REVERSE, class TU, class TD, class TB, class TZ, class TO, class IU, class ID, class IZ, class IO>
 static __device__ __forceinline__ void prefetch_chunk(const TU *u, const TD *delta, const TB *Bm, const TB *Cm, const TZ *z,
                                                const TO *dout, IU uw, ID dw, IZ zw, IO ow, int b, int k) {
-    constexpr int SECTORS = SCAN_CHUNK * (int)(sizeof(TU) + sizeof(TD) + (REVERSE ? sizeof(TZ) + sizeof(TO) : 0));
+    constexpr int SECTORS =
+        SCAN_CHUNK * (int)(sizeof(TU) + sizeof(TD) + (REVERSE ? (SCAN_GATED ? sizeof(TZ) : 0) + sizeof(TO) : 0));
     const int lane = threadIdx.x & 31;
 #pragma unroll
     for (int q0 = 0; q0 < SECTORS; q0 += 32) {
@@ -126,7 +130,7 @@ static __device__ __forceinline__ void prefetch_chunk(const TU *u, const TD *del
         SCAN_PF_ARRAY(U, u, uw, TU)
         SCAN_PF_ARRAY(DL, delta, dw, TD)
         if (REVERSE) {
-            SCAN_PF_ARRAY(Z, z, zw, TZ)
+            if (SCAN_GATED) SCAN_PF_ARRAY(Z, z, zw, TZ)
             SCAN_PF_ARRAY(DO, dout, ow, TO)
         }
         if (p) prefetch_l2(p);
@@ -275,13 +279,15 @@ vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
             for (int i = 0; i < CH; i++) {
                 const int t = r0 + min(i, nr - 1);
                 rd[i] = delta[dc + VMC_ROWOFF(DL, SCAN_B, t)]; ru[i] = u[uc + VMC_ROWOFF(U, SCAN_B, t)];
-                rz[i] = z[zc + VMC_ROWOFF(Z, SCAN_B, t)]; ro[i] = dout[oc + VMC_ROWOFF(DO, SCAN_B, t)];
+                if (SCAN_GATED) rz[i] = z[zc + VMC_ROWOFF(Z, SCAN_B, t)];
+                ro[i] = dout[oc + VMC_ROWOFF(DO, SCAN_B, t)];
             }
 #pragma unroll
             for (int i = 0; i < CH; i++) {
                 if (i < nr) {
                     rowv[0][i][tid] = to_f32(rd[i]); rowv[1][i][tid] = to_f32(ru[i]);
-                    rowv[2][i][tid] = to_f32(rz[i]); rowv[3][i][tid] = valid ? to_f32(ro[i]) : 0.f;
+                    if (SCAN_GATED) rowv[2][i][tid] = to_f32(rz[i]);
+                    rowv[3][i][tid] = valid ? to_f32(ro[i]) : 0.f;
                 }
             }
         }
@@ -303,22 +309,25 @@ vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
         auto fwd_row = [&](auto even_tag, int i, float *v) {   // v: the row's dCm terms, summed by the caller
             constexpr bool EVEN = decltype(even_tag)::value;
             const float uu = rowv[1][i][tid], x = rowv[0][i][tid] + bias, dl = softplus_f(x), dlu = dl * uu;
-            const float zz = rowv[2][i][tid], go = rowv[3][i][tid], sz = sigmoid_f(zz), dy = go * zz * sz;
+            const float go = rowv[3][i][tid], zz = SCAN_GATED ? rowv[2][i][tid] : 0.f;
+            const float sz = SCAN_GATED ? sigmoid_f(zz) : 1.f, dy = SCAN_GATED ? go * zz * sz : go;
             float y = 0.f;
 #pragma unroll
             for (int n = 0; n < N; n++) {
                 if constexpr (EVEN) hist[((i >> 1) * N + n) * SCAN_THREADS + tid] = h[n];
                 h[n] = fmaf(exp2_ftz(dl * A2[n]), h[n], dlu * sBC[i][n]);
-                y = fmaf(sBC[i][N + n], h[n], y);
+                if (SCAN_GATED) y = fmaf(sBC[i][N + n], h[n], y);
                 v[n] = dy * h[n];   // dCm
             }
 #pragma unroll
             for (int n = N; n < 16; n++) v[n] = 0.f;
-            const float dzv = go * fmaf(Dd, uu, y) * sz * (1.f + zz * (1.f - sz));
-            if (valid) {
-                const ScanOutIndex idx = col + (ScanOutIndex)(r0 + i) * SCAN_D;
-                if (SCAN_F32_PARTS & 4) dz[idx] = dzv;
-                if (SCAN_COPY_PARTS & 4) copy[(dz - packed) + idx] = from_f32<bf16>(dzv);
+            if (SCAN_GATED) {
+                const float dzv = go * fmaf(Dd, uu, y) * sz * (1.f + zz * (1.f - sz));
+                if (valid) {
+                    const ScanOutIndex idx = col + (ScanOutIndex)(r0 + i) * SCAN_D;
+                    if (SCAN_F32_PARTS & 4) dz[idx] = dzv;
+                    if (SCAN_COPY_PARTS & 4) copy[(dz - packed) + idx] = from_f32<bf16>(dzv);
+                }
             }
             rowv[0][i][tid] = dl; rowv[2][i][tid] = dy; rowv[3][i][tid] = sigmoid_f(x);
         };

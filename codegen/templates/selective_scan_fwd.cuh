@@ -13,6 +13,9 @@
 // with 32-bit row offsets (0.142 ms), softplus and the gate's sigmoid sharing one reciprocal, 1/((2 + e^-|x|)(1 +
 // e^-z)) (19 MUFU per row instead of 20): 0.143 ms.
 
+#ifndef SCAN_GATED
+#define SCAN_GATED 1   // y * silu(z); 0: y (z unread, may be NULL)
+#endif
 #define SCAN_TILE 64   // Bm/Cm rows staged per barrier pair
 #define SCAN_PF 4      // rows of u, delta, z loaded ahead of their use (hides global-load latency)
 #if SCAN_STATES        // chunk starts (common.cuh scan_state_at) fall on the first row of a prefetch group
@@ -49,7 +52,7 @@ vmc_scan_fwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
     for (int p = 0; p < PF; p++) {
         const int t = min(p, SCAN_L - 1);
         pu[p] = u[uc + VMC_ROWOFF(U, SCAN_B, t)]; pd[p] = delta[dc + VMC_ROWOFF(DL, SCAN_B, t)];
-        pz[p] = z[zc + VMC_ROWOFF(Z, SCAN_B, t)];
+        if (SCAN_GATED) pz[p] = z[zc + VMC_ROWOFF(Z, SCAN_B, t)];
     }
     for (int t0 = 0; t0 < SCAN_L; t0 += SCAN_TILE) {
         const int nr = min(SCAN_TILE, SCAN_L - t0);
@@ -70,10 +73,10 @@ vmc_scan_fwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
             float cu[PF], cd[PF], cz[PF];
 #pragma unroll
             for (int p = 0; p < PF; p++) {
-                cu[p] = to_f32(pu[p]); cd[p] = to_f32(pd[p]); cz[p] = to_f32(pz[p]);
+                cu[p] = to_f32(pu[p]); cd[p] = to_f32(pd[p]); cz[p] = SCAN_GATED ? to_f32(pz[p]) : 0.f;
                 const int t = min(t0 + i + PF + p, SCAN_L - 1);
                 pu[p] = u[uc + VMC_ROWOFF(U, SCAN_B, t)]; pd[p] = delta[dc + VMC_ROWOFF(DL, SCAN_B, t)];
-                pz[p] = z[zc + VMC_ROWOFF(Z, SCAN_B, t)];
+                if (SCAN_GATED) pz[p] = z[zc + VMC_ROWOFF(Z, SCAN_B, t)];
             }
 #pragma unroll
             for (int p = 0; p < PF; p++) {
@@ -88,7 +91,8 @@ vmc_scan_fwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
                     h[n] = fmaf(exp2_ftz(dl * A2[n]), h[n], dlu * Bv[n]);
                     y = fmaf(Cv[n], h[n], y);
                 }
-                if (valid) out[((size_t)b * SCAN_L + t0 + i + p) * SCAN_D + d] = from_f32<OUT_T>(y * zz * sigmoid_f(zz));
+                if (SCAN_GATED) y *= zz * sigmoid_f(zz);
+                if (valid) out[((size_t)b * SCAN_L + t0 + i + p) * SCAN_D + d] = from_f32<OUT_T>(y);
             }
         }
     }
