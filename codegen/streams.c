@@ -40,56 +40,19 @@ static void deps_add(Deps *d, int from, int to) {
 
 static void mark_critical(const Program *p, StreamPlan *s, const Deps *d);
 
-StreamPlan *stream_plan(const Program *p, int nstreams) {
+/* Every launch each one must follow (edges added in increasing `to`). */
+static Deps collect_deps(const Program *p) {
     const int n = p->nlaunches;
-    if (nstreams < 1) nstreams = 1;
-    if (nstreams > STREAMS_MAX) nstreams = STREAMS_MAX;
-    StreamPlan *s = xcalloc(1, sizeof *s);
-    s->nstreams = nstreams;
-    s->nlaunches = n;
-    s->stream = xcalloc((size_t)n + 1, sizeof(int));
-    s->wait = xcalloc((size_t)n + 1, sizeof(int *));
-    s->nwait = xcalloc((size_t)n + 1, sizeof(int));
-    s->record = xcalloc((size_t)n + 1, sizeof(bool));
-    s->last = xmalloc(sizeof(int) * (size_t)nstreams);
-    for (int t = 0; t < nstreams; t++) s->last[t] = -1;
-    if (nstreams == 1) {   /* (nothing runs beside anything: no launch is more critical than another) */
-        if (n) s->last[0] = n - 1;
-        s->critical = xcalloc((size_t)n + 1, sizeof(bool));
-        return s;
-    }
     Rec *recs = NULL;
     int nrec = 0, caprec = 0;
-    Deps deps = {.seen = xmalloc(sizeof(int) * ((size_t)n + 1))};   /* every launch each one must follow */
+    Deps deps = {.seen = xmalloc(sizeof(int) * ((size_t)n + 1))};
     for (int k = 0; k < n; k++) deps.seen[k] = -1;
     for (int k = 0; k < n; k++) {
         const Launch *l = &p->launches[k];
         if (l->once) continue;   /* runs before the step (its results are ready when the step starts) */
-        int dep[STREAMS_MAX];   /* by stream: the latest earlier launch there that k must follow, -1 */
-        for (int t = 0; t < nstreams; t++) dep[t] = -1;
         for (int a = 0; a < l->nacc; a++)
-            for (int r = 0; r < nrec; r++) {
-                const Rec *x = &recs[r];
-                if (!(l->acc[a].write || x->a.write) || !overlap(&l->acc[a], &x->a)) continue;
-                deps_add(&deps, x->launch, k);
-                if (x->launch > dep[s->stream[x->launch]]) dep[s->stream[x->launch]] = x->launch;
-            }
-        /* continue the stream whose tail k waits for anyway (the latest such), else take the least recently used */
-        int st = -1;
-        for (int t = 0; t < nstreams; t++)
-            if (dep[t] >= 0 && s->last[t] == dep[t] && (st < 0 || dep[t] > dep[st])) st = t;
-        if (st < 0) {
-            st = 0;
-            for (int t = 1; t < nstreams; t++) if (s->last[t] < s->last[st]) st = t;
-        }
-        s->stream[k] = st;
-        s->last[st] = k;
-        for (int t = 0; t < nstreams; t++) {
-            if (t == st || dep[t] < 0) continue;
-            if (!s->wait[k]) s->wait[k] = xmalloc(sizeof(int) * (size_t)nstreams);
-            s->wait[k][s->nwait[k]++] = dep[t];
-            s->record[dep[t]] = true;
-        }
+            for (int r = 0; r < nrec; r++)
+                if ((l->acc[a].write || recs[r].a.write) && overlap(&l->acc[a], &recs[r].a)) deps_add(&deps, recs[r].launch, k);
         for (int a = 0; a < l->nacc; a++) {
             if (!l->acc[a].write) continue;
             for (int r = 0; r < nrec;) {
@@ -106,7 +69,76 @@ StreamPlan *stream_plan(const Program *p, int nstreams) {
         }
     }
     free(recs);
+    return deps;
+}
+
+/* The stream launch k goes to, given dep[t], the latest launch on stream t it must follow: the stream whose tail
+ * it is the heir of; else one whose tail it waits for anyway (no false order), else the least recently used,
+ * never queueing behind a tail whose heir is still to come. */
+/* May launch k queue on stream t? Not behind a launch whose heir (StreamPlan.heir) is still to come and is not k. */
+static bool may_queue(const StreamPlan *s, int k, int t) {
+    const int tail = s->last[t], h = tail < 0 ? -1 : s->heir[tail];
+    return h < 0 || h <= k;
+}
+
+static int pick_stream(const StreamPlan *s, int k, const int *dep) {
+    const int ns = s->nstreams;
+    for (int t = 0; t < ns; t++)   /* the heir of a stream's tail continues it */
+        if (s->last[t] >= 0 && s->heir[s->last[t]] == k) return t;
+    int st = -1;
+    for (int t = 0; t < ns; t++) {
+        if (dep[t] < 0 || s->last[t] != dep[t] || !may_queue(s, k, t)) continue;
+        if (st < 0 || dep[t] > dep[st]) st = t;
+    }
+    if (st >= 0) return st;
+    for (int t = 0; t < ns; t++) {   /* the least recently used stream, one without a critical tail first */
+        if (st < 0 || (may_queue(s, k, t) && !may_queue(s, k, st)) ||
+            (may_queue(s, k, t) == may_queue(s, k, st) && s->last[t] < s->last[st]))
+            st = t;
+    }
+    return st;
+}
+
+StreamPlan *stream_plan(const Program *p, int nstreams) {
+    const int n = p->nlaunches;
+    if (nstreams < 1) nstreams = 1;
+    if (nstreams > STREAMS_MAX) nstreams = STREAMS_MAX;
+    StreamPlan *s = xcalloc(1, sizeof *s);
+    s->nstreams = nstreams;
+    s->nlaunches = n;
+    s->stream = xcalloc((size_t)n + 1, sizeof(int));
+    s->wait = xcalloc((size_t)n + 1, sizeof(int *));
+    s->nwait = xcalloc((size_t)n + 1, sizeof(int));
+    s->record = xcalloc((size_t)n + 1, sizeof(bool));
+    s->last = xmalloc(sizeof(int) * (size_t)nstreams);
+    for (int t = 0; t < nstreams; t++) s->last[t] = -1;
+    if (nstreams == 1) {   /* (nothing runs beside anything: no launch is more critical than another) */
+        if (n) s->last[0] = n - 1;
+        s->critical = xcalloc((size_t)n + 1, sizeof(bool));
+        s->heir = xmalloc(sizeof(int) * ((size_t)n + 1));
+        for (int k = 0; k <= n; k++) s->heir[k] = -1;
+        return s;
+    }
+    Deps deps = collect_deps(p);
     mark_critical(p, s, &deps);
+    for (int k = 0, e = 0; k < n; k++) {
+        if (p->launches[k].once) continue;
+        int dep[STREAMS_MAX];   /* by stream: the latest earlier launch there that k must follow, -1 */
+        for (int t = 0; t < nstreams; t++) dep[t] = -1;
+        for (; e < deps.n && deps.to[e] == k; e++) {
+            const int j = deps.from[e];
+            if (j > dep[s->stream[j]]) dep[s->stream[j]] = j;
+        }
+        const int st = pick_stream(s, k, dep);
+        s->stream[k] = st;
+        s->last[st] = k;
+        for (int t = 0; t < nstreams; t++) {
+            if (t == st || dep[t] < 0) continue;
+            if (!s->wait[k]) s->wait[k] = xmalloc(sizeof(int) * (size_t)nstreams);
+            s->wait[k][s->nwait[k]++] = dep[t];
+            s->record[dep[t]] = true;
+        }
+    }
     free(deps.from); free(deps.to); free(deps.seen);
     return s;
 }
@@ -121,16 +153,19 @@ static double launch_cost_us(const Launch *l) {
 }
 
 /* Longest paths over the true dependencies (edges in program order: from < to), ignoring the plan's stream order,
- * which adds false ones. */
+ * which adds false ones; then each critical launch's heir. */
 static void mark_critical(const Program *p, StreamPlan *s, const Deps *d) {
     const int n = s->nlaunches;
     s->critical = xcalloc((size_t)n + 1, sizeof(bool));
+    int *cpred = xmalloc(sizeof(int) * ((size_t)n + 1));   /* the dependency k waits for longest, -1 */
+    s->heir = xmalloc(sizeof(int) * ((size_t)n + 1));
+    for (int k = 0; k <= n; k++) cpred[k] = s->heir[k] = -1;
     double *cost = xcalloc((size_t)n + 1, sizeof(double)), *start = xcalloc((size_t)n + 1, sizeof(double));
     double *rest = xcalloc((size_t)n + 1, sizeof(double)), *after = xcalloc((size_t)n + 1, sizeof(double));
     for (int k = 0; k < n; k++) if (!p->launches[k].once) cost[k] = launch_cost_us(&p->launches[k]);
     for (int e = 0; e < d->n; e++) {   /* edges are added in increasing `to`: each `from` is final when used */
         const double t = start[d->from[e]] + cost[d->from[e]];
-        if (t > start[d->to[e]]) start[d->to[e]] = t;
+        if (t > start[d->to[e]]) { start[d->to[e]] = t; cpred[d->to[e]] = d->from[e]; }
     }
     for (int e = d->n - 1, k = n - 1; k >= 0; k--) {   /* the longest path from k's start to the end */
         rest[k] = cost[k] + after[k];
@@ -141,12 +176,16 @@ static void mark_critical(const Program *p, StreamPlan *s, const Deps *d) {
     for (int k = 0; k < n; k++) if (start[k] + rest[k] > longest) longest = start[k] + rest[k];
     for (int k = 0; k < n; k++)
         s->critical[k] = !p->launches[k].once && start[k] + rest[k] >= (1.0 - CRITICAL_SLACK) * longest;
-    free(cost); free(start); free(rest); free(after);
+    for (int k = 0; k < n; k++) {
+        const int j = cpred[k];
+        if (s->critical[k] && j >= 0 && s->critical[j] && (s->heir[j] < 0 || rest[k] > rest[s->heir[j]])) s->heir[j] = k;
+    }
+    free(cpred); free(cost); free(start); free(rest); free(after);
 }
 
 void stream_plan_free(StreamPlan *s) {
     if (!s) return;
     for (int k = 0; k < s->nlaunches; k++) free(s->wait[k]);
-    free(s->stream); free(s->wait); free(s->nwait); free(s->record); free(s->last); free(s->critical);
+    free(s->stream); free(s->wait); free(s->nwait); free(s->record); free(s->last); free(s->critical); free(s->heir);
     free(s);
 }

@@ -2,7 +2,8 @@
  * independent work overlaps: the per-parameter AdamW updates and gradient-norm sums (hundreds of small kernels
  * that otherwise each pay a launch's latency in turn), weight-gradient GEMMs beside the data-gradient path.
  * Two launches are ordered when their memory (Launch.acc) overlaps and one of them writes it; a launch joins the
- * stream of a producer it waits for (no false order), or else the stream used least recently. Needs no GPU. */
+ * stream of a producer it waits for (no false order), or else the stream used least recently; the critical path
+ * (below) keeps to one stream where it can (streams.c pick_stream). Needs no GPU. */
 #pragma once
 #include "program.h"
 
@@ -17,6 +18,11 @@ typedef struct StreamPlan {
     bool *record;         /* by launch: some later launch waits for it (record an event after it) */
     int *last;            /* by stream: its last launch, -1 if none (the step joins these back into stream 0) */
     bool *critical;       /* by launch: on or near the longest dependency path (below); all false on 1 stream */
+    int *heir;            /* by critical launch: the critical launch that continues its stream (-1: none): of those
+                           * that wait for it longest (it finishes last among their dependencies), the one with
+                           * the longest path after it. Its other successors go elsewhere, so the longest path
+                           * keeps to one stream, whose consecutive launches start early by programmatic dependent
+                           * launch (a wait on another stream's event costs a few microseconds more). */
 } StreamPlan;
 
 /* nstreams 1 to STREAMS_MAX (clamped); 1 gives every launch stream 0 and no waits (the order of the Program). */

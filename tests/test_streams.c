@@ -178,6 +178,23 @@ static void check_plan(const Program *p, const StreamPlan *sp, const char *what)
         CHECK(ncrit > 0 && ncrit < n && orphans == 0, "%s: %d critical launches of %d, %d without a critical dependency",
               what, ncrit, n, orphans);
     else CHECK(ncrit == 0, "%s: one stream has no critical launches", what);
+    /* The critical path keeps to its streams (StreamPlan.heir): every heir is the next launch of its predecessor's
+     * stream, and the heirs cover most of the critical launches. */
+    int heirs = 0, kept = 0;
+    for (int j = 0; j < n; j++) {
+        const int k = sp->heir[j];
+        if (k < 0) continue;
+        heirs++;
+        int next = k;
+        for (int i = j + 1; i < k && next == k; i++) if (sp->stream[i] == sp->stream[j] && !p->launches[i].once) next = i;
+        kept += sp->stream[k] == sp->stream[j] && next == k && sp->critical[j] && sp->critical[k];
+    }
+    if (ns > 1) {
+        printf("%s: %d of %d heirs continue their predecessor's stream (%d critical launches)\n", what, kept, heirs, ncrit);
+        /* (on 2 streams a launch sometimes has no stream to take but one a heir is due on) */
+        CHECK(kept >= (ns > 2 ? 1.0 : 0.9) * heirs && heirs >= ncrit / 2, "%s: %d of %d heirs continue their "
+              "predecessor's stream", what, kept, heirs);
+    } else CHECK(heirs == 0, "%s: one stream has no heirs", what);
     /* A training step's memsets sit right after the last launch touching their memory (program.c hoist_memsets) */
     int memsets = 0, late = 0, at_start = 0;
     for (int k = 0; k < n; k++) {

@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
-"""timeline.py TRACE.csv [--bins] — the last captured step of a `vmc bench` trace (cupti_trace.c's csv): its span,
-the time some kernel runs (the union of kernel and memset intervals), the idle gaps between them and, with --bins,
-each millisecond's busy fraction and its three longest-running kernels. Steps are told apart by host gaps of more
-than 200 us (the bench synchronises between replays). Timings under tracing run longer than untraced ones (about
-6 ms on a 33 ms step): compare traces with traces."""
+"""timeline.py TRACE.csv [--bins] — a `vmc bench` trace (cupti_trace.c's csv). Bench runs the step first as CUDA
+graph replays (back to back: one stretch of launches over the graph's many internal streams), then eagerly on one
+stream for its time per kernel class. Reported for the replays: time per step, the fraction of it some kernel runs
+(the union of kernel and memset intervals), how many run at once on average, the idle gaps; with --bins, each
+millisecond of the last replay with its busy fraction and three longest-running kernels. For the eager run (each
+launch after the last, events between): the same, which shows launch latency, not the graph's schedule. Stretches
+are told apart by host gaps of more than 200 us. Traced steps run a little longer than untraced ones: compare traces
+with traces."""
 import collections
 import sys
 
@@ -31,9 +34,9 @@ def steps(rows, gap_ns=200_000):
     return segs
 
 
-def report(seg, bins):
+def report(label, seg, bins, replays=1):
     t0, t1 = seg[0][0], max(r[1] for r in seg)
-    busy, end, prev = 0, t0, None
+    busy, end, prev, work = 0, t0, None, 0
     gaps = collections.defaultdict(int)
     hist = collections.Counter()
     for s, e, _, n in seg:
@@ -41,21 +44,27 @@ def report(seg, bins):
             gaps[(prev, n)] += s - end
             hist[min((s - end) // 1000, 20)] += 1
         busy += max(0, e - max(s, end))
+        work += e - s
         if e > end:
             end, prev = e, n
     span = t1 - t0
-    print(f"step: {len(seg)} kernels and memsets, span {span / 1e6:.3f} ms, busy {busy / 1e6:.3f} ms, "
-          f"idle {100 * (span - busy) / span:.1f}%")
-    print("idle gaps by length in us (20: 20 or more):", sorted(hist.items()))
-    for (a, b), g in sorted(gaps.items(), key=lambda x: -x[1])[:15]:
-        print(f"  {g / 1e3:8.1f} us idle after {a} before {b}")
+    print(f"{label}: {len(seg) // replays} kernels and memsets a step, {span / replays / 1e6:.3f} ms a step "
+          f"({replays} step{'s' if replays > 1 else ''} traced), busy {100 * busy / span:.1f}%, idle "
+          f"{100 * (span - busy) / span:.1f}%, {work / max(busy, 1):.2f} kernels running on average while busy")
+    print("  idle gaps by length in us (20: 20 or more):", sorted(hist.items()))
+    for (a, b), g in sorted(gaps.items(), key=lambda x: -x[1])[:10]:
+        print(f"  {g / replays / 1e3:8.1f} us a step idle after {a} before {b}")
     if not bins:
         return
-    nb = span // 1_000_000 + 1
+    t0 = t1 - span // replays   # the last step
+    nb = (t1 - t0) // 1_000_000 + 1
     top = [collections.Counter() for _ in range(nb)]
     ub = [0] * nb
     end = t0
     for s, e, _, n in seg:
+        if e <= t0:
+            continue
+        s = max(s, t0)
         for b in range((s - t0) // 1_000_000, (e - t0) // 1_000_000 + 1):
             lo, hi = max(s, t0 + b * 1_000_000), min(e, t0 + (b + 1) * 1_000_000)
             if hi > lo:
@@ -74,4 +83,13 @@ if __name__ == "__main__":
     segs = [s for s in steps(load(sys.argv[1])) if len(s) > 100]
     if not segs:
         sys.exit(f"{sys.argv[1]}: no step found")
-    report(segs[-1], "--bins" in sys.argv)
+    nstreams = [len({r[2] for r in s}) for s in segs]
+    eager = [s for s, n in zip(segs, nstreams) if n == 1]
+    graph = max(zip(segs, nstreams), key=lambda x: (x[1], len(x[0])))[0] if max(nstreams) > 1 else None
+    if graph is None and eager:   # a one-stream graph (inference): the replays are the longest stretch
+        graph = max(eager, key=len)
+        eager = [s for s in eager if s is not graph]
+    per_step = len(eager[-1]) if eager else len(graph)
+    report("graph replays", graph, "--bins" in sys.argv, max(1, round(len(graph) / per_step)))
+    if eager:
+        report("eager run (one stream, launch after launch)", eager[-1], False)
