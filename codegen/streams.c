@@ -72,15 +72,15 @@ static Deps collect_deps(const Program *p) {
     return deps;
 }
 
-/* The stream launch k goes to, given dep[t], the latest launch on stream t it must follow: the stream whose tail
- * it is the heir of; else one whose tail it waits for anyway (no false order), else the least recently used,
- * never queueing behind a tail whose heir is still to come. */
 /* May launch k queue on stream t? Not behind a launch whose heir (StreamPlan.heir) is still to come and is not k. */
 static bool may_queue(const StreamPlan *s, int k, int t) {
     const int tail = s->last[t], h = tail < 0 ? -1 : s->heir[tail];
     return h < 0 || h <= k;
 }
 
+/* The stream launch k goes to, given dep[t], the latest launch on stream t it must follow: the stream whose tail
+ * it is the heir of; else one whose tail it waits for anyway (no false order), else the least recently used,
+ * never queueing behind a tail whose heir is still to come. */
 static int pick_stream(const StreamPlan *s, int k, const int *dep) {
     const int ns = s->nstreams;
     for (int t = 0; t < ns; t++)   /* the heir of a stream's tail continues it */
