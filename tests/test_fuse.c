@@ -438,8 +438,9 @@ static Node *scan_dir(Graph *g, Node *x, Node *z, Node *dbc, const char *sfx) {
     return g_scan(g, in, z ? 8 : 7, LOC_NONE);   /* z NULL: ungated */
 }
 
-/* The two-direction training graph above, with every parameter gradient an output; *yf is the forward scan. */
-static Graph *two_dir_scan_graph(Node **yf_out) {
+/* The two-direction training graph above, with every parameter gradient an output; *yf is the forward scan. With
+ * gate_once the scans are ungated and their merged sum is gated by silu(z) (models/lib/mamba.vmc's mixers). */
+static Graph *two_dir_scan_graph(Node **yf_out, bool gate_once) {
     Graph *g = graph_new();
     int64_t B = 2, L = 9, C = 8, D = 32;
     Node *h = g_input(g, "h", shape_of(3, B, L, C), DT_F32, LOC_NONE);
@@ -448,16 +449,17 @@ static Graph *two_dir_scan_graph(Node **yf_out) {
     Node *x = g_slice(g, xz, 2, 0, D, LOC_NONE), *z = g_slice(g, xz, 2, D, 2 * D, LOC_NONE);
     int32_t rev[9];
     for (int t = 0; t < L; t++) rev[t] = (int32_t)(L - 1 - t);
-    Node *yf = scan_dir(g, x, z, dbc, "");
-    Node *yb = scan_dir(g, g_gather(g, x, 1, rev, L, LOC_NONE), g_gather(g, z, 1, rev, L, LOC_NONE), dbc, "_b");
-    train_sum_of_squares(g, bin(g, OP_ADD, yf, g_gather(g, yb, 1, rev, L, LOC_NONE)));
+    Node *zf = gate_once ? NULL : z, *zb = gate_once ? NULL : g_gather(g, z, 1, rev, L, LOC_NONE);
+    Node *yf = scan_dir(g, x, zf, dbc, ""), *yb = scan_dir(g, g_gather(g, x, 1, rev, L, LOC_NONE), zb, dbc, "_b");
+    Node *merged = bin(g, OP_ADD, yf, g_gather(g, yb, 1, rev, L, LOC_NONE));
+    train_sum_of_squares(g, gate_once ? bin(g, OP_MUL, un(g, OP_SILU, z), merged) : merged);
     *yf_out = yf;
     return g;
 }
 
 static void test_scan_row_maps(void) {
     Node *yf;
-    Graph *g = two_dir_scan_graph(&yf);
+    Graph *g = two_dir_scan_graph(&yf, false);
     int64_t D = yf->shape.d[2];
     Fusion *f = pass_simplify(g, NULL, 0);
     pass_fuse(f);
@@ -483,17 +485,9 @@ static void test_scan_row_maps(void) {
  * inputs) merged, then silu(z) * merge. Each scan template gets no z (a NULL argument), its backward no dz part;
  * silu(z) is computed by the forward's merge kernel, and the gate's gradient by one elementwise kernel. */
 static void test_factored_gate(void) {
-    Graph *g = graph_new();
-    int64_t B = 2, L = 9, C = 8, D = 32;
-    Node *h = g_input(g, "h", shape_of(3, B, L, C), DT_F32, LOC_NONE);
-    Node *xz = g_matmul(g, h, param(g, "in_proj", shape_of(2, 2 * D, C)), false, true, LOC_NONE);
-    Node *dbc = g_matmul(g, h, param(g, "x_proj", shape_of(2, D + 32, C)), false, true, LOC_NONE);
-    Node *x = g_slice(g, xz, 2, 0, D, LOC_NONE), *z = g_slice(g, xz, 2, D, 2 * D, LOC_NONE);
-    int32_t rev[9];
-    for (int t = 0; t < L; t++) rev[t] = (int32_t)(L - 1 - t);
-    Node *yf = scan_dir(g, x, NULL, dbc, ""), *yb = scan_dir(g, g_gather(g, x, 1, rev, L, LOC_NONE), NULL, dbc, "_b");
-    Node *merged = bin(g, OP_ADD, yf, g_gather(g, yb, 1, rev, L, LOC_NONE));
-    train_sum_of_squares(g, bin(g, OP_MUL, un(g, OP_SILU, z), merged));
+    Node *yf;
+    Graph *g = two_dir_scan_graph(&yf, true);
+    const int64_t B = yf->shape.d[0], L = yf->shape.d[1], D = yf->shape.d[2];
     Program *p = build(g, true);
     if (!p) { graph_free(g); return; }
     const Fusion *f = p->f;
@@ -537,7 +531,7 @@ static void test_factored_gate(void) {
 static void test_scan_states(void) {
     for (int mode = 0; mode < 3; mode++) {   /* fp32, bf16, bf16 recomputing */
         Node *yf;
-        Graph *g = two_dir_scan_graph(&yf);
+        Graph *g = two_dir_scan_graph(&yf, false);
         ProgramOptions po = {.arch = 90, .bf16 = mode > 0, .no_compile = true, .scan_recompute = mode == 2};
         char err[256];
         Program *p = program_build(g, NULL, 0, &po, err, sizeof err);
@@ -630,7 +624,7 @@ static void conv_silu_backward(Graph *g, int want_addends) {
 
 static void test_conv_silu_backward(void) {
     Node *yf;
-    conv_silu_backward(two_dir_scan_graph(&yf), 1);   /* u read by the scan only */
+    conv_silu_backward(two_dir_scan_graph(&yf, false), 1);   /* u read by the scan only */
     /* a Mamba mixer: x_proj reads u too, so u's gradient is du + x_proj's input gradient */
     Graph *g = graph_new();
     int64_t B = 2, L = 9, C = 8, D = 32;
@@ -754,7 +748,7 @@ static void test_sibling_merge(void) {
 static void test_scan_out_bf16(void) {
     for (int bf16 = 0; bf16 < 2; bf16++) {
         Node *yf;
-        Graph *g = two_dir_scan_graph(&yf);
+        Graph *g = two_dir_scan_graph(&yf, false);
         Program *p = build(g, bf16);
         if (!p) { graph_free(g); continue; }
         const Node *y = p->f->repl[yf->id];
@@ -798,7 +792,7 @@ static void test_scan_bwd_copies(void) {
     for (int mode = 0; mode < 3; mode++) {   /* fp32; bf16; bf16 with the first scan backward kept */
         const bool bf16 = mode > 0;
         Node *yf;
-        Graph *g = two_dir_scan_graph(&yf);
+        Graph *g = two_dir_scan_graph(&yf, false);
         Node *keep[1];
         int nkeep = 0;
         for (int k = 0; mode == 2 && k < g->nnodes && !nkeep; k++)
@@ -959,7 +953,7 @@ static void test_reuse_delay(void) {
     int64_t bytes[2];
     for (int mode = 0; mode < 2; mode++) {
         Node *yf;
-        Graph *g = two_dir_scan_graph(&yf);
+        Graph *g = two_dir_scan_graph(&yf, false);
         Fusion *f = pass_simplify(g, NULL, 0);
         pass_fuse(f);
         f->reuse_delay = mode ? 1000000 : 0;
