@@ -28,6 +28,12 @@ static void add_dep(int **deps, int *ndeps, int *cap, int h, int d) {
     deps[h][ndeps[h]++] = d;
 }
 
+/* Does group gr read the buffer of node t (t itself or a view of it)? */
+static bool group_reads(const Fusion *f, const Group *gr, const Node *t) {
+    for (int j = 0; j < gr->nins; j++) if (fus_owner(f, gr->ins[j]) == t) return true;
+    return false;
+}
+
 /* The row kernels after a training step's last GEMM or template (each parameter gradient's sum of squares for the
  * gradient norm, the last column sums) move up to just after the groups they wait for: what produces their
  * inputs and, where one computes a value that an ASSIGN stores in place of a parameter or state t, every other
@@ -42,17 +48,6 @@ static void hoist_tail(Fusion *f) {
     Group *order = f->groups;
     const Graph *g = f->g;
     bool *tail = xcalloc((size_t)n, sizeof(bool));   /* by position in order[]: see above */
-    int *reader_start = xcalloc((size_t)g->nnodes + 1, sizeof(int)), *readers;   /* CSR: groups reading a node */
-    for (int k = 0; k < n; k++)
-        for (int j = 0; j < order[k].nins; j++) reader_start[fus_owner(f, order[k].ins[j])->id + 1]++;
-    for (int id = 0; id < g->nnodes; id++) reader_start[id + 1] += reader_start[id];
-    readers = xmalloc(sizeof(int) * (size_t)(reader_start[g->nnodes] + 1));
-    int *fill = xcalloc((size_t)g->nnodes, sizeof(int));
-    for (int k = 0; k < n; k++)
-        for (int j = 0; j < order[k].nins; j++) {
-            const int o = fus_owner(f, order[k].ins[j])->id;
-            readers[reader_start[o] + fill[o]++] = k;
-        }
     int *pos = xmalloc(sizeof(int) * (size_t)g->nnodes);   /* by node id: its group's position in order[] */
     for (int id = 0; id < g->nnodes; id++) pos[id] = -1;
     for (int k = 0; k < n; k++)
@@ -70,10 +65,11 @@ static void hoist_tail(Fusion *f) {
     }
     for (int a = 0; a < n; a++) {   /* ASSIGN(t, v): v's tail group also waits for every other reader of t */
         if (order[a].kind != GK_ASSIGN) continue;
-        const int h = pos[fus_src(f, order[a].root, 1)->id], t = fus_owner(f, fus_src(f, order[a].root, 0))->id;
+        const int h = pos[fus_src(f, order[a].root, 1)->id];
+        const Node *t = fus_owner(f, fus_src(f, order[a].root, 0));
         if (h < 0 || !tail[h]) continue;
-        for (int r = reader_start[t]; r < reader_start[t + 1]; r++)
-            if (readers[r] != h && readers[r] != a) add_dep(deps, ndeps, cap, h, readers[r]);
+        for (int r = 0; r < n; r++)
+            if (r != h && r != a && group_reads(f, &order[r], t)) add_dep(deps, ndeps, cap, h, r);
     }
     /* emit in order, each tail group right after the last group it waits for (tail groups in their own order) */
     int *at = xmalloc(sizeof(int) * (size_t)n);   /* by tail group: its latest wait outside the tail */
@@ -104,7 +100,7 @@ static void hoist_tail(Fusion *f) {
     memcpy(order, tmp, sizeof(Group) * (size_t)n);
     for (int k = 0; k < n; k++) free(deps[k]);
     free(deps); free(ndeps); free(cap); free(at); free(tmp); free(done); free(tail);
-    free(reader_start); free(readers); free(fill); free(pos);
+    free(pos);
 }
 
 /* ASSIGN groups go last, keeping the relative order of everything else; then the step's tail moves up
