@@ -51,6 +51,9 @@ typedef struct Cuda {
     int runs;
     void **stage;                        /* by node id: pinned staging buffer of an INPUT */
     CUevent *stage_ev;                   /* by node id: its last copy */
+    struct LateRead {                    /* read_start's copies in flight (pinned bounce, event, destination) */
+        void *pinned; CUevent ev; void *host; size_t bytes; bool busy;
+    } late[EXEC_READS_IN_FLIGHT];
     int64_t device_bytes;
 } Cuda;
 
@@ -415,6 +418,36 @@ static void cuda_read(Exec *e, const Node *n, void *host, size_t bytes) {
     free(tmp);
 }
 
+/* The value n holds once the work queued so far is done, copied into pinned memory without waiting. */
+static int cuda_read_start(Exec *e, const Node *n, void *host, size_t bytes) {
+    Cuda *c = (Cuda *)e;
+    ASSERT(bytes == (size_t)shape_numel(n->shape) * (size_t)dtype_size(n->dtype) && bytes <= EXEC_READ_MAX &&
+           n->dtype != DT_BF16, "read_start of %zu bytes from node %u", bytes, n->id);
+    int t = 0;
+    while (t < EXEC_READS_IN_FLIGHT && c->late[t].busy) t++;
+    ASSERT(t < EXEC_READS_IN_FLIGHT, "more than %d reads started and not finished", EXEC_READS_IN_FLIGHT);
+    struct LateRead *r = &c->late[t];
+    if (!r->pinned) {
+        CU_CHECK(c->cu->cuMemAllocHost(&r->pinned, EXEC_READ_MAX));
+        CU_CHECK(c->cu->cuEventCreate(&r->ev, CU_EVENT_DISABLE_TIMING));
+    }
+    const Buf *b = storage(c, n);
+    CU_CHECK(c->cu->cuMemcpyDtoHAsync(r->pinned, c->arena[b->arena] + (CUdeviceptr)b->offset, bytes, c->st));
+    CU_CHECK(c->cu->cuEventRecord(r->ev, c->st));
+    r->host = host;
+    r->bytes = bytes;
+    r->busy = true;
+    return t;
+}
+
+static void cuda_read_finish(Exec *e, int t) {
+    Cuda *c = (Cuda *)e;
+    ASSERT(t >= 0 && t < EXEC_READS_IN_FLIGHT && c->late[t].busy, "read_finish of ticket %d, not in flight", t);
+    CU_CHECK(c->cu->cuEventSynchronize(c->late[t].ev));
+    memcpy(c->late[t].host, c->late[t].pinned, c->late[t].bytes);
+    c->late[t].busy = false;
+}
+
 static void cuda_free(Exec *e) {
     Cuda *c = (Cuda *)e;
     if (c->st) CU_CHECK(c->cu->cuStreamSynchronize(c->st));
@@ -438,6 +471,8 @@ static void cuda_free(Exec *e) {
     for (int k = 0; c->stage && k < e->g->nnodes; k++)
         if (c->stage[k]) { c->cu->cuMemFreeHost(c->stage[k]); c->cu->cuEventDestroy(c->stage_ev[k]); }
     free(c->stage); free(c->stage_ev);
+    for (int t = 0; t < EXEC_READS_IN_FLIGHT; t++)
+        if (c->late[t].pinned) { c->cu->cuMemFreeHost(c->late[t].pinned); c->cu->cuEventDestroy(c->late[t].ev); }
     if (c->lth) c->lt->cublasLtDestroy(c->lth);
     for (int s = 1; c->plan && s < c->plan->nstreams; s++) {
         if (c->side[s]) c->cu->cuStreamDestroy(c->side[s]);
@@ -450,7 +485,7 @@ static void cuda_free(Exec *e) {
     free(c);
 }
 
-static const ExecVT CUDA_VT = {"cuda", cuda_run, cuda_write, cuda_read, cuda_free};
+static const ExecVT CUDA_VT = {"cuda", cuda_run, cuda_write, cuda_read, cuda_read_start, cuda_read_finish, cuda_free};
 
 /* Streams the step graph spreads over: VMC_STREAMS (1 to STREAMS_MAX; 1 = the program order on one stream). Default: 8 for
  * a training step, 1 for inference (H200, ARM-B, 1 / 4 / 8 streams: fine-tuning 1311 / 1334 / 1341 img/s,

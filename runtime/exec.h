@@ -17,13 +17,21 @@ typedef struct ExecVT {
     void (*run)(Exec *e, const StepInfo *s);                             /* one forward(+backward+update) */
     void (*write)(Exec *e, const Node *n, const void *host, size_t bytes); /* PARAM/INPUT/STATE, host layout dense row-major, node dtype */
     void (*read)(Exec *e, const Node *n, void *host, size_t bytes);      /* PARAM/INPUT/STATE or a kept node */
+    /* read_start: as read, of the value at the end of the work queued so far, but delivered into host only by
+     * read_finish(ticket): the cuda backend queues the copy without waiting, so the caller can queue the next step
+     * first (at most EXEC_READS_IN_FLIGHT unfinished; small values: at most EXEC_READ_MAX bytes). */
+    int (*read_start)(Exec *e, const Node *n, void *host, size_t bytes);
+    void (*read_finish)(Exec *e, int ticket);
     void (*free)(Exec *e);
 } ExecVT;
+enum { EXEC_READS_IN_FLIGHT = 8, EXEC_READ_MAX = 256 };
 struct Exec { const ExecVT *vt; const Graph *g; };
 
 static inline void exec_run(Exec *e, const StepInfo *s) { e->vt->run(e, s); }
 static inline void exec_write(Exec *e, const Node *n, const void *p, size_t b) { e->vt->write(e, n, p, b); }
 static inline void exec_read(Exec *e, const Node *n, void *p, size_t b) { e->vt->read(e, n, p, b); }
+static inline int exec_read_start(Exec *e, const Node *n, void *p, size_t b) { return e->vt->read_start(e, n, p, b); }
+static inline void exec_read_finish(Exec *e, int ticket) { e->vt->read_finish(e, ticket); }
 static inline void exec_free(Exec *e) { if (e) e->vt->free(e); }
 
 /* cpu backend (runtime/cpu_exec.c): unfused fp32 interpreter; keep = nodes whose values must stay readable. */

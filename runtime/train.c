@@ -746,22 +746,38 @@ static void replot(Loop *lp) {
     if (!plot_run(lp->r->o->out, lp->r->model_name, err, sizeof err) && !warned) fprintf(stderr, "warning: %s\n", err), warned = true;
 }
 
-/* One optimizer step: batch, lr, step counter in; loss and grad norm out. */
-static bool one_step(Loop *lp, int64_t it, double *loss, double *lr, double *gn) {
+/* One optimizer step queued: batch, lr and step counter in, the step run, and the reads of its loss and grad norm
+ * started (exec_read_start), finished by finish_step. */
+typedef struct StepOut { float loss, gn; double lr; int loss_ticket, gn_ticket; } StepOut;
+
+static bool launch_step(Loop *lp, int64_t it, StepOut *o) {
     Run *r = lp->r;
     Batch b;
     if (!next_batch(lp->l, &b)) return false;
     feed_batch(r, &b);
-    float lrf = (float)schedule_lr(&lp->s, it), t = (float)(it + 1), lv = 0, gv = 0;
+    float lrf = (float)schedule_lr(&lp->s, it), t = (float)(it + 1);
     exec_write(r->e, r->lr_in, &lrf, sizeof lrf);
     exec_write(r->e, r->step_in, &t, sizeof t);
     StepInfo si = {r->seed, (uint64_t)it};
     exec_run(r->e, &si);
-    exec_read(r->e, r->g->loss, &lv, sizeof lv);
-    exec_read(r->e, r->grad_norm, &gv, sizeof gv);
-    *loss = lv; *lr = lrf; *gn = gv;
+    o->lr = lrf;
+    o->loss_ticket = exec_read_start(r->e, r->g->loss, &o->loss, sizeof o->loss);
+    o->gn_ticket = exec_read_start(r->e, r->grad_norm, &o->gn, sizeof o->gn);
     lp->cur.step = it + 1; lp->cur.epoch = b.epoch; lp->cur.index = b.index + 1;
     return true;
+}
+
+static void finish_step(Loop *lp, StepOut *o) {
+    exec_read_finish(lp->r->e, o->loss_ticket);
+    exec_read_finish(lp->r->e, o->gn_ticket);
+}
+
+/* After these steps the loop stops to look (evaluation, plot, checkpoint, the end): they finish before the next
+ * step is queued. Any other step's successor is queued first (its batch copied to pinned memory, its graph
+ * launched) and only then is the step's loss read, so the host's part of a step runs while the GPU computes the
+ * one before. */
+static bool stops_after(const Loop *lp, int64_t it, int64_t end, int every) {
+    return (it + 1) % lp->ipe == 0 || (it + 1) % every == 0 || it + 1 == end;
 }
 
 static int train_loop(Loop *lp) {
@@ -770,16 +786,29 @@ static int train_loop(Loop *lp) {
     int64_t end = o->stop_at > 0 && o->stop_at < lp->total ? o->stop_at : lp->total;
     lp->t_log = lp->t_start = now_s();
     lp->it_start = lp->cur.step;
+    StepOut out[2];
+    bool queued = false;   /* step `it` was queued by the iteration before */
     for (int64_t it = lp->cur.step; it < end; it++) {
-        double loss, lr, gn;
-        if (!one_step(lp, it, &loss, &lr, &gn)) return 2;
+        StepOut *so = &out[it & 1];
+        if (!queued && !launch_step(lp, it, so)) return 2;
+        queued = false;
+        bool data_error = false;
+        if (!stops_after(lp, it, end, every) && !interrupted) {
+            queued = launch_step(lp, it + 1, &out[(it + 1) & 1]);
+            data_error = !queued;
+        }
+        finish_step(lp, so);
+        const double loss = so->loss, lr = so->lr, gn = so->gn;
         if (!isfinite(loss)) {
             fprintf(stderr, "error: the loss is %s at step %" PRId64 "; stopping. Last good checkpoint: %s\n",
                     isnan(loss) ? "NaN" : "infinite", it + 1, lp->last_ckpt[0] ? lp->last_ckpt : "(none written yet)");
+            if (queued) finish_step(lp, &out[(it + 1) & 1]);
             return 3;
         }
         if ((it + 1) % log_every == 0 || it + 1 == end) log_step(lp, it, loss, lr, gn);
         progress(lp, it, end, loss, lr, gn);
+        if (data_error) return 2;
+        if (queued) continue;   /* (interrupted meanwhile: the queued step finishes next, then the checkpoint) */
         bool epoch_end = (it + 1) % lp->ipe == 0;
         if ((epoch_end || it + 1 == end) && !evaluate_now(lp, it + 1)) return 2;
         if (epoch_end || it + 1 == end) replot(lp);

@@ -73,4 +73,9 @@ kill -INT $pid
 wait $pid
 rc=$?
 [ $rc = 130 ] && ls "$T"/int/checkpoint-*.safetensors >/dev/null 2>&1 || { cat "$T/int.log"; fail "Ctrl-C: exit $rc, no checkpoint"; }
+# the checkpoint is of the last step logged (a step queued ahead of the one logged finishes first)
+LAST=$(python3 -c 'import json,sys; print([json.loads(l)["step"] for l in open(sys.argv[1]) if "loss" in l][-1])' "$T/int/metrics.jsonl")
+CK=$(ls "$T"/int/checkpoint-*.safetensors | sed 's/.*checkpoint-0*\([0-9]*\)\.safetensors/\1/')
+[ "$CK" = "$LAST" ] || fail "Ctrl-C: checkpoint of step $CK, last logged step $LAST"
+echo "Ctrl-C at step $LAST: checkpoint-$CK"
 echo "test_train.sh: all passed"
