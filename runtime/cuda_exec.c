@@ -50,7 +50,10 @@ typedef struct Cuda {
     bool params_dirty;                   /* the host wrote a parameter since the `once` launches last ran */
     int runs;
     void **stage;                        /* by node id: pinned staging buffer of an INPUT */
-    CUevent *stage_ev;                   /* by node id: its last copy */
+    CUdeviceptr *dstage;                 /* by node id: its device staging buffer (the copy stream's target) */
+    CUevent *stage_ev;                   /* by node id: its last copy to the device */
+    CUevent *dstage_ev;                  /* by node id: its last copy out of dstage into the step's input */
+    CUstream copy_st;                    /* host-to-device copies of inputs, beside the step */
     struct LateRead {                    /* read_start's copies in flight (pinned bounce, event, destination) */
         void *pinned; CUevent ev; void *host; size_t bytes; bool busy;
     } late[EXEC_READS_IN_FLIGHT];
@@ -358,20 +361,32 @@ static const Buf *storage(const Cuda *c, const Node *n) {
     return &f->buf[r->id];
 }
 
-/* An INPUT (the next batch) goes through its own pinned buffer with an async copy: the host returns while the GPU
- * may still run the previous step; it only waits for that buffer's previous copy, which ran before that step. */
+/* An INPUT (the next batch) goes through its own pinned buffer and a device staging buffer: the host-to-device
+ * copy runs on a copy stream beside the step in flight, and the step's stream only copies the staged data into the
+ * input (device to device, a few microseconds for a batch) before the next step. The host returns at once; it
+ * waits only for this input's previous copy out of the pinned buffer, long done. ARM-B pretraining with data
+ * (batch 128, 57 MB of images a step; H200, same run, two rounds): 3,894 / 3,861 -> 4,003 / 3,975 img/s against
+ * the copy on the step's stream. */
 static bool staged_write(Cuda *c, const Node *n, const void *host, size_t bytes, CUdeviceptr dst) {
     if (n->op != OP_INPUT || n->dtype == DT_BF16) return false;
     int id = (int)n->id;
+    if (!c->copy_st) CU_CHECK(c->cu->cuStreamCreate(&c->copy_st, CU_STREAM_NON_BLOCKING));
     if (!c->stage[id]) {
         CU_CHECK(c->cu->cuMemAllocHost(&c->stage[id], bytes));
+        CU_CHECK(c->cu->cuMemAlloc(&c->dstage[id], bytes));
         CU_CHECK(c->cu->cuEventCreate(&c->stage_ev[id], CU_EVENT_DISABLE_TIMING));
+        CU_CHECK(c->cu->cuEventCreate(&c->dstage_ev[id], CU_EVENT_DISABLE_TIMING));
+        c->device_bytes += (int64_t)bytes;
     } else {
-        CU_CHECK(c->cu->cuEventSynchronize(c->stage_ev[id]));
+        CU_CHECK(c->cu->cuEventSynchronize(c->stage_ev[id]));       /* the pinned buffer is free */
+        CU_CHECK(c->cu->cuStreamWaitEvent(c->copy_st, c->dstage_ev[id], 0));   /* and the device one */
     }
     memcpy(c->stage[id], host, bytes);
-    CU_CHECK(c->cu->cuMemcpyHtoDAsync(dst, c->stage[id], bytes, c->st));
-    CU_CHECK(c->cu->cuEventRecord(c->stage_ev[id], c->st));
+    CU_CHECK(c->cu->cuMemcpyHtoDAsync(c->dstage[id], c->stage[id], bytes, c->copy_st));
+    CU_CHECK(c->cu->cuEventRecord(c->stage_ev[id], c->copy_st));
+    CU_CHECK(c->cu->cuStreamWaitEvent(c->st, c->stage_ev[id], 0));
+    CU_CHECK(c->cu->cuMemcpyDtoDAsync(dst, c->dstage[id], bytes, c->st));
+    CU_CHECK(c->cu->cuEventRecord(c->dstage_ev[id], c->st));
     return true;
 }
 
@@ -469,8 +484,14 @@ static void cuda_free(Exec *e) {
     if (c->host_rng) c->cu->cuMemFreeHost(c->host_rng);
     for (int k = 0; k < RNG_RING; k++) if (c->rng_ev[k]) c->cu->cuEventDestroy(c->rng_ev[k]);
     for (int k = 0; c->stage && k < e->g->nnodes; k++)
-        if (c->stage[k]) { c->cu->cuMemFreeHost(c->stage[k]); c->cu->cuEventDestroy(c->stage_ev[k]); }
-    free(c->stage); free(c->stage_ev);
+        if (c->stage[k]) {
+            c->cu->cuMemFreeHost(c->stage[k]);
+            c->cu->cuMemFree(c->dstage[k]);
+            c->cu->cuEventDestroy(c->stage_ev[k]);
+            c->cu->cuEventDestroy(c->dstage_ev[k]);
+        }
+    free(c->stage); free(c->stage_ev); free(c->dstage); free(c->dstage_ev);
+    if (c->copy_st) c->cu->cuStreamDestroy(c->copy_st);
     for (int t = 0; t < EXEC_READS_IN_FLIGHT; t++)
         if (c->late[t].pinned) { c->cu->cuMemFreeHost(c->late[t].pinned); c->cu->cuEventDestroy(c->late[t].ev); }
     if (c->lth) c->lt->cublasLtDestroy(c->lth);
@@ -551,6 +572,8 @@ Exec *cuda_exec_create(const Graph *g, Node *const *keep, int nkeep, const CudaE
     CU_CHECK(c->cu->cuMemAllocHost((void **)&c->host_rng, sizeof(unsigned long long) * 2 * RNG_RING));
     c->stage = xcalloc((size_t)g->nnodes + 1, sizeof(void *));
     c->stage_ev = xcalloc((size_t)g->nnodes + 1, sizeof(CUevent));
+    c->dstage = xcalloc((size_t)g->nnodes + 1, sizeof(CUdeviceptr));
+    c->dstage_ev = xcalloc((size_t)g->nnodes + 1, sizeof(CUevent));
     load_modules(c);
     plan_gemms(c);
     upload_tables(c);
