@@ -9,3 +9,6 @@ add_executable(test_cli_values ${CMAKE_CURRENT_LIST_DIR}/test_cli_values.c)
 target_link_libraries(test_cli_values PRIVATE runtime)
 add_test(NAME cli_values COMMAND test_cli_values)
 set_tests_properties(cli_values PROPERTIES LABELS cpu TIMEOUT 60)
+# scripts/trace/timeline.py: a `vmc bench` trace's graph replays reported as the step, the eager run apart
+add_test(NAME trace_timeline COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/test_timeline.sh)
+set_tests_properties(trace_timeline PROPERTIES LABELS cpu TIMEOUT 60)
