@@ -1,5 +1,6 @@
-// selective_scan_bwd.cuh — backward of the gated selective scan, one thread per (b, d) channel, N states in
-// registers. Needs the forward's defines plus DOUT_T and SCAN_CHUNK (2*SCAN_CHUNK >= SCAN_N, SCAN_N <= 16).
+// selective_scan_bwd.cuh — backward of the selective scan (gated, or not with SCAN_GATED 0: then no z and no dz),
+// one thread per (b, d) channel, N states in registers. Needs the forward's defines plus DOUT_T and SCAN_CHUNK
+// (2*SCAN_CHUNK >= SCAN_N, SCAN_N <= 16).
 // Grid (ceil(D/SCAN_THREADS), B); SCAN_THREADS a multiple of 32 (whole warps: the dB/dC sum uses shuffles).
 // Tried and measured slower on an H200 at ARM-B shapes: two threads per channel with 8 states each (1.43 against
 // 1.18 ms), 16-row chunks with 32 threads per block (1.42 against 0.91 ms).

@@ -1,4 +1,5 @@
-// selective_scan_fwd.cuh — forward of the gated selective scan (ARM_SPEC §2.3), one thread per (b, d) channel.
+// selective_scan_fwd.cuh — forward of the selective scan (ARM_SPEC §2.3), gated by silu(z) unless SCAN_GATED is 0
+// (a multi-direction mixer gates the merged sum once), one thread per (b, d) channel.
 // Needs: SCAN_B, SCAN_L, SCAN_D, SCAN_N (<= 16), SCAN_THREADS; dtypes U_T, DELTA_T, ALOG_T, BC_T, DSKIP_T, DBIAS_T,
 // Z_T, OUT_T. Grid (ceil(D/SCAN_THREADS), B). The N states live in registers across t; a warp reads 32
 // consecutive d of each row (coalesced). The Bm/Cm rows, shared by the block's channels, are staged in shared
