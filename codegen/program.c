@@ -189,6 +189,13 @@ static void scan_spec(const Node *n, ScanSpec *s) {
     s->u = s->delta = s->a_log = s->bc = s->d = s->delta_bias = s->z = s->out = s->dout = DT_F32;
 }
 
+/* The input at the scan templates' argument position k (template.h: u .. delta_bias, z at 7, dout at 8), which
+ * for the node is its last input; NULL for an ungated scan's z. */
+static const Node *scan_arg(const Fusion *f, const Node *n, int k) {
+    if (k == 8) return fus_src(f, n, n->nsrc - 1);
+    return k == 7 && !scan_gated(n) ? NULL : fus_src(f, n, k);
+}
+
 static void conv_spec(const Node *n, Conv1dSpec *s) {
     memset(s, 0, sizeof *s);
     const Node *x = n->src[0];       /* x (forward) or dy (backward): [B, L, D] */
@@ -272,13 +279,10 @@ static bool opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int er
     switch ((int)n->op) {     /* K_OPAQUE ops only */
     case OP_SCAN: case OP_SCAN_BWD: {
         scan_spec(n, &ss);
-        /* arguments by the kernels' positions: z (7) is NULL when ungated, dout (8) is the node's last input */
         RowMap *maps[9] = {&ss.u_map, &ss.delta_map, NULL, &ss.bm_map, &ss.cm_map, NULL, NULL, &ss.z_map, &ss.dout_map};
-        const int nin = n->op == OP_SCAN ? 8 : 9;
-        for (int k = 0; k < nin; k++) {
-            const int s = k == 8 ? n->nsrc - 1 : k;
-            if (k == 7 && !ss.gated) args[nargs++] = NO_BUF;
-            else args[nargs++] = maps[k] ? row_mapped(p, fus_src(f, n, s), maps[k], &tables[k]) : template_in(p, fus_src(f, n, s));
+        for (int k = 0; k < (n->op == OP_SCAN ? 8 : 9); k++) {
+            const Node *x = scan_arg(f, n, k);
+            args[nargs++] = !x ? NO_BUF : maps[k] ? row_mapped(p, x, maps[k], &tables[k]) : template_in(p, x);
         }
         args[nargs++] = bufref(p, n);
         if (n->op == OP_SCAN_BWD) {   /* the bf16 copies of the parts bf16 readers take (mark_part_copies) */
@@ -294,8 +298,8 @@ static bool opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int er
         ss.delta = stored(f, fus_src(f, n, 1));
         ss.bc = stored(f, fus_src(f, n, 3));
         ASSERT(ss.bc == stored(f, fus_src(f, n, 4)), "scan: Bm and Cm stored differently");
-        if (ss.gated) ss.z = stored(f, fus_src(f, n, 7));
-        if (n->op == OP_SCAN_BWD) ss.dout = stored(f, fus_src(f, n, n->nsrc - 1));
+        if (ss.gated) ss.z = stored(f, scan_arg(f, n, 7));
+        if (n->op == OP_SCAN_BWD) ss.dout = stored(f, scan_arg(f, n, 8));
         else ss.out = f->store_bf16[n->id] ? DT_BF16 : DT_F32;
         src = n->op == OP_SCAN ? template_scan_fwd(&ss, &kl) : template_scan_bwd(&ss, &kl);
         break;

@@ -112,11 +112,11 @@ StreamPlan *stream_plan(const Program *p, int nstreams) {
     s->record = xcalloc((size_t)n + 1, sizeof(bool));
     s->last = xmalloc(sizeof(int) * (size_t)nstreams);
     for (int t = 0; t < nstreams; t++) s->last[t] = -1;
+    s->critical = xcalloc((size_t)n + 1, sizeof(bool));
+    s->heir = xmalloc(sizeof(int) * ((size_t)n + 1));
+    for (int k = 0; k <= n; k++) s->heir[k] = -1;
     if (nstreams == 1) {   /* (nothing runs beside anything: no launch is more critical than another) */
         if (n) s->last[0] = n - 1;
-        s->critical = xcalloc((size_t)n + 1, sizeof(bool));
-        s->heir = xmalloc(sizeof(int) * ((size_t)n + 1));
-        for (int k = 0; k <= n; k++) s->heir[k] = -1;
         return s;
     }
     Deps deps = collect_deps(p);
@@ -156,10 +156,8 @@ static double launch_cost_us(const Launch *l) {
  * which adds false ones; then each critical launch's heir. */
 static void mark_critical(const Program *p, StreamPlan *s, const Deps *d) {
     const int n = s->nlaunches;
-    s->critical = xcalloc((size_t)n + 1, sizeof(bool));
     int *cpred = xmalloc(sizeof(int) * ((size_t)n + 1));   /* the dependency k waits for longest, -1 */
-    s->heir = xmalloc(sizeof(int) * ((size_t)n + 1));
-    for (int k = 0; k <= n; k++) cpred[k] = s->heir[k] = -1;
+    for (int k = 0; k <= n; k++) cpred[k] = -1;
     double *cost = xcalloc((size_t)n + 1, sizeof(double)), *start = xcalloc((size_t)n + 1, sizeof(double));
     double *rest = xcalloc((size_t)n + 1, sizeof(double)), *after = xcalloc((size_t)n + 1, sizeof(double));
     for (int k = 0; k < n; k++) if (!p->launches[k].once) cost[k] = launch_cost_us(&p->launches[k]);

@@ -49,10 +49,12 @@ typedef struct Cuda {
     int prio_high, prio_low;             /* the context's greatest and least stream priorities */
     bool params_dirty;                   /* the host wrote a parameter since the `once` launches last ran */
     int runs;
-    void **stage;                        /* by node id: pinned staging buffer of an INPUT */
-    CUdeviceptr *dstage;                 /* by node id: its device staging buffer (the copy stream's target) */
-    CUevent *stage_ev;                   /* by node id: its last copy to the device */
-    CUevent *dstage_ev;                  /* by node id: its last copy out of dstage into the step's input */
+    struct Stage {                       /* by node id: an INPUT's way in (staged_write) */
+        void *host;                      /* pinned buffer */
+        CUdeviceptr dev;                 /* device buffer, the copy stream's target */
+        CUevent copied;                  /* the last copy host -> dev (copy stream) */
+        CUevent used;                    /* the last copy dev -> the input (the step's stream) */
+    } *stage;
     CUstream copy_st;                    /* host-to-device copies of inputs, beside the step */
     struct LateRead {                    /* read_start's copies in flight (pinned bounce, event, destination) */
         void *pinned; CUevent ev; void *host; size_t bytes; bool busy;
@@ -371,22 +373,23 @@ static bool staged_write(Cuda *c, const Node *n, const void *host, size_t bytes,
     if (n->op != OP_INPUT || n->dtype == DT_BF16) return false;
     int id = (int)n->id;
     if (!c->copy_st) CU_CHECK(c->cu->cuStreamCreate(&c->copy_st, CU_STREAM_NON_BLOCKING));
-    if (!c->stage[id]) {
-        CU_CHECK(c->cu->cuMemAllocHost(&c->stage[id], bytes));
-        CU_CHECK(c->cu->cuMemAlloc(&c->dstage[id], bytes));
-        CU_CHECK(c->cu->cuEventCreate(&c->stage_ev[id], CU_EVENT_DISABLE_TIMING));
-        CU_CHECK(c->cu->cuEventCreate(&c->dstage_ev[id], CU_EVENT_DISABLE_TIMING));
+    struct Stage *sg = &c->stage[id];
+    if (!sg->host) {
+        CU_CHECK(c->cu->cuMemAllocHost(&sg->host, bytes));
+        CU_CHECK(c->cu->cuMemAlloc(&sg->dev, bytes));
+        CU_CHECK(c->cu->cuEventCreate(&sg->copied, CU_EVENT_DISABLE_TIMING));
+        CU_CHECK(c->cu->cuEventCreate(&sg->used, CU_EVENT_DISABLE_TIMING));
         c->device_bytes += (int64_t)bytes;
     } else {
-        CU_CHECK(c->cu->cuEventSynchronize(c->stage_ev[id]));       /* the pinned buffer is free */
-        CU_CHECK(c->cu->cuStreamWaitEvent(c->copy_st, c->dstage_ev[id], 0));   /* and the device one */
+        CU_CHECK(c->cu->cuEventSynchronize(sg->copied));                 /* the pinned buffer is free */
+        CU_CHECK(c->cu->cuStreamWaitEvent(c->copy_st, sg->used, 0));     /* and, on the GPU, the device one */
     }
-    memcpy(c->stage[id], host, bytes);
-    CU_CHECK(c->cu->cuMemcpyHtoDAsync(c->dstage[id], c->stage[id], bytes, c->copy_st));
-    CU_CHECK(c->cu->cuEventRecord(c->stage_ev[id], c->copy_st));
-    CU_CHECK(c->cu->cuStreamWaitEvent(c->st, c->stage_ev[id], 0));
-    CU_CHECK(c->cu->cuMemcpyDtoDAsync(dst, c->dstage[id], bytes, c->st));
-    CU_CHECK(c->cu->cuEventRecord(c->dstage_ev[id], c->st));
+    memcpy(sg->host, host, bytes);
+    CU_CHECK(c->cu->cuMemcpyHtoDAsync(sg->dev, sg->host, bytes, c->copy_st));
+    CU_CHECK(c->cu->cuEventRecord(sg->copied, c->copy_st));
+    CU_CHECK(c->cu->cuStreamWaitEvent(c->st, sg->copied, 0));
+    CU_CHECK(c->cu->cuMemcpyDtoDAsync(dst, sg->dev, bytes, c->st));
+    CU_CHECK(c->cu->cuEventRecord(sg->used, c->st));
     return true;
 }
 
@@ -483,14 +486,15 @@ static void cuda_free(Exec *e) {
     if (c->rng) c->cu->cuMemFree(c->rng);
     if (c->host_rng) c->cu->cuMemFreeHost(c->host_rng);
     for (int k = 0; k < RNG_RING; k++) if (c->rng_ev[k]) c->cu->cuEventDestroy(c->rng_ev[k]);
-    for (int k = 0; c->stage && k < e->g->nnodes; k++)
-        if (c->stage[k]) {
-            c->cu->cuMemFreeHost(c->stage[k]);
-            c->cu->cuMemFree(c->dstage[k]);
-            c->cu->cuEventDestroy(c->stage_ev[k]);
-            c->cu->cuEventDestroy(c->dstage_ev[k]);
-        }
-    free(c->stage); free(c->stage_ev); free(c->dstage); free(c->dstage_ev);
+    for (int k = 0; c->stage && k < e->g->nnodes; k++) {
+        const struct Stage *sg = &c->stage[k];
+        if (!sg->host) continue;
+        c->cu->cuMemFreeHost(sg->host);
+        c->cu->cuMemFree(sg->dev);
+        c->cu->cuEventDestroy(sg->copied);
+        c->cu->cuEventDestroy(sg->used);
+    }
+    free(c->stage);
     if (c->copy_st) c->cu->cuStreamDestroy(c->copy_st);
     for (int t = 0; t < EXEC_READS_IN_FLIGHT; t++)
         if (c->late[t].pinned) { c->cu->cuMemFreeHost(c->late[t].pinned); c->cu->cuEventDestroy(c->late[t].ev); }
@@ -512,7 +516,6 @@ static const ExecVT CUDA_VT = {"cuda", cuda_run, cuda_write, cuda_read, cuda_rea
  * a training step, 1 for inference (H200, ARM-B, 1 / 4 / 8 streams: fine-tuning 1311 / 1334 / 1341 img/s,
  * pretraining 3158 / 3195 / 3233; inference 6700 / 6612 / 6583, whose kernels each fill the GPU already). */
 static int capture_streams(const Program *p) {
-    /* measured: inference is fastest in program order */
     return (int)cli_env_int("VMC_STREAMS", 1, STREAMS_MAX, p->params_constant ? 1 : 8);
 }
 
@@ -570,10 +573,7 @@ Exec *cuda_exec_create(const Graph *g, Node *const *keep, int nkeep, const CudaE
     }
     CU_CHECK(c->cu->cuMemAlloc(&c->rng, 256));
     CU_CHECK(c->cu->cuMemAllocHost((void **)&c->host_rng, sizeof(unsigned long long) * 2 * RNG_RING));
-    c->stage = xcalloc((size_t)g->nnodes + 1, sizeof(void *));
-    c->stage_ev = xcalloc((size_t)g->nnodes + 1, sizeof(CUevent));
-    c->dstage = xcalloc((size_t)g->nnodes + 1, sizeof(CUdeviceptr));
-    c->dstage_ev = xcalloc((size_t)g->nnodes + 1, sizeof(CUevent));
+    c->stage = xcalloc((size_t)g->nnodes + 1, sizeof *c->stage);
     load_modules(c);
     plan_gemms(c);
     upload_tables(c);
