@@ -188,8 +188,10 @@ static int bench(const Args *a, DslModule *m) {
     printf("model %s, %s, batch %lld, %s: %d kernels, %d GEMMs (%.1f GFLOP per step)\n", a->model,
            a->train ? "training step" : "inference", (long long)B, a->fp32 ? "fp32" : "bf16 GEMMs", nkernels, ngemms,
            (double)flops * 1e-9);
-    printf("  step %.3f ms, %.1f images/s (CUDA graph over %d stream%s)\n", ms, (double)B / (ms * 1e-3),
-           cuda_exec_streams(e), cuda_exec_streams(e) > 1 ? "s" : "");
+    int gk = 0, gh = 0;
+    cuda_exec_graph_priorities(e, &gk, &gh);
+    printf("  step %.3f ms, %.1f images/s (CUDA graph over %d stream%s, %d of its %d kernels at the higher priority)\n",
+           ms, (double)B / (ms * 1e-3), cuda_exec_streams(e), cuda_exec_streams(e) > 1 ? "s" : "", gh, gk);
     printf("  GEMM work %.1f TFLOP/s = %.1f%% of the measured bf16 GEMM peak %.1f TFLOP/s (8192^3)\n", tflops,
            100.0 * tflops / peak, peak);
     printf("  device memory: arenas %.2f GiB, process total %.2f GiB of %.2f GiB\n",

@@ -21,7 +21,7 @@
     X(cuModuleGetFunction) X(cuFuncSetAttribute) X(cuFuncGetAttribute) X(cuLaunchKernel)                          \
     X(cuOccupancyMaxActiveBlocksPerMultiprocessor) X(cuStreamCreate) X(cuStreamDestroy) X(cuStreamSynchronize)    \
     X(cuStreamWaitEvent) X(cuStreamBeginCapture) X(cuStreamEndCapture) X(cuGraphInstantiate) X(cuGraphLaunch)     \
-    X(cuGraphExecDestroy) X(cuGraphDestroy) X(cuEventCreate) X(cuEventDestroy) X(cuEventRecord)                   \
+    X(cuGraphExecDestroy) X(cuGraphDestroy) X(cuGraphGetNodes) X(cuGraphNodeGetType) X(cuGraphKernelNodeGetAttribute) X(cuEventCreate) X(cuEventDestroy) X(cuEventRecord)                   \
     X(cuEventSynchronize) X(cuEventElapsedTime) X(cuLaunchKernelEx) X(cuStreamSetAttribute)                      \
     X(cuCtxGetStreamPriorityRange)
 

@@ -47,6 +47,7 @@ typedef struct Cuda {
     bool priority;                       /* the plan's critical launches get the higher priority (streams.h; ARM-B,
                                           * H200, paired runs: 0.1-0.3 ms less per training step) */
     int prio_high, prio_low;             /* the context's greatest and least stream priorities */
+    int graph_kernels, graph_high;       /* the step graph's kernel nodes, and those at the higher priority */
     bool params_dirty;                   /* the host wrote a parameter since the `once` launches last ran */
     int runs;
     struct Stage {                       /* by node id: an INPUT's way in (staged_write) */
@@ -250,15 +251,12 @@ static void launch_on(Cuda *c, int k, int s) {
         /* With pdl the kernel may start while the previous kernel of its stream finishes: every generated kernel
          * first lets its own successor launch, then waits for its predecessors (vmc_grid_entry), so this only
          * hides launch latency and the previous kernel's tail. */
-        CUlaunchAttribute attr[2];
+        /* (its priority is the capture stream's, set_priority, as for the GEMMs cuBLASLt launches) */
+        CUlaunchAttribute attr[1];
         unsigned na = 0;
         if (c->pdl) {
             attr[na] = (CUlaunchAttribute){.id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION};
             attr[na++].value.programmaticStreamSerializationAllowed = 1;
-        }
-        if (c->priority) {   /* (as the capture stream's priority, set_priority: stated on the launch too) */
-            attr[na] = (CUlaunchAttribute){.id = CU_LAUNCH_ATTRIBUTE_PRIORITY};
-            attr[na++].value.priority = launch_priority(c, k);
         }
         CUlaunchConfig cfg = {.gridDimX = l->grid[0], .gridDimY = l->grid[1], .gridDimZ = l->grid[2],
                               .blockDimX = l->block[0], .blockDimY = l->block[1], .blockDimZ = l->block[2],
@@ -297,6 +295,26 @@ static void set_priority(Cuda *c, int s, int *now, int want) {
     *now = want;
 }
 
+/* The captured kernel nodes and how many run at the higher priority: each took its capture stream's priority
+ * (set_priority), which `vmc bench` shows, so that this inheritance is seen to hold. */
+static void count_priorities(Cuda *c, CUgraph graph) {
+    size_t n = 0;
+    CU_CHECK(c->cu->cuGraphGetNodes(graph, NULL, &n));
+    CUgraphNode *nodes = xcalloc(n ? n : 1, sizeof *nodes);
+    CU_CHECK(c->cu->cuGraphGetNodes(graph, nodes, &n));
+    c->graph_kernels = c->graph_high = 0;
+    for (size_t k = 0; k < n; k++) {
+        CUgraphNodeType t;
+        CU_CHECK(c->cu->cuGraphNodeGetType(nodes[k], &t));
+        if (t != CU_GRAPH_NODE_TYPE_KERNEL) continue;
+        CUkernelNodeAttrValue v;
+        CU_CHECK(c->cu->cuGraphKernelNodeGetAttribute(nodes[k], CU_LAUNCH_ATTRIBUTE_PRIORITY, &v));
+        c->graph_kernels++;
+        c->graph_high += c->priority && v.priority == c->prio_high && c->prio_high != c->prio_low;
+    }
+    free(nodes);
+}
+
 /* The step as one graph over the plan's streams: the side streams fork from the exec's stream, each launch first
  * waits for the events of the launches it follows on other streams, and everything joins back at the end. */
 static void capture(Cuda *c) {
@@ -332,6 +350,7 @@ static void capture(Cuda *c) {
     for (int s = 1; s < sp->nstreams; s++) CU_CHECK(c->cu->cuEventDestroy(join[s]));
     CU_CHECK(c->cu->cuEventDestroy(fork));
     free(ev);
+    count_priorities(c, graph);
     CU_CHECK(c->cu->cuGraphInstantiate(&c->gexec, graph, c->priority ? CUDA_GRAPH_INSTANTIATE_FLAG_USE_NODE_PRIORITY : 0));
     CU_CHECK(c->cu->cuGraphDestroy(graph));
     c->captured = true;
@@ -582,6 +601,10 @@ Exec *cuda_exec_create(const Graph *g, Node *const *keep, int nkeep, const CudaE
 
 const Program *cuda_exec_program(const Exec *e) { return ((const Cuda *)e)->p; }
 int cuda_exec_streams(const Exec *e) { return ((const Cuda *)e)->plan->nstreams; }
+void cuda_exec_graph_priorities(const Exec *e, int *kernels, int *high) {
+    *kernels = ((const Cuda *)e)->graph_kernels;
+    *high = ((const Cuda *)e)->graph_high;
+}
 int64_t cuda_exec_device_bytes(const Exec *e) { return ((const Cuda *)e)->device_bytes; }
 
 static int class_index(CudaProfile *prof, const char *name) {

@@ -41,6 +41,8 @@ void cuda_exec_profile(Exec *e, const StepInfo *s, int steps, CudaProfile *prof)
 double cuda_exec_time_steps(Exec *e, const StepInfo *s, int steps);
 /* Streams the captured step graph is spread over (VMC_STREAMS; 8 for training, 1 for inference by default). */
 int cuda_exec_streams(const Exec *e);
+/* The captured step graph's kernel nodes (GEMMs' included) and how many of them run at the higher priority. */
+void cuda_exec_graph_priorities(const Exec *e, int *kernels, int *high);
 /* Device memory allocated by this exec (arenas), bytes. */
 int64_t cuda_exec_device_bytes(const Exec *e);
 /* bf16 x bf16 -> f32 cuBLASLt GEMM of n x n x n, timed over reps: the peak `vmc bench` compares against. */

@@ -115,7 +115,7 @@ bool     image_encode_jpeg(const char *path, const Image *im, int quality, char 
  * support widened by the scale when downsampling (antialias), 22-bit fixed-point weights, horizontal pass first,
  * each pass rounded to 8 bits — the same arithmetic as Pillow's Resample.c (bit-exact with Pillow 9.5 and 12.3,
  * tests/data_pil_check.py; Pillow 13 sometimes runs the vertical pass first: within 1 level). dst is ow x oh. */
-typedef struct Scratch { void *p[6]; size_t n[6]; } Scratch;   /* per-thread buffers reused across calls */
+typedef struct Scratch { void *p[7]; size_t n[7]; } Scratch;   /* per-thread buffers reused across calls */
 void *scratch_get(Scratch *s, int slot, size_t bytes);
 void  scratch_free(Scratch *s);
 void  image_resize(const Image *src, double x0, double y0, double x1, double y1, Image *dst, int ow, int oh,
