@@ -199,7 +199,10 @@ static int cpu_read_start(Exec *e, const Node *n, void *host, size_t bytes) {
 }
 static void cpu_read_finish(Exec *e, int ticket) { (void)e; (void)ticket; }
 
-static const ExecVT CPU_VT = {"cpu", cpu_run, cpu_write, cpu_read, cpu_read_start, cpu_read_finish, cpu_free};
+static void cpu_write_release(Exec *e) { (void)e; }   /* cpu_write copied already */
+
+static const ExecVT CPU_VT = {"cpu", cpu_run, cpu_write, cpu_read, cpu_read_start, cpu_read_finish,
+                              cpu_write, cpu_write_release, cpu_free};
 
 static Exec *cpu_new(const Graph *g, Node *const *keep, int nkeep, bool f64) {
     char err[256];

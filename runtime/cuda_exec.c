@@ -55,6 +55,7 @@ typedef struct Cuda {
         CUdeviceptr dev;                 /* device buffer, the copy stream's target */
         CUevent copied;                  /* the last copy host -> dev (copy stream) */
         CUevent used;                    /* the last copy dev -> the input (the step's stream) */
+        bool borrowed;                   /* `copied` reads the caller's memory (cuda_write_borrowed) */
     } *stage;
     CUstream copy_st;                    /* host-to-device copies of inputs, beside the step */
     struct LateRead {                    /* read_start's copies in flight (pinned bounce, event, destination) */
@@ -388,13 +389,12 @@ static const Buf *storage(const Cuda *c, const Node *n) {
  * waits only for this input's previous copy out of the pinned buffer, long done. ARM-B pretraining with data
  * (batch 128, 57 MB of images a step; H200, same run, two rounds): 3,894 / 3,861 -> 4,003 / 3,975 img/s against
  * the copy on the step's stream. */
-static bool staged_write(Cuda *c, const Node *n, const void *host, size_t bytes, CUdeviceptr dst) {
+static bool staged_write(Cuda *c, const Node *n, const void *host, size_t bytes, CUdeviceptr dst, bool borrowed) {
     if (n->op != OP_INPUT || n->dtype == DT_BF16) return false;
     int id = (int)n->id;
     if (!c->copy_st) CU_CHECK(c->cu->cuStreamCreate(&c->copy_st, CU_STREAM_NON_BLOCKING));
     struct Stage *sg = &c->stage[id];
-    if (!sg->host) {
-        CU_CHECK(c->cu->cuMemAllocHost(&sg->host, bytes));
+    if (!sg->dev) {
         CU_CHECK(c->cu->cuMemAlloc(&sg->dev, bytes));
         CU_CHECK(c->cu->cuEventCreate(&sg->copied, CU_EVENT_DISABLE_TIMING));
         CU_CHECK(c->cu->cuEventCreate(&sg->used, CU_EVENT_DISABLE_TIMING));
@@ -403,8 +403,13 @@ static bool staged_write(Cuda *c, const Node *n, const void *host, size_t bytes,
         CU_CHECK(c->cu->cuEventSynchronize(sg->copied));                 /* the pinned buffer is free */
         CU_CHECK(c->cu->cuStreamWaitEvent(c->copy_st, sg->used, 0));     /* and, on the GPU, the device one */
     }
-    memcpy(sg->host, host, bytes);
-    CU_CHECK(c->cu->cuMemcpyHtoDAsync(sg->dev, sg->host, bytes, c->copy_st));
+    if (!borrowed) {   /* the caller's memory may change once this returns: a copy in our own pinned buffer */
+        if (!sg->host) CU_CHECK(c->cu->cuMemAllocHost(&sg->host, bytes));
+        memcpy(sg->host, host, bytes);
+        host = sg->host;
+    }
+    sg->borrowed = borrowed;
+    CU_CHECK(c->cu->cuMemcpyHtoDAsync(sg->dev, host, bytes, c->copy_st));
     CU_CHECK(c->cu->cuEventRecord(sg->copied, c->copy_st));
     CU_CHECK(c->cu->cuStreamWaitEvent(c->st, sg->copied, 0));
     CU_CHECK(c->cu->cuMemcpyDtoDAsync(dst, sg->dev, bytes, c->st));
@@ -412,13 +417,12 @@ static bool staged_write(Cuda *c, const Node *n, const void *host, size_t bytes,
     return true;
 }
 
-static void cuda_write(Exec *e, const Node *n, const void *host, size_t bytes) {
-    Cuda *c = (Cuda *)e;
+static void write_to(Cuda *c, const Node *n, const void *host, size_t bytes, bool borrowed) {
     ASSERT(n->op == OP_PARAM || n->op == OP_INPUT || n->op == OP_STATE, "write to a computed node");
     size_t numel = (size_t)shape_numel(n->shape);
     ASSERT(bytes == numel * (size_t)dtype_size(n->dtype), "write of %zu bytes to %s", bytes, n->name);
     const Buf *b = storage(c, n);
-    if (staged_write(c, n, host, bytes, c->arena[b->arena] + (CUdeviceptr)b->offset)) return;
+    if (staged_write(c, n, host, bytes, c->arena[b->arena] + (CUdeviceptr)b->offset, borrowed)) return;
     CU_CHECK(c->cu->cuStreamSynchronize(c->st));
     if (n->op == OP_PARAM) c->params_dirty = true;   /* its bf16 copy (a `once` launch) is remade before the next step */
     if (n->dtype != DT_BF16) {
@@ -432,6 +436,24 @@ static void cuda_write(Exec *e, const Node *n, const void *host, size_t bytes) {
     }
     copy_in(c, c->arena[b->arena] + (CUdeviceptr)b->offset, tmp, numel * 4);
     free(tmp);
+}
+
+static void cuda_write(Exec *e, const Node *n, const void *host, size_t bytes) { write_to((Cuda *)e, n, host, bytes, false); }
+
+/* A batch's images straight from the loader's pinned buffer: no 57 MB memcpy on the training loop's thread per
+ * ARM-B step. (Other nodes than INPUTs are copied at once, as by cuda_write.) */
+static void cuda_write_borrowed(Exec *e, const Node *n, const void *host, size_t bytes) {
+    write_to((Cuda *)e, n, host, bytes, true);
+}
+
+/* The borrowed memory is free once its copy to the device staging buffer has run. */
+static void cuda_write_release(Exec *e) {
+    Cuda *c = (Cuda *)e;
+    for (int k = 0; k < c->base.g->nnodes; k++)
+        if (c->stage[k].borrowed) {
+            CU_CHECK(c->cu->cuEventSynchronize(c->stage[k].copied));
+            c->stage[k].borrowed = false;
+        }
 }
 
 static void cuda_read(Exec *e, const Node *n, void *host, size_t bytes) {
@@ -507,8 +529,8 @@ static void cuda_free(Exec *e) {
     for (int k = 0; k < RNG_RING; k++) if (c->rng_ev[k]) c->cu->cuEventDestroy(c->rng_ev[k]);
     for (int k = 0; c->stage && k < e->g->nnodes; k++) {
         const struct Stage *sg = &c->stage[k];
-        if (!sg->host) continue;
-        c->cu->cuMemFreeHost(sg->host);
+        if (!sg->dev) continue;
+        if (sg->host) c->cu->cuMemFreeHost(sg->host);
         c->cu->cuMemFree(sg->dev);
         c->cu->cuEventDestroy(sg->copied);
         c->cu->cuEventDestroy(sg->used);
@@ -529,7 +551,8 @@ static void cuda_free(Exec *e) {
     free(c);
 }
 
-static const ExecVT CUDA_VT = {"cuda", cuda_run, cuda_write, cuda_read, cuda_read_start, cuda_read_finish, cuda_free};
+static const ExecVT CUDA_VT = {"cuda", cuda_run, cuda_write, cuda_read, cuda_read_start, cuda_read_finish,
+                               cuda_write_borrowed, cuda_write_release, cuda_free};
 
 /* Streams the step graph spreads over: VMC_STREAMS (1 to STREAMS_MAX; 1 = the program order on one stream). Default: 8 for
  * a training step, 1 for inference (H200, ARM-B, 1 / 4 / 8 streams: fine-tuning 1311 / 1334 / 1341 img/s,

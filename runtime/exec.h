@@ -22,6 +22,10 @@ typedef struct ExecVT {
      * first (at most EXEC_READS_IN_FLIGHT unfinished; small values: at most EXEC_READ_MAX bytes). */
     int (*read_start)(Exec *e, const Node *n, void *host, size_t bytes);
     void (*read_finish)(Exec *e, int ticket);
+    /* write_borrowed: as write, for an INPUT, from host memory the caller leaves unchanged until write_release
+     * returns (page-locked memory, for cuda, which then copies straight from it beside the step in flight). */
+    void (*write_borrowed)(Exec *e, const Node *n, const void *host, size_t bytes);
+    void (*write_release)(Exec *e);
     void (*free)(Exec *e);
 } ExecVT;
 enum { EXEC_READS_IN_FLIGHT = 8, EXEC_READ_MAX = 256 };
@@ -32,6 +36,8 @@ static inline void exec_write(Exec *e, const Node *n, const void *p, size_t b) {
 static inline void exec_read(Exec *e, const Node *n, void *p, size_t b) { e->vt->read(e, n, p, b); }
 static inline int exec_read_start(Exec *e, const Node *n, void *p, size_t b) { return e->vt->read_start(e, n, p, b); }
 static inline void exec_read_finish(Exec *e, int ticket) { e->vt->read_finish(e, ticket); }
+static inline void exec_write_borrowed(Exec *e, const Node *n, const void *p, size_t b) { e->vt->write_borrowed(e, n, p, b); }
+static inline void exec_write_release(Exec *e) { e->vt->write_release(e); }
 static inline void exec_free(Exec *e) { if (e) e->vt->free(e); }
 
 /* cpu backend (runtime/cpu_exec.c): unfused fp32 interpreter; keep = nodes whose values must stay readable. */

@@ -400,9 +400,12 @@ static bool next_batch(Loader *l, Batch *b) {
     return false;
 }
 
-/* images, labels and targets of a batch into the graph's inputs (one-hot targets, smoothed, when not mixed). */
-static void feed_batch(Run *r, const Batch *b) {
-    exec_write(r->e, r->images, b->images, sizeof(float) * (size_t)shape_numel(r->images->shape));
+/* images, labels and targets of a batch into the graph's inputs (one-hot targets, smoothed, when not mixed). lend:
+ * the images are the loader's (pinned) batch, lent until exec_write_release instead of copied at once. */
+static void feed_batch(Run *r, const Batch *b, bool lend) {
+    const size_t img_bytes = sizeof(float) * (size_t)shape_numel(r->images->shape);
+    if (lend) exec_write_borrowed(r->e, r->images, b->images, img_bytes);
+    else exec_write(r->e, r->images, b->images, img_bytes);
     if (r->labels) exec_write(r->e, r->labels, b->labels, sizeof(int32_t) * (size_t)r->batch);
     if (!r->targets) return;
     size_t bytes = sizeof(float) * (size_t)r->batch * (size_t)r->classes;
@@ -488,7 +491,7 @@ static void eval_batch(Run *r, const Batch *b, EvalAcc *a, float *img, int32_t *
     memcpy(lab, b->labels, sizeof(int32_t) * (size_t)b->n);
     Batch pb = *b;
     pb.images = img; pb.labels = lab; pb.targets = NULL;
-    feed_batch(r, &pb);
+    feed_batch(r, &pb, false);
     StepInfo si = {r->seed, 0};
     exec_run(r->e, &si);
     exec_read(r->e, r->logits, z, sizeof(float) * (size_t)r->batch * (size_t)r->classes);
@@ -753,8 +756,9 @@ typedef struct StepOut { float loss, gn; double lr; int loss_ticket, gn_ticket; 
 static bool launch_step(Loop *lp, int64_t it, StepOut *o) {
     Run *r = lp->r;
     Batch b;
+    exec_write_release(r->e);   /* the batch lent to the step before goes back to the loader below */
     if (!next_batch(lp->l, &b)) return false;
-    feed_batch(r, &b);
+    feed_batch(r, &b, true);
     float lrf = (float)schedule_lr(&lp->s, it), t = (float)(it + 1);
     exec_write(r->e, r->lr_in, &lrf, sizeof lrf);
     exec_write(r->e, r->step_in, &t, sizeof t);
@@ -871,6 +875,7 @@ static int run_train(Run *r, const CkptMeta *m) {
 done:
     evaluator_close(&lp);
     metrics_close(lp.mx);
+    exec_write_release(r->e);   /* before the loader frees the batch lent last */
     loader_free(lp.l);
     dataset_free(ds);
     return rc;

@@ -297,8 +297,26 @@ static void test_model_forward(DslModule *m, const char *model, const char *outp
     graph_free(g);
 }
 
-/* 50 AdamW steps in fp32 on both backends: the losses must agree to 1e-4 relative. The cuda loss is read as the
- * training loop reads it (runtime/train.c): started after the step, finished after the next step is queued. */
+/* Step t's batch: fresh values of every input but lr and step, into both backends; the cuda one lent from
+ * page-locked memory (exec_write_borrowed) as the training loop lends the loader's batch, released before that
+ * memory is written again (pinned: two buffers per input, used in turn). */
+static void feed_step(Exec *cpu, Exec *gpu, const Graph *g, int t, void **pinned) {
+    exec_write_release(gpu);
+    for (int k = 0; k < g->inputs.n; k++) {
+        const Node *n = g->inputs.items[k];
+        if (!strcmp(n->name, "lr") || !strcmp(n->name, "step")) continue;
+        const size_t bytes = (size_t)shape_numel(n->shape) * 4;
+        void **buf = &pinned[2 * k + (t & 1)];
+        if (!*buf) CU_CHECK(cuda_api()->cuMemAllocHost(buf, bytes));
+        fill_node(n, 400 + (uint64_t)k + 1000 * (uint64_t)t, *buf);
+        exec_write(cpu, n, *buf, bytes);
+        exec_write_borrowed(gpu, n, *buf, bytes);
+    }
+}
+
+/* 50 AdamW steps in fp32 on both backends, a new batch each: the losses must agree to 1e-4 relative. The batch goes
+ * in and the cuda loss is read as the training loop does (runtime/train.c): the batch lent, the loss read started
+ * after the step and finished after the next step is queued. */
 static void test_training(DslModule *m, const char *model, int steps) {
     printf("%s: %d fp32 training steps, cpu vs cuda losses\n", model, steps);
     Diag d;
@@ -312,8 +330,10 @@ static void test_training(DslModule *m, const char *model, int steps) {
     double maxrel = 0, first = 0, last = 0;
     float a[2], b[2];   /* by step parity: the cpu loss, the cuda loss (read started, finished a step later) */
     int ticket[2];
+    void **pinned = xcalloc(2 * (size_t)g->inputs.n, sizeof(void *));
     for (int t = 1; t <= steps + 1; t++) {
         if (t <= steps) {
+            feed_step(cpu, gpu, g, t, pinned);
             float lr = 1e-3f, st = (float)t;
             exec_write(cpu, sg.lr, &lr, 4); exec_write(gpu, sg.lr, &lr, 4);
             exec_write(cpu, sg.step, &st, 4); exec_write(gpu, sg.step, &st, 4);
@@ -336,6 +356,9 @@ static void test_training(DslModule *m, const char *model, int steps) {
     printf("  max relative loss difference over %d steps: %.3g%s; loss %.5f -> %.5f\n", steps, maxrel, ok ? "" : "  FAIL",
            first, last);
     if (!ok) failures++;
+    exec_write_release(gpu);
+    for (int k = 0; k < 2 * g->inputs.n; k++) if (pinned[k]) cuda_api()->cuMemFreeHost(pinned[k]);
+    free(pinned);
     exec_free(cpu);
     exec_free(gpu);
     graph_free(g);
