@@ -356,6 +356,13 @@ static void test_training(DslModule *m, const char *model, int steps) {
     printf("  max relative loss difference over %d steps: %.3g%s; loss %.5f -> %.5f\n", steps, maxrel, ok ? "" : "  FAIL",
            first, last);
     if (!ok) failures++;
+    /* the captured step's critical kernels take their capture stream's higher priority (cuda_exec.c set_priority) */
+    int gk = 0, gh = 0;
+    cuda_exec_graph_priorities(gpu, &gk, &gh);
+    const char *prio = getenv("VMC_PRIORITY");
+    const bool prio_ok = gk > 0 && gh <= gk && (gh > 0 || cuda_exec_streams(gpu) == 1 || (prio && !strcmp(prio, "0")));
+    printf("  step graph: %d kernel nodes, %d at the higher priority%s\n", gk, gh, prio_ok ? "" : "  FAIL");
+    if (!prio_ok) failures++;
     exec_write_release(gpu);
     for (int k = 0; k < 2 * g->inputs.n; k++) if (pinned[k]) cuda_api()->cuMemFreeHost(pinned[k]);
     free(pinned);
