@@ -45,13 +45,14 @@ typedef struct Cuda {
     bool captured;
     bool pdl;                            /* kernels launched with programmatic stream serialization (sm_90+) */
     bool priority;                       /* the plan's critical launches get the higher priority (streams.h; ARM-B,
-                                          * H200, paired runs: 0.1-0.3 ms less per training step) */
+                                          * H200: 0.1-0.3 ms less per training step when first measured, nothing
+                                          * measurable on 2746226: 32.61 against 32.58 ms pretraining) */
     int prio_high, prio_low;             /* the context's greatest and least stream priorities */
     int graph_kernels, graph_high;       /* the step graph's kernel nodes, and those at the higher priority */
     bool params_dirty;                   /* the host wrote a parameter since the `once` launches last ran */
     int runs;
     struct Stage {                       /* by node id: an INPUT's way in (staged_write) */
-        void *host;                      /* pinned buffer */
+        void *host;                      /* pinned buffer for copied writes (NULL while only borrowed ones came) */
         CUdeviceptr dev;                 /* device buffer, the copy stream's target */
         CUevent copied;                  /* the last copy host -> dev (copy stream) */
         CUevent used;                    /* the last copy dev -> the input (the step's stream) */
