@@ -305,7 +305,7 @@ static void unary_expr(const Node *n, const Node *x, const char *a, char *out, s
     case OP_RSQRT: snprintf(out, len, "1.0f / sqrtf(%s)", a); return;
     case OP_RECIP: snprintf(out, len, "1.0f / %s", a); return;
     case OP_TANH: snprintf(out, len, "tanhf(%s)", a); return;
-    case OP_ERF: snprintf(out, len, "erff(%s)", a); return;
+    case OP_ERF: snprintf(out, len, "vmc_erf(%s)", a); return;
     case OP_SIGMOID: snprintf(out, len, "vmc_sigmoid(%s)", a); return;
     case OP_SILU: snprintf(out, len, "%s * vmc_sigmoid(%s)", a, a); return;
     case OP_SOFTPLUS: snprintf(out, len, "vmc_softplus(%s)", a); return;
@@ -740,16 +740,29 @@ static void lanes_close(Em *e, Lanes *l) {
     e->vload = e->vstore = NULL;
 }
 
+/* A 4-wide kernel reading few bytes an element (every full-size input together at most 8: one or two bf16 streams,
+ * as GELU and SwiGLU read) has too few loads in flight for the memory's latency with 4 elements a thread; such a
+ * thread takes two groups of 4, half the grid apart (the loop unrolled). */
+static int ew_groups_per_thread(const Fusion *f, const Group *gr, bool vec4) {
+    if (!vec4 || shape_numel(gr->dom) < (1 << 20)) return 1;
+    int bytes = 0;
+    for (int k = 0; k < gr->nins; k++)
+        if (shape_numel(gr->ins[k]->shape) == shape_numel(gr->dom)) bytes += fus_bf16(f, gr->ins[k]) ? 2 : 4;
+    return bytes <= 8 ? 2 : 1;
+}
+
 static void emit_ew(Em *e, const char *name, KernelSource *ks) {
     const Group *gr = e->gr;
     int64_t numel = shape_numel(gr->dom);
     e->vec4 = vec4_ok(e->f, gr);
+    const int per = ew_groups_per_thread(e->f, gr, e->vec4);
     char what[160], s[96];
     snprintf(what, sizeof what, "%s over %s (%lld elements%s)", gr->kind == GK_SCATTER ? "scatter-add" : "elementwise",
-             shape_str(gr->dom, s, sizeof s), (long long)numel, e->vec4 ? ", 4 per thread" : "");
+             shape_str(gr->dom, s, sizeof s), (long long)numel, e->vec4 ? per > 1 ? ", 8 per thread" : ", 4 per thread" : "");
     header(e, name, what);
     params(e, KNAME, EW_THREADS);
     int64_t iters = e->vec4 ? numel / 4 : numel;
+    if (per > 1) line(e, "#pragma unroll %d", per);
     line(e, "for (long long %s = (long long)blockIdx.x * %d + threadIdx.x; %s < %lldLL; %s += (long long)gridDim.x * %d) {",
          e->vec4 ? "e4" : "e", EW_THREADS, e->vec4 ? "e4" : "e", (long long)iters, e->vec4 ? "e4" : "e", EW_THREADS);
     e->ind++; e->depth++;
@@ -794,7 +807,7 @@ static void emit_ew(Em *e, const char *name, KernelSource *ks) {
     line(e, "}");
     fprintf(e->o, "}\n");
     ks->block = EW_THREADS;
-    ks->grid = grid_for(iters, EW_THREADS);
+    ks->grid = grid_for((iters + per - 1) / per, EW_THREADS);
 }
 
 /* How a row group maps onto threads. */
@@ -1289,6 +1302,23 @@ const char *codegen_preamble(void) {
         "    return r;\n"
         "}\n"
         "__device__ __forceinline__ float vmc_sigmoid(float x) { return __fdividef(1.0f, 1.0f + vmc_exp(-x)); }\n"
+        "// erf in about 25 instructions, both pieces computed and one selected (libm's erff: about 50 with branches,\n"
+        "// which made the GELU kernels compute-bound): |x| < 1.25, x P(x^2); above, 1 - e^Q(|x|) with Q ~ log erfc,\n"
+        "// |x| clamped to 4 where erf rounds to 1 (NaN passes). P (degree 7) and Q (degree 8) are least-squares fits\n"
+        "// at Chebyshev nodes; every float in [0, 4.5): at most 1.7 ulp from the exact erf with a correctly rounded\n"
+        "// exp (test_emu_generated checks a sample of them), about 2 with the EX2 unit's (libm's erff: 1).\n"
+        "__device__ __forceinline__ float vmc_erf(float x) {\n"
+        "    const float a = fabsf(x), t = a > 4.0f ? 4.0f : a, s = x * x;\n"
+        "    const float u = fmaf(s, 1.28f, -1.0f), v = fmaf(t, 1.0f / 1.375f, -2.625f / 1.375f);   // into [-1, 1]\n"
+        "    float p = -1.343022745e-06f, q = 2.021492219e-05f;\n"
+        "    p = fmaf(p, u, 1.421610978e-05f); p = fmaf(p, u, -1.291694352e-04f); p = fmaf(p, u, 1.034354093e-03f);\n"
+        "    p = fmaf(p, u, -7.047481369e-03f); p = fmaf(p, u, 3.998836130e-02f); p = fmaf(p, u, -1.878515333e-01f);\n"
+        "    p = fmaf(p, u, 8.923127055e-01f);\n"
+        "    q = fmaf(q, v, -1.145962669e-04f); q = fmaf(q, v, 4.355151905e-04f); q = fmaf(q, v, -1.809460111e-03f);\n"
+        "    q = fmaf(q, v, 6.863666233e-03f); q = fmaf(q, v, -2.557368204e-02f); q = fmaf(q, v, -1.791878223e+00f);\n"
+        "    q = fmaf(q, v, -7.685076714e+00f); q = fmaf(q, v, -8.490669250e+00f);\n"
+        "    return a < 1.25f ? x * p : copysignf(1.0f - vmc_exp(q), x);\n"
+        "}\n"
         "__device__ __forceinline__ float vmc_max(float a, float b) { return (a > b || isnan(a)) ? a : b; }\n"
         "__device__ __forceinline__ float vmc_min(float a, float b) { return (a < b || isnan(a)) ? a : b; }\n"
         "// round to bf16 (nearest even), kept in a float; NaN stays NaN (as the cpu backend's bf16_round)\n"

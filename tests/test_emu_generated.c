@@ -264,6 +264,51 @@ static void drop_mask(void) {
     check_case("dropout mask (Philox) times x", g, bin(g, OP_MUL, x, g_drop_mask(g, x->shape, 0.3, 77, LOC_NONE)), NULL, 0);
 }
 
+/* erf (codegen's vmc_erf) in a kernel: inputs over [-5, 5), so both pieces and the clamp at 4 are taken. Then the
+ * GELU of a bf16 input over 2^20 + 4 elements: a kernel reading so few bytes takes two groups of 4 elements a thread
+ * (ew_groups_per_thread), here with an odd number of groups (the unrolled loop's tail). */
+static void erf_kernel(void) {
+    Graph *g = graph_new();
+    Node *x = in(g, "x", s3(4, 33, 64));
+    check_case("erf over [-5, 5)", g, g_unary(g, OP_ERF, bin(g, OP_MUL, x, g_scalar(g, 2.5)), LOC_NONE), NULL, 0);
+    g = graph_new();
+    x = in(g, "x", shape_of(2, (int64_t)1, (int64_t)((1 << 20) + 4)));
+    Node *erf = g_unary(g, OP_ERF, bin(g, OP_MUL, x, g_scalar(g, 0.7071067811865476)), LOC_NONE);
+    Node *gelu = bin(g, OP_MUL, bin(g, OP_MUL, x, g_scalar(g, 0.5)), bin(g, OP_ADD, erf, g_scalar(g, 1.0)));
+    check_case("GELU of bf16, 2^20 + 4 elements, 8 a thread", g, gelu, &x, 1);
+}
+
+/* vmc_erf against the exact erf (long double) on every 61st float of [0, 4.5), in ulps of the result: at most 2
+ * (1.7 on all of them, with the host's correctly rounded exp2f standing in for the EX2 unit), odd, NaN kept. */
+static void erf_accuracy(void) {
+    char src[320], cmd[1600];
+    snprintf(src, sizeof src, "%s/erf.cpp", tmp);
+    FILE *o = fopen(src, "w");
+    ASSERT(o, "%s", src);
+    fprintf(o, "#include \"cuda_emu.h\"\n#include <cstdio>\n#include <cstring>\n%s\n", codegen_preamble());
+    fprintf(o, "int main() {\n"
+               "    double worst = 0; float at = 0;\n"
+               "    for (unsigned u = 0; u < 0x40900000u; u += 61) {\n"
+               "        float x; memcpy(&x, &u, 4);\n"
+               "        long double r = erfl((long double)x);\n"
+               "        int e; frexpl(r, &e);\n"
+               "        double ulp = ldexp(1.0, e - 24); if (ulp < 0x1p-149) ulp = 0x1p-149;\n"
+               "        double d = (double)fabsl((long double)vmc_erf(x) - r) / ulp;\n"
+               "        if (vmc_erf(-x) != -vmc_erf(x)) d = 1e9;\n"
+               "        if (d > worst) { worst = d; at = x; }\n"
+               "    }\n"
+               "    bool nan_ok = vmc_erf(NAN) != vmc_erf(NAN), inf_ok = vmc_erf(INFINITY) == 1.0f;\n"
+               "    printf(\"  max %%.3f ulp at %%.9g; erf(nan) nan %%d, erf(inf) 1 %%d\\n\", worst, at, nan_ok, inf_ok);\n"
+               "    return worst <= 2.0 && nan_ok && inf_ok ? 0 : 1;\n"
+               "}\n");
+    fclose(o);
+    printf("vmc_erf against the exact erf\n");
+    fflush(stdout);
+    snprintf(cmd, sizeof cmd, "cd %s && %s -std=c++17 -O2 -w -I%s erf.cpp %s/cuda_emu.cpp -o erf -lpthread && ./erf", tmp,
+             cxx, emu_dir, emu_dir);
+    CHECK(system(cmd) == 0, "vmc_erf: more than 2 ulp from erf, not odd, or NaN/inf wrong");
+}
+
 /* A scatter-add along rows (the gradient of a gather with repeats): atomics into the zeroed output. */
 static void scatter_rows(void) {
     Graph *g = graph_new();
@@ -340,6 +385,8 @@ int main(int argc, char **argv) {
     softmax_long_rows();
     split_row_sum();
     drop_mask();
+    erf_kernel();
+    erf_accuracy();
     scatter_rows();
     bf16_copies();
     column_sums();
