@@ -56,7 +56,6 @@ typedef struct Cuda {
         CUdeviceptr dev;                 /* device buffer, the copy stream's target */
         CUevent copied;                  /* the last copy host -> dev (copy stream) */
         CUevent used;                    /* the last copy dev -> the input (the step's stream) */
-        bool borrowed;                   /* `copied` reads the caller's memory (cuda_write_borrowed) */
     } *stage;
     CUstream copy_st;                    /* host-to-device copies of inputs, beside the step */
     struct LateRead {                    /* read_start's copies in flight (pinned bounce, event, destination) */
@@ -409,7 +408,6 @@ static bool staged_write(Cuda *c, const Node *n, const void *host, size_t bytes,
         memcpy(sg->host, host, bytes);
         host = sg->host;
     }
-    sg->borrowed = borrowed;
     CU_CHECK(c->cu->cuMemcpyHtoDAsync(sg->dev, host, bytes, c->copy_st));
     CU_CHECK(c->cu->cuEventRecord(sg->copied, c->copy_st));
     CU_CHECK(c->cu->cuStreamWaitEvent(c->st, sg->copied, 0));
@@ -447,14 +445,15 @@ static void cuda_write_borrowed(Exec *e, const Node *n, const void *host, size_t
     write_to((Cuda *)e, n, host, bytes, true);
 }
 
-/* The borrowed memory is free once its copy to the device staging buffer has run. */
+/* The borrowed memory is free once its copy to the device staging buffer has run: every staged input's last copy
+ * (those from our own pinned buffers are long done). */
 static void cuda_write_release(Exec *e) {
     Cuda *c = (Cuda *)e;
-    for (int k = 0; k < c->base.g->nnodes; k++)
-        if (c->stage[k].borrowed) {
-            CU_CHECK(c->cu->cuEventSynchronize(c->stage[k].copied));
-            c->stage[k].borrowed = false;
-        }
+    const Graph *g = c->base.g;
+    for (int k = 0; k < g->inputs.n; k++) {
+        const struct Stage *sg = &c->stage[((const Node *)g->inputs.items[k])->id];
+        if (sg->dev) CU_CHECK(c->cu->cuEventSynchronize(sg->copied));
+    }
 }
 
 static void cuda_read(Exec *e, const Node *n, void *host, size_t bytes) {

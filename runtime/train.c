@@ -777,9 +777,8 @@ static void finish_step(Loop *lp, StepOut *o) {
 }
 
 /* After these steps the loop stops to look (evaluation, plot, checkpoint, the end): they finish before the next
- * step is queued. Any other step's successor is queued first (its batch copied to pinned memory, its graph
- * launched) and only then is the step's loss read, so the host's part of a step runs while the GPU computes the
- * one before. */
+ * step is queued. Any other step's successor is queued first (its batch lent to the exec, its graph launched) and
+ * only then is the step's loss read, so the host's part of a step runs while the GPU computes the one before. */
 static bool stops_after(const Loop *lp, int64_t it, int64_t end, int every) {
     return (it + 1) % lp->ipe == 0 || (it + 1) % every == 0 || it + 1 == end;
 }
