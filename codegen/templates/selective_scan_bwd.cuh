@@ -40,8 +40,10 @@
 // Tried: summing dBm/dCm over the warp through a swizzled shared-memory transpose (8 vector stores, 32 loads) in
 // place of the reduce-scatter: 0.895 against 0.754 ms. The forward saving y + D u (as the reference saves `out`)
 // so that dz needs no sum_n C h here (16 FMAs and the C reads per row fewer): backward 0.505 ms either way, forward
-// 0.149 -> 0.155 ms, fine-tuning step 69.66 -> 70.31 ms (H200, same run). Next step: several channels per thread,
-// so that the dBm/dCm sum over d costs fewer shuffles.
+// 0.149 -> 0.155 ms, fine-tuning step 69.66 -> 70.31 ms (H200, same run). The kept h_{t-1} rows (hist) moved as
+// 16-byte groups (hist_store/hist_load), same run, two rounds: gated f32 L197 0.505 -> 0.494 ms, L128 0.321 / 0.320
+// -> 0.313 / 0.315 ms, ungated bf16 L197 0.464 / 0.463 -> 0.462 / 0.462 ms. Next step: several channels per
+// thread, so that the dBm/dCm sum over d costs fewer shuffles.
 
 // Parts of the packed output (bits: 1 du, 2 ddelta, 4 dz; compiler/packed_copy.h) written as bf16 into `copy` (the
 // packed output's bf16 mirror, same element offsets) for readers that take bf16, and those still stored in f32.
@@ -191,6 +193,36 @@ static __device__ __forceinline__ const float *chunk_start(const float *states, 
     return SCAN_STATES ? states + scan_state_at(b, k, n ^ sw, d) : parked(du, ddl, col, k, n);
 }
 
+// hist, h_{t-1} of a chunk's even rows: with 16 states [row/2][thread][16], moved as four 16-byte groups a row
+// (4 instructions, not 16); group q of thread t sits at q ^ ((t >> 1) & 3), so each quarter warp's 16-byte
+// accesses hit 8 different bank quads (no conflicts). Else [row/2][n][thread], one float at a time.
+#define HIST_VEC (SCAN_N == 16)
+static __device__ __forceinline__ void hist_store(float *hist, int pair, const float *h) {
+    const int t = threadIdx.x;
+    if constexpr (HIST_VEC) {
+        float4 *p = reinterpret_cast<float4 *>(hist + (pair * SCAN_THREADS + t) * 16);
+#pragma unroll
+        for (int q = 0; q < 4; q++) p[q ^ ((t >> 1) & 3)] = float4{h[4 * q], h[4 * q + 1], h[4 * q + 2], h[4 * q + 3]};
+    } else {
+#pragma unroll
+        for (int n = 0; n < SCAN_N; n++) hist[(pair * SCAN_N + n) * SCAN_THREADS + t] = h[n];
+    }
+}
+static __device__ __forceinline__ void hist_load(const float *hist, int pair, float *h) {
+    const int t = threadIdx.x;
+    if constexpr (HIST_VEC) {
+        const float4 *p = reinterpret_cast<const float4 *>(hist + (pair * SCAN_THREADS + t) * 16);
+#pragma unroll
+        for (int q = 0; q < 4; q++) {
+            const float4 v = p[q ^ ((t >> 1) & 3)];
+            h[4 * q] = v.x; h[4 * q + 1] = v.y; h[4 * q + 2] = v.z; h[4 * q + 3] = v.w;
+        }
+    } else {
+#pragma unroll
+        for (int n = 0; n < SCAN_N; n++) h[n] = hist[(pair * SCAN_N + n) * SCAN_THREADS + t];
+    }
+}
+
 // No register cap: the compiler takes about 160 (6 blocks of 64 per SM). A cap of 128 (8 blocks) spills a little and
 // measured the same (0.667 against 0.665 ms, H200).
 extern "C" __global__ void __launch_bounds__(SCAN_THREADS)
@@ -202,7 +234,7 @@ vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
     constexpr int N = SCAN_N, CH = SCAN_CHUNK, LAST = SCAN_NCHUNK - 1;
     constexpr size_t BLD = (size_t)SCAN_B * SCAN_L * SCAN_D, BLN = (size_t)SCAN_B * SCAN_L * SCAN_N;
     static_assert(2 * CH >= N && N <= 16 && SCAN_THREADS % 32 == 0, "scan_bwd configuration");
-    __shared__ float hist[(CH + 1) / 2 * N * SCAN_THREADS];   // h_{t-1} of the chunk's even rows, [row/2][n][thread]
+    __shared__ __align__(16) float hist[(CH + 1) / 2 * N * SCAN_THREADS];   // h_{t-1} of the chunk's even rows
     __shared__ __align__(16) float sBC_copies[BC_COPIES][BC_COPY_FLOATS];   // the chunk's Bm and Cm rows
     __shared__ float acc[SCAN_THREADS / 32][CH][32];   // per warp: its sums of dBm, dCm (c >= N) for the chunk's
                                                        // rows (plain stores; shared float atomics are CAS loops)
@@ -313,9 +345,9 @@ vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
             const float go = rowv[3][i][tid], zz = SCAN_GATED ? rowv[2][i][tid] : 0.f;
             const float sz = SCAN_GATED ? sigmoid_f(zz) : 1.f, dy = SCAN_GATED ? go * zz * sz : go;
             float y = 0.f;
+            if constexpr (EVEN) hist_store(hist, i >> 1, h);
 #pragma unroll
             for (int n = 0; n < N; n++) {
-                if constexpr (EVEN) hist[((i >> 1) * N + n) * SCAN_THREADS + tid] = h[n];
                 h[n] = fmaf(exp2_ftz(dl * A2[n]), h[n], dlu * sBC[i][n]);
                 if (SCAN_GATED) y = fmaf(sBC[i][N + n], h[n], y);
                 v[n] = dy * h[n];   // dCm
@@ -385,11 +417,10 @@ vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
         int i = nr - 1;
         if ((i & 1) == 0) {   // an even last row alone: its h_{t-1} is kept
             Row r = row_of(i);
-            float v[16];
+            float v[16], hp[N];
+            hist_load(hist, i >> 1, hp);
 #pragma unroll
-            for (int n = 0; n < 16; n++)
-                v[n] = n < N ? adjoint(r, i, n, hist[((i >> 1) * N + n) * SCAN_THREADS + tid],
-                                       exp2_ftz(r.dl * A2[n])) : 0.f;
+            for (int n = 0; n < 16; n++) v[n] = n < N ? adjoint(r, i, n, hp[n], exp2_ftz(r.dl * A2[n])) : 0.f;
             finish(r, i);
             warp_reduce_scatter<SLOT_SWIZZLE>(v);
             if (lane < N) acc[warp][i][lane] = v[0];
@@ -398,14 +429,14 @@ vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
 #pragma unroll 1
         for (; i > 0; i -= 2) {   // rows i (odd) and i - 1
             Row ro = row_of(i), re = row_of(i - 1);
-            float v[16], w[16];   // dBm terms of row i and of row i-1
+            float v[16], w[16], hp[N];   // dBm terms of row i and of row i-1; h_{t-2}
+            hist_load(hist, (i - 1) >> 1, hp);
 #pragma unroll
             for (int n = 0; n < 16; n++) {
                 if (n < N) {
-                    const float hp = hist[(((i - 1) >> 1) * N + n) * SCAN_THREADS + tid];   // h_{t-2}
-                    const float ae = exp2_ftz(re.dl * A2[n]), he = fmaf(ae, hp, (re.dl * re.u) * sBC[i - 1][n]);
+                    const float ae = exp2_ftz(re.dl * A2[n]), he = fmaf(ae, hp[n], (re.dl * re.u) * sBC[i - 1][n]);
                     v[n] = adjoint(ro, i, n, he, exp2_ftz(ro.dl * A2[n]));
-                    w[n] = adjoint(re, i - 1, n, hp, ae);
+                    w[n] = adjoint(re, i - 1, n, hp[n], ae);
                 } else {
                     v[n] = w[n] = 0.f;
                 }
