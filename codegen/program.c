@@ -993,7 +993,9 @@ Program *program_build(const Graph *g, Node *const *keep, int nkeep, const Progr
     if (!opt->scan_recompute) mark_scan_states(p->f);
     p->params_constant = true;   /* (no ASSIGN: an inference step) */
     for (int k = 0; k < p->f->ngroups; k++) p->params_constant &= p->f->groups[k].kind != GK_ASSIGN;
-    p->f->reuse_delay = p->params_constant || opt->reuse_delay < 0 ? 0 : opt->reuse_delay ? opt->reuse_delay : PROGRAM_REUSE_DELAY;
+    p->f->reuse_delay = p->params_constant || opt->reuse_delay == PROGRAM_REUSE_AT_ONCE ? 0
+                       : opt->reuse_delay > 0                             ? opt->reuse_delay
+                                                                          : PROGRAM_REUSE_DELAY;
     pass_plan(p->f);
     Batch b = {0};
     SeenSet seen = {0};

@@ -64,7 +64,7 @@ typedef struct Module {
  * run, ms per step): fine-tuning 69.15 / 68.62 / 68.66 / 68.88 / 68.63 / 68.64 with delays 0 / 20 / 40 / 80 / 160 /
  * never (activations 20.5 / 21.4 / 21.6 / 23.1 / 25.7 / 55.9 GiB), pretraining 32.30 / 32.23 / 32.19 / 32.09 with
  * 0 / 80 / 160 / never. Inference runs on one stream: no delay there. */
-enum { PROGRAM_REUSE_DELAY = 20 };
+enum { PROGRAM_REUSE_DELAY = 20, PROGRAM_REUSE_AT_ONCE = -1 };   /* ProgramOptions.reuse_delay's default, and none */
 
 typedef struct ProgramOptions {
     int arch;                   /* 90 = sm_90 */
@@ -75,7 +75,8 @@ typedef struct ProgramOptions {
     bool scan_recompute;        /* training: the scan backward recomputes its chunk-start states instead of reading
                                  * the forward's (less memory, more time: program.c mark_scan_states) */
     int reuse_delay;            /* Fusion.reuse_delay: groups an activation's memory stays reserved after its last
-                                 * reader in a training step; 0: PROGRAM_REUSE_DELAY, -1: reused at once */
+                                 * reader in a training step; 0 (unset): PROGRAM_REUSE_DELAY;
+                                 * PROGRAM_REUSE_AT_ONCE: none */
 } ProgramOptions;
 
 typedef struct Program {

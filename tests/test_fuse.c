@@ -979,6 +979,34 @@ static void test_reuse_delay(void) {
     CHECK(bytes[1] > bytes[0], "no reuse takes more memory than reuse");
 }
 
+/* ProgramOptions.reuse_delay reaches the plan: unset is PROGRAM_REUSE_DELAY, PROGRAM_REUSE_AT_ONCE is none, a count
+ * is that count; a step without updates (inference) never delays. */
+static void test_reuse_delay_option(void) {
+    const int asked[] = {0, PROGRAM_REUSE_AT_ONCE, 7}, want[] = {PROGRAM_REUSE_DELAY, 0, 7};
+    for (int training = 0; training < 2; training++)
+        for (int k = 0; k < 3; k++) {
+            Node *yf;
+            Graph *g = two_dir_scan_graph(&yf, false);
+            if (training) {   /* one update makes it a training step */
+                Node *w = NULL;
+                for (int id = 0; id < g->nnodes && !w; id++)
+                    if (g->nodes[id]->op == OP_PARAM) w = g->nodes[id];
+                g_assign(g, w, bin(g, OP_MUL, w, cst(g, 0.5)));
+            }
+            ProgramOptions po = {.arch = 90, .no_compile = true, .reuse_delay = asked[k]};
+            char err[256];
+            Program *p = program_build(g, NULL, 0, &po, err, sizeof err);
+            CHECK(p, "program_build: %s", err);
+            if (p) {
+                const int expect = training ? want[k] : 0;
+                CHECK(p->f->reuse_delay == expect, "%s step, reuse_delay %d asked: plan delays %d groups, want %d",
+                      training ? "training" : "inference", asked[k], p->f->reuse_delay, expect);
+                program_free(p);
+            }
+            graph_free(g);
+        }
+}
+
 /* SwiGLU's gate, silu(x W1 + b1) * (x W2 + b2), is read only by the W3 GEMM: in bf16 precision x W1 and x W2
  * are stored in bf16 and the gate kernel writes just the bf16 copy (no f32 value, no f32 memory), 4 elements per
  * thread with 8-byte loads and stores; in fp32 it reads and writes f32 with 16-byte loads and stores. */
@@ -1151,6 +1179,7 @@ int main(void) {
     test_hoisted_norm_sums();
     test_merged_column_sums();
     test_reuse_delay();
+    test_reuse_delay_option();
     test_gate_kernel();
     test_shared_cast();
     test_gemm_epilogue();
