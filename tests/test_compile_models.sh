@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# test_compile_models.sh VMC ROOT — `vmc compile` over models/*.vmc for sm_90 (NVRTC needs no GPU).
+# test_compile_models.sh VMC ROOT — `vmc compile` over models/*.vmc for sm_90, ARM-B also for sm_80 and sm_89
+# (NVRTC needs no GPU).
 # Every model goes through fusion, planning and code generation (inference step); the first model of each file is
 # NVRTC-compiled in full, inference and training step; tiny.vmc's training steps are compiled in full.
 # VMC_COMPILE_ALL=1 NVRTC-compiles every model (minutes on a small machine).
@@ -27,6 +28,9 @@ for f in "$root"/models/*.vmc; do
     run "$f" --arch sm_90 --model "$first" --train --no-nvrtc
 done
 run "$root/models/tiny.vmc" --arch sm_90 --train
+# Ampere and Ada (sm_80+ is supported): every kernel of ARM-B's bf16 training step compiles for them too
+run "$root/models/arm_b.vmc" --arch sm_80 --model arm_b_ft224 --train --bf16
+run "$root/models/arm_b.vmc" --arch sm_89 --model arm_b_pretrain --train --bf16
 # ARM-B fine-tuning's token embedding (patch GEMM + bias, the class token concatenated in the middle, + pos) is
 # computed by the first LayerNorm's kernel alone: later row kernels read it back instead of recomputing it per phase
 "$vmc" compile "$root/models/arm_b.vmc" --model arm_b_ft224 --train --bf16 --no-nvrtc --dump-groups > "$VMC_CACHE/groups.log" 2>&1
