@@ -138,6 +138,8 @@ bool scan_gated(const Node *n);
 Node *g_drop_mask(Graph *g, Shape s, double p, uint64_t key, Loc loc);
 Node *g_randperm(Graph *g, int64_t n, uint64_t key, Loc loc);
 Node *g_assign(Graph *g, Node *target, Node *value);
+/* Evaluation (torch's eval mode): every drop-path mask keeps all samples (p = 0; pass_simplify folds them away). */
+void  graph_eval_mode(Graph *g);
 
 /* --- outputs --- */
 void  graph_set_loss(Graph *g, Node *loss);

@@ -27,6 +27,13 @@ const char *arena_kind_name(ArenaKind k) {
 
 static bool is_const(const Node *n, double v) { return n->op == OP_CONST && n->f[0] == v; }
 
+/* A factor of 1: the constant, or a drop-path mask that keeps every sample (p = 0: evaluation sets it so), or a
+ * cast of either (the mask of a bf16 value). Folding the mask away also lets every layer's kernel be one text. */
+static bool is_one(const Fusion *f, const Node *n) {
+    if (n->op == OP_CAST) n = fus_src(f, n, 0);
+    return is_const(n, 1) || (n->op == OP_DROP_MASK && n->f[0] == 0);
+}
+
 /* The operand that n reduces to, or NULL. Only folds where the result keeps n's shape and dtype. */
 static Node *fold(const Fusion *f, const Node *n) {
     if (n->nsrc < 1) return NULL;
@@ -35,8 +42,8 @@ static Node *fold(const Fusion *f, const Node *n) {
     if (n->op == OP_ADD && is_const(b, 0)) keep = a;
     else if (n->op == OP_ADD && is_const(a, 0)) keep = b;
     else if ((n->op == OP_SUB && is_const(b, 0)) || (n->op == OP_DIV && is_const(b, 1))) keep = a;
-    else if (n->op == OP_MUL && is_const(b, 1)) keep = a;
-    else if (n->op == OP_MUL && is_const(a, 1)) keep = b;
+    else if (n->op == OP_MUL && is_one(f, b)) keep = a;
+    else if (n->op == OP_MUL && is_one(f, a)) keep = b;
     else if (n->op == OP_NEG && a->op == OP_NEG) keep = f->repl[a->src[0]->id];
     if (keep && shape_eq(keep->shape, n->shape) && keep->dtype == n->dtype) return keep;
     return NULL;

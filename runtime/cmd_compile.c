@@ -44,7 +44,7 @@ bool step_graph_build(DslModule *m, const char *model, bool train, StepGraph *ou
     if (!g) return false;
     out->g = g;
     if (!train) {
-        for (int k = 0; k < g->nnodes; k++) if (g->nodes[k]->op == OP_DROP_MASK) g->nodes[k]->f[0] = 0.0;   /* eval */
+        graph_eval_mode(g);
         return true;
     }
     if (!g->loss) { fprintf(stderr, "vmc: model '%s' has no loss to train\n", model); return false; }

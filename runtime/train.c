@@ -150,11 +150,6 @@ static Node *find_input(const Graph *g, const char *name) {
     return NULL;
 }
 
-/* Eval: drop path is the identity (torch eval mode). DROP_MASK nodes are never interned, so editing p is safe. */
-static void eval_mode(Graph *g) {
-    for (int k = 0; k < g->nnodes; k++) if (g->nodes[k]->op == OP_DROP_MASK) g->nodes[k]->f[0] = 0.0;
-}
-
 static void optim_config(Run *r) {
     const Recipe *rc = r->rec;
     r->opt = (OptimConfig){rlist(rc, "betas", 0, 0.9), rlist(rc, "betas", 1, 0.999), rnum(rc, "eps", 1e-8),
@@ -187,7 +182,7 @@ static bool build_graph(Run *r) {
     if (!r->g || !check_inputs(r)) return false;
     char err[512];
     if (r->o->mode == TRAIN_EVAL) {
-        eval_mode(r->g);
+        graph_eval_mode(r->g);
     } else {
         Node **grads = xcalloc((size_t)r->g->params.n + 1, sizeof(Node *));
         OptimNodes on;

@@ -240,6 +240,28 @@ static void test_fold_and_dead(void) {
     graph_free(g);
 }
 
+/* Drop path in evaluation (graph_eval_mode: p = 0) folds away, also through the bf16 cast of the mask; in training
+ * (p > 0) the mask stays. */
+static void test_eval_drop_path(void) {
+    for (int mode = 0; mode < 3; mode++) {   /* eval f32, eval bf16, training */
+        Graph *g = graph_new();
+        Shape s = shape_of(3, (int64_t)4, (int64_t)5, (int64_t)8), ms = shape_of(3, (int64_t)4, (int64_t)1, (int64_t)1);
+        const DType t = mode == 1 ? DT_BF16 : DT_F32;
+        Node *x = g_input(g, "x", s, t, LOC_NONE);
+        Node *mask = g_drop_mask(g, ms, 0.25, 7, LOC_NONE);
+        if (t != DT_F32) mask = g_cast(g, mask, t, LOC_NONE);
+        Node *y = un(g, OP_EXP, bin(g, OP_MUL, un(g, OP_TANH, x), mask));   /* (named outputs are not folded) */
+        graph_add_named(g, "y", y, NF_OUTPUT);
+        if (mode < 2) graph_eval_mode(g);
+        Fusion *f = pass_simplify(g, NULL, 0);
+        int masks = 0;
+        for (int id = 0; id < g->nnodes; id++) masks += f->live[id] && g->nodes[id]->op == OP_DROP_MASK;
+        CHECK(masks == (mode == 2), "%s: %d drop masks live", mode == 2 ? "training" : "evaluation", masks);
+        fusion_free(f);
+        graph_free(g);
+    }
+}
+
 /* reshape feeding a GEMM is a view; an AdamW-like update writes its targets in place (no copy). */
 static void test_views_and_inplace(void) {
     Graph *g = graph_new();
@@ -1178,6 +1200,7 @@ int main(void) {
     test_optimizer_kernels();
     test_hoisted_norm_sums();
     test_merged_column_sums();
+    test_eval_drop_path();
     test_reuse_delay();
     test_reuse_delay_option();
     test_gate_kernel();
