@@ -16,7 +16,7 @@ declare -A FLAGS=(
   [info]="--model: --json --set: -I:"
   [graph]="--model: --dot --set: -I:"
   [compile]="--model: --arch: --train --bf16 --dump-kernels: --dump-groups --no-nvrtc --scan-recompute --threads: --set: -I:"
-  [bench]="--model: --batch: --train --infer --fp32 --bf16 --steps: --top: --scan-recompute --set: -I:"
+  [bench]="--model: --batch: --train --infer --fp32 --bf16 --steps: --top: --warmup: --scan-recompute --set: -I:"
   [grad]="--model: --weights: --inputs: --out: --backend: --precision: --set: --allow-missing"
   [pretrain]="--model: --recipe: --data: --out: --backend: --precision: --seed: --set: -I: --steps: --stop_at: --eval_steps:
               --resume: --init: --log_every: --ckpt_every: --keep: --batch_size: --epochs: --blr: --lr: --min_lr:
@@ -82,6 +82,7 @@ bad_number "vmc bench: --batch expects an integer from 1 to .*, found 'abc'" ben
 bad_number "vmc bench: --batch expects .*found '12x'" bench m.vmc --model m --batch 12x
 bad_number "vmc bench: --steps expects .*found '0'" bench m.vmc --model m --steps 0
 bad_number "vmc bench: --top expects .*found '-1'" bench m.vmc --model m --top -1
+bad_number "vmc bench: --warmup expects an integer from 0 to 600, found '700'" bench m.vmc --model m --warmup 700
 bad_number "vmc bench: --threads expects .*found 'x'" bench --data "$T/none" --threads x
 bad_number "vmc bench: --data synthetic:N expects .*found 'abc'" bench --data synthetic:abc
 bad_number "vmc compile: --threads expects .*found 'x'" compile m.vmc --threads x
