@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# scan_profile.sh [BUILD_DIR] [bwd|fwd|infer] — on a GPU machine with Nsight Compute (ncu): profiles one selective-
-# scan kernel at ARM-B fine-tuning shapes (B128 L197 D768, bf16 inputs, saved chunk states: `test_scan_gpu --profile`;
-# infer: the forward at the inference batch, B256 without states, bf16 out)
+# scan_profile.sh [BUILD_DIR] [bwd|fwd|infer|ungated] — on a GPU machine with Nsight Compute (ncu): profiles one
+# selective-scan kernel at ARM-B fine-tuning shapes (B128 L197 D768, bf16 inputs, saved chunk states: `test_scan_gpu
+# --profile`; infer: the forward at the inference batch, B256 without states, bf16 out; ungated: the backward of a
+# 4-direction mixer's scan, bf16 in and out)
 # and prints its duration, issue rate and occupancy, the stall reasons per issued instruction, and the instruction
 # mix per element with the loop bodies' sizes (scan_profile.py). With VMC_TEMPLATE_DIR set it profiles that
 # variant of the templates. The report and its exports stay in $PROFILE_OUT (default: a new temporary folder).
@@ -10,7 +11,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 B=${1:-$root/build-cuda2}
 kernel=${2:-bwd}
 case $kernel in bwd|fwd) shape=; elems=$((128 * 197 * 768)) ;; infer) kernel=fwd; shape=infer; elems=$((256 * 197 * 768)) ;;
-  *) echo "scan_profile.sh: the kernel is bwd, fwd or infer, not '$kernel'" >&2; exit 2 ;; esac
+  ungated) kernel=bwd; shape=ungated; elems=$((128 * 197 * 768)) ;;
+  *) echo "scan_profile.sh: the kernel is bwd, fwd, infer or ungated, not '$kernel'" >&2; exit 2 ;; esac
 command -v ncu >/dev/null || { echo "scan_profile.sh: needs Nsight Compute's ncu on the PATH" >&2; exit 2; }
 [ -x "$B/tests/test_scan_gpu" ] || { echo "scan_profile.sh: no $B/tests/test_scan_gpu (build it first)" >&2; exit 2; }
 source "$root/scripts/gpu_env.sh"

@@ -2,7 +2,7 @@
  * references, on fresh random inputs: selective scan forward/backward and conv1d forward/backward (ARM shapes,
  * f32 and bf16 storage), cuBLASLt products (bf16 and f32, transposes, batches, bias). Outputs are poisoned with
  * NaN before each launch, so an unwritten element fails. Exits 77 (ctest skip) without a usable GPU.
- * `--small`: small shapes only (for compute-sanitizer); `--profile`: one ARM-B fwd+bwd (for ncu);
+ * `--small`: small shapes only (for compute-sanitizer); `--profile [infer|ungated]`: one ARM-B fwd+bwd (for ncu);
  * `--bench`: scan fwd+bwd and conv1d times and achieved GB/s at ARM-B shapes, beside a device-to-device copy;
  * `--bench-conv`: its conv1d rows alone. */
 #include "cuda_api.h"
@@ -528,6 +528,7 @@ int main(int argc, char **argv) {
     if (argc > 1 && !strcmp(argv[1], "--profile")) {   /* one fwd + bwd at ARM-B fine-tuning shape, for ncu */
         ScanSpec s = scan_spec(128, 197, 768, DT_BF16, DT_F32);
         if (argc > 2 && !strcmp(argv[2], "infer")) s = recompute(scan_spec(256, 197, 768, DT_BF16, DT_BF16));   /* b256 inference */
+        if (argc > 2 && !strcmp(argv[2], "ungated")) s = ungated(scan_spec(128, 197, 768, DT_BF16, DT_BF16));   /* 4-direction ft */
         KernelLaunch lf, lb;
         Kernel kf = load_kernel(template_scan_fwd(&s, &lf), &lf), kb = load_kernel(template_scan_bwd(&s, &lb), &lb);
         ScanData x = scan_data(s, 98);

@@ -42,8 +42,16 @@
 // so that dz needs no sum_n C h here (16 FMAs and the C reads per row fewer): backward 0.505 ms either way, forward
 // 0.149 -> 0.155 ms, fine-tuning step 69.66 -> 70.31 ms (H200, same run). The kept h_{t-1} rows (hist) moved as
 // 16-byte groups (hist_store/hist_load), same run, two rounds: gated f32 L197 0.505 -> 0.494 ms, L128 0.321 / 0.320
-// -> 0.313 / 0.315 ms, ungated bf16 L197 0.464 / 0.463 -> 0.462 / 0.462 ms. Next step: several channels per
-// thread, so that the dBm/dCm sum over d costs fewer shuffles.
+// -> 0.313 / 0.315 ms, ungated bf16 L197 0.464 / 0.463 -> 0.462 / 0.462 ms.
+// Where the instructions go (ncu source counters, `scripts/scan_profile.sh BUILD ungated`, B128 L197 D768, 0.460 ms):
+// 513 per element. The adjoint, 252 per row: per state and row pair 9 FMUL, 9 FFMA and 2 MUFU (its arithmetic,
+// nothing else), then the two 16-value reduce-scatters (32 SHFL, 32 FADD, 12 FSEL a pair); the forward recompute,
+// 170 per row (5 per state, the dCm reduce-scatter, softplus and sigmoid, about 12 MOVs a row that assemble the
+// register quads of the 16-byte hist stores); per chunk (loads, staging, prefetches, the dBm/dCm flush) 81 per
+// row. So the kernel is at its formulation's arithmetic: fewer instructions need fewer reductions per element
+// (several channels per thread, summed before the shuffles: about 28 per element less, at about 64 registers
+// more) or less recompute (all of a chunk's h_{t-1} and decays kept: twice or four times the shared memory, which
+// costs the occupancy that hides the MUFU and shuffle latencies).
 
 // Parts of the packed output (bits: 1 du, 2 ddelta, 4 dz; compiler/packed_copy.h) written as bf16 into `copy` (the
 // packed output's bf16 mirror, same element offsets) for readers that take bf16, and those still stored in f32.
