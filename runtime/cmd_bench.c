@@ -7,6 +7,7 @@
 #include "commands.h"
 #include "cuda_api.h"
 #include "cuda_exec.h"
+#include "gpu_clocks.h"
 #include "init.h"
 #include "rng.h"
 #include <stdio.h>
@@ -29,6 +30,8 @@ typedef struct Args {
     DslSet *sets; int nsets;
     const char **inc; int ninc;
 } Args;
+
+static void sample_clocks(void *ctx) { gpu_clocks_sample(ctx); }
 
 static bool parse(int argc, char **argv, Args *a) {
     memset(a, 0, sizeof *a);
@@ -184,7 +187,12 @@ static int bench(const Args *a, DslModule *m) {
     /* Sustained: the power limit lowers the clocks after about a second of full load (H200: 1980 -> 1700-1850 MHz
      * at 700 W), so the headline figure is timed after warmup_s seconds of steps. */
     for (double t1 = now_s(); now_s() - t1 < a->warmup_s;) cuda_exec_time_steps(e, &si, 5);
-    double ms = cuda_exec_time_steps(e, &si, a->steps);
+    char bus[32], clocks[256], why[256] = "";
+    cuda_exec_pci_bus_id(e, bus, sizeof bus);
+    ClockSamples cs = {0};
+    const bool nvml = gpu_clocks_open(bus, why, sizeof why);
+    double ms = cuda_exec_time_steps_sampled(e, &si, a->steps, sample_clocks, &cs);
+    gpu_clocks_describe(&cs, clocks, sizeof clocks);
     CudaProfile prof = {0};
     cuda_exec_profile(e, &si, 2, &prof);
     double peak = 0;   /* the best of three: one measurement varied from 727 to 883 TFLOP/s within a run (H200) */
@@ -206,6 +214,7 @@ static int bench(const Args *a, DslModule *m) {
            ms, (double)B / (ms * 1e-3), cuda_exec_streams(e), cuda_exec_streams(e) > 1 ? "s" : "", gh, gk);
     printf("  timed after %.0f s of steps (sustained clocks); the %d steps right after the first: %.3f ms, %.1f images/s\n",
            a->warmup_s, a->steps, burst_ms, (double)B / (burst_ms * 1e-3));
+    printf("  during the timed steps: %s\n", nvml ? clocks : why);
     printf("  GEMM work %.1f TFLOP/s = %.1f%% of the measured bf16 GEMM peak %.1f TFLOP/s (8192^3)\n", tflops,
            100.0 * tflops / peak, peak);
     printf("  device memory: arenas %.2f GiB, process total %.2f GiB of %.2f GiB\n",

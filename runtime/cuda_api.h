@@ -22,8 +22,8 @@
     X(cuOccupancyMaxActiveBlocksPerMultiprocessor) X(cuStreamCreate) X(cuStreamDestroy) X(cuStreamSynchronize)    \
     X(cuStreamWaitEvent) X(cuStreamBeginCapture) X(cuStreamEndCapture) X(cuGraphInstantiate) X(cuGraphLaunch)     \
     X(cuGraphExecDestroy) X(cuGraphDestroy) X(cuGraphGetNodes) X(cuGraphNodeGetType) X(cuGraphKernelNodeGetAttribute) X(cuEventCreate) X(cuEventDestroy) X(cuEventRecord)                   \
-    X(cuEventSynchronize) X(cuEventElapsedTime) X(cuLaunchKernelEx) X(cuStreamSetAttribute)                      \
-    X(cuCtxGetStreamPriorityRange)
+    X(cuEventSynchronize) X(cuEventQuery) X(cuEventElapsedTime) X(cuLaunchKernelEx) X(cuStreamSetAttribute)                      \
+    X(cuCtxGetStreamPriorityRange) X(cuDeviceGetPCIBusId)
 
 #define CUBLASLT_FUNCS(X)                                                                                        \
     X(cublasLtCreate) X(cublasLtDestroy) X(cublasLtGetVersion) X(cublasLtGetStatusName) X(cublasLtGetStatusString) \

@@ -9,6 +9,7 @@
 #include "streams.h"
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 enum { RNG_RING = 256 };
 
@@ -675,6 +676,10 @@ void cuda_exec_profile(Exec *e, const StepInfo *s, int steps, CudaProfile *prof)
 }
 
 double cuda_exec_time_steps(Exec *e, const StepInfo *s, int steps) {
+    return cuda_exec_time_steps_sampled(e, s, steps, NULL, NULL);
+}
+
+double cuda_exec_time_steps_sampled(Exec *e, const StepInfo *s, int steps, void (*sample)(void *), void *ctx) {
     Cuda *c = (Cuda *)e;
     CUevent a, b;
     CU_CHECK(c->cu->cuEventCreate(&a, CU_EVENT_DEFAULT));
@@ -683,12 +688,23 @@ double cuda_exec_time_steps(Exec *e, const StepInfo *s, int steps) {
     StepInfo si = *s;
     for (int t = 0; t < steps; t++, si.step++) cuda_run(e, &si);
     CU_CHECK(c->cu->cuEventRecord(b, c->st));
+    while (sample && c->cu->cuEventQuery(b) == CUDA_ERROR_NOT_READY) {
+        sample(ctx);
+        nanosleep(&(struct timespec){0, 5000000}, NULL);   /* 5 ms */
+    }
     CU_CHECK(c->cu->cuEventSynchronize(b));
     float ms = 0;
     CU_CHECK(c->cu->cuEventElapsedTime(&ms, a, b));
     CU_CHECK(c->cu->cuEventDestroy(a));
     CU_CHECK(c->cu->cuEventDestroy(b));
     return (double)ms / (steps > 0 ? steps : 1);
+}
+
+void cuda_exec_pci_bus_id(const Exec *e, char *buf, int len) {
+    const Cuda *c = (const Cuda *)e;
+    CUdevice dev;
+    CU_CHECK(c->cu->cuCtxGetDevice(&dev));
+    CU_CHECK(c->cu->cuDeviceGetPCIBusId(buf, len, dev));
 }
 
 /* ---------------------------------------------------------------- GEMM peak */

@@ -37,12 +37,13 @@ bench() {   # label, then vmc bench arguments
         local ips ms frac cold warm mem
         ips=$(grep -oP '[0-9.]+(?= images/s)' "$log/bench.txt" | head -1)   # sustained (after bench's warm-up)
         burst=$(grep -oP 'right after the first: [0-9.]+ ms, \K[0-9.]+(?= images/s)' "$log/bench.txt" | head -1)
+        clk=$(grep -oP 'SM clock [0-9-]+ MHz \(mean \K[0-9]+' "$log/bench.txt" | head -1)
         ms=$(grep -oP 'step \K[0-9.]+(?= ms)' "$log/bench.txt" | head -1)
         frac=$(grep -oP '= \K[0-9.]+(?=% of the measured)' "$log/bench.txt" | head -1)
         cold=$(grep -oP 'cold \K[0-9.]+' "$log/bench.txt" | head -1)
         warm=$(grep -oP 'warm start \K[0-9.]+' "$log/bench.txt" | head -1)
         mem=$(grep -oP 'process total \K[0-9.]+' "$log/bench.txt" | head -1)
-        rows+=("$label|ok|${ips} img/s (burst ${burst}), ${ms} ms/step, ${frac}% of GEMM peak, ${mem} GiB, cold ${cold} s, warm ${warm} s")
+        rows+=("$label|ok|${ips} img/s (burst ${burst}), ${ms} ms/step at ${clk:-?} MHz, ${frac}% of GEMM peak, ${mem} GiB, cold ${cold} s, warm ${warm} s")
     else
         rows+=("$label|FAIL|see log above")
     fi

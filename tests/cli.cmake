@@ -12,3 +12,8 @@ set_tests_properties(cli_values PROPERTIES LABELS cpu TIMEOUT 60)
 # scripts/trace/timeline.py: a `vmc bench` trace's graph replays reported as the step, the eager run apart
 add_test(NAME trace_timeline COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/test_timeline.sh)
 set_tests_properties(trace_timeline PROPERTIES LABELS cpu TIMEOUT 60)
+# runtime/gpu_clocks.c: how `vmc bench` describes the GPU's clocks during its timed steps (NVML optional)
+add_executable(test_gpu_clocks ${CMAKE_CURRENT_LIST_DIR}/test_gpu_clocks.c)
+target_link_libraries(test_gpu_clocks PRIVATE runtime)
+add_test(NAME gpu_clocks COMMAND test_gpu_clocks)
+set_tests_properties(gpu_clocks PROPERTIES LABELS cpu TIMEOUT 60)
