@@ -11,6 +11,7 @@ enum { NVML_CLOCK_SM = 1 };
 
 static struct {
     NvmlReturn (*init)(void);
+    NvmlReturn (*shutdown)(void);
     NvmlReturn (*by_pci)(const char *, NvmlDevice *);
     NvmlReturn (*clock)(NvmlDevice, int, unsigned *);
     NvmlReturn (*reasons)(NvmlDevice, unsigned long long *);
@@ -30,20 +31,26 @@ bool gpu_clocks_open(const char *pci_bus_id, char *why, size_t whylen) {
     void *lib = dlopen("libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL);
     if (!lib) { snprintf(why, whylen, "NVML not loaded (%s)", dlerror()); return false; }
     *(void **)&nv.init = sym(lib, "nvmlInit_v2", "nvmlInit");
+    *(void **)&nv.shutdown = sym(lib, "nvmlShutdown", NULL);
     *(void **)&nv.by_pci = sym(lib, "nvmlDeviceGetHandleByPciBusId_v2", "nvmlDeviceGetHandleByPciBusId");
     *(void **)&nv.clock = sym(lib, "nvmlDeviceGetClockInfo", NULL);
     *(void **)&nv.reasons = sym(lib, "nvmlDeviceGetCurrentClocksEventReasons", "nvmlDeviceGetCurrentClocksThrottleReasons");
     *(void **)&nv.power = sym(lib, "nvmlDeviceGetPowerUsage", NULL);
     *(void **)&nv.limit = sym(lib, "nvmlDeviceGetEnforcedPowerLimit", NULL);
-    if (!nv.init || !nv.by_pci || !nv.clock || !nv.reasons || !nv.power || !nv.limit) {
+    if (!nv.init || !nv.shutdown || !nv.by_pci || !nv.clock || !nv.reasons || !nv.power || !nv.limit) {
         snprintf(why, whylen, "NVML lacks a clock, power or reason query (driver too old?)");
         dlclose(lib);
         return false;
     }
     NvmlReturn r = nv.init();
-    if (r == 0) r = nv.by_pci(pci_bus_id, &nv.dev);
     if (r != 0) {
+        snprintf(why, whylen, "NVML did not start (error %d)", r);
+        dlclose(lib);
+        return false;
+    }
+    if ((r = nv.by_pci(pci_bus_id, &nv.dev)) != 0) {
         snprintf(why, whylen, "NVML could not open the GPU at %s (error %d)", pci_bus_id, r);
+        nv.shutdown();
         dlclose(lib);
         return false;
     }
@@ -74,8 +81,10 @@ void gpu_clocks_describe(const ClockSamples *s, char *buf, size_t n) {
         {0x1, "idle"}, {0x2, "application clocks"}, {0x4, "power cap"}, {0x8, "hardware slowdown"},
         {0x10, "sync boost"}, {0x20, "thermal (software)"}, {0x40, "thermal (hardware)"},
         {0x80, "power brake"}, {0x100, "display clocks"}};
-    int len = snprintf(buf, n, "SM clock %u-%u MHz (mean %.0f over %d samples), power up to %.0f of %.0f W", s->min_mhz,
-                       s->max_mhz, s->sum_mhz / s->n, s->n, s->max_mw / 1000.0, s->limit_mw / 1000.0);
+    char limit[32] = "";   /* (the limit query may fail alone) */
+    if (s->limit_mw) snprintf(limit, sizeof limit, " of %.0f", s->limit_mw / 1000.0);
+    int len = snprintf(buf, n, "SM clock %u-%u MHz (mean %.0f over %d samples), power up to %.0f%s W", s->min_mhz,
+                       s->max_mhz, s->sum_mhz / s->n, s->n, s->max_mw / 1000.0, limit);
     const char *sep = ", held down by: ";
     unsigned long long known = 0;
     for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {

@@ -22,8 +22,10 @@ int main(void) {
     CHECK(strstr(buf, "power up to 699 of 700 W"), "power: '%s'", buf);
     CHECK(strstr(buf, "held down by: power cap, thermal (hardware), other (0x1000)"), "reasons: '%s'", buf);
     s.reasons = 0;
+    s.limit_mw = 0;   /* the limit query failed */
     gpu_clocks_describe(&s, buf, sizeof buf);
     CHECK(!strstr(buf, "held down"), "no reason, none named: '%s'", buf);
+    CHECK(strstr(buf, "power up to 699 W") && !strstr(buf, " of "), "no limit, none given: '%s'", buf);
     char tiny[16];
     s.reasons = 0x1ff;
     gpu_clocks_describe(&s, tiny, sizeof tiny);   /* truncated, terminated, no overrun (ASan) */
