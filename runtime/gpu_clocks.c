@@ -72,15 +72,27 @@ void gpu_clocks_sample(ClockSamples *s) {
     s->limit_mw = limit;
     s->sum_mhz += mhz;
     s->reasons |= why;
+    s->last_mhz = mhz;
+    s->last_reasons = why;
     s->n++;
+}
+
+/* NVML's clock-limit reason bits */
+static const struct { unsigned long long bit; const char *name; } names[] = {
+    {0x1, "idle"}, {0x2, "application clocks"}, {0x4, "power cap"}, {0x8, "hardware slowdown"},
+    {0x10, "sync boost"}, {0x20, "thermal (software)"}, {0x40, "thermal (hardware)"},
+    {0x80, "power brake"}, {0x100, "display clocks"}};
+
+void gpu_clocks_brief(const ClockSamples *s, char *buf, size_t n) {
+    if (s->n == 0) { snprintf(buf, n, "%s", ""); return; }
+    const char *why = "";
+    for (size_t k = 1; k < sizeof names / sizeof names[0] && !why[0]; k++)   /* (k = 0: idle, not a limit) */
+        if (s->last_reasons & names[k].bit) why = names[k].name;
+    snprintf(buf, n, "%u MHz%s%s", s->last_mhz, why[0] ? " " : "", why);
 }
 
 void gpu_clocks_describe(const ClockSamples *s, char *buf, size_t n) {
     if (s->n == 0) { snprintf(buf, n, "no clock samples (NVML not available)"); return; }
-    static const struct { unsigned long long bit; const char *name; } names[] = {
-        {0x1, "idle"}, {0x2, "application clocks"}, {0x4, "power cap"}, {0x8, "hardware slowdown"},
-        {0x10, "sync boost"}, {0x20, "thermal (software)"}, {0x40, "thermal (hardware)"},
-        {0x80, "power brake"}, {0x100, "display clocks"}};
     char limit[32] = "";   /* (the limit query may fail alone) */
     if (s->limit_mw) snprintf(limit, sizeof limit, " of %.0f", s->limit_mw / 1000.0);
     int len = snprintf(buf, n, "SM clock %u-%u MHz (mean %.0f over %d samples), power up to %.0f%s W", s->min_mhz,

@@ -6,6 +6,7 @@
 #include "checkpoint.h"
 #include "cuda_api.h"
 #include "cuda_exec.h"
+#include "gpu_clocks.h"
 #include "data.h"
 #include "exec.h"
 #include "init.h"
@@ -604,6 +605,7 @@ typedef struct Loop {
     double t_log; int64_t it_log;
     double t_start; int64_t it_start;   /* for the ETA */
     bool tty;                  /* stdout is a terminal: one live progress line */
+    bool clocks;               /* NVML opened for the GPU: the progress line shows its clock */
     Run *ev; TrainOptions *ev_o;        /* fine-tuning: the eval-mode graph and exec scored on the test split */
     int64_t evaluated;         /* the last step evaluated */
 } Loop;
@@ -663,12 +665,19 @@ static void progress(Loop *lp, int64_t it, int64_t end, double loss, double lr, 
     if (lp->r->o->quiet || (!lp->tty && (it + 1) % 10 != 0 && it + 1 != end)) return;
     double el = now_s() - lp->t_start, done = (double)(it + 1 - lp->it_start);
     double ips = done * lp->r->batch / el, eta = el / done * (double)(end - it - 1);
-    char etas[32], mem[64] = "";
+    char etas[32], mem[128] = "";
     fmt_duration(eta, etas, sizeof etas);
     if (lp->r->cuda) {
         int64_t used = 0, total = 0;
         cuda_exec_memory(lp->r->e, &used, &total);
-        snprintf(mem, sizeof mem, "  mem %.1f/%.1f GiB", (double)used / (1 << 30), (double)total / (1 << 30));
+        ClockSamples cs = {0};
+        char clk[64] = "";
+        if (lp->clocks) {   /* a power or thermal limit lowers the clock within seconds of a full load */
+            gpu_clocks_sample(&cs);
+            clk[0] = ' ', clk[1] = ' ';
+            gpu_clocks_brief(&cs, clk + 2, sizeof clk - 2);
+        }
+        snprintf(mem, sizeof mem, "  mem %.1f/%.1f GiB%s", (double)used / (1 << 30), (double)total / (1 << 30), clk);
     }
     printf("%sstep %" PRId64 "/%" PRId64 "  epoch %.3f  loss %.5f  lr %.3e  grad_norm %.4f  %.1f img/s  ETA %s%s%s",
            lp->tty ? "\r" : "", it + 1, end, (double)(it + 1) / (double)lp->ipe, loss, lr, gn, ips, etas, mem,
@@ -861,6 +870,11 @@ static int run_train(Run *r, const CkptMeta *m) {
            MODE_NAME[r->o->mode], r->model_name, r->recipe_name, graph_param_count(r->g, true), r->batch, lp.total, lp.ipe,
            lp.s.lr, lp.cur.step);
     lp.tty = isatty(STDOUT_FILENO);
+    if (r->cuda) {
+        char bus[32], why[256];
+        cuda_exec_pci_bus_id(r->e, bus, sizeof bus);
+        lp.clocks = gpu_clocks_open(bus, why, sizeof why);
+    }
     if (!evaluator_open(&lp)) { rc = lp.ev && lp.ev->env_error ? 2 : 1; goto done; }
     interrupted = 0;
     void (*prev)(int) = signal(SIGINT, on_sigint);

@@ -26,6 +26,15 @@ int main(void) {
     gpu_clocks_describe(&s, buf, sizeof buf);
     CHECK(!strstr(buf, "held down"), "no reason, none named: '%s'", buf);
     CHECK(strstr(buf, "power up to 699 W") && !strstr(buf, " of "), "no limit, none given: '%s'", buf);
+    char brief[64];
+    gpu_clocks_brief(&none, brief, sizeof brief);
+    CHECK(brief[0] == 0, "no samples, no brief: '%s'", brief);
+    ClockSamples b = {.n = 1, .last_mhz = 1712, .last_reasons = 0x1 | 0x4};
+    gpu_clocks_brief(&b, brief, sizeof brief);
+    CHECK(!strcmp(brief, "1712 MHz power cap"), "brief: '%s'", brief);
+    b.last_reasons = 0x1;
+    gpu_clocks_brief(&b, brief, sizeof brief);
+    CHECK(!strcmp(brief, "1712 MHz"), "idle is not a limit: '%s'", brief);
     char tiny[16];
     s.reasons = 0x1ff;
     gpu_clocks_describe(&s, tiny, sizeof tiny);   /* truncated, terminated, no overrun (ASan) */
