@@ -872,9 +872,9 @@ static bool batchable(const Program *p, const Launch *l) {
 
 /* Does module-in-making mod already define the batched kernel of this root (named root_x)? */
 static bool module_has_batch(const Program *p, const Batch *mod, const char *root) {
+    const size_t len = strlen(root);
     for (int k = 0; k < mod->launches.n; k++) {
         const char *nm = p->launches[(intptr_t)mod->launches.items[k]].name;
-        const size_t len = strlen(root);
         if (!strncmp(nm, root, len) && !strcmp(nm + len, "_x")) return true;
     }
     return false;

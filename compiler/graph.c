@@ -627,12 +627,12 @@ Node *g_assign(Graph *g, Node *target, Node *value) {
     return make(g, &n);
 }
 
-/* ---------------------------------------------------------------- outputs */
 /* DROP_MASK nodes are never interned (each has its own key), so editing p in place is safe. */
 void graph_eval_mode(Graph *g) {
     for (int k = 0; k < g->nnodes; k++) if (g->nodes[k]->op == OP_DROP_MASK) g->nodes[k]->f[0] = 0.0;
 }
 
+/* ---------------------------------------------------------------- outputs */
 void graph_set_loss(Graph *g, Node *loss) {
     ASSERT(shape_numel(loss->shape) == 1, "loss must be a scalar");
     g->loss = loss;

@@ -187,10 +187,9 @@ static int bench(const Args *a, DslModule *m) {
     /* Sustained: the power limit lowers the clocks after about a second of full load (H200: 1980 -> 1700-1850 MHz
      * at 700 W), so the headline figure is timed after warmup_s seconds of steps. */
     for (double t1 = now_s(); now_s() - t1 < a->warmup_s;) cuda_exec_time_steps(e, &si, 5);
-    char bus[32], clocks[256], why[256] = "";
-    cuda_exec_pci_bus_id(e, bus, sizeof bus);
+    char clocks[256], why[256] = "";
     ClockSamples cs = {0};
-    const bool nvml = gpu_clocks_open(bus, why, sizeof why);
+    const bool nvml = cuda_exec_clocks_open(e, why, sizeof why);
     double ms = cuda_exec_time_steps_sampled(e, &si, a->steps, sample_clocks, &cs);
     gpu_clocks_describe(&cs, clocks, sizeof clocks);
     CudaProfile prof = {0};

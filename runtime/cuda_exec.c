@@ -5,6 +5,7 @@
 #include "cuda_exec.h"
 #include "cli.h"
 #include "cuda_api.h"
+#include "gpu_clocks.h"
 #include "gemm_tune_cache.h"
 #include "streams.h"
 #include <stdlib.h>
@@ -700,11 +701,13 @@ double cuda_exec_time_steps_sampled(Exec *e, const StepInfo *s, int steps, void 
     return (double)ms / (steps > 0 ? steps : 1);
 }
 
-void cuda_exec_pci_bus_id(const Exec *e, char *buf, int len) {
+bool cuda_exec_clocks_open(const Exec *e, char *why, size_t whylen) {
     const Cuda *c = (const Cuda *)e;
     CUdevice dev;
+    char bus[32];
     CU_CHECK(c->cu->cuCtxGetDevice(&dev));
-    CU_CHECK(c->cu->cuDeviceGetPCIBusId(buf, len, dev));
+    CU_CHECK(c->cu->cuDeviceGetPCIBusId(bus, sizeof bus, dev));
+    return gpu_clocks_open(bus, why, whylen);
 }
 
 /* ---------------------------------------------------------------- GEMM peak */

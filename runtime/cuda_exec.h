@@ -41,8 +41,8 @@ void cuda_exec_profile(Exec *e, const StepInfo *s, int steps, CudaProfile *prof)
 double cuda_exec_time_steps(Exec *e, const StepInfo *s, int steps);
 /* The same, calling sample(ctx) every few milliseconds while the steps run (the host would only wait). */
 double cuda_exec_time_steps_sampled(Exec *e, const StepInfo *s, int steps, void (*sample)(void *), void *ctx);
-/* The GPU's PCI bus id ("0000:41:00.0"), the name NVML knows it by. */
-void cuda_exec_pci_bus_id(const Exec *e, char *buf, int len);
+/* Opens NVML's clock readings (gpu_clocks.h) for this exec's GPU, named by its PCI bus id; false with why. */
+bool cuda_exec_clocks_open(const Exec *e, char *why, size_t whylen);
 /* Streams the captured step graph is spread over (VMC_STREAMS; 8 for training, 1 for inference by default). */
 int cuda_exec_streams(const Exec *e);
 /* The captured step graph's kernel nodes (GEMMs' included) and how many of them run at the higher priority. */

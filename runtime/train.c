@@ -670,14 +670,14 @@ static void progress(Loop *lp, int64_t it, int64_t end, double loss, double lr, 
     if (lp->r->cuda) {
         int64_t used = 0, total = 0;
         cuda_exec_memory(lp->r->e, &used, &total);
-        ClockSamples cs = {0};
-        char clk[64] = "";
-        if (lp->clocks) {   /* a power or thermal limit lowers the clock within seconds of a full load */
+        char clk[64] = "";   /* a power or thermal limit lowers the clock within seconds of a full load */
+        if (lp->clocks) {
+            ClockSamples cs = {0};
             gpu_clocks_sample(&cs);
-            clk[0] = ' ', clk[1] = ' ';
-            gpu_clocks_brief(&cs, clk + 2, sizeof clk - 2);
+            gpu_clocks_brief(&cs, clk, sizeof clk);
         }
-        snprintf(mem, sizeof mem, "  mem %.1f/%.1f GiB%s", (double)used / (1 << 30), (double)total / (1 << 30), clk);
+        snprintf(mem, sizeof mem, "  mem %.1f/%.1f GiB%s%s", (double)used / (1 << 30), (double)total / (1 << 30),
+                 clk[0] ? "  " : "", clk);
     }
     printf("%sstep %" PRId64 "/%" PRId64 "  epoch %.3f  loss %.5f  lr %.3e  grad_norm %.4f  %.1f img/s  ETA %s%s%s",
            lp->tty ? "\r" : "", it + 1, end, (double)(it + 1) / (double)lp->ipe, loss, lr, gn, ips, etas, mem,
@@ -870,11 +870,8 @@ static int run_train(Run *r, const CkptMeta *m) {
            MODE_NAME[r->o->mode], r->model_name, r->recipe_name, graph_param_count(r->g, true), r->batch, lp.total, lp.ipe,
            lp.s.lr, lp.cur.step);
     lp.tty = isatty(STDOUT_FILENO);
-    if (r->cuda) {
-        char bus[32], why[256];
-        cuda_exec_pci_bus_id(r->e, bus, sizeof bus);
-        lp.clocks = gpu_clocks_open(bus, why, sizeof why);
-    }
+    char why[256];
+    lp.clocks = r->cuda && cuda_exec_clocks_open(r->e, why, sizeof why);
     if (!evaluator_open(&lp)) { rc = lp.ev && lp.ev->env_error ? 2 : 1; goto done; }
     interrupted = 0;
     void (*prev)(int) = signal(SIGINT, on_sigint);
