@@ -12,6 +12,9 @@
 #include <string.h>
 
 enum { EW_THREADS = 256, MAX_REDS = 16, IXLEN = 64, COLUMN_BLOCKS = 1056 };
+/* Blocks of a kernel that also accumulates column sums (Group.csums): 4 per SM on 132 SMs, each thread walking many
+ * rows, so that the atomics that end it stay few (blocks x columns) */
+enum { CSUM_BLOCKS = 528 };
 /* Kernels are emitted with this placeholder for their name, so that identical kernels (every layer has the same
  * shapes) are recognised by their text and compiled once; it is replaced by the real name at the end. */
 #define KNAME "KNAME_"
@@ -751,8 +754,91 @@ static int ew_groups_per_thread(const Fusion *f, const Group *gr, bool vec4) {
     return bytes <= 8 ? 2 : 1;
 }
 
+static bool is_csum(const Group *gr, const Node *n) {
+    for (int k = 0; k < gr->ncsums; k++) if (gr->csums[k] == n) return true;
+    return false;
+}
+
+/* Column sum s's term at element ix of the domain, added to its accumulator acc (an lvalue). */
+static void csum_add(Em *e, int s, const Ix *ix, const char *acc) {
+    const Node *x = group_csum_source(e->f, e->gr, e->gr->csums[s]);
+    ASSERT(x, "column sum %d of group %d has no source over the domain", s, e->gr->index);
+    line(e, "%s += %s;", acc, val(e, x, ix));
+}
+
+/* An elementwise kernel with column sums (pass_merge_column_sums): a block is 64 column groups of 4 columns by 4
+ * rows at a time; each thread keeps its 4 columns, walks rows (the element loop's rows, 4 x the blocks sharing its
+ * columns apart) and adds its elements into cs<s>[4]; the block's 4 row lanes are summed in shared memory and
+ * added to the zeroed outputs, one atomicAdd per column and block. */
+static void emit_ew_csums(Em *e, const char *name, KernelSource *ks) {
+    const Group *gr = e->gr;
+    const long long R = gr->crows, Q = gr->ccols / 4, QB = Q / 64;
+    long long rsplit = CSUM_BLOCKS / QB < 1 ? 1 : CSUM_BLOCKS / QB;
+    if (rsplit > (R + 3) / 4) rsplit = (R + 3) / 4;
+    e->vec4 = bufs_aligned(e->f, gr);
+    char what[200], s[96];
+    snprintf(what, sizeof what, "elementwise over %s (%lld elements) with %d column sums over %lld rows, "
+             "%lld blocks of 64 x 4 columns and 4 rows", shape_str(gr->dom, s, sizeof s), R * Q * 4, gr->ncsums, R,
+             QB * rsplit);
+    header(e, name, what);
+    params(e, KNAME, EW_THREADS);
+    line(e, "const int tq = threadIdx.x & 63, tr = threadIdx.x >> 6;");
+    line(e, "const long long q = (long long)(blockIdx.x %% %lld) * 64 + tq;   // columns 4q .. 4q+3", QB);
+    for (int c = 0; c < gr->ncsums; c++) line(e, "float cs%d[4] = {0.f, 0.f, 0.f, 0.f};", c);
+    line(e, "for (long long r = (long long)(blockIdx.x / %lld) * 4 + tr; r < %lldLL; r += %lldLL) {", QB, R, rsplit * 4);
+    e->ind++; e->depth++;
+    e->final = true;
+    Lanes lanes;
+    Ix ix;
+    if (e->vec4) {
+        line(e, "const long long e4 = r * %lldLL + q;", Q);
+        line(e, "const long long eb = e4 * 4;");
+        ix = unflat(e, gr->dom, "eb");
+        lanes_open(e, &lanes, "eb", &ix);
+    } else {
+        line(e, "#pragma unroll");
+        line(e, "for (int k = 0; k < 4; k++) {");
+        e->ind++; e->depth++;
+        line(e, "const long long e = (r * %lldLL + q) * 4 + k;", Q);
+        ix = unflat(e, gr->dom, "e");
+        e->root_ix = &ix;
+    }
+    val(e, gr->root, &ix);
+    for (int k = 0; k < gr->nouts; k++) if (!is_csum(gr, gr->outs[k])) val(e, gr->outs[k], &ix);
+    for (int c = 0; c < gr->ncsums; c++) {
+        char acc[16];
+        snprintf(acc, sizeof acc, "cs%d[k]", c);
+        csum_add(e, c, &ix, acc);
+    }
+    if (e->vec4) lanes_close(e, &lanes);
+    else {
+        scope_pop(e);
+        line(e, "}");
+    }
+    e->root_ix = NULL;
+    scope_pop(e);
+    line(e, "}");
+    line(e, "__shared__ float vmc_cs[4][257];");
+    for (int c = 0; c < gr->ncsums; c++) {
+        line(e, "for (int k = 0; k < 4; k++) vmc_cs[tr][tq * 4 + k] = cs%d[k];", c);
+        line(e, "__syncthreads();");
+        line(e, "if (tr == 0)");
+        line(e, "    for (int k = 0; k < 4; k++)");
+        line(e, "        atomicAdd(&out%d[q * 4 + k], vmc_cs[0][tq * 4 + k] + vmc_cs[1][tq * 4 + k] + vmc_cs[2][tq * 4 + k] + "
+                "vmc_cs[3][tq * 4 + k]);", param_of(e, gr->csums[c], true));
+        line(e, "__syncthreads();");
+    }
+    fprintf(e->o, "}\n");
+    ks->block = EW_THREADS;
+    ks->grid = (unsigned)(QB * rsplit);
+}
+
 static void emit_ew(Em *e, const char *name, KernelSource *ks) {
     const Group *gr = e->gr;
+    if (gr->ncsums) {
+        emit_ew_csums(e, name, ks);
+        return;
+    }
     int64_t numel = shape_numel(gr->dom);
     e->vec4 = vec4_ok(e->f, gr);
     const int per = ew_groups_per_thread(e->f, gr, e->vec4);
@@ -912,8 +998,17 @@ static void row_prologue(Em *e, RowPlan *rp) {
     }
     case RM_WARP:
         line(e, "const int lane = threadIdx.x & 31;");
-        line(e, "const long long row = (long long)blockIdx.x * 8 + (threadIdx.x >> 5);");
-        line(e, "if (row >= %lldLL) return;   // no block barriers below", rows);
+        if (e->gr->ncsums) {   /* each warp walks rows, its lanes' columns' sums in cs<s> (row_csums_end) */
+            for (int c = 0; c < e->gr->ncsums; c++)
+                line(e, rp->wvec4 ? "float cs%d[%lld][4] = {};" : "float cs%d[%lld] = {};", c,
+                     len / (rp->wvec4 ? 128 : 32));
+            line(e, "for (long long row = (long long)blockIdx.x * 8 + (threadIdx.x >> 5); row < %lldLL; "
+                    "row += (long long)gridDim.x * 8) {", rows);
+            e->ind++; e->depth++;
+        } else {
+            line(e, "const long long row = (long long)blockIdx.x * 8 + (threadIdx.x >> 5);");
+            line(e, "if (row >= %lldLL) return;   // no block barriers below", rows);
+        }
         /* Whole warps of a row: a constant trip count, unrolled, keeps the row's loads in flight together, and
          * the same loads in later phases (restrict inputs, no stores between) can stay in registers. */
         if (rp->wvec4)   /* j: the first of the lane's 4 elements */
@@ -1055,6 +1150,11 @@ static void row_final(Em *e, const RowPlan *rp, const Ix *rix) {
         Lanes lanes;
         if (rp->wvec4) row_lanes_open(e, &lanes, &ix);
         val(e, root, &ix);
+        for (int c = 0; c < e->gr->ncsums; c++) {
+            char acc[24];
+            snprintf(acc, sizeof acc, rp->wvec4 ? "cs%d[jj][k]" : "cs%d[jj]", c);
+            csum_add(e, c, &ix, acc);
+        }
         if (rp->wvec4) lanes_close(e, &lanes);
         e->ind--;
         line(e, "}");
@@ -1067,15 +1167,44 @@ static void row_final(Em *e, const RowPlan *rp, const Ix *rix) {
     }
 }
 
+/* A warp-per-row kernel's column sums (pass_merge_column_sums), after its loop over rows: the block's 8 warps'
+ * partial sums of each column added in shared memory, then one atomicAdd per column and block. */
+static void row_csums_end(Em *e, const RowPlan *rp) {
+    const Group *gr = e->gr;
+    const long long C = rp->len;
+    scope_pop(e);
+    line(e, "}");
+    line(e, "__shared__ float vmc_cs[8][%lld];", C);
+    line(e, "const int warp = threadIdx.x >> 5;");
+    for (int c = 0; c < gr->ncsums; c++) {
+        line(e, "#pragma unroll");
+        if (rp->wvec4)
+            line(e, "for (int jj = 0; jj < %lld; jj++) for (int k = 0; k < 4; k++) vmc_cs[warp][(lane + 32 * jj) * 4 + k] = "
+                    "cs%d[jj][k];", C / 128, c);
+        else line(e, "for (int jj = 0; jj < %lld; jj++) vmc_cs[warp][lane + 32 * jj] = cs%d[jj];", C / 32, c);
+        line(e, "__syncthreads();");
+        line(e, "for (int c = threadIdx.x; c < %lld; c += %u) {", C, rp->threads);
+        line(e, "    float t = vmc_cs[0][c];");
+        line(e, "    for (int w = 1; w < 8; w++) t += vmc_cs[w][c];");
+        line(e, "    atomicAdd(&out%d[c], t);", param_of(e, gr->csums[c], true));
+        line(e, "}");
+        line(e, "__syncthreads();");
+    }
+}
+
 static void emit_row(Em *e, const char *name, KernelSource *ks) {
     const Group *gr = e->gr;
     RowPlan rp = plan_row(e->f, gr);
+    const bool csums_ok = rp.mode == RM_WARP && rp.len % 32 == 0 && rp.len <= 1024;
+    ASSERT(!gr->ncsums || csums_ok,
+           "group %d: column sums in a row kernel that is not a warp per row of at most 1024", gr->index);
     ks->zero_outs = rp.nsplit > 1 || rp.csplit > 1;
     char what[200], s[96];
-    snprintf(what, sizeof what, "%s kernel, %lld rows of %lld (axis %d of %s), %u threads%s%s",
+    snprintf(what, sizeof what, "%s kernel, %lld rows of %lld (axis %d of %s), %u threads%s%s%s",
              rp.mode == RM_COLUMN ? "column" : rp.mode == RM_WARP ? "row (warp per row)" : "row",
              (long long)rp.rows, (long long)rp.len, gr->axis, shape_str(gr->dom, s, sizeof s), rp.threads,
-             ks->zero_outs ? ", rows split over blocks (atomicAdd)" : "", rp.vec4 ? ", 4 columns per lane" : "");
+             ks->zero_outs ? ", rows split over blocks (atomicAdd)" : "", rp.vec4 ? ", 4 columns per lane" : "",
+             gr->ncsums ? ", with column sums (atomicAdd per block)" : "");
     header(e, name, what);
     params(e, KNAME, rp.threads);
     row_prologue(e, &rp);
@@ -1083,7 +1212,7 @@ static void emit_row(Em *e, const char *name, KernelSource *ks) {
     rs.d[gr->axis] = 1;
     Ix rix = unflat(e, rs, "row");
     for (int k = 0; k < gr->nmembers; k++)
-        if (gr->members[k]->op == OP_SUM || gr->members[k]->op == OP_AMAX) {
+        if ((gr->members[k]->op == OP_SUM || gr->members[k]->op == OP_AMAX) && !is_csum(gr, gr->members[k])) {
             ASSERT(e->nreds < MAX_REDS, "too many reductions in group %d", gr->index);
             e->reds[e->nreds++] = gr->members[k];
         }
@@ -1093,11 +1222,15 @@ static void emit_row(Em *e, const char *name, KernelSource *ks) {
         else for (int p = 0; p < e->nreds; p++) row_phase(e, &rp, p, p + 1, &rix);
         row_final(e, &rp, &rix);
     }
+    if (gr->ncsums) row_csums_end(e, &rp);
     fprintf(e->o, "}\n");
     ks->block = rp.threads;
     switch (rp.mode) {
     case RM_COLUMN: ks->grid = (unsigned)(rp.cblocks * rp.csplit); break;
-    case RM_WARP: ks->grid = (unsigned)((rp.rows + 7) / 8); break;
+    case RM_WARP:
+        ks->grid = (unsigned)((rp.rows + 7) / 8);
+        if (gr->ncsums && ks->grid > CSUM_BLOCKS) ks->grid = CSUM_BLOCKS;
+        break;
     case RM_SPLIT: case RM_BLOCK: ks->grid = (unsigned)(rp.rows * rp.nsplit); break;
     }
 }

@@ -30,6 +30,11 @@ typedef struct Group {
     Shape dom;              /* GK_EW: root shape; GK_ROW: the row tensor; GK_SCATTER: the input shape */
     int axis;               /* GK_ROW: the reduced axis of dom */
     bool inplace;           /* GK_ASSIGN: the value's kernel writes straight into the target (no copy) */
+    Node **csums;           /* GK_EW or GK_ROW: column sums computed alongside (pass_merge_column_sums): SUMs over
+                             * axis 0 of [crows, ccols] values whose element (r, c) is flat element r * ccols + c
+                             * of dom, accumulated with atomics into their zeroed outputs (also in outs) */
+    int ncsums;
+    int64_t crows, ccols;
 } Group;
 
 typedef enum ArenaKind { AR_PARAM, AR_STATE, AR_INPUT, AR_KEEP, AR_ACT, AR_WORK, AR_COUNT_ } ArenaKind;
@@ -104,6 +109,12 @@ void pass_fuse(Fusion *f);
 /* Elementwise kernels (or column sums) of one domain that read a common full-size buffer become one (pass_merge.c;
  * pass_fuse's last step). */
 void pass_merge_siblings(Fusion *f);
+/* Column sums (bias and norm-weight gradients) computed by the elementwise or row kernel that produces or reads
+ * what they sum, instead of by a kernel of their own that reads it again (pass_merge.c; after the siblings). */
+void pass_merge_column_sums(Fusion *f);
+/* The value whose elements a merged column sum adds, in the coordinates of gr's domain: the sum's source with
+ * reshapes peeled off until its shape is dom's; NULL when none is (pass_merge.c) */
+const Node *group_csum_source(const Fusion *f, const Group *gr, const Node *sum);
 /* A row group whose every reduction is a sum that it outputs and none of its members reads: all of them can
  * accumulate in one loop, split over blocks with atomics (pass_merge.c) */
 bool group_sums_only(const Fusion *f, const Group *gr);

@@ -754,6 +754,7 @@ void pass_fuse(Fusion *f) {
     recompute_outputs(&c);
     make_groups(&c);
     pass_merge_siblings(f);
+    pass_merge_column_sums(f);
     for (int k = 0; k < nn; k++) free(c.dset[k]);
     free(c.dset); free(c.ndset);
     free(c.cons_start); free(c.cons); free(c.cluster); free(c.paths); free(c.memo); free(c.memo2); free(c.cl);

@@ -342,6 +342,30 @@ static void merged_column_sums(void) {
     check_outputs("two column sums of dy merged into one kernel", g, ys, 2, &dy, 1, false);
 }
 
+/* Column sums computed by the kernel that produces what they sum (pass_merge_column_sums): SwiGLU's backward, an
+ * elementwise kernel over [B, L, C] that also sums its result over the B L tokens (fc1's bias gradient), and
+ * LayerNorm's backward, a warp-per-row kernel that also sums dy and dy * x over the rows (the weight and bias
+ * gradients); C of 96 (a lane's columns one by one) and 256 (4 at a time). Every output of one kernel. */
+static void column_sums_in_producer(void) {
+    Graph *g = graph_new();
+    Node *dy = in(g, "dy", s3(4, 33, 512)), *a = in(g, "a", s3(4, 33, 512));
+    Node *y = bin(g, OP_MUL, dy, g_unary(g, OP_SILU, a, LOC_NONE));
+    Node *ys[2] = {y, g_reduce(g, OP_SUM, g_reshape(g, y, shape_of(2, (int64_t)132, (int64_t)512), LOC_NONE), 0, LOC_NONE)};
+    check_outputs("elementwise kernel with its column sum", g, ys, 2, &dy, 1, false);
+    for (int64_t C = 96; C <= 256; C += 160) {
+        g = graph_new();
+        dy = in(g, "dy", s3(4, 40, C));
+        Node *x = in(g, "x", s3(4, 40, C));
+        const Shape cols = shape_of(2, (int64_t)160, C);
+        Node *xc = bin(g, OP_SUB, x, bin(g, OP_MUL, g_reduce(g, OP_SUM, x, 2, LOC_NONE), g_scalar(g, 1.0 / (double)C)));
+        Node *zs[3] = {bin(g, OP_MUL, dy, xc), g_reduce(g, OP_SUM, g_reshape(g, dy, cols, LOC_NONE), 0, LOC_NONE),
+                       g_reduce(g, OP_SUM, g_reshape(g, bin(g, OP_MUL, dy, x), cols, LOC_NONE), 0, LOC_NONE)};
+        char what[96];
+        snprintf(what, sizeof what, "row kernel (rows of %lld) with two column sums", (long long)C);
+        check_outputs(what, g, zs, 3, &dy, 1, false);
+    }
+}
+
 /* Kernels that also write a bf16 copy of their result for a GEMM (4-wide bf16 stores): an elementwise SiLU times a
  * per-channel weight, and a LayerNorm's output. */
 static void bf16_copies(void) {
@@ -391,6 +415,7 @@ int main(int argc, char **argv) {
     bf16_copies();
     column_sums();
     merged_column_sums();
+    column_sums_in_producer();
     batched_kernels();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
