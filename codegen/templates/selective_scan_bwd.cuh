@@ -3,7 +3,10 @@
 // (2*SCAN_CHUNK >= SCAN_N, SCAN_N <= 16).
 // Grid (ceil(D/SCAN_THREADS), B); SCAN_THREADS a multiple of 32 (whole warps: the dB/dC sum uses shuffles).
 // Tried and measured slower on an H200 at ARM-B shapes: two threads per channel with 8 states each (1.43 against
-// 1.18 ms), 16-row chunks with 32 threads per block (1.42 against 0.91 ms).
+// 1.18 ms), 16-row chunks with 32 threads per block (1.42 against 0.91 ms), two channels per thread (their dBm/dCm
+// terms added before one reduce-scatter, each staged B/C read serving both: about 440 instructions per element
+// against 513, but 255 registers and 32-thread blocks, 7 warps per SM against 12): ARM-B fine-tuning step 67.77 /
+// 68.00 against 65.71 / 65.36 ms (2026-12-04, same run).
 // Global loads are issued a whole chunk at a time (rows of u, delta, z, dout into registers, then this thread's
 // shared-memory column; the chunk's Bm/Cm rows staged by the block), every load before the first store, so a warp
 // waits for memory once per chunk. (A conditional per row made the compiler wait row by row: 8 round trips, the
