@@ -179,6 +179,34 @@ static void test_merged_column_sums(void) {
     graph_free(g);
 }
 
+/* Column sums join the row kernel that reads the same dy (pass_merge_column_sums), moving down to it, but not where
+ * that kernel reads one of the sums itself (it would read a value it is still accumulating). */
+static void test_column_sums_in_row_kernel(void) {
+    for (int reads_sum = 0; reads_sum < 2; reads_sum++) {
+        Graph *g = graph_new();
+        const Shape s = shape_of(3, (int64_t)4, (int64_t)64, (int64_t)96), cols = shape_of(2, (int64_t)256, (int64_t)96);
+        Node *dy = g_input(g, "dy", s, DT_F32, LOC_NONE), *x = g_input(g, "x", s, DT_F32, LOC_NONE);
+        Node *db = red(g, OP_SUM, g_reshape(g, dy, cols, LOC_NONE), 0);
+        Node *xc = bin(g, OP_SUB, x, bin(g, OP_MUL, red(g, OP_SUM, x, 2), g_scalar(g, 1.0 / 96)));
+        Node *dx = bin(g, OP_MUL, dy, xc);
+        if (reads_sum) dx = bin(g, OP_ADD, dx, g_expand(g, g_reshape(g, db, shape_of(3, (int64_t)1, (int64_t)1, (int64_t)96),
+                                                                          LOC_NONE), s, LOC_NONE));
+        graph_add_named(g, "db", db, NF_OUTPUT);
+        graph_add_named(g, "dx", dx, NF_OUTPUT);
+        Fusion *f = pass_simplify(g, NULL, 0);
+        pass_fuse(f);
+        pass_plan(f);
+        check_plan(f);
+        const int gb = f->group_of[f->repl[db->id]->id], gx = f->group_of[f->repl[dx->id]->id];
+        printf("column sum %s: db in group %d, dx in %d (%d groups)\n", reads_sum ? "read by the row kernel" : "beside it",
+               gb, gx, f->ngroups);
+        if (reads_sum) CHECK(gb != gx && f->groups[gx].ncsums == 0, "a row kernel that reads the sum does not compute it");
+        else CHECK(gb == gx && f->groups[gx].ncsums == 1 && f->ngroups == 1, "the sum of dy is computed by dx's row kernel");
+        fusion_free(f);
+        graph_free(g);
+    }
+}
+
 static void test_softmax(void) {
     Graph *g = graph_new();
     int64_t L = 16;
@@ -1200,6 +1228,7 @@ int main(void) {
     test_optimizer_kernels();
     test_hoisted_norm_sums();
     test_merged_column_sums();
+    test_column_sums_in_row_kernel();
     test_eval_drop_path();
     test_reuse_delay();
     test_reuse_delay_option();
