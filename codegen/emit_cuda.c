@@ -15,6 +15,10 @@ enum { EW_THREADS = 256, MAX_REDS = 16, IXLEN = 64, COLUMN_BLOCKS = 1056 };
 /* Blocks of a kernel that also accumulates column sums (Group.csums): 4 per SM on 132 SMs, each thread walking many
  * rows, so that the atomics that end it stay few (blocks x columns) */
 enum { CSUM_BLOCKS = 528 };
+/* A warp-per-row kernel's column sums accumulate per warp in shared memory (registers, 24 a sum for rows of 768,
+ * took a LayerNorm backward from 64 to 193 registers: one block per SM): at most this many bytes (static shared
+ * memory), 8 warps a block where that fits, else 4 (pass_merge_column_sums keeps 4 x C x sums within it) */
+enum { CSUM_SHARED = 48 * 1024 };
 /* Kernels are emitted with this placeholder for their name, so that identical kernels (every layer has the same
  * shapes) are recognised by their text and compiled once; it is replaced by the real name at the end. */
 #define KNAME "KNAME_"
@@ -465,6 +469,9 @@ static const char *load(Em *e, const Node *n, const Ix *ix) {
     ASSERT(p >= 0, "node %%%u (%s) is read by group %d but is not one of its inputs", n->id, op_name(n->op), e->gr->index);
     char fo[IXLEN], expr[IXLEN + 16];
     flat(e, n->shape, ix, fo);
+    /* a row kernel that loops over rows (column sums): a weight's columns are the same every row */
+    if (e->gr->kind == GK_ROW && e->gr->ncsums && (n->op == OP_PARAM || n->op == OP_STATE) && strlen(fo) + 10 < IXLEN)
+        snprintf(fo + strlen(fo), IXLEN - strlen(fo), " + vmc_z");
     if (e->vec4 && !strcmp(fo, "e")) {
         e->vload[p] = true;
         snprintf(expr, sizeof expr, "L%d[k]", p);
@@ -759,11 +766,11 @@ static bool is_csum(const Group *gr, const Node *n) {
     return false;
 }
 
-/* Column sum s's term at element ix of the domain, added to its accumulator acc (an lvalue). */
-static void csum_add(Em *e, int s, const Ix *ix, const char *acc) {
+/* Column sum s's term at element ix of the domain, added to its accumulator acc (an lvalue), or assigned to it. */
+static void csum_add(Em *e, int s, const Ix *ix, const char *acc, bool assign) {
     const Node *x = group_csum_source(e->f, e->gr, e->gr->csums[s]);
     ASSERT(x, "column sum %d of group %d has no source over the domain", s, e->gr->index);
-    line(e, "%s += %s;", acc, val(e, x, ix));
+    line(e, "%s %s= %s;", acc, assign ? "" : "+", val(e, x, ix));
 }
 
 /* An elementwise kernel with column sums (pass_merge_column_sums): a block is 64 column groups of 4 columns by 4
@@ -785,6 +792,7 @@ static void emit_ew_csums(Em *e, const char *name, KernelSource *ks) {
     line(e, "const int tq = threadIdx.x & 63, tr = threadIdx.x >> 6;");
     line(e, "const long long q = (long long)(blockIdx.x %% %lld) * 64 + tq;   // columns 4q .. 4q+3", QB);
     for (int c = 0; c < gr->ncsums; c++) line(e, "float cs%d[4] = {0.f, 0.f, 0.f, 0.f};", c);
+    line(e, "#pragma unroll 2   // two rows' loads in flight");
     line(e, "for (long long r = (long long)(blockIdx.x / %lld) * 4 + tr; r < %lldLL; r += %lldLL) {", QB, R, rsplit * 4);
     e->ind++; e->depth++;
     e->final = true;
@@ -808,7 +816,7 @@ static void emit_ew_csums(Em *e, const char *name, KernelSource *ks) {
     for (int c = 0; c < gr->ncsums; c++) {
         char acc[16];
         snprintf(acc, sizeof acc, "cs%d[k]", c);
-        csum_add(e, c, &ix, acc);
+        csum_add(e, c, &ix, acc, false);
     }
     if (e->vec4) lanes_close(e, &lanes);
     else {
@@ -972,6 +980,8 @@ static RowPlan plan_row(const Fusion *f, const Group *gr) {
     if (rp.mode == RM_BLOCK && rp.len <= 2048) {
         rp.mode = RM_WARP;
         rp.threads = 256;
+        /* with column sums, each warp's partial sums of its columns live in shared memory (csum_warp_bytes) */
+        if (gr->ncsums && gr->ncsums * 8 * rp.len * 4 > CSUM_SHARED) rp.threads = 128;
         rp.wvec4 = row_vec4(f, gr, &rp);
     }
     return rp;
@@ -998,13 +1008,17 @@ static void row_prologue(Em *e, RowPlan *rp) {
     }
     case RM_WARP:
         line(e, "const int lane = threadIdx.x & 31;");
-        if (e->gr->ncsums) {   /* each warp walks rows, its lanes' columns' sums in cs<s> (row_csums_end) */
-            for (int c = 0; c < e->gr->ncsums; c++)
-                line(e, rp->wvec4 ? "float cs%d[%lld][4] = {};" : "float cs%d[%lld] = {};", c,
-                     len / (rp->wvec4 ? 128 : 32));
-            line(e, "for (long long row = (long long)blockIdx.x * 8 + (threadIdx.x >> 5); row < %lldLL; "
-                    "row += (long long)gridDim.x * 8) {", rows);
+        if (e->gr->ncsums) {   /* each warp walks rows, its columns' sums in its rows of vmc_cs (row_csums_end) */
+            const unsigned W = rp->threads / 32;
+            line(e, "const int warp = threadIdx.x >> 5;");
+            line(e, "__shared__ __align__(16) float vmc_cs[%d][%u][%lld];", e->gr->ncsums, W, len);
+            line(e, "for (int c = lane; c < %lld; c += 32) {", len);
+            for (int c = 0; c < e->gr->ncsums; c++) line(e, "    vmc_cs[%d][warp][c] = 0.f;", c);
+            line(e, "}");
+            line(e, "for (long long row = (long long)blockIdx.x * %u + warp; row < %lldLL; row += (long long)gridDim.x * %u) {",
+                 W, rows, W);
             e->ind++; e->depth++;
+            line(e, "const int vmc_z = vmc_opaque_zero();   // weights re-read per row (L1), not held in registers");
         } else {
             line(e, "const long long row = (long long)blockIdx.x * 8 + (threadIdx.x >> 5);");
             line(e, "if (row >= %lldLL) return;   // no block barriers below", rows);
@@ -1148,14 +1162,25 @@ static void row_final(Em *e, const RowPlan *rp, const Ix *rix) {
         Ix ix = *rix;
         snprintf(ix.s[e->gr->axis], IXLEN, "j");
         Lanes lanes;
-        if (rp->wvec4) row_lanes_open(e, &lanes, &ix);
-        val(e, root, &ix);
-        for (int c = 0; c < e->gr->ncsums; c++) {
-            char acc[24];
-            snprintf(acc, sizeof acc, rp->wvec4 ? "cs%d[jj][k]" : "cs%d[jj]", c);
-            csum_add(e, c, &ix, acc);
+        const int ncs = e->gr->ncsums;
+        if (rp->wvec4) {   /* the 4 elements' terms in csl<s>[4], added to the warp's row with 16-byte accesses */
+            for (int c = 0; c < ncs; c++) line(e, "float csl%d[4];", c);
+            row_lanes_open(e, &lanes, &ix);
         }
-        if (rp->wvec4) lanes_close(e, &lanes);
+        val(e, root, &ix);
+        for (int c = 0; c < ncs; c++) {
+            char acc[48];
+            if (rp->wvec4) snprintf(acc, sizeof acc, "csl%d[k]", c);
+            else snprintf(acc, sizeof acc, "vmc_cs[%d][warp][j]", c);
+            csum_add(e, c, &ix, acc, rp->wvec4);
+        }
+        if (rp->wvec4) {
+            lanes_close(e, &lanes);
+            for (int c = 0; c < ncs; c++) {
+                line(e, "{ float4 *p = reinterpret_cast<float4*>(&vmc_cs[%d][warp][j]); float4 t = *p;", c);
+                line(e, "  t.x += csl%d[0]; t.y += csl%d[1]; t.z += csl%d[2]; t.w += csl%d[3]; *p = t; }", c, c, c, c);
+            }
+        }
         e->ind--;
         line(e, "}");
     } else if (root->op != OP_SUM && root->op != OP_AMAX) {
@@ -1167,29 +1192,21 @@ static void row_final(Em *e, const RowPlan *rp, const Ix *rix) {
     }
 }
 
-/* A warp-per-row kernel's column sums (pass_merge_column_sums), after its loop over rows: the block's 8 warps'
- * partial sums of each column added in shared memory, then one atomicAdd per column and block. */
+/* A warp-per-row kernel's column sums (pass_merge_column_sums), after its loop over rows: the block's warps'
+ * partial sums of each column added, then one atomicAdd per column and block. */
 static void row_csums_end(Em *e, const RowPlan *rp) {
     const Group *gr = e->gr;
     const long long C = rp->len;
     scope_pop(e);
     line(e, "}");
-    line(e, "__shared__ float vmc_cs[8][%lld];", C);
-    line(e, "const int warp = threadIdx.x >> 5;");
+    line(e, "__syncthreads();");
+    line(e, "for (int c = threadIdx.x; c < %lld; c += %u) {", C, rp->threads);
     for (int c = 0; c < gr->ncsums; c++) {
-        line(e, "#pragma unroll");
-        if (rp->wvec4)
-            line(e, "for (int jj = 0; jj < %lld; jj++) for (int k = 0; k < 4; k++) vmc_cs[warp][(lane + 32 * jj) * 4 + k] = "
-                    "cs%d[jj][k];", C / 128, c);
-        else line(e, "for (int jj = 0; jj < %lld; jj++) vmc_cs[warp][lane + 32 * jj] = cs%d[jj];", C / 32, c);
-        line(e, "__syncthreads();");
-        line(e, "for (int c = threadIdx.x; c < %lld; c += %u) {", C, rp->threads);
-        line(e, "    float t = vmc_cs[0][c];");
-        line(e, "    for (int w = 1; w < 8; w++) t += vmc_cs[w][c];");
-        line(e, "    atomicAdd(&out%d[c], t);", param_of(e, gr->csums[c], true));
-        line(e, "}");
-        line(e, "__syncthreads();");
+        line(e, "    float t%d = vmc_cs[%d][0][c];", c, c);
+        line(e, "    for (int w = 1; w < %u; w++) t%d += vmc_cs[%d][w][c];", rp->threads / 32, c, c);
+        line(e, "    atomicAdd(&out%d[c], t%d);", param_of(e, gr->csums[c], true), c);
     }
+    line(e, "}");
 }
 
 static void emit_row(Em *e, const char *name, KernelSource *ks) {
@@ -1227,10 +1244,12 @@ static void emit_row(Em *e, const char *name, KernelSource *ks) {
     ks->block = rp.threads;
     switch (rp.mode) {
     case RM_COLUMN: ks->grid = (unsigned)(rp.cblocks * rp.csplit); break;
-    case RM_WARP:
-        ks->grid = (unsigned)((rp.rows + 7) / 8);
-        if (gr->ncsums && ks->grid > CSUM_BLOCKS) ks->grid = CSUM_BLOCKS;
+    case RM_WARP: {
+        const unsigned W = rp.threads / 32, cap = CSUM_BLOCKS * 8 / W;
+        ks->grid = (unsigned)((rp.rows + W - 1) / W);
+        if (gr->ncsums && ks->grid > cap) ks->grid = cap;
         break;
+    }
     case RM_SPLIT: case RM_BLOCK: ks->grid = (unsigned)(rp.rows * rp.nsplit); break;
     }
 }
@@ -1435,6 +1454,15 @@ const char *codegen_preamble(void) {
         "    return r;\n"
         "}\n"
         "__device__ __forceinline__ float vmc_sigmoid(float x) { return __fdividef(1.0f, 1.0f + vmc_exp(-x)); }\n"
+        "// 0 that the compiler cannot see through: added to the index of a load inside a loop, it keeps the load\n"
+        "// there instead of hoisted out of the loop into registers held across all its trips\n"
+        "__device__ __forceinline__ int vmc_opaque_zero() {\n"
+        "    int z = 0;\n"
+        "#ifdef __CUDA_ARCH__\n"
+        "    asm volatile(\"mov.b32 %0, 0;\" : \"=r\"(z));\n"
+        "#endif\n"
+        "    return z;\n"
+        "}\n"
         "// erf in about 25 instructions, both pieces computed and one selected (libm's erff: about 50 with branches,\n"
         "// which made the GELU kernels compute-bound): |x| < 1.25, x P(x^2); above, 1 - e^Q(|x|) with Q ~ log erfc,\n"
         "// |x| clamped to 4 where erf rounds to 1 (NaN passes). P (degree 7) and Q (degree 8) are least-squares fits\n"

@@ -189,8 +189,9 @@ static bool can_take_csums(const Fusion *f, const Group *a, int ia, const Group 
     if (a->kind == GK_EW) {
         if (!mergeable(f, a) || C % 256 || a->dom.d[last] % 4) return false;
     } else if (a->kind == GK_ROW) {
+        /* (each of 4 warps' partial sums in shared memory: at most 48 KiB, emit_cuda.c CSUM_SHARED) */
         if (group_columns(a) || group_sums_only(f, a) || a->axis != last || a->dom.d[last] != C || C % 32 ||
-            C > 1024 || R < 128 || !shape_eq(a->root->shape, a->dom))
+            C > 1024 || R < 128 || !shape_eq(a->root->shape, a->dom) || (a->ncsums + b->nouts) * 16 * C > 48 * 1024)
             return false;
     } else {
         return false;

@@ -374,6 +374,16 @@ static void column_sums_in_producer(void) {
                  C == 96 ? " (moved down)" : "");
         check_outputs(what, g, zs, 3, &dy, 1, false);
     }
+    /* four sums of rows of 512: 4 warps a block (8 warps' partial sums would not fit 48 KiB of shared memory) */
+    g = graph_new();
+    dy = in(g, "dy", s3(2, 64, 512));
+    Node *x = in(g, "x", s3(2, 64, 512));
+    const Shape cols = shape_of(2, (int64_t)128, (int64_t)512);
+    Node *xc = bin(g, OP_SUB, x, bin(g, OP_MUL, g_reduce(g, OP_SUM, x, 2, LOC_NONE), g_scalar(g, 1.0 / 512)));
+    Node *four[5] = {bin(g, OP_MUL, dy, xc)};
+    Node *terms[4] = {dy, x, bin(g, OP_MUL, dy, x), bin(g, OP_MUL, dy, dy)};
+    for (int k = 0; k < 4; k++) four[k + 1] = g_reduce(g, OP_SUM, g_reshape(g, terms[k], cols, LOC_NONE), 0, LOC_NONE);
+    check_outputs("row kernel (rows of 512) with four column sums", g, four, 5, &dy, 1, false);
 }
 
 /* Kernels that also write a bf16 copy of their result for a GEMM (4-wide bf16 stores): an elementwise SiLU times a
