@@ -469,9 +469,6 @@ static const char *load(Em *e, const Node *n, const Ix *ix) {
     ASSERT(p >= 0, "node %%%u (%s) is read by group %d but is not one of its inputs", n->id, op_name(n->op), e->gr->index);
     char fo[IXLEN], expr[IXLEN + 16];
     flat(e, n->shape, ix, fo);
-    /* a row kernel that loops over rows (column sums): a weight's columns are the same every row */
-    if (e->gr->kind == GK_ROW && e->gr->ncsums && (n->op == OP_PARAM || n->op == OP_STATE) && strlen(fo) + 10 < IXLEN)
-        snprintf(fo + strlen(fo), IXLEN - strlen(fo), " + vmc_z");
     if (e->vec4 && !strcmp(fo, "e")) {
         e->vload[p] = true;
         snprintf(expr, sizeof expr, "L%d[k]", p);
@@ -1018,7 +1015,6 @@ static void row_prologue(Em *e, RowPlan *rp) {
             line(e, "for (long long row = (long long)blockIdx.x * %u + warp; row < %lldLL; row += (long long)gridDim.x * %u) {",
                  W, rows, W);
             e->ind++; e->depth++;
-            line(e, "const int vmc_z = vmc_opaque_zero();   // weights re-read per row (L1), not held in registers");
         } else {
             line(e, "const long long row = (long long)blockIdx.x * 8 + (threadIdx.x >> 5);");
             line(e, "if (row >= %lldLL) return;   // no block barriers below", rows);
@@ -1454,15 +1450,6 @@ const char *codegen_preamble(void) {
         "    return r;\n"
         "}\n"
         "__device__ __forceinline__ float vmc_sigmoid(float x) { return __fdividef(1.0f, 1.0f + vmc_exp(-x)); }\n"
-        "// 0 that the compiler cannot see through: added to the index of a load inside a loop, it keeps the load\n"
-        "// there instead of hoisted out of the loop into registers held across all its trips\n"
-        "__device__ __forceinline__ int vmc_opaque_zero() {\n"
-        "    int z = 0;\n"
-        "#ifdef __CUDA_ARCH__\n"
-        "    asm volatile(\"mov.b32 %0, 0;\" : \"=r\"(z));\n"
-        "#endif\n"
-        "    return z;\n"
-        "}\n"
         "// erf in about 25 instructions, both pieces computed and one selected (libm's erff: about 50 with branches,\n"
         "// which made the GELU kernels compute-bound): |x| < 1.25, x P(x^2); above, 1 - e^Q(|x|) with Q ~ log erfc,\n"
         "// |x| clamped to 4 where erf rounds to 1 (NaN passes). P (degree 7) and Q (degree 8) are least-squares fits\n"
