@@ -225,7 +225,7 @@ void pass_merge_column_sums(Fusion *f) {
             Group *a = &f->groups[j];
             if (gone[j] || !can_take_csums(f, a, j, b)) continue;
             Node **cs = arena_alloc(f->arena, sizeof(Node *) * (size_t)(a->ncsums + b->nouts));
-            memcpy(cs, a->csums, sizeof(Node *) * (size_t)a->ncsums);
+            if (a->ncsums) memcpy(cs, a->csums, sizeof(Node *) * (size_t)a->ncsums);
             memcpy(cs + a->ncsums, b->outs, sizeof(Node *) * (size_t)b->nouts);
             a->csums = cs;
             a->ncsums += b->nouts;
