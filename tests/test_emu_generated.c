@@ -21,6 +21,7 @@ static int failures;
 static const char *cxx, *emu_dir;
 static char tmp[256];
 static int instances = 1;   /* > 1: run the kernel batched (codegen_group_batched), each instance with its own buffers */
+static bool misalign_inputs;   /* the plan's input offsets moved off 16-byte alignment: element-by-element code */
 
 static Node *bin(Graph *g, OpKind op, Node *a, Node *b) { Node *n = g_binary(g, op, a, b, LOC_NONE); ASSERT(n, "%s", g->err); return n; }
 static Node *in(Graph *g, const char *name, Shape s) { return g_input(g, name, s, DT_F32, LOC_NONE); }
@@ -103,6 +104,9 @@ static void check_outputs(const char *what, Graph *g, Node **ys, int nys, Node *
     for (int k = 0; k < nbf16; k++) f->store_bf16[bf16_ins[k]->id] = true;
     if (copy) f->shadow[f->repl[y->id]->id] = true;
     pass_plan(f);
+    if (misalign_inputs)   /* as a view at an odd offset would be: the kernel cannot read its inputs 4-wide */
+        for (int k = 0; k < f->ngroups; k++)
+            for (int i = 0; i < f->groups[k].nins; i++) f->buf[f->groups[k].ins[i]->id].offset += 4;
     const Node *Y = f->repl[y->id];
     const Group *gr = &f->groups[f->group_of[Y->id]];
     CHECK(gr->root == Y && (gr->kind == GK_EW || gr->kind == GK_ROW || gr->kind == GK_SCATTER),
@@ -352,6 +356,14 @@ static void column_sums_in_producer(void) {
     Node *y = bin(g, OP_MUL, dy, g_unary(g, OP_SILU, a, LOC_NONE));
     Node *ys[2] = {y, g_reduce(g, OP_SUM, g_reshape(g, y, shape_of(2, (int64_t)132, (int64_t)512), LOC_NONE), 0, LOC_NONE)};
     check_outputs("elementwise kernel with its column sum", g, ys, 2, &dy, 1, false);
+    misalign_inputs = true;   /* the same, element by element */
+    g = graph_new();
+    dy = in(g, "dy", s3(4, 33, 512)), a = in(g, "a", s3(4, 33, 512));
+    y = bin(g, OP_MUL, dy, g_unary(g, OP_SILU, a, LOC_NONE));
+    ys[0] = y;
+    ys[1] = g_reduce(g, OP_SUM, g_reshape(g, y, shape_of(2, (int64_t)132, (int64_t)512), LOC_NONE), 0, LOC_NONE);
+    check_outputs("... inputs not 16-byte aligned", g, ys, 2, NULL, 0, false);
+    misalign_inputs = false;
     for (int64_t C = 96; C <= 256; C += 160) {
         g = graph_new();
         dy = in(g, "dy", s3(4, 40, C));
