@@ -984,6 +984,13 @@ static RowPlan plan_row(const Fusion *f, const Group *gr) {
     return rp;
 }
 
+/* Rows each warp of a warp-per-row kernel with column sums walks: enough that the grid stays within CSUM_BLOCKS x 8
+ * warps (its atomics are blocks x columns). */
+static long long csum_rows_per_warp(const RowPlan *rp) {
+    const long long warps = (long long)CSUM_BLOCKS * 8, rpw = (rp->rows + warps - 1) / warps;
+    return rpw > 1 ? rpw : 1;
+}
+
 /* The kernel's first lines: which row this thread works on; fills the axis loop and the store guard. */
 static void row_prologue(Em *e, RowPlan *rp) {
     long long len = (long long)rp->len, rows = (long long)rp->rows;
@@ -1012,9 +1019,14 @@ static void row_prologue(Em *e, RowPlan *rp) {
             line(e, "for (int c = lane; c < %lld; c += 32) {", len);
             for (int c = 0; c < e->gr->ncsums; c++) line(e, "    vmc_cs[%d][warp][c] = 0.f;", c);
             line(e, "}");
-            line(e, "for (long long row = (long long)blockIdx.x * %u + warp; row < %lldLL; row += (long long)gridDim.x * %u) {",
-                 W, rows, W);
+            /* a block takes RPW x W consecutive rows, a trip W of them: written as a fixed trip count with a break,
+             * LayerNorm's backward (no sums) took 75 registers, as a loop striding by the grid 106 (ptxas, sm_90) */
+            const long long rpw = csum_rows_per_warp(rp);
+            line(e, "#pragma unroll 1");
+            line(e, "for (int rr = 0; rr < %lld; rr++) {", rpw);
             e->ind++; e->depth++;
+            line(e, "const long long row = ((long long)blockIdx.x * %lld + rr) * %u + warp;", rpw, W);
+            line(e, "if (row >= %lldLL) break;", rows);
         } else {
             line(e, "const long long row = (long long)blockIdx.x * 8 + (threadIdx.x >> 5);");
             line(e, "if (row >= %lldLL) return;   // no block barriers below", rows);
@@ -1241,9 +1253,8 @@ static void emit_row(Em *e, const char *name, KernelSource *ks) {
     switch (rp.mode) {
     case RM_COLUMN: ks->grid = (unsigned)(rp.cblocks * rp.csplit); break;
     case RM_WARP: {
-        const unsigned W = rp.threads / 32, cap = CSUM_BLOCKS * 8 / W;
-        ks->grid = (unsigned)((rp.rows + W - 1) / W);
-        if (gr->ncsums && ks->grid > cap) ks->grid = cap;
+        const long long W = rp.threads / 32, per_block = W * (gr->ncsums ? csum_rows_per_warp(&rp) : 1);
+        ks->grid = (unsigned)((rp.rows + per_block - 1) / per_block);
         break;
     }
     case RM_SPLIT: case RM_BLOCK: ks->grid = (unsigned)(rp.rows * rp.nsplit); break;
