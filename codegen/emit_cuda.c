@@ -14,7 +14,7 @@
 enum { EW_THREADS = 256, MAX_REDS = 16, IXLEN = 64, COLUMN_BLOCKS = 1056 };
 /* Blocks of a kernel that also accumulates column sums (Group.csums): 4 per SM on 132 SMs, each thread walking many
  * rows, so that the atomics that end it stay few (blocks x columns) */
-enum { CSUM_BLOCKS = 528 };
+enum { CSUM_BLOCKS = 528, MERGE_CSUMS_MAX = 8 };
 /* A warp-per-row kernel's column sums accumulate per warp in shared memory (registers, 24 a sum for rows of 768,
  * took a LayerNorm backward from 64 to 193 registers: one block per SM): at most this many bytes (static shared
  * memory), 8 warps a block where that fits, else 4 (pass_merge_column_sums keeps 4 x C x sums within it) */
@@ -37,6 +37,7 @@ typedef struct Em {
     bool final;               /* outputs are stored in this phase */
     const char *jvar;         /* row kernels, final phase: the loop variable along the axis */
     Node *reds[MAX_REDS]; int nreds, red_done;
+    bool *csum_early;         /* row kernels, by column sum: its terms read no row reduction (added in phase 0) */
     PtrVec tables;            /* nodes whose index table is already emitted */
     const Ix *root_ix;        /* GK_EW, GK_SCATTER: the coordinates of e (a full-shape access there reads [e]) */
     Shape alias_shape[4];     /* other shapes' coordinates of element e (a reshape of the domain: unflat of "e") */
@@ -1016,8 +1017,15 @@ static void row_prologue(Em *e, RowPlan *rp) {
             const unsigned W = rp->threads / 32;
             line(e, "const int warp = threadIdx.x >> 5;");
             line(e, "__shared__ __align__(16) float vmc_cs[%d][%u][%lld];", e->gr->ncsums, W, len);
-            line(e, "for (int c = lane; c < %lld; c += 32) {", len);
-            for (int c = 0; c < e->gr->ncsums; c++) line(e, "    vmc_cs[%d][warp][c] = 0.f;", c);
+            /* each lane zeroes the columns it adds to (no other lane touches them before the block's barrier) */
+            if (rp->wvec4) {
+                line(e, "for (int c = lane * 4; c < %lld; c += 128) {", len);
+                for (int c = 0; c < e->gr->ncsums; c++)
+                    line(e, "    *reinterpret_cast<float4*>(&vmc_cs[%d][warp][c]) = float4{0.f, 0.f, 0.f, 0.f};", c);
+            } else {
+                line(e, "for (int c = lane; c < %lld; c += 32) {", len);
+                for (int c = 0; c < e->gr->ncsums; c++) line(e, "    vmc_cs[%d][warp][c] = 0.f;", c);
+            }
             line(e, "}");
             /* a block takes RPW x W consecutive rows, a trip W of them: written as a fixed trip count with a break,
              * LayerNorm's backward (no sums) took 75 registers, as a loop striding by the grid 106 (ptxas, sm_90) */
@@ -1109,6 +1117,40 @@ static void row_lanes_open(Em *e, Lanes *l, Ix *ix) {
     lanes_open(e, l, eb, ix);
 }
 
+/* Inside a loop over the row (lanes not yet open): declares the 4-element term arrays of the column sums added in
+ * this phase (early ones in phase 0, the others in the final phase). */
+static void row_csums_open(Em *e, const RowPlan *rp, bool early) {
+    if (!rp->wvec4) return;   /* the 4 elements' terms in csl<s>[4], added to the warp's row with 16-byte accesses */
+    for (int c = 0; c < e->gr->ncsums; c++)
+        if (e->csum_early[c] == early) line(e, "float csl%d[4];", c);
+}
+static void row_csums_terms(Em *e, const RowPlan *rp, const Ix *ix, bool early) {
+    for (int c = 0; c < e->gr->ncsums; c++) {
+        if (e->csum_early[c] != early) continue;
+        char acc[48];
+        if (rp->wvec4) snprintf(acc, sizeof acc, "csl%d[k]", c);
+        else snprintf(acc, sizeof acc, "vmc_cs[%d][warp][j]", c);
+        csum_add(e, c, ix, acc, rp->wvec4);
+    }
+}
+static void row_csums_close(Em *e, const RowPlan *rp, bool early) {
+    if (!rp->wvec4) return;
+    for (int c = 0; c < e->gr->ncsums; c++) {
+        if (e->csum_early[c] != early) continue;
+        line(e, "{ float4 *p = reinterpret_cast<float4*>(&vmc_cs[%d][warp][j]); float4 t = *p;", c);
+        line(e, "  t.x += csl%d[0]; t.y += csl%d[1]; t.z += csl%d[2]; t.w += csl%d[3]; *p = t; }", c, c, c, c);
+    }
+}
+
+/* Does computing x read one of the kernel's row reductions? */
+static bool reads_row_reduction(const Em *e, const Node *x, int depth) {
+    for (int p = 0; p < e->nreds; p++) if (e->reds[p] == x) return true;
+    if (!is_member(e, x) || depth > 64) return depth > 64;   /* (too deep to tell: assume it does) */
+    for (int k = 0; k < x->nsrc; k++)
+        if (reads_row_reduction(e, fus_src(e->f, x, k), depth + 1)) return true;
+    return false;
+}
+
 /* Phase [p0, p1): reductions p0 .. p1-1 over the row in one loop (several only when none reads another:
  * RowPlan.sums_only) into red<p>, every thread of the row holding them; each stored if it is an output. */
 static void row_phase(Em *e, const RowPlan *rp, int p0, int p1, const Ix *rix) {
@@ -1122,6 +1164,7 @@ static void row_phase(Em *e, const RowPlan *rp, int p0, int p1, const Ix *rix) {
     Ix ix = *rix;
     snprintf(ix.s[e->gr->axis], IXLEN, "j");
     Lanes lanes;
+    if (p0 == 0) row_csums_open(e, rp, true);
     if (rp->wvec4) row_lanes_open(e, &lanes, &ix);
     for (int p = p0; p < p1; p++) {
         const Node *r = e->reds[p];
@@ -1129,7 +1172,9 @@ static void row_phase(Em *e, const RowPlan *rp, int p0, int p1, const Ix *rix) {
         if (r->op == OP_SUM) line(e, "acc%d += %s;", p, v);
         else line(e, "acc%d = vmc_max(acc%d, %s);", p, p, v);
     }
+    if (p0 == 0) row_csums_terms(e, rp, &ix, true);   /* column sums that need no row reduction: with the first */
     if (rp->wvec4) lanes_close(e, &lanes);
+    if (p0 == 0) row_csums_close(e, rp, true);
     scope_pop(e);
     line(e, "}");
     for (int p = p0; p < p1; p++) {
@@ -1170,25 +1215,12 @@ static void row_final(Em *e, const RowPlan *rp, const Ix *rix) {
         Ix ix = *rix;
         snprintf(ix.s[e->gr->axis], IXLEN, "j");
         Lanes lanes;
-        const int ncs = e->gr->ncsums;
-        if (rp->wvec4) {   /* the 4 elements' terms in csl<s>[4], added to the warp's row with 16-byte accesses */
-            for (int c = 0; c < ncs; c++) line(e, "float csl%d[4];", c);
-            row_lanes_open(e, &lanes, &ix);
-        }
+        row_csums_open(e, rp, false);
+        if (rp->wvec4) row_lanes_open(e, &lanes, &ix);
         val(e, root, &ix);
-        for (int c = 0; c < ncs; c++) {
-            char acc[48];
-            if (rp->wvec4) snprintf(acc, sizeof acc, "csl%d[k]", c);
-            else snprintf(acc, sizeof acc, "vmc_cs[%d][warp][j]", c);
-            csum_add(e, c, &ix, acc, rp->wvec4);
-        }
-        if (rp->wvec4) {
-            lanes_close(e, &lanes);
-            for (int c = 0; c < ncs; c++) {
-                line(e, "{ float4 *p = reinterpret_cast<float4*>(&vmc_cs[%d][warp][j]); float4 t = *p;", c);
-                line(e, "  t.x += csl%d[0]; t.y += csl%d[1]; t.z += csl%d[2]; t.w += csl%d[3]; *p = t; }", c, c, c, c);
-            }
-        }
+        row_csums_terms(e, rp, &ix, false);
+        if (rp->wvec4) lanes_close(e, &lanes);
+        row_csums_close(e, rp, false);
         e->ind--;
         line(e, "}");
     } else if (root->op != OP_SUM && root->op != OP_AMAX) {
@@ -1241,6 +1273,11 @@ static void emit_row(Em *e, const char *name, KernelSource *ks) {
             ASSERT(e->nreds < MAX_REDS, "too many reductions in group %d", gr->index);
             e->reds[e->nreds++] = gr->members[k];
         }
+    ASSERT(gr->ncsums <= MERGE_CSUMS_MAX, "group %d: %d column sums", gr->index, gr->ncsums);
+    bool early[MERGE_CSUMS_MAX] = {false};
+    e->csum_early = early;
+    for (int c = 0; c < gr->ncsums && e->nreds; c++)
+        early[c] = !reads_row_reduction(e, group_csum_source(e->f, gr, gr->csums[c]), 0);
     if (rp.vec4) column_vec4_sum(e, &rp, &rix);
     else {
         if (rp.sums_only) row_phase(e, &rp, 0, e->nreds, &rix);   /* independent sums: one loop */
