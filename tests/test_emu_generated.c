@@ -377,9 +377,9 @@ static void column_sums_in_producer(void) {
         }
         Node *xc = bin(g, OP_SUB, x, bin(g, OP_MUL, g_reduce(g, OP_SUM, x, 2, LOC_NONE), g_scalar(g, 1.0 / (double)C)));
         zs[0] = bin(g, OP_MUL, dy, xc);
-        if (C != 96) {
+        if (C != 96) {   /* the second sum reads the row's mean: added in the last pass, the first in the first */
             zs[1] = g_reduce(g, OP_SUM, g_reshape(g, dy, cols, LOC_NONE), 0, LOC_NONE);
-            zs[2] = g_reduce(g, OP_SUM, g_reshape(g, bin(g, OP_MUL, dy, x), cols, LOC_NONE), 0, LOC_NONE);
+            zs[2] = g_reduce(g, OP_SUM, g_reshape(g, bin(g, OP_MUL, dy, bin(g, OP_MUL, xc, xc)), cols, LOC_NONE), 0, LOC_NONE);
         }
         char what[96];
         snprintf(what, sizeof what, "row kernel (rows of %lld) with two column sums%s", (long long)C,
