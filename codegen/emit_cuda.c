@@ -978,7 +978,7 @@ static RowPlan plan_row(const Fusion *f, const Group *gr) {
     if (rp.mode == RM_BLOCK && rp.len <= 2048) {
         rp.mode = RM_WARP;
         rp.threads = 256;
-        /* with column sums, each warp's partial sums of its columns live in shared memory (csum_warp_bytes) */
+        /* with column sums, each warp's partial sums of its columns live in shared memory (CSUM_SHARED) */
         if (gr->ncsums && gr->ncsums * 8 * rp.len * 4 > CSUM_SHARED) rp.threads = 128;
         rp.wvec4 = row_vec4(f, gr, &rp);
     }
@@ -1142,12 +1142,14 @@ static void row_csums_close(Em *e, const RowPlan *rp, bool early) {
     }
 }
 
-/* Does computing x read one of the kernel's row reductions? */
-static bool reads_row_reduction(const Em *e, const Node *x, int depth) {
+/* Does computing x read one of the kernel's row reductions? (*budget: nodes left to visit; when it runs out, the
+ * answer is yes, which is always safe) */
+static bool reads_row_reduction(const Em *e, const Node *x, int *budget) {
     for (int p = 0; p < e->nreds; p++) if (e->reds[p] == x) return true;
-    if (!is_member(e, x) || depth > 64) return depth > 64;   /* (too deep to tell: assume it does) */
+    if (!is_member(e, x)) return false;
+    if (--*budget < 0) return true;
     for (int k = 0; k < x->nsrc; k++)
-        if (reads_row_reduction(e, fus_src(e->f, x, k), depth + 1)) return true;
+        if (reads_row_reduction(e, fus_src(e->f, x, k), budget)) return true;
     return false;
 }
 
@@ -1276,8 +1278,10 @@ static void emit_row(Em *e, const char *name, KernelSource *ks) {
     ASSERT(gr->ncsums <= MERGE_CSUMS_MAX, "group %d: %d column sums", gr->index, gr->ncsums);
     bool early[MERGE_CSUMS_MAX] = {false};
     e->csum_early = early;
-    for (int c = 0; c < gr->ncsums && e->nreds; c++)
-        early[c] = !reads_row_reduction(e, group_csum_source(e->f, gr, gr->csums[c]), 0);
+    for (int c = 0; c < gr->ncsums && e->nreds; c++) {
+        int budget = 4096;
+        early[c] = !reads_row_reduction(e, group_csum_source(e->f, gr, gr->csums[c]), &budget);
+    }
     if (rp.vec4) column_vec4_sum(e, &rp, &rix);
     else {
         if (rp.sums_only) row_phase(e, &rp, 0, e->nreds, &rix);   /* independent sums: one loop */

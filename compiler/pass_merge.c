@@ -6,8 +6,9 @@
  *   sum(dy * xhat) and sum(dy) over the tokens, both read dy; one kernel accumulates both in the same loop.
  * Then column sums join the elementwise or row kernel (pass_merge_column_sums) that computes or reads what they sum,
  * over the same elements: SwiGLU's backward with the sums of its two outputs (fc1's bias gradient), LayerNorm's
- * backward with its weight and bias gradients. Each thread keeps its columns' partial sums in registers while it
- * walks rows; the block's partials go to the zeroed outputs with one atomicAdd per column (codegen).
+ * backward with its weight and bias gradients. Each thread keeps to fixed columns while it walks rows, adding into
+ * partial sums (registers, or the warp's row of shared memory); a block's go to the zeroed outputs with one
+ * atomicAdd per column (codegen/emit_cuda.c).
  * The later kernel moves up to the earlier one's place in the schedule (column sums may also move down to a later
  * kernel when nothing in between reads them). That is legal when everything it reads is
  * written before that place and not by the earlier kernel: its outputs then only appear earlier, which their readers
@@ -47,9 +48,8 @@ bool group_columns(const Group *gr) {
     return true;
 }
 
-/* A computing elementwise kernel (not a fill or a copy), or column sums, that reads no full-size parameter or state:
- * those are the optimizer's, whose updates may write their target in place (pass_plan), which a sibling must not
- * read. */
+/* Reads a full-size parameter or state: the optimizer's, whose updates may write their target in place (pass_plan),
+ * which a merged partner must not read. */
 static bool reads_full_weights(const Group *gr) {
     for (int k = 0; k < gr->nins; k++) {
         const Node *x = gr->ins[k];
@@ -58,6 +58,7 @@ static bool reads_full_weights(const Group *gr) {
     return false;
 }
 
+/* A computing elementwise kernel (not a fill or a copy), or column sums, that reads no full-size weight. */
 static bool mergeable(const Fusion *f, const Group *gr) {
     if (gr->kind == GK_EW) {
         if (op_class(gr->root->op) == K_SOURCE || op_class(gr->root->op) == K_MOVE) return false;
