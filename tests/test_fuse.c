@@ -58,6 +58,15 @@ static void check_plan(const Fusion *f) {
     free(first); free(last);
 }
 
+/* Simplified, fused and planned, the plan checked. */
+static Fusion *fuse_planned(const Graph *g) {
+    Fusion *f = pass_simplify(g, NULL, 0);
+    pass_fuse(f);
+    pass_plan(f);
+    check_plan(f);
+    return f;
+}
+
 static int kernels(Graph *g, Node *const *keep, int nkeep, const char *what) {
     Fusion *f = pass_simplify(g, keep, nkeep);
     pass_fuse(f);
@@ -131,10 +140,7 @@ static void test_layernorm_training(void) {
           "layernorm storing xc and 1/std is one kernel, its backward another");
     /* The backward recomputes xc from x and the mean, which the forward stores beside 1/std (a float per row
      * each), so the forward writes no full-size value besides y */
-    Fusion *f = pass_simplify(g, NULL, 0);
-    pass_fuse(f);
-    pass_plan(f);
-    check_plan(f);
+    Fusion *f = fuse_planned(g);
     const Node *XC = f->repl[xc->id], *RSTD = f->repl[rstd->id];
     CHECK(f->dup[XC->id] && !f->mat[XC->id], "x - mean is recomputed, not stored");
     CHECK(f->mat[RSTD->id] && !f->dup[RSTD->id], "1/std (per row) is stored, not recomputed per element");
@@ -161,10 +167,7 @@ static void test_merged_column_sums(void) {
     graph_add_named(g, "dw", dw, NF_OUTPUT);
     graph_add_named(g, "db", db, NF_OUTPUT);
     graph_add_named(g, "dother", dother, NF_OUTPUT);
-    Fusion *f = pass_simplify(g, NULL, 0);
-    pass_fuse(f);
-    pass_plan(f);
-    check_plan(f);
+    Fusion *f = fuse_planned(g);
     const int gw = f->group_of[f->repl[dw->id]->id], gb = f->group_of[f->repl[db->id]->id];
     const int go = f->group_of[f->repl[dother->id]->id];
     printf("merged column sums: dw in group %d, db in %d, the other sum in %d (%d groups)\n", gw, gb, go, f->ngroups);
@@ -193,10 +196,7 @@ static void test_column_sums_in_row_kernel(void) {
                                                                           LOC_NONE), s, LOC_NONE));
         graph_add_named(g, "db", db, NF_OUTPUT);
         graph_add_named(g, "dx", dx, NF_OUTPUT);
-        Fusion *f = pass_simplify(g, NULL, 0);
-        pass_fuse(f);
-        pass_plan(f);
-        check_plan(f);
+        Fusion *f = fuse_planned(g);
         const int gb = f->group_of[f->repl[db->id]->id], gx = f->group_of[f->repl[dx->id]->id];
         printf("column sum %s: db in group %d, dx in %d (%d groups)\n", reads_sum ? "read by the row kernel" : "beside it",
                gb, gx, f->ngroups);
@@ -646,10 +646,7 @@ static void test_scan_states(void) {
  * recomputes the conv output. So no kernel stores the conv output in the forward, none reads it in the backward,
  * and no kernel adds du to the GEMM's gradient or multiplies by silu'. */
 static void conv_silu_backward(Graph *g, int want_addends) {
-    Fusion *f = pass_simplify(g, NULL, 0);
-    pass_fuse(f);
-    pass_plan(f);
-    check_plan(f);
+    Fusion *f = fuse_planned(g);
     int silu_bwd = 0, addends = 0, plain_bwd = 0, silu_fwd = 0, conv_readers = 0;
     for (int k = 0; k < f->ngroups; k++) {
         const Group *gr = &f->groups[k];
@@ -721,10 +718,7 @@ static void test_recompute(void) {
     Node *gate = bin(g, OP_MUL, s1, h2);
     Node *y = g_matmul(g, gate, w3, false, true, LOC_NONE);
     Node **grads = sum_of_squares_grads(g, y);
-    Fusion *f = pass_simplify(g, NULL, 0);
-    pass_fuse(f);
-    pass_plan(f);
-    check_plan(f);
+    Fusion *f = fuse_planned(g);
     const Node *H1 = f->repl[h1->id], *H2 = f->repl[h2->id], *S1 = f->repl[s1->id], *G = f->repl[gate->id];
     CHECK(f->dup[H1->id] && f->dup[H2->id] && f->dup[S1->id], "x W1 + b1, its silu and x W2 + b2 are recomputed");
     CHECK(!f->mat[H1->id] && !f->mat[H2->id] && !f->mat[S1->id], "and get no buffer");
@@ -754,10 +748,7 @@ static void test_sibling_merge(void) {
     Node *h1 = g_matmul(g, x, w1, false, true, LOC_NONE), *h2 = g_matmul(g, x, w2, false, true, LOC_NONE);
     Node *y = g_matmul(g, bin(g, OP_MUL, un(g, OP_SILU, h1), h2), w3, false, true, LOC_NONE);
     Node **grads = sum_of_squares_grads(g, y);
-    Fusion *f = pass_simplify(g, NULL, 0);
-    pass_fuse(f);
-    pass_plan(f);
-    check_plan(f);
+    Fusion *f = fuse_planned(g);
     /* the weight gradients of w1 and w2 are GEMMs over the gradients of h1 and h2 */
     int dh[2] = {-1, -1};
     for (int k = 0; k < 2; k++) {
@@ -978,10 +969,7 @@ static void test_hoisted_norm_sums(void) {
     OptimConfig cfg = {.beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 0.05, .clip = 1.0, .layer_decay = 1.0};
     OptimNodes on;
     CHECK(optim_append(g, grads, &cfg, &on, err, sizeof err), "optim: %s", err);
-    Fusion *f = pass_simplify(g, NULL, 0);
-    pass_fuse(f);
-    pass_plan(f);
-    check_plan(f);
+    Fusion *f = fuse_planned(g);
     int last_gemm = -1, norm_w2 = -1, grad_w2 = f->group_of[fus_owner(f, grads[1])->id];
     for (int k = 0; k < f->ngroups; k++) {
         const Group *gr = &f->groups[k];
