@@ -14,11 +14,7 @@
 enum { EW_THREADS = 256, MAX_REDS = 16, IXLEN = 64, COLUMN_BLOCKS = 1056 };
 /* Blocks of a kernel that also accumulates column sums (Group.csums): 4 per SM on 132 SMs, each thread walking many
  * rows, so that the atomics that end it stay few (blocks x columns) */
-enum { CSUM_BLOCKS = 528, MERGE_CSUMS_MAX = 8 };
-/* A warp-per-row kernel's column sums accumulate per warp in shared memory (registers, 24 a sum for rows of 768,
- * took a LayerNorm backward from 64 to 193 registers: one block per SM): at most this many bytes (static shared
- * memory), 8 warps a block where that fits, else 4 (pass_merge_column_sums keeps 4 x C x sums within it) */
-enum { CSUM_SHARED = 48 * 1024 };
+enum { CSUM_BLOCKS = 528 };
 /* Kernels are emitted with this placeholder for their name, so that identical kernels (every layer has the same
  * shapes) are recognised by their text and compiled once; it is replaced by the real name at the end. */
 #define KNAME "KNAME_"
@@ -759,11 +755,6 @@ static int ew_groups_per_thread(const Fusion *f, const Group *gr, bool vec4) {
     return bytes <= 8 ? 2 : 1;
 }
 
-static bool is_csum(const Group *gr, const Node *n) {
-    for (int k = 0; k < gr->ncsums; k++) if (gr->csums[k] == n) return true;
-    return false;
-}
-
 /* Column sum s's term at element ix of the domain, added to its accumulator acc (an lvalue), or assigned to it. */
 static void csum_add(Em *e, int s, const Ix *ix, const char *acc, bool assign) {
     const Node *x = group_csum_source(e->f, e->gr, e->gr->csums[s]);
@@ -777,7 +768,7 @@ static void csum_add(Em *e, int s, const Ix *ix, const char *acc, bool assign) {
  * added to the zeroed outputs, one atomicAdd per column and block. */
 static void emit_ew_csums(Em *e, const char *name, KernelSource *ks) {
     const Group *gr = e->gr;
-    const long long R = gr->crows, Q = gr->ccols / 4, QB = Q / 64;
+    const long long C = group_csum_cols(gr), R = shape_numel(gr->dom) / C, Q = C / 4, QB = Q / 64;
     long long rsplit = CSUM_BLOCKS / QB < 1 ? 1 : CSUM_BLOCKS / QB;
     if (rsplit > (R + 3) / 4) rsplit = (R + 3) / 4;
     e->vec4 = bufs_aligned(e->f, gr);
@@ -810,7 +801,7 @@ static void emit_ew_csums(Em *e, const char *name, KernelSource *ks) {
         e->root_ix = &ix;
     }
     val(e, gr->root, &ix);
-    for (int k = 0; k < gr->nouts; k++) if (!is_csum(gr, gr->outs[k])) val(e, gr->outs[k], &ix);
+    for (int k = 0; k < gr->nouts; k++) if (!group_is_csum(gr, gr->outs[k])) val(e, gr->outs[k], &ix);
     for (int c = 0; c < gr->ncsums; c++) {
         char acc[16];
         snprintf(acc, sizeof acc, "cs%d[k]", c);
@@ -978,8 +969,10 @@ static RowPlan plan_row(const Fusion *f, const Group *gr) {
     if (rp.mode == RM_BLOCK && rp.len <= 2048) {
         rp.mode = RM_WARP;
         rp.threads = 256;
-        /* with column sums, each warp's partial sums of its columns live in shared memory (CSUM_SHARED) */
-        if (gr->ncsums && gr->ncsums * 8 * rp.len * 4 > CSUM_SHARED) rp.threads = 128;
+        /* with column sums, each warp's partial sums of its columns live in shared memory (registers, 24 a sum
+         * for rows of 768, took a LayerNorm backward from 68 to 193 registers: one block per SM); 8 warps a block
+         * where they fit GROUP_CSUM_SHARED, else 4 (pass_merge_column_sums keeps 4 within it) */
+        if (gr->ncsums && gr->ncsums * 8 * rp.len * (int64_t)sizeof(float) > GROUP_CSUM_SHARED) rp.threads = 128;
         rp.wvec4 = row_vec4(f, gr, &rp);
     }
     return rp;
@@ -1271,12 +1264,11 @@ static void emit_row(Em *e, const char *name, KernelSource *ks) {
     rs.d[gr->axis] = 1;
     Ix rix = unflat(e, rs, "row");
     for (int k = 0; k < gr->nmembers; k++)
-        if ((gr->members[k]->op == OP_SUM || gr->members[k]->op == OP_AMAX) && !is_csum(gr, gr->members[k])) {
+        if ((gr->members[k]->op == OP_SUM || gr->members[k]->op == OP_AMAX) && !group_is_csum(gr, gr->members[k])) {
             ASSERT(e->nreds < MAX_REDS, "too many reductions in group %d", gr->index);
             e->reds[e->nreds++] = gr->members[k];
         }
-    ASSERT(gr->ncsums <= MERGE_CSUMS_MAX, "group %d: %d column sums", gr->index, gr->ncsums);
-    bool early[MERGE_CSUMS_MAX] = {false};
+    bool early[GROUP_MAX_CSUMS] = {false};
     e->csum_early = early;
     for (int c = 0; c < gr->ncsums && e->nreds; c++) {
         int budget = 4096;

@@ -146,9 +146,7 @@ static void generated(Program *p, Batch *b, SeenSet *seen, const Group *gr) {
     KernelSource ks;
     codegen_group(p->f, gr, &ks);
     for (int k = 0; k < gr->nouts; k++) {   /* outputs accumulated with atomics start at zero */
-        bool csum = false;
-        for (int c = 0; c < gr->ncsums; c++) csum |= gr->csums[c] == gr->outs[k];
-        if (gr->kind != GK_SCATTER && !ks.zero_outs && !csum) continue;
+        if (gr->kind != GK_SCATTER && !ks.zero_outs && !group_is_csum(gr, gr->outs[k])) continue;
         Launch *z = add_launch(p, LK_MEMSET, gr->index, ks.kclass);
         z->dst = bufref(p, gr->outs[k]);
         z->bytes = shape_numel(gr->outs[k]->shape) * 4;

@@ -31,11 +31,14 @@ typedef struct Group {
     int axis;               /* GK_ROW: the reduced axis of dom */
     bool inplace;           /* GK_ASSIGN: the value's kernel writes straight into the target (no copy) */
     Node **csums;           /* GK_EW or GK_ROW: column sums computed alongside (pass_merge_column_sums): SUMs over
-                             * axis 0 of [crows, ccols] values whose element (r, c) is flat element r * ccols + c
-                             * of dom, accumulated with atomics into their zeroed outputs (also in outs) */
+                             * axis 0 of [R, C] values (C the sums' size, R = numel(dom) / C) whose element (r, c)
+                             * is flat element r * C + c of dom, accumulated with atomics into their zeroed outputs
+                             * (also in outs); at most GROUP_MAX_CSUMS */
     int ncsums;
-    int64_t crows, ccols;
 } Group;
+/* Column sums one kernel may take, and the shared memory a warp-per-row kernel's partial sums of them may use (each
+ * warp a row of C floats a sum: emit_cuda.c) */
+enum { GROUP_MAX_CSUMS = 4, GROUP_CSUM_SHARED = 48 * 1024 };
 
 typedef enum ArenaKind { AR_PARAM, AR_STATE, AR_INPUT, AR_KEEP, AR_ACT, AR_WORK, AR_COUNT_ } ArenaKind;
 const char *arena_kind_name(ArenaKind k);
@@ -115,6 +118,10 @@ void pass_merge_column_sums(Fusion *f);
 /* The value whose elements a merged column sum adds, in the coordinates of gr's domain: the sum's source with
  * reshapes peeled off until its shape is dom's; NULL when none is (pass_merge.c) */
 const Node *group_csum_source(const Fusion *f, const Group *gr, const Node *sum);
+/* Is n one of gr's column sums? */
+bool group_is_csum(const Group *gr, const Node *n);
+/* The columns of gr's column sums (0 without). */
+int64_t group_csum_cols(const Group *gr);
 /* A row group whose every reduction is a sum that it outputs and none of its members reads: all of them can
  * accumulate in one loop, split over blocks with atomics (pass_merge.c) */
 bool group_sums_only(const Fusion *f, const Group *gr);

@@ -166,6 +166,13 @@ void pass_merge_siblings(Fusion *f) {
 }
 
 /* ---------------------------------------------------------------- column sums into their producer */
+bool group_is_csum(const Group *gr, const Node *n) {
+    for (int k = 0; k < gr->ncsums; k++) if (gr->csums[k] == n) return true;
+    return false;
+}
+
+int64_t group_csum_cols(const Group *gr) { return gr->ncsums ? shape_numel(gr->csums[0]->shape) : 0; }
+
 const Node *group_csum_source(const Fusion *f, const Group *gr, const Node *sum) {
     const Node *x = fus_src(f, sum, 0);
     while (x->op == OP_RESHAPE && !shape_eq(x->shape, gr->dom)) x = fus_src(f, x, 0);
@@ -183,16 +190,17 @@ static bool csum_candidate(const Fusion *f, const Group *b) {
  * over R rows of C <= 1024 (C a multiple of 32: each lane's columns fixed) that writes a full-row value. */
 static bool can_take_csums(const Fusion *f, const Group *a, int ia, const Group *b) {
     const int64_t R = b->dom.d[0], C = b->dom.d[1];
-    if ((a->ncsums && (a->crows != R || a->ccols != C)) || a->ncsums + b->nouts > MERGE_MAX_SUMS ||
+    if ((a->ncsums && group_csum_cols(a) != C) || a->ncsums + b->nouts > GROUP_MAX_CSUMS ||
         a->nmembers + b->nmembers > MERGE_MAX_MEMBERS || shape_numel(a->dom) != R * C || reads_full_weights(a))
         return false;
     const int last = a->dom.ndim - 1;
     if (a->kind == GK_EW) {
         if (!mergeable(f, a) || C % 256 || a->dom.d[last] % 4) return false;
     } else if (a->kind == GK_ROW) {
-        /* (each of 4 warps' partial sums in shared memory: at most 48 KiB, emit_cuda.c CSUM_SHARED) */
+        /* (with 4 warps a block, at the least, their partial sums fit GROUP_CSUM_SHARED) */
         if (group_columns(a) || group_sums_only(f, a) || a->axis != last || a->dom.d[last] != C || C % 32 ||
-            C > 1024 || R < 128 || !shape_eq(a->root->shape, a->dom) || (a->ncsums + b->nouts) * 16 * C > 48 * 1024)
+            C > 1024 || R < 128 || !shape_eq(a->root->shape, a->dom) ||
+            (a->ncsums + b->nouts) * 4 * C * (int64_t)sizeof(float) > GROUP_CSUM_SHARED)
             return false;
     } else {
         return false;
@@ -230,8 +238,6 @@ void pass_merge_column_sums(Fusion *f) {
             memcpy(cs + a->ncsums, b->outs, sizeof(Node *) * (size_t)b->nouts);
             a->csums = cs;
             a->ncsums += b->nouts;
-            a->crows = b->dom.d[0];
-            a->ccols = b->dom.d[1];
             move_into(f, j, k, gone);
             break;
         }
