@@ -261,6 +261,18 @@ static BufRef row_mapped(const Program *p, const Node *x, RowMap *m, int32_t **t
     return template_in(p, cur);
 }
 
+/* Where template n writes the copy of its part that goes into place (Fusion.into): that column block of the
+ * assembled value's bf16 copy, whose row length is *ld. NO_BUF and 0 when it has none. */
+static BufRef into_ref(const Fusion *f, const Node *n, int64_t *ld) {
+    const Node *c = f->into[n->id];
+    *ld = 0;
+    if (!c) return NO_BUF;
+    *ld = c->shape.d[c->shape.ndim - 1];
+    BufRef r = shadow_ref(f, c);
+    r.offset += f->into_col[n->id] * 2;
+    return r;
+}
+
 /* The chunk-start states a scan forward saves and its backward reads (mark_scan_states), NULL for any other node. */
 static const Buf *scan_states(const Fusion *f, const Node *n) {
     if ((n->op != OP_SCAN && n->op != OP_SCAN_BWD) || !f->scan_pair[n->id]) return NULL;
@@ -272,7 +284,7 @@ static bool opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int er
     const Node *n = gr->root;
     KernelLaunch kl;
     char *src = NULL;
-    BufRef args[12];
+    BufRef args[16];
     int nargs = 0;
     ScanSpec ss;
     Conv1dSpec cs;
@@ -295,6 +307,7 @@ static bool opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int er
         const Buf *st = scan_states(f, n);   /* chunk-start states (mark_scan_states) */
         ss.states = st != NULL;
         args[nargs++] = st ? (BufRef){st->arena, st->offset} : NO_BUF;
+        if (n->op == OP_SCAN_BWD) args[nargs++] = into_ref(f, n, &ss.dz_copy_ld);   /* dz's copy, into place */
         ss.u = stored(f, fus_src(f, n, 0));
         ss.delta = stored(f, fus_src(f, n, 1));
         ss.bc = stored(f, fus_src(f, n, 3));
@@ -359,7 +372,7 @@ static bool opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int er
         }
         cs.copy_dx = f->shadow[n->id] && (f->part_copy[n->id] & CONV_PART_DX);   /* mark_part_copies */
         cs.skip_f32_dx = cs.copy_dx && !(f->part_f32[n->id] & CONV_PART_DX);
-        args[8] = cs.copy_dx ? shadow_ref(f, n) : NO_BUF;
+        args[8] = !cs.copy_dx ? NO_BUF : f->into[n->id] ? into_ref(f, n, &cs.dx_copy_ld) : shadow_ref(f, n);
         nargs = 9;
         cs.unaligned = unaligned(args, nargs);
         src = template_conv1d_bwd(&cs, &kl);
@@ -398,6 +411,7 @@ static bool opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int er
     }
     for (int k = 0; k < gr->nouts; k++) touch_node(l, f, gr->outs[k], false, true);
     if (f->shadow[n->id]) touch_node(l, f, n, true, true);
+    if (f->into[n->id]) touch_node(l, f, f->into[n->id], true, true);
     const Buf *st = scan_states(f, n);   /* written by the forward, read by the backward */
     if (st) touch(l, (BufRef){st->arena, st->offset}, st->bytes, n->op == OP_SCAN);
     if (first >= 0) l->same_as = first;
@@ -1004,7 +1018,7 @@ Program *program_build(const Graph *g, Node *const *keep, int nkeep, const Progr
     p->opt = *opt;
     p->f = pass_simplify(g, keep, nkeep);
     pass_fuse(p->f);
-    if (opt->bf16) { mark_shadows(p->f); mark_bf16_outputs(p->f); }
+    if (opt->bf16) { mark_shadows(p->f); mark_bf16_outputs(p->f); packed_copies_into_place(p->f); }
     if (!opt->scan_recompute) mark_scan_states(p->f);
     p->params_constant = true;   /* (no ASSIGN: an inference step) */
     for (int k = 0; k < p->f->ngroups; k++) p->params_constant &= p->f->groups[k].kind != GK_ASSIGN;
@@ -1029,7 +1043,9 @@ Program *program_build(const Graph *g, Node *const *keep, int nkeep, const Progr
     for (int k = 0; k < p->f->ngroups && ok; k++) {
         const Group *gr = &p->f->groups[k];
         switch (gr->kind) {
-        case GK_EW: case GK_ROW: case GK_SCATTER: case GK_RANDPERM: generated(p, &b, &seen, gr); break;
+        case GK_EW: case GK_ROW: case GK_SCATTER: case GK_RANDPERM:
+            if (!gr->elided) generated(p, &b, &seen, gr);   /* (elided: its inputs' templates write it) */
+            break;
         case GK_GEMM: gemm(p, &b, &seen, gr, &ws_need); break;
         case GK_OPAQUE: ok = opaque(p, &seen, gr, err, errlen); break;
         case GK_ASSIGN: {

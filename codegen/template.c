@@ -236,6 +236,7 @@ char *template_scan_bwd(const ScanSpec *s, KernelLaunch *l) {
     /* (without saved states the chunk-start states are parked in the du/ddelta rows of their own chunk: 2*CHUNK >= N) */
     def_int(&ds, "SCAN_COPY_PARTS", s->copy_parts);
     def_int(&ds, "SCAN_F32_PARTS", 7 & ~s->skip_f32_parts);
+    if (s->dz_copy_ld) def_int(&ds, "SCAN_DZ_COPY_LD", (long long)s->dz_copy_ld);
     launch_init(l, "vmc_scan_bwd", cdiv(s->D, threads), (unsigned)s->B, 1, (unsigned)threads, 1);
     size_t bld = (size_t)s->B * s->L * s->D, bln = (size_t)s->B * s->L * s->N;
     /* dA_log, dBm, dCm, dD, ddelta_bias are contiguous and summed with atomics. */
@@ -330,6 +331,7 @@ char *template_conv1d_bwd(const Conv1dSpec *s, KernelLaunch *l) {
     def_int(&ds, "CONV_SILU_DY", s->silu_dy);
     def_int(&ds, "CONV_COPY_DX", s->copy_dx);
     def_int(&ds, "CONV_F32_DX", !s->skip_f32_dx);
+    if (s->dx_copy_ld) def_int(&ds, "CONV_DX_COPY_LD", (long long)s->dx_copy_ld);
     if (s->silu_dy && s->has_dy2) {
         def_int(&ds, "CONV_DY2", 1);
         def_str(&ds, "DY2_T", template_ctype(s->dy2));
@@ -338,6 +340,7 @@ char *template_conv1d_bwd(const Conv1dSpec *s, KernelLaunch *l) {
     /* channels per thread as the forward, as many as the x, dy (and dy2) rows all allow */
     int vec = conv_vec(s, &s->x_map, c.vec), v = conv_vec(s, &s->dy_map, c.vec);
     if (v < vec) vec = v;
+    while (s->dx_copy_ld % vec) vec /= 2;   /* (dx_copy's rows start as aligned: s->unaligned covers its pointer) */
     if (s->silu_dy && s->has_dy2 && (v = conv_vec(s, &s->dy2_map, c.vec)) < vec) vec = v;
     def_int(&ds, "CONV_VEC", vec);
     def_int(&ds, "CONV_CH", c.ch);

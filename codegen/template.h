@@ -47,6 +47,8 @@ typedef struct ScanSpec {
     int skip_f32_parts;                            /* bf16 to the copy, and parts whose f32 store is skipped */
     bool states;                                   /* the forward saves the chunk-start states, the backward
                                                     * reads them (scan_states_numel floats) */
+    int64_t dz_copy_ld;                            /* backward: 0, dz's copy in `copy`; else in dz_copy, rows
+                                                    * this many elements apart (a column block of a wider buffer) */
     RowMap u_map, delta_map, bm_map, cm_map, z_map, dout_map;
 } ScanSpec;
 
@@ -54,12 +56,13 @@ typedef struct ScanSpec {
  *              const z*, out* y, float *states)      y = (sum_n C h + D u) * silu(z), or without the gate
  * states (NULL unless s->states) receives the state at the start of every chunk but the first, for the backward. */
 char *template_scan_fwd(const ScanSpec *s, KernelLaunch *l);
-/* vmc_scan_bwd(the 8 forward inputs as above, const dout*, float *packed, bf16 *copy, const float *states)
+/* vmc_scan_bwd(the 8 forward inputs as above, const dout*, float *packed, bf16 *copy, const float *states,
+ *              bf16 *dz_copy)
  * packed (f32) is g_scan_bwd's layout: [du BLD | ddelta BLD | dA_log DN | dBm BLN | dCm BLN | dD D |
  * ddelta_bias D | dz BLD (gated only)]; ddelta is w.r.t. the pre-softplus delta. l->zero lists the accumulated part.
  * copy, the packed layout in bf16 (same element offsets), receives the parts in s->copy_parts (NULL if none);
  * the parts in s->skip_f32_parts are not stored in packed (whose du/ddelta rows still serve as scratch unless
- * s->states). */
+ * s->states). With s->dz_copy_ld, dz's copy goes to dz_copy instead (NULL otherwise). */
 char *template_scan_bwd(const ScanSpec *s, KernelLaunch *l);
 /* Floats of the chunk-start states (s->states); 0 when L fits one chunk. */
 size_t scan_states_numel(const ScanSpec *s);
@@ -83,6 +86,7 @@ typedef struct Conv1dSpec {
     DType dy2;
     RowMap dy2_map;
     bool copy_dx, skip_f32_dx; /* backward (packed_copy.h): dx also as a bf16 copy into dx_copy, and not in f32 */
+    int64_t dx_copy_ld;        /* backward: dx_copy's row stride in elements; 0: D (a buffer of dx's shape) */
 } Conv1dSpec;
 
 /* vmc_conv1d_fwd(const x*, const w*, const bias*, out* y, out2* y2); y2 (silu(y)) may be NULL unless s->silu_out */

@@ -20,3 +20,10 @@ int packed_part(const Node *o, int64_t off, int64_t len);
  * EXTRACT members reading x; any other reader, or none among the members (a template reading through a row map),
  * reads all of x. */
 int packed_parts_read(const Fusion *f, const Group *gr, const Node *x, const Node *o);
+
+/* In bf16 precision, an elementwise group that only lays whole copied parts of packed outputs side by side along
+ * its last axis (EXTRACT, PAD, ADD: the in_proj gradient [dx | dz] from the conv's dx and the scan's dz), where only
+ * GEMMs read the result's bf16 copy and nothing else reads those parts, needs no kernel: each template writes its
+ * part's copy straight into its column block of that copy (Fusion.into, into_col; Group.elided). Run after the
+ * copies are marked (shadow, part_copy, shadow_only), before pass_plan. */
+void packed_copies_into_place(Fusion *f);

@@ -35,6 +35,8 @@ typedef struct Group {
                              * is flat element r * C + c of dom, accumulated with atomics into their zeroed outputs
                              * (also in outs); at most GROUP_MAX_CSUMS */
     int ncsums;
+    bool elided;            /* GK_EW: its value is written in place by its inputs' producers (Fusion.into): no
+                             * kernel */
 } Group;
 /* Column sums one kernel may take, and the shared memory a warp-per-row kernel's partial sums of them may use (each
  * warp a row of C floats a sum: emit_cuda.c) */
@@ -77,6 +79,10 @@ typedef struct Fusion {
                              * every reader of which takes bf16, as under the reference's autocast) */
     unsigned char *part_copy;   /* by node id, a packed backward output: its parts with a bf16 copy, and */
     unsigned char *part_f32;    /* the parts some reader takes in f32 (compiler/packed_copy.h; set with shadow[]) */
+    Node **into;            /* by node id, a packed backward output: the value whose bf16 copy receives the copy
+                             * of its one copied part (scan dz, conv dx), as a column block from into_col; the
+                             * elementwise kernel that would assemble that value is elided (packed_copy.h) */
+    int64_t *into_col;
     Node **scan_pair;       /* by node id: an OP_SCAN and the OP_SCAN_BWD of the same inputs, each the other's, when
                              * the forward saves its chunk-start states for the backward (set before pass_plan) */
     Buf *states;            /* by OP_SCAN node id, where paired: those states (bytes set with the pair, placed by

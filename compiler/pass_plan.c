@@ -236,6 +236,13 @@ void pass_plan(Fusion *f) {
             if (packed_has_parts(o) && !(packed_parts_read(f, gr, x, o) & ~f->part_copy[o->id])) slast[o->id] = k;
         }
     }
+    /* A value assembled in place (Fusion.into) is first written by the earliest template writing a block of it. */
+    int *into_first = xmalloc(sizeof(int) * (size_t)g->nnodes);
+    for (int id = 0; id < g->nnodes; id++) into_first[id] = INT_MAX;
+    for (int id = 0; id < g->nnodes; id++) {
+        const Node *c = f->into[id];
+        if (c && f->group_of[id] < into_first[c->id]) into_first[c->id] = f->group_of[id];
+    }
     const Node **alias = xcalloc((size_t)g->nnodes, sizeof(Node *));
     inplace_assigns(f, alias);
     Iv *iv = xmalloc(sizeof(Iv) * (size_t)(3 * g->nnodes + 1));
@@ -256,7 +263,8 @@ void pass_plan(Fusion *f) {
         if (f->shadow_only[id]) f->buf[id] = (Buf){AR_COUNT_, 0, 0};   /* no f32 copy: a NULL pointer */
         else iv[niv++] = interval(&f->buf[id], bytes, first, last[id], id);
         const int send = packed_has_parts(n) ? slast[id] : last[id];
-        if (f->shadow[id]) iv[niv++] = interval(&f->sbuf[id], align_up(shape_numel(n->shape) * 2), first, send, -id - 1);
+        const int sfirst = into_first[id] < first ? into_first[id] : first;
+        if (f->shadow[id]) iv[niv++] = interval(&f->sbuf[id], align_up(shape_numel(n->shape) * 2), sfirst, send, -id - 1);
         f->act_naive_bytes += bytes;
     }
     for (int id = 0; id < g->nnodes; id++) {   /* a scan's chunk-start states, until its backward reads them */
@@ -278,6 +286,7 @@ void pass_plan(Fusion *f) {
         f->buf[id] = (Buf){b.arena, b.offset + f->view_off[id] * es, shape_numel(g->nodes[id]->shape) * es};
     }
     free(iv);
+    free(into_first);
     free(last);
     free(slast);
 }

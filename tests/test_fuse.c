@@ -628,7 +628,7 @@ static void test_scan_states(void) {
             const Launch *l = &p->launches[k];
             if (l->kind != LK_KERNEL || (strcmp(l->name, "vmc_scan_fwd") && strcmp(l->name, "vmc_scan_bwd"))) continue;
             const bool fw = !strcmp(l->name, "vmc_scan_fwd");
-            const BufRef a = l->args[l->nargs - 1];
+            const BufRef a = l->args[l->nargs - (fw ? 1 : 2)];   /* (the backward's last: dz's copy into place) */
             CHECK((a.arena == AR_COUNT_) == (mode == 2), "%s: states argument", l->name);
             bool listed = false;
             for (int j = 0; j < l->nacc; j++)
@@ -908,6 +908,83 @@ static void test_scan_bwd_copies(void) {
         }
         CHECK(bwd >= 1 && plain >= 1 && plain + kept == bwd && kept == (mode == 2),
               "scan backward modules instantiated as planned: %d + %d of %d", plain, kept, bwd);
+        program_free(p);
+        graph_free(g);
+    }
+}
+
+/* One direction, as ARM pretraining's mixer: in bf16 the in_proj output gradient [dx | dz] is the conv backward's dx
+ * and the scan backward's dz side by side, read by in_proj's two gradient GEMMs only. No kernel assembles it: each
+ * template writes its part's bf16 copy into its column block (Fusion.into), and that copy's memory is live from the
+ * first of them on. In fp32 the assembling kernel stays. */
+static void test_copies_into_place(void) {
+    for (int bf16 = 0; bf16 < 2; bf16++) {
+        Graph *g = graph_new();
+        const int64_t B = 2, L = 9, C = 8, D = 32;
+        Node *h = g_input(g, "h", shape_of(3, B, L, C), DT_F32, LOC_NONE);
+        Node *xz = g_matmul(g, h, param(g, "in_proj", shape_of(2, 2 * D, C)), false, true, LOC_NONE);
+        Node *dbc = g_matmul(g, h, param(g, "x_proj", shape_of(2, D + 32, C)), false, true, LOC_NONE);
+        Node *x = g_slice(g, xz, 2, 0, D, LOC_NONE), *z = g_slice(g, xz, 2, D, 2 * D, LOC_NONE);
+        train_sum_of_squares(g, scan_dir(g, x, z, dbc, ""));
+        Program *p = build(g, bf16);
+        if (!p) { graph_free(g); continue; }
+        const Fusion *f = p->f;
+        int elided = 0, launched = 0;
+        const Group *asm_gr = NULL;
+        for (int k = 0; k < f->ngroups; k++) if (f->groups[k].elided) { elided++; asm_gr = &f->groups[k]; }
+        for (int k = 0; k < p->nlaunches; k++) launched += asm_gr && p->launches[k].group == asm_gr->index;
+        printf("copies into place (%s): %d elided group(s), %d launch(es) of it\n", bf16 ? "bf16" : "fp32", elided, launched);
+        CHECK(elided == bf16 && launched == 0, "the [dx | dz] assembly is elided exactly in bf16: %d", elided);
+        if (!asm_gr) { program_free(p); graph_free(g); continue; }
+        const Node *c = asm_gr->root;
+        CHECK(c->shape.d[2] == 2 * D && f->shadow_only[c->id], "the assembled value is [.., 2D], read as bf16 only");
+        int producers = 0, first = asm_gr->index;
+        for (int id = 0; id < g->nnodes; id++) {
+            if (f->into[id] != c) continue;
+            const Node *o = g->nodes[id];
+            const int64_t col = o->op == OP_SCAN_BWD ? D : 0;
+            CHECK((o->op == OP_SCAN_BWD || o->op == OP_CONV1D_SILU_BWD) && f->into_col[id] == col,
+                  "%s writes its copy from column %lld", op_name(o->op), (long long)f->into_col[id]);
+            producers++;
+            if (f->group_of[id] < first) first = f->group_of[id];
+            for (int k = 0; k < p->nlaunches; k++) {   /* its launch: that block's address, and the write listed */
+                const Launch *l = &p->launches[k];
+                if (l->kind != LK_KERNEL || l->group != f->group_of[id]) continue;
+                const BufRef a = l->args[o->op == OP_SCAN_BWD ? l->nargs - 1 : 8];
+                CHECK(a.arena == f->sbuf[c->id].arena && a.offset == f->sbuf[c->id].offset + col * 2,
+                      "%s: the copy's address", l->name);
+                bool listed = false;
+                for (int j = 0; j < l->nacc; j++) listed |= l->acc[j].write && l->acc[j].at.offset == f->sbuf[c->id].offset;
+                CHECK(listed, "%s: the write of the assembled copy is listed", l->name);
+            }
+        }
+        CHECK(producers == 2, "two templates write into place: %d", producers);
+        int defs = 0;
+        for (int k = 0; k < p->nmodules; k++) {
+            const char *src = p->modules[k].src, *sd = strstr(src, "#define SCAN_DZ_COPY_LD "),
+                       *cd = strstr(src, "#define CONV_DX_COPY_LD ");
+            defs += (strstr(src, "vmc_scan_bwd(") && sd && atoi(sd + 24) == 2 * D) +
+                    (strstr(src, "vmc_conv1d_bwd(") && cd && atoi(cd + 24) == 2 * D);
+        }
+        CHECK(defs == 2, "both templates instantiated with rows 2D wide: %d", defs);
+        /* nothing else in the activations arena that is live meanwhile shares the copy's memory */
+        int last = first;
+        for (int k = 0; k < f->ngroups; k++)
+            for (int j = 0; j < f->groups[k].nins; j++) if (fus_owner(f, f->groups[k].ins[j]) == c && k > last) last = k;
+        const Buf cb = f->sbuf[c->id];
+        for (int id = 0; id < g->nnodes; id++) {
+            if (id == (int)c->id || !f->mat[id] || !f->live[id] || f->view[id] || f->group_of[id] < 0) continue;
+            int lo = f->group_of[id], hi = lo;
+            for (int k = 0; k < f->ngroups; k++)
+                for (int j = 0; j < f->groups[k].nins; j++) if (fus_owner(f, f->groups[k].ins[j])->id == (unsigned)id && k > hi) hi = k;
+            if (hi + f->reuse_delay < first || lo > last) continue;
+            for (int s = 0; s < 2; s++) {
+                const Buf b = s ? f->sbuf[id] : f->buf[id];
+                if ((s && !f->shadow[id]) || b.arena != AR_ACT || !b.bytes) continue;
+                CHECK(b.offset >= cb.offset + cb.bytes || cb.offset >= b.offset + b.bytes,
+                      "%%%d's %s buffer overlaps the assembled copy while both are live", id, s ? "bf16" : "");
+            }
+        }
         program_free(p);
         graph_free(g);
     }
@@ -1205,6 +1282,7 @@ int main(void) {
     test_scan_row_maps();
     test_scan_out_bf16();
     test_scan_bwd_copies();
+    test_copies_into_place();
     test_conv_silu_backward();
     test_scan_states();
     test_factored_gate();

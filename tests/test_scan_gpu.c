@@ -150,8 +150,9 @@ static void scan_run_fwd(const Kernel *k, ScanData *x) {
 }
 
 static void scan_run_bwd(const Kernel *k, ScanData *x) {
-    void *args[12];
-    CUdeviceptr bufs[12];
+    static const CUdeviceptr NO_DZ_COPY = 0;   /* dz's copy stays in `copy` (ScanSpec.dz_copy_ld 0) */
+    void *args[13];
+    CUdeviceptr bufs[13];
     for (int i = 0; i < 9; i++) {
         const bool no_z = i == 7 && !x->s.gated;
         args[i] = no_z ? (void *)&NO_Z : &x->d[i];
@@ -163,6 +164,8 @@ static void scan_run_bwd(const Kernel *k, ScanData *x) {
     bufs[10] = x->copy;
     args[11] = &x->states;
     bufs[11] = x->states;
+    args[12] = (void *)&NO_DZ_COPY;
+    bufs[12] = 0;
     launch(k, args, bufs);
 }
 

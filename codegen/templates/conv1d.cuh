@@ -39,6 +39,9 @@
 #ifndef CONV_F32_DX
 #define CONV_F32_DX 1
 #endif
+#ifndef CONV_DX_COPY_LD   // the row stride of dx_copy: CONV_D, or wider when dx's copy is a column block of a
+#define CONV_DX_COPY_LD CONV_D   // larger buffer (the in_proj gradient [dx | dz]: pass.h Fusion.into)
+#endif
 
 #ifndef VMC_CONV_LOAD_WINDOW   // the emulator tests include this file twice (forward, then backward)
 #define VMC_CONV_LOAD_WINDOW
@@ -154,7 +157,7 @@ vmc_conv1d_bwd(const DY_T *__restrict__ dy, const X_T *__restrict__ x, const W_T
                     for (int k = 0; k < K; k++) s[v] = fmaf(wk[k][v], dyw[r + K - 1 - k][v], s[v]);
                 }
                 if (CONV_F32_DX) store_vec<V>(dx + base + (size_t)(t0 + r) * CONV_D, s);
-                if (CONV_COPY_DX) store_vec<V>(dx_copy + base + (size_t)(t0 + r) * CONV_D, s);
+                if (CONV_COPY_DX) store_vec<V>(dx_copy + ((size_t)b * CONV_L + t0 + r) * CONV_DX_COPY_LD + d, s);
             }
 #pragma unroll
             for (int v = 0; v < V; v++) {   // rows past L have dy = 0 and add nothing

@@ -64,6 +64,12 @@
 #ifndef SCAN_F32_PARTS
 #define SCAN_F32_PARTS 7
 #endif
+// dz's bf16 copy (SCAN_COPY_PARTS & 4): 0, in `copy` at the packed offsets; else in dz_copy, row r (= b L + t) at
+// r * SCAN_DZ_COPY_LD: a column block of a wider buffer (the in_proj gradient [dx | dz] its GEMMs read; pass.h
+// Fusion.into), so that no kernel has to assemble it.
+#ifndef SCAN_DZ_COPY_LD
+#define SCAN_DZ_COPY_LD 0
+#endif
 #ifndef SCAN_GATED
 #define SCAN_GATED 1   // the forward's y * silu(z): dz is computed; 0: no z (may be NULL), no dz
 #endif
@@ -240,7 +246,8 @@ extern "C" __global__ void __launch_bounds__(SCAN_THREADS)
 vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const ALOG_T *__restrict__ A_log,
              const BC_T *__restrict__ Bm, const BC_T *__restrict__ Cm, const DSKIP_T *__restrict__ Dskip,
              const DBIAS_T *__restrict__ delta_bias, const Z_T *__restrict__ z, const DOUT_T *__restrict__ dout,
-             float *__restrict__ packed, bf16 *__restrict__ copy, const float *__restrict__ states) {
+             float *__restrict__ packed, bf16 *__restrict__ copy, const float *__restrict__ states,
+             bf16 *__restrict__ dz_copy) {
     vmc_grid_entry();
     constexpr int N = SCAN_N, CH = SCAN_CHUNK, LAST = SCAN_NCHUNK - 1;
     constexpr size_t BLD = (size_t)SCAN_B * SCAN_L * SCAN_D, BLN = (size_t)SCAN_B * SCAN_L * SCAN_N;
@@ -370,7 +377,9 @@ vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
                 if (valid) {
                     const ScanOutIndex idx = col + (ScanOutIndex)(r0 + i) * SCAN_D;
                     if (SCAN_F32_PARTS & 4) dz[idx] = dzv;
-                    if (SCAN_COPY_PARTS & 4) copy[(dz - packed) + idx] = from_f32<bf16>(dzv);
+                    if ((SCAN_COPY_PARTS & 4) && SCAN_DZ_COPY_LD)
+                        dz_copy[((ScanOutIndex)b * SCAN_L + r0 + i) * SCAN_DZ_COPY_LD + d] = from_f32<bf16>(dzv);
+                    else if (SCAN_COPY_PARTS & 4) copy[(dz - packed) + idx] = from_f32<bf16>(dzv);
                 }
             }
             rowv[0][i][tid] = dl; rowv[2][i][tid] = dy; rowv[3][i][tid] = sigmoid_f(x);

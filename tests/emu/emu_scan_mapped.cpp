@@ -81,7 +81,7 @@ extern "C" int emu_check_scan_mapped(void) {
     std::vector<float> packed(total, 0.f);
     emu_launch({(unsigned)((D + 63) / 64), (unsigned)B, 1}, {64, 1, 1}, [&] {
         vmc_scan_bwd(ub.data(), dlb.data(), Al.data(), xp.data(), xp.data(), Dv.data(), bias.data(), zb.data(), gob.data(),
-                     packed.data(), nullptr, nullptr);
+                     packed.data(), nullptr, nullptr, nullptr);
     });
     std::vector<double> ref(total);
     ref_scan_bwd(B, L, D, N, u.data(), dl.data(), Al.data(), Bm.data(), Cm.data(), Dv.data(), bias.data(), z.data(),
