@@ -1018,7 +1018,11 @@ Program *program_build(const Graph *g, Node *const *keep, int nkeep, const Progr
     p->opt = *opt;
     p->f = pass_simplify(g, keep, nkeep);
     pass_fuse(p->f);
-    if (opt->bf16) { mark_shadows(p->f); mark_bf16_outputs(p->f); packed_copies_into_place(p->f); }
+    if (opt->bf16) {
+        mark_shadows(p->f);
+        mark_bf16_outputs(p->f);
+        if (!opt->no_into_place) packed_copies_into_place(p->f);
+    }
     if (!opt->scan_recompute) mark_scan_states(p->f);
     p->params_constant = true;   /* (no ASSIGN: an inference step) */
     for (int k = 0; k < p->f->ngroups; k++) p->params_constant &= p->f->groups[k].kind != GK_ASSIGN;

@@ -587,7 +587,8 @@ Exec *cuda_exec_create(const Graph *g, Node *const *keep, int nkeep, const CudaE
     /* VMC_REUSE_DELAY=N: N groups instead of PROGRAM_REUSE_DELAY (0: memory reused at once; a tuning knob) */
     const int delay = (int)cli_env_int("VMC_REUSE_DELAY", 0, 1000000, PROGRAM_REUSE_DELAY);
     ProgramOptions po = {.arch = cuda_device_arch(dev), .bf16 = opt->bf16, .scan_recompute = opt->scan_recompute,
-                         .reuse_delay = delay ? delay : PROGRAM_REUSE_AT_ONCE};
+                         .reuse_delay = delay ? delay : PROGRAM_REUSE_AT_ONCE,
+                         .no_into_place = cli_env_int("VMC_INTO_PLACE", 0, 1, 1) == 0};   /* (a timing knob) */
     c->p = program_build(g, keep, nkeep, &po, err, errlen);
     if (!c->p) { free(c); return NULL; }
     c->base.vt = &CUDA_VT;

@@ -918,7 +918,8 @@ static void test_scan_bwd_copies(void) {
  * template writes its part's bf16 copy into its column block (Fusion.into), and that copy's memory is live from the
  * first of them on. In fp32 the assembling kernel stays. */
 static void test_copies_into_place(void) {
-    for (int bf16 = 0; bf16 < 2; bf16++) {
+    for (int mode = 0; mode < 3; mode++) {   /* fp32; bf16; bf16 with ProgramOptions.no_into_place */
+        const bool bf16 = mode > 0;
         Graph *g = graph_new();
         const int64_t B = 2, L = 9, C = 8, D = 32;
         Node *h = g_input(g, "h", shape_of(3, B, L, C), DT_F32, LOC_NONE);
@@ -926,15 +927,19 @@ static void test_copies_into_place(void) {
         Node *dbc = g_matmul(g, h, param(g, "x_proj", shape_of(2, D + 32, C)), false, true, LOC_NONE);
         Node *x = g_slice(g, xz, 2, 0, D, LOC_NONE), *z = g_slice(g, xz, 2, D, 2 * D, LOC_NONE);
         train_sum_of_squares(g, scan_dir(g, x, z, dbc, ""));
-        Program *p = build(g, bf16);
+        ProgramOptions po = {.arch = 90, .bf16 = bf16, .no_compile = true, .no_into_place = mode == 2};
+        char err[256];
+        Program *p = program_build(g, NULL, 0, &po, err, sizeof err);
+        CHECK(p, "program_build: %s", err);
         if (!p) { graph_free(g); continue; }
         const Fusion *f = p->f;
         int elided = 0, launched = 0;
         const Group *asm_gr = NULL;
         for (int k = 0; k < f->ngroups; k++) if (f->groups[k].elided) { elided++; asm_gr = &f->groups[k]; }
         for (int k = 0; k < p->nlaunches; k++) launched += asm_gr && p->launches[k].group == asm_gr->index;
-        printf("copies into place (%s): %d elided group(s), %d launch(es) of it\n", bf16 ? "bf16" : "fp32", elided, launched);
-        CHECK(elided == bf16 && launched == 0, "the [dx | dz] assembly is elided exactly in bf16: %d", elided);
+        printf("copies into place (%s): %d elided group(s), %d launch(es) of it\n",
+               mode == 2 ? "bf16, no_into_place" : bf16 ? "bf16" : "fp32", elided, launched);
+        CHECK(elided == (mode == 1) && launched == 0, "the [dx | dz] assembly is elided exactly in bf16: %d", elided);
         if (!asm_gr) { program_free(p); graph_free(g); continue; }
         const Node *c = asm_gr->root;
         CHECK(c->shape.d[2] == 2 * D && f->shadow_only[c->id], "the assembled value is [.., 2D], read as bf16 only");
