@@ -49,5 +49,9 @@ void kernel_source_free(KernelSource *k);
  * nothing else reads the f32 value, it is never written). So does any generated kernel reading parts of a packed
  * backward output that have copies (the scan's du, dz; the conv's dx: packed_copy.h). */
 bool codegen_reads_copy(const Fusion *f, const Group *gr, const Node *x);
+
+/* A tuning knob from the environment: "A,B,..." into up to n ints (those not given stay 0); false when unset or
+ * malformed (the default then applies). */
+bool codegen_knob_ints(const char *name, int *v, int n);
 /* Kernel-class label for a group of any kind ("gemm", "scan", "conv", "norm", "elementwise", "optimizer", ...). */
 const char *codegen_group_class(const Fusion *f, const Group *gr);

@@ -13,8 +13,13 @@
 
 enum { EW_THREADS = 256, MAX_REDS = 16, IXLEN = 64, COLUMN_BLOCKS = 1056 };
 /* Blocks of a kernel that also accumulates column sums (Group.csums): 4 per SM on 132 SMs, each thread walking many
- * rows, so that the atomics that end it stay few (blocks x columns) */
+ * rows, so that the atomics that end it stay few (blocks x columns). An elementwise one (256 threads) then fills
+ * half an SM's thread slots; VMC_CSUM_BLOCKS=N sets the count instead, for tuning. */
 enum { CSUM_BLOCKS = 528 };
+static long long csum_blocks(void) {
+    int v;
+    return codegen_knob_ints("VMC_CSUM_BLOCKS", &v, 1) && v >= 1 && v <= 65535 ? v : CSUM_BLOCKS;
+}
 /* Kernels are emitted with this placeholder for their name, so that identical kernels (every layer has the same
  * shapes) are recognised by their text and compiled once; it is replaced by the real name at the end. */
 #define KNAME "KNAME_"
@@ -769,7 +774,7 @@ static void csum_add(Em *e, int s, const Ix *ix, const char *acc, bool assign) {
 static void emit_ew_csums(Em *e, const char *name, KernelSource *ks) {
     const Group *gr = e->gr;
     const long long C = group_csum_cols(gr), R = shape_numel(gr->dom) / C, Q = C / 4, QB = Q / 64;
-    long long rsplit = CSUM_BLOCKS / QB < 1 ? 1 : CSUM_BLOCKS / QB;
+    long long rsplit = csum_blocks() / QB < 1 ? 1 : csum_blocks() / QB;
     if (rsplit > (R + 3) / 4) rsplit = (R + 3) / 4;
     e->vec4 = bufs_aligned(e->f, gr);
     char what[200], s[96];
@@ -978,10 +983,10 @@ static RowPlan plan_row(const Fusion *f, const Group *gr) {
     return rp;
 }
 
-/* Rows each warp of a warp-per-row kernel with column sums walks: enough that the grid stays within CSUM_BLOCKS x 8
+/* Rows each warp of a warp-per-row kernel with column sums walks: enough that the grid stays within csum_blocks() x 8
  * warps (its atomics are blocks x columns). */
 static long long csum_rows_per_warp(const RowPlan *rp) {
-    const long long warps = (long long)CSUM_BLOCKS * 8, rpw = (rp->rows + warps - 1) / warps;
+    const long long warps = csum_blocks() * 8, rpw = (rp->rows + warps - 1) / warps;
     return rpw > 1 ? rpw : 1;
 }
 

@@ -160,8 +160,7 @@ static void add_zero(KernelLaunch *l, int param, size_t offset, size_t bytes) {
 
 static unsigned cdiv(long long a, long long b) { return (unsigned)((a + b - 1) / b); }
 
-/* A tuning knob: "A,B,..." into up to n ints (those not given stay 0); false when unset or malformed. */
-static bool knob_ints(const char *name, int *v, int n) {
+bool codegen_knob_ints(const char *name, int *v, int n) {
     const char *s = getenv(name);
     if (!s || !*s) return false;
     for (int k = 0; k < n; k++) v[k] = 0;
@@ -182,7 +181,7 @@ enum { SCAN_FWD_THREADS = 128, SCAN_BWD_THREADS = 64, SCAN_CHUNK = 8 };
  * Measured on an H100 before chunk-wide loads, ARM-B fine-tuning (48 calls per step): 32: 55.1 ms, 64: 54.6 ms. */
 static int scan_bwd_threads(void) {
     int t;
-    return knob_ints("VMC_SCAN_BWD_THREADS", &t, 1) && (t == 32 || t == 64) ? t : SCAN_BWD_THREADS;
+    return codegen_knob_ints("VMC_SCAN_BWD_THREADS", &t, 1) && (t == 32 || t == 64) ? t : SCAN_BWD_THREADS;
 }
 
 static void scan_defs(const ScanSpec *s, Defs *ds) {
@@ -285,7 +284,7 @@ typedef struct { int threads, rows, vec; } ConvFwdShape;
 static ConvFwdShape conv_fwd_shape(void) {
     ConvFwdShape c = {CONV_FWD_THREADS, CONV_FWD_ROWS, 0};
     int v[3];
-    if (knob_ints("VMC_CONV_FWD", v, 3) && v[0] > 0 && v[0] % 32 == 0 && v[0] <= 1024 && v[1] > 0 && v[1] <= 32)
+    if (codegen_knob_ints("VMC_CONV_FWD", v, 3) && v[0] > 0 && v[0] % 32 == 0 && v[0] <= 1024 && v[1] > 0 && v[1] <= 32)
         c = (ConvFwdShape){v[0], v[1], v[2]};
     return c;
 }
@@ -312,7 +311,7 @@ typedef struct { int ch, groups, rows, batch, vec; } ConvBwdShape;
 static ConvBwdShape conv_bwd_shape(void) {
     ConvBwdShape c = {CONV_BWD_CH, CONV_BWD_GROUPS, CONV_BWD_ROWS, CONV_BWD_BATCH, 0};
     int v[5];
-    if (knob_ints("VMC_CONV_BWD", v, 5) && v[0] > 0 && v[0] % 32 == 0 && v[1] > 0 && v[0] * v[1] <= 256 && v[2] > 0 &&
+    if (codegen_knob_ints("VMC_CONV_BWD", v, 5) && v[0] > 0 && v[0] % 32 == 0 && v[1] > 0 && v[0] * v[1] <= 256 && v[2] > 0 &&
         v[2] <= 32 && v[3] > 0)
         c = (ConvBwdShape){v[0], v[1], v[2], v[3], v[4]};
     return c;
