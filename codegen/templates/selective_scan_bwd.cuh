@@ -378,7 +378,7 @@ vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
                     const ScanOutIndex idx = col + (ScanOutIndex)(r0 + i) * SCAN_D;
                     if (SCAN_F32_PARTS & 4) dz[idx] = dzv;
                     if ((SCAN_COPY_PARTS & 4) && SCAN_DZ_COPY_LD)
-                        dz_copy[((ScanOutIndex)b * SCAN_L + r0 + i) * SCAN_DZ_COPY_LD + d] = from_f32<bf16>(dzv);
+                        dz_copy[((size_t)b * SCAN_L + r0 + i) * SCAN_DZ_COPY_LD + d] = from_f32<bf16>(dzv);
                     else if (SCAN_COPY_PARTS & 4) copy[(dz - packed) + idx] = from_f32<bf16>(dzv);
                 }
             }
