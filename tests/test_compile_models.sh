@@ -37,5 +37,11 @@ run "$root/models/arm_b.vmc" --arch sm_89 --model arm_b_pretrain --train --bf16
 n=$(grep -cE '^k[0-9]+ +row .* concat%' "$VMC_CACHE/groups.log" || true)
 echo "arm_b_ft224 training: $n row kernel(s) compute the token embedding"
 if [ "$n" != 1 ]; then echo "FAILED: expected 1"; fail=1; fi
+# ARM-B pretraining (one direction): each layer's in_proj output gradient [dx | dz] is written in place by the conv
+# and scan backwards (packed_copies_into_place), no kernel of its own
+"$vmc" compile "$root/models/arm_b.vmc" --model arm_b_pretrain --train --bf16 --no-nvrtc --dump-groups > "$VMC_CACHE/groups.log" 2>&1
+n=$(grep -c 'assembled in place' "$VMC_CACHE/groups.log" || true)
+echo "arm_b_pretrain training: $n group(s) assembled in place"
+if [ "$n" != 12 ]; then echo "FAILED: expected 12"; fail=1; fi
 if [ "$fail" != 0 ]; then echo "some models failed to compile"; exit 1; fi
 echo "all models compiled"
