@@ -1,4 +1,5 @@
-/* codegen.h — fused group -> CUDA C source (emit_cuda.c). Every size is a compile-time constant in the text;
+/* codegen.h — fused group -> CUDA C source (emit_cuda.c, with emit_expr.c, emit_ew.c and emit_row.c: emit.h).
+ * Every size is a compile-time constant in the text;
  * kernels are extern "C", named k<idx>_<ops>, headed by a comment listing the fused nodes and their .vmc Locs.
  * Storage on the device: every float tensor (f32 or bf16 in the graph) is an f32 array holding exactly the
  * values the cpu backend holds (bf16 nodes carry bf16-rounded values); i32 tensors are int arrays. Precision bf16

@@ -39,7 +39,7 @@ typedef struct Group {
                              * kernel */
 } Group;
 /* Column sums one kernel may take, and the shared memory a warp-per-row kernel's partial sums of them may use (each
- * warp a row of C floats a sum: emit_cuda.c) */
+ * warp a row of C floats a sum: emit_row.c) */
 enum { GROUP_MAX_CSUMS = 4, GROUP_CSUM_SHARED = 48 * 1024 };
 
 typedef enum ArenaKind { AR_PARAM, AR_STATE, AR_INPUT, AR_KEEP, AR_ACT, AR_WORK, AR_COUNT_ } ArenaKind;

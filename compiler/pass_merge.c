@@ -8,7 +8,7 @@
  * over the same elements: SwiGLU's backward with the sums of its two outputs (fc1's bias gradient), LayerNorm's
  * backward with its weight and bias gradients. Each thread keeps to fixed columns while it walks rows, adding into
  * partial sums (registers, or the warp's row of shared memory); a block's go to the zeroed outputs with one
- * atomicAdd per column (codegen/emit_cuda.c).
+ * atomicAdd per column (codegen/emit_ew.c, emit_row.c).
  * The later kernel moves up to the earlier one's place in the schedule (column sums may also move down to a later
  * kernel when nothing in between reads them). That is legal when everything it reads is
  * written before that place and not by the earlier kernel: its outputs then only appear earlier, which their readers
