@@ -1,0 +1,38 @@
+/* program_impl.h — what program.c and its helpers share (program.h is the interface): launch and module building
+ * (program.c), which values get bf16 copies (program_bf16.c), the opaque templates' launches (program_templates.c),
+ * and the step's tail batched and memsets hoisted (program_tail.c). */
+#pragma once
+#include "program.h"
+#include "packed_copy.h"
+#include "template.h"
+
+/* Generated kernels accumulate into an open module (preamble + bodies) until it is full. */
+typedef struct Batch { FILE *f; char *text; size_t len; int count; char label[64]; PtrVec launches; } Batch;
+/* Kernels already generated, by text (codegen.h's key): a repeat reuses the first one's function. */
+typedef struct Seen { uint64_t hash; char *key; int launch; } Seen;
+typedef struct SeenSet { Seen *items; int n, cap; } SeenSet;
+static const BufRef NO_BUF = {AR_COUNT_, 0};   /* a NULL pointer argument */
+
+/* program.c */
+BufRef pg_bufref(const Program *p, const Node *n);
+Launch *pg_add_launch(Program *p, LaunchKind kind, int group, const char *kclass);
+int pg_add_module(Program *p, char *src, const char *label);
+void pg_batch_flush(Program *p, Batch *b);
+void pg_batch_add(Program *p, Batch *b, const char *body, const char *name, int launch);
+void pg_set_args(Launch *l, int n);
+void pg_touch(Launch *l, BufRef at, int64_t bytes, bool write);
+void pg_touch_node(Launch *l, const Fusion *f, const Node *x, bool shadow, bool write);
+int pg_seen_find(SeenSet *s, const char *key, int launch);
+/* program_bf16.c */
+const Node *pg_view_owner(const Fusion *f, const Node *n, int64_t *off);
+bool pg_has_bf16_copy(const Fusion *f, const Node *x);
+BufRef pg_shadow_ref(const Fusion *f, const Node *x);
+const Node *pg_gemm_base(const Fusion *f, const Node *x, int64_t *col, int64_t *ld);
+void pg_mark_shadows(Fusion *f);
+void pg_mark_bf16_outputs(Fusion *f);
+/* program_templates.c */
+bool pg_opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int errlen);
+void pg_mark_scan_states(Fusion *f);
+/* program_tail.c */
+void pg_batch_tail(Program *p);
+void pg_hoist_memsets(Program *p);

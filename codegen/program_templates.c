@@ -1,0 +1,259 @@
+/* program_templates.c — the opaque ops' launches: conv1d and selective-scan template instantiations with their
+ * arguments (row maps, bf16 copies, copies into place, saved chunk states) and the memsets of what they accumulate. */
+#include "program_impl.h"
+#include <stdlib.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------- opaque templates */
+static void scan_spec(const Node *n, ScanSpec *s) {
+    const Node *u = n->src[0];
+    memset(s, 0, sizeof *s);
+    s->B = (int)u->shape.d[0]; s->L = (int)u->shape.d[1]; s->D = (int)u->shape.d[2];
+    s->N = (int)n->src[2]->shape.d[1];
+    s->gated = scan_gated(n);
+    /* device storage of every float tensor is f32 (codegen.h) */
+    s->u = s->delta = s->a_log = s->bc = s->d = s->delta_bias = s->z = s->out = s->dout = DT_F32;
+}
+
+/* The input at the scan templates' argument position k (template.h: u .. delta_bias, z at 7, dout at 8), which
+ * for the node is its last input; NULL for an ungated scan's z. */
+static const Node *scan_arg(const Fusion *f, const Node *n, int k) {
+    if (k == 8) return fus_src(f, n, n->nsrc - 1);
+    return k == 7 && !scan_gated(n) ? NULL : fus_src(f, n, k);
+}
+
+static void conv_spec(const Node *n, Conv1dSpec *s) {
+    memset(s, 0, sizeof *s);
+    const Node *x = n->src[0];       /* x (forward) or dy (backward): [B, L, D] */
+    s->B = (int)x->shape.d[0]; s->L = (int)x->shape.d[1]; s->D = (int)x->shape.d[2];
+    const bool packed = n->op == OP_CONV1D_BWD || n->op == OP_CONV1D_SILU_BWD;   /* [dx | dw | db] */
+    s->K = (int)(n->op == OP_CONV1D_BWD_W ? n->shape.d[2] : n->src[packed ? 2 : 1]->shape.d[2]);
+    s->x = s->w = s->bias = s->out = s->dy = s->dy2 = DT_F32;
+    s->want_dx = n->op == OP_CONV1D_BWD_X || packed;
+    s->want_dw = n->op == OP_CONV1D_BWD_W || packed;
+    s->want_db = packed;
+    s->silu_dy = n->op == OP_CONV1D_SILU_BWD;
+    s->has_dy2 = s->silu_dy && n->nsrc > 4;
+}
+
+/* Is some template argument not 16-byte aligned (a view at an odd offset)? */
+static bool unaligned(const BufRef *args, int n) {
+    for (int k = 0; k < n; k++) if (args[k].arena != AR_COUNT_ && args[k].offset % 16) return true;
+    return false;
+}
+
+/* The storage type a template reads input x in: that of the buffer under x's row map (if any). */
+static DType stored(const Fusion *f, const Node *x) {
+    while (f->rowmap[x->id]) x = fus_src(f, x, 0);
+    return fus_bf16(f, x) || pg_has_bf16_copy(f, x) ? DT_BF16 : DT_F32;
+}
+
+/* The memory a template reads for unmapped input x. */
+static BufRef template_in(const Program *p, const Node *x) {
+    return pg_has_bf16_copy(p->f, x) ? pg_shadow_ref(p->f, x) : pg_bufref(p, x);
+}
+
+/* The buffer a template reads for input x and, when x is a row-mapped gather/slice chain (pass_fuse), the row map
+ * down to that buffer. The row table is malloc'd into *table (NULL when unmapped); free it after instantiation. */
+static BufRef row_mapped(const Program *p, const Node *x, RowMap *m, int32_t **table) {
+    const Fusion *f = p->f;
+    memset(m, 0, sizeof *m);
+    *table = NULL;
+    if (!f->rowmap[x->id]) return template_in(p, x);
+    int64_t L = x->shape.d[1], off = 0;
+    int32_t *rows = xmalloc(sizeof(int32_t) * (size_t)L);
+    for (int64_t t = 0; t < L; t++) rows[t] = (int32_t)t;
+    const Node *cur = x;
+    for (; f->rowmap[cur->id]; cur = fus_src(f, cur, 0)) {
+        if (cur->op == OP_GATHER) for (int64_t t = 0; t < L; t++) rows[t] = cur->idata[rows[t]];
+        else off += cur->i[1];   /* a SLICE of the channel axis */
+    }
+    m->lrows = cur->shape.d[1];
+    m->stride = cur->shape.d[2];
+    m->off = off;
+    m->rows = *table = rows;
+    return template_in(p, cur);
+}
+
+/* Where template n writes the copy of its part that goes into place (Fusion.into): that column block of the
+ * assembled value's bf16 copy, whose row length is *ld. NO_BUF and 0 when it has none. */
+static BufRef into_ref(const Fusion *f, const Node *n, int64_t *ld) {
+    const Node *c = f->into[n->id];
+    *ld = 0;
+    if (!c) return NO_BUF;
+    *ld = c->shape.d[c->shape.ndim - 1];
+    BufRef r = pg_shadow_ref(f, c);
+    r.offset += f->into_col[n->id] * 2;
+    return r;
+}
+
+/* The chunk-start states a scan forward saves and its backward reads (mark_scan_states), NULL for any other node. */
+static const Buf *scan_states(const Fusion *f, const Node *n) {
+    if ((n->op != OP_SCAN && n->op != OP_SCAN_BWD) || !f->scan_pair[n->id]) return NULL;
+    return &f->states[n->op == OP_SCAN ? n->id : f->scan_pair[n->id]->id];
+}
+
+bool pg_opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int errlen) {
+    const Fusion *f = p->f;
+    const Node *n = gr->root;
+    KernelLaunch kl;
+    char *src = NULL;
+    BufRef args[16];
+    int nargs = 0;
+    ScanSpec ss;
+    Conv1dSpec cs;
+    int32_t *tables[9] = {0};   /* row tables of mapped inputs, by source position */
+    switch ((int)n->op) {     /* K_OPAQUE ops only */
+    case OP_SCAN: case OP_SCAN_BWD: {
+        scan_spec(n, &ss);
+        RowMap *maps[9] = {&ss.u_map, &ss.delta_map, NULL, &ss.bm_map, &ss.cm_map, NULL, NULL, &ss.z_map, &ss.dout_map};
+        for (int k = 0; k < (n->op == OP_SCAN ? 8 : 9); k++) {
+            const Node *x = scan_arg(f, n, k);
+            args[nargs++] = !x ? NO_BUF : maps[k] ? row_mapped(p, x, maps[k], &tables[k]) : template_in(p, x);
+        }
+        args[nargs++] = pg_bufref(p, n);
+        if (n->op == OP_SCAN_BWD) {   /* the bf16 copies of the parts bf16 readers take (mark_part_copies) */
+            const bool copy = f->shadow[n->id];
+            ss.copy_parts = copy ? f->part_copy[n->id] : 0;
+            ss.skip_f32_parts = copy ? SCAN_PARTS & ~f->part_f32[n->id] : 0;
+            args[nargs++] = copy ? pg_shadow_ref(f, n) : NO_BUF;
+        }
+        const Buf *st = scan_states(f, n);   /* chunk-start states (mark_scan_states) */
+        ss.states = st != NULL;
+        args[nargs++] = st ? (BufRef){st->arena, st->offset} : NO_BUF;
+        if (n->op == OP_SCAN_BWD) args[nargs++] = into_ref(f, n, &ss.dz_copy_ld);   /* dz's copy, into place */
+        ss.u = stored(f, fus_src(f, n, 0));
+        ss.delta = stored(f, fus_src(f, n, 1));
+        ss.bc = stored(f, fus_src(f, n, 3));
+        ASSERT(ss.bc == stored(f, fus_src(f, n, 4)), "scan: Bm and Cm stored differently");
+        if (ss.gated) ss.z = stored(f, scan_arg(f, n, 7));
+        if (n->op == OP_SCAN_BWD) ss.dout = stored(f, scan_arg(f, n, 8));
+        else ss.out = f->store_bf16[n->id] ? DT_BF16 : DT_F32;
+        src = n->op == OP_SCAN ? template_scan_fwd(&ss, &kl) : template_scan_bwd(&ss, &kl);
+        break;
+    }
+    case OP_CONV1D: {
+        conv_spec(n, &cs);
+        cs.silu = f->conv_silu[n->id];
+        cs.x = stored(f, fus_src(f, n, 0));
+        cs.out = f->store_bf16[n->id] ? DT_BF16 : DT_F32;
+        args[nargs++] = row_mapped(p, fus_src(f, n, 0), &cs.x_map, &tables[0]);
+        for (int k = 1; k < 3; k++) args[nargs++] = pg_bufref(p, fus_src(f, n, k));
+        args[nargs++] = pg_bufref(p, n);
+        const Node *act = gr->nouts > 1 ? gr->outs[1] : NULL;   /* silu(conv), pass_fuse's conv_silu_out */
+        ASSERT(!act || (act->op == OP_SILU && gr->nouts == 2), "conv1d group outputs");
+        cs.silu_out = act != NULL;
+        cs.out2 = act && f->store_bf16[act->id] ? DT_BF16 : DT_F32;
+        args[nargs++] = act ? pg_bufref(p, act) : NO_BUF;
+        cs.unaligned = unaligned(args, nargs);
+        src = template_conv1d_fwd(&cs, &kl);
+        break;
+    }
+    case OP_CONV1D_BWD_X: case OP_CONV1D_BWD_W: {
+        conv_spec(n, &cs);
+        bool bx = n->op == OP_CONV1D_BWD_X;
+        BufRef dy = row_mapped(p, fus_src(f, n, 0), &cs.dy_map, &tables[0]);
+        BufRef other = bx ? pg_bufref(p, fus_src(f, n, 1)) : row_mapped(p, fus_src(f, n, 1), &cs.x_map, &tables[1]);
+        cs.dy = stored(f, fus_src(f, n, 0));
+        cs.x = bx ? cs.dy : stored(f, fus_src(f, n, 1));
+        if (bx) cs.x_map = cs.dy_map;   /* x is not needed: dy stands in, read the same way */
+        /* (dy, x, w, dx, dw, db): inputs a gradient does not need get a valid stand-in, outputs not wanted NULL */
+        args[0] = dy; args[1] = bx ? dy : other; args[2] = bx ? other : dy;
+        args[3] = bx ? pg_bufref(p, n) : NO_BUF; args[4] = bx ? NO_BUF : pg_bufref(p, n);
+        args[5] = args[6] = args[7] = args[8] = NO_BUF;
+        nargs = 9;
+        cs.unaligned = unaligned(args, nargs);
+        src = template_conv1d_bwd(&cs, &kl);
+        break;
+    }
+    case OP_CONV1D_BWD: case OP_CONV1D_SILU_BWD: {   /* packed [dx | dw | db]; the SiLU's: + bias [, dy2] */
+        conv_spec(n, &cs);
+        cs.dy = stored(f, fus_src(f, n, 0));
+        cs.x = stored(f, fus_src(f, n, 1));
+        args[0] = row_mapped(p, fus_src(f, n, 0), &cs.dy_map, &tables[0]);
+        args[1] = row_mapped(p, fus_src(f, n, 1), &cs.x_map, &tables[1]);
+        args[2] = pg_bufref(p, fus_src(f, n, 2));
+        BufRef out = pg_bufref(p, n);
+        int64_t nx = (int64_t)cs.B * cs.L * cs.D;
+        args[3] = out;
+        args[4] = (BufRef){out.arena, out.offset + 4 * nx};
+        args[5] = (BufRef){out.arena, out.offset + 4 * (nx + (int64_t)cs.D * cs.K)};
+        args[6] = cs.silu_dy ? pg_bufref(p, fus_src(f, n, 3)) : NO_BUF;
+        args[7] = NO_BUF;
+        if (cs.has_dy2) {
+            cs.dy2 = stored(f, fus_src(f, n, 4));
+            args[7] = row_mapped(p, fus_src(f, n, 4), &cs.dy2_map, &tables[4]);
+        }
+        cs.copy_dx = f->shadow[n->id] && (f->part_copy[n->id] & CONV_PART_DX);   /* mark_part_copies */
+        cs.skip_f32_dx = cs.copy_dx && !(f->part_f32[n->id] & CONV_PART_DX);
+        args[8] = !cs.copy_dx ? NO_BUF : f->into[n->id] ? into_ref(f, n, &cs.dx_copy_ld) : pg_shadow_ref(f, n);
+        nargs = 9;
+        cs.unaligned = unaligned(args, nargs);
+        src = template_conv1d_bwd(&cs, &kl);
+        break;
+    }
+    default: UNREACHABLE();
+    }
+    for (int k = 0; k < 9; k++) free(tables[k]);
+    if (!src) { snprintf(err, (size_t)errlen, "no template for %s (codegen/templates missing?)", op_name(n->op)); return false; }
+    char label[96];
+    snprintf(label, sizeof label, "k%d_%s", gr->index, kl.name);
+    int first = pg_seen_find(seen, src, p->nlaunches + kl.nzero);   /* the kernel launch added below */
+    int m = first >= 0 ? p->launches[first].module : pg_add_module(p, src, label);
+    if (first >= 0) free(src);
+    const char *kclass = codegen_group_class(f, gr);
+    for (int k = 0; k < kl.nzero; k++) {
+        Launch *z = pg_add_launch(p, LK_MEMSET, gr->index, kclass);
+        z->dst = args[kl.zero[k].param];
+        ASSERT(z->dst.arena != AR_COUNT_, "zeroing a missing buffer");
+        z->dst.offset += (int64_t)kl.zero[k].offset;
+        z->bytes = (int64_t)kl.zero[k].bytes;
+        pg_touch(z, z->dst, z->bytes, true);
+    }
+    Launch *l = pg_add_launch(p, LK_KERNEL, gr->index, kclass);
+    l->module = m;
+    snprintf(l->name, sizeof l->name, "%s", kl.name);
+    memcpy(l->grid, kl.grid, sizeof l->grid);
+    memcpy(l->block, kl.block, sizeof l->block);
+    l->smem = kl.smem;
+    pg_set_args(l, nargs);
+    memcpy(l->args, args, sizeof(BufRef) * (size_t)nargs);
+    for (int k = 0; k < n->nsrc; k++) {   /* through row maps to the buffer read, in the type read */
+        const Node *x = fus_src(f, n, k);
+        while (f->rowmap[x->id]) x = fus_src(f, x, 0);
+        pg_touch_node(l, f, x, pg_has_bf16_copy(f, x), false);
+    }
+    for (int k = 0; k < gr->nouts; k++) pg_touch_node(l, f, gr->outs[k], false, true);
+    if (f->shadow[n->id]) pg_touch_node(l, f, n, true, true);
+    if (f->into[n->id]) pg_touch_node(l, f, f->into[n->id], true, true);
+    const Buf *st = scan_states(f, n);   /* written by the forward, read by the backward */
+    if (st) pg_touch(l, (BufRef){st->arena, st->offset}, st->bytes, n->op == OP_SCAN);
+    if (first >= 0) l->same_as = first;
+    else p->nkernels++;
+    return true;
+}
+
+/* Training: a scan forward saves its chunk-start states for the backward of the same inputs (template.h), which
+ * then skips its recompute pass (an eighth of its work), at the cost of the states' memory from the forward to the
+ * backward (ARM-B fine-tuning: 151 MB per scan). ProgramOptions.scan_recompute keeps the recompute instead. */
+void pg_mark_scan_states(Fusion *f) {
+    for (int k = 0; k < f->ngroups; k++) {
+        Node *bw = f->groups[k].root;
+        if (bw->op != OP_SCAN_BWD) continue;
+        for (int j = 0; j < k; j++) {
+            Node *fw = f->groups[j].root;
+            bool same = fw->op == OP_SCAN && !f->scan_pair[fw->id] && fw->nsrc + 1 == bw->nsrc;
+            for (int s = 0; same && s < fw->nsrc; s++) same = fus_src(f, fw, s) == fus_src(f, bw, s);
+            if (!same) continue;
+            ScanSpec ss;
+            scan_spec(fw, &ss);
+            const size_t numel = scan_states_numel(&ss);
+            if (numel) {
+                f->scan_pair[fw->id] = bw;
+                f->scan_pair[bw->id] = fw;
+                f->states[fw->id] = (Buf){AR_ACT, 0, (int64_t)numel * 4};
+            }
+            break;
+        }
+    }
+}
