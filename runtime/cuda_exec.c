@@ -563,7 +563,7 @@ static int capture_streams(const Program *p) {
     return (int)cli_env_int("VMC_STREAMS", 1, STREAMS_MAX, p->params_constant ? 1 : 8);
 }
 
-/* Out of memory is a user-fixable error, not a crash: the message (CUDA_OOM_FORMAT, parsed by train.c) names the
+/* Out of memory is a user-fixable error, not a crash: the message (CUDA_OOM_FORMAT, parsed by train_setup.c) names the
  * bytes the arenas need and the bytes free. */
 static bool arenas_fit(Cuda *c, int nstreams, char *err, int errlen) {
     int64_t need = 256 + (int64_t)(nstreams - 1) * PROGRAM_GEMM_WORKSPACE;

@@ -11,7 +11,7 @@ typedef enum TrainMode { TRAIN_PRETRAIN, TRAIN_FINETUNE, TRAIN_EVAL } TrainMode;
 
 typedef struct TrainOptions {
     TrainMode mode;
-    const char *file, *model, *recipe;    /* model/recipe NULL: chosen by mode (see train.c) */
+    const char *file, *model, *recipe;    /* model/recipe NULL: chosen by mode (see train_setup.c) */
     const char *data, *out;
     const char *resume, *init;            /* checkpoints: exact continuation / weights only */
     const char *backend;                  /* "cpu", "cuda" or "auto"/NULL (cuda when cuda_available()) */
