@@ -502,6 +502,37 @@ void program_free(Program *p) {
     free(p);
 }
 
+void program_dump_launches(const Program *p, FILE *out) {
+    static const char *const KIND[] = {"kernel", "gemm", "memset", "copy"};
+    fprintf(out, "%-6s %-6s %-11s %-44s %-22s %9s %9s\n", "launch", "kind", "class", "what", "grid x block",
+            "reads MB", "writes MB");
+    for (int k = 0; k < p->nlaunches; k++) {
+        const Launch *l = &p->launches[k];
+        double rd = 0, wr = 0;   /* what the launch declares (whole buffers: an upper bound) */
+        for (int j = 0; j < l->nacc; j++) *(l->acc[j].write ? &wr : &rd) += (double)l->acc[j].bytes / 1e6;
+        char what[96] = "", shape[48] = "";
+        switch (l->kind) {
+        case LK_KERNEL:
+            snprintf(what, sizeof what, "%s%s", l->name, l->once ? " (once, not per step)" : "");
+            if (l->instances > 1) snprintf(what, sizeof what, "%s (x%d batched)", l->name, l->instances);
+            snprintf(shape, sizeof shape, "[%u,%u,%u]x[%u,%u]", l->grid[0], l->grid[1], l->grid[2], l->block[0], l->block[1]);
+            break;
+        case LK_GEMM: {
+            const GemmDesc *g = &l->gemm;
+            snprintf(what, sizeof what, "%lld x %lld x %lld: A%s B%s, %s%s", (long long)g->M, (long long)g->N,
+                     (long long)g->K, g->ta ? "^T" : "", g->tb ? "^T" : "", g->bf16 ? "bf16" : "f32",
+                     g->has_acc ? ", + C" : "");
+            if (g->batch > 1) snprintf(shape, sizeof shape, "batch %lld", (long long)g->batch);
+            break;
+        }
+        case LK_MEMSET: snprintf(what, sizeof what, "zero %.3f MB", (double)l->bytes / 1e6); break;
+        case LK_COPY: snprintf(what, sizeof what, "copy %.3f MB", (double)l->bytes / 1e6); break;
+        }
+        fprintf(out, "L%-5d %-6s %-11s %-44s %-22s %9.2f %9.2f\n", k, KIND[l->kind], l->kclass ? l->kclass : "-", what,
+                shape, rd, wr);
+    }
+}
+
 void program_summary(const Program *p, FILE *out) {
     int counts[LK_COPY + 1] = {0};
     for (int k = 0; k < p->nlaunches; k++) counts[p->launches[k].kind]++;

@@ -105,5 +105,7 @@ Program *program_build(const Graph *g, Node *const *keep, int nkeep, const Progr
 void program_free(Program *p);
 /* Kernel count, GEMMs, modules, arena sizes, codegen and compile time. */
 void program_summary(const Program *p, FILE *out);
+/* The step's launches in order, a line each: kind, time class, kernel (or GEMM shape), grid, declared reads/writes. */
+void program_dump_launches(const Program *p, FILE *out);
 /* Size in bytes of the workspace arena part used by cuBLASLt (the rest holds bf16 operand copies). */
 enum { PROGRAM_GEMM_WORKSPACE = 32 << 20 };

@@ -64,7 +64,7 @@ bool step_graph_build(DslModule *m, const char *model, bool train, StepGraph *ou
 typedef struct Args {
     const char *file, *model, *dump;
     int arch, threads;
-    bool train, bf16, no_nvrtc, groups, help, scan_recompute;
+    bool train, bf16, no_nvrtc, groups, launches, help, scan_recompute;
     DslSet *sets; int nsets;
     const char **inc; int ninc;
 } Args;
@@ -72,7 +72,8 @@ typedef struct Args {
 static void usage(FILE *f) {
     fprintf(f,
         "usage: vmc compile FILE [--model NAME] [--arch sm_90] [--train] [--bf16] [--dump-kernels DIR] [--dump-groups]\n"
-        "                   [--no-nvrtc] [--scan-recompute] [--threads N] [--set NAME=VALUE]... [-I DIR]...\n"
+        "                   [--dump-launches] [--no-nvrtc] [--scan-recompute] [--threads N] [--set NAME=VALUE]...\n"
+        "                   [-I DIR]...\n"
         "  builds each model's step graph, fuses it, generates CUDA C for every group and NVRTC-compiles it (disk\n"
         "  cache); prints nodes, groups, kernels, GEMMs and timings per model. Needs no GPU.\n"
         "  --model NAME        only this model (default: every model in FILE)\n"
@@ -81,6 +82,8 @@ static void usage(FILE *f) {
         "  --bf16              bf16 GEMM operands (default: fp32 everywhere)\n"
         "  --dump-kernels DIR  write every generated module's CUDA source into DIR\n"
         "  --dump-groups       print the fusion groups\n"
+        "  --dump-launches     print the step's launches in order (kernels, GEMMs, memsets, copies): grid, declared\n"
+        "                      reads and writes\n"
         "  --no-nvrtc          generate the sources only, do not compile them\n"
         "  --scan-recompute    training: the scan backward recomputes its chunk states instead of reading the\n"
         "                      forward's (less memory, more time)\n"
@@ -106,6 +109,7 @@ static bool parse(int argc, char **argv, Args *a) {
         else if (!strcmp(s, "--no-nvrtc")) a->no_nvrtc = true;
         else if (!strcmp(s, "--scan-recompute")) a->scan_recompute = true;
         else if (!strcmp(s, "--dump-groups")) a->groups = true;
+        else if (!strcmp(s, "--dump-launches")) a->launches = true;
         else if (!strcmp(s, "--model") && more) a->model = argv[++k];
         else if (!strcmp(s, "--dump-kernels") && more) a->dump = argv[++k];
         else if (!strcmp(s, "--threads") && more) {
@@ -156,6 +160,7 @@ static int compile_model(const Args *a, DslModule *m, const char *model) {
            p->nmodules);
     program_summary(p, stdout);
     if (a->groups) fusion_dump(p->f, stdout);
+    if (a->launches) program_dump_launches(p, stdout);
     program_free(p);
     graph_free(sg.g);
     return 0;

@@ -43,5 +43,15 @@ if [ "$n" != 1 ]; then echo "FAILED: expected 1"; fail=1; fi
 n=$(grep -c 'assembled in place' "$VMC_CACHE/groups.log" || true)
 echo "arm_b_pretrain training: $n group(s) assembled in place"
 if [ "$n" != 12 ]; then echo "FAILED: expected 12"; fail=1; fi
+# --dump-launches lists every launch of the step once, in order: as many lines as the summary counts
+"$vmc" compile "$root/models/tiny.vmc" --model tiny_pretrain --train --bf16 --no-nvrtc --dump-launches > "$VMC_CACHE/launches.log" 2>&1
+want=0
+for n in $(grep -oP 'in \K[0-9]+(?= launches)|[0-9]+(?= GEMMs,)|[0-9]+(?= memsets)|[0-9]+(?= copies)' "$VMC_CACHE/launches.log"); do
+    want=$((want + n))
+done
+got=$(grep -cE '^L[0-9]+ ' "$VMC_CACHE/launches.log" || true)
+last=$(grep -oE '^L[0-9]+ ' "$VMC_CACHE/launches.log" | tail -1 | tr -d 'L ')
+echo "tiny_pretrain training: --dump-launches lists $got launch(es), the summary counts $want"
+if [ "$got" != "$want" ] || [ "$last" != $((want - 1)) ]; then echo "FAILED: launch list"; fail=1; fi
 if [ "$fail" != 0 ]; then echo "some models failed to compile"; exit 1; fi
 echo "all models compiled"
