@@ -35,8 +35,8 @@ for ((r = 1; r <= rounds; r++)); do
             label=${v%%=*} cmd=${v#*=}
             out=$(bash -c "$cmd bench $(args_of "$w") --steps $steps --top 0" 2>&1)
             t=$(grep -oP 'step \K[0-9.]+(?= ms)' <<< "$out" | head -1)
-            [ -n "$t" ] || { t=FAIL; grep -m2 -i 'error\|fail' <<< "$out" >&2; }
-            echo "round $r $w $label: $t ms" >&2
+            if [ -n "$t" ]; then echo "round $r $w $label: $t ms" >&2
+            else t=FAIL; echo "round $r $w $label: no step time; its last lines:" >&2; tail -3 <<< "$out" >&2; fi
             ms[$label,$w]="${ms[$label,$w]:+${ms[$label,$w]} / }$t"
         done
     done

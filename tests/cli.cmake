@@ -18,3 +18,6 @@ add_test(NAME trace_timeline COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/test_timelin
 set_tests_properties(trace_timeline PROPERTIES LABELS cpu TIMEOUT 60)
 # runtime/gpu_clocks.c: how `vmc bench` describes the GPU's clocks during its timed steps (NVML optional)
 runtime_cpu_test(gpu_clocks test_gpu_clocks)
+# scripts/bench_ab.sh: same-run comparison tables, with stand-in vmc commands (no GPU)
+add_test(NAME bench_ab COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/test_bench_ab.sh)
+set_tests_properties(bench_ab PROPERTIES LABELS cpu TIMEOUT 60)
