@@ -35,7 +35,7 @@ typedef struct Em {
     Ix alias_ix[4];
     int nalias;
     const char *vbase;        /* vec4 lanes: the variable holding the flat index of element k = 0 (e = vbase + k) */
-    char vbase_name[IXLEN];   /* (its storage: the caller's string may not outlive lanes_open) */
+    char vbase_name[IXLEN];   /* (its storage: the caller's string may not outlive em_lanes_open) */
     bool vec4;                /* GK_EW: 4 consecutive elements per thread; accesses at e use 16-byte loads/stores */
     bool *vload, *vstore;     /* vec4: by input / output, read or written at e (as L<p>[k] / S<p>[k]) */
     /* vec4 lanes: how each index variable varies over the 4 elements (lane_kind), and the 4-wide loads of inputs at
@@ -46,7 +46,7 @@ typedef struct Em {
     int lvec_in[MAX_LANE_VECS], nlvec;   /* by LV array: the input it reads */
     int nonuniform;           /* inside a PAD/CONCAT branch whose condition differs between the 4 elements */
     int instances;            /* > 1: the kernel is a device function called per instance (codegen_group_batched) */
-    unsigned threads;         /* the block size params() declared */
+    unsigned threads;         /* the block size em_params() declared */
 } Em;
 
 /* How an index varies over the vec4 lanes: the same for all 4, lane base + k (base a multiple of 4), or neither. */

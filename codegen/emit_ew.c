@@ -81,9 +81,8 @@ static void emit_vec4_body(Em *e, const char *lanes) {
 
 /* The vec4 lanes: the code for element e = eb + k (k = 0..3) goes to a side buffer, since which inputs it loads
  * and which outputs it stores at e are known only afterwards; ix (the coordinates of eb) gets its innermost
- * coordinate plus k and is the index of element e while the lanes are open. lanes_close prints the 4-wide loads,
+ * coordinate plus k and is the index of element e while the lanes are open. em_lanes_close prints the 4-wide loads,
  * the unrolled loop over k with the buffered code, and the 4-wide stores (emit_vec4_body). */
-
 void em_lanes_open(Em *e, Lanes *l, const char *eb, Ix *ix) {
     const Group *gr = e->gr;
     e->vec4 = true;

@@ -73,7 +73,7 @@ typedef struct ProgramOptions {
     bool bf16;                  /* bf16 GEMM operands (ARM_SPEC §2.5); fp32 everything else */
     bool no_compile;            /* generate only (tests of the generator) */
     bool scan_recompute;        /* training: the scan backward recomputes its chunk-start states instead of reading
-                                 * the forward's (less memory, more time: program_templates.c mark_scan_states) */
+                                 * the forward's (less memory, more time: program_templates.c pg_mark_scan_states) */
     bool no_into_place;         /* bf16: keep the kernels packed_copies_into_place would elide (timing comparisons) */
     int reuse_delay;            /* Fusion.reuse_delay: groups an activation's memory stays reserved after its last
                                  * reader in a training step; 0 (unset): PROGRAM_REUSE_DELAY;

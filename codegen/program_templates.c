@@ -87,7 +87,7 @@ static BufRef into_ref(const Fusion *f, const Node *n, int64_t *ld) {
     return r;
 }
 
-/* The chunk-start states a scan forward saves and its backward reads (mark_scan_states), NULL for any other node. */
+/* The chunk-start states a scan forward saves and its backward reads (pg_mark_scan_states), NULL for any other node. */
 static const Buf *scan_states(const Fusion *f, const Node *n) {
     if ((n->op != OP_SCAN && n->op != OP_SCAN_BWD) || !f->scan_pair[n->id]) return NULL;
     return &f->states[n->op == OP_SCAN ? n->id : f->scan_pair[n->id]->id];
@@ -118,7 +118,7 @@ bool pg_opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int errlen
             ss.skip_f32_parts = copy ? SCAN_PARTS & ~f->part_f32[n->id] : 0;
             args[nargs++] = copy ? pg_shadow_ref(f, n) : NO_BUF;
         }
-        const Buf *st = scan_states(f, n);   /* chunk-start states (mark_scan_states) */
+        const Buf *st = scan_states(f, n);   /* chunk-start states (pg_mark_scan_states) */
         ss.states = st != NULL;
         args[nargs++] = st ? (BufRef){st->arena, st->offset} : NO_BUF;
         if (n->op == OP_SCAN_BWD) args[nargs++] = into_ref(f, n, &ss.dz_copy_ld);   /* dz's copy, into place */

@@ -63,7 +63,7 @@ typedef struct Fusion {
                              * read; they read its source through a row table (no kernel, no buffer) */
     bool *colview;          /* by node id: a column slice of a stored [.., W] value (or a reshape of one keeping the
                              * last extent) that only GEMMs read, as an operand in place with a row stride of W: no
-                             * kernel, no buffer (pass_fuse col_view; program_bf16.c gemm_base) */
+                             * kernel, no buffer (pass_fuse col_view; program_bf16.c pg_gemm_base) */
     bool *epilogue;         /* by node id: a scale or sum of a GEMM's product that the GEMM applies itself (its
                              * group's root; pass_fuse gemm_epilogue) */
     bool *dup;              /* by node id: recomputed by every generated kernel that reads it (no buffer): a cheap
@@ -137,7 +137,7 @@ bool group_columns(const Group *gr);
 /* Orders groups (ASSIGN copies last), assigns arenas and offsets; activations share memory by liveness. */
 void pass_plan(Fusion *f);
 /* The position of the last GEMM or template group in f's order, -1 if none: what follows in a training step only
- * finishes the gradients and applies them (pass_plan's hoist_tail, program_tail.c's batch_tail). */
+ * finishes the gradients and applies them (pass_plan's hoist_tail, program_tail.c's pg_batch_tail). */
 int fusion_last_heavy_group(const Fusion *f);
 void fusion_free(Fusion *f);
 /* One line per group: index, kind, root, members. */

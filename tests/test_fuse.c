@@ -392,7 +392,7 @@ static void test_vec4_loads(void) {
     graph_add_named(g, "ew", ew, NF_OUTPUT);
     Fusion *f = pass_simplify(g, NULL, 0);
     pass_fuse(f);
-    f->store_bf16[t->id] = true;   /* as a bf16 GEMM output (program_bf16.c's mark_bf16_outputs) */
+    f->store_bf16[t->id] = true;   /* as a bf16 GEMM output (program_bf16.c's pg_mark_bf16_outputs) */
     pass_plan(f);
     CHECK(f->ngroups == 3, "two column sums and an elementwise kernel: %d groups", f->ngroups);
     char *a = kernel_text(f, f->group_of[f->repl[cs->id]->id]), *b = kernel_text(f, f->group_of[f->repl[cs32->id]->id]);
@@ -575,7 +575,7 @@ static void test_factored_gate(void) {
 }
 
 /* Training: each scan forward saves its chunk-start states for the backward of the same inputs (program_templates.c
- * mark_scan_states): paired, sized B (chunks - 1) N D floats, placed where no other activation lives from the
+ * pg_mark_scan_states): paired, sized B (chunks - 1) N D floats, placed where no other activation lives from the
  * forward to the backward, and both templates instantiated with SCAN_STATES 1 and the buffer among their arguments.
  * ProgramOptions.scan_recompute leaves them out. */
 static void test_scan_states(void) {

@@ -2,7 +2,7 @@
  * by brute force without a GPU: every pair of launches whose memory conflicts (overlap, one writes) must be
  * ordered by the plan (same stream, or a chain of waits: vector clocks); every pointer a kernel is given must lie
  * in memory its launch declares; the optimizer's independent updates must spread over several streams; one
- * stream must be the program order with no waits. A training step batches its tail (program_tail.c batch_tail): each
+ * stream must be the program order with no waits. A training step batches its tail (program_tail.c pg_batch_tail): each
  * batched launch's instances write memory no other instance touches. */
 #include "cuda_exec.h"
 #include "streams.h"
@@ -195,7 +195,7 @@ static void check_plan(const Program *p, const StreamPlan *sp, const char *what)
         CHECK(kept >= (ns > 2 ? 1.0 : 0.9) * heirs && heirs >= ncrit / 2, "%s: %d of %d heirs continue their "
               "predecessor's stream", what, kept, heirs);
     } else CHECK(heirs == 0, "%s: one stream has no heirs", what);
-    /* A training step's memsets sit right after the last launch touching their memory (program_tail.c hoist_memsets) */
+    /* A training step's memsets sit right after the last launch touching their memory (program_tail.c pg_hoist_memsets) */
     int memsets = 0, late = 0, at_start = 0;
     for (int k = 0; k < n; k++) {
         if (p->launches[k].kind != LK_MEMSET) continue;
