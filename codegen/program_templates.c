@@ -112,7 +112,7 @@ bool pg_opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int errlen
             args[nargs++] = !x ? NO_BUF : maps[k] ? row_mapped(p, x, maps[k], &tables[k]) : template_in(p, x);
         }
         args[nargs++] = pg_bufref(p, n);
-        if (n->op == OP_SCAN_BWD) {   /* the bf16 copies of the parts bf16 readers take (mark_part_copies) */
+        if (n->op == OP_SCAN_BWD) {   /* the bf16 copies of the parts bf16 readers take (program_bf16.c) */
             const bool copy = f->shadow[n->id];
             ss.copy_parts = copy ? f->part_copy[n->id] : 0;
             ss.skip_f32_parts = copy ? SCAN_PARTS & ~f->part_f32[n->id] : 0;
@@ -184,7 +184,7 @@ bool pg_opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int errlen
             cs.dy2 = stored(f, fus_src(f, n, 4));
             args[7] = row_mapped(p, fus_src(f, n, 4), &cs.dy2_map, &tables[4]);
         }
-        cs.copy_dx = f->shadow[n->id] && (f->part_copy[n->id] & CONV_PART_DX);   /* mark_part_copies */
+        cs.copy_dx = f->shadow[n->id] && (f->part_copy[n->id] & CONV_PART_DX);   /* program_bf16.c */
         cs.skip_f32_dx = cs.copy_dx && !(f->part_f32[n->id] & CONV_PART_DX);
         args[8] = !cs.copy_dx ? NO_BUF : f->into[n->id] ? into_ref(f, n, &cs.dx_copy_ld) : pg_shadow_ref(f, n);
         nargs = 9;
