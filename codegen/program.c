@@ -513,8 +513,8 @@ void program_dump_launches(const Program *p, FILE *out) {
         char what[96] = "", shape[48] = "";
         switch (l->kind) {
         case LK_KERNEL:
-            snprintf(what, sizeof what, "%s%s", l->name, l->once ? " (once, not per step)" : "");
             if (l->instances > 1) snprintf(what, sizeof what, "%s (x%d batched)", l->name, l->instances);
+            else snprintf(what, sizeof what, "%s%s", l->name, l->once ? " (once, not per step)" : "");
             snprintf(shape, sizeof shape, "[%u,%u,%u]x[%u,%u]", l->grid[0], l->grid[1], l->grid[2], l->block[0], l->block[1]);
             break;
         case LK_GEMM: {

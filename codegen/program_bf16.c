@@ -116,9 +116,7 @@ static void mark_part_copies(Fusion *f) {
     for (int k = 0; k < f->ngroups; k++) {
         const Group *gr = &f->groups[k];
         for (int j = 0; j < gr->nins; j++) {
-            const Node *x = gr->ins[j];
-            while (f->rowmap[x->id]) x = fus_src(f, x, 0);   /* a template reads the buffer under its row map */
-            const Node *o = fus_owner(f, x);
+            const Node *x = fus_unmapped(f, gr->ins[j]), *o = fus_owner(f, x);
             if (!packed_has_parts(o) || reads_copy(f, gr, x)) continue;
             f->part_f32[o->id] |= (unsigned char)(packed_parts_read(f, gr, x, o) & SCAN_PARTS);
         }

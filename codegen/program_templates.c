@@ -44,7 +44,7 @@ static bool unaligned(const BufRef *args, int n) {
 
 /* The storage type a template reads input x in: that of the buffer under x's row map (if any). */
 static DType stored(const Fusion *f, const Node *x) {
-    while (f->rowmap[x->id]) x = fus_src(f, x, 0);
+    x = fus_unmapped(f, x);
     return fus_bf16(f, x) || pg_has_bf16_copy(f, x) ? DT_BF16 : DT_F32;
 }
 
@@ -219,8 +219,7 @@ bool pg_opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int errlen
     pg_set_args(l, nargs);
     memcpy(l->args, args, sizeof(BufRef) * (size_t)nargs);
     for (int k = 0; k < n->nsrc; k++) {   /* through row maps to the buffer read, in the type read */
-        const Node *x = fus_src(f, n, k);
-        while (f->rowmap[x->id]) x = fus_src(f, x, 0);
+        const Node *x = fus_unmapped(f, fus_src(f, n, k));
         pg_touch_node(l, f, x, pg_has_bf16_copy(f, x), false);
     }
     for (int k = 0; k < gr->nouts; k++) pg_touch_node(l, f, gr->outs[k], false, true);

@@ -58,8 +58,7 @@ static int into_part(const Node *o, int64_t *start, int64_t *len) {
 /* Reads group gr the parts `part` of o's packed output (through a row map, the buffer under it)? */
 static bool group_reads_part(const Fusion *f, const Group *gr, const Node *o, int part) {
     for (int j = 0; j < gr->nins; j++) {
-        const Node *x = gr->ins[j];
-        while (f->rowmap[x->id]) x = fus_src(f, x, 0);
+        const Node *x = fus_unmapped(f, gr->ins[j]);
         if (fus_owner(f, x) == o && (packed_parts_read(f, gr, x, o) & part)) return true;
     }
     return false;

@@ -100,6 +100,11 @@ static inline const Node *fus_owner(const Fusion *f, const Node *n) {
     while (f->view[n->id]) n = f->view[n->id];
     return n;
 }
+/* The node whose buffer a template reads for its input x: x, or the source under x's row map (Fusion.rowmap). */
+static inline const Node *fus_unmapped(const Fusion *f, const Node *x) {
+    while (f->rowmap[x->id]) x = fus_src(f, x, 0);
+    return x;
+}
 /* Does n's memory hold bf16 (store_bf16 of its owner)? */
 static inline bool fus_bf16(const Fusion *f, const Node *n) { return f->store_bf16[fus_owner(f, n)->id]; }
 

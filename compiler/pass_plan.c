@@ -229,9 +229,7 @@ void pass_plan(Fusion *f) {
     for (int k = 0; k < f->ngroups; k++) {
         const Group *gr = &f->groups[k];
         for (int j = 0; j < gr->nins; j++) {
-            const Node *x = gr->ins[j];
-            while (f->rowmap[x->id]) x = fus_src(f, x, 0);
-            const Node *o = fus_owner(f, x);
+            const Node *x = fus_unmapped(f, gr->ins[j]), *o = fus_owner(f, x);
             /* (a superset of the copy's readers: any reader of copied parts only) */
             if (packed_has_parts(o) && !(packed_parts_read(f, gr, x, o) & ~f->part_copy[o->id])) slast[o->id] = k;
         }
