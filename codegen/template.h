@@ -95,3 +95,26 @@ char *template_conv1d_fwd(const Conv1dSpec *s, KernelLaunch *l);
  *                bf16 *dx_copy); pointers of gradients not wanted may be NULL, bias and dy2 unless s->silu_dy
  * (s->has_dy2), dx if s->skip_f32_dx, dx_copy unless s->copy_dx. dw and db are accumulated (listed in l->zero). */
 char *template_conv1d_bwd(const Conv1dSpec *s, KernelLaunch *l);
+
+/* vmc's own GEMM for skinny products (skinny_gemm.cuh, template_gemm.c): C = alpha op(A) op(B) (+ acc) with bf16 A
+ * and B, f32 accumulation, row-major as GemmDesc (op(A) M x K, op(B) K x N, C and acc [M][N]). */
+typedef struct SkinnyGemmSpec {
+    int64_t M, N, K, lda, ldb;
+    bool ta, tb;
+    bool acc;                  /* C = alpha A B + acc */
+    bool c_bf16;               /* C (and acc) stored bf16, else f32 */
+    float alpha;
+    int64_t a_off, b_off;      /* element offsets of A and B past a 16-byte-aligned address */
+} SkinnyGemmSpec;
+typedef struct SkinnyGemmLaunch {
+    KernelLaunch k;            /* grid, block, dynamic shared memory */
+    int split;                 /* K ranges: > 1 uses ws and tickets */
+    int64_t ws_bytes;          /* f32 partial tiles */
+    int tickets;               /* unsigned counters, zero before each launch */
+} SkinnyGemmLaunch;
+/* The largest of M, N, K and smallest: a product is skinny when its smallest dimension is at most this. */
+enum { SKINNY_GEMM_MAX_DIM = 128 };
+/* vmc_gemm_skinny(const bf16 *A, const bf16 *B, C_T *C, const C_T *acc, float *ws, unsigned *tickets); NULL when
+ * the product is not one it handles (no dimension at most SKINNY_GEMM_MAX_DIM, a dimension of 2^31 or more, an
+ * operand whose contiguous dimension, leading dimension or offset is odd). */
+char *template_gemm_skinny(const SkinnyGemmSpec *s, SkinnyGemmLaunch *l);

@@ -31,6 +31,38 @@ float atomicAdd(float *p, float v) {
     return old;
 }
 
+unsigned atomicAdd(unsigned *p, unsigned v) {
+    std::lock_guard<std::mutex> g(atomic_mu);
+    unsigned old = *p;
+    *p = old + v;
+    return old;
+}
+
+// Each lane posts its fragments, then computes its own four results from all of them. Lane 4g + t holds A's
+// (g, 2t..2t+1) in a[0], (g+8, ..) in a[1], (g, 2t+8..) in a[2], (g+8, 2t+8..) in a[3]; B's (k 2t..2t+1, n g) in b[0],
+// (k 2t+8.., n g) in b[1]; D's (g, 2t..2t+1) in d[0..1], (g+8, ..) in d[2..3]. The lower half of a register holds
+// the lower k.
+static unsigned mma_a[32][32][4], mma_b[32][32][2];
+static float bf16_at(unsigned reg, int k) { return __uint_as_float((k & 1 ? reg >> 16 : reg & 0xffffu) << 16); }
+void emu_mma_bf16_16816(float *d, const unsigned *a, const unsigned *b) {
+    int t = flat_tid(), w = t / 32, l = t % 32;
+    std::memcpy(mma_a[w][l], a, sizeof mma_a[w][l]);
+    std::memcpy(mma_b[w][l], b, sizeof mma_b[w][l]);
+    pthread_barrier_wait(&warp_bar[w]);
+    const int g = l >> 2, tq = l & 3;
+    for (int q = 0; q < 4; q++) {
+        const int row = g + (q >= 2 ? 8 : 0), col = 2 * tq + (q & 1);
+        double s = 0;
+        for (int k = 0; k < 16; k++) {
+            const float av = bf16_at(mma_a[w][(row % 8) * 4 + (k % 8) / 2][(row >= 8) + 2 * (k >= 8)], k);
+            const float bv = bf16_at(mma_b[w][col * 4 + (k % 8) / 2][k >= 8], k);
+            s += (double)av * bv;
+        }
+        d[q] = (float)((double)d[q] + s);
+    }
+    pthread_barrier_wait(&warp_bar[w]);
+}
+
 struct ThreadArg { dim3 idx; const std::function<void()> *body; };
 static void *thread_main(void *p) {
     ThreadArg *a = (ThreadArg *)p;

@@ -35,6 +35,10 @@ using std::max;
 void __syncthreads();
 float __shfl_xor_sync(unsigned mask, float v, int lane_mask);
 float atomicAdd(float *p, float v);
+unsigned atomicAdd(unsigned *p, unsigned v);
+inline void __threadfence() {}   // blocks run one after another here
+// mma.sync.m16n8k16 (bf16 in, f32 accumulate) of one warp: d += A B from every lane's fragments (PTX ISA layouts).
+void emu_mma_bf16_16816(float *d, const unsigned *a, const unsigned *b);
 // Programmatic dependent launch has nothing to wait for here (codegen.h CODEGEN_GRID_ENTRY steps aside for this).
 #define VMC_EMU_GRID_ENTRY
 inline void vmc_grid_entry() {}

@@ -1,0 +1,100 @@
+/* template_gemm.c — instantiates skinny_gemm.cuh for one product: picks the CTA tile, the warps' tiles, the
+ * pipeline depth, the copy widths and the K split (template.h). */
+#include "template.h"
+#include "util.h"
+#include <stdio.h>
+
+enum {
+    GEMM_TILE = 128,        /* the largest CTA tile side */
+    GEMM_MAX_ACC = 64,      /* accumulator registers a thread may hold (the rest of 255 for fragments, addresses) */
+    GEMM_STAGES = 4,        /* cp.async pipeline depth */
+    GEMM_CTA_TARGET = 264,  /* CTAs worth launching: two per SM of an H100/H200 (132 SMs) */
+    GEMM_FEW_TILES = 66,    /* below this many output tiles the K dimension is split across CTAs */
+};
+
+static int64_t round_up(int64_t a, int64_t b) { return (a + b - 1) / b * b; }
+static int64_t cdiv64(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+/* Elements per cp.async (8, 4 or 2) along an operand's contiguous dimension of length `len`, rows `ld` apart,
+ * starting `off` elements past an aligned address: every copy must be whole and aligned. 0: not even 2. */
+static int copy_width(int64_t len, int64_t ld, int64_t off) {
+    for (int v = 8; v >= 2; v /= 2)
+        if (len % v == 0 && ld % v == 0 && off % v == 0) return v;
+    return 0;
+}
+
+/* Warps along M and N for a BM x BN tile: each warp's tile whole m16 x n8 fragments with at most GEMM_MAX_ACC
+ * accumulators per thread, and the fewest fragment loads per mma ((4 FM + 2 FN) / (FM FN)); more warps on a tie. */
+static bool pick_warps(int bm, int bn, int *wm_out, int *wn_out) {
+    double best = 0;
+    bool found = false;
+    for (int warps = 1; warps <= 8; warps *= 2)
+        for (int wm = 1; wm <= warps; wm *= 2) {
+            const int wn = warps / wm;
+            if (bm % (16 * wm) || bn % (8 * wn)) continue;
+            const int fm = bm / wm / 16, fn = bn / wn / 8;
+            if (fm * fn * 4 > GEMM_MAX_ACC) continue;
+            const double cost = (4.0 * fm + 2.0 * fn) / (fm * fn);
+            if (!found || cost <= best) { best = cost; *wm_out = wm; *wn_out = wn; found = true; }
+        }
+    return found;
+}
+
+char *template_gemm_skinny(const SkinnyGemmSpec *s, SkinnyGemmLaunch *out) {
+    const int64_t lim = (int64_t)1 << 31;
+    if (s->M <= 0 || s->N <= 0 || s->K <= 0 || s->M >= lim || s->N >= lim || s->K >= lim) return NULL;
+    int64_t small = s->M < s->N ? s->M : s->N;
+    if (s->K < small) small = s->K;
+    if (small > SKINNY_GEMM_MAX_DIM) return NULL;
+    /* contiguous dimension: op(A) is M x K, A stored [M][lda] (K contiguous) or [K][lda] (M contiguous) */
+    const int va = copy_width(s->ta ? s->M : s->K, s->lda, s->a_off), vb = copy_width(s->tb ? s->K : s->N, s->ldb, s->b_off);
+    if (!va || !vb) return NULL;
+
+    int bm = (int)(s->M < GEMM_TILE ? round_up(s->M, 16) : GEMM_TILE);
+    int bn = (int)(s->N < GEMM_TILE ? round_up(s->N, 8) : GEMM_TILE);
+    int wm = 0, wn = 0;
+    while (!pick_warps(bm, bn, &wm, &wn)) {   /* shrink the longer side until some arrangement fits */
+        if (bm >= bn && bm > 16) bm /= 2;
+        else if (bn > 8) bn = (int)round_up(bn / 2, 8);
+        else return NULL;
+    }
+    const int bk = s->K >= 32 ? 32 : (int)round_up(s->K, 16);
+    const int64_t tiles_m = cdiv64(s->M, bm), tiles_n = cdiv64(s->N, bn), tiles = tiles_m * tiles_n;
+    if (tiles_m > 65535) return NULL;
+
+    /* Few output tiles and a long K (the weight gradients): K ranges across CTAs, partials in ws. */
+    int64_t split = 1, kstep = round_up(s->K, bk);
+    if (tiles < GEMM_FEW_TILES && s->K >= 8 * bk) {
+        split = cdiv64(GEMM_CTA_TARGET, tiles);
+        if (split > s->K / (4 * bk)) split = s->K / (4 * bk);
+        kstep = round_up(cdiv64(s->K, split), bk);
+        split = cdiv64(s->K, kstep);
+    }
+    const int64_t slices = kstep / bk;
+    const int stages = slices + 1 < GEMM_STAGES ? (int)(slices + 1 < 2 ? 2 : slices + 1) : GEMM_STAGES;
+    const int a_elems = (s->ta ? bk : bm) * (s->ta ? bm + 8 : bk + 8), b_elems = (s->tb ? bn : bk) * (s->tb ? bk + 8 : bn + 8);
+
+    char v[20][40];
+    const char *names[20] = {"SG_M", "SG_N", "SG_K", "SG_LDA", "SG_LDB", "SG_TA", "SG_TB", "SG_ALPHA", "SG_ACC", "C_T",
+                             "SG_BM", "SG_BN", "SG_BK", "SG_WM", "SG_WN", "SG_STAGES", "SG_VA", "SG_VB", "SG_SPLIT",
+                             "SG_KSTEP"};
+    const long long iv[20] = {s->M, s->N, s->K, s->lda, s->ldb, s->ta, s->tb, 0, s->acc, 0,
+                              bm, bn, bk, wm, wn, stages, va, vb, split, kstep};
+    TemplateDef defs[20];
+    for (int k = 0; k < 20; k++) {
+        if (k == 7) snprintf(v[k], sizeof v[k], "%.9ef", (double)s->alpha);
+        else if (k == 9) snprintf(v[k], sizeof v[k], "%s", s->c_bf16 ? "bf16" : "float");
+        else snprintf(v[k], sizeof v[k], "%lld", iv[k]);
+        defs[k] = (TemplateDef){names[k], v[k]};
+    }
+    KernelLaunch *l = &out->k;
+    *l = (KernelLaunch){0};
+    snprintf(l->name, sizeof l->name, "vmc_gemm_skinny");
+    l->grid[0] = (unsigned)tiles_n; l->grid[1] = (unsigned)tiles_m; l->grid[2] = (unsigned)split;
+    l->block[0] = (unsigned)(wm * wn * 32); l->block[1] = l->block[2] = 1;
+    l->smem = (unsigned)(stages * (a_elems + b_elems) * 2);
+    out->split = (int)split;
+    out->tickets = split > 1 ? (int)tiles : 0;
+    out->ws_bytes = split > 1 ? tiles * split * bm * bn * 4 : 0;
+    return template_instantiate("skinny_gemm.cuh", defs, 20);
+}

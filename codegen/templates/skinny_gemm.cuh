@@ -1,0 +1,223 @@
+// skinny_gemm.cuh — C = alpha op(A) op(B) (+ acc) with bf16 A and B and f32 accumulation (mma.sync m16n8k16, any
+// sm_80+), for the products where one of M, N, K is small (the mixer's x_proj and dt_proj and their gradients: N,
+// K or M of 48 or 80), which cuBLASLt ran at 1.8-2.8 TB/s. Timed against cuBLASLt's candidates before the first
+// step; the faster one runs (runtime/cuda_exec.c).
+// Row-major, as GemmDesc: op(A) is M x K (A stored [M][SG_LDA], or [K][SG_LDA] with SG_TA), op(B) is K x N (B stored
+// [K][SG_LDB], or [N][SG_LDB] with SG_TB); C and acc are [M][N] of C_T.
+// Needs SG_M, SG_N, SG_K, SG_LDA, SG_LDB, SG_TA, SG_TB, SG_ALPHA, SG_ACC, C_T; the tiling SG_BM x SG_BN (SG_WM x SG_WN
+// warps), SG_BK, SG_STAGES, SG_VA / SG_VB (elements per cp.async along each operand's contiguous dimension: 8, 4 or
+// 2), SG_SPLIT (K ranges of SG_KSTEP, a multiple of SG_BK). Grid (ceil(N/BN), ceil(M/BM), SPLIT), block
+// WM*WN*32, dynamic shared memory 2 * SG_STAGES * SG_STAGE_ELEMS bytes.
+// Each stage of shared memory holds a BK-deep slice of both operand tiles in their global orientation (cp.async
+// copies them unchanged): a K-contiguous operand as [row][k], the other as [k][row], rows padded by 8 elements so
+// that the fragment loads of a warp fall on different banks. A K-contiguous fragment pair is one 32-bit load; the
+// other is two 16-bit loads packed.
+// With SG_SPLIT > 1 (few output tiles, long K: the weight gradients) every CTA writes its f32 partial tile to ws;
+// the last of a tile's CTAs to finish (a ticket per tile: zero before the first launch, and the last CTA sets it back
+// to zero) adds the partials in split order (the result does not depend on which CTA came last) and writes C.
+
+#define SG_THREADS (SG_WM * SG_WN * 32)
+#define SG_WTM (SG_BM / SG_WM)   // a warp's tile
+#define SG_WTN (SG_BN / SG_WN)
+#define SG_FM (SG_WTM / 16)      // its m16 x n8 fragments
+#define SG_FN (SG_WTN / 8)
+// Shared tiles (bf16 elements): A as [BM][BK+8] when K-contiguous (!SG_TA), else [BK][BM+8]; B as [BN][BK+8] when
+// K-contiguous (SG_TB), else [BK][BN+8].
+#define SG_A_PITCH (SG_TA ? SG_BM + 8 : SG_BK + 8)
+#define SG_B_PITCH (SG_TB ? SG_BK + 8 : SG_BN + 8)
+#define SG_A_ELEMS ((SG_TA ? SG_BK : SG_BM) * SG_A_PITCH)
+#define SG_B_ELEMS ((SG_TB ? SG_BN : SG_BK) * SG_B_PITCH)
+#define SG_STAGE_ELEMS (SG_A_ELEMS + SG_B_ELEMS)
+static_assert(SG_WTM % 16 == 0 && SG_WTN % 8 == 0 && SG_BK % 16 == 0 && SG_KSTEP % SG_BK == 0, "skinny GEMM tiling");
+static_assert(SG_A_ELEMS % 8 == 0 && SG_B_ELEMS % 8 == 0, "16-byte aligned stages");
+
+// D += A B on one m16n8k16 fragment set (PTX ISA "mma.sync ... .m16n8k16" fragment layouts: lane = 4 g + t; A regs
+// (g, 2t..2t+1), (g+8, 2t..), (g, 2t+8..), (g+8, 2t+8..); B regs (k 2t..2t+1, n g), (k 2t+8.., n g); D (g, 2t..),
+// (g+8, 2t..)).
+__device__ __forceinline__ void sg_mma(float *d, const unsigned *a, const unsigned *b) {
+#ifdef __CUDA_ARCH__
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#else
+    emu_mma_bf16_16816(d, a, b);
+#endif
+}
+
+// Copies BYTES (16, 8 or 4) from global src to shared dst without waiting; with zero false, fills dst with zeros
+// and reads nothing.
+template <int BYTES> __device__ __forceinline__ void sg_cp_async(void *dst, const void *src, bool ok) {
+#ifdef __CUDA_ARCH__
+    unsigned s;
+    asm("{ .reg .u64 p; cvta.to.shared.u64 p, %1; cvt.u32.u64 %0, p; }" : "=r"(s) : "l"(dst));
+    if constexpr (BYTES == 16)
+        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(s), "l"(src), "r"(ok ? 16 : 0) : "memory");
+    else
+        asm volatile("cp.async.ca.shared.global [%0], [%1], %2, %3;" ::"r"(s), "l"(src), "n"(BYTES), "r"(ok ? BYTES : 0)
+                     : "memory");
+#else
+    if (ok) memcpy(dst, src, BYTES);
+    else memset(dst, 0, BYTES);
+#endif
+}
+__device__ __forceinline__ void sg_cp_commit() {
+#ifdef __CUDA_ARCH__
+    asm volatile("cp.async.commit_group;" ::: "memory");
+#endif
+}
+template <int N> __device__ __forceinline__ void sg_cp_wait() {   // all but the N most recent groups complete
+#ifdef __CUDA_ARCH__
+    asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
+#endif
+}
+// A load that skips L1 (another CTA's partial tile, written after this SM may have cached the line).
+__device__ __forceinline__ float sg_ld_cg(const float *p) {
+#ifdef __CUDA_ARCH__
+    float v;
+    asm volatile("ld.global.cg.f32 %0, [%1];" : "=f"(v) : "l"(p));
+    return v;
+#else
+    return *(volatile const float *)p;
+#endif
+}
+
+// One operand's BK-deep slice [k0, k0 + BK) of rows [r0, r0 + BR) into shared s (layout above). X is stored
+// K-contiguous (KC: X[r*LD + k]) or row-contiguous (X[k*LD + r]); V elements per copy along the contiguous
+// dimension (ROWS % V == 0 or K % V == 0 as the orientation needs, so a copy is wholly inside or outside).
+template <int BR, int ROWS, int LD, bool KC, int V, int PITCH>
+__device__ __forceinline__ void sg_load_slice(unsigned short *s, const unsigned short *__restrict__ X, int r0, int k0,
+                                              int kend) {
+    constexpr int PER_LINE = KC ? SG_BK / V : BR / V, LINES = KC ? BR : SG_BK;
+    for (int j = threadIdx.x; j < LINES * PER_LINE; j += SG_THREADS) {
+        const int line = j / PER_LINE, e = j % PER_LINE * V;   // KC: line = row, e = k offset; else line = k
+        const int r = KC ? r0 + line : r0 + e, k = KC ? k0 + e : k0 + line;
+        const bool ok = r < ROWS && k < kend;
+        const unsigned short *src = ok ? X + (KC ? (size_t)r * LD + k : (size_t)k * LD + r) : X;
+        sg_cp_async<2 * V>(s + line * PITCH + e, src, ok);
+    }
+}
+
+// The 32-bit fragment register holding elements (row, k) and (row, k + 1) of a shared slice.
+template <bool KC, int PITCH>
+__device__ __forceinline__ unsigned sg_pair(const unsigned short *s, int row, int k) {
+    if constexpr (KC) return *reinterpret_cast<const unsigned *>(s + row * PITCH + k);
+    else return (unsigned)s[k * PITCH + row] | (unsigned)s[(k + 1) * PITCH + row] << 16;
+}
+
+// out = alpha v (+ acc) of C element (r, c), stored as C_T.
+__device__ __forceinline__ void sg_store(C_T *__restrict__ C, const C_T *__restrict__ acc, int r, int c, float v) {
+    const size_t i = (size_t)r * SG_N + c;
+    v *= (float)(SG_ALPHA);
+    if (SG_ACC) v += to_f32(acc[i]);
+    C[i] = from_f32<C_T>(v);
+}
+
+extern "C" __global__ void __launch_bounds__(SG_THREADS)
+vmc_gemm_skinny(const bf16 *__restrict__ A, const bf16 *__restrict__ B, C_T *__restrict__ C,
+                const C_T *__restrict__ acc, float *__restrict__ ws, unsigned *__restrict__ tickets) {
+    vmc_grid_entry();
+#ifdef __CUDA_ARCH__
+    extern __shared__ __align__(16) unsigned short sg_smem[];   // SG_STAGES * SG_STAGE_ELEMS
+#else
+    static __align__(16) unsigned short sg_smem[SG_STAGES * SG_STAGE_ELEMS];
+#endif
+    const int n0 = blockIdx.x * SG_BN, m0 = blockIdx.y * SG_BM;
+    const int kbeg = blockIdx.z * SG_KSTEP, kend = min(SG_K, kbeg + SG_KSTEP);
+    const int nslices = (kend - kbeg + SG_BK - 1) / SG_BK;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+    const int wm = warp / SG_WN * SG_WTM, wn = warp % SG_WN * SG_WTN;   // the warp's tile within the CTA's
+    const unsigned short *Ah = reinterpret_cast<const unsigned short *>(A), *Bh = reinterpret_cast<const unsigned short *>(B);
+
+    auto load = [&](int slice) {   // slice -> its stage
+        unsigned short *s = sg_smem + slice % SG_STAGES * SG_STAGE_ELEMS;
+        const int k0 = kbeg + slice * SG_BK;
+        sg_load_slice<SG_BM, SG_M, SG_LDA, !SG_TA, SG_VA, SG_A_PITCH>(s, Ah, m0, k0, kend);
+        sg_load_slice<SG_BN, SG_N, SG_LDB, SG_TB, SG_VB, SG_B_PITCH>(s + SG_A_ELEMS, Bh, n0, k0, kend);
+    };
+    float d[SG_FM][SG_FN][4];
+#pragma unroll
+    for (int i = 0; i < SG_FM; i++)
+#pragma unroll
+        for (int j = 0; j < SG_FN; j++) d[i][j][0] = d[i][j][1] = d[i][j][2] = d[i][j][3] = 0.f;
+
+#pragma unroll
+    for (int s = 0; s < SG_STAGES - 1; s++) {
+        if (s < nslices) load(s);
+        sg_cp_commit();
+    }
+    for (int i = 0; i < nslices; i++) {
+        sg_cp_wait<SG_STAGES - 2>();   // slice i has landed (this thread's copies) ...
+        __syncthreads();               // ... everyone's; and slice i-1's stage is free again
+        if (i + SG_STAGES - 1 < nslices) load(i + SG_STAGES - 1);
+        sg_cp_commit();
+        const unsigned short *sa = sg_smem + i % SG_STAGES * SG_STAGE_ELEMS, *sb = sa + SG_A_ELEMS;
+#pragma unroll
+        for (int kk = 0; kk < SG_BK; kk += 16) {
+            unsigned a[SG_FM][4], b[SG_FN][2];
+#pragma unroll
+            for (int f = 0; f < SG_FM; f++) {
+                const int r = wm + f * 16 + g, k = kk + 2 * t;
+                a[f][0] = sg_pair<!SG_TA, SG_A_PITCH>(sa, r, k);
+                a[f][1] = sg_pair<!SG_TA, SG_A_PITCH>(sa, r + 8, k);
+                a[f][2] = sg_pair<!SG_TA, SG_A_PITCH>(sa, r, k + 8);
+                a[f][3] = sg_pair<!SG_TA, SG_A_PITCH>(sa, r + 8, k + 8);
+            }
+#pragma unroll
+            for (int f = 0; f < SG_FN; f++) {
+                const int c = wn + f * 8 + g, k = kk + 2 * t;
+                b[f][0] = sg_pair<SG_TB, SG_B_PITCH>(sb, c, k);
+                b[f][1] = sg_pair<SG_TB, SG_B_PITCH>(sb, c, k + 8);
+            }
+#pragma unroll
+            for (int fm = 0; fm < SG_FM; fm++)
+#pragma unroll
+                for (int fn = 0; fn < SG_FN; fn++) sg_mma(d[fm][fn], a[fm], b[fn]);
+        }
+    }
+    sg_cp_wait<0>();
+
+    // This thread's fragment elements: (row wm + 16 fm + g + 8 h, column wn + 8 fn + 2 t + e) = d[fm][fn][2h + e].
+    if (SG_SPLIT == 1) {
+#pragma unroll
+        for (int fm = 0; fm < SG_FM; fm++)
+#pragma unroll
+            for (int fn = 0; fn < SG_FN; fn++)
+#pragma unroll
+                for (int q = 0; q < 4; q++) {
+                    const int r = m0 + wm + fm * 16 + g + q / 2 * 8, c = n0 + wn + fn * 8 + 2 * t + q % 2;
+                    if (r < SG_M && c < SG_N) sg_store(C, acc, r, c, d[fm][fn][q]);
+                }
+        return;
+    }
+    const int tile = blockIdx.y * gridDim.x + blockIdx.x;
+    float *part = ws + (size_t)tile * SG_SPLIT * SG_BM * SG_BN;   // [split][BM][BN]
+#pragma unroll
+    for (int fm = 0; fm < SG_FM; fm++)
+#pragma unroll
+        for (int fn = 0; fn < SG_FN; fn++)
+#pragma unroll
+            for (int q = 0; q < 4; q++) {
+                const int r = wm + fm * 16 + g + q / 2 * 8, c = wn + fn * 8 + 2 * t + q % 2;
+                part[((size_t)blockIdx.z * SG_BM + r) * SG_BN + c] = d[fm][fn][q];
+            }
+    __threadfence();   // the partial is visible device-wide before this CTA takes its ticket
+    __syncthreads();
+    __shared__ unsigned sg_last;
+    if (threadIdx.x == 0) sg_last = atomicAdd(&tickets[tile], 1u) == SG_SPLIT - 1;
+    __syncthreads();
+    if (!sg_last) return;
+    if (threadIdx.x == 0) tickets[tile] = 0;   // every other CTA of the tile has taken its ticket: ready for the next launch
+    __threadfence();
+#pragma unroll
+    for (int fm = 0; fm < SG_FM; fm++)
+#pragma unroll
+        for (int fn = 0; fn < SG_FN; fn++)
+#pragma unroll
+            for (int q = 0; q < 4; q++) {
+                const int r = wm + fm * 16 + g + q / 2 * 8, c = wn + fn * 8 + 2 * t + q % 2;
+                float s = 0.f;
+                for (int z = 0; z < SG_SPLIT; z++) s += sg_ld_cg(part + ((size_t)z * SG_BM + r) * SG_BN + c);
+                if (m0 + r < SG_M && n0 + c < SG_N) sg_store(C, acc, m0 + r, n0 + c, s);
+            }
+}

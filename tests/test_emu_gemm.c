@@ -1,0 +1,207 @@
+/* test_emu_gemm.c CXX EMU_DIR — [cpu] vmc's skinny GEMM kernel (skinny_gemm.cuh) as template_gemm_skinny instantiates
+ * it, compiled as C++ against the CPU emulator (tests/emu/cuda_emu.h: mma.sync from every lane's fragments) and run
+ * on random bf16 operands: the products of the mixer's x_proj and dt_proj and their gradients at reduced sizes
+ * (transposed operands, a column view, accumulation, alpha, bf16 and f32 results, partial tiles, K split across
+ * CTAs with the last one adding the partials), each element against a double-precision product. */
+#include "template.h"
+#include "util.h"
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int failures;
+#define CHECK(cond, ...) do { if (!(cond)) { failures++; fprintf(stderr, "%s:%d: FAIL: ", __FILE__, __LINE__); \
+    fprintf(stderr, __VA_ARGS__); fprintf(stderr, "\n"); } } while (0)
+
+static const char *cxx, *emu_dir;
+static char tmp[256];
+
+static uint16_t to_bf16(float f) {   /* round to nearest even */
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+static float from_bf16(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+static uint64_t rng = 12345;
+static float uniform(void) {   /* in [-1, 1) */
+    rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+    return (float)((double)(rng >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+}
+
+static bool write_file(const char *path, const void *p, size_t n) {
+    FILE *f = fopen(path, "wb");
+    bool ok = f && fwrite(p, 1, n, f) == n;
+    if (f) fclose(f);
+    return ok;
+}
+
+/* Runs the kernel for spec s on A (a_elems bf16), B, acc; returns C as floats (M*N), NULL on a driver failure. */
+static float *run_kernel(const char *what, const SkinnyGemmSpec *s, const char *src, const SkinnyGemmLaunch *l,
+                         int64_t a_elems, int64_t b_elems) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/kernel.cpp", tmp);
+    FILE *o = fopen(path, "w");
+    ASSERT(o, "%s", path);
+    const char *ct = s->c_bf16 ? "unsigned short" : "float";
+    const long long mn = (long long)(s->M * s->N);
+    fprintf(o, "#include \"cuda_emu.h\"\n#include <cstdio>\n#include <cstdlib>\n#include <vector>\n%s\n", src);
+    fprintf(o, "template <class T> static std::vector<T> load(const char *p, size_t n) {\n"
+               "    std::vector<T> v(n); FILE *f = fopen(p, \"rb\"); if (!f || fread(v.data(), sizeof(T), n, f) != n) exit(3);\n"
+               "    fclose(f); return v;\n}\n");
+    fprintf(o, "int main() {\n"
+               "    auto a = load<unsigned short>(\"a.bin\", %lld);\n"
+               "    auto b = load<unsigned short>(\"b.bin\", %lld);\n"
+               "    auto acc = load<%s>(\"acc.bin\", %lld);\n"
+               "    std::vector<%s> c(%lld);\n"
+               "    std::vector<float> ws(%lld + 1);\n"
+               "    std::vector<unsigned> tickets(%d + 1, 0u);\n"
+               "    dim3 grid, block;\n"
+               "    grid.x = %u; grid.y = %u; grid.z = %u; block.x = %u;\n"
+               "    emu_launch(grid, block, [&] { vmc_gemm_skinny((const bf16 *)a.data(), (const bf16 *)b.data(), "
+               "(%s *)c.data(), (const %s *)acc.data(), ws.data(), tickets.data()); });\n"
+               "    for (int k = 0; k < %d; k++) if (tickets[k]) return 5;   // the last CTA of a tile resets it\n"
+               "    FILE *f = fopen(\"c.bin\", \"wb\"); fwrite(c.data(), sizeof c[0], c.size(), f); fclose(f);\n"
+               "    return 0;\n}\n",
+            (long long)a_elems, (long long)b_elems, ct, mn, ct, mn, (long long)(l->ws_bytes / 4), l->tickets,
+            l->k.grid[0], l->k.grid[1], l->k.grid[2], l->k.block[0], s->c_bf16 ? "bf16" : "float",
+            s->c_bf16 ? "bf16" : "float", l->tickets);
+    fclose(o);
+    char cmd[1400];
+    snprintf(cmd, sizeof cmd, "cd %s && %s -std=c++17 -O1 -w -I%s kernel.cpp %s/cuda_emu.cpp -o kernel -lpthread && ./kernel",
+             tmp, cxx, emu_dir, emu_dir);
+    const int rc = system(cmd);
+    CHECK(rc == 0, "%s: the emulated kernel failed (status %d)", what, rc);
+    if (rc) return NULL;
+    snprintf(path, sizeof path, "%s/c.bin", tmp);
+    FILE *f = fopen(path, "rb");
+    ASSERT(f, "%s", path);
+    float *c = xcalloc((size_t)mn, sizeof(float));
+    for (long long i = 0; i < mn; i++) {
+        if (s->c_bf16) {
+            uint16_t h;
+            ASSERT(fread(&h, 2, 1, f) == 1, "short c.bin");
+            c[i] = from_bf16(h);
+        } else ASSERT(fread(&c[i], 4, 1, f) == 1, "short c.bin");
+    }
+    fclose(f);
+    return c;
+}
+
+/* A product through the kernel: A stored with `arows` rows of lda (the view starts a_off elements in), B likewise. */
+static void check_gemm(const char *what, SkinnyGemmSpec s, int want_split) {
+    SkinnyGemmLaunch l;
+    char *src = template_gemm_skinny(&s, &l);
+    CHECK(src, "%s: template_gemm_skinny refused the product", what);
+    if (!src) return;
+    CHECK(want_split == 0 || (want_split > 0) == (l.split > 1), "%s: split %d", what, l.split);
+    const int64_t arows = s.ta ? s.K : s.M, brows = s.tb ? s.N : s.K;
+    const int64_t a_elems = arows * s.lda, b_elems = brows * s.ldb, mn = s.M * s.N;
+    uint16_t *a = xcalloc((size_t)a_elems, 2), *b = xcalloc((size_t)b_elems, 2);
+    for (int64_t i = 0; i < a_elems; i++) a[i] = to_bf16(uniform());
+    for (int64_t i = 0; i < b_elems; i++) b[i] = to_bf16(uniform());
+    float *accf = xcalloc((size_t)mn, 4);
+    uint16_t *acch = xcalloc((size_t)mn, 2);
+    for (int64_t i = 0; i < mn; i++) {
+        acch[i] = to_bf16(uniform());
+        accf[i] = s.c_bf16 ? from_bf16(acch[i]) : uniform();
+    }
+    char path[512];
+    snprintf(path, sizeof path, "%s/a.bin", tmp);
+    ASSERT(write_file(path, a, (size_t)a_elems * 2), "%s", path);
+    snprintf(path, sizeof path, "%s/b.bin", tmp);
+    ASSERT(write_file(path, b, (size_t)b_elems * 2), "%s", path);
+    snprintf(path, sizeof path, "%s/acc.bin", tmp);
+    ASSERT(write_file(path, s.c_bf16 ? (void *)acch : (void *)accf, (size_t)mn * (s.c_bf16 ? 2 : 4)), "%s", path);
+    /* the kernel reads A from its view's first element: pass the buffer from a_off on (the driver's pointer) */
+    SkinnyGemmSpec sv = s;
+    float *c = NULL;
+    if (s.a_off || s.b_off) {   /* views: shift the files so the kernel's pointers are the views' starts */
+        snprintf(path, sizeof path, "%s/a.bin", tmp);
+        ASSERT(write_file(path, a + s.a_off, (size_t)(a_elems - s.a_off) * 2), "%s", path);
+        snprintf(path, sizeof path, "%s/b.bin", tmp);
+        ASSERT(write_file(path, b + s.b_off, (size_t)(b_elems - s.b_off) * 2), "%s", path);
+        c = run_kernel(what, &sv, src, &l, a_elems - s.a_off, b_elems - s.b_off);
+    } else c = run_kernel(what, &sv, src, &l, a_elems, b_elems);
+    free(src);
+    if (c) {
+        double maxref = 0, maxerr = 0;
+        int64_t bad = 0;
+        for (int64_t i = 0; i < s.M; i++)
+            for (int64_t j = 0; j < s.N; j++) {
+                double sum = 0;
+                for (int64_t k = 0; k < s.K; k++) {
+                    const double av = from_bf16(a[s.a_off + (s.ta ? k * s.lda + i : i * s.lda + k)]);
+                    const double bv = from_bf16(b[s.b_off + (s.tb ? j * s.ldb + k : k * s.ldb + j)]);
+                    sum += av * bv;
+                }
+                double ref = s.alpha * sum + (s.acc ? accf[i * s.N + j] : 0.0);
+                if (fabs(ref) > maxref) maxref = fabs(ref);
+                const double err = fabs(c[i * s.N + j] - ref);
+                /* f32 sums in another order; a bf16 result within its rounding (2^-8 relative) */
+                const double tol = 1e-5 * sqrt((double)s.K) + (s.c_bf16 ? fabs(ref) / 128 : 1e-6 * fabs(ref));
+                if (err > maxerr) maxerr = err;
+                if (!(err <= tol)) bad++;
+            }
+        CHECK(bad == 0, "%s: %lld of %lld elements off (largest error %.3g, largest value %.3g)", what, (long long)bad,
+              (long long)mn, maxerr, maxref);
+        printf("%-46s %lldx%lldx%lld grid %ux%ux%u block %u, split %d: largest error %.2g of values up to %.2g\n",
+               what, (long long)s.M, (long long)s.N, (long long)s.K, l.k.grid[0], l.k.grid[1], l.k.grid[2],
+               l.k.block[0], l.split, maxerr, maxref);
+    }
+    free(c); free(a); free(b); free(accf); free(acch);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 3) { fprintf(stderr, "usage: test_emu_gemm CXX EMU_DIR\n"); return 2; }
+    cxx = argv[1];
+    emu_dir = argv[2];
+    snprintf(tmp, sizeof tmp, "%s/vmc-emu-gemm-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    if (!mkdtemp(tmp)) { perror("mkdtemp"); return 2; }
+    /* x_proj forward: u [M, D] times W [80, D]^T, bf16 out; M past a whole number of tiles */
+    check_gemm("x_proj forward (A B^T, bf16)", (SkinnyGemmSpec){.M = 300, .N = 80, .K = 96, .lda = 96, .ldb = 96,
+               .tb = true, .c_bf16 = true, .alpha = 1}, -1);
+    /* dt_proj forward: the first 48 columns of x_proj's [M, 80] output (a column view) times W [D, 48]^T */
+    check_gemm("dt_proj forward (column view A)", (SkinnyGemmSpec){.M = 200, .N = 96, .K = 48, .lda = 80, .ldb = 48,
+               .tb = true, .c_bf16 = true, .alpha = 1}, -1);
+    /* dt_proj's input gradient: ddelta [M, D] times W [D, 48] */
+    check_gemm("dt_proj input gradient (A B, f32)", (SkinnyGemmSpec){.M = 150, .N = 48, .K = 96, .lda = 96, .ldb = 48,
+               .alpha = 1}, -1);
+    /* x_proj's input gradient added to another: d x_dbl [M, 80] times W [80, D], scaled, + acc */
+    check_gemm("x_proj input gradient (+ acc, alpha)", (SkinnyGemmSpec){.M = 130, .N = 96, .K = 80, .lda = 80, .ldb = 96,
+               .acc = true, .alpha = 0.5f}, -1);
+    check_gemm("x_proj input gradient (+ acc, bf16)", (SkinnyGemmSpec){.M = 64, .N = 96, .K = 80, .lda = 80, .ldb = 96,
+               .acc = true, .c_bf16 = true, .alpha = 1}, -1);
+    /* the weight gradients: sums over all tokens, K split across CTAs */
+    check_gemm("x_proj weight gradient (A^T B, split K)", (SkinnyGemmSpec){.M = 80, .N = 96, .K = 2000, .lda = 80,
+               .ldb = 96, .ta = true, .alpha = 1}, 1);
+    check_gemm("dt_proj weight gradient (column view B)", (SkinnyGemmSpec){.M = 96, .N = 48, .K = 1500, .lda = 96,
+               .ldb = 80, .ta = true, .alpha = 1}, 1);
+    /* both operands transposed, odd sizes (partial fragments), 2-element copies from an offset view */
+    check_gemm("A^T B^T, partial tiles, offset view", (SkinnyGemmSpec){.M = 20, .N = 10, .K = 6, .lda = 22, .ldb = 6,
+               .ta = true, .tb = true, .alpha = 2, .a_off = 2}, 0);
+    /* products it must refuse */
+    SkinnyGemmLaunch l;
+    SkinnyGemmSpec odd = {.M = 64, .N = 64, .K = 7, .lda = 7, .ldb = 64, .alpha = 1};
+    char *src = template_gemm_skinny(&odd, &l);
+    CHECK(!src, "an odd K-contiguous A (no 4-byte copies) was accepted");
+    free(src);
+    SkinnyGemmSpec big = {.M = 4096, .N = 4096, .K = 4096, .lda = 4096, .ldb = 4096, .alpha = 1};
+    src = template_gemm_skinny(&big, &l);
+    CHECK(!src, "a product with no dimension under %d was accepted", SKINNY_GEMM_MAX_DIM);
+    free(src);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
+    if (system(cmd)) fprintf(stderr, "could not remove %s\n", tmp);
+    if (failures) { fprintf(stderr, "%d failure(s)\n", failures); return 1; }
+    printf("ok\n");
+    return 0;
+}
