@@ -35,6 +35,7 @@ Launch *pg_add_launch(Program *p, LaunchKind kind, int group, const char *kclass
     l->kclass = kclass;
     l->module = -1;
     l->same_as = -1;
+    l->own_module = -1;
     return l;
 }
 
@@ -359,6 +360,7 @@ static void gemm(Program *p, Batch *b, SeenSet *seen, const Group *gr, int64_t *
              d.has_acc ? "_acc" : "");
     p->gemm_flops += 2 * d.M * d.N * d.K * d.batch;
     p->ngemms++;
+    if (d.bf16 && d.batch == 1 && p->opt.arch >= 80 && !p->opt.no_own_gemm) pg_own_gemm(p, seen, p->nlaunches - 1);
 }
 
 /* ---------------------------------------------------------------- compile */
@@ -474,6 +476,10 @@ Program *program_build(const Graph *g, Node *const *keep, int nkeep, const Progr
     free(seen.items);
     memcpy(p->arena_bytes, p->f->arena_bytes, sizeof p->arena_bytes);
     p->arena_bytes[AR_WORK] = PROGRAM_GEMM_WORKSPACE + ws_need;
+    p->ticket_offset = p->arena_bytes[AR_WORK];   /* the own GEMMs' tickets follow the operand casts */
+    p->arena_bytes[AR_WORK] += p->ticket_bytes;
+    for (int k = 0; k < p->nlaunches; k++)
+        if (p->launches[k].kind == LK_GEMM && p->launches[k].own.tickets) p->launches[k].own_tickets.offset += p->ticket_offset;
     p->arena_bytes[AR_PARAM] += p->param_copy_bytes;
     p->codegen_s = now_s() - t0;
     if (ok && opt->dump_dir) ok = dump_modules(p, err, errlen);
@@ -519,9 +525,9 @@ void program_dump_launches(const Program *p, FILE *out) {
             break;
         case LK_GEMM: {
             const GemmDesc *g = &l->gemm;
-            snprintf(what, sizeof what, "%lld x %lld x %lld: A%s B%s, %s%s", (long long)g->M, (long long)g->N,
+            snprintf(what, sizeof what, "%lld x %lld x %lld: A%s B%s, %s%s%s", (long long)g->M, (long long)g->N,
                      (long long)g->K, g->ta ? "^T" : "", g->tb ? "^T" : "", g->bf16 ? "bf16" : "f32",
-                     g->has_acc ? ", + C" : "");
+                     g->has_acc ? ", + C" : "", l->own_module >= 0 ? " (+own)" : "");
             if (g->batch > 1) snprintf(shape, sizeof shape, "batch %lld", (long long)g->batch);
             break;
         }
@@ -534,11 +540,14 @@ void program_dump_launches(const Program *p, FILE *out) {
 }
 
 void program_summary(const Program *p, FILE *out) {
-    int counts[LK_COPY + 1] = {0};
-    for (int k = 0; k < p->nlaunches; k++) counts[p->launches[k].kind]++;
+    int counts[LK_COPY + 1] = {0}, own = 0;
+    for (int k = 0; k < p->nlaunches; k++) {
+        counts[p->launches[k].kind]++;
+        own += p->launches[k].kind == LK_GEMM && p->launches[k].own_module >= 0;
+    }
     fprintf(out, "%d kernels (%d generated modules + templates, %d from the NVRTC cache) in %d launches, %d GEMMs, "
-                 "%d memsets, %d copies; %d groups\n", p->nkernels, p->nmodules, p->ncached, counts[LK_KERNEL], p->ngemms,
-            counts[LK_MEMSET], counts[LK_COPY], p->f->ngroups);
+                 "%d memsets, %d copies; %d groups; %d GEMMs with vmc's own kernel beside cuBLASLt's\n", p->nkernels,
+            p->nmodules, p->ncached, counts[LK_KERNEL], p->ngemms, counts[LK_MEMSET], counts[LK_COPY], p->f->ngroups, own);
     fprintf(out, "memory:");
     for (int k = 0; k < AR_COUNT_; k++)
         fprintf(out, " %s %.1f MiB%s", arena_kind_name((ArenaKind)k), (double)p->arena_bytes[k] / (1 << 20),

@@ -5,6 +5,7 @@
 #pragma once
 #include "codegen.h"
 #include "nvrtc_compile.h"
+#include "template.h"
 #include <stdint.h>
 
 typedef struct BufRef { ArenaKind arena; int64_t offset; } BufRef;   /* device address = arena base + offset */
@@ -44,6 +45,12 @@ typedef struct Launch {
     bool rng_args;              /* a pointer to the device's {seed, step} follows the pointers */
     /* LK_GEMM */
     GemmDesc gemm;
+    int own_module;             /* vmc's own kernel for a skinny product (template.h), timed against cuBLASLt's
+                                 * algorithms before the first step; -1 none. Its launch: own; its split-K tickets
+                                 * own_tickets (the WORK arena's ticket area, zeroed once); its partials go to the
+                                 * stream's GEMM workspace, as cuBLASLt's would. */
+    SkinnyGemmLaunch own;
+    BufRef own_tickets;
     /* LK_MEMSET (zero), LK_COPY (device to device) */
     bool bf16_cast;             /* LK_KERNEL: a GEMM operand's cast to bf16 (args: source, workspace copy) */
     bool once;                  /* not part of the step: runs before it whenever the parameters may have changed
@@ -75,6 +82,7 @@ typedef struct ProgramOptions {
     bool scan_recompute;        /* training: the scan backward recomputes its chunk-start states instead of reading
                                  * the forward's (less memory, more time: program_templates.c pg_mark_scan_states) */
     bool no_into_place;         /* bf16: keep the kernels packed_copies_into_place would elide (timing comparisons) */
+    bool no_own_gemm;           /* bf16: no own kernels for skinny GEMMs (cuBLASLt alone) */
     int reuse_delay;            /* Fusion.reuse_delay: groups an activation's memory stays reserved after its last
                                  * reader in a training step; 0 (unset): PROGRAM_REUSE_DELAY;
                                  * PROGRAM_REUSE_AT_ONCE: none */
@@ -90,6 +98,7 @@ typedef struct Program {
     bool params_constant;       /* no launch writes a parameter (inference): their bf16 casts are `once` launches
                                  * into copies kept at the end of the PARAM arena */
     int64_t param_copy_bytes;   /* those copies' bytes */
+    int64_t ticket_offset, ticket_bytes;   /* the own GEMM kernels' split-K tickets in the WORK arena (zero at start) */
     const Node **param_value;   /* by PARAM node id: the value its AdamW kernel writes in place (training), or NULL */
     BufRef *value_copy;         /* by node id, for those values: the parameter's kept bf16 copy, which the AdamW
                                  * kernel rewrites (so training casts its weights only once too); arena AR_COUNT_ none */

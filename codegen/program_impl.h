@@ -33,6 +33,7 @@ void pg_mark_bf16_outputs(Fusion *f);
 /* program_templates.c */
 bool pg_opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int errlen);
 void pg_mark_scan_states(Fusion *f);
+void pg_own_gemm(Program *p, SeenSet *seen, int launch);
 /* program_tail.c */
 void pg_batch_tail(Program *p);
 void pg_hoist_memsets(Program *p);

@@ -256,3 +256,34 @@ void pg_mark_scan_states(Fusion *f) {
         }
     }
 }
+
+/* A skinny bf16 product (template.h) also gets vmc's own kernel; the runtime times it against cuBLASLt's
+ * algorithms and runs the faster. Identical instantiations share a module. Its split-K tickets get their own range
+ * of the ticket area (program_build places the area), so products on different streams never share one. */
+void pg_own_gemm(Program *p, SeenSet *seen, int launch) {
+    Launch *l = &p->launches[launch];
+    const GemmDesc *d = &l->gemm;
+    SkinnyGemmSpec s = {.M = d->M, .N = d->N, .K = d->K, .lda = d->lda, .ldb = d->ldb, .ta = d->ta, .tb = d->tb,
+                        .acc = d->has_acc, .c_bf16 = d->c_bf16, .alpha = d->alpha,
+                        .a_off = d->a.offset / 2 % 8, .b_off = d->b.offset / 2 % 8};   /* (arenas: 256-aligned) */
+    SkinnyGemmLaunch sl;
+    char *src = template_gemm_skinny(&s, &sl);
+    if (!src) return;
+    if (sl.ws_bytes > PROGRAM_GEMM_WORKSPACE) { free(src); return; }   /* partials beyond the workspace */
+    int first = pg_seen_find(seen, src, launch);
+    if (first >= 0) {
+        l->own_module = p->launches[first].own_module;
+        free(src);
+    } else {
+        char label[96];
+        snprintf(label, sizeof label, "g%d_gemm_skinny_%lldx%lldx%lld", l->group, (long long)d->M, (long long)d->N,
+                 (long long)d->K);
+        l->own_module = pg_add_module(p, src, label);
+        p->nkernels++;
+    }
+    l->own = sl;
+    if (sl.tickets) {   /* offset within the ticket area for now (program_build adds the area's) */
+        l->own_tickets = (BufRef){AR_WORK, p->ticket_bytes};
+        p->ticket_bytes += ((int64_t)sl.tickets * 4 + 255) / 256 * 256;
+    }
+}

@@ -21,6 +21,7 @@ typedef struct GemmPlan {
     cublasLtMatrixLayout_t la, lb, lc;   /* cuBLASLt operands: la = our B, lb = our A (column-major view) */
     cublasLtMatmulAlgo_t algo;
     float alpha;                         /* the product's scale (GemmDesc.alpha) */
+    bool own;                            /* vmc's own kernel (Launch.own_module) runs the product instead */
 } GemmPlan;
 
 typedef struct Cuda {
@@ -51,6 +52,7 @@ typedef struct Cuda {
                                           * measurable on 2746226: 32.61 against 32.58 ms pretraining) */
     int prio_high, prio_low;             /* the context's greatest and least stream priorities */
     int graph_kernels, graph_high;       /* the step graph's kernel nodes, and those at the higher priority */
+    int own_gemm;                        /* VMC_OWN_GEMM: 0 never, 1 where timed faster (default), 2 always */
     bool params_dirty;                   /* the host wrote a parameter since the `once` launches last ran */
     int runs;
     struct Stage {                       /* by node id: an INPUT's way in (staged_write) */
@@ -130,6 +132,35 @@ static void gemm_run(Cuda *c, int s, const GemmPlan *g, CUdeviceptr a, CUdevicep
     CUBLAS_CHECK(matmul(c, s, g, &g->algo, a, b, out, acc));
 }
 
+/* Launches kernel f with the launch's grid on capture stream s; with pdl it may start while the previous kernel of
+ * its stream finishes: every vmc kernel first lets its own successor launch, then waits for its predecessors
+ * (vmc_grid_entry), so this only hides launch latency and the previous kernel's tail. (Its priority is the capture
+ * stream's, set_priority, as for the GEMMs cuBLASLt launches.) */
+static void launch_kernel(Cuda *c, CUfunction f, const unsigned *grid, const unsigned *block, unsigned smem, int s,
+                          void **params) {
+    CUlaunchAttribute attr[1];
+    unsigned na = 0;
+    if (c->pdl) {
+        attr[na] = (CUlaunchAttribute){.id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION};
+        attr[na++].value.programmaticStreamSerializationAllowed = 1;
+    }
+    CUlaunchConfig cfg = {.gridDimX = grid[0], .gridDimY = grid[1], .gridDimZ = grid[2], .blockDimX = block[0],
+                          .blockDimY = block[1], .blockDimZ = block[2], .sharedMemBytes = smem,
+                          .hStream = c->side[s], .attrs = attr, .numAttrs = na};
+    CU_CHECK(c->cu->cuLaunchKernelEx(&cfg, f, params, NULL));
+}
+
+/* Launch k's product by vmc's own kernel (skinny_gemm.cuh) on capture stream s: A, B, C, acc, the stream's GEMM
+ * workspace for split-K partials, the launch's tickets. */
+static void own_gemm_run(Cuda *c, int k, int s) {
+    const Launch *l = &c->p->launches[k];
+    CUdeviceptr v[6] = {addr(c, l->gemm.a), addr(c, l->gemm.b), addr(c, l->gemm.c),
+                        l->gemm.has_acc ? addr(c, l->gemm.acc) : 0, c->ws[s],
+                        l->own.tickets ? addr(c, l->own_tickets) : 0};
+    void *params[6] = {&v[0], &v[1], &v[2], &v[3], &v[4], &v[5]};
+    launch_kernel(c, c->fn[k], l->own.k.grid, l->own.k.block, l->own.k.smem, s, params);
+}
+
 /* GEMM autotuning: the heuristic's first choice is often not the fastest for the skinny products of the mixer
  * (N = 80 or K = 48) and the weight gradients (K = tokens). Before the first step, each distinct shape times its
  * candidates on the launch's own buffers (outputs are overwritten before anything has been computed into them)
@@ -143,6 +174,18 @@ static float time_algo(Cuda *c, GemmPlan *g, const cublasLtMatmulAlgo_t *algo, C
         if (k == 0) CU_CHECK(c->cu->cuEventRecord(t0, c->st));
         if (matmul(c, 0, g, algo, a, b, out, 0) != CUBLAS_STATUS_SUCCESS) { CU_CHECK(c->cu->cuStreamSynchronize(c->st)); return -1.f; }
     }
+    CU_CHECK(c->cu->cuEventRecord(t1, c->st));
+    CU_CHECK(c->cu->cuEventSynchronize(t1));
+    float ms = 0;
+    CU_CHECK(c->cu->cuEventElapsedTime(&ms, t0, t1));
+    return ms;
+}
+
+/* Milliseconds for GEMM_TUNE_REPS runs of launch k by vmc's own kernel (after a warm-up run). */
+static float time_own(Cuda *c, int k, CUevent t0, CUevent t1) {
+    own_gemm_run(c, k, 0);
+    CU_CHECK(c->cu->cuEventRecord(t0, c->st));
+    for (int r = 0; r < GEMM_TUNE_REPS; r++) own_gemm_run(c, k, 0);
     CU_CHECK(c->cu->cuEventRecord(t1, c->st));
     CU_CHECK(c->cu->cuEventSynchronize(t1));
     float ms = 0;
@@ -175,14 +218,24 @@ static void plan_gemms(Cuda *c) {
         GemmPlan *g = &c->gemm[k];
         cublasLtMatmulAlgo_t cand[GEMM_CANDIDATES_MAX];
         int n = gemm_plan_candidates(c, &l->gemm, g, cand, tune ? ncand : 1);
-        if (n > 1 && !tune_cache_find(cache, &l->gemm, cand, n, &g->algo)) {
+        const bool own = l->own_module >= 0 && c->own_gemm > 0;
+        if (own && c->own_gemm == 2) { g->own = true; continue; }
+        const bool own_timed = own && tune;
+        if ((n > 1 || own_timed) && !tune_cache_find(cache, &l->gemm, cand, n, &g->algo, &g->own)) {
             float best = -1.f;
-            for (int j = 0; j < n; j++) {
+            for (int j = 0; j < n && n > 1; j++) {
                 float ms = time_algo(c, g, &cand[j], addr(c, l->gemm.a), addr(c, l->gemm.b), addr(c, l->gemm.c), t0, t1);
                 if (ms >= 0.f && (best < 0.f || ms < best)) { best = ms; g->algo = cand[j]; }
             }
-            tune_cache_put(cache, &l->gemm, &g->algo);   /* later launches of this shape find it */
+            if (n == 1) best = time_algo(c, g, &cand[0], addr(c, l->gemm.a), addr(c, l->gemm.b), addr(c, l->gemm.c), t0, t1);
+            g->own = false;
+            if (own_timed) {
+                const float ms = time_own(c, k, t0, t1);
+                g->own = best < 0.f || ms < best;   /* (best < 0: cuBLASLt refused every candidate) */
+            }
+            tune_cache_put(cache, &l->gemm, &g->algo, g->own);   /* later launches of this shape find it */
         }
+        g->own = g->own && own;   /* a cached choice of the own kernel, for a launch that has none */
     }
     CU_CHECK(c->cu->cuEventDestroy(t0));
     CU_CHECK(c->cu->cuEventDestroy(t1));
@@ -201,8 +254,13 @@ static void load_modules(Cuda *c) {
     c->gemm = xcalloc((size_t)nl + 1, sizeof(GemmPlan));
     for (int k = 0; k < nl; k++) {
         Launch *l = &p->launches[k];
-        if (l->kind == LK_GEMM) continue;   /* plan_gemms */
-        if (l->kind != LK_KERNEL) continue;
+        if (l->kind == LK_GEMM && l->own_module >= 0) {   /* its own kernel, launched with per-stream arguments */
+            CU_CHECK(c->cu->cuModuleGetFunction(&c->fn[k], c->mods[l->own_module], l->own.k.name));
+            if (l->own.k.smem > 48 * 1024)
+                CU_CHECK(c->cu->cuFuncSetAttribute(c->fn[k], CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                                                   (int)l->own.k.smem));
+        }
+        if (l->kind != LK_KERNEL) continue;   /* (GEMMs: plan_gemms) */
         CU_CHECK(c->cu->cuModuleGetFunction(&c->fn[k], c->mods[l->module], l->name));
         if (l->smem > 48 * 1024)
             CU_CHECK(c->cu->cuFuncSetAttribute(c->fn[k], CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, (int)l->smem));
@@ -250,26 +308,11 @@ static void launch_on(Cuda *c, int k, int s) {
     const Launch *l = &c->p->launches[k];
     CUstream st = c->side[s];
     switch (l->kind) {
-    case LK_KERNEL: {
-        /* With pdl the kernel may start while the previous kernel of its stream finishes: every generated kernel
-         * first lets its own successor launch, then waits for its predecessors (vmc_grid_entry), so this only
-         * hides launch latency and the previous kernel's tail. */
-        /* (its priority is the capture stream's, set_priority, as for the GEMMs cuBLASLt launches) */
-        CUlaunchAttribute attr[1];
-        unsigned na = 0;
-        if (c->pdl) {
-            attr[na] = (CUlaunchAttribute){.id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION};
-            attr[na++].value.programmaticStreamSerializationAllowed = 1;
-        }
-        CUlaunchConfig cfg = {.gridDimX = l->grid[0], .gridDimY = l->grid[1], .gridDimZ = l->grid[2],
-                              .blockDimX = l->block[0], .blockDimY = l->block[1], .blockDimZ = l->block[2],
-                              .sharedMemBytes = l->smem, .hStream = st, .attrs = attr, .numAttrs = na};
-        CU_CHECK(c->cu->cuLaunchKernelEx(&cfg, c->fn[k], c->params[k], NULL));
-        return;
-    }
+    case LK_KERNEL: launch_kernel(c, c->fn[k], l->grid, l->block, l->smem, s, c->params[k]); return;
     case LK_GEMM:
-        gemm_run(c, s, &c->gemm[k], addr(c, l->gemm.a), addr(c, l->gemm.b), addr(c, l->gemm.c),
-                 l->gemm.has_acc ? addr(c, l->gemm.acc) : 0);
+        if (c->gemm[k].own) own_gemm_run(c, k, s);
+        else gemm_run(c, s, &c->gemm[k], addr(c, l->gemm.a), addr(c, l->gemm.b), addr(c, l->gemm.c),
+                      l->gemm.has_acc ? addr(c, l->gemm.acc) : 0);
         return;
     case LK_MEMSET: CU_CHECK(c->cu->cuMemsetD32Async(addr(c, l->dst), 0, (size_t)l->bytes / 4, st)); return;
     case LK_COPY: CU_CHECK(c->cu->cuMemcpyDtoDAsync(addr(c, l->dst), addr(c, l->src), (size_t)l->bytes, st)); return;
@@ -588,12 +631,15 @@ Exec *cuda_exec_create(const Graph *g, Node *const *keep, int nkeep, const CudaE
     const int delay = (int)cli_env_int("VMC_REUSE_DELAY", 0, 1000000, PROGRAM_REUSE_DELAY);
     ProgramOptions po = {.arch = cuda_device_arch(dev), .bf16 = opt->bf16, .scan_recompute = opt->scan_recompute,
                          .reuse_delay = delay ? delay : PROGRAM_REUSE_AT_ONCE,
-                         .no_into_place = cli_env_int("VMC_INTO_PLACE", 0, 1, 1) == 0};   /* (a timing knob) */
+                         .no_into_place = cli_env_int("VMC_INTO_PLACE", 0, 1, 1) == 0,   /* (timing knobs) */
+                         .no_own_gemm = cli_env_int("VMC_OWN_GEMM", 0, 2, 1) == 0};
     c->p = program_build(g, keep, nkeep, &po, err, errlen);
     if (!c->p) { free(c); return NULL; }
     c->base.vt = &CUDA_VT;
     c->base.g = g;
     c->pdl = po.arch >= 90 && cli_env_int("VMC_PDL", 0, 1, 1) == 1;   /* VMC_PDL=0: plain launches (timing) */
+    /* VMC_OWN_GEMM: 0 cuBLASLt alone, 1 vmc's skinny-GEMM kernel where it timed faster, 2 it wherever it applies */
+    c->own_gemm = (int)cli_env_int("VMC_OWN_GEMM", 0, 2, 1);
     c->priority = cli_env_int("VMC_PRIORITY", 0, 1, 1) == 1;   /* (VMC_PRIORITY=0: one priority for all) */
     CU_CHECK(c->cu->cuCtxGetStreamPriorityRange(&c->prio_low, &c->prio_high));
     c->lt = cublaslt_api();

@@ -1,5 +1,6 @@
 /* gemm_tune_cache.c — see gemm_tune_cache.h. A line per shape: the GemmDesc shape fields, then the algorithm's
- * opaque bytes in hex. */
+ * opaque bytes in hex, then " own" when vmc's own kernel timed faster. (File version 2: version 1 files, from before
+ * the own kernels, are not read, so that their shapes are timed against them.) */
 #include "gemm_tune_cache.h"
 #include "nvrtc_compile.h"
 #include "util.h"
@@ -10,7 +11,7 @@
 
 enum { SHAPE_FIELDS = 13 };
 
-typedef struct Entry { long long shape[SHAPE_FIELDS]; cublasLtMatmulAlgo_t algo; } Entry;
+typedef struct Entry { long long shape[SHAPE_FIELDS]; cublasLtMatmulAlgo_t algo; bool own; } Entry;
 
 struct TuneCache {
     char path[1200];
@@ -25,12 +26,13 @@ static void shape_of_desc(const GemmDesc *d, long long *s) {
     memcpy(s, v, sizeof v);
 }
 
-static void push(TuneCache *t, const long long *shape, const cublasLtMatmulAlgo_t *algo) {
+static void push(TuneCache *t, const long long *shape, const cublasLtMatmulAlgo_t *algo, bool own) {
     if (t->n == t->cap) {
         t->cap = t->cap ? 2 * t->cap : 32;
         t->e = xrealloc(t->e, sizeof(Entry) * (size_t)t->cap);
     }
     memcpy(t->e[t->n].shape, shape, sizeof t->e[t->n].shape);
+    t->e[t->n].own = own;
     t->e[t->n++].algo = *algo;
 }
 
@@ -41,7 +43,7 @@ TuneCache *tune_cache_open(const char *device_name) {
     char dev[128];
     snprintf(dev, sizeof dev, "%s", device_name);
     for (char *p = dev; *p; p++) if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9'))) *p = '_';
-    snprintf(t->path, sizeof t->path, "%s/gemm-tune-%s.txt", dir, dev);
+    snprintf(t->path, sizeof t->path, "%s/gemm-tune2-%s.txt", dir, dev);
     FILE *f = fopen(t->path, "r");
     if (!f) return t;
     char line[1024];
@@ -61,29 +63,29 @@ TuneCache *tune_cache_open(const char *device_name) {
         if (k != SHAPE_FIELDS || b != sizeof bytes) continue;   /* a damaged line: that shape is tuned again */
         cublasLtMatmulAlgo_t a;
         memcpy(&a, bytes, sizeof a);
-        push(t, s, &a);
+        push(t, s, &a, strstr(p + 2 * b, " own") != NULL);
     }
     fclose(f);
     return t;
 }
 
 bool tune_cache_find(const TuneCache *t, const GemmDesc *d, const cublasLtMatmulAlgo_t *cand, int n,
-                     cublasLtMatmulAlgo_t *out) {
+                     cublasLtMatmulAlgo_t *out, bool *own) {
     long long s[SHAPE_FIELDS];
     shape_of_desc(d, s);
     for (int i = t->n - 1; i >= 0; i--) {
         if (memcmp(t->e[i].shape, s, sizeof s)) continue;
         for (int j = 0; j < n; j++)
-            if (!memcmp(&cand[j], &t->e[i].algo, sizeof cand[j])) { *out = cand[j]; return true; }
+            if (!memcmp(&cand[j], &t->e[i].algo, sizeof cand[j])) { *out = cand[j]; *own = t->e[i].own; return true; }
         return false;
     }
     return false;
 }
 
-void tune_cache_put(TuneCache *t, const GemmDesc *d, const cublasLtMatmulAlgo_t *algo) {
+void tune_cache_put(TuneCache *t, const GemmDesc *d, const cublasLtMatmulAlgo_t *algo, bool own) {
     long long s[SHAPE_FIELDS];
     shape_of_desc(d, s);
-    push(t, s, algo);
+    push(t, s, algo, own);
     t->dirty = true;
 }
 
@@ -97,7 +99,7 @@ void tune_cache_close(TuneCache *t) {
                 for (int k = 0; k < SHAPE_FIELDS; k++) fprintf(f, "%lld ", t->e[i].shape[k]);
                 const unsigned char *b = (const unsigned char *)&t->e[i].algo;
                 for (size_t j = 0; j < sizeof t->e[i].algo; j++) fprintf(f, "%02x", b[j]);
-                fputc('\n', f);
+                fputs(t->e[i].own ? " own\n" : "\n", f);
             }
             if (fclose(f) == 0) rename(tmp, t->path);   /* a failed write leaves the old file: tuning is redone */
             else remove(tmp);

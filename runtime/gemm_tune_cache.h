@@ -1,5 +1,5 @@
 /* gemm_tune_cache.h — the GEMM algorithms that autotuning picked, kept on disk beside the NVRTC cache so that a
- * warm start does not time them again. One file per device name; an entry is used only while cuBLASLt still
+ * warm start does not time them again, and whether vmc's own kernel beat them. One file per device name; an entry is used only while cuBLASLt still
  * offers that algorithm for the shape (a different cuBLASLt or GPU re-tunes). */
 #pragma once
 #include "cuda_api.h"
@@ -10,9 +10,10 @@ typedef struct TuneCache TuneCache;
 
 /* Reads the cache file for this device (none yet, or no cache directory: an empty cache). */
 TuneCache *tune_cache_open(const char *device_name);
-/* The cached algorithm for shape d if it is one of cand[0..n): true and *out set. */
+/* The cached algorithm for shape d if it is one of cand[0..n): true, *out set, and *own whether vmc's own kernel
+ * was the faster. */
 bool tune_cache_find(const TuneCache *t, const GemmDesc *d, const cublasLtMatmulAlgo_t *cand, int n,
-                     cublasLtMatmulAlgo_t *out);
-void tune_cache_put(TuneCache *t, const GemmDesc *d, const cublasLtMatmulAlgo_t *algo);
+                     cublasLtMatmulAlgo_t *out, bool *own);
+void tune_cache_put(TuneCache *t, const GemmDesc *d, const cublasLtMatmulAlgo_t *algo, bool own);
 /* Writes the file if entries were added (atomically: a temporary file renamed), then frees. */
 void tune_cache_close(TuneCache *t);

@@ -9,6 +9,9 @@ target_link_libraries(test_cuda_exec PRIVATE runtime)
 target_compile_definitions(test_cuda_exec PRIVATE VMC_ROOT="${VMC_ROOT}")
 add_test(NAME cuda_exec COMMAND test_cuda_exec)
 set_tests_properties(cuda_exec PROPERTIES LABELS gpu SKIP_RETURN_CODE 77 TIMEOUT 900)
+# The same checks (but the training runs) with vmc's own kernel for every skinny GEMM, not only the faster ones.
+add_test(NAME cuda_exec_own_gemm COMMAND test_cuda_exec --quick)
+set_tests_properties(cuda_exec_own_gemm PROPERTIES LABELS gpu SKIP_RETURN_CODE 77 TIMEOUT 900 ENVIRONMENT VMC_OWN_GEMM=2)
 
 # Every model of models/*.vmc through `vmc compile` for sm_90 (NVRTC needs no GPU).
 add_test(NAME compile_models COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/test_compile_models.sh ${CMAKE_BINARY_DIR}/vmc ${VMC_ROOT})

@@ -43,6 +43,13 @@ if [ "$n" != 1 ]; then echo "FAILED: expected 1"; fail=1; fi
 n=$(grep -c 'assembled in place' "$VMC_CACHE/groups.log" || true)
 echo "arm_b_pretrain training: $n group(s) assembled in place"
 if [ "$n" != 12 ]; then echo "FAILED: expected 12"; fail=1; fi
+# vmc's own kernel is generated for the mixer's six skinny products of every layer (x_proj and dt_proj forward,
+# input and weight gradients) in bf16, to be timed against cuBLASLt's; none in fp32
+n=$(grep -oP '[0-9]+(?= GEMMs with vmc.s own kernel)' "$VMC_CACHE/groups.log" || true)
+echo "arm_b_pretrain training: ${n:-no} GEMM(s) with an own kernel"
+if [ "$n" != 72 ]; then echo "FAILED: expected 72"; fail=1; fi
+n=$("$vmc" compile "$root/models/arm_b.vmc" --model arm_b_pretrain --train --no-nvrtc 2>&1 | grep -oP '[0-9]+(?= GEMMs with vmc.s own kernel)' || true)
+if [ "$n" != 0 ]; then echo "FAILED: $n own GEMM kernels in fp32, expected 0"; fail=1; fi
 # --dump-launches lists every launch of the step once, in order: as many lines as the summary counts
 "$vmc" compile "$root/models/tiny.vmc" --model tiny_pretrain --train --bf16 --no-nvrtc --dump-launches > "$VMC_CACHE/launches.log" 2>&1
 want=0

@@ -188,6 +188,25 @@ static void test_gemm(void) {
     check_graph("GEMMs: linear + epilogue, batched, transposed, shared operand", g, 1e-5);
 }
 
+/* The mixer's skinny products in bf16, where vmc's own kernel (skinny_gemm.cuh) competes with cuBLASLt (with
+ * VMC_OWN_GEMM=2, ctest cuda_exec_own_gemm, it runs every one): x_proj and dt_proj forward (dt_proj reading a
+ * column view), their input gradients (one accumulated), and the weight gradients over all tokens (K split). */
+static void test_skinny_gemms(void) {
+    Graph *g = graph_new();
+    const int64_t T = 1200, D = 96, R = 48, X = 80;
+    Node *u = in(g, "u", S2(T, D)), *wx = in(g, "wx", S2(X, D)), *wdt = in(g, "wdt", S2(D, R));
+    Node *dd = in(g, "ddelta", S2(T, D)), *dxd = in(g, "dxdbl", S2(T, X)), *other = in(g, "other", S2(T, D));
+    Node *xdbl = g_matmul(g, u, wx, false, true, LOC_NONE);
+    Node *dt = g_slice(g, xdbl, 1, 0, R, LOC_NONE);
+    out(g, "x_proj", xdbl);
+    out(g, "dt_proj", g_matmul(g, dt, wdt, false, true, LOC_NONE));
+    out(g, "dt_proj_dx", g_matmul(g, dd, wdt, false, false, LOC_NONE));
+    out(g, "x_proj_dx_plus", bin(g, OP_ADD, g_matmul(g, dxd, wx, false, false, LOC_NONE), other));
+    out(g, "x_proj_dw", g_matmul(g, dxd, u, true, false, LOC_NONE));
+    out(g, "dt_proj_dw", g_matmul(g, dd, dt, true, false, LOC_NONE));
+    check_graph("skinny GEMMs (bf16): x_proj / dt_proj forward, input and weight gradients", g, 2e-2);
+}
+
 static void test_templates(void) {
     Graph *g = graph_new();
     int64_t B = 2, L = 37, D = 24, N = 16, K = 4;
@@ -386,6 +405,7 @@ int main(int argc, char **argv) {
     test_model_grads(m, "tiny_pretrain", 1e-3);
     test_model_grads(m, "tiny_ft", 1e-3);
     bf16_mode = true;   /* bf16 operands: ~3 significant digits per product, errors average out over K */
+    test_skinny_gemms();
     test_model_grads(m, "tiny_pretrain", 1e-1);
     test_model_grads(m, "tiny_ft", 1e-1);   /* 4 directions: du, ddelta, dz read from the scan's bf16 copies */
     test_model_forward(m, "tiny_ft", "logits", 1e-1);

@@ -1,6 +1,6 @@
 /* test_tune_cache.c — [cpu] the on-disk cache of autotuned GEMM algorithms (runtime/gemm_tune_cache.h): a choice
- * written by one run is found by the next for the same shape, only while it is among cuBLASLt's candidates; other
- * shapes and devices miss; a damaged line is skipped, not fatal. Needs no GPU (algorithms are opaque bytes). */
+ * written by one run is found by the next for the same shape, only while it is among cuBLASLt's candidates, with
+ * whether vmc's own kernel won; other shapes and devices miss; a damaged line is skipped, not fatal. Needs no GPU (algorithms are opaque bytes). */
 #include "gemm_tune_cache.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,29 +24,37 @@ int main(void) {
     GemmDesc other = d;
     other.N = 48;
     cublasLtMatmulAlgo_t cand[3] = {algo(1), algo(2), algo(3)}, got;
+    bool own = true;
 
     TuneCache *t = tune_cache_open("NVIDIA H200");
-    EXPECT(!tune_cache_find(t, &d, cand, 3, &got), "an empty cache finds nothing");
-    tune_cache_put(t, &d, &cand[2]);
+    EXPECT(!tune_cache_find(t, &d, cand, 3, &got, &own), "an empty cache finds nothing");
+    tune_cache_put(t, &d, &cand[2], false);
+    tune_cache_put(t, &other, &cand[1], true);
     tune_cache_close(t);
 
     t = tune_cache_open("NVIDIA H200");
-    EXPECT(tune_cache_find(t, &d, cand, 3, &got) && !memcmp(&got, &cand[2], sizeof got), "the next run finds the choice");
-    EXPECT(!tune_cache_find(t, &d, cand, 2, &got), "a choice cuBLASLt no longer offers is not used");
-    EXPECT(!tune_cache_find(t, &other, cand, 3, &got), "another shape misses");
+    EXPECT(tune_cache_find(t, &d, cand, 3, &got, &own) && !memcmp(&got, &cand[2], sizeof got) && !own,
+           "the next run finds the choice");
+    EXPECT(tune_cache_find(t, &other, cand, 3, &got, &own) && !memcmp(&got, &cand[1], sizeof got) && own,
+           "and the shape where vmc's own kernel won");
+    EXPECT(!tune_cache_find(t, &d, cand, 2, &got, &own), "a choice cuBLASLt no longer offers is not used");
+    GemmDesc third = d;
+    third.K = 1536;
+    EXPECT(!tune_cache_find(t, &third, cand, 3, &got, &own), "another shape misses");
     tune_cache_close(t);
 
     t = tune_cache_open("NVIDIA H100 80GB HBM3");
-    EXPECT(!tune_cache_find(t, &d, cand, 3, &got), "another device misses");
+    EXPECT(!tune_cache_find(t, &d, cand, 3, &got, &own), "another device misses");
     tune_cache_close(t);
 
     char path[256];
-    snprintf(path, sizeof path, "%s/gemm-tune-NVIDIA_H200.txt", dir);
+    snprintf(path, sizeof path, "%s/gemm-tune2-NVIDIA_H200.txt", dir);
     FILE *f = fopen(path, "a");
     EXPECT(f != NULL, "%s exists", path);
     if (f) { fputs("1 2 3 garbage\n", f); fclose(f); }
     t = tune_cache_open("NVIDIA H200");
-    EXPECT(tune_cache_find(t, &d, cand, 3, &got), "a damaged line is skipped, the others still read");
+    EXPECT(tune_cache_find(t, &d, cand, 3, &got, &own) && tune_cache_find(t, &other, cand, 3, &got, &own) && own,
+           "a damaged line is skipped, the others still read");
     tune_cache_close(t);
 
     remove(path);
