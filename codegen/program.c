@@ -476,10 +476,6 @@ Program *program_build(const Graph *g, Node *const *keep, int nkeep, const Progr
     free(seen.items);
     memcpy(p->arena_bytes, p->f->arena_bytes, sizeof p->arena_bytes);
     p->arena_bytes[AR_WORK] = PROGRAM_GEMM_WORKSPACE + ws_need;
-    p->ticket_offset = p->arena_bytes[AR_WORK];   /* the own GEMMs' tickets follow the operand casts */
-    p->arena_bytes[AR_WORK] += p->ticket_bytes;
-    for (int k = 0; k < p->nlaunches; k++)
-        if (p->launches[k].kind == LK_GEMM && p->launches[k].own.tickets) p->launches[k].own_tickets.offset += p->ticket_offset;
     p->arena_bytes[AR_PARAM] += p->param_copy_bytes;
     p->codegen_s = now_s() - t0;
     if (ok && opt->dump_dir) ok = dump_modules(p, err, errlen);

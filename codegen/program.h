@@ -46,11 +46,9 @@ typedef struct Launch {
     /* LK_GEMM */
     GemmDesc gemm;
     int own_module;             /* vmc's own kernel for a skinny product (template.h), timed against cuBLASLt's
-                                 * algorithms before the first step; -1 none. Its launch: own; its split-K tickets
-                                 * own_tickets (the WORK arena's ticket area, zeroed once); its partials go to the
-                                 * stream's GEMM workspace, as cuBLASLt's would. */
+                                 * algorithms before the first step; -1 none. Its launch: own (split-K partials in
+                                 * the stream's GEMM workspace, as cuBLASLt's would be) */
     SkinnyGemmLaunch own;
-    BufRef own_tickets;
     /* LK_MEMSET (zero), LK_COPY (device to device) */
     bool bf16_cast;             /* LK_KERNEL: a GEMM operand's cast to bf16 (args: source, workspace copy) */
     bool once;                  /* not part of the step: runs before it whenever the parameters may have changed
@@ -98,7 +96,6 @@ typedef struct Program {
     bool params_constant;       /* no launch writes a parameter (inference): their bf16 casts are `once` launches
                                  * into copies kept at the end of the PARAM arena */
     int64_t param_copy_bytes;   /* those copies' bytes */
-    int64_t ticket_offset, ticket_bytes;   /* the own GEMM kernels' split-K tickets in the WORK arena (zero at start) */
     const Node **param_value;   /* by PARAM node id: the value its AdamW kernel writes in place (training), or NULL */
     BufRef *value_copy;         /* by node id, for those values: the parameter's kept bf16 copy, which the AdamW
                                  * kernel rewrites (so training casts its weights only once too); arena AR_COUNT_ none */

@@ -258,14 +258,21 @@ void pg_mark_scan_states(Fusion *f) {
 }
 
 /* A skinny bf16 product (template.h) also gets vmc's own kernel; the runtime times it against cuBLASLt's
- * algorithms and runs the faster. Identical instantiations share a module. Its split-K tickets get their own range
- * of the ticket area (program_build places the area), so products on different streams never share one. */
+ * algorithms and runs the faster. Identical instantiations share a module. Split-K partials go to the GEMM
+ * workspace of the stream it runs on, as cuBLASLt's would. */
+static int align_of(int64_t offset) {   /* the power of two (at most 16) dividing an arena offset */
+    int a = 16;
+    while (offset % a) a /= 2;
+    return a;
+}
 void pg_own_gemm(Program *p, SeenSet *seen, int launch) {
     Launch *l = &p->launches[launch];
     const GemmDesc *d = &l->gemm;
+    int c_align = align_of(d->c.offset), acc_align = d->has_acc ? align_of(d->acc.offset) : 16;
     SkinnyGemmSpec s = {.M = d->M, .N = d->N, .K = d->K, .lda = d->lda, .ldb = d->ldb, .ta = d->ta, .tb = d->tb,
                         .acc = d->has_acc, .c_bf16 = d->c_bf16, .alpha = d->alpha,
-                        .a_off = d->a.offset / 2 % 8, .b_off = d->b.offset / 2 % 8};   /* (arenas: 256-aligned) */
+                        .a_off = d->a.offset / 2 % 8, .b_off = d->b.offset / 2 % 8,   /* (arenas: 256-aligned) */
+                        .c_align = c_align < acc_align ? c_align : acc_align};
     SkinnyGemmLaunch sl;
     char *src = template_gemm_skinny(&s, &sl);
     if (!src) return;
@@ -279,11 +286,7 @@ void pg_own_gemm(Program *p, SeenSet *seen, int launch) {
         snprintf(label, sizeof label, "g%d_gemm_skinny_%lldx%lldx%lld", l->group, (long long)d->M, (long long)d->N,
                  (long long)d->K);
         l->own_module = pg_add_module(p, src, label);
-        p->nkernels++;
+        p->nkernels += sl.split > 1 ? 2 : 1;
     }
     l->own = sl;
-    if (sl.tickets) {   /* offset within the ticket area for now (program_build adds the area's) */
-        l->own_tickets = (BufRef){AR_WORK, p->ticket_bytes};
-        p->ticket_bytes += ((int64_t)sl.tickets * 4 + 255) / 256 * 256;
-    }
 }

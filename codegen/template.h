@@ -105,16 +105,18 @@ typedef struct SkinnyGemmSpec {
     bool c_bf16;               /* C (and acc) stored bf16, else f32 */
     float alpha;
     int64_t a_off, b_off;      /* element offsets of A and B past a 16-byte-aligned address */
+    int c_align;               /* bytes (a power of two, at most 16) both C's and acc's addresses are multiples of */
 } SkinnyGemmSpec;
 typedef struct SkinnyGemmLaunch {
-    KernelLaunch k;            /* grid, block, dynamic shared memory */
-    int split;                 /* K ranges: > 1 uses ws and tickets */
-    int64_t ws_bytes;          /* f32 partial tiles */
-    int tickets;               /* unsigned counters, zero before each launch */
+    KernelLaunch k;            /* vmc_gemm_skinny: grid, block, dynamic shared memory */
+    int split;                 /* K ranges: > 1 writes ws_bytes of f32 partials, then reduce runs */
+    int64_t ws_bytes;
+    KernelLaunch reduce;       /* vmc_gemm_skinny_reduce (split > 1) */
 } SkinnyGemmLaunch;
-/* The largest of M, N, K and smallest: a product is skinny when its smallest dimension is at most this. */
+/* A product is skinny when its smallest dimension is at most this. */
 enum { SKINNY_GEMM_MAX_DIM = 128 };
-/* vmc_gemm_skinny(const bf16 *A, const bf16 *B, C_T *C, const C_T *acc, float *ws, unsigned *tickets); NULL when
- * the product is not one it handles (no dimension at most SKINNY_GEMM_MAX_DIM, a dimension of 2^31 or more, an
- * operand whose contiguous dimension, leading dimension or offset is odd). */
+/* vmc_gemm_skinny(const bf16 *A, const bf16 *B, C_T *C, const C_T *acc, float *ws), then with split > 1
+ * vmc_gemm_skinny_reduce(const float *ws, C_T *C, const C_T *acc) (same module); NULL when the product is not one
+ * it handles (no dimension at most SKINNY_GEMM_MAX_DIM, a dimension of 2^31 or more, an operand whose contiguous
+ * dimension, leading dimension or offset is odd). */
 char *template_gemm_skinny(const SkinnyGemmSpec *s, SkinnyGemmLaunch *l);

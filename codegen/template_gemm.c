@@ -10,6 +10,7 @@ enum {
     GEMM_STAGES = 4,        /* cp.async pipeline depth */
     GEMM_CTA_TARGET = 264,  /* CTAs worth launching: two per SM of an H100/H200 (132 SMs) */
     GEMM_FEW_TILES = 66,    /* below this many output tiles the K dimension is split across CTAs */
+    GEMM_SPLIT_TILES = 16,  /* ... after shrinking the tile until there are this many */
 };
 
 static int64_t round_up(int64_t a, int64_t b) { return (a + b - 1) / b * b; }
@@ -24,20 +25,25 @@ static int copy_width(int64_t len, int64_t ld, int64_t off) {
 }
 
 /* Warps along M and N for a BM x BN tile: each warp's tile whole m16 x n8 fragments with at most GEMM_MAX_ACC
- * accumulators per thread, and the fewest fragment loads per mma ((4 FM + 2 FN) / (FM FN)); more warps on a tie. */
+ * accumulators per thread. 4 warps where some arrangement fits (enough to keep the copies and the mma issuing),
+ * else 8, 2, 1; among those the fewest fragment loads per mma ((4 FM + 2 FN) / (FM FN)). */
 static bool pick_warps(int bm, int bn, int *wm_out, int *wn_out) {
-    double best = 0;
-    bool found = false;
-    for (int warps = 1; warps <= 8; warps *= 2)
+    static const int order[] = {4, 8, 2, 1};
+    for (int o = 0; o < 4; o++) {
+        const int warps = order[o];
+        double best = 0;
+        bool found = false;
         for (int wm = 1; wm <= warps; wm *= 2) {
             const int wn = warps / wm;
             if (bm % (16 * wm) || bn % (8 * wn)) continue;
             const int fm = bm / wm / 16, fn = bn / wn / 8;
             if (fm * fn * 4 > GEMM_MAX_ACC) continue;
             const double cost = (4.0 * fm + 2.0 * fn) / (fm * fn);
-            if (!found || cost <= best) { best = cost; *wm_out = wm; *wn_out = wn; found = true; }
+            if (!found || cost < best) { best = cost; *wm_out = wm; *wn_out = wn; found = true; }
         }
-    return found;
+        if (found) return true;
+    }
+    return false;
 }
 
 char *template_gemm_skinny(const SkinnyGemmSpec *s, SkinnyGemmLaunch *out) {
@@ -59,12 +65,25 @@ char *template_gemm_skinny(const SkinnyGemmSpec *s, SkinnyGemmLaunch *out) {
         else return NULL;
     }
     const int bk = s->K >= 32 ? 32 : (int)round_up(s->K, 16);
+    /* Few output tiles and a long K (the weight gradients): K ranges across CTAs, whose f32 partials the reduce
+     * kernel adds. Smaller tiles first, along the longer of M and N (which splits the larger operand; the smaller is
+     * re-read from L2), so that fewer ranges fill the GPU and the partials stay few: ARM-B's 80 x 768 and 768 x 48
+     * weight gradients get 24 tiles of 80 x 32 and 32 x 48. */
+    const bool splits = cdiv64(s->M, bm) * cdiv64(s->N, bn) < GEMM_FEW_TILES && s->K >= 8 * bk;
+    while (splits && cdiv64(s->M, bm) * cdiv64(s->N, bn) < GEMM_SPLIT_TILES) {
+        int m2 = bm, n2 = bn;
+        if (s->N >= s->M && bn > 32) n2 = (int)round_up(bn / 2, 8);   /* along the larger operand: */
+        else if (s->N < s->M && bm > 32) m2 = (int)round_up(bm / 2, 16);   /* the other is re-read */
+        else break;
+        if (!pick_warps(m2, n2, &wm, &wn)) break;
+        bm = m2;
+        bn = n2;
+    }
+    pick_warps(bm, bn, &wm, &wn);
     const int64_t tiles_m = cdiv64(s->M, bm), tiles_n = cdiv64(s->N, bn), tiles = tiles_m * tiles_n;
     if (tiles_m > 65535) return NULL;
-
-    /* Few output tiles and a long K (the weight gradients): K ranges across CTAs, partials in ws. */
     int64_t split = 1, kstep = round_up(s->K, bk);
-    if (tiles < GEMM_FEW_TILES && s->K >= 8 * bk) {
+    if (splits) {
         split = cdiv64(GEMM_CTA_TARGET, tiles);
         if (split > s->K / (4 * bk)) split = s->K / (4 * bk);
         kstep = round_up(cdiv64(s->K, split), bk);
@@ -74,14 +93,16 @@ char *template_gemm_skinny(const SkinnyGemmSpec *s, SkinnyGemmLaunch *out) {
     const int stages = slices + 1 < GEMM_STAGES ? (int)(slices + 1 < 2 ? 2 : slices + 1) : GEMM_STAGES;
     const int a_elems = (s->ta ? bk : bm) * (s->ta ? bm + 8 : bk + 8), b_elems = (s->tb ? bn : bk) * (s->tb ? bk + 8 : bn + 8);
 
-    char v[20][40];
-    const char *names[20] = {"SG_M", "SG_N", "SG_K", "SG_LDA", "SG_LDB", "SG_TA", "SG_TB", "SG_ALPHA", "SG_ACC", "C_T",
+    const int elem = s->c_bf16 ? 2 : 4;
+    const bool pairs = s->N % 2 == 0 && s->c_align >= 2 * elem, quads = (s->M * s->N) % 4 == 0 && s->c_align >= 4 * elem;
+    char v[22][40];
+    const char *names[22] = {"SG_M", "SG_N", "SG_K", "SG_LDA", "SG_LDB", "SG_TA", "SG_TB", "SG_ALPHA", "SG_ACC", "C_T",
                              "SG_BM", "SG_BN", "SG_BK", "SG_WM", "SG_WN", "SG_STAGES", "SG_VA", "SG_VB", "SG_SPLIT",
-                             "SG_KSTEP"};
-    const long long iv[20] = {s->M, s->N, s->K, s->lda, s->ldb, s->ta, s->tb, 0, s->acc, 0,
-                              bm, bn, bk, wm, wn, stages, va, vb, split, kstep};
-    TemplateDef defs[20];
-    for (int k = 0; k < 20; k++) {
+                             "SG_KSTEP", "SG_PAIRS", "SG_RV"};
+    const long long iv[22] = {s->M, s->N, s->K, s->lda, s->ldb, s->ta, s->tb, 0, s->acc, 0,
+                              bm, bn, bk, wm, wn, stages, va, vb, split, kstep, pairs, quads ? 4 : 1};
+    TemplateDef defs[22];
+    for (int k = 0; k < 22; k++) {
         if (k == 7) snprintf(v[k], sizeof v[k], "%.9ef", (double)s->alpha);
         else if (k == 9) snprintf(v[k], sizeof v[k], "%s", s->c_bf16 ? "bf16" : "float");
         else snprintf(v[k], sizeof v[k], "%lld", iv[k]);
@@ -94,7 +115,13 @@ char *template_gemm_skinny(const SkinnyGemmSpec *s, SkinnyGemmLaunch *out) {
     l->block[0] = (unsigned)(wm * wn * 32); l->block[1] = l->block[2] = 1;
     l->smem = (unsigned)(stages * (a_elems + b_elems) * 2);
     out->split = (int)split;
-    out->tickets = split > 1 ? (int)tiles : 0;
-    out->ws_bytes = split > 1 ? tiles * split * bm * bn * 4 : 0;
-    return template_instantiate("skinny_gemm.cuh", defs, 20);
+    out->ws_bytes = split > 1 ? split * s->M * s->N * 4 : 0;
+    out->reduce = (KernelLaunch){0};
+    if (split > 1) {
+        KernelLaunch *r = &out->reduce;
+        snprintf(r->name, sizeof r->name, "vmc_gemm_skinny_reduce");
+        r->grid[0] = (unsigned)cdiv64(s->M * s->N, 256 * (quads ? 4 : 1)); r->grid[1] = r->grid[2] = 1;
+        r->block[0] = 256; r->block[1] = r->block[2] = 1;
+    }
+    return template_instantiate("skinny_gemm.cuh", defs, 22);
 }

@@ -40,7 +40,8 @@ typedef struct Cuda {
     CUevent rng_ev[RNG_RING];            /* each slot's last copy */
     int rng_slot;
     CUmodule *mods;
-    CUfunction *fn;                      /* by launch */
+    CUfunction *fn;                      /* by launch (a GEMM: its own kernel's, Launch.own_module) */
+    CUfunction *reduce_fn;               /* by GEMM launch: its own kernel's split-K reduction */
     CUdeviceptr **vals;                  /* by launch: kernel pointer values */
     void ***params;                      /* by launch: cuLaunchKernel parameter array */
     GemmPlan *gemm;                      /* by launch */
@@ -150,15 +151,18 @@ static void launch_kernel(Cuda *c, CUfunction f, const unsigned *grid, const uns
     CU_CHECK(c->cu->cuLaunchKernelEx(&cfg, f, params, NULL));
 }
 
-/* Launch k's product by vmc's own kernel (skinny_gemm.cuh) on capture stream s: A, B, C, acc, the stream's GEMM
- * workspace for split-K partials, the launch's tickets. */
+/* Launch k's product by vmc's own kernel (skinny_gemm.cuh) on capture stream s: A, B, C, acc and the stream's
+ * GEMM workspace for split-K partials, then (split K) the kernel that adds them into C. */
 static void own_gemm_run(Cuda *c, int k, int s) {
     const Launch *l = &c->p->launches[k];
-    CUdeviceptr v[6] = {addr(c, l->gemm.a), addr(c, l->gemm.b), addr(c, l->gemm.c),
-                        l->gemm.has_acc ? addr(c, l->gemm.acc) : 0, c->ws[s],
-                        l->own.tickets ? addr(c, l->own_tickets) : 0};
-    void *params[6] = {&v[0], &v[1], &v[2], &v[3], &v[4], &v[5]};
+    CUdeviceptr v[5] = {addr(c, l->gemm.a), addr(c, l->gemm.b), addr(c, l->gemm.c),
+                        l->gemm.has_acc ? addr(c, l->gemm.acc) : 0, c->ws[s]};
+    void *params[5] = {&v[0], &v[1], &v[2], &v[3], &v[4]};
     launch_kernel(c, c->fn[k], l->own.k.grid, l->own.k.block, l->own.k.smem, s, params);
+    if (l->own.split > 1) {
+        void *rparams[3] = {&v[4], &v[2], &v[3]};
+        launch_kernel(c, c->reduce_fn[k], l->own.reduce.grid, l->own.reduce.block, 0, s, rparams);
+    }
 }
 
 /* GEMM autotuning: the heuristic's first choice is often not the fastest for the skinny products of the mixer
@@ -204,6 +208,7 @@ static void plan_gemms(Cuda *c) {
     const char *env = getenv("VMC_GEMM_TUNE");
     const bool tune = !(env && !strcmp(env, "0"));
     const int ncand = gemm_candidates();
+    const bool log = cli_env_int("VMC_GEMM_LOG", 0, 1, 0) == 1;   /* each timed own kernel against cuBLASLt */
     CUdevice dev;
     char devname[128] = "";
     CU_CHECK(c->cu->cuCtxGetDevice(&dev));
@@ -232,6 +237,9 @@ static void plan_gemms(Cuda *c) {
             if (own_timed) {
                 const float ms = time_own(c, k, t0, t1);
                 g->own = best < 0.f || ms < best;   /* (best < 0: cuBLASLt refused every candidate) */
+                if (log)
+                    fprintf(stderr, "gemm tune: %s: cuBLASLt %.1f us (best of %d), own kernel %.1f us: %s\n", l->name,
+                            1e3 * best / GEMM_TUNE_REPS, n, 1e3 * ms / GEMM_TUNE_REPS, g->own ? "own" : "cuBLASLt");
             }
             tune_cache_put(cache, &l->gemm, &g->algo, g->own);   /* later launches of this shape find it */
         }
@@ -249,6 +257,7 @@ static void load_modules(Cuda *c) {
     for (int k = 0; k < p->nmodules; k++) CU_CHECK(c->cu->cuModuleLoadData(&c->mods[k], p->modules[k].bin.cubin));
     int nl = p->nlaunches;
     c->fn = xcalloc((size_t)nl + 1, sizeof(CUfunction));
+    c->reduce_fn = xcalloc((size_t)nl + 1, sizeof(CUfunction));
     c->vals = xcalloc((size_t)nl + 1, sizeof(CUdeviceptr *));
     c->params = xcalloc((size_t)nl + 1, sizeof(void **));
     c->gemm = xcalloc((size_t)nl + 1, sizeof(GemmPlan));
@@ -256,6 +265,8 @@ static void load_modules(Cuda *c) {
         Launch *l = &p->launches[k];
         if (l->kind == LK_GEMM && l->own_module >= 0) {   /* its own kernel, launched with per-stream arguments */
             CU_CHECK(c->cu->cuModuleGetFunction(&c->fn[k], c->mods[l->own_module], l->own.k.name));
+            if (l->own.split > 1)
+                CU_CHECK(c->cu->cuModuleGetFunction(&c->reduce_fn[k], c->mods[l->own_module], l->own.reduce.name));
             if (l->own.k.smem > 48 * 1024)
                 CU_CHECK(c->cu->cuFuncSetAttribute(c->fn[k], CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
                                                    (int)l->own.k.smem));
@@ -591,7 +602,7 @@ static void cuda_free(Exec *e) {
     }
     stream_plan_free(c->plan);
     if (c->st) c->cu->cuStreamDestroy(c->st);
-    free(c->vals); free(c->params); free(c->gemm); free(c->fn); free(c->mods);
+    free(c->vals); free(c->params); free(c->gemm); free(c->fn); free(c->reduce_fn); free(c->mods);
     program_free(c->p);
     free(c);
 }
@@ -678,6 +689,15 @@ void cuda_exec_graph_priorities(const Exec *e, int *kernels, int *high) {
     *high = ((const Cuda *)e)->graph_high;
 }
 int64_t cuda_exec_device_bytes(const Exec *e) { return ((const Cuda *)e)->device_bytes; }
+void cuda_exec_own_gemms(const Exec *e, int *own, int *eligible) {
+    const Cuda *c = (const Cuda *)e;
+    *own = *eligible = 0;
+    for (int k = 0; k < c->p->nlaunches; k++) {
+        if (c->p->launches[k].kind != LK_GEMM || c->p->launches[k].own_module < 0) continue;
+        ++*eligible;
+        *own += c->gemm[k].own;
+    }
+}
 
 static int class_index(CudaProfile *prof, const char *name) {
     for (int k = 0; k < prof->n; k++) if (!strcmp(prof->names[k], name)) return k;

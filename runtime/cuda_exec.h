@@ -49,6 +49,8 @@ int cuda_exec_streams(const Exec *e);
 void cuda_exec_graph_priorities(const Exec *e, int *kernels, int *high);
 /* Device memory allocated by this exec (arenas), bytes. */
 int64_t cuda_exec_device_bytes(const Exec *e);
+/* GEMM launches that have vmc's own kernel (skinny products, bf16), and how many of them run it (timed faster). */
+void cuda_exec_own_gemms(const Exec *e, int *own, int *eligible);
 /* bf16 x bf16 -> f32 cuBLASLt GEMM of n x n x n, timed over reps: the peak `vmc bench` compares against. */
 double cuda_gemm_peak_tflops(Exec *e, int64_t n, int reps);
 /* Device memory in use by the whole process (cuMemGetInfo) and the device total, bytes. */

@@ -1,8 +1,9 @@
 /* test_emu_gemm.c CXX EMU_DIR — [cpu] vmc's skinny GEMM kernel (skinny_gemm.cuh) as template_gemm_skinny instantiates
  * it, compiled as C++ against the CPU emulator (tests/emu/cuda_emu.h: mma.sync from every lane's fragments) and run
  * on random bf16 operands: the products of the mixer's x_proj and dt_proj and their gradients at reduced sizes
- * (transposed operands, a column view, accumulation, alpha, bf16 and f32 results, partial tiles, K split across
- * CTAs with the last one adding the partials), each element against a double-precision product. */
+ * (transposed operands, a column view, accumulation, alpha, bf16 and f32 results stored in pairs or one by one,
+ * partial tiles, K split across CTAs and their partials added by the reduce kernel), each element against a
+ * double-precision product. */
 #include "template.h"
 #include "util.h"
 #include <math.h>
@@ -53,7 +54,7 @@ static float *run_kernel(const char *what, const SkinnyGemmSpec *s, const char *
     ASSERT(o, "%s", path);
     const char *ct = s->c_bf16 ? "unsigned short" : "float";
     const long long mn = (long long)(s->M * s->N);
-    fprintf(o, "#include \"cuda_emu.h\"\n#include <cstdio>\n#include <cstdlib>\n#include <vector>\n%s\n", src);
+    fprintf(o, "#include \"cuda_emu.h\"\n#include <cmath>\n#include <cstdio>\n#include <cstdlib>\n#include <vector>\n%s\n", src);
     fprintf(o, "template <class T> static std::vector<T> load(const char *p, size_t n) {\n"
                "    std::vector<T> v(n); FILE *f = fopen(p, \"rb\"); if (!f || fread(v.data(), sizeof(T), n, f) != n) exit(3);\n"
                "    fclose(f); return v;\n}\n");
@@ -62,18 +63,20 @@ static float *run_kernel(const char *what, const SkinnyGemmSpec *s, const char *
                "    auto b = load<unsigned short>(\"b.bin\", %lld);\n"
                "    auto acc = load<%s>(\"acc.bin\", %lld);\n"
                "    std::vector<%s> c(%lld);\n"
-               "    std::vector<float> ws(%lld + 1);\n"
-               "    std::vector<unsigned> tickets(%d + 1, 0u);\n"
+               "    std::vector<float> ws(%lld + 1, NAN);\n"
                "    dim3 grid, block;\n"
                "    grid.x = %u; grid.y = %u; grid.z = %u; block.x = %u;\n"
                "    emu_launch(grid, block, [&] { vmc_gemm_skinny((const bf16 *)a.data(), (const bf16 *)b.data(), "
-               "(%s *)c.data(), (const %s *)acc.data(), ws.data(), tickets.data()); });\n"
-               "    for (int k = 0; k < %d; k++) if (tickets[k]) return 5;   // the last CTA of a tile resets it\n"
+               "(%s *)c.data(), (const %s *)acc.data(), ws.data()); });\n"
+               "#if SG_SPLIT > 1\n"
+               "    grid = dim3(); block = dim3(); grid.x = %u; block.x = %u;\n"
+               "    emu_launch(grid, block, [&] { vmc_gemm_skinny_reduce(ws.data(), (%s *)c.data(), (const %s *)acc.data()); });\n"
+               "#endif\n"
                "    FILE *f = fopen(\"c.bin\", \"wb\"); fwrite(c.data(), sizeof c[0], c.size(), f); fclose(f);\n"
                "    return 0;\n}\n",
-            (long long)a_elems, (long long)b_elems, ct, mn, ct, mn, (long long)(l->ws_bytes / 4), l->tickets,
-            l->k.grid[0], l->k.grid[1], l->k.grid[2], l->k.block[0], s->c_bf16 ? "bf16" : "float",
-            s->c_bf16 ? "bf16" : "float", l->tickets);
+            (long long)a_elems, (long long)b_elems, ct, mn, ct, mn, (long long)(l->ws_bytes / 4), l->k.grid[0],
+            l->k.grid[1], l->k.grid[2], l->k.block[0], s->c_bf16 ? "bf16" : "float", s->c_bf16 ? "bf16" : "float",
+            l->reduce.grid[0], l->reduce.block[0], s->c_bf16 ? "bf16" : "float", s->c_bf16 ? "bf16" : "float");
     fclose(o);
     char cmd[1400];
     snprintf(cmd, sizeof cmd, "cd %s && %s -std=c++17 -O1 -w -I%s kernel.cpp %s/cuda_emu.cpp -o kernel -lpthread && ./kernel",
@@ -168,26 +171,28 @@ int main(int argc, char **argv) {
     if (!mkdtemp(tmp)) { perror("mkdtemp"); return 2; }
     /* x_proj forward: u [M, D] times W [80, D]^T, bf16 out; M past a whole number of tiles */
     check_gemm("x_proj forward (A B^T, bf16)", (SkinnyGemmSpec){.M = 300, .N = 80, .K = 96, .lda = 96, .ldb = 96,
-               .tb = true, .c_bf16 = true, .alpha = 1}, -1);
+               .tb = true, .c_bf16 = true, .alpha = 1, .c_align = 16}, -1);
     /* dt_proj forward: the first 48 columns of x_proj's [M, 80] output (a column view) times W [D, 48]^T */
     check_gemm("dt_proj forward (column view A)", (SkinnyGemmSpec){.M = 200, .N = 96, .K = 48, .lda = 80, .ldb = 48,
-               .tb = true, .c_bf16 = true, .alpha = 1}, -1);
+               .tb = true, .c_bf16 = true, .alpha = 1, .c_align = 16}, -1);
     /* dt_proj's input gradient: ddelta [M, D] times W [D, 48] */
     check_gemm("dt_proj input gradient (A B, f32)", (SkinnyGemmSpec){.M = 150, .N = 48, .K = 96, .lda = 96, .ldb = 48,
-               .alpha = 1}, -1);
+               .alpha = 1, .c_align = 16}, -1);
     /* x_proj's input gradient added to another: d x_dbl [M, 80] times W [80, D], scaled, + acc */
     check_gemm("x_proj input gradient (+ acc, alpha)", (SkinnyGemmSpec){.M = 130, .N = 96, .K = 80, .lda = 80, .ldb = 96,
-               .acc = true, .alpha = 0.5f}, -1);
+               .acc = true, .alpha = 0.5f, .c_align = 16}, -1);
+    /* C not 8-byte aligned: results one by one */
     check_gemm("x_proj input gradient (+ acc, bf16)", (SkinnyGemmSpec){.M = 64, .N = 96, .K = 80, .lda = 80, .ldb = 96,
                .acc = true, .c_bf16 = true, .alpha = 1}, -1);
     /* the weight gradients: sums over all tokens, K split across CTAs */
     check_gemm("x_proj weight gradient (A^T B, split K)", (SkinnyGemmSpec){.M = 80, .N = 96, .K = 2000, .lda = 80,
-               .ldb = 96, .ta = true, .alpha = 1}, 1);
+               .ldb = 96, .ta = true, .alpha = 1, .c_align = 16}, 1);
     check_gemm("dt_proj weight gradient (column view B)", (SkinnyGemmSpec){.M = 96, .N = 48, .K = 1500, .lda = 96,
-               .ldb = 80, .ta = true, .alpha = 1}, 1);
-    /* both operands transposed, odd sizes (partial fragments), 2-element copies from an offset view */
-    check_gemm("A^T B^T, partial tiles, offset view", (SkinnyGemmSpec){.M = 20, .N = 10, .K = 6, .lda = 22, .ldb = 6,
-               .ta = true, .tb = true, .alpha = 2, .a_off = 2}, 0);
+               .ldb = 80, .ta = true, .alpha = 1, .c_align = 16}, 1);
+    /* both operands transposed, odd sizes (partial fragments, an odd N: results one by one), 2-element copies
+     * from an offset view */
+    check_gemm("A^T B^T, partial tiles, offset view", (SkinnyGemmSpec){.M = 20, .N = 9, .K = 6, .lda = 22, .ldb = 6,
+               .ta = true, .tb = true, .alpha = 2, .a_off = 2, .c_align = 16}, 0);
     /* products it must refuse */
     SkinnyGemmLaunch l;
     SkinnyGemmSpec odd = {.M = 64, .N = 64, .K = 7, .lda = 7, .ldb = 64, .alpha = 1};

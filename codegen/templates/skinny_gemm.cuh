@@ -4,17 +4,16 @@
 // step; the faster one runs (runtime/cuda_exec.c).
 // Row-major, as GemmDesc: op(A) is M x K (A stored [M][SG_LDA], or [K][SG_LDA] with SG_TA), op(B) is K x N (B stored
 // [K][SG_LDB], or [N][SG_LDB] with SG_TB); C and acc are [M][N] of C_T.
-// Needs SG_M, SG_N, SG_K, SG_LDA, SG_LDB, SG_TA, SG_TB, SG_ALPHA, SG_ACC, C_T; the tiling SG_BM x SG_BN (SG_WM x SG_WN
-// warps), SG_BK, SG_STAGES, SG_VA / SG_VB (elements per cp.async along each operand's contiguous dimension: 8, 4 or
-// 2), SG_SPLIT (K ranges of SG_KSTEP, a multiple of SG_BK). Grid (ceil(N/BN), ceil(M/BM), SPLIT), block
-// WM*WN*32, dynamic shared memory 2 * SG_STAGES * SG_STAGE_ELEMS bytes.
+// Needs SG_M, SG_N, SG_K, SG_LDA, SG_LDB, SG_TA, SG_TB, SG_ALPHA, SG_ACC, C_T, SG_PAIRS and SG_RV (below); the
+// tiling SG_BM x SG_BN (SG_WM x SG_WN warps), SG_BK, SG_STAGES, SG_VA / SG_VB (elements per cp.async along each
+// operand's contiguous dimension: 8, 4 or 2), SG_SPLIT (K ranges of SG_KSTEP, a multiple of SG_BK). Grid
+// (ceil(N/BN), ceil(M/BM), SPLIT), block WM*WN*32, dynamic shared memory 2 * SG_STAGES * SG_STAGE_ELEMS bytes.
 // Each stage of shared memory holds a BK-deep slice of both operand tiles in their global orientation (cp.async
 // copies them unchanged): a K-contiguous operand as [row][k], the other as [k][row], rows padded by 8 elements so
 // that the fragment loads of a warp fall on different banks. A K-contiguous fragment pair is one 32-bit load; the
 // other is two 16-bit loads packed.
-// With SG_SPLIT > 1 (few output tiles, long K: the weight gradients) every CTA writes its f32 partial tile to ws;
-// the last of a tile's CTAs to finish (a ticket per tile: zero before the first launch, and the last CTA sets it back
-// to zero) adds the partials in split order (the result does not depend on which CTA came last) and writes C.
+// With SG_SPLIT > 1 (few output tiles, long K: the weight gradients) every CTA writes its f32 partial product to
+// ws[split][M][N] and vmc_gemm_skinny_reduce, launched next, adds them in split order (deterministic) into C.
 
 #define SG_THREADS (SG_WM * SG_WN * 32)
 #define SG_WTM (SG_BM / SG_WM)   // a warp's tile
@@ -71,17 +70,6 @@ template <int N> __device__ __forceinline__ void sg_cp_wait() {   // all but the
     asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
 #endif
 }
-// A load that skips L1 (another CTA's partial tile, written after this SM may have cached the line).
-__device__ __forceinline__ float sg_ld_cg(const float *p) {
-#ifdef __CUDA_ARCH__
-    float v;
-    asm volatile("ld.global.cg.f32 %0, [%1];" : "=f"(v) : "l"(p));
-    return v;
-#else
-    return *(volatile const float *)p;
-#endif
-}
-
 // One operand's BK-deep slice [k0, k0 + BK) of rows [r0, r0 + BR) into shared s (layout above). X is stored
 // K-contiguous (KC: X[r*LD + k]) or row-contiguous (X[k*LD + r]); V elements per copy along the contiguous
 // dimension (ROWS % V == 0 or K % V == 0 as the orientation needs, so a copy is wholly inside or outside).
@@ -105,17 +93,21 @@ __device__ __forceinline__ unsigned sg_pair(const unsigned short *s, int row, in
     else return (unsigned)s[k * PITCH + row] | (unsigned)s[(k + 1) * PITCH + row] << 16;
 }
 
-// out = alpha v (+ acc) of C element (r, c), stored as C_T.
-__device__ __forceinline__ void sg_store(C_T *__restrict__ C, const C_T *__restrict__ acc, int r, int c, float v) {
+// out = alpha v (+ acc) of C elements (r, c .. c + V - 1), stored as C_T in one access (SG_PAIRS: C and acc are
+// aligned for two elements and N is even, so a fragment's two columns 2t, 2t + 1 are one aligned pair).
+template <int V>
+__device__ __forceinline__ void sg_store(C_T *__restrict__ C, const C_T *__restrict__ acc, int r, int c, const float *v) {
     const size_t i = (size_t)r * SG_N + c;
-    v *= (float)(SG_ALPHA);
-    if (SG_ACC) v += to_f32(acc[i]);
-    C[i] = from_f32<C_T>(v);
+    float o[V], a[V];
+    if (SG_ACC) load_vec<V>(acc + i, a);
+#pragma unroll
+    for (int e = 0; e < V; e++) o[e] = v[e] * (float)(SG_ALPHA) + (SG_ACC ? a[e] : 0.f);
+    store_vec<V>(C + i, o);
 }
 
 extern "C" __global__ void __launch_bounds__(SG_THREADS)
 vmc_gemm_skinny(const bf16 *__restrict__ A, const bf16 *__restrict__ B, C_T *__restrict__ C,
-                const C_T *__restrict__ acc, float *__restrict__ ws, unsigned *__restrict__ tickets) {
+                const C_T *__restrict__ acc, float *__restrict__ ws) {
     vmc_grid_entry();
 #ifdef __CUDA_ARCH__
     extern __shared__ __align__(16) unsigned short sg_smem[];   // SG_STAGES * SG_STAGE_ELEMS
@@ -184,40 +176,47 @@ vmc_gemm_skinny(const bf16 *__restrict__ A, const bf16 *__restrict__ B, C_T *__r
 #pragma unroll
             for (int fn = 0; fn < SG_FN; fn++)
 #pragma unroll
-                for (int q = 0; q < 4; q++) {
-                    const int r = m0 + wm + fm * 16 + g + q / 2 * 8, c = n0 + wn + fn * 8 + 2 * t + q % 2;
-                    if (r < SG_M && c < SG_N) sg_store(C, acc, r, c, d[fm][fn][q]);
+                for (int h = 0; h < 2; h++) {
+                    const int r = m0 + wm + fm * 16 + g + h * 8, c = n0 + wn + fn * 8 + 2 * t;
+                    if (r >= SG_M) continue;
+                    if (SG_PAIRS) {
+                        if (c < SG_N) sg_store<2>(C, acc, r, c, &d[fm][fn][2 * h]);
+                    } else {
+                        if (c < SG_N) sg_store<1>(C, acc, r, c, &d[fm][fn][2 * h]);
+                        if (c + 1 < SG_N) sg_store<1>(C, acc, r, c + 1, &d[fm][fn][2 * h + 1]);
+                    }
                 }
         return;
     }
-    const int tile = blockIdx.y * gridDim.x + blockIdx.x;
-    float *part = ws + (size_t)tile * SG_SPLIT * SG_BM * SG_BN;   // [split][BM][BN]
+    // A K range of a split product: this CTA's partial sums to ws[split][M][N]; vmc_gemm_skinny_reduce adds them.
 #pragma unroll
     for (int fm = 0; fm < SG_FM; fm++)
 #pragma unroll
         for (int fn = 0; fn < SG_FN; fn++)
 #pragma unroll
             for (int q = 0; q < 4; q++) {
-                const int r = wm + fm * 16 + g + q / 2 * 8, c = wn + fn * 8 + 2 * t + q % 2;
-                part[((size_t)blockIdx.z * SG_BM + r) * SG_BN + c] = d[fm][fn][q];
-            }
-    __threadfence();   // the partial is visible device-wide before this CTA takes its ticket
-    __syncthreads();
-    __shared__ unsigned sg_last;
-    if (threadIdx.x == 0) sg_last = atomicAdd(&tickets[tile], 1u) == SG_SPLIT - 1;
-    __syncthreads();
-    if (!sg_last) return;
-    if (threadIdx.x == 0) tickets[tile] = 0;   // every other CTA of the tile has taken its ticket: ready for the next launch
-    __threadfence();
-#pragma unroll
-    for (int fm = 0; fm < SG_FM; fm++)
-#pragma unroll
-        for (int fn = 0; fn < SG_FN; fn++)
-#pragma unroll
-            for (int q = 0; q < 4; q++) {
-                const int r = wm + fm * 16 + g + q / 2 * 8, c = wn + fn * 8 + 2 * t + q % 2;
-                float s = 0.f;
-                for (int z = 0; z < SG_SPLIT; z++) s += sg_ld_cg(part + ((size_t)z * SG_BM + r) * SG_BN + c);
-                if (m0 + r < SG_M && n0 + c < SG_N) sg_store(C, acc, m0 + r, n0 + c, s);
+                const int r = m0 + wm + fm * 16 + g + q / 2 * 8, c = n0 + wn + fn * 8 + 2 * t + q % 2;
+                if (r < SG_M && c < SG_N) ws[((size_t)blockIdx.z * SG_M + r) * SG_N + c] = d[fm][fn][q];
             }
 }
+
+#if SG_SPLIT > 1
+// C = alpha (sum over the SG_SPLIT partials in split order) (+ acc): SG_RV consecutive elements per thread (4 when
+// every row of ws, C and acc allows one aligned access); grid ceil(M N / (256 SG_RV)), block 256.
+extern "C" __global__ void __launch_bounds__(256)
+vmc_gemm_skinny_reduce(const float *__restrict__ ws, C_T *__restrict__ C, const C_T *__restrict__ acc) {
+    vmc_grid_entry();
+    constexpr size_t MN = (size_t)SG_M * SG_N;
+    const size_t i = ((size_t)blockIdx.x * 256 + threadIdx.x) * SG_RV;
+    if (i >= MN) return;
+    float s[SG_RV], v[SG_RV];
+#pragma unroll
+    for (int e = 0; e < SG_RV; e++) s[e] = 0.f;
+    for (int z = 0; z < SG_SPLIT; z++) {
+        load_vec<SG_RV>(ws + z * MN + i, v);
+#pragma unroll
+        for (int e = 0; e < SG_RV; e++) s[e] += v[e];
+    }
+    sg_store<SG_RV>(C, acc, (int)(i / SG_N), (int)(i % SG_N), s);
+}
+#endif
