@@ -10,8 +10,8 @@
 // (ceil(N/BN), ceil(M/BM), SPLIT), block WM*WN*32, dynamic shared memory 2 * SG_STAGES * SG_STAGE_ELEMS bytes.
 // Each stage of shared memory holds a BK-deep slice of both operand tiles in their global orientation (cp.async
 // copies them unchanged): a K-contiguous operand as [row][k], the other as [k][row], rows padded by 8 elements so
-// that the fragment loads of a warp fall on different banks. A K-contiguous fragment pair is one 32-bit load; the
-// other is two 16-bit loads packed.
+// that the 8 rows of an ldmatrix fall on different banks. ldmatrix reads the fragments, transposing the
+// row-contiguous ones.
 // With SG_SPLIT > 1 (few output tiles, long K: the weight gradients) every CTA writes its f32 partial product to
 // ws[split][M][N] and vmc_gemm_skinny_reduce, launched next, adds them in split order (deterministic) into C.
 
@@ -86,11 +86,40 @@ __device__ __forceinline__ void sg_load_slice(unsigned short *s, const unsigned 
     }
 }
 
-// The 32-bit fragment register holding elements (row, k) and (row, k + 1) of a shared slice.
-template <bool KC, int PITCH>
-__device__ __forceinline__ unsigned sg_pair(const unsigned short *s, int row, int k) {
-    if constexpr (KC) return *reinterpret_cast<const unsigned *>(s + row * PITCH + k);
-    else return (unsigned)s[k * PITCH + row] | (unsigned)s[(k + 1) * PITCH + row] << 16;
+// ldmatrix .x4 / .x2 (.trans): lane l names row l % 8 of 8x8 matrix l / 8 (16 bytes of b16, 16-byte aligned); lane
+// 4g + t receives, of each matrix j, elements (g, 2t..2t+1) in r[j], or with TRANS elements (2t..2t+1, g).
+template <int X, bool TRANS> __device__ __forceinline__ void sg_ldmatrix(unsigned *r, const unsigned short *p) {
+#ifdef __CUDA_ARCH__
+    unsigned s;
+    asm("{ .reg .u64 q; cvta.to.shared.u64 q, %1; cvt.u32.u64 %0, q; }" : "=r"(s) : "l"(p));
+    if constexpr (X == 4 && TRANS)
+        asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
+                     : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(s));
+    else if constexpr (X == 4)
+        asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
+                     : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(s));
+    else if constexpr (TRANS)
+        asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];" : "=r"(r[0]), "=r"(r[1]) : "r"(s));
+    else
+        asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(r[0]), "=r"(r[1]) : "r"(s));
+#else
+    emu_ldmatrix(r, p, X, TRANS);
+#endif
+}
+
+// A's fragment of rows m .. m+15, k .. k+15 (a[0..3]: rows +0/+8 x k +0/+8, as mma wants): matrix j of the x4 is
+// rows m + 8 (j % 2), k + 8 (j / 2); a K-contiguous slice ([m][k]) is read as is, the other ([k][m]) transposed.
+__device__ __forceinline__ void sg_frag_a(unsigned *a, const unsigned short *sa, int m, int k) {
+    const int lane = threadIdx.x & 31, i = lane & 7, j = lane >> 3;
+    if (!SG_TA) sg_ldmatrix<4, false>(a, sa + (m + i + 8 * (j & 1)) * SG_A_PITCH + k + 8 * (j >> 1));
+    else sg_ldmatrix<4, true>(a, sa + (k + i + 8 * (j >> 1)) * SG_A_PITCH + m + 8 * (j & 1));
+}
+// B's fragment of columns n .. n+7, k .. k+15 (b[0..1]: k +0 / +8): a K-contiguous slice ([n][k]) as is, the
+// other ([k][n]) transposed. (Lanes 16..31 name rows too, unused by .x2.)
+__device__ __forceinline__ void sg_frag_b(unsigned *b, const unsigned short *sb, int n, int k) {
+    const int lane = threadIdx.x & 31, i = lane & 7, j = (lane >> 3) & 1;
+    if (SG_TB) sg_ldmatrix<2, false>(b, sb + (n + i) * SG_B_PITCH + k + 8 * j);
+    else sg_ldmatrix<2, true>(b, sb + (k + i + 8 * j) * SG_B_PITCH + n);
 }
 
 // out = alpha v (+ acc) of C elements (r, c .. c + V - 1), stored as C_T in one access (SG_PAIRS: C and acc are
@@ -148,19 +177,9 @@ vmc_gemm_skinny(const bf16 *__restrict__ A, const bf16 *__restrict__ B, C_T *__r
         for (int kk = 0; kk < SG_BK; kk += 16) {
             unsigned a[SG_FM][4], b[SG_FN][2];
 #pragma unroll
-            for (int f = 0; f < SG_FM; f++) {
-                const int r = wm + f * 16 + g, k = kk + 2 * t;
-                a[f][0] = sg_pair<!SG_TA, SG_A_PITCH>(sa, r, k);
-                a[f][1] = sg_pair<!SG_TA, SG_A_PITCH>(sa, r + 8, k);
-                a[f][2] = sg_pair<!SG_TA, SG_A_PITCH>(sa, r, k + 8);
-                a[f][3] = sg_pair<!SG_TA, SG_A_PITCH>(sa, r + 8, k + 8);
-            }
+            for (int f = 0; f < SG_FM; f++) sg_frag_a(a[f], sa, wm + f * 16, kk);
 #pragma unroll
-            for (int f = 0; f < SG_FN; f++) {
-                const int c = wn + f * 8 + g, k = kk + 2 * t;
-                b[f][0] = sg_pair<SG_TB, SG_B_PITCH>(sb, c, k);
-                b[f][1] = sg_pair<SG_TB, SG_B_PITCH>(sb, c, k + 8);
-            }
+            for (int f = 0; f < SG_FN; f++) sg_frag_b(b[f], sb, wn + f * 8, kk);
 #pragma unroll
             for (int fm = 0; fm < SG_FM; fm++)
 #pragma unroll

@@ -63,6 +63,28 @@ void emu_mma_bf16_16816(float *d, const unsigned *a, const unsigned *b) {
     pthread_barrier_wait(&warp_bar[w]);
 }
 
+// Every lane posts its row address, then gathers its elements: of matrix j, (row g, columns 2t..2t+1), or with trans
+// (rows 2t..2t+1, column g), lane = 4g + t. Only lanes below 8 * count name rows.
+static const unsigned short *ldm_row[32][32];
+void emu_ldmatrix(unsigned *r, const unsigned short *p, int count, bool trans) {
+    int t = flat_tid(), w = t / 32, l = t % 32;
+    ldm_row[w][l] = p;
+    pthread_barrier_wait(&warp_bar[w]);
+    const int g = l >> 2, tq = l & 3;
+    for (int j = 0; j < count; j++) {
+        unsigned lo, hi;
+        if (!trans) {
+            lo = ldm_row[w][8 * j + g][2 * tq];
+            hi = ldm_row[w][8 * j + g][2 * tq + 1];
+        } else {
+            lo = ldm_row[w][8 * j + 2 * tq][g];
+            hi = ldm_row[w][8 * j + 2 * tq + 1][g];
+        }
+        r[j] = lo | hi << 16;
+    }
+    pthread_barrier_wait(&warp_bar[w]);
+}
+
 struct ThreadArg { dim3 idx; const std::function<void()> *body; };
 static void *thread_main(void *p) {
     ThreadArg *a = (ThreadArg *)p;

@@ -39,6 +39,8 @@ unsigned atomicAdd(unsigned *p, unsigned v);
 inline void __threadfence() {}   // blocks run one after another here
 // mma.sync.m16n8k16 (bf16 in, f32 accumulate) of one warp: d += A B from every lane's fragments (PTX ISA layouts).
 void emu_mma_bf16_16816(float *d, const unsigned *a, const unsigned *b);
+// ldmatrix.sync.aligned.m8n8.x{count}[.trans].shared.b16 of one warp: lane l names row l % 8 of matrix l / 8.
+void emu_ldmatrix(unsigned *r, const unsigned short *p, int count, bool trans);
 // Programmatic dependent launch has nothing to wait for here (codegen.h CODEGEN_GRID_ENTRY steps aside for this).
 #define VMC_EMU_GRID_ENTRY
 inline void vmc_grid_entry() {}
