@@ -76,8 +76,11 @@ template <int N> __device__ __forceinline__ void sg_cp_wait() {   // all but the
 template <int BR, int ROWS, int LD, bool KC, int V, int PITCH>
 __device__ __forceinline__ void sg_load_slice(unsigned short *s, const unsigned short *__restrict__ X, int r0, int k0,
                                               int kend) {
-    constexpr int PER_LINE = KC ? SG_BK / V : BR / V, LINES = KC ? BR : SG_BK;
-    for (int j = threadIdx.x; j < LINES * PER_LINE; j += SG_THREADS) {
+    constexpr int PER_LINE = KC ? SG_BK / V : BR / V, TOTAL = (KC ? BR : SG_BK) * PER_LINE;
+#pragma unroll
+    for (int it = 0; it < (TOTAL + SG_THREADS - 1) / SG_THREADS; it++) {   // a fixed count: no loop in the code
+        const int j = threadIdx.x + it * SG_THREADS;
+        if (TOTAL % SG_THREADS && j >= TOTAL) break;
         const int line = j / PER_LINE, e = j % PER_LINE * V;   // KC: line = row, e = k offset; else line = k
         const int r = KC ? r0 + line : r0 + e, k = KC ? k0 + e : k0 + line;
         const bool ok = r < ROWS && k < kend;
