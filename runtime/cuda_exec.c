@@ -226,7 +226,12 @@ static void plan_gemms(Cuda *c) {
         const bool own = l->own_module >= 0 && c->own_gemm > 0;
         if (own && c->own_gemm == 2) { g->own = true; continue; }
         const bool own_timed = own && tune;
-        if ((n > 1 || own_timed) && !tune_cache_find(cache, &l->gemm, cand, n, &g->algo, &g->own)) {
+        TuneOwn found = TUNE_OWN_UNTIMED;
+        const bool cached = tune && tune_cache_find(cache, &l->gemm, cand, n, &g->algo, &found);
+        g->own = found == TUNE_OWN_FASTER;
+        /* time unless cached, and where this product has its own kernel, cached with it timed (an entry from a
+         * run without own kernels, VMC_OWN_GEMM=0, leaves it untimed) */
+        if ((n > 1 || own_timed) && (!cached || (own_timed && found == TUNE_OWN_UNTIMED))) {
             float best = -1.f;
             for (int j = 0; j < n && n > 1; j++) {
                 float ms = time_algo(c, g, &cand[j], addr(c, l->gemm.a), addr(c, l->gemm.b), addr(c, l->gemm.c), t0, t1);
@@ -241,7 +246,7 @@ static void plan_gemms(Cuda *c) {
                     fprintf(stderr, "gemm tune: %s: cuBLASLt %.1f us (best of %d), own kernel %.1f us: %s\n", l->name,
                             1e3 * best / GEMM_TUNE_REPS, n, 1e3 * ms / GEMM_TUNE_REPS, g->own ? "own" : "cuBLASLt");
             }
-            tune_cache_put(cache, &l->gemm, &g->algo, g->own);   /* later launches of this shape find it */
+            tune_cache_put(cache, &l->gemm, &g->algo, !own_timed ? TUNE_OWN_UNTIMED : g->own ? TUNE_OWN_FASTER : TUNE_OWN_SLOWER);
         }
         g->own = g->own && own;   /* a cached choice of the own kernel, for a launch that has none */
     }

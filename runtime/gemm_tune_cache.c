@@ -1,6 +1,6 @@
 /* gemm_tune_cache.c — see gemm_tune_cache.h. A line per shape: the GemmDesc shape fields, then the algorithm's
- * opaque bytes in hex, then " own" when vmc's own kernel timed faster. (File version 2: version 1 files, from before
- * the own kernels, are not read, so that their shapes are timed against them.) */
+ * opaque bytes in hex, then " own" when vmc's own kernel timed faster, " lt" when slower (nothing: not timed).
+ * (File version 2: version 1 files, from before the own kernels, are not read.) */
 #include "gemm_tune_cache.h"
 #include "nvrtc_compile.h"
 #include "util.h"
@@ -11,7 +11,7 @@
 
 enum { SHAPE_FIELDS = 13 };
 
-typedef struct Entry { long long shape[SHAPE_FIELDS]; cublasLtMatmulAlgo_t algo; bool own; } Entry;
+typedef struct Entry { long long shape[SHAPE_FIELDS]; cublasLtMatmulAlgo_t algo; TuneOwn own; } Entry;
 
 struct TuneCache {
     char path[1200];
@@ -26,7 +26,7 @@ static void shape_of_desc(const GemmDesc *d, long long *s) {
     memcpy(s, v, sizeof v);
 }
 
-static void push(TuneCache *t, const long long *shape, const cublasLtMatmulAlgo_t *algo, bool own) {
+static void push(TuneCache *t, const long long *shape, const cublasLtMatmulAlgo_t *algo, TuneOwn own) {
     if (t->n == t->cap) {
         t->cap = t->cap ? 2 * t->cap : 32;
         t->e = xrealloc(t->e, sizeof(Entry) * (size_t)t->cap);
@@ -63,14 +63,15 @@ TuneCache *tune_cache_open(const char *device_name) {
         if (k != SHAPE_FIELDS || b != sizeof bytes) continue;   /* a damaged line: that shape is tuned again */
         cublasLtMatmulAlgo_t a;
         memcpy(&a, bytes, sizeof a);
-        push(t, s, &a, strstr(p + 2 * b, " own") != NULL);
+        const char *rest = p + 2 * b;
+        push(t, s, &a, strstr(rest, " own") ? TUNE_OWN_FASTER : strstr(rest, " lt") ? TUNE_OWN_SLOWER : TUNE_OWN_UNTIMED);
     }
     fclose(f);
     return t;
 }
 
 bool tune_cache_find(const TuneCache *t, const GemmDesc *d, const cublasLtMatmulAlgo_t *cand, int n,
-                     cublasLtMatmulAlgo_t *out, bool *own) {
+                     cublasLtMatmulAlgo_t *out, TuneOwn *own) {
     long long s[SHAPE_FIELDS];
     shape_of_desc(d, s);
     for (int i = t->n - 1; i >= 0; i--) {
@@ -82,7 +83,7 @@ bool tune_cache_find(const TuneCache *t, const GemmDesc *d, const cublasLtMatmul
     return false;
 }
 
-void tune_cache_put(TuneCache *t, const GemmDesc *d, const cublasLtMatmulAlgo_t *algo, bool own) {
+void tune_cache_put(TuneCache *t, const GemmDesc *d, const cublasLtMatmulAlgo_t *algo, TuneOwn own) {
     long long s[SHAPE_FIELDS];
     shape_of_desc(d, s);
     push(t, s, algo, own);
@@ -99,7 +100,7 @@ void tune_cache_close(TuneCache *t) {
                 for (int k = 0; k < SHAPE_FIELDS; k++) fprintf(f, "%lld ", t->e[i].shape[k]);
                 const unsigned char *b = (const unsigned char *)&t->e[i].algo;
                 for (size_t j = 0; j < sizeof t->e[i].algo; j++) fprintf(f, "%02x", b[j]);
-                fputs(t->e[i].own ? " own\n" : "\n", f);
+                fputs(t->e[i].own == TUNE_OWN_FASTER ? " own\n" : t->e[i].own == TUNE_OWN_SLOWER ? " lt\n" : "\n", f);
             }
             if (fclose(f) == 0) rename(tmp, t->path);   /* a failed write leaves the old file: tuning is redone */
             else remove(tmp);

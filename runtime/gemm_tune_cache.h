@@ -10,10 +10,11 @@ typedef struct TuneCache TuneCache;
 
 /* Reads the cache file for this device (none yet, or no cache directory: an empty cache). */
 TuneCache *tune_cache_open(const char *device_name);
-/* The cached algorithm for shape d if it is one of cand[0..n): true, *out set, and *own whether vmc's own kernel
- * was the faster. */
+/* What the tuning found of vmc's own kernel for a shape: not timed (none then), slower, faster than cuBLASLt. */
+typedef enum TuneOwn { TUNE_OWN_UNTIMED, TUNE_OWN_SLOWER, TUNE_OWN_FASTER } TuneOwn;
+/* The cached algorithm for shape d if it is one of cand[0..n): true, *out and *own set. */
 bool tune_cache_find(const TuneCache *t, const GemmDesc *d, const cublasLtMatmulAlgo_t *cand, int n,
-                     cublasLtMatmulAlgo_t *out, bool *own);
-void tune_cache_put(TuneCache *t, const GemmDesc *d, const cublasLtMatmulAlgo_t *algo, bool own);
+                     cublasLtMatmulAlgo_t *out, TuneOwn *own);
+void tune_cache_put(TuneCache *t, const GemmDesc *d, const cublasLtMatmulAlgo_t *algo, TuneOwn own);
 /* Writes the file if entries were added (atomically: a temporary file renamed), then frees. */
 void tune_cache_close(TuneCache *t);

@@ -23,6 +23,10 @@ if "$B/tests/test_cuda_exec" $quick 2>&1 | tee "$log/test.txt"; then t="pass"; e
 rows+=("cuda vs cpu tests|$t|$(grep -o 'worst normalised error [^;]*' "$log/test.txt" | tail -1)")
 loss=$(grep -o 'max relative loss difference over [0-9]* steps: [^;]*' "$log/test.txt" | sed 's/max relative loss difference over //' | paste -sd ' ' -)
 [ -n "$loss" ] && rows+=("training loss cpu vs cuda|$t|$loss")
+# vmc's own kernel for every skinny GEMM (where otherwise only those timed faster than cuBLASLt run it)
+if VMC_OWN_GEMM=2 "$B/tests/test_cuda_exec" --quick > "$log/own.txt" 2>&1; then t=pass; else t=FAIL; fi
+grep -A3 "skinny GEMMs" "$log/own.txt" | head -8
+rows+=("cuda vs cpu, own skinny GEMMs forced|$t|$(grep -o 'worst normalised error [^;]*' "$log/own.txt" | tail -1)")
 
 echo "== scan and conv1d templates against fp64 references (test_scan_gpu), then their times"
 if "$B/tests/test_scan_gpu" > "$log/scan.txt" 2>&1; then s=pass; else s=FAIL; fi
@@ -33,7 +37,7 @@ rows+=("scan/conv1d templates vs fp64|$s|ARM-B ft shapes: $(grep -m1 'scan B128 
 bench() {   # label, then vmc bench arguments
     local label=$1; shift
     echo "== vmc bench $*"
-    if "$B/vmc" bench "$@" --top "${BENCH_TOP:-12}" 2>&1 | tee "$log/bench.txt"; then
+    if VMC_GEMM_LOG=1 "$B/vmc" bench "$@" --top "${BENCH_TOP:-12}" 2>&1 | tee "$log/bench.txt"; then
         local ips ms frac cold warm mem
         ips=$(grep -oP '[0-9.]+(?= images/s)' "$log/bench.txt" | head -1)   # sustained (after bench's warm-up)
         burst=$(grep -oP 'right after the first: [0-9.]+ ms, \K[0-9.]+(?= images/s)' "$log/bench.txt" | head -1)
@@ -43,7 +47,8 @@ bench() {   # label, then vmc bench arguments
         cold=$(grep -oP 'cold \K[0-9.]+' "$log/bench.txt" | head -1)
         warm=$(grep -oP 'warm start \K[0-9.]+' "$log/bench.txt" | head -1)
         mem=$(grep -oP 'process total \K[0-9.]+' "$log/bench.txt" | head -1)
-        rows+=("$label|ok|${ips} img/s (burst ${burst}), ${ms} ms/step at ${clk:-?} MHz, ${frac}% of GEMM peak, ${mem} GiB, cold ${cold} s, warm ${warm} s")
+        own=$(grep -oP 'skinny GEMMs: \K[0-9]+ of [0-9]+' "$log/bench.txt" | head -1)
+        rows+=("$label|ok|${ips} img/s (burst ${burst}), ${ms} ms/step at ${clk:-?} MHz, ${frac}% of GEMM peak, ${mem} GiB, cold ${cold} s, warm ${warm} s, own skinny GEMMs ${own:-none}")
     else
         rows+=("$label|FAIL|see log above")
     fi

@@ -24,19 +24,24 @@ int main(void) {
     GemmDesc other = d;
     other.N = 48;
     cublasLtMatmulAlgo_t cand[3] = {algo(1), algo(2), algo(3)}, got;
-    bool own = true;
+    TuneOwn own = TUNE_OWN_FASTER;
 
     TuneCache *t = tune_cache_open("NVIDIA H200");
     EXPECT(!tune_cache_find(t, &d, cand, 3, &got, &own), "an empty cache finds nothing");
-    tune_cache_put(t, &d, &cand[2], false);
-    tune_cache_put(t, &other, &cand[1], true);
+    tune_cache_put(t, &d, &cand[2], TUNE_OWN_UNTIMED);
+    tune_cache_put(t, &other, &cand[1], TUNE_OWN_FASTER);
+    GemmDesc slower = d;
+    slower.K = 48;
+    tune_cache_put(t, &slower, &cand[0], TUNE_OWN_SLOWER);
     tune_cache_close(t);
 
     t = tune_cache_open("NVIDIA H200");
-    EXPECT(tune_cache_find(t, &d, cand, 3, &got, &own) && !memcmp(&got, &cand[2], sizeof got) && !own,
-           "the next run finds the choice");
-    EXPECT(tune_cache_find(t, &other, cand, 3, &got, &own) && !memcmp(&got, &cand[1], sizeof got) && own,
-           "and the shape where vmc's own kernel won");
+    EXPECT(tune_cache_find(t, &d, cand, 3, &got, &own) && !memcmp(&got, &cand[2], sizeof got) &&
+           own == TUNE_OWN_UNTIMED, "the next run finds the choice");
+    EXPECT(tune_cache_find(t, &other, cand, 3, &got, &own) && !memcmp(&got, &cand[1], sizeof got) &&
+           own == TUNE_OWN_FASTER, "and the shape where vmc's own kernel won");
+    EXPECT(tune_cache_find(t, &slower, cand, 3, &got, &own) && !memcmp(&got, &cand[0], sizeof got) &&
+           own == TUNE_OWN_SLOWER, "and the one where it lost");
     EXPECT(!tune_cache_find(t, &d, cand, 2, &got, &own), "a choice cuBLASLt no longer offers is not used");
     GemmDesc third = d;
     third.K = 1536;
@@ -53,8 +58,8 @@ int main(void) {
     EXPECT(f != NULL, "%s exists", path);
     if (f) { fputs("1 2 3 garbage\n", f); fclose(f); }
     t = tune_cache_open("NVIDIA H200");
-    EXPECT(tune_cache_find(t, &d, cand, 3, &got, &own) && tune_cache_find(t, &other, cand, 3, &got, &own) && own,
-           "a damaged line is skipped, the others still read");
+    EXPECT(tune_cache_find(t, &d, cand, 3, &got, &own) && tune_cache_find(t, &other, cand, 3, &got, &own) &&
+           own == TUNE_OWN_FASTER, "a damaged line is skipped, the others still read");
     tune_cache_close(t);
 
     remove(path);
