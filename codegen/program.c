@@ -430,6 +430,7 @@ Program *program_build(const Graph *g, Node *const *keep, int nkeep, const Progr
     p->f->reuse_delay = p->params_constant || opt->reuse_delay == PROGRAM_REUSE_AT_ONCE ? 0
                        : opt->reuse_delay > 0                             ? opt->reuse_delay
                                                                           : PROGRAM_REUSE_DELAY;
+    p->f->conv_multi = !opt->no_conv_multi;
     pass_plan(p->f);
     Batch b = {0};
     SeenSet seen = {0};
@@ -452,7 +453,9 @@ Program *program_build(const Graph *g, Node *const *keep, int nkeep, const Progr
             if (!gr->elided) generated(p, &b, &seen, gr);   /* (elided: its inputs' templates write it) */
             break;
         case GK_GEMM: gemm(p, &b, &seen, gr, &ws_need); break;
-        case GK_OPAQUE: ok = pg_opaque(p, &seen, gr, err, errlen); break;
+        case GK_OPAQUE:   /* (elided: a conv1d computed by an earlier one's launch, conv_multi.c) */
+            if (!gr->elided) ok = pg_opaque(p, &seen, gr, err, errlen);
+            break;
         case GK_ASSIGN: {
             if (gr->inplace) break;   /* the value's kernel already wrote the target */
             Launch *l = pg_add_launch(p, LK_COPY, gr->index, "optimizer");

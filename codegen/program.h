@@ -81,6 +81,7 @@ typedef struct ProgramOptions {
                                  * the forward's (less memory, more time: program_templates.c pg_mark_scan_states) */
     bool no_into_place;         /* bf16: keep the kernels packed_copies_into_place would elide (timing comparisons) */
     bool no_own_gemm;           /* bf16: no own kernels for skinny GEMMs (cuBLASLt alone) */
+    bool no_conv_multi;         /* a launch per conv1d forward, also where several read one input (conv_multi.c) */
     int reuse_delay;            /* Fusion.reuse_delay: groups an activation's memory stays reserved after its last
                                  * reader in a training step; 0 (unset): PROGRAM_REUSE_DELAY;
                                  * PROGRAM_REUSE_AT_ONCE: none */

@@ -93,9 +93,21 @@ static const Buf *scan_states(const Fusion *f, const Node *n) {
     return &f->states[n->op == OP_SCAN ? n->id : f->scan_pair[n->id]->id];
 }
 
+/* The conv1d forwards whose launch is gr's (conv_multi.c), in schedule order; returns how many. */
+static int conv_multi_members(const Fusion *f, const Group *gr, const Node **more) {
+    int n = 0;
+    for (int k = gr->index + 1; k < f->ngroups; k++) {
+        const Group *o = &f->groups[k];
+        if (o->elided && o->kind == GK_OPAQUE && f->conv_lead[o->root->id] == gr->root) more[n++] = o->root;
+    }
+    return n;
+}
+
 bool pg_opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int errlen) {
     const Fusion *f = p->f;
     const Node *n = gr->root;
+    const Node *more[CONV_MULTI_MAX_DIRS];   /* conv1d: the convs of other row orders its launch computes too */
+    int nmore = 0;
     KernelLaunch kl;
     char *src = NULL;
     BufRef args[16];
@@ -137,6 +149,27 @@ bool pg_opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int errlen
         cs.silu = f->conv_silu[n->id];
         cs.x = stored(f, fus_src(f, n, 0));
         cs.out = f->store_bf16[n->id] ? DT_BF16 : DT_F32;
+        nmore = conv_multi_members(f, gr, more);
+        if (nmore) {
+            RowMap maps[CONV_MULTI_MAX_DIRS];
+            int32_t *mtables[CONV_MULTI_MAX_DIRS] = {0};
+            const Node *all[CONV_MULTI_MAX_DIRS] = {n};
+            memcpy(all + 1, more, sizeof(Node *) * (size_t)nmore);
+            args[nargs++] = row_mapped(p, fus_src(f, n, 0), &maps[0], &mtables[0]);
+            for (int j = 0; j < CONV_MULTI_MAX_DIRS; j++) {   /* w, bias, y of each direction; NULL past the last */
+                if (j > 0 && j <= nmore) {
+                    const BufRef x = row_mapped(p, fus_src(f, all[j], 0), &maps[j], &mtables[j]);
+                    ASSERT(x.arena == args[0].arena && x.offset == args[0].offset, "conv1d multi: inputs differ");
+                }
+                for (int k = 1; k < 3; k++) args[nargs++] = j <= nmore ? pg_bufref(p, fus_src(f, all[j], k)) : NO_BUF;
+                args[nargs++] = j <= nmore ? pg_bufref(p, all[j]) : NO_BUF;
+            }
+            cs.unaligned = unaligned(args, nargs);
+            src = template_conv1d_fwd_multi(&cs, nmore + 1, maps, &kl);
+            ASSERT(src, "conv1d multi: %lld input rows do not fit shared memory", (long long)maps[0].lrows);
+            for (int j = 0; j <= nmore; j++) free(mtables[j]);
+            break;
+        }
         args[nargs++] = row_mapped(p, fus_src(f, n, 0), &cs.x_map, &tables[0]);
         for (int k = 1; k < 3; k++) args[nargs++] = pg_bufref(p, fus_src(f, n, k));
         args[nargs++] = pg_bufref(p, n);
@@ -223,6 +256,10 @@ bool pg_opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int errlen
         pg_touch_node(l, f, x, pg_has_bf16_copy(f, x), false);
     }
     for (int k = 0; k < gr->nouts; k++) pg_touch_node(l, f, gr->outs[k], false, true);
+    for (int j = 0; j < nmore; j++) {   /* the other directions' weights and outputs */
+        for (int k = 1; k < 3; k++) pg_touch_node(l, f, fus_src(f, more[j], k), false, false);
+        pg_touch_node(l, f, more[j], false, true);
+    }
     if (f->shadow[n->id]) pg_touch_node(l, f, n, true, true);
     if (f->into[n->id]) pg_touch_node(l, f, f->into[n->id], true, true);
     const Buf *st = scan_states(f, n);   /* written by the forward, read by the backward */

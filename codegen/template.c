@@ -305,6 +305,33 @@ char *template_conv1d_fwd(const Conv1dSpec *s, KernelLaunch *l) {
     return instantiate_defs("conv1d.cuh", &ds);
 }
 
+/* One launch for ndir conv1d forwards of one input under ndir row maps (maps[j]: all of one buffer, with the same
+ * lrows, stride and off; conv_multi.c picks them), each with its own weights and output (s->silu and s->out shared). */
+char *template_conv1d_fwd_multi(const Conv1dSpec *s, int ndir, const RowMap *maps, KernelLaunch *l) {
+    enum { MWARPS = 8, MAX_SMEM = 160 * 1024 };
+    ASSERT(ndir >= 2 && ndir <= 4, "conv1d multi: %d directions", ndir);
+    Conv1dSpec s0 = *s;
+    s0.x_map = maps[0];
+    const int64_t rows = maps[0].lrows ? maps[0].lrows : s->L;
+    int vec = conv_vec(&s0, &maps[0], 0);
+    while (vec > 1 && rows * 32 * vec * 4 > MAX_SMEM) vec /= 2;
+    if (rows * 32 * vec * 4 > MAX_SMEM) return NULL;
+    Defs ds = {0};
+    conv_defs(&s0, &ds);
+    def_int(&ds, "CONV_NDIR", ndir);
+    def_int(&ds, "CONV_SILU", s->silu);
+    def_int(&ds, "CONV_VEC", vec);
+    def_int(&ds, "CONV_MWARPS", MWARPS);
+    for (int j = 0; j < ndir; j++) {
+        char P[8];
+        snprintf(P, sizeof P, "X%d", j);
+        def_rows(&ds, P, &maps[j], s->L, s->D);
+    }
+    launch_init(l, "vmc_conv1d_fwd_multi", cdiv(s->D, 32LL * vec), (unsigned)s->B, 1, 32, MWARPS);
+    l->smem = (unsigned)(rows * 32 * vec * 4);
+    return instantiate_defs("conv1d.cuh", &ds);
+}
+
 /* The backward's block shape: VMC_CONV_BWD="CH,GROUPS,ROWS,BATCH[,VEC]" overrides the defaults, for tuning
  * (CH*GROUPS threads of at most 256, whose shared sums fit; ROWS at most 32, whose windows stay in registers). */
 typedef struct { int ch, groups, rows, batch, vec; } ConvBwdShape;

@@ -91,6 +91,10 @@ typedef struct Conv1dSpec {
 
 /* vmc_conv1d_fwd(const x*, const w*, const bias*, out* y, out2* y2); y2 (silu(y)) may be NULL unless s->silu_out */
 char *template_conv1d_fwd(const Conv1dSpec *s, KernelLaunch *l);
+/* vmc_conv1d_fwd_multi(const x*, then per direction j < 4: const w*, const bias*, out* y) for ndir (2 to 4) forwards
+ * of one input under the row maps maps[0 .. ndir) (each a map of the same buffer: equal lrows, stride, off); s->x_map
+ * is ignored. NULL when the input's rows do not fit the shared memory it stages them in. */
+char *template_conv1d_fwd_multi(const Conv1dSpec *s, int ndir, const RowMap *maps, KernelLaunch *l);
 /* vmc_conv1d_bwd(const dy*, const x*, const w*, out* dx, float *dw [D,K], float *db [D], const bias*, const dy2*,
  *                bf16 *dx_copy); pointers of gradients not wanted may be NULL, bias and dy2 unless s->silu_dy
  * (s->has_dy2), dx if s->skip_f32_dx, dx_copy unless s->copy_dx. dw and db are accumulated (listed in l->zero). */

@@ -35,8 +35,8 @@ typedef struct Group {
                              * is flat element r * C + c of dom, accumulated with atomics into their zeroed outputs
                              * (also in outs); at most GROUP_MAX_CSUMS */
     int ncsums;
-    bool elided;            /* GK_EW: its value is written in place by its inputs' producers (Fusion.into): no
-                             * kernel */
+    bool elided;            /* no launch of its own: GK_EW, its value is written in place by its inputs'
+                             * producers (Fusion.into); GK_OPAQUE conv1d, computed by Fusion.conv_lead's launch */
 } Group;
 /* Column sums one kernel may take, and the shared memory a warp-per-row kernel's partial sums of them may use (each
  * warp a row of C floats a sum: emit_row.c) */
@@ -83,6 +83,9 @@ typedef struct Fusion {
                              * of its one copied part (scan dz, conv dx), as a column block from into_col; the
                              * elementwise kernel that would assemble that value is elided (packed_copy.h) */
     int64_t *into_col;
+    Node **conv_lead;       /* by node id, a conv1d forward: the earlier conv1d whose launch also computes it (the
+                             * same input under another row order: conv_multi.c), or NULL */
+    bool conv_multi;        /* set before pass_plan: find such sets (conv_multi.c) */
     Node **scan_pair;       /* by node id: an OP_SCAN and the OP_SCAN_BWD of the same inputs, each the other's, when
                              * the forward saves its chunk-start states for the backward (set before pass_plan) */
     Buf *states;            /* by OP_SCAN node id, where paired: those states (bytes set with the pair, placed by
@@ -141,6 +144,12 @@ bool group_sums_only(const Fusion *f, const Group *gr);
 bool group_columns(const Group *gr);
 /* Orders groups (ASSIGN copies last), assigns arenas and offsets; activations share memory by liveness. */
 void pass_plan(Fusion *f);
+/* Called by pass_plan once the group order is final (with f->conv_multi): the conv1d forwards reading one input
+ * under different row orders (a fine-tuning layer's scan directions) become one launch at the first of them, the
+ * others elided (Fusion.conv_lead); their outputs are then written there. */
+void pass_conv_multi(Fusion *f);
+/* Rows of the input such a launch stages in shared memory at most (f32 rows of 32 channels: 128 KiB). */
+enum { CONV_MULTI_MAX_ROWS = 1024, CONV_MULTI_MAX_DIRS = 4 };
 /* The position of the last GEMM or template group in f's order, -1 if none: what follows in a training step only
  * finishes the gradients and applies them (pass_plan's hoist_tail, program_tail.c's pg_batch_tail). */
 int fusion_last_heavy_group(const Fusion *f);

@@ -213,6 +213,7 @@ static int64_t place(Fusion *f, Iv *iv, int n) {
 void pass_plan(Fusion *f) {
     const Graph *g = f->g;
     order_groups(f);
+    if (f->conv_multi) pass_conv_multi(f);
     int *last = xmalloc(sizeof(int) * (size_t)g->nnodes);
     for (int k = 0; k < g->nnodes; k++) last[k] = -1;
     for (int k = 0; k < f->ngroups; k++)
@@ -234,12 +235,14 @@ void pass_plan(Fusion *f) {
             if (packed_has_parts(o) && !(packed_parts_read(f, gr, x, o) & ~f->part_copy[o->id])) slast[o->id] = k;
         }
     }
-    /* A value assembled in place (Fusion.into) is first written by the earliest template writing a block of it. */
+    /* A value assembled in place (Fusion.into) is first written by the earliest template writing a block of it; a
+     * conv1d computed by another's launch (Fusion.conv_lead), by that launch. */
     int *into_first = xmalloc(sizeof(int) * (size_t)g->nnodes);
     for (int id = 0; id < g->nnodes; id++) into_first[id] = INT_MAX;
     for (int id = 0; id < g->nnodes; id++) {
         const Node *c = f->into[id];
         if (c && f->group_of[id] < into_first[c->id]) into_first[c->id] = f->group_of[id];
+        if (f->conv_lead[id]) into_first[id] = f->group_of[f->conv_lead[id]->id];
     }
     const Node **alias = xcalloc((size_t)g->nnodes, sizeof(Node *));
     inplace_assigns(f, alias);
@@ -258,6 +261,7 @@ void pass_plan(Fusion *f) {
             continue;
         }
         int first = f->group_of[id];
+        if (f->conv_lead[id]) first = into_first[id];
         if (f->shadow_only[id]) f->buf[id] = (Buf){AR_COUNT_, 0, 0};   /* no f32 copy: a NULL pointer */
         else iv[niv++] = interval(&f->buf[id], bytes, first, last[id], id);
         const int send = packed_has_parts(n) ? slast[id] : last[id];

@@ -92,6 +92,7 @@ Fusion *pass_simplify(const Graph *g, Node *const *keep, int nkeep) {
     f->into = arena_alloc(f->arena, sizeof(Node *) * (size_t)nn);
     f->into_col = arena_alloc(f->arena, sizeof(int64_t) * (size_t)nn);
     f->scan_pair = arena_alloc(f->arena, sizeof(Node *) * (size_t)nn);
+    f->conv_lead = arena_alloc(f->arena, sizeof(Node *) * (size_t)nn);
     f->states = arena_alloc(f->arena, sizeof(Buf) * (size_t)nn);
     f->conv_silu = arena_alloc(f->arena, sizeof(bool) * (size_t)nn);
     f->rowmap = arena_alloc(f->arena, sizeof(bool) * (size_t)nn);
@@ -155,7 +156,8 @@ void fusion_dump(const Fusion *f, FILE *out) {
         for (int j = 0; j < gr->nouts; j++) bytes += shape_numel(gr->outs[j]->shape) * 4;
         fprintf(out, "  [%.1f MB]%s\n", (double)bytes / 1e6,
                 gr->kind == GK_ASSIGN ? (gr->inplace ? " in place" : " copy")
-                : gr->elided          ? " assembled in place by its inputs' templates"
-                                      : "");
+                : gr->elided && gr->kind == GK_OPAQUE ? " computed by the launch of its input's first conv1d"
+                : gr->elided                          ? " assembled in place by its inputs' templates"
+                                                      : "");
     }
 }

@@ -50,6 +50,13 @@ echo "arm_b_pretrain training: ${n:-no} GEMM(s) with an own kernel"
 if [ "$n" != 72 ]; then echo "FAILED: expected 72"; fail=1; fi
 n=$("$vmc" compile "$root/models/arm_b.vmc" --model arm_b_pretrain --train --no-nvrtc 2>&1 | grep -oP '[0-9]+(?= GEMMs with vmc.s own kernel)' || true)
 if [ "$n" != 0 ]; then echo "FAILED: $n own GEMM kernels in fp32, expected 0"; fail=1; fi
+# ARM-B fine-tuning's 4 scan directions convolve in_proj's x through 4 row orders: one launch a layer reads it
+# once for all four (conv_multi.c)
+"$vmc" compile "$root/models/arm_b.vmc" --model arm_b_ft224 --bf16 --no-nvrtc --dump-launches > "$VMC_CACHE/launches.log" 2>&1
+n=$(grep -c 'vmc_conv1d_fwd_multi' "$VMC_CACHE/launches.log" || true)
+m=$(grep -c 'vmc_conv1d_fwd ' "$VMC_CACHE/launches.log" || true)
+echo "arm_b_ft224 inference: $n four-direction conv1d launch(es), $m single"
+if [ "$n" != 12 ] || [ "$m" != 0 ]; then echo "FAILED: expected 12 and 0"; fail=1; fi
 # --dump-launches lists every launch of the step once, in order: as many lines as the summary counts
 "$vmc" compile "$root/models/tiny.vmc" --model tiny_pretrain --train --bf16 --no-nvrtc --dump-launches > "$VMC_CACHE/launches.log" 2>&1
 want=0

@@ -62,7 +62,99 @@ static __device__ __forceinline__ void load_window(const T *__restrict__ p, RowA
 }
 #endif
 
-#ifndef CONV_BACKWARD
+#if defined(CONV_NDIR)
+// The forward of CONV_NDIR (2 to 4) convolutions of one input under as many row orders (a fine-tuning layer's scan
+// directions read in_proj's x through 4 permutations of the tokens): X{j}_ROW(t) is the row of x that direction j
+// reads at its position t, all rows of the one buffer X_LROWS, X_STRIDE, X_OFF describe. A block stages the X_LROWS
+// rows of batch b for its 32 * CONV_VEC channels in shared memory (f32) once, then every warp computes rows of each
+// direction from there: x is read once, not CONV_NDIR times. Arguments: x, then w, bias, y of each direction.
+// Grid (ceil(D / (32 * VEC)), B), block (32, CONV_MWARPS), dynamic shared memory X_LROWS * 32 * VEC * 4 bytes.
+template <int J> __device__ __forceinline__ int conv_dir_row(int t) {
+    if constexpr (J == 0) return X0_ROW(t);
+#if CONV_NDIR > 1
+    if constexpr (J == 1) return X1_ROW(t);
+#endif
+#if CONV_NDIR > 2
+    if constexpr (J == 2) return X2_ROW(t);
+#endif
+#if CONV_NDIR > 3
+    if constexpr (J == 3) return X3_ROW(t);
+#endif
+    return 0;
+}
+
+// Direction J's rows t = threadIdx.y, + CONV_MWARPS, ... of channels d .. d + V - 1 (c: their place in a staged row).
+template <int J>
+__device__ __forceinline__ void conv_multi_dir(const float *xs, const W_T *__restrict__ w, const BIAS_T *__restrict__ bias,
+                                               OUT_T *__restrict__ y, int b, int d, int c) {
+    constexpr int K = CONV_K, V = CONV_VEC, W = 32 * CONV_VEC;
+    float wk[K][V], bb[V];
+#pragma unroll
+    for (int v = 0; v < V; v++) {
+        bb[v] = to_f32(bias[d + v]);
+#pragma unroll
+        for (int k = 0; k < K; k++) wk[k][v] = to_f32(w[(d + v) * K + k]);
+    }
+    for (int t = threadIdx.y; t < CONV_L; t += CONV_MWARPS) {
+        float acc[V];
+#pragma unroll
+        for (int v = 0; v < V; v++) acc[v] = bb[v];
+#pragma unroll
+        for (int k = 0; k < K; k++) {
+            const int tt = t - K + 1 + k;   // y[t] = bias + sum_k w[k] x[t - K + 1 + k] in this direction's order
+            if (tt < 0) continue;
+            const float *row = xs + conv_dir_row<J>(tt) * W + c;
+#pragma unroll
+            for (int v = 0; v < V; v++) acc[v] = fmaf(wk[k][v], row[v], acc[v]);
+        }
+        if (CONV_SILU) {
+#pragma unroll
+            for (int v = 0; v < V; v++) acc[v] *= sigmoid_f(acc[v]);
+        }
+        store_vec<V>(y + ((size_t)b * CONV_L + t) * CONV_D + d, acc);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(32 * CONV_MWARPS)
+vmc_conv1d_fwd_multi(const X_T *__restrict__ x, const W_T *__restrict__ w0, const BIAS_T *__restrict__ b0,
+                     OUT_T *__restrict__ y0, const W_T *__restrict__ w1, const BIAS_T *__restrict__ b1,
+                     OUT_T *__restrict__ y1, const W_T *__restrict__ w2, const BIAS_T *__restrict__ b2,
+                     OUT_T *__restrict__ y2, const W_T *__restrict__ w3, const BIAS_T *__restrict__ b3,
+                     OUT_T *__restrict__ y3) {
+    vmc_grid_entry();
+    constexpr int V = CONV_VEC, W = 32 * CONV_VEC;
+#ifdef __CUDA_ARCH__
+    extern __shared__ __align__(16) float conv_xs[];   // [X_LROWS][W]
+#else
+    static __align__(16) float conv_xs[X_LROWS * W];
+#endif
+    const int c = threadIdx.x * V, d = blockIdx.x * W + c, b = blockIdx.y;
+    const bool valid = d < CONV_D;   // (a last, partial block of channels: its idle lanes still meet the barrier)
+#pragma unroll 4
+    for (int r = threadIdx.y; r < X_LROWS; r += CONV_MWARPS) {
+        float v[V];
+        if (valid) load_vec<V>(x + ((size_t)b * X_LROWS + r) * X_STRIDE + X_OFF + d, v);
+        else {
+#pragma unroll
+            for (int e = 0; e < V; e++) v[e] = 0.f;
+        }
+#pragma unroll
+        for (int e = 0; e < V; e++) conv_xs[r * W + c + e] = v[e];
+    }
+    __syncthreads();
+    if (!valid) return;
+    conv_multi_dir<0>(conv_xs, w0, b0, y0, b, d, c);
+#if CONV_NDIR > 1
+    conv_multi_dir<1>(conv_xs, w1, b1, y1, b, d, c);
+#endif
+#if CONV_NDIR > 2
+    conv_multi_dir<2>(conv_xs, w2, b2, y2, b, d, c);
+#endif
+#if CONV_NDIR > 3
+    conv_multi_dir<3>(conv_xs, w3, b3, y3, b, d, c);
+#endif
+}
+#elif !defined(CONV_BACKWARD)
 extern "C" __global__ void __launch_bounds__(CONV_THREADS)
 vmc_conv1d_fwd(const X_T *__restrict__ x, const W_T *__restrict__ w, const BIAS_T *__restrict__ bias,
                OUT_T *__restrict__ y, OUT2_T *__restrict__ y2) {
