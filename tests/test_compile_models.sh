@@ -31,6 +31,8 @@ run "$root/models/tiny.vmc" --arch sm_90 --train
 # Ampere and Ada (sm_80+ is supported): every kernel of ARM-B's bf16 training step compiles for them too
 run "$root/models/arm_b.vmc" --arch sm_80 --model arm_b_ft224 --train --bf16
 run "$root/models/arm_b.vmc" --arch sm_89 --model arm_b_pretrain --train --bf16
+# ARM-H's skinny products (dt_rank 96, x_proj 128 wide) in vmc's own GEMM kernel, bf16 training
+run "$root/models/arm_h.vmc" --arch sm_90 --model arm_h_pretrain --train --bf16
 # ARM-B fine-tuning's token embedding (patch GEMM + bias, the class token concatenated in the middle, + pos) is
 # computed by the first LayerNorm's kernel alone: later row kernels read it back instead of recomputing it per phase
 "$vmc" compile "$root/models/arm_b.vmc" --model arm_b_ft224 --train --bf16 --no-nvrtc --dump-groups > "$VMC_CACHE/groups.log" 2>&1
