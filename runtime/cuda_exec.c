@@ -8,6 +8,7 @@
 #include "gpu_clocks.h"
 #include "gemm_tune_cache.h"
 #include "streams.h"
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -71,6 +72,16 @@ typedef struct Cuda {
 
 static CUdeviceptr addr(const Cuda *c, BufRef b) {
     return b.arena == AR_COUNT_ ? 0 : c->arena[b.arena] + (CUdeviceptr)b.offset;
+}
+
+/* Host <-> device copies ordered after the step on the exec's stream, complete on return. */
+static void copy_in(Cuda *c, CUdeviceptr dst, const void *src, size_t bytes) {
+    CU_CHECK(c->cu->cuMemcpyHtoDAsync(dst, src, bytes, c->st));
+    CU_CHECK(c->cu->cuStreamSynchronize(c->st));
+}
+static void copy_out(Cuda *c, void *dst, CUdeviceptr src, size_t bytes) {
+    CU_CHECK(c->cu->cuMemcpyDtoHAsync(dst, src, bytes, c->st));
+    CU_CHECK(c->cu->cuStreamSynchronize(c->st));
 }
 
 /* ---------------------------------------------------------------- cuBLASLt */
@@ -197,6 +208,54 @@ static float time_own(Cuda *c, int k, CUevent t0, CUevent t1) {
     return ms;
 }
 
+/* Elements an operand's pointer reaches: `rows` rows ld apart, `cols` contiguous in each. */
+static size_t operand_span(int64_t rows, int64_t ld, int64_t cols) { return (size_t)((rows - 1) * ld + cols); }
+
+/* Does launch k's own kernel compute what cuBLASLt does (g's algorithm), on random operands written into the
+ * launch's own buffers (before the first step: nothing has been computed into them yet)? A kernel new to this GPU
+ * must not be picked for being fast if it is wrong. *err: the largest difference over the largest value. */
+static bool own_agrees(Cuda *c, int k, GemmPlan *g, double *err) {
+    const GemmDesc *d = &c->p->launches[k].gemm;
+    const size_t na = operand_span(d->ta ? d->K : d->M, d->lda, d->ta ? d->M : d->K);
+    const size_t nb = operand_span(d->tb ? d->N : d->K, d->ldb, d->tb ? d->K : d->N);
+    const size_t nc = (size_t)(d->M * d->N), es = d->c_bf16 ? 2 : 4;
+    uint16_t *ha = xmalloc(2 * na), *hb = xmalloc(2 * nb);
+    unsigned char *c1 = xmalloc(es * nc), *c2 = xmalloc(es * nc);
+    uint64_t r = 0x9e3779b97f4a7c15ull ^ (uint64_t)k;
+    for (size_t i = 0; i < na + nb; i++) {   /* bf16 values in [-1, 1): the top half of a float */
+        r = r * 6364136223846793005ull + 1442695040888963407ull;
+        const float v = (float)((double)(r >> 11) / 4503599627370496.0 - 1.0);
+        uint32_t u;
+        memcpy(&u, &v, 4);
+        (i < na ? ha : hb)[i < na ? i : i - na] = (uint16_t)(u >> 16);
+    }
+    const CUdeviceptr a = addr(c, d->a), b = addr(c, d->b), out = addr(c, d->c), acc = d->has_acc ? addr(c, d->acc) : 0;
+    copy_in(c, a, ha, 2 * na);
+    copy_in(c, b, hb, 2 * nb);
+    CUBLAS_CHECK(matmul(c, 0, g, &g->algo, a, b, out, acc));
+    copy_out(c, c1, out, es * nc);
+    own_gemm_run(c, k, 0);
+    copy_out(c, c2, out, es * nc);
+    double big = 0, diff = 0;
+    for (size_t i = 0; i < nc; i++) {
+        float x, y;
+        if (d->c_bf16) {
+            uint32_t u = (uint32_t)((uint16_t *)c1)[i] << 16, w = (uint32_t)((uint16_t *)c2)[i] << 16;
+            memcpy(&x, &u, 4);
+            memcpy(&y, &w, 4);
+        } else {
+            x = ((float *)c1)[i];
+            y = ((float *)c2)[i];
+        }
+        if (isnan(x) && isnan(y)) continue;   /* (an accumulated input may hold anything yet) */
+        if (fabs(x) > big) big = fabs(x);
+        if (!(fabs((double)x - y) <= diff)) diff = isnan(x) || isnan(y) ? INFINITY : fabs((double)x - y);
+    }
+    free(ha); free(hb); free(c1); free(c2);
+    *err = big > 0 ? diff / big : diff;
+    return *err <= 1.0 / 64;   /* bf16 rounding of the results and f32 sums in another order: well below */
+}
+
 /* Candidates timed per shape: VMC_GEMM_CANDIDATES (1 to GEMM_CANDIDATES_MAX) overrides the default for tuning
  * experiments (a fresh NVRTC cache directory then, since tuned shapes keep the algorithm chosen first). 32 measured
  * no faster than 8 on ARM-B's steps (H200: 33.64 / 72.22 / 35.76 ms against 33.47 / 72.09 / 35.78, one run). */
@@ -242,6 +301,13 @@ static void plan_gemms(Cuda *c) {
             if (own_timed) {
                 const float ms = time_own(c, k, t0, t1);
                 g->own = best < 0.f || ms < best;   /* (best < 0: cuBLASLt refused every candidate) */
+                double err = 0;
+                if (g->own && best >= 0.f && !own_agrees(c, k, g, &err)) {
+                    fprintf(stderr, "vmc: warning: the own kernel for GEMM %s disagrees with cuBLASLt on random "
+                                    "operands (largest difference %.3g of the largest value); cuBLASLt runs it\n",
+                            l->name, err);
+                    g->own = false;
+                }
                 if (log)
                     fprintf(stderr, "gemm tune: %s: cuBLASLt %.1f us (best of %d), own kernel %.1f us: %s\n", l->name,
                             1e3 * best / GEMM_TUNE_REPS, n, 1e3 * ms / GEMM_TUNE_REPS, g->own ? "own" : "cuBLASLt");
@@ -294,15 +360,6 @@ static void load_modules(Cuda *c) {
     }
 }
 
-/* Host <-> device copies ordered after the step on the exec's stream, complete on return. */
-static void copy_in(Cuda *c, CUdeviceptr dst, const void *src, size_t bytes) {
-    CU_CHECK(c->cu->cuMemcpyHtoDAsync(dst, src, bytes, c->st));
-    CU_CHECK(c->cu->cuStreamSynchronize(c->st));
-}
-static void copy_out(Cuda *c, void *dst, CUdeviceptr src, size_t bytes) {
-    CU_CHECK(c->cu->cuMemcpyDtoHAsync(dst, src, bytes, c->st));
-    CU_CHECK(c->cu->cuStreamSynchronize(c->st));
-}
 
 static void upload_tables(Cuda *c) {
     const Fusion *f = c->p->f;
