@@ -54,7 +54,8 @@ typedef struct Cuda {
                                           * measurable on 2746226: 32.61 against 32.58 ms pretraining) */
     int prio_high, prio_low;             /* the context's greatest and least stream priorities */
     int graph_kernels, graph_high;       /* the step graph's kernel nodes, and those at the higher priority */
-    int own_gemm;                        /* VMC_OWN_GEMM: 0 never, 1 where timed faster (default), 2 always */
+    int own_gemm;                        /* VMC_OWN_GEMM: 0 never, 1 where timed faster (default), 2 always,
+                                          * 3 wherever it agrees with cuBLASLt (a check) */
     bool params_dirty;                   /* the host wrote a parameter since the `once` launches last ran */
     int runs;
     struct Stage {                       /* by node id: an INPUT's way in (staged_write) */
@@ -256,6 +257,11 @@ static bool own_agrees(Cuda *c, int k, GemmPlan *g, double *err) {
     return *err <= 1.0 / 64;   /* bf16 rounding of the results and f32 sums in another order: well below */
 }
 
+static void warn_disagrees(const Launch *l, double err) {
+    fprintf(stderr, "vmc: warning: the own kernel for GEMM %s disagrees with cuBLASLt on random operands (largest "
+                    "difference %.3g of the largest value); cuBLASLt runs it\n", l->name, err);
+}
+
 /* Candidates timed per shape: VMC_GEMM_CANDIDATES (1 to GEMM_CANDIDATES_MAX) overrides the default for tuning
  * experiments (a fresh NVRTC cache directory then, since tuned shapes keep the algorithm chosen first). 32 measured
  * no faster than 8 on ARM-B's steps (H200: 33.64 / 72.22 / 35.76 ms against 33.47 / 72.09 / 35.78, one run). */
@@ -284,6 +290,12 @@ static void plan_gemms(Cuda *c) {
         int n = gemm_plan_candidates(c, &l->gemm, g, cand, tune ? ncand : 1);
         const bool own = l->own_module >= 0 && c->own_gemm > 0;
         if (own && c->own_gemm == 2) { g->own = true; continue; }
+        if (own && c->own_gemm == 3) {   /* wherever it agrees with cuBLASLt's heuristic choice */
+            double err = 0;
+            g->own = own_agrees(c, k, g, &err);
+            if (!g->own) warn_disagrees(l, err);
+            continue;
+        }
         const bool own_timed = own && tune;
         TuneOwn found = TUNE_OWN_UNTIMED;
         const bool cached = tune && tune_cache_find(cache, &l->gemm, cand, n, &g->algo, &found);
@@ -303,9 +315,7 @@ static void plan_gemms(Cuda *c) {
                 g->own = best < 0.f || ms < best;   /* (best < 0: cuBLASLt refused every candidate) */
                 double err = 0;
                 if (g->own && best >= 0.f && !own_agrees(c, k, g, &err)) {
-                    fprintf(stderr, "vmc: warning: the own kernel for GEMM %s disagrees with cuBLASLt on random "
-                                    "operands (largest difference %.3g of the largest value); cuBLASLt runs it\n",
-                            l->name, err);
+                    warn_disagrees(l, err);
                     g->own = false;
                 }
                 if (log)
@@ -705,15 +715,16 @@ Exec *cuda_exec_create(const Graph *g, Node *const *keep, int nkeep, const CudaE
     ProgramOptions po = {.arch = cuda_device_arch(dev), .bf16 = opt->bf16, .scan_recompute = opt->scan_recompute,
                          .reuse_delay = delay ? delay : PROGRAM_REUSE_AT_ONCE,
                          .no_into_place = cli_env_int("VMC_INTO_PLACE", 0, 1, 1) == 0,   /* (timing knobs) */
-                         .no_own_gemm = cli_env_int("VMC_OWN_GEMM", 0, 2, 1) == 0,
+                         .no_own_gemm = cli_env_int("VMC_OWN_GEMM", 0, 3, 1) == 0,
                          .no_conv_multi = cli_env_int("VMC_CONV_MULTI", 0, 1, 1) == 0};
     c->p = program_build(g, keep, nkeep, &po, err, errlen);
     if (!c->p) { free(c); return NULL; }
     c->base.vt = &CUDA_VT;
     c->base.g = g;
     c->pdl = po.arch >= 90 && cli_env_int("VMC_PDL", 0, 1, 1) == 1;   /* VMC_PDL=0: plain launches (timing) */
-    /* VMC_OWN_GEMM: 0 cuBLASLt alone, 1 vmc's skinny-GEMM kernel where it timed faster, 2 it wherever it applies */
-    c->own_gemm = (int)cli_env_int("VMC_OWN_GEMM", 0, 2, 1);
+    /* VMC_OWN_GEMM: 0 cuBLASLt alone, 1 vmc's skinny-GEMM kernel where it timed faster (and agrees with cuBLASLt),
+     * 2 it wherever it applies (unchecked: tests that compare with the cpu backend), 3 wherever it agrees */
+    c->own_gemm = (int)cli_env_int("VMC_OWN_GEMM", 0, 3, 1);
     c->priority = cli_env_int("VMC_PRIORITY", 0, 1, 1) == 1;   /* (VMC_PRIORITY=0: one priority for all) */
     CU_CHECK(c->cu->cuCtxGetStreamPriorityRange(&c->prio_low, &c->prio_high));
     c->lt = cublaslt_api();

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# test_own_gemm_check.sh BUILD ROOT — [gpu] a wrong own skinny-GEMM kernel is caught before it runs: with a
+# skinny_gemm.cuh whose results are scaled by 1.5 (through VMC_TEMPLATE_DIR), VMC_OWN_GEMM=3 (the own kernel
+# wherever it agrees with cuBLASLt) warns for every skinny product and leaves them to cuBLASLt, so test_cuda_exec
+# still matches the cpu backend; with the real template none is rejected. Exit 77 (skip) without a GPU.
+set -uo pipefail
+B=$1
+ROOT=$2
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+cp -r "$ROOT/codegen/templates" "$tmp/broken"
+sed -i 's/o\[e\] = v\[e\] \* (float)(SG_ALPHA)/o[e] = 1.5f * v[e] * (float)(SG_ALPHA)/' "$tmp/broken/skinny_gemm.cuh"
+grep -q '1.5f \* v\[e\]' "$tmp/broken/skinny_gemm.cuh" || { echo "FAIL: the template's store line changed: update the test"; exit 1; }
+export VMC_ROOT=$ROOT VMC_OWN_GEMM=3
+VMC_CACHE=$tmp/c1 VMC_TEMPLATE_DIR=$tmp/broken "$B/tests/test_cuda_exec" --quick > "$tmp/broken.log" 2>&1
+rc=$?
+if [ $rc = 77 ]; then echo "skipped: $(tail -1 "$tmp/broken.log")"; exit 77; fi
+n=$(grep -c 'disagrees with cuBLASLt' "$tmp/broken.log")
+echo "broken own kernel: test_cuda_exec exit $rc, $n product(s) left to cuBLASLt"
+if [ $rc != 0 ] || [ "$n" = 0 ]; then tail -20 "$tmp/broken.log"; echo "FAILED"; exit 1; fi
+VMC_CACHE=$tmp/c2 "$B/tests/test_cuda_exec" --quick > "$tmp/real.log" 2>&1
+rc=$?
+n=$(grep -c 'disagrees with cuBLASLt' "$tmp/real.log")
+echo "real own kernel: test_cuda_exec exit $rc, $n product(s) left to cuBLASLt"
+if [ $rc != 0 ] || [ "$n" != 0 ]; then tail -20 "$tmp/real.log"; echo "FAILED"; exit 1; fi
+echo ok
