@@ -2,334 +2,12 @@
  * allocated inside a step; the step (kernels, cuBLASLt GEMMs, memsets, ASSIGN copies) is captured once as a CUDA
  * graph and replayed. The step's (seed, step) pair lives in device memory, copied from a pinned ring before each
  * replay. Device storage of float tensors is f32 (codegen.h); the host sees node dtypes (bf16 converted here). */
-#include "cuda_exec.h"
+#include "cuda_impl.h"
 #include "cli.h"
-#include "cuda_api.h"
 #include "gpu_clocks.h"
-#include "gemm_tune_cache.h"
-#include "streams.h"
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-enum { RNG_RING = 256 };
-
-enum { GEMM_CANDIDATES = 8, GEMM_CANDIDATES_MAX = 32, GEMM_TUNE_REPS = 5 };
-
-typedef struct GemmPlan {
-    cublasLtMatmulDesc_t desc;
-    cublasLtMatrixLayout_t la, lb, lc;   /* cuBLASLt operands: la = our B, lb = our A (column-major view) */
-    cublasLtMatmulAlgo_t algo;
-    float alpha;                         /* the product's scale (GemmDesc.alpha) */
-    bool own;                            /* vmc's own kernel (Launch.own_module) runs the product instead */
-} GemmPlan;
-
-typedef struct Cuda {
-    Exec base;
-    Program *p;
-    CudaExecOptions opt;
-    const CudaApi *cu;
-    const CublasLtApi *lt;
-    cublasLtHandle_t lth;
-    CUstream st;                         /* the step's stream: eager launches, graph replays, host copies */
-    StreamPlan *plan;                    /* the captured graph's streams (capture_streams) */
-    CUstream side[STREAMS_MAX];          /* capture streams, side[0] = st */
-    CUdeviceptr ws[STREAMS_MAX];         /* cuBLASLt workspace per capture stream, ws[0] in the WORK arena */
-    CUdeviceptr arena[AR_COUNT_], rng;
-    unsigned long long *host_rng;        /* pinned ring of {seed, step} */
-    CUevent rng_ev[RNG_RING];            /* each slot's last copy */
-    int rng_slot;
-    CUmodule *mods;
-    CUfunction *fn;                      /* by launch (a GEMM: its own kernel's, Launch.own_module) */
-    CUfunction *reduce_fn;               /* by GEMM launch: its own kernel's split-K reduction */
-    CUdeviceptr **vals;                  /* by launch: kernel pointer values */
-    void ***params;                      /* by launch: cuLaunchKernel parameter array */
-    GemmPlan *gemm;                      /* by launch */
-    CUgraphExec gexec;
-    bool captured;
-    bool pdl;                            /* kernels launched with programmatic stream serialization (sm_90+) */
-    bool priority;                       /* the plan's critical launches get the higher priority (streams.h; ARM-B,
-                                          * H200: 0.1-0.3 ms less per training step when first measured, nothing
-                                          * measurable on 2746226: 32.61 against 32.58 ms pretraining) */
-    int prio_high, prio_low;             /* the context's greatest and least stream priorities */
-    int graph_kernels, graph_high;       /* the step graph's kernel nodes, and those at the higher priority */
-    int own_gemm;                        /* VMC_OWN_GEMM: 0 never, 1 where timed faster (default), 2 always,
-                                          * 3 wherever it agrees with cuBLASLt (a check) */
-    bool params_dirty;                   /* the host wrote a parameter since the `once` launches last ran */
-    int runs;
-    struct Stage {                       /* by node id: an INPUT's way in (staged_write) */
-        void *host;                      /* pinned buffer for copied writes (NULL while only borrowed ones came) */
-        CUdeviceptr dev;                 /* device buffer, the copy stream's target */
-        CUevent copied;                  /* the last copy host -> dev (copy stream) */
-        CUevent used;                    /* the last copy dev -> the input (the step's stream) */
-    } *stage;
-    CUstream copy_st;                    /* host-to-device copies of inputs, beside the step */
-    struct LateRead {                    /* read_start's copies in flight (pinned bounce, event, destination) */
-        void *pinned; CUevent ev; void *host; size_t bytes; bool busy;
-    } late[EXEC_READS_IN_FLIGHT];
-    int64_t device_bytes;
-} Cuda;
-
-static CUdeviceptr addr(const Cuda *c, BufRef b) {
-    return b.arena == AR_COUNT_ ? 0 : c->arena[b.arena] + (CUdeviceptr)b.offset;
-}
-
-/* Host <-> device copies ordered after the step on the exec's stream, complete on return. */
-static void copy_in(Cuda *c, CUdeviceptr dst, const void *src, size_t bytes) {
-    CU_CHECK(c->cu->cuMemcpyHtoDAsync(dst, src, bytes, c->st));
-    CU_CHECK(c->cu->cuStreamSynchronize(c->st));
-}
-static void copy_out(Cuda *c, void *dst, CUdeviceptr src, size_t bytes) {
-    CU_CHECK(c->cu->cuMemcpyDtoHAsync(dst, src, bytes, c->st));
-    CU_CHECK(c->cu->cuStreamSynchronize(c->st));
-}
-
-/* ---------------------------------------------------------------- cuBLASLt */
-static void set_layout_batch(const Cuda *c, cublasLtMatrixLayout_t l, int64_t batch, int64_t stride) {
-    int32_t b = (int32_t)batch;
-    CUBLAS_CHECK(c->lt->cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &b, sizeof b));
-    CUBLAS_CHECK(c->lt->cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride, sizeof stride));
-}
-
-/* Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: cuBLASLt's first operand is our B.
- * Fills the descriptors and up to ncand of cuBLASLt's heuristic algorithms, best guess first (g->algo = cand[0]);
- * returns how many. */
-static int gemm_plan_candidates(Cuda *c, const GemmDesc *d, GemmPlan *g, cublasLtMatmulAlgo_t *cand, int ncand) {
-    cudaDataType_t ab = d->bf16 ? CUDA_R_16BF : CUDA_R_32F;
-    cublasOperation_t opa = d->tb ? CUBLAS_OP_T : CUBLAS_OP_N, opb = d->ta ? CUBLAS_OP_T : CUBLAS_OP_N;
-    g->alpha = d->alpha;
-    CUBLAS_CHECK(c->lt->cublasLtMatmulDescCreate(&g->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
-    CUBLAS_CHECK(c->lt->cublasLtMatmulDescSetAttribute(g->desc, CUBLASLT_MATMUL_DESC_TRANSA, &opa, sizeof opa));
-    CUBLAS_CHECK(c->lt->cublasLtMatmulDescSetAttribute(g->desc, CUBLASLT_MATMUL_DESC_TRANSB, &opb, sizeof opb));
-    CUBLAS_CHECK(c->lt->cublasLtMatrixLayoutCreate(&g->la, ab, (uint64_t)(d->tb ? d->K : d->N), (uint64_t)(d->tb ? d->N : d->K), d->ldb));
-    CUBLAS_CHECK(c->lt->cublasLtMatrixLayoutCreate(&g->lb, ab, (uint64_t)(d->ta ? d->M : d->K), (uint64_t)(d->ta ? d->K : d->M), d->lda));
-    CUBLAS_CHECK(c->lt->cublasLtMatrixLayoutCreate(&g->lc, d->c_bf16 ? CUDA_R_16BF : CUDA_R_32F, (uint64_t)d->N,
-                                                   (uint64_t)d->M, d->N));
-    if (d->batch > 1) {
-        set_layout_batch(c, g->la, d->batch, d->sb);
-        set_layout_batch(c, g->lb, d->batch, d->sa);
-        set_layout_batch(c, g->lc, d->batch, d->sc);
-    }
-    cublasLtMatmulPreference_t pref;
-    uint64_t ws = PROGRAM_GEMM_WORKSPACE;
-    CUBLAS_CHECK(c->lt->cublasLtMatmulPreferenceCreate(&pref));
-    CUBLAS_CHECK(c->lt->cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws));
-    cublasLtMatmulHeuristicResult_t res[GEMM_CANDIDATES_MAX];
-    int found = 0, n = 0;
-    ASSERT(ncand >= 1 && ncand <= GEMM_CANDIDATES_MAX, "gemm candidates");
-    CUBLAS_CHECK(c->lt->cublasLtMatmulAlgoGetHeuristic(c->lth, g->desc, g->la, g->lb, g->lc, g->lc, pref, ncand, res, &found));
-    for (int k = 0; k < found; k++) if (res[k].state == CUBLAS_STATUS_SUCCESS) cand[n++] = res[k].algo;
-    ASSERT(n > 0, "cuBLASLt has no algorithm for a %lldx%lldx%lld GEMM", (long long)d->M, (long long)d->N, (long long)d->K);
-    g->algo = cand[0];
-    CUBLAS_CHECK(c->lt->cublasLtMatmulPreferenceDestroy(pref));
-    return n;
-}
-
-static void gemm_plan(Cuda *c, const GemmDesc *d, GemmPlan *g) {
-    cublasLtMatmulAlgo_t cand[1];
-    gemm_plan_candidates(c, d, g, cand, 1);
-}
-
-/* out = alpha a b (+ acc, where acc is not 0) with plan g and algorithm `algo`, queued on capture stream s (0: the
- * exec's stream) with its workspace. */
-static cublasStatus_t matmul(Cuda *c, int s, const GemmPlan *g, const cublasLtMatmulAlgo_t *algo, CUdeviceptr a,
-                             CUdeviceptr b, CUdeviceptr out, CUdeviceptr acc) {
-    const float beta = acc ? 1.0f : 0.0f;
-    return c->lt->cublasLtMatmul(c->lth, g->desc, &g->alpha, (const void *)b, g->la, (const void *)a, g->lb, &beta,
-                                 (const void *)(acc ? acc : out), g->lc, (void *)out, g->lc, algo, (void *)c->ws[s],
-                                 PROGRAM_GEMM_WORKSPACE, (cudaStream_t)c->side[s]);
-}
-
-static void gemm_run(Cuda *c, int s, const GemmPlan *g, CUdeviceptr a, CUdeviceptr b, CUdeviceptr out, CUdeviceptr acc) {
-    CUBLAS_CHECK(matmul(c, s, g, &g->algo, a, b, out, acc));
-}
-
-/* Launches kernel f with the launch's grid on capture stream s; with pdl it may start while the previous kernel of
- * its stream finishes: every vmc kernel first lets its own successor launch, then waits for its predecessors
- * (vmc_grid_entry), so this only hides launch latency and the previous kernel's tail. (Its priority is the capture
- * stream's, set_priority, as for the GEMMs cuBLASLt launches.) */
-static void launch_kernel(Cuda *c, CUfunction f, const unsigned *grid, const unsigned *block, unsigned smem, int s,
-                          void **params) {
-    CUlaunchAttribute attr[1];
-    unsigned na = 0;
-    if (c->pdl) {
-        attr[na] = (CUlaunchAttribute){.id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION};
-        attr[na++].value.programmaticStreamSerializationAllowed = 1;
-    }
-    CUlaunchConfig cfg = {.gridDimX = grid[0], .gridDimY = grid[1], .gridDimZ = grid[2], .blockDimX = block[0],
-                          .blockDimY = block[1], .blockDimZ = block[2], .sharedMemBytes = smem,
-                          .hStream = c->side[s], .attrs = attr, .numAttrs = na};
-    CU_CHECK(c->cu->cuLaunchKernelEx(&cfg, f, params, NULL));
-}
-
-/* Launch k's product by vmc's own kernel (skinny_gemm.cuh) on capture stream s: A, B, C, acc and the stream's
- * GEMM workspace for split-K partials, then (split K) the kernel that adds them into C. */
-static void own_gemm_run(Cuda *c, int k, int s) {
-    const Launch *l = &c->p->launches[k];
-    CUdeviceptr v[5] = {addr(c, l->gemm.a), addr(c, l->gemm.b), addr(c, l->gemm.c),
-                        l->gemm.has_acc ? addr(c, l->gemm.acc) : 0, c->ws[s]};
-    void *params[5] = {&v[0], &v[1], &v[2], &v[3], &v[4]};
-    launch_kernel(c, c->fn[k], l->own.k.grid, l->own.k.block, l->own.k.smem, s, params);
-    if (l->own.split > 1) {
-        void *rparams[3] = {&v[4], &v[2], &v[3]};
-        launch_kernel(c, c->reduce_fn[k], l->own.reduce.grid, l->own.reduce.block, 0, s, rparams);
-    }
-}
-
-/* GEMM autotuning: the heuristic's first choice is often not the fastest for the skinny products of the mixer
- * (N = 80 or K = 48) and the weight gradients (K = tokens). Before the first step, each distinct shape times its
- * candidates on the launch's own buffers (outputs are overwritten before anything has been computed into them)
- * and keeps the fastest; through the tune cache (gemm_tune_cache.h) later launches of the same shape reuse it, and
- * so does the next start (the cache is kept on disk). VMC_GEMM_TUNE=0 keeps the heuristic's choice. */
-
-/* Milliseconds for GEMM_TUNE_REPS runs of g with `algo`, or -1 when cuBLASLt refuses it. */
-static float time_algo(Cuda *c, GemmPlan *g, const cublasLtMatmulAlgo_t *algo, CUdeviceptr a, CUdeviceptr b,
-                       CUdeviceptr out, CUevent t0, CUevent t1) {
-    for (int k = -1; k < GEMM_TUNE_REPS; k++) {   /* k = -1: a warm-up run, not timed */
-        if (k == 0) CU_CHECK(c->cu->cuEventRecord(t0, c->st));
-        if (matmul(c, 0, g, algo, a, b, out, 0) != CUBLAS_STATUS_SUCCESS) { CU_CHECK(c->cu->cuStreamSynchronize(c->st)); return -1.f; }
-    }
-    CU_CHECK(c->cu->cuEventRecord(t1, c->st));
-    CU_CHECK(c->cu->cuEventSynchronize(t1));
-    float ms = 0;
-    CU_CHECK(c->cu->cuEventElapsedTime(&ms, t0, t1));
-    return ms;
-}
-
-/* Milliseconds for GEMM_TUNE_REPS runs of launch k by vmc's own kernel (after a warm-up run). */
-static float time_own(Cuda *c, int k, CUevent t0, CUevent t1) {
-    own_gemm_run(c, k, 0);
-    CU_CHECK(c->cu->cuEventRecord(t0, c->st));
-    for (int r = 0; r < GEMM_TUNE_REPS; r++) own_gemm_run(c, k, 0);
-    CU_CHECK(c->cu->cuEventRecord(t1, c->st));
-    CU_CHECK(c->cu->cuEventSynchronize(t1));
-    float ms = 0;
-    CU_CHECK(c->cu->cuEventElapsedTime(&ms, t0, t1));
-    return ms;
-}
-
-/* Elements an operand's pointer reaches: `rows` rows ld apart, `cols` contiguous in each. */
-static size_t operand_span(int64_t rows, int64_t ld, int64_t cols) { return (size_t)((rows - 1) * ld + cols); }
-
-/* Does launch k's own kernel compute what cuBLASLt does (g's algorithm), on random operands written into the
- * launch's own buffers (before the first step: nothing has been computed into them yet)? A kernel new to this GPU
- * must not be picked for being fast if it is wrong. *err: the largest difference over the largest value. */
-static bool own_agrees(Cuda *c, int k, GemmPlan *g, double *err) {
-    const GemmDesc *d = &c->p->launches[k].gemm;
-    const size_t na = operand_span(d->ta ? d->K : d->M, d->lda, d->ta ? d->M : d->K);
-    const size_t nb = operand_span(d->tb ? d->N : d->K, d->ldb, d->tb ? d->K : d->N);
-    const size_t nc = (size_t)(d->M * d->N), es = d->c_bf16 ? 2 : 4;
-    uint16_t *ha = xmalloc(2 * na), *hb = xmalloc(2 * nb);
-    unsigned char *c1 = xmalloc(es * nc), *c2 = xmalloc(es * nc);
-    uint64_t r = 0x9e3779b97f4a7c15ull ^ (uint64_t)k;
-    for (size_t i = 0; i < na + nb; i++) {   /* bf16 values in [-1, 1): the top half of a float */
-        r = r * 6364136223846793005ull + 1442695040888963407ull;
-        const float v = (float)((double)(r >> 11) / 4503599627370496.0 - 1.0);
-        uint32_t u;
-        memcpy(&u, &v, 4);
-        (i < na ? ha : hb)[i < na ? i : i - na] = (uint16_t)(u >> 16);
-    }
-    const CUdeviceptr a = addr(c, d->a), b = addr(c, d->b), out = addr(c, d->c), acc = d->has_acc ? addr(c, d->acc) : 0;
-    copy_in(c, a, ha, 2 * na);
-    copy_in(c, b, hb, 2 * nb);
-    CUBLAS_CHECK(matmul(c, 0, g, &g->algo, a, b, out, acc));
-    copy_out(c, c1, out, es * nc);
-    own_gemm_run(c, k, 0);
-    copy_out(c, c2, out, es * nc);
-    double big = 0, diff = 0;
-    for (size_t i = 0; i < nc; i++) {
-        float x, y;
-        if (d->c_bf16) {
-            uint32_t u = (uint32_t)((uint16_t *)c1)[i] << 16, w = (uint32_t)((uint16_t *)c2)[i] << 16;
-            memcpy(&x, &u, 4);
-            memcpy(&y, &w, 4);
-        } else {
-            x = ((float *)c1)[i];
-            y = ((float *)c2)[i];
-        }
-        if (isnan(x) && isnan(y)) continue;   /* (an accumulated input may hold anything yet) */
-        if (fabs(x) > big) big = fabs(x);
-        if (!(fabs((double)x - y) <= diff)) diff = isnan(x) || isnan(y) ? INFINITY : fabs((double)x - y);
-    }
-    free(ha); free(hb); free(c1); free(c2);
-    *err = big > 0 ? diff / big : diff;
-    return *err <= 1.0 / 64;   /* bf16 rounding of the results and f32 sums in another order: well below */
-}
-
-static void warn_disagrees(const Launch *l, double err) {
-    fprintf(stderr, "vmc: warning: the own kernel for GEMM %s disagrees with cuBLASLt on random operands (largest "
-                    "difference %.3g of the largest value); cuBLASLt runs it\n", l->name, err);
-}
-
-/* Candidates timed per shape: VMC_GEMM_CANDIDATES (1 to GEMM_CANDIDATES_MAX) overrides the default for tuning
- * experiments (a fresh NVRTC cache directory then, since tuned shapes keep the algorithm chosen first). 32 measured
- * no faster than 8 on ARM-B's steps (H200: 33.64 / 72.22 / 35.76 ms against 33.47 / 72.09 / 35.78, one run). */
-static int gemm_candidates(void) {
-    return (int)cli_env_int("VMC_GEMM_CANDIDATES", 1, GEMM_CANDIDATES_MAX, GEMM_CANDIDATES);
-}
-
-static void plan_gemms(Cuda *c) {
-    const char *env = getenv("VMC_GEMM_TUNE");
-    const bool tune = !(env && !strcmp(env, "0"));
-    const int ncand = gemm_candidates();
-    const bool log = cli_env_int("VMC_GEMM_LOG", 0, 1, 0) == 1;   /* each timed own kernel against cuBLASLt */
-    CUdevice dev;
-    char devname[128] = "";
-    CU_CHECK(c->cu->cuCtxGetDevice(&dev));
-    CU_CHECK(c->cu->cuDeviceGetName(devname, sizeof devname, dev));
-    TuneCache *cache = tune_cache_open(devname);
-    CUevent t0, t1;
-    CU_CHECK(c->cu->cuEventCreate(&t0, CU_EVENT_DEFAULT));
-    CU_CHECK(c->cu->cuEventCreate(&t1, CU_EVENT_DEFAULT));
-    for (int k = 0; k < c->p->nlaunches; k++) {
-        const Launch *l = &c->p->launches[k];
-        if (l->kind != LK_GEMM) continue;
-        GemmPlan *g = &c->gemm[k];
-        cublasLtMatmulAlgo_t cand[GEMM_CANDIDATES_MAX];
-        int n = gemm_plan_candidates(c, &l->gemm, g, cand, tune ? ncand : 1);
-        const bool own = l->own_module >= 0 && c->own_gemm > 0;
-        if (own && c->own_gemm == 2) { g->own = true; continue; }
-        if (own && c->own_gemm == 3) {   /* wherever it agrees with cuBLASLt's heuristic choice */
-            double err = 0;
-            g->own = own_agrees(c, k, g, &err);
-            if (!g->own) warn_disagrees(l, err);
-            continue;
-        }
-        const bool own_timed = own && tune;
-        TuneOwn found = TUNE_OWN_UNTIMED;
-        const bool cached = tune && tune_cache_find(cache, &l->gemm, cand, n, &g->algo, &found);
-        g->own = found == TUNE_OWN_FASTER;
-        /* time unless cached, and where this product has its own kernel, cached with it timed (an entry from a
-         * run without own kernels, VMC_OWN_GEMM=0, leaves it untimed) */
-        if ((n > 1 || own_timed) && (!cached || (own_timed && found == TUNE_OWN_UNTIMED))) {
-            float best = -1.f;
-            for (int j = 0; j < n && n > 1; j++) {
-                float ms = time_algo(c, g, &cand[j], addr(c, l->gemm.a), addr(c, l->gemm.b), addr(c, l->gemm.c), t0, t1);
-                if (ms >= 0.f && (best < 0.f || ms < best)) { best = ms; g->algo = cand[j]; }
-            }
-            if (n == 1) best = time_algo(c, g, &cand[0], addr(c, l->gemm.a), addr(c, l->gemm.b), addr(c, l->gemm.c), t0, t1);
-            g->own = false;
-            if (own_timed) {
-                const float ms = time_own(c, k, t0, t1);
-                g->own = best < 0.f || ms < best;   /* (best < 0: cuBLASLt refused every candidate) */
-                double err = 0;
-                if (g->own && best >= 0.f && !own_agrees(c, k, g, &err)) {
-                    warn_disagrees(l, err);
-                    g->own = false;
-                }
-                if (log)
-                    fprintf(stderr, "gemm tune: %s: cuBLASLt %.1f us (best of %d), own kernel %.1f us: %s\n", l->name,
-                            1e3 * best / GEMM_TUNE_REPS, n, 1e3 * ms / GEMM_TUNE_REPS, g->own ? "own" : "cuBLASLt");
-            }
-            tune_cache_put(cache, &l->gemm, &g->algo, !own_timed ? TUNE_OWN_UNTIMED : g->own ? TUNE_OWN_FASTER : TUNE_OWN_SLOWER);
-        }
-        g->own = g->own && own;   /* a cached choice of the own kernel, for a launch that has none */
-    }
-    CU_CHECK(c->cu->cuEventDestroy(t0));
-    CU_CHECK(c->cu->cuEventDestroy(t1));
-    tune_cache_close(cache);
-}
 
 /* ---------------------------------------------------------------- setup */
 static void load_modules(Cuda *c) {
@@ -391,12 +69,8 @@ static void launch_on(Cuda *c, int k, int s) {
     const Launch *l = &c->p->launches[k];
     CUstream st = c->side[s];
     switch (l->kind) {
-    case LK_KERNEL: launch_kernel(c, c->fn[k], l->grid, l->block, l->smem, s, c->params[k]); return;
-    case LK_GEMM:
-        if (c->gemm[k].own) own_gemm_run(c, k, s);
-        else gemm_run(c, s, &c->gemm[k], addr(c, l->gemm.a), addr(c, l->gemm.b), addr(c, l->gemm.c),
-                      l->gemm.has_acc ? addr(c, l->gemm.acc) : 0);
-        return;
+    case LK_KERNEL: cx_launch_kernel(c, c->fn[k], l->grid, l->block, l->smem, s, c->params[k]); return;
+    case LK_GEMM: cx_gemm_launch(c, k, s); return;
     case LK_MEMSET: CU_CHECK(c->cu->cuMemsetD32Async(addr(c, l->dst), 0, (size_t)l->bytes / 4, st)); return;
     case LK_COPY: CU_CHECK(c->cu->cuMemcpyDtoDAsync(addr(c, l->dst), addr(c, l->src), (size_t)l->bytes, st)); return;
     }
@@ -751,7 +425,7 @@ Exec *cuda_exec_create(const Graph *g, Node *const *keep, int nkeep, const CudaE
     CU_CHECK(c->cu->cuMemAllocHost((void **)&c->host_rng, sizeof(unsigned long long) * 2 * RNG_RING));
     c->stage = xcalloc((size_t)g->nnodes + 1, sizeof *c->stage);
     load_modules(c);
-    plan_gemms(c);
+    cx_plan_gemms(c);
     upload_tables(c);
     return &c->base;
 }
@@ -763,15 +437,6 @@ void cuda_exec_graph_priorities(const Exec *e, int *kernels, int *high) {
     *high = ((const Cuda *)e)->graph_high;
 }
 int64_t cuda_exec_device_bytes(const Exec *e) { return ((const Cuda *)e)->device_bytes; }
-void cuda_exec_own_gemms(const Exec *e, int *own, int *eligible) {
-    const Cuda *c = (const Cuda *)e;
-    *own = *eligible = 0;
-    for (int k = 0; k < c->p->nlaunches; k++) {
-        if (c->p->launches[k].kind != LK_GEMM || c->p->launches[k].own_module < 0) continue;
-        ++*eligible;
-        *own += c->gemm[k].own;
-    }
-}
 
 static int class_index(CudaProfile *prof, const char *name) {
     for (int k = 0; k < prof->n; k++) if (!strcmp(prof->names[k], name)) return k;
@@ -849,38 +514,6 @@ bool cuda_exec_clocks_open(const Exec *e, char *why, size_t whylen) {
     CU_CHECK(c->cu->cuCtxGetDevice(&dev));
     CU_CHECK(c->cu->cuDeviceGetPCIBusId(bus, sizeof bus, dev));
     return gpu_clocks_open(bus, why, whylen);
-}
-
-/* ---------------------------------------------------------------- GEMM peak */
-double cuda_gemm_peak_tflops(Exec *e, int64_t n, int reps) {
-    Cuda *c = (Cuda *)e;
-    GemmDesc d = {.M = n, .N = n, .K = n, .batch = 1, .lda = n, .ldb = n, .bf16 = true, .alpha = 1};
-    CUdeviceptr a, b, out;
-    CU_CHECK(c->cu->cuMemAlloc(&a, (size_t)(n * n * 2)));
-    CU_CHECK(c->cu->cuMemAlloc(&b, (size_t)(n * n * 2)));
-    CU_CHECK(c->cu->cuMemAlloc(&out, (size_t)(n * n * 4)));
-    CU_CHECK(c->cu->cuMemsetD8(a, 0x3c, (size_t)(n * n * 2)));   /* bf16 0x3c3c ~ 0.0115: finite, no denormals */
-    CU_CHECK(c->cu->cuMemsetD8(b, 0x3c, (size_t)(n * n * 2)));
-    GemmPlan g;
-    gemm_plan(c, &d, &g);
-    for (int k = 0; k < 3; k++) gemm_run(c, 0, &g, a, b, out, 0);
-    CUevent t0, t1;
-    CU_CHECK(c->cu->cuEventCreate(&t0, CU_EVENT_DEFAULT));
-    CU_CHECK(c->cu->cuEventCreate(&t1, CU_EVENT_DEFAULT));
-    CU_CHECK(c->cu->cuEventRecord(t0, c->st));
-    for (int k = 0; k < reps; k++) gemm_run(c, 0, &g, a, b, out, 0);
-    CU_CHECK(c->cu->cuEventRecord(t1, c->st));
-    CU_CHECK(c->cu->cuEventSynchronize(t1));
-    float ms = 0;
-    CU_CHECK(c->cu->cuEventElapsedTime(&ms, t0, t1));
-    c->lt->cublasLtMatrixLayoutDestroy(g.la);
-    c->lt->cublasLtMatrixLayoutDestroy(g.lb);
-    c->lt->cublasLtMatrixLayoutDestroy(g.lc);
-    c->lt->cublasLtMatmulDescDestroy(g.desc);
-    CU_CHECK(c->cu->cuEventDestroy(t0));
-    CU_CHECK(c->cu->cuEventDestroy(t1));
-    c->cu->cuMemFree(a); c->cu->cuMemFree(b); c->cu->cuMemFree(out);
-    return 2.0 * (double)n * (double)n * (double)n * reps / ((double)ms * 1e-3) * 1e-12;
 }
 
 void cuda_exec_memory(const Exec *e, int64_t *used, int64_t *total) {
