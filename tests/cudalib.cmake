@@ -33,7 +33,7 @@ add_test(NAME emu_generated COMMAND test_emu_generated ${CMAKE_CXX_COMPILER} ${C
 set_tests_properties(emu_generated PROPERTIES LABELS cpu TIMEOUT 300)
 
 # vmc's skinny GEMM kernel (skinny_gemm.cuh, mma.sync) as template_gemm_skinny instantiates it, on the emulator.
-add_executable(test_emu_gemm ${CMAKE_CURRENT_SOURCE_DIR}/test_emu_gemm.c)
-target_link_libraries(test_emu_gemm PRIVATE codegen m)
-add_test(NAME emu_gemm COMMAND test_emu_gemm ${CMAKE_CXX_COMPILER} ${CMAKE_CURRENT_SOURCE_DIR}/emu)
-set_tests_properties(emu_gemm PROPERTIES LABELS cpu TIMEOUT 300)
+add_executable(test_emu_instances ${CMAKE_CURRENT_SOURCE_DIR}/test_emu_instances.c)
+target_link_libraries(test_emu_instances PRIVATE codegen m)
+add_test(NAME emu_instances COMMAND test_emu_instances ${CMAKE_CXX_COMPILER} ${CMAKE_CURRENT_SOURCE_DIR}/emu)
+set_tests_properties(emu_instances PROPERTIES LABELS cpu TIMEOUT 300)

@@ -24,6 +24,7 @@ extern dim3 blockIdx, blockDim, gridDim;
 #define __grid_constant__
 #define __align__(n) __attribute__((aligned(n)))
 #define __shared__ static   // one block at a time: a static is that block's shared memory
+#define __constant__        // row tables: plain globals
 
 inline float __uint_as_float(unsigned u) { float f; std::memcpy(&f, &u, 4); return f; }
 inline float __int_as_float(int i) { float f; std::memcpy(&f, &i, 4); return f; }

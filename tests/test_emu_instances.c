@@ -1,9 +1,13 @@
-/* test_emu_gemm.c CXX EMU_DIR — [cpu] vmc's skinny GEMM kernel (skinny_gemm.cuh) as template_gemm_skinny instantiates
- * it, compiled as C++ against the CPU emulator (tests/emu/cuda_emu.h: mma.sync from every lane's fragments) and run
- * on random bf16 operands: the products of the mixer's x_proj and dt_proj and their gradients at reduced sizes
- * (transposed operands, a column view, accumulation, alpha, bf16 and f32 results stored in pairs or one by one,
- * partial tiles, K split across CTAs and their partials added by the reduce kernel), each element against a
- * double-precision product. */
+/* test_emu_instances.c CXX EMU_DIR — [cpu] template instantiations exactly as codegen/template*.c write them, compiled
+ * as C++ against the CPU emulator (tests/emu/cuda_emu.h) and run on random data:
+ * - vmc's skinny GEMM kernel (skinny_gemm.cuh, template_gemm_skinny; the emulator runs mma.sync and ldmatrix from
+ *   every lane's registers and addresses) on the products of the mixer's x_proj and dt_proj and their gradients at
+ *   reduced sizes (transposed operands, a column view, accumulation, alpha, bf16 and f32 results stored in pairs or
+ *   one by one, partial tiles, K split across CTAs and their partials added by the reduce kernel), each element
+ *   against a double-precision product;
+ * - the conv1d forward of one input under four row orders in one launch (template_conv1d_fwd_multi: in order,
+ *   reversed, two permutation tables; x a channel slice of a wider bf16 buffer), each direction against a double
+ *   conv of its materialised input. */
 #include "template.h"
 #include "util.h"
 #include <math.h>
@@ -45,6 +49,16 @@ static bool write_file(const char *path, const void *p, size_t n) {
     return ok;
 }
 
+/* Compiles tmp/kernel.cpp with the emulator and runs it in tmp. */
+static bool compile_and_run(const char *what) {
+    char cmd[1400];
+    snprintf(cmd, sizeof cmd, "cd %s && %s -std=c++17 -O1 -w -I%s kernel.cpp %s/cuda_emu.cpp -o kernel -lpthread && ./kernel",
+             tmp, cxx, emu_dir, emu_dir);
+    const int rc = system(cmd);
+    CHECK(rc == 0, "%s: the emulated kernel failed (status %d)", what, rc);
+    return rc == 0;
+}
+
 /* Runs the kernel for spec s on A (a_elems bf16), B, acc; returns C as floats (M*N), NULL on a driver failure. */
 static float *run_kernel(const char *what, const SkinnyGemmSpec *s, const char *src, const SkinnyGemmLaunch *l,
                          int64_t a_elems, int64_t b_elems) {
@@ -78,12 +92,7 @@ static float *run_kernel(const char *what, const SkinnyGemmSpec *s, const char *
             l->k.grid[1], l->k.grid[2], l->k.block[0], s->c_bf16 ? "bf16" : "float", s->c_bf16 ? "bf16" : "float",
             l->reduce.grid[0], l->reduce.block[0], s->c_bf16 ? "bf16" : "float", s->c_bf16 ? "bf16" : "float");
     fclose(o);
-    char cmd[1400];
-    snprintf(cmd, sizeof cmd, "cd %s && %s -std=c++17 -O1 -w -I%s kernel.cpp %s/cuda_emu.cpp -o kernel -lpthread && ./kernel",
-             tmp, cxx, emu_dir, emu_dir);
-    const int rc = system(cmd);
-    CHECK(rc == 0, "%s: the emulated kernel failed (status %d)", what, rc);
-    if (rc) return NULL;
+    if (!compile_and_run(what)) return NULL;
     snprintf(path, sizeof path, "%s/c.bin", tmp);
     FILE *f = fopen(path, "rb");
     ASSERT(f, "%s", path);
@@ -163,11 +172,93 @@ static void check_gemm(const char *what, SkinnyGemmSpec s, int want_split) {
     free(c); free(a); free(b); free(accf); free(acch);
 }
 
+/* ---------------------------------------------------------------- conv1d, several row orders */
+static double sigmoid_d(double x) { return 1 / (1 + exp(-x)); }
+
+static void check_conv_multi(void) {
+    enum { B = 3, L = 19, D = 80, K = 4, ND = 4, W = 2 * D };   /* x: channels D .. 2D-1 of a [B, L, 2D] buffer */
+    int32_t perm[2][L];
+    for (int t = 0; t < L; t++) { perm[0][t] = (t * 7) % L; perm[1][t] = (t * 5 + 3) % L; }   /* 7, 5 coprime to 19 */
+    int32_t rev[L];
+    for (int t = 0; t < L; t++) rev[t] = L - 1 - t;
+    RowMap maps[ND] = {{L, W, D, NULL}, {L, W, D, rev}, {L, W, D, perm[0]}, {L, W, D, perm[1]}};
+    Conv1dSpec cs = {.B = B, .L = L, .D = D, .K = K, .x = DT_BF16, .w = DT_F32, .bias = DT_F32, .out = DT_F32,
+                     .silu = true};
+    KernelLaunch kl;
+    char *src = template_conv1d_fwd_multi(&cs, ND, maps, &kl);
+    CHECK(src, "template_conv1d_fwd_multi refused the product");
+    if (!src) return;
+    uint16_t *x = xcalloc((size_t)B * L * W, 2);
+    float *w = xcalloc((size_t)ND * D * K, 4), *bias = xcalloc((size_t)ND * D, 4);
+    for (int i = 0; i < B * L * W; i++) x[i] = to_bf16(uniform());
+    for (int i = 0; i < ND * D * K; i++) w[i] = 0.5f * uniform();
+    for (int i = 0; i < ND * D; i++) bias[i] = 0.1f * uniform();
+    char path[512];
+    snprintf(path, sizeof path, "%s/x.bin", tmp);
+    ASSERT(write_file(path, x, (size_t)B * L * W * 2), "%s", path);
+    snprintf(path, sizeof path, "%s/w.bin", tmp);
+    ASSERT(write_file(path, w, (size_t)ND * D * K * 4), "%s", path);
+    snprintf(path, sizeof path, "%s/bias.bin", tmp);
+    ASSERT(write_file(path, bias, (size_t)ND * D * 4), "%s", path);
+    snprintf(path, sizeof path, "%s/kernel.cpp", tmp);
+    FILE *o = fopen(path, "w");
+    ASSERT(o, "%s", path);
+    fprintf(o, "#include \"cuda_emu.h\"\n#include <cmath>\n#include <cstdio>\n#include <cstdlib>\n#include <vector>\n%s\n", src);
+    fprintf(o, "template <class T> static std::vector<T> load(const char *p, size_t n) {\n"
+               "    std::vector<T> v(n); FILE *f = fopen(p, \"rb\"); if (!f || fread(v.data(), sizeof(T), n, f) != n) exit(3);\n"
+               "    fclose(f); return v;\n}\n"
+               "int main() {\n"
+               "    auto x = load<unsigned short>(\"x.bin\", %d);\n"
+               "    auto w = load<float>(\"w.bin\", %d);\n"
+               "    auto bias = load<float>(\"bias.bin\", %d);\n"
+               "    std::vector<float> y(%d, NAN);\n"
+               "    dim3 grid, block;\n"
+               "    grid.x = %u; grid.y = %u; block.x = %u; block.y = %u;\n"
+               "    emu_launch(grid, block, [&] { vmc_conv1d_fwd_multi((const bf16 *)x.data(), w.data(), bias.data(), y.data(),"
+               " w.data() + %d, bias.data() + %d, y.data() + %d, w.data() + %d, bias.data() + %d, y.data() + %d,"
+               " w.data() + %d, bias.data() + %d, y.data() + %d); });\n"
+               "    FILE *f = fopen(\"y.bin\", \"wb\"); fwrite(y.data(), 4, y.size(), f); fclose(f);\n"
+               "    return 0;\n}\n",
+            B * L * W, ND * D * K, ND * D, ND * B * L * D, kl.grid[0], kl.grid[1], kl.block[0], kl.block[1],
+            D * K, D, B * L * D, 2 * D * K, 2 * D, 2 * B * L * D, 3 * D * K, 3 * D, 3 * B * L * D);
+    fclose(o);
+    free(src);
+    if (compile_and_run("conv1d multi")) {
+        snprintf(path, sizeof path, "%s/y.bin", tmp);
+        FILE *f = fopen(path, "rb");
+        float *y = xcalloc((size_t)ND * B * L * D, 4);
+        ASSERT(f && fread(y, 4, (size_t)ND * B * L * D, f) == (size_t)ND * B * L * D, "%s", path);
+        fclose(f);
+        for (int j = 0; j < ND; j++) {
+            double err = 0, big = 0;
+            for (int b = 0; b < B; b++)
+                for (int t = 0; t < L; t++)
+                    for (int d = 0; d < D; d++) {
+                        double acc = bias[j * D + d];
+                        for (int k = 0; k < K; k++) {
+                            const int s = t - K + 1 + k;
+                            if (s < 0) continue;
+                            const int row = maps[j].rows ? maps[j].rows[s] : s;
+                            acc += (double)w[(j * D + d) * K + k] * from_bf16(x[(b * L + row) * W + D + d]);
+                        }
+                        const double ref = acc * sigmoid_d(acc), got = y[((j * B + b) * L + t) * D + d];
+                        if (fabs(ref) > big) big = fabs(ref);
+                        if (!(fabs(got - ref) <= err)) err = isnan(got) ? INFINITY : fabs(got - ref);
+                    }
+            CHECK(err <= 1e-5 * big, "conv1d multi direction %d: largest error %.3g of values up to %.3g", j, err, big);
+            printf("conv1d multi, direction %d of %d: grid %ux%u block %ux%u, %u B shared: largest error %.2g of %.2g\n",
+                   j, ND, kl.grid[0], kl.grid[1], kl.block[0], kl.block[1], kl.smem, err, big);
+        }
+        free(y);
+    }
+    free(x); free(w); free(bias);
+}
+
 int main(int argc, char **argv) {
-    if (argc < 3) { fprintf(stderr, "usage: test_emu_gemm CXX EMU_DIR\n"); return 2; }
+    if (argc < 3) { fprintf(stderr, "usage: test_emu_instances CXX EMU_DIR\n"); return 2; }
     cxx = argv[1];
     emu_dir = argv[2];
-    snprintf(tmp, sizeof tmp, "%s/vmc-emu-gemm-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    snprintf(tmp, sizeof tmp, "%s/vmc-emu-inst-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     if (!mkdtemp(tmp)) { perror("mkdtemp"); return 2; }
     /* x_proj forward: u [M, D] times W [80, D]^T, bf16 out; M past a whole number of tiles */
     check_gemm("x_proj forward (A B^T, bf16)", (SkinnyGemmSpec){.M = 300, .N = 80, .K = 96, .lda = 96, .ldb = 96,
@@ -193,6 +284,7 @@ int main(int argc, char **argv) {
      * from an offset view */
     check_gemm("A^T B^T, partial tiles, offset view", (SkinnyGemmSpec){.M = 20, .N = 9, .K = 6, .lda = 22, .ldb = 6,
                .ta = true, .tb = true, .alpha = 2, .a_off = 2, .c_align = 16}, 0);
+    check_conv_multi();
     /* products it must refuse */
     SkinnyGemmLaunch l;
     SkinnyGemmSpec odd = {.M = 64, .N = 64, .K = 7, .lda = 7, .ldb = 64, .alpha = 1};
