@@ -172,6 +172,34 @@ static void check_gemm(const char *what, SkinnyGemmSpec s, int want_split) {
     free(c); free(a); free(b); free(accf); free(acch);
 }
 
+/* Random skinny products (fixed seed): shapes with one side at most 128 and partial tiles everywhere, either
+ * transposition, padded leading dimensions and offset views (even: 4-byte copies at least), alpha, + acc, bf16 or f32
+ * results at any alignment, long K (split) now and then: the tiling choices of template_gemm_skinny, not just the
+ * mixer's. */
+static int64_t pick(int64_t lo, int64_t hi) { return lo + (int64_t)((uniform() + 1) / 2 * (double)(hi - lo + 1)) % (hi - lo + 1); }
+static void sweep_gemms(int count) {
+    for (int c = 0; c < count; c++) {
+        SkinnyGemmSpec s = {.ta = uniform() > 0, .tb = uniform() > 0, .acc = uniform() > 0.3, .c_bf16 = uniform() > 0};
+        const int small = (int)pick(0, 2);   /* which of M, N, K is the skinny one */
+        const bool longk = small != 2 && uniform() > 0.5;
+        s.M = small == 0 ? 2 * pick(1, 64) : 2 * pick(1, 150);
+        s.N = small == 1 ? 2 * pick(1, 64) : 2 * pick(1, 100);
+        s.K = small == 2 ? 2 * pick(1, 64) : longk ? 2 * pick(300, 900) : 2 * pick(1, 200);
+        if (longk) { s.M = 2 * pick(1, 48); s.N = 2 * pick(1, 48); }
+        s.a_off = 2 * pick(0, 3);
+        s.b_off = 2 * pick(0, 3);
+        s.lda = (s.ta ? s.M : s.K) + s.a_off + 2 * pick(0, 4);
+        s.ldb = (s.tb ? s.K : s.N) + s.b_off + 2 * pick(0, 4);
+        static const float alphas[] = {1.f, 0.5f, -2.f};
+        s.alpha = alphas[pick(0, 2)];
+        s.c_align = 4 << pick(0, 2);
+        char what[96];
+        snprintf(what, sizeof what, "random %d: %s%s%s%s", c, s.ta ? "A^T " : "A ", s.tb ? "B^T" : "B",
+                 s.acc ? " + acc" : "", s.c_bf16 ? ", bf16" : ", f32");
+        check_gemm(what, s, 0);
+    }
+}
+
 /* ---------------------------------------------------------------- conv1d, several row orders */
 static double sigmoid_d(double x) { return 1 / (1 + exp(-x)); }
 
@@ -284,6 +312,7 @@ int main(int argc, char **argv) {
      * from an offset view */
     check_gemm("A^T B^T, partial tiles, offset view", (SkinnyGemmSpec){.M = 20, .N = 9, .K = 6, .lda = 22, .ldb = 6,
                .ta = true, .tb = true, .alpha = 2, .a_off = 2, .c_align = 16}, 0);
+    sweep_gemms(12);
     check_conv_multi();
     /* products it must refuse */
     SkinnyGemmLaunch l;
