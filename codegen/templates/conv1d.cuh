@@ -63,12 +63,8 @@ static __device__ __forceinline__ void load_window(const T *__restrict__ p, RowA
 #endif
 
 #if defined(CONV_NDIR)
-// The forward of CONV_NDIR (2 to 4) convolutions of one input under as many row orders (a fine-tuning layer's scan
-// directions read in_proj's x through 4 permutations of the tokens): X{j}_ROW(t) is the row of x that direction j
-// reads at its position t, all rows of the one buffer X_LROWS, X_STRIDE, X_OFF describe. A block stages the X_LROWS
-// rows of batch b for its 32 * CONV_VEC channels in shared memory (f32) once, then every warp computes rows of each
-// direction from there: x is read once, not CONV_NDIR times. Arguments: x, then w, bias, y of each direction.
-// Grid (ceil(D / (32 * VEC)), B), block (32, CONV_MWARPS), dynamic shared memory X_LROWS * 32 * VEC * 4 bytes.
+// Row maps of the several-direction kernels below: direction J's row of x at its position t (X{J}_ROW, all of the
+// one buffer X_LROWS, X_STRIDE, X_OFF describe), and (backward) the element offsets of its dy and dy2 rows.
 template <int J> __device__ __forceinline__ int conv_dir_row(int t) {
     if constexpr (J == 0) return X0_ROW(t);
 #if CONV_NDIR > 1
@@ -82,7 +78,44 @@ template <int J> __device__ __forceinline__ int conv_dir_row(int t) {
 #endif
     return 0;
 }
+#ifdef CONV_BACKWARD
+// (backward) the element offset of row t of batch b of direction J's dy (map DYA{J}) and dy2 (map DYB{J})
+template <int J> __device__ __forceinline__ size_t conv_dy_at(int b, int t) {
+    if constexpr (J == 0) return VMC_AT(DYA0, b, t);
+#if CONV_NDIR > 1
+    if constexpr (J == 1) return VMC_AT(DYA1, b, t);
+#endif
+#if CONV_NDIR > 2
+    if constexpr (J == 2) return VMC_AT(DYA2, b, t);
+#endif
+#if CONV_NDIR > 3
+    if constexpr (J == 3) return VMC_AT(DYA3, b, t);
+#endif
+    return 0;
+}
+template <int J> __device__ __forceinline__ size_t conv_dy2_at(int b, int t) {
+    if constexpr (J == 0) return VMC_AT(DYB0, b, t);
+#if CONV_NDIR > 1
+    if constexpr (J == 1) return VMC_AT(DYB1, b, t);
+#endif
+#if CONV_NDIR > 2
+    if constexpr (J == 2) return VMC_AT(DYB2, b, t);
+#endif
+#if CONV_NDIR > 3
+    if constexpr (J == 3) return VMC_AT(DYB3, b, t);
+#endif
+    return 0;
+}
+#endif
+#endif
 
+#if defined(CONV_NDIR) && !defined(CONV_BACKWARD)
+// The forward of CONV_NDIR (2 to 4) convolutions of one input under as many row orders (a fine-tuning layer's scan
+// directions read in_proj's x through 4 permutations of the tokens): X{j}_ROW(t) is the row of x that direction j
+// reads at its position t, all rows of the one buffer X_LROWS, X_STRIDE, X_OFF describe. A block stages the X_LROWS
+// rows of batch b for its 32 * CONV_VEC channels in shared memory (f32) once, then every warp computes rows of each
+// direction from there: x is read once, not CONV_NDIR times. Arguments: x, then w, bias, y of each direction.
+// Grid (ceil(D / (32 * VEC)), B), block (32, CONV_MWARPS), dynamic shared memory X_LROWS * 32 * VEC * 4 bytes.
 // Direction J's rows t = threadIdx.y, + CONV_MWARPS, ... of channels d .. d + V - 1 (c: their place in a staged row).
 template <int J>
 __device__ __forceinline__ void conv_multi_dir(const float *xs, const W_T *__restrict__ w, const BIAS_T *__restrict__ bias,
@@ -153,6 +186,141 @@ vmc_conv1d_fwd_multi(const X_T *__restrict__ x, const W_T *__restrict__ w0, cons
 #if CONV_NDIR > 3
     conv_multi_dir<3>(conv_xs, w3, b3, y3, b, d, c);
 #endif
+}
+#elif defined(CONV_NDIR)
+// The backward of CONV_NDIR convolutions of one input under as many row orders, each followed by SiLU (a layer's
+// CONV1D_SILU_BWD of every direction), with the directions' input gradients summed in the input's own row order:
+// dx_sum [B, L, D] (f32) = sum over j of direction j's dx, its row t added at row X{j}_ROW(t). A block takes 32
+// channels of CONV_MBATCH batches; per batch it stages x's rows (f32) and a zeroed sum in shared memory, then, a
+// direction at a time, each warp takes CONV_MCHUNK consecutive rows: g = dy + dy2 (maps DYA{j}, DYB{j}) times
+// silu'(p), p the conv output recomputed from the staged x; its rows' dx added into the staged sum (a permutation: no
+// two rows of one direction meet), dw and db into the thread's sums. The sum is written once per batch; each
+// direction's dw, db (zeroed before) get one atomic per value per block.
+// Arguments: x, dx_sum, then per direction j < 4: dy, dy2, w, bias, dw, db. Grid (ceil(D / 32), ceil(B / MBATCH)),
+// block (32, CONV_MWARPS), CONV_MWARPS * CONV_MCHUNK >= L, X_LROWS == L; dynamic shared memory: 2 * L * 32 floats,
+// or the warps' dw/db sums if more (CONV_NDIR * (K + 1) * 32 * CONV_MWARPS floats).
+template <int J>
+__device__ __forceinline__ void conv_bwd_multi_dir(const float *xs, float *ss, const DY_T *__restrict__ dy,
+                                                   const DY2_T *__restrict__ dy2, const W_T *__restrict__ w,
+                                                   const BIAS_T *__restrict__ bias, int b, int d, int c, float *dw_acc,
+                                                   float &db_acc) {
+    constexpr int K = CONV_K, CH = CONV_MCHUNK, NV = CH + K - 1;
+    float wk[K];
+#pragma unroll
+    for (int k = 0; k < K; k++) wk[k] = to_f32(w[d * K + k]);
+    const float bb = to_f32(bias[d]);
+    const int t0 = threadIdx.y * CH;
+    float dv[NV];   // g silu'(p) of rows t0 .. t0 + NV - 1 of this direction (0 past L)
+#pragma unroll
+    for (int i = 0; i < NV; i++) {
+        const int t = t0 + i;
+        float g = 0.f;
+        if (t < CONV_L) {
+            g = to_f32(dy[conv_dy_at<J>(b, t) + d]);
+#if CONV_DY2
+            g += to_f32(dy2[conv_dy2_at<J>(b, t) + d]);
+#endif
+            float p = bb;   // p[t] = bias + sum_k w[k] x[t - K + 1 + k], this direction's rows
+#pragma unroll
+            for (int k = 0; k < K; k++) {
+                const int tt = t - K + 1 + k;
+                if (tt >= 0) p = fmaf(wk[k], xs[conv_dir_row<J>(tt) * 32 + c], p);
+            }
+            const float sg = sigmoid_f(p);
+            g *= sg * (1.f + p * (1.f - sg));
+        }
+        dv[i] = g;
+    }
+#pragma unroll
+    for (int i = 0; i < CH; i++) {
+        const int t = t0 + i;
+        if (t >= CONV_L) break;
+        float s = 0.f;   // dx[t] = sum_k w[k] dv[t + K - 1 - k]
+#pragma unroll
+        for (int k = 0; k < K; k++) s = fmaf(wk[k], dv[i + K - 1 - k], s);
+        ss[conv_dir_row<J>(t) * 32 + c] += s;
+#pragma unroll
+        for (int k = 0; k < K; k++) {   // dw[k] += dv[t] x[t - K + 1 + k]
+            const int tt = t - K + 1 + k;
+            if (tt >= 0) dw_acc[k] = fmaf(dv[i], xs[conv_dir_row<J>(tt) * 32 + c], dw_acc[k]);
+        }
+        db_acc += dv[i];
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(32 * CONV_MWARPS)
+vmc_conv1d_bwd_multi(const X_T *__restrict__ x, float *__restrict__ dx_sum, const DY_T *__restrict__ dy0,
+                     const DY2_T *__restrict__ dyb0, const W_T *__restrict__ w0, const BIAS_T *__restrict__ b0,
+                     float *__restrict__ dw0, float *__restrict__ db0, const DY_T *__restrict__ dy1,
+                     const DY2_T *__restrict__ dyb1, const W_T *__restrict__ w1, const BIAS_T *__restrict__ b1,
+                     float *__restrict__ dw1, float *__restrict__ db1, const DY_T *__restrict__ dy2,
+                     const DY2_T *__restrict__ dyb2, const W_T *__restrict__ w2, const BIAS_T *__restrict__ b2,
+                     float *__restrict__ dw2, float *__restrict__ db2, const DY_T *__restrict__ dy3,
+                     const DY2_T *__restrict__ dyb3, const W_T *__restrict__ w3, const BIAS_T *__restrict__ b3,
+                     float *__restrict__ dw3, float *__restrict__ db3) {
+    vmc_grid_entry();
+    constexpr int K = CONV_K, R = X_LROWS, ND = CONV_NDIR, NS = ND * (K + 1);
+    static_assert(R == CONV_L && CONV_MWARPS * CONV_MCHUNK >= CONV_L, "conv1d backward (multi) rows");
+#ifdef __CUDA_ARCH__
+    extern __shared__ __align__(16) float conv_sm[];
+#else
+    static __align__(16) float conv_sm[(2 * R * 32 > NS * 32 * CONV_MWARPS) ? 2 * R * 32 : NS * 32 * CONV_MWARPS];
+#endif
+    float *xs = conv_sm, *ss = conv_sm + R * 32;   // [R][32]: x's rows, the summed dx
+    const int c = threadIdx.x, d_raw = blockIdx.x * 32 + c;
+    const bool valid = d_raw < CONV_D;   // lanes past D compute on channel D-1 and write nothing
+    const int d = valid ? d_raw : CONV_D - 1;
+    float dwa[ND][K], dba[ND];
+#pragma unroll
+    for (int j = 0; j < ND; j++) {
+        dba[j] = 0.f;
+#pragma unroll
+        for (int k = 0; k < K; k++) dwa[j][k] = 0.f;
+    }
+    for (int bi = 0; bi < CONV_MBATCH; bi++) {
+        const int b = blockIdx.y * CONV_MBATCH + bi;
+        if (b >= CONV_B) break;   // (the same for the whole block)
+#pragma unroll 4
+        for (int r = threadIdx.y; r < R; r += CONV_MWARPS) {
+            xs[r * 32 + c] = to_f32(x[((size_t)b * R + r) * X_STRIDE + X_OFF + d]);
+            ss[r * 32 + c] = 0.f;
+        }
+        __syncthreads();
+        conv_bwd_multi_dir<0>(xs, ss, dy0, dyb0, w0, b0, b, d, c, dwa[0], dba[0]);
+#if CONV_NDIR > 1
+        __syncthreads();   // (the directions' rows meet in the sum)
+        conv_bwd_multi_dir<1>(xs, ss, dy1, dyb1, w1, b1, b, d, c, dwa[1], dba[1]);
+#endif
+#if CONV_NDIR > 2
+        __syncthreads();
+        conv_bwd_multi_dir<2>(xs, ss, dy2, dyb2, w2, b2, b, d, c, dwa[2], dba[2]);
+#endif
+#if CONV_NDIR > 3
+        __syncthreads();
+        conv_bwd_multi_dir<3>(xs, ss, dy3, dyb3, w3, b3, b, d, c, dwa[3], dba[3]);
+#endif
+        __syncthreads();
+        if (valid) {
+            for (int r = threadIdx.y; r < R; r += CONV_MWARPS) dx_sum[((size_t)b * R + r) * CONV_D + d] = ss[r * 32 + c];
+        }
+        __syncthreads();   // the sum is read out before the next batch restages
+    }
+    float *red = conv_sm;   // [warp][direction * (K + 1) + k][32]: dw (k < K) and db (k = K) per warp
+#pragma unroll
+    for (int j = 0; j < ND; j++) {
+#pragma unroll
+        for (int k = 0; k <= K; k++) red[(threadIdx.y * NS + j * (K + 1) + k) * 32 + c] = k < K ? dwa[j][k] : dba[j];
+    }
+    __syncthreads();
+    float *dws[4] = {dw0, dw1, dw2, dw3}, *dbs[4] = {db0, db1, db2, db3};
+    for (int q = threadIdx.y * 32 + c; q < NS * 32; q += 32 * CONV_MWARPS) {
+        const int cc = q % 32, jk = q / 32, j = jk / (K + 1), k = jk % (K + 1), dd = blockIdx.x * 32 + cc;
+        if (dd >= CONV_D) continue;
+        float sum = 0.f;
+        for (int wp = 0; wp < CONV_MWARPS; wp++) sum += red[(wp * NS + jk) * 32 + cc];
+        if (k < K) atomicAdd(&dws[j][dd * K + k], sum);
+        else atomicAdd(&dbs[j][dd], sum);
+    }
 }
 #elif !defined(CONV_BACKWARD)
 extern "C" __global__ void __launch_bounds__(CONV_THREADS)
