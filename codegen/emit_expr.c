@@ -1,6 +1,7 @@
 /* emit_expr.c — a group member's value at an index vector, as C expressions: movement ops only rewrite the index,
  * loads read an input's buffer (or its bf16 copy), and each (node, index) is computed once per scope (CSE). */
 #include "emit.h"
+#include "packed_copy.h"
 #include <ctype.h>
 #include <math.h>
 #include <stdarg.h>
@@ -444,6 +445,11 @@ const char *em_val(Em *e, const Node *n, const Ix *ix) {
     const char *m = memo_get(e, n, ix);
     if (m) return m;
     if (!em_is_member(e, n)) return load(e, n, ix);
+    if (n->op == OP_EXTRACT) {   /* a part nothing writes, summed into another's (conv_multi.c): zero */
+        const Node *s = fus_src(e->f, n, 0);
+        if (e->f->part_zero[s->id] && (e->f->part_zero[s->id] & packed_part(s, n->i[0], shape_numel(n->shape))))
+            return memo_put(e, n, ix, "0.f");
+    }
     char expr[600];
     switch (op_class(n->op)) {
     case K_UNARY: {

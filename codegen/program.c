@@ -431,6 +431,7 @@ Program *program_build(const Graph *g, Node *const *keep, int nkeep, const Progr
                        : opt->reuse_delay > 0                             ? opt->reuse_delay
                                                                           : PROGRAM_REUSE_DELAY;
     p->f->conv_multi = !opt->no_conv_multi;
+    p->f->conv_multi_bwd = opt->conv_multi_bwd && !opt->no_conv_multi;
     pass_plan(p->f);
     Batch b = {0};
     SeenSet seen = {0};

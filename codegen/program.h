@@ -82,6 +82,8 @@ typedef struct ProgramOptions {
     bool no_into_place;         /* bf16: keep the kernels packed_copies_into_place would elide (timing comparisons) */
     bool no_own_gemm;           /* bf16: no own kernels for skinny GEMMs (cuBLASLt alone) */
     bool no_conv_multi;         /* a launch per conv1d forward, also where several read one input (conv_multi.c) */
+    bool conv_multi_bwd;        /* their backwards as one launch too, the directions' dx summed (conv_multi.c; off by
+                                 * default until checked on a GPU: VMC_CONV_MULTI_BWD=1) */
     int reuse_delay;            /* Fusion.reuse_delay: groups an activation's memory stays reserved after its last
                                  * reader in a training step; 0 (unset): PROGRAM_REUSE_DELAY;
                                  * PROGRAM_REUSE_AT_ONCE: none */

@@ -93,14 +93,55 @@ static const Buf *scan_states(const Fusion *f, const Node *n) {
     return &f->states[n->op == OP_SCAN ? n->id : f->scan_pair[n->id]->id];
 }
 
-/* The conv1d forwards whose launch is gr's (conv_multi.c), in schedule order; returns how many. */
+/* The convs whose launch is gr's besides its own (conv_multi.c), in schedule order; returns how many. */
 static int conv_multi_members(const Fusion *f, const Group *gr, const Node **more) {
     int n = 0;
-    for (int k = gr->index + 1; k < f->ngroups; k++) {
+    for (int k = 0; k < f->ngroups; k++) {
         const Group *o = &f->groups[k];
         if (o->elided && o->kind == GK_OPAQUE && f->conv_lead[o->root->id] == gr->root) more[n++] = o->root;
     }
     return n;
+}
+
+/* The launch of a set of CONV1D_SILU_BWD (conv_multi.c): all[0 .. n) its members and lead; args as
+ * template_conv1d_bwd_multi's. Returns the source (NULL: no template). */
+static char *conv_bwd_multi(Program *p, const Node *const *all, int n, BufRef *args, int *nargs, KernelLaunch *kl) {
+    const Fusion *f = p->f;
+    const Node *lead = all[n - 1], *sum_to = f->conv_sum_to[lead->id];
+    ASSERT(sum_to, "conv1d backward multi: no direction takes the sum");
+    Conv1dSpec cs;
+    conv_spec(lead, &cs);
+    cs.dy = stored(f, fus_src(f, lead, 0));
+    cs.x = stored(f, fus_src(f, lead, 1));
+    if (cs.has_dy2) cs.dy2 = stored(f, fus_src(f, lead, 4));
+    const bool copy = f->shadow[sum_to->id] && (f->part_copy[sum_to->id] & CONV_PART_DX);
+    cs.out = copy ? DT_BF16 : DT_F32;
+    RowMap xm[CONV_MULTI_MAX_DIRS], dym[CONV_MULTI_MAX_DIRS], dy2m[CONV_MULTI_MAX_DIRS];
+    int32_t *tabs[3 * CONV_MULTI_MAX_DIRS] = {0};
+    memset(dy2m, 0, sizeof dy2m);
+    *nargs = 0;
+    args[(*nargs)++] = row_mapped(p, fus_src(f, all[0], 1), &xm[0], &tabs[0]);
+    args[(*nargs)++] = copy ? pg_shadow_ref(f, sum_to) : pg_bufref(p, sum_to);   /* its dx part starts the buffer */
+    const int64_t nx = (int64_t)cs.B * cs.L * cs.D;
+    for (int j = 0; j < CONV_MULTI_MAX_DIRS; j++) {   /* dy, dy2, w, bias, dw, db; NULL past the last */
+        if (j >= n) {
+            for (int k = 0; k < 6; k++) args[(*nargs)++] = NO_BUF;
+            continue;
+        }
+        if (j > 0) {
+            const BufRef x = row_mapped(p, fus_src(f, all[j], 1), &xm[j], &tabs[3 * j]);
+            ASSERT(x.arena == args[0].arena && x.offset == args[0].offset, "conv1d backward multi: inputs differ");
+        }
+        args[(*nargs)++] = row_mapped(p, fus_src(f, all[j], 0), &dym[j], &tabs[3 * j + 1]);
+        args[(*nargs)++] = cs.has_dy2 ? row_mapped(p, fus_src(f, all[j], 4), &dy2m[j], &tabs[3 * j + 2]) : NO_BUF;
+        for (int k = 2; k < 4; k++) args[(*nargs)++] = pg_bufref(p, fus_src(f, all[j], k));
+        const BufRef out = pg_bufref(p, all[j]);
+        args[(*nargs)++] = (BufRef){out.arena, out.offset + 4 * nx};
+        args[(*nargs)++] = (BufRef){out.arena, out.offset + 4 * (nx + (int64_t)cs.D * cs.K)};
+    }
+    char *src = template_conv1d_bwd_multi(&cs, n, xm, dym, dy2m, kl);
+    for (int k = 0; k < 3 * CONV_MULTI_MAX_DIRS; k++) free(tabs[k]);
+    return src;
 }
 
 bool pg_opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int errlen) {
@@ -110,7 +151,7 @@ bool pg_opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int errlen
     int nmore = 0;
     KernelLaunch kl;
     char *src = NULL;
-    BufRef args[16];
+    BufRef args[32];
     int nargs = 0;
     ScanSpec ss;
     Conv1dSpec cs;
@@ -201,6 +242,14 @@ bool pg_opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int errlen
     }
     case OP_CONV1D_BWD: case OP_CONV1D_SILU_BWD: {   /* packed [dx | dw | db]; the SiLU's: + bias [, dy2] */
         conv_spec(n, &cs);
+        nmore = conv_multi_members(f, gr, more);
+        if (nmore) {   /* the set's launch, at its last member (conv_multi.c) */
+            const Node *all[CONV_MULTI_MAX_DIRS];
+            memcpy(all, more, sizeof(Node *) * (size_t)nmore);
+            all[nmore] = n;
+            src = conv_bwd_multi(p, all, nmore + 1, args, &nargs, &kl);
+            break;
+        }
         cs.dy = stored(f, fus_src(f, n, 0));
         cs.x = stored(f, fus_src(f, n, 1));
         args[0] = row_mapped(p, fus_src(f, n, 0), &cs.dy_map, &tables[0]);
@@ -256,9 +305,13 @@ bool pg_opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int errlen
         pg_touch_node(l, f, x, pg_has_bf16_copy(f, x), false);
     }
     for (int k = 0; k < gr->nouts; k++) pg_touch_node(l, f, gr->outs[k], false, true);
-    for (int j = 0; j < nmore; j++) {   /* the other directions' weights and outputs */
-        for (int k = 1; k < 3; k++) pg_touch_node(l, f, fus_src(f, more[j], k), false, false);
+    for (int j = 0; j < nmore; j++) {   /* the other directions' inputs and outputs (conv_multi.c) */
+        for (int k = 0; k < more[j]->nsrc; k++) {
+            const Node *x = fus_unmapped(f, fus_src(f, more[j], k));
+            pg_touch_node(l, f, x, pg_has_bf16_copy(f, x), false);
+        }
         pg_touch_node(l, f, more[j], false, true);
+        if (f->shadow[more[j]->id]) pg_touch_node(l, f, more[j], true, true);
     }
     if (f->shadow[n->id]) pg_touch_node(l, f, n, true, true);
     if (f->into[n->id]) pg_touch_node(l, f, f->into[n->id], true, true);

@@ -89,7 +89,7 @@ char *template_instantiate(const char *file, const TemplateDef *defs, int ndefs)
 }
 
 /* ---------------------------------------------------------------- helpers */
-enum { MAX_DEFS = 64 };
+enum { MAX_DEFS = 128 };
 typedef struct {
     TemplateDef d[MAX_DEFS];
     char nm[MAX_DEFS][32], v[MAX_DEFS][32];
@@ -151,7 +151,7 @@ static void launch_init(KernelLaunch *l, const char *name, unsigned gx, unsigned
 }
 
 static void add_zero(KernelLaunch *l, int param, size_t offset, size_t bytes) {
-    ASSERT(l->nzero < 2, "too many zero ranges");
+    ASSERT(l->nzero < 4, "too many zero ranges");
     l->zero[l->nzero].param = param;
     l->zero[l->nzero].offset = offset;
     l->zero[l->nzero].bytes = bytes;
@@ -329,6 +329,50 @@ char *template_conv1d_fwd_multi(const Conv1dSpec *s, int ndir, const RowMap *map
     }
     launch_init(l, "vmc_conv1d_fwd_multi", cdiv(s->D, 32LL * vec), (unsigned)s->B, 1, 32, MWARPS);
     l->smem = (unsigned)(rows * 32 * vec * 4);
+    return instantiate_defs("conv1d.cuh", &ds);
+}
+
+/* One launch for ndir conv1d + SiLU backwards of one input under the row maps xmaps[0 .. ndir) (as the forward's),
+ * each with its gradient dy (dymaps[j]) + dy2 (dy2maps[j], when s->has_dy2), their dx summed in x's row order into
+ * one [B, L, D] output of type s->out (conv_multi.c); s->x_map, dy_map, dy2_map are ignored. */
+char *template_conv1d_bwd_multi(const Conv1dSpec *s, int ndir, const RowMap *xmaps, const RowMap *dymaps,
+                                const RowMap *dy2maps, KernelLaunch *l) {
+    enum { MBATCH = 4 };
+    ASSERT(ndir >= 2 && ndir <= 4 && s->silu_dy, "conv1d backward multi: %d directions", ndir);
+    Conv1dSpec s0 = *s;
+    s0.x_map = xmaps[0];
+    const int64_t rows = xmaps[0].lrows ? xmaps[0].lrows : s->L;
+    ASSERT(rows == s->L, "conv1d backward multi: x has %lld rows, not L", (long long)rows);
+    int warps = (s->L + 31) / 32;
+    warps = warps < 4 ? 4 : warps > 16 ? 16 : warps;
+    const int chunk = (s->L + warps - 1) / warps;
+    const int64_t sum_floats = 2 * rows * 32, red_floats = (int64_t)ndir * (s->K + 1) * 32 * warps;
+    Defs ds = {0};
+    conv_defs(&s0, &ds);
+    def_int(&ds, "CONV_BACKWARD", 1);
+    def_int(&ds, "CONV_NDIR", ndir);
+    def_int(&ds, "CONV_MWARPS", warps);
+    def_int(&ds, "CONV_MCHUNK", chunk);
+    def_int(&ds, "CONV_MBATCH", MBATCH);
+    def_str(&ds, "DY_T", template_ctype(s->dy));
+    if (s->has_dy2) {
+        def_int(&ds, "CONV_DY2", 1);
+        def_str(&ds, "DY2_T", template_ctype(s->dy2));
+    }
+    for (int j = 0; j < ndir; j++) {
+        char P[8];
+        snprintf(P, sizeof P, "X%d", j);
+        def_rows(&ds, P, &xmaps[j], s->L, s->D);
+        snprintf(P, sizeof P, "DYA%d", j);
+        def_rows(&ds, P, &dymaps[j], s->L, s->D);
+        if (s->has_dy2) {
+            snprintf(P, sizeof P, "DYB%d", j);
+            def_rows(&ds, P, &dy2maps[j], s->L, s->D);
+        }
+    }
+    launch_init(l, "vmc_conv1d_bwd_multi", cdiv(s->D, 32), cdiv(s->B, MBATCH), 1, 32, (unsigned)warps);
+    for (int j = 0; j < ndir; j++) add_zero(l, 2 + 6 * j + 4, 0, (size_t)s->D * (s->K + 1) * sizeof(float));   /* dw, db */
+    l->smem = (unsigned)((sum_floats > red_floats ? sum_floats : red_floats) * 4);
     return instantiate_defs("conv1d.cuh", &ds);
 }
 

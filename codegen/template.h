@@ -25,7 +25,7 @@ typedef struct KernelLaunch {
     char name[48];                 /* extern "C" symbol for cuModuleGetFunction */
     unsigned grid[3], block[3];
     unsigned smem;                 /* dynamic shared memory bytes */
-    struct { int param; size_t offset, bytes; } zero[2];
+    struct { int param; size_t offset, bytes; } zero[4];
     int nzero;
 } KernelLaunch;
 
@@ -95,6 +95,12 @@ char *template_conv1d_fwd(const Conv1dSpec *s, KernelLaunch *l);
  * of one input under the row maps maps[0 .. ndir) (each a map of the same buffer: equal lrows, stride, off); s->x_map
  * is ignored. NULL when the input's rows do not fit the shared memory it stages them in. */
 char *template_conv1d_fwd_multi(const Conv1dSpec *s, int ndir, const RowMap *maps, KernelLaunch *l);
+/* vmc_conv1d_bwd_multi(const x*, out* dx_sum, then per direction j < 4: const dy*, const dy2*, const w*, const bias*,
+ * float *dw, float *db): ndir (2 to 4) backwards of conv1d + SiLU of one input under the row maps xmaps (as
+ * template_conv1d_fwd_multi; x must have L rows), gradients dy (dymaps) + dy2 (dy2maps, s->has_dy2), the directions'
+ * dx summed in x's row order into dx_sum ([B, L, D] of s->out); dw, db accumulated (zero them first). */
+char *template_conv1d_bwd_multi(const Conv1dSpec *s, int ndir, const RowMap *xmaps, const RowMap *dymaps,
+                                const RowMap *dy2maps, KernelLaunch *l);
 /* vmc_conv1d_bwd(const dy*, const x*, const w*, out* dx, float *dw [D,K], float *db [D], const bias*, const dy2*,
  *                bf16 *dx_copy); pointers of gradients not wanted may be NULL, bias and dy2 unless s->silu_dy
  * (s->has_dy2), dx if s->skip_f32_dx, dx_copy unless s->copy_dx. dw and db are accumulated (listed in l->zero). */

@@ -86,6 +86,11 @@ typedef struct Fusion {
     Node **conv_lead;       /* by node id, a conv1d forward: the earlier conv1d whose launch also computes it (the
                              * same input under another row order: conv_multi.c), or NULL */
     bool conv_multi;        /* set before pass_plan: find such sets (conv_multi.c) */
+    bool conv_multi_bwd;    /* set before pass_plan: also their backward, the directions' dx summed (conv_multi.c) */
+    Node **conv_sum_to;     /* by node id, a CONV1D_SILU_BWD computing its set's backward: the set's member whose dx
+                             * part receives the directions' summed dx (the direction read in x's own order) */
+    unsigned char *part_zero;   /* by node id, a packed backward output: parts nothing writes, read as zero (the
+                                 * other directions' dx, summed into conv_sum_to's) */
     Node **scan_pair;       /* by node id: an OP_SCAN and the OP_SCAN_BWD of the same inputs, each the other's, when
                              * the forward saves its chunk-start states for the backward (set before pass_plan) */
     Buf *states;            /* by OP_SCAN node id, where paired: those states (bytes set with the pair, placed by
@@ -148,6 +153,11 @@ void pass_plan(Fusion *f);
  * under different row orders (a fine-tuning layer's scan directions) become one launch at the first of them, the
  * others elided (Fusion.conv_lead); their outputs are then written there. */
 void pass_conv_multi(Fusion *f);
+/* The same for the directions' CONV1D_SILU_BWD (f->conv_multi_bwd): one launch at the last of them, their dx summed
+ * into one direction's dx part where the only reader adds them back in x's row order; called before hoist_tail,
+ * which then places the readers of the elided ones' outputs after that launch (checked by conv_multi_bwd_ordered). */
+void pass_conv_multi_bwd(Fusion *f);
+bool conv_multi_bwd_ordered(const Fusion *f);
 /* Rows of the input such a launch stages in shared memory at most (f32 rows of 32 channels: 128 KiB). */
 enum { CONV_MULTI_MAX_ROWS = 1024, CONV_MULTI_MAX_DIRS = 4 };
 /* The position of the last GEMM or template group in f's order, -1 if none: what follows in a training step only

@@ -53,6 +53,8 @@ static void hoist_tail(Fusion *f) {
     for (int k = 0; k < n; k++)
         for (int j = 0; j < order[k].nmembers; j++)
             if (!f->dup[order[k].members[j]->id]) pos[order[k].members[j]->id] = k;
+    for (int id = 0; id < g->nnodes; id++)   /* written by another group's launch (conv_multi.c) */
+        if (f->conv_lead[id] && pos[f->conv_lead[id]->id] > pos[id]) pos[id] = pos[f->conv_lead[id]->id];
     for (int k = last_main + 1; k < n; k++) tail[k] = order[k].kind == GK_ROW;
     int **deps = xcalloc((size_t)n, sizeof(int *)), *ndeps = xcalloc((size_t)n, sizeof(int));
     int *cap = xcalloc((size_t)n, sizeof(int));
@@ -105,6 +107,25 @@ static void hoist_tail(Fusion *f) {
 
 /* ASSIGN groups go last, keeping the relative order of everything else; then the step's tail moves up
  * (hoist_tail). */
+static void number_groups(Fusion *f) {
+    for (int k = 0; k < f->ngroups; k++) {
+        f->groups[k].index = k;
+        for (int j = 0; j < f->groups[k].nmembers; j++)
+            if (!f->dup[f->groups[k].members[j]->id]) f->group_of[f->groups[k].members[j]->id] = k;
+    }
+}
+
+/* Undoes pass_conv_multi_bwd's sets (their readers could not all follow the launch). */
+static void undo_conv_multi_bwd(Fusion *f) {
+    for (int k = 0; k < f->ngroups; k++) {
+        Group *gr = &f->groups[k];
+        if (gr->root->op != OP_CONV1D_SILU_BWD) continue;
+        gr->elided = false;
+        f->conv_lead[gr->root->id] = f->conv_sum_to[gr->root->id] = NULL;
+        f->part_zero[gr->root->id] = 0;
+    }
+}
+
 static void order_groups(Fusion *f) {
     Group *tmp = xmalloc(sizeof(Group) * (size_t)(f->ngroups ? f->ngroups : 1));
     int n = 0;
@@ -113,12 +134,11 @@ static void order_groups(Fusion *f) {
             if ((f->groups[k].kind == GK_ASSIGN) == (pass == 1)) tmp[n++] = f->groups[k];
     memcpy(f->groups, tmp, sizeof(Group) * (size_t)f->ngroups);
     free(tmp);
+    number_groups(f);
+    if (f->conv_multi_bwd) pass_conv_multi_bwd(f);   /* (before hoist_tail, which places their outputs' readers) */
     hoist_tail(f);
-    for (int k = 0; k < f->ngroups; k++) {
-        f->groups[k].index = k;
-        for (int j = 0; j < f->groups[k].nmembers; j++)
-            if (!f->dup[f->groups[k].members[j]->id]) f->group_of[f->groups[k].members[j]->id] = k;
-    }
+    number_groups(f);
+    if (f->conv_multi_bwd && !conv_multi_bwd_ordered(f)) undo_conv_multi_bwd(f);
 }
 
 static ArenaKind arena_of(const Fusion *f, const Node *n) {
@@ -216,8 +236,12 @@ void pass_plan(Fusion *f) {
     if (f->conv_multi) pass_conv_multi(f);
     int *last = xmalloc(sizeof(int) * (size_t)g->nnodes);
     for (int k = 0; k < g->nnodes; k++) last[k] = -1;
-    for (int k = 0; k < f->ngroups; k++)
-        for (int j = 0; j < f->groups[k].nins; j++) last[f->groups[k].ins[j]->id] = k;
+    for (int k = 0; k < f->ngroups; k++) {   /* (an elided conv's inputs are read by its set's launch) */
+        const Node *lead = f->groups[k].elided ? f->conv_lead[f->groups[k].root->id] : NULL;
+        const int at = lead && f->group_of[lead->id] > k ? f->group_of[lead->id] : k;
+        for (int j = 0; j < f->groups[k].nins; j++)
+            if (at > last[f->groups[k].ins[j]->id]) last[f->groups[k].ins[j]->id] = at;
+    }
     for (int id = g->nnodes - 1; id >= 0; id--) {     /* a view keeps its owner's memory alive */
         Node *o = f->view[id];
         if (o && last[id] > last[o->id]) last[o->id] = last[id];

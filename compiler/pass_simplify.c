@@ -93,6 +93,8 @@ Fusion *pass_simplify(const Graph *g, Node *const *keep, int nkeep) {
     f->into_col = arena_alloc(f->arena, sizeof(int64_t) * (size_t)nn);
     f->scan_pair = arena_alloc(f->arena, sizeof(Node *) * (size_t)nn);
     f->conv_lead = arena_alloc(f->arena, sizeof(Node *) * (size_t)nn);
+    f->conv_sum_to = arena_alloc(f->arena, sizeof(Node *) * (size_t)nn);
+    f->part_zero = arena_alloc(f->arena, (size_t)nn);
     f->states = arena_alloc(f->arena, sizeof(Buf) * (size_t)nn);
     f->conv_silu = arena_alloc(f->arena, sizeof(bool) * (size_t)nn);
     f->rowmap = arena_alloc(f->arena, sizeof(bool) * (size_t)nn);
@@ -156,7 +158,7 @@ void fusion_dump(const Fusion *f, FILE *out) {
         for (int j = 0; j < gr->nouts; j++) bytes += shape_numel(gr->outs[j]->shape) * 4;
         fprintf(out, "  [%.1f MB]%s\n", (double)bytes / 1e6,
                 gr->kind == GK_ASSIGN ? (gr->inplace ? " in place" : " copy")
-                : gr->elided && gr->kind == GK_OPAQUE ? " computed by the launch of its input's first conv1d"
+                : gr->elided && gr->kind == GK_OPAQUE ? " computed by another conv1d's launch (conv_multi.c)"
                 : gr->elided                          ? " assembled in place by its inputs' templates"
                                                       : "");
     }

@@ -59,6 +59,12 @@ n=$(grep -c 'vmc_conv1d_fwd_multi' "$VMC_CACHE/launches.log" || true)
 m=$(grep -c 'vmc_conv1d_fwd ' "$VMC_CACHE/launches.log" || true)
 echo "arm_b_ft224 inference: $n four-direction conv1d launch(es), $m single"
 if [ "$n" != 12 ] || [ "$m" != 0 ]; then echo "FAILED: expected 12 and 0"; fail=1; fi
+# With VMC_CONV_MULTI_BWD=1 their backwards are one launch a layer too, summing the directions' dx (conv_multi.c):
+# 36 of ARM-B fine-tuning's 48 conv1d backwards are elided, and every kernel of that step compiles
+n=$(VMC_CONV_MULTI_BWD=1 "$vmc" compile "$root/models/arm_b.vmc" --model arm_b_ft224 --train --bf16 --no-nvrtc --dump-groups 2>&1 | grep -c "computed by another conv1d's launch" || true)
+echo "arm_b_ft224 training, VMC_CONV_MULTI_BWD=1: $n conv1d launches elided"
+if [ "$n" != 72 ]; then echo "FAILED: expected 72 (36 forward, 36 backward)"; fail=1; fi
+VMC_CONV_MULTI_BWD=1 run "$root/models/arm_b.vmc" --arch sm_90 --model arm_b_ft224 --train --bf16
 # --dump-launches lists every launch of the step once, in order: as many lines as the summary counts
 "$vmc" compile "$root/models/tiny.vmc" --model tiny_pretrain --train --bf16 --no-nvrtc --dump-launches > "$VMC_CACHE/launches.log" 2>&1
 want=0

@@ -282,6 +282,140 @@ static void check_conv_multi(void) {
     free(x); free(w); free(bias);
 }
 
+/* The backward of those four convs (+ SiLU) in one launch (template_conv1d_bwd_multi): each direction's dy (bf16)
+ * + dy2 (bf16, a channel slice of a wider buffer), the summed dx in x's row order (bf16, as into a copy), dw and db
+ * per direction (f32, accumulated from zero); against the double reference of each direction, scattered back. */
+static void check_conv_multi_bwd(void) {
+    enum { B = 5, L = 19, D = 40, K = 4, ND = 4, W = 2 * D };
+    int32_t perm[2][L], rev[L];
+    for (int t = 0; t < L; t++) { perm[0][t] = (t * 7) % L; perm[1][t] = (t * 5 + 3) % L; rev[t] = L - 1 - t; }
+    const int32_t *rows[ND] = {NULL, rev, perm[0], perm[1]};
+    RowMap xm[ND], dym[ND], dy2m[ND];
+    for (int j = 0; j < ND; j++) {
+        xm[j] = (RowMap){L, W, D, rows[j]};
+        dym[j] = (RowMap){0, 0, 0, NULL};
+        dy2m[j] = (RowMap){L, 3 * D, D, NULL};
+    }
+    Conv1dSpec cs = {.B = B, .L = L, .D = D, .K = K, .x = DT_BF16, .w = DT_F32, .bias = DT_F32, .out = DT_BF16,
+                     .dy = DT_BF16, .dy2 = DT_BF16, .silu_dy = true, .has_dy2 = true, .want_dx = true, .want_dw = true,
+                     .want_db = true};
+    KernelLaunch kl;
+    char *src = template_conv1d_bwd_multi(&cs, ND, xm, dym, dy2m, &kl);
+    CHECK(src && kl.nzero == ND, "template_conv1d_bwd_multi");
+    if (!src) return;
+    const int nx = B * L * W, ny = B * L * D, ny2 = B * L * 3 * D;
+    uint16_t *x = xcalloc((size_t)nx, 2), *dy = xcalloc((size_t)ND * ny, 2), *dy2 = xcalloc((size_t)ND * ny2, 2);
+    float *w = xcalloc((size_t)ND * D * K, 4), *bias = xcalloc((size_t)ND * D, 4);
+    for (int i = 0; i < nx; i++) x[i] = to_bf16(uniform());
+    for (int i = 0; i < ND * ny; i++) dy[i] = to_bf16(uniform());
+    for (int i = 0; i < ND * ny2; i++) dy2[i] = to_bf16(uniform());
+    for (int i = 0; i < ND * D * K; i++) w[i] = 0.5f * uniform();
+    for (int i = 0; i < ND * D; i++) bias[i] = 0.1f * uniform();
+    char path[512];
+    const struct { const char *name; const void *p; size_t bytes; } files[] = {
+        {"x.bin", x, (size_t)nx * 2}, {"dy.bin", dy, (size_t)ND * ny * 2}, {"dy2.bin", dy2, (size_t)ND * ny2 * 2},
+        {"w.bin", w, (size_t)ND * D * K * 4}, {"bias.bin", bias, (size_t)ND * D * 4}};
+    for (size_t k = 0; k < sizeof files / sizeof files[0]; k++) {
+        snprintf(path, sizeof path, "%s/%s", tmp, files[k].name);
+        ASSERT(write_file(path, files[k].p, files[k].bytes), "%s", path);
+    }
+    snprintf(path, sizeof path, "%s/kernel.cpp", tmp);
+    FILE *o = fopen(path, "w");
+    ASSERT(o, "%s", path);
+    fprintf(o, "#include \"cuda_emu.h\"\n#include <cmath>\n#include <cstdio>\n#include <cstdlib>\n#include <vector>\n%s\n", src);
+    fprintf(o, "template <class T> static std::vector<T> load(const char *p, size_t n) {\n"
+               "    std::vector<T> v(n); FILE *f = fopen(p, \"rb\"); if (!f || fread(v.data(), sizeof(T), n, f) != n) exit(3);\n"
+               "    fclose(f); return v;\n}\n"
+               "int main() {\n"
+               "    auto x = load<unsigned short>(\"x.bin\", %d);\n"
+               "    auto dy = load<unsigned short>(\"dy.bin\", %d);\n"
+               "    auto dy2 = load<unsigned short>(\"dy2.bin\", %d);\n"
+               "    auto w = load<float>(\"w.bin\", %d);\n"
+               "    auto bias = load<float>(\"bias.bin\", %d);\n"
+               "    std::vector<unsigned short> dx(%d, 0xffff);\n"
+               "    std::vector<float> dwb(%d, 0.f);\n"
+               "    const bf16 *X = (const bf16 *)x.data(), *G = (const bf16 *)dy.data(), *H = (const bf16 *)dy2.data();\n"
+               "    float *Q = dwb.data();\n"
+               "    dim3 grid, block;\n"
+               "    grid.x = %u; grid.y = %u; block.x = %u; block.y = %u;\n"
+               "    emu_launch(grid, block, [&] { vmc_conv1d_bwd_multi(X, (bf16 *)dx.data(),\n",
+            nx, ND * ny, ND * ny2, ND * D * K, ND * D, ny, ND * D * (K + 1), kl.grid[0], kl.grid[1], kl.block[0],
+            kl.block[1]);
+    for (int j = 0; j < ND; j++)
+        fprintf(o, "        G + %d, H + %d, w.data() + %d, bias.data() + %d, Q + %d, Q + %d%s\n", j * ny, j * ny2,
+                j * D * K, j * D, j * D * (K + 1), j * D * (K + 1) + D * K, j + 1 < ND ? "," : "); });");
+    fprintf(o, "    FILE *f = fopen(\"dx.bin\", \"wb\"); fwrite(dx.data(), 2, dx.size(), f); fclose(f);\n"
+               "    f = fopen(\"dwb.bin\", \"wb\"); fwrite(dwb.data(), 4, dwb.size(), f); fclose(f);\n"
+               "    return 0;\n}\n");
+    fclose(o);
+    free(src);
+    if (compile_and_run("conv1d multi backward")) {
+        uint16_t *dx = xcalloc((size_t)ny, 2);
+        float *dwb = xcalloc((size_t)ND * D * (K + 1), 4);
+        snprintf(path, sizeof path, "%s/dx.bin", tmp);
+        FILE *f = fopen(path, "rb");
+        ASSERT(f && fread(dx, 2, (size_t)ny, f) == (size_t)ny, "%s", path);
+        fclose(f);
+        snprintf(path, sizeof path, "%s/dwb.bin", tmp);
+        f = fopen(path, "rb");
+        ASSERT(f && fread(dwb, 4, (size_t)ND * D * (K + 1), f) == (size_t)ND * D * (K + 1), "%s", path);
+        fclose(f);
+        double *sum = xcalloc((size_t)ny, sizeof(double)), *g = xcalloc((size_t)ny, sizeof(double));
+        double err_w = 0, big_w = 0;
+        for (int j = 0; j < ND; j++) {
+            double *dw = xcalloc((size_t)D * (K + 1), sizeof(double));
+            for (int b = 0; b < B; b++)
+                for (int d = 0; d < D; d++)
+                    for (int t = 0; t < L; t++) {   /* g = (dy + dy2) silu'(p), p the conv of direction j's rows */
+                        double p = bias[j * D + d];
+                        for (int k = 0; k < K; k++) {
+                            const int s = t - K + 1 + k;
+                            if (s < 0) continue;
+                            const int r = rows[j] ? rows[j][s] : s;
+                            p += (double)w[(j * D + d) * K + k] * from_bf16(x[(b * L + r) * W + D + d]);
+                        }
+                        const double sg = sigmoid_d(p);
+                        g[(b * L + t) * D + d] = (from_bf16(dy[j * ny + (b * L + t) * D + d]) +
+                                                  from_bf16(dy2[j * ny2 + (b * L + t) * 3 * D + D + d])) *
+                                                 sg * (1 + p * (1 - sg));
+                    }
+            for (int b = 0; b < B; b++)
+                for (int d = 0; d < D; d++)
+                    for (int t = 0; t < L; t++) {
+                        const double gv = g[(b * L + t) * D + d];
+                        dw[D * K + d] += gv;
+                        for (int k = 0; k < K; k++) {
+                            const int s = t - K + 1 + k;
+                            if (s < 0) continue;
+                            const int r = rows[j] ? rows[j][s] : s;
+                            sum[(b * L + r) * D + d] += gv * w[(j * D + d) * K + k];   /* dx_j[s], at x's row r */
+                            dw[d * K + k] += gv * from_bf16(x[(b * L + r) * W + D + d]);
+                        }
+                    }
+            for (int i = 0; i < D * (K + 1); i++) {
+                const double e = fabs(dwb[j * D * (K + 1) + i] - dw[i]);
+                if (fabs(dw[i]) > big_w) big_w = fabs(dw[i]);
+                if (!(e <= err_w)) err_w = isnan(e) ? INFINITY : e;
+            }
+            free(dw);
+        }
+        double err_x = 0, big_x = 0;
+        for (int i = 0; i < ny; i++) {
+            const double e = fabs(from_bf16(dx[i]) - sum[i]);
+            if (fabs(sum[i]) > big_x) big_x = fabs(sum[i]);
+            if (!(e <= 1e-6 + fabs(sum[i]) / 128)) err_x = INFINITY;   /* bf16 rounding */
+            else if (e > err_x) err_x = e;
+        }
+        CHECK(err_x < INFINITY, "conv1d multi backward: summed dx off beyond bf16 rounding");
+        CHECK(err_w <= 1e-5 * big_w, "conv1d multi backward: dw/db largest error %.3g of %.3g", err_w, big_w);
+        printf("conv1d multi backward, 4 directions: grid %ux%u block %ux%u, %u B shared: summed dx error %.2g of %.2g "
+               "(bf16), dw/db %.2g of %.2g\n", kl.grid[0], kl.grid[1], kl.block[0], kl.block[1], kl.smem, err_x, big_x,
+               err_w, big_w);
+        free(dx); free(dwb); free(sum); free(g);
+    }
+    free(x); free(dy); free(dy2); free(w); free(bias);
+}
+
 int main(int argc, char **argv) {
     if (argc < 3) { fprintf(stderr, "usage: test_emu_instances CXX EMU_DIR\n"); return 2; }
     cxx = argv[1];
@@ -314,6 +448,7 @@ int main(int argc, char **argv) {
                .ta = true, .tb = true, .alpha = 2, .a_off = 2, .c_align = 16}, 0);
     sweep_gemms(12);
     check_conv_multi();
+    check_conv_multi_bwd();
     /* products it must refuse */
     SkinnyGemmLaunch l;
     SkinnyGemmSpec odd = {.M = 64, .N = 64, .K = 7, .lda = 7, .ldb = 64, .alpha = 1};

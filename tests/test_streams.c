@@ -222,6 +222,8 @@ static void check_plan(const Program *p, const StreamPlan *sp, const char *what)
     free(prev);
 }
 
+static bool multi_bwd;   /* programs built with ProgramOptions.conv_multi_bwd */
+
 static void check_model(const char *file, const char *model, bool train, bool bf16, const DslSet *sets, int nsets) {
     Diag d;
     diag_init(&d, stderr);
@@ -233,14 +235,14 @@ static void check_model(const char *file, const char *model, bool train, bool bf
     if (!m) return;
     StepGraph sg;
     if (!step_graph_build(m, model, train, &sg, &d)) { CHECK(0, "step graph of %s", model); dsl_free(m); return; }
-    ProgramOptions po = {.arch = 90, .bf16 = bf16, .no_compile = true};
+    ProgramOptions po = {.arch = 90, .bf16 = bf16, .no_compile = true, .conv_multi_bwd = multi_bwd};
     char err[1024];
     Program *p = program_build(sg.g, NULL, 0, &po, err, sizeof err);
     CHECK(p, "program_build: %s", err);
     for (int ns = 1; p && ns <= 8; ns *= 2) {
         char what[160];
-        snprintf(what, sizeof what, "%s %s%s, %d stream%s", model, train ? "train" : "infer", bf16 ? " bf16" : "", ns,
-                 ns > 1 ? "s" : "");
+        snprintf(what, sizeof what, "%s %s%s%s, %d stream%s", model, train ? "train" : "infer", bf16 ? " bf16" : "",
+                 multi_bwd ? " (one conv1d backward a layer)" : "", ns, ns > 1 ? "s" : "");
         StreamPlan *sp = stream_plan(p, ns);
         check_plan(p, sp, what);
         stream_plan_free(sp);
@@ -257,6 +259,9 @@ int main(void) {
     check_model("models/arm_b.vmc", "arm_b_ft224", true, true, small, 1);
     check_model("models/arm_b.vmc", "arm_b_pretrain", true, true, small, 1);
     check_model("models/arm_b.vmc", "arm_b_ft224", false, true, small, 1);
+    multi_bwd = true;   /* the directions' conv1d backwards as one launch (conv_multi.c) */
+    check_model("models/tiny.vmc", "tiny_ft", true, false, NULL, 0);
+    check_model("models/arm_b.vmc", "arm_b_ft224", true, true, small, 1);
     if (failures) { fprintf(stderr, "test_streams: %d failure(s)\n", failures); return 1; }
     printf("test_streams: ok\n");
     return 0;

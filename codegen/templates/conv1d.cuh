@@ -190,7 +190,7 @@ vmc_conv1d_fwd_multi(const X_T *__restrict__ x, const W_T *__restrict__ w0, cons
 #elif defined(CONV_NDIR)
 // The backward of CONV_NDIR convolutions of one input under as many row orders, each followed by SiLU (a layer's
 // CONV1D_SILU_BWD of every direction), with the directions' input gradients summed in the input's own row order:
-// dx_sum [B, L, D] (f32) = sum over j of direction j's dx, its row t added at row X{j}_ROW(t). A block takes 32
+// dx_sum [B, L, D] (OUT_T) = sum over j of direction j's dx, its row t added at row X{j}_ROW(t). A block takes 32
 // channels of CONV_MBATCH batches; per batch it stages x's rows (f32) and a zeroed sum in shared memory, then, a
 // direction at a time, each warp takes CONV_MCHUNK consecutive rows: g = dy + dy2 (maps DYA{j}, DYB{j}) times
 // silu'(p), p the conv output recomputed from the staged x; its rows' dx added into the staged sum (a permutation: no
@@ -249,7 +249,7 @@ __device__ __forceinline__ void conv_bwd_multi_dir(const float *xs, float *ss, c
 }
 
 extern "C" __global__ void __launch_bounds__(32 * CONV_MWARPS)
-vmc_conv1d_bwd_multi(const X_T *__restrict__ x, float *__restrict__ dx_sum, const DY_T *__restrict__ dy0,
+vmc_conv1d_bwd_multi(const X_T *__restrict__ x, OUT_T *__restrict__ dx_sum, const DY_T *__restrict__ dy0,
                      const DY2_T *__restrict__ dyb0, const W_T *__restrict__ w0, const BIAS_T *__restrict__ b0,
                      float *__restrict__ dw0, float *__restrict__ db0, const DY_T *__restrict__ dy1,
                      const DY2_T *__restrict__ dyb1, const W_T *__restrict__ w1, const BIAS_T *__restrict__ b1,
@@ -301,7 +301,8 @@ vmc_conv1d_bwd_multi(const X_T *__restrict__ x, float *__restrict__ dx_sum, cons
 #endif
         __syncthreads();
         if (valid) {
-            for (int r = threadIdx.y; r < R; r += CONV_MWARPS) dx_sum[((size_t)b * R + r) * CONV_D + d] = ss[r * 32 + c];
+            for (int r = threadIdx.y; r < R; r += CONV_MWARPS)
+                dx_sum[((size_t)b * R + r) * CONV_D + d] = from_f32<OUT_T>(ss[r * 32 + c]);
         }
         __syncthreads();   // the sum is read out before the next batch restages
     }
