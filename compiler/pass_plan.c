@@ -230,18 +230,21 @@ static int64_t place(Fusion *f, Iv *iv, int n) {
     return top;
 }
 
+/* Where group k's inputs are read: at k, or for a conv computed by a later group's launch (conv_multi.c), there. */
+static int read_at(const Fusion *f, int k) {
+    const Node *lead = f->groups[k].elided ? f->conv_lead[f->groups[k].root->id] : NULL;
+    return lead && f->group_of[lead->id] > k ? f->group_of[lead->id] : k;
+}
+
 void pass_plan(Fusion *f) {
     const Graph *g = f->g;
     order_groups(f);
     if (f->conv_multi) pass_conv_multi(f);
     int *last = xmalloc(sizeof(int) * (size_t)g->nnodes);
     for (int k = 0; k < g->nnodes; k++) last[k] = -1;
-    for (int k = 0; k < f->ngroups; k++) {   /* (an elided conv's inputs are read by its set's launch) */
-        const Node *lead = f->groups[k].elided ? f->conv_lead[f->groups[k].root->id] : NULL;
-        const int at = lead && f->group_of[lead->id] > k ? f->group_of[lead->id] : k;
+    for (int k = 0; k < f->ngroups; k++)
         for (int j = 0; j < f->groups[k].nins; j++)
-            if (at > last[f->groups[k].ins[j]->id]) last[f->groups[k].ins[j]->id] = at;
-    }
+            if (read_at(f, k) > last[f->groups[k].ins[j]->id]) last[f->groups[k].ins[j]->id] = read_at(f, k);
     for (int id = g->nnodes - 1; id >= 0; id--) {     /* a view keeps its owner's memory alive */
         Node *o = f->view[id];
         if (o && last[id] > last[o->id]) last[o->id] = last[id];
@@ -256,7 +259,8 @@ void pass_plan(Fusion *f) {
         for (int j = 0; j < gr->nins; j++) {
             const Node *x = fus_unmapped(f, gr->ins[j]), *o = fus_owner(f, x);
             /* (a superset of the copy's readers: any reader of copied parts only) */
-            if (packed_has_parts(o) && !(packed_parts_read(f, gr, x, o) & ~f->part_copy[o->id])) slast[o->id] = k;
+            if (packed_has_parts(o) && !(packed_parts_read(f, gr, x, o) & ~f->part_copy[o->id]) && read_at(f, k) > slast[o->id])
+                slast[o->id] = read_at(f, k);
         }
     }
     /* A value assembled in place (Fusion.into) is first written by the earliest template writing a block of it; a
