@@ -49,6 +49,19 @@ static bool write_file(const char *path, const void *p, size_t n) {
     return ok;
 }
 
+/* Opens tmp/kernel.cpp with the emulator's header, the kernel source and a file loader; main() is the caller's. */
+static FILE *driver_open(const char *src) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/kernel.cpp", tmp);
+    FILE *o = fopen(path, "w");
+    ASSERT(o, "%s", path);
+    fprintf(o, "#include \"cuda_emu.h\"\n#include <cmath>\n#include <cstdio>\n#include <cstdlib>\n#include <vector>\n%s\n", src);
+    fprintf(o, "template <class T> static std::vector<T> load(const char *p, size_t n) {\n"
+               "    std::vector<T> v(n); FILE *f = fopen(p, \"rb\"); if (!f || fread(v.data(), sizeof(T), n, f) != n) exit(3);\n"
+               "    fclose(f); return v;\n}\n");
+    return o;
+}
+
 /* Compiles tmp/kernel.cpp with the emulator and runs it in tmp. */
 static bool compile_and_run(const char *what) {
     char cmd[1400];
@@ -63,15 +76,9 @@ static bool compile_and_run(const char *what) {
 static float *run_kernel(const char *what, const SkinnyGemmSpec *s, const char *src, const SkinnyGemmLaunch *l,
                          int64_t a_elems, int64_t b_elems) {
     char path[512];
-    snprintf(path, sizeof path, "%s/kernel.cpp", tmp);
-    FILE *o = fopen(path, "w");
-    ASSERT(o, "%s", path);
+    FILE *o = driver_open(src);
     const char *ct = s->c_bf16 ? "unsigned short" : "float";
     const long long mn = (long long)(s->M * s->N);
-    fprintf(o, "#include \"cuda_emu.h\"\n#include <cmath>\n#include <cstdio>\n#include <cstdlib>\n#include <vector>\n%s\n", src);
-    fprintf(o, "template <class T> static std::vector<T> load(const char *p, size_t n) {\n"
-               "    std::vector<T> v(n); FILE *f = fopen(p, \"rb\"); if (!f || fread(v.data(), sizeof(T), n, f) != n) exit(3);\n"
-               "    fclose(f); return v;\n}\n");
     fprintf(o, "int main() {\n"
                "    auto a = load<unsigned short>(\"a.bin\", %lld);\n"
                "    auto b = load<unsigned short>(\"b.bin\", %lld);\n"
@@ -228,14 +235,8 @@ static void check_conv_multi(void) {
     ASSERT(write_file(path, w, (size_t)ND * D * K * 4), "%s", path);
     snprintf(path, sizeof path, "%s/bias.bin", tmp);
     ASSERT(write_file(path, bias, (size_t)ND * D * 4), "%s", path);
-    snprintf(path, sizeof path, "%s/kernel.cpp", tmp);
-    FILE *o = fopen(path, "w");
-    ASSERT(o, "%s", path);
-    fprintf(o, "#include \"cuda_emu.h\"\n#include <cmath>\n#include <cstdio>\n#include <cstdlib>\n#include <vector>\n%s\n", src);
-    fprintf(o, "template <class T> static std::vector<T> load(const char *p, size_t n) {\n"
-               "    std::vector<T> v(n); FILE *f = fopen(p, \"rb\"); if (!f || fread(v.data(), sizeof(T), n, f) != n) exit(3);\n"
-               "    fclose(f); return v;\n}\n"
-               "int main() {\n"
+    FILE *o = driver_open(src);
+    fprintf(o, "int main() {\n"
                "    auto x = load<unsigned short>(\"x.bin\", %d);\n"
                "    auto w = load<float>(\"w.bin\", %d);\n"
                "    auto bias = load<float>(\"bias.bin\", %d);\n"
@@ -319,14 +320,8 @@ static void check_conv_multi_bwd(void) {
         snprintf(path, sizeof path, "%s/%s", tmp, files[k].name);
         ASSERT(write_file(path, files[k].p, files[k].bytes), "%s", path);
     }
-    snprintf(path, sizeof path, "%s/kernel.cpp", tmp);
-    FILE *o = fopen(path, "w");
-    ASSERT(o, "%s", path);
-    fprintf(o, "#include \"cuda_emu.h\"\n#include <cmath>\n#include <cstdio>\n#include <cstdlib>\n#include <vector>\n%s\n", src);
-    fprintf(o, "template <class T> static std::vector<T> load(const char *p, size_t n) {\n"
-               "    std::vector<T> v(n); FILE *f = fopen(p, \"rb\"); if (!f || fread(v.data(), sizeof(T), n, f) != n) exit(3);\n"
-               "    fclose(f); return v;\n}\n"
-               "int main() {\n"
+    FILE *o = driver_open(src);
+    fprintf(o, "int main() {\n"
                "    auto x = load<unsigned short>(\"x.bin\", %d);\n"
                "    auto dy = load<unsigned short>(\"dy.bin\", %d);\n"
                "    auto dy2 = load<unsigned short>(\"dy2.bin\", %d);\n"
