@@ -64,8 +64,9 @@ static __device__ __forceinline__ void load_window(const T *__restrict__ p, RowA
 
 #if defined(CONV_NDIR)
 // Row maps of the several-direction kernels below: direction J's row of x at its position t (X{J}_ROW, all of the
-// one buffer X_LROWS, X_STRIDE, X_OFF describe), and (backward) the element offsets of its dy and dy2 rows.
-template <int J> __device__ __forceinline__ int conv_dir_row(int t) {
+// one buffer X_LROWS, X_STRIDE, X_OFF describe), and (backward) the element offsets of its dy and dy2 rows. (static,
+// as load_window: they read the instantiation's macros, and the emulator tests link several instantiations.)
+template <int J> static __device__ __forceinline__ int conv_dir_row(int t) {
     if constexpr (J == 0) return X0_ROW(t);
 #if CONV_NDIR > 1
     if constexpr (J == 1) return X1_ROW(t);
@@ -80,7 +81,7 @@ template <int J> __device__ __forceinline__ int conv_dir_row(int t) {
 }
 #ifdef CONV_BACKWARD
 // (backward) the element offset of row t of batch b of direction J's dy (map DYA{J}) and dy2 (map DYB{J})
-template <int J> __device__ __forceinline__ size_t conv_dy_at(int b, int t) {
+template <int J> static __device__ __forceinline__ size_t conv_dy_at(int b, int t) {
     if constexpr (J == 0) return VMC_AT(DYA0, b, t);
 #if CONV_NDIR > 1
     if constexpr (J == 1) return VMC_AT(DYA1, b, t);
@@ -93,7 +94,7 @@ template <int J> __device__ __forceinline__ size_t conv_dy_at(int b, int t) {
 #endif
     return 0;
 }
-template <int J> __device__ __forceinline__ size_t conv_dy2_at(int b, int t) {
+template <int J> static __device__ __forceinline__ size_t conv_dy2_at(int b, int t) {
     if constexpr (J == 0) return VMC_AT(DYB0, b, t);
 #if CONV_NDIR > 1
     if constexpr (J == 1) return VMC_AT(DYB1, b, t);
@@ -118,7 +119,7 @@ template <int J> __device__ __forceinline__ size_t conv_dy2_at(int b, int t) {
 // Grid (ceil(D / (32 * VEC)), B), block (32, CONV_MWARPS), dynamic shared memory X_LROWS * 32 * VEC * 4 bytes.
 // Direction J's rows t = threadIdx.y, + CONV_MWARPS, ... of channels d .. d + V - 1 (c: their place in a staged row).
 template <int J>
-__device__ __forceinline__ void conv_multi_dir(const float *xs, const W_T *__restrict__ w, const BIAS_T *__restrict__ bias,
+static __device__ __forceinline__ void conv_multi_dir(const float *xs, const W_T *__restrict__ w, const BIAS_T *__restrict__ bias,
                                                OUT_T *__restrict__ y, int b, int d, int c) {
     constexpr int K = CONV_K, V = CONV_VEC, W = 32 * CONV_VEC;
     float wk[K][V], bb[V];
@@ -200,7 +201,7 @@ vmc_conv1d_fwd_multi(const X_T *__restrict__ x, const W_T *__restrict__ w0, cons
 // block (32, CONV_MWARPS), CONV_MWARPS * CONV_MCHUNK >= L, X_LROWS == L; dynamic shared memory: 2 * L * 32 floats,
 // or the warps' dw/db sums if more (CONV_NDIR * (K + 1) * 32 * CONV_MWARPS floats).
 template <int J>
-__device__ __forceinline__ void conv_bwd_multi_dir(const float *xs, float *ss, const DY_T *__restrict__ dy,
+static __device__ __forceinline__ void conv_bwd_multi_dir(const float *xs, float *ss, const DY_T *__restrict__ dy,
                                                    const DY2_T *__restrict__ dy2, const W_T *__restrict__ w,
                                                    const BIAS_T *__restrict__ bias, int b, int d, int c, float *dw_acc,
                                                    float &db_acc) {

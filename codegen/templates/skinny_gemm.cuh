@@ -33,7 +33,7 @@ static_assert(SG_A_ELEMS % 8 == 0 && SG_B_ELEMS % 8 == 0, "16-byte aligned stage
 // D += A B on one m16n8k16 fragment set (PTX ISA "mma.sync ... .m16n8k16" fragment layouts: lane = 4 g + t; A regs
 // (g, 2t..2t+1), (g+8, 2t..), (g, 2t+8..), (g+8, 2t+8..); B regs (k 2t..2t+1, n g), (k 2t+8.., n g); D (g, 2t..),
 // (g+8, 2t..)).
-__device__ __forceinline__ void sg_mma(float *d, const unsigned *a, const unsigned *b) {
+static __device__ __forceinline__ void sg_mma(float *d, const unsigned *a, const unsigned *b) {
 #ifdef __CUDA_ARCH__
     asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
                  "{%0,%1,%2,%3};"
@@ -46,7 +46,7 @@ __device__ __forceinline__ void sg_mma(float *d, const unsigned *a, const unsign
 
 // Copies BYTES (16, 8 or 4) from global src to shared dst without waiting; with zero false, fills dst with zeros
 // and reads nothing.
-template <int BYTES> __device__ __forceinline__ void sg_cp_async(void *dst, const void *src, bool ok) {
+template <int BYTES> static __device__ __forceinline__ void sg_cp_async(void *dst, const void *src, bool ok) {
 #ifdef __CUDA_ARCH__
     unsigned s;
     asm("{ .reg .u64 p; cvta.to.shared.u64 p, %1; cvt.u32.u64 %0, p; }" : "=r"(s) : "l"(dst));
@@ -60,12 +60,12 @@ template <int BYTES> __device__ __forceinline__ void sg_cp_async(void *dst, cons
     else memset(dst, 0, BYTES);
 #endif
 }
-__device__ __forceinline__ void sg_cp_commit() {
+static __device__ __forceinline__ void sg_cp_commit() {
 #ifdef __CUDA_ARCH__
     asm volatile("cp.async.commit_group;" ::: "memory");
 #endif
 }
-template <int N> __device__ __forceinline__ void sg_cp_wait() {   // all but the N most recent groups complete
+template <int N> static __device__ __forceinline__ void sg_cp_wait() {   // all but the N most recent groups complete
 #ifdef __CUDA_ARCH__
     asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
 #endif
@@ -74,7 +74,7 @@ template <int N> __device__ __forceinline__ void sg_cp_wait() {   // all but the
 // K-contiguous (KC: X[r*LD + k]) or row-contiguous (X[k*LD + r]); V elements per copy along the contiguous
 // dimension (ROWS % V == 0 or K % V == 0 as the orientation needs, so a copy is wholly inside or outside).
 template <int BR, int ROWS, int LD, bool KC, int V, int PITCH>
-__device__ __forceinline__ void sg_load_slice(unsigned short *s, const unsigned short *__restrict__ X, int r0, int k0,
+static __device__ __forceinline__ void sg_load_slice(unsigned short *s, const unsigned short *__restrict__ X, int r0, int k0,
                                               int kend) {
     constexpr int PER_LINE = KC ? SG_BK / V : BR / V, TOTAL = (KC ? BR : SG_BK) * PER_LINE;
 #pragma unroll
@@ -91,7 +91,7 @@ __device__ __forceinline__ void sg_load_slice(unsigned short *s, const unsigned 
 
 // ldmatrix .x4 / .x2 (.trans): lane l names row l % 8 of 8x8 matrix l / 8 (16 bytes of b16, 16-byte aligned); lane
 // 4g + t receives, of each matrix j, elements (g, 2t..2t+1) in r[j], or with TRANS elements (2t..2t+1, g).
-template <int X, bool TRANS> __device__ __forceinline__ void sg_ldmatrix(unsigned *r, const unsigned short *p) {
+template <int X, bool TRANS> static __device__ __forceinline__ void sg_ldmatrix(unsigned *r, const unsigned short *p) {
 #ifdef __CUDA_ARCH__
     unsigned s;
     asm("{ .reg .u64 q; cvta.to.shared.u64 q, %1; cvt.u32.u64 %0, q; }" : "=r"(s) : "l"(p));
@@ -112,14 +112,14 @@ template <int X, bool TRANS> __device__ __forceinline__ void sg_ldmatrix(unsigne
 
 // A's fragment of rows m .. m+15, k .. k+15 (a[0..3]: rows +0/+8 x k +0/+8, as mma wants): matrix j of the x4 is
 // rows m + 8 (j % 2), k + 8 (j / 2); a K-contiguous slice ([m][k]) is read as is, the other ([k][m]) transposed.
-__device__ __forceinline__ void sg_frag_a(unsigned *a, const unsigned short *sa, int m, int k) {
+static __device__ __forceinline__ void sg_frag_a(unsigned *a, const unsigned short *sa, int m, int k) {
     const int lane = threadIdx.x & 31, i = lane & 7, j = lane >> 3;
     if (!SG_TA) sg_ldmatrix<4, false>(a, sa + (m + i + 8 * (j & 1)) * SG_A_PITCH + k + 8 * (j >> 1));
     else sg_ldmatrix<4, true>(a, sa + (k + i + 8 * (j >> 1)) * SG_A_PITCH + m + 8 * (j & 1));
 }
 // B's fragment of columns n .. n+7, k .. k+15 (b[0..1]: k +0 / +8): a K-contiguous slice ([n][k]) as is, the
 // other ([k][n]) transposed. (Lanes 16..31 name rows too, unused by .x2.)
-__device__ __forceinline__ void sg_frag_b(unsigned *b, const unsigned short *sb, int n, int k) {
+static __device__ __forceinline__ void sg_frag_b(unsigned *b, const unsigned short *sb, int n, int k) {
     const int lane = threadIdx.x & 31, i = lane & 7, j = (lane >> 3) & 1;
     if (SG_TB) sg_ldmatrix<2, false>(b, sb + (n + i) * SG_B_PITCH + k + 8 * j);
     else sg_ldmatrix<2, true>(b, sb + (k + i + 8 * j) * SG_B_PITCH + n);
@@ -128,7 +128,7 @@ __device__ __forceinline__ void sg_frag_b(unsigned *b, const unsigned short *sb,
 // out = alpha v (+ acc) of C elements (r, c .. c + V - 1), stored as C_T in one access (SG_PAIRS: C and acc are
 // aligned for two elements and N is even, so a fragment's two columns 2t, 2t + 1 are one aligned pair).
 template <int V>
-__device__ __forceinline__ void sg_store(C_T *__restrict__ C, const C_T *__restrict__ acc, int r, int c, const float *v) {
+static __device__ __forceinline__ void sg_store(C_T *__restrict__ C, const C_T *__restrict__ acc, int r, int c, const float *v) {
     const size_t i = (size_t)r * SG_N + c;
     float o[V], a[V];
     if (SG_ACC) load_vec<V>(acc + i, a);
