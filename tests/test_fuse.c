@@ -1274,7 +1274,71 @@ static void test_gemm_epilogue(void) {
     }
 }
 
+/* ProgramOptions.conv_multi_bwd (conv_multi.c): three directions' CONV1D_SILU_BWD of one x (in order, reversed, a
+ * permutation) whose dx the merge adds back each by the inverse of its order become one launch at the last, the sum
+ * going to the in-order direction's dx and the others read as zero; not when one direction's dx is gathered back by
+ * anything but the inverse (the sum would be wrong), nor when a direction's dw/db is read before the last direction
+ * (its launch comes later), nor without the option. */
+static void test_conv_multi_bwd(void) {
+    for (int mode = 0; mode < 4; mode++) {   /* 0: the inverse orders; 1: one wrong; 2: option off; 3: an early reader */
+        Graph *g = graph_new();
+        enum { B = 2, L = 9, C = 8, D = 32, K = 4, ND = 3 };
+        Node *h = g_input(g, "h", shape_of(3, (int64_t)B, (int64_t)L, (int64_t)C), DT_F32, LOC_NONE);
+        Node *x = g_matmul(g, h, param(g, "in_proj", shape_of(2, (int64_t)D, (int64_t)C)), false, true, LOC_NONE);
+        int32_t rows[ND][L], inv[ND][L];
+        for (int t = 0; t < L; t++) {
+            rows[0][t] = t; rows[1][t] = L - 1 - t; rows[2][t] = (t * 4) % L;   /* 4 is coprime to 9 */
+            for (int j = 0; j < ND; j++) inv[j][rows[j][t]] = t;
+        }
+        Node *dx = NULL, *dwbs = NULL;
+        for (int j = 0; j < ND; j++) {
+            char nm[16];
+            Node *xj = j ? g_gather(g, x, 1, rows[j], L, LOC_NONE) : x;
+            snprintf(nm, sizeof nm, "dy%d", j);
+            Node *dy = g_input(g, nm, x->shape, DT_F32, LOC_NONE);
+            snprintf(nm, sizeof nm, "w%d", j);
+            Node *w = param(g, nm, shape_of(3, (int64_t)D, (int64_t)1, (int64_t)K));
+            snprintf(nm, sizeof nm, "b%d", j);
+            Node *pk = g_conv1d_silu_bwd(g, dy, NULL, xj, w, param(g, nm, shape_of(1, (int64_t)D)), LOC_NONE);
+            Node *dxj = g_extract(g, pk, 0, x->shape, LOC_NONE);
+            Node *dwb = g_extract(g, pk, (int64_t)B * L * D, shape_of(1, (int64_t)D * (K + 1)), LOC_NONE);
+            if (mode == 3 && j == 0) graph_add_named(g, "dwb0", dwb, NF_OUTPUT);   /* read before the last direction */
+            else dwbs = dwbs ? g_binary(g, OP_ADD, dwbs, dwb, LOC_NONE) : dwb;   /* read after the last direction */
+            const int32_t *back = mode == 1 && j == 2 ? rows[j] : inv[j];
+            Node *term = j ? g_gather(g, dxj, 1, back, L, LOC_NONE) : dxj;
+            dx = dx ? g_binary(g, OP_ADD, dx, term, LOC_NONE) : term;
+        }
+        graph_add_named(g, "dx", g_binary(g, OP_MUL, dx, g_scalar(g, 2), LOC_NONE), NF_OUTPUT);
+        graph_add_named(g, "dwb", dwbs, NF_OUTPUT);
+        ProgramOptions po = {.arch = 90, .no_compile = true, .conv_multi_bwd = mode != 2};
+        char err[256];
+        Program *p = program_build(g, NULL, 0, &po, err, sizeof err);
+        CHECK(p, "program_build: %s", err);
+        if (!p) { graph_free(g); continue; }
+        const Fusion *f = p->f;
+        int elided = 0, zero = 0, sums = 0, multi = 0, single = 0;
+        for (int k = 0; k < f->ngroups; k++) elided += f->groups[k].elided && f->groups[k].root->op == OP_CONV1D_SILU_BWD;
+        for (int id = 0; id < g->nnodes; id++) {
+            zero += f->part_zero[id] != 0;
+            sums += f->conv_sum_to[id] != NULL && f->conv_sum_to[id]->src[1] == x;   /* the in-order direction */
+        }
+        for (int k = 0; k < p->nlaunches; k++) {
+            multi += p->launches[k].kind == LK_KERNEL && !strcmp(p->launches[k].name, "vmc_conv1d_bwd_multi");
+            single += p->launches[k].kind == LK_KERNEL && !strcmp(p->launches[k].name, "vmc_conv1d_bwd");
+        }
+        printf("conv1d backward of 3 directions (%s): %d elided, %d zero part(s), %d launch(es) of the multi kernel, "
+               "%d single\n", mode == 0 ? "inverse orders" : mode == 1 ? "one wrong order" : mode == 2 ? "option off"
+               : "a gradient read before the last direction", elided, zero, multi, single);
+        if (mode == 0)
+            CHECK(elided == 2 && zero == 2 && sums == 1 && multi == 1 && single == 0, "one launch summing into direction 0");
+        else CHECK(elided == 0 && zero == 0 && multi == 0 && single == 3, "three launches");
+        program_free(p);
+        graph_free(g);
+    }
+}
+
 int main(void) {
+    test_conv_multi_bwd();
     test_chain();
     test_layernorm();
     test_layernorm_training();
