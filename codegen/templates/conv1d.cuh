@@ -211,27 +211,15 @@ static __device__ __forceinline__ void conv_bwd_multi_dir(const float *xs, float
     for (int k = 0; k < K; k++) wk[k] = to_f32(w[d * K + k]);
     const float bb = to_f32(bias[d]);
     const int t0 = threadIdx.y * CH;
-    // Every row's gradient loads first (rows past L clamped to L - 1, zeroed below): a load under a per-row
-    // condition makes the compiler wait row by row.
-    DY_T ry[NV];
-    DY2_T rz[NV];
-#pragma unroll
-    for (int i = 0; i < NV; i++) {
-        const int t = min(t0 + i, CONV_L - 1);
-        ry[i] = dy[conv_dy_at<J>(b, t) + d];
-#if CONV_DY2
-        rz[i] = dy2[conv_dy2_at<J>(b, t) + d];
-#endif
-    }
     float dv[NV];   // g silu'(p) of rows t0 .. t0 + NV - 1 of this direction (0 past L)
 #pragma unroll
     for (int i = 0; i < NV; i++) {
         const int t = t0 + i;
         float g = 0.f;
         if (t < CONV_L) {
-            g = to_f32(ry[i]);
+            g = to_f32(dy[conv_dy_at<J>(b, t) + d]);
 #if CONV_DY2
-            g += to_f32(rz[i]);
+            g += to_f32(dy2[conv_dy2_at<J>(b, t) + d]);
 #endif
             float p = bb;   // p[t] = bias + sum_k w[k] x[t - K + 1 + k], this direction's rows
 #pragma unroll
