@@ -1,7 +1,12 @@
 // skinny_gemm.cuh — C = alpha op(A) op(B) (+ acc) with bf16 A and B and f32 accumulation (mma.sync m16n8k16, any
 // sm_80+), for the products where one of M, N, K is small (the mixer's x_proj and dt_proj and their gradients: N,
-// K or M of 48 or 80), which cuBLASLt ran at 1.8-2.8 TB/s. Timed against cuBLASLt's candidates before the first
-// step; the faster one runs (runtime/cuda_exec.c).
+// K or M of 48 or 80). Timed against cuBLASLt's candidates before the first step; the faster one runs
+// (runtime/cuda_gemm.c). Measured (H200, 2026-12-05, VMC_GEMM_LOG=1, µs per call, cuBLASLt's best of 8 against this
+// kernel) on ARM-B fine-tuning's shapes: 25216x80x768 10.8 / 26.1, 25216x768x48 15.1 / 38.2, 25216x48x768 10.7 / 22.6,
+// 25216x768x80 17.6 / 39.4, 768x48x25216 13.4 / 33.0, 80x768x25216 15.1 / 58.7 (cuBLASLt at 2.4-3.6 TB/s); only the
+// classifier head's 1000x768x128 weight gradient, 7.8 / 5.6, picks it. Forced everywhere it agrees (VMC_OWN_GEMM=3):
+// fine-tuning 68.30 / 68.20 against 64.71 / 64.59 ms. To win it needs more bytes in flight per SM (one CTA of 8 warps
+// over 197 tiles is 1.5 waves), fewer, larger K slices and stores staged for 16-byte writes.
 // Row-major, as GemmDesc: op(A) is M x K (A stored [M][SG_LDA], or [K][SG_LDA] with SG_TA), op(B) is K x N (B stored
 // [K][SG_LDB], or [N][SG_LDB] with SG_TB); C and acc are [M][N] of C_T.
 // Needs SG_M, SG_N, SG_K, SG_LDA, SG_LDB, SG_TA, SG_TB, SG_ALPHA, SG_ACC, C_T, SG_PAIRS and SG_RV (below); the
