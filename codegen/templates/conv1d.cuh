@@ -118,7 +118,8 @@ template <int J> static __device__ __forceinline__ size_t conv_dy2_at(int b, int
 // direction from there: x is read once, not CONV_NDIR times. Arguments: x, then w, bias, y of each direction.
 // Grid (ceil(D / (32 * VEC)), B), block (32, CONV_MWARPS), dynamic shared memory X_LROWS * 32 * VEC * 4 bytes.
 // Measured (H200, ARM-B fine-tuning, bf16): 0.115 ms a layer (4 directions, ~4 TB/s of declared memory); inference
-// at batch 256 34.26 -> 33.97 ms a step against a launch per direction (same run).
+// at batch 256 34.26 -> 33.97 ms a step against a launch per direction in one run, 34.69 / 34.55 -> 34.65 / 34.50 in
+// another (same-run pairs): at most 1%.
 // Direction J's rows t = threadIdx.y, + CONV_MWARPS, ... of channels d .. d + V - 1 (c: their place in a staged row).
 template <int J>
 static __device__ __forceinline__ void conv_multi_dir(const float *xs, const W_T *__restrict__ w, const BIAS_T *__restrict__ bias,
