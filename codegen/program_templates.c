@@ -60,14 +60,9 @@ static BufRef row_mapped(const Program *p, const Node *x, RowMap *m, int32_t **t
     memset(m, 0, sizeof *m);
     *table = NULL;
     if (!f->rowmap[x->id]) return template_in(p, x);
-    int64_t L = x->shape.d[1], off = 0;
-    int32_t *rows = xmalloc(sizeof(int32_t) * (size_t)L);
-    for (int64_t t = 0; t < L; t++) rows[t] = (int32_t)t;
-    const Node *cur = x;
-    for (; f->rowmap[cur->id]; cur = fus_src(f, cur, 0)) {
-        if (cur->op == OP_GATHER) for (int64_t t = 0; t < L; t++) rows[t] = cur->idata[rows[t]];
-        else off += cur->i[1];   /* a SLICE of the channel axis */
-    }
+    int64_t off;
+    int32_t *rows = xmalloc(sizeof(int32_t) * (size_t)x->shape.d[1]);
+    const Node *cur = fus_row_chain(f, x, &off, rows);
     m->lrows = cur->shape.d[1];
     m->stride = cur->shape.d[2];
     m->off = off;

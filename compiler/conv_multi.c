@@ -9,23 +9,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The buffer x's row map reads and the channel offset it adds (the SLICEs of the chain; GATHERs permute rows). */
-static const Node *mapped_source(const Fusion *f, const Node *x, int64_t *off) {
-    *off = 0;
-    for (; f->rowmap[x->id]; x = fus_src(f, x, 0))
-        if (x->op == OP_SLICE) *off += x->i[1];
-    return x;
-}
-
-/* Can conv group b join the launch of conv group a: same source buffer and channel offset, same shapes, kernel
- * size, SiLU and output storage, and no second output (pass_fuse's conv_silu_out)? */
+/* Can conv group b join the launch of conv group a (both candidates: one output each): same source buffer and
+ * channel offset, same shapes, kernel size, SiLU and output storage? */
 static bool joins(const Fusion *f, const Group *a, const Group *b) {
     const Node *na = a->root, *nb = b->root;
     int64_t oa, ob;
-    const Node *sa = mapped_source(f, fus_src(f, na, 0), &oa), *sb = mapped_source(f, fus_src(f, nb, 0), &ob);
+    const Node *sa = fus_row_chain(f, fus_src(f, na, 0), &oa, NULL), *sb = fus_row_chain(f, fus_src(f, nb, 0), &ob, NULL);
     return sa == sb && oa == ob && shape_eq(na->shape, nb->shape) &&
            shape_eq(fus_src(f, na, 1)->shape, fus_src(f, nb, 1)->shape) && f->conv_silu[na->id] == f->conv_silu[nb->id] &&
-           f->store_bf16[na->id] == f->store_bf16[nb->id] && b->nouts == 1 && !f->kept[nb->id];
+           f->store_bf16[na->id] == f->store_bf16[nb->id] && !f->kept[nb->id];
 }
 
 /* Are conv n's weight and bias ready before group `at` (parameters, or computed earlier)? */
@@ -38,7 +30,7 @@ static bool ready_before(const Fusion *f, const Node *n, int at) {
 static bool candidate(const Fusion *f, const Group *gr) {
     if (gr->kind != GK_OPAQUE || gr->root->op != OP_CONV1D || gr->nouts != 1 || gr->elided) return false;
     int64_t off;
-    const Node *src = mapped_source(f, fus_src(f, gr->root, 0), &off);
+    const Node *src = fus_row_chain(f, fus_src(f, gr->root, 0), &off, NULL);
     return src->shape.ndim == 3 && src->shape.d[1] <= CONV_MULTI_MAX_ROWS;
 }
 
@@ -69,10 +61,8 @@ void pass_conv_multi(Fusion *f) {
 /* x's row order of a conv backward (its input 1, through the row map chain), as a table of L rows; false if the
  * chain's source does not have L rows. */
 static bool x_rows(const Fusion *f, const Node *n, int32_t *rows, int64_t L) {
-    const Node *x = fus_src(f, n, 1);
-    for (int64_t t = 0; t < L; t++) rows[t] = (int32_t)t;
-    for (; f->rowmap[x->id]; x = fus_src(f, x, 0))
-        if (x->op == OP_GATHER) for (int64_t t = 0; t < L; t++) rows[t] = x->idata[rows[t]];
+    int64_t off;
+    const Node *x = fus_row_chain(f, fus_src(f, n, 1), &off, rows);
     return x->shape.ndim == 3 && x->shape.d[1] == L;
 }
 
@@ -83,13 +73,13 @@ static bool bwd_candidate(const Fusion *f, const Group *gr) {
         return false;
     const Node *x = fus_src(f, n, 1);
     int64_t off;
-    return x->shape.ndim == 3 && mapped_source(f, x, &off)->shape.d[1] == x->shape.d[1] &&
+    return x->shape.ndim == 3 && fus_row_chain(f, x, &off, NULL)->shape.d[1] == x->shape.d[1] &&
            x->shape.d[1] <= CONV_MULTI_MAX_ROWS;
 }
 
 static bool bwd_joins(const Fusion *f, const Node *a, const Node *b) {
     int64_t oa, ob;
-    const Node *sa = mapped_source(f, fus_src(f, a, 1), &oa), *sb = mapped_source(f, fus_src(f, b, 1), &ob);
+    const Node *sa = fus_row_chain(f, fus_src(f, a, 1), &oa, NULL), *sb = fus_row_chain(f, fus_src(f, b, 1), &ob, NULL);
     return sa == sb && oa == ob && shape_eq(a->shape, b->shape) && a->nsrc == b->nsrc &&
            shape_eq(fus_src(f, a, 2)->shape, fus_src(f, b, 2)->shape) && f->shadow[a->id] == f->shadow[b->id] &&
            f->part_copy[a->id] == f->part_copy[b->id] && f->part_f32[a->id] == f->part_f32[b->id];
@@ -211,8 +201,9 @@ void pass_conv_multi_bwd(Fusion *f) {
     }
 }
 
-/* After the final order: every reader of an elided backward's output must come after the launch that writes it
- * (hoist_tail places the gradient-norm sums by the launch's position); false (a vmc bug) otherwise. */
+/* After the final order: does every reader of an elided backward's output come after the launch that writes it?
+ * (hoist_tail places the tail's gradient-norm sums there; a reader earlier in the backward makes pass_plan undo the
+ * sets.) */
 bool conv_multi_bwd_ordered(const Fusion *f) {
     for (int k = 0; k < f->ngroups; k++) {
         const Node *n = f->groups[k].root, *lead = f->conv_lead[n->id];

@@ -113,6 +113,19 @@ static inline const Node *fus_unmapped(const Fusion *f, const Node *x) {
     while (f->rowmap[x->id]) x = fus_src(f, x, 0);
     return x;
 }
+/* The buffer a template reads for its [B, L, C] input x (fus_unmapped) with the row map that gets there: *off the
+ * channel offset the chain's SLICEs add and, when rows is not NULL, rows[t] for t < L the buffer's row that x's row t
+ * is (the GATHERs composed). */
+static inline const Node *fus_row_chain(const Fusion *f, const Node *x, int64_t *off, int32_t *rows) {
+    const int64_t L = x->shape.d[1];
+    *off = 0;
+    for (int64_t t = 0; rows && t < L; t++) rows[t] = (int32_t)t;
+    for (; f->rowmap[x->id]; x = fus_src(f, x, 0)) {
+        if (x->op == OP_GATHER) for (int64_t t = 0; rows && t < L; t++) rows[t] = x->idata[rows[t]];
+        else *off += x->i[1];   /* a SLICE of the channel axis */
+    }
+    return x;
+}
 /* Does n's memory hold bf16 (store_bf16 of its owner)? */
 static inline bool fus_bf16(const Fusion *f, const Node *n) { return f->store_bf16[fus_owner(f, n)->id]; }
 

@@ -105,8 +105,6 @@ static void hoist_tail(Fusion *f) {
     free(pos);
 }
 
-/* ASSIGN groups go last, keeping the relative order of everything else; then the step's tail moves up
- * (hoist_tail). */
 static void number_groups(Fusion *f) {
     for (int k = 0; k < f->ngroups; k++) {
         f->groups[k].index = k;
@@ -126,6 +124,8 @@ static void undo_conv_multi_bwd(Fusion *f) {
     }
 }
 
+/* ASSIGN groups go last, keeping the relative order of everything else; then the step's tail moves up
+ * (hoist_tail), after the directions' conv1d backwards that become one launch are known (conv_multi.c). */
 static void order_groups(Fusion *f) {
     Group *tmp = xmalloc(sizeof(Group) * (size_t)(f->ngroups ? f->ngroups : 1));
     int n = 0;
@@ -242,9 +242,11 @@ void pass_plan(Fusion *f) {
     if (f->conv_multi) pass_conv_multi(f);
     int *last = xmalloc(sizeof(int) * (size_t)g->nnodes);
     for (int k = 0; k < g->nnodes; k++) last[k] = -1;
-    for (int k = 0; k < f->ngroups; k++)
+    for (int k = 0; k < f->ngroups; k++) {
+        const int at = read_at(f, k);
         for (int j = 0; j < f->groups[k].nins; j++)
-            if (read_at(f, k) > last[f->groups[k].ins[j]->id]) last[f->groups[k].ins[j]->id] = read_at(f, k);
+            if (at > last[f->groups[k].ins[j]->id]) last[f->groups[k].ins[j]->id] = at;
+    }
     for (int id = g->nnodes - 1; id >= 0; id--) {     /* a view keeps its owner's memory alive */
         Node *o = f->view[id];
         if (o && last[id] > last[o->id]) last[o->id] = last[id];

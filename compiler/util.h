@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdbool.h>
+#include <string.h>
 
 void *xmalloc(size_t n);
 void *xcalloc(size_t n, size_t m);
@@ -21,6 +22,20 @@ _Noreturn void vmc_abort(const char *file, int line, const char *fmt, ...) __att
 /* FNV-1a, used for hash-consing and cache keys. */
 uint64_t hash_bytes(uint64_t h, const void *p, size_t n);
 #define HASH_SEED 1469598103934665603ULL
+
+/* bf16 <-> f32 as torch does them: widening is exact; narrowing rounds to nearest even, NaN stays a (quiet) NaN. */
+static inline float bf16_to_f32(uint16_t h) {
+    const uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+static inline uint16_t f32_to_bf16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1)) >> 16);
+}
 
 /* Growable array of pointers. */
 typedef struct { void **items; int n, cap; } PtrVec;

@@ -165,7 +165,7 @@ static void cpu_write(Exec *e, const Node *n, const void *host, size_t bytes) {
         double v;
         if (n->dtype == DT_I32) v = ((const int32_t *)host)[i];
         else if (c->f64) v = ((const double *)host)[i];
-        else if (n->dtype == DT_BF16) { uint32_t u = (uint32_t)((const uint16_t *)host)[i] << 16; float f; memcpy(&f, &u, 4); v = f; }
+        else if (n->dtype == DT_BF16) v = bf16_to_f32(((const uint16_t *)host)[i]);
         else v = ((const float *)host)[i];
         if (c->f64) ((double *)c->buf[n->id])[i] = v; else ((float *)c->buf[n->id])[i] = (float)v;
     }

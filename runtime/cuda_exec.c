@@ -231,10 +231,7 @@ static void write_to(Cuda *c, const Node *n, const void *host, size_t bytes, boo
         return;
     }
     float *tmp = xmalloc(numel * 4);
-    for (size_t i = 0; i < numel; i++) {
-        uint32_t u = (uint32_t)((const uint16_t *)host)[i] << 16;
-        memcpy(&tmp[i], &u, 4);
-    }
+    for (size_t i = 0; i < numel; i++) tmp[i] = bf16_to_f32(((const uint16_t *)host)[i]);
     copy_in(c, c->arena[b->arena] + (CUdeviceptr)b->offset, tmp, numel * 4);
     free(tmp);
 }

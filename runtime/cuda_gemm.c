@@ -147,12 +147,9 @@ static bool own_agrees(Cuda *c, int k, GemmPlan *g, double *err) {
     uint16_t *ha = xmalloc(2 * na), *hb = xmalloc(2 * nb);
     unsigned char *c1 = xmalloc(es * nc), *c2 = xmalloc(es * nc);
     uint64_t r = 0x9e3779b97f4a7c15ull ^ (uint64_t)k;
-    for (size_t i = 0; i < na + nb; i++) {   /* bf16 values in [-1, 1): the top half of a float */
+    for (size_t i = 0; i < na + nb; i++) {   /* bf16 values in [-1, 1) */
         r = r * 6364136223846793005ull + 1442695040888963407ull;
-        const float v = (float)((double)(r >> 11) / 4503599627370496.0 - 1.0);
-        uint32_t u;
-        memcpy(&u, &v, 4);
-        (i < na ? ha : hb)[i < na ? i : i - na] = (uint16_t)(u >> 16);
+        (i < na ? ha : hb)[i < na ? i : i - na] = f32_to_bf16((float)((double)(r >> 11) / 4503599627370496.0 - 1.0));
     }
     const CUdeviceptr a = addr(c, d->a), b = addr(c, d->b), out = addr(c, d->c), acc = d->has_acc ? addr(c, d->acc) : 0;
     copy_in(c, a, ha, 2 * na);
@@ -163,15 +160,8 @@ static bool own_agrees(Cuda *c, int k, GemmPlan *g, double *err) {
     copy_out(c, c2, out, es * nc);
     double big = 0, diff = 0;
     for (size_t i = 0; i < nc; i++) {
-        float x, y;
-        if (d->c_bf16) {
-            uint32_t u = (uint32_t)((uint16_t *)c1)[i] << 16, w = (uint32_t)((uint16_t *)c2)[i] << 16;
-            memcpy(&x, &u, 4);
-            memcpy(&y, &w, 4);
-        } else {
-            x = ((float *)c1)[i];
-            y = ((float *)c2)[i];
-        }
+        const float x = d->c_bf16 ? bf16_to_f32(((uint16_t *)c1)[i]) : ((float *)c1)[i];
+        const float y = d->c_bf16 ? bf16_to_f32(((uint16_t *)c2)[i]) : ((float *)c2)[i];
         if (isnan(x) && isnan(y)) continue;   /* (an accumulated input may hold anything yet) */
         if (fabs(x) > big) big = fabs(x);
         if (!(fabs((double)x - y) <= diff)) diff = isnan(x) || isnan(y) ? INFINITY : fabs((double)x - y);

@@ -286,7 +286,7 @@ void safetensors_to_f32(const StTensor *t, float *out) {
     for (int64_t i = 0; i < t->numel; i++) {
         switch (t->dtype) {
         case ST_F32: { uint32_t u; memcpy(&u, p + 4 * i, 4); memcpy(&out[i], &u, 4); break; }
-        case ST_BF16: { uint16_t h; memcpy(&h, p + 2 * i, 2); uint32_t u = (uint32_t)h << 16; memcpy(&out[i], &u, 4); break; }
+        case ST_BF16: { uint16_t h; memcpy(&h, p + 2 * i, 2); out[i] = bf16_to_f32(h); break; }
         case ST_I32: { int32_t v; memcpy(&v, p + 4 * i, 4); out[i] = (float)v; break; }
         case ST_I64: { int64_t v; memcpy(&v, p + 8 * i, 8); out[i] = (float)v; break; }
         }

@@ -245,13 +245,6 @@ bool tr_make_exec(Run *r) {
 }
 
 /* ---------------------------------------------------------------- weights */
-static uint16_t f32_to_bf16(float f) {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);   /* quiet NaN */
-    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1)) >> 16);                   /* round to nearest even */
-}
-
 static void write_param_f32(Exec *e, const Node *p, const float *v) {
     size_t n = (size_t)shape_numel(p->shape);
     if (p->dtype == DT_F32) { exec_write(e, p, v, n * sizeof(float)); return; }

@@ -24,18 +24,6 @@ static int failures;
 static const char *cxx, *emu_dir;
 static char tmp[256];
 
-static uint16_t to_bf16(float f) {   /* round to nearest even */
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    u += 0x7fffu + ((u >> 16) & 1u);
-    return (uint16_t)(u >> 16);
-}
-static float from_bf16(uint16_t h) {
-    uint32_t u = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
 static uint64_t rng = 12345;
 static float uniform(void) {   /* in [-1, 1) */
     rng = rng * 6364136223846793005ull + 1442695040888963407ull;
@@ -108,7 +96,7 @@ static float *run_kernel(const char *what, const SkinnyGemmSpec *s, const char *
         if (s->c_bf16) {
             uint16_t h;
             ASSERT(fread(&h, 2, 1, f) == 1, "short c.bin");
-            c[i] = from_bf16(h);
+            c[i] = bf16_to_f32(h);
         } else ASSERT(fread(&c[i], 4, 1, f) == 1, "short c.bin");
     }
     fclose(f);
@@ -125,13 +113,13 @@ static void check_gemm(const char *what, SkinnyGemmSpec s, int want_split) {
     const int64_t arows = s.ta ? s.K : s.M, brows = s.tb ? s.N : s.K;
     const int64_t a_elems = arows * s.lda, b_elems = brows * s.ldb, mn = s.M * s.N;
     uint16_t *a = xcalloc((size_t)a_elems, 2), *b = xcalloc((size_t)b_elems, 2);
-    for (int64_t i = 0; i < a_elems; i++) a[i] = to_bf16(uniform());
-    for (int64_t i = 0; i < b_elems; i++) b[i] = to_bf16(uniform());
+    for (int64_t i = 0; i < a_elems; i++) a[i] = f32_to_bf16(uniform());
+    for (int64_t i = 0; i < b_elems; i++) b[i] = f32_to_bf16(uniform());
     float *accf = xcalloc((size_t)mn, 4);
     uint16_t *acch = xcalloc((size_t)mn, 2);
     for (int64_t i = 0; i < mn; i++) {
-        acch[i] = to_bf16(uniform());
-        accf[i] = s.c_bf16 ? from_bf16(acch[i]) : uniform();
+        acch[i] = f32_to_bf16(uniform());
+        accf[i] = s.c_bf16 ? bf16_to_f32(acch[i]) : uniform();
     }
     char path[512];
     snprintf(path, sizeof path, "%s/a.bin", tmp);
@@ -158,8 +146,8 @@ static void check_gemm(const char *what, SkinnyGemmSpec s, int want_split) {
             for (int64_t j = 0; j < s.N; j++) {
                 double sum = 0;
                 for (int64_t k = 0; k < s.K; k++) {
-                    const double av = from_bf16(a[s.a_off + (s.ta ? k * s.lda + i : i * s.lda + k)]);
-                    const double bv = from_bf16(b[s.b_off + (s.tb ? j * s.ldb + k : k * s.ldb + j)]);
+                    const double av = bf16_to_f32(a[s.a_off + (s.ta ? k * s.lda + i : i * s.lda + k)]);
+                    const double bv = bf16_to_f32(b[s.b_off + (s.tb ? j * s.ldb + k : k * s.ldb + j)]);
                     sum += av * bv;
                 }
                 double ref = s.alpha * sum + (s.acc ? accf[i * s.N + j] : 0.0);
@@ -225,7 +213,7 @@ static void check_conv_multi(void) {
     if (!src) return;
     uint16_t *x = xcalloc((size_t)B * L * W, 2);
     float *w = xcalloc((size_t)ND * D * K, 4), *bias = xcalloc((size_t)ND * D, 4);
-    for (int i = 0; i < B * L * W; i++) x[i] = to_bf16(uniform());
+    for (int i = 0; i < B * L * W; i++) x[i] = f32_to_bf16(uniform());
     for (int i = 0; i < ND * D * K; i++) w[i] = 0.5f * uniform();
     for (int i = 0; i < ND * D; i++) bias[i] = 0.1f * uniform();
     char path[512];
@@ -268,7 +256,7 @@ static void check_conv_multi(void) {
                             const int s = t - K + 1 + k;
                             if (s < 0) continue;
                             const int row = maps[j].rows ? maps[j].rows[s] : s;
-                            acc += (double)w[(j * D + d) * K + k] * from_bf16(x[(b * L + row) * W + D + d]);
+                            acc += (double)w[(j * D + d) * K + k] * bf16_to_f32(x[(b * L + row) * W + D + d]);
                         }
                         const double ref = acc * sigmoid_d(acc), got = y[((j * B + b) * L + t) * D + d];
                         if (fabs(ref) > big) big = fabs(ref);
@@ -307,9 +295,9 @@ static void check_conv_multi_bwd(void) {
     const int nx = B * L * W, ny = B * L * D, ny2 = B * L * 3 * D;
     uint16_t *x = xcalloc((size_t)nx, 2), *dy = xcalloc((size_t)ND * ny, 2), *dy2 = xcalloc((size_t)ND * ny2, 2);
     float *w = xcalloc((size_t)ND * D * K, 4), *bias = xcalloc((size_t)ND * D, 4);
-    for (int i = 0; i < nx; i++) x[i] = to_bf16(uniform());
-    for (int i = 0; i < ND * ny; i++) dy[i] = to_bf16(uniform());
-    for (int i = 0; i < ND * ny2; i++) dy2[i] = to_bf16(uniform());
+    for (int i = 0; i < nx; i++) x[i] = f32_to_bf16(uniform());
+    for (int i = 0; i < ND * ny; i++) dy[i] = f32_to_bf16(uniform());
+    for (int i = 0; i < ND * ny2; i++) dy2[i] = f32_to_bf16(uniform());
     for (int i = 0; i < ND * D * K; i++) w[i] = 0.5f * uniform();
     for (int i = 0; i < ND * D; i++) bias[i] = 0.1f * uniform();
     char path[512];
@@ -367,11 +355,11 @@ static void check_conv_multi_bwd(void) {
                             const int s = t - K + 1 + k;
                             if (s < 0) continue;
                             const int r = rows[j] ? rows[j][s] : s;
-                            p += (double)w[(j * D + d) * K + k] * from_bf16(x[(b * L + r) * W + D + d]);
+                            p += (double)w[(j * D + d) * K + k] * bf16_to_f32(x[(b * L + r) * W + D + d]);
                         }
                         const double sg = sigmoid_d(p);
-                        g[(b * L + t) * D + d] = (from_bf16(dy[j * ny + (b * L + t) * D + d]) +
-                                                  from_bf16(dy2[j * ny2 + (b * L + t) * 3 * D + D + d])) *
+                        g[(b * L + t) * D + d] = (bf16_to_f32(dy[j * ny + (b * L + t) * D + d]) +
+                                                  bf16_to_f32(dy2[j * ny2 + (b * L + t) * 3 * D + D + d])) *
                                                  sg * (1 + p * (1 - sg));
                     }
             for (int b = 0; b < B; b++)
@@ -384,7 +372,7 @@ static void check_conv_multi_bwd(void) {
                             if (s < 0) continue;
                             const int r = rows[j] ? rows[j][s] : s;
                             sum[(b * L + r) * D + d] += gv * w[(j * D + d) * K + k];   /* dx_j[s], at x's row r */
-                            dw[d * K + k] += gv * from_bf16(x[(b * L + r) * W + D + d]);
+                            dw[d * K + k] += gv * bf16_to_f32(x[(b * L + r) * W + D + d]);
                         }
                     }
             for (int i = 0; i < D * (K + 1); i++) {
@@ -396,7 +384,7 @@ static void check_conv_multi_bwd(void) {
         }
         double err_x = 0, big_x = 0;
         for (int i = 0; i < ny; i++) {
-            const double e = fabs(from_bf16(dx[i]) - sum[i]);
+            const double e = fabs(bf16_to_f32(dx[i]) - sum[i]);
             if (fabs(sum[i]) > big_x) big_x = fabs(sum[i]);
             if (!(e <= 1e-6 + fabs(sum[i]) / 128)) err_x = INFINITY;   /* bf16 rounding */
             else if (e > err_x) err_x = e;
