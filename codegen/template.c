@@ -337,23 +337,26 @@ char *template_conv1d_fwd_multi(const Conv1dSpec *s, int ndir, const RowMap *map
  * one [B, L, D] output of type s->out (conv_multi.c); s->x_map, dy_map, dy2_map are ignored. */
 char *template_conv1d_bwd_multi(const Conv1dSpec *s, int ndir, const RowMap *xmaps, const RowMap *dymaps,
                                 const RowMap *dy2maps, KernelLaunch *l) {
-    enum { MBATCH = 4 };
+    enum { MAX_WARPS = 32 };
     ASSERT(ndir >= 2 && ndir <= 4 && s->silu_dy, "conv1d backward multi: %d directions", ndir);
     Conv1dSpec s0 = *s;
     s0.x_map = xmaps[0];
     const int64_t rows = xmaps[0].lrows ? xmaps[0].lrows : s->L;
     ASSERT(rows == s->L, "conv1d backward multi: x has %lld rows, not L", (long long)rows);
-    int warps = (s->L + 31) / 32;
-    warps = warps < 4 ? 4 : warps > 16 ? 16 : warps;
-    const int chunk = (s->L + warps - 1) / warps;
-    const int64_t sum_floats = 2 * rows * 32, red_floats = (int64_t)ndir * (s->K + 1) * 32 * warps;
+    /* about a dozen rows a thread (their loads in flight at once), at most 16 warps: 2 blocks an SM at L 197;
+     * VMC_CONV_MBWD="WARPS,BATCH" overrides both, for tuning */
+    int warps = (int)((s->L + 11) / 12), mbatch = 2, v[2];
+    warps = warps > 16 ? 16 : warps;
+    if (codegen_knob_ints("VMC_CONV_MBWD", v, 2) && v[0] > 0 && v[0] <= MAX_WARPS && v[1] > 0) warps = v[0], mbatch = v[1];
+    const int per_thread = (int)((s->L + warps - 1) / warps);
+    const int64_t stage_floats = (3 * rows + s->K - 1) * 32, red_floats = (int64_t)ndir * (s->K + 1) * 32 * warps;
     Defs ds = {0};
     conv_defs(&s0, &ds);
     def_int(&ds, "CONV_BACKWARD", 1);
     def_int(&ds, "CONV_NDIR", ndir);
     def_int(&ds, "CONV_MWARPS", warps);
-    def_int(&ds, "CONV_MCHUNK", chunk);
-    def_int(&ds, "CONV_MBATCH", MBATCH);
+    def_int(&ds, "CONV_MROWS", per_thread);
+    def_int(&ds, "CONV_MBATCH", mbatch);
     def_str(&ds, "DY_T", template_ctype(s->dy));
     if (s->has_dy2) {
         def_int(&ds, "CONV_DY2", 1);
@@ -370,9 +373,9 @@ char *template_conv1d_bwd_multi(const Conv1dSpec *s, int ndir, const RowMap *xma
             def_rows(&ds, P, &dy2maps[j], s->L, s->D);
         }
     }
-    launch_init(l, "vmc_conv1d_bwd_multi", cdiv(s->D, 32), cdiv(s->B, MBATCH), 1, 32, (unsigned)warps);
+    launch_init(l, "vmc_conv1d_bwd_multi", cdiv(s->D, 32), cdiv(s->B, mbatch), 1, 32, (unsigned)warps);
     for (int j = 0; j < ndir; j++) add_zero(l, 2 + 6 * j + 4, 0, (size_t)s->D * (s->K + 1) * sizeof(float));   /* dw, db */
-    l->smem = (unsigned)((sum_floats > red_floats ? sum_floats : red_floats) * 4);
+    l->smem = (unsigned)((stage_floats > red_floats ? stage_floats : red_floats) * 4);
     return instantiate_defs("conv1d.cuh", &ds);
 }
 

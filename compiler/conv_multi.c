@@ -74,7 +74,7 @@ static bool bwd_candidate(const Fusion *f, const Group *gr) {
     const Node *x = fus_src(f, n, 1);
     int64_t off;
     return x->shape.ndim == 3 && fus_row_chain(f, x, &off, NULL)->shape.d[1] == x->shape.d[1] &&
-           x->shape.d[1] <= CONV_MULTI_MAX_ROWS;
+           x->shape.d[1] <= CONV_MULTI_BWD_MAX_ROWS;
 }
 
 static bool bwd_joins(const Fusion *f, const Node *a, const Node *b) {

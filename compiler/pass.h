@@ -171,8 +171,9 @@ void pass_conv_multi(Fusion *f);
  * which then places the readers of the elided ones' outputs after that launch (checked by conv_multi_bwd_ordered). */
 void pass_conv_multi_bwd(Fusion *f);
 bool conv_multi_bwd_ordered(const Fusion *f);
-/* Rows of the input such a launch stages in shared memory at most (f32 rows of 32 channels: 128 KiB). */
-enum { CONV_MULTI_MAX_ROWS = 1024, CONV_MULTI_MAX_DIRS = 4 };
+/* Rows of the input such a launch stages in shared memory at most (f32 rows of 32 channels: 128 KiB); the backward
+ * stages three such arrays (x, the sum, one direction's gradient: 3 x 64 KiB). */
+enum { CONV_MULTI_MAX_ROWS = 1024, CONV_MULTI_BWD_MAX_ROWS = 512, CONV_MULTI_MAX_DIRS = 4 };
 /* The position of the last GEMM or template group in f's order, -1 if none: what follows in a training step only
  * finishes the gradients and applies them (pass_plan's hoist_tail, program_tail.c's pg_batch_tail). */
 int fusion_last_heavy_group(const Fusion *f);

@@ -195,65 +195,80 @@ vmc_conv1d_fwd_multi(const X_T *__restrict__ x, const W_T *__restrict__ w0, cons
 // The backward of CONV_NDIR convolutions of one input under as many row orders, each followed by SiLU (a layer's
 // CONV1D_SILU_BWD of every direction), with the directions' input gradients summed in the input's own row order:
 // dx_sum [B, L, D] (OUT_T) = sum over j of direction j's dx, its row t added at row X{j}_ROW(t). A block takes 32
-// channels of CONV_MBATCH batches; per batch it stages x's rows (f32) and a zeroed sum in shared memory, then, a
-// direction at a time, each warp takes CONV_MCHUNK consecutive rows: g = dy + dy2 (maps DYA{j}, DYB{j}) times
-// silu'(p), p the conv output recomputed from the staged x; its rows' dx added into the staged sum (a permutation: no
-// two rows of one direction meet), dw and db into the thread's sums. The sum is written once per batch; each
-// direction's dw, db (zeroed before) get one atomic per value per block.
-// Measured (H200, ARM-B fine-tuning, bf16): 0.98 ms a layer against 0.27 for the four separate backwards, the step
-// 69.39 / 69.40 against 64.71 / 64.59 ms (same run), so it stays off (VMC_CONV_MULTI_BWD=1); loading every row's dy
-// first (128 registers) was slower still (71.6 against 65.4 ms). One thread walking 29 rows of 4 directions of 4
-// batches in turn leaves the SM latency-bound; a faster form would spread rows and batches over more threads.
+// channels of CONV_MBATCH batches, one batch at a time: it stages x's L rows (f32) in shared memory, then per
+// direction runs two row-parallel phases, the rows spread over all its warps (warp w: rows w, w + MWARPS, ...):
+//   grad  g[t] = (dy + dy2)[t] silu'(p[t]), p the conv output recomputed from the staged x, into shared memory
+//         (every row's dy and dy2 loads issued before the first is used), and into the thread's dw, db sums;
+//   dx    dx[t] = sum_k w[k] g[t + K - 1 - k], written (first direction) or added to the staged sum at x's row
+//         X{j}_ROW(t): a permutation, so no two rows of one direction meet.
+// The sum is written once per batch; each direction's dw, db (zeroed before) get one atomic per value per block.
 // Arguments: x, dx_sum, then per direction j < 4: dy, dy2, w, bias, dw, db. Grid (ceil(D / 32), ceil(B / MBATCH)),
-// block (32, CONV_MWARPS), CONV_MWARPS * CONV_MCHUNK >= L, X_LROWS == L; dynamic shared memory: 2 * L * 32 floats,
-// or the warps' dw/db sums if more (CONV_NDIR * (K + 1) * 32 * CONV_MWARPS floats).
+// block (32, CONV_MWARPS), CONV_MWARPS * CONV_MROWS >= L, X_LROWS == L; dynamic shared memory (3 L + K - 1) * 32
+// floats, or the warps' dw/db sums if more (CONV_NDIR * (K + 1) * 32 * CONV_MWARPS floats).
+// An earlier form (one thread walking 29 consecutive rows of each direction, loads row by row) measured 0.98 ms a
+// layer against 0.27 for the four separate backwards (H200, ARM-B fine-tuning): latency-bound.
+
+// Direction J's g for this thread's rows, into gs[t][32] (t < L), and its dw, db sums.
 template <int J>
-static __device__ __forceinline__ void conv_bwd_multi_dir(const float *xs, float *ss, const DY_T *__restrict__ dy,
-                                                   const DY2_T *__restrict__ dy2, const W_T *__restrict__ w,
-                                                   const BIAS_T *__restrict__ bias, int b, int d, int c, float *dw_acc,
-                                                   float &db_acc) {
-    constexpr int K = CONV_K, CH = CONV_MCHUNK, NV = CH + K - 1;
-    float wk[K];
+static __device__ __forceinline__ void conv_bwd_multi_grad(const float *xs, float *gs, const DY_T *__restrict__ dy,
+                                                           const DY2_T *__restrict__ dy2, const float *wk, float bb,
+                                                           int b, int d, int c, float *dw_acc, float &db_acc) {
+    constexpr int K = CONV_K, R = CONV_MROWS;
+    float gv[R];
 #pragma unroll
-    for (int k = 0; k < K; k++) wk[k] = to_f32(w[d * K + k]);
-    const float bb = to_f32(bias[d]);
-    const int t0 = threadIdx.y * CH;
-    float dv[NV];   // g silu'(p) of rows t0 .. t0 + NV - 1 of this direction (0 past L)
-#pragma unroll
-    for (int i = 0; i < NV; i++) {
-        const int t = t0 + i;
-        float g = 0.f;
-        if (t < CONV_L) {
-            g = to_f32(dy[conv_dy_at<J>(b, t) + d]);
+    for (int i = 0; i < R; i++) {   // all loads first (rows past L read row L - 1 and are dropped below)
+        const int t = min((int)threadIdx.y + i * CONV_MWARPS, CONV_L - 1);
+        gv[i] = to_f32(dy[conv_dy_at<J>(b, t) + d]);
 #if CONV_DY2
-            g += to_f32(dy2[conv_dy2_at<J>(b, t) + d]);
+        gv[i] += to_f32(dy2[conv_dy2_at<J>(b, t) + d]);
 #endif
-            float p = bb;   // p[t] = bias + sum_k w[k] x[t - K + 1 + k], this direction's rows
-#pragma unroll
-            for (int k = 0; k < K; k++) {
-                const int tt = t - K + 1 + k;
-                if (tt >= 0) p = fmaf(wk[k], xs[conv_dir_row<J>(tt) * 32 + c], p);
-            }
-            const float sg = sigmoid_f(p);
-            g *= sg * (1.f + p * (1.f - sg));
-        }
-        dv[i] = g;
     }
 #pragma unroll
-    for (int i = 0; i < CH; i++) {
-        const int t = t0 + i;
+    for (int i = 0; i < R; i++) {
+        const int t = threadIdx.y + i * CONV_MWARPS;
         if (t >= CONV_L) break;
-        float s = 0.f;   // dx[t] = sum_k w[k] dv[t + K - 1 - k]
+        float xv[K], p = bb;   // p[t] = bias + sum_k w[k] x[t - K + 1 + k], this direction's rows
 #pragma unroll
-        for (int k = 0; k < K; k++) s = fmaf(wk[k], dv[i + K - 1 - k], s);
-        ss[conv_dir_row<J>(t) * 32 + c] += s;
-#pragma unroll
-        for (int k = 0; k < K; k++) {   // dw[k] += dv[t] x[t - K + 1 + k]
+        for (int k = 0; k < K; k++) {
             const int tt = t - K + 1 + k;
-            if (tt >= 0) dw_acc[k] = fmaf(dv[i], xs[conv_dir_row<J>(tt) * 32 + c], dw_acc[k]);
+            xv[k] = tt >= 0 ? xs[conv_dir_row<J>(tt >= 0 ? tt : 0) * 32 + c] : 0.f;
+            p = fmaf(wk[k], xv[k], p);
         }
-        db_acc += dv[i];
+        const float sg = sigmoid_f(p), g = gv[i] * sg * (1.f + p * (1.f - sg));
+        gs[t * 32 + c] = g;
+#pragma unroll
+        for (int k = 0; k < K; k++) dw_acc[k] = fmaf(g, xv[k], dw_acc[k]);   // dw[k] += g[t] x[t - K + 1 + k]
+        db_acc += g;
     }
+}
+
+// Direction J's dx for this thread's rows from gs (rows L .. L + K - 2 zero), stored (FIRST) or added into ss at
+// x's row order.
+template <int J, bool FIRST>
+static __device__ __forceinline__ void conv_bwd_multi_dx(const float *gs, float *ss, const float *wk, int c) {
+    constexpr int K = CONV_K;
+    for (int t = threadIdx.y; t < CONV_L; t += CONV_MWARPS) {
+        float s = 0.f;   // dx[t] = sum_k w[k] g[t + K - 1 - k]
+#pragma unroll
+        for (int k = 0; k < K; k++) s = fmaf(wk[k], gs[(t + K - 1 - k) * 32 + c], s);
+        float *o = ss + conv_dir_row<J>(t) * 32 + c;
+        *o = FIRST ? s : *o + s;
+    }
+}
+
+// Both phases of direction J (the block's barriers between them: gs is shared).
+template <int J>
+static __device__ __forceinline__ void conv_bwd_multi_dir(const float *xs, float *gs, float *ss,
+                                                          const DY_T *__restrict__ dy, const DY2_T *__restrict__ dy2,
+                                                          const W_T *__restrict__ w, const BIAS_T *__restrict__ bias,
+                                                          int b, int d, int c, float *dw_acc, float &db_acc) {
+    float wk[CONV_K];
+#pragma unroll
+    for (int k = 0; k < CONV_K; k++) wk[k] = to_f32(w[d * CONV_K + k]);
+    conv_bwd_multi_grad<J>(xs, gs, dy, dy2, wk, to_f32(bias[d]), b, d, c, dw_acc, db_acc);
+    __syncthreads();
+    conv_bwd_multi_dx<J, J == 0>(gs, ss, wk, c);
+    __syncthreads();   // gs is read before the next direction rewrites it
 }
 
 extern "C" __global__ void __launch_bounds__(32 * CONV_MWARPS)
@@ -268,13 +283,14 @@ vmc_conv1d_bwd_multi(const X_T *__restrict__ x, OUT_T *__restrict__ dx_sum, cons
                      float *__restrict__ dw3, float *__restrict__ db3) {
     vmc_grid_entry();
     constexpr int K = CONV_K, R = X_LROWS, ND = CONV_NDIR, NS = ND * (K + 1);
-    static_assert(R == CONV_L && CONV_MWARPS * CONV_MCHUNK >= CONV_L, "conv1d backward (multi) rows");
+    static_assert(R == CONV_L && CONV_MWARPS * CONV_MROWS >= CONV_L, "conv1d backward (multi) rows");
 #ifdef __CUDA_ARCH__
     extern __shared__ __align__(16) float conv_sm[];
 #else
-    static __align__(16) float conv_sm[(2 * R * 32 > NS * 32 * CONV_MWARPS) ? 2 * R * 32 : NS * 32 * CONV_MWARPS];
+    static __align__(16) float conv_sm[((3 * R + K - 1) * 32 > NS * 32 * CONV_MWARPS) ? (3 * R + K - 1) * 32
+                                                                                    : NS * 32 * CONV_MWARPS];
 #endif
-    float *xs = conv_sm, *ss = conv_sm + R * 32;   // [R][32]: x's rows, the summed dx
+    float *xs = conv_sm, *ss = conv_sm + R * 32, *gs = conv_sm + 2 * R * 32;   // [R][32], [R][32], [R + K - 1][32]
     const int c = threadIdx.x, d_raw = blockIdx.x * 32 + c;
     const bool valid = d_raw < CONV_D;   // lanes past D compute on channel D-1 and write nothing
     const int d = valid ? d_raw : CONV_D - 1;
@@ -285,35 +301,38 @@ vmc_conv1d_bwd_multi(const X_T *__restrict__ x, OUT_T *__restrict__ dx_sum, cons
 #pragma unroll
         for (int k = 0; k < K; k++) dwa[j][k] = 0.f;
     }
+    for (int r = R + threadIdx.y; r < R + K - 1; r += CONV_MWARPS) gs[r * 32 + c] = 0.f;   // g past L
     for (int bi = 0; bi < CONV_MBATCH; bi++) {
         const int b = blockIdx.y * CONV_MBATCH + bi;
         if (b >= CONV_B) break;   // (the same for the whole block)
-#pragma unroll 4
-        for (int r = threadIdx.y; r < R; r += CONV_MWARPS) {
-            xs[r * 32 + c] = to_f32(x[((size_t)b * R + r) * X_STRIDE + X_OFF + d]);
-            ss[r * 32 + c] = 0.f;
+        float xv[CONV_MROWS];
+#pragma unroll
+        for (int i = 0; i < CONV_MROWS; i++) {   // all loads first, as in the grad phase
+            const int r = min((int)threadIdx.y + i * CONV_MWARPS, R - 1);
+            xv[i] = to_f32(x[((size_t)b * R + r) * X_STRIDE + X_OFF + d]);
+        }
+#pragma unroll
+        for (int i = 0; i < CONV_MROWS; i++) {
+            const int r = threadIdx.y + i * CONV_MWARPS;
+            if (r < R) xs[r * 32 + c] = xv[i];
         }
         __syncthreads();
-        conv_bwd_multi_dir<0>(xs, ss, dy0, dyb0, w0, b0, b, d, c, dwa[0], dba[0]);
+        conv_bwd_multi_dir<0>(xs, gs, ss, dy0, dyb0, w0, b0, b, d, c, dwa[0], dba[0]);
 #if CONV_NDIR > 1
-        __syncthreads();   // (the directions' rows meet in the sum)
-        conv_bwd_multi_dir<1>(xs, ss, dy1, dyb1, w1, b1, b, d, c, dwa[1], dba[1]);
+        conv_bwd_multi_dir<1>(xs, gs, ss, dy1, dyb1, w1, b1, b, d, c, dwa[1], dba[1]);
 #endif
 #if CONV_NDIR > 2
-        __syncthreads();
-        conv_bwd_multi_dir<2>(xs, ss, dy2, dyb2, w2, b2, b, d, c, dwa[2], dba[2]);
+        conv_bwd_multi_dir<2>(xs, gs, ss, dy2, dyb2, w2, b2, b, d, c, dwa[2], dba[2]);
 #endif
 #if CONV_NDIR > 3
-        __syncthreads();
-        conv_bwd_multi_dir<3>(xs, ss, dy3, dyb3, w3, b3, b, d, c, dwa[3], dba[3]);
+        conv_bwd_multi_dir<3>(xs, gs, ss, dy3, dyb3, w3, b3, b, d, c, dwa[3], dba[3]);
 #endif
-        __syncthreads();
-        if (valid) {
+        if (valid) {   // (the next batch's first writes to ss come two barriers later)
             for (int r = threadIdx.y; r < R; r += CONV_MWARPS)
                 dx_sum[((size_t)b * R + r) * CONV_D + d] = from_f32<OUT_T>(ss[r * 32 + c]);
         }
-        __syncthreads();   // the sum is read out before the next batch restages
     }
+    __syncthreads();   // the last sum is read out before the reduction reuses the memory
     float *red = conv_sm;   // [warp][direction * (K + 1) + k][32]: dw (k < K) and db (k = K) per warp
 #pragma unroll
     for (int j = 0; j < ND; j++) {
@@ -321,15 +340,26 @@ vmc_conv1d_bwd_multi(const X_T *__restrict__ x, OUT_T *__restrict__ dx_sum, cons
         for (int k = 0; k <= K; k++) red[(threadIdx.y * NS + j * (K + 1) + k) * 32 + c] = k < K ? dwa[j][k] : dba[j];
     }
     __syncthreads();
-    float *dws[4] = {dw0, dw1, dw2, dw3}, *dbs[4] = {db0, db1, db2, db3};
-    for (int q = threadIdx.y * 32 + c; q < NS * 32; q += 32 * CONV_MWARPS) {
-        const int cc = q % 32, jk = q / 32, j = jk / (K + 1), k = jk % (K + 1), dd = blockIdx.x * 32 + cc;
-        if (dd >= CONV_D) continue;
-        float sum = 0.f;
-        for (int wp = 0; wp < CONV_MWARPS; wp++) sum += red[(wp * NS + jk) * 32 + cc];
-        if (k < K) atomicAdd(&dws[j][dd * K + k], sum);
-        else atomicAdd(&dbs[j][dd], sum);
-    }
+    // one direction's K + 1 sums of each of the 32 channels, summed over the warps, added to dw, db
+    auto flush = [&](int j, float *__restrict__ dw, float *__restrict__ db) {
+        for (int q = threadIdx.y * 32 + c; q < (K + 1) * 32; q += 32 * CONV_MWARPS) {
+            const int cc = q % 32, k = q / 32, dd = blockIdx.x * 32 + cc;
+            if (dd >= CONV_D) continue;
+            float sum = 0.f;
+            for (int wp = 0; wp < CONV_MWARPS; wp++) sum += red[(wp * NS + j * (K + 1) + k) * 32 + cc];
+            atomicAdd(k < K ? &dw[dd * K + k] : &db[dd], sum);
+        }
+    };
+    flush(0, dw0, db0);
+#if CONV_NDIR > 1
+    flush(1, dw1, db1);
+#endif
+#if CONV_NDIR > 2
+    flush(2, dw2, db2);
+#endif
+#if CONV_NDIR > 3
+    flush(3, dw3, db3);
+#endif
 }
 #elif !defined(CONV_BACKWARD)
 extern "C" __global__ void __launch_bounds__(CONV_THREADS)

@@ -2,7 +2,7 @@
 // (vmc_conv1d_bwd_multi): x the upper channel half of a [B, L, 2D] buffer read in order, reversed and through a
 // permutation table; each direction's gradient dy + dy2 (dy2 a channel slice of a wider buffer); the directions' dx
 // summed in x's row order, dw and db per direction. B = 5 (a partial group of 4 batches), D = 40 (a partial block
-// of 32 channels), L = 13 over 3 warps of 5 rows. Against scan_ref.h's conv backward of each materialised direction.
+// of 32 channels), L = 13 over 3 warps (rows w, w + 3, ...: 5 a thread, 2 past L). Against scan_ref.h's conv backward of each materialised direction.
 #include "cuda_emu.h"
 #include "../scan_ref.h"
 #include <cstdio>
@@ -21,7 +21,7 @@
 #define DY2_T float
 #define CONV_NDIR 3
 #define CONV_MWARPS 3
-#define CONV_MCHUNK 5
+#define CONV_MROWS 5
 #define CONV_MBATCH 4
 static const int mb_perm[CONV_L] = {3, 0, 10, 7, 1, 12, 9, 2, 8, 5, 11, 4, 6};
 #define X_LROWS CONV_L
