@@ -343,9 +343,11 @@ char *template_conv1d_bwd_multi(const Conv1dSpec *s, int ndir, const RowMap *xma
     s0.x_map = xmaps[0];
     const int64_t rows = xmaps[0].lrows ? xmaps[0].lrows : s->L;
     ASSERT(rows == s->L, "conv1d backward multi: x has %lld rows, not L", (long long)rows);
-    /* about a dozen rows a thread (their loads in flight at once), at most 16 warps: 2 blocks an SM at L 197;
+    /* about a dozen rows a thread (their loads in flight at once), at most 16 warps: 2 blocks an SM at L 197, one
+     * batch a block (measured fastest, H200 ARM-B fine-tuning: its 12 launches 5.2 ms against 6.4-6.8 with 2 or 4
+     * batches a block or 8 warps);
      * VMC_CONV_MBWD="WARPS,BATCH" overrides both, for tuning */
-    int warps = (int)((s->L + 11) / 12), mbatch = 2, v[2];
+    int warps = (int)((s->L + 11) / 12), mbatch = 1, v[2];
     warps = warps > 16 ? 16 : warps;
     if (codegen_knob_ints("VMC_CONV_MBWD", v, 2) && v[0] > 0 && v[0] <= MAX_WARPS && v[1] > 0) warps = v[0], mbatch = v[1];
     const int per_thread = (int)((s->L + warps - 1) / warps);
