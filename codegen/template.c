@@ -346,10 +346,12 @@ char *template_conv1d_bwd_multi(const Conv1dSpec *s, int ndir, const RowMap *xma
     /* about a dozen rows a thread (their loads in flight at once), at most 16 warps: 2 blocks an SM at L 197, one
      * batch a block (measured fastest, H200 ARM-B fine-tuning: its 12 launches 5.2 ms against 6.4-6.8 with 2 or 4
      * batches a block or 8 warps);
-     * VMC_CONV_MBWD="WARPS,BATCH" overrides both, for tuning */
-    int warps = (int)((s->L + 11) / 12), mbatch = 1, v[2];
+     * VMC_CONV_MBWD="WARPS,BATCH[,BLOCKS]" overrides them (BLOCKS: the blocks an SM
+     * the registers are capped for), for tuning */
+    int warps = (int)((s->L + 11) / 12), mbatch = 1, v[3] = {0};
     warps = warps > 16 ? 16 : warps;
-    if (codegen_knob_ints("VMC_CONV_MBWD", v, 2) && v[0] > 0 && v[0] <= MAX_WARPS && v[1] > 0) warps = v[0], mbatch = v[1];
+    const bool knob = codegen_knob_ints("VMC_CONV_MBWD", v, 3) && v[0] > 0 && v[0] <= MAX_WARPS && v[1] > 0;
+    if (knob) warps = v[0], mbatch = v[1];
     const int per_thread = (int)((s->L + warps - 1) / warps);
     const int64_t stage_floats = (3 * rows + s->K - 1) * 32, red_floats = (int64_t)ndir * (s->K + 1) * 32 * warps;
     Defs ds = {0};
@@ -359,6 +361,12 @@ char *template_conv1d_bwd_multi(const Conv1dSpec *s, int ndir, const RowMap *xma
     def_int(&ds, "CONV_MWARPS", warps);
     def_int(&ds, "CONV_MROWS", per_thread);
     def_int(&ds, "CONV_MBATCH", mbatch);
+    /* as many blocks an SM as its shared memory holds (228 KiB, 1 KiB of it reserved per block) */
+    const int64_t smem = 4 * (stage_floats > red_floats ? stage_floats : red_floats);
+    int blocks = (int)(228 * 1024 / (smem + 1024));
+    blocks = blocks < 1 ? 1 : blocks * warps > 64 ? 64 / warps : blocks;
+    if (knob && v[2] > 0) blocks = v[2];
+    def_int(&ds, "CONV_MBLOCKS", blocks);
     def_str(&ds, "DY_T", template_ctype(s->dy));
     if (s->has_dy2) {
         def_int(&ds, "CONV_DY2", 1);
@@ -377,7 +385,7 @@ char *template_conv1d_bwd_multi(const Conv1dSpec *s, int ndir, const RowMap *xma
     }
     launch_init(l, "vmc_conv1d_bwd_multi", cdiv(s->D, 32), cdiv(s->B, mbatch), 1, 32, (unsigned)warps);
     for (int j = 0; j < ndir; j++) add_zero(l, 2 + 6 * j + 4, 0, (size_t)s->D * (s->K + 1) * sizeof(float));   /* dw, db */
-    l->smem = (unsigned)((stage_floats > red_floats ? stage_floats : red_floats) * 4);
+    l->smem = (unsigned)smem;
     return instantiate_defs("conv1d.cuh", &ds);
 }
 

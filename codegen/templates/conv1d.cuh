@@ -211,6 +211,10 @@ vmc_conv1d_fwd_multi(const X_T *__restrict__ x, const W_T *__restrict__ w0, cons
 // consecutive rows of each direction, loads row by row) took 0.98 ms a layer. What this one spends: per row and
 // direction 4 row-table lookups and shared loads for p, 8 barriers a batch, 2 blocks an SM (76 KB of shared memory).
 
+#ifndef CONV_MBLOCKS
+#define CONV_MBLOCKS 1   // blocks an SM should hold (caps the registers: 65536 / (32 MWARPS MBLOCKS) a thread)
+#endif
+
 // Direction J's g for this thread's rows, into gs[t][32] (t < L), and its dw, db sums.
 template <int J>
 static __device__ __forceinline__ void conv_bwd_multi_grad(const float *xs, float *gs, const DY_T *__restrict__ dy,
@@ -274,7 +278,7 @@ static __device__ __forceinline__ void conv_bwd_multi_dir(const float *xs, float
     __syncthreads();   // gs is read before the next direction rewrites it
 }
 
-extern "C" __global__ void __launch_bounds__(32 * CONV_MWARPS)
+extern "C" __global__ void __launch_bounds__(32 * CONV_MWARPS, CONV_MBLOCKS)
 vmc_conv1d_bwd_multi(const X_T *__restrict__ x, OUT_T *__restrict__ dx_sum, const DY_T *__restrict__ dy0,
                      const DY2_T *__restrict__ dyb0, const W_T *__restrict__ w0, const BIAS_T *__restrict__ b0,
                      float *__restrict__ dw0, float *__restrict__ db0, const DY_T *__restrict__ dy1,
