@@ -352,8 +352,10 @@ char *template_conv1d_bwd_multi(const Conv1dSpec *s, int ndir, const RowMap *xma
     warps = warps > 16 ? 16 : warps;
     const bool knob = codegen_knob_ints("VMC_CONV_MBWD", v, 3) && v[0] > 0 && v[0] <= MAX_WARPS && v[1] > 0;
     if (knob) warps = v[0], mbatch = v[1];
-    const int per_thread = (int)((s->L + warps - 1) / warps);
-    const int64_t stage_floats = (3 * rows + s->K - 1) * 32, red_floats = (int64_t)ndir * (s->K + 1) * 32 * warps;
+    int per_thread = (int)((s->L + warps - 1) / warps);
+    per_thread = per_thread < s->K - 1 ? (int)s->K - 1 : per_thread;   /* (a warp's dx needs K - 1 rows of the next) */
+    const int64_t stage_floats = (2 * rows + (s->K - 1) * warps) * 32;
+    const int64_t red_floats = (int64_t)ndir * (s->K + 1) * 32 * warps;
     Defs ds = {0};
     conv_defs(&s0, &ds);
     def_int(&ds, "CONV_BACKWARD", 1);
@@ -361,10 +363,11 @@ char *template_conv1d_bwd_multi(const Conv1dSpec *s, int ndir, const RowMap *xma
     def_int(&ds, "CONV_MWARPS", warps);
     def_int(&ds, "CONV_MROWS", per_thread);
     def_int(&ds, "CONV_MBATCH", mbatch);
-    /* as many blocks an SM as its shared memory holds (228 KiB, 1 KiB of it reserved per block) */
+    /* as many blocks an SM as its shared memory holds (228 KiB, 1 KiB of it reserved per block), as long as a
+     * thread keeps 64 registers (fewer spill its rows' loads) */
     const int64_t smem = 4 * (stage_floats > red_floats ? stage_floats : red_floats);
     int blocks = (int)(228 * 1024 / (smem + 1024));
-    blocks = blocks < 1 ? 1 : blocks * warps > 64 ? 64 / warps : blocks;
+    blocks = blocks < 1 ? 1 : blocks * warps > 32 ? (warps < 32 ? 32 / warps : 1) : blocks;
     if (knob && v[2] > 0) blocks = v[2];
     def_int(&ds, "CONV_MBLOCKS", blocks);
     def_str(&ds, "DY_T", template_ctype(s->dy));

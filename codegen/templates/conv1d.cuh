@@ -196,15 +196,16 @@ vmc_conv1d_fwd_multi(const X_T *__restrict__ x, const W_T *__restrict__ w0, cons
 // CONV1D_SILU_BWD of every direction), with the directions' input gradients summed in the input's own row order:
 // dx_sum [B, L, D] (OUT_T) = sum over j of direction j's dx, its row t added at row X{j}_ROW(t). A block takes 32
 // channels of CONV_MBATCH batches, one batch at a time: it stages x's L rows (f32) in shared memory, then per
-// direction runs two row-parallel phases, the rows spread over all its warps (warp w: rows w, w + MWARPS, ...):
-//   grad  g[t] = (dy + dy2)[t] silu'(p[t]), p the conv output recomputed from the staged x, into shared memory
-//         (every row's dy and dy2 loads issued before the first is used), and into the thread's dw, db sums;
-//   dx    dx[t] = sum_k w[k] g[t + K - 1 - k], written (first direction) or added to the staged sum at x's row
-//         X{j}_ROW(t): a permutation, so no two rows of one direction meet.
+// direction runs two phases, warp w taking rows w R .. w R + R - 1 (R = CONV_MROWS) of the direction's order:
+//   grad  g[t] = (dy + dy2)[t] silu'(p[t]), p the conv output recomputed from the staged x (every row's dy and dy2
+//         loads issued before the first is used), kept in registers, and into the thread's dw, db sums;
+//   dx    dx[t] = sum_k w[k] g[t + K - 1 - k] (the K - 1 rows past a warp's last from the next warp, through shared
+//         memory), written (first direction) or added to the staged sum at x's row X{j}_ROW(t): a permutation, so
+//         no two rows of one direction meet.
 // The sum is written once per batch; each direction's dw, db (zeroed before) get one atomic per value per block.
 // Arguments: x, dx_sum, then per direction j < 4: dy, dy2, w, bias, dw, db. Grid (ceil(D / 32), ceil(B / MBATCH)),
-// block (32, CONV_MWARPS), CONV_MWARPS * CONV_MROWS >= L, X_LROWS == L; dynamic shared memory (3 L + K - 1) * 32
-// floats, or the warps' dw/db sums if more (CONV_NDIR * (K + 1) * 32 * CONV_MWARPS floats).
+// block (32, CONV_MWARPS), CONV_MWARPS * R >= L, R >= K - 1, X_LROWS == L; dynamic shared memory
+// (2 L + (K - 1) MWARPS) * 32 floats, or the warps' dw/db sums if more (CONV_NDIR * (K + 1) * 32 * MWARPS floats).
 // Measured (H200, ARM-B fine-tuning, bf16, `vmc bench --top`): 0.434 ms a layer (16 warps, a batch a block; 0.53
 // with 2 batches) against 0.27 for the four separate backwards (which write each dx in bf16 for the merge to sum),
 // the step 64.47 against 63.37 ms; so it stays off (VMC_CONV_MULTI_BWD=1). An earlier form (one thread walking 29
@@ -215,49 +216,67 @@ vmc_conv1d_fwd_multi(const X_T *__restrict__ x, const W_T *__restrict__ w0, cons
 #define CONV_MBLOCKS 1   // blocks an SM should hold (caps the registers: 65536 / (32 MWARPS MBLOCKS) a thread)
 #endif
 
-// Direction J's g for this thread's rows, into gs[t][32] (t < L), and its dw, db sums.
+// Direction J's g for this thread's rows t0 .. t0 + R - 1 (t0 = warp * R; 0 past L) into gv, its first K - 1
+// into gs (the previous warp's dx needs them), and its dw, db sums. The x rows of p come from the staged x through a
+// sliding window: one table lookup and shared load a row.
 template <int J>
 static __device__ __forceinline__ void conv_bwd_multi_grad(const float *xs, float *gs, const DY_T *__restrict__ dy,
                                                            const DY2_T *__restrict__ dy2, const float *wk, float bb,
-                                                           int b, int d, int c, float *dw_acc, float &db_acc) {
+                                                           int b, int d, int c, float *gv, float *dw_acc, float &db_acc) {
     constexpr int K = CONV_K, R = CONV_MROWS;
-    float gv[R];
+    const int t0 = threadIdx.y * R;
 #pragma unroll
     for (int i = 0; i < R; i++) {   // all loads first (rows past L read row L - 1 and are dropped below)
-        const int t = min((int)threadIdx.y + i * CONV_MWARPS, CONV_L - 1);
+        const int t = min(t0 + i, CONV_L - 1);
         gv[i] = to_f32(dy[conv_dy_at<J>(b, t) + d]);
 #if CONV_DY2
         gv[i] += to_f32(dy2[conv_dy2_at<J>(b, t) + d]);
 #endif
     }
+    float xw[K];   // xw[k] = x[t - K + 1 + k] in this direction's order, 0 outside [0, L)
+#pragma unroll
+    for (int k = 1; k < K; k++) {
+        const int tt = t0 - K + k;
+        xw[k] = tt >= 0 && tt < CONV_L ? xs[conv_dir_row<J>(tt) * 32 + c] : 0.f;
+    }
 #pragma unroll
     for (int i = 0; i < R; i++) {
-        const int t = threadIdx.y + i * CONV_MWARPS;
-        if (t >= CONV_L) break;
-        float xv[K], p = bb;   // p[t] = bias + sum_k w[k] x[t - K + 1 + k], this direction's rows
+        const int t = t0 + i;
 #pragma unroll
-        for (int k = 0; k < K; k++) {
-            const int tt = t - K + 1 + k;
-            xv[k] = tt >= 0 ? xs[conv_dir_row<J>(tt >= 0 ? tt : 0) * 32 + c] : 0.f;
-            p = fmaf(wk[k], xv[k], p);
-        }
-        const float sg = sigmoid_f(p), g = gv[i] * sg * (1.f + p * (1.f - sg));
-        gs[t * 32 + c] = g;
+        for (int k = 0; k < K - 1; k++) xw[k] = xw[k + 1];
+        xw[K - 1] = t < CONV_L ? xs[conv_dir_row<J>(t) * 32 + c] : 0.f;
+        float p = bb;   // p[t] = bias + sum_k w[k] x[t - K + 1 + k]
 #pragma unroll
-        for (int k = 0; k < K; k++) dw_acc[k] = fmaf(g, xv[k], dw_acc[k]);   // dw[k] += g[t] x[t - K + 1 + k]
+        for (int k = 0; k < K; k++) p = fmaf(wk[k], xw[k], p);
+        const float sg = sigmoid_f(p), g = t < CONV_L ? gv[i] * sg * (1.f + p * (1.f - sg)) : 0.f;
+        gv[i] = g;
+        if (i < K - 1) gs[(threadIdx.y * (K - 1) + i) * 32 + c] = g;
+#pragma unroll
+        for (int k = 0; k < K; k++) dw_acc[k] = fmaf(g, xw[k], dw_acc[k]);   // dw[k] += g[t] x[t - K + 1 + k]
         db_acc += g;
     }
 }
 
-// Direction J's dx for this thread's rows from gs (rows L .. L + K - 2 zero), stored (FIRST) or added into ss at
-// x's row order.
+// Direction J's dx for this thread's rows, from gv and the next warp's first K - 1 rows in gs, stored (FIRST) or
+// added into ss at x's row order.
 template <int J, bool FIRST>
-static __device__ __forceinline__ void conv_bwd_multi_dx(const float *gs, float *ss, const float *wk, int c) {
-    constexpr int K = CONV_K;
-    for (int t = threadIdx.y; t < CONV_L; t += CONV_MWARPS) {
+static __device__ __forceinline__ void conv_bwd_multi_dx(const float *gs, float *ss, const float *wk, int c,
+                                                         const float *gv) {
+    constexpr int K = CONV_K, R = CONV_MROWS;
+    const int t0 = threadIdx.y * R;
+    float g[R + K - 1];   // g[t0 + i]
+#pragma unroll
+    for (int i = 0; i < R; i++) g[i] = gv[i];
+#pragma unroll
+    for (int k = 0; k < K - 1; k++)
+        g[R + k] = threadIdx.y + 1 < CONV_MWARPS ? gs[((threadIdx.y + 1) * (K - 1) + k) * 32 + c] : 0.f;
+#pragma unroll
+    for (int i = 0; i < R; i++) {
+        const int t = t0 + i;
+        if (t >= CONV_L) break;
         float s = 0.f;   // dx[t] = sum_k w[k] g[t + K - 1 - k]
 #pragma unroll
-        for (int k = 0; k < K; k++) s = fmaf(wk[k], gs[(t + K - 1 - k) * 32 + c], s);
+        for (int k = 0; k < K; k++) s = fmaf(wk[k], g[i + K - 1 - k], s);
         float *o = ss + conv_dir_row<J>(t) * 32 + c;
         *o = FIRST ? s : *o + s;
     }
@@ -269,12 +288,12 @@ static __device__ __forceinline__ void conv_bwd_multi_dir(const float *xs, float
                                                           const DY_T *__restrict__ dy, const DY2_T *__restrict__ dy2,
                                                           const W_T *__restrict__ w, const BIAS_T *__restrict__ bias,
                                                           int b, int d, int c, float *dw_acc, float &db_acc) {
-    float wk[CONV_K];
+    float wk[CONV_K], gv[CONV_MROWS];
 #pragma unroll
     for (int k = 0; k < CONV_K; k++) wk[k] = to_f32(w[d * CONV_K + k]);
-    conv_bwd_multi_grad<J>(xs, gs, dy, dy2, wk, to_f32(bias[d]), b, d, c, dw_acc, db_acc);
+    conv_bwd_multi_grad<J>(xs, gs, dy, dy2, wk, to_f32(bias[d]), b, d, c, gv, dw_acc, db_acc);
     __syncthreads();
-    conv_bwd_multi_dx<J, J == 0>(gs, ss, wk, c);
+    conv_bwd_multi_dx<J, J == 0>(gs, ss, wk, c, gv);
     __syncthreads();   // gs is read before the next direction rewrites it
 }
 
@@ -290,14 +309,14 @@ vmc_conv1d_bwd_multi(const X_T *__restrict__ x, OUT_T *__restrict__ dx_sum, cons
                      float *__restrict__ dw3, float *__restrict__ db3) {
     vmc_grid_entry();
     constexpr int K = CONV_K, R = X_LROWS, ND = CONV_NDIR, NS = ND * (K + 1);
-    static_assert(R == CONV_L && CONV_MWARPS * CONV_MROWS >= CONV_L, "conv1d backward (multi) rows");
+    static_assert(R == CONV_L && CONV_MWARPS * CONV_MROWS >= CONV_L && CONV_MROWS >= K - 1, "conv1d backward (multi) rows");
 #ifdef __CUDA_ARCH__
     extern __shared__ __align__(16) float conv_sm[];
 #else
-    static __align__(16) float conv_sm[((3 * R + K - 1) * 32 > NS * 32 * CONV_MWARPS) ? (3 * R + K - 1) * 32
-                                                                                    : NS * 32 * CONV_MWARPS];
+    static __align__(16) float conv_sm[((2 * R + (K - 1) * CONV_MWARPS) * 32 > NS * 32 * CONV_MWARPS)
+                                           ? (2 * R + (K - 1) * CONV_MWARPS) * 32 : NS * 32 * CONV_MWARPS];
 #endif
-    float *xs = conv_sm, *ss = conv_sm + R * 32, *gs = conv_sm + 2 * R * 32;   // [R][32], [R][32], [R + K - 1][32]
+    float *xs = conv_sm, *ss = conv_sm + R * 32, *gs = conv_sm + 2 * R * 32;   // [R][32], [R][32], [warps][K-1][32]
     const int c = threadIdx.x, d_raw = blockIdx.x * 32 + c;
     const bool valid = d_raw < CONV_D;   // lanes past D compute on channel D-1 and write nothing
     const int d = valid ? d_raw : CONV_D - 1;
@@ -308,7 +327,6 @@ vmc_conv1d_bwd_multi(const X_T *__restrict__ x, OUT_T *__restrict__ dx_sum, cons
 #pragma unroll
         for (int k = 0; k < K; k++) dwa[j][k] = 0.f;
     }
-    for (int r = R + threadIdx.y; r < R + K - 1; r += CONV_MWARPS) gs[r * 32 + c] = 0.f;   // g past L
     for (int bi = 0; bi < CONV_MBATCH; bi++) {
         const int b = blockIdx.y * CONV_MBATCH + bi;
         if (b >= CONV_B) break;   // (the same for the whole block)
