@@ -343,11 +343,10 @@ char *template_conv1d_bwd_multi(const Conv1dSpec *s, int ndir, const RowMap *xma
     s0.x_map = xmaps[0];
     const int64_t rows = xmaps[0].lrows ? xmaps[0].lrows : s->L;
     ASSERT(rows == s->L, "conv1d backward multi: x has %lld rows, not L", (long long)rows);
-    /* about a dozen rows a thread (their loads in flight at once), at most 16 warps: 2 blocks an SM at L 197, one
-     * batch a block (measured fastest, H200 ARM-B fine-tuning: its 12 launches 5.2 ms against 6.4-6.8 with 2 or 4
-     * batches a block or 8 warps);
-     * VMC_CONV_MBWD="WARPS,BATCH[,BLOCKS]" overrides them (BLOCKS: the blocks an SM
-     * the registers are capped for), for tuning */
+    /* about a dozen rows a thread (their loads in flight at once), at most 16 warps, one batch a block (the
+     * previous form measured fastest so: its 12 launches 5.2 ms a fine-tuning step against 6.4-6.8 with 2 or 4
+     * batches a block or 8 warps, H200); VMC_CONV_MBWD="WARPS,BATCH[,BLOCKS]" overrides them for tuning (BLOCKS:
+     * the blocks an SM the registers are capped for) */
     int warps = (int)((s->L + 11) / 12), mbatch = 1, v[3] = {0};
     warps = warps > 16 ? 16 : warps;
     const bool knob = codegen_knob_ints("VMC_CONV_MBWD", v, 3) && v[0] > 0 && v[0] <= MAX_WARPS && v[1] > 0;
@@ -366,8 +365,9 @@ char *template_conv1d_bwd_multi(const Conv1dSpec *s, int ndir, const RowMap *xma
     /* as many blocks an SM as its shared memory holds (228 KiB, 1 KiB of it reserved per block), as long as a
      * thread keeps 64 registers (fewer spill its rows' loads) */
     const int64_t smem = 4 * (stage_floats > red_floats ? stage_floats : red_floats);
+    const int most = warps < 32 ? 32 / warps : 1;   /* 32 warps an SM: 64 registers a thread */
     int blocks = (int)(228 * 1024 / (smem + 1024));
-    blocks = blocks < 1 ? 1 : blocks * warps > 32 ? (warps < 32 ? 32 / warps : 1) : blocks;
+    blocks = blocks < 1 ? 1 : blocks > most ? most : blocks;
     if (knob && v[2] > 0) blocks = v[2];
     def_int(&ds, "CONV_MBLOCKS", blocks);
     def_str(&ds, "DY_T", template_ctype(s->dy));

@@ -206,11 +206,12 @@ vmc_conv1d_fwd_multi(const X_T *__restrict__ x, const W_T *__restrict__ w0, cons
 // Arguments: x, dx_sum, then per direction j < 4: dy, dy2, w, bias, dw, db. Grid (ceil(D / 32), ceil(B / MBATCH)),
 // block (32, CONV_MWARPS), CONV_MWARPS * R >= L, R >= K - 1, X_LROWS == L; dynamic shared memory
 // (2 L + (K - 1) MWARPS) * 32 floats, or the warps' dw/db sums if more (CONV_NDIR * (K + 1) * 32 * MWARPS floats).
-// Measured (H200, ARM-B fine-tuning, bf16, `vmc bench --top`): 0.434 ms a layer (16 warps, a batch a block; 0.53
-// with 2 batches) against 0.27 for the four separate backwards (which write each dx in bf16 for the merge to sum),
-// the step 64.47 against 63.37 ms; so it stays off (VMC_CONV_MULTI_BWD=1). An earlier form (one thread walking 29
-// consecutive rows of each direction, loads row by row) took 0.98 ms a layer. What this one spends: per row and
-// direction 4 row-table lookups and shared loads for p, 8 barriers a batch, 2 blocks an SM (76 KB of shared memory).
+// Measured (H200, ARM-B fine-tuning, bf16, `vmc bench --top`), on the previous form of this kernel (every warp on
+// rows w, w + MWARPS, ... and each direction's g through a shared [L][32] array: 76 KB a block, 4 row-table lookups a
+// row): 0.434 ms a layer (16 warps, a batch a block; 0.53 with 2 batches) against 0.27 for the four separate
+// backwards (which write each dx in bf16 for the merge to sum), the step 64.47 against 63.37 ms; so it stays off
+// (VMC_CONV_MULTI_BWD=1). A first form (one thread walking 29 consecutive rows, loads row by row) took 0.98 ms. This
+// form (consecutive rows a warp, one lookup a row, 57 KB) is not timed yet; it pays if under about 0.31 ms a layer.
 
 #ifndef CONV_MBLOCKS
 #define CONV_MBLOCKS 1   // blocks an SM should hold (caps the registers: 65536 / (32 MWARPS MBLOCKS) a thread)
