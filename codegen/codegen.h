@@ -44,6 +44,11 @@ void codegen_group(const Fusion *f, const Group *gr, KernelSource *out);
  * Kernel parameters are passed by value (at most 32 KB). */
 void codegen_group_batched(const Fusion *f, const Group *gr, int instances, KernelSource *out);
 void kernel_source_free(KernelSource *k);
+/* A buffer the zeroing kernel clears: its bytes (a multiple of 4), and whether address and size allow float4 stores. */
+typedef struct ZeroRange { int64_t bytes; bool vec4; } ZeroRange;
+/* One kernel that zeroes n buffers (emit_zero.c), its k-th pointer parameter the start of range k; no {seed, step}
+ * pointer. Named by the ranges' sizes, so equal lists give equal kernels. kclass "memset". */
+void codegen_zero_kernel(const ZeroRange *r, int n, KernelSource *out);
 /* Does generated group gr read input x from x's bf16 copy (Fusion.shadow) instead of its f32 value? A column sum of
  * a value that has one does: that value is a GEMM operand, in the backward a Linear's output gradient, which the
  * reference's autocast holds in bf16; the sum is that Linear's bias gradient, read at half the bytes (and when

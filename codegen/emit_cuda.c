@@ -287,6 +287,12 @@ const char *codegen_preamble(void) {
     return
         "// vmc generated code: shared device helpers\n"
         CODEGEN_GRID_ENTRY
+        "// units [1024 b, 1024 b + 1024) of p[0, n) zeroed by a block of 256 threads (emit_zero.c)\n"
+        "template <class T> __device__ __forceinline__ void vmc_zero_block(T *p, unsigned n, unsigned b) {\n"
+        "    unsigned e = b * 1024u + 1024u;\n"
+        "    if (e > n) e = n;\n"
+        "    for (unsigned i = b * 1024u + threadIdx.x; i < e; i += 256u) p[i] = T();\n"
+        "}\n"
         "__device__ __forceinline__ float vmc_softplus(float v) { return v <= 20.0f ? log1pf(expf(v)) : v; }\n"
         "// e^x by the EX2 unit (2 ulp, plus |x| 6e-8 relative from rounding x log2 e; 0 below -87), and the\n"
         "// sigmoid with it and an approximate reciprocal: libm's expf and an IEEE division cost ~25 instructions\n"

@@ -84,6 +84,8 @@ typedef struct ProgramOptions {
     bool no_conv_multi;         /* a launch per conv1d forward, also where several read one input (conv_multi.c) */
     bool conv_multi_bwd;        /* their backwards as one launch too, the directions' dx summed (conv_multi.c; off by
                                  * default until checked on a GPU: VMC_CONV_MULTI_BWD=1) */
+    bool merge_memsets;         /* the small memsets that stand together in the launch list as one zeroing kernel
+                                 * (program_zero.c; off by default until timed on a GPU: VMC_ZERO_MERGE=1) */
     int reuse_delay;            /* Fusion.reuse_delay: groups an activation's memory stays reserved after its last
                                  * reader in a training step; 0 (unset): PROGRAM_REUSE_DELAY;
                                  * PROGRAM_REUSE_AT_ONCE: none */

@@ -1,6 +1,7 @@
 /* program_impl.h — what program.c and its helpers share (program.h is the interface): launch and module building
  * (program.c), which values get bf16 copies (program_bf16.c), the opaque templates' launches (program_templates.c),
- * and the step's tail batched and memsets hoisted (program_tail.c). */
+ * the step's tail batched and memsets hoisted (program_tail.c), and memsets that stand together merged into one kernel
+ * (program_zero.c). */
 #pragma once
 #include "program.h"
 #include "packed_copy.h"
@@ -37,3 +38,5 @@ void pg_own_gemm(Program *p, SeenSet *seen, int launch);
 /* program_tail.c */
 void pg_batch_tail(Program *p);
 void pg_hoist_memsets(Program *p);
+/* program_zero.c */
+void pg_merge_memsets(Program *p);

@@ -30,6 +30,8 @@ done
 run "$root/models/tiny.vmc" --arch sm_90 --train
 # Ampere and Ada (sm_80+ is supported): every kernel of ARM-B's bf16 training step compiles for them too
 run "$root/models/arm_b.vmc" --arch sm_80 --model arm_b_ft224 --train --bf16
+# the same with its memsets merged into zeroing kernels (program_zero.c; off by default): those kernels compile too
+VMC_ZERO_MERGE=1 run "$root/models/arm_b.vmc" --arch sm_80 --model arm_b_ft224 --train --bf16
 run "$root/models/arm_b.vmc" --arch sm_89 --model arm_b_pretrain --train --bf16
 # ARM-H's skinny products (dt_rank 96, x_proj 128 wide) in vmc's own GEMM kernel, bf16 training
 run "$root/models/arm_h.vmc" --arch sm_90 --model arm_h_pretrain --train --bf16

@@ -313,6 +313,48 @@ static void erf_accuracy(void) {
     CHECK(system(cmd) == 0, "vmc_erf: more than 2 ulp from erf, not odd, or NaN/inf wrong");
 }
 
+/* The zeroing kernel of merged memsets (emit_zero.c): ranges of one float, of several blocks (float and float4
+ * stores, ends inside a block) and in between, laid out in one array with guards between them; every element of
+ * every range must be zero and every guard untouched. */
+static void zero_kernel(void) {
+    const ZeroRange r[] = {{4, false}, {3 * 4096 + 1200, false}, {16, true}, {2 * 16384 + 48, true}, {3072, true}};
+    const int n = (int)COUNTOF(r);
+    KernelSource ks;
+    codegen_zero_kernel(r, n, &ks);
+    char src[320], cmd[1600];
+    snprintf(src, sizeof src, "%s/zero.cpp", tmp);
+    FILE *o = fopen(src, "w");
+    ASSERT(o, "%s", src);
+    fprintf(o, "#include \"cuda_emu.h\"\n#include <cstdio>\n#include <vector>\n%s\n%s\n", codegen_preamble(), ks.body);
+    fprintf(o, "int main() {\n    const long long bytes[] = {");
+    for (int k = 0; k < n; k++) fprintf(o, "%lld, ", (long long)r[k].bytes);
+    fprintf(o, "};\n    const int n = %d, guard = 64;   // floats before, between and after the ranges\n"
+               "    long long at[%d], total = guard;\n"
+               "    for (int k = 0; k < n; k++) { at[k] = total; total += bytes[k] / 4 + guard; }\n"
+               "    std::vector<float> v(total, 7.0f);\n"
+               "    dim3 grid, block;\n    grid.x = %u; block.x = %u;\n"
+               "    emu_launch(grid, block, [&] { %s(", n, n, ks.grid, ks.block, ks.name);
+    for (int k = 0; k < n; k++) fprintf(o, "%sv.data() + at[%d]", k ? ", " : "", k);
+    fprintf(o, "); });\n"
+               "    long long zeros = 0, guards = 0, want = 0;\n"
+               "    for (int k = 0; k < n; k++) want += bytes[k] / 4;\n"
+               "    for (long long i = 0; i < total; i++) {\n"
+               "        bool inside = false;\n"
+               "        for (int k = 0; k < n; k++) inside |= i >= at[k] && i < at[k] + bytes[k] / 4;\n"
+               "        if (inside) zeros += v[i] == 0.0f; else guards += v[i] == 7.0f;\n"
+               "    }\n"
+               "    printf(\"  %%lld of %%lld range elements zeroed, %%lld of %%lld guards kept\\n\", zeros, want, guards,\n"
+               "           total - want);\n"
+               "    return zeros == want && guards == total - want ? 0 : 1;\n}\n");
+    fclose(o);
+    printf("zeroing kernel %s (%d ranges, %u blocks)\n", ks.name, n, ks.grid);
+    fflush(stdout);
+    snprintf(cmd, sizeof cmd, "cd %s && %s -std=c++17 -O1 -w -I%s zero.cpp %s/cuda_emu.cpp -o zero -lpthread && ./zero", tmp,
+             cxx, emu_dir, emu_dir);
+    CHECK(system(cmd) == 0, "%s: a range element not zeroed or a guard overwritten", ks.name);
+    kernel_source_free(&ks);
+}
+
 /* A scatter-add along rows (the gradient of a gather with repeats): atomics into the zeroed output. */
 static void scatter_rows(void) {
     Graph *g = graph_new();
@@ -449,6 +491,7 @@ int main(int argc, char **argv) {
     merged_column_sums();
     column_sums_in_producer();
     batched_kernels();
+    zero_kernel();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
     if (system(cmd)) fprintf(stderr, "could not remove %s\n", tmp);

@@ -54,6 +54,10 @@ static bool writes_declared(const Program *p, const Launch *l) {
     case LK_MEMSET: case LK_COPY: return declared_write(l, l->dst);
     case LK_KERNEL: break;
     }
+    if (!strcmp(l->kclass, "memset")) {   /* merged memsets (program_zero.c): it writes through every pointer */
+        for (int a = 0; a < l->nargs; a++) if (!declared_write(l, l->args[a])) return false;
+        return l->nargs == l->nacc;
+    }
     if (!strcmp(l->kclass, "gemm")) return declared_write(l, l->args[1]);   /* a GEMM operand's cast or expansion */
     const Fusion *f = p->f;
     const Group *gr = &f->groups[l->group];
@@ -223,26 +227,37 @@ static void check_plan(const Program *p, const StreamPlan *sp, const char *what)
 }
 
 static bool multi_bwd;   /* programs built with ProgramOptions.conv_multi_bwd */
+static bool merge_zero;  /* ... and merge_memsets */
 
-static void check_model(const char *file, const char *model, bool train, bool bf16, const DslSet *sets, int nsets) {
+/* The step graph of a model in file (VMC_ROOT-relative) built into a program (no NVRTC); NULL after a CHECK. */
+static Program *build(const char *file, const char *model, bool train, bool bf16, const DslSet *sets, int nsets,
+                      bool merge, DslModule **m, StepGraph *sg) {
     Diag d;
     diag_init(&d, stderr);
     char path[1024];
     snprintf(path, sizeof path, "%s/%s", getenv("VMC_ROOT") ? getenv("VMC_ROOT") : VMC_ROOT, file);
     DslOptions o = {.sets = sets, .nsets = nsets};
-    DslModule *m = dsl_load(path, &o, &d);
-    CHECK(m, "cannot load %s", path);
-    if (!m) return;
-    StepGraph sg;
-    if (!step_graph_build(m, model, train, &sg, &d)) { CHECK(0, "step graph of %s", model); dsl_free(m); return; }
-    ProgramOptions po = {.arch = 90, .bf16 = bf16, .no_compile = true, .conv_multi_bwd = multi_bwd};
+    *m = dsl_load(path, &o, &d);
+    CHECK(*m, "cannot load %s", path);
+    sg->g = NULL;
+    if (!*m) return NULL;
+    if (!step_graph_build(*m, model, train, sg, &d)) { CHECK(0, "step graph of %s", model); return NULL; }
+    ProgramOptions po = {.arch = 90, .bf16 = bf16, .no_compile = true, .conv_multi_bwd = multi_bwd, .merge_memsets = merge};
     char err[1024];
-    Program *p = program_build(sg.g, NULL, 0, &po, err, sizeof err);
+    Program *p = program_build(sg->g, NULL, 0, &po, err, sizeof err);
     CHECK(p, "program_build: %s", err);
+    return p;
+}
+
+static void check_model(const char *file, const char *model, bool train, bool bf16, const DslSet *sets, int nsets) {
+    DslModule *m;
+    StepGraph sg;
+    Program *p = build(file, model, train, bf16, sets, nsets, merge_zero, &m, &sg);
     for (int ns = 1; p && ns <= 8; ns *= 2) {
         char what[160];
-        snprintf(what, sizeof what, "%s %s%s%s, %d stream%s", model, train ? "train" : "infer", bf16 ? " bf16" : "",
-                 multi_bwd ? " (one conv1d backward a layer)" : "", ns, ns > 1 ? "s" : "");
+        snprintf(what, sizeof what, "%s %s%s%s%s, %d stream%s", model, train ? "train" : "infer", bf16 ? " bf16" : "",
+                 multi_bwd ? " (one conv1d backward a layer)" : "", merge_zero ? " (memsets merged)" : "", ns,
+                 ns > 1 ? "s" : "");
         StreamPlan *sp = stream_plan(p, ns);
         check_plan(p, sp, what);
         stream_plan_free(sp);
@@ -250,6 +265,61 @@ static void check_model(const char *file, const char *model, bool train, bool bf
     program_free(p);
     graph_free(sg.g);
     dsl_free(m);
+}
+
+/* Zeroed memory of a program: every memset's range and every write of a merged zeroing kernel, sorted. */
+typedef struct Zr { int arena; int64_t offset, bytes; } Zr;
+static int zr_cmp(const void *a, const void *b) {
+    const Zr *x = a, *y = b;
+    if (x->arena != y->arena) return x->arena - y->arena;
+    if (x->offset != y->offset) return x->offset < y->offset ? -1 : 1;
+    return (x->bytes > y->bytes) - (x->bytes < y->bytes);
+}
+static int zeroed(const Program *p, Zr *z, int *nodes) {
+    int n = 0;
+    *nodes = 0;
+    for (int k = 0; k < p->nlaunches; k++) {
+        const Launch *l = &p->launches[k];
+        if (l->kind == LK_MEMSET) z[n++] = (Zr){l->dst.arena, l->dst.offset, l->bytes};
+        else if (l->kind == LK_KERNEL && !strcmp(l->kclass, "memset"))
+            for (int a = 0; a < l->nacc; a++) z[n++] = (Zr){l->acc[a].at.arena, l->acc[a].at.offset, l->acc[a].bytes};
+        else continue;
+        ++*nodes;
+    }
+    qsort(z, (size_t)n, sizeof *z, zr_cmp);
+    return n;
+}
+
+/* Merging memsets (program_zero.c) zeroes exactly the memory the memsets did, in fewer launches, and leaves every
+ * other launch as it was, in the same order. */
+static void check_zero_merge(const char *file, const char *model, bool bf16, const DslSet *sets, int nsets) {
+    DslModule *m[2];
+    StepGraph sg[2];
+    Program *p[2];
+    for (int k = 0; k < 2; k++) p[k] = build(file, model, true, bf16, sets, nsets, k == 1, &m[k], &sg[k]);
+    if (p[0] && p[1]) {
+        Zr *z0 = malloc(sizeof(Zr) * (size_t)p[0]->nlaunches), *z1 = malloc(sizeof(Zr) * 64 * (size_t)p[1]->nlaunches);
+        int nodes0, nodes1;
+        const int n0 = zeroed(p[0], z0, &nodes0), n1 = zeroed(p[1], z1, &nodes1);
+        bool same = n0 == n1;
+        for (int k = 0; same && k < n0; k++) same = !zr_cmp(&z0[k], &z1[k]);
+        CHECK(same, "%s: merged memsets zero other memory (%d against %d ranges)",
+              model, n1, n0);
+        CHECK(nodes1 < nodes0 && nodes0 - nodes1 == p[0]->nlaunches - p[1]->nlaunches, "%s: %d zeroing launches from %d",
+              model, nodes1, nodes0);
+        printf("%s: %d memsets -> %d zeroing launches\n", model, nodes0, nodes1);
+        int j = 0;
+        for (int k = 0; k < p[0]->nlaunches; k++) {   /* the rest, launch for launch */
+            const Launch *a = &p[0]->launches[k];
+            if (a->kind == LK_MEMSET) continue;
+            while (j < p[1]->nlaunches && (p[1]->launches[j].kind == LK_MEMSET || !strcmp(p[1]->launches[j].kclass, "memset"))) j++;
+            const Launch *b = j < p[1]->nlaunches ? &p[1]->launches[j++] : NULL;
+            CHECK(b && b->kind == a->kind && !strcmp(b->name, a->name) && b->nacc == a->nacc, "%s: launch %d (%s) changed", model, k, a->name);
+        }
+        free(z0);
+        free(z1);
+    }
+    for (int k = 0; k < 2; k++) { program_free(p[k]); graph_free(sg[k].g); dsl_free(m[k]); }
 }
 
 int main(void) {
@@ -262,6 +332,13 @@ int main(void) {
     multi_bwd = true;   /* the directions' conv1d backwards as one launch (conv_multi.c) */
     check_model("models/tiny.vmc", "tiny_ft", true, false, NULL, 0);
     check_model("models/arm_b.vmc", "arm_b_ft224", true, true, small, 1);
+    multi_bwd = false;
+    merge_zero = true;   /* memsets that stand together as one zeroing kernel (program_zero.c) */
+    check_model("models/tiny.vmc", "tiny_ft", true, false, NULL, 0);
+    check_model("models/arm_b.vmc", "arm_b_ft224", true, true, small, 1);
+    check_model("models/arm_b.vmc", "arm_b_pretrain", true, true, small, 1);
+    check_zero_merge("models/arm_b.vmc", "arm_b_ft224", true, small, 1);
+    check_zero_merge("models/arm_b.vmc", "arm_b_pretrain", true, small, 1);
     if (failures) { fprintf(stderr, "test_streams: %d failure(s)\n", failures); return 1; }
     printf("test_streams: ok\n");
     return 0;

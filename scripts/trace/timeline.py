@@ -82,7 +82,7 @@ def report(label, seg, bins, replays=1):
 
 
 def kernel_class(name):
-    if name == "memset":
+    if name == "memset" or name.startswith("vmc_zero"):
         return "memsets"
     for key, cls in (("vmc_scan_bwd", "scan backward"), ("vmc_scan_fwd", "scan forward"), ("conv1d", "conv1d"),
                      ("skinny_gemm", "GEMM (vmc)"), ("vmc_gemm", "GEMM (vmc)")):
