@@ -17,6 +17,10 @@ set_tests_properties(cuda_exec_own_gemm PROPERTIES LABELS gpu SKIP_RETURN_CODE 7
 add_test(NAME cuda_exec_conv_multi_bwd COMMAND test_cuda_exec --quick)
 set_tests_properties(cuda_exec_conv_multi_bwd PROPERTIES LABELS gpu SKIP_RETURN_CODE 77 TIMEOUT 900
                      ENVIRONMENT VMC_CONV_MULTI_BWD=1)
+# The same with each run of memsets merged into one zeroing kernel (program_zero.c, off by default until timed).
+add_test(NAME cuda_exec_zero_merge COMMAND test_cuda_exec --quick)
+set_tests_properties(cuda_exec_zero_merge PROPERTIES LABELS gpu SKIP_RETURN_CODE 77 TIMEOUT 900
+                     ENVIRONMENT VMC_ZERO_MERGE=1)
 # A wrong own kernel is rejected by the agreement check before it runs (a deliberately broken template).
 add_test(NAME own_gemm_check COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/test_own_gemm_check.sh ${CMAKE_BINARY_DIR} ${VMC_ROOT})
 set_tests_properties(own_gemm_check PROPERTIES LABELS gpu SKIP_RETURN_CODE 77 TIMEOUT 900)
