@@ -37,6 +37,8 @@ void pg_mark_scan_states(Fusion *f);
 void pg_own_gemm(Program *p, SeenSet *seen, int launch);
 /* program_tail.c */
 void pg_batch_tail(Program *p);
+/* Removes the launches whose keep[] is false, keeping the order; same_as is reset (call once modules are set). */
+void pg_drop_launches(Program *p, const bool *keep);
 void pg_hoist_memsets(Program *p);
 /* program_zero.c */
 void pg_merge_memsets(Program *p);

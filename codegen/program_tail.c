@@ -103,15 +103,19 @@ void pg_batch_tail(Program *p) {
     for (int i = 0; i < nopen; i++) { batch_close(p, &mod, &open[i], keep); free(open[i].members); }
     free(open);
     pg_batch_flush(p, &mod);
+    pg_drop_launches(p, keep);
+    free(keep);
+}
+
+void pg_drop_launches(Program *p, const bool *keep) {
     int m = 0;
-    for (int k = 0; k < n; k++) {
+    for (int k = 0; k < p->nlaunches; k++) {
         if (keep[k]) { p->launches[m++] = p->launches[k]; continue; }
         free(p->launches[k].args);
         free(p->launches[k].acc);
     }
     p->nlaunches = m;
     for (int k = 0; k < m; k++) p->launches[k].same_as = -1;   /* (indices moved; modules are resolved) */
-    free(keep);
 }
 
 /* A memset zeroes an output that its kernel then accumulates into; it was added just before that kernel, so in the

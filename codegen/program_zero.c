@@ -77,14 +77,7 @@ void pg_merge_memsets(Program *p) {
         Launch *l = &p->launches[k];
         if (l->kind == LK_KERNEL && l->same_as >= 0 && !strcmp(l->kclass, "memset")) l->module = p->launches[l->same_as].module;
     }
-    int m = 0;
-    for (int k = 0; k < n; k++) {
-        if (keep[k]) { p->launches[m++] = p->launches[k]; continue; }
-        free(p->launches[k].args);
-        free(p->launches[k].acc);
-    }
-    p->nlaunches = m;
-    for (int k = 0; k < m; k++) p->launches[k].same_as = -1;   /* (indices moved; modules are resolved) */
+    pg_drop_launches(p, keep);
     for (int k = 0; k < seen.n; k++) free(seen.items[k].key);
     free(seen.items);
     free(keep);
