@@ -68,6 +68,8 @@ typedef struct Fusion {
                              * group's root; pass_fuse gemm_epilogue) */
     bool *dup;              /* by node id: recomputed by every generated kernel that reads it (no buffer): a cheap
                              * function of stored values, cheaper to recompute than to store and read back */
+    bool *recompute;        /* by node id: a generated kernel's root that GEMMs read from its buffer and the generated
+                             * kernels reading it recompute (members there, not inputs; pass_fuse recompute_roots) */
     Group *groups;          /* in schedule order after pass_plan */
     int ngroups;
     Buf *buf;               /* by node id: valid where mat[] */
@@ -100,6 +102,15 @@ typedef struct Fusion {
     int reuse_delay;        /* pass_plan: an activation's memory is free only this many groups after its last
                              * reader (0: at once); fewer write-after-read waits between streams, more memory */
 } Fusion;
+
+/* Is member n of gr the group's own value (gr writes it or, unstored, computes it only there), not a value other
+ * groups store or that every reader recomputes (dup)? Such a member's group is group_of[n]. */
+static inline bool fus_own_member(const Fusion *f, const Group *gr, const Node *n) {
+    if (f->dup[n->id]) return false;
+    if (!f->recompute[n->id]) return true;
+    for (int k = 0; k < gr->nouts; k++) if (gr->outs[k] == n) return true;
+    return false;
+}
 
 /* The input of n after simplification (always use this instead of n->src[k]). */
 static inline Node *fus_src(const Fusion *f, const Node *n, int k) { return f->repl[n->src[k]->id]; }

@@ -133,7 +133,7 @@ static void move_into(Fusion *f, int j, int k, bool *gone) {
     absorb(f, &f->groups[j], b);
     /* b's values are now written at j: later groups that read them must see j as their producer */
     for (int m = 0; m < b->nmembers; m++)
-        if (!f->dup[b->members[m]->id]) f->group_of[b->members[m]->id] = j;
+        if (fus_own_member(f, b, b->members[m])) f->group_of[b->members[m]->id] = j;
     gone[k] = true;
 }
 
@@ -144,7 +144,7 @@ static void drop_gone(Fusion *f, const bool *gone) {
         f->groups[n] = f->groups[k];
         f->groups[n].index = n;
         for (int m = 0; m < f->groups[n].nmembers; m++)
-            if (!f->dup[f->groups[n].members[m]->id]) f->group_of[f->groups[n].members[m]->id] = n;
+            if (fus_own_member(f, &f->groups[n], f->groups[n].members[m])) f->group_of[f->groups[n].members[m]->id] = n;
         n++;
     }
     f->ngroups = n;

@@ -52,7 +52,7 @@ static void hoist_tail(Fusion *f) {
     for (int id = 0; id < g->nnodes; id++) pos[id] = -1;
     for (int k = 0; k < n; k++)
         for (int j = 0; j < order[k].nmembers; j++)
-            if (!f->dup[order[k].members[j]->id]) pos[order[k].members[j]->id] = k;
+            if (fus_own_member(f, &order[k], order[k].members[j])) pos[order[k].members[j]->id] = k;
     for (int id = 0; id < g->nnodes; id++)   /* written by another group's launch (conv_multi.c) */
         if (f->conv_lead[id] && pos[f->conv_lead[id]->id] > pos[id]) pos[id] = pos[f->conv_lead[id]->id];
     for (int k = last_main + 1; k < n; k++) tail[k] = order[k].kind == GK_ROW;
@@ -109,7 +109,7 @@ static void number_groups(Fusion *f) {
     for (int k = 0; k < f->ngroups; k++) {
         f->groups[k].index = k;
         for (int j = 0; j < f->groups[k].nmembers; j++)
-            if (!f->dup[f->groups[k].members[j]->id]) f->group_of[f->groups[k].members[j]->id] = k;
+            if (fus_own_member(f, &f->groups[k], f->groups[k].members[j])) f->group_of[f->groups[k].members[j]->id] = k;
     }
 }
 

@@ -99,6 +99,7 @@ Fusion *pass_simplify(const Graph *g, Node *const *keep, int nkeep) {
     f->conv_silu = arena_alloc(f->arena, sizeof(bool) * (size_t)nn);
     f->rowmap = arena_alloc(f->arena, sizeof(bool) * (size_t)nn);
     f->dup = arena_alloc(f->arena, sizeof(bool) * (size_t)nn);
+    f->recompute = arena_alloc(f->arena, sizeof(bool) * (size_t)nn);
     f->epilogue = arena_alloc(f->arena, sizeof(bool) * (size_t)nn);
     f->colview = arena_alloc(f->arena, sizeof(bool) * (size_t)nn);
     f->sbuf = arena_alloc(f->arena, sizeof(Buf) * (size_t)nn);

@@ -313,6 +313,103 @@ static void erf_accuracy(void) {
     CHECK(system(cmd) == 0, "vmc_erf: more than 2 ulp from erf, not odd, or NaN/inf wrong");
 }
 
+/* A softmax whose output P a GEMM reads (P V) and a generated kernel reads too (the softmax backward's
+ * P (dP - sum(P dP))): that kernel recomputes P from the scores and the row max and sum the softmax kernel stores
+ * (pass_fuse recompute_roots) instead of reading P. Both kernels run in the emulator, the second on what the first
+ * stored; the backward's result is compared with the cpu backend's. */
+static void recomputed_softmax(void) {
+    Graph *g = graph_new();
+    Node *s = in(g, "s", s3(3, 16, 64)), *mask = in(g, "mask", shape_of(2, (int64_t)16, (int64_t)64));
+    Node *v = in(g, "v", s3(3, 64, 32)), *dp = in(g, "dp", s3(3, 16, 64));
+    Node *x = bin(g, OP_ADD, bin(g, OP_MUL, s, g_scalar(g, 0.125)), mask);
+    Node *ex = g_unary(g, OP_EXP, bin(g, OP_SUB, x, g_reduce(g, OP_AMAX, x, 2, LOC_NONE)), LOC_NONE);
+    Node *p = bin(g, OP_DIV, ex, g_reduce(g, OP_SUM, ex, 2, LOC_NONE));
+    Node *pv = g_matmul(g, p, v, false, false, LOC_NONE);
+    Node *z = bin(g, OP_MUL, p, bin(g, OP_SUB, dp, g_reduce(g, OP_SUM, bin(g, OP_MUL, p, dp), 2, LOC_NONE)));
+    graph_add_named(g, "pv", pv, NF_OUTPUT);
+    graph_add_named(g, "z", z, NF_OUTPUT);
+    Fusion *f = pass_simplify(g, NULL, 0);
+    pass_fuse(f);
+    pass_plan(f);
+    const Node *P = f->repl[p->id], *Z = f->repl[z->id];
+    const Group *ga = &f->groups[f->group_of[P->id]], *gb = &f->groups[f->group_of[Z->id]];
+    bool reads_p = false;
+    for (int k = 0; k < gb->nins; k++) reads_p |= gb->ins[k] == P;
+    CHECK(f->recompute[P->id] && !reads_p && ga != gb, "softmax P: not recomputed by the backward's kernel");
+    KernelSource ka, kb;
+    codegen_group(f, ga, &ka);
+    codegen_group(f, gb, &kb);
+    Node *ins[4] = {s, mask, v, dp};
+    Exec *cpu = cpu_exec_new(g, &z, 1);
+    RefRng rng = {777};
+    char path[320], cmd[1600];
+    snprintf(path, sizeof path, "%s/chain.cpp", tmp);
+    FILE *o = fopen(path, "w");
+    ASSERT(o, "%s", path);
+    fprintf(o, "#include \"cuda_emu.h\"\n#include <cstdio>\n#include <vector>\n%s\n%s\n%s\n", codegen_preamble(), ka.body, kb.body);
+    fprintf(o, "int main() {\n    unsigned long long rng[2] = {1, 0};\n    dim3 grid, block;\n");
+    /* a buffer per value either kernel reads or writes, graph inputs filled from files */
+    const Group *gs[2] = {ga, gb};
+    bool *declared = calloc((size_t)g->nnodes, sizeof(bool));
+    for (int q = 0; q < 2; q++)
+        for (int k = 0; k < gs[q]->nins + gs[q]->nouts; k++) {
+            const Node *n = k < gs[q]->nins ? gs[q]->ins[k] : gs[q]->outs[k - gs[q]->nins];
+            if (declared[n->id]) continue;
+            declared[n->id] = true;
+            fprintf(o, "    static std::vector<float> b%u(%lld);\n", n->id, (long long)shape_numel(n->shape));
+        }
+    for (int i = 0; i < 4; i++) {
+        const Node *n = f->repl[ins[i]->id];
+        const int64_t numel = shape_numel(n->shape);
+        float *d = malloc(sizeof(float) * (size_t)numel);
+        for (int64_t e = 0; e < numel; e++) d[e] = (float)ref_uniform(&rng) * 4.f - 2.f;
+        exec_write(cpu, ins[i], d, sizeof(float) * (size_t)numel);
+        snprintf(path, sizeof path, "%s/in%u.bin", tmp, n->id);
+        CHECK(write_file(path, d, sizeof(float) * (size_t)numel), "%s", path);
+        free(d);
+        if (declared[n->id])   /* (v only the GEMM reads) */
+            fprintf(o, "    { FILE *f = fopen(\"in%u.bin\", \"rb\"); if (!f || fread(b%u.data(), 4, b%u.size(), f) != b%u.size()) return 3; fclose(f); }\n",
+                n->id, n->id, n->id, n->id);
+    }
+    free(declared);
+    const KernelSource *ks[2] = {&ka, &kb};
+    for (int q = 0; q < 2; q++) {
+        fprintf(o, "    grid.x = %u; block.x = %u;\n    emu_launch(grid, block, [&] { %s(", ks[q]->grid, ks[q]->block, ks[q]->name);
+        for (int k = 0; k < gs[q]->nins + gs[q]->nouts; k++)
+            fprintf(o, "b%u.data(), ", (k < gs[q]->nins ? gs[q]->ins[k] : gs[q]->outs[k - gs[q]->nins])->id);
+        fprintf(o, "rng); });\n");
+    }
+    fprintf(o, "    FILE *f = fopen(\"z.bin\", \"wb\"); fwrite(b%u.data(), 4, b%u.size(), f); fclose(f);\n}\n", Z->id, Z->id);
+    fclose(o);
+    StepInfo si = {1, 0};
+    exec_run(cpu, &si);
+    snprintf(cmd, sizeof cmd, "cd %s && %s -std=c++17 -O1 -w -I%s chain.cpp %s/cuda_emu.cpp -o chain -lpthread && ./chain", tmp, cxx,
+             emu_dir, emu_dir);
+    const int rc = system(cmd);
+    const int64_t nz = shape_numel(z->shape);
+    float *want = malloc(sizeof(float) * (size_t)nz), *got = calloc((size_t)nz, sizeof(float));
+    exec_read(cpu, z, want, sizeof(float) * (size_t)nz);
+    snprintf(path, sizeof path, "%s/z.bin", tmp);
+    FILE *fz = fopen(path, "rb");
+    const bool ran = rc == 0 && fz && fread(got, 4, (size_t)nz, fz) == (size_t)nz;
+    if (fz) fclose(fz);
+    double err = 0, scale = 0;
+    for (int64_t e = 0; e < nz; e++) {
+        err = fmax(err, fabs((double)got[e] - want[e]));
+        scale = fmax(scale, fabs((double)want[e]));
+    }
+    printf("%-48s %s then %s: max |emulated - cpu| %.3g (max |cpu| %.3g)\n", "softmax backward recomputing P", ka.name,
+           kb.name, err, scale);
+    CHECK(ran && err <= 1e-5 * scale, "softmax backward recomputing P: %s (rc %d)", ran ? "differs from the cpu backend" : "did not run", rc);
+    free(want);
+    free(got);
+    exec_free(cpu);
+    kernel_source_free(&ka);
+    kernel_source_free(&kb);
+    fusion_free(f);
+    graph_free(g);
+}
+
 /* The zeroing kernel of merged memsets (emit_zero.c): ranges of one float, of several blocks (float and float4
  * stores, ends inside a block) and in between, laid out in one array with guards between them; every element of
  * every range must be zero and every guard untouched. */
@@ -492,6 +589,7 @@ int main(int argc, char **argv) {
     column_sums_in_producer();
     batched_kernels();
     zero_kernel();
+    recomputed_softmax();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
     if (system(cmd)) fprintf(stderr, "could not remove %s\n", tmp);
