@@ -639,13 +639,25 @@ static void recompute_outputs(Ctx *c) {
 /* Is cluster k a GEMM (a MATMUL, or the scale or sum it applies as its epilogue)? */
 static bool gemm_cluster(const Ctx *c, int k) { return c->cl[k].kind == GK_GEMM || op_class(c->cl[k].root->op) == K_GEMM; }
 
-/* Are n's readers GEMMs (at least one) and generated kernels that may compute it (at least one), nothing else? */
+/* Is every reader of view v a GEMM, directly or through further views? */
+static bool view_for_gemms(const Ctx *c, const Node *v) {
+    for (int j = c->cons_start[v->id]; j < c->cons_start[v->id + 1]; j++) {
+        const Node *r = c->f->g->nodes[c->cons[j]];
+        const int k = c->cluster[r->id];
+        if (is_view(c->f, r) ? !view_for_gemms(c, r) : k < 0 || !gemm_cluster(c, k)) return false;
+    }
+    return true;
+}
+
+/* Are n's readers GEMMs (at least one, maybe through views such as a reshape) and generated kernels that may
+ * compute it (at least one), nothing else? */
 static bool gemm_and_generated_readers(Ctx *c, const Node *n) {
     int gemms = 0, generated = 0;
     for (int j = c->cons_start[n->id]; j < c->cons_start[n->id + 1]; j++) {
         const int m = c->cons[j], k = c->cluster[m];
-        if (c->f->dup[m] || k < 0) return false;
         const Node *r = c->f->g->nodes[m];
+        if (is_view(c->f, r) && view_for_gemms(c, r)) { gemms++; continue; }
+        if (c->f->dup[m] || k < 0) return false;
         if (gemm_cluster(c, k)) { gemms++; continue; }
         if ((c->cl[k].kind != GK_EW && c->cl[k].kind != GK_ROW) || !fusable(c->cl[k].root->op)) return false;
         for (int s = 0; s < r->nsrc; s++) if (fus_src(c->f, r, s) == n && needs_buffer(c->f, r, s)) return false;
@@ -670,8 +682,10 @@ static void recompute_roots(Ctx *c) {
         }
         if (reads < 0 || reads > 1) continue;
         f->recompute[id] = true;
-        for (int j = c->cons_start[id]; j < c->cons_start[id + 1]; j++)
-            if (!gemm_cluster(c, c->cluster[c->cons[j]])) dset_add(c, id, c->cluster[c->cons[j]]);
+        for (int j = c->cons_start[id]; j < c->cons_start[id + 1]; j++) {
+            const int m = c->cons[j];
+            if (!is_view(f, f->g->nodes[m]) && !gemm_cluster(c, c->cluster[m])) dset_add(c, id, c->cluster[m]);
+        }
         dup_chain(c, n, k);
     }
 }

@@ -737,6 +737,38 @@ static void test_recompute(void) {
     graph_free(g);
 }
 
+/* Training attention: the softmax P is read by the P V GEMM, by the dV GEMM and by the softmax backward, which reads
+ * the scores anyway. P stays stored (the GEMMs read it) but the backward recomputes it from the scores and the row
+ * max and sum the forward stores (Fusion.recompute): no generated kernel but the forward's reads or writes P. */
+static void test_recompute_softmax(void) {
+    Graph *g = graph_new();
+    Node *q = g_input(g, "q", shape_of(3, (int64_t)2, (int64_t)16, (int64_t)8), DT_F32, LOC_NONE);
+    Node *k = param(g, "k", shape_of(2, (int64_t)24, (int64_t)8)), *v = param(g, "v", shape_of(2, (int64_t)24, (int64_t)8));
+    Node *mask = g_input(g, "mask", shape_of(2, (int64_t)16, (int64_t)24), DT_F32, LOC_NONE);
+    Node *s = bin(g, OP_ADD, bin(g, OP_MUL, g_matmul(g, q, k, false, true, LOC_NONE), g_scalar(g, 0.35)), mask);
+    Node *e = un(g, OP_EXP, bin(g, OP_SUB, s, g_reduce(g, OP_AMAX, s, 2, LOC_NONE)));
+    Node *p = bin(g, OP_DIV, e, g_reduce(g, OP_SUM, e, 2, LOC_NONE));
+    Node *y = g_matmul(g, p, v, false, false, LOC_NONE);
+    Node **grads = sum_of_squares_grads(g, y);
+    Fusion *f = fuse_planned(g);
+    const Node *P = f->repl[p->id];
+    CHECK(f->recompute[P->id] && f->mat[P->id], "softmax P: stored and recomputed by its generated readers");
+    int gemm_readers = 0, other = 0;
+    for (int j = 0; j < f->ngroups; j++) {
+        const Group *gr = &f->groups[j];
+        for (int i = 0; i < gr->nins; i++) {
+            if (fus_owner(f, gr->ins[i]) != P) continue;   /* (the dV GEMM reads a reshape of it) */
+            if (gr->kind == GK_GEMM) gemm_readers++;
+            else other++;
+        }
+    }
+    CHECK(gemm_readers == 2 && other == 0, "P read by %d GEMMs (want 2) and %d other kernels (want 0)", gemm_readers, other);
+    printf("recompute softmax: P read by %d GEMMs, recomputed by the softmax backward\n", gemm_readers);
+    free(grads);
+    fusion_free(f);
+    graph_free(g);
+}
+
 /* Sibling elementwise kernels that read the same full-size buffer are one kernel (pass_merge.c), when the later one
  * reads nothing written after the earlier one: SwiGLU's two input gradients; and in a small graph, y3 = exp(x) joins
  * its nearest sibling y2 = x + x W, which may not join y1 = 2 x (x W is computed after y1). */
@@ -1356,6 +1388,7 @@ int main(void) {
     test_scan_states();
     test_factored_gate();
     test_recompute();
+    test_recompute_softmax();
     test_sibling_merge();
     test_vec4_loads();
     test_vec4_gathered_loads();
