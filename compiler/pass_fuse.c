@@ -591,6 +591,16 @@ static int outside_reads(Ctx *c, Node *n, int k, int64_t full, int depth) {
     return reads;
 }
 
+/* Can n, a value of cluster k, be computed outside k reading at most one full-size buffer (outside_reads)? */
+static bool recomputable_elsewhere(Ctx *c, const Node *n, int k) {
+    int reads = 0;
+    for (int s = 0; s < n->nsrc && reads >= 0; s++) {
+        const int r = outside_reads(c, fus_src(c->f, n, s), k, shape_numel(n->shape), 1);
+        reads = r < 0 ? -1 : reads + r;
+    }
+    return reads >= 0 && reads <= 1;
+}
+
 /* The unstored chain under dup node n: dup too (computed in k and n's clusters); per-row values get stored. */
 static void dup_chain(Ctx *c, const Node *n, int k) {
     Fusion *f = c->f;
@@ -617,12 +627,7 @@ static void recompute_outputs(Ctx *c) {
         /* a row kernel evaluates its members once per phase: recomputing the token embedding (a gather and a concat
          * of the class token, from the patch GEMM) in the next LayerNorm made it 3x slower than reading it back */
         if (moves(f, n, 0) && row_reader(c, n)) continue;
-        int reads = 0;
-        for (int s = 0; s < n->nsrc && reads >= 0; s++) {
-            int r = outside_reads(c, fus_src(f, n, s), k, shape_numel(n->shape), 1);
-            reads = r < 0 ? -1 : reads + r;
-        }
-        if (reads < 0 || reads > 1) continue;
+        if (!recomputable_elsewhere(c, n, k)) continue;
         f->mat[id] = false;
         make_dup(c, n, k);
         dup_chain(c, n, k);
@@ -675,12 +680,7 @@ static void recompute_roots(Ctx *c) {
         if (!f->mat[id] || f->kept[id] || f->dup[id] || f->view[id] || !cheap_op(f, n)) continue;
         if (shape_numel(n->shape) != shape_numel(c->cl[k].dom) || !gemm_and_generated_readers(c, n)) continue;
         if (moves(f, n, 0) && row_reader(c, n)) continue;   /* (as recompute_outputs) */
-        int reads = 0;
-        for (int s = 0; s < n->nsrc && reads >= 0; s++) {
-            int r = outside_reads(c, fus_src(f, n, s), k, shape_numel(n->shape), 1);
-            reads = r < 0 ? -1 : reads + r;
-        }
-        if (reads < 0 || reads > 1) continue;
+        if (!recomputable_elsewhere(c, n, k)) continue;
         f->recompute[id] = true;
         for (int j = c->cons_start[id]; j < c->cons_start[id + 1]; j++) {
             const int m = c->cons[j];
