@@ -316,8 +316,9 @@ static void erf_accuracy(void) {
 /* A softmax whose output P a GEMM reads (P V) and a generated kernel reads too (the softmax backward's
  * P (dP - sum(P dP))): that kernel recomputes P from the scores and the row max and sum the softmax kernel stores
  * (pass_fuse recompute_roots) instead of reading P. Both kernels run in the emulator, the second on what the first
- * stored; the backward's result is compared with the cpu backend's. */
-static void recomputed_softmax(void) {
+ * stored; the backward's result is compared with the cpu backend's. With bf16, as in ARM-B pretraining: the scores
+ * are stored in bf16 (a GEMM's output) and P only as its bf16 copy for the GEMMs (shadow_only). */
+static void recomputed_softmax(bool bf16) {
     Graph *g = graph_new();
     Node *s = in(g, "s", s3(3, 16, 64)), *mask = in(g, "mask", shape_of(2, (int64_t)16, (int64_t)64));
     Node *v = in(g, "v", s3(3, 64, 32)), *dp = in(g, "dp", s3(3, 16, 64));
@@ -330,8 +331,9 @@ static void recomputed_softmax(void) {
     graph_add_named(g, "z", z, NF_OUTPUT);
     Fusion *f = pass_simplify(g, NULL, 0);
     pass_fuse(f);
-    pass_plan(f);
     const Node *P = f->repl[p->id], *Z = f->repl[z->id];
+    if (bf16) f->store_bf16[f->repl[s->id]->id] = f->shadow[P->id] = f->shadow_only[P->id] = true;
+    pass_plan(f);
     const Group *ga = &f->groups[f->group_of[P->id]], *gb = &f->groups[f->group_of[Z->id]];
     bool reads_p = false;
     for (int k = 0; k < gb->nins; k++) reads_p |= gb->ins[k] == P;
@@ -356,20 +358,31 @@ static void recomputed_softmax(void) {
             const Node *n = k < gs[q]->nins ? gs[q]->ins[k] : gs[q]->outs[k - gs[q]->nins];
             if (declared[n->id]) continue;
             declared[n->id] = true;
-            fprintf(o, "    static std::vector<float> b%u(%lld);\n", n->id, (long long)shape_numel(n->shape));
+            fprintf(o, "    static std::vector<%s> b%u(%lld);\n", fus_bf16(f, n) ? "unsigned short" : "float", n->id,
+                    (long long)shape_numel(n->shape));
+            if (f->shadow[n->id]) fprintf(o, "    static std::vector<unsigned short> c%u(%lld);\n", n->id, (long long)shape_numel(n->shape));
         }
     for (int i = 0; i < 4; i++) {
         const Node *n = f->repl[ins[i]->id];
         const int64_t numel = shape_numel(n->shape);
         float *d = malloc(sizeof(float) * (size_t)numel);
-        for (int64_t e = 0; e < numel; e++) d[e] = (float)ref_uniform(&rng) * 4.f - 2.f;
+        const bool half = fus_bf16(f, n);
+        unsigned short *h = malloc(sizeof(unsigned short) * (size_t)numel);
+        for (int64_t e = 0; e < numel; e++) {
+            d[e] = (float)ref_uniform(&rng) * 4.f - 2.f;
+            if (half) d[e] = ref_round_bf16(d[e]);
+            unsigned u;
+            memcpy(&u, &d[e], 4);
+            h[e] = (unsigned short)(u >> 16);
+        }
         exec_write(cpu, ins[i], d, sizeof(float) * (size_t)numel);
         snprintf(path, sizeof path, "%s/in%u.bin", tmp, n->id);
-        CHECK(write_file(path, d, sizeof(float) * (size_t)numel), "%s", path);
+        CHECK(write_file(path, half ? (void *)h : (void *)d, (size_t)numel * (half ? 2 : 4)), "%s", path);
         free(d);
+        free(h);
         if (declared[n->id])   /* (v only the GEMM reads) */
-            fprintf(o, "    { FILE *f = fopen(\"in%u.bin\", \"rb\"); if (!f || fread(b%u.data(), 4, b%u.size(), f) != b%u.size()) return 3; fclose(f); }\n",
-                n->id, n->id, n->id, n->id);
+            fprintf(o, "    { FILE *f = fopen(\"in%u.bin\", \"rb\"); if (!f || fread(b%u.data(), %d, b%u.size(), f) != b%u.size()) return 3; fclose(f); }\n",
+                n->id, n->id, half ? 2 : 4, n->id, n->id);
     }
     free(declared);
     const KernelSource *ks[2] = {&ka, &kb};
@@ -377,6 +390,8 @@ static void recomputed_softmax(void) {
         fprintf(o, "    grid.x = %u; block.x = %u;\n    emu_launch(grid, block, [&] { %s(", ks[q]->grid, ks[q]->block, ks[q]->name);
         for (int k = 0; k < gs[q]->nins + gs[q]->nouts; k++)
             fprintf(o, "b%u.data(), ", (k < gs[q]->nins ? gs[q]->ins[k] : gs[q]->outs[k - gs[q]->nins])->id);
+        for (int k = 0; k < gs[q]->nouts; k++)   /* (codegen.h: the outputs' bf16 copies follow the outputs) */
+            if (f->shadow[gs[q]->outs[k]->id]) fprintf(o, "c%u.data(), ", gs[q]->outs[k]->id);
         fprintf(o, "rng); });\n");
     }
     fprintf(o, "    FILE *f = fopen(\"z.bin\", \"wb\"); fwrite(b%u.data(), 4, b%u.size(), f); fclose(f);\n}\n", Z->id, Z->id);
@@ -398,9 +413,10 @@ static void recomputed_softmax(void) {
         err = fmax(err, fabs((double)got[e] - want[e]));
         scale = fmax(scale, fabs((double)want[e]));
     }
-    printf("%-48s %s then %s: max |emulated - cpu| %.3g (max |cpu| %.3g)\n", "softmax backward recomputing P", ka.name,
-           kb.name, err, scale);
-    CHECK(ran && err <= 1e-5 * scale, "softmax backward recomputing P: %s (rc %d)", ran ? "differs from the cpu backend" : "did not run", rc);
+    printf("%-48s %s then %s: max |emulated - cpu| %.3g (max |cpu| %.3g)\n",
+           bf16 ? "softmax backward recomputing P, bf16" : "softmax backward recomputing P", ka.name, kb.name, err, scale);
+    CHECK(ran && err <= 1e-5 * scale, "softmax backward recomputing P%s: %s (rc %d)", bf16 ? " (bf16)" : "",
+          ran ? "differs from the cpu backend" : "did not run", rc);
     free(want);
     free(got);
     exec_free(cpu);
@@ -589,7 +605,8 @@ int main(int argc, char **argv) {
     column_sums_in_producer();
     batched_kernels();
     zero_kernel();
-    recomputed_softmax();
+    recomputed_softmax(false);
+    recomputed_softmax(true);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
     if (system(cmd)) fprintf(stderr, "could not remove %s\n", tmp);
