@@ -4,7 +4,8 @@
 # backends, the out-of-memory report and a short default job, then prints a short table.
 # BUILD_DIR (default build-cuda2) holds vmc and tests/test_cuda_exec; a lib/ folder beside them is added to the
 # library path (carry libopenblas etc. there when the machine lacks them). VMC_GPU_QUICK=1: fewer checks/steps;
-# BENCH_TOP=N: the benchmarks list their N slowest kernels (default 12).
+# BENCH_TOP=N: the benchmarks list their N slowest kernels (default 12); GPU_AB: variants timed against this build
+# in the same run (below, after the benchmarks).
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 B=${1:-$root/build-cuda2}
@@ -66,6 +67,26 @@ steps=20
 bench "ARM-B pretrain 192px b128 (>=5000)" models/arm_b.vmc --model arm_b_pretrain --batch 128 --train --steps $steps
 bench "ARM-B finetune 224 b128 (>=3000)" models/arm_b.vmc --model arm_b_ft224 --batch 128 --train --steps $steps
 bench "ARM-B inference 224 b256 (>=10000)" models/arm_b.vmc --model arm_b_ft224 --batch 256 --infer --steps $steps
+
+# Variants timed against this build in the same run (scripts/bench_ab.sh, 2 rounds, alternating):
+# GPU_AB="LABEL=SETTINGS ...", SETTINGS either VAR=VALUE[+VAR=VALUE...] (this build with those settings) or the path
+# of another vmc (gpu_carry.sh REV puts one in gpu-carry/REV/vmc); GPU_AB_WHICH: the steps (default "pt ft").
+# Example: GPU_AB="zero=VMC_ZERO_MERGE=1 mbwd=VMC_CONV_MULTI_BWD=1+VMC_CONV_MBWD=16,1,1 old=gpu-carry/3bee6c6/vmc"
+if [ -n "${GPU_AB:-}" ]; then
+  variants=("base=$B/vmc")
+  for item in $GPU_AB; do
+    label=${item%%=*} rest=${item#*=}
+    if [[ $rest == */* ]]; then variants+=("$label=$rest"); else variants+=("$label=${rest//+/ } $B/vmc"); fi
+  done
+  which=${GPU_AB_WHICH:-pt ft}
+  echo "== bench_ab ($which): ${variants[*]}"
+  bash scripts/bench_ab.sh -r 2 -w "$which" "${variants[@]}" 2>&1 | tee "$log/ab.txt"
+  for v in "${variants[@]}"; do
+    label=${v%%=*}
+    line=$(grep -E "^$label +\|" "$log/ab.txt" | tail -1 | cut -d'|' -f2- | tr -s ' ' | sed 's/ | /; /g')
+    rows+=("A/B ms a step ($which): $label|$([[ $line == *FAIL* || -z $line ]] && echo FAIL || echo ok)|${line:-no result}")
+  done
+fi
 
 # Loss and every gradient of ARM-B (pretraining, 4-scan fine-tuning) and Vim-B against the independent PyTorch
 # implementation (tests/ref/arm_ref.py, tests/models/vim_ref.py): scripts/parity.sh runs `vmc grad` on each backend, fp32, tol 1e-4.
