@@ -44,7 +44,7 @@ void codegen_zero_kernel(const ZeroRange *r, int n, KernelSource *out) {
     fclose(f);
     out->name = xstrdup(name);
     out->body = text;
-    out->key = xstrdup(strchr(text, '\n') + 1);   /* (the name is in it too: equal sizes, equal name) */
+    out->key = xstrdup(text);   /* (the name is derived from the sizes: equal texts, equal kernels) */
     out->grid = (unsigned)first;
     out->block = ZERO_THREADS;
     out->kclass = "memset";

@@ -120,6 +120,11 @@ static void add_kernel(Program *p, Batch *b, SeenSet *seen, int li, const char *
     p->nkernels++;
 }
 
+void pg_resolve_same_as(Program *p) {
+    for (int k = 0; k < p->nlaunches; k++)
+        if (p->launches[k].same_as >= 0) p->launches[k].module = p->launches[p->launches[k].same_as].module;
+}
+
 static int64_t align256(int64_t x) { return (x + 255) / 256 * 256; }
 
 static void generated(Program *p, Batch *b, SeenSet *seen, const Group *gr) {
@@ -470,8 +475,7 @@ Program *program_build(const Graph *g, Node *const *keep, int nkeep, const Progr
         }
     }
     pg_batch_flush(p, &b);
-    for (int k = 0; k < p->nlaunches; k++)
-        if (p->launches[k].same_as >= 0) p->launches[k].module = p->launches[p->launches[k].same_as].module;
+    pg_resolve_same_as(p);
     if (!p->params_constant) {   /* (a training step's graph spans several streams: streams.h) */
         pg_batch_tail(p);
         pg_hoist_memsets(p);

@@ -24,6 +24,8 @@ void pg_set_args(Launch *l, int n);
 void pg_touch(Launch *l, BufRef at, int64_t bytes, bool write);
 void pg_touch_node(Launch *l, const Fusion *f, const Node *x, bool shadow, bool write);
 int pg_seen_find(SeenSet *s, const char *key, int launch);
+/* Points every launch that reuses an earlier one's kernel (same_as) at that kernel's module (once modules are set). */
+void pg_resolve_same_as(Program *p);
 /* program_bf16.c */
 const Node *pg_view_owner(const Fusion *f, const Node *n, int64_t *off);
 bool pg_has_bf16_copy(const Fusion *f, const Node *x);

@@ -6,7 +6,6 @@
  * between a run's memsets, so the merged launch follows exactly what they followed (its accesses are theirs). */
 #include "program_impl.h"
 #include <stdlib.h>
-#include <string.h>
 
 /* Memsets larger than this stay memsets (the driver's fill runs at full bandwidth); a kernel takes at most
  * ZERO_MAX_RANGES buffers (its pointers are its parameters). */
@@ -57,26 +56,16 @@ void pg_merge_memsets(Program *p) {
     Batch mod = {0};
     SeenSet seen = {0};
     int run[ZERO_MAX_RANGES];
-    for (int k = 0; k < n;) {
-        if (p->launches[k].kind != LK_MEMSET) { k++; continue; }
-        int e = k;
-        while (e < n && p->launches[e].kind == LK_MEMSET) e++;
+    for (int k = 0; k < n; k++) {
         int nrun = 0;
-        for (int q = k; q <= e; q++) {   /* (q == e closes the last chunk) */
-            if (q < e && !mergeable(&p->launches[q])) continue;
-            if (q < e) run[nrun++] = q;
-            if (nrun == ZERO_MAX_RANGES || (q == e && nrun > 0)) {
-                if (nrun >= 2) merge(p, run, nrun, &mod, &seen, keep);
-                nrun = 0;
-            }
+        for (; k < n && p->launches[k].kind == LK_MEMSET; k++) {   /* a run of memsets: its small ones, by 32 */
+            if (mergeable(&p->launches[k])) run[nrun++] = k;
+            if (nrun == ZERO_MAX_RANGES) { merge(p, run, nrun, &mod, &seen, keep); nrun = 0; }
         }
-        k = e;
+        if (nrun >= 2) merge(p, run, nrun, &mod, &seen, keep);
     }
     pg_batch_flush(p, &mod);
-    for (int k = 0; k < n; k++) {   /* a repeat takes its first's kernel (modules are set now) */
-        Launch *l = &p->launches[k];
-        if (l->kind == LK_KERNEL && l->same_as >= 0 && !strcmp(l->kclass, "memset")) l->module = p->launches[l->same_as].module;
-    }
+    pg_resolve_same_as(p);
     pg_drop_launches(p, keep);
     for (int k = 0; k < seen.n; k++) free(seen.items[k].key);
     free(seen.items);
