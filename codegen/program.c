@@ -84,16 +84,29 @@ void pg_touch(Launch *l, BufRef at, int64_t bytes, bool write) {
         l->capacc = l->capacc ? 2 * l->capacc : 8;
         l->acc = xrealloc(l->acc, sizeof(Access) * (size_t)l->capacc);
     }
-    l->acc[l->nacc++] = (Access){at, bytes, write};
+    l->acc[l->nacc++] = (Access){at, bytes, write, bytes};
 }
 
-/* The whole buffer under x (its owner's, for a view), or its bf16 copy's. */
-void pg_touch_node(Launch *l, const Fusion *f, const Node *x, bool shadow, bool write) {
+void pg_touch_as(Launch *l, Access a) {
+    pg_touch(l, a.at, a.bytes, a.write);
+    l->acc[l->nacc - 1].moved = a.moved;
+}
+
+/* The buffer under x, or under its bf16 copy. A view moves only its own range of its owner's buffer, but orders
+ * launches by the owner's whole buffer unless ProgramOptions.exact_view_deps. */
+void pg_touch_node(Launch *l, const Program *p, const Node *x, bool shadow, bool write) {
+    const Fusion *f = p->f;
     int64_t off;
     const Node *o = pg_view_owner(f, x, &off);
     const Buf *b = shadow ? &f->sbuf[o->id] : &f->buf[o->id];
     ASSERT(shadow ? f->shadow[o->id] : f->mat[o->id], "node %%%u has no %s buffer", o->id, shadow ? "bf16" : "");
-    pg_touch(l, (BufRef){b->arena, b->offset}, b->bytes, write);
+    Access a = {{b->arena, b->offset}, b->bytes, write, b->bytes};
+    if (o != x) {   /* (the range pass_plan gives the view) */
+        const int64_t es = shadow ? 2 : (fus_bf16(f, o) ? 2 : 4);
+        a.moved = shape_numel(x->shape) * es;
+        if (p->opt.exact_view_deps) { a.at.offset += off * es; a.bytes = a.moved; }
+    }
+    pg_touch_as(l, a);
 }
 
 int pg_seen_find(SeenSet *s, const char *key, int launch) {
@@ -155,7 +168,7 @@ static void generated(Program *p, Batch *b, SeenSet *seen, const Group *gr) {
     for (int k = 0; k < gr->nins; k++) {
         const bool copy = codegen_reads_copy(p->f, gr, gr->ins[k]);
         l->args[k] = copy ? pg_shadow_ref(p->f, gr->ins[k]) : pg_bufref(p, gr->ins[k]);
-        pg_touch_node(l, p->f, gr->ins[k], copy, false);
+        pg_touch_node(l, p, gr->ins[k], copy, false);
     }
     for (int k = 0; k < gr->nouts; k++) l->args[gr->nins + k] = pg_bufref(p, gr->outs[k]);
     for (int k = 0, j = gr->nins + gr->nouts; k < gr->nouts; k++) {
@@ -163,8 +176,8 @@ static void generated(Program *p, Batch *b, SeenSet *seen, const Group *gr) {
         if (p->f->shadow[o->id]) l->args[j++] = (BufRef){p->f->sbuf[o->id].arena, p->f->sbuf[o->id].offset};
     }
     for (int k = 0; k < gr->nouts; k++) {
-        if (!p->f->shadow_only[gr->outs[k]->id]) pg_touch_node(l, p->f, gr->outs[k], false, true);
-        if (p->f->shadow[gr->outs[k]->id]) pg_touch_node(l, p->f, gr->outs[k], true, true);
+        if (!p->f->shadow_only[gr->outs[k]->id]) pg_touch_node(l, p, gr->outs[k], false, true);
+        if (p->f->shadow[gr->outs[k]->id]) pg_touch_node(l, p, gr->outs[k], true, true);
     }
     add_kernel(p, b, seen, p->nlaunches - 1, ks.key, ks.body, ks.name);
     p->nlaunched++;
@@ -293,7 +306,7 @@ static BufRef expand_operand(Program *p, Batch *b, SeenSet *seen, const Group *g
     l->args[0] = pg_bufref(p, x);
     l->args[1] = (BufRef){AR_WORK, PROGRAM_GEMM_WORKSPACE + ws_off};
     BufRef out = l->args[1];
-    pg_touch_node(l, p->f, x, false, false);
+    pg_touch_node(l, p, x, false, false);
     pg_touch(l, out, numel * 4, true);
     add_kernel(p, b, seen, p->nlaunches - 1, key, body, name);
     free(key);
@@ -519,8 +532,8 @@ void program_dump_launches(const Program *p, FILE *out) {
             "reads MB", "writes MB");
     for (int k = 0; k < p->nlaunches; k++) {
         const Launch *l = &p->launches[k];
-        double rd = 0, wr = 0;   /* what the launch declares (whole buffers: an upper bound) */
-        for (int j = 0; j < l->nacc; j++) *(l->acc[j].write ? &wr : &rd) += (double)l->acc[j].bytes / 1e6;
+        double rd = 0, wr = 0;   /* what the launch declares it moves */
+        for (int j = 0; j < l->nacc; j++) *(l->acc[j].write ? &wr : &rd) += (double)l->acc[j].moved / 1e6;
         char what[96] = "", shape[48] = "";
         switch (l->kind) {
         case LK_KERNEL:

@@ -26,9 +26,11 @@ typedef struct GemmDesc {
     BufRef acc;
 } GemmDesc;
 
-/* Memory a launch touches: the whole buffer of every value it reads or writes (a view counts as its owner).
- * The multi-stream graph (streams.h) orders launches by these; the cuBLASLt workspace is per stream, not listed. */
-typedef struct Access { BufRef at; int64_t bytes; bool write; } Access;
+/* Memory a launch touches: at, bytes is the range the multi-stream graph (streams.h) orders launches by: the whole
+ * buffer of every value read or written, a view's owner's whole buffer (unless ProgramOptions.exact_view_deps).
+ * moved: the bytes the launch reads or writes there, a view's own (what dumps and `vmc bench` report). The cuBLASLt
+ * workspace is per stream, not listed. */
+typedef struct Access { BufRef at; int64_t bytes; bool write; int64_t moved; } Access;
 
 typedef struct Launch {
     LaunchKind kind;
@@ -86,6 +88,8 @@ typedef struct ProgramOptions {
                                  * default until checked on a GPU: VMC_CONV_MULTI_BWD=1) */
     bool merge_memsets;         /* the small memsets that stand together in the launch list as one zeroing kernel
                                  * (program_zero.c; off by default until timed on a GPU: VMC_ZERO_MERGE=1) */
+    bool exact_view_deps;       /* a view orders launches by its own range, not its owner's whole buffer (Access;
+                                 * off by default until timed on a GPU: VMC_EXACT_DEPS=1) */
     int reuse_delay;            /* Fusion.reuse_delay: groups an activation's memory stays reserved after its last
                                  * reader in a training step; 0 (unset): PROGRAM_REUSE_DELAY;
                                  * PROGRAM_REUSE_AT_ONCE: none */

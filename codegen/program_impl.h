@@ -22,7 +22,8 @@ void pg_batch_flush(Program *p, Batch *b);
 void pg_batch_add(Program *p, Batch *b, const char *body, const char *name, int launch);
 void pg_set_args(Launch *l, int n);
 void pg_touch(Launch *l, BufRef at, int64_t bytes, bool write);
-void pg_touch_node(Launch *l, const Fusion *f, const Node *x, bool shadow, bool write);
+void pg_touch_node(Launch *l, const Program *p, const Node *x, bool shadow, bool write);
+void pg_touch_as(Launch *l, Access a);   /* an access copied from another launch */
 int pg_seen_find(SeenSet *s, const char *key, int launch);
 /* Points every launch that reuses an earlier one's kernel (same_as) at that kernel's module (once modules are set). */
 void pg_resolve_same_as(Program *p);

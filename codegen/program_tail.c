@@ -46,7 +46,7 @@ static void batch_close(Program *p, Batch *mod, TailBatch *b, bool *keep) {
             Launch *m = &p->launches[b->members[i]];
             memcpy(args + (size_t)i * last->nargs, m->args, sizeof(BufRef) * (size_t)last->nargs);
             if (m == last) continue;
-            for (int a = 0; a < m->nacc; a++) pg_touch(last, m->acc[a].at, m->acc[a].bytes, m->acc[a].write);
+            for (int a = 0; a < m->nacc; a++) pg_touch_as(last, m->acc[a]);
             keep[b->members[i]] = false;
         }
         free(last->args);

@@ -297,19 +297,19 @@ bool pg_opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int errlen
     memcpy(l->args, args, sizeof(BufRef) * (size_t)nargs);
     for (int k = 0; k < n->nsrc; k++) {   /* through row maps to the buffer read, in the type read */
         const Node *x = fus_unmapped(f, fus_src(f, n, k));
-        pg_touch_node(l, f, x, pg_has_bf16_copy(f, x), false);
+        pg_touch_node(l, p, x, pg_has_bf16_copy(f, x), false);
     }
-    for (int k = 0; k < gr->nouts; k++) pg_touch_node(l, f, gr->outs[k], false, true);
+    for (int k = 0; k < gr->nouts; k++) pg_touch_node(l, p, gr->outs[k], false, true);
     for (int j = 0; j < nmore; j++) {   /* the other directions' inputs and outputs (conv_multi.c) */
         for (int k = 0; k < more[j]->nsrc; k++) {
             const Node *x = fus_unmapped(f, fus_src(f, more[j], k));
-            pg_touch_node(l, f, x, pg_has_bf16_copy(f, x), false);
+            pg_touch_node(l, p, x, pg_has_bf16_copy(f, x), false);
         }
-        pg_touch_node(l, f, more[j], false, true);
-        if (f->shadow[more[j]->id]) pg_touch_node(l, f, more[j], true, true);
+        pg_touch_node(l, p, more[j], false, true);
+        if (f->shadow[more[j]->id]) pg_touch_node(l, p, more[j], true, true);
     }
-    if (f->shadow[n->id]) pg_touch_node(l, f, n, true, true);
-    if (f->into[n->id]) pg_touch_node(l, f, f->into[n->id], true, true);
+    if (f->shadow[n->id]) pg_touch_node(l, p, n, true, true);
+    if (f->into[n->id]) pg_touch_node(l, p, f->into[n->id], true, true);
     const Buf *st = scan_states(f, n);   /* written by the forward, read by the backward */
     if (st) pg_touch(l, (BufRef){st->arena, st->offset}, st->bytes, n->op == OP_SCAN);
     if (first >= 0) l->same_as = first;

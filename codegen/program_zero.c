@@ -37,7 +37,7 @@ static void merge(Program *p, const int *m, int n, Batch *mod, SeenSet *seen, bo
     for (int k = 1; k < n; k++) {
         Launch *z = &p->launches[m[k]];
         l->args[k] = z->dst;
-        for (int a = 0; a < z->nacc; a++) pg_touch(l, z->acc[a].at, z->acc[a].bytes, z->acc[a].write);
+        for (int a = 0; a < z->nacc; a++) pg_touch_as(l, z->acc[a]);
         keep[m[k]] = false;
     }
     const int same = pg_seen_find(seen, ks.key, m[0]);

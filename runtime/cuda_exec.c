@@ -389,7 +389,8 @@ Exec *cuda_exec_create(const Graph *g, Node *const *keep, int nkeep, const CudaE
                          .no_own_gemm = cli_env_int("VMC_OWN_GEMM", 0, 3, 1) == 0,
                          .no_conv_multi = cli_env_int("VMC_CONV_MULTI", 0, 1, 1) == 0,
                          .conv_multi_bwd = cli_env_int("VMC_CONV_MULTI_BWD", 0, 1, 0) == 1,
-                         .merge_memsets = cli_env_int("VMC_ZERO_MERGE", 0, 1, 0) == 1};
+                         .merge_memsets = cli_env_int("VMC_ZERO_MERGE", 0, 1, 0) == 1,
+                         .exact_view_deps = cli_env_int("VMC_EXACT_DEPS", 0, 1, 0) == 1};
     c->p = program_build(g, keep, nkeep, &po, err, errlen);
     if (!c->p) { free(c); return NULL; }
     c->base.vt = &CUDA_VT;
@@ -473,7 +474,7 @@ void cuda_exec_profile(Exec *e, const StepInfo *s, int steps, CudaProfile *prof)
             if (j < prof->nk) {
                 prof->kms[j] += ms;
                 prof->kcalls[j]++;
-                for (int a = 0; a < c->p->launches[k].nacc; a++) prof->kbytes[j] += (double)c->p->launches[k].acc[a].bytes;
+                for (int a = 0; a < c->p->launches[k].nacc; a++) prof->kbytes[j] += (double)c->p->launches[k].acc[a].moved;
             }
         }
     }

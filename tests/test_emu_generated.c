@@ -151,7 +151,7 @@ static void check_outputs(const char *what, Graph *g, Node **ys, int nys, Node *
     char drv[320], cmd[1600], out[320];
     snprintf(drv, sizeof drv, "%s/kernel.cpp", tmp);
     write_driver(drv, f, gr, &ks, bf16);
-    snprintf(cmd, sizeof cmd, "cd %s && %s -std=c++17 -O1 -w -I%s kernel.cpp %s/cuda_emu.cpp -o kernel -lpthread && ./kernel",
+    snprintf(cmd, sizeof cmd, "cd %s && %s -std=c++17 -O1 -w -fsanitize=address -I%s kernel.cpp %s/cuda_emu.cpp -o kernel -lpthread && ./kernel",
              tmp, cxx, emu_dir, emu_dir);
     const int rc = system(cmd);
     for (int k = 0; k < nys; k++) {

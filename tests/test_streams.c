@@ -228,6 +228,7 @@ static void check_plan(const Program *p, const StreamPlan *sp, const char *what)
 
 static bool multi_bwd;   /* programs built with ProgramOptions.conv_multi_bwd */
 static bool merge_zero;  /* ... and merge_memsets */
+static bool exact_deps;  /* ... and exact_view_deps */
 
 /* The step graph of a model in file (VMC_ROOT-relative) built into a program (no NVRTC); NULL after a CHECK. */
 static Program *build(const char *file, const char *model, bool train, bool bf16, const DslSet *sets, int nsets,
@@ -242,7 +243,8 @@ static Program *build(const char *file, const char *model, bool train, bool bf16
     sg->g = NULL;
     if (!*m) return NULL;
     if (!step_graph_build(*m, model, train, sg, &d)) { CHECK(0, "step graph of %s", model); return NULL; }
-    ProgramOptions po = {.arch = 90, .bf16 = bf16, .no_compile = true, .conv_multi_bwd = multi_bwd, .merge_memsets = merge};
+    ProgramOptions po = {.arch = 90, .bf16 = bf16, .no_compile = true, .conv_multi_bwd = multi_bwd, .merge_memsets = merge,
+                         .exact_view_deps = exact_deps};
     char err[1024];
     Program *p = program_build(sg->g, NULL, 0, &po, err, sizeof err);
     CHECK(p, "program_build: %s", err);
@@ -255,9 +257,9 @@ static void check_model(const char *file, const char *model, bool train, bool bf
     Program *p = build(file, model, train, bf16, sets, nsets, merge_zero, &m, &sg);
     for (int ns = 1; p && ns <= 8; ns *= 2) {
         char what[160];
-        snprintf(what, sizeof what, "%s %s%s%s%s, %d stream%s", model, train ? "train" : "infer", bf16 ? " bf16" : "",
-                 multi_bwd ? " (one conv1d backward a layer)" : "", merge_zero ? " (memsets merged)" : "", ns,
-                 ns > 1 ? "s" : "");
+        snprintf(what, sizeof what, "%s %s%s%s%s%s, %d stream%s", model, train ? "train" : "infer", bf16 ? " bf16" : "",
+                 multi_bwd ? " (one conv1d backward a layer)" : "", merge_zero ? " (memsets merged)" : "",
+                 exact_deps ? " (views ordered by their own range)" : "", ns, ns > 1 ? "s" : "");
         StreamPlan *sp = stream_plan(p, ns);
         check_plan(p, sp, what);
         stream_plan_free(sp);
@@ -322,6 +324,53 @@ static void check_zero_merge(const char *file, const char *model, bool bf16, con
     for (int k = 0; k < 2; k++) { program_free(p[k]); graph_free(sg[k].g); dsl_free(m[k]); }
 }
 
+/* Accesses (program.h): a view moves its own bytes, but orders launches by its owner's whole buffer unless
+ * exact_view_deps, where the range is the view's own. Apart from where memsets are hoisted to (by the ranges),
+ * both programs have the same launches, accesses and moved bytes; the exact ranges lie inside the whole ones, so a
+ * launch never follows more launches than before, and fewer where views kept them apart. */
+static void check_exact_deps(const char *file, const char *model, bool bf16, const DslSet *sets, int nsets) {
+    DslModule *m[2];
+    StepGraph sg[2];
+    Program *p[2];
+    for (int k = 0; k < 2; k++) {
+        exact_deps = k == 1;
+        p[k] = build(file, model, true, bf16, sets, nsets, false, &m[k], &sg[k]);
+    }
+    exact_deps = false;
+    if (p[0] && p[1]) {
+        CHECK(p[0]->nlaunches == p[1]->nlaunches, "%s: %d launches against %d", model, p[1]->nlaunches, p[0]->nlaunches);
+        int j = 0, views = 0, bad = 0;
+        double whole = 0, moved = 0;
+        for (int k = 0; k < p[0]->nlaunches && !bad; k++) {
+            const Launch *a = &p[0]->launches[k];
+            if (a->kind == LK_MEMSET) continue;
+            while (j < p[1]->nlaunches && p[1]->launches[j].kind == LK_MEMSET) j++;
+            const Launch *b = &p[1]->launches[j++];
+            bad += b->kind != a->kind || strcmp(b->name, a->name) || b->nacc != a->nacc;
+            for (int c = 0; !bad && c < a->nacc; c++) {
+                const Access *w = &a->acc[c], *e = &b->acc[c];
+                bad += e->write != w->write || e->moved != w->moved || e->bytes != e->moved || w->moved > w->bytes ||
+                       e->at.arena != w->at.arena || e->at.offset < w->at.offset ||
+                       e->at.offset + e->bytes > w->at.offset + w->bytes;
+                views += w->bytes != e->bytes;
+                whole += (double)w->bytes;
+                moved += (double)w->moved;
+            }
+        }
+        CHECK(!bad && views > 0, "%s: accesses differ otherwise than by views' ranges (%d views)", model, views);
+        long edges[2] = {0, 0};
+        for (int k = 0; k < 2; k++) {
+            StreamPlan *sp = stream_plan(p[k], 8);
+            for (int i = 0; i < p[k]->nlaunches; i++) edges[k] += sp->nwait[i];
+            stream_plan_free(sp);
+        }
+        printf("%s: %d view accesses; declared %.1f GB whole, %.1f GB moved; 8 streams: %ld waits ordered by views' "
+               "own ranges, %ld by whole buffers\n", model, views, whole / 1e9, moved / 1e9, edges[1], edges[0]);
+        CHECK(moved < whole, "%s: views move no less than their owners' buffers", model);
+    }
+    for (int k = 0; k < 2; k++) { program_free(p[k]); graph_free(sg[k].g); dsl_free(m[k]); }
+}
+
 int main(void) {
     check_model("models/tiny.vmc", "tiny_pretrain", true, false, NULL, 0);
     check_model("models/tiny.vmc", "tiny_ft", true, true, NULL, 0);
@@ -339,6 +388,15 @@ int main(void) {
     check_model("models/arm_b.vmc", "arm_b_pretrain", true, true, small, 1);
     check_zero_merge("models/arm_b.vmc", "arm_b_ft224", true, small, 1);
     check_zero_merge("models/arm_b.vmc", "arm_b_pretrain", true, small, 1);
+    merge_zero = false;
+    exact_deps = true;   /* views ordered by their own ranges (Access) */
+    check_model("models/tiny.vmc", "tiny_pretrain", true, false, NULL, 0);
+    check_model("models/tiny.vmc", "tiny_ft", true, true, NULL, 0);
+    check_model("models/arm_b.vmc", "arm_b_ft224", true, true, small, 1);
+    check_model("models/arm_b.vmc", "arm_b_pretrain", true, true, small, 1);
+    exact_deps = false;
+    check_exact_deps("models/arm_b.vmc", "arm_b_ft224", true, small, 1);
+    check_exact_deps("models/arm_b.vmc", "arm_b_pretrain", true, small, 1);
     if (failures) { fprintf(stderr, "test_streams: %d failure(s)\n", failures); return 1; }
     printf("test_streams: ok\n");
     return 0;
