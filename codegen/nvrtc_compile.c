@@ -104,6 +104,22 @@ static bool read_file(const char *path, void **data, size_t *size) {
     return true;
 }
 
+/* A cached log, NUL-terminated; NULL if there is none. */
+static char *read_text(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *buf = NULL;
+    size_t len = 0, cap = 0, got;
+    do {
+        if (len + 4096 > cap) buf = xrealloc(buf, cap = 2 * cap + 4096);
+        got = fread(buf + len, 1, cap - len - 1, f);
+        len += got;
+    } while (got > 0);
+    fclose(f);
+    buf[len] = 0;
+    return buf;
+}
+
 /* Best effort: a cache that cannot be written only costs the next run a compile. */
 static void write_atomic(const char *path, const void *data, size_t size) {
     char tmp[1300];
@@ -167,6 +183,8 @@ static bool run_nvrtc(const char *src, const char *name, int arch, const char *c
         api.nvrtcDestroyProgram(&prog);
         return false;
     }
+    out->log = program_log(prog);
+    if (!out->log[0]) { free(out->log); out->log = NULL; }
     size_t n = 0;
     r = api.nvrtcGetCUBINSize(prog, &n);
     if (r == NVRTC_SUCCESS && n > 0) {
@@ -190,17 +208,26 @@ bool nvrtc_compile(const char *src, const char *name, int arch, const char *cons
     char key[40], path[1200];
     cache_key(src, arch, opts, nopts, key);
     const char *dir = nvrtc_cache_dir();
+    char logpath[1200];
     if (dir) {
         snprintf(path, sizeof path, "%s/%s-sm%d.cubin", dir, key, arch);
-        if (read_file(path, &out->cubin, &out->size)) { out->from_cache = true; return true; }
+        snprintf(logpath, sizeof logpath, "%s/%s-sm%d.log", dir, key, arch);
+        if (read_file(path, &out->cubin, &out->size)) {
+            out->from_cache = true;
+            out->log = read_text(logpath);
+            return true;
+        }
     }
     if (!run_nvrtc(src, name, arch, opts, nopts, key, out, err, errlen)) return false;
+    if (dir && out->log) write_atomic(logpath, out->log, strlen(out->log));   /* (before the cubin that finds it) */
     if (dir) write_atomic(path, out->cubin, out->size);
     return true;
 }
 
 void nvrtc_binary_free(NvrtcBinary *b) {
     free(b->cubin);
+    free(b->log);
     b->cubin = NULL;
+    b->log = NULL;
     b->size = 0;
 }

@@ -28,6 +28,8 @@ typedef struct NvrtcBinary {
     void *cubin;        /* malloc'd; free with nvrtc_binary_free */
     size_t size;
     bool from_cache;
+    char *log;          /* NVRTC's program log (ptxas' lines with PTXAS_VERBOSE), kept in the cache beside the cubin;
+                         * NULL when empty */
 } NvrtcBinary;
 
 /* Compiles `src` (a translation unit; kernels should be extern "C") for sm_<arch> (80, 90, ...). `name` labels

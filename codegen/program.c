@@ -2,6 +2,7 @@
  * NVRTC modules, template instantiations for the opaque ops, GEMM descriptors, memsets and ASSIGN copies), then
  * compiles every module on a thread pool through the NVRTC disk cache. No GPU is touched here. */
 #include "program_impl.h"
+#include "ptxas_info.h"
 #include "streams.h"
 #include <pthread.h>
 #include <stdlib.h>
@@ -393,7 +394,9 @@ static void *compile_worker(void *arg) {
         if (k >= pool->p->nmodules) return NULL;
         Module *m = &pool->p->modules[k];
         char err[1024];
-        if (!nvrtc_compile(m->src, m->label, pool->p->opt.arch, NULL, 0, &m->bin, err, sizeof err)) {
+        const char *opts[] = {PTXAS_VERBOSE};
+        const int nopts = pool->p->opt.ptxas_info ? 1 : 0;
+        if (!nvrtc_compile(m->src, m->label, pool->p->opt.arch, opts, nopts, &m->bin, err, sizeof err)) {
             pthread_mutex_lock(&pool->mu);
             if (!pool->failed) snprintf(pool->err, sizeof pool->err, "%.200s: %.800s", m->label, err);
             pool->failed = true;

@@ -88,6 +88,7 @@ typedef struct ProgramOptions {
                                  * default until checked on a GPU: VMC_CONV_MULTI_BWD=1) */
     bool merge_memsets;         /* the small memsets that stand together in the launch list as one zeroing kernel
                                  * (program_zero.c; off by default until timed on a GPU: VMC_ZERO_MERGE=1) */
+    bool ptxas_info;            /* NVRTC runs ptxas verbosely: registers and spills per kernel (ptxas_info.h) */
     bool exact_view_deps;       /* a view orders launches by its own range, not its owner's whole buffer (Access;
                                  * off by default until timed on a GPU: VMC_EXACT_DEPS=1) */
     int reuse_delay;            /* Fusion.reuse_delay: groups an activation's memory stays reserved after its last

@@ -353,8 +353,7 @@ char *template_conv1d_bwd_multi(const Conv1dSpec *s, int ndir, const RowMap *xma
     if (knob) warps = v[0], mbatch = v[1];
     int per_thread = (int)((s->L + warps - 1) / warps);
     per_thread = per_thread < s->K - 1 ? (int)s->K - 1 : per_thread;   /* (a warp's dx needs K - 1 rows of the next) */
-    const int64_t stage_floats = (2 * rows + (s->K - 1) * warps) * 32;
-    const int64_t red_floats = (int64_t)ndir * (s->K + 1) * 32 * warps;
+    const int64_t smem_floats = (2 * rows + 2 * s->K * warps) * 32;   /* x, the dx sum, g rows, dw/db sums */
     Defs ds = {0};
     conv_defs(&s0, &ds);
     def_int(&ds, "CONV_BACKWARD", 1);
@@ -364,7 +363,7 @@ char *template_conv1d_bwd_multi(const Conv1dSpec *s, int ndir, const RowMap *xma
     def_int(&ds, "CONV_MBATCH", mbatch);
     /* as many blocks an SM as its shared memory holds (228 KiB, 1 KiB of it reserved per block), as long as a
      * thread keeps 64 registers (fewer spill its rows' loads) */
-    const int64_t smem = 4 * (stage_floats > red_floats ? stage_floats : red_floats);
+    const int64_t smem = 4 * smem_floats;
     const int most = warps < 32 ? 32 / warps : 1;   /* 32 warps an SM: 64 registers a thread */
     int blocks = (int)(228 * 1024 / (smem + 1024));
     blocks = blocks < 1 ? 1 : blocks > most ? most : blocks;

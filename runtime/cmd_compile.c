@@ -8,6 +8,7 @@
 #include "commands.h"
 #include "cuda_exec.h"
 #include "optim.h"
+#include "ptxas_info.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,7 +65,7 @@ bool step_graph_build(DslModule *m, const char *model, bool train, StepGraph *ou
 typedef struct Args {
     const char *file, *model, *dump;
     int arch, threads;
-    bool train, bf16, no_nvrtc, groups, launches, help, scan_recompute;
+    bool train, bf16, no_nvrtc, groups, launches, help, scan_recompute, ptxas;
     DslSet *sets; int nsets;
     const char **inc; int ninc;
 } Args;
@@ -72,8 +73,8 @@ typedef struct Args {
 static void usage(FILE *f) {
     fprintf(f,
         "usage: vmc compile FILE [--model NAME] [--arch sm_90] [--train] [--bf16] [--dump-kernels DIR] [--dump-groups]\n"
-        "                   [--dump-launches] [--no-nvrtc] [--scan-recompute] [--threads N] [--set NAME=VALUE]...\n"
-        "                   [-I DIR]...\n"
+        "                   [--dump-launches] [--no-nvrtc] [--ptxas-info] [--scan-recompute] [--threads N]\n"
+        "                   [--set NAME=VALUE]... [-I DIR]...\n"
         "  builds each model's step graph, fuses it, generates CUDA C for every group and NVRTC-compiles it (disk\n"
         "  cache); prints nodes, groups, kernels, GEMMs and timings per model. Needs no GPU.\n"
         "  --model NAME        only this model (default: every model in FILE)\n"
@@ -82,9 +83,11 @@ static void usage(FILE *f) {
         "  --bf16              bf16 GEMM operands (default: fp32 everywhere)\n"
         "  --dump-kernels DIR  write every generated module's CUDA source into DIR\n"
         "  --dump-groups       print the fusion groups\n"
-        "  --dump-launches     print the step's launches in order (kernels, GEMMs, memsets, copies): grid, declared\n"
-        "                      reads and writes\n"
+        "  --dump-launches     print the step's launches in order (kernels, GEMMs, memsets, copies): grid, and the\n"
+        "                      bytes each declares it reads and writes\n"
         "  --no-nvrtc          generate the sources only, do not compile them\n"
+        "  --ptxas-info        NVRTC runs ptxas verbosely: prints the most registers a kernel takes and every kernel\n"
+        "                      with a stack frame or spills\n"
         "  --scan-recompute    training: the scan backward recomputes its chunk states instead of reading the\n"
         "                      forward's (less memory, more time)\n"
         "  --threads N         parallel NVRTC compiles (default: the number of cores)\n"
@@ -108,6 +111,7 @@ static bool parse(int argc, char **argv, Args *a) {
         else if (!strcmp(s, "--bf16")) a->bf16 = true;
         else if (!strcmp(s, "--no-nvrtc")) a->no_nvrtc = true;
         else if (!strcmp(s, "--scan-recompute")) a->scan_recompute = true;
+        else if (!strcmp(s, "--ptxas-info")) a->ptxas = true;
         else if (!strcmp(s, "--dump-groups")) a->groups = true;
         else if (!strcmp(s, "--dump-launches")) a->launches = true;
         else if (!strcmp(s, "--model") && more) a->model = argv[++k];
@@ -146,7 +150,7 @@ static int compile_model(const Args *a, DslModule *m, const char *model) {
     if (!step_graph_build(m, model, a->train, &sg, &d)) { graph_free(sg.g); return 1; }
     double t1 = now_s();
     ProgramOptions po = {.arch = a->arch, .dump_dir = a->dump, .threads = a->threads, .bf16 = a->bf16,
-                         .no_compile = a->no_nvrtc, .scan_recompute = a->scan_recompute,
+                         .no_compile = a->no_nvrtc, .scan_recompute = a->scan_recompute, .ptxas_info = a->ptxas,
                          .conv_multi_bwd = cli_env_int("VMC_CONV_MULTI_BWD", 0, 1, 0) == 1,   /* (as cuda_exec) */
                          .merge_memsets = cli_env_int("VMC_ZERO_MERGE", 0, 1, 0) == 1,
                          .exact_view_deps = cli_env_int("VMC_EXACT_DEPS", 0, 1, 0) == 1};
@@ -162,6 +166,7 @@ static int compile_model(const Args *a, DslModule *m, const char *model) {
            sg.g->nnodes, p->f->ngroups, p->nkernels, p->ngemms, t1 - t0, p->codegen_s, p->compile_s, p->ncached,
            p->nmodules);
     program_summary(p, stdout);
+    if (a->ptxas && !a->no_nvrtc) ptxas_report(p, stdout);
     if (a->groups) fusion_dump(p->f, stdout);
     if (a->launches) program_dump_launches(p, stdout);
     program_free(p);

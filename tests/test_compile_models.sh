@@ -33,6 +33,18 @@ run "$root/models/arm_b.vmc" --arch sm_80 --model arm_b_ft224 --train --bf16
 # the same with its memsets merged into zeroing kernels (program_zero.c; off by default): those kernels compile too
 VMC_ZERO_MERGE=1 run "$root/models/arm_b.vmc" --arch sm_80 --model arm_b_ft224 --train --bf16
 run "$root/models/arm_b.vmc" --arch sm_89 --model arm_b_pretrain --train --bf16
+# No kernel of ARM-B fine-tuning (training, also with the directions' conv1d backwards as one launch, and inference)
+# spills registers or takes a stack frame: ptxas' own report (vmc compile --ptxas-info)
+no_spills() {
+    run "$@" --ptxas-info
+    grep "^ptxas:" "$VMC_CACHE/out.log" || true
+    if ! grep -q "^ptxas: .*stack frames or spills: none$" "$VMC_CACHE/out.log"; then
+        echo "FAILED: a kernel spills or takes a stack frame: vmc compile $* --ptxas-info"; fail=1
+    fi
+}
+no_spills "$root/models/arm_b.vmc" --arch sm_90 --model arm_b_ft224 --train --bf16
+VMC_CONV_MULTI_BWD=1 no_spills "$root/models/arm_b.vmc" --arch sm_90 --model arm_b_ft224 --train --bf16
+no_spills "$root/models/arm_b.vmc" --arch sm_90 --model arm_b_ft224 --bf16 --set batch=256
 # ARM-H's skinny products (dt_rank 96, x_proj 128 wide) in vmc's own GEMM kernel, bf16 training
 run "$root/models/arm_h.vmc" --arch sm_90 --model arm_h_pretrain --train --bf16
 # ARM-B fine-tuning's token embedding (patch GEMM + bias, the class token concatenated in the middle, + pos) is

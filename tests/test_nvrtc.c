@@ -1,8 +1,10 @@
 /* test_nvrtc.c — [cpu] every device template instantiates and NVRTC-compiles for sm_80 and sm_90 at the ARM shapes
  * (L in {128, 197, 577}, D in {768, 1024, 1536}, N 16), f32 and bf16; the disk cache returns the same cubin; a
- * broken source fails with the log and a dumped file instead of exiting. Needs libnvrtc (no GPU). */
+ * broken source fails with the log and a dumped file instead of exiting; ptxas' verbose lines are kept and parsed.
+ * Needs libnvrtc (no GPU). */
 #define _GNU_SOURCE   /* memmem */
 #include "nvrtc_compile.h"
+#include "ptxas_info.h"
 #include "template.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,6 +79,48 @@ static void cache_roundtrip(void) {
     free(src);
 }
 
+/* PTXAS_VERBOSE: ptxas' lines reach NvrtcBinary.log (also from the cache) and ptxas_parse reads each entry's
+ * registers, stack and spills: a kernel holding 96 live values under a 32-register cap spills, one without a cap
+ * does not. */
+static void ptxas_lines(void) {
+    static const char *const SRC =
+        "extern \"C\" __global__ void __launch_bounds__(%d, %d) k_%s(const float *x, float *y) {\n"
+        "    float v[96];\n"
+        "#pragma unroll\n"
+        "    for (int i = 0; i < 96; i++) v[i] = x[threadIdx.x * 96 + i];\n"
+        "    float s = 0.f;\n"
+        "#pragma unroll\n"
+        "    for (int r = 0; r < 8; r++)\n"
+        "#pragma unroll\n"
+        "        for (int i = 0; i < 96; i++) s += v[i] * v[(i * 7 + r) %% 96];\n"
+        "    y[threadIdx.x] = s;\n"
+        "}\n";
+    const char *opts[] = {PTXAS_VERBOSE};
+    for (int capped = 0; capped < 2; capped++) {
+        char src[1024], name[16];
+        snprintf(name, sizeof name, capped ? "capped" : "free");
+        snprintf(src, sizeof src, SRC, capped ? 1024 : 128, capped ? 2 : 1, name);
+        for (int pass = 0; pass < 2; pass++) {   /* compiled, then from the cache */
+            NvrtcBinary bin;
+            char err[2048];
+            const bool ok = nvrtc_compile(src, name, 90, opts, 1, &bin, err, sizeof err);
+            EXPECT(ok && bin.log && bin.from_cache == (pass == 1), "%s pass %d: %s", name, pass, ok ? "no log" : err);
+            PtxasKernel k[4];
+            const int n = ok && bin.log ? ptxas_parse(bin.log, k, 4) : 0;
+            EXPECT(n == 1 && strstr(k[0].name, name) && k[0].registers > 0, "%s: %d kernels in the log", name, n);
+            if (n == 1 && capped)
+                EXPECT(k[0].registers <= 32 && k[0].spill_stores > 0 && k[0].spill_loads > 0,
+                       "capped: %d registers, %d B spill stores", k[0].registers, k[0].spill_stores);
+            if (n == 1 && !capped)
+                EXPECT(k[0].registers > 96 && !k[0].stack && !k[0].spill_stores, "free: %d registers, %d B stack",
+                       k[0].registers, k[0].stack);
+            if (n == 1 && pass == 0) printf("ptxas, %s: %d registers, %d B stack, %d B spill stores, %d B spill loads\n",
+                                            k[0].name, k[0].registers, k[0].stack, k[0].spill_stores, k[0].spill_loads);
+            nvrtc_binary_free(&bin);
+        }
+    }
+}
+
 static void compile_error_reported(void) {
     NvrtcBinary bin;
     char err[2048];
@@ -100,6 +144,7 @@ int main(void) {
     template_files(&n);
     EXPECT(n >= 4 && template_text("common.cuh") && template_text("selective_scan_bwd.cuh"), "templates embedded");
     cache_roundtrip();
+    ptxas_lines();
     compile_error_reported();
     compile_all_shapes();
     char cmd[600];

@@ -202,10 +202,10 @@ vmc_conv1d_fwd_multi(const X_T *__restrict__ x, const W_T *__restrict__ w0, cons
 //   dx    dx[t] = sum_k w[k] g[t + K - 1 - k] (the K - 1 rows past a warp's last from the next warp, through shared
 //         memory), written (first direction) or added to the staged sum at x's row X{j}_ROW(t): a permutation, so
 //         no two rows of one direction meet.
-// The sum is written once per batch; each direction's dw, db (zeroed before) get one atomic per value per block.
-// Arguments: x, dx_sum, then per direction j < 4: dy, dy2, w, bias, dw, db. Grid (ceil(D / 32), ceil(B / MBATCH)),
-// block (32, CONV_MWARPS), CONV_MWARPS * R >= L, R >= K - 1, X_LROWS == L; dynamic shared memory
-// (2 L + (K - 1) MWARPS) * 32 floats, or the warps' dw/db sums if more (CONV_NDIR * (K + 1) * 32 * MWARPS floats).
+// The sum is written once per batch; each direction's dw, db (zeroed before) get one atomic per value per block and
+// batch. Arguments: x, dx_sum, then per direction j < 4: dy, dy2, w, bias, dw, db. Grid (ceil(D / 32),
+// ceil(B / MBATCH)), block (32, CONV_MWARPS), CONV_MWARPS * R >= L, R >= K - 1, X_LROWS == L; dynamic shared memory
+// (2 L + 2 K MWARPS) * 32 floats.
 // Measured (H200, ARM-B fine-tuning, bf16, `vmc bench --top`), on the previous form of this kernel (every warp on
 // rows w, w + MWARPS, ... and each direction's g through a shared [L][32] array: 76 KB a block, 4 row-table lookups a
 // row): 0.434 ms a layer (16 warps, a batch a block; 0.53 with 2 batches) against 0.27 for the four separate
@@ -283,19 +283,36 @@ static __device__ __forceinline__ void conv_bwd_multi_dx(const float *gs, float 
     }
 }
 
-// Both phases of direction J (the block's barriers between them: gs is shared).
+// Both phases of direction J (the block's barriers between them: gs and red are shared). The direction's dw, db
+// sums live only through its grad phase: each warp leaves them in red ([warp][k][32], db at k = K), and during the
+// dx phase they are summed over the warps and added to dw, db, one atomic per value. (Kept in registers for all
+// directions through the kernel, 20 of them, they made ptxas spill at the 64 registers a thread has here.)
 template <int J>
-static __device__ __forceinline__ void conv_bwd_multi_dir(const float *xs, float *gs, float *ss,
+static __device__ __forceinline__ void conv_bwd_multi_dir(const float *xs, float *gs, float *ss, float *red,
                                                           const DY_T *__restrict__ dy, const DY2_T *__restrict__ dy2,
                                                           const W_T *__restrict__ w, const BIAS_T *__restrict__ bias,
-                                                          int b, int d, int c, float *dw_acc, float &db_acc) {
-    float wk[CONV_K], gv[CONV_MROWS];
+                                                          float *__restrict__ dw, float *__restrict__ db, int b, int d,
+                                                          int c) {
+    constexpr int K = CONV_K;
+    float wk[K], gv[CONV_MROWS], dw_acc[K], db_acc = 0.f;
 #pragma unroll
-    for (int k = 0; k < CONV_K; k++) wk[k] = to_f32(w[d * CONV_K + k]);
+    for (int k = 0; k < K; k++) {
+        wk[k] = to_f32(w[d * K + k]);
+        dw_acc[k] = 0.f;
+    }
     conv_bwd_multi_grad<J>(xs, gs, dy, dy2, wk, to_f32(bias[d]), b, d, c, gv, dw_acc, db_acc);
+#pragma unroll
+    for (int k = 0; k <= K; k++) red[(threadIdx.y * (K + 1) + k) * 32 + c] = k < K ? dw_acc[k] : db_acc;
     __syncthreads();
     conv_bwd_multi_dx<J, J == 0>(gs, ss, wk, c, gv);
-    __syncthreads();   // gs is read before the next direction rewrites it
+    for (int q = threadIdx.y * 32 + c; q < (K + 1) * 32; q += 32 * CONV_MWARPS) {
+        const int cc = q % 32, k = q / 32, dd = blockIdx.x * 32 + cc;
+        if (dd >= CONV_D) continue;
+        float sum = 0.f;
+        for (int wp = 0; wp < CONV_MWARPS; wp++) sum += red[(wp * (K + 1) + k) * 32 + cc];
+        atomicAdd(k < K ? &dw[dd * K + k] : &db[dd], sum);
+    }
+    __syncthreads();   // gs and red are read before the next direction rewrites them
 }
 
 extern "C" __global__ void __launch_bounds__(32 * CONV_MWARPS, CONV_MBLOCKS)
@@ -309,25 +326,18 @@ vmc_conv1d_bwd_multi(const X_T *__restrict__ x, OUT_T *__restrict__ dx_sum, cons
                      const DY2_T *__restrict__ dyb3, const W_T *__restrict__ w3, const BIAS_T *__restrict__ b3,
                      float *__restrict__ dw3, float *__restrict__ db3) {
     vmc_grid_entry();
-    constexpr int K = CONV_K, R = X_LROWS, ND = CONV_NDIR, NS = ND * (K + 1);
+    constexpr int K = CONV_K, R = X_LROWS;
     static_assert(R == CONV_L && CONV_MWARPS * CONV_MROWS >= CONV_L && CONV_MROWS >= K - 1, "conv1d backward (multi) rows");
 #ifdef __CUDA_ARCH__
     extern __shared__ __align__(16) float conv_sm[];
 #else
-    static __align__(16) float conv_sm[((2 * R + (K - 1) * CONV_MWARPS) * 32 > NS * 32 * CONV_MWARPS)
-                                           ? (2 * R + (K - 1) * CONV_MWARPS) * 32 : NS * 32 * CONV_MWARPS];
+    static __align__(16) float conv_sm[(2 * R + (2 * K) * CONV_MWARPS) * 32];
 #endif
-    float *xs = conv_sm, *ss = conv_sm + R * 32, *gs = conv_sm + 2 * R * 32;   // [R][32], [R][32], [warps][K-1][32]
+    // [R][32] x, [R][32] the dx sum, [warps][K-1][32] g rows, [warps][K+1][32] dw, db sums
+    float *xs = conv_sm, *ss = conv_sm + R * 32, *gs = conv_sm + 2 * R * 32, *red = gs + (K - 1) * CONV_MWARPS * 32;
     const int c = threadIdx.x, d_raw = blockIdx.x * 32 + c;
     const bool valid = d_raw < CONV_D;   // lanes past D compute on channel D-1 and write nothing
     const int d = valid ? d_raw : CONV_D - 1;
-    float dwa[ND][K], dba[ND];
-#pragma unroll
-    for (int j = 0; j < ND; j++) {
-        dba[j] = 0.f;
-#pragma unroll
-        for (int k = 0; k < K; k++) dwa[j][k] = 0.f;
-    }
     for (int bi = 0; bi < CONV_MBATCH; bi++) {
         const int b = blockIdx.y * CONV_MBATCH + bi;
         if (b >= CONV_B) break;   // (the same for the whole block)
@@ -343,49 +353,21 @@ vmc_conv1d_bwd_multi(const X_T *__restrict__ x, OUT_T *__restrict__ dx_sum, cons
             if (r < R) xs[r * 32 + c] = xv[i];
         }
         __syncthreads();
-        conv_bwd_multi_dir<0>(xs, gs, ss, dy0, dyb0, w0, b0, b, d, c, dwa[0], dba[0]);
+        conv_bwd_multi_dir<0>(xs, gs, ss, red, dy0, dyb0, w0, b0, dw0, db0, b, d, c);
 #if CONV_NDIR > 1
-        conv_bwd_multi_dir<1>(xs, gs, ss, dy1, dyb1, w1, b1, b, d, c, dwa[1], dba[1]);
+        conv_bwd_multi_dir<1>(xs, gs, ss, red, dy1, dyb1, w1, b1, dw1, db1, b, d, c);
 #endif
 #if CONV_NDIR > 2
-        conv_bwd_multi_dir<2>(xs, gs, ss, dy2, dyb2, w2, b2, b, d, c, dwa[2], dba[2]);
+        conv_bwd_multi_dir<2>(xs, gs, ss, red, dy2, dyb2, w2, b2, dw2, db2, b, d, c);
 #endif
 #if CONV_NDIR > 3
-        conv_bwd_multi_dir<3>(xs, gs, ss, dy3, dyb3, w3, b3, b, d, c, dwa[3], dba[3]);
+        conv_bwd_multi_dir<3>(xs, gs, ss, red, dy3, dyb3, w3, b3, dw3, db3, b, d, c);
 #endif
         if (valid) {   // (the next batch's first writes to ss come two barriers later)
             for (int r = threadIdx.y; r < R; r += CONV_MWARPS)
                 dx_sum[((size_t)b * R + r) * CONV_D + d] = from_f32<OUT_T>(ss[r * 32 + c]);
         }
     }
-    __syncthreads();   // the last sum is read out before the reduction reuses the memory
-    float *red = conv_sm;   // [warp][direction * (K + 1) + k][32]: dw (k < K) and db (k = K) per warp
-#pragma unroll
-    for (int j = 0; j < ND; j++) {
-#pragma unroll
-        for (int k = 0; k <= K; k++) red[(threadIdx.y * NS + j * (K + 1) + k) * 32 + c] = k < K ? dwa[j][k] : dba[j];
-    }
-    __syncthreads();
-    // one direction's K + 1 sums of each of the 32 channels, summed over the warps, added to dw, db
-    auto flush = [&](int j, float *__restrict__ dw, float *__restrict__ db) {
-        for (int q = threadIdx.y * 32 + c; q < (K + 1) * 32; q += 32 * CONV_MWARPS) {
-            const int cc = q % 32, k = q / 32, dd = blockIdx.x * 32 + cc;
-            if (dd >= CONV_D) continue;
-            float sum = 0.f;
-            for (int wp = 0; wp < CONV_MWARPS; wp++) sum += red[(wp * NS + j * (K + 1) + k) * 32 + cc];
-            atomicAdd(k < K ? &dw[dd * K + k] : &db[dd], sum);
-        }
-    };
-    flush(0, dw0, db0);
-#if CONV_NDIR > 1
-    flush(1, dw1, db1);
-#endif
-#if CONV_NDIR > 2
-    flush(2, dw2, db2);
-#endif
-#if CONV_NDIR > 3
-    flush(3, dw3, db3);
-#endif
 }
 #elif !defined(CONV_BACKWARD)
 extern "C" __global__ void __launch_bounds__(CONV_THREADS)
