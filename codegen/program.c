@@ -529,14 +529,26 @@ void program_free(Program *p) {
     free(p);
 }
 
+double launch_moved_bytes(const Launch *l, bool write) {
+    double sum = 0;
+    for (int a = 0; a < l->nacc; a++) {
+        const Access *x = &l->acc[a];
+        bool seen = false;   /* (one input read for several directions, as the multi-direction conv1d does) */
+        for (int b = 0; b < a && !seen; b++)
+            seen = l->acc[b].write == x->write && l->acc[b].at.arena == x->at.arena &&
+                   l->acc[b].at.offset == x->at.offset && l->acc[b].moved == x->moved;
+        if (x->write == write && !seen) sum += (double)x->moved;
+    }
+    return sum;
+}
+
 void program_dump_launches(const Program *p, FILE *out) {
     static const char *const KIND[] = {"kernel", "gemm", "memset", "copy"};
     fprintf(out, "%-6s %-6s %-11s %-44s %-22s %9s %9s\n", "launch", "kind", "class", "what", "grid x block",
             "reads MB", "writes MB");
     for (int k = 0; k < p->nlaunches; k++) {
         const Launch *l = &p->launches[k];
-        double rd = 0, wr = 0;   /* what the launch declares it moves */
-        for (int j = 0; j < l->nacc; j++) *(l->acc[j].write ? &wr : &rd) += (double)l->acc[j].moved / 1e6;
+        const double rd = launch_moved_bytes(l, false) / 1e6, wr = launch_moved_bytes(l, true) / 1e6;
         char what[96] = "", shape[48] = "";
         switch (l->kind) {
         case LK_KERNEL:

@@ -123,5 +123,7 @@ void program_free(Program *p);
 void program_summary(const Program *p, FILE *out);
 /* The step's launches in order, a line each: kind, time class, kernel (or GEMM shape), grid, declared reads/writes. */
 void program_dump_launches(const Program *p, FILE *out);
+/* The bytes launch l declares it reads (or writes): each access's moved bytes, an access repeated once. */
+double launch_moved_bytes(const Launch *l, bool write);
 /* Size in bytes of the workspace arena part used by cuBLASLt (the rest holds bf16 operand copies). */
 enum { PROGRAM_GEMM_WORKSPACE = 32 << 20 };

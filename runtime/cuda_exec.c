@@ -474,7 +474,7 @@ void cuda_exec_profile(Exec *e, const StepInfo *s, int steps, CudaProfile *prof)
             if (j < prof->nk) {
                 prof->kms[j] += ms;
                 prof->kcalls[j]++;
-                for (int a = 0; a < c->p->launches[k].nacc; a++) prof->kbytes[j] += (double)c->p->launches[k].acc[a].moved;
+                prof->kbytes[j] += launch_moved_bytes(&c->p->launches[k], false) + launch_moved_bytes(&c->p->launches[k], true);
             }
         }
     }
