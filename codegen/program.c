@@ -141,6 +141,26 @@ void pg_resolve_same_as(Program *p) {
 
 static int64_t align256(int64_t x) { return (x + 255) / 256 * 256; }
 
+/* The elements of input x that group gr reads, when all its members that read x take parts of it (slices,
+ * extracts of a packed result; each distinct part once); else x's own count. */
+static int64_t elements_read(const Fusion *f, const Group *gr, const Node *x) {
+    int64_t n = 0;
+    for (int i = 0; i < gr->nmembers; i++) {
+        const Node *m = gr->members[i];
+        bool reads = false, again = false;
+        for (int s = 0; s < m->nsrc; s++) reads |= fus_src(f, m, s) == x;
+        if (!reads) continue;
+        if ((m->op != OP_SLICE && m->op != OP_EXTRACT) || m->nsrc != 1) return shape_numel(x->shape);
+        for (int j = 0; j < i && !again; j++) {   /* the same part taken twice */
+            const Node *o = gr->members[j];
+            again = o->op == m->op && o->nsrc == 1 && fus_src(f, o, 0) == x && !memcmp(o->i, m->i, sizeof m->i) &&
+                    shape_numel(o->shape) == shape_numel(m->shape);
+        }
+        if (!again) n += shape_numel(m->shape);
+    }
+    return n > 0 && n < shape_numel(x->shape) ? n : shape_numel(x->shape);
+}
+
 static void generated(Program *p, Batch *b, SeenSet *seen, const Group *gr) {
     for (int k = 0; k < gr->nouts; k++) {   /* a new weight also goes to its kept bf16 copy (to_bf16) */
         const Node *o = gr->outs[k];
@@ -170,6 +190,9 @@ static void generated(Program *p, Batch *b, SeenSet *seen, const Group *gr) {
         const bool copy = codegen_reads_copy(p->f, gr, gr->ins[k]);
         l->args[k] = copy ? pg_shadow_ref(p->f, gr->ins[k]) : pg_bufref(p, gr->ins[k]);
         pg_touch_node(l, p, gr->ins[k], copy, false);
+        const int64_t n = shape_numel(gr->ins[k]->shape), part = elements_read(p->f, gr, gr->ins[k]);
+        Access *a = &l->acc[l->nacc - 1];
+        if (part < n) a->moved = a->moved / n * part;   /* (moved is n elements, or the owner's aligned bytes) */
     }
     for (int k = 0; k < gr->nouts; k++) l->args[gr->nins + k] = pg_bufref(p, gr->outs[k]);
     for (int k = 0, j = gr->nins + gr->nouts; k < gr->nouts; k++) {
