@@ -88,6 +88,16 @@ static const Buf *scan_states(const Fusion *f, const Node *n) {
     return &f->states[n->op == OP_SCAN ? n->id : f->scan_pair[n->id]->id];
 }
 
+/* Template input v: the buffer under its row map (if any) in the type read, of which it moves v's rows only (a
+ * direction's permutation of all of them, or a column block, say x of in_proj's [x | z]). */
+static void touch_template_input(Launch *l, const Program *p, const Node *v) {
+    const Node *x = fus_unmapped(p->f, v);
+    pg_touch_node(l, p, x, pg_has_bf16_copy(p->f, x), false);
+    const int64_t nx = shape_numel(x->shape), nv = shape_numel(v->shape);
+    Access *a = &l->acc[l->nacc - 1];
+    if (nv < nx) a->moved = a->moved / nx * nv;
+}
+
 /* The convs whose launch is gr's besides its own (conv_multi.c), in schedule order; returns how many. */
 static int conv_multi_members(const Fusion *f, const Group *gr, const Node **more) {
     int n = 0;
@@ -295,16 +305,10 @@ bool pg_opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int errlen
     l->smem = kl.smem;
     pg_set_args(l, nargs);
     memcpy(l->args, args, sizeof(BufRef) * (size_t)nargs);
-    for (int k = 0; k < n->nsrc; k++) {   /* through row maps to the buffer read, in the type read */
-        const Node *x = fus_unmapped(f, fus_src(f, n, k));
-        pg_touch_node(l, p, x, pg_has_bf16_copy(f, x), false);
-    }
+    for (int k = 0; k < n->nsrc; k++) touch_template_input(l, p, fus_src(f, n, k));
     for (int k = 0; k < gr->nouts; k++) pg_touch_node(l, p, gr->outs[k], false, true);
     for (int j = 0; j < nmore; j++) {   /* the other directions' inputs and outputs (conv_multi.c) */
-        for (int k = 0; k < more[j]->nsrc; k++) {
-            const Node *x = fus_unmapped(f, fus_src(f, more[j], k));
-            pg_touch_node(l, p, x, pg_has_bf16_copy(f, x), false);
-        }
+        for (int k = 0; k < more[j]->nsrc; k++) touch_template_input(l, p, fus_src(f, more[j], k));
         pg_touch_node(l, p, more[j], false, true);
         if (f->shadow[more[j]->id]) pg_touch_node(l, p, more[j], true, true);
     }
