@@ -6,9 +6,9 @@
 #include <pthread.h>
 #include <vector>
 
-thread_local dim3 threadIdx;
-dim3 blockIdx, blockDim, gridDim;
-static pthread_barrier_t block_bar, warp_bar[32];
+thread_local dim3 threadIdx, blockIdx;
+dim3 blockDim, gridDim;
+static pthread_barrier_t block_bar, block_end, warp_bar[32];
 static float warp_slot[32][32];
 static std::mutex atomic_mu;
 
@@ -85,11 +85,20 @@ void emu_ldmatrix(unsigned *r, const unsigned short *p, int count, bool trans) {
     pthread_barrier_wait(&warp_bar[w]);
 }
 
+// Each thread of the block runs every block of the grid in turn; a barrier after each keeps them in step
+// (a block's shared memory, a static, is free once all have left it). Creating the threads once a launch, not once
+// a block, made the whole-step emulation (test_emu_exec) several times faster.
 struct ThreadArg { dim3 idx; const std::function<void()> *body; };
 static void *thread_main(void *p) {
     ThreadArg *a = (ThreadArg *)p;
     threadIdx = a->idx;
-    (*a->body)();
+    for (unsigned bz = 0; bz < gridDim.z; bz++)
+        for (unsigned by = 0; by < gridDim.y; by++)
+            for (unsigned bx = 0; bx < gridDim.x; bx++) {
+                blockIdx = {bx, by, bz};
+                (*a->body)();
+                pthread_barrier_wait(&block_end);
+            }
     return nullptr;
 }
 
@@ -100,23 +109,20 @@ void emu_launch(dim3 grid, dim3 block, const std::function<void()> &body) {
     blockDim = block;
     std::vector<pthread_t> th((size_t)n);
     std::vector<ThreadArg> args((size_t)n);
-    for (unsigned bz = 0; bz < grid.z; bz++)
-        for (unsigned by = 0; by < grid.y; by++)
-            for (unsigned bx = 0; bx < grid.x; bx++) {
-                blockIdx = {bx, by, bz};
-                pthread_barrier_init(&block_bar, nullptr, (unsigned)n);
-                for (int w = 0; w < n / 32; w++) pthread_barrier_init(&warp_bar[w], nullptr, 32);
-                for (int t = 0; t < n; t++) {
-                    args[(size_t)t] = {{(unsigned)t % block.x, ((unsigned)t / block.x) % block.y,
-                                        (unsigned)t / (block.x * block.y)}, &body};
-                    pthread_attr_t at;
-                    pthread_attr_init(&at);
-                    pthread_attr_setstacksize(&at, 1 << 20);
-                    if (pthread_create(&th[(size_t)t], &at, thread_main, &args[(size_t)t])) abort();
-                    pthread_attr_destroy(&at);
-                }
-                for (int t = 0; t < n; t++) pthread_join(th[(size_t)t], nullptr);
-                pthread_barrier_destroy(&block_bar);
-                for (int w = 0; w < n / 32; w++) pthread_barrier_destroy(&warp_bar[w]);
-            }
+    pthread_barrier_init(&block_bar, nullptr, (unsigned)n);
+    pthread_barrier_init(&block_end, nullptr, (unsigned)n);
+    for (int w = 0; w < n / 32; w++) pthread_barrier_init(&warp_bar[w], nullptr, 32);
+    for (int t = 0; t < n; t++) {
+        args[(size_t)t] = {{(unsigned)t % block.x, ((unsigned)t / block.x) % block.y, (unsigned)t / (block.x * block.y)},
+                           &body};
+        pthread_attr_t at;
+        pthread_attr_init(&at);
+        pthread_attr_setstacksize(&at, 1 << 20);
+        if (pthread_create(&th[(size_t)t], &at, thread_main, &args[(size_t)t])) abort();
+        pthread_attr_destroy(&at);
+    }
+    for (int t = 0; t < n; t++) pthread_join(th[(size_t)t], nullptr);
+    pthread_barrier_destroy(&block_bar);
+    pthread_barrier_destroy(&block_end);
+    for (int w = 0; w < n / 32; w++) pthread_barrier_destroy(&warp_bar[w]);
 }

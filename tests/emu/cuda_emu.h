@@ -1,5 +1,5 @@
 // cuda_emu.h — just enough of CUDA to run vmc's hand-written templates on the CPU in tests: blocks run one at a
-// time, each thread of a block is a pthread; __syncthreads is a block barrier, a warp shuffle goes through a
+// time, each thread of a block is a pthread (the same ones go through every block of a launch, in step); __syncthreads is a block barrier, a warp shuffle goes through a
 // per-warp exchange slot between two warp barriers, atomics take one lock. Catches indexing, chunking, reduction
 // and race-free-ness bugs (a thread waiting on a barrier others skip deadlocks the test) before a GPU run.
 #pragma once
@@ -14,8 +14,8 @@ struct float4 { float x, y, z, w; };
 struct float2 { float x, y; };
 struct uint4 { unsigned x, y, z, w; };
 struct uint2 { unsigned x, y; };
-extern thread_local dim3 threadIdx;
-extern dim3 blockIdx, blockDim, gridDim;
+extern thread_local dim3 threadIdx, blockIdx;
+extern dim3 blockDim, gridDim;
 
 #define __global__
 #define __device__
