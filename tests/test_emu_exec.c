@@ -163,6 +163,8 @@ int main(int argc, char **argv) {
     if (!m) { fprintf(stderr, "cannot load %s\n", path); return 1; }
     printf("tiny_pretrain, fp32: loss and every gradient\n");
     grads(m, "tiny_pretrain", false, 1e-5);   /* (the same arithmetic but for summation orders) */
+    printf("tiny_ft, fp32: loss and every gradient\n");
+    grads(m, "tiny_ft", false, 1e-5);
     printf("tiny_pretrain, bf16 GEMM operands (the decoder's softmax recomputed in its backward)\n");
     grads(m, "tiny_pretrain", true, 1e-1);
     printf("tiny_ft, bf16 GEMM operands (4 directions: conv1d forward as one launch, scan copies in bf16)\n");
