@@ -199,6 +199,8 @@ static void emu_free(Exec *x) {
     free(e);
 }
 
+const Program *emu_exec_program(const Exec *x) { return ((const Emu *)x)->p; }
+
 static const ExecVT EMU_VT = {"emu", emu_run, emu_write, emu_read, emu_read_start, emu_read_finish, emu_write,
                               emu_write_release, emu_free};
 

@@ -11,3 +11,5 @@
 /* cxx: the C++ compiler; emu_dir: tests/emu. NULL with the reason in err. Compiling takes seconds per module. */
 Exec *emu_exec_new(const Graph *g, Node *const *keep, int nkeep, bool bf16, const char *cxx, const char *emu_dir,
                    char *err, int errlen);
+struct Program;
+const struct Program *emu_exec_program(const Exec *e);   /* the program it runs */
