@@ -1,7 +1,7 @@
 /* test_emu_exec.c CXX EMU_DIR — [cpu] whole steps of the cuda backend's compiled program, run on the CPU by the
  * emulator (tests/emu/emu_exec.h), against the cpu backend: the tiny models at batch 2, the loss and every
- * parameter gradient of one step (fp32 and bf16 GEMM operands, and with the off-by-default program variants), then
- * fp32 training steps whose losses must agree to 1e-4. What test_cuda_exec checks on a GPU, short of cuBLASLt,
+ * parameter gradient of one step (fp32 and bf16 GEMM operands, with the off-by-default program variants, and with
+ * Vim blocks, a random cluster order and the raw target), then fp32 training steps whose losses must agree to 1e-4. What test_cuda_exec checks on a GPU, short of cuBLASLt,
  * streams and the captured graph: every generated and template kernel in place, with the memory plan, arguments,
  * memsets and launch order of the real step. */
 #include "autodiff.h"
@@ -69,9 +69,12 @@ static void compare(const char *what, Exec *cpu, Exec *emu, const Node *n, doubl
     free(y);
 }
 
+static bool scan_recompute;   /* for the executors made next */
+
 static Exec *emu(const Graph *g, Node *const *keep, int nkeep, bool bf16) {
     char err[1200];
-    Exec *e = emu_exec_new(g, keep, nkeep, bf16, cxx, emu_dir, err, sizeof err);
+    const EmuExecOptions o = {cxx, emu_dir, bf16, scan_recompute};
+    Exec *e = emu_exec_new(g, keep, nkeep, &o, err, sizeof err);
     if (!e) { fprintf(stderr, "%s\n", err); exit(1); }
     return e;
 }
@@ -91,9 +94,13 @@ static void grads(DslModule *m, const char *model, bool bf16, double tol, bool r
     Exec *cpu = cpu_exec_new(g, keep, nk), *e = emu(g, keep, nk, bf16);
     fill_model(cpu, e, g);
     const Fusion *f = emu_exec_program(e)->f;
-    int nrec = 0;
-    for (int k = 0; k < g->nnodes; k++) nrec += f->recompute[k];
+    int nrec = 0, paired = 0;   /* (paired: scans whose backward reads the forward's saved chunk states) */
+    for (int k = 0; k < g->nnodes; k++) {
+        nrec += f->recompute[k];
+        paired += g->nodes[k]->op == OP_SCAN && f->scan_pair[k];
+    }
     if (recomputed && !nrec) { printf("  FAIL: no value recomputed by its generated readers\n"); failures++; }
+    if (scan_recompute == (paired > 0)) { printf("  FAIL: %d scans with saved states\n", paired); failures++; }
     StepInfo s = {.seed = 3, .step = 1};
     exec_run(cpu, &s);
     exec_run(e, &s);
@@ -181,7 +188,21 @@ int main(int argc, char **argv) {
     grads(m, "tiny_ft", true, 1e-1, false);
     unsetenv("VMC_CONV_MULTI_BWD");
     unsetenv("VMC_ZERO_MERGE");
+    scan_recompute = true;   /* the scan backward's pass 1 instead of the forward's saved chunk states */
+    printf("tiny_ft, bf16, --scan-recompute\n");
+    grads(m, "tiny_ft", true, 1e-1, false);
+    scan_recompute = false;
     training(m, "tiny_pretrain", 3);
+    dsl_free(m);
+    /* the other encoder block and the ablations' options: Vim's bidirectional mixer (two scans of one conv input,
+     * ungated, merged), clusters in a random order each step, the raw-pixel target */
+    const DslSet vim[] = {{"batch", "2"}, {"block", "vim"}, {"order", "random"}, {"target", "raw"}};
+    DslOptions ov = {.sets = vim, .nsets = 4};
+    if (!(m = dsl_load(path, &ov, &d))) { fprintf(stderr, "cannot load %s\n", path); return 1; }
+    printf("tiny_pretrain with Vim blocks, random cluster order, raw target, fp32\n");
+    grads(m, "tiny_pretrain", false, 1e-5, false);
+    printf("the same, bf16 GEMM operands\n");
+    grads(m, "tiny_pretrain", true, 1e-1, true);
     dsl_free(m);
     printf("test_emu_exec: %s\n", failures ? "FAILED" : "ok");
     return failures ? 1 : 0;

@@ -204,9 +204,9 @@ const Program *emu_exec_program(const Exec *x) { return ((const Emu *)x)->p; }
 static const ExecVT EMU_VT = {"emu", emu_run, emu_write, emu_read, emu_read_start, emu_read_finish, emu_write,
                               emu_write_release, emu_free};
 
-Exec *emu_exec_new(const Graph *g, Node *const *keep, int nkeep, bool bf16, const char *cxx, const char *emu_dir,
-                   char *err, int errlen) {
-    ProgramOptions po = {.arch = 90, .bf16 = bf16, .no_compile = true, .no_own_gemm = true,
+Exec *emu_exec_new(const Graph *g, Node *const *keep, int nkeep, const EmuExecOptions *o, char *err, int errlen) {
+    ProgramOptions po = {.arch = 90, .bf16 = o->bf16, .scan_recompute = o->scan_recompute, .no_compile = true,
+                         .no_own_gemm = true,
                          .reuse_delay = PROGRAM_REUSE_AT_ONCE,   /* (one launch after another: no side streams) */
                          .no_into_place = cli_env_int("VMC_INTO_PLACE", 0, 1, 1) == 0,
                          .no_conv_multi = cli_env_int("VMC_CONV_MULTI", 0, 1, 1) == 0,
@@ -229,6 +229,6 @@ Exec *emu_exec_new(const Graph *g, Node *const *keep, int nkeep, bool bf16, cons
         memcpy(e->arena[f->buf[k].arena] + f->buf[k].offset, n->fdata ? (const void *)n->fdata : (const void *)n->idata,
                (size_t)shape_numel(n->shape) * 4);
     }
-    if (!build(e, cxx, emu_dir, err, errlen)) { emu_free(&e->base); return NULL; }
+    if (!build(e, o->cxx, o->emu_dir, err, errlen)) { emu_free(&e->base); return NULL; }
     return &e->base;
 }

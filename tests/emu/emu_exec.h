@@ -8,8 +8,12 @@
 #pragma once
 #include "exec.h"
 
-/* cxx: the C++ compiler; emu_dir: tests/emu. NULL with the reason in err. Compiling takes seconds per module. */
-Exec *emu_exec_new(const Graph *g, Node *const *keep, int nkeep, bool bf16, const char *cxx, const char *emu_dir,
-                   char *err, int errlen);
+typedef struct EmuExecOptions {
+    const char *cxx, *emu_dir;   /* the C++ compiler; tests/emu */
+    bool bf16;                   /* bf16 GEMM operands (ProgramOptions.bf16) */
+    bool scan_recompute;         /* the scan backward recomputes its chunk states (ProgramOptions.scan_recompute) */
+} EmuExecOptions;
+/* NULL with the reason in err. Compiling takes seconds per module. */
+Exec *emu_exec_new(const Graph *g, Node *const *keep, int nkeep, const EmuExecOptions *o, char *err, int errlen);
 struct Program;
 const struct Program *emu_exec_program(const Exec *e);   /* the program it runs */
