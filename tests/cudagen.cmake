@@ -4,7 +4,7 @@ target_link_libraries(test_fuse PRIVATE codegen)
 add_test(NAME fuse COMMAND test_fuse)
 set_tests_properties(fuse PROPERTIES LABELS cpu)
 
-add_executable(test_cuda_exec ${CMAKE_CURRENT_LIST_DIR}/test_cuda_exec.c)
+add_executable(test_cuda_exec ${CMAKE_CURRENT_LIST_DIR}/test_cuda_exec.c ${CMAKE_CURRENT_LIST_DIR}/backend_pair.c)
 target_link_libraries(test_cuda_exec PRIVATE runtime)
 target_compile_definitions(test_cuda_exec PRIVATE VMC_ROOT="${VMC_ROOT}")
 add_test(NAME cuda_exec COMMAND test_cuda_exec)

@@ -38,8 +38,9 @@ target_link_libraries(test_emu_instances PRIVATE codegen m)
 add_test(NAME emu_instances COMMAND test_emu_instances ${CMAKE_CXX_COMPILER} ${CMAKE_CURRENT_SOURCE_DIR}/emu)
 set_tests_properties(emu_instances PROPERTIES LABELS cpu TIMEOUT 300)
 # Whole steps of the cuda backend's program on the CPU (tests/emu/emu_exec.c): the tiny models against the cpu backend
-add_executable(test_emu_exec ${CMAKE_CURRENT_SOURCE_DIR}/test_emu_exec.c ${CMAKE_CURRENT_SOURCE_DIR}/emu/emu_exec.c)
-target_include_directories(test_emu_exec PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/emu)
+add_executable(test_emu_exec ${CMAKE_CURRENT_SOURCE_DIR}/test_emu_exec.c ${CMAKE_CURRENT_SOURCE_DIR}/emu/emu_exec.c
+               ${CMAKE_CURRENT_SOURCE_DIR}/backend_pair.c)
+target_include_directories(test_emu_exec PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/emu ${CMAKE_CURRENT_SOURCE_DIR})
 target_link_libraries(test_emu_exec PRIVATE runtime codegen compiler ${CMAKE_DL_LIBS} m)
 target_compile_definitions(test_emu_exec PRIVATE VMC_ROOT="${VMC_ROOT}")
 add_test(NAME emu_exec COMMAND test_emu_exec ${CMAKE_CXX_COMPILER} ${CMAKE_CURRENT_SOURCE_DIR}/emu)

@@ -1,74 +1,15 @@
 /* test_cuda_exec.c — [gpu] the cuda backend against the cpu oracle on random inputs: small graphs covering every
  * op class and fusion pattern (each generated kernel kind, GEMM layouts, templates), then the tiny models'
  * losses and every parameter gradient, then 50 fp32 training steps whose losses must match the cpu backend's.
- * Prints max abs / normalised errors per tensor (llm.c check_tensor style). Exit 77 (skip) without a GPU. */
-#include "autodiff.h"
+ * Prints max abs / normalised errors per tensor (tests/backend_pair.c, shared with test_emu_exec). Exit 77 (skip)
+ * without a GPU. */
+#include "backend_pair.h"
 #include "cuda_api.h"
 #include "cuda_exec.h"
 #include "dsl.h"
-#include "init.h"
-#include "optim.h"
-#include "rng.h"
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int failures;
-static double worst;
-
-/* ---------------------------------------------------------------- helpers */
-static void fill_node(const Node *n, uint64_t key, void *buf) {
-    size_t len = (size_t)shape_numel(n->shape);
-    for (size_t i = 0; i < len; i++) {
-        RngBlock r = rng_philox(11, key, i, 0);
-        if (n->dtype == DT_I32) ((int32_t *)buf)[i] = (int32_t)rng_below(r.x[0], 10);
-        else ((float *)buf)[i] = (float)rng_normal(r.x[0], r.x[1]);
-    }
-}
-
-/* Same values into both backends. Params from their initialisers unless random is asked for. */
-static void write_both(Exec *a, Exec *b, const Node *n, uint64_t key, bool init) {
-    size_t len = (size_t)shape_numel(n->shape);
-    void *buf = xmalloc(len * 4 + 4);
-    if (init && n->op == OP_PARAM) init_param(n, 1, buf);
-    else fill_node(n, key, buf);
-    if (init && n->op == OP_PARAM && n->dtype == DT_I32) for (size_t i = 0; i < len; i++) ((int32_t *)buf)[i] = (int32_t)((float *)buf)[i];
-    exec_write(a, n, buf, len * 4);
-    exec_write(b, n, buf, len * 4);
-    free(buf);
-}
-
-/* Max |gpu - cpu| normalised by max |cpu| (1 when cpu is all zero). */
-static double compare(const char *what, Exec *cpu, Exec *gpu, const Node *n, double tol) {
-    size_t len = (size_t)shape_numel(n->shape), esz = (size_t)dtype_size(n->dtype);
-    float *x = xmalloc(len * 4 + 4), *y = xmalloc(len * 4 + 4);
-    exec_read(cpu, n, x, len * esz);
-    exec_read(gpu, n, y, len * esz);
-    if (n->dtype == DT_BF16)   /* widen in place, back to front */
-        for (size_t i = len; i-- > 0;) {
-            uint32_t ux = (uint32_t)((uint16_t *)x)[i] << 16, uy = (uint32_t)((uint16_t *)y)[i] << 16;
-            memcpy(&x[i], &ux, 4);
-            memcpy(&y[i], &uy, 4);
-        }
-    double maxd = 0, maxr = 0;
-    bool nan = false;
-    for (size_t i = 0; i < len; i++) {
-        double a = n->dtype == DT_I32 ? ((int32_t *)x)[i] : x[i], b = n->dtype == DT_I32 ? ((int32_t *)y)[i] : y[i];
-        if (isnan(a) != isnan(b)) nan = true;
-        if (isnan(a) || isnan(b)) continue;
-        if (fabs(a - b) > maxd) maxd = fabs(a - b);
-        if (fabs(a) > maxr) maxr = fabs(a);
-    }
-    double rel = maxd / (maxr > 0 ? maxr : 1);
-    bool ok = rel <= tol && !nan;
-    printf("  %-44s n=%-8zu max|d|=%.3g rel=%.3g (%.0f%% of tol)%s\n", what, len, maxd, rel, 100 * rel / tol,
-           ok ? "" : nan ? "  NaN MISMATCH" : "  FAIL");
-    if (!ok) failures++;
-    if (rel > worst) worst = rel;
-    free(x); free(y);
-    return rel;
-}
 
 static bool bf16_mode;   /* GEMM operands in bf16 for the executors made next */
 
@@ -87,12 +28,12 @@ static void check_graph(const char *what, Graph *g, double tol) {
     for (int k = 0; k < g->nnamed; k++) keep[k] = g->named[k].node;
     Exec *cpu = cpu_exec_new(g, keep, g->nnamed), *gpu = gpu_exec(g, keep, g->nnamed);
     free(keep);
-    for (int k = 0; k < g->params.n; k++) write_both(cpu, gpu, g->params.items[k], 100 + (uint64_t)k, false);
-    for (int k = 0; k < g->inputs.n; k++) write_both(cpu, gpu, g->inputs.items[k], 200 + (uint64_t)k, false);
+    for (int k = 0; k < g->params.n; k++) bp_write_both(cpu, gpu, g->params.items[k], 100 + (uint64_t)k, false);
+    for (int k = 0; k < g->inputs.n; k++) bp_write_both(cpu, gpu, g->inputs.items[k], 200 + (uint64_t)k, false);
     StepInfo s = {.seed = 5, .step = 3};
     exec_run(cpu, &s);
     exec_run(gpu, &s);
-    for (int k = 0; k < g->nnamed; k++) compare(g->named[k].name, cpu, gpu, g->named[k].node, tol);
+    for (int k = 0; k < g->nnamed; k++) bp_compare(g->named[k].name, cpu, gpu, g->named[k].node, tol);
     exec_free(cpu);
     exec_free(gpu);
     graph_free(g);
@@ -252,45 +193,10 @@ static DslModule *load_tiny(void) {
     return m;
 }
 
-static void fill_model(Exec *cpu, Exec *gpu, const Graph *g) {
-    for (int k = 0; k < g->params.n; k++) write_both(cpu, gpu, g->params.items[k], 300 + (uint64_t)k, true);
-    for (int k = 0; k < g->inputs.n; k++) {
-        const Node *n = g->inputs.items[k];
-        if (!strcmp(n->name, "lr") || !strcmp(n->name, "step")) continue;
-        write_both(cpu, gpu, n, 400 + (uint64_t)k, false);
-    }
-}
-
 /* Loss and every parameter gradient of one step. */
 static void test_model_grads(DslModule *m, const char *model, double tol) {
     printf("%s: loss and every gradient%s\n", model, bf16_mode ? " (bf16 GEMM operands)" : "");
-    Diag d;
-    diag_init(&d, stderr);
-    Graph *g = dsl_build_model(m, model, &d);
-    Node **grads = xcalloc((size_t)g->params.n + 1, sizeof(Node *));
-    char err[512];
-    ASSERT(autodiff_backward(g, g->loss, grads, err, sizeof err), "%s", err);
-    Node **keep = xcalloc((size_t)g->params.n + 2, sizeof(Node *));
-    int nk = 0;
-    keep[nk++] = g->loss;
-    for (int k = 0; k < g->params.n; k++) if (grads[k]) keep[nk++] = grads[k];
-    Exec *cpu = cpu_exec_new(g, keep, nk), *gpu = gpu_exec(g, keep, nk);
-    fill_model(cpu, gpu, g);
-    StepInfo s = {.seed = 3, .step = 1};
-    exec_run(cpu, &s);
-    exec_run(gpu, &s);
-    compare("loss", cpu, gpu, g->loss, tol / 10);
-    for (int k = 0; k < g->params.n; k++) {
-        if (!grads[k]) continue;
-        char name[160];
-        snprintf(name, sizeof name, "d %s", ((Node *)g->params.items[k])->name);
-        compare(name, cpu, gpu, grads[k], tol);
-    }
-    exec_free(cpu);
-    exec_free(gpu);
-    free(grads);
-    free(keep);
-    graph_free(g);
+    bp_model_grads(m, model, tol, gpu_exec);
 }
 
 /* Forward only (no backward: conv1d writes silu(conv) itself, stored in bf16 under bf16 precision for the scan
@@ -305,89 +211,38 @@ static void test_model_forward(DslModule *m, const char *model, const char *outp
     ASSERT(out, "%s has no output %s", model, output);
     Node *keep[2] = {out, g->loss};
     Exec *cpu = cpu_exec_new(g, keep, 2), *gpu = gpu_exec(g, keep, 2);
-    fill_model(cpu, gpu, g);
+    bp_fill_model(cpu, gpu, g);
     StepInfo s = {.seed = 3, .step = 1};
     exec_run(cpu, &s);
     exec_run(gpu, &s);
-    compare(output, cpu, gpu, out, tol);
-    compare("loss", cpu, gpu, g->loss, tol);
+    bp_compare(output, cpu, gpu, out, tol);
+    bp_compare("loss", cpu, gpu, g->loss, tol);
     exec_free(cpu);
     exec_free(gpu);
     graph_free(g);
 }
 
-/* Step t's batch: fresh values of every input but lr and step, into both backends; the cuda one lent from
- * page-locked memory (exec_write_borrowed) as the training loop lends the loader's batch, released before that
- * memory is written again (pinned: two buffers per input, used in turn). */
-static void feed_step(Exec *cpu, Exec *gpu, const Graph *g, int t, void **pinned) {
-    exec_write_release(gpu);
-    for (int k = 0; k < g->inputs.n; k++) {
-        const Node *n = g->inputs.items[k];
-        if (!strcmp(n->name, "lr") || !strcmp(n->name, "step")) continue;
-        const size_t bytes = (size_t)shape_numel(n->shape) * 4;
-        void **buf = &pinned[2 * k + (t & 1)];
-        if (!*buf) CU_CHECK(cuda_api()->cuMemAllocHost(buf, bytes));
-        fill_node(n, 400 + (uint64_t)k + 1000 * (uint64_t)t, *buf);
-        exec_write(cpu, n, *buf, bytes);
-        exec_write_borrowed(gpu, n, *buf, bytes);
-    }
+static void *pinned_alloc(size_t bytes) {
+    void *p;
+    CU_CHECK(cuda_api()->cuMemAllocHost(&p, bytes));
+    return p;
 }
+static void pinned_free(void *p) { cuda_api()->cuMemFreeHost(p); }
 
-/* 50 AdamW steps in fp32 on both backends, a new batch each: the losses must agree to 1e-4 relative. The batch goes
- * in and the cuda loss is read as the training loop does (runtime/train.c): the batch lent, the loss read started
- * after the step and finished after the next step is queued. */
-static void test_training(DslModule *m, const char *model, int steps) {
-    printf("%s: %d fp32 training steps, cpu vs cuda losses\n", model, steps);
-    Diag d;
-    diag_init(&d, stderr);
-    StepGraph sg;
-    ASSERT(step_graph_build(m, model, true, &sg, &d), "step graph");
-    Graph *g = sg.g;
-    Node *keep[1] = {g->loss};
-    Exec *cpu = cpu_exec_new(g, keep, 1), *gpu = gpu_exec(g, keep, 1);
-    fill_model(cpu, gpu, g);
-    double maxrel = 0, first = 0, last = 0;
-    float a[2], b[2];   /* by step parity: the cpu loss, the cuda loss (read started, finished a step later) */
-    int ticket[2];
-    void **pinned = xcalloc(2 * (size_t)g->inputs.n, sizeof(void *));
-    for (int t = 1; t <= steps + 1; t++) {
-        if (t <= steps) {
-            feed_step(cpu, gpu, g, t, pinned);
-            float lr = 1e-3f, st = (float)t;
-            exec_write(cpu, sg.lr, &lr, 4); exec_write(gpu, sg.lr, &lr, 4);
-            exec_write(cpu, sg.step, &st, 4); exec_write(gpu, sg.step, &st, 4);
-            StepInfo s = {.seed = 3, .step = (uint64_t)t};
-            exec_run(cpu, &s);
-            exec_run(gpu, &s);
-            exec_read(cpu, g->loss, &a[t & 1], 4);
-            ticket[t & 1] = exec_read_start(gpu, g->loss, &b[t & 1], 4);
-        }
-        const int p = t - 1;   /* the step whose cuda loss is finished now */
-        if (p < 1) continue;
-        exec_read_finish(gpu, ticket[p & 1]);
-        const double x = a[p & 1], y = b[p & 1], rel = fabs(x - y) / fmax(fabs(x), 1e-12);
-        if (rel > maxrel) maxrel = rel;
-        if (p == 1) first = x;
-        last = x;
-        if (p % 10 == 0 || p == 1) printf("  step %3d  cpu %.7f  cuda %.7f  rel %.2e\n", p, x, y, rel);
-    }
-    bool ok = maxrel <= 1e-4;
-    printf("  max relative loss difference over %d steps: %.3g%s; loss %.5f -> %.5f\n", steps, maxrel, ok ? "" : "  FAIL",
-           first, last);
-    if (!ok) failures++;
-    /* the captured step's critical kernels take their capture stream's higher priority (cuda_exec.c set_priority) */
+/* The captured step's critical kernels take their capture stream's higher priority (cuda_exec.c set_priority). */
+static void check_priorities(Exec *gpu) {
     int gk = 0, gh = 0;
     cuda_exec_graph_priorities(gpu, &gk, &gh);
     const char *prio = getenv("VMC_PRIORITY");
     const bool prio_ok = gk > 0 && gh <= gk && (gh > 0 || cuda_exec_streams(gpu) == 1 || (prio && !strcmp(prio, "0")));
     printf("  step graph: %d kernel nodes, %d at the higher priority%s\n", gk, gh, prio_ok ? "" : "  FAIL");
-    if (!prio_ok) failures++;
-    exec_write_release(gpu);
-    for (int k = 0; k < 2 * g->inputs.n; k++) if (pinned[k]) cuda_api()->cuMemFreeHost(pinned[k]);
-    free(pinned);
-    exec_free(cpu);
-    exec_free(gpu);
-    graph_free(g);
+    if (!prio_ok) bp_failures++;
+}
+
+/* 50 AdamW steps in fp32 on both backends, the batch lent from page-locked memory and the loss read as the
+ * training loop does (runtime/train.c): losses within 1e-4 relative. */
+static void test_training(DslModule *m, const char *model, int steps) {
+    bp_training(m, model, steps, gpu_exec, (BpHost){pinned_alloc, pinned_free}, check_priorities);
 }
 
 int main(int argc, char **argv) {
@@ -416,6 +271,6 @@ int main(int argc, char **argv) {
         test_training(m, "tiny_ft", 50);
     }
     dsl_free(m);
-    printf("worst normalised error %.3g; %s\n", worst, failures ? "FAILED" : "ok");
-    return failures ? 1 : 0;
+    printf("worst normalised error %.3g; %s\n", bp_worst, bp_failures ? "FAILED" : "ok");
+    return bp_failures ? 1 : 0;
 }
