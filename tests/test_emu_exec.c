@@ -45,11 +45,42 @@ static void grads(DslModule *m, const char *model, double tol) {
 
 static void *host_alloc(size_t bytes) { return xmalloc(bytes); }
 
+/* test_emu_exec CXX EMU_DIR FILE MODEL [NAME=VALUE...]: one model's gradients, fp32 then bf16 (a check by hand:
+ * ARM-B's shapes take minutes even at batch 1 and depth 1). */
+static int one_model(int argc, char **argv) {
+    DslSet *sets = xcalloc((size_t)argc, sizeof(DslSet));
+    int n = 0;
+    for (int k = 5; k < argc; k++) {
+        char *eq = strchr(argv[k], '=');
+        if (!eq) { fprintf(stderr, "test_emu_exec: %s is not NAME=VALUE\n", argv[k]); return 2; }
+        *eq = 0;
+        sets[n++] = (DslSet){argv[k], eq + 1};
+    }
+    Diag d;
+    diag_init(&d, stderr);
+    DslOptions o = {.sets = sets, .nsets = n};
+    DslModule *m = dsl_load(argv[3], &o, &d);
+    if (!m) return 1;
+    for (int b = 0; b < 2; b++) {
+        bf16 = b == 1;
+        printf("%s, %s\n", argv[4], bf16 ? "bf16 GEMM operands" : "fp32");
+        grads(m, argv[4], bf16 ? 1e-1 : 1e-5);
+    }
+    dsl_free(m);
+    free(sets);
+    printf("test_emu_exec: %s\n", bp_failures ? "FAILED" : "ok");
+    return bp_failures ? 1 : 0;
+}
+
 int main(int argc, char **argv) {
-    if (argc != 3) { fprintf(stderr, "usage: test_emu_exec CXX EMU_DIR\n"); return 2; }
+    if (argc != 3 && argc < 5) {
+        fprintf(stderr, "usage: test_emu_exec CXX EMU_DIR [FILE MODEL [NAME=VALUE...]]\n");
+        return 2;
+    }
     cxx = argv[1];
     emu_dir = argv[2];
     bp_quiet = true;
+    if (argc >= 5) return one_model(argc, argv);
     Diag d;
     diag_init(&d, stderr);
     char path[1024];
