@@ -63,7 +63,7 @@ static bool build(Emu *e, const char *cxx, const char *emu_dir, char *err, int e
     if (!f) { snprintf(err, (size_t)errlen, "emu_exec: cannot write %s", path); return false; }
     fprintf(f, "CXXFLAGS = -std=c++17 -O1 -w -fPIC -I%s\nall: libemu.so", emu_dir);
     for (int k = 0; k < p->nmodules; k++) fprintf(f, " m%d.so", k);
-    fprintf(f, "\nlibemu.so: %s/cuda_emu.cpp\n\t%s $(CXXFLAGS) -shared $< -o $@ -lpthread\n", emu_dir, cxx);
+    fprintf(f, "\nlibemu.so: %s/cuda_emu.cpp\n\t%s $(CXXFLAGS) -DEMU_FIBERS -shared $< -o $@ -lpthread\n", emu_dir, cxx);
     fprintf(f, "m%%.so: m%%.cpp\n\t%s $(CXXFLAGS) -fvisibility=hidden -shared $< -o $@\n", cxx);
     fclose(f);
     snprintf(cmd, sizeof cmd, "make -s -C %s -j$(nproc) >&2", e->dir);
