@@ -1,7 +1,8 @@
 /* test_emu_exec.c CXX EMU_DIR — [cpu] whole steps of the cuda backend's compiled program, run on the CPU by the
  * emulator (tests/emu/emu_exec.h), against the cpu backend: the tiny models at batch 2, the loss and every
  * parameter gradient of one step (fp32 and bf16 GEMM operands, with the off-by-default program variants, and with
- * Vim blocks, a random cluster order and the raw target), then fp32 training steps whose losses must agree to 1e-4.
+ * Vim blocks, a random cluster order and the raw target), then fp32 training steps whose losses must agree to 1e-4;
+ * then ARM-B's fine-tuning and pretraining at their own shapes, depth 1 and batch 1.
  * What test_cuda_exec checks on a GPU (tests/backend_pair.c, shared), short of cuBLASLt, streams and the captured
  * graph: every generated and template kernel in place, with the memory plan, arguments, memsets and launch order of
  * the real step. */
@@ -121,6 +122,18 @@ int main(int argc, char **argv) {
     bf16 = recomputed = true;
     printf("the same, bf16 GEMM operands\n");
     grads(m, "tiny_pretrain", 1e-1);
+    dsl_free(m);
+    /* ARM-B's own shapes (768 channels, 197 and 128 tokens, the decoder's 8 heads, 1,000 classes) at depth 1 */
+    snprintf(path, sizeof path, "%s/models/arm_b.vmc", getenv("VMC_ROOT") ? getenv("VMC_ROOT") : VMC_ROOT);
+    const DslSet armb[] = {{"batch", "1"}, {"depth", "1"}};
+    DslOptions ob = {.sets = armb, .nsets = 2};
+    if (!(m = dsl_load(path, &ob, &d))) { fprintf(stderr, "cannot load %s\n", path); return 1; }
+    printf("ARM-B fine-tuning at depth 1, batch 1, bf16 GEMM operands\n");
+    recomputed = false;
+    grads(m, "arm_b_ft224", 1e-1);
+    printf("ARM-B pretraining at depth 1, batch 1, bf16 GEMM operands\n");
+    recomputed = true;
+    grads(m, "arm_b_pretrain", 1e-1);
     dsl_free(m);
     printf("test_emu_exec: %s\n", bp_failures ? "FAILED" : "ok");
     return bp_failures ? 1 : 0;
