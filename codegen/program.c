@@ -110,6 +110,13 @@ void pg_touch_node(Launch *l, const Program *p, const Node *x, bool shadow, bool
     pg_touch_as(l, a);
 }
 
+void pg_touch_read_part(Launch *l, const Program *p, const Node *x, bool shadow, int64_t elements) {
+    pg_touch_node(l, p, x, shadow, false);
+    const int64_t n = shape_numel(x->shape);
+    Access *a = &l->acc[l->nacc - 1];
+    if (elements < n) a->moved = a->moved / n * elements;   /* (moved is n elements, or the owner's aligned bytes) */
+}
+
 int pg_seen_find(SeenSet *s, const char *key, int launch) {
     uint64_t h = hash_bytes(HASH_SEED, key, strlen(key));
     for (int k = 0; k < s->n; k++)
@@ -189,10 +196,7 @@ static void generated(Program *p, Batch *b, SeenSet *seen, const Group *gr) {
     for (int k = 0; k < gr->nins; k++) {
         const bool copy = codegen_reads_copy(p->f, gr, gr->ins[k]);
         l->args[k] = copy ? pg_shadow_ref(p->f, gr->ins[k]) : pg_bufref(p, gr->ins[k]);
-        pg_touch_node(l, p, gr->ins[k], copy, false);
-        const int64_t n = shape_numel(gr->ins[k]->shape), part = elements_read(p->f, gr, gr->ins[k]);
-        Access *a = &l->acc[l->nacc - 1];
-        if (part < n) a->moved = a->moved / n * part;   /* (moved is n elements, or the owner's aligned bytes) */
+        pg_touch_read_part(l, p, gr->ins[k], copy, elements_read(p->f, gr, gr->ins[k]));
     }
     for (int k = 0; k < gr->nouts; k++) l->args[gr->nins + k] = pg_bufref(p, gr->outs[k]);
     for (int k = 0, j = gr->nins + gr->nouts; k < gr->nouts; k++) {

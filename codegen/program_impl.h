@@ -24,6 +24,8 @@ void pg_set_args(Launch *l, int n);
 void pg_touch(Launch *l, BufRef at, int64_t bytes, bool write);
 void pg_touch_node(Launch *l, const Program *p, const Node *x, bool shadow, bool write);
 void pg_touch_as(Launch *l, Access a);   /* an access copied from another launch */
+/* A read of x (its bf16 copy when shadow) of which the launch moves only `elements` elements (parts of it). */
+void pg_touch_read_part(Launch *l, const Program *p, const Node *x, bool shadow, int64_t elements);
 int pg_seen_find(SeenSet *s, const char *key, int launch);
 /* Points every launch that reuses an earlier one's kernel (same_as) at that kernel's module (once modules are set). */
 void pg_resolve_same_as(Program *p);

@@ -92,10 +92,7 @@ static const Buf *scan_states(const Fusion *f, const Node *n) {
  * direction's permutation of all of them, or a column block, say x of in_proj's [x | z]). */
 static void touch_template_input(Launch *l, const Program *p, const Node *v) {
     const Node *x = fus_unmapped(p->f, v);
-    pg_touch_node(l, p, x, pg_has_bf16_copy(p->f, x), false);
-    const int64_t nx = shape_numel(x->shape), nv = shape_numel(v->shape);
-    Access *a = &l->acc[l->nacc - 1];
-    if (nv < nx) a->moved = a->moved / nx * nv;
+    pg_touch_read_part(l, p, x, pg_has_bf16_copy(p->f, x), shape_numel(v->shape));
 }
 
 /* The convs whose launch is gr's besides its own (conv_multi.c), in schedule order; returns how many. */
