@@ -569,6 +569,38 @@ double launch_moved_bytes(const Launch *l, bool write) {
     return sum;
 }
 
+/* The step's launches summed per kernel class (vmc bench's classes), once-launches left out: how many, the bytes
+ * they move and the GEMM work, to set beside the time per class that `vmc bench` measures. */
+static void dump_class_totals(const Program *p, FILE *out) {
+    enum { MAXC = 16 };
+    const char *name[MAXC];
+    double count[MAXC] = {0}, rd[MAXC] = {0}, wr[MAXC] = {0}, flops[MAXC] = {0};
+    int n = 0;
+    for (int k = 0; k < p->nlaunches; k++) {
+        const Launch *l = &p->launches[k];
+        if (l->once) continue;
+        const char *c = l->kclass ? l->kclass : "-";
+        int j = 0;
+        while (j < n && strcmp(name[j], c)) j++;
+        if (j == n) {
+            ASSERT(n < MAXC, "more than %d kernel classes", MAXC);
+            name[n++] = c;
+        }
+        count[j]++;
+        rd[j] += launch_moved_bytes(l, false);
+        wr[j] += launch_moved_bytes(l, true);
+        if (l->kind == LK_GEMM) flops[j] += 2.0 * (double)l->gemm.M * (double)l->gemm.N * (double)l->gemm.K * (double)l->gemm.batch;
+    }
+    fprintf(out, "per step, by class (once-launches left out):\n%-12s %9s %10s %10s %12s\n", "class", "launches",
+            "reads GB", "writes GB", "GEMM GFLOP");
+    double t[4] = {0};
+    for (int j = 0; j < n; j++) {
+        fprintf(out, "%-12s %9.0f %10.2f %10.2f %12.1f\n", name[j], count[j], rd[j] / 1e9, wr[j] / 1e9, flops[j] / 1e9);
+        t[0] += count[j]; t[1] += rd[j]; t[2] += wr[j]; t[3] += flops[j];
+    }
+    fprintf(out, "%-12s %9.0f %10.2f %10.2f %12.1f\n", "total", t[0], t[1] / 1e9, t[2] / 1e9, t[3] / 1e9);
+}
+
 void program_dump_launches(const Program *p, FILE *out) {
     static const char *const KIND[] = {"kernel", "gemm", "memset", "copy"};
     fprintf(out, "%-6s %-6s %-11s %-44s %-22s %9s %9s\n", "launch", "kind", "class", "what", "grid x block",
@@ -597,6 +629,7 @@ void program_dump_launches(const Program *p, FILE *out) {
         fprintf(out, "L%-5d %-6s %-11s %-44s %-22s %9.2f %9.2f\n", k, KIND[l->kind], l->kclass ? l->kclass : "-", what,
                 shape, rd, wr);
     }
+    dump_class_totals(p, out);
 }
 
 void program_summary(const Program *p, FILE *out) {

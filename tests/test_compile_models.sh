@@ -89,5 +89,10 @@ got=$(grep -cE '^L[0-9]+ ' "$VMC_CACHE/launches.log" || true)
 last=$(grep -oE '^L[0-9]+ ' "$VMC_CACHE/launches.log" | tail -1 | tr -d 'L ')
 echo "tiny_pretrain training: --dump-launches lists $got launch(es), the summary counts $want"
 if [ "$got" != "$want" ] || [ "$last" != $((want - 1)) ]; then echo "FAILED: launch list"; fail=1; fi
+# ... and ends with the per-class totals of the step: the launches that are not `once`, and their bytes
+sums=$(awk '/^L[0-9]+ / && !/once, not per step/ {n++; r += $(NF-1); w += $NF} END {printf "%d %.2f %.2f", n, r / 1e3, w / 1e3}' "$VMC_CACHE/launches.log")
+total=$(awk '$1 == "total" {printf "%d %.2f %.2f", $2, $3, $4}' "$VMC_CACHE/launches.log")
+echo "tiny_pretrain training: per-class totals '$total', the launch lines sum to '$sums'"
+if [ -z "$total" ] || [ "$total" != "$sums" ]; then echo "FAILED: per-class totals"; fail=1; fi
 if [ "$fail" != 0 ]; then echo "some models failed to compile"; exit 1; fi
 echo "all models compiled"
