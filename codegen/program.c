@@ -569,6 +569,43 @@ double launch_moved_bytes(const Launch *l, bool write) {
     return sum;
 }
 
+static double launch_flops(const Launch *l) {
+    if (l->kind != LK_GEMM) return 0;
+    const GemmDesc *g = &l->gemm;
+    return 2.0 * (double)g->M * (double)g->N * (double)g->K * (double)g->batch;
+}
+
+/* The batch of the step's images (an input named "images"), 0 if it has none. */
+static int64_t image_batch(const Graph *g) {
+    for (int k = 0; k < g->inputs.n; k++) {
+        const Node *n = g->inputs.items[k];
+        if (n->name && !strcmp(n->name, "images") && n->shape.ndim > 0) return n->shape.d[0];
+    }
+    return 0;
+}
+
+/* The step's floor at rates r: each launch takes the largest of its GEMM work, its bytes and its special-function
+ * work at those rates, and launches run one after another. Also split by what bounds each launch. */
+static void dump_floor(const Program *p, const FloorRates *r, FILE *out) {
+    double ms[3] = {0};   /* bound by GEMM work, by bytes, by special-function work */
+    for (int k = 0; k < p->nlaunches; k++) {
+        const Launch *l = &p->launches[k];
+        if (l->once) continue;
+        const double t[3] = {launch_flops(l) / (r->gemm_tflops * 1e9),
+                             (launch_moved_bytes(l, false) + launch_moved_bytes(l, true)) / (r->mem_tbps * 1e9),
+                             l->sfu_ops / (r->sfu_tops * 1e9)};
+        const int b = t[0] >= t[1] && t[0] >= t[2] ? 0 : t[1] >= t[2] ? 1 : 2;
+        ms[b] += t[b];
+    }
+    const double sum = ms[0] + ms[1] + ms[2];
+    fprintf(out, "floor at %g TFLOP/s, %g TB/s, %g T special-function ops/s, launches one after another: %.2f ms a "
+                 "step (GEMM-bound %.2f, memory-bound %.2f, special-function-bound %.2f)", r->gemm_tflops, r->mem_tbps,
+            r->sfu_tops, sum, ms[0], ms[1], ms[2]);
+    const int64_t batch = image_batch(p->f->g);
+    if (batch > 0 && sum > 0) fprintf(out, ": %.0f images/s at batch %lld", (double)batch / sum * 1e3, (long long)batch);
+    fprintf(out, "\n");
+}
+
 /* The step's launches summed per kernel class (vmc bench's classes), once-launches left out: how many, the bytes
  * they move and the GEMM work, to set beside the time per class that `vmc bench` measures. */
 static void dump_class_totals(const Program *p, FILE *out) {
@@ -589,7 +626,7 @@ static void dump_class_totals(const Program *p, FILE *out) {
         count[j]++;
         rd[j] += launch_moved_bytes(l, false);
         wr[j] += launch_moved_bytes(l, true);
-        if (l->kind == LK_GEMM) flops[j] += 2.0 * (double)l->gemm.M * (double)l->gemm.N * (double)l->gemm.K * (double)l->gemm.batch;
+        flops[j] += launch_flops(l);
     }
     fprintf(out, "per step, by class (once-launches left out):\n%-12s %9s %10s %10s %12s\n", "class", "launches",
             "reads GB", "writes GB", "GEMM GFLOP");
@@ -601,7 +638,7 @@ static void dump_class_totals(const Program *p, FILE *out) {
     fprintf(out, "%-12s %9.0f %10.2f %10.2f %12.1f\n", "total", t[0], t[1] / 1e9, t[2] / 1e9, t[3] / 1e9);
 }
 
-void program_dump_launches(const Program *p, FILE *out) {
+void program_dump_launches(const Program *p, const FloorRates *r, FILE *out) {
     static const char *const KIND[] = {"kernel", "gemm", "memset", "copy"};
     fprintf(out, "%-6s %-6s %-11s %-44s %-22s %9s %9s\n", "launch", "kind", "class", "what", "grid x block",
             "reads MB", "writes MB");
@@ -630,6 +667,7 @@ void program_dump_launches(const Program *p, FILE *out) {
                 shape, rd, wr);
     }
     dump_class_totals(p, out);
+    dump_floor(p, r, out);
 }
 
 void program_summary(const Program *p, FILE *out) {

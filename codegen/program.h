@@ -58,6 +58,8 @@ typedef struct Launch {
     BufRef dst, src;
     int64_t bytes;
     Access *acc; int nacc, capacc;
+    double sfu_ops;             /* special-function operations (exp2, log2, reciprocal) its arithmetic takes at the
+                                 * least: the scans' (template_scan_sfu_ops), for program_dump_launches' floor */
 } Launch;
 
 typedef struct Module {
@@ -121,8 +123,15 @@ Program *program_build(const Graph *g, Node *const *keep, int nkeep, const Progr
 void program_free(Program *p);
 /* Kernel count, GEMMs, modules, arena sizes, codegen and compile time. */
 void program_summary(const Program *p, FILE *out);
-/* The step's launches in order, a line each: kind, time class, kernel (or GEMM shape), grid, declared reads/writes. */
-void program_dump_launches(const Program *p, FILE *out);
+/* The rates a step's floor is estimated at: GEMM work, bytes moved, special-function operations per second. The
+ * defaults are an H200's under ARM-B's load: the bf16 GEMM peak `vmc bench` measured, 85% of the specified 4.8 TB/s,
+ * and 16 special-function operations per SM and clock on 132 SMs at the 1.8 GHz the power cap allows. */
+typedef struct FloorRates { double gemm_tflops, mem_tbps, sfu_tops; } FloorRates;
+#define FLOOR_RATES_H200 ((FloorRates){865.0, 4.0, 3.8})
+/* The step's launches in order, a line each: kind, time class, kernel (or GEMM shape), grid, declared reads/writes;
+ * then the totals per class and the step's floor at rates r: each launch at the largest of its GEMM work, its bytes
+ * and its special-function work at those rates, launches one after another. */
+void program_dump_launches(const Program *p, const FloorRates *r, FILE *out);
 /* The bytes launch l declares it reads (or writes): each access's moved bytes, an access repeated once. */
 double launch_moved_bytes(const Launch *l, bool write);
 /* Size in bytes of the workspace arena part used by cuBLASLt (the rest holds bf16 operand copies). */

@@ -296,6 +296,7 @@ bool pg_opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int errlen
     }
     Launch *l = pg_add_launch(p, LK_KERNEL, gr->index, kclass);
     l->module = m;
+    if (n->op == OP_SCAN || n->op == OP_SCAN_BWD) l->sfu_ops = template_scan_sfu_ops(&ss, n->op == OP_SCAN_BWD);
     snprintf(l->name, sizeof l->name, "%s", kl.name);
     memcpy(l->grid, kl.grid, sizeof l->grid);
     memcpy(l->block, kl.block, sizeof l->block);

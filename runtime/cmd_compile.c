@@ -66,6 +66,7 @@ typedef struct Args {
     const char *file, *model, *dump;
     int arch, threads;
     bool train, bf16, no_nvrtc, groups, launches, help, scan_recompute, ptxas;
+    FloorRates rates;   /* --rates: what --dump-launches' floor is estimated at */
     DslSet *sets; int nsets;
     const char **inc; int ninc;
 } Args;
@@ -73,8 +74,8 @@ typedef struct Args {
 static void usage(FILE *f) {
     fprintf(f,
         "usage: vmc compile FILE [--model NAME] [--arch sm_90] [--train] [--bf16] [--dump-kernels DIR] [--dump-groups]\n"
-        "                   [--dump-launches] [--no-nvrtc] [--ptxas-info] [--scan-recompute] [--threads N]\n"
-        "                   [--set NAME=VALUE]... [-I DIR]...\n"
+        "                   [--dump-launches [--rates TFLOPS,TBPS,TSFU]] [--no-nvrtc] [--ptxas-info] [--scan-recompute]\n"
+        "                   [--threads N] [--set NAME=VALUE]... [-I DIR]...\n"
         "  builds each model's step graph, fuses it, generates CUDA C for every group and NVRTC-compiles it (disk\n"
         "  cache); prints nodes, groups, kernels, GEMMs and timings per model. Needs no GPU.\n"
         "  --model NAME        only this model (default: every model in FILE)\n"
@@ -85,7 +86,11 @@ static void usage(FILE *f) {
         "  --dump-groups       print the fusion groups\n"
         "  --dump-launches     print the step's launches in order (kernels, GEMMs, memsets, copies): grid, and the\n"
         "                      bytes each declares it reads and writes; then the step's totals per kernel class\n"
-        "                      (launches, GB read and written, GEMM GFLOP)\n"
+        "                      (launches, GB read and written, GEMM GFLOP) and the step's floor: each launch at the\n"
+        "                      largest of its GEMM work, bytes and special-function work (the scans' exp2, log2 and\n"
+        "                      reciprocals) at the --rates, one after another, and the images/s that would give\n"
+        "  --rates P,B,S       TFLOP/s, TB/s and tera special-function operations/s for that floor (default\n"
+        "                      865,4,3.8: an H200 under ARM-B's load; an H100 about 865,2.85,3.8)\n"
         "  --no-nvrtc          generate the sources only, do not compile them\n"
         "  --ptxas-info        NVRTC runs ptxas verbosely: prints the most registers a kernel takes and every kernel\n"
         "                      with a stack frame or spills\n"
@@ -99,13 +104,14 @@ static void usage(FILE *f) {
 static bool parse(int argc, char **argv, Args *a) {
     memset(a, 0, sizeof *a);
     a->arch = 90;
+    a->rates = FLOOR_RATES_H200;
     a->sets = xcalloc((size_t)argc, sizeof(DslSet));
     a->inc = xcalloc((size_t)argc, sizeof(char *));
     for (int k = 1; k < argc; k++) {
         const char *s = argv[k];
         bool more = k + 1 < argc;
         if (!strcmp(s, "--help") || !strcmp(s, "-h")) { a->help = true; return true; }
-        static const char *const VALUED[] = {"--model", "--dump-kernels", "--threads", "-I", "--arch", "--set"};
+        static const char *const VALUED[] = {"--model", "--dump-kernels", "--threads", "-I", "--arch", "--set", "--rates"};
         for (size_t v = 0; v < sizeof VALUED / sizeof VALUED[0] && !more; v++)
             if (!strcmp(s, VALUED[v])) { fprintf(stderr, "vmc compile: %s needs a value\n", s); return false; }
         if (!strcmp(s, "--train")) a->train = true;
@@ -123,6 +129,16 @@ static bool parse(int argc, char **argv, Args *a) {
             a->threads = (int)v;
         }
         else if (!strcmp(s, "-I") && more) a->inc[a->ninc++] = argv[++k];
+        else if (!strcmp(s, "--rates") && more) {
+            FloorRates *r = &a->rates;
+            char tail;
+            if (sscanf(argv[++k], "%lf,%lf,%lf%c", &r->gemm_tflops, &r->mem_tbps, &r->sfu_tops, &tail) != 3 ||
+                !(r->gemm_tflops > 0) || !(r->mem_tbps > 0) || !(r->sfu_tops > 0)) {
+                fprintf(stderr, "vmc compile: --rates expects three positive numbers TFLOPS,TBPS,TSFU, found '%s'\n",
+                        argv[k]);
+                return false;
+            }
+        }
         else if (!strcmp(s, "--arch") && more) {
             const char *v = argv[++k];
             long long n;
@@ -169,7 +185,7 @@ static int compile_model(const Args *a, DslModule *m, const char *model) {
     program_summary(p, stdout);
     if (a->ptxas && !a->no_nvrtc) ptxas_report(p, stdout);
     if (a->groups) fusion_dump(p->f, stdout);
-    if (a->launches) program_dump_launches(p, stdout);
+    if (a->launches) program_dump_launches(p, &a->rates, stdout);
     program_free(p);
     graph_free(sg.g);
     return 0;

@@ -94,5 +94,23 @@ sums=$(awk '/^L[0-9]+ / && !/once, not per step/ {n++; r += $(NF-1); w += $NF} E
 total=$(awk '$1 == "total" {printf "%d %.2f %.2f", $2, $3, $4}' "$VMC_CACHE/launches.log")
 echo "tiny_pretrain training: per-class totals '$total', the launch lines sum to '$sums'"
 if [ -z "$total" ] || [ "$total" != "$sums" ]; then echo "FAILED: per-class totals"; fail=1; fi
+# ... and with its floor: each launch at the largest of its GEMM work, bytes and special-function work at --rates.
+# With two rates out of reach the floor is the third kind of work alone: the GEMM work at 1 TFLOP/s (GFLOP ms), the
+# bytes at 1 TB/s (GB ms), the scans' special-function work at 1 T/s.
+floor() {   # rates -> "floor GEMM-bound memory-bound special-function-bound" (ms)
+    "$vmc" compile "$root/models/tiny.vmc" --model tiny_pretrain --train --bf16 --no-nvrtc --dump-launches --rates "$1" 2>&1 |
+        grep -oP '^floor at .*: \K[0-9.]+ ms a step \(GEMM-bound [0-9.]+, memory-bound [0-9.]+, special-function-bound [0-9.]+' |
+        tr -d 'a-zA-Z(),-' | tr -s ' '
+}
+gflop=$(grep -oP 'GEMM work per step: \K[0-9.]+' "$VMC_CACHE/launches.log")
+gb=$(awk '$1 == "total" {print $3 + $4}' "$VMC_CACHE/launches.log")
+read -r f1 g1 _ <<< "$(floor 1,1e9,1e9)"
+read -r f2 _ m2 _ <<< "$(floor 1e9,1,1e9)"
+read -r f3 _ _ s3 <<< "$(floor 1e9,1e9,1)"
+echo "tiny_pretrain training: floors $f1 ms (GEMM work $gflop GFLOP at 1 TFLOP/s), $f2 ms ($gb GB at 1 TB/s), $f3 ms (special-function work at 1 T/s)"
+awk -v f1="$f1" -v g1="$g1" -v gf="$gflop" -v f2="$f2" -v m2="$m2" -v gb="$gb" -v f3="$f3" -v s3="$s3" 'BEGIN {
+    d = 0.011; ok = f1 - gf < d && gf - f1 < d && f1 == g1 && f2 - gb < 0.02 && gb - f2 < 0.02 && f2 == m2 && f3 > 0 && f3 == s3
+    exit !ok }' || { echo "FAILED: floor"; fail=1; }
+"$vmc" compile "$root/models/tiny.vmc" --model tiny_pretrain --dump-launches --rates 1,2 > /dev/null 2>&1 && { echo "FAILED: --rates 1,2 accepted"; fail=1; }
 if [ "$fail" != 0 ]; then echo "some models failed to compile"; exit 1; fi
 echo "all models compiled"

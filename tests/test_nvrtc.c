@@ -35,6 +35,20 @@ static ScanSpec scan_spec(int B, int L, int D, DType io) {
     return s;
 }
 
+/* The scans' special-function operations (the floor of vmc compile --dump-launches): per element N exp2 of delta A
+ * and softplus' 2 forward, twice the states and the sigmoid of delta backward, and the gate's sigmoid each. */
+static void scan_sfu_counts(void) {
+    ScanSpec s = {.B = 2, .L = 3, .D = 4, .N = 16, .gated = true};
+    EXPECT(template_scan_sfu_ops(&s, false) == 24 * 20 && template_scan_sfu_ops(&s, true) == 24 * 38,
+           "gated scan: %g forward, %g backward special-function ops", template_scan_sfu_ops(&s, false),
+           template_scan_sfu_ops(&s, true));
+    s.gated = false;
+    s.N = 8;
+    EXPECT(template_scan_sfu_ops(&s, false) == 24 * 10 && template_scan_sfu_ops(&s, true) == 24 * 20,
+           "ungated scan, N 8: %g forward, %g backward special-function ops", template_scan_sfu_ops(&s, false),
+           template_scan_sfu_ops(&s, true));
+}
+
 static void compile_all_shapes(void) {
     static const int Ls[] = {128, 197, 577}, Ds[] = {768, 1024, 1536}, archs[] = {80, 90};
     int n = 0;
@@ -143,6 +157,7 @@ int main(void) {
     int n;
     template_files(&n);
     EXPECT(n >= 4 && template_text("common.cuh") && template_text("selective_scan_bwd.cuh"), "templates embedded");
+    scan_sfu_counts();
     cache_roundtrip();
     ptxas_lines();
     compile_error_reported();
