@@ -15,7 +15,8 @@ declare -A FLAGS=(
   [check]="--dump-ast --set: -I:"
   [info]="--model: --json --set: -I:"
   [graph]="--model: --dot --set: -I:"
-  [compile]="--model: --arch: --train --bf16 --dump-kernels: --dump-groups --dump-launches --no-nvrtc --scan-recompute --threads: --set: -I:"
+  [compile]="--model: --arch: --train --bf16 --dump-kernels: --dump-groups --dump-launches --rates: --no-nvrtc --ptxas-info
+             --scan-recompute --threads: --set: -I:"
   [bench]="--model: --batch: --train --infer --fp32 --bf16 --steps: --top: --warmup: --scan-recompute --set: -I:"
   [grad]="--model: --weights: --inputs: --out: --backend: --precision: --set: --allow-missing"
   [pretrain]="--model: --recipe: --data: --out: --backend: --precision: --seed: --set: -I: --steps: --stop_at: --eval_steps:
@@ -28,7 +29,7 @@ declare -A FLAGS=(
 FLAGS[finetune]=${FLAGS[pretrain]}
 BENCH_DATA="--size: --threads: --batches: --batch: --eval --exact --randaugment --keep"
 
-value_of() { case $1 in --set) echo a=1 ;; --arch) echo sm_90 ;; *) echo 1 ;; esac; }
+value_of() { case $1 in --set) echo a=1 ;; --arch) echo sm_90 ;; --rates) echo 1,1,1 ;; *) echo 1 ;; esac; }
 
 # check_flags CMD HELP_FILE PREFIX... -- FLAGS...: each flag is in the help text and parses
 check_flags() {
