@@ -146,6 +146,48 @@ static char *conv_bwd_multi(Program *p, const Node *const *all, int n, BufRef *a
     return src;
 }
 
+/* The bytes written where l's access to buffer `at` (a write) is listed: the whole buffer orders the launch, but a
+ * packed backward output is written only in some parts. */
+static void written_part(Launch *l, BufRef at, int64_t moved) {
+    for (int a = 0; a < l->nacc; a++)
+        if (l->acc[a].write && l->acc[a].at.arena == at.arena && l->acc[a].at.offset == at.offset) l->acc[a].moved = moved;
+}
+
+/* What a scan backward writes of its packed f32 output: the parts not left to the bf16 copy (du, ddelta, dz) and
+ * the small sums (dA_log, dB, dC, dD, ddelta_bias), plus, without saved states, the chunk-start states parked in the
+ * du/ddelta rows; of the copy the parts bf16 readers take, dz's perhaps in place in another buffer (Fusion.into). */
+static void scan_bwd_written(Launch *l, const Program *p, const Node *n, const ScanSpec *s) {
+    const Fusion *f = p->f;
+    const int64_t bld = (int64_t)s->B * s->L * s->D, bln = (int64_t)s->B * s->L * s->N;
+    const int parts = s->gated ? SCAN_PARTS : SCAN_PART_DU | SCAN_PART_DDL;
+    int64_t f32 = (int64_t)s->D * s->N + 2 * bln + 2 * (int64_t)s->D;
+    for (int bit = 1; bit <= SCAN_PART_DZ; bit <<= 1) f32 += (parts & bit & ~s->skip_f32_parts) ? bld : 0;
+    if (!s->states) f32 += (int64_t)scan_states_numel(s);
+    written_part(l, pg_bufref(p, n), 4 * f32);
+    if (!f->shadow[n->id]) return;
+    int copied = 0;
+    for (int bit = 1; bit <= SCAN_PART_DZ; bit <<= 1) copied += (s->copy_parts & bit) != 0;
+    if (f->into[n->id]) { copied--; written_part(l, pg_shadow_ref(f, f->into[n->id]), 2 * bld); }
+    written_part(l, pg_shadow_ref(f, n), 2 * bld * copied);
+}
+
+/* What a conv1d backward (alone, or one launch for several directions summing their dx into `sum_to`'s) writes of
+ * each direction's packed f32 output [dx | dw | db]: dw and db, and dx in f32 or as its bf16 copy where it is
+ * written at all. */
+static void conv_bwd_written(Launch *l, const Program *p, const Node *x, const Node *sum_to) {
+    const Fusion *f = p->f;
+    Conv1dSpec cs;
+    conv_spec(x, &cs);
+    const int64_t nx = (int64_t)cs.B * cs.L * cs.D;
+    const bool dx = !sum_to || x == sum_to;
+    const bool copy = dx && f->shadow[x->id] && (f->part_copy[x->id] & CONV_PART_DX);
+    const bool f32 = dx && (!copy || (f->part_f32[x->id] & CONV_PART_DX));
+    written_part(l, pg_bufref(p, x), 4 * ((f32 ? nx : 0) + (int64_t)cs.D * cs.K + cs.D));
+    if (!f->shadow[x->id]) return;
+    if (f->into[x->id]) written_part(l, pg_shadow_ref(f, f->into[x->id]), copy ? 2 * nx : 0);
+    else written_part(l, pg_shadow_ref(f, x), copy ? 2 * nx : 0);
+}
+
 bool pg_opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int errlen) {
     const Fusion *f = p->f;
     const Node *n = gr->root;
@@ -314,6 +356,12 @@ bool pg_opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int errlen
     if (f->into[n->id]) pg_touch_node(l, p, f->into[n->id], true, true);
     const Buf *st = scan_states(f, n);   /* written by the forward, read by the backward */
     if (st) pg_touch(l, (BufRef){st->arena, st->offset}, st->bytes, n->op == OP_SCAN);
+    if (n->op == OP_SCAN_BWD) scan_bwd_written(l, p, n, &ss);
+    if (n->op == OP_CONV1D_BWD || n->op == OP_CONV1D_SILU_BWD) {
+        const Node *sum_to = nmore ? f->conv_sum_to[n->id] : NULL;
+        conv_bwd_written(l, p, n, sum_to);
+        for (int j = 0; j < nmore; j++) conv_bwd_written(l, p, more[j], sum_to);
+    }
     if (first >= 0) l->same_as = first;
     else p->nkernels++;
     return true;

@@ -79,6 +79,14 @@ n=$(VMC_CONV_MULTI_BWD=1 "$vmc" compile "$root/models/arm_b.vmc" --model arm_b_f
 echo "arm_b_ft224 training, VMC_CONV_MULTI_BWD=1: $n conv1d launches elided"
 if [ "$n" != 72 ]; then echo "FAILED: expected 72 (36 forward, 36 backward)"; fail=1; fi
 VMC_CONV_MULTI_BWD=1 run "$root/models/arm_b.vmc" --arch sm_90 --model arm_b_ft224 --train --bf16
+# A packed backward output counts the parts its launch writes: ARM-B fine-tuning's scan backward (B 128, L 197, D 768,
+# N 16, ungated) writes du and ddelta as bf16 copies only, 2 x 2 BLD bytes, and its f32 sums dA_log, dB, dC, dD and
+# ddelta_bias, 4 (DN + 2 BLN + 2D): 80.75 MB; each conv1d backward its dx copy and dw, db: 2 BLD + 4 (4D + D), 38.75 MB
+"$vmc" compile "$root/models/arm_b.vmc" --model arm_b_ft224 --train --bf16 --no-nvrtc --dump-launches > "$VMC_CACHE/ft.log" 2>&1
+s=$(grep -m1 ' vmc_scan_bwd ' "$VMC_CACHE/ft.log" | awk '{print $NF}')
+c=$(grep -m1 ' vmc_conv1d_bwd ' "$VMC_CACHE/ft.log" | awk '{print $NF}')
+echo "arm_b_ft224 training: the scan backward writes $s MB, a conv1d backward $c MB"
+if [ "$s" != 80.75 ] || [ "$c" != 38.75 ]; then echo "FAILED: expected 80.75 and 38.75"; fail=1; fi
 # --dump-launches lists every launch of the step once, in order: as many lines as the summary counts
 "$vmc" compile "$root/models/tiny.vmc" --model tiny_pretrain --train --bf16 --no-nvrtc --dump-launches > "$VMC_CACHE/launches.log" 2>&1
 want=0
