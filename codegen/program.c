@@ -586,16 +586,22 @@ static int64_t image_batch(const Graph *g) {
 
 /* The step's floor at rates r: each launch takes the largest of its GEMM work, its bytes and its special-function
  * work at those rates, and launches run one after another. Also split by what bounds each launch. */
+/* Launch l's floor in ms at rates r; *bound: 0 its GEMM work, 1 its bytes, 2 its special-function work. */
+static double launch_floor_ms(const Launch *l, const FloorRates *r, int *bound) {
+    const double t[3] = {launch_flops(l) / (r->gemm_tflops * 1e9),
+                         (launch_moved_bytes(l, false) + launch_moved_bytes(l, true)) / (r->mem_tbps * 1e9),
+                         l->sfu_ops / (r->sfu_tops * 1e9)};
+    *bound = t[0] >= t[1] && t[0] >= t[2] ? 0 : t[1] >= t[2] ? 1 : 2;
+    return t[*bound];
+}
+
 static void dump_floor(const Program *p, const FloorRates *r, FILE *out) {
     double ms[3] = {0};   /* bound by GEMM work, by bytes, by special-function work */
     for (int k = 0; k < p->nlaunches; k++) {
-        const Launch *l = &p->launches[k];
-        if (l->once) continue;
-        const double t[3] = {launch_flops(l) / (r->gemm_tflops * 1e9),
-                             (launch_moved_bytes(l, false) + launch_moved_bytes(l, true)) / (r->mem_tbps * 1e9),
-                             l->sfu_ops / (r->sfu_tops * 1e9)};
-        const int b = t[0] >= t[1] && t[0] >= t[2] ? 0 : t[1] >= t[2] ? 1 : 2;
-        ms[b] += t[b];
+        if (p->launches[k].once) continue;
+        int b;
+        const double t = launch_floor_ms(&p->launches[k], r, &b);
+        ms[b] += t;
     }
     const double sum = ms[0] + ms[1] + ms[2];
     fprintf(out, "floor at %g TFLOP/s, %g TB/s, %g T special-function ops/s, launches one after another: %.2f ms a "
@@ -608,10 +614,10 @@ static void dump_floor(const Program *p, const FloorRates *r, FILE *out) {
 
 /* The step's launches summed per kernel class (vmc bench's classes), once-launches left out: how many, the bytes
  * they move and the GEMM work, to set beside the time per class that `vmc bench` measures. */
-static void dump_class_totals(const Program *p, FILE *out) {
+static void dump_class_totals(const Program *p, const FloorRates *r, FILE *out) {
     enum { MAXC = 16 };
     const char *name[MAXC];
-    double count[MAXC] = {0}, rd[MAXC] = {0}, wr[MAXC] = {0}, flops[MAXC] = {0};
+    double count[MAXC] = {0}, rd[MAXC] = {0}, wr[MAXC] = {0}, flops[MAXC] = {0}, floor[MAXC] = {0};
     int n = 0;
     for (int k = 0; k < p->nlaunches; k++) {
         const Launch *l = &p->launches[k];
@@ -627,15 +633,18 @@ static void dump_class_totals(const Program *p, FILE *out) {
         rd[j] += launch_moved_bytes(l, false);
         wr[j] += launch_moved_bytes(l, true);
         flops[j] += launch_flops(l);
+        int bound;
+        floor[j] += launch_floor_ms(l, r, &bound);
     }
-    fprintf(out, "per step, by class (once-launches left out):\n%-12s %9s %10s %10s %12s\n", "class", "launches",
-            "reads GB", "writes GB", "GEMM GFLOP");
-    double t[4] = {0};
+    fprintf(out, "per step, by class (once-launches left out; floor: below):\n%-12s %9s %10s %10s %12s %9s\n", "class",
+            "launches", "reads GB", "writes GB", "GEMM GFLOP", "floor ms");
+    double t[5] = {0};
     for (int j = 0; j < n; j++) {
-        fprintf(out, "%-12s %9.0f %10.2f %10.2f %12.1f\n", name[j], count[j], rd[j] / 1e9, wr[j] / 1e9, flops[j] / 1e9);
-        t[0] += count[j]; t[1] += rd[j]; t[2] += wr[j]; t[3] += flops[j];
+        fprintf(out, "%-12s %9.0f %10.2f %10.2f %12.1f %9.2f\n", name[j], count[j], rd[j] / 1e9, wr[j] / 1e9,
+                flops[j] / 1e9, floor[j]);
+        t[0] += count[j]; t[1] += rd[j]; t[2] += wr[j]; t[3] += flops[j]; t[4] += floor[j];
     }
-    fprintf(out, "%-12s %9.0f %10.2f %10.2f %12.1f\n", "total", t[0], t[1] / 1e9, t[2] / 1e9, t[3] / 1e9);
+    fprintf(out, "%-12s %9.0f %10.2f %10.2f %12.1f %9.2f\n", "total", t[0], t[1] / 1e9, t[2] / 1e9, t[3] / 1e9, t[4]);
 }
 
 void program_dump_launches(const Program *p, const FloorRates *r, FILE *out) {
@@ -666,7 +675,7 @@ void program_dump_launches(const Program *p, const FloorRates *r, FILE *out) {
         fprintf(out, "L%-5d %-6s %-11s %-44s %-22s %9.2f %9.2f\n", k, KIND[l->kind], l->kclass ? l->kclass : "-", what,
                 shape, rd, wr);
     }
-    dump_class_totals(p, out);
+    dump_class_totals(p, r, out);
     dump_floor(p, r, out);
 }
 
