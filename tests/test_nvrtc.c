@@ -30,9 +30,10 @@ static size_t compile_ok(const char *src, const KernelLaunch *l, int arch, bool 
     return n;
 }
 
-static ScanSpec scan_spec(int B, int L, int D, DType io) {
-    ScanSpec s = {B, L, D, 16, io, io, DT_F32, io, DT_F32, DT_F32, io, DT_F32, io};
-    return s;
+/* Activations (u, delta, Bm/Cm, z, y, dy) in io, parameters in f32, as a bf16 step stores them; gated or not. */
+static ScanSpec scan_spec(int B, int L, int D, DType io, bool gated) {
+    return (ScanSpec){.B = B, .L = L, .D = D, .N = 16, .gated = gated, .u = io, .delta = io, .a_log = DT_F32, .bc = io,
+                      .d = DT_F32, .delta_bias = DT_F32, .z = io, .out = io, .dout = io};
 }
 
 /* The scans' special-function operations (the floor of vmc compile --dump-launches): per element N exp2 of delta A
@@ -55,9 +56,10 @@ static void compile_all_shapes(void) {
     for (int a = 0; a < 2; a++)
         for (int li = 0; li < 3; li++)
             for (int di = 0; di < 3; di++) {
-                /* bf16 activations for one D per L, f32 elsewhere: both dtype paths at every L. */
+                /* bf16 activations for one D per L, f32 elsewhere: both dtype paths at every L; the gate (one
+                 * direction's mixer) but for the last D (a multi-direction mixer's scans) */
                 DType io = di == 0 ? DT_BF16 : DT_F32;
-                ScanSpec s = scan_spec(128, Ls[li], Ds[di], io);
+                ScanSpec s = scan_spec(128, Ls[li], Ds[di], io, di != 2);
                 KernelLaunch l;
                 char *src = template_scan_fwd(&s, &l);
                 EXPECT(l.grid[0] * l.block[0] >= (unsigned)Ds[di] && l.grid[1] == 128, "scan_fwd grid");
@@ -84,7 +86,7 @@ static void compile_all_shapes(void) {
 }
 
 static void cache_roundtrip(void) {
-    ScanSpec s = scan_spec(2, 37, 96, DT_F32);
+    ScanSpec s = scan_spec(2, 37, 96, DT_F32, true);
     KernelLaunch l;
     char *src = template_scan_fwd(&s, &l);
     bool c1 = true, c2 = false;
