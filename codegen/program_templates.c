@@ -167,7 +167,11 @@ static void scan_bwd_written(Launch *l, const Program *p, const Node *n, const S
     if (!f->shadow[n->id]) return;
     int copied = 0;
     for (int bit = 1; bit <= SCAN_PART_DZ; bit <<= 1) copied += (s->copy_parts & bit) != 0;
-    if (f->into[n->id]) { copied--; written_part(l, pg_shadow_ref(f, f->into[n->id]), 2 * bld); }
+    if (f->into[n->id]) {   /* (only dz's copy goes into place) */
+        ASSERT(s->copy_parts & SCAN_PART_DZ, "scan backward: a copy into place without dz's copy");
+        copied--;
+        written_part(l, pg_shadow_ref(f, f->into[n->id]), 2 * bld);
+    }
     written_part(l, pg_shadow_ref(f, n), 2 * bld * copied);
 }
 
