@@ -584,17 +584,19 @@ static int64_t image_batch(const Graph *g) {
     return 0;
 }
 
-/* The step's floor at rates r: each launch takes the largest of its GEMM work, its bytes and its special-function
- * work at those rates, and launches run one after another. Also split by what bounds each launch. */
-/* Launch l's floor in ms at rates r; *bound: 0 its GEMM work, 1 its bytes, 2 its special-function work. */
+/* Launch l's floor in ms at rates r; *bound (if not NULL): 0 its GEMM work, 1 its bytes, 2 its special-function
+ * work, whichever takes longest. */
 static double launch_floor_ms(const Launch *l, const FloorRates *r, int *bound) {
     const double t[3] = {launch_flops(l) / (r->gemm_tflops * 1e9),
                          (launch_moved_bytes(l, false) + launch_moved_bytes(l, true)) / (r->mem_tbps * 1e9),
                          l->sfu_ops / (r->sfu_tops * 1e9)};
-    *bound = t[0] >= t[1] && t[0] >= t[2] ? 0 : t[1] >= t[2] ? 1 : 2;
-    return t[*bound];
+    const int b = t[0] >= t[1] && t[0] >= t[2] ? 0 : t[1] >= t[2] ? 1 : 2;
+    if (bound) *bound = b;
+    return t[b];
 }
 
+/* The step's floor at rates r: each launch takes the largest of its GEMM work, its bytes and its special-function
+ * work at those rates, and launches run one after another. Also split by what bounds each launch. */
 static void dump_floor(const Program *p, const FloorRates *r, FILE *out) {
     double ms[3] = {0};   /* bound by GEMM work, by bytes, by special-function work */
     for (int k = 0; k < p->nlaunches; k++) {
@@ -633,8 +635,7 @@ static void dump_class_totals(const Program *p, const FloorRates *r, FILE *out) 
         rd[j] += launch_moved_bytes(l, false);
         wr[j] += launch_moved_bytes(l, true);
         flops[j] += launch_flops(l);
-        int bound;
-        floor[j] += launch_floor_ms(l, r, &bound);
+        floor[j] += launch_floor_ms(l, r, NULL);
     }
     fprintf(out, "per step, by class (once-launches left out; floor: below):\n%-12s %9s %10s %10s %12s %9s\n", "class",
             "launches", "reads GB", "writes GB", "GEMM GFLOP", "floor ms");
