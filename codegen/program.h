@@ -58,7 +58,7 @@ typedef struct Launch {
     BufRef dst, src;
     int64_t bytes;
     Access *acc; int nacc, capacc;
-    double sfu_ops;             /* special-function operations (exp2, log2, reciprocal) its arithmetic takes at the
+    double sfu_ops;             /* special-function operations (exp2, reciprocal) its arithmetic takes at the
                                  * least: the scans' (template_scan_sfu_ops), for program_dump_launches' floor */
 } Launch;
 

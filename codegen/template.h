@@ -56,7 +56,7 @@ typedef struct ScanSpec {
  *              const z*, out* y, float *states)      y = (sum_n C h + D u) * silu(z), or without the gate
  * states (NULL unless s->states) receives the state at the start of every chunk but the first, for the backward. */
 char *template_scan_fwd(const ScanSpec *s, KernelLaunch *l);
-/* The special-function operations (exp2, log2, reciprocal) the scan's arithmetic takes at the least, forward or
+/* The special-function operations (exp2, reciprocal) the scan's arithmetic takes at the least, forward or
  * backward from saved states: a floor on its time (program_dump_launches). */
 double template_scan_sfu_ops(const ScanSpec *s, bool backward);
 /* vmc_scan_bwd(the 8 forward inputs as above, const dout*, float *packed, bf16 *copy, const float *states,
