@@ -575,15 +575,6 @@ static double launch_flops(const Launch *l) {
     return 2.0 * (double)g->M * (double)g->N * (double)g->K * (double)g->batch;
 }
 
-/* The batch of the step's images (an input named "images"), 0 if it has none. */
-static int64_t image_batch(const Graph *g) {
-    for (int k = 0; k < g->inputs.n; k++) {
-        const Node *n = g->inputs.items[k];
-        if (n->name && !strcmp(n->name, "images") && n->shape.ndim > 0) return n->shape.d[0];
-    }
-    return 0;
-}
-
 /* Launch l's floor in ms at rates r; *bound (if not NULL): 0 its GEMM work, 1 its bytes, 2 its special-function
  * work, whichever takes longest. */
 static double launch_floor_ms(const Launch *l, const FloorRates *r, int *bound) {
@@ -609,7 +600,7 @@ static void dump_floor(const Program *p, const FloorRates *r, FILE *out) {
     fprintf(out, "floor at %g TFLOP/s, %g TB/s, %g T special-function ops/s, launches one after another: %.2f ms a "
                  "step (GEMM-bound %.2f, memory-bound %.2f, special-function-bound %.2f)", r->gemm_tflops, r->mem_tbps,
             r->sfu_tops, sum, ms[0], ms[1], ms[2]);
-    const int64_t batch = image_batch(p->f->g);
+    const int64_t batch = graph_image_batch(p->f->g);
     if (batch > 0 && sum > 0) fprintf(out, ": %.0f images/s at batch %lld", (double)batch / sum * 1e3, (long long)batch);
     fprintf(out, "\n");
 }

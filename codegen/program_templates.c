@@ -158,15 +158,13 @@ static void written_part(Launch *l, BufRef at, int64_t moved) {
  * du/ddelta rows; of the copy the parts bf16 readers take, dz's perhaps in place in another buffer (Fusion.into). */
 static void scan_bwd_written(Launch *l, const Program *p, const Node *n, const ScanSpec *s) {
     const Fusion *f = p->f;
-    const int64_t bld = (int64_t)s->B * s->L * s->D, bln = (int64_t)s->B * s->L * s->N;
-    const int parts = s->gated ? SCAN_PARTS : SCAN_PART_DU | SCAN_PART_DDL;
-    int64_t f32 = (int64_t)s->D * s->N + 2 * bln + 2 * (int64_t)s->D;
-    for (int bit = 1; bit <= SCAN_PART_DZ; bit <<= 1) f32 += (parts & bit & ~s->skip_f32_parts) ? bld : 0;
-    if (!s->states) f32 += (int64_t)scan_states_numel(s);
+    const int64_t bld = (int64_t)s->B * s->L * s->D;
+    const int parts = s->gated ? SCAN_PARTS : SCAN_PART_DU | SCAN_PART_DDL;   /* the [B, L, D] parts of the layout */
+    const int64_t f32 = (int64_t)scan_bwd_numel(s) - bld * __builtin_popcount(s->skip_f32_parts & parts) +
+                        (s->states ? 0 : (int64_t)scan_states_numel(s));
     written_part(l, pg_bufref(p, n), 4 * f32);
     if (!f->shadow[n->id]) return;
-    int copied = 0;
-    for (int bit = 1; bit <= SCAN_PART_DZ; bit <<= 1) copied += (s->copy_parts & bit) != 0;
+    int copied = __builtin_popcount(s->copy_parts & parts);
     if (f->into[n->id]) {   /* (only dz's copy goes into place) */
         ASSERT(s->copy_parts & SCAN_PART_DZ, "scan backward: a copy into place without dz's copy");
         copied--;

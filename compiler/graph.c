@@ -653,6 +653,14 @@ Node *graph_find_named(const Graph *g, const char *name) {
     return NULL;
 }
 
+int64_t graph_image_batch(const Graph *g) {
+    for (int k = 0; k < g->inputs.n; k++) {
+        const Node *n = g->inputs.items[k];
+        if (n->name && !strcmp(n->name, "images") && n->shape.ndim > 0) return n->shape.d[0];
+    }
+    return 0;
+}
+
 int64_t graph_param_count(const Graph *g, bool trainable_only) {
     int64_t total = 0;
     for (int k = 0; k < g->params.n; k++) {

@@ -146,6 +146,8 @@ void  graph_set_loss(Graph *g, Node *loss);
 void  graph_add_named(Graph *g, const char *name, Node *n, uint32_t flag);   /* NF_TAP or NF_OUTPUT */
 Node *graph_find_named(const Graph *g, const char *name);
 Node *graph_find_param(const Graph *g, const char *name);
+/* The batch of the step's images (the input named "images"), 0 if it has none. */
+int64_t graph_image_batch(const Graph *g);
 
 /* --- checks and dumps --- */
 bool  graph_verify(const Graph *g, char *err, int errlen);   /* internal consistency; false = vmc bug */

@@ -141,14 +141,6 @@ static void fill(Exec *e, const Graph *g) {
     }
 }
 
-static int64_t batch_of(const Graph *g) {
-    for (int k = 0; k < g->inputs.n; k++) {
-        const Node *in = g->inputs.items[k];
-        if (!strcmp(in->name, "images")) return in->shape.d[0];
-    }
-    return 1;
-}
-
 static int bench(const Args *a, DslModule *m) {
     Diag d;
     diag_init(&d, stderr);
@@ -201,7 +193,7 @@ static int bench(const Args *a, DslModule *m) {
     }
     int64_t used = 0, total = 0;
     cuda_exec_memory(e, &used, &total);
-    int64_t B = batch_of(sg.g);
+    const int64_t B = graph_image_batch(sg.g) ? graph_image_batch(sg.g) : 1;
     double tflops = (double)flops / (ms * 1e-3) * 1e-12;
     const Program *p = cuda_exec_program(e);
     printf("model %s, %s, batch %lld, %s: %d kernels, %d GEMMs (%.1f GFLOP per step)\n", a->model,
