@@ -575,9 +575,7 @@ static double launch_flops(const Launch *l) {
     return 2.0 * (double)g->M * (double)g->N * (double)g->K * (double)g->batch;
 }
 
-/* Launch l's floor in ms at rates r; *bound (if not NULL): 0 its GEMM work, 1 its bytes, 2 its special-function
- * work, whichever takes longest. */
-static double launch_floor_ms(const Launch *l, const FloorRates *r, int *bound) {
+double launch_floor_ms(const Launch *l, const FloorRates *r, int *bound) {
     const double t[3] = {launch_flops(l) / (r->gemm_tflops * 1e9),
                          (launch_moved_bytes(l, false) + launch_moved_bytes(l, true)) / (r->mem_tbps * 1e9),
                          l->sfu_ops / (r->sfu_tops * 1e9)};

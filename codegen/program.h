@@ -132,6 +132,9 @@ typedef struct FloorRates { double gemm_tflops, mem_tbps, sfu_tops; } FloorRates
  * then the totals per class and the step's floor at rates r: each launch at the largest of its GEMM work, its bytes
  * and its special-function work at those rates, launches one after another. */
 void program_dump_launches(const Program *p, const FloorRates *r, FILE *out);
+/* Launch l's floor in ms at rates r; *bound (if not NULL): 0 its GEMM work, 1 its bytes, 2 its special-function
+ * work, whichever takes longest. */
+double launch_floor_ms(const Launch *l, const FloorRates *r, int *bound);
 /* The bytes launch l declares it reads (or writes): each access's moved bytes, an access repeated once. */
 double launch_moved_bytes(const Launch *l, bool write);
 /* Size in bytes of the workspace arena part used by cuBLASLt (the rest holds bf16 operand copies). */

@@ -1,6 +1,6 @@
 /* cmd_bench.c — `vmc bench FILE --model NAME --batch N [--train|--infer] [--fp32] [--steps N] [--set k=v]`:
  * throughput of one model's step on the GPU: images/s, ms/step, achieved GEMM TFLOP/s against a bf16 cuBLASLt
- * GEMM peak measured in the same run, device memory, time per kernel class, cold compile (empty NVRTC cache) and
+ * GEMM peak measured in the same run, device memory, time per kernel class beside its floor, cold compile (empty NVRTC cache) and
  * warm start (cache hit) times. Parameters come from their initialisers, inputs are random. With --data it is the
  * data-loader benchmark (cmd_bench_data.c). Prints figures; never asserts on them. */
 #include "cli.h"
@@ -80,7 +80,8 @@ static bool parse(int argc, char **argv, Args *a) {
                 "       vmc bench --data PATH|synthetic:N [--size 192] [--threads N] [--batches N] [--batch B]\n"
                 "                 [--eval] [--exact] [--randaugment] [--keep]   (data loader throughput, no GPU)\n"
                 "  a model's step on the GPU: images/s, TFLOP/s against the measured bf16 GEMM peak, memory, time per\n"
-                "  kernel class, cold and warm compile times.\n"
+                "  kernel class beside its floor on this GPU (measured GEMM peak and copy bandwidth), cold and warm\n"
+                "  compile times.\n"
                 "  --model NAME          the model in FILE\n"
                 "  --batch N             = --set batch=N\n"
                 "  --train | --infer     training step (default) or inference\n"
@@ -139,6 +140,33 @@ static void fill(Exec *e, const Graph *g) {
         exec_write(e, in, v, n * 4);
         free(v);
     }
+}
+
+/* The step's floor on this GPU (program_dump_launches' model): each launch at the largest of its GEMM work at the
+ * measured GEMM peak, its bytes at the measured copy bandwidth and its special-function work at 16 per SM and clock
+ * (the mean clock NVML saw while timing; left out without readings), launches one after another; per class beside
+ * the eager times above. */
+static void print_floor(Exec *e, const CudaProfile *prof, double peak_tflops, double mhz, int64_t batch, double ms) {
+    const double tbps = cuda_copy_bandwidth_tbps(e, (size_t)512 << 20, 20);   /* 512 MiB: 10x the L2 */
+    if (tbps <= 0) { printf("\n  floor: no room for the bandwidth probe's 1 GiB\n"); return; }
+    const int sms = cuda_exec_sm_count(e);
+    const FloorRates r = {peak_tflops, tbps, mhz > 0 ? 16.0 * sms * mhz * 1e-6 : 1e30};
+    const Program *p = cuda_exec_program(e);
+    double floor[CLASS_MAX] = {0}, total = 0;
+    for (int k = 0; k < p->nlaunches; k++) {
+        const Launch *l = &p->launches[k];
+        if (l->once) continue;
+        const double t = launch_floor_ms(l, &r, NULL);
+        total += t;
+        for (int j = 0; j < prof->n; j++) if (l->kclass && !strcmp(prof->names[j], l->kclass)) floor[j] += t;
+    }
+    printf("\n  floor at %.0f TFLOP/s, %.2f TB/s (copies measured now)", r.gemm_tflops, r.mem_tbps);
+    if (mhz > 0) printf(", %.2f T special-function ops/s (16 per SM and clock, %d SMs, %.0f MHz)", r.sfu_tops, sms, mhz);
+    else printf(" (special-function work left out: no clock readings)");
+    printf(": %.3f ms a step, %.1f images/s; the step takes %.2fx it\n  per class, eager ms / floor ms:", total,
+           (double)batch / (total * 1e-3), ms / total);
+    for (int j = 0; j < prof->n; j++) printf(" %s %.3f / %.3f", prof->names[j], prof->ms[j] / 2, floor[j]);
+    printf("\n");
 }
 
 static int bench(const Args *a, DslModule *m) {
@@ -217,7 +245,8 @@ static int bench(const Args *a, DslModule *m) {
     for (int k = 0; k < prof.n; k++) sum += prof.ms[k];
     printf("  time per kernel class (eager, events around each launch; %.3f ms per step):", sum / 2);
     for (int k = 0; k < prof.n; k++) printf(" %s %.3f ms (%.0f%%)", prof.names[k], prof.ms[k] / 2, 100 * prof.ms[k] / sum);
-    printf("\n  slowest kernels (per step; GB/s: the memory each launch declares, whole buffers, over its time):");
+    print_floor(e, &prof, peak, cs.n ? cs.sum_mhz / cs.n : 0, B, ms);
+    printf("  slowest kernels (per step; GB/s: the memory each launch declares, whole buffers, over its time):");
     for (int t = 0; t < a->top; t++) {
         int best = -1;
         for (int k = 0; k < prof.nk; k++) if (prof.kcalls[k] >= 0 && (best < 0 || prof.kms[k] > prof.kms[best])) best = k;

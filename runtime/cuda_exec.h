@@ -53,5 +53,9 @@ int64_t cuda_exec_device_bytes(const Exec *e);
 void cuda_exec_own_gemms(const Exec *e, int *own, int *eligible);
 /* bf16 x bf16 -> f32 cuBLASLt GEMM of n x n x n, timed over reps: the peak `vmc bench` compares against. */
 double cuda_gemm_peak_tflops(Exec *e, int64_t n, int reps);
+/* TB/s (bytes read plus written) of device-to-device copies of `bytes`, timed over reps. */
+double cuda_copy_bandwidth_tbps(Exec *e, size_t bytes, int reps);
+/* The GPU's streaming multiprocessors. */
+int cuda_exec_sm_count(const Exec *e);
 /* Device memory in use by the whole process (cuMemGetInfo) and the device total, bytes. */
 void cuda_exec_memory(const Exec *e, int64_t *used, int64_t *total);
