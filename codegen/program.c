@@ -479,7 +479,7 @@ Program *program_build(const Graph *g, Node *const *keep, int nkeep, const Progr
                        : opt->reuse_delay > 0                             ? opt->reuse_delay
                                                                           : PROGRAM_REUSE_DELAY;
     p->f->conv_multi = !opt->no_conv_multi;
-    p->f->conv_multi_bwd = opt->conv_multi_bwd && !opt->no_conv_multi;
+    p->f->conv_multi_bwd = !opt->no_conv_multi_bwd && !opt->no_conv_multi;
     pass_plan(p->f);
     Batch b = {0};
     SeenSet seen = {0};
@@ -523,7 +523,7 @@ Program *program_build(const Graph *g, Node *const *keep, int nkeep, const Progr
         pg_batch_tail(p);
         pg_hoist_memsets(p);
     }
-    if (opt->merge_memsets) pg_merge_memsets(p);
+    if (!opt->no_merge_memsets) pg_merge_memsets(p);
     for (int k = 0; k < seen.n; k++) free(seen.items[k].key);
     free(seen.items);
     memcpy(p->arena_bytes, p->f->arena_bytes, sizeof p->arena_bytes);

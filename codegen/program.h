@@ -86,10 +86,10 @@ typedef struct ProgramOptions {
     bool no_into_place;         /* bf16: keep the kernels packed_copies_into_place would elide (timing comparisons) */
     bool no_own_gemm;           /* bf16: no own kernels for skinny GEMMs (cuBLASLt alone) */
     bool no_conv_multi;         /* a launch per conv1d forward, also where several read one input (conv_multi.c) */
-    bool conv_multi_bwd;        /* their backwards as one launch too, the directions' dx summed (conv_multi.c; off by
-                                 * default until checked on a GPU: VMC_CONV_MULTI_BWD=1) */
-    bool merge_memsets;         /* the small memsets that stand together in the launch list as one zeroing kernel
-                                 * (program_zero.c; off by default until timed on a GPU: VMC_ZERO_MERGE=1) */
+    bool no_conv_multi_bwd;     /* not their backwards as one launch too, the directions' dx summed (conv_multi.c;
+                                 * VMC_CONV_MULTI_BWD=0) */
+    bool no_merge_memsets;      /* not the small memsets that stand together in the launch list as one zeroing
+                                 * kernel (program_zero.c; VMC_ZERO_MERGE=0) */
     bool ptxas_info;            /* NVRTC runs ptxas verbosely: registers and spills per kernel (ptxas_info.h) */
     bool exact_view_deps;       /* a view orders launches by its own range, not its owner's whole buffer (Access;
                                  * off by default until timed on a GPU: VMC_EXACT_DEPS=1) */

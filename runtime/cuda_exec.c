@@ -388,8 +388,8 @@ Exec *cuda_exec_create(const Graph *g, Node *const *keep, int nkeep, const CudaE
                          .no_into_place = cli_env_int("VMC_INTO_PLACE", 0, 1, 1) == 0,   /* (timing knobs) */
                          .no_own_gemm = cli_env_int("VMC_OWN_GEMM", 0, 3, 1) == 0,
                          .no_conv_multi = cli_env_int("VMC_CONV_MULTI", 0, 1, 1) == 0,
-                         .conv_multi_bwd = cli_env_int("VMC_CONV_MULTI_BWD", 0, 1, 0) == 1,
-                         .merge_memsets = cli_env_int("VMC_ZERO_MERGE", 0, 1, 0) == 1,
+                         .no_conv_multi_bwd = cli_env_int("VMC_CONV_MULTI_BWD", 0, 1, 1) == 0,
+                         .no_merge_memsets = cli_env_int("VMC_ZERO_MERGE", 0, 1, 1) == 0,
                          .exact_view_deps = cli_env_int("VMC_EXACT_DEPS", 0, 1, 0) == 1};
     c->p = program_build(g, keep, nkeep, &po, err, errlen);
     if (!c->p) { free(c); return NULL; }

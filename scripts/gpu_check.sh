@@ -28,12 +28,12 @@ loss=$(grep -o 'max relative loss difference over [0-9]* steps: [^;]*' "$log/tes
 if VMC_OWN_GEMM=2 "$B/tests/test_cuda_exec" --quick > "$log/own.txt" 2>&1; then t=pass; else t=FAIL; fi
 grep -A3 "skinny GEMMs" "$log/own.txt" | head -8
 rows+=("cuda vs cpu, own skinny GEMMs forced|$t|$(grep -o 'worst normalised error [^;]*' "$log/own.txt" | tail -1)")
-# the directions' conv1d backwards as one launch summing their dx (off by default until this passes)
-if VMC_CONV_MULTI_BWD=1 "$B/tests/test_cuda_exec" --quick > "$log/mbwd.txt" 2>&1; then t=pass; else t=FAIL; fi
-rows+=("cuda vs cpu, VMC_CONV_MULTI_BWD=1|$t|$(grep -o 'worst normalised error [^;]*' "$log/mbwd.txt" | tail -1)")
-# the memsets that stand together as one zeroing kernel each (program_zero.c; off by default until timed)
-if VMC_ZERO_MERGE=1 "$B/tests/test_cuda_exec" --quick > "$log/zero.txt" 2>&1; then t="pass"; else t="FAIL"; fi
-rows+=("cuda vs cpu, VMC_ZERO_MERGE=1|$t|$(grep -o 'worst normalised error [^;]*' "$log/zero.txt" | tail -1)")
+# the directions' conv1d backwards each a launch (by default one launch sums their dx)
+if VMC_CONV_MULTI_BWD=0 "$B/tests/test_cuda_exec" --quick > "$log/mbwd.txt" 2>&1; then t=pass; else t=FAIL; fi
+rows+=("cuda vs cpu, VMC_CONV_MULTI_BWD=0|$t|$(grep -o 'worst normalised error [^;]*' "$log/mbwd.txt" | tail -1)")
+# every memset a launch (by default those that stand together are one zeroing kernel, program_zero.c)
+if VMC_ZERO_MERGE=0 "$B/tests/test_cuda_exec" --quick > "$log/zero.txt" 2>&1; then t="pass"; else t="FAIL"; fi
+rows+=("cuda vs cpu, VMC_ZERO_MERGE=0|$t|$(grep -o 'worst normalised error [^;]*' "$log/zero.txt" | tail -1)")
 if bash tests/test_own_gemm_check.sh "$B" "$root" > "$log/check.txt" 2>&1; then t=pass; else t=FAIL; fi
 rows+=("a broken own GEMM kernel rejected|$t|$(grep 'broken own kernel' "$log/check.txt")")
 

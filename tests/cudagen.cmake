@@ -12,15 +12,15 @@ set_tests_properties(cuda_exec PROPERTIES LABELS gpu SKIP_RETURN_CODE 77 TIMEOUT
 # The same checks (but the training runs) with vmc's own kernel for every skinny GEMM, not only the faster ones.
 add_test(NAME cuda_exec_own_gemm COMMAND test_cuda_exec --quick)
 set_tests_properties(cuda_exec_own_gemm PROPERTIES LABELS gpu SKIP_RETURN_CODE 77 TIMEOUT 900 ENVIRONMENT VMC_OWN_GEMM=2)
-# The directions' conv1d backwards as one launch summing their dx (VMC_CONV_MULTI_BWD=1, off by default until this
-# passes on a GPU): the tiny 4-direction model's gradients against the cpu backend.
+# The directions' conv1d backwards each a launch of its own (VMC_CONV_MULTI_BWD=0; by default one launch sums their
+# dx): the tiny 4-direction model's gradients against the cpu backend.
 add_test(NAME cuda_exec_conv_multi_bwd COMMAND test_cuda_exec --quick)
 set_tests_properties(cuda_exec_conv_multi_bwd PROPERTIES LABELS gpu SKIP_RETURN_CODE 77 TIMEOUT 900
-                     ENVIRONMENT VMC_CONV_MULTI_BWD=1)
-# The same with each run of memsets merged into one zeroing kernel (program_zero.c, off by default until timed).
+                     ENVIRONMENT VMC_CONV_MULTI_BWD=0)
+# The same with every memset its own launch (VMC_ZERO_MERGE=0; by default runs of them are one zeroing kernel).
 add_test(NAME cuda_exec_zero_merge COMMAND test_cuda_exec --quick)
 set_tests_properties(cuda_exec_zero_merge PROPERTIES LABELS gpu SKIP_RETURN_CODE 77 TIMEOUT 900
-                     ENVIRONMENT VMC_ZERO_MERGE=1)
+                     ENVIRONMENT VMC_ZERO_MERGE=0)
 # A wrong own kernel is rejected by the agreement check before it runs (a deliberately broken template).
 add_test(NAME own_gemm_check COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/test_own_gemm_check.sh ${CMAKE_BINARY_DIR} ${VMC_ROOT})
 set_tests_properties(own_gemm_check PROPERTIES LABELS gpu SKIP_RETURN_CODE 77 TIMEOUT 900)

@@ -30,10 +30,10 @@ done
 run "$root/models/tiny.vmc" --arch sm_90 --train
 # Ampere and Ada (sm_80+ is supported): every kernel of ARM-B's bf16 training step compiles for them too
 run "$root/models/arm_b.vmc" --arch sm_80 --model arm_b_ft224 --train --bf16
-# the same with its memsets merged into zeroing kernels (program_zero.c; off by default): those kernels compile too
-VMC_ZERO_MERGE=1 run "$root/models/arm_b.vmc" --arch sm_80 --model arm_b_ft224 --train --bf16
+# the same with every memset a launch of its own (by default runs of them are zeroing kernels, program_zero.c)
+VMC_ZERO_MERGE=0 run "$root/models/arm_b.vmc" --arch sm_80 --model arm_b_ft224 --train --bf16
 run "$root/models/arm_b.vmc" --arch sm_89 --model arm_b_pretrain --train --bf16
-# No kernel of ARM-B fine-tuning (training, also with the directions' conv1d backwards as one launch, and inference)
+# No kernel of ARM-B fine-tuning (training, also with the directions' conv1d backwards a launch each, and inference)
 # spills registers or takes a stack frame: ptxas' own report (vmc compile --ptxas-info)
 no_spills() {
     run "$@" --ptxas-info
@@ -43,7 +43,7 @@ no_spills() {
     fi
 }
 no_spills "$root/models/arm_b.vmc" --arch sm_90 --model arm_b_ft224 --train --bf16
-VMC_CONV_MULTI_BWD=1 no_spills "$root/models/arm_b.vmc" --arch sm_90 --model arm_b_ft224 --train --bf16
+VMC_CONV_MULTI_BWD=0 no_spills "$root/models/arm_b.vmc" --arch sm_90 --model arm_b_ft224 --train --bf16
 no_spills "$root/models/arm_b.vmc" --arch sm_90 --model arm_b_ft224 --bf16 --set batch=256
 # ARM-H's skinny products (dt_rank 96, x_proj 128 wide) in vmc's own GEMM kernel, bf16 training
 run "$root/models/arm_h.vmc" --arch sm_90 --model arm_h_pretrain --train --bf16
@@ -73,16 +73,19 @@ n=$(grep -c 'vmc_conv1d_fwd_multi' "$VMC_CACHE/launches.log" || true)
 m=$(grep -c 'vmc_conv1d_fwd ' "$VMC_CACHE/launches.log" || true)
 echo "arm_b_ft224 inference: $n four-direction conv1d launch(es), $m single"
 if [ "$n" != 12 ] || [ "$m" != 0 ]; then echo "FAILED: expected 12 and 0"; fail=1; fi
-# With VMC_CONV_MULTI_BWD=1 their backwards are one launch a layer too, summing the directions' dx (conv_multi.c):
-# 36 of ARM-B fine-tuning's 48 conv1d backwards are elided, and every kernel of that step compiles
-n=$(VMC_CONV_MULTI_BWD=1 "$vmc" compile "$root/models/arm_b.vmc" --model arm_b_ft224 --train --bf16 --no-nvrtc --dump-groups 2>&1 | grep -c "computed by another conv1d's launch" || true)
-echo "arm_b_ft224 training, VMC_CONV_MULTI_BWD=1: $n conv1d launches elided"
+# Their backwards are one launch a layer too, summing the directions' dx (conv_multi.c): 36 of ARM-B fine-tuning's
+# 48 conv1d backwards are elided; with VMC_CONV_MULTI_BWD=0 none, and every kernel of that step compiles
+n=$("$vmc" compile "$root/models/arm_b.vmc" --model arm_b_ft224 --train --bf16 --no-nvrtc --dump-groups 2>&1 | grep -c "computed by another conv1d's launch" || true)
+echo "arm_b_ft224 training: $n conv1d launches elided"
 if [ "$n" != 72 ]; then echo "FAILED: expected 72 (36 forward, 36 backward)"; fail=1; fi
-VMC_CONV_MULTI_BWD=1 run "$root/models/arm_b.vmc" --arch sm_90 --model arm_b_ft224 --train --bf16
+n=$(VMC_CONV_MULTI_BWD=0 "$vmc" compile "$root/models/arm_b.vmc" --model arm_b_ft224 --train --bf16 --no-nvrtc --dump-groups 2>&1 | grep -c "computed by another conv1d's launch" || true)
+echo "arm_b_ft224 training, VMC_CONV_MULTI_BWD=0: $n conv1d launches elided"
+if [ "$n" != 36 ]; then echo "FAILED: expected 36 (the forwards)"; fail=1; fi
+VMC_CONV_MULTI_BWD=0 run "$root/models/arm_b.vmc" --arch sm_90 --model arm_b_ft224 --train --bf16
 # A packed backward output counts the parts its launch writes: ARM-B fine-tuning's scan backward (B 128, L 197, D 768,
 # N 16, ungated) writes du and ddelta as bf16 copies only, 2 x 2 BLD bytes, and its f32 sums dA_log, dB, dC, dD and
 # ddelta_bias, 4 (DN + 2 BLN + 2D): 80.75 MB; each conv1d backward its dx copy and dw, db: 2 BLD + 4 (4D + D), 38.75 MB
-"$vmc" compile "$root/models/arm_b.vmc" --model arm_b_ft224 --train --bf16 --no-nvrtc --dump-launches > "$VMC_CACHE/ft.log" 2>&1
+VMC_CONV_MULTI_BWD=0 "$vmc" compile "$root/models/arm_b.vmc" --model arm_b_ft224 --train --bf16 --no-nvrtc --dump-launches > "$VMC_CACHE/ft.log" 2>&1
 s=$(grep -m1 ' vmc_scan_bwd ' "$VMC_CACHE/ft.log" | awk '{print $NF}')
 c=$(grep -m1 ' vmc_conv1d_bwd ' "$VMC_CACHE/ft.log" | awk '{print $NF}')
 echo "arm_b_ft224 training: the scan backward writes $s MB, a conv1d backward $c MB"

@@ -984,9 +984,13 @@ static void test_copies_into_place(void) {
                   "%s writes its copy from column %lld", op_name(o->op), (long long)f->into_col[id]);
             producers++;
             if (f->group_of[id] < first) first = f->group_of[id];
-            for (int k = 0; k < p->nlaunches; k++) {   /* its launch: that block's address, and the write listed */
+            /* its launch (not a zeroing kernel placed in its group): that block's address, and the write listed */
+            const char *tpl = o->op == OP_SCAN_BWD ? "vmc_scan_bwd" : "vmc_conv1d_bwd";
+            int found = 0;
+            for (int k = 0; k < p->nlaunches; k++) {
                 const Launch *l = &p->launches[k];
-                if (l->kind != LK_KERNEL || l->group != f->group_of[id]) continue;
+                if (l->kind != LK_KERNEL || l->group != f->group_of[id] || strncmp(l->name, tpl, strlen(tpl))) continue;
+                found++;
                 const BufRef a = l->args[o->op == OP_SCAN_BWD ? l->nargs - 1 : 8];
                 CHECK(a.arena == f->sbuf[c->id].arena && a.offset == f->sbuf[c->id].offset + col * 2,
                       "%s: the copy's address", l->name);
@@ -994,6 +998,7 @@ static void test_copies_into_place(void) {
                 for (int j = 0; j < l->nacc; j++) listed |= l->acc[j].write && l->acc[j].at.offset == f->sbuf[c->id].offset;
                 CHECK(listed, "%s: the write of the assembled copy is listed", l->name);
             }
+            CHECK(found == 1, "%s: %d launches", tpl, found);
         }
         CHECK(producers == 2, "two templates write into place: %d", producers);
         int defs = 0;
@@ -1306,7 +1311,7 @@ static void test_gemm_epilogue(void) {
     }
 }
 
-/* ProgramOptions.conv_multi_bwd (conv_multi.c): three directions' CONV1D_SILU_BWD of one x (in order, reversed, a
+/* Fusion.conv_multi_bwd (conv_multi.c): three directions' CONV1D_SILU_BWD of one x (in order, reversed, a
  * permutation) whose dx the merge adds back each by the inverse of its order become one launch at the last, the sum
  * going to the in-order direction's dx and the others read as zero; not when one direction's dx is gathered back by
  * anything but the inverse (the sum would be wrong), nor when a direction's dw/db is read before the last direction
@@ -1342,7 +1347,7 @@ static void test_conv_multi_bwd(void) {
         }
         graph_add_named(g, "dx", g_binary(g, OP_MUL, dx, g_scalar(g, 2), LOC_NONE), NF_OUTPUT);
         graph_add_named(g, "dwb", dwbs, NF_OUTPUT);
-        ProgramOptions po = {.arch = 90, .no_compile = true, .conv_multi_bwd = mode != 2};
+        ProgramOptions po = {.arch = 90, .no_compile = true, .no_conv_multi_bwd = mode == 2};
         char err[256];
         Program *p = program_build(g, NULL, 0, &po, err, sizeof err);
         CHECK(p, "program_build: %s", err);

@@ -226,8 +226,8 @@ static void check_plan(const Program *p, const StreamPlan *sp, const char *what)
     free(prev);
 }
 
-static bool multi_bwd;   /* programs built with ProgramOptions.conv_multi_bwd */
-static bool merge_zero;  /* ... and merge_memsets */
+static bool multi_bwd;   /* programs built with the directions' conv1d backwards as one (conv_multi.c) */
+static bool merge_zero;  /* ... and the memsets merged (program_zero.c) */
 static bool exact_deps;  /* ... and exact_view_deps */
 
 /* The step graph of a model in file (VMC_ROOT-relative) built into a program (no NVRTC); NULL after a CHECK. */
@@ -243,7 +243,7 @@ static Program *build(const char *file, const char *model, bool train, bool bf16
     sg->g = NULL;
     if (!*m) return NULL;
     if (!step_graph_build(*m, model, train, sg, &d)) { CHECK(0, "step graph of %s", model); return NULL; }
-    ProgramOptions po = {.arch = 90, .bf16 = bf16, .no_compile = true, .conv_multi_bwd = multi_bwd, .merge_memsets = merge,
+    ProgramOptions po = {.arch = 90, .bf16 = bf16, .no_compile = true, .no_conv_multi_bwd = !multi_bwd, .no_merge_memsets = !merge,
                          .exact_view_deps = exact_deps};
     char err[1024];
     Program *p = program_build(sg->g, NULL, 0, &po, err, sizeof err);

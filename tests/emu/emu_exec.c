@@ -218,8 +218,8 @@ Exec *emu_exec_new(const Graph *g, Node *const *keep, int nkeep, const EmuExecOp
                          .reuse_delay = PROGRAM_REUSE_AT_ONCE,   /* (one launch after another: no side streams) */
                          .no_into_place = cli_env_int("VMC_INTO_PLACE", 0, 1, 1) == 0,
                          .no_conv_multi = cli_env_int("VMC_CONV_MULTI", 0, 1, 1) == 0,
-                         .conv_multi_bwd = cli_env_int("VMC_CONV_MULTI_BWD", 0, 1, 0) == 1,
-                         .merge_memsets = cli_env_int("VMC_ZERO_MERGE", 0, 1, 0) == 1};
+                         .no_conv_multi_bwd = cli_env_int("VMC_CONV_MULTI_BWD", 0, 1, 1) == 0,
+                         .no_merge_memsets = cli_env_int("VMC_ZERO_MERGE", 0, 1, 1) == 0};
     Emu *e = xcalloc(1, sizeof *e);
     e->p = program_build(g, keep, nkeep, &po, err, errlen);
     if (!e->p) { free(e); return NULL; }
