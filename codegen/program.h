@@ -92,7 +92,7 @@ typedef struct ProgramOptions {
                                  * kernel (program_zero.c; VMC_ZERO_MERGE=0) */
     bool ptxas_info;            /* NVRTC runs ptxas verbosely: registers and spills per kernel (ptxas_info.h) */
     bool exact_view_deps;       /* a view orders launches by its own range, not its owner's whole buffer (Access;
-                                 * off by default until timed on a GPU: VMC_EXACT_DEPS=1) */
+                                 * VMC_EXACT_DEPS=1; off: no faster on an H100, README) */
     int reuse_delay;            /* Fusion.reuse_delay: groups an activation's memory stays reserved after its last
                                  * reader in a training step; 0 (unset): PROGRAM_REUSE_DELAY;
                                  * PROGRAM_REUSE_AT_ONCE: none */
