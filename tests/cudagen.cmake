@@ -35,3 +35,6 @@ target_link_libraries(test_streams PRIVATE runtime)
 target_compile_definitions(test_streams PRIVATE VMC_ROOT="${VMC_ROOT}")
 add_test(NAME streams COMMAND test_streams)
 set_tests_properties(streams PROPERTIES LABELS cpu TIMEOUT 600)
+# `vmc bench` prints the step's figures and its floor on this GPU (measured GEMM peak and copy bandwidth).
+add_test(NAME bench_gpu COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/test_bench_gpu.sh ${CMAKE_BINARY_DIR}/vmc ${VMC_ROOT})
+set_tests_properties(bench_gpu PROPERTIES LABELS gpu SKIP_RETURN_CODE 77 TIMEOUT 300)
