@@ -5,6 +5,7 @@
  * Also owns the step-graph builder that `vmc bench` shares (cuda_exec.h). */
 #include "autodiff.h"
 #include "cli.h"
+#include "program_knobs.h"
 #include "commands.h"
 #include "cuda_exec.h"
 #include "optim.h"
@@ -167,10 +168,8 @@ static int compile_model(const Args *a, DslModule *m, const char *model) {
     if (!step_graph_build(m, model, a->train, &sg, &d)) { graph_free(sg.g); return 1; }
     double t1 = now_s();
     ProgramOptions po = {.arch = a->arch, .dump_dir = a->dump, .threads = a->threads, .bf16 = a->bf16,
-                         .no_compile = a->no_nvrtc, .scan_recompute = a->scan_recompute, .ptxas_info = a->ptxas,
-                         .no_conv_multi_bwd = cli_env_int("VMC_CONV_MULTI_BWD", 0, 1, 1) == 0,   /* (as cuda_exec) */
-                         .no_merge_memsets = cli_env_int("VMC_ZERO_MERGE", 0, 1, 1) == 0,
-                         .exact_view_deps = cli_env_int("VMC_EXACT_DEPS", 0, 1, 0) == 1};
+                         .no_compile = a->no_nvrtc, .scan_recompute = a->scan_recompute, .ptxas_info = a->ptxas};
+    program_knobs_from_env(&po);   /* (as cuda_exec) */
     char err[2048];
     Program *p = program_build(sg.g, NULL, 0, &po, err, sizeof err);
     if (!p) {

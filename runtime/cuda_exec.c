@@ -4,6 +4,7 @@
  * replay. Device storage of float tensors is f32 (codegen.h); the host sees node dtypes (bf16 converted here). */
 #include "cuda_impl.h"
 #include "cli.h"
+#include "program_knobs.h"
 #include "gpu_clocks.h"
 #include <stdlib.h>
 #include <string.h>
@@ -385,12 +386,8 @@ Exec *cuda_exec_create(const Graph *g, Node *const *keep, int nkeep, const CudaE
     const int delay = (int)cli_env_int("VMC_REUSE_DELAY", 0, 1000000, PROGRAM_REUSE_DELAY);
     ProgramOptions po = {.arch = cuda_device_arch(dev), .bf16 = opt->bf16, .scan_recompute = opt->scan_recompute,
                          .reuse_delay = delay ? delay : PROGRAM_REUSE_AT_ONCE,
-                         .no_into_place = cli_env_int("VMC_INTO_PLACE", 0, 1, 1) == 0,   /* (timing knobs) */
-                         .no_own_gemm = cli_env_int("VMC_OWN_GEMM", 0, 3, 1) == 0,
-                         .no_conv_multi = cli_env_int("VMC_CONV_MULTI", 0, 1, 1) == 0,
-                         .no_conv_multi_bwd = cli_env_int("VMC_CONV_MULTI_BWD", 0, 1, 1) == 0,
-                         .no_merge_memsets = cli_env_int("VMC_ZERO_MERGE", 0, 1, 1) == 0,
-                         .exact_view_deps = cli_env_int("VMC_EXACT_DEPS", 0, 1, 0) == 1};
+                         .no_own_gemm = cli_env_int("VMC_OWN_GEMM", 0, 3, 1) == 0};
+    program_knobs_from_env(&po);   /* (timing knobs) */
     c->p = program_build(g, keep, nkeep, &po, err, errlen);
     if (!c->p) { free(c); return NULL; }
     c->base.vt = &CUDA_VT;

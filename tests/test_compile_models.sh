@@ -73,6 +73,13 @@ n=$(grep -c 'vmc_conv1d_fwd_multi' "$VMC_CACHE/launches.log" || true)
 m=$(grep -c 'vmc_conv1d_fwd ' "$VMC_CACHE/launches.log" || true)
 echo "arm_b_ft224 inference: $n four-direction conv1d launch(es), $m single"
 if [ "$n" != 12 ] || [ "$m" != 0 ]; then echo "FAILED: expected 12 and 0"; fail=1; fi
+# ... and `vmc compile` reads the program's knobs as the cuda backend does (program_knobs.c): VMC_CONV_MULTI=0, a
+# launch each
+VMC_CONV_MULTI=0 "$vmc" compile "$root/models/arm_b.vmc" --model arm_b_ft224 --bf16 --no-nvrtc --dump-launches > "$VMC_CACHE/launches.log" 2>&1
+n=$(grep -c 'vmc_conv1d_fwd_multi' "$VMC_CACHE/launches.log" || true)
+m=$(grep -c 'vmc_conv1d_fwd ' "$VMC_CACHE/launches.log" || true)
+echo "arm_b_ft224 inference, VMC_CONV_MULTI=0: $n four-direction conv1d launch(es), $m single"
+if [ "$n" != 0 ] || [ "$m" != 48 ]; then echo "FAILED: expected 0 and 48"; fail=1; fi
 # Their backwards are one launch a layer too, summing the directions' dx (conv_multi.c): 36 of ARM-B fine-tuning's
 # 48 conv1d backwards are elided; with VMC_CONV_MULTI_BWD=0 none, and every kernel of that step compiles
 n=$("$vmc" compile "$root/models/arm_b.vmc" --model arm_b_ft224 --train --bf16 --no-nvrtc --dump-groups 2>&1 | grep -c "computed by another conv1d's launch" || true)

@@ -1,6 +1,6 @@
 /* emu_exec.c — the cuda backend's Program run on the CPU (emu_exec.h). */
 #include "emu_exec.h"
-#include "cli.h"
+#include "program_knobs.h"
 #include "program.h"
 #include <dlfcn.h>
 #include <stdio.h>
@@ -215,11 +215,8 @@ static const ExecVT EMU_VT = {"emu", emu_run, emu_write, emu_read, emu_read_star
 Exec *emu_exec_new(const Graph *g, Node *const *keep, int nkeep, const EmuExecOptions *o, char *err, int errlen) {
     ProgramOptions po = {.arch = 90, .bf16 = o->bf16, .scan_recompute = o->scan_recompute, .no_compile = true,
                          .no_own_gemm = true,
-                         .reuse_delay = PROGRAM_REUSE_AT_ONCE,   /* (one launch after another: no side streams) */
-                         .no_into_place = cli_env_int("VMC_INTO_PLACE", 0, 1, 1) == 0,
-                         .no_conv_multi = cli_env_int("VMC_CONV_MULTI", 0, 1, 1) == 0,
-                         .no_conv_multi_bwd = cli_env_int("VMC_CONV_MULTI_BWD", 0, 1, 1) == 0,
-                         .no_merge_memsets = cli_env_int("VMC_ZERO_MERGE", 0, 1, 1) == 0};
+                         .reuse_delay = PROGRAM_REUSE_AT_ONCE};   /* (one launch after another: no side streams) */
+    program_knobs_from_env(&po);
     Emu *e = xcalloc(1, sizeof *e);
     e->p = program_build(g, keep, nkeep, &po, err, errlen);
     if (!e->p) { free(e); return NULL; }

@@ -1,0 +1,9 @@
+/* program_knobs.h — the environment variables that change the program program_build makes (timing comparisons),
+ * read alike wherever a program is built: `vmc compile` then shows the program the cuda backend runs, and the
+ * emulator runs it. */
+#pragma once
+#include "program.h"
+
+/* Sets po's fields from VMC_INTO_PLACE=0, VMC_CONV_MULTI=0, VMC_CONV_MULTI_BWD=0, VMC_ZERO_MERGE=0 (each undoes a
+ * default) and VMC_EXACT_DEPS=1; unset variables leave the defaults. */
+void program_knobs_from_env(ProgramOptions *po);
