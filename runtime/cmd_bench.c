@@ -1,7 +1,7 @@
 /* cmd_bench.c — `vmc bench FILE --model NAME --batch N [--train|--infer] [--fp32] [--steps N] [--set k=v]`:
  * throughput of one model's step on the GPU: images/s, ms/step, achieved GEMM TFLOP/s against a bf16 cuBLASLt
- * GEMM peak measured in the same run, device memory, time per kernel class beside its floor, cold compile (empty NVRTC cache) and
- * warm start (cache hit) times. Parameters come from their initialisers, inputs are random. With --data it is the
+ * GEMM peak measured in the same run, device memory, time per kernel class beside its floor, cold compile (empty
+ * NVRTC cache) and warm start (cache hit) times. Parameters come from their initialisers, inputs are random. With --data it is the
  * data-loader benchmark (cmd_bench_data.c). Prints figures; never asserts on them. */
 #include "cli.h"
 #include "commands.h"

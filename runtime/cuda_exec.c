@@ -520,3 +520,36 @@ void cuda_exec_memory(const Exec *e, int64_t *used, int64_t *total) {
     *used = (int64_t)(tot - fr);
     *total = (int64_t)tot;
 }
+
+/* Device-to-device copies of a buffer of `bytes` (read once, written once), timed over reps: the bytes-per-second a
+ * plain streaming kernel reaches, which `vmc bench` sets the step's floor at. 0 when the buffers do not fit. */
+double cuda_copy_bandwidth_tbps(Exec *e, size_t bytes, int reps) {
+    Cuda *c = (Cuda *)e;
+    CUdeviceptr a, b;
+    if (c->cu->cuMemAlloc(&a, bytes) != CUDA_SUCCESS) return 0;   /* no room beside the model: no figure */
+    if (c->cu->cuMemAlloc(&b, bytes) != CUDA_SUCCESS) { c->cu->cuMemFree(a); return 0; }
+    CU_CHECK(c->cu->cuMemsetD8(a, 0, bytes));
+    CU_CHECK(c->cu->cuMemcpyDtoDAsync(b, a, bytes, c->st));   /* warm-up */
+    CUevent t0, t1;
+    CU_CHECK(c->cu->cuEventCreate(&t0, CU_EVENT_DEFAULT));
+    CU_CHECK(c->cu->cuEventCreate(&t1, CU_EVENT_DEFAULT));
+    CU_CHECK(c->cu->cuEventRecord(t0, c->st));
+    for (int k = 0; k < reps; k++) CU_CHECK(c->cu->cuMemcpyDtoDAsync(k & 1 ? a : b, k & 1 ? b : a, bytes, c->st));
+    CU_CHECK(c->cu->cuEventRecord(t1, c->st));
+    CU_CHECK(c->cu->cuEventSynchronize(t1));
+    float ms = 0;
+    CU_CHECK(c->cu->cuEventElapsedTime(&ms, t0, t1));
+    CU_CHECK(c->cu->cuEventDestroy(t0));
+    CU_CHECK(c->cu->cuEventDestroy(t1));
+    c->cu->cuMemFree(a); c->cu->cuMemFree(b);
+    return 2.0 * (double)bytes * reps / ((double)ms * 1e-3) * 1e-12;
+}
+
+int cuda_exec_sm_count(const Exec *e) {
+    const Cuda *c = (const Cuda *)e;
+    CUdevice dev;
+    int n = 0;
+    CU_CHECK(c->cu->cuCtxGetDevice(&dev));
+    CU_CHECK(c->cu->cuDeviceGetAttribute(&n, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, dev));
+    return n;
+}
