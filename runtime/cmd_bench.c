@@ -245,7 +245,8 @@ static int bench(const Args *a, DslModule *m) {
     for (int k = 0; k < prof.n; k++) sum += prof.ms[k];
     printf("  time per kernel class (eager, events around each launch; %.3f ms per step):", sum / 2);
     for (int k = 0; k < prof.n; k++) printf(" %s %.3f ms (%.0f%%)", prof.names[k], prof.ms[k] / 2, 100 * prof.ms[k] / sum);
-    print_floor(e, &prof, peak, cs.n ? cs.sum_mhz / cs.n : 0, B, ms);
+    if (a->fp32) printf("\n  floor: for bf16 steps only (the GEMM peak it takes is bf16's)\n");
+    else print_floor(e, &prof, peak, cs.n ? cs.sum_mhz / cs.n : 0, B, ms);
     printf("  slowest kernels (per step; GB/s: the memory each launch declares, whole buffers, over its time):");
     for (int t = 0; t < a->top; t++) {
         int best = -1;
