@@ -603,36 +603,36 @@ static void dump_floor(const Program *p, const FloorRates *r, FILE *out) {
     fprintf(out, "\n");
 }
 
-/* The step's launches summed per kernel class (vmc bench's classes), once-launches left out: how many, the bytes
- * they move and the GEMM work, to set beside the time per class that `vmc bench` measures. */
-static void dump_class_totals(const Program *p, const FloorRates *r, FILE *out) {
-    enum { MAXC = 16 };
-    const char *name[MAXC];
-    double count[MAXC] = {0}, rd[MAXC] = {0}, wr[MAXC] = {0}, flops[MAXC] = {0}, floor[MAXC] = {0};
-    int n = 0;
+void program_class_totals(const Program *p, const FloorRates *r, ClassTotals *t) {
+    memset(t, 0, sizeof *t);
     for (int k = 0; k < p->nlaunches; k++) {
         const Launch *l = &p->launches[k];
         if (l->once) continue;
         const char *c = l->kclass ? l->kclass : "-";
         int j = 0;
-        while (j < n && strcmp(name[j], c)) j++;
-        if (j == n) {
-            ASSERT(n < MAXC, "more than %d kernel classes", MAXC);
-            name[n++] = c;
+        while (j < t->n && strcmp(t->name[j], c)) j++;
+        if (j == t->n) {
+            ASSERT(t->n < CLASS_TOTALS_MAX, "more than %d kernel classes", CLASS_TOTALS_MAX);
+            t->name[t->n++] = c;
         }
-        count[j]++;
-        rd[j] += launch_moved_bytes(l, false);
-        wr[j] += launch_moved_bytes(l, true);
-        flops[j] += launch_flops(l);
-        floor[j] += launch_floor_ms(l, r, NULL);
+        t->launches[j]++;
+        t->read[j] += launch_moved_bytes(l, false);
+        t->written[j] += launch_moved_bytes(l, true);
+        t->flops[j] += launch_flops(l);
+        t->floor_ms[j] += launch_floor_ms(l, r, NULL);
     }
+}
+
+static void dump_class_totals(const Program *p, const FloorRates *r, FILE *out) {
+    ClassTotals c;
+    program_class_totals(p, r, &c);
     fprintf(out, "per step, by class (once-launches left out; floor: below):\n%-12s %9s %10s %10s %12s %9s\n", "class",
             "launches", "reads GB", "writes GB", "GEMM GFLOP", "floor ms");
     double t[5] = {0};
-    for (int j = 0; j < n; j++) {
-        fprintf(out, "%-12s %9.0f %10.2f %10.2f %12.1f %9.2f\n", name[j], count[j], rd[j] / 1e9, wr[j] / 1e9,
-                flops[j] / 1e9, floor[j]);
-        t[0] += count[j]; t[1] += rd[j]; t[2] += wr[j]; t[3] += flops[j]; t[4] += floor[j];
+    for (int j = 0; j < c.n; j++) {
+        fprintf(out, "%-12s %9.0f %10.2f %10.2f %12.1f %9.2f\n", c.name[j], c.launches[j], c.read[j] / 1e9,
+                c.written[j] / 1e9, c.flops[j] / 1e9, c.floor_ms[j]);
+        t[0] += c.launches[j]; t[1] += c.read[j]; t[2] += c.written[j]; t[3] += c.flops[j]; t[4] += c.floor_ms[j];
     }
     fprintf(out, "%-12s %9.0f %10.2f %10.2f %12.1f %9.2f\n", "total", t[0], t[1] / 1e9, t[2] / 1e9, t[3] / 1e9, t[4]);
 }

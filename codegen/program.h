@@ -132,6 +132,17 @@ typedef struct FloorRates { double gemm_tflops, mem_tbps, sfu_tops; } FloorRates
  * then the totals per class and the step's floor at rates r: each launch at the largest of its GEMM work, its bytes
  * and its special-function work at those rates, launches one after another. */
 void program_dump_launches(const Program *p, const FloorRates *r, FILE *out);
+/* The step's launches summed per kernel class (vmc bench's classes), once-launches left out: how many, the bytes
+ * they read and write, their GEMM work and their floor at rates r, to set beside the time per class `vmc bench`
+ * measures. */
+enum { CLASS_TOTALS_MAX = 16 };
+typedef struct ClassTotals {
+    int n;
+    const char *name[CLASS_TOTALS_MAX];
+    double launches[CLASS_TOTALS_MAX], read[CLASS_TOTALS_MAX], written[CLASS_TOTALS_MAX], flops[CLASS_TOTALS_MAX],
+        floor_ms[CLASS_TOTALS_MAX];
+} ClassTotals;
+void program_class_totals(const Program *p, const FloorRates *r, ClassTotals *t);
 /* Launch l's floor in ms at rates r; *bound (if not NULL): 0 its GEMM work, 1 its bytes, 2 its special-function
  * work, whichever takes longest. */
 double launch_floor_ms(const Launch *l, const FloorRates *r, int *bound);

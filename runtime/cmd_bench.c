@@ -1,8 +1,8 @@
 /* cmd_bench.c — `vmc bench FILE --model NAME --batch N [--train|--infer] [--fp32] [--steps N] [--set k=v]`:
  * throughput of one model's step on the GPU: images/s, ms/step, achieved GEMM TFLOP/s against a bf16 cuBLASLt
  * GEMM peak measured in the same run, device memory, time per kernel class beside its floor, cold compile (empty
- * NVRTC cache) and warm start (cache hit) times. Parameters come from their initialisers, inputs are random. With --data it is the
- * data-loader benchmark (cmd_bench_data.c). Prints figures; never asserts on them. */
+ * NVRTC cache) and warm start (cache hit) times. Parameters come from their initialisers, inputs are random. With
+ * --data it is the data-loader benchmark (cmd_bench_data.c). Prints figures; never asserts on them. */
 #include "cli.h"
 #include "commands.h"
 #include "cuda_api.h"
@@ -151,21 +151,20 @@ static void print_floor(Exec *e, const CudaProfile *prof, double peak_tflops, do
     if (tbps <= 0) { printf("\n  floor: no room for the bandwidth probe's 1 GiB\n"); return; }
     const int sms = cuda_exec_sm_count(e);
     const FloorRates r = {peak_tflops, tbps, mhz > 0 ? 16.0 * sms * mhz * 1e-6 : 1e30};
-    const Program *p = cuda_exec_program(e);
-    double floor[CLASS_MAX] = {0}, total = 0;
-    for (int k = 0; k < p->nlaunches; k++) {
-        const Launch *l = &p->launches[k];
-        if (l->once) continue;
-        const double t = launch_floor_ms(l, &r, NULL);
-        total += t;
-        for (int j = 0; j < prof->n; j++) if (l->kclass && !strcmp(prof->names[j], l->kclass)) floor[j] += t;
-    }
+    ClassTotals c;
+    program_class_totals(cuda_exec_program(e), &r, &c);
+    double total = 0;
+    for (int j = 0; j < c.n; j++) total += c.floor_ms[j];
     printf("\n  floor at %.0f TFLOP/s, %.2f TB/s (copies measured now)", r.gemm_tflops, r.mem_tbps);
     if (mhz > 0) printf(", %.2f T special-function ops/s (16 per SM and clock, %d SMs, %.0f MHz)", r.sfu_tops, sms, mhz);
     else printf(" (special-function work left out: no clock readings)");
     printf(": %.3f ms a step, %.1f images/s; the step takes %.2fx it\n  per class, eager ms / floor ms:", total,
            (double)batch / (total * 1e-3), ms / total);
-    for (int j = 0; j < prof->n; j++) printf(" %s %.3f / %.3f", prof->names[j], prof->ms[j] / 2, floor[j]);
+    for (int j = 0; j < prof->n; j++) {
+        double floor = 0;
+        for (int i = 0; i < c.n; i++) if (!strcmp(c.name[i], prof->names[j])) floor = c.floor_ms[i];
+        printf(" %s %.3f / %.3f", prof->names[j], prof->ms[j] / 2, floor);
+    }
     printf("\n");
 }
 
@@ -221,7 +220,7 @@ static int bench(const Args *a, DslModule *m) {
     }
     int64_t used = 0, total = 0;
     cuda_exec_memory(e, &used, &total);
-    const int64_t B = graph_image_batch(sg.g) ? graph_image_batch(sg.g) : 1;
+    const int64_t images = graph_image_batch(sg.g), B = images ? images : 1;
     double tflops = (double)flops / (ms * 1e-3) * 1e-12;
     const Program *p = cuda_exec_program(e);
     printf("model %s, %s, batch %lld, %s: %d kernels, %d GEMMs (%.1f GFLOP per step)\n", a->model,

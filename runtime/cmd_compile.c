@@ -5,10 +5,10 @@
  * Also owns the step-graph builder that `vmc bench` shares (cuda_exec.h). */
 #include "autodiff.h"
 #include "cli.h"
-#include "program_knobs.h"
 #include "commands.h"
 #include "cuda_exec.h"
 #include "optim.h"
+#include "program_knobs.h"
 #include "ptxas_info.h"
 #include <stdio.h>
 #include <stdlib.h>

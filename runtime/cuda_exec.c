@@ -4,8 +4,8 @@
  * replay. Device storage of float tensors is f32 (codegen.h); the host sees node dtypes (bf16 converted here). */
 #include "cuda_impl.h"
 #include "cli.h"
-#include "program_knobs.h"
 #include "gpu_clocks.h"
+#include "program_knobs.h"
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -521,27 +521,40 @@ void cuda_exec_memory(const Exec *e, int64_t *used, int64_t *total) {
     *total = (int64_t)tot;
 }
 
-/* Device-to-device copies of a buffer of `bytes` (read once, written once), timed over reps: the bytes-per-second a
- * plain streaming kernel reaches, which `vmc bench` sets the step's floor at. 0 when the buffers do not fit. */
-double cuda_copy_bandwidth_tbps(Exec *e, size_t bytes, int reps) {
-    Cuda *c = (Cuda *)e;
-    CUdeviceptr a, b;
-    if (c->cu->cuMemAlloc(&a, bytes) != CUDA_SUCCESS) return 0;   /* no room beside the model: no figure */
-    if (c->cu->cuMemAlloc(&b, bytes) != CUDA_SUCCESS) { c->cu->cuMemFree(a); return 0; }
-    CU_CHECK(c->cu->cuMemsetD8(a, 0, bytes));
-    CU_CHECK(c->cu->cuMemcpyDtoDAsync(b, a, bytes, c->st));   /* warm-up */
+float cx_time_ms(Cuda *c, void (*run)(Cuda *c, void *ctx), void *ctx) {
     CUevent t0, t1;
     CU_CHECK(c->cu->cuEventCreate(&t0, CU_EVENT_DEFAULT));
     CU_CHECK(c->cu->cuEventCreate(&t1, CU_EVENT_DEFAULT));
     CU_CHECK(c->cu->cuEventRecord(t0, c->st));
-    for (int k = 0; k < reps; k++) CU_CHECK(c->cu->cuMemcpyDtoDAsync(k & 1 ? a : b, k & 1 ? b : a, bytes, c->st));
+    run(c, ctx);
     CU_CHECK(c->cu->cuEventRecord(t1, c->st));
     CU_CHECK(c->cu->cuEventSynchronize(t1));
     float ms = 0;
     CU_CHECK(c->cu->cuEventElapsedTime(&ms, t0, t1));
     CU_CHECK(c->cu->cuEventDestroy(t0));
     CU_CHECK(c->cu->cuEventDestroy(t1));
-    c->cu->cuMemFree(a); c->cu->cuMemFree(b);
+    return ms;
+}
+
+typedef struct CopyRun { CUdeviceptr a, b; size_t bytes; int reps; } CopyRun;
+static void copy_runs(Cuda *c, void *ctx) {   /* back and forth between a and b */
+    const CopyRun *r = ctx;
+    for (int k = 0; k < r->reps; k++)
+        CU_CHECK(c->cu->cuMemcpyDtoDAsync(k & 1 ? r->a : r->b, k & 1 ? r->b : r->a, r->bytes, c->st));
+}
+
+/* Device-to-device copies of a buffer of `bytes` (read once, written once), timed over reps: the bytes-per-second a
+ * plain streaming kernel reaches, which `vmc bench` sets the step's floor at. 0 when the buffers do not fit. */
+double cuda_copy_bandwidth_tbps(Exec *e, size_t bytes, int reps) {
+    Cuda *c = (Cuda *)e;
+    CopyRun run = {0, 0, bytes, 1};
+    if (c->cu->cuMemAlloc(&run.a, bytes) != CUDA_SUCCESS) return 0;   /* no room beside the model: no figure */
+    if (c->cu->cuMemAlloc(&run.b, bytes) != CUDA_SUCCESS) { c->cu->cuMemFree(run.a); return 0; }
+    CU_CHECK(c->cu->cuMemsetD8(run.a, 0, bytes));
+    copy_runs(c, &run);   /* warm-up */
+    run.reps = reps;
+    const float ms = cx_time_ms(c, copy_runs, &run);
+    c->cu->cuMemFree(run.a); c->cu->cuMemFree(run.b);
     return 2.0 * (double)bytes * reps / ((double)ms * 1e-3) * 1e-12;
 }
 

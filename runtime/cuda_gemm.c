@@ -263,6 +263,12 @@ void cuda_exec_own_gemms(const Exec *e, int *own, int *eligible) {
 }
 
 /* ---------------------------------------------------------------- GEMM peak */
+typedef struct PeakRun { GemmPlan *g; CUdeviceptr a, b, out; int reps; } PeakRun;
+static void peak_runs(Cuda *c, void *ctx) {
+    const PeakRun *r = ctx;
+    for (int k = 0; k < r->reps; k++) gemm_run(c, 0, r->g, r->a, r->b, r->out, 0);
+}
+
 double cuda_gemm_peak_tflops(Exec *e, int64_t n, int reps) {
     Cuda *c = (Cuda *)e;
     GemmDesc d = {.M = n, .N = n, .K = n, .batch = 1, .lda = n, .ldb = n, .bf16 = true, .alpha = 1};
@@ -274,23 +280,14 @@ double cuda_gemm_peak_tflops(Exec *e, int64_t n, int reps) {
     CU_CHECK(c->cu->cuMemsetD8(b, 0x3c, (size_t)(n * n * 2)));
     GemmPlan g;
     gemm_plan(c, &d, &g);
-    for (int k = 0; k < 3; k++) gemm_run(c, 0, &g, a, b, out, 0);
-    CUevent t0, t1;
-    CU_CHECK(c->cu->cuEventCreate(&t0, CU_EVENT_DEFAULT));
-    CU_CHECK(c->cu->cuEventCreate(&t1, CU_EVENT_DEFAULT));
-    CU_CHECK(c->cu->cuEventRecord(t0, c->st));
-    for (int k = 0; k < reps; k++) gemm_run(c, 0, &g, a, b, out, 0);
-    CU_CHECK(c->cu->cuEventRecord(t1, c->st));
-    CU_CHECK(c->cu->cuEventSynchronize(t1));
-    float ms = 0;
-    CU_CHECK(c->cu->cuEventElapsedTime(&ms, t0, t1));
+    PeakRun run = {&g, a, b, out, 3};
+    peak_runs(c, &run);   /* warm-up */
+    run.reps = reps;
+    const float ms = cx_time_ms(c, peak_runs, &run);
     c->lt->cublasLtMatrixLayoutDestroy(g.la);
     c->lt->cublasLtMatrixLayoutDestroy(g.lb);
     c->lt->cublasLtMatrixLayoutDestroy(g.lc);
     c->lt->cublasLtMatmulDescDestroy(g.desc);
-    CU_CHECK(c->cu->cuEventDestroy(t0));
-    CU_CHECK(c->cu->cuEventDestroy(t1));
     c->cu->cuMemFree(a); c->cu->cuMemFree(b); c->cu->cuMemFree(out);
     return 2.0 * (double)n * (double)n * (double)n * reps / ((double)ms * 1e-3) * 1e-12;
 }
-

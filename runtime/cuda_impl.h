@@ -83,6 +83,9 @@ void cx_launch_kernel(Cuda *c, CUfunction f, const unsigned *grid, const unsigne
                       void **params);
 /* GEMM launch k on capture stream s: cuBLASLt, or vmc's own kernel where plan_gemms chose it. */
 void cx_gemm_launch(Cuda *c, int k, int s);
+/* Milliseconds that run(c, ctx) takes on c's main stream, between events recorded around it (the probes of
+ * `vmc bench`: GEMM peak, copy bandwidth; the caller warms up). */
+float cx_time_ms(Cuda *c, void (*run)(Cuda *c, void *ctx), void *ctx);
 /* Plans every GEMM launch: cuBLASLt descriptors, the tuned algorithm, the own kernel or not (tune cache). */
 void cx_plan_gemms(Cuda *c);
 
