@@ -272,7 +272,9 @@ void kernel_source_free(KernelSource *k) {
 const char *codegen_group_class(const Fusion *f, const Group *gr) {
     switch (gr->kind) {
     case GK_GEMM: return "gemm";
-    case GK_OPAQUE: return gr->root->op == OP_SCAN || gr->root->op == OP_SCAN_BWD ? "scan" : "conv";
+    case GK_OPAQUE:
+        if (gr->root->op == OP_ATTN || gr->root->op == OP_ATTN_BWD) return "attention";
+        return gr->root->op == OP_SCAN || gr->root->op == OP_SCAN_BWD ? "scan" : "conv";
     case GK_ROW: return "norm";
     case GK_ASSIGN: return "optimizer";
     case GK_RANDPERM: case GK_SCATTER: return "elementwise";

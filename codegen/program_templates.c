@@ -36,6 +36,15 @@ static void conv_spec(const Node *n, Conv1dSpec *s) {
     s->has_dy2 = s->silu_dy && n->nsrc > 4;
 }
 
+static void attn_spec(const Node *n, AttnSpec *s) {
+    const Node *q = n->src[0], *k = n->src[1];
+    memset(s, 0, sizeof *s);
+    s->B = (int)q->shape.d[0]; s->L = (int)q->shape.d[1]; s->S = (int)k->shape.d[1];
+    s->H = (int)n->i[0]; s->E = (int)(q->shape.d[2] / n->i[0]);
+    s->scale = (float)n->f[0];
+    s->q = s->k = s->v = s->mask = s->dout = s->out = DT_F32;
+}
+
 /* Is some template argument not 16-byte aligned (a view at an odd offset)? */
 static bool unaligned(const BufRef *args, int n) {
     for (int k = 0; k < n; k++) if (args[k].arena != AR_COUNT_ && args[k].offset % 16) return true;
@@ -201,6 +210,7 @@ bool pg_opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int errlen
     int nargs = 0;
     ScanSpec ss;
     Conv1dSpec cs;
+    AttnSpec as;
     int32_t *tables[9] = {0};   /* row tables of mapped inputs, by source position */
     switch ((int)n->op) {     /* K_OPAQUE ops only */
     case OP_SCAN: case OP_SCAN_BWD: {
@@ -229,6 +239,31 @@ bool pg_opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int errlen
         if (n->op == OP_SCAN_BWD) ss.dout = stored(f, scan_arg(f, n, 8));
         else ss.out = f->store_bf16[n->id] ? DT_BF16 : DT_F32;
         src = n->op == OP_SCAN ? template_scan_fwd(&ss, &kl) : template_scan_bwd(&ss, &kl);
+        break;
+    }
+    case OP_ATTN: case OP_ATTN_BWD: {
+        const bool bwd = n->op == OP_ATTN_BWD;
+        attn_spec(n, &as);
+        RowMap *maps[5] = {&as.q_map, &as.k_map, &as.v_map, NULL, &as.dout_map};
+        for (int k = 0; k < n->nsrc; k++) {
+            const Node *x = fus_src(f, n, k);
+            args[nargs++] = maps[k] ? row_mapped(p, x, maps[k], &tables[k]) : template_in(p, x);
+        }
+        args[nargs++] = pg_bufref(p, n);
+        as.q = stored(f, fus_src(f, n, 0));
+        as.k = stored(f, fus_src(f, n, 1));
+        as.v = stored(f, fus_src(f, n, 2));
+        as.mask = stored(f, fus_src(f, n, 3));
+        if (bwd) {   /* the bf16 copies of the parts bf16 readers take (program_bf16.c) */
+            const bool copy = f->shadow[n->id];
+            as.copy_parts = copy ? f->part_copy[n->id] : 0;
+            as.skip_f32_parts = copy ? 7 & ~f->part_f32[n->id] : 0;
+            args[nargs++] = copy ? pg_shadow_ref(f, n) : NO_BUF;
+            as.dout = stored(f, fus_src(f, n, 4));
+        } else {
+            as.out = f->store_bf16[n->id] ? DT_BF16 : DT_F32;
+        }
+        src = bwd ? template_attn_bwd(&as, &kl) : template_attn_fwd(&as, &kl);
         break;
     }
     case OP_CONV1D: {
@@ -341,6 +376,7 @@ bool pg_opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int errlen
     Launch *l = pg_add_launch(p, LK_KERNEL, gr->index, kclass);
     l->module = m;
     if (n->op == OP_SCAN || n->op == OP_SCAN_BWD) l->sfu_ops = template_scan_sfu_ops(&ss, n->op == OP_SCAN_BWD);
+    if (n->op == OP_ATTN || n->op == OP_ATTN_BWD) l->sfu_ops = (double)as.B * as.H * as.L * as.S;   /* an exp a score */
     snprintf(l->name, sizeof l->name, "%s", kl.name);
     memcpy(l->grid, kl.grid, sizeof l->grid);
     memcpy(l->block, kl.block, sizeof l->block);

@@ -253,6 +253,70 @@ char *template_scan_bwd(const ScanSpec *s, KernelLaunch *l) {
     return instantiate_defs("selective_scan_bwd.cuh", &ds);
 }
 
+/* ---------------------------------------------------------------- attention */
+/* Threads and dynamic shared memory of the attention kernels: the formulas attention.cuh documents (ATTN_*_THREADS,
+ * ATTN_*_SMEM). */
+static unsigned attn_threads(const AttnSpec *s, bool fast, bool backward) {
+    (void)backward;
+    return fast ? 32u * (unsigned)((s->L + 15) / 16) : 128u;
+}
+
+static unsigned attn_smem(const AttnSpec *s, bool fast, bool backward) {
+    (void)s; (void)fast; (void)backward;
+    return 0;
+}
+
+bool template_attn_fast(const AttnSpec *s, bool backward) {
+    int knob;
+    if (codegen_knob_ints("VMC_ATTN_FAST", &knob, 1) && !knob) return false;
+    const bool bf16_in = s->q == DT_BF16 && s->k == DT_BF16 && s->v == DT_BF16 && (!backward || s->dout == DT_BF16);
+    return bf16_in && s->E % 16 == 0 && s->E >= 16 && s->E <= 128 && s->L <= 256 && s->S <= 256;
+}
+
+static void attn_defs(const AttnSpec *s, Defs *ds, bool backward) {
+    ASSERT(s->B >= 1 && s->B <= 65535 && s->H >= 1 && s->L >= 1 && s->S >= 1 && s->E >= 1, "attention shape");
+    char v[32];
+    def_int(ds, "ATTN_B", s->B);
+    def_int(ds, "ATTN_L", s->L);
+    def_int(ds, "ATTN_S", s->S);
+    def_int(ds, "ATTN_H", s->H);
+    def_int(ds, "ATTN_E", s->E);
+    snprintf(v, sizeof v, "%.9gf", s->scale);
+    def_str(ds, "ATTN_SCALE", v);
+    def_str(ds, "Q_T", template_ctype(s->q));
+    def_str(ds, "K_T", template_ctype(s->k));
+    def_str(ds, "V_T", template_ctype(s->v));
+    def_str(ds, "MASK_T", template_ctype(s->mask));
+    def_str(ds, backward ? "DO_T" : "O_T", template_ctype(backward ? s->dout : s->out));
+    if (!backward) def_str(ds, "DO_T", "float");   /* (unused by the forward) */
+    const int C = s->H * s->E;
+    def_rows(ds, "Q", &s->q_map, s->L, C);
+    def_rows(ds, "K", &s->k_map, s->S, C);
+    def_rows(ds, "V", &s->v_map, s->S, C);
+    def_rows(ds, "DO", &s->dout_map, s->L, C);
+    def_int(ds, "ATTN_FAST", template_attn_fast(s, backward));
+}
+
+char *template_attn_fwd(const AttnSpec *s, KernelLaunch *l) {
+    Defs ds = {0};
+    attn_defs(s, &ds, false);
+    const bool fast = template_attn_fast(s, false);
+    launch_init(l, "vmc_attn_fwd", (unsigned)s->H, (unsigned)s->B, 1, attn_threads(s, fast, false), 1);
+    l->smem = attn_smem(s, fast, false);
+    return instantiate_defs("attention.cuh", &ds);
+}
+
+char *template_attn_bwd(const AttnSpec *s, KernelLaunch *l) {
+    Defs ds = {0};
+    attn_defs(s, &ds, true);
+    def_int(&ds, "ATTN_COPY_PARTS", s->copy_parts);
+    def_int(&ds, "ATTN_F32_PARTS", 7 & ~s->skip_f32_parts);
+    const bool fast = template_attn_fast(s, true);
+    launch_init(l, "vmc_attn_bwd", (unsigned)s->H, (unsigned)s->B, 1, attn_threads(s, fast, true), 1);
+    l->smem = attn_smem(s, fast, true);
+    return instantiate_defs("attention.cuh", &ds);
+}
+
 /* ---------------------------------------------------------------- conv1d */
 /* Rows per thread: each thread loads ROWS + K - 1 rows before computing, so more rows mean fewer halo reads and
  * more registers. The backward's BATCH batches per block divide the dw/db atomics by BATCH. At most 2 channels per

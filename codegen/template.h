@@ -109,6 +109,26 @@ char *template_conv1d_bwd_multi(const Conv1dSpec *s, int ndir, const RowMap *xma
  * (s->has_dy2), dx if s->skip_f32_dx, dx_copy unless s->copy_dx. dw and db are accumulated (listed in l->zero). */
 char *template_conv1d_bwd(const Conv1dSpec *s, KernelLaunch *l);
 
+/* Fused multi-head attention (attention.cuh): q [B, L, H*E], k and v [B, S, H*E] (row maps: channel slices of a
+ * wider buffer, as k and v of one [k | v] projection), mask [L, S] additive; all arithmetic f32. The tensor-core
+ * path (bf16 q, k, v and dout, E a multiple of 16 up to 128, L and S up to 256) rounds P and dS to bf16 as mma
+ * operands; any other case runs the scalar path (exact f32; fp32 precision's parity runs). */
+typedef struct AttnSpec {
+    int B, L, S, H, E;
+    float scale;
+    DType q, k, v, mask, dout, out;                /* storage types (out: the forward's o) */
+    int copy_parts, skip_f32_parts;                /* backward: ATTN_PART_* bits (packed_copy.h), as ScanSpec's */
+    RowMap q_map, k_map, v_map, dout_map;
+} AttnSpec;
+/* Does the tensor-core path take s (VMC_ATTN_FAST=0: never)? */
+bool template_attn_fast(const AttnSpec *s, bool backward);
+/* vmc_attn_fwd(const q*, const k*, const v*, const mask*, out* o); o [B, L, H*E] contiguous. */
+char *template_attn_fwd(const AttnSpec *s, KernelLaunch *l);
+/* vmc_attn_bwd(const q*, const k*, const v*, const mask*, const dout*, float *packed, bf16 *copy): packed f32
+ * [dq BLC | dk BSC | dv BSC] (graph.h g_attention_bwd), every element of its stored parts written (no zeroing);
+ * copy the same layout in bf16 for the parts in s->copy_parts (NULL if none). */
+char *template_attn_bwd(const AttnSpec *s, KernelLaunch *l);
+
 /* vmc's own GEMM for skinny products (skinny_gemm.cuh, template_gemm.c): C = alpha op(A) op(B) (+ acc) with bf16 A
  * and B, f32 accumulation, row-major as GemmDesc (op(A) M x K, op(B) K x N, C and acc [M][N]). */
 typedef struct SkinnyGemmSpec {

@@ -199,6 +199,17 @@ static void scan_grad(Ctx *c, Node *n, Node *dy) {
     }
 }
 
+/* Attention: dq, dk, dv from one backward; the mask is additive and gets none (the caller refuses a trainable one). */
+static void attn_grad(Ctx *c, Node *n, Node *dy) {
+    Node *packed = ok(c->g, g_attention_bwd(c->g, n, dy, c->loc));
+    int64_t off = 0;
+    for (int k = 0; k < 3; k++) {
+        Node *x = n->src[k];
+        if (need(c, x)) acc(c, x, ok(c->g, g_extract(c->g, packed, off, x->shape, c->loc)));
+        off += shape_numel(x->shape);
+    }
+}
+
 /* The inverse of idx[0..n) when it is a permutation of 0..n-1 (and n == dim), else NULL. Caller frees. */
 static int32_t *inverse_permutation(const int32_t *idx, int64_t n, int64_t dim) {
     if (n != dim) return NULL;
@@ -283,6 +294,18 @@ static bool backward_node(Ctx *c, Node *n, Node *dy, char *err, int errlen) {
     case OP_MATMUL: matmul_grad(c, n, dy); return true;
     case OP_CONV1D: case OP_CONV1D_BWD_X: case OP_CONV1D_BWD_W: conv_grads(c, n, dy); return true;
     case OP_SCAN: scan_grad(c, n, dy); return true;
+    case OP_ATTN:
+        if (need(c, n->src[3])) {
+            snprintf(err, (size_t)errlen, "no gradient for attention's mask (node %u): it must not depend on trainable "
+                     "parameters (make it a buffer)", n->id);
+            return false;
+        }
+        attn_grad(c, n, dy);
+        return true;
+    case OP_ATTN_BWD:
+        snprintf(err, (size_t)errlen, "no gradient through attention_bwd (node %u): second-order derivatives of "
+                 "attention are not supported", n->id);
+        return false;
     case OP_CONV1D_BWD: case OP_CONV1D_SILU_BWD:
         snprintf(err, (size_t)errlen, "no gradient through conv1d_bwd (node %u): second-order derivatives of the "
                  "causal conv are not supported", n->id);

@@ -606,6 +606,50 @@ Node *g_scan_bwd(Graph *g, Node *const *in, int nin, Node *dy, Loc loc) {
 
 bool scan_gated(const Node *n) { return n->nsrc == (n->op == OP_SCAN ? 8 : 9); }
 
+/* Attention inputs: q [B, L, H*E], k and v [B, S, H*E], mask [L, S]; heads H divides the channels. */
+static bool attn_shapes_ok(Graph *g, Node *q, Node *k, Node *v, Node *mask, int64_t heads) {
+    char s0[96], s1[96], s2[96];
+    if (q->shape.ndim != 3 || k->shape.ndim != 3 || !shape_eq(k->shape, v->shape) || q->shape.d[0] != k->shape.d[0] ||
+        q->shape.d[2] != k->shape.d[2]) {
+        fail(g, "attention: q must be [B, L, C] and k, v [B, S, C], found q %s, k %s, v %s", shape_str(q->shape, s0, 96),
+             shape_str(k->shape, s1, 96), shape_str(v->shape, s2, 96));
+        return false;
+    }
+    const int64_t L = q->shape.d[1], S = k->shape.d[1], C = q->shape.d[2];
+    if (!shape_eq(mask->shape, shape_of(2, L, S))) {
+        fail(g, "attention: the mask must be [L, S] = [%lld, %lld], found %s", (long long)L, (long long)S,
+             shape_str(mask->shape, s0, 96));
+        return false;
+    }
+    if (heads < 1 || C % heads) {
+        fail(g, "attention: %lld heads do not divide %lld channels", (long long)heads, (long long)C);
+        return false;
+    }
+    Node *in[4] = {q, k, v, mask};
+    for (int j = 0; j < 4; j++)
+        if (in[j]->dtype == DT_I32) { fail(g, "attention: input %d is an integer tensor", j + 1); return false; }
+    return true;
+}
+
+Node *g_attention(Graph *g, Node *q, Node *k, Node *v, Node *mask, int64_t heads, double scale, Loc loc) {
+    if (!attn_shapes_ok(g, q, k, v, mask, heads)) return NULL;
+    Node n = tmpl_of(OP_ATTN, DT_F32, q->shape, loc);
+    n.nsrc = 4; n.src[0] = q; n.src[1] = k; n.src[2] = v; n.src[3] = mask;
+    n.i[0] = heads; n.f[0] = scale;
+    return make(g, &n);
+}
+
+Node *g_attention_bwd(Graph *g, const Node *fwd, Node *dy, Loc loc) {
+    ASSERT(fwd->op == OP_ATTN && shape_eq(dy->shape, fwd->shape), "attention_bwd shapes");
+    const int64_t total = shape_numel(fwd->src[0]->shape) + 2 * shape_numel(fwd->src[1]->shape);
+    Node n = tmpl_of(OP_ATTN_BWD, DT_F32, shape_of(1, total), loc);
+    n.nsrc = 5;
+    for (int j = 0; j < 4; j++) n.src[j] = fwd->src[j];
+    n.src[4] = dy;
+    n.i[0] = fwd->i[0]; n.f[0] = fwd->f[0];
+    return make(g, &n);
+}
+
 /* ---------------------------------------------------------------- randomness, step */
 Node *g_drop_mask(Graph *g, Shape s, double p, uint64_t key, Loc loc) {
     Node n = tmpl_of(OP_DROP_MASK, DT_F32, s, loc);

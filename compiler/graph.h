@@ -131,6 +131,10 @@ Node *g_conv1d_silu_bwd(Graph *g, Node *dy, Node *dy2, Node *x, Node *w, Node *b
  * (y * silu(z)); with 7 the output is y itself, for mixers that gate once after merging directions. */
 Node *g_scan(Graph *g, Node *const *in, int nin, Loc loc);
 Node *g_scan_bwd(Graph *g, Node *const *in, int nin, Node *dy, Loc loc);
+/* Multi-head attention softmax(q k^T * scale + mask) v: q [B, L, H*E], k, v [B, S, H*E], mask [L, S] (additive; no
+ * gradient), head h on channels h*E .. h*E+E-1. Its backward: packed f32 [dq | dk | dv] (read with g_extract). */
+Node *g_attention(Graph *g, Node *q, Node *k, Node *v, Node *mask, int64_t heads, double scale, Loc loc);
+Node *g_attention_bwd(Graph *g, const Node *fwd, Node *dy, Loc loc);
 /* Is this OP_SCAN or OP_SCAN_BWD gated (has z)? */
 bool scan_gated(const Node *n);
 

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 
 bool packed_has_parts(const Node *o) {
-    return o->op == OP_SCAN_BWD || o->op == OP_CONV1D_BWD || o->op == OP_CONV1D_SILU_BWD;
+    return o->op == OP_SCAN_BWD || o->op == OP_CONV1D_BWD || o->op == OP_CONV1D_SILU_BWD || o->op == OP_ATTN_BWD;
 }
 
 /* The scan backward's packed layout (template.h): du, ddelta [B,L,D] each, dA_log [D,N], dBm, dCm [B,L,N] each,
@@ -16,6 +16,11 @@ static int64_t scan_layout(const Node *o, int64_t *dz0) {
 }
 
 int packed_part(const Node *o, int64_t off, int64_t len) {
+    if (o->op == OP_ATTN_BWD) {   /* dq [B,L,C], dk and dv [B,S,C] */
+        const int64_t nq = shape_numel(o->src[0]->shape), nk = shape_numel(o->src[1]->shape), end = off + len;
+        return (off < nq ? ATTN_PART_DQ : 0) | (off < nq + nk && end > nq ? ATTN_PART_DK : 0) |
+               (end > nq + nk ? ATTN_PART_DV : 0);
+    }
     if (o->op != OP_SCAN_BWD) {   /* conv1d: dx [B,L,D], then dw and db */
         const int64_t bld = shape_numel(o->src[1]->shape);
         return (off < bld ? CONV_PART_DX : 0) | (off + len > bld ? PACKED_PART_OTHER : 0);
@@ -51,7 +56,7 @@ static int into_part(const Node *o, int64_t *start, int64_t *len) {
         return o->nsrc > 8 ? SCAN_PART_DZ : 0;   /* (gated: z and dout after the 7 forward inputs) */
     }
     *start = 0;
-    *len = packed_has_parts(o) ? shape_numel(o->src[1]->shape) : 0;
+    *len = packed_has_parts(o) && o->op != OP_ATTN_BWD ? shape_numel(o->src[1]->shape) : 0;
     return *len ? CONV_PART_DX : 0;
 }
 

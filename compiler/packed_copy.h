@@ -1,5 +1,6 @@
 /* packed_copy.h — which parts of a packed backward output have a bf16 copy, and which are still stored in f32: the
- * selective-scan backward's [du | ddelta | parameter gradients | dz] and the conv1d backward's [dx | dw | db]. In
+ * selective-scan backward's [du | ddelta | parameter gradients | dz], the conv1d backward's [dx | dw | db] and the
+ * attention backward's [dq | dk | dv]. In
  * bf16 precision the reference holds du, ddelta, dz and the conv's dx in bf16; vmc's templates write bf16 copies of
  * the parts that GEMMs, generated kernels and the conv's SiLU backward read, and skip the f32 store of a part
  * nobody reads in f32 (half the bytes written and read). Parameter gradients stay f32. */
@@ -7,9 +8,9 @@
 #include "pass.h"
 
 enum { SCAN_PART_DU = 1, SCAN_PART_DDL = 2, SCAN_PART_DZ = 4, SCAN_PARTS = 7, CONV_PART_DX = 1,
-       PACKED_PART_OTHER = 8 };
+       ATTN_PART_DQ = 1, ATTN_PART_DK = 2, ATTN_PART_DV = 4, PACKED_PART_OTHER = 8 };
 
-/* Is o's output packed in parts that may have copies (OP_SCAN_BWD, OP_CONV1D_BWD, OP_CONV1D_SILU_BWD)? */
+/* Is o's output packed in parts that may have copies (OP_SCAN_BWD, OP_CONV1D_BWD, OP_CONV1D_SILU_BWD, OP_ATTN_BWD)? */
 bool packed_has_parts(const Node *o);
 
 /* The parts (SCAN_PART_* or CONV_PART_DX bits) of o's packed output that elements [off, off + len) overlap

@@ -56,7 +56,7 @@ static bool fusable(OpKind op) {
     case OP_PARAM: case OP_INPUT: case OP_STATE: case OP_CONST: case OP_TABLE:
     case OP_SCATTER_ADD: case OP_SCATTER_ADD_DYN: case OP_MATMUL: case OP_CONV1D: case OP_CONV1D_BWD_X:
     case OP_CONV1D_BWD_W: case OP_CONV1D_BWD: case OP_CONV1D_SILU_BWD: case OP_SCAN: case OP_SCAN_BWD:
-    case OP_RANDPERM: case OP_ASSIGN:
+    case OP_ATTN: case OP_ATTN_BWD: case OP_RANDPERM: case OP_ASSIGN:
         return false;
     }
     return false;
@@ -320,6 +320,8 @@ static bool row_mapped_input(const Node *m, int s) {
     case OP_CONV1D_SILU_BWD: return s == 0 || s == 1 || s == 4;   /* dy, x, dy2 */
     case OP_SCAN: return s == 0 || s == 1 || s == 3 || s == 4 || s == 7;
     case OP_SCAN_BWD: return s == 0 || s == 1 || s == 3 || s == 4 || s == 7 || s == 8;
+    case OP_ATTN: return s <= 2;   /* q, k, v */
+    case OP_ATTN_BWD: return s <= 2 || s == 4;
     default: return false;
     }
 }

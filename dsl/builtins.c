@@ -383,6 +383,22 @@ static Value b_scan(Eval *ev, const char *name, Arg *a, int n, Loc loc) {
     return v_tensor(CK(g_scan(ev->g, t, n, loc)));
 }
 
+/* attention(q, k, v, mask, heads [, scale]): softmax(q k^T * scale + mask) v per head, one fused op (the default scale
+ * is head_dim^-0.5). */
+static Value b_attention(Eval *ev, const char *name, Arg *a, int n, Loc loc) {
+    Node *t[4];
+    for (int k = 0; k < 4; k++) if (!(t[k] = arg_tensor(ev, name, &a[k]))) return v_err();
+    double heads, scale = 0;
+    if (!arg_num(ev, name, &a[4], &heads)) return v_err();
+    if (heads != (double)(int64_t)heads || heads < 1) {
+        diag_error(ev->d, a[4].loc, "attention: heads must be a positive integer, found %g", heads);
+        return v_err();
+    }
+    if (n > 5 && !arg_num(ev, name, &a[5], &scale)) return v_err();
+    if (n <= 5 && t[0]->shape.ndim == 3 && heads > 0) scale = 1.0 / sqrt((double)t[0]->shape.d[2] / heads);
+    return v_tensor(CK(g_attention(ev->g, t[0], t[1], t[2], t[3], (int64_t)heads, scale, loc)));
+}
+
 static Value b_drop_path(Eval *ev, const char *name, Arg *a, int n, Loc loc) {
     Node *x = arg_tensor(ev, name, &a[0]);
     double p;
@@ -439,7 +455,8 @@ static const Builtin BUILTINS[] = {
     {"reshape", 2, 2, b_reshape}, {"expand", 2, 2, b_expand}, {"permute", 2, 2, b_permute},
     {"transpose", 3, 3, b_transpose}, {"slice", 4, 4, b_slice}, {"concat", 2, 2, b_concat}, {"flip", 2, 2, b_flip},
     {"gather", 3, 3, b_gather}, {"cast", 2, 2, b_cast}, {"linear", 2, 3, b_linear},
-    {"conv1d_causal", 3, 3, b_conv1d}, {"selective_scan", 7, 8, b_scan}, {"drop_path", 2, 2, b_drop_path},
+    {"conv1d_causal", 3, 3, b_conv1d}, {"selective_scan", 7, 8, b_scan},
+    {"attention", 5, 6, b_attention}, {"drop_path", 2, 2, b_drop_path},
     {"randperm", 1, 1, b_randperm}, {"one_hot", 2, 2, b_one_hot},
 };
 

@@ -230,6 +230,68 @@ static void scans(void) {
     check_refused(g, g_scan_bwd(g, in, 8, dy, LOC_NONE), "scan_bwd");
 }
 
+/* Fused attention: gradients of q, k, v (2 heads, L != S, an additive mask with a -inf entry); its mask must not be
+ * trainable; second order is refused; and it equals softmax(q k^T * scale + mask) v spelt out with matmuls. */
+static void attention(void) {
+    const int64_t B = 2, L = 5, S = 4, H = 2, E = 3;
+    float mask[5 * 4];
+    for (int k = 0; k < L * S; k++) mask[k] = (float)(0.3 * ((k * 7) % 5) - 0.6);
+    mask[1] = -INFINITY;
+    Graph *g = graph_new();
+    Node *q = check_param(g, "q", S(3, B, L, H * E)), *k = check_param(g, "k", S(3, B, S, H * E));
+    Node *v = check_param(g, "v", S(3, B, S, H * E)), *m = g_table_f32(g, S(2, L, S), mask);
+    run("op attention (2 heads, L 5, S 4, masked)", g, check_ok(g, g_attention(g, q, k, v, m, H, 0.7, LOC_NONE)),
+        opts(0, 0, 0));
+
+    g = graph_new();   /* a trainable mask gets no gradient: refused with a message */
+    q = check_param(g, "q", S(3, B, L, H * E)); k = check_param(g, "k", S(3, B, S, H * E));
+    v = check_param(g, "v", S(3, B, S, H * E));
+    Node *mp = check_param(g, "mask", S(2, L, S));
+    check_refused(g, g_attention(g, q, k, v, mp, H, 0.7, LOC_NONE), "mask");
+
+    g = graph_new();
+    q = check_param(g, "q", S(3, B, L, H * E)); k = check_param(g, "k", S(3, B, S, H * E));
+    v = check_param(g, "v", S(3, B, S, H * E));
+    Node *fwd = check_ok(g, g_attention(g, q, k, v, g_table_f32(g, S(2, L, S), mask), H, 0.7, LOC_NONE));
+    check_refused(g, g_attention_bwd(g, fwd, check_param(g, "dy", S(3, B, L, H * E)), LOC_NONE), "attention_bwd");
+
+    g = graph_new();   /* against the same attention spelt out per head */
+    q = check_param(g, "q", S(3, B, L, H * E)); k = check_param(g, "k", S(3, B, S, H * E));
+    v = check_param(g, "v", S(3, B, S, H * E));
+    m = g_table_f32(g, S(2, L, S), mask);
+    Node *fused = check_ok(g, g_attention(g, q, k, v, m, H, 0.7, LOC_NONE));
+    const int pq[4] = {0, 2, 1, 3}, pk[4] = {0, 2, 3, 1};
+    Node *Q = g_permute(g, g_reshape(g, q, S(4, B, L, H, E), LOC_NONE), pq, LOC_NONE);
+    Node *K = g_permute(g, g_reshape(g, k, S(4, B, S, H, E), LOC_NONE), pk, LOC_NONE);
+    Node *V = g_permute(g, g_reshape(g, v, S(4, B, S, H, E), LOC_NONE), pq, LOC_NONE);
+    Node *sc = g_binary(g, OP_ADD, g_binary(g, OP_MUL, g_matmul(g, Q, K, false, false, LOC_NONE), g_scalar(g, 0.7),
+                                           LOC_NONE), m, LOC_NONE);
+    Node *e = g_unary(g, OP_EXP, g_binary(g, OP_SUB, sc, g_reduce(g, OP_AMAX, sc, 3, LOC_NONE), LOC_NONE), LOC_NONE);
+    Node *P = g_binary(g, OP_DIV, e, g_reduce(g, OP_SUM, e, 3, LOC_NONE), LOC_NONE);
+    Node *O = g_reshape(g, g_permute(g, g_matmul(g, P, V, false, false, LOC_NONE), pq, LOC_NONE), S(3, B, L, H * E),
+                        LOC_NONE);
+    Node *keep[2] = {fused, check_ok(g, O)};
+    Exec *ex = cpu_exec_new_f64(g, keep, 2);
+    for (int j = 0; j < g->params.n; j++) {
+        const Node *pj = g->params.items[j];
+        const int64_t n = shape_numel(pj->shape);
+        double *val = malloc(sizeof(double) * (size_t)n);
+        for (int64_t i = 0; i < n; i++) val[i] = check_value(0);
+        exec_write(ex, g->params.items[j], val, sizeof(double) * (size_t)n);
+        free(val);
+    }
+    StepInfo si = {7, 3};
+    exec_run(ex, &si);
+    double a[2 * 5 * 6], b[2 * 5 * 6], worst = 0;
+    exec_read(ex, fused, a, sizeof a);
+    exec_read(ex, keep[1], b, sizeof b);
+    for (int i = 0; i < B * L * H * E; i++) worst = fmax(worst, fabs(a[i] - b[i]));
+    CHECK(worst < 1e-12, "attention: fused and spelt-out forwards differ by %.3g", worst);
+    printf("ok   op attention equals its spelt-out form: max abs difference %.1e\n", worst);
+    exec_free(ex);
+    graph_free(g);
+}
+
 /* cpu_vexp.h's vectorised expf against exp() in double over the whole float range: relative error within 2.5e-7
  * (about 2 ulp) for normal results, subnormal results within one subnormal step, inf past ln(FLT_MAX), NaN kept. */
 static void vexp_accuracy(void) {
@@ -266,6 +328,7 @@ int main(void) {
     matmuls();
     convs();
     scans();
+    attention();
     printf("%s: %d failure(s)\n", check_failures ? "FAILED" : "PASSED", check_failures);
     return check_failures ? 1 : 0;
 }
