@@ -254,23 +254,28 @@ char *template_scan_bwd(const ScanSpec *s, KernelLaunch *l) {
 }
 
 /* ---------------------------------------------------------------- attention */
-/* Threads and dynamic shared memory of the attention kernels: the formulas attention.cuh documents (ATTN_*_THREADS,
- * ATTN_*_SMEM). */
+/* Threads and dynamic shared memory of the attention kernels: attention.cuh's launch formulas (ATTN_*_THREADS,
+ * ATTN_*_SMEM). LP, SP: L and S padded to 16; EP, CP: shared row pitches of Q/K/V/dO and of a P/dS chunk. */
+enum { ATTN_SMEM_LIMIT = 232448 };   /* sm_90's opt-in dynamic shared memory per block (attention.cuh's default) */
 static unsigned attn_threads(const AttnSpec *s, bool fast, bool backward) {
-    (void)backward;
-    return fast ? 32u * (unsigned)((s->L + 15) / 16) : 128u;
+    const unsigned LP = 16u * (unsigned)((s->L + 15) / 16);
+    if (!fast) return 128u;
+    return backward ? 2u * LP : 32u * (LP / 16 < 8 ? LP / 16 : 8);
 }
 
 static unsigned attn_smem(const AttnSpec *s, bool fast, bool backward) {
-    (void)s; (void)fast; (void)backward;
-    return 0;
+    const unsigned LP = 16u * (unsigned)((s->L + 15) / 16), SP = 16u * (unsigned)((s->S + 15) / 16);
+    const unsigned EP = (unsigned)s->E + 8, CP = (SP < 64 ? SP : 64) + 8;
+    if (!fast) return backward ? 12u * (unsigned)s->L : 0u;
+    return backward ? 4 * EP * (LP + SP) + 4 * LP * CP : 2 * EP * (LP + 2 * SP);
 }
 
 bool template_attn_fast(const AttnSpec *s, bool backward) {
     int knob;
     if (codegen_knob_ints("VMC_ATTN_FAST", &knob, 1) && !knob) return false;
     const bool bf16_in = s->q == DT_BF16 && s->k == DT_BF16 && s->v == DT_BF16 && (!backward || s->dout == DT_BF16);
-    return bf16_in && s->E % 16 == 0 && s->E >= 16 && s->E <= 128 && s->L <= 256 && s->S <= 256;
+    return bf16_in && s->E % 16 == 0 && s->E >= 16 && s->E <= 128 && s->L <= 256 && s->S <= 256 &&
+           attn_smem(s, true, true) <= ATTN_SMEM_LIMIT;
 }
 
 static void attn_defs(const AttnSpec *s, Defs *ds, bool backward) {
@@ -287,8 +292,8 @@ static void attn_defs(const AttnSpec *s, Defs *ds, bool backward) {
     def_str(ds, "K_T", template_ctype(s->k));
     def_str(ds, "V_T", template_ctype(s->v));
     def_str(ds, "MASK_T", template_ctype(s->mask));
-    def_str(ds, backward ? "DO_T" : "O_T", template_ctype(backward ? s->dout : s->out));
-    if (!backward) def_str(ds, "DO_T", "float");   /* (unused by the forward) */
+    def_str(ds, "DO_T", template_ctype(backward ? s->dout : DT_F32));   /* (one file holds both kernels: the */
+    def_str(ds, "O_T", template_ctype(backward ? DT_F32 : s->out));      /* other's type is a stand-in) */
     const int C = s->H * s->E;
     def_rows(ds, "Q", &s->q_map, s->L, C);
     def_rows(ds, "K", &s->k_map, s->S, C);

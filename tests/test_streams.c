@@ -324,6 +324,17 @@ static void check_zero_merge(const char *file, const char *model, bool bf16, con
     for (int k = 0; k < 2; k++) { program_free(p[k]); graph_free(sg[k].g); dsl_free(m[k]); }
 }
 
+/* Does launch l's group extract a part of an output of op `op` (a packed backward)? */
+static bool extracts_from(const Program *p, const Launch *l, OpKind op) {
+    const Fusion *f = p->f;
+    const Group *gr = &f->groups[l->group];
+    for (int k = 0; k < gr->nmembers; k++) {
+        const Node *m = gr->members[k];
+        if (m->op == OP_EXTRACT && fus_owner(f, fus_src(f, m, 0))->op == op) return true;
+    }
+    return false;
+}
+
 /* Accesses (program.h): a view moves its own bytes, but orders launches by its owner's whole buffer unless
  * exact_view_deps, where the range is the view's own (a kernel may move less there: the parts it slices). Apart from where memsets are hoisted to (by the ranges),
  * both programs have the same launches, accesses and moved bytes; the exact ranges lie inside the whole ones, so a
@@ -372,7 +383,8 @@ static void check_exact_deps(const char *file, const char *model, bool bf16, con
         int parts = 0;
         for (int k = 0; k < p[0]->nlaunches; k++) {
             const Launch *l = &p[0]->launches[k];
-            if (l->kind != LK_KERNEL || !strstr(l->name, "extract_pad_add")) continue;
+            if (l->kind != LK_KERNEL || !strstr(l->name, "extract_pad_add") || !extracts_from(p[0], l, OP_SCAN_BWD))
+                continue;
             double range = 0;
             for (int c = 0; c < l->nacc; c++) range += l->acc[c].write ? 0 : (double)l->acc[c].bytes;
             parts++;

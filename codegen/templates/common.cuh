@@ -176,6 +176,15 @@ template <> struct VmcIndex<true> { typedef unsigned type; };
 #define VMC_COL(P, NB, b, d) ((VMC_PINDEX_T(P, NB))(b) * P##_LROWS * P##_STRIDE + P##_OFF + (VMC_PINDEX_T(P, NB))(d))
 #define VMC_ROWOFF(P, NB, t) ((VMC_PINDEX_T(P, NB))(P##_ROW(t)) * P##_STRIDE)
 
+// Dynamic shared memory of BYTES bytes, 16-byte aligned: `extern __shared__` on the GPU (the launch passes BYTES;
+// above 48 KB the host first raises the kernel's CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES); under the CPU
+// emulator (cuda_emu.h, no dynamic shared memory) a block-wide static array of that size.
+#ifdef VMC_EMU_GRID_ENTRY
+#define VMC_DYN_SMEM(name, BYTES) __shared__ __align__(16) unsigned char name[(BYTES)]
+#else
+#define VMC_DYN_SMEM(name, BYTES) extern __shared__ __align__(16) unsigned char name[]
+#endif
+
 #if defined(SCAN_CHUNK) && defined(SCAN_N)
 #define SCAN_NCHUNK ((SCAN_L + SCAN_CHUNK - 1) / SCAN_CHUNK)
 #ifndef SCAN_STATES

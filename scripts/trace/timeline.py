@@ -5,7 +5,7 @@ stream for its time per kernel class. Reported for the replays: time per step, t
 (the union of kernel and memset intervals), how many run at once on average, the idle gaps; with --bins, each
 millisecond of the last replay with its busy fraction and three longest-running kernels; with --kernels N, the last
 replay's time split among the kernels running at each instant (a kernel sharing the GPU with two others gets a third
-of that stretch), summed per class (GEMM, scan, conv1d, generated kernels, memsets) and for the N largest kernels: where
+of that stretch), summed per class (GEMM, scan, conv1d, attention, generated kernels, memsets) and for the N largest kernels: where
 the step's time goes, overlap included. For the eager run (each
 launch after the last, events between): the same, which shows launch latency, not the graph's schedule. Stretches
 are told apart by host gaps of more than 200 us. Traced steps run a little longer than untraced ones: compare traces
@@ -85,7 +85,8 @@ def kernel_class(name):
     if name == "memset" or name.startswith("vmc_zero"):
         return "memsets"
     for key, cls in (("vmc_scan_bwd", "scan backward"), ("vmc_scan_fwd", "scan forward"), ("conv1d", "conv1d"),
-                     ("skinny_gemm", "GEMM (vmc)"), ("vmc_gemm", "GEMM (vmc)")):
+                     ("skinny_gemm", "GEMM (vmc)"), ("vmc_gemm", "GEMM (vmc)"),
+                     ("vmc_attn", "attention")):
         if key in name:
             return cls
     if re.match(r"k[0-9]+_", name):

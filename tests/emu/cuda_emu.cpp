@@ -32,6 +32,8 @@ float __shfl_xor_sync(unsigned, float v, int lane_mask) {
     return r;
 }
 
+void __syncwarp(unsigned) { warp_sync(flat_tid() / 32); }
+
 float atomicAdd(float *p, float v) {
     std::lock_guard<std::mutex> g(atomic_mu);
     float old = *p;

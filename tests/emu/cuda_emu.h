@@ -35,6 +35,7 @@ using std::min;
 using std::max;
 void __syncthreads();
 float __shfl_xor_sync(unsigned mask, float v, int lane_mask);
+void __syncwarp(unsigned mask = 0xffffffffu);   // the calling thread's whole warp
 float atomicAdd(float *p, float v);
 unsigned atomicAdd(unsigned *p, unsigned v);
 inline void __threadfence() {}   // blocks run one after another here

@@ -1,0 +1,57 @@
+// emu_attn.cpp — attention.cuh on the CPU emulator. This file: the tensor-core path (bf16) at B=2, H=2, E=64,
+// L = S = 60 (partial m16 / k16 tiles), k and v channel slices of one [B, S, 2 H E] buffer, a block-causal mask,
+// o stored bf16, all three gradients also as bf16 copies. emu_check_attn() runs every attention check (the other
+// instantiations live in emu_attn_*.cpp: their defines would clash here).
+#include "cuda_emu.h"
+#define ATTN_B 2
+#define ATTN_L 60
+#define ATTN_S 60
+#define ATTN_H 2
+#define ATTN_E 64
+#define ATTN_SCALE 0.125f
+#define Q_T bf16
+#define K_T bf16
+#define V_T bf16
+#define DO_T bf16
+#define O_T bf16
+#define MASK_T float
+#define ATTN_FAST 1
+#define ATTN_COPY_PARTS 7
+#define Q_LROWS 60
+#define Q_STRIDE 128
+#define Q_OFF 0
+#define Q_ROW(t) (t)
+#define DO_LROWS 60
+#define DO_STRIDE 128
+#define DO_OFF 0
+#define DO_ROW(t) (t)
+#define K_LROWS 60
+#define K_STRIDE 256
+#define K_OFF 0
+#define K_ROW(t) (t)
+#define V_LROWS 60
+#define V_STRIDE 256
+#define V_OFF 128
+#define V_ROW(t) (t)
+#define vmc_attn_fwd emu_attn_fwd_fast
+#define vmc_attn_bwd emu_attn_bwd_fast
+#include "../../codegen/templates/common.cuh"
+#include "../../codegen/templates/attention.cuh"
+#define EMU_FWD emu_attn_fwd_fast
+#define EMU_BWD emu_attn_bwd_fast
+#define EMU_ENTRY emu_check_attn_fast
+#define EMU_NAME "attn bf16 60x60"
+#define EMU_SEED 1
+#define EMU_TOL 1e-2
+#define EMU_MASK 1
+#define EMU_KV_FUSED 1
+#include "emu_attn_check.inc"
+
+extern "C" int emu_check_attn_ls(void);
+extern "C" int emu_check_attn_f32(void);
+extern "C" int emu_check_attn_inf(void);
+extern "C" int emu_check_attn_inf_fast(void);
+extern "C" int emu_check_attn(void) {
+    return emu_check_attn_fast() + emu_check_attn_ls() + emu_check_attn_f32() + emu_check_attn_inf() +
+           emu_check_attn_inf_fast();
+}

@@ -1,0 +1,46 @@
+// emu_attn_inf_fast.cpp — attention.cuh's tensor-core path at its smallest head dim, B=1, H=1, E=16, L=20, S=72 (two
+// backward key chunks, 64 + 16 padded keys), query row 3 masked all -inf (its o and dq exactly 0, no NaN).
+#include "cuda_emu.h"
+#define ATTN_B 1
+#define ATTN_L 20
+#define ATTN_S 72
+#define ATTN_H 1
+#define ATTN_E 16
+#define ATTN_SCALE 0.25f
+#define Q_T bf16
+#define K_T bf16
+#define V_T bf16
+#define DO_T bf16
+#define O_T float
+#define MASK_T float
+#define ATTN_FAST 1
+#define Q_LROWS 20
+#define Q_STRIDE 16
+#define Q_OFF 0
+#define Q_ROW(t) (t)
+#define DO_LROWS 20
+#define DO_STRIDE 16
+#define DO_OFF 0
+#define DO_ROW(t) (t)
+#define K_LROWS 72
+#define K_STRIDE 16
+#define K_OFF 0
+#define K_ROW(t) (t)
+#define V_LROWS 72
+#define V_STRIDE 16
+#define V_OFF 0
+#define V_ROW(t) (t)
+#define vmc_attn_fwd emu_attn_fwd_inf_fast
+#define vmc_attn_bwd emu_attn_bwd_inf_fast
+#include "../../codegen/templates/common.cuh"
+#include "../../codegen/templates/attention.cuh"
+#define EMU_FWD emu_attn_fwd_inf_fast
+#define EMU_BWD emu_attn_bwd_inf_fast
+#define EMU_ENTRY emu_check_attn_inf_fast
+#define EMU_NAME "attn bf16 -inf"
+#define EMU_SEED 5
+#define EMU_TOL 1e-2
+#define EMU_MASK 0
+#define EMU_INF_ROW 3
+#define EMU_KV_FUSED 0
+#include "emu_attn_check.inc"
