@@ -199,6 +199,20 @@ static void conv_bwd_written(Launch *l, const Program *p, const Node *x, const N
     else written_part(l, pg_shadow_ref(f, x), copy ? 2 * nx : 0);
 }
 
+/* What an attention backward writes: the parts of its packed f32 [dq | dk | dv] not left to the bf16 copy, and of
+ * the copy the parts bf16 readers take. */
+static void attn_bwd_written(Launch *l, const Program *p, const Node *n, const AttnSpec *s) {
+    const int64_t nq = (int64_t)s->B * s->L * s->H * s->E, nk = (int64_t)s->B * s->S * s->H * s->E;
+    const int64_t len[3] = {nq, nk, nk};
+    int64_t f32 = 0, copy = 0;
+    for (int j = 0; j < 3; j++) {
+        if (!(s->skip_f32_parts & (1 << j))) f32 += len[j];
+        if (s->copy_parts & (1 << j)) copy += len[j];
+    }
+    written_part(l, pg_bufref(p, n), 4 * f32);
+    if (p->f->shadow[n->id]) written_part(l, pg_shadow_ref(p->f, n), 2 * copy);
+}
+
 bool pg_opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int errlen) {
     const Fusion *f = p->f;
     const Node *n = gr->root;
@@ -395,6 +409,7 @@ bool pg_opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int errlen
     const Buf *st = scan_states(f, n);   /* written by the forward, read by the backward */
     if (st) pg_touch(l, (BufRef){st->arena, st->offset}, st->bytes, n->op == OP_SCAN);
     if (n->op == OP_SCAN_BWD) scan_bwd_written(l, p, n, &ss);
+    if (n->op == OP_ATTN_BWD) attn_bwd_written(l, p, n, &as);
     if (n->op == OP_CONV1D_BWD || n->op == OP_CONV1D_SILU_BWD) {
         const Node *sum_to = nmore ? f->conv_sum_to[n->id] : NULL;
         conv_bwd_written(l, p, n, sum_to);

@@ -97,6 +97,17 @@ s=$(grep -m1 ' vmc_scan_bwd ' "$VMC_CACHE/ft.log" | awk '{print $NF}')
 c=$(grep -m1 ' vmc_conv1d_bwd ' "$VMC_CACHE/ft.log" | awk '{print $NF}')
 echo "arm_b_ft224 training: the scan backward writes $s MB, a conv1d backward $c MB"
 if [ "$s" != 80.75 ] || [ "$c" != 38.75 ]; then echo "FAILED: expected 80.75 and 38.75"; fail=1; fi
+# ARM-B pretraining's decoder attention is one launch a block each way (attention.cuh): 4 forwards, 4 backwards
+# writing dq, dk and dv as bf16 copies only (3 x 2 x 16384 x 512 bytes: 50.33 MB); spelt out (attn "explicit"), none
+"$vmc" compile "$root/models/arm_b.vmc" --model arm_b_pretrain --set batch=128 --train --bf16 --no-nvrtc --dump-launches > "$VMC_CACHE/pt.log" 2>&1
+n=$(grep -c ' vmc_attn_fwd ' "$VMC_CACHE/pt.log" || true)
+m=$(grep -c ' vmc_attn_bwd ' "$VMC_CACHE/pt.log" || true)
+w=$(grep -m1 ' vmc_attn_bwd ' "$VMC_CACHE/pt.log" | awk '{print $NF}')
+echo "arm_b_pretrain training: $n attention forwards, $m backwards writing $w MB"
+if [ "$n" != 4 ] || [ "$m" != 4 ] || [ "$w" != 50.33 ]; then echo "FAILED: expected 4, 4 and 50.33"; fail=1; fi
+n=$("$vmc" compile "$root/models/arm_b.vmc" --model arm_b_pretrain --set 'attn="explicit"' --train --bf16 --no-nvrtc --dump-launches 2>&1 | grep -c ' vmc_attn_' || true)
+echo "arm_b_pretrain training, attn \"explicit\": $n attention launches"
+if [ "$n" != 0 ]; then echo "FAILED: expected 0"; fail=1; fi
 # --dump-launches lists every launch of the step once, in order: as many lines as the summary counts
 "$vmc" compile "$root/models/tiny.vmc" --model tiny_pretrain --train --bf16 --no-nvrtc --dump-launches > "$VMC_CACHE/launches.log" 2>&1
 want=0
