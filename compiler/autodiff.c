@@ -295,9 +295,11 @@ static bool backward_node(Ctx *c, Node *n, Node *dy, char *err, int errlen) {
     case OP_CONV1D: case OP_CONV1D_BWD_X: case OP_CONV1D_BWD_W: conv_grads(c, n, dy); return true;
     case OP_SCAN: scan_grad(c, n, dy); return true;
     case OP_ATTN:
-        if (need(c, n->src[3])) {
-            snprintf(err, (size_t)errlen, "no gradient for attention's mask (node %u): it must not depend on trainable "
-                     "parameters (make it a buffer)", n->id);
+        if (need(c, n->src[3])) {   /* named where the model wrote it: the mask's parameter is one of the user's */
+            int line = 0, col = 0;
+            if (n->loc.file) source_linecol(n->loc.file, n->loc.start, &line, &col);
+            snprintf(err, (size_t)errlen, "%s:%d:%d: no gradient for attention's mask: it must not depend on "
+                     "trainable parameters (make it a buffer)", n->loc.file ? source_name(n->loc.file) : "?", line, col);
             return false;
         }
         attn_grad(c, n, dy);

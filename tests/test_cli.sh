@@ -92,5 +92,18 @@ bad_number "vmc compile: --arch expects sm_XX, found '90'" compile m.vmc --arch 
 bad_number "--steps expects a non-negative integer, found 'abc'" pretrain m.vmc --steps abc
 echo "ok: malformed numbers"
 
+# A trainable attention mask is refused where the model wrote the attention, before anything runs
+cat > "$T/tm.vmc" <<'EOF_VMC'
+model m(b = 2) {
+  input q[b, 5, 6]
+  param mask[5, 5] = zeros
+  let o = attention(q, q, q, mask, 2)
+  loss mean(o)
+}
+EOF_VMC
+bad_number "tm.vmc:4:11: no gradient for attention's mask: it must not depend on trainable parameters" \
+    compile "$T/tm.vmc" --model m --train --no-nvrtc
+echo "ok: trainable attention mask refused"
+
 [ $fails = 0 ] || { echo "test_cli.sh: $fails failures"; exit 1; }
 echo "test_cli.sh: all passed"
