@@ -37,11 +37,11 @@ rows+=("cuda vs cpu, VMC_ZERO_MERGE=0|$t|$(grep -o 'worst normalised error [^;]*
 if bash tests/test_own_gemm_check.sh "$B" "$root" > "$log/check.txt" 2>&1; then t=pass; else t=FAIL; fi
 rows+=("a broken own GEMM kernel rejected|$t|$(grep 'broken own kernel' "$log/check.txt")")
 
-echo "== scan and conv1d templates against fp64 references (test_scan_gpu), then their times"
+echo "== scan, conv1d and attention templates against fp64 references (test_scan_gpu), then their times"
 if "$B/tests/test_scan_gpu" > "$log/scan.txt" 2>&1; then s=pass; else s=FAIL; fi
 tail -3 "$log/scan.txt"
 "$B/tests/test_scan_gpu" --bench 2>&1 | tee "$log/scanb.txt" | grep "^|"
-rows+=("scan/conv1d templates vs fp64|$s|ARM-B ft shapes: $(grep -m1 'scan B128 L197 D768 bf16->f32 |' "$log/scanb.txt" | awk -F'|' '{gsub(/ +/, " "); print "scan"$3", scan"$5", conv"}') $(grep -m1 'conv1d B128 L197' "$log/scanb.txt" | awk -F'|' '{gsub(/ +/, " "); print $3", "$5}')")
+rows+=("scan/conv1d/attention templates vs fp64|$s|ARM-B ft shapes: $(grep -m1 'scan B128 L197 D768 bf16->f32 |' "$log/scanb.txt" | awk -F'|' '{gsub(/ +/, " "); print "scan"$3", scan"$5", conv"}') $(grep -m1 'conv1d B128 L197' "$log/scanb.txt" | awk -F'|' '{gsub(/ +/, " "); print $3", "$5}'); pt attention$(grep -m1 'attention B128' "$log/scanb.txt" | awk -F'|' '{gsub(/ +/, " "); print $3", "$5}')")
 
 bench() {   # label, then vmc bench arguments
     local label=$1; shift

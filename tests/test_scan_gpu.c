@@ -1,10 +1,11 @@
 /* test_scan_gpu.c — [gpu] the opaque-op kernels and the GEMM wrapper on a real GPU against double-precision CPU
  * references, on fresh random inputs: selective scan forward/backward and conv1d forward/backward (ARM shapes,
- * f32 and bf16 storage), cuBLASLt products (bf16 and f32, transposes, batches, bias). Outputs are poisoned with
- * NaN before each launch, so an unwritten element fails. Exits 77 (ctest skip) without a usable GPU.
+ * f32 and bf16 storage), fused attention (both paths), cuBLASLt products (bf16 and f32, transposes, batches, bias).
+ * Outputs are poisoned with NaN before each launch, so an unwritten element fails. Exits 77 (ctest skip) without a
+ * usable GPU.
  * `--small`: small shapes only (for compute-sanitizer); `--profile [infer|ungated]`: one ARM-B fwd+bwd (for ncu);
- * `--bench`: scan fwd+bwd and conv1d times and achieved GB/s at ARM-B shapes, beside a device-to-device copy;
- * `--bench-conv`: its conv1d rows alone. */
+ * `--bench`: scan fwd+bwd and conv1d times and achieved GB/s at ARM-B shapes, beside a device-to-device copy, and
+ * the decoder attention's times; `--bench-conv`: its conv1d rows alone. */
 #include "cuda_api.h"
 #include "gemm.h"
 #include "nvrtc_compile.h"
@@ -33,6 +34,8 @@ static Kernel load_kernel(char *src, const KernelLaunch *l) {
     }
     CU_CHECK(cu->cuModuleLoadData(&k.mod, bin.cubin));
     CU_CHECK(cu->cuModuleGetFunction(&k.fn, k.mod, l->name));
+    if (l->smem > 48 * 1024)   /* (the attention kernels') */
+        CU_CHECK(cu->cuFuncSetAttribute(k.fn, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, (int)l->smem));
     nvrtc_binary_free(&bin);
     free(src);
     return k;
@@ -391,6 +394,137 @@ static void check_gemms(void) {
     gemm_free(g);
 }
 
+/* ---------------------------------------------------------------- attention */
+/* Inputs of an attention check: q [B, L, H E], k and v as the two channel halves of one [B, S, 2 H E] buffer (the
+ * kv projection's output, read through row maps), an additive mask, dout; outputs o and the packed gradients. */
+typedef struct AttnData {
+    AttnSpec s;
+    size_t nq, nk;
+    float *q, *kv, *mask, *dout;   /* rounded to their dtypes */
+    CUdeviceptr dq_, dkv, dmask, ddout, o, packed, copy;
+    void *fargs[5], *bargs[7];
+} AttnData;
+
+static AttnData attn_data(int B, int H, int L, int S, int E, DType io, uint64_t seed) {
+    AttnData x = {.nq = (size_t)B * L * H * E, .nk = (size_t)B * S * H * E};
+    AttnSpec *s = &x.s;
+    *s = (AttnSpec){B, L, S, H, E, (float)(1.0 / sqrt((double)E)), io, io, io, DT_F32, io, io, 7, 0};
+    s->k_map = (RowMap){S, 2 * H * E, 0, NULL};
+    s->v_map = (RowMap){S, 2 * H * E, H * E, NULL};
+    RefRng r = {seed};
+    x.q = malloc(x.nq * 4); x.dout = malloc(x.nq * 4); x.kv = malloc(2 * x.nk * 4);
+    x.mask = malloc((size_t)L * S * 4);
+    for (size_t i = 0; i < x.nq; i++) { x.q[i] = (float)ref_normal(&r); x.dout[i] = (float)ref_normal(&r); }
+    for (size_t i = 0; i < 2 * x.nk; i++) x.kv[i] = (float)ref_normal(&r);
+    for (int i = 0; i < L; i++)   /* block-causal in clusters of 16 where L == S (ARM's), else random finite */
+        for (int j = 0; j < S; j++)
+            x.mask[i * S + j] = L == S ? (j / 16 <= i / 16 ? 0.f : -INFINITY) : (float)ref_normal(&r);
+    x.dq_ = upload(x.q, x.nq, io); x.dkv = upload(x.kv, 2 * x.nk, io);
+    x.dmask = upload(x.mask, (size_t)L * S, DT_F32); x.ddout = upload(x.dout, x.nq, io);
+    x.o = dalloc(x.nq * (size_t)dtype_size(io));
+    x.packed = dalloc((x.nq + 2 * x.nk) * 4);
+    x.copy = dalloc((x.nq + 2 * x.nk) * 2);
+    CU_CHECK(cu->cuMemsetD8(x.o, 0xff, x.nq * (size_t)dtype_size(io)));   /* NaN: an unwritten element fails */
+    CU_CHECK(cu->cuMemsetD8(x.packed, 0xff, (x.nq + 2 * x.nk) * 4));
+    CU_CHECK(cu->cuMemsetD8(x.copy, 0xff, (x.nq + 2 * x.nk) * 2));
+    return x;
+}
+
+/* The kernels' arguments, pointing into *x (so set once x is where it stays): k and v are both the kv buffer's
+ * start, their row maps add v's offset. */
+static void attn_args(AttnData *x) {
+    void *f[5] = {&x->dq_, &x->dkv, &x->dkv, &x->dmask, &x->o};
+    void *b[7] = {&x->dq_, &x->dkv, &x->dkv, &x->dmask, &x->ddout, &x->packed, &x->copy};
+    memcpy(x->fargs, f, sizeof f);
+    memcpy(x->bargs, b, sizeof b);
+}
+
+static void attn_data_free(AttnData *x) {
+    free(x->q); free(x->kv); free(x->mask); free(x->dout);
+    CUdeviceptr all[7] = {x->dq_, x->dkv, x->dmask, x->ddout, x->o, x->packed, x->copy};
+    for (int i = 0; i < 7; i++) CU_CHECK(cu->cuMemFree(all[i]));
+}
+
+/* softmax(q k^T scale + mask) v per head and its gradients in double (rows whose mask is all -inf: P = 0). */
+static void attn_ref(const AttnData *x, double *o, double *dq, double *dk, double *dv) {
+    const AttnSpec *s = &x->s;
+    const int C = s->H * s->E;
+    double *p = malloc(sizeof(double) * (size_t)s->S * 2), *ds = p + s->S;
+    memset(dk, 0, x->nk * 8);
+    memset(dv, 0, x->nk * 8);
+    for (int b = 0; b < s->B; b++)
+        for (int h = 0; h < s->H; h++)
+            for (int i = 0; i < s->L; i++) {
+                const float *qi = x->q + ((size_t)b * s->L + i) * C + h * s->E;
+                const float *gi = x->dout + ((size_t)b * s->L + i) * C + h * s->E;
+                double mx = -INFINITY, sum = 0, dsum = 0;
+                for (int j = 0; j < s->S; j++) {
+                    const float *kj = x->kv + ((size_t)b * s->S + j) * 2 * C + h * s->E;
+                    double d = 0;
+                    for (int e = 0; e < s->E; e++) d += (double)qi[e] * kj[e];
+                    p[j] = s->scale * d + x->mask[i * s->S + j];
+                    mx = p[j] > mx ? p[j] : mx;
+                }
+                for (int j = 0; j < s->S; j++) sum += p[j] = mx == -INFINITY ? 0 : exp(p[j] - mx);
+                for (int j = 0; j < s->S; j++) {
+                    const float *vj = x->kv + ((size_t)b * s->S + j) * 2 * C + C + h * s->E;
+                    double d = 0;
+                    p[j] = sum > 0 ? p[j] / sum : 0;
+                    for (int e = 0; e < s->E; e++) d += (double)gi[e] * vj[e];
+                    ds[j] = d;
+                    dsum += p[j] * d;
+                }
+                for (int e = 0; e < s->E; e++) {
+                    double acc = 0, gq = 0;
+                    for (int j = 0; j < s->S; j++) {
+                        const float *kj = x->kv + ((size_t)b * s->S + j) * 2 * C + h * s->E;
+                        acc += p[j] * x->kv[((size_t)b * s->S + j) * 2 * C + C + h * s->E + e];
+                        gq += p[j] * (ds[j] - dsum) * kj[e];
+                    }
+                    o[((size_t)b * s->L + i) * C + h * s->E + e] = acc;
+                    dq[((size_t)b * s->L + i) * C + h * s->E + e] = s->scale * gq;
+                }
+                for (int j = 0; j < s->S; j++)
+                    for (int e = 0; e < s->E; e++) {
+                        const size_t at = ((size_t)b * s->S + j) * C + h * s->E + e;
+                        dv[at] += p[j] * gi[e];
+                        dk[at] += s->scale * p[j] * (ds[j] - dsum) * qi[e];
+                    }
+            }
+    free(p);
+}
+
+/* The attention template (attention.cuh) against attn_ref: o, and dq, dk, dv in f32 and as bf16 copies. */
+static void check_attn(int B, int H, int L, int S, int E, DType io, uint64_t seed) {
+    AttnData x = attn_data(B, H, L, S, E, io, seed);
+    attn_args(&x);
+    char what[96];
+    snprintf(what, sizeof what, "attention B%d H%d L%d S%d E%d %s%s", B, H, L, S, E, dtype_name(io),
+             template_attn_fast(&x.s, true) ? "" : " scalar");
+    KernelLaunch lf, lb;
+    Kernel kf = load_kernel(template_attn_fwd(&x.s, &lf), &lf), kb = load_kernel(template_attn_bwd(&x.s, &lb), &lb);
+    launch(&kf, x.fargs, NULL);
+    launch(&kb, x.bargs, NULL);
+    sync_check();
+    double *o = malloc(x.nq * 8), *dq = malloc(x.nq * 8), *dk = malloc(x.nk * 8), *dv = malloc(x.nk * 8);
+    attn_ref(&x, o, dq, dk, dv);
+    const double tol = io == DT_BF16 ? 1e-2 : 1e-5;
+    float *go = download(x.o, x.nq, io), *gp = download(x.packed, x.nq + 2 * x.nk, DT_F32);
+    float *gc = download(x.copy, x.nq + 2 * x.nk, DT_BF16);
+    expect_close(what, "fwd o", go, o, x.nq, tol);
+    const double *ref[3] = {dq, dk, dv};
+    const size_t off[3] = {0, x.nq, x.nq + x.nk}, len[3] = {x.nq, x.nk, x.nk};
+    const char *part[3] = {"bwd dq", "bwd dk", "bwd dv"}, *cpart[3] = {"bwd dq bf16", "bwd dk bf16", "bwd dv bf16"};
+    for (int k = 0; k < 3; k++) {
+        expect_close(what, part[k], gp + off[k], ref[k], len[k], tol);
+        expect_close(what, cpart[k], gc + off[k], ref[k], len[k], 1e-2);
+    }
+    free(o); free(dq); free(dk); free(dv); free(go); free(gp); free(gc);
+    CU_CHECK(cu->cuModuleUnload(kf.mod));
+    CU_CHECK(cu->cuModuleUnload(kb.mod));
+    attn_data_free(&x);
+}
+
 /* ---------------------------------------------------------------- bench */
 static int cmp_float(const void *a, const void *b) {
     float x = *(const float *)a, y = *(const float *)b;
@@ -443,6 +577,26 @@ static void bench_scan(ScanSpec s, double copy_gbs) {
 }
 
 typedef struct { const Kernel *k; void **args; const CUdeviceptr *bufs; } ConvCtx;
+static void run_conv(void *p);
+
+/* ARM-B pretraining's decoder attention (batch 128, 8 heads, L = S = 128, E = 64, bf16): time a call each way,
+ * with the tensor-core work (4 L S E a head forward, 12 L S E backward: its six products) per second. */
+static void bench_attn(int B, int H, int L, int S, int E) {
+    AttnData x = attn_data(B, H, L, S, E, DT_BF16, 97);
+    attn_args(&x);
+    KernelLaunch lf, lb;
+    Kernel kf = load_kernel(template_attn_fwd(&x.s, &lf), &lf), kb = load_kernel(template_attn_bwd(&x.s, &lb), &lb);
+    kernel_report(&kf);
+    kernel_report(&kb);
+    ConvCtx cf = {&kf, x.fargs, NULL}, cb = {&kb, x.bargs, NULL};
+    float tf = time_ms(run_conv, &cf, 3, 20), tb = time_ms(run_conv, &cb, 3, 20);
+    const double lse = (double)B * H * L * S * E;
+    printf("| attention B%d H%d L%d S%d E%d bf16 | fwd %.3f ms | %.0f TFLOP/s | bwd %.3f ms | %.0f TFLOP/s |\n", B, H, L,
+           S, E, tf, 4 * lse / tf / 1e9, tb, 12 * lse / tb / 1e9);
+    CU_CHECK(cu->cuModuleUnload(kf.mod));
+    CU_CHECK(cu->cuModuleUnload(kb.mod));
+    attn_data_free(&x);
+}
 static void run_conv(void *p) { ConvCtx *c = p; launch(c->k, c->args, c->bufs); }
 
 static void bench_conv(int B, int L, int D, DType io, double copy_gbs) {
@@ -509,6 +663,7 @@ static void bench(bool conv_only) {
     bench_scan(recompute(scan_spec(256, 197, 768, DT_BF16, DT_BF16)), copy_gbs);   /* ARM-B's inference batch */
     bench_scan(ungated(recompute(scan_spec(256, 197, 768, DT_BF16, DT_BF16))), copy_gbs);   /* ... its scans */
     bench_conv(128, 197, 768, DT_BF16, copy_gbs);
+    bench_attn(128, 8, 128, 128, 64);
 }
 
 int main(int argc, char **argv) {
@@ -550,7 +705,12 @@ int main(int argc, char **argv) {
     check_scan(ungated(recompute(scan_spec(3, 37, 80, DT_BF16, DT_BF16))), 11, false);
     check_conv(5, 37, 40, 4, DT_BF16, false, 7);
     check_conv_silu_bwd(5, 37, 40, 4, DT_BF16, 8);
+    check_attn(2, 2, 60, 60, 64, DT_BF16, 16);   /* partial tiles, block-causal */
+    check_attn(2, 2, 60, 44, 40, DT_F32, 17);    /* the scalar path */
     if (!small) {
+        check_attn(4, 8, 128, 128, 64, DT_BF16, 18);   /* ARM-B pretraining's decoder */
+        check_attn(2, 4, 140, 140, 64, DT_BF16, 19);   /* clusters of 2 x 2 (cs = 2): L = 140 */
+        check_attn(1, 2, 96, 200, 128, DT_BF16, 20);   /* E = 128, L != S */
         check_conv_silu_bwd(3, 197, 768, 4, DT_BF16, 9);
         check_scan(scan_spec(2, 197, 768, DT_F32, DT_F32), 2, false);    /* ARM-B fine-tuning */
         check_scan(recompute(scan_spec(2, 197, 768, DT_BF16, DT_F32)), 2, false);
