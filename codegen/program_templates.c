@@ -258,6 +258,7 @@ bool pg_opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int errlen
     case OP_ATTN: case OP_ATTN_BWD: {
         const bool bwd = n->op == OP_ATTN_BWD;
         attn_spec(n, &as);
+        as.smem_limit = template_smem_limit(p->opt.arch);
         RowMap *maps[5] = {&as.q_map, &as.k_map, &as.v_map, NULL, &as.dout_map};
         for (int k = 0; k < n->nsrc; k++) {
             const Node *x = fus_src(f, n, k);

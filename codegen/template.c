@@ -254,28 +254,44 @@ char *template_scan_bwd(const ScanSpec *s, KernelLaunch *l) {
 }
 
 /* ---------------------------------------------------------------- attention */
+int template_smem_limit(int arch) {
+    if (arch == 80 || arch == 87) return 166912;                  /* A100, Orin: 163 KB */
+    if (arch == 90 || arch == 100 || arch == 103) return 232448;  /* Hopper, Blackwell datacenter: 227 KB */
+    return 101376;                                                /* sm_86, sm_89, sm_120 and the rest: 99 KB */
+}
+
 /* Threads and dynamic shared memory of the attention kernels: attention.cuh's launch formulas (ATTN_*_THREADS,
- * ATTN_*_SMEM). LP, SP: L and S padded to 16; EP, CP: shared row pitches of Q/K/V/dO and of a P/dS chunk. */
-enum { ATTN_SMEM_LIMIT = 232448 };   /* sm_90's opt-in dynamic shared memory per block (attention.cuh's default) */
+ * ATTN_*_SMEM). LP, SP: L and S padded to 16; EP, CP: shared row pitches of Q/K/V/dO and of a P/dS chunk of
+ * `chunk` keys. */
 static unsigned attn_threads(const AttnSpec *s, bool fast, bool backward) {
     const unsigned LP = 16u * (unsigned)((s->L + 15) / 16);
     if (!fast) return 128u;
     return backward ? 2u * LP : 32u * (LP / 16 < 8 ? LP / 16 : 8);
 }
 
-static unsigned attn_smem(const AttnSpec *s, bool fast, bool backward) {
+static unsigned attn_smem(const AttnSpec *s, bool fast, bool backward, int chunk) {
     const unsigned LP = 16u * (unsigned)((s->L + 15) / 16), SP = 16u * (unsigned)((s->S + 15) / 16);
-    const unsigned EP = (unsigned)s->E + 8, CP = (SP < 64 ? SP : 64) + 8;
+    const unsigned EP = (unsigned)s->E + 8, CP = (SP < (unsigned)chunk ? SP : (unsigned)chunk) + 8;
     if (!fast) return backward ? 12u * (unsigned)s->L : 0u;
     return backward ? 4 * EP * (LP + SP) + 4 * LP * CP : 2 * EP * (LP + 2 * SP);
+}
+
+static unsigned attn_limit(const AttnSpec *s) { return s->smem_limit ? (unsigned)s->smem_limit : 232448u; }
+
+/* Keys a backward chunk of P and dS holds: 64, or fewer where that does not fit the architecture's shared memory
+ * (Ada's 99 KB at ARM-B's shapes: 32); 0 if not even 16 fits (nor the forward). */
+static int attn_chunk(const AttnSpec *s) {
+    if (attn_smem(s, true, false, 64) > attn_limit(s)) return 0;
+    for (int c = 64; c >= 16; c /= 2)
+        if (attn_smem(s, true, true, c) <= attn_limit(s)) return c;
+    return 0;
 }
 
 bool template_attn_fast(const AttnSpec *s, bool backward) {
     int knob;
     if (codegen_knob_ints("VMC_ATTN_FAST", &knob, 1) && !knob) return false;
     const bool bf16_in = s->q == DT_BF16 && s->k == DT_BF16 && s->v == DT_BF16 && (!backward || s->dout == DT_BF16);
-    return bf16_in && s->E % 16 == 0 && s->E >= 16 && s->E <= 128 && s->L <= 256 && s->S <= 256 &&
-           attn_smem(s, true, true) <= ATTN_SMEM_LIMIT;
+    return bf16_in && s->E % 16 == 0 && s->E >= 16 && s->E <= 128 && s->L <= 256 && s->S <= 256 && attn_chunk(s);
 }
 
 static void attn_defs(const AttnSpec *s, Defs *ds, bool backward) {
@@ -300,6 +316,8 @@ static void attn_defs(const AttnSpec *s, Defs *ds, bool backward) {
     def_rows(ds, "V", &s->v_map, s->S, C);
     def_rows(ds, "DO", &s->dout_map, s->L, C);
     def_int(ds, "ATTN_FAST", template_attn_fast(s, backward));
+    def_int(ds, "ATTN_SMEM_LIMIT", attn_limit(s));
+    if (template_attn_fast(s, backward)) def_int(ds, "ATTN_CHUNK", attn_chunk(s));
 }
 
 char *template_attn_fwd(const AttnSpec *s, KernelLaunch *l) {
@@ -307,7 +325,7 @@ char *template_attn_fwd(const AttnSpec *s, KernelLaunch *l) {
     attn_defs(s, &ds, false);
     const bool fast = template_attn_fast(s, false);
     launch_init(l, "vmc_attn_fwd", (unsigned)s->H, (unsigned)s->B, 1, attn_threads(s, fast, false), 1);
-    l->smem = attn_smem(s, fast, false);
+    l->smem = attn_smem(s, fast, false, fast ? attn_chunk(s) : 64);
     return instantiate_defs("attention.cuh", &ds);
 }
 
@@ -318,7 +336,7 @@ char *template_attn_bwd(const AttnSpec *s, KernelLaunch *l) {
     def_int(&ds, "ATTN_F32_PARTS", 7 & ~s->skip_f32_parts);
     const bool fast = template_attn_fast(s, true);
     launch_init(l, "vmc_attn_bwd", (unsigned)s->H, (unsigned)s->B, 1, attn_threads(s, fast, true), 1);
-    l->smem = attn_smem(s, fast, true);
+    l->smem = attn_smem(s, fast, true, fast ? attn_chunk(s) : 64);
     return instantiate_defs("attention.cuh", &ds);
 }
 

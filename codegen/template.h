@@ -119,7 +119,11 @@ typedef struct AttnSpec {
     DType q, k, v, mask, dout, out;                /* storage types (out: the forward's o) */
     int copy_parts, skip_f32_parts;                /* backward: ATTN_PART_* bits (packed_copy.h), as ScanSpec's */
     RowMap q_map, k_map, v_map, dout_map;
+    int smem_limit;                                /* dynamic shared memory a block may have (template_smem_limit;
+                                                    * 0: sm_90's) */
 } AttnSpec;
+/* The dynamic shared memory a block of architecture sm_<arch> may opt into, in bytes. */
+int template_smem_limit(int arch);
 /* Does the tensor-core path take s (VMC_ATTN_FAST=0: never)? */
 bool template_attn_fast(const AttnSpec *s, bool backward);
 /* vmc_attn_fwd(const q*, const k*, const v*, const mask*, out* o); o [B, L, H*E] contiguous. */

@@ -85,6 +85,37 @@ static void compile_all_shapes(void) {
     EXPECT(n == 72, "expected 72 compiled kernels, got %d", n);
 }
 
+/* The attention template at ARM-B pretraining's decoder shape (batch 128, 8 heads, L = S = 128, E = 64, bf16) for
+ * each architecture's shared memory: the tensor-core path everywhere, its backward's key chunk 64 where 227 or 163 KB
+ * allow it and 32 in Ada's 99 KB, launches within the limit; and the scalar path (f32) everywhere. All compile. */
+static void attention_per_arch(void) {
+    static const int archs[] = {80, 89, 90}, chunks[] = {64, 32, 64};
+    int n = 0;
+    for (int a = 0; a < 3; a++)
+        for (int f32 = 0; f32 < 2; f32++) {
+            const DType io = f32 ? DT_F32 : DT_BF16;
+            AttnSpec s = {.B = 128, .L = 128, .S = 128, .H = 8, .E = 64, .scale = 0.125f, .q = io, .k = io, .v = io,
+                          .mask = DT_F32, .dout = io, .out = io, .copy_parts = f32 ? 0 : 7};
+            s.smem_limit = template_smem_limit(archs[a]);
+            EXPECT(template_attn_fast(&s, true) == !f32, "attention sm_%d %s: fast path %d", archs[a],
+                   dtype_name(io), template_attn_fast(&s, true));
+            for (int bwd = 0; bwd < 2; bwd++) {
+                KernelLaunch l;
+                char *src = bwd ? template_attn_bwd(&s, &l) : template_attn_fwd(&s, &l);
+                char want[32];
+                snprintf(want, sizeof want, "#define ATTN_CHUNK %d\n", chunks[a]);
+                EXPECT(f32 || strstr(src, want), "attention sm_%d: backward chunk %d expected", archs[a], chunks[a]);
+                EXPECT(l.smem <= (unsigned)s.smem_limit && l.grid[0] == 8 && l.grid[1] == 128,
+                       "attention sm_%d: %u B shared (limit %d), grid %u x %u", archs[a], l.smem, s.smem_limit,
+                       l.grid[0], l.grid[1]);
+                n += compile_ok(src, &l, archs[a], NULL) > 0;
+                free(src);
+            }
+        }
+    printf("compiled %d attention kernels (forward, backward; bf16 and f32; sm_80, sm_89, sm_90)\n", n);
+    EXPECT(n == 12, "expected 12 compiled attention kernels, got %d", n);
+}
+
 static void cache_roundtrip(void) {
     ScanSpec s = scan_spec(2, 37, 96, DT_F32, true);
     KernelLaunch l;
@@ -164,6 +195,7 @@ int main(void) {
     ptxas_lines();
     compile_error_reported();
     compile_all_shapes();
+    attention_per_arch();
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);

@@ -411,6 +411,7 @@ static AttnData attn_data(int B, int H, int L, int S, int E, DType io, uint64_t 
     *s = (AttnSpec){B, L, S, H, E, (float)(1.0 / sqrt((double)E)), io, io, io, DT_F32, io, io, 7, 0};
     s->k_map = (RowMap){S, 2 * H * E, 0, NULL};
     s->v_map = (RowMap){S, 2 * H * E, H * E, NULL};
+    s->smem_limit = template_smem_limit(arch);
     RefRng r = {seed};
     x.q = malloc(x.nq * 4); x.dout = malloc(x.nq * 4); x.kv = malloc(2 * x.nk * 4);
     x.mask = malloc((size_t)L * S * 4);

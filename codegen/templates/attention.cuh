@@ -19,7 +19,7 @@
 //                when ATTN_COPY_PARTS is 0). Every element of the stored parts is written (no zeroing needed).
 //
 // ---- launch formulas (template.c computes these; ATTN_*_THREADS / ATTN_*_SMEM below are the same) -------------
-//   LP = 16 ceil(L / 16), SP = 16 ceil(S / 16), EP = E + 8, SC = min(SP, 64), CP = SC + 8
+//   LP = 16 ceil(L / 16), SP = 16 ceil(S / 16), EP = E + 8, SC = min(SP, ATTN_CHUNK (default 64)), CP = SC + 8
 //   fast (ATTN_FAST 1):
 //     forward : threads 32 min(LP / 16, 8)   smem 2 EP (LP + 2 SP) bytes
 //     backward: threads 2 LP                 smem 4 EP (LP + SP) + 4 LP CP bytes; must be <= ATTN_SMEM_LIMIT
@@ -69,7 +69,10 @@
 #define ATTN_LP ((ATTN_L + 15) / 16 * 16)         // rows padded to whole m16 / k16 tiles
 #define ATTN_SP ((ATTN_S + 15) / 16 * 16)
 #define ATTN_EP (ATTN_E + 8)                      // shared row pitch of Q, K, V, dO (bf16 elements)
-#define ATTN_SC (ATTN_SP < 64 ? ATTN_SP : 64)     // keys per backward chunk
+#ifndef ATTN_CHUNK
+#define ATTN_CHUNK 64                             // keys per backward chunk at most (a multiple of 16)
+#endif
+#define ATTN_SC (ATTN_SP < ATTN_CHUNK ? ATTN_SP : ATTN_CHUNK)   // keys per backward chunk
 #define ATTN_CP (ATTN_SC + 8)                     // shared row pitch of the P and dS chunks
 #define ATTN_NCH ((ATTN_SP + ATTN_SC - 1) / ATTN_SC)
 #define ATTN_FWD_WARPS (ATTN_LP / 16 < 8 ? ATTN_LP / 16 : 8)   // a warp takes row tiles w, w + 8: at most 256 threads
@@ -113,36 +116,6 @@ static_assert(ATTN_E % 16 == 0 && ATTN_E >= 16 && ATTN_E <= 128, "attention fast
 static_assert(ATTN_L <= 256 && ATTN_S <= 256, "attention fast path: L, S <= 256");
 static_assert(AttnIsBf16<Q_T>::value && AttnIsBf16<K_T>::value && AttnIsBf16<V_T>::value,
               "attention fast path: bf16 q, k, v");
-
-// D += A B, one m16n8k16 (A regs (g, 2t..), (g+8, 2t..), (g, 2t+8..), (g+8, 2t+8..); B (k 2t.., n g), (k 2t+8.., n g);
-// D (g, 2t..2t+1), (g+8, 2t..2t+1); lane = 4 g + t).
-static __device__ __forceinline__ void attn_mma(float *d, const unsigned *a, const unsigned *b) {
-#ifdef __CUDA_ARCH__
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-                 "{%0,%1,%2,%3};"
-                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-#else
-    emu_mma_bf16_16816(d, a, b);
-#endif
-}
-
-// ldmatrix .x4 (.trans): lane l names row l % 8 of 8x8 matrix l / 8 (16 bytes, 16-byte aligned); lane 4g + t gets of
-// matrix j elements (g, 2t..2t+1) in r[j], with TRANS (2t..2t+1, g).
-template <bool TRANS> static __device__ __forceinline__ void attn_ldsm4(unsigned *r, const unsigned short *p) {
-#ifdef __CUDA_ARCH__
-    unsigned s;
-    asm("{ .reg .u64 q; cvta.to.shared.u64 q, %1; cvt.u32.u64 %0, q; }" : "=r"(s) : "l"(p));
-    if constexpr (TRANS)
-        asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
-                     : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(s));
-    else
-        asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
-                     : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(s));
-#else
-    emu_ldmatrix(r, p, 4, TRANS);
-#endif
-}
 
 // The four ldmatrix.x4 address patterns (lane l: i = l % 8, j = l / 8), on a tile stored row-major with pitch P:
 // A of rows m0.., k0.. stored [m][k]: matrix j = rows m0 + 8 (j % 2), cols k0 + 8 (j / 2).
@@ -218,7 +191,7 @@ static __device__ __forceinline__ void attn_scores(float (&sc)[ATTN_SP / 8][4], 
     const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
     unsigned qa[ATTN_E / 16][4];
 #pragma unroll
-    for (int ks = 0; ks < ATTN_E / 16; ks++) attn_ldsm4<false>(qa[ks], attn_at_a(sQ, ATTN_EP, r0, 16 * ks));
+    for (int ks = 0; ks < ATTN_E / 16; ks++) vmc_ldmatrix<4, false>(qa[ks], attn_at_a(sQ, ATTN_EP, r0, 16 * ks));
 #pragma unroll
     for (int n2 = 0; n2 < ATTN_SP / 16; n2++) {
 #pragma unroll
@@ -226,9 +199,9 @@ static __device__ __forceinline__ void attn_scores(float (&sc)[ATTN_SP / 8][4], 
 #pragma unroll
         for (int ks = 0; ks < ATTN_E / 16; ks++) {
             unsigned kb[4];   // K [key][channel] is B (k = channel, n = key) stored [n][k]
-            attn_ldsm4<false>(kb, attn_at_bn(sK, ATTN_EP, 16 * n2, 16 * ks));
-            attn_mma(sc[2 * n2], qa[ks], kb);
-            attn_mma(sc[2 * n2 + 1], qa[ks], kb + 2);
+            vmc_ldmatrix<4, false>(kb, attn_at_bn(sK, ATTN_EP, 16 * n2, 16 * ks));
+            vmc_mma_bf16(sc[2 * n2], qa[ks], kb);
+            vmc_mma_bf16(sc[2 * n2 + 1], qa[ks], kb + 2);
         }
     }
 #pragma unroll
@@ -304,9 +277,9 @@ static __device__ __forceinline__ void attn_fwd_fast(const Q_T *__restrict__ q, 
 #pragma unroll
             for (int n2 = 0; n2 < ATTN_E / 16; n2++) {
                 unsigned vb[4];   // V [key][channel] is B (k = key, n = channel) stored [k][n]
-                attn_ldsm4<true>(vb, attn_at_bk(sV, ATTN_EP, 16 * n2, 16 * kt));
-                attn_mma(acc[2 * n2], pa, vb);
-                attn_mma(acc[2 * n2 + 1], pa, vb + 2);
+                vmc_ldmatrix<4, true>(vb, attn_at_bk(sV, ATTN_EP, 16 * n2, 16 * kt));
+                vmc_mma_bf16(acc[2 * n2], pa, vb);
+                vmc_mma_bf16(acc[2 * n2 + 1], pa, vb + 2);
             }
         }
 #pragma unroll
@@ -353,7 +326,7 @@ static __device__ __forceinline__ void attn_bwd_fast(const Q_T *__restrict__ q, 
     if (ATTN_DO_REGS) {
 #pragma unroll
         for (int ks = 0; ks < ATTN_E / 16; ks++)
-            attn_ldsm4<false>(oa[ATTN_DO_REGS ? ks : 0], attn_at_a(sO, ATTN_EP, r0, 16 * ks));
+            vmc_ldmatrix<4, false>(oa[ATTN_DO_REGS ? ks : 0], attn_at_a(sO, ATTN_EP, r0, 16 * ks));
     }
     // dP of the warp's rows x keys 16 kt .. 16 kt + 15 (dP = dO V^T: V [key][channel] is B stored [n][k])
     auto dp_tile = [&](float (&dp)[2][4], int kt) {
@@ -365,10 +338,10 @@ static __device__ __forceinline__ void attn_bwd_fast(const Q_T *__restrict__ q, 
             if (ATTN_DO_REGS) {
 #pragma unroll
                 for (int e = 0; e < 4; e++) a[e] = oa[ATTN_DO_REGS ? ks : 0][e];
-            } else attn_ldsm4<false>(a, attn_at_a(sO, ATTN_EP, r0, 16 * ks));
-            attn_ldsm4<false>(vb, attn_at_bn(sV, ATTN_EP, 16 * kt, 16 * ks));
-            attn_mma(dp[0], a, vb);
-            attn_mma(dp[1], a, vb + 2);
+            } else vmc_ldmatrix<4, false>(a, attn_at_a(sO, ATTN_EP, r0, 16 * ks));
+            vmc_ldmatrix<4, false>(vb, attn_at_bn(sV, ATTN_EP, 16 * kt, 16 * ks));
+            vmc_mma_bf16(dp[0], a, vb);
+            vmc_mma_bf16(dp[1], a, vb + 2);
         }
     };
 
@@ -418,9 +391,9 @@ static __device__ __forceinline__ void attn_bwd_fast(const Q_T *__restrict__ q, 
 #pragma unroll
             for (int n2 = 0; n2 < ATTN_E / 16; n2++) {
                 unsigned kb[4];   // K [key][channel] is B (k = key, n = channel) stored [k][n]
-                attn_ldsm4<true>(kb, attn_at_bk(sK, ATTN_EP, 16 * n2, 16 * kt));
-                attn_mma(dq[2 * n2], sa, kb);
-                attn_mma(dq[2 * n2 + 1], sa, kb + 2);
+                vmc_ldmatrix<4, true>(kb, attn_at_bk(sK, ATTN_EP, 16 * n2, 16 * kt));
+                vmc_mma_bf16(dq[2 * n2], sa, kb);
+                vmc_mma_bf16(dq[2 * n2 + 1], sa, kb + 2);
             }
         }
         __syncthreads();   // the chunk's P and dS complete
@@ -437,17 +410,17 @@ static __device__ __forceinline__ void attn_bwd_fast(const Q_T *__restrict__ q, 
 #pragma unroll 2
             for (int ks = 0; ks < ATTN_LP / 16; ks++) {   // over query rows
                 unsigned pa[4], sa[4];   // P^T, dS^T (m = key, k = query) stored [k][m]
-                attn_ldsm4<true>(pa, attn_at_at(sP, ATTN_CP, 16 * mt, 16 * ks));
-                attn_ldsm4<true>(sa, attn_at_at(sS, ATTN_CP, 16 * mt, 16 * ks));
+                vmc_ldmatrix<4, true>(pa, attn_at_at(sP, ATTN_CP, 16 * mt, 16 * ks));
+                vmc_ldmatrix<4, true>(sa, attn_at_at(sS, ATTN_CP, 16 * mt, 16 * ks));
 #pragma unroll
                 for (int n2 = 0; n2 < NG / 16; n2++) {
                     unsigned ob[4], qb[4];   // dO, Q [query][channel]: B (k = query, n = channel) stored [k][n]
-                    attn_ldsm4<true>(ob, attn_at_bk(sO, ATTN_EP, c0 + 16 * n2, 16 * ks));
-                    attn_ldsm4<true>(qb, attn_at_bk(sQ, ATTN_EP, c0 + 16 * n2, 16 * ks));
-                    attn_mma(dv[2 * n2], pa, ob);
-                    attn_mma(dv[2 * n2 + 1], pa, ob + 2);
-                    attn_mma(dk[2 * n2], sa, qb);
-                    attn_mma(dk[2 * n2 + 1], sa, qb + 2);
+                    vmc_ldmatrix<4, true>(ob, attn_at_bk(sO, ATTN_EP, c0 + 16 * n2, 16 * ks));
+                    vmc_ldmatrix<4, true>(qb, attn_at_bk(sQ, ATTN_EP, c0 + 16 * n2, 16 * ks));
+                    vmc_mma_bf16(dv[2 * n2], pa, ob);
+                    vmc_mma_bf16(dv[2 * n2 + 1], pa, ob + 2);
+                    vmc_mma_bf16(dk[2 * n2], sa, qb);
+                    vmc_mma_bf16(dk[2 * n2 + 1], sa, qb + 2);
                 }
             }
 #pragma unroll

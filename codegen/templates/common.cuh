@@ -176,6 +176,43 @@ template <> struct VmcIndex<true> { typedef unsigned type; };
 #define VMC_COL(P, NB, b, d) ((VMC_PINDEX_T(P, NB))(b) * P##_LROWS * P##_STRIDE + P##_OFF + (VMC_PINDEX_T(P, NB))(d))
 #define VMC_ROWOFF(P, NB, t) ((VMC_PINDEX_T(P, NB))(P##_ROW(t)) * P##_STRIDE)
 
+// Tensor-core helpers of the templates (skinny_gemm.cuh, attention.cuh); under the CPU emulator (no __CUDA_ARCH__)
+// cuda_emu.h's emu_mma_bf16_16816 / emu_ldmatrix.
+// D += A B on one m16n8k16 fragment set (PTX ISA "mma.sync ... .m16n8k16" fragment layouts: lane = 4 g + t; A regs
+// (g, 2t..2t+1), (g+8, 2t..), (g, 2t+8..), (g+8, 2t+8..); B regs (k 2t..2t+1, n g), (k 2t+8.., n g); D (g, 2t..),
+// (g+8, 2t..)).
+static __device__ __forceinline__ void vmc_mma_bf16(float *d, const unsigned *a, const unsigned *b) {
+#ifdef __CUDA_ARCH__
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#else
+    emu_mma_bf16_16816(d, a, b);
+#endif
+}
+
+// ldmatrix .x4 / .x2 (.trans): lane l names row l % 8 of 8x8 matrix l / 8 (16 bytes of b16, 16-byte aligned); lane
+// 4g + t receives, of each matrix j, elements (g, 2t..2t+1) in r[j], or with TRANS elements (2t..2t+1, g).
+template <int X, bool TRANS> static __device__ __forceinline__ void vmc_ldmatrix(unsigned *r, const unsigned short *p) {
+#ifdef __CUDA_ARCH__
+    unsigned s;
+    asm("{ .reg .u64 q; cvta.to.shared.u64 q, %1; cvt.u32.u64 %0, q; }" : "=r"(s) : "l"(p));
+    if constexpr (X == 4 && TRANS)
+        asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
+                     : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(s));
+    else if constexpr (X == 4)
+        asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
+                     : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(s));
+    else if constexpr (TRANS)
+        asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];" : "=r"(r[0]), "=r"(r[1]) : "r"(s));
+    else
+        asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(r[0]), "=r"(r[1]) : "r"(s));
+#else
+    emu_ldmatrix(r, p, X, TRANS);
+#endif
+}
+
 // Dynamic shared memory of BYTES bytes, 16-byte aligned: `extern __shared__` on the GPU (the launch passes BYTES;
 // above 48 KB the host first raises the kernel's CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES); under the CPU
 // emulator (cuda_emu.h, no dynamic shared memory) a block-wide static array of that size.

@@ -35,20 +35,6 @@
 static_assert(SG_WTM % 16 == 0 && SG_WTN % 8 == 0 && SG_BK % 16 == 0 && SG_KSTEP % SG_BK == 0, "skinny GEMM tiling");
 static_assert(SG_A_ELEMS % 8 == 0 && SG_B_ELEMS % 8 == 0, "16-byte aligned stages");
 
-// D += A B on one m16n8k16 fragment set (PTX ISA "mma.sync ... .m16n8k16" fragment layouts: lane = 4 g + t; A regs
-// (g, 2t..2t+1), (g+8, 2t..), (g, 2t+8..), (g+8, 2t+8..); B regs (k 2t..2t+1, n g), (k 2t+8.., n g); D (g, 2t..),
-// (g+8, 2t..)).
-static __device__ __forceinline__ void sg_mma(float *d, const unsigned *a, const unsigned *b) {
-#ifdef __CUDA_ARCH__
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-                 "{%0,%1,%2,%3};"
-                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-#else
-    emu_mma_bf16_16816(d, a, b);
-#endif
-}
-
 // Copies BYTES (16, 8 or 4) from global src to shared dst without waiting; with zero false, fills dst with zeros
 // and reads nothing.
 template <int BYTES> static __device__ __forceinline__ void sg_cp_async(void *dst, const void *src, bool ok) {
@@ -94,40 +80,19 @@ static __device__ __forceinline__ void sg_load_slice(unsigned short *s, const un
     }
 }
 
-// ldmatrix .x4 / .x2 (.trans): lane l names row l % 8 of 8x8 matrix l / 8 (16 bytes of b16, 16-byte aligned); lane
-// 4g + t receives, of each matrix j, elements (g, 2t..2t+1) in r[j], or with TRANS elements (2t..2t+1, g).
-template <int X, bool TRANS> static __device__ __forceinline__ void sg_ldmatrix(unsigned *r, const unsigned short *p) {
-#ifdef __CUDA_ARCH__
-    unsigned s;
-    asm("{ .reg .u64 q; cvta.to.shared.u64 q, %1; cvt.u32.u64 %0, q; }" : "=r"(s) : "l"(p));
-    if constexpr (X == 4 && TRANS)
-        asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
-                     : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(s));
-    else if constexpr (X == 4)
-        asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
-                     : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(s));
-    else if constexpr (TRANS)
-        asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];" : "=r"(r[0]), "=r"(r[1]) : "r"(s));
-    else
-        asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(r[0]), "=r"(r[1]) : "r"(s));
-#else
-    emu_ldmatrix(r, p, X, TRANS);
-#endif
-}
-
 // A's fragment of rows m .. m+15, k .. k+15 (a[0..3]: rows +0/+8 x k +0/+8, as mma wants): matrix j of the x4 is
 // rows m + 8 (j % 2), k + 8 (j / 2); a K-contiguous slice ([m][k]) is read as is, the other ([k][m]) transposed.
 static __device__ __forceinline__ void sg_frag_a(unsigned *a, const unsigned short *sa, int m, int k) {
     const int lane = threadIdx.x & 31, i = lane & 7, j = lane >> 3;
-    if (!SG_TA) sg_ldmatrix<4, false>(a, sa + (m + i + 8 * (j & 1)) * SG_A_PITCH + k + 8 * (j >> 1));
-    else sg_ldmatrix<4, true>(a, sa + (k + i + 8 * (j >> 1)) * SG_A_PITCH + m + 8 * (j & 1));
+    if (!SG_TA) vmc_ldmatrix<4, false>(a, sa + (m + i + 8 * (j & 1)) * SG_A_PITCH + k + 8 * (j >> 1));
+    else vmc_ldmatrix<4, true>(a, sa + (k + i + 8 * (j >> 1)) * SG_A_PITCH + m + 8 * (j & 1));
 }
 // B's fragment of columns n .. n+7, k .. k+15 (b[0..1]: k +0 / +8): a K-contiguous slice ([n][k]) as is, the
 // other ([k][n]) transposed. (Lanes 16..31 name rows too, unused by .x2.)
 static __device__ __forceinline__ void sg_frag_b(unsigned *b, const unsigned short *sb, int n, int k) {
     const int lane = threadIdx.x & 31, i = lane & 7, j = (lane >> 3) & 1;
-    if (SG_TB) sg_ldmatrix<2, false>(b, sb + (n + i) * SG_B_PITCH + k + 8 * j);
-    else sg_ldmatrix<2, true>(b, sb + (k + i + 8 * j) * SG_B_PITCH + n);
+    if (SG_TB) vmc_ldmatrix<2, false>(b, sb + (n + i) * SG_B_PITCH + k + 8 * j);
+    else vmc_ldmatrix<2, true>(b, sb + (k + i + 8 * j) * SG_B_PITCH + n);
 }
 
 // out = alpha v (+ acc) of C elements (r, c .. c + V - 1), stored as C_T in one access (SG_PAIRS: C and acc are
@@ -191,7 +156,7 @@ vmc_gemm_skinny(const bf16 *__restrict__ A, const bf16 *__restrict__ B, C_T *__r
 #pragma unroll
             for (int fm = 0; fm < SG_FM; fm++)
 #pragma unroll
-                for (int fn = 0; fn < SG_FN; fn++) sg_mma(d[fm][fn], a[fm], b[fn]);
+                for (int fn = 0; fn < SG_FN; fn++) vmc_mma_bf16(d[fm][fn], a[fm], b[fn]);
         }
     }
     sg_cp_wait<0>();

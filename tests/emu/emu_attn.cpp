@@ -51,7 +51,8 @@ extern "C" int emu_check_attn_ls(void);
 extern "C" int emu_check_attn_f32(void);
 extern "C" int emu_check_attn_inf(void);
 extern "C" int emu_check_attn_inf_fast(void);
+extern "C" int emu_check_attn_chunk32(void);
 extern "C" int emu_check_attn(void) {
     return emu_check_attn_fast() + emu_check_attn_ls() + emu_check_attn_f32() + emu_check_attn_inf() +
-           emu_check_attn_inf_fast();
+           emu_check_attn_inf_fast() + emu_check_attn_chunk32();
 }

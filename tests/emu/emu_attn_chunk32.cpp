@@ -1,0 +1,49 @@
+// emu_attn_chunk32.cpp — attention.cuh's tensor-core path with backward chunks of 32 keys (ATTN_CHUNK 32, what
+// template.c picks where 64 does not fit, as Ada's 99 KB at ARM-B's shapes): B=1, H=2, E=32, L=48, S=100 (four
+// chunks, the last a partial tile), k and v slices of one buffer, a block-causal mask.
+#include "cuda_emu.h"
+#define ATTN_B 1
+#define ATTN_L 48
+#define ATTN_S 100
+#define ATTN_H 2
+#define ATTN_E 32
+#define ATTN_SCALE 0.176776695f
+#define Q_T bf16
+#define K_T bf16
+#define V_T bf16
+#define DO_T bf16
+#define O_T bf16
+#define MASK_T float
+#define ATTN_FAST 1
+#define ATTN_CHUNK 32
+#define ATTN_COPY_PARTS 7
+#define Q_LROWS 48
+#define Q_STRIDE 64
+#define Q_OFF 0
+#define Q_ROW(t) (t)
+#define DO_LROWS 48
+#define DO_STRIDE 64
+#define DO_OFF 0
+#define DO_ROW(t) (t)
+#define K_LROWS 100
+#define K_STRIDE 128
+#define K_OFF 0
+#define K_ROW(t) (t)
+#define V_LROWS 100
+#define V_STRIDE 128
+#define V_OFF 64
+#define V_ROW(t) (t)
+#define vmc_attn_fwd emu_attn_fwd_chunk32
+#define vmc_attn_bwd emu_attn_bwd_chunk32
+#include "../../codegen/templates/common.cuh"
+#include "../../codegen/templates/attention.cuh"
+static_assert(ATTN_SC == 32 && ATTN_NCH == 4, "four chunks of 32 keys");
+#define EMU_FWD emu_attn_fwd_chunk32
+#define EMU_BWD emu_attn_bwd_chunk32
+#define EMU_ENTRY emu_check_attn_chunk32
+#define EMU_NAME "attn chunk 32"
+#define EMU_SEED 6
+#define EMU_TOL 1e-2
+#define EMU_MASK 1
+#define EMU_KV_FUSED 1
+#include "emu_attn_check.inc"
