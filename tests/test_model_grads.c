@@ -38,8 +38,10 @@ int main(int argc, char **argv) {
     static const DslSet pre[] = {{"batch", "2"}, {"img", "8"}, {"patch", "2"}, {"C", "8"}, {"depth", "2"}, {"cs", "2"}};
     check_model(argv[1], "tiny_pretrain", pre, (int)COUNTOF(pre), "tiny_pretrain (8 px, 2x2 patches, C 8, depth 2)");
     static const DslSet abl[] = {{"batch", "2"}, {"img", "8"}, {"patch", "2"}, {"C", "8"}, {"depth", "2"}, {"cs", "2"},
-                                 {"order", "\"random\""}, {"block", "\"vim\""}, {"target", "\"raw\""}};
-    check_model(argv[1], "tiny_pretrain", abl, (int)COUNTOF(abl), "tiny_pretrain ablations (random cluster order, vim block, raw target)");
+                                 {"order", "\"random\""}, {"block", "\"vim\""}, {"target", "\"raw\""},
+                                 {"attn", "\"explicit\""}};
+    check_model(argv[1], "tiny_pretrain", abl, (int)COUNTOF(abl),
+                "tiny_pretrain ablations (random cluster order, vim block, raw target, attention spelt out)");
     static const DslSet ft[] = {{"batch", "2"}, {"img", "8"}, {"patch", "2"}, {"C", "8"}, {"depth", "2"},
                                 {"head_std", "0.02"}, {"drop_path_rate", "0.3"}};
     check_model(argv[1], "tiny_ft", ft, (int)COUNTOF(ft), "tiny_ft (4 scan directions, drop path 0.3)");
