@@ -17,22 +17,8 @@
 #define ATTN_FAST 1
 #define ATTN_CHUNK 32
 #define ATTN_COPY_PARTS 7
-#define Q_LROWS 48
-#define Q_STRIDE 64
-#define Q_OFF 0
-#define Q_ROW(t) (t)
-#define DO_LROWS 48
-#define DO_STRIDE 64
-#define DO_OFF 0
-#define DO_ROW(t) (t)
-#define K_LROWS 100
-#define K_STRIDE 128
-#define K_OFF 0
-#define K_ROW(t) (t)
-#define V_LROWS 100
-#define V_STRIDE 128
-#define V_OFF 64
-#define V_ROW(t) (t)
+#define EMU_KV_FUSED 1
+#include "attn_rows.h"
 #define vmc_attn_fwd emu_attn_fwd_chunk32
 #define vmc_attn_bwd emu_attn_bwd_chunk32
 #include "../../codegen/templates/common.cuh"
@@ -45,5 +31,4 @@ static_assert(ATTN_SC == 32 && ATTN_NCH == 4, "four chunks of 32 keys");
 #define EMU_SEED 6
 #define EMU_TOL 1e-2
 #define EMU_MASK 1
-#define EMU_KV_FUSED 1
 #include "emu_attn_check.inc"

@@ -14,22 +14,8 @@
 #define O_T float
 #define MASK_T float
 #define ATTN_FAST 0
-#define Q_LROWS 60
-#define Q_STRIDE 128
-#define Q_OFF 0
-#define Q_ROW(t) (t)
-#define DO_LROWS 60
-#define DO_STRIDE 128
-#define DO_OFF 0
-#define DO_ROW(t) (t)
-#define K_LROWS 60
-#define K_STRIDE 256
-#define K_OFF 0
-#define K_ROW(t) (t)
-#define V_LROWS 60
-#define V_STRIDE 256
-#define V_OFF 128
-#define V_ROW(t) (t)
+#define EMU_KV_FUSED 1
+#include "attn_rows.h"
 #define vmc_attn_fwd emu_attn_fwd_f32
 #define vmc_attn_bwd emu_attn_bwd_f32
 #include "../../codegen/templates/common.cuh"
@@ -41,5 +27,4 @@
 #define EMU_SEED 3
 #define EMU_TOL 1e-5
 #define EMU_MASK 1
-#define EMU_KV_FUSED 1
 #include "emu_attn_check.inc"

@@ -16,22 +16,8 @@
 #define MASK_T bf16
 #define ATTN_FAST 0
 #define ATTN_COPY_PARTS 1
-#define Q_LROWS 37
-#define Q_STRIDE 80
-#define Q_OFF 0
-#define Q_ROW(t) (t)
-#define DO_LROWS 37
-#define DO_STRIDE 80
-#define DO_OFF 0
-#define DO_ROW(t) (t)
-#define K_LROWS 45
-#define K_STRIDE 80
-#define K_OFF 0
-#define K_ROW(t) (t)
-#define V_LROWS 45
-#define V_STRIDE 80
-#define V_OFF 0
-#define V_ROW(t) (t)
+#define EMU_KV_FUSED 0
+#include "attn_rows.h"
 #define vmc_attn_fwd emu_attn_fwd_inf
 #define vmc_attn_bwd emu_attn_bwd_inf
 #include "../../codegen/templates/common.cuh"
@@ -44,5 +30,4 @@
 #define EMU_TOL 1e-5
 #define EMU_MASK 0
 #define EMU_INF_ROW 5
-#define EMU_KV_FUSED 0
 #include "emu_attn_check.inc"

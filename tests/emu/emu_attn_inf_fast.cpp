@@ -14,22 +14,8 @@
 #define O_T float
 #define MASK_T float
 #define ATTN_FAST 1
-#define Q_LROWS 20
-#define Q_STRIDE 16
-#define Q_OFF 0
-#define Q_ROW(t) (t)
-#define DO_LROWS 20
-#define DO_STRIDE 16
-#define DO_OFF 0
-#define DO_ROW(t) (t)
-#define K_LROWS 72
-#define K_STRIDE 16
-#define K_OFF 0
-#define K_ROW(t) (t)
-#define V_LROWS 72
-#define V_STRIDE 16
-#define V_OFF 0
-#define V_ROW(t) (t)
+#define EMU_KV_FUSED 0
+#include "attn_rows.h"
 #define vmc_attn_fwd emu_attn_fwd_inf_fast
 #define vmc_attn_bwd emu_attn_bwd_inf_fast
 #include "../../codegen/templates/common.cuh"
@@ -42,5 +28,4 @@
 #define EMU_TOL 1e-2
 #define EMU_MASK 0
 #define EMU_INF_ROW 3
-#define EMU_KV_FUSED 0
 #include "emu_attn_check.inc"
