@@ -1,5 +1,6 @@
-/* program_templates.c — the opaque ops' launches: conv1d and selective-scan template instantiations with their
- * arguments (row maps, bf16 copies, copies into place, saved chunk states) and the memsets of what they accumulate. */
+/* program_templates.c — the opaque ops' launches: conv1d, selective-scan and attention template instantiations with
+ * their arguments (row maps, bf16 copies, copies into place, saved chunk states) and the memsets of what they
+ * accumulate. */
 #include "program_impl.h"
 #include <stdlib.h>
 #include <string.h>
@@ -204,10 +205,11 @@ static void conv_bwd_written(Launch *l, const Program *p, const Node *x, const N
 static void attn_bwd_written(Launch *l, const Program *p, const Node *n, const AttnSpec *s) {
     const int64_t nq = (int64_t)s->B * s->L * s->H * s->E, nk = (int64_t)s->B * s->S * s->H * s->E;
     const int64_t len[3] = {nq, nk, nk};
+    const int part[3] = {ATTN_PART_DQ, ATTN_PART_DK, ATTN_PART_DV};
     int64_t f32 = 0, copy = 0;
     for (int j = 0; j < 3; j++) {
-        if (!(s->skip_f32_parts & (1 << j))) f32 += len[j];
-        if (s->copy_parts & (1 << j)) copy += len[j];
+        if (!(s->skip_f32_parts & part[j])) f32 += len[j];
+        if (s->copy_parts & part[j]) copy += len[j];
     }
     written_part(l, pg_bufref(p, n), 4 * f32);
     if (p->f->shadow[n->id]) written_part(l, pg_shadow_ref(p->f, n), 2 * copy);
@@ -272,7 +274,7 @@ bool pg_opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int errlen
         if (bwd) {   /* the bf16 copies of the parts bf16 readers take (program_bf16.c) */
             const bool copy = f->shadow[n->id];
             as.copy_parts = copy ? f->part_copy[n->id] : 0;
-            as.skip_f32_parts = copy ? 7 & ~f->part_f32[n->id] : 0;
+            as.skip_f32_parts = copy ? ATTN_PARTS & ~f->part_f32[n->id] : 0;
             args[nargs++] = copy ? pg_shadow_ref(f, n) : NO_BUF;
             as.dout = stored(f, fus_src(f, n, 4));
         } else {

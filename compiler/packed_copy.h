@@ -8,7 +8,7 @@
 #include "pass.h"
 
 enum { SCAN_PART_DU = 1, SCAN_PART_DDL = 2, SCAN_PART_DZ = 4, SCAN_PARTS = 7, CONV_PART_DX = 1,
-       ATTN_PART_DQ = 1, ATTN_PART_DK = 2, ATTN_PART_DV = 4, PACKED_PART_OTHER = 8 };
+       ATTN_PART_DQ = 1, ATTN_PART_DK = 2, ATTN_PART_DV = 4, ATTN_PARTS = 7, PACKED_PART_OTHER = 8 };
 
 /* Is o's output packed in parts that may have copies (OP_SCAN_BWD, OP_CONV1D_BWD, OP_CONV1D_SILU_BWD, OP_ATTN_BWD)? */
 bool packed_has_parts(const Node *o);
