@@ -175,9 +175,9 @@ void pg_mark_bf16_outputs(Fusion *f) {
         for (int j = 0; j < gr->nouts; j++) {   /* (a conv1d group may also write silu(conv)) */
             const Node *n = gr->outs[j];
             bool gemm = gr->kind == GK_GEMM && !group_gemm(f, gr).matmul->i[0];
-            bool conv = n->op == OP_CONV1D, scan = n->op == OP_SCAN || n->op == OP_ATTN;
+            bool conv = n->op == OP_CONV1D, tmpl = n->op == OP_SCAN || n->op == OP_ATTN;   /* scan, attention */
             bool act = gr->kind == GK_OPAQUE && n->op == OP_SILU;
-            ok[n->id] = (gemm || conv || scan || act) && n->dtype == DT_F32;
+            ok[n->id] = (gemm || conv || tmpl || act) && n->dtype == DT_F32;
         }
     }
     for (int k = 0; k < f->ngroups; k++) {

@@ -294,8 +294,11 @@ bool template_attn_fast(const AttnSpec *s, bool backward) {
     return bf16_in && s->E % 16 == 0 && s->E >= 16 && s->E <= 128 && s->L <= 256 && s->S <= 256 && attn_chunk(s);
 }
 
-static void attn_defs(const AttnSpec *s, Defs *ds, bool backward) {
+/* The defines and the launch both kernels share, the path and the backward's key chunk decided once. */
+static void attn_setup(const AttnSpec *s, bool backward, Defs *ds, KernelLaunch *l) {
     ASSERT(s->B >= 1 && s->B <= 65535 && s->H >= 1 && s->L >= 1 && s->S >= 1 && s->E >= 1, "attention shape");
+    const bool fast = template_attn_fast(s, backward);
+    const int chunk = fast ? attn_chunk(s) : 64;
     char v[32];
     def_int(ds, "ATTN_B", s->B);
     def_int(ds, "ATTN_L", s->L);
@@ -315,31 +318,28 @@ static void attn_defs(const AttnSpec *s, Defs *ds, bool backward) {
     def_rows(ds, "K", &s->k_map, s->S, C);
     def_rows(ds, "V", &s->v_map, s->S, C);
     def_rows(ds, "DO", &s->dout_map, s->L, C);
-    def_int(ds, "ATTN_FAST", template_attn_fast(s, backward));
+    def_int(ds, "ATTN_FAST", fast);
     def_int(ds, "ATTN_SMEM_LIMIT", attn_limit(s));
-    if (template_attn_fast(s, backward)) def_int(ds, "ATTN_CHUNK", attn_chunk(s));
+    if (fast) def_int(ds, "ATTN_CHUNK", chunk);
+    launch_init(l, backward ? "vmc_attn_bwd" : "vmc_attn_fwd", (unsigned)s->H, (unsigned)s->B, 1,
+                attn_threads(s, fast, backward), 1);
+    l->smem = attn_smem(s, fast, backward, chunk);
 }
 
 char *template_attn_fwd(const AttnSpec *s, KernelLaunch *l) {
     Defs ds = {0};
-    attn_defs(s, &ds, false);
-    const bool fast = template_attn_fast(s, false);
-    launch_init(l, "vmc_attn_fwd", (unsigned)s->H, (unsigned)s->B, 1, attn_threads(s, fast, false), 1);
-    l->smem = attn_smem(s, fast, false, fast ? attn_chunk(s) : 64);
+    attn_setup(s, false, &ds, l);
     return instantiate_defs("attention.cuh", &ds);
 }
 
 char *template_attn_bwd(const AttnSpec *s, KernelLaunch *l) {
     Defs ds = {0};
-    attn_defs(s, &ds, true);
+    attn_setup(s, true, &ds, l);
     int blocks;   /* a tuning variant: the backward's blocks an SM as __launch_bounds__ asks ptxas (attention.cuh) */
     if (codegen_knob_ints("VMC_ATTN_BWD_BLOCKS", &blocks, 1) && blocks >= 1 && blocks <= 4)
         def_int(&ds, "ATTN_BWD_MIN_BLOCKS", blocks);
     def_int(&ds, "ATTN_COPY_PARTS", s->copy_parts);
     def_int(&ds, "ATTN_F32_PARTS", 7 & ~s->skip_f32_parts);
-    const bool fast = template_attn_fast(s, true);
-    launch_init(l, "vmc_attn_bwd", (unsigned)s->H, (unsigned)s->B, 1, attn_threads(s, fast, true), 1);
-    l->smem = attn_smem(s, fast, true, fast ? attn_chunk(s) : 64);
     return instantiate_defs("attention.cuh", &ds);
 }
 

@@ -296,10 +296,9 @@ static bool backward_node(Ctx *c, Node *n, Node *dy, char *err, int errlen) {
     case OP_SCAN: scan_grad(c, n, dy); return true;
     case OP_ATTN:
         if (need(c, n->src[3])) {   /* named where the model wrote it: the mask's parameter is one of the user's */
-            int line = 0, col = 0;
-            if (n->loc.file) source_linecol(n->loc.file, n->loc.start, &line, &col);
-            snprintf(err, (size_t)errlen, "%s:%d:%d: no gradient for attention's mask: it must not depend on "
-                     "trainable parameters (make it a buffer)", n->loc.file ? source_name(n->loc.file) : "?", line, col);
+            char at[512];
+            snprintf(err, (size_t)errlen, "%s: no gradient for attention's mask: it must not depend on trainable "
+                     "parameters (make it a buffer)", loc_str(n->loc, at, sizeof at));
             return false;
         }
         attn_grad(c, n, dy);

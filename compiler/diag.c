@@ -27,9 +27,8 @@ static void snippet(Diag *d, Loc loc) {
 
 static void emit(Diag *d, const char *kind, Loc loc, const char *fmt, va_list ap) {
     if (loc.file) {
-        int line, col;
-        source_linecol(loc.file, loc.start, &line, &col);
-        fprintf(d->out, "%s:%d:%d: %s: ", source_name(loc.file), line, col, kind);
+        char at[512];
+        fprintf(d->out, "%s: %s: ", loc_str(loc, at, sizeof at), kind);
     } else {
         fprintf(d->out, "vmc: %s: ", kind);
     }

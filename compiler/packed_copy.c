@@ -56,7 +56,7 @@ static int into_part(const Node *o, int64_t *start, int64_t *len) {
         return o->nsrc > 8 ? SCAN_PART_DZ : 0;   /* (gated: z and dout after the 7 forward inputs) */
     }
     *start = 0;
-    *len = packed_has_parts(o) && o->op != OP_ATTN_BWD ? shape_numel(o->src[1]->shape) : 0;
+    *len = packed_has_parts(o) && o->op != OP_ATTN_BWD ? shape_numel(o->src[1]->shape) : 0;   /* (no attention part) */
     return *len ? CONV_PART_DX : 0;
 }
 

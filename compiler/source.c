@@ -66,6 +66,14 @@ void source_linecol(const SourceFile *s, uint32_t off, int *line, int *col) {
     *col = (int)(off - s->line_starts[lo]) + 1;
 }
 
+char *loc_str(Loc loc, char *buf, size_t n) {
+    if (!loc.file) { snprintf(buf, n, "?"); return buf; }
+    int line, col;
+    source_linecol(loc.file, loc.start, &line, &col);
+    snprintf(buf, n, "%s:%d:%d", source_name(loc.file), line, col);
+    return buf;
+}
+
 Loc loc_span(Loc a, Loc b) {
     if (!a.file) return b;
     if (!b.file || a.file != b.file) return a;

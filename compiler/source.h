@@ -1,6 +1,7 @@
 /* source.h — a loaded source file with a line map, and Loc, a byte range inside one.
  * Every AST node and graph node carries a Loc; line/column are computed only when printing. */
 #pragma once
+#include <stddef.h>
 #include <stdint.h>
 #include <stdbool.h>
 
@@ -23,4 +24,6 @@ void source_free(SourceFile *s);
 /* 1-based line and column of a byte offset. */
 void source_linecol(const SourceFile *s, uint32_t off, int *line, int *col);
 Loc loc_span(Loc a, Loc b);
+/* "file:line:col" of loc's start into buf ("?" without a file); returns buf. */
+char *loc_str(Loc loc, char *buf, size_t n);
 static inline const char *source_name(const SourceFile *s) { return s->shown ? s->shown : s->path; }

@@ -577,8 +577,8 @@ static void bench_scan(ScanSpec s, double copy_gbs) {
     CU_CHECK(cu->cuModuleUnload(kb.mod));
 }
 
-typedef struct { const Kernel *k; void **args; const CUdeviceptr *bufs; } ConvCtx;
-static void run_conv(void *p);
+typedef struct { const Kernel *k; void **args; const CUdeviceptr *bufs; } LaunchCtx;   /* one kernel's launch */
+static void run_launch(void *p) { LaunchCtx *c = p; launch(c->k, c->args, c->bufs); }
 
 /* ARM-B pretraining's decoder attention (batch 128, 8 heads, L = S = 128, E = 64, bf16): time a call each way,
  * with the tensor-core work (4 L S E a head forward, 12 L S E backward: its six products) per second. */
@@ -589,8 +589,8 @@ static void bench_attn(int B, int H, int L, int S, int E) {
     Kernel kf = load_kernel(template_attn_fwd(&x.s, &lf), &lf), kb = load_kernel(template_attn_bwd(&x.s, &lb), &lb);
     kernel_report(&kf);
     kernel_report(&kb);
-    ConvCtx cf = {&kf, x.fargs, NULL}, cb = {&kb, x.bargs, NULL};
-    float tf = time_ms(run_conv, &cf, 3, 20), tb = time_ms(run_conv, &cb, 3, 20);
+    LaunchCtx cf = {&kf, x.fargs, NULL}, cb = {&kb, x.bargs, NULL};
+    float tf = time_ms(run_launch, &cf, 3, 20), tb = time_ms(run_launch, &cb, 3, 20);
     const double lse = (double)B * H * L * S * E;
     printf("| attention B%d H%d L%d S%d E%d bf16 | fwd %.3f ms | %.0f TFLOP/s | bwd %.3f ms | %.0f TFLOP/s |\n", B, H, L,
            S, E, tf, 4 * lse / tf / 1e9, tb, 12 * lse / tb / 1e9);
@@ -598,7 +598,6 @@ static void bench_attn(int B, int H, int L, int S, int E) {
     CU_CHECK(cu->cuModuleUnload(kb.mod));
     attn_data_free(&x);
 }
-static void run_conv(void *p) { ConvCtx *c = p; launch(c->k, c->args, c->bufs); }
 
 static void bench_conv(int B, int L, int D, DType io, double copy_gbs) {
     Conv1dSpec s = {B, L, D, 4, io, DT_F32, DT_F32, io, io, true, true, true, true};
@@ -615,8 +614,8 @@ static void bench_conv(int B, int L, int D, DType io, double copy_gbs) {
     CU_CHECK(cu->cuMemsetD8(dy2, 0x3c, n * e));
     void *af[5] = {&x, &w, &bias, &y, &none}, *ab[9] = {&dy, &x, &w, &dx, &dw, &db, &none, &none, &none};
     CUdeviceptr bb[9] = {dy, x, w, dx, dw, db, 0, 0, 0};
-    ConvCtx cf = {&kf, af, NULL}, cb = {&kb, ab, bb};
-    float tf = time_ms(run_conv, &cf, 3, 20), tb = time_ms(run_conv, &cb, 3, 20);
+    LaunchCtx cf = {&kf, af, NULL}, cb = {&kb, ab, bb};
+    float tf = time_ms(run_launch, &cf, 3, 20), tb = time_ms(run_launch, &cb, 3, 20);
     double gf = 2.0 * n * e / tf / 1e6, gb = 3.0 * n * e / tb / 1e6;
     printf("| conv1d B%d L%d D%d %s silu | fwd %.3f ms | %.0f GB/s (%.0f%%) | bwd %.3f ms | %.0f GB/s (%.0f%%) |\n", B,
            L, D, dtype_name(io), tf, gf, 100 * gf / copy_gbs, tb, gb, 100 * gb / copy_gbs);
@@ -630,8 +629,8 @@ static void bench_conv(int B, int L, int D, DType io, double copy_gbs) {
     CUdeviceptr dxf = dalloc(n * 4), dxc = dalloc(n * 2);
     void *as[9] = {&dy, &x, &w, &dxf, &dw, &db, &bias, &dy2, &dxc};
     CUdeviceptr bs[9] = {dy, x, w, dxf, dw, db, bias, dy2, dxc};
-    ConvCtx cs = {&ks, as, bs};
-    float ts = time_ms(run_conv, &cs, 3, 20);
+    LaunchCtx cs = {&ks, as, bs};
+    float ts = time_ms(run_launch, &cs, 3, 20);
     double gs = (3.0 * n * e + 2.0 * n) / ts / 1e6;
     printf("| conv1d B%d L%d D%d %s silu_bwd (dy + dy2, dx bf16) | | | bwd %.3f ms | %.0f GB/s (%.0f%%) |\n", B, L, D,
            dtype_name(io), ts, gs, 100 * gs / copy_gbs);

@@ -141,6 +141,16 @@ static __device__ __forceinline__ const unsigned short *attn_at_bk(const unsigne
     return s + (k0 + (l & 7) + 8 * ((l >> 3) & 1)) * P + n0 + 8 * (l >> 4);
 }
 
+// d[0], d[1] (two n8 accumulator tiles: channels n0 .. n0 + 15) += a (16 rows x k16) times rows k0 .. k0 + 15 of a
+// [k][n] shared tile with pitch P (read .trans), as P V, dS K and their like take it.
+static __device__ __forceinline__ void attn_mma_kn(float (*d)[4], const unsigned *a, const unsigned short *s, int P,
+                                                   int n0, int k0) {
+    unsigned b[4];
+    vmc_ldmatrix<4, true>(b, attn_at_bk(s, P, n0, k0));
+    vmc_mma_bf16(d[0], a, b);
+    vmc_mma_bf16(d[1], a, b + 2);
+}
+
 // Two floats as one bf16x2 register (lo in the lower half: the lower k of an A / B element pair).
 static __device__ __forceinline__ unsigned attn_pack(float lo, float hi) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
@@ -275,12 +285,8 @@ static __device__ __forceinline__ void attn_fwd_fast(const Q_T *__restrict__ q, 
             unsigned pa[4];
             attn_acc_to_a(pa, p[2 * kt], p[2 * kt + 1]);
 #pragma unroll
-            for (int n2 = 0; n2 < ATTN_E / 16; n2++) {
-                unsigned vb[4];   // V [key][channel] is B (k = key, n = channel) stored [k][n]
-                vmc_ldmatrix<4, true>(vb, attn_at_bk(sV, ATTN_EP, 16 * n2, 16 * kt));
-                vmc_mma_bf16(acc[2 * n2], pa, vb);
-                vmc_mma_bf16(acc[2 * n2 + 1], pa, vb + 2);
-            }
+            for (int n2 = 0; n2 < ATTN_E / 16; n2++)   // V [key][channel] is B (k = key, n = channel) stored [k][n]
+                attn_mma_kn(&acc[2 * n2], pa, sV, ATTN_EP, 16 * n2, 16 * kt);
         }
 #pragma unroll
         for (int r = 0; r < 2; r++) {
@@ -389,12 +395,8 @@ static __device__ __forceinline__ void attn_bwd_fast(const Q_T *__restrict__ q, 
                 *reinterpret_cast<unsigned *>(sS + at) = sa[j];
             }
 #pragma unroll
-            for (int n2 = 0; n2 < ATTN_E / 16; n2++) {
-                unsigned kb[4];   // K [key][channel] is B (k = key, n = channel) stored [k][n]
-                vmc_ldmatrix<4, true>(kb, attn_at_bk(sK, ATTN_EP, 16 * n2, 16 * kt));
-                vmc_mma_bf16(dq[2 * n2], sa, kb);
-                vmc_mma_bf16(dq[2 * n2 + 1], sa, kb + 2);
-            }
+            for (int n2 = 0; n2 < ATTN_E / 16; n2++)   // K [key][channel] is B (k = key, n = channel) stored [k][n]
+                attn_mma_kn(&dq[2 * n2], sa, sK, ATTN_EP, 16 * n2, 16 * kt);
         }
         __syncthreads();   // the chunk's P and dS complete
 
@@ -413,14 +415,9 @@ static __device__ __forceinline__ void attn_bwd_fast(const Q_T *__restrict__ q, 
                 vmc_ldmatrix<4, true>(pa, attn_at_at(sP, ATTN_CP, 16 * mt, 16 * ks));
                 vmc_ldmatrix<4, true>(sa, attn_at_at(sS, ATTN_CP, 16 * mt, 16 * ks));
 #pragma unroll
-                for (int n2 = 0; n2 < NG / 16; n2++) {
-                    unsigned ob[4], qb[4];   // dO, Q [query][channel]: B (k = query, n = channel) stored [k][n]
-                    vmc_ldmatrix<4, true>(ob, attn_at_bk(sO, ATTN_EP, c0 + 16 * n2, 16 * ks));
-                    vmc_ldmatrix<4, true>(qb, attn_at_bk(sQ, ATTN_EP, c0 + 16 * n2, 16 * ks));
-                    vmc_mma_bf16(dv[2 * n2], pa, ob);
-                    vmc_mma_bf16(dv[2 * n2 + 1], pa, ob + 2);
-                    vmc_mma_bf16(dk[2 * n2], sa, qb);
-                    vmc_mma_bf16(dk[2 * n2 + 1], sa, qb + 2);
+                for (int n2 = 0; n2 < NG / 16; n2++) {   // dO, Q [query][channel]: B (k = query, n = channel)
+                    attn_mma_kn(&dv[2 * n2], pa, sO, ATTN_EP, c0 + 16 * n2, 16 * ks);
+                    attn_mma_kn(&dk[2 * n2], sa, sQ, ATTN_EP, c0 + 16 * n2, 16 * ks);
                 }
             }
 #pragma unroll
