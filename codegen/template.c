@@ -335,9 +335,6 @@ char *template_attn_fwd(const AttnSpec *s, KernelLaunch *l) {
 char *template_attn_bwd(const AttnSpec *s, KernelLaunch *l) {
     Defs ds = {0};
     attn_setup(s, true, &ds, l);
-    int blocks;   /* a tuning variant: the backward's blocks an SM as __launch_bounds__ asks ptxas (attention.cuh) */
-    if (codegen_knob_ints("VMC_ATTN_BWD_BLOCKS", &blocks, 1) && blocks >= 1 && blocks <= 4)
-        def_int(&ds, "ATTN_BWD_MIN_BLOCKS", blocks);
     def_int(&ds, "ATTN_COPY_PARTS", s->copy_parts);
     def_int(&ds, "ATTN_F32_PARTS", 7 & ~s->skip_f32_parts);
     return instantiate_defs("attention.cuh", &ds);

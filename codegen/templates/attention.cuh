@@ -656,12 +656,9 @@ static __device__ __forceinline__ void attn_bwd(const Q_T *__restrict__ q, const
         attn_bwd_scalar<DT>(q, k, v, mask, dout, packed, copy);
 }
 
-// ATTN_BWD_MIN_BLOCKS 2 (VMC_ATTN_BWD_BLOCKS=2) asks ptxas for two blocks an SM: 128 registers at 256 threads, where
-// ARM-B's instantiation takes 254 and spills 492 bytes (a variant to time; 1 is the default).
-#ifndef ATTN_BWD_MIN_BLOCKS
-#define ATTN_BWD_MIN_BLOCKS 1
-#endif
-extern "C" __global__ void __launch_bounds__(ATTN_BWD_THREADS, ATTN_BWD_MIN_BLOCKS)
+// One block an SM (254 registers at ARM-B's shapes). Tried: two (128 registers, 492 bytes of spills), ARM-B
+// pretraining 32.40 / 32.46 against 32.17 / 32.22 ms a step (H100, same run, 2026-12-05).
+extern "C" __global__ void __launch_bounds__(ATTN_BWD_THREADS)
 vmc_attn_bwd(const Q_T *__restrict__ q, const K_T *__restrict__ k, const V_T *__restrict__ v,
              const MASK_T *__restrict__ mask, const DO_T *__restrict__ dout, float *__restrict__ packed,
              bf16 *__restrict__ copy) {
