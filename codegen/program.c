@@ -523,7 +523,7 @@ Program *program_build(const Graph *g, Node *const *keep, int nkeep, const Progr
         pg_batch_tail(p);
         pg_hoist_memsets(p);
     }
-    if (!opt->no_merge_memsets) pg_merge_memsets(p, opt->zero_single_memsets ? 1 : 2);
+    if (!opt->no_merge_memsets) pg_merge_memsets(p);
     for (int k = 0; k < seen.n; k++) free(seen.items[k].key);
     free(seen.items);
     memcpy(p->arena_bytes, p->f->arena_bytes, sizeof p->arena_bytes);

@@ -90,8 +90,6 @@ typedef struct ProgramOptions {
                                  * VMC_CONV_MULTI_BWD=0) */
     bool no_merge_memsets;      /* not the small memsets that stand together in the launch list as one zeroing
                                  * kernel (program_zero.c; VMC_ZERO_MERGE=0) */
-    bool zero_single_memsets;   /* also a small memset standing alone (VMC_ZERO_MERGE=2): a kernel node, which may
-                                 * start early (PDL) where a memset node may not */
     bool ptxas_info;            /* NVRTC runs ptxas verbosely: registers and spills per kernel (ptxas_info.h) */
     bool exact_view_deps;       /* a view orders launches by its own range, not its owner's whole buffer (Access;
                                  * VMC_EXACT_DEPS=1; off: no faster on an H100, README) */

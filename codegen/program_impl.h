@@ -46,4 +46,4 @@ void pg_batch_tail(Program *p);
 void pg_drop_launches(Program *p, const bool *keep);
 void pg_hoist_memsets(Program *p);
 /* program_zero.c */
-void pg_merge_memsets(Program *p, int min_run);   /* runs of at least min_run small memsets */
+void pg_merge_memsets(Program *p);

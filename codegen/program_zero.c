@@ -49,7 +49,7 @@ static void merge(Program *p, const int *m, int n, Batch *mod, SeenSet *seen, bo
     kernel_source_free(&ks);
 }
 
-void pg_merge_memsets(Program *p, int min_run) {
+void pg_merge_memsets(Program *p) {
     const int n = p->nlaunches;
     bool *keep = xmalloc(sizeof(bool) * (size_t)(n ? n : 1));
     for (int k = 0; k < n; k++) keep[k] = true;
@@ -62,7 +62,7 @@ void pg_merge_memsets(Program *p, int min_run) {
             if (mergeable(&p->launches[k])) run[nrun++] = k;
             if (nrun == ZERO_MAX_RANGES) { merge(p, run, nrun, &mod, &seen, keep); nrun = 0; }
         }
-        if (nrun >= min_run) merge(p, run, nrun, &mod, &seen, keep);
+        if (nrun >= 2) merge(p, run, nrun, &mod, &seen, keep);
     }
     pg_batch_flush(p, &mod);
     pg_resolve_same_as(p);

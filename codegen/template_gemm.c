@@ -1,5 +1,6 @@
 /* template_gemm.c — instantiates skinny_gemm.cuh for one product: picks the CTA tile, the warps' tiles, the
  * pipeline depth, the copy widths and the K split (template.h). */
+#include "codegen.h"
 #include "template.h"
 #include "util.h"
 #include <stdio.h>
@@ -11,6 +12,7 @@ enum {
     GEMM_CTA_TARGET = 264,  /* CTAs worth launching: two per SM of an H100/H200 (132 SMs) */
     GEMM_FEW_TILES = 66,    /* below this many output tiles the K dimension is split across CTAs */
     GEMM_SPLIT_TILES = 16,  /* ... after shrinking the tile until there are this many */
+    GEMM_SMEM_MAX = 99 << 10,   /* shared memory of the stages at most (every sm_80+ allows a block that) */
 };
 
 static int64_t round_up(int64_t a, int64_t b) { return (a + b - 1) / b * b; }
@@ -46,8 +48,22 @@ static bool pick_warps(int bm, int bn, int *wm_out, int *wn_out) {
     return false;
 }
 
+/* VMC_SKINNY_GEMM=TILE,BK,STAGES,CTAS overrides GEMM_TILE, the K slice (32), GEMM_STAGES and GEMM_CTA_TARGET for
+ * tuning experiments (0 or missing: the default; TILE a power of two 16..256, BK 16, 32 or 64, STAGES 2..8). */
+static void skinny_knobs(int *tile, int *bk, int *stages, int *ctas) {
+    int v[4];
+    *tile = GEMM_TILE, *bk = 32, *stages = GEMM_STAGES, *ctas = GEMM_CTA_TARGET;
+    if (!codegen_knob_ints("VMC_SKINNY_GEMM", v, 4)) return;
+    if (v[0] >= 16 && v[0] <= 256 && !(v[0] & (v[0] - 1))) *tile = v[0];
+    if (v[1] == 16 || v[1] == 32 || v[1] == 64) *bk = v[1];
+    if (v[2] >= 2 && v[2] <= 8) *stages = v[2];
+    if (v[3] >= 1 && v[3] <= 4096) *ctas = v[3];
+}
+
 char *template_gemm_skinny(const SkinnyGemmSpec *s, SkinnyGemmLaunch *out) {
     const int64_t lim = (int64_t)1 << 31;
+    int tile, bkmax, max_stages, cta_target;
+    skinny_knobs(&tile, &bkmax, &max_stages, &cta_target);
     if (s->M <= 0 || s->N <= 0 || s->K <= 0 || s->M >= lim || s->N >= lim || s->K >= lim) return NULL;
     int64_t small = s->M < s->N ? s->M : s->N;
     if (s->K < small) small = s->K;
@@ -56,15 +72,15 @@ char *template_gemm_skinny(const SkinnyGemmSpec *s, SkinnyGemmLaunch *out) {
     const int va = copy_width(s->ta ? s->M : s->K, s->lda, s->a_off), vb = copy_width(s->tb ? s->K : s->N, s->ldb, s->b_off);
     if (!va || !vb) return NULL;
 
-    int bm = (int)(s->M < GEMM_TILE ? round_up(s->M, 16) : GEMM_TILE);
-    int bn = (int)(s->N < GEMM_TILE ? round_up(s->N, 8) : GEMM_TILE);
+    int bm = (int)(s->M < tile ? round_up(s->M, 16) : tile);
+    int bn = (int)(s->N < tile ? round_up(s->N, 8) : tile);
     int wm = 0, wn = 0;
     while (!pick_warps(bm, bn, &wm, &wn)) {   /* shrink the longer side until some arrangement fits */
         if (bm >= bn && bm > 16) bm /= 2;
         else if (bn > 8) bn = (int)round_up(bn / 2, 8);
         else return NULL;
     }
-    const int bk = s->K >= 32 ? 32 : (int)round_up(s->K, 16);
+    const int bk = s->K >= bkmax ? bkmax : (int)round_up(s->K, 16);
     /* Few output tiles and a long K (the weight gradients): K ranges across CTAs, whose f32 partials the reduce
      * kernel adds. Smaller tiles first, along the longer of M and N (which splits the larger operand; the smaller is
      * re-read from L2), so that fewer ranges fill the GPU and the partials stay few: ARM-B's 80 x 768 and 768 x 48
@@ -84,14 +100,15 @@ char *template_gemm_skinny(const SkinnyGemmSpec *s, SkinnyGemmLaunch *out) {
     if (tiles_m > 65535) return NULL;
     int64_t split = 1, kstep = round_up(s->K, bk);
     if (splits) {
-        split = cdiv64(GEMM_CTA_TARGET, tiles);
+        split = cdiv64(cta_target, tiles);
         if (split > s->K / (4 * bk)) split = s->K / (4 * bk);
         kstep = round_up(cdiv64(s->K, split), bk);
         split = cdiv64(s->K, kstep);
     }
     const int64_t slices = kstep / bk;
-    const int stages = slices + 1 < GEMM_STAGES ? (int)(slices + 1 < 2 ? 2 : slices + 1) : GEMM_STAGES;
+    int stages = slices + 1 < max_stages ? (int)(slices + 1 < 2 ? 2 : slices + 1) : max_stages;
     const int a_elems = (s->ta ? bk : bm) * (s->ta ? bm + 8 : bk + 8), b_elems = (s->tb ? bn : bk) * (s->tb ? bk + 8 : bn + 8);
+    while (stages > 2 && stages * (a_elems + b_elems) * 2 > GEMM_SMEM_MAX) stages--;
 
     const int elem = s->c_bf16 ? 2 : 4;
     const bool pairs = s->N % 2 == 0 && s->c_align >= 2 * elem, quads = (s->M * s->N) % 4 == 0 && s->c_align >= 4 * elem;

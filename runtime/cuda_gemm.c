@@ -18,20 +18,14 @@ static void set_layout_batch(const Cuda *c, cublasLtMatrixLayout_t l, int64_t ba
 
 /* Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: cuBLASLt's first operand is our B.
  * Fills the descriptors and up to ncand of cuBLASLt's heuristic algorithms, best guess first (g->algo = cand[0]);
- * returns how many. sms > 0: cuBLASLt is told to expect that many SMs (CUBLASLT_MATMUL_DESC_SM_COUNT_TARGET), the
- * rest being busy with kernels of other streams (gemm_sm_target). */
-static int gemm_plan_candidates(Cuda *c, const GemmDesc *d, GemmPlan *g, cublasLtMatmulAlgo_t *cand, int ncand,
-                                int sms) {
+ * returns how many. */
+static int gemm_plan_candidates(Cuda *c, const GemmDesc *d, GemmPlan *g, cublasLtMatmulAlgo_t *cand, int ncand) {
     cudaDataType_t ab = d->bf16 ? CUDA_R_16BF : CUDA_R_32F;
     cublasOperation_t opa = d->tb ? CUBLAS_OP_T : CUBLAS_OP_N, opb = d->ta ? CUBLAS_OP_T : CUBLAS_OP_N;
     g->alpha = d->alpha;
     CUBLAS_CHECK(c->lt->cublasLtMatmulDescCreate(&g->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
     CUBLAS_CHECK(c->lt->cublasLtMatmulDescSetAttribute(g->desc, CUBLASLT_MATMUL_DESC_TRANSA, &opa, sizeof opa));
     CUBLAS_CHECK(c->lt->cublasLtMatmulDescSetAttribute(g->desc, CUBLASLT_MATMUL_DESC_TRANSB, &opb, sizeof opb));
-    if (sms > 0) {
-        const int32_t target = sms;
-        CUBLAS_CHECK(c->lt->cublasLtMatmulDescSetAttribute(g->desc, CUBLASLT_MATMUL_DESC_SM_COUNT_TARGET, &target, sizeof target));
-    }
     CUBLAS_CHECK(c->lt->cublasLtMatrixLayoutCreate(&g->la, ab, (uint64_t)(d->tb ? d->K : d->N), (uint64_t)(d->tb ? d->N : d->K), d->ldb));
     CUBLAS_CHECK(c->lt->cublasLtMatrixLayoutCreate(&g->lb, ab, (uint64_t)(d->ta ? d->M : d->K), (uint64_t)(d->ta ? d->K : d->M), d->lda));
     CUBLAS_CHECK(c->lt->cublasLtMatrixLayoutCreate(&g->lc, d->c_bf16 ? CUDA_R_16BF : CUDA_R_32F, (uint64_t)d->N,
@@ -58,7 +52,7 @@ static int gemm_plan_candidates(Cuda *c, const GemmDesc *d, GemmPlan *g, cublasL
 
 static void gemm_plan(Cuda *c, const GemmDesc *d, GemmPlan *g) {
     cublasLtMatmulAlgo_t cand[1];
-    gemm_plan_candidates(c, d, g, cand, 1, 0);
+    gemm_plan_candidates(c, d, g, cand, 1);
 }
 
 /* out = alpha a b (+ acc, where acc is not 0) with plan g and algorithm `algo`, queued on capture stream s (0: the
@@ -189,15 +183,6 @@ static int gemm_candidates(void) {
     return (int)cli_env_int("VMC_GEMM_CANDIDATES", 1, GEMM_CANDIDATES_MAX, GEMM_CANDIDATES);
 }
 
-/* The SM count cuBLASLt plans launch k for (0: all of them). VMC_GEMM_SMS=N: N for the GEMMs off the step's
- * critical path (streams.h), which run beside the scans and the rest of the critical path, so that those find
- * SMs free; VMC_GEMM_SMS_ALL=1: for every GEMM. A timing experiment (README: Tried). */
-static int gemm_sm_target(const Cuda *c, int k) {
-    const int sms = (int)cli_env_int("VMC_GEMM_SMS", 0, 1024, 0);
-    const bool all = cli_env_int("VMC_GEMM_SMS_ALL", 0, 1, 0) == 1;
-    return sms > 0 && (all || !c->plan->critical[k]) ? sms : 0;
-}
-
 void cx_plan_gemms(Cuda *c) {
     const char *env = getenv("VMC_GEMM_TUNE");
     const bool tune = !(env && !strcmp(env, "0"));
@@ -207,9 +192,6 @@ void cx_plan_gemms(Cuda *c) {
     char devname[128] = "";
     CU_CHECK(c->cu->cuCtxGetDevice(&dev));
     CU_CHECK(c->cu->cuDeviceGetName(devname, sizeof devname, dev));
-    const long sms = cli_env_int("VMC_GEMM_SMS", 0, 1024, 0);   /* its choices in a cache file of their own */
-    if (sms > 0) snprintf(devname + strlen(devname), sizeof devname - strlen(devname) - 1, " sms%ld%s", sms,
-                          cli_env_int("VMC_GEMM_SMS_ALL", 0, 1, 0) == 1 ? " all" : "");
     TuneCache *cache = tune_cache_open(devname);
     CUevent t0, t1;
     CU_CHECK(c->cu->cuEventCreate(&t0, CU_EVENT_DEFAULT));
@@ -219,7 +201,7 @@ void cx_plan_gemms(Cuda *c) {
         if (l->kind != LK_GEMM) continue;
         GemmPlan *g = &c->gemm[k];
         cublasLtMatmulAlgo_t cand[GEMM_CANDIDATES_MAX];
-        int n = gemm_plan_candidates(c, &l->gemm, g, cand, tune ? ncand : 1, gemm_sm_target(c, k));
+        int n = gemm_plan_candidates(c, &l->gemm, g, cand, tune ? ncand : 1);
         const bool own = l->own_module >= 0 && c->own_gemm > 0;
         if (own && c->own_gemm == 2) { g->own = true; continue; }
         if (own && c->own_gemm == 3) {   /* wherever it agrees with cuBLASLt's heuristic choice */

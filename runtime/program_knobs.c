@@ -6,8 +6,6 @@ void program_knobs_from_env(ProgramOptions *po) {
     po->no_into_place = cli_env_int("VMC_INTO_PLACE", 0, 1, 1) == 0;
     po->no_conv_multi = cli_env_int("VMC_CONV_MULTI", 0, 1, 1) == 0;
     po->no_conv_multi_bwd = cli_env_int("VMC_CONV_MULTI_BWD", 0, 1, 1) == 0;
-    const long long zero = cli_env_int("VMC_ZERO_MERGE", 0, 2, 1);
-    po->no_merge_memsets = zero == 0;
-    po->zero_single_memsets = zero == 2;
+    po->no_merge_memsets = cli_env_int("VMC_ZERO_MERGE", 0, 1, 1) == 0;
     po->exact_view_deps = cli_env_int("VMC_EXACT_DEPS", 0, 1, 0) == 1;
 }

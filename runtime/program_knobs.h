@@ -5,6 +5,5 @@
 #include "program.h"
 
 /* Sets po's fields from VMC_INTO_PLACE=0, VMC_CONV_MULTI=0, VMC_CONV_MULTI_BWD=0, VMC_ZERO_MERGE=0 (each undoes a
- * default), VMC_ZERO_MERGE=2 (a lone small memset a zeroing kernel too) and VMC_EXACT_DEPS=1; unset variables
- * leave the defaults. */
+ * default) and VMC_EXACT_DEPS=1; unset variables leave the defaults. */
 void program_knobs_from_env(ProgramOptions *po);

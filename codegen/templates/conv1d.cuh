@@ -167,23 +167,16 @@ vmc_conv1d_fwd_multi(const X_T *__restrict__ x, const W_T *__restrict__ w0, cons
 #endif
     const int c = threadIdx.x * V, d = blockIdx.x * W + c, b = blockIdx.y;
     const bool valid = d < CONV_D;   // (a last, partial block of channels: its idle lanes still meet the barrier)
-    // This thread's rows of x, every load issued before the first store (rows and channels clamped into x: a load
-    // under a condition per row made the compiler wait row by row; what idle lanes stage nobody reads)
-    constexpr int RPW = (X_LROWS + CONV_MWARPS - 1) / CONV_MWARPS;
-    const int dl = valid ? d : CONV_D - V;
-    float xv[RPW][V];
+#pragma unroll 4
+    for (int r = threadIdx.y; r < X_LROWS; r += CONV_MWARPS) {
+        float v[V];
+        if (valid) load_vec<V>(x + ((size_t)b * X_LROWS + r) * X_STRIDE + X_OFF + d, v);
+        else {
 #pragma unroll
-    for (int i = 0; i < RPW; i++) {
-        const int r = min((int)threadIdx.y + i * CONV_MWARPS, X_LROWS - 1);
-        load_vec<V>(x + ((size_t)b * X_LROWS + r) * X_STRIDE + X_OFF + dl, xv[i]);
-    }
-#pragma unroll
-    for (int i = 0; i < RPW; i++) {
-        const int r = threadIdx.y + i * CONV_MWARPS;
-        if (r < X_LROWS) {
-#pragma unroll
-            for (int e = 0; e < V; e++) conv_xs[r * W + c + e] = xv[i][e];
+            for (int e = 0; e < V; e++) v[e] = 0.f;
         }
+#pragma unroll
+        for (int e = 0; e < V; e++) conv_xs[r * W + c + e] = v[e];
     }
     __syncthreads();
     if (!valid) return;
@@ -322,24 +315,6 @@ static __device__ __forceinline__ void conv_bwd_multi_dir(const float *xs, float
     __syncthreads();   // gs and red are read before the next direction rewrites them
 }
 
-// Asks L2 for direction J's dy and dy2 rows of this warp (rows w R .. w R + R - 1 of its order, the block's 32
-// channels: a 64-byte segment each) without waiting, one row segment a lane: issued a direction ahead, the grad
-// phase's loads then wait on L2, not DRAM, and DRAM streams while the block computes.
-template <int J>
-static __device__ __forceinline__ void conv_bwd_multi_prefetch(const DY_T *__restrict__ dy, const DY2_T *__restrict__ dy2,
-                                                               int b) {
-    constexpr int R = CONV_MROWS, SEGS = (CONV_DY2 ? 2 : 1) * R;
-    const int t0 = threadIdx.y * R, d0 = blockIdx.x * 32;
-    for (int q = threadIdx.x; q < SEGS; q += 32) {
-        const int t = t0 + q % R;
-        if (t >= CONV_L) continue;
-        if (q < R) prefetch_l2(dy + conv_dy_at<J>(b, t) + d0);
-#if CONV_DY2
-        else prefetch_l2(dy2 + conv_dy2_at<J>(b, t) + d0);
-#endif
-    }
-}
-
 extern "C" __global__ void __launch_bounds__(32 * CONV_MWARPS, CONV_MBLOCKS)
 vmc_conv1d_bwd_multi(const X_T *__restrict__ x, OUT_T *__restrict__ dx_sum, const DY_T *__restrict__ dy0,
                      const DY2_T *__restrict__ dyb0, const W_T *__restrict__ w0, const BIAS_T *__restrict__ b0,
@@ -366,7 +341,6 @@ vmc_conv1d_bwd_multi(const X_T *__restrict__ x, OUT_T *__restrict__ dx_sum, cons
     for (int bi = 0; bi < CONV_MBATCH; bi++) {
         const int b = blockIdx.y * CONV_MBATCH + bi;
         if (b >= CONV_B) break;   // (the same for the whole block)
-        conv_bwd_multi_prefetch<0>(dy0, dyb0, b);
         float xv[CONV_MROWS];
 #pragma unroll
         for (int i = 0; i < CONV_MROWS; i++) {   // all loads first, as in the grad phase
@@ -379,20 +353,11 @@ vmc_conv1d_bwd_multi(const X_T *__restrict__ x, OUT_T *__restrict__ dx_sum, cons
             if (r < R) xs[r * 32 + c] = xv[i];
         }
         __syncthreads();
-#if CONV_NDIR > 1
-        conv_bwd_multi_prefetch<1>(dy1, dyb1, b);
-#endif
         conv_bwd_multi_dir<0>(xs, gs, ss, red, dy0, dyb0, w0, b0, dw0, db0, b, d, c);
 #if CONV_NDIR > 1
-#if CONV_NDIR > 2
-        conv_bwd_multi_prefetch<2>(dy2, dyb2, b);
-#endif
         conv_bwd_multi_dir<1>(xs, gs, ss, red, dy1, dyb1, w1, b1, dw1, db1, b, d, c);
 #endif
 #if CONV_NDIR > 2
-#if CONV_NDIR > 3
-        conv_bwd_multi_prefetch<3>(dy3, dyb3, b);
-#endif
         conv_bwd_multi_dir<2>(xs, gs, ss, red, dy2, dyb2, w2, b2, dw2, db2, b, d, c);
 #endif
 #if CONV_NDIR > 3
