@@ -48,22 +48,25 @@ static bool pick_warps(int bm, int bn, int *wm_out, int *wn_out) {
     return false;
 }
 
-/* VMC_SKINNY_GEMM=TILE,BK,STAGES,CTAS overrides GEMM_TILE, the K slice (32), GEMM_STAGES and GEMM_CTA_TARGET for
- * tuning experiments (0 or missing: the default; TILE a power of two 16..256, BK 16, 32 or 64, STAGES 2..8). */
-static void skinny_knobs(int *tile, int *bk, int *stages, int *ctas) {
-    int v[4];
-    *tile = GEMM_TILE, *bk = 32, *stages = GEMM_STAGES, *ctas = GEMM_CTA_TARGET;
-    if (!codegen_knob_ints("VMC_SKINNY_GEMM", v, 4)) return;
+/* VMC_SKINNY_GEMM=TILE,BK,STAGES,CTAS,STAGED overrides GEMM_TILE, the K slice (32), GEMM_STAGES, GEMM_CTA_TARGET
+ * and the staged epilogue (SG_EV; 0 off, 1 on) for tuning experiments (0 or missing: the default; TILE a power of
+ * two 16..256, BK 16, 32 or 64, STAGES 2..8). */
+static void skinny_knobs(int *tile, int *bk, int *stages, int *ctas, bool *staged) {
+    int v[5];
+    *tile = GEMM_TILE, *bk = 32, *stages = GEMM_STAGES, *ctas = GEMM_CTA_TARGET, *staged = false;
+    if (!codegen_knob_ints("VMC_SKINNY_GEMM", v, 5)) return;
     if (v[0] >= 16 && v[0] <= 256 && !(v[0] & (v[0] - 1))) *tile = v[0];
     if (v[1] == 16 || v[1] == 32 || v[1] == 64) *bk = v[1];
     if (v[2] >= 2 && v[2] <= 8) *stages = v[2];
     if (v[3] >= 1 && v[3] <= 4096) *ctas = v[3];
+    *staged = v[4] == 1;
 }
 
 char *template_gemm_skinny(const SkinnyGemmSpec *s, SkinnyGemmLaunch *out) {
     const int64_t lim = (int64_t)1 << 31;
     int tile, bkmax, max_stages, cta_target;
-    skinny_knobs(&tile, &bkmax, &max_stages, &cta_target);
+    bool staged;
+    skinny_knobs(&tile, &bkmax, &max_stages, &cta_target, &staged);
     if (s->M <= 0 || s->N <= 0 || s->K <= 0 || s->M >= lim || s->N >= lim || s->K >= lim) return NULL;
     int64_t small = s->M < s->N ? s->M : s->N;
     if (s->K < small) small = s->K;
@@ -112,14 +115,18 @@ char *template_gemm_skinny(const SkinnyGemmSpec *s, SkinnyGemmLaunch *out) {
 
     const int elem = s->c_bf16 ? 2 : 4;
     const bool pairs = s->N % 2 == 0 && s->c_align >= 2 * elem, quads = (s->M * s->N) % 4 == 0 && s->c_align >= 4 * elem;
-    char v[22][40];
-    const char *names[22] = {"SG_M", "SG_N", "SG_K", "SG_LDA", "SG_LDB", "SG_TA", "SG_TB", "SG_ALPHA", "SG_ACC", "C_T",
+    /* staged epilogue: elements a lane stores (every row segment whole and aligned), 0 for none */
+    int ev = 0;
+    for (int e = 4; staged && split == 1 && !ev && e >= 1; e /= 2)
+        if (s->N % e == 0 && s->c_align >= e * elem) ev = e;
+    char v[23][40];
+    const char *names[23] = {"SG_M", "SG_N", "SG_K", "SG_LDA", "SG_LDB", "SG_TA", "SG_TB", "SG_ALPHA", "SG_ACC", "C_T",
                              "SG_BM", "SG_BN", "SG_BK", "SG_WM", "SG_WN", "SG_STAGES", "SG_VA", "SG_VB", "SG_SPLIT",
-                             "SG_KSTEP", "SG_PAIRS", "SG_RV"};
-    const long long iv[22] = {s->M, s->N, s->K, s->lda, s->ldb, s->ta, s->tb, 0, s->acc, 0,
-                              bm, bn, bk, wm, wn, stages, va, vb, split, kstep, pairs, quads ? 4 : 1};
-    TemplateDef defs[22];
-    for (int k = 0; k < 22; k++) {
+                             "SG_KSTEP", "SG_PAIRS", "SG_RV", "SG_EV"};
+    const long long iv[23] = {s->M, s->N, s->K, s->lda, s->ldb, s->ta, s->tb, 0, s->acc, 0,
+                              bm, bn, bk, wm, wn, stages, va, vb, split, kstep, pairs, quads ? 4 : 1, ev};
+    TemplateDef defs[23];
+    for (int k = 0; k < 23; k++) {
         if (k == 7) snprintf(v[k], sizeof v[k], "%.9ef", (double)s->alpha);
         else if (k == 9) snprintf(v[k], sizeof v[k], "%s", s->c_bf16 ? "bf16" : "float");
         else snprintf(v[k], sizeof v[k], "%lld", iv[k]);
@@ -131,6 +138,7 @@ char *template_gemm_skinny(const SkinnyGemmSpec *s, SkinnyGemmLaunch *out) {
     l->grid[0] = (unsigned)tiles_n; l->grid[1] = (unsigned)tiles_m; l->grid[2] = (unsigned)split;
     l->block[0] = (unsigned)(wm * wn * 32); l->block[1] = l->block[2] = 1;
     l->smem = (unsigned)(stages * (a_elems + b_elems) * 2);
+    if (ev && (unsigned)(bm * (bn + 4) * 4) > l->smem) l->smem = (unsigned)(bm * (bn + 4) * 4);
     out->split = (int)split;
     out->ws_bytes = split > 1 ? split * s->M * s->N * 4 : 0;
     out->reduce = (KernelLaunch){0};
@@ -140,5 +148,5 @@ char *template_gemm_skinny(const SkinnyGemmSpec *s, SkinnyGemmLaunch *out) {
         r->grid[0] = (unsigned)cdiv64(s->M * s->N, 256 * (quads ? 4 : 1)); r->grid[1] = r->grid[2] = 1;
         r->block[0] = 256; r->block[1] = r->block[2] = 1;
     }
-    return template_instantiate("skinny_gemm.cuh", defs, 22);
+    return template_instantiate("skinny_gemm.cuh", defs, 23);
 }

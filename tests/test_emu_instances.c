@@ -430,6 +430,20 @@ int main(int argc, char **argv) {
     check_gemm("A^T B^T, partial tiles, offset view", (SkinnyGemmSpec){.M = 20, .N = 9, .K = 6, .lda = 22, .ldb = 6,
                .ta = true, .tb = true, .alpha = 2, .a_off = 2, .c_align = 16}, 0);
     sweep_gemms(12);
+    /* the staged epilogue (VMC_SKINNY_GEMM's fifth value), with smaller tiles so that shapes cross several CTAs */
+    setenv("VMC_SKINNY_GEMM", "64,32,4,264,1", 1);
+    SkinnyGemmLaunch sl;
+    char *staged = template_gemm_skinny(&(SkinnyGemmSpec){.M = 200, .N = 192, .K = 48, .lda = 48, .ldb = 48, .tb = true,
+                                        .c_bf16 = true, .alpha = 1, .c_align = 16}, &sl);
+    CHECK(staged && strstr(staged, "#define SG_EV 4\n") && sl.k.smem >= 64 * (64 + 4) * 4,
+          "VMC_SKINNY_GEMM's fifth value did not select the staged epilogue (4 elements a lane)");
+    free(staged);
+    check_gemm("staged epilogue: dt_proj forward", (SkinnyGemmSpec){.M = 200, .N = 192, .K = 48, .lda = 48, .ldb = 48,
+               .tb = true, .c_bf16 = true, .alpha = 1, .c_align = 16}, -1);
+    check_gemm("staged epilogue: x_proj input gradient (+ acc, f32)", (SkinnyGemmSpec){.M = 130, .N = 96, .K = 80,
+               .lda = 80, .ldb = 96, .acc = true, .alpha = 0.5f, .c_align = 16}, -1);
+    sweep_gemms(8);
+    unsetenv("VMC_SKINNY_GEMM");
     check_conv_multi();
     check_conv_multi_bwd();
     /* products it must refuse */

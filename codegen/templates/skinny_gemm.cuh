@@ -9,7 +9,7 @@
 // over 197 tiles is 1.5 waves), fewer, larger K slices and stores staged for 16-byte writes.
 // Row-major, as GemmDesc: op(A) is M x K (A stored [M][SG_LDA], or [K][SG_LDA] with SG_TA), op(B) is K x N (B stored
 // [K][SG_LDB], or [N][SG_LDB] with SG_TB); C and acc are [M][N] of C_T.
-// Needs SG_M, SG_N, SG_K, SG_LDA, SG_LDB, SG_TA, SG_TB, SG_ALPHA, SG_ACC, C_T, SG_PAIRS and SG_RV (below); the
+// Needs SG_M, SG_N, SG_K, SG_LDA, SG_LDB, SG_TA, SG_TB, SG_ALPHA, SG_ACC, C_T, SG_PAIRS, SG_RV and SG_EV (below); the
 // tiling SG_BM x SG_BN (SG_WM x SG_WN warps), SG_BK, SG_STAGES, SG_VA / SG_VB (elements per cp.async along each
 // operand's contiguous dimension: 8, 4 or 2), SG_SPLIT (K ranges of SG_KSTEP, a multiple of SG_BK). Grid
 // (ceil(N/BN), ceil(M/BM), SPLIT), block WM*WN*32, dynamic shared memory 2 * SG_STAGES * SG_STAGE_ELEMS bytes.
@@ -32,6 +32,12 @@
 #define SG_A_ELEMS ((SG_TA ? SG_BK : SG_BM) * SG_A_PITCH)
 #define SG_B_ELEMS ((SG_TB ? SG_BN : SG_BK) * SG_B_PITCH)
 #define SG_STAGE_ELEMS (SG_A_ELEMS + SG_B_ELEMS)
+#ifndef SG_EV
+#define SG_EV 0   // the staged epilogue's elements a lane (below); 0: fragments stored directly
+#endif
+// the dynamic shared memory (bf16 elements): the stages, or the staged epilogue's f32 tile where that is larger
+#define SG_EPI_ELEMS (SG_EV ? 2 * SG_BM * (SG_BN + 4) : 0)
+#define SG_SMEM_ELEMS (SG_STAGES * SG_STAGE_ELEMS > SG_EPI_ELEMS ? SG_STAGES * SG_STAGE_ELEMS : SG_EPI_ELEMS)
 static_assert(SG_WTM % 16 == 0 && SG_WTN % 8 == 0 && SG_BK % 16 == 0 && SG_KSTEP % SG_BK == 0, "skinny GEMM tiling");
 static_assert(SG_A_ELEMS % 8 == 0 && SG_B_ELEMS % 8 == 0, "16-byte aligned stages");
 
@@ -112,9 +118,9 @@ vmc_gemm_skinny(const bf16 *__restrict__ A, const bf16 *__restrict__ B, C_T *__r
                 const C_T *__restrict__ acc, float *__restrict__ ws) {
     vmc_grid_entry();
 #ifdef __CUDA_ARCH__
-    extern __shared__ __align__(16) unsigned short sg_smem[];   // SG_STAGES * SG_STAGE_ELEMS
+    extern __shared__ __align__(16) unsigned short sg_smem[];   // SG_SMEM_ELEMS
 #else
-    static __align__(16) unsigned short sg_smem[SG_STAGES * SG_STAGE_ELEMS];
+    static __align__(16) unsigned short sg_smem[SG_SMEM_ELEMS];
 #endif
     const int n0 = blockIdx.x * SG_BN, m0 = blockIdx.y * SG_BM;
     const int kbeg = blockIdx.z * SG_KSTEP, kend = min(SG_K, kbeg + SG_KSTEP);
@@ -162,6 +168,31 @@ vmc_gemm_skinny(const bf16 *__restrict__ A, const bf16 *__restrict__ B, C_T *__r
     sg_cp_wait<0>();
 
     // This thread's fragment elements: (row wm + 16 fm + g + 8 h, column wn + 8 fn + 2 t + e) = d[fm][fn][2h + e].
+#if SG_EV
+    // Staged epilogue: the CTA's tile goes through shared memory (f32, [BM][BN + 4]) so that each warp then stores
+    // whole row segments, SG_EV elements a lane, instead of a fragment's 8 rows x 16 bytes per instruction.
+    if (SG_SPLIT == 1) {
+        constexpr int SP = SG_BN + 4, CV = SG_BN / SG_EV;
+        float *st = reinterpret_cast<float *>(sg_smem);
+        __syncthreads();   // every warp is done with the stages
+#pragma unroll
+        for (int fm = 0; fm < SG_FM; fm++)
+#pragma unroll
+            for (int fn = 0; fn < SG_FN; fn++)
+#pragma unroll
+                for (int h = 0; h < 2; h++)
+                    store_vec<2>(st + (wm + fm * 16 + g + h * 8) * SP + wn + fn * 8 + 2 * t, &d[fm][fn][2 * h]);
+        __syncthreads();
+        for (int i = threadIdx.x; i < SG_BM * CV; i += SG_THREADS) {
+            const int r = i / CV, c = i % CV * SG_EV;
+            if (m0 + r >= SG_M || n0 + c >= SG_N) continue;
+            float v[SG_EV];
+            load_vec<SG_EV>(st + r * SP + c, v);
+            sg_store<SG_EV>(C, acc, m0 + r, n0 + c, v);
+        }
+        return;
+    }
+#endif
     if (SG_SPLIT == 1) {
 #pragma unroll
         for (int fm = 0; fm < SG_FM; fm++)
