@@ -3,6 +3,7 @@
  * GEMM peak measured in the same run, device memory, time per kernel class beside its floor, cold compile (empty
  * NVRTC cache) and warm start (cache hit) times. Parameters come from their initialisers, inputs are random. With
  * --data it is the data-loader benchmark (cmd_bench_data.c). Prints figures; never asserts on them. */
+#include "bench_gaps.h"
 #include "cli.h"
 #include "commands.h"
 #include "cuda_api.h"
@@ -15,6 +16,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+enum { PROFILE_STEPS = 2 };   /* eager steps timed launch by launch (the per-class and per-kernel lists) */
 
 static double now_s(void) {
     struct timespec t;
@@ -89,7 +92,8 @@ static bool parse(int argc, char **argv, Args *a) {
                 "  --steps N             timed steps (default 20)\n"
                 "  --warmup S            seconds of untimed steps first, so that the GPU runs at its sustained clocks\n"
                 "                        (default 2; an H200 at its 700 W cap lowers them within a second)\n"
-                "  --top N               list the N slowest kernels, with calls and time per step (default 12)\n"
+                "  --top N               list the N slowest kernels, with calls and time per step, and the N\n"
+                "                        furthest above their floor (default 12)\n"
                 "  --scan-recompute      the scan backward recomputes its chunk states: less memory, more time\n"
                 "  --set NAME=VALUE      override a model constant or recipe key (repeatable)\n"
                 "  -I DIR                add an import directory\n"
@@ -146,11 +150,13 @@ static void fill(Exec *e, const Graph *g) {
  * measured GEMM peak, its bytes at the measured copy bandwidth and its special-function work at 16 per SM and clock
  * (the mean clock NVML saw while timing; left out without readings), launches one after another; per class beside
  * the eager times above. */
-static void print_floor(Exec *e, const CudaProfile *prof, double peak_tflops, double mhz, int64_t batch, double ms) {
+static bool print_floor(Exec *e, const CudaProfile *prof, double peak_tflops, double mhz, int64_t batch, double ms,
+                        FloorRates *rates) {
     const double tbps = cuda_copy_bandwidth_tbps(e, (size_t)512 << 20, 20);   /* 512 MiB: 10x the L2 */
-    if (tbps <= 0) { printf("\n  floor: no room for the bandwidth probe's 1 GiB\n"); return; }
+    if (tbps <= 0) { printf("\n  floor: no room for the bandwidth probe's 1 GiB\n"); return false; }
     const int sms = cuda_exec_sm_count(e);
     const FloorRates r = {peak_tflops, tbps, mhz > 0 ? 16.0 * sms * mhz * 1e-6 : 1e30};
+    *rates = r;
     ClassTotals c;
     program_class_totals(cuda_exec_program(e), &r, &c);
     double total = 0;
@@ -163,9 +169,21 @@ static void print_floor(Exec *e, const CudaProfile *prof, double peak_tflops, do
     for (int j = 0; j < prof->n; j++) {
         double floor = 0;
         for (int i = 0; i < c.n; i++) if (!strcmp(c.name[i], prof->names[j])) floor = c.floor_ms[i];
-        printf(" %s %.3f / %.3f", prof->names[j], prof->ms[j] / 2, floor);
+        printf(" %s %.3f / %.3f", prof->names[j], prof->ms[j] / PROFILE_STEPS, floor);
     }
     printf("\n");
+    return true;
+}
+
+/* The `top` kernels furthest above their floor (bench_gaps.h), from the eager profile of PROFILE_STEPS steps. */
+static void print_gaps(Exec *e, const FloorRates *r, const CudaProfile *prof, int top) {
+    KernelGap *g = xcalloc((size_t)prof->nk + 1, sizeof *g);
+    const int n = kernel_gaps(cuda_exec_program(e), r, prof, PROFILE_STEPS, g);
+    printf("  furthest above their floor (per step, eager ms / floor ms of the kernel's launches):");
+    for (int t = 0; t < top && t < n; t++)
+        printf("%s%s x%d %.3f / %.3f", t % 3 ? ", " : "\n    ", g[t].name, g[t].calls, g[t].ms, g[t].floor_ms);
+    printf("\n");
+    free(g);
 }
 
 static int bench(const Args *a, DslModule *m) {
@@ -212,7 +230,7 @@ static int bench(const Args *a, DslModule *m) {
     double ms = cuda_exec_time_steps_sampled(e, &si, a->steps, sample_clocks, &cs);
     gpu_clocks_describe(&cs, clocks, sizeof clocks);
     CudaProfile prof = {0};
-    cuda_exec_profile(e, &si, 2, &prof);
+    cuda_exec_profile(e, &si, PROFILE_STEPS, &prof);
     double peak = 0;   /* the best of three: one measurement varied from 727 to 883 TFLOP/s within a run (H200) */
     for (int t = 0; t < 3; t++) {
         const double tf = cuda_gemm_peak_tflops(e, 8192, 20);
@@ -242,17 +260,19 @@ static int bench(const Args *a, DslModule *m) {
            (double)cuda_exec_device_bytes(e) / (1 << 30), (double)used / (1 << 30), (double)total / (1 << 30));
     double sum = 0;
     for (int k = 0; k < prof.n; k++) sum += prof.ms[k];
-    printf("  time per kernel class (eager, events around each launch; %.3f ms per step):", sum / 2);
-    for (int k = 0; k < prof.n; k++) printf(" %s %.3f ms (%.0f%%)", prof.names[k], prof.ms[k] / 2, 100 * prof.ms[k] / sum);
+    printf("  time per kernel class (eager, events around each launch; %.3f ms per step):", sum / PROFILE_STEPS);
+    for (int k = 0; k < prof.n; k++) printf(" %s %.3f ms (%.0f%%)", prof.names[k], prof.ms[k] / PROFILE_STEPS, 100 * prof.ms[k] / sum);
+    FloorRates rates;
     if (a->fp32) printf("\n  floor: for bf16 steps only (the GEMM peak it takes is bf16's)\n");
-    else print_floor(e, &prof, peak, cs.n ? cs.sum_mhz / cs.n : 0, B, ms);
+    else if (print_floor(e, &prof, peak, cs.n ? cs.sum_mhz / cs.n : 0, B, ms, &rates) && a->top > 0)
+        print_gaps(e, &rates, &prof, a->top);
     printf("  slowest kernels (per step; GB/s: the memory each launch declares, whole buffers, over its time):");
     for (int t = 0; t < a->top; t++) {
         int best = -1;
         for (int k = 0; k < prof.nk; k++) if (prof.kcalls[k] >= 0 && (best < 0 || prof.kms[k] > prof.kms[best])) best = k;
         if (best < 0) break;
-        printf("%s%s x%d %.3f ms %.0f GB/s", t % 3 ? ", " : "\n    ", prof.knames[best], prof.kcalls[best] / 2,
-               prof.kms[best] / 2, prof.kbytes[best] / (prof.kms[best] * 1e6));
+        printf("%s%s x%d %.3f ms %.0f GB/s", t % 3 ? ", " : "\n    ", prof.knames[best], prof.kcalls[best] / PROFILE_STEPS,
+               prof.kms[best] / PROFILE_STEPS, prof.kbytes[best] / (prof.kms[best] * 1e6));
         prof.kcalls[best] = -1;
     }
     printf("\n  compile: cold %.2f s (empty NVRTC cache, %d modules), warm start %.2f s (NVRTC and GEMM-tuning caches "

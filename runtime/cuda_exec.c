@@ -3,6 +3,7 @@
  * graph and replayed. The step's (seed, step) pair lives in device memory, copied from a pinned ring before each
  * replay. Device storage of float tensors is f32 (codegen.h); the host sees node dtypes (bf16 converted here). */
 #include "cuda_impl.h"
+#include "bench_gaps.h"
 #include "cli.h"
 #include "gpu_clocks.h"
 #include "program_knobs.h"
@@ -462,7 +463,7 @@ void cuda_exec_profile(Exec *e, const StepInfo *s, int steps, CudaProfile *prof)
             float ms = 0;
             CU_CHECK(c->cu->cuEventElapsedTime(&ms, ev[k], ev[k + 1]));
             prof->ms[class_index(prof, c->p->launches[k].kclass)] += ms;
-            const char *name = c->p->launches[k].kind == LK_MEMSET ? "memset" : c->p->launches[k].name;
+            const char *name = launch_profile_name(&c->p->launches[k]);
             int j = 0;
             while (j < prof->nk && strcmp(prof->knames[j], name)) j++;
             if (j == prof->nk && prof->nk < TOP_MAX) {

@@ -35,6 +35,12 @@ target_link_libraries(test_streams PRIVATE runtime)
 target_compile_definitions(test_streams PRIVATE VMC_ROOT="${VMC_ROOT}")
 add_test(NAME streams COMMAND test_streams)
 set_tests_properties(streams PROPERTIES LABELS cpu TIMEOUT 600)
+# `vmc bench`'s list of the kernels furthest above their floor, from a stand-in profile (no GPU).
+add_executable(test_bench_gaps ${CMAKE_CURRENT_LIST_DIR}/test_bench_gaps.c)
+target_link_libraries(test_bench_gaps PRIVATE runtime)
+target_compile_definitions(test_bench_gaps PRIVATE VMC_ROOT="${VMC_ROOT}")
+add_test(NAME bench_gaps COMMAND test_bench_gaps)
+set_tests_properties(bench_gaps PROPERTIES LABELS cpu TIMEOUT 120)
 # `vmc bench` prints the step's figures and its floor on this GPU (measured GEMM peak and copy bandwidth).
 add_test(NAME bench_gpu COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/test_bench_gpu.sh ${CMAKE_BINARY_DIR}/vmc ${VMC_ROOT})
 set_tests_properties(bench_gpu PROPERTIES LABELS gpu SKIP_RETURN_CODE 77 TIMEOUT 300)
