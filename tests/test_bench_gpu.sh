@@ -19,4 +19,7 @@ awk -v t="$tflops" -v b="$tbps" -v m="$ms" -v i="$ips" 'BEGIN { exit !(t > 10 &&
     { echo "FAILED: floor figures out of range"; exit 1; }
 classes=$(grep -oE 'per class, eager ms / floor ms:( [a-z]+ [0-9.]+ / [0-9.]+)+$' <<< "$out")
 grep -q ' gemm [0-9.]* / [0-9.]*' <<< "$classes" || { echo "FAILED: no per-class eager / floor figures with a gemm class"; exit 1; }
+# the kernels furthest above their floor: a heading, then entries "name xCALLS MS / FLOOR"
+grep -A1 '^  furthest above their floor' <<< "$out" | grep -qE '^    [A-Za-z0-9_]+ x[0-9]+ [0-9.]+ / [0-9.]+' ||
+    { echo "FAILED: no list of the kernels furthest above their floor"; exit 1; }
 echo ok
