@@ -14,7 +14,7 @@
 // Needs SG_M, SG_N, SG_K, SG_LDA, SG_LDB, SG_TA, SG_TB, SG_ALPHA, SG_ACC, C_T, SG_PAIRS, SG_RV and SG_EV (below); the
 // tiling SG_BM x SG_BN (SG_WM x SG_WN warps), SG_BK, SG_STAGES, SG_VA / SG_VB (elements per cp.async along each
 // operand's contiguous dimension: 8, 4 or 2), SG_SPLIT (K ranges of SG_KSTEP, a multiple of SG_BK). Grid
-// (ceil(N/BN), ceil(M/BM), SPLIT), block WM*WN*32, dynamic shared memory 2 * SG_STAGES * SG_STAGE_ELEMS bytes.
+// (ceil(N/BN), ceil(M/BM), SPLIT), block WM*WN*32, dynamic shared memory 2 * SG_SMEM_ELEMS bytes.
 // Each stage of shared memory holds a BK-deep slice of both operand tiles in their global orientation (cp.async
 // copies them unchanged): a K-contiguous operand as [row][k], the other as [k][row], rows padded by 8 elements so
 // that the 8 rows of an ldmatrix fall on different banks. ldmatrix reads the fragments, transposing the
