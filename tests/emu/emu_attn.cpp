@@ -9,10 +9,7 @@
 #define ATTN_H 2
 #define ATTN_E 64
 #define ATTN_SCALE 0.125f
-#define Q_T bf16
-#define K_T bf16
-#define V_T bf16
-#define DO_T bf16
+#include "attn_bf16_types.h"
 #define O_T bf16
 #define MASK_T float
 #define ATTN_FAST 1

@@ -7,10 +7,7 @@
 #define ATTN_H 1
 #define ATTN_E 16
 #define ATTN_SCALE 0.25f
-#define Q_T bf16
-#define K_T bf16
-#define V_T bf16
-#define DO_T bf16
+#include "attn_bf16_types.h"
 #define O_T float
 #define MASK_T float
 #define ATTN_FAST 1
