@@ -276,7 +276,8 @@ static unsigned attn_smem(const AttnSpec *s, bool fast, bool backward, int chunk
     return backward ? 4 * EP * (LP + SP) + 4 * LP * CP : 2 * EP * (LP + 2 * SP);
 }
 
-static unsigned attn_limit(const AttnSpec *s) { return s->smem_limit ? (unsigned)s->smem_limit : 232448u; }
+/* (a spec without an architecture: sm_90's, as ATTN_SMEM_LIMIT's default) */
+static unsigned attn_limit(const AttnSpec *s) { return (unsigned)(s->smem_limit ? s->smem_limit : template_smem_limit(90)); }
 
 /* Keys a backward chunk of P and dS holds: 64, or fewer where that does not fit the architecture's shared memory
  * (Ada's 99 KB at ARM-B's shapes: 32); 0 if not even 16 fits (nor the forward). */
