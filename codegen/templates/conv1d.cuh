@@ -80,33 +80,33 @@ template <int J> static __device__ __forceinline__ int conv_dir_row(int t) {
     return 0;
 }
 #ifdef CONV_BACKWARD
-// (backward) the element offset of row t of batch b of direction J's dy (map DYA{J}) and dy2 (map DYB{J})
-template <int J> static __device__ __forceinline__ size_t conv_dy_at(int b, int t) {
-    if constexpr (J == 0) return VMC_AT(DYA0, b, t);
+// (backward) Direction J's dy (map DYA{J}) and dy2 (map DYB{J}): element (b, t, d) at col(b) + d + row(t). The
+// row offset is a signed int on purpose: with no wrap-around to respect, the compiler turns consecutive rows into
+// immediate offsets from one address (a size_t offset per row took 7-8 integer instructions a row and array).
+// (An anonymous namespace, as static elsewhere: the emulator tests link several instantiations.)
+#define CONV_COL(P, b) ((size_t)(b) * P##_LROWS * P##_STRIDE + P##_OFF)
+#define CONV_ROWOFF(P, t) ((int)P##_ROW(t) * P##_STRIDE)
+namespace {
+template <int J> struct ConvDy;
+#define CONV_DY_DIR(J)                                                                                             \
+    template <> struct ConvDy<J> {                                                                                 \
+        static __device__ __forceinline__ size_t col(int b) { return CONV_COL(DYA##J, b); }                        \
+        static __device__ __forceinline__ int row(int t) { return CONV_ROWOFF(DYA##J, t); }                        \
+        static __device__ __forceinline__ size_t col2(int b) { return CONV_COL(DYB##J, b); }                       \
+        static __device__ __forceinline__ int row2(int t) { return CONV_ROWOFF(DYB##J, t); }                       \
+    };
+CONV_DY_DIR(0)
 #if CONV_NDIR > 1
-    if constexpr (J == 1) return VMC_AT(DYA1, b, t);
+CONV_DY_DIR(1)
 #endif
 #if CONV_NDIR > 2
-    if constexpr (J == 2) return VMC_AT(DYA2, b, t);
+CONV_DY_DIR(2)
 #endif
 #if CONV_NDIR > 3
-    if constexpr (J == 3) return VMC_AT(DYA3, b, t);
+CONV_DY_DIR(3)
 #endif
-    return 0;
-}
-template <int J> static __device__ __forceinline__ size_t conv_dy2_at(int b, int t) {
-    if constexpr (J == 0) return VMC_AT(DYB0, b, t);
-#if CONV_NDIR > 1
-    if constexpr (J == 1) return VMC_AT(DYB1, b, t);
-#endif
-#if CONV_NDIR > 2
-    if constexpr (J == 2) return VMC_AT(DYB2, b, t);
-#endif
-#if CONV_NDIR > 3
-    if constexpr (J == 3) return VMC_AT(DYB3, b, t);
-#endif
-    return 0;
-}
+#undef CONV_DY_DIR
+}   // namespace
 #endif
 #endif
 
@@ -226,14 +226,22 @@ static __device__ __forceinline__ void conv_bwd_multi_grad(const float *xs, floa
                                                            int b, int d, int c, float *gv, float *dw_acc, float &db_acc) {
     constexpr int K = CONV_K, R = CONV_MROWS;
     const int t0 = threadIdx.y * R;
+    const DY_T *dya = dy + ConvDy<J>::col(b) + d;
+    const DY2_T *dyb = CONV_DY2 ? dy2 + ConvDy<J>::col2(b) + d : nullptr;
+    // All loads first, none used before the last is issued; rows past L load nothing (a predicated load, each
+    // into a register zeroed first: no branch, so no load waits for the one before).
+    DY_T ra[R];
+    DY2_T rb[R];
 #pragma unroll
-    for (int i = 0; i < R; i++) {   // all loads first (rows past L read row L - 1 and are dropped below)
-        const int t = min(t0 + i, CONV_L - 1);
-        gv[i] = to_f32(dy[conv_dy_at<J>(b, t) + d]);
-#if CONV_DY2
-        gv[i] += to_f32(dy2[conv_dy2_at<J>(b, t) + d]);
-#endif
+    for (int i = 0; i < R; i++) {
+        const bool in = t0 + i < CONV_L;
+        ra[i] = DY_T{};
+        rb[i] = DY2_T{};
+        if (in) ra[i] = dya[ConvDy<J>::row(t0 + i)];
+        if (CONV_DY2 && in) rb[i] = dyb[ConvDy<J>::row2(t0 + i)];
     }
+#pragma unroll
+    for (int i = 0; i < R; i++) gv[i] = to_f32(ra[i]) + (CONV_DY2 ? to_f32(rb[i]) : 0.f);
     float xw[K];   // xw[k] = x[t - K + 1 + k] in this direction's order, 0 outside [0, L)
 #pragma unroll
     for (int k = 1; k < K; k++) {
