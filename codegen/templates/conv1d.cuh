@@ -120,11 +120,22 @@ CONV_DY_DIR(3)
 // Measured (H200, ARM-B fine-tuning, bf16): 0.115 ms a layer (4 directions, ~4 TB/s of declared memory); inference
 // at batch 256 34.26 -> 33.97 ms a step against a launch per direction in one run, 34.69 / 34.55 -> 34.65 / 34.50 in
 // another (same-run pairs): at most 1%.
-// Direction J's rows t = threadIdx.y, + CONV_MWARPS, ... of channels d .. d + V - 1 (c: their place in a staged row).
+// Direction J's rows t0 .. t0 + R - 1 (t0 = warp * R, R = ceil(L / MWARPS)) of channels d .. d + V - 1 (c: their
+// place in a staged row), through a sliding window of the last K x rows in this direction's order: one row lookup
+// and one shared load a row. (Rows w, w + MWARPS, ... a warp looked up and loaded all K rows of each: 74 SASS
+// instructions a row of a table-mapped direction at ARM-B fine-tuning's shape, against 35 a row now.)
+template <int J>
+static __device__ __forceinline__ void conv_multi_row(const float *xs, int t, int c, float *v) {
+    constexpr int V = CONV_VEC;
+    const bool in = t >= 0 && t < CONV_L;   // (predicated: no row lookup past the table)
+    const float *row = xs + (in ? conv_dir_row<J>(t) : 0) * (32 * V) + c;
+#pragma unroll
+    for (int e = 0; e < V; e++) v[e] = in ? row[e] : 0.f;
+}
 template <int J>
 static __device__ __forceinline__ void conv_multi_dir(const float *xs, const W_T *__restrict__ w, const BIAS_T *__restrict__ bias,
                                                OUT_T *__restrict__ y, int b, int d, int c) {
-    constexpr int K = CONV_K, V = CONV_VEC, W = 32 * CONV_VEC;
+    constexpr int K = CONV_K, V = CONV_VEC, R = (CONV_L + CONV_MWARPS - 1) / CONV_MWARPS;
     float wk[K][V], bb[V];
 #pragma unroll
     for (int v = 0; v < V; v++) {
@@ -132,23 +143,28 @@ static __device__ __forceinline__ void conv_multi_dir(const float *xs, const W_T
 #pragma unroll
         for (int k = 0; k < K; k++) wk[k][v] = to_f32(w[(d + v) * K + k]);
     }
-    for (int t = threadIdx.y; t < CONV_L; t += CONV_MWARPS) {
-        float acc[V];
+    const int t0 = threadIdx.y * R;
+    float win[K][V];   // win[k] = x[t - K + 1 + k] in this direction's order (0 outside [0, L))
 #pragma unroll
-        for (int v = 0; v < V; v++) acc[v] = bb[v];
+    for (int k = 1; k < K; k++) conv_multi_row<J>(xs, t0 - K + k, c, win[k]);
+    OUT_T *yb = y + (size_t)b * CONV_L * CONV_D + d;
+#pragma unroll 4
+    for (int i = 0; i < R; i++) {
+        const int t = t0 + i;
 #pragma unroll
-        for (int k = 0; k < K; k++) {
-            const int tt = t - K + 1 + k;   // y[t] = bias + sum_k w[k] x[t - K + 1 + k] in this direction's order
-            if (tt < 0) continue;
-            const float *row = xs + conv_dir_row<J>(tt) * W + c;
+        for (int k = 0; k < K - 1; k++)
 #pragma unroll
-            for (int v = 0; v < V; v++) acc[v] = fmaf(wk[k][v], row[v], acc[v]);
+            for (int v = 0; v < V; v++) win[k][v] = win[k + 1][v];
+        conv_multi_row<J>(xs, t, c, win[K - 1]);
+        float acc[V];   // y[t] = bias + sum_k w[k] x[t - K + 1 + k]
+#pragma unroll
+        for (int v = 0; v < V; v++) {
+            acc[v] = bb[v];
+#pragma unroll
+            for (int k = 0; k < K; k++) acc[v] = fmaf(wk[k][v], win[k][v], acc[v]);
+            if (CONV_SILU) acc[v] *= sigmoid_f(acc[v]);
         }
-        if (CONV_SILU) {
-#pragma unroll
-            for (int v = 0; v < V; v++) acc[v] *= sigmoid_f(acc[v]);
-        }
-        store_vec<V>(y + ((size_t)b * CONV_L + t) * CONV_D + d, acc);
+        if (t < CONV_L) store_vec<V>(yb + t * CONV_D, acc);
     }
 }
 
@@ -206,12 +222,10 @@ vmc_conv1d_fwd_multi(const X_T *__restrict__ x, const W_T *__restrict__ w0, cons
 // batch. Arguments: x, dx_sum, then per direction j < 4: dy, dy2, w, bias, dw, db. Grid (ceil(D / 32),
 // ceil(B / MBATCH)), block (32, CONV_MWARPS), CONV_MWARPS * R >= L, R >= K - 1, X_LROWS == L; dynamic shared memory
 // (2 L + 2 K MWARPS) * 32 floats.
-// Measured (H200, ARM-B fine-tuning, bf16, `vmc bench --top`), on the previous form of this kernel (every warp on
-// rows w, w + MWARPS, ... and each direction's g through a shared [L][32] array: 76 KB a block, 4 row-table lookups a
-// row): 0.434 ms a layer (16 warps, a batch a block; 0.53 with 2 batches) against 0.27 for the four separate
-// backwards (which write each dx in bf16 for the merge to sum), the step 64.47 against 63.37 ms; so it stays off
-// (VMC_CONV_MULTI_BWD=1). A first form (one thread walking 29 consecutive rows, loads row by row) took 0.98 ms. This
-// form (consecutive rows a warp, one lookup a row, 57 KB) is not timed yet; it pays if under about 0.31 ms a layer.
+// Measured: the previous forms of this kernel (every warp on rows w, w + MWARPS, ... with each direction's g through
+// a shared [L][32] array, 0.434 ms a layer on an H200; one thread walking 29 rows, 0.98 ms) lost to four separate
+// backwards (0.27 ms); this form takes 0.32 ms a layer eager on an H100 and made the fine-tuning step faster (README:
+// The conv1d of several directions).
 
 #ifndef CONV_MBLOCKS
 #define CONV_MBLOCKS 1   // blocks an SM should hold (caps the registers: 65536 / (32 MWARPS MBLOCKS) a thread)
