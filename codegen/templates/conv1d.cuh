@@ -363,16 +363,18 @@ vmc_conv1d_bwd_multi(const X_T *__restrict__ x, OUT_T *__restrict__ dx_sum, cons
     for (int bi = 0; bi < CONV_MBATCH; bi++) {
         const int b = blockIdx.y * CONV_MBATCH + bi;
         if (b >= CONV_B) break;   // (the same for the whole block)
-        float xv[CONV_MROWS];
+        // All loads first, as in the grad phase (predicated, signed row offsets: constant offsets of one address).
+        const X_T *xb = x + (size_t)b * R * X_STRIDE + X_OFF + d + (int)threadIdx.y * X_STRIDE;
+        X_T xv[CONV_MROWS];
 #pragma unroll
-        for (int i = 0; i < CONV_MROWS; i++) {   // all loads first, as in the grad phase
-            const int r = min((int)threadIdx.y + i * CONV_MWARPS, R - 1);
-            xv[i] = to_f32(x[((size_t)b * R + r) * X_STRIDE + X_OFF + d]);
+        for (int i = 0; i < CONV_MROWS; i++) {
+            xv[i] = X_T{};
+            if ((int)threadIdx.y + i * CONV_MWARPS < R) xv[i] = xb[i * CONV_MWARPS * X_STRIDE];
         }
 #pragma unroll
         for (int i = 0; i < CONV_MROWS; i++) {
             const int r = threadIdx.y + i * CONV_MWARPS;
-            if (r < R) xs[r * 32 + c] = xv[i];
+            if (r < R) xs[r * 32 + c] = to_f32(xv[i]);
         }
         __syncthreads();
         conv_bwd_multi_dir<0>(xs, gs, ss, red, dy0, dyb0, w0, b0, dw0, db0, b, d, c);
@@ -386,8 +388,8 @@ vmc_conv1d_bwd_multi(const X_T *__restrict__ x, OUT_T *__restrict__ dx_sum, cons
         conv_bwd_multi_dir<3>(xs, gs, ss, red, dy3, dyb3, w3, b3, dw3, db3, b, d, c);
 #endif
         if (valid) {   // (the next batch's first writes to ss come two barriers later)
-            for (int r = threadIdx.y; r < R; r += CONV_MWARPS)
-                dx_sum[((size_t)b * R + r) * CONV_D + d] = from_f32<OUT_T>(ss[r * 32 + c]);
+            OUT_T *ob = dx_sum + (size_t)b * R * CONV_D + d;
+            for (int r = threadIdx.y; r < R; r += CONV_MWARPS) ob[r * CONV_D] = from_f32<OUT_T>(ss[r * 32 + c]);
         }
     }
 }
