@@ -170,24 +170,29 @@ static __device__ __forceinline__ void attn_acc_to_a(unsigned *a, const float *l
 }
 
 // Rows [0, n) of one input (row(t): its channel 0 for this batch and head) into s ([npad][ATTN_EP] bf16); rows
-// n .. npad - 1 zero. 16-byte copies where the row map and the pointer allow (vec), else 2-byte loads.
+// n .. npad - 1 zero. Where the row map and the pointer allow (vec), 16-byte cp.async copies, in flight together
+// with every other input's: the caller commits them and waits (vmc_cp_async_wait, then a barrier) before reading
+// s. (Staged through registers one input after another, the forward and backward waited for memory once per input.)
+// Else 2-byte loads, stored at once.
 template <int NT, class RowPtr>
 static __device__ __forceinline__ void attn_stage(unsigned short *s, int n, int npad, bool vec, RowPtr row) {
     constexpr int PER = ATTN_E / 8;   // 16-byte pieces a row
     for (int x = threadIdx.x; x < npad * PER; x += NT) {
         const int r = x / PER, c = x % PER * 8;
+        unsigned short *dst = s + r * ATTN_EP + c;
+        if (r < n && vec) {
+            vmc_cp_async16(dst, row(r) + c);
+            continue;
+        }
         uint4 w = {0u, 0u, 0u, 0u};
         if (r < n) {
             const unsigned short *p = row(r) + c;
-            if (vec) w = *reinterpret_cast<const uint4 *>(p);
-            else {
-                unsigned e[4];
+            unsigned e[4];
 #pragma unroll
-                for (int k = 0; k < 4; k++) e[k] = (unsigned)p[2 * k] | (unsigned)p[2 * k + 1] << 16;
-                w = uint4{e[0], e[1], e[2], e[3]};
-            }
+            for (int k = 0; k < 4; k++) e[k] = (unsigned)p[2 * k] | (unsigned)p[2 * k + 1] << 16;
+            w = uint4{e[0], e[1], e[2], e[3]};
         }
-        *reinterpret_cast<uint4 *>(s + r * ATTN_EP + c) = w;
+        *reinterpret_cast<uint4 *>(dst) = w;
     }
 }
 #define ATTN_VEC(P, ptr) (P##_STRIDE % 8 == 0 && P##_OFF % 8 == 0 && (unsigned long long)(ptr) % 16 == 0)
@@ -270,6 +275,8 @@ static __device__ __forceinline__ void attn_fwd_fast(const Q_T *__restrict__ q, 
     attn_stage<ATTN_FWD_THREADS>(sQ, ATTN_L, ATTN_LP, ATTN_VEC(Q, q), ATTN_ROWS(Q, q, b, h));
     attn_stage<ATTN_FWD_THREADS>(sK, ATTN_S, ATTN_SP, ATTN_VEC(K, k), ATTN_ROWS(K, k, b, h));
     attn_stage<ATTN_FWD_THREADS>(sV, ATTN_S, ATTN_SP, ATTN_VEC(V, v), ATTN_ROWS(V, v, b, h));
+    vmc_cp_async_commit();
+    vmc_cp_async_wait<0>();
     __syncthreads();
 
     for (int rt = warp; rt < ATTN_LP / 16; rt += ATTN_FWD_WARPS) {
@@ -318,15 +325,21 @@ static __device__ __forceinline__ void attn_bwd_fast(const Q_T *__restrict__ q, 
     constexpr int NW = ATTN_LP / 16, NG = ATTN_E % 32 == 0 ? 32 : 16;   // warps; channels of a dK / dV unit
     const int h = blockIdx.x, b = blockIdx.y, warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2,
               t = lane & 3, r0 = 16 * warp;
+    // Two groups of copies: Q and K first, for the scores; dO and V land while the scores and softmax run.
     attn_stage<ATTN_BWD_THREADS>(sQ, ATTN_L, ATTN_LP, ATTN_VEC(Q, q), ATTN_ROWS(Q, q, b, h));
-    attn_stage<ATTN_BWD_THREADS>(sO, ATTN_L, ATTN_LP, ATTN_VEC(DO, dout), ATTN_ROWS(DO, dout, b, h));
     attn_stage<ATTN_BWD_THREADS>(sK, ATTN_S, ATTN_SP, ATTN_VEC(K, k), ATTN_ROWS(K, k, b, h));
+    vmc_cp_async_commit();
+    attn_stage<ATTN_BWD_THREADS>(sO, ATTN_L, ATTN_LP, ATTN_VEC(DO, dout), ATTN_ROWS(DO, dout, b, h));
     attn_stage<ATTN_BWD_THREADS>(sV, ATTN_S, ATTN_SP, ATTN_VEC(V, v), ATTN_ROWS(V, v, b, h));
+    vmc_cp_async_commit();
+    vmc_cp_async_wait<1>();
     __syncthreads();
 
     float p[ATTN_SP / 8][4];
     attn_scores(p, sQ, sK, mask, r0);
     attn_softmax(p, r0);
+    vmc_cp_async_wait<0>();
+    __syncthreads();
 
     unsigned oa[ATTN_DO_REGS ? ATTN_E / 16 : 1][4];
     if (ATTN_DO_REGS) {

@@ -213,6 +213,35 @@ template <int X, bool TRANS> static __device__ __forceinline__ void vmc_ldmatrix
 #endif
 }
 
+// cp.async (sm_80+): 16 bytes from global to shared memory without passing through registers, so a thread can have
+// all of a tile's copies in flight at once. Copies go in commit groups; vmc_cp_async_wait<N>() returns once at most
+// the N most recent of this thread's groups are still pending (a barrier then makes every thread's copies visible).
+// Both addresses 16-byte aligned. Under the CPU emulator the copies happen at the wait (cuda_emu.h), so a read
+// before it sees stale data and fails its test.
+static __device__ __forceinline__ void vmc_cp_async16(void *smem, const void *gmem) {
+#ifdef __CUDA_ARCH__
+    unsigned s;
+    asm("{ .reg .u64 q; cvta.to.shared.u64 q, %1; cvt.u32.u64 %0, q; }" : "=r"(s) : "l"(smem));
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(s), "l"(gmem) : "memory");
+#else
+    emu_cp_async16(smem, gmem);
+#endif
+}
+static __device__ __forceinline__ void vmc_cp_async_commit() {
+#ifdef __CUDA_ARCH__
+    asm volatile("cp.async.commit_group;" ::: "memory");
+#else
+    emu_cp_async_commit();
+#endif
+}
+template <int N> static __device__ __forceinline__ void vmc_cp_async_wait() {
+#ifdef __CUDA_ARCH__
+    asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
+#else
+    emu_cp_async_wait(N);
+#endif
+}
+
 // Dynamic shared memory of BYTES bytes, 16-byte aligned: `extern __shared__` on the GPU (the launch passes BYTES;
 // above 48 KB the host first raises the kernel's CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES); under the CPU
 // emulator (cuda_emu.h, no dynamic shared memory) a block-wide static array of that size.

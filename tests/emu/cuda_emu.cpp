@@ -3,6 +3,7 @@
 // faster (test_emu_exec: 195 -> 52 s), but in one fixed order, so a race between a block's threads cannot show. The
 // kernel tests keep pthreads for that; whole steps (emu_exec.c) take fibers.
 #include "cuda_emu.h"
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
@@ -93,6 +94,36 @@ void emu_ldmatrix(unsigned *r, const unsigned short *p, int count, bool trans) {
         r[j] = lo | hi << 16;
     }
     warp_sync(w);
+}
+
+// Each thread's copies not yet landed: (destination, the 16 bytes read at issue, commit group), by flat thread
+// index (fibers share one OS thread); groups count up from 0, and copies issued after the last commit belong to the
+// open group. A copy left pending when its block ends (the block never waited: on a GPU it lands unread) is dropped.
+struct EmuCopy { void *dst; unsigned char bytes[16]; int group; unsigned block; };
+static std::vector<EmuCopy> cp_pending[1024];
+static int cp_group[1024];
+static unsigned block_id() { return blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z); }
+static std::atomic<unsigned long> cp_issued;
+unsigned long emu_cp_async_issued() { return cp_issued.load(); }
+void emu_cp_async16(void *dst, const void *src) {
+    cp_issued++;
+    EmuCopy c;
+    c.dst = dst;
+    std::memcpy(c.bytes, src, 16);
+    c.group = cp_group[flat_tid()];
+    c.block = block_id();
+    cp_pending[flat_tid()].push_back(c);
+}
+void emu_cp_async_commit() { cp_group[flat_tid()]++; }
+void emu_cp_async_wait(int n) {   // groups below cp_group - n complete (the open group is not committed)
+    const int t = flat_tid();
+    std::vector<EmuCopy> keep;
+    for (const EmuCopy &c : cp_pending[t]) {
+        if (c.block != block_id()) continue;
+        if (c.group < cp_group[t] - n) std::memcpy(c.dst, c.bytes, 16);
+        else keep.push_back(c);
+    }
+    cp_pending[t].swap(keep);
 }
 
 #ifndef EMU_FIBERS

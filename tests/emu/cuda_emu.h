@@ -43,6 +43,12 @@ inline void __threadfence() {}   // blocks run one after another here
 void emu_mma_bf16_16816(float *d, const unsigned *a, const unsigned *b);
 // ldmatrix.sync.aligned.m8n8.x{count}[.trans].shared.b16 of one warp: lane l names row l % 8 of matrix l / 8.
 void emu_ldmatrix(unsigned *r, const unsigned short *p, int count, bool trans);
+// cp.async of 16 bytes: the source is read at issue, the destination written at the wait that covers its commit
+// group (emu_cp_async_wait(n): all but this thread's n most recent groups).
+void emu_cp_async16(void *dst, const void *src);
+void emu_cp_async_commit();
+void emu_cp_async_wait(int n);
+unsigned long emu_cp_async_issued();   // copies issued since the program started (tests check a path took them)
 // Programmatic dependent launch has nothing to wait for here (codegen.h CODEGEN_GRID_ENTRY steps aside for this).
 #define VMC_EMU_GRID_ENTRY
 inline void vmc_grid_entry() {}
