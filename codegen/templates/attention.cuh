@@ -35,8 +35,9 @@
 // 16 w .. 16 w + 15 and keeps its 16 x SP score rows in registers (SP / 2 floats a thread): exact softmax there (row
 // max and sum across the quad of lanes sharing a row), P rounded to bf16 straight from the accumulator fragments into
 // A fragments (an accumulator pair (row g, cols 2t, 2t+1) is exactly an A register). K, V, Q (and dO) of the head are
-// staged in shared memory, rows padded by 8 elements (row pitch = 4 words mod 8: the 8 rows of an ldmatrix hit
-// different banks) and zero-filled past L / S, so padded rows add nothing (and no NaN) to any product.
+// staged in shared memory by cp.async (attn_stage), rows padded by 8 elements (row pitch = 4 words mod 8: the 8 rows
+// of an ldmatrix hit different banks) and zero-filled past L / S, so padded rows add nothing (and no NaN) to any
+// product.
 // Backward, per warp: P (registers), D_i from dP = dO V^T tile by tile (16 keys), then per chunk of SC keys a second
 // pass recomputing dP, forming dS = P (dP - D), accumulating dQ (dS as A operand from the accumulators, K as B) and
 // storing P and dS (bf16, [query][key]) in shared memory; after a barrier all warps split the chunk's key rows x
