@@ -1,8 +1,10 @@
 // emu_conv_multi_bwd.cpp — the backward of one input's conv1d + SiLU under three row orders in one launch
 // (vmc_conv1d_bwd_multi): x the upper channel half of a [B, L, 2D] buffer read in order, reversed and through a
 // permutation table; each direction's gradient dy + dy2 (dy2 a channel slice of a wider buffer); the directions' dx
-// summed in x's row order, dw and db per direction. B = 5 (a partial group of 4 batches), D = 40 (a partial block
-// of 32 channels), L = 13 over 3 warps (rows w, w + 3, ...: 5 a thread, 2 past L). Against scan_ref.h's conv backward of each materialised direction.
+// summed in x's row order, dw and db per direction; direction 2's dy read reversed and direction 1's dy2 through
+// the table (the ConvDy row offsets). B = 5 (a partial group of 4 batches), D = 40 (a partial block of 32
+// channels), L = 13 over 3 warps (rows 5w .. 5w + 4: the last warp's 2 past L). Against scan_ref.h's conv backward
+// of each materialised direction.
 #include "cuda_emu.h"
 #include "../scan_ref.h"
 #include <cstdio>
@@ -41,7 +43,7 @@ static const int mb_perm[CONV_L] = {3, 0, 10, 7, 1, 12, 9, 2, 8, 5, 11, 4, 6};
 #define DYA2_LROWS CONV_L
 #define DYA2_STRIDE CONV_D
 #define DYA2_OFF 0
-#define DYA2_ROW(t) (t)
+#define DYA2_ROW(t) (CONV_L - 1 - (t))
 #define DYB0_LROWS CONV_L
 #define DYB0_STRIDE (3 * CONV_D)
 #define DYB0_OFF CONV_D
@@ -49,7 +51,7 @@ static const int mb_perm[CONV_L] = {3, 0, 10, 7, 1, 12, 9, 2, 8, 5, 11, 4, 6};
 #define DYB1_LROWS CONV_L
 #define DYB1_STRIDE (3 * CONV_D)
 #define DYB1_OFF CONV_D
-#define DYB1_ROW(t) (t)
+#define DYB1_ROW(t) mb_perm[t]
 #define DYB2_LROWS CONV_L
 #define DYB2_STRIDE (3 * CONV_D)
 #define DYB2_OFF CONV_D
@@ -95,7 +97,9 @@ extern "C" int emu_check_conv_multi_bwd(void) {
             for (int t = 0; t < L; t++)
                 for (int d = 0; d < D; d++) {
                     const size_t i = ((size_t)b * L + t) * D + d;
-                    const double g = dy[j][i] + dy2w[j][((size_t)b * L + t) * 3 * D + D + d], s = ref_sigmoid(p[i]);
+                    const int ta = j == 2 ? L - 1 - t : t, tb = j == 1 ? mb_perm[t] : t;   // dy, dy2 row maps
+                    const double g = dy[j][((size_t)b * L + ta) * D + d] + dy2w[j][((size_t)b * L + tb) * 3 * D + D + d],
+                                 s = ref_sigmoid(p[i]);
                     dyv[i] = (float)(g * s * (1 + p[i] * (1 - s)));
                 }
         ref_conv_bwd(B, L, D, K, dyv.data(), x.data(), w[j].data(), dxr.data(), dwr.data(), dbr.data());
