@@ -93,6 +93,7 @@
 
 #define ATTN_NEG_INF __uint_as_float(0xff800000u)
 
+template <bool B> struct AttnBool { static constexpr bool value = B; };   // a compile-time choice for a lambda
 template <class T> struct AttnIsBf16 { static constexpr bool value = false; };
 template <> struct AttnIsBf16<bf16> { static constexpr bool value = true; };
 
@@ -220,14 +221,34 @@ static __device__ __forceinline__ void attn_scores(float (&sc)[ATTN_SP / 8][4], 
             vmc_mma_bf16(sc[2 * n2 + 1], qa[ks], kb + 2);
         }
     }
+    // The mask: this lane's columns 8 n + 2 t, + 1 of its two rows, as one pair a load from the row's address at
+    // constant offsets where S is even and the mask aligned for pairs. (A load and a 64-bit address an element took
+    // more instructions than the products.)
+    const bool pairs = ATTN_S % 2 == 0 && (unsigned long long)mask % (2 * sizeof(MASK_T)) == 0;
+    auto apply = [&](auto pairs_tag) {
 #pragma unroll
-    for (int n = 0; n < ATTN_SP / 8; n++)
+        for (int r = 0; r < 2; r++) {
+            const int i = r0 + g + 8 * r;
+            const MASK_T *mrow = mask + (size_t)(i < ATTN_L ? i : 0) * ATTN_S + 2 * t;   // (rows past L read none)
 #pragma unroll
-        for (int e = 0; e < 4; e++) {
-            const int i = r0 + g + 8 * (e >> 1), j = 8 * n + 2 * t + (e & 1);
-            const float m = i < ATTN_L && j < ATTN_S ? to_f32(mask[(size_t)i * ATTN_S + j]) : 0.f;
-            sc[n][e] = j < ATTN_S ? sc[n][e] * (ATTN_SCALE) + m : ATTN_NEG_INF;
+            for (int n = 0; n < ATTN_SP / 8; n++) {
+                const int j = 8 * n + 2 * t;
+                float m[2] = {0.f, 0.f};
+                if (i < ATTN_L && j < ATTN_S) {
+                    if constexpr (decltype(pairs_tag)::value) load_vec<2>(mrow + 8 * n, m);
+                    else {
+                        m[0] = to_f32(mrow[8 * n]);
+                        if (j + 1 < ATTN_S) m[1] = to_f32(mrow[8 * n + 1]);
+                    }
+                }
+#pragma unroll
+                for (int e = 0; e < 2; e++)
+                    sc[n][2 * r + e] = j + e < ATTN_S ? sc[n][2 * r + e] * (ATTN_SCALE) + m[e] : ATTN_NEG_INF;
+            }
         }
+    };
+    if (pairs) apply(AttnBool<true>{});
+    else apply(AttnBool<false>{});
 }
 
 // Scores -> P in place (rows r0 + g, r0 + g + 8 of this lane): shifted by the row max, normalised; a row of all

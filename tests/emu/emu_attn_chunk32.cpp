@@ -1,10 +1,11 @@
 // emu_attn_chunk32.cpp — attention.cuh's tensor-core path with backward chunks of 32 keys (ATTN_CHUNK 32, what
-// template.c picks where 64 does not fit, as Ada's 99 KB at ARM-B's shapes): B=1, H=2, E=32, L=48, S=100 (four
-// chunks, the last a partial tile), k and v slices of one buffer, a block-causal mask.
+// template.c picks where 64 does not fit, as Ada's 99 KB at ARM-B's shapes): B=1, H=2, E=32, L=48, S=99 (four
+// chunks, the last a partial tile; odd, so the mask is read an element at a time, not in pairs), k and v slices of
+// one buffer, a block-causal mask.
 #include "cuda_emu.h"
 #define ATTN_B 1
 #define ATTN_L 48
-#define ATTN_S 100
+#define ATTN_S 99
 #define ATTN_H 2
 #define ATTN_E 32
 #define ATTN_SCALE 0.176776695f
