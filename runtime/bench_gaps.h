@@ -13,6 +13,7 @@ typedef struct KernelGap {
     int calls;         /* launches a step */
     double ms;         /* eager time a step */
     double floor_ms;   /* its launches' floors a step */
+    int blocks;        /* blocks an SM holds (CudaProfile.kblocks), 0 where that does not apply */
 } KernelGap;
 
 /* gaps[0..prof->nk): prof's kernels (summed over `steps` profiled steps) with their floors in program p at rates r,

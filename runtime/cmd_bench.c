@@ -179,9 +179,11 @@ static bool print_floor(Exec *e, const CudaProfile *prof, double peak_tflops, do
 static void print_gaps(Exec *e, const FloorRates *r, const CudaProfile *prof, int top) {
     KernelGap *g = xcalloc((size_t)prof->nk + 1, sizeof *g);
     const int n = kernel_gaps(cuda_exec_program(e), r, prof, PROFILE_STEPS, g);
-    printf("  furthest above their floor (per step, eager ms / floor ms of the kernel's launches):");
-    for (int t = 0; t < top && t < n; t++)
+    printf("  furthest above their floor (per step, eager ms / floor ms of the kernel's launches; blocks an SM holds):");
+    for (int t = 0; t < top && t < n; t++) {
         printf("%s%s x%d %.3f / %.3f", t % 3 ? ", " : "\n    ", g[t].name, g[t].calls, g[t].ms, g[t].floor_ms);
+        if (g[t].blocks > 0) printf(" %d/SM", g[t].blocks);
+    }
     printf("\n");
     free(g);
 }
@@ -273,6 +275,7 @@ static int bench(const Args *a, DslModule *m) {
         if (best < 0) break;
         printf("%s%s x%d %.3f ms %.0f GB/s", t % 3 ? ", " : "\n    ", prof.knames[best], prof.kcalls[best] / PROFILE_STEPS,
                prof.kms[best] / PROFILE_STEPS, prof.kbytes[best] / (prof.kms[best] * 1e6));
+        if (prof.kblocks[best] > 0) printf(" %d/SM", prof.kblocks[best]);
         prof.kcalls[best] = -1;
     }
     printf("\n  compile: cold %.2f s (empty NVRTC cache, %d modules), warm start %.2f s (NVRTC and GEMM-tuning caches "

@@ -444,6 +444,16 @@ static int class_index(CudaProfile *prof, const char *name) {
     return prof->n++;
 }
 
+/* Blocks of launch k's kernel an SM can hold at its block size and dynamic shared memory; 0 for other launches. */
+static int blocks_per_sm(Cuda *c, int k) {
+    const Launch *l = &c->p->launches[k];
+    if (l->kind != LK_KERNEL) return 0;
+    int n = 0;
+    CU_CHECK(c->cu->cuOccupancyMaxActiveBlocksPerMultiprocessor(&n, c->fn[k], (int)(l->block[0] * l->block[1] * l->block[2]),
+                                                                l->smem));
+    return n;
+}
+
 void cuda_exec_profile(Exec *e, const StepInfo *s, int steps, CudaProfile *prof) {
     Cuda *c = (Cuda *)e;
     int nl = c->p->nlaunches;
@@ -468,6 +478,7 @@ void cuda_exec_profile(Exec *e, const StepInfo *s, int steps, CudaProfile *prof)
             while (j < prof->nk && strcmp(prof->knames[j], name)) j++;
             if (j == prof->nk && prof->nk < TOP_MAX) {
                 prof->knames[j] = name; prof->kms[j] = 0; prof->kcalls[j] = 0; prof->kbytes[j] = 0; prof->nk++;
+                prof->kblocks[j] = blocks_per_sm(c, k);
             }
             if (j < prof->nk) {
                 prof->kms[j] += ms;

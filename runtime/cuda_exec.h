@@ -33,6 +33,8 @@ typedef struct CudaProfile {
     double kms[TOP_MAX];
     int kcalls[TOP_MAX];
     double kbytes[TOP_MAX];     /* memory its launches declare (Launch.acc: whole buffers), summed like kms */
+    int kblocks[TOP_MAX];       /* blocks an SM can hold (the occupancy calculator: registers, shared memory,
+                                 * threads), of its first launch; 0 for GEMMs and memsets */
     int nk;
 } CudaProfile;
 /* Runs `steps` steps launch by launch with events around each launch; adds time per kernel class to prof. */

@@ -1,8 +1,8 @@
 /* test_bench_gaps.c — `vmc bench`'s list of the kernels furthest above their floor (runtime/bench_gaps.c), without
  * a GPU: ARM-B pretraining's step built into a program (no NVRTC), a stand-in profile that gives every kernel its
  * launches' floor times a factor (3 for the scan backward, 1.25 for the rest), then the list must start with the
- * scan backward, hold every kernel with its launches a step, its time and its floor (the floors summing to the
- * step's, program_class_totals), sorted by the gap. */
+ * scan backward, hold every kernel with its launches a step, its time, its floor (the floors summing to the
+ * step's, program_class_totals) and the profile's blocks an SM, sorted by the gap. */
 #include "bench_gaps.h"
 #include <math.h>
 #include <stdio.h>
@@ -16,6 +16,7 @@ static int failures;
 enum { STEPS = 2 };
 
 static double factor(const char *name) { return strcmp(name, "vmc_scan_bwd") ? 1.25 : 3.0; }
+static int blocks_of(const char *name) { return (int)(strlen(name) % 7) + 1; }   /* a stand-in occupancy */
 
 int main(void) {
     Diag d;
@@ -44,7 +45,7 @@ int main(void) {
             const char *name = launch_profile_name(l);
             int j = 0;
             while (j < prof.nk && strcmp(prof.knames[j], name)) j++;
-            if (j == prof.nk) prof.knames[prof.nk++] = name;
+            if (j == prof.nk) { prof.knames[prof.nk++] = name; prof.kblocks[j] = blocks_of(name); }
             prof.kms[j] += factor(name) * launch_floor_ms(l, &r, NULL);
             prof.kcalls[j]++;
             scan_bwd_launches += s == 0 && !strcmp(name, "vmc_scan_bwd");
@@ -60,6 +61,8 @@ int main(void) {
         floors += g[j].floor_ms;
         CHECK(g[j].floor_ms >= 0 && fabs(g[j].ms - factor(g[j].name) * g[j].floor_ms) <= 1e-9 * (1 + g[j].ms),
               "%s: %.6f ms against a floor of %.6f", g[j].name, g[j].ms, g[j].floor_ms);
+        CHECK(g[j].blocks == blocks_of(g[j].name), "%s: %d blocks an SM, the profile said %d", g[j].name, g[j].blocks,
+              blocks_of(g[j].name));
         CHECK(j == 0 || g[j - 1].ms - g[j - 1].floor_ms >= g[j].ms - g[j].floor_ms, "%s before %s: not by gap",
               g[j - 1].name, g[j].name);
     }

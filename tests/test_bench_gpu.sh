@@ -22,4 +22,7 @@ grep -q ' gemm [0-9.]* / [0-9.]*' <<< "$classes" || { echo "FAILED: no per-class
 # the kernels furthest above their floor: a heading, then entries "name xCALLS MS / FLOOR"
 grep -A1 '^  furthest above their floor' <<< "$out" | grep -qE '^    [A-Za-z0-9_]+ x[0-9]+ [0-9.]+ / [0-9.]+' ||
     { echo "FAILED: no list of the kernels furthest above their floor"; exit 1; }
+# generated and template kernels carry the blocks an SM holds (the occupancy calculator), as "N/SM"
+grep -A4 '^  furthest above their floor' <<< "$out" | grep -qE ' [0-9.]+ / [0-9.]+ [1-9][0-9]*/SM' ||
+    { echo "FAILED: no kernel of the list with its blocks an SM"; exit 1; }
 echo ok
