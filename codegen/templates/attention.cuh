@@ -43,7 +43,7 @@
 // storing P and dS (bf16, [query][key]) in shared memory; after a barrier all warps split the chunk's key rows x
 // channel groups and compute dV = P^T dO and dK = scale dS^T Q (ldmatrix .trans gives the transposed A operands).
 // Chunks of at most 64 keys keep the P / dS buffers small: L = S = 256, E = 64 fits (216 KB; unchunked, 408 KB).
-// Registers (ptxas, sm_90): L = S = 128, E = 64: backward 211, forward 115, no spills. Past L = 128 the backward's
+// Registers (ptxas, sm_90): L = S = 128, E = 64: backward 201, forward 104, no spills. Past L = 128 the backward's
 // 2 LP threads cap a thread at 128 registers and P spills (correct, slower); the forward's warps take 2 row tiles.
 // H100, B = 32, H = 8, L = S = 128, E = 64 (ARM-B), bf16 in, bf16 o, f32 + bf16 gradients: forward 14.5 us,
 // backward 46.3 us (the scalar path: 2.3 and 8.3 ms).
@@ -691,8 +691,9 @@ static __device__ __forceinline__ void attn_bwd(const Q_T *__restrict__ q, const
         attn_bwd_scalar<DT>(q, k, v, mask, dout, packed, copy);
 }
 
-// One block an SM (254 registers at ARM-B's shapes). Tried: two (128 registers, 492 bytes of spills), ARM-B
-// pretraining 32.40 / 32.46 against 32.17 / 32.22 ms a step (H100, same run, 2026-12-05).
+// One block an SM (201 registers at ARM-B's shapes, 254 before the mask was read in pairs). Tried: two (128
+// registers, 492 bytes of spills), ARM-B pretraining 32.40 / 32.46 against 32.17 / 32.22 ms a step (H100, same run,
+// 2026-12-05); at 201 the cap still spills 368 bytes.
 extern "C" __global__ void __launch_bounds__(ATTN_BWD_THREADS)
 vmc_attn_bwd(const Q_T *__restrict__ q, const K_T *__restrict__ k, const V_T *__restrict__ v,
              const MASK_T *__restrict__ mask, const DO_T *__restrict__ dout, float *__restrict__ packed,
