@@ -6,10 +6,8 @@ import ctypes
 import sys
 
 
-def main():
-    if len(sys.argv) not in (3, 4):
-        sys.exit(__doc__)
-    arch = sys.argv[3] if len(sys.argv) == 4 else "90"
+def compile_source(path, arch="90"):
+    """(ptxas' log, cubin bytes or None) of one kernel source compiled as vmc compiles it; exits without NVRTC."""
     lib = None
     for name in ("libnvrtc.so.13", "libnvrtc.so"):
         try:
@@ -19,9 +17,9 @@ def main():
             pass
     if lib is None:
         sys.exit("nvrtc_cubin.py: libnvrtc.so.13 not found (add CUDA's lib64 to LD_LIBRARY_PATH)")
-    src = open(sys.argv[1], "rb").read()
+    src = open(path, "rb").read()
     prog = ctypes.c_void_p()
-    if lib.nvrtcCreateProgram(ctypes.byref(prog), src, sys.argv[1].encode(), 0, None, None) != 0:
+    if lib.nvrtcCreateProgram(ctypes.byref(prog), src, path.encode(), 0, None, None) != 0:
         sys.exit("nvrtc_cubin.py: nvrtcCreateProgram failed")
     opts = [b"-default-device", b"-std=c++17", f"--gpu-architecture=sm_{arch}".encode(), b"--ptxas-options=-v"]
     ok = lib.nvrtcCompileProgram(prog, len(opts), (ctypes.c_char_p * len(opts))(*opts)) == 0
@@ -29,13 +27,25 @@ def main():
     lib.nvrtcGetProgramLogSize(prog, ctypes.byref(n))
     log = ctypes.create_string_buffer(n.value)
     lib.nvrtcGetProgramLog(prog, log)
-    print(log.value.decode(errors="replace"), end="")
-    if not ok:
+    cubin = None
+    if ok:
+        lib.nvrtcGetCUBINSize(prog, ctypes.byref(n))
+        buf = ctypes.create_string_buffer(n.value)
+        lib.nvrtcGetCUBIN(prog, buf)
+        cubin = buf.raw
+    lib.nvrtcDestroyProgram(ctypes.byref(prog))
+    return log.value.decode(errors="replace"), cubin
+
+
+def main():
+    if len(sys.argv) not in (3, 4):
+        sys.exit(__doc__)
+    log, cubin = compile_source(sys.argv[1], sys.argv[3] if len(sys.argv) == 4 else "90")
+    print(log, end="")
+    if cubin is None:
         sys.exit(f"nvrtc_cubin.py: {sys.argv[1]} does not compile (log above)")
-    lib.nvrtcGetCUBINSize(prog, ctypes.byref(n))
-    cubin = ctypes.create_string_buffer(n.value)
-    lib.nvrtcGetCUBIN(prog, cubin)
-    open(sys.argv[2], "wb").write(cubin.raw)
+    open(sys.argv[2], "wb").write(cubin)
 
 
-main()
+if __name__ == "__main__":
+    main()

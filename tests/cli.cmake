@@ -14,6 +14,9 @@ set_tests_properties(scan_profile_summary PROPERTIES LABELS cpu TIMEOUT 60)
 # scripts/sass_loops.py, the static loop sizes of scripts/sass_report.sh (cuobjdump listings, no GPU)
 add_test(NAME sass_loops COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/test_sass_loops.sh)
 set_tests_properties(sass_loops PROPERTIES LABELS cpu TIMEOUT 60)
+# scripts/sass_ab.sh, a template change's registers and spills (and SASS counts) old -> new, with NVRTC, no GPU
+add_test(NAME sass_ab COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/test_sass_ab.sh)
+set_tests_properties(sass_ab PROPERTIES LABELS cpu TIMEOUT 300 ENVIRONMENT "VMC=$<TARGET_FILE:vmc>")
 # runtime/cli.c: integer flags and tuning variables (VMC_STREAMS, VMC_GEMM_CANDIDATES), malformed ones refused
 runtime_cpu_test(cli_values test_cli_values)
 # scripts/trace/timeline.py: a `vmc bench` trace's graph replays reported as the step, the eager run apart

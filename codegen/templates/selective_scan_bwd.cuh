@@ -243,11 +243,15 @@ static __device__ __forceinline__ void hist_load(const float *hist, int pair, fl
 // No register cap: the compiler takes about 168 (6 blocks of 64 per SM). A cap of 128 (8 blocks) spills a little and
 // measured the same (0.667 against 0.665 ms, H200, pass 1's form). SCAN_BWD_MIN_BLOCKS (VMC_SCAN_BWD_BLOCKS) sets
 // the cap for timing runs: at 7, ptxas takes 128 registers (16 bytes spilled at ARM-B fine-tuning's shape), and the
-// 30 KB of shared memory a block also fits 7 an SM (228 KB), 14 warps against 12. Not yet timed.
-#ifndef SCAN_BWD_MIN_BLOCKS
-#define SCAN_BWD_MIN_BLOCKS 1
+// 30 KB of shared memory a block also fits 7 an SM (228 KB), 14 warps against 12. Not yet timed. (Unset, the bound
+// names no block count: a count of 1 made ptxas take 180 registers instead of 162 in pretraining's instance, 5 blocks
+// an SM instead of 6; scripts/sass_ab.sh showed it.)
+#ifdef SCAN_BWD_MIN_BLOCKS
+#define SCAN_BWD_BOUNDS __launch_bounds__(SCAN_THREADS, SCAN_BWD_MIN_BLOCKS)
+#else
+#define SCAN_BWD_BOUNDS __launch_bounds__(SCAN_THREADS)
 #endif
-extern "C" __global__ void __launch_bounds__(SCAN_THREADS, SCAN_BWD_MIN_BLOCKS)
+extern "C" __global__ void SCAN_BWD_BOUNDS
 vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const ALOG_T *__restrict__ A_log,
              const BC_T *__restrict__ Bm, const BC_T *__restrict__ Cm, const DSKIP_T *__restrict__ Dskip,
              const DBIAS_T *__restrict__ delta_bias, const Z_T *__restrict__ z, const DOUT_T *__restrict__ dout,
