@@ -172,9 +172,34 @@ static __device__ __forceinline__ void prefetch_chunk(const TU *u, const TD *del
 
 // Stages rows r0 .. r0+nr-1 of Bm (and of Cm when BOTH) as f32 into every copy s[k], row-major [row][c] (Cm at
 // c >= N), state c at c ^ 4k: every load is issued before the first store, so the block waits on memory once.
+// Where the rows allow (N, strides and offsets multiples of 4, the pointers aligned for 4 values), a thread takes
+// groups of 4 states: one load and one 16-byte store a copy (c ^ 4k keeps a group whole), in place of 4 loads and
+// 16 stores with their address arithmetic (about 70 instructions a chunk and thread at ARM-B's shapes).
 template <bool BOTH, class TB>
 static __device__ __forceinline__ void stage_bc(float (*s)[BC_COPY_FLOATS], const TB *Bm, const TB *Cm, int b, int r0, int nr) {
     constexpr int W = BOTH ? 2 * SCAN_N : SCAN_N, PER = (SCAN_CHUNK * W + SCAN_THREADS - 1) / SCAN_THREADS;
+    constexpr bool GROUPS = SCAN_N % 4 == 0 && BM_STRIDE % 4 == 0 && BM_OFF % 4 == 0 && CM_STRIDE % 4 == 0 &&
+                            CM_OFF % 4 == 0;
+    if (GROUPS && (unsigned long long)Bm % (4 * sizeof(TB)) == 0 && (unsigned long long)Cm % (4 * sizeof(TB)) == 0) {
+        constexpr int G = W / 4, PERG = (SCAN_CHUNK * G + SCAN_THREADS - 1) / SCAN_THREADS;
+        float v[PERG][4] = {};
+#pragma unroll
+        for (int q = 0; q < PERG; q++) {
+            const int j = threadIdx.x + q * SCAN_THREADS, t = r0 + min(j / G, nr - 1), c = j % G * 4;   // clamped row
+            if (j < SCAN_CHUNK * G)
+                load_vec<4>(c < SCAN_N ? Bm + VMC_AT(BM, b, t) + c : Cm + VMC_AT(CM, b, t) + c - SCAN_N, v[q]);
+        }
+#pragma unroll
+        for (int q = 0; q < PERG; q++) {
+            const int j = threadIdx.x + q * SCAN_THREADS, c = j % G * 4;
+            if (j >= nr * G) break;
+#pragma unroll
+            for (int k = 0; k < BC_COPIES; k++)
+                *reinterpret_cast<float4 *>(&s[k][j / G * 2 * SCAN_N + (c ^ 4 * k)]) =
+                    float4{v[q][0], v[q][1], v[q][2], v[q][3]};
+        }
+        return;
+    }
     TB v[PER];
 #pragma unroll
     for (int q = 0; q < PER; q++) {
