@@ -14,7 +14,8 @@ static int by_gap(const void *a, const void *b) {
 int kernel_gaps(const Program *p, const FloorRates *r, const CudaProfile *prof, int steps, KernelGap *gaps) {
     const double per = steps > 0 ? 1.0 / steps : 1.0;
     for (int j = 0; j < prof->nk; j++)
-        gaps[j] = (KernelGap){prof->knames[j], (int)(prof->kcalls[j] * per + 0.5), prof->kms[j] * per, 0, prof->kblocks[j]};
+        gaps[j] = (KernelGap){prof->knames[j], (int)(prof->kcalls[j] * per + 0.5), prof->kms[j] * per, 0,
+                              prof->kblocks[j]};
     for (int k = 0; k < p->nlaunches; k++) {
         const Launch *l = &p->launches[k];
         if (l->once) continue;

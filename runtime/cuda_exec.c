@@ -449,8 +449,8 @@ static int blocks_per_sm(Cuda *c, int k) {
     const Launch *l = &c->p->launches[k];
     if (l->kind != LK_KERNEL) return 0;
     int n = 0;
-    CU_CHECK(c->cu->cuOccupancyMaxActiveBlocksPerMultiprocessor(&n, c->fn[k], (int)(l->block[0] * l->block[1] * l->block[2]),
-                                                                l->smem));
+    const int threads = (int)(l->block[0] * l->block[1] * l->block[2]);
+    CU_CHECK(c->cu->cuOccupancyMaxActiveBlocksPerMultiprocessor(&n, c->fn[k], threads, l->smem));
     return n;
 }
 

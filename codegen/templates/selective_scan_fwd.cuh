@@ -45,8 +45,9 @@ vmc_scan_fwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
     const float Dd = to_f32(Dskip[d]), bias = to_f32(delta_bias[d]);
     // Bm/Cm rows staged 4 states at a time where they allow it (as the backward's stage_bc): a tile's staging
     // loop 480 -> 120 instructions a thread at ARM-B's shapes
-    const bool groups = N % 4 == 0 && BM_STRIDE % 4 == 0 && BM_OFF % 4 == 0 && CM_STRIDE % 4 == 0 && CM_OFF % 4 == 0 &&
-                        (unsigned long long)Bm % (4 * sizeof(BC_T)) == 0 && (unsigned long long)Cm % (4 * sizeof(BC_T)) == 0;
+    const bool groups = N % 4 == 0 && BM_STRIDE % 4 == 0 && BM_OFF % 4 == 0 && CM_STRIDE % 4 == 0 &&
+                        CM_OFF % 4 == 0 && (unsigned long long)Bm % (4 * sizeof(BC_T)) == 0 &&
+                        (unsigned long long)Cm % (4 * sizeof(BC_T)) == 0;
     const auto uc = VMC_COL(U, SCAN_B, b, d);   // this thread's column of each input (plus a row offset per load)
     const auto dc = VMC_COL(DL, SCAN_B, b, d);
     const auto zc = VMC_COL(Z, SCAN_B, b, d);
