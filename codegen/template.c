@@ -242,9 +242,6 @@ char *template_scan_bwd(const ScanSpec *s, KernelLaunch *l) {
     def_rows(&ds, "DO", &s->dout_map, s->L, s->D);
     const int threads = scan_bwd_threads();
     def_int(&ds, "SCAN_THREADS", threads);
-    int blocks;   /* VMC_SCAN_BWD_BLOCKS=N: registers capped for N blocks an SM (a timing experiment; default no cap) */
-    if (codegen_knob_ints("VMC_SCAN_BWD_BLOCKS", &blocks, 1) && blocks >= 1 && blocks <= 32)
-        def_int(&ds, "SCAN_BWD_MIN_BLOCKS", blocks);
     /* (without saved states the chunk-start states are parked in the du/ddelta rows of their own chunk: 2*CHUNK >= N) */
     def_int(&ds, "SCAN_COPY_PARTS", s->copy_parts);
     def_int(&ds, "SCAN_F32_PARTS", 7 & ~s->skip_f32_parts);

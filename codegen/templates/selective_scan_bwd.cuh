@@ -172,34 +172,9 @@ static __device__ __forceinline__ void prefetch_chunk(const TU *u, const TD *del
 
 // Stages rows r0 .. r0+nr-1 of Bm (and of Cm when BOTH) as f32 into every copy s[k], row-major [row][c] (Cm at
 // c >= N), state c at c ^ 4k: every load is issued before the first store, so the block waits on memory once.
-// Where the rows allow (N, strides and offsets multiples of 4, the pointers aligned for 4 values), a thread takes
-// groups of 4 states: one load and one 16-byte store a copy (c ^ 4k keeps a group whole), in place of 4 loads and
-// 16 stores with their address arithmetic (about 70 instructions a chunk and thread at ARM-B's shapes).
 template <bool BOTH, class TB>
 static __device__ __forceinline__ void stage_bc(float (*s)[BC_COPY_FLOATS], const TB *Bm, const TB *Cm, int b, int r0, int nr) {
     constexpr int W = BOTH ? 2 * SCAN_N : SCAN_N, PER = (SCAN_CHUNK * W + SCAN_THREADS - 1) / SCAN_THREADS;
-    constexpr bool GROUPS = SCAN_N % 4 == 0 && BM_STRIDE % 4 == 0 && BM_OFF % 4 == 0 && CM_STRIDE % 4 == 0 &&
-                            CM_OFF % 4 == 0;
-    if (GROUPS && (unsigned long long)Bm % (4 * sizeof(TB)) == 0 && (unsigned long long)Cm % (4 * sizeof(TB)) == 0) {
-        constexpr int G = W / 4, PERG = (SCAN_CHUNK * G + SCAN_THREADS - 1) / SCAN_THREADS;
-        float v[PERG][4] = {};
-#pragma unroll
-        for (int q = 0; q < PERG; q++) {
-            const int j = threadIdx.x + q * SCAN_THREADS, t = r0 + min(j / G, nr - 1), c = j % G * 4;   // clamped row
-            if (j < SCAN_CHUNK * G)
-                load_vec<4>(c < SCAN_N ? Bm + VMC_AT(BM, b, t) + c : Cm + VMC_AT(CM, b, t) + c - SCAN_N, v[q]);
-        }
-#pragma unroll
-        for (int q = 0; q < PERG; q++) {
-            const int j = threadIdx.x + q * SCAN_THREADS, c = j % G * 4;
-            if (j >= nr * G) break;
-#pragma unroll
-            for (int k = 0; k < BC_COPIES; k++)
-                *reinterpret_cast<float4 *>(&s[k][j / G * 2 * SCAN_N + (c ^ 4 * k)]) =
-                    float4{v[q][0], v[q][1], v[q][2], v[q][3]};
-        }
-        return;
-    }
     TB v[PER];
 #pragma unroll
     for (int q = 0; q < PER; q++) {
@@ -266,17 +241,11 @@ static __device__ __forceinline__ void hist_load(const float *hist, int pair, fl
 }
 
 // No register cap: the compiler takes about 168 (6 blocks of 64 per SM). A cap of 128 (8 blocks) spills a little and
-// measured the same (0.667 against 0.665 ms, H200, pass 1's form). SCAN_BWD_MIN_BLOCKS (VMC_SCAN_BWD_BLOCKS) sets
-// the cap for timing runs: at 7, ptxas takes 128 registers (16 bytes spilled at ARM-B fine-tuning's shape), and the
-// 30 KB of shared memory a block also fits 7 an SM (228 KB), 14 warps against 12. Not yet timed. (Unset, the bound
-// names no block count: a count of 1 made ptxas take 180 registers instead of 162 in pretraining's instance, 5 blocks
-// an SM instead of 6; scripts/sass_ab.sh showed it.)
-#ifdef SCAN_BWD_MIN_BLOCKS
-#define SCAN_BWD_BOUNDS __launch_bounds__(SCAN_THREADS, SCAN_BWD_MIN_BLOCKS)
-#else
-#define SCAN_BWD_BOUNDS __launch_bounds__(SCAN_THREADS)
-#endif
-extern "C" __global__ void SCAN_BWD_BOUNDS
+// measured the same (0.667 against 0.665 ms, H200, pass 1's form). Capped for 7 blocks an SM (128 registers, 16 bytes
+// spilled; 7 an SM as vmc bench's occupancy column showed): ARM-B fine-tuning's scan backward 22.9 -> 25.4 ms a step
+// eager, the step 68.6 -> 70.8 ms (H100, 2026-12-05, two rounds). (A bound naming 1 block made ptxas take 180
+// registers instead of 162 in pretraining's instance: name none.)
+extern "C" __global__ void __launch_bounds__(SCAN_THREADS)
 vmc_scan_bwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const ALOG_T *__restrict__ A_log,
              const BC_T *__restrict__ Bm, const BC_T *__restrict__ Cm, const DSKIP_T *__restrict__ Dskip,
              const DBIAS_T *__restrict__ delta_bias, const Z_T *__restrict__ z, const DOUT_T *__restrict__ dout,

@@ -43,11 +43,6 @@ vmc_scan_fwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
         h[n] = 0.f;
     }
     const float Dd = to_f32(Dskip[d]), bias = to_f32(delta_bias[d]);
-    // Bm/Cm rows staged 4 states at a time where they allow it (as the backward's stage_bc): a tile's staging
-    // loop 480 -> 120 instructions a thread at ARM-B's shapes
-    const bool groups = N % 4 == 0 && BM_STRIDE % 4 == 0 && BM_OFF % 4 == 0 && CM_STRIDE % 4 == 0 &&
-                        CM_OFF % 4 == 0 && (unsigned long long)Bm % (4 * sizeof(BC_T)) == 0 &&
-                        (unsigned long long)Cm % (4 * sizeof(BC_T)) == 0;
     const auto uc = VMC_COL(U, SCAN_B, b, d);   // this thread's column of each input (plus a row offset per load)
     const auto dc = VMC_COL(DL, SCAN_B, b, d);
     const auto zc = VMC_COL(Z, SCAN_B, b, d);
@@ -63,19 +58,10 @@ vmc_scan_fwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
     for (int t0 = 0; t0 < SCAN_L; t0 += SCAN_TILE) {
         const int nr = min(SCAN_TILE, SCAN_L - t0);
         __syncthreads();   // the previous tile is consumed
-        if (groups) {   // 4 states a load and a 16-byte store
-            for (int j = tid; j < nr * (2 * N / 4); j += SCAN_THREADS) {
-                const int i = j / (2 * N / 4), c = j % (2 * N / 4) * 4, t = t0 + i;
-                float v[4];
-                load_vec<4>(c < N ? Bm + VMC_AT(BM, b, t) + c : Cm + VMC_AT(CM, b, t) + c - N, v);
-                *reinterpret_cast<float4 *>(&sBC[i][c]) = float4{v[0], v[1], v[2], v[3]};
-            }
-        } else {
-            for (int j = tid; j < nr * 2 * N; j += SCAN_THREADS) {
-                const int i = j / (2 * N), c = j % (2 * N);
-                const int t = t0 + i;
-                sBC[i][c] = c < N ? to_f32(Bm[VMC_AT(BM, b, t) + c]) : to_f32(Cm[VMC_AT(CM, b, t) + c - N]);
-            }
+        for (int j = tid; j < nr * 2 * N; j += SCAN_THREADS) {
+            const int i = j / (2 * N), c = j % (2 * N);
+            const int t = t0 + i;
+            sBC[i][c] = c < N ? to_f32(Bm[VMC_AT(BM, b, t) + c]) : to_f32(Cm[VMC_AT(CM, b, t) + c - N]);
         }
         __syncthreads();
         for (int i = 0; i < nr; i += PF) {
