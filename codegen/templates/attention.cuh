@@ -93,7 +93,6 @@
 
 #define ATTN_NEG_INF __uint_as_float(0xff800000u)
 
-template <bool B> struct AttnBool { static constexpr bool value = B; };   // a compile-time choice for a lambda
 template <class T> struct AttnIsBf16 { static constexpr bool value = false; };
 template <> struct AttnIsBf16<bf16> { static constexpr bool value = true; };
 
@@ -247,8 +246,8 @@ static __device__ __forceinline__ void attn_scores(float (&sc)[ATTN_SP / 8][4], 
             }
         }
     };
-    if (pairs) apply(AttnBool<true>{});
-    else apply(AttnBool<false>{});
+    if (pairs) apply(BoolTag<true>{});
+    else apply(BoolTag<false>{});
 }
 
 // Scores -> P in place (rows r0 + g, r0 + g + 8 of this lane): shifted by the row max, normalised; a row of all

@@ -213,8 +213,11 @@ template <int X, bool TRANS> static __device__ __forceinline__ void vmc_ldmatrix
 #endif
 }
 
+// A bool as a type: a choice a generic lambda makes at compile time (if constexpr on decltype(tag)::value).
+template <bool B> struct BoolTag { static constexpr bool value = B; };
+
 // cp.async (sm_80+): 16 bytes from global to shared memory without passing through registers, so a thread can have
-// all of a tile's copies in flight at once. Copies go in commit groups; vmc_cp_async_wait<N>() returns once at most
+// all of a tile's copies in flight at once (skinny_gemm.cuh's sg_cp_async adds zero-fill and smaller sizes). Copies go in commit groups; vmc_cp_async_wait<N>() returns once at most
 // the N most recent of this thread's groups are still pending (a barrier then makes every thread's copies visible).
 // Both addresses 16-byte aligned. Under the CPU emulator the copies happen at the wait (cuda_emu.h), so a read
 // before it sees stale data and fails its test.

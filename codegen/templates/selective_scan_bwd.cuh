@@ -75,8 +75,6 @@
 #endif
 #define VMC_LN2 0.6931471805599453f
 
-// A bool as a type: which kind of row a generic lambda handles, fixed at compile time.
-template <bool B> struct BoolTag { static constexpr bool value = B; };
 
 // Bitwise select (one LOP3): keeps v[] in registers, where a ?: on array elements can become an indexed load.
 __device__ __forceinline__ float select_f(unsigned mask, float a, float b) {

@@ -59,16 +59,6 @@ template <int BYTES> static __device__ __forceinline__ void sg_cp_async(void *ds
     else memset(dst, 0, BYTES);
 #endif
 }
-static __device__ __forceinline__ void sg_cp_commit() {
-#ifdef __CUDA_ARCH__
-    asm volatile("cp.async.commit_group;" ::: "memory");
-#endif
-}
-template <int N> static __device__ __forceinline__ void sg_cp_wait() {   // all but the N most recent groups complete
-#ifdef __CUDA_ARCH__
-    asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
-#endif
-}
 // One operand's BK-deep slice [k0, k0 + BK) of rows [r0, r0 + BR) into shared s (layout above). X is stored
 // K-contiguous (KC: X[r*LD + k]) or row-contiguous (X[k*LD + r]); V elements per copy along the contiguous
 // dimension (ROWS % V == 0 or K % V == 0 as the orientation needs, so a copy is wholly inside or outside).
@@ -146,13 +136,13 @@ vmc_gemm_skinny(const bf16 *__restrict__ A, const bf16 *__restrict__ B, C_T *__r
 #pragma unroll
     for (int s = 0; s < SG_STAGES - 1; s++) {
         if (s < nslices) load(s);
-        sg_cp_commit();
+        vmc_cp_async_commit();
     }
     for (int i = 0; i < nslices; i++) {
-        sg_cp_wait<SG_STAGES - 2>();   // slice i has landed (this thread's copies) ...
+        vmc_cp_async_wait<SG_STAGES - 2>();   // slice i has landed (this thread's copies) ...
         __syncthreads();               // ... everyone's; and slice i-1's stage is free again
         if (i + SG_STAGES - 1 < nslices) load(i + SG_STAGES - 1);
-        sg_cp_commit();
+        vmc_cp_async_commit();
         const unsigned short *sa = sg_smem + i % SG_STAGES * SG_STAGE_ELEMS, *sb = sa + SG_A_ELEMS;
 #pragma unroll
         for (int kk = 0; kk < SG_BK; kk += 16) {
@@ -167,7 +157,7 @@ vmc_gemm_skinny(const bf16 *__restrict__ A, const bf16 *__restrict__ B, C_T *__r
                 for (int fn = 0; fn < SG_FN; fn++) vmc_mma_bf16(d[fm][fn], a[fm], b[fn]);
         }
     }
-    sg_cp_wait<0>();
+    vmc_cp_async_wait<0>();
 
     // This thread's fragment elements: (row wm + 16 fm + g + 8 h, column wn + 8 fn + 2 t + e) = d[fm][fn][2h + e].
 #if SG_EV
