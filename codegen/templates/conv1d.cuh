@@ -256,7 +256,9 @@ static __device__ __forceinline__ void conv_bwd_multi_grad(const float *xs, floa
     }
 #pragma unroll
     for (int i = 0; i < R; i++) gv[i] = to_f32(ra[i]) + (CONV_DY2 ? to_f32(rb[i]) : 0.f);
-    float xw[K];   // xw[k] = x[t - K + 1 + k] in this direction's order, 0 outside [0, L)
+    // xw[k] = x[t - K + 1 + k] in this direction's order, 0 outside [0, L). (The forward's conv_multi_row, its row
+    // lookup predicated, took this kernel from 2,928 to 3,280 SASS instructions at ARM-B fine-tuning's shape.)
+    float xw[K];
 #pragma unroll
     for (int k = 1; k < K; k++) {
         const int tt = t0 - K + k;
