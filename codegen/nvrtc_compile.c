@@ -158,10 +158,16 @@ static char *program_log(nvrtcProgram prog) {
     return log;
 }
 
+/* "sm_90", or "sm_90a" for NVRTC_ARCH_SM90A */
+static const char *arch_name(int arch, char *buf, size_t n) {
+    snprintf(buf, n, "sm_%d%s", arch & (NVRTC_ARCH_SPECIFIC - 1), arch & NVRTC_ARCH_SPECIFIC ? "a" : "");
+    return buf;
+}
+
 static bool run_nvrtc(const char *src, const char *name, int arch, const char *const *opts, int nopts,
                       const char *key, NvrtcBinary *out, char *err, int errlen) {
-    char archopt[64];
-    snprintf(archopt, sizeof archopt, "--gpu-architecture=sm_%d", arch);
+    char archopt[64], an[16];
+    snprintf(archopt, sizeof archopt, "--gpu-architecture=%s", arch_name(arch, an, sizeof an));
     const char *all[64] = {"-default-device", "-std=c++17", archopt};
     int nall = 3;
     for (int k = 0; k < nopts && nall < 64; k++) all[nall++] = opts[k];
@@ -175,10 +181,10 @@ static bool run_nvrtc(const char *src, const char *name, int arch, const char *c
     if (r != NVRTC_SUCCESS) {
         char *log = program_log(prog), path[1400];
         dump_source(src, name, key, path, sizeof path);
-        fprintf(stderr, "vmc: NVRTC failed to compile %s for sm_%d: %s\n%s\n", name, arch,
+        fprintf(stderr, "vmc: NVRTC failed to compile %s for %s: %s\n%s\n", name, an,
                 api.nvrtcGetErrorString(r), log);
-        errf(err, errlen, "NVRTC could not compile kernel source %s for sm_%d (log above); source written to %s",
-             name, arch, path[0] ? path : "(nowhere: no writable folder)");
+        errf(err, errlen, "NVRTC could not compile kernel source %s for %s (log above); source written to %s",
+             name, an, path[0] ? path : "(nowhere: no writable folder)");
         free(log);
         api.nvrtcDestroyProgram(&prog);
         return false;
@@ -195,7 +201,7 @@ static bool run_nvrtc(const char *src, const char *name, int arch, const char *c
     api.nvrtcDestroyProgram(&prog);
     if (r != NVRTC_SUCCESS || n == 0) {
         nvrtc_binary_free(out);
-        errf(err, errlen, "NVRTC produced no cubin for %s (sm_%d is not a real architecture?)", name, arch);
+        errf(err, errlen, "NVRTC produced no cubin for %s (%s is not a real architecture?)", name, an);
         return false;
     }
     return true;
@@ -205,13 +211,14 @@ bool nvrtc_compile(const char *src, const char *name, int arch, const char *cons
                    NvrtcBinary *out, char *err, int errlen) {
     memset(out, 0, sizeof *out);
     if (!nvrtc_api(err, errlen)) return false;
-    char key[40], path[1200];
+    char key[40], path[1200], an[16];
     cache_key(src, arch, opts, nopts, key);
+    arch_name(arch, an, sizeof an);
     const char *dir = nvrtc_cache_dir();
     char logpath[1200];
     if (dir) {
-        snprintf(path, sizeof path, "%s/%s-sm%d.cubin", dir, key, arch);
-        snprintf(logpath, sizeof logpath, "%s/%s-sm%d.log", dir, key, arch);
+        snprintf(path, sizeof path, "%s/%s-%s.cubin", dir, key, an);
+        snprintf(logpath, sizeof logpath, "%s/%s-%s.log", dir, key, an);
         if (read_file(path, &out->cubin, &out->size)) {
             out->from_cache = true;
             out->log = read_text(logpath);

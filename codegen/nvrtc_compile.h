@@ -32,6 +32,8 @@ typedef struct NvrtcBinary {
                          * NULL when empty */
 } NvrtcBinary;
 
+/* An architecture's arch-specific features (wgmma: sm_90a): arch | NVRTC_ARCH_SPECIFIC compiles for sm_<arch>a. */
+enum { NVRTC_ARCH_SPECIFIC = 1 << 16, NVRTC_ARCH_SM90A = 90 | NVRTC_ARCH_SPECIFIC };
 /* Compiles `src` (a translation unit; kernels should be extern "C") for sm_<arch> (80, 90, ...). `name` labels
  * the program in logs and dump files. Options always passed: -default-device -std=c++17 --gpu-architecture=sm_XX
  * (no fast math: expf/logf stay exact); `opts` adds more (may be NULL). Returns false with a message in err. */

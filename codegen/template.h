@@ -157,3 +157,8 @@ enum { SKINNY_GEMM_MAX_DIM = 128 };
  * it handles (no dimension at most SKINNY_GEMM_MAX_DIM, a dimension of 2^31 or more, an operand whose contiguous
  * dimension, leading dimension or offset is odd). */
 char *template_gemm_skinny(const SkinnyGemmSpec *s, SkinnyGemmLaunch *l);
+/* vmc's own Hopper GEMM (hopper_gemm.cuh; wgmma, so NVRTC must compile it for sm_90a: NVRTC_ARCH_SM90A): C = alpha
+ * A B^T (+ acc) for a product of the same spec with A stored [M][lda] and B [N][ldb] (!ta, tb), K, lda, ldb and the
+ * offsets multiples of 8. vmc_gemm_hopper(const bf16 *A, const bf16 *B, C_T *C, const C_T *acc); NULL when the
+ * product is not one it handles. */
+char *template_gemm_hopper(const SkinnyGemmSpec *s, KernelLaunch *l);

@@ -5,6 +5,8 @@
  *   reduced sizes (transposed operands, a column view, accumulation, alpha, bf16 and f32 results stored in pairs or
  *   one by one, partial tiles, K split across CTAs and their partials added by the reduce kernel), each element
  *   against a double-precision product;
+ * - vmc's Hopper GEMM (hopper_gemm.cuh, template_gemm_hopper; the emulator runs wgmma from its shared-memory
+ *   descriptors) on partial tiles, offset views, alpha, + acc, bf16 and f32 results;
  * - the conv1d forward of one input under four row orders in one launch (template_conv1d_fwd_multi: in order,
  *   reversed, two permutation tables; x a channel slice of a wider bf16 buffer), each direction against a double
  *   conv of its materialised input. */
@@ -62,7 +64,7 @@ static bool compile_and_run(const char *what) {
 
 /* Runs the kernel for spec s on A (a_elems bf16), B, acc; returns C as floats (M*N), NULL on a driver failure. */
 static float *run_kernel(const char *what, const SkinnyGemmSpec *s, const char *src, const SkinnyGemmLaunch *l,
-                         int64_t a_elems, int64_t b_elems) {
+                         int64_t a_elems, int64_t b_elems, bool hopper) {
     char path[512];
     FILE *o = driver_open(src);
     const char *ct = s->c_bf16 ? "unsigned short" : "float";
@@ -75,9 +77,14 @@ static float *run_kernel(const char *what, const SkinnyGemmSpec *s, const char *
                "    std::vector<float> ws(%lld + 1, NAN);\n"
                "    dim3 grid, block;\n"
                "    grid.x = %u; grid.y = %u; grid.z = %u; block.x = %u;\n"
+               "#ifdef HG_M\n"
+               "    emu_launch(grid, block, [&] { vmc_gemm_hopper((const bf16 *)a.data(), (const bf16 *)b.data(), "
+               "(%s *)c.data(), (const %s *)acc.data()); });\n"
+               "#else\n"
                "    emu_launch(grid, block, [&] { vmc_gemm_skinny((const bf16 *)a.data(), (const bf16 *)b.data(), "
                "(%s *)c.data(), (const %s *)acc.data(), ws.data()); });\n"
-               "#if SG_SPLIT > 1\n"
+               "#endif\n"
+               "#if defined(SG_SPLIT) && SG_SPLIT > 1\n"
                "    grid = dim3(); block = dim3(); grid.x = %u; block.x = %u;\n"
                "    emu_launch(grid, block, [&] { vmc_gemm_skinny_reduce(ws.data(), (%s *)c.data(), (const %s *)acc.data()); });\n"
                "#endif\n"
@@ -85,8 +92,9 @@ static float *run_kernel(const char *what, const SkinnyGemmSpec *s, const char *
                "    return 0;\n}\n",
             (long long)a_elems, (long long)b_elems, ct, mn, ct, mn, (long long)(l->ws_bytes / 4), l->k.grid[0],
             l->k.grid[1], l->k.grid[2], l->k.block[0], s->c_bf16 ? "bf16" : "float", s->c_bf16 ? "bf16" : "float",
-            l->reduce.grid[0], l->reduce.block[0], s->c_bf16 ? "bf16" : "float", s->c_bf16 ? "bf16" : "float");
+            s->c_bf16 ? "bf16" : "float", s->c_bf16 ? "bf16" : "float", l->reduce.grid[0], l->reduce.block[0], s->c_bf16 ? "bf16" : "float", s->c_bf16 ? "bf16" : "float");
     fclose(o);
+    (void)hopper;
     if (!compile_and_run(what)) return NULL;
     snprintf(path, sizeof path, "%s/c.bin", tmp);
     FILE *f = fopen(path, "rb");
@@ -104,10 +112,11 @@ static float *run_kernel(const char *what, const SkinnyGemmSpec *s, const char *
 }
 
 /* A product through the kernel: A stored with `arows` rows of lda (the view starts a_off elements in), B likewise. */
-static void check_gemm(const char *what, SkinnyGemmSpec s, int want_split) {
-    SkinnyGemmLaunch l;
-    char *src = template_gemm_skinny(&s, &l);
-    CHECK(src, "%s: template_gemm_skinny refused the product", what);
+static void check_gemm_kernel(const char *what, SkinnyGemmSpec s, int want_split, bool hopper) {
+    SkinnyGemmLaunch l = {0};
+    char *src = hopper ? template_gemm_hopper(&s, &l.k) : template_gemm_skinny(&s, &l);
+    if (hopper) l.split = 1;
+    CHECK(src, "%s: the template refused the product", what);
     if (!src) return;
     CHECK(want_split == 0 || (want_split > 0) == (l.split > 1), "%s: split %d", what, l.split);
     const int64_t arows = s.ta ? s.K : s.M, brows = s.tb ? s.N : s.K;
@@ -136,8 +145,8 @@ static void check_gemm(const char *what, SkinnyGemmSpec s, int want_split) {
         ASSERT(write_file(path, a + s.a_off, (size_t)(a_elems - s.a_off) * 2), "%s", path);
         snprintf(path, sizeof path, "%s/b.bin", tmp);
         ASSERT(write_file(path, b + s.b_off, (size_t)(b_elems - s.b_off) * 2), "%s", path);
-        c = run_kernel(what, &sv, src, &l, a_elems - s.a_off, b_elems - s.b_off);
-    } else c = run_kernel(what, &sv, src, &l, a_elems, b_elems);
+        c = run_kernel(what, &sv, src, &l, a_elems - s.a_off, b_elems - s.b_off, hopper);
+    } else c = run_kernel(what, &sv, src, &l, a_elems, b_elems, hopper);
     free(src);
     if (c) {
         double maxref = 0, maxerr = 0;
@@ -165,6 +174,29 @@ static void check_gemm(const char *what, SkinnyGemmSpec s, int want_split) {
                l.k.block[0], l.split, maxerr, maxref);
     }
     free(c); free(a); free(b); free(accf); free(acch);
+}
+
+static void check_gemm(const char *what, SkinnyGemmSpec s, int want_split) { check_gemm_kernel(what, s, want_split, false); }
+
+/* The Hopper GEMM (hopper_gemm.cuh; the emulator runs wgmma from its shared-memory descriptors): A B^T with partial
+ * tiles in M, N and K (K a multiple of 8, not of the 64-deep slices), several CTAs both ways, offset views with
+ * padded rows, alpha, + acc, bf16 and f32 results in pairs or one by one; and the products it must refuse. */
+static void check_hopper_gemms(void) {
+    check_gemm_kernel("hopper: 200x136x200, f32", (SkinnyGemmSpec){.M = 200, .N = 136, .K = 200, .lda = 200,
+                      .ldb = 200, .tb = true, .alpha = 1, .c_align = 16}, 0, true);
+    check_gemm_kernel("hopper: 130x256x72 + acc, bf16, offset views", (SkinnyGemmSpec){.M = 130, .N = 256, .K = 72,
+                      .lda = 88, .ldb = 80, .tb = true, .acc = true, .c_bf16 = true, .alpha = 0.5f, .a_off = 8,
+                      .b_off = 8, .c_align = 16}, 0, true);
+    check_gemm_kernel("hopper: 64x9x136, odd N (one by one)", (SkinnyGemmSpec){.M = 64, .N = 9, .K = 136, .lda = 136,
+                      .ldb = 136, .tb = true, .acc = true, .alpha = -2, .c_align = 4}, 0, true);
+    KernelLaunch l;
+    char *src = template_gemm_hopper(&(SkinnyGemmSpec){.M = 64, .N = 64, .K = 12, .lda = 12, .ldb = 12, .tb = true,
+                                     .alpha = 1}, &l);
+    CHECK(!src, "hopper: K = 12 (rows of K not 16-byte copies) was accepted");
+    free(src);
+    src = template_gemm_hopper(&(SkinnyGemmSpec){.M = 64, .N = 64, .K = 64, .lda = 64, .ldb = 64, .alpha = 1}, &l);
+    CHECK(!src, "hopper: a B stored [K][N] was accepted");
+    free(src);
 }
 
 /* Random skinny products (fixed seed): shapes with one side at most 128 and partial tiles everywhere, either
@@ -444,6 +476,7 @@ int main(int argc, char **argv) {
                .lda = 80, .ldb = 96, .acc = true, .alpha = 0.5f, .c_align = 16}, -1);
     sweep_gemms(8);
     unsetenv("VMC_SKINNY_GEMM");
+    check_hopper_gemms();
     check_conv_multi();
     check_conv_multi_bwd();
     /* products it must refuse */

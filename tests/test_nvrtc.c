@@ -179,6 +179,39 @@ static void compile_error_reported(void) {
     EXPECT(p && access(p + strlen("source written to "), R_OK) == 0, "no dumped source: %s", err);
 }
 
+/* The Hopper GEMM (hopper_gemm.cuh) compiles for sm_90a (its wgmma needs the arch-specific target) at ARM-B's
+ * Linear shapes and a partial one, without spills or a stack frame, and is refused for plain sm_90. */
+static void hopper_gemm(void) {
+    static const SkinnyGemmSpec specs[] = {
+        {.M = 25216, .N = 2048, .K = 768, .lda = 768, .ldb = 768, .tb = true, .c_bf16 = true, .alpha = 1, .c_align = 16},
+        {.M = 18432, .N = 768, .K = 2048, .lda = 2048, .ldb = 2048, .tb = true, .acc = true, .alpha = 0.25f,
+         .c_align = 16},
+        {.M = 1000, .N = 9, .K = 136, .lda = 136, .ldb = 136, .tb = true, .alpha = 1, .c_align = 4},
+    };
+    const char *opts[] = {PTXAS_VERBOSE};
+    for (int k = 0; k < 3; k++) {
+        KernelLaunch l;
+        char *src = template_gemm_hopper(&specs[k], &l);
+        EXPECT(src, "hopper GEMM %d refused", k);
+        if (!src) continue;
+        NvrtcBinary bin;
+        char err[2048];
+        const bool ok = nvrtc_compile(src, l.name, NVRTC_ARCH_SM90A, opts, 1, &bin, err, sizeof err);
+        EXPECT(ok, "hopper GEMM %d sm_90a: %s", k, err);
+        PtxasKernel pk[2];
+        const int n = ok && bin.log ? ptxas_parse(bin.log, pk, 2) : 0;
+        EXPECT(n == 1 && !pk[0].spill_stores && !pk[0].stack, "hopper GEMM %d: %d kernels in ptxas' log, %d B spilled",
+               k, n, n ? pk[0].spill_stores : -1);
+        if (n == 1 && k == 0) printf("hopper GEMM sm_90a: %d registers\n", pk[0].registers);
+        if (ok) nvrtc_binary_free(&bin);
+        if (k == 0) {   /* wgmma is not in plain sm_90 */
+            fprintf(stderr, "(a failure to compile for sm_90 expected next)\n");
+            EXPECT(!nvrtc_compile(src, l.name, 90, NULL, 0, &bin, err, sizeof err), "hopper GEMM compiled for sm_90");
+        }
+        free(src);
+    }
+}
+
 int main(void) {
     char err[512], dir[] = "/tmp/vmc-nvrtc-test-XXXXXX";
     if (!nvrtc_api(err, sizeof err)) {
@@ -196,6 +229,7 @@ int main(void) {
     compile_error_reported();
     compile_all_shapes();
     attention_per_arch();
+    hopper_gemm();
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);

@@ -244,6 +244,91 @@ template <int N> static __device__ __forceinline__ void vmc_cp_async_wait() {
     emu_cp_async_wait(N);
 #endif
 }
+// The same copy, or (ok false) 16 zero bytes written and nothing read (src may then be any valid address).
+static __device__ __forceinline__ void vmc_cp_async16_zfill(void *smem, const void *gmem, bool ok) {
+#ifdef __CUDA_ARCH__
+    unsigned s;
+    asm("{ .reg .u64 q; cvta.to.shared.u64 q, %1; cvt.u32.u64 %0, q; }" : "=r"(s) : "l"(smem));
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(s), "l"(gmem), "r"(ok ? 16 : 0) : "memory");
+#else
+    static const unsigned char zeros[16] = {0};
+    emu_cp_async16(smem, ok ? gmem : zeros);
+#endif
+}
+
+// The shared-space byte address of p (what wgmma descriptors hold); under the CPU emulator 0 for every p, so that
+// descriptor addresses are offsets from the pointer the caller derives them from (which emu_wgmma_bf16 then takes).
+static __device__ __forceinline__ unsigned vmc_smem_addr(const void *p) {
+#ifdef __CUDA_ARCH__
+    unsigned s;
+    asm("{ .reg .u64 q; cvta.to.shared.u64 q, %1; cvt.u32.u64 %0, q; }" : "=r"(s) : "l"(p));
+    return s;
+#else
+    (void)p;
+    return 0;
+#endif
+}
+
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900 && defined(__CUDA_ARCH_FEAT_SM90_ALL) || !defined(__CUDA_ARCH__)
+// Hopper's warpgroup MMA (sm_90a; hopper_gemm.cuh). A K-major bf16 tile in the 128-byte swizzle: rows of 64 elements
+// (128 bytes), groups of 8 rows 1024 bytes apart, the 16-byte chunk c of row r at chunk c ^ (r % 8) of its row, the
+// tile's 1024-byte atoms aligned in the shared space. Its descriptor (PTX ISA "matrix descriptor": start address,
+// leading byte offset (unused with this swizzle: 1), stride byte offset 1024, all >> 4; swizzle mode 1 in bits 62-63)
+// at addr, the shared-space address of its first element (+ 32 bytes per k16 step).
+static __device__ __forceinline__ unsigned long long vmc_wgmma_desc(unsigned addr) {
+    return (unsigned long long)((addr >> 4) & 0x3fffu) | 1ull << 16 | (1024ull >> 4) << 32 | 1ull << 62;
+}
+// Order this thread's earlier shared-memory writes (plain stores, cp.async) before later wgmma reads (async proxy).
+static __device__ __forceinline__ void vmc_fence_async_shared() {
+#ifdef __CUDA_ARCH__
+    asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+#endif
+}
+static __device__ __forceinline__ void vmc_wgmma_fence() {
+#ifdef __CUDA_ARCH__
+    asm volatile("wgmma.fence.sync.aligned;" ::: "memory");
+#endif
+}
+static __device__ __forceinline__ void vmc_wgmma_commit() {
+#ifdef __CUDA_ARCH__
+    asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory");
+#endif
+}
+template <int N> static __device__ __forceinline__ void vmc_wgmma_wait() {
+#ifdef __CUDA_ARCH__
+    asm volatile("wgmma.wait_group.sync.aligned %0;" ::"n"(N) : "memory");
+#endif
+}
+// Keeps the compiler from moving accesses to the accumulators across the asynchronous MMA (no instruction).
+static __device__ __forceinline__ void vmc_wgmma_hold(float *d, int n) {
+#ifdef __CUDA_ARCH__
+    for (int i = 0; i < n; i++) asm volatile("" : "+f"(d[i])::"memory");
+#endif
+}
+#define VMC_WG8(i) "+f"(d[i]), "+f"(d[i + 1]), "+f"(d[i + 2]), "+f"(d[i + 3]), "+f"(d[i + 4]), "+f"(d[i + 5]), \
+                   "+f"(d[i + 6]), "+f"(d[i + 7])
+// D (+)= A B^T of the warpgroup: A 64 x 16 and B 128 x 16 K-major tiles (descriptors da, db); d: this thread's 64
+// accumulators (emu_wgmma_bf16 gives their places). smem: the pointer the descriptor addresses count from under the
+// emulator (unused on the GPU).
+static __device__ __forceinline__ void vmc_wgmma_m64n128k16(float *d, unsigned long long da, unsigned long long db,
+                                                            bool accumulate, const unsigned char *smem) {
+#ifdef __CUDA_ARCH__
+    (void)smem;
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
+                 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+                 "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
+                 "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
+                 "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
+                 "%64, %65, p, 1, 1, 0, 0;\n}"
+                 : VMC_WG8(0), VMC_WG8(8), VMC_WG8(16), VMC_WG8(24), VMC_WG8(32), VMC_WG8(40), VMC_WG8(48), VMC_WG8(56)
+                 : "l"(da), "l"(db), "r"((int)accumulate));
+#else
+    emu_wgmma_bf16(d, 128, smem, da, db, accumulate);
+#endif
+}
+#undef VMC_WG8
+#endif
 
 // Dynamic shared memory of BYTES bytes, 16-byte aligned: `extern __shared__` on the GPU (the launch passes BYTES;
 // above 48 KB the host first raises the kernel's CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES); under the CPU

@@ -49,6 +49,12 @@ void emu_cp_async16(void *dst, const void *src);
 void emu_cp_async_commit();
 void emu_cp_async_wait(int n);
 unsigned long emu_cp_async_issued();   // copies issued since the program started (tests check a path took them)
+// wgmma.mma_async m64nNk16 (bf16 in, f32 accumulate) of the calling thread's warpgroup (4 aligned warps), run at
+// issue: this thread's N/2 accumulators of D (+)= A B^T, A (64 x 16) and B (N x 16) K-major bf16 tiles in the 128-byte
+// swizzle read through their shared-memory descriptors (common.cuh vmc_wgmma_desc), whose addresses are offsets
+// into smem.
+void emu_wgmma_bf16(float *d, int n, const unsigned char *smem, unsigned long long da, unsigned long long db,
+                    bool accumulate);
 // Programmatic dependent launch has nothing to wait for here (codegen.h CODEGEN_GRID_ENTRY steps aside for this).
 #define VMC_EMU_GRID_ENTRY
 inline void vmc_grid_entry() {}
