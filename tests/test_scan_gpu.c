@@ -24,11 +24,11 @@ static int failures;
 /* ---------------------------------------------------------------- device helpers */
 typedef struct Kernel { CUmodule mod; CUfunction fn; KernelLaunch l; } Kernel;
 
-static Kernel load_kernel(char *src, const KernelLaunch *l) {
+static Kernel load_kernel_for(char *src, const KernelLaunch *l, int target) {
     Kernel k = {.l = *l};
     NvrtcBinary bin;
     char err[2048];
-    if (!nvrtc_compile(src, l->name, arch, NULL, 0, &bin, err, sizeof err)) {
+    if (!nvrtc_compile(src, l->name, target, NULL, 0, &bin, err, sizeof err)) {
         fprintf(stderr, "%s\n", err);
         exit(2);
     }
@@ -40,6 +40,8 @@ static Kernel load_kernel(char *src, const KernelLaunch *l) {
     free(src);
     return k;
 }
+
+static Kernel load_kernel(char *src, const KernelLaunch *l) { return load_kernel_for(src, l, arch); }
 
 static void kernel_report(const Kernel *k) {
     int regs = 0, local = 0, smem = 0;
@@ -394,6 +396,43 @@ static void check_gemms(void) {
     gemm_free(g);
 }
 
+/* vmc's Hopper GEMM (hopper_gemm.cuh, sm_90 only): C = alpha A B^T (+ acc) against a double product, A [M][K] and
+ * B [N][K] bf16 from normal samples, C in c (f32 or bf16). */
+static void check_hopper_gemm(int M, int N, int K, bool acc, DType c, uint64_t seed) {
+    char what[96];
+    snprintf(what, sizeof what, "hopper gemm %dx%dx%d%s %s", M, N, K, acc ? " + acc" : "", dtype_name(c));
+    SkinnyGemmSpec spec = {.M = M, .N = N, .K = K, .lda = K, .ldb = K, .tb = true, .acc = acc, .c_bf16 = c == DT_BF16,
+                           .alpha = 0.5f, .c_align = 16};
+    KernelLaunch l;
+    Kernel k = load_kernel_for(template_gemm_hopper(&spec, &l), &l, NVRTC_ARCH_SM90A);
+    kernel_report(&k);
+    const size_t na = (size_t)M * K, nb = (size_t)N * K, nc = (size_t)M * N;
+    RefRng r = {seed};
+    float *A = malloc(na * 4), *Bm = malloc(nb * 4), *C0 = malloc(nc * 4);
+    for (size_t i = 0; i < na; i++) A[i] = bf16_to_f32(f32_to_bf16((float)ref_normal(&r)));
+    for (size_t i = 0; i < nb; i++) Bm[i] = bf16_to_f32(f32_to_bf16((float)ref_normal(&r)));
+    for (size_t i = 0; i < nc; i++) C0[i] = c == DT_BF16 ? bf16_to_f32(f32_to_bf16((float)ref_normal(&r))) : (float)ref_normal(&r);
+    CUdeviceptr dA = upload(A, na, DT_BF16), dB = upload(Bm, nb, DT_BF16), dacc = upload(C0, nc, c);
+    CUdeviceptr dC = dalloc(nc * (size_t)dtype_size(c));
+    CU_CHECK(cu->cuMemsetD8(dC, 0xff, nc * (size_t)dtype_size(c)));   /* NaN: an element never written fails */
+    void *args[] = {&dA, &dB, &dC, &dacc};
+    launch(&k, args, NULL);
+    sync_check();
+    double *ref = malloc(nc * 8);
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            double sum = 0;
+            for (int q = 0; q < K; q++) sum += (double)A[(size_t)i * K + q] * Bm[(size_t)j * K + q];
+            ref[(size_t)i * N + j] = 0.5 * sum + (acc ? C0[(size_t)i * N + j] : 0);
+        }
+    float *C = download(dC, nc, c);
+    expect_close(what, "C", C, ref, nc, c == DT_BF16 ? 1e-2 : 1e-5);
+    free(A); free(Bm); free(C0); free(ref); free(C);
+    CUdeviceptr all[4] = {dA, dB, dacc, dC};
+    for (int i = 0; i < 4; i++) CU_CHECK(cu->cuMemFree(all[i]));
+    CU_CHECK(cu->cuModuleUnload(k.mod));
+}
+
 /* ---------------------------------------------------------------- attention */
 /* Inputs of an attention check: q [B, L, H E], k and v as the two channel halves of one [B, S, 2 H E] buffer (the
  * kv projection's output, read through row maps), an additive mask, dout; outputs o and the packed gradients. */
@@ -641,6 +680,33 @@ static void bench_conv(int B, int L, int D, DType io, double copy_gbs) {
     CU_CHECK(cu->cuModuleUnload(ks.mod));
 }
 
+typedef struct { Gemm *g; GemmDesc d; CUdeviceptr a, b, c; } LtCtx;
+static void run_lt(void *p) { LtCtx *c = p; gemm_run(c->g, &c->d, c->a, c->b, c->c, 0, 1.f, 0.f, stream); }
+
+/* vmc's Hopper GEMM against cuBLASLt (its heuristic's first algorithm, as VMC_GEMM_TUNE=0) on ARM-B's Linear
+ * shapes, bf16 C: ms a call and TFLOP/s of each, side by side. VMC_HOPPER_GEMM_STAGES changes the pipeline. */
+static void bench_hopper_gemm(int M, int N, int K) {
+    SkinnyGemmSpec spec = {.M = M, .N = N, .K = K, .lda = K, .ldb = K, .tb = true, .c_bf16 = true, .alpha = 1,
+                           .c_align = 16};
+    KernelLaunch l;
+    Kernel k = load_kernel_for(template_gemm_hopper(&spec, &l), &l, NVRTC_ARCH_SM90A);
+    CUdeviceptr a = dalloc((size_t)M * K * 2), b = dalloc((size_t)N * K * 2), c = dalloc((size_t)M * N * 2);
+    CU_CHECK(cu->cuMemsetD8(a, 0x3c, (size_t)M * K * 2));
+    CU_CHECK(cu->cuMemsetD8(b, 0x3c, (size_t)N * K * 2));
+    void *args[] = {&a, &b, &c, &c};
+    LaunchCtx ck = {&k, args, NULL};
+    Gemm *g = gemm_new(0);
+    LtCtx cl = {g, (GemmDesc){M, N, K, false, true, 1, 0, 0, 0, DT_BF16, DT_BF16, DT_BF16, false, false}, a, b, c};
+    const float th = time_ms(run_launch, &ck, 3, 20), tl = time_ms(run_lt, &cl, 3, 20);
+    const double flop = 2.0 * M * N * K;
+    printf("| gemm %dx%dx%d A B^T bf16 | hopper %.3f ms | %.0f TFLOP/s | cuBLASLt %.3f ms | %.0f TFLOP/s |\n", M, N, K, th,
+           flop / th / 1e9, tl, flop / tl / 1e9);
+    gemm_free(g);
+    CUdeviceptr all[3] = {a, b, c};
+    for (int i = 0; i < 3; i++) CU_CHECK(cu->cuMemFree(all[i]));
+    CU_CHECK(cu->cuModuleUnload(k.mod));
+}
+
 static void bench(bool conv_only) {
     CopyCtx c = {dalloc((size_t)1 << 30), dalloc((size_t)1 << 30), (size_t)1 << 30};
     CU_CHECK(cu->cuMemsetD8(c.a, 0x3c, c.bytes));
@@ -664,6 +730,13 @@ static void bench(bool conv_only) {
     bench_scan(ungated(recompute(scan_spec(256, 197, 768, DT_BF16, DT_BF16))), copy_gbs);   /* ... its scans */
     bench_conv(128, 197, 768, DT_BF16, copy_gbs);
     bench_attn(128, 8, 128, 128, 64);
+    if (arch == 90) {   /* ARM-B's Linears: fine-tuning's in_proj, SwiGLU's input and output; pretraining's out_proj */
+        bench_hopper_gemm(25216, 1536, 768);
+        bench_hopper_gemm(25216, 2048, 768);
+        bench_hopper_gemm(25216, 768, 2048);
+        bench_hopper_gemm(18432, 768, 768);
+        bench_hopper_gemm(8192, 8192, 8192);
+    }
 }
 
 int main(int argc, char **argv) {
@@ -679,6 +752,14 @@ int main(int argc, char **argv) {
     CU_CHECK(cu->cuDeviceGetName(name, sizeof name, dev));
     printf("device: %s (sm_%d)\n", name, arch);
     CU_CHECK(cu->cuStreamCreate(&stream, CU_STREAM_NON_BLOCKING));
+    if (argc > 1 && !strcmp(argv[1], "--bench-gemm")) {   /* the Hopper GEMM's rows alone */
+        if (arch == 90) {
+            check_hopper_gemm(200, 136, 200, false, DT_F32, 30);
+            bench_hopper_gemm(25216, 2048, 768);
+            bench_hopper_gemm(8192, 8192, 8192);
+        }
+        return failures != 0;
+    }
     if (argc > 1 && !strcmp(argv[1], "--bench-conv")) {   /* the conv1d rows of --bench alone (VMC_CONV_BWD sweeps) */
         bench(true);
         return 0;
@@ -718,6 +799,11 @@ int main(int argc, char **argv) {
         check_scan(scan_spec(1, 577, 1536, DT_BF16, DT_BF16), 4, false); /* ARM-H at 384 px, bf16 in and out */
         check_conv(3, 197, 768, 4, DT_F32, true, 6);
         check_gemms();
+    }
+    if (arch == 90) {   /* vmc's Hopper GEMM: partial tiles every way, then several CTAs and a long K */
+        check_hopper_gemm(200, 136, 200, false, DT_F32, 30);
+        check_hopper_gemm(130, 264, 72, true, DT_BF16, 31);
+        if (!small) check_hopper_gemm(1000, 520, 768, true, DT_F32, 32);
     }
     if (do_bench) bench(false);
     printf(failures ? "test_scan_gpu: %d checks FAILED\n" : "test_scan_gpu: ok\n", failures);
