@@ -162,3 +162,9 @@ char *template_gemm_skinny(const SkinnyGemmSpec *s, SkinnyGemmLaunch *l);
  * offsets multiples of 8. vmc_gemm_hopper(const bf16 *A, const bf16 *B, C_T *C, const C_T *acc); NULL when the
  * product is not one it handles. */
 char *template_gemm_hopper(const SkinnyGemmSpec *s, KernelLaunch *l);
+/* SwiGLU's input products by the same kernel (hopper_gemm.cuh HG_DUAL): H = silu(A B1^T + bias1) * (A B2^T + bias2),
+ * each product rounded to bf16 before its bias is added, and P1, P2 the two products (bf16) when not NULL. The spec
+ * describes A and both B's (one ldb), H, P1, P2 [M][N] bf16 (c_bf16, no acc, alpha 1). vmc_gemm_swiglu(const bf16 *A,
+ * const bf16 *B1, const bf16 *B2, const float *bias1, const float *bias2, bf16 *H, bf16 *P1, bf16 *P2); NULL when the
+ * product is not one it handles. */
+char *template_gemm_swiglu(const SkinnyGemmSpec *s, KernelLaunch *l);

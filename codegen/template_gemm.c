@@ -151,32 +151,37 @@ char *template_gemm_skinny(const SkinnyGemmSpec *s, SkinnyGemmLaunch *out) {
     return template_instantiate("skinny_gemm.cuh", defs, 23);
 }
 
-/* hopper_gemm.cuh's 128 x 128 tiles, 3 stages of 64-deep slices: 97 KB of shared memory, two CTAs an SM.
- * VMC_HOPPER_GEMM_STAGES=N (2..6) for tuning runs. */
-char *template_gemm_hopper(const SkinnyGemmSpec *s, KernelLaunch *l) {
+/* hopper_gemm.cuh: 128 x 128 tiles of C (128 x 64 of both products with dual), 3 stages of 64-deep slices: 97 KB
+ * of shared memory, two CTAs an SM. VMC_HOPPER_GEMM_STAGES=N (2..6) for tuning runs. */
+static char *hopper_instance(const SkinnyGemmSpec *s, bool dual, KernelLaunch *l) {
     const int64_t lim = (int64_t)1 << 31;
     if (s->ta || !s->tb || s->M <= 0 || s->N <= 0 || s->K <= 0 || s->M >= lim || s->N >= lim || s->K >= lim) return NULL;
     if (s->K % 8 || s->lda % 8 || s->ldb % 8 || s->a_off % 8 || s->b_off % 8 || cdiv64(s->M, 128) > 65535) return NULL;
+    if (dual && (s->acc || !s->c_bf16 || s->alpha != 1.f)) return NULL;
     int stages = 3, v[1];
     if (codegen_knob_ints("VMC_HOPPER_GEMM_STAGES", v, 1) && v[0] >= 2 && v[0] <= 6) stages = v[0];
-    const int elem = s->c_bf16 ? 2 : 4;
+    const int elem = s->c_bf16 ? 2 : 4, bn = dual ? 64 : 128;
     const bool pairs = s->N % 2 == 0 && s->c_align >= 2 * elem;
-    char val[11][40];
-    const char *names[11] = {"HG_M", "HG_N", "HG_K", "HG_LDA", "HG_LDB", "HG_ALPHA", "HG_ACC", "C_T", "HG_PAIRS",
-                             "HG_STAGES", "HG_SMEM_BYTES"};
-    const int smem = stages * 2 * 128 * 64 * 2 + 1024;
-    const long long iv[11] = {s->M, s->N, s->K, s->lda, s->ldb, 0, s->acc, 0, pairs, stages, smem};
-    TemplateDef defs[11];
-    for (int k = 0; k < 11; k++) {
+    const int smem = stages * (128 * 64 * 2 + (dual ? 2 : 1) * bn * 64 * 2) + 1024;
+    enum { NDEF = 12 };
+    char val[NDEF][40];
+    const char *names[NDEF] = {"HG_M", "HG_N", "HG_K", "HG_LDA", "HG_LDB", "HG_ALPHA", "HG_ACC", "C_T", "HG_PAIRS",
+                               "HG_STAGES", "HG_SMEM_BYTES", "HG_DUAL"};
+    const long long iv[NDEF] = {s->M, s->N, s->K, s->lda, s->ldb, 0, s->acc, 0, pairs, stages, smem, dual};
+    TemplateDef defs[NDEF];
+    for (int k = 0; k < NDEF; k++) {
         if (k == 5) snprintf(val[k], sizeof val[k], "%.9ef", (double)s->alpha);
         else if (k == 7) snprintf(val[k], sizeof val[k], "%s", s->c_bf16 ? "bf16" : "float");
         else snprintf(val[k], sizeof val[k], "%lld", iv[k]);
         defs[k] = (TemplateDef){names[k], val[k]};
     }
     *l = (KernelLaunch){0};
-    snprintf(l->name, sizeof l->name, "vmc_gemm_hopper");
-    l->grid[0] = (unsigned)cdiv64(s->N, 128); l->grid[1] = (unsigned)cdiv64(s->M, 128); l->grid[2] = 1;
+    snprintf(l->name, sizeof l->name, dual ? "vmc_gemm_swiglu" : "vmc_gemm_hopper");
+    l->grid[0] = (unsigned)cdiv64(s->N, bn); l->grid[1] = (unsigned)cdiv64(s->M, 128); l->grid[2] = 1;
     l->block[0] = 256; l->block[1] = l->block[2] = 1;
     l->smem = (unsigned)smem;
-    return template_instantiate("hopper_gemm.cuh", defs, 11);
+    return template_instantiate("hopper_gemm.cuh", defs, NDEF);
 }
+
+char *template_gemm_hopper(const SkinnyGemmSpec *s, KernelLaunch *l) { return hopper_instance(s, false, l); }
+char *template_gemm_swiglu(const SkinnyGemmSpec *s, KernelLaunch *l) { return hopper_instance(s, true, l); }

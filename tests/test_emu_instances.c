@@ -178,6 +178,8 @@ static void check_gemm_kernel(const char *what, SkinnyGemmSpec s, int want_split
 
 static void check_gemm(const char *what, SkinnyGemmSpec s, int want_split) { check_gemm_kernel(what, s, want_split, false); }
 
+static void check_swiglu(const char *what, SkinnyGemmSpec s, bool save);
+
 /* The Hopper GEMM (hopper_gemm.cuh; the emulator runs wgmma from its shared-memory descriptors): A B^T with partial
  * tiles in M, N and K (K a multiple of 8, not of the 64-deep slices), several CTAs both ways, offset views with
  * padded rows, alpha, + acc, bf16 and f32 results in pairs or one by one; and the products it must refuse. */
@@ -189,6 +191,10 @@ static void check_hopper_gemms(void) {
                       .b_off = 8, .c_align = 16}, 0, true);
     check_gemm_kernel("hopper: 64x9x136, odd N (one by one)", (SkinnyGemmSpec){.M = 64, .N = 9, .K = 136, .lda = 136,
                       .ldb = 136, .tb = true, .acc = true, .alpha = -2, .c_align = 4}, 0, true);
+    check_swiglu("swiglu: 200x136x200 with the products", (SkinnyGemmSpec){.M = 200, .N = 136, .K = 200, .lda = 200,
+                 .ldb = 200, .tb = true, .c_bf16 = true, .alpha = 1, .c_align = 16}, true);
+    check_swiglu("swiglu: 70x75x72, odd N, H alone", (SkinnyGemmSpec){.M = 70, .N = 75, .K = 72, .lda = 72, .ldb = 72,
+                 .tb = true, .c_bf16 = true, .alpha = 1, .c_align = 16}, false);
     KernelLaunch l;
     char *src = template_gemm_hopper(&(SkinnyGemmSpec){.M = 64, .N = 64, .K = 12, .lda = 12, .ldb = 12, .tb = true,
                                      .alpha = 1}, &l);
@@ -197,6 +203,83 @@ static void check_hopper_gemms(void) {
     src = template_gemm_hopper(&(SkinnyGemmSpec){.M = 64, .N = 64, .K = 64, .lda = 64, .ldb = 64, .alpha = 1}, &l);
     CHECK(!src, "hopper: a B stored [K][N] was accepted");
     free(src);
+}
+
+/* SwiGLU's input products in one kernel (template_gemm_swiglu): H = silu(bf16(A B1^T) + b1) * (bf16(A B2^T) + b2)
+ * and the two bf16 products, against double products (a bf16 result within 2^-7 of its value, plus what one
+ * rounding of a product to bf16 moves it). */
+static void check_swiglu(const char *what, SkinnyGemmSpec s, bool save) {
+    KernelLaunch l;
+    char *src = template_gemm_swiglu(&s, &l);
+    CHECK(src, "%s: template_gemm_swiglu refused the product", what);
+    if (!src) return;
+    const int64_t na = s.M * s.lda, nb = s.N * s.ldb, mn = s.M * s.N;
+    uint16_t *a = xcalloc((size_t)na, 2), *b1 = xcalloc((size_t)nb, 2), *b2 = xcalloc((size_t)nb, 2);
+    float *bias = xcalloc((size_t)(2 * s.N), 4);
+    for (int64_t i = 0; i < na; i++) a[i] = f32_to_bf16(uniform());
+    for (int64_t i = 0; i < nb; i++) { b1[i] = f32_to_bf16(uniform()); b2[i] = f32_to_bf16(uniform()); }
+    for (int64_t i = 0; i < 2 * s.N; i++) bias[i] = uniform();
+    const char *files[4] = {"a.bin", "b1.bin", "b2.bin", "bias.bin"};
+    const void *data[4] = {a, b1, b2, bias};
+    const size_t bytes[4] = {(size_t)na * 2, (size_t)nb * 2, (size_t)nb * 2, (size_t)s.N * 8};
+    char path[512];
+    for (int f = 0; f < 4; f++) {
+        snprintf(path, sizeof path, "%s/%s", tmp, files[f]);
+        ASSERT(write_file(path, data[f], bytes[f]), "%s", path);
+    }
+    FILE *o = driver_open(src);
+    free(src);
+    fprintf(o, "int main() {\n"
+               "    auto a = load<unsigned short>(\"a.bin\", %lld);\n"
+               "    auto b1 = load<unsigned short>(\"b1.bin\", %lld), b2 = load<unsigned short>(\"b2.bin\", %lld);\n"
+               "    auto bias = load<float>(\"bias.bin\", %lld);\n"
+               "    std::vector<unsigned short> h(%lld, 0xffff), p1(%lld, 0xffff), p2(%lld, 0xffff);\n"
+               "    dim3 grid, block; grid.x = %u; grid.y = %u; block.x = %u;\n"
+               "    emu_launch(grid, block, [&] { vmc_gemm_swiglu((const bf16 *)a.data(), (const bf16 *)b1.data(), "
+               "(const bf16 *)b2.data(), bias.data(), bias.data() + %lld, (bf16 *)h.data(), %s, %s); });\n"
+               "    FILE *f = fopen(\"c.bin\", \"wb\"); fwrite(h.data(), 2, h.size(), f); fwrite(p1.data(), 2, p1.size(), f);\n"
+               "    fwrite(p2.data(), 2, p2.size(), f); fclose(f);\n"
+               "    return 0;\n}\n",
+            (long long)na, (long long)nb, (long long)nb, (long long)(2 * s.N), (long long)mn, (long long)mn,
+            (long long)mn, l.grid[0], l.grid[1], l.block[0], (long long)s.N, save ? "(bf16 *)p1.data()" : "nullptr",
+            save ? "(bf16 *)p2.data()" : "nullptr");
+    fclose(o);
+    if (compile_and_run(what)) {
+        uint16_t *out = xcalloc((size_t)(3 * mn), 2);
+        snprintf(path, sizeof path, "%s/c.bin", tmp);
+        FILE *f = fopen(path, "rb");
+        ASSERT(f && fread(out, 2, (size_t)(3 * mn), f) == (size_t)(3 * mn), "%s", path);
+        fclose(f);
+        int64_t bad = 0;
+        double maxerr = 0;
+        for (int64_t i = 0; i < s.M; i++)
+            for (int64_t j = 0; j < s.N; j++) {
+                double q1 = 0, q2 = 0;
+                for (int64_t k = 0; k < s.K; k++) {
+                    const double av = bf16_to_f32(a[i * s.lda + k]);
+                    q1 += av * bf16_to_f32(b1[j * s.ldb + k]);
+                    q2 += av * bf16_to_f32(b2[j * s.ldb + k]);
+                }
+                const double r1 = bf16_to_f32(f32_to_bf16((float)q1)), r2 = bf16_to_f32(f32_to_bf16((float)q2));
+                const double x = r1 + bias[j], y = r2 + bias[s.N + j], hv = x / (1 + exp(-x)) * y;
+                const double got[3] = {bf16_to_f32(out[i * s.N + j]), bf16_to_f32(out[mn + i * s.N + j]),
+                                       bf16_to_f32(out[2 * mn + i * s.N + j])};
+                const double want[3] = {hv, r1, r2};
+                /* one bf16 step of a product moves h by up to |dh/dp| 2^-8 |p| */
+                const double slack[3] = {(fabs(y) * 1.1 * fabs(r1) + fabs(x) * fabs(r2)) / 128, fabs(r1) / 128,
+                                         fabs(r2) / 128};
+                for (int q = 0; q < (save ? 3 : 1); q++) {
+                    const double err = fabs(got[q] - want[q]);
+                    if (err > maxerr) maxerr = err;
+                    if (!(err <= fabs(want[q]) / 128 + slack[q] + 1e-5)) bad++;
+                }
+            }
+        CHECK(bad == 0, "%s: %lld elements off (largest error %.3g)", what, (long long)bad, maxerr);
+        printf("%-46s %lldx%lldx%lld grid %ux%u: largest error %.2g\n", what, (long long)s.M, (long long)s.N,
+               (long long)s.K, l.grid[0], l.grid[1], maxerr);
+        free(out);
+    }
+    free(a); free(b1); free(b2); free(bias);
 }
 
 /* Random skinny products (fixed seed): shapes with one side at most 128 and partial tiles everywhere, either

@@ -210,6 +210,19 @@ static void hopper_gemm(void) {
         }
         free(src);
     }
+    KernelLaunch l;   /* SwiGLU's input products in one kernel, ARM-B fine-tuning's shape */
+    char *src = template_gemm_swiglu(&specs[0], &l);
+    EXPECT(src, "swiglu refused");
+    NvrtcBinary bin;
+    char err[2048];
+    const bool ok = src && nvrtc_compile(src, l.name, NVRTC_ARCH_SM90A, opts, 1, &bin, err, sizeof err);
+    EXPECT(ok, "swiglu sm_90a: %s", err);
+    PtxasKernel pk[2];
+    const int n = ok && bin.log ? ptxas_parse(bin.log, pk, 2) : 0;
+    EXPECT(n == 1 && !pk[0].spill_stores && !pk[0].stack, "swiglu: %d kernels in ptxas' log", n);
+    if (n == 1) printf("swiglu sm_90a: %d registers\n", pk[0].registers);
+    if (ok) nvrtc_binary_free(&bin);
+    free(src);
 }
 
 int main(void) {

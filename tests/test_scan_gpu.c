@@ -433,6 +433,59 @@ static void check_hopper_gemm(int M, int N, int K, bool acc, DType c, uint64_t s
     CU_CHECK(cu->cuModuleUnload(k.mod));
 }
 
+/* SwiGLU's input products in one kernel (template_gemm_swiglu) against double products: H = silu(bf16(A B1^T) + b1)
+ * * (bf16(A B2^T) + b2) and the two products. */
+static void check_swiglu_gpu(int M, int N, int K, uint64_t seed) {
+    char what[96];
+    snprintf(what, sizeof what, "swiglu gemm %dx%dx%d", M, N, K);
+    SkinnyGemmSpec spec = {.M = M, .N = N, .K = K, .lda = K, .ldb = K, .tb = true, .c_bf16 = true, .alpha = 1,
+                           .c_align = 16};
+    KernelLaunch l;
+    Kernel k = load_kernel_for(template_gemm_swiglu(&spec, &l), &l, NVRTC_ARCH_SM90A);
+    kernel_report(&k);
+    const size_t na = (size_t)M * K, nb = (size_t)N * K, nc = (size_t)M * N;
+    RefRng r = {seed};
+    float *A = malloc(na * 4), *B1 = malloc(nb * 4), *B2 = malloc(nb * 4), *bias = malloc((size_t)N * 8);
+    for (size_t i = 0; i < na; i++) A[i] = bf16_to_f32(f32_to_bf16((float)ref_normal(&r) * 0.25f));
+    for (size_t i = 0; i < nb; i++) B1[i] = bf16_to_f32(f32_to_bf16((float)ref_normal(&r) * 0.25f));
+    for (size_t i = 0; i < nb; i++) B2[i] = bf16_to_f32(f32_to_bf16((float)ref_normal(&r) * 0.25f));
+    for (int i = 0; i < 2 * N; i++) bias[i] = (float)ref_normal(&r);
+    CUdeviceptr dA = upload(A, na, DT_BF16), dB1 = upload(B1, nb, DT_BF16), dB2 = upload(B2, nb, DT_BF16);
+    CUdeviceptr db1 = upload(bias, (size_t)N, DT_F32), db2 = upload(bias + N, (size_t)N, DT_F32);
+    CUdeviceptr out[3];
+    for (int q = 0; q < 3; q++) {
+        out[q] = dalloc(nc * 2);
+        CU_CHECK(cu->cuMemsetD8(out[q], 0xff, nc * 2));
+    }
+    void *args[] = {&dA, &dB1, &dB2, &db1, &db2, &out[0], &out[1], &out[2]};
+    launch(&k, args, NULL);
+    sync_check();
+    double *ref = malloc(3 * nc * 8);
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            double q1 = 0, q2 = 0;
+            for (int q = 0; q < K; q++) {
+                q1 += (double)A[(size_t)i * K + q] * B1[(size_t)j * K + q];
+                q2 += (double)A[(size_t)i * K + q] * B2[(size_t)j * K + q];
+            }
+            const double r1 = bf16_to_f32(f32_to_bf16((float)q1)), r2 = bf16_to_f32(f32_to_bf16((float)q2));
+            const double x = r1 + bias[j], y = r2 + bias[N + j];
+            ref[(size_t)i * N + j] = x / (1 + exp(-x)) * y;
+            ref[nc + (size_t)i * N + j] = r1;
+            ref[2 * nc + (size_t)i * N + j] = r2;
+        }
+    static const char *parts[3] = {"H", "P1", "P2"};
+    for (int q = 0; q < 3; q++) {
+        float *got = download(out[q], nc, DT_BF16);
+        expect_close(what, parts[q], got, ref + q * nc, nc, 2e-2);
+        free(got);
+    }
+    free(A); free(B1); free(B2); free(bias); free(ref);
+    CUdeviceptr all[8] = {dA, dB1, dB2, db1, db2, out[0], out[1], out[2]};
+    for (int i = 0; i < 8; i++) CU_CHECK(cu->cuMemFree(all[i]));
+    CU_CHECK(cu->cuModuleUnload(k.mod));
+}
+
 /* ---------------------------------------------------------------- attention */
 /* Inputs of an attention check: q [B, L, H E], k and v as the two channel halves of one [B, S, 2 H E] buffer (the
  * kv projection's output, read through row maps), an additive mask, dout; outputs o and the packed gradients. */
@@ -707,6 +760,32 @@ static void bench_hopper_gemm(int M, int N, int K) {
     CU_CHECK(cu->cuModuleUnload(k.mod));
 }
 
+/* SwiGLU's input products: the fused kernel (both products, the gate, H and the two products stored) against the
+ * two products by cuBLASLt (heuristic algorithms), which the step then finishes with an elementwise kernel. */
+static void bench_swiglu(int M, int N, int K) {
+    SkinnyGemmSpec spec = {.M = M, .N = N, .K = K, .lda = K, .ldb = K, .tb = true, .c_bf16 = true, .alpha = 1,
+                           .c_align = 16};
+    KernelLaunch l;
+    Kernel k = load_kernel_for(template_gemm_swiglu(&spec, &l), &l, NVRTC_ARCH_SM90A);
+    CUdeviceptr a = dalloc((size_t)M * K * 2), b = dalloc((size_t)N * K * 2), bias = dalloc((size_t)N * 4);
+    CUdeviceptr h = dalloc((size_t)M * N * 2), p1 = dalloc((size_t)M * N * 2), p2 = dalloc((size_t)M * N * 2);
+    CU_CHECK(cu->cuMemsetD8(a, 0x3c, (size_t)M * K * 2));
+    CU_CHECK(cu->cuMemsetD8(b, 0x3c, (size_t)N * K * 2));
+    CU_CHECK(cu->cuMemsetD8(bias, 0, (size_t)N * 4));
+    CUdeviceptr none = 0;
+    void *args_inf[] = {&a, &b, &b, &bias, &bias, &h, &none, &none}, *args_train[] = {&a, &b, &b, &bias, &bias, &h, &p1, &p2};
+    LaunchCtx ci = {&k, args_inf, NULL}, ct = {&k, args_train, NULL};
+    Gemm *g = gemm_new(0);
+    LtCtx cl = {g, (GemmDesc){M, N, K, false, true, 1, 0, 0, 0, DT_BF16, DT_BF16, DT_BF16, false, false}, a, b, p1};
+    const float ti = time_ms(run_launch, &ci, 3, 20), tt = time_ms(run_launch, &ct, 3, 20), tl = time_ms(run_lt, &cl, 3, 20);
+    printf("| swiglu %dx%dx%d | fused %.3f ms (with the products %.3f) | %.0f TFLOP/s | cuBLASLt 2 x %.3f ms |\n", M, N, K,
+           ti, tt, 4.0 * M * N * K / ti / 1e9, tl);
+    gemm_free(g);
+    CUdeviceptr all[6] = {a, b, bias, h, p1, p2};
+    for (int i = 0; i < 6; i++) CU_CHECK(cu->cuMemFree(all[i]));
+    CU_CHECK(cu->cuModuleUnload(k.mod));
+}
+
 static void bench(bool conv_only) {
     CopyCtx c = {dalloc((size_t)1 << 30), dalloc((size_t)1 << 30), (size_t)1 << 30};
     CU_CHECK(cu->cuMemsetD8(c.a, 0x3c, c.bytes));
@@ -736,6 +815,8 @@ static void bench(bool conv_only) {
         bench_hopper_gemm(25216, 768, 2048);
         bench_hopper_gemm(18432, 768, 768);
         bench_hopper_gemm(8192, 8192, 8192);
+        bench_swiglu(25216, 2048, 768);
+        bench_swiglu(50432, 2048, 768);
     }
 }
 
@@ -755,8 +836,10 @@ int main(int argc, char **argv) {
     if (argc > 1 && !strcmp(argv[1], "--bench-gemm")) {   /* the Hopper GEMM's rows alone */
         if (arch == 90) {
             check_hopper_gemm(200, 136, 200, false, DT_F32, 30);
+            check_swiglu_gpu(200, 136, 200, 33);
             bench_hopper_gemm(25216, 2048, 768);
             bench_hopper_gemm(8192, 8192, 8192);
+            bench_swiglu(25216, 2048, 768);
         }
         return failures != 0;
     }
@@ -804,6 +887,8 @@ int main(int argc, char **argv) {
         check_hopper_gemm(200, 136, 200, false, DT_F32, 30);
         check_hopper_gemm(130, 264, 72, true, DT_BF16, 31);
         if (!small) check_hopper_gemm(1000, 520, 768, true, DT_F32, 32);
+        check_swiglu_gpu(200, 136, 200, 33);
+        if (!small) check_swiglu_gpu(600, 520, 768, 34);
     }
     if (do_bench) bench(false);
     printf(failures ? "test_scan_gpu: %d checks FAILED\n" : "test_scan_gpu: ok\n", failures);

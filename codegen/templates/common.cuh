@@ -307,27 +307,38 @@ static __device__ __forceinline__ void vmc_wgmma_hold(float *d, int n) {
 }
 #define VMC_WG8(i) "+f"(d[i]), "+f"(d[i + 1]), "+f"(d[i + 2]), "+f"(d[i + 3]), "+f"(d[i + 4]), "+f"(d[i + 5]), \
                    "+f"(d[i + 6]), "+f"(d[i + 7])
-// D (+)= A B^T of the warpgroup: A 64 x 16 and B 128 x 16 K-major tiles (descriptors da, db); d: this thread's 64
-// accumulators (emu_wgmma_bf16 gives their places). smem: the pointer the descriptor addresses count from under the
-// emulator (unused on the GPU).
-static __device__ __forceinline__ void vmc_wgmma_m64n128k16(float *d, unsigned long long da, unsigned long long db,
-                                                            bool accumulate, const unsigned char *smem) {
+#define VMC_WG_REGS32 "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, " \
+                      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31"
+// D (+)= A B^T of the warpgroup: A a 64 x 16 and B an N x 16 K-major tile (descriptors da, db), N 64 or 128; d: this
+// thread's N / 2 accumulators (emu_wgmma_bf16 gives their places). smem: the pointer the descriptor addresses count
+// from under the emulator (unused on the GPU).
+template <int N>
+static __device__ __forceinline__ void vmc_wgmma(float *d, unsigned long long da, unsigned long long db, bool accumulate,
+                                                 const unsigned char *smem) {
+    static_assert(N == 64 || N == 128, "vmc_wgmma: n64 or n128");
 #ifdef __CUDA_ARCH__
     (void)smem;
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
-                 "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
-                 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
-                 "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
-                 "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
-                 "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
-                 "%64, %65, p, 1, 1, 0, 0;\n}"
-                 : VMC_WG8(0), VMC_WG8(8), VMC_WG8(16), VMC_WG8(24), VMC_WG8(32), VMC_WG8(40), VMC_WG8(48), VMC_WG8(56)
-                 : "l"(da), "l"(db), "r"((int)accumulate));
+    if constexpr (N == 128)
+        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+                     "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {" VMC_WG_REGS32 ", "
+                     "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
+                     "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
+                     "%64, %65, p, 1, 1, 0, 0;\n}"
+                     : VMC_WG8(0), VMC_WG8(8), VMC_WG8(16), VMC_WG8(24), VMC_WG8(32), VMC_WG8(40), VMC_WG8(48),
+                       VMC_WG8(56)
+                     : "l"(da), "l"(db), "r"((int)accumulate));
+    else
+        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+                     "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {" VMC_WG_REGS32 "}, "
+                     "%32, %33, p, 1, 1, 0, 0;\n}"
+                     : VMC_WG8(0), VMC_WG8(8), VMC_WG8(16), VMC_WG8(24)
+                     : "l"(da), "l"(db), "r"((int)accumulate));
 #else
-    emu_wgmma_bf16(d, 128, smem, da, db, accumulate);
+    emu_wgmma_bf16(d, N, smem, da, db, accumulate);
 #endif
 }
 #undef VMC_WG8
+#undef VMC_WG_REGS32
 #endif
 
 // Dynamic shared memory of BYTES bytes, 16-byte aligned: `extern __shared__` on the GPU (the launch passes BYTES;
