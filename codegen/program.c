@@ -423,7 +423,8 @@ static void *compile_worker(void *arg) {
         char err[1024];
         const char *opts[] = {PTXAS_VERBOSE};
         const int nopts = pool->p->opt.ptxas_info ? 1 : 0;
-        if (!nvrtc_compile(m->src, m->label, pool->p->opt.arch, opts, nopts, &m->bin, err, sizeof err)) {
+        const int arch = pool->p->opt.arch | (m->arch_specific ? NVRTC_ARCH_SPECIFIC : 0);
+        if (!nvrtc_compile(m->src, m->label, arch, opts, nopts, &m->bin, err, sizeof err)) {
             pthread_mutex_lock(&pool->mu);
             if (!pool->failed) snprintf(pool->err, sizeof pool->err, "%.200s: %.800s", m->label, err);
             pool->failed = true;

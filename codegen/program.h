@@ -65,6 +65,7 @@ typedef struct Launch {
 typedef struct Module {
     char *src;                  /* one NVRTC translation unit */
     char *label;
+    bool arch_specific;         /* compiled for sm_<arch>a (the Hopper GEMM's wgmma: NVRTC_ARCH_SPECIFIC) */
     NvrtcBinary bin;
 } Module;
 

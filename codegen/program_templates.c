@@ -448,9 +448,11 @@ void pg_mark_scan_states(Fusion *f) {
     }
 }
 
-/* A skinny bf16 product (template.h) also gets vmc's own kernel; the runtime times it against cuBLASLt's
- * algorithms and runs the faster. Identical instantiations share a module. Split-K partials go to the GEMM
- * workspace of the stream it runs on, as cuBLASLt's would. */
+/* A skinny bf16 product (template.h) also gets vmc's own kernel, and on Hopper (sm_90) a Linear's forward product
+ * A B^T that is not skinny gets the Hopper GEMM (hopper_gemm.cuh; VMC_HOPPER_GEMM=0: not); the runtime times it
+ * against cuBLASLt's algorithms and runs the faster where it agrees with cuBLASLt. Identical instantiations share a
+ * module. Split-K partials go to the GEMM workspace of the stream it runs on, as cuBLASLt's would. (The Hopper
+ * kernel takes the first four of the launch's five arguments: A, B, C, acc.) */
 static int align_of(int64_t offset) {   /* the power of two (at most 16) dividing an arena offset */
     int a = 16;
     while (offset % a) a /= 2;
@@ -464,8 +466,15 @@ void pg_own_gemm(Program *p, SeenSet *seen, int launch) {
                         .acc = d->has_acc, .c_bf16 = d->c_bf16, .alpha = d->alpha,
                         .a_off = d->a.offset / 2 % 8, .b_off = d->b.offset / 2 % 8,   /* (arenas: 256-aligned) */
                         .c_align = c_align < acc_align ? c_align : acc_align};
-    SkinnyGemmLaunch sl;
+    SkinnyGemmLaunch sl = {0};
     char *src = template_gemm_skinny(&s, &sl);
+    bool hopper = false;
+    int knob[1];
+    if (!src && p->opt.arch == 90 && !(codegen_knob_ints("VMC_HOPPER_GEMM", knob, 1) && knob[0] == 0)) {
+        src = template_gemm_hopper(&s, &sl.k);
+        sl.split = 1;
+        hopper = src != NULL;
+    }
     if (!src) return;
     if (sl.ws_bytes > PROGRAM_GEMM_WORKSPACE) { free(src); return; }   /* partials beyond the workspace */
     int first = pg_seen_find(seen, src, launch);
@@ -474,9 +483,10 @@ void pg_own_gemm(Program *p, SeenSet *seen, int launch) {
         free(src);
     } else {
         char label[96];
-        snprintf(label, sizeof label, "g%d_gemm_skinny_%lldx%lldx%lld", l->group, (long long)d->M, (long long)d->N,
-                 (long long)d->K);
+        snprintf(label, sizeof label, "g%d_gemm_%s_%lldx%lldx%lld", l->group, hopper ? "hopper" : "skinny",
+                 (long long)d->M, (long long)d->N, (long long)d->K);
         l->own_module = pg_add_module(p, src, label);
+        p->modules[l->own_module].arch_specific = hopper;
         p->nkernels += sl.split > 1 ? 2 : 1;
     }
     l->own = sl;

@@ -60,10 +60,17 @@ n=$(grep -c 'assembled in place' "$VMC_CACHE/groups.log" || true)
 echo "arm_b_pretrain training: $n group(s) assembled in place"
 if [ "$n" != 12 ]; then echo "FAILED: expected 12"; fail=1; fi
 # vmc's own kernel is generated for the mixer's six skinny products of every layer (x_proj and dt_proj forward,
-# input and weight gradients) in bf16, to be timed against cuBLASLt's; none in fp32
+# input and weight gradients) in bf16, to be timed against cuBLASLt's, and on sm_90 the Hopper GEMM for the 83
+# forward products x W^T that are not skinny (VMC_HOPPER_GEMM=0 or another architecture: none); none in fp32
 n=$(grep -oP '[0-9]+(?= GEMMs with vmc.s own kernel)' "$VMC_CACHE/groups.log" || true)
 echo "arm_b_pretrain training: ${n:-no} GEMM(s) with an own kernel"
-if [ "$n" != 72 ]; then echo "FAILED: expected 72"; fail=1; fi
+if [ "$n" != 155 ]; then echo "FAILED: expected 155 (72 skinny, 83 Hopper)"; fail=1; fi
+for case in "0 sm_90" "1 sm_80"; do
+    n=$(VMC_HOPPER_GEMM=${case% *} "$vmc" compile "$root/models/arm_b.vmc" --model arm_b_pretrain --train --bf16 \
+          --no-nvrtc --arch "${case#* }" 2>&1 | grep -oP '[0-9]+(?= GEMMs with vmc.s own kernel)' || true)
+    echo "arm_b_pretrain training, VMC_HOPPER_GEMM=${case% *} --arch ${case#* }: ${n:-no} GEMM(s) with an own kernel"
+    if [ "$n" != 72 ]; then echo "FAILED: expected 72"; fail=1; fi
+done
 n=$("$vmc" compile "$root/models/arm_b.vmc" --model arm_b_pretrain --train --no-nvrtc 2>&1 | grep -oP '[0-9]+(?= GEMMs with vmc.s own kernel)' || true)
 if [ "$n" != 0 ]; then echo "FAILED: $n own GEMM kernels in fp32, expected 0"; fail=1; fi
 # ARM-B fine-tuning's 4 scan directions convolve in_proj's x through 4 row orders: one launch a layer reads it

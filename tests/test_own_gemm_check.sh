@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# test_own_gemm_check.sh BUILD ROOT — [gpu] a wrong own skinny-GEMM kernel is caught before it runs: with a
-# skinny_gemm.cuh whose results are scaled by 1.5 (through VMC_TEMPLATE_DIR), VMC_OWN_GEMM=3 (the own kernel
+# test_own_gemm_check.sh BUILD ROOT — [gpu] a wrong own GEMM kernel is caught before it runs: with a
+# skinny_gemm.cuh and a hopper_gemm.cuh whose results are scaled by 1.5 (through VMC_TEMPLATE_DIR), VMC_OWN_GEMM=3 (the own kernel
 # wherever it agrees with cuBLASLt) warns for every skinny product and leaves them to cuBLASLt, so test_cuda_exec
 # still matches the cpu backend; with the real template none is rejected. Exit 77 (skip) without a GPU.
 set -uo pipefail
@@ -11,6 +11,9 @@ trap 'rm -rf "$tmp"' EXIT
 cp -r "$ROOT/codegen/templates" "$tmp/broken"
 sed -i 's/o\[e\] = v\[e\] \* (float)(SG_ALPHA)/o[e] = 1.5f * v[e] * (float)(SG_ALPHA)/' "$tmp/broken/skinny_gemm.cuh"
 grep -q '1.5f \* v\[e\]' "$tmp/broken/skinny_gemm.cuh" || { echo "FAIL: the template's store line changed: update the test"; exit 1; }
+# and the Hopper GEMM's (sm_90: the forward products that are not skinny), the same way
+sed -i 's/float v\[2\] = {HG_ALPHA \* d\[0\]\[i\], HG_ALPHA \* d\[0\]\[i + 1\]}/float v[2] = {1.5f * HG_ALPHA * d[0][i], 1.5f * HG_ALPHA * d[0][i + 1]}/' "$tmp/broken/hopper_gemm.cuh"
+grep -q '{1.5f \* HG_ALPHA' "$tmp/broken/hopper_gemm.cuh" || { echo "FAIL: the Hopper GEMM's store line changed: update the test"; exit 1; }
 export VMC_ROOT=$ROOT VMC_OWN_GEMM=3
 VMC_CACHE=$tmp/c1 VMC_TEMPLATE_DIR=$tmp/broken "$B/tests/test_cuda_exec" --quick > "$tmp/broken.log" 2>&1
 rc=$?
