@@ -257,7 +257,8 @@ static int bench(const Args *a, DslModule *m) {
            100.0 * tflops / peak, peak);
     int own = 0, eligible = 0;
     cuda_exec_own_gemms(e, &own, &eligible);
-    if (eligible) printf("  skinny GEMMs: %d of %d run vmc's own kernel (timed faster than cuBLASLt's best)\n", own, eligible);
+    if (eligible)   /* (the skinny kernel, and on sm_90 the Hopper GEMM) */
+        printf("  own GEMMs: %d of %d run vmc's own kernel (timed faster than cuBLASLt's best)\n", own, eligible);
     printf("  device memory: arenas %.2f GiB, process total %.2f GiB of %.2f GiB\n",
            (double)cuda_exec_device_bytes(e) / (1 << 30), (double)used / (1 << 30), (double)total / (1 << 30));
     double sum = 0;
