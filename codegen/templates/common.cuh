@@ -256,6 +256,18 @@ static __device__ __forceinline__ void vmc_cp_async16_zfill(void *smem, const vo
 #endif
 }
 
+// The same with the destination's shared-space address given (vmc_smem_addr: one conversion for many copies);
+// smem is that destination as a pointer, which only the CPU emulator uses.
+static __device__ __forceinline__ void vmc_cp_async16_zfill_at(unsigned saddr, void *smem, const void *gmem, bool ok) {
+#ifdef __CUDA_ARCH__
+    (void)smem;
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(saddr), "l"(gmem), "r"(ok ? 16 : 0) : "memory");
+#else
+    (void)saddr;
+    vmc_cp_async16_zfill(smem, gmem, ok);
+#endif
+}
+
 // The shared-space byte address of p (what wgmma descriptors hold); under the CPU emulator 0 for every p, so that
 // descriptor addresses are offsets from the pointer the caller derives them from (which emu_wgmma_bf16 then takes).
 static __device__ __forceinline__ unsigned vmc_smem_addr(const void *p) {

@@ -32,18 +32,34 @@
 static_assert(HG_SMEM == HG_SMEM_BYTES, "hopper GEMM: the launch's shared memory");
 static_assert(HG_K % 8 == 0 && HG_LDA % 8 == 0 && HG_LDB % 8 == 0, "hopper GEMM: 16-byte rows of K");
 
-// Rows r0 .. r0 + NR - 1, columns k0 .. k0 + 63 of X (ROWS rows of LD) into the swizzled slice s: 8 chunks of 16
-// bytes a row, NR / 32 a thread.
-template <int NR, int ROWS, int LD>
-static __device__ __forceinline__ void hg_load_slice(unsigned char *s, const bf16 *__restrict__ X, int r0, int k0) {
+// This thread's share of an operand's 64-deep slices, rows r0 .. r0 + NR - 1 of X (ROWS rows of LD): 16-byte chunk
+// c = tid % 8 of rows r0 + tid / 8 + 32 i, stored at row r's chunk c ^ (r % 8) (the swizzle), so that every slice
+// costs one pointer step and NR / 32 copies at constant offsets. Rows past ROWS and columns past K are zero-filled
+// (their sources stay at a valid address; nothing is read).
+template <int NR, int ROWS, int LD> struct HgOperand {
+    const bf16 *src;   // row r0 + tid / 8 (clamped into X), column c * 8
+    unsigned dst;      // its offset in a slice
+    unsigned rows_ok;  // bit i: row r0 + tid / 8 + 32 i < ROWS
+    __device__ __forceinline__ HgOperand(const bf16 *__restrict__ X, int r0) {
+        const int r = threadIdx.x / 8, c = threadIdx.x % 8;
+        rows_ok = 0;
 #pragma unroll
-    for (int it = 0; it < NR * 8 / HG_THREADS; it++) {
-        const int j = threadIdx.x + it * HG_THREADS, r = j / 8, c = j % 8;
-        const int row = r0 + r, k = k0 + c * 8;
-        const bool ok = row < ROWS && k < HG_K;
-        vmc_cp_async16_zfill(s + r * 128 + ((c ^ (r & 7)) << 4), ok ? X + (size_t)row * LD + k : X, ok);
+        for (int i = 0; i < NR / 32; i++) rows_ok |= (r0 + r + 32 * i < ROWS ? 1u : 0u) << i;
+        src = X + (size_t)min(r0 + r, ROWS - 1) * LD + c * 8;
+        dst = (unsigned)(r * 128 + ((c ^ (r & 7)) << 4));
     }
-}
+    // Slice kt into the slice at shared address saddr (s: the same as a pointer, for the emulator).
+    __device__ __forceinline__ void load(unsigned saddr, unsigned char *s, int kt) const {
+        const bool k_ok = kt * HG_BK + threadIdx.x % 8 * 8 < HG_K;
+        const bf16 *p = src + (k_ok ? kt * HG_BK : 0);
+#pragma unroll
+        for (int i = 0; i < NR / 32; i++) {
+            const bool ok = k_ok && (rows_ok >> i & 1u);
+            vmc_cp_async16_zfill_at(saddr + dst + i * 4096, s + dst + i * 4096, ok ? p + (size_t)i * 32 * LD : p, ok);
+        }
+    }
+};
+static_assert(HG_THREADS == 256 && HG_BK == 64, "HgOperand: 8 chunks a row, 32 rows a pass");
 
 // The CTA's products A B[b]^T over all of K into this thread's accumulators d[b] (rows m0 .., columns n0 ..): its
 // warpgroup's 64 rows by HG_BN columns each (emu_wgmma_bf16 gives the places). raw: the dynamic shared memory.
@@ -54,18 +70,25 @@ static __device__ __forceinline__ void hg_mainloop(unsigned char *raw, const bf1
     const unsigned sbase = raw_addr + pad;
     const int wg = threadIdx.x / 128;
     constexpr int KT = (HG_K + HG_BK - 1) / HG_BK;
-    auto load_stage = [&](int kt) {
-        unsigned char *s = smem + kt % HG_STAGES * HG_STAGE_BYTES;
-        hg_load_slice<HG_BM, HG_M, HG_LDA>(s, A, m0, kt * HG_BK);
+    const HgOperand<HG_BM, HG_M, HG_LDA> a_op(A, m0);
+    const HgOperand<HG_BN, HG_N, HG_LDB> b_op[HG_NB] = {HgOperand<HG_BN, HG_N, HG_LDB>(B[0], n0)
+#if HG_DUAL
+                                                        , HgOperand<HG_BN, HG_N, HG_LDB>(B[1], n0)
+#endif
+    };
+    auto load_stage = [&](int kt, int stage) {
+        const unsigned off = stage * HG_STAGE_BYTES;
+        a_op.load(sbase + off, smem + off, kt);
 #pragma unroll
         for (int b = 0; b < HG_NB; b++)
-            hg_load_slice<HG_BN, HG_N, HG_LDB>(s + HG_A_BYTES + b * HG_B_BYTES, B[b], n0, kt * HG_BK);
+            b_op[b].load(sbase + off + HG_A_BYTES + b * HG_B_BYTES, smem + off + HG_A_BYTES + b * HG_B_BYTES, kt);
     };
 #pragma unroll
     for (int kt = 0; kt < HG_STAGES - 1; kt++) {   // one commit group a slice, empty ones past K
-        if (kt < KT) load_stage(kt);
+        if (kt < KT) load_stage(kt, kt);
         vmc_cp_async_commit();
     }
+    int stage = 0, next = HG_STAGES - 1;   // slice kt's stage, and the stage slice kt + STAGES - 1 goes to
 #pragma unroll
     for (int b = 0; b < HG_NB; b++)
 #pragma unroll
@@ -74,9 +97,11 @@ static __device__ __forceinline__ void hg_mainloop(unsigned char *raw, const bf1
         vmc_cp_async_wait<HG_STAGES - 2>();   // slice kt landed (this thread's copies)
         vmc_fence_async_shared();             // ... and visible to the wgmma's reads
         __syncthreads();                      // everyone's, and slice kt - 1's wgmmas are done everywhere
-        if (kt + HG_STAGES - 1 < KT) load_stage(kt + HG_STAGES - 1);   // into slice kt - 1's stage
+        if (kt + HG_STAGES - 1 < KT) load_stage(kt + HG_STAGES - 1, next);   // into slice kt - 1's stage
         vmc_cp_async_commit();
-        const unsigned s = sbase + kt % HG_STAGES * HG_STAGE_BYTES, a = s + wg * 64 * 128;   // this warpgroup's rows
+        const unsigned s = sbase + stage * HG_STAGE_BYTES, a = s + wg * 64 * 128;   // this warpgroup's rows
+        stage = stage + 1 == HG_STAGES ? 0 : stage + 1;
+        next = next + 1 == HG_STAGES ? 0 : next + 1;
         vmc_wgmma_fence();
 #pragma unroll
         for (int b = 0; b < HG_NB; b++) vmc_wgmma_hold(d[b], HG_BN / 2);
