@@ -152,22 +152,28 @@ char *template_gemm_skinny(const SkinnyGemmSpec *s, SkinnyGemmLaunch *out) {
 }
 
 /* hopper_gemm.cuh: 128 x 128 tiles of C (128 x 64 of both products with dual), 3 stages of 64-deep slices: 97 KB
- * of shared memory, two CTAs an SM. VMC_HOPPER_GEMM_STAGES=N (2..6) for tuning runs. */
+ * of shared memory, two CTAs an SM; one wgmma group left in flight across slices. For tuning runs
+ * VMC_HOPPER_GEMM=1,TILE_N (128 or 256 columns a CTA), VMC_HOPPER_GEMM_INFLIGHT=0 or 1 and VMC_HOPPER_GEMM_STAGES=N
+ * (2..6; at least 2 + INFLIGHT). */
 static char *hopper_instance(const SkinnyGemmSpec *s, bool dual, KernelLaunch *l) {
     const int64_t lim = (int64_t)1 << 31;
     if (s->ta || !s->tb || s->M <= 0 || s->N <= 0 || s->K <= 0 || s->M >= lim || s->N >= lim || s->K >= lim) return NULL;
     if (s->K % 8 || s->lda % 8 || s->ldb % 8 || s->a_off % 8 || s->b_off % 8 || cdiv64(s->M, 128) > 65535) return NULL;
     if (dual && (s->acc || !s->c_bf16 || s->alpha != 1.f)) return NULL;
-    int stages = 3, v[1];
+    int stages = 3, tile_n = 128, inflight = 1, v[3];
+    if (codegen_knob_ints("VMC_HOPPER_GEMM", v, 2) && (v[1] == 128 || v[1] == 256)) tile_n = v[1];   /* 1,TILE_N */
+    if (codegen_knob_ints("VMC_HOPPER_GEMM_INFLIGHT", v, 1) && (v[0] == 0 || v[0] == 1)) inflight = v[0];
     if (codegen_knob_ints("VMC_HOPPER_GEMM_STAGES", v, 1) && v[0] >= 2 && v[0] <= 6) stages = v[0];
-    const int elem = s->c_bf16 ? 2 : 4, bn = dual ? 64 : 128;
+    if (stages < 2 + inflight) stages = 2 + inflight;
+    const int elem = s->c_bf16 ? 2 : 4, bn = dual ? tile_n / 2 : tile_n;
     const bool pairs = s->N % 2 == 0 && s->c_align >= 2 * elem;
     const int smem = stages * (128 * 64 * 2 + (dual ? 2 : 1) * bn * 64 * 2) + 1024;
-    enum { NDEF = 12 };
+    enum { NDEF = 14 };
     char val[NDEF][40];
     const char *names[NDEF] = {"HG_M", "HG_N", "HG_K", "HG_LDA", "HG_LDB", "HG_ALPHA", "HG_ACC", "C_T", "HG_PAIRS",
-                               "HG_STAGES", "HG_SMEM_BYTES", "HG_DUAL"};
-    const long long iv[NDEF] = {s->M, s->N, s->K, s->lda, s->ldb, 0, s->acc, 0, pairs, stages, smem, dual};
+                               "HG_STAGES", "HG_SMEM_BYTES", "HG_DUAL", "HG_TILE_N", "HG_INFLIGHT"};
+    const long long iv[NDEF] = {s->M, s->N, s->K, s->lda, s->ldb, 0, s->acc, 0, pairs, stages, smem, dual, tile_n,
+                                inflight};
     TemplateDef defs[NDEF];
     for (int k = 0; k < NDEF; k++) {
         if (k == 5) snprintf(val[k], sizeof val[k], "%.9ef", (double)s->alpha);

@@ -17,6 +17,10 @@
 #error "hopper_gemm.cuh uses wgmma: compile it for sm_90a (NVRTC_ARCH_SM90A)"
 #endif
 
+#ifndef HG_INFLIGHT
+#define HG_INFLIGHT 1   // wgmma groups left in flight across a slice's end (their stage is refilled a slice later)
+#endif
+#define HG_AHEAD (HG_STAGES - 1 - HG_INFLIGHT)   // slices copied ahead of the one computed
 #define HG_BM 128
 #define HG_BK 64
 #define HG_THREADS 256
@@ -24,11 +28,15 @@
 #define HG_DUAL 0
 #endif
 #define HG_NB (HG_DUAL ? 2 : 1)            // B operands
-#define HG_BN (HG_DUAL ? 64 : 128)         // rows of each B tile: columns of C a CTA computes
+#ifndef HG_TILE_N
+#define HG_TILE_N 128                      // columns a CTA computes: of C, or of both products together (dual)
+#endif
+#define HG_BN (HG_DUAL ? HG_TILE_N / 2 : HG_TILE_N)   // rows of each B tile
 #define HG_A_BYTES (HG_BM * HG_BK * 2)     // a stage: A's 64-deep slice, then each B's
 #define HG_B_BYTES (HG_BN * HG_BK * 2)
 #define HG_STAGE_BYTES (HG_A_BYTES + HG_NB * HG_B_BYTES)
 #define HG_SMEM (HG_STAGES * HG_STAGE_BYTES + 1024)   // + room to align the stages to 1024 bytes
+static_assert(HG_AHEAD >= 1, "hopper GEMM: at least one slice copied ahead");
 static_assert(HG_SMEM == HG_SMEM_BYTES, "hopper GEMM: the launch's shared memory");
 static_assert(HG_K % 8 == 0 && HG_LDA % 8 == 0 && HG_LDB % 8 == 0, "hopper GEMM: 16-byte rows of K");
 
@@ -84,20 +92,21 @@ static __device__ __forceinline__ void hg_mainloop(unsigned char *raw, const bf1
             b_op[b].load(sbase + off + HG_A_BYTES + b * HG_B_BYTES, smem + off + HG_A_BYTES + b * HG_B_BYTES, kt);
     };
 #pragma unroll
-    for (int kt = 0; kt < HG_STAGES - 1; kt++) {   // one commit group a slice, empty ones past K
+    for (int kt = 0; kt < HG_AHEAD; kt++) {   // one commit group a slice, empty ones past K
         if (kt < KT) load_stage(kt, kt);
         vmc_cp_async_commit();
     }
-    int stage = 0, next = HG_STAGES - 1;   // slice kt's stage, and the stage slice kt + STAGES - 1 goes to
+    int stage = 0, next = HG_AHEAD;   // slice kt's stage, and the stage slice kt + AHEAD goes to
 #pragma unroll
     for (int b = 0; b < HG_NB; b++)
 #pragma unroll
         for (int i = 0; i < HG_BN / 2; i++) d[b][i] = 0.f;
     for (int kt = 0; kt < KT; kt++) {
-        vmc_cp_async_wait<HG_STAGES - 2>();   // slice kt landed (this thread's copies)
+        vmc_cp_async_wait<HG_AHEAD - 1>();   // slice kt landed (this thread's copies)
         vmc_fence_async_shared();             // ... and visible to the wgmma's reads
         __syncthreads();                      // everyone's, and slice kt - 1's wgmmas are done everywhere
-        if (kt + HG_STAGES - 1 < KT) load_stage(kt + HG_STAGES - 1, next);   // into slice kt - 1's stage
+        // into the stage of slice kt - 1 - INFLIGHT, whose wgmmas every warpgroup has finished before the barrier
+        if (kt + HG_AHEAD < KT) load_stage(kt + HG_AHEAD, next);
         vmc_cp_async_commit();
         const unsigned s = sbase + stage * HG_STAGE_BYTES, a = s + wg * 64 * 128;   // this warpgroup's rows
         stage = stage + 1 == HG_STAGES ? 0 : stage + 1;
@@ -112,10 +121,11 @@ static __device__ __forceinline__ void hg_mainloop(unsigned char *raw, const bf1
                 vmc_wgmma<HG_BN>(d[b], vmc_wgmma_desc(a + kk * 32),
                                  vmc_wgmma_desc(s + HG_A_BYTES + b * HG_B_BYTES + kk * 32), true, smem);
         vmc_wgmma_commit();
-        vmc_wgmma_wait<0>();
-#pragma unroll
-        for (int b = 0; b < HG_NB; b++) vmc_wgmma_hold(d[b], HG_BN / 2);
+        vmc_wgmma_wait<HG_INFLIGHT>();
     }
+    vmc_wgmma_wait<0>();
+#pragma unroll
+    for (int b = 0; b < HG_NB; b++) vmc_wgmma_hold(d[b], HG_BN / 2);
 }
 
 // Calls f(row, col, i) for this thread's accumulator places of the CTA's tile that lie inside C: accumulators i,
