@@ -152,7 +152,8 @@ char *template_gemm_skinny(const SkinnyGemmSpec *s, SkinnyGemmLaunch *out) {
 }
 
 /* hopper_gemm.cuh: 128 x 128 tiles of C (128 x 64 of both products with dual), 3 stages of 64-deep slices: 97 KB
- * of shared memory, two CTAs an SM; one wgmma group left in flight across slices. For tuning runs
+ * of shared memory, two CTAs an SM; each slice's wgmmas finished before the next slice's (the form run on an H100).
+ * For tuning runs (not yet timed on a GPU)
  * VMC_HOPPER_GEMM=1,TILE_N (128 or 256 columns a CTA), VMC_HOPPER_GEMM_INFLIGHT=0 or 1 and VMC_HOPPER_GEMM_STAGES=N
  * (2..6; at least 2 + INFLIGHT). */
 static char *hopper_instance(const SkinnyGemmSpec *s, bool dual, KernelLaunch *l) {
@@ -160,7 +161,7 @@ static char *hopper_instance(const SkinnyGemmSpec *s, bool dual, KernelLaunch *l
     if (s->ta || !s->tb || s->M <= 0 || s->N <= 0 || s->K <= 0 || s->M >= lim || s->N >= lim || s->K >= lim) return NULL;
     if (s->K % 8 || s->lda % 8 || s->ldb % 8 || s->a_off % 8 || s->b_off % 8 || cdiv64(s->M, 128) > 65535) return NULL;
     if (dual && (s->acc || !s->c_bf16 || s->alpha != 1.f)) return NULL;
-    int stages = 3, tile_n = 128, inflight = 1, v[3];
+    int stages = 3, tile_n = 128, inflight = 0, v[3];
     if (codegen_knob_ints("VMC_HOPPER_GEMM", v, 2) && (v[1] == 128 || v[1] == 256)) tile_n = v[1];   /* 1,TILE_N */
     if (codegen_knob_ints("VMC_HOPPER_GEMM_INFLIGHT", v, 1) && (v[0] == 0 || v[0] == 1)) inflight = v[0];
     if (codegen_knob_ints("VMC_HOPPER_GEMM_STAGES", v, 1) && v[0] >= 2 && v[0] <= 6) stages = v[0];

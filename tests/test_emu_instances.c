@@ -195,6 +195,17 @@ static void check_hopper_gemms(void) {
                  .ldb = 200, .tb = true, .c_bf16 = true, .alpha = 1, .c_align = 16}, true);
     check_swiglu("swiglu: 70x75x72, odd N, H alone", (SkinnyGemmSpec){.M = 70, .N = 75, .K = 72, .lda = 72, .ldb = 72,
                  .tb = true, .c_bf16 = true, .alpha = 1, .c_align = 16}, false);
+    /* the tuning variants: 128 x 256 tiles (m64n256k16), a wgmma group in flight across slices, 4 stages */
+    setenv("VMC_HOPPER_GEMM", "1,256", 1);
+    setenv("VMC_HOPPER_GEMM_INFLIGHT", "1", 1);
+    setenv("VMC_HOPPER_GEMM_STAGES", "4", 1);
+    check_gemm_kernel("hopper 128x256 tiles, in flight: 200x300x200", (SkinnyGemmSpec){.M = 200, .N = 300, .K = 200,
+                      .lda = 200, .ldb = 200, .tb = true, .acc = true, .c_bf16 = true, .alpha = 1, .c_align = 16}, 0, true);
+    check_swiglu("swiglu 128x256 tiles, in flight: 130x200x136", (SkinnyGemmSpec){.M = 130, .N = 200, .K = 136,
+                 .lda = 136, .ldb = 136, .tb = true, .c_bf16 = true, .alpha = 1, .c_align = 16}, true);
+    unsetenv("VMC_HOPPER_GEMM");
+    unsetenv("VMC_HOPPER_GEMM_INFLIGHT");
+    unsetenv("VMC_HOPPER_GEMM_STAGES");
     KernelLaunch l;
     char *src = template_gemm_hopper(&(SkinnyGemmSpec){.M = 64, .N = 64, .K = 12, .lda = 12, .ldb = 12, .tb = true,
                                      .alpha = 1}, &l);

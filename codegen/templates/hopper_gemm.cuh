@@ -18,8 +18,8 @@
 #endif
 
 #ifndef HG_INFLIGHT
-#define HG_INFLIGHT 1   // wgmma groups left in flight across a slice's end (their stage is refilled a slice later)
-#endif
+#define HG_INFLIGHT 0   // wgmma groups left in flight across a slice's end (their stage is refilled a slice later;
+#endif                  // 1 is not yet run on a GPU: the emulator cannot see asynchronous hazards)
 #define HG_AHEAD (HG_STAGES - 1 - HG_INFLIGHT)   // slices copied ahead of the one computed
 #define HG_BM 128
 #define HG_BK 64
