@@ -62,6 +62,18 @@ static void skinny_knobs(int *tile, int *bk, int *stages, int *ctas, bool *stage
     *staged = v[4] == 1;
 }
 
+/* The template's defines: names[k] = iv[k] as an integer, but the alpha one (alpha_k, a float) and C_T (ct_k: bf16 or
+ * float); val holds the texts. */
+static void gemm_defs(TemplateDef *defs, char (*val)[40], const char *const *names, const long long *iv, int n,
+                      int alpha_k, float alpha, int ct_k, bool c_bf16) {
+    for (int k = 0; k < n; k++) {
+        if (k == alpha_k) snprintf(val[k], sizeof val[k], "%.9ef", (double)alpha);
+        else if (k == ct_k) snprintf(val[k], sizeof val[k], "%s", c_bf16 ? "bf16" : "float");
+        else snprintf(val[k], sizeof val[k], "%lld", iv[k]);
+        defs[k] = (TemplateDef){names[k], val[k]};
+    }
+}
+
 char *template_gemm_skinny(const SkinnyGemmSpec *s, SkinnyGemmLaunch *out) {
     const int64_t lim = (int64_t)1 << 31;
     int tile, bkmax, max_stages, cta_target;
@@ -126,12 +138,7 @@ char *template_gemm_skinny(const SkinnyGemmSpec *s, SkinnyGemmLaunch *out) {
     const long long iv[23] = {s->M, s->N, s->K, s->lda, s->ldb, s->ta, s->tb, 0, s->acc, 0,
                               bm, bn, bk, wm, wn, stages, va, vb, split, kstep, pairs, quads ? 4 : 1, ev};
     TemplateDef defs[23];
-    for (int k = 0; k < 23; k++) {
-        if (k == 7) snprintf(v[k], sizeof v[k], "%.9ef", (double)s->alpha);
-        else if (k == 9) snprintf(v[k], sizeof v[k], "%s", s->c_bf16 ? "bf16" : "float");
-        else snprintf(v[k], sizeof v[k], "%lld", iv[k]);
-        defs[k] = (TemplateDef){names[k], v[k]};
-    }
+    gemm_defs(defs, v, names, iv, 23, 7, s->alpha, 9, s->c_bf16);
     KernelLaunch *l = &out->k;
     *l = (KernelLaunch){0};
     snprintf(l->name, sizeof l->name, "vmc_gemm_skinny");
@@ -161,7 +168,7 @@ static char *hopper_instance(const SkinnyGemmSpec *s, bool dual, KernelLaunch *l
     if (s->ta || !s->tb || s->M <= 0 || s->N <= 0 || s->K <= 0 || s->M >= lim || s->N >= lim || s->K >= lim) return NULL;
     if (s->K % 8 || s->lda % 8 || s->ldb % 8 || s->a_off % 8 || s->b_off % 8 || cdiv64(s->M, 128) > 65535) return NULL;
     if (dual && (s->acc || !s->c_bf16 || s->alpha != 1.f)) return NULL;
-    int stages = 3, tile_n = 128, inflight = 0, v[3];
+    int stages = 3, tile_n = 128, inflight = 0, v[2];
     if (codegen_knob_ints("VMC_HOPPER_GEMM", v, 2) && (v[1] == 128 || v[1] == 256)) tile_n = v[1];   /* 1,TILE_N */
     if (codegen_knob_ints("VMC_HOPPER_GEMM_INFLIGHT", v, 1) && (v[0] == 0 || v[0] == 1)) inflight = v[0];
     if (codegen_knob_ints("VMC_HOPPER_GEMM_STAGES", v, 1) && v[0] >= 2 && v[0] <= 6) stages = v[0];
@@ -176,12 +183,7 @@ static char *hopper_instance(const SkinnyGemmSpec *s, bool dual, KernelLaunch *l
     const long long iv[NDEF] = {s->M, s->N, s->K, s->lda, s->ldb, 0, s->acc, 0, pairs, stages, smem, dual, tile_n,
                                 inflight};
     TemplateDef defs[NDEF];
-    for (int k = 0; k < NDEF; k++) {
-        if (k == 5) snprintf(val[k], sizeof val[k], "%.9ef", (double)s->alpha);
-        else if (k == 7) snprintf(val[k], sizeof val[k], "%s", s->c_bf16 ? "bf16" : "float");
-        else snprintf(val[k], sizeof val[k], "%lld", iv[k]);
-        defs[k] = (TemplateDef){names[k], val[k]};
-    }
+    gemm_defs(defs, val, names, iv, NDEF, 5, s->alpha, 7, s->c_bf16);
     *l = (KernelLaunch){0};
     snprintf(l->name, sizeof l->name, dual ? "vmc_gemm_swiglu" : "vmc_gemm_hopper");
     l->grid[0] = (unsigned)cdiv64(s->N, bn); l->grid[1] = (unsigned)cdiv64(s->M, 128); l->grid[2] = 1;

@@ -64,7 +64,7 @@ static bool compile_and_run(const char *what) {
 
 /* Runs the kernel for spec s on A (a_elems bf16), B, acc; returns C as floats (M*N), NULL on a driver failure. */
 static float *run_kernel(const char *what, const SkinnyGemmSpec *s, const char *src, const SkinnyGemmLaunch *l,
-                         int64_t a_elems, int64_t b_elems, bool hopper) {
+                         int64_t a_elems, int64_t b_elems) {
     char path[512];
     FILE *o = driver_open(src);
     const char *ct = s->c_bf16 ? "unsigned short" : "float";
@@ -94,7 +94,6 @@ static float *run_kernel(const char *what, const SkinnyGemmSpec *s, const char *
             l->k.grid[1], l->k.grid[2], l->k.block[0], s->c_bf16 ? "bf16" : "float", s->c_bf16 ? "bf16" : "float",
             s->c_bf16 ? "bf16" : "float", s->c_bf16 ? "bf16" : "float", l->reduce.grid[0], l->reduce.block[0], s->c_bf16 ? "bf16" : "float", s->c_bf16 ? "bf16" : "float");
     fclose(o);
-    (void)hopper;
     if (!compile_and_run(what)) return NULL;
     snprintf(path, sizeof path, "%s/c.bin", tmp);
     FILE *f = fopen(path, "rb");
@@ -145,8 +144,8 @@ static void check_gemm_kernel(const char *what, SkinnyGemmSpec s, int want_split
         ASSERT(write_file(path, a + s.a_off, (size_t)(a_elems - s.a_off) * 2), "%s", path);
         snprintf(path, sizeof path, "%s/b.bin", tmp);
         ASSERT(write_file(path, b + s.b_off, (size_t)(b_elems - s.b_off) * 2), "%s", path);
-        c = run_kernel(what, &sv, src, &l, a_elems - s.a_off, b_elems - s.b_off, hopper);
-    } else c = run_kernel(what, &sv, src, &l, a_elems, b_elems, hopper);
+        c = run_kernel(what, &sv, src, &l, a_elems - s.a_off, b_elems - s.b_off);
+    } else c = run_kernel(what, &sv, src, &l, a_elems, b_elems);
     free(src);
     if (c) {
         double maxref = 0, maxerr = 0;

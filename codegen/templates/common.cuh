@@ -192,12 +192,24 @@ static __device__ __forceinline__ void vmc_mma_bf16(float *d, const unsigned *a,
 #endif
 }
 
+// The shared-space byte address of p (what wgmma descriptors hold); under the CPU emulator 0 for every p, so that
+// descriptor addresses are offsets from the pointer the caller derives them from (which emu_wgmma_bf16 then takes).
+static __device__ __forceinline__ unsigned vmc_smem_addr(const void *p) {
+#ifdef __CUDA_ARCH__
+    unsigned s;
+    asm("{ .reg .u64 q; cvta.to.shared.u64 q, %1; cvt.u32.u64 %0, q; }" : "=r"(s) : "l"(p));
+    return s;
+#else
+    (void)p;
+    return 0;
+#endif
+}
+
 // ldmatrix .x4 / .x2 (.trans): lane l names row l % 8 of 8x8 matrix l / 8 (16 bytes of b16, 16-byte aligned); lane
 // 4g + t receives, of each matrix j, elements (g, 2t..2t+1) in r[j], or with TRANS elements (2t..2t+1, g).
 template <int X, bool TRANS> static __device__ __forceinline__ void vmc_ldmatrix(unsigned *r, const unsigned short *p) {
 #ifdef __CUDA_ARCH__
-    unsigned s;
-    asm("{ .reg .u64 q; cvta.to.shared.u64 q, %1; cvt.u32.u64 %0, q; }" : "=r"(s) : "l"(p));
+    const unsigned s = vmc_smem_addr(p);
     if constexpr (X == 4 && TRANS)
         asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
                      : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(s));
@@ -223,9 +235,7 @@ template <bool B> struct BoolTag { static constexpr bool value = B; };
 // before it sees stale data and fails its test.
 static __device__ __forceinline__ void vmc_cp_async16(void *smem, const void *gmem) {
 #ifdef __CUDA_ARCH__
-    unsigned s;
-    asm("{ .reg .u64 q; cvta.to.shared.u64 q, %1; cvt.u32.u64 %0, q; }" : "=r"(s) : "l"(smem));
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(s), "l"(gmem) : "memory");
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(vmc_smem_addr(smem)), "l"(gmem) : "memory");
 #else
     emu_cp_async16(smem, gmem);
 #endif
@@ -247,15 +257,13 @@ template <int N> static __device__ __forceinline__ void vmc_cp_async_wait() {
 // The same copy, or (ok false) 16 zero bytes written and nothing read (src may then be any valid address).
 static __device__ __forceinline__ void vmc_cp_async16_zfill(void *smem, const void *gmem, bool ok) {
 #ifdef __CUDA_ARCH__
-    unsigned s;
-    asm("{ .reg .u64 q; cvta.to.shared.u64 q, %1; cvt.u32.u64 %0, q; }" : "=r"(s) : "l"(smem));
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(s), "l"(gmem), "r"(ok ? 16 : 0) : "memory");
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(vmc_smem_addr(smem)), "l"(gmem), "r"(ok ? 16 : 0)
+                 : "memory");
 #else
     static const unsigned char zeros[16] = {0};
     emu_cp_async16(smem, ok ? gmem : zeros);
 #endif
 }
-
 // The same with the destination's shared-space address given (vmc_smem_addr: one conversion for many copies);
 // smem is that destination as a pointer, which only the CPU emulator uses.
 static __device__ __forceinline__ void vmc_cp_async16_zfill_at(unsigned saddr, void *smem, const void *gmem, bool ok) {
@@ -268,20 +276,8 @@ static __device__ __forceinline__ void vmc_cp_async16_zfill_at(unsigned saddr, v
 #endif
 }
 
-// The shared-space byte address of p (what wgmma descriptors hold); under the CPU emulator 0 for every p, so that
-// descriptor addresses are offsets from the pointer the caller derives them from (which emu_wgmma_bf16 then takes).
-static __device__ __forceinline__ unsigned vmc_smem_addr(const void *p) {
-#ifdef __CUDA_ARCH__
-    unsigned s;
-    asm("{ .reg .u64 q; cvta.to.shared.u64 q, %1; cvt.u32.u64 %0, q; }" : "=r"(s) : "l"(p));
-    return s;
-#else
-    (void)p;
-    return 0;
-#endif
-}
 
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900 && defined(__CUDA_ARCH_FEAT_SM90_ALL) || !defined(__CUDA_ARCH__)
+#if !defined(__CUDA_ARCH__) || defined(__CUDA_ARCH_FEAT_SM90_ALL)
 // Hopper's warpgroup MMA (sm_90a; hopper_gemm.cuh). A K-major bf16 tile in the 128-byte swizzle: rows of 64 elements
 // (128 bytes), groups of 8 rows 1024 bytes apart, the 16-byte chunk c of row r at chunk c ^ (r % 8) of its row, the
 // tile's 1024-byte atoms aligned in the shared space. Its descriptor (PTX ISA "matrix descriptor": start address,

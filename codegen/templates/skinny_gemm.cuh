@@ -47,13 +47,11 @@ static_assert(SG_A_ELEMS % 8 == 0 && SG_B_ELEMS % 8 == 0, "16-byte aligned stage
 // and reads nothing.
 template <int BYTES> static __device__ __forceinline__ void sg_cp_async(void *dst, const void *src, bool ok) {
 #ifdef __CUDA_ARCH__
-    unsigned s;
-    asm("{ .reg .u64 p; cvta.to.shared.u64 p, %1; cvt.u32.u64 %0, p; }" : "=r"(s) : "l"(dst));
     if constexpr (BYTES == 16)
-        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(s), "l"(src), "r"(ok ? 16 : 0) : "memory");
+        vmc_cp_async16_zfill(dst, src, ok);
     else
-        asm volatile("cp.async.ca.shared.global [%0], [%1], %2, %3;" ::"r"(s), "l"(src), "n"(BYTES), "r"(ok ? BYTES : 0)
-                     : "memory");
+        asm volatile("cp.async.ca.shared.global [%0], [%1], %2, %3;" ::"r"(vmc_smem_addr(dst)), "l"(src), "n"(BYTES),
+                     "r"(ok ? BYTES : 0) : "memory");
 #else
     if (ok) memcpy(dst, src, BYTES);
     else memset(dst, 0, BYTES);
