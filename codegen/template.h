@@ -27,6 +27,8 @@ typedef struct KernelLaunch {
     unsigned smem;                 /* dynamic shared memory bytes */
     struct { int param; size_t offset, bytes; } zero[4];
     int nzero;
+    unsigned tma_rows[4];          /* parameter i is a TMA tensor map (common.cuh VmcTmap) of a bf16 matrix in boxes of
+                                      tma_rows[i] rows by 64 columns, in the 128-byte swizzle; 0: not a tensor map */
 } KernelLaunch;
 
 /* How a template reads a [B, L, C] input that is a row gather or a channel slice of a larger buffer (pass_fuse's
@@ -159,12 +161,12 @@ enum { SKINNY_GEMM_MAX_DIM = 128 };
 char *template_gemm_skinny(const SkinnyGemmSpec *s, SkinnyGemmLaunch *l);
 /* vmc's own Hopper GEMM (hopper_gemm.cuh; wgmma, so NVRTC must compile it for sm_90a: NVRTC_ARCH_SM90A): C = alpha
  * A B^T (+ acc) for a product of the same spec with A stored [M][lda] and B [N][ldb] (!ta, tb), K, lda, ldb and the
- * offsets multiples of 8. vmc_gemm_hopper(const bf16 *A, const bf16 *B, C_T *C, const C_T *acc); NULL when the
- * product is not one it handles. */
+ * offsets multiples of 8. vmc_gemm_hopper(VmcTmap A, VmcTmap B, C_T *C, const C_T *acc), A and B tensor maps
+ * (l->tma_rows: runtime/cuda_tma.h makes them); NULL when the product is not one it handles. */
 char *template_gemm_hopper(const SkinnyGemmSpec *s, KernelLaunch *l);
 /* SwiGLU's input products by the same kernel (hopper_gemm.cuh HG_DUAL): H = silu(A B1^T + bias1) * (A B2^T + bias2),
  * each product rounded to bf16 before its bias is added, and P1, P2 the two products (bf16) when not NULL. The spec
- * describes A and both B's (one ldb), H, P1, P2 [M][N] bf16 (c_bf16, no acc, alpha 1). vmc_gemm_swiglu(const bf16 *A,
- * const bf16 *B1, const bf16 *B2, const float *bias1, const float *bias2, bf16 *H, bf16 *P1, bf16 *P2); NULL when the
+ * describes A and both B's (one ldb), H, P1, P2 [M][N] bf16 (c_bf16, no acc, alpha 1). vmc_gemm_swiglu(VmcTmap A,
+ * VmcTmap B1, VmcTmap B2, const float *bias1, const float *bias2, bf16 *H, bf16 *P1, bf16 *P2); NULL when the
  * product is not one it handles. */
 char *template_gemm_swiglu(const SkinnyGemmSpec *s, KernelLaunch *l);

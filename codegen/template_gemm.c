@@ -158,37 +158,38 @@ char *template_gemm_skinny(const SkinnyGemmSpec *s, SkinnyGemmLaunch *out) {
     return template_instantiate("skinny_gemm.cuh", defs, 23);
 }
 
-/* hopper_gemm.cuh: 128 x 128 tiles of C (128 x 64 of both products with dual), 3 stages of 64-deep slices: 97 KB
- * of shared memory, two CTAs an SM; each slice's wgmmas finished before the next slice's (the form run on an H100).
- * For tuning runs (not yet timed on a GPU)
- * VMC_HOPPER_GEMM=1,TILE_N (128 or 256 columns a CTA), VMC_HOPPER_GEMM_INFLIGHT=0 or 1 and VMC_HOPPER_GEMM_STAGES=N
- * (2..6; at least 2 + INFLIGHT). */
+/* hopper_gemm.cuh: 128 x 256 tiles of C (128 x 128 of both products with dual), as many 64-deep slices staged as
+ * fit in shared memory (4: 193 KB), one CTA an SM. For tuning runs VMC_HOPPER_GEMM=1,TILE_N (128 or 256 columns a
+ * CTA) and VMC_HOPPER_GEMM_STAGES=N (2 up to what fits). A and B are passed as tensor maps (KernelLaunch.tma_rows). */
 static char *hopper_instance(const SkinnyGemmSpec *s, bool dual, KernelLaunch *l) {
     const int64_t lim = (int64_t)1 << 31;
     if (s->ta || !s->tb || s->M <= 0 || s->N <= 0 || s->K <= 0 || s->M >= lim || s->N >= lim || s->K >= lim) return NULL;
     if (s->K % 8 || s->lda % 8 || s->ldb % 8 || s->a_off % 8 || s->b_off % 8 || cdiv64(s->M, 128) > 65535) return NULL;
     if (dual && (s->acc || !s->c_bf16 || s->alpha != 1.f)) return NULL;
-    int stages = 3, tile_n = 128, inflight = 0, v[2];
+    int tile_n = 256, v[2];
     if (codegen_knob_ints("VMC_HOPPER_GEMM", v, 2) && (v[1] == 128 || v[1] == 256)) tile_n = v[1];   /* 1,TILE_N */
-    if (codegen_knob_ints("VMC_HOPPER_GEMM_INFLIGHT", v, 1) && (v[0] == 0 || v[0] == 1)) inflight = v[0];
-    if (codegen_knob_ints("VMC_HOPPER_GEMM_STAGES", v, 1) && v[0] >= 2 && v[0] <= 6) stages = v[0];
-    if (stages < 2 + inflight) stages = 2 + inflight;
-    const int elem = s->c_bf16 ? 2 : 4, bn = dual ? tile_n / 2 : tile_n;
+    const int bn = dual ? tile_n / 2 : tile_n, stage = 128 * 64 * 2 + (dual ? 2 : 1) * bn * 64 * 2;
+    const int fit = (template_smem_limit(90) - 1024 - 256) / stage;
+    int stages = fit < 6 ? fit : 6;
+    if (codegen_knob_ints("VMC_HOPPER_GEMM_STAGES", v, 1) && v[0] >= 2 && v[0] <= fit) stages = v[0];
+    const int elem = s->c_bf16 ? 2 : 4;
     const bool pairs = s->N % 2 == 0 && s->c_align >= 2 * elem;
-    const int smem = stages * (128 * 64 * 2 + (dual ? 2 : 1) * bn * 64 * 2) + 1024;
-    enum { NDEF = 14 };
+    const int smem = stages * stage + 1024 + 256;
+    enum { NDEF = 11 };
     char val[NDEF][40];
-    const char *names[NDEF] = {"HG_M", "HG_N", "HG_K", "HG_LDA", "HG_LDB", "HG_ALPHA", "HG_ACC", "C_T", "HG_PAIRS",
-                               "HG_STAGES", "HG_SMEM_BYTES", "HG_DUAL", "HG_TILE_N", "HG_INFLIGHT"};
-    const long long iv[NDEF] = {s->M, s->N, s->K, s->lda, s->ldb, 0, s->acc, 0, pairs, stages, smem, dual, tile_n,
-                                inflight};
+    const char *names[NDEF] = {"HG_M", "HG_N", "HG_K", "HG_ALPHA", "HG_ACC", "C_T", "HG_PAIRS", "HG_STAGES",
+                               "HG_SMEM_BYTES", "HG_DUAL", "HG_TILE_N"};
+    const long long iv[NDEF] = {s->M, s->N, s->K, 0, s->acc, 0, pairs, stages, smem, dual, tile_n};
     TemplateDef defs[NDEF];
-    gemm_defs(defs, val, names, iv, NDEF, 5, s->alpha, 7, s->c_bf16);
+    gemm_defs(defs, val, names, iv, NDEF, 3, s->alpha, 5, s->c_bf16);
     *l = (KernelLaunch){0};
     snprintf(l->name, sizeof l->name, dual ? "vmc_gemm_swiglu" : "vmc_gemm_hopper");
     l->grid[0] = (unsigned)cdiv64(s->N, bn); l->grid[1] = (unsigned)cdiv64(s->M, 128); l->grid[2] = 1;
-    l->block[0] = 256; l->block[1] = l->block[2] = 1;
+    l->block[0] = 384; l->block[1] = l->block[2] = 1;
     l->smem = (unsigned)smem;
+    l->tma_rows[0] = 128;
+    l->tma_rows[1] = (unsigned)bn;
+    if (dual) l->tma_rows[2] = (unsigned)bn;
     return template_instantiate("hopper_gemm.cuh", defs, NDEF);
 }
 

@@ -24,7 +24,7 @@
     X(cuGraphExecDestroy) X(cuGraphDestroy) X(cuGraphGetNodes) X(cuGraphNodeGetType)                             \
     X(cuGraphKernelNodeGetAttribute) X(cuEventCreate) X(cuEventDestroy) X(cuEventRecord) X(cuEventSynchronize)   \
     X(cuEventQuery) X(cuEventElapsedTime) X(cuLaunchKernelEx) X(cuStreamSetAttribute)                            \
-    X(cuCtxGetStreamPriorityRange) X(cuDeviceGetPCIBusId)
+    X(cuCtxGetStreamPriorityRange) X(cuDeviceGetPCIBusId) X(cuTensorMapEncodeTiled)
 
 #define CUBLASLT_FUNCS(X)                                                                                        \
     X(cublasLtCreate) X(cublasLtDestroy) X(cublasLtGetVersion) X(cublasLtGetStatusName) X(cublasLtGetStatusString) \

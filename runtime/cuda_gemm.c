@@ -2,6 +2,7 @@
  * column-major calls), autotuning per shape with its disk cache, and vmc's own skinny-GEMM kernel (skinny_gemm.cuh)
  * where it timed faster and agrees with cuBLASLt; the bf16 GEMM peak that `vmc bench` reports against. */
 #include "cuda_impl.h"
+#include "cuda_tma.h"
 #include "cli.h"
 #include "gemm_tune_cache.h"
 #include <math.h>
@@ -91,9 +92,16 @@ void cx_launch_kernel(Cuda *c, CUfunction f, const unsigned *grid, const unsigne
  * GEMM workspace for split-K partials, then (split K) the kernel that adds them into C. */
 static void own_gemm_run(Cuda *c, int k, int s) {
     const Launch *l = &c->p->launches[k];
-    CUdeviceptr v[5] = {addr(c, l->gemm.a), addr(c, l->gemm.b), addr(c, l->gemm.c),
-                        l->gemm.has_acc ? addr(c, l->gemm.acc) : 0, c->ws[s]};
+    const GemmDesc *g = &l->gemm;
+    CUdeviceptr v[5] = {addr(c, g->a), addr(c, g->b), addr(c, g->c), g->has_acc ? addr(c, g->acc) : 0, c->ws[s]};
     void *params[5] = {&v[0], &v[1], &v[2], &v[3], &v[4]};
+    CUtensorMap maps[2];   /* the Hopper kernel takes A [M][lda] and B [N][ldb] as tensor maps */
+    if (l->own.k.tma_rows[0]) {
+        cuda_tma_bf16(c->cu, &maps[0], v[0], g->M, g->K, g->lda, l->own.k.tma_rows[0]);
+        cuda_tma_bf16(c->cu, &maps[1], v[1], g->N, g->K, g->ldb, l->own.k.tma_rows[1]);
+        params[0] = &maps[0];
+        params[1] = &maps[1];
+    }
     cx_launch_kernel(c, c->fn[k], l->own.k.grid, l->own.k.block, l->own.k.smem, s, params);
     if (l->own.split > 1) {
         void *rparams[3] = {&v[4], &v[2], &v[3]};

@@ -15,9 +15,9 @@ target_link_libraries(test_emu PRIVATE Threads::Threads)
 add_test(NAME emu_templates COMMAND test_emu)
 set_tests_properties(emu_templates PROPERTIES LABELS cpu TIMEOUT 120)
 
-# GPU checks (skip with 77 without a GPU). Built from the two runtime files it needs rather than the whole runtime
+# GPU checks (skip with 77 without a GPU). Built from the few runtime files it needs rather than the whole runtime
 # library, so it only depends on the CUDA foundation layer. `test_scan_gpu --bench` prints the scan/conv timings.
-add_executable(test_scan_gpu ${CMAKE_CURRENT_SOURCE_DIR}/test_scan_gpu.c ${VMC_ROOT}/runtime/cuda_api.c
+add_executable(test_scan_gpu ${CMAKE_CURRENT_SOURCE_DIR}/test_scan_gpu.c ${VMC_ROOT}/runtime/cuda_api.c ${VMC_ROOT}/runtime/cuda_tma.c
                ${VMC_ROOT}/runtime/gemm.c)
 target_include_directories(test_scan_gpu PRIVATE ${VMC_ROOT}/runtime)
 target_link_libraries(test_scan_gpu PRIVATE codegen m)

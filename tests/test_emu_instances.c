@@ -78,8 +78,8 @@ static float *run_kernel(const char *what, const SkinnyGemmSpec *s, const char *
                "    dim3 grid, block;\n"
                "    grid.x = %u; grid.y = %u; grid.z = %u; block.x = %u;\n"
                "#ifdef HG_M\n"
-               "    emu_launch(grid, block, [&] { vmc_gemm_hopper((const bf16 *)a.data(), (const bf16 *)b.data(), "
-               "(%s *)c.data(), (const %s *)acc.data()); });\n"
+               "    const EmuTmap ta = {a.data(), %lld, %lld, %lld, %u}, tb = {b.data(), %lld, %lld, %lld, %u};\n"
+               "    emu_launch(grid, block, [&] { vmc_gemm_hopper(ta, tb, (%s *)c.data(), (const %s *)acc.data()); });\n"
                "#else\n"
                "    emu_launch(grid, block, [&] { vmc_gemm_skinny((const bf16 *)a.data(), (const bf16 *)b.data(), "
                "(%s *)c.data(), (const %s *)acc.data(), ws.data()); });\n"
@@ -91,7 +91,9 @@ static float *run_kernel(const char *what, const SkinnyGemmSpec *s, const char *
                "    FILE *f = fopen(\"c.bin\", \"wb\"); fwrite(c.data(), sizeof c[0], c.size(), f); fclose(f);\n"
                "    return 0;\n}\n",
             (long long)a_elems, (long long)b_elems, ct, mn, ct, mn, (long long)(l->ws_bytes / 4), l->k.grid[0],
-            l->k.grid[1], l->k.grid[2], l->k.block[0], s->c_bf16 ? "bf16" : "float", s->c_bf16 ? "bf16" : "float",
+            l->k.grid[1], l->k.grid[2], l->k.block[0], (long long)s->M, (long long)s->K, (long long)s->lda,
+            l->k.tma_rows[0], (long long)s->N, (long long)s->K, (long long)s->ldb, l->k.tma_rows[1],
+            s->c_bf16 ? "bf16" : "float", s->c_bf16 ? "bf16" : "float",
             s->c_bf16 ? "bf16" : "float", s->c_bf16 ? "bf16" : "float", l->reduce.grid[0], l->reduce.block[0], s->c_bf16 ? "bf16" : "float", s->c_bf16 ? "bf16" : "float");
     fclose(o);
     if (!compile_and_run(what)) return NULL;
@@ -190,20 +192,21 @@ static void check_hopper_gemms(void) {
                       .b_off = 8, .c_align = 16}, 0, true);
     check_gemm_kernel("hopper: 64x9x136, odd N (one by one)", (SkinnyGemmSpec){.M = 64, .N = 9, .K = 136, .lda = 136,
                       .ldb = 136, .tb = true, .acc = true, .alpha = -2, .c_align = 4}, 0, true);
+    /* 10 slices through 4 stages: each stage's barriers go through three phases */
+    check_gemm_kernel("hopper: 150x300x600, stages reused", (SkinnyGemmSpec){.M = 150, .N = 300, .K = 600, .lda = 600,
+                      .ldb = 600, .tb = true, .c_bf16 = true, .alpha = 1, .c_align = 16}, 0, true);
     check_swiglu("swiglu: 200x136x200 with the products", (SkinnyGemmSpec){.M = 200, .N = 136, .K = 200, .lda = 200,
                  .ldb = 200, .tb = true, .c_bf16 = true, .alpha = 1, .c_align = 16}, true);
     check_swiglu("swiglu: 70x75x72, odd N, H alone", (SkinnyGemmSpec){.M = 70, .N = 75, .K = 72, .lda = 72, .ldb = 72,
                  .tb = true, .c_bf16 = true, .alpha = 1, .c_align = 16}, false);
-    /* the tuning variants: 128 x 256 tiles (m64n256k16), a wgmma group in flight across slices, 4 stages */
-    setenv("VMC_HOPPER_GEMM", "1,256", 1);
-    setenv("VMC_HOPPER_GEMM_INFLIGHT", "1", 1);
-    setenv("VMC_HOPPER_GEMM_STAGES", "4", 1);
-    check_gemm_kernel("hopper 128x256 tiles, in flight: 200x300x200", (SkinnyGemmSpec){.M = 200, .N = 300, .K = 200,
+    /* the tuning variants: 128 x 128 tiles (m64n128k16), 2 stages (every stage reused while K lasts) */
+    setenv("VMC_HOPPER_GEMM", "1,128", 1);
+    setenv("VMC_HOPPER_GEMM_STAGES", "2", 1);
+    check_gemm_kernel("hopper 128x128 tiles, 2 stages: 200x300x200", (SkinnyGemmSpec){.M = 200, .N = 300, .K = 200,
                       .lda = 200, .ldb = 200, .tb = true, .acc = true, .c_bf16 = true, .alpha = 1, .c_align = 16}, 0, true);
-    check_swiglu("swiglu 128x256 tiles, in flight: 130x200x136", (SkinnyGemmSpec){.M = 130, .N = 200, .K = 136,
+    check_swiglu("swiglu 128x128 tiles, 2 stages: 130x200x136", (SkinnyGemmSpec){.M = 130, .N = 200, .K = 136,
                  .lda = 136, .ldb = 136, .tb = true, .c_bf16 = true, .alpha = 1, .c_align = 16}, true);
     unsetenv("VMC_HOPPER_GEMM");
-    unsetenv("VMC_HOPPER_GEMM_INFLIGHT");
     unsetenv("VMC_HOPPER_GEMM_STAGES");
     KernelLaunch l;
     char *src = template_gemm_hopper(&(SkinnyGemmSpec){.M = 64, .N = 64, .K = 12, .lda = 12, .ldb = 12, .tb = true,
@@ -245,13 +248,17 @@ static void check_swiglu(const char *what, SkinnyGemmSpec s, bool save) {
                "    auto bias = load<float>(\"bias.bin\", %lld);\n"
                "    std::vector<unsigned short> h(%lld, 0xffff), p1(%lld, 0xffff), p2(%lld, 0xffff);\n"
                "    dim3 grid, block; grid.x = %u; grid.y = %u; block.x = %u;\n"
-               "    emu_launch(grid, block, [&] { vmc_gemm_swiglu((const bf16 *)a.data(), (const bf16 *)b1.data(), "
-               "(const bf16 *)b2.data(), bias.data(), bias.data() + %lld, (bf16 *)h.data(), %s, %s); });\n"
+               "    const EmuTmap ta = {a.data(), %lld, %lld, %lld, %u}, tb1 = {b1.data(), %lld, %lld, %lld, %u}, "
+               "tb2 = {b2.data(), %lld, %lld, %lld, %u};\n"
+               "    emu_launch(grid, block, [&] { vmc_gemm_swiglu(ta, tb1, tb2, bias.data(), bias.data() + %lld, "
+               "(bf16 *)h.data(), %s, %s); });\n"
                "    FILE *f = fopen(\"c.bin\", \"wb\"); fwrite(h.data(), 2, h.size(), f); fwrite(p1.data(), 2, p1.size(), f);\n"
                "    fwrite(p2.data(), 2, p2.size(), f); fclose(f);\n"
                "    return 0;\n}\n",
             (long long)na, (long long)nb, (long long)nb, (long long)(2 * s.N), (long long)mn, (long long)mn,
-            (long long)mn, l.grid[0], l.grid[1], l.block[0], (long long)s.N, save ? "(bf16 *)p1.data()" : "nullptr",
+            (long long)mn, l.grid[0], l.grid[1], l.block[0], (long long)s.M, (long long)s.K, (long long)s.lda,
+            l.tma_rows[0], (long long)s.N, (long long)s.K, (long long)s.ldb, l.tma_rows[1], (long long)s.N,
+            (long long)s.K, (long long)s.ldb, l.tma_rows[2], (long long)s.N, save ? "(bf16 *)p1.data()" : "nullptr",
             save ? "(bf16 *)p2.data()" : "nullptr");
     fclose(o);
     if (compile_and_run(what)) {

@@ -202,6 +202,8 @@ static void hopper_gemm(void) {
         const int n = ok && bin.log ? ptxas_parse(bin.log, pk, 2) : 0;
         EXPECT(n == 1 && !pk[0].spill_stores && !pk[0].stack, "hopper GEMM %d: %d kernels in ptxas' log, %d B spilled",
                k, n, n ? pk[0].spill_stores : -1);
+        /* ptxas serialises wgmmas it cannot prove safe to overlap (with a "Potential Performance Loss" warning) */
+        EXPECT(!(ok && bin.log && strstr(bin.log, "serialized")), "hopper GEMM %d: wgmma serialized: %s", k, bin.log);
         if (n == 1 && k == 0) printf("hopper GEMM sm_90a: %d registers\n", pk[0].registers);
         if (ok) nvrtc_binary_free(&bin);
         if (k == 0) {   /* wgmma is not in plain sm_90 */
@@ -220,6 +222,7 @@ static void hopper_gemm(void) {
     PtxasKernel pk[2];
     const int n = ok && bin.log ? ptxas_parse(bin.log, pk, 2) : 0;
     EXPECT(n == 1 && !pk[0].spill_stores && !pk[0].stack, "swiglu: %d kernels in ptxas' log", n);
+    EXPECT(!(ok && bin.log && strstr(bin.log, "serialized")), "swiglu: wgmma serialized: %s", bin.log);
     if (n == 1) printf("swiglu sm_90a: %d registers\n", pk[0].registers);
     if (ok) nvrtc_binary_free(&bin);
     free(src);

@@ -7,6 +7,7 @@
  * `--bench`: scan fwd+bwd and conv1d times and achieved GB/s at ARM-B shapes, beside a device-to-device copy, and
  * the decoder attention's times; `--bench-conv`: its conv1d rows alone. */
 #include "cuda_api.h"
+#include "cuda_tma.h"
 #include "gemm.h"
 #include "nvrtc_compile.h"
 #include "scan_ref.h"
@@ -49,6 +50,13 @@ static void kernel_report(const Kernel *k) {
     CU_CHECK(cu->cuFuncGetAttribute(&local, CU_FUNC_ATTRIBUTE_LOCAL_SIZE_BYTES, k->fn));
     CU_CHECK(cu->cuFuncGetAttribute(&smem, CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES, k->fn));
     printf("  %-16s %3d registers, %4d B local (spills), %6d B shared\n", k->l.name, regs, local, smem);
+}
+
+/* The tensor map of parameter i of k (KernelLaunch.tma_rows): a bf16 matrix [rows][cols], rows contiguous. */
+static CUtensorMap tma_arg(const Kernel *k, int i, CUdeviceptr p, int rows, int cols) {
+    CUtensorMap m;
+    cuda_tma_bf16(cu, &m, p, rows, cols, cols, k->l.tma_rows[i]);
+    return m;
 }
 
 /* Zeroes the ranges the kernel accumulates into, then launches; bufs[i] is the pointer passed as parameter i. */
@@ -415,7 +423,8 @@ static void check_hopper_gemm(int M, int N, int K, bool acc, DType c, uint64_t s
     CUdeviceptr dA = upload(A, na, DT_BF16), dB = upload(Bm, nb, DT_BF16), dacc = upload(C0, nc, c);
     CUdeviceptr dC = dalloc(nc * (size_t)dtype_size(c));
     CU_CHECK(cu->cuMemsetD8(dC, 0xff, nc * (size_t)dtype_size(c)));   /* NaN: an element never written fails */
-    void *args[] = {&dA, &dB, &dC, &dacc};
+    CUtensorMap ta = tma_arg(&k, 0, dA, M, K), tb = tma_arg(&k, 1, dB, N, K);
+    void *args[] = {&ta, &tb, &dC, &dacc};
     launch(&k, args, NULL);
     sync_check();
     double *ref = malloc(nc * 8);
@@ -457,7 +466,8 @@ static void check_swiglu_gpu(int M, int N, int K, uint64_t seed) {
         out[q] = dalloc(nc * 2);
         CU_CHECK(cu->cuMemsetD8(out[q], 0xff, nc * 2));
     }
-    void *args[] = {&dA, &dB1, &dB2, &db1, &db2, &out[0], &out[1], &out[2]};
+    CUtensorMap ta = tma_arg(&k, 0, dA, M, K), tb1 = tma_arg(&k, 1, dB1, N, K), tb2 = tma_arg(&k, 2, dB2, N, K);
+    void *args[] = {&ta, &tb1, &tb2, &db1, &db2, &out[0], &out[1], &out[2]};
     launch(&k, args, NULL);
     sync_check();
     double *ref = malloc(3 * nc * 8);
@@ -746,7 +756,8 @@ static void bench_hopper_gemm(int M, int N, int K) {
     CUdeviceptr a = dalloc((size_t)M * K * 2), b = dalloc((size_t)N * K * 2), c = dalloc((size_t)M * N * 2);
     CU_CHECK(cu->cuMemsetD8(a, 0x3c, (size_t)M * K * 2));
     CU_CHECK(cu->cuMemsetD8(b, 0x3c, (size_t)N * K * 2));
-    void *args[] = {&a, &b, &c, &c};
+    CUtensorMap ta = tma_arg(&k, 0, a, M, K), tb = tma_arg(&k, 1, b, N, K);
+    void *args[] = {&ta, &tb, &c, &c};
     LaunchCtx ck = {&k, args, NULL};
     Gemm *g = gemm_new(0);
     LtCtx cl = {g, (GemmDesc){M, N, K, false, true, 1, 0, 0, 0, DT_BF16, DT_BF16, DT_BF16, false, false}, a, b, c};
@@ -773,7 +784,8 @@ static void bench_swiglu(int M, int N, int K) {
     CU_CHECK(cu->cuMemsetD8(b, 0x3c, (size_t)N * K * 2));
     CU_CHECK(cu->cuMemsetD8(bias, 0, (size_t)N * 4));
     CUdeviceptr none = 0;
-    void *args_inf[] = {&a, &b, &b, &bias, &bias, &h, &none, &none}, *args_train[] = {&a, &b, &b, &bias, &bias, &h, &p1, &p2};
+    CUtensorMap ta = tma_arg(&k, 0, a, M, K), tb = tma_arg(&k, 1, b, N, K);
+    void *args_inf[] = {&ta, &tb, &tb, &bias, &bias, &h, &none, &none}, *args_train[] = {&ta, &tb, &tb, &bias, &bias, &h, &p1, &p2};
     LaunchCtx ci = {&k, args_inf, NULL}, ct = {&k, args_train, NULL};
     Gemm *g = gemm_new(0);
     LtCtx cl = {g, (GemmDesc){M, N, K, false, true, 1, 0, 0, 0, DT_BF16, DT_BF16, DT_BF16, false, false}, a, b, p1};

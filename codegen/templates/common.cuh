@@ -300,6 +300,8 @@ static __device__ __forceinline__ void vmc_wgmma_fence() {
 static __device__ __forceinline__ void vmc_wgmma_commit() {
 #ifdef __CUDA_ARCH__
     asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory");
+#else
+    emu_wgmma_commit();
 #endif
 }
 template <int N> static __device__ __forceinline__ void vmc_wgmma_wait() {
@@ -356,6 +358,80 @@ static __device__ __forceinline__ void vmc_wgmma(float *d, unsigned long long da
 }
 #undef VMC_WG8
 #undef VMC_WG_REGS32
+
+// Hopper's tensor memory accelerator (TMA) and shared-memory barriers (mbarrier; PTX ISA "Parallel Synchronization
+// and Communication Instructions: mbarrier" and "cp.async.bulk.tensor").
+// VmcTmap: a tensor map, passed to a kernel by value (__grid_constant__): on the GPU the driver's opaque CUtensorMap
+// (cuTensorMapEncodeTiled on the host: runtime/cuda_tma.c), under the CPU emulator its description (cuda_emu.h).
+#ifdef VMC_EMU_GRID_ENTRY
+typedef EmuTmap VmcTmap;
+#else
+struct __align__(64) VmcTmap { unsigned long long opaque[16]; };
+#endif
+// A barrier of `count` arrivals a phase (one thread initialises it; a __syncthreads after vmc_mbar_fence_init
+// publishes it).
+static __device__ __forceinline__ void vmc_mbar_init(unsigned long long *bar, unsigned count) {
+#ifdef __CUDA_ARCH__
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(vmc_smem_addr(bar)), "r"(count) : "memory");
+#else
+    emu_mbar_init(bar, count);
+#endif
+}
+static __device__ __forceinline__ void vmc_mbar_fence_init() {
+#ifdef __CUDA_ARCH__
+    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+#endif
+}
+// This thread's arrival, announcing `bytes` of asynchronous copies that complete the phase too.
+static __device__ __forceinline__ void vmc_mbar_expect_tx(unsigned long long *bar, unsigned bytes) {
+#ifdef __CUDA_ARCH__
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(vmc_smem_addr(bar)), "r"(bytes)
+                 : "memory");
+#else
+    emu_mbar_expect_tx(bar, bytes);
+#endif
+}
+static __device__ __forceinline__ void vmc_mbar_arrive(unsigned long long *bar) {
+#ifdef __CUDA_ARCH__
+    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(vmc_smem_addr(bar)) : "memory");
+#else
+    emu_mbar_arrive(bar);
+#endif
+}
+// Waits until the phase of parity `parity` (the barrier's phases count 0, 1, 2, ... from its init) has completed:
+// waiting on parity 1 before any phase completed returns at once (phase "-1" counts as done).
+static __device__ __forceinline__ void vmc_mbar_wait(unsigned long long *bar, unsigned parity) {
+#ifdef __CUDA_ARCH__
+    asm volatile("{\n.reg .pred p;\nVMC_MBAR_WAIT:\n"
+                 "mbarrier.try_wait.parity.shared::cta.b64 p, [%0], %1;\n"
+                 "@!p bra VMC_MBAR_WAIT;\n}" ::"r"(vmc_smem_addr(bar)), "r"(parity) : "memory");
+#else
+    emu_mbar_wait(bar, parity);
+#endif
+}
+// One box of a 2-D tensor map into shared memory at dst (1024-byte aligned for the 128-byte swizzle): columns c0 ..,
+// rows r0 .. (elements past the tensor's edge arrive as zeros); completes the box's bytes on bar.
+static __device__ __forceinline__ void vmc_tma_load_2d(void *dst, const VmcTmap *map, int c0, int r0,
+                                                       unsigned long long *bar) {
+#ifdef __CUDA_ARCH__
+    asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];"
+                 ::"r"(vmc_smem_addr(dst)), "l"((unsigned long long)map), "r"(c0), "r"(r0), "r"(vmc_smem_addr(bar))
+                 : "memory");
+#else
+    emu_tma_load_2d(dst, map, c0, r0, bar);
+#endif
+}
+// A warpgroup's register budget moved between warpgroups (setmaxnreg; every warp of the warpgroup executes it).
+template <int N> static __device__ __forceinline__ void vmc_setmaxnreg_inc() {
+#ifdef __CUDA_ARCH__
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" ::"n"(N));
+#endif
+}
+template <int N> static __device__ __forceinline__ void vmc_setmaxnreg_dec() {
+#ifdef __CUDA_ARCH__
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(N));
+#endif
+}
 #endif
 
 // Dynamic shared memory of BYTES bytes, 16-byte aligned: `extern __shared__` on the GPU (the launch passes BYTES;

@@ -4,6 +4,8 @@
 // kernel tests keep pthreads for that; whole steps (emu_exec.c) take fibers.
 #include "cuda_emu.h"
 #include <atomic>
+#include <condition_variable>
+#include <map>
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
@@ -152,9 +154,58 @@ void emu_cp_async_wait(int n) {   // groups below cp_group - n complete (the ope
     cp_pending[t].swap(keep);
 }
 
+// mbarriers: one lock and condition for all (a block's threads are the only users), each barrier's state in a
+// table by address. Under fibers a wait cannot block: the kernels that use them run on pthreads (test_emu_instances).
+struct EmuMbar { unsigned count, pending; long long tx; unsigned phase; };
+static std::mutex mbar_mu;
+static std::condition_variable mbar_cv;
+static std::map<const void *, EmuMbar> mbars;
+void emu_mbar_init(unsigned long long *bar, unsigned count) {
+    std::lock_guard<std::mutex> g(mbar_mu);
+    mbars[bar] = EmuMbar{count, count, 0, 0};
+}
+static void mbar_update(unsigned long long *bar, int arrivals, long long tx) {
+    std::lock_guard<std::mutex> g(mbar_mu);
+    auto it = mbars.find(bar);
+    if (it == mbars.end()) { fprintf(stderr, "emu: mbarrier %p used before its init\n", (void *)bar); abort(); }
+    EmuMbar &m = it->second;
+    if ((int)m.pending < arrivals) { fprintf(stderr, "emu: mbarrier %p: more arrivals than its count\n", (void *)bar); abort(); }
+    m.pending -= (unsigned)arrivals;
+    m.tx += tx;
+    if (m.pending == 0 && m.tx == 0) {
+        m.phase++;
+        m.pending = m.count;
+        mbar_cv.notify_all();
+    }
+}
+void emu_mbar_expect_tx(unsigned long long *bar, unsigned bytes) { mbar_update(bar, 1, bytes); }
+void emu_mbar_arrive(unsigned long long *bar) { mbar_update(bar, 1, 0); }
+void emu_mbar_wait(unsigned long long *bar, unsigned parity) {
+#ifdef EMU_FIBERS
+    fprintf(stderr, "emu: mbarrier waits need pthreads (build without EMU_FIBERS)\n");
+    abort();
+#endif
+    std::unique_lock<std::mutex> g(mbar_mu);
+    mbar_cv.wait(g, [&] { return (mbars.at(bar).phase & 1u) != (parity & 1u); });
+}
+void emu_tma_load_2d(void *dst, const EmuTmap *map, int c0, int r0, unsigned long long *bar) {
+    unsigned char *d = (unsigned char *)dst;
+    const unsigned short *src = (const unsigned short *)map->base;
+    for (unsigned r = 0; r < map->box_rows; r++)
+        for (int c = 0; c < 64; c++) {
+            const long long row = r0 + (long long)r, col = c0 + (long long)c;
+            const unsigned short v = row < map->rows && col < map->cols ? src[row * map->ld + col] : 0;
+            unsigned a = r * 128 + (unsigned)c * 2;
+            a ^= ((a >> 7) & 7) << 4;   // the 128-byte swizzle: chunk c of row r at chunk c ^ (r % 8)
+            std::memcpy(d + a, &v, 2);
+        }
+    mbar_update(bar, 0, -(long long)map->box_rows * 128);
+}
+
 #ifndef EMU_FIBERS
-static pthread_barrier_t block_bar, block_end, warp_bar[32];
+static pthread_barrier_t block_bar, block_end, warp_bar[32], wg_bar[8];
 static void block_sync() { pthread_barrier_wait(&block_bar); }
+void emu_wgmma_commit() { pthread_barrier_wait(&wg_bar[flat_tid() / 128]); }
 static void warp_sync(int w) { pthread_barrier_wait(&warp_bar[w]); }
 
 // Each thread of the block runs every block of the grid in turn; a barrier after each keeps them in step
@@ -184,6 +235,7 @@ void emu_launch(dim3 grid, dim3 block, const std::function<void()> &body) {
     pthread_barrier_init(&block_bar, nullptr, (unsigned)n);
     pthread_barrier_init(&block_end, nullptr, (unsigned)n);
     for (int w = 0; w < n / 32; w++) pthread_barrier_init(&warp_bar[w], nullptr, 32);
+    for (int g = 0; g < n / 128; g++) pthread_barrier_init(&wg_bar[g], nullptr, 128);
     for (int t = 0; t < n; t++) {
         args[(size_t)t] = {{(unsigned)t % block.x, ((unsigned)t / block.x) % block.y, (unsigned)t / (block.x * block.y)},
                            &body};
@@ -197,6 +249,7 @@ void emu_launch(dim3 grid, dim3 block, const std::function<void()> &body) {
     pthread_barrier_destroy(&block_bar);
     pthread_barrier_destroy(&block_end);
     for (int w = 0; w < n / 32; w++) pthread_barrier_destroy(&warp_bar[w]);
+    for (int g = 0; g < n / 128; g++) pthread_barrier_destroy(&wg_bar[g]);
 }
 #else
 // Fibers: the scheduler runs every runnable thread of the block until it waits (at a block or warp barrier) or
@@ -216,6 +269,7 @@ static void wait_at(int state) {
     swapcontext(&fib[cur].ctx, &sched_ctx);
 }
 static void block_sync() { wait_at(AT_BLOCK); }
+void emu_wgmma_commit() { fprintf(stderr, "emu: wgmma needs pthreads (build without EMU_FIBERS)\n"); abort(); }
 static void warp_sync(int) { wait_at(AT_WARP); }
 static void fiber_main() {
     (*cur_body)();

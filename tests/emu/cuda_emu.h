@@ -49,12 +49,26 @@ void emu_cp_async16(void *dst, const void *src);
 void emu_cp_async_commit();
 void emu_cp_async_wait(int n);
 unsigned long emu_cp_async_issued();   // copies issued since the program started (tests check a path took them)
+// wgmma.commit_group: the warpgroup's wgmmas are one collective operation on the GPU, so its threads meet here
+// (all of them have read the shared memory their wgmmas name before any goes on to release it).
+void emu_wgmma_commit();
 // wgmma.mma_async m64nNk16 (bf16 in, f32 accumulate) of the calling thread's warpgroup (4 aligned warps), run at
 // issue: this thread's N/2 accumulators of D (+)= A B^T, A (64 x 16) and B (N x 16) K-major bf16 tiles in the 128-byte
 // swizzle read through their shared-memory descriptors (common.cuh vmc_wgmma_desc), whose addresses are offsets
 // into smem.
 void emu_wgmma_bf16(float *d, int n, const unsigned char *smem, unsigned long long da, unsigned long long db,
                     bool accumulate);
+// Hopper's shared-memory barriers (mbarrier) and TMA copies, blocking across the block's threads (pthreads only):
+// a barrier's state lives beside its 8 bytes; a phase completes when its arrivals and announced bytes are all in.
+void emu_mbar_init(unsigned long long *bar, unsigned count);
+void emu_mbar_expect_tx(unsigned long long *bar, unsigned bytes);   // arrive, announcing bytes
+void emu_mbar_arrive(unsigned long long *bar);
+void emu_mbar_wait(unsigned long long *bar, unsigned parity);       // until the phase of that parity completed
+// A 2-D bf16 tensor map (common.cuh VmcTmap): rows x cols elements, rows ld apart, boxes of box_rows x 64 columns
+// (128 bytes) in the 128-byte swizzle.
+struct EmuTmap { const void *base; long long rows, cols, ld; unsigned box_rows; };
+// The box at columns c0.., rows r0.. into dst (zeros past the edges), copied at issue; then its bytes complete on bar.
+void emu_tma_load_2d(void *dst, const EmuTmap *map, int c0, int r0, unsigned long long *bar);
 // Programmatic dependent launch has nothing to wait for here (codegen.h CODEGEN_GRID_ENTRY steps aside for this).
 #define VMC_EMU_GRID_ENTRY
 inline void vmc_grid_entry() {}

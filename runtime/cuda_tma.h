@@ -1,0 +1,10 @@
+/* cuda_tma.h — TMA tensor maps for the kernels that take them (KernelLaunch.tma_rows; common.cuh VmcTmap). */
+#pragma once
+#include "cuda_api.h"
+#include <stdint.h>
+
+/* The tensor map of a bf16 matrix [rows][cols] at base, rows ld elements apart, copied in boxes of box_rows rows by
+ * 64 columns (128 bytes) into the 128-byte swizzle, zeros past its edges. base 16-byte aligned, ld a multiple of 8
+ * (the kernels' templates refuse others); a driver refusal exits with its error (CU_CHECK). */
+void cuda_tma_bf16(const CudaApi *cu, CUtensorMap *map, CUdeviceptr base, int64_t rows, int64_t cols, int64_t ld,
+                   unsigned box_rows);
