@@ -7,7 +7,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-out=$root/gpu-carry
+out=$root/${GPU_CARRY_DIR:-gpu-carry}   # GPU_CARRY_DIR: another folder name (a second carry beside one in use)
 build() {   # source folder, build folder, targets...
     local src=$1 bld=$2
     shift 2
@@ -31,6 +31,7 @@ for rev in "$@"; do
     echo "gpu-carry/$rev/vmc: $sha"
 done
 # keep the carried folder out of git status (run's carry argument names it)
-grep -qx '/gpu-carry/' .git/info/exclude 2>/dev/null || { mkdir -p .git/info && echo '/gpu-carry/' >> .git/info/exclude; }
+ex="/$(basename "$out")/"
+grep -qx "$ex" .git/info/exclude 2>/dev/null || { mkdir -p .git/info && echo "$ex" >> .git/info/exclude; }
 du -sh "$out"
-echo "carry: [\"gpu-carry\"]"
+echo "carry: [\"$(basename "$out")\"]"
