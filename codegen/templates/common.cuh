@@ -421,6 +421,14 @@ static __device__ __forceinline__ void vmc_tma_load_2d(void *dst, const VmcTmap 
     emu_tma_load_2d(dst, map, c0, r0, bar);
 #endif
 }
+// Named barrier `id` (1..15; 0 is __syncthreads') of `count` threads (a multiple of 32): the warps that take part.
+static __device__ __forceinline__ void vmc_bar_sync(int id, int count) {
+#ifdef __CUDA_ARCH__
+    asm volatile("bar.sync %0, %1;" ::"r"(id), "r"(count) : "memory");
+#else
+    emu_bar_sync(id, count);
+#endif
+}
 // A warpgroup's register budget moved between warpgroups (setmaxnreg; every warp of the warpgroup executes it).
 template <int N> static __device__ __forceinline__ void vmc_setmaxnreg_inc() {
 #ifdef __CUDA_ARCH__

@@ -116,6 +116,47 @@ template <class F> static __device__ __forceinline__ void hg_for_each_pair(int m
 }
 
 #if !HG_DUAL
+#ifndef HG_VEC
+#define HG_VEC 0
+#endif
+#if HG_VEC
+// The consumers' tile through shared memory (the stages, free once both warpgroups' wgmmas are done), so that C and
+// acc are accessed in whole rows, 4 elements a thread (HG_VEC: N a multiple of 4, C and acc aligned to 4 elements),
+// where the accumulators' places would give each warp 8 rows of 16 bytes. f32 rows of HG_BN + 8 (two half-warps'
+// 8-byte stores of 4 rows each fall in distinct banks).
+#define HG_PITCH (HG_BN + 8)
+static_assert(2 * 64 * HG_PITCH * 4 <= HG_STAGES * HG_STAGE_BYTES, "hopper GEMM: the staged tile fits in the stages");
+static __device__ __forceinline__ void hg_store_staged(unsigned char *raw, int m0, int n0, const float *d,
+                                                       C_T *__restrict__ C, const C_T *__restrict__ acc) {
+    float *tile = (float *)(raw + ((0u - vmc_smem_addr(raw)) & 1023u));
+    const int wg = threadIdx.x / 128 - 1, t = threadIdx.x % 128, w = t / 32, l = t % 32;
+    float *mine = tile + wg * 64 * HG_PITCH;   // this warpgroup's 64 rows
+    vmc_bar_sync(1, 256);   // both consumer warpgroups are past their last wgmma: the stages are free
+#pragma unroll
+    for (int j = 0; j < HG_BN / 8; j++)
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+            const float2 v = {HG_ALPHA * d[4 * j + 2 * h], HG_ALPHA * d[4 * j + 2 * h + 1]};
+            *reinterpret_cast<float2 *>(mine + (w * 16 + l / 4 + 8 * h) * HG_PITCH + 8 * j + 2 * (l % 4)) = v;
+        }
+    vmc_bar_sync(2 + wg, 128);
+    constexpr int CH = HG_BN / 4, ROWS = 128 / CH;   // 4-column chunks a row, rows a pass
+    const int c = t % CH, col = n0 + 4 * c;
+#pragma unroll 4
+    for (int r = t / CH; r < 64; r += ROWS) {
+        const int row = m0 + wg * 64 + r;
+        if (row >= HG_M || col >= HG_N) continue;
+        const float4 q = *reinterpret_cast<const float4 *>(mine + r * HG_PITCH + 4 * c);
+        float v[4] = {q.x, q.y, q.z, q.w}, a[4] = {0.f, 0.f, 0.f, 0.f};
+        const size_t at = (size_t)row * HG_N + col;
+        if (HG_ACC) load_vec<4>(acc + at, a);
+#pragma unroll
+        for (int e = 0; e < 4; e++) v[e] += a[e];
+        store_vec<4>(C + at, v);
+    }
+}
+#endif
+
 extern "C" __global__ void __launch_bounds__(HG_THREADS, 1)
 vmc_gemm_hopper(const __grid_constant__ VmcTmap A, const __grid_constant__ VmcTmap B, C_T *__restrict__ C,
                 const C_T *__restrict__ acc) {
@@ -125,6 +166,10 @@ vmc_gemm_hopper(const __grid_constant__ VmcTmap A, const __grid_constant__ VmcTm
     float d[1][HG_BN / 2];
     const VmcTmap *Bs[1] = {&B};
     if (!hg_mainloop(raw, &A, Bs, m0, n0, d)) return;
+#if HG_VEC
+    hg_store_staged(raw, m0, n0, d[0], C, acc);
+    return;
+#endif
     hg_for_each_pair(m0, n0, [&](int row, int col, int i) {
         const size_t at = (size_t)row * HG_N + col;
         float v[2] = {HG_ALPHA * d[0][i], HG_ALPHA * d[0][i + 1]}, a[2] = {0.f, 0.f};

@@ -188,6 +188,21 @@ void emu_mbar_wait(unsigned long long *bar, unsigned parity) {
     std::unique_lock<std::mutex> g(mbar_mu);
     mbar_cv.wait(g, [&] { return (mbars.at(bar).phase & 1u) != (parity & 1u); });
 }
+void emu_bar_sync(int id, int count) {   // generations: the last of `count` arrivals releases the others
+#ifdef EMU_FIBERS
+    fprintf(stderr, "emu: named barriers need pthreads (build without EMU_FIBERS)\n");
+    abort();
+#endif
+    static int arrived[16];
+    static unsigned generation[16];
+    std::unique_lock<std::mutex> g(mbar_mu);
+    const unsigned gen = generation[id];
+    if (++arrived[id] == count) {
+        arrived[id] = 0;
+        generation[id]++;
+        mbar_cv.notify_all();
+    } else mbar_cv.wait(g, [&] { return generation[id] != gen; });
+}
 void emu_tma_load_2d(void *dst, const EmuTmap *map, int c0, int r0, unsigned long long *bar) {
     unsigned char *d = (unsigned char *)dst;
     const unsigned short *src = (const unsigned short *)map->base;
