@@ -848,8 +848,12 @@ int main(int argc, char **argv) {
     if (argc > 1 && !strcmp(argv[1], "--bench-gemm")) {   /* the Hopper GEMM's rows alone */
         if (arch == 90) {
             check_hopper_gemm(200, 136, 200, false, DT_F32, 30);
+            check_hopper_gemm(300, 520, 1000, true, DT_BF16, 31);   /* + acc, stages reused, partial tiles */
+            check_hopper_gemm(130, 75, 72, true, DT_F32, 32);       /* odd N: one by one */
             check_swiglu_gpu(200, 136, 200, 33);
             bench_hopper_gemm(25216, 2048, 768);
+            bench_hopper_gemm(18432, 768, 768);
+            bench_hopper_gemm(18432, 768, 2048);
             bench_hopper_gemm(8192, 8192, 8192);
             bench_swiglu(25216, 2048, 768);
         }
