@@ -160,7 +160,7 @@ char *template_gemm_skinny(const SkinnyGemmSpec *s, SkinnyGemmLaunch *out) {
 
 /* hopper_gemm.cuh: 128 x 256 tiles of C (128 x 128 of both products with dual), as many 64-deep slices staged as
  * fit in shared memory (4: 193 KB), one CTA an SM. For tuning runs VMC_HOPPER_GEMM=1,TILE_N (128 or 256 columns a
- * CTA) and VMC_HOPPER_GEMM_STAGES=N (2 up to what fits). A and B are passed as tensor maps (KernelLaunch.tma_rows). */
+ * CTA; 128: 3 stages, 97 KB, two CTAs an SM) and VMC_HOPPER_GEMM_STAGES=N (2 up to what fits). A and B are passed as tensor maps (KernelLaunch.tma_rows). */
 static char *hopper_instance(const SkinnyGemmSpec *s, bool dual, KernelLaunch *l) {
     const int64_t lim = (int64_t)1 << 31;
     if (s->ta || !s->tb || s->M <= 0 || s->N <= 0 || s->K <= 0 || s->M >= lim || s->N >= lim || s->K >= lim) return NULL;
@@ -170,24 +170,26 @@ static char *hopper_instance(const SkinnyGemmSpec *s, bool dual, KernelLaunch *l
     if (codegen_knob_ints("VMC_HOPPER_GEMM", v, 2) && (v[1] == 128 || v[1] == 256)) tile_n = v[1];   /* 1,TILE_N */
     const int bn = dual ? tile_n / 2 : tile_n, stage = 128 * 64 * 2 + (dual ? 2 : 1) * bn * 64 * 2;
     const int fit = (template_smem_limit(90) - 1024 - 256) / stage;
-    int stages = fit < 6 ? fit : 6;
+    int stages = tile_n == 128 ? 3 : fit < 6 ? fit : 6;   /* 128 x 128: two CTAs an SM */
     if (codegen_knob_ints("VMC_HOPPER_GEMM_STAGES", v, 1) && v[0] >= 2 && v[0] <= fit) stages = v[0];
+    /* two CTAs an SM where their shared memory fits beside each other (228 KB an SM, 1 KB of it each CTA's) */
+    const int ctas = tile_n == 128 && 2 * (stages * stage + 1024 + 256 + 1024) <= 233472 ? 2 : 1;
     const int elem = s->c_bf16 ? 2 : 4;
     const bool pairs = s->N % 2 == 0 && s->c_align >= 2 * elem;
     const int smem = stages * stage + 1024 + 256;
     /* C and acc in whole rows through shared memory (f32 rows of bn + 8) where 4-element vectors fit */
     const bool vec = !dual && s->N % 4 == 0 && s->c_align >= 4 * elem && 2 * 64 * (bn + 8) * 4 <= stages * stage;
-    enum { NDEF = 12 };
+    enum { NDEF = 13 };
     char val[NDEF][40];
     const char *names[NDEF] = {"HG_M", "HG_N", "HG_K", "HG_ALPHA", "HG_ACC", "C_T", "HG_PAIRS", "HG_STAGES",
-                               "HG_SMEM_BYTES", "HG_DUAL", "HG_TILE_N", "HG_VEC"};
-    const long long iv[NDEF] = {s->M, s->N, s->K, 0, s->acc, 0, pairs, stages, smem, dual, tile_n, vec};
+                               "HG_SMEM_BYTES", "HG_DUAL", "HG_TILE_N", "HG_VEC", "HG_CTAS"};
+    const long long iv[NDEF] = {s->M, s->N, s->K, 0, s->acc, 0, pairs, stages, smem, dual, tile_n, vec, ctas};
     TemplateDef defs[NDEF];
     gemm_defs(defs, val, names, iv, NDEF, 3, s->alpha, 5, s->c_bf16);
     *l = (KernelLaunch){0};
     snprintf(l->name, sizeof l->name, dual ? "vmc_gemm_swiglu" : "vmc_gemm_hopper");
     l->grid[0] = (unsigned)cdiv64(s->N, bn); l->grid[1] = (unsigned)cdiv64(s->M, 128); l->grid[2] = 1;
-    l->block[0] = 384; l->block[1] = l->block[2] = 1;
+    l->block[0] = ctas == 2 ? 288 : 384; l->block[1] = l->block[2] = 1;   /* (hopper_gemm.cuh HG_THREADS) */
     l->smem = (unsigned)smem;
     l->tma_rows[0] = 128;
     l->tma_rows[1] = (unsigned)bn;

@@ -212,6 +212,23 @@ static void hopper_gemm(void) {
         }
         free(src);
     }
+    {   /* 128 x 128 tiles: two CTAs of 288 threads an SM, so at most 112 registers a thread */
+        setenv("VMC_HOPPER_GEMM", "1,128", 1);
+        KernelLaunch l2;
+        char *src2 = template_gemm_hopper(&specs[0], &l2);
+        unsetenv("VMC_HOPPER_GEMM");
+        NvrtcBinary bin;
+        char err[2048];
+        const bool ok = src2 && nvrtc_compile(src2, l2.name, NVRTC_ARCH_SM90A, opts, 1, &bin, err, sizeof err);
+        EXPECT(ok && l2.block[0] == 288, "hopper GEMM 128 x 128: %s", ok ? "not 288 threads" : err);
+        PtxasKernel pk[2];
+        const int n = ok && bin.log ? ptxas_parse(bin.log, pk, 2) : 0;
+        EXPECT(n == 1 && !pk[0].spill_stores && pk[0].registers <= 112, "hopper GEMM 128 x 128: %d registers, %d B spilled",
+               n ? pk[0].registers : -1, n ? pk[0].spill_stores : -1);
+        if (n == 1) printf("hopper GEMM 128 x 128 sm_90a: %d registers\n", pk[0].registers);
+        if (ok) nvrtc_binary_free(&bin);
+        free(src2);
+    }
     KernelLaunch l;   /* SwiGLU's input products in one kernel, ARM-B fine-tuning's shape */
     char *src = template_gemm_swiglu(&specs[0], &l);
     EXPECT(src, "swiglu refused");

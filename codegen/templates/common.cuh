@@ -421,12 +421,13 @@ static __device__ __forceinline__ void vmc_tma_load_2d(void *dst, const VmcTmap 
     emu_tma_load_2d(dst, map, c0, r0, bar);
 #endif
 }
-// Named barrier `id` (1..15; 0 is __syncthreads') of `count` threads (a multiple of 32): the warps that take part.
-static __device__ __forceinline__ void vmc_bar_sync(int id, int count) {
+// Named barrier ID (1..15; 0 is __syncthreads') of COUNT threads (a multiple of 32): the warps that take part.
+// Constants, so that ptxas counts only the barriers used (a CTA's count limits how many share an SM).
+template <int ID, int COUNT> static __device__ __forceinline__ void vmc_bar_sync() {
 #ifdef __CUDA_ARCH__
-    asm volatile("bar.sync %0, %1;" ::"r"(id), "r"(count) : "memory");
+    asm volatile("bar.sync %0, %1;" ::"n"(ID), "n"(COUNT) : "memory");
 #else
-    emu_bar_sync(id, count);
+    emu_bar_sync(ID, COUNT);
 #endif
 }
 // A warpgroup's register budget moved between warpgroups (setmaxnreg; every warp of the warpgroup executes it).

@@ -6,13 +6,13 @@
 // Needs HG_M, HG_N, HG_K, HG_ALPHA, HG_ACC (0/1), C_T, HG_PAIRS (C and acc stored two elements at a time: N even,
 // 2-element aligned), HG_STAGES, HG_TILE_N (128 or 256), HG_SMEM_BYTES. A and B come as tensor maps (common.cuh
 // VmcTmap) of boxes 64 columns wide, HG_BM rows (A) and HG_BN rows (B). Grid (ceil(N / HG_BN), ceil(M / 128)),
-// block 384, dynamic shared memory HG_SMEM_BYTES.
-// Warp-specialised: warpgroup 0 is the producer, one thread of which copies the 64-deep slices of the CTA's tiles
-// by TMA into HG_STAGES stages (the 128-byte swizzle the wgmma descriptors describe: common.cuh vmc_wgmma_desc;
-// past M, N or K the TMA writes zeros); warpgroups 1 and 2 compute rows 0-63 and 64-127 of the CTA's 128 x HG_BN
-// tile, one wgmma per 16 of K and B operand. Each stage has two barriers: full (the producer's announced bytes have
-// landed) and empty (both consumer warpgroups have finished the wgmmas that read it: a slice's wgmmas run while the
-// next slice's are issued, and release their stage when they are done). Under the CPU emulator the TMA copies at
+// block HG_THREADS (384, or 288 with two CTAs an SM: HG_CTAS), dynamic shared memory HG_SMEM_BYTES.
+// Warp-specialised: threads 0-255, two consumer warpgroups, compute rows 0-63 and 64-127 of the CTA's 128 x HG_BN
+// tile; one thread of the producer after them copies the 64-deep slices of the CTA's tiles by TMA into HG_STAGES
+// stages (the 128-byte swizzle the wgmma descriptors describe: common.cuh vmc_wgmma_desc; past M, N or K the TMA
+// writes zeros). The consumers issue one wgmma per 16 of K and B operand. Each stage has two barriers: full (the
+// producer's announced bytes have landed) and empty (both consumer warpgroups have finished the wgmmas that read it:
+// a slice's wgmmas run while the next slice's are issued, and release their stage when they are done). Under the CPU emulator the TMA copies at
 // issue, the wgmma runs at issue (cuda_emu.h) and the barriers block the block's pthreads.
 
 #if defined(__CUDA_ARCH__) && !defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -21,7 +21,6 @@
 
 #define HG_BM 128
 #define HG_BK 64
-#define HG_THREADS 384                     // a producer warpgroup, two consumer warpgroups
 #ifndef HG_DUAL
 #define HG_DUAL 0
 #endif
@@ -31,6 +30,14 @@
 #define HG_B_BYTES (HG_BN * HG_BK * 2)
 #define HG_STAGE_BYTES (HG_A_BYTES + HG_NB * HG_B_BYTES)
 #define HG_SMEM (HG_STAGES * HG_STAGE_BYTES + 1024 + 256)   // + room to align the stages to 1024 bytes, the barriers
+#ifndef HG_CTAS
+#define HG_CTAS 1                          // CTAs an SM (2: one's epilogue runs beside the other's wgmmas)
+#endif
+// Threads 0-255 are the two consumer warpgroups, then the producer: with one CTA an SM a warpgroup, which gives back
+// all but 40 of the 168 registers ptxas allots each thread (65536 / 384) for the consumers to take (232: a CTA's pool
+// is fixed at launch, so they take what it frees); with two a single warp (65536 / 576: 112 registers each, enough).
+#define HG_PRODUCER (HG_CTAS == 1 ? 128 : 32)
+#define HG_THREADS (256 + HG_PRODUCER)
 static_assert(HG_SMEM == HG_SMEM_BYTES, "hopper GEMM: the launch's shared memory");
 static_assert(HG_STAGES >= 2 && 16 * HG_STAGES <= 256, "hopper GEMM: stages");
 
@@ -52,10 +59,10 @@ static __device__ __forceinline__ bool hg_mainloop(unsigned char *raw, const Vmc
         vmc_mbar_fence_init();
     }
     __syncthreads();
-    const int wg = threadIdx.x / 128;
-    if (wg == 0) {   // producer
-        vmc_setmaxnreg_dec<40>();
-        if (threadIdx.x == 0) {
+    const int wg = threadIdx.x / 128;   // (2: the producer)
+    if (wg == 2) {
+        if (HG_PRODUCER == 128) vmc_setmaxnreg_dec<40>();
+        if (threadIdx.x == 256) {
             for (int kt = 0, s = 0, phase = 0; kt < KT; kt++) {
                 vmc_mbar_wait(&empty[s], phase ^ 1);   // (the first pass finds every stage free)
                 unsigned char *st = smem + s * HG_STAGE_BYTES;
@@ -68,12 +75,12 @@ static __device__ __forceinline__ bool hg_mainloop(unsigned char *raw, const Vmc
         }
         return false;
     }
-    vmc_setmaxnreg_inc<232>();
+    if (HG_PRODUCER == 128) vmc_setmaxnreg_inc<232>();
 #pragma unroll
     for (int b = 0; b < HG_NB; b++)
 #pragma unroll
         for (int i = 0; i < HG_BN / 2; i++) d[b][i] = 0.f;
-    const unsigned arow = (wg - 1) * 64 * 128;   // this warpgroup's rows of the A tile
+    const unsigned arow = wg * 64 * 128;   // this warpgroup's rows of the A tile
     int prev = 0;
     for (int kt = 0, s = 0, phase = 0; kt < KT; kt++) {
         vmc_mbar_wait(&full[s], phase);
@@ -102,7 +109,7 @@ static __device__ __forceinline__ bool hg_mainloop(unsigned char *raw, const Vmc
 // Calls f(row, col, i) for this thread's accumulator places of the CTA's tile that lie inside C: accumulators i,
 // i + 1 hold columns col, col + 1 of row (col + 1 may lie past N; f checks).
 template <class F> static __device__ __forceinline__ void hg_for_each_pair(int m0, int n0, F f) {
-    const int wg = threadIdx.x / 128 - 1, w = threadIdx.x % 128 / 32, l = threadIdx.x % 32;   // (consumers)
+    const int wg = threadIdx.x / 128, w = threadIdx.x % 128 / 32, l = threadIdx.x % 32;   // (consumers)
 #pragma unroll
     for (int h = 0; h < 2; h++) {
         const int row = m0 + wg * 64 + w * 16 + l / 4 + 8 * h;
@@ -129,9 +136,9 @@ static_assert(2 * 64 * HG_PITCH * 4 <= HG_STAGES * HG_STAGE_BYTES, "hopper GEMM:
 static __device__ __forceinline__ void hg_store_staged(unsigned char *raw, int m0, int n0, const float *d,
                                                        C_T *__restrict__ C, const C_T *__restrict__ acc) {
     float *tile = (float *)(raw + ((0u - vmc_smem_addr(raw)) & 1023u));
-    const int wg = threadIdx.x / 128 - 1, t = threadIdx.x % 128, w = t / 32, l = t % 32;
+    const int wg = threadIdx.x / 128, t = threadIdx.x % 128, w = t / 32, l = t % 32;
     float *mine = tile + wg * 64 * HG_PITCH;   // this warpgroup's 64 rows
-    vmc_bar_sync(1, 256);   // both consumer warpgroups are past their last wgmma: the stages are free
+    vmc_bar_sync<1, 256>();   // both consumer warpgroups are past their last wgmma: the stages are free
 #pragma unroll
     for (int j = 0; j < HG_BN / 8; j++)
 #pragma unroll
@@ -139,7 +146,8 @@ static __device__ __forceinline__ void hg_store_staged(unsigned char *raw, int m
             const float2 v = {HG_ALPHA * d[4 * j + 2 * h], HG_ALPHA * d[4 * j + 2 * h + 1]};
             *reinterpret_cast<float2 *>(mine + (w * 16 + l / 4 + 8 * h) * HG_PITCH + 8 * j + 2 * (l % 4)) = v;
         }
-    vmc_bar_sync(2 + wg, 128);
+    if (wg == 0) vmc_bar_sync<2, 128>();   // this warpgroup's rows are in
+    else vmc_bar_sync<3, 128>();
     constexpr int CH = HG_BN / 4, ROWS = 128 / CH;   // 4-column chunks a row, rows a pass
     const int c = t % CH, col = n0 + 4 * c;
 #pragma unroll 4
@@ -157,7 +165,7 @@ static __device__ __forceinline__ void hg_store_staged(unsigned char *raw, int m
 }
 #endif
 
-extern "C" __global__ void __launch_bounds__(HG_THREADS, 1)
+extern "C" __global__ void __launch_bounds__(HG_THREADS, HG_CTAS)
 vmc_gemm_hopper(const __grid_constant__ VmcTmap A, const __grid_constant__ VmcTmap B, C_T *__restrict__ C,
                 const C_T *__restrict__ acc) {
     vmc_grid_entry();
@@ -193,7 +201,7 @@ vmc_gemm_hopper(const __grid_constant__ VmcTmap A, const __grid_constant__ VmcTm
 // bf16 first, as where each product is a bf16 GEMM output that a generated kernel finishes; P1, P2 (when not NULL)
 // get p1, p2 for the backward. H, P1, P2 [M][N] bf16 (HG_PAIRS: pairs aligned); bias [N] f32. A CTA computes a
 // 128 x HG_TILE_N / 2 tile of both products (two wgmmas a k16 step) from one staged slice of A.
-extern "C" __global__ void __launch_bounds__(HG_THREADS, 1)
+extern "C" __global__ void __launch_bounds__(HG_THREADS, HG_CTAS)
 vmc_gemm_swiglu(const __grid_constant__ VmcTmap A, const __grid_constant__ VmcTmap B1, const __grid_constant__ VmcTmap B2,
                 const float *__restrict__ bias1, const float *__restrict__ bias2, bf16 *__restrict__ H,
                 bf16 *__restrict__ P1, bf16 *__restrict__ P2) {
