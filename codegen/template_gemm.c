@@ -160,11 +160,12 @@ char *template_gemm_skinny(const SkinnyGemmSpec *s, SkinnyGemmLaunch *out) {
 
 /* hopper_gemm.cuh: 128 x 256 tiles of C (128 x 128 of both products with dual), as many 64-deep slices staged as
  * fit in shared memory (4: 193 KB), one CTA an SM. For tuning runs VMC_HOPPER_GEMM=1,TILE_N (128 or 256 columns a
- * CTA; 128: 3 stages, 97 KB, two CTAs an SM) and VMC_HOPPER_GEMM_STAGES=N (2 up to what fits). A and B are passed as tensor maps (KernelLaunch.tma_rows). */
+ * CTA; 128: 3 stages, 97 KB, two CTAs an SM), VMC_HOPPER_GEMM_STAGES=N (2 up to what fits),
+ * VMC_HOPPER_GEMM_PERSIST and VMC_HOPPER_GEMM_VEC (below). A and B are passed as tensor maps (KernelLaunch.tma_rows). */
 static char *hopper_instance(const SkinnyGemmSpec *s, bool dual, KernelLaunch *l) {
     const int64_t lim = (int64_t)1 << 31;
     if (s->ta || !s->tb || s->M <= 0 || s->N <= 0 || s->K <= 0 || s->M >= lim || s->N >= lim || s->K >= lim) return NULL;
-    if (s->K % 8 || s->lda % 8 || s->ldb % 8 || s->a_off % 8 || s->b_off % 8 || cdiv64(s->M, 128) > 65535) return NULL;
+    if (s->K % 8 || s->lda % 8 || s->ldb % 8 || s->a_off % 8 || s->b_off % 8) return NULL;
     if (dual && (s->acc || !s->c_bf16 || s->alpha != 1.f)) return NULL;
     int tile_n = 256, v[2];
     if (codegen_knob_ints("VMC_HOPPER_GEMM", v, 2) && (v[1] == 128 || v[1] == 256)) tile_n = v[1];   /* 1,TILE_N */
@@ -177,18 +178,27 @@ static char *hopper_instance(const SkinnyGemmSpec *s, bool dual, KernelLaunch *l
     const int elem = s->c_bf16 ? 2 : 4;
     const bool pairs = s->N % 2 == 0 && s->c_align >= 2 * elem;
     const int smem = stages * stage + 1024 + 256;
-    /* C and acc in whole rows through shared memory (f32 rows of bn + 8) where 4-element vectors fit */
-    const bool vec = !dual && s->N % 4 == 0 && s->c_align >= 4 * elem && 2 * 64 * (bn + 8) * 4 <= stages * stage;
-    enum { NDEF = 13 };
+    /* Persistent: as many CTAs as an H100 SXM or H200 runs at once (132 SMs; on fewer SMs some wait for a first
+     * one to end), each taking tiles in turn (VMC_HOPPER_GEMM_PERSIST=N: N CTAs); =0: a CTA a tile, and then C and acc in
+     * whole rows through shared memory (f32 rows of bn + 8) where 4-element vectors fit, unless
+     * VMC_HOPPER_GEMM_VEC=0. */
+    const int64_t tiles = cdiv64(s->N, bn) * cdiv64(s->M, 128);
+    if (tiles >= lim) return NULL;
+    int64_t resident = 132 * ctas;   /* VMC_HOPPER_GEMM_PERSIST=N: N CTAs (tests: several tiles each) */
+    if (codegen_knob_ints("VMC_HOPPER_GEMM_PERSIST", v, 1) && v[0] >= 0) resident = v[0];
+    const bool persist = resident > 0 && tiles > resident;
+    const bool vec = !persist && !dual && !(codegen_knob_ints("VMC_HOPPER_GEMM_VEC", v, 1) && v[0] == 0) &&
+                     s->N % 4 == 0 && s->c_align >= 4 * elem && 2 * 64 * (bn + 8) * 4 <= stages * stage;
+    enum { NDEF = 14 };
     char val[NDEF][40];
     const char *names[NDEF] = {"HG_M", "HG_N", "HG_K", "HG_ALPHA", "HG_ACC", "C_T", "HG_PAIRS", "HG_STAGES",
-                               "HG_SMEM_BYTES", "HG_DUAL", "HG_TILE_N", "HG_VEC", "HG_CTAS"};
-    const long long iv[NDEF] = {s->M, s->N, s->K, 0, s->acc, 0, pairs, stages, smem, dual, tile_n, vec, ctas};
+                               "HG_SMEM_BYTES", "HG_DUAL", "HG_TILE_N", "HG_VEC", "HG_CTAS", "HG_PERSIST"};
+    const long long iv[NDEF] = {s->M, s->N, s->K, 0, s->acc, 0, pairs, stages, smem, dual, tile_n, vec, ctas, persist};
     TemplateDef defs[NDEF];
     gemm_defs(defs, val, names, iv, NDEF, 3, s->alpha, 5, s->c_bf16);
     *l = (KernelLaunch){0};
     snprintf(l->name, sizeof l->name, dual ? "vmc_gemm_swiglu" : "vmc_gemm_hopper");
-    l->grid[0] = (unsigned)cdiv64(s->N, bn); l->grid[1] = (unsigned)cdiv64(s->M, 128); l->grid[2] = 1;
+    l->grid[0] = (unsigned)(persist ? resident : tiles); l->grid[1] = l->grid[2] = 1;
     l->block[0] = ctas == 2 ? 288 : 384; l->block[1] = l->block[2] = 1;   /* (hopper_gemm.cuh HG_THREADS) */
     l->smem = (unsigned)smem;
     l->tma_rows[0] = 128;

@@ -13,6 +13,11 @@ cd "$root"
 nvidia-smi --query-gpu=name,clocks.max.sm --format=csv,noheader
 timeout 150 "$B/tests/test_scan_gpu" --bench-gemm > "$log/gemm256.txt" 2>&1; g1=$?
 VMC_HOPPER_GEMM=1,128 timeout 150 "$B/tests/test_scan_gpu" --bench-gemm > "$log/gemm128.txt" 2>&1; g2=$?
+# variants, GEMM rows only: HOPPER_VARIANTS="NAME=VAR=VALUE[+VAR=VALUE...] ..."
+for v in ${HOPPER_VARIANTS:-}; do
+    name=${v%%=*} set=${v#*=}
+    env ${set//+/ } timeout 150 "$B/tests/test_scan_gpu" --bench-gemm > "$log/gemm_$name.txt" 2>&1
+done
 VMC_OWN_GEMM=2 timeout 150 "$B/tests/test_cuda_exec" --quick > "$log/own.txt" 2>&1; o=$?
 VMC_GEMM_LOG=1 timeout 200 "$B/vmc" bench models/arm_b.vmc --model arm_b_pretrain --batch 128 --train --steps 5 \
     --top 6 > "$log/pt.txt" 2>&1; p=$?
@@ -21,6 +26,10 @@ VMC_HOPPER_GEMM=1,128 VMC_GEMM_LOG=1 timeout 200 "$B/vmc" bench models/arm_b.vmc
 grep -iE "fail|error|wrong" "$log/gemm256.txt" | head -5
 echo "== 128 x 256 tiles (exit $g1)"; grep -E "^\||rel" "$log/gemm256.txt"
 echo "== 128 x 128 tiles (exit $g2)"; grep -E "^\|" "$log/gemm128.txt"
+for v in ${HOPPER_VARIANTS:-}; do
+    name=${v%%=*}
+    echo "== $v"; grep -E "^\| gemm" "$log/gemm_$name.txt"; grep -iE "fail" "$log/gemm_$name.txt" | head -3
+done
 echo "== own GEMMs forced (exit $o): $(grep -o 'worst normalised error [^;]*' "$log/own.txt" | tail -1)"
 grep -iE "disagree|fail" "$log/own.txt" | head -5
 echo "== pretraining b128 (exit $p)"

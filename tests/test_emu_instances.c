@@ -195,6 +195,18 @@ static void check_hopper_gemms(void) {
     /* 10 slices through 4 stages: each stage's barriers go through three phases */
     check_gemm_kernel("hopper: 150x300x600, stages reused", (SkinnyGemmSpec){.M = 150, .N = 300, .K = 600, .lda = 600,
                       .ldb = 600, .tb = true, .c_bf16 = true, .alpha = 1, .c_align = 16}, 0, true);
+    /* persistent: 3 CTAs taking 3 tiles each in turn through one ring (2 stages: every pass reuses them) */
+    setenv("VMC_HOPPER_GEMM_PERSIST", "3", 1);
+    setenv("VMC_HOPPER_GEMM_STAGES", "2", 1);
+    check_gemm_kernel("hopper persistent: 300x520x200 + acc", (SkinnyGemmSpec){.M = 300, .N = 520, .K = 200, .lda = 200,
+                      .ldb = 200, .tb = true, .acc = true, .c_bf16 = true, .alpha = 1, .c_align = 16}, 0, true);
+    check_swiglu("swiglu persistent: 300x260x136", (SkinnyGemmSpec){.M = 300, .N = 260, .K = 136, .lda = 136,
+                 .ldb = 136, .tb = true, .c_bf16 = true, .alpha = 1, .c_align = 16}, true);
+    unsetenv("VMC_HOPPER_GEMM_STAGES");
+    setenv("VMC_HOPPER_GEMM_PERSIST", "0", 1);   /* a CTA a tile: the staged epilogue */
+    check_gemm_kernel("hopper, a CTA a tile: 150x300x600", (SkinnyGemmSpec){.M = 150, .N = 300, .K = 600, .lda = 600,
+                      .ldb = 600, .tb = true, .acc = true, .alpha = 0.5f, .c_align = 16}, 0, true);
+    unsetenv("VMC_HOPPER_GEMM_PERSIST");
     check_swiglu("swiglu: 200x136x200 with the products", (SkinnyGemmSpec){.M = 200, .N = 136, .K = 200, .lda = 200,
                  .ldb = 200, .tb = true, .c_bf16 = true, .alpha = 1, .c_align = 16}, true);
     check_swiglu("swiglu: 70x75x72, odd N, H alone", (SkinnyGemmSpec){.M = 70, .N = 75, .K = 72, .lda = 72, .ldb = 72,

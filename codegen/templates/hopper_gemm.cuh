@@ -5,8 +5,10 @@
 // Why the targets are not met).
 // Needs HG_M, HG_N, HG_K, HG_ALPHA, HG_ACC (0/1), C_T, HG_PAIRS (C and acc stored two elements at a time: N even,
 // 2-element aligned), HG_STAGES, HG_TILE_N (128 or 256), HG_SMEM_BYTES. A and B come as tensor maps (common.cuh
-// VmcTmap) of boxes 64 columns wide, HG_BM rows (A) and HG_BN rows (B). Grid (ceil(N / HG_BN), ceil(M / 128)),
-// block HG_THREADS (384, or 288 with two CTAs an SM: HG_CTAS), dynamic shared memory HG_SMEM_BYTES.
+// VmcTmap) of boxes 64 columns wide, HG_BM rows (A) and HG_BN rows (B). Grid: a CTA a 128 x HG_BN tile of C
+// (HG_TILES), or fewer that take several in turn (HG_PERSIST; their producer then loads the next tile's slices
+// while the consumers store the last); block HG_THREADS (384, or 288 with two CTAs an SM: HG_CTAS), dynamic shared
+// memory HG_SMEM_BYTES.
 // Warp-specialised: threads 0-255, two consumer warpgroups, compute rows 0-63 and 64-127 of the CTA's 128 x HG_BN
 // tile; one thread of the producer after them copies the 64-deep slices of the CTA's tiles by TMA into HG_STAGES
 // stages (the 128-byte swizzle the wgmma descriptors describe: common.cuh vmc_wgmma_desc; past M, N or K the TMA
@@ -41,50 +43,73 @@
 static_assert(HG_SMEM == HG_SMEM_BYTES, "hopper GEMM: the launch's shared memory");
 static_assert(HG_STAGES >= 2 && 16 * HG_STAGES <= 256, "hopper GEMM: stages");
 
-// The CTA's products A B[b]^T over all of K into this thread's accumulators d[b] (rows m0 .., columns n0 ..): its
-// warpgroup's 64 rows by HG_BN columns each (emu_wgmma_bf16 gives the places). raw: the dynamic shared memory.
-// Returns false in the producer warpgroup (which then has nothing more to do).
-static __device__ __forceinline__ bool hg_mainloop(unsigned char *raw, const VmcTmap *ta, const VmcTmap *const *tb,
-                                                   int m0, int n0, float (*d)[HG_BN / 2]) {
-    const unsigned raw_addr = vmc_smem_addr(raw), pad = (0u - raw_addr) & 1023u;
-    unsigned char *smem = raw + pad;
-    const unsigned sbase = raw_addr + pad;
-    unsigned long long *full = (unsigned long long *)(smem + HG_STAGES * HG_STAGE_BYTES), *empty = full + HG_STAGES;
-    constexpr int KT = (HG_K + HG_BK - 1) / HG_BK;
+#define HG_TN ((HG_N + HG_BN - 1) / HG_BN)   // tiles across N, then across M: tile t at rows t / HG_TN,
+#define HG_TILES (HG_TN * ((HG_M + HG_BM - 1) / HG_BM))   // columns t % HG_TN; CTA b takes b, b + grid, ...
+#define HG_KT ((HG_K + HG_BK - 1) / HG_BK)   // 64-deep slices
+
+// The stage ring in shared memory (raw: the dynamic shared memory): HG_STAGES stages from the first 1024-byte
+// boundary, then a full and an empty barrier each. A thread's place in the ring: stage s, and the parity of the
+// ring's passes so far.
+struct HgRing {
+    unsigned char *smem;   // the stages (a pointer: for the TMA and the emulator's wgmma)
+    unsigned sbase;        // their shared-space address (for the wgmma descriptors)
+    unsigned long long *full, *empty;
+    int s, phase;
+    __device__ __forceinline__ explicit HgRing(unsigned char *raw) {
+        const unsigned raw_addr = vmc_smem_addr(raw), pad = (0u - raw_addr) & 1023u;
+        smem = raw + pad;
+        sbase = raw_addr + pad;
+        full = (unsigned long long *)(smem + HG_STAGES * HG_STAGE_BYTES);
+        empty = full + HG_STAGES;
+        s = phase = 0;
+    }
+    __device__ __forceinline__ void next() {
+        if (++s == HG_STAGES) { s = 0; phase ^= 1; }
+    }
+};
+
+// Barriers set up by thread 0, before any thread uses them.
+static __device__ __forceinline__ void hg_ring_init(const HgRing &r) {
     if (threadIdx.x == 0) {
         for (int s = 0; s < HG_STAGES; s++) {
-            vmc_mbar_init(&full[s], 1);    // the producer's arrival with the stage's bytes
-            vmc_mbar_init(&empty[s], 2);   // one arrival a consumer warpgroup
+            vmc_mbar_init(&r.full[s], 1);    // the producer's arrival with the stage's bytes
+            vmc_mbar_init(&r.empty[s], 2);   // one arrival a consumer warpgroup
         }
         vmc_mbar_fence_init();
     }
     __syncthreads();
-    const int wg = threadIdx.x / 128;   // (2: the producer)
-    if (wg == 2) {
-        if (HG_PRODUCER == 128) vmc_setmaxnreg_dec<40>();
-        if (threadIdx.x == 256) {
-            for (int kt = 0, s = 0, phase = 0; kt < KT; kt++) {
-                vmc_mbar_wait(&empty[s], phase ^ 1);   // (the first pass finds every stage free)
-                unsigned char *st = smem + s * HG_STAGE_BYTES;
-                vmc_mbar_expect_tx(&full[s], HG_STAGE_BYTES);
-                vmc_tma_load_2d(st, ta, kt * HG_BK, m0, &full[s]);
+}
+
+// The producer (one thread): every slice of A's and each B's tiles of this CTA's tiles, in order, into the ring.
+static __device__ __forceinline__ void hg_produce(HgRing r, const VmcTmap *ta, const VmcTmap *const *tb) {
+    for (int tile = blockIdx.x; tile < HG_TILES; tile += gridDim.x) {
+        const int m0 = tile / HG_TN * HG_BM, n0 = tile % HG_TN * HG_BN;
+        for (int kt = 0; kt < HG_KT; kt++, r.next()) {
+            vmc_mbar_wait(&r.empty[r.s], r.phase ^ 1);   // (the first pass finds every stage free)
+            unsigned char *st = r.smem + r.s * HG_STAGE_BYTES;
+            vmc_mbar_expect_tx(&r.full[r.s], HG_STAGE_BYTES);
+            vmc_tma_load_2d(st, ta, kt * HG_BK, m0, &r.full[r.s]);
 #pragma unroll
-                for (int b = 0; b < HG_NB; b++) vmc_tma_load_2d(st + HG_A_BYTES + b * HG_B_BYTES, tb[b], kt * HG_BK, n0, &full[s]);
-                if (++s == HG_STAGES) { s = 0; phase ^= 1; }
-            }
+            for (int b = 0; b < HG_NB; b++)
+                vmc_tma_load_2d(st + HG_A_BYTES + b * HG_B_BYTES, tb[b], kt * HG_BK, n0, &r.full[r.s]);
         }
-        return false;
     }
-    if (HG_PRODUCER == 128) vmc_setmaxnreg_inc<232>();
+}
+
+// A consumer warpgroup's products A B[b]^T of one tile over all of K into this thread's accumulators d[b]: its 64
+// rows by HG_BN columns each (emu_wgmma_bf16 gives the places). Each slice's wgmmas run while the next slice's are
+// issued; a stage is released once the wgmmas that read it are done (the last one's at the end).
+static __device__ __forceinline__ void hg_consume(HgRing &r, float (*d)[HG_BN / 2]) {
 #pragma unroll
     for (int b = 0; b < HG_NB; b++)
 #pragma unroll
         for (int i = 0; i < HG_BN / 2; i++) d[b][i] = 0.f;
-    const unsigned arow = wg * 64 * 128;   // this warpgroup's rows of the A tile
+    const unsigned arow = threadIdx.x / 128 * 64 * 128;   // this warpgroup's rows of the A tile
+    const bool signal = threadIdx.x % 128 == 0;
     int prev = 0;
-    for (int kt = 0, s = 0, phase = 0; kt < KT; kt++) {
-        vmc_mbar_wait(&full[s], phase);
-        const unsigned st = sbase + s * HG_STAGE_BYTES;
+    for (int kt = 0; kt < HG_KT; kt++, r.next()) {
+        vmc_mbar_wait(&r.full[r.s], r.phase);
+        const unsigned st = r.sbase + r.s * HG_STAGE_BYTES;
         vmc_wgmma_fence();
 #pragma unroll
         for (int b = 0; b < HG_NB; b++) vmc_wgmma_hold(d[b], HG_BN / 2);
@@ -93,17 +118,35 @@ static __device__ __forceinline__ bool hg_mainloop(unsigned char *raw, const Vmc
 #pragma unroll
             for (int b = 0; b < HG_NB; b++)
                 vmc_wgmma<HG_BN>(d[b], vmc_wgmma_desc(st + arow + kk * 32),
-                                 vmc_wgmma_desc(st + HG_A_BYTES + b * HG_B_BYTES + kk * 32), true, smem);
+                                 vmc_wgmma_desc(st + HG_A_BYTES + b * HG_B_BYTES + kk * 32), true, r.smem);
         vmc_wgmma_commit();
         vmc_wgmma_wait<1>();   // the previous slice's wgmmas are done: its stage is free
-        if (kt > 0 && threadIdx.x % 128 == 0) vmc_mbar_arrive(&empty[prev]);
-        prev = s;
-        if (++s == HG_STAGES) { s = 0; phase ^= 1; }
+        if (kt > 0 && signal) vmc_mbar_arrive(&r.empty[prev]);
+        prev = r.s;
     }
     vmc_wgmma_wait<0>();
 #pragma unroll
     for (int b = 0; b < HG_NB; b++) vmc_wgmma_hold(d[b], HG_BN / 2);
-    return true;
+    if (signal) vmc_mbar_arrive(&r.empty[prev]);
+}
+
+// The kernels' frame: the ring, the producer's loop (its warpgroup's registers given to the consumers), and for
+// the consumers each of the CTA's tiles: f(m0, n0, d) stores tile (m0, n0) from the accumulators d.
+template <class F> static __device__ __forceinline__ void hg_run(unsigned char *raw, const VmcTmap *ta,
+                                                                 const VmcTmap *const *tb, F f) {
+    HgRing r(raw);
+    hg_ring_init(r);
+    if (threadIdx.x >= 256) {
+        if (HG_PRODUCER == 128) vmc_setmaxnreg_dec<40>();
+        if (threadIdx.x == 256) hg_produce(r, ta, tb);
+        return;
+    }
+    if (HG_PRODUCER == 128) vmc_setmaxnreg_inc<232>();
+    for (int tile = blockIdx.x; tile < HG_TILES; tile += gridDim.x) {
+        float d[HG_NB][HG_BN / 2];
+        hg_consume(r, d);
+        f(tile / HG_TN * HG_BM, tile % HG_TN * HG_BN, d);
+    }
 }
 
 // Calls f(row, col, i) for this thread's accumulator places of the CTA's tile that lie inside C: accumulators i,
@@ -126,7 +169,11 @@ template <class F> static __device__ __forceinline__ void hg_for_each_pair(int m
 #ifndef HG_VEC
 #define HG_VEC 0
 #endif
+#ifndef HG_PERSIST
+#define HG_PERSIST 0   // 1: fewer CTAs than tiles (the producer loads the next tile's slices during an epilogue)
+#endif
 #if HG_VEC
+static_assert(!HG_PERSIST, "hopper GEMM: the staged epilogue uses the stages, which a persistent producer refills");
 // The consumers' tile through shared memory (the stages, free once both warpgroups' wgmmas are done), so that C and
 // acc are accessed in whole rows, 4 elements a thread (HG_VEC: N a multiple of 4, C and acc aligned to 4 elements),
 // where the accumulators' places would give each warp 8 rows of 16 bytes. f32 rows of HG_BN + 8 (two half-warps'
@@ -170,30 +217,29 @@ vmc_gemm_hopper(const __grid_constant__ VmcTmap A, const __grid_constant__ VmcTm
                 const C_T *__restrict__ acc) {
     vmc_grid_entry();
     VMC_DYN_SMEM(raw, HG_SMEM);
-    const int m0 = blockIdx.y * HG_BM, n0 = blockIdx.x * HG_BN;
-    float d[1][HG_BN / 2];
     const VmcTmap *Bs[1] = {&B};
-    if (!hg_mainloop(raw, &A, Bs, m0, n0, d)) return;
+    hg_run(raw, &A, Bs, [&](int m0, int n0, float (*d)[HG_BN / 2]) {
 #if HG_VEC
-    hg_store_staged(raw, m0, n0, d[0], C, acc);
-    return;
+        hg_store_staged(raw, m0, n0, d[0], C, acc);
+        return;
 #endif
-    hg_for_each_pair(m0, n0, [&](int row, int col, int i) {
-        const size_t at = (size_t)row * HG_N + col;
-        float v[2] = {HG_ALPHA * d[0][i], HG_ALPHA * d[0][i + 1]}, a[2] = {0.f, 0.f};
-        if (HG_PAIRS && col + 1 < HG_N) {   // one aligned pair
-            if (HG_ACC) load_vec<2>(acc + at, a);
-            v[0] += a[0]; v[1] += a[1];
-            store_vec<2>(C + at, v);
-            return;
-        }
+        hg_for_each_pair(m0, n0, [&](int row, int col, int i) {
+            const size_t at = (size_t)row * HG_N + col;
+            float v[2] = {HG_ALPHA * d[0][i], HG_ALPHA * d[0][i + 1]}, a[2] = {0.f, 0.f};
+            if (HG_PAIRS && col + 1 < HG_N) {   // one aligned pair
+                if (HG_ACC) load_vec<2>(acc + at, a);
+                v[0] += a[0]; v[1] += a[1];
+                store_vec<2>(C + at, v);
+                return;
+            }
 #pragma unroll
-        for (int e = 0; e < 2; e++) {
-            if (col + e >= HG_N) break;
-            if (HG_ACC) load_vec<1>(acc + at + e, a + e);
-            v[e] += a[e];
-            store_vec<1>(C + at + e, v + e);
-        }
+            for (int e = 0; e < 2; e++) {
+                if (col + e >= HG_N) break;
+                if (HG_ACC) load_vec<1>(acc + at + e, a + e);
+                v[e] += a[e];
+                store_vec<1>(C + at + e, v + e);
+            }
+        });
     });
 }
 #else
@@ -207,11 +253,8 @@ vmc_gemm_swiglu(const __grid_constant__ VmcTmap A, const __grid_constant__ VmcTm
                 bf16 *__restrict__ P1, bf16 *__restrict__ P2) {
     vmc_grid_entry();
     VMC_DYN_SMEM(raw, HG_SMEM);
-    const int m0 = blockIdx.y * HG_BM, n0 = blockIdx.x * HG_BN;
-    float d[2][HG_BN / 2];
     const VmcTmap *Bs[2] = {&B1, &B2};
-    if (!hg_mainloop(raw, &A, Bs, m0, n0, d)) return;
-    hg_for_each_pair(m0, n0, [&](int row, int col, int i) {
+    hg_run(raw, &A, Bs, [&](int m0, int n0, float (*d)[HG_BN / 2]) { hg_for_each_pair(m0, n0, [&](int row, int col, int i) {
         const size_t at = (size_t)row * HG_N + col;
         const int ne = col + 1 < HG_N ? 2 : 1;
         float p1[2], p2[2], h[2];
@@ -233,6 +276,6 @@ vmc_gemm_swiglu(const __grid_constant__ VmcTmap A, const __grid_constant__ VmcTm
             if (P1) store_vec<1>(P1 + at + e, p1 + e);
             if (P2) store_vec<1>(P2 + at + e, p2 + e);
         }
-    });
+    }); });
 }
 #endif
