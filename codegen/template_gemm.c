@@ -159,7 +159,7 @@ char *template_gemm_skinny(const SkinnyGemmSpec *s, SkinnyGemmLaunch *out) {
 }
 
 /* hopper_gemm.cuh: 128 x 256 tiles of C (128 x 128 of both products with dual), as many 64-deep slices staged as
- * fit in shared memory (4: 193 KB), one CTA an SM. For tuning runs VMC_HOPPER_GEMM=1,TILE_N (128 or 256 columns a
+ * fit in shared memory beside the epilogue's buffer (3: 210 KB; 4 with dual), one CTA an SM. For tuning runs VMC_HOPPER_GEMM=1,TILE_N (128 or 256 columns a
  * CTA; 128: 3 stages, 97 KB, two CTAs an SM), VMC_HOPPER_GEMM_STAGES=N (2 up to what fits),
  * VMC_HOPPER_GEMM_PERSIST and VMC_HOPPER_GEMM_VEC (below). A and B are passed as tensor maps (KernelLaunch.tma_rows). */
 static char *hopper_instance(const SkinnyGemmSpec *s, bool dual, KernelLaunch *l) {
@@ -170,30 +170,30 @@ static char *hopper_instance(const SkinnyGemmSpec *s, bool dual, KernelLaunch *l
     int tile_n = 256, v[2];
     if (codegen_knob_ints("VMC_HOPPER_GEMM", v, 2) && (v[1] == 128 || v[1] == 256)) tile_n = v[1];   /* 1,TILE_N */
     const int bn = dual ? tile_n / 2 : tile_n, stage = 128 * 64 * 2 + (dual ? 2 : 1) * bn * 64 * 2;
-    const int fit = (template_smem_limit(90) - 1024 - 256) / stage;
-    int stages = tile_n == 128 ? 3 : fit < 6 ? fit : 6;   /* 128 x 128: two CTAs an SM */
-    if (codegen_knob_ints("VMC_HOPPER_GEMM_STAGES", v, 1) && v[0] >= 2 && v[0] <= fit) stages = v[0];
-    /* two CTAs an SM where their shared memory fits beside each other (228 KB an SM, 1 KB of it each CTA's) */
-    const int ctas = tile_n == 128 && 2 * (stages * stage + 1024 + 256 + 1024) <= 233472 ? 2 : 1;
     const int elem = s->c_bf16 ? 2 : 4;
     const bool pairs = s->N % 2 == 0 && s->c_align >= 2 * elem;
-    const int smem = stages * stage + 1024 + 256;
+    /* C and acc in whole rows through a buffer of two warpgroups' 32 f32 rows of bn + 8 (hopper_gemm.cuh
+     * hg_store_staged) where 4-element vectors fit, unless VMC_HOPPER_GEMM_VEC=0 */
+    const bool vec = !dual && !(codegen_knob_ints("VMC_HOPPER_GEMM_VEC", v, 1) && v[0] == 0) && s->N % 4 == 0 &&
+                     s->c_align >= 4 * elem;
+    const int epi = vec ? 2 * 32 * (bn + 8) * 4 : 0, fit = (template_smem_limit(90) - 1024 - 256 - epi) / stage;
+    int stages = tile_n == 128 ? (vec ? 2 : 3) : fit < 6 ? fit : 6;   /* 128 x 128: two CTAs an SM */
+    if (codegen_knob_ints("VMC_HOPPER_GEMM_STAGES", v, 1) && v[0] >= 2 && v[0] <= fit) stages = v[0];
+    const int smem = stages * stage + epi + 1024 + 256;
+    /* two CTAs an SM where their shared memory fits beside each other (228 KB an SM, 1 KB of it each CTA's) */
+    const int ctas = tile_n == 128 && 2 * (smem + 1024) <= 233472 ? 2 : 1;
     /* Persistent: as many CTAs as an H100 SXM or H200 runs at once (132 SMs; on fewer SMs some wait for a first
-     * one to end), each taking tiles in turn (VMC_HOPPER_GEMM_PERSIST=N: N CTAs); =0: a CTA a tile, and then C and acc in
-     * whole rows through shared memory (f32 rows of bn + 8) where 4-element vectors fit, unless
-     * VMC_HOPPER_GEMM_VEC=0. */
+     * one to end), each taking tiles in turn (VMC_HOPPER_GEMM_PERSIST=N: N CTAs; =0: a CTA a tile). */
     const int64_t tiles = cdiv64(s->N, bn) * cdiv64(s->M, 128);
     if (tiles >= lim) return NULL;
-    int64_t resident = 132 * ctas;   /* VMC_HOPPER_GEMM_PERSIST=N: N CTAs (tests: several tiles each) */
+    int64_t resident = 132 * ctas;
     if (codegen_knob_ints("VMC_HOPPER_GEMM_PERSIST", v, 1) && v[0] >= 0) resident = v[0];
     const bool persist = resident > 0 && tiles > resident;
-    const bool vec = !persist && !dual && !(codegen_knob_ints("VMC_HOPPER_GEMM_VEC", v, 1) && v[0] == 0) &&
-                     s->N % 4 == 0 && s->c_align >= 4 * elem && 2 * 64 * (bn + 8) * 4 <= stages * stage;
-    enum { NDEF = 14 };
+    enum { NDEF = 13 };
     char val[NDEF][40];
     const char *names[NDEF] = {"HG_M", "HG_N", "HG_K", "HG_ALPHA", "HG_ACC", "C_T", "HG_PAIRS", "HG_STAGES",
-                               "HG_SMEM_BYTES", "HG_DUAL", "HG_TILE_N", "HG_VEC", "HG_CTAS", "HG_PERSIST"};
-    const long long iv[NDEF] = {s->M, s->N, s->K, 0, s->acc, 0, pairs, stages, smem, dual, tile_n, vec, ctas, persist};
+                               "HG_SMEM_BYTES", "HG_DUAL", "HG_TILE_N", "HG_VEC", "HG_CTAS"};
+    const long long iv[NDEF] = {s->M, s->N, s->K, 0, s->acc, 0, pairs, stages, smem, dual, tile_n, vec, ctas};
     TemplateDef defs[NDEF];
     gemm_defs(defs, val, names, iv, NDEF, 3, s->alpha, 5, s->c_bf16);
     *l = (KernelLaunch){0};

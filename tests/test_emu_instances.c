@@ -203,7 +203,7 @@ static void check_hopper_gemms(void) {
     check_swiglu("swiglu persistent: 300x260x136", (SkinnyGemmSpec){.M = 300, .N = 260, .K = 136, .lda = 136,
                  .ldb = 136, .tb = true, .c_bf16 = true, .alpha = 1, .c_align = 16}, true);
     unsetenv("VMC_HOPPER_GEMM_STAGES");
-    setenv("VMC_HOPPER_GEMM_PERSIST", "0", 1);   /* a CTA a tile: the staged epilogue */
+    setenv("VMC_HOPPER_GEMM_PERSIST", "0", 1);   /* a CTA a tile */
     check_gemm_kernel("hopper, a CTA a tile: 150x300x600", (SkinnyGemmSpec){.M = 150, .N = 300, .K = 600, .lda = 600,
                       .ldb = 600, .tb = true, .acc = true, .alpha = 0.5f, .c_align = 16}, 0, true);
     unsetenv("VMC_HOPPER_GEMM_PERSIST");
