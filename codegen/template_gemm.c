@@ -174,9 +174,14 @@ static char *hopper_instance(const SkinnyGemmSpec *s, bool dual, KernelLaunch *l
     const bool pairs = s->N % 2 == 0 && s->c_align >= 2 * elem;
     /* C and acc in whole rows through a buffer of two warpgroups' 32 f32 rows of bn + 8 (hopper_gemm.cuh
      * hg_store_staged) where 4-element vectors fit, unless VMC_HOPPER_GEMM_VEC=0 */
-    const bool vec = !dual && !(codegen_knob_ints("VMC_HOPPER_GEMM_VEC", v, 1) && v[0] == 0) && s->N % 4 == 0 &&
-                     s->c_align >= 4 * elem;
-    const int epi = vec ? 2 * 32 * (bn + 8) * 4 : 0, fit = (template_smem_limit(90) - 1024 - 256 - epi) / stage;
+    /* VMC_HOPPER_GEMM_STORE=1 (not yet run on a GPU): a bf16 C without acc stored by TMA from bf16 tiles
+     * (hg_store_tma; C then a tensor map: KernelLaunch.tma_rows[2]) */
+    const bool store_tma = !dual && codegen_knob_ints("VMC_HOPPER_GEMM_STORE", v, 1) && v[0] == 1 && s->c_bf16 &&
+                           !s->acc && s->N % 8 == 0 && s->c_align >= 16 && bn % 64 == 0;
+    const bool vec = !dual && !store_tma && !(codegen_knob_ints("VMC_HOPPER_GEMM_VEC", v, 1) && v[0] == 0) &&
+                     s->N % 4 == 0 && s->c_align >= 4 * elem;
+    const int epi = store_tma ? 2 * 64 * bn * 2 : vec ? 2 * 32 * (bn + 8) * 4 : 0;
+    const int fit = (template_smem_limit(90) - 1024 - 256 - epi) / stage;
     int stages = tile_n == 128 ? (vec ? 2 : 3) : fit < 6 ? fit : 6;   /* 128 x 128: two CTAs an SM */
     if (codegen_knob_ints("VMC_HOPPER_GEMM_STAGES", v, 1) && v[0] >= 2 && v[0] <= fit) stages = v[0];
     const int smem = stages * stage + epi + 1024 + 256;
@@ -189,11 +194,12 @@ static char *hopper_instance(const SkinnyGemmSpec *s, bool dual, KernelLaunch *l
     int64_t resident = 132 * ctas;
     if (codegen_knob_ints("VMC_HOPPER_GEMM_PERSIST", v, 1) && v[0] >= 0) resident = v[0];
     const bool persist = resident > 0 && tiles > resident;
-    enum { NDEF = 13 };
+    enum { NDEF = 14 };
     char val[NDEF][40];
     const char *names[NDEF] = {"HG_M", "HG_N", "HG_K", "HG_ALPHA", "HG_ACC", "C_T", "HG_PAIRS", "HG_STAGES",
-                               "HG_SMEM_BYTES", "HG_DUAL", "HG_TILE_N", "HG_VEC", "HG_CTAS"};
-    const long long iv[NDEF] = {s->M, s->N, s->K, 0, s->acc, 0, pairs, stages, smem, dual, tile_n, vec, ctas};
+                               "HG_SMEM_BYTES", "HG_DUAL", "HG_TILE_N", "HG_VEC", "HG_CTAS", "HG_STORE_TMA"};
+    const long long iv[NDEF] = {s->M, s->N, s->K, 0, s->acc, 0, pairs, stages, smem, dual, tile_n, vec, ctas,
+                                store_tma};
     TemplateDef defs[NDEF];
     gemm_defs(defs, val, names, iv, NDEF, 3, s->alpha, 5, s->c_bf16);
     *l = (KernelLaunch){0};
@@ -204,6 +210,7 @@ static char *hopper_instance(const SkinnyGemmSpec *s, bool dual, KernelLaunch *l
     l->tma_rows[0] = 128;
     l->tma_rows[1] = (unsigned)bn;
     if (dual) l->tma_rows[2] = (unsigned)bn;
+    if (store_tma) l->tma_rows[2] = 64;   /* C [M][N] in boxes of 64 rows */
     return template_instantiate("hopper_gemm.cuh", defs, NDEF);
 }
 

@@ -79,7 +79,12 @@ static float *run_kernel(const char *what, const SkinnyGemmSpec *s, const char *
                "    grid.x = %u; grid.y = %u; grid.z = %u; block.x = %u;\n"
                "#ifdef HG_M\n"
                "    const EmuTmap ta = {a.data(), %lld, %lld, %lld, %u}, tb = {b.data(), %lld, %lld, %lld, %u};\n"
+               "#if HG_STORE_TMA\n"
+               "    const EmuTmap tc = {c.data(), ta.rows, tb.rows, tb.rows, 64};\n"
+               "    emu_launch(grid, block, [&] { vmc_gemm_hopper(ta, tb, tc, (const bf16 *)acc.data()); });\n"
+               "#else\n"
                "    emu_launch(grid, block, [&] { vmc_gemm_hopper(ta, tb, (%s *)c.data(), (const %s *)acc.data()); });\n"
+               "#endif\n"
                "#else\n"
                "    emu_launch(grid, block, [&] { vmc_gemm_skinny((const bf16 *)a.data(), (const bf16 *)b.data(), "
                "(%s *)c.data(), (const %s *)acc.data(), ws.data()); });\n"
@@ -202,6 +207,11 @@ static void check_hopper_gemms(void) {
                       .ldb = 200, .tb = true, .acc = true, .c_bf16 = true, .alpha = 1, .c_align = 16}, 0, true);
     check_swiglu("swiglu persistent: 300x260x136", (SkinnyGemmSpec){.M = 300, .N = 260, .K = 136, .lda = 136,
                  .ldb = 136, .tb = true, .c_bf16 = true, .alpha = 1, .c_align = 16}, true);
+    /* C stored by TMA from bf16 boxes (VMC_HOPPER_GEMM_STORE=1), each CTA's buffer reused for its next tiles */
+    setenv("VMC_HOPPER_GEMM_STORE", "1", 1);
+    check_gemm_kernel("hopper persistent, stores by TMA: 300x520x200", (SkinnyGemmSpec){.M = 300, .N = 520, .K = 200,
+                      .lda = 200, .ldb = 200, .tb = true, .c_bf16 = true, .alpha = 0.5f, .c_align = 16}, 0, true);
+    unsetenv("VMC_HOPPER_GEMM_STORE");
     unsetenv("VMC_HOPPER_GEMM_STAGES");
     setenv("VMC_HOPPER_GEMM_PERSIST", "0", 1);   /* a CTA a tile */
     check_gemm_kernel("hopper, a CTA a tile: 150x300x600", (SkinnyGemmSpec){.M = 150, .N = 300, .K = 600, .lda = 600,

@@ -212,6 +212,22 @@ static void hopper_gemm(void) {
         }
         free(src);
     }
+    {   /* C stored by TMA (VMC_HOPPER_GEMM_STORE=1): C becomes a tensor map */
+        setenv("VMC_HOPPER_GEMM_STORE", "1", 1);
+        KernelLaunch l3;
+        char *src3 = template_gemm_hopper(&specs[0], &l3);
+        unsetenv("VMC_HOPPER_GEMM_STORE");
+        NvrtcBinary bin;
+        char err[2048];
+        const bool ok = src3 && l3.tma_rows[2] == 64 && nvrtc_compile(src3, l3.name, NVRTC_ARCH_SM90A, opts, 1, &bin, err,
+                                                                      sizeof err);
+        EXPECT(ok, "hopper GEMM stored by TMA: %s", src3 && l3.tma_rows[2] == 64 ? err : "no C tensor map");
+        PtxasKernel pk[2];
+        const int n = ok && bin.log ? ptxas_parse(bin.log, pk, 2) : 0;
+        EXPECT(n == 1 && !pk[0].spill_stores, "hopper GEMM stored by TMA: %d B spilled", n ? pk[0].spill_stores : -1);
+        if (ok) nvrtc_binary_free(&bin);
+        free(src3);
+    }
     {   /* 128 x 128 tiles: two CTAs of 288 threads an SM, so at most 112 registers a thread */
         setenv("VMC_HOPPER_GEMM", "1,128", 1);
         KernelLaunch l2;

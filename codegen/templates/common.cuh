@@ -430,6 +430,33 @@ template <int ID, int COUNT> static __device__ __forceinline__ void vmc_bar_sync
     emu_bar_sync(ID, COUNT);
 #endif
 }
+// One box from shared memory at src (1024-byte aligned, in the 128-byte swizzle) to a 2-D tensor map's columns c0 ..,
+// rows r0 .. (what lies past the tensor's edge is not written); asynchronous, in this thread's bulk group, which
+// vmc_tma_store_commit closes. vmc_tma_store_wait_read<N>: all but this thread's N latest groups have read their
+// shared memory (it may be written again); vmc_tma_store_wait<0>: and written global memory.
+static __device__ __forceinline__ void vmc_tma_store_2d(const VmcTmap *map, int c0, int r0, const void *src) {
+#ifdef __CUDA_ARCH__
+    asm volatile("cp.async.bulk.tensor.2d.global.shared::cta.bulk_group [%0, {%1, %2}], [%3];"
+                 ::"l"((unsigned long long)map), "r"(c0), "r"(r0), "r"(vmc_smem_addr(src)) : "memory");
+#else
+    emu_tma_store_2d(map, c0, r0, src);
+#endif
+}
+static __device__ __forceinline__ void vmc_tma_store_commit() {
+#ifdef __CUDA_ARCH__
+    asm volatile("cp.async.bulk.commit_group;" ::: "memory");
+#endif
+}
+template <int N> static __device__ __forceinline__ void vmc_tma_store_wait_read() {
+#ifdef __CUDA_ARCH__
+    asm volatile("cp.async.bulk.wait_group.read %0;" ::"n"(N) : "memory");
+#endif
+}
+template <int N> static __device__ __forceinline__ void vmc_tma_store_wait() {
+#ifdef __CUDA_ARCH__
+    asm volatile("cp.async.bulk.wait_group %0;" ::"n"(N) : "memory");
+#endif
+}
 // A warpgroup's register budget moved between warpgroups (setmaxnreg; every warp of the warpgroup executes it).
 template <int N> static __device__ __forceinline__ void vmc_setmaxnreg_inc() {
 #ifdef __CUDA_ARCH__

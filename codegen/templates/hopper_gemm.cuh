@@ -35,8 +35,12 @@
 #ifndef HG_VEC
 #define HG_VEC 0
 #endif
+#ifndef HG_STORE_TMA
+#define HG_STORE_TMA 0
+#endif
 #define HG_PITCH (HG_BN + 8)               // the staged epilogue's f32 rows (hg_store_staged)
-#define HG_EPI_BYTES (HG_VEC ? 2 * 32 * HG_PITCH * 4 : 0)
+// the epilogue's buffer: hg_store_staged's, or hg_store_tma's bf16 tiles
+#define HG_EPI_BYTES (HG_STORE_TMA ? 2 * 64 * HG_BN * 2 : HG_VEC ? 2 * 32 * HG_PITCH * 4 : 0)
 // the stages, the epilogue's buffer, the barriers; + room to align the stages to 1024 bytes
 #define HG_SMEM (HG_STAGES * HG_STAGE_BYTES + HG_EPI_BYTES + 1024 + 256)
 #ifndef HG_CTAS
@@ -215,12 +219,52 @@ static __device__ __forceinline__ void hg_store_staged(unsigned char *raw, int m
 }
 #endif
 
+#if HG_STORE_TMA
+static_assert(!HG_ACC && !HG_VEC && HG_BN % 64 == 0, "hopper GEMM: stores by TMA of bf16 C without acc");
+// The consumers' tile stored by TMA (HG_STORE_TMA; C a tensor map of bf16 boxes 64 rows by 64 columns): each
+// warpgroup writes its 64 rows as bf16 into its own buffer, HG_BN / 64 boxes in the 128-byte swizzle (the 4-byte
+// writes of a warp's 8 rows fall in distinct banks), and one thread hands them to the TMA; the warpgroup goes on to
+// its next tile at once, and waits for those stores to have read the buffer only before writing it again.
+static __device__ __forceinline__ void hg_store_tma(unsigned char *raw, int m0, int n0, const float *d, const VmcTmap *C) {
+    const int wg = threadIdx.x / 128, t = threadIdx.x % 128, w = t / 32, l = t % 32;
+    unsigned char *buf = raw + ((0u - vmc_smem_addr(raw)) & 1023u) + HG_STAGES * HG_STAGE_BYTES + wg * 64 * HG_BN * 2;
+    if (t == 0) vmc_tma_store_wait_read<0>();
+    if (wg == 0) vmc_bar_sync<2, 128>();
+    else vmc_bar_sync<3, 128>();
+#pragma unroll
+    for (int j = 0; j < HG_BN / 8; j++)
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+            const unsigned r = w * 16 + l / 4 + 8 * h, col = 8 * j + 2 * (l % 4);
+            unsigned a = col / 64 * 8192 + r * 128 + col % 64 * 2;
+            a ^= ((a >> 7) & 7) << 4;
+            const float v[2] = {HG_ALPHA * d[4 * j + 2 * h], HG_ALPHA * d[4 * j + 2 * h + 1]};
+            store_vec<2>(reinterpret_cast<bf16 *>(buf + a), v);
+        }
+    vmc_fence_async_shared();   // the writes, visible to the TMA
+    if (wg == 0) vmc_bar_sync<2, 128>();
+    else vmc_bar_sync<3, 128>();
+    if (t == 0) {
+#pragma unroll
+        for (int b = 0; b < HG_BN / 64; b++) vmc_tma_store_2d(C, n0 + 64 * b, m0 + wg * 64, buf + b * 8192);
+        vmc_tma_store_commit();
+    }
+}
+#define HG_C_PARAM const __grid_constant__ VmcTmap C
+#else
+#define HG_C_PARAM C_T *__restrict__ C
+#endif
+
 extern "C" __global__ void __launch_bounds__(HG_THREADS, HG_CTAS)
-vmc_gemm_hopper(const __grid_constant__ VmcTmap A, const __grid_constant__ VmcTmap B, C_T *__restrict__ C,
+vmc_gemm_hopper(const __grid_constant__ VmcTmap A, const __grid_constant__ VmcTmap B, HG_C_PARAM,
                 const C_T *__restrict__ acc) {
     vmc_grid_entry();
     VMC_DYN_SMEM(raw, HG_SMEM);
     const VmcTmap *Bs[1] = {&B};
+#if HG_STORE_TMA
+    hg_run(raw, &A, Bs, [&](int m0, int n0, float (*d)[HG_BN / 2]) { hg_store_tma(raw, m0, n0, d[0], &C); });
+    if (threadIdx.x % 128 == 0) vmc_tma_store_wait<0>();   // (the buffer stays until they have read it)
+#else
     hg_run(raw, &A, Bs, [&](int m0, int n0, float (*d)[HG_BN / 2]) {
 #if HG_VEC
         hg_store_staged(raw, m0, n0, d[0], C, acc);
@@ -244,6 +288,7 @@ vmc_gemm_hopper(const __grid_constant__ VmcTmap A, const __grid_constant__ VmcTm
             }
         });
     });
+#endif
 }
 #else
 // SwiGLU's input products in one kernel (HG_DUAL): H = silu(p1 + bias1) * (p2 + bias2) with p_b = A B_b^T rounded to

@@ -216,6 +216,18 @@ void emu_tma_load_2d(void *dst, const EmuTmap *map, int c0, int r0, unsigned lon
         }
     mbar_update(bar, 0, -(long long)map->box_rows * 128);
 }
+void emu_tma_store_2d(const EmuTmap *map, int c0, int r0, const void *src) {
+    const unsigned char *s = (const unsigned char *)src;
+    unsigned short *dst = (unsigned short *)const_cast<void *>(map->base);
+    for (unsigned r = 0; r < map->box_rows; r++)
+        for (int c = 0; c < 64; c++) {
+            const long long row = r0 + (long long)r, col = c0 + (long long)c;
+            if (row >= map->rows || col >= map->cols) continue;
+            unsigned a = r * 128 + (unsigned)c * 2;
+            a ^= ((a >> 7) & 7) << 4;
+            std::memcpy(dst + row * map->ld + col, s + a, 2);
+        }
+}
 
 #ifndef EMU_FIBERS
 static pthread_barrier_t block_bar, block_end, warp_bar[32], wg_bar[8];

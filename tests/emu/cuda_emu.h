@@ -70,6 +70,8 @@ void emu_bar_sync(int id, int count);   // named barrier (bar.sync id, count)
 struct EmuTmap { const void *base; long long rows, cols, ld; unsigned box_rows; };
 // The box at columns c0.., rows r0.. into dst (zeros past the edges), copied at issue; then its bytes complete on bar.
 void emu_tma_load_2d(void *dst, const EmuTmap *map, int c0, int r0, unsigned long long *bar);
+// The box in src (swizzled) to columns c0.., rows r0.. of the map (nothing past its edges), copied at issue.
+void emu_tma_store_2d(const EmuTmap *map, int c0, int r0, const void *src);
 // Programmatic dependent launch has nothing to wait for here (codegen.h CODEGEN_GRID_ENTRY steps aside for this).
 #define VMC_EMU_GRID_ENTRY
 inline void vmc_grid_entry() {}
