@@ -12,8 +12,8 @@ cp -r "$ROOT/codegen/templates" "$tmp/broken"
 sed -i 's/o\[e\] = v\[e\] \* (float)(SG_ALPHA)/o[e] = 1.5f * v[e] * (float)(SG_ALPHA)/' "$tmp/broken/skinny_gemm.cuh"
 grep -q '1.5f \* v\[e\]' "$tmp/broken/skinny_gemm.cuh" || { echo "FAIL: the template's store line changed: update the test"; exit 1; }
 # and the Hopper GEMM's (sm_90: the forward products that are not skinny), the same way
-# (its accumulators scaled at the end of the main loop, whichever way they are stored)
-sed -i 's/^    return true;$/    for (int b = 0; b < HG_NB; b++) for (int i = 0; i < HG_BN \/ 2; i++) d[b][i] *= 1.5f;\n    return true;/' "$tmp/broken/hopper_gemm.cuh"
+# (its accumulators scaled at the end of each tile's main loop, whichever way they are stored)
+sed -i 's/^    if (signal) vmc_mbar_arrive(&r.empty\[prev\]);$/&\n    for (int b = 0; b < HG_NB; b++) for (int i = 0; i < HG_BN \/ 2; i++) d[b][i] *= 1.5f;/' "$tmp/broken/hopper_gemm.cuh"
 grep -q 'd\[b\]\[i\] \*= 1.5f' "$tmp/broken/hopper_gemm.cuh" || { echo "FAIL: the Hopper GEMM's main loop end changed: update the test"; exit 1; }
 export VMC_ROOT=$ROOT VMC_OWN_GEMM=3
 VMC_CACHE=$tmp/c1 VMC_TEMPLATE_DIR=$tmp/broken "$B/tests/test_cuda_exec" --quick > "$tmp/broken.log" 2>&1
