@@ -4,19 +4,19 @@
 // vmc's own Hopper GEMMs, whose point is what cuBLASLt cannot do: prologues and epilogues of vmc's fusions (README:
 // Why the targets are not met).
 // Needs HG_M, HG_N, HG_K, HG_ALPHA, HG_ACC (0/1), C_T, HG_PAIRS (C and acc stored two elements at a time: N even,
-// 2-element aligned), HG_VEC (C and acc through shared memory, 4 elements at a time), HG_STAGES, HG_TILE_N (128 or
-// 256), HG_SMEM_BYTES. A and B come as tensor maps (common.cuh VmcTmap) of boxes 64 columns wide, HG_BM rows (A)
-// and HG_BN rows (B). Grid: a CTA a 128 x HG_BN tile of C
-// (HG_TILES), or fewer that take several in turn (persistent: their producer then loads the next tile's slices
-// while the consumers store the last); block HG_THREADS (384, or 288 with two CTAs an SM: HG_CTAS), dynamic shared
-// memory HG_SMEM_BYTES.
-// Warp-specialised: threads 0-255, two consumer warpgroups, compute rows 0-63 and 64-127 of the CTA's 128 x HG_BN
-// tile; one thread of the producer after them copies the 64-deep slices of the CTA's tiles by TMA into HG_STAGES
+// 2-element aligned), HG_VEC (C and acc through shared memory, 4 elements at a time) or HG_STORE_TMA (C stored by
+// TMA), HG_STAGES, HG_TILE_N (128 or 256), HG_CTAS, HG_SMEM_BYTES. A and B (and C with HG_STORE_TMA) come as
+// tensor maps (common.cuh VmcTmap) of boxes 64 columns wide: HG_BM rows (A), HG_BN rows (B), 64 rows (C).
+// Grid: a CTA a 128 x HG_BN tile of C (HG_TILES), or fewer that take several in turn (persistent: their producer
+// then loads the next tile's slices while the consumers store the last); block HG_THREADS (384, or 288 with two
+// CTAs an SM), dynamic shared memory HG_SMEM_BYTES.
+// Warp-specialised: threads 0-255, two consumer warpgroups, compute rows 0-63 and 64-127 of the CTA's tile; one
+// thread of the producer after them copies the 64-deep slices of the CTA's tiles by TMA into a ring of HG_STAGES
 // stages (the 128-byte swizzle the wgmma descriptors describe: common.cuh vmc_wgmma_desc; past M, N or K the TMA
 // writes zeros). The consumers issue one wgmma per 16 of K and B operand. Each stage has two barriers: full (the
 // producer's announced bytes have landed) and empty (both consumer warpgroups have finished the wgmmas that read it:
-// a slice's wgmmas run while the next slice's are issued, and release their stage when they are done). Under the CPU emulator the TMA copies at
-// issue, the wgmma runs at issue (cuda_emu.h) and the barriers block the block's pthreads.
+// a slice's wgmmas run while the next slice's are issued, and release their stage when they are done). Under the CPU
+// emulator the TMA copies at issue, the wgmma runs at issue (cuda_emu.h) and the barriers block the block's pthreads.
 
 #if defined(__CUDA_ARCH__) && !defined(__CUDA_ARCH_FEAT_SM90_ALL)
 #error "hopper_gemm.cuh uses wgmma: compile it for sm_90a (NVRTC_ARCH_SM90A)"
