@@ -179,6 +179,27 @@ static void compile_error_reported(void) {
     EXPECT(p && access(p + strlen("source written to "), R_OK) == 0, "no dumped source: %s", err);
 }
 
+/* The Hopper GEMM for spec s with the knob `knob` set to `value`, compiled for sm_90a: its launch in *l and ptxas'
+ * figures in *pk; false (with the error printed) when it is refused or does not compile. */
+static bool hopper_variant(const char *knob, const char *value, const SkinnyGemmSpec *s, KernelLaunch *l,
+                           PtxasKernel *pk) {
+    setenv(knob, value, 1);
+    char *src = template_gemm_hopper(s, l);
+    unsetenv(knob);
+    *pk = (PtxasKernel){.registers = -1, .spill_stores = -1};
+    const char *opts[] = {PTXAS_VERBOSE};
+    NvrtcBinary bin;
+    char err[2048] = "refused";
+    const bool ok = src && nvrtc_compile(src, l->name, NVRTC_ARCH_SM90A, opts, 1, &bin, err, sizeof err);
+    if (!ok) fprintf(stderr, "hopper GEMM with %s=%s: %s\n", knob, value, err);
+    PtxasKernel k[2];
+    const bool one = ok && bin.log && ptxas_parse(bin.log, k, 2) == 1;
+    if (one) *pk = k[0];
+    if (ok) nvrtc_binary_free(&bin);
+    free(src);
+    return one;
+}
+
 /* The Hopper GEMM (hopper_gemm.cuh) compiles for sm_90a (its wgmma needs the arch-specific target) at ARM-B's
  * Linear shapes and a partial one, without spills or a stack frame, and is refused for plain sm_90. */
 static void hopper_gemm(void) {
@@ -212,39 +233,16 @@ static void hopper_gemm(void) {
         }
         free(src);
     }
-    {   /* C stored by TMA (VMC_HOPPER_GEMM_STORE=1): C becomes a tensor map */
-        setenv("VMC_HOPPER_GEMM_STORE", "1", 1);
-        KernelLaunch l3;
-        char *src3 = template_gemm_hopper(&specs[0], &l3);
-        unsetenv("VMC_HOPPER_GEMM_STORE");
-        NvrtcBinary bin;
-        char err[2048];
-        const bool ok = src3 && l3.tma_rows[2] == 64 && nvrtc_compile(src3, l3.name, NVRTC_ARCH_SM90A, opts, 1, &bin, err,
-                                                                      sizeof err);
-        EXPECT(ok, "hopper GEMM stored by TMA: %s", src3 && l3.tma_rows[2] == 64 ? err : "no C tensor map");
-        PtxasKernel pk[2];
-        const int n = ok && bin.log ? ptxas_parse(bin.log, pk, 2) : 0;
-        EXPECT(n == 1 && !pk[0].spill_stores, "hopper GEMM stored by TMA: %d B spilled", n ? pk[0].spill_stores : -1);
-        if (ok) nvrtc_binary_free(&bin);
-        free(src3);
-    }
-    {   /* 128 x 128 tiles: two CTAs of 288 threads an SM, so at most 112 registers a thread */
-        setenv("VMC_HOPPER_GEMM", "1,128", 1);
-        KernelLaunch l2;
-        char *src2 = template_gemm_hopper(&specs[0], &l2);
-        unsetenv("VMC_HOPPER_GEMM");
-        NvrtcBinary bin;
-        char err[2048];
-        const bool ok = src2 && nvrtc_compile(src2, l2.name, NVRTC_ARCH_SM90A, opts, 1, &bin, err, sizeof err);
-        EXPECT(ok && l2.block[0] == 288, "hopper GEMM 128 x 128: %s", ok ? "not 288 threads" : err);
-        PtxasKernel pk[2];
-        const int n = ok && bin.log ? ptxas_parse(bin.log, pk, 2) : 0;
-        EXPECT(n == 1 && !pk[0].spill_stores && pk[0].registers <= 112, "hopper GEMM 128 x 128: %d registers, %d B spilled",
-               n ? pk[0].registers : -1, n ? pk[0].spill_stores : -1);
-        if (n == 1) printf("hopper GEMM 128 x 128 sm_90a: %d registers\n", pk[0].registers);
-        if (ok) nvrtc_binary_free(&bin);
-        free(src2);
-    }
+    /* C stored by TMA (VMC_HOPPER_GEMM_STORE=1): C becomes a tensor map */
+    KernelLaunch lv;
+    PtxasKernel pv;
+    EXPECT(hopper_variant("VMC_HOPPER_GEMM_STORE", "1", &specs[0], &lv, &pv) && lv.tma_rows[2] == 64 &&
+           !pv.spill_stores, "hopper GEMM stored by TMA: C tensor map %u, %d B spilled", lv.tma_rows[2], pv.spill_stores);
+    /* 128 x 128 tiles: two CTAs of 288 threads an SM, so at most 112 registers a thread */
+    EXPECT(hopper_variant("VMC_HOPPER_GEMM", "1,128", &specs[0], &lv, &pv) && lv.block[0] == 288 &&
+           !pv.spill_stores && pv.registers <= 112, "hopper GEMM 128 x 128: %u threads, %d registers, %d B spilled",
+           lv.block[0], pv.registers, pv.spill_stores);
+    printf("hopper GEMM 128 x 128 sm_90a: %d registers\n", pv.registers);
     KernelLaunch l;   /* SwiGLU's input products in one kernel, ARM-B fine-tuning's shape */
     char *src = template_gemm_swiglu(&specs[0], &l);
     EXPECT(src, "swiglu refused");
