@@ -159,9 +159,10 @@ char *template_gemm_skinny(const SkinnyGemmSpec *s, SkinnyGemmLaunch *out) {
 }
 
 /* hopper_gemm.cuh: 128 x 256 tiles of C (128 x 128 of both products with dual), as many 64-deep slices staged as
- * fit in shared memory beside the epilogue's buffer (3: 210 KB; 4 with dual), one CTA an SM. For tuning runs VMC_HOPPER_GEMM=1,TILE_N (128 or 256 columns a
- * CTA; 128: 3 stages, 97 KB, two CTAs an SM), VMC_HOPPER_GEMM_STAGES=N (2 up to what fits),
- * VMC_HOPPER_GEMM_PERSIST and VMC_HOPPER_GEMM_VEC (below). A and B are passed as tensor maps (KernelLaunch.tma_rows). */
+ * fit in shared memory beside the epilogue's buffer (3: 211 KB; 4 with dual), one CTA an SM; A and B (and C with
+ * VMC_HOPPER_GEMM_STORE=1) passed as tensor maps (KernelLaunch.tma_rows). For tuning runs VMC_HOPPER_GEMM=1,TILE_N
+ * (128 or 256 columns a CTA; 128: two CTAs an SM), VMC_HOPPER_GEMM_STAGES=N (2 up to what fits),
+ * VMC_HOPPER_GEMM_STORE, VMC_HOPPER_GEMM_VEC and VMC_HOPPER_GEMM_PERSIST (below). */
 static char *hopper_instance(const SkinnyGemmSpec *s, bool dual, KernelLaunch *l) {
     const int64_t lim = (int64_t)1 << 31;
     if (s->ta || !s->tb || s->M <= 0 || s->N <= 0 || s->K <= 0 || s->M >= lim || s->N >= lim || s->K >= lim) return NULL;
@@ -172,10 +173,10 @@ static char *hopper_instance(const SkinnyGemmSpec *s, bool dual, KernelLaunch *l
     const int bn = dual ? tile_n / 2 : tile_n, stage = 128 * 64 * 2 + (dual ? 2 : 1) * bn * 64 * 2;
     const int elem = s->c_bf16 ? 2 : 4;
     const bool pairs = s->N % 2 == 0 && s->c_align >= 2 * elem;
-    /* C and acc in whole rows through a buffer of two warpgroups' 32 f32 rows of bn + 8 (hopper_gemm.cuh
-     * hg_store_staged) where 4-element vectors fit, unless VMC_HOPPER_GEMM_VEC=0 */
     /* VMC_HOPPER_GEMM_STORE=1 (not yet run on a GPU): a bf16 C without acc stored by TMA from bf16 tiles
-     * (hg_store_tma; C then a tensor map: KernelLaunch.tma_rows[2]) */
+     * (hg_store_tma; C then a tensor map: KernelLaunch.tma_rows[2]). Else C and acc in whole rows through a buffer
+     * of two warpgroups' 32 f32 rows of bn + 8 (hg_store_staged) where 4-element vectors fit, unless
+     * VMC_HOPPER_GEMM_VEC=0. */
     const bool store_tma = !dual && codegen_knob_ints("VMC_HOPPER_GEMM_STORE", v, 1) && v[0] == 1 && s->c_bf16 &&
                            !s->acc && s->N % 8 == 0 && s->c_align >= 16 && bn % 64 == 0;
     const bool vec = !dual && !store_tma && !(codegen_knob_ints("VMC_HOPPER_GEMM_VEC", v, 1) && v[0] == 0) &&

@@ -95,17 +95,8 @@ static void own_gemm_run(Cuda *c, int k, int s) {
     const GemmDesc *g = &l->gemm;
     CUdeviceptr v[5] = {addr(c, g->a), addr(c, g->b), addr(c, g->c), g->has_acc ? addr(c, g->acc) : 0, c->ws[s]};
     void *params[5] = {&v[0], &v[1], &v[2], &v[3], &v[4]};
-    CUtensorMap maps[3];   /* the Hopper kernel takes A [M][lda] and B [N][ldb] (and C [M][N]) as tensor maps */
-    if (l->own.k.tma_rows[0]) {
-        cuda_tma_bf16(c->cu, &maps[0], v[0], g->M, g->K, g->lda, l->own.k.tma_rows[0]);
-        cuda_tma_bf16(c->cu, &maps[1], v[1], g->N, g->K, g->ldb, l->own.k.tma_rows[1]);
-        params[0] = &maps[0];
-        params[1] = &maps[1];
-    }
-    if (l->own.k.tma_rows[2]) {
-        cuda_tma_bf16(c->cu, &maps[2], v[2], g->M, g->N, g->N, l->own.k.tma_rows[2]);
-        params[2] = &maps[2];
-    }
+    CUtensorMap maps[3];   /* the Hopper kernel's operands as tensor maps (host work: only when captured or timed) */
+    cuda_tma_gemm_params(c->cu, &l->own.k, g->M, g->N, g->K, g->lda, g->ldb, v, maps, params);
     cx_launch_kernel(c, c->fn[k], l->own.k.grid, l->own.k.block, l->own.k.smem, s, params);
     if (l->own.split > 1) {
         void *rparams[3] = {&v[4], &v[2], &v[3]};

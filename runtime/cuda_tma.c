@@ -9,3 +9,14 @@ void cuda_tma_bf16(const CudaApi *cu, CUtensorMap *map, CUdeviceptr base, int64_
                                         elem_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
                                         CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE));
 }
+
+void cuda_tma_gemm_params(const CudaApi *cu, const KernelLaunch *l, int64_t M, int64_t N, int64_t K, int64_t lda,
+                          int64_t ldb, CUdeviceptr *ptrs, CUtensorMap *maps, void **params) {
+    const int64_t rows[3] = {M, N, M}, cols[3] = {K, K, N}, ld[3] = {lda, ldb, N};
+    for (int i = 0; i < 3; i++) {
+        params[i] = &ptrs[i];
+        if (!l->tma_rows[i]) continue;
+        cuda_tma_bf16(cu, &maps[i], ptrs[i], rows[i], cols[i], ld[i], l->tma_rows[i]);
+        params[i] = &maps[i];
+    }
+}

@@ -1,6 +1,7 @@
 /* cuda_tma.h — TMA tensor maps for the kernels that take them (KernelLaunch.tma_rows; common.cuh VmcTmap). */
 #pragma once
 #include "cuda_api.h"
+#include "template.h"
 #include <stdint.h>
 
 /* The tensor map of a bf16 matrix [rows][cols] at base, rows ld elements apart, copied in boxes of box_rows rows by
@@ -8,3 +9,9 @@
  * (the kernels' templates refuse others); a driver refusal exits with its error (CU_CHECK). */
 void cuda_tma_bf16(const CudaApi *cu, CUtensorMap *map, CUdeviceptr base, int64_t rows, int64_t cols, int64_t ld,
                    unsigned box_rows);
+
+/* The parameters of vmc's Hopper GEMM (template_gemm_hopper; launch l) for C = A B^T, A [M][lda], B [N][ldb], C
+ * [M][N]: params[i] = &ptrs[i], but for each parameter l->tma_rows names (A, B, and C when it is stored by TMA)
+ * &maps[i], its tensor map made here. */
+void cuda_tma_gemm_params(const CudaApi *cu, const KernelLaunch *l, int64_t M, int64_t N, int64_t K, int64_t lda,
+                          int64_t ldb, CUdeviceptr *ptrs, CUtensorMap *maps, void **params);

@@ -423,12 +423,10 @@ static void check_hopper_gemm(int M, int N, int K, bool acc, DType c, uint64_t s
     CUdeviceptr dA = upload(A, na, DT_BF16), dB = upload(Bm, nb, DT_BF16), dacc = upload(C0, nc, c);
     CUdeviceptr dC = dalloc(nc * (size_t)dtype_size(c));
     CU_CHECK(cu->cuMemsetD8(dC, 0xff, nc * (size_t)dtype_size(c)));   /* NaN: an element never written fails */
-    CUtensorMap ta = tma_arg(&k, 0, dA, M, K), tb = tma_arg(&k, 1, dB, N, K), tc;
-    void *args[] = {&ta, &tb, &dC, &dacc};
-    if (l.tma_rows[2]) {   /* C stored by TMA */
-        tc = tma_arg(&k, 2, dC, M, N);
-        args[2] = &tc;
-    }
+    CUdeviceptr ptrs[4] = {dA, dB, dC, dacc};
+    CUtensorMap maps[3];
+    void *args[4] = {NULL, NULL, NULL, &ptrs[3]};
+    cuda_tma_gemm_params(cu, &l, M, N, K, K, K, ptrs, maps, args);
     launch(&k, args, NULL);
     sync_check();
     double *ref = malloc(nc * 8);
@@ -760,12 +758,10 @@ static void bench_hopper_gemm(int M, int N, int K) {
     CUdeviceptr a = dalloc((size_t)M * K * 2), b = dalloc((size_t)N * K * 2), c = dalloc((size_t)M * N * 2);
     CU_CHECK(cu->cuMemsetD8(a, 0x3c, (size_t)M * K * 2));
     CU_CHECK(cu->cuMemsetD8(b, 0x3c, (size_t)N * K * 2));
-    CUtensorMap ta = tma_arg(&k, 0, a, M, K), tb = tma_arg(&k, 1, b, N, K), tc;
-    void *args[] = {&ta, &tb, &c, &c};
-    if (l.tma_rows[2]) {   /* C stored by TMA */
-        tc = tma_arg(&k, 2, c, M, N);
-        args[2] = &tc;
-    }
+    CUdeviceptr ptrs[4] = {a, b, c, c};
+    CUtensorMap maps[3];
+    void *args[4] = {NULL, NULL, NULL, &ptrs[3]};
+    cuda_tma_gemm_params(cu, &l, M, N, K, K, K, ptrs, maps, args);
     LaunchCtx ck = {&k, args, NULL};
     Gemm *g = gemm_new(0);
     LtCtx cl = {g, (GemmDesc){M, N, K, false, true, 1, 0, 0, 0, DT_BF16, DT_BF16, DT_BF16, false, false}, a, b, c};

@@ -142,7 +142,8 @@ static __device__ __forceinline__ void hg_consume(HgRing &r, float (*d)[HG_BN / 
 }
 
 // The kernels' frame: the ring, the producer's loop (its warpgroup's registers given to the consumers), and for
-// the consumers each of the CTA's tiles: f(m0, n0, d) stores tile (m0, n0) from the accumulators d.
+// the consumers each of the CTA's tiles: f(m0, n0, d, epi) stores tile (m0, n0) from the accumulators d (epi: the
+// epilogue's buffer, after the stages).
 template <class F> static __device__ __forceinline__ void hg_run(unsigned char *raw, const VmcTmap *ta,
                                                                  const VmcTmap *const *tb, F f) {
     HgRing r(raw);
@@ -156,7 +157,7 @@ template <class F> static __device__ __forceinline__ void hg_run(unsigned char *
     for (int tile = blockIdx.x; tile < HG_TILES; tile += gridDim.x) {
         float d[HG_NB][HG_BN / 2];
         hg_consume(r, d);
-        f(tile / HG_TN * HG_BM, tile % HG_TN * HG_BN, d);
+        f(tile / HG_TN * HG_BM, tile % HG_TN * HG_BN, d, r.smem + HG_STAGES * HG_STAGE_BYTES);
     }
 }
 
@@ -184,10 +185,10 @@ template <class F> static __device__ __forceinline__ void hg_for_each_pair(int m
 // (h: the accumulators' rows 8 h + 16 k + 0..7) through its own buffer of 32 f32 rows of HG_PITCH, beside the
 // stages, which the producer is already refilling for the next tile (two half-warps' 8-byte stores of 4 rows each
 // fall in distinct banks).
-static __device__ __forceinline__ void hg_store_staged(unsigned char *raw, int m0, int n0, const float *d,
+static __device__ __forceinline__ void hg_store_staged(unsigned char *epi, int m0, int n0, const float *d,
                                                        C_T *__restrict__ C, const C_T *__restrict__ acc) {
     const int wg = threadIdx.x / 128, t = threadIdx.x % 128, w = t / 32, l = t % 32;
-    float *mine = (float *)(raw + ((0u - vmc_smem_addr(raw)) & 1023u) + HG_STAGES * HG_STAGE_BYTES) + wg * 32 * HG_PITCH;
+    float *mine = (float *)epi + wg * 32 * HG_PITCH;
     auto wg_sync = [&] {
         if (wg == 0) vmc_bar_sync<2, 128>();
         else vmc_bar_sync<3, 128>();
@@ -225,9 +226,9 @@ static_assert(!HG_ACC && !HG_VEC && HG_BN % 64 == 0, "hopper GEMM: stores by TMA
 // warpgroup writes its 64 rows as bf16 into its own buffer, HG_BN / 64 boxes in the 128-byte swizzle (the 4-byte
 // writes of a warp's 8 rows fall in distinct banks), and one thread hands them to the TMA; the warpgroup goes on to
 // its next tile at once, and waits for those stores to have read the buffer only before writing it again.
-static __device__ __forceinline__ void hg_store_tma(unsigned char *raw, int m0, int n0, const float *d, const VmcTmap *C) {
+static __device__ __forceinline__ void hg_store_tma(unsigned char *epi, int m0, int n0, const float *d, const VmcTmap *C) {
     const int wg = threadIdx.x / 128, t = threadIdx.x % 128, w = t / 32, l = t % 32;
-    unsigned char *buf = raw + ((0u - vmc_smem_addr(raw)) & 1023u) + HG_STAGES * HG_STAGE_BYTES + wg * 64 * HG_BN * 2;
+    unsigned char *buf = epi + wg * 64 * HG_BN * 2;
     if (t == 0) vmc_tma_store_wait_read<0>();
     if (wg == 0) vmc_bar_sync<2, 128>();
     else vmc_bar_sync<3, 128>();
@@ -262,12 +263,14 @@ vmc_gemm_hopper(const __grid_constant__ VmcTmap A, const __grid_constant__ VmcTm
     VMC_DYN_SMEM(raw, HG_SMEM);
     const VmcTmap *Bs[1] = {&B};
 #if HG_STORE_TMA
-    hg_run(raw, &A, Bs, [&](int m0, int n0, float (*d)[HG_BN / 2]) { hg_store_tma(raw, m0, n0, d[0], &C); });
+    hg_run(raw, &A, Bs, [&](int m0, int n0, float (*d)[HG_BN / 2], unsigned char *epi) {
+        hg_store_tma(epi, m0, n0, d[0], &C);
+    });
     if (threadIdx.x % 128 == 0) vmc_tma_store_wait<0>();   // (the buffer stays until they have read it)
 #else
-    hg_run(raw, &A, Bs, [&](int m0, int n0, float (*d)[HG_BN / 2]) {
+    hg_run(raw, &A, Bs, [&](int m0, int n0, float (*d)[HG_BN / 2], unsigned char *epi) {
 #if HG_VEC
-        hg_store_staged(raw, m0, n0, d[0], C, acc);
+        hg_store_staged(epi, m0, n0, d[0], C, acc);
         return;
 #endif
         hg_for_each_pair(m0, n0, [&](int row, int col, int i) {
@@ -302,7 +305,7 @@ vmc_gemm_swiglu(const __grid_constant__ VmcTmap A, const __grid_constant__ VmcTm
     vmc_grid_entry();
     VMC_DYN_SMEM(raw, HG_SMEM);
     const VmcTmap *Bs[2] = {&B1, &B2};
-    hg_run(raw, &A, Bs, [&](int m0, int n0, float (*d)[HG_BN / 2]) { hg_for_each_pair(m0, n0, [&](int row, int col, int i) {
+    hg_run(raw, &A, Bs, [&](int m0, int n0, float (*d)[HG_BN / 2], unsigned char *) { hg_for_each_pair(m0, n0, [&](int row, int col, int i) {
         const size_t at = (size_t)row * HG_N + col;
         const int ne = col + 1 < HG_N ? 2 : 1;
         float p1[2], p2[2], h[2];
