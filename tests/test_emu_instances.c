@@ -207,10 +207,13 @@ static void check_hopper_gemms(void) {
                       .ldb = 200, .tb = true, .acc = true, .c_bf16 = true, .alpha = 1, .c_align = 16}, 0, true);
     check_swiglu("swiglu persistent: 300x260x136", (SkinnyGemmSpec){.M = 300, .N = 260, .K = 136, .lda = 136,
                  .ldb = 136, .tb = true, .c_bf16 = true, .alpha = 1, .c_align = 16}, true);
-    /* C stored by TMA from bf16 boxes (VMC_HOPPER_GEMM_STORE=1), each CTA's buffer reused for its next tiles */
-    setenv("VMC_HOPPER_GEMM_STORE", "1", 1);
-    check_gemm_kernel("hopper persistent, stores by TMA: 300x520x200", (SkinnyGemmSpec){.M = 300, .N = 520, .K = 200,
-                      .lda = 200, .ldb = 200, .tb = true, .c_bf16 = true, .alpha = 0.5f, .c_align = 16}, 0, true);
+    /* a bf16 C stored by TMA from bf16 boxes (the default), each CTA's buffer reused for its next tiles; then the
+     * same through the f32 staging buffer (VMC_HOPPER_GEMM_STORE=0) */
+    const SkinnyGemmSpec bf16_c = {.M = 300, .N = 520, .K = 200, .lda = 200, .ldb = 200, .tb = true, .c_bf16 = true,
+                                   .alpha = 0.5f, .c_align = 16};
+    check_gemm_kernel("hopper persistent, stores by TMA: 300x520x200", bf16_c, 0, true);
+    setenv("VMC_HOPPER_GEMM_STORE", "0", 1);
+    check_gemm_kernel("hopper persistent, staged stores: 300x520x200", bf16_c, 0, true);
     unsetenv("VMC_HOPPER_GEMM_STORE");
     unsetenv("VMC_HOPPER_GEMM_STAGES");
     setenv("VMC_HOPPER_GEMM_PERSIST", "0", 1);   /* a CTA a tile */
@@ -228,6 +231,8 @@ static void check_hopper_gemms(void) {
                       .lda = 200, .ldb = 200, .tb = true, .acc = true, .c_bf16 = true, .alpha = 1, .c_align = 16}, 0, true);
     check_swiglu("swiglu 128x128 tiles, 2 stages: 130x200x136", (SkinnyGemmSpec){.M = 130, .N = 200, .K = 136,
                  .lda = 136, .ldb = 136, .tb = true, .c_bf16 = true, .alpha = 1, .c_align = 16}, true);
+    check_gemm_kernel("hopper 128x128 tiles, stores by TMA: 200x264x200", (SkinnyGemmSpec){.M = 200, .N = 264,
+                      .K = 200, .lda = 200, .ldb = 200, .tb = true, .c_bf16 = true, .alpha = 1, .c_align = 16}, 0, true);
     unsetenv("VMC_HOPPER_GEMM");
     unsetenv("VMC_HOPPER_GEMM_STAGES");
     KernelLaunch l;

@@ -233,11 +233,13 @@ static void hopper_gemm(void) {
         }
         free(src);
     }
-    /* C stored by TMA (VMC_HOPPER_GEMM_STORE=1): C becomes a tensor map */
+    /* a bf16 C without acc is stored by TMA (a tensor map); VMC_HOPPER_GEMM_STORE=0 stages it in f32 instead */
     KernelLaunch lv;
     PtxasKernel pv;
     EXPECT(hopper_variant("VMC_HOPPER_GEMM_STORE", "1", &specs[0], &lv, &pv) && lv.tma_rows[2] == 64 &&
            !pv.spill_stores, "hopper GEMM stored by TMA: C tensor map %u, %d B spilled", lv.tma_rows[2], pv.spill_stores);
+    EXPECT(hopper_variant("VMC_HOPPER_GEMM_STORE", "0", &specs[0], &lv, &pv) && lv.tma_rows[2] == 0 &&
+           !pv.spill_stores, "hopper GEMM staged stores: C tensor map %u, %d B spilled", lv.tma_rows[2], pv.spill_stores);
     /* 128 x 128 tiles: two CTAs of 288 threads an SM, so at most 112 registers a thread */
     EXPECT(hopper_variant("VMC_HOPPER_GEMM", "1,128", &specs[0], &lv, &pv) && lv.block[0] == 288 &&
            !pv.spill_stores && pv.registers <= 112, "hopper GEMM 128 x 128: %u threads, %d registers, %d B spilled",

@@ -854,7 +854,10 @@ int main(int argc, char **argv) {
             check_hopper_gemm(200, 136, 200, false, DT_F32, 30);
             check_hopper_gemm(300, 520, 1000, true, DT_BF16, 31);   /* + acc, stages reused, partial tiles */
             check_hopper_gemm(130, 75, 72, true, DT_F32, 32);       /* odd N: one by one */
-            check_hopper_gemm(300, 520, 1000, false, DT_BF16, 34);  /* (VMC_HOPPER_GEMM_STORE=1: stored by TMA) */
+            check_hopper_gemm(300, 520, 1000, false, DT_BF16, 34);  /* a bf16 C stored by TMA */
+            setenv("VMC_HOPPER_GEMM_STORE", "0", 1);                 /* the same through the f32 staging buffer */
+            check_hopper_gemm(300, 520, 1000, false, DT_BF16, 35);
+            unsetenv("VMC_HOPPER_GEMM_STORE");
             check_swiglu_gpu(200, 136, 200, 33);
             bench_hopper_gemm(25216, 2048, 768);
             bench_hopper_gemm(18432, 768, 768);
