@@ -474,6 +474,9 @@ Program *program_build(const Graph *g, Node *const *keep, int nkeep, const Progr
         if (!opt->no_into_place) packed_copies_into_place(p->f);
     }
     if (!opt->scan_recompute) pg_mark_scan_states(p->f);
+    int knob[1];
+    if (opt->bf16 && opt->arch == 90 && opt->swiglu_gemm >= 0 && !(codegen_knob_ints("VMC_HOPPER_GEMM", knob, 1) && knob[0] == 0))
+        pass_mark_swiglu(p->f, opt->swiglu_gemm == 2);
     p->params_constant = true;   /* (no ASSIGN: an inference step) */
     for (int k = 0; k < p->f->ngroups; k++) p->params_constant &= p->f->groups[k].kind != GK_ASSIGN;
     p->f->reuse_delay = p->params_constant || opt->reuse_delay == PROGRAM_REUSE_AT_ONCE ? 0
@@ -500,7 +503,8 @@ Program *program_build(const Graph *g, Node *const *keep, int nkeep, const Progr
         const Group *gr = &p->f->groups[k];
         switch (gr->kind) {
         case GK_EW: case GK_ROW: case GK_SCATTER: case GK_RANDPERM:
-            if (!gr->elided) generated(p, &b, &seen, gr);   /* (elided: its inputs' templates write it) */
+            /* (elided: its inputs' templates write it; SwiGLU's gate: with its products, program_swiglu.c) */
+            if (!gr->elided && !pg_swiglu(p, &seen, gr)) generated(p, &b, &seen, gr);
             break;
         case GK_GEMM: gemm(p, &b, &seen, gr, &ws_need); break;
         case GK_OPAQUE:   /* (elided: a conv1d computed by an earlier one's launch, conv_multi.c) */
@@ -520,6 +524,10 @@ Program *program_build(const Graph *g, Node *const *keep, int nkeep, const Progr
     }
     pg_batch_flush(p, &b);
     pg_resolve_same_as(p);
+    bool *kept = xmalloc(sizeof(bool) * (size_t)(p->nlaunches + 1)), any = false;
+    for (int k = 0; k < p->nlaunches; k++) any |= !(kept[k] = !p->launches[k].dropped);
+    if (any) pg_drop_launches(p, kept);   /* (SwiGLU's products, computed with its gate) */
+    free(kept);
     if (!p->params_constant) {   /* (a training step's graph spans several streams: streams.h) */
         pg_batch_tail(p);
         pg_hoist_memsets(p);
@@ -573,7 +581,7 @@ double launch_moved_bytes(const Launch *l, bool write) {
 static double launch_flops(const Launch *l) {
     if (l->kind != LK_GEMM) return 0;
     const GemmDesc *g = &l->gemm;
-    return 2.0 * (double)g->M * (double)g->N * (double)g->K * (double)g->batch;
+    return (g->swiglu ? 4.0 : 2.0) * (double)g->M * (double)g->N * (double)g->K * (double)g->batch;   /* (SwiGLU: two) */
 }
 
 double launch_floor_ms(const Launch *l, const FloorRates *r, int *bound) {
@@ -654,9 +662,13 @@ void program_dump_launches(const Program *p, const FloorRates *r, FILE *out) {
             break;
         case LK_GEMM: {
             const GemmDesc *g = &l->gemm;
-            snprintf(what, sizeof what, "%lld x %lld x %lld: A%s B%s, %s%s%s", (long long)g->M, (long long)g->N,
-                     (long long)g->K, g->ta ? "^T" : "", g->tb ? "^T" : "", g->bf16 ? "bf16" : "f32",
-                     g->has_acc ? ", + C" : "", l->own_module >= 0 ? " (+own)" : "");
+            if (g->swiglu)
+                snprintf(what, sizeof what, "swiglu %lld x %lld x %lld%s (own)", (long long)g->M, (long long)g->N,
+                         (long long)g->K, g->products ? ", + products" : "");
+            else
+                snprintf(what, sizeof what, "%lld x %lld x %lld: A%s B%s, %s%s%s", (long long)g->M, (long long)g->N,
+                         (long long)g->K, g->ta ? "^T" : "", g->tb ? "^T" : "", g->bf16 ? "bf16" : "f32",
+                         g->has_acc ? ", + C" : "", l->own_module >= 0 ? " (+own)" : "");
             if (g->batch > 1) snprintf(shape, sizeof shape, "batch %lld", (long long)g->batch);
             break;
         }

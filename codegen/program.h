@@ -24,6 +24,11 @@ typedef struct GemmDesc {
     float alpha;               /* C = alpha A B (+ acc): the group's epilogue (pass.h GemmEpilogue) */
     bool has_acc;              /* ... + acc, a buffer of C's shape and type */
     BufRef acc;
+    /* SwiGLU's products and gate in one launch (program_swiglu.c; vmc's own kernel, always: hopper_gemm.cuh
+     * vmc_gemm_swiglu): h = silu(bf16(A B^T) + bias1) * (bf16(A B2^T) + bias2), bf16 [M][N]; C and C2 get the two
+     * products where `products`, else they are not written. B2 has B's shape and ldb. */
+    bool swiglu, products;
+    BufRef b2, c2, bias1, bias2, h;
 } GemmDesc;
 
 /* Memory a launch touches: at, bytes is the range the multi-stream graph (streams.h) orders launches by: the whole
@@ -53,6 +58,7 @@ typedef struct Launch {
     SkinnyGemmLaunch own;
     /* LK_MEMSET (zero), LK_COPY (device to device) */
     bool bf16_cast;             /* LK_KERNEL: a GEMM operand's cast to bf16 (args: source, workspace copy) */
+    bool dropped;               /* built, then computed by another launch (program_swiglu.c): removed at the end */
     bool once;                  /* not part of the step: runs before it whenever the parameters may have changed
                                  * (a program that never writes its parameters keeps their bf16 copies) */
     BufRef dst, src;
@@ -94,6 +100,9 @@ typedef struct ProgramOptions {
     bool ptxas_info;            /* NVRTC runs ptxas verbosely: registers and spills per kernel (ptxas_info.h) */
     bool exact_view_deps;       /* a view orders launches by its own range, not its owner's whole buffer (Access;
                                  * VMC_EXACT_DEPS=1; off: no faster on an H100, README) */
+    int swiglu_gemm;            /* SwiGLU's two products and gate as one launch, on sm_90 with bf16 operands
+                                 * (program_swiglu.c): 0 where nothing else reads the products (inference), 2 also
+                                 * where the backward does (VMC_SWIGLU_GEMM=2), -1 never (VMC_SWIGLU_GEMM=0) */
     int reuse_delay;            /* Fusion.reuse_delay: groups an activation's memory stays reserved after its last
                                  * reader in a training step; 0 (unset): PROGRAM_REUSE_DELAY;
                                  * PROGRAM_REUSE_AT_ONCE: none */

@@ -453,7 +453,7 @@ void pg_mark_scan_states(Fusion *f) {
  * against cuBLASLt's algorithms and runs the faster where it agrees with cuBLASLt. Identical instantiations share a
  * module. Split-K partials go to the GEMM workspace of the stream it runs on, as cuBLASLt's would. (The Hopper
  * kernel takes the first four of the launch's five arguments: A, B, C, acc.) */
-static int align_of(int64_t offset) {   /* the power of two (at most 16) dividing an arena offset */
+int pg_align_of(int64_t offset) {   /* the power of two (at most 16) dividing an arena offset */
     int a = 16;
     while (offset % a) a /= 2;
     return a;
@@ -461,7 +461,7 @@ static int align_of(int64_t offset) {   /* the power of two (at most 16) dividin
 void pg_own_gemm(Program *p, SeenSet *seen, int launch) {
     Launch *l = &p->launches[launch];
     const GemmDesc *d = &l->gemm;
-    int c_align = align_of(d->c.offset), acc_align = d->has_acc ? align_of(d->acc.offset) : 16;
+    int c_align = pg_align_of(d->c.offset), acc_align = d->has_acc ? pg_align_of(d->acc.offset) : 16;
     SkinnyGemmSpec s = {.M = d->M, .N = d->N, .K = d->K, .lda = d->lda, .ldb = d->ldb, .ta = d->ta, .tb = d->tb,
                         .acc = d->has_acc, .c_bf16 = d->c_bf16, .alpha = d->alpha,
                         .a_off = d->a.offset / 2 % 8, .b_off = d->b.offset / 2 % 8,   /* (arenas: 256-aligned) */

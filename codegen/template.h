@@ -27,7 +27,7 @@ typedef struct KernelLaunch {
     unsigned smem;                 /* dynamic shared memory bytes */
     struct { int param; size_t offset, bytes; } zero[4];
     int nzero;
-    unsigned tma_rows[4];          /* parameter i is a TMA tensor map (common.cuh VmcTmap) of a bf16 matrix in boxes of
+    unsigned tma_rows[8];          /* parameter i is a TMA tensor map (common.cuh VmcTmap) of a bf16 matrix in boxes of
                                       tma_rows[i] rows by 64 columns, in the 128-byte swizzle; 0: not a tensor map */
 } KernelLaunch;
 
@@ -165,8 +165,9 @@ char *template_gemm_skinny(const SkinnyGemmSpec *s, SkinnyGemmLaunch *l);
  * (l->tma_rows: runtime/cuda_tma.h makes them); NULL when the product is not one it handles. */
 char *template_gemm_hopper(const SkinnyGemmSpec *s, KernelLaunch *l);
 /* SwiGLU's input products by the same kernel (hopper_gemm.cuh HG_DUAL): H = silu(A B1^T + bias1) * (A B2^T + bias2),
- * each product rounded to bf16 before its bias is added, and P1, P2 the two products (bf16) when not NULL. The spec
- * describes A and both B's (one ldb), H, P1, P2 [M][N] bf16 (c_bf16, no acc, alpha 1). vmc_gemm_swiglu(VmcTmap A,
- * VmcTmap B1, VmcTmap B2, const float *bias1, const float *bias2, bf16 *H, bf16 *P1, bf16 *P2); NULL when the
+ * each product rounded to bf16 before its bias is added, and where `products` P1, P2 the two products (bf16). The
+ * spec describes A and both B's (one ldb), H, P1, P2 [M][N] bf16 (c_bf16, no acc, alpha 1). vmc_gemm_swiglu(VmcTmap
+ * A, VmcTmap B1, VmcTmap B2, const float *bias1, const float *bias2, H, P1, P2): H, P1, P2 bf16 pointers, or tensor
+ * maps of [M][N] where l->tma_rows[5..7] say so (then P1 and P2 may be any map when not `products`); NULL when the
  * product is not one it handles. */
-char *template_gemm_swiglu(const SkinnyGemmSpec *s, KernelLaunch *l);
+char *template_gemm_swiglu(const SkinnyGemmSpec *s, bool products, KernelLaunch *l);

@@ -163,7 +163,7 @@ char *template_gemm_skinny(const SkinnyGemmSpec *s, SkinnyGemmLaunch *out) {
  * stored by TMA) passed as tensor maps (KernelLaunch.tma_rows). For tuning runs VMC_HOPPER_GEMM=1,TILE_N
  * (128 or 256 columns a CTA; 128: two CTAs an SM), VMC_HOPPER_GEMM_STAGES=N (2 up to what fits),
  * VMC_HOPPER_GEMM_STORE, VMC_HOPPER_GEMM_VEC and VMC_HOPPER_GEMM_PERSIST (below). */
-static char *hopper_instance(const SkinnyGemmSpec *s, bool dual, KernelLaunch *l) {
+static char *hopper_instance(const SkinnyGemmSpec *s, bool dual, bool products, KernelLaunch *l) {
     const int64_t lim = (int64_t)1 << 31;
     if (s->ta || !s->tb || s->M <= 0 || s->N <= 0 || s->K <= 0 || s->M >= lim || s->N >= lim || s->K >= lim) return NULL;
     if (s->K % 8 || s->lda % 8 || s->ldb % 8 || s->a_off % 8 || s->b_off % 8) return NULL;
@@ -178,11 +178,11 @@ static char *hopper_instance(const SkinnyGemmSpec *s, bool dual, KernelLaunch *l
      * TMA writes (H100, 25216x2048x768: 0.117 against 0.123 ms staged; 18432x768x768: 0.042 against 0.047).
      * Else C and acc in whole rows through a buffer of two warpgroups' 32 f32 rows of bn + 8 (hg_store_staged)
      * where 4-element vectors fit, unless VMC_HOPPER_GEMM_VEC=0. */
-    const bool store_tma = !dual && !(codegen_knob_ints("VMC_HOPPER_GEMM_STORE", v, 1) && v[0] == 0) && s->c_bf16 &&
+    const bool store_tma = !(codegen_knob_ints("VMC_HOPPER_GEMM_STORE", v, 1) && v[0] == 0) && s->c_bf16 &&
                            !s->acc && s->N % 8 == 0 && s->c_align >= 16 && bn % 64 == 0;
     const bool vec = !dual && !store_tma && !(codegen_knob_ints("VMC_HOPPER_GEMM_VEC", v, 1) && v[0] == 0) &&
                      s->N % 4 == 0 && s->c_align >= 4 * elem;
-    const int epi = store_tma ? 2 * 64 * bn * 2 : vec ? 2 * 32 * (bn + 8) * 4 : 0;
+    const int epi = store_tma ? 2 * (dual && products ? 2 : 1) * 64 * bn * 2 : vec ? 2 * 32 * (bn + 8) * 4 : 0;
     const int fit = (template_smem_limit(90) - 1024 - 256 - epi) / stage;
     int stages = tile_n == 128 ? (epi ? 2 : 3) : fit < 6 ? fit : 6;   /* 128 x 128: two CTAs an SM */
     if (codegen_knob_ints("VMC_HOPPER_GEMM_STAGES", v, 1) && v[0] >= 2 && v[0] <= fit) stages = v[0];
@@ -196,12 +196,13 @@ static char *hopper_instance(const SkinnyGemmSpec *s, bool dual, KernelLaunch *l
     int64_t resident = 132 * ctas;
     if (codegen_knob_ints("VMC_HOPPER_GEMM_PERSIST", v, 1) && v[0] >= 0) resident = v[0];
     const bool persist = resident > 0 && tiles > resident;
-    enum { NDEF = 14 };
+    enum { NDEF = 15 };
     char val[NDEF][40];
     const char *names[NDEF] = {"HG_M", "HG_N", "HG_K", "HG_ALPHA", "HG_ACC", "C_T", "HG_PAIRS", "HG_STAGES",
-                               "HG_SMEM_BYTES", "HG_DUAL", "HG_TILE_N", "HG_VEC", "HG_CTAS", "HG_STORE_TMA"};
+                               "HG_SMEM_BYTES", "HG_DUAL", "HG_TILE_N", "HG_VEC", "HG_CTAS", "HG_STORE_TMA",
+                               "HG_PRODUCTS"};
     const long long iv[NDEF] = {s->M, s->N, s->K, 0, s->acc, 0, pairs, stages, smem, dual, tile_n, vec, ctas,
-                                store_tma};
+                                store_tma, dual && products};
     TemplateDef defs[NDEF];
     gemm_defs(defs, val, names, iv, NDEF, 3, s->alpha, 5, s->c_bf16);
     *l = (KernelLaunch){0};
@@ -212,9 +213,12 @@ static char *hopper_instance(const SkinnyGemmSpec *s, bool dual, KernelLaunch *l
     l->tma_rows[0] = 128;
     l->tma_rows[1] = (unsigned)bn;
     if (dual) l->tma_rows[2] = (unsigned)bn;
-    if (store_tma) l->tma_rows[2] = 64;   /* C [M][N] in boxes of 64 rows */
+    if (store_tma && !dual) l->tma_rows[2] = 64;   /* C [M][N] in boxes of 64 rows */
+    if (store_tma && dual) l->tma_rows[5] = l->tma_rows[6] = l->tma_rows[7] = 64;   /* H, P1, P2 */
     return template_instantiate("hopper_gemm.cuh", defs, NDEF);
 }
 
-char *template_gemm_hopper(const SkinnyGemmSpec *s, KernelLaunch *l) { return hopper_instance(s, false, l); }
-char *template_gemm_swiglu(const SkinnyGemmSpec *s, KernelLaunch *l) { return hopper_instance(s, true, l); }
+char *template_gemm_hopper(const SkinnyGemmSpec *s, KernelLaunch *l) { return hopper_instance(s, false, false, l); }
+char *template_gemm_swiglu(const SkinnyGemmSpec *s, bool products, KernelLaunch *l) {
+    return hopper_instance(s, true, products, l);
+}

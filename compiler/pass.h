@@ -93,6 +93,9 @@ typedef struct Fusion {
                              * part receives the directions' summed dx (the direction read in x's own order) */
     unsigned char *part_zero;   /* by node id, a packed backward output: parts nothing writes, read as zero (the
                                  * other directions' dx, summed into conv_sum_to's) */
+    Node **swiglu_x;        /* by node id, the root of SwiGLU's gate silu(x W1^T + b1) * (x W2^T + b2) whose two
+                             * products and gate one launch computes (pass_swiglu.c, program_swiglu.c): x, which that
+                             * launch reads where the gate's group stands (pass_plan keeps it alive until then) */
     Node **scan_pair;       /* by node id: an OP_SCAN and the OP_SCAN_BWD of the same inputs, each the other's, when
                              * the forward saves its chunk-start states for the backward (set before pass_plan) */
     Buf *states;            /* by OP_SCAN node id, where paired: those states (bytes set with the pair, placed by
@@ -147,6 +150,19 @@ typedef struct GemmEpilogue {
     Node *acc;
 } GemmEpilogue;
 GemmEpilogue group_gemm(const Fusion *f, const Group *gr);
+
+/* SwiGLU's gate h = silu(p1 + b1) * (p2 + b2) over two products p_i = x W_i^T of one input (two GEMM groups of the
+ * same shape, neither scaled nor accumulated), the biases [N] parameters: gr is the gate's elementwise group. */
+typedef struct SwigluMatch {
+    const Node *p1, *p2;    /* the GEMM groups' roots (MATMULs) */
+    const Node *b1, *b2;    /* the bias parameters */
+    const Node *x;          /* the products' shared first operand */
+    bool products;          /* p1 or p2 has readers besides the gate (a training step's backward) */
+} SwigluMatch;
+bool swiglu_match(const Fusion *f, const Group *gr, SwigluMatch *m);
+/* Marks Fusion.swiglu_x for every such gate whose products no other group reads (with_products: all of them);
+ * call between pass_fuse and pass_plan. */
+void pass_mark_swiglu(Fusion *f, bool with_products);
 
 /* Liveness from the loss, named nodes, ASSIGNs and keep[]; folds x+0, x*1, x-0, x/1, neg(neg(x)). */
 Fusion *pass_simplify(const Graph *g, Node *const *keep, int nkeep);

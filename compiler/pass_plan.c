@@ -247,6 +247,10 @@ void pass_plan(Fusion *f) {
         for (int j = 0; j < f->groups[k].nins; j++)
             if (at > last[f->groups[k].ins[j]->id]) last[f->groups[k].ins[j]->id] = at;
     }
+    for (int k = 0; k < f->ngroups; k++) {   /* SwiGLU's products computed with its gate: x read there too */
+        const Node *x = f->swiglu_x[f->groups[k].root->id];
+        if (x && k > last[x->id]) last[x->id] = k;
+    }
     for (int id = g->nnodes - 1; id >= 0; id--) {     /* a view keeps its owner's memory alive */
         Node *o = f->view[id];
         if (o && last[id] > last[o->id]) last[o->id] = last[id];

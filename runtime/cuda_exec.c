@@ -315,7 +315,7 @@ static void cuda_free(Exec *e) {
     for (int k = 0; c->p && k < c->p->nlaunches; k++) {
         free(c->vals[k]);
         free(c->params[k]);
-        if (c->p->launches[k].kind == LK_GEMM) {
+        if (c->p->launches[k].kind == LK_GEMM && c->gemm[k].desc) {   /* (none: SwiGLU's own kernel alone) */
             GemmPlan *g = &c->gemm[k];
             c->lt->cublasLtMatrixLayoutDestroy(g->la);
             c->lt->cublasLtMatrixLayoutDestroy(g->lb);

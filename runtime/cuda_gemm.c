@@ -93,6 +93,15 @@ void cx_launch_kernel(Cuda *c, CUfunction f, const unsigned *grid, const unsigne
 static void own_gemm_run(Cuda *c, int k, int s) {
     const Launch *l = &c->p->launches[k];
     const GemmDesc *g = &l->gemm;
+    if (g->swiglu) {   /* vmc_gemm_swiglu(A, B1, B2 as tensor maps; bias1, bias2, H, P1, P2) */
+        CUdeviceptr v[8] = {addr(c, g->a), addr(c, g->b), addr(c, g->b2), addr(c, g->bias1), addr(c, g->bias2),
+                            addr(c, g->h), g->products ? addr(c, g->c) : 0, g->products ? addr(c, g->c2) : 0};
+        CUtensorMap maps[8];
+        void *params[8];
+        cuda_tma_swiglu_params(c->cu, &l->own.k, g->M, g->N, g->K, g->lda, g->ldb, v, maps, params);
+        cx_launch_kernel(c, c->fn[k], l->own.k.grid, l->own.k.block, l->own.k.smem, s, params);
+        return;
+    }
     CUdeviceptr v[5] = {addr(c, g->a), addr(c, g->b), addr(c, g->c), g->has_acc ? addr(c, g->acc) : 0, c->ws[s]};
     void *params[5] = {&v[0], &v[1], &v[2], &v[3], &v[4]};
     CUtensorMap maps[3];   /* the Hopper kernel's operands as tensor maps (host work: only when captured or timed) */
@@ -203,6 +212,7 @@ void cx_plan_gemms(Cuda *c) {
         const Launch *l = &c->p->launches[k];
         if (l->kind != LK_GEMM) continue;
         GemmPlan *g = &c->gemm[k];
+        if (l->gemm.swiglu) { g->own = true; continue; }   /* (no cuBLASLt form: program_swiglu.c) */
         cublasLtMatmulAlgo_t cand[GEMM_CANDIDATES_MAX];
         int n = gemm_plan_candidates(c, &l->gemm, g, cand, tune ? ncand : 1);
         const bool own = l->own_module >= 0 && c->own_gemm > 0;

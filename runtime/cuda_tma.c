@@ -20,3 +20,16 @@ void cuda_tma_gemm_params(const CudaApi *cu, const KernelLaunch *l, int64_t M, i
         params[i] = &maps[i];
     }
 }
+
+void cuda_tma_swiglu_params(const CudaApi *cu, const KernelLaunch *l, int64_t M, int64_t N, int64_t K, int64_t lda,
+                            int64_t ldb, CUdeviceptr *ptrs, CUtensorMap *maps, void **params) {
+    const int64_t rows[8] = {M, N, N, 0, 0, M, M, M}, cols[8] = {K, K, K, 0, 0, N, N, N};
+    const int64_t ld[8] = {lda, ldb, ldb, 0, 0, N, N, N};
+    for (int i = 0; i < 8; i++) {
+        params[i] = &ptrs[i];
+        if (!l->tma_rows[i]) continue;
+        const CUdeviceptr at = ptrs[i] ? ptrs[i] : ptrs[5];
+        cuda_tma_bf16(cu, &maps[i], at, rows[i], cols[i], ld[i], l->tma_rows[i]);
+        params[i] = &maps[i];
+    }
+}

@@ -15,3 +15,9 @@ void cuda_tma_bf16(const CudaApi *cu, CUtensorMap *map, CUdeviceptr base, int64_
  * &maps[i], its tensor map made here. */
 void cuda_tma_gemm_params(const CudaApi *cu, const KernelLaunch *l, int64_t M, int64_t N, int64_t K, int64_t lda,
                           int64_t ldb, CUdeviceptr *ptrs, CUtensorMap *maps, void **params);
+
+/* The parameters of SwiGLU's kernel (template_gemm_swiglu; launch l): ptrs = A [M][lda], B1, B2 [N][ldb], bias1,
+ * bias2, H, P1, P2 [M][N] (P1, P2 0 without the products); params[i] = &ptrs[i], or &maps[i] where l->tma_rows[i]
+ * makes parameter i a tensor map (P1 and P2 then H's when 0: the kernel does not store them). */
+void cuda_tma_swiglu_params(const CudaApi *cu, const KernelLaunch *l, int64_t M, int64_t N, int64_t K, int64_t lda,
+                            int64_t ldb, CUdeviceptr *ptrs, CUtensorMap *maps, void **params);

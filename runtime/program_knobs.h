@@ -4,6 +4,7 @@
 #pragma once
 #include "program.h"
 
-/* Sets po's fields from VMC_INTO_PLACE=0, VMC_CONV_MULTI=0, VMC_CONV_MULTI_BWD=0, VMC_ZERO_MERGE=0 (each undoes a
- * default) and VMC_EXACT_DEPS=1; unset variables leave the defaults. */
+/* Sets po's fields from VMC_INTO_PLACE=0, VMC_CONV_MULTI=0, VMC_CONV_MULTI_BWD=0, VMC_ZERO_MERGE=0,
+ * VMC_SWIGLU_GEMM=0 (each undoes a default), VMC_SWIGLU_GEMM=2 and VMC_EXACT_DEPS=1; unset variables leave the
+ * defaults. */
 void program_knobs_from_env(ProgramOptions *po);

@@ -103,6 +103,23 @@ void bp_model_grads(DslModule *m, const char *model, double tol, BpMake make) {
     graph_free(g);
 }
 
+void bp_forward(DslModule *m, const char *model, double tol, BpMake make) {
+    Diag d;
+    diag_init(&d, stderr);
+    Graph *g = dsl_build_model(m, model, &d);
+    ASSERT(g, "model %s", model);
+    Node *keep[1] = {g->loss};
+    Exec *cpu = cpu_exec_new(g, keep, 1), *x = make(g, keep, 1);
+    bp_fill_model(cpu, x, g);
+    StepInfo s = {.seed = 3, .step = 1};
+    exec_run(cpu, &s);
+    exec_run(x, &s);
+    bp_compare("loss (forward alone)", cpu, x, g->loss, tol);
+    exec_free(cpu);
+    exec_free(x);
+    graph_free(g);
+}
+
 /* Step t's batch: fresh values of every input but lr and step, written into the cpu backend and lent to the other
  * from host memory that stays unchanged until released (two buffers an input, used in turn). */
 static void feed_step(Exec *cpu, Exec *x, const Graph *g, int t, void **lent, BpHost host) {

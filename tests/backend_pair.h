@@ -25,6 +25,8 @@ void bp_fill_model(Exec *cpu, Exec *x, const Graph *g);
 double bp_compare(const char *what, Exec *cpu, Exec *x, const Node *n, double tol);
 /* The loss (to tol / 10) and every parameter gradient (to tol) of one step of model. */
 void bp_model_grads(DslModule *m, const char *model, double tol, BpMake make);
+/* The loss of a forward step alone (no gradients, no update: an inference program), to tol. */
+void bp_forward(DslModule *m, const char *model, double tol, BpMake make);
 /* steps fp32 AdamW steps, a new batch each, lent as the training loop lends the loader's (two host buffers an
  * input, in turn) and the loss read as it reads it (started after the step, finished after the next is queued):
  * losses within 1e-4 relative. `after` (may be NULL) looks at the backend before it is freed. */

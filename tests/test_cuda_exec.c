@@ -217,6 +217,12 @@ static void test_model_forward(DslModule *m, const char *model, const char *outp
     exec_run(gpu, &s);
     bp_compare(output, cpu, gpu, out, tol);
     bp_compare("loss", cpu, gpu, g->loss, tol);
+    const Program *p = cuda_exec_program(gpu);
+    int swiglu = 0;   /* (on Hopper with bf16: SwiGLU's products and gate as one launch, program_swiglu.c) */
+    for (int k = 0; k < p->nlaunches; k++) swiglu += p->launches[k].kind == LK_GEMM && p->launches[k].gemm.swiglu;
+    const int want = bf16_mode && p->opt.arch == 90 ? 4 : 0;
+    printf("  %d SwiGLU launches%s\n", swiglu, swiglu == want ? "" : "  FAIL");
+    if (swiglu != want) bp_failures++;
     exec_free(cpu);
     exec_free(gpu);
     graph_free(g);
@@ -264,6 +270,9 @@ int main(int argc, char **argv) {
     test_model_grads(m, "tiny_pretrain", 1e-1);
     test_model_grads(m, "tiny_ft", 1e-1);   /* 4 directions: du, ddelta, dz read from the scan's bf16 copies */
     test_model_forward(m, "tiny_ft", "logits", 1e-1);
+    setenv("VMC_SWIGLU_GEMM", "2", 1);   /* SwiGLU's products, written by its one launch for the backward */
+    test_model_grads(m, "tiny_ft", 1e-1);
+    unsetenv("VMC_SWIGLU_GEMM");
     bf16_mode = false;
     test_model_forward(m, "tiny_ft", "logits", 1e-3);
     if (!quick) {

@@ -17,6 +17,8 @@ static const char *cxx, *emu_dir;
 static bool bf16;             /* for the executors made next: bf16 GEMM operands, */
 static bool scan_recompute;   /* the scan backward's pass 1 instead of the forward's saved chunk states, */
 static bool attn_fast;        /* and the decoder's attention on attention.cuh's tensor-core path (bf16 pretraining) */
+static int swiglu_launches;   /* SwiGLU gates computed with their products by one launch (program_swiglu.c) */
+static bool forward_only;     /* a forward step alone (no scan backward to save states for) */
 
 /* The emulated backend, checked to run the program variant asked for. */
 static Exec *emu(const Graph *g, Node *const *keep, int nkeep) {
@@ -35,7 +37,10 @@ static Exec *emu(const Graph *g, Node *const *keep, int nkeep) {
                 strstr(p->modules[l->module].src, "#define ATTN_FAST 1\n");
     }
     if (attn_fast && fast < 2) { printf("  FAIL: %d attention launches on the tensor-core path\n", fast); bp_failures++; }
-    if (scan_recompute == (paired > 0)) { printf("  FAIL: %d scans with saved states\n", paired); bp_failures++; }
+    if (!forward_only && scan_recompute == (paired > 0)) { printf("  FAIL: %d scans with saved states\n", paired); bp_failures++; }
+    int swiglu = 0;   /* SwiGLU's products and gate as one launch (program_swiglu.c) */
+    for (int k = 0; k < p->nlaunches; k++) swiglu += p->launches[k].kind == LK_GEMM && p->launches[k].gemm.swiglu;
+    if (swiglu != swiglu_launches) { printf("  FAIL: %d SwiGLU launches, not %d\n", swiglu, swiglu_launches); bp_failures++; }
     return e;
 }
 
@@ -114,7 +119,20 @@ int main(int argc, char **argv) {
     scan_recompute = true;
     printf("tiny_ft, bf16, --scan-recompute\n");
     grads(m, "tiny_ft", 1e-1);
-    scan_recompute = bf16 = false;
+    scan_recompute = false;
+    /* SwiGLU's gate with its two products in one launch: in a forward step (they are not written) and, with
+     * VMC_SWIGLU_GEMM=2, in a training step (they are, for the backward) */
+    swiglu_launches = 4;
+    printf("tiny_ft, bf16, forward alone: SwiGLU's products and gate as one launch\n");
+    forward_only = true;
+    bp_forward(m, "tiny_ft", 1e-2, emu);
+    forward_only = false;
+    setenv("VMC_SWIGLU_GEMM", "2", 1);
+    printf("tiny_ft, bf16, VMC_SWIGLU_GEMM=2 (the products written for the backward)\n");
+    grads(m, "tiny_ft", 1e-1);
+    unsetenv("VMC_SWIGLU_GEMM");
+    swiglu_launches = 0;
+    bf16 = false;
     bp_training(m, "tiny_pretrain", 3, emu, (BpHost){host_alloc, free}, NULL);
     dsl_free(m);
     /* the other encoder block and the ablations' options: Vim's bidirectional mixer (two scans of one conv input,

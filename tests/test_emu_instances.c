@@ -207,6 +207,12 @@ static void check_hopper_gemms(void) {
                       .ldb = 200, .tb = true, .acc = true, .c_bf16 = true, .alpha = 1, .c_align = 16}, 0, true);
     check_swiglu("swiglu persistent: 300x260x136", (SkinnyGemmSpec){.M = 300, .N = 260, .K = 136, .lda = 136,
                  .ldb = 136, .tb = true, .c_bf16 = true, .alpha = 1, .c_align = 16}, true);
+    /* stored by TMA (N a multiple of 8), each CTA's buffers reused for its next tiles: H alone, then with the
+     * products (H's buffer reused once P1's stores have read it) */
+    const SkinnyGemmSpec sw = {.M = 300, .N = 264, .K = 136, .lda = 136, .ldb = 136, .tb = true, .c_bf16 = true,
+                               .alpha = 1, .c_align = 16};
+    check_swiglu("swiglu persistent, stores by TMA: 300x264x136", sw, false);
+    check_swiglu("swiglu persistent, stores by TMA + products", sw, true);
     /* a bf16 C stored by TMA from bf16 boxes (the default), each CTA's buffer reused for its next tiles; then the
      * same through the f32 staging buffer (VMC_HOPPER_GEMM_STORE=0) */
     const SkinnyGemmSpec bf16_c = {.M = 300, .N = 520, .K = 200, .lda = 200, .ldb = 200, .tb = true, .c_bf16 = true,
@@ -250,7 +256,7 @@ static void check_hopper_gemms(void) {
  * rounding of a product to bf16 moves it). */
 static void check_swiglu(const char *what, SkinnyGemmSpec s, bool save) {
     KernelLaunch l;
-    char *src = template_gemm_swiglu(&s, &l);
+    char *src = template_gemm_swiglu(&s, save, &l);
     CHECK(src, "%s: template_gemm_swiglu refused the product", what);
     if (!src) return;
     const int64_t na = s.M * s.lda, nb = s.N * s.ldb, mn = s.M * s.N;
@@ -277,15 +283,23 @@ static void check_swiglu(const char *what, SkinnyGemmSpec s, bool save) {
                "    dim3 grid, block; grid.x = %u; grid.y = %u; block.x = %u;\n"
                "    const EmuTmap ta = {a.data(), %lld, %lld, %lld, %u}, tb1 = {b1.data(), %lld, %lld, %lld, %u}, "
                "tb2 = {b2.data(), %lld, %lld, %lld, %u};\n"
+               "#if HG_STORE_TMA\n"
+               "    const EmuTmap th = {h.data(), ta.rows, tb1.rows, tb1.rows, 64}, tp1 = {p1.data(), ta.rows, tb1.rows, "
+               "tb1.rows, 64}, tp2 = {p2.data(), ta.rows, tb1.rows, tb1.rows, 64};\n"
+               "    emu_launch(grid, block, [&] { vmc_gemm_swiglu(ta, tb1, tb2, bias.data(), bias.data() + %lld, th, tp1, "
+               "tp2); });\n"
+               "#else\n"
                "    emu_launch(grid, block, [&] { vmc_gemm_swiglu(ta, tb1, tb2, bias.data(), bias.data() + %lld, "
                "(bf16 *)h.data(), %s, %s); });\n"
+               "#endif\n"
                "    FILE *f = fopen(\"c.bin\", \"wb\"); fwrite(h.data(), 2, h.size(), f); fwrite(p1.data(), 2, p1.size(), f);\n"
                "    fwrite(p2.data(), 2, p2.size(), f); fclose(f);\n"
                "    return 0;\n}\n",
             (long long)na, (long long)nb, (long long)nb, (long long)(2 * s.N), (long long)mn, (long long)mn,
             (long long)mn, l.grid[0], l.grid[1], l.block[0], (long long)s.M, (long long)s.K, (long long)s.lda,
             l.tma_rows[0], (long long)s.N, (long long)s.K, (long long)s.ldb, l.tma_rows[1], (long long)s.N,
-            (long long)s.K, (long long)s.ldb, l.tma_rows[2], (long long)s.N, save ? "(bf16 *)p1.data()" : "nullptr",
+            (long long)s.K, (long long)s.ldb, l.tma_rows[2], (long long)s.N, (long long)s.N,
+            save ? "(bf16 *)p1.data()" : "nullptr",
             save ? "(bf16 *)p2.data()" : "nullptr");
     fclose(o);
     if (compile_and_run(what)) {

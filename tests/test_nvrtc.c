@@ -246,7 +246,7 @@ static void hopper_gemm(void) {
            lv.block[0], pv.registers, pv.spill_stores);
     printf("hopper GEMM 128 x 128 sm_90a: %d registers\n", pv.registers);
     KernelLaunch l;   /* SwiGLU's input products in one kernel, ARM-B fine-tuning's shape */
-    char *src = template_gemm_swiglu(&specs[0], &l);
+    char *src = template_gemm_swiglu(&specs[0], true, &l);
     EXPECT(src, "swiglu refused");
     NvrtcBinary bin;
     char err[2048];

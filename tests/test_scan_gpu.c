@@ -446,13 +446,13 @@ static void check_hopper_gemm(int M, int N, int K, bool acc, DType c, uint64_t s
 
 /* SwiGLU's input products in one kernel (template_gemm_swiglu) against double products: H = silu(bf16(A B1^T) + b1)
  * * (bf16(A B2^T) + b2) and the two products. */
-static void check_swiglu_gpu(int M, int N, int K, uint64_t seed) {
+static void check_swiglu_gpu(int M, int N, int K, bool products, uint64_t seed) {
     char what[96];
-    snprintf(what, sizeof what, "swiglu gemm %dx%dx%d", M, N, K);
+    snprintf(what, sizeof what, "swiglu gemm %dx%dx%d%s", M, N, K, products ? " + products" : "");
     SkinnyGemmSpec spec = {.M = M, .N = N, .K = K, .lda = K, .ldb = K, .tb = true, .c_bf16 = true, .alpha = 1,
                            .c_align = 16};
     KernelLaunch l;
-    Kernel k = load_kernel_for(template_gemm_swiglu(&spec, &l), &l, NVRTC_ARCH_SM90A);
+    Kernel k = load_kernel_for(template_gemm_swiglu(&spec, products, &l), &l, NVRTC_ARCH_SM90A);
     kernel_report(&k);
     const size_t na = (size_t)M * K, nb = (size_t)N * K, nc = (size_t)M * N;
     RefRng r = {seed};
@@ -468,8 +468,10 @@ static void check_swiglu_gpu(int M, int N, int K, uint64_t seed) {
         out[q] = dalloc(nc * 2);
         CU_CHECK(cu->cuMemsetD8(out[q], 0xff, nc * 2));
     }
-    CUtensorMap ta = tma_arg(&k, 0, dA, M, K), tb1 = tma_arg(&k, 1, dB1, N, K), tb2 = tma_arg(&k, 2, dB2, N, K);
-    void *args[] = {&ta, &tb1, &tb2, &db1, &db2, &out[0], &out[1], &out[2]};
+    CUdeviceptr ptrs[8] = {dA, dB1, dB2, db1, db2, out[0], products ? out[1] : 0, products ? out[2] : 0};
+    CUtensorMap maps[8];
+    void *args[8];
+    cuda_tma_swiglu_params(cu, &k.l, M, N, K, K, K, ptrs, maps, args);
     launch(&k, args, NULL);
     sync_check();
     double *ref = malloc(3 * nc * 8);
@@ -487,7 +489,7 @@ static void check_swiglu_gpu(int M, int N, int K, uint64_t seed) {
             ref[2 * nc + (size_t)i * N + j] = r2;
         }
     static const char *parts[3] = {"H", "P1", "P2"};
-    for (int q = 0; q < 3; q++) {
+    for (int q = 0; q < (products ? 3 : 1); q++) {
         float *got = download(out[q], nc, DT_BF16);
         expect_close(what, parts[q], got, ref + q * nc, nc, 2e-2);
         free(got);
@@ -780,17 +782,20 @@ static void bench_hopper_gemm(int M, int N, int K) {
 static void bench_swiglu(int M, int N, int K) {
     SkinnyGemmSpec spec = {.M = M, .N = N, .K = K, .lda = K, .ldb = K, .tb = true, .c_bf16 = true, .alpha = 1,
                            .c_align = 16};
-    KernelLaunch l;
-    Kernel k = load_kernel_for(template_gemm_swiglu(&spec, &l), &l, NVRTC_ARCH_SM90A);
+    KernelLaunch li, lt;   /* H alone, and H with the products */
+    Kernel ki = load_kernel_for(template_gemm_swiglu(&spec, false, &li), &li, NVRTC_ARCH_SM90A);
+    Kernel kt = load_kernel_for(template_gemm_swiglu(&spec, true, &lt), &lt, NVRTC_ARCH_SM90A);
     CUdeviceptr a = dalloc((size_t)M * K * 2), b = dalloc((size_t)N * K * 2), bias = dalloc((size_t)N * 4);
     CUdeviceptr h = dalloc((size_t)M * N * 2), p1 = dalloc((size_t)M * N * 2), p2 = dalloc((size_t)M * N * 2);
     CU_CHECK(cu->cuMemsetD8(a, 0x3c, (size_t)M * K * 2));
     CU_CHECK(cu->cuMemsetD8(b, 0x3c, (size_t)N * K * 2));
     CU_CHECK(cu->cuMemsetD8(bias, 0, (size_t)N * 4));
-    CUdeviceptr none = 0;
-    CUtensorMap ta = tma_arg(&k, 0, a, M, K), tb = tma_arg(&k, 1, b, N, K);
-    void *args_inf[] = {&ta, &tb, &tb, &bias, &bias, &h, &none, &none}, *args_train[] = {&ta, &tb, &tb, &bias, &bias, &h, &p1, &p2};
-    LaunchCtx ci = {&k, args_inf, NULL}, ct = {&k, args_train, NULL};
+    CUdeviceptr pi[8] = {a, b, b, bias, bias, h, 0, 0}, pt[8] = {a, b, b, bias, bias, h, p1, p2};
+    CUtensorMap mi[8], mt[8];
+    void *args_inf[8], *args_train[8];
+    cuda_tma_swiglu_params(cu, &ki.l, M, N, K, K, K, pi, mi, args_inf);
+    cuda_tma_swiglu_params(cu, &kt.l, M, N, K, K, K, pt, mt, args_train);
+    LaunchCtx ci = {&ki, args_inf, NULL}, ct = {&kt, args_train, NULL};
     Gemm *g = gemm_new(0);
     LtCtx cl = {g, (GemmDesc){M, N, K, false, true, 1, 0, 0, 0, DT_BF16, DT_BF16, DT_BF16, false, false}, a, b, p1};
     const float ti = time_ms(run_launch, &ci, 3, 20), tt = time_ms(run_launch, &ct, 3, 20), tl = time_ms(run_lt, &cl, 3, 20);
@@ -799,7 +804,8 @@ static void bench_swiglu(int M, int N, int K) {
     gemm_free(g);
     CUdeviceptr all[6] = {a, b, bias, h, p1, p2};
     for (int i = 0; i < 6; i++) CU_CHECK(cu->cuMemFree(all[i]));
-    CU_CHECK(cu->cuModuleUnload(k.mod));
+    CU_CHECK(cu->cuModuleUnload(ki.mod));
+    CU_CHECK(cu->cuModuleUnload(kt.mod));
 }
 
 static void bench(bool conv_only) {
@@ -855,10 +861,16 @@ int main(int argc, char **argv) {
             check_hopper_gemm(300, 520, 1000, true, DT_BF16, 31);   /* + acc, stages reused, partial tiles */
             check_hopper_gemm(130, 75, 72, true, DT_F32, 32);       /* odd N: one by one */
             check_hopper_gemm(300, 520, 1000, false, DT_BF16, 34);  /* a bf16 C stored by TMA */
+            const char *store = getenv("VMC_HOPPER_GEMM_STORE");   /* (a variant's setting, for the benches) */
+            char *kept = store ? strdup(store) : NULL;
             setenv("VMC_HOPPER_GEMM_STORE", "0", 1);                 /* the same through the f32 staging buffer */
             check_hopper_gemm(300, 520, 1000, false, DT_BF16, 35);
-            unsetenv("VMC_HOPPER_GEMM_STORE");
-            check_swiglu_gpu(200, 136, 200, 33);
+            if (kept) setenv("VMC_HOPPER_GEMM_STORE", kept, 1);
+            else unsetenv("VMC_HOPPER_GEMM_STORE");
+            free(kept);
+            check_swiglu_gpu(200, 136, 200, true, 33);    /* stored by TMA */
+            check_swiglu_gpu(200, 136, 200, false, 36);
+            check_swiglu_gpu(130, 130, 136, true, 37);    /* N % 8 != 0: pairs */
             bench_hopper_gemm(25216, 2048, 768);
             bench_hopper_gemm(18432, 768, 768);
             bench_hopper_gemm(18432, 768, 2048);
@@ -911,8 +923,9 @@ int main(int argc, char **argv) {
         check_hopper_gemm(200, 136, 200, false, DT_F32, 30);
         check_hopper_gemm(130, 264, 72, true, DT_BF16, 31);
         if (!small) check_hopper_gemm(1000, 520, 768, true, DT_F32, 32);
-        check_swiglu_gpu(200, 136, 200, 33);
-        if (!small) check_swiglu_gpu(600, 520, 768, 34);
+        check_swiglu_gpu(200, 136, 200, true, 33);
+        check_swiglu_gpu(130, 130, 136, false, 38);
+        if (!small) check_swiglu_gpu(600, 520, 768, true, 34);
     }
     if (do_bench) bench(false);
     printf(failures ? "test_scan_gpu: %d checks FAILED\n" : "test_scan_gpu: ok\n", failures);

@@ -5,7 +5,8 @@
 // Why the targets are not met).
 // Needs HG_M, HG_N, HG_K, HG_ALPHA, HG_ACC (0/1), C_T, HG_PAIRS (C and acc stored two elements at a time: N even,
 // 2-element aligned), HG_VEC (C and acc through shared memory, 4 elements at a time) or HG_STORE_TMA (C stored by
-// TMA), HG_STAGES, HG_TILE_N (128 or 256), HG_CTAS, HG_SMEM_BYTES. A and B (and C with HG_STORE_TMA) come as
+// TMA), HG_STAGES, HG_TILE_N (128 or 256), HG_CTAS, HG_SMEM_BYTES; with HG_DUAL, HG_PRODUCTS (the products are
+// outputs too). A and B (and C with HG_STORE_TMA) come as
 // tensor maps (common.cuh VmcTmap) of boxes 64 columns wide: HG_BM rows (A), HG_BN rows (B), 64 rows (C).
 // Grid: a CTA a 128 x HG_BN tile of C (HG_TILES), or fewer that take several in turn (persistent: their producer
 // then loads the next tile's slices while the consumers store the last); block HG_THREADS (384, or 288 with two
@@ -38,9 +39,13 @@
 #ifndef HG_STORE_TMA
 #define HG_STORE_TMA 0
 #endif
+#ifndef HG_PRODUCTS
+#define HG_PRODUCTS 0                      // HG_DUAL: the two products are outputs too
+#endif
 #define HG_PITCH (HG_BN + 8)               // the staged epilogue's f32 rows (hg_store_staged)
-// the epilogue's buffer: hg_store_staged's, or hg_store_tma's bf16 tiles
-#define HG_EPI_BYTES (HG_STORE_TMA ? 2 * 64 * HG_BN * 2 : HG_VEC ? 2 * 32 * HG_PITCH * 4 : 0)
+// the epilogue's buffer: hg_store_staged's, or the bf16 tiles stored by TMA (hg_tma_tile), one or two a warpgroup
+#define HG_EPI_BYTES (HG_STORE_TMA ? 2 * (HG_DUAL && HG_PRODUCTS ? 2 : 1) * 64 * HG_BN * 2 \
+                      : HG_VEC ? 2 * 32 * HG_PITCH * 4 : 0)
 // the stages, the epilogue's buffer, the barriers; + room to align the stages to 1024 bytes
 #define HG_SMEM (HG_STAGES * HG_STAGE_BYTES + HG_EPI_BYTES + 1024 + 256)
 #ifndef HG_CTAS
@@ -219,19 +224,28 @@ static __device__ __forceinline__ void hg_store_staged(unsigned char *epi, int m
     }
 }
 #endif
+#endif
 
 #if HG_STORE_TMA
 static_assert(!HG_ACC && !HG_VEC && HG_BN % 64 == 0, "hopper GEMM: stores by TMA of bf16 C without acc");
-// The consumers' tile stored by TMA (HG_STORE_TMA; C a tensor map of bf16 boxes 64 rows by 64 columns): each
-// warpgroup writes its 64 rows as bf16 into its own buffer, HG_BN / 64 boxes in the 128-byte swizzle (the 4-byte
-// writes of a warp's 8 rows fall in distinct banks), and one thread hands them to the TMA; the warpgroup goes on to
-// its next tile at once, and waits for those stores to have read the buffer only before writing it again.
-static __device__ __forceinline__ void hg_store_tma(unsigned char *epi, int m0, int n0, const float *d, const VmcTmap *C) {
-    const int wg = threadIdx.x / 128, t = threadIdx.x % 128, w = t / 32, l = t % 32;
-    unsigned char *buf = epi + wg * 64 * HG_BN * 2;
-    if (t == 0) vmc_tma_store_wait_read<0>();
-    if (wg == 0) vmc_bar_sync<2, 128>();
+// The consumers' tiles stored by TMA (HG_STORE_TMA; each output a tensor map of bf16 boxes 64 rows by 64 columns):
+// each warpgroup writes its 64 rows as bf16 into a buffer of its own, HG_BN / 64 boxes in the 128-byte swizzle (the
+// 4-byte writes of a warp's 8 rows fall in distinct banks), and one thread hands them to the TMA; the warpgroup goes
+// on at once, and waits for those stores to have read a buffer only before writing it again.
+static __device__ __forceinline__ void hg_wg_sync() {
+    if (threadIdx.x < 128) vmc_bar_sync<2, 128>();
     else vmc_bar_sync<3, 128>();
+}
+// Before the warpgroup writes its buffers again: at most PENDING of its store groups may still be reading them.
+template <int PENDING> static __device__ __forceinline__ void hg_tma_buffers_free() {
+    if (threadIdx.x % 128 == 0) vmc_tma_store_wait_read<PENDING>();
+    hg_wg_sync();
+}
+// This warpgroup's 64 x HG_BN tile of output C at (m0, n0) through buf: value(i, col) is the element at accumulator
+// place i, column col of the tile.
+template <class V> static __device__ __forceinline__ void hg_tma_tile(unsigned char *buf, int m0, int n0, V value,
+                                                                      const VmcTmap *C) {
+    const int wg = threadIdx.x / 128, t = threadIdx.x % 128, w = t / 32, l = t % 32;
 #pragma unroll
     for (int j = 0; j < HG_BN / 8; j++)
 #pragma unroll
@@ -239,18 +253,22 @@ static __device__ __forceinline__ void hg_store_tma(unsigned char *epi, int m0, 
             const unsigned r = w * 16 + l / 4 + 8 * h, col = 8 * j + 2 * (l % 4);
             unsigned a = col / 64 * 8192 + r * 128 + col % 64 * 2;
             a ^= ((a >> 7) & 7) << 4;
-            const float v[2] = {HG_ALPHA * d[4 * j + 2 * h], HG_ALPHA * d[4 * j + 2 * h + 1]};
+            const float v[2] = {value(4 * j + 2 * h, col), value(4 * j + 2 * h + 1, col + 1)};
             store_vec<2>(reinterpret_cast<bf16 *>(buf + a), v);
         }
     vmc_fence_async_shared();   // the writes, visible to the TMA
-    if (wg == 0) vmc_bar_sync<2, 128>();
-    else vmc_bar_sync<3, 128>();
+    hg_wg_sync();
     if (t == 0) {
 #pragma unroll
         for (int b = 0; b < HG_BN / 64; b++) vmc_tma_store_2d(C, n0 + 64 * b, m0 + wg * 64, buf + b * 8192);
         vmc_tma_store_commit();
     }
 }
+#define HG_TMA_TILE_BYTES (64 * HG_BN * 2)   // a warpgroup's tile of one output
+#endif
+
+#if !HG_DUAL
+#if HG_STORE_TMA
 #define HG_C_PARAM const __grid_constant__ VmcTmap C
 #else
 #define HG_C_PARAM C_T *__restrict__ C
@@ -264,7 +282,9 @@ vmc_gemm_hopper(const __grid_constant__ VmcTmap A, const __grid_constant__ VmcTm
     const VmcTmap *Bs[1] = {&B};
 #if HG_STORE_TMA
     hg_run(raw, &A, Bs, [&](int m0, int n0, float (*d)[HG_BN / 2], unsigned char *epi) {
-        hg_store_tma(epi, m0, n0, d[0], &C);
+        hg_tma_buffers_free<0>();
+        hg_tma_tile(epi + threadIdx.x / 128 * HG_TMA_TILE_BYTES, m0, n0,
+                    [&](int i, int) { return HG_ALPHA * d[0][i]; }, &C);
     });
     if (threadIdx.x % 128 == 0) vmc_tma_store_wait<0>();   // (the buffer stays until they have read it)
 #else
@@ -295,38 +315,66 @@ vmc_gemm_hopper(const __grid_constant__ VmcTmap A, const __grid_constant__ VmcTm
 }
 #else
 // SwiGLU's input products in one kernel (HG_DUAL): H = silu(p1 + bias1) * (p2 + bias2) with p_b = A B_b^T rounded to
-// bf16 first, as where each product is a bf16 GEMM output that a generated kernel finishes; P1, P2 (when not NULL)
-// get p1, p2 for the backward. H, P1, P2 [M][N] bf16 (HG_PAIRS: pairs aligned); bias [N] f32. A CTA computes a
-// 128 x HG_TILE_N / 2 tile of both products (two wgmmas a k16 step) from one staged slice of A.
+// bf16 first, as where each product is a bf16 GEMM output that a generated kernel finishes; P1, P2 get p1, p2 for the
+// backward where HG_PRODUCTS. H, P1, P2 [M][N] bf16: tensor maps with HG_STORE_TMA (P1 and P2 then
+// stored from one buffer, H from the other once P1's stores have read it), else pointers (HG_PAIRS: pairs aligned);
+// bias [N] f32. A CTA computes a 128 x HG_TILE_N / 2 tile of both products (two wgmmas a k16 step) from one staged
+// slice of A.
+static __device__ __forceinline__ float hg_swiglu(float p1, float p2, float b1, float b2) {
+    const float x = p1 + b1, y = p2 + b2;
+    return x * __fdividef(1.0f, 1.0f + exp2_ftz(-x * VMC_LOG2E)) * y;
+}
+static __device__ __forceinline__ float hg_bf16(float v) { return to_f32(from_f32<bf16>(v)); }
+#if HG_STORE_TMA
+#define HG_OUT_PARAM(name) const __grid_constant__ VmcTmap name
+#else
+#define HG_OUT_PARAM(name) bf16 *__restrict__ name
+#endif
 extern "C" __global__ void __launch_bounds__(HG_THREADS, HG_CTAS)
 vmc_gemm_swiglu(const __grid_constant__ VmcTmap A, const __grid_constant__ VmcTmap B1, const __grid_constant__ VmcTmap B2,
-                const float *__restrict__ bias1, const float *__restrict__ bias2, bf16 *__restrict__ H,
-                bf16 *__restrict__ P1, bf16 *__restrict__ P2) {
+                const float *__restrict__ bias1, const float *__restrict__ bias2, HG_OUT_PARAM(H),
+                HG_OUT_PARAM(P1), HG_OUT_PARAM(P2)) {
     vmc_grid_entry();
     VMC_DYN_SMEM(raw, HG_SMEM);
     const VmcTmap *Bs[2] = {&B1, &B2};
+#if HG_STORE_TMA
+    hg_run(raw, &A, Bs, [&](int m0, int n0, float (*d)[HG_BN / 2], unsigned char *epi) {
+        unsigned char *buf = epi + threadIdx.x / 128 * (HG_PRODUCTS ? 2 : 1) * HG_TMA_TILE_BYTES;
+        hg_tma_buffers_free<0>();
+        if (HG_PRODUCTS) {
+            hg_tma_tile(buf, m0, n0, [&](int i, int) { return d[0][i]; }, &P1);
+            hg_tma_tile(buf + HG_TMA_TILE_BYTES, m0, n0, [&](int i, int) { return d[1][i]; }, &P2);
+            hg_tma_buffers_free<1>();   // P1's stores have read the first buffer
+        }
+        hg_tma_tile(buf, m0, n0, [&](int i, int col) {
+            const bool in = n0 + col < HG_N;   // (past N: a column the TMA does not store)
+            return hg_swiglu(hg_bf16(d[0][i]), hg_bf16(d[1][i]), in ? bias1[n0 + col] : 0.f, in ? bias2[n0 + col] : 0.f);
+        }, &H);
+    });
+    if (threadIdx.x % 128 == 0) vmc_tma_store_wait<0>();   // (the buffers stay until the stores have read them)
+#else
     hg_run(raw, &A, Bs, [&](int m0, int n0, float (*d)[HG_BN / 2], unsigned char *) { hg_for_each_pair(m0, n0, [&](int row, int col, int i) {
         const size_t at = (size_t)row * HG_N + col;
         const int ne = col + 1 < HG_N ? 2 : 1;
         float p1[2], p2[2], h[2];
 #pragma unroll
         for (int e = 0; e < 2; e++) {
-            p1[e] = to_f32(from_f32<bf16>(d[0][i + e]));
-            p2[e] = to_f32(from_f32<bf16>(d[1][i + e]));
-            const float x = p1[e] + (e < ne ? bias1[col + e] : 0.f), y = p2[e] + (e < ne ? bias2[col + e] : 0.f);
-            h[e] = x * __fdividef(1.0f, 1.0f + exp2_ftz(-x * VMC_LOG2E)) * y;
+            p1[e] = hg_bf16(d[0][i + e]);
+            p2[e] = hg_bf16(d[1][i + e]);
+            h[e] = hg_swiglu(p1[e], p2[e], e < ne ? bias1[col + e] : 0.f, e < ne ? bias2[col + e] : 0.f);
         }
         if (HG_PAIRS && ne == 2) {
             store_vec<2>(H + at, h);
-            if (P1) store_vec<2>(P1 + at, p1);
-            if (P2) store_vec<2>(P2 + at, p2);
+            if (HG_PRODUCTS) store_vec<2>(P1 + at, p1);
+            if (HG_PRODUCTS) store_vec<2>(P2 + at, p2);
             return;
         }
         for (int e = 0; e < ne; e++) {
             store_vec<1>(H + at + e, h + e);
-            if (P1) store_vec<1>(P1 + at + e, p1 + e);
-            if (P2) store_vec<1>(P2 + at + e, p2 + e);
+            if (HG_PRODUCTS) store_vec<1>(P1 + at + e, p1 + e);
+            if (HG_PRODUCTS) store_vec<1>(P2 + at + e, p2 + e);
         }
     }); });
+#endif
 }
 #endif

@@ -2,6 +2,7 @@
 #include "emu_exec.h"
 #include "program_knobs.h"
 #include "program.h"
+#include <math.h>
 #include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,9 +107,8 @@ static float load(const void *base, int64_t i, bool bf16) {
 }
 
 /* Row-major C[b] = alpha op(A[b]) op(B[b]) (+ acc[b]), C's rows N apart (GemmDesc; cuda_gemm.c's layouts). */
-static void gemm(const Emu *e, const GemmDesc *d) {
+static void gemm_into(const Emu *e, const GemmDesc *d, void *C) {
     const void *A = at(e, d->a), *B = at(e, d->b), *acc = d->has_acc ? at(e, d->acc) : NULL;
-    void *C = at(e, d->c);
     for (int64_t b = 0; b < d->batch; b++)
         for (int64_t i = 0; i < d->M; i++)
             for (int64_t j = 0; j < d->N; j++) {
@@ -124,6 +124,27 @@ static void gemm(const Emu *e, const GemmDesc *d) {
                 if (d->c_bf16) ((uint16_t *)C)[ic] = f32_to_bf16(v);
                 else ((float *)C)[ic] = v;
             }
+}
+static void gemm(const Emu *e, const GemmDesc *d) { gemm_into(e, d, at(e, d->c)); }
+
+/* SwiGLU's products and gate in one launch (GemmDesc.swiglu): each product as its bf16 GEMM stores it (into its
+ * buffer where `products`, else into memory of its own, as the GPU's kernel does not write them), then
+ * h = silu(p1 + bias1) * (p2 + bias2) as bf16, as the gate's generated kernel computes it. */
+static void swiglu(const Emu *e, const GemmDesc *d) {
+    GemmDesc d2 = *d;
+    d2.b = d->b2;
+    uint16_t *scratch = d->products ? NULL : xmalloc((size_t)(4 * d->M * d->N));
+    uint16_t *p1 = d->products ? at(e, d->c) : scratch, *p2 = d->products ? at(e, d->c2) : scratch + d->M * d->N;
+    gemm_into(e, d, p1);
+    gemm_into(e, &d2, p2);
+    const float *b1 = at(e, d->bias1), *b2 = at(e, d->bias2);
+    uint16_t *h = at(e, d->h);
+    for (int64_t i = 0; i < d->M; i++)
+        for (int64_t j = 0; j < d->N; j++) {
+            const float x = bf16_to_f32(p1[i * d->N + j]) + b1[j], y = bf16_to_f32(p2[i * d->N + j]) + b2[j];
+            h[i * d->N + j] = f32_to_bf16(x / (1.f + expf(-x)) * y);
+        }
+    free(scratch);
 }
 
 static void kernel(const Emu *e, int i) {
@@ -145,7 +166,7 @@ static void launch(Emu *e, int i) {
     const Launch *l = &e->p->launches[i];
     switch (l->kind) {
     case LK_KERNEL: kernel(e, i); return;
-    case LK_GEMM: gemm(e, &l->gemm); return;
+    case LK_GEMM: if (l->gemm.swiglu) swiglu(e, &l->gemm); else gemm(e, &l->gemm); return;
     case LK_MEMSET: memset(at(e, l->dst), 0, (size_t)l->bytes); return;
     case LK_COPY: memmove(at(e, l->dst), at(e, l->src), (size_t)l->bytes); return;
     }

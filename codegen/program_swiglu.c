@@ -1,0 +1,84 @@
+/* program_swiglu.c — SwiGLU's gate h = silu(x W1^T + b1) * (x W2^T + b2) and its two products as one launch of vmc's
+ * own Hopper kernel (hopper_gemm.cuh vmc_gemm_swiglu), in place of two cuBLASLt GEMMs and the elementwise kernel that
+ * reads both products back: inference saves those reads and the products' writes; a training step, whose backward
+ * reads the products, saves the reads (ProgramOptions.swiglu_gemm). pass_mark_swiglu marked the gates before
+ * planning, so that x stays alive until the gate's group, where this launch stands. */
+#include "program_impl.h"
+#include <string.h>
+
+/* The GEMM launch built for product p (before launch `before`), or -1. */
+static int product_launch(const Program *p, const Node *x, int before) {
+    const BufRef c = pg_bufref(p, x);
+    for (int k = before - 1; k >= 0; k--) {
+        const Launch *l = &p->launches[k];
+        if (l->kind == LK_GEMM && !l->dropped && l->gemm.c.arena == c.arena && l->gemm.c.offset == c.offset) return k;
+    }
+    return -1;
+}
+
+/* Both products as the kernel takes them: bf16 x [M][K] and W_i [N][K] in place (no cast into the GEMM workspace,
+ * which later GEMMs reuse), one x, bf16 products. */
+static bool same_operands(const GemmDesc *a, const GemmDesc *b) {
+    return a->bf16 && b->bf16 && a->batch == 1 && b->batch == 1 && !a->ta && a->tb && !b->ta && b->tb && a->c_bf16 &&
+           b->c_bf16 && !a->has_acc && !b->has_acc && a->alpha == 1.f && b->alpha == 1.f && a->M == b->M &&
+           a->N == b->N && a->K == b->K && a->lda == b->lda && a->ldb == b->ldb && a->a.arena == b->a.arena &&
+           a->a.offset == b->a.offset && a->a.arena != AR_WORK && a->b.arena != AR_WORK && b->b.arena != AR_WORK;
+}
+
+bool pg_swiglu(Program *p, SeenSet *seen, const Group *gr) {
+    const Fusion *f = p->f;
+    SwigluMatch m;
+    if (!f->swiglu_x[gr->root->id] || !swiglu_match(f, gr, &m)) return false;
+    const Node *h = gr->root;
+    if (!f->shadow_only[h->id] && !f->store_bf16[h->id]) return false;   /* (the kernel writes h as bf16 only) */
+    const int i1 = product_launch(p, m.p1, p->nlaunches), i2 = product_launch(p, m.p2, p->nlaunches);
+    if (i1 < 0 || i2 < 0 || !same_operands(&p->launches[i1].gemm, &p->launches[i2].gemm)) return false;
+    GemmDesc d = p->launches[i1].gemm;
+    d.swiglu = true;
+    d.products = m.products;
+    d.b2 = p->launches[i2].gemm.b;
+    d.c2 = p->launches[i2].gemm.c;
+    d.bias1 = pg_bufref(p, m.b1);
+    d.bias2 = pg_bufref(p, m.b2);
+    d.h = f->shadow_only[h->id] ? pg_shadow_ref(f, h) : pg_bufref(p, h);
+    int align = pg_align_of(d.h.offset);
+    if (d.products) {
+        const int a1 = pg_align_of(d.c.offset), a2 = pg_align_of(d.c2.offset);
+        align = a1 < align ? a1 : align;
+        align = a2 < align ? a2 : align;
+    }
+    const SkinnyGemmSpec s = {.M = d.M, .N = d.N, .K = d.K, .lda = d.lda, .ldb = d.ldb, .tb = true, .c_bf16 = true,
+                              .alpha = 1, .a_off = d.a.offset / 2 % 8, .b_off = d.b.offset / 2 % 8, .c_align = align};
+    KernelLaunch kl;
+    char *src = d.b2.offset / 2 % 8 == s.b_off ? template_gemm_swiglu(&s, d.products, &kl) : NULL;
+    if (!src) return false;
+    Launch *l = pg_add_launch(p, LK_GEMM, gr->index, "gemm");
+    l->gemm = d;
+    const int first = pg_seen_find(seen, src, p->nlaunches - 1);
+    if (first >= 0) {
+        l->own_module = p->launches[first].own_module;
+        free(src);
+    } else {
+        char label[96];
+        snprintf(label, sizeof label, "g%d_swiglu_%lldx%lldx%lld", gr->index, (long long)d.M, (long long)d.N,
+                 (long long)d.K);
+        l->own_module = pg_add_module(p, src, label);
+        p->modules[l->own_module].arch_specific = true;
+        p->nkernels++;
+    }
+    l->own = (SkinnyGemmLaunch){.k = kl, .split = 1};
+    snprintf(l->name, sizeof l->name, "swiglu_%lldx%lldx%lld%s", (long long)d.M, (long long)d.N, (long long)d.K,
+             d.products ? "_products" : "");
+    pg_touch(l, d.a, d.M * d.K * 2, false);
+    pg_touch(l, d.b, d.N * d.K * 2, false);
+    pg_touch(l, d.b2, d.N * d.K * 2, false);
+    pg_touch_node(l, p, m.b1, false, false);
+    pg_touch_node(l, p, m.b2, false, false);
+    pg_touch(l, d.h, d.M * d.N * 2, true);
+    if (d.products) {
+        pg_touch(l, d.c, d.M * d.N * 2, true);
+        pg_touch(l, d.c2, d.M * d.N * 2, true);
+    }
+    p->launches[i1].dropped = p->launches[i2].dropped = true;
+    return true;
+}
