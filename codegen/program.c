@@ -503,8 +503,9 @@ Program *program_build(const Graph *g, Node *const *keep, int nkeep, const Progr
         const Group *gr = &p->f->groups[k];
         switch (gr->kind) {
         case GK_EW: case GK_ROW: case GK_SCATTER: case GK_RANDPERM:
-            /* (elided: its inputs' templates write it; SwiGLU's gate: with its products, program_swiglu.c) */
-            if (!gr->elided && !pg_swiglu(p, &seen, gr)) generated(p, &b, &seen, gr);
+            if (gr->elided) break;   /* (its inputs' templates write it) */
+            generated(p, &b, &seen, gr);
+            pg_swiglu(p, &seen, gr);   /* SwiGLU's gate: also its products and it as one launch */
             break;
         case GK_GEMM: gemm(p, &b, &seen, gr, &ws_need); break;
         case GK_OPAQUE:   /* (elided: a conv1d computed by an earlier one's launch, conv_multi.c) */
@@ -524,10 +525,6 @@ Program *program_build(const Graph *g, Node *const *keep, int nkeep, const Progr
     }
     pg_batch_flush(p, &b);
     pg_resolve_same_as(p);
-    bool *kept = xmalloc(sizeof(bool) * (size_t)(p->nlaunches + 1)), any = false;
-    for (int k = 0; k < p->nlaunches; k++) any |= !(kept[k] = !p->launches[k].dropped);
-    if (any) pg_drop_launches(p, kept);   /* (SwiGLU's products, computed with its gate) */
-    free(kept);
     if (!p->params_constant) {   /* (a training step's graph spans several streams: streams.h) */
         pg_batch_tail(p);
         pg_hoist_memsets(p);
@@ -585,6 +582,10 @@ static double launch_flops(const Launch *l) {
 }
 
 double launch_floor_ms(const Launch *l, const FloorRates *r, int *bound) {
+    if (launch_swiglu_part(l)) {   /* (the SwiGLU launch counts instead) */
+        if (bound) *bound = 1;
+        return 0;
+    }
     const double t[3] = {launch_flops(l) / (r->gemm_tflops * 1e9),
                          (launch_moved_bytes(l, false) + launch_moved_bytes(l, true)) / (r->mem_tbps * 1e9),
                          l->sfu_ops / (r->sfu_tops * 1e9)};
@@ -616,7 +617,7 @@ void program_class_totals(const Program *p, const FloorRates *r, ClassTotals *t)
     memset(t, 0, sizeof *t);
     for (int k = 0; k < p->nlaunches; k++) {
         const Launch *l = &p->launches[k];
-        if (l->once) continue;
+        if (l->once || launch_swiglu_part(l)) continue;   /* (the SwiGLU launch counts instead of its parts) */
         const char *c = l->kclass ? l->kclass : "-";
         int j = 0;
         while (j < t->n && strcmp(t->name[j], c)) j++;
@@ -674,6 +675,10 @@ void program_dump_launches(const Program *p, const FloorRates *r, FILE *out) {
         }
         case LK_MEMSET: snprintf(what, sizeof what, "zero %.3f MB", (double)l->bytes / 1e6); break;
         case LK_COPY: snprintf(what, sizeof what, "copy %.3f MB", (double)l->bytes / 1e6); break;
+        }
+        if (launch_swiglu_part(l)) {   /* (the runtime runs either these or the SwiGLU launch after them) */
+            const size_t n = strlen(what);
+            snprintf(what + n, sizeof what - n, " (or swiglu %d)", l->swiglu_id);
         }
         fprintf(out, "L%-5d %-6s %-11s %-44s %-22s %9.2f %9.2f\n", k, KIND[l->kind], l->kclass ? l->kclass : "-", what,
                 shape, rd, wr);

@@ -24,7 +24,7 @@ typedef struct GemmDesc {
     float alpha;               /* C = alpha A B (+ acc): the group's epilogue (pass.h GemmEpilogue) */
     bool has_acc;              /* ... + acc, a buffer of C's shape and type */
     BufRef acc;
-    /* SwiGLU's products and gate in one launch (program_swiglu.c; vmc's own kernel, always: hopper_gemm.cuh
+    /* SwiGLU's products and gate in one launch (program_swiglu.c; vmc's own kernel: hopper_gemm.cuh
      * vmc_gemm_swiglu): h = silu(bf16(A B^T) + bias1) * (bf16(A B2^T) + bias2), bf16 [M][N]; C and C2 get the two
      * products where `products`, else they are not written. B2 has B's shape and ldb. */
     bool swiglu, products;
@@ -58,7 +58,9 @@ typedef struct Launch {
     SkinnyGemmLaunch own;
     /* LK_MEMSET (zero), LK_COPY (device to device) */
     bool bf16_cast;             /* LK_KERNEL: a GEMM operand's cast to bf16 (args: source, workspace copy) */
-    bool dropped;               /* built, then computed by another launch (program_swiglu.c): removed at the end */
+    int swiglu_id;              /* > 0: SwiGLU launch number swiglu_id (program_swiglu.c), that is the launch whose
+                                 * gemm.swiglu is set or one of the launches it stands for (launch_swiglu_part); the
+                                 * runtime runs either (cuda_gemm.c plan_swiglu), floors count the one launch */
     bool once;                  /* not part of the step: runs before it whenever the parameters may have changed
                                  * (a program that never writes its parameters keeps their bf16 copies) */
     BufRef dst, src;
@@ -121,11 +123,17 @@ typedef struct Program {
     const Node **param_value;   /* by PARAM node id: the value its AdamW kernel writes in place (training), or NULL */
     BufRef *value_copy;         /* by node id, for those values: the parameter's kept bf16 copy, which the AdamW
                                  * kernel rewrites (so training casts its weights only once too); arena AR_COUNT_ none */
+    int nswiglu;                /* SwiGLU launches (Launch.swiglu_id 1 .. nswiglu) */
     int nkernels, ngemms, ncached;   /* nkernels: distinct compiled kernels */
     int nlaunched;                    /* generated-kernel launches per step (>= distinct generated kernels) */
     double codegen_s, compile_s;
     ProgramOptions opt;
 } Program;
+
+/* Is l one of the launches a SwiGLU launch stands for (either product's GEMM, the gate's kernel)? */
+static inline bool launch_swiglu_part(const Launch *l) {
+    return l->swiglu_id > 0 && !(l->kind == LK_GEMM && l->gemm.swiglu);
+}
 
 /* Runs simplify, fuse and plan on g (keep: nodes to stay readable), generates and compiles every kernel.
  * NULL with a message in err when NVRTC or a template fails (an environment error or a vmc bug). */

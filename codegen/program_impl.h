@@ -40,8 +40,9 @@ void pg_mark_bf16_outputs(Fusion *f);
 bool pg_opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int errlen);
 void pg_mark_scan_states(Fusion *f);
 void pg_own_gemm(Program *p, SeenSet *seen, int launch);
-/* program_swiglu.c: SwiGLU's gate group gr (Fusion.swiglu_x) as one launch with its two products, whose GEMM
- * launches it drops (Launch.dropped); false (nothing changed) where the products' launches do not allow it */
+/* program_swiglu.c: after the launch of SwiGLU's gate group gr (Fusion.swiglu_x), one launch computing the gate
+ * with its two products, which the runtime may run instead of those three launches (Launch.swiglu_id); false
+ * (nothing added) where the products' launches do not allow it */
 bool pg_swiglu(Program *p, SeenSet *seen, const Group *gr);
 int pg_align_of(int64_t offset);
 /* program_tail.c */

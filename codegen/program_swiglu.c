@@ -1,8 +1,10 @@
 /* program_swiglu.c — SwiGLU's gate h = silu(x W1^T + b1) * (x W2^T + b2) and its two products as one launch of vmc's
- * own Hopper kernel (hopper_gemm.cuh vmc_gemm_swiglu), in place of two cuBLASLt GEMMs and the elementwise kernel that
- * reads both products back: inference saves those reads and the products' writes; a training step, whose backward
- * reads the products, saves the reads (ProgramOptions.swiglu_gemm). pass_mark_swiglu marked the gates before
- * planning, so that x stays alive until the gate's group, where this launch stands. */
+ * own Hopper kernel (hopper_gemm.cuh vmc_gemm_swiglu), which the runtime runs instead of the two cuBLASLt GEMMs and
+ * the elementwise kernel that reads both products back, where it agrees with them and is faster (cuda_gemm.c
+ * plan_swiglu): inference saves those reads and the products' writes; a training step, whose backward reads the
+ * products, saves the reads (ProgramOptions.swiglu_gemm). The three launches stay in the step, each marked with the
+ * SwiGLU launch's number (Launch.swiglu_id), and the one launch follows them: the stream plan orders both forms.
+ * pass_mark_swiglu marked the gates before planning, so that x stays alive until the gate's group. */
 #include "program_impl.h"
 #include <string.h>
 
@@ -11,7 +13,7 @@ static int product_launch(const Program *p, const Node *x, int before) {
     const BufRef c = pg_bufref(p, x);
     for (int k = before - 1; k >= 0; k--) {
         const Launch *l = &p->launches[k];
-        if (l->kind == LK_GEMM && !l->dropped && l->gemm.c.arena == c.arena && l->gemm.c.offset == c.offset) return k;
+        if (l->kind == LK_GEMM && !l->swiglu_id && l->gemm.c.arena == c.arena && l->gemm.c.offset == c.offset) return k;
     }
     return -1;
 }
@@ -31,7 +33,9 @@ bool pg_swiglu(Program *p, SeenSet *seen, const Group *gr) {
     if (!f->swiglu_x[gr->root->id] || !swiglu_match(f, gr, &m)) return false;
     const Node *h = gr->root;
     if (!f->shadow_only[h->id] && !f->store_bf16[h->id]) return false;   /* (the kernel writes h as bf16 only) */
-    const int i1 = product_launch(p, m.p1, p->nlaunches), i2 = product_launch(p, m.p2, p->nlaunches);
+    const int gate = p->nlaunches - 1;   /* the gate's kernel, just built */
+    if (gate < 0 || p->launches[gate].kind != LK_KERNEL || p->launches[gate].group != gr->index) return false;
+    const int i1 = product_launch(p, m.p1, gate), i2 = product_launch(p, m.p2, gate);
     if (i1 < 0 || i2 < 0 || !same_operands(&p->launches[i1].gemm, &p->launches[i2].gemm)) return false;
     GemmDesc d = p->launches[i1].gemm;
     d.swiglu = true;
@@ -79,6 +83,6 @@ bool pg_swiglu(Program *p, SeenSet *seen, const Group *gr) {
         pg_touch(l, d.c, d.M * d.N * 2, true);
         pg_touch(l, d.c2, d.M * d.N * 2, true);
     }
-    p->launches[i1].dropped = p->launches[i2].dropped = true;
+    l->swiglu_id = p->launches[i1].swiglu_id = p->launches[i2].swiglu_id = p->launches[gate].swiglu_id = ++p->nswiglu;
     return true;
 }

@@ -90,7 +90,7 @@ void cx_launch_kernel(Cuda *c, CUfunction f, const unsigned *grid, const unsigne
 
 /* Launch k's product by vmc's own kernel (skinny_gemm.cuh) on capture stream s: A, B, C, acc and the stream's
  * GEMM workspace for split-K partials, then (split K) the kernel that adds them into C. */
-static void own_gemm_run(Cuda *c, int k, int s) {
+void cx_own_gemm_run(Cuda *c, int k, int s) {
     const Launch *l = &c->p->launches[k];
     const GemmDesc *g = &l->gemm;
     if (g->swiglu) {   /* vmc_gemm_swiglu(A, B1, B2 as tensor maps; bias1, bias2, H, P1, P2) */
@@ -135,9 +135,9 @@ static float time_algo(Cuda *c, GemmPlan *g, const cublasLtMatmulAlgo_t *algo, C
 
 /* Milliseconds for GEMM_TUNE_REPS runs of launch k by vmc's own kernel (after a warm-up run). */
 static float time_own(Cuda *c, int k, CUevent t0, CUevent t1) {
-    own_gemm_run(c, k, 0);
+    cx_own_gemm_run(c, k, 0);
     CU_CHECK(c->cu->cuEventRecord(t0, c->st));
-    for (int r = 0; r < GEMM_TUNE_REPS; r++) own_gemm_run(c, k, 0);
+    for (int r = 0; r < GEMM_TUNE_REPS; r++) cx_own_gemm_run(c, k, 0);
     CU_CHECK(c->cu->cuEventRecord(t1, c->st));
     CU_CHECK(c->cu->cuEventSynchronize(t1));
     float ms = 0;
@@ -168,7 +168,7 @@ static bool own_agrees(Cuda *c, int k, GemmPlan *g, double *err) {
     copy_in(c, b, hb, 2 * nb);
     CUBLAS_CHECK(matmul(c, 0, g, &g->algo, a, b, out, acc));
     copy_out(c, c1, out, es * nc);
-    own_gemm_run(c, k, 0);
+    cx_own_gemm_run(c, k, 0);
     copy_out(c, c2, out, es * nc);
     double big = 0, diff = 0;
     for (size_t i = 0; i < nc; i++) {
@@ -212,7 +212,10 @@ void cx_plan_gemms(Cuda *c) {
         const Launch *l = &c->p->launches[k];
         if (l->kind != LK_GEMM) continue;
         GemmPlan *g = &c->gemm[k];
-        if (l->gemm.swiglu) { g->own = true; continue; }   /* (no cuBLASLt form: program_swiglu.c) */
+        if (l->gemm.swiglu) {   /* (against the launches it stands for, planned before it) */
+            cx_plan_swiglu(c, k, tune, log);
+            continue;
+        }
         cublasLtMatmulAlgo_t cand[GEMM_CANDIDATES_MAX];
         int n = gemm_plan_candidates(c, &l->gemm, g, cand, tune ? ncand : 1);
         const bool own = l->own_module >= 0 && c->own_gemm > 0;
@@ -260,7 +263,7 @@ void cx_plan_gemms(Cuda *c) {
 
 void cx_gemm_launch(Cuda *c, int k, int s) {
     const Launch *l = &c->p->launches[k];
-    if (c->gemm[k].own) own_gemm_run(c, k, s);
+    if (c->gemm[k].own) cx_own_gemm_run(c, k, s);
     else gemm_run(c, s, &c->gemm[k], addr(c, l->gemm.a), addr(c, l->gemm.b), addr(c, l->gemm.c),
                   l->gemm.has_acc ? addr(c, l->gemm.acc) : 0);
 }

@@ -17,14 +17,22 @@ static int failures;
 /* Is every pointer argument of launch l inside one of its declared accesses? */
 static int args_total(const Launch *l) { return l->nargs * (l->instances > 1 ? l->instances : 1); }
 
+/* Is r inside memory l declares? */
+static bool declared(const Launch *l, BufRef r) {
+    for (int k = 0; k < l->nacc; k++)
+        if (l->acc[k].at.arena == r.arena && r.offset >= l->acc[k].at.offset && r.offset < l->acc[k].at.offset + l->acc[k].bytes)
+            return true;
+    return false;
+}
+
 static bool args_declared(const Launch *l) {
-    for (int a = 0; a < args_total(l); a++) {
-        const BufRef r = l->args[a];
-        if (r.arena == AR_COUNT_) continue;
-        bool in = false;
-        for (int k = 0; k < l->nacc && !in; k++)
-            in = l->acc[k].at.arena == r.arena && r.offset >= l->acc[k].at.offset && r.offset < l->acc[k].at.offset + l->acc[k].bytes;
-        if (!in) return false;
+    for (int a = 0; a < args_total(l); a++)
+        if (l->args[a].arena != AR_COUNT_ && !declared(l, l->args[a])) return false;
+    if (l->kind == LK_GEMM && l->gemm.swiglu) {   /* A, B1, B2, the biases; H (and the products: writes_declared) */
+        const GemmDesc *d = &l->gemm;
+        const BufRef read[5] = {d->a, d->b, d->b2, d->bias1, d->bias2};
+        for (int k = 0; k < 5; k++) if (!declared(l, read[k])) return false;
+        return l->nacc == 6 + 2 * d->products;
     }
     if (l->kind == LK_GEMM) {   /* A, B, C, and the epilogue's summed buffer */
         const BufRef r = l->gemm.acc;
@@ -50,7 +58,11 @@ static bool declared_write(const Launch *l, BufRef at) {
  * group's inputs, a template's parameters inside its output's buffer. */
 static bool writes_declared(const Program *p, const Launch *l) {
     switch (l->kind) {
-    case LK_GEMM: return declared_write(l, l->gemm.c);
+    case LK_GEMM:
+        if (l->gemm.swiglu)
+            return declared_write(l, l->gemm.h) &&
+                   (!l->gemm.products || (declared_write(l, l->gemm.c) && declared_write(l, l->gemm.c2)));
+        return declared_write(l, l->gemm.c);
     case LK_MEMSET: case LK_COPY: return declared_write(l, l->dst);
     case LK_KERNEL: break;
     }
@@ -229,6 +241,7 @@ static void check_plan(const Program *p, const StreamPlan *sp, const char *what)
 static bool multi_bwd;   /* programs built with the directions' conv1d backwards as one (conv_multi.c) */
 static bool merge_zero;  /* ... and the memsets merged (program_zero.c) */
 static bool exact_deps;  /* ... and exact_view_deps */
+static bool swiglu_products;   /* ... and SwiGLU's one launch in training too (ProgramOptions.swiglu_gemm = 2) */
 
 /* The step graph of a model in file (VMC_ROOT-relative) built into a program (no NVRTC); NULL after a CHECK. */
 static Program *build(const char *file, const char *model, bool train, bool bf16, const DslSet *sets, int nsets,
@@ -244,7 +257,7 @@ static Program *build(const char *file, const char *model, bool train, bool bf16
     if (!*m) return NULL;
     if (!step_graph_build(*m, model, train, sg, &d)) { CHECK(0, "step graph of %s", model); return NULL; }
     ProgramOptions po = {.arch = 90, .bf16 = bf16, .no_compile = true, .no_conv_multi_bwd = !multi_bwd, .no_merge_memsets = !merge,
-                         .exact_view_deps = exact_deps};
+                         .exact_view_deps = exact_deps, .swiglu_gemm = swiglu_products ? 2 : 0};
     char err[1024];
     Program *p = program_build(sg->g, NULL, 0, &po, err, sizeof err);
     CHECK(p, "program_build: %s", err);
@@ -422,6 +435,9 @@ int main(void) {
     exact_deps = false;
     check_exact_deps("models/arm_b.vmc", "arm_b_ft224", true, small, 1);
     check_exact_deps("models/arm_b.vmc", "arm_b_pretrain", true, small, 1);
+    swiglu_products = true;   /* SwiGLU's one launch in training too, writing the products (program_swiglu.c) */
+    check_model("models/arm_b.vmc", "arm_b_ft224", true, true, small, 1);
+    swiglu_products = false;
     if (failures) { fprintf(stderr, "test_streams: %d failure(s)\n", failures); return 1; }
     printf("test_streams: ok\n");
     return 0;

@@ -1,0 +1,113 @@
+/* cuda_swiglu.c — chooses, per SwiGLU launch (codegen/program_swiglu.c), between vmc's one kernel for the gate and
+ * its two products and the three launches it stands for (two cuBLASLt GEMMs and the gate's generated kernel): the
+ * one kernel where it computes what they compute, on random operands in the launch's own buffers (before the first
+ * step: nothing has been computed into them yet), and takes less time. Launches of one shape share the choice. */
+#include "cuda_impl.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+/* The launches SwiGLU launch k stands for, in order: the products' GEMMs, then the gate's kernel. */
+static void parts_of(const Cuda *c, int k, int *parts) {
+    int n = 0;
+    for (int j = 0; j < k && n < 3; j++)
+        if (c->p->launches[j].swiglu_id == c->p->launches[k].swiglu_id) parts[n++] = j;
+    ASSERT(n == 3 && c->p->launches[parts[2]].kind == LK_KERNEL, "SwiGLU launch %d: %d parts", k, n);
+}
+
+static void run_parts(Cuda *c, const int *parts) {
+    cx_gemm_launch(c, parts[0], 0);
+    cx_gemm_launch(c, parts[1], 0);
+    const Launch *g = &c->p->launches[parts[2]];
+    cx_launch_kernel(c, c->fn[parts[2]], g->grid, g->block, g->smem, 0, c->params[parts[2]]);
+}
+
+/* Random bf16 values in [-1, 1) for n elements at dst (or f32 where f32). */
+static void fill_random(Cuda *c, CUdeviceptr dst, size_t n, bool f32, uint64_t seed) {
+    void *h = xmalloc(n * (f32 ? 4 : 2));
+    for (size_t i = 0; i < n; i++) {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        const float v = (float)((double)(seed >> 11) / 4503599627370496.0 - 1.0);
+        if (f32) ((float *)h)[i] = v;
+        else ((uint16_t *)h)[i] = f32_to_bf16(v);
+    }
+    copy_in(c, dst, h, n * (f32 ? 4 : 2));
+    free(h);
+}
+
+/* h as the parts compute it and as launch k does: the largest difference over the largest value. */
+static double disagreement(Cuda *c, int k, const int *parts) {
+    const GemmDesc *d = &c->p->launches[k].gemm;
+    fill_random(c, addr(c, d->a), (size_t)((d->M - 1) * d->lda + d->K), false, 1);
+    fill_random(c, addr(c, d->b), (size_t)((d->N - 1) * d->ldb + d->K), false, 2);
+    fill_random(c, addr(c, d->b2), (size_t)((d->N - 1) * d->ldb + d->K), false, 3);
+    fill_random(c, addr(c, d->bias1), (size_t)d->N, true, 4);
+    fill_random(c, addr(c, d->bias2), (size_t)d->N, true, 5);
+    const size_t n = (size_t)(d->M * d->N);
+    uint16_t *want = xmalloc(2 * n), *got = xmalloc(2 * n);
+    run_parts(c, parts);
+    copy_out(c, want, addr(c, d->h), 2 * n);
+    CU_CHECK(c->cu->cuMemsetD8Async(addr(c, d->h), 0xff, 2 * n, c->st));   /* NaN: an element not written fails */
+    cx_own_gemm_run(c, k, 0);
+    copy_out(c, got, addr(c, d->h), 2 * n);
+    double big = 0, diff = 0;
+    for (size_t i = 0; i < n; i++) {
+        const double x = bf16_to_f32(want[i]), y = bf16_to_f32(got[i]);
+        if (fabs(x) > big) big = fabs(x);
+        if (!(fabs(x - y) <= diff)) diff = isnan(y) || isnan(x) ? INFINITY : fabs(x - y);
+    }
+    free(want);
+    free(got);
+    return big > 0 ? diff / big : diff;
+}
+
+/* Milliseconds for GEMM_TUNE_REPS runs of the one launch (own) or of its parts, after a warm-up run. */
+static float time_form(Cuda *c, int k, const int *parts, bool own) {
+    CUevent t0, t1;
+    CU_CHECK(c->cu->cuEventCreate(&t0, CU_EVENT_DEFAULT));
+    CU_CHECK(c->cu->cuEventCreate(&t1, CU_EVENT_DEFAULT));
+    for (int r = -1; r < GEMM_TUNE_REPS; r++) {
+        if (r == 0) CU_CHECK(c->cu->cuEventRecord(t0, c->st));
+        if (own) cx_own_gemm_run(c, k, 0);
+        else run_parts(c, parts);
+    }
+    CU_CHECK(c->cu->cuEventRecord(t1, c->st));
+    CU_CHECK(c->cu->cuEventSynchronize(t1));
+    float ms = 0;
+    CU_CHECK(c->cu->cuEventElapsedTime(&ms, t0, t1));
+    CU_CHECK(c->cu->cuEventDestroy(t0));
+    CU_CHECK(c->cu->cuEventDestroy(t1));
+    return ms;
+}
+
+void cx_plan_swiglu(Cuda *c, int k, bool tune, bool log) {
+    const Launch *l = &c->p->launches[k];
+    const GemmDesc *d = &l->gemm;
+    bool own = c->own_gemm > 0, decided = c->own_gemm == 0 || c->own_gemm == 2;
+    for (int j = 0; j < k && !decided; j++) {   /* a launch of the same shape chose already */
+        const GemmDesc *e = &c->p->launches[j].gemm;
+        if (c->p->launches[j].kind != LK_GEMM || !e->swiglu || e->M != d->M || e->N != d->N || e->K != d->K ||
+            e->products != d->products)
+            continue;
+        own = c->gemm[j].own;
+        decided = true;
+    }
+    if (!decided) {
+        int parts[3];
+        parts_of(c, k, parts);
+        const double err = disagreement(c, k, parts);
+        own = err <= 1.0 / 64;   /* bf16 results of the same bf16 products: rounding apart */
+        if (!own)
+            fprintf(stderr, "vmc: warning: the SwiGLU kernel %s disagrees with its GEMMs and gate on random operands "
+                            "(largest difference %.3g of the largest value); they run instead\n", l->name, err);
+        if (own && tune && c->own_gemm == 1) {
+            const float ms_parts = time_form(c, k, parts, false), ms_own = time_form(c, k, parts, true);
+            own = ms_own < ms_parts;
+            if (log)
+                fprintf(stderr, "gemm tune: %s: 2 GEMMs and the gate %.1f us, one kernel %.1f us: %s\n", l->name,
+                        1e3 * ms_parts / GEMM_TUNE_REPS, 1e3 * ms_own / GEMM_TUNE_REPS, own ? "one kernel" : "three");
+        }
+    }
+    c->gemm[k].own = own;
+    c->swiglu_own[l->swiglu_id] = own;
+}
