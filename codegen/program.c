@@ -691,11 +691,16 @@ void program_summary(const Program *p, FILE *out) {
     int counts[LK_COPY + 1] = {0}, own = 0;
     for (int k = 0; k < p->nlaunches; k++) {
         counts[p->launches[k].kind]++;
-        own += p->launches[k].kind == LK_GEMM && p->launches[k].own_module >= 0;
+        own += p->launches[k].kind == LK_GEMM && p->launches[k].own_module >= 0 && !p->launches[k].gemm.swiglu;
     }
     fprintf(out, "%d kernels (%d generated modules + templates, %d from the NVRTC cache) in %d launches, %d GEMMs, "
-                 "%d memsets, %d copies; %d groups; %d GEMMs with vmc's own kernel beside cuBLASLt's\n", p->nkernels,
-            p->nmodules, p->ncached, counts[LK_KERNEL], p->ngemms, counts[LK_MEMSET], counts[LK_COPY], p->f->ngroups, own);
+                 "%d memsets, %d copies; %d groups; %d GEMMs with vmc's own kernel beside cuBLASLt's",
+            p->nkernels, p->nmodules, p->ncached, counts[LK_KERNEL], p->ngemms, counts[LK_MEMSET],
+            counts[LK_COPY], p->f->ngroups, own);
+    if (p->nswiglu)   /* (program_swiglu.c) */
+        fprintf(out, "; %d SwiGLU launches (a gate and its two products in one kernel) beside their 3 launches each",
+                p->nswiglu);
+    fprintf(out, "\n");
     fprintf(out, "memory:");
     for (int k = 0; k < AR_COUNT_; k++)
         fprintf(out, " %s %.1f MiB%s", arena_kind_name((ArenaKind)k), (double)p->arena_bytes[k] / (1 << 20),
