@@ -61,23 +61,22 @@ static double disagreement(Cuda *c, int k, const int *parts) {
     return big > 0 ? diff / big : diff;
 }
 
-/* Milliseconds for GEMM_TUNE_REPS runs of the one launch (own) or of its parts, after a warm-up run. */
-static float time_form(Cuda *c, int k, const int *parts, bool own) {
-    CUevent t0, t1;
-    CU_CHECK(c->cu->cuEventCreate(&t0, CU_EVENT_DEFAULT));
-    CU_CHECK(c->cu->cuEventCreate(&t1, CU_EVENT_DEFAULT));
-    for (int r = -1; r < GEMM_TUNE_REPS; r++) {
-        if (r == 0) CU_CHECK(c->cu->cuEventRecord(t0, c->st));
-        if (own) cx_own_gemm_run(c, k, 0);
-        else run_parts(c, parts);
+/* GEMM_TUNE_REPS runs of SwiGLU launch k by its one kernel (own) or by its parts, timed by cx_time_ms. */
+typedef struct FormRun { int k; const int *parts; bool own; } FormRun;
+static void form_runs(Cuda *c, void *ctx) {
+    const FormRun *r = ctx;
+    for (int q = 0; q < GEMM_TUNE_REPS; q++) {
+        if (r->own) cx_own_gemm_run(c, r->k, 0);
+        else run_parts(c, r->parts);
     }
-    CU_CHECK(c->cu->cuEventRecord(t1, c->st));
-    CU_CHECK(c->cu->cuEventSynchronize(t1));
-    float ms = 0;
-    CU_CHECK(c->cu->cuEventElapsedTime(&ms, t0, t1));
-    CU_CHECK(c->cu->cuEventDestroy(t0));
-    CU_CHECK(c->cu->cuEventDestroy(t1));
-    return ms;
+}
+
+/* Milliseconds for GEMM_TUNE_REPS runs of either form, after a warm-up run. */
+static float time_form(Cuda *c, int k, const int *parts, bool own) {
+    if (own) cx_own_gemm_run(c, k, 0);
+    else run_parts(c, parts);
+    FormRun r = {k, parts, own};
+    return cx_time_ms(c, form_runs, &r);
 }
 
 void cx_plan_swiglu(Cuda *c, int k, bool tune, bool log) {
