@@ -1,12 +1,13 @@
 /* program_swiglu.c — SwiGLU's gate h = silu(x W1^T + b1) * (x W2^T + b2) and its two products as one launch of vmc's
  * own Hopper kernel (hopper_gemm.cuh vmc_gemm_swiglu), which the runtime runs instead of the two cuBLASLt GEMMs and
- * the elementwise kernel that reads both products back, where it agrees with them and is faster (cuda_gemm.c
- * plan_swiglu): inference saves those reads and the products' writes; a training step, whose backward reads the
- * products, saves the reads (ProgramOptions.swiglu_gemm). The three launches stay in the step, each marked with the
+ * the elementwise kernel that reads both products back, where it agrees with them and is faster
+ * (runtime/cuda_swiglu.c): inference saves those reads and the products' writes; a training step, whose backward
+ * reads the products, saves the reads (ProgramOptions.swiglu_gemm). The three launches stay in the step, each marked with the
  * SwiGLU launch's number (Launch.swiglu_id), and the one launch follows them: the stream plan orders both forms.
  * pass_mark_swiglu marked the gates before planning, so that x stays alive until the gate's group. */
 #include "program_impl.h"
-#include <string.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 /* The GEMM launch built for product p (before launch `before`), or -1. */
 static int product_launch(const Program *p, const Node *x, int before) {
