@@ -467,14 +467,20 @@ void pg_own_gemm(Program *p, SeenSet *seen, int launch) {
                         .a_off = d->a.offset / 2 % 8, .b_off = d->b.offset / 2 % 8,   /* (arenas: 256-aligned) */
                         .c_align = c_align < acc_align ? c_align : acc_align};
     SkinnyGemmLaunch sl = {0};
-    char *src = template_gemm_skinny(&s, &sl);
-    bool hopper = false;
     int knob[1];
-    if (!src && p->opt.arch == 90 && !(codegen_knob_ints("VMC_HOPPER_GEMM", knob, 1) && knob[0] == 0)) {
+    const bool sm90 = p->opt.arch == 90 && !(codegen_knob_ints("VMC_HOPPER_GEMM", knob, 1) && knob[0] == 0);
+    /* Tall products that are skinny in N or K only (the mixer's x_proj and dt_proj forwards: N = 80, K = 48) stream
+     * A or C through the Hopper GEMM (128 columns a CTA where N is small) rather than the skinny kernel */
+    const bool tall = sm90 && s.M >= 4096 && ((s.N <= 128 && s.K >= 256) || (s.K <= 128 && s.N >= 256));
+    s.tile_n = s.N <= 128 ? 128 : 256;
+    char *src = tall ? template_gemm_hopper(&s, &sl.k) : NULL;
+    bool hopper = src != NULL;
+    if (!src) src = template_gemm_skinny(&s, &sl);
+    if (!src && sm90) {
         src = template_gemm_hopper(&s, &sl.k);
-        sl.split = 1;
         hopper = src != NULL;
     }
+    if (hopper) sl.split = 1;
     if (!src) return;
     if (sl.ws_bytes > PROGRAM_GEMM_WORKSPACE) { free(src); return; }   /* partials beyond the workspace */
     int first = pg_seen_find(seen, src, launch);

@@ -240,6 +240,13 @@ static void check_hopper_gemms(void) {
     check_gemm_kernel("hopper 128x128 tiles, stores by TMA: 200x264x200", (SkinnyGemmSpec){.M = 200, .N = 264,
                       .K = 200, .lda = 200, .ldb = 200, .tb = true, .c_bf16 = true, .alpha = 1, .c_align = 16}, 0, true);
     unsetenv("VMC_HOPPER_GEMM");
+    /* the mixer's tall products that are skinny in N (x_proj: 128 columns a CTA, B's rows past N zero) or in K
+     * (dt_proj: one slice, its columns past K zero) */
+    check_gemm_kernel("hopper, N = 80 in 128-column tiles: 300x80x264", (SkinnyGemmSpec){.M = 300, .N = 80, .K = 264,
+                      .lda = 264, .ldb = 264, .tb = true, .c_bf16 = true, .alpha = 1, .c_align = 16, .tile_n = 128},
+                      0, true);
+    check_gemm_kernel("hopper, K = 48: 300x264x48", (SkinnyGemmSpec){.M = 300, .N = 264, .K = 48, .lda = 48, .ldb = 48,
+                      .tb = true, .c_bf16 = true, .alpha = 1, .c_align = 16}, 0, true);
     unsetenv("VMC_HOPPER_GEMM_STAGES");
     KernelLaunch l;
     char *src = template_gemm_hopper(&(SkinnyGemmSpec){.M = 64, .N = 64, .K = 12, .lda = 12, .ldb = 12, .tb = true,

@@ -410,7 +410,7 @@ static void check_hopper_gemm(int M, int N, int K, bool acc, DType c, uint64_t s
     char what[96];
     snprintf(what, sizeof what, "hopper gemm %dx%dx%d%s %s", M, N, K, acc ? " + acc" : "", dtype_name(c));
     SkinnyGemmSpec spec = {.M = M, .N = N, .K = K, .lda = K, .ldb = K, .tb = true, .acc = acc, .c_bf16 = c == DT_BF16,
-                           .alpha = 0.5f, .c_align = 16};
+                           .alpha = 0.5f, .c_align = 16, .tile_n = N <= 128 ? 128 : 256};
     KernelLaunch l;
     Kernel k = load_kernel_for(template_gemm_hopper(&spec, &l), &l, NVRTC_ARCH_SM90A);
     kernel_report(&k);
@@ -754,7 +754,7 @@ static void run_lt(void *p) { LtCtx *c = p; gemm_run(c->g, &c->d, c->a, c->b, c-
  * shapes, bf16 C: ms a call and TFLOP/s of each, side by side. VMC_HOPPER_GEMM_STAGES changes the pipeline. */
 static void bench_hopper_gemm(int M, int N, int K) {
     SkinnyGemmSpec spec = {.M = M, .N = N, .K = K, .lda = K, .ldb = K, .tb = true, .c_bf16 = true, .alpha = 1,
-                           .c_align = 16};
+                           .c_align = 16, .tile_n = N <= 128 ? 128 : 256};   /* (as program_templates.c picks) */
     KernelLaunch l;
     Kernel k = load_kernel_for(template_gemm_hopper(&spec, &l), &l, NVRTC_ARCH_SM90A);
     CUdeviceptr a = dalloc((size_t)M * K * 2), b = dalloc((size_t)N * K * 2), c = dalloc((size_t)M * N * 2);
@@ -868,6 +868,8 @@ int main(int argc, char **argv) {
             if (kept) setenv("VMC_HOPPER_GEMM_STORE", kept, 1);
             else unsetenv("VMC_HOPPER_GEMM_STORE");
             free(kept);
+            check_hopper_gemm(1000, 80, 264, false, DT_BF16, 39);   /* N = 80: 128 columns a CTA */
+            check_hopper_gemm(1000, 264, 48, false, DT_BF16, 40);   /* K = 48: one slice */
             check_swiglu_gpu(200, 136, 200, true, 33);    /* stored by TMA */
             check_swiglu_gpu(200, 136, 200, false, 36);
             check_swiglu_gpu(130, 130, 136, true, 37);    /* N % 8 != 0: pairs */
@@ -875,6 +877,8 @@ int main(int argc, char **argv) {
             bench_hopper_gemm(18432, 768, 768);
             bench_hopper_gemm(18432, 768, 2048);
             bench_hopper_gemm(8192, 8192, 8192);
+            bench_hopper_gemm(25216, 80, 768);   /* the mixer's x_proj and dt_proj forwards */
+            bench_hopper_gemm(25216, 768, 48);
             bench_swiglu(25216, 2048, 768);
         }
         return failures != 0;
