@@ -268,6 +268,16 @@ static void check_model(const char *file, const char *model, bool train, bool bf
     DslModule *m;
     StepGraph sg;
     Program *p = build(file, model, train, bf16, sets, nsets, merge_zero, &m, &sg);
+    if (p) {   /* SwiGLU's one launch a block (with bf16, where the products are not needed or may be written) */
+        const int blocks = strstr(file, "arm_b") ? 12 : 4, want = bf16 && (!train || swiglu_products) ? blocks : 0;
+        int n = 0, parts = 0;
+        for (int k = 0; k < p->nlaunches; k++) {
+            n += p->launches[k].kind == LK_GEMM && p->launches[k].gemm.swiglu;
+            parts += launch_swiglu_part(&p->launches[k]);
+        }
+        CHECK(n == want && parts == 3 * want, "%s %s: %d SwiGLU launches (%d parts), not %d", model,
+              train ? "train" : "infer", n, parts, want);
+    }
     for (int ns = 1; p && ns <= 8; ns *= 2) {
         char what[160];
         snprintf(what, sizeof what, "%s %s%s%s%s%s, %d stream%s", model, train ? "train" : "infer", bf16 ? " bf16" : "",
