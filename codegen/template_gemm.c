@@ -192,18 +192,22 @@ static char *hopper_instance(const SkinnyGemmSpec *s, bool dual, bool products, 
     const int ctas = tile_n == 128 && 2 * (smem + 1024) <= 233472 ? 2 : 1;
     /* Persistent: as many CTAs as an H100 SXM or H200 runs at once (132 SMs; on fewer SMs some wait for a first
      * one to end), each taking tiles in turn (VMC_HOPPER_GEMM_PERSIST=N: N CTAs; =0: a CTA a tile). */
-    const int64_t tiles = cdiv64(s->N, bn) * cdiv64(s->M, 128);
+    /* VMC_HOPPER_GEMM_CLUSTER=2 (not yet run on a GPU): clusters of two CTAs whose tiles share B's columns, each
+     * loading half of B's slices for both by TMA multicast (hopper_gemm.cuh HG_CLUSTER) */
+    const int cluster = codegen_knob_ints("VMC_HOPPER_GEMM_CLUSTER", v, 1) && v[0] == 2 ? 2 : 1;
+    const int64_t tiles = cdiv64(s->N, bn) * cdiv64(cdiv64(s->M, 128), cluster) * cluster;   /* (whole clusters) */
     if (tiles >= lim) return NULL;
     int64_t resident = 132 * ctas;
     if (codegen_knob_ints("VMC_HOPPER_GEMM_PERSIST", v, 1) && v[0] >= 0) resident = v[0];
+    resident -= resident % cluster;
     const bool persist = resident > 0 && tiles > resident;
-    enum { NDEF = 15 };
+    enum { NDEF = 16 };
     char val[NDEF][40];
     const char *names[NDEF] = {"HG_M", "HG_N", "HG_K", "HG_ALPHA", "HG_ACC", "C_T", "HG_PAIRS", "HG_STAGES",
                                "HG_SMEM_BYTES", "HG_DUAL", "HG_TILE_N", "HG_VEC", "HG_CTAS", "HG_STORE_TMA",
-                               "HG_PRODUCTS"};
+                               "HG_PRODUCTS", "HG_CLUSTER"};
     const long long iv[NDEF] = {s->M, s->N, s->K, 0, s->acc, 0, pairs, stages, smem, dual, tile_n, vec, ctas,
-                                store_tma, dual && products};
+                                store_tma, dual && products, cluster};
     TemplateDef defs[NDEF];
     gemm_defs(defs, val, names, iv, NDEF, 3, s->alpha, 5, s->c_bf16);
     *l = (KernelLaunch){0};
@@ -212,8 +216,8 @@ static char *hopper_instance(const SkinnyGemmSpec *s, bool dual, bool products, 
     l->block[0] = ctas == 2 ? 288 : 384; l->block[1] = l->block[2] = 1;   /* (hopper_gemm.cuh HG_THREADS) */
     l->smem = (unsigned)smem;
     l->tma_rows[0] = 128;
-    l->tma_rows[1] = (unsigned)bn;
-    if (dual) l->tma_rows[2] = (unsigned)bn;
+    l->tma_rows[1] = (unsigned)(bn / cluster);   /* (in a cluster each CTA loads half of B's rows) */
+    if (dual) l->tma_rows[2] = (unsigned)(bn / cluster);
     if (store_tma && !dual) l->tma_rows[2] = 64;   /* C [M][N] in boxes of 64 rows */
     if (store_tma && dual) l->tma_rows[5] = l->tma_rows[6] = l->tma_rows[7] = 64;   /* H, P1, P2 */
     return template_instantiate("hopper_gemm.cuh", defs, NDEF);

@@ -81,9 +81,10 @@ static float *run_kernel(const char *what, const SkinnyGemmSpec *s, const char *
                "    const EmuTmap ta = {a.data(), %lld, %lld, %lld, %u}, tb = {b.data(), %lld, %lld, %lld, %u};\n"
                "#if HG_STORE_TMA\n"
                "    const EmuTmap tc = {c.data(), ta.rows, tb.rows, tb.rows, 64};\n"
-               "    emu_launch(grid, block, [&] { vmc_gemm_hopper(ta, tb, tc, (const bf16 *)acc.data()); });\n"
+               "    emu_launch_cluster(grid, block, HG_CLUSTER, [&] { vmc_gemm_hopper(ta, tb, tc, (const bf16 *)acc.data()); });\n"
                "#else\n"
-               "    emu_launch(grid, block, [&] { vmc_gemm_hopper(ta, tb, (%s *)c.data(), (const %s *)acc.data()); });\n"
+               "    emu_launch_cluster(grid, block, HG_CLUSTER, [&] { vmc_gemm_hopper(ta, tb, (%s *)c.data(), "
+               "(const %s *)acc.data()); });\n"
                "#endif\n"
                "#else\n"
                "    emu_launch(grid, block, [&] { vmc_gemm_skinny((const bf16 *)a.data(), (const bf16 *)b.data(), "
@@ -247,6 +248,19 @@ static void check_hopper_gemms(void) {
                       0, true);
     check_gemm_kernel("hopper, K = 48: 300x264x48", (SkinnyGemmSpec){.M = 300, .N = 264, .K = 48, .lda = 48, .ldb = 48,
                       .tb = true, .c_bf16 = true, .alpha = 1, .c_align = 16}, 0, true);
+    /* clusters of two CTAs sharing B's slices by TMA multicast (VMC_HOPPER_GEMM_CLUSTER=2): an odd count of row
+     * tiles (the last pair's second tile past M), persistent pairs taking several units through a 2-stage ring, the
+     * staged and the TMA-stored epilogues, SwiGLU with its products */
+    setenv("VMC_HOPPER_GEMM_CLUSTER", "2", 1);
+    check_gemm_kernel("hopper, clusters of 2: 300x520x200 + acc", (SkinnyGemmSpec){.M = 300, .N = 520, .K = 200,
+                      .lda = 200, .ldb = 200, .tb = true, .acc = true, .c_bf16 = true, .alpha = 1, .c_align = 16}, 0, true);
+    setenv("VMC_HOPPER_GEMM_PERSIST", "2", 1);
+    setenv("VMC_HOPPER_GEMM_STAGES", "2", 1);
+    check_gemm_kernel("hopper, clusters of 2, persistent: 300x520x200", bf16_c, 0, true);
+    check_swiglu("swiglu, clusters of 2, persistent + products", sw, true);
+    unsetenv("VMC_HOPPER_GEMM_PERSIST");
+    unsetenv("VMC_HOPPER_GEMM_STAGES");
+    unsetenv("VMC_HOPPER_GEMM_CLUSTER");
     unsetenv("VMC_HOPPER_GEMM_STAGES");
     KernelLaunch l;
     char *src = template_gemm_hopper(&(SkinnyGemmSpec){.M = 64, .N = 64, .K = 12, .lda = 12, .ldb = 12, .tb = true,
@@ -293,11 +307,11 @@ static void check_swiglu(const char *what, SkinnyGemmSpec s, bool save) {
                "#if HG_STORE_TMA\n"
                "    const EmuTmap th = {h.data(), ta.rows, tb1.rows, tb1.rows, 64}, tp1 = {p1.data(), ta.rows, tb1.rows, "
                "tb1.rows, 64}, tp2 = {p2.data(), ta.rows, tb1.rows, tb1.rows, 64};\n"
-               "    emu_launch(grid, block, [&] { vmc_gemm_swiglu(ta, tb1, tb2, bias.data(), bias.data() + %lld, th, tp1, "
-               "tp2); });\n"
+               "    emu_launch_cluster(grid, block, HG_CLUSTER, [&] { vmc_gemm_swiglu(ta, tb1, tb2, bias.data(), "
+               "bias.data() + %lld, th, tp1, tp2); });\n"
                "#else\n"
-               "    emu_launch(grid, block, [&] { vmc_gemm_swiglu(ta, tb1, tb2, bias.data(), bias.data() + %lld, "
-               "(bf16 *)h.data(), %s, %s); });\n"
+               "    emu_launch_cluster(grid, block, HG_CLUSTER, [&] { vmc_gemm_swiglu(ta, tb1, tb2, bias.data(), "
+               "bias.data() + %lld, (bf16 *)h.data(), %s, %s); });\n"
                "#endif\n"
                "    FILE *f = fopen(\"c.bin\", \"wb\"); fwrite(h.data(), 2, h.size(), f); fwrite(p1.data(), 2, p1.size(), f);\n"
                "    fwrite(p2.data(), 2, p2.size(), f); fclose(f);\n"

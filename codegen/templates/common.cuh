@@ -421,6 +421,46 @@ static __device__ __forceinline__ void vmc_tma_load_2d(void *dst, const VmcTmap 
     emu_tma_load_2d(dst, map, c0, r0, bar);
 #endif
 }
+// Thread block clusters (sm_90): this CTA's rank in its cluster; every thread of the cluster meeting (the barriers
+// initialised before it are then visible to all its CTAs); an arrival on the barrier at bar's offset in CTA rank; one
+// box of a tensor map into dst's offset in every CTA of mask (bit r: rank r), its bytes completing on bar's offset
+// in each (PTX ISA "cp.async.bulk.tensor" .multicast::cluster).
+static __device__ __forceinline__ unsigned vmc_cluster_rank() {
+#ifdef __CUDA_ARCH__
+    unsigned r;
+    asm("mov.u32 %0, %%cluster_ctarank;" : "=r"(r));
+    return r;
+#else
+    return emu_cluster_rank();
+#endif
+}
+static __device__ __forceinline__ void vmc_cluster_sync() {
+#ifdef __CUDA_ARCH__
+    asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;" ::: "memory");
+#else
+    emu_cluster_sync();
+#endif
+}
+static __device__ __forceinline__ void vmc_mbar_arrive_cluster(unsigned long long *bar, unsigned rank) {
+#ifdef __CUDA_ARCH__
+    asm volatile("{\n.reg .b32 ra;\nmapa.shared::cluster.u32 ra, %0, %1;\n"
+                 "mbarrier.arrive.release.cluster.shared::cluster.b64 _, [ra];\n}" ::"r"(vmc_smem_addr(bar)), "r"(rank)
+                 : "memory");
+#else
+    emu_mbar_arrive((unsigned long long *)emu_mapa(bar, rank));
+#endif
+}
+static __device__ __forceinline__ void vmc_tma_load_2d_multicast(void *dst, const VmcTmap *map, int c0, int r0,
+                                                                 unsigned long long *bar, unsigned short mask) {
+#ifdef __CUDA_ARCH__
+    asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes.multicast::cluster"
+                 " [%0], [%1, {%2, %3}], [%4], %5;"
+                 ::"r"(vmc_smem_addr(dst)), "l"((unsigned long long)map), "r"(c0), "r"(r0), "r"(vmc_smem_addr(bar)),
+                 "h"(mask) : "memory");
+#else
+    emu_tma_load_2d_multicast(dst, map, c0, r0, bar, mask);
+#endif
+}
 // Named barrier ID (1..15; 0 is __syncthreads') of COUNT threads (a multiple of 32): the warps that take part.
 // Constants, so that ptxas counts only the barriers used (a CTA's count limits how many share an SM).
 template <int ID, int COUNT> static __device__ __forceinline__ void vmc_bar_sync() {
@@ -472,9 +512,12 @@ template <int N> static __device__ __forceinline__ void vmc_setmaxnreg_dec() {
 
 // Dynamic shared memory of BYTES bytes, 16-byte aligned: `extern __shared__` on the GPU (the launch passes BYTES;
 // above 48 KB the host first raises the kernel's CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES); under the CPU
-// emulator (cuda_emu.h, no dynamic shared memory) a block-wide static array of that size.
+// emulator (cuda_emu.h, no dynamic shared memory) a static array of that size for each CTA of a cluster, which
+// emu_mapa reaches from the others.
 #ifdef VMC_EMU_GRID_ENTRY
-#define VMC_DYN_SMEM(name, BYTES) __shared__ __align__(16) unsigned char name[(BYTES)]
+#define VMC_DYN_SMEM(name, BYTES)                                                                                  \
+    static __align__(16) unsigned char name##_of_rank[EMU_CLUSTER_MAX][(BYTES)];                                  \
+    unsigned char *const name = emu_dyn_smem(name##_of_rank[emu_cluster_rank()], (BYTES))
 #else
 #define VMC_DYN_SMEM(name, BYTES) extern __shared__ __align__(16) unsigned char name[]
 #endif

@@ -5,12 +5,12 @@
 // Why the targets are not met).
 // Needs HG_M, HG_N, HG_K, HG_ALPHA, HG_ACC (0/1), C_T, HG_PAIRS (C and acc stored two elements at a time: N even,
 // 2-element aligned), HG_VEC (C and acc through shared memory, 4 elements at a time) or HG_STORE_TMA (C stored by
-// TMA), HG_STAGES, HG_TILE_N (128 or 256), HG_CTAS, HG_SMEM_BYTES; with HG_DUAL, HG_PRODUCTS (the products are
-// outputs too). A and B (and C with HG_STORE_TMA) come as
-// tensor maps (common.cuh VmcTmap) of boxes 64 columns wide: HG_BM rows (A), HG_BN rows (B), 64 rows (C).
-// Grid: a CTA a 128 x HG_BN tile of C (HG_TILES), or fewer that take several in turn (persistent: their producer
-// then loads the next tile's slices while the consumers store the last); block HG_THREADS (384, or 288 with two
-// CTAs an SM), dynamic shared memory HG_SMEM_BYTES.
+// TMA), HG_STAGES, HG_TILE_N (128 or 256), HG_CTAS, HG_CLUSTER (1 or 2, below), HG_SMEM_BYTES; with HG_DUAL,
+// HG_PRODUCTS (the products are outputs too). A and B (and C with HG_STORE_TMA) come as tensor maps (common.cuh
+// VmcTmap) of boxes 64 columns wide: HG_BM rows (A), HG_BN / HG_CLUSTER rows (B), 64 rows (C).
+// Grid: a CTA a 128 x HG_BN tile of C (HG_UNITS x HG_CLUSTER CTAs), or fewer that take several in turn
+// (persistent: their producer then loads the next tile's slices while the consumers store the last; a multiple of
+// HG_CLUSTER); block HG_THREADS (384, or 288 with two CTAs an SM), dynamic shared memory HG_SMEM_BYTES.
 // Warp-specialised: threads 0-255, two consumer warpgroups, compute rows 0-63 and 64-127 of the CTA's tile; one
 // thread of the producer after them copies the 64-deep slices of the CTA's tiles by TMA into a ring of HG_STAGES
 // stages (the 128-byte swizzle the wgmma descriptors describe: common.cuh vmc_wgmma_desc; past M, N or K the TMA
@@ -59,9 +59,28 @@
 static_assert(HG_SMEM == HG_SMEM_BYTES, "hopper GEMM: the launch's shared memory");
 static_assert(HG_STAGES >= 2 && 16 * HG_STAGES <= 256, "hopper GEMM: stages");
 
-#define HG_TN ((HG_N + HG_BN - 1) / HG_BN)   // tiles across N, then across M: tile t at rows t / HG_TN,
-#define HG_TILES (HG_TN * ((HG_M + HG_BM - 1) / HG_BM))   // columns t % HG_TN; CTA b takes b, b + grid, ...
+// HG_CLUSTER 2: clusters of two CTAs (along x) whose tiles share their columns: each CTA loads its own A and half of
+// B, which the TMA multicasts to both (half the B traffic from L2), and a stage is free again once all four
+// consumer warpgroups of the pair are done with it (each arrives on both CTAs' empty barriers).
+#ifndef HG_CLUSTER
+#define HG_CLUSTER 1
+#endif
+#define HG_TN ((HG_N + HG_BN - 1) / HG_BN)   // tiles across N
+#define HG_MT ((HG_M + HG_BM - 1) / HG_BM)   // and across M
+// A cluster's units of work: HG_CLUSTER tiles of the same columns, one a CTA (unit u: columns u % HG_TN, rows of
+// tile u / HG_TN * HG_CLUSTER + rank; past M the TMA reads zeros and stores nothing); cluster c takes c, c + the
+// clusters of the grid, ...
+#define HG_UNITS (HG_TN * ((HG_MT + HG_CLUSTER - 1) / HG_CLUSTER))
 #define HG_KT ((HG_K + HG_BK - 1) / HG_BK)   // 64-deep slices
+static __device__ __forceinline__ unsigned hg_rank() { return HG_CLUSTER > 1 ? vmc_cluster_rank() : 0u; }
+static __device__ __forceinline__ int hg_m0(int u) { return (u / HG_TN * HG_CLUSTER + (int)hg_rank()) * HG_BM; }
+static __device__ __forceinline__ int hg_n0(int u) { return u % HG_TN * HG_BN; }
+#define HG_FOR_EACH_UNIT(u) for (int u = blockIdx.x / HG_CLUSTER; u < HG_UNITS; u += gridDim.x / HG_CLUSTER)
+#if HG_CLUSTER > 1
+#define HG_CLUSTER_DIMS __cluster_dims__(HG_CLUSTER, 1, 1)
+#else
+#define HG_CLUSTER_DIMS
+#endif
 
 // The stage ring in shared memory (raw: the dynamic shared memory): HG_STAGES stages from the first 1024-byte
 // boundary, then a full and an empty barrier each. A thread's place in the ring: stage s, and the parity of the
@@ -84,32 +103,44 @@ struct HgRing {
     }
 };
 
-// Barriers set up by thread 0, before any thread uses them.
+// Barriers set up by thread 0, before any thread (of any CTA of the cluster) uses them.
 static __device__ __forceinline__ void hg_ring_init(const HgRing &r) {
     if (threadIdx.x == 0) {
         for (int s = 0; s < HG_STAGES; s++) {
-            vmc_mbar_init(&r.full[s], 1);    // the producer's arrival with the stage's bytes
-            vmc_mbar_init(&r.empty[s], 2);   // one arrival a consumer warpgroup
+            vmc_mbar_init(&r.full[s], 1);                 // the producer's arrival with the stage's bytes
+            vmc_mbar_init(&r.empty[s], 2 * HG_CLUSTER);   // one arrival a consumer warpgroup of the cluster
         }
         vmc_mbar_fence_init();
     }
-    __syncthreads();
+    if (HG_CLUSTER > 1) vmc_cluster_sync();
+    else __syncthreads();
 }
 
-// The producer (one thread): every slice of A's and each B's tiles of this CTA's tiles, in order, into the ring.
+// The producer (one thread): every slice of A's and each B's tiles of this CTA's tiles, in order, into the ring
+// (in a cluster, its half of each B tile into both CTAs' stages; the peer's half arrives from its producer).
 static __device__ __forceinline__ void hg_produce(HgRing r, const VmcTmap *ta, const VmcTmap *const *tb) {
-    for (int tile = blockIdx.x; tile < HG_TILES; tile += gridDim.x) {
-        const int m0 = tile / HG_TN * HG_BM, n0 = tile % HG_TN * HG_BN;
+    constexpr int HALF = HG_B_BYTES / HG_CLUSTER;   // the bytes of a B tile this CTA loads
+    const unsigned rank = hg_rank();
+    HG_FOR_EACH_UNIT(u) {
+        const int m0 = hg_m0(u), n0 = hg_n0(u);
         for (int kt = 0; kt < HG_KT; kt++, r.next()) {
             vmc_mbar_wait(&r.empty[r.s], r.phase ^ 1);   // (the first pass finds every stage free)
             unsigned char *st = r.smem + r.s * HG_STAGE_BYTES;
             vmc_mbar_expect_tx(&r.full[r.s], HG_STAGE_BYTES);
             vmc_tma_load_2d(st, ta, kt * HG_BK, m0, &r.full[r.s]);
 #pragma unroll
-            for (int b = 0; b < HG_NB; b++)
-                vmc_tma_load_2d(st + HG_A_BYTES + b * HG_B_BYTES, tb[b], kt * HG_BK, n0, &r.full[r.s]);
+            for (int b = 0; b < HG_NB; b++) {
+                unsigned char *half = st + HG_A_BYTES + b * HG_B_BYTES + rank * HALF;
+                if (HG_CLUSTER > 1)
+                    vmc_tma_load_2d_multicast(half, tb[b], kt * HG_BK, n0 + (int)rank * HG_BN / HG_CLUSTER,
+                                              &r.full[r.s], (1u << HG_CLUSTER) - 1);
+                else vmc_tma_load_2d(half, tb[b], kt * HG_BK, n0, &r.full[r.s]);
+            }
         }
     }
+    // In a cluster, the CTA stays until every consumer of the pair has released each stage: the peer's consumers
+    // arrive on this CTA's barriers, and it must not exit before they have.
+    for (int s = 0; HG_CLUSTER > 1 && s < HG_STAGES; s++, r.next()) vmc_mbar_wait(&r.empty[r.s], r.phase ^ 1);
 }
 
 // A consumer warpgroup's products A B[b]^T of one tile over all of K into this thread's accumulators d[b]: its 64
@@ -136,14 +167,16 @@ static __device__ __forceinline__ void hg_consume(HgRing &r, float (*d)[HG_BN / 
                 vmc_wgmma<HG_BN>(d[b], vmc_wgmma_desc(st + arow + kk * 32),
                                  vmc_wgmma_desc(st + HG_A_BYTES + b * HG_B_BYTES + kk * 32), true, r.smem);
         vmc_wgmma_commit();
-        vmc_wgmma_wait<1>();   // the previous slice's wgmmas are done: its stage is free
+        vmc_wgmma_wait<1>();   // the previous slice's wgmmas are done: its stage is free (in both CTAs of a cluster)
         if (kt > 0 && signal) vmc_mbar_arrive(&r.empty[prev]);
+        if (HG_CLUSTER > 1 && kt > 0 && signal) vmc_mbar_arrive_cluster(&r.empty[prev], hg_rank() ^ 1u);
         prev = r.s;
     }
     vmc_wgmma_wait<0>();
 #pragma unroll
     for (int b = 0; b < HG_NB; b++) vmc_wgmma_hold(d[b], HG_BN / 2);
     if (signal) vmc_mbar_arrive(&r.empty[prev]);
+    if (HG_CLUSTER > 1 && signal) vmc_mbar_arrive_cluster(&r.empty[prev], hg_rank() ^ 1u);
 }
 
 // The kernels' frame: the ring, the producer's loop (its warpgroup's registers given to the consumers), and for
@@ -159,10 +192,10 @@ template <class F> static __device__ __forceinline__ void hg_run(unsigned char *
         return;
     }
     if (HG_PRODUCER == 128) vmc_setmaxnreg_inc<232>();
-    for (int tile = blockIdx.x; tile < HG_TILES; tile += gridDim.x) {
+    HG_FOR_EACH_UNIT(u) {
         float d[HG_NB][HG_BN / 2];
         hg_consume(r, d);
-        f(tile / HG_TN * HG_BM, tile % HG_TN * HG_BN, d, r.smem + HG_STAGES * HG_STAGE_BYTES);
+        f(hg_m0(u), hg_n0(u), d, r.smem + HG_STAGES * HG_STAGE_BYTES);
     }
 }
 
@@ -274,7 +307,7 @@ template <class V> static __device__ __forceinline__ void hg_tma_tile(unsigned c
 #define HG_C_PARAM C_T *__restrict__ C
 #endif
 
-extern "C" __global__ void __launch_bounds__(HG_THREADS, HG_CTAS)
+extern "C" __global__ void __launch_bounds__(HG_THREADS, HG_CTAS) HG_CLUSTER_DIMS
 vmc_gemm_hopper(const __grid_constant__ VmcTmap A, const __grid_constant__ VmcTmap B, HG_C_PARAM,
                 const C_T *__restrict__ acc) {
     vmc_grid_entry();
@@ -330,7 +363,7 @@ static __device__ __forceinline__ float hg_bf16(float v) { return to_f32(from_f3
 #else
 #define HG_OUT_PARAM(name) bf16 *__restrict__ name
 #endif
-extern "C" __global__ void __launch_bounds__(HG_THREADS, HG_CTAS)
+extern "C" __global__ void __launch_bounds__(HG_THREADS, HG_CTAS) HG_CLUSTER_DIMS
 vmc_gemm_swiglu(const __grid_constant__ VmcTmap A, const __grid_constant__ VmcTmap B1, const __grid_constant__ VmcTmap B2,
                 const float *__restrict__ bias1, const float *__restrict__ bias2, HG_OUT_PARAM(H),
                 HG_OUT_PARAM(P1), HG_OUT_PARAM(P2)) {

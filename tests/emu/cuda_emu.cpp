@@ -21,7 +21,15 @@ dim3 blockDim, gridDim;
 static float warp_slot[32][32];
 static std::mutex atomic_mu;
 
-static int flat_tid() { return (int)(threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z)); }
+// A cluster's CTAs run together (emu_launch_cluster): the calling thread's rank, and the cluster's size. Per-thread
+// and per-warp state is indexed by flat_tid(), which counts the cluster's threads rank after rank.
+static thread_local unsigned cluster_rank;
+static unsigned cluster_size = 1;
+unsigned emu_cluster_rank() { return cluster_rank; }
+static int flat_tid() {
+    return (int)(threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z) +
+                 cluster_rank * blockDim.x * blockDim.y * blockDim.z);
+}
 static void block_sync();
 static void warp_sync(int w);   // the 32 lanes of warp w
 void __syncthreads() { block_sync(); }
@@ -193,15 +201,38 @@ void emu_bar_sync(int id, int count) {   // generations: the last of `count` arr
     fprintf(stderr, "emu: named barriers need pthreads (build without EMU_FIBERS)\n");
     abort();
 #endif
-    static int arrived[16];
-    static unsigned generation[16];
+    static int arrived[EMU_CLUSTER_MAX][16];   // (a CTA's own)
+    static unsigned generation[EMU_CLUSTER_MAX][16];
     std::unique_lock<std::mutex> g(mbar_mu);
-    const unsigned gen = generation[id];
-    if (++arrived[id] == count) {
-        arrived[id] = 0;
-        generation[id]++;
+    int &a = arrived[cluster_rank][id];
+    unsigned &gen_now = generation[cluster_rank][id];
+    const unsigned gen = gen_now;
+    if (++a == count) {
+        a = 0;
+        gen_now++;
         mbar_cv.notify_all();
-    } else mbar_cv.wait(g, [&] { return generation[id] != gen; });
+    } else mbar_cv.wait(g, [&] { return gen_now != gen; });
+}
+
+// Each CTA's dynamic shared memory, by rank (registered at each block's start: emu_dyn_smem), for emu_mapa.
+static unsigned char *dyn_base[EMU_CLUSTER_MAX];
+static unsigned long dyn_bytes[EMU_CLUSTER_MAX];
+unsigned char *emu_dyn_smem(unsigned char *mine, unsigned long bytes) {
+    dyn_base[cluster_rank] = mine;
+    dyn_bytes[cluster_rank] = bytes;
+    return mine;
+}
+void *emu_mapa(const void *p, unsigned rank) {
+    const unsigned char *q = (const unsigned char *)p;
+    for (unsigned r = 0; r < cluster_size; r++)
+        if (dyn_base[r] && q >= dyn_base[r] && q < dyn_base[r] + dyn_bytes[r] && rank < cluster_size)
+            return dyn_base[rank] + (q - dyn_base[r]);
+    fprintf(stderr, "emu_mapa: %p is in no CTA's dynamic shared memory (or rank %u is past the cluster)\n", p, rank);
+    abort();
+}
+void emu_tma_load_2d_multicast(void *dst, const EmuTmap *map, int c0, int r0, unsigned long long *bar, unsigned mask) {
+    for (unsigned r = 0; r < cluster_size; r++)
+        if (mask >> r & 1u) emu_tma_load_2d(emu_mapa(dst, r), map, c0, r0, (unsigned long long *)emu_mapa(bar, r));
 }
 void emu_tma_load_2d(void *dst, const EmuTmap *map, int c0, int r0, unsigned long long *bar) {
     unsigned char *d = (unsigned char *)dst;
@@ -230,21 +261,23 @@ void emu_tma_store_2d(const EmuTmap *map, int c0, int r0, const void *src) {
 }
 
 #ifndef EMU_FIBERS
-static pthread_barrier_t block_bar, block_end, warp_bar[32], wg_bar[8];
-static void block_sync() { pthread_barrier_wait(&block_bar); }
+static pthread_barrier_t block_bar[EMU_CLUSTER_MAX], block_end, cluster_bar, warp_bar[32], wg_bar[8];
+static void block_sync() { pthread_barrier_wait(&block_bar[cluster_rank]); }
+void emu_cluster_sync() { pthread_barrier_wait(&cluster_bar); }
 void emu_wgmma_commit() { pthread_barrier_wait(&wg_bar[flat_tid() / 128]); }
 static void warp_sync(int w) { pthread_barrier_wait(&warp_bar[w]); }
 
 // Each thread of the block runs every block of the grid in turn; a barrier after each keeps them in step
 // (a block's shared memory, a static, is free once all have left it). Creating the threads once a launch, not once
 // a block, made the whole-step emulation (test_emu_exec) several times faster.
-struct ThreadArg { dim3 idx; const std::function<void()> *body; };
+struct ThreadArg { dim3 idx; unsigned rank; const std::function<void()> *body; };
 static void *thread_main(void *p) {
     ThreadArg *a = (ThreadArg *)p;
     threadIdx = a->idx;
+    cluster_rank = a->rank;
     for (unsigned bz = 0; bz < gridDim.z; bz++)
         for (unsigned by = 0; by < gridDim.y; by++)
-            for (unsigned bx = 0; bx < gridDim.x; bx++) {
+            for (unsigned bx = a->rank; bx < gridDim.x; bx += cluster_size) {   // (a cluster's CTAs together)
                 blockIdx = {bx, by, bz};
                 (*a->body)();
                 pthread_barrier_wait(&block_end);
@@ -252,32 +285,42 @@ static void *thread_main(void *p) {
     return nullptr;
 }
 
-void emu_launch(dim3 grid, dim3 block, const std::function<void()> &body) {
-    int n = (int)(block.x * block.y * block.z);
-    if (n % 32 || n > 1024) { fprintf(stderr, "emu_launch: block of %d threads\n", n); abort(); }
+void emu_launch_cluster(dim3 grid, dim3 block, unsigned cluster, const std::function<void()> &body) {
+    int n = (int)(block.x * block.y * block.z), all = n * (int)cluster;
+    if (n % 32 || all > 1024 || cluster < 1 || cluster > EMU_CLUSTER_MAX || grid.x % cluster) {
+        fprintf(stderr, "emu_launch: block of %d threads, clusters of %u, grid.x %u\n", n, cluster, grid.x);
+        abort();
+    }
     gridDim = grid;
     blockDim = block;
-    std::vector<pthread_t> th((size_t)n);
-    std::vector<ThreadArg> args((size_t)n);
-    pthread_barrier_init(&block_bar, nullptr, (unsigned)n);
-    pthread_barrier_init(&block_end, nullptr, (unsigned)n);
-    for (int w = 0; w < n / 32; w++) pthread_barrier_init(&warp_bar[w], nullptr, 32);
-    for (int g = 0; g < n / 128; g++) pthread_barrier_init(&wg_bar[g], nullptr, 128);
-    for (int t = 0; t < n; t++) {
-        args[(size_t)t] = {{(unsigned)t % block.x, ((unsigned)t / block.x) % block.y, (unsigned)t / (block.x * block.y)},
-                           &body};
+    cluster_size = cluster;
+    std::vector<pthread_t> th((size_t)all);
+    std::vector<ThreadArg> args((size_t)all);
+    for (unsigned r = 0; r < cluster; r++) pthread_barrier_init(&block_bar[r], nullptr, (unsigned)n);
+    pthread_barrier_init(&block_end, nullptr, (unsigned)all);
+    pthread_barrier_init(&cluster_bar, nullptr, (unsigned)all);
+    for (int w = 0; w < all / 32; w++) pthread_barrier_init(&warp_bar[w], nullptr, 32);
+    for (int g = 0; g < all / 128; g++) pthread_barrier_init(&wg_bar[g], nullptr, 128);
+    for (int i = 0; i < all; i++) {
+        const unsigned t = (unsigned)(i % n);
+        args[(size_t)i] = {{t % block.x, (t / block.x) % block.y, t / (block.x * block.y)}, (unsigned)(i / n), &body};
         pthread_attr_t at;
         pthread_attr_init(&at);
         pthread_attr_setstacksize(&at, 1 << 20);
-        if (pthread_create(&th[(size_t)t], &at, thread_main, &args[(size_t)t])) abort();
+        if (pthread_create(&th[(size_t)i], &at, thread_main, &args[(size_t)i])) abort();
         pthread_attr_destroy(&at);
     }
-    for (int t = 0; t < n; t++) pthread_join(th[(size_t)t], nullptr);
-    pthread_barrier_destroy(&block_bar);
+    for (int i = 0; i < all; i++) pthread_join(th[(size_t)i], nullptr);
+    for (unsigned r = 0; r < cluster; r++) pthread_barrier_destroy(&block_bar[r]);
     pthread_barrier_destroy(&block_end);
-    for (int w = 0; w < n / 32; w++) pthread_barrier_destroy(&warp_bar[w]);
-    for (int g = 0; g < n / 128; g++) pthread_barrier_destroy(&wg_bar[g]);
+    pthread_barrier_destroy(&cluster_bar);
+    for (int w = 0; w < all / 32; w++) pthread_barrier_destroy(&warp_bar[w]);
+    for (int g = 0; g < all / 128; g++) pthread_barrier_destroy(&wg_bar[g]);
+    cluster_size = 1;
+    for (unsigned r = 0; r < cluster; r++) dyn_base[r] = nullptr;
 }
+
+void emu_launch(dim3 grid, dim3 block, const std::function<void()> &body) { emu_launch_cluster(grid, block, 1, body); }
 #else
 // Fibers: the scheduler runs every runnable thread of the block until it waits (at a block or warp barrier) or
 // ends; then it releases a warp whose 32 lanes all wait at its barrier, else the block barrier once every thread
@@ -297,6 +340,7 @@ static void wait_at(int state) {
 }
 static void block_sync() { wait_at(AT_BLOCK); }
 void emu_wgmma_commit() { fprintf(stderr, "emu: wgmma needs pthreads (build without EMU_FIBERS)\n"); abort(); }
+void emu_cluster_sync() {}   // (a cluster of one: emu_launch_cluster takes no other)
 static void warp_sync(int) { wait_at(AT_WARP); }
 static void fiber_main() {
     (*cur_body)();
@@ -350,6 +394,11 @@ static void run_block(int n) {
     }
 }
 
+void emu_launch(dim3 grid, dim3 block, const std::function<void()> &body);
+void emu_launch_cluster(dim3 grid, dim3 block, unsigned cluster, const std::function<void()> &body) {
+    if (cluster != 1) { fprintf(stderr, "emu: clusters need pthreads (build without EMU_FIBERS)\n"); abort(); }
+    emu_launch(grid, block, body);
+}
 void emu_launch(dim3 grid, dim3 block, const std::function<void()> &body) {
     int n = (int)(block.x * block.y * block.z);
     if (n % 32 || n > 1024) { fprintf(stderr, "emu_launch: block of %d threads\n", n); abort(); }

@@ -1,5 +1,5 @@
-// cuda_emu.h — just enough of CUDA to run vmc's hand-written templates on the CPU in tests: blocks run one at a
-// time, each thread of a block is a pthread (the same ones go through every block of a launch, in step); __syncthreads is a block barrier, a warp shuffle goes through a
+// cuda_emu.h — just enough of CUDA to run vmc's hand-written templates on the CPU in tests: blocks (or a cluster's
+// blocks together) run one at a time, each thread of a block is a pthread (the same ones go through every block of a launch, in step); __syncthreads is a block barrier, a warp shuffle goes through a
 // per-warp exchange slot between two warp barriers, atomics take one lock. Catches indexing, chunking, reduction
 // and race-free-ness bugs (a thread waiting on a barrier others skip deadlocks the test) before a GPU run.
 #pragma once
@@ -21,6 +21,7 @@ extern dim3 blockDim, gridDim;
 #define __device__
 #define __forceinline__ inline
 #define __launch_bounds__(...)
+#define __cluster_dims__(...)
 #define __grid_constant__
 #define __align__(n) __attribute__((aligned(n)))
 #define __shared__ static   // one block at a time: a static is that block's shared memory
@@ -72,9 +73,20 @@ struct EmuTmap { const void *base; long long rows, cols, ld; unsigned box_rows; 
 void emu_tma_load_2d(void *dst, const EmuTmap *map, int c0, int r0, unsigned long long *bar);
 // The box in src (swizzled) to columns c0.., rows r0.. of the map (nothing past its edges), copied at issue.
 void emu_tma_store_2d(const EmuTmap *map, int c0, int r0, const void *src);
+// Thread block clusters along x (pthreads only): a cluster's CTAs run together, each with its own dynamic shared
+// memory (common.cuh VMC_DYN_SMEM registers it: emu_dyn_smem), which the others reach through emu_mapa.
+enum { EMU_CLUSTER_MAX = 2 };
+unsigned emu_cluster_rank();   // %cluster_ctarank of the calling thread's CTA (0 outside clusters)
+unsigned char *emu_dyn_smem(unsigned char *mine, unsigned long bytes);   // registers and returns mine
+void *emu_mapa(const void *p, unsigned rank);   // p's offset in the dynamic shared memory of CTA `rank`
+void emu_cluster_sync();   // barrier.cluster.arrive + wait: every thread of the cluster
+// The box into dst's offset in every CTA of mask (bit r: rank r), its bytes completing on bar's offset in each.
+void emu_tma_load_2d_multicast(void *dst, const EmuTmap *map, int c0, int r0, unsigned long long *bar, unsigned mask);
 // Programmatic dependent launch has nothing to wait for here (codegen.h CODEGEN_GRID_ENTRY steps aside for this).
 #define VMC_EMU_GRID_ENTRY
 inline void vmc_grid_entry() {}
 
 // Runs body once per thread of every block of the grid (block threads a multiple of 32).
 void emu_launch(dim3 grid, dim3 block, const std::function<void()> &body);
+// The same in clusters of `cluster` CTAs along x (grid.x a multiple of it; at most 1024 threads a cluster).
+void emu_launch_cluster(dim3 grid, dim3 block, unsigned cluster, const std::function<void()> &body);
