@@ -272,9 +272,19 @@ void cuda_exec_own_gemms(const Exec *e, int *own, int *eligible) {
     const Cuda *c = (const Cuda *)e;
     *own = *eligible = 0;
     for (int k = 0; k < c->p->nlaunches; k++) {
-        if (c->p->launches[k].kind != LK_GEMM || c->p->launches[k].own_module < 0) continue;
+        const Launch *l = &c->p->launches[k];
+        if (l->kind != LK_GEMM || l->own_module < 0 || l->gemm.swiglu) continue;   /* (SwiGLU's: cuda_exec_swiglu) */
         ++*eligible;
         *own += c->gemm[k].own;
+    }
+}
+
+void cuda_exec_swiglu(const Exec *e, int *one, int *all) {
+    const Cuda *c = (const Cuda *)e;
+    *one = *all = 0;
+    for (int k = 1; k <= c->p->nswiglu; k++) {
+        ++*all;
+        *one += c->swiglu_own[k];
     }
 }
 

@@ -57,8 +57,9 @@ bench() {   # label, then vmc bench arguments
         warm=$(grep -oP 'warm start \K[0-9.]+' "$log/bench.txt" | head -1)
         mem=$(grep -oP 'process total \K[0-9.]+' "$log/bench.txt" | head -1)
         own=$(grep -oP 'own GEMMs: \K[0-9]+ of [0-9]+' "$log/bench.txt" | head -1)
+        sw=$(grep -oP 'SwiGLU: \K[0-9]+ of [0-9]+' "$log/bench.txt" | head -1)
         floor=$(grep -oP 'ms a step, \K[0-9.]+(?= images/s; the step takes)' "$log/bench.txt" | head -1)
-        rows+=("$label|ok|${ips} img/s (burst ${burst}; floor ${floor:-?}), ${ms} ms/step at ${clk:-?} MHz, ${frac}% of GEMM peak, ${mem} GiB, cold ${cold} s, warm ${warm} s, own GEMM kernels ${own:-none}")
+        rows+=("$label|ok|${ips} img/s (burst ${burst}; floor ${floor:-?}), ${ms} ms/step at ${clk:-?} MHz, ${frac}% of GEMM peak, ${mem} GiB, cold ${cold} s, warm ${warm} s, own GEMM kernels ${own:-none}, SwiGLU in one ${sw:-none}")
     else
         rows+=("$label|FAIL|see log above")
     fi
