@@ -474,9 +474,7 @@ Program *program_build(const Graph *g, Node *const *keep, int nkeep, const Progr
         if (!opt->no_into_place) packed_copies_into_place(p->f);
     }
     if (!opt->scan_recompute) pg_mark_scan_states(p->f);
-    int knob[1];
-    if (opt->bf16 && opt->arch == 90 && opt->swiglu_gemm >= 0 && !(codegen_knob_ints("VMC_HOPPER_GEMM", knob, 1) && knob[0] == 0))
-        pass_mark_swiglu(p->f, opt->swiglu_gemm == 2);
+    if (opt->bf16 && opt->swiglu_gemm >= 0 && pg_hopper_gemm(p)) pass_mark_swiglu(p->f, opt->swiglu_gemm == 2);
     p->params_constant = true;   /* (no ASSIGN: an inference step) */
     for (int k = 0; k < p->f->ngroups; k++) p->params_constant &= p->f->groups[k].kind != GK_ASSIGN;
     p->f->reuse_delay = p->params_constant || opt->reuse_delay == PROGRAM_REUSE_AT_ONCE ? 0

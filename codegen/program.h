@@ -60,7 +60,7 @@ typedef struct Launch {
     bool bf16_cast;             /* LK_KERNEL: a GEMM operand's cast to bf16 (args: source, workspace copy) */
     int swiglu_id;              /* > 0: SwiGLU launch number swiglu_id (program_swiglu.c), that is the launch whose
                                  * gemm.swiglu is set or one of the launches it stands for (launch_swiglu_part); the
-                                 * runtime runs either (cuda_gemm.c plan_swiglu), floors count the one launch */
+                                 * runtime runs either (runtime/cuda_swiglu.c), floors count the one launch */
     bool once;                  /* not part of the step: runs before it whenever the parameters may have changed
                                  * (a program that never writes its parameters keeps their bf16 copies) */
     BufRef dst, src;

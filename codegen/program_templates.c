@@ -448,16 +448,21 @@ void pg_mark_scan_states(Fusion *f) {
     }
 }
 
-/* A skinny bf16 product (template.h) also gets vmc's own kernel, and on Hopper (sm_90) a Linear's forward product
- * A B^T that is not skinny gets the Hopper GEMM (hopper_gemm.cuh; VMC_HOPPER_GEMM=0: not); the runtime times it
- * against cuBLASLt's algorithms and runs the faster where it agrees with cuBLASLt. Identical instantiations share a
- * module. Split-K partials go to the GEMM workspace of the stream it runs on, as cuBLASLt's would. (The Hopper
- * kernel takes the first four of the launch's five arguments: A, B, C, acc.) */
 int pg_align_of(int64_t offset) {   /* the power of two (at most 16) dividing an arena offset */
     int a = 16;
     while (offset % a) a /= 2;
     return a;
 }
+bool pg_hopper_gemm(const Program *p) {
+    int knob[1];
+    return p->opt.arch == 90 && !(codegen_knob_ints("VMC_HOPPER_GEMM", knob, 1) && knob[0] == 0);
+}
+
+/* A skinny bf16 product (template.h) also gets vmc's own kernel, and on Hopper (sm_90) a Linear's forward product
+ * A B^T that is not skinny gets the Hopper GEMM (hopper_gemm.cuh; VMC_HOPPER_GEMM=0: not); the runtime times it
+ * against cuBLASLt's algorithms and runs the faster where it agrees with cuBLASLt. Identical instantiations share a
+ * module. Split-K partials go to the GEMM workspace of the stream it runs on, as cuBLASLt's would. (The Hopper
+ * kernel takes the first four of the launch's five arguments: A, B, C, acc.) */
 void pg_own_gemm(Program *p, SeenSet *seen, int launch) {
     Launch *l = &p->launches[launch];
     const GemmDesc *d = &l->gemm;
@@ -467,8 +472,7 @@ void pg_own_gemm(Program *p, SeenSet *seen, int launch) {
                         .a_off = d->a.offset / 2 % 8, .b_off = d->b.offset / 2 % 8,   /* (arenas: 256-aligned) */
                         .c_align = c_align < acc_align ? c_align : acc_align};
     SkinnyGemmLaunch sl = {0};
-    int knob[1];
-    const bool sm90 = p->opt.arch == 90 && !(codegen_knob_ints("VMC_HOPPER_GEMM", knob, 1) && knob[0] == 0);
+    const bool sm90 = pg_hopper_gemm(p);
     /* Tall products that are skinny in N or K only (the mixer's x_proj and dt_proj forwards: N = 80, K = 48) stream
      * A or C through the Hopper GEMM (128 columns a CTA where N is small) rather than the skinny kernel */
     const bool tall = sm90 && s.M >= 4096 && ((s.N <= 128 && s.K >= 256) || (s.K <= 128 && s.N >= 256));

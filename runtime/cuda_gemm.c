@@ -281,11 +281,9 @@ void cuda_exec_own_gemms(const Exec *e, int *own, int *eligible) {
 
 void cuda_exec_swiglu(const Exec *e, int *one, int *all) {
     const Cuda *c = (const Cuda *)e;
-    *one = *all = 0;
-    for (int k = 1; k <= c->p->nswiglu; k++) {
-        ++*all;
-        *one += c->swiglu_own[k];
-    }
+    *all = c->p->nswiglu;
+    *one = 0;
+    for (int k = 1; k <= c->p->nswiglu; k++) *one += c->swiglu_own[k];
 }
 
 /* ---------------------------------------------------------------- GEMM peak */

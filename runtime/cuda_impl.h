@@ -85,7 +85,7 @@ static inline bool cx_skipped(const Cuda *c, int k) {
     return l->swiglu_id > 0 && c->swiglu_own[l->swiglu_id] == launch_swiglu_part(l);
 }
 
-/* cuda_swiglu.c: sets c->gemm[k].own for SwiGLU launch k (GemmDesc.swiglu): its own kernel where it agrees with the
+/* cuda_swiglu.c: chooses for SwiGLU launch k (GemmDesc.swiglu; c->swiglu_own): its own kernel where it agrees with the
  * launches it stands for on random operands and (tune) is faster than they are together; VMC_OWN_GEMM's 0, 2 and 3
  * as for the own GEMM kernels. log: the times, as VMC_GEMM_LOG prints them. */
 void cx_plan_swiglu(Cuda *c, int k, bool tune, bool log);

@@ -97,7 +97,7 @@ void cx_plan_swiglu(Cuda *c, int k, bool tune, bool log) {
         if (c->p->launches[j].kind != LK_GEMM || !e->swiglu || e->M != d->M || e->N != d->N || e->K != d->K ||
             e->products != d->products)
             continue;
-        own = c->gemm[j].own;
+        own = c->swiglu_own[c->p->launches[j].swiglu_id];
         decided = true;
     }
     if (!decided) {
@@ -116,6 +116,6 @@ void cx_plan_swiglu(Cuda *c, int k, bool tune, bool log) {
                         1e3 * ms_parts / GEMM_TUNE_REPS, 1e3 * ms_own / GEMM_TUNE_REPS, own ? "one kernel" : "three");
         }
     }
-    c->gemm[k].own = own;
+    c->gemm[k].own = true;   /* (it runs only where chosen, and then as its own kernel) */
     c->swiglu_own[l->swiglu_id] = own;
 }
