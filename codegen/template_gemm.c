@@ -192,9 +192,12 @@ static char *hopper_instance(const SkinnyGemmSpec *s, bool dual, bool products, 
     const int ctas = tile_n == 128 && 2 * (smem + 1024) <= 233472 ? 2 : 1;
     /* Persistent: as many CTAs as an H100 SXM or H200 runs at once (132 SMs; on fewer SMs some wait for a first
      * one to end), each taking tiles in turn (VMC_HOPPER_GEMM_PERSIST=N: N CTAs; =0: a CTA a tile). */
-    /* VMC_HOPPER_GEMM_CLUSTER=2 (not yet run on a GPU): clusters of two CTAs whose tiles share B's columns, each
-     * loading half of B's slices for both by TMA multicast (hopper_gemm.cuh HG_CLUSTER) */
-    const int cluster = codegen_knob_ints("VMC_HOPPER_GEMM_CLUSTER", v, 1) && v[0] == 2 ? 2 : 1;
+    /* Clusters of two CTAs whose tiles share B's columns, each loading half of B's slices for both by TMA multicast
+     * (hopper_gemm.cuh HG_CLUSTER), where C has two row tiles or more; VMC_HOPPER_GEMM_CLUSTER=1: single CTAs.
+     * H100, ms a call (test_scan_gpu --bench-gemm): 8192^3 1.356 against 1.694, 25216x2048x768 0.115 against 0.118,
+     * SwiGLU there 0.242 against 0.250 (0.285 against 0.300 with the products), 18432x768x768 0.044 against 0.043. */
+    const bool single = codegen_knob_ints("VMC_HOPPER_GEMM_CLUSTER", v, 1) && v[0] == 1;
+    const int cluster = !single && s->M > 128 ? 2 : 1;
     const int64_t tiles = cdiv64(s->N, bn) * cdiv64(cdiv64(s->M, 128), cluster) * cluster;   /* (whole clusters) */
     if (tiles >= lim) return NULL;
     int64_t resident = 132 * ctas;
@@ -215,6 +218,7 @@ static char *hopper_instance(const SkinnyGemmSpec *s, bool dual, bool products, 
     l->grid[0] = (unsigned)(persist ? resident : tiles); l->grid[1] = l->grid[2] = 1;
     l->block[0] = ctas == 2 ? 288 : 384; l->block[1] = l->block[2] = 1;   /* (hopper_gemm.cuh HG_THREADS) */
     l->smem = (unsigned)smem;
+    l->cluster = (unsigned)cluster;
     l->tma_rows[0] = 128;
     l->tma_rows[1] = (unsigned)(bn / cluster);   /* (in a cluster each CTA loads half of B's rows) */
     if (dual) l->tma_rows[2] = (unsigned)(bn / cluster);

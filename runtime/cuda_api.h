@@ -24,14 +24,15 @@
     X(cuGraphExecDestroy) X(cuGraphDestroy) X(cuGraphGetNodes) X(cuGraphNodeGetType)                             \
     X(cuGraphKernelNodeGetAttribute) X(cuEventCreate) X(cuEventDestroy) X(cuEventRecord) X(cuEventSynchronize)   \
     X(cuEventQuery) X(cuEventElapsedTime) X(cuLaunchKernelEx) X(cuStreamSetAttribute)                            \
-    X(cuCtxGetStreamPriorityRange) X(cuDeviceGetPCIBusId) X(cuTensorMapEncodeTiled)
+    X(cuCtxGetStreamPriorityRange) X(cuDeviceGetPCIBusId) X(cuTensorMapEncodeTiled)    \
+    X(cuOccupancyMaxActiveClusters)
 
 #define CUBLASLT_FUNCS(X)                                                                                        \
     X(cublasLtCreate) X(cublasLtDestroy) X(cublasLtGetVersion) X(cublasLtGetStatusName) X(cublasLtGetStatusString) \
     X(cublasLtMatmul) X(cublasLtMatmulDescCreate) X(cublasLtMatmulDescDestroy) X(cublasLtMatmulDescSetAttribute)   \
     X(cublasLtMatrixLayoutCreate) X(cublasLtMatrixLayoutDestroy) X(cublasLtMatrixLayoutSetAttribute)               \
     X(cublasLtMatmulPreferenceCreate) X(cublasLtMatmulPreferenceDestroy)                                           \
-    X(cublasLtMatmulPreferenceSetAttribute) X(cublasLtMatmulAlgoGetHeuristic)
+    X(cublasLtMatmulPreferenceSetAttribute) X(cublasLtMatmulAlgoGetHeuristic) X(cublasLtMatmulAlgoConfigGetAttribute)
 
 #define CUDA_API_MEMBER_(f) __typeof__(f) *f;
 typedef struct CudaApi {

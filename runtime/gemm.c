@@ -128,6 +128,21 @@ static Plan *find_plan(Gemm *g, const GemmDesc *d) {
     return p;
 }
 
+void gemm_describe(Gemm *g, const GemmDesc *d, char *buf, size_t n) {
+    const CublasLtApi *lt = cublaslt_api();
+    const cublasLtMatmulAlgoConfigAttributes_t attr[6] = {
+        CUBLASLT_ALGO_CONFIG_ID, CUBLASLT_ALGO_CONFIG_TILE_ID, CUBLASLT_ALGO_CONFIG_STAGES_ID,
+        CUBLASLT_ALGO_CONFIG_CLUSTER_SHAPE_ID, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, CUBLASLT_ALGO_CONFIG_CTA_SWIZZLING};
+    uint32_t v[6] = {0};
+    const Plan *p = find_plan(g, d);
+    for (int i = 0; i < 6; i++) {
+        size_t got = 0;
+        if (lt->cublasLtMatmulAlgoConfigGetAttribute(&p->algo, attr[i], &v[i], sizeof v[i], &got) != CUBLAS_STATUS_SUCCESS)
+            v[i] = 0xffffffffu;
+    }
+    snprintf(buf, n, "algo %u tile %u stages %u cluster %u split-K %u swizzle %u", v[0], v[1], v[2], v[3], v[4], v[5]);
+}
+
 void gemm_run(Gemm *g, const GemmDesc *d, CUdeviceptr A, CUdeviceptr B, CUdeviceptr C, CUdeviceptr bias,
               float alpha, float beta, CUstream stream) {
     const CublasLtApi *lt = cublaslt_api();

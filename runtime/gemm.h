@@ -29,5 +29,9 @@ void  gemm_free(Gemm *g);
 void gemm_run(Gemm *g, const GemmDesc *d, CUdeviceptr A, CUdeviceptr B, CUdeviceptr C, CUdeviceptr bias,
               float alpha, float beta, CUstream stream);
 
+/* The algorithm cuBLASLt runs for d (planned by an earlier gemm_run), as its config numbers (cublasLt.h: algo id,
+ * tile, stages, cluster shape, split-K, CTA swizzling), into buf; for benches. */
+void gemm_describe(Gemm *g, const GemmDesc *d, char *buf, size_t n);
+
 /* Distinct descriptors planned so far (for tests and logs). */
 int gemm_plans(const Gemm *g);

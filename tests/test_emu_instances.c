@@ -248,16 +248,17 @@ static void check_hopper_gemms(void) {
                       0, true);
     check_gemm_kernel("hopper, K = 48: 300x264x48", (SkinnyGemmSpec){.M = 300, .N = 264, .K = 48, .lda = 48, .ldb = 48,
                       .tb = true, .c_bf16 = true, .alpha = 1, .c_align = 16}, 0, true);
-    /* clusters of two CTAs sharing B's slices by TMA multicast (VMC_HOPPER_GEMM_CLUSTER=2): an odd count of row
-     * tiles (the last pair's second tile past M), persistent pairs taking several units through a 2-stage ring, the
-     * staged and the TMA-stored epilogues, SwiGLU with its products */
-    setenv("VMC_HOPPER_GEMM_CLUSTER", "2", 1);
-    check_gemm_kernel("hopper, clusters of 2: 300x520x200 + acc", (SkinnyGemmSpec){.M = 300, .N = 520, .K = 200,
+    /* The checks above run in clusters of two CTAs sharing B's slices by TMA multicast (the default where C has two
+     * row tiles or more; 300 rows: an odd count, the last pair's second tile past M). Single CTAs
+     * (VMC_HOPPER_GEMM_CLUSTER=1): a CTA a tile with acc, 3 persistent CTAs through a 2-stage ring, SwiGLU with its
+     * products */
+    setenv("VMC_HOPPER_GEMM_CLUSTER", "1", 1);
+    check_gemm_kernel("hopper, single CTAs: 300x520x200 + acc", (SkinnyGemmSpec){.M = 300, .N = 520, .K = 200,
                       .lda = 200, .ldb = 200, .tb = true, .acc = true, .c_bf16 = true, .alpha = 1, .c_align = 16}, 0, true);
-    setenv("VMC_HOPPER_GEMM_PERSIST", "2", 1);
+    setenv("VMC_HOPPER_GEMM_PERSIST", "3", 1);
     setenv("VMC_HOPPER_GEMM_STAGES", "2", 1);
-    check_gemm_kernel("hopper, clusters of 2, persistent: 300x520x200", bf16_c, 0, true);
-    check_swiglu("swiglu, clusters of 2, persistent + products", sw, true);
+    check_gemm_kernel("hopper, single CTAs, persistent: 300x520x200", bf16_c, 0, true);
+    check_swiglu("swiglu, single CTAs, persistent + products", sw, true);
     unsetenv("VMC_HOPPER_GEMM_PERSIST");
     unsetenv("VMC_HOPPER_GEMM_STAGES");
     unsetenv("VMC_HOPPER_GEMM_CLUSTER");

@@ -240,11 +240,15 @@ static void hopper_gemm(void) {
            !pv.spill_stores, "hopper GEMM stored by TMA: C tensor map %u, %d B spilled", lv.tma_rows[2], pv.spill_stores);
     EXPECT(hopper_variant("VMC_HOPPER_GEMM_STORE", "0", &specs[0], &lv, &pv) && lv.tma_rows[2] == 0 &&
            !pv.spill_stores, "hopper GEMM staged stores: C tensor map %u, %d B spilled", lv.tma_rows[2], pv.spill_stores);
-    /* clusters of two CTAs (VMC_HOPPER_GEMM_CLUSTER=2): B's tensor map in half tiles, the multicast, cluster barrier
-     * and remote arrivals accepted by ptxas */
+    /* clusters of two CTAs (the default): B's tensor map in half tiles, the multicast, cluster barrier and remote
+     * arrivals accepted by ptxas; VMC_HOPPER_GEMM_CLUSTER=1: single CTAs loading whole B tiles */
     EXPECT(hopper_variant("VMC_HOPPER_GEMM_CLUSTER", "2", &specs[0], &lv, &pv) && lv.tma_rows[1] == 128 &&
-           lv.grid[0] % 2 == 0 && !pv.spill_stores, "hopper GEMM in clusters of 2: B boxes of %u rows, grid %u, %d B spilled",
-           lv.tma_rows[1], lv.grid[0], pv.spill_stores);
+           lv.cluster == 2 && lv.grid[0] % 2 == 0 && !pv.spill_stores,
+           "hopper GEMM in clusters of 2: B boxes of %u rows, grid %u, %d B spilled", lv.tma_rows[1], lv.grid[0],
+           pv.spill_stores);
+    EXPECT(hopper_variant("VMC_HOPPER_GEMM_CLUSTER", "1", &specs[0], &lv, &pv) && lv.tma_rows[1] == 256 &&
+           lv.cluster == 1 && !pv.spill_stores, "hopper GEMM in single CTAs: B boxes of %u rows, %d B spilled",
+           lv.tma_rows[1], pv.spill_stores);
     /* 128 x 128 tiles: two CTAs of 288 threads an SM, so at most 112 registers a thread */
     EXPECT(hopper_variant("VMC_HOPPER_GEMM", "1,128", &specs[0], &lv, &pv) && lv.block[0] == 288 &&
            !pv.spill_stores && pv.registers <= 112, "hopper GEMM 128 x 128: %u threads, %d registers, %d B spilled",

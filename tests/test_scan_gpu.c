@@ -771,6 +771,16 @@ static void bench_hopper_gemm(int M, int N, int K) {
     const double flop = 2.0 * M * N * K;
     printf("| gemm %dx%dx%d A B^T bf16 | hopper %.3f ms | %.0f TFLOP/s | cuBLASLt %.3f ms | %.0f TFLOP/s |\n", M, N, K, th,
            flop / th / 1e9, tl, flop / tl / 1e9);
+    char what[160];
+    gemm_describe(g, &cl.d, what, sizeof what);
+    printf("  cuBLASLt's %s\n", what);
+    if (l.cluster > 1) {   /* a persistent grid of more clusters than run at once waits for a second round */
+        CUlaunchConfig cfg = {.gridDimX = l.grid[0], .gridDimY = 1, .gridDimZ = 1, .blockDimX = l.block[0],
+                              .blockDimY = 1, .blockDimZ = 1, .sharedMemBytes = l.smem, .hStream = stream};
+        int resident = 0;
+        CU_CHECK(cu->cuOccupancyMaxActiveClusters(&resident, k.fn, &cfg));
+        printf("  clusters of %u: %d resident at once, the grid %u CTAs\n", l.cluster, resident, l.grid[0]);
+    }
     gemm_free(g);
     CUdeviceptr all[3] = {a, b, c};
     for (int i = 0; i < 3; i++) CU_CHECK(cu->cuMemFree(all[i]));

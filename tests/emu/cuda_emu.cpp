@@ -101,7 +101,7 @@ static float wgmma_elem(const unsigned char *smem, unsigned long long desc, int 
 // columns 8 j + 2 (l % 4) + 0..1, and d[4j+2 .. 4j+3] 8 rows below (PTX ISA "wgmma .m64nNk16" D fragments).
 void emu_wgmma_bf16(float *d, int n, const unsigned char *smem, unsigned long long da, unsigned long long db,
                     bool accumulate) {
-    const int t = flat_tid() % 128, w = t / 32, l = t % 32;
+    const int t = (int)(threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z)) % 128, w = t / 32, l = t % 32;
     for (int i = 0; i < n / 2; i++) {
         const int row = 16 * w + l / 4 + 8 * ((i % 4) / 2), col = 8 * (i / 4) + 2 * (l % 4) + i % 2;
         double s = 0;
@@ -264,7 +264,12 @@ void emu_tma_store_2d(const EmuTmap *map, int c0, int r0, const void *src) {
 static pthread_barrier_t block_bar[EMU_CLUSTER_MAX], block_end, cluster_bar, warp_bar[32], wg_bar[8];
 static void block_sync() { pthread_barrier_wait(&block_bar[cluster_rank]); }
 void emu_cluster_sync() { pthread_barrier_wait(&cluster_bar); }
-void emu_wgmma_commit() { pthread_barrier_wait(&wg_bar[flat_tid() / 128]); }
+// A warpgroup: 128 threads of one CTA (a CTA of 288 threads has two and a lone warp; its rank's come after them).
+static int wg_per_cta() { return (int)(blockDim.x * blockDim.y * blockDim.z + 127) / 128; }
+void emu_wgmma_commit() {
+    const int t = (int)(threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z));
+    pthread_barrier_wait(&wg_bar[(int)cluster_rank * wg_per_cta() + t / 128]);
+}
 static void warp_sync(int w) { pthread_barrier_wait(&warp_bar[w]); }
 
 // Each thread of the block runs every block of the grid in turn; a barrier after each keeps them in step
@@ -300,7 +305,7 @@ void emu_launch_cluster(dim3 grid, dim3 block, unsigned cluster, const std::func
     pthread_barrier_init(&block_end, nullptr, (unsigned)all);
     pthread_barrier_init(&cluster_bar, nullptr, (unsigned)all);
     for (int w = 0; w < all / 32; w++) pthread_barrier_init(&warp_bar[w], nullptr, 32);
-    for (int g = 0; g < all / 128; g++) pthread_barrier_init(&wg_bar[g], nullptr, 128);
+    for (int g = 0; g < (int)cluster * wg_per_cta(); g++) pthread_barrier_init(&wg_bar[g], nullptr, 128);
     for (int i = 0; i < all; i++) {
         const unsigned t = (unsigned)(i % n);
         args[(size_t)i] = {{t % block.x, (t / block.x) % block.y, t / (block.x * block.y)}, (unsigned)(i / n), &body};
@@ -315,7 +320,7 @@ void emu_launch_cluster(dim3 grid, dim3 block, unsigned cluster, const std::func
     pthread_barrier_destroy(&block_end);
     pthread_barrier_destroy(&cluster_bar);
     for (int w = 0; w < all / 32; w++) pthread_barrier_destroy(&warp_bar[w]);
-    for (int g = 0; g < all / 128; g++) pthread_barrier_destroy(&wg_bar[g]);
+    for (int g = 0; g < (int)cluster * wg_per_cta(); g++) pthread_barrier_destroy(&wg_bar[g]);
     cluster_size = 1;
     for (unsigned r = 0; r < cluster; r++) dyn_base[r] = nullptr;
 }
