@@ -103,8 +103,9 @@ typedef struct ProgramOptions {
     bool exact_view_deps;       /* a view orders launches by its own range, not its owner's whole buffer (Access;
                                  * VMC_EXACT_DEPS=1; off: no faster on an H100, README) */
     int swiglu_gemm;            /* SwiGLU's two products and gate as one launch, on sm_90 with bf16 operands
-                                 * (program_swiglu.c): 0 where nothing else reads the products (inference), 2 also
-                                 * where the backward does (VMC_SWIGLU_GEMM=2), -1 never (VMC_SWIGLU_GEMM=0) */
+                                 * (program_swiglu.c): 0 where nothing else reads the products (inference;
+                                 * VMC_SWIGLU_GEMM=1), 2 also where the backward does (the products written too;
+                                 * the environment's default), -1 never (VMC_SWIGLU_GEMM=0) */
     int reuse_delay;            /* Fusion.reuse_delay: groups an activation's memory stays reserved after its last
                                  * reader in a training step; 0 (unset): PROGRAM_REUSE_DELAY;
                                  * PROGRAM_REUSE_AT_ONCE: none */

@@ -5,6 +5,6 @@
 #include "program.h"
 
 /* Sets po's fields from VMC_INTO_PLACE=0, VMC_CONV_MULTI=0, VMC_CONV_MULTI_BWD=0, VMC_ZERO_MERGE=0,
- * VMC_SWIGLU_GEMM=0 (each undoes a default), VMC_SWIGLU_GEMM=2 and VMC_EXACT_DEPS=1; unset variables leave the
- * defaults. */
+ * VMC_SWIGLU_GEMM=0 or 1 (each undoes a default; SwiGLU's one launch never, or only where nothing else reads the
+ * products) and VMC_EXACT_DEPS=1; unset variables leave the defaults (SwiGLU's one launch in training too). */
 void program_knobs_from_env(ProgramOptions *po);

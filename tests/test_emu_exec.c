@@ -104,6 +104,7 @@ int main(int argc, char **argv) {
     printf("tiny_ft, fp32: loss and every gradient\n");
     grads(m, "tiny_ft", 1e-5);
     bf16 = attn_fast = true;
+    swiglu_launches = 4;   /* SwiGLU's gate with its products in one launch, the products written for the backward */
     printf("tiny_pretrain, bf16 GEMM operands (the decoder's attention on the tensor-core path, 60 query rows)\n");
     grads(m, "tiny_pretrain", 1e-1);
     attn_fast = false;
@@ -120,18 +121,17 @@ int main(int argc, char **argv) {
     printf("tiny_ft, bf16, --scan-recompute\n");
     grads(m, "tiny_ft", 1e-1);
     scan_recompute = false;
-    /* SwiGLU's gate with its two products in one launch: in a forward step (they are not written) and, with
-     * VMC_SWIGLU_GEMM=2, in a training step (they are, for the backward) */
-    swiglu_launches = 4;
+    /* SwiGLU's gate with its two products in one launch in a forward step (they are not written); with
+     * VMC_SWIGLU_GEMM=1 training computes them by their own GEMMs for the backward, and the gate apart */
     printf("tiny_ft, bf16, forward alone: SwiGLU's products and gate as one launch\n");
     forward_only = true;
     bp_forward(m, "tiny_ft", 1e-2, emu);
     forward_only = false;
-    setenv("VMC_SWIGLU_GEMM", "2", 1);
-    printf("tiny_ft, bf16, VMC_SWIGLU_GEMM=2 (the products written for the backward)\n");
+    setenv("VMC_SWIGLU_GEMM", "1", 1);
+    swiglu_launches = 0;
+    printf("tiny_ft, bf16, VMC_SWIGLU_GEMM=1 (SwiGLU's products by their GEMMs in training)\n");
     grads(m, "tiny_ft", 1e-1);
     unsetenv("VMC_SWIGLU_GEMM");
-    swiglu_launches = 0;
     bf16 = false;
     bp_training(m, "tiny_pretrain", 3, emu, (BpHost){host_alloc, free}, NULL);
     dsl_free(m);
@@ -156,6 +156,7 @@ int main(int argc, char **argv) {
     if (!(m = dsl_load(path, &ob, &d))) { fprintf(stderr, "cannot load %s\n", path); return 1; }
     printf("ARM-B fine-tuning at depth 1, batch 1, bf16 GEMM operands\n");
     attn_fast = false;
+    swiglu_launches = 1;   /* (the one block's SwiGLU with its products, at 768 -> 2048 channels) */
     grads(m, "arm_b_ft224", 1e-1);
     printf("ARM-B pretraining at depth 1, batch 1, bf16 GEMM operands\n");
     attn_fast = true;
