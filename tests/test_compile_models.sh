@@ -118,15 +118,17 @@ if [ "$n" != 0 ]; then echo "FAILED: expected 0"; fail=1; fi
 # --dump-launches lists every launch of the step once, in order: as many lines as the summary counts
 "$vmc" compile "$root/models/tiny.vmc" --model tiny_pretrain --train --bf16 --no-nvrtc --dump-launches > "$VMC_CACHE/launches.log" 2>&1
 want=0
-for n in $(grep -oP 'in \K[0-9]+(?= launches)|[0-9]+(?= GEMMs,)|[0-9]+(?= memsets)|[0-9]+(?= copies)' "$VMC_CACHE/launches.log"); do
+for n in $(grep -oP 'in \K[0-9]+(?= launches)|[0-9]+(?= GEMMs,)|[0-9]+(?= memsets)|[0-9]+(?= copies)|[0-9]+(?= SwiGLU launches)' "$VMC_CACHE/launches.log"); do
     want=$((want + n))
 done
 got=$(grep -cE '^L[0-9]+ ' "$VMC_CACHE/launches.log" || true)
 last=$(grep -oE '^L[0-9]+ ' "$VMC_CACHE/launches.log" | tail -1 | tr -d 'L ')
 echo "tiny_pretrain training: --dump-launches lists $got launch(es), the summary counts $want"
 if [ "$got" != "$want" ] || [ "$last" != $((want - 1)) ]; then echo "FAILED: launch list"; fail=1; fi
-# ... and ends with the per-class totals of the step: the launches that are not `once`, and their bytes
-sums=$(awk '/^L[0-9]+ / && !/once, not per step/ {n++; r += $(NF-1); w += $NF} END {printf "%d %.2f %.2f", n, r / 1e3, w / 1e3}' "$VMC_CACHE/launches.log")
+# ... and ends with the per-class totals of the step: the launches that are not `once`, and their bytes (a SwiGLU
+# gate's one launch counted, not the three it stands for, each marked "(or swiglu N)")
+grep -q ' SwiGLU launches' "$VMC_CACHE/launches.log" || { echo "FAILED: no SwiGLU launch in tiny_pretrain's training step"; fail=1; }
+sums=$(awk '/^L[0-9]+ / && !/once, not per step/ && !/\(or swiglu / {n++; r += $(NF-1); w += $NF} END {printf "%d %.2f %.2f", n, r / 1e3, w / 1e3}' "$VMC_CACHE/launches.log")
 total=$(awk '$1 == "total" {printf "%d %.2f %.2f", $2, $3, $4}' "$VMC_CACHE/launches.log")
 echo "tiny_pretrain training: per-class totals '$total', the launch lines sum to '$sums'"
 if [ -z "$total" ] || [ "$total" != "$sums" ]; then echo "FAILED: per-class totals"; fail=1; fi
