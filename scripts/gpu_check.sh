@@ -13,7 +13,7 @@ source "$root/scripts/gpu_env.sh"
 export VMC_CACHE=${VMC_CACHE:-/tmp/vmc-gpu-check-cache}
 export VMC_ROOT=$root   # test_cuda_exec reads models/tiny.vmc from here
 cd "$root"
-log=$(mktemp -d)
+log=${OUT:-$(mktemp -d)}   # (the device machine's \$OUT comes back: the logs with it)
 declare -a rows
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | sed 's/^/gpu: /'
 
@@ -47,6 +47,7 @@ bench() {   # label, then vmc bench arguments
     local label=$1; shift
     echo "== vmc bench $*"
     if VMC_GEMM_LOG=1 "$B/vmc" bench "$@" --top "${BENCH_TOP:-12}" 2>&1 | tee "$log/bench.txt"; then
+        cp "$log/bench.txt" "$log/bench_${3}_$5.txt"   # (model and batch: bench.txt is the next one's)
         local ips ms frac cold warm mem
         ips=$(grep -oP '[0-9.]+(?= images/s)' "$log/bench.txt" | head -1)   # sustained (after bench's warm-up)
         burst=$(grep -oP 'right after the first: [0-9.]+ ms, \K[0-9.]+(?= images/s)' "$log/bench.txt" | head -1)
