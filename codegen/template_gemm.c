@@ -179,9 +179,13 @@ static char *hopper_instance(const SkinnyGemmSpec *s, bool dual, bool products, 
      * TMA writes (H100, 25216x2048x768: 0.117 against 0.123 ms staged; 18432x768x768: 0.042 against 0.047).
      * Else C and acc in whole rows through a buffer of two warpgroups' 32 f32 rows of bn + 8 (hg_store_staged)
      * where 4-element vectors fit, unless VMC_HOPPER_GEMM_VEC=0. */
-    const bool store_tma = !(codegen_knob_ints("VMC_HOPPER_GEMM_STORE", v, 1) && v[0] == 0) && s->c_bf16 &&
-                           !s->acc && s->N % 8 == 0 && s->c_align >= 16 && bn % 64 == 0;
-    const bool vec = !dual && !store_tma && !(codegen_knob_ints("VMC_HOPPER_GEMM_VEC", v, 1) && v[0] == 0) &&
+    const int store = codegen_knob_ints("VMC_HOPPER_GEMM_STORE", v, 1) ? v[0] : 1;
+    /* VMC_HOPPER_GEMM_STORE=2 (not yet run on a GPU): a bf16 C without acc stored from registers, 16 bytes a lane
+     * after a transpose within each quad (hopper_gemm.cuh hg_store_regs): no shared memory, so a fourth stage */
+    const bool regs = store == 2 && !dual && s->c_bf16 && !s->acc && s->N % 8 == 0 && s->c_align >= 16 && bn % 32 == 0;
+    const bool store_tma = store != 0 && !regs && s->c_bf16 && !s->acc && s->N % 8 == 0 && s->c_align >= 16 &&
+                           bn % 64 == 0;
+    const bool vec = !dual && !store_tma && !regs && !(codegen_knob_ints("VMC_HOPPER_GEMM_VEC", v, 1) && v[0] == 0) &&
                      s->N % 4 == 0 && s->c_align >= 4 * elem;
     const int epi = store_tma ? 2 * (dual && products ? 2 : 1) * 64 * bn * 2 : vec ? 2 * 32 * (bn + 8) * 4 : 0;
     const int fit = (template_smem_limit(90) - 1024 - 256 - epi) / stage;
@@ -204,13 +208,13 @@ static char *hopper_instance(const SkinnyGemmSpec *s, bool dual, bool products, 
     if (codegen_knob_ints("VMC_HOPPER_GEMM_PERSIST", v, 1) && v[0] >= 0) resident = v[0];
     resident -= resident % cluster;
     const bool persist = resident > 0 && tiles > resident;
-    enum { NDEF = 16 };
+    enum { NDEF = 17 };
     char val[NDEF][40];
     const char *names[NDEF] = {"HG_M", "HG_N", "HG_K", "HG_ALPHA", "HG_ACC", "C_T", "HG_PAIRS", "HG_STAGES",
                                "HG_SMEM_BYTES", "HG_DUAL", "HG_TILE_N", "HG_VEC", "HG_CTAS", "HG_STORE_TMA",
-                               "HG_PRODUCTS", "HG_CLUSTER"};
+                               "HG_PRODUCTS", "HG_CLUSTER", "HG_STORE_REGS"};
     const long long iv[NDEF] = {s->M, s->N, s->K, 0, s->acc, 0, pairs, stages, smem, dual, tile_n, vec, ctas,
-                                store_tma, dual && products, cluster};
+                                store_tma, dual && products, cluster, regs};
     TemplateDef defs[NDEF];
     gemm_defs(defs, val, names, iv, NDEF, 3, s->alpha, 5, s->c_bf16);
     *l = (KernelLaunch){0};

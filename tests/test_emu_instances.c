@@ -219,6 +219,8 @@ static void check_hopper_gemms(void) {
     const SkinnyGemmSpec bf16_c = {.M = 300, .N = 520, .K = 200, .lda = 200, .ldb = 200, .tb = true, .c_bf16 = true,
                                    .alpha = 0.5f, .c_align = 16};
     check_gemm_kernel("hopper persistent, stores by TMA: 300x520x200", bf16_c, 0, true);
+    setenv("VMC_HOPPER_GEMM_STORE", "2", 1);   /* from registers, each quad's 4 x 4 blocks transposed by shuffles */
+    check_gemm_kernel("hopper persistent, stores from registers: 300x520x200", bf16_c, 0, true);
     setenv("VMC_HOPPER_GEMM_STORE", "0", 1);
     check_gemm_kernel("hopper persistent, staged stores: 300x520x200", bf16_c, 0, true);
     unsetenv("VMC_HOPPER_GEMM_STORE");

@@ -240,6 +240,10 @@ static void hopper_gemm(void) {
            !pv.spill_stores, "hopper GEMM stored by TMA: C tensor map %u, %d B spilled", lv.tma_rows[2], pv.spill_stores);
     EXPECT(hopper_variant("VMC_HOPPER_GEMM_STORE", "0", &specs[0], &lv, &pv) && lv.tma_rows[2] == 0 &&
            !pv.spill_stores, "hopper GEMM staged stores: C tensor map %u, %d B spilled", lv.tma_rows[2], pv.spill_stores);
+    /* ... or from registers (VMC_HOPPER_GEMM_STORE=2): no shared memory but the stages, 4 of them */
+    EXPECT(hopper_variant("VMC_HOPPER_GEMM_STORE", "2", &specs[0], &lv, &pv) && lv.tma_rows[2] == 0 &&
+           lv.smem == 4 * 49152 + 1280 && !pv.spill_stores, "hopper GEMM stored from registers: %u B shared, %d B spilled",
+           lv.smem, pv.spill_stores);
     /* clusters of two CTAs (the default): B's tensor map in half tiles, the multicast, cluster barrier and remote
      * arrivals accepted by ptxas; VMC_HOPPER_GEMM_CLUSTER=1: single CTAs loading whole B tiles */
     EXPECT(hopper_variant("VMC_HOPPER_GEMM_CLUSTER", "2", &specs[0], &lv, &pv) && lv.tma_rows[1] == 128 &&

@@ -875,6 +875,8 @@ int main(int argc, char **argv) {
             char *kept = store ? strdup(store) : NULL;
             setenv("VMC_HOPPER_GEMM_STORE", "0", 1);                 /* the same through the f32 staging buffer */
             check_hopper_gemm(300, 520, 1000, false, DT_BF16, 35);
+            setenv("VMC_HOPPER_GEMM_STORE", "2", 1);                 /* and from registers, 4 stages */
+            check_hopper_gemm(300, 520, 1000, false, DT_BF16, 38);
             if (kept) setenv("VMC_HOPPER_GEMM_STORE", kept, 1);
             else unsetenv("VMC_HOPPER_GEMM_STORE");
             free(kept);

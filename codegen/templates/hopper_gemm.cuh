@@ -39,6 +39,9 @@
 #ifndef HG_STORE_TMA
 #define HG_STORE_TMA 0
 #endif
+#ifndef HG_STORE_REGS
+#define HG_STORE_REGS 0                    // a bf16 C without acc stored from registers, 16 bytes a lane (below)
+#endif
 #ifndef HG_PRODUCTS
 #define HG_PRODUCTS 0                      // HG_DUAL: the two products are outputs too
 #endif
@@ -259,6 +262,49 @@ static __device__ __forceinline__ void hg_store_staged(unsigned char *epi, int m
 #endif
 #endif
 
+#if HG_STORE_REGS
+static_assert(!HG_ACC && !HG_VEC && !HG_STORE_TMA && !HG_DUAL && HG_BN % 32 == 0 && HG_N % 8 == 0,
+              "hopper GEMM: stores from registers of a bf16 C without acc");
+// One round of a 4 x 4 transpose within each quad of lanes (bit B of the lane and of the index): the lane keeps the
+// two values whose index bit B equals its own and gets the partner's other two.
+template <int B> static __device__ __forceinline__ void hg_quad_round(unsigned *v, bool hi) {
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        if (i & B) continue;
+        const unsigned give = hi ? v[i] : v[i | B];
+        const unsigned got = __float_as_uint(__shfl_xor_sync(0xffffffffu, __uint_as_float(give), B));
+        if (hi) v[i] = got;
+        else v[i | B] = got;
+    }
+}
+// The consumers' tile stored straight from registers (HG_STORE_REGS): a lane holds two columns of each 8 of its
+// rows (wgmma's D places); each quad transposes its 4 x 4 blocks of bf16 pairs (two xor-shuffle rounds), so that a
+// lane holds 8 consecutive columns: one 16-byte store, a quad's 64 contiguous bytes of a row. No shared memory, so
+// the stages take it all (4 of 48 KB, against 3 beside the TMA stores' buffer).
+static __device__ __forceinline__ void hg_store_regs(int m0, int n0, const float *d, bf16 *__restrict__ C) {
+    const int wg = threadIdx.x / 128, w = threadIdx.x % 128 / 32, l = threadIdx.x % 32, q = l % 4;
+#pragma unroll
+    for (int h = 0; h < 2; h++) {
+        const int row = m0 + wg * 64 + w * 16 + l / 4 + 8 * h;
+#pragma unroll
+        for (int g = 0; g < HG_BN / 32; g++) {   // columns 32 g .. 32 g + 31 of the tile: 4 groups of 8
+            unsigned v[4];
+#pragma unroll
+            for (int i = 0; i < 4; i++) {   // group 4 g + i, this lane's columns 2 q, 2 q + 1 of it
+                const int j = 4 * g + i;
+                v[i] = (unsigned)from_f32<bf16>(HG_ALPHA * d[4 * j + 2 * h]).x |
+                       (unsigned)from_f32<bf16>(HG_ALPHA * d[4 * j + 2 * h + 1]).x << 16;
+            }
+            hg_quad_round<1>(v, q & 1);
+            hg_quad_round<2>(v, q & 2);   // now v[i]: columns 2 i, 2 i + 1 of group 4 g + q
+            const int col = n0 + 32 * g + 8 * q;
+            if (row < HG_M && col < HG_N)   // (N a multiple of 8: the whole group lies inside)
+                *reinterpret_cast<uint4 *>(C + (size_t)row * HG_N + col) = uint4{v[0], v[1], v[2], v[3]};
+        }
+    }
+}
+#endif
+
 #if HG_STORE_TMA
 static_assert(!HG_ACC && !HG_VEC && HG_BN % 64 == 0, "hopper GEMM: stores by TMA of bf16 C without acc");
 // The consumers' tiles stored by TMA (HG_STORE_TMA; each output a tensor map of bf16 boxes 64 rows by 64 columns):
@@ -324,6 +370,9 @@ vmc_gemm_hopper(const __grid_constant__ VmcTmap A, const __grid_constant__ VmcTm
     hg_run(raw, &A, Bs, [&](int m0, int n0, float (*d)[HG_BN / 2], unsigned char *epi) {
 #if HG_VEC
         hg_store_staged(epi, m0, n0, d[0], C, acc);
+        return;
+#elif HG_STORE_REGS
+        hg_store_regs(m0, n0, d[0], C);
         return;
 #endif
         hg_for_each_pair(m0, n0, [&](int row, int col, int i) {
