@@ -160,10 +160,10 @@ char *template_gemm_skinny(const SkinnyGemmSpec *s, SkinnyGemmLaunch *out) {
 
 /* hopper_gemm.cuh: 128 x 256 tiles of C (128 x 128 of both products with dual; 128 x 128 where s->tile_n is 128),
  * as many 64-deep slices staged as fit in shared memory beside the epilogue's buffer (3, 209 KB, with a bf16 C
- * stored by TMA; dual: 4, or 3 with the products), one CTA an SM; A and B (and bf16 outputs stored by TMA) passed as
- * tensor maps (KernelLaunch.tma_rows). For tuning runs VMC_HOPPER_GEMM=1,TILE_N (128 or 256 columns a CTA; 128: two
- * CTAs an SM), VMC_HOPPER_GEMM_STAGES=N (2 up to what fits), VMC_HOPPER_GEMM_STORE, VMC_HOPPER_GEMM_VEC and
- * VMC_HOPPER_GEMM_PERSIST (below). */
+ * stored by TMA; dual: 4, or 3 with the products; 4 stored from registers), one CTA an SM, in clusters of two; A and
+ * B (and bf16 outputs stored by TMA) passed as tensor maps (KernelLaunch.tma_rows). For tuning runs
+ * VMC_HOPPER_GEMM=1,TILE_N (128 or 256 columns a CTA; 128: two CTAs an SM), VMC_HOPPER_GEMM_STAGES=N (2 up to what
+ * fits), VMC_HOPPER_GEMM_STORE, VMC_HOPPER_GEMM_VEC, VMC_HOPPER_GEMM_PERSIST and VMC_HOPPER_GEMM_CLUSTER (below). */
 static char *hopper_instance(const SkinnyGemmSpec *s, bool dual, bool products, KernelLaunch *l) {
     const int64_t lim = (int64_t)1 << 31;
     if (s->ta || !s->tb || s->M <= 0 || s->N <= 0 || s->K <= 0 || s->M >= lim || s->N >= lim || s->K >= lim) return NULL;
