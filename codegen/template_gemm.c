@@ -182,12 +182,12 @@ static char *hopper_instance(const SkinnyGemmSpec *s, bool dual, bool products, 
     const int store = codegen_knob_ints("VMC_HOPPER_GEMM_STORE", v, 1) ? v[0] : 1;
     /* VMC_HOPPER_GEMM_STORE=2 (not yet run on a GPU): a bf16 C without acc stored from registers, 16 bytes a lane
      * after a transpose within each quad (hopper_gemm.cuh hg_store_regs): no shared memory, so a fourth stage */
-    const bool regs = store == 2 && !dual && s->c_bf16 && !s->acc && s->N % 8 == 0 && s->c_align >= 16 && bn % 32 == 0;
+    const bool regs = store == 2 && s->c_bf16 && !s->acc && s->N % 8 == 0 && s->c_align >= 16 && bn % 32 == 0;
     const bool store_tma = store != 0 && !regs && s->c_bf16 && !s->acc && s->N % 8 == 0 && s->c_align >= 16 &&
                            bn % 64 == 0;
     const bool vec = !dual && !store_tma && !regs && !(codegen_knob_ints("VMC_HOPPER_GEMM_VEC", v, 1) && v[0] == 0) &&
                      s->N % 4 == 0 && s->c_align >= 4 * elem;
-    const int epi = store_tma ? 2 * (dual && products ? 2 : 1) * 64 * bn * 2 : vec ? 2 * 32 * (bn + 8) * 4 : 0;
+    const int epi = regs ? 0 : store_tma ? 2 * (dual && products ? 2 : 1) * 64 * bn * 2 : vec ? 2 * 32 * (bn + 8) * 4 : 0;
     const int fit = (template_smem_limit(90) - 1024 - 256 - epi) / stage;
     int stages = tile_n == 128 ? (epi ? 2 : 3) : fit < 6 ? fit : 6;   /* 128 x 128: two CTAs an SM */
     if (codegen_knob_ints("VMC_HOPPER_GEMM_STAGES", v, 1) && v[0] >= 2 && v[0] <= fit) stages = v[0];

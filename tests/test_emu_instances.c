@@ -214,6 +214,10 @@ static void check_hopper_gemms(void) {
                                .alpha = 1, .c_align = 16};
     check_swiglu("swiglu persistent, stores by TMA: 300x264x136", sw, false);
     check_swiglu("swiglu persistent, stores by TMA + products", sw, true);
+    setenv("VMC_HOPPER_GEMM_STORE", "2", 1);   /* from registers: H alone, then with the products */
+    check_swiglu("swiglu persistent, stores from registers: 300x264x136", sw, false);
+    check_swiglu("swiglu persistent, stores from registers + products", sw, true);
+    unsetenv("VMC_HOPPER_GEMM_STORE");
     /* a bf16 C stored by TMA from bf16 boxes (the default), each CTA's buffer reused for its next tiles; then the
      * same through the f32 staging buffer (VMC_HOPPER_GEMM_STORE=0) */
     const SkinnyGemmSpec bf16_c = {.M = 300, .N = 520, .K = 200, .lda = 200, .ldb = 200, .tb = true, .c_bf16 = true,

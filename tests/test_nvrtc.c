@@ -258,20 +258,27 @@ static void hopper_gemm(void) {
            !pv.spill_stores && pv.registers <= 112, "hopper GEMM 128 x 128: %u threads, %d registers, %d B spilled",
            lv.block[0], pv.registers, pv.spill_stores);
     printf("hopper GEMM 128 x 128 sm_90a: %d registers\n", pv.registers);
-    KernelLaunch l;   /* SwiGLU's input products in one kernel, ARM-B fine-tuning's shape */
-    char *src = template_gemm_swiglu(&specs[0], true, &l);
-    EXPECT(src, "swiglu refused");
-    NvrtcBinary bin;
-    char err[2048];
-    const bool ok = src && nvrtc_compile(src, l.name, NVRTC_ARCH_SM90A, opts, 1, &bin, err, sizeof err);
-    EXPECT(ok, "swiglu sm_90a: %s", err);
-    PtxasKernel pk[2];
-    const int n = ok && bin.log ? ptxas_parse(bin.log, pk, 2) : 0;
-    EXPECT(n == 1 && !pk[0].spill_stores && !pk[0].stack, "swiglu: %d kernels in ptxas' log", n);
-    EXPECT(!(ok && bin.log && strstr(bin.log, "serialized")), "swiglu: wgmma serialized: %s", bin.log);
-    if (n == 1) printf("swiglu sm_90a: %d registers\n", pk[0].registers);
-    if (ok) nvrtc_binary_free(&bin);
-    free(src);
+    /* SwiGLU's input products in one kernel, ARM-B fine-tuning's shape, writing the products too: stored by TMA
+     * (the default) and from registers (VMC_HOPPER_GEMM_STORE=2: 4 stages, no other shared memory) */
+    for (int regs = 0; regs < 2; regs++) {
+        KernelLaunch l;
+        if (regs) setenv("VMC_HOPPER_GEMM_STORE", "2", 1);
+        char *src = template_gemm_swiglu(&specs[0], true, &l);
+        unsetenv("VMC_HOPPER_GEMM_STORE");
+        EXPECT(src, "swiglu refused");
+        EXPECT(!regs || (l.smem == 4 * 49152 + 1280 && !l.tma_rows[5]), "swiglu from registers: %u B shared", l.smem);
+        NvrtcBinary bin;
+        char err[2048];
+        const bool ok = src && nvrtc_compile(src, l.name, NVRTC_ARCH_SM90A, opts, 1, &bin, err, sizeof err);
+        EXPECT(ok, "swiglu sm_90a: %s", err);
+        PtxasKernel pk[2];
+        const int n = ok && bin.log ? ptxas_parse(bin.log, pk, 2) : 0;
+        EXPECT(n == 1 && !pk[0].spill_stores && !pk[0].stack, "swiglu: %d kernels in ptxas' log", n);
+        EXPECT(!(ok && bin.log && strstr(bin.log, "serialized")), "swiglu: wgmma serialized: %s", bin.log);
+        if (n == 1) printf("swiglu sm_90a%s: %d registers\n", regs ? ", stored from registers" : "", pk[0].registers);
+        if (ok) nvrtc_binary_free(&bin);
+        free(src);
+    }
 }
 
 int main(void) {

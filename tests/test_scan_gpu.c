@@ -885,6 +885,12 @@ int main(int argc, char **argv) {
             check_swiglu_gpu(200, 136, 200, true, 33);    /* stored by TMA */
             check_swiglu_gpu(200, 136, 200, false, 36);
             check_swiglu_gpu(130, 130, 136, true, 37);    /* N % 8 != 0: pairs */
+            kept = getenv("VMC_HOPPER_GEMM_STORE") ? strdup(getenv("VMC_HOPPER_GEMM_STORE")) : NULL;
+            setenv("VMC_HOPPER_GEMM_STORE", "2", 1);       /* from registers, 4 stages */
+            check_swiglu_gpu(200, 136, 200, true, 41);
+            if (kept) setenv("VMC_HOPPER_GEMM_STORE", kept, 1);
+            else unsetenv("VMC_HOPPER_GEMM_STORE");
+            free(kept);
             bench_hopper_gemm(25216, 2048, 768);
             bench_hopper_gemm(18432, 768, 768);
             bench_hopper_gemm(18432, 768, 2048);

@@ -263,7 +263,7 @@ static __device__ __forceinline__ void hg_store_staged(unsigned char *epi, int m
 #endif
 
 #if HG_STORE_REGS
-static_assert(!HG_ACC && !HG_VEC && !HG_STORE_TMA && !HG_DUAL && HG_BN % 32 == 0 && HG_N % 8 == 0,
+static_assert(!HG_ACC && !HG_VEC && !HG_STORE_TMA && HG_BN % 32 == 0 && HG_N % 8 == 0,
               "hopper GEMM: stores from registers of a bf16 C without acc");
 // One round of a 4 x 4 transpose within each quad of lanes (bit B of the lane and of the index): the lane keeps the
 // two values whose index bit B equals its own and gets the partner's other two.
@@ -277,11 +277,12 @@ template <int B> static __device__ __forceinline__ void hg_quad_round(unsigned *
         else v[i | B] = got;
     }
 }
-// The consumers' tile stored straight from registers (HG_STORE_REGS): a lane holds two columns of each 8 of its
-// rows (wgmma's D places); each quad transposes its 4 x 4 blocks of bf16 pairs (two xor-shuffle rounds), so that a
-// lane holds 8 consecutive columns: one 16-byte store, a quad's 64 contiguous bytes of a row. No shared memory, so
-// the stages take it all (4 of 48 KB, against 3 beside the TMA stores' buffer).
-static __device__ __forceinline__ void hg_store_regs(int m0, int n0, const float *d, bf16 *__restrict__ C) {
+// The consumers' tile of output C at (m0, n0) stored straight from registers (HG_STORE_REGS): value(i, col) is the
+// element at accumulator place i, column col of the tile. A lane holds two columns of each 8 of its rows (wgmma's D
+// places); each quad transposes its 4 x 4 blocks of bf16 pairs (two xor-shuffle rounds), so that a lane holds 8
+// consecutive columns: one 16-byte store, a quad's 64 contiguous bytes of a row. No shared memory, so the stages
+// take it all (4 of 48 KB, against 3 beside the TMA stores' buffer).
+template <class V> static __device__ __forceinline__ void hg_store_regs(int m0, int n0, V value, bf16 *__restrict__ C) {
     const int wg = threadIdx.x / 128, w = threadIdx.x % 128 / 32, l = threadIdx.x % 32, q = l % 4;
 #pragma unroll
     for (int h = 0; h < 2; h++) {
@@ -291,9 +292,9 @@ static __device__ __forceinline__ void hg_store_regs(int m0, int n0, const float
             unsigned v[4];
 #pragma unroll
             for (int i = 0; i < 4; i++) {   // group 4 g + i, this lane's columns 2 q, 2 q + 1 of it
-                const int j = 4 * g + i;
-                v[i] = (unsigned)from_f32<bf16>(HG_ALPHA * d[4 * j + 2 * h]).x |
-                       (unsigned)from_f32<bf16>(HG_ALPHA * d[4 * j + 2 * h + 1]).x << 16;
+                const int j = 4 * g + i, c = 8 * j + 2 * q;
+                v[i] = (unsigned)from_f32<bf16>(value(4 * j + 2 * h, c)).x |
+                       (unsigned)from_f32<bf16>(value(4 * j + 2 * h + 1, c + 1)).x << 16;
             }
             hg_quad_round<1>(v, q & 1);
             hg_quad_round<2>(v, q & 2);   // now v[i]: columns 2 i, 2 i + 1 of group 4 g + q
@@ -372,7 +373,7 @@ vmc_gemm_hopper(const __grid_constant__ VmcTmap A, const __grid_constant__ VmcTm
         hg_store_staged(epi, m0, n0, d[0], C, acc);
         return;
 #elif HG_STORE_REGS
-        hg_store_regs(m0, n0, d[0], C);
+        hg_store_regs(m0, n0, [&](int i, int) { return HG_ALPHA * d[0][i]; }, C);
         return;
 #endif
         hg_for_each_pair(m0, n0, [&](int row, int col, int i) {
@@ -434,6 +435,17 @@ vmc_gemm_swiglu(const __grid_constant__ VmcTmap A, const __grid_constant__ VmcTm
         }, &H);
     });
     if (threadIdx.x % 128 == 0) vmc_tma_store_wait<0>();   // (the buffers stay until the stores have read them)
+#elif HG_STORE_REGS
+    hg_run(raw, &A, Bs, [&](int m0, int n0, float (*d)[HG_BN / 2], unsigned char *) {
+        if (HG_PRODUCTS) {
+            hg_store_regs(m0, n0, [&](int i, int) { return d[0][i]; }, P1);
+            hg_store_regs(m0, n0, [&](int i, int) { return d[1][i]; }, P2);
+        }
+        hg_store_regs(m0, n0, [&](int i, int col) {
+            const bool in = n0 + col < HG_N;   // (past N: a column not stored)
+            return hg_swiglu(hg_bf16(d[0][i]), hg_bf16(d[1][i]), in ? bias1[n0 + col] : 0.f, in ? bias2[n0 + col] : 0.f);
+        }, H);
+    });
 #else
     hg_run(raw, &A, Bs, [&](int m0, int n0, float (*d)[HG_BN / 2], unsigned char *) { hg_for_each_pair(m0, n0, [&](int row, int col, int i) {
         const size_t at = (size_t)row * HG_N + col;
