@@ -146,7 +146,7 @@ typedef struct SkinnyGemmSpec {
     float alpha;
     int64_t a_off, b_off;      /* element offsets of A and B past a 16-byte-aligned address */
     int c_align;               /* bytes (a power of two, at most 16) both C's and acc's addresses are multiples of */
-    int tile_n;                /* the Hopper GEMM's columns a CTA, 128 or 256 (0: 256, or VMC_HOPPER_GEMM's) */
+    int tile_n;                /* the Hopper GEMM's columns a CTA, 128, 192 or 256 (0: 256, or VMC_HOPPER_GEMM's) */
 } SkinnyGemmSpec;
 typedef struct SkinnyGemmLaunch {
     KernelLaunch k;            /* vmc_gemm_skinny: grid, block, dynamic shared memory */

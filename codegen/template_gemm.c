@@ -158,7 +158,8 @@ char *template_gemm_skinny(const SkinnyGemmSpec *s, SkinnyGemmLaunch *out) {
     return template_instantiate("skinny_gemm.cuh", defs, 23);
 }
 
-/* hopper_gemm.cuh: 128 x 256 tiles of C (128 x 128 of both products with dual; 128 x 128 where s->tile_n is 128),
+/* hopper_gemm.cuh: 128 x 256 tiles of C (128 x 128 of both products with dual; 128 x 128 or 128 x 192 where
+ * s->tile_n says so),
  * as many 64-deep slices staged as fit in shared memory beside the epilogue's buffer (3, 209 KB, with a bf16 C
  * stored by TMA; dual: 4, or 3 with the products; 4 stored from registers), one CTA an SM, in clusters of two; A and
  * B (and bf16 outputs stored by TMA) passed as tensor maps (KernelLaunch.tma_rows). For tuning runs
@@ -169,8 +170,12 @@ static char *hopper_instance(const SkinnyGemmSpec *s, bool dual, bool products, 
     if (s->ta || !s->tb || s->M <= 0 || s->N <= 0 || s->K <= 0 || s->M >= lim || s->N >= lim || s->K >= lim) return NULL;
     if (s->K % 8 || s->lda % 8 || s->ldb % 8 || s->a_off % 8 || s->b_off % 8) return NULL;
     if (dual && (s->acc || !s->c_bf16 || s->alpha != 1.f)) return NULL;
-    int tile_n = s->tile_n == 128 ? 128 : 256, v[2];
-    if (codegen_knob_ints("VMC_HOPPER_GEMM", v, 2) && (v[1] == 128 || v[1] == 256)) tile_n = v[1];   /* 1,TILE_N */
+    int tile_n = s->tile_n == 128 || s->tile_n == 192 ? s->tile_n : 256, v[2];
+    if (codegen_knob_ints("VMC_HOPPER_GEMM", v, 2) && (v[1] == 128 || v[1] == 192 || v[1] == 256)) tile_n = v[1];
+    /* 192 columns a CTA (not yet run on a GPU): stages of 40 KB, so 4 fit beside the TMA stores' 48 KB buffer, and
+     * N = 768 takes 4 column tiles (fewer rounds short of full); for one product with a bf16 C without acc, stored
+     * by TMA or from registers (else 256) */
+    if (tile_n == 192 && (dual || !s->c_bf16 || s->acc || s->N % 8 || s->c_align < 16)) tile_n = 256;
     const int bn = dual ? tile_n / 2 : tile_n, stage = 128 * 64 * 2 + (dual ? 2 : 1) * bn * 64 * 2;
     const int elem = s->c_bf16 ? 2 : 4;
     const bool pairs = s->N % 2 == 0 && s->c_align >= 2 * elem;

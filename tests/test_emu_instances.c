@@ -246,6 +246,18 @@ static void check_hopper_gemms(void) {
                  .lda = 136, .ldb = 136, .tb = true, .c_bf16 = true, .alpha = 1, .c_align = 16}, true);
     check_gemm_kernel("hopper 128x128 tiles, stores by TMA: 200x264x200", (SkinnyGemmSpec){.M = 200, .N = 264,
                       .K = 200, .lda = 200, .ldb = 200, .tb = true, .c_bf16 = true, .alpha = 1, .c_align = 16}, 0, true);
+    /* 128 x 192 tiles (m64n192k16): stored by TMA in pairs, then from registers, persistent through 4 stages; an acc
+     * or an f32 C goes back to 256 columns */
+    setenv("VMC_HOPPER_GEMM", "1,192", 1);
+    unsetenv("VMC_HOPPER_GEMM_STAGES");
+    const SkinnyGemmSpec n576 = {.M = 300, .N = 576, .K = 264, .lda = 264, .ldb = 264, .tb = true, .c_bf16 = true,
+                                 .alpha = 1, .c_align = 16};
+    check_gemm_kernel("hopper 128x192 tiles, stores by TMA: 300x576x264", n576, 0, true);
+    setenv("VMC_HOPPER_GEMM_PERSIST", "2", 1);
+    setenv("VMC_HOPPER_GEMM_STORE", "2", 1);
+    check_gemm_kernel("hopper 128x192 tiles, persistent, stores from registers: 300x576x264", n576, 0, true);
+    unsetenv("VMC_HOPPER_GEMM_STORE");
+    unsetenv("VMC_HOPPER_GEMM_PERSIST");
     unsetenv("VMC_HOPPER_GEMM");
     /* the mixer's tall products that are skinny in N (x_proj: 128 columns a CTA, B's rows past N zero) or in K
      * (dt_proj: one slice, its columns past K zero) */

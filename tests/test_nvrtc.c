@@ -253,6 +253,10 @@ static void hopper_gemm(void) {
     EXPECT(hopper_variant("VMC_HOPPER_GEMM_CLUSTER", "1", &specs[0], &lv, &pv) && lv.tma_rows[1] == 256 &&
            lv.cluster == 1 && !pv.spill_stores, "hopper GEMM in single CTAs: B boxes of %u rows, %d B spilled",
            lv.tma_rows[1], pv.spill_stores);
+    /* 128 x 192 tiles (VMC_HOPPER_GEMM=1,192): m64n192k16, 4 stages of 40 KB beside the TMA stores' 48 KB */
+    EXPECT(hopper_variant("VMC_HOPPER_GEMM", "1,192", &specs[0], &lv, &pv) && lv.smem == 4 * 40960 + 49152 + 1280 &&
+           lv.tma_rows[1] == 96 && !pv.spill_stores, "hopper GEMM 128 x 192: %u B shared, B boxes of %u rows, %d B spilled",
+           lv.smem, lv.tma_rows[1], pv.spill_stores);
     /* 128 x 128 tiles: two CTAs of 288 threads an SM, so at most 112 registers a thread */
     EXPECT(hopper_variant("VMC_HOPPER_GEMM", "1,128", &specs[0], &lv, &pv) && lv.block[0] == 288 &&
            !pv.spill_stores && pv.registers <= 112, "hopper GEMM 128 x 128: %u threads, %d registers, %d B spilled",

@@ -319,13 +319,13 @@ static __device__ __forceinline__ void vmc_wgmma_hold(float *d, int n) {
                    "+f"(d[i + 6]), "+f"(d[i + 7])
 #define VMC_WG_REGS32 "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, " \
                       "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31"
-// D (+)= A B^T of the warpgroup: A a 64 x 16 and B an N x 16 K-major tile (descriptors da, db), N 64, 128 or 256; d: this
+// D (+)= A B^T of the warpgroup: A a 64 x 16 and B an N x 16 K-major tile (descriptors da, db), N 64, 128, 192 or 256; d: this
 // thread's N / 2 accumulators (emu_wgmma_bf16 gives their places). smem: the pointer the descriptor addresses count
 // from under the emulator (unused on the GPU).
 template <int N>
 static __device__ __forceinline__ void vmc_wgmma(float *d, unsigned long long da, unsigned long long db, bool accumulate,
                                                  const unsigned char *smem) {
-    static_assert(N == 64 || N == 128 || N == 256, "vmc_wgmma: n64, n128 or n256");
+    static_assert(N == 64 || N == 128 || N == 192 || N == 256, "vmc_wgmma: n64, n128, n192 or n256");
 #ifdef __CUDA_ARCH__
     (void)smem;
     if constexpr (N == 256)
@@ -336,6 +336,17 @@ static __device__ __forceinline__ void vmc_wgmma(float *d, unsigned long long da
                      : VMC_WG8(0), VMC_WG8(8), VMC_WG8(16), VMC_WG8(24), VMC_WG8(32), VMC_WG8(40), VMC_WG8(48),
                        VMC_WG8(56), VMC_WG8(64), VMC_WG8(72), VMC_WG8(80), VMC_WG8(88), VMC_WG8(96), VMC_WG8(104),
                        VMC_WG8(112), VMC_WG8(120)
+                     : "l"(da), "l"(db), "r"((int)accumulate));
+    else if constexpr (N == 192)
+        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %98, 0;\n"
+                     "wgmma.mma_async.sync.aligned.m64n192k16.f32.bf16.bf16 {" VMC_WG_REGS32 ", "
+                     "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
+                     "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, "
+                     "%64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, "
+                     "%80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95}, "
+                     "%96, %97, p, 1, 1, 0, 0;\n}"
+                     : VMC_WG8(0), VMC_WG8(8), VMC_WG8(16), VMC_WG8(24), VMC_WG8(32), VMC_WG8(40), VMC_WG8(48),
+                       VMC_WG8(56), VMC_WG8(64), VMC_WG8(72), VMC_WG8(80), VMC_WG8(88)
                      : "l"(da), "l"(db), "r"((int)accumulate));
     else if constexpr (N == 128)
         asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
