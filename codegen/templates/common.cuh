@@ -319,8 +319,8 @@ static __device__ __forceinline__ void vmc_wgmma_hold(float *d, int n) {
                    "+f"(d[i + 6]), "+f"(d[i + 7])
 #define VMC_WG_REGS32 "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, " \
                       "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31"
-// D (+)= A B^T of the warpgroup: A a 64 x 16 and B an N x 16 K-major tile (descriptors da, db), N 64, 128, 192 or 256; d: this
-// thread's N / 2 accumulators (emu_wgmma_bf16 gives their places). smem: the pointer the descriptor addresses count
+// D (+)= A B^T of the warpgroup: A a 64 x 16 and B an N x 16 K-major tile (descriptors da, db), N 64, 128, 192 or
+// 256; d: this thread's N / 2 accumulators (emu_wgmma_bf16 gives their places). smem: the pointer the descriptor addresses count
 // from under the emulator (unused on the GPU).
 template <int N>
 static __device__ __forceinline__ void vmc_wgmma(float *d, unsigned long long da, unsigned long long db, bool accumulate,

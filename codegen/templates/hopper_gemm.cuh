@@ -5,8 +5,9 @@
 // Why the targets are not met).
 // Needs HG_M, HG_N, HG_K, HG_ALPHA, HG_ACC (0/1), C_T, HG_PAIRS (C and acc stored two elements at a time: N even,
 // 2-element aligned), HG_VEC (C and acc through shared memory, 4 elements at a time) or HG_STORE_TMA (C stored by
-// TMA), HG_STAGES, HG_TILE_N (128, 192: one product stored by TMA or from registers, or 256), HG_CTAS, HG_CLUSTER (1 or 2, below), HG_SMEM_BYTES; with HG_DUAL,
-// HG_PRODUCTS (the products are outputs too). A and B (and C with HG_STORE_TMA) come as tensor maps (common.cuh
+// TMA) or HG_STORE_REGS (C stored from registers), HG_STAGES, HG_TILE_N (128, 192: one product stored by TMA or from
+// registers, or 256), HG_CTAS, HG_CLUSTER (1 or 2, below), HG_SMEM_BYTES; with HG_DUAL, HG_PRODUCTS (the products are
+// outputs too). A and B (and C with HG_STORE_TMA) come as tensor maps (common.cuh
 // VmcTmap) of boxes 64 columns wide: HG_BM rows (A), HG_BN / HG_CLUSTER rows (B), 64 rows (C).
 // Grid: a CTA a 128 x HG_BN tile of C (HG_UNITS x HG_CLUSTER CTAs), or fewer that take several in turn
 // (persistent: their producer then loads the next tile's slices while the consumers store the last; a multiple of
@@ -443,7 +444,8 @@ vmc_gemm_swiglu(const __grid_constant__ VmcTmap A, const __grid_constant__ VmcTm
         }
         hg_store_regs(m0, n0, [&](int i, int col) {
             const bool in = n0 + col < HG_N;   // (past N: a column not stored)
-            return hg_swiglu(hg_bf16(d[0][i]), hg_bf16(d[1][i]), in ? bias1[n0 + col] : 0.f, in ? bias2[n0 + col] : 0.f);
+            return hg_swiglu(hg_bf16(d[0][i]), hg_bf16(d[1][i]), in ? bias1[n0 + col] : 0.f,
+                             in ? bias2[n0 + col] : 0.f);
         }, H);
     });
 #else
