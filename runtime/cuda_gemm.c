@@ -228,7 +228,8 @@ void cx_plan_gemms(Cuda *c) {
         }
         const bool own_timed = own && tune;
         TuneOwn found = TUNE_OWN_UNTIMED;
-        const bool cached = tune && tune_cache_find(cache, &l->gemm, cand, n, &g->algo, &found);
+        const uint64_t own_key = own ? tune_own_key(c->p->modules[l->own_module].src, l->own.k.name) : 0;
+        const bool cached = tune && tune_cache_find(cache, &l->gemm, own_key, cand, n, &g->algo, &found);
         g->own = found == TUNE_OWN_FASTER;
         /* time unless cached, and where this product has its own kernel, cached with it timed (an entry from a
          * run without own kernels, VMC_OWN_GEMM=0, leaves it untimed) */
@@ -252,7 +253,8 @@ void cx_plan_gemms(Cuda *c) {
                     fprintf(stderr, "gemm tune: %s: cuBLASLt %.1f us (best of %d), own kernel %.1f us: %s\n", l->name,
                             1e3 * best / GEMM_TUNE_REPS, n, 1e3 * ms / GEMM_TUNE_REPS, g->own ? "own" : "cuBLASLt");
             }
-            tune_cache_put(cache, &l->gemm, &g->algo, !own_timed ? TUNE_OWN_UNTIMED : g->own ? TUNE_OWN_FASTER : TUNE_OWN_SLOWER);
+            tune_cache_put(cache, &l->gemm, own_key, &g->algo,
+                           !own_timed ? TUNE_OWN_UNTIMED : g->own ? TUNE_OWN_FASTER : TUNE_OWN_SLOWER);
         }
         g->own = g->own && own;   /* a cached choice of the own kernel, for a launch that has none */
     }

@@ -1,6 +1,7 @@
-/* gemm_tune_cache.c — see gemm_tune_cache.h. A line per shape: the GemmDesc shape fields, then the algorithm's
- * opaque bytes in hex, then " own" when vmc's own kernel timed faster, " lt" when slower (nothing: not timed).
- * (File version 2: version 1 files, from before the own kernels, are not read.) */
+/* gemm_tune_cache.c — see gemm_tune_cache.h. A line per shape: the GemmDesc shape fields and the own kernel's key,
+ * then the algorithm's opaque bytes in hex, then " own" when vmc's own kernel timed faster, " lt" when slower
+ * (nothing: not timed). (File version 3; versions 1 and 2, before the own kernels and before their keys, are not
+ * read.) */
 #include "gemm_tune_cache.h"
 #include "nvrtc_compile.h"
 #include "util.h"
@@ -9,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-enum { SHAPE_FIELDS = 13 };
+enum { SHAPE_FIELDS = 14 };
 
 typedef struct Entry { long long shape[SHAPE_FIELDS]; cublasLtMatmulAlgo_t algo; TuneOwn own; } Entry;
 
@@ -20,9 +21,9 @@ struct TuneCache {
     bool dirty;
 };
 
-static void shape_of_desc(const GemmDesc *d, long long *s) {
-    const long long v[SHAPE_FIELDS] = {d->ta, d->tb, d->M, d->N, d->K, d->batch, d->lda, d->ldb, d->sa, d->sb, d->sc,
-                                       d->bf16, d->c_bf16};
+static void shape_of_desc(const GemmDesc *d, uint64_t own_key, long long *s) {
+    const long long v[SHAPE_FIELDS] = {d->ta,  d->tb, d->M,     d->N,      d->K, d->batch, d->lda, d->ldb, d->sa, d->sb,
+                                       d->sc, d->bf16, d->c_bf16, (long long)own_key};
     memcpy(s, v, sizeof v);
 }
 
@@ -43,7 +44,7 @@ TuneCache *tune_cache_open(const char *device_name) {
     char dev[128];
     snprintf(dev, sizeof dev, "%s", device_name);
     for (char *p = dev; *p; p++) if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9'))) *p = '_';
-    snprintf(t->path, sizeof t->path, "%s/gemm-tune2-%s.txt", dir, dev);
+    snprintf(t->path, sizeof t->path, "%s/gemm-tune3-%s.txt", dir, dev);
     FILE *f = fopen(t->path, "r");
     if (!f) return t;
     char line[1024];
@@ -70,10 +71,10 @@ TuneCache *tune_cache_open(const char *device_name) {
     return t;
 }
 
-bool tune_cache_find(const TuneCache *t, const GemmDesc *d, const cublasLtMatmulAlgo_t *cand, int n,
-                     cublasLtMatmulAlgo_t *out, TuneOwn *own) {
+bool tune_cache_find(const TuneCache *t, const GemmDesc *d, uint64_t own_key, const cublasLtMatmulAlgo_t *cand,
+                     int n, cublasLtMatmulAlgo_t *out, TuneOwn *own) {
     long long s[SHAPE_FIELDS];
-    shape_of_desc(d, s);
+    shape_of_desc(d, own_key, s);
     for (int i = t->n - 1; i >= 0; i--) {
         if (memcmp(t->e[i].shape, s, sizeof s)) continue;
         for (int j = 0; j < n; j++)
@@ -83,9 +84,9 @@ bool tune_cache_find(const TuneCache *t, const GemmDesc *d, const cublasLtMatmul
     return false;
 }
 
-void tune_cache_put(TuneCache *t, const GemmDesc *d, const cublasLtMatmulAlgo_t *algo, TuneOwn own) {
+void tune_cache_put(TuneCache *t, const GemmDesc *d, uint64_t own_key, const cublasLtMatmulAlgo_t *algo, TuneOwn own) {
     long long s[SHAPE_FIELDS];
-    shape_of_desc(d, s);
+    shape_of_desc(d, own_key, s);
     push(t, s, algo, own);
     t->dirty = true;
 }
@@ -108,4 +109,9 @@ void tune_cache_close(TuneCache *t) {
     }
     free(t->e);
     free(t);
+}
+
+uint64_t tune_own_key(const char *src, const char *name) {
+    const uint64_t h = hash_bytes(HASH_SEED, src, strlen(src));
+    return hash_bytes(h, name, strlen(name));
 }
