@@ -163,19 +163,20 @@ char *template_gemm_skinny(const SkinnyGemmSpec *s, SkinnyGemmLaunch *out) {
  * as many 64-deep slices staged as fit in shared memory beside the epilogue's buffer (3, 209 KB, with a bf16 C
  * stored by TMA; dual: 4, or 3 with the products; 4 stored from registers), one CTA an SM, in clusters of two; A and
  * B (and bf16 outputs stored by TMA) passed as tensor maps (KernelLaunch.tma_rows). For tuning runs
- * VMC_HOPPER_GEMM=1,TILE_N (128 or 256 columns a CTA; 128: two CTAs an SM), VMC_HOPPER_GEMM_STAGES=N (2 up to what
+ * VMC_HOPPER_GEMM=1,TILE_N (128, 192 or 256 columns a CTA; 128: two CTAs an SM), VMC_HOPPER_GEMM_STAGES=N (2 up to what
  * fits), VMC_HOPPER_GEMM_STORE, VMC_HOPPER_GEMM_VEC, VMC_HOPPER_GEMM_PERSIST and VMC_HOPPER_GEMM_CLUSTER (below). */
 static char *hopper_instance(const SkinnyGemmSpec *s, bool dual, bool products, KernelLaunch *l) {
     const int64_t lim = (int64_t)1 << 31;
     if (s->ta || !s->tb || s->M <= 0 || s->N <= 0 || s->K <= 0 || s->M >= lim || s->N >= lim || s->K >= lim) return NULL;
     if (s->K % 8 || s->lda % 8 || s->ldb % 8 || s->a_off % 8 || s->b_off % 8) return NULL;
     if (dual && (s->acc || !s->c_bf16 || s->alpha != 1.f)) return NULL;
+    /* a bf16 C without acc in whole 16-byte groups: what the TMA stores and the register stores (below) need */
+    const bool bf16_c16 = s->c_bf16 && !s->acc && s->N % 8 == 0 && s->c_align >= 16;
     int tile_n = s->tile_n == 128 || s->tile_n == 192 ? s->tile_n : 256, v[2];
     if (codegen_knob_ints("VMC_HOPPER_GEMM", v, 2) && (v[1] == 128 || v[1] == 192 || v[1] == 256)) tile_n = v[1];
     /* 192 columns a CTA (not yet run on a GPU): stages of 40 KB, so 4 fit beside the TMA stores' 48 KB buffer, and
-     * N = 768 takes 4 column tiles (fewer rounds short of full); for one product with a bf16 C without acc, stored
-     * by TMA or from registers (else 256) */
-    if (tile_n == 192 && (dual || !s->c_bf16 || s->acc || s->N % 8 || s->c_align < 16)) tile_n = 256;
+     * N = 768 takes 4 column tiles (fewer rounds short of full); for one product with such a C (else 256) */
+    if (tile_n == 192 && (dual || !bf16_c16)) tile_n = 256;
     const int bn = dual ? tile_n / 2 : tile_n, stage = 128 * 64 * 2 + (dual ? 2 : 1) * bn * 64 * 2;
     const int elem = s->c_bf16 ? 2 : 4;
     const bool pairs = s->N % 2 == 0 && s->c_align >= 2 * elem;
@@ -187,9 +188,8 @@ static char *hopper_instance(const SkinnyGemmSpec *s, bool dual, bool products, 
     const int store = codegen_knob_ints("VMC_HOPPER_GEMM_STORE", v, 1) ? v[0] : 1;
     /* VMC_HOPPER_GEMM_STORE=2 (not yet run on a GPU): a bf16 C without acc stored from registers, 16 bytes a lane
      * after a transpose within each quad (hopper_gemm.cuh hg_store_regs): no shared memory, so a fourth stage */
-    const bool regs = store == 2 && s->c_bf16 && !s->acc && s->N % 8 == 0 && s->c_align >= 16 && bn % 32 == 0;
-    const bool store_tma = store != 0 && !regs && s->c_bf16 && !s->acc && s->N % 8 == 0 && s->c_align >= 16 &&
-                           bn % 64 == 0;
+    const bool regs = store == 2 && bf16_c16 && bn % 32 == 0;
+    const bool store_tma = store != 0 && !regs && bf16_c16 && bn % 64 == 0;
     const bool vec = !dual && !store_tma && !regs && !(codegen_knob_ints("VMC_HOPPER_GEMM_VEC", v, 1) && v[0] == 0) &&
                      s->N % 4 == 0 && s->c_align >= 4 * elem;
     const int epi = regs ? 0 : store_tma ? 2 * (dual && products ? 2 : 1) * 64 * bn * 2 : vec ? 2 * 32 * (bn + 8) * 4 : 0;

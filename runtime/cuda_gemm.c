@@ -228,7 +228,7 @@ void cx_plan_gemms(Cuda *c) {
         }
         const bool own_timed = own && tune;
         TuneOwn found = TUNE_OWN_UNTIMED;
-        const uint64_t own_key = own ? tune_own_key(c->p->modules[l->own_module].src, l->own.k.name) : 0;
+        const uint64_t own_key = own && tune ? tune_own_key(c->p->modules[l->own_module].src, l->own.k.name) : 0;
         const bool cached = tune && tune_cache_find(cache, &l->gemm, own_key, cand, n, &g->algo, &found);
         g->own = found == TUNE_OWN_FASTER;
         /* time unless cached, and where this product has its own kernel, cached with it timed (an entry from a

@@ -26,10 +26,8 @@ static std::mutex atomic_mu;
 static thread_local unsigned cluster_rank;
 static unsigned cluster_size = 1;
 unsigned emu_cluster_rank() { return cluster_rank; }
-static int flat_tid() {
-    return (int)(threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z) +
-                 cluster_rank * blockDim.x * blockDim.y * blockDim.z);
-}
+static int block_tid() { return (int)(threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z)); }
+static int flat_tid() { return block_tid() + (int)(cluster_rank * blockDim.x * blockDim.y * blockDim.z); }
 static void block_sync();
 static void warp_sync(int w);   // the 32 lanes of warp w
 void __syncthreads() { block_sync(); }
@@ -101,7 +99,7 @@ static float wgmma_elem(const unsigned char *smem, unsigned long long desc, int 
 // columns 8 j + 2 (l % 4) + 0..1, and d[4j+2 .. 4j+3] 8 rows below (PTX ISA "wgmma .m64nNk16" D fragments).
 void emu_wgmma_bf16(float *d, int n, const unsigned char *smem, unsigned long long da, unsigned long long db,
                     bool accumulate) {
-    const int t = (int)(threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z)) % 128, w = t / 32, l = t % 32;
+    const int t = block_tid() % 128, w = t / 32, l = t % 32;
     for (int i = 0; i < n / 2; i++) {
         const int row = 16 * w + l / 4 + 8 * ((i % 4) / 2), col = 8 * (i / 4) + 2 * (l % 4) + i % 2;
         double s = 0;
@@ -266,10 +264,7 @@ static void block_sync() { pthread_barrier_wait(&block_bar[cluster_rank]); }
 void emu_cluster_sync() { pthread_barrier_wait(&cluster_bar); }
 // A warpgroup: 128 threads of one CTA (a CTA of 288 threads has two and a lone warp; its rank's come after them).
 static int wg_per_cta() { return (int)(blockDim.x * blockDim.y * blockDim.z + 127) / 128; }
-void emu_wgmma_commit() {
-    const int t = (int)(threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z));
-    pthread_barrier_wait(&wg_bar[(int)cluster_rank * wg_per_cta() + t / 128]);
-}
+void emu_wgmma_commit() { pthread_barrier_wait(&wg_bar[(int)cluster_rank * wg_per_cta() + block_tid() / 128]); }
 static void warp_sync(int w) { pthread_barrier_wait(&warp_bar[w]); }
 
 // Each thread of the block runs every block of the grid in turn; a barrier after each keeps them in step
