@@ -4,6 +4,7 @@
  * replay. Device storage of float tensors is f32 (codegen.h); the host sees node dtypes (bf16 converted here). */
 #include "cuda_impl.h"
 #include "bench_gaps.h"
+#include "cuda_tma.h"
 #include "cli.h"
 #include "gpu_clocks.h"
 #include "program_knobs.h"
@@ -19,6 +20,7 @@ static void load_modules(Cuda *c) {
     int nl = p->nlaunches;
     c->fn = xcalloc((size_t)nl + 1, sizeof(CUfunction));
     c->reduce_fn = xcalloc((size_t)nl + 1, sizeof(CUfunction));
+    c->own_grid = xcalloc((size_t)nl + 1, sizeof(unsigned));
     c->vals = xcalloc((size_t)nl + 1, sizeof(CUdeviceptr *));
     c->params = xcalloc((size_t)nl + 1, sizeof(void **));
     c->gemm = xcalloc((size_t)nl + 1, sizeof(GemmPlan));
@@ -31,6 +33,8 @@ static void load_modules(Cuda *c) {
             if (l->own.k.smem > 48 * 1024)
                 CU_CHECK(c->cu->cuFuncSetAttribute(c->fn[k], CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
                                                    (int)l->own.k.smem));
+            const bool hopper = !strcmp(l->own.k.name, "vmc_gemm_hopper") || !strcmp(l->own.k.name, "vmc_gemm_swiglu");
+            c->own_grid[k] = hopper ? cuda_hopper_grid(c->cu, c->fn[k], &l->own.k) : l->own.k.grid[0];
         }
         if (l->kind != LK_KERNEL) continue;   /* (GEMMs: plan_gemms) */
         CU_CHECK(c->cu->cuModuleGetFunction(&c->fn[k], c->mods[l->module], l->name));
@@ -348,7 +352,7 @@ static void cuda_free(Exec *e) {
     }
     stream_plan_free(c->plan);
     if (c->st) c->cu->cuStreamDestroy(c->st);
-    free(c->vals); free(c->params); free(c->gemm); free(c->swiglu_own); free(c->fn); free(c->reduce_fn); free(c->mods);
+    free(c->vals); free(c->params); free(c->gemm); free(c->swiglu_own); free(c->fn); free(c->reduce_fn); free(c->own_grid); free(c->mods);
     program_free(c->p);
     free(c);
 }

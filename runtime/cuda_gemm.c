@@ -93,20 +93,21 @@ void cx_launch_kernel(Cuda *c, CUfunction f, const unsigned *grid, const unsigne
 void cx_own_gemm_run(Cuda *c, int k, int s) {
     const Launch *l = &c->p->launches[k];
     const GemmDesc *g = &l->gemm;
+    const unsigned grid[3] = {c->own_grid[k], l->own.k.grid[1], l->own.k.grid[2]};   /* (cuda_hopper_grid) */
     if (g->swiglu) {   /* vmc_gemm_swiglu(A, B1, B2 as tensor maps; bias1, bias2, H, P1, P2) */
         CUdeviceptr v[8] = {addr(c, g->a), addr(c, g->b), addr(c, g->b2), addr(c, g->bias1), addr(c, g->bias2),
                             addr(c, g->h), g->products ? addr(c, g->c) : 0, g->products ? addr(c, g->c2) : 0};
         CUtensorMap maps[8];
         void *params[8];
         cuda_tma_swiglu_params(c->cu, &l->own.k, g->M, g->N, g->K, g->lda, g->ldb, v, maps, params);
-        cx_launch_kernel(c, c->fn[k], l->own.k.grid, l->own.k.block, l->own.k.smem, s, params);
+        cx_launch_kernel(c, c->fn[k], grid, l->own.k.block, l->own.k.smem, s, params);
         return;
     }
     CUdeviceptr v[5] = {addr(c, g->a), addr(c, g->b), addr(c, g->c), g->has_acc ? addr(c, g->acc) : 0, c->ws[s]};
     void *params[5] = {&v[0], &v[1], &v[2], &v[3], &v[4]};
     CUtensorMap maps[3];   /* the Hopper kernel's operands as tensor maps (host work: only when captured or timed) */
     cuda_tma_gemm_params(c->cu, &l->own.k, g->M, g->N, g->K, g->lda, g->ldb, v, maps, params);
-    cx_launch_kernel(c, c->fn[k], l->own.k.grid, l->own.k.block, l->own.k.smem, s, params);
+    cx_launch_kernel(c, c->fn[k], grid, l->own.k.block, l->own.k.smem, s, params);
     if (l->own.split > 1) {
         void *rparams[3] = {&v[4], &v[2], &v[3]};
         cx_launch_kernel(c, c->reduce_fn[k], l->own.reduce.grid, l->own.reduce.block, 0, s, rparams);

@@ -35,6 +35,7 @@ typedef struct Cuda {
     CUmodule *mods;
     CUfunction *fn;                      /* by launch (a GEMM: its own kernel's, Launch.own_module) */
     CUfunction *reduce_fn;               /* by GEMM launch: its own kernel's split-K reduction */
+    unsigned *own_grid;                  /* by GEMM launch: its own kernel's grid.x on this GPU (cuda_hopper_grid) */
     CUdeviceptr **vals;                  /* by launch: kernel pointer values */
     void ***params;                      /* by launch: cuLaunchKernel parameter array */
     GemmPlan *gemm;                      /* by launch */

@@ -33,3 +33,22 @@ void cuda_tma_swiglu_params(const CudaApi *cu, const KernelLaunch *l, int64_t M,
         params[i] = &maps[i];
     }
 }
+
+unsigned cuda_hopper_grid(const CudaApi *cu, CUfunction fn, const KernelLaunch *l) {
+    const unsigned cluster = l->cluster > 1 ? l->cluster : 1, threads = l->block[0] * l->block[1] * l->block[2];
+    int resident = 0;
+    if (cluster > 1) {   /* (the kernel's __cluster_dims__ give the cluster's size) */
+        CUlaunchConfig cfg = {.gridDimX = l->grid[0], .gridDimY = 1, .gridDimZ = 1, .blockDimX = l->block[0],
+                              .blockDimY = l->block[1], .blockDimZ = l->block[2], .sharedMemBytes = l->smem};
+        CU_CHECK(cu->cuOccupancyMaxActiveClusters(&resident, fn, &cfg));
+        resident *= (int)cluster;
+    } else {
+        CUdevice dev;
+        int per_sm = 0, sms = 0;
+        CU_CHECK(cu->cuOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, fn, (int)threads, l->smem));
+        CU_CHECK(cu->cuCtxGetDevice(&dev));
+        CU_CHECK(cu->cuDeviceGetAttribute(&sms, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, dev));
+        resident = per_sm * sms;
+    }
+    return resident > 0 && (unsigned)resident < l->grid[0] ? (unsigned)resident : l->grid[0];
+}

@@ -21,3 +21,9 @@ void cuda_tma_gemm_params(const CudaApi *cu, const KernelLaunch *l, int64_t M, i
  * makes parameter i a tensor map (P1 and P2 then H's when 0: the kernel does not store them). */
 void cuda_tma_swiglu_params(const CudaApi *cu, const KernelLaunch *l, int64_t M, int64_t N, int64_t K, int64_t lda,
                             int64_t ldb, CUdeviceptr *ptrs, CUtensorMap *maps, void **params);
+
+/* The grid to launch vmc's Hopper GEMM or SwiGLU kernel (fn, launch l) with on this GPU: l->grid, sized at code
+ * generation for the 132 SMs of an H100 SXM or H200, or as many CTAs (whole clusters) as run at once here where
+ * that is fewer. Its CTAs take tiles in turn (hopper_gemm.cuh HG_FOR_EACH_UNIT), so any grid computes all of C;
+ * one larger than what runs at once leaves its last CTAs waiting for a second round. */
+unsigned cuda_hopper_grid(const CudaApi *cu, CUfunction fn, const KernelLaunch *l);

@@ -427,6 +427,13 @@ static void check_hopper_gemm(int M, int N, int K, bool acc, DType c, uint64_t s
     CUtensorMap maps[3];
     void *args[4] = {NULL, NULL, NULL, &ptrs[3]};
     cuda_tma_gemm_params(cu, &l, M, N, K, K, K, ptrs, maps, args);
+    k.l.grid[0] = cuda_hopper_grid(cu, k.fn, &l);   /* as the runtime launches it */
+    if (k.l.grid[0] != l.grid[0]) {   /* more CTAs than run at once: fewer, each taking more tiles */
+        const bool ok = k.l.grid[0] < l.grid[0] && k.l.grid[0] % (l.cluster > 1 ? l.cluster : 1) == 0;
+        printf("  %-34s grid %u -> %u CTAs (as many as run at once) %s\n", what, l.grid[0], k.l.grid[0],
+               ok ? "ok" : "FAIL");
+        failures += !ok;
+    }
     launch(&k, args, NULL);
     sync_check();
     double *ref = malloc(nc * 8);
@@ -882,6 +889,9 @@ int main(int argc, char **argv) {
             free(kept);
             check_hopper_gemm(1000, 80, 264, false, DT_BF16, 39);   /* N = 80: 128 columns a CTA */
             check_hopper_gemm(1000, 264, 48, false, DT_BF16, 40);   /* K = 48: one slice */
+            setenv("VMC_HOPPER_GEMM_PERSIST", "0", 1);   /* a CTA a tile: 256 of them, launched as those that fit */
+            check_hopper_gemm(4096, 2048, 64, false, DT_BF16, 42);
+            unsetenv("VMC_HOPPER_GEMM_PERSIST");
             check_swiglu_gpu(200, 136, 200, true, 33);    /* stored by TMA */
             check_swiglu_gpu(200, 136, 200, false, 36);
             check_swiglu_gpu(130, 130, 136, true, 37);    /* N % 8 != 0: pairs */
