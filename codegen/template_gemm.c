@@ -199,8 +199,8 @@ static char *hopper_instance(const SkinnyGemmSpec *s, bool dual, bool products, 
     const int smem = stages * stage + epi + 1024 + 256;
     /* two CTAs an SM where their shared memory fits beside each other (228 KB an SM, 1 KB of it each CTA's) */
     const int ctas = tile_n == 128 && 2 * (smem + 1024) <= 233472 ? 2 : 1;
-    /* Persistent: as many CTAs as an H100 SXM or H200 runs at once (132 SMs; on fewer SMs some wait for a first
-     * one to end), each taking tiles in turn (VMC_HOPPER_GEMM_PERSIST=N: N CTAs; =0: a CTA a tile). */
+    /* Persistent: as many CTAs as an H100 SXM or H200 runs at once (132 SMs; the runtime launches fewer where fewer
+     * run at once: cuda_hopper_grid), each taking tiles in turn (VMC_HOPPER_GEMM_PERSIST=N: N CTAs; =0: a CTA a tile). */
     /* Clusters of two CTAs whose tiles share B's columns, each loading half of B's slices for both by TMA multicast
      * (hopper_gemm.cuh HG_CLUSTER), where C has two row tiles or more; VMC_HOPPER_GEMM_CLUSTER=1: single CTAs.
      * H100, ms a call (test_scan_gpu --bench-gemm): 8192^3 1.356 against 1.694, 25216x2048x768 0.115 against 0.118,
