@@ -173,3 +173,9 @@ char *template_gemm_hopper(const SkinnyGemmSpec *s, KernelLaunch *l);
  * maps of [M][N] where l->tma_rows[5..7] say so (then P1 and P2 may be any map when not `products`); NULL when the
  * product is not one it handles. */
 char *template_gemm_swiglu(const SkinnyGemmSpec *s, bool products, KernelLaunch *l);
+/* SwiGLU's backward in the epilogue of the same kernel's product dh = A B^T (hopper_gemm.cuh HG_SWIGLU_BWD; the spec
+ * as for C = dh: c_bf16, no acc, alpha 1, N a multiple of 8, 16-byte aligned): with x = P1 + bias1, y = P2 + bias2,
+ * G1 = dh y silu'(x), G2 = dh silu(x) (bf16 [M][N]) and their column sums added into S1, S2 (f32 [N]).
+ * vmc_gemm_swiglu_bwd(VmcTmap A, VmcTmap B, const bf16 *P1, const bf16 *P2, const float *bias1, const float *bias2,
+ * bf16 *G1, bf16 *G2, float *S1, float *S2); NULL when the product is not one it handles. */
+char *template_gemm_swiglu_bwd(const SkinnyGemmSpec *s, KernelLaunch *l);

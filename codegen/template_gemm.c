@@ -165,18 +165,19 @@ char *template_gemm_skinny(const SkinnyGemmSpec *s, SkinnyGemmLaunch *out) {
  * B (and bf16 outputs stored by TMA) passed as tensor maps (KernelLaunch.tma_rows). For tuning runs
  * VMC_HOPPER_GEMM=1,TILE_N (128, 192 or 256 columns a CTA; 128: two CTAs an SM), VMC_HOPPER_GEMM_STAGES=N (2 up to what
  * fits), VMC_HOPPER_GEMM_STORE, VMC_HOPPER_GEMM_VEC, VMC_HOPPER_GEMM_PERSIST and VMC_HOPPER_GEMM_CLUSTER (below). */
-static char *hopper_instance(const SkinnyGemmSpec *s, bool dual, bool products, KernelLaunch *l) {
+static char *hopper_instance(const SkinnyGemmSpec *s, bool dual, bool products, bool bwd, KernelLaunch *l) {
     const int64_t lim = (int64_t)1 << 31;
     if (s->ta || !s->tb || s->M <= 0 || s->N <= 0 || s->K <= 0 || s->M >= lim || s->N >= lim || s->K >= lim) return NULL;
     if (s->K % 8 || s->lda % 8 || s->ldb % 8 || s->a_off % 8 || s->b_off % 8) return NULL;
     if (dual && (s->acc || !s->c_bf16 || s->alpha != 1.f)) return NULL;
     /* a bf16 C without acc in whole 16-byte groups: what the TMA stores and the register stores (below) need */
     const bool bf16_c16 = s->c_bf16 && !s->acc && s->N % 8 == 0 && s->c_align >= 16;
+    if (bwd && (dual || !bf16_c16 || s->alpha != 1.f)) return NULL;   /* (SwiGLU's backward: register stores) */
     int tile_n = s->tile_n == 128 || s->tile_n == 192 ? s->tile_n : 256, v[2];
     if (codegen_knob_ints("VMC_HOPPER_GEMM", v, 2) && (v[1] == 128 || v[1] == 192 || v[1] == 256)) tile_n = v[1];
     /* 192 columns a CTA (not yet run on a GPU): stages of 40 KB, so 4 fit beside the TMA stores' 48 KB buffer, and
      * N = 768 takes 4 column tiles (fewer rounds short of full); for one product with such a C (else 256) */
-    if (tile_n == 192 && (dual || !bf16_c16)) tile_n = 256;
+    if (tile_n == 192 && (dual || bwd || !bf16_c16)) tile_n = 256;
     const int bn = dual ? tile_n / 2 : tile_n, stage = 128 * 64 * 2 + (dual ? 2 : 1) * bn * 64 * 2;
     const int elem = s->c_bf16 ? 2 : 4;
     const bool pairs = s->N % 2 == 0 && s->c_align >= 2 * elem;
@@ -188,7 +189,7 @@ static char *hopper_instance(const SkinnyGemmSpec *s, bool dual, bool products, 
     const int store = codegen_knob_ints("VMC_HOPPER_GEMM_STORE", v, 1) ? v[0] : 1;
     /* VMC_HOPPER_GEMM_STORE=2 (not yet run on a GPU): a bf16 C without acc stored from registers, 16 bytes a lane
      * after a transpose within each quad (hopper_gemm.cuh hg_store_regs): no shared memory, so a fourth stage */
-    const bool regs = store == 2 && bf16_c16 && bn % 32 == 0;
+    const bool regs = (store == 2 || bwd) && bf16_c16 && bn % 32 == 0;
     const bool store_tma = store != 0 && !regs && bf16_c16 && bn % 64 == 0;
     const bool vec = !dual && !store_tma && !regs && !(codegen_knob_ints("VMC_HOPPER_GEMM_VEC", v, 1) && v[0] == 0) &&
                      s->N % 4 == 0 && s->c_align >= 4 * elem;
@@ -213,17 +214,17 @@ static char *hopper_instance(const SkinnyGemmSpec *s, bool dual, bool products, 
     if (codegen_knob_ints("VMC_HOPPER_GEMM_PERSIST", v, 1) && v[0] >= 0) resident = v[0];
     resident -= resident % cluster;
     const bool persist = resident > 0 && tiles > resident;
-    enum { NDEF = 17 };
+    enum { NDEF = 18 };
     char val[NDEF][40];
     const char *names[NDEF] = {"HG_M", "HG_N", "HG_K", "HG_ALPHA", "HG_ACC", "C_T", "HG_PAIRS", "HG_STAGES",
                                "HG_SMEM_BYTES", "HG_DUAL", "HG_TILE_N", "HG_VEC", "HG_CTAS", "HG_STORE_TMA",
-                               "HG_PRODUCTS", "HG_CLUSTER", "HG_STORE_REGS"};
+                               "HG_PRODUCTS", "HG_CLUSTER", "HG_STORE_REGS", "HG_SWIGLU_BWD"};
     const long long iv[NDEF] = {s->M, s->N, s->K, 0, s->acc, 0, pairs, stages, smem, dual, tile_n, vec, ctas,
-                                store_tma, dual && products, cluster, regs};
+                                store_tma, dual && products, cluster, regs, bwd};
     TemplateDef defs[NDEF];
     gemm_defs(defs, val, names, iv, NDEF, 3, s->alpha, 5, s->c_bf16);
     *l = (KernelLaunch){0};
-    snprintf(l->name, sizeof l->name, dual ? "vmc_gemm_swiglu" : "vmc_gemm_hopper");
+    snprintf(l->name, sizeof l->name, dual ? "vmc_gemm_swiglu" : bwd ? "vmc_gemm_swiglu_bwd" : "vmc_gemm_hopper");
     l->grid[0] = (unsigned)(persist ? resident : tiles); l->grid[1] = l->grid[2] = 1;
     l->block[0] = ctas == 2 ? 288 : 384; l->block[1] = l->block[2] = 1;   /* (hopper_gemm.cuh HG_THREADS) */
     l->smem = (unsigned)smem;
@@ -236,7 +237,12 @@ static char *hopper_instance(const SkinnyGemmSpec *s, bool dual, bool products, 
     return template_instantiate("hopper_gemm.cuh", defs, NDEF);
 }
 
-char *template_gemm_hopper(const SkinnyGemmSpec *s, KernelLaunch *l) { return hopper_instance(s, false, false, l); }
+char *template_gemm_hopper(const SkinnyGemmSpec *s, KernelLaunch *l) {
+    return hopper_instance(s, false, false, false, l);
+}
 char *template_gemm_swiglu(const SkinnyGemmSpec *s, bool products, KernelLaunch *l) {
-    return hopper_instance(s, true, products, l);
+    return hopper_instance(s, true, products, false, l);
+}
+char *template_gemm_swiglu_bwd(const SkinnyGemmSpec *s, KernelLaunch *l) {
+    return hopper_instance(s, false, false, true, l);
 }

@@ -186,6 +186,7 @@ static void check_gemm_kernel(const char *what, SkinnyGemmSpec s, int want_split
 static void check_gemm(const char *what, SkinnyGemmSpec s, int want_split) { check_gemm_kernel(what, s, want_split, false); }
 
 static void check_swiglu(const char *what, SkinnyGemmSpec s, bool save);
+static void check_swiglu_bwd(const char *what, SkinnyGemmSpec s);
 
 /* The Hopper GEMM (hopper_gemm.cuh; the emulator runs wgmma from its shared-memory descriptors): A B^T with partial
  * tiles in M, N and K (K a multiple of 8, not of the 64-deep slices), several CTAs both ways, offset views with
@@ -218,6 +219,7 @@ static void check_hopper_gemms(void) {
     check_swiglu("swiglu persistent, stores from registers: 300x264x136", sw, false);
     check_swiglu("swiglu persistent, stores from registers + products", sw, true);
     unsetenv("VMC_HOPPER_GEMM_STORE");
+    check_swiglu_bwd("swiglu backward persistent: 300x264x136", sw);
     /* a bf16 C stored by TMA from bf16 boxes (the default), each CTA's buffer reused for its next tiles; then the
      * same through the f32 staging buffer (VMC_HOPPER_GEMM_STORE=0) */
     const SkinnyGemmSpec bf16_c = {.M = 300, .N = 520, .K = 200, .lda = 200, .ldb = 200, .tb = true, .c_bf16 = true,
@@ -235,6 +237,8 @@ static void check_hopper_gemms(void) {
     unsetenv("VMC_HOPPER_GEMM_PERSIST");
     check_swiglu("swiglu: 200x136x200 with the products", (SkinnyGemmSpec){.M = 200, .N = 136, .K = 200, .lda = 200,
                  .ldb = 200, .tb = true, .c_bf16 = true, .alpha = 1, .c_align = 16}, true);
+    check_swiglu_bwd("swiglu backward: 200x520x200", (SkinnyGemmSpec){.M = 200, .N = 520, .K = 200, .lda = 200,
+                     .ldb = 200, .tb = true, .c_bf16 = true, .alpha = 1, .c_align = 16});
     check_swiglu("swiglu: 70x75x72, odd N, H alone", (SkinnyGemmSpec){.M = 70, .N = 75, .K = 72, .lda = 72, .ldb = 72,
                  .tb = true, .c_bf16 = true, .alpha = 1, .c_align = 16}, false);
     /* the tuning variants: 128 x 128 tiles (m64n128k16), 2 stages (every stage reused while K lasts) */
@@ -378,6 +382,91 @@ static void check_swiglu(const char *what, SkinnyGemmSpec s, bool save) {
         free(out);
     }
     free(a); free(b1); free(b2); free(bias);
+}
+
+/* SwiGLU's backward in the Hopper GEMM's epilogue (template_gemm_swiglu_bwd): dh = bf16(A B^T), x = P1 + b1,
+ * y = P2 + b2, G1 = dh y silu'(x), G2 = dh silu(x) and their column sums, against double arithmetic (a bf16 result
+ * within 2^-7 of its value, plus what one rounding of dh to bf16 moves it; the sums within 1e-4 of the sum of
+ * magnitudes). */
+static void check_swiglu_bwd(const char *what, SkinnyGemmSpec s) {
+    KernelLaunch l;
+    char *src = template_gemm_swiglu_bwd(&s, &l);
+    CHECK(src, "%s: template_gemm_swiglu_bwd refused the product", what);
+    if (!src) return;
+    const int64_t na = s.M * s.lda, nb = s.N * s.ldb, mn = s.M * s.N;
+    uint16_t *a = xcalloc((size_t)na, 2), *b = xcalloc((size_t)nb, 2), *p = xcalloc((size_t)(2 * mn), 2);
+    float *bias = xcalloc((size_t)(2 * s.N), 4);
+    for (int64_t i = 0; i < na; i++) a[i] = f32_to_bf16(uniform());
+    for (int64_t i = 0; i < nb; i++) b[i] = f32_to_bf16(uniform() * 0.2f);
+    for (int64_t i = 0; i < 2 * mn; i++) p[i] = f32_to_bf16(3 * uniform());
+    for (int64_t i = 0; i < 2 * s.N; i++) bias[i] = uniform();
+    const char *files[4] = {"a.bin", "b.bin", "p.bin", "bias.bin"};
+    const void *data[4] = {a, b, p, bias};
+    const size_t bytes[4] = {(size_t)na * 2, (size_t)nb * 2, (size_t)mn * 4, (size_t)s.N * 8};
+    char path[512];
+    for (int f = 0; f < 4; f++) {
+        snprintf(path, sizeof path, "%s/%s", tmp, files[f]);
+        ASSERT(write_file(path, data[f], bytes[f]), "%s", path);
+    }
+    FILE *o = driver_open(src);
+    free(src);
+    fprintf(o, "int main() {\n"
+               "    auto a = load<unsigned short>(\"a.bin\", %lld), b = load<unsigned short>(\"b.bin\", %lld);\n"
+               "    auto p = load<unsigned short>(\"p.bin\", %lld);\n"
+               "    auto bias = load<float>(\"bias.bin\", %lld);\n"
+               "    std::vector<unsigned short> g(%lld, 0xffff);\n"
+               "    std::vector<float> sums(%lld, 0.f);\n"
+               "    dim3 grid, block; grid.x = %u; block.x = %u;\n"
+               "    const EmuTmap ta = {a.data(), %lld, %lld, %lld, %u}, tb = {b.data(), %lld, %lld, %lld, %u};\n"
+               "    const bf16 *p1 = (const bf16 *)p.data(), *p2 = p1 + %lld;\n"
+               "    bf16 *g1 = (bf16 *)g.data(), *g2 = g1 + %lld;\n"
+               "    emu_launch_cluster(grid, block, HG_CLUSTER, [&] { vmc_gemm_swiglu_bwd(ta, tb, p1, p2, bias.data(), "
+               "bias.data() + %lld, g1, g2, sums.data(), sums.data() + %lld); });\n"
+               "    FILE *f = fopen(\"c.bin\", \"wb\"); fwrite(g.data(), 2, g.size(), f);\n"
+               "    fwrite(sums.data(), 4, sums.size(), f); fclose(f);\n"
+               "    return 0;\n}\n",
+            (long long)na, (long long)nb, (long long)(2 * mn), (long long)(2 * s.N), (long long)(2 * mn),
+            (long long)(2 * s.N), l.grid[0], l.block[0], (long long)s.M, (long long)s.K, (long long)s.lda, l.tma_rows[0],
+            (long long)s.N, (long long)s.K, (long long)s.ldb, l.tma_rows[1], (long long)mn, (long long)mn,
+            (long long)s.N, (long long)s.N);
+    fclose(o);
+    if (compile_and_run(what)) {
+        uint16_t *g = xcalloc((size_t)(2 * mn), 2);
+        float *sums = xcalloc((size_t)(2 * s.N), 4);
+        snprintf(path, sizeof path, "%s/c.bin", tmp);
+        FILE *f = fopen(path, "rb");
+        ASSERT(f && fread(g, 2, (size_t)(2 * mn), f) == (size_t)(2 * mn) &&
+               fread(sums, 4, (size_t)(2 * s.N), f) == (size_t)(2 * s.N), "%s", path);
+        fclose(f);
+        double *want_sum = xcalloc((size_t)(2 * s.N), 8), *mag = xcalloc((size_t)(2 * s.N), 8);
+        int64_t bad = 0;
+        double maxerr = 0;
+        for (int64_t i = 0; i < s.M; i++)
+            for (int64_t j = 0; j < s.N; j++) {
+                double q = 0;
+                for (int64_t k = 0; k < s.K; k++) q += (double)bf16_to_f32(a[i * s.lda + k]) * bf16_to_f32(b[j * s.ldb + k]);
+                const double dh = bf16_to_f32(f32_to_bf16((float)q));
+                const double x = bf16_to_f32(p[i * s.N + j]) + bias[j], y = bf16_to_f32(p[mn + i * s.N + j]) + bias[s.N + j];
+                const double sg = 1 / (1 + exp(-x)), d1 = y * sg * (1 + x * (1 - sg)), d2 = x * sg;
+                const double want[2] = {dh * d1, dh * d2}, slack[2] = {fabs(d1 * dh) / 128, fabs(d2 * dh) / 128};
+                for (int c = 0; c < 2; c++) {
+                    const double err = fabs(bf16_to_f32(g[c * mn + i * s.N + j]) - want[c]);
+                    if (err > maxerr) maxerr = err;
+                    if (!(err <= fabs(want[c]) / 128 + slack[c] + 1e-5)) bad++;
+                    want_sum[c * s.N + j] += want[c];
+                    mag[c * s.N + j] += fabs(want[c]);
+                }
+            }
+        int64_t bad_sums = 0;
+        for (int64_t j = 0; j < 2 * s.N; j++)
+            if (!(fabs(sums[j] - want_sum[j]) <= 1e-4 * mag[j] + 1e-5)) bad_sums++;
+        CHECK(bad == 0, "%s: %lld elements off (largest error %.3g)", what, (long long)bad, maxerr);
+        CHECK(bad_sums == 0, "%s: %lld column sums off", what, (long long)bad_sums);
+        printf("%-46s %lldx%lldx%lld grid %u: largest error %.2g\n", what, (long long)s.M, (long long)s.N,
+               (long long)s.K, l.grid[0], maxerr);
+        free(g); free(sums); free(want_sum); free(mag);
+    }
+    free(a); free(b); free(p); free(bias);
 }
 
 /* Random skinny products (fixed seed): shapes with one side at most 128 and partial tiles everywhere, either

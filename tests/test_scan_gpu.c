@@ -507,6 +507,61 @@ static void check_swiglu_gpu(int M, int N, int K, bool products, uint64_t seed) 
     CU_CHECK(cu->cuModuleUnload(k.mod));
 }
 
+/* SwiGLU's backward in the Hopper GEMM's epilogue (template_gemm_swiglu_bwd) against doubles: dh = bf16(A B^T),
+ * x = P1 + b1, y = P2 + b2, G1 = dh y silu'(x), G2 = dh silu(x) and their column sums S1, S2. */
+static void check_swiglu_bwd_gpu(int M, int N, int K, uint64_t seed) {
+    char what[96];
+    snprintf(what, sizeof what, "swiglu backward gemm %dx%dx%d", M, N, K);
+    SkinnyGemmSpec spec = {.M = M, .N = N, .K = K, .lda = K, .ldb = K, .tb = true, .c_bf16 = true, .alpha = 1,
+                           .c_align = 16};
+    KernelLaunch l;
+    Kernel k = load_kernel_for(template_gemm_swiglu_bwd(&spec, &l), &l, NVRTC_ARCH_SM90A);
+    kernel_report(&k);
+    const size_t na = (size_t)M * K, nb = (size_t)N * K, nc = (size_t)M * N;
+    RefRng r = {seed};
+    float *A = malloc(na * 4), *B = malloc(nb * 4), *P = malloc(2 * nc * 4), *bias = malloc((size_t)N * 8);
+    for (size_t i = 0; i < na; i++) A[i] = bf16_to_f32(f32_to_bf16((float)ref_normal(&r) * 0.25f));
+    for (size_t i = 0; i < nb; i++) B[i] = bf16_to_f32(f32_to_bf16((float)ref_normal(&r) * 0.25f));
+    for (size_t i = 0; i < 2 * nc; i++) P[i] = bf16_to_f32(f32_to_bf16((float)ref_normal(&r) * 2));
+    for (int i = 0; i < 2 * N; i++) bias[i] = (float)ref_normal(&r);
+    CUdeviceptr ptrs[10] = {upload(A, na, DT_BF16), upload(B, nb, DT_BF16), upload(P, nc, DT_BF16),
+                            upload(P + nc, nc, DT_BF16), upload(bias, (size_t)N, DT_F32),
+                            upload(bias + N, (size_t)N, DT_F32), dalloc(nc * 2), dalloc(nc * 2), dalloc((size_t)N * 4),
+                            dalloc((size_t)N * 4)};
+    for (int q = 6; q < 8; q++) CU_CHECK(cu->cuMemsetD8(ptrs[q], 0xff, nc * 2));   /* NaN: unwritten fails */
+    for (int q = 8; q < 10; q++) CU_CHECK(cu->cuMemsetD8(ptrs[q], 0, (size_t)N * 4));
+    CUtensorMap maps[3];
+    void *args[10];
+    cuda_tma_gemm_params(cu, &l, M, N, K, K, K, ptrs, maps, args);   /* A and B; the rest pointers */
+    for (int q = 3; q < 10; q++) args[q] = &ptrs[q];
+    k.l.grid[0] = cuda_hopper_grid(cu, k.fn, &l);
+    launch(&k, args, NULL);
+    sync_check();
+    double *ref = calloc(2 * nc + 2 * (size_t)N, 8), *sums = ref + 2 * nc;
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            double q = 0;
+            for (int e = 0; e < K; e++) q += (double)A[(size_t)i * K + e] * B[(size_t)j * K + e];
+            const double dh = bf16_to_f32(f32_to_bf16((float)q));
+            const double x = P[(size_t)i * N + j] + bias[j], y = P[nc + (size_t)i * N + j] + bias[N + j];
+            const double sg = 1 / (1 + exp(-x)), g1 = dh * y * sg * (1 + x * (1 - sg)), g2 = dh * x * sg;
+            ref[(size_t)i * N + j] = g1;
+            ref[nc + (size_t)i * N + j] = g2;
+            sums[j] += g1;
+            sums[N + j] += g2;
+        }
+    static const char *parts[4] = {"G1", "G2", "S1", "S2"};
+    for (int q = 0; q < 4; q++) {
+        const size_t n = q < 2 ? nc : (size_t)N;
+        float *got = download(ptrs[6 + q], n, q < 2 ? DT_BF16 : DT_F32);
+        expect_close(what, parts[q], got, q < 2 ? ref + q * nc : sums + (q - 2) * N, n, q < 2 ? 2e-2 : 1e-3);
+        free(got);
+    }
+    free(A); free(B); free(P); free(bias); free(ref);
+    for (int i = 0; i < 10; i++) CU_CHECK(cu->cuMemFree(ptrs[i]));
+    CU_CHECK(cu->cuModuleUnload(k.mod));
+}
+
 /* ---------------------------------------------------------------- attention */
 /* Inputs of an attention check: q [B, L, H E], k and v as the two channel halves of one [B, S, 2 H E] buffer (the
  * kv projection's output, read through row maps), an additive mask, dout; outputs o and the packed gradients. */
@@ -825,6 +880,37 @@ static void bench_swiglu(int M, int N, int K) {
     CU_CHECK(cu->cuModuleUnload(kt.mod));
 }
 
+/* SwiGLU's backward in one kernel against cuBLASLt's product dh = dY W (W stored [K][N], as the step's graph has
+ * it), which the step then finishes with an elementwise pass that reads dh, P1, P2 and writes G1, G2 (5 M N bf16). */
+static void bench_swiglu_bwd(int M, int N, int K) {
+    SkinnyGemmSpec spec = {.M = M, .N = N, .K = K, .lda = K, .ldb = K, .tb = true, .c_bf16 = true, .alpha = 1,
+                           .c_align = 16};
+    KernelLaunch l;
+    Kernel k = load_kernel_for(template_gemm_swiglu_bwd(&spec, &l), &l, NVRTC_ARCH_SM90A);
+    const size_t mn = (size_t)M * N, bytes[10] = {(size_t)M * K * 2, (size_t)N * K * 2, mn * 2, mn * 2, (size_t)N * 4,
+                                                  (size_t)N * 4, mn * 2, mn * 2, (size_t)N * 4, (size_t)N * 4};
+    CUdeviceptr ptrs[10];   /* A, B, P1, P2, bias1, bias2, G1, G2, S1, S2 */
+    for (int q = 0; q < 10; q++) {
+        ptrs[q] = dalloc(bytes[q]);
+        CU_CHECK(cu->cuMemsetD8(ptrs[q], q < 4 ? 0x3c : 0, bytes[q]));
+    }
+    CUtensorMap maps[3];
+    void *args[10];
+    cuda_tma_gemm_params(cu, &l, M, N, K, K, K, ptrs, maps, args);
+    for (int q = 3; q < 10; q++) args[q] = &ptrs[q];
+    k.l.grid[0] = cuda_hopper_grid(cu, k.fn, &l);
+    LaunchCtx ck = {&k, args, NULL};
+    Gemm *g = gemm_new(0);
+    LtCtx cl = {g, (GemmDesc){M, N, K, false, false, 1, 0, 0, 0, DT_BF16, DT_BF16, DT_BF16, false, false}, ptrs[0],
+                ptrs[1], ptrs[6]};
+    const float tf = time_ms(run_launch, &ck, 3, 20), tl = time_ms(run_lt, &cl, 3, 20);
+    printf("| swiglu backward %dx%dx%d | fused %.3f ms | cuBLASLt's dh %.3f ms + a pass of %.0f MB |\n", M, N, K, tf,
+           tl, 5.0 * (double)mn * 2 / 1e6);
+    gemm_free(g);
+    for (int i = 0; i < 10; i++) CU_CHECK(cu->cuMemFree(ptrs[i]));
+    CU_CHECK(cu->cuModuleUnload(k.mod));
+}
+
 static void bench(bool conv_only) {
     CopyCtx c = {dalloc((size_t)1 << 30), dalloc((size_t)1 << 30), (size_t)1 << 30};
     CU_CHECK(cu->cuMemsetD8(c.a, 0x3c, c.bytes));
@@ -898,6 +984,8 @@ int main(int argc, char **argv) {
             kept = getenv("VMC_HOPPER_GEMM_STORE") ? strdup(getenv("VMC_HOPPER_GEMM_STORE")) : NULL;
             setenv("VMC_HOPPER_GEMM_STORE", "2", 1);       /* from registers, 4 stages */
             check_swiglu_gpu(200, 136, 200, true, 41);
+            check_swiglu_bwd_gpu(300, 520, 200, 43);   /* SwiGLU's backward in the epilogue */
+            check_swiglu_bwd_gpu(1000, 2048, 768, 44);
             if (kept) setenv("VMC_HOPPER_GEMM_STORE", kept, 1);
             else unsetenv("VMC_HOPPER_GEMM_STORE");
             free(kept);
@@ -908,6 +996,8 @@ int main(int argc, char **argv) {
             bench_hopper_gemm(25216, 80, 768);   /* the mixer's x_proj and dt_proj forwards */
             bench_hopper_gemm(25216, 768, 48);
             bench_swiglu(25216, 2048, 768);
+            bench_swiglu_bwd(16384, 2048, 768);   /* pretraining's; fine-tuning's */
+            bench_swiglu_bwd(25216, 2048, 768);
         }
         return failures != 0;
     }

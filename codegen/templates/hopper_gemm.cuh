@@ -46,6 +46,9 @@
 #ifndef HG_PRODUCTS
 #define HG_PRODUCTS 0                      // HG_DUAL: the two products are outputs too
 #endif
+#ifndef HG_SWIGLU_BWD
+#define HG_SWIGLU_BWD 0                    // SwiGLU's backward in the epilogue (vmc_gemm_swiglu_bwd, below)
+#endif
 #define HG_PITCH (HG_BN + 8)               // the staged epilogue's f32 rows (hg_store_staged)
 // the epilogue's buffer: hg_store_staged's, or the bf16 tiles stored by TMA (hg_tma_tile), one or two a warpgroup
 #define HG_EPI_BYTES (HG_STORE_TMA ? 2 * (HG_DUAL && HG_PRODUCTS ? 2 : 1) * 64 * HG_BN * 2 \
@@ -278,18 +281,20 @@ template <int B> static __device__ __forceinline__ void hg_quad_round(unsigned *
         else v[i | B] = got;
     }
 }
-// The consumers' tile of output C at (m0, n0) stored straight from registers (HG_STORE_REGS): value(i, col) is the
+// The consumers' tile from registers (HG_STORE_REGS), in groups of 8 consecutive columns: value(i, col) is the
 // element at accumulator place i, column col of the tile. A lane holds two columns of each 8 of its rows (wgmma's D
 // places); each quad transposes its 4 x 4 blocks of bf16 pairs (two xor-shuffle rounds), so that a lane holds 8
-// consecutive columns: one 16-byte store, a quad's 64 contiguous bytes of a row. No shared memory, so the stages
-// take it all (4 of 48 KB, against 3 beside the TMA stores' buffer).
-template <class V> static __device__ __forceinline__ void hg_store_regs(int m0, int n0, V value, bf16 *__restrict__ C) {
+// consecutive columns, then f(g, h, row, col, v) gets them: v[i] columns col + 2 i, col + 2 i + 1 of row, a quad's
+// 64 contiguous bytes; group g (columns 32 g .. 32 g + 31 of the tile), h (rows 8 h below). Every lane calls f for
+// every group, in and outside C (row < HG_M and col < HG_N inside: N a multiple of 8, so a group lies wholly in or
+// out), so that f may shuffle.
+template <class V, class F> static __device__ __forceinline__ void hg_regs_groups(int m0, int n0, V value, F f) {
     const int wg = threadIdx.x / 128, w = threadIdx.x % 128 / 32, l = threadIdx.x % 32, q = l % 4;
 #pragma unroll
-    for (int h = 0; h < 2; h++) {
-        const int row = m0 + wg * 64 + w * 16 + l / 4 + 8 * h;
+    for (int g = 0; g < HG_BN / 32; g++) {   // columns 32 g .. 32 g + 31 of the tile: 4 groups of 8
 #pragma unroll
-        for (int g = 0; g < HG_BN / 32; g++) {   // columns 32 g .. 32 g + 31 of the tile: 4 groups of 8
+        for (int h = 0; h < 2; h++) {
+            const int row = m0 + wg * 64 + w * 16 + l / 4 + 8 * h;
             unsigned v[4];
 #pragma unroll
             for (int i = 0; i < 4; i++) {   // group 4 g + i, this lane's columns 2 q, 2 q + 1 of it
@@ -299,11 +304,17 @@ template <class V> static __device__ __forceinline__ void hg_store_regs(int m0, 
             }
             hg_quad_round<1>(v, q & 1);
             hg_quad_round<2>(v, q & 2);   // now v[i]: columns 2 i, 2 i + 1 of group 4 g + q
-            const int col = n0 + 32 * g + 8 * q;
-            if (row < HG_M && col < HG_N)   // (N a multiple of 8: the whole group lies inside)
-                *reinterpret_cast<uint4 *>(C + (size_t)row * HG_N + col) = uint4{v[0], v[1], v[2], v[3]};
+            f(g, h, row, n0 + 32 * g + 8 * q, v);
         }
     }
+}
+// The tile stored from registers: one 16-byte store a lane and group. No shared memory, so the stages take it all
+// (4 of 48 KB, against 3 beside the TMA stores' buffer).
+template <class V> static __device__ __forceinline__ void hg_store_regs(int m0, int n0, V value, bf16 *__restrict__ C) {
+    hg_regs_groups(m0, n0, value, [&](int, int, int row, int col, const unsigned *v) {
+        if (row < HG_M && col < HG_N)
+            *reinterpret_cast<uint4 *>(C + (size_t)row * HG_N + col) = uint4{v[0], v[1], v[2], v[3]};
+    });
 }
 #endif
 
@@ -348,7 +359,10 @@ template <class V> static __device__ __forceinline__ void hg_tma_tile(unsigned c
 #define HG_TMA_TILE_BYTES (64 * HG_BN * 2)   // a warpgroup's tile of one output
 #endif
 
-#if !HG_DUAL
+static __device__ __forceinline__ float hg_sigmoid(float x) { return __fdividef(1.0f, 1.0f + exp2_ftz(-x * VMC_LOG2E)); }
+static __device__ __forceinline__ float hg_bf16(float v) { return to_f32(from_f32<bf16>(v)); }
+
+#if !HG_DUAL && !HG_SWIGLU_BWD
 #if HG_STORE_TMA
 #define HG_C_PARAM const __grid_constant__ VmcTmap C
 #else
@@ -397,6 +411,83 @@ vmc_gemm_hopper(const __grid_constant__ VmcTmap A, const __grid_constant__ VmcTm
     });
 #endif
 }
+#elif HG_SWIGLU_BWD
+static_assert(HG_STORE_REGS && !HG_ACC, "hopper GEMM: SwiGLU's backward stores from registers");
+// SwiGLU's backward in the epilogue of the product of its output's gradient (HG_SWIGLU_BWD): dh = A B^T rounded to
+// bf16 (as where it is a bf16 GEMM output that a generated kernel finishes), H = silu(x) y with x = P1 + bias1,
+// y = P2 + bias2 (P1, P2 the forward's bf16 products [M][N], bias f32 [N]): G1 = dh y silu'(x) and G2 = dh silu(x),
+// bf16 [M][N], and their column sums (before rounding: the biases' gradients) added into S1 and S2 [N] (f32, zeroed
+// first). The order of operations is the generated kernel's for the same graph.
+static __device__ __forceinline__ void hg_unpack8(uint4 u, float *f) {
+    const unsigned w[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        f[2 * i] = __uint_as_float(w[i] << 16);
+        f[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
+    }
+}
+// One round of a reduce-scatter over the lanes that differ in lane bit B: of the 2 HALF sums s, this lane keeps the
+// half its bit selects, adding the partner's.
+template <int B, int HALF> static __device__ __forceinline__ void hg_sum_round(const float *s, float *t) {
+    const bool hi = threadIdx.x & B;
+#pragma unroll
+    for (int i = 0; i < HALF; i++) {
+        const float give = hi ? s[i] : s[i + HALF], keep = hi ? s[i + HALF] : s[i];
+        t[i] = keep + __shfl_xor_sync(0xffffffffu, give, B);
+    }
+}
+// The warp's column sums of one group: s[16] (G1's 8 columns from col, then G2's) summed over the 8 lanes that hold
+// those columns (lane bits 2-4) in three rounds that leave each lane 2 of the 16, which it adds into S1 or S2.
+static __device__ __forceinline__ void hg_column_sums(const float *s, int col, float *S1, float *S2) {
+    float t8[8], t4[4], t2[2];
+    hg_sum_round<16, 8>(s, t8);
+    hg_sum_round<8, 4>(t8, t4);
+    hg_sum_round<4, 2>(t4, t2);
+    const int l = threadIdx.x % 32, k = (l & 16 ? 8 : 0) + (l & 8 ? 4 : 0) + (l & 4 ? 2 : 0);
+    float *S = k < 8 ? S1 : S2;
+    if (col < HG_N) {
+        atomicAdd(S + col + k % 8, t2[0]);
+        atomicAdd(S + col + k % 8 + 1, t2[1]);
+    }
+}
+extern "C" __global__ void __launch_bounds__(HG_THREADS, HG_CTAS) HG_CLUSTER_DIMS
+vmc_gemm_swiglu_bwd(const __grid_constant__ VmcTmap A, const __grid_constant__ VmcTmap B, const bf16 *__restrict__ P1,
+                    const bf16 *__restrict__ P2, const float *__restrict__ bias1, const float *__restrict__ bias2,
+                    bf16 *__restrict__ G1, bf16 *__restrict__ G2, float *__restrict__ S1, float *__restrict__ S2) {
+    vmc_grid_entry();
+    VMC_DYN_SMEM(raw, HG_SMEM);
+    const VmcTmap *Bs[1] = {&B};
+    hg_run(raw, &A, Bs, [&](int m0, int n0, float (*d)[HG_BN / 2], unsigned char *) {
+        float s[16];   // this lane's sums of its group's columns over its two rows: G1's 8, then G2's
+        hg_regs_groups(m0, n0, [&](int i, int) { return d[0][i]; },
+                       [&](int, int h, int row, int col, const unsigned *v) {
+            if (h == 0)
+#pragma unroll
+                for (int e = 0; e < 16; e++) s[e] = 0.f;
+            if (row < HG_M && col < HG_N) {
+                const size_t at = (size_t)row * HG_N + col;
+                float dh[8], p1[8], p2[8];
+                hg_unpack8(uint4{v[0], v[1], v[2], v[3]}, dh);
+                hg_unpack8(*reinterpret_cast<const uint4 *>(P1 + at), p1);
+                hg_unpack8(*reinterpret_cast<const uint4 *>(P2 + at), p2);
+                unsigned o1[4], o2[4];
+#pragma unroll
+                for (int e = 0; e < 8; e++) {
+                    const float x = p1[e] + bias1[col + e], y = p2[e] + bias2[col + e], sg = hg_sigmoid(x);
+                    const float g2 = dh[e] * (x * sg), g1 = dh[e] * y * (sg * (1.0f + x * (1.0f - sg)));
+                    s[e] += g1;
+                    s[8 + e] += g2;
+                    const unsigned b1 = from_f32<bf16>(g1).x, b2 = from_f32<bf16>(g2).x;
+                    if (e % 2 == 0) { o1[e / 2] = b1; o2[e / 2] = b2; }
+                    else { o1[e / 2] |= b1 << 16; o2[e / 2] |= b2 << 16; }
+                }
+                *reinterpret_cast<uint4 *>(G1 + at) = uint4{o1[0], o1[1], o1[2], o1[3]};
+                *reinterpret_cast<uint4 *>(G2 + at) = uint4{o2[0], o2[1], o2[2], o2[3]};
+            }
+            if (h == 1) hg_column_sums(s, col, S1, S2);
+        });
+    });
+}
 #else
 // SwiGLU's input products in one kernel (HG_DUAL): H = silu(p1 + bias1) * (p2 + bias2) with p_b = A B_b^T rounded to
 // bf16 first, as where each product is a bf16 GEMM output that a generated kernel finishes; P1, P2 get p1, p2 for the
@@ -406,9 +497,8 @@ vmc_gemm_hopper(const __grid_constant__ VmcTmap A, const __grid_constant__ VmcTm
 // slice of A.
 static __device__ __forceinline__ float hg_swiglu(float p1, float p2, float b1, float b2) {
     const float x = p1 + b1, y = p2 + b2;
-    return x * __fdividef(1.0f, 1.0f + exp2_ftz(-x * VMC_LOG2E)) * y;
+    return x * hg_sigmoid(x) * y;
 }
-static __device__ __forceinline__ float hg_bf16(float v) { return to_f32(from_f32<bf16>(v)); }
 #if HG_STORE_TMA
 #define HG_OUT_PARAM(name) const __grid_constant__ VmcTmap name
 #else
