@@ -160,6 +160,18 @@ typedef struct SwigluMatch {
     bool products;          /* p1 or p2 has readers besides the gate (a training step's backward) */
 } SwigluMatch;
 bool swiglu_match(const Fusion *f, const Group *gr, SwigluMatch *m);
+/* SwiGLU's backward as autodiff writes it, one elementwise group with two column sums: with x = p1 + b1,
+ * y = p2 + b2 (the forward's products and biases, recomputed), g2 = dh silu(x), g1 = (dh y) (s (1 + x (1 - s)))
+ * with s = sigmoid(x), their column sums s1, s2 (the biases' gradients), dh the product dy W of a GEMM group (W
+ * stored [K][N]: not transposed, neither scaled nor accumulated). The cuda backend's one kernel for dh's product and
+ * this group (codegen/program_swiglu.c, hopper_gemm.cuh vmc_gemm_swiglu_bwd) starts from it. */
+typedef struct SwigluBwdMatch {
+    const Node *dh;         /* the GEMM group's root (a MATMUL) */
+    const Node *p1, *p2, *b1, *b2;
+    const Node *g1, *g2;    /* the gradients of p1 and p2 (outputs of the group) */
+    const Node *s1, *s2;    /* their column sums (the group's csums) */
+} SwigluBwdMatch;
+bool swiglu_bwd_match(const Fusion *f, const Group *gr, SwigluBwdMatch *m);
 /* Marks Fusion.swiglu_x for every such gate whose products no other group reads (with_products: all of them);
  * call between pass_fuse and pass_plan. */
 void pass_mark_swiglu(Fusion *f, bool with_products);

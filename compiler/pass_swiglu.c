@@ -59,6 +59,99 @@ bool swiglu_match(const Fusion *f, const Group *gr, SwigluMatch *m) {
     return false;
 }
 
+/* ---------------------------------------------------------------- the backward */
+/* A constant 1 under broadcasts and reshapes. */
+static bool is_one(const Fusion *f, const Node *n) {
+    while (n->op == OP_EXPAND || n->op == OP_RESHAPE) n = fus_src(f, n, 0);
+    return n->op == OP_CONST && n->f[0] == 1.0;
+}
+
+/* op(a, b) in either order with one operand `want`: the other, or NULL. */
+static const Node *other_of(const Fusion *f, const Node *n, OpKind op, const Node *want) {
+    if (n->op != op) return NULL;
+    for (int k = 0; k < 2; k++)
+        if (fus_src(f, n, k) == want) return fus_src(f, n, 1 - k);
+    return NULL;
+}
+
+/* The product dy W (W stored [K][N]) that GEMM group root p is (no scale, no acc), or NULL. */
+static const Node *plain_product_ab(const Fusion *f, const Node *p) {
+    const int k = f->group_of[p->id];
+    if (k < 0 || f->groups[k].kind != GK_GEMM || p->op != OP_MATMUL) return NULL;
+    const GemmEpilogue e = group_gemm(f, &f->groups[k]);
+    return e.matmul == p && !e.acc && e.alpha == 1.0 && !p->i[0] && !p->i[1] ? p : NULL;
+}
+
+/* Is d silu's derivative at x, s (1 + x (1 - s)) with s = sigmoid(x), as autodiff writes it? Its nodes into seen. */
+static bool silu_grad(const Fusion *f, const Node *d, const Node *x, const Node **seen) {
+    if (d->op != OP_MUL) return false;
+    for (int k = 0; k < 2; k++) {
+        const Node *s = fus_src(f, d, k), *a = fus_src(f, d, 1 - k);
+        if (s->op != OP_SIGMOID || fus_src(f, s, 0) != x || a->op != OP_ADD) continue;
+        for (int j = 0; j < 2; j++) {
+            const Node *xm = fus_src(f, a, j), *sub = other_of(f, xm, OP_MUL, x);
+            if (!is_one(f, fus_src(f, a, 1 - j)) || !sub || sub->op != OP_SUB || !is_one(f, fus_src(f, sub, 0)) ||
+                fus_src(f, sub, 1) != s)
+                continue;
+            seen[0] = d; seen[1] = s; seen[2] = a; seen[3] = xm; seen[4] = sub;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The node a column sum adds up (under its reshapes). */
+static const Node *summed(const Fusion *f, const Node *sum) {
+    const Node *n = fus_src(f, sum, 0);
+    while (n->op == OP_RESHAPE) n = fus_src(f, n, 0);
+    return n;
+}
+
+bool swiglu_bwd_match(const Fusion *f, const Group *gr, SwigluBwdMatch *m) {
+    if (gr->kind != GK_EW || gr->elided || gr->ncsums != 2 || gr->nouts != 4) return false;
+    const Node *o[4];   /* the outputs that are not column sums */
+    int no = 0;
+    for (int k = 0; k < gr->nouts; k++)
+        if (gr->outs[k] != gr->csums[0] && gr->outs[k] != gr->csums[1]) o[no++] = gr->outs[k];
+    if (no != 2) return false;
+    for (int k = 0; k < 2; k++) {   /* o[k] = g2 = dh silu(x), o[1 - k] = g1 = (dh y) silu'(x) */
+        const Node *g2 = o[k], *g1 = o[1 - k];
+        if (g2->op != OP_MUL || g1->op != OP_MUL) continue;
+        for (int j = 0; j < 2; j++) {
+            const Node *dh = fus_src(f, g2, j), *silu = fus_src(f, g2, 1 - j);
+            if (silu->op != OP_SILU || !plain_product_ab(f, dh) ||
+                !product_plus_bias(f, fus_src(f, silu, 0), &m->p1, &m->b1))
+                continue;
+            const Node *x = fus_src(f, silu, 0), *nodes[16] = {g1, g2, silu, x, gr->csums[0], gr->csums[1]};
+            int nn = 6;
+            for (int i = 0; i < 2; i++) {
+                const Node *t = fus_src(f, g1, i), *y = other_of(f, t, OP_MUL, dh);
+                if (!y || !product_plus_bias(f, y, &m->p2, &m->b2) || !silu_grad(f, fus_src(f, g1, 1 - i), x, nodes + nn))
+                    continue;
+                nn += 5;
+                nodes[nn++] = t;
+                nodes[nn++] = y;
+                bool all = true;   /* nothing else computed in the group */
+                for (int q = 0; q < gr->nmembers && all; q++) {
+                    const Node *mq = gr->members[q];   /* (views, and broadcasts of a bias or a constant) */
+                    bool known = mq->op == OP_RESHAPE || (mq->op == OP_EXPAND && (bias_param(f, mq) || is_one(f, mq)));
+                    for (int r = 0; r < nn && !known; r++) known = gr->members[q] == nodes[r];
+                    all = known;
+                }
+                const Node *c0 = summed(f, gr->csums[0]), *c1 = summed(f, gr->csums[1]);
+                if (!all || m->p1 == m->p2 || !((c0 == g1 && c1 == g2) || (c0 == g2 && c1 == g1))) return false;
+                m->dh = dh;
+                m->g1 = g1;
+                m->g2 = g2;
+                m->s1 = c0 == g1 ? gr->csums[0] : gr->csums[1];
+                m->s2 = c0 == g1 ? gr->csums[1] : gr->csums[0];
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
 void pass_mark_swiglu(Fusion *f, bool with_products) {
     for (int k = 0; k < f->ngroups; k++) {
         SwigluMatch m;

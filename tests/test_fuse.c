@@ -737,6 +737,41 @@ static void test_recompute(void) {
     graph_free(g);
 }
 
+/* SwiGLU's backward (pass_swiglu.c swiglu_bwd_match): the one elementwise kernel of the gradients of x W1 and x W2,
+ * with the biases' gradients as its column sums (N = 256: whole column groups), over dh = dy W3 (W3 stored [K][N]);
+ * silu(h1 + h2) has none. */
+static void test_swiglu_bwd_match(void) {
+    for (int gelu = 0; gelu < 2; gelu++) {
+        Graph *g = graph_new();
+        Node *x = g_input(g, "x", shape_of(3, (int64_t)2, (int64_t)64, (int64_t)32), DT_F32, LOC_NONE);
+        Node *w1 = param(g, "w1", shape_of(2, (int64_t)256, (int64_t)32)), *b1 = param(g, "b1", shape_of(1, (int64_t)256));
+        Node *w2 = param(g, "w2", shape_of(2, (int64_t)256, (int64_t)32)), *b2 = param(g, "b2", shape_of(1, (int64_t)256));
+        Node *w3 = param(g, "w3", shape_of(2, (int64_t)32, (int64_t)256));
+        Node *mm1 = g_matmul(g, x, w1, false, true, LOC_NONE), *mm2 = g_matmul(g, x, w2, false, true, LOC_NONE);
+        Node *h1 = bin(g, OP_ADD, mm1, b1), *h2 = bin(g, OP_ADD, mm2, b2);
+        Node *gate = gelu ? un(g, OP_SILU, bin(g, OP_ADD, h1, h2)) : bin(g, OP_MUL, un(g, OP_SILU, h1), h2);
+        Node *y = g_matmul(g, gate, w3, false, true, LOC_NONE);
+        Node **grads = sum_of_squares_grads(g, y);
+        Fusion *f = fuse_planned(g);
+        int found = 0;
+        SwigluBwdMatch m = {0};
+        for (int k = 0; k < f->ngroups; k++) found += swiglu_bwd_match(f, &f->groups[k], &m);
+        if (gelu) {
+            CHECK(found == 0, "silu(h1 + h2) matched as SwiGLU's backward: %d groups", found);
+        } else {
+            CHECK(found == 1, "SwiGLU's backward: %d groups matched", found);
+            CHECK(found != 1 || (m.p1 == f->repl[mm1->id] && m.p2 == f->repl[mm2->id] && m.b1 == b1 && m.b2 == b2),
+                  "SwiGLU's backward: the forward's products and biases");
+            CHECK(found != 1 || fus_owner(f, fus_src(f, m.dh, 1)) == w3, "SwiGLU's backward: dh = dy W3");
+            CHECK(found != 1 || (m.s1 != m.s2 && m.g1 != m.g2), "SwiGLU's backward: two gradients, two sums");
+            printf("swiglu backward: group %d, dh %%%d\n", found ? f->group_of[m.g1->id] : -1, m.dh ? (int)m.dh->id : -1);
+        }
+        free(grads);
+        fusion_free(f);
+        graph_free(g);
+    }
+}
+
 /* Training attention: the softmax P is read by the P V GEMM, by the dV GEMM and by the softmax backward, which reads
  * the scores anyway. P stays stored (the GEMMs read it) but the backward recomputes it from the scores and the row
  * max and sum the forward stores (Fusion.recompute): no generated kernel but the forward's reads or writes P. */
@@ -1393,6 +1428,7 @@ int main(void) {
     test_scan_states();
     test_factored_gate();
     test_recompute();
+    test_swiglu_bwd_match();
     test_recompute_softmax();
     test_sibling_merge();
     test_vec4_loads();
