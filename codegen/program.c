@@ -504,6 +504,7 @@ Program *program_build(const Graph *g, Node *const *keep, int nkeep, const Progr
             if (gr->elided) break;   /* (its inputs' templates write it) */
             generated(p, &b, &seen, gr);
             pg_swiglu(p, &seen, gr);   /* SwiGLU's gate: also its products and it as one launch */
+            if (opt->bf16 && opt->swiglu_bwd && pg_hopper_gemm(p)) pg_swiglu_bwd(p, &seen, gr);   /* its backward */
             break;
         case GK_GEMM: gemm(p, &b, &seen, gr, &ws_need); break;
         case GK_OPAQUE:   /* (elided: a conv1d computed by an earlier one's launch, conv_multi.c) */
@@ -576,7 +577,8 @@ double launch_moved_bytes(const Launch *l, bool write) {
 static double launch_flops(const Launch *l) {
     if (l->kind != LK_GEMM) return 0;
     const GemmDesc *g = &l->gemm;
-    return (g->swiglu ? 4.0 : 2.0) * (double)g->M * (double)g->N * (double)g->K * (double)g->batch;   /* (SwiGLU: two) */
+    const double products = g->swiglu && !g->backward ? 4.0 : 2.0;   /* (SwiGLU's forward: two) */
+    return products * (double)g->M * (double)g->N * (double)g->K * (double)g->batch;
 }
 
 double launch_floor_ms(const Launch *l, const FloorRates *r, int *bound) {
@@ -662,8 +664,8 @@ void program_dump_launches(const Program *p, const FloorRates *r, FILE *out) {
         case LK_GEMM: {
             const GemmDesc *g = &l->gemm;
             if (g->swiglu)
-                snprintf(what, sizeof what, "swiglu %lld x %lld x %lld%s (own)", (long long)g->M, (long long)g->N,
-                         (long long)g->K, g->products ? ", + products" : "");
+                snprintf(what, sizeof what, "swiglu%s %lld x %lld x %lld%s (own)", g->backward ? " backward" : "",
+                         (long long)g->M, (long long)g->N, (long long)g->K, g->products ? ", + products" : "");
             else
                 snprintf(what, sizeof what, "%lld x %lld x %lld: A%s B%s, %s%s%s", (long long)g->M, (long long)g->N,
                          (long long)g->K, g->ta ? "^T" : "", g->tb ? "^T" : "", g->bf16 ? "bf16" : "f32",
@@ -695,9 +697,14 @@ void program_summary(const Program *p, FILE *out) {
                  "%d memsets, %d copies; %d groups; %d GEMMs with vmc's own kernel beside cuBLASLt's",
             p->nkernels, p->nmodules, p->ncached, counts[LK_KERNEL], p->ngemms, counts[LK_MEMSET],
             counts[LK_COPY], p->f->ngroups, own);
-    if (p->nswiglu)   /* (program_swiglu.c) */
+    int backward = 0;   /* (program_swiglu.c) */
+    for (int k = 0; k < p->nlaunches; k++) backward += p->launches[k].kind == LK_GEMM && p->launches[k].gemm.backward;
+    if (p->nswiglu > backward)
         fprintf(out, "; %d SwiGLU launches (a gate and its two products in one kernel) beside their 3 launches each",
-                p->nswiglu);
+                p->nswiglu - backward);
+    if (backward)
+        fprintf(out, "; %d SwiGLU backward launches (dh's product and the gradients in one kernel) beside their 2 "
+                     "launches each", backward);
     fprintf(out, "\n");
     fprintf(out, "memory:");
     for (int k = 0; k < AR_COUNT_; k++)

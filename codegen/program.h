@@ -29,6 +29,12 @@ typedef struct GemmDesc {
      * products where `products`, else they are not written. B2 has B's shape and ldb. */
     bool swiglu, products;
     BufRef b2, c2, bias1, bias2, h;
+    /* With `backward` too, SwiGLU's backward in one launch (program_swiglu.c pg_swiglu_bwd; hopper_gemm.cuh
+     * vmc_gemm_swiglu_bwd): dh = bf16(A B) with B the weight as stored, [K][N] (ldb = N; the runtime transposes it
+     * into the stream's GEMM workspace first), then with x = P1 + bias1, y = P2 + bias2: C = dh y silu'(x),
+     * C2 = dh silu(x) (bf16 [M][N]) and their column sums added into S1, S2 (f32 [N], zeroed before). */
+    bool backward;
+    BufRef p1, p2, s1, s2;
 } GemmDesc;
 
 /* Memory a launch touches: at, bytes is the range the multi-stream graph (streams.h) orders launches by: the whole
@@ -106,6 +112,9 @@ typedef struct ProgramOptions {
                                  * (program_swiglu.c): 0 where nothing else reads the products (inference;
                                  * VMC_SWIGLU_GEMM=1), 2 also where the backward does (the products written too;
                                  * the environment's default), -1 never (VMC_SWIGLU_GEMM=0) */
+    bool swiglu_bwd;            /* SwiGLU's backward product with its elementwise kernel as one launch, on sm_90 with
+                                 * bf16 operands (program_swiglu.c pg_swiglu_bwd; VMC_SWIGLU_BWD=1: off until run on
+                                 * a GPU) */
     int reuse_delay;            /* Fusion.reuse_delay: groups an activation's memory stays reserved after its last
                                  * reader in a training step; 0 (unset): PROGRAM_REUSE_DELAY;
                                  * PROGRAM_REUSE_AT_ONCE: none */

@@ -45,6 +45,9 @@ bool pg_hopper_gemm(const Program *p);   /* sm_90 and not VMC_HOPPER_GEMM=0: the
  * with its two products, which the runtime may run instead of those three launches (Launch.swiglu_id); false
  * (nothing added) where the products' launches do not allow it */
 bool pg_swiglu(Program *p, SeenSet *seen, const Group *gr);
+/* ... and after the launch of SwiGLU's backward group gr (pass.h swiglu_bwd_match), one launch of dh's product with
+ * it (GemmDesc.backward), which the runtime may run instead of the two; false (nothing added) where not allowed */
+bool pg_swiglu_bwd(Program *p, SeenSet *seen, const Group *gr);
 int pg_align_of(int64_t offset);
 /* program_tail.c */
 void pg_batch_tail(Program *p);

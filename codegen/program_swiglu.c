@@ -87,3 +87,87 @@ bool pg_swiglu(Program *p, SeenSet *seen, const Group *gr) {
     l->swiglu_id = p->launches[i1].swiglu_id = p->launches[i2].swiglu_id = p->launches[gate].swiglu_id = ++p->nswiglu;
     return true;
 }
+
+/* ---------------------------------------------------------------- the backward */
+/* Does any group but gr read x (or is x kept for the host)? */
+static bool read_elsewhere(const Fusion *f, const Group *gr, const Node *x) {
+    if (f->kept[x->id]) return true;
+    for (int k = 0; k < f->ngroups; k++)
+        for (int j = 0; &f->groups[k] != gr && j < f->groups[k].nins; j++)
+            if (fus_owner(f, f->groups[k].ins[j]) == x) return true;
+    return false;
+}
+
+/* The bf16 memory of an output of the group: its buffer where it holds bf16, its only copy where that is bf16. */
+static bool bf16_out(const Program *p, const Node *x, BufRef *r) {
+    const Fusion *f = p->f;
+    if (f->shadow_only[x->id]) *r = pg_shadow_ref(f, x);
+    else if (f->mat[x->id] && f->store_bf16[x->id]) *r = pg_bufref(p, x);
+    else return false;
+    return true;
+}
+
+bool pg_swiglu_bwd(Program *p, SeenSet *seen, const Group *gr) {
+    const Fusion *f = p->f;
+    SwigluBwdMatch m;
+    if (!swiglu_bwd_match(f, gr, &m)) return false;
+    const int kernel = p->nlaunches - 1;   /* the group's kernel, just built */
+    if (kernel < 0 || p->launches[kernel].kind != LK_KERNEL || p->launches[kernel].group != gr->index) return false;
+    const int i = product_launch(p, m.dh, kernel);
+    if (i < 0 || read_elsewhere(f, gr, m.dh)) return false;   /* (the one launch does not write dh) */
+    GemmDesc d = p->launches[i].gemm;
+    /* A [M][K] and W [K][N] bf16 in place (not cast into the GEMM workspace, which the transposed W takes), dh bf16 */
+    if (!d.bf16 || d.batch != 1 || d.ta || d.tb || !d.c_bf16 || d.has_acc || d.alpha != 1.f || d.ldb != d.N ||
+        d.a.arena == AR_WORK || d.b.arena == AR_WORK || d.N * d.K * 2 > PROGRAM_GEMM_WORKSPACE)
+        return false;
+    if (!fus_bf16(f, m.p1) || !fus_bf16(f, m.p2) || !bf16_out(p, m.g1, &d.c) || !bf16_out(p, m.g2, &d.c2) ||
+        !f->mat[m.s1->id] || !f->mat[m.s2->id])
+        return false;
+    d.swiglu = d.backward = true;
+    d.p1 = pg_bufref(p, fus_owner(f, m.p1));
+    d.p2 = pg_bufref(p, fus_owner(f, m.p2));
+    d.bias1 = pg_bufref(p, m.b1);
+    d.bias2 = pg_bufref(p, m.b2);
+    d.s1 = pg_bufref(p, m.s1);
+    d.s2 = pg_bufref(p, m.s2);
+    int align = 16;
+    const BufRef rows[4] = {d.p1, d.p2, d.c, d.c2};
+    for (int k = 0; k < 4; k++) {
+        const int a = pg_align_of(rows[k].offset);
+        align = a < align ? a : align;
+    }
+    /* the product as the kernel takes it: A B^T with B = W^T [N][K] (ldb K), the transposed copy */
+    const SkinnyGemmSpec s = {.M = d.M, .N = d.N, .K = d.K, .lda = d.lda, .ldb = d.K, .tb = true, .c_bf16 = true,
+                              .alpha = 1, .a_off = d.a.offset / 2 % 8, .c_align = align};
+    KernelLaunch kl, kt;
+    char *src = template_gemm_swiglu_bwd(&s, &kl, &kt);
+    if (!src) return false;
+    Launch *l = pg_add_launch(p, LK_GEMM, gr->index, "gemm");
+    l->gemm = d;
+    const int first = pg_seen_find(seen, src, p->nlaunches - 1);
+    if (first >= 0) {
+        l->own_module = p->launches[first].own_module;
+        free(src);
+    } else {
+        char label[96];
+        snprintf(label, sizeof label, "g%d_swiglu_bwd_%lldx%lldx%lld", gr->index, (long long)d.M, (long long)d.N,
+                 (long long)d.K);
+        l->own_module = pg_add_module(p, src, label);
+        p->modules[l->own_module].arch_specific = true;
+        p->nkernels += 2;
+    }
+    l->own = (SkinnyGemmLaunch){.k = kl, .reduce = kt, .split = 1};   /* (reduce: the transpose, launched first) */
+    snprintf(l->name, sizeof l->name, "swiglu_bwd_%lldx%lldx%lld", (long long)d.M, (long long)d.N, (long long)d.K);
+    pg_touch(l, d.a, d.M * d.K * 2, false);
+    pg_touch(l, d.b, d.N * d.K * 2, false);
+    pg_touch(l, d.p1, d.M * d.N * 2, false);
+    pg_touch(l, d.p2, d.M * d.N * 2, false);
+    pg_touch_node(l, p, m.b1, false, false);
+    pg_touch_node(l, p, m.b2, false, false);
+    pg_touch(l, d.c, d.M * d.N * 2, true);
+    pg_touch(l, d.c2, d.M * d.N * 2, true);
+    pg_touch(l, d.s1, d.N * 4, true);
+    pg_touch(l, d.s2, d.N * 4, true);
+    l->swiglu_id = p->launches[i].swiglu_id = p->launches[kernel].swiglu_id = ++p->nswiglu;
+    return true;
+}

@@ -177,5 +177,6 @@ char *template_gemm_swiglu(const SkinnyGemmSpec *s, bool products, KernelLaunch 
  * as for C = dh: c_bf16, no acc, alpha 1, N a multiple of 8, 16-byte aligned): with x = P1 + bias1, y = P2 + bias2,
  * G1 = dh y silu'(x), G2 = dh silu(x) (bf16 [M][N]) and their column sums added into S1, S2 (f32 [N]).
  * vmc_gemm_swiglu_bwd(VmcTmap A, VmcTmap B, const bf16 *P1, const bf16 *P2, const float *bias1, const float *bias2,
- * bf16 *G1, bf16 *G2, float *S1, float *S2); NULL when the product is not one it handles. */
-char *template_gemm_swiglu_bwd(const SkinnyGemmSpec *s, KernelLaunch *l);
+ * bf16 *G1, bf16 *G2, float *S1, float *S2); NULL when the product is not one it handles. The same module defines
+ * vmc_transpose_bf16(const bf16 *W, bf16 *WT), launch t: B = W^T [N][K] from W [K][N] (dh = dy W as a graph has it). */
+char *template_gemm_swiglu_bwd(const SkinnyGemmSpec *s, KernelLaunch *l, KernelLaunch *t);

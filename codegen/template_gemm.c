@@ -243,6 +243,14 @@ char *template_gemm_hopper(const SkinnyGemmSpec *s, KernelLaunch *l) {
 char *template_gemm_swiglu(const SkinnyGemmSpec *s, bool products, KernelLaunch *l) {
     return hopper_instance(s, true, products, false, l);
 }
-char *template_gemm_swiglu_bwd(const SkinnyGemmSpec *s, KernelLaunch *l) {
-    return hopper_instance(s, false, false, true, l);
+char *template_gemm_swiglu_bwd(const SkinnyGemmSpec *s, KernelLaunch *l, KernelLaunch *t) {
+    char *src = hopper_instance(s, false, false, true, l);
+    *t = (KernelLaunch){0};
+    snprintf(t->name, sizeof t->name, "vmc_transpose_bf16");
+    t->grid[0] = (unsigned)cdiv64(s->N, 32);
+    t->grid[1] = (unsigned)cdiv64(s->K, 32);
+    t->grid[2] = 1;
+    t->block[0] = 256;
+    t->block[1] = t->block[2] = 1;
+    return src;
 }

@@ -28,12 +28,12 @@ static void load_modules(Cuda *c) {
         Launch *l = &p->launches[k];
         if (l->kind == LK_GEMM && l->own_module >= 0) {   /* its own kernel, launched with per-stream arguments */
             CU_CHECK(c->cu->cuModuleGetFunction(&c->fn[k], c->mods[l->own_module], l->own.k.name));
-            if (l->own.split > 1)
+            if (l->own.split > 1 || l->gemm.backward)   /* (SwiGLU's backward: W's transpose) */
                 CU_CHECK(c->cu->cuModuleGetFunction(&c->reduce_fn[k], c->mods[l->own_module], l->own.reduce.name));
             if (l->own.k.smem > 48 * 1024)
                 CU_CHECK(c->cu->cuFuncSetAttribute(c->fn[k], CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
                                                    (int)l->own.k.smem));
-            const bool hopper = !strcmp(l->own.k.name, "vmc_gemm_hopper") || !strcmp(l->own.k.name, "vmc_gemm_swiglu");
+            const bool hopper = !strcmp(l->own.k.name, "vmc_gemm_hopper") || !strncmp(l->own.k.name, "vmc_gemm_swiglu", 15);
             c->own_grid[k] = hopper ? cuda_hopper_grid(c->cu, c->fn[k], &l->own.k) : l->own.k.grid[0];
         }
         if (l->kind != LK_KERNEL) continue;   /* (GEMMs: plan_gemms) */

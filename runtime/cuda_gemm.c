@@ -94,6 +94,20 @@ void cx_own_gemm_run(Cuda *c, int k, int s) {
     const Launch *l = &c->p->launches[k];
     const GemmDesc *g = &l->gemm;
     const unsigned grid[3] = {c->own_grid[k], l->own.k.grid[1], l->own.k.grid[2]};   /* (cuda_hopper_grid) */
+    if (g->swiglu && g->backward) {   /* W^T into the stream's workspace, then vmc_gemm_swiglu_bwd(A, W^T as tensor
+                                        * maps; P1, P2, bias1, bias2, G1, G2, S1, S2) */
+        CUdeviceptr w = addr(c, g->b);
+        void *tparams[2] = {&w, &c->ws[s]};
+        cx_launch_kernel(c, c->reduce_fn[k], l->own.reduce.grid, l->own.reduce.block, 0, s, tparams);
+        CUdeviceptr v[10] = {addr(c, g->a), c->ws[s], addr(c, g->p1), addr(c, g->p2), addr(c, g->bias1),
+                             addr(c, g->bias2), addr(c, g->c), addr(c, g->c2), addr(c, g->s1), addr(c, g->s2)};
+        CUtensorMap maps[3];
+        void *params[10];
+        cuda_tma_gemm_params(c->cu, &l->own.k, g->M, g->N, g->K, g->lda, g->K, v, maps, params);   /* A, B */
+        for (int i = 3; i < 10; i++) params[i] = &v[i];
+        cx_launch_kernel(c, c->fn[k], grid, l->own.k.block, l->own.k.smem, s, params);
+        return;
+    }
     if (g->swiglu) {   /* vmc_gemm_swiglu(A, B1, B2 as tensor maps; bias1, bias2, H, P1, P2) */
         CUdeviceptr v[8] = {addr(c, g->a), addr(c, g->b), addr(c, g->b2), addr(c, g->bias1), addr(c, g->bias2),
                             addr(c, g->h), g->products ? addr(c, g->c) : 0, g->products ? addr(c, g->c2) : 0};

@@ -7,19 +7,22 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-/* The launches SwiGLU launch k stands for, in order: the products' GEMMs, then the gate's kernel. */
+/* The launches SwiGLU launch k stands for, in order: the products' GEMMs, then the gate's kernel (the backward: dh's
+ * GEMM, then the gradients' kernel); -1 after them. */
 static void parts_of(const Cuda *c, int k, int *parts) {
+    const int want = c->p->launches[k].gemm.backward ? 2 : 3;
     int n = 0;
-    for (int j = 0; j < k && n < 3; j++)
+    for (int j = 0; j < k && n < want; j++)
         if (c->p->launches[j].swiglu_id == c->p->launches[k].swiglu_id) parts[n++] = j;
-    ASSERT(n == 3 && c->p->launches[parts[2]].kind == LK_KERNEL, "SwiGLU launch %d: %d parts", k, n);
+    ASSERT(n == want && c->p->launches[parts[n - 1]].kind == LK_KERNEL, "SwiGLU launch %d: %d parts", k, n);
+    parts[n] = -1;
 }
 
 static void run_parts(Cuda *c, const int *parts) {
-    cx_gemm_launch(c, parts[0], 0);
-    cx_gemm_launch(c, parts[1], 0);
-    const Launch *g = &c->p->launches[parts[2]];
-    cx_launch_kernel(c, c->fn[parts[2]], g->grid, g->block, g->smem, 0, c->params[parts[2]]);
+    int n = 0;
+    for (; parts[n + 1] >= 0; n++) cx_gemm_launch(c, parts[n], 0);
+    const Launch *g = &c->p->launches[parts[n]];
+    cx_launch_kernel(c, c->fn[parts[n]], g->grid, g->block, g->smem, 0, c->params[parts[n]]);
 }
 
 /* Random bf16 values in [-1, 1) for n elements at dst (or f32 where f32). */
@@ -70,6 +73,58 @@ static double disagreement(Cuda *c, int k, const int *parts) {
     return big > 0 ? diff / big : diff;
 }
 
+/* The same for SwiGLU's backward: A, W, P1, P2 zero but on the sample rows (random there), the sums zeroed before
+ * each form; G1 and G2 on those rows and both sums compared (the sums then add the sample rows alone). */
+static double disagreement_bwd(Cuda *c, int k, const int *parts) {
+    const GemmDesc *d = &c->p->launches[k].gemm;
+    const int64_t rows = d->M < SAMPLE_ROWS ? d->M : SAMPLE_ROWS, last = d->M - rows;
+    const size_t n = (size_t)(rows * d->N), mn = (size_t)(d->M * d->N), N = (size_t)d->N;
+    CU_CHECK(c->cu->cuMemsetD8Async(addr(c, d->a), 0, (size_t)((d->M - 1) * d->lda + d->K) * 2, c->st));
+    const BufRef in[2] = {d->p1, d->p2};
+    for (int i = 0; i < 2; i++) {
+        const CUdeviceptr p = addr(c, in[i]);
+        CU_CHECK(c->cu->cuMemsetD8Async(p, 0, 2 * mn, c->st));
+        fill_random(c, p, n, false, 11 + (uint64_t)i);
+        fill_random(c, p + 2 * (size_t)(last * d->N), n, false, 13 + (uint64_t)i);
+    }
+    fill_random(c, addr(c, d->a), (size_t)((rows - 1) * d->lda + d->K), false, 1);
+    fill_random(c, addr(c, d->a) + 2 * (size_t)(last * d->lda), (size_t)((rows - 1) * d->lda + d->K), false, 6);
+    fill_random(c, addr(c, d->b), (size_t)(d->K * d->N), false, 2);
+    fill_random(c, addr(c, d->bias1), N, true, 4);
+    fill_random(c, addr(c, d->bias2), N, true, 5);
+    const BufRef out[2] = {d->c, d->c2}, sums[2] = {d->s1, d->s2};
+    uint16_t *want = xmalloc(8 * n), *got = xmalloc(8 * n);
+    float *want_s = xmalloc(8 * N), *got_s = xmalloc(8 * N);
+    for (int form = 0; form < 2; form++) {   /* the parts, then the one launch */
+        uint16_t *g = form ? got : want;
+        float *gs = form ? got_s : want_s;
+        for (int i = 0; i < 2; i++) {
+            CU_CHECK(c->cu->cuMemsetD8Async(addr(c, sums[i]), 0, 4 * N, c->st));
+            CU_CHECK(c->cu->cuMemsetD8Async(addr(c, out[i]), 0xff, 2 * mn, c->st));   /* NaN: unwritten fails */
+        }
+        if (form) cx_own_gemm_run(c, k, 0);
+        else run_parts(c, parts);
+        for (int i = 0; i < 2; i++) {
+            copy_out(c, g + 2 * i * n, addr(c, out[i]), 2 * n);
+            copy_out(c, g + (2 * i + 1) * n, addr(c, out[i]) + 2 * (size_t)(last * d->N), 2 * n);
+            copy_out(c, gs + i * N, addr(c, sums[i]), 4 * N);
+        }
+    }
+    double big = 0, diff = 0, big_s = 0, diff_s = 0;
+    for (size_t i = 0; i < 4 * n; i++) {
+        const double x = bf16_to_f32(want[i]), y = bf16_to_f32(got[i]);
+        if (fabs(x) > big) big = fabs(x);
+        if (!(fabs(x - y) <= diff)) diff = isnan(y) || isnan(x) ? INFINITY : fabs(x - y);
+    }
+    for (size_t i = 0; i < 2 * N; i++) {
+        if (fabs(want_s[i]) > big_s) big_s = fabs(want_s[i]);
+        if (!(fabs(want_s[i] - got_s[i]) <= diff_s)) diff_s = isnan(got_s[i]) || isnan(want_s[i]) ? INFINITY : fabs(want_s[i] - got_s[i]);
+    }
+    free(want); free(got); free(want_s); free(got_s);
+    const double e = big > 0 ? diff / big : diff, es = big_s > 0 ? diff_s / big_s : diff_s;
+    return e > es ? e : es;
+}
+
 /* GEMM_TUNE_REPS runs of SwiGLU launch k by its one kernel (own) or by its parts, timed by cx_time_ms. */
 typedef struct FormRun { int k; const int *parts; bool own; } FormRun;
 static void form_runs(Cuda *c, void *ctx) {
@@ -95,25 +150,26 @@ void cx_plan_swiglu(Cuda *c, int k, bool tune, bool log) {
     for (int j = 0; j < k && !decided; j++) {   /* a launch of the same shape chose already */
         const GemmDesc *e = &c->p->launches[j].gemm;
         if (c->p->launches[j].kind != LK_GEMM || !e->swiglu || e->M != d->M || e->N != d->N || e->K != d->K ||
-            e->products != d->products)
+            e->products != d->products || e->backward != d->backward)
             continue;
         own = c->swiglu_own[c->p->launches[j].swiglu_id];
         decided = true;
     }
     if (!decided) {
-        int parts[3];
+        int parts[4];
         parts_of(c, k, parts);
-        const double err = disagreement(c, k, parts);
+        const double err = d->backward ? disagreement_bwd(c, k, parts) : disagreement(c, k, parts);
         own = err <= 1.0 / 64;   /* bf16 results of the same bf16 products: rounding apart */
+        const char *them = d->backward ? "its GEMM and kernel" : "its GEMMs and gate";
         if (!own)
-            fprintf(stderr, "vmc: warning: the SwiGLU kernel %s disagrees with its GEMMs and gate on random operands "
-                            "(largest difference %.3g of the largest value); they run instead\n", l->name, err);
+            fprintf(stderr, "vmc: warning: the SwiGLU kernel %s disagrees with %s on random operands (largest "
+                            "difference %.3g of the largest value); they run instead\n", l->name, them, err);
         if (own && tune && c->own_gemm == 1) {
             const float ms_parts = time_form(c, k, parts, false), ms_own = time_form(c, k, parts, true);
             own = ms_own < ms_parts;
             if (log)
-                fprintf(stderr, "gemm tune: %s: 2 GEMMs and the gate %.1f us, one kernel %.1f us: %s\n", l->name,
-                        1e3 * ms_parts / GEMM_TUNE_REPS, 1e3 * ms_own / GEMM_TUNE_REPS, own ? "one kernel" : "three");
+                fprintf(stderr, "gemm tune: %s: %s %.1f us, one kernel %.1f us: %s\n", l->name, them + 4,
+                        1e3 * ms_parts / GEMM_TUNE_REPS, 1e3 * ms_own / GEMM_TUNE_REPS, own ? "one kernel" : "parts");
         }
     }
     c->gemm[k].own = true;   /* (it runs only where chosen, and then as its own kernel) */

@@ -10,4 +10,5 @@ void program_knobs_from_env(ProgramOptions *po) {
     po->exact_view_deps = cli_env_int("VMC_EXACT_DEPS", 0, 1, 0) == 1;
     const long swiglu = cli_env_int("VMC_SWIGLU_GEMM", 0, 2, 2);
     po->swiglu_gemm = swiglu == 0 ? -1 : swiglu == 2 ? 2 : 0;
+    po->swiglu_bwd = cli_env_int("VMC_SWIGLU_BWD", 0, 1, 0) == 1;
 }

@@ -4,6 +4,7 @@
  * Prints max abs / normalised errors per tensor (tests/backend_pair.c, shared with test_emu_exec). Exit 77 (skip)
  * without a GPU. */
 #include "backend_pair.h"
+#include "autodiff.h"
 #include "cuda_api.h"
 #include "cuda_exec.h"
 #include "dsl.h"
@@ -182,15 +183,37 @@ static void test_templates(void) {
 }
 
 /* ---------------------------------------------------------------- whole models */
-static DslModule *load_tiny(void) {
+static DslModule *load_tiny_set(const DslSet *sets, int nsets) {
     Diag d;
     diag_init(&d, stderr);
-    DslOptions o = {0};
+    DslOptions o = {.sets = sets, .nsets = nsets};
     char path[1024];
     snprintf(path, sizeof path, "%s/models/tiny.vmc", getenv("VMC_ROOT") ? getenv("VMC_ROOT") : VMC_ROOT);
     DslModule *m = dsl_load(path, &o, &d);
     if (!m) { fprintf(stderr, "cannot load models/tiny.vmc\n"); exit(1); }
     return m;
+}
+static DslModule *load_tiny(void) { return load_tiny_set(NULL, 0); }
+
+/* SwiGLU's backward as one launch (VMC_SWIGLU_BWD=1, program_swiglu.c pg_swiglu_bwd) where the hidden width is a
+ * multiple of 256 (C = 96: 256), on sm_90 with bf16 operands: every MLP's, in the step's program. */
+static void check_swiglu_bwd_launches(DslModule *m, const char *model) {
+    Diag d;
+    diag_init(&d, stderr);
+    Graph *g = dsl_build_model(m, model, &d);
+    Node **grads = xcalloc((size_t)g->params.n + 1, sizeof(Node *)), *keep[1] = {g->loss};
+    char err[512];
+    ASSERT(autodiff_backward(g, g->loss, grads, err, sizeof err), "%s", err);
+    Exec *gpu = gpu_exec(g, keep, 1);
+    const Program *p = cuda_exec_program(gpu);
+    int n = 0;
+    for (int k = 0; k < p->nlaunches; k++) n += p->launches[k].kind == LK_GEMM && p->launches[k].gemm.backward;
+    const int want = p->opt.arch == 90 ? 4 : 0;
+    printf("%s: %d SwiGLU backward launches%s\n", model, n, n == want ? "" : "  FAIL");
+    if (n != want) bp_failures++;
+    exec_free(gpu);
+    free(grads);
+    graph_free(g);
 }
 
 /* Loss and every parameter gradient of one step. */
@@ -273,6 +296,14 @@ int main(int argc, char **argv) {
     setenv("VMC_SWIGLU_GEMM", "1", 1);   /* SwiGLU's products by their own GEMMs in training, the gate apart */
     test_model_grads(m, "tiny_ft", 1e-1);
     unsetenv("VMC_SWIGLU_GEMM");
+    setenv("VMC_SWIGLU_BWD", "1", 1);   /* SwiGLU's backward in one launch (with VMC_OWN_GEMM=2: always run) */
+    const DslSet c96 = {"C", "96"};
+    DslModule *m96 = load_tiny_set(&c96, 1);
+    check_swiglu_bwd_launches(m96, "tiny_pretrain");
+    test_model_grads(m96, "tiny_pretrain", 1e-1);
+    test_model_grads(m96, "tiny_ft", 1e-1);
+    dsl_free(m96);
+    unsetenv("VMC_SWIGLU_BWD");
     bf16_mode = false;
     test_model_forward(m, "tiny_ft", "logits", 1e-3);
     if (!quick) {

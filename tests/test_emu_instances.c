@@ -384,20 +384,21 @@ static void check_swiglu(const char *what, SkinnyGemmSpec s, bool save) {
     free(a); free(b1); free(b2); free(bias);
 }
 
-/* SwiGLU's backward in the Hopper GEMM's epilogue (template_gemm_swiglu_bwd): dh = bf16(A B^T), x = P1 + b1,
+/* SwiGLU's backward in the Hopper GEMM's epilogue (template_gemm_swiglu_bwd; B = W^T by its transpose kernel from W
+ * [K][N]): dh = bf16(A W), x = P1 + b1,
  * y = P2 + b2, G1 = dh y silu'(x), G2 = dh silu(x) and their column sums, against double arithmetic (a bf16 result
  * within 2^-7 of its value, plus what one rounding of dh to bf16 moves it; the sums within 1e-4 of the sum of
  * magnitudes). */
 static void check_swiglu_bwd(const char *what, SkinnyGemmSpec s) {
-    KernelLaunch l;
-    char *src = template_gemm_swiglu_bwd(&s, &l);
+    KernelLaunch l, t;
+    char *src = template_gemm_swiglu_bwd(&s, &l, &t);
     CHECK(src, "%s: template_gemm_swiglu_bwd refused the product", what);
     if (!src) return;
     const int64_t na = s.M * s.lda, nb = s.N * s.ldb, mn = s.M * s.N;
     uint16_t *a = xcalloc((size_t)na, 2), *b = xcalloc((size_t)nb, 2), *p = xcalloc((size_t)(2 * mn), 2);
     float *bias = xcalloc((size_t)(2 * s.N), 4);
     for (int64_t i = 0; i < na; i++) a[i] = f32_to_bf16(uniform());
-    for (int64_t i = 0; i < nb; i++) b[i] = f32_to_bf16(uniform() * 0.2f);
+    for (int64_t i = 0; i < nb; i++) b[i] = f32_to_bf16(uniform() * 0.2f);   /* W [K][N]: B = W^T */
     for (int64_t i = 0; i < 2 * mn; i++) p[i] = f32_to_bf16(3 * uniform());
     for (int64_t i = 0; i < 2 * s.N; i++) bias[i] = uniform();
     const char *files[4] = {"a.bin", "b.bin", "p.bin", "bias.bin"};
@@ -416,8 +417,11 @@ static void check_swiglu_bwd(const char *what, SkinnyGemmSpec s) {
                "    auto bias = load<float>(\"bias.bin\", %lld);\n"
                "    std::vector<unsigned short> g(%lld, 0xffff);\n"
                "    std::vector<float> sums(%lld, 0.f);\n"
+               "    std::vector<unsigned short> bt(b.size());\n"
+               "    dim3 tgrid, tblock; tgrid.x = %u; tgrid.y = %u; tblock.x = %u;\n"
+               "    emu_launch(tgrid, tblock, [&] { vmc_transpose_bf16((const bf16 *)b.data(), (bf16 *)bt.data()); });\n"
                "    dim3 grid, block; grid.x = %u; block.x = %u;\n"
-               "    const EmuTmap ta = {a.data(), %lld, %lld, %lld, %u}, tb = {b.data(), %lld, %lld, %lld, %u};\n"
+               "    const EmuTmap ta = {a.data(), %lld, %lld, %lld, %u}, tb = {bt.data(), %lld, %lld, %lld, %u};\n"
                "    const bf16 *p1 = (const bf16 *)p.data(), *p2 = p1 + %lld;\n"
                "    bf16 *g1 = (bf16 *)g.data(), *g2 = g1 + %lld;\n"
                "    emu_launch_cluster(grid, block, HG_CLUSTER, [&] { vmc_gemm_swiglu_bwd(ta, tb, p1, p2, bias.data(), "
@@ -426,7 +430,8 @@ static void check_swiglu_bwd(const char *what, SkinnyGemmSpec s) {
                "    fwrite(sums.data(), 4, sums.size(), f); fclose(f);\n"
                "    return 0;\n}\n",
             (long long)na, (long long)nb, (long long)(2 * mn), (long long)(2 * s.N), (long long)(2 * mn),
-            (long long)(2 * s.N), l.grid[0], l.block[0], (long long)s.M, (long long)s.K, (long long)s.lda, l.tma_rows[0],
+            (long long)(2 * s.N), t.grid[0], t.grid[1], t.block[0], l.grid[0], l.block[0], (long long)s.M, (long long)s.K,
+            (long long)s.lda, l.tma_rows[0],
             (long long)s.N, (long long)s.K, (long long)s.ldb, l.tma_rows[1], (long long)mn, (long long)mn,
             (long long)s.N, (long long)s.N);
     fclose(o);
@@ -444,7 +449,7 @@ static void check_swiglu_bwd(const char *what, SkinnyGemmSpec s) {
         for (int64_t i = 0; i < s.M; i++)
             for (int64_t j = 0; j < s.N; j++) {
                 double q = 0;
-                for (int64_t k = 0; k < s.K; k++) q += (double)bf16_to_f32(a[i * s.lda + k]) * bf16_to_f32(b[j * s.ldb + k]);
+                for (int64_t k = 0; k < s.K; k++) q += (double)bf16_to_f32(a[i * s.lda + k]) * bf16_to_f32(b[k * s.N + j]);
                 const double dh = bf16_to_f32(f32_to_bf16((float)q));
                 const double x = bf16_to_f32(p[i * s.N + j]) + bias[j], y = bf16_to_f32(p[mn + i * s.N + j]) + bias[s.N + j];
                 const double sg = 1 / (1 + exp(-x)), d1 = y * sg * (1 + x * (1 - sg)), d2 = x * sg;

@@ -507,15 +507,18 @@ static void check_swiglu_gpu(int M, int N, int K, bool products, uint64_t seed) 
     CU_CHECK(cu->cuModuleUnload(k.mod));
 }
 
-/* SwiGLU's backward in the Hopper GEMM's epilogue (template_gemm_swiglu_bwd) against doubles: dh = bf16(A B^T),
+/* SwiGLU's backward in the Hopper GEMM's epilogue (template_gemm_swiglu_bwd; B = W^T by its transpose kernel from W
+ * [K][N]) against doubles: dh = bf16(A W),
  * x = P1 + b1, y = P2 + b2, G1 = dh y silu'(x), G2 = dh silu(x) and their column sums S1, S2. */
 static void check_swiglu_bwd_gpu(int M, int N, int K, uint64_t seed) {
     char what[96];
     snprintf(what, sizeof what, "swiglu backward gemm %dx%dx%d", M, N, K);
     SkinnyGemmSpec spec = {.M = M, .N = N, .K = K, .lda = K, .ldb = K, .tb = true, .c_bf16 = true, .alpha = 1,
                            .c_align = 16};
-    KernelLaunch l;
-    Kernel k = load_kernel_for(template_gemm_swiglu_bwd(&spec, &l), &l, NVRTC_ARCH_SM90A);
+    KernelLaunch l, lt;
+    Kernel k = load_kernel_for(template_gemm_swiglu_bwd(&spec, &l, &lt), &l, NVRTC_ARCH_SM90A);
+    Kernel kt = {k.mod, NULL, lt};   /* B = W^T from W [K][N] */
+    CU_CHECK(cu->cuModuleGetFunction(&kt.fn, k.mod, lt.name));
     kernel_report(&k);
     const size_t na = (size_t)M * K, nb = (size_t)N * K, nc = (size_t)M * N;
     RefRng r = {seed};
@@ -524,7 +527,8 @@ static void check_swiglu_bwd_gpu(int M, int N, int K, uint64_t seed) {
     for (size_t i = 0; i < nb; i++) B[i] = bf16_to_f32(f32_to_bf16((float)ref_normal(&r) * 0.25f));
     for (size_t i = 0; i < 2 * nc; i++) P[i] = bf16_to_f32(f32_to_bf16((float)ref_normal(&r) * 2));
     for (int i = 0; i < 2 * N; i++) bias[i] = (float)ref_normal(&r);
-    CUdeviceptr ptrs[10] = {upload(A, na, DT_BF16), upload(B, nb, DT_BF16), upload(P, nc, DT_BF16),
+    CUdeviceptr w = upload(B, nb, DT_BF16);   /* W [K][N] */
+    CUdeviceptr ptrs[10] = {upload(A, na, DT_BF16), dalloc(nb * 2), upload(P, nc, DT_BF16),
                             upload(P + nc, nc, DT_BF16), upload(bias, (size_t)N, DT_F32),
                             upload(bias + N, (size_t)N, DT_F32), dalloc(nc * 2), dalloc(nc * 2), dalloc((size_t)N * 4),
                             dalloc((size_t)N * 4)};
@@ -535,13 +539,15 @@ static void check_swiglu_bwd_gpu(int M, int N, int K, uint64_t seed) {
     cuda_tma_gemm_params(cu, &l, M, N, K, K, K, ptrs, maps, args);   /* A and B; the rest pointers */
     for (int q = 3; q < 10; q++) args[q] = &ptrs[q];
     k.l.grid[0] = cuda_hopper_grid(cu, k.fn, &l);
+    void *targs[2] = {&w, &ptrs[1]};
+    launch(&kt, targs, NULL);
     launch(&k, args, NULL);
     sync_check();
     double *ref = calloc(2 * nc + 2 * (size_t)N, 8), *sums = ref + 2 * nc;
     for (int i = 0; i < M; i++)
         for (int j = 0; j < N; j++) {
             double q = 0;
-            for (int e = 0; e < K; e++) q += (double)A[(size_t)i * K + e] * B[(size_t)j * K + e];
+            for (int e = 0; e < K; e++) q += (double)A[(size_t)i * K + e] * B[(size_t)e * N + j];
             const double dh = bf16_to_f32(f32_to_bf16((float)q));
             const double x = P[(size_t)i * N + j] + bias[j], y = P[nc + (size_t)i * N + j] + bias[N + j];
             const double sg = 1 / (1 + exp(-x)), g1 = dh * y * sg * (1 + x * (1 - sg)), g2 = dh * x * sg;
@@ -559,6 +565,7 @@ static void check_swiglu_bwd_gpu(int M, int N, int K, uint64_t seed) {
     }
     free(A); free(B); free(P); free(bias); free(ref);
     for (int i = 0; i < 10; i++) CU_CHECK(cu->cuMemFree(ptrs[i]));
+    CU_CHECK(cu->cuMemFree(w));
     CU_CHECK(cu->cuModuleUnload(k.mod));
 }
 
@@ -885,8 +892,10 @@ static void bench_swiglu(int M, int N, int K) {
 static void bench_swiglu_bwd(int M, int N, int K) {
     SkinnyGemmSpec spec = {.M = M, .N = N, .K = K, .lda = K, .ldb = K, .tb = true, .c_bf16 = true, .alpha = 1,
                            .c_align = 16};
-    KernelLaunch l;
-    Kernel k = load_kernel_for(template_gemm_swiglu_bwd(&spec, &l), &l, NVRTC_ARCH_SM90A);
+    KernelLaunch l, lt;
+    Kernel k = load_kernel_for(template_gemm_swiglu_bwd(&spec, &l, &lt), &l, NVRTC_ARCH_SM90A);
+    Kernel kt = {k.mod, NULL, lt};
+    CU_CHECK(cu->cuModuleGetFunction(&kt.fn, k.mod, lt.name));
     const size_t mn = (size_t)M * N, bytes[10] = {(size_t)M * K * 2, (size_t)N * K * 2, mn * 2, mn * 2, (size_t)N * 4,
                                                   (size_t)N * 4, mn * 2, mn * 2, (size_t)N * 4, (size_t)N * 4};
     CUdeviceptr ptrs[10];   /* A, B, P1, P2, bias1, bias2, G1, G2, S1, S2 */
@@ -900,12 +909,14 @@ static void bench_swiglu_bwd(int M, int N, int K) {
     for (int q = 3; q < 10; q++) args[q] = &ptrs[q];
     k.l.grid[0] = cuda_hopper_grid(cu, k.fn, &l);
     LaunchCtx ck = {&k, args, NULL};
+    void *targs[2] = {&ptrs[2], &ptrs[1]};   /* (any [K][N] values) */
+    LaunchCtx ct = {&kt, targs, NULL};
     Gemm *g = gemm_new(0);
     LtCtx cl = {g, (GemmDesc){M, N, K, false, false, 1, 0, 0, 0, DT_BF16, DT_BF16, DT_BF16, false, false}, ptrs[0],
                 ptrs[1], ptrs[6]};
-    const float tf = time_ms(run_launch, &ck, 3, 20), tl = time_ms(run_lt, &cl, 3, 20);
-    printf("| swiglu backward %dx%dx%d | fused %.3f ms | cuBLASLt's dh %.3f ms + a pass of %.0f MB |\n", M, N, K, tf,
-           tl, 5.0 * (double)mn * 2 / 1e6);
+    const float tf = time_ms(run_launch, &ck, 3, 20), tt = time_ms(run_launch, &ct, 3, 20), tl = time_ms(run_lt, &cl, 3, 20);
+    printf("| swiglu backward %dx%dx%d | fused %.3f ms + W's transpose %.3f | cuBLASLt's dh %.3f ms + a pass of %.0f MB |\n",
+           M, N, K, tf, tt, tl, 5.0 * (double)mn * 2 / 1e6);
     gemm_free(g);
     for (int i = 0; i < 10; i++) CU_CHECK(cu->cuMemFree(ptrs[i]));
     CU_CHECK(cu->cuModuleUnload(k.mod));

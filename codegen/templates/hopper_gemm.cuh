@@ -450,6 +450,19 @@ static __device__ __forceinline__ void hg_column_sums(const float *s, int col, f
         atomicAdd(S + col + k % 8 + 1, t2[1]);
     }
 }
+// B for the product: the weight W as the step stores it, [K][N] (dh = dy W), copied transposed into the stream's
+// GEMM workspace before each product (3 MB at ARM-B's 768 x 2048): 32 x 32 tiles through shared memory, grid
+// (N / 32, K / 32) rounded up, 256 threads.
+extern "C" __global__ void __launch_bounds__(256) vmc_transpose_bf16(const bf16 *__restrict__ W, bf16 *__restrict__ WT) {
+    vmc_grid_entry();
+    __shared__ unsigned short tile[32][33];
+    const int l = threadIdx.x % 32, n0 = blockIdx.x * 32, k0 = blockIdx.y * 32;
+    for (int i = threadIdx.x / 32; i < 32; i += 8)
+        if (k0 + i < HG_K && n0 + l < HG_N) tile[i][l] = W[(size_t)(k0 + i) * HG_N + n0 + l].x;
+    __syncthreads();
+    for (int i = threadIdx.x / 32; i < 32; i += 8)
+        if (n0 + i < HG_N && k0 + l < HG_K) WT[(size_t)(n0 + i) * HG_K + k0 + l].x = tile[l][i];
+}
 extern "C" __global__ void __launch_bounds__(HG_THREADS, HG_CTAS) HG_CLUSTER_DIMS
 vmc_gemm_swiglu_bwd(const __grid_constant__ VmcTmap A, const __grid_constant__ VmcTmap B, const bf16 *__restrict__ P1,
                     const bf16 *__restrict__ P2, const float *__restrict__ bias1, const float *__restrict__ bias2,
