@@ -576,9 +576,7 @@ double launch_moved_bytes(const Launch *l, bool write) {
 
 static double launch_flops(const Launch *l) {
     if (l->kind != LK_GEMM) return 0;
-    const GemmDesc *g = &l->gemm;
-    const double products = g->swiglu && !g->backward ? 4.0 : 2.0;   /* (SwiGLU's forward: two) */
-    return products * (double)g->M * (double)g->N * (double)g->K * (double)g->batch;
+    return gemm_flops(&l->gemm);
 }
 
 double launch_floor_ms(const Launch *l, const FloorRates *r, int *bound) {

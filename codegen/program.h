@@ -37,6 +37,12 @@ typedef struct GemmDesc {
     BufRef p1, p2, s1, s2;
 } GemmDesc;
 
+/* The multiply-adds of a GEMM launch's products, times 2 (SwiGLU's forward: two products). */
+static inline double gemm_flops(const GemmDesc *g) {
+    const double products = g->swiglu && !g->backward ? 2 : 1;
+    return products * 2.0 * (double)g->M * (double)g->N * (double)g->K * (double)g->batch;
+}
+
 /* Memory a launch touches: at, bytes is the range the multi-stream graph (streams.h) orders launches by: the whole
  * buffer of every value read or written, a view's owner's whole buffer (unless ProgramOptions.exact_view_deps).
  * moved: the bytes the launch reads or writes there, a view's own (what dumps and `vmc bench` report). The cuBLASLt

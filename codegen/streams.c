@@ -149,7 +149,7 @@ static double launch_cost_us(const Launch *l) {
     double bytes = 0;
     for (int a = 0; a < l->nacc; a++) bytes += (double)l->acc[a].bytes;
     double us = 2.0 + bytes / 3e6;
-    if (l->kind == LK_GEMM) us += (l->gemm.swiglu ? 4.0 : 2.0) * (double)l->gemm.M * (double)l->gemm.N * (double)l->gemm.K * (double)l->gemm.batch / 6e8;
+    if (l->kind == LK_GEMM) us += gemm_flops(&l->gemm) / 6e8;
     return us;
 }
 
