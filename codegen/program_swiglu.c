@@ -28,6 +28,27 @@ static bool same_operands(const GemmDesc *a, const GemmDesc *b) {
            a->a.offset == b->a.offset && a->a.arena != AR_WORK && a->b.arena != AR_WORK && b->b.arena != AR_WORK;
 }
 
+/* The one launch for group gr: d's product by the kernel(s) in src (`kernels` of them), its module shared with an
+ * earlier launch of the same text (seen) or added, labelled g<group>_<what>_MxNxK. */
+static Launch *add_own_launch(Program *p, SeenSet *seen, const Group *gr, const GemmDesc *d, char *src,
+                              const char *what, int kernels) {
+    Launch *l = pg_add_launch(p, LK_GEMM, gr->index, "gemm");
+    l->gemm = *d;
+    const int first = pg_seen_find(seen, src, p->nlaunches - 1);
+    if (first >= 0) {
+        l->own_module = p->launches[first].own_module;
+        free(src);
+        return l;
+    }
+    char label[96];
+    snprintf(label, sizeof label, "g%d_%s_%lldx%lldx%lld", gr->index, what, (long long)d->M, (long long)d->N,
+             (long long)d->K);
+    l->own_module = pg_add_module(p, src, label);
+    p->modules[l->own_module].arch_specific = true;
+    p->nkernels += kernels;
+    return l;
+}
+
 bool pg_swiglu(Program *p, SeenSet *seen, const Group *gr) {
     const Fusion *f = p->f;
     SwigluMatch m;
@@ -57,20 +78,7 @@ bool pg_swiglu(Program *p, SeenSet *seen, const Group *gr) {
     KernelLaunch kl;
     char *src = d.b2.offset / 2 % 8 == s.b_off ? template_gemm_swiglu(&s, d.products, &kl) : NULL;
     if (!src) return false;
-    Launch *l = pg_add_launch(p, LK_GEMM, gr->index, "gemm");
-    l->gemm = d;
-    const int first = pg_seen_find(seen, src, p->nlaunches - 1);
-    if (first >= 0) {
-        l->own_module = p->launches[first].own_module;
-        free(src);
-    } else {
-        char label[96];
-        snprintf(label, sizeof label, "g%d_swiglu_%lldx%lldx%lld", gr->index, (long long)d.M, (long long)d.N,
-                 (long long)d.K);
-        l->own_module = pg_add_module(p, src, label);
-        p->modules[l->own_module].arch_specific = true;
-        p->nkernels++;
-    }
+    Launch *l = add_own_launch(p, seen, gr, &d, src, "swiglu", 1);
     l->own = (SkinnyGemmLaunch){.k = kl, .split = 1};
     snprintf(l->name, sizeof l->name, "swiglu_%lldx%lldx%lld%s", (long long)d.M, (long long)d.N, (long long)d.K,
              d.products ? "_products" : "");
@@ -142,20 +150,7 @@ bool pg_swiglu_bwd(Program *p, SeenSet *seen, const Group *gr) {
     KernelLaunch kl, kt;
     char *src = template_gemm_swiglu_bwd(&s, &kl, &kt);
     if (!src) return false;
-    Launch *l = pg_add_launch(p, LK_GEMM, gr->index, "gemm");
-    l->gemm = d;
-    const int first = pg_seen_find(seen, src, p->nlaunches - 1);
-    if (first >= 0) {
-        l->own_module = p->launches[first].own_module;
-        free(src);
-    } else {
-        char label[96];
-        snprintf(label, sizeof label, "g%d_swiglu_bwd_%lldx%lldx%lld", gr->index, (long long)d.M, (long long)d.N,
-                 (long long)d.K);
-        l->own_module = pg_add_module(p, src, label);
-        p->modules[l->own_module].arch_specific = true;
-        p->nkernels += 2;
-    }
+    Launch *l = add_own_launch(p, seen, gr, &d, src, "swiglu_bwd", 2);
     l->own = (SkinnyGemmLaunch){.k = kl, .reduce = kt, .split = 1};   /* (reduce: the transpose, launched first) */
     snprintf(l->name, sizeof l->name, "swiglu_bwd_%lldx%lldx%lld", (long long)d.M, (long long)d.N, (long long)d.K);
     pg_touch(l, d.a, d.M * d.K * 2, false);

@@ -39,6 +39,15 @@ static bool write_file(const char *path, const void *p, size_t n) {
     return ok;
 }
 
+/* Writes n input files into tmp. */
+static void write_inputs(const char *const *files, const void *const *data, const size_t *bytes, int n) {
+    char path[512];
+    for (int f = 0; f < n; f++) {
+        snprintf(path, sizeof path, "%s/%s", tmp, files[f]);
+        ASSERT(write_file(path, data[f], bytes[f]), "%s", path);
+    }
+}
+
 /* Opens tmp/kernel.cpp with the emulator's header, the kernel source and a file loader; main() is the caller's. */
 static FILE *driver_open(const char *src) {
     char path[512];
@@ -312,11 +321,8 @@ static void check_swiglu(const char *what, SkinnyGemmSpec s, bool save) {
     const char *files[4] = {"a.bin", "b1.bin", "b2.bin", "bias.bin"};
     const void *data[4] = {a, b1, b2, bias};
     const size_t bytes[4] = {(size_t)na * 2, (size_t)nb * 2, (size_t)nb * 2, (size_t)s.N * 8};
+    write_inputs(files, data, bytes, 4);
     char path[512];
-    for (int f = 0; f < 4; f++) {
-        snprintf(path, sizeof path, "%s/%s", tmp, files[f]);
-        ASSERT(write_file(path, data[f], bytes[f]), "%s", path);
-    }
     FILE *o = driver_open(src);
     free(src);
     fprintf(o, "int main() {\n"
@@ -404,11 +410,8 @@ static void check_swiglu_bwd(const char *what, SkinnyGemmSpec s) {
     const char *files[4] = {"a.bin", "b.bin", "p.bin", "bias.bin"};
     const void *data[4] = {a, b, p, bias};
     const size_t bytes[4] = {(size_t)na * 2, (size_t)nb * 2, (size_t)mn * 4, (size_t)s.N * 8};
+    write_inputs(files, data, bytes, 4);
     char path[512];
-    for (int f = 0; f < 4; f++) {
-        snprintf(path, sizeof path, "%s/%s", tmp, files[f]);
-        ASSERT(write_file(path, data[f], bytes[f]), "%s", path);
-    }
     FILE *o = driver_open(src);
     free(src);
     fprintf(o, "int main() {\n"

@@ -704,15 +704,22 @@ static void test_conv_silu_backward(void) {
     graph_free(g);
 }
 
+/* An MLP's input x [2, 64, 32] and parameters: w1, w2 [n, 32], b1, b2 [n], w3 [32, n]. */
+typedef struct MlpInputs { Node *x, *w1, *b1, *w2, *b2, *w3; } MlpInputs;
+static MlpInputs mlp_inputs(Graph *g, int64_t n) {
+    return (MlpInputs){g_input(g, "x", shape_of(3, (int64_t)2, (int64_t)64, (int64_t)32), DT_F32, LOC_NONE),
+                       param(g, "w1", shape_of(2, n, (int64_t)32)), param(g, "b1", shape_of(1, n)),
+                       param(g, "w2", shape_of(2, n, (int64_t)32)), param(g, "b2", shape_of(1, n)),
+                       param(g, "w3", shape_of(2, (int64_t)32, n))};
+}
+
 /* Training SwiGLU: x W1 + b1, its silu and x W2 + b2 are read by the forward's gate kernel and again by the
  * backward. Each is a cheap function of one GEMM output, so it is recomputed where read (Fusion.dup): the forward
  * kernel stores only the gate, and the backward kernels read the GEMM outputs instead. */
 static void test_recompute(void) {
     Graph *g = graph_new();
-    Node *x = g_input(g, "x", shape_of(3, (int64_t)2, (int64_t)64, (int64_t)32), DT_F32, LOC_NONE);
-    Node *w1 = param(g, "w1", shape_of(2, (int64_t)48, (int64_t)32)), *b1 = param(g, "b1", shape_of(1, (int64_t)48));
-    Node *w2 = param(g, "w2", shape_of(2, (int64_t)48, (int64_t)32)), *b2 = param(g, "b2", shape_of(1, (int64_t)48));
-    Node *w3 = param(g, "w3", shape_of(2, (int64_t)32, (int64_t)48));
+    const MlpInputs in = mlp_inputs(g, 48);
+    Node *x = in.x, *w1 = in.w1, *b1 = in.b1, *w2 = in.w2, *b2 = in.b2, *w3 = in.w3;
     Node *mm1 = g_matmul(g, x, w1, false, true, LOC_NONE), *mm2 = g_matmul(g, x, w2, false, true, LOC_NONE);
     Node *h1 = bin(g, OP_ADD, mm1, b1), *h2 = bin(g, OP_ADD, mm2, b2), *s1 = un(g, OP_SILU, h1);
     Node *gate = bin(g, OP_MUL, s1, h2);
@@ -743,10 +750,8 @@ static void test_recompute(void) {
 static void test_swiglu_bwd_match(void) {
     for (int gelu = 0; gelu < 2; gelu++) {
         Graph *g = graph_new();
-        Node *x = g_input(g, "x", shape_of(3, (int64_t)2, (int64_t)64, (int64_t)32), DT_F32, LOC_NONE);
-        Node *w1 = param(g, "w1", shape_of(2, (int64_t)256, (int64_t)32)), *b1 = param(g, "b1", shape_of(1, (int64_t)256));
-        Node *w2 = param(g, "w2", shape_of(2, (int64_t)256, (int64_t)32)), *b2 = param(g, "b2", shape_of(1, (int64_t)256));
-        Node *w3 = param(g, "w3", shape_of(2, (int64_t)32, (int64_t)256));
+        const MlpInputs in = mlp_inputs(g, 256);
+        Node *x = in.x, *w1 = in.w1, *b1 = in.b1, *w2 = in.w2, *b2 = in.b2, *w3 = in.w3;
         Node *mm1 = g_matmul(g, x, w1, false, true, LOC_NONE), *mm2 = g_matmul(g, x, w2, false, true, LOC_NONE);
         Node *h1 = bin(g, OP_ADD, mm1, b1), *h2 = bin(g, OP_ADD, mm2, b2);
         Node *gate = gelu ? un(g, OP_SILU, bin(g, OP_ADD, h1, h2)) : bin(g, OP_MUL, un(g, OP_SILU, h1), h2);
@@ -1205,10 +1210,8 @@ static void test_reuse_delay_option(void) {
 static void test_gate_kernel(void) {
     for (int bf16 = 0; bf16 < 2; bf16++) {
         Graph *g = graph_new();
-        Node *x = g_input(g, "x", shape_of(3, (int64_t)2, (int64_t)64, (int64_t)32), DT_F32, LOC_NONE);
-        Node *w1 = param(g, "w1", shape_of(2, (int64_t)48, (int64_t)32)), *b1 = param(g, "b1", shape_of(1, (int64_t)48));
-        Node *w2 = param(g, "w2", shape_of(2, (int64_t)48, (int64_t)32)), *b2 = param(g, "b2", shape_of(1, (int64_t)48));
-        Node *w3 = param(g, "w3", shape_of(2, (int64_t)32, (int64_t)48));
+        const MlpInputs in = mlp_inputs(g, 48);
+        Node *x = in.x, *w1 = in.w1, *b1 = in.b1, *w2 = in.w2, *b2 = in.b2, *w3 = in.w3;
         Node *h1 = bin(g, OP_ADD, g_matmul(g, x, w1, false, true, LOC_NONE), b1);
         Node *h2 = bin(g, OP_ADD, g_matmul(g, x, w2, false, true, LOC_NONE), b2);
         Node *gate = bin(g, OP_MUL, un(g, OP_SILU, h1), h2);
