@@ -126,7 +126,8 @@ bool swiglu_bwd_match(const Fusion *f, const Group *gr, SwigluBwdMatch *m) {
             int nn = 6;
             for (int i = 0; i < 2; i++) {
                 const Node *t = fus_src(f, g1, i), *y = other_of(f, t, OP_MUL, dh);
-                if (!y || !product_plus_bias(f, y, &m->p2, &m->b2) || !silu_grad(f, fus_src(f, g1, 1 - i), x, nodes + nn))
+                if (!y || !product_plus_bias(f, y, &m->p2, &m->b2) ||
+                    !silu_grad(f, fus_src(f, g1, 1 - i), x, nodes + nn))
                     continue;
                 nn += 5;
                 nodes[nn++] = t;

@@ -33,7 +33,8 @@ static void load_modules(Cuda *c) {
             if (l->own.k.smem > 48 * 1024)
                 CU_CHECK(c->cu->cuFuncSetAttribute(c->fn[k], CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
                                                    (int)l->own.k.smem));
-            const bool hopper = !strcmp(l->own.k.name, "vmc_gemm_hopper") || !strncmp(l->own.k.name, "vmc_gemm_swiglu", 15);
+            const char *kn = l->own.k.name;   /* (the SwiGLU kernels: forward and backward) */
+            const bool hopper = !strcmp(kn, "vmc_gemm_hopper") || !strncmp(kn, "vmc_gemm_swiglu", 15);
             c->own_grid[k] = hopper ? cuda_hopper_grid(c->cu, c->fn[k], &l->own.k) : l->own.k.grid[0];
         }
         if (l->kind != LK_KERNEL) continue;   /* (GEMMs: plan_gemms) */

@@ -118,7 +118,8 @@ static double disagreement_bwd(Cuda *c, int k, const int *parts) {
     }
     for (size_t i = 0; i < 2 * N; i++) {
         if (fabs(want_s[i]) > big_s) big_s = fabs(want_s[i]);
-        if (!(fabs(want_s[i] - got_s[i]) <= diff_s)) diff_s = isnan(got_s[i]) || isnan(want_s[i]) ? INFINITY : fabs(want_s[i] - got_s[i]);
+        const double e = fabs(want_s[i] - got_s[i]);
+        if (!(e <= diff_s)) diff_s = isnan(e) ? INFINITY : e;
     }
     free(want); free(got); free(want_s); free(got_s);
     const double e = big > 0 ? diff / big : diff, es = big_s > 0 ? diff_s / big_s : diff_s;

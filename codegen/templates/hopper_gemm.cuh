@@ -359,7 +359,9 @@ template <class V> static __device__ __forceinline__ void hg_tma_tile(unsigned c
 #define HG_TMA_TILE_BYTES (64 * HG_BN * 2)   // a warpgroup's tile of one output
 #endif
 
-static __device__ __forceinline__ float hg_sigmoid(float x) { return __fdividef(1.0f, 1.0f + exp2_ftz(-x * VMC_LOG2E)); }
+static __device__ __forceinline__ float hg_sigmoid(float x) {
+    return __fdividef(1.0f, 1.0f + exp2_ftz(-x * VMC_LOG2E));
+}
 static __device__ __forceinline__ float hg_bf16(float v) { return to_f32(from_f32<bf16>(v)); }
 
 #if !HG_DUAL && !HG_SWIGLU_BWD
@@ -453,7 +455,8 @@ static __device__ __forceinline__ void hg_column_sums(const float *s, int col, f
 // B for the product: the weight W as the step stores it, [K][N] (dh = dy W), copied transposed into the stream's
 // GEMM workspace before each product (3 MB at ARM-B's 768 x 2048): 32 x 32 tiles through shared memory, grid
 // (N / 32, K / 32) rounded up, 256 threads.
-extern "C" __global__ void __launch_bounds__(256) vmc_transpose_bf16(const bf16 *__restrict__ W, bf16 *__restrict__ WT) {
+extern "C" __global__ void __launch_bounds__(256)
+vmc_transpose_bf16(const bf16 *__restrict__ W, bf16 *__restrict__ WT) {
     vmc_grid_entry();
     __shared__ unsigned short tile[32][33];
     const int l = threadIdx.x % 32, n0 = blockIdx.x * 32, k0 = blockIdx.y * 32;
