@@ -181,14 +181,15 @@ static char *hopper_instance(const SkinnyGemmSpec *s, bool dual, bool products, 
     const int bn = dual ? tile_n / 2 : tile_n, stage = 128 * 64 * 2 + (dual ? 2 : 1) * bn * 64 * 2;
     const int elem = s->c_bf16 ? 2 : 4;
     const bool pairs = s->N % 2 == 0 && s->c_align >= 2 * elem;
-    /* A bf16 C without acc is stored by TMA from bf16 tiles (hg_store_tma; C then a tensor map:
-     * KernelLaunch.tma_rows[2]), unless VMC_HOPPER_GEMM_STORE=0: the consumers go on to their next tile while the
-     * TMA writes (H100, 25216x2048x768: 0.117 against 0.123 ms staged; 18432x768x768: 0.042 against 0.047).
-     * Else C and acc in whole rows through a buffer of two warpgroups' 32 f32 rows of bn + 8 (hg_store_staged)
-     * where 4-element vectors fit, unless VMC_HOPPER_GEMM_VEC=0. */
-    const int store = codegen_knob_ints("VMC_HOPPER_GEMM_STORE", v, 1) ? v[0] : 1;
-    /* VMC_HOPPER_GEMM_STORE=2 (not yet run on a GPU): a bf16 C without acc stored from registers, 16 bytes a lane
-     * after a transpose within each quad (hopper_gemm.cuh hg_store_regs): no shared memory, so a fourth stage */
+    /* A bf16 C without acc is stored from registers, 16 bytes a lane after a transpose within each quad
+     * (hopper_gemm.cuh hg_store_regs; VMC_HOPPER_GEMM_STORE=2): no shared memory, so a fourth stage (H100, ms a call
+     * against the TMA stores: 25216x2048x768 0.109 against 0.115, 18432x768x768 0.041 against 0.044, 8192^3 1.218
+     * against 1.362; SwiGLU with its products 0.263 against 0.287). SwiGLU's H alone (inference) is stored by TMA from
+     * bf16 tiles (hg_store_tma; VMC_HOPPER_GEMM_STORE=1; 0.243 against 0.251 from registers; C then a tensor map:
+     * KernelLaunch.tma_rows[2]): the consumers go on to their next tile while the TMA writes. VMC_HOPPER_GEMM_STORE=0,
+     * or C f32 or with acc: C and acc in whole rows through a buffer of two warpgroups' 32 f32 rows of bn + 8
+     * (hg_store_staged) where 4-element vectors fit, unless VMC_HOPPER_GEMM_VEC=0. */
+    const int store = codegen_knob_ints("VMC_HOPPER_GEMM_STORE", v, 1) ? v[0] : dual && !products ? 1 : 2;
     const bool regs = (store == 2 || bwd) && bf16_c16 && bn % 32 == 0;
     const bool store_tma = store != 0 && !regs && bf16_c16 && bn % 64 == 0;
     const bool vec = !dual && !store_tma && !regs && !(codegen_knob_ints("VMC_HOPPER_GEMM_VEC", v, 1) && v[0] == 0) &&

@@ -201,10 +201,13 @@ static void check_swiglu_bwd_launches(DslModule *m, const char *model) {
     Diag d;
     diag_init(&d, stderr);
     Graph *g = dsl_build_model(m, model, &d);
-    Node **grads = xcalloc((size_t)g->params.n + 1, sizeof(Node *)), *keep[1] = {g->loss};
+    Node **grads = xcalloc((size_t)g->params.n + 1, sizeof(Node *)), **keep = xcalloc((size_t)g->params.n + 2, sizeof(Node *));
     char err[512];
     ASSERT(autodiff_backward(g, g->loss, grads, err, sizeof err), "%s", err);
-    Exec *gpu = gpu_exec(g, keep, 1);
+    int nk = 0;   /* (the gradients kept: else the backward is dead code) */
+    keep[nk++] = g->loss;
+    for (int k = 0; k < g->params.n; k++) if (grads[k]) keep[nk++] = grads[k];
+    Exec *gpu = gpu_exec(g, keep, nk);
     const Program *p = cuda_exec_program(gpu);
     int n = 0;
     for (int k = 0; k < p->nlaunches; k++) n += p->launches[k].kind == LK_GEMM && p->launches[k].gemm.backward;
@@ -213,6 +216,7 @@ static void check_swiglu_bwd_launches(DslModule *m, const char *model) {
     if (n != want) bp_failures++;
     exec_free(gpu);
     free(grads);
+    free(keep);
     graph_free(g);
 }
 

@@ -218,24 +218,26 @@ static void check_hopper_gemms(void) {
                       .ldb = 200, .tb = true, .acc = true, .c_bf16 = true, .alpha = 1, .c_align = 16}, 0, true);
     check_swiglu("swiglu persistent: 300x260x136", (SkinnyGemmSpec){.M = 300, .N = 260, .K = 136, .lda = 136,
                  .ldb = 136, .tb = true, .c_bf16 = true, .alpha = 1, .c_align = 16}, true);
-    /* stored by TMA (N a multiple of 8), each CTA's buffers reused for its next tiles: H alone, then with the
-     * products (H's buffer reused once P1's stores have read it) */
+    /* H alone stored by TMA (the default; N a multiple of 8), each CTA's buffers reused for its next tiles, then
+     * with the products by TMA too (VMC_HOPPER_GEMM_STORE=1: H's buffer reused once P1's stores have read it) */
     const SkinnyGemmSpec sw = {.M = 300, .N = 264, .K = 136, .lda = 136, .ldb = 136, .tb = true, .c_bf16 = true,
                                .alpha = 1, .c_align = 16};
     check_swiglu("swiglu persistent, stores by TMA: 300x264x136", sw, false);
+    setenv("VMC_HOPPER_GEMM_STORE", "1", 1);
     check_swiglu("swiglu persistent, stores by TMA + products", sw, true);
-    setenv("VMC_HOPPER_GEMM_STORE", "2", 1);   /* from registers: H alone, then with the products */
+    setenv("VMC_HOPPER_GEMM_STORE", "2", 1);   /* from registers: H alone, then with the products (the default) */
     check_swiglu("swiglu persistent, stores from registers: 300x264x136", sw, false);
-    check_swiglu("swiglu persistent, stores from registers + products", sw, true);
     unsetenv("VMC_HOPPER_GEMM_STORE");
+    check_swiglu("swiglu persistent, stores from registers + products", sw, true);
     check_swiglu_bwd("swiglu backward persistent: 300x264x136", sw);
-    /* a bf16 C stored by TMA from bf16 boxes (the default), each CTA's buffer reused for its next tiles; then the
-     * same through the f32 staging buffer (VMC_HOPPER_GEMM_STORE=0) */
+    /* a bf16 C stored from registers (the default: each quad's 4 x 4 blocks transposed by shuffles); by TMA from bf16
+     * boxes (VMC_HOPPER_GEMM_STORE=1), each CTA's buffer reused for its next tiles; then the same through the f32
+     * staging buffer (VMC_HOPPER_GEMM_STORE=0) */
     const SkinnyGemmSpec bf16_c = {.M = 300, .N = 520, .K = 200, .lda = 200, .ldb = 200, .tb = true, .c_bf16 = true,
                                    .alpha = 0.5f, .c_align = 16};
-    check_gemm_kernel("hopper persistent, stores by TMA: 300x520x200", bf16_c, 0, true);
-    setenv("VMC_HOPPER_GEMM_STORE", "2", 1);   /* from registers, each quad's 4 x 4 blocks transposed by shuffles */
     check_gemm_kernel("hopper persistent, stores from registers: 300x520x200", bf16_c, 0, true);
+    setenv("VMC_HOPPER_GEMM_STORE", "1", 1);
+    check_gemm_kernel("hopper persistent, stores by TMA: 300x520x200", bf16_c, 0, true);
     setenv("VMC_HOPPER_GEMM_STORE", "0", 1);
     check_gemm_kernel("hopper persistent, staged stores: 300x520x200", bf16_c, 0, true);
     unsetenv("VMC_HOPPER_GEMM_STORE");
@@ -257,19 +259,21 @@ static void check_hopper_gemms(void) {
                       .lda = 200, .ldb = 200, .tb = true, .acc = true, .c_bf16 = true, .alpha = 1, .c_align = 16}, 0, true);
     check_swiglu("swiglu 128x128 tiles, 2 stages: 130x200x136", (SkinnyGemmSpec){.M = 130, .N = 200, .K = 136,
                  .lda = 136, .ldb = 136, .tb = true, .c_bf16 = true, .alpha = 1, .c_align = 16}, true);
+    setenv("VMC_HOPPER_GEMM_STORE", "1", 1);
     check_gemm_kernel("hopper 128x128 tiles, stores by TMA: 200x264x200", (SkinnyGemmSpec){.M = 200, .N = 264,
                       .K = 200, .lda = 200, .ldb = 200, .tb = true, .c_bf16 = true, .alpha = 1, .c_align = 16}, 0, true);
+    unsetenv("VMC_HOPPER_GEMM_STORE");
     /* 128 x 192 tiles (m64n192k16): stored by TMA in pairs, then from registers, persistent through 4 stages; an acc
      * or an f32 C goes back to 256 columns */
     setenv("VMC_HOPPER_GEMM", "1,192", 1);
     unsetenv("VMC_HOPPER_GEMM_STAGES");
     const SkinnyGemmSpec n576 = {.M = 300, .N = 576, .K = 264, .lda = 264, .ldb = 264, .tb = true, .c_bf16 = true,
                                  .alpha = 1, .c_align = 16};
+    setenv("VMC_HOPPER_GEMM_STORE", "1", 1);
     check_gemm_kernel("hopper 128x192 tiles, stores by TMA: 300x576x264", n576, 0, true);
-    setenv("VMC_HOPPER_GEMM_PERSIST", "2", 1);
-    setenv("VMC_HOPPER_GEMM_STORE", "2", 1);
-    check_gemm_kernel("hopper 128x192 tiles, persistent, stores from registers: 300x576x264", n576, 0, true);
     unsetenv("VMC_HOPPER_GEMM_STORE");
+    setenv("VMC_HOPPER_GEMM_PERSIST", "2", 1);
+    check_gemm_kernel("hopper 128x192 tiles, persistent, stores from registers: 300x576x264", n576, 0, true);
     unsetenv("VMC_HOPPER_GEMM_PERSIST");
     unsetenv("VMC_HOPPER_GEMM");
     /* the mixer's tall products that are skinny in N (x_proj: 128 columns a CTA, B's rows past N zero) or in K
