@@ -119,8 +119,8 @@ typedef struct ProgramOptions {
                                  * VMC_SWIGLU_GEMM=1), 2 also where the backward does (the products written too;
                                  * the environment's default), -1 never (VMC_SWIGLU_GEMM=0) */
     bool swiglu_bwd;            /* SwiGLU's backward product with its elementwise kernel as one launch, on sm_90 with
-                                 * bf16 operands (program_swiglu.c pg_swiglu_bwd; VMC_SWIGLU_BWD=1: off until run on
-                                 * a GPU) */
+                                 * bf16 operands (program_swiglu.c pg_swiglu_bwd; VMC_SWIGLU_BWD=1; off: slower than
+                                 * its parts on an H100, README) */
     int reuse_delay;            /* Fusion.reuse_delay: groups an activation's memory stays reserved after its last
                                  * reader in a training step; 0 (unset): PROGRAM_REUSE_DELAY;
                                  * PROGRAM_REUSE_AT_ONCE: none */

@@ -175,8 +175,9 @@ static char *hopper_instance(const SkinnyGemmSpec *s, bool dual, bool products, 
     if (bwd && (dual || !bf16_c16 || s->alpha != 1.f)) return NULL;   /* (SwiGLU's backward: register stores) */
     int tile_n = s->tile_n == 128 || s->tile_n == 192 ? s->tile_n : 256, v[2];
     if (codegen_knob_ints("VMC_HOPPER_GEMM", v, 2) && (v[1] == 128 || v[1] == 192 || v[1] == 256)) tile_n = v[1];
-    /* 192 columns a CTA (not yet run on a GPU): stages of 40 KB, so 4 fit beside the TMA stores' 48 KB buffer, and
-     * N = 768 takes 4 column tiles (fewer rounds short of full); for one product with such a C (else 256) */
+    /* 192 columns a CTA (not yet run on a GPU): stages of 40 KB, 5 with the register stores, 4 beside the TMA
+     * stores' 48 KB buffer, and N = 768 takes 4 column tiles (fewer rounds short of full); for one product with such
+     * a C (else 256) */
     if (tile_n == 192 && (dual || bwd || !bf16_c16)) tile_n = 256;
     const int bn = dual ? tile_n / 2 : tile_n, stage = 128 * 64 * 2 + (dual ? 2 : 1) * bn * 64 * 2;
     const int elem = s->c_bf16 ? 2 : 4;
