@@ -495,6 +495,15 @@ static __device__ __forceinline__ void vmc_tma_store_2d(const VmcTmap *map, int 
     emu_tma_store_2d(map, c0, r0, src);
 #endif
 }
+// The bytes at p (16-byte aligned, a multiple of 16) fetched into L2 ahead of their reads (cp.async.bulk.prefetch,
+// sm_90); nothing under the emulator.
+static __device__ __forceinline__ void vmc_prefetch_l2(const void *p, unsigned bytes) {
+#ifdef __CUDA_ARCH__
+    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(p), "r"(bytes) : "memory");
+#else
+    (void)p; (void)bytes;
+#endif
+}
 static __device__ __forceinline__ void vmc_tma_store_commit() {
 #ifdef __CUDA_ARCH__
     asm volatile("cp.async.bulk.commit_group;" ::: "memory");

@@ -125,11 +125,13 @@ static __device__ __forceinline__ void hg_ring_init(const HgRing &r) {
 
 // The producer (one thread): every slice of A's and each B's tiles of this CTA's tiles, in order, into the ring
 // (in a cluster, its half of each B tile into both CTAs' stages; the peer's half arrives from its producer).
-static __device__ __forceinline__ void hg_produce(HgRing r, const VmcTmap *ta, const VmcTmap *const *tb) {
+template <class P>
+static __device__ __forceinline__ void hg_produce(HgRing r, const VmcTmap *ta, const VmcTmap *const *tb, P prefetch) {
     constexpr int HALF = HG_B_BYTES / HG_CLUSTER;   // the bytes of a B tile this CTA loads
     const unsigned rank = hg_rank();
     HG_FOR_EACH_UNIT(u) {
         const int m0 = hg_m0(u), n0 = hg_n0(u);
+        prefetch(m0, n0);
         for (int kt = 0; kt < HG_KT; kt++, r.next()) {
             vmc_mbar_wait(&r.empty[r.s], r.phase ^ 1);   // (the first pass finds every stage free)
             unsigned char *st = r.smem + r.s * HG_STAGE_BYTES;
@@ -188,14 +190,15 @@ static __device__ __forceinline__ void hg_consume(HgRing &r, float (*d)[HG_BN / 
 
 // The kernels' frame: the ring, the producer's loop (its warpgroup's registers given to the consumers), and for
 // the consumers each of the CTA's tiles: f(m0, n0, d, epi) stores tile (m0, n0) from the accumulators d (epi: the
-// epilogue's buffer, after the stages).
-template <class F> static __device__ __forceinline__ void hg_run(unsigned char *raw, const VmcTmap *ta,
-                                                                 const VmcTmap *const *tb, F f) {
+// epilogue's buffer, after the stages). The producer calls prefetch(m0, n0) as it starts each tile's slices (what
+// the epilogue will read, into L2 meanwhile).
+template <class F, class P> static __device__ __forceinline__ void hg_run(unsigned char *raw, const VmcTmap *ta,
+                                                                          const VmcTmap *const *tb, F f, P prefetch) {
     HgRing r(raw);
     hg_ring_init(r);
     if (threadIdx.x >= 256) {
         if (HG_PRODUCER == 128) vmc_setmaxnreg_dec<40>();
-        if (threadIdx.x == 256) hg_produce(r, ta, tb);
+        if (threadIdx.x == 256) hg_produce(r, ta, tb, prefetch);
         return;
     }
     if (HG_PRODUCER == 128) vmc_setmaxnreg_inc<232>();
@@ -204,6 +207,10 @@ template <class F> static __device__ __forceinline__ void hg_run(unsigned char *
         hg_consume(r, d);
         f(hg_m0(u), hg_n0(u), d, r.smem + HG_STAGES * HG_STAGE_BYTES);
     }
+}
+template <class F> static __device__ __forceinline__ void hg_run(unsigned char *raw, const VmcTmap *ta,
+                                                                 const VmcTmap *const *tb, F f) {
+    hg_run(raw, ta, tb, f, [](int, int) {});
 }
 
 // Calls f(row, col, i) for this thread's accumulator places of the CTA's tile that lie inside C: accumulators i,
@@ -502,6 +509,12 @@ vmc_gemm_swiglu_bwd(const __grid_constant__ VmcTmap A, const __grid_constant__ V
             }
             if (h == 1) hg_column_sums(s, col, S1, S2);
         });
+    }, [&](int m0, int n0) {   // (the producer: the tile's rows of P1 and P2 into L2 while its slices are computed)
+        const unsigned bytes = (unsigned)((HG_N - n0 < HG_BN ? HG_N - n0 : HG_BN) * 2);
+        for (int row = m0; row < m0 + HG_BM && row < HG_M; row++) {
+            vmc_prefetch_l2(P1 + (size_t)row * HG_N + n0, bytes);
+            vmc_prefetch_l2(P2 + (size_t)row * HG_N + n0, bytes);
+        }
     });
 }
 #else
