@@ -38,6 +38,19 @@ static void fill_random(Cuda *c, CUdeviceptr dst, size_t n, bool f32, uint64_t s
     free(h);
 }
 
+/* The largest difference of n values got from want over want's largest magnitude (infinite where either is NaN);
+ * bf16 values where bf16, else f32. */
+static double relative_diff(const void *want, const void *got, size_t n, bool bf16) {
+    double big = 0, diff = 0;
+    for (size_t i = 0; i < n; i++) {
+        const double x = bf16 ? bf16_to_f32(((const uint16_t *)want)[i]) : ((const float *)want)[i];
+        const double y = bf16 ? bf16_to_f32(((const uint16_t *)got)[i]) : ((const float *)got)[i];
+        if (fabs(x) > big) big = fabs(x);
+        if (!(fabs(x - y) <= diff)) diff = isnan(y) || isnan(x) ? INFINITY : fabs(x - y);
+    }
+    return big > 0 ? diff / big : diff;
+}
+
 /* h as the parts compute it and as launch k does, on the first and the last SAMPLE_ROWS rows (random operands
  * there; at ARM-B inference's 50,432 rows the whole h would take longer to copy and compare than the step): the
  * largest difference over the largest value. */
@@ -62,15 +75,10 @@ static double disagreement(Cuda *c, int k, const int *parts) {
     cx_own_gemm_run(c, k, 0);
     copy_out(c, got, h, 2 * n);
     copy_out(c, got + n, h_last, 2 * n);
-    double big = 0, diff = 0;
-    for (size_t i = 0; i < 2 * n; i++) {
-        const double x = bf16_to_f32(want[i]), y = bf16_to_f32(got[i]);
-        if (fabs(x) > big) big = fabs(x);
-        if (!(fabs(x - y) <= diff)) diff = isnan(y) || isnan(x) ? INFINITY : fabs(x - y);
-    }
+    const double e = relative_diff(want, got, 2 * n, true);
     free(want);
     free(got);
-    return big > 0 ? diff / big : diff;
+    return e;
 }
 
 /* The same for SwiGLU's backward: A, W, P1, P2 zero but on the sample rows (random there), the sums zeroed before
@@ -110,19 +118,8 @@ static double disagreement_bwd(Cuda *c, int k, const int *parts) {
             copy_out(c, gs + i * N, addr(c, sums[i]), 4 * N);
         }
     }
-    double big = 0, diff = 0, big_s = 0, diff_s = 0;
-    for (size_t i = 0; i < 4 * n; i++) {
-        const double x = bf16_to_f32(want[i]), y = bf16_to_f32(got[i]);
-        if (fabs(x) > big) big = fabs(x);
-        if (!(fabs(x - y) <= diff)) diff = isnan(y) || isnan(x) ? INFINITY : fabs(x - y);
-    }
-    for (size_t i = 0; i < 2 * N; i++) {
-        if (fabs(want_s[i]) > big_s) big_s = fabs(want_s[i]);
-        const double e = fabs(want_s[i] - got_s[i]);
-        if (!(e <= diff_s)) diff_s = isnan(e) ? INFINITY : e;
-    }
+    const double e = relative_diff(want, got, 4 * n, true), es = relative_diff(want_s, got_s, 2 * N, false);
     free(want); free(got); free(want_s); free(got_s);
-    const double e = big > 0 ? diff / big : diff, es = big_s > 0 ? diff_s / big_s : diff_s;
     return e > es ? e : es;
 }
 

@@ -57,8 +57,8 @@ template <int n> __device__ __forceinline__ void load_row(const bf16 *__restrict
     }
 }
 
-// V (1 or 4) consecutive values at p as floats / from floats, as one access of 4*V (f32) or 2*V (bf16) bytes; p must
-// be aligned to that size.
+// V (1, 2 or 4; bf16 also 8) consecutive values at p as floats / from floats, as one access of 4*V (f32) or 2*V
+// (bf16) bytes; p must be aligned to that size.
 template <int V> __device__ __forceinline__ void load_vec(const float *__restrict__ p, float *v) {
     if constexpr (V == 4) {
         const float4 t = *reinterpret_cast<const float4 *>(p);
@@ -68,8 +68,19 @@ template <int V> __device__ __forceinline__ void load_vec(const float *__restric
         v[0] = t.x; v[1] = t.y;
     } else v[0] = *p;
 }
+// 8 bf16 values packed in 16 bytes (lowest first) as floats.
+__device__ __forceinline__ void unpack_bf16x8(uint4 u, float *v) {
+    const unsigned w[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        v[2 * i] = __uint_as_float(w[i] << 16);
+        v[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
+    }
+}
 template <int V> __device__ __forceinline__ void load_vec(const bf16 *__restrict__ p, float *v) {
-    if constexpr (V == 4) {
+    if constexpr (V == 8) {
+        unpack_bf16x8(*reinterpret_cast<const uint4 *>(p), v);
+    } else if constexpr (V == 4) {
         const uint2 t = *reinterpret_cast<const uint2 *>(p);
         v[0] = __uint_as_float(t.x << 16); v[1] = __uint_as_float(t.x & 0xffff0000u);
         v[2] = __uint_as_float(t.y << 16); v[3] = __uint_as_float(t.y & 0xffff0000u);
@@ -84,7 +95,12 @@ template <int V> __device__ __forceinline__ void store_vec(float *__restrict__ p
     else *p = v[0];
 }
 template <int V> __device__ __forceinline__ void store_vec(bf16 *__restrict__ p, const float *v) {
-    if constexpr (V == 4) {
+    if constexpr (V == 8) {
+        unsigned h[8];
+#pragma unroll
+        for (int i = 0; i < 8; i++) h[i] = from_f32<bf16>(v[i]).x;
+        *reinterpret_cast<uint4 *>(p) = uint4{h[0] | h[1] << 16, h[2] | h[3] << 16, h[4] | h[5] << 16, h[6] | h[7] << 16};
+    } else if constexpr (V == 4) {
         const unsigned h[4] = {from_f32<bf16>(v[0]).x, from_f32<bf16>(v[1]).x, from_f32<bf16>(v[2]).x, from_f32<bf16>(v[3]).x};
         *reinterpret_cast<uint2 *>(p) = uint2{h[0] | h[1] << 16, h[2] | h[3] << 16};
     } else if constexpr (V == 2) {
@@ -140,6 +156,15 @@ __device__ __forceinline__ void prefetch_l2(const void *p) {
     asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
 #else
     (void)p;
+#endif
+}
+// The same for `bytes` at p (16-byte aligned, a multiple of 16) in one instruction (cp.async.bulk.prefetch, sm_90):
+// whole rows of a tile.
+__device__ __forceinline__ void prefetch_l2_bulk(const void *p, unsigned bytes) {
+#ifdef __CUDA_ARCH__
+    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(p), "r"(bytes) : "memory");
+#else
+    (void)p; (void)bytes;
 #endif
 }
 
@@ -493,15 +518,6 @@ static __device__ __forceinline__ void vmc_tma_store_2d(const VmcTmap *map, int 
                  ::"l"((unsigned long long)map), "r"(c0), "r"(r0), "r"(vmc_smem_addr(src)) : "memory");
 #else
     emu_tma_store_2d(map, c0, r0, src);
-#endif
-}
-// The bytes at p (16-byte aligned, a multiple of 16) fetched into L2 ahead of their reads (cp.async.bulk.prefetch,
-// sm_90); nothing under the emulator.
-static __device__ __forceinline__ void vmc_prefetch_l2(const void *p, unsigned bytes) {
-#ifdef __CUDA_ARCH__
-    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(p), "r"(bytes) : "memory");
-#else
-    (void)p; (void)bytes;
 #endif
 }
 static __device__ __forceinline__ void vmc_tma_store_commit() {

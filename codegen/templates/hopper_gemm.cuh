@@ -366,6 +366,8 @@ template <class V> static __device__ __forceinline__ void hg_tma_tile(unsigned c
 #define HG_TMA_TILE_BYTES (64 * HG_BN * 2)   // a warpgroup's tile of one output
 #endif
 
+// (as the generated kernels' vmc_sigmoid, a division by __fdividef, not common.cuh's sigmoid_f: the one launches
+// then compute what the launches they replace compute)
 static __device__ __forceinline__ float hg_sigmoid(float x) {
     return __fdividef(1.0f, 1.0f + exp2_ftz(-x * VMC_LOG2E));
 }
@@ -427,14 +429,6 @@ static_assert(HG_STORE_REGS && !HG_ACC, "hopper GEMM: SwiGLU's backward stores f
 // y = P2 + bias2 (P1, P2 the forward's bf16 products [M][N], bias f32 [N]): G1 = dh y silu'(x) and G2 = dh silu(x),
 // bf16 [M][N], and their column sums (before rounding: the biases' gradients) added into S1 and S2 [N] (f32, zeroed
 // first). The order of operations is the generated kernel's for the same graph.
-static __device__ __forceinline__ void hg_unpack8(uint4 u, float *f) {
-    const unsigned w[4] = {u.x, u.y, u.z, u.w};
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-        f[2 * i] = __uint_as_float(w[i] << 16);
-        f[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
-    }
-}
 // One round of a reduce-scatter over the lanes that differ in lane bit B: of the 2 HALF sums s, this lane keeps the
 // half its bit selects, adding the partner's.
 template <int B, int HALF> static __device__ __forceinline__ void hg_sum_round(const float *s, float *t) {
@@ -489,31 +483,28 @@ vmc_gemm_swiglu_bwd(const __grid_constant__ VmcTmap A, const __grid_constant__ V
                 for (int e = 0; e < 16; e++) s[e] = 0.f;
             if (row < HG_M && col < HG_N) {
                 const size_t at = (size_t)row * HG_N + col;
-                float dh[8], p1[8], p2[8];
-                hg_unpack8(uint4{v[0], v[1], v[2], v[3]}, dh);
-                hg_unpack8(*reinterpret_cast<const uint4 *>(P1 + at), p1);
-                hg_unpack8(*reinterpret_cast<const uint4 *>(P2 + at), p2);
-                unsigned o1[4], o2[4];
+                float dh[8], p1[8], p2[8], g1[8], g2[8];
+                unpack_bf16x8(uint4{v[0], v[1], v[2], v[3]}, dh);
+                load_vec<8>(P1 + at, p1);
+                load_vec<8>(P2 + at, p2);
 #pragma unroll
                 for (int e = 0; e < 8; e++) {
                     const float x = p1[e] + bias1[col + e], y = p2[e] + bias2[col + e], sg = hg_sigmoid(x);
-                    const float g2 = dh[e] * (x * sg), g1 = dh[e] * y * (sg * (1.0f + x * (1.0f - sg)));
-                    s[e] += g1;
-                    s[8 + e] += g2;
-                    const unsigned b1 = from_f32<bf16>(g1).x, b2 = from_f32<bf16>(g2).x;
-                    if (e % 2 == 0) { o1[e / 2] = b1; o2[e / 2] = b2; }
-                    else { o1[e / 2] |= b1 << 16; o2[e / 2] |= b2 << 16; }
+                    g2[e] = dh[e] * (x * sg);
+                    g1[e] = dh[e] * y * (sg * (1.0f + x * (1.0f - sg)));
+                    s[e] += g1[e];
+                    s[8 + e] += g2[e];
                 }
-                *reinterpret_cast<uint4 *>(G1 + at) = uint4{o1[0], o1[1], o1[2], o1[3]};
-                *reinterpret_cast<uint4 *>(G2 + at) = uint4{o2[0], o2[1], o2[2], o2[3]};
+                store_vec<8>(G1 + at, g1);
+                store_vec<8>(G2 + at, g2);
             }
             if (h == 1) hg_column_sums(s, col, S1, S2);
         });
     }, [&](int m0, int n0) {   // (the producer: the tile's rows of P1 and P2 into L2 while its slices are computed)
         const unsigned bytes = (unsigned)((HG_N - n0 < HG_BN ? HG_N - n0 : HG_BN) * 2);
         for (int row = m0; row < m0 + HG_BM && row < HG_M; row++) {
-            vmc_prefetch_l2(P1 + (size_t)row * HG_N + n0, bytes);
-            vmc_prefetch_l2(P2 + (size_t)row * HG_N + n0, bytes);
+            prefetch_l2_bulk(P1 + (size_t)row * HG_N + n0, bytes);
+            prefetch_l2_bulk(P2 + (size_t)row * HG_N + n0, bytes);
         }
     });
 }
