@@ -216,13 +216,16 @@ static char *hopper_instance(const SkinnyGemmSpec *s, bool dual, bool products, 
     if (codegen_knob_ints("VMC_HOPPER_GEMM_PERSIST", v, 1) && v[0] >= 0) resident = v[0];
     resident -= resident % cluster;
     const bool persist = resident > 0 && tiles > resident;
-    enum { NDEF = 18 };
+    /* SwiGLU's backward: its epilogue's loads of P1 and P2 issued VMC_SWIGLU_BWD_AHEAD visits ahead (0 to 8; 0: each
+     * where it is used) */
+    const int ahead = bwd && codegen_knob_ints("VMC_SWIGLU_BWD_AHEAD", v, 1) && v[0] > 0 && v[0] <= 8 ? v[0] : 0;
+    enum { NDEF = 19 };
     char val[NDEF][40];
     const char *names[NDEF] = {"HG_M", "HG_N", "HG_K", "HG_ALPHA", "HG_ACC", "C_T", "HG_PAIRS", "HG_STAGES",
                                "HG_SMEM_BYTES", "HG_DUAL", "HG_TILE_N", "HG_VEC", "HG_CTAS", "HG_STORE_TMA",
-                               "HG_PRODUCTS", "HG_CLUSTER", "HG_STORE_REGS", "HG_SWIGLU_BWD"};
+                               "HG_PRODUCTS", "HG_CLUSTER", "HG_STORE_REGS", "HG_SWIGLU_BWD", "HG_BWD_AHEAD"};
     const long long iv[NDEF] = {s->M, s->N, s->K, 0, s->acc, 0, pairs, stages, smem, dual, tile_n, vec, ctas,
-                                store_tma, dual && products, cluster, regs, bwd};
+                                store_tma, dual && products, cluster, regs, bwd, ahead};
     TemplateDef defs[NDEF];
     gemm_defs(defs, val, names, iv, NDEF, 3, s->alpha, 5, s->c_bf16);
     *l = (KernelLaunch){0};

@@ -230,6 +230,9 @@ static void check_hopper_gemms(void) {
     unsetenv("VMC_HOPPER_GEMM_STORE");
     check_swiglu("swiglu persistent, stores from registers + products", sw, true);
     check_swiglu_bwd("swiglu backward persistent: 300x264x136", sw);
+    setenv("VMC_SWIGLU_BWD_AHEAD", "3", 1);   /* P1, P2 loaded 3 visits ahead (rows past M on the way) */
+    check_swiglu_bwd("swiglu backward persistent, loads ahead: 300x264x136", sw);
+    unsetenv("VMC_SWIGLU_BWD_AHEAD");
     /* a bf16 C stored from registers (the default: each quad's 4 x 4 blocks transposed by shuffles); by TMA from bf16
      * boxes (VMC_HOPPER_GEMM_STORE=1), each CTA's buffer reused for its next tiles; then the same through the f32
      * staging buffer (VMC_HOPPER_GEMM_STORE=0) */

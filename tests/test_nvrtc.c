@@ -283,21 +283,36 @@ static void hopper_gemm(void) {
         if (ok) nvrtc_binary_free(&bin);
         free(src);
     }
-    /* SwiGLU's backward in the epilogue (from registers, 4 stages) */
-    KernelLaunch lb, lt;
-    char *src = template_gemm_swiglu_bwd(&specs[0], &lb, &lt);
-    EXPECT(src && lb.smem == 4 * 49152 + 1280 && !lb.tma_rows[2], "swiglu backward: %u B shared", src ? lb.smem : 0);
-    NvrtcBinary bin;
-    char err[2048];
-    const bool ok = src && nvrtc_compile(src, lb.name, NVRTC_ARCH_SM90A, opts, 1, &bin, err, sizeof err);
-    EXPECT(ok, "swiglu backward sm_90a: %s", err);
-    PtxasKernel pk[2];
-    const int n = ok && bin.log ? ptxas_parse(bin.log, pk, 2) : 0;   /* (and its transpose kernel) */
-    EXPECT(n == 2 && !pk[0].spill_stores && !pk[0].stack && !pk[1].spill_stores && !pk[1].stack,
-           "swiglu backward: %d kernels in ptxas' log, spills", n);
-    if (n == 2) printf("swiglu backward sm_90a: %d and %d registers\n", pk[0].registers, pk[1].registers);
-    if (ok) nvrtc_binary_free(&bin);
-    free(src);
+    /* SwiGLU's backward in the epilogue (from registers, 4 stages), and the tuning variants test_scan_gpu times: P1,
+     * P2 loaded 2, 4 or 6 visits ahead, none spilling; 128 x 128 tiles two CTAs an SM (3 stages of 32 KB; 96
+     * registers a thread, as 18 warps share an SM's four register files: ptxas spills 72 bytes) */
+    const char *tiles[5] = {NULL, "1,128", NULL, NULL, NULL}, *aheads[5] = {NULL, NULL, "2", "4", "6"};
+    for (int v = 0; v < 5; v++) {
+        if (tiles[v]) setenv("VMC_HOPPER_GEMM", tiles[v], 1);
+        if (aheads[v]) setenv("VMC_SWIGLU_BWD_AHEAD", aheads[v], 1);
+        KernelLaunch lb, lt;
+        char *src = template_gemm_swiglu_bwd(&specs[0], &lb, &lt);
+        unsetenv("VMC_HOPPER_GEMM");
+        unsetenv("VMC_SWIGLU_BWD_AHEAD");
+        const unsigned smem = tiles[v] ? 3 * 32768 + 1280 : 4 * 49152 + 1280;
+        EXPECT(src && lb.smem == smem && !lb.tma_rows[2], "swiglu backward %d: %u B shared", v, src ? lb.smem : 0);
+        NvrtcBinary bin;
+        char err[2048];
+        const bool ok = src && nvrtc_compile(src, lb.name, NVRTC_ARCH_SM90A, opts, 1, &bin, err, sizeof err);
+        EXPECT(ok, "swiglu backward %d sm_90a: %s", v, err);
+        PtxasKernel pk[2];
+        const int n = ok && bin.log ? ptxas_parse(bin.log, pk, 2) : 0;   /* (and its transpose kernel) */
+        const int spill_max = tiles[v] ? 128 : 0;
+        EXPECT(n == 2 && pk[0].spill_stores <= spill_max && pk[0].stack <= spill_max && !pk[1].spill_stores && !pk[1].stack,
+               "swiglu backward %d: %d kernels in ptxas' log, spills %d B, stack %d B", v, n, n ? pk[0].spill_stores : 0,
+               n ? pk[0].stack : 0);
+        if (n == 2)
+            printf("swiglu backward sm_90a%s, loads %s ahead: %d and %d registers, %d B spilled\n",
+                   tiles[v] ? ", 128 x 128 tiles" : "", aheads[v] ? aheads[v] : "0", pk[0].registers, pk[1].registers,
+                   pk[0].spill_stores);
+        if (ok) nvrtc_binary_free(&bin);
+        free(src);
+    }
 }
 
 int main(void) {

@@ -507,12 +507,38 @@ static void check_swiglu_gpu(int M, int N, int K, bool products, uint64_t seed) 
     CU_CHECK(cu->cuModuleUnload(k.mod));
 }
 
+/* SwiGLU's backward kernel's tuning variants (template_gemm.c's knobs): 0 the default; 128 x 128 tiles, two CTAs
+ * an SM (one's epilogue beside the other's products); P1 and P2 loaded 2, 4 or 6 visits ahead in the epilogue. */
+enum { SWIGLU_BWD_VARIANTS = 5 };
+static const char *swiglu_bwd_name = "default";
+static void set_or_restore(const char *var, const char *value, const char *saved) {
+    if (value) setenv(var, value, 1);
+    else if (saved) setenv(var, saved, 1);
+    else unsetenv(var);
+}
+static void swiglu_bwd_variant(int v) {
+    static const char *tile[SWIGLU_BWD_VARIANTS] = {NULL, "1,128", NULL, NULL, NULL},
+                      *ahead[SWIGLU_BWD_VARIANTS] = {NULL, NULL, "2", "4", "6"},
+                      *name[SWIGLU_BWD_VARIANTS] = {"default", "128x128 tiles", "loads 2 ahead", "loads 4 ahead",
+                                                    "loads 6 ahead"};
+    static char *saved_tile, *saved_ahead;   /* the caller's settings, back for variant 0 */
+    static bool saved;
+    if (!saved) {
+        saved = true;
+        if (getenv("VMC_HOPPER_GEMM")) saved_tile = strdup(getenv("VMC_HOPPER_GEMM"));
+        if (getenv("VMC_SWIGLU_BWD_AHEAD")) saved_ahead = strdup(getenv("VMC_SWIGLU_BWD_AHEAD"));
+    }
+    set_or_restore("VMC_HOPPER_GEMM", tile[v], saved_tile);
+    set_or_restore("VMC_SWIGLU_BWD_AHEAD", ahead[v], saved_ahead);
+    swiglu_bwd_name = name[v];
+}
+
 /* SwiGLU's backward in the Hopper GEMM's epilogue (template_gemm_swiglu_bwd; B = W^T by its transpose kernel from W
  * [K][N]) against doubles: dh = bf16(A W),
  * x = P1 + b1, y = P2 + b2, G1 = dh y silu'(x), G2 = dh silu(x) and their column sums S1, S2. */
 static void check_swiglu_bwd_gpu(int M, int N, int K, uint64_t seed) {
     char what[96];
-    snprintf(what, sizeof what, "swiglu backward gemm %dx%dx%d", M, N, K);
+    snprintf(what, sizeof what, "swiglu backward gemm %dx%dx%d (%s)", M, N, K, swiglu_bwd_name);
     SkinnyGemmSpec spec = {.M = M, .N = N, .K = K, .lda = K, .ldb = K, .tb = true, .c_bf16 = true, .alpha = 1,
                            .c_align = 16};
     KernelLaunch l, lt;
@@ -915,8 +941,8 @@ static void bench_swiglu_bwd(int M, int N, int K) {
     LtCtx cl = {g, (GemmDesc){M, N, K, false, false, 1, 0, 0, 0, DT_BF16, DT_BF16, DT_BF16, false, false}, ptrs[0],
                 ptrs[1], ptrs[6]};
     const float tf = time_ms(run_launch, &ck, 3, 20), tt = time_ms(run_launch, &ct, 3, 20), tl = time_ms(run_lt, &cl, 3, 20);
-    printf("| swiglu backward %dx%dx%d | fused %.3f ms + W's transpose %.3f | cuBLASLt's dh %.3f ms + a pass of %.0f MB |\n",
-           M, N, K, tf, tt, tl, 5.0 * (double)mn * 2 / 1e6);
+    printf("| swiglu backward %dx%dx%d, %s | fused %.3f ms + W's transpose %.3f | cuBLASLt's dh %.3f ms + a pass of %.0f MB |\n",
+           M, N, K, swiglu_bwd_name, tf, tt, tl, 5.0 * (double)mn * 2 / 1e6);
     gemm_free(g);
     for (int i = 0; i < 10; i++) CU_CHECK(cu->cuMemFree(ptrs[i]));
     CU_CHECK(cu->cuModuleUnload(k.mod));
@@ -996,6 +1022,11 @@ int main(int argc, char **argv) {
             check_swiglu_gpu(130, 130, 136, true, 37);    /* N % 8 != 0: pairs */
             check_swiglu_bwd_gpu(300, 520, 200, 43);   /* SwiGLU's backward in the epilogue */
             check_swiglu_bwd_gpu(1000, 2048, 768, 44);
+            for (int v = 1; v < SWIGLU_BWD_VARIANTS; v++) {   /* and the variants timed below */
+                swiglu_bwd_variant(v);
+                check_swiglu_bwd_gpu(300, 520, 200, 45 + v);
+            }
+            swiglu_bwd_variant(0);
             bench_hopper_gemm(25216, 2048, 768);
             bench_hopper_gemm(18432, 768, 768);
             bench_hopper_gemm(18432, 768, 2048);
@@ -1003,8 +1034,12 @@ int main(int argc, char **argv) {
             bench_hopper_gemm(25216, 80, 768);   /* the mixer's x_proj and dt_proj forwards */
             bench_hopper_gemm(25216, 768, 48);
             bench_swiglu(25216, 2048, 768);
-            bench_swiglu_bwd(16384, 2048, 768);   /* pretraining's; fine-tuning's */
-            bench_swiglu_bwd(25216, 2048, 768);
+            for (int v = 0; v < SWIGLU_BWD_VARIANTS; v++) {
+                swiglu_bwd_variant(v);
+                bench_swiglu_bwd(16384, 2048, 768);   /* pretraining's; fine-tuning's */
+                bench_swiglu_bwd(25216, 2048, 768);
+            }
+            swiglu_bwd_variant(0);
         }
         return failures != 0;
     }

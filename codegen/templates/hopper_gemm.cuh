@@ -49,6 +49,9 @@
 #ifndef HG_SWIGLU_BWD
 #define HG_SWIGLU_BWD 0                    // SwiGLU's backward in the epilogue (vmc_gemm_swiglu_bwd, below)
 #endif
+#ifndef HG_BWD_AHEAD
+#define HG_BWD_AHEAD 0                     // SwiGLU's backward: its epilogue's loads of P1, P2 issued this far ahead
+#endif
 #define HG_PITCH (HG_BN + 8)               // the staged epilogue's f32 rows (hg_store_staged)
 // the epilogue's buffer: hg_store_staged's, or the bf16 tiles stored by TMA (hg_tma_tile), one or two a warpgroup
 #define HG_EPI_BYTES (HG_STORE_TMA ? 2 * (HG_DUAL && HG_PRODUCTS ? 2 : 1) * 64 * HG_BN * 2 \
@@ -475,18 +478,43 @@ vmc_gemm_swiglu_bwd(const __grid_constant__ VmcTmap A, const __grid_constant__ V
     VMC_DYN_SMEM(raw, HG_SMEM);
     const VmcTmap *Bs[1] = {&B};
     hg_run(raw, &A, Bs, [&](int m0, int n0, float (*d)[HG_BN / 2], unsigned char *) {
+        // This lane's rows and columns of P1 and P2 in the order hg_regs_groups visits them (it = 2 g + h), loaded
+        // HG_BWD_AHEAD visits ahead of their use, so that each lane keeps that many 16-byte loads of each in flight
+        // instead of one (the loads' latency is the epilogue's, which nothing else hides).
+        constexpr int AHEAD = HG_BWD_AHEAD > 0 ? HG_BWD_AHEAD : 1, VISITS = HG_BN / 16;
+        const int lrow = m0 + threadIdx.x / 128 * 64 + threadIdx.x % 128 / 32 * 16 + threadIdx.x % 32 / 4;
+        const int lcol = n0 + 8 * (threadIdx.x % 4);
+        uint4 q1[AHEAD], q2[AHEAD];
+        auto fetch = [&](int it) {
+            const int row = lrow + 8 * (it % 2), col = lcol + 32 * (it / 2);
+            if (it >= VISITS || row >= HG_M || col >= HG_N) return;
+            const size_t at = (size_t)row * HG_N + col;
+            q1[it % AHEAD] = *reinterpret_cast<const uint4 *>(P1 + at);
+            q2[it % AHEAD] = *reinterpret_cast<const uint4 *>(P2 + at);
+        };
+        if (HG_BWD_AHEAD > 0)
+#pragma unroll
+            for (int it = 0; it < AHEAD; it++) fetch(it);
         float s[16];   // this lane's sums of its group's columns over its two rows: G1's 8, then G2's
         hg_regs_groups(m0, n0, [&](int i, int) { return d[0][i]; },
-                       [&](int, int h, int row, int col, const unsigned *v) {
+                       [&](int g, int h, int row, int col, const unsigned *v) {
             if (h == 0)
 #pragma unroll
                 for (int e = 0; e < 16; e++) s[e] = 0.f;
+            const int it = 2 * g + h;
+            const uint4 r1 = HG_BWD_AHEAD > 0 ? q1[it % AHEAD] : uint4{}, r2 = HG_BWD_AHEAD > 0 ? q2[it % AHEAD] : uint4{};
+            if (HG_BWD_AHEAD > 0) fetch(it + AHEAD);   // (into the place just read)
             if (row < HG_M && col < HG_N) {
                 const size_t at = (size_t)row * HG_N + col;
                 float dh[8], p1[8], p2[8], g1[8], g2[8];
                 unpack_bf16x8(uint4{v[0], v[1], v[2], v[3]}, dh);
-                load_vec<8>(P1 + at, p1);
-                load_vec<8>(P2 + at, p2);
+                if (HG_BWD_AHEAD > 0) {
+                    unpack_bf16x8(r1, p1);
+                    unpack_bf16x8(r2, p2);
+                } else {
+                    load_vec<8>(P1 + at, p1);
+                    load_vec<8>(P2 + at, p2);
+                }
 #pragma unroll
                 for (int e = 0; e < 8; e++) {
                     const float x = p1[e] + bias1[col + e], y = p2[e] + bias2[col + e], sg = hg_sigmoid(x);
