@@ -30,6 +30,8 @@ typedef struct KernelLaunch {
     unsigned tma_rows[8];          /* parameter i is a TMA tensor map (common.cuh VmcTmap) of a bf16 matrix in boxes of
                                       tma_rows[i] rows by 64 columns, in the 128-byte swizzle; 0: not a tensor map */
     unsigned cluster;              /* CTAs a cluster (the kernel's __cluster_dims__ along x); 0 or 1: none */
+    bool tiles_in_turn;            /* the CTAs take the tiles in turn, so any grid (a multiple of cluster) computes
+                                      them all: the runtime launches only as many as run at once (cuda_hopper_grid) */
 } KernelLaunch;
 
 /* How a template reads a [B, L, C] input that is a row gather or a channel slice of a larger buffer (pass_fuse's

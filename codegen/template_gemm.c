@@ -234,6 +234,7 @@ static char *hopper_instance(const SkinnyGemmSpec *s, bool dual, bool products, 
     l->block[0] = ctas == 2 ? 288 : 384; l->block[1] = l->block[2] = 1;   /* (hopper_gemm.cuh HG_THREADS) */
     l->smem = (unsigned)smem;
     l->cluster = (unsigned)cluster;
+    l->tiles_in_turn = true;   /* (HG_FOR_EACH_UNIT) */
     l->tma_rows[0] = 128;
     l->tma_rows[1] = (unsigned)(bn / cluster);   /* (in a cluster each CTA loads half of B's rows) */
     if (dual) l->tma_rows[2] = (unsigned)(bn / cluster);

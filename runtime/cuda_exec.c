@@ -33,9 +33,7 @@ static void load_modules(Cuda *c) {
             if (l->own.k.smem > 48 * 1024)
                 CU_CHECK(c->cu->cuFuncSetAttribute(c->fn[k], CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
                                                    (int)l->own.k.smem));
-            const char *kn = l->own.k.name;   /* (the SwiGLU kernels: forward and backward) */
-            const bool hopper = !strcmp(kn, "vmc_gemm_hopper") || !strncmp(kn, "vmc_gemm_swiglu", 15);
-            c->own_grid[k] = hopper ? cuda_hopper_grid(c->cu, c->fn[k], &l->own.k) : l->own.k.grid[0];
+            c->own_grid[k] = l->own.k.tiles_in_turn ? cuda_hopper_grid(c->cu, c->fn[k], &l->own.k) : l->own.k.grid[0];
         }
         if (l->kind != LK_KERNEL) continue;   /* (GEMMs: plan_gemms) */
         CU_CHECK(c->cu->cuModuleGetFunction(&c->fn[k], c->mods[l->module], l->name));
