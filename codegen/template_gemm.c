@@ -175,6 +175,8 @@ static char *hopper_instance(const SkinnyGemmSpec *s, bool dual, bool products, 
     if (bwd && (dual || !bf16_c16 || s->alpha != 1.f)) return NULL;   /* (SwiGLU's backward: register stores) */
     int tile_n = s->tile_n == 128 || s->tile_n == 192 ? s->tile_n : 256, v[2];
     if (codegen_knob_ints("VMC_HOPPER_GEMM", v, 2) && (v[1] == 128 || v[1] == 192 || v[1] == 256)) tile_n = v[1];
+    /* SwiGLU's backward alone in 128 x 128 tiles, two CTAs an SM (VMC_SWIGLU_BWD_TILE=128) */
+    if (bwd && codegen_knob_ints("VMC_SWIGLU_BWD_TILE", v, 1) && (v[0] == 128 || v[0] == 256)) tile_n = v[0];
     /* 192 columns a CTA (not yet run on a GPU): stages of 40 KB, 5 with the register stores, 4 beside the TMA
      * stores' 48 KB buffer, and N = 768 takes 4 column tiles (fewer rounds short of full); for one product with such
      * a C (else 256) */

@@ -267,7 +267,10 @@ static void check_hopper_gemms(void) {
                       .K = 200, .lda = 200, .ldb = 200, .tb = true, .c_bf16 = true, .alpha = 1, .c_align = 16}, 0, true);
     unsetenv("VMC_HOPPER_GEMM_STORE");
     unsetenv("VMC_HOPPER_GEMM_STAGES");
+    unsetenv("VMC_HOPPER_GEMM");
+    setenv("VMC_SWIGLU_BWD_TILE", "128", 1);
     check_swiglu_bwd("swiglu backward 128x128 tiles, two CTAs an SM: 300x264x136", sw);
+    unsetenv("VMC_SWIGLU_BWD_TILE");
     /* 128 x 192 tiles (m64n192k16): stored by TMA in pairs, then from registers, persistent through 4 stages; an acc
      * or an f32 C goes back to 256 columns */
     setenv("VMC_HOPPER_GEMM", "1,192", 1);

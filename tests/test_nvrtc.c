@@ -286,13 +286,13 @@ static void hopper_gemm(void) {
     /* SwiGLU's backward in the epilogue (from registers, 4 stages), and the tuning variants test_scan_gpu times: P1,
      * P2 loaded 2, 4 or 6 visits ahead, none spilling; 128 x 128 tiles two CTAs an SM (3 stages of 32 KB; 96
      * registers a thread, as 18 warps share an SM's four register files: ptxas spills 72 bytes) */
-    const char *tiles[5] = {NULL, "1,128", NULL, NULL, NULL}, *aheads[5] = {NULL, NULL, "2", "4", "6"};
+    const char *tiles[5] = {NULL, "128", NULL, NULL, NULL}, *aheads[5] = {NULL, NULL, "2", "4", "6"};
     for (int v = 0; v < 5; v++) {
-        if (tiles[v]) setenv("VMC_HOPPER_GEMM", tiles[v], 1);
+        if (tiles[v]) setenv("VMC_SWIGLU_BWD_TILE", tiles[v], 1);
         if (aheads[v]) setenv("VMC_SWIGLU_BWD_AHEAD", aheads[v], 1);
         KernelLaunch lb, lt;
         char *src = template_gemm_swiglu_bwd(&specs[0], &lb, &lt);
-        unsetenv("VMC_HOPPER_GEMM");
+        unsetenv("VMC_SWIGLU_BWD_TILE");
         unsetenv("VMC_SWIGLU_BWD_AHEAD");
         const unsigned smem = tiles[v] ? 3 * 32768 + 1280 : 4 * 49152 + 1280;
         EXPECT(src && lb.smem == smem && !lb.tma_rows[2], "swiglu backward %d: %u B shared", v, src ? lb.smem : 0);

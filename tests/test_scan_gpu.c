@@ -517,7 +517,7 @@ static void set_or_restore(const char *var, const char *value, const char *saved
     else unsetenv(var);
 }
 static void swiglu_bwd_variant(int v) {
-    static const char *tile[SWIGLU_BWD_VARIANTS] = {NULL, "1,128", NULL, NULL, NULL},
+    static const char *tile[SWIGLU_BWD_VARIANTS] = {NULL, "128", NULL, NULL, NULL},
                       *ahead[SWIGLU_BWD_VARIANTS] = {NULL, NULL, "2", "4", "6"},
                       *name[SWIGLU_BWD_VARIANTS] = {"default", "128x128 tiles", "loads 2 ahead", "loads 4 ahead",
                                                     "loads 6 ahead"};
@@ -525,10 +525,10 @@ static void swiglu_bwd_variant(int v) {
     static bool saved;
     if (!saved) {
         saved = true;
-        if (getenv("VMC_HOPPER_GEMM")) saved_tile = strdup(getenv("VMC_HOPPER_GEMM"));
+        if (getenv("VMC_SWIGLU_BWD_TILE")) saved_tile = strdup(getenv("VMC_SWIGLU_BWD_TILE"));
         if (getenv("VMC_SWIGLU_BWD_AHEAD")) saved_ahead = strdup(getenv("VMC_SWIGLU_BWD_AHEAD"));
     }
-    set_or_restore("VMC_HOPPER_GEMM", tile[v], saved_tile);
+    set_or_restore("VMC_SWIGLU_BWD_TILE", tile[v], saved_tile);
     set_or_restore("VMC_SWIGLU_BWD_AHEAD", ahead[v], saved_ahead);
     swiglu_bwd_name = name[v];
 }
