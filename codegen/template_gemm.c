@@ -181,6 +181,13 @@ static char *hopper_instance(const SkinnyGemmSpec *s, bool dual, bool products, 
      * stores' 48 KB buffer, and N = 768 takes 4 column tiles (fewer rounds short of full); for one product with such
      * a C (else 256) */
     if (tile_n == 192 && (dual || bwd || !bf16_c16)) tile_n = 256;
+    /* Ping-pong (hopper_gemm.cuh HG_PINGPONG): each consumer warpgroup a 128 x 128 tile, the two in turn, for one
+     * product stored from registers (below); VMC_HOPPER_GEMM_PINGPONG=1 for every such product, =2 for SwiGLU's
+     * backward alone */
+    const int store = codegen_knob_ints("VMC_HOPPER_GEMM_STORE", v, 1) ? v[0] : dual && !products ? 1 : 2;
+    const bool pingpong = !dual && bf16_c16 && (store == 2 || bwd) && codegen_knob_ints("VMC_HOPPER_GEMM_PINGPONG", v, 1) &&
+                          (v[0] == 1 || (v[0] == 2 && bwd));
+    if (pingpong) tile_n = 128;
     const int bn = dual ? tile_n / 2 : tile_n, stage = 128 * 64 * 2 + (dual ? 2 : 1) * bn * 64 * 2;
     const int elem = s->c_bf16 ? 2 : 4;
     const bool pairs = s->N % 2 == 0 && s->c_align >= 2 * elem;
@@ -192,18 +199,17 @@ static char *hopper_instance(const SkinnyGemmSpec *s, bool dual, bool products, 
      * KernelLaunch.tma_rows[2]): the consumers go on to their next tile while the TMA writes. VMC_HOPPER_GEMM_STORE=0,
      * or C f32 or with acc: C and acc in whole rows through a buffer of two warpgroups' 32 f32 rows of bn + 8
      * (hg_store_staged) where 4-element vectors fit, unless VMC_HOPPER_GEMM_VEC=0. */
-    const int store = codegen_knob_ints("VMC_HOPPER_GEMM_STORE", v, 1) ? v[0] : dual && !products ? 1 : 2;
     const bool regs = (store == 2 || bwd) && bf16_c16 && bn % 32 == 0;
     const bool store_tma = store != 0 && !regs && bf16_c16 && bn % 64 == 0;
     const bool vec = !dual && !store_tma && !regs && !(codegen_knob_ints("VMC_HOPPER_GEMM_VEC", v, 1) && v[0] == 0) &&
                      s->N % 4 == 0 && s->c_align >= 4 * elem;
     const int epi = regs ? 0 : store_tma ? 2 * (dual && products ? 2 : 1) * 64 * bn * 2 : vec ? 2 * 32 * (bn + 8) * 4 : 0;
     const int fit = (template_smem_limit(90) - 1024 - 256 - epi) / stage;
-    int stages = tile_n == 128 ? (epi ? 2 : 3) : fit < 6 ? fit : 6;   /* 128 x 128: two CTAs an SM */
+    int stages = tile_n == 128 && !pingpong ? (epi ? 2 : 3) : fit < 6 ? fit : 6;   /* 128 x 128: two CTAs an SM */
     if (codegen_knob_ints("VMC_HOPPER_GEMM_STAGES", v, 1) && v[0] >= 2 && v[0] <= fit) stages = v[0];
     const int smem = stages * stage + epi + 1024 + 256;
     /* two CTAs an SM where their shared memory fits beside each other (228 KB an SM, 1 KB of it each CTA's) */
-    const int ctas = tile_n == 128 && 2 * (smem + 1024) <= 233472 ? 2 : 1;
+    const int ctas = tile_n == 128 && !pingpong && 2 * (smem + 1024) <= 233472 ? 2 : 1;
     /* Persistent: as many CTAs as an H100 SXM or H200 runs at once (132 SMs; the runtime launches fewer where fewer
      * run at once: cuda_hopper_grid), each taking tiles in turn (VMC_HOPPER_GEMM_PERSIST=N: N CTAs; =0: a CTA a tile). */
     /* Clusters of two CTAs whose tiles share B's columns, each loading half of B's slices for both by TMA multicast
@@ -221,13 +227,13 @@ static char *hopper_instance(const SkinnyGemmSpec *s, bool dual, bool products, 
     /* SwiGLU's backward: its epilogue's loads of P1 and P2 issued VMC_SWIGLU_BWD_AHEAD visits ahead (0 to 8; 0: each
      * where it is used) */
     const int ahead = bwd && codegen_knob_ints("VMC_SWIGLU_BWD_AHEAD", v, 1) && v[0] > 0 && v[0] <= 8 ? v[0] : 0;
-    enum { NDEF = 19 };
+    enum { NDEF = 20 };
     char val[NDEF][40];
     const char *names[NDEF] = {"HG_M", "HG_N", "HG_K", "HG_ALPHA", "HG_ACC", "C_T", "HG_PAIRS", "HG_STAGES",
                                "HG_SMEM_BYTES", "HG_DUAL", "HG_TILE_N", "HG_VEC", "HG_CTAS", "HG_STORE_TMA",
-                               "HG_PRODUCTS", "HG_CLUSTER", "HG_STORE_REGS", "HG_SWIGLU_BWD", "HG_BWD_AHEAD"};
+                               "HG_PRODUCTS", "HG_CLUSTER", "HG_STORE_REGS", "HG_SWIGLU_BWD", "HG_BWD_AHEAD", "HG_PINGPONG"};
     const long long iv[NDEF] = {s->M, s->N, s->K, 0, s->acc, 0, pairs, stages, smem, dual, tile_n, vec, ctas,
-                                store_tma, dual && products, cluster, regs, bwd, ahead};
+                                store_tma, dual && products, cluster, regs, bwd, ahead, pingpong};
     TemplateDef defs[NDEF];
     gemm_defs(defs, val, names, iv, NDEF, 3, s->alpha, 5, s->c_bf16);
     *l = (KernelLaunch){0};

@@ -284,6 +284,27 @@ static void check_hopper_gemms(void) {
     check_gemm_kernel("hopper 128x192 tiles, persistent, stores from registers: 300x576x264", n576, 0, true);
     unsetenv("VMC_HOPPER_GEMM_PERSIST");
     unsetenv("VMC_HOPPER_GEMM");
+    /* ping-pong (VMC_HOPPER_GEMM_PINGPONG): each consumer warpgroup a 128 x 128 tile in turn. 300x520: 3 x 5 tiles in
+     * clusters of 2 (4 row tiles, the last past M), 3 CTAs' worth taken in turn by 2 persistent clusters through a
+     * 2-stage ring, so that the warpgroups' turns cross the ring's passes and the last has no partner; then a CTA a
+     * tile in single CTAs, and SwiGLU's backward (=2) */
+    setenv("VMC_HOPPER_GEMM_PINGPONG", "1", 1);
+    setenv("VMC_HOPPER_GEMM_PERSIST", "4", 1);
+    setenv("VMC_HOPPER_GEMM_STAGES", "2", 1);
+    check_gemm_kernel("hopper ping-pong, persistent: 300x520x200", bf16_c, 0, true);
+    unsetenv("VMC_HOPPER_GEMM_STAGES");
+    check_gemm_kernel("hopper ping-pong, persistent, 6 stages: 300x520x600", (SkinnyGemmSpec){.M = 300, .N = 520,
+                      .K = 600, .lda = 600, .ldb = 600, .tb = true, .c_bf16 = true, .alpha = 1, .c_align = 16}, 0, true);
+    setenv("VMC_HOPPER_GEMM_PERSIST", "0", 1);
+    setenv("VMC_HOPPER_GEMM_CLUSTER", "1", 1);
+    check_gemm_kernel("hopper ping-pong, a CTA a tile: 300x264x200", (SkinnyGemmSpec){.M = 300, .N = 264, .K = 200,
+                      .lda = 200, .ldb = 200, .tb = true, .c_bf16 = true, .alpha = 1, .c_align = 16}, 0, true);
+    unsetenv("VMC_HOPPER_GEMM_CLUSTER");
+    setenv("VMC_HOPPER_GEMM_PINGPONG", "2", 1);
+    setenv("VMC_HOPPER_GEMM_PERSIST", "2", 1);
+    check_swiglu_bwd("swiglu backward ping-pong, persistent: 300x264x136", sw);
+    unsetenv("VMC_HOPPER_GEMM_PERSIST");
+    unsetenv("VMC_HOPPER_GEMM_PINGPONG");
     /* the mixer's tall products that are skinny in N (x_proj: 128 columns a CTA, B's rows past N zero) or in K
      * (dt_proj: one slice, its columns past K zero) */
     check_gemm_kernel("hopper, N = 80 in 128-column tiles: 300x80x264", (SkinnyGemmSpec){.M = 300, .N = 80, .K = 264,
@@ -458,7 +479,10 @@ static void check_swiglu_bwd(const char *what, SkinnyGemmSpec s) {
         ASSERT(f && fread(g, 2, (size_t)(2 * mn), f) == (size_t)(2 * mn) &&
                fread(sums, 4, (size_t)(2 * s.N), f) == (size_t)(2 * s.N), "%s", path);
         fclose(f);
-        double *want_sum = xcalloc((size_t)(2 * s.N), 8), *mag = xcalloc((size_t)(2 * s.N), 8);
+        /* flip: the column's largest change where the kernel's f32 dh rounds to the other bf16 neighbour of the
+         * double's (the sums may hold a couple of those) */
+        double *want_sum = xcalloc((size_t)(2 * s.N), 8), *mag = xcalloc((size_t)(2 * s.N), 8),
+               *flip = xcalloc((size_t)(2 * s.N), 8);
         int64_t bad = 0;
         double maxerr = 0;
         for (int64_t i = 0; i < s.M; i++)
@@ -475,16 +499,17 @@ static void check_swiglu_bwd(const char *what, SkinnyGemmSpec s) {
                     if (!(err <= fabs(want[c]) / 128 + slack[c] + 1e-5)) bad++;
                     want_sum[c * s.N + j] += want[c];
                     mag[c * s.N + j] += fabs(want[c]);
+                    if (slack[c] > flip[c * s.N + j]) flip[c * s.N + j] = slack[c];
                 }
             }
         int64_t bad_sums = 0;
         for (int64_t j = 0; j < 2 * s.N; j++)
-            if (!(fabs(sums[j] - want_sum[j]) <= 1e-4 * mag[j] + 1e-5)) bad_sums++;
+            if (!(fabs(sums[j] - want_sum[j]) <= 1e-4 * mag[j] + 2 * flip[j] + 1e-5)) bad_sums++;
         CHECK(bad == 0, "%s: %lld elements off (largest error %.3g)", what, (long long)bad, maxerr);
         CHECK(bad_sums == 0, "%s: %lld column sums off", what, (long long)bad_sums);
         printf("%-46s %lldx%lldx%lld grid %u: largest error %.2g\n", what, (long long)s.M, (long long)s.N,
                (long long)s.K, l.grid[0], maxerr);
-        free(g); free(sums); free(want_sum); free(mag);
+        free(g); free(sums); free(want_sum); free(mag); free(flip);
     }
     free(a); free(b); free(p); free(bias);
 }
@@ -722,11 +747,16 @@ static void check_conv_multi_bwd(void) {
 }
 
 int main(int argc, char **argv) {
-    if (argc < 3) { fprintf(stderr, "usage: test_emu_instances CXX EMU_DIR\n"); return 2; }
+    if (argc < 3) { fprintf(stderr, "usage: test_emu_instances CXX EMU_DIR [hopper]\n"); return 2; }
     cxx = argv[1];
     emu_dir = argv[2];
     snprintf(tmp, sizeof tmp, "%s/vmc-emu-inst-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     if (!mkdtemp(tmp)) { perror("mkdtemp"); return 2; }
+    if (argc > 3 && !strcmp(argv[3], "hopper")) {   /* (while working on hopper_gemm.cuh: its checks alone) */
+        check_hopper_gemms();
+        printf(failures ? "%d FAILED\n" : "ok\n", failures);
+        return failures != 0;
+    }
     /* x_proj forward: u [M, D] times W [80, D]^T, bf16 out; M past a whole number of tiles */
     check_gemm("x_proj forward (A B^T, bf16)", (SkinnyGemmSpec){.M = 300, .N = 80, .K = 96, .lda = 96, .ldb = 96,
                .tb = true, .c_bf16 = true, .alpha = 1, .c_align = 16}, -1);

@@ -193,7 +193,9 @@ static bool hopper_variant(const char *knob, const char *value, const SkinnyGemm
     const bool ok = src && nvrtc_compile(src, l->name, NVRTC_ARCH_SM90A, opts, 1, &bin, err, sizeof err);
     if (!ok) fprintf(stderr, "hopper GEMM with %s=%s: %s\n", knob, value, err);
     PtxasKernel k[2];
-    const bool one = ok && bin.log && ptxas_parse(bin.log, k, 2) == 1;
+    const bool serialized = ok && bin.log && strstr(bin.log, "serialized");   /* (ptxas: wgmma waits between) */
+    if (serialized) fprintf(stderr, "hopper GEMM with %s=%s: wgmma serialized: %s\n", knob, value, bin.log);
+    const bool one = ok && bin.log && !serialized && ptxas_parse(bin.log, k, 2) == 1;
     if (one) *pk = k[0];
     if (ok) nvrtc_binary_free(&bin);
     free(src);
@@ -257,6 +259,11 @@ static void hopper_gemm(void) {
     EXPECT(hopper_variant("VMC_HOPPER_GEMM", "1,192", &specs[0], &lv, &pv) && lv.smem == 5 * 40960 + 1280 &&
            lv.tma_rows[1] == 96 && !pv.spill_stores, "hopper GEMM 128 x 192: %u B shared, B boxes of %u rows, %d B spilled",
            lv.smem, lv.tma_rows[1], pv.spill_stores);
+    /* ping-pong (VMC_HOPPER_GEMM_PINGPONG=1): each consumer warpgroup a 128 x 128 tile, 6 stages of 32 KB, one CTA */
+    EXPECT(hopper_variant("VMC_HOPPER_GEMM_PINGPONG", "1", &specs[0], &lv, &pv) && lv.smem == 6 * 32768 + 1280 &&
+           lv.block[0] == 384 && lv.tma_rows[1] == 64 && !pv.spill_stores,
+           "hopper GEMM ping-pong: %u B shared, %u threads, B boxes of %u rows, %d B spilled", lv.smem, lv.block[0],
+           lv.tma_rows[1], pv.spill_stores);
     /* 128 x 128 tiles: two CTAs of 288 threads an SM, so at most 112 registers a thread */
     EXPECT(hopper_variant("VMC_HOPPER_GEMM", "1,128", &specs[0], &lv, &pv) && lv.block[0] == 288 &&
            !pv.spill_stores && pv.registers <= 112, "hopper GEMM 128 x 128: %u threads, %d registers, %d B spilled",
@@ -285,16 +292,20 @@ static void hopper_gemm(void) {
     }
     /* SwiGLU's backward in the epilogue (from registers, 4 stages), and the tuning variants test_scan_gpu times: P1,
      * P2 loaded 2, 4 or 6 visits ahead, none spilling; 128 x 128 tiles two CTAs an SM (3 stages of 32 KB; 96
-     * registers a thread, as 18 warps share an SM's four register files: ptxas spills 72 bytes) */
-    const char *tiles[5] = {NULL, "128", NULL, NULL, NULL}, *aheads[5] = {NULL, NULL, "2", "4", "6"};
-    for (int v = 0; v < 5; v++) {
+     * registers a thread, as 18 warps share an SM's four register files: ptxas spills 72 bytes); ping-pong (6 stages
+     * of 32 KB) */
+    const char *tiles[6] = {NULL, "128", NULL, NULL, NULL, NULL}, *aheads[6] = {NULL, NULL, "2", "4", "6", NULL};
+    for (int v = 0; v < 6; v++) {
+        const bool pingpong = v == 5;
         if (tiles[v]) setenv("VMC_SWIGLU_BWD_TILE", tiles[v], 1);
         if (aheads[v]) setenv("VMC_SWIGLU_BWD_AHEAD", aheads[v], 1);
+        if (pingpong) setenv("VMC_HOPPER_GEMM_PINGPONG", "2", 1);
         KernelLaunch lb, lt;
         char *src = template_gemm_swiglu_bwd(&specs[0], &lb, &lt);
         unsetenv("VMC_SWIGLU_BWD_TILE");
         unsetenv("VMC_SWIGLU_BWD_AHEAD");
-        const unsigned smem = tiles[v] ? 3 * 32768 + 1280 : 4 * 49152 + 1280;
+        unsetenv("VMC_HOPPER_GEMM_PINGPONG");
+        const unsigned smem = pingpong ? 6 * 32768 + 1280 : tiles[v] ? 3 * 32768 + 1280 : 4 * 49152 + 1280;
         EXPECT(src && lb.smem == smem && !lb.tma_rows[2], "swiglu backward %d: %u B shared", v, src ? lb.smem : 0);
         NvrtcBinary bin;
         char err[2048];
@@ -302,13 +313,14 @@ static void hopper_gemm(void) {
         EXPECT(ok, "swiglu backward %d sm_90a: %s", v, err);
         PtxasKernel pk[2];
         const int n = ok && bin.log ? ptxas_parse(bin.log, pk, 2) : 0;   /* (and its transpose kernel) */
+        EXPECT(!(ok && bin.log && strstr(bin.log, "serialized")), "swiglu backward %d: wgmma serialized: %s", v, bin.log);
         const int spill_max = tiles[v] ? 128 : 0;
         EXPECT(n == 2 && pk[0].spill_stores <= spill_max && pk[0].stack <= spill_max && !pk[1].spill_stores && !pk[1].stack,
                "swiglu backward %d: %d kernels in ptxas' log, spills %d B, stack %d B", v, n, n ? pk[0].spill_stores : 0,
                n ? pk[0].stack : 0);
         if (n == 2)
             printf("swiglu backward sm_90a%s, loads %s ahead: %d and %d registers, %d B spilled\n",
-                   tiles[v] ? ", 128 x 128 tiles" : "", aheads[v] ? aheads[v] : "0", pk[0].registers, pk[1].registers,
+                   tiles[v] ? ", 128 x 128 tiles" : pingpong ? ", ping-pong" : "", aheads[v] ? aheads[v] : "0", pk[0].registers, pk[1].registers,
                    pk[0].spill_stores);
         if (ok) nvrtc_binary_free(&bin);
         free(src);

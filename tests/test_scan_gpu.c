@@ -508,29 +508,26 @@ static void check_swiglu_gpu(int M, int N, int K, bool products, uint64_t seed) 
 }
 
 /* SwiGLU's backward kernel's tuning variants (template_gemm.c's knobs): 0 the default; 128 x 128 tiles, two CTAs
- * an SM (one's epilogue beside the other's products); P1 and P2 loaded 2, 4 or 6 visits ahead in the epilogue. */
-enum { SWIGLU_BWD_VARIANTS = 5 };
+ * an SM (one's epilogue beside the other's products); P1 and P2 loaded 2, 4 or 6 visits ahead in the epilogue;
+ * ping-pong (each consumer warpgroup a 128 x 128 tile, the two in turn). */
+enum { SWIGLU_BWD_VARIANTS = 6 };
 static const char *swiglu_bwd_name = "default";
-static void set_or_restore(const char *var, const char *value, const char *saved) {
-    if (value) setenv(var, value, 1);
-    else if (saved) setenv(var, saved, 1);
-    else unsetenv(var);
-}
+static const char *const bwd_knobs[3] = {"VMC_SWIGLU_BWD_TILE", "VMC_SWIGLU_BWD_AHEAD", "VMC_HOPPER_GEMM_PINGPONG"};
 static void swiglu_bwd_variant(int v) {
-    static const char *tile[SWIGLU_BWD_VARIANTS] = {NULL, "128", NULL, NULL, NULL},
-                      *ahead[SWIGLU_BWD_VARIANTS] = {NULL, NULL, "2", "4", "6"},
-                      *name[SWIGLU_BWD_VARIANTS] = {"default", "128x128 tiles", "loads 2 ahead", "loads 4 ahead",
-                                                    "loads 6 ahead"};
-    static char *saved_tile, *saved_ahead;   /* the caller's settings, back for variant 0 */
-    static bool saved;
-    if (!saved) {
-        saved = true;
-        if (getenv("VMC_SWIGLU_BWD_TILE")) saved_tile = strdup(getenv("VMC_SWIGLU_BWD_TILE"));
-        if (getenv("VMC_SWIGLU_BWD_AHEAD")) saved_ahead = strdup(getenv("VMC_SWIGLU_BWD_AHEAD"));
+    static const struct { const char *name, *value[3]; } variants[SWIGLU_BWD_VARIANTS] = {
+        {"default", {NULL, NULL, NULL}},       {"128x128 tiles", {"128", NULL, NULL}},
+        {"loads 2 ahead", {NULL, "2", NULL}},  {"loads 4 ahead", {NULL, "4", NULL}},
+        {"loads 6 ahead", {NULL, "6", NULL}},  {"ping-pong", {NULL, NULL, "2"}}};
+    static char *saved[3];   /* the caller's settings, back for variant 0 */
+    static bool got;
+    for (int k = 0; k < 3; k++) {
+        if (!got && getenv(bwd_knobs[k])) saved[k] = strdup(getenv(bwd_knobs[k]));
+        const char *value = variants[v].value[k] ? variants[v].value[k] : saved[k];
+        if (value) setenv(bwd_knobs[k], value, 1);
+        else unsetenv(bwd_knobs[k]);
     }
-    set_or_restore("VMC_SWIGLU_BWD_TILE", tile[v], saved_tile);
-    set_or_restore("VMC_SWIGLU_BWD_AHEAD", ahead[v], saved_ahead);
-    swiglu_bwd_name = name[v];
+    got = true;
+    swiglu_bwd_name = variants[v].name;
 }
 
 /* SwiGLU's backward in the Hopper GEMM's epilogue (template_gemm_swiglu_bwd; B = W^T by its transpose kernel from W
@@ -847,6 +844,7 @@ static void run_lt(void *p) { LtCtx *c = p; gemm_run(c->g, &c->d, c->a, c->b, c-
 
 /* vmc's Hopper GEMM against cuBLASLt (its heuristic's first algorithm, as VMC_GEMM_TUNE=0) on ARM-B's Linear
  * shapes, bf16 C: ms a call and TFLOP/s of each, side by side. VMC_HOPPER_GEMM_STAGES changes the pipeline. */
+static const char *gemm_variant = "";   /* (the knobs' setting the GEMM benches run under, for their rows) */
 static void bench_hopper_gemm(int M, int N, int K) {
     SkinnyGemmSpec spec = {.M = M, .N = N, .K = K, .lda = K, .ldb = K, .tb = true, .c_bf16 = true, .alpha = 1,
                            .c_align = 16, .tile_n = N <= 128 ? 128 : 256};   /* (as program_templates.c picks) */
@@ -864,8 +862,8 @@ static void bench_hopper_gemm(int M, int N, int K) {
     LtCtx cl = {g, (GemmDesc){M, N, K, false, true, 1, 0, 0, 0, DT_BF16, DT_BF16, DT_BF16, false, false}, a, b, c};
     const float th = time_ms(run_launch, &ck, 3, 20), tl = time_ms(run_lt, &cl, 3, 20);
     const double flop = 2.0 * M * N * K;
-    printf("| gemm %dx%dx%d A B^T bf16 | hopper %.3f ms | %.0f TFLOP/s | cuBLASLt %.3f ms | %.0f TFLOP/s |\n", M, N, K, th,
-           flop / th / 1e9, tl, flop / tl / 1e9);
+    printf("| gemm %dx%dx%d A B^T bf16%s | hopper %.3f ms | %.0f TFLOP/s | cuBLASLt %.3f ms | %.0f TFLOP/s |\n", M, N,
+           K, gemm_variant, th, flop / th / 1e9, tl, flop / tl / 1e9);
     char what[160];
     gemm_describe(g, &cl.d, what, sizeof what);
     printf("  cuBLASLt's %s\n", what);
@@ -1020,6 +1018,10 @@ int main(int argc, char **argv) {
             unsetenv("VMC_HOPPER_GEMM_PERSIST");
             check_swiglu_gpu(200, 136, 200, false, 36);
             check_swiglu_gpu(130, 130, 136, true, 37);    /* N % 8 != 0: pairs */
+            setenv("VMC_HOPPER_GEMM_PINGPONG", "1", 1);   /* each consumer warpgroup a 128 x 128 tile, in turn */
+            check_hopper_gemm(300, 520, 1000, false, DT_BF16, 50);
+            check_hopper_gemm(1000, 2048, 768, false, DT_BF16, 51);
+            unsetenv("VMC_HOPPER_GEMM_PINGPONG");
             check_swiglu_bwd_gpu(300, 520, 200, 43);   /* SwiGLU's backward in the epilogue */
             check_swiglu_bwd_gpu(1000, 2048, 768, 44);
             for (int v = 1; v < SWIGLU_BWD_VARIANTS; v++) {   /* and the variants timed below */
@@ -1034,6 +1036,14 @@ int main(int argc, char **argv) {
             bench_hopper_gemm(25216, 80, 768);   /* the mixer's x_proj and dt_proj forwards */
             bench_hopper_gemm(25216, 768, 48);
             bench_swiglu(25216, 2048, 768);
+            setenv("VMC_HOPPER_GEMM_PINGPONG", "1", 1);   /* each consumer warpgroup a 128 x 128 tile, in turn */
+            gemm_variant = ", ping-pong";
+            bench_hopper_gemm(25216, 2048, 768);
+            bench_hopper_gemm(18432, 768, 768);
+            bench_hopper_gemm(18432, 768, 2048);
+            bench_hopper_gemm(8192, 8192, 8192);
+            unsetenv("VMC_HOPPER_GEMM_PINGPONG");
+            gemm_variant = "";
             for (int v = 0; v < SWIGLU_BWD_VARIANTS; v++) {
                 swiglu_bwd_variant(v);
                 bench_swiglu_bwd(16384, 2048, 768);   /* pretraining's; fine-tuning's */

@@ -508,6 +508,14 @@ template <int ID, int COUNT> static __device__ __forceinline__ void vmc_bar_sync
     emu_bar_sync(ID, COUNT);
 #endif
 }
+// Arrives on named barrier ID without waiting (the COUNT threads it completes with include others' bar.sync).
+template <int ID, int COUNT> static __device__ __forceinline__ void vmc_bar_arrive() {
+#ifdef __CUDA_ARCH__
+    asm volatile("bar.arrive %0, %1;" ::"n"(ID), "n"(COUNT) : "memory");
+#else
+    emu_bar_arrive(ID, COUNT);
+#endif
+}
 // One box from shared memory at src (1024-byte aligned, in the 128-byte swizzle) to a 2-D tensor map's columns c0 ..,
 // rows r0 .. (what lies past the tensor's edge is not written); asynchronous, in this thread's bulk group, which
 // vmc_tma_store_commit closes. vmc_tma_store_wait_read<N>: all but this thread's N latest groups have read their

@@ -49,6 +49,10 @@
 #ifndef HG_SWIGLU_BWD
 #define HG_SWIGLU_BWD 0                    // SwiGLU's backward in the epilogue (vmc_gemm_swiglu_bwd, below)
 #endif
+#ifndef HG_PINGPONG
+#define HG_PINGPONG 0                      // each consumer warpgroup a whole tile, the two in turn (hg_run, below)
+#endif
+#define HG_MH (HG_PINGPONG ? 2 : 1)        // 64-row blocks of the A tile a consumer warpgroup multiplies
 #ifndef HG_BWD_AHEAD
 #define HG_BWD_AHEAD 0                     // SwiGLU's backward: its epilogue's loads of P1, P2 issued this far ahead
 #endif
@@ -68,6 +72,7 @@
 #define HG_THREADS (256 + HG_PRODUCER)
 static_assert(HG_SMEM == HG_SMEM_BYTES, "hopper GEMM: the launch's shared memory");
 static_assert(HG_STAGES >= 2 && 16 * HG_STAGES <= 256, "hopper GEMM: stages");
+static_assert(!HG_PINGPONG || (HG_CTAS == 1 && !HG_VEC && !HG_STORE_TMA), "hopper GEMM: ping-pong's epilogues");
 
 // HG_CLUSTER 2: clusters of two CTAs (along x) whose tiles share their columns: each CTA loads its own A and half of
 // B, which the TMA multicasts to both (half the B traffic from L2), and a stage is free again once all four
@@ -118,7 +123,8 @@ static __device__ __forceinline__ void hg_ring_init(const HgRing &r) {
     if (threadIdx.x == 0) {
         for (int s = 0; s < HG_STAGES; s++) {
             vmc_mbar_init(&r.full[s], 1);                 // the producer's arrival with the stage's bytes
-            vmc_mbar_init(&r.empty[s], 2 * HG_CLUSTER);   // one arrival a consumer warpgroup of the cluster
+            // one arrival a consumer warpgroup of the cluster that reads the stage (ping-pong: one of each CTA)
+            vmc_mbar_init(&r.empty[s], (HG_PINGPONG ? 1 : 2) * HG_CLUSTER);
         }
         vmc_mbar_fence_init();
     }
@@ -155,15 +161,17 @@ static __device__ __forceinline__ void hg_produce(HgRing r, const VmcTmap *ta, c
     for (int s = 0; HG_CLUSTER > 1 && s < HG_STAGES; s++, r.next()) vmc_mbar_wait(&r.empty[r.s], r.phase ^ 1);
 }
 
-// A consumer warpgroup's products A B[b]^T of one tile over all of K into this thread's accumulators d[b]: its 64
-// rows by HG_BN columns each (emu_wgmma_bf16 gives the places). Each slice's wgmmas run while the next slice's are
-// issued; a stage is released once the wgmmas that read it are done (the last one's at the end).
-static __device__ __forceinline__ void hg_consume(HgRing &r, float (*d)[HG_BN / 2]) {
+// A consumer warpgroup's products A B[b]^T of one tile over all of K into this thread's accumulators: d[mh * HG_NB
+// + b] its 64 rows (block mh of the warpgroup's: its half of the tile, or with ping-pong both halves) by HG_BN
+// columns of product b (emu_wgmma_bf16 gives the places). Each slice's wgmmas run while the next slice's are issued;
+// a stage is released once the wgmmas that read it are done (the last one's at the end). issued() is called once the
+// last slice has arrived and its wgmmas are issued.
+template <class I> static __device__ __forceinline__ void hg_consume(HgRing &r, float (*d)[HG_BN / 2], I issued) {
 #pragma unroll
-    for (int b = 0; b < HG_NB; b++)
+    for (int b = 0; b < HG_NB * HG_MH; b++)
 #pragma unroll
         for (int i = 0; i < HG_BN / 2; i++) d[b][i] = 0.f;
-    const unsigned arow = threadIdx.x / 128 * 64 * 128;   // this warpgroup's rows of the A tile
+    const unsigned arow = HG_PINGPONG ? 0u : threadIdx.x / 128 * 64 * 128;   // this warpgroup's rows of the A tile
     const bool signal = threadIdx.x % 128 == 0;
     int prev = 0;
     for (int kt = 0; kt < HG_KT; kt++, r.next()) {
@@ -171,14 +179,17 @@ static __device__ __forceinline__ void hg_consume(HgRing &r, float (*d)[HG_BN / 
         const unsigned st = r.sbase + r.s * HG_STAGE_BYTES;
         vmc_wgmma_fence();
 #pragma unroll
-        for (int b = 0; b < HG_NB; b++) vmc_wgmma_hold(d[b], HG_BN / 2);
+        for (int b = 0; b < HG_NB * HG_MH; b++) vmc_wgmma_hold(d[b], HG_BN / 2);
 #pragma unroll
         for (int kk = 0; kk < HG_BK / 16; kk++)
 #pragma unroll
-            for (int b = 0; b < HG_NB; b++)
-                vmc_wgmma<HG_BN>(d[b], vmc_wgmma_desc(st + arow + kk * 32),
-                                 vmc_wgmma_desc(st + HG_A_BYTES + b * HG_B_BYTES + kk * 32), true, r.smem);
+            for (int mh = 0; mh < HG_MH; mh++)
+#pragma unroll
+                for (int b = 0; b < HG_NB; b++)
+                    vmc_wgmma<HG_BN>(d[mh * HG_NB + b], vmc_wgmma_desc(st + arow + mh * 64 * 128 + kk * 32),
+                                     vmc_wgmma_desc(st + HG_A_BYTES + b * HG_B_BYTES + kk * 32), true, r.smem);
         vmc_wgmma_commit();
+        if (kt == HG_KT - 1) issued();
         vmc_wgmma_wait<1>();   // the previous slice's wgmmas are done: its stage is free (in both CTAs of a cluster)
         if (kt > 0 && signal) vmc_mbar_arrive(&r.empty[prev]);
         if (HG_CLUSTER > 1 && kt > 0 && signal) vmc_mbar_arrive_cluster(&r.empty[prev], hg_rank() ^ 1u);
@@ -186,15 +197,20 @@ static __device__ __forceinline__ void hg_consume(HgRing &r, float (*d)[HG_BN / 
     }
     vmc_wgmma_wait<0>();
 #pragma unroll
-    for (int b = 0; b < HG_NB; b++) vmc_wgmma_hold(d[b], HG_BN / 2);
+    for (int b = 0; b < HG_NB * HG_MH; b++) vmc_wgmma_hold(d[b], HG_BN / 2);
     if (signal) vmc_mbar_arrive(&r.empty[prev]);
     if (HG_CLUSTER > 1 && signal) vmc_mbar_arrive_cluster(&r.empty[prev], hg_rank() ^ 1u);
 }
 
 // The kernels' frame: the ring, the producer's loop (its warpgroup's registers given to the consumers), and for
-// the consumers each of the CTA's tiles: f(m0, n0, d, epi) stores tile (m0, n0) from the accumulators d (epi: the
-// epilogue's buffer, after the stages). The producer calls prefetch(m0, n0) as it starts each tile's slices (what
-// the epilogue will read, into L2 meanwhile).
+// the consumers each of the CTA's tiles: f(r0, n0, d, epi) stores the 64-row block from row r0 of tile (m0, n0)
+// from the accumulators d (d[b]: product b; epi: the epilogue's buffer, after the stages). The producer calls
+// prefetch(m0, n0) as it starts each tile's slices (what the epilogue will read, into L2 meanwhile).
+// Cooperative (the default): both warpgroups multiply each tile, rows 0-63 and 64-127. Ping-pong (HG_PINGPONG): each
+// warpgroup a whole tile, the CTA's tiles taken in turn (warpgroup 0 the even ones), so that one's epilogue runs
+// beside the other's wgmmas; a warpgroup starts a tile's slices only once the other has issued its last tile's last
+// slice (named barriers 4 and 5): that keeps the tensor cores on one tile at a time, and each warpgroup's wait on a
+// stage's full barrier within one pass of the ring of the producer (the parity tells only passes one apart).
 template <class F, class P> static __device__ __forceinline__ void hg_run(unsigned char *raw, const VmcTmap *ta,
                                                                           const VmcTmap *const *tb, F f, P prefetch) {
     HgRing r(raw);
@@ -205,10 +221,31 @@ template <class F, class P> static __device__ __forceinline__ void hg_run(unsign
         return;
     }
     if (HG_PRODUCER == 128) vmc_setmaxnreg_inc<232>();
+    const int wg = threadIdx.x / 128;
+    int turn = 0;   // (ping-pong: the CTA's tiles so far)
     HG_FOR_EACH_UNIT(u) {
-        float d[HG_NB][HG_BN / 2];
-        hg_consume(r, d);
-        f(hg_m0(u), hg_n0(u), d, r.smem + HG_STAGES * HG_STAGE_BYTES);
+        float d[HG_NB * HG_MH][HG_BN / 2];
+        if (HG_PINGPONG) {
+            if (turn++ % 2 != wg) {   // the other warpgroup's tile: its slices pass by
+                for (int kt = 0; kt < HG_KT; kt++) r.next();
+                continue;
+            }
+            if (turn > 1) {   // the other has issued its last slice
+                if (wg == 0) vmc_bar_sync<5, 256>();
+                else vmc_bar_sync<4, 256>();
+            }
+            const bool next = u + (int)gridDim.x / HG_CLUSTER < HG_UNITS;   // the other's tile after this one
+            hg_consume(r, d, [&] {
+                if (!next) return;
+                if (wg == 0) vmc_bar_arrive<4, 256>();
+                else vmc_bar_arrive<5, 256>();
+            });
+#pragma unroll
+            for (int mh = 0; mh < HG_MH; mh++) f(hg_m0(u) + 64 * mh, hg_n0(u), d + mh * HG_NB, r.smem + HG_STAGES * HG_STAGE_BYTES);
+        } else {
+            hg_consume(r, d, [] {});
+            f(hg_m0(u) + 64 * wg, hg_n0(u), d, r.smem + HG_STAGES * HG_STAGE_BYTES);
+        }
     }
 }
 template <class F> static __device__ __forceinline__ void hg_run(unsigned char *raw, const VmcTmap *ta,
@@ -216,13 +253,13 @@ template <class F> static __device__ __forceinline__ void hg_run(unsigned char *
     hg_run(raw, ta, tb, f, [](int, int) {});
 }
 
-// Calls f(row, col, i) for this thread's accumulator places of the CTA's tile that lie inside C: accumulators i,
-// i + 1 hold columns col, col + 1 of row (col + 1 may lie past N; f checks).
-template <class F> static __device__ __forceinline__ void hg_for_each_pair(int m0, int n0, F f) {
-    const int wg = threadIdx.x / 128, w = threadIdx.x % 128 / 32, l = threadIdx.x % 32;   // (consumers)
+// Calls f(row, col, i) for this thread's accumulator places of the warpgroup's 64-row block (from row r0) that lie
+// inside C: accumulators i, i + 1 hold columns col, col + 1 of row (col + 1 may lie past N; f checks).
+template <class F> static __device__ __forceinline__ void hg_for_each_pair(int r0, int n0, F f) {
+    const int w = threadIdx.x % 128 / 32, l = threadIdx.x % 32;   // (consumers)
 #pragma unroll
     for (int h = 0; h < 2; h++) {
-        const int row = m0 + wg * 64 + w * 16 + l / 4 + 8 * h;
+        const int row = r0 + w * 16 + l / 4 + 8 * h;
         if (row >= HG_M) continue;
 #pragma unroll
         for (int j = 0; j < HG_BN / 8; j++) {
@@ -240,7 +277,7 @@ template <class F> static __device__ __forceinline__ void hg_for_each_pair(int m
 // (h: the accumulators' rows 8 h + 16 k + 0..7) through its own buffer of 32 f32 rows of HG_PITCH, beside the
 // stages, which the producer is already refilling for the next tile (two half-warps' 8-byte stores of 4 rows each
 // fall in distinct banks).
-static __device__ __forceinline__ void hg_store_staged(unsigned char *epi, int m0, int n0, const float *d,
+static __device__ __forceinline__ void hg_store_staged(unsigned char *epi, int r0, int n0, const float *d,
                                                        C_T *__restrict__ C, const C_T *__restrict__ acc) {
     const int wg = threadIdx.x / 128, t = threadIdx.x % 128, w = t / 32, l = t % 32;
     float *mine = (float *)epi + wg * 32 * HG_PITCH;
@@ -261,7 +298,7 @@ static __device__ __forceinline__ void hg_store_staged(unsigned char *epi, int m
         wg_sync();   // this half's rows are in
 #pragma unroll 4
         for (int r = t / CH; r < 32; r += ROWS) {
-            const int row = m0 + wg * 64 + r / 8 * 16 + 8 * h + r % 8;
+            const int row = r0 + r / 8 * 16 + 8 * h + r % 8;
             if (row >= HG_M || col >= HG_N) continue;
             const float4 q = *reinterpret_cast<const float4 *>(mine + r * HG_PITCH + 4 * c);
             float v[4] = {q.x, q.y, q.z, q.w}, a[4] = {0.f, 0.f, 0.f, 0.f};
@@ -298,13 +335,13 @@ template <int B> static __device__ __forceinline__ void hg_quad_round(unsigned *
 // 64 contiguous bytes; group g (columns 32 g .. 32 g + 31 of the tile), h (rows 8 h below). Every lane calls f for
 // every group, in and outside C (row < HG_M and col < HG_N inside: N a multiple of 8, so a group lies wholly in or
 // out), so that f may shuffle.
-template <class V, class F> static __device__ __forceinline__ void hg_regs_groups(int m0, int n0, V value, F f) {
-    const int wg = threadIdx.x / 128, w = threadIdx.x % 128 / 32, l = threadIdx.x % 32, q = l % 4;
+template <class V, class F> static __device__ __forceinline__ void hg_regs_groups(int r0, int n0, V value, F f) {
+    const int w = threadIdx.x % 128 / 32, l = threadIdx.x % 32, q = l % 4;
 #pragma unroll
     for (int g = 0; g < HG_BN / 32; g++) {   // columns 32 g .. 32 g + 31 of the tile: 4 groups of 8
 #pragma unroll
         for (int h = 0; h < 2; h++) {
-            const int row = m0 + wg * 64 + w * 16 + l / 4 + 8 * h;
+            const int row = r0 + w * 16 + l / 4 + 8 * h;
             unsigned v[4];
 #pragma unroll
             for (int i = 0; i < 4; i++) {   // group 4 g + i, this lane's columns 2 q, 2 q + 1 of it
@@ -320,8 +357,8 @@ template <class V, class F> static __device__ __forceinline__ void hg_regs_group
 }
 // The tile stored from registers: one 16-byte store a lane and group. No shared memory, so the stages take it all
 // (4 of 48 KB, against 3 beside the TMA stores' buffer).
-template <class V> static __device__ __forceinline__ void hg_store_regs(int m0, int n0, V value, bf16 *__restrict__ C) {
-    hg_regs_groups(m0, n0, value, [&](int, int, int row, int col, const unsigned *v) {
+template <class V> static __device__ __forceinline__ void hg_store_regs(int r0, int n0, V value, bf16 *__restrict__ C) {
+    hg_regs_groups(r0, n0, value, [&](int, int, int row, int col, const unsigned *v) {
         if (row < HG_M && col < HG_N)
             *reinterpret_cast<uint4 *>(C + (size_t)row * HG_N + col) = uint4{v[0], v[1], v[2], v[3]};
     });
@@ -345,9 +382,9 @@ template <int PENDING> static __device__ __forceinline__ void hg_tma_buffers_fre
 }
 // This warpgroup's 64 x HG_BN tile of output C at (m0, n0) through buf: value(i, col) is the element at accumulator
 // place i, column col of the tile.
-template <class V> static __device__ __forceinline__ void hg_tma_tile(unsigned char *buf, int m0, int n0, V value,
+template <class V> static __device__ __forceinline__ void hg_tma_tile(unsigned char *buf, int r0, int n0, V value,
                                                                       const VmcTmap *C) {
-    const int wg = threadIdx.x / 128, t = threadIdx.x % 128, w = t / 32, l = t % 32;
+    const int t = threadIdx.x % 128, w = t / 32, l = t % 32;
 #pragma unroll
     for (int j = 0; j < HG_BN / 8; j++)
 #pragma unroll
@@ -362,7 +399,7 @@ template <class V> static __device__ __forceinline__ void hg_tma_tile(unsigned c
     hg_wg_sync();
     if (t == 0) {
 #pragma unroll
-        for (int b = 0; b < HG_BN / 64; b++) vmc_tma_store_2d(C, n0 + 64 * b, m0 + wg * 64, buf + b * 8192);
+        for (int b = 0; b < HG_BN / 64; b++) vmc_tma_store_2d(C, n0 + 64 * b, r0, buf + b * 8192);
         vmc_tma_store_commit();
     }
 }
@@ -390,22 +427,22 @@ vmc_gemm_hopper(const __grid_constant__ VmcTmap A, const __grid_constant__ VmcTm
     VMC_DYN_SMEM(raw, HG_SMEM);
     const VmcTmap *Bs[1] = {&B};
 #if HG_STORE_TMA
-    hg_run(raw, &A, Bs, [&](int m0, int n0, float (*d)[HG_BN / 2], unsigned char *epi) {
+    hg_run(raw, &A, Bs, [&](int r0, int n0, float (*d)[HG_BN / 2], unsigned char *epi) {
         hg_tma_buffers_free<0>();
-        hg_tma_tile(epi + threadIdx.x / 128 * HG_TMA_TILE_BYTES, m0, n0,
+        hg_tma_tile(epi + threadIdx.x / 128 * HG_TMA_TILE_BYTES, r0, n0,
                     [&](int i, int) { return HG_ALPHA * d[0][i]; }, &C);
     });
     if (threadIdx.x % 128 == 0) vmc_tma_store_wait<0>();   // (the buffer stays until they have read it)
 #else
-    hg_run(raw, &A, Bs, [&](int m0, int n0, float (*d)[HG_BN / 2], unsigned char *epi) {
+    hg_run(raw, &A, Bs, [&](int r0, int n0, float (*d)[HG_BN / 2], unsigned char *epi) {
 #if HG_VEC
-        hg_store_staged(epi, m0, n0, d[0], C, acc);
+        hg_store_staged(epi, r0, n0, d[0], C, acc);
         return;
 #elif HG_STORE_REGS
-        hg_store_regs(m0, n0, [&](int i, int) { return HG_ALPHA * d[0][i]; }, C);
+        hg_store_regs(r0, n0, [&](int i, int) { return HG_ALPHA * d[0][i]; }, C);
         return;
 #endif
-        hg_for_each_pair(m0, n0, [&](int row, int col, int i) {
+        hg_for_each_pair(r0, n0, [&](int row, int col, int i) {
             const size_t at = (size_t)row * HG_N + col;
             float v[2] = {HG_ALPHA * d[0][i], HG_ALPHA * d[0][i + 1]}, a[2] = {0.f, 0.f};
             if (HG_PAIRS && col + 1 < HG_N) {   // one aligned pair
@@ -477,12 +514,12 @@ vmc_gemm_swiglu_bwd(const __grid_constant__ VmcTmap A, const __grid_constant__ V
     vmc_grid_entry();
     VMC_DYN_SMEM(raw, HG_SMEM);
     const VmcTmap *Bs[1] = {&B};
-    hg_run(raw, &A, Bs, [&](int m0, int n0, float (*d)[HG_BN / 2], unsigned char *) {
+    hg_run(raw, &A, Bs, [&](int r0, int n0, float (*d)[HG_BN / 2], unsigned char *) {
         // This lane's rows and columns of P1 and P2 in the order hg_regs_groups visits them (it = 2 g + h), loaded
         // HG_BWD_AHEAD visits ahead of their use, so that each lane keeps that many 16-byte loads of each in flight
         // instead of one (the loads' latency is the epilogue's, which nothing else hides).
         constexpr int AHEAD = HG_BWD_AHEAD > 0 ? HG_BWD_AHEAD : 1, VISITS = HG_BN / 16;
-        const int lrow = m0 + threadIdx.x / 128 * 64 + threadIdx.x % 128 / 32 * 16 + threadIdx.x % 32 / 4;
+        const int lrow = r0 + threadIdx.x % 128 / 32 * 16 + threadIdx.x % 32 / 4;
         const int lcol = n0 + 8 * (threadIdx.x % 4);
         uint4 q1[AHEAD], q2[AHEAD];
         auto fetch = [&](int it) {
@@ -496,7 +533,7 @@ vmc_gemm_swiglu_bwd(const __grid_constant__ VmcTmap A, const __grid_constant__ V
 #pragma unroll
             for (int it = 0; it < AHEAD; it++) fetch(it);
         float s[16];   // this lane's sums of its group's columns over its two rows: G1's 8, then G2's
-        hg_regs_groups(m0, n0, [&](int i, int) { return d[0][i]; },
+        hg_regs_groups(r0, n0, [&](int i, int) { return d[0][i]; },
                        [&](int g, int h, int row, int col, const unsigned *v) {
             if (h == 0)
 #pragma unroll
@@ -560,34 +597,34 @@ vmc_gemm_swiglu(const __grid_constant__ VmcTmap A, const __grid_constant__ VmcTm
     VMC_DYN_SMEM(raw, HG_SMEM);
     const VmcTmap *Bs[2] = {&B1, &B2};
 #if HG_STORE_TMA
-    hg_run(raw, &A, Bs, [&](int m0, int n0, float (*d)[HG_BN / 2], unsigned char *epi) {
+    hg_run(raw, &A, Bs, [&](int r0, int n0, float (*d)[HG_BN / 2], unsigned char *epi) {
         unsigned char *buf = epi + threadIdx.x / 128 * (HG_PRODUCTS ? 2 : 1) * HG_TMA_TILE_BYTES;
         hg_tma_buffers_free<0>();
         if (HG_PRODUCTS) {
-            hg_tma_tile(buf, m0, n0, [&](int i, int) { return d[0][i]; }, &P1);
-            hg_tma_tile(buf + HG_TMA_TILE_BYTES, m0, n0, [&](int i, int) { return d[1][i]; }, &P2);
+            hg_tma_tile(buf, r0, n0, [&](int i, int) { return d[0][i]; }, &P1);
+            hg_tma_tile(buf + HG_TMA_TILE_BYTES, r0, n0, [&](int i, int) { return d[1][i]; }, &P2);
             hg_tma_buffers_free<1>();   // P1's stores have read the first buffer
         }
-        hg_tma_tile(buf, m0, n0, [&](int i, int col) {
+        hg_tma_tile(buf, r0, n0, [&](int i, int col) {
             const bool in = n0 + col < HG_N;   // (past N: a column the TMA does not store)
             return hg_swiglu(hg_bf16(d[0][i]), hg_bf16(d[1][i]), in ? bias1[n0 + col] : 0.f, in ? bias2[n0 + col] : 0.f);
         }, &H);
     });
     if (threadIdx.x % 128 == 0) vmc_tma_store_wait<0>();   // (the buffers stay until the stores have read them)
 #elif HG_STORE_REGS
-    hg_run(raw, &A, Bs, [&](int m0, int n0, float (*d)[HG_BN / 2], unsigned char *) {
+    hg_run(raw, &A, Bs, [&](int r0, int n0, float (*d)[HG_BN / 2], unsigned char *) {
         if (HG_PRODUCTS) {
-            hg_store_regs(m0, n0, [&](int i, int) { return d[0][i]; }, P1);
-            hg_store_regs(m0, n0, [&](int i, int) { return d[1][i]; }, P2);
+            hg_store_regs(r0, n0, [&](int i, int) { return d[0][i]; }, P1);
+            hg_store_regs(r0, n0, [&](int i, int) { return d[1][i]; }, P2);
         }
-        hg_store_regs(m0, n0, [&](int i, int col) {
+        hg_store_regs(r0, n0, [&](int i, int col) {
             const bool in = n0 + col < HG_N;   // (past N: a column not stored)
             return hg_swiglu(hg_bf16(d[0][i]), hg_bf16(d[1][i]), in ? bias1[n0 + col] : 0.f,
                              in ? bias2[n0 + col] : 0.f);
         }, H);
     });
 #else
-    hg_run(raw, &A, Bs, [&](int m0, int n0, float (*d)[HG_BN / 2], unsigned char *) { hg_for_each_pair(m0, n0, [&](int row, int col, int i) {
+    hg_run(raw, &A, Bs, [&](int r0, int n0, float (*d)[HG_BN / 2], unsigned char *) { hg_for_each_pair(r0, n0, [&](int row, int col, int i) {
         const size_t at = (size_t)row * HG_N + col;
         const int ne = col + 1 < HG_N ? 2 : 1;
         float p1[2], p2[2], h[2];

@@ -194,23 +194,26 @@ void emu_mbar_wait(unsigned long long *bar, unsigned parity) {
     std::unique_lock<std::mutex> g(mbar_mu);
     mbar_cv.wait(g, [&] { return (mbars.at(bar).phase & 1u) != (parity & 1u); });
 }
-void emu_bar_sync(int id, int count) {   // generations: the last of `count` arrivals releases the others
+// Named barriers by generation: the last of `count` arrivals releases those waiting (bar.arrive counts, not waits).
+static int bar_arrived[EMU_CLUSTER_MAX][16];   // (a CTA's own)
+static unsigned bar_generation[EMU_CLUSTER_MAX][16];
+static void bar_arrive(int id, int count, bool wait) {
 #ifdef EMU_FIBERS
     fprintf(stderr, "emu: named barriers need pthreads (build without EMU_FIBERS)\n");
     abort();
 #endif
-    static int arrived[EMU_CLUSTER_MAX][16];   // (a CTA's own)
-    static unsigned generation[EMU_CLUSTER_MAX][16];
     std::unique_lock<std::mutex> g(mbar_mu);
-    int &a = arrived[cluster_rank][id];
-    unsigned &gen_now = generation[cluster_rank][id];
+    int &a = bar_arrived[cluster_rank][id];
+    unsigned &gen_now = bar_generation[cluster_rank][id];
     const unsigned gen = gen_now;
     if (++a == count) {
         a = 0;
         gen_now++;
         mbar_cv.notify_all();
-    } else mbar_cv.wait(g, [&] { return gen_now != gen; });
+    } else if (wait) mbar_cv.wait(g, [&] { return gen_now != gen; });
 }
+void emu_bar_sync(int id, int count) { bar_arrive(id, count, true); }
+void emu_bar_arrive(int id, int count) { bar_arrive(id, count, false); }
 
 // Each CTA's dynamic shared memory, by rank (registered at each block's start: emu_dyn_smem), for emu_mapa.
 static unsigned char *dyn_base[EMU_CLUSTER_MAX];

@@ -66,6 +66,7 @@ void emu_mbar_expect_tx(unsigned long long *bar, unsigned bytes);   // arrive, a
 void emu_mbar_arrive(unsigned long long *bar);
 void emu_mbar_wait(unsigned long long *bar, unsigned parity);       // until the phase of that parity completed
 void emu_bar_sync(int id, int count);   // named barrier (bar.sync id, count)
+void emu_bar_arrive(int id, int count);   // bar.arrive id, count: counts, does not wait
 // A 2-D bf16 tensor map (common.cuh VmcTmap): rows x cols elements, rows ld apart, boxes of box_rows x 64 columns
 // (128 bytes) in the 128-byte swizzle.
 struct EmuTmap { const void *base; long long rows, cols, ld; unsigned box_rows; };
