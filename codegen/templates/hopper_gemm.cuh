@@ -7,12 +7,14 @@
 // 2-element aligned), HG_VEC (C and acc through shared memory, 4 elements at a time) or HG_STORE_TMA (C stored by
 // TMA) or HG_STORE_REGS (C stored from registers), HG_STAGES, HG_TILE_N (128, 192: one product stored by TMA or from
 // registers, or 256), HG_CTAS, HG_CLUSTER (1 or 2, below), HG_SMEM_BYTES; with HG_DUAL, HG_PRODUCTS (the products are
-// outputs too). A and B (and C with HG_STORE_TMA) come as tensor maps (common.cuh
+// outputs too); optional: HG_PINGPONG (the consumer warpgroups a tile each, in turn: hg_run), HG_SWIGLU_BWD and
+// HG_BWD_AHEAD (below). A and B (and C with HG_STORE_TMA) come as tensor maps (common.cuh
 // VmcTmap) of boxes 64 columns wide: HG_BM rows (A), HG_BN / HG_CLUSTER rows (B), 64 rows (C).
 // Grid: a CTA a 128 x HG_BN tile of C (HG_UNITS x HG_CLUSTER CTAs), or fewer that take several in turn
 // (persistent: their producer then loads the next tile's slices while the consumers store the last; a multiple of
 // HG_CLUSTER); block HG_THREADS (384, or 288 with two CTAs an SM), dynamic shared memory HG_SMEM_BYTES.
-// Warp-specialised: threads 0-255, two consumer warpgroups, compute rows 0-63 and 64-127 of the CTA's tile; one
+// Warp-specialised: threads 0-255, two consumer warpgroups, compute rows 0-63 and 64-127 of the CTA's tile (or,
+// ping-pong, a tile each); one
 // thread of the producer after them copies the 64-deep slices of the CTA's tiles by TMA into a ring of HG_STAGES
 // stages (the 128-byte swizzle the wgmma descriptors describe: common.cuh vmc_wgmma_desc; past M, N or K the TMA
 // writes zeros). The consumers issue one wgmma per 16 of K and B operand. Each stage has two barriers: full (the
@@ -241,7 +243,8 @@ template <class F, class P> static __device__ __forceinline__ void hg_run(unsign
                 else vmc_bar_arrive<5, 256>();
             });
 #pragma unroll
-            for (int mh = 0; mh < HG_MH; mh++) f(hg_m0(u) + 64 * mh, hg_n0(u), d + mh * HG_NB, r.smem + HG_STAGES * HG_STAGE_BYTES);
+            for (int mh = 0; mh < HG_MH; mh++)
+                f(hg_m0(u) + 64 * mh, hg_n0(u), d + mh * HG_NB, r.smem + HG_STAGES * HG_STAGE_BYTES);
         } else {
             hg_consume(r, d, [] {});
             f(hg_m0(u) + 64 * wg, hg_n0(u), d, r.smem + HG_STAGES * HG_STAGE_BYTES);
@@ -380,7 +383,7 @@ template <int PENDING> static __device__ __forceinline__ void hg_tma_buffers_fre
     if (threadIdx.x % 128 == 0) vmc_tma_store_wait_read<PENDING>();
     hg_wg_sync();
 }
-// This warpgroup's 64 x HG_BN tile of output C at (m0, n0) through buf: value(i, col) is the element at accumulator
+// This warpgroup's 64 x HG_BN block of output C at (r0, n0) through buf: value(i, col) is the element at accumulator
 // place i, column col of the tile.
 template <class V> static __device__ __forceinline__ void hg_tma_tile(unsigned char *buf, int r0, int n0, V value,
                                                                       const VmcTmap *C) {
