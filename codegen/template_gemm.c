@@ -181,11 +181,11 @@ static char *hopper_instance(const SkinnyGemmSpec *s, bool dual, bool products, 
      * stores' 48 KB buffer, and N = 768 takes 4 column tiles (fewer rounds short of full); for one product with such
      * a C (else 256) */
     if (tile_n == 192 && (dual || bwd || !bf16_c16)) tile_n = 256;
-    /* Ping-pong (hopper_gemm.cuh HG_PINGPONG): each consumer warpgroup a 128 x 128 tile, the two in turn, for one
-     * product stored from registers (below); VMC_HOPPER_GEMM_PINGPONG=1 for every such product, =2 for SwiGLU's
-     * backward alone */
+    /* Ping-pong (hopper_gemm.cuh HG_PINGPONG): each consumer warpgroup a 128 x 128 tile (with dual 128 x 64 of each
+     * product), the two in turn, for outputs stored from registers (below); VMC_HOPPER_GEMM_PINGPONG=1 for every such
+     * kernel, =2 for SwiGLU's backward alone */
     const int store = codegen_knob_ints("VMC_HOPPER_GEMM_STORE", v, 1) ? v[0] : dual && !products ? 1 : 2;
-    const bool pingpong = !dual && bf16_c16 && (store == 2 || bwd) && codegen_knob_ints("VMC_HOPPER_GEMM_PINGPONG", v, 1) &&
+    const bool pingpong = bf16_c16 && (store == 2 || bwd) && codegen_knob_ints("VMC_HOPPER_GEMM_PINGPONG", v, 1) &&
                           (v[0] == 1 || (v[0] == 2 && bwd));
     if (pingpong) tile_n = 128;
     const int bn = dual ? tile_n / 2 : tile_n, stage = 128 * 64 * 2 + (dual ? 2 : 1) * bn * 64 * 2;

@@ -303,6 +303,8 @@ static void check_hopper_gemms(void) {
     setenv("VMC_HOPPER_GEMM_PINGPONG", "2", 1);
     setenv("VMC_HOPPER_GEMM_PERSIST", "2", 1);
     check_swiglu_bwd("swiglu backward ping-pong, persistent: 300x264x136", sw);
+    setenv("VMC_HOPPER_GEMM_PINGPONG", "1", 1);   /* SwiGLU with its products (stored from registers) */
+    check_swiglu("swiglu ping-pong, persistent + products: 300x264x136", sw, true);
     unsetenv("VMC_HOPPER_GEMM_PERSIST");
     unsetenv("VMC_HOPPER_GEMM_PINGPONG");
     /* the mixer's tall products that are skinny in N (x_proj: 128 columns a CTA, B's rows past N zero) or in K

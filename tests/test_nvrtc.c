@@ -270,14 +270,19 @@ static void hopper_gemm(void) {
            lv.block[0], pv.registers, pv.spill_stores);
     printf("hopper GEMM 128 x 128 sm_90a: %d registers\n", pv.registers);
     /* SwiGLU's input products in one kernel, ARM-B fine-tuning's shape, writing the products too: stored by TMA
-     * (VMC_HOPPER_GEMM_STORE=1) and from registers (the default: 4 stages, no other shared memory) */
-    for (int regs = 0; regs < 2; regs++) {
+     * (VMC_HOPPER_GEMM_STORE=1), from registers (the default: 4 stages, no other shared memory), and so in ping-pong
+     * (6 stages of 32 KB) */
+    for (int variant = 0; variant < 3; variant++) {
+        const bool regs = variant > 0, pingpong = variant == 2;
         KernelLaunch l;
         setenv("VMC_HOPPER_GEMM_STORE", regs ? "2" : "1", 1);
+        if (pingpong) setenv("VMC_HOPPER_GEMM_PINGPONG", "1", 1);
         char *src = template_gemm_swiglu(&specs[0], true, &l);
         unsetenv("VMC_HOPPER_GEMM_STORE");
+        unsetenv("VMC_HOPPER_GEMM_PINGPONG");
         EXPECT(src, "swiglu refused");
-        EXPECT(!regs || (l.smem == 4 * 49152 + 1280 && !l.tma_rows[5]), "swiglu from registers: %u B shared", l.smem);
+        const unsigned smem = pingpong ? 6 * 32768 + 1280 : 4 * 49152 + 1280;
+        EXPECT(!regs || (l.smem == smem && !l.tma_rows[5]), "swiglu from registers: %u B shared", l.smem);
         NvrtcBinary bin;
         char err[2048];
         const bool ok = src && nvrtc_compile(src, l.name, NVRTC_ARCH_SM90A, opts, 1, &bin, err, sizeof err);
@@ -286,7 +291,9 @@ static void hopper_gemm(void) {
         const int n = ok && bin.log ? ptxas_parse(bin.log, pk, 2) : 0;
         EXPECT(n == 1 && !pk[0].spill_stores && !pk[0].stack, "swiglu: %d kernels in ptxas' log", n);
         EXPECT(!(ok && bin.log && strstr(bin.log, "serialized")), "swiglu: wgmma serialized: %s", bin.log);
-        if (n == 1) printf("swiglu sm_90a%s: %d registers\n", regs ? ", stored from registers" : "", pk[0].registers);
+        if (n == 1)
+            printf("swiglu sm_90a%s%s: %d registers\n", regs ? ", stored from registers" : "", pingpong ? ", ping-pong" : "",
+                   pk[0].registers);
         if (ok) nvrtc_binary_free(&bin);
         free(src);
     }
