@@ -224,9 +224,9 @@ static char *hopper_instance(const SkinnyGemmSpec *s, bool dual, bool products, 
     if (codegen_knob_ints("VMC_HOPPER_GEMM_PERSIST", v, 1) && v[0] >= 0) resident = v[0];
     resident -= resident % cluster;
     const bool persist = resident > 0 && tiles > resident;
-    /* SwiGLU's backward: its epilogue's loads of P1 and P2 issued VMC_SWIGLU_BWD_AHEAD visits ahead (0 to 8; 0: each
-     * where it is used) */
-    const int ahead = bwd && codegen_knob_ints("VMC_SWIGLU_BWD_AHEAD", v, 1) && v[0] > 0 && v[0] <= 8 ? v[0] : 0;
+    /* SwiGLU's backward: its epilogue's loads of P1 and P2 issued VMC_SWIGLU_BWD_AHEAD visits ahead (0 to 6; 0: each
+     * where it is used; 8 spills) */
+    const int ahead = bwd && codegen_knob_ints("VMC_SWIGLU_BWD_AHEAD", v, 1) && v[0] > 0 && v[0] <= 6 ? v[0] : 0;
     enum { NDEF = 20 };
     char val[NDEF][40];
     const char *names[NDEF] = {"HG_M", "HG_N", "HG_K", "HG_ALPHA", "HG_ACC", "C_T", "HG_PAIRS", "HG_STAGES",
