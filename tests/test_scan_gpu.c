@@ -1033,6 +1033,9 @@ int main(int argc, char **argv) {
             bench_hopper_gemm(18432, 768, 768);
             bench_hopper_gemm(18432, 768, 2048);
             bench_hopper_gemm(8192, 8192, 8192);
+            bench_hopper_gemm(16384, 768, 768);    /* pretraining's (L 128): in_proj's half, out_proj */
+            bench_hopper_gemm(16384, 1536, 768);
+            bench_hopper_gemm(16384, 768, 2048);   /* SwiGLU's output */
             bench_hopper_gemm(25216, 80, 768);   /* the mixer's x_proj and dt_proj forwards */
             bench_hopper_gemm(25216, 768, 48);
             bench_swiglu(25216, 2048, 768);
@@ -1045,6 +1048,17 @@ int main(int argc, char **argv) {
             bench_hopper_gemm(18432, 768, 2048);
             bench_hopper_gemm(8192, 8192, 8192);
             unsetenv("VMC_HOPPER_GEMM_PINGPONG");
+            setenv("VMC_HOPPER_GEMM", "1,192", 1);   /* 128 x 192 tiles: 768 columns in 4, not 3 of 256 */
+            gemm_variant = ", 128x192 tiles";
+            check_hopper_gemm(300, 520, 1000, false, DT_BF16, 53);
+            check_hopper_gemm(1000, 768, 768, false, DT_BF16, 54);
+            bench_hopper_gemm(25216, 2048, 768);
+            bench_hopper_gemm(18432, 768, 768);
+            bench_hopper_gemm(18432, 768, 2048);
+            bench_hopper_gemm(16384, 768, 768);
+            bench_hopper_gemm(16384, 768, 2048);
+            bench_hopper_gemm(8192, 8192, 8192);
+            unsetenv("VMC_HOPPER_GEMM");
             gemm_variant = "";
             for (int v = 0; v < SWIGLU_BWD_VARIANTS; v++) {
                 swiglu_bwd_variant(v);
