@@ -980,6 +980,15 @@ static void bench(bool conv_only) {
     }
 }
 
+/* ARM-B's large products A B^T (fine-tuning's 25216 rows, pretraining's 16384, an older pretraining's 18432) and
+ * 8192^3, under the variant the caller set */
+static void bench_big_gemms(void) {
+    static const int shapes[][3] = {{25216, 2048, 768}, {18432, 768, 768}, {18432, 768, 2048}, {16384, 768, 768},
+                                    {16384, 1536, 768}, {16384, 768, 2048}, {8192, 8192, 8192}};
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+        bench_hopper_gemm(shapes[i][0], shapes[i][1], shapes[i][2]);
+}
+
 int main(int argc, char **argv) {
     bool do_bench = argc > 1 && !strcmp(argv[1], "--bench");
     if (!cuda_available()) {
@@ -1029,13 +1038,7 @@ int main(int argc, char **argv) {
                 check_swiglu_bwd_gpu(300, 520, 200, 45 + v);
             }
             swiglu_bwd_variant(0);
-            bench_hopper_gemm(25216, 2048, 768);
-            bench_hopper_gemm(18432, 768, 768);
-            bench_hopper_gemm(18432, 768, 2048);
-            bench_hopper_gemm(8192, 8192, 8192);
-            bench_hopper_gemm(16384, 768, 768);    /* pretraining's (L 128): in_proj's half, out_proj */
-            bench_hopper_gemm(16384, 1536, 768);
-            bench_hopper_gemm(16384, 768, 2048);   /* SwiGLU's output */
+            bench_big_gemms();
             bench_hopper_gemm(25216, 80, 768);   /* the mixer's x_proj and dt_proj forwards */
             bench_hopper_gemm(25216, 768, 48);
             bench_swiglu(25216, 2048, 768);
@@ -1043,21 +1046,13 @@ int main(int argc, char **argv) {
             gemm_variant = ", ping-pong";
             check_swiglu_gpu(200, 136, 200, true, 52);
             bench_swiglu(25216, 2048, 768);   /* (with the products only: H alone stays cooperative, stored by TMA) */
-            bench_hopper_gemm(25216, 2048, 768);
-            bench_hopper_gemm(18432, 768, 768);
-            bench_hopper_gemm(18432, 768, 2048);
-            bench_hopper_gemm(8192, 8192, 8192);
+            bench_big_gemms();
             unsetenv("VMC_HOPPER_GEMM_PINGPONG");
             setenv("VMC_HOPPER_GEMM", "1,192", 1);   /* 128 x 192 tiles: 768 columns in 4, not 3 of 256 */
             gemm_variant = ", 128x192 tiles";
             check_hopper_gemm(300, 520, 1000, false, DT_BF16, 53);
             check_hopper_gemm(1000, 768, 768, false, DT_BF16, 54);
-            bench_hopper_gemm(25216, 2048, 768);
-            bench_hopper_gemm(18432, 768, 768);
-            bench_hopper_gemm(18432, 768, 2048);
-            bench_hopper_gemm(16384, 768, 768);
-            bench_hopper_gemm(16384, 768, 2048);
-            bench_hopper_gemm(8192, 8192, 8192);
+            bench_big_gemms();
             unsetenv("VMC_HOPPER_GEMM");
             gemm_variant = "";
             for (int v = 0; v < SWIGLU_BWD_VARIANTS; v++) {
