@@ -177,13 +177,17 @@ static char *hopper_instance(const SkinnyGemmSpec *s, bool dual, bool products, 
     if (codegen_knob_ints("VMC_HOPPER_GEMM", v, 2) && (v[1] == 128 || v[1] == 192 || v[1] == 256)) tile_n = v[1];
     /* SwiGLU's backward alone in 128 x 128 tiles, two CTAs an SM (VMC_SWIGLU_BWD_TILE=128) */
     if (bwd && codegen_knob_ints("VMC_SWIGLU_BWD_TILE", v, 1) && (v[0] == 128 || v[0] == 256)) tile_n = v[0];
-    /* 192 columns a CTA (not yet run on a GPU): stages of 40 KB, 5 with the register stores, 4 beside the TMA
-     * stores' 48 KB buffer, and N = 768 takes 4 column tiles (fewer rounds short of full); for one product with such
-     * a C (else 256) */
+    /* 192 columns a CTA: stages of 40 KB, 5 with the register stores, 4 beside the TMA stores' 48 KB buffer, and
+     * N = 768 takes 4 column tiles (fewer rounds short of full); for one product with such a C (else 256). H100, ms a
+     * call against the default 256: 16384x768x768 0.035 / 0.033, 16384x768x2048 0.074 / 0.068, 8192^3 1.333 / 1.210
+     * (session 23), so a knob only */
     if (tile_n == 192 && (dual || bwd || !bf16_c16)) tile_n = 256;
     /* Ping-pong (hopper_gemm.cuh HG_PINGPONG): each consumer warpgroup a 128 x 128 tile (with dual 128 x 64 of each
      * product), the two in turn, for outputs stored from registers (below); VMC_HOPPER_GEMM_PINGPONG=1 for every such
-     * kernel, =2 for SwiGLU's backward alone */
+     * kernel, =2 for SwiGLU's backward alone. Off: on the H100 (session 23) slower than the cooperative default on
+     * every plain product (8192^3 1.654 against 1.210 ms, 16384x768x2048 0.088 against 0.068) and SwiGLU's backward
+     * (0.222 against 0.237 default, 0.214 with loads 6 ahead, the parts 0.203); SwiGLU with its products 0.253
+     * against 0.262 */
     const int store = codegen_knob_ints("VMC_HOPPER_GEMM_STORE", v, 1) ? v[0] : dual && !products ? 1 : 2;
     const bool pingpong = bf16_c16 && (store == 2 || bwd) && codegen_knob_ints("VMC_HOPPER_GEMM_PINGPONG", v, 1) &&
                           (v[0] == 1 || (v[0] == 2 && bwd));
