@@ -946,6 +946,17 @@ static void bench_swiglu_bwd(int M, int N, int K) {
     CU_CHECK(cu->cuModuleUnload(k.mod));
 }
 
+/* ARM-B's large products A B^T (fine-tuning's 25216 rows: in_proj, SwiGLU's input and output; pretraining's 16384; an older
+ * pretraining's 18432) and
+ * 8192^3, under the variant the caller set */
+static void bench_big_gemms(void) {
+    static const int shapes[][3] = {{25216, 1536, 768}, {25216, 2048, 768}, {25216, 768, 2048}, {18432, 768, 768},
+                                    {18432, 768, 2048}, {16384, 768, 768},  {16384, 1536, 768}, {16384, 768, 2048},
+                                    {8192, 8192, 8192}};
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+        bench_hopper_gemm(shapes[i][0], shapes[i][1], shapes[i][2]);
+}
+
 static void bench(bool conv_only) {
     CopyCtx c = {dalloc((size_t)1 << 30), dalloc((size_t)1 << 30), (size_t)1 << 30};
     CU_CHECK(cu->cuMemsetD8(c.a, 0x3c, c.bytes));
@@ -969,24 +980,11 @@ static void bench(bool conv_only) {
     bench_scan(ungated(recompute(scan_spec(256, 197, 768, DT_BF16, DT_BF16))), copy_gbs);   /* ... its scans */
     bench_conv(128, 197, 768, DT_BF16, copy_gbs);
     bench_attn(128, 8, 128, 128, 64);
-    if (arch == 90) {   /* ARM-B's Linears: fine-tuning's in_proj, SwiGLU's input and output; pretraining's out_proj */
-        bench_hopper_gemm(25216, 1536, 768);
-        bench_hopper_gemm(25216, 2048, 768);
-        bench_hopper_gemm(25216, 768, 2048);
-        bench_hopper_gemm(18432, 768, 768);
-        bench_hopper_gemm(8192, 8192, 8192);
+    if (arch == 90) {   /* ARM-B's Linears */
+        bench_big_gemms();
         bench_swiglu(25216, 2048, 768);
         bench_swiglu(50432, 2048, 768);
     }
-}
-
-/* ARM-B's large products A B^T (fine-tuning's 25216 rows, pretraining's 16384, an older pretraining's 18432) and
- * 8192^3, under the variant the caller set */
-static void bench_big_gemms(void) {
-    static const int shapes[][3] = {{25216, 2048, 768}, {18432, 768, 768}, {18432, 768, 2048}, {16384, 768, 768},
-                                    {16384, 1536, 768}, {16384, 768, 2048}, {8192, 8192, 8192}};
-    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
-        bench_hopper_gemm(shapes[i][0], shapes[i][1], shapes[i][2]);
 }
 
 int main(int argc, char **argv) {

@@ -14,10 +14,9 @@
 // (persistent: their producer then loads the next tile's slices while the consumers store the last; a multiple of
 // HG_CLUSTER); block HG_THREADS (384, or 288 with two CTAs an SM), dynamic shared memory HG_SMEM_BYTES.
 // Warp-specialised: threads 0-255, two consumer warpgroups, compute rows 0-63 and 64-127 of the CTA's tile (or,
-// ping-pong, a tile each); one
-// thread of the producer after them copies the 64-deep slices of the CTA's tiles by TMA into a ring of HG_STAGES
-// stages (the 128-byte swizzle the wgmma descriptors describe: common.cuh vmc_wgmma_desc; past M, N or K the TMA
-// writes zeros). The consumers issue one wgmma per 16 of K and B operand. Each stage has two barriers: full (the
+// ping-pong, a tile each); one thread of the producer after them copies the 64-deep slices of the CTA's tiles by
+// TMA into a ring of HG_STAGES stages (the 128-byte swizzle the wgmma descriptors describe: common.cuh
+// vmc_wgmma_desc; past M, N or K the TMA writes zeros). The consumers issue one wgmma per 16 of K and B operand. Each stage has two barriers: full (the
 // producer's announced bytes have landed) and empty (both consumer warpgroups have finished the wgmmas that read it:
 // a slice's wgmmas run while the next slice's are issued, and release their stage when they are done). Under the CPU
 // emulator the TMA copies at issue, the wgmma runs at issue (cuda_emu.h) and the barriers block the block's pthreads.
