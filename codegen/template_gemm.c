@@ -167,8 +167,14 @@ char *template_gemm_skinny(const SkinnyGemmSpec *s, SkinnyGemmLaunch *out) {
  * fits), VMC_HOPPER_GEMM_STORE, VMC_HOPPER_GEMM_VEC, VMC_HOPPER_GEMM_PERSIST and VMC_HOPPER_GEMM_CLUSTER (below). */
 static char *hopper_instance(const SkinnyGemmSpec *s, bool dual, bool products, bool bwd, KernelLaunch *l) {
     const int64_t lim = (int64_t)1 << 31;
-    if (s->ta || !s->tb || s->M <= 0 || s->N <= 0 || s->K <= 0 || s->M >= lim || s->N >= lim || s->K >= lim) return NULL;
-    if (s->K % 8 || s->lda % 8 || s->ldb % 8 || s->a_off % 8 || s->b_off % 8) return NULL;
+    if (s->M <= 0 || s->N <= 0 || s->K <= 0 || s->M >= lim || s->N >= lim || s->K >= lim) return NULL;
+    /* A stored [K][M] (ta) or B [K][N] (!tb): MN-major slices (hopper_gemm.cuh HG_A_MN, HG_B_MN), one product only */
+    const bool a_mn = s->ta, b_mn = !s->tb;
+    if ((a_mn || b_mn) && (dual || bwd)) return NULL;
+    /* each operand's contiguous dimension in whole 16-byte groups (the TMA's rows) */
+    if ((a_mn ? s->M : s->K) % 8 || (b_mn ? s->N : s->K) % 8 || s->lda % 8 || s->ldb % 8 || s->a_off % 8 ||
+        s->b_off % 8)
+        return NULL;
     if (dual && (s->acc || !s->c_bf16 || s->alpha != 1.f)) return NULL;
     /* a bf16 C without acc in whole 16-byte groups: what the TMA stores and the register stores (below) need */
     const bool bf16_c16 = s->c_bf16 && !s->acc && s->N % 8 == 0 && s->c_align >= 16;
@@ -181,7 +187,7 @@ static char *hopper_instance(const SkinnyGemmSpec *s, bool dual, bool products, 
      * N = 768 takes 4 column tiles (fewer rounds short of full); for one product with such a C (else 256). H100, ms a
      * call against the default 256: 16384x768x768 0.035 / 0.033, 16384x768x2048 0.074 / 0.068, 8192^3 1.333 / 1.210
      * (session 23), so a knob only */
-    if (tile_n == 192 && (dual || bwd || !bf16_c16)) tile_n = 256;
+    if (tile_n == 192 && (dual || bwd || !bf16_c16 || b_mn)) tile_n = 256;   /* (MN-major B: whole boxes a CTA) */
     /* Ping-pong (hopper_gemm.cuh HG_PINGPONG): each consumer warpgroup a 128 x 128 tile (with dual 128 x 64 of each
      * product), the two in turn, for outputs stored from registers (below); VMC_HOPPER_GEMM_PINGPONG=1 for every such
      * kernel, =2 for SwiGLU's backward alone. Off: on the H100 (session 23) slower than the cooperative default on
@@ -189,7 +195,8 @@ static char *hopper_instance(const SkinnyGemmSpec *s, bool dual, bool products, 
      * (0.222 against 0.237 default, 0.214 with loads 6 ahead, the parts 0.203); SwiGLU with its products 0.253
      * against 0.262 */
     const int store = codegen_knob_ints("VMC_HOPPER_GEMM_STORE", v, 1) ? v[0] : dual && !products ? 1 : 2;
-    const bool pingpong = bf16_c16 && (store == 2 || bwd) && codegen_knob_ints("VMC_HOPPER_GEMM_PINGPONG", v, 1) &&
+    const bool pingpong = bf16_c16 && (store == 2 || bwd) && !a_mn && !b_mn &&
+                          codegen_knob_ints("VMC_HOPPER_GEMM_PINGPONG", v, 1) &&
                           (v[0] == 1 || (v[0] == 2 && bwd));
     if (pingpong) tile_n = 128;
     const int bn = dual ? tile_n / 2 : tile_n, stage = 128 * 64 * 2 + (dual ? 2 : 1) * bn * 64 * 2;
@@ -205,8 +212,16 @@ static char *hopper_instance(const SkinnyGemmSpec *s, bool dual, bool products, 
      * (hg_store_staged) where 4-element vectors fit, unless VMC_HOPPER_GEMM_VEC=0. */
     const bool regs = (store == 2 || bwd) && bf16_c16 && bn % 32 == 0;
     const bool store_tma = store != 0 && !regs && bf16_c16 && bn % 64 == 0;
-    const bool vec = !dual && !store_tma && !regs && !(codegen_knob_ints("VMC_HOPPER_GEMM_VEC", v, 1) && v[0] == 0) &&
-                     s->N % 4 == 0 && s->c_align >= 4 * elem;
+    /* Stream-K (hopper_gemm.cuh HG_STREAMK: the CTAs share all tiles' slices evenly and add their parts into C, which
+     * the runtime zeroes first: KernelLaunch.zero) for an f32 C without acc whose tiles are few for the GPU (under 4
+     * rounds of 132 SMs) and whose K is long: the weight gradients (ARM-B's 2048 x 768 x 16384: 48 tiles of 128 x
+     * 256); VMC_HOPPER_GEMM_STREAMK=0: not */
+    const bool streamk = !dual && !bwd && !s->c_bf16 && !s->acc && !pingpong && cdiv64(s->K, 64) >= 8 &&
+                         cdiv64(s->N, bn) * cdiv64(s->M, 128) < 4 * 132 &&
+                         !(codegen_knob_ints("VMC_HOPPER_GEMM_STREAMK", v, 1) && v[0] == 0);
+    const bool vec = !dual && !store_tma && !regs && !streamk &&
+                     !(codegen_knob_ints("VMC_HOPPER_GEMM_VEC", v, 1) && v[0] == 0) && s->N % 4 == 0 &&
+                     s->c_align >= 4 * elem;
     const int epi = regs ? 0 : store_tma ? 2 * (dual && products ? 2 : 1) * 64 * bn * 2 : vec ? 2 * 32 * (bn + 8) * 4 : 0;
     const int fit = (template_smem_limit(90) - 1024 - 256 - epi) / stage;
     int stages = tile_n == 128 && !pingpong ? (epi ? 2 : 3) : fit < 6 ? fit : 6;   /* 128 x 128: two CTAs an SM */
@@ -231,24 +246,31 @@ static char *hopper_instance(const SkinnyGemmSpec *s, bool dual, bool products, 
     /* SwiGLU's backward: its epilogue's loads of P1 and P2 issued VMC_SWIGLU_BWD_AHEAD visits ahead (0 to 6; 0: each
      * where it is used; 8 spills) */
     const int ahead = bwd && codegen_knob_ints("VMC_SWIGLU_BWD_AHEAD", v, 1) && v[0] > 0 && v[0] <= 6 ? v[0] : 0;
-    enum { NDEF = 20 };
+    enum { NDEF = 23 };
     char val[NDEF][40];
     const char *names[NDEF] = {"HG_M", "HG_N", "HG_K", "HG_ALPHA", "HG_ACC", "C_T", "HG_PAIRS", "HG_STAGES",
                                "HG_SMEM_BYTES", "HG_DUAL", "HG_TILE_N", "HG_VEC", "HG_CTAS", "HG_STORE_TMA",
-                               "HG_PRODUCTS", "HG_CLUSTER", "HG_STORE_REGS", "HG_SWIGLU_BWD", "HG_BWD_AHEAD", "HG_PINGPONG"};
+                               "HG_PRODUCTS", "HG_CLUSTER", "HG_STORE_REGS", "HG_SWIGLU_BWD", "HG_BWD_AHEAD", "HG_PINGPONG",
+                               "HG_A_MN", "HG_B_MN", "HG_STREAMK"};
     const long long iv[NDEF] = {s->M, s->N, s->K, 0, s->acc, 0, pairs, stages, smem, dual, tile_n, vec, ctas,
-                                store_tma, dual && products, cluster, regs, bwd, ahead, pingpong};
+                                store_tma, dual && products, cluster, regs, bwd, ahead, pingpong, a_mn, b_mn, streamk};
     TemplateDef defs[NDEF];
     gemm_defs(defs, val, names, iv, NDEF, 3, s->alpha, 5, s->c_bf16);
     *l = (KernelLaunch){0};
     snprintf(l->name, sizeof l->name, dual ? "vmc_gemm_swiglu" : bwd ? "vmc_gemm_swiglu_bwd" : "vmc_gemm_hopper");
-    l->grid[0] = (unsigned)(persist ? resident : tiles); l->grid[1] = l->grid[2] = 1;
+    /* (stream-K: every CTA that runs at once takes its share, however few the tiles) */
+    l->grid[0] = (unsigned)(persist || (streamk && resident > 0) ? resident : tiles); l->grid[1] = l->grid[2] = 1;
     l->block[0] = ctas == 2 ? 288 : 384; l->block[1] = l->block[2] = 1;   /* (hopper_gemm.cuh HG_THREADS) */
     l->smem = (unsigned)smem;
     l->cluster = (unsigned)cluster;
     l->tiles_in_turn = true;   /* (HG_FOR_EACH_UNIT) */
-    l->tma_rows[0] = 128;
-    l->tma_rows[1] = (unsigned)(bn / cluster);   /* (in a cluster each CTA loads half of B's rows) */
+    l->tma_rows[0] = a_mn ? 64 : 128;   /* (MN-major: boxes of 64 rows of K) */
+    l->tma_rows[1] = b_mn ? 64 : (unsigned)(bn / cluster);   /* (in a cluster each CTA loads half of B's rows) */
+    if (streamk) {   /* C (parameter 2) zeroed before each launch: the CTAs add into it */
+        l->zero[0].param = 2;
+        l->zero[0].bytes = (size_t)(s->M * s->N * 4);
+        l->nzero = 1;
+    }
     if (dual) l->tma_rows[2] = (unsigned)(bn / cluster);
     if (store_tma && !dual) l->tma_rows[2] = 64;   /* C [M][N] in boxes of 64 rows */
     if (store_tma && dual) l->tma_rows[5] = l->tma_rows[6] = l->tma_rows[7] = 64;   /* H, P1, P2 */

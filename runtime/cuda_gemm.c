@@ -103,7 +103,7 @@ void cx_own_gemm_run(Cuda *c, int k, int s) {
                              addr(c, g->bias2), addr(c, g->c), addr(c, g->c2), addr(c, g->s1), addr(c, g->s2)};
         CUtensorMap maps[3];
         void *params[10];
-        cuda_tma_gemm_params(c->cu, &l->own.k, g->M, g->N, g->K, g->lda, g->K, v, maps, params);   /* A, B */
+        cuda_tma_gemm_params(c->cu, &l->own.k, g->M, g->N, g->K, g->lda, g->K, false, true, v, maps, params);   /* A, W^T */
         for (int i = 3; i < 10; i++) params[i] = &v[i];
         cx_launch_kernel(c, c->fn[k], grid, l->own.k.block, l->own.k.smem, s, params);
         return;
@@ -120,7 +120,10 @@ void cx_own_gemm_run(Cuda *c, int k, int s) {
     CUdeviceptr v[5] = {addr(c, g->a), addr(c, g->b), addr(c, g->c), g->has_acc ? addr(c, g->acc) : 0, c->ws[s]};
     void *params[5] = {&v[0], &v[1], &v[2], &v[3], &v[4]};
     CUtensorMap maps[3];   /* the Hopper kernel's operands as tensor maps (host work: only when captured or timed) */
-    cuda_tma_gemm_params(c->cu, &l->own.k, g->M, g->N, g->K, g->lda, g->ldb, v, maps, params);
+    cuda_tma_gemm_params(c->cu, &l->own.k, g->M, g->N, g->K, g->lda, g->ldb, g->ta, g->tb, v, maps, params);
+    for (int z = 0; z < l->own.k.nzero; z++)   /* (the Hopper kernel's stream-K adds into C) */
+        CU_CHECK(c->cu->cuMemsetD8Async(v[l->own.k.zero[z].param] + l->own.k.zero[z].offset, 0, l->own.k.zero[z].bytes,
+                                        c->side[s]));
     cx_launch_kernel(c, c->fn[k], grid, l->own.k.block, l->own.k.smem, s, params);
     if (l->own.split > 1) {
         void *rparams[3] = {&v[4], &v[2], &v[3]};

@@ -11,8 +11,8 @@ void cuda_tma_bf16(const CudaApi *cu, CUtensorMap *map, CUdeviceptr base, int64_
 }
 
 void cuda_tma_gemm_params(const CudaApi *cu, const KernelLaunch *l, int64_t M, int64_t N, int64_t K, int64_t lda,
-                          int64_t ldb, CUdeviceptr *ptrs, CUtensorMap *maps, void **params) {
-    const int64_t rows[3] = {M, N, M}, cols[3] = {K, K, N}, ld[3] = {lda, ldb, N};
+                          int64_t ldb, bool ta, bool tb, CUdeviceptr *ptrs, CUtensorMap *maps, void **params) {
+    const int64_t rows[3] = {ta ? K : M, tb ? N : K, M}, cols[3] = {ta ? M : K, tb ? K : N, N}, ld[3] = {lda, ldb, N};
     for (int i = 0; i < 3; i++) {
         params[i] = &ptrs[i];
         if (!l->tma_rows[i]) continue;

@@ -10,11 +10,11 @@
 void cuda_tma_bf16(const CudaApi *cu, CUtensorMap *map, CUdeviceptr base, int64_t rows, int64_t cols, int64_t ld,
                    unsigned box_rows);
 
-/* The parameters of vmc's Hopper GEMM (template_gemm_hopper; launch l) for C = A B^T, A [M][lda], B [N][ldb], C
- * [M][N]: params[i] = &ptrs[i], but for each parameter l->tma_rows names (A, B, and C when it is stored by TMA)
- * &maps[i], its tensor map made here. */
+/* The parameters of vmc's Hopper GEMM (template_gemm_hopper; launch l) for C = op(A) op(B), A [M][lda] or [K][lda]
+ * (ta), B [N][ldb] (tb) or [K][ldb], C [M][N]: params[i] = &ptrs[i], but for each parameter l->tma_rows names (A, B,
+ * and C when it is stored by TMA) &maps[i], its tensor map made here. */
 void cuda_tma_gemm_params(const CudaApi *cu, const KernelLaunch *l, int64_t M, int64_t N, int64_t K, int64_t lda,
-                          int64_t ldb, CUdeviceptr *ptrs, CUtensorMap *maps, void **params);
+                          int64_t ldb, bool ta, bool tb, CUdeviceptr *ptrs, CUtensorMap *maps, void **params);
 
 /* The parameters of SwiGLU's kernel (template_gemm_swiglu; launch l): ptrs = A [M][lda], B1, B2 [N][ldb], bias1,
  * bias2, H, P1, P2 [M][N] (P1, P2 0 without the products); params[i] = &ptrs[i], or &maps[i] where l->tma_rows[i]

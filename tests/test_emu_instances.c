@@ -89,7 +89,7 @@ static float *run_kernel(const char *what, const SkinnyGemmSpec *s, const char *
                "#ifdef HG_M\n"
                "    const EmuTmap ta = {a.data(), %lld, %lld, %lld, %u}, tb = {b.data(), %lld, %lld, %lld, %u};\n"
                "#if HG_STORE_TMA\n"
-               "    const EmuTmap tc = {c.data(), ta.rows, tb.rows, tb.rows, 64};\n"
+               "    const EmuTmap tc = {c.data(), %lld, %lld, %lld, 64};\n"
                "    emu_launch_cluster(grid, block, HG_CLUSTER, [&] { vmc_gemm_hopper(ta, tb, tc, (const bf16 *)acc.data()); });\n"
                "#else\n"
                "    emu_launch_cluster(grid, block, HG_CLUSTER, [&] { vmc_gemm_hopper(ta, tb, (%s *)c.data(), "
@@ -106,9 +106,10 @@ static float *run_kernel(const char *what, const SkinnyGemmSpec *s, const char *
                "    FILE *f = fopen(\"c.bin\", \"wb\"); fwrite(c.data(), sizeof c[0], c.size(), f); fclose(f);\n"
                "    return 0;\n}\n",
             (long long)a_elems, (long long)b_elems, ct, mn, ct, mn, (long long)(l->ws_bytes / 4), l->k.grid[0],
-            l->k.grid[1], l->k.grid[2], l->k.block[0], (long long)s->M, (long long)s->K, (long long)s->lda,
-            l->k.tma_rows[0], (long long)s->N, (long long)s->K, (long long)s->ldb, l->k.tma_rows[1],
-            s->c_bf16 ? "bf16" : "float", s->c_bf16 ? "bf16" : "float",
+            l->k.grid[1], l->k.grid[2], l->k.block[0], (long long)(s->ta ? s->K : s->M),
+            (long long)(s->ta ? s->M : s->K), (long long)s->lda, l->k.tma_rows[0], (long long)(s->tb ? s->N : s->K),
+            (long long)(s->tb ? s->K : s->N), (long long)s->ldb, l->k.tma_rows[1], (long long)s->M, (long long)s->N,
+            (long long)s->N, s->c_bf16 ? "bf16" : "float", s->c_bf16 ? "bf16" : "float",
             s->c_bf16 ? "bf16" : "float", s->c_bf16 ? "bf16" : "float", l->reduce.grid[0], l->reduce.block[0], s->c_bf16 ? "bf16" : "float", s->c_bf16 ? "bf16" : "float");
     fclose(o);
     if (!compile_and_run(what)) return NULL;
@@ -196,6 +197,35 @@ static void check_gemm(const char *what, SkinnyGemmSpec s, int want_split) { che
 
 static void check_swiglu(const char *what, SkinnyGemmSpec s, bool save);
 static void check_swiglu_bwd(const char *what, SkinnyGemmSpec s);
+
+/* MN-major operands (hopper_gemm.cuh HG_A_MN, HG_B_MN: boxes of 64 k by 64 columns, wgmma's transpose bits): B
+ * stored [K][N] (an input gradient dy W) with acc, its boxes multicast in clusters; A stored [K][M] with B [N][K] and a
+ * bf16 C from registers; then A^T B (a weight gradient) into an f32 C by stream-K: 4 persistent clusters sharing 3
+ * tiles' 10 slices each (ranges across tiles, a tile's parts added into C), single CTAs with an odd N added one by
+ * one, and all 132 CTAs of the GPU (most of them without work). */
+static void check_hopper_mn_major(void) {
+    check_gemm_kernel("hopper A B, B [K][N], + acc: 300x264x200", (SkinnyGemmSpec){.M = 300, .N = 264, .K = 200,
+                      .lda = 200, .ldb = 264, .acc = true, .c_bf16 = true, .alpha = 0.5f, .c_align = 16}, 0, true);
+    check_gemm_kernel("hopper A^T B^T, A [K][M]: 296x520x136", (SkinnyGemmSpec){.M = 296, .N = 520, .K = 136,
+                      .lda = 304, .ldb = 136, .ta = true, .tb = true, .c_bf16 = true, .alpha = 1, .c_align = 16}, 0, true);
+    const SkinnyGemmSpec wgrad = {.M = 200, .N = 520, .K = 600, .lda = 200, .ldb = 520, .ta = true, .alpha = 1,
+                                  .c_align = 16};
+    KernelLaunch l;
+    char *src = template_gemm_hopper(&wgrad, &l);
+    CHECK(src && strstr(src, "#define HG_STREAMK 1") && l.nzero == 1 && l.zero[0].param == 2 &&
+          l.zero[0].bytes == 200 * 520 * 4, "hopper A^T B into f32: not stream-K with C zeroed before");
+    free(src);
+    setenv("VMC_HOPPER_GEMM_PERSIST", "8", 1);
+    check_gemm_kernel("hopper A^T B stream-K, 4 clusters: 200x520x600", wgrad, 0, true);
+    setenv("VMC_HOPPER_GEMM_CLUSTER", "1", 1);
+    setenv("VMC_HOPPER_GEMM_PERSIST", "5", 1);
+    check_gemm_kernel("hopper A^T B^T stream-K, single CTAs, odd N: 136x75x520", (SkinnyGemmSpec){.M = 136, .N = 75,
+                      .K = 520, .lda = 136, .ldb = 520, .ta = true, .tb = true, .alpha = -1, .c_align = 4}, 0, true);
+    unsetenv("VMC_HOPPER_GEMM_PERSIST");
+    unsetenv("VMC_HOPPER_GEMM_CLUSTER");
+    check_gemm_kernel("hopper A^T B stream-K, 132 CTAs: 200x264x520", (SkinnyGemmSpec){.M = 200, .N = 264, .K = 520,
+                      .lda = 200, .ldb = 264, .ta = true, .alpha = 1, .c_align = 16}, 0, true);
+}
 
 /* The Hopper GEMM (hopper_gemm.cuh; the emulator runs wgmma from its shared-memory descriptors): A B^T with partial
  * tiles in M, N and K (K a multiple of 8, not of the 64-deep slices), several CTAs both ways, offset views with
@@ -334,9 +364,10 @@ static void check_hopper_gemms(void) {
                                      .alpha = 1}, &l);
     CHECK(!src, "hopper: K = 12 (rows of K not 16-byte copies) was accepted");
     free(src);
-    src = template_gemm_hopper(&(SkinnyGemmSpec){.M = 64, .N = 64, .K = 64, .lda = 64, .ldb = 64, .alpha = 1}, &l);
-    CHECK(!src, "hopper: a B stored [K][N] was accepted");
+    src = template_gemm_hopper(&(SkinnyGemmSpec){.M = 64, .N = 60, .K = 64, .lda = 64, .ldb = 64, .alpha = 1}, &l);
+    CHECK(!src, "hopper: a B stored [K][N] with N = 60 (rows not 16-byte copies) was accepted");
     free(src);
+    check_hopper_mn_major();
 }
 
 /* SwiGLU's input products in one kernel (template_gemm_swiglu): H = silu(bf16(A B1^T) + b1) * (bf16(A B2^T) + b2)
@@ -749,13 +780,15 @@ static void check_conv_multi_bwd(void) {
 }
 
 int main(int argc, char **argv) {
-    if (argc < 3) { fprintf(stderr, "usage: test_emu_instances CXX EMU_DIR [hopper]\n"); return 2; }
+    if (argc < 3) { fprintf(stderr, "usage: test_emu_instances CXX EMU_DIR [hopper|mn]\n"); return 2; }
     cxx = argv[1];
     emu_dir = argv[2];
     snprintf(tmp, sizeof tmp, "%s/vmc-emu-inst-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     if (!mkdtemp(tmp)) { perror("mkdtemp"); return 2; }
-    if (argc > 3 && !strcmp(argv[3], "hopper")) {   /* (while working on hopper_gemm.cuh: its checks alone) */
-        check_hopper_gemms();
+    if (argc > 3 && (!strcmp(argv[3], "hopper") || !strcmp(argv[3], "mn"))) {   /* (while working on
+                                                                                   * hopper_gemm.cuh: its checks alone) */
+        if (!strcmp(argv[3], "mn")) check_hopper_mn_major();
+        else check_hopper_gemms();
         printf(failures ? "%d FAILED\n" : "ok\n", failures);
         return failures != 0;
     }

@@ -404,13 +404,16 @@ static void check_gemms(void) {
     gemm_free(g);
 }
 
-/* vmc's Hopper GEMM (hopper_gemm.cuh, sm_90 only): C = alpha A B^T (+ acc) against a double product, A [M][K] and
- * B [N][K] bf16 from normal samples, C in c (f32 or bf16). */
-static void check_hopper_gemm(int M, int N, int K, bool acc, DType c, uint64_t seed) {
+/* vmc's Hopper GEMM (hopper_gemm.cuh, sm_90 only): C = alpha op(A) op(B) (+ acc) against a double product, A [M][K]
+ * (or [K][M]: ta) and B [N][K] (or [K][N]: !tb) bf16 from normal samples, C in c (f32 or bf16); C is poisoned with
+ * NaN, then zeroed where the launch says (stream-K), as the runtime does. */
+static void check_hopper_gemm_t(int M, int N, int K, bool ta, bool tb, bool acc, DType c, uint64_t seed) {
     char what[96];
-    snprintf(what, sizeof what, "hopper gemm %dx%dx%d%s %s", M, N, K, acc ? " + acc" : "", dtype_name(c));
-    SkinnyGemmSpec spec = {.M = M, .N = N, .K = K, .lda = K, .ldb = K, .tb = true, .acc = acc, .c_bf16 = c == DT_BF16,
-                           .alpha = 0.5f, .c_align = 16, .tile_n = N <= 128 ? 128 : 256};
+    snprintf(what, sizeof what, "hopper gemm %dx%dx%d A%s B%s%s %s", M, N, K, ta ? "^T" : "", tb ? "^T" : "",
+             acc ? " + acc" : "", dtype_name(c));
+    SkinnyGemmSpec spec = {.M = M, .N = N, .K = K, .lda = ta ? M : K, .ldb = tb ? K : N, .ta = ta, .tb = tb,
+                           .acc = acc, .c_bf16 = c == DT_BF16, .alpha = 0.5f, .c_align = 16,
+                           .tile_n = N <= 128 ? 128 : 256};
     KernelLaunch l;
     Kernel k = load_kernel_for(template_gemm_hopper(&spec, &l), &l, NVRTC_ARCH_SM90A);
     kernel_report(&k);
@@ -426,7 +429,7 @@ static void check_hopper_gemm(int M, int N, int K, bool acc, DType c, uint64_t s
     CUdeviceptr ptrs[4] = {dA, dB, dC, dacc};
     CUtensorMap maps[3];
     void *args[4] = {NULL, NULL, NULL, &ptrs[3]};
-    cuda_tma_gemm_params(cu, &l, M, N, K, K, K, ptrs, maps, args);
+    cuda_tma_gemm_params(cu, &l, M, N, K, spec.lda, spec.ldb, ta, tb, ptrs, maps, args);
     k.l.grid[0] = cuda_hopper_grid(cu, k.fn, &l);   /* as the runtime launches it */
     if (k.l.grid[0] != l.grid[0]) {   /* more CTAs than run at once: fewer, each taking more tiles */
         const bool ok = k.l.grid[0] < l.grid[0] && k.l.grid[0] % (l.cluster > 1 ? l.cluster : 1) == 0;
@@ -434,13 +437,15 @@ static void check_hopper_gemm(int M, int N, int K, bool acc, DType c, uint64_t s
                ok ? "ok" : "FAIL");
         failures += !ok;
     }
-    launch(&k, args, NULL);
+    launch(&k, args, ptrs);
     sync_check();
     double *ref = malloc(nc * 8);
     for (int i = 0; i < M; i++)
         for (int j = 0; j < N; j++) {
             double sum = 0;
-            for (int q = 0; q < K; q++) sum += (double)A[(size_t)i * K + q] * Bm[(size_t)j * K + q];
+            for (int q = 0; q < K; q++)
+                sum += (double)A[ta ? (size_t)q * M + i : (size_t)i * K + q] *
+                       Bm[tb ? (size_t)j * K + q : (size_t)q * N + j];
             ref[(size_t)i * N + j] = 0.5 * sum + (acc ? C0[(size_t)i * N + j] : 0);
         }
     float *C = download(dC, nc, c);
@@ -449,6 +454,9 @@ static void check_hopper_gemm(int M, int N, int K, bool acc, DType c, uint64_t s
     CUdeviceptr all[4] = {dA, dB, dacc, dC};
     for (int i = 0; i < 4; i++) CU_CHECK(cu->cuMemFree(all[i]));
     CU_CHECK(cu->cuModuleUnload(k.mod));
+}
+static void check_hopper_gemm(int M, int N, int K, bool acc, DType c, uint64_t seed) {
+    check_hopper_gemm_t(M, N, K, false, true, acc, c, seed);
 }
 
 /* SwiGLU's input products in one kernel (template_gemm_swiglu) against double products: H = silu(bf16(A B1^T) + b1)
@@ -559,7 +567,7 @@ static void check_swiglu_bwd_gpu(int M, int N, int K, uint64_t seed) {
     for (int q = 8; q < 10; q++) CU_CHECK(cu->cuMemsetD8(ptrs[q], 0, (size_t)N * 4));
     CUtensorMap maps[3];
     void *args[10];
-    cuda_tma_gemm_params(cu, &l, M, N, K, K, K, ptrs, maps, args);   /* A and B; the rest pointers */
+    cuda_tma_gemm_params(cu, &l, M, N, K, K, K, false, true, ptrs, maps, args);   /* A and B; the rest pointers */
     for (int q = 3; q < 10; q++) args[q] = &ptrs[q];
     k.l.grid[0] = cuda_hopper_grid(cu, k.fn, &l);
     void *targs[2] = {&w, &ptrs[1]};
@@ -843,27 +851,32 @@ typedef struct { Gemm *g; GemmDesc d; CUdeviceptr a, b, c; } LtCtx;
 static void run_lt(void *p) { LtCtx *c = p; gemm_run(c->g, &c->d, c->a, c->b, c->c, 0, 1.f, 0.f, stream); }
 
 /* vmc's Hopper GEMM against cuBLASLt (its heuristic's first algorithm, as VMC_GEMM_TUNE=0) on ARM-B's Linear
- * shapes, bf16 C: ms a call and TFLOP/s of each, side by side. VMC_HOPPER_GEMM_STAGES changes the pipeline. */
+ * shapes (op(A) op(B) as check_hopper_gemm_t, C in c): ms a call and TFLOP/s of each, side by side (vmc's with the
+ * zeroing of C where stream-K adds into it). VMC_HOPPER_GEMM_STAGES changes the pipeline. */
 static const char *gemm_variant = "";   /* (the knobs' setting the GEMM benches run under, for their rows) */
-static void bench_hopper_gemm(int M, int N, int K) {
-    SkinnyGemmSpec spec = {.M = M, .N = N, .K = K, .lda = K, .ldb = K, .tb = true, .c_bf16 = true, .alpha = 1,
-                           .c_align = 16, .tile_n = N <= 128 ? 128 : 256};   /* (as program_templates.c picks) */
+static void bench_hopper_gemm_t(int M, int N, int K, bool ta, bool tb, DType ct) {
+    SkinnyGemmSpec spec = {.M = M, .N = N, .K = K, .lda = ta ? M : K, .ldb = tb ? K : N, .ta = ta, .tb = tb,
+                           .c_bf16 = ct == DT_BF16, .alpha = 1, .c_align = 16,
+                           .tile_n = N <= 128 ? 128 : 256};   /* (as program_templates.c picks) */
     KernelLaunch l;
     Kernel k = load_kernel_for(template_gemm_hopper(&spec, &l), &l, NVRTC_ARCH_SM90A);
-    CUdeviceptr a = dalloc((size_t)M * K * 2), b = dalloc((size_t)N * K * 2), c = dalloc((size_t)M * N * 2);
+    k.l.grid[0] = cuda_hopper_grid(cu, k.fn, &l);   /* as the runtime launches it */
+    const size_t cs = (size_t)dtype_size(ct);
+    CUdeviceptr a = dalloc((size_t)M * K * 2), b = dalloc((size_t)N * K * 2), c = dalloc((size_t)M * N * cs);
     CU_CHECK(cu->cuMemsetD8(a, 0x3c, (size_t)M * K * 2));
     CU_CHECK(cu->cuMemsetD8(b, 0x3c, (size_t)N * K * 2));
     CUdeviceptr ptrs[4] = {a, b, c, c};
     CUtensorMap maps[3];
     void *args[4] = {NULL, NULL, NULL, &ptrs[3]};
-    cuda_tma_gemm_params(cu, &l, M, N, K, K, K, ptrs, maps, args);
-    LaunchCtx ck = {&k, args, NULL};
+    cuda_tma_gemm_params(cu, &l, M, N, K, spec.lda, spec.ldb, ta, tb, ptrs, maps, args);
+    LaunchCtx ck = {&k, args, ptrs};
     Gemm *g = gemm_new(0);
-    LtCtx cl = {g, (GemmDesc){M, N, K, false, true, 1, 0, 0, 0, DT_BF16, DT_BF16, DT_BF16, false, false}, a, b, c};
+    LtCtx cl = {g, (GemmDesc){M, N, K, ta, tb, 1, 0, 0, 0, DT_BF16, DT_BF16, ct, false, false}, a, b, c};
     const float th = time_ms(run_launch, &ck, 3, 20), tl = time_ms(run_lt, &cl, 3, 20);
     const double flop = 2.0 * M * N * K;
-    printf("| gemm %dx%dx%d A B^T bf16%s | hopper %.3f ms | %.0f TFLOP/s | cuBLASLt %.3f ms | %.0f TFLOP/s |\n", M, N,
-           K, gemm_variant, th, flop / th / 1e9, tl, flop / tl / 1e9);
+    printf("| gemm %dx%dx%d A%s B%s %s%s%s | hopper %.3f ms | %.0f TFLOP/s | cuBLASLt %.3f ms | %.0f TFLOP/s |\n", M,
+           N, K, ta ? "^T" : "", tb ? "^T" : "", dtype_name(ct), l.nzero ? ", stream-K" : "", gemm_variant, th,
+           flop / th / 1e9, tl, flop / tl / 1e9);
     char what[160];
     gemm_describe(g, &cl.d, what, sizeof what);
     printf("  cuBLASLt's %s\n", what);
@@ -878,6 +891,20 @@ static void bench_hopper_gemm(int M, int N, int K) {
     CUdeviceptr all[3] = {a, b, c};
     for (int i = 0; i < 3; i++) CU_CHECK(cu->cuMemFree(all[i]));
     CU_CHECK(cu->cuModuleUnload(k.mod));
+}
+static void bench_hopper_gemm(int M, int N, int K) { bench_hopper_gemm_t(M, N, K, false, true, DT_BF16); }
+
+/* ARM-B's gradient products: the weight gradients dy^T x (A^T B, f32 C by stream-K; K the tokens: pretraining's
+ * 16384, fine-tuning's 25216) and the input gradients dy W (A B, bf16 C) */
+static void bench_gradient_gemms(void) {
+    static const int wgrad[][3] = {{2048, 768, 16384}, {768, 2048, 16384}, {1536, 768, 16384}, {768, 768, 16384},
+                                   {512, 512, 16384},  {2048, 768, 25216}, {768, 2048, 25216}, {1536, 768, 25216}};
+    static const int igrad[][3] = {{16384, 768, 2048}, {16384, 768, 1536}, {16384, 2048, 768}, {25216, 768, 2048},
+                                   {25216, 1536, 768}};
+    for (size_t i = 0; i < sizeof wgrad / sizeof wgrad[0]; i++)
+        bench_hopper_gemm_t(wgrad[i][0], wgrad[i][1], wgrad[i][2], true, false, DT_F32);
+    for (size_t i = 0; i < sizeof igrad / sizeof igrad[0]; i++)
+        bench_hopper_gemm_t(igrad[i][0], igrad[i][1], igrad[i][2], false, false, DT_BF16);
 }
 
 /* SwiGLU's input products: the fused kernel (both products, the gate, H and the two products stored) against the
@@ -929,7 +956,7 @@ static void bench_swiglu_bwd(int M, int N, int K) {
     }
     CUtensorMap maps[3];
     void *args[10];
-    cuda_tma_gemm_params(cu, &l, M, N, K, K, K, ptrs, maps, args);
+    cuda_tma_gemm_params(cu, &l, M, N, K, K, K, false, true, ptrs, maps, args);
     for (int q = 3; q < 10; q++) args[q] = &ptrs[q];
     k.l.grid[0] = cuda_hopper_grid(cu, k.fn, &l);
     LaunchCtx ck = {&k, args, NULL};
@@ -1029,6 +1056,13 @@ int main(int argc, char **argv) {
             check_hopper_gemm(300, 520, 1000, false, DT_BF16, 50);
             check_hopper_gemm(1000, 2048, 768, false, DT_BF16, 51);
             unsetenv("VMC_HOPPER_GEMM_PINGPONG");
+            /* MN-major operands: B [K][N] (dy W) + acc; A [K][M] with B [N][K]; A^T B into f32 by stream-K (C zeroed
+             * first; 2 x 3 tiles' 16 slices each shared by the GPU's CTAs), and at ARM-B's weight-gradient shape */
+            check_hopper_gemm_t(300, 520, 1000, false, false, true, DT_BF16, 60);
+            check_hopper_gemm_t(296, 264, 200, true, true, false, DT_BF16, 61);
+            check_hopper_gemm_t(200, 520, 1000, true, false, false, DT_F32, 62);
+            check_hopper_gemm_t(136, 75, 520, true, true, false, DT_F32, 63);   /* odd N: one by one */
+            check_hopper_gemm_t(2048, 768, 1024, true, false, false, DT_F32, 64);
             check_swiglu_bwd_gpu(300, 520, 200, 43);   /* SwiGLU's backward in the epilogue */
             check_swiglu_bwd_gpu(1000, 2048, 768, 44);
             for (int v = 1; v < SWIGLU_BWD_VARIANTS; v++) {   /* and the variants timed below */
@@ -1036,6 +1070,7 @@ int main(int argc, char **argv) {
                 check_swiglu_bwd_gpu(300, 520, 200, 45 + v);
             }
             swiglu_bwd_variant(0);
+            bench_gradient_gemms();
             bench_big_gemms();
             bench_hopper_gemm(25216, 80, 768);   /* the mixer's x_proj and dt_proj forwards */
             bench_hopper_gemm(25216, 768, 48);

@@ -311,6 +311,22 @@ static __device__ __forceinline__ void vmc_cp_async16_zfill_at(unsigned saddr, v
 static __device__ __forceinline__ unsigned long long vmc_wgmma_desc(unsigned addr) {
     return (unsigned long long)((addr >> 4) & 0x3fffu) | 1ull << 16 | (1024ull >> 4) << 32 | 1ull << 62;
 }
+// An MN-major tile in the same swizzle (wgmma's transpose bit set): rows of 64 elements of M (or N) for each k, 128
+// bytes apart, groups of 8 k 1024 bytes apart (stride byte offset), blocks of 64 of M or N `lbo` bytes apart (leading
+// byte offset; CUTLASS's canonical layout ((8,m),(8,k)):((1,LBO),(8,SBO)) in 16-byte units), + 2048 bytes per k16 step.
+static __device__ __forceinline__ unsigned long long vmc_wgmma_desc_mn(unsigned addr, unsigned lbo) {
+    return (unsigned long long)((addr >> 4) & 0x3fffu) | (unsigned long long)((lbo >> 4) & 0x3fffu) << 16 |
+           (1024ull >> 4) << 32 | 1ull << 62;
+}
+// red.global.add of two adjacent f32 (8-byte aligned; sm_90's vector reduction): a partial sum into a zeroed output.
+static __device__ __forceinline__ void vmc_red_add_f32x2(float *p, float a, float b) {
+#ifdef __CUDA_ARCH__
+    asm volatile("red.global.add.v2.f32 [%0], {%1, %2};" ::"l"(p), "f"(a), "f"(b) : "memory");
+#else
+    atomicAdd(p, a);
+    atomicAdd(p + 1, b);
+#endif
+}
 // Order this thread's earlier shared-memory writes (plain stores, cp.async) before later wgmma reads (async proxy).
 static __device__ __forceinline__ void vmc_fence_async_shared() {
 #ifdef __CUDA_ARCH__
@@ -344,10 +360,10 @@ static __device__ __forceinline__ void vmc_wgmma_hold(float *d, int n) {
                    "+f"(d[i + 6]), "+f"(d[i + 7])
 #define VMC_WG_REGS32 "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, " \
                       "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31"
-// D (+)= A B^T of the warpgroup: A a 64 x 16 and B an N x 16 K-major tile (descriptors da, db), N 64, 128, 192 or
-// 256; d: this thread's N / 2 accumulators (emu_wgmma_bf16 gives their places). smem: the pointer the descriptor addresses count
-// from under the emulator (unused on the GPU).
-template <int N>
+// D (+)= A B^T of the warpgroup: A a 64 x 16 and B an N x 16 tile (descriptors da, db), K-major or where TA / TB
+// MN-major (the transpose immediates), N 64, 128, 192 or 256; d: this thread's N / 2 accumulators (emu_wgmma_bf16
+// gives their places). smem: the pointer the descriptor addresses count from under the emulator (unused on the GPU).
+template <int N, bool TA = false, bool TB = false>
 static __device__ __forceinline__ void vmc_wgmma(float *d, unsigned long long da, unsigned long long db, bool accumulate,
                                                  const unsigned char *smem) {
     static_assert(N == 64 || N == 128 || N == 192 || N == 256, "vmc_wgmma: n64, n128, n192 or n256");
@@ -357,11 +373,11 @@ static __device__ __forceinline__ void vmc_wgmma(float *d, unsigned long long da
         asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %130, 0;\n"
                      "wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16 {" VMC_WG_REGS32 ", "
                      "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, %64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, %80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95, %96, %97, %98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, %109, %110, %111, %112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, %125, %126, %127}, "
-                     "%128, %129, p, 1, 1, 0, 0;\n}"
+                     "%128, %129, p, 1, 1, %131, %132;\n}"
                      : VMC_WG8(0), VMC_WG8(8), VMC_WG8(16), VMC_WG8(24), VMC_WG8(32), VMC_WG8(40), VMC_WG8(48),
                        VMC_WG8(56), VMC_WG8(64), VMC_WG8(72), VMC_WG8(80), VMC_WG8(88), VMC_WG8(96), VMC_WG8(104),
                        VMC_WG8(112), VMC_WG8(120)
-                     : "l"(da), "l"(db), "r"((int)accumulate));
+                     : "l"(da), "l"(db), "r"((int)accumulate), "n"((int)TA), "n"((int)TB));
     else if constexpr (N == 192)
         asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %98, 0;\n"
                      "wgmma.mma_async.sync.aligned.m64n192k16.f32.bf16.bf16 {" VMC_WG_REGS32 ", "
@@ -369,27 +385,27 @@ static __device__ __forceinline__ void vmc_wgmma(float *d, unsigned long long da
                      "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, "
                      "%64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, "
                      "%80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95}, "
-                     "%96, %97, p, 1, 1, 0, 0;\n}"
+                     "%96, %97, p, 1, 1, %99, %100;\n}"
                      : VMC_WG8(0), VMC_WG8(8), VMC_WG8(16), VMC_WG8(24), VMC_WG8(32), VMC_WG8(40), VMC_WG8(48),
                        VMC_WG8(56), VMC_WG8(64), VMC_WG8(72), VMC_WG8(80), VMC_WG8(88)
-                     : "l"(da), "l"(db), "r"((int)accumulate));
+                     : "l"(da), "l"(db), "r"((int)accumulate), "n"((int)TA), "n"((int)TB));
     else if constexpr (N == 128)
         asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
                      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {" VMC_WG_REGS32 ", "
                      "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
                      "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
-                     "%64, %65, p, 1, 1, 0, 0;\n}"
+                     "%64, %65, p, 1, 1, %67, %68;\n}"
                      : VMC_WG8(0), VMC_WG8(8), VMC_WG8(16), VMC_WG8(24), VMC_WG8(32), VMC_WG8(40), VMC_WG8(48),
                        VMC_WG8(56)
-                     : "l"(da), "l"(db), "r"((int)accumulate));
+                     : "l"(da), "l"(db), "r"((int)accumulate), "n"((int)TA), "n"((int)TB));
     else
         asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
                      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {" VMC_WG_REGS32 "}, "
-                     "%32, %33, p, 1, 1, 0, 0;\n}"
+                     "%32, %33, p, 1, 1, %35, %36;\n}"
                      : VMC_WG8(0), VMC_WG8(8), VMC_WG8(16), VMC_WG8(24)
-                     : "l"(da), "l"(db), "r"((int)accumulate));
+                     : "l"(da), "l"(db), "r"((int)accumulate), "n"((int)TA), "n"((int)TB));
 #else
-    emu_wgmma_bf16(d, N, smem, da, db, accumulate);
+    emu_wgmma_bf16(d, N, smem, da, db, accumulate, TA, TB);
 #endif
 }
 #undef VMC_WG8

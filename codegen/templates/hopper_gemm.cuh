@@ -1,5 +1,6 @@
 // hopper_gemm.cuh — C = alpha A B^T (+ acc) on Hopper's warpgroup MMA (wgmma) and tensor memory accelerator (TMA),
-// sm_90a only: bf16 A [M][K] and B [N][K] (a Linear's forward: x W^T), f32 accumulation, C and acc [M][N] of C_T;
+// sm_90a only: bf16 A [M][K] and B [N][K] (a Linear's forward: x W^T), or stored [K][M] (HG_A_MN) and [K][N]
+// (HG_B_MN: the gradients, dy W and dy^T x), f32 accumulation, C and acc [M][N] of C_T;
 // and with HG_DUAL, SwiGLU's two input products and its gate in one kernel (vmc_gemm_swiglu, below). The start of
 // vmc's own Hopper GEMMs, whose point is what cuBLASLt cannot do: prologues and epilogues of vmc's fusions (README:
 // Why the targets are not met).
@@ -8,8 +9,9 @@
 // TMA) or HG_STORE_REGS (C stored from registers), HG_STAGES, HG_TILE_N (128, 192: one product stored by TMA or from
 // registers, or 256), HG_CTAS, HG_CLUSTER (1 or 2, below), HG_SMEM_BYTES; with HG_DUAL, HG_PRODUCTS (the products are
 // outputs too); optional: HG_PINGPONG (the consumer warpgroups a tile each, in turn: hg_run), HG_SWIGLU_BWD and
-// HG_BWD_AHEAD (below). A and B (and C with HG_STORE_TMA) come as tensor maps (common.cuh
-// VmcTmap) of boxes 64 columns wide: HG_BM rows (A), HG_BN / HG_CLUSTER rows (B), 64 rows (C).
+// HG_BWD_AHEAD (below), HG_STREAMK (hg_for_each_work). A and B (and C with HG_STORE_TMA) come as tensor maps
+// (common.cuh VmcTmap) of boxes 64 columns wide: HG_BM rows (A), HG_BN / HG_CLUSTER rows (B), 64 rows (C); an
+// MN-major operand's boxes are 64 rows of K by 64 columns of M or N.
 // Grid: a CTA a 128 x HG_BN tile of C (HG_UNITS x HG_CLUSTER CTAs), or fewer that take several in turn
 // (persistent: their producer then loads the next tile's slices while the consumers store the last; a multiple of
 // HG_CLUSTER); block HG_THREADS (384, or 288 with two CTAs an SM), dynamic shared memory HG_SMEM_BYTES.
@@ -54,6 +56,15 @@
 #define HG_PINGPONG 0                      // each consumer warpgroup a whole tile, the two in turn (hg_run, below)
 #endif
 #define HG_MH (HG_PINGPONG ? 2 : 1)        // 64-row blocks of the A tile a consumer warpgroup multiplies
+#ifndef HG_A_MN
+#define HG_A_MN 0                          // A stored [K][M] (a weight gradient's A^T B): its slices MN-major
+#endif
+#ifndef HG_B_MN
+#define HG_B_MN 0                          // B stored [K][N] (an input gradient's A B, and A^T B)
+#endif
+#ifndef HG_STREAMK
+#define HG_STREAMK 0                       // the CTAs share the tiles' slices evenly; an f32 C added into (below)
+#endif
 #ifndef HG_BWD_AHEAD
 #define HG_BWD_AHEAD 0                     // SwiGLU's backward: its epilogue's loads of P1, P2 issued this far ahead
 #endif
@@ -73,7 +84,13 @@
 #define HG_THREADS (256 + HG_PRODUCER)
 static_assert(HG_SMEM == HG_SMEM_BYTES, "hopper GEMM: the launch's shared memory");
 static_assert(HG_STAGES >= 2 && 16 * HG_STAGES <= 256, "hopper GEMM: stages");
-static_assert(!HG_PINGPONG || (HG_CTAS == 1 && !HG_VEC && !HG_STORE_TMA), "hopper GEMM: ping-pong's epilogues");
+static_assert(!HG_PINGPONG || (HG_CTAS == 1 && !HG_VEC && !HG_STORE_TMA && !HG_STREAMK), "hopper GEMM: ping-pong's epilogues");
+// MN-major operands: one product (not SwiGLU's), each CTA of a cluster loading whole 64-column boxes of B
+static_assert(!(HG_A_MN || HG_B_MN) || (!HG_DUAL && !HG_SWIGLU_BWD), "hopper GEMM: MN-major operands");
+static_assert(!HG_B_MN || HG_BN % (64 * HG_CLUSTER) == 0, "hopper GEMM: MN-major B's boxes");
+// stream-K's parts of a tile are added into an f32 C (f32 reductions: C_T float) from the accumulators
+static_assert(!HG_STREAMK || (!HG_ACC && !HG_VEC && !HG_STORE_REGS && !HG_STORE_TMA && !HG_DUAL && !HG_SWIGLU_BWD),
+              "hopper GEMM: stream-K's epilogue");
 
 // HG_CLUSTER 2: clusters of two CTAs (along x) whose tiles share their columns: each CTA loads its own A and half of
 // B, which the TMA multicasts to both (half the B traffic from L2), and a stage is free again once all four
@@ -92,6 +109,24 @@ static __device__ __forceinline__ unsigned hg_rank() { return HG_CLUSTER > 1 ? v
 static __device__ __forceinline__ int hg_m0(int u) { return (u / HG_TN * HG_CLUSTER + (int)hg_rank()) * HG_BM; }
 static __device__ __forceinline__ int hg_n0(int u) { return u % HG_TN * HG_BN; }
 #define HG_FOR_EACH_UNIT(u) for (int u = blockIdx.x / HG_CLUSTER; u < HG_UNITS; u += gridDim.x / HG_CLUSTER)
+// A cluster's work: f(u, k0, k1) for each unit u and its slices k0 .. k1-1 that the cluster computes. Whole units in
+// turn, or with HG_STREAMK (stream-K) an even share of all units' slices, contiguous in (unit, slice) order, so that
+// few tiles and a long K (the weight gradients: 2048 x 768 is 48 tiles of 128 x 256 for 132 SMs) keep every SM busy
+// to the end; a tile's parts, computed by up to a few clusters, are added into C (zeroed before the launch).
+template <class F> static __device__ __forceinline__ void hg_for_each_work(F f) {
+#if HG_STREAMK
+    const long long total = (long long)HG_UNITS * HG_KT, clusters = gridDim.x / HG_CLUSTER, c = blockIdx.x / HG_CLUSTER;
+    const long long end = total * (c + 1) / clusters;
+    for (long long at = total * c / clusters; at < end;) {
+        const int u = (int)(at / HG_KT), k0 = (int)(at % HG_KT);
+        const int k1 = end - at < HG_KT - k0 ? k0 + (int)(end - at) : HG_KT;
+        f(u, k0, k1);
+        at += k1 - k0;
+    }
+#else
+    HG_FOR_EACH_UNIT(u) f(u, 0, HG_KT);
+#endif
+}
 #if HG_CLUSTER > 1
 #define HG_CLUSTER_DIMS __cluster_dims__(HG_CLUSTER, 1, 1)
 #else
@@ -139,24 +174,35 @@ template <class P>
 static __device__ __forceinline__ void hg_produce(HgRing r, const VmcTmap *ta, const VmcTmap *const *tb, P prefetch) {
     constexpr int HALF = HG_B_BYTES / HG_CLUSTER;   // the bytes of a B tile this CTA loads
     const unsigned rank = hg_rank();
-    HG_FOR_EACH_UNIT(u) {
+    hg_for_each_work([&](int u, int k0, int k1) {
         const int m0 = hg_m0(u), n0 = hg_n0(u);
         prefetch(m0, n0);
-        for (int kt = 0; kt < HG_KT; kt++, r.next()) {
+        for (int kt = k0; kt < k1; kt++, r.next()) {
             vmc_mbar_wait(&r.empty[r.s], r.phase ^ 1);   // (the first pass finds every stage free)
             unsigned char *st = r.smem + r.s * HG_STAGE_BYTES;
             vmc_mbar_expect_tx(&r.full[r.s], HG_STAGE_BYTES);
-            vmc_tma_load_2d(st, ta, kt * HG_BK, m0, &r.full[r.s]);
+            if (HG_A_MN) {   // two boxes of 64 k by 64 columns of A^T: the warpgroups' rows 0-63 and 64-127
+                vmc_tma_load_2d(st, ta, m0, kt * HG_BK, &r.full[r.s]);
+                vmc_tma_load_2d(st + 8192, ta, m0 + 64, kt * HG_BK, &r.full[r.s]);
+            } else vmc_tma_load_2d(st, ta, kt * HG_BK, m0, &r.full[r.s]);
 #pragma unroll
             for (int b = 0; b < HG_NB; b++) {
                 unsigned char *half = st + HG_A_BYTES + b * HG_B_BYTES + rank * HALF;
-                if (HG_CLUSTER > 1)
-                    vmc_tma_load_2d_multicast(half, tb[b], kt * HG_BK, n0 + (int)rank * HG_BN / HG_CLUSTER,
-                                              &r.full[r.s], (1u << HG_CLUSTER) - 1);
+                const int c0 = n0 + (int)rank * HG_BN / HG_CLUSTER;   // this CTA's rows (MN-major: columns) of B
+                if (HG_B_MN) {   // boxes of 64 k by 64 columns, LBO (8192 bytes) apart
+#pragma unroll
+                    for (int j = 0; j < HG_BN / 64 / HG_CLUSTER; j++) {
+                        if (HG_CLUSTER > 1)
+                            vmc_tma_load_2d_multicast(half + j * 8192, tb[b], c0 + 64 * j, kt * HG_BK, &r.full[r.s],
+                                                      (1u << HG_CLUSTER) - 1);
+                        else vmc_tma_load_2d(half + j * 8192, tb[b], c0 + 64 * j, kt * HG_BK, &r.full[r.s]);
+                    }
+                } else if (HG_CLUSTER > 1)
+                    vmc_tma_load_2d_multicast(half, tb[b], kt * HG_BK, c0, &r.full[r.s], (1u << HG_CLUSTER) - 1);
                 else vmc_tma_load_2d(half, tb[b], kt * HG_BK, n0, &r.full[r.s]);
             }
         }
-    }
+    });
     // In a cluster, the CTA stays until every consumer of the pair has released each stage: the peer's consumers
     // arrive on this CTA's barriers, and it must not exit before they have.
     for (int s = 0; HG_CLUSTER > 1 && s < HG_STAGES; s++, r.next()) vmc_mbar_wait(&r.empty[r.s], r.phase ^ 1);
@@ -166,8 +212,11 @@ static __device__ __forceinline__ void hg_produce(HgRing r, const VmcTmap *ta, c
 // + b] its 64 rows (block mh of the warpgroup's: its half of the tile, or with ping-pong both halves) by HG_BN
 // columns of product b (emu_wgmma_bf16 gives the places). Each slice's wgmmas run while the next slice's are issued;
 // a stage is released once the wgmmas that read it are done (the last one's at the end). issued() is called once the
-// last slice has arrived and its wgmmas are issued.
-template <class I> static __device__ __forceinline__ void hg_consume(HgRing &r, float (*d)[HG_BN / 2], I issued) {
+// last slice has arrived and its wgmmas are issued. Slices k0 .. k1-1 (hg_for_each_work).
+// A K-major 64-row block is 64 rows of 128 bytes, its k16 steps 32 bytes apart; an MN-major one (HG_A_MN, HG_B_MN) a
+// box of 64 rows of k (8192 bytes: the same offset per 64-row block), its k16 steps 2048 bytes apart.
+template <class I>
+static __device__ __forceinline__ void hg_consume(HgRing &r, float (*d)[HG_BN / 2], int k0, int k1, I issued) {
 #pragma unroll
     for (int b = 0; b < HG_NB * HG_MH; b++)
 #pragma unroll
@@ -175,7 +224,7 @@ template <class I> static __device__ __forceinline__ void hg_consume(HgRing &r, 
     const unsigned arow = HG_PINGPONG ? 0u : threadIdx.x / 128 * 64 * 128;   // this warpgroup's rows of the A tile
     const bool signal = threadIdx.x % 128 == 0;
     int prev = 0;
-    for (int kt = 0; kt < HG_KT; kt++, r.next()) {
+    for (int kt = k0; kt < k1; kt++, r.next()) {
         vmc_mbar_wait(&r.full[r.s], r.phase);
         const unsigned st = r.sbase + r.s * HG_STAGE_BYTES;
         vmc_wgmma_fence();
@@ -187,13 +236,17 @@ template <class I> static __device__ __forceinline__ void hg_consume(HgRing &r, 
             for (int mh = 0; mh < HG_MH; mh++)
 #pragma unroll
                 for (int b = 0; b < HG_NB; b++)
-                    vmc_wgmma<HG_BN>(d[mh * HG_NB + b], vmc_wgmma_desc(st + arow + mh * 64 * 128 + kk * 32),
-                                     vmc_wgmma_desc(st + HG_A_BYTES + b * HG_B_BYTES + kk * 32), true, r.smem);
+                {
+                    const unsigned a = st + arow + mh * 64 * 128, bb = st + HG_A_BYTES + b * HG_B_BYTES;
+                    vmc_wgmma<HG_BN, HG_A_MN, HG_B_MN>(
+                        d[mh * HG_NB + b], HG_A_MN ? vmc_wgmma_desc_mn(a + kk * 2048, 8192) : vmc_wgmma_desc(a + kk * 32),
+                        HG_B_MN ? vmc_wgmma_desc_mn(bb + kk * 2048, 8192) : vmc_wgmma_desc(bb + kk * 32), true, r.smem);
+                }
         vmc_wgmma_commit();
-        if (kt == HG_KT - 1) issued();
+        if (kt == k1 - 1) issued();
         vmc_wgmma_wait<1>();   // the previous slice's wgmmas are done: its stage is free (in both CTAs of a cluster)
-        if (kt > 0 && signal) vmc_mbar_arrive(&r.empty[prev]);
-        if (HG_CLUSTER > 1 && kt > 0 && signal) vmc_mbar_arrive_cluster(&r.empty[prev], hg_rank() ^ 1u);
+        if (kt > k0 && signal) vmc_mbar_arrive(&r.empty[prev]);
+        if (HG_CLUSTER > 1 && kt > k0 && signal) vmc_mbar_arrive_cluster(&r.empty[prev], hg_rank() ^ 1u);
         prev = r.s;
     }
     vmc_wgmma_wait<0>();
@@ -223,31 +276,34 @@ template <class F, class P> static __device__ __forceinline__ void hg_run(unsign
     }
     if (HG_PRODUCER == 128) vmc_setmaxnreg_inc<232>();
     const int wg = threadIdx.x / 128;
-    int turn = 0;   // (ping-pong: the CTA's tiles so far)
+    if (!HG_PINGPONG) {   // cooperative: both warpgroups multiply each of the cluster's work items
+        hg_for_each_work([&](int u, int k0, int k1) {
+            float d[HG_NB * HG_MH][HG_BN / 2];
+            hg_consume(r, d, k0, k1, [] {});
+            f(hg_m0(u) + 64 * wg, hg_n0(u), d, r.smem + HG_STAGES * HG_STAGE_BYTES);
+        });
+        return;
+    }
+    int turn = 0;   // the CTA's tiles so far
     HG_FOR_EACH_UNIT(u) {
         float d[HG_NB * HG_MH][HG_BN / 2];
-        if (HG_PINGPONG) {
-            if (turn++ % 2 != wg) {   // the other warpgroup's tile: its slices pass by
-                for (int kt = 0; kt < HG_KT; kt++) r.next();
-                continue;
-            }
-            if (turn > 1) {   // the other has issued its last slice
-                if (wg == 0) vmc_bar_sync<5, 256>();
-                else vmc_bar_sync<4, 256>();
-            }
-            const bool next = u + (int)gridDim.x / HG_CLUSTER < HG_UNITS;   // the other's tile after this one
-            hg_consume(r, d, [&] {
-                if (!next) return;
-                if (wg == 0) vmc_bar_arrive<4, 256>();
-                else vmc_bar_arrive<5, 256>();
-            });
-#pragma unroll
-            for (int mh = 0; mh < HG_MH; mh++)
-                f(hg_m0(u) + 64 * mh, hg_n0(u), d + mh * HG_NB, r.smem + HG_STAGES * HG_STAGE_BYTES);
-        } else {
-            hg_consume(r, d, [] {});
-            f(hg_m0(u) + 64 * wg, hg_n0(u), d, r.smem + HG_STAGES * HG_STAGE_BYTES);
+        if (turn++ % 2 != wg) {   // the other warpgroup's tile: its slices pass by
+            for (int kt = 0; kt < HG_KT; kt++) r.next();
+            continue;
         }
+        if (turn > 1) {   // the other has issued its last slice
+            if (wg == 0) vmc_bar_sync<5, 256>();
+            else vmc_bar_sync<4, 256>();
+        }
+        const bool next = u + (int)gridDim.x / HG_CLUSTER < HG_UNITS;   // the other's tile after this one
+        hg_consume(r, d, 0, HG_KT, [&] {
+            if (!next) return;
+            if (wg == 0) vmc_bar_arrive<4, 256>();
+            else vmc_bar_arrive<5, 256>();
+        });
+#pragma unroll
+        for (int mh = 0; mh < HG_MH; mh++)
+            f(hg_m0(u) + 64 * mh, hg_n0(u), d + mh * HG_NB, r.smem + HG_STAGES * HG_STAGE_BYTES);
     }
 }
 template <class F> static __device__ __forceinline__ void hg_run(unsigned char *raw, const VmcTmap *ta,
@@ -439,6 +495,16 @@ vmc_gemm_hopper(const __grid_constant__ VmcTmap A, const __grid_constant__ VmcTm
     hg_run(raw, &A, Bs, [&](int r0, int n0, float (*d)[HG_BN / 2], unsigned char *epi) {
 #if HG_VEC
         hg_store_staged(epi, r0, n0, d[0], C, acc);
+        return;
+#elif HG_STREAMK
+        hg_for_each_pair(r0, n0, [&](int row, int col, int i) {   // this part of the tile, added into C
+            float *p = C + (size_t)row * HG_N + col;
+            if (HG_PAIRS && col + 1 < HG_N) vmc_red_add_f32x2(p, HG_ALPHA * d[0][i], HG_ALPHA * d[0][i + 1]);
+            else {
+                atomicAdd(p, HG_ALPHA * d[0][i]);
+                if (col + 1 < HG_N) atomicAdd(p + 1, HG_ALPHA * d[0][i + 1]);
+            }
+        });
         return;
 #elif HG_STORE_REGS
         hg_store_regs(r0, n0, [&](int i, int) { return HG_ALPHA * d[0][i]; }, C);

@@ -82,14 +82,19 @@ void emu_mma_bf16_16816(float *d, const unsigned *a, const unsigned *b) {
     warp_sync(w);
 }
 
-// Element (r, k) of a K-major bf16 tile in the 128-byte swizzle behind a wgmma descriptor (PTX ISA "matrix
-// descriptor"): start address bits 0-13, stride byte offset (between groups of 8 rows) bits 32-45, both in 16-byte
-// units, swizzle mode bits 62-63 (1: 128 bytes); rows 128 bytes apart within a group, and the 16-byte chunk index
-// (address bits 4-6) XORed with the row within the 1024-byte atom (address bits 7-9).
-static float wgmma_elem(const unsigned char *smem, unsigned long long desc, int r, int k) {
+// Element (r, k) of a bf16 tile in the 128-byte swizzle behind a wgmma descriptor (PTX ISA "matrix descriptor";
+// CUTLASS's canonical GMMA layouts): start address bits 0-13, leading byte offset bits 16-29, stride byte offset bits
+// 32-45, all in 16-byte units, swizzle mode bits 62-63 (1: 128 bytes). K-major: rows (r) 128 bytes apart within a
+// group of 8, groups SBO apart, k the element within the row. MN-major (mn): rows of 64 elements of r, 128 bytes
+// apart for each k within a group of 8, k's groups of 8 SBO apart, r's blocks of 64 LBO apart. Then the 16-byte
+// chunk index (address bits 4-6) is XORed with the row within the 1024-byte atom (address bits 7-9).
+static float wgmma_elem(const unsigned char *smem, unsigned long long desc, int r, int k, bool mn) {
     if (desc >> 62 != 1) { fprintf(stderr, "emu_wgmma_bf16: only the 128-byte swizzle is emulated\n"); abort(); }
-    const unsigned start = (unsigned)(desc & 0x3fff) << 4, sbo = (unsigned)((desc >> 32) & 0x3fff) << 4;
-    unsigned a = start + (unsigned)(r / 8) * sbo + (unsigned)(r % 8) * 128 + (unsigned)k * 2;
+    const unsigned start = (unsigned)(desc & 0x3fff) << 4, lbo = (unsigned)((desc >> 16) & 0x3fff) << 4;
+    const unsigned sbo = (unsigned)((desc >> 32) & 0x3fff) << 4;
+    unsigned a = mn ? start + (unsigned)(r / 64) * lbo + (unsigned)(k / 8) * sbo + (unsigned)(k % 8) * 128 +
+                          (unsigned)(r % 64) * 2
+                    : start + (unsigned)(r / 8) * sbo + (unsigned)(r % 8) * 128 + (unsigned)k * 2;
     a ^= ((a >> 7) & 7) << 4;
     unsigned short h;
     std::memcpy(&h, smem + a, 2);
@@ -98,12 +103,12 @@ static float wgmma_elem(const unsigned char *smem, unsigned long long desc, int 
 // Thread t of the warpgroup (warp w = t / 32, lane l) holds, for each 8 columns j of D, d[4j .. 4j+1] at row 16 w + l / 4,
 // columns 8 j + 2 (l % 4) + 0..1, and d[4j+2 .. 4j+3] 8 rows below (PTX ISA "wgmma .m64nNk16" D fragments).
 void emu_wgmma_bf16(float *d, int n, const unsigned char *smem, unsigned long long da, unsigned long long db,
-                    bool accumulate) {
+                    bool accumulate, bool ta, bool tb) {
     const int t = block_tid() % 128, w = t / 32, l = t % 32;
     for (int i = 0; i < n / 2; i++) {
         const int row = 16 * w + l / 4 + 8 * ((i % 4) / 2), col = 8 * (i / 4) + 2 * (l % 4) + i % 2;
         double s = 0;
-        for (int k = 0; k < 16; k++) s += (double)wgmma_elem(smem, da, row, k) * wgmma_elem(smem, db, col, k);
+        for (int k = 0; k < 16; k++) s += (double)wgmma_elem(smem, da, row, k, ta) * wgmma_elem(smem, db, col, k, tb);
         d[i] = (float)((accumulate ? (double)d[i] : 0.0) + s);
     }
 }

@@ -54,11 +54,11 @@ unsigned long emu_cp_async_issued();   // copies issued since the program starte
 // (all of them have read the shared memory their wgmmas name before any goes on to release it).
 void emu_wgmma_commit();
 // wgmma.mma_async m64nNk16 (bf16 in, f32 accumulate) of the calling thread's warpgroup (4 aligned warps), run at
-// issue: this thread's N/2 accumulators of D (+)= A B^T, A (64 x 16) and B (N x 16) K-major bf16 tiles in the 128-byte
-// swizzle read through their shared-memory descriptors (common.cuh vmc_wgmma_desc), whose addresses are offsets
-// into smem.
+// issue: this thread's N/2 accumulators of D (+)= A B^T, A (64 x 16) and B (N x 16) bf16 tiles in the 128-byte
+// swizzle, K-major or where ta / tb MN-major, read through their shared-memory descriptors (common.cuh
+// vmc_wgmma_desc), whose addresses are offsets into smem.
 void emu_wgmma_bf16(float *d, int n, const unsigned char *smem, unsigned long long da, unsigned long long db,
-                    bool accumulate);
+                    bool accumulate, bool ta, bool tb);
 // Hopper's shared-memory barriers (mbarrier) and TMA copies, blocking across the block's threads (pthreads only):
 // a barrier's state lives beside its 8 bytes; a phase completes when its arrivals and announced bytes are all in.
 void emu_mbar_init(unsigned long long *bar, unsigned count);
