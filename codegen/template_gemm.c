@@ -158,6 +158,20 @@ char *template_gemm_skinny(const SkinnyGemmSpec *s, SkinnyGemmLaunch *out) {
     return template_instantiate("skinny_gemm.cuh", defs, 23);
 }
 
+/* Parts of K for the Hopper GEMM's split (HG_SPLITK) of `units` (clusters' pairs of tiles) with kt slices of 64 on
+ * `clusters` clusters at once: the number minimising rounds x (slices a part + 3, a part's epilogue of f32 reductions
+ * in slices' time), rounds = ceil(units x parts / clusters), each part at least 8 slices. ARM-B's 2048 x 768 x 16384
+ * (24 units of 128 x 256 pairs, 256 slices, 66 clusters): 8 parts of 32 slices, 3 rounds. */
+static int hopper_split(int64_t units, int64_t kt, int64_t clusters) {
+    int best = 1;
+    int64_t best_cost = -1;
+    for (int s = 1; s <= 64 && s * 8 <= kt; s++) {
+        const int64_t cost = cdiv64(units * s, clusters) * (cdiv64(kt, s) + 3);
+        if (best_cost < 0 || cost < best_cost) { best_cost = cost; best = s; }
+    }
+    return best;
+}
+
 /* hopper_gemm.cuh: 128 x 256 tiles of C (128 x 128 of both products with dual; 128 x 128 or 128 x 192 where
  * s->tile_n says so),
  * as many 64-deep slices staged as fit in shared memory beside the epilogue's buffer (3, 209 KB, with a bf16 C
@@ -212,14 +226,22 @@ static char *hopper_instance(const SkinnyGemmSpec *s, bool dual, bool products, 
      * (hg_store_staged) where 4-element vectors fit, unless VMC_HOPPER_GEMM_VEC=0. */
     const bool regs = (store == 2 || bwd) && bf16_c16 && bn % 32 == 0;
     const bool store_tma = store != 0 && !regs && bf16_c16 && bn % 64 == 0;
-    /* Stream-K (hopper_gemm.cuh HG_STREAMK: the CTAs share all tiles' slices evenly and add their parts into C, which
-     * the runtime zeroes first: KernelLaunch.zero) for an f32 C without acc whose tiles are few for the GPU (under 4
-     * rounds of 132 SMs) and whose K is long: the weight gradients (ARM-B's 2048 x 768 x 16384: 48 tiles of 128 x
-     * 256); VMC_HOPPER_GEMM_STREAMK=0: not */
-    const bool streamk = !dual && !bwd && !s->c_bf16 && !s->acc && !pingpong && cdiv64(s->K, 64) >= 8 &&
-                         cdiv64(s->N, bn) * cdiv64(s->M, 128) < 4 * 132 &&
-                         !(codegen_knob_ints("VMC_HOPPER_GEMM_STREAMK", v, 1) && v[0] == 0);
-    const bool vec = !dual && !store_tma && !regs && !streamk &&
+    /* Clusters of two CTAs whose tiles share B's columns, each loading half of B's slices for both by TMA multicast
+     * (hopper_gemm.cuh HG_CLUSTER), where C has two row tiles or more; VMC_HOPPER_GEMM_CLUSTER=1: single CTAs.
+     * H100, ms a call (test_scan_gpu --bench-gemm): 8192^3 1.356 against 1.694, 25216x2048x768 0.115 against 0.118,
+     * SwiGLU there 0.242 against 0.250 (0.285 against 0.300 with the products), 18432x768x768 0.044 against 0.043. */
+    const bool single = codegen_knob_ints("VMC_HOPPER_GEMM_CLUSTER", v, 1) && v[0] == 1;
+    const int cluster = !single && s->M > 128 ? 2 : 1;
+    const int64_t units = cdiv64(s->N, bn) * cdiv64(cdiv64(s->M, 128), cluster);
+    /* K split in parts (hopper_gemm.cuh HG_SPLITK) whose products are added into C, which the runtime zeroes first
+     * (KernelLaunch.zero), for an f32 C without acc: hopper_split; VMC_HOPPER_GEMM_SPLITK=N: N parts (1: none) */
+    int split = 1;
+    if (!dual && !bwd && !s->c_bf16 && !s->acc && !pingpong) {
+        const int64_t kt = cdiv64(s->K, 64), clusters = 132 * (tile_n == 128 ? 2 : 1) / cluster;
+        split = codegen_knob_ints("VMC_HOPPER_GEMM_SPLITK", v, 1) && v[0] >= 1 ? (int)(v[0] < kt ? v[0] : kt)
+                                                                             : hopper_split(units, kt, clusters);
+    }
+    const bool vec = !dual && !store_tma && !regs && split == 1 &&
                      !(codegen_knob_ints("VMC_HOPPER_GEMM_VEC", v, 1) && v[0] == 0) && s->N % 4 == 0 &&
                      s->c_align >= 4 * elem;
     const int epi = regs ? 0 : store_tma ? 2 * (dual && products ? 2 : 1) * 64 * bn * 2 : vec ? 2 * 32 * (bn + 8) * 4 : 0;
@@ -231,13 +253,7 @@ static char *hopper_instance(const SkinnyGemmSpec *s, bool dual, bool products, 
     const int ctas = tile_n == 128 && !pingpong && 2 * (smem + 1024) <= 233472 ? 2 : 1;
     /* Persistent: as many CTAs as an H100 SXM or H200 runs at once (132 SMs; the runtime launches fewer where fewer
      * run at once: cuda_hopper_grid), each taking tiles in turn (VMC_HOPPER_GEMM_PERSIST=N: N CTAs; =0: a CTA a tile). */
-    /* Clusters of two CTAs whose tiles share B's columns, each loading half of B's slices for both by TMA multicast
-     * (hopper_gemm.cuh HG_CLUSTER), where C has two row tiles or more; VMC_HOPPER_GEMM_CLUSTER=1: single CTAs.
-     * H100, ms a call (test_scan_gpu --bench-gemm): 8192^3 1.356 against 1.694, 25216x2048x768 0.115 against 0.118,
-     * SwiGLU there 0.242 against 0.250 (0.285 against 0.300 with the products), 18432x768x768 0.044 against 0.043. */
-    const bool single = codegen_knob_ints("VMC_HOPPER_GEMM_CLUSTER", v, 1) && v[0] == 1;
-    const int cluster = !single && s->M > 128 ? 2 : 1;
-    const int64_t tiles = cdiv64(s->N, bn) * cdiv64(cdiv64(s->M, 128), cluster) * cluster;   /* (whole clusters) */
+    const int64_t tiles = units * cluster * split;   /* (whole clusters; a tile's parts of K each) */
     if (tiles >= lim) return NULL;
     int64_t resident = 132 * ctas;
     if (codegen_knob_ints("VMC_HOPPER_GEMM_PERSIST", v, 1) && v[0] >= 0) resident = v[0];
@@ -251,22 +267,21 @@ static char *hopper_instance(const SkinnyGemmSpec *s, bool dual, bool products, 
     const char *names[NDEF] = {"HG_M", "HG_N", "HG_K", "HG_ALPHA", "HG_ACC", "C_T", "HG_PAIRS", "HG_STAGES",
                                "HG_SMEM_BYTES", "HG_DUAL", "HG_TILE_N", "HG_VEC", "HG_CTAS", "HG_STORE_TMA",
                                "HG_PRODUCTS", "HG_CLUSTER", "HG_STORE_REGS", "HG_SWIGLU_BWD", "HG_BWD_AHEAD", "HG_PINGPONG",
-                               "HG_A_MN", "HG_B_MN", "HG_STREAMK"};
+                               "HG_A_MN", "HG_B_MN", "HG_SPLITK"};
     const long long iv[NDEF] = {s->M, s->N, s->K, 0, s->acc, 0, pairs, stages, smem, dual, tile_n, vec, ctas,
-                                store_tma, dual && products, cluster, regs, bwd, ahead, pingpong, a_mn, b_mn, streamk};
+                                store_tma, dual && products, cluster, regs, bwd, ahead, pingpong, a_mn, b_mn, split};
     TemplateDef defs[NDEF];
     gemm_defs(defs, val, names, iv, NDEF, 3, s->alpha, 5, s->c_bf16);
     *l = (KernelLaunch){0};
     snprintf(l->name, sizeof l->name, dual ? "vmc_gemm_swiglu" : bwd ? "vmc_gemm_swiglu_bwd" : "vmc_gemm_hopper");
-    /* (stream-K: every CTA that runs at once takes its share, however few the tiles) */
-    l->grid[0] = (unsigned)(persist || (streamk && resident > 0) ? resident : tiles); l->grid[1] = l->grid[2] = 1;
+    l->grid[0] = (unsigned)(persist ? resident : tiles); l->grid[1] = l->grid[2] = 1;
     l->block[0] = ctas == 2 ? 288 : 384; l->block[1] = l->block[2] = 1;   /* (hopper_gemm.cuh HG_THREADS) */
     l->smem = (unsigned)smem;
     l->cluster = (unsigned)cluster;
     l->tiles_in_turn = true;   /* (HG_FOR_EACH_UNIT) */
     l->tma_rows[0] = a_mn ? 64 : 128;   /* (MN-major: boxes of 64 rows of K) */
     l->tma_rows[1] = b_mn ? 64 : (unsigned)(bn / cluster);   /* (in a cluster each CTA loads half of B's rows) */
-    if (streamk) {   /* C (parameter 2) zeroed before each launch: the CTAs add into it */
+    if (split > 1) {   /* C (parameter 2) zeroed before each launch: the parts are added into it */
         l->zero[0].param = 2;
         l->zero[0].bytes = (size_t)(s->M * s->N * 4);
         l->nzero = 1;

@@ -200,31 +200,35 @@ static void check_swiglu_bwd(const char *what, SkinnyGemmSpec s);
 
 /* MN-major operands (hopper_gemm.cuh HG_A_MN, HG_B_MN: boxes of 64 k by 64 columns, wgmma's transpose bits): B
  * stored [K][N] (an input gradient dy W) with acc, its boxes multicast in clusters; A stored [K][M] with B [N][K] and a
- * bf16 C from registers; then A^T B (a weight gradient) into an f32 C by stream-K: 4 persistent clusters sharing 3
- * tiles' 10 slices each (ranges across tiles, a tile's parts added into C), single CTAs with an odd N added one by
- * one, and all 132 CTAs of the GPU (most of them without work). */
+ * bf16 C from registers; then A^T B (a weight gradient) into an f32 C with K split (HG_SPLITK): 3 parts of 10 slices
+ * (3, 3, 4) of 3 units taken by 4 persistent clusters in turn (a tile's parts added into C), single CTAs with an odd
+ * N added one by one, and the split the template picks itself, all of a launch's CTAs at once. */
 static void check_hopper_mn_major(void) {
     check_gemm_kernel("hopper A B, B [K][N], + acc: 300x264x200", (SkinnyGemmSpec){.M = 300, .N = 264, .K = 200,
                       .lda = 200, .ldb = 264, .acc = true, .c_bf16 = true, .alpha = 0.5f, .c_align = 16}, 0, true);
     check_gemm_kernel("hopper A^T B^T, A [K][M]: 296x520x136", (SkinnyGemmSpec){.M = 296, .N = 520, .K = 136,
                       .lda = 304, .ldb = 136, .ta = true, .tb = true, .c_bf16 = true, .alpha = 1, .c_align = 16}, 0, true);
-    const SkinnyGemmSpec wgrad = {.M = 200, .N = 520, .K = 600, .lda = 200, .ldb = 520, .ta = true, .alpha = 1,
+    setenv("VMC_HOPPER_GEMM_SPLITK", "3", 1);
+    setenv("VMC_HOPPER_GEMM_PERSIST", "8", 1);
+    check_gemm_kernel("hopper A^T B, K in 3 parts, 4 clusters: 200x520x600", (SkinnyGemmSpec){.M = 200, .N = 520,
+                      .K = 600, .lda = 200, .ldb = 520, .ta = true, .alpha = 1, .c_align = 16}, 0, true);
+    setenv("VMC_HOPPER_GEMM_CLUSTER", "1", 1);
+    setenv("VMC_HOPPER_GEMM_PERSIST", "5", 1);
+    check_gemm_kernel("hopper A^T B^T, K in 3 parts, single CTAs, odd N: 136x75x520", (SkinnyGemmSpec){.M = 136,
+                      .N = 75, .K = 520, .lda = 136, .ldb = 520, .ta = true, .tb = true, .alpha = -1, .c_align = 4},
+                      0, true);
+    unsetenv("VMC_HOPPER_GEMM_PERSIST");
+    unsetenv("VMC_HOPPER_GEMM_CLUSTER");
+    unsetenv("VMC_HOPPER_GEMM_SPLITK");
+    const SkinnyGemmSpec wgrad = {.M = 200, .N = 264, .K = 1040, .lda = 200, .ldb = 264, .ta = true, .alpha = 1,
                                   .c_align = 16};
     KernelLaunch l;
     char *src = template_gemm_hopper(&wgrad, &l);
-    CHECK(src && strstr(src, "#define HG_STREAMK 1") && l.nzero == 1 && l.zero[0].param == 2 &&
-          l.zero[0].bytes == 200 * 520 * 4, "hopper A^T B into f32: not stream-K with C zeroed before");
+    CHECK(src && strstr(src, "#define HG_SPLITK 2") && l.nzero == 1 && l.zero[0].param == 2 &&
+          l.zero[0].bytes == 200 * 264 * 4 && l.grid[0] == 8, "hopper A^T B into f32: not 2 parts of K (8 CTAs) with "
+          "C zeroed before");
     free(src);
-    setenv("VMC_HOPPER_GEMM_PERSIST", "8", 1);
-    check_gemm_kernel("hopper A^T B stream-K, 4 clusters: 200x520x600", wgrad, 0, true);
-    setenv("VMC_HOPPER_GEMM_CLUSTER", "1", 1);
-    setenv("VMC_HOPPER_GEMM_PERSIST", "5", 1);
-    check_gemm_kernel("hopper A^T B^T stream-K, single CTAs, odd N: 136x75x520", (SkinnyGemmSpec){.M = 136, .N = 75,
-                      .K = 520, .lda = 136, .ldb = 520, .ta = true, .tb = true, .alpha = -1, .c_align = 4}, 0, true);
-    unsetenv("VMC_HOPPER_GEMM_PERSIST");
-    unsetenv("VMC_HOPPER_GEMM_CLUSTER");
-    check_gemm_kernel("hopper A^T B stream-K, 132 CTAs: 200x264x520", (SkinnyGemmSpec){.M = 200, .N = 264, .K = 520,
-                      .lda = 200, .ldb = 264, .ta = true, .alpha = 1, .c_align = 16}, 0, true);
+    check_gemm_kernel("hopper A^T B, K in 2 parts: 200x264x1040", wgrad, 0, true);
 }
 
 /* The Hopper GEMM (hopper_gemm.cuh; the emulator runs wgmma from its shared-memory descriptors): A B^T with partial

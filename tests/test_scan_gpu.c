@@ -406,7 +406,7 @@ static void check_gemms(void) {
 
 /* vmc's Hopper GEMM (hopper_gemm.cuh, sm_90 only): C = alpha op(A) op(B) (+ acc) against a double product, A [M][K]
  * (or [K][M]: ta) and B [N][K] (or [K][N]: !tb) bf16 from normal samples, C in c (f32 or bf16); C is poisoned with
- * NaN, then zeroed where the launch says (stream-K), as the runtime does. */
+ * NaN, then zeroed where the launch says (K split in parts added into it), as the runtime does. */
 static void check_hopper_gemm_t(int M, int N, int K, bool ta, bool tb, bool acc, DType c, uint64_t seed) {
     char what[96];
     snprintf(what, sizeof what, "hopper gemm %dx%dx%d A%s B%s%s %s", M, N, K, ta ? "^T" : "", tb ? "^T" : "",
@@ -852,14 +852,17 @@ static void run_lt(void *p) { LtCtx *c = p; gemm_run(c->g, &c->d, c->a, c->b, c-
 
 /* vmc's Hopper GEMM against cuBLASLt (its heuristic's first algorithm, as VMC_GEMM_TUNE=0) on ARM-B's Linear
  * shapes (op(A) op(B) as check_hopper_gemm_t, C in c): ms a call and TFLOP/s of each, side by side (vmc's with the
- * zeroing of C where stream-K adds into it). VMC_HOPPER_GEMM_STAGES changes the pipeline. */
+ * zeroing of C where K's parts are added into it). VMC_HOPPER_GEMM_STAGES changes the pipeline. */
 static const char *gemm_variant = "";   /* (the knobs' setting the GEMM benches run under, for their rows) */
 static void bench_hopper_gemm_t(int M, int N, int K, bool ta, bool tb, DType ct) {
     SkinnyGemmSpec spec = {.M = M, .N = N, .K = K, .lda = ta ? M : K, .ldb = tb ? K : N, .ta = ta, .tb = tb,
                            .c_bf16 = ct == DT_BF16, .alpha = 1, .c_align = 16,
                            .tile_n = N <= 128 ? 128 : 256};   /* (as program_templates.c picks) */
     KernelLaunch l;
-    Kernel k = load_kernel_for(template_gemm_hopper(&spec, &l), &l, NVRTC_ARCH_SM90A);
+    char *src = template_gemm_hopper(&spec, &l);
+    const char *sk = src ? strstr(src, "#define HG_SPLITK ") : NULL;
+    const int parts = sk ? atoi(sk + strlen("#define HG_SPLITK ")) : 1;
+    Kernel k = load_kernel_for(src, &l, NVRTC_ARCH_SM90A);
     k.l.grid[0] = cuda_hopper_grid(cu, k.fn, &l);   /* as the runtime launches it */
     const size_t cs = (size_t)dtype_size(ct);
     CUdeviceptr a = dalloc((size_t)M * K * 2), b = dalloc((size_t)N * K * 2), c = dalloc((size_t)M * N * cs);
@@ -874,9 +877,11 @@ static void bench_hopper_gemm_t(int M, int N, int K, bool ta, bool tb, DType ct)
     LtCtx cl = {g, (GemmDesc){M, N, K, ta, tb, 1, 0, 0, 0, DT_BF16, DT_BF16, ct, false, false}, a, b, c};
     const float th = time_ms(run_launch, &ck, 3, 20), tl = time_ms(run_lt, &cl, 3, 20);
     const double flop = 2.0 * M * N * K;
+    char split[32] = "";
+    if (parts > 1) snprintf(split, sizeof split, ", K in %d parts", parts);
     printf("| gemm %dx%dx%d A%s B%s %s%s%s | hopper %.3f ms | %.0f TFLOP/s | cuBLASLt %.3f ms | %.0f TFLOP/s |\n", M,
-           N, K, ta ? "^T" : "", tb ? "^T" : "", dtype_name(ct), l.nzero ? ", stream-K" : "", gemm_variant, th,
-           flop / th / 1e9, tl, flop / tl / 1e9);
+           N, K, ta ? "^T" : "", tb ? "^T" : "", dtype_name(ct), split, gemm_variant, th, flop / th / 1e9, tl,
+           flop / tl / 1e9);
     char what[160];
     gemm_describe(g, &cl.d, what, sizeof what);
     printf("  cuBLASLt's %s\n", what);
@@ -894,7 +899,7 @@ static void bench_hopper_gemm_t(int M, int N, int K, bool ta, bool tb, DType ct)
 }
 static void bench_hopper_gemm(int M, int N, int K) { bench_hopper_gemm_t(M, N, K, false, true, DT_BF16); }
 
-/* ARM-B's gradient products: the weight gradients dy^T x (A^T B, f32 C by stream-K; K the tokens: pretraining's
+/* ARM-B's gradient products: the weight gradients dy^T x (A^T B, f32 C, K split in parts; K the tokens: pretraining's
  * 16384, fine-tuning's 25216) and the input gradients dy W (A B, bf16 C) */
 static void bench_gradient_gemms(void) {
     static const int wgrad[][3] = {{2048, 768, 16384}, {768, 2048, 16384}, {1536, 768, 16384}, {768, 768, 16384},
@@ -905,6 +910,15 @@ static void bench_gradient_gemms(void) {
         bench_hopper_gemm_t(wgrad[i][0], wgrad[i][1], wgrad[i][2], true, false, DT_F32);
     for (size_t i = 0; i < sizeof igrad / sizeof igrad[0]; i++)
         bench_hopper_gemm_t(igrad[i][0], igrad[i][1], igrad[i][2], false, false, DT_BF16);
+    static const char *parts[] = {"1", "2", "4", "6", "11", "16"};   /* K's parts forced (hopper_split's choice above) */
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+        setenv("VMC_HOPPER_GEMM_SPLITK", parts[i], 1);
+        gemm_variant = ", forced";
+        bench_hopper_gemm_t(2048, 768, 16384, true, false, DT_F32);
+        bench_hopper_gemm_t(1536, 768, 16384, true, false, DT_F32);
+    }
+    unsetenv("VMC_HOPPER_GEMM_SPLITK");
+    gemm_variant = "";
 }
 
 /* SwiGLU's input products: the fused kernel (both products, the gate, H and the two products stored) against the
@@ -1056,12 +1070,14 @@ int main(int argc, char **argv) {
             check_hopper_gemm(300, 520, 1000, false, DT_BF16, 50);
             check_hopper_gemm(1000, 2048, 768, false, DT_BF16, 51);
             unsetenv("VMC_HOPPER_GEMM_PINGPONG");
-            /* MN-major operands: B [K][N] (dy W) + acc; A [K][M] with B [N][K]; A^T B into f32 by stream-K (C zeroed
-             * first; 2 x 3 tiles' 16 slices each shared by the GPU's CTAs), and at ARM-B's weight-gradient shape */
+            /* MN-major operands: B [K][N] (dy W) + acc; A [K][M] with B [N][K]; A^T B into f32 with K in 2 parts
+             * (C zeroed first), in 3 (odd N: one by one) and at ARM-B's weight-gradient shape (2 parts) */
             check_hopper_gemm_t(300, 520, 1000, false, false, true, DT_BF16, 60);
             check_hopper_gemm_t(296, 264, 200, true, true, false, DT_BF16, 61);
             check_hopper_gemm_t(200, 520, 1000, true, false, false, DT_F32, 62);
-            check_hopper_gemm_t(136, 75, 520, true, true, false, DT_F32, 63);   /* odd N: one by one */
+            setenv("VMC_HOPPER_GEMM_SPLITK", "3", 1);
+            check_hopper_gemm_t(136, 75, 520, true, true, false, DT_F32, 63);
+            unsetenv("VMC_HOPPER_GEMM_SPLITK");
             check_hopper_gemm_t(2048, 768, 1024, true, false, false, DT_F32, 64);
             check_swiglu_bwd_gpu(300, 520, 200, 43);   /* SwiGLU's backward in the epilogue */
             check_swiglu_bwd_gpu(1000, 2048, 768, 44);

@@ -9,7 +9,7 @@
 // TMA) or HG_STORE_REGS (C stored from registers), HG_STAGES, HG_TILE_N (128, 192: one product stored by TMA or from
 // registers, or 256), HG_CTAS, HG_CLUSTER (1 or 2, below), HG_SMEM_BYTES; with HG_DUAL, HG_PRODUCTS (the products are
 // outputs too); optional: HG_PINGPONG (the consumer warpgroups a tile each, in turn: hg_run), HG_SWIGLU_BWD and
-// HG_BWD_AHEAD (below), HG_STREAMK (hg_for_each_work). A and B (and C with HG_STORE_TMA) come as tensor maps
+// HG_BWD_AHEAD (below), HG_SPLITK (hg_for_each_work). A and B (and C with HG_STORE_TMA) come as tensor maps
 // (common.cuh VmcTmap) of boxes 64 columns wide: HG_BM rows (A), HG_BN / HG_CLUSTER rows (B), 64 rows (C); an
 // MN-major operand's boxes are 64 rows of K by 64 columns of M or N.
 // Grid: a CTA a 128 x HG_BN tile of C (HG_UNITS x HG_CLUSTER CTAs), or fewer that take several in turn
@@ -62,8 +62,8 @@
 #ifndef HG_B_MN
 #define HG_B_MN 0                          // B stored [K][N] (an input gradient's A B, and A^T B)
 #endif
-#ifndef HG_STREAMK
-#define HG_STREAMK 0                       // the CTAs share the tiles' slices evenly; an f32 C added into (below)
+#ifndef HG_SPLITK
+#define HG_SPLITK 1                        // K in this many parts, their products added into an f32 C (below)
 #endif
 #ifndef HG_BWD_AHEAD
 #define HG_BWD_AHEAD 0                     // SwiGLU's backward: its epilogue's loads of P1, P2 issued this far ahead
@@ -84,13 +84,13 @@
 #define HG_THREADS (256 + HG_PRODUCER)
 static_assert(HG_SMEM == HG_SMEM_BYTES, "hopper GEMM: the launch's shared memory");
 static_assert(HG_STAGES >= 2 && 16 * HG_STAGES <= 256, "hopper GEMM: stages");
-static_assert(!HG_PINGPONG || (HG_CTAS == 1 && !HG_VEC && !HG_STORE_TMA && !HG_STREAMK), "hopper GEMM: ping-pong's epilogues");
+static_assert(!HG_PINGPONG || (HG_CTAS == 1 && !HG_VEC && !HG_STORE_TMA && HG_SPLITK == 1), "hopper GEMM: ping-pong's epilogues");
 // MN-major operands: one product (not SwiGLU's), each CTA of a cluster loading whole 64-column boxes of B
 static_assert(!(HG_A_MN || HG_B_MN) || (!HG_DUAL && !HG_SWIGLU_BWD), "hopper GEMM: MN-major operands");
 static_assert(!HG_B_MN || HG_BN % (64 * HG_CLUSTER) == 0, "hopper GEMM: MN-major B's boxes");
-// stream-K's parts of a tile are added into an f32 C (f32 reductions: C_T float) from the accumulators
-static_assert(!HG_STREAMK || (!HG_ACC && !HG_VEC && !HG_STORE_REGS && !HG_STORE_TMA && !HG_DUAL && !HG_SWIGLU_BWD),
-              "hopper GEMM: stream-K's epilogue");
+// split K's parts of a tile are added into an f32 C (f32 reductions: C_T float) from the accumulators
+static_assert(HG_SPLITK == 1 || (!HG_ACC && !HG_VEC && !HG_STORE_REGS && !HG_STORE_TMA && !HG_DUAL && !HG_SWIGLU_BWD),
+              "hopper GEMM: split K's epilogue");
 
 // HG_CLUSTER 2: clusters of two CTAs (along x) whose tiles share their columns: each CTA loads its own A and half of
 // B, which the TMA multicasts to both (half the B traffic from L2), and a stage is free again once all four
@@ -109,23 +109,18 @@ static __device__ __forceinline__ unsigned hg_rank() { return HG_CLUSTER > 1 ? v
 static __device__ __forceinline__ int hg_m0(int u) { return (u / HG_TN * HG_CLUSTER + (int)hg_rank()) * HG_BM; }
 static __device__ __forceinline__ int hg_n0(int u) { return u % HG_TN * HG_BN; }
 #define HG_FOR_EACH_UNIT(u) for (int u = blockIdx.x / HG_CLUSTER; u < HG_UNITS; u += gridDim.x / HG_CLUSTER)
-// A cluster's work: f(u, k0, k1) for each unit u and its slices k0 .. k1-1 that the cluster computes. Whole units in
-// turn, or with HG_STREAMK (stream-K) an even share of all units' slices, contiguous in (unit, slice) order, so that
-// few tiles and a long K (the weight gradients: 2048 x 768 is 48 tiles of 128 x 256 for 132 SMs) keep every SM busy
-// to the end; a tile's parts, computed by up to a few clusters, are added into C (zeroed before the launch).
+// A cluster's work: f(u, k0, k1) for each unit u and its slices k0 .. k1-1 that the cluster computes: items (unit,
+// part of K) in part-major order, cluster c taking items c, c + the grid's clusters, ... With HG_SPLITK parts, few
+// tiles and a long K (the weight gradients: 2048 x 768 is 24 units of two 128 x 256 tiles for 66 clusters) keep
+// every SM busy, and the clusters at work at once read the same few ranges of K, so that the tiles that share an
+// operand's slices find them in L2. (Stream-K's even shares of all slices, contiguous in (unit, slice) order, put
+// each cluster at its own k: A and B read from DRAM about four times, 2048x768x16384 0.132 ms against cuBLASLt's
+// 0.085 on the H100, session 24.) A tile's parts are added into C, zeroed before the launch.
 template <class F> static __device__ __forceinline__ void hg_for_each_work(F f) {
-#if HG_STREAMK
-    const long long total = (long long)HG_UNITS * HG_KT, clusters = gridDim.x / HG_CLUSTER, c = blockIdx.x / HG_CLUSTER;
-    const long long end = total * (c + 1) / clusters;
-    for (long long at = total * c / clusters; at < end;) {
-        const int u = (int)(at / HG_KT), k0 = (int)(at % HG_KT);
-        const int k1 = end - at < HG_KT - k0 ? k0 + (int)(end - at) : HG_KT;
-        f(u, k0, k1);
-        at += k1 - k0;
+    for (int i = blockIdx.x / HG_CLUSTER; i < HG_UNITS * HG_SPLITK; i += gridDim.x / HG_CLUSTER) {
+        const long long part = i / HG_UNITS;
+        f(i % HG_UNITS, (int)(part * HG_KT / HG_SPLITK), (int)((part + 1) * HG_KT / HG_SPLITK));
     }
-#else
-    HG_FOR_EACH_UNIT(u) f(u, 0, HG_KT);
-#endif
 }
 #if HG_CLUSTER > 1
 #define HG_CLUSTER_DIMS __cluster_dims__(HG_CLUSTER, 1, 1)
@@ -496,8 +491,8 @@ vmc_gemm_hopper(const __grid_constant__ VmcTmap A, const __grid_constant__ VmcTm
 #if HG_VEC
         hg_store_staged(epi, r0, n0, d[0], C, acc);
         return;
-#elif HG_STREAMK
-        hg_for_each_pair(r0, n0, [&](int row, int col, int i) {   // this part of the tile, added into C
+#elif HG_SPLITK > 1
+        hg_for_each_pair(r0, n0, [&](int row, int col, int i) {   // this part of K's product, added into C
             float *p = C + (size_t)row * HG_N + col;
             if (HG_PAIRS && col + 1 < HG_N) vmc_red_add_f32x2(p, HG_ALPHA * d[0][i], HG_ALPHA * d[0][i + 1]);
             else {
