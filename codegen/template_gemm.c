@@ -159,14 +159,17 @@ char *template_gemm_skinny(const SkinnyGemmSpec *s, SkinnyGemmLaunch *out) {
 }
 
 /* Parts of K for the Hopper GEMM's split (HG_SPLITK) of `units` (clusters' pairs of tiles) with kt slices of 64 on
- * `clusters` clusters at once: the number minimising rounds x (slices a part + 3, a part's epilogue of f32 reductions
- * in slices' time), rounds = ceil(units x parts / clusters), each part at least 8 slices. ARM-B's 2048 x 768 x 16384
- * (24 units of 128 x 256 pairs, 256 slices, 66 clusters): 8 parts of 32 slices, 3 rounds. */
+ * `clusters` clusters at once: the number minimising rounds x (slices a part + 13, a part's epilogue of f32
+ * reductions in slices' time), rounds = ceil(units x parts / clusters), each part at least 8 slices. ARM-B's 2048 x
+ * 768 x 16384 (24 units of 128 x 256 pairs, 256 slices, 66 clusters): 5 parts of 51 or 52 slices, 2 rounds. The 13: the
+ * parts forced on an H200 (session 24, ms a call, 2048x768x16384 / 1536x768x16384) ranked as this cost ranks them,
+ * 1: 0.162 / 0.162, 2: 0.089 / 0.089, 4: 0.095 / 0.095, 6: 0.102 / 0.072, 7: - / 0.066, 8: 0.086 / -, 11: 0.092 /
+ * 0.071, 16: 0.105 / 0.089 (cuBLASLt 0.070 / 0.058): each part's C goes through L2's reductions (S M N 4 bytes). */
 static int hopper_split(int64_t units, int64_t kt, int64_t clusters) {
     int best = 1;
     int64_t best_cost = -1;
     for (int s = 1; s <= 64 && s * 8 <= kt; s++) {
-        const int64_t cost = cdiv64(units * s, clusters) * (cdiv64(kt, s) + 3);
+        const int64_t cost = cdiv64(units * s, clusters) * (cdiv64(kt, s) + 13);
         if (best_cost < 0 || cost < best_cost) { best_cost = cost; best = s; }
     }
     return best;
@@ -203,15 +206,15 @@ static char *hopper_instance(const SkinnyGemmSpec *s, bool dual, bool products, 
      * (session 23), so a knob only */
     if (tile_n == 192 && (dual || bwd || !bf16_c16 || b_mn)) tile_n = 256;   /* (MN-major B: whole boxes a CTA) */
     /* Ping-pong (hopper_gemm.cuh HG_PINGPONG): each consumer warpgroup a 128 x 128 tile (with dual 128 x 64 of each
-     * product), the two in turn, for outputs stored from registers (below); VMC_HOPPER_GEMM_PINGPONG=1 for every such
-     * kernel, =2 for SwiGLU's backward alone. Off: on the H100 (session 23) slower than the cooperative default on
-     * every plain product (8192^3 1.654 against 1.210 ms, 16384x768x2048 0.088 against 0.068) and SwiGLU's backward
-     * (0.222 against 0.237 default, 0.214 with loads 6 ahead, the parts 0.203); SwiGLU with its products 0.253
-     * against 0.262 */
+     * product), the two in turn, for outputs stored from registers (below): the default for SwiGLU with its products
+     * (H100, session 23: 0.253 against 0.262 ms a call at 25216x2048x768); VMC_HOPPER_GEMM_PINGPONG=1 for every such
+     * kernel, =2 for SwiGLU's backward alone, =0 for none. Not for the rest: on the H100 slower than the cooperative
+     * default on every plain product (8192^3 1.654 against 1.210 ms, 16384x768x2048 0.088 against 0.068) and
+     * SwiGLU's backward (0.222 against 0.237 default, 0.214 with loads 6 ahead, the parts 0.203) */
     const int store = codegen_knob_ints("VMC_HOPPER_GEMM_STORE", v, 1) ? v[0] : dual && !products ? 1 : 2;
+    const int pp = codegen_knob_ints("VMC_HOPPER_GEMM_PINGPONG", v, 1) ? v[0] : -1;
     const bool pingpong = bf16_c16 && (store == 2 || bwd) && !a_mn && !b_mn &&
-                          codegen_knob_ints("VMC_HOPPER_GEMM_PINGPONG", v, 1) &&
-                          (v[0] == 1 || (v[0] == 2 && bwd));
+                          (pp == 1 || (pp == 2 && bwd) || (pp < 0 && dual && products));
     if (pingpong) tile_n = 128;
     const int bn = dual ? tile_n / 2 : tile_n, stage = 128 * 64 * 2 + (dual ? 2 : 1) * bn * 64 * 2;
     const int elem = s->c_bf16 ? 2 : 4;

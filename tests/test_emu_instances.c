@@ -262,7 +262,10 @@ static void check_hopper_gemms(void) {
     setenv("VMC_HOPPER_GEMM_STORE", "2", 1);   /* from registers: H alone, then with the products (the default) */
     check_swiglu("swiglu persistent, stores from registers: 300x264x136", sw, false);
     unsetenv("VMC_HOPPER_GEMM_STORE");
-    check_swiglu("swiglu persistent, stores from registers + products", sw, true);
+    check_swiglu("swiglu persistent, stores from registers + products (ping-pong)", sw, true);
+    setenv("VMC_HOPPER_GEMM_PINGPONG", "0", 1);   /* the cooperative form */
+    check_swiglu("swiglu persistent, stores from registers + products, cooperative", sw, true);
+    unsetenv("VMC_HOPPER_GEMM_PINGPONG");
     check_swiglu_bwd("swiglu backward persistent: 300x264x136", sw);
     setenv("VMC_SWIGLU_BWD_AHEAD", "3", 1);   /* P1, P2 loaded 3 visits ahead (rows past M on the way) */
     check_swiglu_bwd("swiglu backward persistent, loads ahead: 300x264x136", sw);

@@ -910,7 +910,7 @@ static void bench_gradient_gemms(void) {
         bench_hopper_gemm_t(wgrad[i][0], wgrad[i][1], wgrad[i][2], true, false, DT_F32);
     for (size_t i = 0; i < sizeof igrad / sizeof igrad[0]; i++)
         bench_hopper_gemm_t(igrad[i][0], igrad[i][1], igrad[i][2], false, false, DT_BF16);
-    static const char *parts[] = {"1", "2", "4", "6", "11", "16"};   /* K's parts forced (hopper_split's choice above) */
+    static const char *parts[] = {"1", "2", "4", "5", "8", "11"};   /* K's parts forced (hopper_split's choice above) */
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
         setenv("VMC_HOPPER_GEMM_SPLITK", parts[i], 1);
         gemm_variant = ", forced";
@@ -1090,11 +1090,13 @@ int main(int argc, char **argv) {
             bench_big_gemms();
             bench_hopper_gemm(25216, 80, 768);   /* the mixer's x_proj and dt_proj forwards */
             bench_hopper_gemm(25216, 768, 48);
-            bench_swiglu(25216, 2048, 768);
+            bench_swiglu(25216, 2048, 768);   /* (with the products: ping-pong, the default) */
+            setenv("VMC_HOPPER_GEMM_PINGPONG", "0", 1);   /* both warpgroups on each tile */
+            gemm_variant = ", cooperative";
+            check_swiglu_gpu(200, 136, 200, true, 52);
+            bench_swiglu(25216, 2048, 768);   /* (H alone is cooperative, stored by TMA, either way) */
             setenv("VMC_HOPPER_GEMM_PINGPONG", "1", 1);   /* each consumer warpgroup a 128 x 128 tile, in turn */
             gemm_variant = ", ping-pong";
-            check_swiglu_gpu(200, 136, 200, true, 52);
-            bench_swiglu(25216, 2048, 768);   /* (with the products only: H alone stays cooperative, stored by TMA) */
             bench_big_gemms();
             unsetenv("VMC_HOPPER_GEMM_PINGPONG");
             setenv("VMC_HOPPER_GEMM", "1,192", 1);   /* 128 x 192 tiles: 768 columns in 4, not 3 of 256 */
