@@ -24,8 +24,9 @@ if "$B/tests/test_cuda_exec" $quick 2>&1 | tee "$log/test.txt"; then t="pass"; e
 rows+=("cuda vs cpu tests|$t|$(grep -o 'worst normalised error [^;]*' "$log/test.txt" | tail -1)")
 loss=$(grep -o 'max relative loss difference over [0-9]* steps: [^;]*' "$log/test.txt" | sed 's/max relative loss difference over //' | paste -sd ' ' -)
 [ -n "$loss" ] && rows+=("training loss cpu vs cuda|$t|$loss")
-# vmc's own kernel for every skinny GEMM (where otherwise only those timed faster than cuBLASLt run it)
-if VMC_OWN_GEMM=2 "$B/tests/test_cuda_exec" --quick > "$log/own.txt" 2>&1; then t=pass; else t=FAIL; fi
+# vmc's own kernel for every GEMM that has one (where otherwise only those timed faster than cuBLASLt run it), the
+# weight gradients' Hopper kernels included
+if VMC_OWN_GEMM=2 VMC_HOPPER_GEMM_WGRAD=1 "$B/tests/test_cuda_exec" --quick > "$log/own.txt" 2>&1; then t=pass; else t=FAIL; fi
 grep -A3 "skinny GEMMs" "$log/own.txt" | head -8
 rows+=("cuda vs cpu, own skinny GEMMs forced|$t|$(grep -o 'worst normalised error [^;]*' "$log/own.txt" | tail -1)")
 # the directions' conv1d backwards each a launch (by default one launch sums their dx)
