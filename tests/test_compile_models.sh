@@ -61,10 +61,16 @@ echo "arm_b_pretrain training: $n group(s) assembled in place"
 if [ "$n" != 12 ]; then echo "FAILED: expected 12"; fail=1; fi
 # vmc's own kernel is generated for the mixer's six skinny products of every layer (x_proj and dt_proj forward,
 # input and weight gradients) in bf16, to be timed against cuBLASLt's, and on sm_90 the Hopper GEMM for the 83
-# forward products x W^T that are not skinny (VMC_HOPPER_GEMM=0 or another architecture: none); none in fp32
+# forward products x W^T that are not skinny and every input gradient dy W (A B: 106, the mixer's tall ones
+# included), with VMC_HOPPER_GEMM_WGRAD=1 the weight gradients dy^T x too (all 320) (VMC_HOPPER_GEMM=0 or another
+# architecture: the 72 skinny ones); none in fp32
 n=$(grep -oP '[0-9]+(?= GEMMs with vmc.s own kernel)' "$VMC_CACHE/groups.log" || true)
 echo "arm_b_pretrain training: ${n:-no} GEMM(s) with an own kernel"
-if [ "$n" != 155 ]; then echo "FAILED: expected 155 (72 skinny, 83 Hopper)"; fail=1; fi
+if [ "$n" != 237 ]; then echo "FAILED: expected 237 (107 A B^T, 106 A B, 24 A^T B)"; fail=1; fi
+n=$(VMC_HOPPER_GEMM_WGRAD=1 "$vmc" compile "$root/models/arm_b.vmc" --model arm_b_pretrain --train --bf16 --no-nvrtc 2>&1 |
+      grep -oP '[0-9]+(?= GEMMs with vmc.s own kernel)' || true)
+echo "arm_b_pretrain training, VMC_HOPPER_GEMM_WGRAD=1: ${n:-no} GEMM(s) with an own kernel"
+if [ "$n" != 320 ]; then echo "FAILED: expected 320"; fail=1; fi
 for case in "0 sm_90" "1 sm_80"; do
     n=$(VMC_HOPPER_GEMM=${case% *} "$vmc" compile "$root/models/arm_b.vmc" --model arm_b_pretrain --train --bf16 \
           --no-nvrtc --arch "${case#* }" 2>&1 | grep -oP '[0-9]+(?= GEMMs with vmc.s own kernel)' || true)
