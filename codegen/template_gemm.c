@@ -269,8 +269,8 @@ static char *hopper_instance(const SkinnyGemmSpec *s, bool dual, bool products, 
     char val[NDEF][40];
     const char *names[NDEF] = {"HG_M", "HG_N", "HG_K", "HG_ALPHA", "HG_ACC", "C_T", "HG_PAIRS", "HG_STAGES",
                                "HG_SMEM_BYTES", "HG_DUAL", "HG_TILE_N", "HG_VEC", "HG_CTAS", "HG_STORE_TMA",
-                               "HG_PRODUCTS", "HG_CLUSTER", "HG_STORE_REGS", "HG_SWIGLU_BWD", "HG_BWD_AHEAD", "HG_PINGPONG",
-                               "HG_A_MN", "HG_B_MN", "HG_SPLITK"};
+                               "HG_PRODUCTS", "HG_CLUSTER", "HG_STORE_REGS", "HG_SWIGLU_BWD", "HG_BWD_AHEAD",
+                               "HG_PINGPONG", "HG_A_MN", "HG_B_MN", "HG_SPLITK"};
     const long long iv[NDEF] = {s->M, s->N, s->K, 0, s->acc, 0, pairs, stages, smem, dual, tile_n, vec, ctas,
                                 store_tma, dual && products, cluster, regs, bwd, ahead, pingpong, a_mn, b_mn, split};
     TemplateDef defs[NDEF];

@@ -103,7 +103,8 @@ void cx_own_gemm_run(Cuda *c, int k, int s) {
                              addr(c, g->bias2), addr(c, g->c), addr(c, g->c2), addr(c, g->s1), addr(c, g->s2)};
         CUtensorMap maps[3];
         void *params[10];
-        cuda_tma_gemm_params(c->cu, &l->own.k, g->M, g->N, g->K, g->lda, g->K, false, true, v, maps, params);   /* A, W^T */
+        /* A, W^T */
+        cuda_tma_gemm_params(c->cu, &l->own.k, g->M, g->N, g->K, g->lda, g->K, false, true, v, maps, params);
         for (int i = 3; i < 10; i++) params[i] = &v[i];
         cx_launch_kernel(c, c->fn[k], grid, l->own.k.block, l->own.k.smem, s, params);
         return;

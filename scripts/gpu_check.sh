@@ -26,7 +26,8 @@ loss=$(grep -o 'max relative loss difference over [0-9]* steps: [^;]*' "$log/tes
 [ -n "$loss" ] && rows+=("training loss cpu vs cuda|$t|$loss")
 # vmc's own kernel for every GEMM that has one (where otherwise only those timed faster than cuBLASLt run it), the
 # weight gradients' Hopper kernels included
-if VMC_OWN_GEMM=2 VMC_HOPPER_GEMM_WGRAD=1 "$B/tests/test_cuda_exec" --quick > "$log/own.txt" 2>&1; then t=pass; else t=FAIL; fi
+if VMC_OWN_GEMM=2 VMC_HOPPER_GEMM_WGRAD=1 "$B/tests/test_cuda_exec" --quick > "$log/own.txt" 2>&1; then t=pass
+else t=FAIL; fi
 grep -A3 "skinny GEMMs" "$log/own.txt" | head -8
 rows+=("cuda vs cpu, own skinny GEMMs forced|$t|$(grep -o 'worst normalised error [^;]*' "$log/own.txt" | tail -1)")
 # the directions' conv1d backwards each a launch (by default one launch sums their dx)

@@ -207,7 +207,8 @@ static void check_hopper_mn_major(void) {
     check_gemm_kernel("hopper A B, B [K][N], + acc: 300x264x200", (SkinnyGemmSpec){.M = 300, .N = 264, .K = 200,
                       .lda = 200, .ldb = 264, .acc = true, .c_bf16 = true, .alpha = 0.5f, .c_align = 16}, 0, true);
     check_gemm_kernel("hopper A^T B^T, A [K][M]: 296x520x136", (SkinnyGemmSpec){.M = 296, .N = 520, .K = 136,
-                      .lda = 304, .ldb = 136, .ta = true, .tb = true, .c_bf16 = true, .alpha = 1, .c_align = 16}, 0, true);
+                      .lda = 304, .ldb = 136, .ta = true, .tb = true, .c_bf16 = true, .alpha = 1, .c_align = 16},
+                      0, true);
     setenv("VMC_HOPPER_GEMM_SPLITK", "3", 1);
     setenv("VMC_HOPPER_GEMM_PERSIST", "8", 1);
     check_gemm_kernel("hopper A^T B, K in 3 parts, 4 clusters: 200x520x600", (SkinnyGemmSpec){.M = 200, .N = 520,
@@ -792,8 +793,8 @@ int main(int argc, char **argv) {
     emu_dir = argv[2];
     snprintf(tmp, sizeof tmp, "%s/vmc-emu-inst-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     if (!mkdtemp(tmp)) { perror("mkdtemp"); return 2; }
-    if (argc > 3 && (!strcmp(argv[3], "hopper") || !strcmp(argv[3], "mn"))) {   /* (while working on
-                                                                                   * hopper_gemm.cuh: its checks alone) */
+    /* (while working on hopper_gemm.cuh: its checks alone, or those of MN-major operands) */
+    if (argc > 3 && (!strcmp(argv[3], "hopper") || !strcmp(argv[3], "mn"))) {
         if (!strcmp(argv[3], "mn")) check_hopper_mn_major();
         else check_hopper_gemms();
         printf(failures ? "%d FAILED\n" : "ok\n", failures);

@@ -84,7 +84,8 @@
 #define HG_THREADS (256 + HG_PRODUCER)
 static_assert(HG_SMEM == HG_SMEM_BYTES, "hopper GEMM: the launch's shared memory");
 static_assert(HG_STAGES >= 2 && 16 * HG_STAGES <= 256, "hopper GEMM: stages");
-static_assert(!HG_PINGPONG || (HG_CTAS == 1 && !HG_VEC && !HG_STORE_TMA && HG_SPLITK == 1), "hopper GEMM: ping-pong's epilogues");
+static_assert(!HG_PINGPONG || (HG_CTAS == 1 && !HG_VEC && !HG_STORE_TMA && HG_SPLITK == 1),
+              "hopper GEMM: ping-pong's epilogues");
 // MN-major operands: one product (not SwiGLU's), each CTA of a cluster loading whole 64-column boxes of B
 static_assert(!(HG_A_MN || HG_B_MN) || (!HG_DUAL && !HG_SWIGLU_BWD), "hopper GEMM: MN-major operands");
 static_assert(!HG_B_MN || HG_BN % (64 * HG_CLUSTER) == 0, "hopper GEMM: MN-major B's boxes");
@@ -233,9 +234,11 @@ static __device__ __forceinline__ void hg_consume(HgRing &r, float (*d)[HG_BN / 
                 for (int b = 0; b < HG_NB; b++)
                 {
                     const unsigned a = st + arow + mh * 64 * 128, bb = st + HG_A_BYTES + b * HG_B_BYTES;
-                    vmc_wgmma<HG_BN, HG_A_MN, HG_B_MN>(
-                        d[mh * HG_NB + b], HG_A_MN ? vmc_wgmma_desc_mn(a + kk * 2048, 8192) : vmc_wgmma_desc(a + kk * 32),
-                        HG_B_MN ? vmc_wgmma_desc_mn(bb + kk * 2048, 8192) : vmc_wgmma_desc(bb + kk * 32), true, r.smem);
+                    const unsigned long long da = HG_A_MN ? vmc_wgmma_desc_mn(a + kk * 2048, 8192)
+                                                          : vmc_wgmma_desc(a + kk * 32);
+                    const unsigned long long db = HG_B_MN ? vmc_wgmma_desc_mn(bb + kk * 2048, 8192)
+                                                          : vmc_wgmma_desc(bb + kk * 32);
+                    vmc_wgmma<HG_BN, HG_A_MN, HG_B_MN>(d[mh * HG_NB + b], da, db, true, r.smem);
                 }
         vmc_wgmma_commit();
         if (kt == k1 - 1) issued();
