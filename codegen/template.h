@@ -167,7 +167,8 @@ char *template_gemm_skinny(const SkinnyGemmSpec *s, SkinnyGemmLaunch *l);
  * op(A) op(B) (+ acc) for a product of the same spec, A stored [M][lda] or [K][lda] (ta), B [N][ldb] (tb) or [K][ldb];
  * each operand's contiguous dimension, lda, ldb and the offsets multiples of 8. vmc_gemm_hopper(VmcTmap A, VmcTmap B,
  * C_T *C, const C_T *acc), A and B tensor maps (l->tma_rows: runtime/cuda_tma.h makes them); l->zero names C where
- * it must be zeroed before each launch (stream-K adds into it). NULL when the product is not one it handles. */
+ * it must be zeroed before each launch (its parts of K are added into it). NULL when the product is not one it
+ * handles. */
 char *template_gemm_hopper(const SkinnyGemmSpec *s, KernelLaunch *l);
 /* SwiGLU's input products by the same kernel (hopper_gemm.cuh HG_DUAL): H = silu(A B1^T + bias1) * (A B2^T + bias2),
  * each product rounded to bf16 before its bias is added, and where `products` P1, P2 the two products (bf16). The

@@ -122,7 +122,7 @@ void cx_own_gemm_run(Cuda *c, int k, int s) {
     void *params[5] = {&v[0], &v[1], &v[2], &v[3], &v[4]};
     CUtensorMap maps[3];   /* the Hopper kernel's operands as tensor maps (host work: only when captured or timed) */
     cuda_tma_gemm_params(c->cu, &l->own.k, g->M, g->N, g->K, g->lda, g->ldb, g->ta, g->tb, v, maps, params);
-    for (int z = 0; z < l->own.k.nzero; z++)   /* (the Hopper kernel's stream-K adds into C) */
+    for (int z = 0; z < l->own.k.nzero; z++)   /* (the Hopper kernel's parts of K are added into C) */
         CU_CHECK(c->cu->cuMemsetD8Async(v[l->own.k.zero[z].param] + l->own.k.zero[z].offset, 0, l->own.k.zero[z].bytes,
                                         c->side[s]));
     cx_launch_kernel(c, c->fn[k], grid, l->own.k.block, l->own.k.smem, s, params);

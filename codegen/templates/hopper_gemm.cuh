@@ -470,6 +470,16 @@ static __device__ __forceinline__ float hg_sigmoid(float x) {
 static __device__ __forceinline__ float hg_bf16(float v) { return to_f32(from_f32<bf16>(v)); }
 
 #if !HG_DUAL && !HG_SWIGLU_BWD
+// E elements of C at p: stored, or with K split in parts (HG_SPLITK) this part's added (f32 reductions into the
+// zeroed C; T is float then: the branch for another C_T is discarded)
+template <int E, class T> static __device__ __forceinline__ void hg_put(T *p, const float *v) {
+    if constexpr (HG_SPLITK > 1) {
+        if constexpr (E == 2) vmc_red_add_f32x2(p, v[0], v[1]);
+        else atomicAdd(p, v[0]);
+    } else {
+        store_vec<E>(p, v);
+    }
+}
 #if HG_STORE_TMA
 #define HG_C_PARAM const __grid_constant__ VmcTmap C
 #else
@@ -494,16 +504,6 @@ vmc_gemm_hopper(const __grid_constant__ VmcTmap A, const __grid_constant__ VmcTm
 #if HG_VEC
         hg_store_staged(epi, r0, n0, d[0], C, acc);
         return;
-#elif HG_SPLITK > 1
-        hg_for_each_pair(r0, n0, [&](int row, int col, int i) {   // this part of K's product, added into C
-            float *p = C + (size_t)row * HG_N + col;
-            if (HG_PAIRS && col + 1 < HG_N) vmc_red_add_f32x2(p, HG_ALPHA * d[0][i], HG_ALPHA * d[0][i + 1]);
-            else {
-                atomicAdd(p, HG_ALPHA * d[0][i]);
-                if (col + 1 < HG_N) atomicAdd(p + 1, HG_ALPHA * d[0][i + 1]);
-            }
-        });
-        return;
 #elif HG_STORE_REGS
         hg_store_regs(r0, n0, [&](int i, int) { return HG_ALPHA * d[0][i]; }, C);
         return;
@@ -514,7 +514,7 @@ vmc_gemm_hopper(const __grid_constant__ VmcTmap A, const __grid_constant__ VmcTm
             if (HG_PAIRS && col + 1 < HG_N) {   // one aligned pair
                 if (HG_ACC) load_vec<2>(acc + at, a);
                 v[0] += a[0]; v[1] += a[1];
-                store_vec<2>(C + at, v);
+                hg_put<2>(C + at, v);
                 return;
             }
 #pragma unroll
@@ -522,7 +522,7 @@ vmc_gemm_hopper(const __grid_constant__ VmcTmap A, const __grid_constant__ VmcTm
                 if (col + e >= HG_N) break;
                 if (HG_ACC) load_vec<1>(acc + at + e, a + e);
                 v[e] += a[e];
-                store_vec<1>(C + at + e, v + e);
+                hg_put<1>(C + at + e, v + e);
             }
         });
     });
