@@ -165,14 +165,20 @@ char *template_gemm_skinny(const SkinnyGemmSpec *s, SkinnyGemmLaunch *out) {
  * parts forced on an H200 (session 24, ms a call, 2048x768x16384 / 1536x768x16384) ranked as this cost ranks them,
  * 1: 0.162 / 0.162, 2: 0.089 / 0.089, 4: 0.095 / 0.095, 6: 0.102 / 0.072, 7: - / 0.066, 8: 0.086 / -, 11: 0.092 /
  * 0.071, 16: 0.105 / 0.089 (cuBLASLt 0.070 / 0.058): each part's C goes through L2's reductions (S M N 4 bytes). */
-static int hopper_split(int64_t units, int64_t kt, int64_t clusters) {
+static int hopper_split(int64_t units, int64_t kt, int64_t clusters, int64_t *cost) {
     int best = 1;
     int64_t best_cost = -1;
     for (int s = 1; s <= 64 && s * 8 <= kt; s++) {
-        const int64_t cost = cdiv64(units * s, clusters) * (cdiv64(kt, s) + 13);
-        if (best_cost < 0 || cost < best_cost) { best_cost = cost; best = s; }
+        const int64_t c = cdiv64(units * s, clusters) * (cdiv64(kt, s) + 13);
+        if (best_cost < 0 || c < best_cost) { best_cost = c; best = s; }
     }
+    *cost = best_cost;
     return best;
+}
+
+/* A cluster's units of work (hopper_gemm.cuh HG_UNITS): tiles of 128 rows by bn columns, `cluster` of them a unit */
+static int64_t hopper_units(const SkinnyGemmSpec *s, int bn, int cluster) {
+    return cdiv64(s->N, bn) * cdiv64(cdiv64(s->M, 128), cluster);
 }
 
 /* hopper_gemm.cuh: 128 x 256 tiles of C (128 x 128 of both products with dual; 128 x 128 or 128 x 192 where
@@ -204,7 +210,10 @@ static char *hopper_instance(const SkinnyGemmSpec *s, bool dual, bool products, 
      * N = 768 takes 4 column tiles (fewer rounds short of full); for one product with such a C (else 256). H100, ms a
      * call against the default 256: 16384x768x768 0.035 / 0.033, 16384x768x2048 0.074 / 0.068, 8192^3 1.333 / 1.210
      * (session 23), so a knob only */
-    if (tile_n == 192 && (dual || bwd || !bf16_c16 || b_mn)) tile_n = 256;   /* (MN-major B: whole boxes a CTA) */
+    /* (or for K split in parts, below) */
+    const bool tile_forced = tile_n != 256 || codegen_knob_ints("VMC_HOPPER_GEMM", v, 2);
+    const bool splittable = !dual && !bwd && !s->c_bf16 && !s->acc;   /* an f32 C without acc (below) */
+    if (tile_n == 192 && (dual || bwd || (!bf16_c16 && !splittable))) tile_n = 256;
     /* Ping-pong (hopper_gemm.cuh HG_PINGPONG): each consumer warpgroup a 128 x 128 tile (with dual 128 x 64 of each
      * product), the two in turn, for outputs stored from registers (below): the default for SwiGLU with its products
      * (H100, session 23: 0.253 against 0.262 ms a call at 25216x2048x768); VMC_HOPPER_GEMM_PINGPONG=1 for every such
@@ -216,6 +225,29 @@ static char *hopper_instance(const SkinnyGemmSpec *s, bool dual, bool products, 
     const bool pingpong = bf16_c16 && (store == 2 || bwd) && !a_mn && !b_mn &&
                           (pp == 1 || (pp == 2 && bwd) || (pp < 0 && dual && products));
     if (pingpong) tile_n = 128;
+    /* Clusters of two CTAs whose tiles share B's columns, each loading half of B's slices for both by TMA multicast
+     * (hopper_gemm.cuh HG_CLUSTER), where C has two row tiles or more; VMC_HOPPER_GEMM_CLUSTER=1: single CTAs.
+     * H100, ms a call (test_scan_gpu --bench-gemm): 8192^3 1.356 against 1.694, 25216x2048x768 0.115 against 0.118,
+     * SwiGLU there 0.242 against 0.250 (0.285 against 0.300 with the products), 18432x768x768 0.044 against 0.043. */
+    const bool single = codegen_knob_ints("VMC_HOPPER_GEMM_CLUSTER", v, 1) && v[0] == 1;
+    const int cluster = !single && s->M > 128 ? 2 : 1;
+    /* K split in parts (hopper_gemm.cuh HG_SPLITK) whose products are added into C, which the runtime zeroes first
+     * (KernelLaunch.zero), for an f32 C without acc: hopper_split; VMC_HOPPER_GEMM_SPLITK=N: N parts (1: none).
+     * Split, 128 x 192 tiles where the split's modelled time (its cost x the columns of a tile) is lower than 128 x
+     * 256's: 2048 x 768 is 64 such tiles in 2 parts (128 CTAs at once) against 48 of 128 x 256 in 5 (2 rounds). */
+    int split = 1;
+    if (splittable && !pingpong) {
+        const int64_t kt = cdiv64(s->K, 64);
+        if (codegen_knob_ints("VMC_HOPPER_GEMM_SPLITK", v, 1) && v[0] >= 1) split = (int)(v[0] < kt ? v[0] : kt);
+        else {
+            const int64_t clusters = 132 * (tile_n == 128 ? 2 : 1) / cluster;
+            int64_t cost, cost192;
+            split = hopper_split(hopper_units(s, tile_n, cluster), kt, clusters, &cost);
+            const int split192 = hopper_split(hopper_units(s, 192, cluster), kt, 132 / cluster, &cost192);
+            if (!tile_forced && split192 > 1 && cost192 * 192 < cost * 256) { tile_n = 192; split = split192; }
+        }
+    }
+    if (tile_n == 192 && !bf16_c16 && split == 1) tile_n = 256;   /* (the staged f32 stores: whole 4-column rows) */
     const int bn = dual ? tile_n / 2 : tile_n, stage = 128 * 64 * 2 + (dual ? 2 : 1) * bn * 64 * 2;
     const int elem = s->c_bf16 ? 2 : 4;
     const bool pairs = s->N % 2 == 0 && s->c_align >= 2 * elem;
@@ -229,21 +261,7 @@ static char *hopper_instance(const SkinnyGemmSpec *s, bool dual, bool products, 
      * (hg_store_staged) where 4-element vectors fit, unless VMC_HOPPER_GEMM_VEC=0. */
     const bool regs = (store == 2 || bwd) && bf16_c16 && bn % 32 == 0;
     const bool store_tma = store != 0 && !regs && bf16_c16 && bn % 64 == 0;
-    /* Clusters of two CTAs whose tiles share B's columns, each loading half of B's slices for both by TMA multicast
-     * (hopper_gemm.cuh HG_CLUSTER), where C has two row tiles or more; VMC_HOPPER_GEMM_CLUSTER=1: single CTAs.
-     * H100, ms a call (test_scan_gpu --bench-gemm): 8192^3 1.356 against 1.694, 25216x2048x768 0.115 against 0.118,
-     * SwiGLU there 0.242 against 0.250 (0.285 against 0.300 with the products), 18432x768x768 0.044 against 0.043. */
-    const bool single = codegen_knob_ints("VMC_HOPPER_GEMM_CLUSTER", v, 1) && v[0] == 1;
-    const int cluster = !single && s->M > 128 ? 2 : 1;
-    const int64_t units = cdiv64(s->N, bn) * cdiv64(cdiv64(s->M, 128), cluster);
-    /* K split in parts (hopper_gemm.cuh HG_SPLITK) whose products are added into C, which the runtime zeroes first
-     * (KernelLaunch.zero), for an f32 C without acc: hopper_split; VMC_HOPPER_GEMM_SPLITK=N: N parts (1: none) */
-    int split = 1;
-    if (!dual && !bwd && !s->c_bf16 && !s->acc && !pingpong) {
-        const int64_t kt = cdiv64(s->K, 64), clusters = 132 * (tile_n == 128 ? 2 : 1) / cluster;
-        split = codegen_knob_ints("VMC_HOPPER_GEMM_SPLITK", v, 1) && v[0] >= 1 ? (int)(v[0] < kt ? v[0] : kt)
-                                                                             : hopper_split(units, kt, clusters);
-    }
+    const int64_t units = hopper_units(s, bn, cluster);
     const bool vec = !dual && !store_tma && !regs && split == 1 &&
                      !(codegen_knob_ints("VMC_HOPPER_GEMM_VEC", v, 1) && v[0] == 0) && s->N % 4 == 0 &&
                      s->c_align >= 4 * elem;

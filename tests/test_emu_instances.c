@@ -202,7 +202,8 @@ static void check_swiglu_bwd(const char *what, SkinnyGemmSpec s);
  * stored [K][N] (an input gradient dy W) with acc, its boxes multicast in clusters; A stored [K][M] with B [N][K] and a
  * bf16 C from registers; then A^T B (a weight gradient) into an f32 C with K split (HG_SPLITK): 3 parts of 10 slices
  * (3, 3, 4) of 3 units taken by 4 persistent clusters in turn (a tile's parts added into C), single CTAs with an odd
- * N added one by one, and the split the template picks itself, all of a launch's CTAs at once. */
+ * N added one by one, and the split the template picks itself (2 parts of 128 x 192 tiles, B's 3 boxes loaded 2
+ * and 1 by a cluster's CTAs for both), all of a launch's CTAs at once. */
 static void check_hopper_mn_major(void) {
     check_gemm_kernel("hopper A B, B [K][N], + acc: 300x264x200", (SkinnyGemmSpec){.M = 300, .N = 264, .K = 200,
                       .lda = 200, .ldb = 264, .acc = true, .c_bf16 = true, .alpha = 0.5f, .c_align = 16}, 0, true);
@@ -225,11 +226,11 @@ static void check_hopper_mn_major(void) {
                                   .c_align = 16};
     KernelLaunch l;
     char *src = template_gemm_hopper(&wgrad, &l);
-    CHECK(src && strstr(src, "#define HG_SPLITK 2") && l.nzero == 1 && l.zero[0].param == 2 &&
-          l.zero[0].bytes == 200 * 264 * 4 && l.grid[0] == 8, "hopper A^T B into f32: not 2 parts of K (8 CTAs) with "
-          "C zeroed before");
+    CHECK(src && strstr(src, "#define HG_SPLITK 2") && strstr(src, "#define HG_TILE_N 192") && l.nzero == 1 &&
+          l.zero[0].param == 2 && l.zero[0].bytes == 200 * 264 * 4 && l.grid[0] == 8,
+          "hopper A^T B into f32: not 2 parts of K in 128 x 192 tiles (8 CTAs) with C zeroed before");
     free(src);
-    check_gemm_kernel("hopper A^T B, K in 2 parts: 200x264x1040", wgrad, 0, true);
+    check_gemm_kernel("hopper A^T B, K in 2 parts, 128 x 192 tiles: 200x264x1040", wgrad, 0, true);
 }
 
 /* The Hopper GEMM (hopper_gemm.cuh; the emulator runs wgmma from its shared-memory descriptors): A B^T with partial
@@ -310,7 +311,7 @@ static void check_hopper_gemms(void) {
     check_swiglu_bwd("swiglu backward 128x128 tiles, two CTAs an SM: 300x264x136", sw);
     unsetenv("VMC_SWIGLU_BWD_TILE");
     /* 128 x 192 tiles (m64n192k16): stored by TMA in pairs, then from registers, persistent through 4 stages; an acc
-     * or an f32 C goes back to 256 columns */
+     * or an f32 C goes back to 256 columns (unless K is split: check_hopper_mn_major) */
     setenv("VMC_HOPPER_GEMM", "1,192", 1);
     unsetenv("VMC_HOPPER_GEMM_STAGES");
     const SkinnyGemmSpec n576 = {.M = 300, .N = 576, .K = 264, .lda = 264, .ldb = 264, .tb = true, .c_bf16 = true,

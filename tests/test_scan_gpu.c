@@ -910,14 +910,23 @@ static void bench_gradient_gemms(void) {
         bench_hopper_gemm_t(wgrad[i][0], wgrad[i][1], wgrad[i][2], true, false, DT_F32);
     for (size_t i = 0; i < sizeof igrad / sizeof igrad[0]; i++)
         bench_hopper_gemm_t(igrad[i][0], igrad[i][1], igrad[i][2], false, false, DT_BF16);
-    static const char *parts[] = {"1", "2", "4", "5", "8", "11"};   /* K's parts forced (hopper_split's choice above) */
+    /* the weight gradients in 128 x 256 tiles (the template's choice above is 128 x 192 where its model says so) */
+    setenv("VMC_HOPPER_GEMM", "1,256", 1);
+    gemm_variant = ", 128x256 tiles";
+    for (size_t i = 0; i < sizeof wgrad / sizeof wgrad[0]; i++)
+        bench_hopper_gemm_t(wgrad[i][0], wgrad[i][1], wgrad[i][2], true, false, DT_F32);
+    static const char *parts[] = {"1", "2", "3", "4", "5", "8"};   /* K's parts forced, either tile */
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
         setenv("VMC_HOPPER_GEMM_SPLITK", parts[i], 1);
-        gemm_variant = ", forced";
-        bench_hopper_gemm_t(2048, 768, 16384, true, false, DT_F32);
-        bench_hopper_gemm_t(1536, 768, 16384, true, false, DT_F32);
+        for (int t = 0; t < 2; t++) {
+            setenv("VMC_HOPPER_GEMM", t ? "1,192" : "1,256", 1);
+            gemm_variant = t ? ", forced, 128x192 tiles" : ", forced, 128x256 tiles";
+            bench_hopper_gemm_t(2048, 768, 16384, true, false, DT_F32);
+            bench_hopper_gemm_t(1536, 768, 16384, true, false, DT_F32);
+        }
     }
     unsetenv("VMC_HOPPER_GEMM_SPLITK");
+    unsetenv("VMC_HOPPER_GEMM");
     gemm_variant = "";
 }
 
@@ -1078,7 +1087,11 @@ int main(int argc, char **argv) {
             setenv("VMC_HOPPER_GEMM_SPLITK", "3", 1);
             check_hopper_gemm_t(136, 75, 520, true, true, false, DT_F32, 63);
             unsetenv("VMC_HOPPER_GEMM_SPLITK");
-            check_hopper_gemm_t(2048, 768, 1024, true, false, false, DT_F32, 64);
+            check_hopper_gemm_t(2048, 768, 1024, true, false, false, DT_F32, 64);   /* (128 x 192 tiles: B's
+                                                                                         3 boxes multicast 2 + 1) */
+            setenv("VMC_HOPPER_GEMM", "1,256", 1);   /* the same in 128 x 256 tiles */
+            check_hopper_gemm_t(2048, 768, 1024, true, false, false, DT_F32, 65);
+            unsetenv("VMC_HOPPER_GEMM");
             check_swiglu_bwd_gpu(300, 520, 200, 43);   /* SwiGLU's backward in the epilogue */
             check_swiglu_bwd_gpu(1000, 2048, 768, 44);
             for (int v = 1; v < SWIGLU_BWD_VARIANTS; v++) {   /* and the variants timed below */

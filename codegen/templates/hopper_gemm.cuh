@@ -88,7 +88,7 @@ static_assert(!HG_PINGPONG || (HG_CTAS == 1 && !HG_VEC && !HG_STORE_TMA && HG_SP
               "hopper GEMM: ping-pong's epilogues");
 // MN-major operands: one product (not SwiGLU's), each CTA of a cluster loading whole 64-column boxes of B
 static_assert(!(HG_A_MN || HG_B_MN) || (!HG_DUAL && !HG_SWIGLU_BWD), "hopper GEMM: MN-major operands");
-static_assert(!HG_B_MN || HG_BN % (64 * HG_CLUSTER) == 0, "hopper GEMM: MN-major B's boxes");
+static_assert(!HG_B_MN || HG_BN % 64 == 0, "hopper GEMM: MN-major B's boxes");
 // split K's parts of a tile are added into an f32 C (f32 reductions: C_T float) from the accumulators
 static_assert(HG_SPLITK == 1 || (!HG_ACC && !HG_VEC && !HG_STORE_REGS && !HG_STORE_TMA && !HG_DUAL && !HG_SWIGLU_BWD),
               "hopper GEMM: split K's epilogue");
@@ -184,14 +184,17 @@ static __device__ __forceinline__ void hg_produce(HgRing r, const VmcTmap *ta, c
 #pragma unroll
             for (int b = 0; b < HG_NB; b++) {
                 unsigned char *half = st + HG_A_BYTES + b * HG_B_BYTES + rank * HALF;
-                const int c0 = n0 + (int)rank * HG_BN / HG_CLUSTER;   // this CTA's rows (MN-major: columns) of B
-                if (HG_B_MN) {   // boxes of 64 k by 64 columns, LBO (8192 bytes) apart
+                const int c0 = n0 + (int)rank * HG_BN / HG_CLUSTER;   // this CTA's rows of a K-major B
+                if (HG_B_MN) {   // boxes of 64 k by 64 columns, LBO (8192 bytes) apart; in a cluster box j
+                                 // comes from CTA j % HG_CLUSTER (192 columns: 3 boxes, 2 and 1)
+                    unsigned char *bt = st + HG_A_BYTES + b * HG_B_BYTES;
 #pragma unroll
-                    for (int j = 0; j < HG_BN / 64 / HG_CLUSTER; j++) {
-                        if (HG_CLUSTER > 1)
-                            vmc_tma_load_2d_multicast(half + j * 8192, tb[b], c0 + 64 * j, kt * HG_BK, &r.full[r.s],
+                    for (int j = 0; j < HG_BN / 64; j++) {
+                        if (HG_CLUSTER == 1)
+                            vmc_tma_load_2d(bt + j * 8192, tb[b], n0 + 64 * j, kt * HG_BK, &r.full[r.s]);
+                        else if (j % HG_CLUSTER == (int)rank)
+                            vmc_tma_load_2d_multicast(bt + j * 8192, tb[b], n0 + 64 * j, kt * HG_BK, &r.full[r.s],
                                                       (1u << HG_CLUSTER) - 1);
-                        else vmc_tma_load_2d(half + j * 8192, tb[b], c0 + 64 * j, kt * HG_BK, &r.full[r.s]);
                     }
                 } else if (HG_CLUSTER > 1)
                     vmc_tma_load_2d_multicast(half, tb[b], kt * HG_BK, c0, &r.full[r.s], (1u << HG_CLUSTER) - 1);
