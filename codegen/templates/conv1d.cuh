@@ -214,7 +214,8 @@ vmc_conv1d_fwd_multi(const X_T *__restrict__ x, const W_T *__restrict__ w0, cons
 // channels of CONV_MBATCH batches, one batch at a time: it stages x's L rows (f32) in shared memory, then per
 // direction runs two phases, warp w taking rows w R .. w R + R - 1 (R = CONV_MROWS) of the direction's order:
 //   grad  g[t] = (dy + dy2)[t] silu'(p[t]), p the conv output recomputed from the staged x (every row's dy and dy2
-//         loads issued before the first is used), kept in registers, and into the thread's dw, db sums;
+//         loads issued before the first is used, and the next direction's issued as soon as these are read, so
+//         that they arrive while this direction computes), kept in registers, and into the thread's dw, db sums;
 //   dx    dx[t] = sum_k w[k] g[t + K - 1 - k] (the K - 1 rows past a warp's last from the next warp, through shared
 //         memory), written (first direction) or added to the staged sum at x's row X{j}_ROW(t): a permutation, so
 //         no two rows of one direction meet.
@@ -231,21 +232,17 @@ vmc_conv1d_fwd_multi(const X_T *__restrict__ x, const W_T *__restrict__ w0, cons
 #define CONV_MBLOCKS 1   // blocks an SM should hold (caps the registers: 65536 / (32 MWARPS MBLOCKS) a thread)
 #endif
 
-// Direction J's g for this thread's rows t0 .. t0 + R - 1 (t0 = warp * R; 0 past L) into gv, its first K - 1
-// into gs (the previous warp's dx needs them), and its dw, db sums. The x rows of p come from the staged x through a
-// sliding window: one table lookup and shared load a row.
+// Direction J's dy and dy2 at this thread's rows t0 .. t0 + R - 1 (t0 = warp * R) into ra, rb, issued and not
+// waited for: each direction's are issued while the direction before computes (conv_bwd_multi_dir's next), so
+// that a block's warps wait on memory once a batch, not once a direction. Rows past L load nothing (a predicated
+// load, each into a register zeroed first: no branch, so no load waits for the one before).
 template <int J>
-static __device__ __forceinline__ void conv_bwd_multi_grad(const float *xs, float *gs, const DY_T *__restrict__ dy,
-                                                           const DY2_T *__restrict__ dy2, const float *wk, float bb,
-                                                           int b, int d, int c, float *gv, float *dw_acc, float &db_acc) {
-    constexpr int K = CONV_K, R = CONV_MROWS;
+static __device__ __forceinline__ void conv_bwd_multi_load(const DY_T *__restrict__ dy, const DY2_T *__restrict__ dy2,
+                                                           int b, int d, DY_T *ra, DY2_T *rb) {
+    constexpr int R = CONV_MROWS;
     const int t0 = threadIdx.y * R;
     const DY_T *dya = dy + ConvDy<J>::col(b) + d;
     const DY2_T *dyb = CONV_DY2 ? dy2 + ConvDy<J>::col2(b) + d : nullptr;
-    // All loads first, none used before the last is issued; rows past L load nothing (a predicated load, each
-    // into a register zeroed first: no branch, so no load waits for the one before).
-    DY_T ra[R];
-    DY2_T rb[R];
 #pragma unroll
     for (int i = 0; i < R; i++) {
         const bool in = t0 + i < CONV_L;
@@ -254,6 +251,17 @@ static __device__ __forceinline__ void conv_bwd_multi_grad(const float *xs, floa
         if (in) ra[i] = dya[ConvDy<J>::row(t0 + i)];
         if (CONV_DY2 && in) rb[i] = dyb[ConvDy<J>::row2(t0 + i)];
     }
+}
+
+// Direction J's g for this thread's rows t0 .. t0 + R - 1 (0 past L) into gv, from its dy and dy2 in ra, rb, its
+// first K - 1 into gs (the previous warp's dx needs them), and its dw, db sums. The x rows of p come from the staged
+// x through a sliding window: one table lookup and shared load a row.
+template <int J>
+static __device__ __forceinline__ void conv_bwd_multi_grad(const float *xs, float *gs, const DY_T *ra, const DY2_T *rb,
+                                                           const float *wk, float bb, int c, float *gv,
+                                                           float *dw_acc, float &db_acc) {
+    constexpr int K = CONV_K, R = CONV_MROWS;
+    const int t0 = threadIdx.y * R;
 #pragma unroll
     for (int i = 0; i < R; i++) gv[i] = to_f32(ra[i]) + (CONV_DY2 ? to_f32(rb[i]) : 0.f);
     // xw[k] = x[t - K + 1 + k] in this direction's order, 0 outside [0, L). (The forward's conv_multi_row, its row
@@ -313,10 +321,10 @@ static __device__ __forceinline__ void conv_bwd_multi_dx(const float *gs, float 
 // directions through the kernel, 20 of them, they made ptxas spill at the 64 registers a thread has here.)
 template <int J>
 static __device__ __forceinline__ void conv_bwd_multi_dir(const float *xs, float *gs, float *ss, float *red,
-                                                          const DY_T *__restrict__ dy, const DY2_T *__restrict__ dy2,
-                                                          const W_T *__restrict__ w, const BIAS_T *__restrict__ bias,
-                                                          float *__restrict__ dw, float *__restrict__ db, int b, int d,
-                                                          int c) {
+                                                          DY_T *ra, DY2_T *rb, const DY_T *__restrict__ dy_next,
+                                                          const DY2_T *__restrict__ dy2_next, const W_T *__restrict__ w,
+                                                          const BIAS_T *__restrict__ bias, float *__restrict__ dw,
+                                                          float *__restrict__ db, int b, int d, int c) {
     constexpr int K = CONV_K;
     float wk[K], gv[CONV_MROWS], dw_acc[K], db_acc = 0.f;
 #pragma unroll
@@ -324,7 +332,8 @@ static __device__ __forceinline__ void conv_bwd_multi_dir(const float *xs, float
         wk[k] = to_f32(w[d * K + k]);
         dw_acc[k] = 0.f;
     }
-    conv_bwd_multi_grad<J>(xs, gs, dy, dy2, wk, to_f32(bias[d]), b, d, c, gv, dw_acc, db_acc);
+    conv_bwd_multi_grad<J>(xs, gs, ra, rb, wk, to_f32(bias[d]), c, gv, dw_acc, db_acc);
+    if constexpr (J + 1 < CONV_NDIR) conv_bwd_multi_load<J + 1>(dy_next, dy2_next, b, d, ra, rb);
 #pragma unroll
     for (int k = 0; k <= K; k++) red[(threadIdx.y * (K + 1) + k) * 32 + c] = k < K ? dw_acc[k] : db_acc;
     __syncthreads();
@@ -373,21 +382,24 @@ vmc_conv1d_bwd_multi(const X_T *__restrict__ x, OUT_T *__restrict__ dx_sum, cons
             xv[i] = X_T{};
             if ((int)threadIdx.y + i * CONV_MWARPS < R) xv[i] = xb[i * CONV_MWARPS * X_STRIDE];
         }
+        DY_T ra[CONV_MROWS];   // a direction's dy and dy2 rows, loaded while the direction before computes
+        DY2_T rb[CONV_MROWS];
+        conv_bwd_multi_load<0>(dy0, dyb0, b, d, ra, rb);
 #pragma unroll
         for (int i = 0; i < CONV_MROWS; i++) {
             const int r = threadIdx.y + i * CONV_MWARPS;
             if (r < R) xs[r * 32 + c] = to_f32(xv[i]);
         }
         __syncthreads();
-        conv_bwd_multi_dir<0>(xs, gs, ss, red, dy0, dyb0, w0, b0, dw0, db0, b, d, c);
+        conv_bwd_multi_dir<0>(xs, gs, ss, red, ra, rb, dy1, dyb1, w0, b0, dw0, db0, b, d, c);
 #if CONV_NDIR > 1
-        conv_bwd_multi_dir<1>(xs, gs, ss, red, dy1, dyb1, w1, b1, dw1, db1, b, d, c);
+        conv_bwd_multi_dir<1>(xs, gs, ss, red, ra, rb, dy2, dyb2, w1, b1, dw1, db1, b, d, c);
 #endif
 #if CONV_NDIR > 2
-        conv_bwd_multi_dir<2>(xs, gs, ss, red, dy2, dyb2, w2, b2, dw2, db2, b, d, c);
+        conv_bwd_multi_dir<2>(xs, gs, ss, red, ra, rb, dy3, dyb3, w2, b2, dw2, db2, b, d, c);
 #endif
 #if CONV_NDIR > 3
-        conv_bwd_multi_dir<3>(xs, gs, ss, red, dy3, dyb3, w3, b3, dw3, db3, b, d, c);
+        conv_bwd_multi_dir<3>(xs, gs, ss, red, ra, rb, dy3, dyb3, w3, b3, dw3, db3, b, d, c);
 #endif
         if (valid) {   // (the next batch's first writes to ss come two barriers later)
             OUT_T *ob = dx_sum + (size_t)b * R * CONV_D + d;
