@@ -663,7 +663,7 @@ static void check_conv_multi(void) {
 /* The backward of those four convs (+ SiLU) in one launch (template_conv1d_bwd_multi): each direction's dy (bf16)
  * + dy2 (bf16, a channel slice of a wider buffer), the summed dx in x's row order (bf16, as into a copy), dw and db
  * per direction (f32, accumulated from zero); against the double reference of each direction, scattered back. */
-static void check_conv_multi_bwd(void) {
+static void check_conv_multi_bwd(const char *what) {
     enum { B = 5, L = 19, D = 40, K = 4, ND = 4, W = 2 * D };
     int32_t perm[2][L], rev[L];
     for (int t = 0; t < L; t++) { perm[0][t] = (t * 7) % L; perm[1][t] = (t * 5 + 3) % L; rev[t] = L - 1 - t; }
@@ -721,7 +721,7 @@ static void check_conv_multi_bwd(void) {
                "    return 0;\n}\n");
     fclose(o);
     free(src);
-    if (compile_and_run("conv1d multi backward")) {
+    if (compile_and_run(what)) {
         uint16_t *dx = xcalloc((size_t)ny, 2);
         float *dwb = xcalloc((size_t)ND * D * (K + 1), 4);
         snprintf(path, sizeof path, "%s/dx.bin", tmp);
@@ -778,11 +778,11 @@ static void check_conv_multi_bwd(void) {
             if (!(e <= 1e-6 + fabs(sum[i]) / 128)) err_x = INFINITY;   /* bf16 rounding */
             else if (e > err_x) err_x = e;
         }
-        CHECK(err_x < INFINITY, "conv1d multi backward: summed dx off beyond bf16 rounding");
-        CHECK(err_w <= 1e-5 * big_w, "conv1d multi backward: dw/db largest error %.3g of %.3g", err_w, big_w);
-        printf("conv1d multi backward, 4 directions: grid %ux%u block %ux%u, %u B shared: summed dx error %.2g of %.2g "
-               "(bf16), dw/db %.2g of %.2g\n", kl.grid[0], kl.grid[1], kl.block[0], kl.block[1], kl.smem, err_x, big_x,
-               err_w, big_w);
+        CHECK(err_x < INFINITY, "%s: summed dx off beyond bf16 rounding", what);
+        CHECK(err_w <= 1e-5 * big_w, "%s: dw/db largest error %.3g of %.3g", what, err_w, big_w);
+        printf("%s, 4 directions: grid %ux%u block %ux%u, %u B shared: summed dx error %.2g of %.2g (bf16), dw/db "
+               "%.2g of %.2g\n", what, kl.grid[0], kl.grid[1], kl.block[0], kl.block[1], kl.smem, err_x, big_x, err_w,
+               big_w);
         free(dx); free(dwb); free(sum); free(g);
     }
     free(x); free(dy); free(dy2); free(w); free(bias);
@@ -842,7 +842,10 @@ int main(int argc, char **argv) {
     unsetenv("VMC_SKINNY_GEMM");
     check_hopper_gemms();
     check_conv_multi();
-    check_conv_multi_bwd();
+    check_conv_multi_bwd("conv1d multi backward");
+    setenv("VMC_CONV_MBWD_AHEAD", "0", 1);   /* each direction's loads at its start */
+    check_conv_multi_bwd("conv1d multi backward, loads at each direction's start");
+    unsetenv("VMC_CONV_MBWD_AHEAD");
     /* products it must refuse */
     SkinnyGemmLaunch l;
     SkinnyGemmSpec odd = {.M = 64, .N = 64, .K = 7, .lda = 7, .ldb = 64, .alpha = 1};

@@ -228,6 +228,9 @@ vmc_conv1d_fwd_multi(const X_T *__restrict__ x, const W_T *__restrict__ w0, cons
 // backwards (0.27 ms); this form takes 0.32 ms a layer eager on an H100 and made the fine-tuning step faster (README:
 // The conv1d of several directions).
 
+#ifndef CONV_MAHEAD
+#define CONV_MAHEAD 1   // the next direction's loads issued after this one's grad phase (0: after its last barrier)
+#endif
 #ifndef CONV_MBLOCKS
 #define CONV_MBLOCKS 1   // blocks an SM should hold (caps the registers: 65536 / (32 MWARPS MBLOCKS) a thread)
 #endif
@@ -333,7 +336,7 @@ static __device__ __forceinline__ void conv_bwd_multi_dir(const float *xs, float
         dw_acc[k] = 0.f;
     }
     conv_bwd_multi_grad<J>(xs, gs, ra, rb, wk, to_f32(bias[d]), c, gv, dw_acc, db_acc);
-    if constexpr (J + 1 < CONV_NDIR) conv_bwd_multi_load<J + 1>(dy_next, dy2_next, b, d, ra, rb);
+    if constexpr (CONV_MAHEAD && J + 1 < CONV_NDIR) conv_bwd_multi_load<J + 1>(dy_next, dy2_next, b, d, ra, rb);
 #pragma unroll
     for (int k = 0; k <= K; k++) red[(threadIdx.y * (K + 1) + k) * 32 + c] = k < K ? dw_acc[k] : db_acc;
     __syncthreads();
@@ -346,6 +349,7 @@ static __device__ __forceinline__ void conv_bwd_multi_dir(const float *xs, float
         atomicAdd(k < K ? &dw[dd * K + k] : &db[dd], sum);
     }
     __syncthreads();   // gs and red are read before the next direction rewrites them
+    if constexpr (!CONV_MAHEAD && J + 1 < CONV_NDIR) conv_bwd_multi_load<J + 1>(dy_next, dy2_next, b, d, ra, rb);
 }
 
 extern "C" __global__ void __launch_bounds__(32 * CONV_MWARPS, CONV_MBLOCKS)
@@ -384,13 +388,14 @@ vmc_conv1d_bwd_multi(const X_T *__restrict__ x, OUT_T *__restrict__ dx_sum, cons
         }
         DY_T ra[CONV_MROWS];   // a direction's dy and dy2 rows, loaded while the direction before computes
         DY2_T rb[CONV_MROWS];
-        conv_bwd_multi_load<0>(dy0, dyb0, b, d, ra, rb);
+        if (CONV_MAHEAD) conv_bwd_multi_load<0>(dy0, dyb0, b, d, ra, rb);   // (with x's rows)
 #pragma unroll
         for (int i = 0; i < CONV_MROWS; i++) {
             const int r = threadIdx.y + i * CONV_MWARPS;
             if (r < R) xs[r * 32 + c] = to_f32(xv[i]);
         }
         __syncthreads();
+        if (!CONV_MAHEAD) conv_bwd_multi_load<0>(dy0, dyb0, b, d, ra, rb);
         conv_bwd_multi_dir<0>(xs, gs, ss, red, ra, rb, dy1, dyb1, w0, b0, dw0, db0, b, d, c);
 #if CONV_NDIR > 1
         conv_bwd_multi_dir<1>(xs, gs, ss, red, ra, rb, dy2, dyb2, w1, b1, dw1, db1, b, d, c);
