@@ -214,8 +214,9 @@ vmc_conv1d_fwd_multi(const X_T *__restrict__ x, const W_T *__restrict__ w0, cons
 // channels of CONV_MBATCH batches, one batch at a time: it stages x's L rows (f32) in shared memory, then per
 // direction runs two phases, warp w taking rows w R .. w R + R - 1 (R = CONV_MROWS) of the direction's order:
 //   grad  g[t] = (dy + dy2)[t] silu'(p[t]), p the conv output recomputed from the staged x (every row's dy and dy2
-//         loads issued before the first is used, and the next direction's issued as soon as these are read, so
-//         that they arrive while this direction computes), kept in registers, and into the thread's dw, db sums;
+//         loads issued before the first is used; with CONV_MAHEAD the next direction's issued as soon as these
+//         are read, so that they arrive while this direction computes), kept in registers, and into the thread's
+//         dw, db sums;
 //   dx    dx[t] = sum_k w[k] g[t + K - 1 - k] (the K - 1 rows past a warp's last from the next warp, through shared
 //         memory), written (first direction) or added to the staged sum at x's row X{j}_ROW(t): a permutation, so
 //         no two rows of one direction meet.
@@ -229,16 +230,18 @@ vmc_conv1d_fwd_multi(const X_T *__restrict__ x, const W_T *__restrict__ w0, cons
 // The conv1d of several directions).
 
 #ifndef CONV_MAHEAD
-#define CONV_MAHEAD 1   // the next direction's loads issued after this one's grad phase (0: after its last barrier)
+#define CONV_MAHEAD 0   // 1: the next direction's loads issued after this one's grad phase (0: after its last barrier)
 #endif
 #ifndef CONV_MBLOCKS
 #define CONV_MBLOCKS 1   // blocks an SM should hold (caps the registers: 65536 / (32 MWARPS MBLOCKS) a thread)
 #endif
 
 // Direction J's dy and dy2 at this thread's rows t0 .. t0 + R - 1 (t0 = warp * R) into ra, rb, issued and not
-// waited for: each direction's are issued while the direction before computes (conv_bwd_multi_dir's next), so
-// that a block's warps wait on memory once a batch, not once a direction. Rows past L load nothing (a predicated
-// load, each into a register zeroed first: no branch, so no load waits for the one before).
+// waited for. With CONV_MAHEAD each direction's are issued right after the direction before has read its own (its
+// grad phase), so that they arrive during that direction's dx phase, sums and barriers, and the first direction's
+// with x's rows (issued before the grad phase they made ptxas spill 28 bytes at 64 registers); else each at its
+// direction's start. Rows past L load nothing (a predicated load, each into a register zeroed first: no branch, so
+// no load waits for the one before).
 template <int J>
 static __device__ __forceinline__ void conv_bwd_multi_load(const DY_T *__restrict__ dy, const DY2_T *__restrict__ dy2,
                                                            int b, int d, DY_T *ra, DY2_T *rb) {
