@@ -234,7 +234,8 @@ static char *hopper_instance(const SkinnyGemmSpec *s, bool dual, bool products, 
     /* K split in parts (hopper_gemm.cuh HG_SPLITK) whose products are added into C, which the runtime zeroes first
      * (KernelLaunch.zero), for an f32 C without acc: hopper_split; VMC_HOPPER_GEMM_SPLITK=N: N parts (1: none).
      * Split, 128 x 192 tiles where the split's modelled time (its cost x the columns of a tile) is lower than 128 x
-     * 256's: 2048 x 768 is 64 such tiles in 2 parts (128 CTAs at once) against 48 of 128 x 256 in 5 (2 rounds). */
+     * 256's: 2048 x 768 is 64 such tiles in 2 parts (128 CTAs at once) against 48 of 128 x 256 in 5 (2 rounds); not
+     * yet timed on a GPU (session 25: none could be started), and these kernels run only with VMC_HOPPER_GEMM_WGRAD=1 */
     int split = 1;
     if (splittable && !pingpong) {
         const int64_t kt = cdiv64(s->K, 64);
