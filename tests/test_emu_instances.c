@@ -311,7 +311,7 @@ static void check_hopper_gemms(void) {
     check_swiglu_bwd("swiglu backward 128x128 tiles, two CTAs an SM: 300x264x136", sw);
     unsetenv("VMC_SWIGLU_BWD_TILE");
     /* 128 x 192 tiles (m64n192k16): stored by TMA in pairs, then from registers, persistent through 4 stages; an acc
-     * or an f32 C goes back to 256 columns (unless K is split: check_hopper_mn_major) */
+     * or an f32 C goes back to 256 columns (unless K is split: check_hopper_mn_major); then B stored [K][N] */
     setenv("VMC_HOPPER_GEMM", "1,192", 1);
     unsetenv("VMC_HOPPER_GEMM_STAGES");
     const SkinnyGemmSpec n576 = {.M = 300, .N = 576, .K = 264, .lda = 264, .ldb = 264, .tb = true, .c_bf16 = true,
@@ -322,6 +322,15 @@ static void check_hopper_gemms(void) {
     setenv("VMC_HOPPER_GEMM_PERSIST", "2", 1);
     check_gemm_kernel("hopper 128x192 tiles, persistent, stores from registers: 300x576x264", n576, 0, true);
     unsetenv("VMC_HOPPER_GEMM_PERSIST");
+    /* B stored [K][N] (an input gradient dy W): its 3 boxes of 64 columns loaded 2 + 1 by a cluster's CTAs */
+    const SkinnyGemmSpec b_kn = {.M = 300, .N = 576, .K = 264, .lda = 264, .ldb = 576, .c_bf16 = true, .alpha = 1,
+                                 .c_align = 16};
+    KernelLaunch l192;
+    char *src192 = template_gemm_hopper(&b_kn, &l192);
+    CHECK(src192 && strstr(src192, "#define HG_TILE_N 192") && strstr(src192, "#define HG_B_MN 1") &&
+          l192.cluster == 2, "hopper 128x192 tiles, B [K][N]: not 192 columns in clusters of 2");
+    free(src192);
+    check_gemm_kernel("hopper 128x192 tiles, B [K][N]: 300x576x264", b_kn, 0, true);
     unsetenv("VMC_HOPPER_GEMM");
     /* ping-pong (VMC_HOPPER_GEMM_PINGPONG): each consumer warpgroup a 128 x 128 tile in turn. 300x520: 3 x 5 tiles in
      * clusters of 2 (4 row tiles, the last past M), 3 CTAs' worth taken in turn by 2 persistent clusters through a
