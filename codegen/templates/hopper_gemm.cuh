@@ -165,7 +165,8 @@ static __device__ __forceinline__ void hg_ring_init(const HgRing &r) {
 }
 
 // The producer (one thread): every slice of A's and each B's tiles of this CTA's tiles, in order, into the ring
-// (in a cluster, its half of each B tile into both CTAs' stages; the peer's half arrives from its producer).
+// (in a cluster, its half of each B tile, or its share of an MN-major B's boxes, into both CTAs' stages; the
+// peer's part arrives from its producer).
 template <class P>
 static __device__ __forceinline__ void hg_produce(HgRing r, const VmcTmap *ta, const VmcTmap *const *tb, P prefetch) {
     constexpr int HALF = HG_B_BYTES / HG_CLUSTER;   // the bytes of a B tile this CTA loads
@@ -183,11 +184,9 @@ static __device__ __forceinline__ void hg_produce(HgRing r, const VmcTmap *ta, c
             } else vmc_tma_load_2d(st, ta, kt * HG_BK, m0, &r.full[r.s]);
 #pragma unroll
             for (int b = 0; b < HG_NB; b++) {
-                unsigned char *half = st + HG_A_BYTES + b * HG_B_BYTES + rank * HALF;
-                const int c0 = n0 + (int)rank * HG_BN / HG_CLUSTER;   // this CTA's rows of a K-major B
+                unsigned char *bt = st + HG_A_BYTES + b * HG_B_BYTES;
                 if (HG_B_MN) {   // boxes of 64 k by 64 columns, LBO (8192 bytes) apart; in a cluster box j
                                  // comes from CTA j % HG_CLUSTER (192 columns: 3 boxes, 2 and 1)
-                    unsigned char *bt = st + HG_A_BYTES + b * HG_B_BYTES;
 #pragma unroll
                     for (int j = 0; j < HG_BN / 64; j++) {
                         if (HG_CLUSTER == 1)
@@ -196,9 +195,10 @@ static __device__ __forceinline__ void hg_produce(HgRing r, const VmcTmap *ta, c
                             vmc_tma_load_2d_multicast(bt + j * 8192, tb[b], n0 + 64 * j, kt * HG_BK, &r.full[r.s],
                                                       (1u << HG_CLUSTER) - 1);
                     }
-                } else if (HG_CLUSTER > 1)
-                    vmc_tma_load_2d_multicast(half, tb[b], kt * HG_BK, c0, &r.full[r.s], (1u << HG_CLUSTER) - 1);
-                else vmc_tma_load_2d(half, tb[b], kt * HG_BK, n0, &r.full[r.s]);
+                } else if (HG_CLUSTER > 1)   // this CTA's half of a K-major B's rows
+                    vmc_tma_load_2d_multicast(bt + rank * HALF, tb[b], kt * HG_BK, n0 + (int)rank * HG_BN / HG_CLUSTER,
+                                              &r.full[r.s], (1u << HG_CLUSTER) - 1);
+                else vmc_tma_load_2d(bt, tb[b], kt * HG_BK, n0, &r.full[r.s]);
             }
         }
     });
