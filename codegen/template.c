@@ -469,10 +469,10 @@ char *template_conv1d_bwd_multi(const Conv1dSpec *s, int ndir, const RowMap *xma
     blocks = blocks < 1 ? 1 : blocks > most ? most : blocks;
     if (knob && v[2] > 0) blocks = v[2];
     def_int(&ds, "CONV_MBLOCKS", blocks);
-    /* VMC_CONV_MBWD_AHEAD=1: each direction's dy and dy2 loads issued once the direction before has read its own,
-     * so that they arrive while it computes (conv1d.cuh conv_bwd_multi_load); correct (emulator), not yet timed on
-     * a GPU (session 25 got none after building it), so off: each direction's loads at its start */
-    def_int(&ds, "CONV_MAHEAD", codegen_knob_ints("VMC_CONV_MBWD_AHEAD", v, 1) && v[0] == 1);
+    /* each direction's dy and dy2 loads issued once the direction before has read its own, so that they arrive
+     * while it computes (conv1d.cuh conv_bwd_multi_load): fine-tuning 67.72 / 67.65 against 68.13 / 68.45 ms a step
+     * (H100, session 26); VMC_CONV_MBWD_AHEAD=0 issues them at each direction's start */
+    def_int(&ds, "CONV_MAHEAD", !(codegen_knob_ints("VMC_CONV_MBWD_AHEAD", v, 1) && v[0] == 0));
     def_str(&ds, "DY_T", template_ctype(s->dy));
     if (s->has_dy2) {
         def_int(&ds, "CONV_DY2", 1);

@@ -851,9 +851,9 @@ int main(int argc, char **argv) {
     unsetenv("VMC_SKINNY_GEMM");
     check_hopper_gemms();
     check_conv_multi();
-    check_conv_multi_bwd("conv1d multi backward");
-    setenv("VMC_CONV_MBWD_AHEAD", "1", 1);   /* each direction's loads once the one before has read its own */
-    check_conv_multi_bwd("conv1d multi backward, loads a direction ahead");
+    check_conv_multi_bwd("conv1d multi backward (loads a direction ahead)");
+    setenv("VMC_CONV_MBWD_AHEAD", "0", 1);   /* each direction's loads at its start */
+    check_conv_multi_bwd("conv1d multi backward, loads at each direction's start");
     unsetenv("VMC_CONV_MBWD_AHEAD");
     /* products it must refuse */
     SkinnyGemmLaunch l;

@@ -230,7 +230,7 @@ vmc_conv1d_fwd_multi(const X_T *__restrict__ x, const W_T *__restrict__ w0, cons
 // The conv1d of several directions).
 
 #ifndef CONV_MAHEAD
-#define CONV_MAHEAD 0   // 1: the next direction's loads issued after this one's grad phase (0: after its last barrier)
+#define CONV_MAHEAD 1   // 1: the next direction's loads issued after this one's grad phase (0: after its last barrier)
 #endif
 #ifndef CONV_MBLOCKS
 #define CONV_MBLOCKS 1   // blocks an SM should hold (caps the registers: 65536 / (32 MWARPS MBLOCKS) a thread)
