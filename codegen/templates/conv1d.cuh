@@ -407,7 +407,7 @@ vmc_conv1d_bwd_multi(const X_T *__restrict__ x, OUT_T *__restrict__ dx_sum, cons
         conv_bwd_multi_dir<2>(xs, gs, ss, red, ra, rb, dy3, dyb3, w2, b2, dw2, db2, b, d, c);
 #endif
 #if CONV_NDIR > 3
-        conv_bwd_multi_dir<3>(xs, gs, ss, red, ra, rb, dy3, dyb3, w3, b3, dw3, db3, b, d, c);
+        conv_bwd_multi_dir<3>(xs, gs, ss, red, ra, rb, nullptr, nullptr, w3, b3, dw3, db3, b, d, c);   // (the last)
 #endif
         if (valid) {   // (the next batch's first writes to ss come two barriers later)
             OUT_T *ob = dx_sum + (size_t)b * R * CONV_D + d;
