@@ -266,7 +266,12 @@ static char *hopper_instance(const SkinnyGemmSpec *s, bool dual, bool products, 
     const bool vec = !dual && !store_tma && !regs && split == 1 &&
                      !(codegen_knob_ints("VMC_HOPPER_GEMM_VEC", v, 1) && v[0] == 0) && s->N % 4 == 0 &&
                      s->c_align >= 4 * elem;
-    const int epi = regs ? 0 : store_tma ? 2 * (dual && products ? 2 : 1) * 64 * bn * 2 : vec ? 2 * 32 * (bn + 8) * 4 : 0;
+    /* SwiGLU's backward: P1 and P2 copied VMC_SWIGLU_BWD_RING=N visits ahead by cp.async (1 to 8; cooperative) into a
+     * ring of N x 8 KB (hopper_gemm.cuh HG_BWD_RING), in place of VMC_SWIGLU_BWD_AHEAD's registers */
+    const int ring = bwd && !pingpong && codegen_knob_ints("VMC_SWIGLU_BWD_RING", v, 1) && v[0] > 0 &&
+                     v[0] <= 8 && v[0] <= bn / 16 ? v[0] : 0;
+    const int epi = ring ? ring * 2 * 256 * 16 : regs ? 0
+                    : store_tma ? 2 * (dual && products ? 2 : 1) * 64 * bn * 2 : vec ? 2 * 32 * (bn + 8) * 4 : 0;
     const int fit = (template_smem_limit(90) - 1024 - 256 - epi) / stage;
     int stages = tile_n == 128 && !pingpong ? (epi ? 2 : 3) : fit < 6 ? fit : 6;   /* 128 x 128: two CTAs an SM */
     if (codegen_knob_ints("VMC_HOPPER_GEMM_STAGES", v, 1) && v[0] >= 2 && v[0] <= fit) stages = v[0];
@@ -283,15 +288,15 @@ static char *hopper_instance(const SkinnyGemmSpec *s, bool dual, bool products, 
     const bool persist = resident > 0 && tiles > resident;
     /* SwiGLU's backward: its epilogue's loads of P1 and P2 issued VMC_SWIGLU_BWD_AHEAD visits ahead (0 to 6; 0: each
      * where it is used; 8 spills) */
-    const int ahead = bwd && codegen_knob_ints("VMC_SWIGLU_BWD_AHEAD", v, 1) && v[0] > 0 && v[0] <= 6 ? v[0] : 0;
-    enum { NDEF = 23 };
+    const int ahead = bwd && !ring && codegen_knob_ints("VMC_SWIGLU_BWD_AHEAD", v, 1) && v[0] > 0 && v[0] <= 6 ? v[0] : 0;
+    enum { NDEF = 24 };
     char val[NDEF][40];
     const char *names[NDEF] = {"HG_M", "HG_N", "HG_K", "HG_ALPHA", "HG_ACC", "C_T", "HG_PAIRS", "HG_STAGES",
                                "HG_SMEM_BYTES", "HG_DUAL", "HG_TILE_N", "HG_VEC", "HG_CTAS", "HG_STORE_TMA",
                                "HG_PRODUCTS", "HG_CLUSTER", "HG_STORE_REGS", "HG_SWIGLU_BWD", "HG_BWD_AHEAD",
-                               "HG_PINGPONG", "HG_A_MN", "HG_B_MN", "HG_SPLITK"};
+                               "HG_PINGPONG", "HG_A_MN", "HG_B_MN", "HG_SPLITK", "HG_BWD_RING"};
     const long long iv[NDEF] = {s->M, s->N, s->K, 0, s->acc, 0, pairs, stages, smem, dual, tile_n, vec, ctas,
-                                store_tma, dual && products, cluster, regs, bwd, ahead, pingpong, a_mn, b_mn, split};
+                                store_tma, dual && products, cluster, regs, bwd, ahead, pingpong, a_mn, b_mn, split, ring};
     TemplateDef defs[NDEF];
     gemm_defs(defs, val, names, iv, NDEF, 3, s->alpha, 5, s->c_bf16);
     *l = (KernelLaunch){0};

@@ -272,6 +272,13 @@ static void check_hopper_gemms(void) {
     setenv("VMC_SWIGLU_BWD_AHEAD", "3", 1);   /* P1, P2 loaded 3 visits ahead (rows past M on the way) */
     check_swiglu_bwd("swiglu backward persistent, loads ahead: 300x264x136", sw);
     unsetenv("VMC_SWIGLU_BWD_AHEAD");
+    /* P1, P2 copied by cp.async into a ring 3 visits ahead, then 8 (each CTA's ring reused for its next tiles; rows
+     * past M and empty commit groups on the way) */
+    setenv("VMC_SWIGLU_BWD_RING", "3", 1);
+    check_swiglu_bwd("swiglu backward persistent, a ring of 3: 300x264x136", sw);
+    setenv("VMC_SWIGLU_BWD_RING", "8", 1);
+    check_swiglu_bwd("swiglu backward persistent, a ring of 8: 300x264x136", sw);
+    unsetenv("VMC_SWIGLU_BWD_RING");
     /* a bf16 C stored from registers (the default: each quad's 4 x 4 blocks transposed by shuffles); by TMA from bf16
      * boxes (VMC_HOPPER_GEMM_STORE=1), each CTA's buffer reused for its next tiles; then the same through the f32
      * staging buffer (VMC_HOPPER_GEMM_STORE=0) */
@@ -484,6 +491,10 @@ static void check_swiglu_bwd(const char *what, SkinnyGemmSpec s) {
     char *src = template_gemm_swiglu_bwd(&s, &l, &t);
     CHECK(src, "%s: template_gemm_swiglu_bwd refused the product", what);
     if (!src) return;
+    const char *ring = getenv("VMC_SWIGLU_BWD_RING");
+    char want[64];
+    snprintf(want, sizeof want, "#define HG_BWD_RING %s\n", ring ? ring : "0");
+    CHECK(strstr(src, want), "%s: not %s", what, want);
     const int64_t na = s.M * s.lda, nb = s.N * s.ldb, mn = s.M * s.N;
     uint16_t *a = xcalloc((size_t)na, 2), *b = xcalloc((size_t)nb, 2), *p = xcalloc((size_t)(2 * mn), 2);
     float *bias = xcalloc((size_t)(2 * s.N), 4);

@@ -307,19 +307,24 @@ static void hopper_gemm(void) {
     /* SwiGLU's backward in the epilogue (from registers, 4 stages), and the tuning variants test_scan_gpu times: P1,
      * P2 loaded 2, 4 or 6 visits ahead, none spilling; 128 x 128 tiles two CTAs an SM (3 stages of 32 KB; 96
      * registers a thread, as 18 warps share an SM's four register files: ptxas spills 72 bytes); ping-pong (6 stages
-     * of 32 KB) */
-    const char *tiles[6] = {NULL, "128", NULL, NULL, NULL, NULL}, *aheads[6] = {NULL, NULL, "2", "4", "6", NULL};
-    for (int v = 0; v < 6; v++) {
+     * of 32 KB); P1, P2 copied by cp.async 4 visits ahead (a ring of 32 KB beside 4 stages) and 8 (64 KB, 3 stages) */
+    const char *tiles[8] = {NULL, "128", NULL, NULL, NULL, NULL, NULL, NULL};
+    const char *aheads[8] = {NULL, NULL, "2", "4", "6", NULL, NULL, NULL}, *rings[8] = {[6] = "4", [7] = "8"};
+    for (int v = 0; v < 8; v++) {
         const bool pingpong = v == 5;
         if (tiles[v]) setenv("VMC_SWIGLU_BWD_TILE", tiles[v], 1);
         if (aheads[v]) setenv("VMC_SWIGLU_BWD_AHEAD", aheads[v], 1);
+        if (rings[v]) setenv("VMC_SWIGLU_BWD_RING", rings[v], 1);
         if (pingpong) setenv("VMC_HOPPER_GEMM_PINGPONG", "2", 1);
         KernelLaunch lb, lt;
         char *src = template_gemm_swiglu_bwd(&specs[0], &lb, &lt);
         unsetenv("VMC_SWIGLU_BWD_TILE");
         unsetenv("VMC_SWIGLU_BWD_AHEAD");
+        unsetenv("VMC_SWIGLU_BWD_RING");
         unsetenv("VMC_HOPPER_GEMM_PINGPONG");
-        const unsigned smem = pingpong ? 6 * 32768 + 1280 : tiles[v] ? 3 * 32768 + 1280 : 4 * 49152 + 1280;
+        const int ring = rings[v] ? atoi(rings[v]) : 0;
+        const unsigned smem = pingpong ? 6 * 32768 + 1280 : tiles[v] ? 3 * 32768 + 1280
+                              : ring ? (ring > 4 ? 3 : 4) * 49152 + ring * 8192 + 1280 : 4 * 49152 + 1280;
         EXPECT(src && lb.smem == smem && !lb.tma_rows[2], "swiglu backward %d: %u B shared", v, src ? lb.smem : 0);
         NvrtcBinary bin;
         char err[2048];
@@ -333,9 +338,9 @@ static void hopper_gemm(void) {
                "swiglu backward %d: %d kernels in ptxas' log, spills %d B, stack %d B", v, n, n ? pk[0].spill_stores : 0,
                n ? pk[0].stack : 0);
         if (n == 2)
-            printf("swiglu backward sm_90a%s, loads %s ahead: %d and %d registers, %d B spilled\n",
-                   tiles[v] ? ", 128 x 128 tiles" : pingpong ? ", ping-pong" : "", aheads[v] ? aheads[v] : "0", pk[0].registers, pk[1].registers,
-                   pk[0].spill_stores);
+            printf("swiglu backward sm_90a%s, loads %s ahead, a ring of %d: %d and %d registers, %d B spilled\n",
+                   tiles[v] ? ", 128 x 128 tiles" : pingpong ? ", ping-pong" : "", aheads[v] ? aheads[v] : "0", ring,
+                   pk[0].registers, pk[1].registers, pk[0].spill_stores);
         if (ok) nvrtc_binary_free(&bin);
         free(src);
     }

@@ -517,18 +517,21 @@ static void check_swiglu_gpu(int M, int N, int K, bool products, uint64_t seed) 
 
 /* SwiGLU's backward kernel's tuning variants (template_gemm.c's knobs): 0 the default; 128 x 128 tiles, two CTAs
  * an SM (one's epilogue beside the other's products); P1 and P2 loaded 2, 4 or 6 visits ahead in the epilogue;
- * ping-pong (each consumer warpgroup a 128 x 128 tile, the two in turn). */
-enum { SWIGLU_BWD_VARIANTS = 6 };
+ * ping-pong (each consumer warpgroup a 128 x 128 tile, the two in turn); P1 and P2 copied by cp.async into a ring 4
+ * or 8 visits ahead, the first ones while the tile is computed. */
+enum { SWIGLU_BWD_VARIANTS = 8, BWD_KNOBS = 4 };
 static const char *swiglu_bwd_name = "default";
-static const char *const bwd_knobs[3] = {"VMC_SWIGLU_BWD_TILE", "VMC_SWIGLU_BWD_AHEAD", "VMC_HOPPER_GEMM_PINGPONG"};
+static const char *const bwd_knobs[BWD_KNOBS] = {"VMC_SWIGLU_BWD_TILE", "VMC_SWIGLU_BWD_AHEAD",
+                                                 "VMC_HOPPER_GEMM_PINGPONG", "VMC_SWIGLU_BWD_RING"};
 static void swiglu_bwd_variant(int v) {
-    static const struct { const char *name, *value[3]; } variants[SWIGLU_BWD_VARIANTS] = {
-        {"default", {NULL, NULL, NULL}},       {"128x128 tiles", {"128", NULL, NULL}},
-        {"loads 2 ahead", {NULL, "2", NULL}},  {"loads 4 ahead", {NULL, "4", NULL}},
-        {"loads 6 ahead", {NULL, "6", NULL}},  {"ping-pong", {NULL, NULL, "2"}}};
-    static char *saved[3];   /* the caller's settings, back for variant 0 */
+    static const struct { const char *name, *value[BWD_KNOBS]; } variants[SWIGLU_BWD_VARIANTS] = {
+        {"default", {NULL}},                         {"128x128 tiles", {"128", NULL, NULL, NULL}},
+        {"loads 2 ahead", {NULL, "2", NULL, NULL}},  {"loads 4 ahead", {NULL, "4", NULL, NULL}},
+        {"loads 6 ahead", {NULL, "6", NULL, NULL}},  {"ping-pong", {NULL, NULL, "2", NULL}},
+        {"a ring of 4", {NULL, NULL, NULL, "4"}},    {"a ring of 8", {NULL, NULL, NULL, "8"}}};
+    static char *saved[BWD_KNOBS];   /* the caller's settings, back for variant 0 */
     static bool got;
-    for (int k = 0; k < 3; k++) {
+    for (int k = 0; k < BWD_KNOBS; k++) {
         if (!got && getenv(bwd_knobs[k])) saved[k] = strdup(getenv(bwd_knobs[k]));
         const char *value = variants[v].value[k] ? variants[v].value[k] : saved[k];
         if (value) setenv(bwd_knobs[k], value, 1);

@@ -68,10 +68,14 @@
 #ifndef HG_BWD_AHEAD
 #define HG_BWD_AHEAD 0                     // SwiGLU's backward: its epilogue's loads of P1, P2 issued this far ahead
 #endif
+#ifndef HG_BWD_RING
+#define HG_BWD_RING 0                      // SwiGLU's backward: P1, P2 copied this many visits ahead by cp.async
+#endif
 #define HG_PITCH (HG_BN + 8)               // the staged epilogue's f32 rows (hg_store_staged)
-// the epilogue's buffer: hg_store_staged's, or the bf16 tiles stored by TMA (hg_tma_tile), one or two a warpgroup
+// the epilogue's buffer: hg_store_staged's, the bf16 tiles stored by TMA (hg_tma_tile), one or two a warpgroup, or
+// SwiGLU's backward's ring of P1 and P2 (16 bytes of each a consumer thread and visit)
 #define HG_EPI_BYTES (HG_STORE_TMA ? 2 * (HG_DUAL && HG_PRODUCTS ? 2 : 1) * 64 * HG_BN * 2 \
-                      : HG_VEC ? 2 * 32 * HG_PITCH * 4 : 0)
+                      : HG_VEC ? 2 * 32 * HG_PITCH * 4 : HG_BWD_RING * 2 * 256 * 16)
 // the stages, the epilogue's buffer, the barriers; + room to align the stages to 1024 bytes
 #define HG_SMEM (HG_STAGES * HG_STAGE_BYTES + HG_EPI_BYTES + 1024 + 256)
 #ifndef HG_CTAS
@@ -260,14 +264,16 @@ static __device__ __forceinline__ void hg_consume(HgRing &r, float (*d)[HG_BN / 
 // The kernels' frame: the ring, the producer's loop (its warpgroup's registers given to the consumers), and for
 // the consumers each of the CTA's tiles: f(r0, n0, d, epi) stores the 64-row block from row r0 of tile (m0, n0)
 // from the accumulators d (d[b]: product b; epi: the epilogue's buffer, after the stages). The producer calls
-// prefetch(m0, n0) as it starts each tile's slices (what the epilogue will read, into L2 meanwhile).
+// prefetch(m0, n0) as it starts each tile's slices (what the epilogue will read, into L2 meanwhile); the consumers
+// call start(r0, n0, epi) before theirs (cooperative only: copies for the epilogue issued while the tile is computed).
 // Cooperative (the default): both warpgroups multiply each tile, rows 0-63 and 64-127. Ping-pong (HG_PINGPONG): each
 // warpgroup a whole tile, the CTA's tiles taken in turn (warpgroup 0 the even ones), so that one's epilogue runs
 // beside the other's wgmmas; a warpgroup starts a tile's slices only once the other has issued its last tile's last
 // slice (named barriers 4 and 5): that keeps the tensor cores on one tile at a time, and each warpgroup's wait on a
 // stage's full barrier within one pass of the ring of the producer (the parity tells only passes one apart).
-template <class F, class P> static __device__ __forceinline__ void hg_run(unsigned char *raw, const VmcTmap *ta,
-                                                                          const VmcTmap *const *tb, F f, P prefetch) {
+template <class F, class P, class S>
+static __device__ __forceinline__ void hg_run(unsigned char *raw, const VmcTmap *ta, const VmcTmap *const *tb, F f,
+                                              P prefetch, S start) {
     HgRing r(raw);
     hg_ring_init(r);
     if (threadIdx.x >= 256) {
@@ -280,6 +286,7 @@ template <class F, class P> static __device__ __forceinline__ void hg_run(unsign
     if (!HG_PINGPONG) {   // cooperative: both warpgroups multiply each of the cluster's work items
         hg_for_each_work([&](int u, int k0, int k1) {
             float d[HG_NB * HG_MH][HG_BN / 2];
+            start(hg_m0(u) + 64 * wg, hg_n0(u), r.smem + HG_STAGES * HG_STAGE_BYTES);
             hg_consume(r, d, k0, k1, [] {});
             f(hg_m0(u) + 64 * wg, hg_n0(u), d, r.smem + HG_STAGES * HG_STAGE_BYTES);
         });
@@ -306,6 +313,10 @@ template <class F, class P> static __device__ __forceinline__ void hg_run(unsign
         for (int mh = 0; mh < HG_MH; mh++)
             f(hg_m0(u) + 64 * mh, hg_n0(u), d + mh * HG_NB, r.smem + HG_STAGES * HG_STAGE_BYTES);
     }
+}
+template <class F, class P> static __device__ __forceinline__ void hg_run(unsigned char *raw, const VmcTmap *ta,
+                                                                          const VmcTmap *const *tb, F f, P prefetch) {
+    hg_run(raw, ta, tb, f, prefetch, [](int, int, unsigned char *) {});
 }
 template <class F> static __device__ __forceinline__ void hg_run(unsigned char *raw, const VmcTmap *ta,
                                                                  const VmcTmap *const *tb, F f) {
@@ -533,6 +544,8 @@ vmc_gemm_hopper(const __grid_constant__ VmcTmap A, const __grid_constant__ VmcTm
 }
 #elif HG_SWIGLU_BWD
 static_assert(HG_STORE_REGS && !HG_ACC, "hopper GEMM: SwiGLU's backward stores from registers");
+static_assert(HG_BWD_RING == 0 || (!HG_PINGPONG && HG_BWD_AHEAD == 0 && HG_BWD_RING <= HG_BN / 16),
+              "hopper GEMM: SwiGLU's backward's ring (cooperative: its first copies before the tile's slices)");
 // SwiGLU's backward in the epilogue of the product of its output's gradient (HG_SWIGLU_BWD): dh = A B^T rounded to
 // bf16 (as where it is a bf16 GEMM output that a generated kernel finishes), H = silu(x) y with x = P1 + bias1,
 // y = P2 + bias2 (P1, P2 the forward's bf16 products [M][N], bias f32 [N]): G1 = dh y silu'(x) and G2 = dh silu(x),
@@ -583,17 +596,38 @@ vmc_gemm_swiglu_bwd(const __grid_constant__ VmcTmap A, const __grid_constant__ V
     vmc_grid_entry();
     VMC_DYN_SMEM(raw, HG_SMEM);
     const VmcTmap *Bs[1] = {&B};
-    hg_run(raw, &A, Bs, [&](int r0, int n0, float (*d)[HG_BN / 2], unsigned char *) {
-        // This lane's rows and columns of P1 and P2 in the order hg_regs_groups visits them (it = 2 g + h), loaded
-        // HG_BWD_AHEAD visits ahead of their use, so that each lane keeps that many 16-byte loads of each in flight
-        // instead of one (the loads' latency is the epilogue's, which nothing else hides).
-        constexpr int AHEAD = HG_BWD_AHEAD > 0 ? HG_BWD_AHEAD : 1, VISITS = HG_BN / 16;
-        const int lrow = r0 + threadIdx.x % 128 / 32 * 16 + threadIdx.x % 32 / 4;
-        const int lcol = n0 + 8 * (threadIdx.x % 4);
+    // This lane's rows and columns of P1 and P2 in the order hg_regs_groups visits them (it = 2 g + h)
+    constexpr int VISITS = HG_BN / 16, RING = HG_BWD_RING > 0 ? HG_BWD_RING : 1;
+    auto place = [](int r0, int n0, int it, int &row, int &col) {
+        row = r0 + threadIdx.x % 128 / 32 * 16 + threadIdx.x % 32 / 4 + 8 * (it % 2);
+        col = n0 + 8 * (threadIdx.x % 4) + 32 * (it / 2);
+        return it < VISITS && row < HG_M && col < HG_N;
+    };
+    // With HG_BWD_RING, each consumer thread's 16 bytes of P1 and P2 for visit it are copied by cp.async into slot
+    // it % HG_BWD_RING of its own (epi: [slot][P1, P2][thread] of 16 bytes), HG_BWD_RING visits ahead, the first ones
+    // before the tile's slices are computed: no registers wait on them, and one commit group a visit (empty past the
+    // tile) keeps the wait for the oldest one exact.
+    auto slot = [](unsigned char *epi, int it, int which) {
+        return reinterpret_cast<uint4 *>(epi) + ((it % RING) * 2 + which) * 256 + threadIdx.x;
+    };
+    auto copy_ahead = [&](unsigned char *epi, int r0, int n0, int it) {
+        int row, col;
+        if (place(r0, n0, it, row, col)) {
+            const size_t at = (size_t)row * HG_N + col;
+            vmc_cp_async16(slot(epi, it, 0), P1 + at);
+            vmc_cp_async16(slot(epi, it, 1), P2 + at);
+        }
+        vmc_cp_async_commit();
+    };
+    hg_run(raw, &A, Bs, [&](int r0, int n0, float (*d)[HG_BN / 2], unsigned char *epi) {
+        // Without the ring, loaded HG_BWD_AHEAD visits ahead of their use into registers, so that each lane keeps
+        // that many 16-byte loads of each in flight instead of one (the loads' latency is the epilogue's, which
+        // nothing else hides).
+        constexpr int AHEAD = HG_BWD_AHEAD > 0 ? HG_BWD_AHEAD : 1;
         uint4 q1[AHEAD], q2[AHEAD];
         auto fetch = [&](int it) {
-            const int row = lrow + 8 * (it % 2), col = lcol + 32 * (it / 2);
-            if (it >= VISITS || row >= HG_M || col >= HG_N) return;
+            int row, col;
+            if (!place(r0, n0, it, row, col)) return;
             const size_t at = (size_t)row * HG_N + col;
             q1[it % AHEAD] = *reinterpret_cast<const uint4 *>(P1 + at);
             q2[it % AHEAD] = *reinterpret_cast<const uint4 *>(P2 + at);
@@ -608,13 +642,18 @@ vmc_gemm_swiglu_bwd(const __grid_constant__ VmcTmap A, const __grid_constant__ V
 #pragma unroll
                 for (int e = 0; e < 16; e++) s[e] = 0.f;
             const int it = 2 * g + h;
-            const uint4 r1 = HG_BWD_AHEAD > 0 ? q1[it % AHEAD] : uint4{}, r2 = HG_BWD_AHEAD > 0 ? q2[it % AHEAD] : uint4{};
+            uint4 r1 = HG_BWD_AHEAD > 0 ? q1[it % AHEAD] : uint4{}, r2 = HG_BWD_AHEAD > 0 ? q2[it % AHEAD] : uint4{};
             if (HG_BWD_AHEAD > 0) fetch(it + AHEAD);   // (into the place just read)
+            if (HG_BWD_RING > 0) {   // visit it's copies have landed (the groups after it may still be in flight)
+                vmc_cp_async_wait<RING - 1>();
+                r1 = *slot(epi, it, 0);
+                r2 = *slot(epi, it, 1);
+            }
             if (row < HG_M && col < HG_N) {
                 const size_t at = (size_t)row * HG_N + col;
                 float dh[8], p1[8], p2[8], g1[8], g2[8];
                 unpack_bf16x8(uint4{v[0], v[1], v[2], v[3]}, dh);
-                if (HG_BWD_AHEAD > 0) {
+                if (HG_BWD_AHEAD > 0 || HG_BWD_RING > 0) {
                     unpack_bf16x8(r1, p1);
                     unpack_bf16x8(r2, p2);
                 } else {
@@ -632,6 +671,8 @@ vmc_gemm_swiglu_bwd(const __grid_constant__ VmcTmap A, const __grid_constant__ V
                 store_vec<8>(G1 + at, g1);
                 store_vec<8>(G2 + at, g2);
             }
+            // the slot just read (its values used above: the read is done) takes visit it + RING's copies
+            if (HG_BWD_RING > 0) copy_ahead(epi, r0, n0, it + RING);
             if (h == 1) hg_column_sums(s, col, S1, S2);
         });
     }, [&](int m0, int n0) {   // (the producer: the tile's rows of P1 and P2 into L2 while its slices are computed)
@@ -640,6 +681,10 @@ vmc_gemm_swiglu_bwd(const __grid_constant__ VmcTmap A, const __grid_constant__ V
             prefetch_l2_bulk(P1 + (size_t)row * HG_N + n0, bytes);
             prefetch_l2_bulk(P2 + (size_t)row * HG_N + n0, bytes);
         }
+    }, [&](int r0, int n0, unsigned char *epi) {   // (the consumers, before the tile's slices: the ring's first copies)
+        if (HG_BWD_RING > 0)
+#pragma unroll
+            for (int it = 0; it < RING; it++) copy_ahead(epi, r0, n0, it);
     });
 }
 #else
