@@ -1040,6 +1040,24 @@ static void bench(bool conv_only) {
     }
 }
 
+/* SwiGLU's backward in the epilogue against doubles, in every variant (timed: false), or each variant timed at
+ * pretraining's and fine-tuning's shapes beside cuBLASLt's product and the elementwise pass it saves (true). */
+static void swiglu_bwd_rows(bool timed) {
+    if (!timed) {
+        check_swiglu_bwd_gpu(300, 520, 200, 43);
+        check_swiglu_bwd_gpu(1000, 2048, 768, 44);
+    }
+    for (int v = timed ? 0 : 1; v < SWIGLU_BWD_VARIANTS; v++) {
+        swiglu_bwd_variant(v);
+        if (!timed) check_swiglu_bwd_gpu(300, 520, 200, 45 + v);
+        else {
+            bench_swiglu_bwd(16384, 2048, 768);
+            bench_swiglu_bwd(25216, 2048, 768);
+        }
+    }
+    swiglu_bwd_variant(0);
+}
+
 int main(int argc, char **argv) {
     bool do_bench = argc > 1 && !strcmp(argv[1], "--bench");
     if (!cuda_available()) {
@@ -1095,13 +1113,7 @@ int main(int argc, char **argv) {
             setenv("VMC_HOPPER_GEMM", "1,256", 1);   /* the same in 128 x 256 tiles */
             check_hopper_gemm_t(2048, 768, 1024, true, false, false, DT_F32, 65);
             unsetenv("VMC_HOPPER_GEMM");
-            check_swiglu_bwd_gpu(300, 520, 200, 43);   /* SwiGLU's backward in the epilogue */
-            check_swiglu_bwd_gpu(1000, 2048, 768, 44);
-            for (int v = 1; v < SWIGLU_BWD_VARIANTS; v++) {   /* and the variants timed below */
-                swiglu_bwd_variant(v);
-                check_swiglu_bwd_gpu(300, 520, 200, 45 + v);
-            }
-            swiglu_bwd_variant(0);
+            swiglu_bwd_rows(false);
             bench_gradient_gemms();
             bench_big_gemms();
             bench_hopper_gemm(25216, 80, 768);   /* the mixer's x_proj and dt_proj forwards */
@@ -1122,12 +1134,14 @@ int main(int argc, char **argv) {
             bench_big_gemms();
             unsetenv("VMC_HOPPER_GEMM");
             gemm_variant = "";
-            for (int v = 0; v < SWIGLU_BWD_VARIANTS; v++) {
-                swiglu_bwd_variant(v);
-                bench_swiglu_bwd(16384, 2048, 768);   /* pretraining's; fine-tuning's */
-                bench_swiglu_bwd(25216, 2048, 768);
-            }
-            swiglu_bwd_variant(0);
+            swiglu_bwd_rows(true);
+        }
+        return failures != 0;
+    }
+    if (argc > 1 && !strcmp(argv[1], "--bench-swiglu-bwd")) {   /* SwiGLU's backward rows of --bench-gemm alone */
+        if (arch == 90) {
+            swiglu_bwd_rows(false);
+            swiglu_bwd_rows(true);
         }
         return failures != 0;
     }
