@@ -266,10 +266,10 @@ static char *hopper_instance(const SkinnyGemmSpec *s, bool dual, bool products, 
     const bool vec = !dual && !store_tma && !regs && split == 1 &&
                      !(codegen_knob_ints("VMC_HOPPER_GEMM_VEC", v, 1) && v[0] == 0) && s->N % 4 == 0 &&
                      s->c_align >= 4 * elem;
-    /* SwiGLU's backward: P1 and P2 copied VMC_SWIGLU_BWD_RING=N visits ahead by cp.async (1 to 8; cooperative) into a
-     * ring of N x 8 KB (hopper_gemm.cuh HG_BWD_RING), in place of VMC_SWIGLU_BWD_AHEAD's registers */
-    const int ring = bwd && !pingpong && codegen_knob_ints("VMC_SWIGLU_BWD_RING", v, 1) && v[0] > 0 &&
-                     v[0] <= 8 && v[0] <= bn / 16 ? v[0] : 0;
+    /* SwiGLU's backward: P1 and P2 copied VMC_SWIGLU_BWD_RING=N visits ahead by cp.async (1 to 8) into a ring of N x
+     * 8 KB (hopper_gemm.cuh HG_BWD_RING), in place of VMC_SWIGLU_BWD_AHEAD's registers */
+    const int ring = bwd && codegen_knob_ints("VMC_SWIGLU_BWD_RING", v, 1) && v[0] > 0 && v[0] <= 8 &&
+                     v[0] <= (pingpong ? 2 : 1) * bn / 16 ? v[0] : 0;
     const int epi = ring ? ring * 2 * 256 * 16 : regs ? 0
                     : store_tma ? 2 * (dual && products ? 2 : 1) * 64 * bn * 2 : vec ? 2 * 32 * (bn + 8) * 4 : 0;
     const int fit = (template_smem_limit(90) - 1024 - 256 - epi) / stage;

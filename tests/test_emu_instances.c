@@ -278,6 +278,10 @@ static void check_hopper_gemms(void) {
     check_swiglu_bwd("swiglu backward persistent, a ring of 3: 300x264x136", sw);
     setenv("VMC_SWIGLU_BWD_RING", "8", 1);
     check_swiglu_bwd("swiglu backward persistent, a ring of 8: 300x264x136", sw);
+    setenv("VMC_HOPPER_GEMM_PINGPONG", "2", 1);   /* ping-pong: a tile's two 64-row blocks one ring sequence */
+    setenv("VMC_SWIGLU_BWD_RING", "5", 1);
+    check_swiglu_bwd("swiglu backward persistent, ping-pong, a ring of 5: 300x264x136", sw);
+    unsetenv("VMC_HOPPER_GEMM_PINGPONG");
     unsetenv("VMC_SWIGLU_BWD_RING");
     /* a bf16 C stored from registers (the default: each quad's 4 x 4 blocks transposed by shuffles); by TMA from bf16
      * boxes (VMC_HOPPER_GEMM_STORE=1), each CTA's buffer reused for its next tiles; then the same through the f32

@@ -307,11 +307,12 @@ static void hopper_gemm(void) {
     /* SwiGLU's backward in the epilogue (from registers, 4 stages), and the tuning variants test_scan_gpu times: P1,
      * P2 loaded 2, 4 or 6 visits ahead, none spilling; 128 x 128 tiles two CTAs an SM (3 stages of 32 KB; 96
      * registers a thread, as 18 warps share an SM's four register files: ptxas spills 72 bytes); ping-pong (6 stages
-     * of 32 KB); P1, P2 copied by cp.async 4 visits ahead (a ring of 32 KB beside 4 stages) and 8 (64 KB, 3 stages) */
-    const char *tiles[8] = {NULL, "128", NULL, NULL, NULL, NULL, NULL, NULL};
-    const char *aheads[8] = {NULL, NULL, "2", "4", "6", NULL, NULL, NULL}, *rings[8] = {[6] = "4", [7] = "8"};
-    for (int v = 0; v < 8; v++) {
-        const bool pingpong = v == 5;
+     * of 32 KB); P1, P2 copied by cp.async 4 visits ahead (a ring of 32 KB beside 4 stages) and 8 (64 KB, 3 stages);
+     * ping-pong with a ring of 4 (6 stages of 32 KB beside it) */
+    const char *tiles[9] = {NULL, "128"}, *aheads[9] = {NULL, NULL, "2", "4", "6"};
+    const char *rings[9] = {[6] = "4", [7] = "8", [8] = "4"};
+    for (int v = 0; v < 9; v++) {
+        const bool pingpong = v == 5 || v == 8;
         if (tiles[v]) setenv("VMC_SWIGLU_BWD_TILE", tiles[v], 1);
         if (aheads[v]) setenv("VMC_SWIGLU_BWD_AHEAD", aheads[v], 1);
         if (rings[v]) setenv("VMC_SWIGLU_BWD_RING", rings[v], 1);
@@ -323,7 +324,7 @@ static void hopper_gemm(void) {
         unsetenv("VMC_SWIGLU_BWD_RING");
         unsetenv("VMC_HOPPER_GEMM_PINGPONG");
         const int ring = rings[v] ? atoi(rings[v]) : 0;
-        const unsigned smem = pingpong ? 6 * 32768 + 1280 : tiles[v] ? 3 * 32768 + 1280
+        const unsigned smem = pingpong ? 6 * 32768 + ring * 8192 + 1280 : tiles[v] ? 3 * 32768 + 1280
                               : ring ? (ring > 4 ? 3 : 4) * 49152 + ring * 8192 + 1280 : 4 * 49152 + 1280;
         EXPECT(src && lb.smem == smem && !lb.tma_rows[2], "swiglu backward %d: %u B shared", v, src ? lb.smem : 0);
         NvrtcBinary bin;

@@ -518,8 +518,8 @@ static void check_swiglu_gpu(int M, int N, int K, bool products, uint64_t seed) 
 /* SwiGLU's backward kernel's tuning variants (template_gemm.c's knobs): 0 the default; 128 x 128 tiles, two CTAs
  * an SM (one's epilogue beside the other's products); P1 and P2 loaded 2, 4 or 6 visits ahead in the epilogue;
  * ping-pong (each consumer warpgroup a 128 x 128 tile, the two in turn); P1 and P2 copied by cp.async into a ring 4
- * or 8 visits ahead, the first ones while the tile is computed. */
-enum { SWIGLU_BWD_VARIANTS = 8, BWD_KNOBS = 4 };
+ * or 8 visits ahead, the first ones while the tile is computed, and ping-pong with a ring of 4. */
+enum { SWIGLU_BWD_VARIANTS = 9, BWD_KNOBS = 4 };
 static const char *swiglu_bwd_name = "default";
 static const char *const bwd_knobs[BWD_KNOBS] = {"VMC_SWIGLU_BWD_TILE", "VMC_SWIGLU_BWD_AHEAD",
                                                  "VMC_HOPPER_GEMM_PINGPONG", "VMC_SWIGLU_BWD_RING"};
@@ -528,7 +528,8 @@ static void swiglu_bwd_variant(int v) {
         {"default", {NULL}},                         {"128x128 tiles", {"128", NULL, NULL, NULL}},
         {"loads 2 ahead", {NULL, "2", NULL, NULL}},  {"loads 4 ahead", {NULL, "4", NULL, NULL}},
         {"loads 6 ahead", {NULL, "6", NULL, NULL}},  {"ping-pong", {NULL, NULL, "2", NULL}},
-        {"a ring of 4", {NULL, NULL, NULL, "4"}},    {"a ring of 8", {NULL, NULL, NULL, "8"}}};
+        {"a ring of 4", {NULL, NULL, NULL, "4"}},    {"a ring of 8", {NULL, NULL, NULL, "8"}},
+        {"ping-pong, a ring of 4", {NULL, NULL, "2", "4"}}};
     static char *saved[BWD_KNOBS];   /* the caller's settings, back for variant 0 */
     static bool got;
     for (int k = 0; k < BWD_KNOBS; k++) {

@@ -265,7 +265,8 @@ static __device__ __forceinline__ void hg_consume(HgRing &r, float (*d)[HG_BN / 
 // the consumers each of the CTA's tiles: f(r0, n0, d, epi) stores the 64-row block from row r0 of tile (m0, n0)
 // from the accumulators d (d[b]: product b; epi: the epilogue's buffer, after the stages). The producer calls
 // prefetch(m0, n0) as it starts each tile's slices (what the epilogue will read, into L2 meanwhile); the consumers
-// call start(r0, n0, epi) before theirs (cooperative only: copies for the epilogue issued while the tile is computed).
+// call start(r0, n0, epi) before theirs (r0: the warpgroup's first row; copies for the epilogue issued while the
+// tile is computed).
 // Cooperative (the default): both warpgroups multiply each tile, rows 0-63 and 64-127. Ping-pong (HG_PINGPONG): each
 // warpgroup a whole tile, the CTA's tiles taken in turn (warpgroup 0 the even ones), so that one's epilogue runs
 // beside the other's wgmmas; a warpgroup starts a tile's slices only once the other has issued its last tile's last
@@ -299,6 +300,7 @@ static __device__ __forceinline__ void hg_run(unsigned char *raw, const VmcTmap 
             for (int kt = 0; kt < HG_KT; kt++) r.next();
             continue;
         }
+        start(hg_m0(u), hg_n0(u), r.smem + HG_STAGES * HG_STAGE_BYTES);
         if (turn > 1) {   // the other has issued its last slice
             if (wg == 0) vmc_bar_sync<5, 256>();
             else vmc_bar_sync<4, 256>();
@@ -544,8 +546,8 @@ vmc_gemm_hopper(const __grid_constant__ VmcTmap A, const __grid_constant__ VmcTm
 }
 #elif HG_SWIGLU_BWD
 static_assert(HG_STORE_REGS && !HG_ACC, "hopper GEMM: SwiGLU's backward stores from registers");
-static_assert(HG_BWD_RING == 0 || (!HG_PINGPONG && HG_BWD_AHEAD == 0 && HG_BWD_RING <= HG_BN / 16),
-              "hopper GEMM: SwiGLU's backward's ring (cooperative: its first copies before the tile's slices)");
+static_assert(HG_BWD_RING == 0 || (HG_BWD_AHEAD == 0 && HG_BWD_RING <= HG_MH * HG_BN / 16),
+              "hopper GEMM: SwiGLU's backward's ring (at most a tile's visits ahead)");
 // SwiGLU's backward in the epilogue of the product of its output's gradient (HG_SWIGLU_BWD): dh = A B^T rounded to
 // bf16 (as where it is a bf16 GEMM output that a generated kernel finishes), H = silu(x) y with x = P1 + bias1,
 // y = P2 + bias2 (P1, P2 the forward's bf16 products [M][N], bias f32 [N]): G1 = dh y silu'(x) and G2 = dh silu(x),
@@ -603,19 +605,20 @@ vmc_gemm_swiglu_bwd(const __grid_constant__ VmcTmap A, const __grid_constant__ V
         col = n0 + 8 * (threadIdx.x % 4) + 32 * (it / 2);
         return it < VISITS && row < HG_M && col < HG_N;
     };
-    // With HG_BWD_RING, each consumer thread's 16 bytes of P1 and P2 for visit it are copied by cp.async into slot
-    // it % HG_BWD_RING of its own (epi: [slot][P1, P2][thread] of 16 bytes), HG_BWD_RING visits ahead, the first ones
-    // before the tile's slices are computed: no registers wait on them, and one commit group a visit (empty past the
-    // tile) keeps the wait for the oldest one exact.
-    auto slot = [](unsigned char *epi, int it, int which) {
-        return reinterpret_cast<uint4 *>(epi) + ((it % RING) * 2 + which) * 256 + threadIdx.x;
+    // With HG_BWD_RING, each consumer thread's 16 bytes of P1 and P2 for visit v of its tile are copied by cp.async
+    // into slot v % HG_BWD_RING of its own (epi: [slot][P1, P2][thread] of 16 bytes), HG_BWD_RING visits ahead, the
+    // first ones before the tile's slices are computed: no registers wait on them, and one commit group a visit
+    // (empty past the tile) keeps the wait for the oldest one exact. A tile's visits: its warpgroup's 64-row block's
+    // (cooperative), or with ping-pong both blocks' in turn (v = block x VISITS + it; rb: the tile's first row).
+    auto slot = [](unsigned char *epi, int v, int which) {
+        return reinterpret_cast<uint4 *>(epi) + ((v % RING) * 2 + which) * 256 + threadIdx.x;
     };
-    auto copy_ahead = [&](unsigned char *epi, int r0, int n0, int it) {
+    auto copy_ahead = [&](unsigned char *epi, int rb, int n0, int v) {
         int row, col;
-        if (place(r0, n0, it, row, col)) {
+        if (v < HG_MH * VISITS && place(rb + 64 * (v / VISITS), n0, v % VISITS, row, col)) {
             const size_t at = (size_t)row * HG_N + col;
-            vmc_cp_async16(slot(epi, it, 0), P1 + at);
-            vmc_cp_async16(slot(epi, it, 1), P2 + at);
+            vmc_cp_async16(slot(epi, v, 0), P1 + at);
+            vmc_cp_async16(slot(epi, v, 1), P2 + at);
         }
         vmc_cp_async_commit();
     };
@@ -644,10 +647,11 @@ vmc_gemm_swiglu_bwd(const __grid_constant__ VmcTmap A, const __grid_constant__ V
             const int it = 2 * g + h;
             uint4 r1 = HG_BWD_AHEAD > 0 ? q1[it % AHEAD] : uint4{}, r2 = HG_BWD_AHEAD > 0 ? q2[it % AHEAD] : uint4{};
             if (HG_BWD_AHEAD > 0) fetch(it + AHEAD);   // (into the place just read)
-            if (HG_BWD_RING > 0) {   // visit it's copies have landed (the groups after it may still be in flight)
+            const int blk = HG_PINGPONG ? r0 / 64 % 2 : 0, tv = blk * VISITS + it;   // (the tile's visit)
+            if (HG_BWD_RING > 0) {   // visit tv's copies have landed (the groups after it may still be in flight)
                 vmc_cp_async_wait<RING - 1>();
-                r1 = *slot(epi, it, 0);
-                r2 = *slot(epi, it, 1);
+                r1 = *slot(epi, tv, 0);
+                r2 = *slot(epi, tv, 1);
             }
             if (row < HG_M && col < HG_N) {
                 const size_t at = (size_t)row * HG_N + col;
@@ -671,8 +675,8 @@ vmc_gemm_swiglu_bwd(const __grid_constant__ VmcTmap A, const __grid_constant__ V
                 store_vec<8>(G1 + at, g1);
                 store_vec<8>(G2 + at, g2);
             }
-            // the slot just read (its values used above: the read is done) takes visit it + RING's copies
-            if (HG_BWD_RING > 0) copy_ahead(epi, r0, n0, it + RING);
+            // the slot just read (its values used above: the read is done) takes visit tv + RING's copies
+            if (HG_BWD_RING > 0) copy_ahead(epi, r0 - 64 * blk, n0, tv + RING);
             if (h == 1) hg_column_sums(s, col, S1, S2);
         });
     }, [&](int m0, int n0) {   // (the producer: the tile's rows of P1 and P2 into L2 while its slices are computed)
@@ -684,7 +688,7 @@ vmc_gemm_swiglu_bwd(const __grid_constant__ VmcTmap A, const __grid_constant__ V
     }, [&](int r0, int n0, unsigned char *epi) {   // (the consumers, before the tile's slices: the ring's first copies)
         if (HG_BWD_RING > 0)
 #pragma unroll
-            for (int it = 0; it < RING; it++) copy_ahead(epi, r0, n0, it);
+            for (int v = 0; v < RING; v++) copy_ahead(epi, r0, n0, v);
     });
 }
 #else
