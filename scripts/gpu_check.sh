@@ -48,6 +48,16 @@ tail -3 "$log/scan.txt"
 "$B/tests/test_scan_gpu" --bench 2>&1 | tee "$log/scanb.txt" | grep "^|"
 rows+=("scan/conv1d/attention templates vs fp64|$s|ARM-B ft shapes: $(grep -m1 'scan B128 L197 D768 bf16->f32 |' "$log/scanb.txt" | awk -F'|' '{gsub(/ +/, " "); print "scan"$3", scan"$5", conv"}') $(grep -m1 'conv1d B128 L197' "$log/scanb.txt" | awk -F'|' '{gsub(/ +/, " "); print $3", "$5}'); pt attention$(grep -m1 'attention B128' "$log/scanb.txt" | awk -F'|' '{gsub(/ +/, " "); print $3", "$5}')")
 
+echo "== SwiGLU's backward in one kernel, every variant against fp64 and timed (test_scan_gpu --bench-swiglu-bwd)"
+if "$B/tests/test_scan_gpu" --bench-swiglu-bwd > "$log/swb.txt" 2>&1; then s=pass; else s=FAIL; fi
+grep "^|" "$log/swb.txt"
+# at pretraining's shape: the default, the fastest variant, and the parts it would replace (cuBLASLt's dh + the pass)
+swb=$(grep "^| swiglu backward 16384x" "$log/swb.txt" | awk -F'|' '{split($3, f, " "); print f[2], $2}' | sort -n)
+sw_default=$(grep -oP '^\| swiglu backward 16384x\S+ default \| fused \K[0-9.]+' "$log/swb.txt")
+sw_best=$(head -1 <<< "$swb" | sed 's/ *swiglu backward 16384x2048x768, / (/; s/ *$/)/')
+sw_dh=$(grep -m1 -oP "^\| swiglu backward 16384x.*cuBLASLt's dh \K[0-9.]+" "$log/swb.txt")
+rows+=("SwiGLU backward variants vs fp64|$s|16384x2048x768 ms: default $sw_default, fastest $sw_best, cuBLASLt's dh $sw_dh + the generated pass")
+
 bench() {   # label, then vmc bench arguments
     local label=$1; shift
     echo "== vmc bench $*"
