@@ -306,6 +306,9 @@ int main(int argc, char **argv) {
     check_swiglu_bwd_launches(m96, "tiny_pretrain");
     test_model_grads(m96, "tiny_pretrain", 1e-1);
     test_model_grads(m96, "tiny_ft", 1e-1);
+    setenv("VMC_SWIGLU_BWD_RING", "4", 1);   /* its P1 and P2 copied by cp.async into a ring 4 visits ahead */
+    test_model_grads(m96, "tiny_pretrain", 1e-1);
+    unsetenv("VMC_SWIGLU_BWD_RING");
     dsl_free(m96);
     unsetenv("VMC_SWIGLU_BWD");
     bf16_mode = false;
