@@ -113,7 +113,6 @@ static_assert(HG_SPLITK == 1 || (!HG_ACC && !HG_VEC && !HG_STORE_REGS && !HG_STO
 static __device__ __forceinline__ unsigned hg_rank() { return HG_CLUSTER > 1 ? vmc_cluster_rank() : 0u; }
 static __device__ __forceinline__ int hg_m0(int u) { return (u / HG_TN * HG_CLUSTER + (int)hg_rank()) * HG_BM; }
 static __device__ __forceinline__ int hg_n0(int u) { return u % HG_TN * HG_BN; }
-#define HG_FOR_EACH_UNIT(u) for (int u = blockIdx.x / HG_CLUSTER; u < HG_UNITS; u += gridDim.x / HG_CLUSTER)
 // A cluster's work: f(u, k0, k1) for each unit u and its slices k0 .. k1-1 that the cluster computes: items (unit,
 // part of K) in part-major order, cluster c taking items c, c + the grid's clusters, ... With HG_SPLITK parts, few
 // tiles and a long K (the weight gradients: 2048 x 768 is 24 units of two 128 x 256 tiles for 66 clusters) keep
@@ -293,12 +292,12 @@ static __device__ __forceinline__ void hg_run(unsigned char *raw, const VmcTmap 
         });
         return;
     }
-    int turn = 0;   // the CTA's tiles so far
-    HG_FOR_EACH_UNIT(u) {
+    int turn = 0;   // the CTA's tiles so far (whole tiles: no split of K here)
+    hg_for_each_work([&](int u, int k0, int k1) {
         float d[HG_NB * HG_MH][HG_BN / 2];
         if (turn++ % 2 != wg) {   // the other warpgroup's tile: its slices pass by
-            for (int kt = 0; kt < HG_KT; kt++) r.next();
-            continue;
+            for (int kt = k0; kt < k1; kt++) r.next();
+            return;
         }
         start(hg_m0(u), hg_n0(u), r.smem + HG_STAGES * HG_STAGE_BYTES);
         if (turn > 1) {   // the other has issued its last slice
@@ -306,7 +305,7 @@ static __device__ __forceinline__ void hg_run(unsigned char *raw, const VmcTmap 
             else vmc_bar_sync<4, 256>();
         }
         const bool next = u + (int)gridDim.x / HG_CLUSTER < HG_UNITS;   // the other's tile after this one
-        hg_consume(r, d, 0, HG_KT, [&] {
+        hg_consume(r, d, k0, k1, [&] {
             if (!next) return;
             if (wg == 0) vmc_bar_arrive<4, 256>();
             else vmc_bar_arrive<5, 256>();
@@ -314,7 +313,7 @@ static __device__ __forceinline__ void hg_run(unsigned char *raw, const VmcTmap 
 #pragma unroll
         for (int mh = 0; mh < HG_MH; mh++)
             f(hg_m0(u) + 64 * mh, hg_n0(u), d + mh * HG_NB, r.smem + HG_STAGES * HG_STAGE_BYTES);
-    }
+    });
 }
 template <class F, class P> static __device__ __forceinline__ void hg_run(unsigned char *raw, const VmcTmap *ta,
                                                                           const VmcTmap *const *tb, F f, P prefetch) {
