@@ -292,11 +292,11 @@ static __device__ __forceinline__ void hg_run(unsigned char *raw, const VmcTmap 
         });
         return;
     }
-    int turn = 0;   // the CTA's tiles so far (whole tiles: no split of K here)
-    hg_for_each_work([&](int u, int k0, int k1) {
+    int turn = 0;   // the CTA's tiles so far (whole: no split of K with ping-pong, so slices 0 .. HG_KT-1, constants)
+    hg_for_each_work([&](int u, int, int) {
         float d[HG_NB * HG_MH][HG_BN / 2];
         if (turn++ % 2 != wg) {   // the other warpgroup's tile: its slices pass by
-            for (int kt = k0; kt < k1; kt++) r.next();
+            for (int kt = 0; kt < HG_KT; kt++) r.next();
             return;
         }
         start(hg_m0(u), hg_n0(u), r.smem + HG_STAGES * HG_STAGE_BYTES);
@@ -305,7 +305,7 @@ static __device__ __forceinline__ void hg_run(unsigned char *raw, const VmcTmap 
             else vmc_bar_sync<4, 256>();
         }
         const bool next = u + (int)gridDim.x / HG_CLUSTER < HG_UNITS;   // the other's tile after this one
-        hg_consume(r, d, k0, k1, [&] {
+        hg_consume(r, d, 0, HG_KT, [&] {
             if (!next) return;
             if (wg == 0) vmc_bar_arrive<4, 256>();
             else vmc_bar_arrive<5, 256>();
