@@ -1041,20 +1041,23 @@ static void bench(bool conv_only) {
     }
 }
 
-/* SwiGLU's backward in the epilogue against doubles, in every variant (timed: false), or each variant timed at
- * pretraining's and fine-tuning's shapes beside cuBLASLt's product and the elementwise pass it saves (true). */
-static void swiglu_bwd_rows(bool timed) {
-    if (!timed) {
-        check_swiglu_bwd_gpu(300, 520, 200, 43);
-        check_swiglu_bwd_gpu(1000, 2048, 768, 44);
-    }
-    for (int v = timed ? 0 : 1; v < SWIGLU_BWD_VARIANTS; v++) {
+/* SwiGLU's backward in the epilogue against doubles: the default at two shapes, then every other variant. */
+static void check_swiglu_bwd_variants(void) {
+    check_swiglu_bwd_gpu(300, 520, 200, 43);
+    check_swiglu_bwd_gpu(1000, 2048, 768, 44);
+    for (int v = 1; v < SWIGLU_BWD_VARIANTS; v++) {
         swiglu_bwd_variant(v);
-        if (!timed) check_swiglu_bwd_gpu(300, 520, 200, 45 + v);
-        else {
-            bench_swiglu_bwd(16384, 2048, 768);
-            bench_swiglu_bwd(25216, 2048, 768);
-        }
+        check_swiglu_bwd_gpu(300, 520, 200, 45 + v);
+    }
+    swiglu_bwd_variant(0);
+}
+
+/* Each variant timed at pretraining's and fine-tuning's shapes, beside cuBLASLt's product and the pass it saves. */
+static void bench_swiglu_bwd_variants(void) {
+    for (int v = 0; v < SWIGLU_BWD_VARIANTS; v++) {
+        swiglu_bwd_variant(v);
+        bench_swiglu_bwd(16384, 2048, 768);
+        bench_swiglu_bwd(25216, 2048, 768);
     }
     swiglu_bwd_variant(0);
 }
@@ -1114,7 +1117,7 @@ int main(int argc, char **argv) {
             setenv("VMC_HOPPER_GEMM", "1,256", 1);   /* the same in 128 x 256 tiles */
             check_hopper_gemm_t(2048, 768, 1024, true, false, false, DT_F32, 65);
             unsetenv("VMC_HOPPER_GEMM");
-            swiglu_bwd_rows(false);
+            check_swiglu_bwd_variants();
             bench_gradient_gemms();
             bench_big_gemms();
             bench_hopper_gemm(25216, 80, 768);   /* the mixer's x_proj and dt_proj forwards */
@@ -1135,14 +1138,14 @@ int main(int argc, char **argv) {
             bench_big_gemms();
             unsetenv("VMC_HOPPER_GEMM");
             gemm_variant = "";
-            swiglu_bwd_rows(true);
+            bench_swiglu_bwd_variants();
         }
         return failures != 0;
     }
     if (argc > 1 && !strcmp(argv[1], "--bench-swiglu-bwd")) {   /* SwiGLU's backward rows of --bench-gemm alone */
         if (arch == 90) {
-            swiglu_bwd_rows(false);
-            swiglu_bwd_rows(true);
+            check_swiglu_bwd_variants();
+            bench_swiglu_bwd_variants();
         }
         return failures != 0;
     }
