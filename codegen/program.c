@@ -475,6 +475,7 @@ Program *program_build(const Graph *g, Node *const *keep, int nkeep, const Progr
     }
     if (!opt->scan_recompute) pg_mark_scan_states(p->f);
     if (opt->bf16 && opt->swiglu_gemm >= 0 && pg_hopper_gemm(p)) pass_mark_swiglu(p->f, opt->swiglu_gemm == 2);
+    if (opt->bf16 && opt->gemm_pairs && pg_hopper_gemm(p)) pass_mark_product_pairs(p->f);
     p->params_constant = true;   /* (no ASSIGN: an inference step) */
     for (int k = 0; k < p->f->ngroups; k++) p->params_constant &= p->f->groups[k].kind != GK_ASSIGN;
     p->f->reuse_delay = p->params_constant || opt->reuse_delay == PROGRAM_REUSE_AT_ONCE ? 0
@@ -506,7 +507,10 @@ Program *program_build(const Graph *g, Node *const *keep, int nkeep, const Progr
             pg_swiglu(p, &seen, gr);   /* SwiGLU's gate: also its products and it as one launch */
             if (opt->bf16 && opt->swiglu_bwd && pg_hopper_gemm(p)) pg_swiglu_bwd(p, &seen, gr);   /* its backward */
             break;
-        case GK_GEMM: gemm(p, &b, &seen, gr, &ws_need); break;
+        case GK_GEMM:
+            gemm(p, &b, &seen, gr, &ws_need);
+            pg_product_pair(p, &seen, gr);   /* (where pass_mark_product_pairs marked it) */
+            break;
         case GK_OPAQUE:   /* (elided: a conv1d computed by an earlier one's launch, conv_multi.c) */
             if (!gr->elided) ok = pg_opaque(p, &seen, gr, err, errlen);
             break;
@@ -661,7 +665,10 @@ void program_dump_launches(const Program *p, const FloorRates *r, FILE *out) {
             break;
         case LK_GEMM: {
             const GemmDesc *g = &l->gemm;
-            if (g->swiglu)
+            if (g->pair)
+                snprintf(what, sizeof what, "%lld x %lld x %lld: A B%s + A2 B2%s (own)", (long long)g->M,
+                         (long long)g->N, (long long)g->K, g->tb ? "^T" : "", g->tb ? "^T" : "");
+            else if (g->swiglu)
                 snprintf(what, sizeof what, "swiglu%s %lld x %lld x %lld%s (own)", g->backward ? " backward" : "",
                          (long long)g->M, (long long)g->N, (long long)g->K, g->products ? ", + products" : "");
             else
@@ -695,14 +702,20 @@ void program_summary(const Program *p, FILE *out) {
                  "%d memsets, %d copies; %d groups; %d GEMMs with vmc's own kernel beside cuBLASLt's",
             p->nkernels, p->nmodules, p->ncached, counts[LK_KERNEL], p->ngemms, counts[LK_MEMSET],
             counts[LK_COPY], p->f->ngroups, own);
-    int backward = 0;   /* (program_swiglu.c) */
-    for (int k = 0; k < p->nlaunches; k++) backward += p->launches[k].kind == LK_GEMM && p->launches[k].gemm.backward;
-    if (p->nswiglu > backward)
+    int backward = 0, pairs = 0;   /* (program_swiglu.c, program_pair.c) */
+    for (int k = 0; k < p->nlaunches; k++) {
+        backward += p->launches[k].kind == LK_GEMM && p->launches[k].gemm.backward;
+        pairs += p->launches[k].kind == LK_GEMM && p->launches[k].gemm.pair;
+    }
+    if (p->nswiglu > backward + pairs)
         fprintf(out, "; %d SwiGLU launches (a gate and its two products in one kernel) beside their 3 launches each",
-                p->nswiglu - backward);
+                p->nswiglu - backward - pairs);
     if (backward)
         fprintf(out, "; %d SwiGLU backward launches (dh's product and the gradients in one kernel) beside their 2 "
                      "launches each", backward);
+    if (pairs)
+        fprintf(out, "; %d sums of two products in one launch (SwiGLU's input gradient) beside their 2 GEMMs each",
+                pairs);
     fprintf(out, "\n");
     fprintf(out, "memory:");
     for (int k = 0; k < AR_COUNT_; k++)

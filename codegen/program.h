@@ -35,11 +35,16 @@ typedef struct GemmDesc {
      * C2 = dh silu(x) (bf16 [M][N]) and their column sums added into S1, S2 (f32 [N], zeroed before). */
     bool backward;
     BufRef p1, p2, s1, s2;
+    /* With `pair` (and `swiglu`, no gate), a sum of two products in one launch (program_pair.c; hopper_gemm.cuh
+     * HG_KCAT): C = A B + A2 B2, A2 and B2 laid out as A and B (M, N, K, lda, ldb, ta, tb), for the GEMM whose acc
+     * was the first product (SwiGLU's input gradient dy1 W1 + dy2 W2); no acc. */
+    bool pair;
+    BufRef a2;
 } GemmDesc;
 
 /* The multiply-adds of a GEMM launch's products, times 2 (SwiGLU's forward: two products). */
 static inline double gemm_flops(const GemmDesc *g) {
-    const double products = g->swiglu && !g->backward ? 2 : 1;
+    const double products = g->swiglu && !g->backward ? 2 : 1;   /* (SwiGLU's two products, or a pair's) */
     return products * 2.0 * (double)g->M * (double)g->N * (double)g->K * (double)g->batch;
 }
 
@@ -121,6 +126,8 @@ typedef struct ProgramOptions {
     bool swiglu_bwd;            /* SwiGLU's backward product with its elementwise kernel as one launch, on sm_90 with
                                  * bf16 operands (program_swiglu.c pg_swiglu_bwd; VMC_SWIGLU_BWD=1; off: slower than
                                  * its parts on an H100, README) */
+    bool gemm_pairs;            /* a GEMM whose acc is another's product (SwiGLU's input gradient) with it as one launch,
+                                 * on sm_90 with bf16 operands (program_pair.c; VMC_GEMM_PAIRS=1; not yet timed) */
     int reuse_delay;            /* Fusion.reuse_delay: groups an activation's memory stays reserved after its last
                                  * reader in a training step; 0 (unset): PROGRAM_REUSE_DELAY;
                                  * PROGRAM_REUSE_AT_ONCE: none */

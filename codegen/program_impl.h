@@ -48,6 +48,16 @@ bool pg_swiglu(Program *p, SeenSet *seen, const Group *gr);
 /* ... and after the launch of SwiGLU's backward group gr (pass.h swiglu_bwd_match), one launch of dh's product with
  * it (GemmDesc.backward), which the runtime may run instead of the two; false (nothing added) where not allowed */
 bool pg_swiglu_bwd(Program *p, SeenSet *seen, const Group *gr);
+/* The GEMM launch built for product x (before launch `before`), or -1. */
+int pg_product_launch(const Program *p, const Node *x, int before);
+/* One launch of vmc's own kernel(s) in src (`kernels` of them) for group gr's product d, its module shared with an
+ * earlier launch of the same text (seen) or added, labelled g<group>_<what>_MxNxK. */
+Launch *pg_add_own_launch(Program *p, SeenSet *seen, const Group *gr, const GemmDesc *d, char *src, const char *what,
+                          int kernels);
+/* program_pair.c: after the launch of GEMM group gr whose acc is another's product (Fusion.pair_first), one launch
+ * of both products (GemmDesc.pair), which the runtime may run instead of the two; false (nothing added) where
+ * their launches do not allow it */
+bool pg_product_pair(Program *p, SeenSet *seen, const Group *gr);
 int pg_align_of(int64_t offset);
 /* program_tail.c */
 void pg_batch_tail(Program *p);

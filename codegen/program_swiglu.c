@@ -9,8 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-/* The GEMM launch built for product p (before launch `before`), or -1. */
-static int product_launch(const Program *p, const Node *x, int before) {
+int pg_product_launch(const Program *p, const Node *x, int before) {
     const BufRef c = pg_bufref(p, x);
     for (int k = before - 1; k >= 0; k--) {
         const Launch *l = &p->launches[k];
@@ -28,10 +27,8 @@ static bool same_operands(const GemmDesc *a, const GemmDesc *b) {
            a->a.offset == b->a.offset && a->a.arena != AR_WORK && a->b.arena != AR_WORK && b->b.arena != AR_WORK;
 }
 
-/* The one launch for group gr: d's product by the kernel(s) in src (`kernels` of them), its module shared with an
- * earlier launch of the same text (seen) or added, labelled g<group>_<what>_MxNxK. */
-static Launch *add_own_launch(Program *p, SeenSet *seen, const Group *gr, const GemmDesc *d, char *src,
-                              const char *what, int kernels) {
+Launch *pg_add_own_launch(Program *p, SeenSet *seen, const Group *gr, const GemmDesc *d, char *src, const char *what,
+                          int kernels) {
     Launch *l = pg_add_launch(p, LK_GEMM, gr->index, "gemm");
     l->gemm = *d;
     const int first = pg_seen_find(seen, src, p->nlaunches - 1);
@@ -57,7 +54,7 @@ bool pg_swiglu(Program *p, SeenSet *seen, const Group *gr) {
     if (!f->shadow_only[h->id] && !f->store_bf16[h->id]) return false;   /* (the kernel writes h as bf16 only) */
     const int gate = p->nlaunches - 1;   /* the gate's kernel, just built */
     if (gate < 0 || p->launches[gate].kind != LK_KERNEL || p->launches[gate].group != gr->index) return false;
-    const int i1 = product_launch(p, m.p1, gate), i2 = product_launch(p, m.p2, gate);
+    const int i1 = pg_product_launch(p, m.p1, gate), i2 = pg_product_launch(p, m.p2, gate);
     if (i1 < 0 || i2 < 0 || !same_operands(&p->launches[i1].gemm, &p->launches[i2].gemm)) return false;
     GemmDesc d = p->launches[i1].gemm;
     d.swiglu = true;
@@ -78,7 +75,7 @@ bool pg_swiglu(Program *p, SeenSet *seen, const Group *gr) {
     KernelLaunch kl;
     char *src = d.b2.offset / 2 % 8 == s.b_off ? template_gemm_swiglu(&s, d.products, &kl) : NULL;
     if (!src) return false;
-    Launch *l = add_own_launch(p, seen, gr, &d, src, "swiglu", 1);
+    Launch *l = pg_add_own_launch(p, seen, gr, &d, src, "swiglu", 1);
     l->own = (SkinnyGemmLaunch){.k = kl, .split = 1};
     snprintf(l->name, sizeof l->name, "swiglu_%lldx%lldx%lld%s", (long long)d.M, (long long)d.N, (long long)d.K,
              d.products ? "_products" : "");
@@ -97,15 +94,6 @@ bool pg_swiglu(Program *p, SeenSet *seen, const Group *gr) {
 }
 
 /* ---------------------------------------------------------------- the backward */
-/* Does any group but gr read x (or is x kept for the host)? */
-static bool read_elsewhere(const Fusion *f, const Group *gr, const Node *x) {
-    if (f->kept[x->id]) return true;
-    for (int k = 0; k < f->ngroups; k++)
-        for (int j = 0; &f->groups[k] != gr && j < f->groups[k].nins; j++)
-            if (fus_owner(f, f->groups[k].ins[j]) == x) return true;
-    return false;
-}
-
 /* The bf16 memory of an output of the group: its buffer where it holds bf16, its only copy where that is bf16. */
 static bool bf16_out(const Program *p, const Node *x, BufRef *r) {
     const Fusion *f = p->f;
@@ -121,8 +109,8 @@ bool pg_swiglu_bwd(Program *p, SeenSet *seen, const Group *gr) {
     if (!swiglu_bwd_match(f, gr, &m)) return false;
     const int kernel = p->nlaunches - 1;   /* the group's kernel, just built */
     if (kernel < 0 || p->launches[kernel].kind != LK_KERNEL || p->launches[kernel].group != gr->index) return false;
-    const int i = product_launch(p, m.dh, kernel);
-    if (i < 0 || read_elsewhere(f, gr, m.dh)) return false;   /* (the one launch does not write dh) */
+    const int i = pg_product_launch(p, m.dh, kernel);
+    if (i < 0 || fus_read_elsewhere(f, gr, m.dh)) return false;   /* (the one launch does not write dh) */
     GemmDesc d = p->launches[i].gemm;
     /* A [M][K] and W [K][N] bf16 in place (not cast into the GEMM workspace, which the transposed W takes), dh bf16 */
     if (!d.bf16 || d.batch != 1 || d.ta || d.tb || !d.c_bf16 || d.has_acc || d.alpha != 1.f || d.ldb != d.N ||
@@ -150,7 +138,7 @@ bool pg_swiglu_bwd(Program *p, SeenSet *seen, const Group *gr) {
     KernelLaunch kl, kt;
     char *src = template_gemm_swiglu_bwd(&s, &kl, &kt);
     if (!src) return false;
-    Launch *l = add_own_launch(p, seen, gr, &d, src, "swiglu_bwd", 2);
+    Launch *l = pg_add_own_launch(p, seen, gr, &d, src, "swiglu_bwd", 2);
     l->own = (SkinnyGemmLaunch){.k = kl, .reduce = kt, .split = 1};   /* (reduce: the transpose, launched first) */
     snprintf(l->name, sizeof l->name, "swiglu_bwd_%lldx%lldx%lld", (long long)d.M, (long long)d.N, (long long)d.K);
     pg_touch(l, d.a, d.M * d.K * 2, false);

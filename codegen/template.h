@@ -149,6 +149,8 @@ typedef struct SkinnyGemmSpec {
     int64_t a_off, b_off;      /* element offsets of A and B past a 16-byte-aligned address */
     int c_align;               /* bytes (a power of two, at most 16) both C's and acc's addresses are multiples of */
     int tile_n;                /* the Hopper GEMM's columns a CTA, 128, 192 or 256 (0: 256, or VMC_HOPPER_GEMM's) */
+    int64_t k1;                /* the Hopper GEMM: C = A B + A2 B2, the first k1 (a multiple of 64) of K from A and B,
+                                * the rest from A2 and B2, laid out as A and B (their own K); 0: one product */
 } SkinnyGemmSpec;
 typedef struct SkinnyGemmLaunch {
     KernelLaunch k;            /* vmc_gemm_skinny: grid, block, dynamic shared memory */
@@ -166,9 +168,9 @@ char *template_gemm_skinny(const SkinnyGemmSpec *s, SkinnyGemmLaunch *l);
 /* vmc's own Hopper GEMM (hopper_gemm.cuh; wgmma, so NVRTC must compile it for sm_90a: NVRTC_ARCH_SM90A): C = alpha
  * op(A) op(B) (+ acc) for a product of the same spec, A stored [M][lda] or [K][lda] (ta), B [N][ldb] (tb) or [K][ldb];
  * each operand's contiguous dimension, lda, ldb and the offsets multiples of 8. vmc_gemm_hopper(VmcTmap A, VmcTmap B,
- * C_T *C, const C_T *acc), A and B tensor maps (l->tma_rows: runtime/cuda_tma.h makes them); l->zero names C where
- * it must be zeroed before each launch (its parts of K are added into it). NULL when the product is not one it
- * handles. */
+ * C_T *C, const C_T *acc), A and B tensor maps (l->tma_rows: runtime/cuda_tma.h makes them); with s->k1 two more,
+ * VmcTmap A2, VmcTmap B2 (C = A B + A2 B2); l->zero names C where it must be zeroed before each launch (its parts of K
+ * are added into it). NULL when the product is not one it handles. */
 char *template_gemm_hopper(const SkinnyGemmSpec *s, KernelLaunch *l);
 /* SwiGLU's input products by the same kernel (hopper_gemm.cuh HG_DUAL): H = silu(A B1^T + bias1) * (A B2^T + bias2),
  * each product rounded to bf16 before its bias is added, and where `products` P1, P2 the two products (bf16). The

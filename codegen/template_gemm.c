@@ -194,6 +194,8 @@ static char *hopper_instance(const SkinnyGemmSpec *s, bool dual, bool products, 
     /* A stored [K][M] (ta) or B [K][N] (!tb): MN-major slices (hopper_gemm.cuh HG_A_MN, HG_B_MN), one product only */
     const bool a_mn = s->ta, b_mn = !s->tb;
     if ((a_mn || b_mn) && (dual || bwd)) return NULL;
+    /* a sum of two products over one K (hopper_gemm.cuh HG_KCAT): whole 64-deep slices of the first, one B each */
+    if (s->k1 && (dual || bwd || s->k1 < 0 || s->k1 % 64 || s->k1 >= s->K)) return NULL;
     /* each operand's contiguous dimension in whole 16-byte groups (the TMA's rows) */
     if ((a_mn ? s->M : s->K) % 8 || (b_mn ? s->N : s->K) % 8 || s->lda % 8 || s->ldb % 8 || s->a_off % 8 ||
         s->b_off % 8)
@@ -289,14 +291,15 @@ static char *hopper_instance(const SkinnyGemmSpec *s, bool dual, bool products, 
     /* SwiGLU's backward: its epilogue's loads of P1 and P2 issued VMC_SWIGLU_BWD_AHEAD visits ahead (0 to 6; 0: each
      * where it is used; 8 spills) */
     const int ahead = bwd && !ring && codegen_knob_ints("VMC_SWIGLU_BWD_AHEAD", v, 1) && v[0] > 0 && v[0] <= 6 ? v[0] : 0;
-    enum { NDEF = 24 };
+    enum { NDEF = 25 };
     char val[NDEF][40];
     const char *names[NDEF] = {"HG_M", "HG_N", "HG_K", "HG_ALPHA", "HG_ACC", "C_T", "HG_PAIRS", "HG_STAGES",
                                "HG_SMEM_BYTES", "HG_DUAL", "HG_TILE_N", "HG_VEC", "HG_CTAS", "HG_STORE_TMA",
                                "HG_PRODUCTS", "HG_CLUSTER", "HG_STORE_REGS", "HG_SWIGLU_BWD", "HG_BWD_AHEAD",
-                               "HG_PINGPONG", "HG_A_MN", "HG_B_MN", "HG_SPLITK", "HG_BWD_RING"};
+                               "HG_PINGPONG", "HG_A_MN", "HG_B_MN", "HG_SPLITK", "HG_BWD_RING", "HG_KCAT"};
     const long long iv[NDEF] = {s->M, s->N, s->K, 0, s->acc, 0, pairs, stages, smem, dual, tile_n, vec, ctas,
-                                store_tma, dual && products, cluster, regs, bwd, ahead, pingpong, a_mn, b_mn, split, ring};
+                                store_tma, dual && products, cluster, regs, bwd, ahead, pingpong, a_mn, b_mn, split, ring,
+                                s->k1};
     TemplateDef defs[NDEF];
     gemm_defs(defs, val, names, iv, NDEF, 3, s->alpha, 5, s->c_bf16);
     *l = (KernelLaunch){0};
@@ -308,6 +311,10 @@ static char *hopper_instance(const SkinnyGemmSpec *s, bool dual, bool products, 
     l->tiles_in_turn = true;   /* (HG_FOR_EACH_UNIT) */
     l->tma_rows[0] = a_mn ? 64 : 128;   /* (MN-major: boxes of 64 rows of K) */
     l->tma_rows[1] = b_mn ? 64 : (unsigned)(bn / cluster);   /* (in a cluster each CTA loads half of B's rows) */
+    if (s->k1) {   /* A2, B2 (parameters 4, 5) as A and B */
+        l->tma_rows[4] = l->tma_rows[0];
+        l->tma_rows[5] = l->tma_rows[1];
+    }
     if (split > 1) {   /* C (parameter 2) zeroed before each launch: the parts are added into it */
         l->zero[0].param = 2;
         l->zero[0].bytes = (size_t)(s->M * s->N * 4);

@@ -96,6 +96,9 @@ typedef struct Fusion {
     Node **swiglu_x;        /* by node id, the root of SwiGLU's gate silu(x W1^T + b1) * (x W2^T + b2) whose two
                              * products and gate one launch computes (pass_swiglu.c, program_swiglu.c): x, which that
                              * launch reads where the gate's group stands (pass_plan keeps it alive until then) */
+    Node **pair_first;      /* by node id, the root of a GEMM group whose acc is another's plain product (pass.h
+                             * product_pair_match): that product, whose operands one launch of both products reads
+                             * where this group stands (pass_plan keeps them alive until then) */
     Node **scan_pair;       /* by node id: an OP_SCAN and the OP_SCAN_BWD of the same inputs, each the other's, when
                              * the forward saves its chunk-start states for the backward (set before pass_plan) */
     Buf *states;            /* by OP_SCAN node id, where paired: those states (bytes set with the pair, placed by
@@ -175,6 +178,17 @@ bool swiglu_bwd_match(const Fusion *f, const Group *gr, SwigluBwdMatch *m);
 /* Marks Fusion.swiglu_x for every such gate whose products no other group reads (with_products: all of them);
  * call between pass_fuse and pass_plan. */
 void pass_mark_swiglu(Fusion *f, bool with_products);
+
+/* Does any group but gr read x (or is x kept for the host)? */
+bool fus_read_elsewhere(const Fusion *f, const Group *gr, const Node *x);
+
+/* GEMM group gr adds another GEMM group's product to its own, C = A2 B2 + A1 B1 (an acc epilogue; SwiGLU's input
+ * gradient dy1 W1 + dy2 W2): both plain (no scale), of one layout and shape, their operands not column views, and
+ * nothing but gr reading A1 B1. Returns A1 B1's MATMUL, or NULL. The cuda backend may compute both in one launch
+ * (codegen/program_pair.c). */
+const Node *product_pair_match(const Fusion *f, const Group *gr);
+/* Marks Fusion.pair_first for every such group; call between pass_fuse and pass_plan. */
+void pass_mark_product_pairs(Fusion *f);
 
 /* Liveness from the loss, named nodes, ASSIGNs and keep[]; folds x+0, x*1, x-0, x/1, neg(neg(x)). */
 Fusion *pass_simplify(const Graph *g, Node *const *keep, int nkeep);

@@ -94,6 +94,7 @@ Fusion *pass_simplify(const Graph *g, Node *const *keep, int nkeep) {
     f->scan_pair = arena_alloc(f->arena, sizeof(Node *) * (size_t)nn);
     f->conv_lead = arena_alloc(f->arena, sizeof(Node *) * (size_t)nn);
     f->swiglu_x = arena_alloc(f->arena, sizeof(Node *) * (size_t)nn);
+    f->pair_first = arena_alloc(f->arena, sizeof(Node *) * (size_t)nn);
     f->conv_sum_to = arena_alloc(f->arena, sizeof(Node *) * (size_t)nn);
     f->part_zero = arena_alloc(f->arena, (size_t)nn);
     f->states = arena_alloc(f->arena, sizeof(Buf) * (size_t)nn);

@@ -160,3 +160,34 @@ void pass_mark_swiglu(Fusion *f, bool with_products) {
             f->swiglu_x[f->groups[k].root->id] = (Node *)m.x;
     }
 }
+
+/* ---------------------------------------------------------------- sums of two products */
+bool fus_read_elsewhere(const Fusion *f, const Group *gr, const Node *x) {
+    if (f->kept[x->id]) return true;
+    for (int k = 0; k < f->ngroups; k++)
+        for (int j = 0; &f->groups[k] != gr && j < f->groups[k].nins; j++)
+            if (fus_owner(f, f->groups[k].ins[j]) == x) return true;
+    return false;
+}
+
+const Node *product_pair_match(const Fusion *f, const Group *gr) {
+    if (gr->kind != GK_GEMM) return NULL;
+    const GemmEpilogue e2 = group_gemm(f, gr);
+    const Node *m2 = e2.matmul, *m1 = e2.acc;
+    if (!m1 || e2.alpha != 1.0 || m1->op != OP_MATMUL) return NULL;
+    const int k1 = f->group_of[m1->id];
+    if (k1 < 0 || f->groups[k1].kind != GK_GEMM || f->groups[k1].root != m1) return NULL;
+    const GemmEpilogue e1 = group_gemm(f, &f->groups[k1]);
+    if (e1.matmul != m1 || e1.acc || e1.alpha != 1.0 || m1->i[0] != m2->i[0] || m1->i[1] != m2->i[1] ||
+        !shape_eq(m1->shape, m2->shape))
+        return NULL;
+    for (int s = 0; s < 2; s++) {
+        const Node *x1 = fus_src(f, m1, s), *x2 = fus_src(f, m2, s);
+        if (!shape_eq(x1->shape, x2->shape) || f->colview[x1->id] || f->colview[x2->id]) return NULL;
+    }
+    return fus_read_elsewhere(f, gr, m1) ? NULL : m1;
+}
+
+void pass_mark_product_pairs(Fusion *f) {
+    for (int k = 0; k < f->ngroups; k++) f->pair_first[f->groups[k].root->id] = (Node *)product_pair_match(f, &f->groups[k]);
+}

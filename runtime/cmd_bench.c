@@ -261,9 +261,10 @@ static int bench(const Args *a, DslModule *m) {
         printf("  own GEMMs: %d of %d run vmc's own kernel (timed faster than cuBLASLt's best)\n", own, eligible);
     int one = 0, gates = 0;
     cuda_exec_swiglu(e, &one, &gates);
-    if (gates)   /* (sm_90: codegen/program_swiglu.c) */
-        printf("  SwiGLU: %d of %d gates run with their two products as one kernel (agreeing with and timed faster "
-               "than the two GEMMs and the gate's kernel)\n", one, gates);
+    if (gates)   /* (sm_90: codegen/program_swiglu.c, program_pair.c) */
+        printf("  SwiGLU: %d of %d one-kernel launches (the gates with their two products; where asked, the backward "
+               "and the input gradient's two products) run instead of their parts, agreeing with them and timed "
+               "faster\n", one, gates);
     printf("  device memory: arenas %.2f GiB, process total %.2f GiB of %.2f GiB\n",
            (double)cuda_exec_device_bytes(e) / (1 << 30), (double)used / (1 << 30), (double)total / (1 << 30));
     double sum = 0;

@@ -118,10 +118,21 @@ void cx_own_gemm_run(Cuda *c, int k, int s) {
         cx_launch_kernel(c, c->fn[k], grid, l->own.k.block, l->own.k.smem, s, params);
         return;
     }
-    CUdeviceptr v[5] = {addr(c, g->a), addr(c, g->b), addr(c, g->c), g->has_acc ? addr(c, g->acc) : 0, c->ws[s]};
-    void *params[5] = {&v[0], &v[1], &v[2], &v[3], &v[4]};
-    CUtensorMap maps[3];   /* the Hopper kernel's operands as tensor maps (host work: only when captured or timed) */
+    /* (a pair: vmc_gemm_hopper(A, B, C, acc, A2, B2) over both products' K, acc unused) */
+    CUdeviceptr v[6] = {addr(c, g->a), addr(c, g->b), addr(c, g->c), g->has_acc ? addr(c, g->acc) : 0, c->ws[s],
+                        g->pair ? addr(c, g->a2) : 0};
+    void *params[6] = {&v[0], &v[1], &v[2], &v[3], &v[4], &v[5]};
+    CUtensorMap maps[6];   /* the Hopper kernel's operands as tensor maps (host work: only when captured or timed) */
     cuda_tma_gemm_params(c->cu, &l->own.k, g->M, g->N, g->K, g->lda, g->ldb, g->ta, g->tb, v, maps, params);
+    if (g->pair) {   /* A2, B2: parameters 4 and 5 (the GEMM workspace is not passed) */
+        const CUdeviceptr at[2] = {addr(c, g->a2), addr(c, g->b2)};
+        const int64_t rows[2] = {g->ta ? g->K : g->M, g->tb ? g->N : g->K};
+        const int64_t cols[2] = {g->ta ? g->M : g->K, g->tb ? g->K : g->N}, ld[2] = {g->lda, g->ldb};
+        for (int i = 0; i < 2; i++) {
+            cuda_tma_bf16(c->cu, &maps[4 + i], at[i], rows[i], cols[i], ld[i], l->own.k.tma_rows[4 + i]);
+            params[4 + i] = &maps[4 + i];
+        }
+    }
     for (int z = 0; z < l->own.k.nzero; z++)   /* (the Hopper kernel's parts of K are added into C) */
         CU_CHECK(c->cu->cuMemsetD8Async(v[l->own.k.zero[z].param] + l->own.k.zero[z].offset, 0, l->own.k.zero[z].bytes,
                                         c->side[s]));

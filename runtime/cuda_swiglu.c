@@ -8,21 +8,24 @@
 #include <stdlib.h>
 
 /* The launches SwiGLU launch k stands for, in order: the products' GEMMs, then the gate's kernel (the backward: dh's
- * GEMM, then the gradients' kernel); -1 after them. */
+ * GEMM, then the gradients' kernel; a pair: its two GEMMs); -1 after them. */
 static void parts_of(const Cuda *c, int k, int *parts) {
-    const int want = c->p->launches[k].gemm.backward ? 2 : 3;
+    const GemmDesc *d = &c->p->launches[k].gemm;
+    const int want = d->backward || d->pair ? 2 : 3;
     int n = 0;
     for (int j = 0; j < k && n < want; j++)
         if (c->p->launches[j].swiglu_id == c->p->launches[k].swiglu_id) parts[n++] = j;
-    ASSERT(n == want && c->p->launches[parts[n - 1]].kind == LK_KERNEL, "SwiGLU launch %d: %d parts", k, n);
+    ASSERT(n == want && c->p->launches[parts[n - 1]].kind == (d->pair ? LK_GEMM : LK_KERNEL),
+           "SwiGLU launch %d: %d parts", k, n);
     parts[n] = -1;
 }
 
 static void run_parts(Cuda *c, const int *parts) {
-    int n = 0;
-    for (; parts[n + 1] >= 0; n++) cx_gemm_launch(c, parts[n], 0);
-    const Launch *g = &c->p->launches[parts[n]];
-    cx_launch_kernel(c, c->fn[parts[n]], g->grid, g->block, g->smem, 0, c->params[parts[n]]);
+    for (int n = 0; parts[n] >= 0; n++) {
+        const Launch *g = &c->p->launches[parts[n]];
+        if (g->kind == LK_GEMM) cx_gemm_launch(c, parts[n], 0);
+        else cx_launch_kernel(c, c->fn[parts[n]], g->grid, g->block, g->smem, 0, c->params[parts[n]]);
+    }
 }
 
 /* Random bf16 values in [-1, 1) for n elements at dst (or f32 where f32). */
@@ -123,6 +126,40 @@ static double disagreement_bwd(Cuda *c, int k, const int *parts) {
     return e > es ? e : es;
 }
 
+/* The same for a pair (GemmDesc.pair): its four operands random on the sample rows of A and A2 (zero elsewhere, so
+ * that both forms add the same products) and all of B and B2; C on those rows. The parts round the first product to
+ * C's type before adding it, the one launch rounds once. */
+static double disagreement_pair(Cuda *c, int k, const int *parts) {
+    const GemmDesc *d = &c->p->launches[k].gemm;
+    ASSERT(!d->ta, "a pair with A stored [K][M]");   /* (pair_operands: as SwiGLU's input gradient, dy [M][K]) */
+    const int64_t rows = d->M < SAMPLE_ROWS ? d->M : SAMPLE_ROWS, last = d->M - rows;
+    const size_t n = (size_t)(rows * d->N), es = d->c_bf16 ? 2 : 4;
+    const size_t a_elems = (size_t)((d->M - 1) * d->lda + d->K), arows = (size_t)((rows - 1) * d->lda + d->K);
+    const size_t b_elems = (size_t)((d->tb ? d->N : d->K) - 1) * (size_t)d->ldb + (size_t)(d->tb ? d->K : d->N);
+    const BufRef as[2] = {d->a, d->a2}, bs[2] = {d->b, d->b2};
+    for (int i = 0; i < 2; i++) {
+        const CUdeviceptr a = addr(c, as[i]);
+        CU_CHECK(c->cu->cuMemsetD8Async(a, 0, 2 * a_elems, c->st));
+        fill_random(c, a, arows, false, 21 + (uint64_t)i);
+        fill_random(c, a + 2 * (size_t)(last * d->lda), arows, false, 23 + (uint64_t)i);
+        fill_random(c, addr(c, bs[i]), b_elems, false, 25 + (uint64_t)i);
+    }
+    const CUdeviceptr out = addr(c, d->c), out_last = out + es * (size_t)(last * d->N);
+    char *want = xmalloc(2 * n * es), *got = xmalloc(2 * n * es);
+    for (int form = 0; form < 2; form++) {   /* the parts, then the one launch */
+        char *g = form ? got : want;
+        CU_CHECK(c->cu->cuMemsetD8Async(out, 0xff, es * (size_t)(d->M * d->N), c->st));   /* NaN: unwritten fails */
+        if (form) cx_own_gemm_run(c, k, 0);
+        else run_parts(c, parts);
+        copy_out(c, g, out, es * n);
+        copy_out(c, g + es * n, out_last, es * n);
+    }
+    const double e = relative_diff(want, got, 2 * n, d->c_bf16);
+    free(want);
+    free(got);
+    return e;
+}
+
 /* GEMM_TUNE_REPS runs of SwiGLU launch k by its one kernel (own) or by its parts, timed by cx_time_ms. */
 typedef struct FormRun { int k; const int *parts; bool own; } FormRun;
 static void form_runs(Cuda *c, void *ctx) {
@@ -148,7 +185,7 @@ void cx_plan_swiglu(Cuda *c, int k, bool tune, bool log) {
     for (int j = 0; j < k && !decided; j++) {   /* a launch of the same shape chose already */
         const GemmDesc *e = &c->p->launches[j].gemm;
         if (c->p->launches[j].kind != LK_GEMM || !e->swiglu || e->M != d->M || e->N != d->N || e->K != d->K ||
-            e->products != d->products || e->backward != d->backward)
+            e->products != d->products || e->backward != d->backward || e->pair != d->pair)
             continue;
         own = c->swiglu_own[c->p->launches[j].swiglu_id];
         decided = true;
@@ -156,11 +193,13 @@ void cx_plan_swiglu(Cuda *c, int k, bool tune, bool log) {
     if (!decided) {
         int parts[4];
         parts_of(c, k, parts);
-        const double err = d->backward ? disagreement_bwd(c, k, parts) : disagreement(c, k, parts);
+        const double err = d->pair       ? disagreement_pair(c, k, parts)
+                           : d->backward ? disagreement_bwd(c, k, parts)
+                                         : disagreement(c, k, parts);
         own = err <= 1.0 / 64;   /* bf16 results of the same bf16 products: rounding apart */
-        const char *them = d->backward ? "its GEMM and kernel" : "its GEMMs and gate";
+        const char *them = d->pair ? "its two GEMMs" : d->backward ? "its GEMM and kernel" : "its GEMMs and gate";
         if (!own)
-            fprintf(stderr, "vmc: warning: the SwiGLU kernel %s disagrees with %s on random operands (largest "
+            fprintf(stderr, "vmc: warning: the one kernel %s disagrees with %s on random operands (largest "
                             "difference %.3g of the largest value); they run instead\n", l->name, them, err);
         if (own && tune && c->own_gemm == 1) {
             const float ms_parts = time_form(c, k, parts, false), ms_own = time_form(c, k, parts, true);

@@ -196,8 +196,9 @@ static DslModule *load_tiny_set(const DslSet *sets, int nsets) {
 static DslModule *load_tiny(void) { return load_tiny_set(NULL, 0); }
 
 /* SwiGLU's backward as one launch (VMC_SWIGLU_BWD=1, program_swiglu.c pg_swiglu_bwd) where the hidden width is a
- * multiple of 256 (C = 96: 256), on sm_90 with bf16 operands: every MLP's, in the step's program. */
-static void check_swiglu_bwd_launches(DslModule *m, const char *model) {
+ * multiple of 256 (C = 96: 256), on sm_90 with bf16 operands: every MLP's, in the step's program; or (pair) its
+ * input gradient's two products as one (VMC_GEMM_PAIRS=1, program_pair.c). */
+static void check_swiglu_bwd_launches(DslModule *m, const char *model, bool pair) {
     Diag d;
     diag_init(&d, stderr);
     Graph *g = dsl_build_model(m, model, &d);
@@ -210,9 +211,10 @@ static void check_swiglu_bwd_launches(DslModule *m, const char *model) {
     Exec *gpu = gpu_exec(g, keep, nk);
     const Program *p = cuda_exec_program(gpu);
     int n = 0;
-    for (int k = 0; k < p->nlaunches; k++) n += p->launches[k].kind == LK_GEMM && p->launches[k].gemm.backward;
+    for (int k = 0; k < p->nlaunches; k++)
+        n += p->launches[k].kind == LK_GEMM && (pair ? p->launches[k].gemm.pair : p->launches[k].gemm.backward);
     const int want = p->opt.arch == 90 ? 4 : 0;
-    printf("%s: %d SwiGLU backward launches%s\n", model, n, n == want ? "" : "  FAIL");
+    printf("%s: %d SwiGLU %s launches%s\n", model, n, pair ? "input-gradient pair" : "backward", n == want ? "" : "  FAIL");
     if (n != want) bp_failures++;
     exec_free(gpu);
     free(grads);
@@ -303,14 +305,19 @@ int main(int argc, char **argv) {
     setenv("VMC_SWIGLU_BWD", "1", 1);   /* SwiGLU's backward in one launch (with VMC_OWN_GEMM=2: always run) */
     const DslSet c96 = {"C", "96"};
     DslModule *m96 = load_tiny_set(&c96, 1);
-    check_swiglu_bwd_launches(m96, "tiny_pretrain");
+    check_swiglu_bwd_launches(m96, "tiny_pretrain", false);
     test_model_grads(m96, "tiny_pretrain", 1e-1);
     test_model_grads(m96, "tiny_ft", 1e-1);
     setenv("VMC_SWIGLU_BWD_RING", "4", 1);   /* its P1 and P2 copied by cp.async into a ring 4 visits ahead */
     test_model_grads(m96, "tiny_pretrain", 1e-1);
     unsetenv("VMC_SWIGLU_BWD_RING");
-    dsl_free(m96);
     unsetenv("VMC_SWIGLU_BWD");
+    setenv("VMC_GEMM_PAIRS", "1", 1);   /* SwiGLU's input gradient dy1 W1 + dy2 W2 as one product of K = 512 */
+    check_swiglu_bwd_launches(m96, "tiny_pretrain", true);
+    test_model_grads(m96, "tiny_pretrain", 1e-1);
+    test_model_grads(m96, "tiny_ft", 1e-1);
+    unsetenv("VMC_GEMM_PAIRS");
+    dsl_free(m96);
     bf16_mode = false;
     test_model_forward(m, "tiny_ft", "logits", 1e-3);
     if (!quick) {

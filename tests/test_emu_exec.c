@@ -18,6 +18,7 @@ static bool bf16;             /* for the executors made next: bf16 GEMM operands
 static bool scan_recompute;   /* the scan backward's pass 1 instead of the forward's saved chunk states, */
 static bool attn_fast;        /* and the decoder's attention on attention.cuh's tensor-core path (bf16 pretraining) */
 static int swiglu_launches;   /* SwiGLU gates computed with their products by one launch (program_swiglu.c) */
+static int pair_launches;     /* sums of two products as one launch (program_pair.c) */
 static bool forward_only;     /* a forward step alone (no scan backward to save states for) */
 
 /* The emulated backend, checked to run the program variant asked for. */
@@ -38,9 +39,14 @@ static Exec *emu(const Graph *g, Node *const *keep, int nkeep) {
     }
     if (attn_fast && fast < 2) { printf("  FAIL: %d attention launches on the tensor-core path\n", fast); bp_failures++; }
     if (!forward_only && scan_recompute == (paired > 0)) { printf("  FAIL: %d scans with saved states\n", paired); bp_failures++; }
-    int swiglu = 0;   /* SwiGLU's products and gate as one launch (program_swiglu.c) */
-    for (int k = 0; k < p->nlaunches; k++) swiglu += p->launches[k].kind == LK_GEMM && p->launches[k].gemm.swiglu;
+    int swiglu = 0, pairs = 0;   /* SwiGLU's products and gate as one launch (program_swiglu.c), pairs */
+    for (int k = 0; k < p->nlaunches; k++) {
+        const Launch *l = &p->launches[k];
+        swiglu += l->kind == LK_GEMM && l->gemm.swiglu && !l->gemm.pair;
+        pairs += l->kind == LK_GEMM && l->gemm.pair;
+    }
     if (swiglu != swiglu_launches) { printf("  FAIL: %d SwiGLU launches, not %d\n", swiglu, swiglu_launches); bp_failures++; }
+    if (pairs != pair_launches) { printf("  FAIL: %d pairs of products, not %d\n", pairs, pair_launches); bp_failures++; }
     return e;
 }
 
@@ -134,6 +140,20 @@ int main(int argc, char **argv) {
     unsetenv("VMC_SWIGLU_GEMM");
     bf16 = false;
     bp_training(m, "tiny_pretrain", 3, emu, (BpHost){host_alloc, free}, NULL);
+    dsl_free(m);
+    /* SwiGLU's input gradient dy1 W1 + dy2 W2 as one launch (VMC_GEMM_PAIRS=1): hidden widths of whole 64-deep
+     * slices (C = 48: 128), the first product's operands kept alive until the second's place */
+    const DslSet c48[] = {{"batch", "2"}, {"C", "48"}};
+    DslOptions o48 = {.sets = c48, .nsets = 2};
+    if (!(m = dsl_load(path, &o48, &d))) { fprintf(stderr, "cannot load %s\n", path); return 1; }
+    setenv("VMC_GEMM_PAIRS", "1", 1);
+    bf16 = true;
+    pair_launches = 4;
+    printf("tiny_ft, C = 48, bf16, VMC_GEMM_PAIRS=1 (SwiGLU's input gradient as one launch)\n");
+    grads(m, "tiny_ft", 1e-1);
+    pair_launches = 0;
+    bf16 = false;
+    unsetenv("VMC_GEMM_PAIRS");
     dsl_free(m);
     /* the other encoder block and the ablations' options: Vim's bidirectional mixer (two scans of one conv input,
      * ungated, merged), clusters in a random order each step, the raw-pixel target */

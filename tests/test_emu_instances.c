@@ -78,6 +78,21 @@ static float *run_kernel(const char *what, const SkinnyGemmSpec *s, const char *
     FILE *o = driver_open(src);
     const char *ct = s->c_bf16 ? "unsigned short" : "float";
     const long long mn = (long long)(s->M * s->N);
+    /* C = A B + A2 B2 (s->k1): A's and B's first k1 of K as A and B, the rest as A2 and B2, each map only its own
+     * part (past it the TMA reads zeros, so a slice taken from the wrong map is missed) */
+    const long long k1 = (long long)s->k1, k2 = (long long)(s->K - s->k1);
+    char *maps2 = NULL;
+    size_t maps2_len = 0;
+    FILE *m2 = open_memstream(&maps2, &maps2_len);
+    if (k1) {
+        fprintf(m2, "    const EmuTmap ta2 = {a.data() + %lld, %lld, %lld, %lld, %u}, tb2 = {b.data() + %lld, %lld, %lld, %lld, %u};\n",
+                s->ta ? k1 * s->lda : k1, s->ta ? k2 : (long long)s->M, s->ta ? (long long)s->M : k2, (long long)s->lda,
+                l->k.tma_rows[4], s->tb ? k1 : k1 * s->ldb, s->tb ? (long long)s->N : k2, s->tb ? k2 : (long long)s->N,
+                (long long)s->ldb, l->k.tma_rows[5]);
+    }
+    fprintf(m2, "#define KCAT_ARGS%s\n", k1 ? " , ta2, tb2" : "");
+    fclose(m2);
+    const long long ka = k1 ? k1 : (long long)s->K;   /* (A's and B's own part of K) */
     fprintf(o, "int main() {\n"
                "    auto a = load<unsigned short>(\"a.bin\", %lld);\n"
                "    auto b = load<unsigned short>(\"b.bin\", %lld);\n"
@@ -88,12 +103,13 @@ static float *run_kernel(const char *what, const SkinnyGemmSpec *s, const char *
                "    grid.x = %u; grid.y = %u; grid.z = %u; block.x = %u;\n"
                "#ifdef HG_M\n"
                "    const EmuTmap ta = {a.data(), %lld, %lld, %lld, %u}, tb = {b.data(), %lld, %lld, %lld, %u};\n"
+               "%s"
                "#if HG_STORE_TMA\n"
                "    const EmuTmap tc = {c.data(), %lld, %lld, %lld, 64};\n"
-               "    emu_launch_cluster(grid, block, HG_CLUSTER, [&] { vmc_gemm_hopper(ta, tb, tc, (const bf16 *)acc.data()); });\n"
+               "    emu_launch_cluster(grid, block, HG_CLUSTER, [&] { vmc_gemm_hopper(ta, tb, tc, (const bf16 *)acc.data() KCAT_ARGS); });\n"
                "#else\n"
                "    emu_launch_cluster(grid, block, HG_CLUSTER, [&] { vmc_gemm_hopper(ta, tb, (%s *)c.data(), "
-               "(const %s *)acc.data()); });\n"
+               "(const %s *)acc.data() KCAT_ARGS); });\n"
                "#endif\n"
                "#else\n"
                "    emu_launch(grid, block, [&] { vmc_gemm_skinny((const bf16 *)a.data(), (const bf16 *)b.data(), "
@@ -106,12 +122,13 @@ static float *run_kernel(const char *what, const SkinnyGemmSpec *s, const char *
                "    FILE *f = fopen(\"c.bin\", \"wb\"); fwrite(c.data(), sizeof c[0], c.size(), f); fclose(f);\n"
                "    return 0;\n}\n",
             (long long)a_elems, (long long)b_elems, ct, mn, ct, mn, (long long)(l->ws_bytes / 4), l->k.grid[0],
-            l->k.grid[1], l->k.grid[2], l->k.block[0], (long long)(s->ta ? s->K : s->M),
-            (long long)(s->ta ? s->M : s->K), (long long)s->lda, l->k.tma_rows[0], (long long)(s->tb ? s->N : s->K),
-            (long long)(s->tb ? s->K : s->N), (long long)s->ldb, l->k.tma_rows[1], (long long)s->M, (long long)s->N,
+            l->k.grid[1], l->k.grid[2], l->k.block[0], s->ta ? ka : (long long)s->M, s->ta ? (long long)s->M : ka,
+            (long long)s->lda, l->k.tma_rows[0], s->tb ? (long long)s->N : ka, s->tb ? ka : (long long)s->N,
+            (long long)s->ldb, l->k.tma_rows[1], maps2, (long long)s->M, (long long)s->N,
             (long long)s->N, s->c_bf16 ? "bf16" : "float", s->c_bf16 ? "bf16" : "float",
             s->c_bf16 ? "bf16" : "float", s->c_bf16 ? "bf16" : "float", l->reduce.grid[0], l->reduce.block[0], s->c_bf16 ? "bf16" : "float", s->c_bf16 ? "bf16" : "float");
     fclose(o);
+    free(maps2);
     if (!compile_and_run(what)) return NULL;
     snprintf(path, sizeof path, "%s/c.bin", tmp);
     FILE *f = fopen(path, "rb");
@@ -197,6 +214,35 @@ static void check_gemm(const char *what, SkinnyGemmSpec s, int want_split) { che
 
 static void check_swiglu(const char *what, SkinnyGemmSpec s, bool save);
 static void check_swiglu_bwd(const char *what, SkinnyGemmSpec s);
+
+/* Two products over one K (hopper_gemm.cuh HG_KCAT, SwiGLU's dx = dy1 W1 + dy2 W2): A's and B's first k1 of K
+ * through one pair of tensor maps, the rest through another (run_kernel), each map only its own part, so a slice
+ * read through the wrong one, or at the whole K's index, reads zeros and fails: B [K][N] into a bf16 C from
+ * registers, persistent; B [N][K] with the second K not whole slices; an f32 C with K in parts that straddle k1;
+ * then the ks the template must refuse. */
+static void check_hopper_kcat(void) {
+    check_gemm_kernel("hopper A B + A2 B2, B [K][N]: 300x264x320 (128 + 192)", (SkinnyGemmSpec){.M = 300, .N = 264,
+                      .K = 320, .lda = 320, .ldb = 264, .c_bf16 = true, .alpha = 1, .c_align = 16, .k1 = 128}, 0, true);
+    setenv("VMC_HOPPER_GEMM_PERSIST", "2", 1);
+    check_gemm_kernel("hopper A B^T + A2 B2^T, persistent: 300x264x200 (64 + 136)", (SkinnyGemmSpec){.M = 300,
+                      .N = 264, .K = 200, .lda = 200, .ldb = 200, .tb = true, .c_bf16 = true, .alpha = 1,
+                      .c_align = 16, .k1 = 64}, 0, true);
+    setenv("VMC_HOPPER_GEMM_SPLITK", "3", 1);
+    setenv("VMC_HOPPER_GEMM_PERSIST", "4", 1);
+    check_gemm_kernel("hopper A^T B + A2^T B2, K in 3 parts: 136x264x600 (256 + 344)", (SkinnyGemmSpec){.M = 136,
+                      .N = 264, .K = 600, .lda = 136, .ldb = 264, .ta = true, .alpha = 1, .c_align = 16, .k1 = 256},
+                      0, true);
+    unsetenv("VMC_HOPPER_GEMM_SPLITK");
+    unsetenv("VMC_HOPPER_GEMM_PERSIST");
+    KernelLaunch l;
+    const int64_t bad_k1[3] = {100, 320, -64};
+    for (int i = 0; i < 3; i++) {
+        char *src = template_gemm_hopper(&(SkinnyGemmSpec){.M = 300, .N = 264, .K = 320, .lda = 320, .ldb = 264,
+                                         .c_bf16 = true, .alpha = 1, .c_align = 16, .k1 = bad_k1[i]}, &l);
+        CHECK(!src, "hopper A B + A2 B2: k1 = %lld of K = 320 was accepted", (long long)bad_k1[i]);
+        free(src);
+    }
+}
 
 /* MN-major operands (hopper_gemm.cuh HG_A_MN, HG_B_MN: boxes of 64 k by 64 columns, wgmma's transpose bits): B
  * stored [K][N] (an input gradient dy W) with acc, its boxes multicast in clusters; A stored [K][M] with B [N][K] and a
@@ -397,6 +443,7 @@ static void check_hopper_gemms(void) {
     CHECK(!src, "hopper: a B stored [K][N] with N = 60 (rows not 16-byte copies) was accepted");
     free(src);
     check_hopper_mn_major();
+    check_hopper_kcat();
 }
 
 /* SwiGLU's input products in one kernel (template_gemm_swiglu): H = silu(bf16(A B1^T) + b1) * (bf16(A B2^T) + b2)
@@ -813,14 +860,15 @@ static void check_conv_multi_bwd(const char *what) {
 }
 
 int main(int argc, char **argv) {
-    if (argc < 3) { fprintf(stderr, "usage: test_emu_instances CXX EMU_DIR [hopper|mn]\n"); return 2; }
+    if (argc < 3) { fprintf(stderr, "usage: test_emu_instances CXX EMU_DIR [hopper|mn|kcat]\n"); return 2; }
     cxx = argv[1];
     emu_dir = argv[2];
     snprintf(tmp, sizeof tmp, "%s/vmc-emu-inst-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     if (!mkdtemp(tmp)) { perror("mkdtemp"); return 2; }
     /* (while working on hopper_gemm.cuh: its checks alone, or those of MN-major operands) */
-    if (argc > 3 && (!strcmp(argv[3], "hopper") || !strcmp(argv[3], "mn"))) {
+    if (argc > 3 && (!strcmp(argv[3], "hopper") || !strcmp(argv[3], "mn") || !strcmp(argv[3], "kcat"))) {
         if (!strcmp(argv[3], "mn")) check_hopper_mn_major();
+        else if (!strcmp(argv[3], "kcat")) check_hopper_kcat();
         else check_hopper_gemms();
         printf(failures ? "%d FAILED\n" : "ok\n", failures);
         return failures != 0;

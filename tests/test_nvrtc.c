@@ -214,9 +214,12 @@ static void hopper_gemm(void) {
         {.M = 16384, .N = 768, .K = 2048, .lda = 2048, .ldb = 768, .acc = true, .c_bf16 = true, .alpha = 1,
          .c_align = 16},
         {.M = 2048, .N = 768, .K = 16384, .lda = 2048, .ldb = 768, .ta = true, .alpha = 1, .c_align = 16},
+        /* SwiGLU's input gradient dy1 W1 + dy2 W2 as one product over both K (program_pair.c) */
+        {.M = 16384, .N = 768, .K = 4096, .lda = 2048, .ldb = 768, .c_bf16 = true, .alpha = 1, .c_align = 16,
+         .k1 = 2048},
     };
     const char *opts[] = {PTXAS_VERBOSE};
-    for (int k = 0; k < 5; k++) {
+    for (int k = 0; k < 6; k++) {
         KernelLaunch l;
         char *src = template_gemm_hopper(&specs[k], &l);
         EXPECT(src, "hopper GEMM %d refused", k);
@@ -233,6 +236,10 @@ static void hopper_gemm(void) {
         EXPECT(!(ok && bin.log && strstr(bin.log, "serialized")), "hopper GEMM %d: wgmma serialized: %s", k, bin.log);
         if (n == 1 && k == 0) printf("hopper GEMM sm_90a: %d registers\n", pk[0].registers);
         if (n == 1 && k == 4) printf("hopper GEMM A^T B, K split, sm_90a: %d registers\n", pk[0].registers);
+        if (n == 1 && k == 5) printf("hopper GEMM A B + A2 B2, sm_90a: %d registers\n", pk[0].registers);
+        EXPECT(k != 5 || (strstr(src, "#define HG_KCAT 2048") && l.tma_rows[4] == l.tma_rows[0] &&
+                          l.tma_rows[5] == l.tma_rows[1]),
+               "hopper GEMM %d: not two products with A2 and B2 as tensor maps", k);
         EXPECT(k != 4 || (strstr(src, "#define HG_SPLITK 2") && strstr(src, "#define HG_TILE_N 192")),
                "hopper GEMM %d: not K in 2 parts of 128 x 192 tiles", k);
         if (ok) nvrtc_binary_free(&bin);

@@ -28,6 +28,12 @@ static bool declared(const Launch *l, BufRef r) {
 static bool args_declared(const Launch *l) {
     for (int a = 0; a < args_total(l); a++)
         if (l->args[a].arena != AR_COUNT_ && !declared(l, l->args[a])) return false;
+    if (l->kind == LK_GEMM && l->gemm.pair) {   /* A, B, A2, B2; C (writes_declared) */
+        const GemmDesc *d = &l->gemm;
+        const BufRef read[4] = {d->a, d->b, d->a2, d->b2};
+        for (int k = 0; k < 4; k++) if (!declared(l, read[k])) return false;
+        return l->nacc == 5;
+    }
     if (l->kind == LK_GEMM && l->gemm.swiglu) {   /* A, B1, B2, the biases; H (and the products: writes_declared) */
         const GemmDesc *d = &l->gemm;
         const BufRef read[5] = {d->a, d->b, d->b2, d->bias1, d->bias2};
@@ -59,7 +65,7 @@ static bool declared_write(const Launch *l, BufRef at) {
 static bool writes_declared(const Program *p, const Launch *l) {
     switch (l->kind) {
     case LK_GEMM:
-        if (l->gemm.swiglu)
+        if (l->gemm.swiglu && !l->gemm.pair)
             return declared_write(l, l->gemm.h) &&
                    (!l->gemm.products || (declared_write(l, l->gemm.c) && declared_write(l, l->gemm.c2)));
         return declared_write(l, l->gemm.c);
@@ -242,6 +248,7 @@ static bool multi_bwd;   /* programs built with the directions' conv1d backwards
 static bool merge_zero;  /* ... and the memsets merged (program_zero.c) */
 static bool exact_deps;  /* ... and exact_view_deps */
 static bool swiglu_products;   /* ... and SwiGLU's one launch in training too (ProgramOptions.swiglu_gemm = 2) */
+static bool gemm_pairs;        /* ... and its input gradient's two products as one (ProgramOptions.gemm_pairs) */
 
 /* The step graph of a model in file (VMC_ROOT-relative) built into a program (no NVRTC); NULL after a CHECK. */
 static Program *build(const char *file, const char *model, bool train, bool bf16, const DslSet *sets, int nsets,
@@ -257,7 +264,8 @@ static Program *build(const char *file, const char *model, bool train, bool bf16
     if (!*m) return NULL;
     if (!step_graph_build(*m, model, train, sg, &d)) { CHECK(0, "step graph of %s", model); return NULL; }
     ProgramOptions po = {.arch = 90, .bf16 = bf16, .no_compile = true, .no_conv_multi_bwd = !multi_bwd, .no_merge_memsets = !merge,
-                         .exact_view_deps = exact_deps, .swiglu_gemm = swiglu_products ? 2 : 0};
+                         .exact_view_deps = exact_deps, .swiglu_gemm = swiglu_products ? 2 : 0,
+                         .gemm_pairs = gemm_pairs};
     char err[1024];
     Program *p = program_build(sg->g, NULL, 0, &po, err, sizeof err);
     CHECK(p, "program_build: %s", err);
@@ -270,13 +278,16 @@ static void check_model(const char *file, const char *model, bool train, bool bf
     Program *p = build(file, model, train, bf16, sets, nsets, merge_zero, &m, &sg);
     if (p) {   /* SwiGLU's one launch a block (with bf16, where the products are not needed or may be written) */
         const int blocks = strstr(file, "arm_b") ? 12 : 4, want = bf16 && (!train || swiglu_products) ? blocks : 0;
-        int n = 0, parts = 0;
+        const int want_pairs = bf16 && train && gemm_pairs ? blocks : 0;   /* (and each SwiGLU's input gradient) */
+        int n = 0, parts = 0, pairs = 0;
         for (int k = 0; k < p->nlaunches; k++) {
-            n += p->launches[k].kind == LK_GEMM && p->launches[k].gemm.swiglu;
+            n += p->launches[k].kind == LK_GEMM && p->launches[k].gemm.swiglu && !p->launches[k].gemm.pair;
+            pairs += p->launches[k].kind == LK_GEMM && p->launches[k].gemm.pair;
             parts += launch_swiglu_part(&p->launches[k]);
         }
-        CHECK(n == want && parts == 3 * want, "%s %s: %d SwiGLU launches (%d parts), not %d", model,
-              train ? "train" : "infer", n, parts, want);
+        CHECK(n == want && pairs == want_pairs && parts == 3 * want + 2 * want_pairs,
+              "%s %s: %d SwiGLU launches and %d pairs (%d parts), not %d and %d", model, train ? "train" : "infer", n,
+              pairs, parts, want, want_pairs);
     }
     for (int ns = 1; p && ns <= 8; ns *= 2) {
         char what[160];
@@ -447,7 +458,9 @@ int main(void) {
     check_exact_deps("models/arm_b.vmc", "arm_b_pretrain", true, small, 1);
     swiglu_products = true;   /* SwiGLU's one launch in training too, writing the products (program_swiglu.c) */
     check_model("models/arm_b.vmc", "arm_b_ft224", true, true, small, 1);
-    swiglu_products = false;
+    gemm_pairs = true;   /* and SwiGLU's input gradient as one launch (program_pair.c) */
+    check_model("models/arm_b.vmc", "arm_b_pretrain", true, true, small, 1);
+    swiglu_products = gemm_pairs = false;
     if (failures) { fprintf(stderr, "test_streams: %d failure(s)\n", failures); return 1; }
     printf("test_streams: ok\n");
     return 0;

@@ -71,6 +71,10 @@
 #ifndef HG_BWD_RING
 #define HG_BWD_RING 0                      // SwiGLU's backward: P1, P2 copied this many visits ahead by cp.async
 #endif
+#ifndef HG_KCAT
+#define HG_KCAT 0                          // C = A B^T + A2 B2^T over one K: A and B give its first HG_KCAT, A2 and
+#endif                                     // B2 the rest (vmc_gemm_hopper's last parameters; SwiGLU's dx = dy1 W1
+                                           // + dy2 W2 in one product, program_kcat.c)
 #define HG_PITCH (HG_BN + 8)               // the staged epilogue's f32 rows (hg_store_staged)
 // the epilogue's buffer: hg_store_staged's, the bf16 tiles stored by TMA (hg_tma_tile), one or two a warpgroup, or
 // SwiGLU's backward's ring of P1 and P2 (16 bytes of each a consumer thread and visit)
@@ -93,6 +97,9 @@ static_assert(!HG_PINGPONG || (HG_CTAS == 1 && !HG_VEC && !HG_STORE_TMA && HG_SP
 // MN-major operands: one product (not SwiGLU's), each CTA of a cluster loading whole 64-column boxes of B
 static_assert(!(HG_A_MN || HG_B_MN) || (!HG_DUAL && !HG_SWIGLU_BWD), "hopper GEMM: MN-major operands");
 static_assert(!HG_B_MN || HG_BN % 64 == 0, "hopper GEMM: MN-major B's boxes");
+// two products over one K: whole slices of each, one B operand
+static_assert(!HG_KCAT || (HG_KCAT % HG_BK == 0 && HG_KCAT < HG_K && !HG_DUAL && !HG_SWIGLU_BWD),
+              "hopper GEMM: a sum of two products");
 // split K's parts of a tile are added into an f32 C (f32 reductions: C_T float) from the accumulators
 static_assert(HG_SPLITK == 1 || (!HG_ACC && !HG_VEC && !HG_STORE_REGS && !HG_STORE_TMA && !HG_DUAL && !HG_SWIGLU_BWD),
               "hopper GEMM: split K's epilogue");
@@ -169,15 +176,22 @@ static __device__ __forceinline__ void hg_ring_init(const HgRing &r) {
 
 // The producer (one thread): every slice of A's and each B's tiles of this CTA's tiles, in order, into the ring
 // (in a cluster, its half of each B tile, or its share of an MN-major B's boxes, into both CTAs' stages; the
-// peer's part arrives from its producer).
+// peer's part arrives from its producer). tas: A, and A2 with HG_KCAT; tb: each B, then B2 with HG_KCAT.
 template <class P>
-static __device__ __forceinline__ void hg_produce(HgRing r, const VmcTmap *ta, const VmcTmap *const *tb, P prefetch) {
+static __device__ __forceinline__ void hg_produce(HgRing r, const VmcTmap *const *tas, const VmcTmap *const *tbs,
+                                                  P prefetch) {
     constexpr int HALF = HG_B_BYTES / HG_CLUSTER;   // the bytes of a B tile this CTA loads
     const unsigned rank = hg_rank();
     hg_for_each_work([&](int u, int k0, int k1) {
         const int m0 = hg_m0(u), n0 = hg_n0(u);
         prefetch(m0, n0);
-        for (int kt = k0; kt < k1; kt++, r.next()) {
+        for (int k = k0; k < k1; k++, r.next()) {
+            // slice k of the whole K: of A and B's, or past HG_KCAT's of A2 and B2's (kt: its slice there); the
+            // maps chosen by selects, not by a computed index (that puts the arrays in local memory)
+            constexpr int S2 = HG_KCAT > 0 ? 1 : 0;   // (A2's place in tas, B2's in tbs after the Bs)
+            const bool second = HG_KCAT > 0 && k >= HG_KCAT / HG_BK;
+            const int kt = second ? k - HG_KCAT / HG_BK : k;
+            const VmcTmap *ta = second ? tas[S2] : tas[0];
             vmc_mbar_wait(&r.empty[r.s], r.phase ^ 1);   // (the first pass finds every stage free)
             unsigned char *st = r.smem + r.s * HG_STAGE_BYTES;
             vmc_mbar_expect_tx(&r.full[r.s], HG_STAGE_BYTES);
@@ -187,21 +201,22 @@ static __device__ __forceinline__ void hg_produce(HgRing r, const VmcTmap *ta, c
             } else vmc_tma_load_2d(st, ta, kt * HG_BK, m0, &r.full[r.s]);
 #pragma unroll
             for (int b = 0; b < HG_NB; b++) {
+                const VmcTmap *tb = second ? tbs[S2 * HG_NB + b] : tbs[b];
                 unsigned char *bt = st + HG_A_BYTES + b * HG_B_BYTES;
                 if (HG_B_MN) {   // boxes of 64 k by 64 columns, LBO (8192 bytes) apart; in a cluster box j
                                  // comes from CTA j % HG_CLUSTER (192 columns: 3 boxes, 2 and 1)
 #pragma unroll
                     for (int j = 0; j < HG_BN / 64; j++) {
                         if (HG_CLUSTER == 1)
-                            vmc_tma_load_2d(bt + j * 8192, tb[b], n0 + 64 * j, kt * HG_BK, &r.full[r.s]);
+                            vmc_tma_load_2d(bt + j * 8192, tb, n0 + 64 * j, kt * HG_BK, &r.full[r.s]);
                         else if (j % HG_CLUSTER == (int)rank)
-                            vmc_tma_load_2d_multicast(bt + j * 8192, tb[b], n0 + 64 * j, kt * HG_BK, &r.full[r.s],
+                            vmc_tma_load_2d_multicast(bt + j * 8192, tb, n0 + 64 * j, kt * HG_BK, &r.full[r.s],
                                                       (1u << HG_CLUSTER) - 1);
                     }
                 } else if (HG_CLUSTER > 1)   // this CTA's half of a K-major B's rows
-                    vmc_tma_load_2d_multicast(bt + rank * HALF, tb[b], kt * HG_BK, n0 + (int)rank * HG_BN / HG_CLUSTER,
+                    vmc_tma_load_2d_multicast(bt + rank * HALF, tb, kt * HG_BK, n0 + (int)rank * HG_BN / HG_CLUSTER,
                                               &r.full[r.s], (1u << HG_CLUSTER) - 1);
-                else vmc_tma_load_2d(bt, tb[b], kt * HG_BK, n0, &r.full[r.s]);
+                else vmc_tma_load_2d(bt, tb, kt * HG_BK, n0, &r.full[r.s]);
             }
         }
     });
@@ -272,8 +287,8 @@ static __device__ __forceinline__ void hg_consume(HgRing &r, float (*d)[HG_BN / 
 // slice (named barriers 4 and 5): that keeps the tensor cores on one tile at a time, and each warpgroup's wait on a
 // stage's full barrier within one pass of the ring of the producer (the parity tells only passes one apart).
 template <class F, class P, class S>
-static __device__ __forceinline__ void hg_run(unsigned char *raw, const VmcTmap *ta, const VmcTmap *const *tb, F f,
-                                              P prefetch, S start) {
+static __device__ __forceinline__ void hg_run(unsigned char *raw, const VmcTmap *const *ta, const VmcTmap *const *tb,
+                                              F f, P prefetch, S start) {
     HgRing r(raw);
     hg_ring_init(r);
     if (threadIdx.x >= 256) {
@@ -315,11 +330,11 @@ static __device__ __forceinline__ void hg_run(unsigned char *raw, const VmcTmap 
             f(hg_m0(u) + 64 * mh, hg_n0(u), d + mh * HG_NB, r.smem + HG_STAGES * HG_STAGE_BYTES);
     });
 }
-template <class F, class P> static __device__ __forceinline__ void hg_run(unsigned char *raw, const VmcTmap *ta,
+template <class F, class P> static __device__ __forceinline__ void hg_run(unsigned char *raw, const VmcTmap *const *ta,
                                                                           const VmcTmap *const *tb, F f, P prefetch) {
     hg_run(raw, ta, tb, f, prefetch, [](int, int, unsigned char *) {});
 }
-template <class F> static __device__ __forceinline__ void hg_run(unsigned char *raw, const VmcTmap *ta,
+template <class F> static __device__ __forceinline__ void hg_run(unsigned char *raw, const VmcTmap *const *ta,
                                                                  const VmcTmap *const *tb, F f) {
     hg_run(raw, ta, tb, f, [](int, int) {});
 }
@@ -501,21 +516,31 @@ template <int E, class T> static __device__ __forceinline__ void hg_put(T *p, co
 #define HG_C_PARAM C_T *__restrict__ C
 #endif
 
+#if HG_KCAT
+#define HG_KCAT_PARAMS , const __grid_constant__ VmcTmap A2, const __grid_constant__ VmcTmap B2
+#else
+#define HG_KCAT_PARAMS
+#endif
+
 extern "C" __global__ void __launch_bounds__(HG_THREADS, HG_CTAS) HG_CLUSTER_DIMS
 vmc_gemm_hopper(const __grid_constant__ VmcTmap A, const __grid_constant__ VmcTmap B, HG_C_PARAM,
-                const C_T *__restrict__ acc) {
+                const C_T *__restrict__ acc HG_KCAT_PARAMS) {
     vmc_grid_entry();
     VMC_DYN_SMEM(raw, HG_SMEM);
-    const VmcTmap *Bs[1] = {&B};
+#if HG_KCAT
+    const VmcTmap *As[2] = {&A, &A2}, *Bs[2] = {&B, &B2};
+#else
+    const VmcTmap *As[1] = {&A}, *Bs[1] = {&B};
+#endif
 #if HG_STORE_TMA
-    hg_run(raw, &A, Bs, [&](int r0, int n0, float (*d)[HG_BN / 2], unsigned char *epi) {
+    hg_run(raw, As, Bs, [&](int r0, int n0, float (*d)[HG_BN / 2], unsigned char *epi) {
         hg_tma_buffers_free<0>();
         hg_tma_tile(epi + threadIdx.x / 128 * HG_TMA_TILE_BYTES, r0, n0,
                     [&](int i, int) { return HG_ALPHA * d[0][i]; }, &C);
     });
     if (threadIdx.x % 128 == 0) vmc_tma_store_wait<0>();   // (the buffer stays until they have read it)
 #else
-    hg_run(raw, &A, Bs, [&](int r0, int n0, float (*d)[HG_BN / 2], unsigned char *epi) {
+    hg_run(raw, As, Bs, [&](int r0, int n0, float (*d)[HG_BN / 2], unsigned char *epi) {
 #if HG_VEC
         hg_store_staged(epi, r0, n0, d[0], C, acc);
         return;
@@ -596,7 +621,7 @@ vmc_gemm_swiglu_bwd(const __grid_constant__ VmcTmap A, const __grid_constant__ V
                     bf16 *__restrict__ G1, bf16 *__restrict__ G2, float *__restrict__ S1, float *__restrict__ S2) {
     vmc_grid_entry();
     VMC_DYN_SMEM(raw, HG_SMEM);
-    const VmcTmap *Bs[1] = {&B};
+    const VmcTmap *As[1] = {&A}, *Bs[1] = {&B};
     // This lane's rows and columns of P1 and P2 in the order hg_regs_groups visits them (it = 2 g + h)
     constexpr int VISITS = HG_BN / 16, RING = HG_BWD_RING > 0 ? HG_BWD_RING : 1;
     auto place = [](int r0, int n0, int it, int &row, int &col) {
@@ -621,7 +646,7 @@ vmc_gemm_swiglu_bwd(const __grid_constant__ VmcTmap A, const __grid_constant__ V
         }
         vmc_cp_async_commit();
     };
-    hg_run(raw, &A, Bs, [&](int r0, int n0, float (*d)[HG_BN / 2], unsigned char *epi) {
+    hg_run(raw, As, Bs, [&](int r0, int n0, float (*d)[HG_BN / 2], unsigned char *epi) {
         // Without the ring, loaded HG_BWD_AHEAD visits ahead of their use into registers, so that each lane keeps
         // that many 16-byte loads of each in flight instead of one (the loads' latency is the epilogue's, which
         // nothing else hides).
@@ -712,9 +737,9 @@ vmc_gemm_swiglu(const __grid_constant__ VmcTmap A, const __grid_constant__ VmcTm
                 HG_OUT_PARAM(P1), HG_OUT_PARAM(P2)) {
     vmc_grid_entry();
     VMC_DYN_SMEM(raw, HG_SMEM);
-    const VmcTmap *Bs[2] = {&B1, &B2};
+    const VmcTmap *As[1] = {&A}, *Bs[2] = {&B1, &B2};
 #if HG_STORE_TMA
-    hg_run(raw, &A, Bs, [&](int r0, int n0, float (*d)[HG_BN / 2], unsigned char *epi) {
+    hg_run(raw, As, Bs, [&](int r0, int n0, float (*d)[HG_BN / 2], unsigned char *epi) {
         unsigned char *buf = epi + threadIdx.x / 128 * (HG_PRODUCTS ? 2 : 1) * HG_TMA_TILE_BYTES;
         hg_tma_buffers_free<0>();
         if (HG_PRODUCTS) {
@@ -729,7 +754,7 @@ vmc_gemm_swiglu(const __grid_constant__ VmcTmap A, const __grid_constant__ VmcTm
     });
     if (threadIdx.x % 128 == 0) vmc_tma_store_wait<0>();   // (the buffers stay until the stores have read them)
 #elif HG_STORE_REGS
-    hg_run(raw, &A, Bs, [&](int r0, int n0, float (*d)[HG_BN / 2], unsigned char *) {
+    hg_run(raw, As, Bs, [&](int r0, int n0, float (*d)[HG_BN / 2], unsigned char *) {
         if (HG_PRODUCTS) {
             hg_store_regs(r0, n0, [&](int i, int) { return d[0][i]; }, P1);
             hg_store_regs(r0, n0, [&](int i, int) { return d[1][i]; }, P2);
@@ -741,7 +766,7 @@ vmc_gemm_swiglu(const __grid_constant__ VmcTmap A, const __grid_constant__ VmcTm
         }, H);
     });
 #else
-    hg_run(raw, &A, Bs, [&](int r0, int n0, float (*d)[HG_BN / 2], unsigned char *) { hg_for_each_pair(r0, n0, [&](int row, int col, int i) {
+    hg_run(raw, As, Bs, [&](int r0, int n0, float (*d)[HG_BN / 2], unsigned char *) { hg_for_each_pair(r0, n0, [&](int row, int col, int i) {
         const size_t at = (size_t)row * HG_N + col;
         const int ne = col + 1 < HG_N ? 2 : 1;
         float p1[2], p2[2], h[2];

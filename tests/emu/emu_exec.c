@@ -147,6 +147,28 @@ static void swiglu(const Emu *e, const GemmDesc *d) {
     free(scratch);
 }
 
+/* A sum of two products in one launch (GemmDesc.pair): C = A B + A2 B2 summed in one, rounded once. */
+static void pair(const Emu *e, const GemmDesc *d) {
+    GemmDesc d2 = *d;
+    d2.a = d->a2;
+    d2.b = d->b2;
+    d2.c_bf16 = false;   /* (the second product in f32, then added to the first) */
+    float *p2 = xmalloc(sizeof(float) * (size_t)(d->M * d->N));
+    gemm_into(e, &d2, p2);
+    d2 = *d;
+    d2.has_acc = false;
+    float *p1 = xmalloc(sizeof(float) * (size_t)(d->M * d->N));
+    d2.c_bf16 = false;
+    gemm_into(e, &d2, p1);
+    void *C = at(e, d->c);
+    for (int64_t i = 0; i < d->M * d->N; i++) {
+        if (d->c_bf16) ((uint16_t *)C)[i] = f32_to_bf16(p1[i] + p2[i]);
+        else ((float *)C)[i] = p1[i] + p2[i];
+    }
+    free(p1);
+    free(p2);
+}
+
 static void kernel(const Emu *e, int i) {
     const Launch *l = &e->p->launches[i];
     const int n = l->nargs + (l->rng_args ? 1 : 0), inst = l->instances > 1 ? l->instances : 1;
@@ -167,7 +189,11 @@ static void launch(Emu *e, int i) {
     if (launch_swiglu_part(l)) return;   /* (SwiGLU's one launch runs instead, as the GPU's tuning mostly chooses) */
     switch (l->kind) {
     case LK_KERNEL: kernel(e, i); return;
-    case LK_GEMM: if (l->gemm.swiglu) swiglu(e, &l->gemm); else gemm(e, &l->gemm); return;
+    case LK_GEMM:
+        if (l->gemm.pair) pair(e, &l->gemm);
+        else if (l->gemm.swiglu) swiglu(e, &l->gemm);
+        else gemm(e, &l->gemm);
+        return;
     case LK_MEMSET: memset(at(e, l->dst), 0, (size_t)l->bytes); return;
     case LK_COPY: memmove(at(e, l->dst), at(e, l->src), (size_t)l->bytes); return;
     }
