@@ -44,7 +44,8 @@ for ((r = 1; r <= rounds; r++)); do
             label=${v%%=*} cmd=${v#*=}
             out=$(bash -c "$cmd bench $(args_of "$w") --steps $steps --top $top" 2>&1)
             t=$(grep -oP 'step \K[0-9.]+(?= ms)' <<< "$out" | head -1)
-            if [ -n "$t" ]; then echo "round $r $w $label: $t ms" >&2
+            one=$(grep -oP 'SwiGLU: \K[0-9]+ of [0-9]+' <<< "$out" | head -1)   # (one-kernel launches chosen)
+            if [ -n "$t" ]; then echo "round $r $w $label: $t ms${one:+ (SwiGLU one-kernel launches: $one)}" >&2
             else t=FAIL; echo "round $r $w $label: no step time; its last lines:" >&2; tail -3 <<< "$out" >&2; fi
             ms[$label,$w]="${ms[$label,$w]:+${ms[$label,$w]} / }$t"
             while read -r kname kt; do

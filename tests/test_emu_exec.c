@@ -148,10 +148,10 @@ int main(int argc, char **argv) {
     if (!(m = dsl_load(path, &o48, &d))) { fprintf(stderr, "cannot load %s\n", path); return 1; }
     setenv("VMC_GEMM_PAIRS", "1", 1);
     bf16 = true;
-    pair_launches = 4;
+    pair_launches = swiglu_launches = 4;
     printf("tiny_ft, C = 48, bf16, VMC_GEMM_PAIRS=1 (SwiGLU's input gradient as one launch)\n");
     grads(m, "tiny_ft", 1e-1);
-    pair_launches = 0;
+    pair_launches = swiglu_launches = 0;
     bf16 = false;
     unsetenv("VMC_GEMM_PAIRS");
     dsl_free(m);
