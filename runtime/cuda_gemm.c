@@ -109,7 +109,7 @@ void cx_own_gemm_run(Cuda *c, int k, int s) {
         cx_launch_kernel(c, c->fn[k], grid, l->own.k.block, l->own.k.smem, s, params);
         return;
     }
-    if (g->swiglu) {   /* vmc_gemm_swiglu(A, B1, B2 as tensor maps; bias1, bias2, H, P1, P2) */
+    if (g->swiglu && !g->pair) {   /* vmc_gemm_swiglu(A, B1, B2 as tensor maps; bias1, bias2, H, P1, P2) */
         CUdeviceptr v[8] = {addr(c, g->a), addr(c, g->b), addr(c, g->b2), addr(c, g->bias1), addr(c, g->bias2),
                             addr(c, g->h), g->products ? addr(c, g->c) : 0, g->products ? addr(c, g->c2) : 0};
         CUtensorMap maps[8];
