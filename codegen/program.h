@@ -127,7 +127,8 @@ typedef struct ProgramOptions {
                                  * bf16 operands (program_swiglu.c pg_swiglu_bwd; VMC_SWIGLU_BWD=1; off: slower than
                                  * its parts on an H100, README) */
     bool gemm_pairs;            /* a GEMM whose acc is another's product (SwiGLU's input gradient) with it as one launch,
-                                 * on sm_90 with bf16 operands (program_pair.c; VMC_GEMM_PAIRS=1; not yet timed) */
+                                 * on sm_90 with bf16 operands (program_pair.c; the environment's default;
+                                 * VMC_GEMM_PAIRS=0: none) */
     int reuse_delay;            /* Fusion.reuse_delay: groups an activation's memory stays reserved after its last
                                  * reader in a training step; 0 (unset): PROGRAM_REUSE_DELAY;
                                  * PROGRAM_REUSE_AT_ONCE: none */

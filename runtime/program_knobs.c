@@ -11,5 +11,5 @@ void program_knobs_from_env(ProgramOptions *po) {
     const long swiglu = cli_env_int("VMC_SWIGLU_GEMM", 0, 2, 2);
     po->swiglu_gemm = swiglu == 0 ? -1 : swiglu == 2 ? 2 : 0;
     po->swiglu_bwd = cli_env_int("VMC_SWIGLU_BWD", 0, 1, 0) == 1;
-    po->gemm_pairs = cli_env_int("VMC_GEMM_PAIRS", 0, 1, 0) == 1;
+    po->gemm_pairs = cli_env_int("VMC_GEMM_PAIRS", 0, 1, 1) == 1;
 }

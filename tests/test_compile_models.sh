@@ -139,16 +139,20 @@ total=$(awk '$1 == "total" {printf "%d %.2f %.2f", $2, $3, $4}' "$VMC_CACHE/laun
 echo "tiny_pretrain training: per-class totals '$total', the launch lines sum to '$sums'"
 if [ -z "$total" ] || [ "$total" != "$sums" ]; then echo "FAILED: per-class totals"; fail=1; fi
 # SwiGLU's backward as one launch (VMC_SWIGLU_BWD=1, program_swiglu.c): one for each of ARM-B pretraining's 12 MLPs,
-# its two parts marked; the per-class totals count it instead of them
+# its two parts marked, beside the default's one launch for the gate (three parts) and for the input gradient's
+# two products (program_pair.c: two parts); the per-class totals count them instead of their parts
 VMC_SWIGLU_BWD=1 "$vmc" compile "$root/models/arm_b.vmc" --model arm_b_pretrain --set batch=128 --train --bf16 --no-nvrtc --dump-launches > "$VMC_CACHE/ptb.log" 2>&1
 n=$(grep -oP '[0-9]+(?= SwiGLU backward launches)' "$VMC_CACHE/ptb.log" || true)
 l=$(grep -cE '^L[0-9]+ .* swiglu backward ' "$VMC_CACHE/ptb.log" || true)
 parts=$(grep -cE '^L[0-9]+ .*\(or swiglu ' "$VMC_CACHE/ptb.log" || true)
 sums=$(awk '/^L[0-9]+ / && !/once, not per step/ && !/\(or swiglu / {n++; r += $(NF-1); w += $NF} END {printf "%d %.2f %.2f", n, r / 1e3, w / 1e3}' "$VMC_CACHE/ptb.log")
 total=$(awk '$1 == "total" {printf "%d %.2f %.2f", $2, $3, $4}' "$VMC_CACHE/ptb.log")
-echo "arm_b_pretrain training, VMC_SWIGLU_BWD=1: $n SwiGLU backward launches ($l listed), $parts parts; totals '$total', lines '$sums'"
-if [ "$n" != 12 ] || [ "$l" != 12 ] || [ "$parts" != $((12 * 3 + 12 * 2)) ] || [ "$total" != "$sums" ]; then
-    echo "FAILED: expected 12 launches, 60 parts, totals as the lines"; fail=1
+pairs=$(grep -oP '[0-9]+(?= sums of two products in one launch)' "$VMC_CACHE/ptb.log" || true)
+lp=$(grep -cE '^L[0-9]+ .* A B \+ A2 B2 \(own\)' "$VMC_CACHE/ptb.log" || true)
+echo "arm_b_pretrain training, VMC_SWIGLU_BWD=1: $n SwiGLU backward launches ($l listed), $pairs pairs ($lp listed), $parts parts; totals '$total', lines '$sums'"
+if [ "$n" != 12 ] || [ "$l" != 12 ] || [ "$pairs" != 12 ] || [ "$lp" != 12 ] ||
+    [ "$parts" != $((12 * 3 + 12 * 2 + 12 * 2)) ] || [ "$total" != "$sums" ]; then
+    echo "FAILED: expected 12 backward launches and 12 pairs, 84 parts, totals as the lines"; fail=1
 fi
 # ... and with its floor: each launch at the largest of its GEMM work, bytes and special-function work at --rates.
 # With two rates out of reach the floor is the third kind of work alone: the GEMM work at 1 TFLOP/s (GFLOP ms), the

@@ -141,19 +141,23 @@ int main(int argc, char **argv) {
     bf16 = false;
     bp_training(m, "tiny_pretrain", 3, emu, (BpHost){host_alloc, free}, NULL);
     dsl_free(m);
-    /* SwiGLU's input gradient dy1 W1 + dy2 W2 as one launch (VMC_GEMM_PAIRS=1): hidden widths of whole 64-deep
-     * slices (C = 48: 128), the first product's operands kept alive until the second's place */
+    /* SwiGLU's input gradient dy1 W1 + dy2 W2 as one launch (program_pair.c; the default where the hidden width is
+     * whole 64-deep slices, C = 48: 128; tiny's 170 is not), the first product's operands kept alive until the
+     * second's place; VMC_GEMM_PAIRS=0: none */
     const DslSet c48[] = {{"batch", "2"}, {"C", "48"}};
     DslOptions o48 = {.sets = c48, .nsets = 2};
     if (!(m = dsl_load(path, &o48, &d))) { fprintf(stderr, "cannot load %s\n", path); return 1; }
-    setenv("VMC_GEMM_PAIRS", "1", 1);
     bf16 = true;
     pair_launches = swiglu_launches = 4;
-    printf("tiny_ft, C = 48, bf16, VMC_GEMM_PAIRS=1 (SwiGLU's input gradient as one launch)\n");
+    printf("tiny_ft, C = 48, bf16 (SwiGLU's input gradient as one launch)\n");
     grads(m, "tiny_ft", 1e-1);
-    pair_launches = swiglu_launches = 0;
-    bf16 = false;
+    setenv("VMC_GEMM_PAIRS", "0", 1);
+    pair_launches = 0;
+    printf("tiny_ft, C = 48, bf16, VMC_GEMM_PAIRS=0\n");
+    grads(m, "tiny_ft", 1e-1);
     unsetenv("VMC_GEMM_PAIRS");
+    swiglu_launches = 0;
+    bf16 = false;
     dsl_free(m);
     /* the other encoder block and the ablations' options: Vim's bidirectional mixer (two scans of one conv input,
      * ungated, merged), clusters in a random order each step, the raw-pixel target */
@@ -176,7 +180,8 @@ int main(int argc, char **argv) {
     if (!(m = dsl_load(path, &ob, &d))) { fprintf(stderr, "cannot load %s\n", path); return 1; }
     printf("ARM-B fine-tuning at depth 1, batch 1, bf16 GEMM operands\n");
     attn_fast = false;
-    swiglu_launches = 1;   /* (the one block's SwiGLU with its products, at 768 -> 2048 channels) */
+    swiglu_launches = pair_launches = 1;   /* (the one block's SwiGLU with its products, at 768 -> 2048 channels,
+                                             * and its input gradient's pair) */
     grads(m, "arm_b_ft224", 1e-1);
     printf("ARM-B pretraining at depth 1, batch 1, bf16 GEMM operands\n");
     attn_fast = true;
