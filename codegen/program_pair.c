@@ -6,11 +6,12 @@
 #include "program_impl.h"
 #include <stdio.h>
 
-/* The two launches as one kernel takes them: plain bf16 products of one layout and shape, operands in place (not
- * cast into the GEMM workspace, which later GEMMs reuse), the second adding the first's C. */
+/* The two launches as one kernel takes them: plain bf16 products of one layout and shape, A stored [M][K] (as the
+ * runtime's check of the pair fills it: cuda_swiglu.c), operands in place (not cast into the GEMM workspace, which
+ * later GEMMs reuse), the second adding the first's C. */
 static bool pair_operands(const GemmDesc *a, const GemmDesc *b) {
-    return a->bf16 && b->bf16 && a->batch == 1 && b->batch == 1 && !a->has_acc && b->has_acc && a->alpha == 1.f &&
-           b->alpha == 1.f && a->ta == b->ta && a->tb == b->tb && a->M == b->M && a->N == b->N && a->K == b->K &&
+    return a->bf16 && b->bf16 && a->batch == 1 && b->batch == 1 && !a->ta && !b->ta && !a->has_acc && b->has_acc &&
+           a->alpha == 1.f && b->alpha == 1.f && a->tb == b->tb && a->M == b->M && a->N == b->N && a->K == b->K &&
            a->lda == b->lda && a->ldb == b->ldb && a->c_bf16 == b->c_bf16 && b->acc.arena == a->c.arena &&
            b->acc.offset == a->c.offset && a->a.arena != AR_WORK && a->b.arena != AR_WORK && b->a.arena != AR_WORK &&
            b->b.arena != AR_WORK;

@@ -131,7 +131,7 @@ static double disagreement_bwd(Cuda *c, int k, const int *parts) {
  * C's type before adding it, the one launch rounds once. */
 static double disagreement_pair(Cuda *c, int k, const int *parts) {
     const GemmDesc *d = &c->p->launches[k].gemm;
-    ASSERT(!d->ta, "a pair with A stored [K][M]");   /* (pair_operands: as SwiGLU's input gradient, dy [M][K]) */
+    ASSERT(!d->ta, "a pair with A stored [K][M]");   /* (program_pair.c builds none: as SwiGLU's dy, [M][K]) */
     const int64_t rows = d->M < SAMPLE_ROWS ? d->M : SAMPLE_ROWS, last = d->M - rows;
     const size_t n = (size_t)(rows * d->N), es = d->c_bf16 ? 2 : 4;
     const size_t a_elems = (size_t)((d->M - 1) * d->lda + d->K), arows = (size_t)((rows - 1) * d->lda + d->K);
