@@ -126,6 +126,8 @@ typedef struct ProgramOptions {
     bool swiglu_bwd;            /* SwiGLU's backward product with its elementwise kernel as one launch, on sm_90 with
                                  * bf16 operands (program_swiglu.c pg_swiglu_bwd; VMC_SWIGLU_BWD=1; off: slower than
                                  * its parts on an H100, README) */
+    int sms;                    /* the GPU's SMs, which the Hopper GEMM's grids and splits of K are sized for (0: 132;
+                                 * the cuda backend passes its device's) */
     bool gemm_pairs;            /* a GEMM whose acc is another's product (SwiGLU's input gradient) with it as one launch,
                                  * on sm_90 with bf16 operands (program_pair.c; the environment's default;
                                  * VMC_GEMM_PAIRS=0: none) */

@@ -35,7 +35,7 @@ bool pg_product_pair(Program *p, SeenSet *seen, const Group *gr) {
     if (d.a2.offset % 16 || d.b2.offset % 16) return false;   /* (tensor maps start on 16 bytes; A's and B's: the spec) */
     const SkinnyGemmSpec s = {.M = d.M, .N = d.N, .K = 2 * d.K, .lda = d.lda, .ldb = d.ldb, .ta = d.ta, .tb = d.tb,
                               .c_bf16 = d.c_bf16, .alpha = 1, .a_off = d.a.offset / 2 % 8, .b_off = d.b.offset / 2 % 8,
-                              .c_align = pg_align_of(d.c.offset), .k1 = d.K};
+                              .c_align = pg_align_of(d.c.offset), .k1 = d.K, .sms = p->opt.sms};
     KernelLaunch kl;
     char *src = template_gemm_hopper(&s, &kl);
     if (!src) return false;

@@ -71,7 +71,8 @@ bool pg_swiglu(Program *p, SeenSet *seen, const Group *gr) {
         align = a2 < align ? a2 : align;
     }
     const SkinnyGemmSpec s = {.M = d.M, .N = d.N, .K = d.K, .lda = d.lda, .ldb = d.ldb, .tb = true, .c_bf16 = true,
-                              .alpha = 1, .a_off = d.a.offset / 2 % 8, .b_off = d.b.offset / 2 % 8, .c_align = align};
+                              .alpha = 1, .a_off = d.a.offset / 2 % 8, .b_off = d.b.offset / 2 % 8, .c_align = align,
+                              .sms = p->opt.sms};
     KernelLaunch kl;
     char *src = d.b2.offset / 2 % 8 == s.b_off ? template_gemm_swiglu(&s, d.products, &kl) : NULL;
     if (!src) return false;
@@ -134,7 +135,7 @@ bool pg_swiglu_bwd(Program *p, SeenSet *seen, const Group *gr) {
     }
     /* the product as the kernel takes it: A B^T with B = W^T [N][K] (ldb K), the transposed copy */
     const SkinnyGemmSpec s = {.M = d.M, .N = d.N, .K = d.K, .lda = d.lda, .ldb = d.K, .tb = true, .c_bf16 = true,
-                              .alpha = 1, .a_off = d.a.offset / 2 % 8, .c_align = align};
+                              .alpha = 1, .a_off = d.a.offset / 2 % 8, .c_align = align, .sms = p->opt.sms};
     KernelLaunch kl, kt;
     char *src = template_gemm_swiglu_bwd(&s, &kl, &kt);
     if (!src) return false;

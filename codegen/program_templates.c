@@ -470,7 +470,7 @@ void pg_own_gemm(Program *p, SeenSet *seen, int launch) {
     SkinnyGemmSpec s = {.M = d->M, .N = d->N, .K = d->K, .lda = d->lda, .ldb = d->ldb, .ta = d->ta, .tb = d->tb,
                         .acc = d->has_acc, .c_bf16 = d->c_bf16, .alpha = d->alpha,
                         .a_off = d->a.offset / 2 % 8, .b_off = d->b.offset / 2 % 8,   /* (arenas: 256-aligned) */
-                        .c_align = c_align < acc_align ? c_align : acc_align};
+                        .c_align = c_align < acc_align ? c_align : acc_align, .sms = p->opt.sms};
     SkinnyGemmLaunch sl = {0};
     const bool sm90 = pg_hopper_gemm(p);
     /* Tall products that are skinny in N or K only (the mixer's x_proj and dt_proj forwards: N = 80, K = 48) stream

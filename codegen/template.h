@@ -151,6 +151,8 @@ typedef struct SkinnyGemmSpec {
     int tile_n;                /* the Hopper GEMM's columns a CTA, 128, 192 or 256 (0: 256, or VMC_HOPPER_GEMM's) */
     int64_t k1;                /* the Hopper GEMM: C = A B + A2 B2, the first k1 (a multiple of 64) of K from A and B,
                                 * the rest from A2 and B2, laid out as A and B (their own K); 0: one product */
+    int sms;                   /* the Hopper GEMM: the GPU's SMs, which its grid and split of K are sized for (0: 132,
+                                * an H100 SXM's or an H200's) */
 } SkinnyGemmSpec;
 typedef struct SkinnyGemmLaunch {
     KernelLaunch k;            /* vmc_gemm_skinny: grid, block, dynamic shared memory */

@@ -159,7 +159,7 @@ char *template_gemm_skinny(const SkinnyGemmSpec *s, SkinnyGemmLaunch *out) {
 }
 
 /* Parts of K for the Hopper GEMM's split (HG_SPLITK) of `units` (clusters' pairs of tiles) with kt slices of 64 on
- * `clusters` clusters at once: the number minimising rounds x (slices a part + 13, a part's epilogue of f32
+ * `clusters` clusters at once (the GPU's SMs / 2: SkinnyGemmSpec.sms): the number minimising rounds x (slices a part + 13, a part's epilogue of f32
  * reductions in slices' time), rounds = ceil(units x parts / clusters), each part at least 8 slices. ARM-B's 2048 x
  * 768 x 16384 (24 units of 128 x 256 pairs, 256 slices, 66 clusters): 5 parts of 51 or 52 slices, 2 rounds. The 13: the
  * parts forced on an H200 (session 24, ms a call, 2048x768x16384 / 1536x768x16384) ranked as this cost ranks them,
@@ -193,6 +193,7 @@ static char *hopper_instance(const SkinnyGemmSpec *s, bool dual, bool products, 
     if (s->M <= 0 || s->N <= 0 || s->K <= 0 || s->M >= lim || s->N >= lim || s->K >= lim) return NULL;
     /* A stored [K][M] (ta) or B [K][N] (!tb): MN-major slices (hopper_gemm.cuh HG_A_MN, HG_B_MN), one product only */
     const bool a_mn = s->ta, b_mn = !s->tb;
+    const int sms = s->sms > 0 ? s->sms : 132;   /* (SkinnyGemmSpec.sms) */
     if ((a_mn || b_mn) && (dual || bwd)) return NULL;
     /* a sum of two products over one K (hopper_gemm.cuh HG_KCAT): whole 64-deep slices of the first, one B each */
     if (s->k1 && (dual || bwd || s->k1 < 0 || s->k1 % 64 || s->k1 >= s->K)) return NULL;
@@ -243,10 +244,10 @@ static char *hopper_instance(const SkinnyGemmSpec *s, bool dual, bool products, 
         const int64_t kt = cdiv64(s->K, 64);
         if (codegen_knob_ints("VMC_HOPPER_GEMM_SPLITK", v, 1) && v[0] >= 1) split = (int)(v[0] < kt ? v[0] : kt);
         else {
-            const int64_t clusters = 132 * (tile_n == 128 ? 2 : 1) / cluster;
+            const int64_t clusters = sms * (tile_n == 128 ? 2 : 1) / cluster;
             int64_t cost, cost192;
             split = hopper_split(hopper_units(s, tile_n, cluster), kt, clusters, &cost);
-            const int split192 = hopper_split(hopper_units(s, 192, cluster), kt, 132 / cluster, &cost192);
+            const int split192 = hopper_split(hopper_units(s, 192, cluster), kt, sms / cluster, &cost192);
             if (!tile_forced && split192 > 1 && cost192 * 192 < cost * 256) { tile_n = 192; split = split192; }
         }
     }
@@ -280,11 +281,12 @@ static char *hopper_instance(const SkinnyGemmSpec *s, bool dual, bool products, 
     const int smem = stages * stage + epi + 1024 + 256;
     /* two CTAs an SM where their shared memory fits beside each other (228 KB an SM, 1 KB of it each CTA's) */
     const int ctas = tile_n == 128 && !pingpong && 2 * (smem + 1024) <= 233472 ? 2 : 1;
-    /* Persistent: as many CTAs as an H100 SXM or H200 runs at once (132 SMs; the runtime launches fewer where fewer
-     * run at once: cuda_hopper_grid), each taking tiles in turn (VMC_HOPPER_GEMM_PERSIST=N: N CTAs; =0: a CTA a tile). */
+    /* Persistent: as many CTAs as the GPU runs at once (s->sms, 132 unless the runtime knows its GPU's; it launches
+     * fewer where fewer run at once: cuda_hopper_grid), each taking tiles in turn (VMC_HOPPER_GEMM_PERSIST=N: N CTAs;
+     * =0: a CTA a tile). */
     const int64_t tiles = units * cluster * split;   /* (whole clusters; a tile's parts of K each) */
     if (tiles >= lim) return NULL;
-    int64_t resident = 132 * ctas;
+    int64_t resident = (int64_t)sms * ctas;
     if (codegen_knob_ints("VMC_HOPPER_GEMM_PERSIST", v, 1) && v[0] >= 0) resident = v[0];
     resident -= resident % cluster;
     const bool persist = resident > 0 && tiles > resident;

@@ -197,7 +197,8 @@ static int bench(const Args *a, DslModule *m) {
     /* cold compile: a fresh NVRTC cache (set before anything compiles) */
     char dir[] = "/tmp/vmc-bench-cache-XXXXXX";
     if (mkdtemp(dir)) setenv("VMC_CACHE", dir, 1);
-    ProgramOptions po = {.arch = cuda_device_arch(cuda_init_device(0)), .bf16 = !a->fp32,
+    const CUdevice dev = cuda_init_device(0);
+    ProgramOptions po = {.arch = cuda_device_arch(dev), .sms = cuda_device_sms(dev), .bf16 = !a->fp32,
                          .scan_recompute = a->scan_recompute};
     double t0 = now_s();
     Program *cold = program_build(sg.g, NULL, 0, &po, err, sizeof err);

@@ -131,6 +131,12 @@ int cuda_device_arch(CUdevice dev) {
     return major * 10 + minor;
 }
 
+int cuda_device_sms(CUdevice dev) {
+    int sms = 0;
+    CU_CHECK(cuda_api()->cuDeviceGetAttribute(&sms, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, dev));
+    return sms;
+}
+
 static const char *cuda_hint(CUresult r) {
     switch ((int)r) {
     case CUDA_ERROR_OUT_OF_MEMORY: return "the GPU is out of memory: lower the batch size or free other GPU jobs";

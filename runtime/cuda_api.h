@@ -59,6 +59,8 @@ const NvrtcApi *nvrtc_api_or_die(void);
 CUdevice cuda_init_device(int ordinal);
 /* Compute capability as 10*major+minor (90 for H100), for --gpu-architecture=sm_XX. */
 int cuda_device_arch(CUdevice dev);
+/* Its streaming multiprocessors (ProgramOptions.sms). */
+int cuda_device_sms(CUdevice dev);
 
 /* Error reporting behind the macros; each prints and exits(2) when the status is not success. */
 void cuda_check_(CUresult r, const char *expr, const char *file, int line);

@@ -244,6 +244,37 @@ static void check_hopper_kcat(void) {
     }
 }
 
+/* The GPU's SMs (SkinnyGemmSpec.sms; 0: 132): a persistent grid of as many CTAs as run at once, and the split of K
+ * sized for that many clusters (ARM-B's weight gradient 2048 x 768 x 16384 in 2 parts: 64 tiles of 128 x 192, one
+ * round on 66 clusters; on an H100 PCIe's 57 they would take two, so 48 tiles of 128 x 256). */
+static void check_hopper_sms(void) {
+    const SkinnyGemmSpec fwd = {.M = 16384, .N = 2048, .K = 768, .lda = 768, .ldb = 768, .tb = true, .c_bf16 = true,
+                                .alpha = 1, .c_align = 16};
+    const SkinnyGemmSpec wgrad = {.M = 2048, .N = 768, .K = 16384, .lda = 2048, .ldb = 768, .ta = true, .alpha = 1,
+                                  .c_align = 16};
+    int grid[2], split[2], tile[2];
+    for (int i = 0; i < 2; i++) {
+        KernelLaunch l;
+        SkinnyGemmSpec s = fwd;
+        s.sms = i ? 114 : 0;
+        char *src = template_gemm_hopper(&s, &l);
+        grid[i] = src ? (int)l.grid[0] : -1;
+        free(src);
+        s = wgrad;
+        s.sms = i ? 114 : 0;
+        src = template_gemm_hopper(&s, &l);
+        const char *k = src ? strstr(src, "#define HG_SPLITK ") : NULL;
+        split[i] = k ? atoi(k + strlen("#define HG_SPLITK ")) : -1;
+        const char *t = src ? strstr(src, "#define HG_TILE_N ") : NULL;
+        tile[i] = t ? atoi(t + strlen("#define HG_TILE_N ")) : -1;
+        free(src);
+    }
+    printf("hopper sized for 132 / 114 SMs: 16384x2048x768 grid %d / %d, 2048x768x16384 K in %d / %d parts of 128 x "
+           "%d / %d tiles\n", grid[0], grid[1], split[0], split[1], tile[0], tile[1]);
+    CHECK(grid[0] == 132 && grid[1] == 114 && split[0] == 2 && split[1] == 2 && tile[0] == 192 && tile[1] == 256,
+          "hopper: a grid or split not sized for the SMs asked for");
+}
+
 /* MN-major operands (hopper_gemm.cuh HG_A_MN, HG_B_MN: boxes of 64 k by 64 columns, wgmma's transpose bits): B
  * stored [K][N] (an input gradient dy W) with acc, its boxes multicast in clusters; A stored [K][M] with B [N][K] and a
  * bf16 C from registers; then A^T B (a weight gradient) into an f32 C with K split (HG_SPLITK): 3 parts of 10 slices
@@ -444,6 +475,7 @@ static void check_hopper_gemms(void) {
     free(src);
     check_hopper_mn_major();
     check_hopper_kcat();
+    check_hopper_sms();
 }
 
 /* SwiGLU's input products in one kernel (template_gemm_swiglu): H = silu(bf16(A B1^T) + b1) * (bf16(A B2^T) + b2)
@@ -868,7 +900,7 @@ int main(int argc, char **argv) {
     /* (while working on hopper_gemm.cuh: its checks alone, or those of MN-major operands) */
     if (argc > 3 && (!strcmp(argv[3], "hopper") || !strcmp(argv[3], "mn") || !strcmp(argv[3], "kcat"))) {
         if (!strcmp(argv[3], "mn")) check_hopper_mn_major();
-        else if (!strcmp(argv[3], "kcat")) check_hopper_kcat();
+        else if (!strcmp(argv[3], "kcat")) { check_hopper_kcat(); check_hopper_sms(); }
         else check_hopper_gemms();
         printf(failures ? "%d FAILED\n" : "ok\n", failures);
         return failures != 0;
