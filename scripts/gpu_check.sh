@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # gpu_check.sh [BUILD_DIR] — run on a GPU machine; builds nothing. Runs the gpu tests (cuda backend vs the cpu
 # oracle: kernels, gradients, 50 training steps; templates vs fp64), the ARM-B benchmarks, `vmc pretrain` on both
-# backends, the out-of-memory report and a short default job, then prints a short table.
+# backends, the out-of-memory report and a short default job, then prints a short table (its logs: $OUT/gpu_check_logs.tgz).
 # BUILD_DIR (default build-cuda2) holds vmc and tests/test_cuda_exec; a lib/ folder beside them is added to the
 # library path (carry libopenblas etc. there when the machine lacks them). VMC_GPU_QUICK=1: fewer checks/steps;
 # BENCH_TOP=N: the benchmarks list their N slowest kernels (default 12); GPU_AB: variants timed against this build
@@ -13,7 +13,12 @@ source "$root/scripts/gpu_env.sh"
 export VMC_CACHE=${VMC_CACHE:-/tmp/vmc-gpu-check-cache}
 export VMC_ROOT=$root   # test_cuda_exec reads models/tiny.vmc from here
 cd "$root"
-log=${OUT:-$(mktemp -d)}   # (the device machine's \$OUT comes back: the logs with it)
+# The logs, packed into one file of the device machine's $OUT at the end, or when a timeout stops the script (at
+# most 8 files come back from $OUT: one for all of them)
+log=$(mktemp -d)
+pack_logs() { [ -n "${OUT:-}" ] && tar czf "$OUT/gpu_check_logs.tgz" -C "$log" . 2>/dev/null; }
+trap pack_logs EXIT
+trap 'exit 143' TERM INT
 declare -a rows
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | sed 's/^/gpu: /'
 
@@ -183,9 +188,11 @@ if [ -d "$fm" ]; then
 fi
 
 echo
-echo "== summary (wall time ${SECONDS} s)"
-printf '%-38s %-5s %s\n' "check" "state" "figures"
-for r in "${rows[@]}"; do
-    IFS='|' read -r a b c <<< "$r"
-    printf '%-38s %-5s %s\n' "$a" "$b" "$c"
-done
+{
+    echo "== summary (wall time ${SECONDS} s)"
+    printf '%-38s %-5s %s\n' "check" "state" "figures"
+    for r in "${rows[@]}"; do
+        IFS='|' read -r a b c <<< "$r"
+        printf '%-38s %-5s %s\n' "$a" "$b" "$c"
+    done
+} | tee "$log/summary.txt"
