@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # gpu_check.sh [BUILD_DIR] — run on a GPU machine; builds nothing. Runs the gpu tests (cuda backend vs the cpu
 # oracle: kernels, gradients, 50 training steps; templates vs fp64), the ARM-B benchmarks, `vmc pretrain` on both
-# backends, the out-of-memory report and a short default job, then prints a short table (its logs: $OUT/gpu_check_logs.tgz).
+# backends, the out-of-memory report and a short default job, then prints a short table (its logs come back packed:
+# $OUT/gpu_check_logs.tgz).
 # BUILD_DIR (default build-cuda2) holds vmc and tests/test_cuda_exec; a lib/ folder beside them is added to the
 # library path (carry libopenblas etc. there when the machine lacks them). VMC_GPU_QUICK=1: fewer checks/steps;
 # BENCH_TOP=N: the benchmarks list their N slowest kernels (default 12); GPU_AB: variants timed against this build
