@@ -696,7 +696,7 @@ void program_summary(const Program *p, FILE *out) {
     int counts[LK_COPY + 1] = {0}, own = 0;
     for (int k = 0; k < p->nlaunches; k++) {
         counts[p->launches[k].kind]++;
-        own += p->launches[k].kind == LK_GEMM && p->launches[k].own_module >= 0 && !p->launches[k].gemm.swiglu;
+        own += p->launches[k].kind == LK_GEMM && p->launches[k].own_module >= 0 && !gemm_one_launch(&p->launches[k].gemm);
     }
     fprintf(out, "%d kernels (%d generated modules + templates, %d from the NVRTC cache) in %d launches, %d GEMMs, "
                  "%d memsets, %d copies; %d groups; %d GEMMs with vmc's own kernel beside cuBLASLt's",

@@ -35,16 +35,16 @@ typedef struct GemmDesc {
      * C2 = dh silu(x) (bf16 [M][N]) and their column sums added into S1, S2 (f32 [N], zeroed before). */
     bool backward;
     BufRef p1, p2, s1, s2;
-    /* With `pair` (and `swiglu`, no gate), a sum of two products in one launch (program_pair.c; hopper_gemm.cuh
-     * HG_KCAT): C = A B + A2 B2, A2 and B2 laid out as A and B (M, N, K, lda, ldb, ta, tb), for the GEMM whose acc
-     * was the first product (SwiGLU's input gradient dy1 W1 + dy2 W2); no acc. */
+    /* `pair`: a sum of two products in one launch (program_pair.c; hopper_gemm.cuh HG_KCAT): C = A B + A2 B2, A2 and
+     * B2 laid out as A and B (M, N, K, lda, ldb, ta, tb), for the GEMM whose acc was the first product (SwiGLU's
+     * input gradient dy1 W1 + dy2 W2); no acc. */
     bool pair;
     BufRef a2;
 } GemmDesc;
 
 /* The multiply-adds of a GEMM launch's products, times 2 (SwiGLU's forward: two products). */
 static inline double gemm_flops(const GemmDesc *g) {
-    const double products = g->swiglu && !g->backward ? 2 : 1;   /* (SwiGLU's two products, or a pair's) */
+    const double products = (g->swiglu && !g->backward) || g->pair ? 2 : 1;
     return products * 2.0 * (double)g->M * (double)g->N * (double)g->K * (double)g->batch;
 }
 
@@ -156,9 +156,12 @@ typedef struct Program {
     ProgramOptions opt;
 } Program;
 
-/* Is l one of the launches a SwiGLU launch stands for (either product's GEMM, the gate's kernel)? */
+/* Does GEMM launch g stand for launches before it (Launch.swiglu_id): SwiGLU's one kernels, a pair of products? */
+static inline bool gemm_one_launch(const GemmDesc *g) { return g->swiglu || g->pair; }
+
+/* Is l one of the launches such a launch stands for (either product's GEMM, the gate's kernel)? */
 static inline bool launch_swiglu_part(const Launch *l) {
-    return l->swiglu_id > 0 && !(l->kind == LK_GEMM && l->gemm.swiglu);
+    return l->swiglu_id > 0 && !(l->kind == LK_GEMM && gemm_one_launch(&l->gemm));
 }
 
 /* Runs simplify, fuse and plan on g (keep: nodes to stay readable), generates and compiles every kernel.

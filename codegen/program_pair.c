@@ -25,7 +25,7 @@ bool pg_product_pair(Program *p, SeenSet *seen, const Group *gr) {
     if (i1 < 0 || !pair_operands(&p->launches[i1].gemm, &p->launches[i2].gemm)) return false;
     const GemmDesc *d1 = &p->launches[i1].gemm;
     GemmDesc d = p->launches[i2].gemm;
-    d.swiglu = d.pair = true;
+    d.pair = true;
     d.has_acc = false;
     d.acc = (BufRef){0};
     d.a2 = d.a;

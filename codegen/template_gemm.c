@@ -159,8 +159,8 @@ char *template_gemm_skinny(const SkinnyGemmSpec *s, SkinnyGemmLaunch *out) {
 }
 
 /* Parts of K for the Hopper GEMM's split (HG_SPLITK) of `units` (clusters' pairs of tiles) with kt slices of 64 on
- * `clusters` clusters at once (the GPU's SMs / 2: SkinnyGemmSpec.sms): the number minimising rounds x (slices a part + 13, a part's epilogue of f32
- * reductions in slices' time), rounds = ceil(units x parts / clusters), each part at least 8 slices. ARM-B's 2048 x
+ * `clusters` clusters at once (SkinnyGemmSpec.sms / 2): the number minimising rounds x (slices a part + 13, a part's
+ * epilogue of f32 reductions in slices' time), rounds = ceil(units x parts / clusters), each part at least 8 slices. ARM-B's 2048 x
  * 768 x 16384 (24 units of 128 x 256 pairs, 256 slices, 66 clusters): 5 parts of 51 or 52 slices, 2 rounds. The 13: the
  * parts forced on an H200 (session 24, ms a call, 2048x768x16384 / 1536x768x16384) ranked as this cost ranks them,
  * 1: 0.162 / 0.162, 2: 0.089 / 0.089, 4: 0.095 / 0.095, 6: 0.102 / 0.072, 7: - / 0.066, 8: 0.086 / -, 11: 0.092 /

@@ -109,7 +109,7 @@ void cx_own_gemm_run(Cuda *c, int k, int s) {
         cx_launch_kernel(c, c->fn[k], grid, l->own.k.block, l->own.k.smem, s, params);
         return;
     }
-    if (g->swiglu && !g->pair) {   /* vmc_gemm_swiglu(A, B1, B2 as tensor maps; bias1, bias2, H, P1, P2) */
+    if (g->swiglu) {   /* vmc_gemm_swiglu(A, B1, B2 as tensor maps; bias1, bias2, H, P1, P2) */
         CUdeviceptr v[8] = {addr(c, g->a), addr(c, g->b), addr(c, g->b2), addr(c, g->bias1), addr(c, g->bias2),
                             addr(c, g->h), g->products ? addr(c, g->c) : 0, g->products ? addr(c, g->c2) : 0};
         CUtensorMap maps[8];
@@ -118,21 +118,12 @@ void cx_own_gemm_run(Cuda *c, int k, int s) {
         cx_launch_kernel(c, c->fn[k], grid, l->own.k.block, l->own.k.smem, s, params);
         return;
     }
-    /* (a pair: vmc_gemm_hopper(A, B, C, acc, A2, B2) over both products' K, acc unused) */
-    CUdeviceptr v[6] = {addr(c, g->a), addr(c, g->b), addr(c, g->c), g->has_acc ? addr(c, g->acc) : 0, c->ws[s],
-                        g->pair ? addr(c, g->a2) : 0};
+    /* the skinny kernel's fifth parameter is the split's workspace; a pair's Hopper kernel takes A2, B2 last */
+    CUdeviceptr v[6] = {addr(c, g->a), addr(c, g->b), addr(c, g->c), g->has_acc ? addr(c, g->acc) : 0,
+                        g->pair ? addr(c, g->a2) : c->ws[s], g->pair ? addr(c, g->b2) : 0};
     void *params[6] = {&v[0], &v[1], &v[2], &v[3], &v[4], &v[5]};
     CUtensorMap maps[6];   /* the Hopper kernel's operands as tensor maps (host work: only when captured or timed) */
     cuda_tma_gemm_params(c->cu, &l->own.k, g->M, g->N, g->K, g->lda, g->ldb, g->ta, g->tb, v, maps, params);
-    if (g->pair) {   /* A2, B2: parameters 4 and 5 (the GEMM workspace is not passed) */
-        const CUdeviceptr at[2] = {addr(c, g->a2), addr(c, g->b2)};
-        const int64_t rows[2] = {g->ta ? g->K : g->M, g->tb ? g->N : g->K};
-        const int64_t cols[2] = {g->ta ? g->M : g->K, g->tb ? g->K : g->N}, ld[2] = {g->lda, g->ldb};
-        for (int i = 0; i < 2; i++) {
-            cuda_tma_bf16(c->cu, &maps[4 + i], at[i], rows[i], cols[i], ld[i], l->own.k.tma_rows[4 + i]);
-            params[4 + i] = &maps[4 + i];
-        }
-    }
     for (int z = 0; z < l->own.k.nzero; z++)   /* (the Hopper kernel's parts of K are added into C) */
         CU_CHECK(c->cu->cuMemsetD8Async(v[l->own.k.zero[z].param] + l->own.k.zero[z].offset, 0, l->own.k.zero[z].bytes,
                                         c->side[s]));
@@ -242,7 +233,7 @@ void cx_plan_gemms(Cuda *c) {
         const Launch *l = &c->p->launches[k];
         if (l->kind != LK_GEMM) continue;
         GemmPlan *g = &c->gemm[k];
-        if (l->gemm.swiglu) {   /* (against the launches it stands for, planned before it) */
+        if (gemm_one_launch(&l->gemm)) {   /* (against the launches it stands for, planned before it) */
             cx_plan_swiglu(c, k, tune, log);
             continue;
         }
@@ -305,7 +296,7 @@ void cuda_exec_own_gemms(const Exec *e, int *own, int *eligible) {
     *own = *eligible = 0;
     for (int k = 0; k < c->p->nlaunches; k++) {
         const Launch *l = &c->p->launches[k];
-        if (l->kind != LK_GEMM || l->own_module < 0 || l->gemm.swiglu) continue;   /* (SwiGLU's: cuda_exec_swiglu) */
+        if (l->kind != LK_GEMM || l->own_module < 0 || gemm_one_launch(&l->gemm)) continue;   /* (cuda_exec_swiglu) */
         ++*eligible;
         *own += c->gemm[k].own;
     }

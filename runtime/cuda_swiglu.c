@@ -184,7 +184,7 @@ void cx_plan_swiglu(Cuda *c, int k, bool tune, bool log) {
     bool own = c->own_gemm > 0, decided = c->own_gemm == 0 || c->own_gemm == 2;
     for (int j = 0; j < k && !decided; j++) {   /* a launch of the same shape chose already */
         const GemmDesc *e = &c->p->launches[j].gemm;
-        if (c->p->launches[j].kind != LK_GEMM || !e->swiglu || e->M != d->M || e->N != d->N || e->K != d->K ||
+        if (c->p->launches[j].kind != LK_GEMM || !gemm_one_launch(e) || e->M != d->M || e->N != d->N || e->K != d->K ||
             e->products != d->products || e->backward != d->backward || e->pair != d->pair)
             continue;
         own = c->swiglu_own[c->p->launches[j].swiglu_id];

@@ -12,8 +12,11 @@ void cuda_tma_bf16(const CudaApi *cu, CUtensorMap *map, CUdeviceptr base, int64_
 
 void cuda_tma_gemm_params(const CudaApi *cu, const KernelLaunch *l, int64_t M, int64_t N, int64_t K, int64_t lda,
                           int64_t ldb, bool ta, bool tb, CUdeviceptr *ptrs, CUtensorMap *maps, void **params) {
-    const int64_t rows[3] = {ta ? K : M, tb ? N : K, M}, cols[3] = {ta ? M : K, tb ? K : N, N}, ld[3] = {lda, ldb, N};
-    for (int i = 0; i < 3; i++) {
+    /* A, B, C, (acc), then a pair's A2 and B2, laid out as A and B */
+    const int64_t rows[6] = {ta ? K : M, tb ? N : K, M, 0, ta ? K : M, tb ? N : K};
+    const int64_t cols[6] = {ta ? M : K, tb ? K : N, N, 0, ta ? M : K, tb ? K : N}, ld[6] = {lda, ldb, N, 0, lda, ldb};
+    for (int i = 0; i < 6; i++) {
+        if (i >= 3 && !l->tma_rows[i]) continue;   /* (acc a pointer; A2 and B2 with a pair only) */
         params[i] = &ptrs[i];
         if (!l->tma_rows[i]) continue;
         cuda_tma_bf16(cu, &maps[i], ptrs[i], rows[i], cols[i], ld[i], l->tma_rows[i]);

@@ -11,8 +11,9 @@ void cuda_tma_bf16(const CudaApi *cu, CUtensorMap *map, CUdeviceptr base, int64_
                    unsigned box_rows);
 
 /* The parameters of vmc's Hopper GEMM (template_gemm_hopper; launch l) for C = op(A) op(B), A [M][lda] or [K][lda]
- * (ta), B [N][ldb] (tb) or [K][ldb], C [M][N]: params[i] = &ptrs[i], but for each parameter l->tma_rows names (A, B,
- * and C when it is stored by TMA) &maps[i], its tensor map made here. */
+ * (ta), B [N][ldb] (tb) or [K][ldb], C [M][N] (and a pair's A2, B2 laid out as A, B: parameters 4 and 5, where ptrs,
+ * maps and params hold 6): params[i] = &ptrs[i] for A, B and C, but for each parameter l->tma_rows names (A, B, C when
+ * it is stored by TMA, A2, B2) &maps[i], its tensor map made here. */
 void cuda_tma_gemm_params(const CudaApi *cu, const KernelLaunch *l, int64_t M, int64_t N, int64_t K, int64_t lda,
                           int64_t ldb, bool ta, bool tb, CUdeviceptr *ptrs, CUtensorMap *maps, void **params);
 

@@ -42,7 +42,7 @@ static Exec *emu(const Graph *g, Node *const *keep, int nkeep) {
     int swiglu = 0, pairs = 0;   /* SwiGLU's products and gate as one launch (program_swiglu.c), pairs */
     for (int k = 0; k < p->nlaunches; k++) {
         const Launch *l = &p->launches[k];
-        swiglu += l->kind == LK_GEMM && l->gemm.swiglu && !l->gemm.pair;
+        swiglu += l->kind == LK_GEMM && l->gemm.swiglu;
         pairs += l->kind == LK_GEMM && l->gemm.pair;
     }
     if (swiglu != swiglu_launches) { printf("  FAIL: %d SwiGLU launches, not %d\n", swiglu, swiglu_launches); bp_failures++; }

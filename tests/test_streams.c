@@ -65,7 +65,7 @@ static bool declared_write(const Launch *l, BufRef at) {
 static bool writes_declared(const Program *p, const Launch *l) {
     switch (l->kind) {
     case LK_GEMM:
-        if (l->gemm.swiglu && !l->gemm.pair)
+        if (l->gemm.swiglu)
             return declared_write(l, l->gemm.h) &&
                    (!l->gemm.products || (declared_write(l, l->gemm.c) && declared_write(l, l->gemm.c2)));
         return declared_write(l, l->gemm.c);
@@ -281,7 +281,7 @@ static void check_model(const char *file, const char *model, bool train, bool bf
         const int want_pairs = bf16 && train && gemm_pairs ? blocks : 0;   /* (and each SwiGLU's input gradient) */
         int n = 0, parts = 0, pairs = 0;
         for (int k = 0; k < p->nlaunches; k++) {
-            n += p->launches[k].kind == LK_GEMM && p->launches[k].gemm.swiglu && !p->launches[k].gemm.pair;
+            n += p->launches[k].kind == LK_GEMM && p->launches[k].gemm.swiglu;
             pairs += p->launches[k].kind == LK_GEMM && p->launches[k].gemm.pair;
             parts += launch_swiglu_part(&p->launches[k]);
         }

@@ -149,17 +149,13 @@ static void swiglu(const Emu *e, const GemmDesc *d) {
 
 /* A sum of two products in one launch (GemmDesc.pair): C = A B + A2 B2 summed in one, rounded once. */
 static void pair(const Emu *e, const GemmDesc *d) {
-    GemmDesc d2 = *d;
+    GemmDesc d1 = *d, d2 = *d;   /* each product in f32, then their sum rounded */
+    d1.c_bf16 = d2.c_bf16 = false;
     d2.a = d->a2;
     d2.b = d->b2;
-    d2.c_bf16 = false;   /* (the second product in f32, then added to the first) */
-    float *p2 = xmalloc(sizeof(float) * (size_t)(d->M * d->N));
+    float *p1 = xmalloc(sizeof(float) * (size_t)(d->M * d->N)), *p2 = xmalloc(sizeof(float) * (size_t)(d->M * d->N));
+    gemm_into(e, &d1, p1);
     gemm_into(e, &d2, p2);
-    d2 = *d;
-    d2.has_acc = false;
-    float *p1 = xmalloc(sizeof(float) * (size_t)(d->M * d->N));
-    d2.c_bf16 = false;
-    gemm_into(e, &d2, p1);
     void *C = at(e, d->c);
     for (int64_t i = 0; i < d->M * d->N; i++) {
         if (d->c_bf16) ((uint16_t *)C)[i] = f32_to_bf16(p1[i] + p2[i]);
