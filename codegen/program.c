@@ -584,7 +584,7 @@ static double launch_flops(const Launch *l) {
 }
 
 double launch_floor_ms(const Launch *l, const FloorRates *r, int *bound) {
-    if (launch_swiglu_part(l)) {   /* (the SwiGLU launch counts instead) */
+    if (launch_choice_part(l)) {   /* (the one launch counts instead) */
         if (bound) *bound = 1;
         return 0;
     }
@@ -619,7 +619,7 @@ void program_class_totals(const Program *p, const FloorRates *r, ClassTotals *t)
     memset(t, 0, sizeof *t);
     for (int k = 0; k < p->nlaunches; k++) {
         const Launch *l = &p->launches[k];
-        if (l->once || launch_swiglu_part(l)) continue;   /* (the SwiGLU launch counts instead of its parts) */
+        if (l->once || launch_choice_part(l)) continue;   /* (the one launch counts instead of its parts) */
         const char *c = l->kclass ? l->kclass : "-";
         int j = 0;
         while (j < t->n && strcmp(t->name[j], c)) j++;
@@ -681,9 +681,9 @@ void program_dump_launches(const Program *p, const FloorRates *r, FILE *out) {
         case LK_MEMSET: snprintf(what, sizeof what, "zero %.3f MB", (double)l->bytes / 1e6); break;
         case LK_COPY: snprintf(what, sizeof what, "copy %.3f MB", (double)l->bytes / 1e6); break;
         }
-        if (launch_swiglu_part(l)) {   /* (the runtime runs either these or the SwiGLU launch after them) */
+        if (launch_choice_part(l)) {   /* (the runtime runs either these or the one launch after them) */
             const size_t n = strlen(what);
-            snprintf(what + n, sizeof what - n, " (or swiglu %d)", l->swiglu_id);
+            snprintf(what + n, sizeof what - n, " (or one launch %d)", l->choice);
         }
         fprintf(out, "L%-5d %-6s %-11s %-44s %-22s %9.2f %9.2f\n", k, KIND[l->kind], l->kclass ? l->kclass : "-", what,
                 shape, rd, wr);
@@ -707,9 +707,9 @@ void program_summary(const Program *p, FILE *out) {
         backward += p->launches[k].kind == LK_GEMM && p->launches[k].gemm.backward;
         pairs += p->launches[k].kind == LK_GEMM && p->launches[k].gemm.pair;
     }
-    if (p->nswiglu > backward + pairs)
+    if (p->nchoices > backward + pairs)
         fprintf(out, "; %d SwiGLU launches (a gate and its two products in one kernel) beside their 3 launches each",
-                p->nswiglu - backward - pairs);
+                p->nchoices - backward - pairs);
     if (backward)
         fprintf(out, "; %d SwiGLU backward launches (dh's product and the gradients in one kernel) beside their 2 "
                      "launches each", backward);

@@ -75,9 +75,10 @@ typedef struct Launch {
     SkinnyGemmLaunch own;
     /* LK_MEMSET (zero), LK_COPY (device to device) */
     bool bf16_cast;             /* LK_KERNEL: a GEMM operand's cast to bf16 (args: source, workspace copy) */
-    int swiglu_id;              /* > 0: SwiGLU launch number swiglu_id (program_swiglu.c), that is the launch whose
-                                 * gemm.swiglu is set or one of the launches it stands for (launch_swiglu_part); the
-                                 * runtime runs either (runtime/cuda_swiglu.c), floors count the one launch */
+    int choice;                 /* > 0: this launch takes part in choice number `choice`: one launch that stands for
+                                 * launches before it (gemm_one_launch: SwiGLU's kernels, program_swiglu.c; a pair
+                                 * of products, program_pair.c) or one of those parts (launch_choice_part); the
+                                 * runtime runs either form (runtime/cuda_choice.c), floors count the one launch */
     bool once;                  /* not part of the step: runs before it whenever the parameters may have changed
                                  * (a program that never writes its parameters keeps their bf16 copies) */
     BufRef dst, src;
@@ -149,19 +150,19 @@ typedef struct Program {
     const Node **param_value;   /* by PARAM node id: the value its AdamW kernel writes in place (training), or NULL */
     BufRef *value_copy;         /* by node id, for those values: the parameter's kept bf16 copy, which the AdamW
                                  * kernel rewrites (so training casts its weights only once too); arena AR_COUNT_ none */
-    int nswiglu;                /* SwiGLU launches (Launch.swiglu_id 1 .. nswiglu) */
+    int nchoices;               /* one launch or its parts (Launch.choice 1 .. nchoices) */
     int nkernels, ngemms, ncached;   /* nkernels: distinct compiled kernels */
     int nlaunched;                    /* generated-kernel launches per step (>= distinct generated kernels) */
     double codegen_s, compile_s;
     ProgramOptions opt;
 } Program;
 
-/* Does GEMM launch g stand for launches before it (Launch.swiglu_id): SwiGLU's one kernels, a pair of products? */
+/* Does GEMM launch g stand for launches before it (Launch.choice): SwiGLU's one kernels, a pair of products? */
 static inline bool gemm_one_launch(const GemmDesc *g) { return g->swiglu || g->pair; }
 
-/* Is l one of the launches such a launch stands for (either product's GEMM, the gate's kernel)? */
-static inline bool launch_swiglu_part(const Launch *l) {
-    return l->swiglu_id > 0 && !(l->kind == LK_GEMM && gemm_one_launch(&l->gemm));
+/* Is l one of the launches such a launch stands for (a product's GEMM, SwiGLU's gate or backward kernel)? */
+static inline bool launch_choice_part(const Launch *l) {
+    return l->choice > 0 && !(l->kind == LK_GEMM && gemm_one_launch(&l->gemm));
 }
 
 /* Runs simplify, fuse and plan on g (keep: nodes to stay readable), generates and compiles every kernel.

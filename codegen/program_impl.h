@@ -42,7 +42,7 @@ void pg_mark_scan_states(Fusion *f);
 void pg_own_gemm(Program *p, SeenSet *seen, int launch);
 bool pg_hopper_gemm(const Program *p);   /* sm_90 and not VMC_HOPPER_GEMM=0: the Hopper GEMM's kernels may be built */
 /* program_swiglu.c: after the launch of SwiGLU's gate group gr (Fusion.swiglu_x), one launch computing the gate
- * with its two products, which the runtime may run instead of those three launches (Launch.swiglu_id); false
+ * with its two products, which the runtime may run instead of those three launches (Launch.choice); false
  * (nothing added) where the products' launches do not allow it */
 bool pg_swiglu(Program *p, SeenSet *seen, const Group *gr);
 /* ... and after the launch of SwiGLU's backward group gr (pass.h swiglu_bwd_match), one launch of dh's product with

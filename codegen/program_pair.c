@@ -1,13 +1,13 @@
 /* program_pair.c — a GEMM whose acc is another GEMM's product, C = A2 B2 + A B (pass.h product_pair_match: SwiGLU's
  * input gradient dy1 W1 + dy2 W2), as one launch of vmc's own Hopper kernel over both products' K (hopper_gemm.cuh
  * HG_KCAT): the first product is neither written nor read back, and C is rounded once. The runtime runs it instead
- * of the two GEMMs where it agrees with them and is faster (runtime/cuda_swiglu.c), as it does SwiGLU's launches,
- * whose numbering (Launch.swiglu_id) it shares. */
+ * of the two GEMMs where it agrees with them and is faster (runtime/cuda_choice.c), as it does SwiGLU's launches
+ * (Launch.choice). */
 #include "program_impl.h"
 #include <stdio.h>
 
 /* The two launches as one kernel takes them: plain bf16 products of one layout and shape, A stored [M][K] (as the
- * runtime's check of the pair fills it: cuda_swiglu.c), operands in place (not cast into the GEMM workspace, which
+ * runtime's check of the pair fills it: cuda_choice.c), operands in place (not cast into the GEMM workspace, which
  * later GEMMs reuse), the second adding the first's C. */
 static bool pair_operands(const GemmDesc *a, const GemmDesc *b) {
     return a->bf16 && b->bf16 && a->batch == 1 && b->batch == 1 && !a->ta && !b->ta && !a->has_acc && b->has_acc &&
@@ -48,6 +48,6 @@ bool pg_product_pair(Program *p, SeenSet *seen, const Group *gr) {
     pg_touch(l, d.a2, ea, false);
     pg_touch(l, d.b2, eb, false);
     pg_touch(l, d.c, d.M * d.N * (d.c_bf16 ? 2 : 4), true);
-    l->swiglu_id = p->launches[i1].swiglu_id = p->launches[i2].swiglu_id = ++p->nswiglu;
+    l->choice = p->launches[i1].choice = p->launches[i2].choice = ++p->nchoices;
     return true;
 }

@@ -1,9 +1,9 @@
 /* program_swiglu.c — SwiGLU's gate h = silu(x W1^T + b1) * (x W2^T + b2) and its two products as one launch of vmc's
  * own Hopper kernel (hopper_gemm.cuh vmc_gemm_swiglu), which the runtime runs instead of the two cuBLASLt GEMMs and
  * the elementwise kernel that reads both products back, where it agrees with them and is faster
- * (runtime/cuda_swiglu.c): inference saves those reads and the products' writes; a training step, whose backward
+ * (runtime/cuda_choice.c): inference saves those reads and the products' writes; a training step, whose backward
  * reads the products, saves the reads (ProgramOptions.swiglu_gemm). The three launches stay in the step, each marked with the
- * SwiGLU launch's number (Launch.swiglu_id), and the one launch follows them: the stream plan orders both forms.
+ * SwiGLU launch's choice number (Launch.choice), and the one launch follows them: the stream plan orders both forms.
  * pass_mark_swiglu marked the gates before planning, so that x stays alive until the gate's group. */
 #include "program_impl.h"
 #include <stdio.h>
@@ -13,7 +13,7 @@ int pg_product_launch(const Program *p, const Node *x, int before) {
     const BufRef c = pg_bufref(p, x);
     for (int k = before - 1; k >= 0; k--) {
         const Launch *l = &p->launches[k];
-        if (l->kind == LK_GEMM && !l->swiglu_id && l->gemm.c.arena == c.arena && l->gemm.c.offset == c.offset) return k;
+        if (l->kind == LK_GEMM && !l->choice && l->gemm.c.arena == c.arena && l->gemm.c.offset == c.offset) return k;
     }
     return -1;
 }
@@ -90,7 +90,7 @@ bool pg_swiglu(Program *p, SeenSet *seen, const Group *gr) {
         pg_touch(l, d.c, d.M * d.N * 2, true);
         pg_touch(l, d.c2, d.M * d.N * 2, true);
     }
-    l->swiglu_id = p->launches[i1].swiglu_id = p->launches[i2].swiglu_id = p->launches[gate].swiglu_id = ++p->nswiglu;
+    l->choice = p->launches[i1].choice = p->launches[i2].choice = p->launches[gate].choice = ++p->nchoices;
     return true;
 }
 
@@ -152,6 +152,6 @@ bool pg_swiglu_bwd(Program *p, SeenSet *seen, const Group *gr) {
     pg_touch(l, d.c2, d.M * d.N * 2, true);
     pg_touch(l, d.s1, d.N * 4, true);
     pg_touch(l, d.s2, d.N * 4, true);
-    l->swiglu_id = p->launches[i].swiglu_id = p->launches[kernel].swiglu_id = ++p->nswiglu;
+    l->choice = p->launches[i].choice = p->launches[kernel].choice = ++p->nchoices;
     return true;
 }

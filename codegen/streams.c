@@ -145,7 +145,7 @@ StreamPlan *stream_plan(const Program *p, int nstreams) {
 
 /* Estimated microseconds of launch l alone on the GPU. */
 static double launch_cost_us(const Launch *l) {
-    if (launch_swiglu_part(l)) return 0;   /* (the SwiGLU launch runs instead, as the runtime mostly chooses) */
+    if (launch_choice_part(l)) return 0;   /* (the one launch runs instead, as the runtime mostly chooses) */
     double bytes = 0;
     for (int a = 0; a < l->nacc; a++) bytes += (double)l->acc[a].bytes;
     double us = 2.0 + bytes / 3e6;

@@ -145,6 +145,14 @@ static inline const Node *fus_row_chain(const Fusion *f, const Node *x, int64_t 
 }
 /* Does n's memory hold bf16 (store_bf16 of its owner)? */
 static inline bool fus_bf16(const Fusion *f, const Node *n) { return f->store_bf16[fus_owner(f, n)->id]; }
+/* Does any group but gr read x (or is x kept for the host)? */
+static inline bool fus_read_elsewhere(const Fusion *f, const Group *gr, const Node *x) {
+    if (f->kept[x->id]) return true;
+    for (int k = 0; k < f->ngroups; k++)
+        for (int j = 0; &f->groups[k] != gr && j < f->groups[k].nins; j++)
+            if (fus_owner(f, f->groups[k].ins[j]) == x) return true;
+    return false;
+}
 
 /* What a GEMM group computes: D = alpha * (A B) + C, C = acc (a stored value of D's shape and storage) or none. */
 typedef struct GemmEpilogue {
@@ -178,9 +186,6 @@ bool swiglu_bwd_match(const Fusion *f, const Group *gr, SwigluBwdMatch *m);
 /* Marks Fusion.swiglu_x for every such gate whose products no other group reads (with_products: all of them);
  * call between pass_fuse and pass_plan. */
 void pass_mark_swiglu(Fusion *f, bool with_products);
-
-/* Does any group but gr read x (or is x kept for the host)? */
-bool fus_read_elsewhere(const Fusion *f, const Group *gr, const Node *x);
 
 /* GEMM group gr adds another GEMM group's product to its own, C = A2 B2 + A1 B1 (an acc epilogue; SwiGLU's input
  * gradient dy1 W1 + dy2 W2): both plain (no scale), of one layout and shape, their operands not column views, and

@@ -162,14 +162,6 @@ void pass_mark_swiglu(Fusion *f, bool with_products) {
 }
 
 /* ---------------------------------------------------------------- sums of two products */
-bool fus_read_elsewhere(const Fusion *f, const Group *gr, const Node *x) {
-    if (f->kept[x->id]) return true;
-    for (int k = 0; k < f->ngroups; k++)
-        for (int j = 0; &f->groups[k] != gr && j < f->groups[k].nins; j++)
-            if (fus_owner(f, f->groups[k].ins[j]) == x) return true;
-    return false;
-}
-
 const Node *product_pair_match(const Fusion *f, const Group *gr) {
     if (gr->kind != GK_GEMM) return NULL;
     const GemmEpilogue e2 = group_gemm(f, gr);

@@ -71,7 +71,7 @@ static int launch_priority(const Cuda *c, int k) { return c->plan->critical[k] ?
 
 /* Launch k on capture stream s (0: the exec's stream). */
 static void launch_on(Cuda *c, int k, int s) {
-    if (cx_skipped(c, k)) return;   /* (SwiGLU's one launch or its parts: cuda_swiglu.c) */
+    if (cx_skipped(c, k)) return;   /* (SwiGLU's one launch or its parts: cuda_choice.c) */
     const Launch *l = &c->p->launches[k];
     CUstream st = c->side[s];
     switch (l->kind) {
@@ -351,7 +351,7 @@ static void cuda_free(Exec *e) {
     }
     stream_plan_free(c->plan);
     if (c->st) c->cu->cuStreamDestroy(c->st);
-    free(c->vals); free(c->params); free(c->gemm); free(c->swiglu_own); free(c->fn); free(c->reduce_fn); free(c->own_grid); free(c->mods);
+    free(c->vals); free(c->params); free(c->gemm); free(c->choice_one); free(c->fn); free(c->reduce_fn); free(c->own_grid); free(c->mods);
     program_free(c->p);
     free(c);
 }
@@ -428,7 +428,7 @@ Exec *cuda_exec_create(const Graph *g, Node *const *keep, int nkeep, const CudaE
     CU_CHECK(c->cu->cuMemAllocHost((void **)&c->host_rng, sizeof(unsigned long long) * 2 * RNG_RING));
     c->stage = xcalloc((size_t)g->nnodes + 1, sizeof *c->stage);
     load_modules(c);
-    c->swiglu_own = xcalloc((size_t)c->p->nswiglu + 1, sizeof(bool));
+    c->choice_one = xcalloc((size_t)c->p->nchoices + 1, sizeof(bool));
     cx_plan_gemms(c);
     upload_tables(c);
     return &c->base;

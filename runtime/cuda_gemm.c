@@ -234,7 +234,7 @@ void cx_plan_gemms(Cuda *c) {
         if (l->kind != LK_GEMM) continue;
         GemmPlan *g = &c->gemm[k];
         if (gemm_one_launch(&l->gemm)) {   /* (against the launches it stands for, planned before it) */
-            cx_plan_swiglu(c, k, tune, log);
+            cx_plan_choice(c, k, tune, log);
             continue;
         }
         cublasLtMatmulAlgo_t cand[GEMM_CANDIDATES_MAX];
@@ -304,9 +304,9 @@ void cuda_exec_own_gemms(const Exec *e, int *own, int *eligible) {
 
 void cuda_exec_swiglu(const Exec *e, int *one, int *all) {
     const Cuda *c = (const Cuda *)e;
-    *all = c->p->nswiglu;
+    *all = c->p->nchoices;
     *one = 0;
-    for (int k = 1; k <= c->p->nswiglu; k++) *one += c->swiglu_own[k];
+    for (int k = 1; k <= c->p->nchoices; k++) *one += c->choice_one[k];
 }
 
 /* ---------------------------------------------------------------- GEMM peak */

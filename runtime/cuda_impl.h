@@ -49,8 +49,8 @@ typedef struct Cuda {
     int graph_kernels, graph_high;       /* the step graph's kernel nodes, and those at the higher priority */
     int own_gemm;                        /* VMC_OWN_GEMM: 0 never, 1 where timed faster (default), 2 always,
                                           * 3 wherever it agrees with cuBLASLt (a check) */
-    bool *swiglu_own;                    /* by SwiGLU launch number (Launch.swiglu_id): its one launch runs, not
-                                          * the launches it stands for (cuda_swiglu.c) */
+    bool *choice_one;                    /* by choice number (Launch.choice): its one launch runs, not the
+                                          * launches it stands for (cuda_choice.c) */
     bool params_dirty;                   /* the host wrote a parameter since the `once` launches last ran */
     int runs;
     struct Stage {                       /* by node id: an INPUT's way in (staged_write) */
@@ -80,16 +80,16 @@ static inline void copy_out(Cuda *c, void *dst, CUdeviceptr src, size_t bytes) {
     CU_CHECK(c->cu->cuStreamSynchronize(c->st));
 }
 
-/* Is launch k left out of the step: a SwiGLU launch not chosen, or a launch it stands for where it is chosen? */
+/* Is launch k left out of the step: a one launch not chosen, or a launch it stands for where it is chosen? */
 static inline bool cx_skipped(const Cuda *c, int k) {
     const Launch *l = &c->p->launches[k];
-    return l->swiglu_id > 0 && c->swiglu_own[l->swiglu_id] == launch_swiglu_part(l);
+    return l->choice > 0 && c->choice_one[l->choice] == launch_choice_part(l);
 }
 
-/* cuda_swiglu.c: chooses for SwiGLU launch k (GemmDesc.swiglu; c->swiglu_own): its own kernel where it agrees with the
- * launches it stands for on random operands and (tune) is faster than they are together; VMC_OWN_GEMM's 0, 2 and 3
+/* cuda_choice.c: chooses for launch k, one launch standing for others (gemm_one_launch; c->choice_one): it where it
+ * agrees with the launches it stands for on random operands and (tune) is faster than they are together; VMC_OWN_GEMM's 0, 2 and 3
  * as for the own GEMM kernels. log: the times, as VMC_GEMM_LOG prints them. */
-void cx_plan_swiglu(Cuda *c, int k, bool tune, bool log);
+void cx_plan_choice(Cuda *c, int k, bool tune, bool log);
 
 /* cuda_gemm.c */
 void cx_own_gemm_run(Cuda *c, int k, int s);   /* launch k by its own kernel on capture stream s */

@@ -132,9 +132,9 @@ last=$(grep -oE '^L[0-9]+ ' "$VMC_CACHE/launches.log" | tail -1 | tr -d 'L ')
 echo "tiny_pretrain training: --dump-launches lists $got launch(es), the summary counts $want"
 if [ "$got" != "$want" ] || [ "$last" != $((want - 1)) ]; then echo "FAILED: launch list"; fail=1; fi
 # ... and ends with the per-class totals of the step: the launches that are not `once`, and their bytes (a SwiGLU
-# gate's one launch counted, not the three it stands for, each marked "(or swiglu N)")
+# gate's one launch counted, not the three it stands for, each marked "(or one launch N)")
 grep -q ' SwiGLU launches' "$VMC_CACHE/launches.log" || { echo "FAILED: no SwiGLU launch in tiny_pretrain's training step"; fail=1; }
-sums=$(awk '/^L[0-9]+ / && !/once, not per step/ && !/\(or swiglu / {n++; r += $(NF-1); w += $NF} END {printf "%d %.2f %.2f", n, r / 1e3, w / 1e3}' "$VMC_CACHE/launches.log")
+sums=$(awk '/^L[0-9]+ / && !/once, not per step/ && !/\(or one launch / {n++; r += $(NF-1); w += $NF} END {printf "%d %.2f %.2f", n, r / 1e3, w / 1e3}' "$VMC_CACHE/launches.log")
 total=$(awk '$1 == "total" {printf "%d %.2f %.2f", $2, $3, $4}' "$VMC_CACHE/launches.log")
 echo "tiny_pretrain training: per-class totals '$total', the launch lines sum to '$sums'"
 if [ -z "$total" ] || [ "$total" != "$sums" ]; then echo "FAILED: per-class totals"; fail=1; fi
@@ -144,8 +144,8 @@ if [ -z "$total" ] || [ "$total" != "$sums" ]; then echo "FAILED: per-class tota
 VMC_SWIGLU_BWD=1 "$vmc" compile "$root/models/arm_b.vmc" --model arm_b_pretrain --set batch=128 --train --bf16 --no-nvrtc --dump-launches > "$VMC_CACHE/ptb.log" 2>&1
 n=$(grep -oP '[0-9]+(?= SwiGLU backward launches)' "$VMC_CACHE/ptb.log" || true)
 l=$(grep -cE '^L[0-9]+ .* swiglu backward ' "$VMC_CACHE/ptb.log" || true)
-parts=$(grep -cE '^L[0-9]+ .*\(or swiglu ' "$VMC_CACHE/ptb.log" || true)
-sums=$(awk '/^L[0-9]+ / && !/once, not per step/ && !/\(or swiglu / {n++; r += $(NF-1); w += $NF} END {printf "%d %.2f %.2f", n, r / 1e3, w / 1e3}' "$VMC_CACHE/ptb.log")
+parts=$(grep -cE '^L[0-9]+ .*\(or one launch ' "$VMC_CACHE/ptb.log" || true)
+sums=$(awk '/^L[0-9]+ / && !/once, not per step/ && !/\(or one launch / {n++; r += $(NF-1); w += $NF} END {printf "%d %.2f %.2f", n, r / 1e3, w / 1e3}' "$VMC_CACHE/ptb.log")
 total=$(awk '$1 == "total" {printf "%d %.2f %.2f", $2, $3, $4}' "$VMC_CACHE/ptb.log")
 pairs=$(grep -oP '[0-9]+(?= sums of two products in one launch)' "$VMC_CACHE/ptb.log" || true)
 lp=$(grep -cE '^L[0-9]+ .* A B \+ A2 B2 \(own\)' "$VMC_CACHE/ptb.log" || true)

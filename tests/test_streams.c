@@ -283,7 +283,7 @@ static void check_model(const char *file, const char *model, bool train, bool bf
         for (int k = 0; k < p->nlaunches; k++) {
             n += p->launches[k].kind == LK_GEMM && p->launches[k].gemm.swiglu;
             pairs += p->launches[k].kind == LK_GEMM && p->launches[k].gemm.pair;
-            parts += launch_swiglu_part(&p->launches[k]);
+            parts += launch_choice_part(&p->launches[k]);
         }
         CHECK(n == want && pairs == want_pairs && parts == 3 * want + 2 * want_pairs,
               "%s %s: %d SwiGLU launches and %d pairs (%d parts), not %d and %d", model, train ? "train" : "infer", n,

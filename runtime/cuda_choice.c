@@ -1,22 +1,23 @@
-/* cuda_swiglu.c — chooses, per SwiGLU launch (codegen/program_swiglu.c), between vmc's one kernel for the gate and
- * its two products and the three launches it stands for (two cuBLASLt GEMMs and the gate's generated kernel): the
- * one kernel where it computes what they compute, on random operands in the launch's own buffers (before the first
- * step: nothing has been computed into them yet), and takes less time. Launches of one shape share the choice. */
+/* cuda_choice.c — chooses, per launch of vmc's own kernel that stands for several launches before it (program.h
+ * gemm_one_launch: SwiGLU's gate with its two products and SwiGLU's backward, codegen/program_swiglu.c; a sum of two
+ * products, codegen/program_pair.c), between it and those parts (cuBLASLt GEMMs and generated kernels): the one
+ * kernel where it computes what they compute, on random operands in the launch's own buffers (before the first step:
+ * nothing has been computed into them yet), and takes less time. Launches of one shape share the choice. */
 #include "cuda_impl.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
-/* The launches SwiGLU launch k stands for, in order: the products' GEMMs, then the gate's kernel (the backward: dh's
+/* The launches one launch k stands for, in order: the products' GEMMs, then the gate's kernel (the backward: dh's
  * GEMM, then the gradients' kernel; a pair: its two GEMMs); -1 after them. */
 static void parts_of(const Cuda *c, int k, int *parts) {
     const GemmDesc *d = &c->p->launches[k].gemm;
     const int want = d->backward || d->pair ? 2 : 3;
     int n = 0;
     for (int j = 0; j < k && n < want; j++)
-        if (c->p->launches[j].swiglu_id == c->p->launches[k].swiglu_id) parts[n++] = j;
+        if (c->p->launches[j].choice == c->p->launches[k].choice) parts[n++] = j;
     ASSERT(n == want && c->p->launches[parts[n - 1]].kind == (d->pair ? LK_GEMM : LK_KERNEL),
-           "SwiGLU launch %d: %d parts", k, n);
+           "one launch %d: %d parts", k, n);
     parts[n] = -1;
 }
 
@@ -160,7 +161,7 @@ static double disagreement_pair(Cuda *c, int k, const int *parts) {
     return e;
 }
 
-/* GEMM_TUNE_REPS runs of SwiGLU launch k by its one kernel (own) or by its parts, timed by cx_time_ms. */
+/* GEMM_TUNE_REPS runs of launch k by its one kernel (own) or by its parts, timed by cx_time_ms. */
 typedef struct FormRun { int k; const int *parts; bool own; } FormRun;
 static void form_runs(Cuda *c, void *ctx) {
     const FormRun *r = ctx;
@@ -178,7 +179,7 @@ static float time_form(Cuda *c, int k, const int *parts, bool own) {
     return cx_time_ms(c, form_runs, &r);
 }
 
-void cx_plan_swiglu(Cuda *c, int k, bool tune, bool log) {
+void cx_plan_choice(Cuda *c, int k, bool tune, bool log) {
     const Launch *l = &c->p->launches[k];
     const GemmDesc *d = &l->gemm;
     bool own = c->own_gemm > 0, decided = c->own_gemm == 0 || c->own_gemm == 2;
@@ -187,7 +188,7 @@ void cx_plan_swiglu(Cuda *c, int k, bool tune, bool log) {
         if (c->p->launches[j].kind != LK_GEMM || !gemm_one_launch(e) || e->M != d->M || e->N != d->N || e->K != d->K ||
             e->products != d->products || e->backward != d->backward || e->pair != d->pair)
             continue;
-        own = c->swiglu_own[c->p->launches[j].swiglu_id];
+        own = c->choice_one[c->p->launches[j].choice];
         decided = true;
     }
     if (!decided) {
@@ -210,5 +211,5 @@ void cx_plan_swiglu(Cuda *c, int k, bool tune, bool log) {
         }
     }
     c->gemm[k].own = true;   /* (it runs only where chosen, and then as its own kernel) */
-    c->swiglu_own[l->swiglu_id] = own;
+    c->choice_one[l->choice] = own;
 }
