@@ -40,12 +40,6 @@ static int gemm_plan_candidates(Cuda *c, const GemmDesc *d, GemmPlan *g, cublasL
     uint64_t ws = PROGRAM_GEMM_WORKSPACE;
     CUBLAS_CHECK(c->lt->cublasLtMatmulPreferenceCreate(&pref));
     CUBLAS_CHECK(c->lt->cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws));
-    /* VMC_LT_REDUCTION=MASK: the split-K reduction schemes (cublasLtReductionScheme_t bits) allowed for an f32 C; 1:
-     * none or in place, so no separate reduction kernel follows a split product. (A bf16 C keeps every scheme:
-     * in place it would add its parts in bf16.) */
-    const uint32_t mask = (uint32_t)cli_env_int("VMC_LT_REDUCTION", 0, CUBLASLT_REDUCTION_SCHEME_MASK, CUBLASLT_REDUCTION_SCHEME_MASK);
-    if (!d->c_bf16 && mask != CUBLASLT_REDUCTION_SCHEME_MASK)
-        CUBLAS_CHECK(c->lt->cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK, &mask, sizeof mask));
     cublasLtMatmulHeuristicResult_t res[GEMM_CANDIDATES_MAX];
     int found = 0, n = 0;
     ASSERT(ncand >= 1 && ncand <= GEMM_CANDIDATES_MAX, "gemm candidates");
