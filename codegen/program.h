@@ -133,7 +133,7 @@ typedef struct ProgramOptions {
                                  * on sm_90 with bf16 operands (program_pair.c; the environment's default;
                                  * VMC_GEMM_PAIRS=0: none) */
     int reuse_delay;            /* Fusion.reuse_delay: groups an activation's memory stays reserved after its last
-                                 * reader in a training step; 0 (unset): PROGRAM_REUSE_DELAY;
+                                 * reader; 0 (unset): PROGRAM_REUSE_DELAY in a training step, none in inference;
                                  * PROGRAM_REUSE_AT_ONCE: none */
 } ProgramOptions;
 
@@ -194,6 +194,11 @@ void program_class_totals(const Program *p, const FloorRates *r, ClassTotals *t)
 /* Launch l's floor in ms at rates r; *bound (if not NULL): 0 its GEMM work, 1 its bytes, 2 its special-function
  * work, whichever takes longest. */
 double launch_floor_ms(const Launch *l, const FloorRates *r, int *bound);
+/* What launches running side by side could reach at rates r: no step is shorter than the longest path through its
+ * dependencies (each launch at its floor: path_ms), nor than all its GEMM work, all its bytes or all its
+ * special-function work at the rates (each launch's, whatever bounds it). ms: the largest of these. */
+typedef struct OverlapFloor { double path_ms, gemm_ms, bytes_ms, sfu_ms, ms; } OverlapFloor;
+OverlapFloor program_overlap_floor(const Program *p, const FloorRates *r);
 /* The bytes launch l declares it reads (or writes): each access's moved bytes, an access repeated once. */
 double launch_moved_bytes(const Launch *l, bool write);
 /* Size in bytes of the workspace arena part used by cuBLASLt (the rest holds bf16 operand copies). */

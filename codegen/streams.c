@@ -153,15 +153,12 @@ static double launch_cost_us(const Launch *l) {
     return us;
 }
 
-/* Longest paths over the true dependencies (edges in program order: from < to), ignoring the plan's stream order,
- * which adds false ones; then each critical launch's heir. */
-static void mark_critical(const Program *p, StreamPlan *s, const Deps *d) {
-    const int n = s->nlaunches;
-    int *cpred = xmalloc(sizeof(int) * ((size_t)n + 1));   /* the dependency k waits for longest, -1 */
-    for (int k = 0; k <= n; k++) cpred[k] = -1;
-    double *cost = xcalloc((size_t)n + 1, sizeof(double)), *start = xcalloc((size_t)n + 1, sizeof(double));
-    double *rest = xcalloc((size_t)n + 1, sizeof(double)), *after = xcalloc((size_t)n + 1, sizeof(double));
-    for (int k = 0; k < n; k++) if (!p->launches[k].once) cost[k] = launch_cost_us(&p->launches[k]);
+/* Longest paths over the true dependencies (edges in program order: from < to), ignoring a plan's stream order,
+ * which adds false ones, with launch k taking cost[k]: start[k], when its last dependency ends; rest[k], its cost
+ * and the longest path after it; cpred[k], the dependency it waits for longest (-1: none). Returns the longest. */
+static double longest_paths(const Deps *d, int n, const double *cost, double *start, double *rest, int *cpred) {
+    double *after = xcalloc((size_t)n + 1, sizeof(double));
+    for (int k = 0; k <= n; k++) { start[k] = 0; cpred[k] = -1; }
     for (int e = 0; e < d->n; e++) {   /* edges are added in increasing `to`: each `from` is final when used */
         const double t = start[d->from[e]] + cost[d->from[e]];
         if (t > start[d->to[e]]) { start[d->to[e]] = t; cpred[d->to[e]] = d->from[e]; }
@@ -173,13 +170,38 @@ static void mark_critical(const Program *p, StreamPlan *s, const Deps *d) {
     }
     double longest = 0;
     for (int k = 0; k < n; k++) if (start[k] + rest[k] > longest) longest = start[k] + rest[k];
+    free(after);
+    return longest;
+}
+
+/* The critical launches (by the rough costs above) and each one's heir. */
+static void mark_critical(const Program *p, StreamPlan *s, const Deps *d) {
+    const int n = s->nlaunches;
+    int *cpred = xmalloc(sizeof(int) * ((size_t)n + 1));   /* the dependency k waits for longest, -1 */
+    double *cost = xcalloc((size_t)n + 1, sizeof(double)), *start = xcalloc((size_t)n + 1, sizeof(double));
+    double *rest = xcalloc((size_t)n + 1, sizeof(double));
+    for (int k = 0; k < n; k++) if (!p->launches[k].once) cost[k] = launch_cost_us(&p->launches[k]);
+    const double longest = longest_paths(d, n, cost, start, rest, cpred);
     for (int k = 0; k < n; k++)
         s->critical[k] = !p->launches[k].once && start[k] + rest[k] >= (1.0 - CRITICAL_SLACK) * longest;
     for (int k = 0; k < n; k++) {
         const int j = cpred[k];
         if (s->critical[k] && j >= 0 && s->critical[j] && (s->heir[j] < 0 || rest[k] > rest[s->heir[j]])) s->heir[j] = k;
     }
-    free(cpred); free(cost); free(start); free(rest); free(after);
+    free(cpred); free(cost); free(start); free(rest);
+}
+
+double stream_longest_path_ms(const Program *p, const FloorRates *r) {
+    const int n = p->nlaunches;
+    Deps deps = collect_deps(p);
+    int *cpred = xmalloc(sizeof(int) * ((size_t)n + 1));
+    double *cost = xcalloc((size_t)n + 1, sizeof(double)), *start = xcalloc((size_t)n + 1, sizeof(double));
+    double *rest = xcalloc((size_t)n + 1, sizeof(double));
+    for (int k = 0; k < n; k++) if (!p->launches[k].once) cost[k] = launch_floor_ms(&p->launches[k], r, NULL);
+    const double longest = longest_paths(&deps, n, cost, start, rest, cpred);
+    free(cpred); free(cost); free(start); free(rest);
+    free(deps.from); free(deps.to); free(deps.seen);
+    return longest;
 }
 
 void stream_plan_free(StreamPlan *s) {

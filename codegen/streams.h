@@ -33,5 +33,8 @@ void stream_plan_free(StreamPlan *s);
  * the longest. The rest (weight gradients, norm sums beside the backward) can wait for free SMs: the captured graph
  * gives the critical ones the higher priority (cuda_exec.c; VMC_PRIORITY=0 turns that off). */
 #define CRITICAL_SLACK 0.05
+/* The longest path through the step's true dependencies (those the multi-stream graph keeps), each launch at its
+ * floor at rates r (launch_floor_ms): no overlap of launches gets a step below it. */
+double stream_longest_path_ms(const Program *p, const FloorRates *r);
 /* Do launches j and k touch overlapping memory with at least one write? */
 bool launches_conflict(const Launch *j, const Launch *k);

@@ -164,8 +164,11 @@ static bool print_floor(Exec *e, const CudaProfile *prof, double peak_tflops, do
     printf("\n  floor at %.0f TFLOP/s, %.2f TB/s (copies measured now)", r.gemm_tflops, r.mem_tbps);
     if (mhz > 0) printf(", %.2f T special-function ops/s (16 per SM and clock, %d SMs, %.0f MHz)", r.sfu_tops, sms, mhz);
     else printf(" (special-function work left out: no clock readings)");
-    printf(": %.3f ms a step, %.1f images/s; the step takes %.2fx it\n  per class, eager ms / floor ms:", total,
-           (double)batch / (total * 1e-3), ms / total);
+    printf(": %.3f ms a step, %.1f images/s; the step takes %.2fx it\n", total, (double)batch / (total * 1e-3), ms / total);
+    const OverlapFloor o = program_overlap_floor(cuda_exec_program(e), &r);
+    printf("  with launches side by side: at least %.3f ms a step, %.1f images/s (the longest dependency path %.3f; all "
+           "GEMM work %.3f, all bytes %.3f, all special-function work %.3f)\n  per class, eager ms / floor ms:",
+           o.ms, (double)batch / (o.ms * 1e-3), o.path_ms, o.gemm_ms, o.bytes_ms, o.sfu_ms);
     for (int j = 0; j < prof->n; j++) {
         double floor = 0;
         for (int i = 0; i < c.n; i++) if (!strcmp(c.name[i], prof->names[j])) floor = c.floor_ms[i];

@@ -387,11 +387,8 @@ Exec *cuda_exec_create(const Graph *g, Node *const *keep, int nkeep, const CudaE
     c->opt = *opt;
     c->cu = cuda_api();
     CUdevice dev = cuda_init_device(opt->device);
-    /* VMC_REUSE_DELAY=N: N groups instead of PROGRAM_REUSE_DELAY (0: memory reused at once; a tuning knob) */
-    const int delay = (int)cli_env_int("VMC_REUSE_DELAY", 0, 1000000, PROGRAM_REUSE_DELAY);
     ProgramOptions po = {.arch = cuda_device_arch(dev), .sms = cuda_device_sms(dev), .bf16 = opt->bf16,
                          .scan_recompute = opt->scan_recompute,
-                         .reuse_delay = delay ? delay : PROGRAM_REUSE_AT_ONCE,
                          .no_own_gemm = cli_env_int("VMC_OWN_GEMM", 0, 3, 1) == 0};
     program_knobs_from_env(&po);   /* (timing knobs) */
     c->p = program_build(g, keep, nkeep, &po, err, errlen);
