@@ -171,6 +171,21 @@ echo "tiny_pretrain training: floors $f1 ms (GEMM work $gflop GFLOP at 1 TFLOP/s
 awk -v f1="$f1" -v g1="$g1" -v gf="$gflop" -v f2="$f2" -v m2="$m2" -v gb="$gb" -v f3="$f3" -v s3="$s3" 'BEGIN {
     d = 0.011; ok = f1 - gf < d && gf - f1 < d && f1 == g1 && f2 - gb < 0.02 && gb - f2 < 0.02 && f2 == m2 && f3 > 0 && f3 == s3
     exit !ok }' || { echo "FAILED: floor"; fail=1; }
+# ... and what launches side by side could reach: the longest dependency path, all GEMM work, all bytes, all
+# special-function work at the rates, the largest of them. With GEMM work alone counted, all of it is the floor and
+# the bound; with bytes alone, all bytes are (every launch declares some), and the path is shorter than the launches
+# one after another (the weight gradients and the optimizer's updates wait for no data-gradient launch).
+side() {   # rates -> "bound path gemm bytes special-function" (ms)
+    "$vmc" compile "$root/models/tiny.vmc" --model tiny_pretrain --train --bf16 --no-nvrtc --dump-launches --rates "$1" 2>&1 |
+        grep -oP '^with launches side by side: at least \K[0-9.]+ ms a step \(the longest dependency path [0-9.]+; all GEMM work [0-9.]+, all bytes [0-9.]+, all special-function work [0-9.]+' |
+        tr -d 'a-zA-Z(),;-' | tr -s ' '
+}
+read -r b1 p1 w1 _ <<< "$(side 1,1e9,1e9)"
+read -r b2 p2 _ y2 _ <<< "$(side 1e9,1,1e9)"
+echo "tiny_pretrain training, side by side: GEMM work alone $b1 ms (path $p1), bytes alone $b2 ms (path $p2)"
+awk -v f1="$f1" -v b1="$b1" -v p1="$p1" -v w1="$w1" -v f2="$f2" -v b2="$b2" -v p2="$p2" -v y2="$y2" 'BEGIN {
+    ok = b1 != "" && w1 == f1 && b1 == w1 && p1 <= f1 && y2 == f2 && b2 == y2 && p2 < 0.9 * f2
+    exit !ok }' || { echo "FAILED: floor with launches side by side"; fail=1; }
 "$vmc" compile "$root/models/tiny.vmc" --model tiny_pretrain --dump-launches --rates 1,2 > /dev/null 2>&1 && { echo "FAILED: --rates 1,2 accepted"; fail=1; }
 if [ "$fail" != 0 ]; then echo "some models failed to compile"; exit 1; fi
 echo "all models compiled"

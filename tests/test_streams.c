@@ -6,6 +6,7 @@
  * batched launch's instances write memory no other instance touches. */
 #include "cuda_exec.h"
 #include "streams.h"
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -249,6 +250,7 @@ static bool merge_zero;  /* ... and the memsets merged (program_zero.c) */
 static bool exact_deps;  /* ... and exact_view_deps */
 static bool swiglu_products;   /* ... and SwiGLU's one launch in training too (ProgramOptions.swiglu_gemm = 2) */
 static bool gemm_pairs;        /* ... and its input gradient's two products as one (ProgramOptions.gemm_pairs) */
+static int reuse_delay;        /* ProgramOptions.reuse_delay (0: the default) */
 
 /* The step graph of a model in file (VMC_ROOT-relative) built into a program (no NVRTC); NULL after a CHECK. */
 static Program *build(const char *file, const char *model, bool train, bool bf16, const DslSet *sets, int nsets,
@@ -265,7 +267,7 @@ static Program *build(const char *file, const char *model, bool train, bool bf16
     if (!step_graph_build(*m, model, train, sg, &d)) { CHECK(0, "step graph of %s", model); return NULL; }
     ProgramOptions po = {.arch = 90, .bf16 = bf16, .no_compile = true, .no_conv_multi_bwd = !multi_bwd, .no_merge_memsets = !merge,
                          .exact_view_deps = exact_deps, .swiglu_gemm = swiglu_products ? 2 : 0,
-                         .gemm_pairs = gemm_pairs};
+                         .gemm_pairs = gemm_pairs, .reuse_delay = reuse_delay};
     char err[1024];
     Program *p = program_build(sg->g, NULL, 0, &po, err, sizeof err);
     CHECK(p, "program_build: %s", err);
@@ -430,7 +432,63 @@ static void check_exact_deps(const char *file, const char *model, bool bf16, con
     for (int k = 0; k < 2; k++) { program_free(p[k]); graph_free(sg[k].g); dsl_free(m[k]); }
 }
 
+/* The longest dependency path at the floor rates (program_overlap_floor) against one found independently: every
+ * pair of launches whose memory conflicts (launches_conflict, not the plan's pruned records) ordered, each launch at
+ * launch_floor_ms. Also: the path is no longer than the launches one after another, no shorter than the longest
+ * launch, and the bound is the largest of its parts. Returns the path (ms). */
+static double check_overlap_floor(const Program *p, const char *what) {
+    const FloorRates r = FLOOR_RATES_H200;
+    const int n = p->nlaunches;
+    double *end = calloc((size_t)n + 1, sizeof(double)), serial = 0, longest = 0, slowest = 0;
+    for (int k = 0; k < n; k++) {
+        const Launch *l = &p->launches[k];
+        if (l->once) continue;
+        double start = 0;
+        for (int j = 0; j < k; j++)
+            if (!p->launches[j].once && end[j] > start && launches_conflict(&p->launches[j], l)) start = end[j];
+        const double t = launch_floor_ms(l, &r, NULL);
+        end[k] = start + t;
+        serial += t;
+        if (end[k] > longest) longest = end[k];
+        if (t > slowest) slowest = t;
+    }
+    free(end);
+    const OverlapFloor o = program_overlap_floor(p, &r);
+    CHECK(fabs(o.path_ms - longest) <= 1e-9 * serial, "%s: longest path %.6f ms, by every conflicting pair %.6f", what,
+          o.path_ms, longest);
+    CHECK(o.path_ms <= serial * (1 + 1e-12) && o.path_ms >= slowest, "%s: path %.3f ms outside [%.3f, %.3f]", what,
+          o.path_ms, slowest, serial);
+    const double parts = fmax(fmax(o.path_ms, o.gemm_ms), fmax(o.bytes_ms, o.sfu_ms));
+    CHECK(o.ms == parts && o.gemm_ms > 0 && o.bytes_ms > 0, "%s: bound %.3f, its parts' largest %.3f", what, o.ms, parts);
+    printf("%s: longest dependency path %.3f ms of %.3f one after another (bound %.3f)\n", what, o.path_ms, serial, o.ms);
+    return o.path_ms;
+}
+
+/* Memory reused at once chains an inference step's launches (each buffer's next writer waits for its last reader);
+ * held for 20 groups it leaves the four scan directions of a layer independent: a shorter longest path. */
+static void check_overlap_floors(void) {
+    const DslSet b8[] = {{"batch", "8"}};
+    DslModule *m;
+    StepGraph sg;
+    double path[2] = {0, 0};
+    for (int k = 0; k < 2; k++) {
+        reuse_delay = k ? 20 : 0;
+        Program *p = build("models/arm_b.vmc", "arm_b_ft224", false, true, b8, 1, true, &m, &sg);
+        if (!p) continue;
+        path[k] = check_overlap_floor(p, k ? "arm_b_ft224 infer, reuse after 20 groups" : "arm_b_ft224 infer");
+        program_free(p); graph_free(sg.g); dsl_free(m);
+    }
+    reuse_delay = 0;
+    CHECK(path[1] > 0 && path[1] < 0.8 * path[0], "inference's longest path with reuse delayed %.3f ms, at once %.3f",
+          path[1], path[0]);
+    Program *p = build("models/arm_b.vmc", "arm_b_pretrain", true, true, b8, 1, true, &m, &sg);
+    if (p) { check_overlap_floor(p, "arm_b_pretrain train"); program_free(p); graph_free(sg.g); dsl_free(m); }
+    p = build("models/tiny.vmc", "tiny_ft", true, false, NULL, 0, true, &m, &sg);
+    if (p) { check_overlap_floor(p, "tiny_ft train"); program_free(p); graph_free(sg.g); dsl_free(m); }
+}
+
 int main(void) {
+    check_overlap_floors();
     check_model("models/tiny.vmc", "tiny_pretrain", true, false, NULL, 0);
     check_model("models/tiny.vmc", "tiny_ft", true, true, NULL, 0);
     const DslSet small[] = {{"batch", "2"}};
