@@ -598,7 +598,7 @@ double launch_floor_ms(const Launch *l, const FloorRates *r, int *bound) {
 }
 
 OverlapFloor program_overlap_floor(const Program *p, const FloorRates *r) {
-    OverlapFloor o = {.path_ms = stream_longest_path_ms(p, r)};
+    OverlapFloor o = {.path_ms = stream_longest_path_ms(p, r, NULL)};
     for (int k = 0; k < p->nlaunches; k++) {
         const Launch *l = &p->launches[k];
         if (l->once || launch_choice_part(l)) continue;
@@ -639,6 +639,8 @@ static void dump_floor(const Program *p, const FloorRates *r, FILE *out) {
 
 void program_class_totals(const Program *p, const FloorRates *r, ClassTotals *t) {
     memset(t, 0, sizeof *t);
+    bool *on_path = xcalloc((size_t)p->nlaunches + 1, sizeof(bool));
+    stream_longest_path_ms(p, r, on_path);
     for (int k = 0; k < p->nlaunches; k++) {
         const Launch *l = &p->launches[k];
         if (l->once || launch_choice_part(l)) continue;   /* (the one launch counts instead of its parts) */
@@ -654,21 +656,26 @@ void program_class_totals(const Program *p, const FloorRates *r, ClassTotals *t)
         t->written[j] += launch_moved_bytes(l, true);
         t->flops[j] += launch_flops(l);
         t->floor_ms[j] += launch_floor_ms(l, r, NULL);
+        if (on_path[k]) t->path_ms[j] += launch_floor_ms(l, r, NULL);
     }
+    free(on_path);
 }
 
 static void dump_class_totals(const Program *p, const FloorRates *r, FILE *out) {
     ClassTotals c;
     program_class_totals(p, r, &c);
-    fprintf(out, "per step, by class (once-launches left out; floor: below):\n%-12s %9s %10s %10s %12s %9s\n", "class",
-            "launches", "reads GB", "writes GB", "GEMM GFLOP", "floor ms");
-    double t[5] = {0};
+    fprintf(out, "per step, by class (once-launches left out; floor: below; on path: the floors of its launches on the "
+                 "longest dependency path)\n%-12s %9s %10s %10s %12s %9s %9s\n", "class", "launches", "reads GB",
+            "writes GB", "GEMM GFLOP", "floor ms", "on path");
+    double t[6] = {0};
     for (int j = 0; j < c.n; j++) {
-        fprintf(out, "%-12s %9.0f %10.2f %10.2f %12.1f %9.2f\n", c.name[j], c.launches[j], c.read[j] / 1e9,
-                c.written[j] / 1e9, c.flops[j] / 1e9, c.floor_ms[j]);
+        fprintf(out, "%-12s %9.0f %10.2f %10.2f %12.1f %9.2f %9.2f\n", c.name[j], c.launches[j], c.read[j] / 1e9,
+                c.written[j] / 1e9, c.flops[j] / 1e9, c.floor_ms[j], c.path_ms[j]);
         t[0] += c.launches[j]; t[1] += c.read[j]; t[2] += c.written[j]; t[3] += c.flops[j]; t[4] += c.floor_ms[j];
+        t[5] += c.path_ms[j];
     }
-    fprintf(out, "%-12s %9.0f %10.2f %10.2f %12.1f %9.2f\n", "total", t[0], t[1] / 1e9, t[2] / 1e9, t[3] / 1e9, t[4]);
+    fprintf(out, "%-12s %9.0f %10.2f %10.2f %12.1f %9.2f %9.2f\n", "total", t[0], t[1] / 1e9, t[2] / 1e9, t[3] / 1e9, t[4],
+            t[5]);
 }
 
 void program_dump_launches(const Program *p, const FloorRates *r, FILE *out) {

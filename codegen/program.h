@@ -188,7 +188,7 @@ typedef struct ClassTotals {
     int n;
     const char *name[CLASS_TOTALS_MAX];
     double launches[CLASS_TOTALS_MAX], read[CLASS_TOTALS_MAX], written[CLASS_TOTALS_MAX], flops[CLASS_TOTALS_MAX],
-        floor_ms[CLASS_TOTALS_MAX];
+        floor_ms[CLASS_TOTALS_MAX], path_ms[CLASS_TOTALS_MAX] /* its launches' floors on the longest dependency path */;
 } ClassTotals;
 void program_class_totals(const Program *p, const FloorRates *r, ClassTotals *t);
 /* Launch l's floor in ms at rates r; *bound (if not NULL): 0 its GEMM work, 1 its bytes, 2 its special-function

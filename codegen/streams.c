@@ -191,7 +191,7 @@ static void mark_critical(const Program *p, StreamPlan *s, const Deps *d) {
     free(cpred); free(cost); free(start); free(rest);
 }
 
-double stream_longest_path_ms(const Program *p, const FloorRates *r) {
+double stream_longest_path_ms(const Program *p, const FloorRates *r, bool *on_path) {
     const int n = p->nlaunches;
     Deps deps = collect_deps(p);
     int *cpred = xmalloc(sizeof(int) * ((size_t)n + 1));
@@ -199,6 +199,14 @@ double stream_longest_path_ms(const Program *p, const FloorRates *r) {
     double *rest = xcalloc((size_t)n + 1, sizeof(double));
     for (int k = 0; k < n; k++) if (!p->launches[k].once) cost[k] = launch_floor_ms(&p->launches[k], r, NULL);
     const double longest = longest_paths(&deps, n, cost, start, rest, cpred);
+    if (on_path) {   /* back from the launch that ends last, through the dependency each waits for longest */
+        int last = -1;
+        for (int k = 0; k < n; k++) {
+            on_path[k] = false;
+            if (!p->launches[k].once && (last < 0 || start[k] + cost[k] > start[last] + cost[last])) last = k;
+        }
+        for (int k = last; k >= 0; k = cpred[k]) on_path[k] = true;
+    }
     free(cpred); free(cost); free(start); free(rest);
     free(deps.from); free(deps.to); free(deps.seen);
     return longest;

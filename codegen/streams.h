@@ -34,7 +34,8 @@ void stream_plan_free(StreamPlan *s);
  * gives the critical ones the higher priority (cuda_exec.c; VMC_PRIORITY=0 turns that off). */
 #define CRITICAL_SLACK 0.05
 /* The longest path through the step's true dependencies (those the multi-stream graph keeps), each launch at its
- * floor at rates r (launch_floor_ms): no overlap of launches gets a step below it. */
-double stream_longest_path_ms(const Program *p, const FloorRates *r);
+ * floor at rates r (launch_floor_ms): no overlap of launches gets a step below it. on_path (by launch, or NULL):
+ * whether the launch is on that path. */
+double stream_longest_path_ms(const Program *p, const FloorRates *r, bool *on_path);
 /* Do launches j and k touch overlapping memory with at least one write? */
 bool launches_conflict(const Launch *j, const Launch *k);

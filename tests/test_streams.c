@@ -460,6 +460,16 @@ static double check_overlap_floor(const Program *p, const char *what) {
           o.path_ms, slowest, serial);
     const double parts = fmax(fmax(o.path_ms, o.gemm_ms), fmax(o.bytes_ms, o.sfu_ms));
     CHECK(o.ms == parts && o.gemm_ms > 0 && o.bytes_ms > 0, "%s: bound %.3f, its parts' largest %.3f", what, o.ms, parts);
+    ClassTotals c;   /* the path's launches by class: their floors add up to it, none above its class's floor */
+    program_class_totals(p, &r, &c);
+    double on_path = 0;
+    for (int j = 0; j < c.n; j++) {
+        on_path += c.path_ms[j];
+        CHECK(c.path_ms[j] <= c.floor_ms[j] * (1 + 1e-12), "%s: %s %.3f ms on the path of %.3f", what, c.name[j],
+              c.path_ms[j], c.floor_ms[j]);
+    }
+    CHECK(fabs(on_path - o.path_ms) <= 1e-9 * serial, "%s: the path's launches add up to %.6f ms, not %.6f", what,
+          on_path, o.path_ms);
     printf("%s: longest dependency path %.3f ms of %.3f one after another (bound %.3f)\n", what, o.path_ms, serial, o.ms);
     return o.path_ms;
 }
