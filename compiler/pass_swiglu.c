@@ -170,7 +170,7 @@ const Node *product_pair_match(const Fusion *f, const Group *gr) {
     const int k1 = f->group_of[m1->id];
     if (k1 < 0 || f->groups[k1].kind != GK_GEMM || f->groups[k1].root != m1) return NULL;
     const GemmEpilogue e1 = group_gemm(f, &f->groups[k1]);
-    if (e1.matmul != m1 || e1.acc || e1.alpha != 1.0 || m1->i[0] != m2->i[0] || m1->i[1] != m2->i[1] ||
+    if (e1.matmul != m1 || e1.acc || e1.alpha != 1.0 || m2->i[0] || m1->i[0] != m2->i[0] || m1->i[1] != m2->i[1] ||
         !shape_eq(m1->shape, m2->shape))
         return NULL;
     for (int s = 0; s < 2; s++) {

@@ -1177,7 +1177,7 @@ static void test_reuse_delay(void) {
 }
 
 /* ProgramOptions.reuse_delay reaches the plan: unset is PROGRAM_REUSE_DELAY, PROGRAM_REUSE_AT_ONCE is none, a count
- * is that count; a step without updates (inference) never delays. */
+ * is that count; a step without updates (inference) delays only when a count is asked. */
 static void test_reuse_delay_option(void) {
     const int asked[] = {0, PROGRAM_REUSE_AT_ONCE, 7}, want[] = {PROGRAM_REUSE_DELAY, 0, 7};
     for (int training = 0; training < 2; training++)
@@ -1195,7 +1195,7 @@ static void test_reuse_delay_option(void) {
             Program *p = program_build(g, NULL, 0, &po, err, sizeof err);
             CHECK(p, "program_build: %s", err);
             if (p) {
-                const int expect = training ? want[k] : 0;
+                const int expect = training || asked[k] > 0 ? want[k] : 0;   /* (inference: at once unless asked) */
                 CHECK(p->f->reuse_delay == expect, "%s step, reuse_delay %d asked: plan delays %d groups, want %d",
                       training ? "training" : "inference", asked[k], p->f->reuse_delay, expect);
                 program_free(p);
@@ -1349,6 +1349,37 @@ static void test_gemm_epilogue(void) {
     }
 }
 
+/* product_pair_match: a GEMM whose acc is another plain product of one layout and shape (SwiGLU's input gradient
+ * dy1 W1 + dy2 W2) pairs with it; not with A transposed (the one launch reads A [M][K]), nor when anything else reads
+ * the first product, nor when one product is scaled. */
+static void test_product_pairs(void) {
+    const char *what[] = {"plain", "A transposed", "first product read elsewhere", "second product scaled"};
+    for (int c = 0; c < 4; c++) {
+        Graph *g = graph_new();
+        const bool ta = c == 1;
+        const Shape xs = ta ? shape_of(2, (int64_t)32, (int64_t)64) : shape_of(2, (int64_t)64, (int64_t)32);
+        Node *x1 = g_input(g, "x1", xs, DT_F32, LOC_NONE), *x2 = g_input(g, "x2", xs, DT_F32, LOC_NONE);
+        Node *w1 = param(g, "w1", shape_of(2, (int64_t)48, (int64_t)32)), *w2 = param(g, "w2", shape_of(2, (int64_t)48, (int64_t)32));
+        Node *p1 = g_matmul(g, x1, w1, ta, true, LOC_NONE), *p2 = g_matmul(g, x2, w2, ta, true, LOC_NONE);
+        if (c == 3) p2 = bin(g, OP_MUL, p2, cst(g, 0.5));
+        graph_add_named(g, "sum", bin(g, OP_ADD, p1, p2), NF_OUTPUT);
+        if (c == 2) graph_add_named(g, "first", un(g, OP_EXP, p1), NF_OUTPUT);
+        Fusion *f = fuse_planned(g);
+        int pairs = 0;
+        const Node *first = NULL;
+        for (int k = 0; k < f->ngroups; k++) {
+            const Node *m = product_pair_match(f, &f->groups[k]);
+            if (m) { pairs++; first = m; }
+        }
+        const bool want = c == 0;
+        CHECK(pairs == (want ? 1 : 0), "%s: %d pairs", what[c], pairs);
+        CHECK(!want || first == f->repl[p1->id] || first == f->repl[p2->id], "%s: the pair's first is a product", what[c]);
+        printf("product pairs, %s: %d\n", what[c], pairs);
+        fusion_free(f);
+        graph_free(g);
+    }
+}
+
 /* Fusion.conv_multi_bwd (conv_multi.c): three directions' CONV1D_SILU_BWD of one x (in order, reversed, a
  * permutation) whose dx the merge adds back each by the inverse of its order become one launch at the last, the sum
  * going to the in-order direction's dx and the others read as zero; not when one direction's dx is gathered back by
@@ -1439,6 +1470,7 @@ int main(void) {
     test_row_vec4();
     test_optimizer_kernels();
     test_hoisted_norm_sums();
+    test_product_pairs();
     test_merged_column_sums();
     test_column_sums_in_row_kernel();
     test_eval_drop_path();
