@@ -189,8 +189,8 @@ void pass_mark_swiglu(Fusion *f, bool with_products);
 
 /* GEMM group gr adds another GEMM group's product to its own, C = A2 B2 + A1 B1 (an acc epilogue; SwiGLU's input
  * gradient dy1 W1 + dy2 W2): both plain (no scale), of one layout and shape, A not transposed (the one launch reads
- * A [M][K]: codegen/program_pair.c), their operands not column views, and nothing but gr reading A1 B1. Returns A1 B1's MATMUL, or NULL. The cuda backend may compute both in one launch
- * (codegen/program_pair.c). */
+ * A [M][K]), their operands not column views, and nothing but gr reading A1 B1. Returns A1 B1's MATMUL, or NULL.
+ * The cuda backend may compute both in one launch (codegen/program_pair.c). */
 const Node *product_pair_match(const Fusion *f, const Group *gr);
 /* Marks Fusion.pair_first for every such group; call between pass_fuse and pass_plan. */
 void pass_mark_product_pairs(Fusion *f);

@@ -1359,7 +1359,8 @@ static void test_product_pairs(void) {
         const bool ta = c == 1;
         const Shape xs = ta ? shape_of(2, (int64_t)32, (int64_t)64) : shape_of(2, (int64_t)64, (int64_t)32);
         Node *x1 = g_input(g, "x1", xs, DT_F32, LOC_NONE), *x2 = g_input(g, "x2", xs, DT_F32, LOC_NONE);
-        Node *w1 = param(g, "w1", shape_of(2, (int64_t)48, (int64_t)32)), *w2 = param(g, "w2", shape_of(2, (int64_t)48, (int64_t)32));
+        Node *w1 = param(g, "w1", shape_of(2, (int64_t)48, (int64_t)32));
+        Node *w2 = param(g, "w2", shape_of(2, (int64_t)48, (int64_t)32));
         Node *p1 = g_matmul(g, x1, w1, ta, true, LOC_NONE), *p2 = g_matmul(g, x2, w2, ta, true, LOC_NONE);
         if (c == 3) p2 = bin(g, OP_MUL, p2, cst(g, 0.5));
         graph_add_named(g, "sum", bin(g, OP_ADD, p1, p2), NF_OUTPUT);
@@ -1373,7 +1374,8 @@ static void test_product_pairs(void) {
         }
         const bool want = c == 0;
         CHECK(pairs == (want ? 1 : 0), "%s: %d pairs", what[c], pairs);
-        CHECK(!want || first == f->repl[p1->id] || first == f->repl[p2->id], "%s: the pair's first is a product", what[c]);
+        CHECK(!want || first == f->repl[p1->id] || first == f->repl[p2->id], "%s: the pair's first is a product",
+              what[c]);
         printf("product pairs, %s: %d\n", what[c], pairs);
         fusion_free(f);
         graph_free(g);
