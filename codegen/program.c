@@ -632,7 +632,8 @@ static void dump_floor(const Program *p, const FloorRates *r, FILE *out) {
     if (batch > 0 && sum > 0) fprintf(out, ": %.0f images/s at batch %lld", (double)batch / sum * 1e3, (long long)batch);
     const OverlapFloor o = program_overlap_floor(p, r);
     fprintf(out, "\nwith launches side by side: at least %.2f ms a step (the longest dependency path %.2f; all GEMM work "
-                 "%.2f, all bytes %.2f, all special-function work %.2f)", o.ms, o.path_ms, o.gemm_ms, o.bytes_ms, o.sfu_ms);
+                 "%.2f, all bytes %.2f, all special-function work %.2f)",
+            o.ms, o.path_ms, o.gemm_ms, o.bytes_ms, o.sfu_ms);
     if (batch > 0 && o.ms > 0) fprintf(out, ": %.0f images/s at batch %lld", (double)batch / o.ms * 1e3, (long long)batch);
     fprintf(out, "\n");
 }
@@ -674,8 +675,8 @@ static void dump_class_totals(const Program *p, const FloorRates *r, FILE *out) 
         t[0] += c.launches[j]; t[1] += c.read[j]; t[2] += c.written[j]; t[3] += c.flops[j]; t[4] += c.floor_ms[j];
         t[5] += c.path_ms[j];
     }
-    fprintf(out, "%-12s %9.0f %10.2f %10.2f %12.1f %9.2f %9.2f\n", "total", t[0], t[1] / 1e9, t[2] / 1e9, t[3] / 1e9, t[4],
-            t[5]);
+    fprintf(out, "%-12s %9.0f %10.2f %10.2f %12.1f %9.2f %9.2f\n", "total", t[0], t[1] / 1e9, t[2] / 1e9, t[3] / 1e9,
+            t[4], t[5]);
 }
 
 void program_dump_launches(const Program *p, const FloorRates *r, FILE *out) {
