@@ -264,7 +264,7 @@ static int bench(const Args *a, DslModule *m) {
     if (eligible)   /* (the skinny kernel, and on sm_90 the Hopper GEMM) */
         printf("  own GEMMs: %d of %d run vmc's own kernel (timed faster than cuBLASLt's best)\n", own, eligible);
     int one = 0, gates = 0;
-    cuda_exec_swiglu(e, &one, &gates);
+    cuda_exec_choices(e, &one, &gates);
     if (gates)   /* (sm_90: codegen/program_swiglu.c, program_pair.c) */
         printf("  SwiGLU: %d of %d one-kernel launches (the gates with their two products; where asked, the backward "
                "and the input gradient's two products) run instead of their parts, agreeing with them and timed "

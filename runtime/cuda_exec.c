@@ -71,7 +71,7 @@ static int launch_priority(const Cuda *c, int k) { return c->plan->critical[k] ?
 
 /* Launch k on capture stream s (0: the exec's stream). */
 static void launch_on(Cuda *c, int k, int s) {
-    if (cx_skipped(c, k)) return;   /* (SwiGLU's one launch or its parts: cuda_choice.c) */
+    if (cx_skipped(c, k)) return;   /* (a one launch or its parts: cuda_choice.c) */
     const Launch *l = &c->p->launches[k];
     CUstream st = c->side[s];
     switch (l->kind) {

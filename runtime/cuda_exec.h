@@ -53,8 +53,9 @@ void cuda_exec_graph_priorities(const Exec *e, int *kernels, int *high);
 int64_t cuda_exec_device_bytes(const Exec *e);
 /* GEMM launches that have vmc's own kernel (skinny products, bf16), and how many of them run it (timed faster). */
 void cuda_exec_own_gemms(const Exec *e, int *own, int *eligible);
-/* SwiGLU launches (codegen/program_swiglu.c): how many run as one kernel, of how many. */
-void cuda_exec_swiglu(const Exec *e, int *one, int *all);
+/* Launches that may stand for others (program.h gemm_one_launch: SwiGLU's, codegen/program_swiglu.c; pairs of
+ * products, codegen/program_pair.c): how many run instead of their parts, of how many. */
+void cuda_exec_choices(const Exec *e, int *one, int *all);
 /* bf16 x bf16 -> f32 cuBLASLt GEMM of n x n x n, timed over reps: the peak `vmc bench` compares against. */
 double cuda_gemm_peak_tflops(Exec *e, int64_t n, int reps);
 /* TB/s (bytes read plus written) of device-to-device copies of `bytes`, timed over reps. */

@@ -296,13 +296,13 @@ void cuda_exec_own_gemms(const Exec *e, int *own, int *eligible) {
     *own = *eligible = 0;
     for (int k = 0; k < c->p->nlaunches; k++) {
         const Launch *l = &c->p->launches[k];
-        if (l->kind != LK_GEMM || l->own_module < 0 || gemm_one_launch(&l->gemm)) continue;   /* (cuda_exec_swiglu) */
+        if (l->kind != LK_GEMM || l->own_module < 0 || gemm_one_launch(&l->gemm)) continue;   /* (cuda_exec_choices) */
         ++*eligible;
         *own += c->gemm[k].own;
     }
 }
 
-void cuda_exec_swiglu(const Exec *e, int *one, int *all) {
+void cuda_exec_choices(const Exec *e, int *one, int *all) {
     const Cuda *c = (const Cuda *)e;
     *all = c->p->nchoices;
     *one = 0;

@@ -87,8 +87,8 @@ static inline bool cx_skipped(const Cuda *c, int k) {
 }
 
 /* cuda_choice.c: chooses for launch k, one launch standing for others (gemm_one_launch; c->choice_one): it where it
- * agrees with the launches it stands for on random operands and (tune) is faster than they are together; VMC_OWN_GEMM's 0, 2 and 3
- * as for the own GEMM kernels. log: the times, as VMC_GEMM_LOG prints them. */
+ * agrees with the launches it stands for on random operands and (tune) is faster than they are together;
+ * VMC_OWN_GEMM's 0, 2 and 3 as for the own GEMM kernels. log: the times, as VMC_GEMM_LOG prints them. */
 void cx_plan_choice(Cuda *c, int k, bool tune, bool log);
 
 /* cuda_gemm.c */

@@ -182,7 +182,7 @@ static void kernel(const Emu *e, int i) {
 
 static void launch(Emu *e, int i) {
     const Launch *l = &e->p->launches[i];
-    if (launch_choice_part(l)) return;   /* (SwiGLU's one launch runs instead, as the GPU's tuning mostly chooses) */
+    if (launch_choice_part(l)) return;   /* (the one launch runs instead, as the GPU's tuning mostly chooses) */
     switch (l->kind) {
     case LK_KERNEL: kernel(e, i); return;
     case LK_GEMM:
