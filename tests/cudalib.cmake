@@ -32,16 +32,30 @@ target_link_libraries(test_emu_generated PRIVATE runtime codegen compiler)
 add_test(NAME emu_generated COMMAND test_emu_generated ${CMAKE_CXX_COMPILER} ${CMAKE_CURRENT_SOURCE_DIR}/emu)
 set_tests_properties(emu_generated PROPERTIES LABELS cpu TIMEOUT 300)
 
-# vmc's skinny GEMM kernel (skinny_gemm.cuh, mma.sync) as template_gemm_skinny instantiates it, on the emulator.
+# vmc's GEMM kernels (skinny_gemm.cuh with mma.sync, hopper_gemm.cuh with wgmma) and the multi-direction conv1d as the
+# templates instantiate them, on the emulator: four tests, one a part, so that they run side by side (each instance
+# is a C++ compile; all of them in one test came within seconds of its limit on 2 cores). Their host side is the
+# templates' generators, which nvrtc_templates runs under the sanitizers, so scripts/test.sh leaves them to the plain
+# build (label kernel_emulation).
 add_executable(test_emu_instances ${CMAKE_CURRENT_SOURCE_DIR}/test_emu_instances.c)
 target_link_libraries(test_emu_instances PRIVATE codegen m)
-add_test(NAME emu_instances COMMAND test_emu_instances ${CMAKE_CXX_COMPILER} ${CMAKE_CURRENT_SOURCE_DIR}/emu)
-set_tests_properties(emu_instances PROPERTIES LABELS cpu TIMEOUT 300)
+foreach(part skinny hopper mn kcat)
+  add_test(NAME emu_instances_${part}
+           COMMAND test_emu_instances ${CMAKE_CXX_COMPILER} ${CMAKE_CURRENT_SOURCE_DIR}/emu ${part})
+  set_tests_properties(emu_instances_${part} PROPERTIES LABELS "cpu;kernel_emulation" TIMEOUT 400)
+endforeach()
 # Whole steps of the cuda backend's program on the CPU (tests/emu/emu_exec.c): the tiny models against the cpu backend
 add_executable(test_emu_exec ${CMAKE_CURRENT_SOURCE_DIR}/test_emu_exec.c ${CMAKE_CURRENT_SOURCE_DIR}/emu/emu_exec.c
                ${CMAKE_CURRENT_SOURCE_DIR}/backend_pair.c)
 target_include_directories(test_emu_exec PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/emu ${CMAKE_CURRENT_SOURCE_DIR})
 target_link_libraries(test_emu_exec PRIVATE runtime codegen compiler ${CMAKE_DL_LIBS} m)
 target_compile_definitions(test_emu_exec PRIVATE VMC_ROOT="${VMC_ROOT}")
-add_test(NAME emu_exec COMMAND test_emu_exec ${CMAKE_CXX_COMPILER} ${CMAKE_CURRENT_SOURCE_DIR}/emu)
-set_tests_properties(emu_exec PROPERTIES LABELS cpu TIMEOUT 1200)
+# One test a part, side by side; ARM-B's shapes only without the sanitizers (its cpu oracle takes many minutes there).
+set(emu_exec_parts tiny variants pairs vim)
+if(NOT VMC_SANITIZE)
+  list(APPEND emu_exec_parts armb)
+endif()
+foreach(part ${emu_exec_parts})
+  add_test(NAME emu_exec_${part} COMMAND test_emu_exec ${CMAKE_CXX_COMPILER} ${CMAKE_CURRENT_SOURCE_DIR}/emu ${part})
+  set_tests_properties(emu_exec_${part} PROPERTIES LABELS cpu TIMEOUT 900)
+endforeach()

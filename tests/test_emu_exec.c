@@ -1,4 +1,4 @@
-/* test_emu_exec.c CXX EMU_DIR — [cpu] whole steps of the cuda backend's compiled program, run on the CPU by the
+/* test_emu_exec.c CXX EMU_DIR [PART] — [cpu] whole steps of the cuda backend's compiled program, run on the CPU by the
  * emulator (tests/emu/emu_exec.h), against the cpu backend: the tiny models at batch 2, the loss and every
  * parameter gradient of one step (fp32 and bf16 GEMM operands, with the off-by-default program variants, and with
  * Vim blocks, a random cluster order and the raw target), then fp32 training steps whose losses must agree to 1e-4;
@@ -88,23 +88,21 @@ static int one_model(int argc, char **argv) {
     return bp_failures ? 1 : 0;
 }
 
-int main(int argc, char **argv) {
-    if (argc != 3 && argc < 5) {
-        fprintf(stderr, "usage: test_emu_exec CXX EMU_DIR [FILE MODEL [NAME=VALUE...]]\n");
-        return 2;
-    }
-    cxx = argv[1];
-    emu_dir = argv[2];
-    bp_quiet = true;
-    if (argc >= 5) return one_model(argc, argv);
+/* A model file of models/ with the options given; exits when it does not load */
+static DslModule *load(const char *file, const DslSet *sets, int nsets) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/models/%s", getenv("VMC_ROOT") ? getenv("VMC_ROOT") : VMC_ROOT, file);
     Diag d;
     diag_init(&d, stderr);
-    char path[1024];
-    snprintf(path, sizeof path, "%s/models/tiny.vmc", getenv("VMC_ROOT") ? getenv("VMC_ROOT") : VMC_ROOT);
-    const DslSet small[] = {{"batch", "2"}};
-    DslOptions o = {.sets = small, .nsets = 1};
+    DslOptions o = {.sets = sets, .nsets = nsets};
     DslModule *m = dsl_load(path, &o, &d);
-    if (!m) { fprintf(stderr, "cannot load %s\n", path); return 1; }
+    if (!m) { fprintf(stderr, "cannot load %s\n", path); exit(1); }
+    return m;
+}
+
+/* The tiny models' loss and every gradient, fp32 and bf16 GEMM operands, the default program. */
+static void part_tiny(void) {
+    DslModule *m = load("tiny.vmc", (const DslSet[]){{"batch", "2"}}, 1);
     printf("tiny_pretrain, fp32: loss and every gradient\n");
     grads(m, "tiny_pretrain", 1e-5);   /* (the same arithmetic but for summation orders) */
     printf("tiny_ft, fp32: loss and every gradient\n");
@@ -117,6 +115,16 @@ int main(int argc, char **argv) {
     printf("tiny_ft, bf16 GEMM operands (4 directions: conv1d forward and backward as one launch each, scan copies in "
            "bf16, memsets merged)\n");
     grads(m, "tiny_ft", 1e-1);
+    bf16 = false;
+    swiglu_launches = 0;
+    dsl_free(m);
+}
+
+/* The program's other variants on tiny_ft (bf16), then fp32 training steps against the cpu backend's losses. */
+static void part_variants(void) {
+    DslModule *m = load("tiny.vmc", (const DslSet[]){{"batch", "2"}}, 1);
+    bf16 = true;
+    swiglu_launches = 4;
     setenv("VMC_CONV_MULTI_BWD", "0", 1);
     setenv("VMC_ZERO_MERGE", "0", 1);
     printf("tiny_ft, bf16, VMC_CONV_MULTI_BWD=0 VMC_ZERO_MERGE=0\n");
@@ -141,12 +149,13 @@ int main(int argc, char **argv) {
     bf16 = false;
     bp_training(m, "tiny_pretrain", 3, emu, (BpHost){host_alloc, free}, NULL);
     dsl_free(m);
-    /* SwiGLU's input gradient dy1 W1 + dy2 W2 as one launch (program_pair.c; the default where the hidden width is
-     * whole 64-deep slices, C = 48: 128; tiny's 170 is not), the first product's operands kept alive until the
-     * second's place; VMC_GEMM_PAIRS=0: none */
-    const DslSet c48[] = {{"batch", "2"}, {"C", "48"}};
-    DslOptions o48 = {.sets = c48, .nsets = 2};
-    if (!(m = dsl_load(path, &o48, &d))) { fprintf(stderr, "cannot load %s\n", path); return 1; }
+}
+
+/* SwiGLU's input gradient dy1 W1 + dy2 W2 as one launch (program_pair.c; the default where the hidden width is whole
+ * 64-deep slices, C = 48: 128; tiny's 170 is not), the first product's operands kept alive until the second's place;
+ * VMC_GEMM_PAIRS=0: none */
+static void part_pairs(void) {
+    DslModule *m = load("tiny.vmc", (const DslSet[]){{"batch", "2"}, {"C", "48"}}, 2);
     bf16 = true;
     pair_launches = swiglu_launches = 4;
     printf("tiny_ft, C = 48, bf16 (SwiGLU's input gradient as one launch)\n");
@@ -159,27 +168,28 @@ int main(int argc, char **argv) {
     swiglu_launches = 0;
     bf16 = false;
     dsl_free(m);
-    /* the other encoder block and the ablations' options: Vim's bidirectional mixer (two scans of one conv input,
-     * ungated, merged), clusters in a random order each step, the raw-pixel target */
-    const DslSet vim[] = {{"batch", "2"}, {"block", "vim"}, {"order", "random"}, {"target", "raw"}};
-    DslOptions ov = {.sets = vim, .nsets = 4};
-    if (!(m = dsl_load(path, &ov, &d))) { fprintf(stderr, "cannot load %s\n", path); return 1; }
+}
+
+/* the other encoder block and the ablations' options: Vim's bidirectional mixer (two scans of one conv input,
+ * ungated, merged), clusters in a random order each step, the raw-pixel target */
+static void part_vim(void) {
+    DslModule *m = load("tiny.vmc", (const DslSet[]){{"batch", "2"}, {"block", "vim"}, {"order", "random"},
+                                                     {"target", "raw"}}, 4);
     printf("tiny_pretrain with Vim blocks, random cluster order, raw target, fp32\n");
     grads(m, "tiny_pretrain", 1e-5);
     bf16 = attn_fast = true;
     printf("the same, bf16 GEMM operands\n");
     grads(m, "tiny_pretrain", 1e-1);
+    bf16 = attn_fast = false;
     dsl_free(m);
-#if defined(__SANITIZE_ADDRESS__)
-    printf("ARM-B at its own shapes: left to the build without AddressSanitizer (pthreads here: minutes more)\n");
-#else
-    /* ARM-B's own shapes (768 channels, 197 and 128 tokens, the decoder's 8 heads, 1,000 classes) at depth 1 */
-    snprintf(path, sizeof path, "%s/models/arm_b.vmc", getenv("VMC_ROOT") ? getenv("VMC_ROOT") : VMC_ROOT);
-    const DslSet armb[] = {{"batch", "1"}, {"depth", "1"}};
-    DslOptions ob = {.sets = armb, .nsets = 2};
-    if (!(m = dsl_load(path, &ob, &d))) { fprintf(stderr, "cannot load %s\n", path); return 1; }
+}
+
+/* ARM-B's own shapes (768 channels, 197 and 128 tokens, the decoder's 8 heads, 1,000 classes) at depth 1 (not
+ * registered under the sanitizers: the cpu oracle there takes many minutes more) */
+static void part_armb(void) {
+    DslModule *m = load("arm_b.vmc", (const DslSet[]){{"batch", "1"}, {"depth", "1"}}, 2);
     printf("ARM-B fine-tuning at depth 1, batch 1, bf16 GEMM operands\n");
-    attn_fast = false;
+    bf16 = true;
     swiglu_launches = pair_launches = 1;   /* (the one block's SwiGLU with its products, at 768 -> 2048 channels,
                                              * and its input gradient's pair) */
     grads(m, "arm_b_ft224", 1e-1);
@@ -187,7 +197,30 @@ int main(int argc, char **argv) {
     attn_fast = true;
     grads(m, "arm_b_pretrain", 1e-1);
     dsl_free(m);
-#endif
+}
+
+static const struct { const char *name; void (*run)(void); } parts[] = {
+    {"tiny", part_tiny}, {"variants", part_variants}, {"pairs", part_pairs}, {"vim", part_vim}, {"armb", part_armb},
+};
+
+int main(int argc, char **argv) {
+    if (argc < 3) {
+        fprintf(stderr, "usage: test_emu_exec CXX EMU_DIR [PART | FILE MODEL [NAME=VALUE...]]\n");
+        return 2;
+    }
+    cxx = argv[1];
+    emu_dir = argv[2];
+    bp_quiet = true;
+    if (argc >= 5) return one_model(argc, argv);
+    /* one part (ctest runs each as its own test, side by side), or all of them */
+    const char *part = argc == 4 ? argv[3] : "all";
+    int ran = 0;
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
+        if (!strcmp(part, "all") || !strcmp(part, parts[i].name)) { parts[i].run(); ran++; }
+    if (!ran) {
+        fprintf(stderr, "test_emu_exec: unknown part '%s' (tiny, variants, pairs, vim, armb or all)\n", part);
+        return 2;
+    }
     printf("test_emu_exec: %s\n", bp_failures ? "FAILED" : "ok");
     return bp_failures ? 1 : 0;
 }

@@ -214,6 +214,7 @@ static void check_gemm(const char *what, SkinnyGemmSpec s, int want_split) { che
 
 static void check_swiglu(const char *what, SkinnyGemmSpec s, bool save);
 static void check_swiglu_bwd(const char *what, SkinnyGemmSpec s);
+static void check_skinny_and_conv(void);
 
 /* Two products over one K (hopper_gemm.cuh HG_KCAT, SwiGLU's dx = dy1 W1 + dy2 W2): A's and B's first k1 of K
  * through one pair of tensor maps, the rest through another (run_kernel), each map only its own part, so a slice
@@ -473,9 +474,6 @@ static void check_hopper_gemms(void) {
     src = template_gemm_hopper(&(SkinnyGemmSpec){.M = 64, .N = 60, .K = 64, .lda = 64, .ldb = 64, .alpha = 1}, &l);
     CHECK(!src, "hopper: a B stored [K][N] with N = 60 (rows not 16-byte copies) was accepted");
     free(src);
-    check_hopper_mn_major();
-    check_hopper_kcat();
-    check_hopper_sms();
 }
 
 /* SwiGLU's input products in one kernel (template_gemm_swiglu): H = silu(bf16(A B1^T) + b1) * (bf16(A B2^T) + b2)
@@ -892,19 +890,33 @@ static void check_conv_multi_bwd(const char *what) {
 }
 
 int main(int argc, char **argv) {
-    if (argc < 3) { fprintf(stderr, "usage: test_emu_instances CXX EMU_DIR [hopper|mn|kcat]\n"); return 2; }
+    if (argc < 3) { fprintf(stderr, "usage: test_emu_instances CXX EMU_DIR [skinny|hopper|mn|kcat|all]\n"); return 2; }
     cxx = argv[1];
     emu_dir = argv[2];
     snprintf(tmp, sizeof tmp, "%s/vmc-emu-inst-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     if (!mkdtemp(tmp)) { perror("mkdtemp"); return 2; }
-    /* (while working on hopper_gemm.cuh: its checks alone, or those of MN-major operands) */
-    if (argc > 3 && (!strcmp(argv[3], "hopper") || !strcmp(argv[3], "mn") || !strcmp(argv[3], "kcat"))) {
-        if (!strcmp(argv[3], "mn")) check_hopper_mn_major();
-        else if (!strcmp(argv[3], "kcat")) { check_hopper_kcat(); check_hopper_sms(); }
-        else check_hopper_gemms();
-        printf(failures ? "%d FAILED\n" : "ok\n", failures);
-        return failures != 0;
+    /* one part (ctest runs each as its own test, side by side), or all of them */
+    const char *part = argc > 3 ? argv[3] : "all";
+    bool all = !strcmp(part, "all");
+    if (!all && strcmp(part, "skinny") && strcmp(part, "hopper") && strcmp(part, "mn") && strcmp(part, "kcat")) {
+        fprintf(stderr, "test_emu_instances: unknown part '%s' (skinny, hopper, mn, kcat or all)\n", part);
+        return 2;
     }
+    if (all || !strcmp(part, "skinny")) check_skinny_and_conv();
+    if (all || !strcmp(part, "hopper")) check_hopper_gemms();
+    if (all || !strcmp(part, "mn")) check_hopper_mn_major();
+    if (all || !strcmp(part, "kcat")) { check_hopper_kcat(); check_hopper_sms(); }
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
+    if (system(cmd)) fprintf(stderr, "could not remove %s\n", tmp);
+    if (failures) { fprintf(stderr, "%d failure(s)\n", failures); return 1; }
+    printf("ok\n");
+    return 0;
+}
+
+/* vmc's skinny GEMM (skinny_gemm.cuh) on the mixer's shapes and random ones, the multi-direction conv1d kernels, and
+ * the products the templates must refuse */
+static void check_skinny_and_conv(void) {
     /* x_proj forward: u [M, D] times W [80, D]^T, bf16 out; M past a whole number of tiles */
     check_gemm("x_proj forward (A B^T, bf16)", (SkinnyGemmSpec){.M = 300, .N = 80, .K = 96, .lda = 96, .ldb = 96,
                .tb = true, .c_bf16 = true, .alpha = 1, .c_align = 16}, -1);
@@ -944,7 +956,6 @@ int main(int argc, char **argv) {
                .lda = 80, .ldb = 96, .acc = true, .alpha = 0.5f, .c_align = 16}, -1);
     sweep_gemms(8);
     unsetenv("VMC_SKINNY_GEMM");
-    check_hopper_gemms();
     check_conv_multi();
     check_conv_multi_bwd("conv1d multi backward (loads a direction ahead)");
     setenv("VMC_CONV_MBWD_AHEAD", "0", 1);   /* each direction's loads at its start */
@@ -960,10 +971,4 @@ int main(int argc, char **argv) {
     src = template_gemm_skinny(&big, &l);
     CHECK(!src, "a product with no dimension under %d was accepted", SKINNY_GEMM_MAX_DIM);
     free(src);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
-    if (system(cmd)) fprintf(stderr, "could not remove %s\n", tmp);
-    if (failures) { fprintf(stderr, "%d failure(s)\n", failures); return 1; }
-    printf("ok\n");
-    return 0;
 }
