@@ -889,23 +889,33 @@ static void check_conv_multi_bwd(const char *what) {
     free(x); free(dy); free(dy2); free(w); free(bias);
 }
 
+static void check_hopper_kcat_and_sms(void) {
+    check_hopper_kcat();
+    check_hopper_sms();
+}
+
+static const struct { const char *name; void (*run)(void); } parts[] = {
+    {"skinny", check_skinny_and_conv}, {"hopper", check_hopper_gemms}, {"mn", check_hopper_mn_major},
+    {"kcat", check_hopper_kcat_and_sms},
+};
+
 int main(int argc, char **argv) {
     if (argc < 3) { fprintf(stderr, "usage: test_emu_instances CXX EMU_DIR [skinny|hopper|mn|kcat|all]\n"); return 2; }
     cxx = argv[1];
     emu_dir = argv[2];
-    snprintf(tmp, sizeof tmp, "%s/vmc-emu-inst-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    if (!mkdtemp(tmp)) { perror("mkdtemp"); return 2; }
     /* one part (ctest runs each as its own test, side by side), or all of them */
     const char *part = argc > 3 ? argv[3] : "all";
-    bool all = !strcmp(part, "all");
-    if (!all && strcmp(part, "skinny") && strcmp(part, "hopper") && strcmp(part, "mn") && strcmp(part, "kcat")) {
+    bool want[sizeof parts / sizeof parts[0]], any = false;
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
+        any |= want[i] = !strcmp(part, "all") || !strcmp(part, parts[i].name);
+    if (!any) {
         fprintf(stderr, "test_emu_instances: unknown part '%s' (skinny, hopper, mn, kcat or all)\n", part);
         return 2;
     }
-    if (all || !strcmp(part, "skinny")) check_skinny_and_conv();
-    if (all || !strcmp(part, "hopper")) check_hopper_gemms();
-    if (all || !strcmp(part, "mn")) check_hopper_mn_major();
-    if (all || !strcmp(part, "kcat")) { check_hopper_kcat(); check_hopper_sms(); }
+    snprintf(tmp, sizeof tmp, "%s/vmc-emu-inst-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    if (!mkdtemp(tmp)) { perror("mkdtemp"); return 2; }
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
+        if (want[i]) parts[i].run();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
     if (system(cmd)) fprintf(stderr, "could not remove %s\n", tmp);
