@@ -44,6 +44,13 @@ foreach(part skinny hopper mn kcat)
            COMMAND test_emu_instances ${CMAKE_CXX_COMPILER} ${CMAKE_CURRENT_SOURCE_DIR}/emu ${part})
   set_tests_properties(emu_instances_${part} PROPERTIES LABELS "cpu;kernel_emulation" TIMEOUT 400)
 endforeach()
+# EMU_DIR relative to where the test is started (made absolute: the kernels build in a temporary folder), or missing
+add_test(NAME emu_dir_relative COMMAND test_emu_instances ${CMAKE_CXX_COMPILER} tests/emu kcat
+         WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+set_tests_properties(emu_dir_relative PROPERTIES LABELS "cpu;kernel_emulation" TIMEOUT 120)
+add_test(NAME emu_dir_missing COMMAND test_emu_instances ${CMAKE_CXX_COMPILER} no/such/folder kcat)
+set_tests_properties(emu_dir_missing PROPERTIES LABELS cpu TIMEOUT 30
+                     PASS_REGULAR_EXPRESSION "EMU_DIR no/such/folder: No such file or directory")
 # Whole steps of the cuda backend's program on the CPU (tests/emu/emu_exec.c): the tiny models against the cpu backend
 add_executable(test_emu_exec ${CMAKE_CURRENT_SOURCE_DIR}/test_emu_exec.c ${CMAKE_CURRENT_SOURCE_DIR}/emu/emu_exec.c
                ${CMAKE_CURRENT_SOURCE_DIR}/backend_pair.c)

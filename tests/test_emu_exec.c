@@ -7,6 +7,7 @@
  * graph: every generated and template kernel in place, with the memory plan, arguments, memsets and launch order of
  * the real step. */
 #include "backend_pair.h"
+#include "emu_dir.h"
 #include "emu_exec.h"
 #include "program.h"
 #include <stdio.h>
@@ -209,7 +210,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     cxx = argv[1];
-    emu_dir = argv[2];
+    if (!(emu_dir = emu_dir_absolute(argv[2]))) return 2;
     bp_quiet = true;
     if (argc >= 5) return one_model(argc, argv);
     /* one part (ctest runs each as its own test, side by side), or all of them */

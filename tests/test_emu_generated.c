@@ -5,6 +5,7 @@
  * over outer axes, scatters, Philox masks, bf16-stored inputs, bf16 copies of results) is checked numerically
  * there: within 1e-5 of the largest value. */
 #include "codegen.h"
+#include "emu/emu_dir.h"
 #include "exec.h"
 #include "pass.h"
 #include "scan_ref.h"   /* ref_uniform, ref_round_bf16 */
@@ -583,7 +584,7 @@ static void batched_kernels(void) {
 int main(int argc, char **argv) {
     if (argc < 3) { fprintf(stderr, "usage: test_emu_generated CXX EMU_DIR\n"); return 2; }
     cxx = argv[1];
-    emu_dir = argv[2];
+    if (!(emu_dir = emu_dir_absolute(argv[2]))) return 2;
     snprintf(tmp, sizeof tmp, "%s/vmc-emu-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     if (!mkdtemp(tmp)) { perror("mkdtemp"); return 2; }
     layernorm(768, false);

@@ -10,6 +10,7 @@
  * - the conv1d forward of one input under four row orders in one launch (template_conv1d_fwd_multi: in order,
  *   reversed, two permutation tables; x a channel slice of a wider bf16 buffer), each direction against a double
  *   conv of its materialised input. */
+#include "emu/emu_dir.h"
 #include "template.h"
 #include "util.h"
 #include <math.h>
@@ -902,7 +903,7 @@ static const struct { const char *name; void (*run)(void); } parts[] = {
 int main(int argc, char **argv) {
     if (argc < 3) { fprintf(stderr, "usage: test_emu_instances CXX EMU_DIR [skinny|hopper|mn|kcat|all]\n"); return 2; }
     cxx = argv[1];
-    emu_dir = argv[2];
+    if (!(emu_dir = emu_dir_absolute(argv[2]))) return 2;
     /* one part (ctest runs each as its own test, side by side), or all of them */
     const char *part = argc > 3 ? argv[3] : "all";
     bool want[sizeof parts / sizeof parts[0]], any = false;
