@@ -7,7 +7,7 @@
  * graph: every generated and template kernel in place, with the memory plan, arguments, memsets and launch order of
  * the real step. */
 #include "backend_pair.h"
-#include "emu_dir.h"
+#include "emu_test.h"
 #include "emu_exec.h"
 #include "program.h"
 #include <stdio.h>

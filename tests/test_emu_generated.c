@@ -5,7 +5,7 @@
  * over outer axes, scatters, Philox masks, bf16-stored inputs, bf16 copies of results) is checked numerically
  * there: within 1e-5 of the largest value. */
 #include "codegen.h"
-#include "emu/emu_dir.h"
+#include "emu/emu_test.h"
 #include "exec.h"
 #include "pass.h"
 #include "scan_ref.h"   /* ref_uniform, ref_round_bf16 */
@@ -608,10 +608,5 @@ int main(int argc, char **argv) {
     zero_kernel();
     recomputed_softmax(false);
     recomputed_softmax(true);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
-    if (system(cmd)) fprintf(stderr, "could not remove %s\n", tmp);
-    if (failures) { fprintf(stderr, "%d failure(s)\n", failures); return 1; }
-    printf("ok\n");
-    return 0;
+    return emu_test_end(tmp, failures);
 }

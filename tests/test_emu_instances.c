@@ -10,7 +10,7 @@
  * - the conv1d forward of one input under four row orders in one launch (template_conv1d_fwd_multi: in order,
  *   reversed, two permutation tables; x a channel slice of a wider bf16 buffer), each direction against a double
  *   conv of its materialised input. */
-#include "emu/emu_dir.h"
+#include "emu/emu_test.h"
 #include "template.h"
 #include "util.h"
 #include <math.h>
@@ -917,12 +917,7 @@ int main(int argc, char **argv) {
     if (!mkdtemp(tmp)) { perror("mkdtemp"); return 2; }
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
         if (want[i]) parts[i].run();
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
-    if (system(cmd)) fprintf(stderr, "could not remove %s\n", tmp);
-    if (failures) { fprintf(stderr, "%d failure(s)\n", failures); return 1; }
-    printf("ok\n");
-    return 0;
+    return emu_test_end(tmp, failures);
 }
 
 /* vmc's skinny GEMM (skinny_gemm.cuh) on the mixer's shapes and random ones, the multi-direction conv1d kernels, and
