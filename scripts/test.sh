@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test.sh — the whole test suite, as CI runs it: a normal build with every test (gpu tests skip without a GPU),
-# the cpu tests again under AddressSanitizer + UndefinedBehaviorSanitizer (but the emulated GEMM kernels' compiles),
-# and the parser fuzzer for 60 s.
+# the cpu tests again under AddressSanitizer + UndefinedBehaviorSanitizer (all but those labelled kernel_emulation:
+# compiles of emulated kernel instances, whose generators nvrtc_templates runs there), and the parser fuzzer for 60 s.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"

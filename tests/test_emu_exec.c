@@ -200,9 +200,10 @@ static void part_armb(void) {
     dsl_free(m);
 }
 
-static const struct { const char *name; void (*run)(void); } parts[] = {
+static const EmuPart parts[] = {
     {"tiny", part_tiny}, {"variants", part_variants}, {"pairs", part_pairs}, {"vim", part_vim}, {"armb", part_armb},
 };
+enum { NPARTS = sizeof parts / sizeof parts[0] };
 
 int main(int argc, char **argv) {
     if (argc < 3) {
@@ -213,15 +214,10 @@ int main(int argc, char **argv) {
     if (!(emu_dir = emu_dir_absolute(argv[2]))) return 2;
     bp_quiet = true;
     if (argc >= 5) return one_model(argc, argv);
-    /* one part (ctest runs each as its own test, side by side), or all of them */
-    const char *part = argc == 4 ? argv[3] : "all";
-    int ran = 0;
-    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
-        if (!strcmp(part, "all") || !strcmp(part, parts[i].name)) { parts[i].run(); ran++; }
-    if (!ran) {
-        fprintf(stderr, "test_emu_exec: unknown part '%s' (tiny, variants, pairs, vim, armb or all)\n", part);
-        return 2;
-    }
+    bool want[NPARTS];
+    if (!emu_parts_wanted("test_emu_exec", argc == 4 ? argv[3] : "all", parts, NPARTS, want)) return 2;
+    for (int i = 0; i < NPARTS; i++)
+        if (want[i]) parts[i].run();
     printf("test_emu_exec: %s\n", bp_failures ? "FAILED" : "ok");
     return bp_failures ? 1 : 0;
 }

@@ -895,27 +895,21 @@ static void check_hopper_kcat_and_sms(void) {
     check_hopper_sms();
 }
 
-static const struct { const char *name; void (*run)(void); } parts[] = {
+static const EmuPart parts[] = {
     {"skinny", check_skinny_and_conv}, {"hopper", check_hopper_gemms}, {"mn", check_hopper_mn_major},
     {"kcat", check_hopper_kcat_and_sms},
 };
+enum { NPARTS = sizeof parts / sizeof parts[0] };
 
 int main(int argc, char **argv) {
     if (argc < 3) { fprintf(stderr, "usage: test_emu_instances CXX EMU_DIR [skinny|hopper|mn|kcat|all]\n"); return 2; }
     cxx = argv[1];
     if (!(emu_dir = emu_dir_absolute(argv[2]))) return 2;
-    /* one part (ctest runs each as its own test, side by side), or all of them */
-    const char *part = argc > 3 ? argv[3] : "all";
-    bool want[sizeof parts / sizeof parts[0]], any = false;
-    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
-        any |= want[i] = !strcmp(part, "all") || !strcmp(part, parts[i].name);
-    if (!any) {
-        fprintf(stderr, "test_emu_instances: unknown part '%s' (skinny, hopper, mn, kcat or all)\n", part);
-        return 2;
-    }
+    bool want[NPARTS];
+    if (!emu_parts_wanted("test_emu_instances", argc > 3 ? argv[3] : "all", parts, NPARTS, want)) return 2;
     snprintf(tmp, sizeof tmp, "%s/vmc-emu-inst-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     if (!mkdtemp(tmp)) { perror("mkdtemp"); return 2; }
-    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
+    for (int i = 0; i < NPARTS; i++)
         if (want[i]) parts[i].run();
     return emu_test_end(tmp, failures);
 }

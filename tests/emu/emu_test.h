@@ -1,8 +1,9 @@
 /* emu_test.h — what the emulator tests share: their EMU_DIR argument as an absolute path (their kernels are compiled
  * in a temporary folder, where a relative path would no longer name tests/emu: the compiler then cannot find
- * cuda_emu.h), and their ending. */
+ * cuda_emu.h), the part of a test asked for, and their ending. */
 #pragma once
 #include <errno.h>
+#include <stdbool.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,21 @@ static inline const char *emu_dir_absolute(const char *dir) {
         return NULL;
     }
     return path;
+}
+
+/* A test's parts: ctest runs each as its own test, side by side. */
+typedef struct EmuPart { const char *name; void (*run)(void); } EmuPart;
+
+/* Marks in want[] the parts PART names (a part's name, or "all"); false after listing the names when it names none. */
+static inline bool emu_parts_wanted(const char *test, const char *part, const EmuPart *parts, int n, bool *want) {
+    bool any = false;
+    for (int i = 0; i < n; i++) any |= want[i] = !strcmp(part, "all") || !strcmp(part, parts[i].name);
+    if (!any) {
+        fprintf(stderr, "%s: unknown part '%s' (", test, part);
+        for (int i = 0; i < n; i++) fprintf(stderr, "%s, ", parts[i].name);
+        fprintf(stderr, "or all)\n");
+    }
+    return any;
 }
 
 /* Removes the test's temporary folder and says how it went: the test's exit status. */
