@@ -480,7 +480,6 @@ Program *program_build(const Graph *g, Node *const *keep, int nkeep, const Progr
     for (int k = 0; k < p->f->ngroups; k++) p->params_constant &= p->f->groups[k].kind != GK_ASSIGN;
     p->f->reuse_delay = opt->reuse_delay == PROGRAM_REUSE_AT_ONCE ? 0
                        : opt->reuse_delay > 0                     ? opt->reuse_delay
-                       : p->params_constant                       ? 0
                                                                   : PROGRAM_REUSE_DELAY;
     p->f->conv_multi = !opt->no_conv_multi;
     p->f->conv_multi_bwd = !opt->no_conv_multi_bwd && !opt->no_conv_multi;

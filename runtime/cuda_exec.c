@@ -360,10 +360,11 @@ static const ExecVT CUDA_VT = {"cuda", cuda_run, cuda_write, cuda_read, cuda_rea
                                cuda_write_borrowed, cuda_write_release, cuda_free};
 
 /* Streams the step graph spreads over: VMC_STREAMS (1 to STREAMS_MAX; 1 = the program order on one stream). Default: 8 for
- * a training step, 1 for inference (H200, ARM-B, 1 / 4 / 8 streams: fine-tuning 1311 / 1334 / 1341 img/s,
- * pretraining 3158 / 3195 / 3233; inference 6700 / 6612 / 6583, whose kernels each fill the GPU already). */
+ * a training step (H200, ARM-B, 1 / 4 / 8 streams: fine-tuning 1311 / 1334 / 1341 img/s, pretraining 3158 / 3195 /
+ * 3233), 4 for inference (H100, ARM-B b256 with memory reused 20 groups late, ms a step in two rounds: 4 streams
+ * 34.191 / 34.239, 8 streams 34.199 / 34.131, against 34.965 / 34.867 on one stream reusing memory at once). */
 static int capture_streams(const Program *p) {
-    return (int)cli_env_int("VMC_STREAMS", 1, STREAMS_MAX, p->params_constant ? 1 : 8);
+    return (int)cli_env_int("VMC_STREAMS", 1, STREAMS_MAX, p->params_constant ? 4 : 8);
 }
 
 /* Out of memory is a user-fixable error, not a crash: the message (CUDA_OOM_FORMAT, parsed by train_setup.c) names the

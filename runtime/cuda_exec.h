@@ -45,7 +45,7 @@ double cuda_exec_time_steps(Exec *e, const StepInfo *s, int steps);
 double cuda_exec_time_steps_sampled(Exec *e, const StepInfo *s, int steps, void (*sample)(void *), void *ctx);
 /* Opens NVML's clock readings (gpu_clocks.h) for this exec's GPU, named by its PCI bus id; false with why. */
 bool cuda_exec_clocks_open(const Exec *e, char *why, size_t whylen);
-/* Streams the captured step graph is spread over (VMC_STREAMS; 8 for training, 1 for inference by default). */
+/* Streams the captured step graph is spread over (VMC_STREAMS; 8 for training, 4 for inference by default). */
 int cuda_exec_streams(const Exec *e);
 /* The captured step graph's kernel nodes (GEMMs' included) and how many of them run at the higher priority. */
 void cuda_exec_graph_priorities(const Exec *e, int *kernels, int *high);

@@ -13,7 +13,7 @@ void program_knobs_from_env(ProgramOptions *po) {
     po->swiglu_bwd = cli_env_int("VMC_SWIGLU_BWD", 0, 1, 0) == 1;
     po->gemm_pairs = cli_env_int("VMC_GEMM_PAIRS", 0, 1, 1) == 1;
     /* VMC_REUSE_DELAY=N: an activation's memory reused N groups after its last reader, in training and inference
-     * alike (0: at once); unset: PROGRAM_REUSE_DELAY in training, at once in inference */
+     * alike (0: at once); unset: PROGRAM_REUSE_DELAY */
     const long delay = cli_env_int("VMC_REUSE_DELAY", -1, 1000000, -1);
     po->reuse_delay = delay < 0 ? 0 : delay == 0 ? PROGRAM_REUSE_AT_ONCE : (int)delay;
 }

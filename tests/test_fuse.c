@@ -1177,7 +1177,7 @@ static void test_reuse_delay(void) {
 }
 
 /* ProgramOptions.reuse_delay reaches the plan: unset is PROGRAM_REUSE_DELAY, PROGRAM_REUSE_AT_ONCE is none, a count
- * is that count; a step without updates (inference) delays only when a count is asked. */
+ * is that count, in a training step and in inference alike. */
 static void test_reuse_delay_option(void) {
     const int asked[] = {0, PROGRAM_REUSE_AT_ONCE, 7}, want[] = {PROGRAM_REUSE_DELAY, 0, 7};
     for (int training = 0; training < 2; training++)
@@ -1195,7 +1195,7 @@ static void test_reuse_delay_option(void) {
             Program *p = program_build(g, NULL, 0, &po, err, sizeof err);
             CHECK(p, "program_build: %s", err);
             if (p) {
-                const int expect = training || asked[k] > 0 ? want[k] : 0;   /* (inference: at once unless asked) */
+                const int expect = want[k];
                 CHECK(p->f->reuse_delay == expect, "%s step, reuse_delay %d asked: plan delays %d groups, want %d",
                       training ? "training" : "inference", asked[k], p->f->reuse_delay, expect);
                 program_free(p);

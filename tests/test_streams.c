@@ -475,17 +475,17 @@ static double check_overlap_floor(const Program *p, const char *what) {
 }
 
 /* Memory reused at once chains an inference step's launches (each buffer's next writer waits for its last reader);
- * held for 20 groups it leaves the four scan directions of a layer independent: a shorter longest path. */
+ * held for 20 groups (the default) it leaves the four scan directions of a layer independent: a shorter longest path. */
 static void check_overlap_floors(void) {
     const DslSet b8[] = {{"batch", "8"}};
     DslModule *m;
     StepGraph sg;
     double path[2] = {0, 0};
     for (int k = 0; k < 2; k++) {
-        reuse_delay = k ? 20 : 0;
+        reuse_delay = k ? 0 : PROGRAM_REUSE_AT_ONCE;
         Program *p = build("models/arm_b.vmc", "arm_b_ft224", false, true, b8, 1, true, &m, &sg);
         if (!p) continue;
-        path[k] = check_overlap_floor(p, k ? "arm_b_ft224 infer, reuse after 20 groups" : "arm_b_ft224 infer");
+        path[k] = check_overlap_floor(p, k ? "arm_b_ft224 infer" : "arm_b_ft224 infer, reuse at once");
         program_free(p); graph_free(sg.g); dsl_free(m);
     }
     reuse_delay = 0;
