@@ -23,6 +23,46 @@
 static_assert(SCAN_CHUNK % SCAN_PF == 0 && SCAN_TILE % SCAN_CHUNK == 0, "scan states: chunk and tile sizes");
 #endif
 
+// SCAN_BC_ASYNC: the next tile's Bm/Cm rows are copied as they are stored (BC_T) by cp.async into sRaw while this
+// tile computes, and converted to f32 from shared memory at the tile's start, so no thread waits on global memory
+// there nor spends its 64-bit index arithmetic per value (about 30 instructions a value, 7% of the kernel's). Needs
+// every row's Bm and Cm segments in whole 16-byte pieces (and the buffers 16-byte aligned, checked at run time:
+// else the loads below). SCAN_BC_ASYNC 0 keeps the loads everywhere (an old template's behaviour, for timing).
+#ifndef SCAN_BC_ASYNC
+#define SCAN_BC_ASYNC 1
+#endif
+static constexpr bool scan_bc_async =
+    SCAN_BC_ASYNC && SCAN_N * sizeof(BC_T) % 16 == 0 && BM_STRIDE * sizeof(BC_T) % 16 == 0 &&
+    BM_OFF * sizeof(BC_T) % 16 == 0 && CM_STRIDE * sizeof(BC_T) % 16 == 0 && CM_OFF * sizeof(BC_T) % 16 == 0;
+
+// Stages rows t0 .. t0+nr-1 of Bm and Cm as f32 into s ([row][Bm's N, then Cm's N]) by loads, a value at a time.
+template <class TB>
+static __device__ __forceinline__ void scan_stage_bc_loads(float (*s)[2 * SCAN_N], const TB *Bm, const TB *Cm, int b,
+                                                           int t0, int nr) {
+    for (int j = threadIdx.x; j < nr * 2 * SCAN_N; j += SCAN_THREADS) {
+        const int i = j / (2 * SCAN_N), c = j % (2 * SCAN_N), t = t0 + i;
+        s[i][c] = c < SCAN_N ? to_f32(Bm[VMC_AT(BM, b, t) + c]) : to_f32(Cm[VMC_AT(CM, b, t) + c - SCAN_N]);
+    }
+}
+
+// Copies rows t0 .. t0+nr-1 of Bm and Cm as they are into raw ([row][Bm's N, then Cm's N]) by cp.async, 16 bytes
+// a copy, one commit group.
+template <class TB>
+static __device__ __forceinline__ void scan_copy_bc_async(TB (*raw)[2 * SCAN_N], const TB *Bm, const TB *Cm, int b,
+                                                          int t0, int nr) {
+    constexpr int E = 16 / (int)sizeof(TB), HALF = SCAN_N / E;   // values a copy, copies a row of Bm (or Cm)
+    constexpr int PER = (SCAN_TILE * 2 * HALF + SCAN_THREADS - 1) / SCAN_THREADS;   // copies a thread at most
+#pragma unroll
+    for (int k = 0; k < PER; k++) {
+        const int q = threadIdx.x + k * SCAN_THREADS, i = q / (2 * HALF), r = q % (2 * HALF), t = t0 + i;
+        if (i < nr) {
+            const TB *src = r < HALF ? Bm + VMC_AT(BM, b, t) + r * E : Cm + VMC_AT(CM, b, t) + (r - HALF) * E;
+            vmc_cp_async16(&raw[i][r * E], src);
+        }
+    }
+    vmc_cp_async_commit();
+}
+
 // At most 80 registers (6 blocks of 128 per SM): ARM-B's 768 blocks then fit one wave on 132 SMs, unspilled.
 extern "C" __global__ void __launch_bounds__(SCAN_THREADS, 6)
 vmc_scan_fwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const ALOG_T *__restrict__ A_log,
@@ -33,7 +73,11 @@ vmc_scan_fwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
     constexpr int N = SCAN_N, PF = SCAN_PF;
     static_assert(SCAN_TILE % SCAN_PF == 0, "prefetch groups must not straddle tiles");
     __shared__ __align__(16) float sBC[SCAN_TILE][2 * N];
+    __shared__ __align__(16) BC_T sRaw[scan_bc_async ? SCAN_TILE : 1][2 * N];   // the next tile's rows, copied while
+                                                                               // this one computes
     const int tid = threadIdx.x, d_raw = blockIdx.x * SCAN_THREADS + tid, b = blockIdx.y;
+    const bool bc_async = scan_bc_async && (((unsigned long long)Bm | (unsigned long long)Cm) & 15) == 0;
+    if (bc_async) scan_copy_bc_async(sRaw, Bm, Cm, b, 0, min(SCAN_TILE, SCAN_L));
     const bool valid = d_raw < SCAN_D;   // lanes past D run on column D-1 and store nothing (barriers below)
     const int d = valid ? d_raw : SCAN_D - 1;
     float A2[N], h[N];
@@ -57,13 +101,25 @@ vmc_scan_fwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
     }
     for (int t0 = 0; t0 < SCAN_L; t0 += SCAN_TILE) {
         const int nr = min(SCAN_TILE, SCAN_L - t0);
-        __syncthreads();   // the previous tile is consumed
-        for (int j = tid; j < nr * 2 * N; j += SCAN_THREADS) {
-            const int i = j / (2 * N), c = j % (2 * N);
-            const int t = t0 + i;
-            sBC[i][c] = c < N ? to_f32(Bm[VMC_AT(BM, b, t) + c]) : to_f32(Cm[VMC_AT(CM, b, t) + c - N]);
+        if (bc_async) {
+            constexpr int E = 16 / (int)sizeof(BC_T);
+            vmc_cp_async_wait<0>();   // this thread's copies of the tile have landed
+            __syncthreads();          // everyone's, and the previous tile is consumed
+            for (int j = tid * E; j < nr * 2 * N; j += SCAN_THREADS * E) {   // (2N a multiple of E)
+                float f[E];
+                load_row<E>(&sRaw[0][0] + j, f);
+#pragma unroll
+                for (int e = 0; e < E; e += 4)
+                    *reinterpret_cast<float4 *>(&sBC[0][0] + j + e) = float4{f[e], f[e + 1], f[e + 2], f[e + 3]};
+            }
+            __syncthreads();   // sBC staged, sRaw free for the next tile
+            if (t0 + SCAN_TILE < SCAN_L)
+                scan_copy_bc_async(sRaw, Bm, Cm, b, t0 + SCAN_TILE, min(SCAN_TILE, SCAN_L - t0 - SCAN_TILE));
+        } else {
+            __syncthreads();   // the previous tile is consumed
+            scan_stage_bc_loads(sBC, Bm, Cm, b, t0, nr);
+            __syncthreads();
         }
-        __syncthreads();
         for (int i = 0; i < nr; i += PF) {
 #if SCAN_STATES
             if ((t0 + i) % SCAN_CHUNK == 0 && t0 + i > 0 && valid) {   // the state entering chunk (t0 + i) / CHUNK
