@@ -105,12 +105,17 @@ vmc_scan_fwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
             constexpr int E = 16 / (int)sizeof(BC_T);
             vmc_cp_async_wait<0>();   // this thread's copies of the tile have landed
             __syncthreads();          // everyone's, and the previous tile is consumed
-            for (int j = tid * E; j < nr * 2 * N; j += SCAN_THREADS * E) {   // (2N a multiple of E)
-                float f[E];
-                load_row<E>(&sRaw[0][0] + j, f);
+            constexpr int PER = (SCAN_TILE * 2 * N / E + SCAN_THREADS - 1) / SCAN_THREADS;   // (2N a multiple of E)
 #pragma unroll
-                for (int e = 0; e < E; e += 4)
-                    *reinterpret_cast<float4 *>(&sBC[0][0] + j + e) = float4{f[e], f[e + 1], f[e + 2], f[e + 3]};
+            for (int k = 0; k < PER; k++) {
+                const int j = (tid + k * SCAN_THREADS) * E;
+                if (j < nr * 2 * N) {
+                    float f[E];
+                    load_row<E>(&sRaw[0][0] + j, f);
+#pragma unroll
+                    for (int e = 0; e < E; e += 4)
+                        *reinterpret_cast<float4 *>(&sBC[0][0] + j + e) = float4{f[e], f[e + 1], f[e + 2], f[e + 3]};
+                }
             }
             __syncthreads();   // sBC staged, sRaw free for the next tile
             if (t0 + SCAN_TILE < SCAN_L)
