@@ -211,11 +211,17 @@ size_t scan_states_numel(const ScanSpec *s) {
     return (size_t)s->B * (size_t)((s->L + SCAN_CHUNK - 1) / SCAN_CHUNK - 1) * (size_t)s->N * (size_t)s->D;
 }
 
+/* The forward's Bm/Cm tiles copied a tile ahead by cp.async (selective_scan_fwd.cuh SCAN_BC_ASYNC; VMC_SCAN_BC_ASYNC=0|1):
+ * checked by the emulator, not yet timed on a GPU, so off by default */
+enum { SCAN_BC_ASYNC_DEFAULT = 0 };
+
 char *template_scan_fwd(const ScanSpec *s, KernelLaunch *l) {
     Defs ds = {0};
     scan_defs(s, &ds);
     def_str(&ds, "OUT_T", template_ctype(s->out));
     def_int(&ds, "SCAN_THREADS", SCAN_FWD_THREADS);
+    int async;
+    def_int(&ds, "SCAN_BC_ASYNC", codegen_knob_ints("VMC_SCAN_BC_ASYNC", &async, 1) ? async != 0 : SCAN_BC_ASYNC_DEFAULT);
     launch_init(l, "vmc_scan_fwd", cdiv(s->D, SCAN_FWD_THREADS), (unsigned)s->B, 1, SCAN_FWD_THREADS, 1);
     return instantiate_defs("selective_scan_fwd.cuh", &ds);
 }

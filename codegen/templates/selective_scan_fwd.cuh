@@ -27,7 +27,8 @@ static_assert(SCAN_CHUNK % SCAN_PF == 0 && SCAN_TILE % SCAN_CHUNK == 0, "scan st
 // tile computes, and converted to f32 from shared memory at the tile's start, so no thread waits on global memory
 // there nor spends its 64-bit index arithmetic per value (about 30 instructions a value, 7% of the kernel's). Needs
 // every row's Bm and Cm segments in whole 16-byte pieces (and the buffers 16-byte aligned, checked at run time:
-// else the loads below). SCAN_BC_ASYNC 0 keeps the loads everywhere (an old template's behaviour, for timing).
+// else the loads below). SCAN_BC_ASYNC 0 keeps the loads everywhere (template.c sets it: VMC_SCAN_BC_ASYNC; the
+// emulator tests take this default).
 #ifndef SCAN_BC_ASYNC
 #define SCAN_BC_ASYNC 1
 #endif
