@@ -1195,9 +1195,8 @@ static void test_reuse_delay_option(void) {
             Program *p = program_build(g, NULL, 0, &po, err, sizeof err);
             CHECK(p, "program_build: %s", err);
             if (p) {
-                const int expect = want[k];
-                CHECK(p->f->reuse_delay == expect, "%s step, reuse_delay %d asked: plan delays %d groups, want %d",
-                      training ? "training" : "inference", asked[k], p->f->reuse_delay, expect);
+                CHECK(p->f->reuse_delay == want[k], "%s step, reuse_delay %d asked: plan delays %d groups, want %d",
+                      training ? "training" : "inference", asked[k], p->f->reuse_delay, want[k]);
                 program_free(p);
             }
             graph_free(g);
