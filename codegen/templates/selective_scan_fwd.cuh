@@ -29,6 +29,16 @@ static_assert(SCAN_CHUNK % SCAN_PF == 0 && SCAN_TILE % SCAN_CHUNK == 0, "scan st
 // every row's Bm and Cm segments in whole 16-byte pieces (and the buffers 16-byte aligned, checked at run time:
 // else the loads below). SCAN_BC_ASYNC 0 keeps the loads everywhere (template.c sets it: VMC_SCAN_BC_ASYNC; the
 // emulator tests take this default).
+// SCAN_POLY_EXP K: the decays of states 0 .. K-1 by exp2_fma (FMA pipe), the rest by the ex2 unit, to share the
+// work between the two (the unit is 71% busy at ARM-B inference). SCAN_Y_SPLIT S: y = C h summed in S partial sums
+// (S chains of N/S dependent FMAs instead of one of N). Both timing knobs (template.c: VMC_SCAN_POLY_EXP,
+// VMC_SCAN_Y_SPLIT).
+#ifndef SCAN_POLY_EXP
+#define SCAN_POLY_EXP 0
+#endif
+#ifndef SCAN_Y_SPLIT
+#define SCAN_Y_SPLIT 1
+#endif
 #ifndef SCAN_BC_ASYNC
 #define SCAN_BC_ASYNC 1
 #endif
@@ -148,12 +158,18 @@ vmc_scan_fwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
                 float Bv[N], Cv[N];
                 load_row<N>(&sBC[i + p][0], Bv);
                 load_row<N>(&sBC[i + p][N], Cv);
-                float y = Dd * uu;
+                float ys[SCAN_Y_SPLIT];
+#pragma unroll
+                for (int k = 0; k < SCAN_Y_SPLIT; k++) ys[k] = k == 0 ? Dd * uu : 0.f;
 #pragma unroll
                 for (int n = 0; n < N; n++) {
-                    h[n] = fmaf(exp2_ftz(dl * A2[n]), h[n], dlu * Bv[n]);
-                    y = fmaf(Cv[n], h[n], y);
+                    const float a = n < SCAN_POLY_EXP ? exp2_fma(dl * A2[n]) : exp2_ftz(dl * A2[n]);
+                    h[n] = fmaf(a, h[n], dlu * Bv[n]);
+                    ys[n % SCAN_Y_SPLIT] = fmaf(Cv[n], h[n], ys[n % SCAN_Y_SPLIT]);
                 }
+                float y = ys[0];
+#pragma unroll
+                for (int k = 1; k < SCAN_Y_SPLIT; k++) y += ys[k];
                 if (SCAN_GATED) y *= zz * sigmoid_f(zz);
                 if (valid) out[((size_t)b * SCAN_L + t0 + i + p) * SCAN_D + d] = from_f32<OUT_T>(y);
             }

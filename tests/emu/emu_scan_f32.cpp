@@ -9,6 +9,8 @@
 #include "scan_f32_types.h"
 #define SCAN_CHUNK 8
 #define SCAN_STATES 1   // the forward saves the chunk-start states, the backward reads them
+#define SCAN_POLY_EXP 16   // every decay of the forward by exp2_fma (the FMA pipe), checked at f32's tolerance
+#define SCAN_Y_SPLIT 2
 #define vmc_scan_fwd emu_scan_fwd_f32
 #define vmc_scan_bwd emu_scan_bwd_f32
 #include "../../codegen/templates/common.cuh"
