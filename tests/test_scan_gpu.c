@@ -5,7 +5,7 @@
  * usable GPU.
  * `--small`: small shapes only (for compute-sanitizer); `--profile [infer|ungated]`: one ARM-B fwd+bwd (for ncu);
  * `--bench`: scan fwd+bwd and conv1d times and achieved GB/s at ARM-B shapes, beside a device-to-device copy, and
- * the decoder attention's times; `--bench-conv`: its conv1d rows alone. */
+ * the decoder attention's times; `--bench-conv`: its conv1d rows alone; `--bench-scan`: its scan rows alone. */
 #include "cuda_api.h"
 #include "cuda_tma.h"
 #include "gemm.h"
@@ -1011,7 +1011,8 @@ static void bench_big_gemms(void) {
         bench_hopper_gemm(shapes[i][0], shapes[i][1], shapes[i][2]);
 }
 
-static void bench(bool conv_only) {
+enum { BENCH_ALL, BENCH_CONV, BENCH_SCAN };
+static void bench(int part) {
     CopyCtx c = {dalloc((size_t)1 << 30), dalloc((size_t)1 << 30), (size_t)1 << 30};
     CU_CHECK(cu->cuMemsetD8(c.a, 0x3c, c.bytes));
     float t = time_ms(run_copy, &c, 2, 10);
@@ -1020,7 +1021,7 @@ static void bench(bool conv_only) {
     CU_CHECK(cu->cuMemFree(c.b));
     printf("\nbench (median of 20; bytes = each input read once + each output written once)\n");
     printf("| device-to-device copy 1 GiB | %.3f ms | %.0f GB/s (read+write) |\n", t, copy_gbs);
-    if (conv_only) {
+    if (part == BENCH_CONV) {
         bench_conv(128, 197, 768, DT_BF16, copy_gbs);
         return;
     }
@@ -1032,6 +1033,7 @@ static void bench(bool conv_only) {
     bench_scan(recompute(scan_spec(128, 197, 768, DT_BF16, DT_BF16)), copy_gbs);   /* inference: no states */
     bench_scan(recompute(scan_spec(256, 197, 768, DT_BF16, DT_BF16)), copy_gbs);   /* ARM-B's inference batch */
     bench_scan(ungated(recompute(scan_spec(256, 197, 768, DT_BF16, DT_BF16))), copy_gbs);   /* ... its scans */
+    if (part == BENCH_SCAN) return;
     bench_conv(128, 197, 768, DT_BF16, copy_gbs);
     bench_attn(128, 8, 128, 128, 64);
     if (arch == 90) {   /* ARM-B's Linears */
@@ -1150,7 +1152,11 @@ int main(int argc, char **argv) {
         return failures != 0;
     }
     if (argc > 1 && !strcmp(argv[1], "--bench-conv")) {   /* the conv1d rows of --bench alone (VMC_CONV_BWD sweeps) */
-        bench(true);
+        bench(BENCH_CONV);
+        return 0;
+    }
+    if (argc > 1 && !strcmp(argv[1], "--bench-scan")) {   /* the scan rows of --bench alone (template knob sweeps) */
+        bench(BENCH_SCAN);
         return 0;
     }
     if (argc > 1 && !strcmp(argv[1], "--profile")) {   /* one fwd + bwd at ARM-B fine-tuning shape, for ncu */
@@ -1197,7 +1203,7 @@ int main(int argc, char **argv) {
         check_swiglu_gpu(130, 130, 136, false, 38);
         if (!small) check_swiglu_gpu(600, 520, 768, true, 34);
     }
-    if (do_bench) bench(false);
+    if (do_bench) bench(BENCH_ALL);
     printf(failures ? "test_scan_gpu: %d checks FAILED\n" : "test_scan_gpu: ok\n", failures);
     return failures != 0;
 }
