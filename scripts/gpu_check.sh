@@ -49,6 +49,9 @@ rows+=("cuda vs cpu, VMC_ZERO_MERGE=0|$t|$(grep -o 'worst normalised error [^;]*
 if VMC_SCAN_BC_ASYNC=0 "$B/tests/test_cuda_exec" --quick > "$log/bcasync.txt" 2>&1 &&
     VMC_SCAN_BC_ASYNC=0 "$B/tests/test_scan_gpu" > "$log/bcasync_scan.txt" 2>&1; then t="pass"; else t="FAIL"; fi
 rows+=("cuda vs cpu + templates vs fp64, VMC_SCAN_BC_ASYNC=0|$t|$(grep -o 'worst normalised error [^;]*' "$log/bcasync.txt" | tail -1)")
+# the scan forward's timing knobs (off by default): every decay by the FMA-pipe polynomial, y in 4 partial sums
+if VMC_SCAN_POLY_EXP=16 VMC_SCAN_Y_SPLIT=4 "$B/tests/test_scan_gpu" > "$log/polyexp.txt" 2>&1; then t="pass"; else t="FAIL"; fi
+rows+=("templates vs fp64, VMC_SCAN_POLY_EXP=16 VMC_SCAN_Y_SPLIT=4|$t|$(tail -1 "$log/polyexp.txt")")
 if bash tests/test_own_gemm_check.sh "$B" "$root" > "$log/check.txt" 2>&1; then t=pass; else t=FAIL; fi
 rows+=("a broken own GEMM kernel rejected|$t|$(grep 'broken own kernel' "$log/check.txt")")
 
