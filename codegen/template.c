@@ -225,7 +225,8 @@ char *template_scan_fwd(const ScanSpec *s, KernelLaunch *l) {
     def_int(&ds, "SCAN_BC_ASYNC", codegen_knob_ints("VMC_SCAN_BC_ASYNC", &async, 1) ? async != 0 : SCAN_BC_ASYNC_DEFAULT);
     // timing knobs (selective_scan_fwd.cuh): decays of the first K states on the FMA pipe, y in S partial sums
     int poly, split;
-    def_int(&ds, "SCAN_POLY_EXP", codegen_knob_ints("VMC_SCAN_POLY_EXP", &poly, 1) && poly >= 0 && poly <= s->N ? poly : 0);
+    def_int(&ds, "SCAN_POLY_EXP",
+            codegen_knob_ints("VMC_SCAN_POLY_EXP", &poly, 1) && poly >= 0 && poly <= s->N ? poly : 0);
     def_int(&ds, "SCAN_Y_SPLIT",
             codegen_knob_ints("VMC_SCAN_Y_SPLIT", &split, 1) && (split == 1 || split == 2 || split == 4) ? split : 1);
     launch_init(l, "vmc_scan_fwd", cdiv(s->D, SCAN_FWD_THREADS), (unsigned)s->B, 1, SCAN_FWD_THREADS, 1);
