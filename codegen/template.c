@@ -173,6 +173,26 @@ bool codegen_knob_ints(const char *name, int *v, int n) {
     return true;
 }
 
+int codegen_knob_int(const char *name, int lo, int hi, int def) {
+    int v;
+    const char *s = getenv(name);
+    if (!s || !*s || (codegen_knob_ints(name, &v, 1) && !strchr(s, ',') && v >= lo && v <= hi))
+        return s && *s ? v : def;
+    enum { SEEN = 16 };   /* reported once per name and value, though every kernel instance reads the knob */
+    static char seen[SEEN][96];
+    static int nseen;
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    char key[96];
+    snprintf(key, sizeof key, "%s=%s", name, s);
+    pthread_mutex_lock(&mu);
+    bool report = true;
+    for (int i = 0; i < nseen && report; i++) report = strcmp(seen[i], key) != 0;
+    if (report && nseen < SEEN) snprintf(seen[nseen++], sizeof seen[0], "%s", key);
+    pthread_mutex_unlock(&mu);
+    if (report) fprintf(stderr, "vmc: %s ignored: expects an integer from %d to %d (using %d)\n", key, lo, hi, def);
+    return def;
+}
+
 /* ---------------------------------------------------------------- selective scan */
 enum { SCAN_FWD_THREADS = 128, SCAN_BWD_THREADS = 64, SCAN_CHUNK = 8 };
 
@@ -224,11 +244,8 @@ char *template_scan_fwd(const ScanSpec *s, KernelLaunch *l) {
     int async;
     def_int(&ds, "SCAN_BC_ASYNC", codegen_knob_ints("VMC_SCAN_BC_ASYNC", &async, 1) ? async != 0 : SCAN_BC_ASYNC_DEFAULT);
     // timing knobs (selective_scan_fwd.cuh): decays of the first K states on the FMA pipe, y in S partial sums
-    int poly, split;
-    def_int(&ds, "SCAN_POLY_EXP",
-            codegen_knob_ints("VMC_SCAN_POLY_EXP", &poly, 1) && poly >= 0 && poly <= s->N ? poly : 0);
-    def_int(&ds, "SCAN_Y_SPLIT",
-            codegen_knob_ints("VMC_SCAN_Y_SPLIT", &split, 1) && (split == 1 || split == 2 || split == 4) ? split : 1);
+    def_int(&ds, "SCAN_POLY_EXP", codegen_knob_int("VMC_SCAN_POLY_EXP", 0, 16, 0));
+    def_int(&ds, "SCAN_Y_SPLIT", codegen_knob_int("VMC_SCAN_Y_SPLIT", 1, 16, 1));
     launch_init(l, "vmc_scan_fwd", cdiv(s->D, SCAN_FWD_THREADS), (unsigned)s->B, 1, SCAN_FWD_THREADS, 1);
     return instantiate_defs("selective_scan_fwd.cuh", &ds);
 }

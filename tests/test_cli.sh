@@ -1,7 +1,8 @@
 #!/bin/bash
 # test_cli.sh — the command line of every vmc command: --help prints usage naming each of its flags and exits 0;
 # every flag named there parses (`vmc CMD FLAG VALUE --help` still exits 0); an unknown flag prints one line naming
-# it with a pointer to --help and exits 1 (a usage error, commands.h). Needs no model, data or GPU.
+# it with a pointer to --help and exits 1 (a usage error, commands.h); malformed numbers and a bad template knob are
+# named. Needs no data or GPU (models/tiny.vmc for the knob).
 # usage: test_cli.sh VMC
 set -u
 VMC=$1
@@ -91,6 +92,13 @@ bad_number "vmc compile: --arch sm_XX expects .*found '9x'" compile m.vmc --arch
 bad_number "vmc compile: --arch expects sm_XX, found '90'" compile m.vmc --arch 90
 bad_number "--steps expects a non-negative integer, found 'abc'" pretrain m.vmc --steps abc
 echo "ok: malformed numbers"
+
+# A template knob's bad value is named once on stderr (though every scan instance reads it) and the default used
+VMC_SCAN_POLY_EXP=99 VMC_CACHE="$T/cache" "$VMC" compile "$(dirname "$0")/../models/tiny.vmc" \
+    --model tiny_ft --train --no-nvrtc >"$T/out" 2>"$T/err"; rc=$?
+[ $rc = 0 ] && [ "$(grep -c 'VMC_SCAN_POLY_EXP=99 ignored: expects an integer from 0 to 16 (using 0)' "$T/err")" = 1 ] \
+    || fail "VMC_SCAN_POLY_EXP=99: want exit 0 and the knob named once, got exit $rc: $(cat "$T/err")"
+echo "ok: a bad template knob named"
 
 # A trainable attention mask is refused where the model wrote the attention, before anything runs
 cat > "$T/tm.vmc" <<'EOF_VMC'
