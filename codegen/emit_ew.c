@@ -12,8 +12,7 @@
  * half an SM's thread slots; VMC_CSUM_BLOCKS=N sets the count instead, for tuning. */
 enum { CSUM_BLOCKS = 528 };
 long long em_csum_blocks(void) {
-    int v;
-    return codegen_knob_ints("VMC_CSUM_BLOCKS", &v, 1) && v >= 1 && v <= 65535 ? v : CSUM_BLOCKS;
+    return codegen_knob_int("VMC_CSUM_BLOCKS", 1, 65535, CSUM_BLOCKS);
 }
 
 static unsigned grid_for(int64_t numel, unsigned threads) {

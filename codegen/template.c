@@ -241,8 +241,7 @@ char *template_scan_fwd(const ScanSpec *s, KernelLaunch *l) {
     scan_defs(s, &ds);
     def_str(&ds, "OUT_T", template_ctype(s->out));
     def_int(&ds, "SCAN_THREADS", SCAN_FWD_THREADS);
-    int async;
-    def_int(&ds, "SCAN_BC_ASYNC", codegen_knob_ints("VMC_SCAN_BC_ASYNC", &async, 1) ? async != 0 : SCAN_BC_ASYNC_DEFAULT);
+    def_int(&ds, "SCAN_BC_ASYNC", codegen_knob_int("VMC_SCAN_BC_ASYNC", 0, 1, SCAN_BC_ASYNC_DEFAULT));
     // timing knobs (selective_scan_fwd.cuh): decays of the first K states on the FMA pipe, y in S partial sums
     def_int(&ds, "SCAN_POLY_EXP", codegen_knob_int("VMC_SCAN_POLY_EXP", 0, 16, 0));
     def_int(&ds, "SCAN_Y_SPLIT", codegen_knob_int("VMC_SCAN_Y_SPLIT", 1, 16, 1));
@@ -319,8 +318,7 @@ static int attn_chunk(const AttnSpec *s) {
 }
 
 bool template_attn_fast(const AttnSpec *s, bool backward) {
-    int knob;
-    if (codegen_knob_ints("VMC_ATTN_FAST", &knob, 1) && !knob) return false;
+    if (!codegen_knob_int("VMC_ATTN_FAST", 0, 1, 1)) return false;
     const bool bf16_in = s->q == DT_BF16 && s->k == DT_BF16 && s->v == DT_BF16 && (!backward || s->dout == DT_BF16);
     return bf16_in && s->E % 16 == 0 && s->E >= 16 && s->E <= 128 && s->L <= 256 && s->S <= 256 && attn_chunk(s);
 }
@@ -502,7 +500,7 @@ char *template_conv1d_bwd_multi(const Conv1dSpec *s, int ndir, const RowMap *xma
     /* each direction's dy and dy2 loads issued once the direction before has read its own, so that they arrive
      * while it computes (conv1d.cuh conv_bwd_multi_load): fine-tuning 67.72 / 67.65 against 68.13 / 68.45 ms a step
      * (H100, session 26); VMC_CONV_MBWD_AHEAD=0 issues them at each direction's start */
-    def_int(&ds, "CONV_MAHEAD", !(codegen_knob_ints("VMC_CONV_MBWD_AHEAD", v, 1) && v[0] == 0));
+    def_int(&ds, "CONV_MAHEAD", codegen_knob_int("VMC_CONV_MBWD_AHEAD", 0, 1, 1));
     def_str(&ds, "DY_T", template_ctype(s->dy));
     if (s->has_dy2) {
         def_int(&ds, "CONV_DY2", 1);
