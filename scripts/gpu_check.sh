@@ -2,7 +2,7 @@
 # gpu_check.sh [BUILD_DIR] — run on a GPU machine; builds nothing. Runs the gpu tests (cuda backend vs the cpu
 # oracle: kernels, gradients, 50 training steps; templates vs fp64), the ARM-B benchmarks, `vmc pretrain` on both
 # backends, the out-of-memory report and a short default job, then prints a short table (its logs come back packed:
-# $OUT/gpu_check_logs.tgz).
+# $OUT/gpu_check_logs.tgz; each row of the table also goes into $OUT/gpu_check_rows.txt as soon as it is made).
 # BUILD_DIR (default build-cuda2) holds vmc and tests/test_cuda_exec; a lib/ folder beside them is added to the
 # library path (carry libopenblas etc. there when the machine lacks them). VMC_GPU_QUICK=1: fewer checks/steps;
 # BENCH_TOP=N: the benchmarks list their N slowest kernels (default 12); GPU_AB: variants timed against this build
@@ -21,45 +21,51 @@ pack_logs() { [ -n "${OUT:-}" ] && tar czf "$OUT/gpu_check_logs.tgz" -C "$log" .
 trap pack_logs EXIT
 trap 'exit 143' TERM INT
 declare -a rows
+# each row also goes straight into $OUT as it is made, so that a run stopped early still brings back what it found
+format_row() { IFS='|' read -r a b c <<< "$1"; printf '%-38s %-5s %s\n' "$a" "$b" "$c"; }
+add_row() {
+    rows+=("$1")
+    if [ -n "${OUT:-}" ]; then format_row "$1" >> "$OUT/gpu_check_rows.txt"; fi
+}
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | sed 's/^/gpu: /'
 
 echo "== gpu tests"
 quick=""
 [ "${VMC_GPU_QUICK:-0}" = 1 ] && quick="--quick"
 if "$B/tests/test_cuda_exec" $quick 2>&1 | tee "$log/test.txt"; then t="pass"; else t="FAIL"; fi
-rows+=("cuda vs cpu tests|$t|$(grep -o 'worst normalised error [^;]*' "$log/test.txt" | tail -1)")
+add_row "cuda vs cpu tests|$t|$(grep -o 'worst normalised error [^;]*' "$log/test.txt" | tail -1)"
 loss=$(grep -o 'max relative loss difference over [0-9]* steps: [^;]*' "$log/test.txt" | sed 's/max relative loss difference over //' | paste -sd ' ' -)
-[ -n "$loss" ] && rows+=("training loss cpu vs cuda|$t|$loss")
+[ -n "$loss" ] && add_row "training loss cpu vs cuda|$t|$loss"
 # vmc's own kernel for every GEMM that has one (where otherwise only those timed faster than cuBLASLt run it), the
 # weight gradients' Hopper kernels included
 if VMC_OWN_GEMM=2 VMC_HOPPER_GEMM_WGRAD=1 "$B/tests/test_cuda_exec" --quick > "$log/own.txt" 2>&1; then t=pass
 else t=FAIL; fi
 grep -A3 "skinny GEMMs" "$log/own.txt" | head -8
-rows+=("cuda vs cpu, own skinny GEMMs forced|$t|$(grep -o 'worst normalised error [^;]*' "$log/own.txt" | tail -1)")
+add_row "cuda vs cpu, own skinny GEMMs forced|$t|$(grep -o 'worst normalised error [^;]*' "$log/own.txt" | tail -1)"
 # the directions' conv1d backwards each a launch (by default one launch sums their dx)
 if VMC_CONV_MULTI_BWD=0 "$B/tests/test_cuda_exec" --quick > "$log/mbwd.txt" 2>&1; then t=pass; else t=FAIL; fi
-rows+=("cuda vs cpu, VMC_CONV_MULTI_BWD=0|$t|$(grep -o 'worst normalised error [^;]*' "$log/mbwd.txt" | tail -1)")
+add_row "cuda vs cpu, VMC_CONV_MULTI_BWD=0|$t|$(grep -o 'worst normalised error [^;]*' "$log/mbwd.txt" | tail -1)"
 # the directions' conv1d backward with each direction's loads issued at its start (by default while the one before computes)
 if VMC_CONV_MBWD_AHEAD=0 "$B/tests/test_cuda_exec" --quick > "$log/ahead.txt" 2>&1; then t=pass; else t=FAIL; fi
-rows+=("cuda vs cpu, VMC_CONV_MBWD_AHEAD=0|$t|$(grep -o 'worst normalised error [^;]*' "$log/ahead.txt" | tail -1)")
+add_row "cuda vs cpu, VMC_CONV_MBWD_AHEAD=0|$t|$(grep -o 'worst normalised error [^;]*' "$log/ahead.txt" | tail -1)"
 # every memset a launch (by default those that stand together are one zeroing kernel, program_zero.c)
 if VMC_ZERO_MERGE=0 "$B/tests/test_cuda_exec" --quick > "$log/zero.txt" 2>&1; then t="pass"; else t="FAIL"; fi
-rows+=("cuda vs cpu, VMC_ZERO_MERGE=0|$t|$(grep -o 'worst normalised error [^;]*' "$log/zero.txt" | tail -1)")
+add_row "cuda vs cpu, VMC_ZERO_MERGE=0|$t|$(grep -o 'worst normalised error [^;]*' "$log/zero.txt" | tail -1)"
 # the scan forward's Bm/Cm tiles loaded value by value (by default copied a tile ahead by cp.async), and the templates then
 if VMC_SCAN_BC_ASYNC=0 "$B/tests/test_cuda_exec" --quick > "$log/bcasync.txt" 2>&1 &&
     VMC_SCAN_BC_ASYNC=0 "$B/tests/test_scan_gpu" > "$log/bcasync_scan.txt" 2>&1; then t="pass"; else t="FAIL"; fi
-rows+=("cuda vs cpu + templates vs fp64, VMC_SCAN_BC_ASYNC=0|$t|$(grep -o 'worst normalised error [^;]*' "$log/bcasync.txt" | tail -1)")
+add_row "cuda vs cpu + templates vs fp64, VMC_SCAN_BC_ASYNC=0|$t|$(grep -o 'worst normalised error [^;]*' "$log/bcasync.txt" | tail -1)"
 # the scan forward's timing knobs (off by default): every decay by the FMA-pipe polynomial, y in 4 partial sums
 if VMC_SCAN_POLY_EXP=16 VMC_SCAN_Y_SPLIT=4 "$B/tests/test_scan_gpu" > "$log/polyexp.txt" 2>&1; then t="pass"; else t="FAIL"; fi
-rows+=("templates vs fp64, VMC_SCAN_POLY_EXP=16 VMC_SCAN_Y_SPLIT=4|$t|$(tail -1 "$log/polyexp.txt")")
+add_row "templates vs fp64, VMC_SCAN_POLY_EXP=16 VMC_SCAN_Y_SPLIT=4|$t|$(tail -1 "$log/polyexp.txt")"
 if bash tests/test_own_gemm_check.sh "$B" "$root" > "$log/check.txt" 2>&1; then t=pass; else t=FAIL; fi
-rows+=("a broken own GEMM kernel rejected|$t|$(grep 'broken own kernel' "$log/check.txt")")
+add_row "a broken own GEMM kernel rejected|$t|$(grep 'broken own kernel' "$log/check.txt")"
 
 echo "== scan, conv1d and attention templates against fp64 references (test_scan_gpu), then their times"
 if "$B/tests/test_scan_gpu" > "$log/scan.txt" 2>&1; then s=pass; else s=FAIL; fi
 tail -3 "$log/scan.txt"
 "$B/tests/test_scan_gpu" --bench 2>&1 | tee "$log/scanb.txt" | grep "^|"
-rows+=("scan/conv1d/attention templates vs fp64|$s|ARM-B ft shapes: $(grep -m1 'scan B128 L197 D768 bf16->f32 |' "$log/scanb.txt" | awk -F'|' '{gsub(/ +/, " "); print "scan"$3", scan"$5", conv"}') $(grep -m1 'conv1d B128 L197' "$log/scanb.txt" | awk -F'|' '{gsub(/ +/, " "); print $3", "$5}'); pt attention$(grep -m1 'attention B128' "$log/scanb.txt" | awk -F'|' '{gsub(/ +/, " "); print $3", "$5}')")
+add_row "scan/conv1d/attention templates vs fp64|$s|ARM-B ft shapes: $(grep -m1 'scan B128 L197 D768 bf16->f32 |' "$log/scanb.txt" | awk -F'|' '{gsub(/ +/, " "); print "scan"$3", scan"$5", conv"}') $(grep -m1 'conv1d B128 L197' "$log/scanb.txt" | awk -F'|' '{gsub(/ +/, " "); print $3", "$5}'); pt attention$(grep -m1 'attention B128' "$log/scanb.txt" | awk -F'|' '{gsub(/ +/, " "); print $3", "$5}')"
 
 echo "== SwiGLU's backward in one kernel, every variant against fp64 and timed (test_scan_gpu --bench-swiglu-bwd)"
 if "$B/tests/test_scan_gpu" --bench-swiglu-bwd > "$log/swb.txt" 2>&1; then s=pass; else s=FAIL; fi
@@ -69,7 +75,7 @@ swb=$(grep "^| swiglu backward 16384x" "$log/swb.txt" | awk -F'|' '{split($3, f,
 sw_default=$(grep -oP '^\| swiglu backward 16384x\S+ default \| fused \K[0-9.]+' "$log/swb.txt")
 sw_best=$(head -1 <<< "$swb" | sed 's/ *swiglu backward 16384x2048x768, / (/; s/ *$/)/')
 sw_dh=$(grep -m1 -oP "^\| swiglu backward 16384x.*cuBLASLt's dh \K[0-9.]+" "$log/swb.txt")
-rows+=("SwiGLU backward variants vs fp64|$s|16384x2048x768 ms: default $sw_default, fastest $sw_best, cuBLASLt's dh $sw_dh + the generated pass")
+add_row "SwiGLU backward variants vs fp64|$s|16384x2048x768 ms: default $sw_default, fastest $sw_best, cuBLASLt's dh $sw_dh + the generated pass"
 
 bench() {   # label, then vmc bench arguments
     local label=$1; shift
@@ -88,9 +94,9 @@ bench() {   # label, then vmc bench arguments
         own=$(grep -oP 'own GEMMs: \K[0-9]+ of [0-9]+' "$log/bench.txt" | head -1)
         sw=$(grep -oP 'SwiGLU: \K[0-9]+ of [0-9]+' "$log/bench.txt" | head -1)
         floor=$(grep -oP 'ms a step, \K[0-9.]+(?= images/s; the step takes)' "$log/bench.txt" | head -1)
-        rows+=("$label|ok|${ips} img/s (burst ${burst}; floor ${floor:-?}), ${ms} ms/step at ${clk:-?} MHz, ${frac}% of GEMM peak, ${mem} GiB, cold ${cold} s, warm ${warm} s, own GEMM kernels ${own:-none}, SwiGLU in one ${sw:-none}")
+        add_row "$label|ok|${ips} img/s (burst ${burst}; floor ${floor:-?}), ${ms} ms/step at ${clk:-?} MHz, ${frac}% of GEMM peak, ${mem} GiB, cold ${cold} s, warm ${warm} s, own GEMM kernels ${own:-none}, SwiGLU in one ${sw:-none}"
     else
-        rows+=("$label|FAIL|see log above")
+        add_row "$label|FAIL|see log above"
     fi
 }
 steps=20
@@ -115,7 +121,7 @@ if [ -n "${GPU_AB:-}" ]; then
   for v in "${variants[@]}"; do
     label=${v%%=*}
     line=$(grep -E "^$label +\|" "$log/ab.txt" | tail -1 | cut -d'|' -f2- | tr -s ' ' | sed 's/ | /; /g')
-    rows+=("A/B ms a step ($which): $label|$([[ $line == *FAIL* || -z $line ]] && echo FAIL || echo ok)|${line:-no result}")
+    add_row "A/B ms a step ($which): $label|$([[ $line == *FAIL* || -z $line ]] && echo FAIL || echo ok)|${line:-no result}"
   done
 fi
 
@@ -125,7 +131,7 @@ if [ "${VMC_GPU_PARITY:-1}" = 1 ]; then
   for backend in cuda cpu; do
     echo "== parity with PyTorch ($backend backend)"
     if bash scripts/parity.sh --backend $backend --vmc "$B/vmc" 2>&1 | tee "$log/parity.txt"; then p=pass; else p=FAIL; fi
-    rows+=("PyTorch parity, $backend|$p|$(grep -oP 'worst rel L2 err \K[0-9.e+-]+' "$log/parity.txt" | paste -sd ' ' -) (arm_b_pretrain arm_b_ft224 vim_b)")
+    add_row "PyTorch parity, $backend|$p|$(grep -oP 'worst rel L2 err \K[0-9.e+-]+' "$log/parity.txt" | paste -sd ' ' -) (arm_b_pretrain arm_b_ft224 vim_b)"
   done
 fi
 
@@ -141,7 +147,7 @@ if [ -n "$data" ] && "$B/vmc" pretrain models/arm_b.vmc --model arm_b_pretrain -
   ips=$(grep -oP '"img_per_s":\s*\K[0-9.]+' "$out/armb/metrics.jsonl" | tail -10 | sort -n | awk '{a[NR]=$1} END {printf "%.0f", a[int((NR+1)/2)]}')
   l0=$(grep -oP '"loss":\s*\K[0-9.e+-]+' "$out/armb/metrics.jsonl" | head -1)
   l1=$(grep -oP '"loss":\s*\K[0-9.e+-]+' "$out/armb/metrics.jsonl" | tail -1)
-  rows+=("ARM-B pretrain, data + cuda, b128|ok|${mean} img/s over steps 3-48 (last 10: median ${ips}), loss $l0 -> $l1")
+  add_row "ARM-B pretrain, data + cuda, b128|ok|${mean} img/s over steps 3-48 (last 10: median ${ips}), loss $l0 -> $l1"
   # A checkpoint written by vmc loads in PyTorch's safetensors reader under the reference names.
   ck=$(ls -t "$out"/armb/*.safetensors 2>/dev/null | head -1)
   if [ -n "$ck" ] && python3 - "$ck" <<'PY' 2>&1 | tee "$log/ckpt.txt"; then c=pass; else c=FAIL; fi
@@ -154,9 +160,9 @@ bad = [k for k, s in need.items() if k not in t or tuple(t[k].shape) != s]
 print(f"{sys.argv[1]}: {len(t)} tensors; reference names/shapes checked: {len(need) - len(bad)}/{len(need)}")
 sys.exit(1 if bad else 0)
 PY
-  rows+=("checkpoint read by PyTorch|$c|$(tail -1 "$log/ckpt.txt" | cut -c1-90)")
+  add_row "checkpoint read by PyTorch|$c|$(tail -1 "$log/ckpt.txt" | cut -c1-90)"
 else
-  rows+=("ARM-B pretrain, data + cuda, b128|FAIL|see log above")
+  add_row "ARM-B pretrain, data + cuda, b128|FAIL|see log above"
 fi
 rm -rf "$out" "$data"
 
@@ -174,9 +180,9 @@ if [ -d "$fm" ]; then
       l0=$(grep -oP '"loss":\s*\K[0-9.e+-]+' "$out/$backend/metrics.jsonl" | head -1)
       l1=$(grep -oP '"loss":\s*\K[0-9.e+-]+' "$out/$backend/metrics.jsonl" | tail -1)
       ips=$(grep -oP '"img_per_s":\s*\K[0-9.]+' "$out/$backend/metrics.jsonl" | tail -10 | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
-      rows+=("tiny pretrain 50 steps, $backend|ok|loss $l0 -> $l1, ${ips} img/s")
+      add_row "tiny pretrain 50 steps, $backend|ok|loss $l0 -> $l1, ${ips} img/s"
     else
-      rows+=("tiny pretrain 50 steps, $backend|FAIL|see log above")
+      add_row "tiny pretrain 50 steps, $backend|FAIL|see log above"
     fi
   done
   echo "== out of memory: ARM-B pretrain at batch 16384"
@@ -185,12 +191,12 @@ if [ -d "$fm" ]; then
   rc=$?
   cat "$log/oom.txt" | tail -2
   if [ $rc = 2 ] && grep -q "out of GPU memory: batch 16384 needs" "$log/oom.txt"; then o=pass; else o="FAIL (exit $rc)"; fi
-  rows+=("out-of-memory message, exit 2|$o|$(grep -oP 'a batch of about \K[0-9]+' "$log/oom.txt" | head -1) suggested")
+  add_row "out-of-memory message, exit 2|$o|$(grep -oP 'a batch of about \K[0-9]+' "$log/oom.txt" | head -1) suggested"
   echo "== default job (--backend auto), 100 + 100 steps"
   if VMC_FMNIST="$fm" PRETRAIN_STEPS=100 FINETUNE_STEPS=100 VMC="$B/vmc" bash scripts/default_job.sh "$out/job" 2>&1 | tee "$log/job.txt" | tail -6; then
-    rows+=("default job, 100+100 steps|ok|$(grep -oP 'wall time \K.*' "$log/job.txt")")
+    add_row "default job, 100+100 steps|ok|$(grep -oP 'wall time \K.*' "$log/job.txt")"
   else
-    rows+=("default job, 100+100 steps|FAIL|see log above")
+    add_row "default job, 100+100 steps|FAIL|see log above"
   fi
   rm -rf "$out"
 fi
@@ -199,8 +205,5 @@ echo
 {
     echo "== summary (wall time ${SECONDS} s)"
     printf '%-38s %-5s %s\n' "check" "state" "figures"
-    for r in "${rows[@]}"; do
-        IFS='|' read -r a b c <<< "$r"
-        printf '%-38s %-5s %s\n' "$a" "$b" "$c"
-    done
+    for r in "${rows[@]}"; do format_row "$r"; done
 } | tee "$log/summary.txt"
