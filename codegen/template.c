@@ -174,10 +174,10 @@ bool codegen_knob_ints(const char *name, int *v, int n) {
 }
 
 int codegen_knob_int(const char *name, int lo, int hi, int def) {
-    int v;
     const char *s = getenv(name);
-    if (!s || !*s || (codegen_knob_ints(name, &v, 1) && !strchr(s, ',') && v >= lo && v <= hi))
-        return s && *s ? v : def;
+    if (!s || !*s) return def;
+    int v;
+    if (codegen_knob_ints(name, &v, 1) && !strchr(s, ',') && v >= lo && v <= hi) return v;
     enum { SEEN = 16 };   /* reported once per name and value, though every kernel instance reads the knob */
     static char seen[SEEN][96];
     static int nseen;
@@ -189,7 +189,7 @@ int codegen_knob_int(const char *name, int lo, int hi, int def) {
     for (int i = 0; i < nseen && report; i++) report = strcmp(seen[i], key) != 0;
     if (report && nseen < SEEN) snprintf(seen[nseen++], sizeof seen[0], "%s", key);
     pthread_mutex_unlock(&mu);
-    if (report) fprintf(stderr, "vmc: %s ignored: expects an integer from %d to %d (using %d)\n", key, lo, hi, def);
+    if (report) fprintf(stderr, "vmc: %s ignored: expects an integer from %d to %d (the default is used)\n", key, lo, hi);
     return def;
 }
 
