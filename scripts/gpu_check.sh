@@ -125,6 +125,30 @@ if [ -n "${GPU_AB:-}" ]; then
   done
 fi
 
+# Template settings timed on the scan rows alone (test_scan_gpu --bench-scan; 2 rounds, alternating with this build's
+# defaults): GPU_SCAN_AB="LABEL=VAR=VALUE[+VAR=VALUE...] ...". Each row: the forward's ms a call, round 1/2, at
+# pretraining's gated shape, fine-tuning's 4-direction one and inference's batch 256.
+# Example: GPU_SCAN_AB="p1=VMC_SCAN_POLY_EXP=1 p2=VMC_SCAN_POLY_EXP=2 s2=VMC_SCAN_Y_SPLIT=2"
+if [ -n "${GPU_SCAN_AB:-}" ]; then
+  echo "== scan rows under: base $GPU_SCAN_AB"
+  for r in 1 2; do
+    for item in "base=" $GPU_SCAN_AB; do
+      set=${item#*=}
+      env ${set//+/ } "$B/tests/test_scan_gpu" --bench-scan > "$log/scanab_${item%%=*}.$r.txt" 2>&1
+    done
+  done
+  scan_fwd_ms() {   # LABEL SHAPE: "r1/r2" of the forward's ms
+    grep -h -F "| scan $2 |" "$log/scanab_$1.1.txt" "$log/scanab_$1.2.txt" | grep -oP 'fwd \K[0-9.]+' | paste -sd/ -
+  }
+  for item in "base=" $GPU_SCAN_AB; do
+    l=${item%%=*}
+    figs="pt $(scan_fwd_ms "$l" 'B128 L128 D768 bf16->f32'), ft $(scan_fwd_ms "$l" 'B128 L197 D768 bf16->bf16 ungated'),"
+    figs+=" inf $(scan_fwd_ms "$l" 'B256 L197 D768 bf16->bf16 recompute ungated')"
+    n=$(grep -oE '[0-9.]+/[0-9.]+' <<< "$figs" | wc -l)   # both rounds of all three shapes
+    add_row "scan fwd ms a call (r1/r2): $l|$([ "$n" = 3 ] && echo ok || echo FAIL)|$figs"
+  done
+fi
+
 # Loss and every gradient of ARM-B (pretraining, 4-scan fine-tuning) and Vim-B against the independent PyTorch
 # implementation (tests/ref/arm_ref.py, tests/models/vim_ref.py): scripts/parity.sh runs `vmc grad` on each backend, fp32, tol 1e-4.
 if [ "${VMC_GPU_PARITY:-1}" = 1 ]; then
