@@ -59,8 +59,6 @@ bool codegen_reads_copy(const Fusion *f, const Group *gr, const Node *x);
 /* A tuning knob from the environment: "A,B,..." into up to n ints (those not given stay 0); false when unset or
  * malformed (the default then applies). */
 bool codegen_knob_ints(const char *name, int *v, int n);
-/* One integer knob in [lo, hi], def when unset; a malformed or out-of-range value is reported once on stderr (name,
- * value, the range) and def used. */
-int codegen_knob_int(const char *name, int lo, int hi, int def);
+/* (A knob of one integer: env_int, compiler/env_int.h, which names a bad value once.) */
 /* Kernel-class label for a group of any kind ("gemm", "scan", "conv", "norm", "elementwise", "optimizer", ...). */
 const char *codegen_group_class(const Fusion *f, const Group *gr);

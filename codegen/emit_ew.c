@@ -1,6 +1,7 @@
 /* emit_ew.c — elementwise and scatter kernels: a grid-stride loop over the group's domain, 4 consecutive elements
  * per thread with 16-byte accesses where alignment allows, and column sums accumulated alongside (Group.csums). */
 #include "emit.h"
+#include "env_int.h"
 #include <ctype.h>
 #include <math.h>
 #include <stdarg.h>
@@ -12,7 +13,7 @@
  * half an SM's thread slots; VMC_CSUM_BLOCKS=N sets the count instead, for tuning. */
 enum { CSUM_BLOCKS = 528 };
 long long em_csum_blocks(void) {
-    return codegen_knob_int("VMC_CSUM_BLOCKS", 1, 65535, CSUM_BLOCKS);
+    return env_int("VMC_CSUM_BLOCKS", 1, 65535, CSUM_BLOCKS);
 }
 
 static unsigned grid_for(int64_t numel, unsigned threads) {

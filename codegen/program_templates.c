@@ -2,6 +2,7 @@
  * their arguments (row maps, bf16 copies, copies into place, saved chunk states) and the memsets of what they
  * accumulate. */
 #include "program_impl.h"
+#include "env_int.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -483,7 +484,7 @@ void pg_own_gemm(Program *p, SeenSet *seen, int launch) {
     /* (not the weight gradients A^T B by default: with K split in parts they ran 5-33% behind cuBLASLt on every
      * ARM-B shape on the H200, session 24 (README: MN-major operands), so their modules would only lengthen the cold
      * compile and the tuning; VMC_HOPPER_GEMM_WGRAD=1 offers them) */
-    const bool wgrad_on = codegen_knob_int("VMC_HOPPER_GEMM_WGRAD", 0, 1, 0) == 1;
+    const bool wgrad_on = env_int("VMC_HOPPER_GEMM_WGRAD", 0, 1, 0) == 1;
     if (!src && sm90 && (!s.ta || wgrad_on)) {
         src = template_gemm_hopper(&s, &sl.k);
         hopper = src != NULL;

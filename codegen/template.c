@@ -2,6 +2,7 @@
  * picks block sizes, writes the #define block, and fills in the launch geometry and zeroing needs.
  * The numerics live in the .cuh files; this file only chooses constants. */
 #include "template.h"
+#include "env_int.h"
 #include "codegen.h"
 #include "util.h"
 #include <pthread.h>
@@ -173,26 +174,6 @@ bool codegen_knob_ints(const char *name, int *v, int n) {
     return true;
 }
 
-int codegen_knob_int(const char *name, int lo, int hi, int def) {
-    const char *s = getenv(name);
-    if (!s || !*s) return def;
-    int v;
-    if (codegen_knob_ints(name, &v, 1) && !strchr(s, ',') && v >= lo && v <= hi) return v;
-    enum { SEEN = 16 };   /* reported once per name and value, though every kernel instance reads the knob */
-    static char seen[SEEN][96];
-    static int nseen;
-    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-    char key[96];
-    snprintf(key, sizeof key, "%s=%s", name, s);
-    pthread_mutex_lock(&mu);
-    bool report = true;
-    for (int i = 0; i < nseen && report; i++) report = strcmp(seen[i], key) != 0;
-    if (report && nseen < SEEN) snprintf(seen[nseen++], sizeof seen[0], "%s", key);
-    pthread_mutex_unlock(&mu);
-    if (report) fprintf(stderr, "vmc: %s ignored: expects an integer from %d to %d (the default is used)\n", key, lo, hi);
-    return def;
-}
-
 /* ---------------------------------------------------------------- selective scan */
 enum { SCAN_FWD_THREADS = 128, SCAN_BWD_THREADS = 64, SCAN_CHUNK = 8 };
 
@@ -241,10 +222,10 @@ char *template_scan_fwd(const ScanSpec *s, KernelLaunch *l) {
     scan_defs(s, &ds);
     def_str(&ds, "OUT_T", template_ctype(s->out));
     def_int(&ds, "SCAN_THREADS", SCAN_FWD_THREADS);
-    def_int(&ds, "SCAN_BC_ASYNC", codegen_knob_int("VMC_SCAN_BC_ASYNC", 0, 1, SCAN_BC_ASYNC_DEFAULT));
+    def_int(&ds, "SCAN_BC_ASYNC", env_int("VMC_SCAN_BC_ASYNC", 0, 1, SCAN_BC_ASYNC_DEFAULT));
     // timing knobs (selective_scan_fwd.cuh): decays of the first K states on the FMA pipe, y in S partial sums
-    def_int(&ds, "SCAN_POLY_EXP", codegen_knob_int("VMC_SCAN_POLY_EXP", 0, 16, 0));
-    def_int(&ds, "SCAN_Y_SPLIT", codegen_knob_int("VMC_SCAN_Y_SPLIT", 1, 16, 1));
+    def_int(&ds, "SCAN_POLY_EXP", env_int("VMC_SCAN_POLY_EXP", 0, 16, 0));
+    def_int(&ds, "SCAN_Y_SPLIT", env_int("VMC_SCAN_Y_SPLIT", 1, 16, 1));
     launch_init(l, "vmc_scan_fwd", cdiv(s->D, SCAN_FWD_THREADS), (unsigned)s->B, 1, SCAN_FWD_THREADS, 1);
     return instantiate_defs("selective_scan_fwd.cuh", &ds);
 }
@@ -318,7 +299,7 @@ static int attn_chunk(const AttnSpec *s) {
 }
 
 bool template_attn_fast(const AttnSpec *s, bool backward) {
-    if (!codegen_knob_int("VMC_ATTN_FAST", 0, 1, 1)) return false;
+    if (!env_int("VMC_ATTN_FAST", 0, 1, 1)) return false;
     const bool bf16_in = s->q == DT_BF16 && s->k == DT_BF16 && s->v == DT_BF16 && (!backward || s->dout == DT_BF16);
     return bf16_in && s->E % 16 == 0 && s->E >= 16 && s->E <= 128 && s->L <= 256 && s->S <= 256 && attn_chunk(s);
 }
@@ -500,7 +481,7 @@ char *template_conv1d_bwd_multi(const Conv1dSpec *s, int ndir, const RowMap *xma
     /* each direction's dy and dy2 loads issued once the direction before has read its own, so that they arrive
      * while it computes (conv1d.cuh conv_bwd_multi_load): fine-tuning 67.72 / 67.65 against 68.13 / 68.45 ms a step
      * (H100, session 26); VMC_CONV_MBWD_AHEAD=0 issues them at each direction's start */
-    def_int(&ds, "CONV_MAHEAD", codegen_knob_int("VMC_CONV_MBWD_AHEAD", 0, 1, 1));
+    def_int(&ds, "CONV_MAHEAD", env_int("VMC_CONV_MBWD_AHEAD", 0, 1, 1));
     def_str(&ds, "DY_T", template_ctype(s->dy));
     if (s->has_dy2) {
         def_int(&ds, "CONV_DY2", 1);

@@ -1,6 +1,7 @@
 /* template_gemm.c — instantiates skinny_gemm.cuh for one product: picks the CTA tile, the warps' tiles, the
  * pipeline depth, the copy widths and the K split (template.h); and hopper_gemm.cuh. */
 #include "codegen.h"
+#include "env_int.h"
 #include "template.h"
 #include "util.h"
 #include <stdio.h>
@@ -223,8 +224,8 @@ static char *hopper_instance(const SkinnyGemmSpec *s, bool dual, bool products, 
      * kernel, =2 for SwiGLU's backward alone, =0 for none. Not for the rest: on the H100 slower than the cooperative
      * default on every plain product (8192^3 1.654 against 1.210 ms, 16384x768x2048 0.088 against 0.068) and
      * SwiGLU's backward (0.222 against 0.237 default, 0.214 with loads 6 ahead, the parts 0.203) */
-    const int store = codegen_knob_int("VMC_HOPPER_GEMM_STORE", 0, 2, dual && !products ? 1 : 2);
-    const int pp = codegen_knob_int("VMC_HOPPER_GEMM_PINGPONG", 0, 2, -1);
+    const int store = (int)env_int("VMC_HOPPER_GEMM_STORE", 0, 2, dual && !products ? 1 : 2);
+    const int pp = (int)env_int("VMC_HOPPER_GEMM_PINGPONG", 0, 2, -1);
     const bool pingpong = bf16_c16 && (store == 2 || bwd) && !a_mn && !b_mn &&
                           (pp == 1 || (pp == 2 && bwd) || (pp < 0 && dual && products));
     if (pingpong) tile_n = 128;
@@ -232,7 +233,7 @@ static char *hopper_instance(const SkinnyGemmSpec *s, bool dual, bool products, 
      * (hopper_gemm.cuh HG_CLUSTER), where C has two row tiles or more; VMC_HOPPER_GEMM_CLUSTER=1: single CTAs.
      * H100, ms a call (test_scan_gpu --bench-gemm): 8192^3 1.356 against 1.694, 25216x2048x768 0.115 against 0.118,
      * SwiGLU there 0.242 against 0.250 (0.285 against 0.300 with the products), 18432x768x768 0.044 against 0.043. */
-    const bool single = codegen_knob_int("VMC_HOPPER_GEMM_CLUSTER", 1, 2, 2) == 1;
+    const bool single = env_int("VMC_HOPPER_GEMM_CLUSTER", 1, 2, 2) == 1;
     const int cluster = !single && s->M > 128 ? 2 : 1;
     /* K split in parts (hopper_gemm.cuh HG_SPLITK) whose products are added into C, which the runtime zeroes first
      * (KernelLaunch.zero), for an f32 C without acc: hopper_split; VMC_HOPPER_GEMM_SPLITK=N: N parts (1: none).
@@ -242,7 +243,7 @@ static char *hopper_instance(const SkinnyGemmSpec *s, bool dual, bool products, 
     int split = 1;
     if (splittable && !pingpong) {
         const int64_t kt = cdiv64(s->K, 64);
-        const int parts = codegen_knob_int("VMC_HOPPER_GEMM_SPLITK", 1, 1 << 20, 0);
+        const int parts = (int)env_int("VMC_HOPPER_GEMM_SPLITK", 1, 1 << 20, 0);
         if (parts) split = (int)(parts < kt ? parts : kt);
         else {
             const int64_t clusters = sms * (tile_n == 128 ? 2 : 1) / cluster;
@@ -268,7 +269,7 @@ static char *hopper_instance(const SkinnyGemmSpec *s, bool dual, bool products, 
     const bool store_tma = store != 0 && !regs && bf16_c16 && bn % 64 == 0;
     const int64_t units = hopper_units(s, bn, cluster);
     const bool vec = !dual && !store_tma && !regs && split == 1 &&
-                     codegen_knob_int("VMC_HOPPER_GEMM_VEC", 0, 1, 1) && s->N % 4 == 0 &&
+                     env_int("VMC_HOPPER_GEMM_VEC", 0, 1, 1) && s->N % 4 == 0 &&
                      s->c_align >= 4 * elem;
     /* SwiGLU's backward: P1 and P2 copied VMC_SWIGLU_BWD_RING=N visits ahead by cp.async (1 to 8) into a ring of N x
      * 8 KB (hopper_gemm.cuh HG_BWD_RING), in place of VMC_SWIGLU_BWD_AHEAD's registers */
@@ -288,12 +289,12 @@ static char *hopper_instance(const SkinnyGemmSpec *s, bool dual, bool products, 
     const int64_t tiles = units * cluster * split;   /* (whole clusters; a tile's parts of K each) */
     if (tiles >= lim) return NULL;
     int64_t resident = (int64_t)sms * ctas;
-    resident = codegen_knob_int("VMC_HOPPER_GEMM_PERSIST", 0, 1 << 20, (int)resident);
+    resident = env_int("VMC_HOPPER_GEMM_PERSIST", 0, 1 << 20, resident);
     resident -= resident % cluster;
     const bool persist = resident > 0 && tiles > resident;
     /* SwiGLU's backward: its epilogue's loads of P1 and P2 issued VMC_SWIGLU_BWD_AHEAD visits ahead (0 to 6; 0: each
      * where it is used; 8 spills) */
-    const int ahead = bwd && !ring ? codegen_knob_int("VMC_SWIGLU_BWD_AHEAD", 0, 6, 0) : 0;
+    const int ahead = bwd && !ring ? (int)env_int("VMC_SWIGLU_BWD_AHEAD", 0, 6, 0) : 0;
     enum { NDEF = 25 };
     char val[NDEF][40];
     const char *names[NDEF] = {"HG_M", "HG_N", "HG_K", "HG_ALPHA", "HG_ACC", "C_T", "HG_PAIRS", "HG_STAGES",

@@ -364,7 +364,7 @@ static const ExecVT CUDA_VT = {"cuda", cuda_run, cuda_write, cuda_read, cuda_rea
  * 3233), 4 for inference (H100, ARM-B b256 with memory reused 20 groups late, ms a step in two rounds: 4 streams
  * 34.191 / 34.239, 8 streams 34.199 / 34.131, against 34.965 / 34.867 on one stream reusing memory at once). */
 static int capture_streams(const Program *p) {
-    return (int)cli_env_int("VMC_STREAMS", 1, STREAMS_MAX, p->params_constant ? 4 : 8);
+    return (int)env_int("VMC_STREAMS", 1, STREAMS_MAX, p->params_constant ? 4 : 8);
 }
 
 /* Out of memory is a user-fixable error, not a crash: the message (CUDA_OOM_FORMAT, parsed by train_setup.c) names the
@@ -390,17 +390,17 @@ Exec *cuda_exec_create(const Graph *g, Node *const *keep, int nkeep, const CudaE
     CUdevice dev = cuda_init_device(opt->device);
     ProgramOptions po = {.arch = cuda_device_arch(dev), .sms = cuda_device_sms(dev), .bf16 = opt->bf16,
                          .scan_recompute = opt->scan_recompute,
-                         .no_own_gemm = cli_env_int("VMC_OWN_GEMM", 0, 3, 1) == 0};
+                         .no_own_gemm = env_int("VMC_OWN_GEMM", 0, 3, 1) == 0};
     program_knobs_from_env(&po);   /* (timing knobs) */
     c->p = program_build(g, keep, nkeep, &po, err, errlen);
     if (!c->p) { free(c); return NULL; }
     c->base.vt = &CUDA_VT;
     c->base.g = g;
-    c->pdl = po.arch >= 90 && cli_env_int("VMC_PDL", 0, 1, 1) == 1;   /* VMC_PDL=0: plain launches (timing) */
+    c->pdl = po.arch >= 90 && env_int("VMC_PDL", 0, 1, 1) == 1;   /* VMC_PDL=0: plain launches (timing) */
     /* VMC_OWN_GEMM: 0 cuBLASLt alone, 1 vmc's skinny-GEMM kernel where it timed faster (and agrees with cuBLASLt),
      * 2 it wherever it applies (unchecked: tests that compare with the cpu backend), 3 wherever it agrees */
-    c->own_gemm = (int)cli_env_int("VMC_OWN_GEMM", 0, 3, 1);
-    c->priority = cli_env_int("VMC_PRIORITY", 0, 1, 1) == 1;   /* (VMC_PRIORITY=0: one priority for all) */
+    c->own_gemm = (int)env_int("VMC_OWN_GEMM", 0, 3, 1);
+    c->priority = env_int("VMC_PRIORITY", 0, 1, 1) == 1;   /* (VMC_PRIORITY=0: one priority for all) */
     CU_CHECK(c->cu->cuCtxGetStreamPriorityRange(&c->prio_low, &c->prio_high));
     c->lt = cublaslt_api();
     CUBLAS_CHECK(c->lt->cublasLtCreate(&c->lth));

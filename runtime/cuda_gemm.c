@@ -213,14 +213,14 @@ static void warn_disagrees(const Launch *l, double err) {
  * experiments (a fresh NVRTC cache directory then, since tuned shapes keep the algorithm chosen first). 32 measured
  * no faster than 8 on ARM-B's steps (H200: 33.64 / 72.22 / 35.76 ms against 33.47 / 72.09 / 35.78, one run). */
 static int gemm_candidates(void) {
-    return (int)cli_env_int("VMC_GEMM_CANDIDATES", 1, GEMM_CANDIDATES_MAX, GEMM_CANDIDATES);
+    return (int)env_int("VMC_GEMM_CANDIDATES", 1, GEMM_CANDIDATES_MAX, GEMM_CANDIDATES);
 }
 
 void cx_plan_gemms(Cuda *c) {
     const char *env = getenv("VMC_GEMM_TUNE");
     const bool tune = !(env && !strcmp(env, "0"));
     const int ncand = gemm_candidates();
-    const bool log = cli_env_int("VMC_GEMM_LOG", 0, 1, 0) == 1;   /* each timed own kernel against cuBLASLt */
+    const bool log = env_int("VMC_GEMM_LOG", 0, 1, 0) == 1;   /* each timed own kernel against cuBLASLt */
     CUdevice dev;
     char devname[128] = "";
     CU_CHECK(c->cu->cuCtxGetDevice(&dev));

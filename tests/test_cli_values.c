@@ -1,4 +1,5 @@
-/* test_cli_values.c — runtime/cli.c: integers from flags and tuning variables, and what malformed ones give. */
+/* test_cli_values.c — runtime/cli.c and compiler/env_int.c: integers from flags and tuning variables, and what
+ * malformed ones give. */
 #include "cli.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,22 +20,22 @@ int main(void) {
         CHECK(!cli_int("t", "--n", bad[k], 1, 100, &v) && v == -7, "'%s' accepted or changed the value", bad[k]);
     }
     unsetenv("VMC_TEST_INT");
-    CHECK(cli_env_int("VMC_TEST_INT", 1, 16, 8) == 8, "unset: the default");
+    CHECK(env_int("VMC_TEST_INT", 1, 16, 8) == 8, "unset: the default");
     setenv("VMC_TEST_INT", "4", 1);
-    CHECK(cli_env_int("VMC_TEST_INT", 1, 16, 8) == 4, "4");
+    CHECK(env_int("VMC_TEST_INT", 1, 16, 8) == 4, "4");
     setenv("VMC_TEST_INT", "abc", 1);
-    CHECK(cli_env_int("VMC_TEST_INT", 1, 16, 8) == 8, "abc: the default");
+    CHECK(env_int("VMC_TEST_INT", 1, 16, 8) == 8, "abc: the default");
     setenv("VMC_TEST_INT", "17", 1);
-    CHECK(cli_env_int("VMC_TEST_INT", 1, 16, 8) == 8, "17 (out of range): the default");
+    CHECK(env_int("VMC_TEST_INT", 1, 16, 8) == 8, "17 (out of range): the default");
     /* each malformed value is reported once per process (bench builds two executors), a new one again */
     fflush(stderr);
     FILE *log = tmpfile();
     const int saved = dup(2);
     CHECK(log && saved >= 0 && dup2(fileno(log), 2) >= 0, "stderr redirected");
     setenv("VMC_TEST_INT", "x1", 1);
-    for (int k = 0; k < 3; k++) cli_env_int("VMC_TEST_INT", 1, 16, 8);
+    for (int k = 0; k < 3; k++) env_int("VMC_TEST_INT", 1, 16, 8);
     setenv("VMC_TEST_INT", "x2", 1);
-    cli_env_int("VMC_TEST_INT", 1, 16, 8);
+    env_int("VMC_TEST_INT", 1, 16, 8);
     fflush(stderr);
     dup2(saved, 2);
     close(saved);

@@ -1,7 +1,8 @@
 // emu_scan_ungated.cpp — scan templates without the gate (SCAN_GATED 0: no z, y = C h + D u, no dz), as the
 // 4-direction mixer runs them before gating the merged output once; bf16 activations, B=2, L=137 (three forward
 // tiles, the last partial, their Bm/Cm rows copied by cp.async a tile ahead; a partial last chunk), D=80 (lanes past
-// D), N=16 (5 decays of the forward on the FMA pipe, its y in 4 partial sums), the backward from the forward's saved states, du and ddelta with bf16 copies.
+// D), N=16 (5 decays of the forward on the FMA pipe, its y in 4 partial sums), the backward from the forward's saved
+// states, du and ddelta with bf16 copies.
 #include "cuda_emu.h"
 #define SCAN_B 2
 #define SCAN_L 137
