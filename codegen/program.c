@@ -483,6 +483,7 @@ Program *program_build(const Graph *g, Node *const *keep, int nkeep, const Progr
                                                                   : PROGRAM_REUSE_DELAY;
     p->f->conv_multi = !opt->no_conv_multi;
     p->f->conv_multi_bwd = !opt->no_conv_multi_bwd && !opt->no_conv_multi;
+    p->f->no_hoist_tail = opt->no_hoist_tail;
     pass_plan(p->f);
     Batch b = {0};
     SeenSet seen = {0};

@@ -116,6 +116,8 @@ typedef struct ProgramOptions {
     bool no_conv_multi;         /* a launch per conv1d forward, also where several read one input (conv_multi.c) */
     bool no_conv_multi_bwd;     /* not their backwards as one launch too, the directions' dx summed (conv_multi.c;
                                  * VMC_CONV_MULTI_BWD=0) */
+    bool no_hoist_tail;         /* the gradient-norm sums and last column sums stay after the step's last GEMM, batched
+                                 * there (pass_plan.c hoist_tail; VMC_HOIST_TAIL=0) */
     bool no_merge_memsets;      /* not the small memsets that stand together in the launch list as one zeroing
                                  * kernel (program_zero.c; VMC_ZERO_MERGE=0) */
     bool ptxas_info;            /* NVRTC runs ptxas verbosely: registers and spills per kernel (ptxas_info.h) */

@@ -89,6 +89,7 @@ typedef struct Fusion {
                              * same input under another row order: conv_multi.c), or NULL */
     bool conv_multi;        /* set before pass_plan: find such sets (conv_multi.c) */
     bool conv_multi_bwd;    /* set before pass_plan: also their backward, the directions' dx summed (conv_multi.c) */
+    bool no_hoist_tail;     /* set before pass_plan: the step's tail row kernels stay at its end (pass_plan.c) */
     Node **conv_sum_to;     /* by node id, a CONV1D_SILU_BWD computing its set's backward: the set's member whose dx
                              * part receives the directions' summed dx (the direction read in x's own order) */
     unsigned char *part_zero;   /* by node id, a packed backward output: parts nothing writes, read as zero (the

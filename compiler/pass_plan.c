@@ -136,7 +136,7 @@ static void order_groups(Fusion *f) {
     free(tmp);
     number_groups(f);
     if (f->conv_multi_bwd) pass_conv_multi_bwd(f);   /* (before hoist_tail, which places their outputs' readers) */
-    hoist_tail(f);
+    if (!f->no_hoist_tail) hoist_tail(f);
     number_groups(f);
     if (f->conv_multi_bwd && !conv_multi_bwd_ordered(f)) undo_conv_multi_bwd(f);
 }

@@ -143,10 +143,11 @@ void bp_training(DslModule *m, const char *model, int steps, BpMake make, BpHost
     StepGraph sg;
     ASSERT(step_graph_build(m, model, true, &sg, &d), "step graph");
     Graph *g = sg.g;
-    Node *keep[1] = {g->loss};
-    Exec *cpu = cpu_exec_new(g, keep, 1), *x = make(g, keep, 1);
+    Node *gn = graph_find_named(g, "grad_norm");   /* (the gradient-norm sums: the step's tail) */
+    Node *keep[2] = {g->loss, gn};
+    Exec *cpu = cpu_exec_new(g, keep, gn ? 2 : 1), *x = make(g, keep, gn ? 2 : 1);
     bp_fill_model(cpu, x, g);
-    double maxrel = 0, first = 0, last = 0;
+    double maxrel = 0, first = 0, last = 0, norm_rel = 0;
     float a[2], b[2];   /* by step parity: the cpu loss, the other's (read started, finished a step later) */
     int ticket[2];
     void **lent = xcalloc(2 * (size_t)g->inputs.n, sizeof(void *));
@@ -160,6 +161,13 @@ void bp_training(DslModule *m, const char *model, int steps, BpMake make, BpHost
             exec_run(cpu, &s);
             exec_run(x, &s);
             exec_read(cpu, g->loss, &a[t & 1], 4);
+            if (gn) {   /* this step's gradient norm on both */
+                float na, nb;
+                exec_read(cpu, gn, &na, 4);
+                exec_read(x, gn, &nb, 4);
+                const double r = fabs((double)na - nb) / fmax(fabs((double)na), 1e-12);
+                if (r > norm_rel) norm_rel = r;
+            }
             ticket[t & 1] = exec_read_start(x, g->loss, &b[t & 1], 4);
         }
         const int p = t - 1;   /* the step whose loss is finished now */
@@ -171,9 +179,9 @@ void bp_training(DslModule *m, const char *model, int steps, BpMake make, BpHost
         last = u;
         if (p % 10 == 0 || p <= 3) printf("  step %3d  cpu %.7f  %s %.7f  rel %.2e\n", p, u, x->vt->name, v, rel);
     }
-    const bool ok = maxrel <= 1e-4;
-    printf("  max relative loss difference over %d steps: %.3g%s; loss %.5f -> %.5f\n", steps, maxrel, ok ? "" : "  FAIL",
-           first, last);
+    const bool ok = maxrel <= 1e-4 && norm_rel <= 1e-4;
+    printf("  max relative loss difference over %d steps: %.3g, of the gradient norm %.3g%s; loss %.5f -> %.5f\n", steps,
+           maxrel, norm_rel, ok ? "" : "  FAIL", first, last);
     if (!ok) bp_failures++;
     if (after) after(x);
     exec_write_release(x);

@@ -21,6 +21,11 @@ set_tests_properties(cuda_exec_conv_multi_bwd PROPERTIES LABELS gpu SKIP_RETURN_
 add_test(NAME cuda_exec_zero_merge COMMAND test_cuda_exec --quick)
 set_tests_properties(cuda_exec_zero_merge PROPERTIES LABELS gpu SKIP_RETURN_CODE 77 TIMEOUT 900
                      ENVIRONMENT VMC_ZERO_MERGE=0)
+# The gradient-norm sums kept after the step's last GEMM, batched there (VMC_HOIST_TAIL=0; by default each runs right
+# after its gradient): losses and gradient norms of training steps against the cpu backend.
+add_test(NAME cuda_exec_keep_tail COMMAND test_cuda_exec --quick)
+set_tests_properties(cuda_exec_keep_tail PROPERTIES LABELS gpu SKIP_RETURN_CODE 77 TIMEOUT 900
+                     ENVIRONMENT VMC_HOIST_TAIL=0)
 # A wrong own kernel is rejected by the agreement check before it runs (a deliberately broken template).
 add_test(NAME own_gemm_check COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/test_own_gemm_check.sh ${CMAKE_BINARY_DIR} ${VMC_ROOT})
 set_tests_properties(own_gemm_check PROPERTIES LABELS gpu SKIP_RETURN_CODE 77 TIMEOUT 900)
