@@ -251,6 +251,13 @@ void pass_plan(Fusion *f) {
         const Node *x = f->swiglu_x[f->groups[k].root->id];
         if (x && k > last[x->id]) last[x->id] = k;
     }
+    for (int k = 0; k < f->ngroups; k++) {   /* dt_proj's product computed in its scan's launch: its operands too */
+        const Node *m = f->scan_dt[f->groups[k].root->id];
+        for (int s = 0; m && s < 2; s++) {
+            const Node *x = fus_src(f, m, s);
+            if (k > last[x->id]) last[x->id] = k;
+        }
+    }
     for (int k = 0; k < f->ngroups; k++) {   /* a sum of two products in one launch: the first's operands too */
         const Node *m = f->pair_first[f->groups[k].root->id];
         for (int s = 0; m && s < 2; s++) {

@@ -114,7 +114,10 @@ void bp_forward(DslModule *m, const char *model, double tol, BpMake make) {
     StepInfo s = {.seed = 3, .step = 1};
     exec_run(cpu, &s);
     exec_run(x, &s);
+    const bool quiet = bp_quiet;   /* (printed: the one figure of the check) */
+    bp_quiet = false;
     bp_compare("loss (forward alone)", cpu, x, g->loss, tol);
+    bp_quiet = quiet;
     exec_free(cpu);
     exec_free(x);
     graph_free(g);

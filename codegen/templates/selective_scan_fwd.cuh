@@ -120,18 +120,19 @@ static __device__ __forceinline__ void scan_dt_rows(float (*sd)[SCAN_DLP], const
                                                     const bf16 *w, int c0) {
     constexpr int KS = SCAN_DT_R / 16;
     const int lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
-    unsigned a[KS > 0 ? KS : 1][4];
-#pragma unroll
-    for (int ks = 0; ks < KS; ks++)   // matrix lane / 8: rows 0-7 or 8-15, k 0-7 or 8-15 (the A fragment's order)
-        vmc_ldmatrix<4, false>(a[ks], &xs[r0 + (lane & 7) + (lane >> 3 & 1) * 8][16 * ks + (lane >> 4) * 8]);
-#pragma unroll
+    // (a fragment at a time, reloaded for each 8 channels, and those loops not unrolled: the fewest registers live
+    // beside the states, under the forward's 80-register cap; unrolled, it spilled)
+    const unsigned short *arow = &xs[r0 + (lane & 7) + (lane >> 3 & 1) * 8][(lane >> 4) * 8];   // ldmatrix rows
+#pragma unroll 1
     for (int nt = 0; nt < 4; nt++) {
         const unsigned *wr = reinterpret_cast<const unsigned *>(w + (size_t)min(c0 + 8 * nt + g, SCAN_D - 1) * SCAN_DT_R);
         float d[4] = {0.f, 0.f, 0.f, 0.f};
 #pragma unroll
         for (int ks = 0; ks < KS; ks++) {
+            unsigned a[4];   // matrix lane / 8: rows 0-7 or 8-15, k 0-7 or 8-15 (the A fragment's order)
+            vmc_ldmatrix<4, false>(a, arow + 16 * ks);
             const unsigned bq[2] = {wr[8 * ks + t4], wr[8 * ks + 4 + t4]};   // W[n][16ks + 2t4 ..], [.. + 8 ..]
-            vmc_mma_bf16(d, a[ks], bq);
+            vmc_mma_bf16(d, a, bq);
         }
 #pragma unroll
         for (int e = 0; e < 4; e++) d[e] = SCAN_DT_ROUND ? to_f32(from_f32<bf16>(d[e])) : d[e];
