@@ -114,26 +114,34 @@ static __device__ __forceinline__ void scan_stage_dt(unsigned short (*dst)[SCAN_
     }
 }
 
-// delta of rows r0 .. r0+15 of the staged tile xs for the warp's channels c0 .. c0+31 (past D: column D-1's) into
-// its tile sd, [row][channel]: A = the dt rows (ldmatrix), B = W's rows (k pairs, 4-byte loads), f32 accumulation.
-static __device__ __forceinline__ void scan_dt_rows(float (*sd)[SCAN_DLP], const unsigned short (*xs)[SCAN_DTP], int r0,
-                                                    const bf16 *w, int c0) {
-    constexpr int KS = SCAN_DT_R / 16;
+#define SCAN_DT_KS (SCAN_DT_R > 0 ? SCAN_DT_R / 16 : 1)
+// The B fragments of W for the warp's channels c0 .. c0+31 (past D: column D-1's), loaded once into registers:
+// 8 channels x KS k-steps x 2 (k pairs 2t4.., 2t4+8.. of channel c0 + 8 nt + g). (Read from L2 every 16 rows instead,
+// under the 80-register cap, the forward took 48% longer: the SM's L1 beside 222 KB of shared memory holds too little.)
+static __device__ __forceinline__ void scan_dt_weights(unsigned (&wf)[4][SCAN_DT_KS][2], const bf16 *w, int c0) {
     const int lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
-    // (a fragment at a time, reloaded for each 8 channels, and those loops not unrolled: the fewest registers live
-    // beside the states, under the forward's 80-register cap; unrolled, it spilled)
-    const unsigned short *arow = &xs[r0 + (lane & 7) + (lane >> 3 & 1) * 8][(lane >> 4) * 8];   // ldmatrix rows
-#pragma unroll 1
+#pragma unroll
     for (int nt = 0; nt < 4; nt++) {
         const unsigned *wr = reinterpret_cast<const unsigned *>(w + (size_t)min(c0 + 8 * nt + g, SCAN_D - 1) * SCAN_DT_R);
+#pragma unroll
+        for (int ks = 0; ks < SCAN_DT_KS; ks++) { wf[nt][ks][0] = wr[8 * ks + t4]; wf[nt][ks][1] = wr[8 * ks + 4 + t4]; }
+    }
+}
+
+// delta of rows r0 .. r0+15 of the staged tile xs for the warp's 32 channels into its tile sd, [row][channel]:
+// A = the dt rows (ldmatrix), B = W's fragments (registers), f32 accumulation.
+static __device__ __forceinline__ void scan_dt_rows(float (*sd)[SCAN_DLP], const unsigned short (*xs)[SCAN_DTP], int r0,
+                                                    const unsigned (&wf)[4][SCAN_DT_KS][2]) {
+    const int lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
+    unsigned a[SCAN_DT_KS][4];   // matrix lane / 8: rows 0-7 or 8-15, k 0-7 or 8-15 (the A fragment's order)
+#pragma unroll
+    for (int ks = 0; ks < SCAN_DT_KS; ks++)
+        vmc_ldmatrix<4, false>(a[ks], &xs[r0 + (lane & 7) + (lane >> 3 & 1) * 8][16 * ks + (lane >> 4) * 8]);
+#pragma unroll
+    for (int nt = 0; nt < 4; nt++) {
         float d[4] = {0.f, 0.f, 0.f, 0.f};
 #pragma unroll
-        for (int ks = 0; ks < KS; ks++) {
-            unsigned a[4];   // matrix lane / 8: rows 0-7 or 8-15, k 0-7 or 8-15 (the A fragment's order)
-            vmc_ldmatrix<4, false>(a, arow + 16 * ks);
-            const unsigned bq[2] = {wr[8 * ks + t4], wr[8 * ks + 4 + t4]};   // W[n][16ks + 2t4 ..], [.. + 8 ..]
-            vmc_mma_bf16(d, a, bq);
-        }
+        for (int ks = 0; ks < SCAN_DT_KS; ks++) vmc_mma_bf16(d, a[ks], wf[nt][ks]);
 #pragma unroll
         for (int e = 0; e < 4; e++) d[e] = SCAN_DT_ROUND ? to_f32(from_f32<bf16>(d[e])) : d[e];
         *reinterpret_cast<float2 *>(&sd[g][8 * nt + 2 * t4]) = float2{d[0], d[1]};
@@ -141,8 +149,9 @@ static __device__ __forceinline__ void scan_dt_rows(float (*sd)[SCAN_DLP], const
     }
 }
 
-// At most 80 registers (6 blocks of 128 per SM): ARM-B's 768 blocks then fit one wave on 132 SMs, unspilled.
-extern "C" __global__ void __launch_bounds__(SCAN_THREADS, 6)
+// At most 80 registers (6 blocks of 128 per SM): ARM-B's 768 blocks then fit one wave on 132 SMs, unspilled. With
+// SCAN_DT_R, 5 blocks (102 registers: W's fragments stay in 24 of them).
+extern "C" __global__ void __launch_bounds__(SCAN_THREADS, SCAN_DT_R ? 5 : 6)
 vmc_scan_fwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const ALOG_T *__restrict__ A_log,
              const BC_T *__restrict__ Bm, const BC_T *__restrict__ Cm, const DSKIP_T *__restrict__ Dskip,
              const DBIAS_T *__restrict__ delta_bias, const Z_T *__restrict__ z, OUT_T *__restrict__ out,
@@ -160,6 +169,8 @@ vmc_scan_fwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
     (void)dt_w; (void)lane; (void)warp;
     const bool bc_async = scan_bc_async &&
                           (((unsigned long long)Bm | (unsigned long long)Cm | (DT ? (unsigned long long)delta : 0)) & 15) == 0;
+    unsigned wf[4][SCAN_DT_KS][2];   // (SCAN_DT_R: W's fragments for this warp's channels)
+    if (DT) scan_dt_weights(wf, dt_w, blockIdx.x * SCAN_THREADS + warp * 32);
     if (bc_async) {
         scan_stage_dt<true>(sDt[0], delta, b, 0);
         scan_copy_bc_async(sRaw, Bm, Cm, b, 0, min(SCAN_TILE, SCAN_L));
@@ -226,7 +237,7 @@ vmc_scan_fwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
             if constexpr (DT) {   // every 16 rows: the warp's delta of the next 16 (its lanes have read the last 16)
                 if (i % 16 == 0) {
                     __syncwarp();
-                    scan_dt_rows(sDl[warp], sDt[cur], i, dt_w, blockIdx.x * SCAN_THREADS + warp * 32);
+                    scan_dt_rows(sDl[warp], sDt[cur], i, wf);
                     __syncwarp();
                 }
             }
