@@ -46,9 +46,10 @@ static_assert(SCAN_CHUNK % SCAN_PF == 0 && SCAN_TILE % SCAN_CHUNK == 0, "scan st
 // delta[t][d] = sum_k dt[t][k] W[d][k], `delta` pointing at the R dt columns of x_proj's output (bf16, DL_* layout)
 // and dt_w at W [D][R] (bf16), accumulated in f32 and rounded to bf16 where SCAN_DT_ROUND (as the GEMM stored it).
 // The tile's dt rows are staged with its Bm/Cm rows; every 16 rows each warp multiplies them by its 32 channels'
-// weights on the tensor cores (mma.sync m16n8k16, the weights read from L1 as the B fragments) and passes the
-// products to its lanes through a [16][32] tile of shared memory. No delta is written or read in global memory,
-// and the GEMM's launch is gone. R a multiple of 16, at most 64.
+// weights on the tensor cores (mma.sync m16n8k16, the weights' B fragments held in registers from the start) and
+// passes the products to its lanes through a [16][32] tile of shared memory. No delta is written or read in global
+// memory, and the GEMM's launch is gone. R a multiple of 16, at most 64. (H100, ARM-B inference: with the fragments
+// read from L2 every 16 rows it was 48% slower; as here, not yet timed. README: Made default lately.)
 #ifndef SCAN_DT_R
 #define SCAN_DT_R 0
 #endif
