@@ -14,26 +14,17 @@
 #define SCAN_CHUNK 8
 #define SCAN_STATES 0
 #define XW (SCAN_DT_R + 2 * SCAN_N)   // x_proj's output row: [dt | Bm | Cm]
-#define U_LROWS SCAN_L
-#define U_STRIDE SCAN_D
-#define U_OFF 0
-#define U_ROW(t) (t)
-#define DL_LROWS SCAN_L
+#include "plain_rows.h"   // u and z as stored; delta (dt), Bm and Cm: columns of x_proj's output rows
+#undef DL_STRIDE
 #define DL_STRIDE XW
-#define DL_OFF 0
-#define DL_ROW(t) (t)
-#define Z_LROWS SCAN_L
-#define Z_STRIDE SCAN_D
-#define Z_OFF 0
-#define Z_ROW(t) (t)
-#define BM_LROWS SCAN_L
+#undef BM_STRIDE
 #define BM_STRIDE XW
+#undef BM_OFF
 #define BM_OFF SCAN_DT_R
-#define BM_ROW(t) (t)
-#define CM_LROWS SCAN_L
+#undef CM_STRIDE
 #define CM_STRIDE XW
+#undef CM_OFF
 #define CM_OFF (SCAN_DT_R + SCAN_N)
-#define CM_ROW(t) (t)
 #include "../../codegen/templates/common.cuh"
 #define SCAN_THREADS 128
 #define vmc_scan_fwd emu_scan_fwd_dt
