@@ -257,6 +257,46 @@ static void test_model_forward(DslModule *m, const char *model, const char *outp
     graph_free(g);
 }
 
+/* Inference with delta computed by each scan forward (VMC_SCAN_DT=1; dt_proj's width 16 at C = 256, bf16): every
+ * scan's output and the logits against the same program's with dt_proj's GEMM (their delta may differ by bf16
+ * roundings of different sums), all scans fused. */
+static void test_scan_dt(void) {
+    const DslSet c256 = {"C", "256"};
+    DslModule *m = load_tiny_set(&c256, 1);
+    Diag d;
+    diag_init(&d, stderr);
+    Graph *g = dsl_build_model(m, "tiny_ft", &d);
+    ASSERT(g, "tiny_ft");
+    Node **keep = xmalloc(sizeof(Node *) * ((size_t)g->nnodes + 2));
+    int n = 0, scans = 0;
+    for (int k = 0; k < g->nnamed; k++) if (!strcmp(g->named[k].name, "logits")) keep[n++] = g->named[k].node;
+    for (int k = 0; k < g->nnodes; k++) if (g->nodes[k]->op == OP_SCAN) keep[n++] = g->nodes[k];
+    ASSERT(n > 1, "tiny_ft: logits and scans");
+    Exec *ref = gpu_exec(g, keep, n);
+    setenv("VMC_SCAN_DT", "1", 1);
+    Exec *x = gpu_exec(g, keep, n);
+    unsetenv("VMC_SCAN_DT");
+    const Fusion *f = cuda_exec_program(x)->f;
+    for (int k = 0; k < g->nnodes; k++) scans += f->scan_dt[k] != NULL;
+    printf("tiny_ft C = 256: forward, VMC_SCAN_DT=1 (%d of %d scans compute delta) against dt_proj's GEMM\n", scans,
+           n - 1);
+    if (scans != n - 1) { printf("  FAIL: %d scans compute delta\n", scans); bp_failures++; }
+    bp_fill_model(ref, x, g);
+    StepInfo s = {.seed = 3, .step = 1};
+    exec_run(ref, &s);
+    exec_run(x, &s);
+    for (int k = 0; k < n; k++) {
+        char what[64];
+        snprintf(what, sizeof what, k ? "scan output %%%u" : "logits", keep[k]->id);
+        bp_compare(what, ref, x, keep[k], 2e-2);
+    }
+    exec_free(ref);
+    exec_free(x);
+    free(keep);
+    graph_free(g);
+    dsl_free(m);
+}
+
 static void *pinned_alloc(size_t bytes) {
     void *p;
     CU_CHECK(cuda_api()->cuMemAllocHost(&p, bytes));
@@ -299,6 +339,7 @@ int main(int argc, char **argv) {
     test_model_grads(m, "tiny_pretrain", 1e-1);
     test_model_grads(m, "tiny_ft", 1e-1);   /* 4 directions: du, ddelta, dz read from the scan's bf16 copies */
     test_model_forward(m, "tiny_ft", "logits", 1e-1);
+    test_scan_dt();
     setenv("VMC_SWIGLU_GEMM", "1", 1);   /* SwiGLU's products by their own GEMMs in training, the gate apart */
     test_model_grads(m, "tiny_ft", 1e-1);
     unsetenv("VMC_SWIGLU_GEMM");
