@@ -257,43 +257,23 @@ static void test_model_forward(DslModule *m, const char *model, const char *outp
     graph_free(g);
 }
 
+/* All scans of the program made with VMC_SCAN_DT=1 compute their delta, none of the other. */
+static void check_scan_dt(Exec *x, bool dt, int scans) {
+    const Graph *g = x->g;
+    const Fusion *f = cuda_exec_program(x)->f;
+    int fused = 0;
+    for (int k = 0; k < g->nnodes; k++) fused += f->scan_dt[k] != NULL;
+    if (fused != (dt ? scans : 0)) { printf("  FAIL: %d of %d scans compute delta\n", fused, scans); bp_failures++; }
+}
+
 /* Inference with delta computed by each scan forward (VMC_SCAN_DT=1; dt_proj's width 16 at C = 256, bf16): every
  * scan's output and the logits against the same program's with dt_proj's GEMM (their delta may differ by bf16
- * roundings of different sums), all scans fused. */
+ * roundings of different sums). */
 static void test_scan_dt(void) {
     const DslSet c256 = {"C", "256"};
     DslModule *m = load_tiny_set(&c256, 1);
-    Diag d;
-    diag_init(&d, stderr);
-    Graph *g = dsl_build_model(m, "tiny_ft", &d);
-    ASSERT(g, "tiny_ft");
-    Node **keep = xmalloc(sizeof(Node *) * ((size_t)g->nnodes + 2));
-    int n = 0, scans = 0;
-    for (int k = 0; k < g->nnamed; k++) if (!strcmp(g->named[k].name, "logits")) keep[n++] = g->named[k].node;
-    for (int k = 0; k < g->nnodes; k++) if (g->nodes[k]->op == OP_SCAN) keep[n++] = g->nodes[k];
-    ASSERT(n > 1, "tiny_ft: logits and scans");
-    Exec *ref = gpu_exec(g, keep, n);
-    setenv("VMC_SCAN_DT", "1", 1);
-    Exec *x = gpu_exec(g, keep, n);
-    unsetenv("VMC_SCAN_DT");
-    const Fusion *f = cuda_exec_program(x)->f;
-    for (int k = 0; k < g->nnodes; k++) scans += f->scan_dt[k] != NULL;
-    printf("tiny_ft C = 256: forward, VMC_SCAN_DT=1 (%d of %d scans compute delta) against dt_proj's GEMM\n", scans,
-           n - 1);
-    if (scans != n - 1) { printf("  FAIL: %d scans compute delta\n", scans); bp_failures++; }
-    bp_fill_model(ref, x, g);
-    StepInfo s = {.seed = 3, .step = 1};
-    exec_run(ref, &s);
-    exec_run(x, &s);
-    for (int k = 0; k < n; k++) {
-        char what[64];
-        snprintf(what, sizeof what, k ? "scan output %%%u" : "logits", keep[k]->id);
-        bp_compare(what, ref, x, keep[k], 2e-2);
-    }
-    exec_free(ref);
-    exec_free(x);
-    free(keep);
-    graph_free(g);
+    printf("tiny_ft C = 256: forward, VMC_SCAN_DT=1 against dt_proj's GEMM\n");
+    bp_scan_dt_forward(m, "tiny_ft", "logits", 2e-2, gpu_exec, check_scan_dt);
     dsl_free(m);
 }
 

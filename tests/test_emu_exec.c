@@ -21,7 +21,7 @@ static bool attn_fast;        /* and the decoder's attention on attention.cuh's 
 static int swiglu_launches;   /* SwiGLU gates computed with their products by one launch (program_swiglu.c) */
 static int pair_launches;     /* sums of two products as one launch (program_pair.c) */
 static bool forward_only;     /* a forward step alone (no scan backward to save states for) */
-static int dt_scans;          /* scan forwards computing their delta, dt_proj's product, inside (VMC_SCAN_DT=1) */
+static int dt_scans;          /* scan forwards computing their delta, dt_proj's product, inside with VMC_SCAN_DT=1 */
 
 /* The emulated backend, checked to run the program variant asked for. */
 static Exec *emu(const Graph *g, Node *const *keep, int nkeep) {
@@ -43,7 +43,9 @@ static Exec *emu(const Graph *g, Node *const *keep, int nkeep) {
     if (!forward_only && scan_recompute == (paired > 0)) { printf("  FAIL: %d scans with saved states\n", paired); bp_failures++; }
     int dt = 0;   /* scans with delta computed inside (pg_mark_scan_dt) */
     for (int k = 0; k < g->nnodes; k++) dt += f->scan_dt[k] != NULL;
-    if (dt != dt_scans) { printf("  FAIL: %d scans computing their delta, not %d\n", dt, dt_scans); bp_failures++; }
+    const char *dt_knob = getenv("VMC_SCAN_DT");
+    const int want_dt = dt_knob && !strcmp(dt_knob, "1") ? dt_scans : 0;
+    if (dt != want_dt) { printf("  FAIL: %d scans computing their delta, not %d\n", dt, want_dt); bp_failures++; }
     int swiglu = 0, pairs = 0;   /* SwiGLU's products and gate as one launch (program_swiglu.c), pairs */
     for (int k = 0; k < p->nlaunches; k++) {
         const Launch *l = &p->launches[k];
@@ -65,41 +67,6 @@ static void grads(DslModule *m, const char *model, double tol) {
 }
 
 static void *host_alloc(size_t bytes) { return xmalloc(bytes); }
-
-/* A forward step's every scan output (kept for the host: what delta feeds directly) with VMC_SCAN_DT=1 against the
- * same program's without it (delta by dt_proj's GEMM): at initialisation delta moves the outputs too little for the
- * cpu backend's bf16 differences to show a wrong one. */
-static void scan_outputs(DslModule *m, const char *model, double tol) {
-    Diag d;
-    diag_init(&d, stderr);
-    Graph *g = dsl_build_model(m, model, &d);
-    if (!g) { printf("  FAIL: model %s\n", model); bp_failures++; return; }
-    Node **keep = xmalloc(sizeof(Node *) * ((size_t)g->nnodes + 1));
-    int n = 0;
-    keep[n++] = g->loss;
-    for (int k = 0; k < g->nnodes; k++) if (g->nodes[k]->op == OP_SCAN) keep[n++] = g->nodes[k];
-    const int want = dt_scans;
-    unsetenv("VMC_SCAN_DT");
-    dt_scans = 0;
-    Exec *cpu = emu(g, keep, n);   /* (the reference: delta by its GEMM) */
-    setenv("VMC_SCAN_DT", "1", 1);
-    dt_scans = want;
-    Exec *x = emu(g, keep, n);
-    bp_fill_model(cpu, x, g);
-    StepInfo s = {.seed = 3, .step = 1};
-    exec_run(cpu, &s);
-    exec_run(x, &s);
-    for (int k = 1; k < n; k++) {
-        char what[64];
-        snprintf(what, sizeof what, "scan output %%%u", keep[k]->id);
-        bp_quiet = false;
-        bp_compare(what, cpu, x, keep[k], tol);
-    }
-    exec_free(cpu);
-    exec_free(x);
-    free(keep);
-    graph_free(g);
-}
 
 /* test_emu_exec CXX EMU_DIR FILE MODEL [NAME=VALUE...]: one model's gradients, fp32 then bf16 (a check by hand:
  * ARM-B's shapes take minutes even at batch 1 and depth 1). */
@@ -188,16 +155,18 @@ static void part_variants(void) {
     unsetenv("VMC_SWIGLU_GEMM");
     dsl_free(m);
     /* delta, dt_proj's product, computed by the scan forward on the tensor cores (dt_proj's width 16 at C = 256): a
-     * forward step's scan outputs (its loss hardly moves with delta at initialisation) */
+     * forward step's scan outputs against the GEMM path's (at initialisation delta moves the loss, and the outputs
+     * beside the cpu backend's bf16 differences, too little to show a wrong one) */
     m = load("tiny.vmc", (const DslSet[]){{"batch", "2"}, {"C", "256"}}, 2);
-    setenv("VMC_SCAN_DT", "1", 1);
     printf("tiny_pretrain, C = 256, bf16, forward alone, VMC_SCAN_DT=1: delta computed by each scan forward\n");
     forward_only = true;
     dt_scans = swiglu_launches = 4;
-    scan_outputs(m, "tiny_pretrain", 1e-3);   /* (identical on the emulator; a wrong B fragment order: 1.7e-3 to 7.7e-3) */
+    /* (identical on the emulator; a wrong B fragment order: 1.7e-3 to 7.7e-3) */
+    bp_scan_dt_forward(m, "tiny_pretrain", NULL, 1e-3, emu, NULL);
     printf("tiny_pretrain, C = 256, bf16, a training step, VMC_SCAN_DT=1 (the backward reads delta: none)\n");
     forward_only = false;
     dt_scans = 0;
+    setenv("VMC_SCAN_DT", "1", 1);
     grads(m, "tiny_pretrain", 1e-1);
     unsetenv("VMC_SCAN_DT");
     swiglu_launches = 0;

@@ -167,7 +167,6 @@ vmc_scan_fwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
     __shared__ __align__(16) float sDl[DT ? SCAN_THREADS / 32 : 1][DT ? 16 : 1][SCAN_DLP];     // by warp
     const int tid = threadIdx.x, d_raw = blockIdx.x * SCAN_THREADS + tid, b = blockIdx.y;
     const int lane = tid & 31, warp = tid >> 5;
-    (void)dt_w; (void)lane; (void)warp;
     const bool bc_async = scan_bc_async &&
                           (((unsigned long long)Bm | (unsigned long long)Cm | (DT ? (unsigned long long)delta : 0)) & 15) == 0;
     unsigned wf[4][SCAN_DT_KS][2];   // (SCAN_DT_R: W's fragments for this warp's channels)
@@ -200,7 +199,6 @@ vmc_scan_fwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
     }
     for (int t0 = 0; t0 < SCAN_L; t0 += SCAN_TILE) {
         const int nr = min(SCAN_TILE, SCAN_L - t0), cur = t0 / SCAN_TILE & 1;   // (cur: this tile's dt rows)
-        (void)cur;
         if (bc_async) {
             constexpr int E = 16 / (int)sizeof(BC_T);
             vmc_cp_async_wait<0>();   // this thread's copies of the tile have landed
