@@ -474,7 +474,6 @@ Program *program_build(const Graph *g, Node *const *keep, int nkeep, const Progr
         if (!opt->no_into_place) packed_copies_into_place(p->f);
     }
     if (!opt->scan_recompute) pg_mark_scan_states(p->f);
-    pg_mark_scan_dt(p->f, opt);
     if (opt->bf16 && opt->swiglu_gemm >= 0 && pg_hopper_gemm(p)) pass_mark_swiglu(p->f, opt->swiglu_gemm == 2);
     if (opt->bf16 && opt->gemm_pairs && pg_hopper_gemm(p)) pass_mark_product_pairs(p->f);
     p->params_constant = true;   /* (no ASSIGN: an inference step) */
@@ -510,18 +509,12 @@ Program *program_build(const Graph *g, Node *const *keep, int nkeep, const Progr
             if (opt->bf16 && opt->swiglu_bwd && pg_hopper_gemm(p)) pg_swiglu_bwd(p, &seen, gr);   /* its backward */
             break;
         case GK_GEMM:
-            if (gr->elided) break;   /* (dt_proj's product, computed by its scan's launch: pg_mark_scan_dt) */
             gemm(p, &b, &seen, gr, &ws_need);
             pg_product_pair(p, &seen, gr);   /* (where pass_mark_product_pairs marked it) */
             break;
-        case GK_OPAQUE: {   /* (elided: a conv1d computed by an earlier one's launch, conv_multi.c) */
-            const Node *dtm = p->f->scan_dt[gr->root->id];   /* its delta computed inside: W in bf16 (pg_mark_scan_dt) */
-            const Node *w = dtm ? fus_src(p->f, dtm, 1) : NULL;
-            const BufRef dt_w = !w ? NO_BUF : fus_bf16(p->f, w) ? pg_bufref(p, w) : pg_has_bf16_copy(p->f, w) ? pg_shadow_ref(p->f, w)
-                              : to_bf16(p, &b, &seen, gr, w, pg_bufref(p, w), shape_numel(w->shape), 0, 'w');
-            if (!gr->elided) ok = pg_opaque(p, &seen, gr, dt_w, err, errlen);
+        case GK_OPAQUE:   /* (elided: a conv1d computed by an earlier one's launch, conv_multi.c) */
+            if (!gr->elided) ok = pg_opaque(p, &seen, gr, err, errlen);
             break;
-        }
         case GK_ASSIGN: {
             if (gr->inplace) break;   /* the value's kernel already wrote the target */
             Launch *l = pg_add_launch(p, LK_COPY, gr->index, "optimizer");

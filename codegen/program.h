@@ -116,9 +116,6 @@ typedef struct ProgramOptions {
     bool no_conv_multi;         /* a launch per conv1d forward, also where several read one input (conv_multi.c) */
     bool no_conv_multi_bwd;     /* not their backwards as one launch too, the directions' dx summed (conv_multi.c;
                                  * VMC_CONV_MULTI_BWD=0) */
-    bool scan_dt;               /* bf16, sm_80+: a scan forward computes its delta, dt_proj's product that nothing else
-                                 * reads (inference), and that GEMM is not launched (program_templates.c
-                                 * pg_mark_scan_dt; VMC_SCAN_DT=1) */
     bool no_hoist_tail;         /* the gradient-norm sums and last column sums stay after the step's last GEMM, batched
                                  * there (pass_plan.c hoist_tail; VMC_HOIST_TAIL=0) */
     bool no_merge_memsets;      /* not the small memsets that stand together in the launch list as one zeroing

@@ -37,9 +37,8 @@ const Node *pg_gemm_base(const Fusion *f, const Node *x, int64_t *col, int64_t *
 void pg_mark_shadows(Fusion *f);
 void pg_mark_bf16_outputs(Fusion *f);
 /* program_templates.c */
-bool pg_opaque(Program *p, SeenSet *seen, const Group *gr, BufRef dt_w, char *err, int errlen);
+bool pg_opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int errlen);
 void pg_mark_scan_states(Fusion *f);
-void pg_mark_scan_dt(Fusion *f, const ProgramOptions *opt);
 void pg_own_gemm(Program *p, SeenSet *seen, int launch);
 bool pg_hopper_gemm(const Program *p);   /* sm_90 and not VMC_HOPPER_GEMM=0: the Hopper GEMM's kernels may be built */
 /* program_swiglu.c: after the launch of SwiGLU's gate group gr (Fusion.swiglu_x), one launch computing the gate

@@ -216,7 +216,7 @@ static void attn_bwd_written(Launch *l, const Program *p, const Node *n, const A
     if (p->f->shadow[n->id]) written_part(l, pg_shadow_ref(p->f, n), 2 * copy);
 }
 
-bool pg_opaque(Program *p, SeenSet *seen, const Group *gr, BufRef dt_w, char *err, int errlen) {
+bool pg_opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int errlen) {
     const Fusion *f = p->f;
     const Node *n = gr->root;
     const Node *more[CONV_MULTI_MAX_DIRS];   /* conv1d: the convs of other row orders its launch computes too */
@@ -233,19 +233,9 @@ bool pg_opaque(Program *p, SeenSet *seen, const Group *gr, BufRef dt_w, char *er
     case OP_SCAN: case OP_SCAN_BWD: {
         scan_spec(n, &ss);
         RowMap *maps[9] = {&ss.u_map, &ss.delta_map, NULL, &ss.bm_map, &ss.cm_map, NULL, NULL, &ss.z_map, &ss.dout_map};
-        const Node *dtm = n->op == OP_SCAN ? f->scan_dt[n->id] : NULL;   /* delta computed inside (pg_mark_scan_dt) */
         for (int k = 0; k < (n->op == OP_SCAN ? 8 : 9); k++) {
             const Node *x = scan_arg(f, n, k);
             args[nargs++] = !x ? NO_BUF : maps[k] ? row_mapped(p, x, maps[k], &tables[k]) : template_in(p, x);
-        }
-        if (dtm) {   /* delta's arguments: the dt columns of their value (a plain view: rows as stored), W's copy */
-            int64_t col, ld;
-            const Node *dt = fus_src(f, dtm, 0), *w = fus_src(f, dtm, 1), *base = pg_gemm_base(f, dt, &col, &ld);
-            ss.dt_r = (int)w->shape.d[1];
-            ss.dt_round = f->store_bf16[dtm->id];
-            ss.delta_map = (RowMap){ss.L, ld ? ld : ss.dt_r, col, NULL};
-            args[1] = template_in(p, base);
-            ASSERT(dt_w.arena != AR_COUNT_, "scan: dt_proj's weight has no bf16 copy");
         }
         args[nargs++] = pg_bufref(p, n);
         if (n->op == OP_SCAN_BWD) {   /* the bf16 copies of the parts bf16 readers take (program_bf16.c) */
@@ -258,9 +248,8 @@ bool pg_opaque(Program *p, SeenSet *seen, const Group *gr, BufRef dt_w, char *er
         ss.states = st != NULL;
         args[nargs++] = st ? (BufRef){st->arena, st->offset} : NO_BUF;
         if (n->op == OP_SCAN_BWD) args[nargs++] = into_ref(f, n, &ss.dz_copy_ld);   /* dz's copy, into place */
-        else args[nargs++] = dt_w;
         ss.u = stored(f, fus_src(f, n, 0));
-        ss.delta = dtm ? DT_BF16 : stored(f, fus_src(f, n, 1));
+        ss.delta = stored(f, fus_src(f, n, 1));
         ss.bc = stored(f, fus_src(f, n, 3));
         ASSERT(ss.bc == stored(f, fus_src(f, n, 4)), "scan: Bm and Cm stored differently");
         if (ss.gated) ss.z = stored(f, scan_arg(f, n, 7));
@@ -412,18 +401,7 @@ bool pg_opaque(Program *p, SeenSet *seen, const Group *gr, BufRef dt_w, char *er
     l->smem = kl.smem;
     pg_set_args(l, nargs);
     memcpy(l->args, args, sizeof(BufRef) * (size_t)nargs);
-    const Node *dtm = n->op == OP_SCAN ? f->scan_dt[n->id] : NULL;
-    for (int k = 0; k < n->nsrc; k++) {
-        if (dtm && k == 1) {   /* delta computed inside: dt_proj's operands read instead (the dt columns' value) */
-            int64_t col, ld;
-            const Node *dt = fus_src(f, dtm, 0), *w = fus_src(f, dtm, 1);
-            const Node *base = pg_gemm_base(f, dt, &col, &ld);
-            pg_touch_read_part(l, p, base, pg_has_bf16_copy(f, base) && !fus_bf16(f, base), shape_numel(dt->shape));
-            pg_touch(l, l->args[nargs - 1], shape_numel(w->shape) * 2, false);   /* (its bf16 copy) */
-            continue;
-        }
-        touch_template_input(l, p, fus_src(f, n, k));
-    }
+    for (int k = 0; k < n->nsrc; k++) touch_template_input(l, p, fus_src(f, n, k));
     for (int k = 0; k < gr->nouts; k++) pg_touch_node(l, p, gr->outs[k], false, true);
     for (int j = 0; j < nmore; j++) {   /* the other directions' inputs and outputs (conv_multi.c) */
         for (int k = 0; k < more[j]->nsrc; k++) touch_template_input(l, p, fus_src(f, more[j], k));
@@ -468,36 +446,6 @@ void pg_mark_scan_states(Fusion *f) {
             }
             break;
         }
-    }
-}
-
-/* Inference: a scan forward whose delta is dt_proj's product (dt W^T: dt R columns of x_proj's bf16 output, W [D][R]
- * with a bf16 copy) that nothing else reads computes it inside (selective_scan_fwd.cuh SCAN_DT_R, on the tensor
- * cores), and that GEMM group is elided: no launch, no delta written and read back ([B, L, D] in bf16 twice). A
- * training step's backward reads delta too, so there it stays a GEMM. */
-void pg_mark_scan_dt(Fusion *f, const ProgramOptions *opt) {
-    if (!opt->scan_dt || !opt->bf16 || opt->arch < 80) return;
-    for (int k = 0; k < f->ngroups; k++) if (f->groups[k].kind == GK_ASSIGN) return;   /* (a training step) */
-    for (int k = 0; k < f->ngroups; k++) {
-        const Group *sg = &f->groups[k];
-        const Node *n = sg->root;
-        if (sg->kind != GK_OPAQUE || n->op != OP_SCAN) continue;
-        Node *delta = fus_src(f, n, 1);
-        const int gi = f->group_of[delta->id];
-        if (gi < 0 || f->groups[gi].kind != GK_GEMM || f->groups[gi].root != delta || f->rowmap[delta->id] ||
-            f->kept[delta->id] || fus_read_elsewhere(f, sg, delta))
-            continue;
-        const GemmEpilogue e = group_gemm(f, &f->groups[gi]);
-        const Node *dt = fus_src(f, delta, 0), *w = fus_src(f, delta, 1);
-        if (e.matmul != delta || e.acc || e.alpha != 1.0 || delta->i[0] || !delta->i[1] || delta->shape.ndim != 3 ||
-            dt->shape.ndim != 3 || w->op != OP_PARAM || w->shape.ndim != 2 || w->shape.d[0] != delta->shape.d[2])
-            continue;
-        const int64_t R = w->shape.d[1];
-        int64_t col, ld;
-        const Node *base = pg_gemm_base(f, dt, &col, &ld);
-        if (R % 16 || R > 64 || !fus_bf16(f, base)) continue;
-        f->scan_dt[n->id] = delta;
-        f->groups[gi].elided = true;
     }
 }
 

@@ -226,11 +226,6 @@ char *template_scan_fwd(const ScanSpec *s, KernelLaunch *l) {
     // timing knobs (selective_scan_fwd.cuh): decays of the first K states on the FMA pipe, y in S partial sums
     def_int(&ds, "SCAN_POLY_EXP", env_int("VMC_SCAN_POLY_EXP", 0, 16, 0));
     def_int(&ds, "SCAN_Y_SPLIT", env_int("VMC_SCAN_Y_SPLIT", 1, 16, 1));
-    if (s->dt_r) {
-        ASSERT((s->dt_r & 15) == 0 && s->dt_r <= 64 && s->delta == DT_BF16, "scan: dt_proj inside (R %d)", s->dt_r);
-        def_int(&ds, "SCAN_DT_R", s->dt_r);
-        def_int(&ds, "SCAN_DT_ROUND", s->dt_round);
-    }
     launch_init(l, "vmc_scan_fwd", cdiv(s->D, SCAN_FWD_THREADS), (unsigned)s->B, 1, SCAN_FWD_THREADS, 1);
     return instantiate_defs("selective_scan_fwd.cuh", &ds);
 }

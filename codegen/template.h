@@ -55,16 +55,11 @@ typedef struct ScanSpec {
     int64_t dz_copy_ld;                            /* backward: 0, dz's copy in `copy`; else in dz_copy, rows
                                                     * this many elements apart (a column block of a wider buffer) */
     RowMap u_map, delta_map, bm_map, cm_map, z_map, dout_map;
-    int dt_r;                                      /* forward: > 0, delta = dt W^T computed inside from dt, R
-                                                    * columns of a bf16 value (delta_map: where), and W [D][R]
-                                                    * bf16 (dt_w); 0: delta read */
-    bool dt_round;                                 /* ... rounded to bf16 (as the GEMM would have stored it) */
 } ScanSpec;
 
 /* vmc_scan_fwd(const u*, const delta*, const A_log*, const Bm*, const Cm*, const D*, const delta_bias*,
- *              const z*, out* y, float *states, const bf16 *dt_w)      y = (sum_n C h + D u) * silu(z), or ungated
- * states (NULL unless s->states) receives the state at the start of every chunk but the first, for the backward.
- * With s->dt_r, delta points at dt (bf16) and dt_w at W (else NULL). */
+ *              const z*, out* y, float *states)      y = (sum_n C h + D u) * silu(z), or without the gate
+ * states (NULL unless s->states) receives the state at the start of every chunk but the first, for the backward. */
 char *template_scan_fwd(const ScanSpec *s, KernelLaunch *l);
 /* The special-function operations (exp2, reciprocal) the scan's arithmetic takes at the least, forward or
  * backward from saved states: a floor on its time (program_dump_launches). */

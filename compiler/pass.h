@@ -102,8 +102,6 @@ typedef struct Fusion {
                              * where this group stands (pass_plan keeps them alive until then) */
     Node **scan_pair;       /* by node id: an OP_SCAN and the OP_SCAN_BWD of the same inputs, each the other's, when
                              * the forward saves its chunk-start states for the backward (set before pass_plan) */
-    Node **scan_dt;         /* by OP_SCAN node id: its delta, dt_proj's product, when the scan's launch computes it
-                             * from the product's operands (its GEMM group elided; codegen pg_mark_scan_dt) */
     Buf *states;            /* by OP_SCAN node id, where paired: those states (bytes set with the pair, placed by
                              * pass_plan in the activations arena, live from the forward to the backward) */
     int64_t arena_bytes[AR_COUNT_];

@@ -251,14 +251,12 @@ void pass_plan(Fusion *f) {
         const Node *x = f->swiglu_x[f->groups[k].root->id];
         if (x && k > last[x->id]) last[x->id] = k;
     }
-    for (int k = 0; k < f->ngroups; k++) {   /* a product computed by another group's launch: its operands read there
-                                               * too (the first of a sum of two products; dt_proj's in its scan's) */
-        const Node *ms[2] = {f->pair_first[f->groups[k].root->id], f->scan_dt[f->groups[k].root->id]};
-        for (int j = 0; j < 2; j++)
-            for (int s = 0; ms[j] && s < 2; s++) {
-                const Node *x = fus_src(f, ms[j], s);
-                if (k > last[x->id]) last[x->id] = k;
-            }
+    for (int k = 0; k < f->ngroups; k++) {   /* a sum of two products in one launch: the first's operands too */
+        const Node *m = f->pair_first[f->groups[k].root->id];
+        for (int s = 0; m && s < 2; s++) {
+            const Node *x = fus_src(f, m, s);
+            if (k > last[x->id]) last[x->id] = k;
+        }
     }
     for (int id = g->nnodes - 1; id >= 0; id--) {     /* a view keeps its owner's memory alive */
         Node *o = f->view[id];

@@ -92,7 +92,6 @@ Fusion *pass_simplify(const Graph *g, Node *const *keep, int nkeep) {
     f->into = arena_alloc(f->arena, sizeof(Node *) * (size_t)nn);
     f->into_col = arena_alloc(f->arena, sizeof(int64_t) * (size_t)nn);
     f->scan_pair = arena_alloc(f->arena, sizeof(Node *) * (size_t)nn);
-    f->scan_dt = arena_alloc(f->arena, sizeof(Node *) * (size_t)nn);
     f->conv_lead = arena_alloc(f->arena, sizeof(Node *) * (size_t)nn);
     f->swiglu_x = arena_alloc(f->arena, sizeof(Node *) * (size_t)nn);
     f->pair_first = arena_alloc(f->arena, sizeof(Node *) * (size_t)nn);
@@ -163,7 +162,6 @@ void fusion_dump(const Fusion *f, FILE *out) {
         fprintf(out, "  [%.1f MB]%s\n", (double)bytes / 1e6,
                 gr->kind == GK_ASSIGN ? (gr->inplace ? " in place" : " copy")
                 : gr->elided && gr->kind == GK_OPAQUE ? " computed by another conv1d's launch (conv_multi.c)"
-                : gr->elided && gr->kind == GK_GEMM   ? " computed by its scan's launch (VMC_SCAN_DT)"
                 : gr->elided                          ? " assembled in place by its inputs' templates"
                                                       : "");
     }

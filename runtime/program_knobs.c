@@ -8,7 +8,6 @@ void program_knobs_from_env(ProgramOptions *po) {
     po->no_conv_multi_bwd = env_int("VMC_CONV_MULTI_BWD", 0, 1, 1) == 0;
     po->no_merge_memsets = env_int("VMC_ZERO_MERGE", 0, 1, 1) == 0;
     po->no_hoist_tail = env_int("VMC_HOIST_TAIL", 0, 1, 1) == 0;
-    po->scan_dt = env_int("VMC_SCAN_DT", 0, 1, 0) == 1;
     po->exact_view_deps = env_int("VMC_EXACT_DEPS", 0, 1, 0) == 1;
     const long swiglu = env_int("VMC_SWIGLU_GEMM", 0, 2, 2);
     po->swiglu_gemm = swiglu == 0 ? -1 : swiglu == 2 ? 2 : 0;

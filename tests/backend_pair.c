@@ -114,48 +114,9 @@ void bp_forward(DslModule *m, const char *model, double tol, BpMake make) {
     StepInfo s = {.seed = 3, .step = 1};
     exec_run(cpu, &s);
     exec_run(x, &s);
-    const bool quiet = bp_quiet;   /* (printed: the one figure of the check) */
-    bp_quiet = false;
     bp_compare("loss (forward alone)", cpu, x, g->loss, tol);
-    bp_quiet = quiet;
     exec_free(cpu);
     exec_free(x);
-    graph_free(g);
-}
-
-void bp_scan_dt_forward(DslModule *m, const char *model, const char *named, double tol, BpMake make,
-                        void (*check)(Exec *x, bool dt, int scans)) {
-    Diag d;
-    diag_init(&d, stderr);
-    Graph *g = dsl_build_model(m, model, &d);
-    ASSERT(g, "model %s", model);
-    Node **keep = xmalloc(sizeof(Node *) * ((size_t)g->nnodes + 1));
-    int n = 0;
-    for (int k = 0; named && k < g->nnamed; k++) if (!strcmp(g->named[k].name, named)) keep[n++] = g->named[k].node;
-    ASSERT(!named || n == 1, "%s has no output %s", model, named);
-    const int first = n;
-    for (int k = 0; k < g->nnodes; k++) if (g->nodes[k]->op == OP_SCAN) keep[n++] = g->nodes[k];
-    Exec *x[2];
-    for (int j = 0; j < 2; j++) {   /* 0: delta by its GEMM (the reference), 1: computed by the scans */
-        if (j) setenv("VMC_SCAN_DT", "1", 1);
-        else unsetenv("VMC_SCAN_DT");
-        x[j] = make(g, keep, n);
-        if (check) check(x[j], j == 1, n - first);
-    }
-    unsetenv("VMC_SCAN_DT");
-    bp_fill_model(x[0], x[1], g);
-    StepInfo s = {.seed = 3, .step = 1};
-    for (int j = 0; j < 2; j++) exec_run(x[j], &s);
-    const bool quiet = bp_quiet;   /* (every comparison printed: the check's figures) */
-    bp_quiet = false;
-    for (int k = 0; k < n; k++) {
-        char what[64];
-        snprintf(what, sizeof what, "scan output %%%u", keep[k]->id);
-        bp_compare(k < first ? named : what, x[0], x[1], keep[k], tol);
-    }
-    bp_quiet = quiet;
-    for (int j = 0; j < 2; j++) exec_free(x[j]);
-    free(keep);
     graph_free(g);
 }
 

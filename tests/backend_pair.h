@@ -27,11 +27,6 @@ double bp_compare(const char *what, Exec *cpu, Exec *x, const Node *n, double to
 void bp_model_grads(DslModule *m, const char *model, double tol, BpMake make);
 /* The loss of a forward step alone (no gradients, no update: an inference program), to tol. */
 void bp_forward(DslModule *m, const char *model, double tol, BpMake make);
-/* A forward step of model with VMC_SCAN_DT=1 (delta, dt_proj's product, computed by each scan forward) against the
- * same program's with dt_proj's GEMM, both made by make: every scan output and `named` (an output's name, or NULL),
- * to tol. check (may be NULL) looks at the first backend, then at the second, with the number of scans. */
-void bp_scan_dt_forward(DslModule *m, const char *model, const char *named, double tol, BpMake make,
-                        void (*check)(Exec *x, bool dt, int scans));
 /* steps fp32 AdamW steps, a new batch each, lent as the training loop lends the loader's (two host buffers an
  * input, in turn) and the loss read as it reads it (started after the step, finished after the next is queued):
  * losses within 1e-4 relative. `after` (may be NULL) looks at the backend before it is freed. */

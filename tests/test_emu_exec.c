@@ -21,7 +21,6 @@ static bool attn_fast;        /* and the decoder's attention on attention.cuh's 
 static int swiglu_launches;   /* SwiGLU gates computed with their products by one launch (program_swiglu.c) */
 static int pair_launches;     /* sums of two products as one launch (program_pair.c) */
 static bool forward_only;     /* a forward step alone (no scan backward to save states for) */
-static int dt_scans;          /* scan forwards computing their delta, dt_proj's product, inside with VMC_SCAN_DT=1 */
 
 /* The emulated backend, checked to run the program variant asked for. */
 static Exec *emu(const Graph *g, Node *const *keep, int nkeep) {
@@ -41,11 +40,6 @@ static Exec *emu(const Graph *g, Node *const *keep, int nkeep) {
     }
     if (attn_fast && fast < 2) { printf("  FAIL: %d attention launches on the tensor-core path\n", fast); bp_failures++; }
     if (!forward_only && scan_recompute == (paired > 0)) { printf("  FAIL: %d scans with saved states\n", paired); bp_failures++; }
-    int dt = 0;   /* scans with delta computed inside (pg_mark_scan_dt) */
-    for (int k = 0; k < g->nnodes; k++) dt += f->scan_dt[k] != NULL;
-    const char *dt_knob = getenv("VMC_SCAN_DT");
-    const int want_dt = dt_knob && !strcmp(dt_knob, "1") ? dt_scans : 0;
-    if (dt != want_dt) { printf("  FAIL: %d scans computing their delta, not %d\n", dt, want_dt); bp_failures++; }
     int swiglu = 0, pairs = 0;   /* SwiGLU's products and gate as one launch (program_swiglu.c), pairs */
     for (int k = 0; k < p->nlaunches; k++) {
         const Launch *l = &p->launches[k];
@@ -153,25 +147,6 @@ static void part_variants(void) {
     printf("tiny_ft, bf16, VMC_SWIGLU_GEMM=1 (SwiGLU's products by their GEMMs in training)\n");
     grads(m, "tiny_ft", 1e-1);
     unsetenv("VMC_SWIGLU_GEMM");
-    dsl_free(m);
-    /* delta, dt_proj's product, computed by the scan forward on the tensor cores (dt_proj's width 16 at C = 256): a
-     * forward step's scan outputs against the GEMM path's (at initialisation delta moves the loss, and the outputs
-     * beside the cpu backend's bf16 differences, too little to show a wrong one) */
-    m = load("tiny.vmc", (const DslSet[]){{"batch", "2"}, {"C", "256"}}, 2);
-    printf("tiny_pretrain, C = 256, bf16, forward alone, VMC_SCAN_DT=1: delta computed by each scan forward\n");
-    forward_only = true;
-    dt_scans = swiglu_launches = 4;
-    /* (identical on the emulator; a wrong B fragment order: 1.7e-3 to 7.7e-3) */
-    bp_scan_dt_forward(m, "tiny_pretrain", NULL, 1e-3, emu, NULL);
-    printf("tiny_pretrain, C = 256, bf16, a training step, VMC_SCAN_DT=1 (the backward reads delta: none)\n");
-    forward_only = false;
-    dt_scans = 0;
-    setenv("VMC_SCAN_DT", "1", 1);
-    grads(m, "tiny_pretrain", 1e-1);
-    unsetenv("VMC_SCAN_DT");
-    swiglu_launches = 0;
-    dsl_free(m);
-    m = load("tiny.vmc", (const DslSet[]){{"batch", "2"}}, 1);
     bf16 = false;
     bp_training(m, "tiny_pretrain", 3, emu, (BpHost){host_alloc, free}, NULL);
     setenv("VMC_HOIST_TAIL", "0", 1);   /* the gradient-norm sums batched after the last GEMM */

@@ -628,7 +628,7 @@ static void test_scan_states(void) {
             const Launch *l = &p->launches[k];
             if (l->kind != LK_KERNEL || (strcmp(l->name, "vmc_scan_fwd") && strcmp(l->name, "vmc_scan_bwd"))) continue;
             const bool fw = !strcmp(l->name, "vmc_scan_fwd");
-            const BufRef a = l->args[l->nargs - 2];   /* (the last: the forward's dt_w, the backward's dz copy) */
+            const BufRef a = l->args[l->nargs - (fw ? 1 : 2)];   /* (the backward's last: dz's copy into place) */
             CHECK((a.arena == AR_COUNT_) == (mode == 2), "%s: states argument", l->name);
             bool listed = false;
             for (int j = 0; j < l->nacc; j++)

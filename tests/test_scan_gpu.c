@@ -155,11 +155,10 @@ static void scan_data_free(ScanData *x) {
 static const CUdeviceptr NO_Z = 0;   /* the z argument of an ungated scan */
 
 static void scan_run_fwd(const Kernel *k, ScanData *x) {
-    void *args[11];
+    void *args[10];
     for (int i = 0; i < 8; i++) args[i] = i == 7 && !x->s.gated ? (void *)&NO_Z : &x->d[i];
     args[8] = &x->y;
     args[9] = &x->states;
-    args[10] = (void *)&NO_Z;   /* dt_w: delta is read (ScanSpec.dt_r 0) */
     launch(k, args, NULL);
 }
 

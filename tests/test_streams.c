@@ -98,7 +98,6 @@ static bool writes_declared(const Program *p, const Launch *l) {
 
 /* done[k][s]: the highest launch index on stream s known finished when launch k starts (-1: none). */
 static bool keep_tail;         /* ProgramOptions.no_hoist_tail: the gradient-norm sums batched at the step's end */
-static bool scan_dt;           /* ProgramOptions.scan_dt: delta computed by the scan forward (inference) */
 
 static void check_plan(const Program *p, const StreamPlan *sp, const char *what) {
     const int n = p->nlaunches, ns = sp->nstreams;
@@ -271,8 +270,7 @@ static Program *build(const char *file, const char *model, bool train, bool bf16
     if (!step_graph_build(*m, model, train, sg, &d)) { CHECK(0, "step graph of %s", model); return NULL; }
     ProgramOptions po = {.arch = 90, .bf16 = bf16, .no_compile = true, .no_conv_multi_bwd = !multi_bwd, .no_merge_memsets = !merge,
                          .exact_view_deps = exact_deps, .swiglu_gemm = swiglu_products ? 2 : 0,
-                         .gemm_pairs = gemm_pairs, .reuse_delay = reuse_delay, .no_hoist_tail = keep_tail,
-                         .scan_dt = scan_dt};
+                         .gemm_pairs = gemm_pairs, .reuse_delay = reuse_delay, .no_hoist_tail = keep_tail};
     char err[1024];
     Program *p = program_build(sg->g, NULL, 0, &po, err, sizeof err);
     CHECK(p, "program_build: %s", err);
@@ -404,39 +402,6 @@ static void check_tail_launches(const char *file, const char *model, const DslSe
                "(hoisted: %d)\n", model, rows[1], launches[1], rows[0], p[1]->nlaunches, p[0]->nlaunches);
     }
     for (int k = 0; k < 2; k++) { program_free(p[k]); if (sg[k].g) graph_free(sg[k].g); dsl_free(m[k]); }
-}
-
-/* With ProgramOptions.scan_dt, every scan forward of an inference step computes its delta (dt_proj's product, bf16
- * operands) and that GEMM has no launch; a training step, whose backward reads delta, keeps it. */
-static void check_scan_dt(const char *file, const char *model, const DslSet *sets, int nsets) {
-    for (int train = 0; train < 2; train++) {
-        DslModule *m[2];
-        StepGraph sg[2];
-        Program *p[2];
-        int gemms[2] = {0, 0}, fused[2] = {0, 0}, scans = 0;
-        for (int k = 0; k < 2; k++) {
-            scan_dt = k == 1;
-            p[k] = build(file, model, train, true, sets, nsets, true, &m[k], &sg[k]);
-            for (int j = 0; p[k] && j < p[k]->nlaunches; j++) {
-                const Launch *l = &p[k]->launches[j];
-                gemms[k] += l->kind == LK_GEMM;
-                const bool fwd = l->kind == LK_KERNEL && !strcmp(l->name, "vmc_scan_fwd");
-                scans += k == 1 && fwd;
-                fused[k] += fwd && strstr(p[k]->modules[l->module].src, "#define SCAN_DT_R 48\n") &&
-                            l->args[l->nargs - 1].arena != AR_COUNT_;
-            }
-        }
-        scan_dt = false;
-        if (p[0] && p[1]) {
-            const int want = train ? 0 : scans;
-            CHECK(scans > 0 && fused[0] == 0 && fused[1] == want && gemms[0] - gemms[1] == want,
-                  "%s %s: %d of %d scan forwards compute delta, GEMMs %d -> %d", model, train ? "train" : "infer",
-                  fused[1], scans, gemms[0], gemms[1]);
-            printf("%s %s, VMC_SCAN_DT=1: %d of %d scan forwards compute delta; %d GEMM launches (%d without)\n", model,
-                   train ? "train" : "infer", fused[1], scans, gemms[1], gemms[0]);
-        }
-        for (int k = 0; k < 2; k++) { program_free(p[k]); if (sg[k].g) graph_free(sg[k].g); dsl_free(m[k]); }
-    }
 }
 
 /* Does launch l's group extract a part of an output of op `op` (a packed backward)? */
@@ -614,10 +579,6 @@ int main(void) {
     check_model("models/arm_b.vmc", "arm_b_pretrain", true, true, small, 1);
     keep_tail = false;
     check_tail_launches("models/arm_b.vmc", "arm_b_ft224", small, 1);
-    scan_dt = true;   /* delta computed by the scan forwards (inference) */
-    check_model("models/arm_b.vmc", "arm_b_ft224", false, true, small, 1);
-    scan_dt = false;
-    check_scan_dt("models/arm_b.vmc", "arm_b_ft224", small, 1);
     if (failures) { fprintf(stderr, "test_streams: %d failure(s)\n", failures); return 1; }
     printf("test_streams: ok\n");
     return 0;

@@ -13,6 +13,10 @@
 // instead of the ex2 unit: 0.161 / 0.171 ms; the y sum in four partial sums: 0.160 ms; 5 blocks per SM: 0.157 ms;
 // with 32-bit row offsets (0.142 ms), softplus and the gate's sigmoid sharing one reciprocal, 1/((2 + e^-|x|)(1 +
 // e^-z)) (19 MUFU per row instead of 20): 0.143 ms.
+// Tried on an H100 (ARM-B inference, b256): delta = dt W^T (dt_proj's product) computed here on the tensor cores
+// (mma.sync m16n8k16 on the dt rows staged with Bm/Cm), its GEMM launch gone: 33.79 -> 36.30 ms a step with W's
+// fragments read from L2 every 16 rows, 34.05 -> 36.50 ms with them in registers (5 blocks an SM); the forwards took
+// 11.7 -> 17.9 ms eager against 1.7 ms of GEMMs saved. Removed; the code is at f5c474e (VMC_SCAN_DT).
 
 #ifndef SCAN_GATED
 #define SCAN_GATED 1   // y * silu(z); 0: y (z unread, may be NULL)
@@ -42,27 +46,9 @@ static_assert(SCAN_CHUNK % SCAN_PF == 0 && SCAN_TILE % SCAN_CHUNK == 0, "scan st
 #ifndef SCAN_BC_ASYNC
 #define SCAN_BC_ASYNC 1
 #endif
-// SCAN_DT_R R > 0: delta is dt_proj's product, computed here (template.c: inference, where nothing else reads it):
-// delta[t][d] = sum_k dt[t][k] W[d][k], `delta` pointing at the R dt columns of x_proj's output (bf16, DL_* layout)
-// and dt_w at W [D][R] (bf16), accumulated in f32 and rounded to bf16 where SCAN_DT_ROUND (as the GEMM stored it).
-// The tile's dt rows are staged with its Bm/Cm rows; every 16 rows each warp multiplies them by its 32 channels'
-// weights on the tensor cores (mma.sync m16n8k16, the weights' B fragments held in registers from the start) and
-// passes the products to its lanes through a [16][32] tile of shared memory. No delta is written or read in global
-// memory, and the GEMM's launch is gone. R a multiple of 16, at most 64. (H100, ARM-B inference: with the fragments
-// read from L2 every 16 rows it was 48% slower; as here, not yet timed. README: Made default lately.)
-#ifndef SCAN_DT_R
-#define SCAN_DT_R 0
-#endif
-#ifndef SCAN_DT_ROUND
-#define SCAN_DT_ROUND 1
-#endif
-static_assert(SCAN_DT_R % 16 == 0 && SCAN_DT_R <= 64, "scan: dt_proj's width must be a multiple of 16, at most 64");
-#define SCAN_DTP (SCAN_DT_R + 8)   // row pitch (bf16) of the staged dt rows: the 8 rows of an ldmatrix on distinct banks
-#define SCAN_DLP 40                // row pitch (f32) of a warp's tile of products
 static constexpr bool scan_bc_async =
     SCAN_BC_ASYNC && SCAN_N * sizeof(BC_T) % 16 == 0 && BM_STRIDE * sizeof(BC_T) % 16 == 0 &&
-    BM_OFF * sizeof(BC_T) % 16 == 0 && CM_STRIDE * sizeof(BC_T) % 16 == 0 && CM_OFF * sizeof(BC_T) % 16 == 0 &&
-    (!SCAN_DT_R || (DL_STRIDE * sizeof(DELTA_T) % 16 == 0 && DL_OFF * sizeof(DELTA_T) % 16 == 0));
+    BM_OFF * sizeof(BC_T) % 16 == 0 && CM_STRIDE * sizeof(BC_T) % 16 == 0 && CM_OFF * sizeof(BC_T) % 16 == 0;
 
 // Stages rows t0 .. t0+nr-1 of Bm and Cm as f32 into s ([row][Bm's N, then Cm's N]) by loads, a value at a time.
 template <class TB>
@@ -92,89 +78,21 @@ static __device__ __forceinline__ void scan_copy_bc_async(TB (*raw)[2 * SCAN_N],
     vmc_cp_async_commit();
 }
 
-// The dt rows of tile rows t0 .. t0+SCAN_TILE-1 (rows past L repeat row L-1) into dst: by cp.async, 16 bytes a copy
-// (committed with the Bm/Cm copies that follow), or by loads.
-template <bool ASYNC, class TD>
-static __device__ __forceinline__ void scan_stage_dt(unsigned short (*dst)[SCAN_DTP], const TD *dt, int b, int t0) {
-    constexpr int R = SCAN_DT_R > 0 ? SCAN_DT_R : 16;   // (no division by zero where there is none)
-    if constexpr (SCAN_DT_R > 0) {
-        static_assert(sizeof(TD) == 2, "scan: dt_proj's input is bf16");
-    }
-    if constexpr (SCAN_DT_R > 0 && ASYNC) {
-        constexpr int PIECES = R / 8, PER = (SCAN_TILE * PIECES + SCAN_THREADS - 1) / SCAN_THREADS;
-#pragma unroll
-        for (int k = 0; k < PER; k++) {
-            const int q = threadIdx.x + k * SCAN_THREADS, i = q / PIECES, r = q % PIECES;
-            if (i < SCAN_TILE) vmc_cp_async16(&dst[i][r * 8], dt + VMC_AT(DL, b, min(t0 + i, SCAN_L - 1)) + r * 8);
-        }
-    } else if constexpr (SCAN_DT_R > 0) {
-        for (int j = threadIdx.x; j < SCAN_TILE * R; j += SCAN_THREADS) {
-            const int i = j / R, c = j % R;
-            dst[i][c] = reinterpret_cast<const unsigned short *>(dt)[VMC_AT(DL, b, min(t0 + i, SCAN_L - 1)) + c];
-        }
-    }
-}
-
-#define SCAN_DT_KS (SCAN_DT_R > 0 ? SCAN_DT_R / 16 : 1)
-// The B fragments of W for the warp's channels c0 .. c0+31 (past D: column D-1's), loaded once into registers:
-// 8 channels x KS k-steps x 2 (k pairs 2t4.., 2t4+8.. of channel c0 + 8 nt + g). (Read from L2 every 16 rows instead,
-// under the 80-register cap, the forward took 48% longer: the SM's L1 beside 222 KB of shared memory holds too little.)
-static __device__ __forceinline__ void scan_dt_weights(unsigned (&wf)[4][SCAN_DT_KS][2], const bf16 *w, int c0) {
-    const int lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
-#pragma unroll
-    for (int nt = 0; nt < 4; nt++) {
-        const unsigned *wr = reinterpret_cast<const unsigned *>(w + (size_t)min(c0 + 8 * nt + g, SCAN_D - 1) * SCAN_DT_R);
-#pragma unroll
-        for (int ks = 0; ks < SCAN_DT_KS; ks++) { wf[nt][ks][0] = wr[8 * ks + t4]; wf[nt][ks][1] = wr[8 * ks + 4 + t4]; }
-    }
-}
-
-// delta of rows r0 .. r0+15 of the staged tile xs for the warp's 32 channels into its tile sd, [row][channel]:
-// A = the dt rows (ldmatrix), B = W's fragments (registers), f32 accumulation.
-static __device__ __forceinline__ void scan_dt_rows(float (*sd)[SCAN_DLP], const unsigned short (*xs)[SCAN_DTP], int r0,
-                                                    const unsigned (&wf)[4][SCAN_DT_KS][2]) {
-    const int lane = threadIdx.x & 31, g = lane >> 2, t4 = lane & 3;
-    unsigned a[SCAN_DT_KS][4];   // matrix lane / 8: rows 0-7 or 8-15, k 0-7 or 8-15 (the A fragment's order)
-#pragma unroll
-    for (int ks = 0; ks < SCAN_DT_KS; ks++)
-        vmc_ldmatrix<4, false>(a[ks], &xs[r0 + (lane & 7) + (lane >> 3 & 1) * 8][16 * ks + (lane >> 4) * 8]);
-#pragma unroll
-    for (int nt = 0; nt < 4; nt++) {
-        float d[4] = {0.f, 0.f, 0.f, 0.f};
-#pragma unroll
-        for (int ks = 0; ks < SCAN_DT_KS; ks++) vmc_mma_bf16(d, a[ks], wf[nt][ks]);
-#pragma unroll
-        for (int e = 0; e < 4; e++) d[e] = SCAN_DT_ROUND ? to_f32(from_f32<bf16>(d[e])) : d[e];
-        *reinterpret_cast<float2 *>(&sd[g][8 * nt + 2 * t4]) = float2{d[0], d[1]};
-        *reinterpret_cast<float2 *>(&sd[g + 8][8 * nt + 2 * t4]) = float2{d[2], d[3]};
-    }
-}
-
-// At most 80 registers (6 blocks of 128 per SM): ARM-B's 768 blocks then fit one wave on 132 SMs, unspilled. With
-// SCAN_DT_R, 5 blocks (102 registers: W's fragments stay in 24 of them).
-extern "C" __global__ void __launch_bounds__(SCAN_THREADS, SCAN_DT_R ? 5 : 6)
+// At most 80 registers (6 blocks of 128 per SM): ARM-B's 768 blocks then fit one wave on 132 SMs, unspilled.
+extern "C" __global__ void __launch_bounds__(SCAN_THREADS, 6)
 vmc_scan_fwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const ALOG_T *__restrict__ A_log,
              const BC_T *__restrict__ Bm, const BC_T *__restrict__ Cm, const DSKIP_T *__restrict__ Dskip,
              const DBIAS_T *__restrict__ delta_bias, const Z_T *__restrict__ z, OUT_T *__restrict__ out,
-             float *__restrict__ states, const bf16 *__restrict__ dt_w) {
+             float *__restrict__ states) {
     vmc_grid_entry();
-    constexpr int N = SCAN_N, PF = SCAN_PF, DT = SCAN_DT_R > 0;
-    static_assert(SCAN_TILE % SCAN_PF == 0 && (!DT || 16 % SCAN_PF == 0), "prefetch groups must not straddle tiles");
+    constexpr int N = SCAN_N, PF = SCAN_PF;
+    static_assert(SCAN_TILE % SCAN_PF == 0, "prefetch groups must not straddle tiles");
     __shared__ __align__(16) float sBC[SCAN_TILE][2 * N];
     __shared__ __align__(16) BC_T sRaw[scan_bc_async ? SCAN_TILE : 1][2 * N];   // the next tile's rows, copied while
                                                                                // this one computes
-    __shared__ __align__(16) unsigned short sDt[DT ? 2 : 1][DT ? SCAN_TILE : 1][SCAN_DTP];   // by tile parity
-    __shared__ __align__(16) float sDl[DT ? SCAN_THREADS / 32 : 1][DT ? 16 : 1][SCAN_DLP];     // by warp
     const int tid = threadIdx.x, d_raw = blockIdx.x * SCAN_THREADS + tid, b = blockIdx.y;
-    const int lane = tid & 31, warp = tid >> 5;
-    const bool bc_async = scan_bc_async &&
-                          (((unsigned long long)Bm | (unsigned long long)Cm | (DT ? (unsigned long long)delta : 0)) & 15) == 0;
-    unsigned wf[4][SCAN_DT_KS][2];   // (SCAN_DT_R: W's fragments for this warp's channels)
-    if (DT) scan_dt_weights(wf, dt_w, blockIdx.x * SCAN_THREADS + warp * 32);
-    if (bc_async) {
-        scan_stage_dt<true>(sDt[0], delta, b, 0);
-        scan_copy_bc_async(sRaw, Bm, Cm, b, 0, min(SCAN_TILE, SCAN_L));
-    }
+    const bool bc_async = scan_bc_async && (((unsigned long long)Bm | (unsigned long long)Cm) & 15) == 0;
+    if (bc_async) scan_copy_bc_async(sRaw, Bm, Cm, b, 0, min(SCAN_TILE, SCAN_L));
     const bool valid = d_raw < SCAN_D;   // lanes past D run on column D-1 and store nothing (barriers below)
     const int d = valid ? d_raw : SCAN_D - 1;
     float A2[N], h[N];
@@ -193,12 +111,11 @@ vmc_scan_fwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
 #pragma unroll
     for (int p = 0; p < PF; p++) {
         const int t = min(p, SCAN_L - 1);
-        pu[p] = u[uc + VMC_ROWOFF(U, SCAN_B, t)];
-        if (!DT) pd[p] = delta[dc + VMC_ROWOFF(DL, SCAN_B, t)];
+        pu[p] = u[uc + VMC_ROWOFF(U, SCAN_B, t)]; pd[p] = delta[dc + VMC_ROWOFF(DL, SCAN_B, t)];
         if (SCAN_GATED) pz[p] = z[zc + VMC_ROWOFF(Z, SCAN_B, t)];
     }
     for (int t0 = 0; t0 < SCAN_L; t0 += SCAN_TILE) {
-        const int nr = min(SCAN_TILE, SCAN_L - t0), cur = t0 / SCAN_TILE & 1;   // (cur: this tile's dt rows)
+        const int nr = min(SCAN_TILE, SCAN_L - t0);
         if (bc_async) {
             constexpr int E = 16 / (int)sizeof(BC_T);
             vmc_cp_async_wait<0>();   // this thread's copies of the tile have landed
@@ -215,15 +132,12 @@ vmc_scan_fwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
                         *reinterpret_cast<float4 *>(&sBC[0][0] + j + e) = float4{f[e], f[e + 1], f[e + 2], f[e + 3]};
                 }
             }
-            __syncthreads();   // sBC staged, sRaw (and the other dt buffer) free for the next tile
-            if (t0 + SCAN_TILE < SCAN_L) {
-                scan_stage_dt<true>(sDt[cur ^ 1], delta, b, t0 + SCAN_TILE);
+            __syncthreads();   // sBC staged, sRaw free for the next tile
+            if (t0 + SCAN_TILE < SCAN_L)
                 scan_copy_bc_async(sRaw, Bm, Cm, b, t0 + SCAN_TILE, min(SCAN_TILE, SCAN_L - t0 - SCAN_TILE));
-            }
         } else {
             __syncthreads();   // the previous tile is consumed
             scan_stage_bc_loads(sBC, Bm, Cm, b, t0, nr);
-            scan_stage_dt<false>(sDt[cur], delta, b, t0);
             __syncthreads();
         }
         for (int i = 0; i < nr; i += PF) {
@@ -233,22 +147,12 @@ vmc_scan_fwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
                 for (int n = 0; n < N; n++) states[scan_state_at(b, (t0 + i) / SCAN_CHUNK, n, d)] = h[n];
             }
 #endif
-            if constexpr (DT) {   // every 16 rows: the warp's delta of the next 16 (its lanes have read the last 16)
-                if (i % 16 == 0) {
-                    __syncwarp();
-                    scan_dt_rows(sDl[warp], sDt[cur], i, wf);
-                    __syncwarp();
-                }
-            }
             float cu[PF], cd[PF], cz[PF];
 #pragma unroll
             for (int p = 0; p < PF; p++) {
-                cu[p] = to_f32(pu[p]); cz[p] = SCAN_GATED ? to_f32(pz[p]) : 0.f;
-                if constexpr (DT) cd[p] = sDl[warp][(i + p) % 16][lane];
-                else cd[p] = to_f32(pd[p]);
+                cu[p] = to_f32(pu[p]); cd[p] = to_f32(pd[p]); cz[p] = SCAN_GATED ? to_f32(pz[p]) : 0.f;
                 const int t = min(t0 + i + PF + p, SCAN_L - 1);
-                pu[p] = u[uc + VMC_ROWOFF(U, SCAN_B, t)];
-                if (!DT) pd[p] = delta[dc + VMC_ROWOFF(DL, SCAN_B, t)];
+                pu[p] = u[uc + VMC_ROWOFF(U, SCAN_B, t)]; pd[p] = delta[dc + VMC_ROWOFF(DL, SCAN_B, t)];
                 if (SCAN_GATED) pz[p] = z[zc + VMC_ROWOFF(Z, SCAN_B, t)];
             }
 #pragma unroll

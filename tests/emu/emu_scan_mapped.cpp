@@ -68,7 +68,7 @@ extern "C" int emu_check_scan_mapped(void) {
         }
     std::vector<float> y(BLD, NAN);
     emu_launch({(unsigned)((D + 127) / 128), (unsigned)B, 1}, {128, 1, 1}, [&] {
-        vmc_scan_fwd(ub.data(), dlb.data(), Al.data(), xp.data(), xp.data(), Dv.data(), bias.data(), zb.data(), y.data(), nullptr, nullptr);
+        vmc_scan_fwd(ub.data(), dlb.data(), Al.data(), xp.data(), xp.data(), Dv.data(), bias.data(), zb.data(), y.data(), nullptr);
     });
     std::vector<double> yref(BLD);
     ref_scan_fwd(B, L, D, N, u.data(), dl.data(), Al.data(), Bm.data(), Cm.data(), Dv.data(), bias.data(), z.data(),

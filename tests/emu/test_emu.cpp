@@ -13,7 +13,6 @@ extern "C" int emu_check_conv_silu_bwd(void);
 extern "C" int emu_check_scan_mapped(void);
 extern "C" int emu_check_scan_n6(void);
 extern "C" int emu_check_scan_ungated(void);
-extern "C" int emu_check_scan_dt(void);
 extern "C" int emu_check_conv_multi(void);
 extern "C" int emu_check_conv_multi_bwd(void);
 extern "C" int emu_check_attn(void);
@@ -22,7 +21,7 @@ extern "C" int emu_check_exp2_fma(void);
 int main() {
     int bad = emu_check_scan_f32() + emu_check_scan_bf16() + emu_check_scan_long() + emu_check_conv() + emu_check_conv_vec2() + emu_check_conv_mapped() + emu_check_conv_silu_out() + emu_check_conv_silu_bwd() +
               emu_check_scan_mapped() +
-              emu_check_scan_n6() + emu_check_scan_ungated() + emu_check_scan_dt() + emu_check_conv_multi() +
+              emu_check_scan_n6() + emu_check_scan_ungated() + emu_check_conv_multi() +
               emu_check_conv_multi_bwd() + emu_check_attn() + emu_check_exp2_fma();
     printf(bad ? "test_emu: %d checks FAILED\n" : "test_emu: ok\n", bad);
     return bad != 0;
