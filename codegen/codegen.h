@@ -21,6 +21,7 @@ typedef struct KernelSource {
 
 /* The device helpers every generated kernel uses (bf16 rounding, Philox as compiler/rng.h, block reductions). */
 const char *codegen_preamble(void);
+const char *codegen_helpers(void);   /* the same without the grid entry (for a template's text) */
 /* vmc_grid_entry(), which every kernel (generated or template) calls first: with programmatic dependent launch
  * (sm_90, runtime/cuda_exec.c) a kernel may start while the previous one in its stream finishes; it lets its own
  * successor launch, then waits until its predecessors are complete and their writes visible. Part of the preamble
@@ -38,6 +39,10 @@ const char *codegen_preamble(void);
  * gr->ins (const), one per gr->outs, one per out with a bf16 shadow (f->shadow), then a pointer to the step's
  * {seed, step} (two unsigned long long). */
 void codegen_group(const Fusion *f, const Group *gr, KernelSource *out);
+/* gr (GK_EW) as the epilogue of the scan forward whose output own it reads, tok[t] the group's token at the scan's row
+ * t (compiler/scan_epi.c): text to place before the scan template (defines SCAN_EPI, SCAN_EPI_PARAMS, SCAN_EPI_ARGS,
+ * vmc_epi_tok and vmc_scan_epi); the caller frees it. */
+char *codegen_scan_epilogue(const Fusion *f, const Group *gr, const Node *own, const int32_t *tok);
 /* The same kernel as `instances` independent instances in one launch: the kernel is a device function NAME_one,
  * and NAME_x(const __grid_constant__ VmcArgs_NAME a), grid (x, instances), calls it for instance blockIdx.y with
  * a.p[blockIdx.y]: that instance's pointer parameters in codegen_group's order, its {seed, step} pointer last.

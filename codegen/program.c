@@ -168,6 +168,31 @@ static int64_t elements_read(const Fusion *f, const Group *gr, const Node *x) {
     return n > 0 && n < shape_numel(x->shape) ? n : shape_numel(x->shape);
 }
 
+int pg_group_nargs(const Fusion *f, const Group *gr) {
+    int n = gr->nins + gr->nouts;
+    for (int k = 0; k < gr->nouts; k++) n += f->shadow[gr->outs[k]->id];
+    return n;
+}
+
+void pg_group_args(Program *p, Launch *l, const Group *gr, int at, const Node *skip) {
+    const Fusion *f = p->f;
+    for (int k = 0; k < gr->nins; k++) {
+        const Node *x = gr->ins[k];
+        const bool copy = codegen_reads_copy(f, gr, x);
+        l->args[at + k] = x == skip ? NO_BUF : copy ? pg_shadow_ref(f, x) : pg_bufref(p, x);
+        if (x != skip) pg_touch_read_part(l, p, x, copy, elements_read(f, gr, x));
+    }
+    for (int k = 0; k < gr->nouts; k++) l->args[at + gr->nins + k] = pg_bufref(p, gr->outs[k]);
+    for (int k = 0, j = at + gr->nins + gr->nouts; k < gr->nouts; k++) {
+        const Node *o = gr->outs[k];
+        if (f->shadow[o->id]) l->args[j++] = (BufRef){f->sbuf[o->id].arena, f->sbuf[o->id].offset};
+    }
+    for (int k = 0; k < gr->nouts; k++) {
+        if (!f->shadow_only[gr->outs[k]->id]) pg_touch_node(l, p, gr->outs[k], false, true);
+        if (f->shadow[gr->outs[k]->id]) pg_touch_node(l, p, gr->outs[k], true, true);
+    }
+}
+
 static void generated(Program *p, Batch *b, SeenSet *seen, const Group *gr) {
     for (int k = 0; k < gr->nouts; k++) {   /* a new weight also goes to its kept bf16 copy (to_bf16) */
         const Node *o = gr->outs[k];
@@ -190,23 +215,8 @@ static void generated(Program *p, Batch *b, SeenSet *seen, const Group *gr) {
     l->grid[0] = ks.grid; l->grid[1] = l->grid[2] = 1;
     l->block[0] = ks.block; l->block[1] = l->block[2] = 1;
     l->rng_args = true;
-    int nshadow = 0;
-    for (int k = 0; k < gr->nouts; k++) nshadow += p->f->shadow[gr->outs[k]->id];
-    pg_set_args(l, gr->nins + gr->nouts + nshadow);
-    for (int k = 0; k < gr->nins; k++) {
-        const bool copy = codegen_reads_copy(p->f, gr, gr->ins[k]);
-        l->args[k] = copy ? pg_shadow_ref(p->f, gr->ins[k]) : pg_bufref(p, gr->ins[k]);
-        pg_touch_read_part(l, p, gr->ins[k], copy, elements_read(p->f, gr, gr->ins[k]));
-    }
-    for (int k = 0; k < gr->nouts; k++) l->args[gr->nins + k] = pg_bufref(p, gr->outs[k]);
-    for (int k = 0, j = gr->nins + gr->nouts; k < gr->nouts; k++) {
-        const Node *o = gr->outs[k];
-        if (p->f->shadow[o->id]) l->args[j++] = (BufRef){p->f->sbuf[o->id].arena, p->f->sbuf[o->id].offset};
-    }
-    for (int k = 0; k < gr->nouts; k++) {
-        if (!p->f->shadow_only[gr->outs[k]->id]) pg_touch_node(l, p, gr->outs[k], false, true);
-        if (p->f->shadow[gr->outs[k]->id]) pg_touch_node(l, p, gr->outs[k], true, true);
-    }
+    pg_set_args(l, pg_group_nargs(p->f, gr));
+    pg_group_args(p, l, gr, 0, NULL);
     add_kernel(p, b, seen, p->nlaunches - 1, ks.key, ks.body, ks.name);
     p->nlaunched++;
     kernel_source_free(&ks);
@@ -484,6 +494,7 @@ Program *program_build(const Graph *g, Node *const *keep, int nkeep, const Progr
     p->f->conv_multi = !opt->no_conv_multi;
     p->f->conv_multi_bwd = !opt->no_conv_multi_bwd && !opt->no_conv_multi;
     p->f->no_hoist_tail = opt->no_hoist_tail;
+    p->f->scan_epi_on = opt->scan_epi;
     pass_plan(p->f);
     Batch b = {0};
     SeenSet seen = {0};

@@ -38,6 +38,11 @@ void pg_mark_shadows(Fusion *f);
 void pg_mark_bf16_outputs(Fusion *f);
 /* program_templates.c */
 bool pg_opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int errlen);
+/* A generated kernel's pointer arguments for group gr (its inputs, outputs and their bf16 copies, in codegen_group's
+ * order, {seed, step} aside): how many, and into l->args from at on, each touched as that kernel reads or writes it;
+ * skip, an input the launch has at hand otherwise (a scan's epilogue: scan_epi.c), gets no buffer. */
+int pg_group_nargs(const Fusion *f, const Group *gr);
+void pg_group_args(Program *p, Launch *l, const Group *gr, int at, const Node *skip);
 void pg_mark_scan_states(Fusion *f);
 void pg_own_gemm(Program *p, SeenSet *seen, int launch);
 bool pg_hopper_gemm(const Program *p);   /* sm_90 and not VMC_HOPPER_GEMM=0: the Hopper GEMM's kernels may be built */

@@ -226,6 +226,8 @@ bool pg_opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int errlen
     BufRef args[32];
     int nargs = 0;
     ScanSpec ss;
+    const Node *er = n->op == OP_SCAN ? f->scan_epi[n->id] : NULL;   /* an elementwise group as its epilogue */
+    const Group *epi = er ? &f->groups[f->group_of[er->id]] : NULL;
     Conv1dSpec cs;
     AttnSpec as;
     int32_t *tables[9] = {0};   /* row tables of mapped inputs, by source position */
@@ -237,7 +239,7 @@ bool pg_opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int errlen
             const Node *x = scan_arg(f, n, k);
             args[nargs++] = !x ? NO_BUF : maps[k] ? row_mapped(p, x, maps[k], &tables[k]) : template_in(p, x);
         }
-        args[nargs++] = pg_bufref(p, n);
+        args[nargs++] = epi ? NO_BUF : pg_bufref(p, n);   /* (with an epilogue, y is not stored) */
         if (n->op == OP_SCAN_BWD) {   /* the bf16 copies of the parts bf16 readers take (program_bf16.c) */
             const bool copy = f->shadow[n->id];
             ss.copy_parts = copy ? f->part_copy[n->id] : 0;
@@ -255,7 +257,10 @@ bool pg_opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int errlen
         if (ss.gated) ss.z = stored(f, scan_arg(f, n, 7));
         if (n->op == OP_SCAN_BWD) ss.dout = stored(f, scan_arg(f, n, 8));
         else ss.out = f->store_bf16[n->id] ? DT_BF16 : DT_F32;
+        char *epi_src = epi ? codegen_scan_epilogue(f, epi, n, f->scan_epi_tok[n->id]) : NULL;
+        ss.epi = epi_src;
         src = n->op == OP_SCAN ? template_scan_fwd(&ss, &kl) : template_scan_bwd(&ss, &kl);
+        free(epi_src);
         break;
     }
     case OP_ATTN: case OP_ATTN_BWD: {
@@ -394,21 +399,24 @@ bool pg_opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int errlen
     Launch *l = pg_add_launch(p, LK_KERNEL, gr->index, kclass);
     l->module = m;
     if (n->op == OP_SCAN || n->op == OP_SCAN_BWD) l->sfu_ops = template_scan_sfu_ops(&ss, n->op == OP_SCAN_BWD);
+    for (int k = 0; epi && k < epi->nmembers; k++)   /* the epilogue's sigmoids: exp2 and a reciprocal an element */
+        if (epi->members[k]->op == OP_SILU || epi->members[k]->op == OP_SIGMOID) l->sfu_ops += 2.0 * shape_numel(epi->dom);
     if (n->op == OP_ATTN || n->op == OP_ATTN_BWD) l->sfu_ops = (double)as.B * as.H * as.L * as.S;   /* an exp a score */
     snprintf(l->name, sizeof l->name, "%s", kl.name);
     memcpy(l->grid, kl.grid, sizeof l->grid);
     memcpy(l->block, kl.block, sizeof l->block);
     l->smem = kl.smem;
-    pg_set_args(l, nargs);
+    pg_set_args(l, nargs + (epi ? pg_group_nargs(f, epi) : 0));
     memcpy(l->args, args, sizeof(BufRef) * (size_t)nargs);
     for (int k = 0; k < n->nsrc; k++) touch_template_input(l, p, fus_src(f, n, k));
-    for (int k = 0; k < gr->nouts; k++) pg_touch_node(l, p, gr->outs[k], false, true);
+    if (epi) pg_group_args(p, l, epi, nargs, n);   /* the epilogue's inputs and outputs, y itself not stored */
+    for (int k = 0; k < gr->nouts && !epi; k++) pg_touch_node(l, p, gr->outs[k], false, true);
     for (int j = 0; j < nmore; j++) {   /* the other directions' inputs and outputs (conv_multi.c) */
         for (int k = 0; k < more[j]->nsrc; k++) touch_template_input(l, p, fus_src(f, more[j], k));
         pg_touch_node(l, p, more[j], false, true);
         if (f->shadow[more[j]->id]) pg_touch_node(l, p, more[j], true, true);
     }
-    if (f->shadow[n->id]) pg_touch_node(l, p, n, true, true);
+    if (f->shadow[n->id] && !epi) pg_touch_node(l, p, n, true, true);
     if (f->into[n->id]) pg_touch_node(l, p, f->into[n->id], true, true);
     const Buf *st = scan_states(f, n);   /* written by the forward, read by the backward */
     if (st) pg_touch(l, (BufRef){st->arena, st->offset}, st->bytes, n->op == OP_SCAN);

@@ -226,6 +226,10 @@ char *template_scan_fwd(const ScanSpec *s, KernelLaunch *l) {
     // timing knobs (selective_scan_fwd.cuh): decays of the first K states on the FMA pipe, y in S partial sums
     def_int(&ds, "SCAN_POLY_EXP", env_int("VMC_SCAN_POLY_EXP", 0, 16, 0));
     def_int(&ds, "SCAN_Y_SPLIT", env_int("VMC_SCAN_Y_SPLIT", 1, 16, 1));
+    if (s->epi) {   /* before the defines: the generated kernels' helpers, then the epilogue (template.h) */
+        if (!ds.tf) ds.tf = open_memstream(&ds.tables, &ds.tables_len);
+        fprintf(ds.tf, "%s%s", codegen_helpers(), s->epi);
+    }
     launch_init(l, "vmc_scan_fwd", cdiv(s->D, SCAN_FWD_THREADS), (unsigned)s->B, 1, SCAN_FWD_THREADS, 1);
     return instantiate_defs("selective_scan_fwd.cuh", &ds);
 }

@@ -55,11 +55,14 @@ typedef struct ScanSpec {
     int64_t dz_copy_ld;                            /* backward: 0, dz's copy in `copy`; else in dz_copy, rows
                                                     * this many elements apart (a column block of a wider buffer) */
     RowMap u_map, delta_map, bm_map, cm_map, z_map, dout_map;
+    const char *epi;                               /* forward: an elementwise group computed at each row instead of
+                                                    * storing y (codegen_scan_epilogue's text), or NULL */
 } ScanSpec;
 
 /* vmc_scan_fwd(const u*, const delta*, const A_log*, const Bm*, const Cm*, const D*, const delta_bias*,
  *              const z*, out* y, float *states)      y = (sum_n C h + D u) * silu(z), or without the gate
- * states (NULL unless s->states) receives the state at the start of every chunk but the first, for the backward. */
+ * states (NULL unless s->states) receives the state at the start of every chunk but the first, for the backward.
+ * With s->epi, y is not stored (out unused) and the epilogue's pointers follow states (SCAN_EPI_PARAMS). */
 char *template_scan_fwd(const ScanSpec *s, KernelLaunch *l);
 /* The special-function operations (exp2, reciprocal) the scan's arithmetic takes at the least, forward or
  * backward from saved states: a floor on its time (program_dump_launches). */

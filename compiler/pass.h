@@ -104,6 +104,11 @@ typedef struct Fusion {
                              * the forward saves its chunk-start states for the backward (set before pass_plan) */
     Buf *states;            /* by OP_SCAN node id, where paired: those states (bytes set with the pair, placed by
                              * pass_plan in the activations arena, live from the forward to the backward) */
+    Node **scan_epi;        /* by OP_SCAN node id: the root of the elementwise group its launch computes as an
+                             * epilogue (that group elided, the scan's own output neither written nor read back;
+                             * scan_epi.c), or NULL */
+    int32_t **scan_epi_tok; /* by OP_SCAN node id, with scan_epi: the group's token at each of the scan's rows */
+    bool scan_epi_on;       /* set before pass_plan: find such groups (scan_epi.c) */
     int64_t arena_bytes[AR_COUNT_];
     int64_t act_naive_bytes;/* activations without reuse, for reports */
     int reuse_delay;        /* pass_plan: an activation's memory is free only this many groups after its last
@@ -225,6 +230,9 @@ void pass_plan(Fusion *f);
  * under different row orders (a fine-tuning layer's scan directions) become one launch at the first of them, the
  * others elided (Fusion.conv_lead); their outputs are then written there. */
 void pass_conv_multi(Fusion *f);
+/* After the final order: each elementwise group that reads a scan forward's output, which nothing else reads, and
+ * nothing computed after that scan, computed by the scan's launch (Fusion.scan_epi; the group elided). */
+void pass_scan_epilogues(Fusion *f);
 /* The same for the directions' CONV1D_SILU_BWD (f->conv_multi_bwd): one launch at the last of them, their dx summed
  * into one direction's dx part where the only reader adds them back in x's row order; called before hoist_tail,
  * which then places the readers of the elided ones' outputs after that launch (checked by conv_multi_bwd_ordered). */

@@ -240,6 +240,7 @@ void pass_plan(Fusion *f) {
     const Graph *g = f->g;
     order_groups(f);
     if (f->conv_multi) pass_conv_multi(f);
+    if (f->scan_epi_on) pass_scan_epilogues(f);
     int *last = xmalloc(sizeof(int) * (size_t)g->nnodes);
     for (int k = 0; k < g->nnodes; k++) last[k] = -1;
     for (int k = 0; k < f->ngroups; k++) {
@@ -285,6 +286,15 @@ void pass_plan(Fusion *f) {
         if (c && f->group_of[id] < into_first[c->id]) into_first[c->id] = f->group_of[id];
         if (f->conv_lead[id]) into_first[id] = f->group_of[f->conv_lead[id]->id];
     }
+    bool *early = xcalloc((size_t)g->nnodes, sizeof(bool));   /* written by an earlier launch than its group's */
+    for (int k = 0; k < f->ngroups; k++) {   /* a scan's epilogue group: its outputs written by the scan's launch */
+        const Node *r = f->groups[k].root, *e = r->op == OP_SCAN ? f->scan_epi[r->id] : NULL;
+        const Group *eg = e ? &f->groups[f->group_of[e->id]] : NULL;
+        for (int j = 0; eg && j < eg->nouts; j++) {
+            into_first[eg->outs[j]->id] = k;
+            early[eg->outs[j]->id] = true;
+        }
+    }
     const Node **alias = xcalloc((size_t)g->nnodes, sizeof(Node *));
     inplace_assigns(f, alias);
     Iv *iv = xmalloc(sizeof(Iv) * (size_t)(3 * g->nnodes + 1));
@@ -302,7 +312,7 @@ void pass_plan(Fusion *f) {
             continue;
         }
         int first = f->group_of[id];
-        if (f->conv_lead[id]) first = into_first[id];
+        if (f->conv_lead[id] || early[id]) first = into_first[id];
         if (f->shadow_only[id]) f->buf[id] = (Buf){AR_COUNT_, 0, 0};   /* no f32 copy: a NULL pointer */
         else iv[niv++] = interval(&f->buf[id], bytes, first, last[id], id);
         const int send = packed_has_parts(n) ? slast[id] : last[id];
@@ -330,6 +340,7 @@ void pass_plan(Fusion *f) {
     }
     free(iv);
     free(into_first);
+    free(early);
     free(last);
     free(slast);
 }

@@ -93,6 +93,8 @@ Fusion *pass_simplify(const Graph *g, Node *const *keep, int nkeep) {
     f->into_col = arena_alloc(f->arena, sizeof(int64_t) * (size_t)nn);
     f->scan_pair = arena_alloc(f->arena, sizeof(Node *) * (size_t)nn);
     f->conv_lead = arena_alloc(f->arena, sizeof(Node *) * (size_t)nn);
+    f->scan_epi = arena_alloc(f->arena, sizeof(Node *) * (size_t)nn);
+    f->scan_epi_tok = arena_alloc(f->arena, sizeof(int32_t *) * (size_t)nn);
     f->swiglu_x = arena_alloc(f->arena, sizeof(Node *) * (size_t)nn);
     f->pair_first = arena_alloc(f->arena, sizeof(Node *) * (size_t)nn);
     f->conv_sum_to = arena_alloc(f->arena, sizeof(Node *) * (size_t)nn);

@@ -257,6 +257,23 @@ static void test_model_forward(DslModule *m, const char *model, const char *outp
     graph_free(g);
 }
 
+/* With VMC_SCAN_EPI=1 each of tiny_ft's 4 layers computes its direction merge in its last scan forward's launch; none
+ * without. */
+static void check_scan_epi(Exec *x, bool on) {
+    const Program *p = cuda_exec_program(x);
+    int n = 0;
+    for (int k = 0; k < p->nlaunches; k++)
+        n += p->launches[k].kind == LK_KERNEL && strstr(p->modules[p->launches[k].module].src, "#define SCAN_EPI 1\n");
+    if (n != (on ? 4 : 0)) { printf("  FAIL: %d scans with an epilogue, not %d\n", n, on ? 4 : 0); bp_failures++; }
+}
+
+/* Inference with each layer's direction merge computed by its last scan (VMC_SCAN_EPI=1): the logits against the
+ * same program's with the merge's own kernel (the same arithmetic; the GEMMs' tuned algorithms may differ). */
+static void test_scan_epi(DslModule *m) {
+    printf("tiny_ft: forward, VMC_SCAN_EPI=1 against the merge's own kernel\n");
+    bp_knob_forward(m, "tiny_ft", "logits", "VMC_SCAN_EPI", 2e-2, gpu_exec, check_scan_epi);
+}
+
 static void *pinned_alloc(size_t bytes) {
     void *p;
     CU_CHECK(cuda_api()->cuMemAllocHost(&p, bytes));
@@ -299,6 +316,7 @@ int main(int argc, char **argv) {
     test_model_grads(m, "tiny_pretrain", 1e-1);
     test_model_grads(m, "tiny_ft", 1e-1);   /* 4 directions: du, ddelta, dz read from the scan's bf16 copies */
     test_model_forward(m, "tiny_ft", "logits", 1e-1);
+    test_scan_epi(m);
     setenv("VMC_SWIGLU_GEMM", "1", 1);   /* SwiGLU's products by their own GEMMs in training, the gate apart */
     test_model_grads(m, "tiny_ft", 1e-1);
     unsetenv("VMC_SWIGLU_GEMM");

@@ -21,6 +21,14 @@ static bool attn_fast;        /* and the decoder's attention on attention.cuh's 
 static int swiglu_launches;   /* SwiGLU gates computed with their products by one launch (program_swiglu.c) */
 static int pair_launches;     /* sums of two products as one launch (program_pair.c) */
 static bool forward_only;     /* a forward step alone (no scan backward to save states for) */
+static int epi_scans;         /* scan forwards computing an elementwise group as their epilogue (scan_epi.c; -1: any) */
+
+static int epilogue_scans(const Program *p) {
+    int n = 0;
+    for (int k = 0; k < p->nlaunches; k++)
+        n += p->launches[k].kind == LK_KERNEL && strstr(p->modules[p->launches[k].module].src, "#define SCAN_EPI 1\n");
+    return n;
+}
 
 /* The emulated backend, checked to run the program variant asked for. */
 static Exec *emu(const Graph *g, Node *const *keep, int nkeep) {
@@ -48,6 +56,8 @@ static Exec *emu(const Graph *g, Node *const *keep, int nkeep) {
     }
     if (swiglu != swiglu_launches) { printf("  FAIL: %d SwiGLU launches, not %d\n", swiglu, swiglu_launches); bp_failures++; }
     if (pairs != pair_launches) { printf("  FAIL: %d pairs of products, not %d\n", pairs, pair_launches); bp_failures++; }
+    const int epi = epilogue_scans(p);
+    if (epi_scans >= 0 && epi != epi_scans) { printf("  FAIL: %d scans with an epilogue, not %d\n", epi, epi_scans); bp_failures++; }
     return e;
 }
 
@@ -121,6 +131,13 @@ static void part_tiny(void) {
     dsl_free(m);
 }
 
+/* bp_knob_forward's check for VMC_SCAN_EPI: tiny_ft's 4 layers each merge their directions in the last scan's launch
+ * (VMC_SCAN_EPI=1), or none do */
+static void check_epi(Exec *x, bool on) {
+    const int n = epilogue_scans(emu_exec_program(x));
+    if (n != (on ? 4 : 0)) { printf("  FAIL: %d scans with an epilogue%s\n", n, on ? ", not 4" : ""); bp_failures++; }
+}
+
 /* The program's other variants on tiny_ft (bf16), then fp32 training steps against the cpu backend's losses. */
 static void part_variants(void) {
     DslModule *m = load("tiny.vmc", (const DslSet[]){{"batch", "2"}}, 1);
@@ -141,6 +158,17 @@ static void part_variants(void) {
     printf("tiny_ft, bf16, forward alone: SwiGLU's products and gate as one launch\n");
     forward_only = true;
     bp_forward(m, "tiny_ft", 1e-2, emu);
+    printf("tiny_ft, bf16, forward alone, VMC_SCAN_EPI=1: each layer's direction merge computed by its last scan\n");
+    epi_scans = -1;
+    bp_knob_forward(m, "tiny_ft", "logits", "VMC_SCAN_EPI", 1e-6, emu, check_epi);
+    setenv("VMC_SCAN_EPI", "1", 1);   /* the same against the cpu backend */
+    epi_scans = 4;
+    bp_forward(m, "tiny_ft", 1e-2, emu);
+    forward_only = false;
+    epi_scans = 0;   /* training: the backward reads the directions' outputs, so no epilogue */
+    printf("tiny_ft, bf16, VMC_SCAN_EPI=1 in training (none)\n");
+    grads(m, "tiny_ft", 1e-1);
+    unsetenv("VMC_SCAN_EPI");
     forward_only = false;
     setenv("VMC_SWIGLU_GEMM", "1", 1);
     swiglu_launches = 0;

@@ -98,6 +98,7 @@ static bool writes_declared(const Program *p, const Launch *l) {
 
 /* done[k][s]: the highest launch index on stream s known finished when launch k starts (-1: none). */
 static bool keep_tail;         /* ProgramOptions.no_hoist_tail: the gradient-norm sums batched at the step's end */
+static bool scan_epi;          /* ProgramOptions.scan_epi: a direction merge computed by its last scan (inference) */
 
 static void check_plan(const Program *p, const StreamPlan *sp, const char *what) {
     const int n = p->nlaunches, ns = sp->nstreams;
@@ -270,7 +271,8 @@ static Program *build(const char *file, const char *model, bool train, bool bf16
     if (!step_graph_build(*m, model, train, sg, &d)) { CHECK(0, "step graph of %s", model); return NULL; }
     ProgramOptions po = {.arch = 90, .bf16 = bf16, .no_compile = true, .no_conv_multi_bwd = !multi_bwd, .no_merge_memsets = !merge,
                          .exact_view_deps = exact_deps, .swiglu_gemm = swiglu_products ? 2 : 0,
-                         .gemm_pairs = gemm_pairs, .reuse_delay = reuse_delay, .no_hoist_tail = keep_tail};
+                         .gemm_pairs = gemm_pairs, .reuse_delay = reuse_delay, .no_hoist_tail = keep_tail,
+                         .scan_epi = scan_epi};
     char err[1024];
     Program *p = program_build(sg->g, NULL, 0, &po, err, sizeof err);
     CHECK(p, "program_build: %s", err);
@@ -541,6 +543,40 @@ static void check_overlap_floors(void) {
     if (p) { check_overlap_floor(p, "tiny_ft train"); program_free(p); graph_free(sg.g); dsl_free(m); }
 }
 
+/* With ProgramOptions.scan_epi, each layer's direction merge in an inference step is computed by the layer's last
+ * scan forward (its elementwise launch gone, that scan's output not written); a training step, whose backward reads
+ * the directions' outputs, keeps the merge's own launch. */
+static void check_scan_epi(const char *file, const char *model, const DslSet *sets, int nsets) {
+    for (int train = 0; train < 2; train++) {
+        DslModule *m[2];
+        StepGraph sg[2];
+        Program *p[2];
+        int kernels[2] = {0, 0}, epi[2] = {0, 0}, scans = 0;
+        for (int k = 0; k < 2; k++) {
+            scan_epi = k == 1;
+            p[k] = build(file, model, train, true, sets, nsets, true, &m[k], &sg[k]);
+            for (int j = 0; p[k] && j < p[k]->nlaunches; j++) {
+                const Launch *l = &p[k]->launches[j];
+                kernels[k] += l->kind == LK_KERNEL;
+                const bool fwd = l->kind == LK_KERNEL && !strcmp(l->name, "vmc_scan_fwd");
+                scans += k == 1 && fwd;
+                epi[k] += fwd && strstr(p[k]->modules[l->module].src, "#define SCAN_EPI 1\n") &&
+                          l->args[8].arena == AR_COUNT_;   /* (y, not stored) */
+            }
+        }
+        scan_epi = false;
+        if (p[0] && p[1]) {
+            const int want = train ? 0 : scans / 4;   /* a layer's 4 directions, one merge */
+            CHECK(scans > 0 && epi[0] == 0 && epi[1] == want && kernels[0] - kernels[1] == want,
+                  "%s %s: %d of %d scan forwards with an epilogue, kernels %d -> %d", model, train ? "train" : "infer",
+                  epi[1], scans, kernels[0], kernels[1]);
+            printf("%s %s, VMC_SCAN_EPI=1: %d of %d scan forwards compute their layer's merge; %d kernel launches (%d "
+                   "without)\n", model, train ? "train" : "infer", epi[1], scans, kernels[1], kernels[0]);
+        }
+        for (int k = 0; k < 2; k++) { program_free(p[k]); if (sg[k].g) graph_free(sg[k].g); dsl_free(m[k]); }
+    }
+}
+
 int main(void) {
     check_overlap_floors();
     check_model("models/tiny.vmc", "tiny_pretrain", true, false, NULL, 0);
@@ -579,6 +615,10 @@ int main(void) {
     check_model("models/arm_b.vmc", "arm_b_pretrain", true, true, small, 1);
     keep_tail = false;
     check_tail_launches("models/arm_b.vmc", "arm_b_ft224", small, 1);
+    scan_epi = true;   /* the direction merges computed by the last scan of each layer (inference) */
+    check_model("models/arm_b.vmc", "arm_b_ft224", false, true, small, 1);
+    scan_epi = false;
+    check_scan_epi("models/arm_b.vmc", "arm_b_ft224", small, 1);
     if (failures) { fprintf(stderr, "test_streams: %d failure(s)\n", failures); return 1; }
     printf("test_streams: ok\n");
     return 0;

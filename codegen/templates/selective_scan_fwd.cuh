@@ -46,6 +46,15 @@ static_assert(SCAN_CHUNK % SCAN_PF == 0 && SCAN_TILE % SCAN_CHUNK == 0, "scan st
 #ifndef SCAN_BC_ASYNC
 #define SCAN_BC_ASYNC 1
 #endif
+// SCAN_EPI: the output is not stored; vmc_scan_epi (generated, codegen_scan_epilogue, placed before this text with
+// the defines) takes it at each row, as the stored value would have read (OUT_T's rounding), and computes the
+// elementwise group that read it (compiler/scan_epi.c) at that group's token vmc_epi_tok[t], storing its outputs.
+// SCAN_EPI_PARAMS and SCAN_EPI_ARGS are the group's pointers, appended to the kernel's parameters.
+#ifndef SCAN_EPI
+#define SCAN_EPI 0
+#define SCAN_EPI_PARAMS
+#define SCAN_EPI_ARGS
+#endif
 static constexpr bool scan_bc_async =
     SCAN_BC_ASYNC && SCAN_N * sizeof(BC_T) % 16 == 0 && BM_STRIDE * sizeof(BC_T) % 16 == 0 &&
     BM_OFF * sizeof(BC_T) % 16 == 0 && CM_STRIDE * sizeof(BC_T) % 16 == 0 && CM_OFF * sizeof(BC_T) % 16 == 0;
@@ -83,7 +92,7 @@ extern "C" __global__ void __launch_bounds__(SCAN_THREADS, 6)
 vmc_scan_fwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const ALOG_T *__restrict__ A_log,
              const BC_T *__restrict__ Bm, const BC_T *__restrict__ Cm, const DSKIP_T *__restrict__ Dskip,
              const DBIAS_T *__restrict__ delta_bias, const Z_T *__restrict__ z, OUT_T *__restrict__ out,
-             float *__restrict__ states) {
+             float *__restrict__ states SCAN_EPI_PARAMS) {
     vmc_grid_entry();
     constexpr int N = SCAN_N, PF = SCAN_PF;
     static_assert(SCAN_TILE % SCAN_PF == 0, "prefetch groups must not straddle tiles");
@@ -175,7 +184,11 @@ vmc_scan_fwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
 #pragma unroll
                 for (int k = 1; k < SCAN_Y_SPLIT; k++) y += ys[k];
                 if (SCAN_GATED) y *= zz * sigmoid_f(zz);
+#if SCAN_EPI
+                if (valid) vmc_scan_epi(b, vmc_epi_tok[t0 + i + p], d, to_f32(from_f32<OUT_T>(y)) SCAN_EPI_ARGS);
+#else
                 if (valid) out[((size_t)b * SCAN_L + t0 + i + p) * SCAN_D + d] = from_f32<OUT_T>(y);
+#endif
             }
         }
     }
