@@ -41,8 +41,9 @@ const char *codegen_helpers(void);   /* the same without the grid entry (for a t
 void codegen_group(const Fusion *f, const Group *gr, KernelSource *out);
 /* gr (GK_EW) as the epilogue of the scan forward whose output own it reads, tok[t] the group's token at the scan's row
  * t (compiler/scan_epi.c): text to place before the scan template (defines SCAN_EPI, SCAN_EPI_PARAMS, SCAN_EPI_ARGS,
- * vmc_epi_tok and vmc_scan_epi); the caller frees it. */
-char *codegen_scan_epilogue(const Fusion *f, const Group *gr, const Node *own, const int32_t *tok);
+ * vmc_epi_tok and vmc_scan_epi; with prefetch also vmc_scan_epi_pf, which asks L2 for an element's inputs); the caller
+ * frees it. */
+char *codegen_scan_epilogue(const Fusion *f, const Group *gr, const Node *own, const int32_t *tok, bool prefetch);
 /* The same kernel as `instances` independent instances in one launch: the kernel is a device function NAME_one,
  * and NAME_x(const __grid_constant__ VmcArgs_NAME a), grid (x, instances), calls it for instance blockIdx.y with
  * a.p[blockIdx.y]: that instance's pointer parameters in codegen_group's order, its {seed, step} pointer last.

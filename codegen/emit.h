@@ -48,6 +48,7 @@ typedef struct Em {
     int instances;            /* > 1: the kernel is a device function called per instance (codegen_group_batched) */
     unsigned threads;         /* the block size em_params() declared */
     const Node *own;          /* a scan's epilogue (codegen_scan_epilogue): the input read as its value `own` */
+    bool prefetch;            /* ... its prefetch function: inputs asked of L2 (vmc_epi_prefetch), nothing stored */
 } Em;
 
 /* How an index varies over the vec4 lanes: the same for all 4, lane base + k (base a multiple of 4), or neither. */

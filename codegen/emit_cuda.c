@@ -267,7 +267,7 @@ void codegen_group(const Fusion *f, const Group *gr, KernelSource *out) { codege
  * kernel takes them, without its {seed, step}), the table vmc_epi_tok (the group's token at each of the scan's L
  * rows) and vmc_scan_epi(b, token, d, own, ...), which computes the group's element there, own being the scan's
  * value, and stores its outputs (selective_scan_fwd.cuh). Returns the text (the caller frees it). */
-char *codegen_scan_epilogue(const Fusion *f, const Group *gr, const Node *own, const int32_t *tok) {
+char *codegen_scan_epilogue(const Fusion *f, const Group *gr, const Node *own, const int32_t *tok, bool prefetch) {
     ASSERT(gr->kind == GK_EW && gr->dom.ndim == 3 && !gr->ncsums, "scan epilogue of group %d", gr->index);
     char *body = NULL, *glob = NULL, *head = NULL, *plist = NULL;
     size_t nb = 0, ng = 0, nh = 0, np = 0;
@@ -293,6 +293,17 @@ char *codegen_scan_epilogue(const Fusion *f, const Group *gr, const Node *own, c
     em_val(&e, gr->root, &ix);
     for (int k = 0; k < gr->nouts; k++) em_val(&e, gr->outs[k], &ix);
     fprintf(e.o, "}\n");
+    if (prefetch) {   /* vmc_scan_epi_pf: the same element's inputs asked of L2, rows before the scan reaches them */
+        for (int k = 0; k < e.nmemo; k++) free(e.memo[k].key);
+        e.nmemo = 0;
+        e.final = false;
+        e.prefetch = true;
+        fprintf(e.o, "static __device__ __forceinline__ void vmc_scan_epi_pf(int i0, int i1, int i2, %s) {\n", plist);
+        em_line(&e, "const long long e = ((long long)i0 * %lldLL + i1) * %lldLL + i2;", (long long)L, (long long)D);
+        em_val(&e, gr->root, &ix);
+        for (int k = 0; k < gr->nouts; k++) em_val(&e, gr->outs[k], &ix);
+        fprintf(e.o, "}\n");
+    }
     fclose(e.o);
     fclose(e.glob);
     fclose(e.head);
@@ -305,7 +316,8 @@ char *codegen_scan_epilogue(const Fusion *f, const Group *gr, const Node *own, c
     size_t n = 0;
     FILE *o = open_memstream(&out, &n);
     ASSERT(o, "open_memstream");
-    fprintf(o, "%s#define SCAN_EPI 1\n#define SCAN_EPI_PARAMS , %s\n#define SCAN_EPI_ARGS", head, plist);
+    fprintf(o, "%s#define SCAN_EPI 1\n#define SCAN_EPI_PF %d\n#define SCAN_EPI_PARAMS , %s\n#define SCAN_EPI_ARGS", head,
+            prefetch, plist);
     /* the names in plist: the last identifier before each ", " and at the end */
     for (const char *q = plist; *q;) {
         const char *c = strstr(q, ", "), *end = c ? c : q + strlen(q), *b = end;
@@ -315,7 +327,8 @@ char *codegen_scan_epilogue(const Fusion *f, const Group *gr, const Node *own, c
     }
     fprintf(o, "\n__constant__ int vmc_epi_tok[%lld] = {", (long long)L);
     for (int64_t t = 0; t < L; t++) fprintf(o, "%s%d", t % 32 ? ", " : (t ? ",\n    " : ""), tok[t]);
-    fprintf(o, "};\n%s%s", glob, body);
+    fprintf(o, "};\n__device__ __forceinline__ void vmc_epi_prefetch(const void *p) {\n#ifdef __CUDA_ARCH__\n"
+            "    asm volatile(\"prefetch.global.L2 [%%0];\" ::\"l\"(p));\n#else\n    (void)p;\n#endif\n}\n%s%s", glob, body);
     fclose(o);
     (void)nparams;
     if (small_indices(gr)) {   /* (int index math, as the group's own kernel would have: the parameters stay) */

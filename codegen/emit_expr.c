@@ -419,9 +419,13 @@ static const char *move(Em *e, const Node *n, const Ix *ix) {
 static const char *load(Em *e, const Node *n, const Ix *ix) {
     int p = em_param_of(e, n, false);
     ASSERT(p >= 0, "node %%%u (%s) is read by group %d but is not one of its inputs", n->id, op_name(n->op), e->gr->index);
-    if (n == e->own) return newvar(e, n, ix, "own");   /* (the scan's value at the element: scan_epi.c) */
+    if (n == e->own) return newvar(e, n, ix, e->prefetch ? "0.f" : "own");   /* (the scan's value there: scan_epi.c) */
     char fo[IXLEN], expr[IXLEN + 16];
     em_flat(e, n->shape, ix, fo);
+    if (e->prefetch) {   /* (the value itself is not needed: the code that would use it is dead) */
+        em_line(e, "vmc_epi_prefetch(in%d + %s);", p, fo);
+        return memo_put(e, n, ix, "0.f");
+    }
     if (e->vec4 && !strcmp(fo, "e")) {
         e->vload[p] = true;
         snprintf(expr, sizeof expr, "L%d[k]", p);

@@ -494,7 +494,7 @@ Program *program_build(const Graph *g, Node *const *keep, int nkeep, const Progr
     p->f->conv_multi = !opt->no_conv_multi;
     p->f->conv_multi_bwd = !opt->no_conv_multi_bwd && !opt->no_conv_multi;
     p->f->no_hoist_tail = opt->no_hoist_tail;
-    p->f->scan_epi_on = opt->scan_epi;
+    p->f->scan_epi_on = opt->scan_epi > 0;
     pass_plan(p->f);
     Batch b = {0};
     SeenSet seen = {0};

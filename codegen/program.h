@@ -118,9 +118,9 @@ typedef struct ProgramOptions {
                                  * VMC_CONV_MULTI_BWD=0) */
     bool no_hoist_tail;         /* the gradient-norm sums and last column sums stay after the step's last GEMM, batched
                                  * there (pass_plan.c hoist_tail; VMC_HOIST_TAIL=0) */
-    bool scan_epi;              /* an elementwise group reading a scan forward's output that nothing else reads (a
+    int scan_epi;               /* an elementwise group reading a scan forward's output that nothing else reads (a
                                  * mixer's direction merge, in inference) computed by that scan's launch
-                                 * (compiler/scan_epi.c; VMC_SCAN_EPI=1) */
+                                 * (compiler/scan_epi.c; VMC_SCAN_EPI=1; 2: its inputs asked of L2 rows ahead) */
     bool no_merge_memsets;      /* not the small memsets that stand together in the launch list as one zeroing
                                  * kernel (program_zero.c; VMC_ZERO_MERGE=0) */
     bool ptxas_info;            /* NVRTC runs ptxas verbosely: registers and spills per kernel (ptxas_info.h) */

@@ -257,7 +257,7 @@ bool pg_opaque(Program *p, SeenSet *seen, const Group *gr, char *err, int errlen
         if (ss.gated) ss.z = stored(f, scan_arg(f, n, 7));
         if (n->op == OP_SCAN_BWD) ss.dout = stored(f, scan_arg(f, n, 8));
         else ss.out = f->store_bf16[n->id] ? DT_BF16 : DT_F32;
-        char *epi_src = epi ? codegen_scan_epilogue(f, epi, n, f->scan_epi_tok[n->id]) : NULL;
+        char *epi_src = epi ? codegen_scan_epilogue(f, epi, n, f->scan_epi_tok[n->id], p->opt.scan_epi == 2) : NULL;
         ss.epi = epi_src;
         src = n->op == OP_SCAN ? template_scan_fwd(&ss, &kl) : template_scan_bwd(&ss, &kl);
         free(epi_src);

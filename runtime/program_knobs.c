@@ -9,7 +9,7 @@ void program_knobs_from_env(ProgramOptions *po) {
     po->no_merge_memsets = env_int("VMC_ZERO_MERGE", 0, 1, 1) == 0;
     po->no_hoist_tail = env_int("VMC_HOIST_TAIL", 0, 1, 1) == 0;
     po->exact_view_deps = env_int("VMC_EXACT_DEPS", 0, 1, 0) == 1;
-    po->scan_epi = env_int("VMC_SCAN_EPI", 0, 1, 0) == 1;
+    po->scan_epi = (int)env_int("VMC_SCAN_EPI", 0, 2, 0);
     const long swiglu = env_int("VMC_SWIGLU_GEMM", 0, 2, 2);
     po->swiglu_gemm = swiglu == 0 ? -1 : swiglu == 2 ? 2 : 0;
     po->swiglu_bwd = env_int("VMC_SWIGLU_BWD", 0, 1, 0) == 1;

@@ -120,8 +120,8 @@ void bp_forward(DslModule *m, const char *model, double tol, BpMake make) {
     graph_free(g);
 }
 
-void bp_knob_forward(DslModule *m, const char *model, const char *named, const char *knob, double tol, BpMake make,
-                     void (*check)(Exec *x, bool on)) {
+void bp_knob_forward(DslModule *m, const char *model, const char *named, const char *knob, const char *value, double tol,
+                     BpMake make, void (*check)(Exec *x, bool on)) {
     Diag d;
     diag_init(&d, stderr);
     Graph *g = dsl_build_model(m, model, &d);
@@ -130,8 +130,8 @@ void bp_knob_forward(DslModule *m, const char *model, const char *named, const c
     for (int k = 0; k < g->nnamed; k++) if (!strcmp(g->named[k].name, named)) keep[0] = g->named[k].node;
     ASSERT(keep[0], "%s has no output %s", model, named);
     Exec *x[2];
-    for (int j = 0; j < 2; j++) {   /* 0: the knob unset (the reference), 1: set to 1 */
-        if (j) setenv(knob, "1", 1);
+    for (int j = 0; j < 2; j++) {   /* 0: the knob unset (the reference), 1: set to value */
+        if (j) setenv(knob, value, 1);
         else unsetenv(knob);
         x[j] = make(g, keep, 1);
         if (check) check(x[j], j == 1);
@@ -143,7 +143,7 @@ void bp_knob_forward(DslModule *m, const char *model, const char *named, const c
     const bool quiet = bp_quiet;   /* (printed: the one figure of the check) */
     bp_quiet = false;
     char what[96];
-    snprintf(what, sizeof what, "%s, %s=1 against unset", named, knob);
+    snprintf(what, sizeof what, "%s, %s=%s against unset", named, knob, value);
     bp_compare(what, x[0], x[1], keep[0], tol);
     bp_quiet = quiet;
     for (int j = 0; j < 2; j++) exec_free(x[j]);

@@ -28,9 +28,9 @@ void bp_model_grads(DslModule *m, const char *model, double tol, BpMake make);
 /* The loss of a forward step alone (no gradients, no update: an inference program), to tol. */
 void bp_forward(DslModule *m, const char *model, double tol, BpMake make);
 /* Output `named` of a forward step (an inference program) made with the environment variable knob unset and with it
- * 1, on the same values, to tol; check (may be NULL) looks at each backend made (on: the knob set). */
-void bp_knob_forward(DslModule *m, const char *model, const char *named, const char *knob, double tol, BpMake make,
-                     void (*check)(Exec *x, bool on));
+ * set to value, on the same values, to tol; check (may be NULL) looks at each backend made (on: the knob set). */
+void bp_knob_forward(DslModule *m, const char *model, const char *named, const char *knob, const char *value, double tol,
+                     BpMake make, void (*check)(Exec *x, bool on));
 /* steps fp32 AdamW steps, a new batch each, lent as the training loop lends the loader's (two host buffers an
  * input, in turn) and the loss read as it reads it (started after the step, finished after the next is queued):
  * losses within 1e-4 relative. `after` (may be NULL) looks at the backend before it is freed. */

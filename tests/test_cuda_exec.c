@@ -271,7 +271,8 @@ static void check_scan_epi(Exec *x, bool on) {
  * same program's with the merge's own kernel (the same arithmetic; the GEMMs' tuned algorithms may differ). */
 static void test_scan_epi(DslModule *m) {
     printf("tiny_ft: forward, VMC_SCAN_EPI=1 against the merge's own kernel\n");
-    bp_knob_forward(m, "tiny_ft", "logits", "VMC_SCAN_EPI", 2e-2, gpu_exec, check_scan_epi);
+    bp_knob_forward(m, "tiny_ft", "logits", "VMC_SCAN_EPI", "1", 2e-2, gpu_exec, check_scan_epi);
+    bp_knob_forward(m, "tiny_ft", "logits", "VMC_SCAN_EPI", "2", 2e-2, gpu_exec, check_scan_epi);   /* (+ L2 prefetches) */
 }
 
 static void *pinned_alloc(size_t bytes) {

@@ -160,7 +160,8 @@ static void part_variants(void) {
     bp_forward(m, "tiny_ft", 1e-2, emu);
     printf("tiny_ft, bf16, forward alone, VMC_SCAN_EPI=1: each layer's direction merge computed by its last scan\n");
     epi_scans = -1;
-    bp_knob_forward(m, "tiny_ft", "logits", "VMC_SCAN_EPI", 1e-6, emu, check_epi);
+    bp_knob_forward(m, "tiny_ft", "logits", "VMC_SCAN_EPI", "1", 1e-6, emu, check_epi);
+    bp_knob_forward(m, "tiny_ft", "logits", "VMC_SCAN_EPI", "2", 1e-6, emu, check_epi);   /* (+ the L2 prefetches) */
     setenv("VMC_SCAN_EPI", "1", 1);   /* the same against the cpu backend */
     epi_scans = 4;
     bp_forward(m, "tiny_ft", 1e-2, emu);

@@ -163,7 +163,13 @@ vmc_scan_fwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
                 const int t = min(t0 + i + PF + p, SCAN_L - 1);
                 pu[p] = u[uc + VMC_ROWOFF(U, SCAN_B, t)]; pd[p] = delta[dc + VMC_ROWOFF(DL, SCAN_B, t)];
                 if (SCAN_GATED) pz[p] = z[zc + VMC_ROWOFF(Z, SCAN_B, t)];
+#if SCAN_EPI && SCAN_EPI_PF   // the epilogue's inputs of those rows asked of L2
+                if (valid && t0 + i + PF + p < SCAN_L) vmc_scan_epi_pf(b, vmc_epi_tok[t], d SCAN_EPI_ARGS);
+#endif
             }
+#if SCAN_EPI
+            float yv[PF];   // the group's y, for the epilogue after the group
+#endif
 #pragma unroll
             for (int p = 0; p < PF; p++) {
                 if (i + p >= nr) break;
@@ -185,11 +191,16 @@ vmc_scan_fwd(const U_T *__restrict__ u, const DELTA_T *__restrict__ delta, const
                 for (int k = 1; k < SCAN_Y_SPLIT; k++) y += ys[k];
                 if (SCAN_GATED) y *= zz * sigmoid_f(zz);
 #if SCAN_EPI
-                if (valid) vmc_scan_epi(b, vmc_epi_tok[t0 + i + p], d, to_f32(from_f32<OUT_T>(y)) SCAN_EPI_ARGS);
+                yv[p] = to_f32(from_f32<OUT_T>(y));   // (as the stored y would have been read)
 #else
                 if (valid) out[((size_t)b * SCAN_L + t0 + i + p) * SCAN_D + d] = from_f32<OUT_T>(y);
 #endif
             }
+#if SCAN_EPI   // the group's rows together, so that their loads are in flight together
+#pragma unroll
+            for (int p = 0; p < PF; p++)
+                if (valid && i + p < nr) vmc_scan_epi(b, vmc_epi_tok[t0 + i + p], d, yv[p] SCAN_EPI_ARGS);
+#endif
         }
     }
 }
