@@ -45,6 +45,10 @@ no_spills() {
 no_spills "$root/models/arm_b.vmc" --arch sm_90 --model arm_b_ft224 --train --bf16
 VMC_CONV_MULTI_BWD=0 no_spills "$root/models/arm_b.vmc" --arch sm_90 --model arm_b_ft224 --train --bf16
 no_spills "$root/models/arm_b.vmc" --arch sm_90 --model arm_b_ft224 --bf16 --set batch=256
+# the same inference with each layer's direction merge in its last scan forward (scan_epi.c), with and without the
+# L2 prefetches of its inputs: every module compiles, unspilled
+VMC_SCAN_EPI=1 no_spills "$root/models/arm_b.vmc" --arch sm_90 --model arm_b_ft224 --bf16 --set batch=256
+VMC_SCAN_EPI=2 no_spills "$root/models/arm_b.vmc" --arch sm_90 --model arm_b_ft224 --bf16 --set batch=256
 # ARM-H's skinny products (dt_rank 96, x_proj 128 wide) in vmc's own GEMM kernel, bf16 training
 run "$root/models/arm_h.vmc" --arch sm_90 --model arm_h_pretrain --train --bf16
 # ARM-B fine-tuning's token embedding (patch GEMM + bias, the class token concatenated in the middle, + pos) is
