@@ -85,6 +85,18 @@ static bool writes_declared(const Program *p, const Launch *l) {
             if (a % l->nargs >= gr->nins && l->args[a].arena != AR_COUNT_ && !declared_write(l, l->args[a])) return false;
         return l->nargs > gr->nins;
     }
+    const Node *er = gr->root->op == OP_SCAN ? f->scan_epi[gr->root->id] : NULL;
+    if (er) {   /* a scan with an epilogue (scan_epi.c) writes that group's outputs, not its own */
+        const Group *eg = &f->groups[f->group_of[er->id]];
+        for (int k = 0; k < eg->nouts; k++) {
+            const Node *o = eg->outs[k];
+            if (!f->shadow_only[o->id] && !declared_write(l, (BufRef){f->buf[o->id].arena, f->buf[o->id].offset}))
+                return false;
+            if (f->shadow[o->id] && !declared_write(l, (BufRef){f->sbuf[o->id].arena, f->sbuf[o->id].offset}))
+                return false;
+        }
+        return eg->nouts > 0;
+    }
     const Buf *out = &f->buf[gr->root->id];
     int n = 0;
     for (int a = 0; a < l->nargs; a++) {
