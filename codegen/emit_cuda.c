@@ -262,6 +262,25 @@ void codegen_group_batched(const Fusion *f, const Group *gr, int instances, Kern
 
 void codegen_group(const Fusion *f, const Group *gr, KernelSource *out) { codegen_group_batched(f, gr, 1, out); }
 
+/* A scan epilogue's device function NAME(b, token, d, EXTRA params): the group's element there, its outputs stored
+ * (unless e->prefetch: then only its inputs asked of L2, the code using them dead). */
+static void epilogue_function(Em *e, const char *name, const char *extra, const char *params) {
+    const int64_t L = e->gr->dom.d[1], D = e->gr->dom.d[2];
+    fprintf(e->o, "static __device__ __forceinline__ void %s(int i0, int i1, int i2, %s%s) {\n", name, extra, params);
+    e->ind = 1;
+    em_line(e, "const long long e = ((long long)i0 * %lldLL + i1) * %lldLL + i2;", (long long)L, (long long)D);
+    e->final = !e->prefetch;
+    Ix ix = {.n = 3};
+    snprintf(ix.s[0], IXLEN, "i0");
+    snprintf(ix.s[1], IXLEN, "i1");
+    snprintf(ix.s[2], IXLEN, "i2");
+    e->root_ix = &ix;
+    em_val(e, e->gr->root, &ix);
+    for (int k = 0; k < e->gr->nouts; k++) em_val(e, e->gr->outs[k], &ix);
+    e->root_ix = NULL;
+    fprintf(e->o, "}\n");
+}
+
 /* A GK_EW group as the epilogue of the scan forward whose output `own` it reads (compiler/scan_epi.c): defines
  * SCAN_EPI, SCAN_EPI_PARAMS and SCAN_EPI_ARGS (the group's inputs, outputs and bf16 copies, as codegen_group's
  * kernel takes them, without its {seed, step}), the table vmc_epi_tok (the group's token at each of the scan's L
@@ -277,32 +296,16 @@ char *codegen_scan_epilogue(const Fusion *f, const Group *gr, const Node *own, c
     e.head = open_memstream(&head, &nh);
     FILE *pl = open_memstream(&plist, &np);
     ASSERT(e.o && e.glob && e.head && pl, "open_memstream");
-    const int64_t L = gr->dom.d[1], D = gr->dom.d[2];
+    const int64_t L = gr->dom.d[1];
     em_header(&e, "vmc_scan_epi", "a scan forward's epilogue, an element a call");
-    const int nparams = param_list(&e, pl, false, false);
+    param_list(&e, pl, false, false);
     fclose(pl);
-    fprintf(e.o, "static __device__ __forceinline__ void vmc_scan_epi(int i0, int i1, int i2, float own, %s) {\n", plist);
-    e.ind = 1;
-    em_line(&e, "const long long e = ((long long)i0 * %lldLL + i1) * %lldLL + i2;", (long long)L, (long long)D);
-    e.final = true;
-    Ix ix = {.n = 3};
-    snprintf(ix.s[0], IXLEN, "i0");
-    snprintf(ix.s[1], IXLEN, "i1");
-    snprintf(ix.s[2], IXLEN, "i2");
-    e.root_ix = &ix;
-    em_val(&e, gr->root, &ix);
-    for (int k = 0; k < gr->nouts; k++) em_val(&e, gr->outs[k], &ix);
-    fprintf(e.o, "}\n");
+    epilogue_function(&e, "vmc_scan_epi", "float own, ", plist);
     if (prefetch) {   /* vmc_scan_epi_pf: the same element's inputs asked of L2, rows before the scan reaches them */
         for (int k = 0; k < e.nmemo; k++) free(e.memo[k].key);
         e.nmemo = 0;
-        e.final = false;
         e.prefetch = true;
-        fprintf(e.o, "static __device__ __forceinline__ void vmc_scan_epi_pf(int i0, int i1, int i2, %s) {\n", plist);
-        em_line(&e, "const long long e = ((long long)i0 * %lldLL + i1) * %lldLL + i2;", (long long)L, (long long)D);
-        em_val(&e, gr->root, &ix);
-        for (int k = 0; k < gr->nouts; k++) em_val(&e, gr->outs[k], &ix);
-        fprintf(e.o, "}\n");
+        epilogue_function(&e, "vmc_scan_epi_pf", "", plist);
     }
     fclose(e.o);
     fclose(e.glob);
@@ -330,7 +333,6 @@ char *codegen_scan_epilogue(const Fusion *f, const Group *gr, const Node *own, c
     fprintf(o, "};\n__device__ __forceinline__ void vmc_epi_prefetch(const void *p) {\n#ifdef __CUDA_ARCH__\n"
             "    asm volatile(\"prefetch.global.L2 [%%0];\" ::\"l\"(p));\n#else\n    (void)p;\n#endif\n}\n%s%s", glob, body);
     fclose(o);
-    (void)nparams;
     if (small_indices(gr)) {   /* (int index math, as the group's own kernel would have: the parameters stay) */
         char *k = narrow_indices(out);
         free(out);

@@ -93,12 +93,7 @@ bool em_in_bf16(const Em *e, const Node *x) { return fus_bf16(e->f, x) || codege
 
 /* Computed here (not loaded): the group's own members, recomputed values (never stored anywhere), and stored roots
  * of other kernels that this one recomputes (Fusion.recompute). */
-bool em_is_member(const Em *e, const Node *n) {
-    if (e->f->dup[n->id] || e->f->group_of[n->id] == e->gr->index) return true;
-    if (!e->f->recompute[n->id]) return false;
-    for (int k = 0; k < e->gr->nmembers; k++) if (e->gr->members[k] == n) return true;
-    return false;
-}
+bool em_is_member(const Em *e, const Node *n) { return fus_computed_in(e->f, e->gr, n); }
 
 static const char *index_get(Em *e, const char *expr);
 static void index_put(Em *e, const char *expr, const char *var);

@@ -124,6 +124,13 @@ static inline bool fus_own_member(const Fusion *f, const Group *gr, const Node *
     return false;
 }
 
+/* Is n computed inside gr's kernel (a member there, recomputed or duplicated), not read from a buffer? */
+static inline bool fus_computed_in(const Fusion *f, const Group *gr, const Node *n) {
+    if (f->dup[n->id] || f->group_of[n->id] == gr->index) return true;
+    for (int k = 0; f->recompute[n->id] && k < gr->nmembers; k++) if (gr->members[k] == n) return true;
+    return false;
+}
+
 /* The input of n after simplification (always use this instead of n->src[k]). */
 static inline Node *fus_src(const Fusion *f, const Node *n, int k) { return f->repl[n->src[k]->id]; }
 /* The node whose buffer a view (reshape, extract) reads; n itself otherwise. */

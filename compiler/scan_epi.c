@@ -9,13 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Is n computed inside gr (a member, not one of its inputs)? */
-static bool member(const Fusion *f, const Group *gr, const Node *n) {
-    if (f->dup[n->id] || f->group_of[n->id] == gr->index) return true;
-    for (int k = 0; f->recompute[n->id] && k < gr->nmembers; k++) if (gr->members[k] == n) return true;
-    return false;
-}
-
 /* Walks gr's expression from n, whose token tau is read at token cur[tau] of the domain, to own: sets *found to
  * the tokens of own read (own's token at each domain token) and counts the reads in *reads. Only elementwise ops
  * of one shape and gathers along the tokens (axis 1) may lie on the way; anything else reaching own sets *reads to
@@ -29,7 +22,7 @@ static void walk(const Fusion *f, const Group *gr, const Node *n, const Node *ow
         (*reads)++;
         return;
     }
-    if (!member(f, gr, n)) return;
+    if (!fus_computed_in(f, gr, n)) return;
     const OpClass c = op_class(n->op);
     if (c == K_UNARY || c == K_BINARY || c == K_TERNARY) {
         for (int k = 0; k < n->nsrc; k++) {
@@ -107,11 +100,14 @@ void pass_scan_epilogues(Fusion *f) {
         Group *gr = &f->groups[k];
         if (gr->kind != GK_EW) continue;
         const int64_t L = gr->dom.ndim == 3 ? gr->dom.d[1] : 0;
-        int32_t *tok = arena_alloc(f->arena, sizeof(int32_t) * (size_t)(L ? L : 1));
+        int32_t *tok = L ? malloc(sizeof(int32_t) * (size_t)L) : NULL;
         Node *s = L ? epilogue_scan(f, gr, tok) : NULL;
-        if (!s) continue;
-        f->scan_epi[s->id] = gr->root;
-        f->scan_epi_tok[s->id] = tok;
-        gr->elided = true;
+        if (s) {
+            f->scan_epi[s->id] = gr->root;
+            f->scan_epi_tok[s->id] = arena_alloc(f->arena, sizeof(int32_t) * (size_t)L);
+            memcpy(f->scan_epi_tok[s->id], tok, sizeof(int32_t) * (size_t)L);
+            gr->elided = true;
+        }
+        free(tok);
     }
 }
